@@ -1,0 +1,58 @@
+"""Sensor facts: band names, resolutions, wavelengths and file-name patterns.
+
+Sources: ESA Sentinel-2 User Handbook (ESA-EOPG-CSCOP-TN-0024, issue 1.2, table 1:
+spectral bands, central wavelengths for S2A) and the Sentinel-2 Products Specification
+Document (S2-PDGS-TAS-DI-PSD, naming conventions for tiles, granules and SAFE);
+Sentinel-1 User Handbook (GMES-S1OP-EOPG-TN-13-0001) for GRD polarisations.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Sentinel-2 MSI: band -> (native resolution in m, central wavelength in nm, name).
+S2_BANDS: dict[str, tuple[int, float, str]] = {
+    "B01": (60, 442.7, "coastal aerosol"),
+    "B02": (10, 492.4, "blue"),
+    "B03": (10, 559.8, "green"),
+    "B04": (10, 664.6, "red"),
+    "B05": (20, 704.1, "red edge 1"),
+    "B06": (20, 740.5, "red edge 2"),
+    "B07": (20, 782.8, "red edge 3"),
+    "B08": (10, 832.8, "nir"),
+    "B8A": (20, 864.7, "narrow nir"),
+    "B09": (60, 945.1, "water vapour"),
+    "B10": (60, 1373.5, "swir cirrus"),
+    "B11": (20, 1613.7, "swir 1"),
+    "B12": (20, 2202.4, "swir 2"),
+}
+# Band order of every S2 analysis-ready COG eominer writes (ESA order, B8A after B08).
+S2_BAND_ORDER: tuple[str, ...] = tuple(S2_BANDS)
+S2_10M_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
+# L2A products have no cirrus band B10 (removed by Sen2Cor).
+S2_L2A_BANDS: tuple[str, ...] = tuple(b for b in S2_BAND_ORDER if b != "B10")
+# L1C/L2A digital numbers are reflectance x 10000 (PSD, "QUANTIFICATION_VALUE").
+S2_REFLECTANCE_SCALE = 10000.0
+
+# Sentinel-1 GRD polarisations, in ARD band order.
+S1_BANDS: tuple[str, ...] = ("VV", "VH")
+
+# File-name patterns. Tile ids are MGRS (5 chars: zone, latitude band, 2-letter square).
+# Old (before Dec 2016) granule names:
+#   S2A_OPER_MSI_L1C_TL_SGS__20160504T163055_A004524_T30TXQ_B01.tif
+# Compact names (PSD 14.x) for band files:  T30TXQ_20171026T110131_B01.jp2
+# BigEarthNet patch names:  S2A_MSIL2A_20170617T113321_36_85_B01.tif
+S2_BAND_RE = re.compile(r"(?:^|_)(B(?:0[1-9]|1[0-2]|8A))(?:_\d+m)?\.(?:tif|tiff|jp2)$", re.I)
+S2_TILE_RE = re.compile(r"(?:^|_)T(\d{2}[C-X][A-Z]{2})(?:_|$)")
+S2_PLATFORM_RE = re.compile(r"(?:^|/|_)(S2[ABC])_")
+S2_LEVEL_RE = re.compile(r"(?:MSI)?_?(L1C|L2A)")
+# Compact (T..._YYYYMMDDTHHMMSS_) carries the sensing time; the old granule name carries
+# the processing time after OPER_MSI_L1C_TL_<site>_ (acquisition must come from elsewhere).
+S2_COMPACT_TIME_RE = re.compile(r"T\d{2}[C-X][A-Z]{2}_(\d{8}T\d{6})_")
+S2_PRODUCT_TIME_RE = re.compile(r"MSI(?:L1C|L2A)_(\d{8}T\d{6})")
+S2_OLD_TIME_RE = re.compile(r"_(\d{8}T\d{6})_A\d{6}_")
+S1_BAND_RE = re.compile(r"(?:^|_)(VV|VH|HH|HV)\.(?:tif|tiff)$", re.I)
+S1_NAME_RE = re.compile(
+    r"(?P<platform>S1[ABC])_(?P<mode>IW|EW|SM|WV)_GRD(?P<res>[HFM])_1S(?P<pol>[DS][VH])_"
+    r"(?P<time>\d{8}T\d{6})"
+)

@@ -1,0 +1,60 @@
+"""The feature database: one interface, DuckDB (embedded default) or MonetDB.
+
+    from eominer.store import open_store
+    with open_store("duckdb:///tmp/x.duckdb") as store:
+        store.products()
+
+Importable on Python 3.10 (the monetdbe side environment runs its contract tests).
+"""
+
+from __future__ import annotations
+
+from eominer.errors import StoreConnectionError
+from eominer.store.base import UserResult, check_read_only
+from eominer.store.catalog import CatalogMixin
+from eominer.store.engines import DuckDBEngine, Engine, MonetDBeEngine, MonetDBEngine
+from eominer.store.features import FeatureSet, FeaturesMixin, feature_set_id
+from eominer.store.jobs import JobsMixin
+from eominer.store.pairs import PairsMixin
+from eominer.store.sessions import SessionsMixin
+from eominer.store.url import DatabaseURL, parse_url
+
+
+class Store(CatalogMixin, FeaturesMixin, JobsMixin, SessionsMixin, PairsMixin):
+    """The feature database. Open it with `open_store`; use it as a context manager."""
+
+
+def open_store(url: str | None = None, *, read_only: bool = False, init: bool = True) -> Store:
+    """Open the database at `url` (default: `$EOMINER_DB`, else the workspace DuckDB file)."""
+    from pathlib import Path
+
+    from eominer.workspace import default_db_url
+
+    text = url or default_db_url()
+    parsed = parse_url(text)
+    engine: Engine
+    if parsed.engine == "duckdb":
+        if parsed.path and parsed.path != ":memory:":
+            Path(parsed.path).parent.mkdir(parents=True, exist_ok=True)
+            if read_only and not Path(parsed.path).exists():
+                raise StoreConnectionError(
+                    f"no database at {parsed.path}: ingest a product first (eominer ingest PATH)"
+                )
+        engine = DuckDBEngine(parsed.path or ":memory:", read_only=read_only)
+    elif parsed.engine == "monetdbe":
+        engine = MonetDBeEngine(parsed.path)
+    else:
+        engine = MonetDBEngine(
+            parsed.host or "", parsed.port, parsed.database or "", parsed.user or "",
+            parsed.password or "",
+        )
+    store = Store(engine, str(parsed))
+    if init and not read_only:
+        store.init_schema()
+    return store
+
+
+__all__ = [
+    "DatabaseURL", "FeatureSet", "Store", "UserResult", "check_read_only", "feature_set_id",
+    "open_store", "parse_url",
+]

@@ -1,0 +1,247 @@
+"""Engine-neutral store operations: schema, transactions, bulk loads, user SQL."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from typing import Any, Iterator, Sequence
+
+import pyarrow as pa
+
+from eominer import __version__
+from eominer.errors import ReadOnlySQLError, SchemaVersionError, StoreError, UserSQLError
+from eominer.store.engines import Engine
+from eominer.store.schema import INDEXES, SCHEMA_VERSION, TABLES
+
+# Statements a user may run from `eominer sql` and the app's console.
+_READ_ONLY_KEYWORDS = ("select", "with", "values", "from", "describe", "show", "explain", "summarize")
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC: both engines store TIMESTAMP without zone."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class StoreBase:
+    """Generic operations; domain mixins (catalog, features, ...) build on these."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._tx_depth = 0
+        self._tx_lock = threading.RLock()
+
+    # ---- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> StoreBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
+
+    # ---- schema ----------------------------------------------------------------
+    def init_schema(self) -> None:
+        """Create missing tables; refuse a database from an incompatible version."""
+        existing = self.engine.table_names()
+        if "schema_version" in existing:
+            rows = self.query("SELECT MAX(version) FROM schema_version")
+            found = rows[0][0] if rows else None
+            if found is not None and found > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"database {self.url} has schema version {found}, this eominer "
+                    f"({__version__}) knows up to {SCHEMA_VERSION}: upgrade eominer"
+                )
+        with self.transaction():
+            for name, ddl in TABLES.items():
+                if name not in existing:
+                    self.execute(ddl)
+            if "patches" not in existing:
+                for ddl in INDEXES:
+                    self.execute(ddl)
+            if "schema_version" not in existing:
+                self.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)",
+                    (SCHEMA_VERSION, __version__, utcnow()),
+                )
+
+    def has_table(self, name: str) -> bool:
+        return name.lower() in self.engine.table_names()
+
+    # ---- statements ------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.engine.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.engine.query(sql, params)
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        return self.engine.query_arrow(sql, params)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing; nested calls join the outer transaction."""
+        with self._tx_lock, self.engine.lock:
+            outer = self._tx_depth == 0
+            if outer:
+                self.engine.begin()
+            self._tx_depth += 1
+            try:
+                yield
+            except BaseException:
+                self._tx_depth -= 1
+                if outer:
+                    self.engine.rollback()
+                raise
+            else:
+                self._tx_depth -= 1
+                if outer:
+                    self.engine.commit()
+
+    # ---- bulk ------------------------------------------------------------------
+    def insert_arrow(self, table: str, data: pa.Table) -> int:
+        """Append rows in bulk (columnar; never row by row for numeric data)."""
+        if data.num_rows:
+            self.engine.append_arrow(table, data)
+        return data.num_rows
+
+    def upsert_arrow(self, table: str, data: pa.Table, keys: Sequence[str]) -> int:
+        """Insert or replace rows by key: staged in bulk, then one portable MERGE."""
+        if not data.num_rows:
+            return 0
+        stage = f"stage_{table}"
+        cols = data.column_names
+        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        sets = ", ".join(f"{c} = s.{c}" for c in cols if c not in keys)
+        merge = (
+            f"MERGE INTO {table} t USING {stage} s ON {on} "
+            + (f"WHEN MATCHED THEN UPDATE SET {sets} " if sets else "")
+            + f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) "
+            f"VALUES ({', '.join('s.' + c for c in cols)})"
+        )
+        with self.transaction():
+            if self.engine.name == "duckdb":
+                self.engine.register(stage, data)  # type: ignore[attr-defined]
+                try:
+                    self.execute(merge)
+                finally:
+                    self.engine.unregister(stage)  # type: ignore[attr-defined]
+            else:
+                self.execute(
+                    f"CREATE LOCAL TEMPORARY TABLE {stage} AS SELECT {', '.join(cols)} "
+                    f"FROM {table} WITH NO DATA ON COMMIT PRESERVE ROWS"
+                )
+                try:
+                    self.engine.append_arrow(f"tmp.{stage}" if self.engine.name == "monetdbe"
+                                             else stage, data)
+                    self.execute(merge)
+                finally:
+                    self.execute(f"DROP TABLE {stage}")
+        return data.num_rows
+
+    # ---- user SQL ----------------------------------------------------------------
+    def user_query(self, sql: str, limit: int = 10_000, timeout_s: float = 30.0) -> UserResult:
+        """Run SQL typed by a user: one read-only statement, at most `limit` rows,
+        cancelled after `timeout_s`. Nothing it does can change the database."""
+        text = check_read_only(sql)
+        timed_out = threading.Event()
+
+        def cancel() -> None:
+            timed_out.set()
+            self.engine.interrupt()
+
+        timer = threading.Timer(timeout_s, cancel)
+        with self.engine.lock:
+            self.engine.begin()
+            timer.start()
+            try:
+                table = self.engine.query_arrow(
+                    f"SELECT * FROM ({text}) AS user_query LIMIT {int(limit) + 1}"
+                    if _wrappable(text) else text
+                )
+            except Exception as exc:
+                if timed_out.is_set():
+                    raise UserSQLError(
+                        f"query cancelled after {timeout_s:g} s: narrow it with WHERE or LIMIT"
+                    ) from exc
+                if "permission" in str(exc).lower() or "file system" in str(exc).lower():
+                    raise ReadOnlySQLError(
+                        f"query tried to access local files, which the SQL console does not "
+                        f"allow: {first_line(exc)}"
+                    ) from exc
+                raise UserSQLError(f"SQL error: {first_line(exc)}") from exc
+            finally:
+                timer.cancel()
+                self.engine.rollback()
+        truncated = table.num_rows > limit
+        return UserResult(table.slice(0, limit) if truncated else table, truncated, limit)
+
+
+class UserResult:
+    """Rows of a user query, and whether the row limit cut them."""
+
+    def __init__(self, table: pa.Table, truncated: bool, limit: int) -> None:
+        self.table = table
+        self.truncated = truncated
+        self.limit = limit
+
+
+def first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _strip_comments(sql: str) -> str:
+    lines = [ln.split("--", 1)[0] for ln in sql.splitlines()]
+    return " ".join(lines).strip()
+
+
+def _wrappable(sql: str) -> bool:
+    return sql.split(None, 1)[0].lower() in ("select", "with", "values", "from")
+
+
+def check_read_only(sql: str) -> str:
+    """Return the single statement in `sql`, or raise if it is not a read-only query."""
+    text = _strip_comments(sql).rstrip("; \n\t")
+    if not text:
+        raise UserSQLError("empty query: type a SELECT statement")
+    if ";" in _strip_strings(text):
+        raise ReadOnlySQLError("one statement at a time: remove the ';' between statements")
+    first = text.split(None, 1)[0].lower()
+    if first not in _READ_ONLY_KEYWORDS:
+        raise ReadOnlySQLError(
+            f"'{first.upper()}' is not allowed here: the SQL console is read-only "
+            "(SELECT, WITH, DESCRIBE, SHOW, EXPLAIN); data changes go through eominer commands"
+        )
+    words = {w.lower() for w in _strip_strings(text).replace("(", " ").replace(")", " ").split()}
+    bad = sorted(words & {"insert", "update", "delete", "merge", "copy", "attach", "drop",
+                          "create", "alter", "truncate"})
+    if bad:
+        raise ReadOnlySQLError(
+            f"'{bad[0].upper()}' is not allowed here: the SQL console is read-only"
+        )
+    return text
+
+
+def _strip_strings(sql: str) -> str:
+    out, quote = [], None
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "'\"":
+            quote = ch
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def ensure(condition: bool, message: str) -> None:
+    if not condition:
+        raise StoreError(message)

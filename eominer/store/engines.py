@@ -1,0 +1,384 @@
+"""Engine adapters: the few places where DuckDB, MonetDB (pymonetdb) and monetdbe differ.
+
+Everything above this module speaks `?` placeholders and Arrow tables. Each adapter
+opens its connection in `__init__` (called only from `open_store`), converts
+placeholders, bulk-loads columnar data and reads results as Arrow.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+import threading
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from eominer.errors import StoreConnectionError, StoreError
+
+Params = Sequence[Any]
+
+# A '?' outside single-quoted strings and double-quoted identifiers.
+_PLACEHOLDER_RE = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\?""")
+
+
+def qmark_to_pyformat(sql: str) -> str:
+    """Rewrite `?` placeholders as pymonetdb's `%s` (and escape literal `%`)."""
+
+    def swap(m: re.Match[str]) -> str:
+        return m.group(1).replace("%", "%%") if m.group(1) else "%s"
+
+    return _PLACEHOLDER_RE.sub(swap, sql.replace("%", "%%") if "?" not in sql else sql)
+
+
+def _to_python(value: Any) -> Any:
+    """numpy scalars are not DB-API parameters everywhere."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class Engine(abc.ABC):
+    """Interface of an engine adapter; see the concrete classes."""
+
+    name = "abstract"
+    lock: threading.RLock
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> None:
+        """See the concrete adapters."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        """See the concrete adapters."""
+
+    @abc.abstractmethod
+    def query_arrow(self, sql: str, params: Params = ()) -> pa.Table:
+        """See the concrete adapters."""
+
+    @abc.abstractmethod
+    def append_arrow(self, table: str, data: pa.Table) -> None:
+        """See the concrete adapters."""
+
+    @abc.abstractmethod
+    def begin(self) -> None:
+        """See the concrete adapters."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """See the concrete adapters."""
+
+    @abc.abstractmethod
+    def rollback(self) -> None:
+        """See the concrete adapters."""
+
+    @abc.abstractmethod
+    def table_names(self) -> set[str]:
+        """See the concrete adapters."""
+
+    def interrupt(self) -> None:
+        """Cancel the running statement, where the engine can."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """See the concrete adapters."""
+
+
+class DuckDBEngine(Engine):
+    """Embedded DuckDB. External file access is off for the whole connection:
+    eominer reads rasters with rasterio and feeds DuckDB Arrow, so SQL never needs files."""
+
+    name = "duckdb"
+
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        import duckdb
+
+        self._duckdb = duckdb
+        try:
+            self.con = duckdb.connect(
+                path, read_only=read_only, config={"enable_external_access": False}
+            )
+        except duckdb.IOException as exc:
+            msg = str(exc)
+            hint = (
+                "another process (a batch job or the app) holds it for writing; wait for it "
+                "to finish or point --db at another file"
+                if "lock" in msg.lower()
+                else "check the path and its permissions"
+            )
+            raise StoreConnectionError(f"cannot open DuckDB database {path}: {msg}; {hint}") from exc
+        self.lock = threading.RLock()
+        self._n = 0
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        with self.lock:
+            self.con.execute(sql, [_to_python(p) for p in params])
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        with self.lock:
+            return self.con.execute(sql, [_to_python(p) for p in params]).fetchall()
+
+    def query_arrow(self, sql: str, params: Params = ()) -> pa.Table:
+        with self.lock:
+            rel = self.con.sql(sql, params=[_to_python(p) for p in params] or None)
+            if rel is None:
+                return pa.table({})
+            fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
+            return fetch()
+
+    def append_arrow(self, table: str, data: pa.Table) -> None:
+        with self.lock:
+            self._n += 1
+            view = f"_eominer_bulk_{self._n}"
+            self.con.register(view, data)
+            try:
+                cols = ", ".join(data.column_names)
+                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
+            finally:
+                self.con.unregister(view)
+
+    def register(self, name: str, data: pa.Table) -> None:
+        with self.lock:
+            self.con.register(name, data)
+
+    def unregister(self, name: str) -> None:
+        with self.lock:
+            self.con.unregister(name)
+
+    def begin(self) -> None:
+        self.con.begin()
+
+    def commit(self) -> None:
+        self.con.commit()
+
+    def rollback(self) -> None:
+        self.con.rollback()
+
+    def table_names(self) -> set[str]:
+        rows = self.query("SELECT table_name FROM information_schema.tables")
+        return {r[0].lower() for r in rows}
+
+    def interrupt(self) -> None:
+        self.con.interrupt()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _arrow_column_to_numpy(col: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
+        return np.array([None if v is None else v for v in col.to_pylist()], dtype=object)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return np.array(col.to_pylist(), dtype=object)
+    return col.to_numpy()
+
+
+class _MonetBase(Engine):
+    """What pymonetdb and monetdbe share: DB-API cursors, MonetDB's catalog and SQL."""
+
+    paramstyle_qmark = True
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.paramstyle_qmark else qmark_to_pyformat(sql)
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        with self.lock:
+            cur = self.con.cursor()
+            try:
+                cur.execute(self._sql(sql), [_to_python(p) for p in params] or None)
+            finally:
+                cur.close()
+            if self._autocommit_outside_tx and not self._in_tx:
+                self.con.commit()
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        with self.lock:
+            cur = self.con.cursor()
+            try:
+                cur.execute(self._sql(sql), [_to_python(p) for p in params] or None)
+                return [tuple(r) for r in cur.fetchall()]
+            finally:
+                cur.close()
+
+    def query_arrow(self, sql: str, params: Params = ()) -> pa.Table:
+        with self.lock:
+            cur = self.con.cursor()
+            try:
+                cur.execute(self._sql(sql), [_to_python(p) for p in params] or None)
+                names = [d[0] for d in cur.description or []]
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        cols = list(zip(*rows)) if rows else [[] for _ in names]
+        return pa.table({n: pa.array(list(c)) for n, c in zip(names, cols)})
+
+    def begin(self) -> None:
+        self._in_tx = True
+
+    def commit(self) -> None:
+        self._in_tx = False
+        self.con.commit()
+
+    def rollback(self) -> None:
+        self._in_tx = False
+        self.con.rollback()
+
+    def table_names(self) -> set[str]:
+        rows = self.query("SELECT name FROM sys.tables WHERE system = false")
+        return {r[0].lower() for r in rows}
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class MonetDBeEngine(_MonetBase):
+    """MonetDB's embedded engine (Python <= 3.10 wheels): the contract-test stand-in
+    for a MonetDB server, running the same SQL."""
+
+    name = "monetdbe"
+    _autocommit_outside_tx = True
+
+    def __init__(self, path: str | None) -> None:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # monetdbe imports pkg_resources
+            import monetdbe
+        try:
+            self.con = monetdbe.connect(path or ":memory:", autocommit=False)
+        except Exception as exc:  # monetdbe raises its own DatabaseError family
+            raise StoreConnectionError(f"cannot open monetdbe database {path}: {exc}") from exc
+        self.lock = threading.RLock()
+        self._in_tx = False
+
+    def query_arrow(self, sql: str, params: Params = ()) -> pa.Table:
+        with self.lock:
+            cur = self.con.cursor()
+            try:
+                cur.execute(sql, [_to_python(p) for p in params] or None)
+                names = [d[0] for d in cur.description or []]
+                if not names:
+                    return pa.table({})
+                arrays = cur.fetchnumpy()
+            finally:
+                cur.close()
+        out = {}
+        for n in names:
+            a = arrays[n]
+            if isinstance(a, np.ma.MaskedArray):
+                out[n] = pa.array(a.data, mask=np.ma.getmaskarray(a))
+            else:
+                out[n] = pa.array(a)
+        return pa.table(out)
+
+    def append_arrow(self, table: str, data: pa.Table) -> None:
+        # monetdbe_append is MonetDB's columnar bulk path; it needs every column, in order.
+        cols = [r[0] for r in self.query(
+            "SELECT c.name FROM sys.columns c JOIN sys.tables t ON c.table_id = t.id "
+            "WHERE t.name = ? ORDER BY c.number", (table.lower(),))]
+        if cols and set(data.column_names) == set(cols) and all(
+            pa.types.is_integer(data[c].type) or pa.types.is_floating(data[c].type)
+            for c in cols
+        ):
+            with self.lock:
+                self.con.append(table, {c: data[c].to_numpy() for c in cols})
+                if not self._in_tx:
+                    self.con.commit()
+            return
+        # Mixed types (strings, timestamps): a prepared multi-row insert, still one call.
+        names = data.column_names
+        placeholders = ", ".join("?" for _ in names)
+        rows = list(zip(*(_arrow_column_to_numpy(data[c]).tolist() for c in names)))
+        with self.lock:
+            cur = self.con.cursor()
+            try:
+                cur.executemany(
+                    f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders})", rows
+                )
+            finally:
+                cur.close()
+            if not self._in_tx:
+                self.con.commit()
+
+
+class MonetDBEngine(_MonetBase):
+    """A MonetDB server through pymonetdb; bulk loads go through COPY BINARY ... ON CLIENT."""
+
+    name = "monetdb"
+    paramstyle_qmark = False
+    _autocommit_outside_tx = True
+
+    def __init__(self, host: str, port: int, database: str, user: str, password: str) -> None:
+        import pymonetdb
+
+        try:
+            self.con = pymonetdb.connect(
+                hostname=host, port=port, database=database, username=user,
+                password=password, autocommit=False, connect_timeout=10,
+            )
+        except Exception as exc:  # socket errors, auth errors: all mean "cannot reach it"
+            raise StoreConnectionError(
+                f"cannot reach MonetDB at {host}:{port}/{database} as {user}: {exc}; check "
+                "that the server runs (monetdbd start, monetdb start DB) and the URL "
+                "monetdb://user:password@host:port/database"
+            ) from exc
+        self.lock = threading.RLock()
+        self._in_tx = False
+        self._uploads: dict[str, bytes] = {}
+        self.con.set_uploader(_BytesUploader(self._uploads))
+
+    def append_arrow(self, table: str, data: pa.Table) -> None:
+        numeric = all(
+            pa.types.is_integer(t) or pa.types.is_floating(t) for t in data.schema.types
+        )
+        if not numeric:
+            names = data.column_names
+            rows = list(zip(*(_arrow_column_to_numpy(data[c]).tolist() for c in names)))
+            with self.lock:
+                cur = self.con.cursor()
+                try:
+                    cur.executemany(
+                        f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                        f"({', '.join('%s' for _ in names)})", rows)
+                finally:
+                    cur.close()
+                if not self._in_tx:
+                    self.con.commit()
+            return
+        files = []
+        with self.lock:
+            for i, name in enumerate(data.column_names):
+                key = f"eominer_col_{i}"
+                arr = np.ascontiguousarray(data[name].to_numpy())
+                self._uploads[key] = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+                files.append(f"'{key}'")
+            try:
+                self.execute(
+                    f"COPY LITTLE ENDIAN BINARY INTO {table} ({', '.join(data.column_names)}) "
+                    f"FROM {', '.join(files)} ON CLIENT"
+                )
+            finally:
+                self._uploads.clear()
+
+
+class _BytesUploader:
+    """pymonetdb uploader serving in-memory column buffers to COPY ... ON CLIENT."""
+
+    def __init__(self, buffers: dict[str, bytes]) -> None:
+        self.buffers = buffers
+
+    def handle_upload(self, upload: Any, filename: str, text_mode: bool, skip_amount: int) -> None:
+        data = self.buffers.get(filename)
+        if data is None:
+            upload.send_error(f"no such upload: {filename}")
+            return
+        writer = upload.binary_writer()
+        writer.write(data)
+
+
+def iter_chunks(n: int, size: int) -> Iterable[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def raise_store_error(exc: BaseException, what: str) -> StoreError:
+    return StoreError(f"{what} failed: {exc}")

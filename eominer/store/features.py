@@ -1,0 +1,155 @@
+"""Feature sets: identity (name + parameters + version), one table each, bulk I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from eominer.errors import FeatureError
+from eominer.store.base import StoreBase, utcnow
+from eominer.store.schema import feature_table_ddl
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    feature_set_id: str
+    name: str
+    version: int
+    params: dict[str, Any]
+    columns: tuple[str, ...]
+    table_name: str
+    sensor: str | None = None
+
+    @property
+    def dims(self) -> int:
+        return len(self.columns)
+
+
+def feature_set_id(name: str, version: int, params: dict[str, Any]) -> str:
+    """Stable id: changed parameters give a new id, so old rows never mix with new ones."""
+    digest = hashlib.sha1(
+        json.dumps(params, sort_keys=True, default=str).encode()
+    ).hexdigest()[:10]
+    return f"{name}_v{version}_{digest}"
+
+
+def _in_list(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+class FeaturesMixin(StoreBase):
+    def register_feature_set(
+        self, name: str, version: int, params: dict[str, Any], columns: Sequence[str],
+        sensor: str | None = None,
+    ) -> FeatureSet:
+        """Create (or find) the feature set and its table; idempotent."""
+        fid = feature_set_id(name, version, params)
+        fs = FeatureSet(fid, name, version, dict(params), tuple(columns), f"fs_{fid}", sensor)
+        existing = self.feature_set(fid)
+        if existing is not None:
+            if existing.columns != fs.columns:
+                raise FeatureError(
+                    f"feature set {fid} exists with other columns ({existing.dims} vs "
+                    f"{fs.dims}): bump the descriptor's version when its output changes"
+                )
+            return existing
+        with self.transaction():
+            self.execute(feature_table_ddl(fs.table_name, list(fs.columns)))
+            self.execute(
+                "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (fid, name, version, json.dumps(params, sort_keys=True, default=str),
+                 json.dumps(list(columns)), len(columns), fs.table_name, sensor, utcnow()),
+            )
+        return fs
+
+    def feature_set(self, fid: str) -> FeatureSet | None:
+        rows = self.query(
+            "SELECT feature_set_id, name, version, params, columns, table_name, sensor "
+            "FROM feature_sets WHERE feature_set_id = ?", (fid,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return FeatureSet(r[0], r[1], r[2], json.loads(r[3]), tuple(json.loads(r[4])), r[5], r[6])
+
+    def feature_sets(self, name: str | None = None) -> list[FeatureSet]:
+        rows = self.query(
+            "SELECT feature_set_id FROM feature_sets"
+            + (" WHERE name = ?" if name else "") + " ORDER BY created, feature_set_id",
+            (name,) if name else (),
+        )
+        return [fs for r in rows if (fs := self.feature_set(r[0])) is not None]
+
+    def require_feature_set(self, fid: str) -> FeatureSet:
+        fs = self.feature_set(fid)
+        if fs is None:
+            known = ", ".join(f.feature_set_id for f in self.feature_sets()) or "none yet"
+            raise FeatureError(
+                f"feature set {fid!r} is not in {self.url} (known: {known}); "
+                "run `eominer extract` first"
+            )
+        return fs
+
+    def write_features(self, fs: FeatureSet, patch_ids: np.ndarray, values: np.ndarray) -> int:
+        """Upsert one block of rows; re-writing a block replaces it (no duplicates)."""
+        values = np.asarray(values, dtype=np.float32)
+        if values.ndim != 2 or values.shape != (len(patch_ids), fs.dims):
+            raise FeatureError(
+                f"feature block for {fs.feature_set_id} has shape {values.shape}, "
+                f"expected ({len(patch_ids)}, {fs.dims})"
+            )
+        cols = {"patch_id": pa.array(np.asarray(patch_ids, dtype=np.int64))}
+        for j, c in enumerate(fs.columns):
+            cols[c] = pa.array(values[:, j])
+        return self.upsert_arrow(fs.table_name, pa.table(cols), keys=["patch_id"])
+
+    def count_features(self, fs: FeatureSet) -> int:
+        return int(self.query(f"SELECT COUNT(*) FROM {fs.table_name}")[0][0])
+
+    def feature_patch_ids(self, fs: FeatureSet, product_id: str | None = None) -> np.ndarray:
+        if product_id is None:
+            t = self.query_arrow(f"SELECT patch_id FROM {fs.table_name} ORDER BY patch_id")
+        else:
+            t = self.query_arrow(
+                f"SELECT f.patch_id FROM {fs.table_name} f JOIN patches p "
+                "ON f.patch_id = p.patch_id WHERE p.product_id = ? ORDER BY f.patch_id",
+                (product_id,),
+            )
+        return t["patch_id"].to_numpy().astype(np.int64)
+
+    def read_features(
+        self, feature_set_ids: Sequence[str], product_ids: Sequence[str], level: int,
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The scope's feature matrix: (patch_ids, X float32 (n, d), column names).
+
+        Only patches present in every feature set are returned, ordered by patch_id;
+        callers compare with the scope's patch count to report missing ones.
+        """
+        if not feature_set_ids or not product_ids:
+            return np.empty(0, np.int64), np.empty((0, 0), np.float32), []
+        sets = [self.require_feature_set(f) for f in feature_set_ids]
+        first = sets[0].table_name
+        select = ", ".join(
+            f"t{i}.{c} AS {fs.feature_set_id}__{c}" for i, fs in enumerate(sets) for c in fs.columns
+        )
+        joins = " ".join(
+            f"JOIN {fs.table_name} t{i} ON t{i}.patch_id = t0.patch_id"
+            for i, fs in enumerate(sets) if i
+        )
+        sql = (
+            f"SELECT t0.patch_id, {select} FROM {first} t0 {joins} "
+            f"JOIN patches p ON p.patch_id = t0.patch_id "
+            f"WHERE p.level = ? AND p.product_id IN ({_in_list(product_ids)}) ORDER BY t0.patch_id"
+        )
+        table = self.query_arrow(sql, [level, *product_ids])
+        ids = table.column(0).to_numpy().astype(np.int64)
+        names = [f"{fs.feature_set_id}__{c}" for fs in sets for c in fs.columns]
+        X = np.empty((table.num_rows, len(names)), dtype=np.float32)
+        for j in range(len(names)):
+            X[:, j] = table.column(j + 1).to_numpy(zero_copy_only=False)
+        return ids, X, names

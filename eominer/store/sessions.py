@@ -1,0 +1,9 @@
+"""SQL for the sessions tables (see eominer/store/schema.py)."""
+
+from __future__ import annotations
+
+from eominer.store.base import StoreBase
+
+
+class SessionsMixin(StoreBase):
+    """Filled in by the issue that owns these tables."""

@@ -1,0 +1,38 @@
+"""Where eominer keeps its files: the default database, analysis-ready COGs, models, exports.
+
+The workspace is `$EOMINER_HOME`, else `~/.eominer`. The default database is
+`<workspace>/eominer.duckdb`; the database URL comes from `--db`, else `$EOMINER_DB`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def workspace(create: bool = True) -> Path:
+    root = Path(os.environ.get("EOMINER_HOME") or Path.home() / ".eominer").expanduser()
+    if create:
+        for sub in ("ard", "models", "exports", "layers"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def default_db_url() -> str:
+    return os.environ.get("EOMINER_DB") or f"duckdb:///{workspace() / 'eominer.duckdb'}"
+
+
+def ard_dir() -> Path:
+    return workspace() / "ard"
+
+
+def models_dir() -> Path:
+    return workspace() / "models"
+
+
+def exports_dir() -> Path:
+    return workspace() / "exports"
+
+
+def layers_dir() -> Path:
+    return workspace() / "layers"
