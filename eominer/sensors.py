@@ -43,8 +43,8 @@ S1_BANDS: tuple[str, ...] = ("VV", "VH")
 # Compact names (PSD 14.x) for band files:  T30TXQ_20171026T110131_B01.jp2
 # BigEarthNet patch names:  S2A_MSIL2A_20170617T113321_36_85_B01.tif
 S2_BAND_RE = re.compile(r"(?:^|_)(B(?:0[1-9]|1[0-2]|8A))(?:_\d+m)?\.(?:tif|tiff|jp2)$", re.I)
-S2_TILE_RE = re.compile(r"(?:^|_)T(\d{2}[C-X][A-Z]{2})(?:_|$)")
-S2_PLATFORM_RE = re.compile(r"(?:^|/|_)(S2[ABC])_")
+S2_TILE_RE = re.compile(r"(?:^|[_\s/])T(\d{2}[C-X][A-Z]{2})(?:[_\s]|$)")
+S2_PLATFORM_RE = re.compile(r"(?:^|[/_\s])(S2[ABC])_")
 S2_LEVEL_RE = re.compile(r"(?:MSI)?_?(L1C|L2A)")
 # Compact (T..._YYYYMMDDTHHMMSS_) carries the sensing time; the old granule name carries
 # the processing time after OPER_MSI_L1C_TL_<site>_ (acquisition must come from elsewhere).

@@ -1,0 +1,99 @@
+"""The `eominer` command. Subcommands live in one module each and load lazily, so
+`eominer --help` stays fast and a missing optional extra only affects its command."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from eominer.errors import EominerError
+
+# name -> "module:attribute" of a click command or group.
+COMMANDS: dict[str, str] = {
+    "ingest": "eominer.cli.ingest:ingest",
+    "products": "eominer.cli.ingest:products",
+    "sql": "eominer.cli.sql:sql",
+    "extract": "eominer.cli.extract:extract",
+    "encoder": "eominer.cli.encoder:encoder",
+    "session": "eominer.cli.learn:session",
+    "change": "eominer.cli.change:change",
+    "fusion": "eominer.cli.fusion:fusion",
+    "serve": "eominer.cli.serve:serve",
+    "demo": "eominer.cli.demo:demo",
+    "eval": "eominer.cli:evaluate",
+}
+EVALS: dict[str, str] = {
+    "learning": "eominer.cli.eval_learning:learning",
+    "change": "eominer.cli.eval_change:change",
+    "fusion": "eominer.cli.eval_fusion:fusion",
+}
+
+
+def _load(spec: str) -> click.Command:
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class LazyGroup(click.Group):
+    def __init__(self, *args, commands_spec: dict[str, str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands_spec = commands_spec
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # a command whose module is absent from this install is not offered
+        return sorted(
+            name for name, spec in self.commands_spec.items()
+            if spec == "eominer.cli:evaluate"
+            or importlib.util.find_spec(spec.split(":")[0]) is not None
+        )
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        spec = self.commands_spec.get(name)
+        if spec is None:
+            return None
+        if spec == "eominer.cli:evaluate":
+            return evaluate
+        return _load(spec)
+
+
+@click.group(cls=LazyGroup, commands_spec=COMMANDS)
+@click.version_option(package_name="eominer")
+def cli() -> None:
+    """eominer: interactive mining of Sentinel-1/2 imagery.
+
+    The database is --db URL, else $EOMINER_DB, else $EOMINER_HOME/eominer.duckdb
+    (EOMINER_HOME defaults to ~/.eominer).
+    """
+
+
+@click.group(cls=LazyGroup, commands_spec=EVALS, name="eval")
+def evaluate() -> None:
+    """Evaluations on real labelled data (learning curves, change maps, fusion)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: eominer errors become one clear line and exit code 1."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EominerError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted; re-run the same command to resume", err=True)
+        sys.exit(130)
+
+
+db_option = click.option(
+    "--db", "db", envvar="EOMINER_DB", default=None, metavar="URL",
+    help="duckdb:///path/file.duckdb or monetdb://user:password@host:port/database "
+    "(default: $EOMINER_DB, else $EOMINER_HOME/eominer.duckdb).",
+)

@@ -14,13 +14,14 @@ from eominer.store.base import UserResult, check_read_only
 from eominer.store.catalog import CatalogMixin
 from eominer.store.engines import DuckDBEngine, Engine, MonetDBeEngine, MonetDBEngine
 from eominer.store.features import FeatureSet, FeaturesMixin, feature_set_id
+from eominer.store.fusion import FusionMixin
 from eominer.store.jobs import JobsMixin
 from eominer.store.pairs import PairsMixin
 from eominer.store.sessions import SessionsMixin
 from eominer.store.url import DatabaseURL, parse_url
 
 
-class Store(CatalogMixin, FeaturesMixin, JobsMixin, SessionsMixin, PairsMixin):
+class Store(CatalogMixin, FeaturesMixin, JobsMixin, SessionsMixin, PairsMixin, FusionMixin):
     """The feature database. Open it with `open_store`; use it as a context manager."""
 
 

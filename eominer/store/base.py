@@ -138,8 +138,7 @@ class StoreBase:
                     f"FROM {table} WITH NO DATA ON COMMIT PRESERVE ROWS"
                 )
                 try:
-                    self.engine.append_arrow(f"tmp.{stage}" if self.engine.name == "monetdbe"
-                                             else stage, data)
+                    self.engine.append_arrow(f"tmp.{stage}", data)
                     self.execute(merge)
                 finally:
                     self.execute(f"DROP TABLE {stage}")

@@ -18,6 +18,7 @@ import pyarrow as pa
 from eominer.errors import StoreConnectionError, StoreError
 
 Params = Sequence[Any]
+MONETDB_SCHEMA = "eominer"
 
 # A '?' outside single-quoted strings and double-quoted identifiers.
 _PLACEHOLDER_RE = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\?""")
@@ -180,11 +181,14 @@ class _MonetBase(Engine):
     def _sql(self, sql: str) -> str:
         return sql if self.paramstyle_qmark else qmark_to_pyformat(sql)
 
+    def _bind(self, sql: str, params: Params) -> tuple[str, list[Any] | None]:
+        return self._sql(sql), [_to_python(p) for p in params] or None
+
     def execute(self, sql: str, params: Params = ()) -> None:
         with self.lock:
             cur = self.con.cursor()
             try:
-                cur.execute(self._sql(sql), [_to_python(p) for p in params] or None)
+                cur.execute(*self._bind(sql, params))
             finally:
                 cur.close()
             if self._autocommit_outside_tx and not self._in_tx:
@@ -194,7 +198,7 @@ class _MonetBase(Engine):
         with self.lock:
             cur = self.con.cursor()
             try:
-                cur.execute(self._sql(sql), [_to_python(p) for p in params] or None)
+                cur.execute(*self._bind(sql, params))
                 return [tuple(r) for r in cur.fetchall()]
             finally:
                 cur.close()
@@ -203,7 +207,7 @@ class _MonetBase(Engine):
         with self.lock:
             cur = self.con.cursor()
             try:
-                cur.execute(self._sql(sql), [_to_python(p) for p in params] or None)
+                cur.execute(*self._bind(sql, params))
                 names = [d[0] for d in cur.description or []]
                 rows = cur.fetchall()
             finally:
@@ -223,8 +227,24 @@ class _MonetBase(Engine):
         self.con.rollback()
 
     def table_names(self) -> set[str]:
-        rows = self.query("SELECT name FROM sys.tables WHERE system = false")
+        rows = self.query(
+            "SELECT t.name FROM sys.tables t JOIN sys.schemas s ON t.schema_id = s.id "
+            "WHERE t.system = false AND s.name = ?", (MONETDB_SCHEMA,))
         return {r[0].lower() for r in rows}
+
+    def _use_schema(self) -> None:
+        """eominer's tables live in their own schema: MonetDB's `sys` already has a
+        `sessions` view, and a team server should keep applications apart."""
+        cur = self.con.cursor()
+        try:
+            cur.execute(
+                "SELECT COUNT(*) FROM sys.schemas WHERE name = " + repr(MONETDB_SCHEMA))
+            if not cur.fetchall()[0][0]:
+                cur.execute(f"CREATE SCHEMA {MONETDB_SCHEMA}")
+            cur.execute(f"SET SCHEMA {MONETDB_SCHEMA}")
+        finally:
+            cur.close()
+        self.con.commit()
 
     def close(self) -> None:
         self.con.close()
@@ -249,55 +269,106 @@ class MonetDBeEngine(_MonetBase):
             raise StoreConnectionError(f"cannot open monetdbe database {path}: {exc}") from exc
         self.lock = threading.RLock()
         self._in_tx = False
+        self._use_schema()
 
     def query_arrow(self, sql: str, params: Params = ()) -> pa.Table:
         with self.lock:
             cur = self.con.cursor()
             try:
-                cur.execute(sql, [_to_python(p) for p in params] or None)
+                cur.execute(*self._bind(sql, params))
                 names = [d[0] for d in cur.description or []]
                 if not names:
                     return pa.table({})
                 arrays = cur.fetchnumpy()
+                # the arrays view the result's memory, which close() frees: copy first
+                out = {}
+                for n in names:
+                    a = arrays[n]
+                    if isinstance(a, np.ma.MaskedArray):
+                        out[n] = pa.array(np.array(a.data), mask=np.array(np.ma.getmaskarray(a)))
+                    else:
+                        out[n] = pa.array(np.array(a))
             finally:
                 cur.close()
-        out = {}
-        for n in names:
-            a = arrays[n]
-            if isinstance(a, np.ma.MaskedArray):
-                out[n] = pa.array(a.data, mask=np.ma.getmaskarray(a))
-            else:
-                out[n] = pa.array(a)
         return pa.table(out)
 
     def append_arrow(self, table: str, data: pa.Table) -> None:
-        # monetdbe_append is MonetDB's columnar bulk path; it needs every column, in order.
-        cols = [r[0] for r in self.query(
-            "SELECT c.name FROM sys.columns c JOIN sys.tables t ON c.table_id = t.id "
-            "WHERE t.name = ? ORDER BY c.number", (table.lower(),))]
-        if cols and set(data.column_names) == set(cols) and all(
-            pa.types.is_integer(data[c].type) or pa.types.is_floating(data[c].type)
-            for c in cols
-        ):
-            with self.lock:
-                self.con.append(table, {c: data[c].to_numpy() for c in cols})
-                if not self._in_tx:
-                    self.con.commit()
-            return
-        # Mixed types (strings, timestamps): a prepared multi-row insert, still one call.
+        """monetdbe_append is MonetDB's columnar bulk path, but it refuses tables with keys
+        and NULL strings: rows go to a keyless staging table, then INSERT ... SELECT."""
+        schema, _, name = table.rpartition(".")
         names = data.column_names
-        placeholders = ", ".join("?" for _ in names)
-        rows = list(zip(*(_arrow_column_to_numpy(data[c]).tolist() for c in names)))
+        if any(data[c].null_count and (pa.types.is_string(data[c].type) or pa.types.is_null(data[c].type)
+               or pa.types.is_timestamp(data[c].type)) for c in names):
+            self._insert_rows(table, data)  # small catalogue tables only
+            return
+        arrays = {c: _monetdbe_column(data[c]) for c in names}
         with self.lock:
-            cur = self.con.cursor()
-            try:
-                cur.executemany(
-                    f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders})", rows
-                )
-            finally:
-                cur.close()
+            if schema == "tmp":  # already a keyless staging table
+                self.con.append(name, arrays, schema="tmp")
+            else:
+                stage = "eominer_stage"
+                self.execute(
+                    f"CREATE LOCAL TEMPORARY TABLE {stage} AS SELECT {', '.join(names)} "
+                    f"FROM {table} WITH NO DATA ON COMMIT PRESERVE ROWS")
+                try:
+                    self.con.append(stage, arrays, schema="tmp")
+                    self.execute(f"INSERT INTO {table} ({', '.join(names)}) "
+                                 f"SELECT {', '.join(names)} FROM tmp.{stage}")
+                finally:
+                    self.execute(f"DROP TABLE tmp.{stage}")
             if not self._in_tx:
                 self.con.commit()
+
+    def rollback(self) -> None:
+        self._in_tx = False
+        self.con.rollback()
+        # monetdbe's wrapper then refuses every fetch ("state inconsistent", a leftover of
+        # the sqlite test suite it mimics); ROLLBACK succeeded, so the session is clean.
+        self.con.consistent = True
+
+    def _insert_rows(self, table: str, data: pa.Table) -> None:
+        names = data.column_names
+        for row in data.to_pylist():
+            self.execute(
+                f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                [row[c] for c in names])
+
+    def _bind(self, sql: str, params: Params) -> tuple[str, list[Any] | None]:
+        """monetdbe cannot bind None: such placeholders become the NULL literal."""
+        values = [_to_python(p) for p in params]
+        if all(v is not None for v in values):
+            return sql, values or None
+        it = iter(values)
+        kept: list[Any] = []
+
+        def swap(m: re.Match[str]) -> str:
+            if m.group(1):
+                return m.group(1)
+            v = next(it)
+            if v is None:
+                return "NULL"
+            kept.append(v)
+            return "?"
+
+        return _PLACEHOLDER_RE.sub(swap, sql), kept or None
+
+
+def _monetdbe_column(col: pa.ChunkedArray) -> np.ndarray:
+    """An Arrow column as the numpy array monetdbe_append takes; NULLs become MonetDB's
+    nil values (the type's minimum for integers, NaN for floats)."""
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return np.array(["" if v is None else v for v in col.to_pylist()], dtype=str)
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return col.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False).astype("datetime64[ns]")
+    if pa.types.is_boolean(t):
+        return col.fill_null(False).to_numpy(zero_copy_only=False)
+    if pa.types.is_null(t):
+        return np.full(len(col), np.nan, np.float64)
+    if pa.types.is_integer(t):
+        nil = np.iinfo(t.to_pandas_dtype()).min
+        return col.fill_null(nil).to_numpy(zero_copy_only=False)
+    return col.to_numpy(zero_copy_only=False)
 
 
 class MonetDBEngine(_MonetBase):
@@ -323,6 +394,7 @@ class MonetDBEngine(_MonetBase):
             ) from exc
         self.lock = threading.RLock()
         self._in_tx = False
+        self._use_schema()
         self._uploads: dict[str, bytes] = {}
         self.con.set_uploader(_BytesUploader(self._uploads))
 

@@ -1,9 +1,227 @@
-"""SQL for the sessions tables (see eominer/store/schema.py)."""
+"""SQL for the mining tables: taxonomy, sessions, labels, rounds, annotations.
+
+Every label is written in its own transaction the moment it is made (a crash loses
+nothing that was clicked). Portable SQL only (DuckDB and MonetDB); importable on 3.10.
+"""
 
 from __future__ import annotations
 
-from eominer.store.base import StoreBase
+import datetime as dt
+import json
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from eominer.store.base import StoreBase, utcnow
+
+SESSION_COLUMNS = (
+    "session_id", "name", "owner", "concept", "level", "product_ids", "feature_set_ids",
+    "feature_signature", "model_kind", "strategy", "params", "status", "created", "updated",
+)
+ROUND_COLUMNS = (
+    "session_id", "round", "model_kind", "strategy", "params", "n_labels", "n_positive",
+    "n_negative", "seconds", "ranking_change", "precision_estimate", "queried", "created",
+)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" for _ in range(n))
 
 
 class SessionsMixin(StoreBase):
-    """Filled in by the issue that owns these tables."""
+    # ---- taxonomy --------------------------------------------------------------
+    def taxonomy(self) -> list[dict[str, Any]]:
+        t = self.query_arrow(
+            "SELECT label_name, parent, level, title, description, created_by FROM taxonomy "
+            "ORDER BY level, label_name"
+        )
+        return t.to_pylist()
+
+    def taxonomy_label(self, name: str) -> dict[str, Any] | None:
+        t = self.query_arrow("SELECT * FROM taxonomy WHERE label_name = ?", (name,))
+        return t.to_pylist()[0] if t.num_rows else None
+
+    def put_taxonomy(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert or replace taxonomy entries (keyed by label_name), all or none."""
+        if not rows:
+            return 0
+        cols = ("label_name", "parent", "level", "title", "description", "created_by")
+        table = pa.table({
+            "label_name": pa.array([r["label_name"] for r in rows], pa.string()),
+            "parent": pa.array([r.get("parent") for r in rows], pa.string()),
+            "level": pa.array([int(r["level"]) for r in rows], pa.int32()),
+            "title": pa.array([r["title"] for r in rows], pa.string()),
+            "description": pa.array([r.get("description") for r in rows], pa.string()),
+            "created_by": pa.array([r.get("created_by") for r in rows], pa.string()),
+        })
+        return self.upsert_arrow("taxonomy", table.select(list(cols)), keys=["label_name"])
+
+    # ---- sessions --------------------------------------------------------------
+    def insert_session(self, row: dict[str, Any]) -> None:
+        with self.transaction():
+            self.execute(
+                f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) "
+                f"VALUES ({_marks(len(SESSION_COLUMNS))})",
+                [row[c] for c in SESSION_COLUMNS],
+            )
+
+    def session_row(self, session_id: str) -> dict[str, Any] | None:
+        t = self.query_arrow("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+        return t.to_pylist()[0] if t.num_rows else None
+
+    def session_rows(self, owner: str | None = None) -> list[dict[str, Any]]:
+        t = self.query_arrow(
+            "SELECT * FROM sessions" + (" WHERE owner = ?" if owner else "")
+            + " ORDER BY created, session_id",
+            (owner,) if owner else (),
+        )
+        return t.to_pylist()
+
+    def update_session(self, session_id: str, **values: Any) -> None:
+        allowed = {"status", "params", "feature_signature", "model_kind", "strategy"}
+        bad = set(values) - allowed
+        if bad:
+            raise ValueError(f"cannot update session columns {sorted(bad)}")
+        names = sorted(values)
+        sets = ", ".join(f"{k} = ?" for k in names) + ", updated = ?"
+        with self.transaction():
+            self.execute(
+                f"UPDATE sessions SET {sets} WHERE session_id = ?",
+                [values[k] for k in names] + [utcnow(), session_id],
+            )
+
+    # ---- labels ----------------------------------------------------------------
+    def put_label(
+        self, session_id: str, patch_id: int, user: str, label: int, round_no: int,
+        purpose: str = "train", at: dt.datetime | None = None,
+    ) -> dt.datetime:
+        """One label, in its own transaction; a user's new label replaces their old one."""
+        when = at or utcnow()
+        with self.transaction():
+            self.execute(
+                "DELETE FROM labels WHERE session_id = ? AND patch_id = ? AND user_name = ?",
+                (session_id, int(patch_id), user),
+            )
+            self.execute(
+                "INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, int(patch_id), user, int(label), int(round_no), purpose, when),
+            )
+            self.execute("UPDATE sessions SET updated = ? WHERE session_id = ?",
+                         (when, session_id))
+        return when
+
+    def delete_label(self, session_id: str, patch_id: int, user: str) -> None:
+        with self.transaction():
+            self.execute(
+                "DELETE FROM labels WHERE session_id = ? AND patch_id = ? AND user_name = ?",
+                (session_id, int(patch_id), user),
+            )
+
+    def session_labels(self, session_id: str) -> pa.Table:
+        """All labels of a session, oldest first (columns of the `labels` table)."""
+        return self.query_arrow(
+            "SELECT patch_id, user_name, label, round, purpose, labelled_at FROM labels "
+            "WHERE session_id = ? ORDER BY labelled_at, patch_id, user_name",
+            (session_id,),
+        )
+
+    def last_label(self, session_id: str, user: str) -> dict[str, Any] | None:
+        t = self.query_arrow(
+            "SELECT patch_id, user_name, label, round, purpose, labelled_at FROM labels "
+            "WHERE session_id = ? AND user_name = ? ORDER BY labelled_at DESC, patch_id DESC "
+            "LIMIT 1",
+            (session_id, user),
+        )
+        return t.to_pylist()[0] if t.num_rows else None
+
+    # ---- rounds ----------------------------------------------------------------
+    def insert_round(self, row: dict[str, Any]) -> None:
+        with self.transaction():
+            self.execute(
+                f"INSERT INTO rounds ({', '.join(ROUND_COLUMNS)}) "
+                f"VALUES ({_marks(len(ROUND_COLUMNS))})",
+                [row[c] for c in ROUND_COLUMNS],
+            )
+            self.execute("UPDATE sessions SET updated = ? WHERE session_id = ?",
+                         (row["created"], row["session_id"]))
+
+    def session_rounds(self, session_id: str) -> list[dict[str, Any]]:
+        t = self.query_arrow(
+            "SELECT * FROM rounds WHERE session_id = ? ORDER BY round", (session_id,)
+        )
+        return t.to_pylist()
+
+    # ---- scope -----------------------------------------------------------------
+    def scope_patches(self, product_ids: Sequence[str], level: int) -> pa.Table:
+        """Patch geometry of a session's scope, ordered by patch_id."""
+        if not product_ids:
+            return self.query_arrow(
+                "SELECT patch_id, product_id, parent_id, x_off, y_off, size_px, min_x, min_y, "
+                "max_x, max_y, min_lon, min_lat, max_lon, max_lat FROM patches WHERE 1 = 0"
+            )
+        return self.query_arrow(
+            "SELECT patch_id, product_id, parent_id, x_off, y_off, size_px, min_x, min_y, "
+            "max_x, max_y, min_lon, min_lat, max_lon, max_lat FROM patches "
+            f"WHERE level = ? AND product_id IN ({_marks(len(product_ids))}) ORDER BY patch_id",
+            [int(level), *product_ids],
+        )
+
+    def patch_levels(self, product_ids: Sequence[str]) -> list[int]:
+        if not product_ids:
+            return []
+        rows = self.query(
+            f"SELECT DISTINCT level FROM patches WHERE product_id IN ({_marks(len(product_ids))}) "
+            "ORDER BY level",
+            list(product_ids),
+        )
+        return [int(r[0]) for r in rows]
+
+    # ---- annotations -----------------------------------------------------------
+    def write_annotations(
+        self, session_id: str, label_name: str, patch_ids: np.ndarray, scores: np.ndarray,
+        positive: np.ndarray, model_version: str, source: Sequence[str] | np.ndarray,
+    ) -> int:
+        """Replace this session's annotations for `label_name` in one transaction."""
+        n = len(patch_ids)
+        now = utcnow()
+        table = pa.table({
+            "patch_id": pa.array(np.asarray(patch_ids, np.int64)),
+            "label_name": pa.array([label_name] * n, pa.string()),
+            "session_id": pa.array([session_id] * n, pa.string()),
+            "score": pa.array(np.asarray(scores, np.float32)),
+            "positive": pa.array(np.asarray(positive, bool)),
+            "model_version": pa.array([model_version] * n, pa.string()),
+            "source": pa.array(list(source), pa.string()),
+            "created": pa.array([now] * n, pa.timestamp("us")),
+        })
+        with self.transaction():
+            self.execute(
+                "DELETE FROM annotations WHERE session_id = ? AND label_name = ?",
+                (session_id, label_name),
+            )
+            self.insert_arrow("annotations", table)
+        return n
+
+    def annotated_patches(
+        self, label_name: str, min_score: float = 0.0,
+        acquired_after: dt.datetime | None = None,
+    ) -> pa.Table:
+        """Patches annotated with `label_name` above `min_score` (optionally by date)."""
+        sql = (
+            "SELECT a.patch_id, a.score, a.session_id, a.model_version, p.product_id, "
+            "p.level, pr.acquired FROM annotations a "
+            "JOIN patches p ON p.patch_id = a.patch_id "
+            "JOIN products pr ON pr.product_id = p.product_id "
+            "WHERE a.label_name = ? AND a.score > ?"
+        )
+        params: list[Any] = [label_name, float(min_score)]
+        if acquired_after is not None:
+            sql += " AND pr.acquired > ?"
+            params.append(acquired_after)
+        return self.query_arrow(sql + " ORDER BY a.score DESC, a.patch_id", params)
+
+
+def dumps(value: Any) -> str:
+    """JSON for the VARCHAR parameter columns (sorted keys: stable text)."""
+    return json.dumps(value, sort_keys=True, default=str)

@@ -37,6 +37,8 @@ def parse_url(url: str) -> DatabaseURL:
     scheme = parts.scheme.lower()
     if scheme in ("duckdb", "monetdbe"):
         path = unquote(parts.netloc + parts.path)
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
         if not path or path in ("/", "/:memory:", ":memory:"):
             path = ":memory:" if scheme == "duckdb" else None
         return DatabaseURL(scheme, path=path)

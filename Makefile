@@ -1,0 +1,77 @@
+# The two commands of the README: `make demo` and `make test`. Each does its own set-up
+# on a fresh machine: uv, the .venv (Python 3.12 where it exists, else >= 3.11), the
+# monetdbe side environment (Python 3.10) for MonetDB's contract tests, Chromium for the
+# browser tests. Nothing is fetched but packages.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# First interpreter >= 3.11 that really runs (pyenv shims may exist without the version).
+PY := $(shell for c in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12 python3.11 \
+	$(HOME)/.pyenv/versions/3.11*/bin/python3.11 python3; do \
+	$$c -c 'import sys; assert sys.version_info >= (3, 11); print(sys.executable)' 2>/dev/null \
+	&& break; done)
+PY310 := $(shell for c in python3.10 $(HOME)/.pyenv/versions/3.10*/bin/python3.10; do \
+	$$c -c 'import sys; assert sys.version_info[:2] == (3, 10); print(sys.executable)' 2>/dev/null \
+	&& break; done)
+UV := $(shell command -v uv 2>/dev/null || echo "$(PY) -m uv")
+VENV := .venv
+EXTRAS := all,test
+export EOMINER_HOME ?= $(CURDIR)/workspace
+
+.PHONY: help demo test bench eval lint clean uv browser
+
+help:
+	@echo "make demo   install everything, ingest the bundled sample, extract, serve the app"
+	@echo "make test   install what tests need and run them (what CI runs)"
+	@echo "make bench  the benchmarks of DESIGN.md's table (long)"
+	@echo "make eval   the evaluations on the shared data (long)"
+
+uv:
+	@command -v uv >/dev/null 2>&1 || $(PY) -m uv --version >/dev/null 2>&1 || \
+		$(PY) -m pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.installed: pyproject.toml | uv
+	@test -n "$(PY)" || { echo "error: Python >= 3.11 not found"; exit 1; }
+	$(UV) venv --allow-existing --no-python-downloads -p $(PY) $(VENV)
+	$(UV) pip install -p $(VENV)/bin/python -e '.[$(EXTRAS)]'
+	@touch $@
+
+# MonetDB's embedded engine has wheels for Python <= 3.10 only: a side environment runs
+# the store's contract tests on it (setuptools<81 because monetdbe imports pkg_resources).
+.venv-monetdbe/.installed: | uv
+	@test -n "$(PY310)" || { echo "error: Python 3.10 not found (pyenv install 3.10)"; exit 1; }
+	$(UV) venv --allow-existing --no-python-downloads -p $(PY310) .venv-monetdbe
+	$(UV) pip install -p .venv-monetdbe/bin/python monetdbe numpy pyarrow pytest \
+		pytest-timeout 'setuptools<81' click rich
+	@touch $@
+
+# Debian's Chromium for the browser tests (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/eominer demo
+
+test: $(VENV)/.installed .venv-monetdbe/.installed browser
+	$(VENV)/bin/ruff check eominer compute tests bench
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+	EOMINER_TEST_ENGINES=monetdbe PYTHONPATH=$(CURDIR) .venv-monetdbe/bin/python -m pytest \
+		-q -p no:cacheprovider tests/store
+
+bench: $(VENV)/.installed .venv-monetdbe/.installed browser
+	@mkdir -p bench/results
+	for f in bench/bench_*.py; do echo "== $$f"; $(VENV)/bin/python $$f || exit 1; done
+	PYTHONPATH=$(CURDIR) .venv-monetdbe/bin/python bench/monetdbe_bulk.py
+
+eval: $(VENV)/.installed
+	$(VENV)/bin/eominer eval learning --data ../shared/data
+	$(VENV)/bin/eominer eval change --data ../shared/data/oscd
+	$(VENV)/bin/eominer eval fusion --data ../shared/data/bigearthnet
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check eominer compute tests bench
+
+clean:
+	rm -rf $(VENV) .venv-monetdbe workspace tests/artifacts bench/results

@@ -1,0 +1,269 @@
+"""Two dates of one place on one grid: load, check, co-register, mask.
+
+A `Scene` is one date: its bands on its own 10 m grid (from an ingested product's ARD COG,
+or read straight from a product folder/file). `align_pair` checks that the two scenes can
+be compared (same sensor, overlapping footprints; dates far apart are only warned about),
+reprojects the second onto the grid of the first when the grids differ (OSCD's second
+dates are sometimes a few pixels smaller), and returns the common valid area: pixels with
+data in both dates and no cloud in either (`cloud_mask`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eominer import sensors as S
+from eominer.errors import GridMismatchError, PairingError, ProductReadError
+
+# Bands the change methods compare: the 10 m and 20 m land bands. B01 (aerosol), B09
+# (water vapour) and B10 (cirrus) see the atmosphere, not the ground; B10 feeds the cloud test.
+CHANGE_BANDS: tuple[str, ...] = (
+    "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12",
+)
+# Cloud test (documented in docs/change.md): a pixel is cloud when it is bright and flat
+# in the visible (B02 reflectance > 0.25 and B02 >= 0.8 * B04: clouds are white, bright
+# sand and soil are redder than blue), or when the cirrus band B10 sees high ice clouds
+# (B10 reflectance > 0.012, the cirrus threshold Sen2Cor uses).
+CLOUD_BLUE_MIN = 0.25
+CLOUD_BLUE_RED_RATIO = 0.8
+CIRRUS_MIN = 0.012
+# Pairs further apart than this are flagged: seasons and land cover drift.
+MAX_DAYS_APART = 730.0
+
+
+class PairWarning(UserWarning):
+    """A pair that can be compared but deserves a look (dates far apart)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """One date: bands (count, rows, cols) as stored (S2: uint16 DN, 0 = nodata)."""
+
+    data: np.ndarray
+    band_names: tuple[str, ...]
+    crs_wkt: str
+    transform: tuple[float, ...]
+    sensor: str
+    acquired: dt.datetime | None
+    source: str
+    product_id: str | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.data.shape[1]), int(self.data.shape[2])
+
+    def band(self, name: str) -> np.ndarray:
+        if name not in self.band_names:
+            raise ProductReadError(
+                f"band {name} missing in {self.source}: expected it among "
+                f"{', '.join(self.band_names)}; re-ingest the product with all its bands"
+            )
+        return self.data[self.band_names.index(name)]
+
+    def valid(self) -> np.ndarray:
+        if np.issubdtype(self.data.dtype, np.floating):
+            return np.isfinite(self.data).all(axis=0)
+        return (self.data != 0).all(axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class AlignedPair:
+    """Two dates on the first date's grid, as float32 reflectance of `CHANGE_BANDS`."""
+
+    x1: np.ndarray
+    x2: np.ndarray
+    valid: np.ndarray  # data in both dates and cloud-free in both
+    nodata: np.ndarray  # no data in one of the dates (outside the common footprint)
+    cloud: np.ndarray  # cloud in one of the dates (and data in both)
+    first: Scene
+    second: Scene
+    reprojected: bool
+    days_apart: float | None
+    overlap_fraction: float
+
+    @property
+    def crs_wkt(self) -> str:
+        return self.first.crs_wkt
+
+    @property
+    def transform(self) -> tuple[float, ...]:
+        return self.first.transform
+
+
+def scene_from_product(row: dict) -> Scene:
+    """A scene from an ingested product row (the `products` table)."""
+    from eominer.io.ard import read_ard
+
+    data = read_ard(row["ard_path"])
+    acquired = row.get("acquired")
+    return Scene(
+        data=data, band_names=tuple(json.loads(row["bands"])), crs_wkt=row["crs"],
+        transform=tuple(json.loads(row["transform"]))[:6], sensor=row["sensor"],
+        acquired=acquired if isinstance(acquired, dt.datetime) else None,
+        source=row["ard_path"], product_id=row["product_id"],
+    )
+
+
+def scene_from_path(path: str | Path) -> Scene:
+    """A scene read straight from a product on disk (any layout `eominer ingest` reads:
+    per-band folders under either Sentinel-2 naming, SAFE, multi-band COG...)."""
+    from eominer.io.discover import discover
+    from eominer.io.read import band_names, product_grid, read_band
+
+    found = discover(path)
+    if len(found) != 1:
+        raise PairingError(
+            f"{path} holds {len(found)} products: expected one date per argument; "
+            "name the product folder itself"
+        )
+    product = found[0]
+    grid = product_grid(product)
+    names = band_names(product)
+    data = np.stack([read_band(product.bands[b], grid, product.sensor) for b in names])
+    return Scene(
+        data=data, band_names=tuple(names), crs_wkt=grid.crs_wkt, transform=grid.transform,
+        sensor=product.sensor, acquired=product.acquired, source=str(path),
+    )
+
+
+def load_scene(ref: str | Path, store=None) -> Scene:
+    """`ref` is an ingested product id (looked up in `store`) or a path on disk."""
+    if store is not None and isinstance(ref, str) and not Path(ref).exists():
+        row = store.product(ref)
+        if row is not None:
+            return scene_from_product(row)
+    if not Path(ref).exists():
+        where = f" nor a product id in {store.url}" if store is not None else ""
+        raise ProductReadError(
+            f"{ref} is neither a file or folder{where}: give a product folder, a COG, "
+            "or the id of an ingested product (eominer products)"
+        )
+    return scene_from_path(ref)
+
+
+def reflectance(scene: Scene, bands: tuple[str, ...] = CHANGE_BANDS) -> np.ndarray:
+    """(len(bands), rows, cols) float32 top-of-atmosphere reflectance."""
+    out = np.empty((len(bands), *scene.shape), dtype=np.float32)
+    for i, b in enumerate(bands):
+        np.multiply(scene.band(b), np.float32(1.0 / S.S2_REFLECTANCE_SCALE), out=out[i],
+                    casting="unsafe")
+    return out
+
+
+def cloud_mask(scene: Scene) -> np.ndarray:
+    """Cloud (True) by the documented brightness and cirrus test; all False where the
+    product has neither B02/B04 nor B10 (e.g. L2A without B10 keeps the brightness test)."""
+    scale = np.float32(1.0 / S.S2_REFLECTANCE_SCALE)
+    cloud = np.zeros(scene.shape, dtype=bool)
+    if "B02" in scene.band_names and "B04" in scene.band_names:
+        blue = scene.band("B02").astype(np.float32) * scale
+        red = scene.band("B04").astype(np.float32) * scale
+        cloud |= (blue > CLOUD_BLUE_MIN) & (blue >= CLOUD_BLUE_RED_RATIO * red)
+    if "B10" in scene.band_names:
+        cloud |= scene.band("B10").astype(np.float32) * scale > CIRRUS_MIN
+    return cloud
+
+
+def _bounds(scene: Scene) -> tuple[float, float, float, float]:
+    a, _, c, _, e, f = scene.transform[:6]
+    rows, cols = scene.shape
+    xs, ys = (c, c + a * cols), (f, f + e * rows)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _same_grid(a: Scene, b: Scene) -> bool:
+    from rasterio.crs import CRS
+
+    if a.shape != b.shape or CRS.from_wkt(a.crs_wkt) != CRS.from_wkt(b.crs_wkt):
+        return False
+    tol = abs(a.transform[0]) * 1e-3
+    return all(abs(x - y) <= tol for x, y in zip(a.transform[:6], b.transform[:6]))
+
+
+def overlap_fraction(first: Scene, second: Scene) -> float:
+    """Share of the first scene's footprint that the second covers (in the first's CRS)."""
+    from rasterio.crs import CRS
+    from rasterio.warp import transform_bounds
+
+    b1 = _bounds(first)
+    b2 = transform_bounds(CRS.from_wkt(second.crs_wkt), CRS.from_wkt(first.crs_wkt),
+                          *_bounds(second))
+    w = min(b1[2], b2[2]) - max(b1[0], b2[0])
+    h = min(b1[3], b2[3]) - max(b1[1], b2[1])
+    area = (b1[2] - b1[0]) * (b1[3] - b1[1])
+    return float(max(w, 0.0) * max(h, 0.0) / area) if area > 0 else 0.0
+
+
+def reproject_onto(scene: Scene, target: Scene) -> Scene:
+    """`scene` resampled (bilinear; nodata 0 outside its footprint) onto `target`'s grid."""
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
+    from rasterio.warp import Resampling, reproject
+
+    out = np.zeros((scene.data.shape[0], *target.shape), dtype=scene.data.dtype)
+    floating = np.issubdtype(scene.data.dtype, np.floating)
+    nodata = np.nan if floating else 0
+    for i in range(scene.data.shape[0]):
+        reproject(
+            scene.data[i], out[i], src_transform=Affine(*scene.transform[:6]),
+            src_crs=CRS.from_wkt(scene.crs_wkt), src_nodata=nodata,
+            dst_transform=Affine(*target.transform[:6]), dst_crs=CRS.from_wkt(target.crs_wkt),
+            dst_nodata=nodata, resampling=Resampling.bilinear,
+        )
+    return Scene(out, scene.band_names, target.crs_wkt, target.transform, scene.sensor,
+                 scene.acquired, scene.source, scene.product_id)
+
+
+def days_between(first: Scene, second: Scene) -> float | None:
+    if first.acquired is None or second.acquired is None:
+        return None
+    return abs((second.acquired - first.acquired).total_seconds()) / 86400.0
+
+
+def align_pair(first: Scene, second: Scene, *, mask_clouds: bool = True) -> AlignedPair:
+    """Check, co-register and mask a pair; see the module docstring."""
+    if first.sensor != second.sensor:
+        raise PairingError(
+            f"{first.source} is {first.sensor} but {second.source} is {second.sensor}: "
+            "change detection compares two dates of the same sensor"
+        )
+    if first.sensor != "S2":
+        raise PairingError(
+            f"{first.source} is {first.sensor}: change detection reads Sentinel-2 products "
+            "(13 optical bands)"
+        )
+    overlap = overlap_fraction(first, second)
+    if overlap <= 0.0:
+        raise PairingError(
+            f"{first.source} and {second.source} do not overlap: pick two dates of the "
+            "same place (same tile or footprint)"
+        )
+    days = days_between(first, second)
+    if days is not None and days > MAX_DAYS_APART:
+        warnings.warn(
+            f"{first.source} and {second.source} are {days:.0f} days apart "
+            f"(more than {MAX_DAYS_APART:.0f}): seasonal and land-cover drift will show "
+            "as change", PairWarning, stacklevel=2,
+        )
+    reprojected = not _same_grid(first, second)
+    if reprojected:
+        second = reproject_onto(second, first)
+    has_data = first.valid() & second.valid()
+    if not has_data.any():
+        raise GridMismatchError(
+            f"{first.source} and {second.source} share no valid pixel on the first grid: "
+            "check their footprints and nodata"
+        )
+    cloud = (cloud_mask(first) | cloud_mask(second)) if mask_clouds else np.zeros_like(has_data)
+    cloud &= has_data
+    return AlignedPair(
+        x1=reflectance(first), x2=reflectance(second), valid=has_data & ~cloud,
+        nodata=~has_data, cloud=cloud, first=first, second=second, reprojected=reprojected,
+        days_apart=days, overlap_fraction=overlap,
+    )

@@ -1,0 +1,62 @@
+"""Per-date band standardisation and the distance -> probability mapping all methods share.
+
+Standardising each band of each date on its own valid pixels (robust: median and scaled
+MAD) removes what differs uniformly between the dates (illumination, atmosphere, gain):
+the change methods then compare what is left.
+
+A change distance becomes a probability by one rule for every method, so their maps are
+comparable: with m and s the median and scaled MAD of the distance over the valid area
+(most of a scene does not change, so they describe the no-change population),
+z = (d - m) / s and p = 1 / (1 + exp(-(z - Z_MID) / Z_SCALE)). A pixel Z_MID robust standard
+deviations above the typical distance has p = 0.5; p is monotonic in d, so the area under
+the precision-recall curve is the distance's own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAD_TO_SIGMA = 1.4826  # scaled MAD estimates the standard deviation of a normal population
+Z_MID = 3.0
+Z_SCALE = 1.0
+SAMPLE = 1_000_000  # pixels drawn to estimate statistics on large scenes
+
+
+def sample_index(valid: np.ndarray, n: int = SAMPLE, seed: int = 0) -> np.ndarray:
+    """Flat indexes of at most `n` valid pixels (all of them when fewer), seeded."""
+    idx = np.flatnonzero(valid.ravel())
+    if idx.size > n:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
+    return idx
+
+
+def robust_location_scale(values: np.ndarray) -> tuple[float, float]:
+    med = float(np.median(values))
+    mad = float(np.median(np.abs(values - med))) * MAD_TO_SIGMA
+    if not np.isfinite(mad) or mad <= 1e-12:
+        mad = float(np.std(values)) or 1.0
+    return med, mad
+
+
+def standardise(x: np.ndarray, valid: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(bands, rows, cols) float32, each band centred and scaled on its valid pixels;
+    invalid pixels are 0 (the mean), so convolutions near them see no spikes."""
+    idx = sample_index(valid, seed=seed)
+    out = np.empty(x.shape, dtype=np.float32)
+    for i in range(x.shape[0]):
+        med, scale = robust_location_scale(x[i].ravel()[idx])
+        np.subtract(x[i], np.float32(med), out=out[i])
+        out[i] *= np.float32(1.0 / scale)
+        out[i][~valid] = 0.0
+    return out
+
+
+def to_probability(distance: np.ndarray, valid: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Change probability in [0, 1] on the valid area, NaN elsewhere (see module doc)."""
+    idx = sample_index(valid, seed=seed)
+    med, scale = robust_location_scale(distance.ravel()[idx])
+    z = (distance.astype(np.float32) - np.float32(med)) * np.float32(1.0 / scale)
+    p = 1.0 / (1.0 + np.exp(-(np.clip(z, -50, 50) - Z_MID) / Z_SCALE))
+    p = p.astype(np.float32)
+    p[~valid] = np.nan
+    return p

@@ -1,0 +1,59 @@
+"""`eominer ingest` and `eominer products`."""
+
+from __future__ import annotations
+
+import click
+import pyarrow as pa
+
+from eominer.cli import db_option
+from eominer.cli.output import render
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@db_option
+@click.option("--levels", default="32,64,128", show_default=True,
+              help="Patch sizes of the grid levels, in 10 m pixels.")
+def ingest(paths: tuple[str, ...], db: str | None, levels: str) -> None:
+    """Ingest Sentinel-1/2 products: per-band folders, .SAFE (folder or zip), multi-band
+    GeoTIFF/COG, S1 VV/VH folders, STAC Item JSON. Prints one line per product."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from eominer.grid import parse_levels
+    from eominer.ingest import ingest_product
+    from eominer.io.discover import discover
+    from eominer.store import open_store
+
+    try:
+        lv = parse_levels(levels)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--levels") from exc
+    products = [p for path in paths for p in discover(path)]
+    with open_store(db) as store, Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} bands"),
+        TimeElapsedColumn(), transient=True, disable=None,
+    ) as bar:
+        for prod in products:
+            task = bar.add_task(f"{prod.product_id}", total=len(prod.bands))
+            res = ingest_product(store, prod, lv, progress=lambda _b, t=task: bar.advance(t))
+            bar.remove_task(task)
+            note = "" if res.status == "ingested" else f"  ({res.status}, nothing changed)"
+            bar.console.print(
+                f"{res.product_id}  {res.sensor}  {res.acquired or '-'}  {res.patches} patches{note}",
+                soft_wrap=True, highlight=False,
+            )
+
+
+@click.command()
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+def products(db: str | None, fmt: str) -> None:
+    """List ingested products with their patch counts."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        t = store.products()
+    cols = ["product_id", "sensor", "platform", "processing_level", "tile_id", "acquired",
+            "width", "height", "patches"]
+    out = t.select(cols) if t.num_rows else pa.table({c: [] for c in cols})
+    click.echo(render(out, fmt, title="products"))

@@ -1,0 +1,43 @@
+"""Printing tables for the terminal, CSV and JSON."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    return str(v)
+
+
+def render(table: pa.Table, fmt: str, title: str | None = None) -> str:
+    rows = table.to_pylist()
+    cols = table.column_names
+    if fmt == "json":
+        return json.dumps(rows, default=str, indent=1)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(cols)
+        w.writerows([[_cell(r[c]) for c in cols] for r in rows])
+        return buf.getvalue().rstrip("\n")
+    t = Table(title=title, show_lines=False)
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*[_cell(r[c]) for c in cols])
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(t)
+    return console.export_text().rstrip("\n")

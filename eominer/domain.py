@@ -1,0 +1,68 @@
+"""Domain values: small frozen dataclasses that check themselves."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Window:
+    """A pixel window of a raster: offsets and size (rows = height)."""
+
+    x_off: int
+    y_off: int
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if min(self.x_off, self.y_off) < 0 or min(self.width, self.height) <= 0:
+            raise ValueError(f"invalid window {self}: offsets >= 0 and sizes > 0 expected")
+
+
+@dataclass(frozen=True)
+class BBox:
+    """An axis-aligned box (minx, miny, maxx, maxy) in some CRS."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+
+    def __post_init__(self) -> None:
+        if not (self.minx <= self.maxx and self.miny <= self.maxy):
+            raise ValueError(f"invalid bbox {self}: min must not exceed max")
+
+
+@dataclass(frozen=True)
+class BandSource:
+    """Where one band of a product is read from: a file (GDAL path) and a band index."""
+
+    path: str
+    index: int = 1
+
+
+@dataclass(frozen=True)
+class SourceProduct:
+    """A product found on disk, before ingest: identity, metadata and band files."""
+
+    product_id: str
+    sensor: str  # "S2" or "S1"
+    source_path: str
+    bands: dict[str, BandSource]
+    platform: str | None = None
+    processing_level: str | None = None
+    tile_id: str | None = None
+    acquired: dt.datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sensor not in ("S1", "S2"):
+            raise ValueError(f"sensor must be S1 or S2, got {self.sensor!r}")
+        if not self.bands:
+            raise ValueError(f"product {self.product_id} has no bands")
+
+    @property
+    def name(self) -> str:
+        return Path(self.source_path).name

@@ -1,0 +1,121 @@
+"""Ingest: products on disk -> one ARD COG each + a product row + its patch grid.
+
+All or nothing per product: the COG is written to a temporary name, the database rows in
+one transaction, and the COG is renamed into place only after the commit. A product
+already in the database with the same sources is skipped (idempotent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shapely.geometry import box, shape
+
+from eominer.domain import SourceProduct
+from eominer.errors import EominerError, ProductReadError
+from eominer.grid import DEFAULT_LEVELS, expected_patch_count, patch_grid
+from eominer.io.discover import discover
+from eominer.io.read import write_ard
+from eominer.workspace import ard_dir
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    product_id: str
+    sensor: str
+    acquired: str
+    patches: int
+    status: str  # "ingested" | "already ingested"
+    ard_path: str
+
+
+def source_hash(product: SourceProduct) -> str:
+    """Identity of the sources: band file names and sizes (not mtimes: copies keep it)."""
+    h = hashlib.sha1()
+    for name, src in sorted(product.bands.items()):
+        size = os.path.getsize(src.path) if not src.path.startswith("/vsi") else 0
+        h.update(f"{name}:{Path(src.path).name}:{src.index}:{size};".encode())
+    return h.hexdigest()
+
+
+def footprint_wkt(grid_crs: str, transform: Sequence[float], width: int, height: int) -> str:
+    from rasterio.crs import CRS
+    from rasterio.warp import transform_geom
+
+    a, _, c, _, e, f = transform[:6]
+    xs = (c, c + a * width)
+    ys = (f, f + e * height)
+    geom = box(min(xs), min(ys), max(xs), max(ys))
+    wgs = transform_geom(CRS.from_wkt(grid_crs), "EPSG:4326", geom.__geo_interface__,
+                         precision=7)
+    return shape(wgs).wkt
+
+
+def ingest_product(
+    store, product: SourceProduct, levels: Sequence[int] = DEFAULT_LEVELS,
+    progress: Callable[[str], None] | None = None,
+) -> IngestResult:
+    digest = source_hash(product)
+    acquired = product.acquired.isoformat(sep=" ") if product.acquired else ""
+    known = store.product_hash(product.product_id)
+    if known is not None:
+        row = store.product(product.product_id)
+        if known != digest:
+            raise ProductReadError(
+                f"product {product.product_id} is already ingested from other files "
+                f"({row['source_path']}); delete it first or rename the new one"
+            )
+        n = int(store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?",
+                            (product.product_id,))[0][0])
+        return IngestResult(product.product_id, product.sensor, acquired, n,
+                            "already ingested", row["ard_path"])
+    dest = ard_dir() / f"{product.product_id}.tif"
+    staged = dest.with_name(f".{dest.name}.staged")
+    try:
+        grid, valid = write_ard(product, staged, progress)
+        patches = patch_grid(grid.width, grid.height, grid.transform, grid.crs_wkt, valid,
+                             levels, product.product_id, store.next_patch_id())
+        assert patches.num_rows == expected_patch_count(grid.width, grid.height, levels)
+        row = {
+            "product_id": product.product_id, "sensor": product.sensor,
+            "platform": product.platform, "processing_level": product.processing_level,
+            "tile_id": product.tile_id, "acquired": product.acquired, "crs": grid.crs_wkt,
+            "footprint_wkt": footprint_wkt(grid.crs_wkt, grid.transform, grid.width, grid.height),
+            "source_path": str(Path(product.source_path).resolve())
+            if not product.source_path.startswith("/vsi") else product.source_path,
+            "ard_path": str(dest), "width": grid.width, "height": grid.height,
+            "bands": json.dumps(list(product.bands)), "transform": json.dumps(list(grid.transform)),
+            "source_hash": digest,
+        }
+        store.add_product(row, patches)
+        staged.replace(dest)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return IngestResult(product.product_id, product.sensor, acquired, patches.num_rows,
+                        "ingested", str(dest))
+
+
+def ingest_paths(
+    store, paths: Sequence[str | Path], levels: Sequence[int] = DEFAULT_LEVELS,
+    progress: Callable[[str], None] | None = None,
+) -> list[IngestResult]:
+    """Discover every product first (so a bad path fails before anything is written),
+    then ingest them one by one."""
+    products: list[SourceProduct] = []
+    for p in paths:
+        products.extend(discover(p))
+    seen: dict[str, str] = {}
+    for prod in products:
+        if prod.product_id in seen and seen[prod.product_id] != prod.source_path:
+            raise EominerError(
+                f"two inputs map to the same product id {prod.product_id}: "
+                f"{seen[prod.product_id]} and {prod.source_path}"
+            )
+        seen[prod.product_id] = prod.source_path
+    return [ingest_product(store, prod, levels, progress) for prod in products]

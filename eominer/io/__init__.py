@@ -1,0 +1,1 @@
+"""Reading products: discovery of layouts, band reading onto one grid, the ARD COG."""

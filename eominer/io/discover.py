@@ -1,0 +1,317 @@
+"""Find products on disk and say what they are.
+
+Layouts: a folder of per-band GeoTIFF/JPEG2000 files (either Sentinel-2 naming), a
+Sentinel-2 .SAFE folder or .zip (L1C and L2A), a multi-band GeoTIFF/COG, a folder of
+Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON) whose assets are local files.
+A folder holding no imagery itself but sub-folders that do is a batch of products.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import zipfile
+from pathlib import Path
+
+from eominer import sensors as S
+from eominer.domain import BandSource, SourceProduct
+from eominer.errors import MissingBandError, ProductReadError, UnsupportedFormatError
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+SUPPORTED = (
+    "a folder of per-band Sentinel-2 GeoTIFF/JPEG2000 files, a .SAFE folder or .zip, a "
+    "multi-band GeoTIFF/COG, a folder of Sentinel-1 VV/VH GeoTIFFs, or a STAC Item .json"
+)
+
+
+def discover(path: str | Path) -> list[SourceProduct]:
+    """Products found at `path` (one, or several for a folder of product folders)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ProductReadError(f"{p} does not exist: check the path")
+    if p.is_dir():
+        if p.suffix.upper() == ".SAFE":
+            return [_safe_product(p, p, lambda rel: str(p / rel), _list_dir(p))]
+        found = _band_folder(p)
+        if found is not None:
+            return [found]
+        subs = sorted(d for d in p.iterdir() if d.is_dir())
+        products = [x for d in subs if (x := _band_folder(d) or _maybe_safe(d)) is not None]
+        if products:
+            return products
+        raise UnsupportedFormatError(f"no imagery found in folder {p}: expected {SUPPORTED}")
+    suffix = p.suffix.lower()
+    if suffix == ".zip":
+        return [_safe_zip(p)]
+    if suffix == ".json":
+        return [_stac_item(p)]
+    if suffix in (".tif", ".tiff"):
+        return [_multiband_file(p)]
+    raise UnsupportedFormatError(f"{p} is not a supported format ({p.suffix}): expected {SUPPORTED}")
+
+
+def _maybe_safe(d: Path) -> SourceProduct | None:
+    return _safe_product(d, d, lambda rel: str(d / rel), _list_dir(d)) if d.suffix.upper() == ".SAFE" else None
+
+
+def _list_dir(root: Path) -> list[str]:
+    return [str(f.relative_to(root)) for f in root.rglob("*") if f.is_file()]
+
+
+# ---- per-band folders ---------------------------------------------------------------
+def _band_folder(d: Path) -> SourceProduct | None:
+    files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in RASTER_SUFFIXES)
+    s2 = {}
+    s1 = {}
+    for f in files:
+        if m := S.S2_BAND_RE.search(f.name):
+            s2[m.group(1).upper()] = BandSource(str(f))
+        elif m := S.S1_BAND_RE.search(f.name):
+            s1[m.group(1).upper()] = BandSource(str(f))
+    if s2:
+        return _s2_product(d, s2, [f.name for f in files])
+    if s1:
+        return _s1_product(d, s1)
+    return None
+
+
+def _parse_time(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y%m%dT%H%M%S")
+
+
+def _s2_metadata(names: list[str], folder: Path) -> dict[str, object]:
+    """Platform, level, tile and sensing time from file names (and OSCD's dates.txt)."""
+    joined = " ".join([folder.name, *names])
+    meta: dict[str, object] = {}
+    if m := S.S2_PLATFORM_RE.search(joined):
+        meta["platform"] = m.group(1)
+    if m := re.search(r"MSI_?(L1C|L2A)", joined):
+        meta["processing_level"] = m.group(1)
+    elif re.search(r"_\d{2}m\.jp2", joined):
+        meta["processing_level"] = "L2A"
+    if m := S.S2_TILE_RE.search(joined):
+        meta["tile_id"] = m.group(1)
+    for rx in (S.S2_COMPACT_TIME_RE, S.S2_PRODUCT_TIME_RE):
+        if m := rx.search(joined):
+            meta["acquired"] = _parse_time(m.group(1))
+            break
+    else:
+        if m := S.S2_OLD_TIME_RE.search(joined):
+            # old granule names carry the processing time: keep only its day
+            meta["acquired"] = _parse_time(m.group(1)).replace(hour=0, minute=0, second=0)
+    # OSCD keeps the sensing dates beside imgs_1/imgs_2; old granule names only carry
+    # the processing time, so the dataset's own date wins.
+    dates = folder.parent / "dates.txt"
+    if folder.name in ("imgs_1", "imgs_2") and dates.exists():
+        key = "date_1" if folder.name == "imgs_1" else "date_2"
+        for line in dates.read_text().splitlines():
+            if line.startswith(key):
+                day = dt.datetime.strptime(line.split(":")[1].strip(), "%Y%m%d")
+                prev = meta.get("acquired")
+                same_day = isinstance(prev, dt.datetime) and prev.date() == day.date()
+                meta["acquired"] = prev if same_day else day
+    labels = next(folder.glob("*_labels_metadata.json"), None)
+    if labels is not None:  # BigEarthNet patches
+        info = json.loads(labels.read_text())
+        if "acquisition_date" in info:
+            meta["acquired"] = dt.datetime.fromisoformat(info["acquisition_date"])
+        if m := S.S2_TILE_RE.search(info.get("tile_source", "")):
+            meta["tile_id"] = m.group(1)
+    return meta
+
+
+def _s2_product_id(meta: dict[str, object], folder: Path) -> str:
+    acquired, tile = meta.get("acquired"), meta.get("tile_id")
+    if re.match(r"S2[ABC]_MSIL(1C|2A)_\d{8}T\d{6}_\d+_\d+$", folder.name):
+        return folder.name  # BigEarthNet patch: many per tile and time
+    if isinstance(acquired, dt.datetime) and tile:
+        stem = f"{meta.get('platform', 'S2')}_MSI{meta.get('processing_level', 'L1C')}"
+        return f"{stem}_{acquired:%Y%m%dT%H%M%S}_T{tile}"
+    return folder.stem
+
+
+def required_s2_bands(level: str | None, present: set[str]) -> tuple[str, ...]:
+    return S.S2_L2A_BANDS if level == "L2A" or "B10" not in present and len(present) == 12 else S.S2_BAND_ORDER
+
+
+def _s2_product(folder: Path, bands: dict[str, BandSource], names: list[str]) -> SourceProduct:
+    meta = _s2_metadata(names, folder)
+    expected = required_s2_bands(meta.get("processing_level"), set(bands))  # type: ignore[arg-type]
+    missing = [b for b in expected if b not in bands]
+    if missing:
+        raise MissingBandError(
+            f"Band {', '.join(missing)} missing in {folder}: expected {len(expected)} bands, "
+            f"found {len(bands)}; copy the missing band file(s) into the folder"
+        )
+    return SourceProduct(
+        product_id=_s2_product_id(meta, folder), sensor="S2", source_path=str(folder),
+        bands={b: bands[b] for b in expected}, platform=meta.get("platform"),  # type: ignore[arg-type]
+        processing_level=meta.get("processing_level") or ("L2A" if "B10" not in bands else "L1C"),  # type: ignore[arg-type]
+        tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
+    )
+
+
+def _s1_product(folder: Path, bands: dict[str, BandSource]) -> SourceProduct:
+    missing = [b for b in S.S1_BANDS if b not in bands]
+    if missing:
+        raise MissingBandError(
+            f"Band {', '.join(missing)} missing in {folder}: expected VV and VH GeoTIFFs, "
+            f"found {', '.join(sorted(bands)) or 'none'}"
+        )
+    m = S.S1_NAME_RE.search(folder.name) or S.S1_NAME_RE.search(Path(bands["VV"].path).name)
+    platform = m.group("platform") if m else None
+    acquired = _parse_time(m.group("time")) if m else None
+    tile = None
+    if t := re.search(r"_(\d{2}[C-X][A-Z]{2})_\d+_\d+$", folder.name):
+        tile = t.group(1)  # BigEarthNet S1 patches carry the S2 tile they are matched to
+    return SourceProduct(
+        product_id=folder.name, sensor="S1", source_path=str(folder),
+        bands={b: bands[b] for b in S.S1_BANDS}, platform=platform,
+        processing_level="GRD", tile_id=tile, acquired=acquired,
+    )
+
+
+# ---- SAFE -----------------------------------------------------------------------------
+def _safe_product(root: Path, display: Path, resolve, files: list[str]) -> SourceProduct:
+    """Bands of a SAFE: L1C IMG_DATA/*_Bxx.jp2, L2A IMG_DATA/R10m|R20m|R60m/*_Bxx_10m.jp2
+    (for each band, the finest resolution the product has)."""
+    best: dict[str, tuple[int, str]] = {}
+    for rel in files:
+        if "IMG_DATA" not in rel or not rel.lower().endswith(".jp2"):
+            continue
+        name = Path(rel).name
+        m = S.S2_BAND_RE.search(name)
+        if not m:
+            continue
+        band = m.group(1).upper()
+        res = int(r.group(1)) if (r := re.search(r"_(\d{2})m\.jp2$", name)) else S.S2_BANDS[band][0]
+        if band not in best or res < best[band][0]:
+            best[band] = (res, rel)
+    if not best:
+        raise UnsupportedFormatError(
+            f"{display} looks like a SAFE product but has no GRANULE/*/IMG_DATA band files"
+        )
+    bands = {b: BandSource(resolve(rel)) for b, (_, rel) in best.items()}
+    names = [root.name, *[Path(rel).name for _, rel in best.values()]]
+    meta = _s2_metadata(names, Path(display))
+    level = meta.get("processing_level") or ("L2A" if any("_10m." in r for _, r in best.values()) else "L1C")
+    meta["processing_level"] = level
+    expected = required_s2_bands(level, set(bands))  # type: ignore[arg-type]
+    missing = [b for b in expected if b not in bands]
+    if missing:
+        raise MissingBandError(
+            f"Band {', '.join(missing)} missing in {display}: expected {len(expected)} bands, "
+            f"found {len(bands)}"
+        )
+    pid = root.name.removesuffix(".SAFE").removesuffix(".zip")
+    return SourceProduct(
+        product_id=pid, sensor="S2", source_path=str(display), bands={b: bands[b] for b in expected},
+        platform=meta.get("platform"), processing_level=level,  # type: ignore[arg-type]
+        tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
+    )
+
+
+def _safe_zip(p: Path) -> SourceProduct:
+    try:
+        with zipfile.ZipFile(p) as z:
+            files = [n for n in z.namelist() if not n.endswith("/")]
+    except zipfile.BadZipFile as exc:
+        raise ProductReadError(f"{p} is not a readable zip archive ({exc}): download it again") from exc
+    tops = {n.split("/", 1)[0] for n in files}
+    safe = next((t for t in tops if t.upper().endswith(".SAFE")), None)
+    if safe is None:
+        raise UnsupportedFormatError(f"{p} holds no .SAFE folder: expected a zipped Sentinel-2 SAFE")
+    inner = [n.split("/", 1)[1] for n in files if n.startswith(safe + "/")]
+    return _safe_product(Path(safe), p, lambda rel: f"/vsizip/{p}/{safe}/{rel}", inner)
+
+
+# ---- single files ------------------------------------------------------------------------
+def _multiband_file(p: Path) -> SourceProduct:
+    import rasterio
+
+    try:
+        with rasterio.open(p) as ds:
+            count, descriptions = ds.count, ds.descriptions
+            tags = ds.tags()
+    except rasterio.errors.RasterioIOError as exc:
+        raise ProductReadError(f"cannot open {p}: {exc}; the file may be truncated or corrupt") from exc
+    names = [(d or "").upper() for d in descriptions]
+    if all(n in S.S2_BANDS for n in names) and names:
+        order = names
+    elif count == len(S.S2_BAND_ORDER):
+        order = list(S.S2_BAND_ORDER)
+    elif count == len(S.S2_L2A_BANDS):
+        order = list(S.S2_L2A_BANDS)
+    elif all(n in S.S1_BANDS for n in names) and names:
+        bands = {n: BandSource(str(p), i + 1) for i, n in enumerate(names)}
+        return SourceProduct(product_id=p.stem, sensor="S1", source_path=str(p), bands=bands,
+                             processing_level="GRD")
+    else:
+        raise MissingBandError(
+            f"{p} has {count} bands without Sentinel-2 band names: expected 13 (L1C) or 12 (L2A) "
+            "bands in ESA order, or band descriptions like B02, B03...; set them with "
+            "`rio edit-info --bidx N --description B02`"
+        )
+    meta = _s2_metadata([p.name, tags.get("PRODUCT_ID", "")], p.parent)
+    bands = {b: BandSource(str(p), i + 1) for i, b in enumerate(order)}
+    level = meta.get("processing_level") or ("L1C" if "B10" in bands else "L2A")
+    expected = required_s2_bands(level, set(bands))  # type: ignore[arg-type]
+    missing = [b for b in expected if b not in bands]
+    if missing:
+        raise MissingBandError(f"Band {', '.join(missing)} missing in {p}: expected {len(expected)} bands, found {count}")
+    return SourceProduct(
+        product_id=p.stem, sensor="S2", source_path=str(p), bands={b: bands[b] for b in expected},
+        platform=meta.get("platform"), processing_level=level,  # type: ignore[arg-type]
+        tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
+    )
+
+
+def _stac_item(p: Path) -> SourceProduct:
+    import pystac
+
+    try:
+        item = pystac.Item.from_file(str(p))
+    except Exception as exc:  # pystac raises several types for a bad document
+        raise UnsupportedFormatError(f"{p} is not a readable STAC Item: {exc}") from exc
+    common = {v[2]: k for k, v in S.S2_BANDS.items()}
+    common.update({"rededge": "B05", "nir08": "B8A", "nir09": "B09", "cirrus": "B10",
+                   "swir16": "B11", "swir22": "B12", "coastal": "B01"})
+    s2, s1 = {}, {}
+    for key, asset in item.assets.items():
+        href = asset.get_absolute_href() or asset.href
+        if href.startswith(("http://", "https://", "s3://")):
+            raise UnsupportedFormatError(
+                f"asset {key} of {p} points at {href}: eominer ingests local files only; "
+                "download the assets and point the item at them"
+            )
+        k = key.upper()
+        if k in S.S2_BANDS:
+            s2[k] = BandSource(href)
+        elif k in S.S1_BANDS:
+            s1[k] = BandSource(href)
+        elif key.lower() in common:
+            s2[common[key.lower()]] = BandSource(href)
+    props = item.properties
+    platform = str(props.get("platform", "")).upper().replace("SENTINEL-", "S")
+    acquired = item.datetime.replace(tzinfo=None) if item.datetime else None
+    if s1 and not s2:
+        return SourceProduct(product_id=item.id, sensor="S1", source_path=str(p), bands=s1,
+                             platform=platform or None, processing_level="GRD", acquired=acquired)
+    level = props.get("processing:level") or props.get("s2:processing_level") or (
+        "L1C" if "B10" in s2 else "L2A")
+    level = "L2A" if "2A" in str(level) else "L1C"
+    expected = required_s2_bands(level, set(s2))
+    missing = [b for b in expected if b not in s2]
+    if missing:
+        raise MissingBandError(
+            f"Band {', '.join(missing)} missing in STAC item {p}: expected {len(expected)} "
+            f"band assets, found {len(s2)}"
+        )
+    tile = props.get("s2:mgrs_tile") or props.get("mgrs:grid_square")
+    if tile is None and "mgrs:utm_zone" in props:
+        tile = f"{props['mgrs:utm_zone']}{props.get('mgrs:latitude_band', '')}{props.get('mgrs:grid_square', '')}"
+    return SourceProduct(
+        product_id=item.id, sensor="S2", source_path=str(p), bands={b: s2[b] for b in expected},
+        platform=platform or None, processing_level=level, tile_id=tile, acquired=acquired,
+    )
