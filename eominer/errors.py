@@ -93,3 +93,11 @@ def require(module: str, extra: str, purpose: str = ""):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise MissingExtraError(module, extra, purpose) from exc
+
+
+class CloudError(EominerError, RuntimeError):
+    """A cloud (OpenStack) API call failed after its bounded retries, or was refused."""
+
+
+class CloudQuotaError(CloudError):
+    """The cloud refused to create a server because a project quota is used up."""

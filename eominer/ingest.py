@@ -38,9 +38,20 @@ def source_hash(product: SourceProduct) -> str:
     """Identity of the sources: band file names and sizes (not mtimes: copies keep it)."""
     h = hashlib.sha1()
     for name, src in sorted(product.bands.items()):
-        size = os.path.getsize(src.path) if not src.path.startswith("/vsi") else 0
-        h.update(f"{name}:{Path(src.path).name}:{src.index}:{size};".encode())
+        h.update(f"{name}:{Path(src.path).name}:{src.index}:{_size(src.path)};".encode())
     return h.hexdigest()
+
+
+def _size(path: str) -> int:
+    """Size of a band file, also inside a zipped SAFE (/vsizip/archive.zip/inner)."""
+    if path.startswith("/vsizip/"):
+        import zipfile
+
+        rest = path.removeprefix("/vsizip/")
+        archive, _, inner = rest.partition(".zip/")
+        with zipfile.ZipFile(archive + ".zip") as z:
+            return z.getinfo(inner).file_size
+    return os.path.getsize(path)
 
 
 def footprint_wkt(grid_crs: str, transform: Sequence[float], width: int, height: int) -> str:

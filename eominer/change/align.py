@@ -28,9 +28,11 @@ CHANGE_BANDS: tuple[str, ...] = (
 )
 # Cloud test (documented in docs/change.md): a pixel is cloud when it is bright and flat
 # in the visible (B02 reflectance > 0.25 and B02 >= 0.8 * B04: clouds are white, bright
-# sand and soil are redder than blue), or when the cirrus band B10 sees high ice clouds
-# (B10 reflectance > 0.012, the cirrus threshold Sen2Cor uses).
+# sand and soil are redder than blue) AND bright in the 60 m aerosol band (B01 > 0.25: a
+# cloud fills the 60 m cell, a bright new roof does not, so roofs are not masked), or when
+# the cirrus band B10 sees high ice clouds (B10 > 0.012, the threshold Sen2Cor uses).
 CLOUD_BLUE_MIN = 0.25
+CLOUD_COASTAL_MIN = 0.25
 CLOUD_BLUE_RED_RATIO = 0.8
 CIRRUS_MIN = 0.012
 # Pairs further apart than this are flagged: seasons and land cover drift.
@@ -157,14 +159,17 @@ def reflectance(scene: Scene, bands: tuple[str, ...] = CHANGE_BANDS) -> np.ndarr
 
 
 def cloud_mask(scene: Scene) -> np.ndarray:
-    """Cloud (True) by the documented brightness and cirrus test; all False where the
-    product has neither B02/B04 nor B10 (e.g. L2A without B10 keeps the brightness test)."""
+    """Cloud (True) by the documented brightness and cirrus test; each part is skipped
+    when the product lacks its bands (L2A has no B10: the brightness test remains)."""
     scale = np.float32(1.0 / S.S2_REFLECTANCE_SCALE)
     cloud = np.zeros(scene.shape, dtype=bool)
     if "B02" in scene.band_names and "B04" in scene.band_names:
         blue = scene.band("B02").astype(np.float32) * scale
         red = scene.band("B04").astype(np.float32) * scale
-        cloud |= (blue > CLOUD_BLUE_MIN) & (blue >= CLOUD_BLUE_RED_RATIO * red)
+        bright = (blue > CLOUD_BLUE_MIN) & (blue >= CLOUD_BLUE_RED_RATIO * red)
+        if "B01" in scene.band_names:
+            bright &= scene.band("B01").astype(np.float32) * scale > CLOUD_COASTAL_MIN
+        cloud |= bright
     if "B10" in scene.band_names:
         cloud |= scene.band("B10").astype(np.float32) * scale > CIRRUS_MIN
     return cloud

@@ -15,7 +15,8 @@ import numpy as np
 from eominer.errors import ProductReadError
 
 COG_OPTIONS = {
-    "compress": "ZSTD", "level": 9, "predictor": 2, "blocksize": 512,
+    # ZSTD level 1 + horizontal predictor: 5x faster than level 9 for ~10% more bytes
+    "compress": "ZSTD", "level": 1, "predictor": 2, "blocksize": 512,
     "overview_resampling": "average", "num_threads": "ALL_CPUS", "bigtiff": "IF_SAFER",
 }
 

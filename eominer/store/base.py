@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -20,7 +21,7 @@ _READ_ONLY_KEYWORDS = ("select", "with", "values", "from", "describe", "show", "
 
 def utcnow() -> dt.datetime:
     """Naive UTC: both engines store TIMESTAMP without zone."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class StoreBase:

@@ -1,9 +1,100 @@
-"""SQL for the jobs tables (see eominer/store/schema.py)."""
+"""SQL for the `jobs` table: one row per batch task, so a killed job resumes.
+
+A task's id is its identity (feature set, product, block of rows), stable across runs;
+`job_id` names the run that last scheduled it. A task becomes `done` in the same
+transaction that writes its results, so `done` always means "its rows are there".
+"""
 
 from __future__ import annotations
 
-from eominer.store.base import StoreBase
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from eominer.store.base import utcnow
+from eominer.store.models import ModelsMixin
+
+TASK_COLUMNS = ("task_id", "job_id", "kind", "product_id", "feature_set_id", "block",
+                "n_items", "status", "attempts", "error", "worker", "started", "finished")
 
 
-class JobsMixin(StoreBase):
-    """Filled in by the issue that owns these tables."""
+class JobsMixin(ModelsMixin):
+    """Jobs; also brings the `models` helpers (ModelsMixin) into the Store."""
+
+    def task_statuses(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """Status of each of these tasks that has a row."""
+        out: dict[str, str] = {}
+        ids = list(task_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            rows = self.query(
+                f"SELECT task_id, status FROM jobs WHERE task_id IN "
+                f"({', '.join('?' for _ in chunk)})", chunk,
+            )
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def schedule_tasks(self, job_id: str, kind: str, tasks: Sequence[dict[str, Any]],
+                       ) -> list[str]:
+        """Record tasks (dicts with task_id, product_id, feature_set_id, block, n_items)
+        for `job_id`; return the ids still to run (everything not `done`)."""
+        known = self.task_statuses([t["task_id"] for t in tasks])
+        new = [t for t in tasks if t["task_id"] not in known]
+        redo = [t["task_id"] for t in tasks if known.get(t["task_id"], "done") != "done"]
+        with self.transaction():
+            if new:
+                n = len(new)
+                self.insert_arrow("jobs", pa.table({
+                    "task_id": pa.array([t["task_id"] for t in new], pa.string()),
+                    "job_id": pa.array([job_id] * n, pa.string()),
+                    "kind": pa.array([kind] * n, pa.string()),
+                    "product_id": pa.array([t["product_id"] for t in new], pa.string()),
+                    "feature_set_id": pa.array([t["feature_set_id"] for t in new], pa.string()),
+                    "block": pa.array([int(t["block"]) for t in new], pa.int32()),
+                    "n_items": pa.array([int(t["n_items"]) for t in new], pa.int32()),
+                    "status": pa.array(["pending"] * n, pa.string()),
+                    "attempts": pa.array([0] * n, pa.int32()),
+                    "error": pa.nulls(n, pa.string()),
+                    "worker": pa.nulls(n, pa.string()),
+                    "started": pa.nulls(n, pa.timestamp("us")),
+                    "finished": pa.nulls(n, pa.timestamp("us")),
+                }))
+            for tid in redo:
+                self.execute(
+                    "UPDATE jobs SET job_id = ?, status = 'pending', attempts = 0, "
+                    "error = NULL WHERE task_id = ?", (job_id, tid),
+                )
+        return [t["task_id"] for t in tasks if known.get(t["task_id"]) != "done"]
+
+    def start_task(self, task_id: str, attempt: int) -> None:
+        self.execute(
+            "UPDATE jobs SET status = 'running', attempts = ?, started = ? WHERE task_id = ?",
+            (attempt, utcnow(), task_id),
+        )
+
+    def finish_task(self, task_id: str, worker: str) -> None:
+        """Mark done; call inside the transaction that writes the task's results."""
+        self.execute(
+            "UPDATE jobs SET status = 'done', error = NULL, worker = ?, finished = ? "
+            "WHERE task_id = ?", (worker, utcnow(), task_id),
+        )
+
+    def fail_task(self, task_id: str, error: str) -> None:
+        self.execute(
+            "UPDATE jobs SET status = 'failed', error = ?, finished = ? WHERE task_id = ?",
+            (error[:9000], utcnow(), task_id),
+        )
+
+    def job_summary(self, job_id: str) -> dict[str, int]:
+        rows = self.query(
+            "SELECT status, COUNT(*) FROM jobs WHERE job_id = ? GROUP BY status", (job_id,),
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def tasks(self, job_id: str | None = None) -> pa.Table:
+        return self.query_arrow(
+            f"SELECT {', '.join(TASK_COLUMNS)} FROM jobs"
+            + (" WHERE job_id = ?" if job_id else "") + " ORDER BY task_id",
+            (job_id,) if job_id else (),
+        )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -221,7 +222,16 @@ class SessionsMixin(StoreBase):
             params.append(acquired_after)
         return self.query_arrow(sql + " ORDER BY a.score DESC, a.patch_id", params)
 
+    def positive_annotations(self, session_id: str) -> np.ndarray:
+        """Patch ids a session published as positive (the cascade carries these down)."""
+        t = self.query_arrow(
+            "SELECT patch_id FROM annotations WHERE session_id = ? AND positive "
+            "ORDER BY patch_id", (session_id,),
+        )
+        return t["patch_id"].to_numpy().astype(np.int64)
+
 
 def dumps(value: Any) -> str:
     """JSON for the VARCHAR parameter columns (sorted keys: stable text)."""
     return json.dumps(value, sort_keys=True, default=str)
+

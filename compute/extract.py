@@ -1,0 +1,351 @@
+"""The extract job: descriptors for every patch of the selected products, on Ray.
+
+Work is one task per (product, feature set, block of patch rows). A pool of Ray actors
+(one CPU, one BLAS/TF thread each) runs them; an actor keeps its configured
+descriptors, so the encoder model is loaded once per worker, not per task. Tasks read
+their block (plus the descriptor's halo) from the product's ARD COG themselves and
+return (patch_ids, values); the driver, the only process that writes to the database
+(DuckDB allows one writer), writes each result in bulk and marks the task `done` in
+the same transaction. A re-run skips `done` tasks, so a job killed midway (Ctrl-C, a
+killed worker, a crash) resumes where it stopped, and upserts rule out duplicates.
+A failed task is retried `retries` times, then reported by name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from eominer.errors import (
+    ConfigError,
+    EominerError,
+    FeatureError,
+    JobError,
+    ModelNotTrainedError,
+    ProductReadError,
+)
+from eominer.features.registry import SENSORS, Descriptor, build, parse_feature_names
+
+DEFAULT_BLOCK_ROWS = 512
+DEFAULT_RETRIES = 2
+IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no idle gap between tasks
+
+
+@dataclass(frozen=True)
+class BlockTask:
+    """Everything a worker needs to compute one block (small: no pixels)."""
+
+    task_id: str
+    product_id: str
+    feature_set_id: str
+    descriptor: str
+    build_params: dict[str, Any]
+    product_bands: tuple[str, ...]
+    sensor: str
+    ard_path: str
+    width: int
+    height: int
+    y0: int
+    y1: int
+    patch_ids: np.ndarray = field(repr=False)
+    windows: np.ndarray = field(repr=False)  # [y_off - y0, x_off, size, size]
+
+    @property
+    def n_patches(self) -> int:
+        return len(self.patch_ids)
+
+
+@dataclass
+class ExtractReport:
+    job_id: str
+    tasks_total: int = 0
+    tasks_skipped: int = 0
+    tasks_done: int = 0
+    patches_written: int = 0
+    seconds: float = 0.0
+    workers: int = 0
+    feature_sets: list[tuple[str, str]] = field(default_factory=list)  # (id, name)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (task, product, error)
+    notes: list[str] = field(default_factory=list)
+
+    def raise_for_failures(self) -> None:
+        if self.failed:
+            lines = "; ".join(f"{t} ({p}): {e.splitlines()[0] if e else ''}"
+                              for t, p, e in self.failed[:10])
+            more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
+            raise JobError(
+                f"{len(self.failed)} extract task(s) failed after retries: {lines}{more}. "
+                "Fix the cause and re-run the same command: finished tasks are kept"
+            )
+
+
+# ---- worker side ------------------------------------------------------------------
+def descriptor_for(task: BlockTask, cache: dict[str, Descriptor]) -> Descriptor:
+    key = json.dumps([task.descriptor, task.product_bands, task.build_params],
+                     sort_keys=True, default=str)
+    if key not in cache:
+        cache[key] = build(task.descriptor, task.product_bands, **task.build_params)
+    return cache[key]
+
+
+def compute_block(task: BlockTask, cache: dict[str, Descriptor] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Read the block, compute the descriptor: (patch_ids, (n, d) float32)."""
+    from eominer.features.blocks import band_indexes, read_block
+
+    desc = descriptor_for(task, {} if cache is None else cache)
+    idx = band_indexes(task.product_bands, desc.bands, task.product_id)
+    stack = read_block(task.ard_path, task.sensor, idx, task.y0, task.y1, desc.halo,
+                       task.width, task.height)
+    values = desc.compute(stack, task.windows)
+    if not np.all(np.isfinite(values)):
+        raise FeatureError(f"{task.descriptor} produced non-finite values in {task.task_id}")
+    return task.patch_ids, values
+
+
+class FeatureWorker:
+    """A Ray actor (see `run_extract`): keeps descriptors (and models) between tasks."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, Descriptor] = {}
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run(self, task: BlockTask) -> tuple[str, np.ndarray, np.ndarray, str]:
+        ids, values = compute_block(task, self.cache)
+        return task.task_id, ids, values, self.name
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+# ---- driver side ------------------------------------------------------------------
+def check_ard(product: dict[str, Any]) -> None:
+    """The ARD file exists, opens and matches the catalogue (fail before any work)."""
+    import rasterio
+
+    path = product["ard_path"]
+    pid = product["product_id"]
+    if not os.path.exists(path):
+        raise ProductReadError(
+            f"analysis-ready file of product {pid} is missing: {path}; re-ingest it "
+            f"(eominer ingest {product.get('source_path') or 'SOURCE'})"
+        )
+    try:
+        with rasterio.open(path) as ds:
+            shape = (ds.count, ds.height, ds.width)
+    except rasterio.errors.RasterioIOError as exc:
+        raise ProductReadError(
+            f"analysis-ready file of product {pid} is corrupt: {path}: {exc}; re-ingest it"
+        ) from exc
+    expected = (len(json.loads(product["bands"])), product["height"], product["width"])
+    if shape != expected:
+        raise ProductReadError(
+            f"analysis-ready file {path} of product {pid} has (bands, rows, cols) {shape}, "
+            f"expected {expected}: it was replaced or truncated; re-ingest the product"
+        )
+
+
+def select_products(store, product_ids: Sequence[str] | None) -> list[dict[str, Any]]:
+    rows = store.products().to_pylist()
+    if not product_ids:
+        if not rows:
+            raise ConfigError("no products in the database: ingest some first "
+                              "(eominer ingest PATH)")
+        return rows
+    by_id = {r["product_id"]: r for r in rows}
+    unknown = [p for p in product_ids if p not in by_id]
+    if unknown:
+        raise ConfigError(f"product(s) {', '.join(unknown)} not in the database "
+                          f"({len(rows)} ingested; see `eominer products`)")
+    return [by_id[p] for p in product_ids]
+
+
+def block_tasks(store, product: dict[str, Any], fs_id: str, name: str,
+                build_params: dict[str, Any], block_rows: int) -> list[BlockTask]:
+    """Blocks of whole patch rows: a multiple of every level, so each patch of every
+    level falls in exactly one block."""
+    pt = store.patches(product["product_id"])
+    if not pt.num_rows:
+        return []
+    ids = pt["patch_id"].to_numpy().astype(np.int64)
+    y = pt["y_off"].to_numpy().astype(np.int64)
+    x = pt["x_off"].to_numpy().astype(np.int64)
+    s = pt["size_px"].to_numpy().astype(np.int64)
+    align = int(np.lcm.reduce(np.unique(s)))
+    rows = max(align, block_rows // align * align)
+    height = int(product["height"])
+    tasks = []
+    for y0 in range(0, height, rows):
+        sel = np.flatnonzero((y >= y0) & (y < y0 + rows))
+        if not sel.size:
+            continue
+        y1 = min(y0 + rows, height)
+        win = np.stack([y[sel] - y0, x[sel], s[sel], s[sel]], axis=1)
+        tasks.append(BlockTask(
+            f"{fs_id}/{product['product_id']}/{y0}-{y1}", product["product_id"], fs_id, name,
+            build_params, tuple(json.loads(product["bands"])), product["sensor"],
+            product["ard_path"], int(product["width"]), height, y0, y1, ids[sel], win,
+        ))
+    return tasks
+
+
+def plan(store, features: str | Sequence[str] | None, product_ids: Sequence[str] | None,
+         block_rows: int, report: ExtractReport) -> tuple[list[BlockTask], dict[str, Any]]:
+    """Validate everything, register feature sets, cut tasks. Raises before any write
+    when an input is bad (unknown feature, missing ARD, no encoder)."""
+    from eominer.features.encoder import latest_encoder
+
+    explicit = features is not None
+    names = parse_feature_names(features)
+    products = select_products(store, product_ids)
+    for p in products:
+        check_ard(p)
+    build_params: dict[str, dict[str, Any]] = {n: {} for n in names}
+    if "encoder" in names:
+        model = latest_encoder(store)
+        if model is None:
+            if explicit:
+                build("encoder", [], model=None)  # raises ModelNotTrainedError
+            names.remove("encoder")
+            report.notes.append("encoder skipped: no encoder trained yet "
+                                "(eominer encoder train)")
+        else:
+            build_params["encoder"] = {"model": model}
+    descs: list[tuple[dict[str, Any], str, Descriptor]] = []
+    for name in names:
+        matching = [p for p in products if p["sensor"] == SENSORS[name]]
+        if explicit and not matching:
+            report.notes.append(f"{name}: no {SENSORS[name]} product selected")
+        for p in matching:
+            try:
+                descs.append((p, name, build(name, json.loads(p["bands"]),
+                                             **build_params[name])))
+            except ModelNotTrainedError:
+                raise
+            except FeatureError as exc:
+                report.notes.append(f"{name} skipped for {p['product_id']}: {exc}")
+    tasks: list[BlockTask] = []
+    registered: dict[str, Any] = {}
+    for p, name, d in descs:
+        fs = store.register_feature_set(d.name, d.version, d.params, d.columns, d.sensor)
+        registered[fs.feature_set_id] = fs
+        if (fs.feature_set_id, fs.name) not in report.feature_sets:
+            report.feature_sets.append((fs.feature_set_id, fs.name))
+        tasks += block_tasks(store, p, fs.feature_set_id, name, build_params[name], block_rows)
+    return tasks, registered
+
+
+def new_job_id() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"extract-{stamp}-{secrets.token_hex(3)}"
+
+
+ProgressFn = Callable[[int, int, int, BlockTask, str], None]
+
+
+def run_extract(
+    store, features: str | Sequence[str] | None = None,
+    product_ids: Sequence[str] | None = None, *, address: str | None = None,
+    num_cpus: int | None = None, num_workers: int | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS, retries: int = DEFAULT_RETRIES,
+    on_start: Callable[[int, int], None] | None = None, on_task: ProgressFn | None = None,
+) -> ExtractReport:
+    """Run (or resume) extraction. `on_start(total, to_run)`; `on_task(done, to_run,
+    patches_done, task, worker)` after each committed task. Returns the report; failed
+    tasks are listed there (`report.raise_for_failures()`)."""
+    from compute.runtime import cluster_cpus, import_ray, ray_session
+
+    import_ray()  # a missing Ray is reported before anything is planned or written
+    report = ExtractReport(new_job_id())
+    tasks, sets = plan(store, features, product_ids, block_rows, report)
+    report.tasks_total = len(tasks)
+    todo_ids = set(store.schedule_tasks(report.job_id, "extract", [
+        {"task_id": t.task_id, "product_id": t.product_id, "feature_set_id": t.feature_set_id,
+         "block": t.y0, "n_items": t.n_patches} for t in tasks]))
+    todo = [t for t in tasks if t.task_id in todo_ids]
+    report.tasks_skipped = len(tasks) - len(todo)
+    if on_start:
+        on_start(len(tasks), len(todo))
+    if not todo:
+        return report
+    t0 = time.perf_counter()
+    with ray_session(address, num_cpus) as ray:
+        n = max(1, min(num_workers or cluster_cpus(ray), len(todo)))
+        report.workers = n
+        _drive(ray, store, sets, todo, n, retries, report, on_task)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _drive(ray, store, sets: dict[str, Any], todo: list[BlockTask], n_workers: int,
+           retries: int, report: ExtractReport, on_task: ProgressFn | None) -> None:
+    from ray.exceptions import RayActorError, RayError
+
+    remote_cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(FeatureWorker)
+    actors = [remote_cls.remote() for _ in range(n_workers)]
+    load = [0] * n_workers
+    queue: deque[tuple[BlockTask, int]] = deque((t, 1) for t in todo)
+    inflight: dict[Any, tuple[BlockTask, int, int, Any]] = {}
+
+    def submit() -> None:
+        while queue:
+            slot = min(range(n_workers), key=load.__getitem__)
+            if load[slot] >= IN_FLIGHT_PER_WORKER:
+                return
+            task, attempt = queue.popleft()
+            store.start_task(task.task_id, attempt)
+            inflight[actors[slot].run.remote(task)] = (task, attempt, slot, actors[slot])
+            load[slot] += 1
+
+    try:
+        submit()
+        while inflight:
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            ref = ready[0]
+            task, attempt, slot, actor = inflight.pop(ref)
+            load[slot] -= 1
+            try:
+                _tid, ids, values, worker = ray.get(ref)
+            except RayError as exc:
+                if isinstance(exc, RayActorError) and actors[slot] is actor:
+                    # the worker process died: a fresh one takes its place
+                    ray.kill(actor, no_restart=True)
+                    actors[slot] = remote_cls.remote()
+                if attempt <= retries:
+                    queue.append((task, attempt + 1))
+                else:
+                    msg = _error_text(exc)
+                    store.fail_task(task.task_id, msg)
+                    report.failed.append((task.task_id, task.product_id, msg))
+                submit()
+                continue
+            with store.transaction():
+                store.write_features(sets[task.feature_set_id], ids, values)
+                store.finish_task(task.task_id, worker)
+            report.tasks_done += 1
+            report.patches_written += len(ids)
+            if on_task:
+                on_task(report.tasks_done, len(todo), report.patches_written, task, worker)
+            submit()
+    finally:
+        for a in actors:
+            ray.kill(a, no_restart=True)
+
+
+def _error_text(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, EominerError):
+        return f"{type(cause).__name__}: {cause}"
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+

@@ -1,0 +1,78 @@
+"""The one place eominer starts or joins Ray.
+
+    from compute.runtime import ray_session
+    with ray_session(num_cpus=2) as ray:          # a fresh local Ray on this machine
+        ...
+    with ray_session(address="10.0.0.5:6379"):    # an existing cluster
+        ...
+
+Library code never calls `ray.init` itself: batch jobs (extract, change, fusion) take
+a `ray_session`. Every worker process runs with one BLAS / OpenMP / TensorFlow thread
+(`WORKER_ENV`): on our 2-core machines two single-threaded processes beat one process
+with two threads, and Ray schedules one task per CPU anyway. A local session is shut
+down on exit; a session that joined an already-initialised Ray leaves it running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from eominer.errors import ConfigError, require
+
+WORKER_ENV: dict[str, str] = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "GDAL_NUM_THREADS": "1",
+}
+
+
+def import_ray():
+    """Ray, or MissingExtraError naming the `ray` extra."""
+    return require("ray", "ray", "batch jobs (eominer extract)")
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None,
+                **init_kwargs: Any) -> Iterator[Any]:
+    """Start a local Ray (default: `num_cpus` or all cores) or join `address`.
+
+    `address` is "host:port" (GCS) or "ray://host:10001" (Ray Client); "auto" joins a
+    cluster started on this machine with `ray start`. Yields the `ray` module.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    env = {"env_vars": dict(WORKER_ENV)}
+    kwargs: dict[str, Any] = {
+        "runtime_env": env, "include_dashboard": False, "log_to_driver": False,
+        "configure_logging": True, "logging_level": "ERROR", "namespace": "eominer",
+    }
+    if address:
+        if num_cpus is not None:
+            raise ConfigError("--num-cpus applies to a local Ray only; a cluster has its own")
+        kwargs["address"] = address
+    else:
+        # "local" always starts a fresh Ray, never a stray cluster left on this machine
+        kwargs.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1)
+    kwargs.update(init_kwargs)
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as exc:
+        raise ConfigError(f"cannot reach a Ray cluster at {address}: {exc}") from exc
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def cluster_cpus(ray) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -1,0 +1,3 @@
+from eominer.cli import main
+
+main()

@@ -1,0 +1,151 @@
+"""The learned change method: a small fully-convolutional encoder trained on the pair itself.
+
+Self-supervised, no labels: one encoder E is shared by the two dates, each date has its
+own decoder (D1, D2), and training minimises
+    |D1(E(z1)) - z1|^2 + |D2(E(z2)) - z2|^2 + ALIGN * huber(E(z1) - E(z2))
+on random crops of both (per-date standardised) dates at the same places. Reconstruction
+forces the features to keep what is in each image; the alignment term asks the two dates
+to share features wherever they can, and the per-date decoders absorb what differs
+between the dates everywhere (season, illumination, atmosphere). Changed pixels are a
+minority the encoder cannot align without losing their reconstruction, so they keep a
+large feature distance; the robust (Huber) alignment lets them stay far apart.
+Change distance: per-pixel Euclidean distance of the two feature maps (3 x 3 conv
+receptive field twice: 5 x 5 px of context), averaged over a 3 x 3 window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eominer.change.normalise import standardise
+from eominer.errors import require
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Architecture and training schedule (part of the method's identity in the DB)."""
+
+    features: int = 16
+    hidden: int = 32
+    crop: int = 32
+    crops: int = 768
+    epochs: int = 6
+    batch: int = 32
+    align: float = 1.0
+    learning_rate: float = 2e-3
+    window: int = 3
+    block_rows: int = 1024
+    seed: int = 0
+    threads: int = 1
+
+
+def _keras(threads: int):
+    tf = require("tensorflow", "ml", "the encoder change method")
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # already initialised in this process: keep its setting
+        pass
+    import keras
+
+    return keras
+
+
+def build_models(bands: int, cfg: EncoderConfig):
+    """(encoder, trainer): the encoder maps (H, W, bands) to (H, W, features)."""
+    keras = _keras(cfg.threads)
+    L = keras.layers
+
+    def conv(n, k, act, name):
+        return L.Conv2D(n, k, padding="same", activation=act, name=name)
+
+    x_in = keras.Input((None, None, bands))
+    h = conv(cfg.hidden, 3, "relu", "enc1")(x_in)
+    h = conv(cfg.hidden, 3, "relu", "enc2")(h)
+    f = conv(cfg.features, 1, None, "enc_out")(h)
+    encoder = keras.Model(x_in, f, name="encoder")
+
+    def decoder(name):
+        z = keras.Input((None, None, cfg.features))
+        g = conv(cfg.hidden, 3, "relu", f"{name}_1")(z)
+        g = conv(bands, 1, None, f"{name}_out")(g)
+        return keras.Model(z, g, name=name)
+
+    d1, d2 = decoder("dec1"), decoder("dec2")
+    a = keras.Input((None, None, bands), name="date1")
+    b = keras.Input((None, None, bands), name="date2")
+    fa, fb = encoder(a), encoder(b)
+    diff = L.Subtract(name="align")([fa, fb])
+    trainer = keras.Model([a, b], [d1(fa), d2(fb), diff])
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss=["mse", "mse", keras.losses.Huber(delta=1.0)],
+        loss_weights=[1.0, 1.0, cfg.align],
+    )
+    return encoder, trainer
+
+
+def sample_crops(
+    z1: np.ndarray, z2: np.ndarray, valid: np.ndarray, cfg: EncoderConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random crops (n, crop, crop, bands) of both dates at the same places,
+    kept when at least 90% of the crop is valid."""
+    rng = np.random.default_rng(cfg.seed)
+    _, rows, cols = z1.shape
+    c = min(cfg.crop, rows, cols)
+    ys = rng.integers(0, rows - c + 1, size=cfg.crops * 2)
+    xs = rng.integers(0, cols - c + 1, size=cfg.crops * 2)
+    keep = [(y, x) for y, x in zip(ys, xs) if valid[y:y + c, x:x + c].mean() >= 0.9]
+    keep = keep[: cfg.crops] or [(int(ys[0]), int(xs[0]))]
+    a = np.stack([z1[:, y:y + c, x:x + c] for y, x in keep]).transpose(0, 2, 3, 1)
+    b = np.stack([z2[:, y:y + c, x:x + c] for y, x in keep]).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+
+def encode(encoder, z: np.ndarray, block_rows: int, halo: int = 8) -> np.ndarray:
+    """(features, rows, cols) of a standardised (bands, rows, cols) image, by row blocks
+    with a halo so block edges see the same context as the interior."""
+    bands, rows, cols = z.shape
+    out = None
+    for r0 in range(0, rows, block_rows):
+        r1 = min(rows, r0 + block_rows)
+        a0, a1 = max(0, r0 - halo), min(rows, r1 + halo)
+        block = np.ascontiguousarray(z[:, a0:a1].transpose(1, 2, 0))[None]
+        f = np.asarray(encoder(block, training=False))[0]
+        if out is None:
+            out = np.empty((f.shape[-1], rows, cols), dtype=np.float32)
+        out[:, r0:r1] = f[r0 - a0:r1 - a0].transpose(2, 0, 1)
+    assert out is not None
+    return out
+
+
+def encoder_distance(
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, cfg: EncoderConfig | None = None,
+) -> np.ndarray:
+    """(rows, cols) float32 feature distance; 0 outside `valid`. Trains on this pair."""
+    from scipy.ndimage import uniform_filter
+
+    cfg = cfg or EncoderConfig()
+    keras = _keras(cfg.threads)
+    keras.utils.set_random_seed(cfg.seed)
+    z1 = standardise(x1, valid, cfg.seed)
+    z2 = standardise(x2, valid, cfg.seed)
+    encoder, trainer = build_models(z1.shape[0], cfg)
+    a, b = sample_crops(z1, z2, valid, cfg)
+    zeros = np.zeros((*a.shape[:3], cfg.features), dtype=np.float32)
+    trainer.fit([a, b], [a, b, zeros], batch_size=cfg.batch, epochs=cfg.epochs,
+                shuffle=True, verbose=0)
+    d = np.zeros(valid.shape, dtype=np.float32)
+    f1 = encode(encoder, z1, cfg.block_rows)
+    f2 = encode(encoder, z2, cfg.block_rows)
+    for i in range(f1.shape[0]):
+        diff = f1[i] - f2[i]
+        d += diff * diff
+    np.sqrt(d, out=d)
+    d[~valid] = 0.0
+    if cfg.window > 1:
+        d = uniform_filter(d, size=cfg.window, mode="nearest")
+        d[~valid] = 0.0
+    return d

@@ -1,0 +1,61 @@
+"""`eominer encoder`: train and list the patch autoencoder."""
+
+from __future__ import annotations
+
+import click
+import pyarrow as pa
+
+from eominer.cli import db_option
+from eominer.cli.output import render
+
+
+@click.group()
+def encoder() -> None:
+    """The convolutional autoencoder behind the `encoder` feature set."""
+
+
+@encoder.command()
+@click.option("--products", "products", multiple=True, metavar="IDS",
+              help="Train on these product ids (default: every Sentinel-2 product).")
+@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--dim", type=click.IntRange(2, 512), default=32, show_default=True,
+              help="Embedding size (columns of the feature set).")
+@click.option("--max-patches", type=click.IntRange(10), default=20000, show_default=True,
+              help="Level-32 patches sampled for training.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@db_option
+def train(products: tuple[str, ...], epochs: int, dim: int, max_patches: int, seed: int,
+          db: str | None) -> None:
+    """Train on the ingested patches (no labels, no downloads) and save
+    <workspace>/models/encoder-v<N>.keras; `eominer extract --features encoder` uses
+    the newest one."""
+    from eominer.features.encoder_train import train_encoder
+    from eominer.store import open_store
+
+    ids = [v.strip() for t in products for v in t.split(",") if v.strip()] or None
+    with open_store(db) as store:
+        row = train_encoder(store, ids, epochs=epochs, dim=dim, max_patches=max_patches,
+                            seed=seed, log=lambda m: click.echo(m, err=True))
+    m = row["metrics"]
+    click.echo(f"{row['model_id']}  {row['path']}  loss {m['loss']:.4f}  "
+               f"{m['patches']} patches  {m['train_patches_per_s']:.0f} patches/s")
+
+
+@encoder.command(name="list")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+def list_models(db: str | None, fmt: str) -> None:
+    """Trained encoders, newest last."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        rows = store.models("encoder")
+    cols = ["model_id", "path", "dim", "loss", "patches", "created"]
+    data = {c: [] for c in cols}
+    for r in rows:
+        for c, v in zip(cols, (r["model_id"], r["path"], r["params"]["dim"],
+                               r["metrics"]["loss"], r["metrics"]["patches"], r["created"]),
+                        strict=True):
+            data[c].append(v)
+    click.echo(render(pa.table({c: pa.array(v) for c, v in data.items()}) if rows
+                      else pa.table({c: [] for c in cols}), fmt, title="encoders"))

@@ -1,0 +1,139 @@
+"""`encoder`: embeddings from a small convolutional autoencoder (TensorFlow/Keras 3).
+
+The autoencoder is trained without labels on the user's own level-32 patches
+(`eominer encoder train`); no pretrained weights are needed. Input: 32 x 32 px of
+B02, B03, B04, B08 reflectance, standardised per band with the training set's mean
+and std (stored with the model), nodata set to the band mean (0 after standardising).
+Patches larger than 32 px are averaged down by an integer factor to 32 x 32.
+Architecture: 3 strided 3x3 convolutions (16, 32, 64 filters, ReLU) -> dense
+embedding (`dim`, linear, layer "embedding") -> mirrored transposed convolutions; MSE.
+
+Models are saved as `<workspace>/models/encoder-v<N>.keras`; their parameters,
+normalisation, loss and the products they were trained on are a row in `models`.
+A feature set's identity includes the model id, so a retrained encoder never mixes
+its embeddings with an older one's.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eominer.errors import FeatureError, ModelNotTrainedError, require
+from eominer.features.registry import Descriptor, require_bands
+
+VERSION = 1
+BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
+PATCH = 32
+KIND = "encoder"
+
+
+def _keras():
+    require("tensorflow", "ml", "the encoder")
+    import keras
+
+    return keras
+
+
+def set_single_thread() -> None:
+    """One TF thread per worker process: on these machines processes beat threads."""
+    tf = require("tensorflow", "ml", "the encoder")
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised in this process: keep its setting
+        pass
+
+
+def autoencoder(n_bands: int = len(BANDS), dim: int = 32, seed: int = 0):
+    keras = _keras()
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((PATCH, PATCH, n_bands), name="patch")
+    x = inp
+    for f in (16, 32, 64):
+        x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Flatten()(x)
+    z = layers.Dense(dim, name="embedding")(x)
+    y = layers.Dense(4 * 4 * 64, activation="relu")(z)
+    y = layers.Reshape((4, 4, 64))(y)
+    for f in (32, 16):
+        y = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(y)
+    out = layers.Conv2DTranspose(n_bands, 3, strides=2, padding="same", name="reconstruction")(y)
+    model = keras.Model(inp, out, name="eominer_autoencoder")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    return model
+
+
+def patch_tensor(stack: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """(n, 32, 32, bands) float32 patches, larger ones averaged down; NaN kept."""
+    out = np.empty((len(windows), PATCH, PATCH, stack.shape[0]), np.float32)
+    for i, (y, x, h, w) in enumerate(windows):
+        if h != w or h % PATCH:
+            raise FeatureError(f"encoder patches must be square multiples of {PATCH} px, "
+                               f"got {h} x {w}")
+        p = stack[:, y:y + h, x:x + w]
+        k = h // PATCH
+        if k > 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-nodata cells stay NaN
+                p = np.nanmean(p.reshape(p.shape[0], PATCH, k, PATCH, k), axis=(2, 4))
+        out[i] = np.moveaxis(p, 0, -1)
+    return out
+
+
+def standardise(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    z = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    z[~np.isfinite(z)] = 0.0
+    return z
+
+
+@functools.lru_cache(maxsize=4)
+def load_embedder(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The model's encoder half, loaded once per process (each Ray worker keeps it)."""
+    keras = _keras()
+    set_single_thread()
+    if not Path(path).exists():
+        raise ModelNotTrainedError(
+            f"encoder model file {path} is missing: train again (eominer encoder train)")
+    model = keras.models.load_model(path, compile=False)
+    embed = keras.Model(model.inputs, model.get_layer("embedding").output)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.asarray(embed.predict(x, batch_size=256, verbose=0), np.float32)
+
+    return run
+
+
+def _compute(stack: np.ndarray, windows: np.ndarray, *, model_id: str, dim: int,
+             path: str, mean: list[float], std: list[float]) -> np.ndarray:
+    if not len(windows):
+        return np.zeros((0, dim), np.float32)
+    x = standardise(patch_tensor(stack, windows), mean, std)
+    return load_embedder(path)(x)
+
+
+def build(product_bands: Sequence[str], model: dict[str, Any] | None = None) -> Descriptor:
+    """Configured with a `models` row (see `latest_encoder`)."""
+    if model is None:
+        raise ModelNotTrainedError(
+            "no encoder has been trained in this database: run `eominer encoder train` "
+            "first (it learns from the ingested Sentinel-2 patches)"
+        )
+    require_bands("encoder", product_bands, list(BANDS))
+    p = model["params"]
+    dim = int(p["dim"])
+    params = {"model_id": model["model_id"], "dim": dim}
+    extra = {"path": model["path"], "mean": p["mean"], "std": p["std"]}
+    cols = tuple(f"enc_{i:03d}" for i in range(dim))
+    return Descriptor("encoder", VERSION, "S2", params, BANDS, 0, cols, _compute, extra)
+
+
+def latest_encoder(store) -> dict[str, Any] | None:
+    return store.latest_model(KIND)

