@@ -63,7 +63,7 @@ test: $(VENV)/.installed .venv-monetdbe/.installed browser
 bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 	@mkdir -p bench/results
 	for f in bench/bench_*.py; do echo "== $$f"; $(VENV)/bin/python $$f || exit 1; done
-	PYTHONPATH=$(CURDIR) .venv-monetdbe/bin/python bench/monetdbe_bulk.py
+	PYTHONPATH=$(CURDIR) .venv-monetdbe/bin/python bench/bench_store.py --engine monetdbe
 
 eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data

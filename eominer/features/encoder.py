@@ -17,6 +17,7 @@ its embeddings with an older one's.
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ KIND = "encoder"
 
 
 def _keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up chatter
     require("tensorflow", "ml", "the encoder")
     import keras
 

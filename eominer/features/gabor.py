@@ -130,13 +130,14 @@ def gabor_responses(padded: np.ndarray, halo: int, kernels: Sequence[np.ndarray]
 
 def gabor_features(padded: np.ndarray, halo: int, kernels: Sequence[np.ndarray],
                    windows: np.ndarray, valid: np.ndarray | None = None,
-                   workers: int = 1) -> np.ndarray:
+                   workers: int = 1, tile: int = TILE) -> np.ndarray:
     """(n, 2 * len(kernels)) [mean, std] of |response| per window, kernel by kernel."""
     sizes = np.unique(windows[:, 2]) if len(windows) else np.array([1])
     align = int(np.lcm.reduce(sizes.astype(np.int64)))
     aligned = bool(np.all(windows[:, 0] % windows[:, 2] == 0)
                    and np.all(windows[:, 1] % windows[:, 3] == 0))
-    conv = _TiledFFT(padded, halo, kernels, align=align if aligned else 1, workers=workers)
+    conv = _TiledFFT(padded, halo, kernels, align=align if aligned else 1, tile=tile,
+                     workers=workers)
     out = np.zeros((len(windows), 2 * len(kernels)), np.float32)
     if not aligned:
         for k, resp in enumerate(gabor_responses(padded, halo, kernels, workers)):

@@ -126,7 +126,7 @@ class DecisionFusion(BaseEstimator, ClassifierMixin):
                 self.stackers_.append(None)  # constant label: fall back on the product rule
                 continue
             Z = np.column_stack([_logit(P2[:, j]), _logit(P1[:, j])])
-            self.stackers_.append(LogisticRegression(C=1.0, max_iter=1000).fit(Z, y))
+            self.stackers_.append(LogisticRegression(C=1.0, solver="liblinear").fit(Z, y))
 
     def combine(self, p2: np.ndarray, p1: np.ndarray) -> np.ndarray:
         if self.rule == "mean":

@@ -94,7 +94,7 @@ class LinearModel(RelevanceModel):
 
         X, y = _check_xy(X, y)
         if self.kind == "logistic":
-            m = LogisticRegression(C=self.C, class_weight="balanced", max_iter=500)
+            m = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear")
             self.calibration = 1.0
         elif self.kind == "linear_svm":
             m = LinearSVC(C=self.C, class_weight="balanced", random_state=self.random_state,

@@ -278,7 +278,7 @@ class Session:
         n = int(n or self.params["batch_size"])
         done = self.rounds()
         number = len(done) + 1
-        if self._scores is None and done:
+        if self._scores is None and any(json.loads(r["params"]).get("fitted") for r in done):
             self.current_scores()  # previous ranking, for the change estimate
         prev = self._scores
         ids, y = self.labels()

@@ -21,7 +21,7 @@ _READ_ONLY_KEYWORDS = ("select", "with", "values", "from", "describe", "show", "
 
 def utcnow() -> dt.datetime:
     """Naive UTC: both engines store TIMESTAMP without zone."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 class StoreBase:

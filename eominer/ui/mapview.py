@@ -1,0 +1,263 @@
+"""Map: the product image (true or false colour) at screen resolution, the score of
+every patch as a colour overlay, outlines of labelled patches, the change layer.
+
+Clicking a patch selects it; shift-click labels it yes, alt-click (or ctrl-click) no.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from eominer.ui.layers import (PatchGrid, colour_bands, patch_grid, product_bounds,
+                               read_view, score_lut, to_rgb)
+from eominer.ui.state import AppState
+from eominer.ui.thumbnails import product_stretch
+
+LABEL_COLOURS = {1: "#00c853", -1: "#ff1744"}
+
+
+class MapView(Viewer):
+    state = param.ClassSelector(class_=AppState)
+    false_colour = param.Boolean(default=False, label="False colour (NIR, red, green)")
+    opacity = param.Number(default=0.6, bounds=(0.0, 1.0), step=0.05, label="Overlay opacity")
+    show_labels = param.Boolean(default=True, label="Labelled patches")
+    show_change = param.Boolean(default=True, label="Change layer")
+    overlay_version = param.Integer(default=0, doc="bumped after the overlay is re-drawn")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._grid: PatchGrid | None = None
+        self._grid_key: tuple | None = None
+        self._rgba: np.ndarray | None = None
+        self._fig = None
+        self._product_select = pn.widgets.Select(name="Product on the map", width=420)
+        self._product_select.param.watch(self._on_product, "value")
+        self._version = pn.pane.HTML("", css_classes=["eom-overlay-version"], width=0,
+                                     height=0, margin=0)
+        self._message = pn.pane.HTML("", css_classes=["eom-map-message"])
+        self.state.param.watch(lambda _: self._products_changed(), ["product_ids", "session"])
+        self.state.param.watch(lambda e: self._sync_product(e.new), "product_id")
+        self.state.param.watch(self._centre, "focus")
+        self._products_changed()
+        self._plot = pn.pane.HoloViews(self._build(), sizing_mode="stretch_both",
+                                       min_height=480, css_classes=["eom-map"])
+
+    # ---- what is shown -------------------------------------------------------------
+    def _products_changed(self) -> None:
+        ids = list(self.state.product_ids)
+        if not ids:
+            ids = [p["product_id"] for p in self.state.store.products().to_pylist()]
+        self._product_select.options = ids
+        if ids and self.state.product_id not in ids:
+            self.state.product_id = ids[0]
+        self._grid_key = None
+
+    def _sync_product(self, pid: str) -> None:
+        if self._product_select.value != pid:
+            self._product_select.value = pid
+
+    def _on_product(self, event) -> None:
+        if event.new and event.new != self.state.product_id:
+            self.state.product_id = event.new
+
+    def _product(self) -> dict | None:
+        pid = self.state.product_id
+        return self.state.store.product(pid) if pid else None
+
+    def grid(self) -> PatchGrid | None:
+        """The patch grid of the product on the map, mapped to the session's scores."""
+        s = self.state
+        sess = s.session
+        key = (s.product_id, sess.session_id if sess else None, sess.level if sess else s.level)
+        if key != self._grid_key:
+            product = self._product()
+            if product is None:
+                return None
+            level = sess.level if sess else s.level
+            self._grid = patch_grid(s.store, product, level,
+                                    sess.patch_ids if sess is not None else None)
+            self._grid_key = key
+            self._rgba = None
+        return self._grid
+
+    # ---- layers -------------------------------------------------------------------
+    def _base(self, x_range=None, y_range=None, false_colour=False, product_id=""):
+        import holoviews as hv
+
+        product = self._product()
+        if product is None:
+            return hv.RGB(np.zeros((1, 1, 4), np.uint8), bounds=(0, 0, 1, 1), kdims=["x", "y"])
+        try:
+            bands = colour_bands(product, false_colour)
+            data, bounds = read_view(product, bands, x_range, y_range)
+            rgba = to_rgb(data, product_stretch(product, false_colour))
+            self._message.object = ""
+        except Exception as exc:  # a vanished ARD file: say so, keep the app running
+            self._message.object = f'<b style="color:#b3261e">map: {exc}</b>'
+            self.state.say(f"map: {exc}", "error")
+            return hv.RGB(np.zeros((1, 1, 4), np.uint8), bounds=product_bounds(product),
+                          kdims=["x", "y"])
+        return hv.RGB(rgba, bounds=bounds, kdims=["x", "y"], vdims=list("RGBA"))
+
+    def _overlay(self, scores_version=0, product_id="", opacity=0.6):
+        import holoviews as hv
+
+        g = self._safe_grid()
+        if g is None:
+            return hv.RGB(np.zeros((1, 1, 4), np.uint8), bounds=(0, 0, 1, 1), kdims=["x", "y"])
+        if self._rgba is None:
+            self._rgba = np.zeros((g.rows, g.cols), np.uint32)
+        img = g.colour(self.state.scores, out=self._rgba)
+        rgb = hv.RGB(img.view(np.uint8).reshape(g.rows, g.cols, 4), bounds=g.bounds,
+                     kdims=["x", "y"], vdims=list("RGBA")).opts(alpha=opacity)
+        self.overlay_version += 1
+        return rgb
+
+    def _outlines(self, labels_version=0, selected=None, product_id="", show=True):
+        import holoviews as hv
+
+        empty = hv.Rectangles([], vdims=["colour"]).opts(
+            fill_alpha=0, line_color="colour", line_width=2)
+        g = self._safe_grid()
+        if g is None or not show:
+            return empty
+        ids, y = self.state.labelled()
+        rects = self._rects(g, ids, [LABEL_COLOURS[int(v)] for v in y])
+        if selected is not None:
+            rects += self._rects(g, np.asarray([selected]), ["#ffd600"])
+        return hv.Rectangles(rects, vdims=["colour"]).opts(
+            fill_alpha=0, line_color="colour", line_width=2)
+
+    def _rects(self, g: PatchGrid, ids: np.ndarray, colours: list[str]) -> list[tuple]:
+        if not len(ids):
+            return []
+        cells = np.flatnonzero(np.isin(g.patch_ids, ids))
+        where = {int(g.patch_ids[c]): c for c in cells}
+        left, bottom, right, top = g.bounds
+        dx, dy = (right - left) / g.cols, (top - bottom) / g.rows
+        out = []
+        for pid, colour in zip(ids.tolist(), colours):
+            c = where.get(int(pid))
+            if c is None:
+                continue
+            r, k = divmod(c, g.cols)
+            out.append((left + k * dx, top - (r + 1) * dy, left + (k + 1) * dx, top - r * dy,
+                        colour))
+        return out
+
+    def _change(self, product_id="", show=True, opacity=0.6):
+        import holoviews as hv
+
+        from eominer.ui.layers import change_layer
+
+        empty = hv.Image(np.full((1, 1), np.nan, np.float32), bounds=(0, 0, 1, 1),
+                         kdims=["x", "y"])
+        product = self._product()
+        if product is None or not show:
+            return empty
+        layer = change_layer(self.state.store, product)
+        if layer is None:
+            return empty
+        data, bounds = layer
+        return hv.Image(data, bounds=bounds, kdims=["x", "y"], vdims=["change"]).opts(
+            cmap="Reds", alpha=opacity, clipping_colors={"NaN": (0, 0, 0, 0)})
+
+    def _safe_grid(self) -> PatchGrid | None:
+        try:
+            return self.grid()
+        except Exception as exc:
+            self.state.say(f"patch grid: {exc}", "error")
+            return None
+
+    def _build(self):
+        import holoviews as hv
+
+        hv.extension("bokeh", logo=False)
+        s = self.state
+        prod = hv.streams.Params(s, ["product_id"])
+        base = hv.DynamicMap(self._base, streams=[
+            hv.streams.RangeXY(), hv.streams.Params(self, ["false_colour"]), prod])
+        overlay = hv.DynamicMap(self._overlay, streams=[
+            hv.streams.Params(s, ["scores_version"]), prod, hv.streams.Params(self, ["opacity"])])
+        change = hv.DynamicMap(self._change, streams=[
+            prod, hv.streams.Params(self, ["opacity"], rename={"show_change": "show"}),
+            hv.streams.Params(self, ["show_change"], rename={"show_change": "show"})])
+        outlines = hv.DynamicMap(self._outlines, streams=[
+            hv.streams.Params(s, ["labels_version", "selected"]), prod,
+            hv.streams.Params(self, ["show_labels"], rename={"show_labels": "show"})])
+        return (base * change * overlay * outlines).opts(
+            hv.opts.RGB(data_aspect=1, responsive=True, tools=["tap", "hover"],
+                        active_tools=["wheel_zoom"], hooks=[self._hook], xaxis=None,
+                        yaxis=None, default_tools=["pan", "wheel_zoom", "box_zoom", "reset"]),
+        ).opts(framewise=False)
+
+    # ---- interaction ----------------------------------------------------------------
+    def _hook(self, plot, element) -> None:
+        from bokeh.events import Tap
+
+        fig = plot.state
+        if getattr(fig, "_eom_tap", False):
+            return
+        fig._eom_tap = True  # one handler per figure, whatever the number of layers
+        fig.on_event(Tap, self._on_tap)
+        self._fig = fig
+
+    def _on_tap(self, event) -> None:
+        g = self._safe_grid()
+        if g is None or event.x is None:
+            return
+        pid = g.cell_of(event.x, event.y)
+        if pid is None:
+            return
+        mods = getattr(event, "modifiers", None) or {}
+        self.state.selected = pid
+        if mods.get("shift"):
+            self.state.label(pid, 1)
+        elif mods.get("alt") or mods.get("ctrl"):
+            self.state.label(pid, -1)
+        else:
+            self.state.say(f"patch {pid} selected (shift-click: yes, alt-click: no)")
+
+    def _centre(self, event) -> None:
+        """Centre the map on a patch (clicked in the grid) at ~8 patches across."""
+        pid = event.new
+        if pid is None or self._fig is None:
+            return
+        g = self._safe_grid()
+        if g is None:
+            return
+        cells = np.flatnonzero(g.patch_ids == int(pid))
+        if not len(cells):
+            return
+        r, k = divmod(int(cells[0]), g.cols)
+        left, bottom, right, top = g.bounds
+        dx, dy = (right - left) / g.cols, (top - bottom) / g.rows
+        cx, cy = left + (k + 0.5) * dx, top - (r + 0.5) * dy
+        self._fig.x_range.update(start=cx - 4 * dx, end=cx + 4 * dx)
+        self._fig.y_range.update(start=cy - 4 * dy, end=cy + 4 * dy)
+        self.state.selected = int(pid)
+
+    def legend(self) -> pn.pane.HTML:
+        lut = score_lut()
+        stops = ", ".join(f"#{int(v) & 0xFF:02x}{(int(v) >> 8) & 0xFF:02x}"
+                          f"{(int(v) >> 16) & 0xFF:02x}" for v in lut[::32])
+        return pn.pane.HTML(
+            f'<div style="font-size:12px">score 0 <span style="display:inline-block;'
+            f'width:140px;height:10px;background:linear-gradient(to right, {stops})">'
+            f'</span> 1 &nbsp; <span style="color:{LABEL_COLOURS[1]}">&#9633; yes</span> '
+            f'<span style="color:{LABEL_COLOURS[-1]}">&#9633; no</span></div>')
+
+    def __panel__(self):
+        controls = pn.Row(
+            self._product_select,
+            pn.widgets.Checkbox.from_param(self.param.false_colour),
+            pn.widgets.FloatSlider.from_param(self.param.opacity, width=180),
+            pn.widgets.Checkbox.from_param(self.param.show_labels),
+            pn.widgets.Checkbox.from_param(self.param.show_change),
+            self.legend(), self._version)
+        self.param.watch(lambda e: setattr(self._version, "object",
+                                           f'<span data-v="{e.new}"></span>'), "overlay_version")
+        return pn.Column(controls, self._message, self._plot, sizing_mode="stretch_both")

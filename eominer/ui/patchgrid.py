@@ -1,0 +1,178 @@
+"""Patch grid: the batch the model asks about, as thumbnails with yes / no / skip, and
+a second tab with the current top results. Clicking a thumbnail centres the map on it.
+
+Keys (when no text field has the focus): y yes, n no, s skip (for the highlighted
+thumbnail), arrows or j/k move the highlight, l learn, u undo, f false colour.
+"""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from panel.custom import JSComponent
+from panel.viewable import Viewer
+
+from eominer.ui.state import AppState
+from eominer.ui.thumbnails import patch_thumbnails
+
+_ESM = """
+const KEYS = {y: 'yes', n: 'no', s: 'skip', l: 'learn', u: 'undo', f: 'false'}
+
+export function render({model, el}) {
+  let active = 0
+  const draw = () => {
+    const items = model.items
+    if (active >= items.length) active = Math.max(0, items.length - 1)
+    el.innerHTML = items.length ? '' : `<div class="eom-empty">${model.empty_text}</div>`
+    const wrap = document.createElement('div')
+    wrap.className = 'eom-grid'
+    wrap.style.cssText = 'display:flex;flex-wrap:wrap;gap:8px'
+    items.forEach((it, i) => {
+      const card = document.createElement('div')
+      card.className = 'eom-card' + (i === active && model.keyboard ? ' eom-active' : '')
+      card.dataset.id = it.id
+      const ring = i === active && model.keyboard ? '#1565c0' :
+        (it.label === 1 ? '#00c853' : (it.label === -1 ? '#ff1744' : '#ccc'))
+      card.style.cssText = `border:3px solid ${ring};border-radius:4px;padding:3px;width:${model.size + 6}px;font:11px sans-serif`
+      const score = it.score === null || it.score === undefined ? '' : ` ${it.score.toFixed(2)}`
+      card.innerHTML = `<img class="eom-thumb" src="${it.src}" width="${model.size}" height="${model.size}" style="cursor:pointer;display:block" title="patch ${it.id}: click to centre the map">`
+        + `<div>#${it.id}${score}</div>`
+        + (model.buttons ? `<div style="display:flex;gap:2px">`
+          + `<button class="eom-yes" data-act="yes" style="flex:1">yes</button>`
+          + `<button class="eom-no" data-act="no" style="flex:1">no</button>`
+          + `<button class="eom-skip" data-act="skip" style="flex:1">skip</button></div>` : '')
+      wrap.appendChild(card)
+    })
+    el.appendChild(wrap)
+  }
+  draw()
+  model.on('items', draw)
+  el.addEventListener('click', (e) => {
+    const card = e.target.closest('.eom-card')
+    if (!card) return
+    const id = Number(card.dataset.id)
+    const act = e.target.dataset.act
+    model.send_msg({action: act || 'centre', id: id})
+  })
+  if (model.keyboard) {
+    const onKey = (e) => {
+      const t = e.target
+      if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable ||
+                (t.closest && t.closest('.ace_editor')))) return
+      if (e.ctrlKey || e.metaKey || e.altKey) return
+      const items = model.items
+      if (['ArrowRight', 'ArrowDown', 'j'].includes(e.key)) { active = Math.min(active + 1, items.length - 1); draw(); e.preventDefault(); return }
+      if (['ArrowLeft', 'ArrowUp', 'k'].includes(e.key)) { active = Math.max(active - 1, 0); draw(); e.preventDefault(); return }
+      const act = KEYS[e.key]
+      if (!act) return
+      const it = items[active]
+      model.send_msg({action: act, id: it ? it.id : null})
+      e.preventDefault()
+    }
+    document.addEventListener('keydown', onKey)
+    return () => document.removeEventListener('keydown', onKey)
+  }
+}
+"""
+
+
+class ThumbGrid(JSComponent):
+    """Thumbnails with answer buttons; sends {action, id} to Python."""
+
+    items = param.List(default=[])
+    size = param.Integer(default=112)
+    buttons = param.Boolean(default=True)
+    keyboard = param.Boolean(default=False)
+    empty_text = param.String(default="")
+    _esm = _ESM
+
+    def __init__(self, on_action, **params) -> None:
+        super().__init__(**params)
+        self._on_action = on_action
+
+    def _handle_msg(self, msg) -> None:
+        self._on_action(msg.get("action"), msg.get("id"))
+
+
+class PatchGridView(Viewer):
+    state = param.ClassSelector(class_=AppState)
+    false_colour = param.Boolean(default=False, label="False colour")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._batch = ThumbGrid(self._act, keyboard=True, css_classes=["eom-batch"],
+                                sizing_mode="stretch_width",
+                                empty_text="No questions yet: start a session in Scope.")
+        self._top = ThumbGrid(self._act, buttons=True, css_classes=["eom-top"],
+                              sizing_mode="stretch_width",
+                              empty_text="No ranking yet: label some patches and Learn.")
+        self._thumbs: dict[tuple[int, bool], str] = {}
+        self.state.param.watch(lambda _: self._render_batch(), ["batch", "labels_version"])
+        self.state.param.watch(lambda _: self._render_top(), ["top", "labels_version"])
+        self.param.watch(lambda _: (self._render_batch(), self._render_top()), "false_colour")
+        self._tabs = pn.Tabs(("Next batch", self._batch), ("Top results", self._top),
+                             dynamic=False, sizing_mode="stretch_width")
+
+    def _act(self, action: str | None, pid) -> None:
+        s = self.state
+        if action == "learn":
+            s.learn()
+        elif action == "undo":
+            s.undo()
+        elif action == "false":
+            self.false_colour = not self.false_colour
+        elif pid is None:
+            return
+        elif action == "yes":
+            s.label(int(pid), 1)
+        elif action == "no":
+            s.label(int(pid), -1)
+        elif action == "skip":
+            s.skip(int(pid))
+        elif action == "centre":
+            if s.product_id != self._product_of(int(pid)):
+                s.product_id = self._product_of(int(pid))
+            s.focus = None
+            s.focus = int(pid)
+
+    def _product_of(self, pid: int) -> str:
+        w = self.state.patch_windows([pid])
+        return w[0][0] if w else self.state.product_id
+
+    def _items(self, ids: list[int]) -> list[dict]:
+        s = self.state
+        if not ids:
+            return []
+        fc = self.false_colour
+        need = [i for i in ids if (i, fc) not in self._thumbs]
+        if need:
+            by_product: dict[str, list[tuple[int, tuple[int, int, int]]]] = {}
+            for pid, (prod, x, y, size) in zip(need, s.patch_windows(need)):
+                by_product.setdefault(prod, []).append((pid, (x, y, size)))
+            for prod, entries in by_product.items():
+                product = s.store.product(prod)
+                urls = patch_thumbnails(product, [w for _, w in entries], fc)
+                for (pid, _), url in zip(entries, urls):
+                    self._thumbs[(pid, fc)] = url
+        lab_ids, lab = s.labelled()
+        mine = dict(zip(lab_ids.tolist(), lab.tolist()))
+        scores = s.scores_of(ids)
+        return [{"id": int(i), "src": self._thumbs[(i, fc)], "label": mine.get(int(i)),
+                 "score": sc} for i, sc in zip(ids, scores)]
+
+    def _render_batch(self) -> None:
+        with self.state.work("thumbnails", quiet=True):
+            self._batch.items = self._items(list(self.state.batch))
+
+    def _render_top(self) -> None:
+        with self.state.work("thumbnails", quiet=True):
+            self._top.items = self._items(list(self.state.top)[:24])
+
+    def __panel__(self):
+        return pn.Column(
+            pn.Row(pn.widgets.Checkbox.from_param(self.param.false_colour),
+                   pn.pane.HTML('<small>keys: <b>y</b> yes, <b>n</b> no, <b>s</b> skip, '
+                                '&larr;&rarr; move, <b>l</b> learn, <b>u</b> undo, '
+                                '<b>f</b> false colour; click a thumbnail to centre the map'
+                                '</small>')),
+            self._tabs, sizing_mode="stretch_width")

@@ -1,0 +1,145 @@
+"""Scope: which products, grid level, feature sets, target label, model and strategy."""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from eominer.ui.state import AppState
+
+
+class ScopeView(Viewer):
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        from eominer.learning.models import MODEL_KINDS
+        from eominer.learning.strategies import STRATEGIES
+
+        self._sensor = pn.widgets.MultiChoice(name="Sensor", options=[], width=160)
+        self._dates = pn.widgets.DatetimeRangePicker(name="Acquired between", width=300)
+        self._bbox = pn.widgets.TextInput(
+            name="Footprint intersects (lon_min, lat_min, lon_max, lat_max)",
+            placeholder="-0.6, 44.8, -0.5, 44.9", width=330)
+        self._table = pn.widgets.Tabulator(
+            None, selectable="checkbox", disabled=True, show_index=False, height=260,
+            sizing_mode="stretch_width", formatters={"thumbnail": {"type": "html"}},
+            css_classes=["eom-products"])
+        self._level = pn.widgets.Select(name="Grid level (px)", width=140)
+        self._fs = pn.widgets.MultiChoice(name="Feature sets", sizing_mode="stretch_width")
+        self._concept = pn.widgets.Select(name="Target label", width=260)
+        self._new_label = pn.widgets.TextInput(name="...or a new label (snake_case)",
+                                               placeholder="flooded_field", width=220)
+        self._parent = pn.widgets.Select(name="under", width=200)
+        self._model = pn.widgets.Select(name="Model", options=list(MODEL_KINDS), width=150,
+                                        value=self.state.model_kind)
+        self._strategy = pn.widgets.Select(name="Strategy", options=list(STRATEGIES),
+                                           width=150, value=self.state.strategy)
+        self._start = pn.widgets.Button(name="Start session", button_type="primary",
+                                        css_classes=["eom-start"], width=160)
+        self._start.on_click(lambda _: self._on_start())
+        for w in (self._sensor, self._dates, self._bbox):
+            w.param.watch(lambda _: self._filter(), "value")
+        self._table.param.watch(lambda _: self._on_select(), "selection")
+        self.reload()
+
+    # ---- data --------------------------------------------------------------------
+    def reload(self) -> None:
+        """Read the catalogue, feature sets and taxonomy from the store."""
+        from eominer.learning.taxonomy import ensure_taxonomy
+        from eominer.ui.thumbnails import product_thumbnail
+
+        store = self.state.store
+        with self.state.work("load catalogue"):
+            ensure_taxonomy(store)
+            self._products = store.products().to_pylist()
+            for p in self._products:
+                p["thumbnail"] = (f'<img src="{product_thumbnail(p)}" height="40">'
+                                  if p["ard_path"] else "")
+            self._sensor.options = sorted({p["sensor"] for p in self._products})
+            sets = store.feature_sets()
+            self._fs.options = {f"{f.name} v{f.version} ({f.dims}-D) {f.feature_set_id}":
+                                f.feature_set_id for f in sets}
+            if sets and not self._fs.value:
+                self._fs.value = [sets[-1].feature_set_id]
+            labels = store.taxonomy()
+            self._concept.options = {f"{r['title']} ({r['label_name']})": r["label_name"]
+                                     for r in labels if r["level"] > 1}
+            self._parent.options = {"(new root)": None, **{
+                r["title"]: r["label_name"] for r in labels if r["level"] == 1}}
+            self._filter()
+        if not self._products:
+            self.state.say("no products yet: ingest some (eominer ingest PATH), then reload",
+                           "warning")
+
+    def _filter(self) -> None:
+        import pandas as pd
+        from shapely import wkt
+        from shapely.geometry import box
+
+        rows = self._products
+        if self._sensor.value:
+            rows = [p for p in rows if p["sensor"] in self._sensor.value]
+        if self._dates.value:
+            lo, hi = self._dates.value
+            rows = [p for p in rows if p["acquired"] is None or lo <= p["acquired"] <= hi]
+        text = self._bbox.value.strip()
+        if text:
+            try:
+                aoi = box(*[float(v) for v in text.split(",")])
+                rows = [p for p in rows if wkt.loads(p["footprint_wkt"]).intersects(aoi)]
+            except (ValueError, TypeError):
+                self.state.say(f"footprint filter {text!r}: expected four numbers "
+                               "lon_min, lat_min, lon_max, lat_max", "error")
+        self._shown = rows
+        cols = ["thumbnail", "acquired", "sensor", "tile_id", "product_id", "width",
+                "height", "patches"]
+        self._table.value = pd.DataFrame([{c: p[c] for c in cols} for p in rows],
+                                         columns=cols)
+
+    def _on_select(self) -> None:
+        ids = [self._shown[i]["product_id"] for i in self._table.selection]
+        levels = self.state.store.patch_levels(ids) if ids else []
+        self._level.options = levels
+        if levels and self._level.value not in levels:
+            self._level.value = 32 if 32 in levels else levels[0]
+
+    def select_products(self, product_ids: list[str]) -> None:
+        """Programmatic selection (JupyterLab: `app.scope.select_products([...])`)."""
+        self._table.selection = [i for i, p in enumerate(self._shown)
+                                 if p["product_id"] in product_ids]
+
+    def _on_start(self) -> None:
+        from eominer.learning.taxonomy import add_label
+
+        s = self.state
+        concept = self._concept.value
+        new = self._new_label.value.strip()
+        if new:
+            with s.work("add label"):
+                if s.store.taxonomy_label(new) is None:
+                    add_label(s.store, new, self._parent.value, new.replace("_", " ").title(),
+                              user=s.user)
+                concept = new
+        s.param.update(
+            product_ids=[self._shown[i]["product_id"] for i in self._table.selection],
+            level=int(self._level.value or 32), feature_set_ids=list(self._fs.value),
+            concept=concept or "", model_kind=self._model.value,
+            strategy=self._strategy.value,
+        )
+        if not s.feature_set_ids:
+            s.say("no feature set chosen: run `eominer extract` for these products", "error")
+            return
+        s.start_session()
+
+    def __panel__(self):
+        return pn.Column(
+            pn.pane.Markdown("### Products"),
+            pn.Row(self._sensor, self._dates, self._bbox),
+            self._table,
+            pn.Row(self._level, self._fs),
+            pn.Row(self._concept, self._new_label, self._parent),
+            pn.Row(self._model, self._strategy, self._start),
+            sizing_mode="stretch_width",
+        )

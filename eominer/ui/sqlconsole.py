@@ -1,0 +1,90 @@
+"""SQL console: read-only SQL on the feature database, with a row limit and a timeout
+(the store's `user_query`); results paged; download as CSV or Parquet; errors inline."""
+
+from __future__ import annotations
+
+import io
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from eominer.errors import StoreError
+from eominer.ui.state import AppState
+
+EXAMPLE = """-- read-only: SELECT / WITH / DESCRIBE / SHOW. Tables: docs/schema.md
+SELECT a.label_name, a.session_id, COUNT(*) AS patches, AVG(a.score) AS mean_score
+FROM annotations a
+GROUP BY a.label_name, a.session_id
+ORDER BY patches DESC"""
+
+
+class SQLConsole(Viewer):
+    state = param.ClassSelector(class_=AppState)
+    limit = param.Integer(default=10_000, bounds=(1, 1_000_000), label="Row limit")
+    timeout_s = param.Number(default=30.0, bounds=(1, 600), label="Timeout (s)")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._editor = pn.widgets.CodeEditor(value=EXAMPLE, language="sql", height=160,
+                                             sizing_mode="stretch_width",
+                                             css_classes=["eom-sql-editor"])
+        self._run = pn.widgets.Button(name="Run query", button_type="primary",
+                                      width=140, css_classes=["eom-sql-run"])
+        self._run.on_click(lambda _: self.run())
+        self._info = pn.pane.HTML("", css_classes=["eom-sql-info"])
+        self._table = pn.widgets.Tabulator(None, pagination="remote", page_size=25,
+                                           disabled=True, sizing_mode="stretch_width",
+                                           css_classes=["eom-sql-table"], show_index=False)
+        self._result = None
+        self._csv = pn.widgets.FileDownload(callback=self._as_csv, filename="query.csv",
+                                            label="CSV", width=90, css_classes=["eom-sql-csv"])
+        self._parquet = pn.widgets.FileDownload(callback=self._as_parquet,
+                                                filename="query.parquet", label="Parquet",
+                                                width=90, css_classes=["eom-sql-parquet"])
+
+    def run(self, sql: str | None = None) -> None:
+        if sql is not None:
+            self._editor.value = sql
+        text = self._editor.value
+        try:
+            res = self.state.store.user_query(text, limit=self.limit, timeout_s=self.timeout_s)
+        except StoreError as exc:  # UserSQLError, ReadOnlySQLError: shown inline
+            self._info.object = f'<span style="color:#b3261e" class="eom-sql-error">{exc}</span>'
+            return
+        except Exception as exc:  # the console must survive anything a query does
+            self._info.object = (f'<span style="color:#b3261e" class="eom-sql-error">'
+                                 f"query failed: {exc}</span>")
+            return
+        self._result = res.table
+        self._table.value = res.table.to_pandas()
+        note = (f" (first {res.limit} rows: raise the limit or add WHERE/LIMIT)"
+                if res.truncated else "")
+        self._info.object = (f'<span class="eom-sql-ok">{res.table.num_rows} rows'
+                             f"{note}</span>")
+
+    def _as_csv(self) -> io.BytesIO:
+        import pyarrow.csv as pcsv
+
+        buf = io.BytesIO()
+        if self._result is not None:
+            pcsv.write_csv(self._result, buf)
+        buf.seek(0)
+        return buf
+
+    def _as_parquet(self) -> io.BytesIO:
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        if self._result is not None:
+            pq.write_table(self._result, buf)
+        buf.seek(0)
+        return buf
+
+    def __panel__(self):
+        return pn.Column(
+            self._editor,
+            pn.Row(self._run, pn.widgets.IntInput.from_param(self.param.limit, width=120),
+                   pn.widgets.FloatInput.from_param(self.param.timeout_s, width=100),
+                   self._csv, self._parquet),
+            self._info, self._table, sizing_mode="stretch_width")

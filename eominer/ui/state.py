@@ -1,0 +1,223 @@
+"""The state of one browser session: who is working, on what, and what they see.
+
+Every view reads and writes this object; each browser session builds its own (never a
+module global), so two analysts never see each other's unsaved state. What an analyst
+clicks is written to the database at once by the learning session (labels), so a
+closed tab or a crash loses nothing. The store itself is shared by the sessions of one
+server process (DuckDB allows one writing process; see `shared_store`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import param
+
+from eominer.errors import EominerError
+
+
+def shared_store(url: str | None):
+    """The process's store for `url`: opened once, reused by every browser session.
+
+    A database another process holds for writing raises StoreConnectionError, which the
+    app shows as a page of its own (see app.py)."""
+    import panel as pn
+
+    from eominer.store import open_store
+
+    key = f"eominer-store:{url or ''}"
+    store = pn.state.cache.get(key)
+    if store is None:
+        store = open_store(url)
+        pn.state.cache[key] = store
+    return store
+
+
+class AppState(param.Parameterized):
+    """Shared by the views of one browser session."""
+
+    user = param.String(default="analyst", doc="label author (from authentication)")
+    # scope (set by the Scope view)
+    product_ids = param.List(default=[], item_type=str)
+    level = param.Integer(default=32)
+    feature_set_ids = param.List(default=[], item_type=str)
+    concept = param.String(default="")
+    model_kind = param.String(default="logistic")
+    strategy = param.String(default="diverse")
+    # what is on screen
+    product_id = param.String(default="", doc="the product the map shows")
+    session = param.Parameter(default=None, doc="eominer.learning.session.Session")
+    scores = param.Parameter(default=None, doc="float32 per session patch, or None")
+    scores_version = param.Integer(default=0)
+    labels_version = param.Integer(default=0)
+    batch = param.List(default=[], doc="patch ids the model asks about next")
+    top = param.List(default=[], doc="patch ids of the current top results")
+    selected = param.Integer(default=None, allow_None=True)
+    focus = param.Integer(default=None, allow_None=True, doc="centre the map on this patch")
+    published = param.String(default="", doc="model version of the last publish")
+    # status line
+    message = param.String(default="")
+    severity = param.Selector(default="info", objects=["info", "success", "warning", "error"])
+    busy = param.Boolean(default=False)
+    learn_on_label = param.Boolean(default=False, doc="run a round after every label")
+
+    def __init__(self, store, **params: Any) -> None:
+        super().__init__(**params)
+        self.store = store
+        self.last_round = None  # RoundResult of the latest round in this browser session
+        self.timings: dict[str, float] = {}
+        self._geometry: tuple | None = None
+
+    # ---- messages ---------------------------------------------------------------
+    def say(self, text: str, severity: str = "info") -> None:
+        self.param.update(message=text, severity=severity)
+
+    @contextlib.contextmanager
+    def work(self, what: str, quiet: bool = False) -> Iterator[None]:
+        """Run a callback's core call: busy flag on, any eominer error (or bug) becomes a
+        clear message on the status line and the app keeps running. `quiet` reports
+        errors only."""
+        self.busy = True
+        if not quiet:
+            self.param.update(message=f"{what}...", severity="info")
+        t0 = time.perf_counter()
+        try:
+            yield
+        except EominerError as exc:
+            self.say(f"{what}: {exc}", "error")
+        except Exception as exc:  # the app must survive a bug in one callback
+            traceback.print_exc()
+            self.say(f"{what} failed unexpectedly: {type(exc).__name__}: {exc}", "error")
+        else:
+            self.timings[what] = time.perf_counter() - t0
+            if self.message == f"{what}...":
+                self.say(f"{what}: done in {self.timings[what]:.2f} s", "success")
+        finally:
+            self.busy = False
+
+    # ---- session actions (the views call these; the core does the work) ----------
+    def start_session(self) -> None:
+        from eominer.learning.session import Session
+
+        with self.work("start session"):
+            if not self.product_ids:
+                raise_session("pick at least one product in Scope")
+            s = Session.create(
+                self.store, f"{self.concept} by {self.user}", owner=self.user,
+                concept=self.concept, product_ids=self.product_ids, level=self.level,
+                feature_set_ids=self.feature_set_ids, model_kind=self.model_kind,
+                strategy=self.strategy,
+            )
+            self.session = s
+            self.last_round = None
+            pid = self.product_id if self.product_id in self.product_ids else self.product_ids[0]
+            self.param.update(product_id=pid, scores=None, published="", selected=None,
+                              batch=[int(i) for i in s.cold_start()], top=[])
+            self.scores_version += 1
+            self.labels_version += 1
+            self.say(f"session {s.session_id}: {s.data.n} patches"
+                     + (f", {s.missing} without features" if s.missing else "")
+                     + "; label the patches of the grid, then Learn", "success")
+
+    def label(self, patch_id: int, value: int) -> None:
+        """+1 yes, -1 no. Written at once; optionally followed by a round."""
+        if self.session is None:
+            self.say("start a session in Scope first", "warning")
+            return
+        with self.work("label"):
+            self.session.label(int(patch_id), int(value), self.user)
+            self.batch = [p for p in self.batch if p != int(patch_id)]
+            self.labels_version += 1
+            self.say(f"patch {patch_id} labelled {'yes' if value > 0 else 'no'} "
+                     f"by {self.user}", "success")
+        if self.learn_on_label:
+            self.learn()
+
+    def skip(self, patch_id: int) -> None:
+        self.batch = [p for p in self.batch if p != int(patch_id)]
+
+    def undo(self) -> None:
+        if self.session is None:
+            return
+        with self.work("undo"):
+            last = self.session.undo_last_label(self.user)
+            self.labels_version += 1
+            if last is None:
+                self.say("nothing to undo", "warning")
+            else:
+                if int(last["patch_id"]) not in self.batch:
+                    self.batch = [int(last["patch_id"]), *self.batch]
+                self.say(f"label of patch {last['patch_id']} removed", "success")
+
+    def learn(self) -> None:
+        if self.session is None:
+            self.say("start a session in Scope first", "warning")
+            return
+        with self.work("learn"):
+            r = self.session.run_round()
+            self.last_round = r
+            if r.scores is not None:
+                self.scores = r.scores
+                order = np.argsort(-r.scores, kind="stable")[:40]
+                self.top = [int(i) for i in self.session.patch_ids[order]]
+            self.batch = [int(i) for i in r.query_ids]
+            self.scores_version += 1
+            notes = "; ".join(r.notes)
+            self.say(f"round {r.round}: {r.n_labels} labels ({r.n_positive} yes), "
+                     f"{r.seconds * 1000:.0f} ms" + (f". {notes}" if notes else ""),
+                     "warning" if r.scores is None else "success")
+
+    def publish(self, threshold: float) -> None:
+        if self.session is None:
+            self.say("start a session in Scope first", "warning")
+            return
+        with self.work("publish"):
+            self.published = self.session.publish(threshold)
+            self.say(f"published '{self.session.concept}' as model {self.published}: "
+                     "query it in SQL (table annotations)", "success")
+
+    def labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """This user's effective labels in the session (patch ids, +1/-1)."""
+        if self.session is None:
+            return np.empty(0, np.int64), np.empty(0, np.int8)
+        t = self.store.session_labels(self.session.session_id).to_pylist()
+        mine = {int(r["patch_id"]): int(r["label"]) for r in t
+                if r["user_name"] == self.user and r["purpose"] == "train"}
+        ids = np.asarray(sorted(mine), np.int64)
+        return ids, np.asarray([mine[i] for i in ids.tolist()], np.int8)
+
+    def patch_windows(self, patch_ids: list[int]) -> list[tuple[str, int, int, int]]:
+        """(product_id, x_off, y_off, size_px) of session patches, from the scope's
+        geometry read once per session (sorted ids: a lookup is a binary search)."""
+        sess = self.session
+        if sess is None or not patch_ids:
+            return []
+        if self._geometry is None or self._geometry[0] != sess.session_id:
+            t = self.store.scope_patches(sess.product_ids, sess.level)
+            self._geometry = (sess.session_id, t["patch_id"].to_numpy().astype(np.int64),
+                              np.asarray(t["product_id"].to_pylist(), object),
+                              t["x_off"].to_numpy(), t["y_off"].to_numpy(),
+                              t["size_px"].to_numpy())
+        _, ids, prod, xs, ys, ss = self._geometry
+        at = np.clip(np.searchsorted(ids, np.asarray(patch_ids, np.int64)), 0, len(ids) - 1)
+        return [(str(prod[i]), int(xs[i]), int(ys[i]), int(ss[i])) for i in at.tolist()]
+
+    def scores_of(self, patch_ids: list[int]) -> list[float | None]:
+        if self.scores is None or self.session is None or not patch_ids:
+            return [None] * len(patch_ids)
+        rows = self.session.data.rows(patch_ids)
+        return [float(v) for v in self.scores[rows]]
+
+    def on_error(self, what: str) -> Callable[[BaseException], None]:
+        return lambda exc: self.say(f"{what}: {exc}", "error")
+
+
+def raise_session(text: str) -> None:
+    from eominer.errors import SessionError
+
+    raise SessionError(text)

@@ -1,0 +1,193 @@
+"""Sessions on a real store (OSCD Bordeaux): labels, rounds, resume, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from eominer.errors import SessionError
+from eominer.learning.session import Session
+from eominer.learning.taxonomy import add_label
+
+from .conftest import positives
+
+
+def _create(store, oscd_db, level=16, **kw):
+    return Session.create(store, "new buildings", "ana", "new_construction",
+                          [oscd_db["product"]], level, [oscd_db["fs"]], **kw)
+
+
+def _answer(session, ids, truth, user="ana"):
+    pos = positives(truth)
+    for p in ids:
+        session.label(int(p), 1 if int(p) in pos else -1, user)
+
+
+def _seed_labels(session, truth, n_pos=2, n_neg=3, user="ana"):
+    pos = sorted(positives(truth))
+    neg = sorted(set(truth) - set(pos))
+    for p in pos[:n_pos]:
+        session.label(p, 1, user)
+    for p in neg[:: max(1, len(neg) // n_neg)][:n_neg]:
+        session.label(p, -1, user)
+
+
+def test_rounds_improve_ranking_and_are_recorded(learn_store, oscd_db):
+    from eominer.learning.evaluation import average_precision
+
+    truth = oscd_db["truth"][16]
+    s = _create(learn_store, oscd_db)
+    assert s.data.n == len(truth) == 896
+    first = s.run_round()  # no labels: a diverse cold-start batch, no scores
+    assert first.scores is None and len(first.query_ids) == 20
+    assert any("no positive label" in n for n in first.notes)
+    _seed_labels(s, truth)
+    y = np.asarray([1 if truth[int(p)] > 0.05 else -1 for p in s.patch_ids])
+    aps = []
+    for _ in range(4):
+        r = s.run_round()
+        assert r.scores.dtype == np.float32 and r.scores.shape == (896,)
+        assert 0.0 <= float(r.scores.min()) and float(r.scores.max()) <= 1.0
+        labelled, _ = s.labels()
+        assert not set(r.query_ids.tolist()) & set(labelled.tolist())
+        aps.append(average_precision(y, r.scores))
+        _answer(s, r.query_ids, truth)
+    # 65 labels: the ranking is far better than chance (AP of a random ranking = base rate)
+    base = float((y == 1).mean())
+    assert base < 0.06 and aps[-1] > 3 * base and aps[-1] > aps[0]
+    rounds = learn_store.session_rounds(s.session_id)
+    assert [r["round"] for r in rounds] == [1, 2, 3, 4, 5]
+    assert rounds[-1]["n_labels"] == 5 + 3 * 20
+    assert rounds[-1]["ranking_change"] is not None
+    assert learn_store.session_labels(s.session_id).num_rows == 5 + 4 * 20
+
+
+def test_resume_in_a_new_process_sees_the_same_state(learn_store, oscd_db, tmp_path):
+    truth = oscd_db["truth"][16]
+    s = _create(learn_store, oscd_db, model_kind="rbf_svm")
+    _seed_labels(s, truth)
+    r = s.run_round()
+    _answer(s, r.query_ids[:10], truth, user="ben")
+    r2 = s.run_round()
+    np.save(tmp_path / "scores.npy", r2.scores)
+    s.close()
+    url = learn_store.url
+    learn_store.close()
+    code = textwrap.dedent(f"""
+        import json, numpy as np
+        from eominer.store import open_store
+        from eominer.learning.session import Session
+        store = open_store({url!r})
+        s = Session.open(store, {s.session_id!r})
+        scores = s.current_scores()
+        ref = np.load({str(tmp_path / 'scores.npy')!r})
+        ids, y = s.labels()
+        print(json.dumps({{"same": bool(np.array_equal(scores, ref)), "labels": len(ids),
+                          "pending": s.pending_queries().tolist(), "status": s.row["status"],
+                          "rounds": len(s.rounds())}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    got = __import__("json").loads(out.stdout.strip().splitlines()[-1])
+    assert got["same"] is True
+    assert got["labels"] == 15 and got["rounds"] == 2 and got["status"] == "open"
+    assert got["pending"] == [int(i) for i in r2.query_ids]
+
+
+def test_only_positives_uses_provisional_negatives(learn_store, oscd_db):
+    truth = oscd_db["truth"][16]
+    s = _create(learn_store, oscd_db)
+    for p in sorted(positives(truth))[:3]:
+        s.label(p, 1, "ana")
+    r = s.run_round()
+    assert r.scores is not None and r.n_negative == 0
+    assert any("provisional negatives" in n for n in r.notes)
+
+
+def test_only_negatives_gives_a_diverse_batch(learn_store, oscd_db):
+    truth = oscd_db["truth"][16]
+    s = _create(learn_store, oscd_db)
+    for p in sorted(set(truth) - positives(truth))[:3]:
+        s.label(p, -1, "ana")
+    r = s.run_round()
+    assert r.scores is None and len(r.query_ids) == 20
+    assert any("no positive label" in n for n in r.notes)
+    with pytest.raises(SessionError, match="no fitted round"):
+        s.publish()
+
+
+def test_conflicting_users_latest_label_wins(learn_store, oscd_db):
+    s = _create(learn_store, oscd_db)
+    p = int(s.patch_ids[10])
+    s.label(p, 1, "ana")
+    s.label(p, -1, "ben")
+    ids, y = s.labels()
+    assert dict(zip(ids.tolist(), y.tolist()))[p] == -1
+    assert s.conflicts() == [{"patch_id": p, "labels": {"ana": 1, "ben": -1}}]
+    assert learn_store.session_labels(s.session_id).num_rows == 2
+    assert s.undo_last_label("ben")["patch_id"] == p
+    ids, y = s.labels()
+    assert dict(zip(ids.tolist(), y.tolist()))[p] == 1 and s.conflicts() == []
+
+
+def test_bad_input_is_explicit(learn_store, oscd_db):
+    s = _create(learn_store, oscd_db)
+    coarse = learn_store.patches(oscd_db["product"], 32)["patch_id"].to_numpy()
+    with pytest.raises(SessionError, match="not in this session's scope"):
+        s.label(int(coarse[0]), 1, "ana")
+    with pytest.raises(SessionError, match="must be \\+1 .* or -1"):
+        s.label(int(s.patch_ids[0]), 0, "ana")
+    with pytest.raises(SessionError, match="empty scope: no patches at level 64"):
+        _create(learn_store, oscd_db, level=64)
+    with pytest.raises(SessionError, match="not in the taxonomy"):
+        Session.create(learn_store, "x", "ana", "no_such_concept", [oscd_db["product"]], 16,
+                       [oscd_db["fs"]])
+    with pytest.raises(SessionError, match="product 'nope' is not in"):
+        Session.create(learn_store, "x", "ana", "new_construction", ["nope"], 16,
+                       [oscd_db["fs"]])
+    with pytest.raises(SessionError, match="no session 'nope'"):
+        Session.open(learn_store, "nope")
+
+
+def test_scope_with_missing_features(learn_store, oscd_db):
+    # the second date has patches but no features: a scope over both products ranks
+    # only the patches that have them and says how many are missing
+    s = Session.create(learn_store, "both", "ana", "new_construction",
+                       [oscd_db["product"], oscd_db["product2"]], 16, [oscd_db["fs"]])
+    assert s.data.n == 896 and s.missing == 896
+    _seed_labels(s, oscd_db["truth"][16])
+    r = s.run_round()
+    assert any("896 patches of the scope have no features" in n for n in r.notes)
+    with pytest.raises(SessionError, match="no features for the 896 patches"):
+        Session.create(learn_store, "x", "ana", "new_construction", [oscd_db["product2"]], 16,
+                       [oscd_db["fs"]])
+
+
+def test_changed_features_refuse_resume(learn_store, oscd_db):
+    s = _create(learn_store, oscd_db)
+    fs = learn_store.require_feature_set(oscd_db["fs"])
+    pid = s.patch_ids[:5]
+    learn_store.write_features(fs, pid, np.zeros((5, fs.dims), np.float32))
+    with pytest.raises(SessionError, match="changed since it started"):
+        Session.open(learn_store, s.session_id)
+    s2 = Session.open(learn_store, s.session_id, accept_feature_change=True)
+    assert s2.row["feature_signature"] != s.row["feature_signature"]
+    Session.open(learn_store, s.session_id)  # the new signature is recorded
+
+
+def test_user_taxonomy_labels(learn_store, oscd_db):
+    row = add_label(learn_store, "solar_farm", "industrial_commercial_transport",
+                    "Solar farm", user="ana")
+    assert row["level"] == 3
+    s = Session.create(learn_store, "pv", "ana", "solar_farm", [oscd_db["product"]], 16,
+                       [oscd_db["fs"]])
+    assert s.concept == "solar_farm"
+    with pytest.raises(SessionError, match="already exists"):
+        add_label(learn_store, "solar_farm", None, "again")
+    with pytest.raises(SessionError, match="not valid"):
+        add_label(learn_store, "Solar Farm", None, "bad")
+    assert {r["label_name"] for r in learn_store.taxonomy()} >= {"urban_fabric", "water_bodies"}
