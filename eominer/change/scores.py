@@ -1,65 +1,46 @@
-"""Scores of a change map against reference labels (pure numpy + scikit-learn)."""
+"""Per-patch change scores: what the database keeps of a change map.
+
+For every patch of the first product's grid (all levels), over its valid pixels:
+the mean change probability, the share of pixels the binary map calls change, and the
+share of valid pixels. Patch sums come from summed-area tables, so the cost is one pass
+over the map whatever the number of patches and levels.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class ChangeScores:
-    """Binary-map scores and the probability map's area under the PR curve."""
-
-    precision: float
-    recall: float
-    f1: float
-    kappa: float
-    auprc: float
-    tp: int
-    fp: int
-    fn: int
-    tn: int
-
-    @property
-    def n(self) -> int:
-        return self.tp + self.fp + self.fn + self.tn
+SCORE_COLUMNS: tuple[str, ...] = ("change_prob_mean", "change_share", "change_valid")
 
 
-def confusion(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int, int]:
-    pred = pred.astype(bool)
-    truth = truth.astype(bool)
-    tp = int(np.count_nonzero(pred & truth))
-    fp = int(np.count_nonzero(pred & ~truth))
-    fn = int(np.count_nonzero(~pred & truth))
-    tn = int(pred.size - tp - fp - fn)
-    return tp, fp, fn, tn
+def _integral(a: np.ndarray) -> np.ndarray:
+    s = np.zeros((a.shape[0] + 1, a.shape[1] + 1), dtype=np.float64)
+    np.cumsum(np.cumsum(a, axis=0, dtype=np.float64), axis=1, out=s[1:, 1:])
+    return s
 
 
-def from_confusion(tp: int, fp: int, fn: int, tn: int, auprc: float) -> ChangeScores:
-    n = tp + fp + fn + tn
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-    po = (tp + tn) / n if n else 0.0
-    pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n) if n else 0.0
-    kappa = (po - pe) / (1 - pe) if pe < 1 else 0.0
-    return ChangeScores(precision, recall, f1, kappa, auprc, tp, fp, fn, tn)
+def _window_sums(s: np.ndarray, x0, y0, size) -> np.ndarray:
+    h, w = s.shape[0] - 1, s.shape[1] - 1
+    x1 = np.minimum(x0 + size, w)
+    y1 = np.minimum(y0 + size, h)
+    return s[y1, x1] - s[y0, x1] - s[y1, x0] + s[y0, x0]
 
 
-def auprc(prob: np.ndarray, truth: np.ndarray) -> float:
-    """Average precision (step-wise area under the precision-recall curve)."""
-    from sklearn.metrics import average_precision_score
-
-    truth = truth.astype(bool).ravel()
-    if not truth.any():
-        return float("nan")
-    return float(average_precision_score(truth, prob.ravel()))
-
-
-def score_maps(prob: np.ndarray, binary: np.ndarray, truth: np.ndarray) -> ChangeScores:
-    """Scores over every labelled pixel. Pixels the map leaves as nodata (clouds, no
-    data in one date) count as 'no change' with probability 0: masking is not free."""
-    p = np.where(np.isfinite(prob), prob, 0.0)
-    pred = binary == 1
-    return from_confusion(*confusion(pred, truth), auprc(p, truth))
+def patch_scores(
+    prob: np.ndarray, binary: np.ndarray, x_off: np.ndarray, y_off: np.ndarray,
+    size_px: np.ndarray,
+) -> np.ndarray:
+    """(n_patches, 3) float32: SCORE_COLUMNS per pixel window (x_off, y_off, size_px).
+    A patch with no valid pixel scores 0 (its `change_valid` says why)."""
+    valid = np.isfinite(prob) & (binary != 255)
+    x0 = np.asarray(x_off, dtype=np.int64)
+    y0 = np.asarray(y_off, dtype=np.int64)
+    size = np.asarray(size_px, dtype=np.int64)
+    n_valid = _window_sums(_integral(valid.astype(np.float32)), x0, y0, size)
+    p_sum = _window_sums(_integral(np.where(valid, prob, 0.0)), x0, y0, size)
+    c_sum = _window_sums(_integral((binary == 1).astype(np.float32)), x0, y0, size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_valid > 0, p_sum / n_valid, 0.0)
+        share = np.where(n_valid > 0, c_sum / n_valid, 0.0)
+    area = (size * size).astype(np.float64)
+    return np.stack([mean, share, n_valid / area], axis=1).astype(np.float32)

@@ -400,11 +400,11 @@ class MonetDBEngine(_MonetBase):
         self.con.set_uploader(_BytesUploader(self._uploads))
 
     def append_arrow(self, table: str, data: pa.Table) -> None:
-        numeric = all(
-            pa.types.is_integer(t) or pa.types.is_floating(t) for t in data.schema.types
-        )
-        if not numeric:
-            names = data.column_names
+        """COPY BINARY ... ON CLIENT: each column travels as one little-endian buffer
+        (strings NUL-terminated), MonetDB's bulk path. Tables with timestamps are the
+        small catalogue tables: a prepared multi-row insert does for them."""
+        names = data.column_names
+        if any(pa.types.is_timestamp(t) or pa.types.is_date(t) for t in data.schema.types):
             rows = list(zip(*(_arrow_column_to_numpy(data[c]).tolist() for c in names)))
             with self.lock:
                 cur = self.con.cursor()
@@ -419,18 +419,30 @@ class MonetDBEngine(_MonetBase):
             return
         files = []
         with self.lock:
-            for i, name in enumerate(data.column_names):
+            for i, name in enumerate(names):
                 key = f"eominer_col_{i}"
-                arr = np.ascontiguousarray(data[name].to_numpy())
-                self._uploads[key] = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+                self._uploads[key] = _binary_column(data[name])
                 files.append(f"'{key}'")
             try:
                 self.execute(
-                    f"COPY LITTLE ENDIAN BINARY INTO {table} ({', '.join(data.column_names)}) "
+                    f"COPY LITTLE ENDIAN BINARY INTO {table} ({', '.join(names)}) "
                     f"FROM {', '.join(files)} ON CLIENT"
                 )
             finally:
                 self._uploads.clear()
+
+
+def _binary_column(col: pa.ChunkedArray) -> bytes:
+    """One column in MonetDB's binary COPY format; NULLs as MonetDB's nil values."""
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
+        nil = b"\x80"  # MonetDB's nil string in binary COPY (one byte, not UTF-8)
+        values = [None if pa.types.is_null(t) else v for v in col.to_pylist()]
+        return b"".join((nil if v is None else v.encode()) + b"\0" for v in values)
+    if pa.types.is_boolean(t):
+        return col.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8).tobytes()
+    arr = _monetdbe_column(col)
+    return np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
 
 
 class _BytesUploader:

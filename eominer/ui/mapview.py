@@ -11,8 +11,15 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from eominer.ui.layers import (PatchGrid, colour_bands, patch_grid, product_bounds,
-                               read_view, score_lut, to_rgb)
+from eominer.ui.layers import (
+    PatchGrid,
+    colour_bands,
+    patch_grid,
+    product_bounds,
+    read_view,
+    score_lut,
+    to_rgb,
+)
 from eominer.ui.state import AppState
 from eominer.ui.thumbnails import product_stretch
 

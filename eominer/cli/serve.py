@@ -1,0 +1,44 @@
+"""`eominer serve`: the mining app in the browser."""
+
+from __future__ import annotations
+
+import click
+
+from eominer.cli import db_option
+
+
+@click.command()
+@db_option
+@click.option("--port", default=5006, show_default=True, help="Port to listen on.")
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Address to bind (127.0.0.1: this machine only).")
+@click.option("--basic-auth", "basic_auth", default=None, metavar="FILE",
+              type=click.Path(dir_okay=False),
+              help='JSON file {"user": "password", ...}: users log in; labels carry their name.')
+@click.option("--show/--no-show", default=True, show_default=True,
+              help="Open the app in a web browser.")
+def serve(db: str | None, port: int, address: str, basic_auth: str | None, show: bool) -> None:
+    """Serve the app: scope, map, patch grid, rounds, publish, SQL. Docs: docs/app.md."""
+    import secrets
+
+    from eominer.errors import require
+    from eominer.ui.auth import check_basic_auth_file
+    from eominer.ui.state import shared_store
+
+    pn = require("panel", "ui", "the eominer app")
+    from eominer.ui.app import create_app
+
+    kwargs = {}
+    if basic_auth:
+        kwargs["basic_auth"] = str(check_basic_auth_file(basic_auth))
+        kwargs["cookie_secret"] = secrets.token_hex(32)
+    from eominer.errors import StoreConnectionError
+
+    try:
+        shared_store(db)  # open once now: the first page loads fast
+    except StoreConnectionError as exc:  # the app page says so, and retries on reload
+        click.secho(f"warning: {exc}", fg="yellow", err=True)
+    click.echo(f"eominer app on http://{address}:{port}/ (ctrl-c to stop)")
+    pn.serve({"/": lambda: create_app(db)}, port=port, address=address, show=show,
+             websocket_origin=[f"{address}:{port}", f"localhost:{port}"],
+             title="eominer", threaded=False, **kwargs)

@@ -1,0 +1,174 @@
+"""Exports of a session's result: GeoJSON / GeoPackage of patch polygons with label and
+score, a COG score map per product, and STAC Items carrying the model's provenance.
+
+Polygons are the patch boxes in WGS84 (lon/lat, EPSG:4326, as GeoJSON requires). The
+score map has one pixel per patch of the session's level, on the product's grid (its
+transform scaled by the patch size); nodata -1 where a patch is outside the scope.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eominer.errors import SessionError
+
+
+def _result(session) -> dict[str, Any]:
+    scores = session.current_scores()
+    ids, y = session.labels()
+    rows = session.data.rows(ids)
+    source = np.full(session.data.n, "model", dtype=object)
+    source[rows] = "label"
+    t = session.store.scope_patches(session.product_ids, session.level)
+    at = np.searchsorted(t["patch_id"].to_numpy(), session.patch_ids)
+    return {"scores": scores, "source": source, "patches": t.take(at),
+            "version": session.model_version()}
+
+
+def _records(session, min_score: float) -> list[dict[str, Any]]:
+    r = _result(session)
+    p = r["patches"].to_pydict()
+    out = []
+    for i, pid in enumerate(session.patch_ids.tolist()):
+        s = float(r["scores"][i])
+        if s < min_score:
+            continue
+        out.append({
+            "patch_id": int(pid), "product_id": p["product_id"][i],
+            "label": session.concept, "score": round(s, 6), "positive": s >= 0.5,
+            "source": r["source"][i], "session_id": session.session_id,
+            "model_version": r["version"],
+            "bbox": (p["min_lon"][i], p["min_lat"][i], p["max_lon"][i], p["max_lat"][i]),
+        })
+    return out
+
+
+def _ring(b) -> list[list[float]]:
+    x0, y0, x1, y1 = b
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+
+
+def export_geojson(session, path: str | Path, min_score: float = 0.0) -> Path:
+    """FeatureCollection of patch polygons (WGS84) with label, score and provenance."""
+    feats = []
+    for r in _records(session, min_score):
+        props = {k: v for k, v in r.items() if k != "bbox"}
+        feats.append({"type": "Feature", "id": r["patch_id"], "properties": props,
+                      "geometry": {"type": "Polygon", "coordinates": [_ring(r["bbox"])]}})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    return path
+
+
+def export_gpkg(session, path: str | Path, min_score: float = 0.0) -> Path:
+    """GeoPackage layer `<concept>` with the same polygons and fields (via pyogrio)."""
+    import pyogrio.raw
+    from shapely import box, to_wkb
+
+    recs = _records(session, min_score)
+    if not recs:
+        raise SessionError(f"no patch scores >= {min_score}: nothing to export")
+    geoms = np.asarray([to_wkb(box(*r["bbox"])) for r in recs], dtype=object)
+    fields = ["patch_id", "product_id", "label", "score", "positive", "source",
+              "session_id", "model_version"]
+    data = [
+        np.asarray([r["patch_id"] for r in recs], np.int64),
+        np.asarray([r["product_id"] for r in recs], dtype=object),
+        np.asarray([r["label"] for r in recs], dtype=object),
+        np.asarray([r["score"] for r in recs], np.float64),
+        np.asarray([int(r["positive"]) for r in recs], np.int32),
+        np.asarray([r["source"] for r in recs], dtype=object),
+        np.asarray([r["session_id"] for r in recs], dtype=object),
+        np.asarray([r["model_version"] for r in recs], dtype=object),
+    ]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    pyogrio.raw.write(str(path), geoms, data, fields, crs="EPSG:4326",
+                      geometry_type="Polygon", driver="GPKG", layer=session.concept)
+    return path
+
+
+def export_cogs(session, folder: str | Path) -> dict[str, Path]:
+    """One float32 COG score map per product: {product_id: path}."""
+    import rasterio
+    import rasterio.shutil
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
+
+    r = _result(session)
+    p = r["patches"]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    prods = np.asarray(p["product_id"].to_pylist(), dtype=object)
+    x_off, y_off = p["x_off"].to_numpy(), p["y_off"].to_numpy()
+    size = session.level
+    out: dict[str, Path] = {}
+    for pid in session.product_ids:
+        sel = prods == pid
+        if not sel.any():
+            continue
+        meta = session.store.product(pid)
+        a, b, c, d, e, f = json.loads(meta["transform"])[:6]
+        h, w = int(meta["height"]) // size, int(meta["width"]) // size
+        grid = np.full((h, w), -1.0, np.float32)
+        grid[y_off[sel] // size, x_off[sel] // size] = r["scores"][sel]
+        tmp = folder / f".{pid}.scores.tmp.tif"
+        dest = folder / f"{pid}_{session.concept}_{session.session_id}.tif"
+        profile = {"driver": "GTiff", "width": w, "height": h, "count": 1,
+                   "dtype": "float32", "nodata": -1.0, "crs": CRS.from_wkt(meta["crs"]),
+                   "transform": Affine(a * size, b * size, c, d * size, e * size, f)}
+        with rasterio.open(tmp, "w", **profile) as ds:
+            ds.write(grid, 1)
+            ds.update_tags(label=session.concept, session_id=session.session_id,
+                           model_version=r["version"], patch_size_px=str(size))
+        rasterio.shutil.copy(str(tmp), str(dest), driver="COG", compress="DEFLATE")
+        tmp.unlink()
+        out[pid] = dest
+    return out
+
+
+def export_stac(session, folder: str | Path, cogs: dict[str, Path] | None = None) -> list[Path]:
+    """One STAC Item per product with the label, the score map asset and provenance
+    (session, model version, labels used, feature sets); validated before writing."""
+    import pystac
+    from shapely import wkt
+
+    folder = Path(folder)
+    cogs = cogs if cogs is not None else export_cogs(session, folder)
+    ids, y = session.labels()
+    version = session.model_version()
+    last = session.rounds()[-1]
+    paths = []
+    for pid in session.product_ids:
+        meta = session.store.product(pid)
+        geom = wkt.loads(meta["footprint_wkt"])
+        item = pystac.Item(
+            id=f"{pid}-{session.concept}-{session.session_id}",
+            geometry=geom.__geo_interface__, bbox=list(geom.bounds),
+            datetime=meta["acquired"], properties={
+                "eominer:label": session.concept, "eominer:session_id": session.session_id,
+                "eominer:session_name": session.row["name"],
+                "eominer:model_version": version, "eominer:model_kind": last["model_kind"],
+                "eominer:labels_used": int(len(ids)),
+                "eominer:labels_positive": int((y == 1).sum()),
+                "eominer:feature_sets": session.feature_set_ids,
+                "eominer:patch_size_px": session.level, "eominer:source_product": pid,
+            },
+        )
+        if pid in cogs:
+            item.add_asset("scores", pystac.Asset(
+                href=cogs[pid].name, media_type=pystac.MediaType.COG,
+                roles=["data"], title=f"{session.concept} score per patch (0-1, nodata -1)"))
+        dest = folder / f"{item.id}.json"
+        item.set_self_href(str(dest.resolve()))
+        item.validate()
+        item.save_object(include_self_link=False, dest_href=str(dest))
+        paths.append(dest)
+    return paths

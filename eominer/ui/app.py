@@ -1,0 +1,109 @@
+"""The eominer app: every view of the mining loop, assembled per browser session.
+
+    eominer serve --db duckdb:///path.duckdb          # the command
+    panel serve eominer/ui/app.py --args --db URL      # Panel's own server
+    from eominer.ui import App; App(db="duckdb:///...")  # a JupyterLab cell
+
+Each browser session gets its own `App` (state, views); the process shares one store.
+"""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from eominer.errors import EominerError
+
+CSS = """
+.eom-card.eom-active { box-shadow: 0 0 0 2px #1565c0; }
+"""
+
+
+class App(Viewer):
+    """The whole app for one browser session (or one notebook cell)."""
+
+    db = param.String(default=None, allow_None=True, doc="database URL (default: workspace)")
+    user = param.String(default=None, allow_None=True, doc="label author (default: login)")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        from eominer.ui.auth import current_user
+
+        pn.extension("tabulator", "codeeditor", raw_css=[CSS], notifications=False)
+        self.user_name = current_user(self.user)
+        self.error: str | None = None
+        try:
+            self._build()
+        except EominerError as exc:  # database locked by a batch job, schema too new...
+            self.error = str(exc)
+
+    def _build(self) -> None:
+        from eominer.ui.mapview import MapView
+        from eominer.ui.patchgrid import PatchGridView
+        from eominer.ui.publish import PublishView
+        from eominer.ui.rounds import RoundsView
+        from eominer.ui.scope import ScopeView
+        from eominer.ui.sqlconsole import SQLConsole
+        from eominer.ui.state import AppState, shared_store
+        from eominer.ui.status import StatusLine
+
+        self.state = AppState(shared_store(self.db), user=self.user_name)
+        self.status = StatusLine(state=self.state)
+        self.scope = ScopeView(state=self.state)
+        self.map = MapView(state=self.state)
+        self.grid = PatchGridView(state=self.state)
+        self.rounds = RoundsView(state=self.state)
+        self.publish = PublishView(state=self.state)
+        self.sql = SQLConsole(state=self.state)
+        self.tabs = pn.Tabs(
+            ("Scope", self.scope),
+            ("Mine", pn.Row(
+                pn.Column(self.map, sizing_mode="stretch_both", min_width=500),
+                pn.Column(self.grid, self.rounds, width=560),
+                sizing_mode="stretch_both")),
+            ("Publish", self.publish),
+            ("SQL", self.sql),
+            dynamic=False, sizing_mode="stretch_both", css_classes=["eom-tabs"])
+        self.state.param.watch(self._to_mine, "session")
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.add_periodic_callback(self.status.refresh_jobs, period=3000)
+
+    def _to_mine(self, event) -> None:
+        if event.new is not None:
+            self.tabs.active = 1
+
+    def _error_page(self):
+        return pn.Column(
+            pn.pane.Alert(f"### The database cannot be opened\n\n{self.error}\n\n"
+                          "Wait for the batch job to finish (or stop it), then reload this "
+                          "page. Nothing you labelled is lost: labels are saved as you click.",
+                          alert_type="danger", css_classes=["eom-db-error"]),
+            sizing_mode="stretch_width")
+
+    def __panel__(self):
+        if self.error:
+            return self._error_page()
+        return pn.Column(self.tabs, self.status, sizing_mode="stretch_both", min_height=700)
+
+    def template(self) -> pn.template.BaseTemplate:
+        """The page `eominer serve` shows: header with the user, the app in the main area."""
+        tpl = pn.template.FastListTemplate(
+            title="eominer", header=[pn.pane.HTML(
+                f'<span class="eom-user" style="color:white">user: {self.user_name}</span>')],
+            main=[self.__panel__()], font="sans-serif", font_url="",
+            accent="#1565c0", main_layout=None)
+        return tpl
+
+
+def create_app(db: str | None = None) -> pn.template.BaseTemplate:
+    """One app per browser session (pn.serve calls this for every new session)."""
+    return App(db=db).template()
+
+
+if __name__.startswith("bokeh"):  # `panel serve eominer/ui/app.py [--args --db URL]`
+    import sys
+
+    _args = sys.argv[1:]
+    _db = _args[_args.index("--db") + 1] if "--db" in _args else None
+    create_app(_db).servable()
