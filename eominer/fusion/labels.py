@@ -89,6 +89,23 @@ CORINE43_TO_19: dict[str, str | None] = {
 }
 
 
+# Short snake_case keys for annotations (the taxonomy's naming; most match its labels).
+_KEYS: dict[str, str] = {
+    "Industrial or commercial units": "industrial_commercial_units",
+    "Land principally occupied by agriculture, with significant areas of natural vegetation":
+        "agriculture_with_natural_vegetation",
+    "Natural grassland and sparsely vegetated areas": "natural_grassland_sparse_vegetation",
+    "Moors, heathland and sclerophyllous vegetation": "moors_heathland_sclerophyllous",
+}
+
+
+def label_key(name: str) -> str:
+    """'Arable land' -> 'arable_land': the label_name an annotation is stored under."""
+    import re
+
+    return _KEYS.get(name) or re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
 def to_ben19(names: Iterable[str], source: str = "") -> tuple[str, ...]:
     """Map CORINE-43 or 19-class names to sorted, unique 19-class names.
 

@@ -27,7 +27,14 @@ import numpy as np
 from eominer.errors import SessionError
 
 MODEL_KINDS = ("logistic", "linear_svm", "rbf_svm", "random_forest", "qbe_mean", "qbe_knn")
-CHUNK_ROWS = 8192  # rows per GEMM chunk: keeps the kernel block in cache, memory bounded
+CHUNK_ROWS = 4096  # rows per GEMM chunk: keeps the kernel block in cache, memory bounded
+
+
+def _one_blas_thread():
+    """Chunked small GEMMs run faster on one BLAS thread (threads scale poorly here)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
 
 
 def sigmoid(z: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
@@ -139,21 +146,29 @@ class RBFSVM(RelevanceModel):
         return self
 
     def decision(self, X, sq_norms=None, out=None):
+        # exp(-g |x - sv|^2) = exp(-g |x|^2) * exp(2g x.sv - g |sv|^2): the row factor is
+        # applied after the GEMV, so each chunk costs one GEMM, one add, one exp.
+        # 2g x.sv - g|sv|^2 <= g|x|^2, so exp cannot overflow while g|x|^2 < 80.
         n = len(X)
         out = np.empty(n, np.float32) if out is None else out
         sq = row_sq_norms(X) if sq_norms is None else sq_norms
         g = self.gamma_
-        sv_t = np.ascontiguousarray(self.support_vectors_.T)
+        sv2 = np.ascontiguousarray(self.support_vectors_.T * (np.float32(2.0) * g))
         bias = (-g * self.sv_sq_).astype(np.float32)
-        for s in range(0, n, CHUNK_ROWS):
-            e = min(n, s + CHUNK_ROWS)
-            K = X[s:e] @ sv_t                      # x . sv
-            K *= np.float32(2.0) * g               # -g (|x|^2 + |sv|^2 - 2 x.sv)
-            K += bias
-            K -= (g * sq[s:e])[:, None]
-            np.minimum(K, 0.0, out=K)              # rounding can make a distance negative
-            np.exp(K, out=K)
-            np.matmul(K, self.dual_coef_, out=out[s:e])
+        with _one_blas_thread():
+            for s in range(0, n, CHUNK_ROWS):
+                e = min(n, s + CHUNK_ROWS)
+                K = X[s:e] @ sv2
+                K += bias
+                row = -g * sq[s:e]
+                if float(-row.min()) < 80.0:
+                    np.exp(K, out=K)
+                    out[s:e] = (K @ self.dual_coef_) * np.exp(row)
+                else:  # huge-norm rows: the direct form, clipped
+                    K += row[:, None]
+                    np.minimum(K, 0.0, out=K)
+                    np.exp(K, out=K)
+                    out[s:e] = K @ self.dual_coef_
         out += self.intercept_
         return out
 
@@ -226,13 +241,13 @@ class QueryByExample(RelevanceModel):
         return self
 
     def _min_sq_dist(self, X, sq, ref, out):
-        ref_t = np.ascontiguousarray(ref.T)
+        ref_t = np.ascontiguousarray(ref.T * np.float32(-2.0))
         ref_sq = row_sq_norms(ref)
-        for s in range(0, len(X), CHUNK_ROWS):
-            G = X[s:s + CHUNK_ROWS] @ ref_t
-            G *= np.float32(-2.0)
-            G += ref_sq
-            np.min(G, axis=1, out=out[s:s + CHUNK_ROWS])
+        with _one_blas_thread():
+            for s in range(0, len(X), CHUNK_ROWS):
+                G = X[s:s + CHUNK_ROWS] @ ref_t
+                G += ref_sq
+                out[s:s + CHUNK_ROWS] = G.min(axis=1)
         out += sq
         np.maximum(out, 0.0, out=out)
         return out

@@ -178,7 +178,7 @@ class Session:
                 )
             store.update_session(session_id, feature_signature=sig)
             row["feature_signature"] = sig
-        if row["status"] != "open":
+        if row["status"] == "closed":  # resuming a closed session reopens it
             store.update_session(session_id, status="open")
             row["status"] = "open"
         return cls(store, row, SessionData(ids, X, names, centres), missing)
@@ -321,6 +321,9 @@ class Session:
         })
         if scores is not None:
             self._scores, self._scored_round = scores, number
+        if self.row["status"] != "open":  # a new round after publishing: work in progress
+            self.store.update_session(self.session_id, status="open")
+            self.row["status"] = "open"
         return RoundResult(number, scores, query_ids, quality, seconds, kind, strat,
                            int(len(ids)), int((y == 1).sum()), int((y == -1).sum()),
                            tuple(notes), model)

@@ -1,8 +1,8 @@
 """Engine adapters: the few places where DuckDB, MonetDB (pymonetdb) and monetdbe differ.
 
-Everything above this module speaks `?` placeholders and Arrow tables. Each adapter
+Everything above this module speaks `?` parameter markers and Arrow tables. Each adapter
 opens its connection in `__init__` (called only from `open_store`), converts
-placeholders, bulk-loads columnar data and reads results as Arrow.
+parameter markers, bulk-loads columnar data and reads results as Arrow.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _PLACEHOLDER_RE = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\?""")
 
 
 def qmark_to_pyformat(sql: str) -> str:
-    """Rewrite `?` placeholders as pymonetdb's `%s` (and escape literal `%`)."""
+    """Rewrite `?` parameter markers as pymonetdb's `%s` (and escape literal `%`)."""
 
     def swap(m: re.Match[str]) -> str:
         return m.group(1).replace("%", "%%") if m.group(1) else "%s"
@@ -335,7 +335,7 @@ class MonetDBeEngine(_MonetBase):
                 [row[c] for c in names])
 
     def _bind(self, sql: str, params: Params) -> tuple[str, list[Any] | None]:
-        """monetdbe cannot bind None: such placeholders become the NULL literal."""
+        """monetdbe cannot bind None: such markers become the NULL literal."""
         values = [_to_python(p) for p in params]
         if all(v is not None for v in values):
             return sql, values or None

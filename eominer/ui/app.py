@@ -88,11 +88,12 @@ class App(Viewer):
 
     def template(self) -> pn.template.BaseTemplate:
         """The page `eominer serve` shows: header with the user, the app in the main area."""
-        tpl = pn.template.FastListTemplate(
+        # Bootstrap: its resources are served by Panel itself (the Fast design fetches
+        # a web font from Google, which an offline or air-gapped site cannot reach)
+        tpl = pn.template.BootstrapTemplate(
             title="eominer", header=[pn.pane.HTML(
                 f'<span class="eom-user" style="color:white">user: {self.user_name}</span>')],
-            main=[self.__panel__()], font="sans-serif", font_url="",
-            accent="#1565c0", main_layout=None)
+            main=[self.__panel__()], header_background="#1565c0", collapsed_sidebar=True)
         return tpl
 
 

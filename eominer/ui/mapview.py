@@ -45,12 +45,13 @@ class MapView(Viewer):
         self._version = pn.pane.HTML("", css_classes=["eom-overlay-version"], width=0,
                                      height=0, margin=0)
         self._message = pn.pane.HTML("", css_classes=["eom-map-message"])
+        self._plot = pn.pane.HoloViews(None, sizing_mode="stretch_both", min_height=520,
+                                       css_classes=["eom-map"])
         self.state.param.watch(lambda _: self._products_changed(), ["product_ids", "session"])
         self.state.param.watch(lambda e: self._sync_product(e.new), "product_id")
         self.state.param.watch(self._centre, "focus")
         self._products_changed()
-        self._plot = pn.pane.HoloViews(self._build(), sizing_mode="stretch_both",
-                                       min_height=480, css_classes=["eom-map"])
+        self._plot.object = self._build()
 
     # ---- what is shown -------------------------------------------------------------
     def _products_changed(self) -> None:
@@ -65,6 +66,8 @@ class MapView(Viewer):
     def _sync_product(self, pid: str) -> None:
         if self._product_select.value != pid:
             self._product_select.value = pid
+        # a new plot: the axes take the new product's extent (it may be another CRS)
+        self._plot.object = self._build()
 
     def _on_product(self, event) -> None:
         if event.new and event.new != self.state.product_id:
@@ -114,7 +117,9 @@ class MapView(Viewer):
 
         g = self._safe_grid()
         if g is None:
-            return hv.RGB(np.zeros((1, 1, 4), np.uint8), bounds=(0, 0, 1, 1), kdims=["x", "y"])
+            product = self._product()
+            return hv.RGB(np.zeros((1, 1, 4), np.uint8), kdims=["x", "y"],
+                          bounds=product_bounds(product) if product else (0, 0, 1, 1))
         if self._rgba is None:
             self._rgba = np.zeros((g.rows, g.cols), np.uint32)
         img = g.colour(self.state.scores, out=self._rgba)
@@ -123,13 +128,13 @@ class MapView(Viewer):
         self.overlay_version += 1
         return rgb
 
-    def _outlines(self, labels_version=0, selected=None, product_id="", show=True):
+    def _outlines(self, labels_version=0, selected=None, product_id="", show_labels=True):
         import holoviews as hv
 
         empty = hv.Rectangles([], vdims=["colour"]).opts(
             fill_alpha=0, line_color="colour", line_width=2)
         g = self._safe_grid()
-        if g is None or not show:
+        if g is None or not show_labels:
             return empty
         ids, y = self.state.labelled()
         rects = self._rects(g, ids, [LABEL_COLOURS[int(v)] for v in y])
@@ -155,15 +160,17 @@ class MapView(Viewer):
                         colour))
         return out
 
-    def _change(self, product_id="", show=True, opacity=0.6):
+    def _change(self, product_id="", show_change=True, opacity=0.6):
         import holoviews as hv
 
         from eominer.ui.layers import change_layer
 
-        empty = hv.Image(np.full((1, 1), np.nan, np.float32), bounds=(0, 0, 1, 1),
-                         kdims=["x", "y"])
         product = self._product()
-        if product is None or not show:
+        # placeholders span the product: a (0, 0, 1, 1) one would stretch the axes
+        empty = hv.Image(np.zeros((1, 1), np.float32),
+                         bounds=product_bounds(product) if product else (0, 0, 1, 1),
+                         kdims=["x", "y"], vdims=["change"]).opts(alpha=0)
+        if product is None or not show_change:
             return empty
         layer = change_layer(self.state.store, product)
         if layer is None:
@@ -188,13 +195,13 @@ class MapView(Viewer):
         base = hv.DynamicMap(self._base, streams=[
             hv.streams.RangeXY(), hv.streams.Params(self, ["false_colour"]), prod])
         overlay = hv.DynamicMap(self._overlay, streams=[
-            hv.streams.Params(s, ["scores_version"]), prod, hv.streams.Params(self, ["opacity"])])
+            hv.streams.Params(s, ["scores_version"]), prod,
+            hv.streams.Params(self, ["opacity"])])
         change = hv.DynamicMap(self._change, streams=[
-            prod, hv.streams.Params(self, ["opacity"], rename={"show_change": "show"}),
-            hv.streams.Params(self, ["show_change"], rename={"show_change": "show"})])
+            prod, hv.streams.Params(self, ["opacity", "show_change"])])
         outlines = hv.DynamicMap(self._outlines, streams=[
             hv.streams.Params(s, ["labels_version", "selected"]), prod,
-            hv.streams.Params(self, ["show_labels"], rename={"show_labels": "show"})])
+            hv.streams.Params(self, ["show_labels"])])
         return (base * change * overlay * outlines).opts(
             hv.opts.RGB(data_aspect=1, responsive=True, tools=["tap", "hover"],
                         active_tools=["wheel_zoom"], hooks=[self._hook], xaxis=None,
@@ -258,13 +265,13 @@ class MapView(Viewer):
             f'<span style="color:{LABEL_COLOURS[-1]}">&#9633; no</span></div>')
 
     def __panel__(self):
-        controls = pn.Row(
+        controls = pn.FlexBox(
             self._product_select,
             pn.widgets.Checkbox.from_param(self.param.false_colour),
             pn.widgets.FloatSlider.from_param(self.param.opacity, width=180),
             pn.widgets.Checkbox.from_param(self.param.show_labels),
             pn.widgets.Checkbox.from_param(self.param.show_change),
-            self.legend(), self._version)
+            self.legend(), self._version, sizing_mode="stretch_width")
         self.param.watch(lambda e: setattr(self._version, "object",
                                            f'<span data-v="{e.new}"></span>'), "overlay_version")
         return pn.Column(controls, self._message, self._plot, sizing_mode="stretch_both")

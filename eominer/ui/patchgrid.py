@@ -170,9 +170,9 @@ class PatchGridView(Viewer):
 
     def __panel__(self):
         return pn.Column(
-            pn.Row(pn.widgets.Checkbox.from_param(self.param.false_colour),
+            pn.FlexBox(pn.widgets.Checkbox.from_param(self.param.false_colour),
                    pn.pane.HTML('<small>keys: <b>y</b> yes, <b>n</b> no, <b>s</b> skip, '
                                 '&larr;&rarr; move, <b>l</b> learn, <b>u</b> undo, '
                                 '<b>f</b> false colour; click a thumbnail to centre the map'
-                                '</small>')),
+                                '</small>'), sizing_mode="stretch_width"),
             self._tabs, sizing_mode="stretch_width")

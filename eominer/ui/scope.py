@@ -51,7 +51,7 @@ class ScopeView(Viewer):
         from eominer.ui.thumbnails import product_thumbnail
 
         store = self.state.store
-        with self.state.work("load catalogue"):
+        with self.state.work("load catalogue", quiet=True):
             ensure_taxonomy(store)
             self._products = store.products().to_pylist()
             for p in self._products:
@@ -66,6 +66,10 @@ class ScopeView(Viewer):
             labels = store.taxonomy()
             self._concept.options = {f"{r['title']} ({r['label_name']})": r["label_name"]
                                      for r in labels if r["level"] > 1}
+            names = list(self._concept.options.values())
+            if names and self._concept.value not in names:
+                self._concept.value = self.state.concept if self.state.concept in names \
+                    else names[0]
             self._parent.options = {"(new root)": None, **{
                 r["title"]: r["label_name"] for r in labels if r["level"] == 1}}
             self._filter()

@@ -28,6 +28,14 @@ from compute.openstack.fakecloud import FakeOpenStack
 from compute.openstack.node_provider import ray_node_id_for
 
 ray = pytest.importorskip("ray")
+from ray.autoscaler.tags import (  # noqa: E402
+    NODE_KIND_HEAD,
+    STATUS_UP_TO_DATE,
+    TAG_RAY_CLUSTER_NAME,
+    TAG_RAY_NODE_KIND,
+    TAG_RAY_NODE_STATUS,
+    TAG_RAY_USER_NODE_TYPE,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(400)]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -54,7 +62,7 @@ class LocalRayHypervisor:
         from ray._private.parameter import RayParams
 
         params = RayParams(
-            node_ip_address="127.0.0.1", gcs_address=self.gcs_address,
+            gcs_address=self.gcs_address,
             redis_address=self.gcs_address, min_worker_port=0, max_worker_port=0,
             dashboard_port=None, dashboard_agent_listen_port=0,
             num_cpus=flavor["vcpus"], num_gpus=flavor["gpus"], resources={},
@@ -138,13 +146,13 @@ def autoscaling_cluster(tmp_path, monkeypatch):
     url, stop_http = cloud.serve()
     # the head is a server too, booted "by hand" as `ray up` would have done
     head_id = cloud.add_server(f"ray-{CLUSTER}-head-00000000", "eo1.large", {
-        "ray-cluster-name": CLUSTER, "ray-node-kind": "head",
-        "ray-user-node-type": "ray.head.default", "ray-node-status": "up-to-date"})
+        TAG_RAY_CLUSTER_NAME: CLUSTER, TAG_RAY_NODE_KIND: NODE_KIND_HEAD,
+        TAG_RAY_USER_NODE_TYPE: "ray.head.default", TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE})
     config_path = tmp_path / "cluster.json"
     config_path.write_text(json.dumps(cluster_config(url)))
     port = free_port()
     head = Node(RayParams(
-        node_ip_address="127.0.0.1", gcs_server_port=port, num_cpus=1, num_gpus=0,
+        gcs_server_port=port, num_cpus=1, num_gpus=0,
         resources={}, include_dashboard=False, min_worker_port=0, max_worker_port=0,
         dashboard_agent_listen_port=0, autoscaling_config=str(config_path),
         env_vars={"RAY_OVERRIDE_NODE_ID_FOR_TESTING": ray_node_id_for(head_id)},
@@ -164,7 +172,7 @@ def autoscaling_cluster(tmp_path, monkeypatch):
 
 def test_autoscaler_grows_and_shrinks_openstack_nodes(autoscaling_cluster):
     cloud, head, log = autoscaling_cluster
-    ray.init(address=head.gcs_address, _node_ip_address="127.0.0.1", log_to_driver=False)
+    ray.init(address=head.gcs_address, log_to_driver=False)
     stop = threading.Event()
 
     def watch() -> None:

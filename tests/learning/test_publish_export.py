@@ -80,8 +80,9 @@ def test_exports_open_back(learn_store, oscd_db, tmp_path):
     gp = export.export_gpkg(s, tmp_path / "r.gpkg", min_score=0.5)
     info = pyogrio.read_info(gp)
     assert info["features"] == int((scores >= 0.5).sum()) and info["crs"] == "EPSG:4326"
-    _, _, geoms, fields = pyogrio.raw.read(gp, columns=["score", "label"])
-    assert (fields[0] >= 0.5).all() and set(fields[1]) == {"new_construction"}
+    meta, _, geoms, fields = pyogrio.raw.read(gp, columns=["score", "label"])
+    col = dict(zip(meta["fields"].tolist(), fields))
+    assert (col["score"] >= 0.5).all() and set(col["label"]) == {"new_construction"}
 
     cogs = export.export_cogs(s, tmp_path / "cog")
     with rasterio.open(cogs[oscd_db["product"]]) as ds:
@@ -106,15 +107,14 @@ def test_cascade_coarse_to_fine(learn_store, oscd_db):
     fine = cascade(coarse, 16)
     pos32 = learn_store.positive_annotations(coarse.session_id)
     assert 0 < len(pos32) < 224
-    kids = learn_store.patches(oscd_db["product"], 16).to_pandas() \
-        if False else learn_store.patches(oscd_db["product"], 16)
+    kids = learn_store.patches(oscd_db["product"], 16)
     parent = kids["parent_id"].fill_null(-1).to_numpy()
     expected = kids["patch_id"].to_numpy()[np.isin(parent, pos32)]
     assert np.array_equal(np.sort(fine.patch_ids), np.sort(expected))
     assert fine.level == 16 and fine.params["parent_session"] == coarse.session_id
     # the fine session learns on its own, and reopens with the same scope
     truth = oscd_db["truth"][16]
-    inside = [p for p in fine.patch_ids.tolist()]
+    inside = fine.patch_ids.tolist()
     for p in [p for p in inside if truth[p] > 0.05][:2] + \
             [p for p in inside if truth[p] == 0][:3]:
         fine.label(p, 1 if truth[p] > 0.05 else -1, "ana")

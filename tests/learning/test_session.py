@@ -51,7 +51,7 @@ def test_rounds_improve_ranking_and_are_recorded(learn_store, oscd_db):
     for _ in range(4):
         r = s.run_round()
         assert r.scores.dtype == np.float32 and r.scores.shape == (896,)
-        assert 0.0 <= float(r.scores.min()) and float(r.scores.max()) <= 1.0
+        assert float(r.scores.min()) >= 0.0 and float(r.scores.max()) <= 1.0
         labelled, _ = s.labels()
         assert not set(r.query_ids.tolist()) & set(labelled.tolist())
         aps.append(average_precision(y, r.scores))

@@ -1,0 +1,119 @@
+"""Change maps: a method's distance -> probability in [0, 1] -> binary map, and their COGs.
+
+The methods are pure functions of two co-registered (bands, rows, cols) float32
+reflectance arrays and a valid mask; this module only dispatches, normalises
+(`normalise.to_probability`), thresholds (`threshold.otsu_threshold`) and writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eominer.change.normalise import to_probability
+from eominer.change.threshold import binary_map, otsu_threshold
+from eominer.errors import ConfigError
+
+METHODS: tuple[str, ...] = ("encoder", "cva", "irmad")
+BINARY_NODATA = 255
+
+
+@dataclass(frozen=True, eq=False)
+class ChangeMap:
+    """probability: float32, NaN = nodata; binary: uint8 1 change, 0 none, 255 nodata."""
+
+    method: str
+    probability: np.ndarray
+    binary: np.ndarray
+    threshold: float
+    valid: np.ndarray
+
+    @property
+    def changed_fraction(self) -> float:
+        n = int(self.valid.sum())
+        return float(np.count_nonzero(self.binary == 1)) / n if n else 0.0
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ConfigError(
+            f"unknown change method {method!r}: expected one of {', '.join(METHODS)}"
+        )
+    return method
+
+
+def change_distance(
+    method: str, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
+    threads: int = 1,
+) -> np.ndarray:
+    check_method(method)
+    if x1.shape != x2.shape or x1.shape[1:] != valid.shape:
+        raise ConfigError(
+            f"change inputs must share one grid: got {x1.shape}, {x2.shape} and mask "
+            f"{valid.shape}; align the pair first (eominer.change.align.align_pair)"
+        )
+    if method == "cva":
+        from eominer.change.cva import cva_distance
+
+        return cva_distance(x1, x2, valid, seed)
+    if method == "irmad":
+        from eominer.change.irmad import irmad_distance
+
+        return irmad_distance(x1, x2, valid, seed)
+    from eominer.change.encoder import EncoderConfig, encoder_distance
+
+    return encoder_distance(x1, x2, valid, EncoderConfig(seed=seed, threads=threads))
+
+
+def change_map(
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, method: str = "encoder",
+    seed: int = 0, threads: int = 1,
+) -> ChangeMap:
+    """Probability and binary change map of two co-registered dates."""
+    d = change_distance(method, x1, x2, valid, seed, threads)
+    prob = to_probability(d, valid, seed)
+    th = otsu_threshold(prob, valid, seed)
+    return ChangeMap(method, prob, binary_map(prob, valid, th), th, valid)
+
+
+def binary_path_for(prob_path: str | Path) -> Path:
+    p = Path(prob_path)
+    return p.with_name(f"{p.stem}_binary{p.suffix or '.tif'}")
+
+
+def write_maps(
+    cmap: ChangeMap, crs_wkt: str, transform: tuple[float, ...], out: str | Path,
+) -> tuple[Path, Path]:
+    """Write the probability COG at `out` (float32, nodata NaN) and the binary COG beside
+    it (`<stem>_binary.tif`, uint8, nodata 255), georeferenced like the first date."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    from eominer.io.ard import tmp_path_for, write_cog
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = (out, binary_path_for(out))
+    layers = (
+        (cmap.probability, "float32", np.nan, f"change probability ({cmap.method})"),
+        (cmap.binary, "uint8", BINARY_NODATA,
+         f"change ({cmap.method}, Otsu threshold {cmap.threshold:.4f})"),
+    )
+    for path, (data, dtype, nodata, desc) in zip(paths, layers):
+        tmp = tmp_path_for(path)
+        profile = {
+            "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
+            "dtype": dtype, "nodata": nodata, "crs": crs_wkt, "transform": Affine(*transform[:6]),
+            "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "ZSTD",
+        }
+        try:
+            with rasterio.open(tmp, "w", **profile) as ds:
+                ds.write(data.astype(dtype, copy=False), 1)
+                ds.set_band_description(1, desc)
+                ds.update_tags(method=cmap.method, threshold=f"{cmap.threshold:.6f}")
+            write_cog(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return paths

@@ -1,0 +1,234 @@
+"""`eominer change` as a function: two dates in, COG maps out, scores into the database.
+
+Each date is an ingested product id or a path. When both are ingested products (or a
+store is given and both ids resolve), the pair is recorded in `product_pairs` (kind
+'change', layer_path = the probability COG, which the app draws as an overlay) and the
+per-patch scores become a feature set on the first product's patches.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from eominer.change.align import PairWarning, align_pair
+from eominer.change.maps import change_map, check_method, write_maps
+from eominer.change.scores import SCORE_COLUMNS, patch_scores
+from eominer.errors import ProductReadError
+
+FEATURE_SET_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ChangeRun:
+    """What one pair produced."""
+
+    method: str
+    probability_path: str
+    binary_path: str
+    threshold: float
+    changed_fraction: float
+    valid_fraction: float
+    cloud_fraction: float
+    reprojected: bool
+    days_apart: float | None
+    pair_id: str | None = None
+    feature_set_id: str | None = None
+    patches_scored: int = 0
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def default_out(first: str, second: str, method: str) -> Path:
+    from eominer.workspace import layers_dir
+
+    def stem(ref: str) -> str:
+        p = Path(ref)
+        name = p.name if p.name not in ("imgs_1", "imgs_2") else f"{p.parent.name}_{p.name}"
+        return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+
+    return layers_dir() / f"change_{method}_{stem(first)}__{stem(second)}.tif"
+
+
+@dataclass(frozen=True, eq=False)
+class PairInput:
+    """One side of a pair as a worker needs it: an ingested product's row, or a path."""
+
+    ref: str
+    row: dict | None = None
+
+    def scene(self):
+        from eominer.change.align import scene_from_path, scene_from_product
+
+        return scene_from_product(self.row) if self.row is not None else scene_from_path(self.ref)
+
+
+def resolve(ref: str, store=None) -> PairInput:
+    """An ingested product id (when `store` knows it and no such path exists) or a path."""
+    if store is not None and not Path(ref).exists():
+        row = store.product(ref)
+        if row is not None:
+            return PairInput(ref, row)
+    if not Path(ref).exists():
+        where = f" nor a product id in {store.url}" if store is not None else ""
+        raise ProductReadError(
+            f"{ref} is neither a file or folder{where}: give a product folder, a COG, "
+            "or the id of an ingested product (eominer products)"
+        )
+    return PairInput(ref)
+
+
+@dataclass(frozen=True, eq=False)
+class ComputedPair:
+    """A computed pair, before anything is written to the database."""
+
+    run: ChangeRun
+    first_id: str | None
+    second_id: str | None
+    overlap_fraction: float
+    scores: object = None  # (patch_ids, values) of the first product's patches, or None
+
+
+def compute_change(
+    first_in: PairInput, second_in: PairInput, method: str, out: str | Path | None,
+    seed: int = 0, threads: int = 1, mask_clouds: bool = True,
+    patch_windows: dict | None = None, progress: Callable[[str], None] | None = None,
+) -> ComputedPair:
+    """Read, align, map, write the COGs and score the patches; no database access, so it
+    runs in any process (a Ray worker)."""
+    check_method(method)
+    say = progress or (lambda _msg: None)
+    say(f"reading {first_in.ref} and {second_in.ref}")
+    first, second = first_in.scene(), second_in.scene()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PairWarning)
+        pair = align_pair(first, second, mask_clouds=mask_clouds)
+    notes = tuple(str(w.message) for w in caught if issubclass(w.category, PairWarning))
+    for note in notes:  # re-emit for callers that watch warnings
+        warnings.warn(note, PairWarning, stacklevel=2)
+    say(f"{method} change map on {pair.valid.shape[1]} x {pair.valid.shape[0]} px")
+    cmap = change_map(pair.x1, pair.x2, pair.valid, method, seed, threads)
+    out_path = Path(out) if out else default_out(first_in.ref, second_in.ref, method)
+    prob_path, bin_path = write_maps(cmap, pair.crs_wkt, pair.transform, out_path)
+    scores = None
+    if patch_windows:
+        values = patch_scores(cmap.probability, cmap.binary, patch_windows["x_off"],
+                              patch_windows["y_off"], patch_windows["size_px"])
+        scores = (patch_windows["patch_id"], values)
+    n = pair.valid.size
+    run = ChangeRun(
+        method=method, probability_path=str(prob_path), binary_path=str(bin_path),
+        threshold=cmap.threshold, changed_fraction=cmap.changed_fraction,
+        valid_fraction=float(pair.valid.sum()) / n, cloud_fraction=float(pair.cloud.sum()) / n,
+        reprojected=pair.reprojected, days_apart=pair.days_apart, warnings=notes,
+    )
+    return ComputedPair(run, first.product_id, second.product_id, pair.overlap_fraction,
+                        scores)
+
+
+def patch_windows_of(store, first_in: PairInput, second_in: PairInput) -> dict | None:
+    """The first product's patch windows (all levels) when both sides are ingested."""
+    if store is None or first_in.row is None or second_in.row is None:
+        return None
+    t = store.patches(first_in.row["product_id"])
+    if not t.num_rows:
+        return None
+    return {c: t[c].to_numpy() for c in ("patch_id", "x_off", "y_off", "size_px")}
+
+
+def record_change(store, computed: ComputedPair, seed: int = 0) -> ChangeRun:
+    """Write a computed pair to the database (driver side: DuckDB has one writer):
+    the per-patch feature set and the `product_pairs` row, in one transaction."""
+    run = computed.run
+    if store is None or computed.scores is None:
+        return run
+    assert computed.first_id is not None and computed.second_id is not None
+    patch_ids, values = computed.scores  # type: ignore[misc]
+    with store.transaction():
+        fs = store.register_feature_set(
+            f"change_{run.method}", FEATURE_SET_VERSION,
+            {"method": run.method, "first": computed.first_id, "second": computed.second_id,
+             "seed": seed},
+            SCORE_COLUMNS, sensor="S2",
+        )
+        store.write_features(fs, patch_ids, values)
+        pid = store.record_pair(
+            "change", computed.first_id, computed.second_id, days_apart=run.days_apart,
+            overlap_fraction=computed.overlap_fraction, layer_path=run.probability_path,
+            method=run.method,
+            params={"method": run.method, "binary_path": run.binary_path,
+                    "threshold": run.threshold, "threshold_rule": "otsu",
+                    "feature_set_id": fs.feature_set_id, "seed": seed,
+                    "reprojected": run.reprojected},
+        )
+    return replace(run, pair_id=pid, feature_set_id=fs.feature_set_id,
+                   patches_scored=len(patch_ids))
+
+
+def detect_change(
+    before: str, after: str, method: str = "encoder", out: str | Path | None = None,
+    store=None, seed: int = 0, threads: int = 1, mask_clouds: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> ChangeRun:
+    """One pair in this process: compute, write the COGs, record it when both dates are
+    ingested products of `store`."""
+    check_method(method)
+    a, b = resolve(before, store), resolve(after, store)
+    computed = compute_change(a, b, method, out, seed, threads, mask_clouds,
+                              patch_windows_of(store, a, b), progress)
+    return record_change(store, computed, seed)
+
+
+def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
+    """Pairs, one a line: BEFORE AFTER (whitespace or comma separated); # comments."""
+    from eominer.errors import ConfigError
+
+    pairs: list[tuple[str, str]] = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        parts = [p for p in text.replace(",", " ").split() if p]
+        if len(parts) != 2:
+            raise ConfigError(
+                f"{path}:{n}: expected 'BEFORE AFTER' (two products or paths), got {line!r}"
+            )
+        pairs.append((parts[0], parts[1]))
+    if not pairs:
+        raise ConfigError(f"{path} lists no pair: write one 'BEFORE AFTER' line per pair")
+    return pairs
+
+
+def _compute_task(first_in: PairInput, second_in: PairInput, method: str, seed: int,
+                  windows: dict | None) -> ComputedPair:
+    return compute_change(first_in, second_in, method, None, seed, 1, True, windows)
+
+
+def detect_many(
+    pairs: Sequence[tuple[str, str]], method: str, store=None, seed: int = 0,
+    address: str | None = None, num_cpus: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[ChangeRun]:
+    """Every pair as one Ray task (one CPU and one TensorFlow/BLAS thread each, see
+    `compute.runtime`); the driver alone writes the database as results arrive."""
+    from compute.runtime import ray_session
+
+    check_method(method)
+    inputs = [(resolve(a, store), resolve(b, store)) for a, b in pairs]
+    runs: list[ChangeRun] = []
+    with ray_session(address=address, num_cpus=num_cpus) as ray:
+        task = ray.remote(num_cpus=1)(_compute_task)
+        refs = [task.remote(a, b, method, seed, patch_windows_of(store, a, b))
+                for a, b in inputs]
+        index = {ref: i for i, ref in enumerate(refs)}
+        done: dict[int, ChangeRun] = {}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            i = index[ready[0]]
+            done[i] = record_change(store, ray.get(ready[0]), seed)
+            if progress:
+                progress(f"{pairs[i][0]} -> {pairs[i][1]}: {done[i].probability_path}")
+        runs = [done[i] for i in range(len(refs))]
+    return runs

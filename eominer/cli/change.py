@@ -1,0 +1,72 @@
+"""`eominer change`: change map between two dates (or many pairs, on Ray)."""
+
+from __future__ import annotations
+
+import click
+
+from eominer.cli import db_option
+
+
+def _line(before: str, after: str, run) -> str:
+    text = (
+        f"{before} -> {after}  {run.method}  changed {run.changed_fraction:.2%} "
+        f"(threshold {run.threshold:.3f})  valid {run.valid_fraction:.1%}  "
+        f"cloud {run.cloud_fraction:.2%}\n  map {run.probability_path}\n"
+        f"  binary {run.binary_path}"
+    )
+    if run.reprojected:
+        text += "\n  second date reprojected onto the first date's grid"
+    if run.pair_id:
+        text += (f"\n  pair {run.pair_id}: {run.patches_scored} patch scores in feature set "
+                 f"{run.feature_set_id}")
+    for note in run.warnings:
+        text += f"\n  warning: {note}"
+    return text
+
+
+@click.command()
+@click.argument("before", required=False)
+@click.argument("after", required=False)
+@click.option("--method", type=click.Choice(["encoder", "cva", "irmad"]), default="encoder",
+              show_default=True, help="encoder (learned, trained on the pair), cva or irmad.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Probability COG path (the binary map goes beside it as *_binary.tif); "
+              "default: $EOMINER_HOME/layers/change_<method>_<before>__<after>.tif.")
+@click.option("--pairs", "pairs_file", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="File of 'BEFORE AFTER' lines: every pair as a Ray task.")
+@click.option("--address", default=None, help="Ray cluster to join (with --pairs).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (with --pairs).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-cloud-mask", is_flag=True, help="Do not mask clouds (documented test).")
+@db_option
+def change(
+    before: str | None, after: str | None, method: str, out: str | None,
+    pairs_file: str | None, address: str | None, num_cpus: int | None, seed: int,
+    no_cloud_mask: bool, db: str | None,
+) -> None:
+    """Change map between BEFORE and AFTER: ingested product ids or product paths of the
+    same place. Writes a change-probability COG and a binary COG (Otsu threshold); for
+    ingested products also records the pair and its per-patch change scores."""
+    import warnings
+
+    from eominer.change.align import PairWarning
+    from eominer.change.run import detect_change, detect_many, read_pairs_file
+    from eominer.store import open_store
+
+    if pairs_file is None and (before is None or after is None):
+        raise click.UsageError("give BEFORE and AFTER, or --pairs FILE")
+    if pairs_file is not None and (before or after or out):
+        raise click.UsageError("--pairs FILE replaces BEFORE AFTER and --out")
+    warnings.simplefilter("ignore", PairWarning)  # reported in the output lines instead
+    with open_store(db) as store:
+        if pairs_file is not None:
+            pairs = read_pairs_file(pairs_file)
+            runs = detect_many(pairs, method, store, seed, address=address, num_cpus=num_cpus)
+            for (a, b), run in zip(pairs, runs):
+                click.echo(_line(a, b, run))
+            return
+        assert before is not None and after is not None
+        run = detect_change(before, after, method, out, store, seed,
+                            mask_clouds=not no_cloud_mask,
+                            progress=lambda msg: click.echo(msg, err=True))
+        click.echo(_line(before, after, run))

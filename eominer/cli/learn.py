@@ -1,0 +1,239 @@
+"""`eominer session`: mining sessions from the terminal (the app uses the same API)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pyarrow as pa
+
+from eominer.cli import db_option
+from eominer.cli.output import render
+
+
+def _open(store, session_id: str, accept: bool = False):
+    from eominer.learning.session import Session
+
+    return Session.open(store, session_id, accept_feature_change=accept)
+
+
+@click.group()
+def session() -> None:
+    """Relevance-feedback mining sessions: create, label, round, publish, export."""
+
+
+@session.command("create")
+@click.option("--name", required=True)
+@click.option("--owner", required=True, help="User name of the analyst.")
+@click.option("--concept", required=True, help="Taxonomy label, e.g. new_construction.")
+@click.option("--product", "products", multiple=True, required=True, help="Product id (repeat).")
+@click.option("--level", type=int, required=True, help="Patch size of the grid level (px).")
+@click.option("--features", "feature_sets", multiple=True, required=True,
+              help="Feature set id (repeat).")
+@click.option("--model", "model_kind", default="logistic", show_default=True,
+              help="logistic, linear_svm, rbf_svm, random_forest, qbe_mean, qbe_knn.")
+@click.option("--strategy", default="diverse", show_default=True,
+              help="margin, entropy, random, most_relevant, diverse.")
+@click.option("--batch", default=20, show_default=True, help="Questions per round.")
+@db_option
+def create(name, owner, concept, products, level, feature_sets, model_kind, strategy, batch,
+           db) -> None:
+    """Create a session and print its id."""
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        s = Session.create(store, name, owner, concept, list(products), level,
+                           list(feature_sets), model_kind=model_kind, strategy=strategy,
+                           params={"batch_size": batch})
+        click.echo(s.session_id)
+        if s.missing:
+            click.echo(f"note: {s.missing} patches of the scope have no features", err=True)
+
+
+@session.command("label")
+@click.argument("session_id")
+@click.argument("answers", nargs=-1, required=True)
+@click.option("--user", required=True)
+@click.option("--verify", is_flag=True, help="Answers to a verification sample.")
+@db_option
+def label(session_id, answers, user, verify, db) -> None:
+    """Record answers as PATCH_ID=+1 / PATCH_ID=-1 (also y/n)."""
+    from eominer.errors import SessionError
+    from eominer.store import open_store
+
+    values = {"+1": 1, "1": 1, "y": 1, "yes": 1, "-1": -1, "n": -1, "no": -1}
+    parsed = []
+    for a in answers:
+        pid, _, val = a.partition("=")
+        if not pid.isdigit() or val.lower() not in values:
+            raise SessionError(f"cannot read answer {a!r}: expected PATCH_ID=+1 or PATCH_ID=-1")
+        parsed.append((int(pid), values[val.lower()]))
+    with open_store(db) as store:
+        s = _open(store, session_id)
+        for pid, val in parsed:
+            s.label(pid, val, user, purpose="verify" if verify else "train")
+    click.echo(f"{len(parsed)} label(s) recorded")
+
+
+@session.command("undo")
+@click.argument("session_id")
+@click.option("--user", required=True)
+@db_option
+def undo(session_id, user, db) -> None:
+    """Remove the user's most recent label."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        last = _open(store, session_id).undo_last_label(user)
+    click.echo(f"removed label {last['label']:+d} on patch {last['patch_id']}" if last
+               else "nothing to undo")
+
+
+@session.command("round")
+@click.argument("session_id")
+@click.option("--n", type=int, default=None, help="Questions to ask (default: session's).")
+@click.option("--model", "model_kind", default=None)
+@click.option("--strategy", default=None)
+@click.option("--accept-feature-change", is_flag=True)
+@db_option
+def round_(session_id, n, model_kind, strategy, accept_feature_change, db) -> None:
+    """Fit, score every patch, and print the next patches to label."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        r = _open(store, session_id, accept_feature_change).run_round(n, model_kind, strategy)
+    click.echo(f"round {r.round}: {r.model_kind}/{r.strategy}, {r.n_labels} labels "
+               f"({r.n_positive}+ / {r.n_negative}-) in {r.seconds * 1e3:.0f} ms")
+    for note in r.notes:
+        click.echo(f"note: {note}")
+    q = r.quality
+    if q.get("flip_rate") is not None:
+        click.echo(f"ranking change: {q['flip_rate']:.2%} flipped, "
+                   f"top-100 overlap {q['topk_overlap']:.0%}")
+    click.echo(f"advice: {q.get('advice', '')}")
+    click.echo("next: " + " ".join(str(int(i)) for i in r.query_ids))
+
+
+@session.command("verify")
+@click.argument("session_id")
+@click.option("--n", type=int, default=20, show_default=True)
+@db_option
+def verify(session_id, n, db) -> None:
+    """Print a random sample of predicted positives to verify (label with --verify)."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        ids = _open(store, session_id).verification_sample(n)
+    click.echo(" ".join(str(int(i)) for i in ids))
+
+
+@session.command("publish")
+@click.argument("session_id")
+@click.option("--threshold", type=float, default=None, help="Score for 'positive' (0.5).")
+@db_option
+def publish(session_id, threshold, db) -> None:
+    """Write the result as annotations (queryable with `eominer sql`)."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        s = _open(store, session_id)
+        version = s.publish(threshold)
+        n = int(store.query("SELECT COUNT(*) FROM annotations WHERE session_id = ? AND positive",
+                            (session_id,))[0][0])
+    click.echo(f"published {s.concept} as model {version}: {n} positive patches")
+
+
+@session.command("export")
+@click.argument("session_id")
+@click.option("--to", "folder", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: workspace exports/<session>).")
+@click.option("--format", "formats", multiple=True,
+              type=click.Choice(["geojson", "gpkg", "cog", "stac"]),
+              default=("geojson", "gpkg", "cog", "stac"), show_default=True)
+@click.option("--min-score", type=float, default=0.0, show_default=True,
+              help="Vector exports keep patches scoring at least this.")
+@db_option
+def export(session_id, folder, formats, min_score, db) -> None:
+    """Export the ranking: GeoJSON, GeoPackage, COG score maps, STAC Items."""
+    from pathlib import Path
+
+    from eominer.learning import export as ex
+    from eominer.store import open_store
+    from eominer.workspace import exports_dir
+
+    out = Path(folder) if folder else exports_dir() / session_id
+    with open_store(db) as store:
+        s = _open(store, session_id)
+        written = []
+        if "geojson" in formats:
+            written.append(ex.export_geojson(s, out / f"{s.concept}.geojson", min_score))
+        if "gpkg" in formats:
+            written.append(ex.export_gpkg(s, out / f"{s.concept}.gpkg", min_score))
+        cogs = ex.export_cogs(s, out) if {"cog", "stac"} & set(formats) else {}
+        written.extend(cogs.values())
+        if "stac" in formats:
+            written.extend(ex.export_stac(s, out, cogs))
+    for p in written:
+        click.echo(str(p))
+
+
+@session.command("list")
+@click.option("--owner", default=None)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@db_option
+def list_(owner, fmt, db) -> None:
+    """List sessions."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        rows = store.session_rows(owner)
+    keep = ("session_id", "name", "owner", "concept", "level", "model_kind", "strategy",
+            "status", "updated")
+    table = pa.Table.from_pylist([{k: r[k] for k in keep} for r in rows]) if rows else \
+        pa.table({k: pa.array([], pa.string()) for k in keep})
+    click.echo(render(table, fmt))
+
+
+@session.command("show")
+@click.argument("session_id")
+@db_option
+def show(session_id, db) -> None:
+    """Summary, quality estimate and conflicts of a session."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        s = _open(store, session_id)
+        info = {**s.summary(), "quality": s.quality(), "conflicts": s.conflicts()}
+    click.echo(json.dumps(info, indent=1, default=str))
+
+
+@session.command("add-label")
+@click.argument("name")
+@click.option("--parent", default=None, help="Parent label (omit for a new root).")
+@click.option("--title", required=True)
+@click.option("--description", default="")
+@click.option("--user", default="user")
+@db_option
+def add_label_cmd(name, parent, title, description, user, db) -> None:
+    """Add a label to the taxonomy."""
+    from eominer.learning.taxonomy import add_label
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        row = add_label(store, name, parent, title, description, user)
+    click.echo(f"added {row['label_name']} (level {row['level']})")
+
+
+@session.command("taxonomy")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@db_option
+def taxonomy_cmd(fmt, db) -> None:
+    """Print the label taxonomy."""
+    from eominer.learning.taxonomy import ensure_taxonomy
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        ensure_taxonomy(store)
+        rows = store.taxonomy()
+    click.echo(render(pa.Table.from_pylist(rows), fmt))

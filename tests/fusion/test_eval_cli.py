@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from eominer.cli import cli
+
+
+def test_eval_fusion_prints_the_table_and_caveats(ben):
+    args = ["eval", "fusion", "--data", str(ben), "--repeats", "1"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    for row in ("S2 alone", "S1 alone", "feature fusion", "decision fusion (product)",
+                "decision fusion (stack)", "prior (no image)", "caveats:",
+                "27 paired patches, 12 labels present"):
+        assert row in out.output
+    res = CliRunner().invoke(cli, [*args, "--format", "json"])
+    rows = {r["method"]: r for r in json.loads(res.output)}
+    # fall-back: with the optics clouded, the fusions score exactly like S1 alone
+    for m in ("feature fusion, S2 clouded", "decision fusion (product), S2 clouded"):
+        assert rows[m]["micro_f1"] == rows["S1 alone"]["micro_f1"]
+    # ...while the optical model fed cloud collapses
+    assert float(rows["S2 alone, S2 clouded"]["micro_f1"].split()[0]) < float(
+        rows["S2 alone"]["micro_f1"].split()[0]) - 0.1
+    assert rows["S2 alone"]["folds"] == 3
+
+
+def test_eval_fusion_bad_folder(tmp_path):
+    out = CliRunner().invoke(cli, ["eval", "fusion", "--data", str(tmp_path)])
+    assert out.exit_code != 0
+    assert "no paired S1/S2 BigEarthNet patches" in str(out.exception)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from eominer.cli import cli
+from eominer.errors import FeatureError, GridMismatchError, ModelNotTrainedError, PairingError
+from eominer.fusion import jobs
+from eominer.fusion.labels import BEN19, Vocabulary
+from eominer.ingest import ingest_paths
+from eominer.store import open_store
+
+S2 = "S2A_MSIL2A_20170617T113321_36_85"
+S1 = "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_36_85"
+
+
+def test_cli_pair_and_features(ben: Path, db_url: str):
+    with open_store(db_url) as store:
+        ingest_paths(store, sorted((ben / "s2-tiny").iterdir())
+                     + sorted((ben / "s1-tiny").iterdir()), levels=(60, 120))
+    out = CliRunner().invoke(cli, ["fusion", "pair", "--db", db_url, "--level", "60"])
+    assert out.exit_code == 0, out.output
+    assert "3 pairs recorded; unpaired: S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_39" in out.output
+    assert "12 fused rows at level 60" in out.output
+    out = CliRunner().invoke(cli, ["fusion", "features", "--db", db_url, "--level", "120",
+                                   "--weights", "1,2"])
+    assert out.exit_code == 0 and "3 fused rows at level 120" in out.output
+    out = CliRunner().invoke(cli, ["fusion", "pair", "--db", db_url, "--s2", S1, "--s1", S2])
+    assert isinstance(out.exception, PairingError)
+    assert "give the Sentinel-2 product first" in str(out.exception)
+    out = CliRunner().invoke(cli, ["fusion", "features", "--db", db_url, "--level", "60",
+                                   "--weights", "x"])
+    assert out.exit_code == 2 and "expected 'S2,S1' weights" in out.output
+
+
+@pytest.mark.ray
+def test_train_on_ray_then_classify_every_paired_patch(paired, ben):
+    store, *_ = paired
+    with pytest.raises(ModelNotTrainedError, match="eominer fusion train"):
+        jobs.classify(store)
+    row = jobs.train(store, ben, epochs=1, num_cpus=1)
+    assert row["kind"] == "fusion_net" and Path(row["path"]).exists()
+    assert row["metrics"]["n_patches"] == 27 and len(row["trained_on"]) == 27
+    assert row["params"]["gpu"] is False  # no GPU on this machine: a CPU task
+
+    cloudy = int(store.patch_ids([S2], 120)[0])
+    store.execute("UPDATE patches SET cloud_fraction = ? WHERE patch_id = ?", (1.0, cloudy))
+    try:
+        r = jobs.classify(store, threshold=0.5)
+    finally:
+        store.execute("UPDATE patches SET cloud_fraction = NULL WHERE patch_id = ?", (cloudy,))
+    assert r["patches"] == 3 and r["labels"] == 12 and r["s1_only"] == 1
+    rows = store.query(
+        "SELECT patch_id, label_name, source, score, positive, model_version FROM annotations "
+        "WHERE session_id = ? ORDER BY patch_id, label_name", (r["session_id"],))
+    assert len(rows) == 3 * 12
+    assert {x[2] for x in rows if x[0] == cloudy} == {"fusion:s1-only"}
+    assert {x[2] for x in rows if x[0] != cloudy} == {"fusion"}
+    assert all(x[5] == row["model_id"] and x[4] == (x[3] >= 0.5) for x in rows)
+    assert "arable_land" in {x[1] for x in rows}
+
+    with pytest.raises(FeatureError, match="label vocabulary mismatch"):
+        jobs.classify(store, vocabulary=Vocabulary(BEN19))
+    with pytest.raises(GridMismatchError, match="trained on 120x120 px patches, got 60x60"):
+        jobs.classify(store, level=60)
+    with pytest.raises(ModelNotTrainedError, match="no fusion network nope"):
+        jobs.classify(store, model="nope")

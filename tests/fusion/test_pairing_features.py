@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eominer.errors import GridMismatchError, PairingError, ProductReadError
+from eominer.fusion import bigearthnet, featureset, pairing
+from eominer.fusion.features import S2_FEATURE_NAMES, fuse, s1_descriptors
+from eominer.io.ard import read_ard
+
+S2 = "S2A_MSIL2A_20170617T113321_36_85"
+S1 = "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_36_85"
+S1_OTHER = "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_4_55"
+
+
+def test_pairs_every_s2_with_its_s1(paired):
+    store, pairs, unpaired, _ = paired
+    got = {p["s2_id"]: p["s1_id"] for p in pairs}
+    assert got[S2] == S1 and len(got) == 3
+    assert sorted(unpaired) == [f"S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_{i}"
+                                for i in (39, 40, 41)]  # their S2 patches are not here
+    p = next(p for p in pairs if p["s2_id"] == S2)
+    assert p["overlap_fraction"] == pytest.approx(1.0, abs=1e-6)
+    assert p["days_apart"] == pytest.approx((11 * 3600 + 33 * 60 + 21 - 6 * 3600 - 47 * 60
+                                             - 24) / 86400, abs=1e-6)
+    assert p["params"]["s1_scale_found"] == "db"
+    # same 10 m grid here, so the resampled layer equals the S1 ARD
+    layer = read_ard(p["layer_path"])
+    np.testing.assert_allclose(layer, read_ard(store.product(S1)["ard_path"]), atol=1e-3)
+    again, _ = pairing.pair_products(store)  # idempotent
+    assert len(store.fusion_pairs()) == 3 and {q["pair_id"] for q in again} == {
+        q["pair_id"] for q in pairs}
+
+
+def test_bad_pairs_are_refused(paired):
+    store, *_ = paired
+    with pytest.raises(PairingError, match="give the Sentinel-2 product first"):
+        pairing.check_pair(store, S1, S2)
+    with pytest.raises(PairingError, match="covers 0% of .*unpaired products"):
+        pairing.check_pair(store, S2, S1_OTHER)
+    with pytest.raises(PairingError, match="0.2 days apart, at most 0.1 allowed"):
+        pairing.check_pair(store, S2, S1, max_days=0.1)
+    with pytest.raises(PairingError, match="'nope' is not in the database"):
+        pairing.check_pair(store, "nope", S1)
+    with pytest.raises(PairingError, match="give both an S2 and an S1"):
+        pairing.pair_products(store, S2, None)
+
+
+def test_linear_s1_ard_is_detected(paired):
+    """Ingest already converts linear S1 to dB; an ARD written by another tool may not be."""
+    import rasterio
+
+    store, *_ = paired
+    path = store.product(S1)["ard_path"]
+    with rasterio.open(path) as ds:
+        db, profile = ds.read(), ds.profile
+    try:
+        with rasterio.open(path, "w", **{**profile, "driver": "GTiff"}) as ds:
+            ds.write(np.power(10.0, db / 10.0).astype(np.float32))
+        with pytest.raises(ProductReadError, match="looks like linear power"):
+            pairing.pair_products(store, S2, S1, s1_scale="db")
+        (pair,), _ = pairing.pair_products(store, S2, S1, s1_scale="auto")
+        assert pair["params"]["s1_scale_found"] == "linear"
+        np.testing.assert_allclose(read_ard(pair["layer_path"]), db, atol=1e-3)
+    finally:
+        with rasterio.open(path, "w", **{**profile, "driver": "GTiff"}) as ds:
+            ds.write(db)
+        pairing.pair_products(store, S2, S1)
+
+
+def test_fused_feature_set(paired, ben):
+    store, pairs, *_ = paired
+    fs, n = featureset.build_fused_features(store, 120, weights=(1.0, 2.0))
+    assert n == 3 and fs.dims == 41 and fs.sensor == "S1+S2"
+    ids, X, _ = store.read_features([fs.feature_set_id], [p["s2_id"] for p in pairs], 120)
+    assert len(ids) == 3
+    # the S1 block equals the descriptors of the BigEarthNet patch, weighted
+    patch = next(p for p in bigearthnet.load(ben) if p.patch_id == S2)
+    row = X[list(ids).index(store.patch_ids([S2], 120)[0])]
+    expect = fuse(np.zeros((1, 30)), s1_descriptors(patch.s1)[None], (1.0, 2.0))[0, 30:]
+    np.testing.assert_allclose(row[30:40], expect, rtol=1e-5)
+    assert row[-1] == 1.0  # optical usable
+    b02 = row[S2_FEATURE_NAMES.index("s2_b02_mean")] * np.sqrt(30)
+    assert b02 == pytest.approx(float(patch.s2[1].mean()), rel=1e-4)
+    with pytest.raises(GridMismatchError, match="no patches at level 64 \\(levels: \\[60, 120\\]"):
+        featureset.build_fused_features(store, 64)
+
+
+def test_cloudy_patch_gets_no_optical_block(paired):
+    store, *_ = paired
+    pid = int(store.patch_ids([S2], 60)[0])
+    store.execute("UPDATE patches SET cloud_fraction = ? WHERE patch_id = ?", (0.9, pid))
+    try:
+        fs, _ = featureset.build_fused_features(store, 60)
+        ids, X, _ = store.read_features([fs.feature_set_id], [S2], 60)
+        row = X[list(ids).index(pid)]
+        assert row[-1] == 0.0 and not row[:30].any() and row[30:40].any()
+        assert X[list(ids).index(pid) + 1][-1] == 1.0
+    finally:
+        store.execute("UPDATE patches SET cloud_fraction = NULL WHERE patch_id = ?", (pid,))
+
+
+def test_fuse_two_existing_feature_sets(paired):
+    store, *_ = paired
+    s2_ids, s1_ids = store.patch_ids([S2], 60), store.patch_ids([S1], 60)
+    a = store.register_feature_set("t_optical", 1, {}, ["a", "b"], sensor="S2")
+    b = store.register_feature_set("t_radar", 1, {}, ["c"], sensor="S1")
+    store.write_features(a, s2_ids, np.arange(8, dtype=np.float32).reshape(4, 2))
+    store.write_features(b, s1_ids, np.array([[10], [20], [30], [40]], np.float32))
+    with pytest.raises(Exception, match="is for S2, expected S1"):
+        featureset.fuse_feature_sets(store, a.feature_set_id, a.feature_set_id, 60)
+    fs, n = featureset.fuse_feature_sets(store, a.feature_set_id, b.feature_set_id, 60,
+                                         pairs=store.fusion_pairs(S2))
+    assert n == 4 and list(fs.columns) == ["s2_a", "s2_b", "s1_c", "s2_usable"]
+    ids, X, _ = store.read_features([fs.feature_set_id], [S2], 60)
+    np.testing.assert_array_equal(ids, s2_ids)
+    # same grid: S2 patch k pairs with S1 patch k; S1 block = value / sqrt(1)
+    np.testing.assert_allclose(X[:, 2], [10, 20, 30, 40])
+    np.testing.assert_allclose(X[:, 0] * np.sqrt(2), [0, 2, 4, 6], atol=1e-6)
+
+
+def test_mining_session_runs_on_fused_features(paired):
+    from eominer.learning.session import Session
+
+    store, pairs, *_ = paired
+    fs, _ = featureset.build_fused_features(store, 60)
+    products = [p["s2_id"] for p in pairs]
+    s = Session.create(store, "pastures from S1+S2", "ana", "pastures", products, 60,
+                       [fs.feature_set_id], model_kind="logistic")
+    assert s.data.X.shape == (12, 41) and s.missing == 0
+    ids = s.patch_ids
+    # patches of the two pasture-only/pasture-rich products: yes; the December one: no
+    dec = set(store.patch_ids(["S2A_MSIL2A_20171221T112501_56_35"], 60).tolist())
+    for pid in ids[:2]:
+        s.label(int(pid), 1 if int(pid) not in dec else -1, "ana")
+    for pid in sorted(dec)[:2]:
+        s.label(int(pid), -1, "ana")
+    r = s.run_round(n=3)
+    assert r.scores is not None and r.scores.shape == (12,)
+    assert len(r.query_ids) == 3
+    dec_rows = np.isin(ids, list(dec))
+    assert r.scores[~dec_rows].mean() > r.scores[dec_rows].mean()
