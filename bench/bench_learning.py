@@ -141,12 +141,12 @@ def bench_load(n: int, d: int) -> None:
         pq.write_table(pa.table({"patch_id": ids, **{c: X[:, j] for j, c in enumerate(cols)}}),
                        parquet, compression="none")
 
-        def arrow_path():
+        def arrow_path():  # the same columns, the same conversion as read_features
             t = pq.read_table(parquet)
-            out = np.empty((t.num_rows, d), np.float32)
+            xt = np.empty((d, t.num_rows), np.float32)
             for j in range(d):
-                out[:, j] = t.column(j + 1).to_numpy()
-            return t.column(0).to_numpy(), out
+                xt[j] = t.column(j + 1).to_numpy()
+            return t.column(0).to_numpy(), np.ascontiguousarray(xt.T)
 
         ref = median(arrow_path, repeat=3)
         got = median(lambda: store.read_features([fs.feature_set_id], ["P"], 32), repeat=3)

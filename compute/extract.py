@@ -72,7 +72,7 @@ class ExtractReport:
     tasks_skipped: int = 0
     tasks_done: int = 0
     patches_written: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # from Ray being up to the last result (worker start included)
     workers: int = 0
     feature_sets: list[tuple[str, str]] = field(default_factory=list)  # (id, name)
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (task, product, error)
@@ -278,12 +278,14 @@ def run_extract(
         on_start(len(tasks), len(todo))
     if not todo:
         return report
-    t0 = time.perf_counter()
     with ray_session(address, num_cpus) as ray:
         n = max(1, min(num_workers or cluster_cpus(ray), len(todo)))
         report.workers = n
-        _drive(ray, store, sets, todo, n, retries, report, on_task)
-    report.seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()  # Ray is up: from here on, the job's own time
+        try:
+            _drive(ray, store, sets, todo, n, retries, report, on_task)
+        finally:
+            report.seconds = time.perf_counter() - t0
     return report
 
 

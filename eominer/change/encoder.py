@@ -10,7 +10,8 @@ between the dates everywhere (season, illumination, atmosphere). Changed pixels 
 minority the encoder cannot align without losing their reconstruction, so they keep a
 large feature distance; the robust (Huber) alignment lets them stay far apart.
 Change distance: per-pixel Euclidean distance of the two feature maps (3 x 3 conv
-receptive field twice: 5 x 5 px of context), averaged over a 3 x 3 window.
+receptive field twice: 5 x 5 px of context), each feature's difference divided by its
+robust no-change scale on the training crops, averaged over a 3 x 3 window.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class EncoderConfig:
 
     features: int = 16
     hidden: int = 32
+    dilation: int = 1
     crop: int = 32
     crops: int = 768
     epochs: int = 6
@@ -36,6 +38,7 @@ class EncoderConfig:
     align: float = 1.0
     learning_rate: float = 2e-3
     window: int = 3
+    whiten: bool = True
     block_rows: int = 1024
     seed: int = 0
     threads: int = 1
@@ -58,12 +61,13 @@ def build_models(bands: int, cfg: EncoderConfig):
     keras = _keras(cfg.threads)
     L = keras.layers
 
-    def conv(n, k, act, name):
-        return L.Conv2D(n, k, padding="same", activation=act, name=name)
+    def conv(n, k, act, name, dilation=1):
+        return L.Conv2D(n, k, padding="same", activation=act, name=name,
+                        dilation_rate=dilation)
 
     x_in = keras.Input((None, None, bands))
     h = conv(cfg.hidden, 3, "relu", "enc1")(x_in)
-    h = conv(cfg.hidden, 3, "relu", "enc2")(h)
+    h = conv(cfg.hidden, 3, "relu", "enc2", cfg.dilation)(h)
     f = conv(cfg.features, 1, None, "enc_out")(h)
     encoder = keras.Model(x_in, f, name="encoder")
 
@@ -108,13 +112,25 @@ def sample_crops(
     return crops(x1, stats1), crops(x2, stats2)
 
 
+def difference_scale(encoder, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Robust scale (scaled MAD) of each feature's date-to-date difference on the
+    training crops: mostly unchanged pixels, so it measures each feature's no-change
+    noise, and dividing by it keeps noisy features from dominating the distance."""
+    from eominer.change.normalise import robust_location_scale
+
+    diff = np.asarray(encoder(a, training=False)) - np.asarray(encoder(b, training=False))
+    diff = diff.reshape(-1, diff.shape[-1])
+    return np.array([robust_location_scale(diff[:, k])[1] for k in range(diff.shape[1])],
+                    dtype=np.float32)
+
+
 def feature_distance(
     encoder, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats1, stats2,
-    block_rows: int, halo: int = 8,
+    block_rows: int, halo: int = 8, scale: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(rows, cols) Euclidean distance of the two dates' feature maps, by row blocks with
-    a halo (so block edges see the same context as the interior): memory stays at a few
-    blocks whatever the scene size."""
+    """(rows, cols) Euclidean distance of the two dates' feature maps (each feature
+    divided by `scale` when given), by row blocks with a halo (so block edges see the
+    same context as the interior): memory stays at a few blocks whatever the scene size."""
     _, rows, cols = x1.shape
     d = np.zeros((rows, cols), dtype=np.float32)
     for r0 in range(0, rows, block_rows):
@@ -127,12 +143,15 @@ def feature_distance(
             block = np.ascontiguousarray(z.transpose(1, 2, 0))[None]
             feats.append(np.asarray(encoder(block, training=False))[0, r0 - a0:r1 - a0])
         diff = feats[0] - feats[1]
+        if scale is not None:
+            diff /= scale
         d[r0:r1] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
     return d
 
 
 def train_encoder(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, cfg: EncoderConfig):
-    """(encoder, stats1, stats2): the encoder trained on this pair (seeded)."""
+    """(encoder, stats1, stats2, scale): the encoder trained on this pair (seeded) and
+    its per-feature difference scale (None unless `cfg.whiten`)."""
     keras = _keras(cfg.threads)
     keras.utils.set_random_seed(cfg.seed)
     stats1 = band_stats(x1, valid, cfg.seed)
@@ -142,7 +161,8 @@ def train_encoder(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, cfg: Encode
     zeros = np.zeros((*a.shape[:3], cfg.features), dtype=np.float32)
     trainer.fit([a, b], [a, b, zeros], batch_size=cfg.batch, epochs=cfg.epochs,
                 shuffle=True, verbose=0)
-    return encoder, stats1, stats2
+    scale = difference_scale(encoder, a, b) if cfg.whiten else None
+    return encoder, stats1, stats2, scale
 
 
 def encoder_distance(
@@ -152,8 +172,8 @@ def encoder_distance(
     from scipy.ndimage import uniform_filter
 
     cfg = cfg or EncoderConfig()
-    encoder, stats1, stats2 = train_encoder(x1, x2, valid, cfg)
-    d = feature_distance(encoder, x1, x2, valid, stats1, stats2, cfg.block_rows)
+    encoder, stats1, stats2, scale = train_encoder(x1, x2, valid, cfg)
+    d = feature_distance(encoder, x1, x2, valid, stats1, stats2, cfg.block_rows, scale=scale)
     d[~valid] = 0.0
     if cfg.window > 1:
         d = uniform_filter(d, size=cfg.window, mode="nearest")

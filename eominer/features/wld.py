@@ -23,21 +23,30 @@ from eominer.features.reduce import patch_histograms
 from eominer.features.registry import Descriptor, require_bands
 
 VERSION = 1
-STRIP = 256  # rows per pass: keeps the temporaries in cache
+STRIP = 64  # rows per pass: keeps the temporaries in cache
 
 
 def quantise(excitation_ratio: np.ndarray, dy: np.ndarray, dx: np.ndarray,
              excitations: int, orientations: int) -> np.ndarray:
-    """Joint uint8 code xi_bin * orientations + theta_bin; NaN -> excitations*orientations."""
-    xi = np.arctan(excitation_ratio)
-    xb = np.floor((xi + np.float32(math.pi / 2)) * np.float32(excitations / math.pi))
-    np.clip(xb, 0, excitations - 1, out=xb)
+    """Joint uint8 code xi_bin * orientations + theta_bin; NaN -> excitations*orientations.
+
+    The excitation bin counts the bin edges below xi; arctan is monotonic, so comparing
+    the ratio with tan(edge) gives the same bin without an arctan per pixel."""
+    r = excitation_ratio
+    code = np.zeros(r.shape, np.uint8)
+    for k in range(1, excitations):
+        code += r >= np.float32(math.tan(-math.pi / 2 + k * math.pi / excitations))
+    code *= np.uint8(orientations)
     th = np.arctan2(dy, dx)
-    tb = np.floor((th + np.float32(math.pi)) * np.float32(orientations / (2 * math.pi)))
+    th += np.float32(math.pi)
+    th *= np.float32(orientations / (2 * math.pi))
+    tb = th.astype(np.uint8)  # floor: th >= 0
     tb[tb >= orientations] = 0  # theta == pi wraps to the first sector
-    code = xb * np.float32(orientations) + tb
-    code[np.isnan(code)] = excitations * orientations
-    return code.astype(np.uint8)
+    code += tb
+    nan = np.isnan(r)
+    if nan.any():
+        code[nan] = excitations * orientations
+    return code
 
 
 def wld_codes(padded: np.ndarray, excitations: int = 6, orientations: int = 8,
@@ -47,13 +56,17 @@ def wld_codes(padded: np.ndarray, excitations: int = 6, orientations: int = 8,
     codes = np.empty((rows, cols), np.uint8)
     for y in range(0, rows, STRIP):
         p = padded[y: min(y + STRIP, rows) + 2]
-        vert = p[:-2] + p[1:-1] + p[2:]
-        box = vert[:, :-2] + vert[:, 1:-1] + vert[:, 2:]
+        box = p[:-2] + p[1:-1]
+        box += p[2:]
+        box = box[:, :-2] + box[:, 1:-1] + box[:, 2:]
         c = p[1:-1, 1:-1]
+        box -= np.float32(9) * c  # sum of differences to the 8 neighbours
+        den = np.maximum(c, np.float32(0))
+        den += np.float32(eps)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = (box - np.float32(9) * c) / (np.maximum(c, np.float32(0)) + np.float32(eps))
-            codes[y: y + ratio.shape[0]] = quantise(
-                ratio, p[2:, 1:-1] - p[:-2, 1:-1], p[1:-1, 2:] - p[1:-1, :-2],
+            box /= den
+            codes[y: y + box.shape[0]] = quantise(
+                box, p[2:, 1:-1] - p[:-2, 1:-1], p[1:-1, 2:] - p[1:-1, :-2],
                 excitations, orientations)
     return codes
 

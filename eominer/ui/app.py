@@ -60,7 +60,7 @@ class App(Viewer):
             ("Scope", self.scope),
             ("Mine", pn.Row(
                 pn.Column(self.map, sizing_mode="stretch_both", min_width=500),
-                pn.Column(self.grid, self.rounds, width=560),
+                pn.Column(self.rounds, self.grid, width=560),
                 sizing_mode="stretch_both")),
             ("Publish", self.publish),
             ("SQL", self.sql),

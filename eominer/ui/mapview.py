@@ -206,6 +206,7 @@ class MapView(Viewer):
             hv.opts.RGB(data_aspect=1, responsive=True, tools=["tap", "hover"],
                         active_tools=["wheel_zoom"], hooks=[self._hook], xaxis=None,
                         yaxis=None, default_tools=["pan", "wheel_zoom", "box_zoom", "reset"]),
+            hv.opts.Overlay(data_aspect=1, responsive=True),
         ).opts(framewise=False)
 
     # ---- interaction ----------------------------------------------------------------
@@ -250,8 +251,11 @@ class MapView(Viewer):
         left, bottom, right, top = g.bounds
         dx, dy = (right - left) / g.cols, (top - bottom) / g.rows
         cx, cy = left + (k + 0.5) * dx, top - (r + 0.5) * dy
-        self._fig.x_range.update(start=cx - 4 * dx, end=cx + 4 * dx)
-        self._fig.y_range.update(start=cy - 4 * dy, end=cy + 4 * dy)
+        half_w = 4 * dx
+        w, h = self._fig.inner_width or 0, self._fig.inner_height or 0
+        half_h = half_w * h / w if w > 0 and h > 0 else 4 * dy  # keep pixels square
+        self._fig.x_range.update(start=cx - half_w, end=cx + half_w)
+        self._fig.y_range.update(start=cy - half_h, end=cy + half_h)
         self.state.selected = int(pid)
 
     def legend(self) -> pn.pane.HTML:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import tempfile
 from pathlib import Path
@@ -14,10 +13,10 @@ from panel.viewable import Viewer
 
 from eominer.ui.state import AppState
 
-# format -> (file suffix, name of the export function in eominer.learning.exports)
+# format -> (file suffix, export function of eominer.learning.export)
 FORMATS = {"GeoJSON": (".geojson", "export_geojson"),
-           "GeoPackage": (".gpkg", "export_geopackage"),
-           "COG score map": (".tif", "export_score_cog")}
+           "GeoPackage": (".gpkg", "export_gpkg"),
+           "COG score map": (".tif", "export_cogs")}
 
 
 class PublishView(Viewer):
@@ -63,10 +62,15 @@ class PublishView(Viewer):
                 s.say("start a session and publish first", "warning")
                 return None
             with s.work(f"export {fmt}"):
-                exports = importlib.import_module("eominer.learning.exports")
+                from eominer.learning import export as exports
+
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / f"{s.session.concept}{suffix}"
-                    getattr(exports, func)(s.session, path)
+                    if func == "export_cogs":  # one map per product: the one on the map
+                        cogs = exports.export_cogs(s.session, tmp)
+                        path = cogs.get(s.product_id) or next(iter(cogs.values()))
+                    else:
+                        getattr(exports, func)(s.session, path)
                     return io.BytesIO(path.read_bytes())
             return None
 

@@ -24,7 +24,7 @@ class RoundsView(Viewer):
         self._learn.on_click(lambda _: self.state.learn())
         self._undo.on_click(lambda _: self.state.undo())
         self._summary = pn.pane.HTML("", css_classes=["eom-rounds-summary"])
-        self._chart = pn.pane.HoloViews(None, height=220, sizing_mode="stretch_width")
+        self._chart = pn.pane.HoloViews(None, height=170, sizing_mode="stretch_width")
         self.state.param.watch(lambda _: self._render(),
                                ["scores_version", "labels_version", "session"])
         self._render()
@@ -60,7 +60,7 @@ class RoundsView(Viewer):
                     (xs, [(r["precision_estimate"] or 0.0) * 100 for r in rounds]),
                     "round", "labels", label="precision estimate %").opts(color="#2e7d32")
                 self._chart.object = (labels * change * precision).opts(
-                    hv.opts.Curve(responsive=True, height=200, tools=["hover"],
+                    hv.opts.Curve(responsive=True, height=160, tools=["hover"],
                                   show_grid=True),
                     hv.opts.Overlay(legend_position="top_left"))
 

@@ -11,7 +11,11 @@ import pytest
 from compute.extract import block_tasks, compute_block, run_extract
 from eominer.cli import main
 from eominer.errors import (
-    ConfigError, FeatureError, MissingExtraError, ModelNotTrainedError, ProductReadError,
+    ConfigError,
+    FeatureError,
+    MissingExtraError,
+    ModelNotTrainedError,
+    ProductReadError,
 )
 from eominer.store import open_store
 

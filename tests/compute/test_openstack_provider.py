@@ -199,3 +199,29 @@ def test_unknown_image_and_bad_config_are_named(cloud):
         provider.create_node({**CPU_NODE, "flavour": "x"}, worker_tags(), 1)
     with pytest.raises(ConfigError, match="max_retries must be in 0..20"):
         make_provider(max_retries=99)
+
+
+def test_cluster_yaml_passes_rays_schema_and_our_checks():
+    from pathlib import Path
+
+    import yaml
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    path = Path(__file__).resolve().parents[2] / "compute" / "openstack-cluster.yaml"
+    config = yaml.safe_load(path.read_text())
+    validate_config(config)
+    prepared = prepare_config(config)
+    OpenStackNodeProvider.bootstrap_config(prepared)
+    types = prepared["available_node_types"]
+    assert prepared["provider"]["module"] == "compute.openstack.OpenStackNodeProvider"
+    assert types[prepared["head_node_type"]]["resources"] == {"CPU": 0}
+    assert "GPU" not in types["cpu_worker"]["resources"]
+    assert types["gpu_worker"]["resources"]["GPU"] == 1
+    assert all(t.get("min_workers", 0) == 0 for n, t in types.items() if n != "head")
+    assert 0 < prepared["idle_timeout_minutes"] <= 10
+    assert any("pip install" in c and "eominer" in c for c in prepared["head_setup_commands"])
+    broken = {**config, "available_node_types": {
+        **config["available_node_types"],
+        "cpu_worker": {**types["cpu_worker"], "node_config": {"flavor": "eo2.large"}}}}
+    with pytest.raises(ConfigError, match=r"node type cpu_worker: node_config lacks"):
+        OpenStackNodeProvider.bootstrap_config(broken)

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from skimage.filters import gabor, gabor_kernel as sk_kernel
+from skimage.filters import gabor
+from skimage.filters import gabor_kernel as sk_kernel
 
 from eominer.features import build
 from eominer.features.gabor import bank, gabor_features, gabor_kernel, gabor_responses, halo_for

@@ -35,6 +35,30 @@ def test_cli_pair_and_features(ben: Path, db_url: str):
     assert out.exit_code == 2 and "expected 'S2,S1' weights" in out.output
 
 
+def test_cli_classify(ben: Path, db_url: str, workspace: Path):
+    from eominer.fusion import bigearthnet, pairing
+    from eominer.fusion.network import TwoBranchNet, stack_patches
+
+    with open_store(db_url) as store:
+        ingest_paths(store, [ben / "s2-tiny" / S2, ben / "s1-tiny" / S1], levels=(120,))
+        pairing.pair_products(store)
+    data = bigearthnet.load(ben)
+    vocab = Vocabulary.present(data.labels)
+    s2, s1 = stack_patches(data.patches[:4])
+    path = TwoBranchNet(vocab, epochs=1).fit(s2, s1, vocab.encode(data.labels[:4])).save(
+        workspace / "models" / "tiny")
+    out = CliRunner().invoke(cli, ["fusion", "classify", "--db", db_url, "--model", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "1 patches x 12 labels annotated as session fusion:tiny" in out.output
+    with open_store(db_url) as store:
+        n = store.query("SELECT COUNT(*) FROM annotations WHERE session_id = 'fusion:tiny'")
+    assert n[0][0] == 12
+    out = CliRunner().invoke(cli, ["fusion", "classify", "--db", db_url, "--model", str(path),
+                                   "--labels", "Pastures,Arable land"])
+    assert isinstance(out.exception, FeatureError)
+    assert "label vocabulary mismatch" in str(out.exception)
+
+
 @pytest.mark.ray
 def test_train_on_ray_then_classify_every_paired_patch(paired, ben):
     store, *_ = paired

@@ -140,3 +140,21 @@ def test_mining_session_runs_on_fused_features(paired):
     assert len(r.query_ids) == 3
     dec_rows = np.isin(ids, list(dec))
     assert r.scores[~dec_rows].mean() > r.scores[dec_rows].mean()
+
+
+def test_fuse_the_spectral_and_sar_descriptor_sets(paired):
+    """Feature-level fusion of eominer.features' own 'spectral' (S2) and 'sar' (S1) sets."""
+    from compute.extract import ExtractReport, compute_block, plan
+
+    store, pairs, *_ = paired
+    tasks, sets = plan(store, ["spectral", "sar"], None, 480, ExtractReport("t"))
+    for t in tasks:
+        ids, values = compute_block(t)
+        store.write_features(sets[t.feature_set_id], ids, values)
+    spectral = next(f for f in sets.values() if f.name == "spectral")
+    sar = next(f for f in sets.values() if f.name == "sar")
+    fs, n = featureset.fuse_feature_sets(store, spectral.feature_set_id, sar.feature_set_id, 60)
+    assert n == 12 and fs.dims == spectral.dims + sar.dims + 1
+    ids, X, _ = store.read_features([fs.feature_set_id], [S2], 60)
+    s1_ids, S1X, _ = store.read_features([sar.feature_set_id], [S1], 60)
+    np.testing.assert_allclose(X[:, spectral.dims:-1] * np.sqrt(sar.dims), S1X, rtol=1e-5)

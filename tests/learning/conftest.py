@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eominer.learning.datasets import block_view, pair_stats
+from eominer.learning.datasets import block_view, pair_feature_names, pair_stats
 
 LEVELS = (16, 32)
 CITY = "bordeaux"
@@ -37,8 +37,7 @@ def oscd_db(tmp_path_factory, shared_data: Path) -> dict:
         a1, a2 = read_ard(p1.ard_path), read_ard(p2.ard_path)
         with rasterio.open(shared_data / "oscd" / "labels" / CITY / "cm" / f"{CITY}-cm.tif") as ds:
             cm = ds.read(1)
-        names = [f"{s}_{b}" for s in ("mean1", "std1", "mean2", "std2", "dmean", "absdiff")
-                 for b in range(a1.shape[0])]
+        names = pair_feature_names()
         fs = store.register_feature_set("oscd_pair_stats", 1, {"pair": "test"}, names, "S2")
         truth = {}
         for level in LEVELS:

