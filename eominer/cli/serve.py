@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from eominer.cli import db_option
@@ -32,6 +34,9 @@ def serve(db: str | None, port: int, address: str, basic_auth: str | None, show:
     if basic_auth:
         kwargs["basic_auth"] = str(check_basic_auth_file(basic_auth))
         kwargs["cookie_secret"] = secrets.token_hex(32)
+        # our own login page: Panel's loads a web font from Google
+        kwargs["basic_login_template"] = str(
+            Path(__file__).resolve().parents[1] / "ui" / "assets" / "login.html")
     from eominer.errors import StoreConnectionError
 
     try:

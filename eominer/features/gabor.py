@@ -94,9 +94,9 @@ class _TiledFFT:
         # centre the kernel on (0, 0) (wrapped) so output pixel i sees inputs i - h .. i + h
         rows = (np.arange(k.shape[0]) - k.shape[0] // 2) % self.ny
         cols = (np.arange(k.shape[1]) - k.shape[1] // 2) % self.nx
-        buf = np.zeros((self.ny, self.nx), np.complex128)
+        buf = np.zeros((self.ny, self.nx), np.complex64)
         buf[np.ix_(rows, cols)] = k
-        return self.fft.fft2(buf, workers=self.workers).astype(np.complex64)
+        return self.fft.fft2(buf, overwrite_x=True, workers=self.workers)
 
     @staticmethod
     def _support(spec: np.ndarray) -> np.ndarray:

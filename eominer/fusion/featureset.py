@@ -57,8 +57,7 @@ def pair_patches(store, pair: dict, level: int,
     idx = _s2_band_indexes(s2)
     boxes = store.patch_boxes(pair["s2_id"], level).to_pydict()
     if not boxes["patch_id"]:
-        levels = sorted({int(r[0]) for r in store.query(
-            "SELECT DISTINCT level FROM patches WHERE product_id = ?", (pair["s2_id"],))})
+        levels = store.patch_levels([pair["s2_id"]])
         raise GridMismatchError(
             f"S2 product {pair['s2_id']} has no patches at level {level} (levels: {levels}): "
             "pick one of its grid levels"
@@ -180,9 +179,9 @@ def fuse_feature_sets(
             continue
         A = X2[[r2[int(ids2[k])] for k in keep]]
         B = X1[[r1[int(ids1[k])] for k in keep]]
-        vf = {int(r[0]): (r[1], r[2]) for r in store.query(
-            "SELECT patch_id, valid_fraction, cloud_fraction FROM patches "
-            "WHERE product_id = ? AND level = ?", (pair["s2_id"], level))}
+        b = store.patch_boxes(pair["s2_id"], level).to_pydict()
+        vf = {int(p): (v, c) for p, v, c in zip(b["patch_id"], b["valid_fraction"],
+                                                b["cloud_fraction"])}
         ok = np.array([cloud.usable(vf[int(ids2[k])][0], vf[int(ids2[k])][1]) for k in keep])
         A = np.where(ok[:, None], A, 0.0)
         rows = np.hstack([fuse(A, B, weights), ok[:, None].astype(np.float32)])

@@ -40,8 +40,9 @@ class SessionData:
             X = X.copy() if not X.flags.writeable else X
             X[bad] = np.nan
         if standardise:
-            self.mean = np.nanmean(X, axis=0, dtype=np.float64).astype(np.float32)
-            std = np.nanstd(X, axis=0, dtype=np.float64)
+            mean_fn, std_fn = (np.nanmean, np.nanstd) if self.n_nonfinite else (np.mean, np.std)
+            self.mean = mean_fn(X, axis=0, dtype=np.float64).astype(np.float32)
+            std = std_fn(X, axis=0, dtype=np.float64)
             std[~(std > 1e-12)] = 1.0
             self.std = std.astype(np.float32)
             X -= self.mean

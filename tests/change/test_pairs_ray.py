@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from eominer.cli import cli
+
+pytestmark = pytest.mark.ray
 
 
 def test_pairs_file_runs_on_ray_and_records_each_pair(oscd, workspace, db_url, tmp_path) -> None:

@@ -141,3 +141,16 @@ def test_pair_json_params_roundtrip(ingested) -> None:
         assert t.num_rows >= 1
         params = json.loads(t["params"][0].as_py())
         assert params["threshold_rule"] == "otsu" and 0 < params["threshold"] < 1
+
+
+def test_pairs_table_errors(ingested) -> None:
+    from eominer.errors import StoreError
+    from eominer.store import open_store
+
+    url, first, _, _ = ingested
+    with open_store(url) as store:
+        with pytest.raises(StoreError, match="product nope is not in"):
+            store.record_pair("change", first, "nope")
+        assert store.pair("change_0000") is None
+        with pytest.raises(StoreError, match="pair change_0000 is not in"):
+            store.changed_patches("change_0000", level=32)

@@ -217,14 +217,27 @@ def cluster(tmp_path_factory):
         # every process of this cluster carries it on its command line (clean-up below)
         temp_dir = tempfile.mkdtemp(prefix="eoas", dir="/tmp")
         hypervisor = None
-        try:
-            head = Node(RayParams(
+
+        def start_head() -> Node:
+            return Node(RayParams(
                 gcs_server_port=free_port(), num_cpus=1, num_gpus=0, resources={},
                 include_dashboard=False, min_worker_port=0, max_worker_port=0,
                 dashboard_agent_listen_port=0, autoscaling_config=str(config_path),
                 temp_dir=temp_dir,
                 env_vars={"RAY_OVERRIDE_NODE_ID_FOR_TESTING": ray_node_id_for(head_id)},
             ), head=True, shutdown_at_exit=False, spawn_reaper=False)
+
+        try:
+            for attempt in range(3):
+                # Ray gives a raylet 30 s to register: a busy CI machine can miss that
+                try:
+                    head = start_head()
+                    break
+                except Exception:
+                    kill_processes_under(temp_dir)
+                    if attempt == 2:
+                        raise
+                    timeline(f"head start attempt {attempt + 1} timed out; retrying")
             hypervisor = LocalRayHypervisor(head.gcs_address, temp_dir, timeline)
             cloud.hypervisor = hypervisor
             timeline("head up (1 CPU); autoscaler monitor started with provider type external")

@@ -191,3 +191,26 @@ def test_user_taxonomy_labels(learn_store, oscd_db):
     with pytest.raises(SessionError, match="not valid"):
         add_label(learn_store, "Solar Farm", None, "bad")
     assert {r["label_name"] for r in learn_store.taxonomy()} >= {"urban_fabric", "water_bodies"}
+
+
+def test_cold_start_and_find_more_like_this(learn_store, oscd_db):
+    truth = oscd_db["truth"][16]
+    s = _create(learn_store, oscd_db)
+    first = s.cold_start(10)
+    assert len(set(first.tolist())) == 10 and set(first.tolist()) <= set(truth)
+    example = max(truth, key=truth.get)  # the most changed patch
+    like = s.find_similar(example, 15)
+    assert example not in like.tolist() and len(like) == 15
+    # neighbours of a changed patch are changed far more often than the base rate
+    hit = np.mean([truth[int(p)] > 0.05 for p in like])
+    assert hit > 2 * np.mean([v > 0.05 for v in truth.values()])
+
+
+def test_non_finite_features_are_counted(learn_store, oscd_db):
+    from eominer.learning.engine import SessionData
+
+    X = np.arange(12, dtype=np.float32).reshape(4, 3)
+    X[1, 2] = np.nan
+    d = SessionData(np.arange(4), X)
+    assert d.n_nonfinite == 1 and np.isfinite(d.X).all() and d.X[1, 2] == 0.0
+    np.testing.assert_allclose(d.X[:, 0].mean(), 0.0, atol=1e-6)
