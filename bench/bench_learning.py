@@ -7,7 +7,8 @@ Prints each figure, its target and the bound measured in the same run, as a rati
   GEMM bound (the kernel GEMM timed alone at the SGEMM rate measured here);
 - loading a session's 1M x 128 features from DuckDB (`store.read_features`) vs. the
   Arrow path (the same columns read with pyarrow from a Parquet file): <= 1.5x;
-- similarity search (query by example), 1M x 128: <= 30 ms and <= 1.5x the memory bound.
+- similarity search (query by example), 1M x 128: <= 30 ms and <= 1.5x the memory bound;
+- overlay colouring of 1M patch scores (the app's RGBA image): <= 25 ms.
 Synthetic features (timing only; the accuracy is measured on real data by
 `eominer eval learning`).
 """
@@ -15,6 +16,7 @@ Synthetic features (timing only; the accuracy is measured on real data by
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -159,6 +161,23 @@ def bench_load(n: int, d: int) -> None:
         store.close()
 
 
+def bench_overlay(n: int) -> None:
+    from eominer.ui.layers import PatchGrid, score_lut
+
+    side = math.isqrt(n)
+    cells = side * side
+    grid = PatchGrid("P", 10, side, side, (0.0, 0.0, 1.0, 1.0),
+                     np.arange(cells), np.arange(cells), np.arange(cells, dtype=np.int64))
+    scores = np.random.default_rng(3).random(cells, dtype=np.float32)
+    img = np.empty((side, side), np.uint32)
+    t = median(lambda: grid.colour(scores, out=img))
+    lut = score_lut()
+    q8 = (scores * 255).astype(np.uint8)
+    ref = best(lambda: np.take(lut, q8, out=img.reshape(-1)))
+    line(f"overlay colouring of {cells} patch scores (RGBA)", t, 0.025, ref,
+         "the bare 256-colour lookup of every cell")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -166,6 +185,7 @@ def main() -> None:
     ap.add_argument("--skip-load", action="store_true")
     args = ap.parse_args()
     bench_rounds(args.n, args.d)
+    bench_overlay(args.n)
     if not args.skip_load:
         bench_load(args.n, args.d)
 

@@ -39,6 +39,7 @@ from eominer.features.registry import SENSORS, Descriptor, build, parse_feature_
 DEFAULT_BLOCK_ROWS = 512
 DEFAULT_RETRIES = 2
 IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no idle gap between tasks
+GPU_DESCRIPTORS = frozenset({"encoder"})  # run on a GPU actor where the cluster has GPUs
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ def run_extract(
     patches_done, task, worker)` after each committed task. Returns the report; failed
     tasks are listed there (`report.raise_for_failures()`)."""
     from compute.runtime import cluster_cpus, import_ray, ray_session
+    from eominer.metrics import exporter_from_env
 
     import_ray()  # a missing Ray is reported before anything is planned or written
     report = ExtractReport(new_job_id())
@@ -283,7 +285,8 @@ def run_extract(
         report.workers = n
         t0 = time.perf_counter()  # Ray is up: from here on, the job's own time
         try:
-            _drive(ray, store, sets, todo, n, retries, report, on_task)
+            with exporter_from_env():  # Prometheus scrapes progress if asked to
+                _drive(ray, store, sets, todo, n, retries, report, on_task)
         finally:
             report.seconds = time.perf_counter() - t0
     return report
@@ -293,38 +296,74 @@ def _drive(ray, store, sets: dict[str, Any], todo: list[BlockTask], n_workers: i
            retries: int, report: ExtractReport, on_task: ProgressFn | None) -> None:
     from ray.exceptions import RayActorError, RayError
 
-    remote_cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(FeatureWorker)
-    actors = [remote_cls.remote() for _ in range(n_workers)]
-    load = [0] * n_workers
-    queue: deque[tuple[BlockTask, int]] = deque((t, 1) for t in todo)
-    inflight: dict[Any, tuple[BlockTask, int, int, Any]] = {}
+    from compute.runtime import gpus_for_models, gpus_in_cluster
+    from eominer.metrics import job_metrics
+
+    metrics = job_metrics()
+    # Model tasks (the encoder) go to actors holding a GPU when the cluster has or can
+    # start GPU nodes: the autoscaler then boots GPU servers only for them.
+    n_model = sum(t.descriptor in GPU_DESCRIPTORS for t in todo)
+    gpu = n_model > 0 and gpus_for_models(ray) > 0
+    n_gpu = min(max(1, gpus_in_cluster(ray)), n_model) if gpu else 0
+    # no CPU actors when every task goes to a GPU: idle actors would boot CPU nodes
+    on_gpu = [False] * (n_workers if not gpu or n_model < len(todo) else 0) + [True] * n_gpu
+    classes = {
+        False: ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(FeatureWorker),
+        True: ray.remote(num_cpus=1, num_gpus=1, max_restarts=0,
+                         max_task_retries=0)(FeatureWorker),
+    }
+    slots = range(len(on_gpu))
+    actors = [classes[on_gpu[s]].remote() for s in slots]
+    load = [0] * len(on_gpu)
+    # an actor runs its tasks one after the other: a task's run time is measured from
+    # its submission or the slot's previous result, whichever is later
+    slot_free_at = [time.perf_counter()] * len(on_gpu)
+    queues: dict[bool, deque[tuple[BlockTask, int]]] = {False: deque(), True: deque()}
+
+    def enqueue(task: BlockTask, attempt: int) -> None:
+        queues[gpu and task.descriptor in GPU_DESCRIPTORS].append((task, attempt))
+
+    for t in todo:
+        enqueue(t, 1)
+    inflight: dict[Any, tuple[BlockTask, int, int, Any, float]] = {}
+    nodes_seen = 0.0
 
     def submit() -> None:
-        while queue:
-            slot = min(range(n_workers), key=load.__getitem__)
-            if load[slot] >= IN_FLIGHT_PER_WORKER:
-                return
-            task, attempt = queue.popleft()
-            store.start_task(task.task_id, attempt)
-            inflight[actors[slot].run.remote(task)] = (task, attempt, slot, actors[slot])
-            load[slot] += 1
+        for kind, queue in queues.items():
+            while queue:
+                slot = min((s for s in slots if on_gpu[s] == kind), key=load.__getitem__)
+                if load[slot] >= IN_FLIGHT_PER_WORKER:
+                    break
+                task, attempt = queue.popleft()
+                store.start_task(task.task_id, attempt)
+                inflight[actors[slot].run.remote(task)] = (task, attempt, slot, actors[slot],
+                                                           time.perf_counter())
+                load[slot] += 1
+        metrics.set_queue_depth("extract", len(queues[False]) + len(queues[True])
+                                + len(inflight))
 
     try:
         submit()
         while inflight:
             ready, _ = ray.wait(list(inflight), num_returns=1)
             ref = ready[0]
-            task, attempt, slot, actor = inflight.pop(ref)
+            task, attempt, slot, actor, submitted = inflight.pop(ref)
             load[slot] -= 1
+            now = time.perf_counter()
+            started, slot_free_at[slot] = max(submitted, slot_free_at[slot]), now
+            if now - nodes_seen > 5.0:  # a GCS call: not after every task
+                metrics.observe_ray_nodes()
+                nodes_seen = now
             try:
                 _tid, ids, values, worker = ray.get(ref)
             except RayError as exc:
+                metrics.record_task("extract", now - started, failed=True)
                 if isinstance(exc, RayActorError) and actors[slot] is actor:
                     # the worker process died: a fresh one takes its place
                     ray.kill(actor, no_restart=True)
-                    actors[slot] = remote_cls.remote()
+                    actors[slot] = classes[on_gpu[slot]].remote()
                 if attempt <= retries:
-                    queue.append((task, attempt + 1))
+                    enqueue(task, attempt + 1)
                 else:
                     msg = _error_text(exc)
                     store.fail_task(task.task_id, msg)
@@ -336,10 +375,14 @@ def _drive(ray, store, sets: dict[str, Any], todo: list[BlockTask], n_workers: i
                 store.finish_task(task.task_id, worker)
             report.tasks_done += 1
             report.patches_written += len(ids)
+            metrics.record_task("extract", now - started)
+            metrics.record_patches("extract", len(ids))
             if on_task:
                 on_task(report.tasks_done, len(todo), report.patches_written, task, worker)
             submit()
     finally:
+        metrics.set_queue_depth("extract", len(queues[False]) + len(queues[True])
+                                + len(inflight))
         for a in actors:
             ray.kill(a, no_restart=True)
 

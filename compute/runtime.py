@@ -76,3 +76,19 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
 
 def cluster_cpus(ray) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def gpus_in_cluster(ray) -> int:
+    """GPUs of the nodes up now."""
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def gpus_for_models(ray) -> int:
+    """GPUs a model task (encoder, fusion network) should ask for: 1 if the cluster has
+    a GPU now, or can start one (`EOMINER_GPU_NODES=1`, set on the head of an
+    autoscaling cluster whose GPU nodes are all down: the request makes the autoscaler
+    boot one); else 0, so a laptop without a GPU never waits for one."""
+    flag = os.environ.get("EOMINER_GPU_NODES", "").strip().lower()
+    if flag not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"EOMINER_GPU_NODES must be 1 or 0, got {flag!r}")
+    return 1 if gpus_in_cluster(ray) >= 1 or flag in ("1", "true", "yes") else 0

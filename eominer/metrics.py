@@ -13,15 +13,21 @@ tasks wait, and how many nodes of each kind are up. The Grafana dashboard in
     exporter = start_exporter(port=9464)       # 127.0.0.1 unless told otherwise
 
 Metrics are counted in the driver, where the task results arrive, so one exporter per
-job sees the whole cluster's progress. Nothing is created at import: the registry and
-its metrics appear on the first `Metrics()` (or `default_metrics()`) call.
+job sees the whole cluster's progress: `eominer extract` serves them while it runs when
+`EOMINER_METRICS_PORT` is set (`exporter_from_env`). The app serves the database's view
+of the same quantities at `/metrics` on its own port (`JobsCollector`, `metrics_handler`),
+under other names (`eominer_db_*`) so a dashboard never adds the two up. The job kind
+is the label `batch_job`: Prometheus sets `job` itself (the scrape job's name).
+Nothing is created at import: the registry and its metrics appear on the first
+`Metrics()` (or `default_metrics()`) call.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,16 +46,16 @@ class Metrics:
         self.registry = registry if registry is not None else pc.CollectorRegistry()
         self.patches = pc.Counter(
             "eominer_patches_processed", "Patches whose features were computed and stored",
-            ["job"], registry=self.registry)
+            ["batch_job"], registry=self.registry)
         self.tasks = pc.Histogram(
             "eominer_task_seconds", "Wall time of one batch task (product x tile block)",
-            ["job"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
+            ["batch_job"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.task_failures = pc.Counter(
             "eominer_task_failures", "Batch tasks that raised (before any retry)",
-            ["job"], registry=self.registry)
+            ["batch_job"], registry=self.registry)
         self.queue_depth = pc.Gauge(
             "eominer_queue_depth", "Tasks submitted and not finished yet",
-            ["job"], registry=self.registry)
+            ["batch_job"], registry=self.registry)
         self.nodes = pc.Gauge(
             "eominer_cluster_nodes", "Alive Ray nodes, by kind (cpu, gpu)",
             ["kind"], registry=self.registry)
@@ -57,14 +63,14 @@ class Metrics:
     def record_patches(self, job: str, count: int) -> None:
         if count < 0:
             raise ConfigError(f"patch count for job {job!r} must be >= 0, got {count}")
-        self.patches.labels(job=job).inc(count)
+        self.patches.labels(batch_job=job).inc(count)
 
     def record_task(self, job: str, seconds: float, *, failed: bool = False) -> None:
         if seconds < 0:
             raise ConfigError(f"task time for job {job!r} must be >= 0 s, got {seconds}")
-        self.tasks.labels(job=job).observe(seconds)
+        self.tasks.labels(batch_job=job).observe(seconds)
         if failed:
-            self.task_failures.labels(job=job).inc()
+            self.task_failures.labels(batch_job=job).inc()
 
     @contextmanager
     def task_timer(self, job: str) -> Iterator[None]:
@@ -80,7 +86,7 @@ class Metrics:
     def set_queue_depth(self, job: str, pending: int) -> None:
         if pending < 0:
             raise ConfigError(f"queue depth for job {job!r} must be >= 0, got {pending}")
-        self.queue_depth.labels(job=job).set(pending)
+        self.queue_depth.labels(batch_job=job).set(pending)
 
     def set_nodes(self, nodes: Iterable[Mapping[str, Any]]) -> dict[str, int]:
         """Count alive nodes from `ray.nodes()`-shaped dicts; a node with a GPU is 'gpu'."""
@@ -108,6 +114,23 @@ class Metrics:
 def default_metrics() -> Metrics:
     """The process's Metrics, created on first use; jobs and the app share it."""
     return Metrics()
+
+
+class _NoMetrics:
+    """Stands in for Metrics where prometheus-client is not installed: counts nothing."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def job_metrics() -> Metrics | _NoMetrics:
+    """`default_metrics()`, or a no-op when the `metrics` extra is missing: a batch job
+    must not fail for want of its dashboard (asking for an exporter still does)."""
+    import importlib.util
+
+    if importlib.util.find_spec("prometheus_client") is None:
+        return _NoMetrics()
+    return default_metrics()
 
 
 @dataclass
@@ -143,3 +166,124 @@ def start_exporter(port: int = 9464, addr: str = "127.0.0.1",
     metrics = metrics or default_metrics()
     server, thread = pc.start_http_server(port, addr=addr, registry=metrics.registry)
     return Exporter(host=addr, port=server.server_address[1], _server=server, _thread=thread)
+
+
+@contextmanager
+def exporter_from_env(metrics: Metrics | None = None) -> Iterator[Exporter | None]:
+    """Serve `metrics` while the block runs if `EOMINER_METRICS_PORT` is set (else no-op).
+
+    `EOMINER_METRICS_ADDR` picks the address (default 127.0.0.1). Batch jobs use this,
+    so `eominer extract` on a cluster's head exposes its progress to Prometheus.
+    """
+    text = os.environ.get("EOMINER_METRICS_PORT", "").strip()
+    if not text:
+        yield None
+        return
+    try:
+        port = int(text)
+    except ValueError:
+        raise ConfigError(f"EOMINER_METRICS_PORT must be a port number, got {text!r}") from None
+    exporter = start_exporter(port, os.environ.get("EOMINER_METRICS_ADDR", "127.0.0.1"),
+                              metrics)
+    try:
+        yield exporter
+    finally:
+        exporter.close()
+
+
+# ---- the app's view: the jobs table, read at each scrape ------------------------------
+RECENT_S = 300.0  # a worker host that finished a task this recently counts as a node
+
+
+class JobsCollector:
+    """Batch-job series computed from the database's `jobs` table at scrape time.
+
+    `tasks` returns the table (`Store.tasks()`: task_id, kind, n_items, status,
+    worker "host:pid", started, finished). What the app exposes, per job kind
+    (label `batch_job`): `eominer_db_up` (0: the database could not be read),
+    `eominer_db_tasks{status}`, `eominer_db_patches_done` (patches processed),
+    `eominer_db_queue_depth` (pending + running), `eominer_db_task_seconds_mean`
+    (started -> finished of done tasks) and `eominer_db_nodes` (hosts that finished a
+    task in the last `recent_s` seconds).
+    """
+
+    def __init__(self, tasks: Callable[[], Any], recent_s: float = RECENT_S,
+                 now: Callable[[], Any] | None = None) -> None:
+        self._tasks = tasks
+        self.recent_s = recent_s
+        self._now = now
+
+    def describe(self) -> list:
+        return []  # collected lazily: registering must not read the database
+
+    def collect(self) -> Iterator[Any]:
+        import datetime as dt
+
+        from prometheus_client.core import GaugeMetricFamily
+
+        up = GaugeMetricFamily("eominer_db_up", "1 if the app could read the jobs table")
+        try:
+            rows = self._tasks().to_pylist()
+        except Exception:  # a database another process holds, a dropped connection
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        now = self._now() if self._now else dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        by_status = GaugeMetricFamily("eominer_db_tasks", "Batch tasks in the database",
+                                      labels=["batch_job", "status"])
+        done = GaugeMetricFamily("eominer_db_patches_done",
+                                 "Patches of the tasks marked done", labels=["batch_job"])
+        queue = GaugeMetricFamily("eominer_db_queue_depth",
+                                  "Tasks pending or running", labels=["batch_job"])
+        latency = GaugeMetricFamily("eominer_db_task_seconds_mean",
+                                    "Mean started-to-finished time of done tasks",
+                                    labels=["batch_job"])
+        nodes = GaugeMetricFamily("eominer_db_nodes",
+                                  "Hosts that finished a task in the last minutes",
+                                  labels=["batch_job"])
+        stats: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            s = stats.setdefault(r["kind"], {"status": {}, "done": 0, "queue": 0, "secs": [],
+                                             "hosts": set()})
+            s["status"][r["status"]] = s["status"].get(r["status"], 0) + 1
+            if r["status"] in ("pending", "running"):
+                s["queue"] += 1
+            if r["status"] != "done":
+                continue
+            s["done"] += r["n_items"] or 0
+            if r["started"] is not None and r["finished"] is not None:
+                s["secs"].append(max(0.0, (r["finished"] - r["started"]).total_seconds()))
+                if (now - r["finished"]).total_seconds() <= self.recent_s and r["worker"]:
+                    s["hosts"].add(r["worker"].rsplit(":", 1)[0])
+        for job, s in sorted(stats.items()):
+            for status, n in sorted(s["status"].items()):
+                by_status.add_metric([job, status], n)
+            done.add_metric([job], s["done"])
+            queue.add_metric([job], s["queue"])
+            latency.add_metric([job], sum(s["secs"]) / len(s["secs"]) if s["secs"] else 0.0)
+            nodes.add_metric([job], len(s["hosts"]))
+        yield from (by_status, done, queue, latency, nodes)
+
+
+def app_registry(tasks: Callable[[], Any]) -> Any:
+    """A registry holding the app's series (`JobsCollector` over `tasks`)."""
+    pc = require("prometheus_client", "metrics", "Prometheus metrics")
+    registry = pc.CollectorRegistry()
+    registry.register(JobsCollector(tasks))
+    return registry
+
+
+def metrics_handler(registry: Any) -> type:
+    """A tornado handler serving `registry` (mount it at /metrics on the app's server)."""
+    import tornado.web
+
+    pc = require("prometheus_client", "metrics", "Prometheus metrics")
+
+    class MetricsHandler(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Content-Type", pc.CONTENT_TYPE_LATEST)
+            self.write(pc.generate_latest(registry))
+
+    return MetricsHandler

@@ -11,6 +11,7 @@ PR curve over all pixels together).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,15 +55,15 @@ def read_labels(root: str | Path, city: str) -> np.ndarray:
     path = Path(root) / "labels" / city / "cm" / f"{city}-cm.tif"
     if not path.exists():
         raise ProductReadError(f"labels of {city} missing: expected {path}")
-    with rasterio.open(path) as ds:
-        lab = ds.read(1)
+    with warnings.catch_warnings():  # OSCD labels carry no georeferencing: they align by pixel
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path) as ds:
+            lab = ds.read(1)
     return lab == 2 if (lab == 2).any() or lab.max() > 1 else lab == 1
 
 
 def load_city(root: str | Path, city: str):
     """(AlignedPair, labels) of one city."""
-    import warnings
-
     from eominer.change.align import PairWarning, align_pair, scene_from_path
 
     base = Path(root) / "images" / city

@@ -43,6 +43,14 @@ def serve(db: str | None, port: int, address: str, basic_auth: str | None, show:
         shared_store(db)  # open once now: the first page loads fast
     except StoreConnectionError as exc:  # the app page says so, and retries on reload
         click.secho(f"warning: {exc}", fg="yellow", err=True)
+    import importlib.util
+
+    if importlib.util.find_spec("prometheus_client") is not None:  # the `metrics` extra
+        from eominer.metrics import app_registry, metrics_handler
+
+        # Prometheus scrapes the batch jobs' progress, as the database records it, here
+        handler = metrics_handler(app_registry(lambda: shared_store(db).tasks()))
+        kwargs["extra_patterns"] = [(r"/metrics", handler)]
     click.echo(f"eominer app on http://{address}:{port}/ (ctrl-c to stop)")
     pn.serve({"/": lambda: create_app(db)}, port=port, address=address, show=show,
              websocket_origin=[f"{address}:{port}", f"localhost:{port}"],

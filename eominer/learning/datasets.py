@@ -138,14 +138,13 @@ def oscd_cities(root: Path) -> list[str]:
 
 def oscd_city(root: Path, city: str, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Features (n, 93) and change share (n,) of one OSCD city's patches."""
-    import rasterio
+    from eominer.change.evaluation import read_labels
 
     base = Path(root) / "oscd"
-    with rasterio.open(base / "labels" / city / "cm" / f"{city}-cm.tif") as ds:
-        cm = ds.read(1)
-    a1 = read_bands(base / "images" / city / "imgs_1", cm.shape)
-    a2 = read_bands(base / "images" / city / "imgs_2", cm.shape)
-    share = block_view((cm == 2)[None].astype(np.float32), size).mean(2)[:, 0]
+    changed = read_labels(base, city)
+    a1 = read_bands(base / "images" / city / "imgs_1", changed.shape)
+    a2 = read_bands(base / "images" / city / "imgs_2", changed.shape)
+    share = block_view(changed[None].astype(np.float32), size).mean(2)[:, 0]
     return pair_stats(a1, a2, size), share
 
 

@@ -285,13 +285,20 @@ class MonetDBeEngine(_MonetBase):
                 out = {}
                 for n in names:
                     a = arrays[n]
-                    if isinstance(a, np.ma.MaskedArray):
-                        out[n] = pa.array(np.array(a.data), mask=np.array(np.ma.getmaskarray(a)))
-                    else:
-                        out[n] = pa.array(np.array(a))
+                    data = np.array(np.ma.getdata(a))
+                    mask = np.array(np.ma.getmaskarray(a))
+                    if data.dtype.kind == "f":
+                        # NaN is MonetDB's nil for floats, and fetchnumpy leaves it unmasked
+                        mask |= np.isnan(data)
+                    out[n] = pa.array(data, mask=mask) if mask.any() else pa.array(data)
             finally:
                 cur.close()
         return pa.table(out)
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        # NaN is MonetDB's nil for floats; monetdbe returns it as NaN, pymonetdb as None
+        return [tuple(None if isinstance(v, float) and v != v else v for v in r)
+                for r in super().query(sql, params)]
 
     def append_arrow(self, table: str, data: pa.Table) -> None:
         """monetdbe_append is MonetDB's columnar bulk path, but it refuses tables with keys

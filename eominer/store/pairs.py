@@ -95,7 +95,9 @@ class PairsMixin(StoreBase):
             f"SELECT p.patch_id, p.level, p.x_off, p.y_off, p.size_px, p.min_lon, p.min_lat, "
             f"p.max_lon, p.max_lat, f.change_prob_mean, f.change_share, f.change_valid "
             f"FROM {fs.table_name} f JOIN patches p ON p.patch_id = f.patch_id "
-            f"WHERE p.product_id = ? AND p.level = ? AND f.change_share > ? "
-            f"AND f.change_valid >= ? ORDER BY f.change_share DESC, p.patch_id",
+            # CAST: monetdbe binds a marker typed REAL (from the column) wrongly; DuckDB
+            # compares REAL with a DOUBLE parameter in DOUBLE anyway, so its result is unchanged
+            f"WHERE p.product_id = ? AND p.level = ? AND f.change_share > CAST(? AS DOUBLE) "
+            f"AND f.change_valid >= CAST(? AS DOUBLE) ORDER BY f.change_share DESC, p.patch_id",
             (row["first_id"], level, min_share, min_valid),
         )

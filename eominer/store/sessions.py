@@ -214,7 +214,9 @@ class SessionsMixin(StoreBase):
             "p.level, pr.acquired FROM annotations a "
             "JOIN patches p ON p.patch_id = a.patch_id "
             "JOIN products pr ON pr.product_id = p.product_id "
-            "WHERE a.label_name = ? AND a.score > ?"
+            # CAST: monetdbe binds a marker typed REAL (from the column) wrongly; DuckDB
+            # compares REAL with a DOUBLE parameter in DOUBLE anyway, so its result is unchanged
+            "WHERE a.label_name = ? AND a.score > CAST(? AS DOUBLE)"
         )
         params: list[Any] = [label_name, float(min_score)]
         if acquired_after is not None:

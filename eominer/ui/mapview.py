@@ -38,7 +38,9 @@ class MapView(Viewer):
         super().__init__(**params)
         self._grid: PatchGrid | None = None
         self._grid_key: tuple | None = None
-        self._rgba: np.ndarray | None = None
+        self._overlay_source = None  # Bokeh data source of the score layer, once drawn
+        self._outline_source = None  # ... and of the labelled-patch outlines
+        self._outline_dmap = None
         self._fig = None
         self._product_select = pn.widgets.Select(name="Product on the map", width=420)
         self._product_select.param.watch(self._on_product, "value")
@@ -50,6 +52,8 @@ class MapView(Viewer):
         self.state.param.watch(lambda _: self._products_changed(), ["product_ids", "session"])
         self.state.param.watch(lambda e: self._sync_product(e.new), "product_id")
         self.state.param.watch(self._centre, "focus")
+        self.state.param.watch(self._push_scores, "scores_version")
+        self.state.param.watch(self._push_outlines, ["labels_version", "selected"])
         self._products_changed()
         self._plot.object = self._build()
 
@@ -90,7 +94,6 @@ class MapView(Viewer):
             self._grid = patch_grid(s.store, product, level,
                                     sess.patch_ids if sess is not None else None)
             self._grid_key = key
-            self._rgba = None
         return self._grid
 
     # ---- layers -------------------------------------------------------------------
@@ -112,36 +115,72 @@ class MapView(Viewer):
                           kdims=["x", "y"])
         return hv.RGB(rgba, bounds=bounds, kdims=["x", "y"], vdims=list("RGBA"))
 
-    def _overlay(self, scores_version=0, product_id="", opacity=0.6):
+    def _overlay(self, product_id="", opacity=0.6):
+        """The score layer as the DynamicMap draws it (new product, opacity); new scores
+        of the same product go straight to its Bokeh source instead (`_push_scores`)."""
         import holoviews as hv
 
         g = self._safe_grid()
         if g is None:
             product = self._product()
-            return hv.RGB(np.zeros((1, 1, 4), np.uint8), kdims=["x", "y"],
+            return hv.RGB(np.zeros((1, 1, 4), np.uint8), kdims=["x", "y"], group="Scores",
                           bounds=product_bounds(product) if product else (0, 0, 1, 1))
-        if self._rgba is None:
-            self._rgba = np.zeros((g.rows, g.cols), np.uint32)
-        img = g.colour(self.state.scores, out=self._rgba)
+        img = g.colour(self.state.scores)
         rgb = hv.RGB(img.view(np.uint8).reshape(g.rows, g.cols, 4), bounds=g.bounds,
-                     kdims=["x", "y"], vdims=list("RGBA")).opts(alpha=opacity)
+                     kdims=["x", "y"], vdims=list("RGBA"), group="Scores").opts(alpha=opacity)
         self.overlay_version += 1
         return rgb
 
-    def _outlines(self, labels_version=0, selected=None, product_id="", show_labels=True):
+    def _push_scores(self, *_) -> None:
+        """New scores: recolour the patch grid (a few ms for 1M patches) and replace the
+        overlay glyph's data in place. Going through HoloViews would rebuild the element,
+        recompute ranges and re-validate 4 x 1M values on every label click."""
+        src = self._overlay_source
+        g = self._safe_grid()
+        if src is None or g is None:  # not drawn yet: the DynamicMap's first render has it
+            return
+        img = g.colour(self.state.scores)
+        left, bottom, right, top = g.bounds
+        # Bokeh images run bottom-up: the grid's first row (north) is the image's last
+        src.data = {"image": [np.ascontiguousarray(img[::-1])], "x": [left], "y": [bottom],
+                    "dw": [right - left], "dh": [top - bottom]}
+        self.overlay_version += 1
+
+    def _outlines(self, product_id="", show_labels=True):
         import holoviews as hv
 
-        empty = hv.Rectangles([], vdims=["colour"]).opts(
-            fill_alpha=0, line_color="colour", line_width=2)
+        return hv.Rectangles(self._outline_rects(show_labels), vdims=["colour"]).opts(
+            fill_alpha=0, line_color="colour", line_width=2, hooks=[self._outline_hook])
+
+    def _outline_rects(self, show_labels: bool = True) -> list[tuple]:
+        """(left, bottom, right, top, colour) of this user's labelled patches and of
+        the selected one, on the product shown."""
         g = self._safe_grid()
         if g is None or not show_labels:
-            return empty
+            return []
         ids, y = self.state.labelled()
         rects = self._rects(g, ids, [LABEL_COLOURS[int(v)] for v in y])
-        if selected is not None:
-            rects += self._rects(g, np.asarray([selected]), ["#ffd600"])
-        return hv.Rectangles(rects, vdims=["colour"]).opts(
-            fill_alpha=0, line_color="colour", line_width=2)
+        if self.state.selected is not None:
+            rects += self._rects(g, np.asarray([self.state.selected]), ["#ffd600"])
+        return rects
+
+    def _push_outlines(self, *_) -> None:
+        """A label or a selection: replace the outlines' data in place (a HoloViews
+        refresh would recompute the ranges of every layer, the 1M-patch overlay too)."""
+        src = self._outline_source
+        if src is None or not {"left", "right", "bottom", "top"} <= set(src.data):
+            if self._outline_dmap is not None:
+                self._outline_dmap.event()
+            return
+        rects = self._outline_rects(self.show_labels)
+        data = {k: [r[i] for r in rects]
+                for i, k in enumerate(("left", "bottom", "right", "top"))}
+        for k in src.data:  # the colour column, whatever HoloViews named it
+            data.setdefault(k, [r[4] for r in rects])
+        src.data = data
+
+    def _outline_hook(self, plot, element) -> None:
+        self._outline_source = plot.handles.get("source")
 
     def _rects(self, g: PatchGrid, ids: np.ndarray, colours: list[str]) -> list[tuple]:
         if not len(ids):
@@ -195,13 +234,12 @@ class MapView(Viewer):
         base = hv.DynamicMap(self._base, streams=[
             hv.streams.RangeXY(), hv.streams.Params(self, ["false_colour"]), prod])
         overlay = hv.DynamicMap(self._overlay, streams=[
-            hv.streams.Params(s, ["scores_version"]), prod,
-            hv.streams.Params(self, ["opacity"])])
+            prod, hv.streams.Params(self, ["opacity"])])
         change = hv.DynamicMap(self._change, streams=[
             prod, hv.streams.Params(self, ["opacity", "show_change"])])
         outlines = hv.DynamicMap(self._outlines, streams=[
-            hv.streams.Params(s, ["labels_version", "selected"]), prod,
-            hv.streams.Params(self, ["show_labels"])])
+            prod, hv.streams.Params(self, ["show_labels"])])
+        self._outline_dmap = outlines
         return (base * change * overlay * outlines).opts(
             hv.opts.RGB(data_aspect=1, responsive=True, tools=["tap", "hover"],
                         active_tools=["wheel_zoom"], hooks=[self._hook], xaxis=None,
@@ -213,6 +251,8 @@ class MapView(Viewer):
     def _hook(self, plot, element) -> None:
         from bokeh.events import Tap
 
+        if element.group == "Scores":
+            self._overlay_source = plot.handles.get("source")
         fig = plot.state
         if getattr(fig, "_eom_tap", False):
             return
@@ -273,7 +313,8 @@ class MapView(Viewer):
             self._product_select,
             pn.widgets.Checkbox.from_param(self.param.false_colour),
             pn.widgets.FloatSlider.from_param(self.param.opacity, width=180),
-            pn.widgets.Checkbox.from_param(self.param.show_labels),
+            pn.widgets.Checkbox.from_param(self.param.show_labels,
+                                           css_classes=["eom-show-labels"]),
             pn.widgets.Checkbox.from_param(self.param.show_change),
             self.legend(), self._version, sizing_mode="stretch_width")
         self.param.watch(lambda e: setattr(self._version, "object",

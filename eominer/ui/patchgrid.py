@@ -112,6 +112,7 @@ class PatchGridView(Viewer):
         self.param.watch(lambda _: (self._render_batch(), self._render_top()), "false_colour")
         self._tabs = pn.Tabs(("Next batch", self._batch), ("Top results", self._top),
                              dynamic=False, sizing_mode="stretch_width")
+        self._tabs.param.watch(lambda _: self._render_top(), "active")
 
     def _act(self, action: str | None, pid) -> None:
         s = self.state
@@ -165,6 +166,10 @@ class PatchGridView(Viewer):
             self._batch.items = self._items(list(self.state.batch))
 
     def _render_top(self) -> None:
+        """Drawn only while its tab is shown (and when it is opened): a label click does
+        not wait for 24 hidden thumbnails."""
+        if self._tabs.active != 1:
+            return
         with self.state.work("thumbnails", quiet=True):
             self._top.items = self._items(list(self.state.top)[:24])
 

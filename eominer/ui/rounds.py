@@ -20,22 +20,24 @@ class RoundsView(Viewer):
         self._undo = pn.widgets.Button(name="Undo last label (u)", width=160,
                                        css_classes=["eom-undo"])
         self._auto = pn.widgets.Checkbox.from_param(self.state.param.learn_on_label,
-                                                    name="Learn after every label")
+                                                    name="Learn after every label",
+                                                    css_classes=["eom-auto-learn"])
         self._learn.on_click(lambda _: self.state.learn())
         self._undo.on_click(lambda _: self.state.undo())
         self._summary = pn.pane.HTML("", css_classes=["eom-rounds-summary"])
-        self._chart = pn.pane.HoloViews(None, height=170, sizing_mode="stretch_width")
+        self._source, fig = _chart()
+        self._chart = pn.pane.Bokeh(fig, height=170, sizing_mode="stretch_width",
+                                    css_classes=["eom-rounds-chart"])
+        self._shown: list | None = None  # the rounds the chart shows
         self.state.param.watch(lambda _: self._render(),
                                ["scores_version", "labels_version", "session"])
         self._render()
 
     def _render(self) -> None:
-        import holoviews as hv
-
         s = self.state
         if s.session is None:
             self._summary.object = "<i>no session yet</i>"
-            self._chart.object = None
+            self._set_rounds([])
             return
         with s.work("rounds", quiet=True):
             rounds = s.session.rounds()
@@ -49,21 +51,49 @@ class RoundsView(Viewer):
                 + (f"; ranking change {flip:.1%}" if flip is not None else "")
                 + (f"; precision estimate {prec:.0%}" if prec is not None else "")
                 + (f"<br><i>{q.get('advice')}</i>" if q.get("advice") else ""))
-            if rounds:
-                xs = [r["round"] for r in rounds]
-                labels = hv.Curve((xs, [r["n_labels"] for r in rounds]), "round", "labels",
-                                  label="labels").opts(color="#1565c0")
-                change = hv.Curve((xs, [(r["ranking_change"] or 0.0) * 100 for r in rounds]),
-                                  "round", "labels", label="ranking change %").opts(
-                    color="#ef6c00")
-                precision = hv.Curve(
-                    (xs, [(r["precision_estimate"] or 0.0) * 100 for r in rounds]),
-                    "round", "labels", label="precision estimate %").opts(color="#2e7d32")
-                self._chart.object = (labels * change * precision).opts(
-                    hv.opts.Curve(responsive=True, height=160, tools=["hover"],
-                                  show_grid=True),
-                    hv.opts.Overlay(legend_position="top_left"))
+            self._set_rounds(rounds)
+
+    def _set_rounds(self, rounds: list[dict]) -> None:
+        """Replace the chart's data in place, only when the rounds changed (a label
+        click does not redraw it; a new round sends a few numbers)."""
+        key = [(r["round"], r["n_labels"]) for r in rounds]
+        if key == self._shown:
+            return
+        self._shown = key
+        self._source.data = {
+            "round": [r["round"] for r in rounds],
+            "labels": [r["n_labels"] for r in rounds],
+            "change": [(r["ranking_change"] or 0.0) * 100 for r in rounds],
+            "precision": [(r["precision_estimate"] or 0.0) * 100 for r in rounds],
+        }
 
     def __panel__(self):
         return pn.Column(pn.Row(self._learn, self._undo, self._auto), self._summary,
                          self._chart, sizing_mode="stretch_width")
+
+
+def _chart():
+    """Labels per round (left axis) and the quality estimates in % (right axis): one
+    Bokeh figure per browser session whose data source is updated in place."""
+    from bokeh.models import ColumnDataSource, LinearAxis, Range1d
+    from bokeh.plotting import figure
+
+    src = ColumnDataSource({"round": [], "labels": [], "change": [], "precision": []})
+    fig = figure(height=160, sizing_mode="stretch_width", toolbar_location=None,
+                 tools="hover", x_axis_label="round", y_axis_label="labels")
+    fig.extra_y_ranges = {"pct": Range1d(0, 100)}
+    fig.add_layout(LinearAxis(y_range_name="pct", axis_label="%"), "right")
+    fig.line("round", "labels", source=src, color="#1565c0", line_width=2,
+             legend_label="labels")
+    fig.scatter("round", "labels", source=src, color="#1565c0", size=5)
+    fig.line("round", "change", source=src, color="#ef6c00", line_width=2,
+             y_range_name="pct", legend_label="ranking change %")
+    fig.line("round", "precision", source=src, color="#2e7d32", line_width=2,
+             y_range_name="pct", legend_label="precision estimate %")
+    fig.hover.tooltips = [("round", "@round"), ("labels", "@labels"),
+                          ("ranking change", "@change{0.0} %"),
+                          ("precision estimate", "@precision{0} %")]
+    fig.legend.location = "top_left"
+    fig.legend.label_text_font_size = "10px"
+    fig.legend.background_fill_alpha = 0.6
+    return src, fig

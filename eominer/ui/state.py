@@ -81,7 +81,20 @@ class AppState(param.Parameterized):
     def work(self, what: str, quiet: bool = False) -> Iterator[None]:
         """Run a callback's core call: busy flag on, any eominer error (or bug) becomes a
         clear message on the status line and the app keeps running. `quiet` reports
-        errors only."""
+        errors only.
+
+        The browser's document is held meanwhile: Panel sends the changes combined
+        when the outermost action ends, not one websocket message per change (a label
+        click changes ~25 properties; each message waits its turn on the socket, and on
+        a busy 2-core machine that wait alone took over a second)."""
+        import panel as pn
+
+        with pn.io.hold():
+            with self._work(what, quiet):
+                yield
+
+    @contextlib.contextmanager
+    def _work(self, what: str, quiet: bool) -> Iterator[None]:
         self.busy = True
         if not quiet:
             self.param.update(message=f"{what}...", severity="info")
@@ -163,10 +176,10 @@ class AppState(param.Parameterized):
             self.last_round = r
             if r.scores is not None:
                 self.scores = r.scores
-                order = np.argsort(-r.scores, kind="stable")[:40]
-                self.top = [int(i) for i in self.session.patch_ids[order]]
+            self.scores_version += 1  # the overlay first: it is what the analyst waits for
+            if r.scores is not None:
+                self.top = [int(i) for i in self.session.patch_ids[top_rows(r.scores, 40)]]
             self.batch = [int(i) for i in r.query_ids]
-            self.scores_version += 1
             notes = "; ".join(r.notes)
             self.say(f"round {r.round}: {r.n_labels} labels ({r.n_positive} yes), "
                      f"{r.seconds * 1000:.0f} ms" + (f". {notes}" if notes else ""),
@@ -221,3 +234,12 @@ def raise_session(text: str) -> None:
     from eominer.errors import SessionError
 
     raise SessionError(text)
+
+
+def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """Rows of the `n` highest scores, best first (a partition, not a sort of 1M)."""
+    n = min(n, len(scores))
+    if n == 0:
+        return np.empty(0, np.int64)
+    part = np.argpartition(-scores, n - 1)[:n]
+    return part[np.argsort(-scores[part], kind="stable")]

@@ -366,6 +366,7 @@ def test_worker_server_killed_mid_extract_job_writes_each_patch_once(cluster, eo
     back while its actor holds tasks. The job completes and every patch is written
     exactly once (by one committed task), the lost tasks rerun elsewhere."""
     from compute.extract import run_extract
+    from eominer.metrics import default_metrics
     from eominer.store import open_store
 
     c = cluster
@@ -374,7 +375,19 @@ def test_worker_server_killed_mid_extract_job_writes_each_patch_once(cluster, eo
     written: list[tuple[str, np.ndarray]] = []
     killed: list[str] = []
 
+    metrics = default_metrics().registry
+    job = {"batch_job": "extract"}
+
+    def sample(name: str, labels: dict | None = None) -> float:
+        return metrics.get_sample_value(name, job if labels is None else labels) or 0.0
+
+    before = {n: sample(n) for n in ("eominer_patches_processed_total",
+                                     "eominer_task_seconds_count",
+                                     "eominer_task_failures_total")}
+    queue_seen: list[float] = []
+
     def kill_the_first_cloud_worker(done, to_run, patches, task, worker) -> None:
+        queue_seen.append(sample("eominer_queue_depth"))
         if killed:
             return
         pid = int(worker.rsplit(":", 1)[1])
@@ -400,14 +413,33 @@ def test_worker_server_killed_mid_extract_job_writes_each_patch_once(cluster, eo
         assert killed, "no task result came from a cloud worker: nothing was killed"
         assert not report.failed
         assert report.tasks_done == report.tasks_total
-        statuses = store.tasks(report.job_id)["status"].to_pylist()
+        tasks = store.tasks(report.job_id)
+        statuses = tasks["status"].to_pylist()
         assert statuses and set(statuses) == {"done"}
+        retried = [t for t, a in zip(tasks["task_id"].to_pylist(),
+                                     tasks["attempts"].to_pylist(), strict=True) if a > 1]
+        c.log(f"tasks rerun after the kill: {len(retried)}")
         n_patches = store.query("SELECT COUNT(*) FROM patches")[0][0]
+        assert len(store.feature_sets()) == 2
         for fs in store.feature_sets():
             ids = np.concatenate([i for f, i in written if f == fs.feature_set_id])
-            assert len(ids) == len(np.unique(ids)) == n_patches  # each patch once
+            assert len(ids) == len(np.unique(ids)) == n_patches  # each patch written once
+            # and the table holds one row per patch: rows == distinct ids == patches
+            rows, distinct = store.query(
+                f"SELECT COUNT(*), COUNT(DISTINCT patch_id) FROM {fs.table_name}")[0]
+            assert rows == distinct == n_patches
             assert store.count_features(fs) == n_patches
         assert killed[0] not in c.cloud.servers
+        # the job's Prometheus series followed it (the exporter serves these)
+        assert (sample("eominer_patches_processed_total")
+                - before["eominer_patches_processed_total"]) == report.patches_written
+        failures = (sample("eominer_task_failures_total")
+                    - before["eominer_task_failures_total"])
+        c.log(f"task failures seen by the driver (then retried): {failures:.0f}")
+        assert (sample("eominer_task_seconds_count") - before["eominer_task_seconds_count"]
+                == report.tasks_done + failures)
+        assert max(queue_seen) >= 1 and sample("eominer_queue_depth") == 0
+        assert sample("eominer_cluster_nodes", {"kind": "cpu"}) >= 1
         left = c.wait_for_scale_down()
         c.log(f"worker servers left: {len(left)}")
         assert left == []
