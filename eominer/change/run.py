@@ -212,13 +212,15 @@ def detect_many(
 ) -> list[ChangeRun]:
     """Every pair as one Ray task (one CPU and one TensorFlow/BLAS thread each, see
     `compute.runtime`); the driver alone writes the database as results arrive."""
-    from compute.runtime import ray_session
+    from compute.runtime import gpus_for_models, ray_session
 
     check_method(method)
     inputs = [(resolve(a, store), resolve(b, store)) for a, b in pairs]
     runs: list[ChangeRun] = []
     with ray_session(address=address, num_cpus=num_cpus) as ray:
-        task = ray.remote(num_cpus=1)(_compute_task)
+        # the encoder trains a network per pair: on a cluster with GPU nodes it asks for one
+        gpus = gpus_for_models(ray) if method == "encoder" else 0
+        task = ray.remote(num_cpus=1, num_gpus=gpus)(_compute_task)
         refs = [task.remote(a, b, method, seed, patch_windows_of(store, a, b))
                 for a, b in inputs]
         index = {ref: i for i, ref in enumerate(refs)}

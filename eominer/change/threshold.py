@@ -11,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from eominer.change.normalise import sample_index
+from eominer.errors import require
 
 
 def otsu_threshold(prob: np.ndarray, valid: np.ndarray, seed: int = 0) -> float:
+    require("skimage", "change", "the change map's automatic threshold")
     from skimage.filters import threshold_otsu
 
     values = prob.ravel()[sample_index(valid, seed=seed)]

@@ -62,7 +62,7 @@ def train(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train on a BigEarthNet folder as a Ray task; record the model; return its row."""
-    from compute.runtime import ray_session
+    from compute.runtime import gpus_for_models, ray_session
     from eominer.fusion.network import KIND
     from eominer.workspace import models_dir
 
@@ -70,11 +70,10 @@ def train(
         raise FeatureError(f"vocabulary must be 'present' or 'ben19', got {vocabulary!r}")
     root = str(Path(data_root).resolve())
     with ray_session(address=address, num_cpus=num_cpus) as ray:
-        gpus = float(ray.cluster_resources().get("GPU", 0))
-        task = ray.remote(num_cpus=1, num_gpus=1 if gpus >= 1 else 0, max_retries=1)(
-            _train_task)
+        gpus = gpus_for_models(ray)  # on an autoscaling cluster this boots a GPU node
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(_train_task)
         if progress:
-            progress(f"training on Ray ({'GPU' if gpus >= 1 else 'CPU'} worker)")
+            progress(f"training on Ray ({'GPU' if gpus else 'CPU'} worker)")
         model_bytes, sidecar, metrics, trained_on = ray.get(
             task.remote(root, vocabulary, epochs, seed))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
@@ -83,7 +82,7 @@ def train(
     path.write_bytes(model_bytes)
     path.with_suffix(".json").write_bytes(sidecar)
     params = {"data_root": root, "vocabulary": vocabulary, "epochs": epochs, "seed": seed,
-              "gpu": gpus >= 1}
+              "gpu": bool(gpus)}
     store.add_model(model_id, KIND, str(path), params, metrics, trained_on)
     return store.model(model_id)
 

@@ -72,6 +72,7 @@ class AppState(param.Parameterized):
         self.last_round = None  # RoundResult of the latest round in this browser session
         self.timings: dict[str, float] = {}
         self._geometry: tuple | None = None
+        self._labelled: tuple | None = None
 
     # ---- messages ---------------------------------------------------------------
     def say(self, text: str, severity: str = "info") -> None:
@@ -89,9 +90,8 @@ class AppState(param.Parameterized):
         a busy 2-core machine that wait alone took over a second)."""
         import panel as pn
 
-        with pn.io.hold():
-            with self._work(what, quiet):
-                yield
+        with pn.io.hold(), self._work(what, quiet):
+            yield
 
     @contextlib.contextmanager
     def _work(self, what: str, quiet: bool) -> Iterator[None]:
@@ -179,7 +179,10 @@ class AppState(param.Parameterized):
             self.scores_version += 1  # the overlay first: it is what the analyst waits for
             if r.scores is not None:
                 self.top = [int(i) for i in self.session.patch_ids[top_rows(r.scores, 40)]]
-            self.batch = [int(i) for i in r.query_ids]
+            # the next questions after the overlay has gone out: their thumbnails are
+            # read from the COG, and the analyst looks at the map first
+            query = [int(i) for i in r.query_ids]
+            after_this(lambda: setattr(self, "batch", query))
             notes = "; ".join(r.notes)
             self.say(f"round {r.round}: {r.n_labels} labels ({r.n_positive} yes), "
                      f"{r.seconds * 1000:.0f} ms" + (f". {notes}" if notes else ""),
@@ -198,11 +201,15 @@ class AppState(param.Parameterized):
         """This user's effective labels in the session (patch ids, +1/-1)."""
         if self.session is None:
             return np.empty(0, np.int64), np.empty(0, np.int8)
-        t = self.store.session_labels(self.session.session_id).to_pylist()
-        mine = {int(r["patch_id"]): int(r["label"]) for r in t
-                if r["user_name"] == self.user and r["purpose"] == "train"}
-        ids = np.asarray(sorted(mine), np.int64)
-        return ids, np.asarray([mine[i] for i in ids.tolist()], np.int8)
+        # read once per change: a click asks for them from the grid, map and rounds
+        key = (self.session.session_id, self.labels_version)
+        if self._labelled is None or self._labelled[0] != key:
+            t = self.store.session_labels(self.session.session_id).to_pylist()
+            mine = {int(r["patch_id"]): int(r["label"]) for r in t
+                    if r["user_name"] == self.user and r["purpose"] == "train"}
+            ids = np.asarray(sorted(mine), np.int64)
+            self._labelled = (key, ids, np.asarray([mine[i] for i in ids.tolist()], np.int8))
+        return self._labelled[1], self._labelled[2]
 
     def patch_windows(self, patch_ids: list[int]) -> list[tuple[str, int, int, int]]:
         """(product_id, x_off, y_off, size_px) of session patches, from the scope's
@@ -243,3 +250,15 @@ def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
         return np.empty(0, np.int64)
     part = np.argpartition(-scores, n - 1)[:n]
     return part[np.argsort(-scores[part], kind="stable")]
+
+
+def after_this(fn: Callable[[], None]) -> None:
+    """Run `fn` once the current callback's changes are on their way to the browser
+    (the next tick of the server's loop); at once outside a server (JupyterLab, tests)."""
+    import panel as pn
+
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        doc.add_next_tick_callback(fn)
+    else:
+        fn()
