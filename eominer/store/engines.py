@@ -25,13 +25,14 @@ MONETDB_SCHEMA = "eominer"
 _PLACEHOLDER_RE = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\?""")
 
 
+_PYFORMAT_RE = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|\?|%""")
+
+
 def qmark_to_pyformat(sql: str) -> str:
-    """Rewrite `?` parameter markers as pymonetdb's `%s` (and escape literal `%`)."""
-
-    def swap(m: re.Match[str]) -> str:
-        return m.group(1).replace("%", "%%") if m.group(1) else "%s"
-
-    return _PLACEHOLDER_RE.sub(swap, sql.replace("%", "%%") if "?" not in sql else sql)
+    """Rewrite `?` markers outside quotes as pymonetdb's `%s` and escape every literal `%`
+    (pymonetdb %-formats the statement when, and only when, parameters are given)."""
+    return _PYFORMAT_RE.sub(lambda m: "%s" if m.group(0) == "?" else m.group(0).replace("%", "%%"),
+                            sql)
 
 
 def _to_python(value: Any) -> Any:
@@ -183,7 +184,8 @@ class _MonetBase(Engine):
         return sql if self.paramstyle_qmark else qmark_to_pyformat(sql)
 
     def _bind(self, sql: str, params: Params) -> tuple[str, list[Any] | None]:
-        return self._sql(sql), [_to_python(p) for p in params] or None
+        values = [_to_python(p) for p in params]
+        return (self._sql(sql), values) if values else (sql, None)
 
     def execute(self, sql: str, params: Params = ()) -> None:
         with self.lock:
