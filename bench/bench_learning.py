@@ -116,6 +116,7 @@ def bench_load(n: int, d: int) -> None:
     import pyarrow.parquet as pq
 
     from eominer.store import open_store
+    from eominer.store.features import row_major
 
     X, _ = synthetic(n, d, seed=2)
     with tempfile.TemporaryDirectory(prefix="eominer_bench_") as tmp:
@@ -145,10 +146,7 @@ def bench_load(n: int, d: int) -> None:
 
         def arrow_path():  # the same columns, the same conversion as read_features
             t = pq.read_table(parquet)
-            xt = np.empty((d, t.num_rows), np.float32)
-            for j in range(d):
-                xt[j] = t.column(j + 1).to_numpy()
-            return t.column(0).to_numpy(), np.ascontiguousarray(xt.T)
+            return t.column(0).to_numpy(), row_major(t, first=1)
 
         ref = median(arrow_path, repeat=3)
         got = median(lambda: store.read_features([fs.feature_set_id], ["P"], 32), repeat=3)

@@ -20,6 +20,8 @@ Fitting uses balanced class weights: sessions have few positives.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,11 @@ def _one_blas_thread():
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, user_api="blas")
+
+
+def _cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)
 
 
 def sigmoid(z: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
@@ -155,20 +162,24 @@ class RBFSVM(RelevanceModel):
         g = self.gamma_
         sv2 = np.ascontiguousarray(self.support_vectors_.T * (np.float32(2.0) * g))
         bias = (-g * self.sv_sq_).astype(np.float32)
-        with _one_blas_thread():
-            for s in range(0, n, CHUNK_ROWS):
-                e = min(n, s + CHUNK_ROWS)
-                K = X[s:e] @ sv2
-                K += bias
-                row = -g * sq[s:e]
-                if float(-row.min()) < 80.0:
-                    np.exp(K, out=K)
-                    out[s:e] = (K @ self.dual_coef_) * np.exp(row)
-                else:  # huge-norm rows: the direct form, clipped
-                    K += row[:, None]
-                    np.minimum(K, 0.0, out=K)
-                    np.exp(K, out=K)
-                    out[s:e] = K @ self.dual_coef_
+
+        def rows(s: int) -> None:
+            e = min(n, s + CHUNK_ROWS)
+            K = X[s:e] @ sv2
+            K += bias
+            row = -g * sq[s:e]
+            if float(-row.min()) < 80.0:
+                np.exp(K, out=K)
+                out[s:e] = (K @ self.dual_coef_) * np.exp(row)
+            else:  # huge-norm rows: the direct form, clipped
+                K += row[:, None]
+                np.minimum(K, 0.0, out=K)
+                np.exp(K, out=K)
+                out[s:e] = K @ self.dual_coef_
+
+        # numpy releases the GIL in GEMM and exp: one thread per core, one BLAS thread each
+        with _one_blas_thread(), ThreadPoolExecutor(_cores()) as pool:
+            list(pool.map(rows, range(0, n, CHUNK_ROWS)))
         out += self.intercept_
         return out
 

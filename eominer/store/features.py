@@ -43,6 +43,28 @@ def _in_list(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
+def row_major(table: pa.Table, first: int = 0, block: int = 2048) -> np.ndarray:
+    """Columns `first..` of an Arrow table as one row-major float32 matrix.
+
+    Column-wise copies into a row-major matrix stride every element; a block of rows
+    gathered feature-major (contiguous copies) and transposed while it is still in cache
+    is about 2x faster on 1M x 128.
+    """
+    d = table.num_columns - first
+    X = np.empty((table.num_rows, d), np.float32)
+    buf = np.empty((d, block), np.float32)
+    start = 0
+    for batch in table.to_batches():
+        cols = [batch.column(first + j).to_numpy(zero_copy_only=False) for j in range(d)]
+        for a in range(0, batch.num_rows, block):
+            b = min(batch.num_rows, a + block)
+            for j, col in enumerate(cols):
+                buf[j, : b - a] = col[a:b]
+            X[start + a:start + b] = buf[:, : b - a].T
+        start += batch.num_rows
+    return X
+
+
 class FeaturesMixin(StoreBase):
     def register_feature_set(
         self, name: str, version: int, params: dict[str, Any], columns: Sequence[str],
@@ -145,14 +167,14 @@ class FeaturesMixin(StoreBase):
         sql = (
             f"SELECT t0.patch_id, {select} FROM {first} t0 {joins} "
             f"JOIN patches p ON p.patch_id = t0.patch_id "
-            f"WHERE p.level = ? AND p.product_id IN ({_in_list(product_ids)}) ORDER BY t0.patch_id"
+            f"WHERE p.level = ? AND p.product_id IN ({_in_list(product_ids)})"
         )
         table = self.query_arrow(sql, [level, *product_ids])
         ids = table.column(0).to_numpy().astype(np.int64)
         names = [f"{fs.feature_set_id}__{c}" for fs in sets for c in fs.columns]
-        # fill feature-major (each column a contiguous write), then one transposing copy:
-        # writing columns straight into a row-major X strides every element (2x slower)
-        Xt = np.empty((len(names), table.num_rows), dtype=np.float32)
-        for j in range(len(names)):
-            Xt[j] = table.column(j + 1).to_numpy(zero_copy_only=False)
-        return ids, np.ascontiguousarray(Xt.T), names
+        X = row_major(table, first=1)
+        # sorting 1M ids and gathering rows here is 3x cheaper than ORDER BY over wide rows
+        if ids.size > 1 and not bool((np.diff(ids) > 0).all()):
+            order = np.argsort(ids, kind="stable")
+            ids, X = ids[order], X[order]
+        return ids, X, names
