@@ -341,6 +341,9 @@ def main() -> None:
                 proc.kill()
         if args.home is None:
             shutil.rmtree(home, ignore_errors=True)
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} during the run "
+          "(server, Chromium and anything else share them)")
     clicks = np.asarray(r["click_to_overlay_s"])
     med = float(np.median(clicks))
     print(f"session start (load {n_patches:,} x 64 features + cold start): "

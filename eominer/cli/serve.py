@@ -17,10 +17,27 @@ from eominer.cli import db_option
 @click.option("--basic-auth", "basic_auth", default=None, metavar="FILE",
               type=click.Path(dir_okay=False),
               help='JSON file {"user": "password", ...}: users log in; labels carry their name.')
+@click.option("--oauth-provider", default=None, metavar="NAME",
+              help="Panel OAuth provider: generic (any OIDC server, e.g. Keycloak), "
+                   "github, gitlab, google, azure, okta... See docs/app.md.")
+@click.option("--oauth-key", default=None, help="OAuth client id.")
+@click.option("--oauth-secret", default=None, help="OAuth client secret.")
+@click.option("--oauth-redirect-uri", default=None, help="This app's public URL.")
+@click.option("--oauth-extra-params", default=None, metavar="JSON",
+              help='Provider endpoints, e.g. {"AUTHORIZE_URL": ..., "TOKEN_URL": ..., '
+                   '"USER_URL": ..., "USER_KEY": "preferred_username"}.')
+@click.option("--oauth-encryption-key", default=None,
+              help="Fernet key that encrypts OAuth tokens in the cookies.")
+@click.option("--cookie-secret", default=None,
+              help="Secret that signs login cookies (default: a new random one per start).")
 @click.option("--show/--no-show", default=True, show_default=True,
               help="Open the app in a web browser.")
-def serve(db: str | None, port: int, address: str, basic_auth: str | None, show: bool) -> None:
+def serve(db: str | None, port: int, address: str, basic_auth: str | None,
+          oauth_provider: str | None, oauth_key: str | None, oauth_secret: str | None,
+          oauth_redirect_uri: str | None, oauth_extra_params: str | None,
+          oauth_encryption_key: str | None, cookie_secret: str | None, show: bool) -> None:
     """Serve the app: scope, map, patch grid, rounds, publish, SQL. Docs: docs/app.md."""
+    import json
     import secrets
 
     from eominer.errors import require
@@ -30,10 +47,23 @@ def serve(db: str | None, port: int, address: str, basic_auth: str | None, show:
     pn = require("panel", "ui", "the eominer app")
     from eominer.ui.app import create_app
 
-    kwargs = {}
+    if basic_auth and oauth_provider:
+        raise click.UsageError("--basic-auth and --oauth-provider exclude each other")
+    kwargs: dict = {}
+    if basic_auth or oauth_provider:
+        kwargs["cookie_secret"] = cookie_secret or secrets.token_hex(32)
+    if oauth_provider:
+        try:
+            extra = json.loads(oauth_extra_params) if oauth_extra_params else {}
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON ({exc}): expected an object such as "
+                                     '{"TOKEN_URL": "https://..."}',
+                                     param_hint="--oauth-extra-params") from exc
+        kwargs.update(oauth_provider=oauth_provider, oauth_key=oauth_key,
+                      oauth_secret=oauth_secret, oauth_redirect_uri=oauth_redirect_uri,
+                      oauth_extra_params=extra, oauth_encryption_key=oauth_encryption_key)
     if basic_auth:
         kwargs["basic_auth"] = str(check_basic_auth_file(basic_auth))
-        kwargs["cookie_secret"] = secrets.token_hex(32)
         # our own login page: Panel's loads a web font from Google
         kwargs["basic_login_template"] = str(
             Path(__file__).resolve().parents[1] / "ui" / "assets" / "login.html")

@@ -22,6 +22,9 @@ SAR_COLOUR = ("VV", "VH", "VV")
 MAX_SCREEN_PX = 1200  # longest side of an image sent to the browser
 
 
+LEVEL_RANGE = (1, 255)  # colour-mapper range of PatchGrid.levels; 0 (below) is transparent
+
+
 @lru_cache(maxsize=4)
 def score_lut(name: str = "viridis") -> np.ndarray:
     """256 RGBA colours (uint32, little-endian RGBA) of a matplotlib-free colormap."""
@@ -56,6 +59,16 @@ class PatchGrid:
             s = scores[self.session_rows]
             q = np.clip(s * 255.0, 0, 255).astype(np.uint8)
             img[self.flat] = score_lut(cmap)[q]
+        return img.reshape(self.rows, self.cols)
+
+    def levels(self, scores: np.ndarray | None) -> np.ndarray:
+        """(rows, cols) uint8 for the map's colour mapper: 0 where there is no score,
+        else 1 + round(score * 254). A quarter of the bytes of RGBA on the wire, and the
+        browser colours them (LEVEL_RANGE)."""
+        img = np.zeros(self.rows * self.cols, np.uint8)
+        if scores is not None and len(self.flat):
+            s = np.nan_to_num(scores[self.session_rows], nan=0.0)
+            img[self.flat] = (np.clip(s, 0.0, 1.0) * 254.0 + 1.5).astype(np.uint8)
         return img.reshape(self.rows, self.cols)
 
     def cell_of(self, x: float, y: float) -> int | None:

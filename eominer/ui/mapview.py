@@ -12,6 +12,7 @@ import param
 from panel.viewable import Viewer
 
 from eominer.ui.layers import (
+    LEVEL_RANGE,
     PatchGrid,
     colour_bands,
     patch_grid,
@@ -24,6 +25,18 @@ from eominer.ui.state import AppState
 from eominer.ui.thumbnails import product_stretch
 
 LABEL_COLOURS = {1: "#00c853", -1: "#ff1744"}
+
+# runs in the browser when the figure's frame size changes; fits once per figure
+_FIT_JS = """
+const w = cb_obj.inner_width, h = cb_obj.inner_height
+if (cb_obj._eom_fitted || !(w > 50 && h > 50)) return
+cb_obj._eom_fitted = true
+const [l, b, r, t] = bounds
+const s = Math.max((r - l) / w, (t - b) / h)
+const cx = (l + r) / 2, cy = (b + t) / 2
+xr.setv({start: cx - s * w / 2, end: cx + s * w / 2})
+yr.setv({start: cy - s * h / 2, end: cy + s * h / 2})
+"""
 
 
 class MapView(Viewer):
@@ -41,6 +54,7 @@ class MapView(Viewer):
         self._overlay_source = None  # Bokeh data source of the score layer, once drawn
         self._outline_source = None  # ... and of the labelled-patch outlines
         self._outline_dmap = None
+        self._overlay_dmap = None
         self._fig = None
         self._product_select = pn.widgets.Select(name="Product on the map", width=420)
         self._product_select.param.watch(self._on_product, "value")
@@ -119,27 +133,34 @@ class MapView(Viewer):
         """The score layer as the DynamicMap draws it (new product, opacity); new scores
         of the same product go straight to its Bokeh source instead (`_push_scores`)."""
         import holoviews as hv
+        from bokeh.palettes import Viridis256
 
         g = self._safe_grid()
         if g is None:
             product = self._product()
-            return hv.RGB(np.zeros((1, 1, 4), np.uint8), kdims=["x", "y"], group="Scores",
-                          bounds=product_bounds(product) if product else (0, 0, 1, 1))
-        img = g.colour(self.state.scores)
-        rgb = hv.RGB(img.view(np.uint8).reshape(g.rows, g.cols, 4), bounds=g.bounds,
-                     kdims=["x", "y"], vdims=list("RGBA"), group="Scores").opts(alpha=opacity)
+            data = np.zeros((1, 1), np.uint8)
+            bounds = product_bounds(product) if product else (0, 0, 1, 1)
+        else:
+            data, bounds = g.levels(self.state.scores), g.bounds
+        img = hv.Image(data, bounds=bounds, kdims=["x", "y"], vdims=["score"],
+                       group="Scores").opts(
+            cmap=list(Viridis256), clim=LEVEL_RANGE, clipping_colors={"min": "transparent"},
+            alpha=opacity, hooks=[self._scores_hook], tools=[])
         self.overlay_version += 1
-        return rgb
+        return img
+
+    def _scores_hook(self, plot, element) -> None:
+        self._overlay_source = plot.handles.get("source")
 
     def _push_scores(self, *_) -> None:
-        """New scores: recolour the patch grid (a few ms for 1M patches) and replace the
-        overlay glyph's data in place. Going through HoloViews would rebuild the element,
-        recompute ranges and re-validate 4 x 1M values on every label click."""
+        """New scores: one uint8 per patch (a few ms for 1M patches) replaces the overlay
+        glyph's data in place; the browser colours it. Going through HoloViews would
+        rebuild the element and recompute ranges on every label click."""
         src = self._overlay_source
         g = self._safe_grid()
         if src is None or g is None:  # not drawn yet: the DynamicMap's first render has it
             return
-        img = g.colour(self.state.scores)
+        img = g.levels(self.state.scores)
         left, bottom, right, top = g.bounds
         # Bokeh images run bottom-up: the grid's first row (north) is the image's last
         src.data = {"image": [np.ascontiguousarray(img[::-1])], "x": [left], "y": [bottom],
@@ -155,11 +176,17 @@ class MapView(Viewer):
     def _outline_rects(self, show_labels: bool = True) -> list[tuple]:
         """(left, bottom, right, top, colour) of this user's labelled patches and of
         the selected one, on the product shown."""
+        product = self._product()
+        x, y = product_bounds(product)[:2] if product else (0.0, 0.0)
+        # two invisible seeds in distinct colours: HoloViews then takes the column as
+        # colours (an empty or one-colour layer gets a colour mapper or a constant, and
+        # rectangles pushed later would show grey)
+        rects: list[tuple] = [(x, y, x, y, "#00000000"), (x, y, x, y, "#ffffff00")]
         g = self._safe_grid()
         if g is None or not show_labels:
-            return []
-        ids, y = self.state.labelled()
-        rects = self._rects(g, ids, [LABEL_COLOURS[int(v)] for v in y])
+            return rects
+        ids, labels = self.state.labelled()
+        rects += self._rects(g, ids, [LABEL_COLOURS[int(v)] for v in labels])
         if self.state.selected is not None:
             rects += self._rects(g, np.asarray([self.state.selected]), ["#ffd600"])
         return rects
@@ -172,12 +199,7 @@ class MapView(Viewer):
             if self._outline_dmap is not None:
                 self._outline_dmap.event()
             return
-        rects = self._outline_rects(self.show_labels)
-        data = {k: [r[i] for r in rects]
-                for i, k in enumerate(("left", "bottom", "right", "top"))}
-        for k in src.data:  # the colour column, whatever HoloViews named it
-            data.setdefault(k, [r[4] for r in rects])
-        src.data = data
+        src.data = _rect_data(self._outline_rects(self.show_labels), src.data)
 
     def _outline_hook(self, plot, element) -> None:
         self._outline_source = plot.handles.get("source")
@@ -235,6 +257,7 @@ class MapView(Viewer):
             hv.streams.RangeXY(), hv.streams.Params(self, ["false_colour"]), prod])
         overlay = hv.DynamicMap(self._overlay, streams=[
             prod, hv.streams.Params(self, ["opacity"])])
+        self._overlay_dmap = overlay
         change = hv.DynamicMap(self._change, streams=[
             prod, hv.streams.Params(self, ["opacity", "show_change"])])
         outlines = hv.DynamicMap(self._outlines, streams=[
@@ -251,14 +274,27 @@ class MapView(Viewer):
     def _hook(self, plot, element) -> None:
         from bokeh.events import Tap
 
-        if element.group == "Scores":
-            self._overlay_source = plot.handles.get("source")
         fig = plot.state
         if getattr(fig, "_eom_tap", False):
             return
         fig._eom_tap = True  # one handler per figure, whatever the number of layers
         fig.on_event(Tap, self._on_tap)
+        self._fit_on_first_size(fig)
         self._fig = fig
+
+    def _fit_on_first_size(self, fig) -> None:
+        """Show the whole product the first time the map has a size. A responsive
+        HoloViews plot keeps the data aspect by cutting the longer side off; here the
+        ranges grow instead (square pixels, the product centred)."""
+        from bokeh.models import CustomJS
+
+        product = self._product()
+        if product is None:
+            return
+        cb = CustomJS(args={"xr": fig.x_range, "yr": fig.y_range,
+                            "bounds": list(product_bounds(product))}, code=_FIT_JS)
+        fig.js_on_change("inner_width", cb)
+        fig.js_on_change("inner_height", cb)
 
     def _on_tap(self, event) -> None:
         g = self._safe_grid()
@@ -320,3 +356,13 @@ class MapView(Viewer):
         self.param.watch(lambda e: setattr(self._version, "object",
                                            f'<span data-v="{e.new}"></span>'), "overlay_version")
         return pn.Column(controls, self._message, self._plot, sizing_mode="stretch_both")
+
+
+def _rect_data(rects: list[tuple], columns) -> dict[str, list]:
+    """Quad columns of (left, bottom, right, top, colour) rectangles; any other column
+    of the source (the colour, whatever HoloViews named it) gets the colour strings."""
+    data: dict[str, list] = {k: [r[i] for r in rects]
+                             for i, k in enumerate(("left", "bottom", "right", "top"))}
+    for k in columns:
+        data.setdefault(k, [str(r[4]) for r in rects])
+    return data
