@@ -3,6 +3,11 @@
 All or nothing per product: the COG is written to a temporary name, the database rows in
 one transaction, and the COG is renamed into place only after the commit. A product
 already in the database with the same sources is skipped (idempotent).
+
+Crops: datasets such as OSCD cut several scenes out of one granule, so two inputs can
+carry the same product id with different extents. The first keeps the id; another crop
+gets its upper-left corner appended (`<id>_<x>_<y>`, product CRS metres). The same id with
+the same extent but other files is refused: that is another copy, not another crop.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shapely.geometry import box, shape
@@ -20,7 +25,7 @@ from eominer.domain import SourceProduct
 from eominer.errors import EominerError, ProductReadError
 from eominer.grid import DEFAULT_LEVELS, expected_patch_count, patch_grid
 from eominer.io.discover import discover
-from eominer.io.read import write_ard
+from eominer.io.read import product_grid, write_ard
 from eominer.workspace import ard_dir
 
 
@@ -76,6 +81,8 @@ def ingest_product(
     known = store.product_hash(product.product_id)
     if known is not None:
         row = store.product(product.product_id)
+        if known != digest and _extent(product) != _row_extent(row):
+            return ingest_product(store, as_crop(product), levels, progress)
         if known != digest:
             raise ProductReadError(
                 f"product {product.product_id} is already ingested from other files "
@@ -121,12 +128,34 @@ def ingest_paths(
     products: list[SourceProduct] = []
     for p in paths:
         products.extend(discover(p))
-    seen: dict[str, str] = {}
+    seen: dict[str, SourceProduct] = {}
+    unique: list[SourceProduct] = []
     for prod in products:
-        if prod.product_id in seen and seen[prod.product_id] != prod.source_path:
-            raise EominerError(
-                f"two inputs map to the same product id {prod.product_id}: "
-                f"{seen[prod.product_id]} and {prod.source_path}"
-            )
-        seen[prod.product_id] = prod.source_path
-    return [ingest_product(store, prod, levels, progress) for prod in products]
+        other = seen.get(prod.product_id)
+        if other is not None and other.source_path != prod.source_path:
+            if _extent(other) == _extent(prod):
+                raise EominerError(
+                    f"two inputs are the same product {prod.product_id} (same extent): "
+                    f"{other.source_path} and {prod.source_path}; ingest one of them"
+                )
+            prod = as_crop(prod)
+        seen[prod.product_id] = prod
+        unique.append(prod)
+    return [ingest_product(store, prod, levels, progress) for prod in unique]
+
+
+def _extent(product: SourceProduct) -> tuple[float, float, int, int]:
+    """Upper-left corner and size of the product's 10 m grid."""
+    g = product_grid(product)
+    return round(g.transform[2], 3), round(g.transform[5], 3), g.width, g.height
+
+
+def _row_extent(row: dict) -> tuple[float, float, int, int]:
+    t = json.loads(row["transform"])
+    return round(t[2], 3), round(t[5], 3), int(row["width"]), int(row["height"])
+
+
+def as_crop(product: SourceProduct) -> SourceProduct:
+    """The product under a crop id: its id plus its upper-left corner."""
+    x, y, _, _ = _extent(product)
+    return replace(product, product_id=f"{product.product_id}_{x:.0f}_{y:.0f}")

@@ -117,3 +117,21 @@ def test_s1_backscatter_kept_in_db(store, shared_data: Path):
     with rasterio.open(next(folder.glob("*_VV.tif"))) as ds:
         np.testing.assert_allclose(vv, ds.read(1))
     assert -45 < np.nanmedian(vv) < 0
+
+
+def test_crops_of_one_granule_get_their_own_ids(store, shared_data: Path):
+    # OSCD cut bercy and paris out of the same granule (same id, other extent)
+    oscd = shared_data / "oscd/images"
+    first = ingest_paths(store, [oscd / "bercy/imgs_1", oscd / "paris/imgs_1"])
+    base = "S2A_MSIL1C_20161130T000000_T31UDQ"
+    assert first[0].product_id == base
+    with rasterio.open(next((oscd / "paris/imgs_1").glob("*_B02.tif"))) as ds:
+        x, y = ds.transform.c, ds.transform.f
+    assert first[1].product_id == f"{base}_{x:.0f}_{y:.0f}"
+    assert first[0].patches > 0 and first[1].patches > 0
+    # idempotent: a re-run, in one call or one product at a time, finds both
+    again = ingest_paths(store, [oscd / "bercy/imgs_1", oscd / "paris/imgs_1"])
+    alone = ingest_paths(store, [oscd / "paris/imgs_1"])
+    assert [r.status for r in again + alone] == ["already ingested"] * 3
+    assert alone[0].product_id == first[1].product_id
+    assert store.query("SELECT COUNT(*) FROM products")[0][0] == 2
