@@ -6,7 +6,7 @@ already in the database with the same sources is skipped (idempotent).
 
 Crops: datasets such as OSCD cut several scenes out of one granule, so two inputs can
 carry the same product id with different extents. The first keeps the id; another crop
-gets its upper-left corner appended (`<id>_<x>_<y>`, product CRS metres). The same id with
+gets a short hash of its extent appended (`<id>_crop1a2b3c`). The same id with
 the same extent but other files is refused: that is another copy, not another crop.
 """
 
@@ -156,6 +156,7 @@ def _row_extent(row: dict) -> tuple[float, float, int, int]:
 
 
 def as_crop(product: SourceProduct) -> SourceProduct:
-    """The product under a crop id: its id plus its upper-left corner."""
-    x, y, _, _ = _extent(product)
-    return replace(product, product_id=f"{product.product_id}_{x:.0f}_{y:.0f}")
+    """The product under a crop id: its id plus a short hash of its extent (corners in
+    degrees or metres do not make readable, collision-free names)."""
+    tag = hashlib.sha1(repr(_extent(product)).encode()).hexdigest()[:6]
+    return replace(product, product_id=f"{product.product_id}_crop{tag}")
