@@ -86,7 +86,8 @@ def ingest_product(
         if known != digest:
             raise ProductReadError(
                 f"product {product.product_id} is already ingested from other files "
-                f"({row['source_path']}); delete it first or rename the new one"
+                f"({row['source_path']}) with the same extent: that is another copy of it, "
+                f"not a new product; ingest one copy only, or use another database (--db)"
             )
         n = int(store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?",
                             (product.product_id,))[0][0])
@@ -123,8 +124,14 @@ def ingest_paths(
     store, paths: Sequence[str | Path], levels: Sequence[int] = DEFAULT_LEVELS,
     progress: Callable[[str], None] | None = None,
 ) -> list[IngestResult]:
-    """Discover every product first (so a bad path fails before anything is written),
-    then ingest them one by one."""
+    """Plan every input first (so a bad path fails before anything is written), then
+    ingest the products one by one."""
+    return [ingest_product(store, prod, levels, progress) for prod in plan_products(paths)]
+
+
+def plan_products(paths: Sequence[str | Path]) -> list[SourceProduct]:
+    """The products found under `paths`, crops of one granule under their own ids; two
+    inputs that are the same product (same id and extent, other files) are refused."""
     products: list[SourceProduct] = []
     for p in paths:
         products.extend(discover(p))
@@ -141,7 +148,7 @@ def ingest_paths(
             prod = as_crop(prod)
         seen[prod.product_id] = prod
         unique.append(prod)
-    return [ingest_product(store, prod, levels, progress) for prod in unique]
+    return unique
 
 
 def _extent(product: SourceProduct) -> tuple[float, float, int, int]:

@@ -34,7 +34,8 @@ def _line(before: str, after: str, run) -> str:
               "default: $EOMINER_HOME/layers/change_<method>_<before>__<after>.tif.")
 @click.option("--pairs", "pairs_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="File of 'BEFORE AFTER' lines: every pair as a Ray task.")
-@click.option("--address", default=None, help="Ray cluster to join (with --pairs).")
+@click.option("--ray-address", "--address", "address", default=None, metavar="ADDR",
+              help="Ray cluster to join (with --pairs); default: a local Ray.")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (with --pairs).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-cloud-mask", is_flag=True, help="Do not mask clouds (documented test).")

@@ -79,7 +79,8 @@ def features(db, level, weights, from_sets) -> None:
               show_default=True, help="Labels present in the data, or all 19 classes.")
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--address", default=None, help="Ray cluster address (default: local Ray).")
+@click.option("--ray-address", "--address", "address", default=None, metavar="ADDR",
+              help="Ray cluster to join (default: a local Ray).")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray.")
 def train(db, data_root, vocabulary, epochs, seed, address, num_cpus) -> None:
     """Train the two-branch S1/S2 network as a Ray task (GPU when the cluster has one)."""

@@ -20,15 +20,14 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from eominer.grid import parse_levels
-    from eominer.ingest import ingest_product
-    from eominer.io.discover import discover
+    from eominer.ingest import ingest_product, plan_products
     from eominer.store import open_store
 
     try:
         lv = parse_levels(levels)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--levels") from exc
-    products = [p for path in paths for p in discover(path)]
+    products = plan_products(paths)
     with open_store(db) as store, Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} bands"),
         TimeElapsedColumn(), transient=True, disable=None,

@@ -87,8 +87,6 @@ class _TiledFFT:
         self.nx = fft.next_fast_len(self.tx + 2 * halo)
         self.spectra = [self._kernel_spectrum(k) for k in kernels]
         self.sums = [complex(k.sum()) for k in kernels]
-        self.support = [self._support(k) for k in self.spectra]
-        self.pruned = [k[rows] for k, rows in zip(self.spectra, self.support, strict=True)]
 
     def _kernel_spectrum(self, k: np.ndarray) -> np.ndarray:
         # centre the kernel on (0, 0) (wrapped) so output pixel i sees inputs i - h .. i + h
@@ -98,38 +96,35 @@ class _TiledFFT:
         buf[np.ix_(rows, cols)] = k
         return self.fft.fft2(buf, overwrite_x=True, workers=self.workers)
 
-    @staticmethod
-    def _support(spec: np.ndarray) -> np.ndarray:
-        """Spectrum rows where the kernel is not ~0 (1e-9 of its peak): a Gabor kernel's
-        spectrum is a Gaussian bump, so low frequencies touch few rows and the inverse
-        transform along x can skip the others (error < 1e-8 of the response)."""
-        mag = np.abs(spec)
-        return np.flatnonzero(mag.max(axis=1) > mag.max() * 1e-9)
-
     def tiles(self) -> Iterator[tuple[int, int, int, int]]:
         for y in range(0, self.rows, self.ty):
             for x in range(0, self.cols, self.tx):
                 yield y, x, min(self.ty, self.rows - y), min(self.tx, self.cols - x)
 
     def responses(self, y: int, x: int, th: int, tw: int) -> Iterator[np.ndarray]:
-        """Complex64 (th, tw) response of each kernel at output tile (y, x)."""
+        """Complex64 (th, tw) response of each kernel at output tile (y, x). The array
+        yielded is overwritten by the next kernel's: use or copy it before moving on."""
         fft, h, w = self.fft, self.h, self.workers
         src = self.p[y: y + th + 2 * h, x: x + tw + 2 * h]
         mean = float(src.mean(dtype=np.float64))
-        buf = np.zeros((self.ny, self.nx), np.float32)
-        buf[: src.shape[0], : src.shape[1]] = src - np.float32(mean)
-        spec = fft.fft2(buf, workers=w)
-        for kspec, ksum, rows in zip(self.pruned, self.sums, self.support, strict=True):
-            # 2-D inverse as two 1-D passes: along x for the supported rows only, then
-            # along y for the output columns only (the halo columns are never needed)
-            part = spec[rows]
-            part *= kspec
-            part = fft.ifft(part, axis=1, overwrite_x=True, workers=w)
-            full = np.zeros((self.ny, tw), np.complex64)
-            full[rows] = part[:, h: h + tw]
-            out = fft.ifft(full, axis=0, overwrite_x=True, workers=w)[h: h + th]
-            out += np.complex64(mean * ksum)
-            yield out
+        tile = np.zeros((self.ny, self.nx), np.float32)
+        tile[: src.shape[0], : src.shape[1]] = src - np.float32(mean)
+        spec = fft.fft2(tile, workers=w)
+        # two buffers reused by every kernel: fresh 7 MB outputs per transform cost more in
+        # page faults than the copy between the passes
+        buf = np.empty((self.ny, self.nx), np.complex64)
+        cols = np.empty((self.ny, tw), np.complex64)
+        for kspec, ksum in zip(self.spectra, self.sums, strict=True):
+            np.multiply(spec, kspec, out=buf)
+            # 2-D inverse as two 1-D passes: along x, then along y for the output columns
+            # only (the halo columns are never needed)
+            fft.ifft(buf, axis=1, overwrite_x=True, workers=w)
+            cols[...] = buf[:, h: h + tw]
+            # the tile mean's exact response (mean x kernel sum, the same at every pixel)
+            # enters as the DC term of the y pass instead of a pass over the output
+            cols[0] += np.complex64(mean * ksum * self.ny)
+            fft.ifft(cols, axis=0, overwrite_x=True, workers=w)
+            yield cols[h: h + th]
 
 
 def gabor_responses(padded: np.ndarray, halo: int, kernels: Sequence[np.ndarray],
@@ -171,8 +166,9 @@ def gabor_features(padded: np.ndarray, halo: int, kernels: Sequence[np.ndarray],
             continue
         local = windows[inside] - np.array([y, x, 0, 0])
         mask = None if valid is None else ~valid[y: y + th, x: x + tw]
+        mag = np.empty((th, tw), np.float32)
         for k, resp in enumerate(conv.responses(y, x, th, tw)):
-            mag = np.abs(resp)
+            np.abs(resp, out=mag)
             if mask is not None:
                 mag[mask] = np.nan
             mean, std, _ = patch_mean_std(mag, local)

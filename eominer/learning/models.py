@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from eominer.errors import SessionError
+from eominer.learning.strategies import smallest
 
 MODEL_KINDS = ("logistic", "linear_svm", "rbf_svm", "random_forest", "qbe_mean", "qbe_knn")
 CHUNK_ROWS = 4096  # rows per GEMM chunk: keeps the kernel block in cache, memory bounded
@@ -79,6 +80,7 @@ class RelevanceModel:
     """Base: `fit(X, y)` with y in {-1, +1}; `decision(X)`; `score(X)` in [0, 1]."""
 
     kind = "base"
+    # slope of the sigmoid that maps a decision value to a score in [0, 1]
     calibration = 1.0
 
     def get_params(self) -> dict[str, Any]:
@@ -109,11 +111,9 @@ class LinearModel(RelevanceModel):
         X, y = _check_xy(X, y)
         if self.kind == "logistic":
             m = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear")
-            self.calibration = 1.0
         elif self.kind == "linear_svm":
             m = LinearSVC(C=self.C, class_weight="balanced", random_state=self.random_state,
                           max_iter=5000)
-            self.calibration = 2.0
         else:
             raise SessionError(f"unknown linear model {self.kind!r}: logistic or linear_svm")
         m.fit(X, y)
@@ -125,6 +125,11 @@ class LinearModel(RelevanceModel):
         out = np.matmul(X, self.coef_, out=out)
         out += self.intercept_
         return out
+
+    @property
+    def calibration(self) -> float:  # type: ignore[override]
+        # a logistic decision is already a log-odds; an SVM margin of 1 maps to ~0.88
+        return 1.0 if self.kind == "logistic" else 2.0
 
 
 class RBFSVM(RelevanceModel):
@@ -224,14 +229,22 @@ class QueryByExample(RelevanceModel):
     (nearest labelled example). Works with positives only: the scope mean (0 after
     standardisation) stands in for the negatives."""
 
+    calibration = 2.0
+
     def __init__(self, mode: str = "mean") -> None:
         self.mode = mode
-        self.kind = f"qbe_{mode}"
-        self.calibration = 2.0
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return f"qbe_{self.mode}"
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> QueryByExample:
         X = np.asarray(X, np.float32)
         y = np.asarray(y)
+        if X.ndim != 2 or len(X) != len(y):
+            raise SessionError(f"labelled rows {X.shape} and labels {y.shape} do not match")
+        if not np.isin(y, (-1, 1)).all():
+            raise SessionError(f"labels must be +1 or -1, got {sorted(set(y.tolist()))}")
         if not (y == 1).any():
             raise SessionError("query by example needs at least one positive example")
         pos, neg = X[y == 1], X[y == -1]
@@ -316,7 +329,7 @@ def similar_to(X: np.ndarray, query: np.ndarray, k: int,
         sims *= np.float32(2.0)
         sims -= sq_norms
         sims -= np.float32(q @ q)
-    k = min(k, len(sims))
-    top = np.argpartition(-sims, k - 1)[:k]
-    top = top[np.argsort(-sims[top], kind="stable")]
+    np.negative(sims, out=sims)  # nearest = smallest negated similarity
+    top = smallest(sims, k)
+    np.negative(sims, out=sims)
     return top, sims[top]

@@ -214,17 +214,15 @@ def stretch_of(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def change_layer(store, product: dict, max_px: int = MAX_SCREEN_PX):
-    """The change-detection raster of a pair that contains `product`, as (data, bounds),
-    or None. Pairs come from the store's pairs API (`pairs_for(product_id)` rows with a
-    `layer_path` GeoTIFF); a store without it, or a pair without a layer, shows nothing."""
+    """The change-detection raster of the newest change pair that contains `product`, as
+    (data, bounds), or None. Pairs come from the store (`product_pairs` rows of kind
+    `change` whose `layer_path` is the probability COG); a pair whose file is gone shows
+    nothing."""
     from pathlib import Path
 
     import rasterio
 
-    finder = getattr(store, "pairs_for", None)
-    if finder is None:
-        return None
-    for pair in finder(product["product_id"]):
+    for pair in store.pairs(kind="change", product_id=product["product_id"]).to_pylist():
         path = pair.get("layer_path")
         if not path or not Path(path).exists():
             continue

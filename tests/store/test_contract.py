@@ -107,3 +107,17 @@ def test_read_only_user_sql(store):
     with pytest.raises(UserSQLError, match="SQL error"):
         store.user_query("SELECT no_such_column FROM patches")
     assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 500
+
+
+def test_user_sql_is_cancelled_after_its_timeout(store):
+    from eominer.store.engines import Engine
+
+    if type(store.engine).interrupt is Engine.interrupt:
+        pytest.skip(f"{type(store.engine).__name__} cannot cancel a running statement")
+    store.insert_arrow("patches", patch_rows(500))
+    slow = ("SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
+            "WHERE a.range + b.range = 7")
+    with pytest.raises(UserSQLError, match=r"cancelled after 0\.3 s: narrow it"):
+        store.user_query(slow, timeout_s=0.3)
+    # the connection is usable afterwards, and nothing changed
+    assert store.user_query("SELECT COUNT(*) AS n FROM patches").table.to_pylist() == [{"n": 500}]
