@@ -74,6 +74,7 @@ class ExtractReport:
     tasks_done: int = 0
     patches_written: int = 0
     seconds: float = 0.0  # from Ray being up to the last result (worker start included)
+    first_result_seconds: float = 0.0  # from Ray being up to the first result (start-up)
     workers: int = 0
     feature_sets: list[tuple[str, str]] = field(default_factory=list)  # (id, name)
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (task, product, error)
@@ -299,6 +300,8 @@ def _drive(ray, store, sets: dict[str, Any], todo: list[BlockTask], n_workers: i
     from compute.runtime import gpus_for_models, gpus_in_cluster
     from eominer.metrics import job_metrics
 
+    t_start = time.perf_counter()
+
     metrics = job_metrics()
     # Model tasks (the encoder) go to actors holding a GPU when the cluster has or can
     # start GPU nodes: the autoscaler then boots GPU servers only for them.
@@ -335,56 +338,107 @@ def _drive(ray, store, sets: dict[str, Any], todo: list[BlockTask], n_workers: i
                 if load[slot] >= IN_FLIGHT_PER_WORKER:
                     break
                 task, attempt = queue.popleft()
-                store.start_task(task.task_id, attempt)
+                writer.started(task.task_id, attempt)
                 inflight[actors[slot].run.remote(task)] = (task, attempt, slot, actors[slot],
                                                            time.perf_counter())
                 load[slot] += 1
         metrics.set_queue_depth("extract", len(queues[False]) + len(queues[True])
                                 + len(inflight))
 
+    writer = _Writer(store, sets)
     try:
         submit()
         while inflight:
             ready, _ = ray.wait(list(inflight), num_returns=1)
-            ref = ready[0]
-            task, attempt, slot, actor, submitted = inflight.pop(ref)
-            load[slot] -= 1
+            if len(inflight) > 1:  # whatever else is ready goes into the same commit
+                rest = [r for r in inflight if r != ready[0]]
+                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+            done: list[tuple[BlockTask, np.ndarray, np.ndarray, str, float]] = []
+            if not report.first_result_seconds:
+                report.first_result_seconds = time.perf_counter() - t_start
+            for ref in ready:
+                task, attempt, slot, actor, submitted = inflight.pop(ref)
+                load[slot] -= 1
+                now = time.perf_counter()
+                started, slot_free_at[slot] = max(submitted, slot_free_at[slot]), now
+                try:
+                    _tid, ids, values, worker = ray.get(ref)
+                except RayError as exc:
+                    metrics.record_task("extract", now - started, failed=True)
+                    if isinstance(exc, RayActorError) and actors[slot] is actor:
+                        # the worker process died: a fresh one takes its place
+                        ray.kill(actor, no_restart=True)
+                        actors[slot] = classes[on_gpu[slot]].remote()
+                    if attempt <= retries:
+                        enqueue(task, attempt + 1)
+                    else:
+                        msg = _error_text(exc)
+                        writer.flush()  # its pending start mark first, then the failure
+                        store.fail_task(task.task_id, msg)
+                        report.failed.append((task.task_id, task.product_id, msg))
+                    continue
+                done.append((task, ids, values, worker, now - started))
+            submit()  # workers get their next tasks before the driver writes
+            writer.finished(done)
+            committed = writer.flush() if writer.due() or not inflight else []
             now = time.perf_counter()
-            started, slot_free_at[slot] = max(submitted, slot_free_at[slot]), now
             if now - nodes_seen > 5.0:  # a GCS call: not after every task
                 metrics.observe_ray_nodes()
                 nodes_seen = now
-            try:
-                _tid, ids, values, worker = ray.get(ref)
-            except RayError as exc:
-                metrics.record_task("extract", now - started, failed=True)
-                if isinstance(exc, RayActorError) and actors[slot] is actor:
-                    # the worker process died: a fresh one takes its place
-                    ray.kill(actor, no_restart=True)
-                    actors[slot] = classes[on_gpu[slot]].remote()
-                if attempt <= retries:
-                    enqueue(task, attempt + 1)
-                else:
-                    msg = _error_text(exc)
-                    store.fail_task(task.task_id, msg)
-                    report.failed.append((task.task_id, task.product_id, msg))
-                submit()
-                continue
-            with store.transaction():
-                store.write_features(sets[task.feature_set_id], ids, values)
-                store.finish_task(task.task_id, worker)
-            report.tasks_done += 1
-            report.patches_written += len(ids)
-            metrics.record_task("extract", now - started)
-            metrics.record_patches("extract", len(ids))
-            if on_task:
-                on_task(report.tasks_done, len(todo), report.patches_written, task, worker)
-            submit()
+            for task, ids, _values, worker, seconds in committed:
+                report.tasks_done += 1
+                report.patches_written += len(ids)
+                metrics.record_task("extract", seconds)
+                metrics.record_patches("extract", len(ids))
+                if on_task:
+                    on_task(report.tasks_done, len(todo), report.patches_written, task, worker)
+    except KeyboardInterrupt:
+        writer.flush()  # what finished before Ctrl-C is kept; a re-run does the rest
+        raise
     finally:
         metrics.set_queue_depth("extract", len(queues[False]) + len(queues[True])
                                 + len(inflight))
         for a in actors:
             ray.kill(a, no_restart=True)
+
+
+class _Writer:
+    """The driver's writes, grouped: finished tasks' rows and their `done` marks commit
+    together, about once a second (a commit per task costs the driver ~10 ms of CPU,
+    which on a small machine is taken from the workers). A crash loses at most the
+    last second's results; their tasks are not marked done, so a re-run redoes them."""
+
+    def __init__(self, store, sets: dict[str, Any], every_s: float = 1.0) -> None:
+        self.store, self.sets, self.every_s = store, sets, every_s
+        self.starts: list[tuple[str, int]] = []
+        self.done: list[tuple[BlockTask, np.ndarray, np.ndarray, str, float]] = []
+        self.last = time.perf_counter()
+
+    def started(self, task_id: str, attempt: int) -> None:
+        self.starts.append((task_id, attempt))
+
+    def finished(self, done: list) -> None:
+        self.done += done
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= self.every_s
+
+    def flush(self) -> list[tuple[BlockTask, np.ndarray, np.ndarray, str, float]]:
+        """Commit what is pending; returns the finished tasks just committed."""
+        by_set: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for task, ids, values, _worker, _s in self.done:
+            by_set.setdefault(task.feature_set_id, []).append((ids, values))
+        with self.store.transaction():
+            for task_id, attempt in self.starts:
+                self.store.start_task(task_id, attempt)
+            for fid, parts in by_set.items():
+                self.store.write_features(self.sets[fid], np.concatenate([i for i, _ in parts]),
+                                          np.concatenate([v for _, v in parts]))
+            for task, _ids, _values, worker, _s in self.done:
+                self.store.finish_task(task.task_id, worker)
+        committed, self.starts, self.done = self.done, [], []
+        self.last = time.perf_counter()
+        return committed
 
 
 def _error_text(exc: BaseException) -> str:
