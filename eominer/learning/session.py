@@ -317,7 +317,10 @@ class Session:
             "strategy": strat,
             "params": dumps({"model_params": self.params["model_params"], "seed": seed,
                              "n": n, "notes": notes, "quality": quality,
-                             "fitted": model is not None}),
+                             "fitted": model is not None,
+                             # the exact training set: a relabel or undo after this round
+                             # must not change the ranking a resumed session shows
+                             "labels": [[int(i), int(v)] for i, v in zip(ids, y)]}),
             "n_labels": int(len(ids)), "n_positive": int((y == 1).sum()),
             "n_negative": int((y == -1).sum()), "seconds": seconds,
             "ranking_change": quality.get("flip_rate"),
@@ -357,8 +360,8 @@ class Session:
 
     def current_scores(self) -> np.ndarray:
         """Scores of the latest fitted round; after a restart they are recomputed from
-        the labels that round used (fits are deterministic), so a resumed session shows
-        exactly the ranking it had."""
+        the labels that round used (stored with the round; fits are deterministic), so a
+        resumed session shows exactly the ranking it had, whatever was relabelled since."""
         fitted = [r for r in self.rounds() if json.loads(r["params"]).get("fitted")]
         if not fitted:
             raise SessionError(
@@ -369,7 +372,11 @@ class Session:
         if self._scores is not None and self._scored_round == last["round"]:
             return self._scores
         p = json.loads(last["params"])
-        ids, y = self.labels(until=last["created"])
+        if "labels" in p:
+            used = np.asarray(p["labels"], np.int64).reshape(-1, 2)
+            ids, y = used[:, 0], used[:, 1].astype(np.int8)
+        else:  # rounds recorded before the training set was stored with them
+            ids, y = self.labels(until=last["created"])
         _, scores, _, _ = fit_score_pick(
             self.data, self.data.rows(ids), y, model_kind=last["model_kind"],
             model_params=p["model_params"], strategy="most_relevant", n=1, seed=p["seed"],

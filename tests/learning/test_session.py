@@ -74,6 +74,11 @@ def test_resume_in_a_new_process_sees_the_same_state(learn_store, oscd_db, tmp_p
     _answer(s, r.query_ids[:10], truth, user="ben")
     r2 = s.run_round()
     np.save(tmp_path / "scores.npy", r2.scores)
+    # edits after the last round (a relabel, an undone label) do not change its ranking
+    s.label(int(r2.query_ids[0]), 1, user="ben")
+    assert s.undo_last_label("ben")["patch_id"] == int(r2.query_ids[0])
+    first = int(s.labels()[0][0])
+    s.label(first, -int(s.labels()[1][0]), user="ana")
     s.close()
     url = learn_store.url
     learn_store.close()
