@@ -104,6 +104,17 @@ def test_whole_loop(server):
         assert n_labels(page) == 5
         assert "3 yes, 2 no" in text(page, ".eom-rounds-summary")
         assert not set(answers) & set(batch_ids(page)), "labelled patches left the batch"
+        # skip: the patch leaves the batch, no label is written
+        skipped = batch_ids(page)[0]
+        page.locator(".eom-batch .eom-card").first.locator(".eom-skip").click()
+        wait_for(lambda: skipped not in batch_ids(page), 30, "the skipped patch to go")
+        assert n_labels(page) == 5
+        # f: the thumbnails switch to false colour (other pixels, same patches)
+        srcs = thumb_sources(page)
+        page.keyboard.press("f")
+        wait_for(lambda: thumb_sources(page) != srcs, 30, "false-colour thumbnails")
+        assert len(thumb_sources(page)) == len(srcs)
+        page.keyboard.press("f")
 
         pixels_before = map_pixels(page)
         version = overlay_version(page)
@@ -142,6 +153,20 @@ def test_whole_loop(server):
         assert props["label"] == "arable_land" and 0.0 <= props["score"] <= 1.0
         lon, lat = gj["features"][0]["geometry"]["coordinates"][0][0]
         assert 10 < lon < 14 and 50 < lat < 54  # T33UUU, north-east Germany
+        # the GeoPackage and the COG score map, opened back with their own libraries
+        import pyogrio
+        import rasterio
+
+        with page.expect_download(timeout=60_000) as dl:
+            page.locator(".eom-download-gpkg button").click()
+        gdf = pyogrio.read_dataframe(dl.value.path())
+        assert len(gdf) == 1152 and set(gdf["label"]) == {"arable_land"}
+        with page.expect_download(timeout=60_000) as dl:
+            page.locator(".eom-download-tif button").click()
+        with rasterio.open(dl.value.path()) as ds:
+            assert ds.crs.to_epsg() == 32633 and ds.count == 1
+            score = ds.read(1, masked=True)
+        assert 0.0 <= float(score.min()) <= float(score.max()) <= 1.0
 
         tab(page, "SQL")
         run_sql(page, "SELECT label_name, COUNT(*) AS n, MAX(score) AS top "
@@ -159,6 +184,10 @@ def test_whole_loop(server):
         wait_for(lambda: "first 10000 rows" in text(page, ".eom-sql-info"), 60, "row limit")
         shot(page, "07_sql_bad_input")
     assert not refused, f"the app tried to leave 127.0.0.1: {refused}"
+
+
+def thumb_sources(page) -> list[str]:
+    return page.locator(".eom-batch .eom-thumb").evaluate_all("ts => ts.map(t => t.src)")
 
 
 def table_text(page) -> str:
