@@ -3,6 +3,7 @@ this user's last label, a small chart shows labels and quality per round."""
 
 from __future__ import annotations
 
+import numpy as np
 import panel as pn
 import param
 from panel.viewable import Viewer
@@ -63,13 +64,18 @@ class RoundsView(Viewer):
         self._source.data = {
             "round": [r["round"] for r in rounds],
             "labels": [r["n_labels"] for r in rounds],
-            "change": [(r["ranking_change"] or 0.0) * 100 for r in rounds],
-            "precision": [(r["precision_estimate"] or 0.0) * 100 for r in rounds],
+            # no estimate yet is a gap in the line, not a misleading 0 %
+            "change": _percent([r["ranking_change"] for r in rounds]),
+            "precision": _percent([r["precision_estimate"] for r in rounds]),
         }
 
     def __panel__(self):
         return pn.Column(pn.Row(self._learn, self._undo, self._auto), self._summary,
                          self._chart, sizing_mode="stretch_width")
+
+
+def _percent(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else 100.0 * v for v in values], np.float64)
 
 
 def _chart():
@@ -81,6 +87,7 @@ def _chart():
     src = ColumnDataSource({"round": [], "labels": [], "change": [], "precision": []})
     fig = figure(height=160, sizing_mode="stretch_width", toolbar_location=None,
                  tools="hover", x_axis_label="round", y_axis_label="labels")
+    fig.xaxis.ticker.min_interval = 1  # rounds are whole numbers
     fig.extra_y_ranges = {"pct": Range1d(0, 100)}
     fig.add_layout(LinearAxis(y_range_name="pct", axis_label="%"), "right")
     fig.line("round", "labels", source=src, color="#1565c0", line_width=2,
