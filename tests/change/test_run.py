@@ -135,6 +135,32 @@ def test_the_app_draws_the_change_map_of_either_date(ingested) -> None:
         assert change_layer(store, store.product(first)) is None
 
 
+def test_a_mining_session_finds_changes_like_these(ingested) -> None:
+    """Relevance feedback on the pair's change scores: two very changed patches as
+    examples, two unchanged ones as counter-examples; the ranking puts changed first."""
+    from eominer.learning.evaluation import average_precision
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    url, first, second, home = ingested
+    with open_store(url) as store:
+        run = detect_change(first, second, "cva", home / "maps" / "rf.tif", store)
+        ids, X, names = store.read_features([run.feature_set_id], [first], 32)
+        share = X[:, [n.endswith("change_share") for n in names].index(True)]
+        s = Session.create(store, "changes like these", "ana", "new_construction", [first],
+                           32, [run.feature_set_id], model_kind="logistic")
+        order = np.argsort(share, kind="stable")
+        for row in order[-2:]:
+            s.label(int(ids[row]), 1, "ana")
+        for row in order[:2]:
+            s.label(int(ids[row]), -1, "ana")
+        r = s.run_round()
+    truth = (share > 0.2).astype(np.int8) * 2 - 1
+    assert 0.02 < float((truth == 1).mean()) < 0.5
+    ap = average_precision(truth, r.scores)
+    assert ap > 0.8, ap  # the change score itself is the feature: near-perfect ranking
+
+
 def test_paths_work_without_a_database(oscd, workspace) -> None:
     base = oscd / "images" / "bercy"
     run = detect_change(str(base / "imgs_1"), str(base / "imgs_2"), "irmad")
