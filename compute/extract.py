@@ -203,8 +203,9 @@ def block_tasks(store, product: dict[str, Any], fs_id: str, name: str,
 
 def plan(store, features: str | Sequence[str] | None, product_ids: Sequence[str] | None,
          block_rows: int, report: ExtractReport) -> tuple[list[BlockTask], dict[str, Any]]:
-    """Validate everything, register feature sets, cut tasks. Raises before any write
-    when an input is bad (unknown feature, missing ARD, no encoder)."""
+    """Validate everything and cut tasks, writing nothing: an input that is bad
+    (unknown feature, missing ARD, no encoder) raises before any write, and the feature
+    sets are created only once the job runs (`run_extract`)."""
     from eominer.features.encoder import latest_encoder
 
     explicit = features is not None
@@ -239,7 +240,7 @@ def plan(store, features: str | Sequence[str] | None, product_ids: Sequence[str]
     tasks: list[BlockTask] = []
     registered: dict[str, Any] = {}
     for p, name, d in descs:
-        fs = store.register_feature_set(d.name, d.version, d.params, d.columns, d.sensor)
+        fs = store.planned_feature_set(d.name, d.version, d.params, d.columns, d.sensor)
         registered[fs.feature_set_id] = fs
         if (fs.feature_set_id, fs.name) not in report.feature_sets:
             report.feature_sets.append((fs.feature_set_id, fs.name))
@@ -268,20 +269,28 @@ def run_extract(
     from compute.runtime import cluster_cpus, import_ray, ray_session
     from eominer.metrics import exporter_from_env
 
-    import_ray()  # a missing Ray is reported before anything is planned or written
+    import_ray(local=not address)  # a missing Ray is reported before anything is planned
     report = ExtractReport(new_job_id())
     tasks, sets = plan(store, features, product_ids, block_rows, report)
     report.tasks_total = len(tasks)
-    todo_ids = set(store.schedule_tasks(report.job_id, "extract", [
-        {"task_id": t.task_id, "product_id": t.product_id, "feature_set_id": t.feature_set_id,
-         "block": t.y0, "n_items": t.n_patches} for t in tasks]))
-    todo = [t for t in tasks if t.task_id in todo_ids]
+    done = store.task_statuses([t.task_id for t in tasks])
+    todo = [t for t in tasks if done.get(t.task_id) != "done"]
     report.tasks_skipped = len(tasks) - len(todo)
     if on_start:
         on_start(len(tasks), len(todo))
     if not todo:
         return report
+    # Ray first: a cluster that cannot be reached leaves the database as it was
     with ray_session(address, num_cpus) as ray:
+        with store.transaction():
+            for fs in sets.values():  # new ones carry the descriptor's own params
+                if store.feature_set(fs.feature_set_id) is None:
+                    store.register_feature_set(fs.name, fs.version, fs.params, fs.columns,
+                                               fs.sensor)
+            store.schedule_tasks(report.job_id, "extract", [
+                {"task_id": t.task_id, "product_id": t.product_id,
+                 "feature_set_id": t.feature_set_id, "block": t.y0, "n_items": t.n_patches}
+                for t in todo])
         n = max(1, min(num_workers or cluster_cpus(ray), len(todo)))
         report.workers = n
         t0 = time.perf_counter()  # Ray is up: from here on, the job's own time

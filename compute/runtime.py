@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,8 +35,18 @@ WORKER_ENV: dict[str, str] = {
 }
 
 
-def import_ray():
-    """Ray, or MissingExtraError naming the `ray` extra."""
+# Ray binds its servers to every interface and talks to the machine's network address,
+# even for a cluster of one machine; with this set before Ray is imported, a local Ray
+# stays on 127.0.0.1. A process that joins a real cluster must not set it.
+LOCAL_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def import_ray(local: bool = False):
+    """Ray, or MissingExtraError naming the `ray` extra. `local`: this process will start
+    a local Ray (no cluster address), so keep it on loopback."""
+    if local and "ray" not in sys.modules:
+        for k, v in LOCAL_RAY_ENV.items():
+            os.environ.setdefault(k, v)
     return require("ray", "ray", "batch jobs (eominer extract)")
 
 
@@ -47,7 +58,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
     `address` is "host:port" (GCS) or "ray://host:10001" (Ray Client); "auto" joins a
     cluster started on this machine with `ray start`. Yields the `ray` module.
     """
-    ray = import_ray()
+    ray = import_ray(local=not address)
     if ray.is_initialized():
         yield ray
         return

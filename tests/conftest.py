@@ -9,6 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Every Ray a test starts (local, or the fake multi-node cluster) stays on 127.0.0.1:
+# set before anything imports Ray (see compute.runtime.LOCAL_RAY_ENV).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 
 def shared_data_root() -> Path:
     env = os.environ.get("EOMINER_SHARED_DATA")

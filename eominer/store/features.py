@@ -80,16 +80,10 @@ class FeaturesMixin(StoreBase):
         sensor: str | None = None,
     ) -> FeatureSet:
         """Create (or find) the feature set and its table; idempotent."""
-        fid = feature_set_id(name, version, params)
-        fs = FeatureSet(fid, name, version, dict(params), tuple(columns), f"fs_{fid}", sensor)
-        existing = self.feature_set(fid)
-        if existing is not None:
-            if existing.columns != fs.columns:
-                raise FeatureError(
-                    f"feature set {fid} exists with other columns ({existing.dims} vs "
-                    f"{fs.dims}): bump the descriptor's version when its output changes"
-                )
-            return existing
+        fs = self.planned_feature_set(name, version, params, columns, sensor)
+        if self.feature_set(fs.feature_set_id) is not None:
+            return fs
+        fid = fs.feature_set_id
         with self.transaction():
             self.execute(feature_table_ddl(fs.table_name, list(fs.columns)))
             self.execute(
@@ -98,6 +92,24 @@ class FeaturesMixin(StoreBase):
                  json.dumps(list(columns)), len(columns), fs.table_name, sensor, utcnow()),
             )
         return fs
+
+    def planned_feature_set(
+        self, name: str, version: int, params: dict[str, Any], columns: Sequence[str],
+        sensor: str | None = None,
+    ) -> FeatureSet:
+        """The feature set these arguments identify, checked against the database but
+        not created (jobs plan with it before they write anything)."""
+        fid = feature_set_id(name, version, params)
+        fs = FeatureSet(fid, name, version, dict(params), tuple(columns), f"fs_{fid}", sensor)
+        existing = self.feature_set(fid)
+        if existing is None:
+            return fs
+        if existing.columns != fs.columns:
+            raise FeatureError(
+                f"feature set {fid} exists with other columns ({existing.dims} vs "
+                f"{fs.dims}): bump the descriptor's version when its output changes"
+            )
+        return existing
 
     def feature_set(self, fid: str) -> FeatureSet | None:
         rows = self.query(
