@@ -98,6 +98,22 @@ def test_ray_not_installed(store, monkeypatch: pytest.MonkeyPatch):
     assert nothing_written(store)
 
 
+def test_a_cluster_that_cannot_be_reached_leaves_the_database_as_it_was(store, monkeypatch):
+    import contextlib
+
+    import compute.runtime as runtime
+
+    @contextlib.contextmanager
+    def unreachable(address=None, num_cpus=None, **_):
+        raise ConfigError(f"cannot reach a Ray cluster at {address}: timed out")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(runtime, "ray_session", unreachable)
+    with pytest.raises(ConfigError, match="cannot reach a Ray cluster at 127.0.0.1:9"):
+        run_extract(store, "spectral,gabor", address="127.0.0.1:9")
+    assert nothing_written(store)
+
+
 def test_cli_exits_non_zero_with_one_clear_line(store, capsys):
     url = store.url
     store.close()
