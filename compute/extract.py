@@ -248,6 +248,14 @@ def plan(store, features: str | Sequence[str] | None, product_ids: Sequence[str]
     return tasks, registered
 
 
+def create_feature_sets(store, sets: dict[str, Any]) -> None:
+    """Create the planned feature sets that are new (they carry the descriptor's own
+    params; existing ones come back from the database as they are)."""
+    for fs in sets.values():
+        if store.feature_set(fs.feature_set_id) is None:
+            store.register_feature_set(fs.name, fs.version, fs.params, fs.columns, fs.sensor)
+
+
 def new_job_id() -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     return f"extract-{stamp}-{secrets.token_hex(3)}"
@@ -283,10 +291,7 @@ def run_extract(
     # Ray first: a cluster that cannot be reached leaves the database as it was
     with ray_session(address, num_cpus) as ray:
         with store.transaction():
-            for fs in sets.values():  # new ones carry the descriptor's own params
-                if store.feature_set(fs.feature_set_id) is None:
-                    store.register_feature_set(fs.name, fs.version, fs.params, fs.columns,
-                                               fs.sensor)
+            create_feature_sets(store, sets)
             store.schedule_tasks(report.job_id, "extract", [
                 {"task_id": t.task_id, "product_id": t.product_id,
                  "feature_set_id": t.feature_set_id, "block": t.y0, "n_items": t.n_patches}

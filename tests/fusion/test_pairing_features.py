@@ -144,10 +144,11 @@ def test_mining_session_runs_on_fused_features(paired):
 
 def test_fuse_the_spectral_and_sar_descriptor_sets(paired):
     """Feature-level fusion of eominer.features' own 'spectral' (S2) and 'sar' (S1) sets."""
-    from compute.extract import ExtractReport, compute_block, plan
+    from compute.extract import ExtractReport, compute_block, create_feature_sets, plan
 
     store, pairs, *_ = paired
     tasks, sets = plan(store, ["spectral", "sar"], None, 480, ExtractReport("t"))
+    create_feature_sets(store, sets)
     for t in tasks:
         ids, values = compute_block(t)
         store.write_features(sets[t.feature_set_id], ids, values)
