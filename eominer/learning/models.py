@@ -329,7 +329,5 @@ def similar_to(X: np.ndarray, query: np.ndarray, k: int,
         sims *= np.float32(2.0)
         sims -= sq_norms
         sims -= np.float32(q @ q)
-    np.negative(sims, out=sims)  # nearest = smallest negated similarity
-    top = smallest(sims, k)
-    np.negative(sims, out=sims)
+    top = smallest(-sims, k)  # nearest first
     return top, sims[top]
