@@ -78,6 +78,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
     try:
         ray.init(**kwargs)
     except ConnectionError as exc:
+        # a failed Ray Client connect leaves client mode switched on in this process,
+        # and every later local ray.init would then fail: shutdown switches it off
+        ray.shutdown()
         raise ConfigError(f"cannot reach a Ray cluster at {address}: {exc}") from exc
     try:
         yield ray

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from compute.extract import block_tasks, compute_block, run_extract
+from compute.runtime import ray_session
 from eominer.cli import main
 from eominer.errors import (
     ConfigError,
@@ -104,6 +105,9 @@ def test_a_cluster_that_cannot_be_reached_leaves_the_database_as_it_was(store):
     with pytest.raises(ConfigError, match="cannot reach a Ray cluster at ray://127.0.0.1:9"):
         run_extract(store, "spectral,gabor", address="ray://127.0.0.1:9")
     assert nothing_written(store)
+    # the failed connect must not leave Ray Client mode on: a local run still works
+    with ray_session(num_cpus=1) as ray:
+        assert ray.get(ray.put(7)) == 7
 
 
 def test_cli_exits_non_zero_with_one_clear_line(store, capsys):
