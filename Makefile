@@ -13,7 +13,8 @@ PY := $(shell for c in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12 p
 PY310 := $(shell for c in python3.10 $(HOME)/.pyenv/versions/3.10*/bin/python3.10; do \
 	$$c -c 'import sys; assert sys.version_info[:2] == (3, 10); print(sys.executable)' 2>/dev/null \
 	&& break; done)
-UV := $(shell command -v uv 2>/dev/null || echo "$(PY) -m uv")
+# `uv --version`, not `command -v uv`: a pyenv shim named uv may exist without a uv behind it
+UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo "$(PY) -m uv")
 VENV := .venv
 EXTRAS := all,test
 export EOMINER_HOME ?= $(CURDIR)/workspace
@@ -27,7 +28,7 @@ help:
 	@echo "make eval   the evaluations on the shared data (long)"
 
 uv:
-	@command -v uv >/dev/null 2>&1 || $(PY) -m uv --version >/dev/null 2>&1 || \
+	@uv --version >/dev/null 2>&1 || $(PY) -m uv --version >/dev/null 2>&1 || \
 		$(PY) -m pip install --quiet --disable-pip-version-check uv
 
 $(VENV)/.installed: pyproject.toml | uv
