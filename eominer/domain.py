@@ -8,34 +8,6 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Window:
-    """A pixel window of a raster: offsets and size (rows = height)."""
-
-    x_off: int
-    y_off: int
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        if min(self.x_off, self.y_off) < 0 or min(self.width, self.height) <= 0:
-            raise ValueError(f"invalid window {self}: offsets >= 0 and sizes > 0 expected")
-
-
-@dataclass(frozen=True)
-class BBox:
-    """An axis-aligned box (minx, miny, maxx, maxy) in some CRS."""
-
-    minx: float
-    miny: float
-    maxx: float
-    maxy: float
-
-    def __post_init__(self) -> None:
-        if not (self.minx <= self.maxx and self.miny <= self.maxy):
-            raise ValueError(f"invalid bbox {self}: min must not exceed max")
-
-
-@dataclass(frozen=True)
 class BandSource:
     """Where one band of a product is read from: a file (GDAL path) and a band index."""
 

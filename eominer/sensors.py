@@ -45,7 +45,6 @@ S1_BANDS: tuple[str, ...] = ("VV", "VH")
 S2_BAND_RE = re.compile(r"(?:^|_)(B(?:0[1-9]|1[0-2]|8A))(?:_\d+m)?\.(?:tif|tiff|jp2)$", re.I)
 S2_TILE_RE = re.compile(r"(?:^|[_\s/])T(\d{2}[C-X][A-Z]{2})(?:[_\s]|$)")
 S2_PLATFORM_RE = re.compile(r"(?:^|[/_\s])(S2[ABC])_")
-S2_LEVEL_RE = re.compile(r"(?:MSI)?_?(L1C|L2A)")
 # Compact (T..._YYYYMMDDTHHMMSS_) carries the sensing time; the old granule name carries
 # the processing time after OPER_MSI_L1C_TL_<site>_ (acquisition must come from elsewhere).
 S2_COMPACT_TIME_RE = re.compile(r"T\d{2}[C-X][A-Z]{2}_(\d{8}T\d{6})_")

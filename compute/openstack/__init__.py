@@ -3,7 +3,6 @@
 - `node_provider.OpenStackNodeProvider`: the autoscaler's NodeProvider (Nova servers);
 - `cloud.CloudClient`: the openstacksdk calls it makes, each with a bounded, logged retry;
 - `config`: the provider and node_config settings of the cluster YAML, checked once;
-- `fakecloud.FakeOpenStack`: an in-memory Keystone/Nova/Neutron/Glance for tests.
 
 The cluster YAML may name `compute.openstack.OpenStackNodeProvider`; it is loaded lazily
 so that importing this package does not import Ray.

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from eominer import __version__
-from eominer.errors import ReadOnlySQLError, SchemaVersionError, StoreError, UserSQLError
+from eominer.errors import ReadOnlySQLError, SchemaVersionError, UserSQLError
 from eominer.store.engines import Engine
 from eominer.store.schema import INDEXES, SCHEMA_VERSION, TABLES
 
@@ -240,8 +240,3 @@ def _strip_strings(sql: str) -> str:
             continue
         out.append(ch)
     return "".join(out)
-
-
-def ensure(condition: bool, message: str) -> None:
-    if not condition:
-        raise StoreError(message)

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compute.openstack.fakecloud import FakeOpenStack
 from compute.openstack.node_provider import ray_node_id_for
+from tests.compute.fakecloud import FakeOpenStack
 
 ray = pytest.importorskip("ray")
 from ray.autoscaler.tags import (  # noqa: E402

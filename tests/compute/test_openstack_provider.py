@@ -22,13 +22,13 @@ from ray.autoscaler.tags import (
     TAG_RAY_USER_NODE_TYPE,
 )
 
-from compute.openstack.fakecloud import FakeOpenStack
 from compute.openstack.node_provider import (
     FLOATING_NETWORK_KEY,
     OpenStackNodeProvider,
     ray_node_id_for,
 )
 from eominer.errors import CloudError, ConfigError
+from tests.compute.fakecloud import FakeOpenStack
 
 AUTH = {
     "auth_url": "http://cloud.example.test/identity/v3", "username": "eominer",

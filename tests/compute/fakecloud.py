@@ -1,4 +1,4 @@
-"""A small in-memory OpenStack (Keystone, Nova, Neutron, Glance) for tests and laptops.
+"""A small in-memory OpenStack (Keystone, Nova, Neutron, Glance) for the tests.
 
 It answers exactly the calls `CloudClient` makes, with the JSON shapes of the real
 APIs, so the provider runs against the real openstacksdk with nothing leaving the
