@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from compute.runtime import task_error_text, worker_name
 from eominer.errors import (
     ConfigError,
-    EominerError,
     FeatureError,
     JobError,
     ModelNotTrainedError,
@@ -120,7 +119,7 @@ class FeatureWorker:
 
     def __init__(self) -> None:
         self.cache: dict[str, Descriptor] = {}
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = worker_name()
 
     def run(self, task: BlockTask) -> tuple[str, np.ndarray, np.ndarray, str]:
         ids, values = compute_block(task, self.cache)
@@ -386,7 +385,7 @@ def _drive(ray, store, sets: dict[str, Any], todo: list[BlockTask], n_workers: i
                     if attempt <= retries:
                         enqueue(task, attempt + 1)
                     else:
-                        msg = _error_text(exc)
+                        msg = task_error_text(exc)
                         writer.flush()  # its pending start mark first, then the failure
                         store.fail_task(task.task_id, msg)
                         report.failed.append((task.task_id, task.product_id, msg))
@@ -453,12 +452,4 @@ class _Writer:
         committed, self.starts, self.done = self.done, [], []
         self.last = time.perf_counter()
         return committed
-
-
-def _error_text(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, EominerError):
-        return f"{type(cause).__name__}: {cause}"
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
 

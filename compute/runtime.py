@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
 
-from eominer.errors import ConfigError, require
+from eominer.errors import ConfigError, EominerError, require
 
 WORKER_ENV: dict[str, str] = {
     "OMP_NUM_THREADS": "1",
@@ -106,3 +107,18 @@ def gpus_for_models(ray) -> int:
     if flag not in ("", "0", "1", "true", "false", "yes", "no"):
         raise ConfigError(f"EOMINER_GPU_NODES must be 1 or 0, got {flag!r}")
     return 1 if gpus_in_cluster(ray) >= 1 or flag in ("1", "true", "yes") else 0
+
+
+def task_error_text(exc: BaseException) -> str:
+    """One line for a Ray task's error: our own errors by class and message (they say
+    what to fix), anything else by the last line of Ray's traceback text."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, EominerError):
+        return f"{type(cause).__name__}: {cause}"
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def worker_name() -> str:
+    """"host:pid" of this process, as the `jobs` table records a task's worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -160,7 +160,12 @@ def record_change(store, computed: ComputedPair, seed: int = 0) -> ChangeRun:
             params={"method": run.method, "binary_path": run.binary_path,
                     "threshold": run.threshold, "threshold_rule": "otsu",
                     "feature_set_id": fs.feature_set_id, "seed": seed,
-                    "reprojected": run.reprojected},
+                    "reprojected": run.reprojected,
+                    # the run's summary, so a resumed `--pairs` job can report it
+                    "changed_fraction": run.changed_fraction,
+                    "valid_fraction": run.valid_fraction,
+                    "cloud_fraction": run.cloud_fraction,
+                    "patches_scored": len(patch_ids), "warnings": list(run.warnings)},
         )
     return replace(run, pair_id=pid, feature_set_id=fs.feature_set_id,
                    patches_scored=len(patch_ids))
@@ -201,36 +206,157 @@ def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
 
 
 def _compute_task(first_in: PairInput, second_in: PairInput, method: str, seed: int,
-                  windows: dict | None) -> ComputedPair:
-    return compute_change(first_in, second_in, method, None, seed, 1, True, windows)
+                  windows: dict | None) -> tuple[ComputedPair, str, float]:
+    """A Ray task: the computed pair, the worker ("host:pid") and its run time."""
+    import time
+
+    from compute.runtime import worker_name
+
+    t0 = time.perf_counter()
+    computed = compute_change(first_in, second_in, method, None, seed, 1, True, windows)
+    return computed, worker_name(), time.perf_counter() - t0
+
+
+def task_id_of(first_in: PairInput, second_in: PairInput, method: str, seed: int,
+               ) -> str | None:
+    """The `jobs` row of a pair of ingested products (a pair of paths has none: it is
+    always computed, since nothing in the database says it was)."""
+    if first_in.row is None or second_in.row is None:
+        return None
+    from eominer.store.pairs import pair_id
+
+    pid = pair_id("change", first_in.row["product_id"], second_in.row["product_id"], method)
+    return f"{pid}:seed{seed}"
+
+
+def finished_run(store, first_in: PairInput, second_in: PairInput, method: str,
+                 seed: int) -> ChangeRun | None:
+    """What an earlier run recorded for this pair, if it used the same seed and its
+    maps are still on disk; else None (the pair is computed again)."""
+    if store is None or first_in.row is None or second_in.row is None:
+        return None
+    from eominer.store.pairs import pair_id
+
+    row = store.pair(pair_id("change", first_in.row["product_id"],
+                             second_in.row["product_id"], method))
+    if row is None:
+        return None
+    p = row["params"]
+    if (p.get("seed") != seed or "changed_fraction" not in p
+            or not all(Path(f).exists() for f in (row["layer_path"] or "", p["binary_path"]))):
+        return None
+    return ChangeRun(
+        method=method, probability_path=row["layer_path"], binary_path=p["binary_path"],
+        threshold=p["threshold"], changed_fraction=p["changed_fraction"],
+        valid_fraction=p["valid_fraction"], cloud_fraction=p["cloud_fraction"],
+        reprojected=p["reprojected"], days_apart=row["days_apart"], pair_id=row["pair_id"],
+        feature_set_id=p["feature_set_id"], patches_scored=p["patches_scored"],
+        warnings=tuple(p.get("warnings", ())),
+    )
+
+
+@dataclass
+class PairsReport:
+    """What `detect_many` did: a run per pair (None where it failed), in input order."""
+
+    job_id: str
+    runs: list[ChangeRun | None]
+    resumed: int = 0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # before, after, error
+
+    def raise_for_failures(self) -> None:
+        from eominer.errors import JobError
+
+        if self.failed:
+            lines = "; ".join(f"{a} -> {b}: {e}" for a, b, e in self.failed[:10])
+            more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
+            raise JobError(
+                f"{len(self.failed)} of {len(self.runs)} pair(s) failed: {lines}{more}. "
+                "Fix the cause and re-run the same command: finished pairs are kept"
+            )
 
 
 def detect_many(
     pairs: Sequence[tuple[str, str]], method: str, store=None, seed: int = 0,
     address: str | None = None, num_cpus: int | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> list[ChangeRun]:
+    on_pair: Callable[[int, ChangeRun, bool], None] | None = None,
+) -> PairsReport:
     """Every pair as one Ray task (one CPU and one TensorFlow/BLAS thread each, see
-    `compute.runtime`); the driver alone writes the database as results arrive."""
-    from compute.runtime import gpus_for_models, ray_session
+    `compute.runtime`); the driver alone writes the database as results arrive.
+
+    Resumable: a pair of ingested products that an earlier run finished (same method
+    and seed, maps still on disk) is reported, not computed again. Each pair of ingested
+    products has a `jobs` row (kind 'change'), and the job's progress is counted in the
+    Prometheus metrics (`EOMINER_METRICS_PORT`). A pair that fails does not stop the
+    others: the report lists it. `on_pair(index, run, resumed)` after each pair.
+    """
+    import datetime as dt
+    import secrets
+    import time
+
+    from compute.runtime import gpus_for_models, import_ray, ray_session, task_error_text
+    from eominer.metrics import exporter_from_env, job_metrics
 
     check_method(method)
+    import_ray(local=not address)
     inputs = [(resolve(a, store), resolve(b, store)) for a, b in pairs]
-    runs: list[ChangeRun] = []
-    with ray_session(address=address, num_cpus=num_cpus) as ray:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    report = PairsReport(f"change-{stamp}-{secrets.token_hex(3)}", [None] * len(inputs))
+    todo: list[int] = []
+    for i, (a, b) in enumerate(inputs):
+        prior = finished_run(store, a, b, method, seed)
+        if prior is None:
+            todo.append(i)
+            continue
+        report.runs[i] = prior
+        report.resumed += 1
+        if on_pair:
+            on_pair(i, prior, True)
+    if not todo:
+        return report
+    task_ids = {i: task_id_of(*inputs[i], method, seed) for i in todo}
+    windows = {i: patch_windows_of(store, *inputs[i]) for i in todo}
+    metrics = job_metrics()
+    with ray_session(address=address, num_cpus=num_cpus) as ray, exporter_from_env():
+        tracked = [i for i in todo if task_ids[i] is not None]
+        if tracked:
+            store.schedule_tasks(report.job_id, "change", [
+                {"task_id": task_ids[i], "product_id": inputs[i][0].row["product_id"],
+                 "feature_set_id": None, "block": 0,
+                 "n_items": len(windows[i]["patch_id"]) if windows[i] else 0}
+                for i in tracked])
         # the encoder trains a network per pair: on a cluster with GPU nodes it asks for one
         gpus = gpus_for_models(ray) if method == "encoder" else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus)(_compute_task)
-        refs = [task.remote(a, b, method, seed, patch_windows_of(store, a, b))
-                for a, b in inputs]
-        index = {ref: i for i, ref in enumerate(refs)}
-        done: dict[int, ChangeRun] = {}
-        pending = list(refs)
+        index = {task.remote(*inputs[i], method, seed, windows[i]): i for i in todo}
+        for i in tracked:
+            store.start_task(task_ids[i], 1)
+        pending, t0 = list(index), time.perf_counter()
         while pending:
+            metrics.set_queue_depth("change", len(pending))
             ready, pending = ray.wait(pending, num_returns=1)
             i = index[ready[0]]
-            done[i] = record_change(store, ray.get(ready[0]), seed)
-            if progress:
-                progress(f"{pairs[i][0]} -> {pairs[i][1]}: {done[i].probability_path}")
-        runs = [done[i] for i in range(len(refs))]
-    return runs
+            tid = task_ids[i]
+            try:
+                computed, worker, seconds = ray.get(ready[0])
+            except Exception as exc:  # noqa: BLE001 - a task's error, reported per pair
+                msg = task_error_text(exc)
+                metrics.record_task("change", time.perf_counter() - t0, failed=True)
+                if tid is not None:
+                    store.fail_task(tid, msg)
+                report.failed.append((*pairs[i], msg))
+                continue
+            if store is None:
+                run = computed.run
+            else:
+                with store.transaction():  # the pair's scores and its `done` mark together
+                    run = record_change(store, computed, seed)
+                    if tid is not None:
+                        store.finish_task(tid, worker)
+            report.runs[i] = run
+            metrics.record_task("change", seconds)
+            metrics.record_patches("change", run.patches_scored)
+            if on_pair:
+                on_pair(i, run, False)
+        metrics.set_queue_depth("change", 0)
+    return report

@@ -33,7 +33,8 @@ def _line(before: str, after: str, run) -> str:
               help="Probability COG path (the binary map goes beside it as *_binary.tif); "
               "default: $EOMINER_HOME/layers/change_<method>_<before>__<after>.tif.")
 @click.option("--pairs", "pairs_file", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="File of 'BEFORE AFTER' lines: every pair as a Ray task.")
+              default=None, help="File of 'BEFORE AFTER' lines: every pair as a Ray "
+              "task; a re-run skips the pairs an earlier run finished.")
 @click.option("--ray-address", "--address", "address", default=None, metavar="ADDR",
               help="Ray cluster to join (with --pairs); default: a local Ray.")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (with --pairs).")
@@ -62,9 +63,17 @@ def change(
     with open_store(db) as store:
         if pairs_file is not None:
             pairs = read_pairs_file(pairs_file)
-            runs = detect_many(pairs, method, store, seed, address=address, num_cpus=num_cpus)
-            for (a, b), run in zip(pairs, runs):
-                click.echo(_line(a, b, run))
+
+            def show(i: int, run, resumed: bool) -> None:
+                a, b = pairs[i]
+                click.echo(_line(a, b, run) + ("\n  (done by an earlier run)" if resumed else ""))
+
+            report = detect_many(pairs, method, store, seed, address=address,
+                                 num_cpus=num_cpus, on_pair=show)
+            done = sum(r is not None for r in report.runs)
+            click.echo(f"{done} of {len(pairs)} pair(s) done ({report.resumed} by an earlier "
+                       f"run), {len(report.failed)} failed", err=True)
+            report.raise_for_failures()
             return
         assert before is not None and after is not None
         run = detect_change(before, after, method, out, store, seed,

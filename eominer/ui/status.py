@@ -31,7 +31,7 @@ class StatusLine(Viewer):
         self._spinner.value = s.busy
 
     def refresh_jobs(self) -> None:
-        """Ray batch jobs recorded in the store (extract, change, fusion)."""
+        """Ray batch jobs recorded in the store (extract, change --pairs)."""
         try:
             t = self.state.store.tasks().to_pylist()
         except Exception:  # jobs table of an older database: nothing to show

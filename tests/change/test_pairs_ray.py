@@ -1,35 +1,73 @@
-"""`eominer change --pairs FILE`: pairs as Ray tasks (local Ray), the driver writes the DB."""
+"""`eominer change --pairs FILE`: pairs as Ray tasks (local Ray), the driver writes the DB;
+a failed pair does not stop the others, and a re-run does only what is left."""
 
 from __future__ import annotations
 
-import pytest
-from click.testing import CliRunner
+import re
+import shutil
 
-from eominer.cli import cli
+import pytest
+
+from eominer.cli import main
 
 pytestmark = pytest.mark.ray
 
 
-def test_pairs_file_runs_on_ray_and_records_each_pair(oscd, workspace, db_url, tmp_path) -> None:
+def _patches_counted(job: str) -> float:
+    from eominer.metrics import default_metrics
+
+    text = default_metrics().exposition().decode()
+    m = re.search(rf'eominer_patches_processed_total{{batch_job="{job}"}} (\S+)', text)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_pairs_on_ray_record_each_pair_report_failures_and_resume(
+        oscd, workspace, db_url, tmp_path, capsys) -> None:
     from eominer.ingest import ingest_paths
     from eominer.store import open_store
 
     base = oscd / "images" / "paris"
     with open_store(db_url) as store:
         res = ingest_paths(store, [base / "imgs_1", base / "imgs_2"], levels=(64,))
-    bercy = oscd / "images" / "bercy"
+        n_patches = store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?",
+                                (res[0].product_id,))[0][0]
+    # a pair of paths whose first date has a truncated band file
+    bercy = tmp_path / "bercy"
+    shutil.copytree(oscd / "images" / "bercy", bercy)
+    band = next((bercy / "imgs_1").glob("*_B04.tif"))
+    band.write_bytes(band.read_bytes()[:2000])
     f = tmp_path / "pairs.txt"
     f.write_text(f"{res[0].product_id} {res[1].product_id}\n"
                  f"{bercy / 'imgs_1'} {bercy / 'imgs_2'}\n")
-    r = CliRunner().invoke(cli, ["change", "--pairs", str(f), "--method", "cva",
-                                 "--num-cpus", "2", "--db", db_url])
-    assert r.exit_code == 0, r.output
-    assert r.output.count(" cva  changed ") == 2
+    args = ["change", "--pairs", str(f), "--method", "cva", "--num-cpus", "2", "--db", db_url]
+    counted = _patches_counted("change")
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 1
+    assert out.count(" cva  changed ") == 1  # the good pair is done and reported
+    assert "1 of 2 pair(s) failed" in err and str(bercy / "imgs_1") in err
+    assert "re-run the same command" in err
     with open_store(db_url) as store:
         pairs = store.pairs(kind="change")
         assert pairs.num_rows == 1  # only the ingested pair has products to record
         assert pairs["first_id"][0].as_py() == res[0].product_id
-        fs_id = store.pair(pairs["pair_id"][0].as_py())["params"]["feature_set_id"]
-        n = store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?",
-                        (res[0].product_id,))[0][0]
-        assert store.count_features(store.require_feature_set(fs_id)) == n
+        pair = store.pair(pairs["pair_id"][0].as_py())
+        fs = store.require_feature_set(pair["params"]["feature_set_id"])
+        assert store.count_features(fs) == n_patches
+        jobs = store.tasks().to_pylist()
+        assert [(j["kind"], j["status"], j["n_items"]) for j in jobs] == [
+            ("change", "done", n_patches)]
+    assert _patches_counted("change") - counted == n_patches  # the Prometheus counter
+
+    shutil.copy(oscd / "images" / "bercy" / "imgs_1" / band.name, band)  # the fix
+    main(args)
+    out, err = capsys.readouterr()
+    assert out.count(" cva  changed ") == 2
+    assert out.count("(done by an earlier run)") == 1
+    assert "2 of 2 pair(s) done (1 by an earlier run), 0 failed" in err
+    with open_store(db_url) as store:
+        again = store.pair(pair["pair_id"])
+        assert again["created"] == pair["created"]  # not computed a second time
+        assert [j["status"] for j in store.tasks().to_pylist()] == ["done"]
