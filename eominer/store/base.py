@@ -151,17 +151,17 @@ class StoreBase:
         cancelled after `timeout_s`. Nothing it does can change the database."""
         text = check_read_only(sql)
         timed_out = threading.Event()
+        with self.engine.reader() as engine:
 
-        def cancel() -> None:
-            timed_out.set()
-            self.engine.interrupt()
+            def cancel() -> None:
+                timed_out.set()
+                engine.interrupt()
 
-        timer = threading.Timer(timeout_s, cancel)
-        with self.engine.lock:
-            self.engine.begin()
+            timer = threading.Timer(timeout_s, cancel)
+            engine.begin()
             timer.start()
             try:
-                table = self.engine.query_arrow(
+                table = engine.query_arrow(
                     f"SELECT * FROM ({text}) AS user_query LIMIT {int(limit) + 1}"
                     if _wrappable(text) else text
                 )
@@ -178,7 +178,7 @@ class StoreBase:
                 raise UserSQLError(f"SQL error: {first_line(exc)}") from exc
             finally:
                 timer.cancel()
-                self.engine.rollback()
+                engine.rollback()
         truncated = table.num_rows > limit
         return UserResult(table.slice(0, limit) if truncated else table, truncated, limit)
 

@@ -8,9 +8,10 @@ parameter markers, bulk-loads columnar data and reads results as Arrow.
 from __future__ import annotations
 
 import abc
+import contextlib
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,13 @@ class Engine(abc.ABC):
 
     def interrupt(self) -> None:
         """Cancel the running statement, where the engine can."""
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Engine]:
+        """Where one read-only user query runs: by default this connection, held under
+        its lock for the query's whole run (other callers wait)."""
+        with self.lock:
+            yield self
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -162,6 +170,20 @@ class DuckDBEngine(Engine):
 
     def interrupt(self) -> None:
         self.con.interrupt()
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Engine]:
+        """A connection of its own on the same database (DuckDB's `cursor()`: its own
+        transaction, same settings, external access off): a slow user query then holds
+        no lock, and the app's other sessions keep clicking while it runs."""
+        with self.lock:  # the main connection is not thread-safe, even to branch off it
+            con = self.con.cursor()
+        reader = DuckDBEngine.__new__(DuckDBEngine)
+        reader._duckdb, reader.con, reader.lock, reader._n = self._duckdb, con, threading.RLock(), 0
+        try:
+            yield reader
+        finally:
+            con.close()
 
     def close(self) -> None:
         self.con.close()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 
@@ -32,7 +33,7 @@ class SQLConsole(Viewer):
                                              css_classes=["eom-sql-editor"])
         self._run = pn.widgets.Button(name="Run query", button_type="primary",
                                       width=140, css_classes=["eom-sql-run"])
-        self._run.on_click(lambda _: self.run())
+        self._run.on_click(self._on_run)
         self._info = pn.pane.HTML("", css_classes=["eom-sql-info"])
         self._table = pn.widgets.Tabulator(None, pagination="remote", page_size=25,
                                            disabled=True, sizing_mode="stretch_width",
@@ -45,24 +46,40 @@ class SQLConsole(Viewer):
                                                 width=90, css_classes=["eom-sql-parquet"])
 
     def run(self, sql: str | None = None) -> None:
+        """Run the editor's query (or `sql`) here and show its result or its error."""
         if sql is not None:
             self._editor.value = sql
-        text = self._editor.value
+        self._show(self._execute(self._editor.value))
+
+    async def _on_run(self, _event) -> None:
+        """The button: the query runs in a worker thread (for DuckDB on a connection of
+        its own), so the server keeps answering this and every other session meanwhile."""
+        self._run.disabled = self._run.loading = True
         try:
-            res = self.state.store.user_query(text, limit=self.limit, timeout_s=self.timeout_s)
+            outcome = await asyncio.to_thread(self._execute, self._editor.value)
+        finally:
+            self._run.disabled = self._run.loading = False
+        self._show(outcome)
+
+    def _execute(self, text: str):
+        """The query's UserResult, or the error text to show inline."""
+        try:
+            return self.state.store.user_query(text, limit=self.limit, timeout_s=self.timeout_s)
         except StoreError as exc:  # UserSQLError, ReadOnlySQLError: shown inline
-            self._info.object = (f'<span style="color:#b3261e" class="eom-sql-error">'
-                                 f"{html.escape(str(exc))}</span>")
-            return
+            return str(exc)
         except Exception as exc:  # the console must survive anything a query does
+            return f"query failed: {exc}"
+
+    def _show(self, outcome) -> None:
+        if isinstance(outcome, str):
             self._info.object = (f'<span style="color:#b3261e" class="eom-sql-error">'
-                                 f"query failed: {html.escape(str(exc))}</span>")
+                                 f"{html.escape(outcome)}</span>")
             return
-        self._result = res.table
-        self._table.value = res.table.to_pandas()
-        note = (f" (first {res.limit} rows: raise the limit or add WHERE/LIMIT)"
-                if res.truncated else "")
-        self._info.object = (f'<span class="eom-sql-ok">{res.table.num_rows} rows'
+        self._result = outcome.table
+        self._table.value = outcome.table.to_pandas()
+        note = (f" (first {outcome.limit} rows: raise the limit or add WHERE/LIMIT)"
+                if outcome.truncated else "")
+        self._info.object = (f'<span class="eom-sql-ok">{outcome.table.num_rows} rows'
                              f"{note}</span>")
 
     def _as_csv(self) -> io.BytesIO:
@@ -87,6 +104,7 @@ class SQLConsole(Viewer):
         return pn.Column(
             self._editor,
             pn.Row(self._run, pn.widgets.IntInput.from_param(self.param.limit, width=120),
-                   pn.widgets.FloatInput.from_param(self.param.timeout_s, width=100),
+                   pn.widgets.FloatInput.from_param(self.param.timeout_s, width=100,
+                                                    css_classes=["eom-sql-timeout"]),
                    self._csv, self._parquet),
             self._info, self._table, sizing_mode="stretch_width")

@@ -121,3 +121,37 @@ def test_user_sql_is_cancelled_after_its_timeout(store):
         store.user_query(slow, timeout_s=0.3)
     # the connection is usable afterwards, and nothing changed
     assert store.user_query("SELECT COUNT(*) AS n FROM patches").table.to_pylist() == [{"n": 500}]
+
+
+def test_a_slow_user_query_does_not_hold_up_writes(store):
+    """While one session's query runs (on a connection of its own), labels are written
+    and read through the store: the app's other sessions do not wait for it."""
+    import threading
+
+    from eominer.store.engines import Engine
+
+    if type(store.engine).reader is Engine.reader:
+        pytest.skip(f"{type(store.engine).__name__} runs user SQL on its main connection")
+    store.insert_arrow("patches", patch_rows(500))
+    slow = ("SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
+            "WHERE a.range + b.range = 7")
+    started, outcome = threading.Event(), []
+
+    def user() -> None:
+        started.set()
+        try:
+            store.user_query(slow, timeout_s=5)
+        except UserSQLError as exc:
+            outcome.append(str(exc))
+
+    t = threading.Thread(target=user)
+    t.start()
+    started.wait()
+    t.join(timeout=0.5)  # let the query get going
+    with store.transaction():
+        store.execute("INSERT INTO taxonomy (label_name, level, title) VALUES (?, ?, ?)",
+                      ("water", 1, "Water"))
+    assert store.query("SELECT title FROM taxonomy")[0][0] == "Water"
+    assert t.is_alive()  # the write went through while the query was still running
+    t.join()
+    assert outcome and "cancelled after 5 s" in outcome[0]

@@ -234,4 +234,18 @@ def test_two_users_stay_separate(server):
         table = table_text(ben)
         shot(ben, "09_user_ben_sql")
         assert re.search(r"ana\s+1\s+2", table) and re.search(r"ben\s+-1\s+1", table), table
+
+        # ben's slow query holds no lock and runs off the server's event loop: ana's
+        # click is answered while it runs, not after it
+        timeout = ben.locator(".eom-sql-timeout input").first
+        timeout.fill("12")
+        timeout.press("Enter")
+        run_sql(ben, "SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
+                     "WHERE a.range + b.range = 7")
+        before = n_labels(ana)
+        ana.locator(".eom-batch .eom-card").first.locator(".eom-yes").click()
+        wait_for(lambda: n_labels(ana) > before, 60, "ana's label during ben's query")
+        assert "cancelled" not in text(ben, ".eom-sql-info")  # ben's query still runs
+        wait_for(lambda: "cancelled after 12 s" in text(ben, ".eom-sql-info"), 60,
+                 "ben's query cancelled at its timeout")
     assert not refused, refused
