@@ -104,6 +104,11 @@ def test_read_only_user_sql(store):
                 "SELECT 1; DELETE FROM patches", "INSERT INTO taxonomy VALUES ('a')"):
         with pytest.raises(ReadOnlySQLError):
             store.user_query(bad)
+    for files in ("SELECT * FROM file_loader('/etc/passwd')",
+                  "SELECT * FROM sys.file_loader('/etc/passwd')",
+                  "SELECT * FROM read_csv('/etc/passwd')"):
+        with pytest.raises(ReadOnlySQLError, match="local files"):
+            store.user_query(files)
     with pytest.raises(UserSQLError, match="SQL error"):
         store.user_query("SELECT no_such_column FROM patches")
     assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 500
