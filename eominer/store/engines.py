@@ -189,14 +189,6 @@ class DuckDBEngine(Engine):
         self.con.close()
 
 
-def _arrow_column_to_numpy(col: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
-        return np.array([None if v is None else v for v in col.to_pylist()], dtype=object)
-    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        return np.array(col.to_pylist(), dtype=object)
-    return col.to_numpy()
-
-
 class _MonetBase(Engine):
     """What pymonetdb and monetdbe share: DB-API cursors, MonetDB's catalog and SQL."""
 
@@ -246,6 +238,21 @@ class _MonetBase(Engine):
     def commit(self) -> None:
         self._in_tx = False
         self.con.commit()
+
+    def _insert_values(self, table: str, data: pa.Table, rows_per_statement: int = 500,
+                       ) -> None:
+        """INSERT ... VALUES with many rows a statement: one round trip per
+        `rows_per_statement` rows, for what the columnar paths refuse (NULL strings on
+        monetdbe, timestamps in a binary COPY). Call inside a transaction."""
+        names = data.column_names
+        head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+        marks = "(" + ", ".join("?" for _ in names) + ")"
+        rows = data.to_pylist()
+        with self.lock:
+            for part in iter_chunks(len(rows), rows_per_statement):
+                chunk = rows[part]
+                self.execute(head + ", ".join([marks] * len(chunk)),
+                             [r[c] for r in chunk for c in names])
 
     def rollback(self) -> None:
         self._in_tx = False
@@ -331,7 +338,7 @@ class MonetDBeEngine(_MonetBase):
         names = data.column_names
         if any(data[c].null_count and (pa.types.is_string(data[c].type) or pa.types.is_null(data[c].type)
                or pa.types.is_timestamp(data[c].type)) for c in names):
-            self._insert_rows(table, data)  # small catalogue tables only
+            self._insert_values(table, data)  # the small catalogue tables
             return
         arrays = {c: _monetdbe_column(data[c]) for c in names}
         with self.lock:
@@ -357,13 +364,6 @@ class MonetDBeEngine(_MonetBase):
         # monetdbe's wrapper then refuses every fetch ("state inconsistent", a leftover of
         # the sqlite test suite it mimics); ROLLBACK succeeded, so the session is clean.
         self.con.consistent = True
-
-    def _insert_rows(self, table: str, data: pa.Table) -> None:
-        names = data.column_names
-        for row in data.to_pylist():
-            self.execute(
-                f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
-                [row[c] for c in names])
 
     def _bind(self, sql: str, params: Params) -> tuple[str, list[Any] | None]:
         """monetdbe cannot bind None: such markers become the NULL literal."""
@@ -432,20 +432,13 @@ class MonetDBEngine(_MonetBase):
 
     def append_arrow(self, table: str, data: pa.Table) -> None:
         """COPY BINARY ... ON CLIENT: each column travels as one little-endian buffer
-        (strings NUL-terminated), MonetDB's bulk path. Tables with timestamps are the
-        small catalogue tables: a prepared multi-row insert does for them."""
+        (strings NUL-terminated), MonetDB's bulk path. Tables with timestamps (labels,
+        annotations, the catalogue) go as multi-row INSERTs, 500 rows a round trip."""
         names = data.column_names
         if any(pa.types.is_timestamp(t) or pa.types.is_date(t) for t in data.schema.types):
-            rows = list(zip(*(_arrow_column_to_numpy(data[c]).tolist() for c in names)))
-            with self.lock:
-                cur = self.con.cursor()
-                try:
-                    cur.executemany(
-                        f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-                        f"({', '.join('%s' for _ in names)})", rows)
-                finally:
-                    cur.close()
-                if not self._in_tx:
+            self._insert_values(table, data)
+            if not self._in_tx:
+                with self.lock:
                     self.con.commit()
             return
         files = []

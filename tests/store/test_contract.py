@@ -160,3 +160,27 @@ def test_a_slow_user_query_does_not_hold_up_writes(store):
     assert t.is_alive()  # the write went through while the query was still running
     t.join()
     assert outcome and "cancelled after 5 s" in outcome[0]
+
+
+def test_nulls_timestamps_and_quotes_survive_a_bulk_insert(store):
+    """1,200 rows with NULL strings and timestamps: on MonetDB these go as multi-row
+    INSERTs (500 rows a statement), so values, NULLs and quotes must all come back."""
+    import datetime as dt
+
+    n = 1200
+    when = dt.datetime(2026, 11, 30, 12, 0, 1)
+    store.insert_arrow("jobs", pa.table({
+        "task_id": [f"t{i:04d}" for i in range(n)], "job_id": ["j"] * n, "kind": ["extract"] * n,
+        "product_id": pa.array([None if i % 3 else "P" for i in range(n)], pa.string()),
+        "feature_set_id": pa.nulls(n, pa.string()), "block": pa.array([1] * n, pa.int32()),
+        "n_items": pa.array(range(n), pa.int32()), "status": ["pending"] * n,
+        "attempts": pa.array([0] * n, pa.int32()),
+        "error": pa.array(["it's 50% 'quoted' ?" if i % 2 else None for i in range(n)],
+                          pa.string()),
+        "worker": pa.nulls(n, pa.string()),
+        "started": pa.array([when if i % 2 else None for i in range(n)], pa.timestamp("us")),
+        "finished": pa.nulls(n, pa.timestamp("us")),
+    }))
+    row = store.query("SELECT COUNT(*), COUNT(product_id), COUNT(error), COUNT(started), "
+                      "MAX(started), MIN(error), COUNT(worker), CAST(SUM(n_items) AS BIGINT) FROM jobs")[0]
+    assert row == (n, 400, 600, 600, when, "it's 50% 'quoted' ?", 0, n * (n - 1) // 2)
