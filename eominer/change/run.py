@@ -221,24 +221,25 @@ def task_id_of(first_in: PairInput, second_in: PairInput, method: str, seed: int
                ) -> str | None:
     """The `jobs` row of a pair of ingested products (a pair of paths has none: it is
     always computed, since nothing in the database says it was)."""
+    pid = _pair_id(first_in, second_in, method)
+    return None if pid is None else f"{pid}:seed{seed}"
+
+
+def _pair_id(first_in: PairInput, second_in: PairInput, method: str) -> str | None:
+    """The `product_pairs` id of a pair of ingested products; None for paths."""
     if first_in.row is None or second_in.row is None:
         return None
     from eominer.store.pairs import pair_id
 
-    pid = pair_id("change", first_in.row["product_id"], second_in.row["product_id"], method)
-    return f"{pid}:seed{seed}"
+    return pair_id("change", first_in.row["product_id"], second_in.row["product_id"], method)
 
 
 def finished_run(store, first_in: PairInput, second_in: PairInput, method: str,
                  seed: int) -> ChangeRun | None:
     """What an earlier run recorded for this pair, if it used the same seed and its
     maps are still on disk; else None (the pair is computed again)."""
-    if store is None or first_in.row is None or second_in.row is None:
-        return None
-    from eominer.store.pairs import pair_id
-
-    row = store.pair(pair_id("change", first_in.row["product_id"],
-                             second_in.row["product_id"], method))
+    pid = _pair_id(first_in, second_in, method)
+    row = store.pair(pid) if store is not None and pid is not None else None
     if row is None:
         return None
     p = row["params"]

@@ -243,16 +243,25 @@ class _MonetBase(Engine):
                        ) -> None:
         """INSERT ... VALUES with many rows a statement: one round trip per
         `rows_per_statement` rows, for what the columnar paths refuse (NULL strings on
-        monetdbe, timestamps in a binary COPY). Call inside a transaction."""
+        monetdbe, timestamps in a binary COPY). All rows or none."""
         names = data.column_names
         head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
         marks = "(" + ", ".join("?" for _ in names) + ")"
         rows = data.to_pylist()
         with self.lock:
-            for part in iter_chunks(len(rows), rows_per_statement):
-                chunk = rows[part]
-                self.execute(head + ", ".join([marks] * len(chunk)),
-                             [r[c] for r in chunk for c in names])
+            outer = not self._in_tx  # else the caller's transaction commits or rolls back
+            self._in_tx = True  # no commit after each statement
+            try:
+                for part in iter_chunks(len(rows), rows_per_statement):
+                    chunk = rows[part]
+                    self.execute(head + ", ".join([marks] * len(chunk)),
+                                 [r[c] for r in chunk for c in names])
+            except BaseException:
+                if outer:
+                    self.rollback()
+                raise
+            if outer:
+                self.commit()
 
     def rollback(self) -> None:
         self._in_tx = False
@@ -437,9 +446,6 @@ class MonetDBEngine(_MonetBase):
         names = data.column_names
         if any(pa.types.is_timestamp(t) or pa.types.is_date(t) for t in data.schema.types):
             self._insert_values(table, data)
-            if not self._in_tx:
-                with self.lock:
-                    self.con.commit()
             return
         files = []
         with self.lock:
