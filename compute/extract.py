@@ -442,13 +442,11 @@ class _Writer:
         for task, ids, values, _worker, _s in self.done:
             by_set.setdefault(task.feature_set_id, []).append((ids, values))
         with self.store.transaction():
-            for task_id, attempt in self.starts:
-                self.store.start_task(task_id, attempt)
+            self.store.start_tasks(self.starts)
             for fid, parts in by_set.items():
                 self.store.write_features(self.sets[fid], np.concatenate([i for i, _ in parts]),
                                           np.concatenate([v for _, v in parts]))
-            for task, _ids, _values, worker, _s in self.done:
-                self.store.finish_task(task.task_id, worker)
+            self.store.finish_tasks([(t.task_id, w) for t, _i, _v, w, _s in self.done])
         committed, self.starts, self.done = self.done, [], []
         self.last = time.perf_counter()
         return committed

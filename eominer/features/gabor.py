@@ -18,6 +18,8 @@ mean before filtering and left out of the per-patch statistics.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -29,6 +31,10 @@ VERSION = 1
 LUMINANCE = {"B04": 0.2125, "B03": 0.7154, "B02": 0.0721}
 DEFAULT_FREQUENCIES = (0.05, 0.1, 0.2, 0.4)
 TILE = 1024  # FFT tile edge: large enough to amortise the halo, small enough for cache
+# Kernel spectra kept between calls (an extract worker runs block after block of the
+# same shape): 24 kernel FFTs cost ~25% of a small block's time. Bounded by bytes, so
+# one full-tile bank (24 x 1100^2 complex64, ~230 MB) fits and evicts the others.
+SPECTRA_CACHE_BYTES = 256 * 2**20
 
 
 def sigma_for(frequency: float, bandwidth: float) -> float:
@@ -85,10 +91,10 @@ class _TiledFFT:
         self.tx = min(step, -(-self.cols // align) * align)
         self.ny = fft.next_fast_len(self.ty + 2 * halo)
         self.nx = fft.next_fast_len(self.tx + 2 * halo)
-        self.spectra = [self._kernel_spectrum(k) for k in kernels]
+        self.spectra = _SPECTRA.get(self, kernels)
         self.sums = [complex(k.sum()) for k in kernels]
 
-    def _kernel_spectrum(self, k: np.ndarray) -> np.ndarray:
+    def kernel_spectrum(self, k: np.ndarray) -> np.ndarray:
         # centre the kernel on (0, 0) (wrapped) so output pixel i sees inputs i - h .. i + h
         rows = (np.arange(k.shape[0]) - k.shape[0] // 2) % self.ny
         cols = (np.arange(k.shape[1]) - k.shape[1] // 2) % self.nx
@@ -125,6 +131,35 @@ class _TiledFFT:
             cols[0] += np.complex64(mean * ksum * self.ny)
             fft.ifft(cols, axis=0, overwrite_x=True, workers=w)
             yield cols[h: h + th]
+
+
+class _SpectraCache:
+    """Least recently used kernel spectra per (FFT shape, kernels), within a byte budget."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.lock = max_bytes, threading.Lock()
+        self.items: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+
+    def get(self, conv: _TiledFFT, kernels: Sequence[np.ndarray]) -> list[np.ndarray]:
+        key = (conv.ny, conv.nx, tuple((k.shape, k.tobytes()) for k in kernels))
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        spectra = [conv.kernel_spectrum(k) for k in kernels]
+        size = sum(a.nbytes for a in spectra)
+        with self.lock:
+            while self.items and self.bytes() + size > self.max_bytes:
+                self.items.popitem(last=False)
+            if size <= self.max_bytes:
+                self.items[key] = spectra
+        return spectra
+
+    def bytes(self) -> int:
+        return sum(a.nbytes for v in self.items.values() for a in v)
+
+
+_SPECTRA = _SpectraCache(SPECTRA_CACHE_BYTES)
 
 
 def gabor_responses(padded: np.ndarray, halo: int, kernels: Sequence[np.ndarray],

@@ -112,8 +112,10 @@ class StoreBase:
             self.engine.append_arrow(table, data)
         return data.num_rows
 
-    def upsert_arrow(self, table: str, data: pa.Table, keys: Sequence[str]) -> int:
-        """Insert or replace rows by key: staged in bulk, then one portable MERGE."""
+    def upsert_arrow(self, table: str, data: pa.Table, keys: Sequence[str],
+                     insert: bool = True) -> int:
+        """Insert or replace rows by key: staged in bulk, then one portable MERGE.
+        `insert=False` only updates the rows that exist (the columns given)."""
         if not data.num_rows:
             return 0
         stage = f"stage_{table}"
@@ -123,8 +125,8 @@ class StoreBase:
         merge = (
             f"MERGE INTO {table} t USING {stage} s ON {on} "
             + (f"WHEN MATCHED THEN UPDATE SET {sets} " if sets else "")
-            + f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) "
-            f"VALUES ({', '.join('s.' + c for c in cols)})"
+            + (f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) "
+               f"VALUES ({', '.join('s.' + c for c in cols)})" if insert else "")
         )
         with self.transaction():
             if self.engine.name == "duckdb":

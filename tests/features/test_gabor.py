@@ -69,3 +69,33 @@ def test_changed_parameters_change_identity():
     a = build("gabor", ["B08"])
     b = build("gabor", ["B08"], frequencies=(0.1, 0.2))
     assert a.params != b.params and a.columns != b.columns
+
+
+def test_kernel_spectra_are_reused_within_their_byte_budget(bordeaux, grid_windows):
+    """Blocks of one shape share their kernel spectra (same features as computed
+    afresh); other kernels or another FFT shape get their own; the budget evicts the
+    least recently used."""
+    from eominer.features import gabor as g
+
+    band = bordeaux["B08"][:256, :320]
+    kernels, other = bank((0.1, 0.4), 2), bank((0.2,), 3)
+    h = max(halo_for(kernels), halo_for(other))
+    padded = np.pad(band, h, mode="symmetric")
+    w = grid_windows(256, 320, sizes=(32, 64))
+    cache = g._SpectraCache(max_bytes=1 << 30)
+    fresh = g._SpectraCache(max_bytes=0)  # keeps nothing: every call computes afresh
+    conv = g._TiledFFT(padded, h, kernels)
+    first = cache.get(conv, kernels)
+    assert cache.get(g._TiledFFT(padded, h, kernels), kernels) is first
+    assert cache.get(conv, other) is not first
+    np.testing.assert_array_equal(first[1], fresh.get(conv, kernels)[1])
+    assert not fresh.items
+    small = g._SpectraCache(max_bytes=sum(a.nbytes for a in first))  # room for one bank
+    small.get(conv, kernels)
+    small.get(g._TiledFFT(padded[:200], h, kernels), kernels)  # another FFT shape
+    assert len(small.items) == 1 and small.bytes() <= small.max_bytes
+    # the descriptor's values do not depend on what the cache held
+    g._SPECTRA.items.clear()
+    a = gabor_features(padded, h, kernels, w)
+    b = gabor_features(padded, h, kernels, w)
+    np.testing.assert_array_equal(a, b)

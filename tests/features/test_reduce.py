@@ -48,11 +48,14 @@ def test_unaligned_windows_take_the_general_path(image):
     np.testing.assert_allclose(std, expected(image, w, np.std), rtol=1e-4)
 
 
-def test_percentiles_match_numpy(image, grid_windows):
-    w = grid_windows(*image.shape, sizes=(32, 64))
-    got = patch_percentiles(image, w, (10, 50, 90))
+@pytest.mark.parametrize("qs", [(10, 50, 90), (0, 33.3, 100)])
+def test_percentiles_match_numpy(image, grid_windows, qs):
+    """Strips with nodata (sorted) and without (partitioned) give numpy's values,
+    down to the end ranks."""
+    w = grid_windows(*image.shape, sizes=(32, 64, 128))
+    got = patch_percentiles(image, w, qs)
     want = np.stack([expected(image, w, lambda v, q=q: np.percentile(v, q))
-                     for q in (10, 50, 90)], axis=1)
+                     for q in qs], axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 

@@ -134,6 +134,25 @@ def test_jobs_many_tasks_chunked(store):
     assert len(statuses) == 1203 and set(statuses.values()) == {"pending"}
 
 
+def test_jobs_marked_in_batches(store):
+    """A driver's batch of marks: one statement each way; a task retried within the
+    batch keeps its latest attempt; marks never create rows for unknown tasks."""
+    tasks = [task(i) for i in range(600)]
+    ids = [t["task_id"] for t in tasks]
+    store.schedule_tasks("b", "extract", tasks)
+    store.start_tasks([(i, 1) for i in ids[:500]] + [(ids[7], 2), ("fsA|nope|0", 1)])
+    with store.transaction():
+        store.finish_tasks([(i, f"host:{n % 2}") for n, i in enumerate(ids[:400])])
+    assert store.job_summary("b") == {"done": 400, "running": 100, "pending": 100}
+    assert store.tasks().num_rows == 600
+    rows = {r["task_id"]: r for r in store.tasks("b").to_pylist()}
+    assert rows[ids[7]]["attempts"] == 2 and rows[ids[8]]["attempts"] == 1
+    assert (rows[ids[3]]["worker"], rows[ids[3]]["error"]) == ("host:1", None)
+    assert rows[ids[450]]["worker"] is None and rows[ids[450]]["started"] is not None
+    assert rows[ids[550]]["started"] is None
+    store.start_tasks([])  # nothing to mark: no statement, no error
+
+
 def test_models(store):
     assert store.models() == [] and store.latest_model("encoder") is None
     store.add_model("encoder-v1", "encoder", "/m/e1.keras", {"dim": 64, "when": T0},
