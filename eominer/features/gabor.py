@@ -139,6 +139,7 @@ class _SpectraCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes, self.lock = max_bytes, threading.Lock()
         self.items: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+        self.bytes = 0
 
     def get(self, conv: _TiledFFT, kernels: Sequence[np.ndarray]) -> list[np.ndarray]:
         key = (conv.ny, conv.nx, tuple((k.shape, k.tobytes()) for k in kernels))
@@ -149,14 +150,14 @@ class _SpectraCache:
         spectra = [conv.kernel_spectrum(k) for k in kernels]
         size = sum(a.nbytes for a in spectra)
         with self.lock:
-            while self.items and self.bytes() + size > self.max_bytes:
-                self.items.popitem(last=False)
-            if size <= self.max_bytes:
-                self.items[key] = spectra
+            if size > self.max_bytes or key in self.items:  # too big, or another thread's
+                return spectra
+            while self.bytes + size > self.max_bytes:
+                _, old = self.items.popitem(last=False)
+                self.bytes -= sum(a.nbytes for a in old)
+            self.items[key] = spectra
+            self.bytes += size
         return spectra
-
-    def bytes(self) -> int:
-        return sum(a.nbytes for v in self.items.values() for a in v)
 
 
 _SPECTRA = _SpectraCache(SPECTRA_CACHE_BYTES)

@@ -93,7 +93,7 @@ def test_kernel_spectra_are_reused_within_their_byte_budget(bordeaux, grid_windo
     small = g._SpectraCache(max_bytes=sum(a.nbytes for a in first))  # room for one bank
     small.get(conv, kernels)
     small.get(g._TiledFFT(padded[:200], h, kernels), kernels)  # another FFT shape
-    assert len(small.items) == 1 and small.bytes() <= small.max_bytes
+    assert len(small.items) == 1 and small.bytes <= small.max_bytes
     # the descriptor's values do not depend on what the cache held
     g._SPECTRA.items.clear()
     a = gabor_features(padded, h, kernels, w)
