@@ -11,18 +11,27 @@ a `ray_session`. Every worker process runs with one BLAS / OpenMP / TensorFlow t
 (`WORKER_ENV`): on our 2-core machines two single-threaded processes beat one process
 with two threads, and Ray schedules one task per CPU anyway. A local session is shut
 down on exit; a session that joined an already-initialised Ray leaves it running.
+
+A local start is tried up to `LOCAL_START_ATTEMPTS` times: Ray gives its raylet 30 s to
+register with the GCS, and a busy 2-core machine can miss that window (it happened in
+CI). A failed try's half-started processes are killed before the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
 
-from eominer.errors import ConfigError, EominerError, require
+from eominer.errors import ConfigError, EominerError, JobError, require
+
+logger = logging.getLogger(__name__)
+
+LOCAL_START_ATTEMPTS = 3
 
 WORKER_ENV: dict[str, str] = {
     "OMP_NUM_THREADS": "1",
@@ -76,17 +85,61 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         # "local" always starts a fresh Ray, never a stray cluster left on this machine
         kwargs.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1)
     kwargs.update(init_kwargs)
-    try:
-        ray.init(**kwargs)
-    except ConnectionError as exc:
-        # a failed Ray Client connect leaves client mode switched on in this process,
-        # and every later local ray.init would then fail: shutdown switches it off
-        ray.shutdown()
-        raise ConfigError(f"cannot reach a Ray cluster at {address}: {exc}") from exc
+    if address:
+        try:
+            ray.init(**kwargs)
+        except ConnectionError as exc:
+            # a failed Ray Client connect leaves client mode switched on in this process,
+            # and every later local ray.init would then fail: shutdown switches it off
+            ray.shutdown()
+            raise ConfigError(f"cannot reach a Ray cluster at {address}: {exc}") from exc
+    else:
+        _start_local(ray, kwargs)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _start_local(ray, kwargs: dict[str, Any]) -> None:
+    """`ray.init` a local Ray, retrying a start-up that timed out (see module doc)."""
+    import psutil  # Ray ships it (ray/thirdparty_files) and puts it on sys.path
+
+    me = psutil.Process()
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        before = {p.pid for p in me.children(recursive=True)}
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as exc:
+            if not _is_start_timeout(exc):
+                raise
+            ray.shutdown()
+            _kill_new_children(me, before)
+            if attempt == LOCAL_START_ATTEMPTS:
+                raise JobError(
+                    f"a local Ray did not start in {attempt} tries ({exc}). The machine may "
+                    "be too busy for Ray's 30 s start-up window: stop other heavy work, or "
+                    "pass --num-cpus lower, and re-run (finished work is kept). Ray's logs: "
+                    "/tmp/ray/session_latest/logs") from exc
+            logger.warning("local Ray start %d of %d timed out (%s); retrying",
+                           attempt, LOCAL_START_ATTEMPTS, exc)
+
+
+def _is_start_timeout(exc: BaseException) -> bool:
+    # Ray raises a bare Exception ("The current node timed out during startup") or a
+    # TimeoutError (the GCS port file never appeared); anything else is not transient
+    return isinstance(exc, TimeoutError) or "timed out" in str(exc).lower()
+
+
+def _kill_new_children(me, before: set[int]) -> None:
+    """Kill this process's descendants that a failed start left (GCS, raylet, workers)."""
+    import psutil
+
+    for child in me.children(recursive=True):
+        if child.pid not in before:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
 
 
 def cluster_cpus(ray) -> int:

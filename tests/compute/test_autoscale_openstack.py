@@ -49,17 +49,29 @@ CLUSTER = "eotest"
 
 
 def kill_processes_under(temp_dir: str) -> None:
-    """Kill what this test's Ray left running, found by its unique temp dir (never by name)."""
+    """Kill what this test's Ray left running, found by its unique temp dir (never by
+    name): on its command line, or among its open files (Ray's agents retitle
+    themselves "ray::DashboardAgent" but keep their logs under the temp dir open; an
+    orphaned agent otherwise lingers for minutes, taking CPU from the next tests)."""
     import os
     import signal
 
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    def uses_temp_dir(pid: str) -> bool:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().decode(errors="replace")
+                if temp_dir in f.read().decode(errors="replace"):
+                    return True
+            fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
-            continue
-        if temp_dir in cmdline and int(pid) != os.getpid():
+            return False
+        for fd in fds:
+            with suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(temp_dir):
+                    return True
+        return False
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) != os.getpid() and uses_temp_dir(pid):
             with suppress(OSError):
                 os.kill(int(pid), signal.SIGKILL)
 
