@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from compute.runtime import task_error_text, worker_name
+from compute.runtime import limit_worker_threads, task_error_text, worker_name
 from eominer.errors import (
     ConfigError,
     FeatureError,
@@ -118,6 +118,7 @@ class FeatureWorker:
     """A Ray actor (see `run_extract`): keeps descriptors (and models) between tasks."""
 
     def __init__(self) -> None:
+        limit_worker_threads()
         self.cache: dict[str, Descriptor] = {}
         self.name = worker_name()
 

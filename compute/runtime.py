@@ -9,8 +9,11 @@
 Library code never calls `ray.init` itself: batch jobs (extract, change, fusion) take
 a `ray_session`. Every worker process runs with one BLAS / OpenMP / TensorFlow thread
 (`WORKER_ENV`): on our 2-core machines two single-threaded processes beat one process
-with two threads, and Ray schedules one task per CPU anyway. A local session is shut
-down on exit; a session that joined an already-initialised Ray leaves it running.
+with two threads, and Ray schedules one task per CPU anyway. Each task or actor applies
+that itself (`limit_worker_threads`, its first line) rather than through a Ray
+`runtime_env`: a runtime_env starts Ray's runtime-environment agent for every worker,
+~2 s of a 12 s job on our machines. A local session is shut down on exit; a session that
+joined an already-initialised Ray leaves it running.
 
 A local start is tried up to `LOCAL_START_ATTEMPTS` times: Ray gives its raylet 30 s to
 register with the GCS, and a busy 2-core machine can miss that window (it happened in
@@ -72,9 +75,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
     if ray.is_initialized():
         yield ray
         return
-    env = {"env_vars": dict(WORKER_ENV)}
     kwargs: dict[str, Any] = {
-        "runtime_env": env, "include_dashboard": False, "log_to_driver": False,
+        "include_dashboard": False, "log_to_driver": False,
         "configure_logging": True, "logging_level": "ERROR", "namespace": "eominer",
     }
     if address:
@@ -99,6 +101,25 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         yield ray
     finally:
         ray.shutdown()
+
+
+_threads_limited = False
+
+
+def limit_worker_threads() -> None:
+    """One BLAS / OpenMP / TensorFlow / GDAL thread in this Ray worker process: the first
+    line of every task and actor of eominer's jobs (never called in the driver, whose
+    environment stays the user's). Idempotent: a worker runs many tasks."""
+    global _threads_limited
+    if _threads_limited:
+        return
+    # read by what loads from now on: TensorFlow at its first use, GDAL per call,
+    # OpenMP runtimes at load
+    os.environ.update(WORKER_ENV)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # pools already loaded in this process (numpy's OpenBLAS)
+    _threads_limited = True
 
 
 def _start_local(ray, kwargs: dict[str, Any]) -> None:

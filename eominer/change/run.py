@@ -210,8 +210,9 @@ def _compute_task(first_in: PairInput, second_in: PairInput, method: str, seed: 
     """A Ray task: the computed pair, the worker ("host:pid") and its run time."""
     import time
 
-    from compute.runtime import worker_name
+    from compute.runtime import limit_worker_threads, worker_name
 
+    limit_worker_threads()
     t0 = time.perf_counter()
     computed = compute_change(first_in, second_in, method, None, seed, 1, True, windows)
     return computed, worker_name(), time.perf_counter() - t0

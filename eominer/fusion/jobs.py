@@ -34,6 +34,9 @@ SESSION_PREFIX = "fusion:"
 def _train_task(data_root: str, vocabulary: str, epochs: int, seed: int,
                 ) -> tuple[bytes, bytes, dict[str, Any], list[str]]:
     """Runs in a Ray worker: read the data, train, return (model bytes, sidecar, metrics)."""
+    from compute.runtime import limit_worker_threads
+
+    limit_worker_threads()  # before TensorFlow or scikit-learn load
     from sklearn.metrics import f1_score
 
     from eominer.fusion import bigearthnet
