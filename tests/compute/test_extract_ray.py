@@ -107,11 +107,15 @@ def test_kill_midway_then_resume_completes_the_rest_only(home):
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) >= 3:
+        if log.exists() and log.read_text().splitlines():
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
+    # The whole job takes ~2 s once its first task is written: freeze the driver (as
+    # Ctrl-Z would) so that the Ctrl-C lands mid-job, however fast or slow this machine
+    proc.send_signal(signal.SIGSTOP)
     assert proc.poll() is None, "the job ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    proc.send_signal(signal.SIGINT)  # Ctrl-C, handled as soon as the driver runs again
+    proc.send_signal(signal.SIGCONT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "re-run the same command to resume" in err
@@ -119,7 +123,7 @@ def test_kill_midway_then_resume_completes_the_rest_only(home):
     with open_store(url(home)) as store:
         status = store.tasks()["status"].to_pylist()
         done_before = status.count("done")
-        assert 3 <= done_before < len(status)
+        assert 1 <= done_before < len(status)
         killed: list[int] = []
 
         def kill_a_worker_once(done, to_run, patches, task, worker):
