@@ -102,16 +102,19 @@ def test_kill_midway_then_resume_completes_the_rest_only(home):
     log = home / "progress.jsonl"
     args = ["extract", "--db", url(home), "--features", FAST, "--num-cpus", "2",
             "--workers", "2", "--block-rows", "128", "--progress-log", str(log)]
+    # Ctrl-C as in a terminal, even when this suite runs where SIGINT is ignored (a
+    # shell's background job: the child would inherit SIG_IGN and never see it)
     proc = subprocess.Popen([sys.executable, "-c", "from eominer.cli import main; main()",
                              *args], env=dict(os.environ), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if log.exists() and log.read_text().splitlines():
             break
         time.sleep(0.05)
-    # The whole job takes ~2 s once its first task is written: freeze the driver (as
-    # Ctrl-Z would) so that the Ctrl-C lands mid-job, however fast or slow this machine
+    # The rest of the job takes ~2 s once its first task is written: freeze the driver
+    # (as Ctrl-Z would) so that the Ctrl-C lands mid-job, however fast this machine
     proc.send_signal(signal.SIGSTOP)
     assert proc.poll() is None, "the job ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)  # Ctrl-C, handled as soon as the driver runs again
