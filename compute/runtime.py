@@ -154,13 +154,15 @@ def _is_start_timeout(exc: BaseException) -> bool:
 
 
 def _kill_new_children(me, before: set[int]) -> None:
-    """Kill this process's descendants that a failed start left (GCS, raylet, workers)."""
+    """Kill this process's descendants that a failed start left (GCS, raylet, workers),
+    and reap them: their Popen objects died with the failed start, so no one else will."""
     import psutil
 
-    for child in me.children(recursive=True):
-        if child.pid not in before:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
+    left = [c for c in me.children(recursive=True) if c.pid not in before]
+    for child in left:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(left, timeout=5)
 
 
 def cluster_cpus(ray) -> int:

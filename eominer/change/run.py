@@ -331,8 +331,7 @@ def detect_many(
         gpus = gpus_for_models(ray) if method == "encoder" else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus)(_compute_task)
         index = {task.remote(*inputs[i], method, seed, windows[i]): i for i in todo}
-        if tracked:
-            store.start_tasks([(task_ids[i], 1) for i in tracked])
+        store.start_tasks([(task_ids[i], 1) for i in tracked])  # none: writes nothing
         pending, t0 = list(index), time.perf_counter()
         while pending:
             metrics.set_queue_depth("change", len(pending))
