@@ -1,4 +1,7 @@
-"""`eominer change` as a function: two dates in, COG maps out, scores into the database.
+"""`eominer change` as functions: two dates in, COG maps out, scores into the database.
+
+`compute_change` touches no database, so it runs in any process (the `--pairs` job runs
+it as a runner task, compute/change.py); `record_change` writes its result.
 
 Each date is an ingested product id or a path. When both are ingested products (or a
 store is given and both ids resolve), the pair is recorded in `product_pairs` (kind
@@ -9,7 +12,7 @@ per-patch scores become a feature set on the first product's patches.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -205,28 +208,7 @@ def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def _compute_task(first_in: PairInput, second_in: PairInput, method: str, seed: int,
-                  windows: dict | None) -> tuple[ComputedPair, str, float]:
-    """A Ray task: the computed pair, the worker ("host:pid") and its run time."""
-    import time
-
-    from compute.runtime import limit_worker_threads, worker_name
-
-    limit_worker_threads()
-    t0 = time.perf_counter()
-    computed = compute_change(first_in, second_in, method, None, seed, 1, True, windows)
-    return computed, worker_name(), time.perf_counter() - t0
-
-
-def task_id_of(first_in: PairInput, second_in: PairInput, method: str, seed: int,
-               ) -> str | None:
-    """The `jobs` row of a pair of ingested products (a pair of paths has none: it is
-    always computed, since nothing in the database says it was)."""
-    pid = _pair_id(first_in, second_in, method)
-    return None if pid is None else f"{pid}:seed{seed}"
-
-
-def _pair_id(first_in: PairInput, second_in: PairInput, method: str) -> str | None:
+def pair_id_of(first_in: PairInput, second_in: PairInput, method: str) -> str | None:
     """The `product_pairs` id of a pair of ingested products; None for paths."""
     if first_in.row is None or second_in.row is None:
         return None
@@ -239,7 +221,7 @@ def finished_run(store, first_in: PairInput, second_in: PairInput, method: str,
                  seed: int) -> ChangeRun | None:
     """What an earlier run recorded for this pair, if it used the same seed and its
     maps are still on disk; else None (the pair is computed again)."""
-    pid = _pair_id(first_in, second_in, method)
+    pid = pair_id_of(first_in, second_in, method)
     row = store.pair(pid) if store is not None and pid is not None else None
     if row is None:
         return None
@@ -255,109 +237,3 @@ def finished_run(store, first_in: PairInput, second_in: PairInput, method: str,
         feature_set_id=p["feature_set_id"], patches_scored=p["patches_scored"],
         warnings=tuple(p.get("warnings", ())),
     )
-
-
-@dataclass
-class PairsReport:
-    """What `detect_many` did: a run per pair (None where it failed), in input order."""
-
-    job_id: str
-    runs: list[ChangeRun | None]
-    resumed: int = 0
-    failed: list[tuple[str, str, str]] = field(default_factory=list)  # before, after, error
-
-    def raise_for_failures(self) -> None:
-        from eominer.errors import JobError
-
-        if self.failed:
-            lines = "; ".join(f"{a} -> {b}: {e}" for a, b, e in self.failed[:10])
-            more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
-            raise JobError(
-                f"{len(self.failed)} of {len(self.runs)} pair(s) failed: {lines}{more}. "
-                "Fix the cause and re-run the same command: finished pairs are kept"
-            )
-
-
-def detect_many(
-    pairs: Sequence[tuple[str, str]], method: str, store=None, seed: int = 0,
-    address: str | None = None, num_cpus: int | None = None,
-    on_pair: Callable[[int, ChangeRun, bool], None] | None = None,
-) -> PairsReport:
-    """Every pair as one Ray task (one CPU and one TensorFlow/BLAS thread each, see
-    `compute.runtime`); the driver alone writes the database as results arrive.
-
-    Resumable: a pair of ingested products that an earlier run finished (same method
-    and seed, maps still on disk) is reported, not computed again. Each pair of ingested
-    products has a `jobs` row (kind 'change'), and the job's progress is counted in the
-    Prometheus metrics (`EOMINER_METRICS_PORT`). A pair that fails does not stop the
-    others: the report lists it. `on_pair(index, run, resumed)` after each pair.
-    """
-    import datetime as dt
-    import secrets
-    import time
-
-    from compute.runtime import gpus_for_models, import_ray, ray_session, task_error_text
-    from eominer.metrics import exporter_from_env, job_metrics
-
-    check_method(method)
-    import_ray(local=not address)
-    inputs = [(resolve(a, store), resolve(b, store)) for a, b in pairs]
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    report = PairsReport(f"change-{stamp}-{secrets.token_hex(3)}", [None] * len(inputs))
-    todo: list[int] = []
-    for i, (a, b) in enumerate(inputs):
-        prior = finished_run(store, a, b, method, seed)
-        if prior is None:
-            todo.append(i)
-            continue
-        report.runs[i] = prior
-        report.resumed += 1
-        if on_pair:
-            on_pair(i, prior, True)
-    if not todo:
-        return report
-    task_ids = {i: task_id_of(*inputs[i], method, seed) for i in todo}
-    windows = {i: patch_windows_of(store, *inputs[i]) for i in todo}
-    metrics = job_metrics()
-    with ray_session(address=address, num_cpus=num_cpus) as ray, exporter_from_env():
-        tracked = [i for i in todo if task_ids[i] is not None]
-        if tracked:
-            store.schedule_tasks(report.job_id, "change", [
-                {"task_id": task_ids[i], "product_id": inputs[i][0].row["product_id"],
-                 "feature_set_id": None, "block": 0,
-                 "n_items": len(windows[i]["patch_id"]) if windows[i] else 0}
-                for i in tracked])
-        # the encoder trains a network per pair: on a cluster with GPU nodes it asks for one
-        gpus = gpus_for_models(ray) if method == "encoder" else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpus)(_compute_task)
-        index = {task.remote(*inputs[i], method, seed, windows[i]): i for i in todo}
-        store.start_tasks([(task_ids[i], 1) for i in tracked])  # none: writes nothing
-        pending, t0 = list(index), time.perf_counter()
-        while pending:
-            metrics.set_queue_depth("change", len(pending))
-            ready, pending = ray.wait(pending, num_returns=1)
-            i = index[ready[0]]
-            tid = task_ids[i]
-            try:
-                computed, worker, seconds = ray.get(ready[0])
-            except Exception as exc:  # noqa: BLE001 - a task's error, reported per pair
-                msg = task_error_text(exc)
-                metrics.record_task("change", time.perf_counter() - t0, failed=True)
-                if tid is not None:
-                    store.fail_task(tid, msg)
-                report.failed.append((*pairs[i], msg))
-                continue
-            if store is None:
-                run = computed.run
-            else:
-                with store.transaction():  # the pair's scores and its `done` mark together
-                    run = record_change(store, computed, seed)
-                    if tid is not None:
-                        store.finish_task(tid, worker)
-            report.runs[i] = run
-            metrics.record_task("change", seconds)
-            metrics.record_patches("change", run.patches_scored)
-            if on_pair:
-                on_pair(i, run, False)
-        metrics.set_queue_depth("change", 0)
-    return report

@@ -52,7 +52,7 @@ def change(
     import warnings
 
     from eominer.change.align import PairWarning
-    from eominer.change.run import detect_change, detect_many, read_pairs_file
+    from eominer.change.run import detect_change, read_pairs_file
     from eominer.store import open_store
 
     if pairs_file is None and (before is None or after is None):
@@ -68,8 +68,10 @@ def change(
                 a, b = pairs[i]
                 click.echo(_line(a, b, run) + ("\n  (done by an earlier run)" if resumed else ""))
 
-            report = detect_many(pairs, method, store, seed, address=address,
-                                 num_cpus=num_cpus, on_pair=show)
+            from compute.change import run_pairs
+
+            report = run_pairs(pairs, method, store, seed, address=address,
+                               num_cpus=num_cpus, on_pair=show)
             done = sum(r is not None for r in report.runs)
             click.echo(f"{done} of {len(pairs)} pair(s) done ({report.resumed} by an earlier "
                        f"run), {len(report.failed)} failed", err=True)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
-
 import click
 
 from eominer.cli import db_option
@@ -39,66 +36,26 @@ def extract(features: str | None, products: tuple[str, ...], ray_address: str | 
             progress_log: str | None, db: str | None) -> None:
     """Compute descriptors for every patch, one Ray task per product x feature set x
     block of rows. Interrupted? Run the same command again: finished tasks are kept."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from compute.extract import run_extract
+    from compute.progress import job_progress
     from eominer.store import open_store
 
-    bar = Progress(
-        TextColumn("extract"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
-        TextColumn("{task.fields[rate]} patches/s"), TimeElapsedColumn(),
-        TextColumn("ETA"), TimeRemainingColumn(), transient=False, disable=None,
-    )
-    state: dict = {"t0": time.perf_counter(), "task": None}
-    log = open(progress_log, "a", encoding="utf-8") if progress_log else None  # noqa: SIM115
-
-    def on_start(total: int, to_run: int) -> None:
-        if total > to_run:
-            bar.console.print(f"{total - to_run} of {total} tasks already done: resuming")
-        state["task"] = bar.add_task("extract", total=to_run, rate="-")
-        state["t0"] = time.perf_counter()
-
-    def on_task(done: int, to_run: int, patches: int, task, worker: str) -> None:
-        rate = patches / max(time.perf_counter() - state["t0"], 1e-9)
-        bar.update(state["task"], completed=done, rate=f"{rate:,.0f}")
-        if log:
-            log.write(json.dumps({"task_id": task.task_id, "done": done, "of": to_run,
-                                  "patches": patches, "worker": worker}) + "\n")
-            log.flush()
-
-    try:
-        with open_store(db) as store, bar:
-            try:
-                report = run_extract(
-                    store, features, _split(products) or None, address=ray_address,
-                    num_cpus=num_cpus, num_workers=workers, block_rows=block_rows,
-                    retries=retries, on_start=on_start, on_task=on_task,
-                )
-            except KeyboardInterrupt:
-                bar.stop()
-                click.echo("interrupted: finished tasks are saved; re-run the same command "
-                           "to resume", err=True)
-                raise
-            for note in report.notes:
-                bar.console.print(f"note: {note}")
-            for fid, _name in report.feature_sets:
-                fs = store.require_feature_set(fid)
-                bar.console.print(f"{fid}  {fs.dims} columns  {store.count_features(fs)} rows")
-            rate = report.patches_written / report.seconds if report.seconds else 0.0
-            bar.console.print(
-                f"{report.tasks_done} task(s) run on {report.workers} worker(s), "
-                f"{report.tasks_skipped} already done, {len(report.failed)} failed; "
-                f"{report.patches_written} patch rows in {report.seconds:.1f} s "
-                f"({rate:,.0f} patches/s)"
-            )
-            report.raise_for_failures()
-    finally:
-        if log:
-            log.close()
+    with open_store(db) as store, job_progress("extract", progress_log) as bar:
+        report = run_extract(
+            store, features, _split(products) or None, address=ray_address,
+            num_cpus=num_cpus, num_workers=workers, block_rows=block_rows,
+            retries=retries, on_start=bar.on_start, on_task=bar.on_task,
+        )
+        for note in report.notes:
+            bar.print(f"note: {note}")
+        for fid, _name in report.feature_sets:
+            fs = store.require_feature_set(fid)
+            bar.print(f"{fid}  {fs.dims} columns  {store.count_features(fs)} rows")
+        rate = report.patches_written / report.seconds if report.seconds else 0.0
+        bar.print(
+            f"{report.tasks_done} task(s) run on {report.workers} worker(s), "
+            f"{report.tasks_skipped} already done, {len(report.failed)} failed; "
+            f"{report.patches_written} patch rows in {report.seconds:.1f} s "
+            f"({rate:,.0f} patches/s)"
+        )
+        report.raise_for_failures()

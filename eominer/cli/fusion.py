@@ -84,7 +84,7 @@ def features(db, level, weights, from_sets) -> None:
 @click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray.")
 def train(db, data_root, vocabulary, epochs, seed, address, num_cpus) -> None:
     """Train the two-branch S1/S2 network as a Ray task (GPU when the cluster has one)."""
-    from eominer.fusion.jobs import train as run
+    from compute.fusion import train as run
     from eominer.store import open_store
 
     with open_store(db) as store:
@@ -107,7 +107,7 @@ def train(db, data_root, vocabulary, epochs, seed, address, num_cpus) -> None:
                    "trained with another one).")
 def classify(db, model, level, threshold, labels) -> None:
     """Classify every S2 patch of the paired products; results become annotations."""
-    from eominer.fusion.jobs import classify as run
+    from eominer.fusion.classify import classify as run
     from eominer.fusion.labels import Vocabulary
     from eominer.store import open_store
 

@@ -21,10 +21,10 @@ def _pools() -> dict[str, int]:
 
 def _threads_in_worker(how: str) -> dict:
     if how == "actor":  # libraries loaded first (the module imports numpy), then the limit
-        from compute.extract import FeatureWorker
+        from compute.runner import Worker
 
         _pools()
-        FeatureWorker()
+        Worker()
     elif how == "task":  # the limit first, libraries loaded after it (change, fusion)
         from compute.runtime import limit_worker_threads
 

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from compute.fusion import train
 from eominer.cli import cli
 from eominer.errors import FeatureError, GridMismatchError, ModelNotTrainedError, PairingError
-from eominer.fusion import jobs
+from eominer.fusion.classify import classify
 from eominer.fusion.labels import BEN19, Vocabulary
 from eominer.ingest import ingest_paths
 from eominer.store import open_store
@@ -36,7 +37,8 @@ def test_cli_pair_and_features(ben: Path, db_url: str):
 
 
 def test_cli_classify(ben: Path, db_url: str, workspace: Path):
-    from eominer.fusion import bigearthnet, pairing
+    from eominer.evaluation import bigearthnet
+    from eominer.fusion import pairing
     from eominer.fusion.network import TwoBranchNet, stack_patches
 
     with open_store(db_url) as store:
@@ -63,8 +65,8 @@ def test_cli_classify(ben: Path, db_url: str, workspace: Path):
 def test_train_on_ray_then_classify_every_paired_patch(paired, ben):
     store, *_ = paired
     with pytest.raises(ModelNotTrainedError, match="eominer fusion train"):
-        jobs.classify(store)
-    row = jobs.train(store, ben, epochs=1, num_cpus=1)
+        classify(store)
+    row = train(store, ben, epochs=1, num_cpus=1)
     assert row["kind"] == "fusion_net" and Path(row["path"]).exists()
     assert row["metrics"]["n_patches"] == 27 and len(row["trained_on"]) == 27
     assert row["params"]["gpu"] is False  # no GPU on this machine: a CPU task
@@ -72,7 +74,7 @@ def test_train_on_ray_then_classify_every_paired_patch(paired, ben):
     cloudy = int(store.patch_ids([S2], 120)[0])
     store.execute("UPDATE patches SET cloud_fraction = ? WHERE patch_id = ?", (1.0, cloudy))
     try:
-        r = jobs.classify(store, threshold=0.5)
+        r = classify(store, threshold=0.5)
     finally:
         store.execute("UPDATE patches SET cloud_fraction = NULL WHERE patch_id = ?", (cloudy,))
     assert r["patches"] == 3 and r["labels"] == 12 and r["s1_only"] == 1
@@ -86,8 +88,8 @@ def test_train_on_ray_then_classify_every_paired_patch(paired, ben):
     assert "arable_land" in {x[1] for x in rows}
 
     with pytest.raises(FeatureError, match="label vocabulary mismatch"):
-        jobs.classify(store, vocabulary=Vocabulary(BEN19))
+        classify(store, vocabulary=Vocabulary(BEN19))
     with pytest.raises(GridMismatchError, match="trained on 120x120 px patches, got 60x60"):
-        jobs.classify(store, level=60)
+        classify(store, level=60)
     with pytest.raises(ModelNotTrainedError, match="no fusion network nope"):
-        jobs.classify(store, model="nope")
+        classify(store, model="nope")

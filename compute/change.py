@@ -1,0 +1,116 @@
+"""`eominer change --pairs`: every pair of dates as one runner task.
+
+A task reads, aligns and maps its pair (`eominer.change.run.compute_change`, no database
+access); the driver records each finished pair (its per-patch feature set and
+`product_pairs` row) together with its `done` mark. A pair of ingested products that an
+earlier run finished (same method and seed, maps still on disk) is reported, not
+computed again; a pair given by paths has no `jobs` row and is always computed, since
+nothing in the database says it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from compute.runner import Finished, JobReport, JobSpec, Task
+from eominer.change.maps import check_method
+from eominer.change.run import (
+    ChangeRun,
+    PairInput,
+    compute_change,
+    finished_run,
+    pair_id_of,
+    patch_windows_of,
+    record_change,
+    resolve,
+)
+from eominer.errors import JobError
+
+if TYPE_CHECKING:
+    from eominer.store import Store
+
+
+@dataclass
+class PairsReport(JobReport):
+    """A run per input pair (None where it failed), in input order."""
+
+    kind: str = "change"
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    runs: list[ChangeRun | None] = field(default_factory=list)
+    resumed: int = 0
+
+    index: dict[str, int] = field(default_factory=dict)  # task id -> input position
+
+    def pair_failures(self) -> list[tuple[str, str, str]]:
+        """(before, after, error) of each failed pair."""
+        return [(*self.pairs[self.index[tid]], err) for tid, _product, err in self.failed]
+
+    def raise_for_failures(self) -> None:
+        failed = self.pair_failures()
+        if failed:
+            lines = "; ".join(f"{a} -> {b}: {e}" for a, b, e in failed[:10])
+            more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+            raise JobError(
+                f"{len(failed)} of {len(self.runs)} pair(s) failed: {lines}{more}. "
+                "Fix the cause and re-run the same command: finished pairs are kept"
+            )
+
+
+def compute_pair(first_in: PairInput, second_in: PairInput, method: str, seed: int,
+                 windows: dict | None):
+    """The task function: one pair, maps written to the workspace's default paths."""
+    return compute_change(first_in, second_in, method, None, seed, 1, True, windows)
+
+
+def run_pairs(
+    pairs: Sequence[tuple[str, str]], method: str, store: Store | None = None, seed: int = 0,
+    address: str | None = None, num_cpus: int | None = None,
+    on_pair: Callable[[int, ChangeRun, bool], None] | None = None,
+) -> PairsReport:
+    """Every pair on the runner; a failed pair does not stop the others (the report
+    lists it). `on_pair(index, run, resumed)` after each pair is recorded."""
+    from compute.runner import new_job_id, run_job
+    from compute.runtime import import_ray
+
+    check_method(method)
+    import_ray(local=not address)
+    inputs = [(resolve(a, store), resolve(b, store)) for a, b in pairs]
+    report = PairsReport(new_job_id("change"), pairs=list(pairs), runs=[None] * len(inputs))
+    tasks: list[Task] = []
+    for i, (a, b) in enumerate(inputs):
+        prior = finished_run(store, a, b, method, seed)
+        if prior is not None:
+            report.runs[i], report.resumed = prior, report.resumed + 1
+            if on_pair:
+                on_pair(i, prior, True)
+            continue
+        pid = pair_id_of(a, b, method)
+        task_id = f"{pid}:seed{seed}" if pid else f"{a.ref} -> {b.ref}"
+        if task_id in report.index:  # the same pair listed twice: computed once
+            continue
+        report.index[task_id] = i
+        windows = patch_windows_of(store, a, b)
+        tasks.append(Task(
+            task_id, compute_pair, (a, b, method, seed, windows),
+            product_id=a.row["product_id"] if a.row else a.ref,
+            n_items=len(windows["patch_id"]) if windows else 0,
+            # the encoder trains a network per pair: on a cluster with GPUs it asks for one
+            gpu=method == "encoder", recorded=pid is not None))
+
+    def commit(store: Store | None, done: list[Finished]) -> None:
+        for f in done:
+            run = f.result.run if store is None else record_change(store, f.result, seed)
+            report.runs[report.index[f.task.task_id]] = run
+
+    def committed(_done: int, _to_run: int, _patches: int, task: Task, _worker: str) -> None:
+        if on_pair:
+            i = report.index[task.task_id]
+            on_pair(i, report.runs[i], False)
+
+    if tasks:
+        # every task given here is to run: prior runs were judged above by their maps
+        run_job(store, JobSpec("change", tasks, commit, done_ids=lambda _s, _t: set()),
+                address=address, num_cpus=num_cpus, report=report, on_task=committed)
+    return report

@@ -1,0 +1,73 @@
+"""What a terminal shows while a runner job works: a rich progress bar with the rate and
+an ETA, and optionally one JSON line per committed task in a log file (for scripts, and
+for the kill-and-resume test, which waits for the first one)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from compute.runner import Task
+
+
+@dataclass
+class JobProgress:
+    """`on_start` and `on_task` callbacks of `run_job`, drawing one bar."""
+
+    label: str
+    bar: Any  # rich.progress.Progress
+    log: IO[str] | None = None
+    t0: float = field(default_factory=time.perf_counter)
+    bar_id: Any = None
+
+    def print(self, text: str) -> None:
+        self.bar.console.print(text, highlight=False)
+
+    def on_start(self, total: int, to_run: int) -> None:
+        if total > to_run:
+            self.print(f"{total - to_run} of {total} tasks already done: resuming")
+        self.bar_id = self.bar.add_task(self.label, total=to_run, rate="-")
+        self.t0 = time.perf_counter()
+
+    def on_task(self, done: int, to_run: int, patches: int, task: Task, worker: str) -> None:
+        rate = patches / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.update(self.bar_id, completed=done, rate=f"{rate:,.0f}")
+        if self.log:
+            self.log.write(json.dumps({"task_id": task.task_id, "done": done, "of": to_run,
+                                       "patches": patches, "worker": worker}) + "\n")
+            self.log.flush()
+
+
+@contextlib.contextmanager
+def job_progress(label: str, log_path: str | None = None) -> Iterator[JobProgress]:
+    """A bar for one job (tasks done of to run, patch rows per second, elapsed, ETA);
+    stopped cleanly on Ctrl-C so the terminal is left as it was."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
+        TextColumn("{task.fields[rate]} patches/s"), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(),
+    )
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open(log_path, "a", encoding="utf-8")) if log_path else None
+        stack.enter_context(bar)
+        try:
+            yield JobProgress(label, bar, log)
+        except KeyboardInterrupt:
+            bar.stop()
+            print(f"{label} interrupted: finished tasks are saved; re-run the same command "
+                  "to resume", file=sys.stderr)
+            raise

@@ -1,0 +1,358 @@
+"""The one job runner: every Ray batch job of eominer (extract, change pairs, fusion
+training, and later ingest and apply) is a list of `Task`s handed to `run_job`.
+
+A task is a stable id and a pure function with its arguments; the job says how to
+commit finished results (`JobSpec.commit`). The runner does the rest, the same way for
+every job:
+
+- starts or joins Ray through `compute.runtime.ray_session`, and writes nothing before
+  Ray is up (an unreachable cluster leaves the database as it was);
+- records a `jobs` row per task and skips tasks already done: a re-run resumes;
+- runs tasks on a pool of one-CPU worker actors (GPU actors for model tasks where the
+  cluster has or can start GPUs), two tasks in flight per worker so none idles;
+- retries a failed task `retries` times (a worker that died is replaced), then reports
+  it by name; the other tasks go on;
+- commits results about once a second: a batch of finished tasks' rows and their
+  `done` marks in one transaction, so `done` always means "its rows are there" and a
+  killed job (Ctrl-C or SIGKILL) loses at most the last second; upserts rule out
+  duplicates when a task is redone;
+- on Ctrl-C commits what finished, ends the workers and re-raises KeyboardInterrupt
+  (the CLI exits 130);
+- counts tasks, patches, queue depth and nodes in the Prometheus metrics
+  (`EOMINER_METRICS_PORT`), and reports progress through `on_task` (the CLI's rich bar,
+  `compute.progress`).
+
+The driver is the only process that writes to the database (DuckDB has one writer).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from compute.runtime import limit_worker_threads, task_error_text, worker_name
+from eominer.errors import JobError
+
+if TYPE_CHECKING:
+    from eominer.store import Store
+
+DEFAULT_RETRIES = 2
+IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no idle gap between tasks
+COMMIT_EVERY_S = 1.0  # a commit costs the driver ~10 ms of CPU: not one per task
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """One unit of work. `fn(*args)` runs in a worker and must not touch the database;
+    its return value goes to the job's `commit` on the driver."""
+
+    task_id: str  # stable across runs: the resume key
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    product_id: str | None = None  # names the task in reports and `jobs` rows
+    feature_set_id: str | None = None
+    block: int = 0
+    n_items: int = 0  # patches the task writes
+    gpu: bool = False  # a model task: a GPU worker where the cluster has or can start one
+    recorded: bool = True  # has a `jobs` row; False: nothing says it was done, always run
+
+
+@dataclass(frozen=True, eq=False)
+class Finished:
+    """A task's result as the driver commits it."""
+
+    task: Task
+    result: Any
+    worker: str  # "host:pid"
+    seconds: float
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job: its tasks and what the driver does with their results."""
+
+    kind: str  # 'extract', 'change', 'fusion-train', ...
+    tasks: Sequence[Task]
+    # writes a batch of finished tasks' results (their `n_items` patch rows each); runs
+    # inside the runner's transaction, which also marks the tasks done
+    commit: Callable[[Store | None, list[Finished]], None]
+    # writes that must precede the first task (e.g. new feature sets); same transaction
+    # as the `jobs` rows, once Ray is up
+    prepare: Callable[[Store], None] | None = None
+    # ids of tasks already done (default: `done` in the `jobs` table)
+    done_ids: Callable[[Store | None, Sequence[Task]], set[str]] | None = None
+
+
+@dataclass
+class JobReport:
+    job_id: str
+    kind: str
+    tasks_total: int = 0
+    tasks_skipped: int = 0
+    tasks_done: int = 0
+    patches_written: int = 0
+    seconds: float = 0.0  # from Ray being up to the last result (worker start included)
+    first_result_seconds: float = 0.0  # from Ray being up to the first result (start-up)
+    workers: int = 0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # task, product, error
+    notes: list[str] = field(default_factory=list)
+
+    def raise_for_failures(self) -> None:
+        if self.failed:
+            lines = "; ".join(f"{t} ({p}): {e.splitlines()[0] if e else ''}"
+                              for t, p, e in self.failed[:10])
+            more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
+            raise JobError(
+                f"{len(self.failed)} {self.kind} task(s) failed after retries: {lines}{more}. "
+                "Fix the cause and re-run the same command: finished tasks are kept"
+            )
+
+
+# (done, to_run, patches written, task, worker) after each committed task
+TaskCallback = Callable[[int, int, int, Task, str], None]
+
+
+def new_job_id(kind: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{kind}-{stamp}-{secrets.token_hex(3)}"
+
+
+def recorded_done(store: Store | None, tasks: Sequence[Task]) -> set[str]:
+    """Tasks whose `jobs` row says done."""
+    if store is None:
+        return set()
+    status = store.task_statuses([t.task_id for t in tasks if t.recorded])
+    return {tid for tid, s in status.items() if s == "done"}
+
+
+class Worker:
+    """A Ray actor (one CPU, one BLAS/TF thread) that runs any task function. A process
+    lives for the whole job, so what a task function caches (a loaded model) is reused."""
+
+    def __init__(self) -> None:
+        limit_worker_threads()
+        self.name = worker_name()
+
+    def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, str, float]:
+        t0 = time.perf_counter()
+        result = fn(*args)
+        return result, self.name, time.perf_counter() - t0
+
+
+def run_job(
+    store: Store | None, spec: JobSpec, *, address: str | None = None,
+    num_cpus: int | None = None, num_workers: int | None = None,
+    retries: int = DEFAULT_RETRIES, report: JobReport | None = None,
+    on_start: Callable[[int, int], None] | None = None, on_task: TaskCallback | None = None,
+) -> JobReport:
+    """Run (or resume) a job; returns its report, with failed tasks listed there
+    (`report.raise_for_failures()`). `on_start(total, to_run)` before any work."""
+    from compute.runtime import cluster_cpus, import_ray, ray_session
+    from eominer.metrics import exporter_from_env
+
+    import_ray(local=not address)  # a missing Ray is reported before anything is written
+    report = report or JobReport(new_job_id(spec.kind), spec.kind)
+    tasks = list(spec.tasks)
+    report.tasks_total = len(tasks)
+    done = (spec.done_ids or recorded_done)(store, tasks)
+    todo = [t for t in tasks if t.task_id not in done]
+    report.tasks_skipped = len(tasks) - len(todo)
+    if on_start:
+        on_start(len(tasks), len(todo))
+    if not todo:
+        return report
+    # Ray first: a cluster that cannot be reached leaves the database as it was
+    with ray_session(address, num_cpus) as ray:
+        if store is not None:
+            with store.transaction():
+                if spec.prepare:
+                    spec.prepare(store)
+                store.schedule_tasks(report.job_id, spec.kind, [
+                    {"task_id": t.task_id, "product_id": t.product_id,
+                     "feature_set_id": t.feature_set_id, "block": t.block,
+                     "n_items": t.n_items} for t in todo if t.recorded])
+        n = max(1, min(num_workers or cluster_cpus(ray), len(todo)))
+        report.workers = n
+        t0 = time.perf_counter()  # Ray is up: from here on, the job's own time
+        try:
+            with exporter_from_env():  # Prometheus scrapes progress if asked to
+                _Driver(ray, store, spec, todo, n, retries, report, on_task).run()
+        finally:
+            report.seconds = time.perf_counter() - t0
+    return report
+
+
+class _Driver:
+    """The scheduling loop of one job run on a Ray that is up."""
+
+    def __init__(self, ray, store: Store | None, spec: JobSpec, todo: list[Task],
+                 n_workers: int, retries: int, report: JobReport,
+                 on_task: TaskCallback | None) -> None:
+        from compute.runtime import gpus_for_models, gpus_in_cluster
+        from eominer.metrics import job_metrics
+
+        self.ray, self.spec, self.todo = ray, spec, todo
+        self.retries, self.report, self.on_task = retries, report, on_task
+        self.metrics = job_metrics()
+        self.writer = _Writer(store, spec)
+        # Model tasks go to workers holding a GPU when the cluster has or can start GPU
+        # nodes: the autoscaler then boots GPU servers only for them.
+        n_model = sum(t.gpu for t in todo)
+        self.gpu = n_model > 0 and gpus_for_models(ray) > 0
+        n_gpu = min(max(1, gpus_in_cluster(ray)), n_model) if self.gpu else 0
+        # no CPU workers when every task goes to a GPU: idle ones would boot CPU nodes
+        n_cpu = n_workers if not self.gpu or n_model < len(todo) else 0
+        self.on_gpu = [False] * n_cpu + [True] * n_gpu
+        self.classes = {
+            False: ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Worker),
+            True: ray.remote(num_cpus=1, num_gpus=1, max_restarts=0,
+                             max_task_retries=0)(Worker),
+        }
+        self.actors = [self.classes[g].remote() for g in self.on_gpu]
+        self.load = [0] * len(self.actors)
+        # a worker runs its tasks one after the other: a task's run time is measured
+        # from its submission or the worker's previous result, whichever is later
+        self.free_at = [time.perf_counter()] * len(self.actors)
+        self.queues: dict[bool, deque[tuple[Task, int]]] = {False: deque(), True: deque()}
+        self.inflight: dict[Any, tuple[Task, int, int, Any, float]] = {}
+        for t in todo:
+            self._enqueue(t, 1)
+
+    def _enqueue(self, task: Task, attempt: int) -> None:
+        self.queues[self.gpu and task.gpu].append((task, attempt))
+
+    def _queued(self) -> int:
+        return len(self.queues[False]) + len(self.queues[True]) + len(self.inflight)
+
+    def _submit(self) -> None:
+        slots = range(len(self.actors))
+        for kind, queue in self.queues.items():
+            while queue:
+                slot = min((s for s in slots if self.on_gpu[s] == kind),
+                           key=self.load.__getitem__)
+                if self.load[slot] >= IN_FLIGHT_PER_WORKER:
+                    break
+                task, attempt = queue.popleft()
+                if task.recorded:
+                    self.writer.started(task.task_id, attempt)
+                actor = self.actors[slot]
+                ref = actor.run.remote(task.fn, task.args)
+                self.inflight[ref] = (task, attempt, slot, actor, time.perf_counter())
+                self.load[slot] += 1
+        self.metrics.set_queue_depth(self.spec.kind, self._queued())
+
+    def run(self) -> None:
+        ray, report = self.ray, self.report
+        t_start, nodes_seen = time.perf_counter(), 0.0
+        try:
+            self._submit()
+            while self.inflight:
+                ready, _ = ray.wait(list(self.inflight), num_returns=1)
+                if len(self.inflight) > 1:  # whatever else is ready joins the same commit
+                    rest = [r for r in self.inflight if r != ready[0]]
+                    ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+                if not report.first_result_seconds:
+                    report.first_result_seconds = time.perf_counter() - t_start
+                finished = [f for f in map(self._collect, ready) if f is not None]
+                self._submit()  # workers get their next tasks before the driver writes
+                self.writer.finished(finished)
+                if self.writer.due() or not self.inflight:
+                    self._committed(self.writer.flush())
+                now = time.perf_counter()
+                if now - nodes_seen > 5.0:  # a GCS call: not after every task
+                    self.metrics.observe_ray_nodes()
+                    nodes_seen = now
+        except KeyboardInterrupt:
+            self.writer.flush()  # what finished before Ctrl-C is kept; a re-run does the rest
+            raise
+        finally:
+            self.metrics.set_queue_depth(self.spec.kind, self._queued())
+            for a in self.actors:
+                ray.kill(a, no_restart=True)
+
+    def _collect(self, ref) -> Finished | None:
+        """A result, or None when the task failed (retried, or reported once out of tries)."""
+        from ray.exceptions import RayActorError, RayError
+
+        task, attempt, slot, actor, submitted = self.inflight.pop(ref)
+        self.load[slot] -= 1
+        now = time.perf_counter()
+        started, self.free_at[slot] = max(submitted, self.free_at[slot]), now
+        try:
+            result, worker, _ = self.ray.get(ref)
+        except RayError as exc:
+            self.metrics.record_task(self.spec.kind, now - started, failed=True)
+            if isinstance(exc, RayActorError) and self.actors[slot] is actor:
+                # the worker process died: a fresh one takes its place
+                self.ray.kill(actor, no_restart=True)
+                self.actors[slot] = self.classes[self.on_gpu[slot]].remote()
+            if attempt <= self.retries:
+                self._enqueue(task, attempt + 1)
+            else:
+                msg = task_error_text(exc)
+                self.writer.fail(task, msg)
+                self.report.failed.append((task.task_id, task.product_id or "", msg))
+            return None
+        return Finished(task, result, worker, now - started)
+
+    def _committed(self, batch: list[Finished]) -> None:
+        report, kind = self.report, self.spec.kind
+        for f in batch:
+            report.tasks_done += 1
+            report.patches_written += f.task.n_items
+            self.metrics.record_task(kind, f.seconds)
+            self.metrics.record_patches(kind, f.task.n_items)
+            if self.on_task:
+                self.on_task(report.tasks_done, len(self.todo), report.patches_written,
+                             f.task, f.worker)
+
+
+class _Writer:
+    """The driver's writes, grouped: finished tasks' rows and their `done` marks commit
+    together, about once a second. A crash loses at most the last second's results;
+    their tasks are not marked done, so a re-run redoes them."""
+
+    def __init__(self, store: Store | None, spec: JobSpec,
+                 every_s: float = COMMIT_EVERY_S) -> None:
+        self.store, self.spec, self.every_s = store, spec, every_s
+        self.starts: list[tuple[str, int]] = []
+        self.done: list[Finished] = []
+        self.last = time.perf_counter()
+
+    def started(self, task_id: str, attempt: int) -> None:
+        self.starts.append((task_id, attempt))
+
+    def finished(self, done: list[Finished]) -> None:
+        self.done += done
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= self.every_s
+
+    def fail(self, task: Task, message: str) -> None:
+        if self.store is not None and task.recorded:
+            self.flush()  # its pending start mark first, then the failure
+            self.store.fail_task(task.task_id, message)
+
+    def flush(self) -> list[Finished]:
+        """Commit what is pending; returns the finished tasks just committed."""
+        done, store = self.done, self.store
+        if store is None:
+            if done:
+                self.spec.commit(None, done)
+        else:
+            with store.transaction():
+                if self.starts:
+                    store.start_tasks(self.starts)
+                if done:
+                    self.spec.commit(store, done)
+                marks = [(f.task.task_id, f.worker) for f in done if f.task.recorded]
+                if marks:
+                    store.finish_tasks(marks)
+        self.starts, self.done = [], []
+        self.last = time.perf_counter()
+        return done
