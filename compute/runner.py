@@ -313,8 +313,8 @@ class _Driver:
 
 
 class _Writer:
-    """The driver's writes, grouped: finished tasks' rows and their `done` marks commit
-    together, about once a second. A crash loses at most the last second's results;
+    """The driver's writes, grouped: finished tasks' rows and their `done` marks (and the
+    start and failure marks) commit together, about once a second. A crash loses at most the last second's results;
     their tasks are not marked done, so a re-run redoes them."""
 
     def __init__(self, store: Store | None, spec: JobSpec,
@@ -322,6 +322,7 @@ class _Writer:
         self.store, self.spec, self.every_s = store, spec, every_s
         self.starts: list[tuple[str, int]] = []
         self.done: list[Finished] = []
+        self.failures: list[tuple[str, str]] = []  # (task_id, error), out of retries
         self.last = time.perf_counter()
 
     def started(self, task_id: str, attempt: int) -> None:
@@ -334,9 +335,8 @@ class _Writer:
         return time.perf_counter() - self.last >= self.every_s
 
     def fail(self, task: Task, message: str) -> None:
-        if self.store is not None and task.recorded:
-            self.flush()  # its pending start mark first, then the failure
-            self.store.fail_task(task.task_id, message)
+        if task.recorded:
+            self.failures.append((task.task_id, message))
 
     def flush(self) -> list[Finished]:
         """Commit what is pending; returns the finished tasks just committed."""
@@ -353,6 +353,8 @@ class _Writer:
                 marks = [(f.task.task_id, f.worker) for f in done if f.task.recorded]
                 if marks:
                     store.finish_tasks(marks)
-        self.starts, self.done = [], []
+                for task_id, message in self.failures:  # after their start marks
+                    store.fail_task(task_id, message)
+        self.starts, self.done, self.failures = [], [], []
         self.last = time.perf_counter()
         return done

@@ -142,6 +142,37 @@ def test_kill_midway_then_resume_completes_the_rest_only(home):
         assert_complete(store, {"spectral", "gabor", "wld"})
 
 
+def test_sigkill_midway_then_rerun_resumes_without_duplicates(home):
+    """A job killed hard (SIGKILL: no handler runs, nothing is flushed): the re-run
+    keeps every committed task, redoes the rest, and no patch gets two rows."""
+    log = home / "progress.jsonl"
+    args = ["extract", "--db", url(home), "--features", "spectral,wld", "--num-cpus", "2",
+            "--block-rows", "128", "--progress-log", str(log)]
+    # its own process group: Ray's processes die with the driver (Ray's reaper), and
+    # whatever is left is killed with the group
+    proc = subprocess.Popen([sys.executable, "-c", "from eominer.cli import main; main()",
+                             *args], env=dict(os.environ), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().splitlines():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the job ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    with open_store(url(home)) as store:
+        status = store.tasks()["status"].to_pylist()
+        done_before = status.count("done")
+        assert 1 <= done_before < len(status)
+        report = run_extract(store, "spectral,wld", num_cpus=2, block_rows=128)
+        assert not report.failed and report.tasks_skipped == done_before
+        assert report.tasks_done == len(status) - done_before
+        assert_complete(store, {"spectral", "wld"})  # one row per patch, none twice
+
+
 def test_failed_task_is_retried_then_reported_by_name(home):
     with open_store(url(home)) as store:
         prod = next(p for p in store.products().to_pylist()

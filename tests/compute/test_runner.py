@@ -1,0 +1,67 @@
+"""The job runner on a real local Ray and a real DuckDB store: a failing task is
+reported by product and error while the others finish, and a re-run does only it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compute.runner import Finished, JobSpec, Task, run_job
+from eominer.errors import JobError
+from eominer.store import open_store
+
+pytestmark = pytest.mark.ray
+
+
+def area_or_fail(product: str, side: int, fixed: str) -> int:
+    """A task function: fails for product B until the file `fixed` exists."""
+    if product == "B" and not Path(fixed).exists():
+        raise ValueError(f"band B04 of {product} is unreadable")
+    return side * side
+
+
+def job(fixed: Path, results: dict[str, int]) -> JobSpec:
+    def commit(store, done: list[Finished]) -> None:
+        results.update({f.task.task_id: f.result for f in done})
+
+    tasks = [Task(f"demo/{p}", area_or_fail, (p, side, str(fixed)), product_id=p,
+                  n_items=side) for p, side in (("A", 2), ("B", 3), ("C", 4))]
+    return JobSpec("demo", tasks, commit)
+
+
+def test_failed_task_named_with_its_product_and_a_rerun_does_only_it(db_url, tmp_path):
+    fixed = tmp_path / "fixed"
+    results: dict[str, int] = {}
+    with open_store(db_url) as store:
+        report = run_job(store, job(fixed, results), num_cpus=2, retries=1)
+        assert results == {"demo/A": 4, "demo/C": 16}  # the others finished
+        assert report.tasks_done == 2 and report.patches_written == 2 + 4
+        assert [(t, p) for t, p, _ in report.failed] == [("demo/B", "B")]
+        assert "ValueError: band B04 of B is unreadable" in report.failed[0][2]
+        with pytest.raises(JobError, match=r"1 demo task\(s\) failed after retries: "
+                           r"demo/B \(B\): .*band B04 of B is unreadable\. Fix the cause "
+                           "and re-run the same command"):
+            report.raise_for_failures()
+        rows = {r["task_id"]: r for r in store.tasks().to_pylist()}
+        assert {t: r["status"] for t, r in rows.items()} == {
+            "demo/A": "done", "demo/B": "failed", "demo/C": "done"}
+        assert rows["demo/B"]["attempts"] == 2 and "unreadable" in rows["demo/B"]["error"]
+
+        fixed.touch()  # the user fixes the cause and runs the same job again
+        results.clear()
+        again = run_job(store, job(fixed, results), num_cpus=2)
+        assert results == {"demo/B": 9}  # only the failed task ran
+        assert (again.tasks_skipped, again.tasks_done, again.failed) == (2, 1, [])
+        assert set(store.tasks()["status"].to_pylist()) == {"done"}
+
+
+def test_nothing_to_do_starts_no_ray(db_url, tmp_path):
+    """A job whose tasks are all done returns at once (no Ray start, no writes)."""
+    (tmp_path / "fixed").touch()
+    with open_store(db_url) as store:
+        run_job(store, job(tmp_path / "fixed", {}), num_cpus=2)
+        calls: list[tuple[int, int]] = []
+        report = run_job(store, job(tmp_path / "fixed", {}), num_cpus=2,
+                         on_start=lambda total, to_run: calls.append((total, to_run)))
+    assert calls == [(3, 0)] and report.tasks_skipped == 3 and report.workers == 0
