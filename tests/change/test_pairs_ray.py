@@ -42,7 +42,7 @@ def test_pairs_on_ray_record_each_pair_report_failures_and_resume(
     args = ["change", "--pairs", str(f), "--method", "cva", "--num-cpus", "2", "--db", db_url]
     counted = _patches_counted("change")
 
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(SystemExit, match="^1$") as exc:
         main(args)
     out, err = capsys.readouterr()
     assert exc.value.code == 1

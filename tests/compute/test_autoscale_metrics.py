@@ -116,7 +116,7 @@ def test_job_exporter_runs_only_when_asked(monkeypatch):
     with exporter_from_env(metrics) as exporter:
         samples = scrape(exporter.url)
     assert samples[("eominer_patches_processed_total", (("batch_job", "extract"),))] == 7
-    with pytest.raises(urllib.error.URLError):
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):
         urllib.request.urlopen(exporter.url, timeout=2)  # closed with the block
     monkeypatch.setenv("EOMINER_METRICS_PORT", "ninety")
     with pytest.raises(ConfigError, match="EOMINER_METRICS_PORT must be a port number"), \

@@ -170,7 +170,7 @@ def test_a_local_ray_that_never_starts_says_what_to_do_and_writes_nothing(
 def test_cli_exits_non_zero_with_one_clear_line(store, capsys):
     url = store.url
     store.close()
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(SystemExit, match="^1$") as exc:
         main(["extract", "--features", "texture", "--db", url])
     assert exc.value.code == 1
     assert "unknown feature set 'texture'" in capsys.readouterr().err

@@ -83,7 +83,7 @@ def assert_complete(store, names: set[str]) -> None:
 def test_extract_fills_every_feature_set_for_every_patch(home, capsys):
     with open_store(url(home)) as store:
         train_encoder(store, epochs=1, dim=8, max_patches=300)
-    with pytest.raises(SystemExit) as exc:  # `main` exits 0 explicitly only on errors
+    with pytest.raises(SystemExit, match="^0$") as exc:  # `main` exits only on errors
         main(["extract", "--db", url(home), "--num-cpus", "2", "--block-rows", "256"])
         raise SystemExit(0)
     assert exc.value.code == 0, capsys.readouterr().err

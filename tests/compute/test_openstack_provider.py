@@ -190,7 +190,7 @@ def test_server_deleted_behind_our_back_counts_as_terminated(cloud, caplog):
 
 def test_unknown_image_and_bad_config_are_named(cloud):
     provider = make_provider()
-    with pytest.raises(NodeLaunchException) as info:
+    with pytest.raises(NodeLaunchException, match=r"Node Launch Exception \(\w+\): ") as info:
         provider.create_node({**CPU_NODE, "image": "Windows 95"}, worker_tags(), 1)
     assert "image 'Windows 95' not found" in info.value.description
     with pytest.raises(ConfigError, match=r"lacks \['network'\]"):
