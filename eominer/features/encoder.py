@@ -21,12 +21,15 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eominer.errors import FeatureError, ModelNotTrainedError, require
 from eominer.features.registry import Descriptor, require_bands
+
+if TYPE_CHECKING:
+    from eominer.store import Store
 
 VERSION = 1
 BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
@@ -137,5 +140,5 @@ def build(product_bands: Sequence[str], model: dict[str, Any] | None = None) -> 
     return Descriptor("encoder", VERSION, "S2", params, BANDS, 0, cols, _compute, extra)
 
 
-def latest_encoder(store) -> dict[str, Any] | None:
+def latest_encoder(store: Store) -> dict[str, Any] | None:
     return store.latest_model(KIND)

@@ -9,10 +9,9 @@ its metadata row is committed, so a failed or interrupted training leaves nothin
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,28 +20,31 @@ from eominer.features.blocks import band_indexes, read_block
 from eominer.features.encoder import BANDS, KIND, PATCH, autoencoder, patch_tensor
 from eominer.workspace import models_dir
 
+if TYPE_CHECKING:
+    from eominer.store import Store
+
 BLOCK_ROWS = 1024
 
 
-def collect_patches(store, product_ids: Sequence[str] | None = None, max_patches: int = 20000,
-                    min_valid: float = 0.9, seed: int = 0,
+def collect_patches(store: Store, product_ids: Sequence[str] | None = None,
+                    max_patches: int = 20000, min_valid: float = 0.9, seed: int = 0,
                     ) -> tuple[np.ndarray, list[str]]:
     """(n, 32, 32, 4) reflectance patches (NaN = nodata) sampled from S2 products."""
     rng = np.random.default_rng(seed)
-    table = store.products().to_pylist()
-    known = {p["product_id"] for p in table}
+    table = store.product_list()
+    known = {p.product_id for p in table}
     if product_ids:
         unknown = [p for p in product_ids if p not in known]
         if unknown:
             raise FeatureError(f"product(s) {', '.join(unknown)} not in the database: "
                                "see `eominer products`")
-    chosen = [p for p in table if p["sensor"] == "S2"
-              and (not product_ids or p["product_id"] in product_ids)
-              and all(b in json.loads(p["bands"]) for b in BANDS)]
+    chosen = [p for p in table if p.sensor == "S2"
+              and (not product_ids or p.product_id in product_ids)
+              and all(b in p.bands for b in BANDS)]
     per_product = max(1, max_patches // max(len(chosen), 1))
     parts, used = [], []
     for prod in chosen:
-        pt = store.patches(prod["product_id"], PATCH)
+        pt = store.patches(prod.product_id, PATCH)
         keep = np.asarray(pt["valid_fraction"].to_numpy()) >= min_valid
         ys = pt["y_off"].to_numpy()[keep]
         xs = pt["x_off"].to_numpy()[keep]
@@ -51,18 +53,17 @@ def collect_patches(store, product_ids: Sequence[str] | None = None, max_patches
         if len(ys) > per_product:
             pick = np.sort(rng.choice(len(ys), per_product, replace=False))
             ys, xs = ys[pick], xs[pick]
-        idx = band_indexes(json.loads(prod["bands"]), BANDS, prod["product_id"])
-        for y0 in range(0, int(prod["height"]), BLOCK_ROWS):
+        idx = band_indexes(list(prod.bands), BANDS, prod.product_id)
+        for y0 in range(0, prod.height, BLOCK_ROWS):
             sel = (ys >= y0) & (ys + PATCH <= y0 + BLOCK_ROWS)
             if not sel.any():
                 continue
-            y1 = min(y0 + BLOCK_ROWS, int(prod["height"]))
-            stack = read_block(prod["ard_path"], "S2", idx, y0, y1, 0, int(prod["width"]),
-                               int(prod["height"]))
+            y1 = min(y0 + BLOCK_ROWS, prod.height)
+            stack = read_block(prod.ard_path, "S2", idx, y0, y1, 0, prod.width, prod.height)
             win = np.stack([ys[sel] - y0, xs[sel], np.full(sel.sum(), PATCH),
                             np.full(sel.sum(), PATCH)], axis=1)
             parts.append(patch_tensor(stack, win))
-        used.append(prod["product_id"])
+        used.append(prod.product_id)
     if not parts:
         raise FeatureError(
             "no Sentinel-2 patches with bands B02, B03, B04, B08 and at least "
@@ -72,7 +73,7 @@ def collect_patches(store, product_ids: Sequence[str] | None = None, max_patches
     return np.concatenate(parts), used
 
 
-def train_encoder(store, product_ids: Sequence[str] | None = None, epochs: int = 5,
+def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
                   dim: int = 32, max_patches: int = 20000, batch_size: int = 128, seed: int = 0,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train, save `<workspace>/models/encoder-v<N>.keras`, record it; return its row."""

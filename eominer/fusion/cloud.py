@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eominer.fusion.bigearthnet import S2_FUSION_BANDS
+from eominer.fusion.bands import S2_FUSION_BANDS
 
 CLOUD_BLUE = 0.2
 CLOUD_SWIR = 0.2

@@ -1,11 +1,13 @@
 """Per-sensor patch descriptors and feature-level fusion (weighted concatenation).
 
-The descriptors here are small, fixed statistics so fusion works on its own: the S2
-vector is the mean and standard deviation of each of the 12 L2A bands (reflectance) and of
-three indices (NDVI, NDWI, NDBI); the S1 vector is the mean, standard deviation, 10th and
-90th percentile of VV and VH and the mean/std of the VV-VH difference, in dB/10 (log10
-power) so both sensors' values are of order one. The store's own descriptor sets ('spectral',
-'sar' from eominer.features) can be fused instead with `fuse_feature_sets`.
+The descriptors are small, fixed statistics, registered in eominer.features like every
+other descriptor (so a fused feature set's identity is their names + parameters): the S2
+vector is 's2stats', the mean and standard deviation of each of the 12 L2A bands
+(reflectance) and of three indices (NDVI, NDWI, NDBI); the S1 vector is 's1stats', the
+mean, standard deviation, 10th and 90th percentile of VV and VH and the mean/std of the
+VV-VH difference, in dB/10 (log10 power) so both sensors' values are of order one. The
+store's own descriptor sets ('spectral', 'sar') can be fused instead with
+`fuse_feature_sets`.
 
 Fused rows are [w_s2 * f_s2 / sqrt(d_s2), w_s1 * f_s1 / sqrt(d_s1)]: dividing by the
 block's sqrt(dimension) gives each sensor the same share of a Euclidean distance whatever
@@ -21,72 +23,68 @@ from collections.abc import Sequence
 import numpy as np
 
 from eominer.errors import FeatureError, GridMismatchError
-from eominer.fusion.bigearthnet import S2_FUSION_BANDS
-
-_I = {b: i for i, b in enumerate(S2_FUSION_BANDS)}
-S2_FEATURE_NAMES: tuple[str, ...] = tuple(
-    [f"s2_{b.lower()}_{s}" for b in S2_FUSION_BANDS for s in ("mean", "std")]
-    + [f"s2_{ix}_{s}" for ix in ("ndvi", "ndwi", "ndbi") for s in ("mean", "std")]
-)
-S1_FEATURE_NAMES: tuple[str, ...] = tuple(
-    [f"s1_{p}_{s}" for p in ("vv", "vh") for s in ("mean", "std", "p10", "p90")]
-    + ["s1_vvvh_mean", "s1_vvvh_std"]
-)
+from eominer.features.registry import Descriptor, build
+from eominer.features.windows import tile_patches
+from eominer.fusion.bands import S1_FUSION_BANDS, S2_FUSION_BANDS
 
 
-def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a - b) / (a + b)
+def s2_descriptor() -> Descriptor:
+    """The registered 's2stats' descriptor fusion computes on the 12 S2 bands."""
+    return build("s2stats", S2_FUSION_BANDS, indices=("ndvi", "ndwi", "ndbi"))
 
 
-def _mean_std(x: np.ndarray) -> tuple[float, float]:
-    x = x[np.isfinite(x)]
-    return (float(x.mean()), float(x.std())) if x.size else (np.nan, np.nan)
+def s1_descriptor() -> Descriptor:
+    """The registered 's1stats' descriptor fusion computes on VV, VH (dB/10)."""
+    return build("s1stats", S1_FUSION_BANDS, percentiles=(10, 90), divide_by=10.0)
+
+
+S2_FEATURE_NAMES: tuple[str, ...] = tuple(f"s2_{c}" for c in s2_descriptor().columns)
+S1_FEATURE_NAMES: tuple[str, ...] = tuple(f"s1_{c}" for c in s1_descriptor().columns)
+
+
+def _batch(x: np.ndarray, n_bands: int, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] != n_bands:
+        raise FeatureError(f"{what}, got shape {x.shape}")
+    return x
 
 
 def s2_descriptors(s2: np.ndarray) -> np.ndarray:
-    """(12, rows, cols) reflectance -> 30 statistics over the valid pixels (0 = no data).
-
-    An all-invalid patch gives NaNs: callers treat it as cloudy (see eominer.fusion.cloud).
-    """
-    if s2.ndim != 3 or s2.shape[0] != len(S2_FUSION_BANDS):
-        raise FeatureError(
-            f"S2 patch must be ({len(S2_FUSION_BANDS)} bands, rows, cols) in the order "
-            f"{list(S2_FUSION_BANDS)}, got shape {s2.shape}"
-        )
-    valid = np.all(s2 > 0, axis=0)
-    x = np.where(valid, s2, np.nan).astype(np.float64)
-    out = [v for b in range(x.shape[0]) for v in _mean_std(x[b])]
-    ndvi = _nd(x[_I["B08"]], x[_I["B04"]])
-    ndwi = _nd(x[_I["B03"]], x[_I["B08"]])
-    ndbi = _nd(x[_I["B11"]], x[_I["B08"]])
-    for ix in (ndvi, ndwi, ndbi):
-        out += _mean_std(ix)
-    return np.asarray(out, dtype=np.float32)
+    """(12, rows, cols) reflectance, or a batch (n, 12, rows, cols) -> (30,) or (n, 30)
+    's2stats' over the valid pixels (0 = no data). An all-invalid patch gives zeros (the
+    registry never returns NaN): check `cloud.usable` first, as fusion does."""
+    x = _batch(s2, len(S2_FUSION_BANDS),
+               f"S2 patch must be ({len(S2_FUSION_BANDS)} bands, rows, cols) in the order "
+               f"{list(S2_FUSION_BANDS)}")
+    out = s2_descriptor().compute(*tile_patches(x))
+    return out[0] if np.ndim(s2) == 3 else out
 
 
 def s1_descriptors(s1_db: np.ndarray) -> np.ndarray:
-    """(2, rows, cols) VV/VH backscatter in dB (NaN = no data) -> 10 statistics in dB/10."""
-    if s1_db.ndim != 3 or s1_db.shape[0] != 2:
-        raise FeatureError(f"S1 patch must be (2 bands VV VH, rows, cols), got {s1_db.shape}")
-    x = s1_db.astype(np.float64) / 10.0
-    out: list[float] = []
-    for b in range(2):
-        v = x[b][np.isfinite(x[b])]
-        if v.size == 0:
-            out += [np.nan] * 4
-            continue
-        p10, p90 = np.percentile(v, [10, 90])
-        out += [float(v.mean()), float(v.std()), float(p10), float(p90)]
-    out += _mean_std(x[0] - x[1])
-    return np.asarray(out, dtype=np.float32)
+    """(2, rows, cols) VV/VH backscatter in dB (NaN = no data), or a batch
+    (n, 2, rows, cols) -> (10,) or (n, 10) 's1stats' in dB/10."""
+    x = _batch(s1_db, 2, "S1 patch must be (2 bands VV VH, rows, cols)")
+    out = s1_descriptor().compute(*tile_patches(x))
+    return out[0] if np.ndim(s1_db) == 3 else out
+
+
+def has_valid_pixels(s2: np.ndarray, s1_db: np.ndarray) -> np.ndarray:
+    """(n,) bool: the S2 patch has a valid pixel (every band > 0) and both S1 bands have a
+    finite one, i.e. the descriptors are not the registry's zeros for 'no data'."""
+    with np.errstate(invalid="ignore"):
+        ok2 = np.all(np.isfinite(s2) & (s2 > 0), axis=1).any(axis=(1, 2))
+    ok1 = np.isfinite(s1_db).any(axis=(2, 3)).all(axis=1)
+    return ok2 & ok1
 
 
 def patch_descriptors(s2: np.ndarray, s1_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if s2.shape[1:] != s1_db.shape[1:]:
+    """S2 and S1 descriptors of one co-located patch, or of a batch of them."""
+    if s2.shape[-2:] != s1_db.shape[-2:]:
         raise GridMismatchError(
-            f"S2 patch is {s2.shape[1]}x{s2.shape[2]} px but S1 patch is "
-            f"{s1_db.shape[1]}x{s1_db.shape[2]} px: resample S1 onto the S2 grid first "
+            f"S2 patch is {s2.shape[-2]}x{s2.shape[-1]} px but S1 patch is "
+            f"{s1_db.shape[-2]}x{s1_db.shape[-1]} px: resample S1 onto the S2 grid first "
             "(eominer fusion pair)"
         )
     return s2_descriptors(s2), s1_descriptors(s1_db)
@@ -116,6 +114,8 @@ def fused_names(s2_names: Sequence[str], s1_names: Sequence[str]) -> list[str]:
 
 
 def dataset_descriptors(patches) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 30) S2 and (n, 10) S1 descriptors of PairedPatch objects."""
-    pairs = [patch_descriptors(p.s2, p.s1) for p in patches]
-    return (np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs]))
+    """(n, 30) S2 and (n, 10) S1 descriptors of paired patches (objects with `.s2` and
+    `.s1` arrays of one size), computed as one batch."""
+    patches = list(patches)
+    return patch_descriptors(np.stack([p.s2 for p in patches]),
+                             np.stack([p.s1 for p in patches]))

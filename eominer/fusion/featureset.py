@@ -1,9 +1,10 @@
 """Fused S1+S2 feature sets in the database, keyed by the S2 patch id.
 
 Two ways to build one (both give a feature set a mining session uses like any other):
-- `build_fused_features`: eominer.fusion's own descriptors (features.py) computed from the
-  S2 ARD and the pair's S1 layer (S1 resampled onto the S2 grid), one row per S2 patch of
-  every recorded pair. Name 'fused_s1s2'.
+- `build_fused_features`: the registered descriptors 's2stats' and 's1stats' (through
+  eominer.fusion.features) computed from the S2 ARD and the pair's S1 layer (S1 resampled
+  onto the S2 grid), one row per S2 patch of every recorded pair. Name 'fused_s1s2'; its
+  parameters hold both descriptors' names, versions and parameters.
 - `fuse_feature_sets`: the rows of two existing feature sets (e.g. 'spectral' of the S2
   product and 'sar' of the S1 product) joined per place: the S1 patch whose centre lies
   in the S2 patch (same CRS and level). Name 'fused_<s2 set>_<s1 set>' (shortened).
@@ -15,45 +16,65 @@ statistics, so models see "no optical evidence", and the flag says so.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eominer.errors import FeatureError, GridMismatchError, MissingBandError
 from eominer.fusion import cloud
-from eominer.fusion.bigearthnet import S2_FUSION_BANDS
+from eominer.fusion.bands import S2_FUSION_BANDS
 from eominer.fusion.features import (
     S1_FEATURE_NAMES,
     S2_FEATURE_NAMES,
     fuse,
+    has_valid_pixels,
+    s1_descriptor,
     s1_descriptors,
+    s2_descriptor,
     s2_descriptors,
 )
 from eominer.sensors import S2_REFLECTANCE_SCALE
+
+if TYPE_CHECKING:
+    from eominer.store import FeatureSet, Product, Store
 
 FUSED_NAME = "fused_s1s2"
 FUSED_VERSION = 1
 
 
-def _s2_band_indexes(product: dict) -> list[int]:
-    bands = json.loads(product["bands"])
+def descriptor_identity() -> dict:
+    """Name, version and parameters of both per-sensor descriptors: part of the fused
+    set's identity, so changed descriptor parameters never mix with old rows."""
+    return {d.name: {"version": d.version, **d.params}
+            for d in (s2_descriptor(), s1_descriptor())}
+
+
+def _s2_band_indexes(product: Product) -> list[int]:
+    bands = list(product.bands)
     missing = [b for b in S2_FUSION_BANDS if b not in bands]
     if missing:
         raise MissingBandError(
-            f"S2 product {product['product_id']} lacks {missing} (has {bands}): fusion needs "
+            f"S2 product {product.product_id} lacks {missing} (has {bands}): fusion needs "
             f"the 12 bands {list(S2_FUSION_BANDS)}"
         )
-    return [bands.index(b) + 1 for b in S2_FUSION_BANDS]
+    return [product.band_index(b) for b in S2_FUSION_BANDS]
 
 
-def pair_patches(store, pair: dict, level: int,
+def _product(store: Store, product_id: str) -> Product:
+    product = store.product_record(product_id)
+    if product is None:
+        raise FeatureError(f"product {product_id!r} is not in {store.url}: ingest it first")
+    return product
+
+
+def pair_patches(store: Store, pair: dict[str, Any], level: int,
                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Per row of patches of the pair's S2 product at `level`: (patch_ids, S2 (n, 12, L, L)
     reflectance, S1 (n, 2, L, L) dB on the same grid, cloud_fraction or NaN)."""
     from eominer.io.ard import read_ard
 
-    s2 = store.product(pair["s2_id"])
+    s2 = _product(store, pair["s2_id"])
     idx = _s2_band_indexes(s2)
     boxes = store.patch_boxes(pair["s2_id"], level).to_pydict()
     if not boxes["patch_id"]:
@@ -69,7 +90,7 @@ def pair_patches(store, pair: dict, level: int,
         sel = np.flatnonzero(yo == y)
         width = int(xo[sel].max()) + level
         win = (0, int(y), width, level)
-        a = read_ard(s2["ard_path"], window=win, bands=idx).astype(np.float32)
+        a = read_ard(s2.ard_path, window=win, bands=idx).astype(np.float32)
         a /= np.float32(S2_REFLECTANCE_SCALE)
         b = read_ard(pair["layer_path"], window=win).astype(np.float32)
         s2p = np.stack([a[:, :, x:x + level] for x in xo[sel]])
@@ -85,17 +106,17 @@ def usable_flags(s2p: np.ndarray, cloud_fraction: np.ndarray, min_valid: float) 
 
 
 def build_fused_features(
-    store, level: int, weights: tuple[float, float] = (1.0, 1.0),
-    min_valid: float = cloud.MIN_VALID, pairs: Sequence[dict] | None = None,
+    store: Store, level: int, weights: tuple[float, float] = (1.0, 1.0),
+    min_valid: float = cloud.MIN_VALID, pairs: Sequence[dict[str, Any]] | None = None,
     progress: Callable[[str], None] | None = None,
-):
+) -> tuple[FeatureSet, int]:
     """Compute and store the 'fused_s1s2' feature set for every recorded pair at `level`."""
     pairs = list(pairs if pairs is not None else store.fusion_pairs())
     if not pairs:
         raise FeatureError("no S1/S2 pairs recorded: run `eominer fusion pair` first")
     # no level in the identity: rows are keyed by patch id, so one set holds every level
     params = {"weights": [float(w) for w in weights], "min_valid": float(min_valid),
-              "descriptors": "eominer.fusion.features v1"}
+              "descriptors": descriptor_identity()}
     fs = store.register_feature_set(
         FUSED_NAME, FUSED_VERSION, params, [*S2_FEATURE_NAMES, *S1_FEATURE_NAMES, "s2_usable"],
         sensor="S1+S2",
@@ -104,10 +125,12 @@ def build_fused_features(
     for pair in pairs:
         for ids, s2p, s1p, cf in pair_patches(store, pair, level):
             ok = usable_flags(s2p, cf, min_valid)
-            x2 = np.stack([s2_descriptors(p) if u else np.zeros(len(S2_FEATURE_NAMES), np.float32)
-                           for p, u in zip(s2p, ok)])
-            x1 = np.stack([s1_descriptors(p) for p in s1p])
-            keep = np.all(np.isfinite(x1), axis=1) & np.all(np.isfinite(x2), axis=1)
+            x2 = np.zeros((len(s2p), len(S2_FEATURE_NAMES)), np.float32)
+            if ok.any():
+                x2[ok] = s2_descriptors(s2p[ok])
+            x1 = s1_descriptors(s1p)
+            # a patch without valid pixels has no descriptors (the registry's zeros): skip it
+            keep = has_valid_pixels(np.where(ok[:, None, None, None], s2p, 1.0), s1p)
             rows = np.hstack([fuse(x2, x1, weights), ok[:, None].astype(np.float32)])
             total += store.write_features(fs, ids[keep], rows[keep])
         if progress:
@@ -121,12 +144,13 @@ def _centres(t) -> tuple[np.ndarray, np.ndarray]:
             (np.asarray(d["min_y"]) + np.asarray(d["max_y"])) / 2)
 
 
-def colocated(store, s2_id: str, s1_id: str, level: int) -> tuple[np.ndarray, np.ndarray]:
+def colocated(store: Store, s2_id: str, s1_id: str, level: int,
+              ) -> tuple[np.ndarray, np.ndarray]:
     """(S2 patch ids, S1 patch ids) of patches at `level` covering the same place."""
     from rasterio.crs import CRS
 
-    p2, p1 = store.product(s2_id), store.product(s1_id)
-    if CRS.from_wkt(p2["crs"]) != CRS.from_wkt(p1["crs"]):
+    p2, p1 = _product(store, s2_id), _product(store, s1_id)
+    if CRS.from_wkt(p2.crs) != CRS.from_wkt(p1.crs):
         raise GridMismatchError(
             f"{s2_id} and {s1_id} are in different CRSs: join their features through "
             "`build_fused_features` (which resamples S1 onto the S2 grid) instead"
@@ -145,9 +169,9 @@ def colocated(store, s2_id: str, s1_id: str, level: int) -> tuple[np.ndarray, np
 
 
 def fuse_feature_sets(
-    store, s2_feature_set: str, s1_feature_set: str, level: int,
-    weights: tuple[float, float] = (1.0, 1.0), pairs: Sequence[dict] | None = None,
-):
+    store: Store, s2_feature_set: str, s1_feature_set: str, level: int,
+    weights: tuple[float, float] = (1.0, 1.0), pairs: Sequence[dict[str, Any]] | None = None,
+) -> tuple[FeatureSet, int]:
     """Store the weighted join of an S2 and an S1 feature set over the recorded pairs."""
     fs2 = store.require_feature_set(s2_feature_set)
     fs1 = store.require_feature_set(s1_feature_set)

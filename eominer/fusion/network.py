@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from eominer.errors import FeatureError, GridMismatchError, ModelNotTrainedError, require
-from eominer.fusion.bigearthnet import S2_FUSION_BANDS
+from eominer.fusion.bands import S2_FUSION_BANDS
 from eominer.fusion.labels import Vocabulary
 from eominer.fusion.sar import require_db
 

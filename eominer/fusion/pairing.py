@@ -14,17 +14,21 @@ refuses linear input with an error; 'linear' always converts.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eominer.errors import PairingError
 from eominer.fusion.sar import as_db, detect_scale, require_db, resample_to_grid
 from eominer.workspace import layers_dir
+
+if TYPE_CHECKING:
+    from eominer.store import Product, Store
 
 DEFAULT_MAX_DAYS = 3.0
 DEFAULT_MIN_OVERLAP = 0.5
@@ -42,39 +46,36 @@ class Candidate:
         return "s1s2_" + hashlib.sha1(f"{self.s2_id}|{self.s1_id}".encode()).hexdigest()[:16]
 
 
-def _footprints(rows: list[dict]) -> dict[str, object]:
+def _footprints(products: Sequence[Product]) -> dict[str, Any]:
     from shapely import wkt
 
-    return {r["product_id"]: wkt.loads(r["footprint_wkt"]) for r in rows}
+    return {p.product_id: wkt.loads(p.footprint_wkt) for p in products}
 
 
-def _overlap(s2_fp, s1_fp) -> float:
+def _overlap(s2_fp: Any, s1_fp: Any) -> float:
     # footprints are WGS84; an area ratio in degrees is fine at patch/tile scale
     area = s2_fp.area
     return float(s2_fp.intersection(s1_fp).area / area) if area > 0 else 0.0
 
 
-def _days(a, b) -> float:
+def _days(a: dt.datetime | None, b: dt.datetime | None) -> float:
     if a is None or b is None:
         return float("inf")
     return abs((a - b).total_seconds()) / 86400.0
 
 
-def check_pair(store, s2_id: str, s1_id: str, max_days: float = DEFAULT_MAX_DAYS,
+def check_pair(store: Store, s2_id: str, s1_id: str, max_days: float = DEFAULT_MAX_DAYS,
                min_overlap: float = DEFAULT_MIN_OVERLAP) -> Candidate:
     """The pair of two named products, or PairingError saying why they cannot pair."""
-    s2, s1 = store.product(s2_id), store.product(s1_id)
-    for pid, row in ((s2_id, s2), (s1_id, s1)):
-        if row is None:
-            raise PairingError(f"product {pid!r} is not in the database: ingest it first")
-    if s2["sensor"] != "S2" or s1["sensor"] != "S1":
+    s2, s1 = _product(store, s2_id), _product(store, s1_id)
+    if s2.sensor != "S2" or s1.sensor != "S1":
         raise PairingError(
-            f"a fusion pair is (S2, S1): {s2_id} is {s2['sensor']} and {s1_id} is "
-            f"{s1['sensor']}; give the Sentinel-2 product first"
+            f"a fusion pair is (S2, S1): {s2_id} is {s2.sensor} and {s1_id} is "
+            f"{s1.sensor}; give the Sentinel-2 product first"
         )
     fps = _footprints([s2, s1])
     overlap = _overlap(fps[s2_id], fps[s1_id])
-    days = _days(s2["acquired"], s1["acquired"])
+    days = _days(s2.acquired, s1.acquired)
     if overlap < min_overlap:
         raise PairingError(
             f"{s1_id} covers {overlap:.0%} of {s2_id}, at least {min_overlap:.0%} needed: "
@@ -88,46 +89,53 @@ def check_pair(store, s2_id: str, s1_id: str, max_days: float = DEFAULT_MAX_DAYS
     return Candidate(s2_id, s1_id, days, overlap)
 
 
-def find_candidates(store, max_days: float = DEFAULT_MAX_DAYS,
+def find_candidates(store: Store, max_days: float = DEFAULT_MAX_DAYS,
                     min_overlap: float = DEFAULT_MIN_OVERLAP,
                     ) -> tuple[list[Candidate], list[str]]:
     """For every S2 product, the best S1 partner (most overlap, then closest in time).
 
     Returns the candidates and the ids of products left without a partner.
     """
-    rows = store.products().to_pylist()
-    s2s = [r for r in rows if r["sensor"] == "S2"]
-    s1s = [r for r in rows if r["sensor"] == "S1"]
-    fps = _footprints(rows)
+    products = store.product_list()
+    s2s = [p for p in products if p.sensor == "S2"]
+    s1s = [p for p in products if p.sensor == "S1"]
+    fps = _footprints(products)
     found: list[Candidate] = []
     for s2 in s2s:
         best: Candidate | None = None
         for s1 in s1s:
-            days = _days(s2["acquired"], s1["acquired"])
+            days = _days(s2.acquired, s1.acquired)
             if days > max_days:
                 continue
-            ov = _overlap(fps[s2["product_id"]], fps[s1["product_id"]])
+            ov = _overlap(fps[s2.product_id], fps[s1.product_id])
             if ov < min_overlap:
                 continue
-            c = Candidate(s2["product_id"], s1["product_id"], days, ov)
+            c = Candidate(s2.product_id, s1.product_id, days, ov)
             if best is None or (round(ov, 3), -days) > (round(best.overlap_fraction, 3),
                                                         -best.days_apart):
                 best = c
         if best is not None:
             found.append(best)
     used = {c.s2_id for c in found} | {c.s1_id for c in found}
-    unpaired = [r["product_id"] for r in rows if r["product_id"] not in used]
+    unpaired = [p.product_id for p in products if p.product_id not in used]
     return found, unpaired
 
 
-def _grid(row: dict):
+def _product(store: Store, product_id: str) -> Product:
+    product = store.product_record(product_id)
+    if product is None:
+        raise PairingError(f"product {product_id!r} is not in the database: ingest it first")
+    return product
+
+
+def _grid(product: Product) -> tuple[Any, Any]:
     from rasterio.crs import CRS
     from rasterio.transform import Affine
 
-    return CRS.from_wkt(row["crs"]), Affine(*json.loads(row["transform"])[:6])
+    return CRS.from_wkt(product.crs), Affine(*product.transform)
 
 
-def s1_layer_on_s2_grid(store, c: Candidate, s1_scale: str = "auto",
+def s1_layer_on_s2_grid(store: Store, c: Candidate, s1_scale: str = "auto",
                         dest_dir: Path | None = None) -> tuple[Path, str]:
     """Write the S1 product resampled onto the S2 grid (float32 dB, NaN outside S1).
 
@@ -137,12 +145,12 @@ def s1_layer_on_s2_grid(store, c: Candidate, s1_scale: str = "auto",
 
     from eominer.io.ard import read_ard, tmp_path_for, write_cog
 
-    s2, s1 = store.product(c.s2_id), store.product(c.s1_id)
-    s1_bands = json.loads(s1["bands"])
-    idx = [s1_bands.index(b) + 1 for b in ("VV", "VH") if b in s1_bands]
+    s2, s1 = _product(store, c.s2_id), _product(store, c.s1_id)
+    idx = [s1.band_index(b) for b in ("VV", "VH") if b in s1.bands]
     if len(idx) != 2:
-        raise PairingError(f"S1 product {c.s1_id} has bands {s1_bands}: fusion needs VV and VH")
-    raw = read_ard(s1["ard_path"], bands=idx).astype(np.float32)
+        raise PairingError(f"S1 product {c.s1_id} has bands {list(s1.bands)}: fusion needs "
+                           "VV and VH")
+    raw = read_ard(s1.ard_path, bands=idx).astype(np.float32)
     finite = raw[np.isfinite(raw)]
     found = detect_scale(finite)
     if s1_scale == "db":
@@ -154,11 +162,11 @@ def s1_layer_on_s2_grid(store, c: Candidate, s1_scale: str = "auto",
         raise PairingError(f"s1_scale must be 'auto', 'db' or 'linear', got {s1_scale!r}")
     src_crs, src_tr = _grid(s1)
     dst_crs, dst_tr = _grid(s2)
-    out = resample_to_grid(db, src_tr, src_crs, dst_tr, dst_crs, (s2["height"], s2["width"]))
+    out = resample_to_grid(db, src_tr, src_crs, dst_tr, dst_crs, (s2.height, s2.width))
     dest = (dest_dir or layers_dir()) / f"{c.pair_id}_s1_on_s2.tif"
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path_for(dest)
-    profile = {"driver": "GTiff", "width": s2["width"], "height": s2["height"], "count": 2,
+    profile = {"driver": "GTiff", "width": s2.width, "height": s2.height, "count": 2,
                "dtype": "float32", "crs": dst_crs, "transform": dst_tr, "nodata": np.nan,
                "tiled": True, "blockxsize": 256, "blockysize": 256}
     try:
@@ -172,7 +180,7 @@ def s1_layer_on_s2_grid(store, c: Candidate, s1_scale: str = "auto",
 
 
 def pair_products(
-    store, s2_id: str | None = None, s1_id: str | None = None,
+    store: Store, s2_id: str | None = None, s1_id: str | None = None,
     max_days: float = DEFAULT_MAX_DAYS, min_overlap: float = DEFAULT_MIN_OVERLAP,
     s1_scale: str = "auto", progress: Callable[[str], None] | None = None,
 ) -> tuple[list[dict], list[str]]:

@@ -7,7 +7,6 @@ import pytest
 
 from eominer.change.irmad import fit_irmad, irmad_distance
 from eominer.change.maps import change_distance, change_map
-from eominer.change.metrics import from_confusion
 from eominer.change.normalise import to_probability
 from eominer.change.scores import patch_scores
 from eominer.change.threshold import binary_map, otsu_threshold
@@ -84,16 +83,6 @@ def test_otsu_splits_two_populations() -> None:
     th = otsu_threshold(p, valid)
     assert 0.1 <= th < 0.9
     assert binary_map(p, valid, th).sum() == 100
-
-
-def test_metrics_from_confusion_by_hand() -> None:
-    s = from_confusion(tp=40, fp=10, fn=20, tn=930, auprc=0.5)
-    assert s.precision == pytest.approx(0.8)
-    assert s.recall == pytest.approx(40 / 60)
-    assert s.f1 == pytest.approx(2 * 40 / (80 + 30))
-    po = 970 / 1000
-    pe = (50 * 60 + 950 * 940) / 1000**2
-    assert s.kappa == pytest.approx((po - pe) / (1 - pe))
 
 
 def test_patch_scores_match_direct_means() -> None:

@@ -138,7 +138,7 @@ def test_the_app_draws_the_change_map_of_either_date(ingested) -> None:
 def test_a_mining_session_finds_changes_like_these(ingested) -> None:
     """Relevance feedback on the pair's change scores: two very changed patches as
     examples, two unchanged ones as counter-examples; the ranking puts changed first."""
-    from eominer.learning.evaluation import average_precision
+    from eominer.evaluation.ranking import average_precision
     from eominer.learning.session import Session
     from eominer.store import open_store
 

@@ -3,7 +3,6 @@ embeddings through the `encoder` descriptor."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +37,15 @@ def test_train_saves_versioned_model_with_metadata(ingested):
     assert Path(row["path"]).exists()
     assert not list((home / "models").glob(".*staged*"))
     assert row["metrics"]["patches"] == 200 and row["metrics"]["loss"] > 0
-    assert row["trained_on"] == [store.products()["product_id"][0].as_py()]
+    assert row["trained_on"] == [store.product_list()[0].product_id]
     assert len(row["params"]["mean"]) == 4 and row["params"]["dim"] == 8
 
-    prod = store.products().to_pylist()[0]
-    bands = json.loads(prod["bands"])
+    prod = store.product_list()[0]
+    bands = list(prod.bands)
     d = build("encoder", bands, model=row)
     assert d.columns[0] == "enc_000" and d.dims == 8
-    stack = read_block(prod["ard_path"], "S2", band_indexes(bands, d.bands, "p"), 0, 128, 0,
-                       prod["width"], prod["height"])
+    stack = read_block(prod.ard_path, "S2", band_indexes(bands, d.bands, "p"), 0, 128, 0,
+                       prod.width, prod.height)
     stack[:, :32, :32] = np.nan  # nodata patch still embeds (to the mean input's code)
     w = np.array([[0, 0, 32, 32], [0, 32, 32, 32], [0, 0, 64, 64], [0, 0, 128, 128]])
     X = d.compute(stack, w)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from eominer.errors import FeatureError, GridMismatchError, ModelNotTrainedError
-from eominer.fusion import bigearthnet, cloud
+from eominer.evaluation import bigearthnet
+from eominer.fusion import cloud
 from eominer.fusion.decision import DecisionFusion, FeatureFusion, product_rule
-from eominer.fusion.evaluation import fold_metrics, iterative_folds
 from eominer.fusion.features import (
     S1_FEATURE_NAMES,
     S2_FEATURE_NAMES,
@@ -94,21 +94,3 @@ def test_model_errors(data):
     m = MultiLabelLogistic().fit(X2, Y)
     with pytest.raises(FeatureError, match="fitted on 30 features, got 10"):
         m.predict_proba(X1)
-
-
-def test_iterative_folds_spread_rare_labels(data):
-    *_, Y = data
-    folds = iterative_folds(Y, 3, seed=1)
-    assert sorted(np.bincount(folds)) == [9, 9, 9]
-    per_fold = np.stack([Y[folds == f].sum(axis=0) for f in range(3)])
-    common = Y.sum(axis=0) >= 3
-    assert (per_fold[:, common] >= 1).all()  # every label with >= 3 positives in every fold
-    assert not np.array_equal(folds, iterative_folds(Y, 3, seed=2))
-
-
-def test_fold_metrics_values():
-    Y = np.array([[1, 0], [0, 1], [1, 1]])
-    P = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
-    m = fold_metrics(Y, P)
-    assert m["micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 1))  # tp 3, fn 1, fp 0
-    assert m["mAP"] == pytest.approx(1.0)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from eominer.errors import FeatureError, GridMismatchError, ModelNotTrainedError, ProductReadError
-from eominer.fusion import bigearthnet, cloud
+from eominer.evaluation import bigearthnet
+from eominer.fusion import cloud
 from eominer.fusion.labels import Vocabulary
 from eominer.fusion.network import TwoBranchNet, stack_patches
 

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from eominer.errors import GridMismatchError, PairingError, ProductReadError
-from eominer.fusion import bigearthnet, featureset, pairing
+from eominer.evaluation import bigearthnet
+from eominer.fusion import featureset, pairing
+from eominer.fusion.bands import S2_FUSION_BANDS
 from eominer.fusion.features import S2_FEATURE_NAMES, fuse, s1_descriptors
 from eominer.io.ard import read_ard
 
@@ -72,6 +74,12 @@ def test_fused_feature_set(paired, ben):
     store, pairs, *_ = paired
     fs, n = featureset.build_fused_features(store, 120, weights=(1.0, 2.0))
     assert n == 3 and fs.dims == 41 and fs.sensor == "S1+S2"
+    # the per-sensor descriptors are registered ones: their names + parameters are in the
+    # fused set's identity
+    assert fs.params["descriptors"] == {
+        "s2stats": {"version": 1, "bands": list(S2_FUSION_BANDS),
+                    "indices": ["ndvi", "ndwi", "ndbi"]},
+        "s1stats": {"version": 1, "percentiles": [10.0, 90.0], "divide_by": 10.0}}
     ids, X, _ = store.read_features([fs.feature_set_id], [p["s2_id"] for p in pairs], 120)
     assert len(ids) == 3
     # the S1 block equals the descriptors of the BigEarthNet patch, weighted

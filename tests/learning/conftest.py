@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eominer.learning.datasets import block_view, pair_feature_names, pair_stats
+from eominer.evaluation.patches import block_view, pair_feature_names, pair_stats
 
 LEVELS = (16, 32)
 CITY = "bordeaux"

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from eominer.errors import SessionError
+from eominer.evaluation.oscd import OSCD_CHANGE_SHARE, oscd_city
+from eominer.evaluation.ranking import average_precision
 from eominer.learning import strategies as st
 from eominer.learning.coldstart import diverse_sample, find_similar
-from eominer.learning.datasets import OSCD_CHANGE_SHARE, oscd_city
 from eominer.learning.engine import SessionData, fit_score_pick
-from eominer.learning.evaluation import average_precision
 from eominer.learning.models import MODEL_KINDS, make_model, similar_to
 from eominer.learning.quality import precision_estimate, ranking_change, suggest_stop
 

@@ -11,7 +11,8 @@ folder or at a full download):
   s1_name (VV, VH).
 
 Every patch comes back on the 10 m grid: the 20/60 m S2 bands are upsampled bilinearly,
-S1 is checked to be in dB (see eominer.fusion.sar).
+S1 is checked to be in dB (see eominer.fusion.sar). BigEarthNet S2 is L2A: the 12 bands
+of `S2_FUSION_BANDS` (eominer.fusion.bands), without the cirrus band B10.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ import numpy as np
 
 from eominer import sensors as S
 from eominer.errors import GridMismatchError, MissingBandError, ProductReadError, require
+from eominer.fusion.bands import S2_FUSION_BANDS
 from eominer.fusion.labels import to_ben19
 from eominer.fusion.sar import require_db
 
-# BigEarthNet S2 is L2A: the 12 bands without the cirrus band B10, in ESA order.
-S2_FUSION_BANDS: tuple[str, ...] = S.S2_L2A_BANDS
+__all__ = ["S2_FUSION_BANDS", "Dataset", "PairedPatch", "load", "read_v1", "read_v2"]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eominer.learning.datasets import LabelledPatches
+from eominer.evaluation.patches import LabelledPatches
+from eominer.evaluation.ranking import average_precision, f1_at_half
 from eominer.learning.engine import SessionData, fit_score_pick
 
 
@@ -34,20 +35,6 @@ class Curve:
             if len(ok):
                 hits.append(int(self.labels[ok[0]]))
         return (float(np.mean(hits)) if hits else None), len(hits)
-
-
-def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import average_precision_score
-
-    return float(average_precision_score(y == 1, scores))
-
-
-def f1_at_half(y: np.ndarray, scores: np.ndarray) -> float:
-    pred = scores >= 0.5
-    tp = int(np.count_nonzero(pred & (y == 1)))
-    fp = int(np.count_nonzero(pred & (y != 1)))
-    fn = int(np.count_nonzero(~pred & (y == 1)))
-    return 2 * tp / max(2 * tp + fp + fn, 1)
 
 
 def simulate(data: SessionData, y: np.ndarray, *, strategy: str, model: str = "logistic",

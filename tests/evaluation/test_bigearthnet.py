@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from eominer.errors import FeatureError, GridMismatchError, ProductReadError
-from eominer.fusion import bigearthnet
+from eominer.evaluation import bigearthnet
 
 S2_PAIRED = "S2A_MSIL2A_20170617T113321_36_85"
 

@@ -1,10 +1,16 @@
+"""`eominer eval fusion` and the evaluator behind it, on the BigEarthNet sample."""
+
 from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from eominer.cli import cli
+from eominer.errors import FeatureError
+from eominer.evaluation import bigearthnet
+from eominer.evaluation.fusion import default_methods, evaluate
 
 
 def test_eval_fusion_prints_the_table_and_caveats(ben):
@@ -30,3 +36,16 @@ def test_eval_fusion_bad_folder(tmp_path):
     out = CliRunner().invoke(cli, ["eval", "fusion", "--data", str(tmp_path)])
     assert out.exit_code != 0
     assert "no paired S1/S2 BigEarthNet patches" in str(out.exception)
+
+
+def test_evaluate_scores_every_fold_and_refuses_too_few_patches(ben):
+    data = bigearthnet.load(ben)
+    methods = [m for m in default_methods(include_cloudy=False) if m.name in (
+        "S2 alone", "S1 alone", "feature fusion")]
+    report = evaluate(data, k=3, repeats=1, methods=methods)
+    assert set(report.scores) == {"S2 alone", "S1 alone", "feature fusion"}
+    assert all(len(v) == 3 for v in report.scores.values())
+    assert report.n_patches == 27 and report.unpaired == 3
+    few = bigearthnet.Dataset(data.patches[:5], ())
+    with pytest.raises(FeatureError, match="5 paired patches are too few for 3-fold"):
+        evaluate(few, k=3)

@@ -1,11 +1,11 @@
 """Cross-validated comparison: S2 alone, S1 alone, feature fusion, decision fusion.
 
-Repeated K-fold over the paired patches with iterative stratification (Sechidis et al.,
-ECML 2011: rarest label first, each of its patches to the fold that still needs most of
-it), so every fold sees the rare labels when the data allows. Per fold: micro F1 and macro
-F1 at threshold 0.5, and mAP (mean over labels of average precision); macro F1 and mAP
-only over the labels with a positive in that test fold. Reported as mean and standard
-deviation over all folds and repeats, with the paired difference to S2 alone.
+Repeated K-fold over the paired patches with iterative stratification (see `crossval`:
+every fold sees the rare labels when the data allows). Per fold: micro F1 and macro F1 at
+threshold 0.5, and mAP; macro F1 and mAP only over the labels with a positive in that
+test fold. S2 and S1 descriptors are the registered 's2stats' and 's1stats' (through
+eominer.fusion.features), computed for all patches as one batch. Reported as mean and
+standard deviation over all folds and repeats, with the paired difference to S2 alone.
 
 Folds of one dataset share patches, so the spread understates the real uncertainty; with
 a few dozen patches from a handful of tiles (neighbouring patches look alike) only large
@@ -20,49 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from eominer.errors import FeatureError
+from eominer.evaluation.bigearthnet import Dataset
+from eominer.evaluation.crossval import fold_metrics, iterative_folds
 from eominer.fusion import cloud
-from eominer.fusion.bigearthnet import Dataset
 from eominer.fusion.decision import DecisionFusion, FeatureFusion
 from eominer.fusion.features import dataset_descriptors, s2_descriptors
 from eominer.fusion.labels import Vocabulary
 from eominer.fusion.models import MultiLabelLogistic, PriorBaseline
-
-
-def iterative_folds(Y: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold index (0..k-1) per row of the multi-hot Y, label-stratified."""
-    rng = np.random.default_rng(seed)
-    n = Y.shape[0]
-    fold = np.full(n, -1)
-    need = np.tile(Y.sum(axis=0) / k, (k, 1)).astype(float)  # (k, labels) still wanted
-    size_need = np.full(k, n / k)
-    left = np.ones(n, dtype=bool)
-    while left.any():
-        counts = Y[left].sum(axis=0)
-        if counts.max() == 0:  # rows with no label left: fill the emptiest folds
-            for i in rng.permutation(np.flatnonzero(left)):
-                f = int(np.argmax(size_need + rng.random(k) * 1e-6))
-                fold[i], size_need[f] = f, size_need[f] - 1
-            break
-        lab = int(np.argmin(np.where(counts > 0, counts, np.inf)))
-        for i in rng.permutation(np.flatnonzero(left & (Y[:, lab] == 1))):
-            score = need[:, lab] + 1e-3 * size_need + rng.random(k) * 1e-6
-            f = int(np.argmax(score))
-            fold[i] = f
-            need[f] -= Y[i]
-            size_need[f] -= 1
-            left[i] = False
-    return fold
-
-
-def fold_metrics(Y: np.ndarray, P: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, f1_score
-
-    pred = (threshold <= P).astype(np.uint8)
-    present = Y.sum(axis=0) > 0
-    micro = f1_score(Y, pred, average="micro", zero_division=0)
-    macro = f1_score(Y[:, present], pred[:, present], average="macro", zero_division=0)
-    ap = [average_precision_score(Y[:, j], P[:, j]) for j in np.flatnonzero(present)]
-    return {"micro_f1": float(micro), "macro_f1": float(macro), "mAP": float(np.mean(ap))}
 
 
 @dataclass(frozen=True)
@@ -148,14 +112,10 @@ class Report:
 
 
 def _cloudy_s2_descriptors(dataset: Dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    X, usable = [], []
-    for i in rows:
-        s2 = cloud.cloud_over(dataset.patches[i].s2, 1.0, seed=int(i))
-        usable.append(cloud.usable(cloud.valid_fraction(s2)))
-        # what a pipeline without the cloud check would feed the S2 model
-        x = s2_descriptors(np.where(s2 > 0, s2, 1e-4))
-        X.append(x)
-    return np.stack(X), np.asarray(usable)
+    s2 = np.stack([cloud.cloud_over(dataset.patches[i].s2, 1.0, seed=int(i)) for i in rows])
+    usable = np.asarray([cloud.usable(cloud.valid_fraction(x)) for x in s2])
+    # what a pipeline without the cloud check would feed the S2 model
+    return s2_descriptors(np.where(s2 > 0, s2, np.float32(1e-4))), usable
 
 
 def _fit_network(dataset: Dataset, vocab: Vocabulary, Y: np.ndarray, tr: np.ndarray,

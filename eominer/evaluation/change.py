@@ -1,0 +1,76 @@
+"""Change maps scored on OSCD-shaped folders (no database involved; the layout is read
+by eominer.evaluation.oscd). Every method sees the same aligned pair and mask; 'overall'
+pools the pixels of all cities (confusion counts summed; the PR curve over all pixels
+together).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eominer.change.maps import METHODS, change_map, check_method
+from eominer.errors import ProductReadError
+from eominer.evaluation.change_metrics import (
+    ChangeScores,
+    auprc,
+    confusion,
+    from_confusion,
+    score_maps,
+)
+from eominer.evaluation.oscd import list_cities, load_city
+
+
+@dataclass(frozen=True)
+class CityResult:
+    city: str
+    method: str
+    scores: ChangeScores
+    threshold: float
+    seconds: float
+    masked_fraction: float
+
+
+def evaluate(
+    root: str | Path, cities: Sequence[str] | None = None,
+    methods: Sequence[str] = METHODS, seed: int = 0, threads: int = 1,
+    progress: Callable[[CityResult], None] | None = None,
+) -> tuple[list[CityResult], dict[str, ChangeScores]]:
+    """Per-city results and the pooled 'overall' scores per method."""
+    for m in methods:
+        check_method(m)
+    known = list_cities(root)
+    chosen = list(cities) if cities else known
+    missing = [c for c in chosen if c not in known]
+    if missing:
+        raise ProductReadError(
+            f"no labels for {', '.join(missing)} under {root}: known cities {', '.join(known)}"
+        )
+    results: list[CityResult] = []
+    pooled = {m: np.zeros(4, dtype=np.int64) for m in methods}
+    probs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    truths: list[np.ndarray] = []
+    for city in chosen:
+        pair, truth = load_city(root, city)
+        truths.append(truth.ravel())
+        for m in methods:
+            t0 = time.perf_counter()
+            cmap = change_map(pair.x1, pair.x2, pair.valid, m, seed, threads)
+            seconds = time.perf_counter() - t0
+            s = score_maps(cmap.probability, cmap.binary, truth)
+            pooled[m] += confusion(cmap.binary == 1, truth)
+            probs[m].append(np.nan_to_num(cmap.probability, nan=0.0).ravel())
+            r = CityResult(city, m, s, cmap.threshold, seconds, float(1 - pair.valid.mean()))
+            results.append(r)
+            if progress:
+                progress(r)
+    all_truth = np.concatenate(truths)
+    overall = {
+        m: from_confusion(*(int(v) for v in pooled[m]), auprc(np.concatenate(probs[m]), all_truth))
+        for m in methods
+    }
+    return results, overall
