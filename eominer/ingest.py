@@ -13,11 +13,11 @@ the same extent but other files is refused: that is another copy, not another cr
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shapely.geometry import box, shape
 
@@ -26,7 +26,11 @@ from eominer.errors import EominerError, ProductReadError
 from eominer.grid import DEFAULT_LEVELS, expected_patch_count, patch_grid
 from eominer.io.discover import discover
 from eominer.io.read import product_grid, write_ard
+from eominer.store.records import Product
 from eominer.workspace import ard_dir
+
+if TYPE_CHECKING:
+    from eominer.store import Store
 
 
 @dataclass(frozen=True)
@@ -73,26 +77,24 @@ def footprint_wkt(grid_crs: str, transform: Sequence[float], width: int, height:
 
 
 def ingest_product(
-    store, product: SourceProduct, levels: Sequence[int] = DEFAULT_LEVELS,
+    store: Store, product: SourceProduct, levels: Sequence[int] = DEFAULT_LEVELS,
     progress: Callable[[str], None] | None = None,
 ) -> IngestResult:
     digest = source_hash(product)
     acquired = product.acquired.isoformat(sep=" ") if product.acquired else ""
-    known = store.product_hash(product.product_id)
-    if known is not None:
-        row = store.product(product.product_id)
+    row = store.product_record(product.product_id)
+    if row is not None:
+        known = row.source_hash
         if known != digest and _extent(product) != _row_extent(row):
             return ingest_product(store, as_crop(product), levels, progress)
         if known != digest:
             raise ProductReadError(
                 f"product {product.product_id} is already ingested from other files "
-                f"({row['source_path']}) with the same extent: that is another copy of it, "
+                f"({row.source_path}) with the same extent: that is another copy of it, "
                 f"not a new product; ingest one copy only, or use another database (--db)"
             )
-        n = int(store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?",
-                            (product.product_id,))[0][0])
-        return IngestResult(product.product_id, product.sensor, acquired, n,
-                            "already ingested", row["ard_path"])
+        return IngestResult(product.product_id, product.sensor, acquired,
+                            row.n_patches or 0, "already ingested", row.ard_path)
     dest = ard_dir() / f"{product.product_id}.tif"
     staged = dest.with_name(f".{dest.name}.staged")
     try:
@@ -100,18 +102,17 @@ def ingest_product(
         patches = patch_grid(grid.width, grid.height, grid.transform, grid.crs_wkt, valid,
                              levels, product.product_id, store.next_patch_id())
         assert patches.num_rows == expected_patch_count(grid.width, grid.height, levels)
-        row = {
-            "product_id": product.product_id, "sensor": product.sensor,
-            "platform": product.platform, "processing_level": product.processing_level,
-            "tile_id": product.tile_id, "acquired": product.acquired, "crs": grid.crs_wkt,
-            "footprint_wkt": footprint_wkt(grid.crs_wkt, grid.transform, grid.width, grid.height),
-            "source_path": str(Path(product.source_path).resolve())
+        record = Product.create(
+            product_id=product.product_id, sensor=product.sensor,
+            platform=product.platform, processing_level=product.processing_level,
+            tile_id=product.tile_id, acquired=product.acquired, crs=grid.crs_wkt,
+            footprint_wkt=footprint_wkt(grid.crs_wkt, grid.transform, grid.width, grid.height),
+            source_path=str(Path(product.source_path).resolve())
             if not product.source_path.startswith("/vsi") else product.source_path,
-            "ard_path": str(dest), "width": grid.width, "height": grid.height,
-            "bands": json.dumps(list(product.bands)), "transform": json.dumps(list(grid.transform)),
-            "source_hash": digest,
-        }
-        store.add_product(row, patches)
+            ard_path=str(dest), width=grid.width, height=grid.height,
+            bands=list(product.bands), transform=grid.transform, source_hash=digest,
+        )
+        store.add_product(record, patches)
         staged.replace(dest)
     except BaseException:
         staged.unlink(missing_ok=True)
@@ -121,7 +122,7 @@ def ingest_product(
 
 
 def ingest_paths(
-    store, paths: Sequence[str | Path], levels: Sequence[int] = DEFAULT_LEVELS,
+    store: Store, paths: Sequence[str | Path], levels: Sequence[int] = DEFAULT_LEVELS,
     progress: Callable[[str], None] | None = None,
 ) -> list[IngestResult]:
     """Plan every input first (so a bad path fails before anything is written), then
@@ -157,9 +158,9 @@ def _extent(product: SourceProduct) -> tuple[float, float, int, int]:
     return round(g.transform[2], 3), round(g.transform[5], 3), g.width, g.height
 
 
-def _row_extent(row: dict) -> tuple[float, float, int, int]:
-    t = json.loads(row["transform"])
-    return round(t[2], 3), round(t[5], 3), int(row["width"]), int(row["height"])
+def _row_extent(row: Product) -> tuple[float, float, int, int]:
+    t = row.transform
+    return round(t[2], 3), round(t[5], 3), row.width, row.height
 
 
 def as_crop(product: SourceProduct) -> SourceProduct:

@@ -11,15 +11,20 @@ data in both dates and no cloud in either (`cloud_mask`).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eominer import sensors as S
 from eominer.errors import GridMismatchError, PairingError, ProductReadError
+from eominer.store.records import Product
+
+if TYPE_CHECKING:
+    from eominer.store import Store
 
 # Bands the change methods compare: the 10 m and 20 m land bands. B01 (aerosol), B09
 # (water vapour) and B10 (cirrus) see the atmosphere, not the ground; B10 feeds the cloud test.
@@ -98,17 +103,17 @@ class AlignedPair:
         return self.first.transform
 
 
-def scene_from_product(row: dict) -> Scene:
-    """A scene from an ingested product row (the `products` table)."""
+def scene_from_product(product: Product | Mapping[str, Any]) -> Scene:
+    """A scene from an ingested product. (A `products` row dict is still taken for
+    change/run.py until it passes `store.product_record(...)`.)"""
     from eominer.io.ard import read_ard
 
-    data = read_ard(row["ard_path"])
-    acquired = row.get("acquired")
+    if not isinstance(product, Product):
+        product = Product.from_row(product)
     return Scene(
-        data=data, band_names=tuple(json.loads(row["bands"])), crs_wkt=row["crs"],
-        transform=tuple(json.loads(row["transform"]))[:6], sensor=row["sensor"],
-        acquired=acquired if isinstance(acquired, dt.datetime) else None,
-        source=row["ard_path"], product_id=row["product_id"],
+        data=read_ard(product.ard_path), band_names=product.bands, crs_wkt=product.crs,
+        transform=product.transform, sensor=product.sensor, acquired=product.acquired,
+        source=product.ard_path, product_id=product.product_id,
     )
 
 
@@ -134,12 +139,12 @@ def scene_from_path(path: str | Path) -> Scene:
     )
 
 
-def load_scene(ref: str | Path, store=None) -> Scene:
+def load_scene(ref: str | Path, store: Store | None = None) -> Scene:
     """`ref` is an ingested product id (looked up in `store`) or a path on disk."""
     if store is not None and isinstance(ref, str) and not Path(ref).exists():
-        row = store.product(ref)
-        if row is not None:
-            return scene_from_product(row)
+        product = store.product_record(ref)
+        if product is not None:
+            return scene_from_product(product)
     if not Path(ref).exists():
         where = f" nor a product id in {store.url}" if store is not None else ""
         raise ProductReadError(

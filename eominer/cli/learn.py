@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 import pyarrow as pa
@@ -10,8 +11,12 @@ import pyarrow as pa
 from eominer.cli import db_option
 from eominer.cli.output import render
 
+if TYPE_CHECKING:
+    from eominer.learning.session import Session
+    from eominer.store import Store
 
-def _open(store, session_id: str, accept: bool = False):
+
+def _open(store: Store, session_id: str, accept: bool = False) -> Session:
     from eominer.learning.session import Session
 
     return Session.open(store, session_id, accept_feature_change=accept)
@@ -86,7 +91,7 @@ def undo(session_id, user, db) -> None:
 
     with open_store(db) as store:
         last = _open(store, session_id).undo_last_label(user)
-    click.echo(f"removed label {last['label']:+d} on patch {last['patch_id']}" if last
+    click.echo(f"removed label {last.label:+d} on patch {last.patch_id}" if last
                else "nothing to undo")
 
 
@@ -187,10 +192,10 @@ def list_(owner, fmt, db) -> None:
     from eominer.store import open_store
 
     with open_store(db) as store:
-        rows = store.session_rows(owner)
+        rows = store.session_list(owner)
     keep = ("session_id", "name", "owner", "concept", "level", "model_kind", "strategy",
             "status", "updated")
-    table = pa.Table.from_pylist([{k: r[k] for k in keep} for r in rows]) if rows else \
+    table = pa.Table.from_pylist([{k: getattr(r, k) for k in keep} for r in rows]) if rows else \
         pa.table({k: pa.array([], pa.string()) for k in keep})
     click.echo(render(table, fmt))
 

@@ -8,29 +8,21 @@ points to the patch of the next coarser level that contains it, `patches.parent_
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
 from eominer.errors import SessionError
+from eominer.learning.scope import descendants
+from eominer.learning.session import Session
+
+__all__ = ["cascade", "descendants"]
 
 
-def descendants(store, product_ids: list[str], ids: np.ndarray, from_level: int,
-                to_level: int) -> np.ndarray:
-    """Patch ids at `to_level` inside the patches `ids` of `from_level`."""
-    current = np.asarray(ids, np.int64)
-    for lv in sorted((v for v in store.patch_levels(product_ids) if to_level <= v < from_level),
-                     reverse=True):
-        t = store.scope_patches(product_ids, lv)
-        parents = t["parent_id"].fill_null(-1).to_numpy().astype(np.int64)
-        current = t["patch_id"].to_numpy().astype(np.int64)[np.isin(parents, current)]
-    return current
-
-
-def cascade(coarse, fine_level: int, *, name: str | None = None, owner: str | None = None,
-            threshold: float | None = None, model_kind: str | None = None,
-            strategy: str | None = None, feature_set_ids: list[str] | None = None):
-    """Publish `coarse` and create the finer-level session over its positive patches."""
-    from eominer.learning.session import Session
-
+def cascade(coarse: Session, fine_level: int, *, name: str | None = None,
+            owner: str | None = None, threshold: float | None = None,
+            model_kind: str | None = None, strategy: str | None = None,
+            feature_set_ids: list[str] | None = None) -> Session:
+    """Publish `coarse` and create the finer-level session over its positive patches
+    (the scope itself is found by `scope.cascade_scope`, from the parent session)."""
     levels = coarse.store.patch_levels(coarse.product_ids)
     if fine_level not in levels or fine_level >= coarse.level:
         raise SessionError(
@@ -38,12 +30,12 @@ def cascade(coarse, fine_level: int, *, name: str | None = None, owner: str | No
             f"be smaller than {coarse.level} and one of the grid levels {levels}"
         )
     coarse.publish(threshold)
+    rec = coarse.record
     return Session.create(
-        coarse.store, name or f"{coarse.row['name']} @ {fine_level}px",
-        owner or coarse.row["owner"], coarse.concept, coarse.product_ids, fine_level,
+        coarse.store, name or f"{rec.name} @ {fine_level}px", owner or rec.owner,
+        coarse.concept, coarse.product_ids, fine_level,
         feature_set_ids or coarse.feature_set_ids,
-        model_kind=model_kind or coarse.row["model_kind"],
-        strategy=strategy or coarse.row["strategy"],
-        params={k: v for k, v in coarse.params.items() if k != "parent_session"},
+        model_kind=model_kind or rec.model_kind, strategy=strategy or rec.strategy,
+        params=dataclasses.replace(coarse.params, parent_session=None),
         parent_session=coarse.session_id,
     )

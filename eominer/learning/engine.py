@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -88,15 +89,16 @@ class SessionData:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RoundResult:
     """What one round gives the app: scores of every patch (aligned with
-    `SessionData.patch_ids`), the next questions, the quality estimate and notes."""
+    `SessionData.patch_ids`), the next questions, the quality estimate and notes.
+    Built with keywords only."""
 
     round: int
     scores: np.ndarray | None
     query_ids: np.ndarray
-    quality: dict = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     model_kind: str = ""
     strategy: str = ""

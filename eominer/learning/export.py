@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eominer.errors import SessionError
 
+if TYPE_CHECKING:
+    from eominer.learning.session import Session
+    from eominer.store import Product
 
-def _result(session) -> dict[str, Any]:
+
+def _result(session: Session) -> dict[str, Any]:
     scores = session.current_scores()
     ids, y = session.labels()
     rows = session.data.rows(ids)
@@ -29,7 +33,7 @@ def _result(session) -> dict[str, Any]:
             "version": session.model_version()}
 
 
-def _records(session, min_score: float) -> list[dict[str, Any]]:
+def _records(session: Session, min_score: float) -> list[dict[str, Any]]:
     r = _result(session)
     p = r["patches"].to_pydict()
     out = []
@@ -47,12 +51,20 @@ def _records(session, min_score: float) -> list[dict[str, Any]]:
     return out
 
 
-def _ring(b) -> list[list[float]]:
+def _product(session: Session, product_id: str) -> Product:
+    meta = session.store.product_record(product_id)
+    if meta is None:
+        raise SessionError(f"product {product_id} of session {session.session_id} is no "
+                           f"longer in {session.store.url}: re-ingest it to export")
+    return meta
+
+
+def _ring(b: tuple[float, float, float, float]) -> list[list[float]]:
     x0, y0, x1, y1 = b
     return [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
 
 
-def export_geojson(session, path: str | Path, min_score: float = 0.0) -> Path:
+def export_geojson(session: Session, path: str | Path, min_score: float = 0.0) -> Path:
     """FeatureCollection of patch polygons (WGS84) with label, score and provenance."""
     feats = []
     for r in _records(session, min_score):
@@ -65,7 +77,7 @@ def export_geojson(session, path: str | Path, min_score: float = 0.0) -> Path:
     return path
 
 
-def export_gpkg(session, path: str | Path, min_score: float = 0.0) -> Path:
+def export_gpkg(session: Session, path: str | Path, min_score: float = 0.0) -> Path:
     """GeoPackage layer `<concept>` with the same polygons and fields (via pyogrio)."""
     import pyogrio.raw
     from shapely import box, to_wkb
@@ -95,7 +107,7 @@ def export_gpkg(session, path: str | Path, min_score: float = 0.0) -> Path:
     return path
 
 
-def export_cogs(session, folder: str | Path) -> dict[str, Path]:
+def export_cogs(session: Session, folder: str | Path) -> dict[str, Path]:
     """One float32 COG score map per product: {product_id: path}."""
     import rasterio
     import rasterio.shutil
@@ -114,15 +126,15 @@ def export_cogs(session, folder: str | Path) -> dict[str, Path]:
         sel = prods == pid
         if not sel.any():
             continue
-        meta = session.store.product(pid)
-        a, b, c, d, e, f = json.loads(meta["transform"])[:6]
-        h, w = int(meta["height"]) // size, int(meta["width"]) // size
+        meta = _product(session, pid)
+        a, b, c, d, e, f = meta.transform
+        h, w = meta.height // size, meta.width // size
         grid = np.full((h, w), -1.0, np.float32)
         grid[y_off[sel] // size, x_off[sel] // size] = r["scores"][sel]
         tmp = folder / f".{pid}.scores.tmp.tif"
         dest = folder / f"{pid}_{session.concept}_{session.session_id}.tif"
         profile = {"driver": "GTiff", "width": w, "height": h, "count": 1,
-                   "dtype": "float32", "nodata": -1.0, "crs": CRS.from_wkt(meta["crs"]),
+                   "dtype": "float32", "nodata": -1.0, "crs": CRS.from_wkt(meta.crs),
                    "transform": Affine(a * size, b * size, c, d * size, e * size, f)}
         with rasterio.open(tmp, "w", **profile) as ds:
             ds.write(grid, 1)
@@ -134,7 +146,7 @@ def export_cogs(session, folder: str | Path) -> dict[str, Path]:
     return out
 
 
-def export_stac(session, folder: str | Path, cogs: dict[str, Path] | None = None) -> list[Path]:
+def export_stac(session: Session, folder: str | Path, cogs: dict[str, Path] | None = None) -> list[Path]:
     """One STAC Item per product with the label, the score map asset and provenance
     (session, model version, labels used, feature sets); validated before writing."""
     import pystac
@@ -147,15 +159,15 @@ def export_stac(session, folder: str | Path, cogs: dict[str, Path] | None = None
     last = session.rounds()[-1]
     paths = []
     for pid in session.product_ids:
-        meta = session.store.product(pid)
-        geom = wkt.loads(meta["footprint_wkt"])
+        meta = _product(session, pid)
+        geom = wkt.loads(meta.footprint_wkt)
         item = pystac.Item(
             id=f"{pid}-{session.concept}-{session.session_id}",
             geometry=geom.__geo_interface__, bbox=list(geom.bounds),
-            datetime=meta["acquired"], properties={
+            datetime=meta.acquired, properties={
                 "eominer:label": session.concept, "eominer:session_id": session.session_id,
-                "eominer:session_name": session.row["name"],
-                "eominer:model_version": version, "eominer:model_kind": last["model_kind"],
+                "eominer:session_name": session.record.name,
+                "eominer:model_version": version, "eominer:model_kind": last.model_kind,
                 "eominer:labels_used": int(len(ids)),
                 "eominer:labels_positive": int((y == 1).sum()),
                 "eominer:feature_sets": session.feature_set_ids,

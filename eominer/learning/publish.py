@@ -6,10 +6,15 @@ after 2017-05-01" (see `Store.annotated_patches` and docs/learning.md).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from eominer.learning.session import Session
 
-def publish(session, threshold: float = 0.5) -> str:
+
+def publish(session: Session, threshold: float = 0.5) -> str:
     scores = session.current_scores().astype(np.float32, copy=True)
     positive = scores >= np.float32(threshold)
     source = np.full(len(scores), "model", dtype=object)
@@ -22,6 +27,5 @@ def publish(session, threshold: float = 0.5) -> str:
     version = session.model_version()
     session.store.write_annotations(session.session_id, session.concept, session.patch_ids,
                                     scores, positive, version, source.tolist())
-    session.store.update_session(session.session_id, status="published")
-    session.row["status"] = "published"
+    session.set_status("published")
     return version

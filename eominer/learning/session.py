@@ -24,12 +24,12 @@ Rules (docs/learning.md):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,85 +38,26 @@ from eominer.learning import quality as q
 from eominer.learning.coldstart import diverse_sample, find_similar
 from eominer.learning.engine import RoundResult, SessionData, fit_score_pick
 from eominer.learning.models import MODEL_KINDS
+from eominer.learning.publish import publish as publish_session
+from eominer.learning.scope import cascade_scope, feature_signature, load_scope
 from eominer.learning.strategies import STRATEGIES
 from eominer.learning.taxonomy import require_label
 from eominer.store.base import utcnow
-from eominer.store.sessions import dumps
+from eominer.store.records import Label, RoundRecord, SessionParams, SessionRecord
 
-DEFAULTS: dict[str, Any] = {"batch_size": 20, "seed": 0, "spatial_weight": 0.0,
-                            "model_params": {}, "publish_threshold": 0.5}
+if TYPE_CHECKING:
+    from eominer.store import Store
 
-
-def feature_signature(feature_set_ids: Sequence[str], names: list[str], patch_ids: np.ndarray,
-                      X: np.ndarray) -> str:
-    """Fingerprint of the raw feature matrix: ids, columns, rows and column sums."""
-    h = hashlib.sha1()
-    h.update(json.dumps([list(feature_set_ids), names]).encode())
-    h.update(np.asarray(patch_ids, np.int64).tobytes())
-    sums = X.sum(axis=0, dtype=np.float64) if X.size else np.zeros(0)
-    h.update(",".join(f"{v:.6g}" for v in sums.tolist()).encode())
-    return h.hexdigest()[:16]
-
-
-def load_scope(store, product_ids: Sequence[str], level: int, feature_set_ids: Sequence[str],
-               within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[str],
-                                                          np.ndarray, int]:
-    """Features of the scope: (patch_ids, raw X, names, centres, n_missing)."""
-    for pid in product_ids:
-        if not store.product_exists(pid):
-            raise SessionError(f"product {pid!r} is not in {store.url}: ingest it first")
-    patches = store.scope_patches(list(product_ids), level)
-    pids = patches["patch_id"].to_numpy().astype(np.int64)
-    if within is not None:
-        pids = pids[np.isin(pids, within)]
-    if len(pids) == 0:
-        levels = store.patch_levels(list(product_ids))
-        raise SessionError(
-            f"empty scope: no patches at level {level} in products {list(product_ids)} "
-            f"(levels there: {levels or 'none'})"
-            + ("; the coarse session published no positive patch" if within is not None else "")
-        )
-    ids, X, names = store.read_features(list(feature_set_ids), list(product_ids), level)
-    keep = np.isin(ids, pids)
-    ids, X = ids[keep], X[keep]
-    if len(ids) == 0:
-        raise SessionError(
-            f"no features for the {len(pids)} patches of the scope in feature sets "
-            f"{list(feature_set_ids)}: run `eominer extract` for these products"
-        )
-    cx = (patches["min_x"].to_numpy() + patches["max_x"].to_numpy()) / 2
-    cy = (patches["min_y"].to_numpy() + patches["max_y"].to_numpy()) / 2
-    all_ids = patches["patch_id"].to_numpy().astype(np.int64)
-    at = np.searchsorted(all_ids, ids)
-    centres = np.stack([cx[at], cy[at]], axis=1)
-    return ids, X, names, centres, int(len(pids) - len(ids))
-
-
-def _num(value) -> float | None:
-    """A nullable DOUBLE as read back (MonetDB gives NaN for NULL)."""
-    return None if value is None or value != value else float(value)
-
-
-def _within(store, parent: str | None, product_ids: list[str], level: int):
-    """Cascade: the patches of `level` under the parent session's published positives."""
-    if not parent:
-        return None
-    prow = store.session_row(parent)
-    if prow is None:
-        raise SessionError(f"parent session {parent!r} of this cascade is not in {store.url}")
-    from eominer.learning.cascade import descendants
-
-    return descendants(store, product_ids, store.positive_annotations(parent),
-                       int(prow["level"]), int(level))
+__all__ = ["Session", "SessionParams", "feature_signature", "list_sessions", "load_scope"]
 
 
 class Session:
     """One mining session bound to a store; build with `create` or `open`."""
 
-    def __init__(self, store, row: dict[str, Any], data: SessionData, missing: int) -> None:
+    def __init__(self, store: Store, record: SessionRecord, data: SessionData,
+                 missing: int) -> None:
         self.store = store
-        self.row = row
-        self.params: dict[str, Any] = {**DEFAULTS, **json.loads(row["params"])}
+        self.record = record
         self.data = data
         self.missing = missing
         self._scores: np.ndarray | None = None
@@ -126,9 +67,9 @@ class Session:
     # ---- construction ------------------------------------------------------------
     @classmethod
     def create(
-        cls, store, name: str, owner: str, concept: str, product_ids: Sequence[str],
+        cls, store: Store, name: str, owner: str, concept: str, product_ids: Sequence[str],
         level: int, feature_set_ids: Sequence[str], *, model_kind: str = "logistic",
-        strategy: str = "diverse", params: dict[str, Any] | None = None,
+        strategy: str = "diverse", params: SessionParams | dict[str, Any] | None = None,
         parent_session: str | None = None,
     ) -> Session:
         require_label(store, concept)
@@ -142,79 +83,97 @@ class Session:
             raise SessionError("a session needs at least one feature set")
         for f in feature_set_ids:
             store.require_feature_set(f)
-        p = {**DEFAULTS, **(params or {})}
+        if isinstance(params, SessionParams):
+            p = params
+        else:
+            try:
+                p = SessionParams.from_dict(params)
+            except (TypeError, ValueError) as exc:
+                raise SessionError(f"session {name!r}: {exc}") from exc
         if parent_session:
-            p["parent_session"] = parent_session
-        within = _within(store, parent_session, list(product_ids), level)
+            p = dataclasses.replace(p, parent_session=parent_session)
+        within = cascade_scope(store, p.parent_session, product_ids, level)
         ids, X, names, centres, missing = load_scope(store, product_ids, level,
                                                      feature_set_ids, within)
-        sig = feature_signature(feature_set_ids, names, ids, X)
         now = utcnow()
-        row = {
-            "session_id": uuid.uuid4().hex[:16], "name": name, "owner": owner,
-            "concept": concept, "level": int(level), "product_ids": dumps(list(product_ids)),
-            "feature_set_ids": dumps(list(feature_set_ids)), "feature_signature": sig,
-            "model_kind": model_kind, "strategy": strategy, "params": dumps(p),
-            "status": "open", "created": now, "updated": now,
-        }
-        store.insert_session(row)
-        return cls(store, row, SessionData(ids, X, names, centres), missing)
+        record = SessionRecord(
+            session_id=uuid.uuid4().hex[:16], name=name, owner=owner, concept=concept,
+            level=int(level), product_ids=tuple(product_ids),
+            feature_set_ids=tuple(feature_set_ids),
+            feature_signature=feature_signature(feature_set_ids, names, ids, X),
+            model_kind=model_kind, strategy=strategy, params=p, status="open",
+            created=now, updated=now,
+        )
+        store.insert_session(record)
+        return cls(store, record, SessionData(ids, X, names, centres), missing)
 
     @classmethod
-    def open(cls, store, session_id: str, *, accept_feature_change: bool = False) -> Session:
-        row = store.session_row(session_id)
-        if row is None:
-            known = ", ".join(r["session_id"] for r in store.session_rows()[-10:]) or "none"
+    def open(cls, store: Store, session_id: str, *,
+             accept_feature_change: bool = False) -> Session:
+        record = store.session(session_id)
+        if record is None:
+            known = ", ".join(r.session_id for r in store.session_list()[-10:]) or "none"
             raise SessionError(f"no session {session_id!r} in {store.url} (recent: {known})")
-        params = json.loads(row["params"])
-        parent = params.get("parent_session")
-        within = _within(store, parent, json.loads(row["product_ids"]), row["level"])
-        fs_ids = json.loads(row["feature_set_ids"])
+        within = cascade_scope(store, record.params.parent_session, record.product_ids,
+                               record.level)
         ids, X, names, centres, missing = load_scope(
-            store, json.loads(row["product_ids"]), row["level"], fs_ids, within)
-        sig = feature_signature(fs_ids, names, ids, X)
-        if sig != row["feature_signature"]:
+            store, record.product_ids, record.level, record.feature_set_ids, within)
+        sig = feature_signature(record.feature_set_ids, names, ids, X)
+        if sig != record.feature_signature:
             if not accept_feature_change:
                 raise SessionError(
                     f"the features of session {session_id} changed since it started "
-                    f"(signature {row['feature_signature']}, now {sig}: re-extracted or "
+                    f"(signature {record.feature_signature}, now {sig}: re-extracted or "
                     "missing rows); its labels may mean something else now. Start a new "
                     "session, or open with accept_feature_change=True to continue"
                 )
             store.update_session(session_id, feature_signature=sig)
-            row["feature_signature"] = sig
-        if row["status"] == "closed":  # resuming a closed session reopens it
-            store.update_session(session_id, status="open")
-            row["status"] = "open"
-        return cls(store, row, SessionData(ids, X, names, centres), missing)
+            record = dataclasses.replace(record, feature_signature=sig)
+        session = cls(store, record, SessionData(ids, X, names, centres), missing)
+        if record.status == "closed":  # resuming a closed session reopens it
+            session.set_status("open")
+        return session
 
     # ---- facts -------------------------------------------------------------------
     @property
     def session_id(self) -> str:
-        return self.row["session_id"]
+        return self.record.session_id
 
     @property
     def concept(self) -> str:
-        return self.row["concept"]
+        return self.record.concept
+
+    @property
+    def params(self) -> SessionParams:
+        return self.record.params
 
     @property
     def product_ids(self) -> list[str]:
-        return json.loads(self.row["product_ids"])
+        return list(self.record.product_ids)
 
     @property
     def feature_set_ids(self) -> list[str]:
-        return json.loads(self.row["feature_set_ids"])
+        return list(self.record.feature_set_ids)
 
     @property
     def level(self) -> int:
-        return int(self.row["level"])
+        return self.record.level
+
+    @property
+    def status(self) -> str:
+        return self.record.status
 
     @property
     def patch_ids(self) -> np.ndarray:
         return self.data.patch_ids
 
-    def rounds(self) -> list[dict[str, Any]]:
+    def rounds(self) -> list[RoundRecord]:
         return self.store.session_rounds(self.session_id)
+
+    def set_status(self, status: str) -> None:
+        """Record the session's status ('open', 'closed', 'published') in the store."""
+        self.store.update_session(self.session_id, status=status)
+        self.record = dataclasses.replace(self.record, status=status)
 
     # ---- labels ------------------------------------------------------------------
     def label(self, patch_id: int, label: int, user: str, purpose: str = "train") -> None:
@@ -230,14 +189,15 @@ class Session:
         self.store.put_label(self.session_id, int(patch_id), user, int(label),
                              len(self.rounds()), purpose)
 
-    def undo_last_label(self, user: str) -> dict[str, Any] | None:
+    def undo_last_label(self, user: str) -> Label | None:
         """Remove `user`'s most recent label; returns it (None if there was none)."""
         last = self.store.last_label(self.session_id, user)
         if last is not None:
-            self.store.delete_label(self.session_id, last["patch_id"], user)
+            self.store.delete_label(self.session_id, last.patch_id, user)
         return last
 
-    def labels(self, purpose: str = "train", until=None) -> tuple[np.ndarray, np.ndarray]:
+    def labels(self, purpose: str = "train", until: Any = None,
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Effective labels (patch_ids, y): per patch the most recent label wins."""
         t = self.store.session_labels(self.session_id).to_pylist()
         latest: dict[int, int] = {}
@@ -260,15 +220,15 @@ class Session:
     def cold_start(self, n: int | None = None) -> np.ndarray:
         """Patch ids of a diverse first batch (cluster representatives)."""
         ids, _ = self.labels()
-        rows = diverse_sample(self.data.X, n or self.params["batch_size"],
-                              exclude=self.data.rows(ids), seed=self.params["seed"])
+        rows = diverse_sample(self.data.X, n or self.params.batch_size,
+                              exclude=self.data.rows(ids), seed=self.params.seed)
         return self.data.patch_ids[rows]
 
     def find_similar(self, patch_id: int, n: int | None = None) -> np.ndarray:
         """Patch ids most like `patch_id` ("find more like this")."""
         row = int(self.data.rows([patch_id])[0])
         ids, _ = self.labels()
-        rows = find_similar(self.data.X, row, n or self.params["batch_size"],
+        rows = find_similar(self.data.X, row, n or self.params.batch_size,
                             self.data.sq_norms, exclude=self.data.rows(ids))
         return self.data.patch_ids[rows]
 
@@ -278,12 +238,12 @@ class Session:
         """Fit on the current labels, score every patch, pick the next batch; the round
         is written to the store. Scores align with `self.patch_ids`."""
         t0 = time.perf_counter()
-        kind = model_kind or self.row["model_kind"]
-        strat = strategy or self.row["strategy"]
-        n = int(n or self.params["batch_size"])
+        kind = model_kind or self.record.model_kind
+        strat = strategy or self.record.strategy
+        n = int(n or self.params.batch_size)
         done = self.rounds()
         number = len(done) + 1
-        if self._scores is None and any(json.loads(r["params"]).get("fitted") for r in done):
+        if self._scores is None and any(r.fitted for r in done):
             self.current_scores()  # previous ranking, for the change estimate
         prev = self._scores
         ids, y = self.labels()
@@ -296,12 +256,12 @@ class Session:
         if n_conf:
             notes.append(f"{n_conf} patches labelled differently by different users: the "
                          "most recent label is used (see conflicts())")
-        seed = int(self.params["seed"]) + number
+        seed = int(self.params.seed) + number
         scores: np.ndarray | None
         if len(ids) and (y == 1).any():
             model, scores, pick, fit_notes = fit_score_pick(
-                self.data, rows, y, model_kind=kind, model_params=self.params["model_params"],
-                strategy=strat, n=n, seed=seed, spatial_weight=self.params["spatial_weight"],
+                self.data, rows, y, model_kind=kind, model_params=dict(self.params.model_params),
+                strategy=strat, n=n, seed=seed, spatial_weight=self.params.spatial_weight,
             )
             notes.extend(fit_notes)
         else:
@@ -312,33 +272,33 @@ class Session:
         quality = self._quality(prev, scores)
         seconds = time.perf_counter() - t0
         query_ids = self.data.patch_ids[pick]
-        self.store.insert_round({
-            "session_id": self.session_id, "round": number, "model_kind": kind,
-            "strategy": strat,
-            "params": dumps({"model_params": self.params["model_params"], "seed": seed,
-                             "n": n, "notes": notes, "quality": quality,
-                             "fitted": model is not None,
-                             # the exact training set: a relabel or undo after this round
-                             # must not change the ranking a resumed session shows
-                             "labels": [[int(i), int(v)] for i, v in zip(ids, y)]}),
-            "n_labels": int(len(ids)), "n_positive": int((y == 1).sum()),
-            "n_negative": int((y == -1).sum()), "seconds": seconds,
-            "ranking_change": quality.get("flip_rate"),
-            "precision_estimate": quality.get("precision"),
-            "queried": dumps([int(i) for i in query_ids]), "created": utcnow(),
-        })
+        n_pos, n_neg = int((y == 1).sum()), int((y == -1).sum())
+        self.store.insert_round(RoundRecord(
+            session_id=self.session_id, round=number, model_kind=kind, strategy=strat,
+            n_labels=int(len(ids)), n_positive=n_pos, n_negative=n_neg, seconds=seconds,
+            created=utcnow(), queried=tuple(int(i) for i in query_ids),
+            ranking_change=quality.get("flip_rate"),
+            precision_estimate=quality.get("precision"),
+            fitted=model is not None, seed=seed, n=n,
+            model_params=dict(self.params.model_params), quality=quality,
+            notes=tuple(notes),
+            # the exact training set: a relabel or undo after this round must not
+            # change the ranking a resumed session shows
+            labels=tuple((int(i), int(v)) for i, v in zip(ids, y)),
+        ))
         if scores is not None:
             self._scores, self._scored_round = scores, number
-        if self.row["status"] != "open":  # a new round after publishing: work in progress
-            self.store.update_session(self.session_id, status="open")
-            self.row["status"] = "open"
-        return RoundResult(number, scores, query_ids, quality, seconds, kind, strat,
-                           int(len(ids)), int((y == 1).sum()), int((y == -1).sum()),
-                           tuple(notes), model)
+        if self.record.status != "open":  # a new round after publishing: work in progress
+            self.set_status("open")
+        return RoundResult(
+            round=number, scores=scores, query_ids=query_ids, quality=quality,
+            seconds=seconds, model_kind=kind, strategy=strat, n_labels=int(len(ids)),
+            n_positive=n_pos, n_negative=n_neg, notes=tuple(notes), model=model,
+        )
 
     def _quality(self, prev: np.ndarray | None, cur: np.ndarray | None) -> dict[str, Any]:
         if not self._flips:
-            self._flips = [_num(r["ranking_change"]) for r in self.rounds()]
+            self._flips = [r.ranking_change for r in self.rounds()]
         change = q.ranking_change(prev, cur) if cur is not None else {
             "flip_rate": None, "topk_overlap": None}
         self._flips.append(change["flip_rate"])
@@ -351,43 +311,46 @@ class Session:
         """The latest round's quality estimate, with precision from the current
         verification labels."""
         done = self.rounds()
-        flips = [_num(r["ranking_change"]) for r in done]
-        last = json.loads(done[-1]["params"])["quality"] if done else {}
+        flips = [r.ranking_change for r in done]
+        last = dict(done[-1].quality) if done else {}
         _, v = self.labels("verify")
         prec = q.precision_estimate(v)
         stop, why = q.suggest_stop(flips, prec["precision"])
         return {**last, **prec, "stop": stop, "advice": why}
 
+    def _last_fitted(self, why: str) -> RoundRecord:
+        fitted = [r for r in self.rounds() if r.fitted]
+        if not fitted:
+            raise SessionError(why)
+        return fitted[-1]
+
     def current_scores(self) -> np.ndarray:
         """Scores of the latest fitted round; after a restart they are recomputed from
         the labels that round used (stored with the round; fits are deterministic), so a
         resumed session shows exactly the ranking it had, whatever was relabelled since."""
-        fitted = [r for r in self.rounds() if json.loads(r["params"]).get("fitted")]
-        if not fitted:
-            raise SessionError(
-                f"session {self.session_id} has no fitted round yet: label at least one "
-                "positive patch and run a round"
-            )
-        last = fitted[-1]
-        if self._scores is not None and self._scored_round == last["round"]:
+        last = self._last_fitted(
+            f"session {self.session_id} has no fitted round yet: label at least one "
+            "positive patch and run a round"
+        )
+        if self._scores is not None and self._scored_round == last.round:
             return self._scores
-        p = json.loads(last["params"])
-        if "labels" in p:
-            used = np.asarray(p["labels"], np.int64).reshape(-1, 2)
+        if last.labels is not None:
+            used = np.asarray(last.labels, np.int64).reshape(-1, 2)
             ids, y = used[:, 0], used[:, 1].astype(np.int8)
         else:  # rounds recorded before the training set was stored with them
-            ids, y = self.labels(until=last["created"])
+            ids, y = self.labels(until=last.created)
         _, scores, _, _ = fit_score_pick(
-            self.data, self.data.rows(ids), y, model_kind=last["model_kind"],
-            model_params=p["model_params"], strategy="most_relevant", n=1, seed=p["seed"],
+            self.data, self.data.rows(ids), y, model_kind=last.model_kind,
+            model_params=dict(last.model_params), strategy="most_relevant", n=1,
+            seed=last.seed,
         )
-        self._scores, self._scored_round = scores, int(last["round"])
+        self._scores, self._scored_round = scores, last.round
         return scores
 
     def pending_queries(self) -> np.ndarray:
         """The batch the latest round asked about (same after a restart)."""
         done = self.rounds()
-        return np.asarray(json.loads(done[-1]["queried"]) if done else [], np.int64)
+        return np.asarray(done[-1].queried if done else [], np.int64)
 
     def verification_sample(self, n: int = 20) -> np.ndarray:
         """Random predicted positives for the analyst to verify (label with
@@ -396,42 +359,36 @@ class Session:
         ids, _ = self.labels()
         vids, _ = self.labels("verify")
         done = np.concatenate([self.data.rows(ids), self.data.rows(vids)])
-        rng = np.random.default_rng(int(self.params["seed"]) + 7919 * len(self.rounds()))
+        rng = np.random.default_rng(int(self.params.seed) + 7919 * len(self.rounds()))
         return self.data.patch_ids[q.verification_sample(scores, n, done, rng)]
 
     # ---- lifecycle -----------------------------------------------------------------
     def model_version(self) -> str:
-        fitted = [r for r in self.rounds() if json.loads(r["params"]).get("fitted")]
-        if not fitted:
-            raise SessionError("nothing to publish yet: run a round with labels first")
-        r = fitted[-1]
-        text = f"{self.session_id}:{r['round']}:{r['model_kind']}:{r['params']}"
-        return f"{self.session_id[:8]}-r{r['round']}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+        r = self._last_fitted("nothing to publish yet: run a round with labels first")
+        text = f"{self.session_id}:{r.round}:{r.model_kind}:{r.params_json()}"
+        return f"{self.session_id[:8]}-r{r.round}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
     def publish(self, threshold: float | None = None) -> str:
         """Write one annotation per patch of the scope (label, score, model version,
         session); labelled patches carry the analyst's answer (score 1 or 0, source
         'label'). Returns the model version."""
-        from eominer.learning.publish import publish
-
-        return publish(self, self.params["publish_threshold"] if threshold is None
+        return publish_session(self, self.params.publish_threshold if threshold is None
                        else threshold)
 
     def close(self) -> None:
-        self.store.update_session(self.session_id, status="closed")
-        self.row["status"] = "closed"
+        self.set_status("closed")
 
     def summary(self) -> dict[str, Any]:
         ids, y = self.labels()
         return {
-            "session_id": self.session_id, "name": self.row["name"],
-            "owner": self.row["owner"], "concept": self.concept, "level": self.level,
+            "session_id": self.session_id, "name": self.record.name,
+            "owner": self.record.owner, "concept": self.concept, "level": self.level,
             "products": self.product_ids, "patches": int(self.data.n),
             "missing_features": self.missing, "labels": int(len(ids)),
             "positive": int((y == 1).sum()), "negative": int((y == -1).sum()),
-            "rounds": len(self.rounds()), "status": self.row["status"],
+            "rounds": len(self.rounds()), "status": self.status,
         }
 
 
-def list_sessions(store, owner: str | None = None) -> list[dict[str, Any]]:
-    return store.session_rows(owner)
+def list_sessions(store: Store, owner: str | None = None) -> list[SessionRecord]:
+    return store.session_list(owner)

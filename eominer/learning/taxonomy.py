@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import re
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eominer.errors import SessionError
+
+if TYPE_CHECKING:
+    from eominer.store import Store
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 
@@ -20,7 +23,7 @@ def shipped_taxonomy() -> list[dict[str, Any]]:
     return [dict(r, level=1 if r["parent"] is None else 2, created_by="eominer") for r in rows]
 
 
-def ensure_taxonomy(store) -> None:
+def ensure_taxonomy(store: Store) -> None:
     """Install the shipped labels once (user-added labels are kept)."""
     have = {r["label_name"] for r in store.taxonomy()}
     missing = [r for r in shipped_taxonomy() if r["label_name"] not in have]
@@ -29,7 +32,7 @@ def ensure_taxonomy(store) -> None:
 
 
 def add_label(
-    store, name: str, parent: str | None, title: str, description: str = "",
+    store: Store, name: str, parent: str | None, title: str, description: str = "",
     user: str = "user",
 ) -> dict[str, Any]:
     """Add a user label under `parent` (None for a new root). Names are snake_case."""
@@ -53,7 +56,7 @@ def add_label(
     return row
 
 
-def require_label(store, name: str) -> dict[str, Any]:
+def require_label(store: Store, name: str) -> dict[str, Any]:
     ensure_taxonomy(store)
     row = store.taxonomy_label(name)
     if row is None:

@@ -17,12 +17,26 @@ from eominer.store.features import FeatureSet, FeaturesMixin, feature_set_id
 from eominer.store.fusion import FusionMixin
 from eominer.store.jobs import JobsMixin
 from eominer.store.pairs import PairsMixin
+from eominer.store.records import (
+    Label,
+    PatchWindow,
+    Product,
+    RoundRecord,
+    SessionParams,
+    SessionRecord,
+)
 from eominer.store.sessions import SessionsMixin
 from eominer.store.url import DatabaseURL, parse_url
 
 
 class Store(CatalogMixin, FeaturesMixin, JobsMixin, SessionsMixin, PairsMixin, FusionMixin):
-    """The feature database. Open it with `open_store`; use it as a context manager."""
+    """The feature database. Open it with `open_store`; use it as a context manager.
+
+    The type of every `store` parameter in eominer (import it under `TYPE_CHECKING`
+    where a runtime import would be a cycle)."""
+
+    def __enter__(self) -> Store:
+        return self
 
 
 def open_store(url: str | None = None, *, read_only: bool = False, init: bool = True) -> Store:
@@ -56,6 +70,7 @@ def open_store(url: str | None = None, *, read_only: bool = False, init: bool = 
 
 
 __all__ = [
-    "DatabaseURL", "FeatureSet", "Store", "UserResult", "check_read_only", "feature_set_id",
-    "open_store", "parse_url",
+    "DatabaseURL", "FeatureSet", "Label", "PatchWindow", "Product", "RoundRecord",
+    "SessionParams", "SessionRecord", "Store", "UserResult", "check_read_only",
+    "feature_set_id", "open_store", "parse_url",
 ]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from eominer.errors import StoreError
 from eominer.store.base import StoreBase, utcnow
+from eominer.store.records import PatchWindow, Product
 
 PRODUCT_COLUMNS = (
     "product_id", "sensor", "platform", "processing_level", "tile_id", "acquired", "crs",
@@ -20,13 +23,14 @@ class CatalogMixin(StoreBase):
     def product_exists(self, product_id: str) -> bool:
         return bool(self.query("SELECT 1 FROM products WHERE product_id = ?", (product_id,)))
 
-    def product_hash(self, product_id: str) -> str | None:
-        rows = self.query("SELECT source_hash FROM products WHERE product_id = ?", (product_id,))
-        return rows[0][0] if rows else None
+    def add_product(self, product: Product | Mapping[str, Any], patches: pa.Table) -> None:
+        """Record a product and its patch grid atomically (all rows or none).
 
-    def add_product(self, product: dict[str, Any], patches: pa.Table) -> None:
-        """Record a product and its patch grid atomically (all rows or none)."""
-        row = dict(product, ingested=utcnow())
+        A mapping (a `products` row with JSON columns) is still taken for
+        bench/bench_ui.py until it builds a `Product`."""
+        if not isinstance(product, Product):
+            product = Product.from_row(product)
+        row = dict(product.to_row(), ingested=utcnow())
         with self.transaction():
             self.execute(
                 f"INSERT INTO products ({', '.join(PRODUCT_COLUMNS)}) "
@@ -45,6 +49,7 @@ class CatalogMixin(StoreBase):
         return int(rows[0][0] or 0) + 1
 
     def products(self) -> pa.Table:
+        """The catalogue as one Arrow table (columnar: tables, CLI output, SQL-like use)."""
         return self.query_arrow(
             "SELECT p.product_id, p.sensor, p.platform, p.processing_level, p.tile_id, "
             "p.acquired, p.width, p.height, p.crs, p.ard_path, p.source_path, p.bands, "
@@ -53,7 +58,27 @@ class CatalogMixin(StoreBase):
             "FROM products p ORDER BY p.acquired, p.product_id"
         )
 
+    def product_list(self) -> list[Product]:
+        """Every product, oldest acquisition first, with its patch count."""
+        return [Product.from_row(r) for r in self._product_rows()]
+
+    def product_record(self, product_id: str) -> Product | None:
+        """The product `product_id`, or None."""
+        rows = self._product_rows(product_id)
+        return Product.from_row(rows[0]) if rows else None
+
+    def _product_rows(self, product_id: str | None = None) -> list[dict[str, Any]]:
+        where = " WHERE p.product_id = ?" if product_id is not None else ""
+        return self.query_arrow(
+            "SELECT p.*, (SELECT COUNT(*) FROM patches q WHERE q.product_id = p.product_id) "
+            f"AS patches FROM products p{where} ORDER BY p.acquired, p.product_id",
+            (product_id,) if product_id is not None else (),
+        ).to_pylist()
+
     def product(self, product_id: str) -> dict[str, Any] | None:
+        """The `products` row as a dict, JSON columns as text. Deprecated: use
+        `product_record`; kept until compute/extract.py, change/run.py and their tests
+        convert."""
         t = self.query_arrow("SELECT * FROM products WHERE product_id = ?", (product_id,))
         return t.to_pylist()[0] if t.num_rows else None
 
@@ -67,6 +92,28 @@ class CatalogMixin(StoreBase):
             params.append(level)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return self.query_arrow(f"SELECT * FROM patches{clause} ORDER BY patch_id", params)
+
+    def patch_windows(self, patch_ids: Sequence[int]) -> list[PatchWindow]:
+        """The pixel windows of `patch_ids`, in the order given; raises StoreError naming
+        the ids that are not in the database."""
+        ids = [int(i) for i in patch_ids]
+        if not ids:
+            return []
+        found: dict[int, PatchWindow] = {}
+        for start in range(0, len(ids), 1000):
+            part = sorted(set(ids[start:start + 1000]))
+            t = self.query_arrow(
+                "SELECT patch_id, product_id, x_off, y_off, size_px FROM patches "
+                f"WHERE patch_id IN ({', '.join('?' for _ in part)})", part)
+            for r in t.to_pylist():
+                found[int(r["patch_id"])] = PatchWindow(
+                    int(r["patch_id"]), r["product_id"], int(r["x_off"]), int(r["y_off"]),
+                    int(r["size_px"]))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise StoreError(f"patch(es) {missing[:5]} are not in {self.url}: ingest their "
+                             "products first (eominer ingest PATH)")
+        return [found[i] for i in ids]
 
     def patch_ids(self, product_ids: list[str], level: int) -> np.ndarray:
         ids: list[np.ndarray] = []

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from eominer.errors import StoreConnectionError, StoreError
+from eominer.errors import StoreConnectionError
 
 Params = Sequence[Any]
 MONETDB_SCHEMA = "eominer"
@@ -193,6 +193,7 @@ class _MonetBase(Engine):
     """What pymonetdb and monetdbe share: DB-API cursors, MonetDB's catalog and SQL."""
 
     paramstyle_qmark = True
+    _in_tx = False  # inside begin() ... commit()/rollback(); else each statement commits
 
     def _sql(self, sql: str) -> str:
         return sql if self.paramstyle_qmark else qmark_to_pyformat(sql)
@@ -208,7 +209,7 @@ class _MonetBase(Engine):
                 cur.execute(*self._bind(sql, params))
             finally:
                 cur.close()
-            if self._autocommit_outside_tx and not self._in_tx:
+            if not self._in_tx:  # outside a transaction every statement commits
                 self.con.commit()
 
     def query(self, sql: str, params: Params = ()) -> list[tuple]:
@@ -296,7 +297,6 @@ class MonetDBeEngine(_MonetBase):
     for a MonetDB server, running the same SQL."""
 
     name = "monetdbe"
-    _autocommit_outside_tx = True
 
     def __init__(self, path: str | None) -> None:
         import warnings
@@ -417,7 +417,6 @@ class MonetDBEngine(_MonetBase):
 
     name = "monetdb"
     paramstyle_qmark = False
-    _autocommit_outside_tx = True
 
     def __init__(self, host: str, port: int, database: str, user: str, password: str) -> None:
         import pymonetdb
@@ -493,7 +492,3 @@ class _BytesUploader:
 def iter_chunks(n: int, size: int) -> Iterable[slice]:
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
-
-
-def raise_store_error(exc: BaseException, what: str) -> StoreError:
-    return StoreError(f"{what} failed: {exc}")

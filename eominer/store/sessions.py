@@ -7,7 +7,6 @@ nothing that was clicked). Portable SQL only (DuckDB and MonetDB); importable on
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +14,14 @@ import numpy as np
 import pyarrow as pa
 
 from eominer.store.base import StoreBase, utcnow
+from eominer.store.records import (
+    SESSION_STATUSES,
+    Label,
+    RoundRecord,
+    SessionParams,
+    SessionRecord,
+    dumps,
+)
 
 SESSION_COLUMNS = (
     "session_id", "name", "owner", "concept", "level", "product_ids", "feature_set_ids",
@@ -59,7 +66,8 @@ class SessionsMixin(StoreBase):
         return self.upsert_arrow("taxonomy", table.select(list(cols)), keys=["label_name"])
 
     # ---- sessions --------------------------------------------------------------
-    def insert_session(self, row: dict[str, Any]) -> None:
+    def insert_session(self, record: SessionRecord) -> None:
+        row = record.to_row()
         with self.transaction():
             self.execute(
                 f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) "
@@ -67,25 +75,36 @@ class SessionsMixin(StoreBase):
                 [row[c] for c in SESSION_COLUMNS],
             )
 
-    def session_row(self, session_id: str) -> dict[str, Any] | None:
+    def session(self, session_id: str) -> SessionRecord | None:
+        """The session `session_id`, or None."""
         t = self.query_arrow("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
-        return t.to_pylist()[0] if t.num_rows else None
+        return SessionRecord.from_row(t.to_pylist()[0]) if t.num_rows else None
 
-    def session_rows(self, owner: str | None = None) -> list[dict[str, Any]]:
+    def session_list(self, owner: str | None = None) -> list[SessionRecord]:
+        """Sessions (of `owner`, or everyone's), oldest first."""
         t = self.query_arrow(
             "SELECT * FROM sessions" + (" WHERE owner = ?" if owner else "")
             + " ORDER BY created, session_id",
             (owner,) if owner else (),
         )
-        return t.to_pylist()
+        return [SessionRecord.from_row(r) for r in t.to_pylist()]
 
-    def update_session(self, session_id: str, **values: Any) -> None:
-        allowed = {"status", "params", "feature_signature", "model_kind", "strategy"}
-        bad = set(values) - allowed
-        if bad:
-            raise ValueError(f"cannot update session columns {sorted(bad)}")
-        names = sorted(values)
-        sets = ", ".join(f"{k} = ?" for k in names) + ", updated = ?"
+    def update_session(
+        self, session_id: str, *, status: str | None = None,
+        feature_signature: str | None = None, model_kind: str | None = None,
+        strategy: str | None = None, params: SessionParams | None = None,
+    ) -> None:
+        """Change the given columns (and `updated`)."""
+        if status is not None and status not in SESSION_STATUSES:
+            raise ValueError(f"session status must be one of {SESSION_STATUSES}, "
+                             f"got {status!r}")
+        values: dict[str, Any] = {
+            "status": status, "feature_signature": feature_signature,
+            "model_kind": model_kind, "strategy": strategy,
+            "params": None if params is None else dumps(params.to_dict()),
+        }
+        names = sorted(k for k, v in values.items() if v is not None)
+        sets = "".join(f"{k} = ?, " for k in names) + "updated = ?"
         with self.transaction():
             self.execute(
                 f"UPDATE sessions SET {sets} WHERE session_id = ?",
@@ -127,17 +146,19 @@ class SessionsMixin(StoreBase):
             (session_id,),
         )
 
-    def last_label(self, session_id: str, user: str) -> dict[str, Any] | None:
+    def last_label(self, session_id: str, user: str) -> Label | None:
+        """`user`'s most recent label in the session, or None."""
         t = self.query_arrow(
             "SELECT patch_id, user_name, label, round, purpose, labelled_at FROM labels "
             "WHERE session_id = ? AND user_name = ? ORDER BY labelled_at DESC, patch_id DESC "
             "LIMIT 1",
             (session_id, user),
         )
-        return t.to_pylist()[0] if t.num_rows else None
+        return Label.from_row(t.to_pylist()[0], session_id) if t.num_rows else None
 
     # ---- rounds ----------------------------------------------------------------
-    def insert_round(self, row: dict[str, Any]) -> None:
+    def insert_round(self, record: RoundRecord) -> None:
+        row = record.to_row()
         with self.transaction():
             self.execute(
                 f"INSERT INTO rounds ({', '.join(ROUND_COLUMNS)}) "
@@ -147,11 +168,12 @@ class SessionsMixin(StoreBase):
             self.execute("UPDATE sessions SET updated = ? WHERE session_id = ?",
                          (row["created"], row["session_id"]))
 
-    def session_rounds(self, session_id: str) -> list[dict[str, Any]]:
+    def session_rounds(self, session_id: str) -> list[RoundRecord]:
+        """The session's rounds, first first."""
         t = self.query_arrow(
             "SELECT * FROM rounds WHERE session_id = ? ORDER BY round", (session_id,)
         )
-        return t.to_pylist()
+        return [RoundRecord.from_row(r) for r in t.to_pylist()]
 
     # ---- scope -----------------------------------------------------------------
     def scope_patches(self, product_ids: Sequence[str], level: int) -> pa.Table:
@@ -231,9 +253,4 @@ class SessionsMixin(StoreBase):
             "ORDER BY patch_id", (session_id,),
         )
         return t["patch_id"].to_numpy().astype(np.int64)
-
-
-def dumps(value: Any) -> str:
-    """JSON for the VARCHAR parameter columns (sorted keys: stable text)."""
-    return json.dumps(value, sort_keys=True, default=str)
 

@@ -8,13 +8,18 @@ few milliseconds (bench/bench_ui.py).
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eominer.errors import ProductReadError
+from eominer.store.records import Product
+
+if TYPE_CHECKING:
+    from eominer.store import Store
 
 TRUE_COLOUR = ("B04", "B03", "B02")
 FALSE_COLOUR = ("B08", "B04", "B03")
@@ -82,19 +87,20 @@ class PatchGrid:
         return pid if pid >= 0 else None
 
 
-def patch_grid(store, product: dict, level: int, session_ids: np.ndarray | None) -> PatchGrid:
+def patch_grid(store: Store, product: Product, level: int,
+               session_ids: np.ndarray | None) -> PatchGrid:
     """The grid geometry of `product` at `level`; `session_ids` (sorted) maps scores."""
-    t = store.scope_patches([product["product_id"]], level)
+    t = store.scope_patches([product.product_id], level)
     pids = t["patch_id"].to_numpy().astype(np.int64)
     if not len(pids):
         raise ProductReadError(
-            f"product {product['product_id']} has no patches at level {level}: pick a "
+            f"product {product.product_id} has no patches at level {level}: pick a "
             "level it was tiled at"
         )
     r = t["y_off"].to_numpy() // level
     c = t["x_off"].to_numpy() // level
     rows, cols = int(r.max()) + 1, int(c.max()) + 1
-    a, _, xoff, _, e, yoff = affine(product)[:6]
+    a, _, xoff, _, e, yoff = product.transform
     left, top = xoff, yoff
     right, bottom = xoff + cols * level * a, yoff + rows * level * e
     flat_all = (r * cols + c).astype(np.int64)
@@ -107,42 +113,31 @@ def patch_grid(store, product: dict, level: int, session_ids: np.ndarray | None)
         pos = np.clip(pos, 0, len(session_ids) - 1)
         hit = session_ids[pos] == pids
         srows, flat = pos[hit], flat_all[hit]
-    return PatchGrid(product["product_id"], level, rows, cols,
+    return PatchGrid(product.product_id, level, rows, cols,
                      (float(left), float(min(top, bottom)), float(right), float(max(top, bottom))),
                      srows, flat, cells)
 
 
-def affine(product: dict) -> tuple[float, ...]:
-    """The product's affine (a, b, c, d, e, f) from `products.transform`."""
-    t = json.loads(product["transform"]) if isinstance(product["transform"], str) \
-        else product["transform"]
-    if isinstance(t, dict):
-        t = [t[k] for k in ("a", "b", "c", "d", "e", "f")]
-    return tuple(float(v) for v in list(t)[:6])
+def product_bounds(product: Product) -> tuple[float, float, float, float]:
+    """left, bottom, right, top in the product's CRS."""
+    return product.bounds
 
 
-def product_bounds(product: dict) -> tuple[float, float, float, float]:
-    a, _, c, _, e, f = affine(product)
-    right, bottom = c + product["width"] * a, f + product["height"] * e
-    return c, min(f, bottom), right, max(f, bottom)
-
-
-def colour_bands(product: dict, false_colour: bool) -> list[int]:
+def colour_bands(product: Product, false_colour: bool) -> list[int]:
     """1-based band indexes of the composite (true or false colour)."""
-    names = json.loads(product["bands"]) if isinstance(product["bands"], str) \
-        else list(product["bands"])
-    want = SAR_COLOUR if product["sensor"].upper().startswith("S1") else (
+    names = product.bands
+    want = SAR_COLOUR if product.sensor.upper().startswith("S1") else (
         FALSE_COLOUR if false_colour else TRUE_COLOUR)
     missing = [b for b in want if b not in names]
     if missing:
         raise ProductReadError(
-            f"product {product['product_id']} lacks band(s) {', '.join(missing)} for the "
+            f"product {product.product_id} lacks band(s) {', '.join(missing)} for the "
             f"{'false' if false_colour else 'true'}-colour image (has {', '.join(names)})"
         )
     return [names.index(b) + 1 for b in want]
 
 
-def read_view(product: dict, bands: list[int], x_range: tuple[float, float] | None,
+def read_view(product: Product, bands: list[int], x_range: tuple[float, float] | None,
               y_range: tuple[float, float] | None, max_px: int = MAX_SCREEN_PX,
               ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """The product's bands over the visible range at screen resolution: decimated reads
@@ -152,14 +147,14 @@ def read_view(product: dict, bands: list[int], x_range: tuple[float, float] | No
     import rasterio
     from rasterio.windows import Window
 
-    path = Path(product["ard_path"])
+    path = Path(product.ard_path)
     if not path.exists():
         raise ProductReadError(
-            f"analysis-ready file {path} of product {product['product_id']} is missing: "
-            f"re-ingest it (eominer ingest {product.get('source_path', 'SOURCE')})"
+            f"analysis-ready file {path} of product {product.product_id} is missing: "
+            f"re-ingest it (eominer ingest {product.source_path or 'SOURCE'})"
         )
-    a, _, c, _, e, f = affine(product)
-    W, H = int(product["width"]), int(product["height"])
+    a, _, c, _, e, f = product.transform
+    W, H = product.width, product.height
     c0, r0, c1, r1 = 0, 0, W, H
     if x_range and y_range and None not in (*x_range, *y_range):
         c0 = max(0, int(np.floor((min(x_range) - c) / a)))
@@ -213,16 +208,20 @@ def stretch_of(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lo, np.float32), np.asarray(hi, np.float32)
 
 
-def change_layer(store, product: dict, max_px: int = MAX_SCREEN_PX):
+def change_layer(store: Store, product: Product | Mapping[str, Any],
+                 max_px: int = MAX_SCREEN_PX,
+                 ) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
     """The change-detection raster of the newest change pair that contains `product`, as
     (data, bounds), or None. Pairs come from the store (`product_pairs` rows of kind
     `change` whose `layer_path` is the probability COG); a pair whose file is gone shows
-    nothing."""
+    nothing. (A `products` row dict is still taken for tests/change/test_run.py until it
+    passes `store.product_record(...)`.)"""
     from pathlib import Path
 
     import rasterio
 
-    for pair in store.pairs(kind="change", product_id=product["product_id"]).to_pylist():
+    product_id = product.product_id if isinstance(product, Product) else product["product_id"]
+    for pair in store.pairs(kind="change", product_id=product_id).to_pylist():
         path = pair.get("layer_path")
         if not path or not Path(path).exists():
             continue

@@ -11,6 +11,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from eominer.store.records import Product
 from eominer.ui.layers import (
     LEVEL_RANGE,
     PatchGrid,
@@ -75,7 +76,7 @@ class MapView(Viewer):
     def _products_changed(self) -> None:
         ids = list(self.state.product_ids)
         if not ids:
-            ids = [p["product_id"] for p in self.state.store.products().to_pylist()]
+            ids = [p.product_id for p in self.state.store.product_list()]
         self._product_select.options = ids
         if ids and self.state.product_id not in ids:
             self.state.product_id = ids[0]
@@ -91,9 +92,9 @@ class MapView(Viewer):
         if event.new and event.new != self.state.product_id:
             self.state.product_id = event.new
 
-    def _product(self) -> dict | None:
+    def _product(self) -> Product | None:
         pid = self.state.product_id
-        return self.state.store.product(pid) if pid else None
+        return self.state.store.product_record(pid) if pid else None
 
     def grid(self) -> PatchGrid | None:
         """The patch grid of the product on the map, mapped to the session's scores."""

@@ -12,6 +12,7 @@ import param
 from panel.custom import JSComponent
 from panel.viewable import Viewer
 
+from eominer.errors import ProductReadError
 from eominer.ui.state import AppState
 from eominer.ui.thumbnails import patch_thumbnails
 
@@ -138,7 +139,7 @@ class PatchGridView(Viewer):
 
     def _product_of(self, pid: int) -> str:
         w = self.state.patch_windows([pid])
-        return w[0][0] if w else self.state.product_id
+        return w[0].product_id if w else self.state.product_id
 
     def _items(self, ids: list[int]) -> list[dict]:
         s = self.state
@@ -148,10 +149,13 @@ class PatchGridView(Viewer):
         need = [i for i in ids if (i, fc) not in self._thumbs]
         if need:
             by_product: dict[str, list[tuple[int, tuple[int, int, int]]]] = {}
-            for pid, (prod, x, y, size) in zip(need, s.patch_windows(need)):
-                by_product.setdefault(prod, []).append((pid, (x, y, size)))
+            for pid, win in zip(need, s.patch_windows(need)):
+                by_product.setdefault(win.product_id, []).append((pid, win.square))
             for prod, entries in by_product.items():
-                product = s.store.product(prod)
+                product = s.store.product_record(prod)
+                if product is None:
+                    raise ProductReadError(f"product {prod} is no longer in {s.store.url}: "
+                                           "re-ingest it")
                 urls = patch_thumbnails(product, [w for _, w in entries], fc)
                 for (pid, _), url in zip(entries, urls):
                     self._thumbs[(pid, fc)] = url

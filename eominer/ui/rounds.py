@@ -3,12 +3,17 @@ this user's last label, a small chart shows labels and quality per round."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import panel as pn
 import param
 from panel.viewable import Viewer
 
 from eominer.ui.state import AppState
+
+if TYPE_CHECKING:
+    from eominer.store import RoundRecord
 
 
 class RoundsView(Viewer):
@@ -54,19 +59,19 @@ class RoundsView(Viewer):
                 + (f"<br><i>{q.get('advice')}</i>" if q.get("advice") else ""))
             self._set_rounds(rounds)
 
-    def _set_rounds(self, rounds: list[dict]) -> None:
+    def _set_rounds(self, rounds: list[RoundRecord]) -> None:
         """Replace the chart's data in place, only when the rounds changed (a label
         click does not redraw it; a new round sends a few numbers)."""
-        key = [(r["round"], r["n_labels"]) for r in rounds]
+        key = [(r.round, r.n_labels) for r in rounds]
         if key == self._shown:
             return
         self._shown = key
         self._source.data = {
-            "round": [r["round"] for r in rounds],
-            "labels": [r["n_labels"] for r in rounds],
+            "round": [r.round for r in rounds],
+            "labels": [r.n_labels for r in rounds],
             # no estimate yet is a gap in the line, not a misleading 0 %
-            "change": _percent([r["ranking_change"] for r in rounds]),
-            "precision": _percent([r["precision_estimate"] for r in rounds]),
+            "change": _percent([r.ranking_change for r in rounds]),
+            "precision": _percent([r.precision_estimate for r in rounds]),
         }
 
     def __panel__(self):

@@ -6,6 +6,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from eominer.store.records import Product
 from eominer.ui.state import AppState
 
 
@@ -42,6 +43,9 @@ class ScopeView(Viewer):
         for w in (self._sensor, self._dates, self._bbox):
             w.param.watch(lambda _: self._filter(), "value")
         self._table.param.watch(lambda _: self._on_select(), "selection")
+        self._products: list[Product] = []
+        self._shown: list[Product] = []
+        self._thumbs: dict[str, str] = {}
         self.reload()
 
     # ---- data --------------------------------------------------------------------
@@ -53,11 +57,10 @@ class ScopeView(Viewer):
         store = self.state.store
         with self.state.work("load catalogue", quiet=True):
             ensure_taxonomy(store)
-            self._products = store.products().to_pylist()
-            for p in self._products:
-                p["thumbnail"] = (f'<img src="{product_thumbnail(p)}" height="40">'
-                                  if p["ard_path"] else "")
-            self._sensor.options = sorted({p["sensor"] for p in self._products})
+            self._products = store.product_list()
+            self._thumbs = {p.product_id: (f'<img src="{product_thumbnail(p)}" height="40">'
+                                           if p.ard_path else "") for p in self._products}
+            self._sensor.options = sorted({p.sensor for p in self._products})
             sets = store.feature_sets()
             self._fs.options = {f"{f.name} v{f.version} ({f.dims}-D) {f.feature_set_id}":
                                 f.feature_set_id for f in sets}
@@ -84,26 +87,27 @@ class ScopeView(Viewer):
 
         rows = self._products
         if self._sensor.value:
-            rows = [p for p in rows if p["sensor"] in self._sensor.value]
+            rows = [p for p in rows if p.sensor in self._sensor.value]
         if self._dates.value:
             lo, hi = self._dates.value
-            rows = [p for p in rows if p["acquired"] is None or lo <= p["acquired"] <= hi]
+            rows = [p for p in rows if p.acquired is None or lo <= p.acquired <= hi]
         text = self._bbox.value.strip()
         if text:
             try:
                 aoi = box(*[float(v) for v in text.split(",")])
-                rows = [p for p in rows if wkt.loads(p["footprint_wkt"]).intersects(aoi)]
+                rows = [p for p in rows if wkt.loads(p.footprint_wkt).intersects(aoi)]
             except (ValueError, TypeError):
                 self.state.say(f"footprint filter {text!r}: expected four numbers "
                                "lon_min, lat_min, lon_max, lat_max", "error")
         self._shown = rows
         cols = ["thumbnail", "acquired", "sensor", "tile_id", "product_id", "width",
                 "height", "patches"]
-        self._table.value = pd.DataFrame([{c: p[c] for c in cols} for p in rows],
-                                         columns=cols)
+        self._table.value = pd.DataFrame(
+            [[self._thumbs.get(p.product_id, ""), p.acquired, p.sensor, p.tile_id,
+              p.product_id, p.width, p.height, p.n_patches] for p in rows], columns=cols)
 
     def _on_select(self) -> None:
-        ids = [self._shown[i]["product_id"] for i in self._table.selection]
+        ids = [self._shown[i].product_id for i in self._table.selection]
         levels = self.state.store.patch_levels(ids) if ids else []
         self._level.options = levels
         if levels and self._level.value not in levels:
@@ -112,7 +116,7 @@ class ScopeView(Viewer):
     def select_products(self, product_ids: list[str]) -> None:
         """Programmatic selection (JupyterLab: `app.scope.select_products([...])`)."""
         self._table.selection = [i for i, p in enumerate(self._shown)
-                                 if p["product_id"] in product_ids]
+                                 if p.product_id in product_ids]
 
     def _on_start(self) -> None:
         from eominer.learning.taxonomy import add_label
@@ -127,7 +131,7 @@ class ScopeView(Viewer):
                               user=s.user)
                 concept = new
         s.param.update(
-            product_ids=[self._shown[i]["product_id"] for i in self._table.selection],
+            product_ids=[self._shown[i].product_id for i in self._table.selection],
             level=int(self._level.value or 32), feature_set_ids=list(self._fs.value),
             concept=concept or "", model_kind=self._model.value,
             strategy=self._strategy.value,

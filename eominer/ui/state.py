@@ -13,15 +13,19 @@ import contextlib
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import param
 
 from eominer.errors import EominerError
+from eominer.store.records import PatchWindow
+
+if TYPE_CHECKING:
+    from eominer.store import Store
 
 
-def shared_store(url: str | None):
+def shared_store(url: str | None) -> Store:
     """The process's store for `url`: opened once, reused by every browser session.
 
     A database another process holds for writing raises StoreConnectionError, which the
@@ -66,7 +70,7 @@ class AppState(param.Parameterized):
     busy = param.Boolean(default=False)
     learn_on_label = param.Boolean(default=False, doc="run a round after every label")
 
-    def __init__(self, store, **params: Any) -> None:
+    def __init__(self, store: Store, **params: Any) -> None:
         super().__init__(**params)
         self.store = store
         self.last_round = None  # RoundResult of the latest round in this browser session
@@ -163,9 +167,9 @@ class AppState(param.Parameterized):
             if last is None:
                 self.say("nothing to undo", "warning")
             else:
-                if int(last["patch_id"]) not in self.batch:
-                    self.batch = [int(last["patch_id"]), *self.batch]
-                self.say(f"label of patch {last['patch_id']} removed", "success")
+                if last.patch_id not in self.batch:
+                    self.batch = [last.patch_id, *self.batch]
+                self.say(f"label of patch {last.patch_id} removed", "success")
 
     def learn(self) -> None:
         if self.session is None:
@@ -211,9 +215,9 @@ class AppState(param.Parameterized):
             self._labelled = (key, ids, np.asarray([mine[i] for i in ids.tolist()], np.int8))
         return self._labelled[1], self._labelled[2]
 
-    def patch_windows(self, patch_ids: list[int]) -> list[tuple[str, int, int, int]]:
-        """(product_id, x_off, y_off, size_px) of session patches, from the scope's
-        geometry read once per session (sorted ids: a lookup is a binary search)."""
+    def patch_windows(self, patch_ids: list[int]) -> list[PatchWindow]:
+        """Pixel windows of session patches, from the scope's geometry read once per
+        session (sorted ids: a lookup is a binary search)."""
         sess = self.session
         if sess is None or not patch_ids:
             return []
@@ -225,7 +229,8 @@ class AppState(param.Parameterized):
                               t["size_px"].to_numpy())
         _, ids, prod, xs, ys, ss = self._geometry
         at = np.clip(np.searchsorted(ids, np.asarray(patch_ids, np.int64)), 0, len(ids) - 1)
-        return [(str(prod[i]), int(xs[i]), int(ys[i]), int(ss[i])) for i in at.tolist()]
+        return [PatchWindow(int(ids[i]), str(prod[i]), int(xs[i]), int(ys[i]), int(ss[i]))
+                for i in at.tolist()]
 
     def scores_of(self, patch_ids: list[int]) -> list[float | None]:
         if self.scores is None or self.session is None or not patch_ids:

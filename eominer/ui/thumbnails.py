@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 
+from eominer.store.records import Product
 from eominer.ui.layers import colour_bands, read_view, stretch_of, to_rgb
 
 
@@ -23,7 +24,7 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def patch_thumbnails(product: dict, windows: list[tuple[int, int, int]], false_colour: bool,
+def patch_thumbnails(product: Product, windows: list[tuple[int, int, int]], false_colour: bool,
                      size: int = 96, context: float = 0.0) -> list[str]:
     """Data URLs of patches given as (x_off, y_off, size_px) of one product, stretched
     like the map so that the grid and the map look alike. The COG is opened once for
@@ -32,7 +33,7 @@ def patch_thumbnails(product: dict, windows: list[tuple[int, int, int]], false_c
 
     bands = colour_bands(product, false_colour)
     stretch = product_stretch(product, false_colour)
-    blocks = read_windows(product["ard_path"], bands, [
+    blocks = read_windows(product.ard_path, bands, [
         (x - int(s * context), y - int(s * context), s + 2 * int(s * context))
         for x, y, s in windows])
     out = []
@@ -78,17 +79,17 @@ def read_windows(path: str, bands: list[int], squares: list[tuple[int, int, int]
 _STRETCH: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def product_stretch(product: dict, false_colour: bool) -> tuple[np.ndarray, np.ndarray]:
+def product_stretch(product: Product, false_colour: bool) -> tuple[np.ndarray, np.ndarray]:
     """Percentile stretch of a product's composite from a small overview read (cached
     per product: the same for every user, it is a property of the data)."""
-    key = (product["ard_path"], false_colour)
+    key = (product.ard_path, false_colour)
     if key not in _STRETCH:
         data, _ = read_view(product, colour_bands(product, false_colour), None, None, 256)
         _STRETCH[key] = stretch_of(data)
     return _STRETCH[key]
 
 
-def product_thumbnail(product: dict, size: int = 64) -> str:
+def product_thumbnail(product: Product, size: int = 64) -> str:
     """Data URL of the whole product in true colour, `size` px on its longest side."""
     try:
         data, _ = read_view(product, colour_bands(product, False), None, None, size)

@@ -54,7 +54,7 @@ def test_publish_then_sql(learn_store, oscd_db):
     assert t.num_rows == 0  # the session's product was acquired 2016-05-04
     (mv,) = learn_store.query("SELECT DISTINCT model_version FROM annotations")[0]
     assert mv == version and version.startswith(s.session_id[:8])
-    assert learn_store.session_row(s.session_id)["status"] == "published"
+    assert learn_store.session(s.session_id).status == s.status == "published"
 
 
 def test_exports_open_back(learn_store, oscd_db, tmp_path):
@@ -111,7 +111,7 @@ def test_cascade_coarse_to_fine(learn_store, oscd_db):
     parent = kids["parent_id"].fill_null(-1).to_numpy()
     expected = kids["patch_id"].to_numpy()[np.isin(parent, pos32)]
     assert np.array_equal(np.sort(fine.patch_ids), np.sort(expected))
-    assert fine.level == 16 and fine.params["parent_session"] == coarse.session_id
+    assert fine.level == 16 and fine.params.parent_session == coarse.session_id
     # the fine session learns on its own, and reopens with the same scope
     truth = oscd_db["truth"][16]
     inside = fine.patch_ids.tolist()

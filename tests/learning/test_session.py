@@ -37,7 +37,7 @@ def _seed_labels(session, truth, n_pos=2, n_neg=3, user="ana"):
 
 
 def test_rounds_improve_ranking_and_are_recorded(learn_store, oscd_db):
-    from eominer.learning.evaluation import average_precision
+    from eominer.evaluation.ranking import average_precision
 
     truth = oscd_db["truth"][16]
     s = _create(learn_store, oscd_db)
@@ -60,9 +60,11 @@ def test_rounds_improve_ranking_and_are_recorded(learn_store, oscd_db):
     base = float((y == 1).mean())
     assert base < 0.06 and aps[-1] > 3 * base and aps[-1] > aps[0]
     rounds = learn_store.session_rounds(s.session_id)
-    assert [r["round"] for r in rounds] == [1, 2, 3, 4, 5]
-    assert rounds[-1]["n_labels"] == 5 + 3 * 20
-    assert rounds[-1]["ranking_change"] is not None
+    assert [r.round for r in rounds] == [1, 2, 3, 4, 5]
+    assert rounds[-1].n_labels == 5 + 3 * 20 and rounds[-1].fitted and not rounds[0].fitted
+    assert rounds[-1].ranking_change is not None
+    assert rounds[-1].queried == tuple(int(i) for i in r.query_ids)
+    assert len(rounds[-1].labels) == rounds[-1].n_labels
     assert learn_store.session_labels(s.session_id).num_rows == 5 + 4 * 20
 
 
@@ -76,7 +78,7 @@ def test_resume_in_a_new_process_sees_the_same_state(learn_store, oscd_db, tmp_p
     np.save(tmp_path / "scores.npy", r2.scores)
     # edits after the last round (a relabel, an undone label) do not change its ranking
     s.label(int(r2.query_ids[0]), 1, user="ben")
-    assert s.undo_last_label("ben")["patch_id"] == int(r2.query_ids[0])
+    assert s.undo_last_label("ben").patch_id == int(r2.query_ids[0])
     first = int(s.labels()[0][0])
     s.label(first, -int(s.labels()[1][0]), user="ana")
     s.close()
@@ -92,7 +94,7 @@ def test_resume_in_a_new_process_sees_the_same_state(learn_store, oscd_db, tmp_p
         ref = np.load({str(tmp_path / 'scores.npy')!r})
         ids, y = s.labels()
         print(json.dumps({{"same": bool(np.array_equal(scores, ref)), "labels": len(ids),
-                          "pending": s.pending_queries().tolist(), "status": s.row["status"],
+                          "pending": s.pending_queries().tolist(), "status": s.status,
                           "rounds": len(s.rounds())}}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -134,7 +136,7 @@ def test_conflicting_users_latest_label_wins(learn_store, oscd_db):
     assert dict(zip(ids.tolist(), y.tolist()))[p] == -1
     assert s.conflicts() == [{"patch_id": p, "labels": {"ana": 1, "ben": -1}}]
     assert learn_store.session_labels(s.session_id).num_rows == 2
-    assert s.undo_last_label("ben")["patch_id"] == p
+    assert s.undo_last_label("ben").patch_id == p
     ids, y = s.labels()
     assert dict(zip(ids.tolist(), y.tolist()))[p] == 1 and s.conflicts() == []
 
@@ -156,6 +158,8 @@ def test_bad_input_is_explicit(learn_store, oscd_db):
                        [oscd_db["fs"]])
     with pytest.raises(SessionError, match="no session 'nope'"):
         Session.open(learn_store, "nope")
+    with pytest.raises(SessionError, match=r"unknown session parameter\(s\) \['batch'\]"):
+        _create(learn_store, oscd_db, params={"batch": 5})
 
 
 def test_scope_with_missing_features(learn_store, oscd_db):
@@ -180,7 +184,8 @@ def test_changed_features_refuse_resume(learn_store, oscd_db):
     with pytest.raises(SessionError, match="changed since it started"):
         Session.open(learn_store, s.session_id)
     s2 = Session.open(learn_store, s.session_id, accept_feature_change=True)
-    assert s2.row["feature_signature"] != s.row["feature_signature"]
+    assert s2.record.feature_signature != s.record.feature_signature
+    assert learn_store.session(s.session_id).feature_signature == s2.record.feature_signature
     Session.open(learn_store, s.session_id)  # the new signature is recorded
 
 

@@ -8,7 +8,6 @@ numpy and pyarrow.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +17,14 @@ from eominer.errors import StoreError
 from eominer.store.base import utcnow
 from eominer.store.fusion import FUSION_PAIR_KIND
 from eominer.store.pairs import pair_id
-from eominer.store.sessions import ROUND_COLUMNS, SESSION_COLUMNS, dumps
+from eominer.store.records import (
+    Label,
+    PatchWindow,
+    Product,
+    RoundRecord,
+    SessionParams,
+    SessionRecord,
+)
 
 T0 = dt.datetime(2024, 5, 1, 10, 30, 0)
 
@@ -26,13 +32,13 @@ T0 = dt.datetime(2024, 5, 1, 10, 30, 0)
 def add_product(store, product_id: str, acquired: dt.datetime | None, first: int,
                 levels=(32, 64), n: int = 4) -> list[int]:
     """A product with `n` patches per level (ids from `first`), through the store API."""
-    product = {
-        "product_id": product_id, "sensor": "S2", "platform": "S2A", "processing_level": "L1C",
-        "tile_id": "T30TXQ", "acquired": acquired, "crs": "EPSG:32630",
-        "footprint_wkt": "POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))", "source_path": f"/src/{product_id}",
-        "ard_path": f"/ard/{product_id}.tif", "width": 128, "height": 128, "bands": "B04,B08",
-        "transform": "[10, 0, 0, 0, -10, 0]", "source_hash": "h" + product_id,
-    }
+    product = Product(
+        product_id=product_id, sensor="S2", platform="S2A", processing_level="L1C",
+        tile_id="T30TXQ", acquired=acquired, crs="EPSG:32630",
+        footprint_wkt="POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))", source_path=f"/src/{product_id}",
+        ard_path=f"/ard/{product_id}.tif", width=128, height=128, bands=("B04", "B08"),
+        transform=(10.0, 0.0, 0.0, 0.0, -10.0, 0.0), source_hash="h" + product_id,
+    )
     rows = []
     pid = first
     for k, lv in enumerate(levels):
@@ -203,46 +209,62 @@ def test_taxonomy(store):
     assert len(store.taxonomy()) == 3
 
 
-def session_row(sid: str, owner: str, created: dt.datetime, **extra) -> dict:
-    row = {
+def session_record(sid: str, owner: str, created: dt.datetime, **extra) -> SessionRecord:
+    values = {
         "session_id": sid, "name": f"find {sid}", "owner": owner, "concept": "lake",
-        "level": 32, "product_ids": dumps(["P1"]), "feature_set_ids": dumps(["fsA"]),
+        "level": 32, "product_ids": ("P1",), "feature_set_ids": ("fsA",),
         "feature_signature": "sig1", "model_kind": "logistic", "strategy": "diverse",
-        "params": dumps({"seed": 0, "b": [1, 2]}), "status": "open", "created": created,
-        "updated": created,
+        "params": SessionParams(seed=3, model_params={"C": 0.5}), "status": "open",
+        "created": created, "updated": created,
     }
-    row.update(extra)
-    return row
+    values.update(extra)
+    return SessionRecord(**values)
 
 
-def test_sessions_rows_and_updates(store):
-    assert store.session_rows() == [] and store.session_row("s1") is None
-    store.insert_session(session_row("s2", "bob", T0 + dt.timedelta(minutes=1)))
-    store.insert_session(session_row("s1", "ana", T0))
-    store.insert_session(session_row("s3", "ana", T0 + dt.timedelta(minutes=2)))
-    assert [r["session_id"] for r in store.session_rows()] == ["s1", "s2", "s3"]
-    assert [r["session_id"] for r in store.session_rows("ana")] == ["s1", "s3"]
-    assert store.session_rows("nobody") == []
-    row = store.session_row("s1")
-    assert set(row) == set(SESSION_COLUMNS)
-    assert {k: row[k] for k in SESSION_COLUMNS if k not in ("created", "updated")} == {
-        k: v for k, v in session_row("s1", "ana", T0).items() if k not in ("created", "updated")}
-    assert as_datetime(row["created"]) == T0 and as_datetime(row["updated"]) == T0
-    assert json.loads(row["params"]) == {"b": [1, 2], "seed": 0}
+def test_sessions_records_and_updates(store):
+    assert store.session_list() == [] and store.session("s1") is None
+    store.insert_session(session_record("s2", "bob", T0 + dt.timedelta(minutes=1)))
+    store.insert_session(session_record("s1", "ana", T0))
+    store.insert_session(session_record("s3", "ana", T0 + dt.timedelta(minutes=2)))
+    assert [r.session_id for r in store.session_list()] == ["s1", "s2", "s3"]
+    assert [r.session_id for r in store.session_list("ana")] == ["s1", "s3"]
+    assert store.session_list("nobody") == []
+    # what was written reads back equal, typed: tuples, SessionParams, datetimes
+    assert store.session("s1") == session_record("s1", "ana", T0)
+    rec = store.session("s1")
+    assert rec.params.model_params == {"C": 0.5} and rec.params.batch_size == 20
+    assert rec.product_ids == ("P1",) and isinstance(rec.created, dt.datetime)
 
-    store.update_session("s1", status="published", strategy="uncertain")
-    row = store.session_row("s1")
-    assert (row["status"], row["strategy"], row["model_kind"]) == (
-        "published", "uncertain", "logistic")
-    assert as_datetime(row["updated"]) > T0 and as_datetime(row["created"]) == T0
-    assert store.session_row("s2")["status"] == "open"
-    with pytest.raises(ValueError, match="owner"):
+    store.update_session("s1", status="published", strategy="uncertain",
+                         params=SessionParams(batch_size=8))
+    rec = store.session("s1")
+    assert (rec.status, rec.strategy, rec.model_kind) == ("published", "uncertain", "logistic")
+    assert rec.params == SessionParams(batch_size=8)
+    assert rec.updated > T0 and rec.created == T0
+    assert store.session("s2").status == "open"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'owner'"):
         store.update_session("s1", owner="eve")
+    with pytest.raises(ValueError, match="status must be one of .* got 'gone'"):
+        store.update_session("s1", status="gone")
+
+
+def test_session_records_check_themselves():
+    with pytest.raises(ValueError, match=r"unknown session parameter\(s\) \['batch'\]"):
+        SessionParams.from_dict({"batch": 5})
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        SessionParams(batch_size=0)
+    with pytest.raises(ValueError, match="status must be one of"):
+        session_record("s1", "ana", T0, status="paused")
+    p = SessionParams.from_dict({"batch_size": 5, "parent_session": "s0"})
+    assert p.to_dict() == {"batch_size": 5, "seed": 0, "spatial_weight": 0.0,
+                           "model_params": {}, "publish_threshold": 0.5,
+                           "parent_session": "s0"}
+    assert "parent_session" not in SessionParams().to_dict()
 
 
 def test_labels(store):
-    store.insert_session(session_row("s1", "ana", T0))
-    store.insert_session(session_row("s2", "ana", T0))
+    store.insert_session(session_record("s1", "ana", T0))
+    store.insert_session(session_record("s2", "ana", T0))
     assert store.session_labels("s1").num_rows == 0 and store.last_label("s1", "ana") is None
     t1, t2, t3 = (T0 + dt.timedelta(seconds=s) for s in (10, 20, 30))
     assert store.put_label("s1", 5, "ana", 1, 0, at=t1) == t1
@@ -257,61 +279,98 @@ def test_labels(store):
     assert got == [(5, "ana", 1, 0, "train"), (7, "ana", -1, 0, "test"),
                    (5, "bob", -1, 1, "train")]
     assert [as_datetime(v) for v in labels["labelled_at"].to_pylist()] == [t1, t2, t3]
-    assert as_datetime(store.session_row("s1")["updated"]) == t3
+    assert store.session("s1").updated == t3
 
     # a user's new label on a patch replaces the old one
     t4 = T0 + dt.timedelta(seconds=40)
     store.put_label("s1", 5, "ana", -1, 2, at=t4)
     assert store.session_labels("s1").num_rows == 3
-    last = store.last_label("s1", "ana")
-    assert (last["patch_id"], last["label"], last["round"]) == (5, -1, 2)
-    assert as_datetime(last["labelled_at"]) == t4
-    assert store.last_label("s1", "bob")["patch_id"] == 5
+    assert store.last_label("s1", "ana") == Label(
+        session_id="s1", patch_id=5, user_name="ana", label=-1, round=2, purpose="train",
+        labelled_at=t4)
+    assert store.last_label("s1", "bob").patch_id == 5
     assert store.last_label("s1", "eve") is None
 
     store.delete_label("s1", 5, "ana")
     store.delete_label("s1", 5, "ana")  # deleting nothing is fine
-    assert store.last_label("s1", "ana")["patch_id"] == 7
+    assert store.last_label("s1", "ana").patch_id == 7
     assert store.session_labels("s1").num_rows == 2
     assert store.session_labels("s2").num_rows == 1
     when = store.put_label("s1", 11, "ana", 1, 3)
     assert abs((when - utcnow()).total_seconds()) < 60
     # monetdbe binds and returns timestamps in milliseconds (DuckDB: microseconds)
-    assert ms(as_datetime(store.last_label("s1", "ana")["labelled_at"])) == ms(when)
+    assert ms(store.last_label("s1", "ana").labelled_at) == ms(when)
 
 
-def round_row(sid: str, number: int, created: dt.datetime, **extra) -> dict:
-    row = {
+def round_record(sid: str, number: int, created: dt.datetime, **extra) -> RoundRecord:
+    values = {
         "session_id": sid, "round": number, "model_kind": "logistic", "strategy": "diverse",
-        "params": dumps({"n": 8}), "n_labels": 4 * number, "n_positive": number,
-        "n_negative": 3 * number, "seconds": 0.125 * number, "ranking_change": None,
-        "precision_estimate": None, "queried": dumps([1, 2, 3]), "created": created,
+        "n_labels": 4 * number, "n_positive": number, "n_negative": 3 * number,
+        "seconds": 0.125 * number, "created": created, "queried": (1, 2, 3),
+        "fitted": True, "seed": 7, "n": 8, "model_params": {"C": 1.0},
+        "quality": {"flip_rate": None, "advice": "label more"}, "notes": ("a note",),
+        "labels": ((1, 1), (2, -1)),
     }
-    row.update(extra)
-    return row
+    values.update(extra)
+    return RoundRecord(**values)
 
 
 def test_rounds(store):
-    store.insert_session(session_row("s1", "ana", T0))
+    store.insert_session(session_record("s1", "ana", T0))
     assert store.session_rounds("s1") == []
     t2 = T0 + dt.timedelta(minutes=5)
-    store.insert_round(round_row("s1", 2, t2, ranking_change=0.25, precision_estimate=0.75))
-    store.insert_round(round_row("s1", 1, T0 + dt.timedelta(minutes=1)))
+    store.insert_round(round_record("s1", 2, t2, ranking_change=0.25, precision_estimate=0.75))
+    store.insert_round(round_record("s1", 1, T0 + dt.timedelta(minutes=1), fitted=False,
+                                    labels=None))
     rounds = store.session_rounds("s1")
-    assert set(rounds[0]) == set(ROUND_COLUMNS)
-    assert [r["round"] for r in rounds] == [1, 2]
-    assert rounds[0]["ranking_change"] is None and rounds[0]["precision_estimate"] is None
-    assert (rounds[1]["ranking_change"], rounds[1]["precision_estimate"]) == (0.25, 0.75)
-    assert (rounds[1]["n_labels"], rounds[1]["n_positive"], rounds[1]["n_negative"],
-            rounds[1]["seconds"]) == (8, 2, 6, 0.25)
-    assert json.loads(rounds[1]["queried"]) == [1, 2, 3]
-    assert as_datetime(rounds[1]["created"]) == t2
+    # every field reads back as written, the params unpacked
+    assert rounds == [round_record("s1", 1, T0 + dt.timedelta(minutes=1), fitted=False,
+                                   labels=None),
+                      round_record("s1", 2, t2, ranking_change=0.25, precision_estimate=0.75)]
+    assert rounds[0].ranking_change is None and rounds[0].labels is None
+    assert rounds[1].queried == (1, 2, 3) and rounds[1].labels == ((1, 1), (2, -1))
+    # the params text is stable (model versions fingerprint it)
+    assert rounds[1].params_json() == round_record(
+        "s1", 2, t2, ranking_change=0.25, precision_estimate=0.75).params_json()
     # the session's `updated` follows the last inserted round
-    assert as_datetime(store.session_row("s1")["updated"]) == T0 + dt.timedelta(minutes=1)
+    assert store.session("s1").updated == T0 + dt.timedelta(minutes=1)
     with pytest.raises(Exception, match=r"(?i)constraint|primary|duplicate|unique"):
-        store.insert_round(round_row("s1", 2, t2))
+        store.insert_round(round_record("s1", 2, t2))
     assert len(store.session_rounds("s1")) == 2
     assert store.session_rounds("s9") == []
+
+
+def test_products_read_back_typed(store):
+    assert store.product_list() == [] and store.product_record("P1") is None
+    add_product(store, "P2", T0 + dt.timedelta(days=3), 101)
+    add_product(store, "P1", T0, 1, levels=(32, 64, 128))
+    got = store.product_record("P1")
+    assert got.bands == ("B04", "B08") and got.transform == (10.0, 0.0, 0.0, 0.0, -10.0, 0.0)
+    assert (got.acquired, got.width, got.n_patches, got.source_hash) == (T0, 128, 12, "hP1")
+    assert got.bounds == (0.0, -1280.0, 1280.0, 0.0) and got.band_index("B08") == 2
+    assert isinstance(got.ingested, dt.datetime)
+    assert [p.product_id for p in store.product_list()] == ["P1", "P2"]
+    assert store.product_list()[1].n_patches == 8
+    # the legacy dict row (until compute/extract.py and change/run.py convert)
+    assert store.product("P1")["bands"] == '["B04", "B08"]'
+    with pytest.raises(KeyError, match="band B02 missing in product P1: expected one of B04"):
+        got.band_index("B02")
+    with pytest.raises(ValueError, match="transform must have 6 numbers"):
+        Product.create(product_id="X", sensor="S2", crs="c", footprint_wkt="w",
+                       source_path="s", ard_path="a", width=1, height=1, bands=["B02"],
+                       transform=[1.0, 0.0])
+
+
+def test_patch_windows(store):
+    add_product(store, "P1", T0, 1)
+    assert store.patch_windows([]) == []
+    assert store.patch_windows([4, 1]) == [PatchWindow(4, "P1", 32, 32, 32),
+                                           PatchWindow(1, "P1", 0, 0, 32)]
+    assert store.patch_windows([6])[0].square == (64, 0, 64)
+    with pytest.raises(StoreError, match=r"patch\(es\) \[99\] are not in"):
+        store.patch_windows([1, 99])
+    with pytest.raises(ValueError, match="expected offsets >= 0 and a positive size"):
+        PatchWindow(1, "P1", -1, 0, 32)
 
 
 def test_scope_patches_and_levels(store):

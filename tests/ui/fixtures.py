@@ -5,7 +5,6 @@ come from `eominer extract`; the app does not care which feature set it is given
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +24,13 @@ def band_stats(store, level: int = 32):
     """Register and write the per-patch band mean/std feature set for every product."""
     from eominer.io.ard import read_ard
 
-    products = store.products().to_pylist()
-    names = json.loads(products[0]["bands"])
+    products = store.product_list()
+    names = products[0].bands
     cols = [f"{s}_{b.lower()}" for b in names for s in ("mean", "std")]
     fs = store.register_feature_set(FEATURE_SET, 1, {"level": level}, cols, "S2")
     for p in products:
-        img = read_ard(p["ard_path"]).astype(np.float32) / 10000.0
-        t = store.patches(p["product_id"], level)
+        img = read_ard(p.ard_path).astype(np.float32) / 10000.0
+        t = store.patches(p.product_id, level)
         ids = t["patch_id"].to_numpy().astype(np.int64)
         xs, ys = t["x_off"].to_numpy(), t["y_off"].to_numpy()
         sz = t["size_px"].to_numpy()

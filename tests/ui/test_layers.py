@@ -71,6 +71,41 @@ def test_read_windows_names_a_missing_file(tmp_path):
         read_windows(str(tmp_path / "gone.tif"), [1], [(0, 0, 4)])
 
 
+def small_product(tmp_path, bands=("B02", "B03", "B04"), sensor="S2"):
+    """A 30 x 20 px product on disk (10 m pixels, upper-left at (0, 200))."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from eominer.store import Product
+
+    data = np.arange(len(bands) * 20 * 30, dtype=np.uint16).reshape(len(bands), 20, 30) + 1
+    path = tmp_path / "ard.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=30, height=20, count=len(bands),
+                       dtype="uint16", transform=from_origin(0, 200, 10, 10)) as ds:
+        ds.write(data)
+    product = Product(product_id="P", sensor=sensor, crs="EPSG:32633", footprint_wkt="",
+                      source_path="/src/P", ard_path=str(path), width=30, height=20,
+                      bands=bands, transform=(10.0, 0.0, 0.0, 0.0, -10.0, 200.0))
+    return product, data
+
+
+def test_views_of_a_product_record(tmp_path):
+    from eominer.errors import ProductReadError
+    from eominer.ui.layers import colour_bands, product_bounds, read_view
+
+    product, data = small_product(tmp_path)
+    assert product_bounds(product) == (0.0, 0.0, 300.0, 200.0)
+    assert colour_bands(product, False) == [3, 2, 1]
+    with pytest.raises(ProductReadError, match=r"P lacks band\(s\) B08 for the false-colour"):
+        colour_bands(product, True)
+    view, bounds = read_view(product, [3, 1], (100.0, 200.0), (50.0, 150.0))
+    assert np.array_equal(view, data[[2, 0], 5:15, 10:20])
+    assert bounds == (100.0, 50.0, 200.0, 150.0)
+    (tmp_path / "s1").mkdir()
+    sar, _ = small_product(tmp_path / "s1", bands=("VV", "VH"), sensor="S1")
+    assert colour_bands(sar, True) == [1, 2, 1]
+
+
 def test_outline_columns_carry_colour_strings():
     from eominer.ui.mapview import _rect_data
 

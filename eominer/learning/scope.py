@@ -1,0 +1,89 @@
+"""A session's scope: the patches of some products at one grid level, their features,
+and (cascade) the patches under a coarser session's published positives.
+
+Both `session` and `cascade` import this module; it imports neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from eominer.errors import SessionError
+
+if TYPE_CHECKING:
+    from eominer.store import Store
+
+
+def feature_signature(feature_set_ids: Sequence[str], names: list[str], patch_ids: np.ndarray,
+                      X: np.ndarray) -> str:
+    """Fingerprint of the raw feature matrix: ids, columns, rows and column sums."""
+    h = hashlib.sha1()
+    h.update(json.dumps([list(feature_set_ids), names]).encode())
+    h.update(np.asarray(patch_ids, np.int64).tobytes())
+    sums = X.sum(axis=0, dtype=np.float64) if X.size else np.zeros(0)
+    h.update(",".join(f"{v:.6g}" for v in sums.tolist()).encode())
+    return h.hexdigest()[:16]
+
+
+def load_scope(store: Store, product_ids: Sequence[str], level: int,
+               feature_set_ids: Sequence[str], within: np.ndarray | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, int]:
+    """Features of the scope: (patch_ids, raw X, names, centres, n_missing)."""
+    for pid in product_ids:
+        if not store.product_exists(pid):
+            raise SessionError(f"product {pid!r} is not in {store.url}: ingest it first")
+    patches = store.scope_patches(list(product_ids), level)
+    pids = patches["patch_id"].to_numpy().astype(np.int64)
+    if within is not None:
+        pids = pids[np.isin(pids, within)]
+    if len(pids) == 0:
+        levels = store.patch_levels(list(product_ids))
+        raise SessionError(
+            f"empty scope: no patches at level {level} in products {list(product_ids)} "
+            f"(levels there: {levels or 'none'})"
+            + ("; the coarse session published no positive patch" if within is not None else "")
+        )
+    ids, X, names = store.read_features(list(feature_set_ids), list(product_ids), level)
+    keep = np.isin(ids, pids)
+    ids, X = ids[keep], X[keep]
+    if len(ids) == 0:
+        raise SessionError(
+            f"no features for the {len(pids)} patches of the scope in feature sets "
+            f"{list(feature_set_ids)}: run `eominer extract` for these products"
+        )
+    cx = (patches["min_x"].to_numpy() + patches["max_x"].to_numpy()) / 2
+    cy = (patches["min_y"].to_numpy() + patches["max_y"].to_numpy()) / 2
+    all_ids = patches["patch_id"].to_numpy().astype(np.int64)
+    at = np.searchsorted(all_ids, ids)
+    centres = np.stack([cx[at], cy[at]], axis=1)
+    return ids, X, names, centres, int(len(pids) - len(ids))
+
+
+def descendants(store: Store, product_ids: Sequence[str], ids: np.ndarray, from_level: int,
+                to_level: int) -> np.ndarray:
+    """Patch ids at `to_level` inside the patches `ids` of `from_level`."""
+    current = np.asarray(ids, np.int64)
+    for lv in sorted((v for v in store.patch_levels(product_ids) if to_level <= v < from_level),
+                     reverse=True):
+        t = store.scope_patches(product_ids, lv)
+        parents = t["parent_id"].fill_null(-1).to_numpy().astype(np.int64)
+        current = t["patch_id"].to_numpy().astype(np.int64)[np.isin(parents, current)]
+    return current
+
+
+def cascade_scope(store: Store, parent: str | None, product_ids: Sequence[str],
+                  level: int) -> np.ndarray | None:
+    """Cascade: the patches of `level` under the parent session's published positives
+    (None: no parent, the whole level is the scope)."""
+    if not parent:
+        return None
+    record = store.session(parent)
+    if record is None:
+        raise SessionError(f"parent session {parent!r} of this cascade is not in {store.url}")
+    return descendants(store, product_ids, store.positive_annotations(parent), record.level,
+                       int(level))
