@@ -21,7 +21,7 @@ server is `eominer serve` bound to 127.0.0.1; the browser may reach nothing else
 from __future__ import annotations
 
 import argparse
-import json
+import datetime as dt
 import os
 import shutil
 import socket
@@ -86,7 +86,7 @@ def build_store(home: Path, size: int, level: int, dims: int = 64, seed: int = 0
 
     from eominer.grid import patch_grid
     from eominer.ingest import footprint_wkt
-    from eominer.store import open_store
+    from eominer.store import Product, open_store
 
     db = home / "bench_ui.duckdb"
     url = f"duckdb:///{db}"
@@ -103,15 +103,14 @@ def build_store(home: Path, size: int, level: int, dims: int = 64, seed: int = 0
     with open_store(url) as store:
         patches = patch_grid(size, size, transform, crs, np.ones((size, size), bool),
                              (level,), PRODUCT_ID, store.next_patch_id())
-        store.add_product({
-            "product_id": PRODUCT_ID, "sensor": "S2", "platform": "synthetic",
-            "processing_level": "synthetic", "tile_id": "33UUU",
-            "acquired": "2020-06-01 10:00:00", "crs": crs,
-            "footprint_wkt": footprint_wkt(crs, transform, size, size),
-            "source_path": str(ard), "ard_path": str(ard), "width": size, "height": size,
-            "bands": json.dumps(["B02", "B03", "B04"]), "transform": json.dumps(transform),
-            "source_hash": "synthetic",
-        }, patches)
+        store.add_product(Product.create(
+            product_id=PRODUCT_ID, sensor="S2", platform="synthetic",
+            processing_level="synthetic", tile_id="33UUU",
+            acquired=dt.datetime(2020, 6, 1, 10), crs=crs,
+            footprint_wkt=footprint_wkt(crs, transform, size, size),
+            source_path=str(ard), ard_path=str(ard), width=size, height=size,
+            bands=["B02", "B03", "B04"], transform=transform, source_hash="synthetic",
+        ), patches)
         ids = patches["patch_id"].to_numpy().astype(np.int64)
         cols = [f"r{j:02d}" for j in range(dims)]
         fs = store.register_feature_set("bench_random", 1, {"dims": dims, "seed": seed},

@@ -94,7 +94,7 @@ def run_pairs(
         windows = patch_windows_of(store, a, b)
         tasks.append(Task(
             task_id, compute_pair, (a, b, method, seed, windows),
-            product_id=a.row["product_id"] if a.row else a.ref,
+            product_id=a.product.product_id if a.product else a.ref,
             n_items=len(windows["patch_id"]) if windows else 0,
             # the encoder trains a network per pair: on a cluster with GPUs it asks for one
             gpu=method == "encoder", recorded=pid is not None))

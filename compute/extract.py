@@ -23,7 +23,7 @@ from eominer.errors import ConfigError, FeatureError, ModelNotTrainedError, Prod
 from eominer.features.registry import SENSORS, Descriptor, build, parse_feature_names
 
 if TYPE_CHECKING:
-    from eominer.store import Store
+    from eominer.store import Product, Store
 
 DEFAULT_BLOCK_ROWS = 512
 GPU_DESCRIPTORS = frozenset({"encoder"})  # run on a GPU worker where the cluster has GPUs
@@ -90,16 +90,15 @@ def compute_block(task: BlockTask) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---- driver side ------------------------------------------------------------------
-def check_ard(product: dict[str, Any]) -> None:
+def check_ard(product: Product) -> None:
     """The ARD file exists, opens and matches the catalogue (fail before any work)."""
     import rasterio
 
-    path = product["ard_path"]
-    pid = product["product_id"]
+    path, pid = product.ard_path, product.product_id
     if not os.path.exists(path):
         raise ProductReadError(
             f"analysis-ready file of product {pid} is missing: {path}; re-ingest it "
-            f"(eominer ingest {product.get('source_path') or 'SOURCE'})"
+            f"(eominer ingest {product.source_path or 'SOURCE'})"
         )
     try:
         with rasterio.open(path) as ds:
@@ -108,7 +107,7 @@ def check_ard(product: dict[str, Any]) -> None:
         raise ProductReadError(
             f"analysis-ready file of product {pid} is corrupt: {path}: {exc}; re-ingest it"
         ) from exc
-    expected = (len(json.loads(product["bands"])), product["height"], product["width"])
+    expected = (len(product.bands), product.height, product.width)
     if shape != expected:
         raise ProductReadError(
             f"analysis-ready file {path} of product {pid} has (bands, rows, cols) {shape}, "
@@ -116,14 +115,14 @@ def check_ard(product: dict[str, Any]) -> None:
         )
 
 
-def select_products(store: Store, product_ids: Sequence[str] | None) -> list[dict[str, Any]]:
-    rows = store.products().to_pylist()
+def select_products(store: Store, product_ids: Sequence[str] | None) -> list[Product]:
+    rows = store.product_list()
     if not product_ids:
         if not rows:
             raise ConfigError("no products in the database: ingest some first "
                               "(eominer ingest PATH)")
         return rows
-    by_id = {r["product_id"]: r for r in rows}
+    by_id = {r.product_id: r for r in rows}
     unknown = [p for p in product_ids if p not in by_id]
     if unknown:
         raise ConfigError(f"product(s) {', '.join(unknown)} not in the database "
@@ -131,11 +130,11 @@ def select_products(store: Store, product_ids: Sequence[str] | None) -> list[dic
     return [by_id[p] for p in product_ids]
 
 
-def block_tasks(store: Store, product: dict[str, Any], fs_id: str, name: str,
+def block_tasks(store: Store, product: Product, fs_id: str, name: str,
                 build_params: dict[str, Any], block_rows: int) -> list[BlockTask]:
     """Blocks of whole patch rows: a multiple of every level, so each patch of every
     level falls in exactly one block."""
-    pt = store.patches(product["product_id"])
+    pt = store.patches(product.product_id)
     if not pt.num_rows:
         return []
     ids = pt["patch_id"].to_numpy().astype(np.int64)
@@ -144,7 +143,7 @@ def block_tasks(store: Store, product: dict[str, Any], fs_id: str, name: str,
     s = pt["size_px"].to_numpy().astype(np.int64)
     align = int(np.lcm.reduce(np.unique(s)))
     rows = max(align, block_rows // align * align)
-    height = int(product["height"])
+    height = product.height
     tasks = []
     for y0 in range(0, height, rows):
         sel = np.flatnonzero((y >= y0) & (y < y0 + rows))
@@ -153,9 +152,9 @@ def block_tasks(store: Store, product: dict[str, Any], fs_id: str, name: str,
         y1 = min(y0 + rows, height)
         win = np.stack([y[sel] - y0, x[sel], s[sel], s[sel]], axis=1)
         tasks.append(BlockTask(
-            f"{fs_id}/{product['product_id']}/{y0}-{y1}", product["product_id"], fs_id, name,
-            build_params, tuple(json.loads(product["bands"])), product["sensor"],
-            product["ard_path"], int(product["width"]), height, y0, y1, ids[sel], win,
+            f"{fs_id}/{product.product_id}/{y0}-{y1}", product.product_id, fs_id, name,
+            build_params, product.bands, product.sensor, product.ard_path, product.width,
+            height, y0, y1, ids[sel], win,
         ))
     return tasks
 
@@ -183,19 +182,18 @@ def plan(store: Store, features: str | Sequence[str] | None, product_ids: Sequen
                                 "(eominer encoder train)")
         else:
             build_params["encoder"] = {"model": model}
-    descs: list[tuple[dict[str, Any], str, Descriptor]] = []
+    descs: list[tuple[Product, str, Descriptor]] = []
     for name in names:
-        matching = [p for p in products if p["sensor"] == SENSORS[name]]
+        matching = [p for p in products if p.sensor == SENSORS[name]]
         if explicit and not matching:
             report.notes.append(f"{name}: no {SENSORS[name]} product selected")
         for p in matching:
             try:
-                descs.append((p, name, build(name, json.loads(p["bands"]),
-                                             **build_params[name])))
+                descs.append((p, name, build(name, p.bands, **build_params[name])))
             except ModelNotTrainedError:
                 raise
             except FeatureError as exc:
-                report.notes.append(f"{name} skipped for {p['product_id']}: {exc}")
+                report.notes.append(f"{name} skipped for {p.product_id}: {exc}")
     tasks: list[BlockTask] = []
     registered: dict[str, Any] = {}
     for p, name, d in descs:

@@ -82,7 +82,7 @@ def ingest_product(
 ) -> IngestResult:
     digest = source_hash(product)
     acquired = product.acquired.isoformat(sep=" ") if product.acquired else ""
-    row = store.product_record(product.product_id)
+    row = store.product(product.product_id)
     if row is not None:
         known = row.source_hash
         if known != digest and _extent(product) != _row_extent(row):

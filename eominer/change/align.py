@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -103,13 +102,10 @@ class AlignedPair:
         return self.first.transform
 
 
-def scene_from_product(product: Product | Mapping[str, Any]) -> Scene:
-    """A scene from an ingested product. (A `products` row dict is still taken for
-    change/run.py until it passes `store.product_record(...)`.)"""
+def scene_from_product(product: Product) -> Scene:
+    """A scene from an ingested product."""
     from eominer.io.ard import read_ard
 
-    if not isinstance(product, Product):
-        product = Product.from_row(product)
     return Scene(
         data=read_ard(product.ard_path), band_names=product.bands, crs_wkt=product.crs,
         transform=product.transform, sensor=product.sensor, acquired=product.acquired,
@@ -142,7 +138,7 @@ def scene_from_path(path: str | Path) -> Scene:
 def load_scene(ref: str | Path, store: Store | None = None) -> Scene:
     """`ref` is an ingested product id (looked up in `store`) or a path on disk."""
     if store is not None and isinstance(ref, str) and not Path(ref).exists():
-        product = store.product_record(ref)
+        product = store.product(ref)
         if product is not None:
             return scene_from_product(product)
     if not Path(ref).exists():

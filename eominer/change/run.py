@@ -15,11 +15,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eominer.change.align import PairWarning, align_pair
 from eominer.change.maps import change_map, check_method, write_maps
 from eominer.change.scores import SCORE_COLUMNS, patch_scores
 from eominer.errors import ProductReadError
+
+if TYPE_CHECKING:
+    from eominer.store import Product, Store
 
 FEATURE_SET_VERSION = 1
 
@@ -59,20 +63,22 @@ class PairInput:
     """One side of a pair as a worker needs it: an ingested product's row, or a path."""
 
     ref: str
-    row: dict | None = None
+    product: Product | None = None
 
     def scene(self):
         from eominer.change.align import scene_from_path, scene_from_product
 
-        return scene_from_product(self.row) if self.row is not None else scene_from_path(self.ref)
+        if self.product is not None:
+            return scene_from_product(self.product)
+        return scene_from_path(self.ref)
 
 
-def resolve(ref: str, store=None) -> PairInput:
+def resolve(ref: str, store: Store | None = None) -> PairInput:
     """An ingested product id (when `store` knows it and no such path exists) or a path."""
     if store is not None and not Path(ref).exists():
-        row = store.product(ref)
-        if row is not None:
-            return PairInput(ref, row)
+        product = store.product(ref)
+        if product is not None:
+            return PairInput(ref, product)
     if not Path(ref).exists():
         where = f" nor a product id in {store.url}" if store is not None else ""
         raise ProductReadError(
@@ -130,17 +136,17 @@ def compute_change(
                         scores)
 
 
-def patch_windows_of(store, first_in: PairInput, second_in: PairInput) -> dict | None:
+def patch_windows_of(store: Store | None, first_in: PairInput, second_in: PairInput) -> dict | None:
     """The first product's patch windows (all levels) when both sides are ingested."""
-    if store is None or first_in.row is None or second_in.row is None:
+    if store is None or first_in.product is None or second_in.product is None:
         return None
-    t = store.patches(first_in.row["product_id"])
+    t = store.patches(first_in.product.product_id)
     if not t.num_rows:
         return None
     return {c: t[c].to_numpy() for c in ("patch_id", "x_off", "y_off", "size_px")}
 
 
-def record_change(store, computed: ComputedPair, seed: int = 0) -> ChangeRun:
+def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) -> ChangeRun:
     """Write a computed pair to the database (driver side: DuckDB has one writer):
     the per-patch feature set and the `product_pairs` row, in one transaction."""
     run = computed.run
@@ -176,7 +182,7 @@ def record_change(store, computed: ComputedPair, seed: int = 0) -> ChangeRun:
 
 def detect_change(
     before: str, after: str, method: str = "encoder", out: str | Path | None = None,
-    store=None, seed: int = 0, threads: int = 1, mask_clouds: bool = True,
+    store: Store | None = None, seed: int = 0, threads: int = 1, mask_clouds: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> ChangeRun:
     """One pair in this process: compute, write the COGs, record it when both dates are
@@ -210,14 +216,15 @@ def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
 
 def pair_id_of(first_in: PairInput, second_in: PairInput, method: str) -> str | None:
     """The `product_pairs` id of a pair of ingested products; None for paths."""
-    if first_in.row is None or second_in.row is None:
+    if first_in.product is None or second_in.product is None:
         return None
     from eominer.store.pairs import pair_id
 
-    return pair_id("change", first_in.row["product_id"], second_in.row["product_id"], method)
+    return pair_id("change", first_in.product.product_id, second_in.product.product_id,
+                   method)
 
 
-def finished_run(store, first_in: PairInput, second_in: PairInput, method: str,
+def finished_run(store: Store | None, first_in: PairInput, second_in: PairInput, method: str,
                  seed: int) -> ChangeRun | None:
     """What an earlier run recorded for this pair, if it used the same seed and its
     maps are still on disk; else None (the pair is computed again)."""

@@ -62,7 +62,7 @@ def _s2_band_indexes(product: Product) -> list[int]:
 
 
 def _product(store: Store, product_id: str) -> Product:
-    product = store.product_record(product_id)
+    product = store.product(product_id)
     if product is None:
         raise FeatureError(f"product {product_id!r} is not in {store.url}: ingest it first")
     return product

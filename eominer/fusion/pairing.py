@@ -122,7 +122,7 @@ def find_candidates(store: Store, max_days: float = DEFAULT_MAX_DAYS,
 
 
 def _product(store: Store, product_id: str) -> Product:
-    product = store.product_record(product_id)
+    product = store.product(product_id)
     if product is None:
         raise PairingError(f"product {product_id!r} is not in the database: ingest it first")
     return product

@@ -52,7 +52,7 @@ def _records(session: Session, min_score: float) -> list[dict[str, Any]]:
 
 
 def _product(session: Session, product_id: str) -> Product:
-    meta = session.store.product_record(product_id)
+    meta = session.store.product(product_id)
     if meta is None:
         raise SessionError(f"product {product_id} of session {session.session_id} is no "
                            f"longer in {session.store.url}: re-ingest it to export")

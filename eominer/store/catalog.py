@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,13 +23,8 @@ class CatalogMixin(StoreBase):
     def product_exists(self, product_id: str) -> bool:
         return bool(self.query("SELECT 1 FROM products WHERE product_id = ?", (product_id,)))
 
-    def add_product(self, product: Product | Mapping[str, Any], patches: pa.Table) -> None:
-        """Record a product and its patch grid atomically (all rows or none).
-
-        A mapping (a `products` row with JSON columns) is still taken for
-        bench/bench_ui.py until it builds a `Product`."""
-        if not isinstance(product, Product):
-            product = Product.from_row(product)
+    def add_product(self, product: Product, patches: pa.Table) -> None:
+        """Record a product and its patch grid atomically (all rows or none)."""
         row = dict(product.to_row(), ingested=utcnow())
         with self.transaction():
             self.execute(
@@ -62,7 +57,7 @@ class CatalogMixin(StoreBase):
         """Every product, oldest acquisition first, with its patch count."""
         return [Product.from_row(r) for r in self._product_rows()]
 
-    def product_record(self, product_id: str) -> Product | None:
+    def product(self, product_id: str) -> Product | None:
         """The product `product_id`, or None."""
         rows = self._product_rows(product_id)
         return Product.from_row(rows[0]) if rows else None
@@ -74,13 +69,6 @@ class CatalogMixin(StoreBase):
             f"AS patches FROM products p{where} ORDER BY p.acquired, p.product_id",
             (product_id,) if product_id is not None else (),
         ).to_pylist()
-
-    def product(self, product_id: str) -> dict[str, Any] | None:
-        """The `products` row as a dict, JSON columns as text. Deprecated: use
-        `product_record`; kept until compute/extract.py, change/run.py and their tests
-        convert."""
-        t = self.query_arrow("SELECT * FROM products WHERE product_id = ?", (product_id,))
-        return t.to_pylist()[0] if t.num_rows else None
 
     def patches(self, product_id: str | None = None, level: int | None = None) -> pa.Table:
         where, params = [], []

@@ -8,10 +8,9 @@ few milliseconds (bench/bench_ui.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -208,20 +207,18 @@ def stretch_of(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lo, np.float32), np.asarray(hi, np.float32)
 
 
-def change_layer(store: Store, product: Product | Mapping[str, Any],
+def change_layer(store: Store, product: Product,
                  max_px: int = MAX_SCREEN_PX,
                  ) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
     """The change-detection raster of the newest change pair that contains `product`, as
     (data, bounds), or None. Pairs come from the store (`product_pairs` rows of kind
     `change` whose `layer_path` is the probability COG); a pair whose file is gone shows
-    nothing. (A `products` row dict is still taken for tests/change/test_run.py until it
-    passes `store.product_record(...)`.)"""
+    nothing."""
     from pathlib import Path
 
     import rasterio
 
-    product_id = product.product_id if isinstance(product, Product) else product["product_id"]
-    for pair in store.pairs(kind="change", product_id=product_id).to_pylist():
+    for pair in store.pairs(kind="change", product_id=product.product_id).to_pylist():
         path = pair.get("layer_path")
         if not path or not Path(path).exists():
             continue

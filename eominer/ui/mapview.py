@@ -94,7 +94,7 @@ class MapView(Viewer):
 
     def _product(self) -> Product | None:
         pid = self.state.product_id
-        return self.state.store.product_record(pid) if pid else None
+        return self.state.store.product(pid) if pid else None
 
     def grid(self) -> PatchGrid | None:
         """The patch grid of the product on the map, mapped to the session's scores."""

@@ -152,7 +152,7 @@ class PatchGridView(Viewer):
             for pid, win in zip(need, s.patch_windows(need)):
                 by_product.setdefault(win.product_id, []).append((pid, win.square))
             for prod, entries in by_product.items():
-                product = s.store.product_record(prod)
+                product = s.store.product(prod)
                 if product is None:
                     raise ProductReadError(f"product {prod} is no longer in {s.store.url}: "
                                            "re-ingest it")

@@ -22,3 +22,13 @@ def bordeaux_pair(oscd: Path):
 
     base = oscd / "images" / "bordeaux"
     return align_pair(scene_from_path(base / "imgs_1"), scene_from_path(base / "imgs_2"))
+
+
+@pytest.fixture(scope="module")
+def crop(bordeaux_pair):
+    """A 160 x 160 px corner of Bordeaux with a hole of 'no data' in it."""
+    x1 = bordeaux_pair.x1[:, :160, :160].copy()
+    x2 = bordeaux_pair.x2[:, :160, :160].copy()
+    valid = bordeaux_pair.valid[:160, :160].copy()
+    valid[10:30, 10:30] = False
+    return x1, x2, valid

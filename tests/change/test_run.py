@@ -69,7 +69,7 @@ def test_change_map_is_georeferenced_like_the_input_and_scores_are_queryable(ing
         # the same scores come back through the feature API (relevance feedback)
         ids, X, names = store.read_features([fs.feature_set_id], [first], 32)
         assert X.shape == (len(ids), 3) and names[1].endswith("change_share")
-    with rasterio.open(out) as ds, rasterio.open(product["ard_path"]) as ard:
+    with rasterio.open(out) as ds, rasterio.open(product.ard_path) as ard:
         assert ds.crs == ard.crs
         assert ds.transform == ard.transform
         assert (ds.width, ds.height) == (ard.width, ard.height)

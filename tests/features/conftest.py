@@ -50,3 +50,11 @@ def grid_windows():
     """grid_windows(rows, cols, sizes): windows of whole patches of each level, cut as
     the catalogue cuts them ([y_off, x_off, size, size])."""
     return _grid_windows
+
+
+@pytest.fixture(scope="module")
+def patches(shared_data):
+    from eominer.evaluation import bigearthnet
+
+    d = bigearthnet.load(shared_data / "bigearthnet")
+    return np.stack([p.s2 for p in d.patches[:6]]), np.stack([p.s1 for p in d.patches[:6]])

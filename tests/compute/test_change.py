@@ -1,4 +1,4 @@
-"""`eominer change --pairs FILE`: pairs as Ray tasks (local Ray), the driver writes the DB;
+"""compute/change.py through `eominer change --pairs FILE`: pairs as Ray tasks (local Ray), the driver writes the DB;
 a failed pair does not stop the others, and a re-run does only what is left."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+"""fusion/sar.py: dB / linear power detection and resampling."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -5,37 +7,8 @@ import pytest
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from eominer.errors import FeatureError, ProductReadError
+from eominer.errors import ProductReadError
 from eominer.fusion import sar
-from eominer.fusion.labels import BEN19, Vocabulary, to_ben19
-
-
-def test_corine43_names_map_to_the_19_classes():
-    got = to_ben19(["Discontinuous urban fabric", "Non-irrigated arable land", "Water courses",
-                    "Transitional woodland/shrub", "Road and rail networks and associated land"])
-    assert got == ("Urban fabric", "Arable land", "Transitional woodland, shrub",
-                   "Inland waters")
-    assert to_ben19(["Pastures", "Pastures"]) == ("Pastures",)
-
-
-def test_unknown_label_is_an_error():
-    with pytest.raises(FeatureError, match="unknown land-cover label 'Lava fields'"):
-        to_ben19(["Lava fields"], "x.json")
-
-
-def test_vocabulary_encodes_and_refuses_foreign_labels():
-    v = Vocabulary(("Pastures", "Arable land"))
-    assert v.encode([["Arable land"], ["Pastures", "Arable land"], []]).tolist() == [
-        [0, 1], [1, 1], [0, 0]]
-    with pytest.raises(FeatureError, match="'Mixed forest' is not in the model's vocabulary"):
-        v.encode([["Mixed forest"]])
-    with pytest.raises(FeatureError, match="not trained with: \\['Mixed forest'\\]"):
-        v.require_same(Vocabulary(("Pastures", "Arable land", "Mixed forest")))
-    with pytest.raises(FeatureError, match="same labels in another order"):
-        v.require_same(Vocabulary(("Arable land", "Pastures")))
-    assert Vocabulary.present([["Pastures"], ["Urban fabric"]]).names == (
-        "Urban fabric", "Pastures")
-    assert len(BEN19) == 19
 
 
 def test_db_and_linear_are_told_apart(ben):

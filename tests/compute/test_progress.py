@@ -1,0 +1,31 @@
+"""compute/progress.py: one JSON line per committed task in the progress log, and what
+the user reads when a job is interrupted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compute.progress import job_progress
+from compute.runner import Task
+
+
+def test_each_committed_task_is_one_json_line_in_the_log(tmp_path):
+    log = tmp_path / "progress.jsonl"
+    with job_progress("extract", str(log)) as progress:
+        progress.on_start(total=3, to_run=2)
+        for done, task_id in enumerate(("extract/a", "extract/b"), start=1):
+            progress.on_task(done, 2, 100 * done, Task(task_id, len), "host:42")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines == [
+        {"task_id": "extract/a", "done": 1, "of": 2, "patches": 100, "worker": "host:42"},
+        {"task_id": "extract/b", "done": 2, "of": 2, "patches": 200, "worker": "host:42"},
+    ]
+
+
+def test_ctrl_c_says_how_to_resume(capsys):
+    with pytest.raises(KeyboardInterrupt, match="^$"), job_progress("extract"):
+        raise KeyboardInterrupt
+    assert ("extract interrupted: finished tasks are saved; re-run the same command to "
+            "resume") in capsys.readouterr().err
