@@ -55,9 +55,11 @@ browser:
 demo: $(VENV)/.installed
 	$(VENV)/bin/eominer demo
 
+# PYTHONFAULTHANDLER: a native crash, even in interpreter shutdown after pytest has
+# finished, prints every thread's Python stack (pytest's own handler is off by then)
 test: $(VENV)/.installed .venv-monetdbe/.installed browser
 	$(VENV)/bin/ruff check eominer compute tests bench
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	PYTHONFAULTHANDLER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 	EOMINER_TEST_ENGINES=monetdbe PYTHONPATH=$(CURDIR) .venv-monetdbe/bin/python -m pytest \
 		-q -p no:cacheprovider tests/store
 

@@ -88,9 +88,11 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         kwargs.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1)
     kwargs.update(init_kwargs)
     if address:
+        _check_reachable(address)
         try:
             ray.init(**kwargs)
         except ConnectionError as exc:
+            _close_failed_client_channel(exc)
             # a failed Ray Client connect leaves client mode switched on in this process,
             # and every later local ray.init would then fail: shutdown switches it off
             ray.shutdown()
@@ -101,6 +103,51 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a cluster address where nothing listens before Ray is asked to connect: a
+    Ray Client connect that fails leaks a gRPC channel (below), and takes ~30 s to say so."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"Ray address {address!r}: expected host:port, "
+                          "ray://host:10001 or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach a Ray cluster at {address}: {exc}; check that the "
+                          "cluster runs and that this address and port are open to you"
+                          ) from exc
+
+
+def _close_failed_client_channel(exc: BaseException) -> None:
+    """Close the gRPC channel of a Ray Client connect that failed.
+
+    Ray's client `Worker` opens its channel and subscribes to its state before it
+    connects; when no cluster answers it raises out of `Worker.__init__`, so nothing
+    holds the half-made worker and `ray.shutdown` cannot close it. The subscription keeps
+    a daemon thread (grpc's `_poll_connectivity`) calling into gRPC's C core for the rest
+    of the process's life: it races gRPC's and Ray's native teardown at interpreter exit,
+    and makes gRPC skip its fork handlers when the process starts a subprocess. The
+    worker is still reachable from the traceback's frames: close its channel there.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        worker = tb.tb_frame.f_locals.get("self")
+        tb = tb.tb_next
+        # the type first: other frames' `self` (Ray's client API) raise on any attribute
+        if type(worker).__module__ != "ray.util.client.worker":
+            continue
+        channel = getattr(worker, "channel", None)
+        if channel is None:
+            continue
+        with contextlib.suppress(Exception):
+            channel.unsubscribe(worker._on_channel_state_change)
+        with contextlib.suppress(Exception):
+            channel.close()  # also drops every other subscription: the thread ends
+        worker.channel = None
 
 
 _threads_limited = False

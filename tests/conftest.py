@@ -80,3 +80,17 @@ def ingested_store(ingested: dict, workspace: Path):
     store = open_store(f"duckdb:///{db}")
     yield store
     store.close()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Name the Python threads still alive when the suite ends: a thread inside a native
+    library at interpreter exit can crash the teardown (a gRPC watcher leaked by a failed
+    Ray Client connect did; compute/runtime.py now closes it)."""
+    import threading
+
+    left = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("threads alive at the end of the session: " + ", ".join(
+                f"{t.name} (daemon={t.daemon})" for t in left))

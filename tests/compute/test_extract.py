@@ -120,14 +120,12 @@ def test_ray_not_installed(store, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_a_cluster_that_cannot_be_reached_leaves_the_database_as_it_was(store):
-    """A real Ray Client connection to a loopback port where no cluster listens (Ray
-    gives up after ~30 s): the error names the address, and nothing was written."""
-    with pytest.raises(ConfigError, match="cannot reach a Ray cluster at ray://127.0.0.1:9"):
+    """A loopback port where nothing listens: the error names the address and what to
+    check, and nothing was written."""
+    with pytest.raises(ConfigError, match=r"cannot reach a Ray cluster at ray://127.0.0.1:9: "
+                       r".*Connection refused; check that the cluster runs"):
         run_extract(store, "spectral,gabor", address="ray://127.0.0.1:9")
     assert nothing_written(store)
-    # the failed connect must not leave Ray Client mode on: a local run still works
-    with ray_session(num_cpus=1) as ray:
-        assert ray.get(ray.put(7)) == 7
 
 
 def test_cli_exits_non_zero_with_one_clear_line(store, capsys):
@@ -298,7 +296,6 @@ def test_model_tasks_run_on_a_gpu_actor(ingested_store, monkeypatch):
     for the encoder, whose training would cost a minute) hold the GPU while they run;
     the other descriptor's tasks run on CPU actors; every task is done once."""
     import compute.extract as extract
-    from compute.runtime import ray_session
 
     monkeypatch.setattr(extract, "GPU_DESCRIPTORS", frozenset({"wld"}))
     monkeypatch.delenv("EOMINER_GPU_NODES", raising=False)

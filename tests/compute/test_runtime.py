@@ -6,6 +6,10 @@ starts says what to do (and `extract` writes nothing)."""
 from __future__ import annotations
 
 import os
+import socket
+import sys
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -46,6 +50,49 @@ def gcs_servers() -> list:
     import psutil  # shipped with Ray
 
     return [p for p in psutil.Process().children(recursive=True) if p.name() == "gcs_server"]
+
+
+def grpc_polling_threads() -> list[threading.Thread]:
+    """Threads in grpc's `_poll_connectivity` (the watcher of a subscribed channel)."""
+    frames = sys._current_frames()
+    out = []
+    for t in threading.enumerate():
+        f = frames.get(t.ident)
+        while f is not None and f.f_code.co_name != "_poll_connectivity":
+            f = f.f_back
+        if f is not None:
+            out.append(t)
+    return out
+
+
+@pytest.mark.ray
+def test_a_port_that_is_not_ray_fails_cleanly_and_leaks_no_grpc_thread():
+    """A real Ray Client connect to a loopback port that accepts TCP but speaks no Ray
+    (Ray gives up after ~30 s): a clear error; the failed connect's gRPC channel is
+    closed (its polling thread would call into gRPC's C core until the interpreter
+    exits, racing its teardown); Ray Client mode is off again, so a local Ray works."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"ray://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(ConfigError, match=f"cannot reach a Ray cluster at {address}"), \
+                ray_session(address):
+            pass
+    deadline = time.monotonic() + 5
+    while grpc_polling_threads() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert grpc_polling_threads() == []
+    with ray_session(num_cpus=1) as ray:
+        assert ray.get(ray.put(7)) == 7
+
+
+def test_bad_cluster_addresses_are_refused_before_ray_is_asked():
+    with pytest.raises(ConfigError, match=r"Ray address 'head': expected host:port"), \
+            ray_session("head"):
+        pass
+    with pytest.raises(ConfigError, match="--num-cpus applies to a local Ray only"), \
+            ray_session("127.0.0.1:6379", num_cpus=2):
+        pass
 
 
 def test_gpu_requested_only_where_one_is_or_can_be_started(monkeypatch):
