@@ -12,17 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eominer.errors import FeatureError, ModelNotTrainedError
 from eominer.fusion.labels import Vocabulary, label_key
 
+if TYPE_CHECKING:
+    from eominer.fusion.network import TwoBranchNet
+    from eominer.store import Store
+
 SESSION_PREFIX = "fusion:"
 
 
-def resolve_model(store, model: str | None):
+def resolve_model(store: Store, model: str | None) -> tuple[str, TwoBranchNet]:
     """A fusion network by model id, by .keras path, or the latest trained one."""
     from eominer.fusion.network import KIND, TwoBranchNet
 
@@ -38,7 +42,7 @@ def resolve_model(store, model: str | None):
 
 
 def classify(
-    store, model: str | None = None, level: int | None = None, threshold: float = 0.5,
+    store: Store, model: str | None = None, level: int | None = None, threshold: float = 0.5,
     vocabulary: Vocabulary | None = None, min_valid: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
