@@ -8,14 +8,6 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def oscd(shared_data: Path) -> Path:
-    root = shared_data / "oscd"
-    if not (root / "labels").is_dir():
-        pytest.fail(f"OSCD not found at {root}")
-    return root
-
-
-@pytest.fixture(scope="session")
 def bordeaux_pair(oscd: Path):
     """Bordeaux, both dates on one grid (imgs_2 uses the compact file-name convention)."""
     from eominer.change.align import align_pair, scene_from_path

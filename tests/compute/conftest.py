@@ -42,9 +42,3 @@ def store(base_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     st.close()
 
 
-@pytest.fixture(scope="session")
-def oscd(shared_data: Path) -> Path:
-    root = shared_data / "oscd"
-    if not (root / "labels").is_dir():
-        pytest.fail(f"OSCD not found at {root}")
-    return root

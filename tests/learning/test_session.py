@@ -11,29 +11,8 @@ import pytest
 
 from eominer.errors import SessionError
 from eominer.learning.session import Session
-from eominer.learning.taxonomy import add_label
-
-from .conftest import positives
-
-
-def _create(store, oscd_db, level=16, **kw):
-    return Session.create(store, "new buildings", "ana", "new_construction",
-                          [oscd_db["product"]], level, [oscd_db["fs"]], **kw)
-
-
-def _answer(session, ids, truth, user="ana"):
-    pos = positives(truth)
-    for p in ids:
-        session.label(int(p), 1 if int(p) in pos else -1, user)
-
-
-def _seed_labels(session, truth, n_pos=2, n_neg=3, user="ana"):
-    pos = sorted(positives(truth))
-    neg = sorted(set(truth) - set(pos))
-    for p in pos[:n_pos]:
-        session.label(p, 1, user)
-    for p in neg[:: max(1, len(neg) // n_neg)][:n_neg]:
-        session.label(p, -1, user)
+from tests.conftest import positives
+from tests.learning.sessions import _answer, _create, _seed_labels, _trained
 
 
 def test_rounds_improve_ranking_and_are_recorded(learn_store, oscd_db):
@@ -189,20 +168,6 @@ def test_changed_features_refuse_resume(learn_store, oscd_db):
     Session.open(learn_store, s.session_id)  # the new signature is recorded
 
 
-def test_user_taxonomy_labels(learn_store, oscd_db):
-    row = add_label(learn_store, "solar_farm", "industrial_commercial_transport",
-                    "Solar farm", user="ana")
-    assert row["level"] == 3
-    s = Session.create(learn_store, "pv", "ana", "solar_farm", [oscd_db["product"]], 16,
-                       [oscd_db["fs"]])
-    assert s.concept == "solar_farm"
-    with pytest.raises(SessionError, match="already exists"):
-        add_label(learn_store, "solar_farm", None, "again")
-    with pytest.raises(SessionError, match="not valid"):
-        add_label(learn_store, "Solar Farm", None, "bad")
-    assert {r["label_name"] for r in learn_store.taxonomy()} >= {"urban_fabric", "water_bodies"}
-
-
 def test_cold_start_and_find_more_like_this(learn_store, oscd_db):
     truth = oscd_db["truth"][16]
     s = _create(learn_store, oscd_db)
@@ -216,11 +181,20 @@ def test_cold_start_and_find_more_like_this(learn_store, oscd_db):
     assert hit > 2 * np.mean([v > 0.05 for v in truth.values()])
 
 
-def test_non_finite_features_are_counted(learn_store, oscd_db):
-    from eominer.learning.engine import SessionData
-
-    X = np.arange(12, dtype=np.float32).reshape(4, 3)
-    X[1, 2] = np.nan
-    d = SessionData(np.arange(4), X)
-    assert d.n_nonfinite == 1 and np.isfinite(d.X).all() and d.X[1, 2] == 0.0
-    np.testing.assert_allclose(d.X[:, 0].mean(), 0.0, atol=1e-6)
+def test_verification_and_stop_advice(learn_store, oscd_db):
+    s = _trained(learn_store, oscd_db)
+    sample = s.verification_sample(10)
+    scores = s.current_scores()
+    rows = s.data.rows(sample)
+    assert len(sample) > 0 and (scores[rows] >= 0.5).all()
+    truth = oscd_db["truth"][16]
+    for p in sample:
+        s.label(int(p), 1 if truth[int(p)] > 0.05 else -1, "ana", purpose="verify")
+    qual = s.quality()
+    ok = sum(truth[int(p)] > 0.05 for p in sample)
+    assert qual["n_verified"] == len(sample)
+    assert qual["precision"] == pytest.approx(ok / len(sample))
+    assert qual["precision_low"] <= qual["precision"] <= qual["precision_high"]
+    assert isinstance(qual["stop"], bool) and qual["advice"]
+    train_ids, _ = s.labels()
+    assert not set(sample.tolist()) & set(train_ids.tolist())  # kept out of training

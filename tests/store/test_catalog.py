@@ -1,0 +1,46 @@
+"""eominer.store.catalog (products, patches) on every engine of the contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from eominer.errors import StoreError
+from eominer.store.records import (
+    PatchWindow,
+    Product,
+)
+from tests.store.rows import T0, add_product
+
+
+def test_products_read_back_typed(store):
+    assert store.product_list() == [] and store.product("P1") is None
+    add_product(store, "P2", T0 + dt.timedelta(days=3), 101)
+    add_product(store, "P1", T0, 1, levels=(32, 64, 128))
+    got = store.product("P1")
+    assert got.bands == ("B04", "B08") and got.transform == (10.0, 0.0, 0.0, 0.0, -10.0, 0.0)
+    assert (got.acquired, got.width, got.n_patches, got.source_hash) == (T0, 128, 12, "hP1")
+    assert got.bounds == (0.0, -1280.0, 1280.0, 0.0) and got.band_index("B08") == 2
+    assert isinstance(got.ingested, dt.datetime)
+    assert [p.product_id for p in store.product_list()] == ["P1", "P2"]
+    assert store.product_list()[1].n_patches == 8
+    assert store.product("P9") is None
+    with pytest.raises(KeyError, match="band B02 missing in product P1: expected one of B04"):
+        got.band_index("B02")
+    with pytest.raises(ValueError, match="transform must have 6 numbers"):
+        Product.create(product_id="X", sensor="S2", crs="c", footprint_wkt="w",
+                       source_path="s", ard_path="a", width=1, height=1, bands=["B02"],
+                       transform=[1.0, 0.0])
+
+
+def test_patch_windows(store):
+    add_product(store, "P1", T0, 1)
+    assert store.patch_windows([]) == []
+    assert store.patch_windows([4, 1]) == [PatchWindow(4, "P1", 32, 32, 32),
+                                           PatchWindow(1, "P1", 0, 0, 32)]
+    assert store.patch_windows([6])[0].square == (64, 0, 64)
+    with pytest.raises(StoreError, match=r"patch\(es\) \[99\] are not in"):
+        store.patch_windows([1, 99])
+    with pytest.raises(ValueError, match="expected offsets >= 0 and a positive size"):
+        PatchWindow(1, "P1", -1, 0, 32)

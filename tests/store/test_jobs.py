@@ -1,0 +1,82 @@
+"""eominer.store.jobs on every engine of the contract."""
+
+from __future__ import annotations
+
+from tests.store.rows import as_datetime
+
+
+def task(i: int, product: str = "P1") -> dict:
+    return {"task_id": f"fsA|{product}|{i}", "product_id": product, "feature_set_id": "fsA",
+            "block": i, "n_items": 100 + i}
+
+
+def test_jobs_schedule_run_resume(store):
+    tasks = [task(i) for i in range(3)]
+    assert store.task_statuses([]) == {}
+    assert store.schedule_tasks("job1", "extract", tasks) == [t["task_id"] for t in tasks]
+    assert store.task_statuses([t["task_id"] for t in tasks] + ["nope"]) == {
+        t["task_id"]: "pending" for t in tasks}
+    assert store.job_summary("job1") == {"pending": 3}
+
+    store.start_task(tasks[0]["task_id"], 1)
+    store.start_task(tasks[1]["task_id"], 2)
+    assert store.job_summary("job1") == {"pending": 1, "running": 2}
+    with store.transaction():
+        store.finish_task(tasks[0]["task_id"], "worker-a")
+    store.fail_task(tasks[1]["task_id"], "boom " + "x" * 20_000)
+
+    rows = {r["task_id"]: r for r in store.tasks("job1").to_pylist()}
+    assert list(rows) == sorted(t["task_id"] for t in tasks)
+    done, failed, pending = (rows[t["task_id"]] for t in tasks)
+    assert (done["status"], done["worker"], done["error"], done["attempts"]) == (
+        "done", "worker-a", None, 1)
+    assert as_datetime(done["finished"]) >= as_datetime(done["started"])
+    assert (failed["status"], failed["attempts"], failed["worker"]) == ("failed", 2, None)
+    assert failed["error"].startswith("boom x") and len(failed["error"]) == 9000
+    assert (pending["status"], pending["started"], pending["finished"], pending["error"]) == (
+        "pending", None, None, None)
+    assert (pending["kind"], pending["product_id"], pending["feature_set_id"],
+            pending["block"], pending["n_items"]) == ("extract", "P1", "fsA", 2, 102)
+    assert store.job_summary("job1") == {"done": 1, "failed": 1, "pending": 1}
+    assert store.job_summary("other") == {}
+
+    # a second run: done tasks are skipped, the others move to it with attempts reset
+    more = tasks + [task(3)]
+    todo = store.schedule_tasks("job2", "extract", more)
+    assert todo == [t["task_id"] for t in more[1:]]
+    assert store.job_summary("job2") == {"pending": 3}
+    assert store.job_summary("job1") == {"done": 1}
+    again = {r["task_id"]: r for r in store.tasks("job2").to_pylist()}
+    assert again[tasks[1]["task_id"]]["error"] is None
+    assert again[tasks[1]["task_id"]]["attempts"] == 0
+    assert store.tasks().num_rows == 4
+    assert store.tasks().column_names == [
+        "task_id", "job_id", "kind", "product_id", "feature_set_id", "block", "n_items",
+        "status", "attempts", "error", "worker", "started", "finished"]
+    assert store.tasks("nope").num_rows == 0
+
+
+def test_jobs_many_tasks_chunked(store):
+    tasks = [task(i) for i in range(1203)]
+    assert len(store.schedule_tasks("big", "extract", tasks)) == 1203
+    statuses = store.task_statuses([t["task_id"] for t in tasks])
+    assert len(statuses) == 1203 and set(statuses.values()) == {"pending"}
+
+
+def test_jobs_marked_in_batches(store):
+    """A driver's batch of marks: one statement each way; a task retried within the
+    batch keeps its latest attempt; marks never create rows for unknown tasks."""
+    tasks = [task(i) for i in range(600)]
+    ids = [t["task_id"] for t in tasks]
+    store.schedule_tasks("b", "extract", tasks)
+    store.start_tasks([(i, 1) for i in ids[:500]] + [(ids[7], 2), ("fsA|nope|0", 1)])
+    with store.transaction():
+        store.finish_tasks([(i, f"host:{n % 2}") for n, i in enumerate(ids[:400])])
+    assert store.job_summary("b") == {"done": 400, "running": 100, "pending": 100}
+    assert store.tasks().num_rows == 600
+    rows = {r["task_id"]: r for r in store.tasks("b").to_pylist()}
+    assert rows[ids[7]]["attempts"] == 2 and rows[ids[8]]["attempts"] == 1
+    assert (rows[ids[3]]["worker"], rows[ids[3]]["error"]) == ("host:1", None)
+    assert rows[ids[450]]["worker"] is None and rows[ids[450]]["started"] is not None
+    assert rows[ids[550]]["started"] is None
+    store.start_tasks([])  # nothing to mark: no statement, no error
