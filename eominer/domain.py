@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from eominer.io.s2_metadata import S2Metadata
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class SourceProduct:
     tile_id: str | None = None
     acquired: dt.datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # Sentinel-2 MTD_MSIL*.xml facts (offsets applied at ingest); None without one
+    s2_metadata: S2Metadata | None = None
 
     def __post_init__(self) -> None:
         if self.sensor not in ("S1", "S2"):

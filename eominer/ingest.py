@@ -111,6 +111,7 @@ def ingest_product(
             if not product.source_path.startswith("/vsi") else product.source_path,
             ard_path=str(dest), width=grid.width, height=grid.height,
             bands=list(product.bands), transform=grid.transform, source_hash=digest,
+            **_metadata_columns(product),
         )
         store.add_product(record, patches)
         staged.replace(dest)
@@ -119,6 +120,19 @@ def ingest_product(
         raise
     return IngestResult(product.product_id, product.sensor, acquired, patches.num_rows,
                         "ingested", str(dest))
+
+
+def _metadata_columns(product: SourceProduct) -> dict[str, object]:
+    """The `products` columns of the product's S2 metadata (empty without one)."""
+    mtd = product.s2_metadata
+    if mtd is None:
+        return {}
+    return {
+        "processing_baseline": mtd.processing_baseline, "cloud_cover": mtd.cloud_cover,
+        "relative_orbit": mtd.relative_orbit, "orbit_direction": mtd.orbit_direction,
+        "reflectance_offsets": {b: mtd.offset(b) for b in product.bands},
+        "quantification": mtd.quantification,
+    }
 
 
 def ingest_paths(

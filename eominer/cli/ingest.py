@@ -47,12 +47,14 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str) -> None:
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 def products(db: str | None, fmt: str) -> None:
-    """List ingested products with their patch counts."""
+    """List ingested products: platform, level, processing baseline, tile, date, cloud
+    cover (%), relative orbit and direction, size and patch counts."""
     from eominer.store import open_store
 
     with open_store(db) as store:
         t = store.products()
-    cols = ["product_id", "sensor", "platform", "processing_level", "tile_id", "acquired",
+    cols = ["product_id", "sensor", "platform", "processing_level", "processing_baseline",
+            "tile_id", "acquired", "cloud_cover", "relative_orbit", "orbit_direction",
             "width", "height", "patches"]
     out = t.select(cols) if t.num_rows else pa.table({c: [] for c in cols})
     click.echo(render(out, fmt, title="products"))

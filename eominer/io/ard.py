@@ -1,6 +1,7 @@
 """The analysis-ready raster: ONE COG per product, every band on the 10 m grid.
 
-Sentinel-2: uint16 digital numbers (reflectance x 10000), nodata 0, ESA band order.
+Sentinel-2: uint16 digital numbers (reflectance x 10000), nodata 0, ESA band order, for
+every processing baseline (the >= 04.00 add-offset is applied at ingest: eominer.io.read).
 Sentinel-1: float32 backscatter in dB, nodata NaN, bands VV, VH.
 ZSTD-compressed, 512 px tiles, overviews; JPEG2000 is decoded once, at ingest.
 """

@@ -4,6 +4,12 @@ Layouts: a folder of per-band GeoTIFF/JPEG2000 files (either Sentinel-2 naming),
 Sentinel-2 .SAFE folder or .zip (L1C and L2A), a multi-band GeoTIFF/COG, a folder of
 Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON) whose assets are local files.
 A folder holding no imagery itself but sub-folders that do is a batch of products.
+
+Sentinel-2 metadata (`MTD_MSIL1C.xml` / `MTD_MSIL2A.xml`, eominer.io.s2_metadata) is
+attached to the product: a SAFE's at its root; for a folder of band files, one in the
+folder, one level up, or at the root of a `.SAFE` above it (also named
+`<product>_MTD_MSIL1C.xml`). Multi-band stacks and STAC items are read without one
+(offset 0). A product whose name says baseline >= 04.00 but has no metadata is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +23,14 @@ from pathlib import Path
 from eominer import sensors as S
 from eominer.domain import BandSource, SourceProduct
 from eominer.errors import MissingBandError, ProductReadError, UnsupportedFormatError
+from eominer.io.s2_metadata import (
+    MTD_NAME_RE,
+    S2Metadata,
+    check_against_bands,
+    check_offset_known,
+    find_mtd,
+    read_s2_metadata,
+)
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SUPPORTED = (
@@ -32,7 +46,8 @@ def discover(path: str | Path) -> list[SourceProduct]:
         raise ProductReadError(f"{p} does not exist: check the path")
     if p.is_dir():
         if p.suffix.upper() == ".SAFE":
-            return [_safe_product(p, p, lambda rel: str(p / rel), _list_dir(p))]
+            return [_safe_product(p, p, lambda rel: str(p / rel), _list_dir(p),
+                                  lambda rel: (p / rel).read_bytes())]
         found = _band_folder(p)
         if found is not None:
             return [found]
@@ -52,7 +67,10 @@ def discover(path: str | Path) -> list[SourceProduct]:
 
 
 def _maybe_safe(d: Path) -> SourceProduct | None:
-    return _safe_product(d, d, lambda rel: str(d / rel), _list_dir(d)) if d.suffix.upper() == ".SAFE" else None
+    if d.suffix.upper() != ".SAFE":
+        return None
+    return _safe_product(d, d, lambda rel: str(d / rel), _list_dir(d),
+                         lambda rel: (d / rel).read_bytes())
 
 
 def _list_dir(root: Path) -> list[str]:
@@ -135,8 +153,24 @@ def required_s2_bands(level: str | None, present: set[str]) -> tuple[str, ...]:
     return S.S2_L2A_BANDS if level == "L2A" or "B10" not in present and len(present) == 12 else S.S2_BAND_ORDER
 
 
+def _merge_mtd(meta: dict[str, object], mtd: S2Metadata | None, where: str,
+               names: list[str]) -> None:
+    """Check the MTD against what the band files say, and fill what they do not."""
+    if mtd is None:
+        for name in names:
+            check_offset_known(name, where)
+        return
+    check_against_bands(mtd, meta.get("tile_id"), meta.get("platform"), where)  # type: ignore[arg-type]
+    meta["tile_id"] = meta.get("tile_id") or mtd.tile_id
+    meta["platform"] = mtd.platform or meta.get("platform")
+    meta["processing_level"] = mtd.processing_level
+
+
 def _s2_product(folder: Path, bands: dict[str, BandSource], names: list[str]) -> SourceProduct:
     meta = _s2_metadata(names, folder)
+    mtd_path = find_mtd(folder)
+    mtd = read_s2_metadata(mtd_path) if mtd_path is not None else None
+    _merge_mtd(meta, mtd, str(folder), [folder.name])
     expected = required_s2_bands(meta.get("processing_level"), set(bands))  # type: ignore[arg-type]
     missing = [b for b in expected if b not in bands]
     if missing:
@@ -149,6 +183,7 @@ def _s2_product(folder: Path, bands: dict[str, BandSource], names: list[str]) ->
         bands={b: bands[b] for b in expected}, platform=meta.get("platform"),  # type: ignore[arg-type]
         processing_level=meta.get("processing_level") or ("L2A" if "B10" not in bands else "L1C"),  # type: ignore[arg-type]
         tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
+        s2_metadata=mtd,
     )
 
 
@@ -173,9 +208,10 @@ def _s1_product(folder: Path, bands: dict[str, BandSource]) -> SourceProduct:
 
 
 # ---- SAFE -----------------------------------------------------------------------------
-def _safe_product(root: Path, display: Path, resolve, files: list[str]) -> SourceProduct:
+def _safe_product(root: Path, display: Path, resolve, files: list[str], read) -> SourceProduct:
     """Bands of a SAFE: L1C IMG_DATA/*_Bxx.jp2, L2A IMG_DATA/R10m|R20m|R60m/*_Bxx_10m.jp2
-    (for each band, the finest resolution the product has)."""
+    (for each band, the finest resolution the product has); its MTD_MSIL*.xml at the root
+    (`read(rel)` gives a file's bytes)."""
     best: dict[str, tuple[int, str]] = {}
     for rel in files:
         if "IMG_DATA" not in rel or not rel.lower().endswith(".jp2"):
@@ -195,6 +231,11 @@ def _safe_product(root: Path, display: Path, resolve, files: list[str]) -> Sourc
     bands = {b: BandSource(resolve(rel)) for b, (_, rel) in best.items()}
     names = [root.name, *[Path(rel).name for _, rel in best.values()]]
     meta = _s2_metadata(names, Path(display))
+    mtds = sorted(rel for rel in files if "/" not in rel.replace("\\", "/") and MTD_NAME_RE.search(rel))
+    mtd = None
+    if mtds:
+        mtd = read_s2_metadata(f"{display}/{mtds[0]}", read(mtds[0]))
+    _merge_mtd(meta, mtd, str(display), [root.name])
     level = meta.get("processing_level") or ("L2A" if any("_10m." in r for _, r in best.values()) else "L1C")
     meta["processing_level"] = level
     expected = required_s2_bands(level, set(bands))  # type: ignore[arg-type]
@@ -209,6 +250,7 @@ def _safe_product(root: Path, display: Path, resolve, files: list[str]) -> Sourc
         product_id=pid, sensor="S2", source_path=str(display), bands={b: bands[b] for b in expected},
         platform=meta.get("platform"), processing_level=level,  # type: ignore[arg-type]
         tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
+        s2_metadata=mtd,
     )
 
 
@@ -223,7 +265,12 @@ def _safe_zip(p: Path) -> SourceProduct:
     if safe is None:
         raise UnsupportedFormatError(f"{p} holds no .SAFE folder: expected a zipped Sentinel-2 SAFE")
     inner = [n.split("/", 1)[1] for n in files if n.startswith(safe + "/")]
-    return _safe_product(Path(safe), p, lambda rel: f"/vsizip/{p}/{safe}/{rel}", inner)
+
+    def read(rel: str) -> bytes:
+        with zipfile.ZipFile(p) as z:
+            return z.read(f"{safe}/{rel}")
+
+    return _safe_product(Path(safe), p, lambda rel: f"/vsizip/{p}/{safe}/{rel}", inner, read)
 
 
 # ---- single files ------------------------------------------------------------------------

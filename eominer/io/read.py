@@ -1,5 +1,13 @@
 """Read a product's bands onto the grid of its 10 m bands and write its ARD COG.
 
+Sentinel-2 ARD scale: uint16, reflectance x 10000 (the convention of processing
+baselines before 04.00), nodata 0, for every baseline. A product with an add-offset
+and quantification value in its MTD_MSIL*.xml (baseline >= 04.00: offset -1000) is
+converted at ingest: ARD = round((DN + offset) * 10000 / quantification), valid
+pixels clipped to [1, 65535] (a reflectance <= 0 becomes 1, i.e. 0.0001, so it stays
+valid), DN 0 stays 0 (nodata). Older products (offset 0, quantification 10000) are
+written unchanged, so a 2021 and a 2023 product of the same ground compare directly.
+
 No reprojection here: every band is resampled (same CRS, same bounds) onto the grid of
 the reference band (B02 for Sentinel-2, VV for Sentinel-1). Aligning two dates or two
 sensors is the change-detection and fusion code's job.
@@ -72,23 +80,55 @@ def product_grid(product: SourceProduct) -> Grid:
     return grid
 
 
-def read_band(src: BandSource, grid: Grid, sensor: str) -> np.ndarray:
-    """One band resampled onto `grid` (bilinear for coarser S2 bands; exact when equal)."""
+def read_band(src: BandSource, grid: Grid, sensor: str,
+              convert: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """One band resampled onto `grid` (bilinear for coarser S2 bands; exact when equal).
+
+    `convert` (e.g. the S2 add-offset) runs on the band at its native resolution, before
+    resampling: a product of another convention is then resampled from the same values
+    as an older one, and nodata (0) blends into its neighbours the same way in both."""
     import rasterio
     from rasterio.enums import Resampling
+    from rasterio.io import MemoryFile
 
     with _open(src) as ds:
         try:
             if (ds.width, ds.height) == (grid.width, grid.height):
-                return ds.read(src.index)
-            return ds.read(
-                src.index, out_shape=(grid.height, grid.width), resampling=Resampling.bilinear
-            )
+                band = ds.read(src.index)
+                return convert(band) if convert else band
+            if convert is None:
+                return ds.read(
+                    src.index, out_shape=(grid.height, grid.width), resampling=Resampling.bilinear
+                )
+            native = convert(ds.read(src.index))
+            profile = {"driver": "GTiff", "width": ds.width, "height": ds.height, "count": 1,
+                       "dtype": native.dtype.name, "crs": ds.crs, "transform": ds.transform,
+                       "nodata": ds.nodatavals[src.index - 1]}
         except rasterio.errors.RasterioIOError as exc:
             raise ProductReadError(
                 f"cannot read {src.path}: {exc}; the file is truncated or corrupt: "
                 "download or copy it again"
             ) from exc
+    with MemoryFile() as mem:
+        with mem.open(**profile) as tmp:
+            tmp.write(native, 1)
+        with mem.open() as tmp:
+            return tmp.read(1, out_shape=(grid.height, grid.width), resampling=Resampling.bilinear)
+
+
+def to_ard_dn(dn: np.ndarray, offset: float = 0.0,
+              quantification: float = S.S2_REFLECTANCE_SCALE) -> np.ndarray:
+    """Sentinel-2 DN of any baseline -> ARD DN (uint16, reflectance x 10000, 0 = nodata)."""
+    if offset == 0 and quantification == S.S2_REFLECTANCE_SCALE:
+        return dn.astype(np.uint16, copy=False)
+    nodata = dn == 0
+    if quantification == S.S2_REFLECTANCE_SCALE and float(offset).is_integer():
+        out = dn.astype(np.int32) + np.int32(offset)  # exact: integer arithmetic
+    else:
+        out = np.rint((dn.astype(np.float64) + offset) * (S.S2_REFLECTANCE_SCALE / quantification))
+    out = np.clip(out, 1, np.iinfo(np.uint16).max).astype(np.uint16)
+    out[nodata] = 0
+    return out
 
 
 def to_db(values: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -130,7 +170,8 @@ def write_ard(
             for i, name in enumerate(names, start=1):
                 if progress:
                     progress(name)
-                band = read_band(product.bands[name], grid, product.sensor)
+                band = read_band(product.bands[name], grid, product.sensor,
+                                 _s2_convert(product, name))
                 if s2:
                     band = band.astype(np.uint16, copy=False)
                     valid &= band != 0
@@ -146,6 +187,18 @@ def write_ard(
         tmp.unlink(missing_ok=True)
         dest.with_name(dest.name + ".partial").unlink(missing_ok=True)
     return grid, valid
+
+
+def _s2_convert(product: SourceProduct, band: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """DN -> ARD DN for one band of an S2 product whose metadata has an add-offset or
+    another quantification; None when the DN are already on the ARD scale."""
+    mtd = product.s2_metadata
+    if product.sensor != "S2" or mtd is None:
+        return None
+    offset, quant = mtd.offset(band), mtd.quantification
+    if offset == 0 and quant == S.S2_REFLECTANCE_SCALE:
+        return None
+    return lambda dn: to_ard_dn(dn, offset, quant)
 
 
 def band_names(product: SourceProduct) -> list[str]:

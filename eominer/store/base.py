@@ -13,7 +13,7 @@ import pyarrow as pa
 from eominer import __version__
 from eominer.errors import ReadOnlySQLError, SchemaVersionError, UserSQLError
 from eominer.store.engines import Engine
-from eominer.store.schema import INDEXES, SCHEMA_VERSION, TABLES
+from eominer.store.schema import INDEXES, MIGRATIONS, SCHEMA_VERSION, TABLES
 
 # Statements a user may run from `eominer sql` and the app's console.
 _READ_ONLY_KEYWORDS = ("select", "with", "values", "from", "describe", "show", "explain", "summarize")
@@ -49,8 +49,10 @@ class StoreBase:
 
     # ---- schema ----------------------------------------------------------------
     def init_schema(self) -> None:
-        """Create missing tables; refuse a database from an incompatible version."""
+        """Create missing tables; upgrade an older schema in place (MIGRATIONS, in the same
+        transaction as the new schema_version row); refuse a newer one."""
         existing = self.engine.table_names()
+        found = None
         if "schema_version" in existing:
             rows = self.query("SELECT MAX(version) FROM schema_version")
             found = rows[0][0] if rows else None
@@ -66,7 +68,11 @@ class StoreBase:
             if "patches" not in existing:
                 for ddl in INDEXES:
                     self.execute(ddl)
-            if "schema_version" not in existing:
+            if found is not None and found < SCHEMA_VERSION:
+                for version in range(int(found) + 1, SCHEMA_VERSION + 1):
+                    for ddl in MIGRATIONS.get(version, ()):
+                        self.execute(ddl)
+            if found is None or found < SCHEMA_VERSION:
                 self.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
                     (SCHEMA_VERSION, __version__, utcnow()),

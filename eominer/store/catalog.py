@@ -15,7 +15,8 @@ from eominer.store.records import PatchWindow, Product
 PRODUCT_COLUMNS = (
     "product_id", "sensor", "platform", "processing_level", "tile_id", "acquired", "crs",
     "footprint_wkt", "source_path", "ard_path", "width", "height", "bands", "transform",
-    "source_hash", "ingested",
+    "source_hash", "ingested", "processing_baseline", "cloud_cover", "relative_orbit",
+    "orbit_direction", "reflectance_offsets", "quantification",
 )
 
 
@@ -48,7 +49,8 @@ class CatalogMixin(StoreBase):
         return self.query_arrow(
             "SELECT p.product_id, p.sensor, p.platform, p.processing_level, p.tile_id, "
             "p.acquired, p.width, p.height, p.crs, p.ard_path, p.source_path, p.bands, "
-            "p.footprint_wkt, p.transform, "
+            "p.footprint_wkt, p.transform, p.processing_baseline, p.cloud_cover, "
+            "p.relative_orbit, p.orbit_direction, p.reflectance_offsets, p.quantification, "
             "(SELECT COUNT(*) FROM patches q WHERE q.product_id = p.product_id) AS patches "
             "FROM products p ORDER BY p.acquired, p.product_id"
         )

@@ -74,6 +74,13 @@ class Product:
     acquired: dt.datetime | None = None
     ingested: dt.datetime | None = None
     n_patches: int | None = None  # patches of every level (set when read from the store)
+    # Sentinel-2 product metadata (MTD_MSIL*.xml; schema version 2), None when unknown
+    processing_baseline: str | None = None  # "05.09"
+    cloud_cover: float | None = None  # percent of the product (Cloud_Coverage_Assessment)
+    relative_orbit: int | None = None
+    orbit_direction: str | None = None  # "ASCENDING" / "DESCENDING"
+    reflectance_offsets: Mapping[str, float] | None = None  # band -> add-offset applied (DN)
+    quantification: float | None = None  # DN per unit reflectance of the source (10000)
 
     def __post_init__(self) -> None:
         if not self.product_id or not self.sensor:
@@ -130,6 +137,14 @@ class Product:
             platform=row.get("platform"), processing_level=row.get("processing_level"),
             tile_id=row.get("tile_id"), acquired=_datetime(row.get("acquired")),
             ingested=_datetime(row.get("ingested")), n_patches=None if n is None else int(n),
+            processing_baseline=row.get("processing_baseline"),
+            cloud_cover=_float_or_none(row.get("cloud_cover")),
+            relative_orbit=None if row.get("relative_orbit") is None
+            else int(row["relative_orbit"]),
+            orbit_direction=row.get("orbit_direction"),
+            reflectance_offsets=_loads(row.get("reflectance_offsets"),
+                                       f"reflectance_offsets of product {row['product_id']}"),
+            quantification=_float_or_none(row.get("quantification")),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -138,6 +153,8 @@ class Product:
                if f.name not in ("ingested", "n_patches")}
         row["bands"] = json.dumps(list(self.bands))
         row["transform"] = json.dumps(list(self.transform))
+        row["reflectance_offsets"] = None if self.reflectance_offsets is None \
+            else dumps({k: float(v) for k, v in self.reflectance_offsets.items()})
         return row
 
 

@@ -8,7 +8,26 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
+# stacks and products ingested by version 1.
+PRODUCT_METADATA_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("processing_baseline", "VARCHAR(8)"),
+    ("cloud_cover", "DOUBLE"),
+    ("relative_orbit", "INTEGER"),
+    ("orbit_direction", "VARCHAR(16)"),
+    ("reflectance_offsets", "VARCHAR(1000)"),
+    ("quantification", "DOUBLE"),
+)
+
+# Upgrades of an existing database: version -> the statements that bring version - 1 to
+# it. Portable DDL only (ALTER TABLE ... ADD COLUMN runs on DuckDB and MonetDB); run by
+# `init_schema` in one transaction with the new schema_version row.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: tuple(f"ALTER TABLE products ADD COLUMN {name} {kind}"
+             for name, kind in PRODUCT_METADATA_COLUMNS),
+}
 
 TABLES: dict[str, str] = {
     "schema_version": """
@@ -34,7 +53,13 @@ TABLES: dict[str, str] = {
             bands VARCHAR(500) NOT NULL,
             transform VARCHAR(500) NOT NULL,
             source_hash VARCHAR(64) NOT NULL,
-            ingested TIMESTAMP NOT NULL
+            ingested TIMESTAMP NOT NULL,
+            processing_baseline VARCHAR(8),
+            cloud_cover DOUBLE,
+            relative_orbit INTEGER,
+            orbit_direction VARCHAR(16),
+            reflectance_offsets VARCHAR(1000),
+            quantification DOUBLE
         )""",
     "patches": """
         CREATE TABLE patches (

