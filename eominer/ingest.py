@@ -137,19 +137,22 @@ def _metadata_columns(product: SourceProduct) -> dict[str, object]:
 
 def ingest_paths(
     store: Store, paths: Sequence[str | Path], levels: Sequence[int] = DEFAULT_LEVELS,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, bands: Sequence[str] | None = None,
 ) -> list[IngestResult]:
     """Plan every input first (so a bad path fails before anything is written), then
-    ingest the products one by one."""
-    return [ingest_product(store, prod, levels, progress) for prod in plan_products(paths)]
+    ingest the products one by one. `bands` names the bands of multi-band GeoTIFF
+    inputs in their file order (`--bands`; see eominer.io.discover)."""
+    return [ingest_product(store, prod, levels, progress)
+            for prod in plan_products(paths, bands)]
 
 
-def plan_products(paths: Sequence[str | Path]) -> list[SourceProduct]:
+def plan_products(paths: Sequence[str | Path],
+                  bands: Sequence[str] | None = None) -> list[SourceProduct]:
     """The products found under `paths`, crops of one granule under their own ids; two
     inputs that are the same product (same id and extent, other files) are refused."""
     products: list[SourceProduct] = []
     for p in paths:
-        products.extend(discover(p))
+        products.extend(discover(p, bands))
     seen: dict[str, SourceProduct] = {}
     unique: list[SourceProduct] = []
     for prod in products:

@@ -34,6 +34,34 @@ S2_L2A_BANDS: tuple[str, ...] = tuple(b for b in S2_BAND_ORDER if b != "B10")
 # L1C/L2A digital numbers are reflectance x 10000 (PSD, "QUANTIFICATION_VALUE").
 S2_REFLECTANCE_SCALE = 10000.0
 
+# Names a band of a multi-band stack may go by (its band description, or `ingest --bands`),
+# matched case-insensitively with spaces, "_" and "-" ignored ("Red Edge 1" = "rededge1"):
+# - the band id, with or without its leading zero: "B02", "B2", "b02", "B8A", "b8a";
+# - ESA's band name (User Handbook table 1, S2_BANDS above): "coastal aerosol", "blue",
+#   "green", "red", "red edge 1".."red edge 3", "nir", "narrow nir", "water vapour",
+#   "swir cirrus", "swir 1", "swir 2"; and the forms below, from the same table and from
+#   STAC's eo:common_name: "coastal", "vegetation red edge 1".."3", "nir narrow",
+#   "nir08", "nir09", "water vapor", "cirrus", "swir16", "swir22".
+# STAC's plain "rededge" is refused: it does not say which of B05, B06, B07 it is.
+S2_BAND_ALIASES: dict[str, str] = {
+    **{b.lower(): b for b in S2_BANDS},
+    **{f"b{b[1:].lstrip('0')}".lower(): b for b in S2_BANDS},
+    **{name.replace(" ", ""): b for b, (_, _, name) in S2_BANDS.items()},
+    "coastal": "B01", "vegetationrededge1": "B05", "vegetationrededge2": "B06",
+    "vegetationrededge3": "B07", "nirnarrow": "B8A", "nir08": "B8A", "nir09": "B09",
+    "watervapor": "B09", "cirrus": "B10", "swir16": "B11", "swir22": "B12",
+}
+# The fewest bands a Sentinel-2 stack may have (three make an RGB or a false colour).
+S2_MIN_STACK_BANDS = 3
+
+
+def s2_band_name(text: str | None) -> str | None:
+    """The S2 band id a band description or `--bands` entry names, or None."""
+    if not text:
+        return None
+    return S2_BAND_ALIASES.get(re.sub(r"[\s_\-]+", "", text).lower())
+
+
 # Sentinel-1 GRD polarisations, in ARD band order.
 S1_BANDS: tuple[str, ...] = ("VV", "VH")
 

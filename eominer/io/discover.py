@@ -10,6 +10,12 @@ attached to the product: a SAFE's at its root; for a folder of band files, one i
 folder, one level up, or at the root of a `.SAFE` above it (also named
 `<product>_MTD_MSIL1C.xml`). Multi-band stacks and STAC items are read without one
 (offset 0). A product whose name says baseline >= 04.00 but has no metadata is refused.
+
+A multi-band GeoTIFF/COG maps its bands by their band descriptions (ids or ESA names,
+eominer.sensors.S2_BAND_ALIASES) or by `bands` (`eominer ingest --bands B02,B03,...`);
+any set of at least 3 distinct S2 bands ingests, stored in ESA order. A stack whose
+descriptions name no band and that has no `--bands` is refused, whatever its band
+count: the order of a 13-band stack is not guessed (B8A after B08, or at the end?).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import datetime as dt
 import json
 import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from eominer import sensors as S
@@ -39,11 +46,20 @@ SUPPORTED = (
 )
 
 
-def discover(path: str | Path) -> list[SourceProduct]:
-    """Products found at `path` (one, or several for a folder of product folders)."""
+def discover(path: str | Path, bands: Sequence[str] | None = None) -> list[SourceProduct]:
+    """Products found at `path` (one, or several for a folder of product folders).
+
+    `bands` names the bands of a multi-band GeoTIFF in the file's order (ids or aliases,
+    eominer.sensors.S2_BAND_ALIASES); it applies to such stacks only."""
     p = Path(path).expanduser()
     if not p.exists():
         raise ProductReadError(f"{p} does not exist: check the path")
+    given = parse_band_list(bands) if bands is not None else None
+    if given is not None and not (p.is_file() and p.suffix.lower() in (".tif", ".tiff")):
+        raise UnsupportedFormatError(
+            f"--bands names the bands of a multi-band GeoTIFF, but {p} is not one: "
+            "drop --bands for folders, SAFE products and STAC items (their files name the bands)"
+        )
     if p.is_dir():
         if p.suffix.upper() == ".SAFE":
             return [_safe_product(p, p, lambda rel: str(p / rel), _list_dir(p),
@@ -62,7 +78,7 @@ def discover(path: str | Path) -> list[SourceProduct]:
     if suffix == ".json":
         return [_stac_item(p)]
     if suffix in (".tif", ".tiff"):
-        return [_multiband_file(p)]
+        return [_multiband_file(p, given)]
     raise UnsupportedFormatError(f"{p} is not a supported format ({p.suffix}): expected {SUPPORTED}")
 
 
@@ -274,41 +290,91 @@ def _safe_zip(p: Path) -> SourceProduct:
 
 
 # ---- single files ------------------------------------------------------------------------
-def _multiband_file(p: Path) -> SourceProduct:
+def parse_band_list(text: str | Sequence[str]) -> list[str]:
+    """`--bands B02,B03,nir` -> ["B02", "B03", "B08"] (aliases: eominer.sensors)."""
+    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text)]
+    unknown = [t for t in items if S.s2_band_name(t) is None]
+    if unknown:
+        raise UnsupportedFormatError(
+            f"unknown band name {', '.join(map(repr, unknown))} in --bands: expected "
+            f"Sentinel-2 band ids ({', '.join(S.S2_BAND_ORDER)}) or ESA band names "
+            "(blue, green, red, red edge 1, nir, narrow nir, swir 1...)"
+        )
+    return [S.s2_band_name(t) for t in items]  # type: ignore[misc]
+
+
+def _stack_order(p: Path, descriptions: Sequence[str | None], given: list[str] | None) -> list[str]:
+    """The S2 band of each band of a stack: from `--bands`, else from the descriptions.
+    Never guessed: a stack whose descriptions name no band needs `--bands`."""
+    count = len(descriptions)
+    named = [S.s2_band_name(d) for d in descriptions]
+    if given is not None:
+        if len(given) != count:
+            raise UnsupportedFormatError(
+                f"--bands names {len(given)} bands ({', '.join(given)}), but {p} has {count}: "
+                "give one name per band of the file, in the file's order"
+            )
+        if any(named) and named != given:
+            raise UnsupportedFormatError(
+                f"--bands says {', '.join(given)}, but the band descriptions of {p} say "
+                f"{', '.join(d or '(none)' for d in descriptions)}: drop --bands, or fix the "
+                "descriptions (`rio edit-info --bidx N --description B02`)"
+            )
+        order = given
+    elif all(named):
+        order = named  # type: ignore[assignment]
+    elif any(d for d in descriptions):
+        bad = [f"band {i} {d!r}" for i, (d, n) in enumerate(zip(descriptions, named), 1) if not n]
+        raise UnsupportedFormatError(
+            f"{p}: {', '.join(bad)}: not a Sentinel-2 band name (B02, B2, blue, nir, B8A, "
+            "red edge 1...); name every band with --bands B02,B03,... in the file's order"
+        )
+    else:
+        raise UnsupportedFormatError(
+            f"{p} has {count} bands without band descriptions: eominer does not guess their "
+            "order; name them in the file's order with --bands (e.g. `eominer ingest "
+            f"{p.name} --bands B02,B03,B04,B08`), or set descriptions with "
+            "`rio edit-info --bidx N --description B02`"
+        )
+    seen: dict[str, int] = {}
+    for i, b in enumerate(order, 1):
+        if b in seen:
+            where = "--bands names" if given is not None else f"the band descriptions of {p} name"
+            raise UnsupportedFormatError(
+                f"{where} band {b} twice (bands {seen[b]} and {i}): each band may appear once; "
+                "fix the names"
+            )
+        seen[b] = i
+    if count < S.S2_MIN_STACK_BANDS:
+        raise MissingBandError(
+            f"{p} has {count} band{'s' if count != 1 else ''} ({', '.join(order)}): a "
+            f"Sentinel-2 stack needs at least {S.S2_MIN_STACK_BANDS} bands"
+        )
+    return order
+
+
+def _multiband_file(p: Path, given: list[str] | None = None) -> SourceProduct:
     import rasterio
 
     try:
         with rasterio.open(p) as ds:
-            count, descriptions = ds.count, ds.descriptions
+            descriptions = ds.descriptions
             tags = ds.tags()
     except rasterio.errors.RasterioIOError as exc:
         raise ProductReadError(f"cannot open {p}: {exc}; the file may be truncated or corrupt") from exc
     names = [(d or "").upper() for d in descriptions]
-    if all(n in S.S2_BANDS for n in names) and names:
-        order = names
-    elif count == len(S.S2_BAND_ORDER):
-        order = list(S.S2_BAND_ORDER)
-    elif count == len(S.S2_L2A_BANDS):
-        order = list(S.S2_L2A_BANDS)
-    elif all(n in S.S1_BANDS for n in names) and names:
+    if given is None and names and all(n in S.S1_BANDS for n in names):
         bands = {n: BandSource(str(p), i + 1) for i, n in enumerate(names)}
         return SourceProduct(product_id=p.stem, sensor="S1", source_path=str(p), bands=bands,
                              processing_level="GRD")
-    else:
-        raise MissingBandError(
-            f"{p} has {count} bands without Sentinel-2 band names: expected 13 (L1C) or 12 (L2A) "
-            "bands in ESA order, or band descriptions like B02, B03...; set them with "
-            "`rio edit-info --bidx N --description B02`"
-        )
+    order = _stack_order(p, descriptions, given)
     meta = _s2_metadata([p.name, tags.get("PRODUCT_ID", "")], p.parent)
     bands = {b: BandSource(str(p), i + 1) for i, b in enumerate(order)}
-    level = meta.get("processing_level") or ("L1C" if "B10" in bands else "L2A")
-    expected = required_s2_bands(level, set(bands))  # type: ignore[arg-type]
-    missing = [b for b in expected if b not in bands]
-    if missing:
-        raise MissingBandError(f"Band {', '.join(missing)} missing in {p}: expected {len(expected)} bands, found {count}")
+    # the level is known from the name, or from B10 (L2A has none); else unknown
+    level = meta.get("processing_level") or ("L1C" if "B10" in bands else None)
     return SourceProduct(
-        product_id=p.stem, sensor="S2", source_path=str(p), bands={b: bands[b] for b in expected},
+        product_id=p.stem, sensor="S2", source_path=str(p),
+        bands={b: bands[b] for b in S.S2_BAND_ORDER if b in bands},  # stored in ESA order
         platform=meta.get("platform"), processing_level=level,  # type: ignore[arg-type]
         tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
     )

