@@ -8,6 +8,9 @@ Crops: datasets such as OSCD cut several scenes out of one granule, so two input
 carry the same product id with different extents. The first keeps the id; another crop
 gets a short hash of its extent appended (`<id>_crop1a2b3c`). The same id with
 the same extent but other files is refused: that is another copy, not another crop.
+Another id with the same sensor, level, tile, acquisition time and extent (a SAFE and
+its own IMG_DATA folder) is the same scene: reported as already ingested under the
+existing id, nothing written.
 """
 
 from __future__ import annotations
@@ -41,18 +44,24 @@ class IngestResult:
     patches: int
     status: str  # "ingested" | "already ingested"
     ard_path: str
+    # set when the input is another copy of a product already ingested under another id
+    # (a SAFE and its IMG_DATA folder): the input's own id; product_id is the existing one
+    same_scene_as: str | None = None
 
 
 def source_hash(product: SourceProduct) -> str:
     """Identity of the sources: band file names and sizes (not mtimes: copies keep it)."""
     h = hashlib.sha1()
     for name, src in sorted(product.bands.items()):
-        h.update(f"{name}:{Path(src.path).name}:{src.index}:{_size(src.path)};".encode())
+        label = src.path if src.path.startswith(("/vsicurl/", "/vsis3/")) else Path(src.path).name
+        h.update(f"{name}:{label}:{src.index}:{_size(src.path)};".encode())
     return h.hexdigest()
 
 
 def _size(path: str) -> int:
     """Size of a band file, also inside a zipped SAFE (/vsizip/archive.zip/inner)."""
+    if path.startswith(("/vsicurl/", "/vsis3/")):
+        return -1  # a remote asset: its URL (in the hash) is its identity
     if path.startswith("/vsizip/"):
         import zipfile
 
@@ -95,6 +104,10 @@ def ingest_product(
             )
         return IngestResult(product.product_id, product.sensor, acquired,
                             row.n_patches or 0, "already ingested", row.ard_path)
+    twin = _same_scene(store, product)
+    if twin is not None:
+        return IngestResult(twin.product_id, product.sensor, acquired, twin.n_patches or 0,
+                            "already ingested", twin.ard_path, same_scene_as=product.product_id)
     dest = ard_dir() / f"{product.product_id}.tif"
     staged = dest.with_name(f".{dest.name}.staged")
     try:
@@ -167,6 +180,21 @@ def plan_products(paths: Sequence[str | Path],
         seen[prod.product_id] = prod
         unique.append(prod)
     return unique
+
+
+def _same_scene(store: Store, product: SourceProduct) -> Product | None:
+    """A product already ingested under another id that is this one: same sensor,
+    level, tile, acquisition time and 10 m extent (a SAFE and its IMG_DATA folder, a
+    product and its renamed band folder). None when the product lacks a tile or time."""
+    if not product.tile_id or product.acquired is None:
+        return None
+    rows = [r for r in store.product_list()
+            if (r.sensor, r.processing_level, r.tile_id, r.acquired)
+            == (product.sensor, product.processing_level, product.tile_id, product.acquired)]
+    if not rows:
+        return None
+    extent = _extent(product)
+    return next((r for r in rows if _row_extent(r) == extent), None)
 
 
 def _extent(product: SourceProduct) -> tuple[float, float, int, int]:

@@ -49,6 +49,9 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | Non
             res = ingest_product(store, prod, lv, progress=lambda _b, t=task: bar.advance(t))
             bar.remove_task(task)
             note = "" if res.status == "ingested" else f"  ({res.status}, nothing changed)"
+            if res.same_scene_as:
+                note = (f"  (already ingested: {res.same_scene_as} is the same scene, same "
+                        "tile, date and extent; nothing changed)")
             bar.console.print(
                 f"{res.product_id}  {res.sensor}  {res.acquired or '-'}  {res.patches} patches{note}",
                 soft_wrap=True, highlight=False,

@@ -2,7 +2,8 @@
 
 Layouts: a folder of per-band GeoTIFF/JPEG2000 files (either Sentinel-2 naming), a
 Sentinel-2 .SAFE folder or .zip (L1C and L2A), a multi-band GeoTIFF/COG, a folder of
-Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON) whose assets are local files.
+Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON) whose assets are local files, http(s)
+URLs (read through GDAL's `/vsicurl/`, by range requests) or `s3://` hrefs (`/vsis3/`).
 A folder holding no imagery itself but sub-folders that do is a batch of products.
 
 Sentinel-2 metadata (`MTD_MSIL1C.xml` / `MTD_MSIL2A.xml`, eominer.io.s2_metadata) is
@@ -271,22 +272,30 @@ def _safe_product(root: Path, display: Path, resolve, files: list[str], read) ->
 
 
 def _safe_zip(p: Path) -> SourceProduct:
+    """A zipped SAFE: the `.SAFE` folder at the zip's root or at any depth inside it
+    (`outer/S2..._.SAFE/`); the shallowest one is the product."""
     try:
         with zipfile.ZipFile(p) as z:
             files = [n for n in z.namelist() if not n.endswith("/")]
     except zipfile.BadZipFile as exc:
         raise ProductReadError(f"{p} is not a readable zip archive ({exc}): download it again") from exc
-    tops = {n.split("/", 1)[0] for n in files}
-    safe = next((t for t in tops if t.upper().endswith(".SAFE")), None)
-    if safe is None:
+    safes = set()
+    for n in files:
+        parts = n.split("/")
+        i = next((i for i, part in enumerate(parts[:-1]) if part.upper().endswith(".SAFE")), None)
+        if i is not None:
+            safes.add("/".join(parts[: i + 1]))
+    if not safes:
         raise UnsupportedFormatError(f"{p} holds no .SAFE folder: expected a zipped Sentinel-2 SAFE")
-    inner = [n.split("/", 1)[1] for n in files if n.startswith(safe + "/")]
+    safe = min(safes, key=lambda s: (s.count("/"), s))
+    inner = [n[len(safe) + 1:] for n in files if n.startswith(safe + "/")]
 
     def read(rel: str) -> bytes:
         with zipfile.ZipFile(p) as z:
             return z.read(f"{safe}/{rel}")
 
-    return _safe_product(Path(safe), p, lambda rel: f"/vsizip/{p}/{safe}/{rel}", inner, read)
+    return _safe_product(Path(safe.rsplit("/", 1)[-1]), p,
+                         lambda rel: f"/vsizip/{p}/{safe}/{rel}", inner, read)
 
 
 # ---- single files ------------------------------------------------------------------------
@@ -392,12 +401,8 @@ def _stac_item(p: Path) -> SourceProduct:
                    "swir16": "B11", "swir22": "B12", "coastal": "B01"})
     s2, s1 = {}, {}
     for key, asset in item.assets.items():
-        href = asset.get_absolute_href() or asset.href
-        if href.startswith(("http://", "https://", "s3://")):
-            raise UnsupportedFormatError(
-                f"asset {key} of {p} points at {href}: eominer ingests local files only; "
-                "download the assets and point the item at them"
-            )
+        href = gdal_path(asset.href if _is_remote(asset.href) else
+                         asset.get_absolute_href() or asset.href)
         k = key.upper()
         if k in S.S2_BANDS:
             s2[k] = BandSource(href)
@@ -428,3 +433,32 @@ def _stac_item(p: Path) -> SourceProduct:
         product_id=item.id, sensor="S2", source_path=str(p), bands={b: s2[b] for b in expected},
         platform=platform or None, processing_level=level, tile_id=tile, acquired=acquired,
     )
+
+
+REMOTE_PREFIXES = ("/vsicurl/", "/vsis3/")
+
+
+def _is_remote(href: str) -> bool:
+    return href.lower().startswith(("http://", "https://", "s3://"))
+
+
+def gdal_path(href: str) -> str:
+    """The path GDAL reads an asset href from: http(s) URLs through `/vsicurl/`
+    (range requests, nothing downloaded whole), `s3://bucket/key` through
+    `/vsis3/bucket/key` (credentials from the usual AWS_* settings); local paths as
+    they are."""
+    low = href.lower()
+    if low.startswith(("http://", "https://")):
+        return f"/vsicurl/{href}"
+    if low.startswith("s3://"):
+        return f"/vsis3/{href[5:]}"
+    return href
+
+
+def remote_href(path: str) -> str | None:
+    """The URL a `/vsicurl/` or `/vsis3/` path was made from (None for local paths)."""
+    if path.startswith("/vsicurl/"):
+        return path.removeprefix("/vsicurl/")
+    if path.startswith("/vsis3/"):
+        return "s3://" + path.removeprefix("/vsis3/")
+    return None

