@@ -37,7 +37,9 @@ from eominer.io.s2_metadata import (
     check_against_bands,
     check_offset_known,
     find_mtd,
+    find_mtd_tl,
     read_s2_metadata,
+    read_sun_angles,
 )
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
@@ -187,6 +189,8 @@ def _s2_product(folder: Path, bands: dict[str, BandSource], names: list[str]) ->
     meta = _s2_metadata(names, folder)
     mtd_path = find_mtd(folder)
     mtd = read_s2_metadata(mtd_path) if mtd_path is not None else None
+    if mtd is not None and (tl := find_mtd_tl(folder)) is not None:
+        mtd = read_sun_angles(mtd, tl)
     _merge_mtd(meta, mtd, str(folder), [folder.name])
     expected = required_s2_bands(meta.get("processing_level"), set(bands))  # type: ignore[arg-type]
     missing = [b for b in expected if b not in bands]
@@ -252,6 +256,9 @@ def _safe_product(root: Path, display: Path, resolve, files: list[str], read) ->
     mtd = None
     if mtds:
         mtd = read_s2_metadata(f"{display}/{mtds[0]}", read(mtds[0]))
+        tls = sorted(rel for rel in files if re.fullmatch(r"GRANULE/[^/]+/MTD_TL\.xml", rel))
+        if tls:
+            mtd = read_sun_angles(mtd, f"{display}/{tls[0]}", read(tls[0]))
     _merge_mtd(meta, mtd, str(display), [root.name])
     level = meta.get("processing_level") or ("L2A" if any("_10m." in r for _, r in best.values()) else "L1C")
     meta["processing_level"] = level

