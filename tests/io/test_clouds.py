@@ -64,7 +64,13 @@ def test_msk_classi_wins_over_the_gml_and_gives_exact_fractions(store, l1c_class
 
 
 def test_gml_polygons_give_exact_fractions(store, l1c_gml):
+    from eominer.io.gml_mask import parse_cloud_gml
+
     safe, flagged60 = l1c_gml
+    gml = safe / L1C_GRANULE / "QI_DATA" / "MSK_CLOUDS_B00.gml"
+    polygons, epsg = parse_cloud_gml(gml.read_bytes(), str(gml))
+    assert epsg == 32633 and len(polygons) > 100  # measured: 360, one with a hole
+    assert sum(1 for p in polygons if p.interiors) == 1
     (res,) = ingest_paths(store, [safe], levels=LEVELS)
     p = store.product(res.product_id)
     assert p.cloud_mask == "MSK_CLOUDS_GML"
