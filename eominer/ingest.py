@@ -27,6 +27,7 @@ from shapely.geometry import box, shape
 from eominer.domain import SourceProduct
 from eominer.errors import EominerError, ProductReadError
 from eominer.grid import DEFAULT_LEVELS, expected_patch_count, patch_grid
+from eominer.io.clouds import product_cloud_masks
 from eominer.io.discover import discover
 from eominer.io.read import product_grid, write_ard
 from eominer.store.records import Product
@@ -47,6 +48,10 @@ class IngestResult:
     # set when the input is another copy of a product already ingested under another id
     # (a SAFE and its IMG_DATA folder): the input's own id; product_id is the existing one
     same_scene_as: str | None = None
+    # where the patches' cloud fractions come from (products.cloud_mask; None: none) and
+    # why (the reason when there is none)
+    cloud_mask: str | None = None
+    cloud_note: str = ""
 
 
 def source_hash(product: SourceProduct) -> str:
@@ -112,8 +117,9 @@ def ingest_product(
     staged = dest.with_name(f".{dest.name}.staged")
     try:
         grid, valid = write_ard(product, staged, progress)
+        clouds = product_cloud_masks(product, grid, valid, staged)
         patches = patch_grid(grid.width, grid.height, grid.transform, grid.crs_wkt, valid,
-                             levels, product.product_id, store.next_patch_id())
+                             levels, product.product_id, store.next_patch_id(), clouds.masks)
         assert patches.num_rows == expected_patch_count(grid.width, grid.height, levels)
         record = Product.create(
             product_id=product.product_id, sensor=product.sensor,
@@ -124,7 +130,7 @@ def ingest_product(
             if not product.source_path.startswith("/vsi") else product.source_path,
             ard_path=str(dest), width=grid.width, height=grid.height,
             bands=list(product.bands), transform=grid.transform, source_hash=digest,
-            **_metadata_columns(product),
+            cloud_mask=clouds.source, **_metadata_columns(product),
         )
         store.add_product(record, patches)
         staged.replace(dest)
@@ -132,7 +138,7 @@ def ingest_product(
         staged.unlink(missing_ok=True)
         raise
     return IngestResult(product.product_id, product.sensor, acquired, patches.num_rows,
-                        "ingested", str(dest))
+                        "ingested", str(dest), cloud_mask=clouds.source, cloud_note=clouds.note)
 
 
 def _metadata_columns(product: SourceProduct) -> dict[str, object]:

@@ -56,6 +56,10 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | Non
                 f"{res.product_id}  {res.sensor}  {res.acquired or '-'}  {res.patches} patches{note}",
                 soft_wrap=True, highlight=False,
             )
+            if res.status == "ingested" and prod.sensor == "S2":
+                clouds = (f"{res.cloud_mask} ({res.cloud_note})" if res.cloud_mask else
+                          f"none: {res.cloud_note}; cloud fractions stay NULL")
+                bar.console.print(f"  clouds: {clouds}", soft_wrap=True, highlight=False)
             if _is_stack(prod):
                 bar.console.print(f"  bands read as: {', '.join(_stack_bands(prod))}",
                                   soft_wrap=True, highlight=False)
@@ -76,13 +80,15 @@ def _stack_bands(prod) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 def products(db: str | None, fmt: str) -> None:
     """List ingested products: platform, level, processing baseline, tile, date, cloud
-    cover (%), relative orbit and direction, size and patch counts."""
+    cover (%), the cloud mask the patches were measured with, relative orbit and
+    direction, size and patch counts."""
     from eominer.store import open_store
 
     with open_store(db) as store:
         t = store.products()
     cols = ["product_id", "sensor", "platform", "processing_level", "processing_baseline",
-            "tile_id", "acquired", "cloud_cover", "relative_orbit", "orbit_direction",
+            "tile_id", "acquired", "cloud_cover", "cloud_mask", "relative_orbit",
+            "orbit_direction",
             "width", "height", "patches"]
     out = t.select(cols) if t.num_rows else pa.table({c: [] for c in cols})
     click.echo(render(out, fmt, title="products"))

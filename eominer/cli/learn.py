@@ -40,9 +40,12 @@ def session() -> None:
 @click.option("--strategy", default="diverse", show_default=True,
               help="margin, entropy, random, most_relevant, diverse.")
 @click.option("--batch", default=20, show_default=True, help="Questions per round.")
+@click.option("--max-cloud", type=click.FloatRange(0.0, 1.0), default=None, metavar="FRACTION",
+              help="Leave out patches whose cloud_fraction is above this (e.g. 0.1); patches "
+                   "with an unknown cloud fraction (S1, no cloud mask) stay in.")
 @db_option
 def create(name, owner, concept, products, level, feature_sets, model_kind, strategy, batch,
-           db) -> None:
+           max_cloud, db) -> None:
     """Create a session and print its id."""
     from eominer.learning.session import Session
     from eominer.store import open_store
@@ -50,8 +53,15 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
     with open_store(db) as store:
         s = Session.create(store, name, owner, concept, list(products), level,
                            list(feature_sets), model_kind=model_kind, strategy=strategy,
-                           params={"batch_size": batch})
+                           params={"batch_size": batch}, max_cloud=max_cloud)
         click.echo(s.session_id)
+        if max_cloud is not None:
+            marks = ", ".join("?" for _ in products)
+            n = store.query(
+                f"SELECT COUNT(*) FROM patches WHERE level = ? AND product_id IN ({marks}) "
+                "AND cloud_fraction > CAST(? AS REAL)", [int(level), *products, float(max_cloud)])[0][0]
+            click.echo(f"note: {n} patches with cloud_fraction > {max_cloud:g} left out",
+                       err=True)
         if s.missing:
             click.echo(f"note: {s.missing} patches of the scope have no features", err=True)
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from eominer import sensors as S
 from eominer.domain import BandSource, SourceProduct
 from eominer.errors import MissingBandError, ProductReadError, UnsupportedFormatError
+from eominer.io.mask_files import find_mask_files, masks_near
 from eominer.io.s2_metadata import (
     MTD_NAME_RE,
     S2Metadata,
@@ -204,7 +205,7 @@ def _s2_product(folder: Path, bands: dict[str, BandSource], names: list[str]) ->
         bands={b: bands[b] for b in expected}, platform=meta.get("platform"),  # type: ignore[arg-type]
         processing_level=meta.get("processing_level") or ("L2A" if "B10" not in bands else "L1C"),  # type: ignore[arg-type]
         tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
-        s2_metadata=mtd,
+        s2_metadata=mtd, cloud_masks=masks_near(folder),
     )
 
 
@@ -274,7 +275,7 @@ def _safe_product(root: Path, display: Path, resolve, files: list[str], read) ->
         product_id=pid, sensor="S2", source_path=str(display), bands={b: bands[b] for b in expected},
         platform=meta.get("platform"), processing_level=level,  # type: ignore[arg-type]
         tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
-        s2_metadata=mtd,
+        s2_metadata=mtd, cloud_masks=find_mask_files(files, resolve),
     )
 
 

@@ -16,7 +16,8 @@ PRODUCT_COLUMNS = (
     "product_id", "sensor", "platform", "processing_level", "tile_id", "acquired", "crs",
     "footprint_wkt", "source_path", "ard_path", "width", "height", "bands", "transform",
     "source_hash", "ingested", "processing_baseline", "cloud_cover", "relative_orbit",
-    "orbit_direction", "reflectance_offsets", "quantification",
+    "orbit_direction", "reflectance_offsets", "quantification", "cloud_mask", "sun_zenith",
+    "sun_azimuth",
 )
 
 
@@ -51,6 +52,7 @@ class CatalogMixin(StoreBase):
             "p.acquired, p.width, p.height, p.crs, p.ard_path, p.source_path, p.bands, "
             "p.footprint_wkt, p.transform, p.processing_baseline, p.cloud_cover, "
             "p.relative_orbit, p.orbit_direction, p.reflectance_offsets, p.quantification, "
+            "p.cloud_mask, p.sun_zenith, p.sun_azimuth, "
             "(SELECT COUNT(*) FROM patches q WHERE q.product_id = p.product_id) AS patches "
             "FROM products p ORDER BY p.acquired, p.product_id"
         )

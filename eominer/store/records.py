@@ -81,6 +81,11 @@ class Product:
     orbit_direction: str | None = None  # "ASCENDING" / "DESCENDING"
     reflectance_offsets: Mapping[str, float] | None = None  # band -> add-offset applied (DN)
     quantification: float | None = None  # DN per unit reflectance of the source (10000)
+    # schema version 3: the mask the patches' cloud fractions come from ('SCL',
+    # 'MSK_CLASSI', 'MSK_CLOUDS_GML', 's2cloudless'; None: none), solar angles (degrees)
+    cloud_mask: str | None = None
+    sun_zenith: float | None = None
+    sun_azimuth: float | None = None
 
     def __post_init__(self) -> None:
         if not self.product_id or not self.sensor:
@@ -145,6 +150,9 @@ class Product:
             reflectance_offsets=_loads(row.get("reflectance_offsets"),
                                        f"reflectance_offsets of product {row['product_id']}"),
             quantification=_float_or_none(row.get("quantification")),
+            cloud_mask=row.get("cloud_mask"),
+            sun_zenith=_float_or_none(row.get("sun_zenith")),
+            sun_azimuth=_float_or_none(row.get("sun_azimuth")),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -192,10 +200,14 @@ class SessionParams:
     model_params: Mapping[str, Any] = field(default_factory=dict)
     publish_threshold: float = 0.5
     parent_session: str | None = None  # cascade: the coarser session this one refines
+    # scope: leave out patches whose cloud_fraction is above this (NULL, unknown, stays in)
+    max_cloud: float | None = None
 
     def __post_init__(self) -> None:
         if int(self.batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.max_cloud is not None and not 0.0 <= float(self.max_cloud) <= 1.0:
+            raise ValueError(f"max_cloud must be a fraction in [0, 1], got {self.max_cloud}")
         if not 0.0 <= float(self.publish_threshold) <= 1.0:
             raise ValueError(
                 f"publish_threshold must be in [0, 1], got {self.publish_threshold}")
@@ -216,8 +228,9 @@ class SessionParams:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["model_params"] = dict(self.model_params)
-        if d["parent_session"] is None:
-            del d["parent_session"]
+        for optional in ("parent_session", "max_cloud"):  # absent: the text stays as before
+            if d[optional] is None:
+                del d[optional]
         return d
 
 

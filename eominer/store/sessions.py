@@ -177,15 +177,16 @@ class SessionsMixin(StoreBase):
 
     # ---- scope -----------------------------------------------------------------
     def scope_patches(self, product_ids: Sequence[str], level: int) -> pa.Table:
-        """Patch geometry of a session's scope, ordered by patch_id."""
+        """Patch geometry (and cloud fraction) of a session's scope, ordered by patch_id."""
         if not product_ids:
             return self.query_arrow(
                 "SELECT patch_id, product_id, parent_id, x_off, y_off, size_px, min_x, min_y, "
-                "max_x, max_y, min_lon, min_lat, max_lon, max_lat FROM patches WHERE 1 = 0"
+                "max_x, max_y, min_lon, min_lat, max_lon, max_lat, cloud_fraction FROM patches "
+                "WHERE 1 = 0"
             )
         return self.query_arrow(
             "SELECT patch_id, product_id, parent_id, x_off, y_off, size_px, min_x, min_y, "
-            "max_x, max_y, min_lon, min_lat, max_lon, max_lat FROM patches "
+            "max_x, max_y, min_lon, min_lat, max_lon, max_lat, cloud_fraction FROM patches "
             f"WHERE level = ? AND product_id IN ({_marks(len(product_ids))}) ORDER BY patch_id",
             [int(level), *product_ids],
         )

@@ -37,6 +37,10 @@ class ScopeView(Viewer):
                                         value=self.state.model_kind)
         self._strategy = pn.widgets.Select(name="Strategy", options=list(STRATEGIES),
                                            width=150, value=self.state.strategy)
+        # 1.0 keeps every patch; patches with an unknown cloud fraction are always kept
+        self._max_cloud = pn.widgets.FloatSlider(
+            name="Max cloud fraction", start=0.0, end=1.0, step=0.05, width=200,
+            value=1.0 if self.state.max_cloud is None else self.state.max_cloud)
         self._start = pn.widgets.Button(name="Start session", button_type="primary",
                                         css_classes=["eom-start"], width=160)
         self._start.on_click(lambda _: self._on_start())
@@ -135,6 +139,7 @@ class ScopeView(Viewer):
             level=int(self._level.value or 32), feature_set_ids=list(self._fs.value),
             concept=concept or "", model_kind=self._model.value,
             strategy=self._strategy.value,
+            max_cloud=None if self._max_cloud.value >= 1.0 else float(self._max_cloud.value),
         )
         if not s.feature_set_ids:
             s.say("no feature set chosen: run `eominer extract` for these products", "error")
@@ -146,7 +151,7 @@ class ScopeView(Viewer):
             pn.pane.Markdown("### Products"),
             pn.Row(self._sensor, self._dates, self._bbox),
             self._table,
-            pn.Row(self._level, self._fs),
+            pn.Row(self._level, self._max_cloud, self._fs),
             pn.Row(self._concept, self._new_label, self._parent),
             pn.Row(self._model, self._strategy, self._start),
             sizing_mode="stretch_width",

@@ -53,6 +53,8 @@ class AppState(param.Parameterized):
     concept = param.String(default="")
     model_kind = param.String(default="logistic")
     strategy = param.String(default="diverse")
+    max_cloud = param.Number(default=None, allow_None=True, bounds=(0.0, 1.0),
+                             doc="scope: leave out patches cloudier than this (None: keep all)")
     # what is on screen
     product_id = param.String(default="", doc="the product the map shows")
     session = param.Parameter(default=None, doc="eominer.learning.session.Session")
@@ -128,7 +130,7 @@ class AppState(param.Parameterized):
                 self.store, f"{self.concept} by {self.user}", owner=self.user,
                 concept=self.concept, product_ids=self.product_ids, level=self.level,
                 feature_set_ids=self.feature_set_ids, model_kind=self.model_kind,
-                strategy=self.strategy,
+                strategy=self.strategy, max_cloud=self.max_cloud,
             )
             self.session = s
             self.last_round = None
