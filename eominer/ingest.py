@@ -150,7 +150,8 @@ def _metadata_columns(product: SourceProduct) -> dict[str, object]:
         "processing_baseline": mtd.processing_baseline, "cloud_cover": mtd.cloud_cover,
         "relative_orbit": mtd.relative_orbit, "orbit_direction": mtd.orbit_direction,
         "reflectance_offsets": {b: mtd.offset(b) for b in product.bands},
-        "quantification": mtd.quantification,
+        "quantification": mtd.quantification, "sun_zenith": mtd.sun_zenith,
+        "sun_azimuth": mtd.sun_azimuth,
     }
 
 

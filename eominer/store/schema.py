@@ -23,8 +23,8 @@ PRODUCT_METADATA_COLUMNS: tuple[tuple[str, str], ...] = (
 
 # Cloud mask columns (schema version 3), all nullable. products.cloud_mask names the mask a
 # product's patches were measured with ('SCL', 'MSK_CLASSI', 'MSK_CLOUDS_GML',
-# 's2cloudless'; NULL: none, as for S1); sun_zenith / sun_azimuth are reserved for the
-# solar angles (degrees) of the product's metadata. The patches' fractions are NULL where
+# 's2cloudless'; NULL: none, as for S1); sun_zenith / sun_azimuth are the mean solar
+# angles (degrees) of the granule's MTD_TL.xml (NULL without one). The patches' fractions are NULL where
 # the mask does not observe the class (S1, no mask; shadow from a mask without shadows).
 PRODUCT_CLOUD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cloud_mask", "VARCHAR(32)"),
