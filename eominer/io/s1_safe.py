@@ -66,7 +66,6 @@ PIXEL_SIZE = 10.0  # metres, the ARD grid
 SIGMA0_FLOOR = 1e-4  # linear (-40 dB): what noise removal leaves when it goes <= 0
 BLOCK = 2048  # destination pixels per block side (a multiple of the COG's 512 tiles)
 _MARGIN = 16  # source pixels read around a block's footprint (bilinear, inverse TPS)
-_NAME_RE = re.compile(r"^S1[ABCD]_(IW|EW|SM)_GRD[HMF]_1S[DS][VH]_", re.I)
 
 
 # ---- where the files are ------------------------------------------------------------------
@@ -102,16 +101,18 @@ def discover_s1_safe(name: str, display: Path, files: list[str], safe: SafeFiles
     """The SourceProduct of an S1 SAFE, every file it needs checked to be there and the
     measurement sizes checked against the annotation (before anything is written)."""
     where = str(display)
+    if not safe.inner:  # read again at ingest, maybe from another working directory
+        safe = SafeFiles(str(Path(safe.location).resolve()))
     if "manifest.safe" not in files:
         raise ProductReadError(
             f"manifest.safe is missing in {where}: a Sentinel-1 SAFE names its platform, "
             "polarisations and acquisition in it; download or unzip the full product again"
         )
     facts = manifest_facts(safe.read("manifest.safe"))
-    if facts["product_type"] != "GRD" or not _NAME_RE.match(name):
+    if facts["product_type"] != "GRD" or facts["mode"] not in ("IW", "EW", "SM"):
         raise UnsupportedFormatError(
-            f"{where} is a Sentinel-1 {facts['product_type']} product ({name}): eominer "
-            "ingests GRD products (IW, EW, SM) only; use a GRD product of the same scene"
+            f"{where} is a Sentinel-1 {facts['mode']} {facts['product_type']} product: "
+            "eominer ingests GRD products (IW, EW, SM) only; use a GRD product of the scene"
         )
     pols = facts["polarisations"].split()
     if set(pols) != set(POLARISATIONS):
