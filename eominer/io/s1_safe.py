@@ -31,8 +31,9 @@ are refused: every S1 descriptor (`sar`, `s1stats`) and the S1/S2 fusion read ba
 and VH, so a product without them could be ingested but never described.
 
 Memory: the destination is warped in blocks of `BLOCK` x `BLOCK` pixels, each from the
-measurement window it needs; a block costs about 0.2 GB. The product's valid mask
-(one byte per ARD pixel, ~0.7 GB for a full IW scene of 29,300 x 22,900 px) is the rest.
+measurement window it needs; a block costs about 0.2 GB. Besides, the product's valid mask
+(one byte per ARD pixel) and GDAL's block cache: a full IW scene (29,324 x 22,869 px)
+peaked at 2.7 GB, in 9 minutes on our 2-core machine (docs/sentinel1.md).
 
 Library choice: `xarray-sentinel` 0.9.6 opens this metadata (also from a zip, through
 fsspec), but its GRD azimuth noise keeps only the first swath's vector (IW2 and IW3
