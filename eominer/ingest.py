@@ -142,10 +142,13 @@ def ingest_product(
 
 
 def _metadata_columns(product: SourceProduct) -> dict[str, object]:
-    """The `products` columns of the product's S2 metadata (empty without one)."""
+    """The `products` columns of the product's S2 metadata, or an S1 SAFE's orbit (empty
+    without either)."""
     mtd = product.s2_metadata
     if mtd is None:
-        return {}
+        orbit = product.extra.get("relative_orbit")
+        return {"relative_orbit": int(orbit), "orbit_direction": product.extra.get(
+            "orbit_direction") or None} if orbit else {}
     return {
         "processing_baseline": mtd.processing_baseline, "cloud_cover": mtd.cloud_cover,
         "relative_orbit": mtd.relative_orbit, "orbit_direction": mtd.orbit_direction,

@@ -1,8 +1,9 @@
 """Find products on disk and say what they are.
 
 Layouts: a folder of per-band GeoTIFF/JPEG2000 files (either Sentinel-2 naming), a
-Sentinel-2 .SAFE folder or .zip (L1C and L2A), a multi-band GeoTIFF/COG, a folder of
-Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON) whose assets are local files, http(s)
+Sentinel-2 .SAFE folder or .zip (L1C and L2A), a Sentinel-1 GRD .SAFE folder or .zip
+(IW/EW/SM, VV+VH: calibrated, denoised and geocoded at ingest, eominer.io.s1_safe), a
+multi-band GeoTIFF/COG, a folder of Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON) whose assets are local files, http(s)
 URLs (read through GDAL's `/vsicurl/`, by range requests) or `s3://` hrefs (`/vsis3/`).
 A folder holding no imagery itself but sub-folders that do is a batch of products.
 
@@ -32,6 +33,7 @@ from eominer import sensors as S
 from eominer.domain import BandSource, SourceProduct
 from eominer.errors import MissingBandError, ProductReadError, UnsupportedFormatError
 from eominer.io.mask_files import find_mask_files, masks_near
+from eominer.io.s1_safe import SafeFiles, discover_s1_safe, is_s1_safe
 from eominer.io.s2_metadata import (
     MTD_NAME_RE,
     S2Metadata,
@@ -45,7 +47,8 @@ from eominer.io.s2_metadata import (
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SUPPORTED = (
-    "a folder of per-band Sentinel-2 GeoTIFF/JPEG2000 files, a .SAFE folder or .zip, a "
+    "a folder of per-band Sentinel-2 GeoTIFF/JPEG2000 files, a Sentinel-2 or Sentinel-1 "
+    "GRD .SAFE folder or .zip, a "
     "multi-band GeoTIFF/COG, a folder of Sentinel-1 VV/VH GeoTIFFs, or a STAC Item .json"
 )
 
@@ -66,8 +69,7 @@ def discover(path: str | Path, bands: Sequence[str] | None = None) -> list[Sourc
         )
     if p.is_dir():
         if p.suffix.upper() == ".SAFE":
-            return [_safe_product(p, p, lambda rel: str(p / rel), _list_dir(p),
-                                  lambda rel: (p / rel).read_bytes())]
+            return [_safe_folder(p)]
         found = _band_folder(p)
         if found is not None:
             return [found]
@@ -89,8 +91,14 @@ def discover(path: str | Path, bands: Sequence[str] | None = None) -> list[Sourc
 def _maybe_safe(d: Path) -> SourceProduct | None:
     if d.suffix.upper() != ".SAFE":
         return None
-    return _safe_product(d, d, lambda rel: str(d / rel), _list_dir(d),
-                         lambda rel: (d / rel).read_bytes())
+    return _safe_folder(d)
+
+
+def _safe_folder(d: Path) -> SourceProduct:
+    files = _list_dir(d)
+    if is_s1_safe(d.name, files):
+        return discover_s1_safe(d.name, d, files, SafeFiles(str(d)))
+    return _safe_product(d, d, lambda rel: str(d / rel), files, lambda rel: (d / rel).read_bytes())
 
 
 def _list_dir(root: Path) -> list[str]:
@@ -294,9 +302,12 @@ def _safe_zip(p: Path) -> SourceProduct:
         if i is not None:
             safes.add("/".join(parts[: i + 1]))
     if not safes:
-        raise UnsupportedFormatError(f"{p} holds no .SAFE folder: expected a zipped Sentinel-2 SAFE")
+        raise UnsupportedFormatError(
+            f"{p} holds no .SAFE folder: expected a zipped Sentinel-2 or Sentinel-1 GRD SAFE")
     safe = min(safes, key=lambda s: (s.count("/"), s))
     inner = [n[len(safe) + 1:] for n in files if n.startswith(safe + "/")]
+    if is_s1_safe(safe.rsplit("/", 1)[-1], inner):
+        return discover_s1_safe(safe.rsplit("/", 1)[-1], p, inner, SafeFiles(str(p), safe))
 
     def read(rel: str) -> bytes:
         with zipfile.ZipFile(p) as z:
