@@ -4,7 +4,8 @@ Every view reads and writes this object; each browser session builds its own (ne
 module global), so two analysts never see each other's unsaved state. What an analyst
 clicks is written to the database at once by the learning session (labels), so a
 closed tab or a crash loses nothing. The store itself is shared by the sessions of one
-server process (DuckDB allows one writing process; see `shared_store`).
+server process (see `shared_store`); other processes use the same workspace between the
+app's units of work (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 def shared_store(url: str | None) -> Store:
     """The process's store for `url`: opened once, reused by every browser session.
 
-    A database another process holds for writing raises StoreConnectionError, which the
-    app shows as a page of its own (see app.py)."""
+    A database another process keeps busy for longer than EOMINER_DB_WAIT raises
+    StoreConnectionError, which the app shows as a page of its own (see app.py)."""
     import panel as pn
 
     from eominer.store import open_store
