@@ -129,12 +129,20 @@ class DuckDBEngine(Engine):
         self._timer: threading.Timer | None = None
         self._closed = False
         self.shared = path != ":memory:"
+        self._opened = False
         with self._held():  # open now: a bad path or permission fails at once
             pass
+        self._opened = True
 
     # ---- the lease on the file --------------------------------------------------------
     def _open(self) -> Any:
         """Connect, retrying while another process holds the file."""
+        if self._opened and self.shared and not os.path.exists(self.path):
+            # connecting would create a new, empty database in its place
+            raise StoreConnectionError(
+                f"the database file {self.path} was deleted or moved while eominer was "
+                "using it; put it back (or restart with --db pointing to where it is now)"
+            )
         deadline = time.monotonic() + self.wait
         delay = 0.005
         while True:
@@ -185,7 +193,8 @@ class DuckDBEngine(Engine):
         with self.lock:
             self._holds -= 1
             self._last_use = time.monotonic()
-            if self._holds == 0 and self.shared and self._timer is None:
+            if self._holds == 0 and self.shared and self._timer is None \
+                    and self._con is not None:
                 self._timer = threading.Timer(self.linger, self._expire)
                 self._timer.daemon = True
                 self._timer.start()
@@ -297,6 +306,8 @@ class DuckDBEngine(Engine):
             self._closed = True
             if self._timer is not None:
                 self._timer.cancel()
+                if self._timer is not threading.current_thread():
+                    self._timer.join()
                 self._timer = None
             if self._con is not None:
                 con, self._con = self._con, None

@@ -109,3 +109,17 @@ def test_the_file_is_released_when_idle(url: str):
         time.sleep(DuckDBEngine.linger * 4 + 0.2)
         assert store.engine._con is None  # another process may open it now
         assert store.query("SELECT COUNT(*) FROM clicks") == [(0,)]  # reopened on demand
+
+
+def test_a_database_deleted_while_in_use_is_reported_not_recreated(url: str, tmp_path: Path):
+    from eominer.errors import StoreConnectionError
+    from eominer.store import open_store
+    from eominer.store.engines import DuckDBEngine
+
+    path = Path(url.removeprefix("duckdb:///"))
+    with open_store(url) as store:
+        time.sleep(DuckDBEngine.linger * 4 + 0.2)  # released
+        path.rename(tmp_path / "moved.duckdb")
+        with pytest.raises(StoreConnectionError, match="deleted or moved while eominer"):
+            store.query("SELECT COUNT(*) FROM clicks")
+        assert not path.exists()  # no empty database created in its place
