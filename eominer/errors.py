@@ -81,6 +81,11 @@ class SessionError(EominerError, ValueError):
     """A mining session cannot do what was asked (empty scope, bad label...)."""
 
 
+class FeaturesChangedError(SessionError):
+    """A session's features were re-extracted since it started: its labels may mean
+    something else on the new ones; the analyst chooses to re-rank or to stop."""
+
+
 class PairingError(EominerError, ValueError):
     """Two products cannot be paired (no overlap, different sensors...)."""
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eominer.errors import SessionError
+from eominer.errors import FeaturesChangedError, SessionError
 from eominer.learning import quality as q
 from eominer.learning.coldstart import diverse_sample, find_similar
 from eominer.learning.engine import RoundResult, SessionData, fit_score_pick
@@ -131,7 +131,7 @@ class Session:
         sig = feature_signature(record.feature_set_ids, names, ids, X)
         if sig != record.feature_signature:
             if not accept_feature_change:
-                raise SessionError(
+                raise FeaturesChangedError(
                     f"the features of session {session_id} changed since it started "
                     f"(signature {record.feature_signature}, now {sig}: re-extracted or "
                     "missing rows); its labels may mean something else now. Start a new "

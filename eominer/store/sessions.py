@@ -89,8 +89,19 @@ class SessionsMixin(StoreBase):
         )
         return [SessionRecord.from_row(r) for r in t.to_pylist()]
 
+    def session_activity(self) -> dict[str, tuple[int, int, Any]]:
+        """Per session: (labels, rounds, last label time or None)."""
+        rows = self.query(
+            "SELECT s.session_id, "
+            "(SELECT COUNT(*) FROM labels l WHERE l.session_id = s.session_id), "
+            "(SELECT COUNT(*) FROM rounds r WHERE r.session_id = s.session_id), "
+            "(SELECT MAX(l.labelled_at) FROM labels l WHERE l.session_id = s.session_id) "
+            "FROM sessions s"
+        )
+        return {r[0]: (int(r[1]), int(r[2]), r[3]) for r in rows}
+
     def update_session(
-        self, session_id: str, *, status: str | None = None,
+        self, session_id: str, *, name: str | None = None, status: str | None = None,
         feature_signature: str | None = None, model_kind: str | None = None,
         strategy: str | None = None, params: SessionParams | None = None,
     ) -> None:
@@ -99,7 +110,7 @@ class SessionsMixin(StoreBase):
             raise ValueError(f"session status must be one of {SESSION_STATUSES}, "
                              f"got {status!r}")
         values: dict[str, Any] = {
-            "status": status, "feature_signature": feature_signature,
+            "name": name, "status": status, "feature_signature": feature_signature,
             "model_kind": model_kind, "strategy": strategy,
             "params": None if params is None else dumps(params.to_dict()),
         }
