@@ -176,7 +176,7 @@ class AppState(param.Parameterized):
                 product_ids=list(s.product_ids), level=s.level,
                 feature_set_ids=list(s.feature_set_ids), concept=s.concept,
                 model_kind=s.record.model_kind, strategy=s.record.strategy,
-                product_id=self.product_id if self.product_id in s.product_ids
+                max_cloud=s.params.max_cloud, product_id=self.product_id if self.product_id in s.product_ids
                 else s.product_ids[0],
                 scores=scores, published="", selected=None, batch=batch,
                 top=[] if scores is None else
