@@ -75,7 +75,11 @@ class App(Viewer):
         self.tabs.param.watch(self._on_tab, "active")
         self._open_linked_session()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.add_periodic_callback(self.status.refresh_jobs, period=3000)
+            pn.state.add_periodic_callback(self._poll_jobs, period=3000)
+
+    def _poll_jobs(self) -> None:
+        self.status.refresh_jobs()
+        self.scope.jobs.refresh()
 
     def _to_mine(self, event) -> None:
         if event.new is not None:

