@@ -36,6 +36,10 @@ class StoreError(EominerError, RuntimeError):
     """The feature database refused or failed an operation."""
 
 
+class StoreWriteError(StoreError, OSError):
+    """The file system refused a write (disk full, quota): nothing was committed."""
+
+
 class StoreConnectionError(StoreError, ConnectionError):
     """The feature database cannot be reached or opened."""
 

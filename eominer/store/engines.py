@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from eominer.errors import StoreConnectionError
+from eominer.errors import StoreConnectionError, StoreWriteError
 
 Params = Sequence[Any]
 MONETDB_SCHEMA = "eominer"
@@ -180,6 +180,9 @@ class DuckDBEngine(Engine):
             self._holds += 1
             try:
                 yield self.con
+            except self._duckdb.Error as exc:
+                _raise_if_unwritable(exc, self.path)
+                raise
             finally:
                 self._release()
 
@@ -262,6 +265,9 @@ class DuckDBEngine(Engine):
         with self.lock:
             try:
                 self.con.commit()
+            except self._duckdb.Error as exc:
+                _raise_if_unwritable(exc, self.path)
+                raise
             finally:
                 self._release()
 
@@ -312,6 +318,20 @@ class DuckDBEngine(Engine):
             if self._con is not None:
                 con, self._con = self._con, None
                 con.close()
+
+
+_UNWRITABLE = ("could not write", "no space left", "file too large", "disk quota")
+
+
+def _raise_if_unwritable(exc: Exception, path: str) -> None:
+    """A write the file system refused (disk full, quota, file size limit): say so. The
+    transaction was not committed, so nothing of it is in the database."""
+    msg = str(exc)
+    if any(k in msg.lower() for k in _UNWRITABLE):
+        raise StoreWriteError(
+            f"the database {path} could not be written ({msg}); nothing of this change was "
+            "saved. Free space on its disk (or raise the quota), then do it again"
+        ) from exc
 
 
 class _MonetBase(Engine):

@@ -123,3 +123,41 @@ def test_a_database_deleted_while_in_use_is_reported_not_recreated(url: str, tmp
         with pytest.raises(StoreConnectionError, match="deleted or moved while eominer"):
             store.query("SELECT COUNT(*) FROM clicks")
         assert not path.exists()  # no empty database created in its place
+
+
+FULL_DISK = """
+import resource, signal, sys
+from eominer.errors import StoreWriteError
+from eominer.store import open_store
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write fails, not kills
+store = open_store(sys.argv[1])
+store.put_label("s1", 1, "ana", 1, 0)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))  # the disk is full from here
+try:
+    store.put_label("s1", 2, "ana", -1, 0)
+except StoreWriteError as exc:
+    sys.stderr.write("REFUSED " + str(exc) + "\\n")
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again: the next click works
+store.put_label("s1", 3, "ana", 1, 0)
+store.close()
+"""
+
+
+def test_a_full_disk_during_a_label_write_says_so_and_saves_nothing_of_it(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from eominer.store import open_store
+
+    url = f"duckdb:///{tmp_path / 'full.duckdb'}"
+    open_store(url).close()
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, url], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert "REFUSED the database" in done.stderr
+    assert "nothing of this change was saved. Free space on its disk" in done.stderr
+    with open_store(url, read_only=True) as store:
+        rows = store.session_labels("s1").to_pylist()
+    assert [(r["patch_id"], r["label"]) for r in rows] == [(1, 1), (3, 1)]
