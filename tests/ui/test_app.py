@@ -248,4 +248,10 @@ def test_two_users_stay_separate(server):
         assert "cancelled" not in text(ben, ".eom-sql-info")  # ben's query still runs
         wait_for(lambda: "cancelled after 20 s" in text(ben, ".eom-sql-info"), 60,
                  "ben's query cancelled at its timeout")
+        # each sees their own sessions only (none is shared)
+        for page, user in ((ana, "ana"), (ben, "ben")):
+            tab(page, "Sessions")
+            owners = page.locator(".eom-sessions .tabulator-cell[tabulator-field=owner]")
+            wait_for(lambda o=owners: o.count() > 0, 60, f"{user}'s sessions")
+            assert set(owners.all_text_contents()) == {user}
     assert not refused, refused
