@@ -195,14 +195,15 @@ def export(session_id, folder, formats, min_score, db) -> None:
 
 @session.command("list")
 @click.option("--owner", default=None)
+@click.option("--archived", is_flag=True, help="List the archived sessions instead.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @db_option
-def list_(owner, fmt, db) -> None:
-    """List sessions."""
+def list_(owner, archived, fmt, db) -> None:
+    """List sessions (archived ones with --archived)."""
     from eominer.store import open_store
 
     with open_store(db) as store:
-        rows = store.session_list(owner)
+        rows = [r for r in store.session_list(owner) if (r.status == "archived") == archived]
     keep = ("session_id", "name", "owner", "concept", "level", "model_kind", "strategy",
             "status", "updated")
     table = pa.Table.from_pylist([{k: getattr(r, k) for k in keep} for r in rows]) if rows else \
@@ -252,3 +253,13 @@ def taxonomy_cmd(fmt, db) -> None:
         ensure_taxonomy(store)
         rows = store.taxonomy()
     click.echo(render(pa.Table.from_pylist(rows), fmt))
+
+
+def _register_admin() -> None:
+    from eominer.cli.session_admin import archive, duplicate, rename, share
+
+    for cmd in (rename, share, archive, duplicate):
+        session.add_command(cmd)
+
+
+_register_admin()
