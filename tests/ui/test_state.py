@@ -64,3 +64,26 @@ def test_re_extracted_features_are_never_mixed_silently(learn_store, oscd_db):
     assert state.session.session_id == s.session_id and state.stale_session == ""
     assert len(state.session.rounds()) == n_rounds + 1 and state.scores is not None
     assert set(state.session.labels()[0].tolist()) == set(s.labels()[0].tolist())
+
+
+def test_a_database_moved_while_the_app_runs_is_a_message_not_a_crash(learn_store, oscd_db,
+                                                                       tmp_path):
+    import time
+    from pathlib import Path
+
+    from eominer.store.engines import DuckDBEngine
+    from eominer.ui.state import AppState
+    from eominer.ui.status import StatusLine
+    from tests.learning.sessions import _trained
+
+    s = _trained(learn_store, oscd_db, rounds=1)
+    state = AppState(learn_store, user="ana")
+    time.sleep(DuckDBEngine.linger * 4 + 0.2)  # the app is idle: the file is released
+    path = Path(learn_store.url.removeprefix("duckdb:///"))
+    path.rename(tmp_path / "elsewhere.duckdb")
+    for _ in range(2):  # every action says it; none raises
+        state.open_session(s.session_id)
+        assert state.session is None and state.severity == "error"
+        assert "was deleted or moved while eominer was using it" in state.message
+    StatusLine(state=state).refresh_jobs()  # the periodic poll keeps quiet
+    assert not path.exists()
