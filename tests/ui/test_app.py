@@ -146,7 +146,7 @@ def test_whole_loop(server):
         tab(page, "SQL")
         run_sql(page, "SELECT label_name, COUNT(*) AS n, MAX(score) AS top "
                       "FROM annotations GROUP BY label_name")
-        wait_for(lambda: "rows" in text(page, ".eom-sql-info"), 30, "SQL result")
+        wait_for(lambda: " row" in text(page, ".eom-sql-info"), 30, "SQL result")
         assert "arable_land" in table_text(page)
         assert "1152" in table_text(page).replace(",", "")
         shot(page, "06_sql")
@@ -155,6 +155,12 @@ def test_whole_loop(server):
         wait_for(lambda: "read-only" in text(page, ".eom-sql-info"), 30, "read-only error")
         run_sql(page, "SELECT * FROM no_such_table")
         wait_for(lambda: "SQL error" in text(page, ".eom-sql-info"), 30, "SQL error")
+        # the rows before the error are gone, and so is their download
+        assert table_text(page).strip() == ""
+        assert page.locator(".eom-sql-csv button").is_disabled()
+        run_sql(page, "SELEC 1")
+        wait_for(lambda: "syntax error" in text(page, ".eom-sql-info"), 30, "syntax error")
+        assert "read-only" not in text(page, ".eom-sql-info")
         run_sql(page, "SELECT * FROM range(3000000)")
         wait_for(lambda: "first 10000 rows" in text(page, ".eom-sql-info"), 60, "row limit")
         shot(page, "07_sql_bad_input")
@@ -189,7 +195,7 @@ def test_two_users_stay_separate(server):
                      "ON s.session_id = l.session_id AND s.owner = l.user_name "
                      f"JOIN patches p ON p.patch_id = l.patch_id WHERE p.product_id = "
                      f"'{BORDEAUX_1}' GROUP BY user_name, label ORDER BY user_name")
-        wait_for(lambda: "rows" in text(ben, ".eom-sql-info"), 30, "SQL result")
+        wait_for(lambda: " row" in text(ben, ".eom-sql-info"), 30, "SQL result")
         table = table_text(ben)
         shot(ben, "09_user_ben_sql")
         assert re.search(r"ana\s+1\s+2", table) and re.search(r"ben\s+-1\s+1", table), table
@@ -201,6 +207,8 @@ def test_two_users_stay_separate(server):
         timeout.press("Enter")
         run_sql(ben, "SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
                      "WHERE a.range + b.range = 7")
+        # while it runs, the line under the editor says so (not the last result)
+        wait_for(lambda: text(ben, ".eom-sql-info").strip() == "running…", 10, "running…")
         before = n_labels(ana)
         ana.locator(".eom-batch .eom-card").first.locator(".eom-yes").click()
         wait_for(lambda: n_labels(ana) > before, 60, "ana's label during ben's query")
