@@ -61,7 +61,7 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
     if len(ids) == 0:
         raise SessionError(
             f"no features for the {len(pids)} patches of the scope in feature sets "
-            f"{list(feature_set_ids)}: run `eominer extract` for these products"
+            f"{list(feature_set_ids)}: " + covering_hint(store, product_ids, level)
         )
     cx = (patches["min_x"].to_numpy() + patches["max_x"].to_numpy()) / 2
     cy = (patches["min_y"].to_numpy() + patches["max_y"].to_numpy()) / 2
@@ -86,6 +86,16 @@ def _clear_enough(patches, pids: np.ndarray, max_cloud: float, product_ids: list
             f"have a cloud fraction above {max_cloud:g}; raise --max-cloud or pick other products"
         )
     return kept
+
+
+def covering_hint(store: Store, product_ids: Sequence[str], level: int) -> str:
+    """What to do when the chosen feature sets have no features for a scope: the sets
+    that do cover it, else `eominer extract`."""
+    covering = store.covering_feature_sets(list(product_ids), level)
+    if covering:
+        return (f"use the feature sets with features for these products at level {level}: "
+                f"{', '.join(covering)}")
+    return f"run `eominer extract` for these products (no feature set covers them at level {level})"
 
 
 def descendants(store: Store, product_ids: Sequence[str], ids: np.ndarray, from_level: int,

@@ -65,7 +65,9 @@ class App(Viewer):
             ("Scope", self.scope),
             ("Mine", pn.Row(
                 pn.Column(self.map, sizing_mode="stretch_both", min_width=500),
-                pn.Column(self.rounds, self.grid, width=560),
+                # scrolls on its own: the thumbnails never run under the status line
+                pn.Column(self.rounds, self.grid, width=560, sizing_mode="stretch_height",
+                          scroll=True, css_classes=["eom-side"]),
                 sizing_mode="stretch_both")),
             ("Publish", self.publish),
             ("SQL", self.sql),

@@ -48,6 +48,7 @@ class ScopeView(Viewer):
         for w in (self._sensor, self._dates, self._bbox):
             w.param.watch(lambda _: self._filter(), "value")
         self._table.param.watch(lambda _: self._on_select(), "selection")
+        self._level.param.watch(lambda _: self._preselect_features(), "value")
         self._products: list[Product] = []
         self._shown: list[Product] = []
         self._thumbs: dict[str, str] = {}
@@ -72,8 +73,7 @@ class ScopeView(Viewer):
             sets = store.feature_sets()
             self._fs.options = {f"{f.name} v{f.version} ({f.dims}-D) {f.feature_set_id}":
                                 f.feature_set_id for f in sets}
-            if sets and not self._fs.value:
-                self._fs.value = [sets[-1].feature_set_id]
+            self._preselect_features()
             labels = store.taxonomy()
             self._concept.options = {f"{r['title']} ({r['label_name']})": r["label_name"]
                                      for r in labels if r["level"] > 1}
@@ -120,6 +120,21 @@ class ScopeView(Viewer):
         self._level.options = levels
         if levels and self._level.value not in levels:
             self._level.value = 32 if 32 in levels else levels[0]
+        self._preselect_features()
+
+    def _selected_ids(self) -> list[str]:
+        return [self._shown[i].product_id for i in self._table.selection
+                if i < len(self._shown)]
+
+    def _preselect_features(self) -> None:
+        """Tick the feature sets with features for every selected product at the level
+        (not merely the newest set: a change or fusion set covers only some products)."""
+        ids, level = self._selected_ids(), self._level.value
+        if not ids or level is None:
+            self._fs.value = []
+            return
+        with self.state.work("feature sets", quiet=True):
+            self._fs.value = self.state.store.covering_feature_sets(ids, int(level))
 
     def select_products(self, product_ids: list[str]) -> None:
         """Programmatic selection (JupyterLab: `app.scope.select_products([...])`)."""
@@ -127,6 +142,7 @@ class ScopeView(Viewer):
                                  if p.product_id in product_ids]
 
     def _on_start(self) -> None:
+        from eominer.learning.scope import covering_hint
         from eominer.learning.taxonomy import add_label
 
         s = self.state
@@ -138,15 +154,18 @@ class ScopeView(Viewer):
                     add_label(s.store, new, self._parent.value, new.replace("_", " ").title(),
                               user=s.user)
                 concept = new
+            if concept != new:  # refused (the status line says why): nothing starts
+                return
         s.param.update(
-            product_ids=[self._shown[i].product_id for i in self._table.selection],
+            product_ids=self._selected_ids(),
             level=int(self._level.value or 32), feature_set_ids=list(self._fs.value),
             concept=concept or "", model_kind=self._model.value,
             strategy=self._strategy.value,
             max_cloud=None if self._max_cloud.value >= 1.0 else float(self._max_cloud.value),
         )
-        if not s.feature_set_ids:
-            s.say("no feature set chosen: run `eominer extract` for these products", "error")
+        if s.product_ids and not s.feature_set_ids:
+            s.say("no feature set chosen: "
+                  + covering_hint(s.store, s.product_ids, s.level), "error")
             return
         s.start_session()
 

@@ -72,6 +72,21 @@ def test_read_only_user_sql(store):
     assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 500
 
 
+def test_user_sql_typo_is_a_syntax_error_not_a_refusal(store):
+    """'SELEC 1' is a typo, not a write: it says so. Every statement that is not a query
+    is still refused before it runs."""
+    with pytest.raises(UserSQLError, match=r"SQL syntax error: 'SELEC' does not start an "
+                       r"SQL statement; a query starts with SELECT"):
+        store.user_query("SELEC 1")
+    with pytest.raises(UserSQLError, match="SQL syntax error: 'FROBNICATE'"):
+        store.user_query("-- a comment\nfrobnicate patches")
+    for bad in ("INSTALL httpfs", "SET threads = 1", "PRAGMA version", "DETACH db",
+                "(SELECT 1)"):
+        with pytest.raises(ReadOnlySQLError, match="is not allowed here"):
+            store.user_query(bad)
+    assert store.user_query("select 1 AS one").table.to_pylist() == [{"one": 1}]
+
+
 def test_user_sql_is_cancelled_after_its_timeout(store):
     from eominer.store.engines import Engine
 

