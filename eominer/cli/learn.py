@@ -43,18 +43,36 @@ def session() -> None:
 @click.option("--max-cloud", type=click.FloatRange(0.0, 1.0), default=None, metavar="FRACTION",
               help="Leave out patches whose cloud_fraction is above this (e.g. 0.1); patches "
                    "with an unknown cloud fraction (S1, no cloud mask) stay in.")
+@click.option("--aoi", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE", help="Area of interest (GeoJSON, GeoPackage, KML, shapefile): "
+              "keeps the patches whose lon/lat box intersects its polygons.")
+@click.option("--where", default=None, metavar="SQL",
+              help="Keep the patches for which this WHERE over the view scope_rows holds "
+                   "(columns: docs/schema.md), e.g. \"acquired >= DATE '2017-01-01' AND "
+                   "cloud_fraction < 0.1\". Runs on the read-only SQL path.")
 @db_option
 def create(name, owner, concept, products, level, feature_sets, model_kind, strategy, batch,
-           max_cloud, db) -> None:
+           max_cloud, aoi, where, db) -> None:
     """Create a session and print its id."""
+    from eominer.learning.aoi import read_aoi, stored_aoi
     from eominer.learning.session import Session
     from eominer.store import open_store
 
+    area = stored_aoi(read_aoi(aoi)) if aoi else None
     with open_store(db) as store:
         s = Session.create(store, name, owner, concept, list(products), level,
                            list(feature_sets), model_kind=model_kind, strategy=strategy,
-                           params={"batch_size": batch}, max_cloud=max_cloud)
+                           params={"batch_size": batch}, max_cloud=max_cloud, aoi=area,
+                           where=where)
         click.echo(s.session_id)
+        if area is not None and area.note:
+            click.echo(f"note: {area.note}", err=True)
+        if area is not None or where:
+            by = " and ".join(w for w, on in (("the area of interest", area is not None),
+                                               ("the WHERE", bool(where))) if on)
+            total = store.scope_patches(list(products), level).num_rows
+            click.echo(f"note: {by} keep {s.data.n + s.missing} of the {total} patches at "
+                       f"level {level}", err=True)
         if max_cloud is not None:
             marks = ", ".join("?" for _ in products)
             n = store.query(
