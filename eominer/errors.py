@@ -89,6 +89,10 @@ class AOIError(EominerError, ValueError):
     """An area of interest cannot be read or used (no polygon, unknown CRS...)."""
 
 
+class SearchError(EominerError, ValueError):
+    """A search cannot run as asked (unknown example, nothing kept...)."""
+
+
 class ExportError(EominerError, ValueError):
     """A result cannot be exported as asked (nothing above the threshold...)."""
 

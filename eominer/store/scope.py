@@ -72,7 +72,7 @@ class ScopeMixin(StoreBase):
                             f"{exc}") from exc
         return t.column(0).to_numpy().astype(np.int64) if t.num_rows else np.empty(0, np.int64)
 
-    def patch_boxes(self, level: int, product_ids: Sequence[str] | None = None,
+    def lonlat_boxes(self, level: int, product_ids: Sequence[str] | None = None,
                     bbox: tuple[float, float, float, float] | None = None) -> pa.Table:
         """patch_id, product_id and the WGS84 box of the patches of `level` (in
         `product_ids`, or all), ordered by patch_id; with `bbox` (lon/lat), only those whose
@@ -92,12 +92,6 @@ class ScopeMixin(StoreBase):
                     " AND max_lat >= CAST(? AS DOUBLE) AND min_lat <= CAST(? AS DOUBLE)")
             params += [x0, x1, y0, y1]
         return self.query_arrow(sql + " ORDER BY patch_id", params)
-
-    def level_products(self, level: int) -> list[str]:
-        """Products that have patches at `level`."""
-        return [r[0] for r in self.query(
-            "SELECT DISTINCT product_id FROM patches WHERE level = ? ORDER BY product_id",
-            (int(level),))]
 
     def patch_levels_of(self, patch_ids: Sequence[int]) -> dict[int, int]:
         """patch_id -> level, for the ids that exist."""
