@@ -116,7 +116,9 @@ def _flatten(geom: BaseGeometry) -> BaseGeometry:
 
 def _to_lonlat(geom: BaseGeometry, crs: str | None, path: Path) -> BaseGeometry:
     import shapely
-    from pyproj import CRS, Transformer
+
+    pyproj = require("pyproj", "export", "reprojecting an area of interest")
+    CRS, Transformer = pyproj.CRS, pyproj.Transformer
 
     x0, y0, x1, y1 = geom.bounds
     if crs is None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from eominer.errors import ExportError
+from eominer.errors import ExportError, require
 
 if TYPE_CHECKING:
     from shapely.geometry import Polygon
@@ -105,6 +105,8 @@ def _patch_rows(store: Store, ids: np.ndarray) -> pa.Table:
 def dissolve(positives: Positives, products: dict[str, Product]) -> list[ResultPolygon]:
     """One polygon per 4-connected group of positive patches, per product and level."""
     from scipy import ndimage
+
+    require("pyproj", "export", "result polygons (their CRS and areas)")
 
     t = positives.patches
     prods = np.asarray(t["product_id"].to_pylist(), dtype=object)

@@ -219,3 +219,24 @@ def test_cli_create_with_aoi_and_where(learn_store, oscd_db, tmp_path, capsys):
     assert "Traceback" not in r.stderr
     with open_store(db) as store:
         assert _n_sessions(store) == n
+
+
+def test_stored_aoi_fits_the_session_params(tmp_path):
+    from shapely.geometry import Point
+
+    from eominer.learning.aoi import MAX_WKT_CHARS, as_aoi, stored_aoi
+
+    circle = Point(-0.58, 44.84).buffer(0.02, quad_segs=1000)  # 4000 vertices
+    small = stored_aoi(as_aoi(TRIANGLE))
+    assert small.note is None and small.wkt == "POLYGON ((-0.598 44.8135, -0.558 44.82, " \
+        "-0.585 44.865, -0.598 44.8135))"
+    big = stored_aoi(as_aoi(circle))
+    assert len(shapely.to_wkt(circle, rounding_precision=7)) > MAX_WKT_CHARS >= len(big.wkt)
+    assert big.note.startswith("area of interest simplified from 4001 to ")
+    assert big.geometry.symmetric_difference(circle).area / circle.area < 1e-3
+    text = tmp_path / "notes.txt"
+    text.write_text("not a map")
+    with pytest.raises(AOIError, match=r"cannot read the area of interest .*notes.txt"):
+        as_aoi(text)
+    with pytest.raises(AOIError, match="not in longitude/latitude"):
+        as_aoi(box(500000, 4900000, 501000, 4901000))
