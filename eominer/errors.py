@@ -85,6 +85,18 @@ class SessionError(EominerError, ValueError):
     """A mining session cannot do what was asked (empty scope, bad label...)."""
 
 
+class AOIError(EominerError, ValueError):
+    """An area of interest cannot be read or used (no polygon, unknown CRS...)."""
+
+
+class SearchError(EominerError, ValueError):
+    """A search cannot run as asked (unknown example, nothing kept...)."""
+
+
+class ExportError(EominerError, ValueError):
+    """A result cannot be exported as asked (nothing above the threshold...)."""
+
+
 class FeaturesChangedError(SessionError):
     """A session's features were re-extracted since it started: its labels may mean
     something else on the new ones; the analyst chooses to re-rank or to stop."""

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "extract": "eominer.cli.extract:extract",
     "encoder": "eominer.cli.encoder:encoder",
     "session": "eominer.cli.learn:session",
+    "search": "eominer.cli.search:search",
     "change": "eominer.cli.change:change",
     "fusion": "eominer.cli.fusion:fusion",
     "serve": "eominer.cli.serve:serve",

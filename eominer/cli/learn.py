@@ -43,18 +43,36 @@ def session() -> None:
 @click.option("--max-cloud", type=click.FloatRange(0.0, 1.0), default=None, metavar="FRACTION",
               help="Leave out patches whose cloud_fraction is above this (e.g. 0.1); patches "
                    "with an unknown cloud fraction (S1, no cloud mask) stay in.")
+@click.option("--aoi", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE", help="Area of interest (GeoJSON, GeoPackage, KML, shapefile): "
+              "keeps the patches whose lon/lat box intersects its polygons.")
+@click.option("--where", default=None, metavar="SQL",
+              help="Keep the patches for which this WHERE over the view scope_rows holds "
+                   "(columns: docs/schema.md), e.g. \"acquired >= DATE '2017-01-01' AND "
+                   "cloud_fraction < 0.1\". Runs on the read-only SQL path.")
 @db_option
 def create(name, owner, concept, products, level, feature_sets, model_kind, strategy, batch,
-           max_cloud, db) -> None:
+           max_cloud, aoi, where, db) -> None:
     """Create a session and print its id."""
+    from eominer.learning.aoi import read_aoi, stored_aoi
     from eominer.learning.session import Session
     from eominer.store import open_store
 
+    area = stored_aoi(read_aoi(aoi)) if aoi else None
     with open_store(db) as store:
         s = Session.create(store, name, owner, concept, list(products), level,
                            list(feature_sets), model_kind=model_kind, strategy=strategy,
-                           params={"batch_size": batch}, max_cloud=max_cloud)
+                           params={"batch_size": batch}, max_cloud=max_cloud, aoi=area,
+                           where=where)
         click.echo(s.session_id)
+        if area is not None and area.note:
+            click.echo(f"note: {area.note}", err=True)
+        if area is not None or where:
+            by = " and ".join(w for w, on in (("the area of interest", area is not None),
+                                               ("the WHERE", bool(where))) if on)
+            total = store.scope_patches(list(products), level).num_rows
+            click.echo(f"note: {by} keep {s.data.n + s.missing} of the {total} patches at "
+                       f"level {level}", err=True)
         if max_cloud is not None:
             marks = ", ".join("?" for _ in products)
             n = store.query(
@@ -164,13 +182,24 @@ def publish(session_id, threshold, db) -> None:
 @click.option("--to", "folder", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: workspace exports/<session>).")
 @click.option("--format", "formats", multiple=True,
-              type=click.Choice(["geojson", "gpkg", "cog", "stac"]),
-              default=("geojson", "gpkg", "cog", "stac"), show_default=True)
+              type=click.Choice(["geojson", "gpkg", "cog", "stac", "parquet", "fgb"]),
+              help="Patches: geojson, gpkg, cog, stac (default all four). With --polygons: "
+                   "geojson, gpkg, parquet (GeoParquet), fgb (FlatGeobuf), stac (default all).")
 @click.option("--min-score", type=float, default=0.0, show_default=True,
-              help="Vector exports keep patches scoring at least this.")
+              help="Patch exports keep patches scoring at least this.")
+@click.option("--polygons", is_flag=True,
+              help="Dissolve the positive patches into polygons (area in ha, patch count, "
+                   "mean score) instead of one box per patch.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="--polygons: a patch is positive when its score is at least this "
+                   "(default: the session's publish threshold, 0.5).")
+@click.option("--published", is_flag=True,
+              help="--polygons: dissolve the published positive annotations instead of the "
+                   "current ranking (with --threshold: published scores at least this).")
 @db_option
-def export(session_id, folder, formats, min_score, db) -> None:
-    """Export the ranking: GeoJSON, GeoPackage, COG score maps, STAC Items."""
+def export(session_id, folder, formats, min_score, polygons, threshold, published, db) -> None:
+    """Export the ranking: GeoJSON, GeoPackage, COG score maps, STAC Items; or, with
+    --polygons, the positive patches dissolved into polygons."""
     from pathlib import Path
 
     from eominer.learning import export as ex
@@ -178,17 +207,30 @@ def export(session_id, folder, formats, min_score, db) -> None:
     from eominer.workspace import exports_dir
 
     out = Path(folder) if folder else exports_dir() / session_id
+    if not polygons and {"parquet", "fgb"} & set(formats):
+        raise click.UsageError("parquet and fgb hold polygons: add --polygons")
+    if not polygons and (threshold is not None or published):
+        raise click.UsageError("--threshold and --published go with --polygons")
     with open_store(db) as store:
         s = _open(store, session_id)
-        written = []
-        if "geojson" in formats:
-            written.append(ex.export_geojson(s, out / f"{s.concept}.geojson", min_score))
-        if "gpkg" in formats:
-            written.append(ex.export_gpkg(s, out / f"{s.concept}.gpkg", min_score))
-        cogs = ex.export_cogs(s, out) if {"cog", "stac"} & set(formats) else {}
-        written.extend(cogs.values())
-        if "stac" in formats:
-            written.extend(ex.export_stac(s, out, cogs))
+        if polygons:
+            kinds = [f for f in formats if f != "stac"] if formats else list(ex.POLYGON_FORMATS)
+            if "cog" in kinds:
+                raise click.UsageError("--polygons writes geojson, gpkg, parquet, fgb, stac")
+            written = ex.export_polygons(s, out, kinds, threshold=threshold,
+                                         published=published,
+                                         stac=not formats or "stac" in formats)
+        else:
+            formats = formats or ("geojson", "gpkg", "cog", "stac")
+            written = []
+            if "geojson" in formats:
+                written.append(ex.export_geojson(s, out / f"{s.concept}.geojson", min_score))
+            if "gpkg" in formats:
+                written.append(ex.export_gpkg(s, out / f"{s.concept}.gpkg", min_score))
+            cogs = ex.export_cogs(s, out) if {"cog", "stac"} & set(formats) else {}
+            written.extend(cogs.values())
+            if "stac" in formats:
+                written.extend(ex.export_stac(s, out, cogs))
     for p in written:
         click.echo(str(p))
 

@@ -1,5 +1,7 @@
 """Exports of a session's result: GeoJSON / GeoPackage of patch polygons with label and
 score, a COG score map per product, and STAC Items carrying the model's provenance.
+Dissolved result polygons (area, patch count, mean score) in GeoJSON, GeoPackage,
+GeoParquet and FlatGeobuf with their STAC Item: `export_polygons` (polygon_export.py).
 
 Polygons are the patch boxes in WGS84 (lon/lat, EPSG:4326, as GeoJSON requires). The
 score map has one pixel per patch of the session's level, on the product's grid (its
@@ -15,6 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eominer.errors import SessionError
+from eominer.learning.polygon_export import POLYGON_FORMATS, export_polygons
+
+__all__ = ["POLYGON_FORMATS", "export_cogs", "export_geojson", "export_gpkg", "export_polygons",
+           "export_stac"]
 
 if TYPE_CHECKING:
     from eominer.learning.session import Session

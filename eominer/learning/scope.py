@@ -3,7 +3,10 @@ and (cascade) the patches under a coarser session's published positives.
 
 `max_cloud` leaves out the patches whose `cloud_fraction` is above it; a patch whose
 cloud fraction is unknown (NULL: Sentinel-1, or a product without a cloud mask) stays in:
-unknown is not cloudy.
+unknown is not cloudy. `aoi_wkt` keeps the patches whose WGS84 box intersects the area
+(`aoi.py`); `where` keeps those for which the analyst's WHERE over the view `scope_rows`
+holds (run on the read-only user-SQL path, `Store.where_patch_ids`). An AOI or a WHERE
+that keeps nothing is refused with what it was tried on, before any session is written.
 
 Both `session` and `cascade` import this module; it imports neither.
 """
@@ -36,7 +39,8 @@ def feature_signature(feature_set_ids: Sequence[str], names: list[str], patch_id
 
 def load_scope(store: Store, product_ids: Sequence[str], level: int,
                feature_set_ids: Sequence[str], within: np.ndarray | None = None,
-               max_cloud: float | None = None,
+               max_cloud: float | None = None, aoi_wkt: str | None = None,
+               where: str | None = None,
                ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, int]:
     """Features of the scope: (patch_ids, raw X, names, centres, n_missing)."""
     for pid in product_ids:
@@ -48,6 +52,16 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
         pids = pids[np.isin(pids, within)]
     if max_cloud is not None and len(pids):
         pids = _clear_enough(patches, pids, float(max_cloud), list(product_ids), level)
+    if aoi_wkt and len(pids):
+        pids = _inside(patches, pids, aoi_wkt, list(product_ids), level)
+    if where and len(pids):
+        kept = pids[np.isin(pids, store.where_patch_ids(where, level, list(product_ids)))]
+        if len(kept) == 0:
+            raise SessionError(
+                f"empty scope: the WHERE {where!r} keeps none of the {len(pids)} patches at "
+                f"level {level} in products {list(product_ids)}: loosen it (try it with "
+                "eominer sql \"SELECT COUNT(*) FROM scope_rows WHERE ...\")")
+        pids = kept
     if len(pids) == 0:
         levels = store.patch_levels(list(product_ids))
         raise SessionError(
@@ -96,6 +110,26 @@ def covering_hint(store: Store, product_ids: Sequence[str], level: int) -> str:
         return (f"use the feature sets with features for these products at level {level}: "
                 f"{', '.join(covering)}")
     return f"run `eominer extract` for these products (no feature set covers them at level {level})"
+
+
+def _inside(patches, pids: np.ndarray, aoi_wkt: str, product_ids: list[str],
+            level: int) -> np.ndarray:
+    """`pids` whose WGS84 box intersects the AOI; none: a SessionError that says so."""
+    import shapely
+
+    from eominer.learning.aoi import AOI, boxes_in_aoi, no_patch_message
+
+    all_ids = patches["patch_id"].to_numpy().astype(np.int64)
+    at = np.searchsorted(all_ids, pids)
+    cols = [patches[c].to_numpy()[at] for c in ("min_lon", "min_lat", "max_lon", "max_lat")]
+    kept = pids[boxes_in_aoi(*cols, shapely.from_wkt(aoi_wkt))]
+    if len(kept) == 0:
+        bounds = (float(cols[0].min()), float(cols[1].min()), float(cols[2].max()),
+                  float(cols[3].max()))
+        raise SessionError(no_patch_message(
+            AOI(shapely.from_wkt(aoi_wkt), "stored area"), len(pids),
+            bounds, f"at level {level} in products {product_ids}"))
+    return kept
 
 
 def descendants(store: Store, product_ids: Sequence[str], ids: np.ndarray, from_level: int,

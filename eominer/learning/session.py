@@ -48,6 +48,8 @@ from eominer.store.records import Label, RoundRecord, SessionParams, SessionReco
 if TYPE_CHECKING:
     from eominer.store import Store
 
+MAX_WHERE_CHARS = 2000  # sessions.params is VARCHAR(10000) on MonetDB
+
 __all__ = ["Session", "SessionParams", "feature_signature", "list_sessions", "load_scope"]
 
 
@@ -71,11 +73,15 @@ class Session:
         level: int, feature_set_ids: Sequence[str], *, model_kind: str = "logistic",
         strategy: str = "diverse", params: SessionParams | dict[str, Any] | None = None,
         parent_session: str | None = None, max_cloud: float | None = None,
+        aoi: Any = None, where: str | None = None,
     ) -> Session:
         """A new session over the patches of `product_ids` at `level`. `max_cloud` (a
         fraction) leaves out patches whose cloud_fraction is above it (unknown, NULL, stays
-        in); it is stored in the session's params, so a reopened session has the same
-        scope."""
+        in); `aoi` (a GeoJSON/GeoPackage/KML/shapefile path, WKT, a lon/lat shapely
+        geometry or an `AOI`) keeps the patches whose WGS84 box intersects it; `where` (SQL
+        over the view `scope_rows`, docs/schema.md) keeps those it holds for. All are stored
+        in the session's params, so a reopened session has the same scope; a scope that
+        nothing is left of is refused before anything is written."""
         require_label(store, concept)
         if model_kind not in MODEL_KINDS:
             raise SessionError(f"unknown model kind {model_kind!r}: one of {MODEL_KINDS}")
@@ -101,9 +107,11 @@ class Session:
                 p = dataclasses.replace(p, max_cloud=float(max_cloud))
             except (TypeError, ValueError) as exc:
                 raise SessionError(f"session {name!r}: {exc}") from exc
+        p = _with_scope(p, name, aoi, where)
         within = cascade_scope(store, p.parent_session, product_ids, level)
         ids, X, names, centres, missing = load_scope(store, product_ids, level,
-                                                     feature_set_ids, within, p.max_cloud)
+                                                     feature_set_ids, within, p.max_cloud,
+                                                     p.aoi_wkt, p.where)
         now = utcnow()
         record = SessionRecord(
             session_id=uuid.uuid4().hex[:16], name=name, owner=owner, concept=concept,
@@ -127,7 +135,7 @@ class Session:
                                record.level)
         ids, X, names, centres, missing = load_scope(
             store, record.product_ids, record.level, record.feature_set_ids, within,
-            record.params.max_cloud)
+            record.params.max_cloud, record.params.aoi_wkt, record.params.where)
         sig = feature_signature(record.feature_set_ids, names, ids, X)
         if sig != record.feature_signature:
             if not accept_feature_change:
@@ -398,6 +406,22 @@ class Session:
             "positive": int((y == 1).sum()), "negative": int((y == -1).sum()),
             "rounds": len(self.rounds()), "status": self.status,
         }
+
+
+def _with_scope(p: SessionParams, name: str, aoi: Any, where: str | None) -> SessionParams:
+    """`p` with the AOI (as stored: rounded WKT) and the WHERE text (checked) of a scope."""
+    from eominer.learning.aoi import as_aoi, stored_aoi
+    from eominer.store.scope import check_where
+
+    if aoi is not None:
+        p = dataclasses.replace(p, aoi_wkt=stored_aoi(as_aoi(aoi)).wkt)
+    if where is not None:
+        text = check_where(where)
+        if len(text) > MAX_WHERE_CHARS:
+            raise SessionError(f"session {name!r}: the WHERE has {len(text)} characters, at "
+                               f"most {MAX_WHERE_CHARS} are kept with a session")
+        p = dataclasses.replace(p, where=text)
+    return p
 
 
 def list_sessions(store: Store, owner: str | None = None) -> list[SessionRecord]:

@@ -13,7 +13,7 @@ import pyarrow as pa
 from eominer import __version__
 from eominer.errors import ReadOnlySQLError, SchemaVersionError, UserSQLError
 from eominer.store.engines import Engine
-from eominer.store.schema import INDEXES, MIGRATIONS, SCHEMA_VERSION, TABLES
+from eominer.store.schema import INDEXES, MIGRATIONS, SCHEMA_VERSION, TABLES, VIEWS
 
 # Statements a user may run from `eominer sql` and the app's console.
 _READ_ONLY_KEYWORDS = ("select", "with", "values", "from", "describe", "show", "explain", "summarize")
@@ -82,6 +82,9 @@ class StoreBase:
                 for version in range(int(found) + 1, SCHEMA_VERSION + 1):
                     for ddl in MIGRATIONS.get(version, ()):
                         self.execute(ddl)
+            for name, ddl in VIEWS.items():  # after the migrations: they name new columns
+                if name not in existing:
+                    self.execute(ddl)
             if found is None or found < SCHEMA_VERSION:
                 self.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
@@ -168,6 +171,17 @@ class StoreBase:
         """Run SQL typed by a user: one read-only statement, at most `limit` rows,
         cancelled after `timeout_s`. Nothing it does can change the database."""
         text = check_read_only(sql)
+        table = self.read_only_arrow(
+            f"SELECT * FROM ({text}) AS user_query LIMIT {int(limit) + 1}"
+            if _wrappable(text) else text, (), timeout_s)
+        truncated = table.num_rows > limit
+        return UserResult(table.slice(0, limit) if truncated else table, truncated, limit)
+
+    def read_only_arrow(self, text: str, params: Sequence[Any] = (),
+                        timeout_s: float = 30.0) -> pa.Table:
+        """The user-SQL path: `text` (already through `check_read_only`) runs on the
+        engine's reader in a transaction that is rolled back, cancelled after `timeout_s`;
+        DuckDB's reader cannot touch files. Errors become ReadOnlySQLError / UserSQLError."""
         timed_out = threading.Event()
         with self.engine.reader() as engine:
 
@@ -179,10 +193,7 @@ class StoreBase:
             engine.begin()
             timer.start()
             try:
-                table = engine.query_arrow(
-                    f"SELECT * FROM ({text}) AS user_query LIMIT {int(limit) + 1}"
-                    if _wrappable(text) else text
-                )
+                return engine.query_arrow(text, params)
             except Exception as exc:
                 if timed_out.is_set():
                     raise UserSQLError(
@@ -197,8 +208,6 @@ class StoreBase:
             finally:
                 timer.cancel()
                 engine.rollback()
-        truncated = table.num_rows > limit
-        return UserResult(table.slice(0, limit) if truncated else table, truncated, limit)
 
 
 class UserResult:

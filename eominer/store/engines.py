@@ -79,7 +79,11 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def table_names(self) -> set[str]:
-        """See the concrete adapters."""
+        """Names of eominer's tables and views (lower case)."""
+
+    @abc.abstractmethod
+    def view_names(self) -> set[str]:
+        """Names of eominer's views (lower case)."""
 
     def interrupt(self) -> None:
         """Cancel the running statement, where the engine can."""
@@ -205,6 +209,8 @@ class DuckDBEngine(Engine):
     def _expire(self) -> None:
         """Close the connection once it has been idle for `linger` seconds."""
         with self.lock:
+            if self._closed:  # close() closes the connection itself
+                return
             self._timer = None
             if self._holds or self._con is None:
                 return
@@ -282,6 +288,11 @@ class DuckDBEngine(Engine):
         rows = self.query("SELECT table_name FROM information_schema.tables")
         return {r[0].lower() for r in rows}
 
+    def view_names(self) -> set[str]:
+        rows = self.query("SELECT table_name FROM information_schema.tables "
+                          "WHERE table_type = 'VIEW'")
+        return {r[0].lower() for r in rows}
+
     def interrupt(self) -> None:
         con = self._con  # no lock: the statement to cancel holds it
         if con is not None:
@@ -310,11 +321,14 @@ class DuckDBEngine(Engine):
     def close(self) -> None:
         with self.lock:
             self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
-                if self._timer is not threading.current_thread():
-                    self._timer.join()
-                self._timer = None
+            timer, self._timer = self._timer, None
+            if timer is not None:
+                timer.cancel()
+        # joined outside the lock: a timer that already fired waits for the lock in
+        # `_expire`, and joining it while holding the lock never returned
+        if timer is not None and timer is not threading.current_thread():
+            timer.join()
+        with self.lock:
             if self._con is not None:
                 con, self._con = self._con, None
                 con.close()
@@ -417,6 +431,12 @@ class _MonetBase(Engine):
         rows = self.query(
             "SELECT t.name FROM sys.tables t JOIN sys.schemas s ON t.schema_id = s.id "
             "WHERE t.system = false AND s.name = ?", (MONETDB_SCHEMA,))
+        return {r[0].lower() for r in rows}
+
+    def view_names(self) -> set[str]:
+        rows = self.query(
+            "SELECT t.name FROM sys.tables t JOIN sys.schemas s ON t.schema_id = s.id "
+            "WHERE t.system = false AND t.type = 1 AND s.name = ?", (MONETDB_SCHEMA,))
         return {r[0].lower() for r in rows}
 
     def _use_schema(self) -> None:

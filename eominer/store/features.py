@@ -139,6 +139,17 @@ class FeaturesMixin(StoreBase):
             )
         return fs
 
+    def feature_sets_holding(self, patch_ids: Sequence[int]) -> list[FeatureSet]:
+        """The feature sets that have a row for every one of `patch_ids`."""
+        ids = [int(i) for i in patch_ids]
+        out = []
+        for fs in self.feature_sets():
+            n = self.query(f"SELECT COUNT(*) FROM {fs.table_name} WHERE patch_id IN "
+                           f"({_in_list(ids)})", ids)[0][0]
+            if ids and int(n) == len(set(ids)):
+                out.append(fs)
+        return out
+
     def write_features(self, fs: FeatureSet, patch_ids: np.ndarray, values: np.ndarray) -> int:
         """Upsert one block of rows; re-writing a block replaces it (no duplicates)."""
         values = np.asarray(values, dtype=np.float32)

@@ -203,6 +203,10 @@ class SessionParams:
     # scope: leave out patches whose cloud_fraction is above this (NULL, unknown, stays in)
     max_cloud: float | None = None
     shared: bool = False  # visible to the team (else to its owner only)
+    # scope: an area of interest (WKT, EPSG:4326) that the patches' WGS84 boxes intersect,
+    # and a WHERE over the view scope_rows (docs/schema.md), run on the read-only path
+    aoi_wkt: str | None = None
+    where: str | None = None
 
     def __post_init__(self) -> None:
         if int(self.batch_size) < 1:
@@ -229,7 +233,8 @@ class SessionParams:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["model_params"] = dict(self.model_params)
-        for optional in ("parent_session", "max_cloud"):  # absent: the text stays as before
+        for optional in ("parent_session", "max_cloud", "aoi_wkt", "where"):
+            # absent: the text stays as before
             if d[optional] is None:
                 del d[optional]
         if not d["shared"]:  # the text of sessions stored before sharing existed

@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -47,6 +47,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
              for name, kind in PRODUCT_CLOUD_COLUMNS)
     + tuple(f"ALTER TABLE patches ADD COLUMN {name} {kind}"
             for name, kind in PATCH_MASK_COLUMNS),
+    # version 4 adds the tables `searches` and `search_results` (created as missing
+    # tables) and the view `scope_rows` (VIEWS, created after the migrations): no ALTER
+    4: (),
 }
 
 TABLES: dict[str, str] = {
@@ -213,6 +216,28 @@ TABLES: dict[str, str] = {
             created TIMESTAMP NOT NULL,
             PRIMARY KEY (patch_id, label_name, session_id)
         )""",
+    "searches": """
+        CREATE TABLE searches (
+            search_id VARCHAR(64) PRIMARY KEY,
+            owner VARCHAR(128),
+            level INTEGER NOT NULL,
+            feature_set_ids VARCHAR(10000) NOT NULL,
+            like_ids VARCHAR(100000) NOT NULL,
+            where_sql VARCHAR(10000),
+            aoi_wkt VARCHAR(100000),
+            top INTEGER NOT NULL,
+            n_candidates INTEGER NOT NULL,
+            created TIMESTAMP NOT NULL
+        )""",
+    "search_results": """
+        CREATE TABLE search_results (
+            search_id VARCHAR(64) NOT NULL,
+            rank INTEGER NOT NULL,
+            patch_id BIGINT NOT NULL,
+            distance DOUBLE NOT NULL,
+            similarity DOUBLE NOT NULL,
+            PRIMARY KEY (search_id, rank)
+        )""",
     "product_pairs": """
         CREATE TABLE product_pairs (
             pair_id VARCHAR(64) PRIMARY KEY,
@@ -225,6 +250,27 @@ TABLES: dict[str, str] = {
             params VARCHAR(10000) NOT NULL,
             created TIMESTAMP NOT NULL
         )""",
+}
+
+# The relation a scope's or a search's WHERE sees (docs/schema.md, "scope_rows"): every
+# patch with the facts of its product that a filter needs (not the product's paths, CRS
+# or footprint). Views are created after the migrations: they name columns of version 3.
+SCOPE_ROWS_COLUMNS: tuple[str, ...] = (
+    "patch_id", "product_id", "level", "size_px", "row", "col", "x_off", "y_off",
+    "min_x", "min_y", "max_x", "max_y", "min_lon", "min_lat", "max_lon", "max_lat",
+    "valid_fraction", "cloud_fraction", "shadow_fraction", "snow_fraction",
+    "water_fraction", "parent_id",
+)
+SCOPE_ROWS_PRODUCT_COLUMNS: tuple[str, ...] = (
+    "sensor", "platform", "processing_level", "tile_id", "acquired", "cloud_cover",
+    "relative_orbit", "orbit_direction", "processing_baseline", "cloud_mask", "sun_zenith",
+    "sun_azimuth",
+)
+VIEWS: dict[str, str] = {
+    "scope_rows": "CREATE VIEW scope_rows AS SELECT "
+    + ", ".join(f"p.{c}" for c in SCOPE_ROWS_COLUMNS) + ", "
+    + ", ".join(f"pr.{c}" for c in SCOPE_ROWS_PRODUCT_COLUMNS)
+    + " FROM patches p JOIN products pr ON pr.product_id = p.product_id",
 }
 
 INDEXES: tuple[str, ...] = (

@@ -164,7 +164,9 @@ def _make_v1(store) -> None:
     tests/store/schema_v1.py, a frozen copy of it) with one product and two patches."""
     from tests.store import schema_v1
 
-    for name in store.engine.table_names():
+    for name in store.engine.view_names():  # views first: MonetDB keeps dependencies
+        store.execute(f"DROP VIEW {name}")
+    for name in store.engine.table_names() - store.engine.view_names():
         store.execute(f"DROP TABLE {name}")
     for ddl in schema_v1.TABLES.values():
         store.execute(ddl)
@@ -188,10 +190,13 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> 3
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> 3 -> 4
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 3
+        assert SCHEMA_VERSION == 4
+        assert upgraded.query(  # the view of version 4 sees the rows of version 1
+            "SELECT COUNT(*), MIN(tile_id) FROM scope_rows WHERE cloud_mask IS NULL") == [
+            (2, "33UUU")]
         old = upgraded.product("OLD")
         assert (old.tile_id, old.width, old.bands, old.n_patches) == ("33UUU", 64, ("B04", "B08"), 2)
         meta = [c for c, _ in PRODUCT_METADATA_COLUMNS]
@@ -224,7 +229,9 @@ def _make_v2(store) -> None:
     metadata, and two patches, one with a cloud fraction."""
     from tests.store import schema_v2
 
-    for name in store.engine.table_names():
+    for name in store.engine.view_names():  # views first: MonetDB keeps dependencies
+        store.execute(f"DROP VIEW {name}")
+    for name in store.engine.table_names() - store.engine.view_names():
         store.execute(f"DROP TABLE {name}")
     for ddl in schema_v2.TABLES.values():
         store.execute(ddl)
@@ -255,9 +262,9 @@ def test_version_2_database_is_upgraded_in_place(store):
     _make_v2(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 2 -> 3
+    with open_store(url) as upgraded:  # init_schema migrates 2 -> 3 -> 4
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
-            (1,), (2,), (3,)]
+            (1,), (2,), (SCHEMA_VERSION,)]
         old = upgraded.product("V2")
         assert (old.processing_baseline, old.relative_orbit, old.n_patches) == ("05.09", 79, 2)
         assert (old.cloud_mask, old.sun_zenith, old.sun_azimuth) == (None, None, None)

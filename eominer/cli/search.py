@@ -1,0 +1,64 @@
+"""`eominer search`: the patches most like some examples, inside an area, under a WHERE."""
+
+from __future__ import annotations
+
+import click
+
+from eominer.cli import db_option
+from eominer.cli.output import render
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError as exc:
+        raise click.BadParameter(f"expected patch ids like 1201,1305, got {text!r}") from exc
+
+
+@click.command()
+@click.option("--like", "like", required=True, metavar="ID,ID",
+              help="Example patch ids (comma-separated).")
+@click.option("--where", default=None, metavar="SQL",
+              help="WHERE over the view scope_rows (docs/schema.md), e.g. \"acquired >= DATE "
+                   "'2017-01-01' AND cloud_fraction < 0.1\"; read-only path.")
+@click.option("--aoi", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE", help="Area of interest (GeoJSON, GeoPackage, KML, shapefile).")
+@click.option("--top", default=100, show_default=True, help="How many patches to return.")
+@click.option("--features", "feature_sets", default=None, metavar="FS,FS",
+              help="Feature set ids (default: the one set that has every example).")
+@click.option("--level", type=int, default=None, help="Grid level (default: the examples').")
+@click.option("--product", "products", multiple=True,
+              help="Search only these products (repeat; default: all).")
+@click.option("--save", is_flag=True,
+              help="Keep the result in search_results (join it in SQL; the id is printed).")
+@click.option("--owner", default=None, help="User name stored with a saved search.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--timeout", default=60.0, show_default=True,
+              help="Seconds before the WHERE is cancelled.")
+@db_option
+def search(like, where, aoi, top, feature_sets, level, products, save, owner, fmt, timeout,
+           db) -> None:
+    """Rank the patches most like the examples (--like), among those the area of interest
+    and the WHERE keep: prints rank, patch id, product, distance and similarity."""
+    from eominer.learning.aoi import read_aoi
+    from eominer.learning.search import save_search
+    from eominer.learning.search import search as run_search
+    from eominer.store import open_store
+
+    area = read_aoi(aoi) if aoi else None
+    fs = [f for f in (feature_sets or "").split(",") if f] or None
+    with open_store(db) as store:
+        r = run_search(store, _ids(like), top=top, where=where, aoi=area, feature_set_ids=fs,
+                       level=level, product_ids=list(products) or None, timeout_s=timeout)
+        if save:
+            r = save_search(store, r, owner)
+    click.echo(render(r.table(), fmt))
+    by = " and ".join(w for w, on in (("the area of interest", area is not None),
+                                       ("the WHERE", bool(where))) if on) or "no filter"
+    click.echo(f"{r.n_candidates} patches kept by {by} at level {r.level}"
+               + (f", {r.n_missing} without features (not ranked)" if r.n_missing else "")
+               + f"; feature sets {', '.join(r.feature_set_ids)}", err=True)
+    if r.search_id:
+        click.echo(f"saved as search {r.search_id}: SELECT * FROM search_results JOIN "
+                   f"scope_rows USING (patch_id) WHERE search_id = '{r.search_id}' "
+                   "ORDER BY rank", err=True)
