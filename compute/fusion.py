@@ -25,12 +25,14 @@ if TYPE_CHECKING:
 def train_network(data_root: str, vocabulary: str, epochs: int, seed: int,
                   ) -> tuple[bytes, bytes, dict[str, Any], list[str]]:
     """The task function: read the data, train; (model bytes, sidecar, metrics, patch ids)."""
-    import tensorflow as tf
     from sklearn.metrics import f1_score
 
     from eominer.evaluation import bigearthnet
     from eominer.fusion.labels import BEN19, Vocabulary
     from eominer.fusion.network import TwoBranchNet, stack_patches
+    from eominer.tfimport import import_tensorflow
+
+    tf = import_tensorflow("the S1/S2 fusion network")
 
     data = bigearthnet.load(data_root)
     vocab = Vocabulary(BEN19) if vocabulary == "ben19" else Vocabulary.present(data.labels)

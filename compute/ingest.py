@@ -43,7 +43,7 @@ import importlib.util
 import resource
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,7 +64,16 @@ from eominer.ingest import (
     same_scene,
     source_hash,
 )
-from eominer.io.parts import BLOCK_ROWS, ArdPlan, BandPart, assembling, plan_ard, stage_part
+from eominer.io.clouds import CloudMasks
+from eominer.io.parts import (
+    BLOCK_ROWS,
+    ArdPlan,
+    BandPart,
+    assembling,
+    plan_ard,
+    stage_part,
+    write_ard,
+)
 from eominer.workspace import ard_dir
 
 if TYPE_CHECKING:
@@ -116,8 +125,8 @@ class IngestPlan:
 
     @property
     def pixels(self) -> int:
-        """Native pixels the jobs decode (what an ingest's time goes with)."""
-        return sum(p.cost for j in self.jobs for p in j.ard.parts)
+        """Native pixels the jobs read (what an ingest's time goes with)."""
+        return sum(j.ard.pixels for j in self.jobs)
 
 
 @dataclass
@@ -196,12 +205,21 @@ def stage(job: ProductJob, part: BandPart) -> float:
     return _peak_rss_mb()
 
 
-def assemble(job: ProductJob) -> tuple[pa.Table, float]:
-    """Task: the product's COG (staged), valid mask and patch rows, from its parts.
-    Returns the patch rows and this worker's peak resident memory (MB)."""
-    with assembling(job.ard, job.staging, job.staging / STAGED_COG) as valid:
-        patches = product_patches(job.product, job.ard.grid, valid, job.levels, job.first_id)
-    return patches, _peak_rss_mb()
+def assemble(job: ProductJob) -> tuple[pa.Table, CloudMasks, float]:
+    """Task: the product's COG (staged) from its parts, or written whole by its own
+    writer (an S1 GRD SAFE); then its cloud masks (some are read from the COG) and patch
+    rows. Returns the patch rows, the masks' source (the masks themselves stay here) and
+    this worker's peak resident memory (MB)."""
+    cog = job.staging / STAGED_COG
+    if job.ard.whole:
+        job.staging.mkdir(parents=True, exist_ok=True)
+        _, valid = write_ard(job.product, cog)
+    else:
+        with assembling(job.ard, job.staging, cog) as valid:
+            pass  # the valid mask is read while the COG is copied
+    patches, clouds = product_patches(job.product, job.ard.grid, valid, job.levels,
+                                      job.first_id, cog)
+    return patches, replace(clouds, masks={}), _peak_rss_mb()
 
 
 def _peak_rss_mb() -> float:
@@ -235,9 +253,10 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
             if job is None:  # a part: staged on disk, nothing to write
                 report.peak_rss_mb = max(report.peak_rss_mb, f.result)
                 continue
-            patches, rss = f.result
+            patches, clouds, rss = f.result
             report.peak_rss_mb = max(report.peak_rss_mb, rss)
-            store.add_product(product_record(job.product, job.ard.grid, job.dest), patches)
+            store.add_product(product_record(job.product, job.ard.grid, job.dest,
+                                             clouds.source), patches)
 
     def after_commit(done: list[Finished]) -> None:
         for f in done:
@@ -246,7 +265,8 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
                 continue
             (job.staging / STAGED_COG).replace(job.dest)
             _remove_staging(job.staging)
-            result = ingested(job.product, f.result[0].num_rows, job.dest)
+            patches, clouds, _ = f.result
+            result = ingested(job.product, patches.num_rows, job.dest, clouds)
             report.results.append(result)
             if on_product:
                 on_product(result)

@@ -34,6 +34,9 @@ class SourceProduct:
     extra: dict[str, str] = field(default_factory=dict)
     # Sentinel-2 MTD_MSIL*.xml facts (offsets applied at ingest); None without one
     s2_metadata: S2Metadata | None = None
+    # Sentinel-2 quality masks found with the bands (eominer.io.mask_files): kind ("SCL",
+    # "MSK_CLASSI", "MSK_CLOUDS") -> GDAL path; empty when the product has none
+    cloud_masks: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.sensor not in ("S1", "S2"):

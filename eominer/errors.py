@@ -36,6 +36,10 @@ class StoreError(EominerError, RuntimeError):
     """The feature database refused or failed an operation."""
 
 
+class StoreWriteError(StoreError, OSError):
+    """The file system refused a write (disk full, quota): nothing was committed."""
+
+
 class StoreConnectionError(StoreError, ConnectionError):
     """The feature database cannot be reached or opened."""
 
@@ -79,6 +83,11 @@ class JobError(EominerError, RuntimeError):
 
 class SessionError(EominerError, ValueError):
     """A mining session cannot do what was asked (empty scope, bad label...)."""
+
+
+class FeaturesChangedError(SessionError):
+    """A session's features were re-extracted since it started: its labels may mean
+    something else on the new ones; the analyst chooses to re-rank or to stop."""
 
 
 class PairingError(EominerError, ValueError):

@@ -5,16 +5,23 @@ whole patches are kept, so a raster of H x W pixels has floor(H/L) * floor(W/L) 
 at level L (the right and bottom strips narrower than L are not covered at that level).
 Each fine patch points to the coarser patch that contains it (`parent_id`), which is
 what cascaded active learning walks down.
+
+`valid_fraction` and the mask fractions (`cloud_fraction`, `shadow_fraction`,
+`snow_fraction`, `water_fraction`) are shares of ALL the patch's pixels (flagged pixels are
+valid ones, eominer.io.clouds), so valid - cloud - shadow is the clear share. A class the
+product's mask does not observe is NULL (unknown), not 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 DEFAULT_LEVELS: tuple[int, ...] = (32, 64, 128)
+# Mask classes with a `<class>_fraction` column in `patches` (eominer.io.clouds).
+MASK_CLASSES: tuple[str, ...] = ("cloud", "shadow", "snow", "water")
 
 
 def parse_levels(text: str | Sequence[int]) -> tuple[int, ...]:
@@ -33,8 +40,18 @@ def _block_mean(mask: np.ndarray, size: int) -> np.ndarray:
 def patch_grid(
     width: int, height: int, transform: Sequence[float], crs_wkt: str, valid: np.ndarray,
     levels: Sequence[int], product_id: str, first_id: int,
+    masks: Mapping[str, np.ndarray] | None = None,
 ) -> pa.Table:
-    """Patch rows for all levels (Arrow, columns of the `patches` table)."""
+    """Patch rows for all levels (Arrow, columns of the `patches` table). `masks` maps a
+    class of MASK_CLASSES to its bool raster (the grid's shape); absent classes are NULL."""
+    masks = dict(masks or {})
+    unknown = sorted(set(masks) - set(MASK_CLASSES))
+    if unknown:
+        raise ValueError(f"unknown mask class(es) {unknown}: expected some of {MASK_CLASSES}")
+    for name, m in masks.items():
+        if m.shape != valid.shape:
+            raise ValueError(f"{name} mask is {m.shape}, the valid mask {valid.shape}: masks "
+                             "must be on the product's 10 m grid")
     from rasterio.crs import CRS
     from rasterio.warp import transform as warp_points
 
@@ -42,6 +59,7 @@ def patch_grid(
     cols_out: dict[str, list[np.ndarray]] = {k: [] for k in (
         "patch_id", "level", "size_px", "row", "col", "x_off", "y_off", "min_x", "min_y",
         "max_x", "max_y", "min_lon", "min_lat", "max_lon", "max_lat", "valid_fraction", "parent_id",
+        *(f"{name}_fraction" for name in masks),
     )}
     next_id = first_id
     ids_by_level: dict[int, np.ndarray] = {}
@@ -82,6 +100,7 @@ def patch_grid(
             ("max_x", max_x), ("max_y", max_y), ("min_lon", lon.min(0)), ("min_lat", lat.min(0)),
             ("max_lon", lon.max(0)), ("max_lat", lat.max(0)),
             ("valid_fraction", _block_mean(valid, size).ravel()), ("parent_id", parent),
+            *((f"{name}_fraction", _block_mean(m, size).ravel()) for name, m in masks.items()),
         ):
             cols_out[key].append(np.asarray(val))
     data = {k: np.concatenate(v) if v else np.empty(0) for k, v in cols_out.items()}
@@ -96,10 +115,11 @@ def patch_grid(
         if k == "parent_id":
             table[k] = pa.array(v.astype(np.int64), mask=v < 0)
         elif v.dtype.kind == "f":
-            table[k] = pa.array(v.astype(np.float32 if k == "valid_fraction" else np.float64))
+            table[k] = pa.array(v.astype(np.float32 if k.endswith("_fraction") else np.float64))
         else:
             table[k] = pa.array(v.astype(np.int32))
-    table["cloud_fraction"] = pa.nulls(n_total, pa.float32())
+    for name in MASK_CLASSES:
+        table.setdefault(f"{name}_fraction", pa.nulls(n_total, pa.float32()))
     return pa.table(table)
 
 

@@ -29,6 +29,7 @@ from shapely.geometry import box, shape
 from eominer.domain import SourceProduct
 from eominer.errors import EominerError, ProductReadError
 from eominer.grid import DEFAULT_LEVELS, expected_patch_count, patch_grid
+from eominer.io.clouds import CloudMasks, product_cloud_masks
 from eominer.io.discover import discover
 from eominer.io.parts import write_ard
 from eominer.io.read import Grid, product_grid
@@ -50,6 +51,10 @@ class IngestResult:
     # set when the input is another copy of a product already ingested under another id
     # (a SAFE and its IMG_DATA folder): the input's own id; product_id is the existing one
     same_scene_as: str | None = None
+    # where the patches' cloud fractions come from (products.cloud_mask; None: none) and
+    # why (the reason when there is none)
+    cloud_mask: str | None = None
+    cloud_note: str = ""
 
 
 def source_hash(product: SourceProduct) -> str:
@@ -102,13 +107,14 @@ def ingest_product(
     staged = dest.with_name(f".{dest.name}.staged")
     try:
         grid, valid = write_ard(product, staged, progress)
-        patches = product_patches(product, grid, valid, levels, store.next_patch_id())
-        store.add_product(product_record(product, grid, dest), patches)
+        patches, clouds = product_patches(product, grid, valid, levels,
+                                          store.next_patch_id(), staged)
+        store.add_product(product_record(product, grid, dest, clouds.source), patches)
         staged.replace(dest)
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
-    return ingested(product, patches.num_rows, dest)
+    return ingested(product, patches.num_rows, dest, clouds)
 
 
 def resolve(store: Store, product: SourceProduct) -> SourceProduct | IngestResult:
@@ -143,16 +149,20 @@ def ard_dest(product_id: str) -> Path:
 
 
 def product_patches(product: SourceProduct, grid: Grid, valid: np.ndarray,
-                    levels: Sequence[int], first_id: int) -> pa.Table:
-    """The product's patch rows, ids from `first_id` (no database access: the ingest
-    job computes them in a worker)."""
+                    levels: Sequence[int], first_id: int,
+                    ard: str | Path) -> tuple[pa.Table, CloudMasks]:
+    """The product's patch rows, ids from `first_id`, with their cloud fractions (from
+    the product's masks, or from its ARD at `ard`: eominer.io.clouds), and the masks'
+    source. No database access: the ingest job computes them in a worker."""
+    clouds = product_cloud_masks(product, grid, valid, ard)
     patches = patch_grid(grid.width, grid.height, grid.transform, grid.crs_wkt, valid,
-                         levels, product.product_id, first_id)
+                         levels, product.product_id, first_id, clouds.masks)
     assert patches.num_rows == expected_patch_count(grid.width, grid.height, levels)
-    return patches
+    return patches, clouds
 
 
-def product_record(product: SourceProduct, grid: Grid, dest: Path) -> Product:
+def product_record(product: SourceProduct, grid: Grid, dest: Path,
+                   cloud_mask: str | None) -> Product:
     """The `products` row of a product written at `dest`."""
     return Product.create(
         product_id=product.product_id, sensor=product.sensor,
@@ -163,13 +173,15 @@ def product_record(product: SourceProduct, grid: Grid, dest: Path) -> Product:
         if not product.source_path.startswith("/vsi") else product.source_path,
         ard_path=str(dest), width=grid.width, height=grid.height,
         bands=list(product.bands), transform=grid.transform, source_hash=source_hash(product),
-        **_metadata_columns(product),
+        cloud_mask=cloud_mask, **_metadata_columns(product),
     )
 
 
-def ingested(product: SourceProduct, patches: int, dest: Path) -> IngestResult:
+def ingested(product: SourceProduct, patches: int, dest: Path,
+             clouds: CloudMasks) -> IngestResult:
     return IngestResult(product.product_id, product.sensor, _acquired(product), patches,
-                        "ingested", str(dest))
+                        "ingested", str(dest), cloud_mask=clouds.source,
+                        cloud_note=clouds.note)
 
 
 def _acquired(product: SourceProduct) -> str:
@@ -177,15 +189,19 @@ def _acquired(product: SourceProduct) -> str:
 
 
 def _metadata_columns(product: SourceProduct) -> dict[str, object]:
-    """The `products` columns of the product's S2 metadata (empty without one)."""
+    """The `products` columns of the product's S2 metadata, or an S1 SAFE's orbit (empty
+    without either)."""
     mtd = product.s2_metadata
     if mtd is None:
-        return {}
+        orbit = product.extra.get("relative_orbit")
+        return {"relative_orbit": int(orbit), "orbit_direction": product.extra.get(
+            "orbit_direction") or None} if orbit else {}
     return {
         "processing_baseline": mtd.processing_baseline, "cloud_cover": mtd.cloud_cover,
         "relative_orbit": mtd.relative_orbit, "orbit_direction": mtd.orbit_direction,
         "reflectance_offsets": {b: mtd.offset(b) for b in product.bands},
-        "quantification": mtd.quantification,
+        "quantification": mtd.quantification, "sun_zenith": mtd.sun_zenith,
+        "sun_azimuth": mtd.sun_azimuth,
     }
 
 

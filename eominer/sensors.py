@@ -34,6 +34,26 @@ S2_L2A_BANDS: tuple[str, ...] = tuple(b for b in S2_BAND_ORDER if b != "B10")
 # L1C/L2A digital numbers are reflectance x 10000 (PSD, "QUANTIFICATION_VALUE").
 S2_REFLECTANCE_SCALE = 10000.0
 
+# Sentinel-2 quality masks (Products Specification Document S2-PDGS-TAS-DI-PSD v14.9; the
+# Sen2Cor Scene Classification of the L2A Algorithm Theoretical Basis Document).
+# L2A scene classification, GRANULE/*/IMG_DATA/R20m/*_SCL_20m.jp2 (also R60m), one class
+# per pixel: 0 no data, 1 saturated or defective, 2 dark area / topographic shadow,
+# 3 cloud shadow, 4 vegetation, 5 not vegetated, 6 water, 7 unclassified, 8 cloud medium
+# probability, 9 cloud high probability, 10 thin cirrus, 11 snow or ice.
+S2_SCL_CLASSES: dict[str, tuple[int, ...]] = {
+    "cloud": (8, 9, 10), "shadow": (3,), "snow": (11,), "water": (6,),
+}
+S2_SCL_RE = re.compile(r"(?:^|_)SCL_(\d{2})m\.jp2$", re.I)
+# Baseline >= 04.00 (L1C and L2A): GRANULE/*/QI_DATA/MSK_CLASSI_B00.jp2, 60 m, three
+# bands, 1 = set: 1 opaque clouds, 2 cirrus clouds, 3 snow and ice.
+S2_MSK_CLASSI_BANDS: dict[str, int] = {"opaque": 1, "cirrus": 2, "snow": 3}
+S2_MSK_CLASSI_RE = re.compile(r"(?:^|/)MSK_CLASSI_B00\.jp2$", re.I)
+# Before 04.00: GRANULE/*/QI_DATA/MSK_CLOUDS_B00.gml, cloud polygons in the tile's CRS,
+# typed OPAQUE or CIRRUS; no polygon means no cloud. Old (before Dec 2016) products name
+# it S2A_OPER_MSK_CLOUDS_SGS__<time>_A<orbit>_T<tile>_B00_MSIL1C.gml.
+S2_MSK_CLOUDS_RE = re.compile(r"MSK_CLOUDS_(?:\S*_)?B00(?:_MSIL1C)?\.gml$", re.I)
+S2_MSK_CLOUDS_TYPES: tuple[str, ...] = ("OPAQUE", "CIRRUS")
+
 # Names a band of a multi-band stack may go by (its band description, or `ingest --bands`),
 # matched case-insensitively with spaces, "_" and "-" ignored ("Red Edge 1" = "rededge1"):
 # - the band id, with or without its leading zero: "B02", "B2", "b02", "B8A", "b8a";

@@ -128,7 +128,12 @@ def scene_from_path(path: str | Path) -> Scene:
     product = found[0]
     grid = product_grid(product)
     names = band_names(product)
-    data = np.stack([read_band(product.bands[b], grid, product.sensor) for b in names])
+    if product.extra.get("format") == "S1_SAFE":  # calibrated and geocoded on the way
+        from eominer.io.s1_safe import read_bands
+
+        data = read_bands(product, grid)
+    else:
+        data = np.stack([read_band(product.bands[b], grid, product.sensor) for b in names])
     return Scene(
         data=data, band_names=tuple(names), crs_wkt=grid.crs_wkt, transform=grid.transform,
         sensor=product.sensor, acquired=product.acquired, source=str(path),

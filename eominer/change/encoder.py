@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eominer.change.normalise import apply_stats, band_stats
-from eominer.errors import require
+from eominer.tfimport import import_tensorflow
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class EncoderConfig:
 
 
 def _keras(threads: int):
-    tf = require("tensorflow", "ml", "the encoder change method")
+    tf = import_tensorflow("the encoder change method")
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 
 import click
@@ -77,7 +76,6 @@ def evaluate() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: eominer errors become one clear line and exit code 1."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:

@@ -40,11 +40,13 @@ def _line(before: str, after: str, run) -> str:
 @click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (with --pairs).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-cloud-mask", is_flag=True, help="Do not mask clouds (documented test).")
+@click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
+              help="With --pairs: also append one JSON line per finished pair to this file.")
 @db_option
 def change(
     before: str | None, after: str | None, method: str, out: str | None,
     pairs_file: str | None, address: str | None, num_cpus: int | None, seed: int,
-    no_cloud_mask: bool, db: str | None,
+    no_cloud_mask: bool, progress_log: str | None, db: str | None,
 ) -> None:
     """Change map between BEFORE and AFTER: ingested product ids or product paths of the
     same place. Writes a change-probability COG and a binary COG (Otsu threshold); for
@@ -64,9 +66,18 @@ def change(
         if pairs_file is not None:
             pairs = read_pairs_file(pairs_file)
 
+            finished = []
+
             def show(i: int, run, resumed: bool) -> None:
                 a, b = pairs[i]
                 click.echo(_line(a, b, run) + ("\n  (done by an earlier run)" if resumed else ""))
+                finished.append(i)
+                if progress_log:
+                    import json
+
+                    with open(progress_log, "a", encoding="utf-8") as log:
+                        log.write(json.dumps({"pair": [a, b], "done": len(finished),
+                                              "of": len(pairs)}) + "\n")
 
             from compute.change import run_pairs
 

@@ -114,12 +114,17 @@ def _on_runner(store, plan, products, address, num_cpus, workers, retries, log) 
 
 
 def _result_lines(res, prod) -> list[str]:
-    """What a user reads about one product: its line, and a stack's band order."""
+    """What a user reads about one product: its line, where its cloud fractions come
+    from (a new S2 product), and a stack's band order."""
     note = "" if res.status == "ingested" else f"  ({res.status}, nothing changed)"
     if res.same_scene_as:
         note = (f"  (already ingested: {res.same_scene_as} is the same scene, same "
                 "tile, date and extent; nothing changed)")
     lines = [f"{res.product_id}  {res.sensor}  {res.acquired or '-'}  {res.patches} patches{note}"]
+    if res.status == "ingested" and res.sensor == "S2":
+        clouds = (f"{res.cloud_mask} ({res.cloud_note})" if res.cloud_mask else
+                  f"none: {res.cloud_note}; cloud fractions stay NULL")
+        lines.append(f"  clouds: {clouds}")
     if prod is not None and _is_stack(prod):
         lines.append(f"  bands read as: {', '.join(_stack_bands(prod))}")
     return lines
@@ -140,13 +145,15 @@ def _stack_bands(prod) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 def products(db: str | None, fmt: str) -> None:
     """List ingested products: platform, level, processing baseline, tile, date, cloud
-    cover (%), relative orbit and direction, size and patch counts."""
+    cover (%), the cloud mask the patches were measured with, relative orbit and
+    direction, size and patch counts."""
     from eominer.store import open_store
 
     with open_store(db) as store:
         t = store.products()
     cols = ["product_id", "sensor", "platform", "processing_level", "processing_baseline",
-            "tile_id", "acquired", "cloud_cover", "relative_orbit", "orbit_direction",
+            "tile_id", "acquired", "cloud_cover", "cloud_mask", "relative_orbit",
+            "orbit_direction",
             "width", "height", "patches"]
     out = t.select(cols) if t.num_rows else pa.table({c: [] for c in cols})
     click.echo(render(out, fmt, title="products"))

@@ -40,9 +40,12 @@ def session() -> None:
 @click.option("--strategy", default="diverse", show_default=True,
               help="margin, entropy, random, most_relevant, diverse.")
 @click.option("--batch", default=20, show_default=True, help="Questions per round.")
+@click.option("--max-cloud", type=click.FloatRange(0.0, 1.0), default=None, metavar="FRACTION",
+              help="Leave out patches whose cloud_fraction is above this (e.g. 0.1); patches "
+                   "with an unknown cloud fraction (S1, no cloud mask) stay in.")
 @db_option
 def create(name, owner, concept, products, level, feature_sets, model_kind, strategy, batch,
-           db) -> None:
+           max_cloud, db) -> None:
     """Create a session and print its id."""
     from eominer.learning.session import Session
     from eominer.store import open_store
@@ -50,8 +53,15 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
     with open_store(db) as store:
         s = Session.create(store, name, owner, concept, list(products), level,
                            list(feature_sets), model_kind=model_kind, strategy=strategy,
-                           params={"batch_size": batch})
+                           params={"batch_size": batch}, max_cloud=max_cloud)
         click.echo(s.session_id)
+        if max_cloud is not None:
+            marks = ", ".join("?" for _ in products)
+            n = store.query(
+                f"SELECT COUNT(*) FROM patches WHERE level = ? AND product_id IN ({marks}) "
+                "AND cloud_fraction > CAST(? AS REAL)", [int(level), *products, float(max_cloud)])[0][0]
+            click.echo(f"note: {n} patches with cloud_fraction > {max_cloud:g} left out",
+                       err=True)
         if s.missing:
             click.echo(f"note: {s.missing} patches of the scope have no features", err=True)
 
@@ -185,14 +195,15 @@ def export(session_id, folder, formats, min_score, db) -> None:
 
 @session.command("list")
 @click.option("--owner", default=None)
+@click.option("--archived", is_flag=True, help="List the archived sessions instead.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @db_option
-def list_(owner, fmt, db) -> None:
-    """List sessions."""
+def list_(owner, archived, fmt, db) -> None:
+    """List sessions (archived ones with --archived)."""
     from eominer.store import open_store
 
     with open_store(db) as store:
-        rows = store.session_list(owner)
+        rows = [r for r in store.session_list(owner) if (r.status == "archived") == archived]
     keep = ("session_id", "name", "owner", "concept", "level", "model_kind", "strategy",
             "status", "updated")
     table = pa.Table.from_pylist([{k: getattr(r, k) for k in keep} for r in rows]) if rows else \
@@ -242,3 +253,13 @@ def taxonomy_cmd(fmt, db) -> None:
         ensure_taxonomy(store)
         rows = store.taxonomy()
     click.echo(render(pa.Table.from_pylist(rows), fmt))
+
+
+def _register_admin() -> None:
+    from eominer.cli.session_admin import archive, duplicate, rename, share
+
+    for cmd in (rename, share, archive, duplicate):
+        session.add_command(cmd)
+
+
+_register_admin()

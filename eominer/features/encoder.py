@@ -17,7 +17,6 @@ its embeddings with an older one's.
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eominer.errors import FeatureError, ModelNotTrainedError, require
+from eominer.errors import FeatureError, ModelNotTrainedError
 from eominer.features.registry import Descriptor, require_bands
+from eominer.tfimport import import_tensorflow
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -38,8 +38,7 @@ KIND = "encoder"
 
 
 def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up chatter
-    require("tensorflow", "ml", "the encoder")
+    import_tensorflow("the encoder")
     import keras
 
     return keras
@@ -47,7 +46,7 @@ def _keras():
 
 def set_single_thread() -> None:
     """One TF thread per worker process: on these machines processes beat threads."""
-    tf = require("tensorflow", "ml", "the encoder")
+    tf = import_tensorflow("the encoder")
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)

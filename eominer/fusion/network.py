@@ -25,17 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from eominer.errors import FeatureError, GridMismatchError, ModelNotTrainedError, require
+from eominer.errors import FeatureError, GridMismatchError, ModelNotTrainedError
 from eominer.fusion.bands import S2_FUSION_BANDS
 from eominer.fusion.labels import Vocabulary
 from eominer.fusion.sar import require_db
+from eominer.tfimport import import_tensorflow
 
 KIND = "fusion_net"
 VERSION = 1
 
 
 def _keras():
-    tf = require("tensorflow", "ml", "the S1/S2 fusion network")
+    tf = import_tensorflow("the S1/S2 fusion network")
     try:  # one thread: on these machines processes beat threads (compute/runtime.py)
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)

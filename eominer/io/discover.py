@@ -1,8 +1,9 @@
 """Find products on disk and say what they are.
 
 Layouts: a folder of per-band GeoTIFF/JPEG2000 files (either Sentinel-2 naming), a
-Sentinel-2 .SAFE folder or .zip (L1C and L2A), a multi-band GeoTIFF/COG, a folder of
-Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON) whose assets are local files, http(s)
+Sentinel-2 .SAFE folder or .zip (L1C and L2A), a Sentinel-1 GRD .SAFE folder or .zip
+(IW/EW/SM, VV+VH: calibrated, denoised and geocoded at ingest, eominer.io.s1_safe), a
+multi-band GeoTIFF/COG, a folder of Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON) whose assets are local files, http(s)
 URLs (read through GDAL's `/vsicurl/`, by range requests) or `s3://` hrefs (`/vsis3/`).
 A folder holding no imagery itself but sub-folders that do is a batch of products.
 
@@ -31,18 +32,23 @@ from pathlib import Path
 from eominer import sensors as S
 from eominer.domain import BandSource, SourceProduct
 from eominer.errors import MissingBandError, ProductReadError, UnsupportedFormatError
+from eominer.io.mask_files import find_mask_files, masks_near
+from eominer.io.s1_safe import SafeFiles, discover_s1_safe, is_s1_safe
 from eominer.io.s2_metadata import (
     MTD_NAME_RE,
     S2Metadata,
     check_against_bands,
     check_offset_known,
     find_mtd,
+    find_mtd_tl,
     read_s2_metadata,
+    read_sun_angles,
 )
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SUPPORTED = (
-    "a folder of per-band Sentinel-2 GeoTIFF/JPEG2000 files, a .SAFE folder or .zip, a "
+    "a folder of per-band Sentinel-2 GeoTIFF/JPEG2000 files, a Sentinel-2 or Sentinel-1 "
+    "GRD .SAFE folder or .zip, a "
     "multi-band GeoTIFF/COG, a folder of Sentinel-1 VV/VH GeoTIFFs, or a STAC Item .json"
 )
 
@@ -63,8 +69,7 @@ def discover(path: str | Path, bands: Sequence[str] | None = None) -> list[Sourc
         )
     if p.is_dir():
         if p.suffix.upper() == ".SAFE":
-            return [_safe_product(p, p, lambda rel: str(p / rel), _list_dir(p),
-                                  lambda rel: (p / rel).read_bytes())]
+            return [_safe_folder(p)]
         found = _band_folder(p)
         if found is not None:
             return [found]
@@ -86,8 +91,14 @@ def discover(path: str | Path, bands: Sequence[str] | None = None) -> list[Sourc
 def _maybe_safe(d: Path) -> SourceProduct | None:
     if d.suffix.upper() != ".SAFE":
         return None
-    return _safe_product(d, d, lambda rel: str(d / rel), _list_dir(d),
-                         lambda rel: (d / rel).read_bytes())
+    return _safe_folder(d)
+
+
+def _safe_folder(d: Path) -> SourceProduct:
+    files = _list_dir(d)
+    if is_s1_safe(d.name, files):
+        return discover_s1_safe(d.name, d, files, SafeFiles(str(d)))
+    return _safe_product(d, d, lambda rel: str(d / rel), files, lambda rel: (d / rel).read_bytes())
 
 
 def _list_dir(root: Path) -> list[str]:
@@ -187,6 +198,8 @@ def _s2_product(folder: Path, bands: dict[str, BandSource], names: list[str]) ->
     meta = _s2_metadata(names, folder)
     mtd_path = find_mtd(folder)
     mtd = read_s2_metadata(mtd_path) if mtd_path is not None else None
+    if mtd is not None and (tl := find_mtd_tl(folder)) is not None:
+        mtd = read_sun_angles(mtd, tl)
     _merge_mtd(meta, mtd, str(folder), [folder.name])
     expected = required_s2_bands(meta.get("processing_level"), set(bands))  # type: ignore[arg-type]
     missing = [b for b in expected if b not in bands]
@@ -200,7 +213,7 @@ def _s2_product(folder: Path, bands: dict[str, BandSource], names: list[str]) ->
         bands={b: bands[b] for b in expected}, platform=meta.get("platform"),  # type: ignore[arg-type]
         processing_level=meta.get("processing_level") or ("L2A" if "B10" not in bands else "L1C"),  # type: ignore[arg-type]
         tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
-        s2_metadata=mtd,
+        s2_metadata=mtd, cloud_masks=masks_near(folder),
     )
 
 
@@ -252,6 +265,9 @@ def _safe_product(root: Path, display: Path, resolve, files: list[str], read) ->
     mtd = None
     if mtds:
         mtd = read_s2_metadata(f"{display}/{mtds[0]}", read(mtds[0]))
+        tls = sorted(rel for rel in files if re.fullmatch(r"GRANULE/[^/]+/MTD_TL\.xml", rel))
+        if tls:
+            mtd = read_sun_angles(mtd, f"{display}/{tls[0]}", read(tls[0]))
     _merge_mtd(meta, mtd, str(display), [root.name])
     level = meta.get("processing_level") or ("L2A" if any("_10m." in r for _, r in best.values()) else "L1C")
     meta["processing_level"] = level
@@ -267,7 +283,7 @@ def _safe_product(root: Path, display: Path, resolve, files: list[str], read) ->
         product_id=pid, sensor="S2", source_path=str(display), bands={b: bands[b] for b in expected},
         platform=meta.get("platform"), processing_level=level,  # type: ignore[arg-type]
         tile_id=meta.get("tile_id"), acquired=meta.get("acquired"),  # type: ignore[arg-type]
-        s2_metadata=mtd,
+        s2_metadata=mtd, cloud_masks=find_mask_files(files, resolve),
     )
 
 
@@ -286,9 +302,12 @@ def _safe_zip(p: Path) -> SourceProduct:
         if i is not None:
             safes.add("/".join(parts[: i + 1]))
     if not safes:
-        raise UnsupportedFormatError(f"{p} holds no .SAFE folder: expected a zipped Sentinel-2 SAFE")
+        raise UnsupportedFormatError(
+            f"{p} holds no .SAFE folder: expected a zipped Sentinel-2 or Sentinel-1 GRD SAFE")
     safe = min(safes, key=lambda s: (s.count("/"), s))
     inner = [n[len(safe) + 1:] for n in files if n.startswith(safe + "/")]
+    if is_s1_safe(safe.rsplit("/", 1)[-1], inner):
+        return discover_s1_safe(safe.rsplit("/", 1)[-1], p, inner, SafeFiles(str(p), safe))
 
     def read(rel: str) -> bytes:
         with zipfile.ZipFile(p) as z:

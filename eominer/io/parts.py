@@ -17,6 +17,8 @@ pixels. How a product is cut (`plan_ard`):
   full 20 m band).
 - A Sentinel-1 band is one part: whether it is converted to dB is decided on the whole
   band (`to_db`).
+- A Sentinel-1 GRD SAFE has no parts: eominer.io.s1_safe calibrates, geocodes and writes
+  it whole, block by block (`ArdPlan.whole`; one task of the ingest job).
 
 Staged parts are uncompressed GeoTIFFs in strips of 512 rows (the COG's tile rows), one
 file for the part and one per overview level (`eominer.io.overviews`: a row block starts on a
@@ -49,7 +51,15 @@ from eominer.domain import SourceProduct
 from eominer.errors import ProductReadError
 from eominer.io.ard import write_cog
 from eominer.io.overviews import TILE, overview_factors, pyramid
-from eominer.io.read import Grid, _open, _s2_convert, product_grid, read_band, to_db
+from eominer.io.read import (
+    Grid,
+    _is_s1_safe,
+    _open,
+    _s2_convert,
+    product_grid,
+    read_band,
+    to_db,
+)
 
 BLOCK_ROWS = 2048  # rows of a row block: 45 MB of a 10980-column uint16 band
 VRT_NAME = "ard.vrt"
@@ -91,7 +101,19 @@ class ArdPlan:
 
     product: SourceProduct
     grid: Grid
-    parts: tuple[BandPart, ...]
+    parts: tuple[BandPart, ...]  # none when its own writer writes it whole
+
+    @property
+    def whole(self) -> bool:
+        """Written whole by its own writer (an S1 GRD SAFE: eominer.io.s1_safe)."""
+        return not self.parts
+
+    @property
+    def pixels(self) -> int:
+        """Native pixels to read (what the time goes with)."""
+        if self.whole:
+            return self.grid.width * self.grid.height * len(self.product.bands)
+        return sum(p.cost for p in self.parts)
 
     @property
     def s2(self) -> bool:
@@ -112,6 +134,8 @@ class ArdPlan:
 def plan_ard(product: SourceProduct, block_rows: int = BLOCK_ROWS) -> ArdPlan:
     """The product's grid and parts (opens each band file; reads no pixels)."""
     grid = product_grid(product)
+    if _is_s1_safe(product):
+        return ArdPlan(product, grid, ())
     shapes = _native_shapes(product)
     factors = overview_factors(grid.width, grid.height)
     parts: list[BandPart] = []
@@ -285,6 +309,10 @@ def write_ard(
     """Write the product's ARD COG at `dest`, in this process; return its grid and
     valid-pixel mask. Parts are staged one after the other in a folder beside `dest`
     (removed at the end, also on failure); `progress(band)` as each band starts."""
+    if _is_s1_safe(product):
+        from eominer.io import s1_safe
+
+        return s1_safe.write_ard(product, dest, progress)
     plan = plan_ard(product, block_rows)
     folder = dest.with_name(f".{dest.name}.parts")
     partial = dest.with_name(dest.name + ".partial")

@@ -12,7 +12,11 @@ Each band's own nodata value (from its file: 65535 on one band while the others 
 is set to the ARD's nodata before conversion and resampling, so it enters the product's
 valid mask (a pixel is valid only where every band is) and patches' valid_fraction.
 
-No reprojection here: every band is resampled (same CRS, same bounds) onto the grid of
+Sentinel-1 GRD SAFE products (`extra["format"] == "S1_SAFE"`) are calibrated, denoised
+and geocoded to UTM by eominer.io.s1_safe: `product_grid` and `eominer.io.parts.write_ard`
+hand them over.
+
+No reprojection here (but for those): every band is resampled (same CRS, same bounds) onto the grid of
 the reference band (B02 for Sentinel-2, or a stack's finest band; VV for Sentinel-1).
 Aligning two dates or two
 sensors is the change-detection and fusion code's job.
@@ -38,6 +42,10 @@ class Grid:
     transform: tuple[float, ...]  # affine (a, b, c, d, e, f)
     width: int
     height: int
+
+
+def _is_s1_safe(product: SourceProduct) -> bool:
+    return product.extra.get("format") == "S1_SAFE"  # eominer.io.s1_safe.FORMAT
 
 
 def reference_band(product: SourceProduct) -> str:
@@ -78,6 +86,10 @@ def _open(src: BandSource):
 
 def product_grid(product: SourceProduct) -> Grid:
     """The reference band's grid; every other band must share its CRS and footprint."""
+    if _is_s1_safe(product):
+        from eominer.io import s1_safe
+
+        return s1_safe.product_grid(product)
     ref = product.bands[reference_band(product)]
     with _open(ref) as ds:
         if ds.crs is None:

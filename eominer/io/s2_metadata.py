@@ -7,6 +7,10 @@ Source: Sentinel-2 Products Specification Document (S2-PDGS-TAS-DI-PSD, v14.9) a
 (`RADIO_ADD_OFFSET` in L1C, `BOA_ADD_OFFSET` in L2A); older products have no offset
 elements and read as offset 0. DN 0 is nodata in every baseline.
 
+The granule's `MTD_TL.xml` gives the mean sun zenith and azimuth of the tile
+(`Geometric_Info/Tile_Angles/Mean_Sun_Angle`, degrees); it is read when found beside the
+product metadata (see `find_mtd_tl`) and must be of the same tile.
+
 Where the file is looked for (see `find_mtd`): at the root of a SAFE; for a folder of band
 files, in the folder itself, one level up, and at the root of a `.SAFE` folder above it
 (GRANULE/<id>/IMG_DATA is three levels below it).
@@ -17,7 +21,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from eominer import sensors as S
@@ -46,6 +50,8 @@ class S2Metadata:
     quantification: float  # DN per unit reflectance (10000)
     offsets: Mapping[str, float] = field(default_factory=dict)  # band -> add-offset (DN)
     tile_id: str | None = None  # MGRS, e.g. "34UDD"
+    sun_zenith: float | None = None  # mean over the tile, degrees (MTD_TL.xml)
+    sun_azimuth: float | None = None
 
     def __post_init__(self) -> None:
         if self.quantification <= 0:
@@ -134,6 +140,57 @@ def read_s2_metadata(path: str | Path, data: bytes | None = None) -> S2Metadata:
         cloud_cover=float(cloud) if cloud is not None else None,
         quantification=float(quant), offsets=offsets, tile_id=tile,
     )
+
+
+TL_NAME_RE = re.compile(r"(?:^|_)MTD_TL\.xml$", re.I)
+
+
+def read_sun_angles(meta: S2Metadata, path: str | Path, data: bytes | None = None) -> S2Metadata:
+    """`meta` with the mean sun angles of its granule's MTD_TL.xml (`data`: its bytes).
+
+    The tile metadata must be of the product's tile: another tile's angles would be
+    silently wrong, so it is refused."""
+    where = str(path)
+    try:
+        root = ET.fromstring(data if data is not None else Path(path).read_bytes())
+    except (OSError, ET.ParseError) as exc:
+        raise ProductReadError(
+            f"Sentinel-2 tile metadata {where} cannot be read ({exc}): the file is truncated "
+            "or corrupt; copy MTD_TL.xml again from the product's GRANULE folder"
+        ) from exc
+    tag = root.tag.rsplit("}", 1)[-1]
+    if tag not in ("Level-1C_Tile_ID", "Level-2A_Tile_ID"):
+        raise ProductReadError(
+            f"{where} is not Sentinel-2 tile metadata: expected a Level-1C_Tile_ID or "
+            f"Level-2A_Tile_ID document, got <{tag}>"
+        )
+    tile_text = _text(root, "TILE_ID") or ""
+    tile = m.group(1) if (m := re.search(r"_T(\d{2}[C-X][A-Z]{2})(?:_|$)", tile_text)) else None
+    if tile and meta.tile_id and tile != meta.tile_id:
+        raise ProductReadError(
+            f"Sentinel-2 tile metadata {where} is of tile {tile}, but the product "
+            f"{meta.path} is of tile {meta.tile_id}: put the granule's own MTD_TL.xml "
+            "beside its IMG_DATA folder"
+        )
+    sun = root.find(".//Tile_Angles/Mean_Sun_Angle")
+    if sun is None:
+        return meta
+    zen, az = _text(sun, "ZENITH_ANGLE"), _text(sun, "AZIMUTH_ANGLE")
+    return replace(meta, sun_zenith=float(zen) if zen else None,
+                   sun_azimuth=float(az) if az else None)
+
+
+def find_mtd_tl(folder: Path) -> Path | None:
+    """The granule's MTD_TL.xml for a folder of band files: in the folder, or in the
+    granule folder above IMG_DATA (L1C: one level up; L2A's R10m: two levels up)."""
+    for place in (folder, folder.parent, folder.parent.parent):
+        if place.is_dir():
+            found = sorted(f for f in place.iterdir() if f.is_file() and TL_NAME_RE.search(f.name))
+            if found:
+                return found[0]
+        if place.name == "GRANULE":
+            break
+    return None
 
 
 def find_mtd(folder: Path) -> Path | None:

@@ -1,6 +1,10 @@
 """A session's scope: the patches of some products at one grid level, their features,
 and (cascade) the patches under a coarser session's published positives.
 
+`max_cloud` leaves out the patches whose `cloud_fraction` is above it; a patch whose
+cloud fraction is unknown (NULL: Sentinel-1, or a product without a cloud mask) stays in:
+unknown is not cloudy.
+
 Both `session` and `cascade` import this module; it imports neither.
 """
 
@@ -32,6 +36,7 @@ def feature_signature(feature_set_ids: Sequence[str], names: list[str], patch_id
 
 def load_scope(store: Store, product_ids: Sequence[str], level: int,
                feature_set_ids: Sequence[str], within: np.ndarray | None = None,
+               max_cloud: float | None = None,
                ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, int]:
     """Features of the scope: (patch_ids, raw X, names, centres, n_missing)."""
     for pid in product_ids:
@@ -41,6 +46,8 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
     pids = patches["patch_id"].to_numpy().astype(np.int64)
     if within is not None:
         pids = pids[np.isin(pids, within)]
+    if max_cloud is not None and len(pids):
+        pids = _clear_enough(patches, pids, float(max_cloud), list(product_ids), level)
     if len(pids) == 0:
         levels = store.patch_levels(list(product_ids))
         raise SessionError(
@@ -54,7 +61,7 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
     if len(ids) == 0:
         raise SessionError(
             f"no features for the {len(pids)} patches of the scope in feature sets "
-            f"{list(feature_set_ids)}: run `eominer extract` for these products"
+            f"{list(feature_set_ids)}: " + covering_hint(store, product_ids, level)
         )
     cx = (patches["min_x"].to_numpy() + patches["max_x"].to_numpy()) / 2
     cy = (patches["min_y"].to_numpy() + patches["max_y"].to_numpy()) / 2
@@ -62,6 +69,33 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
     at = np.searchsorted(all_ids, ids)
     centres = np.stack([cx[at], cy[at]], axis=1)
     return ids, X, names, centres, int(len(pids) - len(ids))
+
+
+def _clear_enough(patches, pids: np.ndarray, max_cloud: float, product_ids: list[str],
+                  level: int) -> np.ndarray:
+    """`pids` without the patches whose cloud fraction is above `max_cloud` (NULL kept;
+    MonetDB may read a NULL REAL back as NaN, kept too). Compared at the column's precision
+    (REAL): a stored 0.3 is float32(0.3), just above the double 0.3, and stays in."""
+    all_ids = patches["patch_id"].to_numpy().astype(np.int64)
+    cloud = patches["cloud_fraction"].to_numpy(zero_copy_only=False).astype(np.float32)
+    cloudy = all_ids[cloud > np.float32(max_cloud)]  # NaN compares False: unknown stays in
+    kept = pids[~np.isin(pids, cloudy)]
+    if len(kept) == 0:
+        raise SessionError(
+            f"empty scope: all {len(pids)} patches at level {level} in products {product_ids} "
+            f"have a cloud fraction above {max_cloud:g}; raise --max-cloud or pick other products"
+        )
+    return kept
+
+
+def covering_hint(store: Store, product_ids: Sequence[str], level: int) -> str:
+    """What to do when the chosen feature sets have no features for a scope: the sets
+    that do cover it, else `eominer extract`."""
+    covering = store.covering_feature_sets(list(product_ids), level)
+    if covering:
+        return (f"use the feature sets with features for these products at level {level}: "
+                f"{', '.join(covering)}")
+    return f"run `eominer extract` for these products (no feature set covers them at level {level})"
 
 
 def descendants(store: Store, product_ids: Sequence[str], ids: np.ndarray, from_level: int,

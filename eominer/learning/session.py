@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eominer.errors import SessionError
+from eominer.errors import FeaturesChangedError, SessionError
 from eominer.learning import quality as q
 from eominer.learning.coldstart import diverse_sample, find_similar
 from eominer.learning.engine import RoundResult, SessionData, fit_score_pick
@@ -70,8 +70,12 @@ class Session:
         cls, store: Store, name: str, owner: str, concept: str, product_ids: Sequence[str],
         level: int, feature_set_ids: Sequence[str], *, model_kind: str = "logistic",
         strategy: str = "diverse", params: SessionParams | dict[str, Any] | None = None,
-        parent_session: str | None = None,
+        parent_session: str | None = None, max_cloud: float | None = None,
     ) -> Session:
+        """A new session over the patches of `product_ids` at `level`. `max_cloud` (a
+        fraction) leaves out patches whose cloud_fraction is above it (unknown, NULL, stays
+        in); it is stored in the session's params, so a reopened session has the same
+        scope."""
         require_label(store, concept)
         if model_kind not in MODEL_KINDS:
             raise SessionError(f"unknown model kind {model_kind!r}: one of {MODEL_KINDS}")
@@ -92,9 +96,14 @@ class Session:
                 raise SessionError(f"session {name!r}: {exc}") from exc
         if parent_session:
             p = dataclasses.replace(p, parent_session=parent_session)
+        if max_cloud is not None:
+            try:
+                p = dataclasses.replace(p, max_cloud=float(max_cloud))
+            except (TypeError, ValueError) as exc:
+                raise SessionError(f"session {name!r}: {exc}") from exc
         within = cascade_scope(store, p.parent_session, product_ids, level)
         ids, X, names, centres, missing = load_scope(store, product_ids, level,
-                                                     feature_set_ids, within)
+                                                     feature_set_ids, within, p.max_cloud)
         now = utcnow()
         record = SessionRecord(
             session_id=uuid.uuid4().hex[:16], name=name, owner=owner, concept=concept,
@@ -117,11 +126,12 @@ class Session:
         within = cascade_scope(store, record.params.parent_session, record.product_ids,
                                record.level)
         ids, X, names, centres, missing = load_scope(
-            store, record.product_ids, record.level, record.feature_set_ids, within)
+            store, record.product_ids, record.level, record.feature_set_ids, within,
+            record.params.max_cloud)
         sig = feature_signature(record.feature_set_ids, names, ids, X)
         if sig != record.feature_signature:
             if not accept_feature_change:
-                raise SessionError(
+                raise FeaturesChangedError(
                     f"the features of session {session_id} changed since it started "
                     f"(signature {record.feature_signature}, now {sig}: re-extracted or "
                     "missing rows); its labels may mean something else now. Start a new "

@@ -17,6 +17,16 @@ from eominer.store.schema import INDEXES, MIGRATIONS, SCHEMA_VERSION, TABLES
 
 # Statements a user may run from `eominer sql` and the app's console.
 _READ_ONLY_KEYWORDS = ("select", "with", "values", "from", "describe", "show", "explain", "summarize")
+# Other statements of DuckDB and MonetDB: refused as writes. Any other first word is not
+# SQL at all, and is reported as a syntax error (a typo is not a permission problem).
+_OTHER_STATEMENTS = frozenset((
+    "insert", "update", "delete", "merge", "upsert", "replace", "copy", "attach", "detach",
+    "drop", "create", "alter", "truncate", "install", "load", "set", "reset", "pragma",
+    "call", "export", "import", "checkpoint", "force", "vacuum", "analyze", "grant",
+    "revoke", "begin", "start", "commit", "end", "rollback", "abort", "savepoint",
+    "release", "use", "prepare", "execute", "exec", "deallocate", "comment", "declare",
+    "table", "pivot", "unpivot", "trace", "plan", "debug", "lock", "unlock",
+))
 
 
 def utcnow() -> dt.datetime:
@@ -221,6 +231,12 @@ def check_read_only(sql: str) -> str:
     if ";" in _strip_strings(text):
         raise ReadOnlySQLError("one statement at a time: remove the ';' between statements")
     first = text.split(None, 1)[0].lower()
+    word = first.lstrip("(")
+    if word not in _READ_ONLY_KEYWORDS and word not in _OTHER_STATEMENTS:
+        raise UserSQLError(
+            f"SQL syntax error: {first.upper()!r} does not start an SQL statement; a query "
+            "starts with SELECT, WITH, VALUES, FROM, DESCRIBE, SHOW or EXPLAIN"
+        )
     if first not in _READ_ONLY_KEYWORDS:
         raise ReadOnlySQLError(
             f"'{first.upper()}' is not allowed here: the SQL console is read-only "

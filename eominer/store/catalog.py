@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eominer.errors import StoreError
 from eominer.store.base import StoreBase, utcnow
@@ -16,24 +17,72 @@ PRODUCT_COLUMNS = (
     "product_id", "sensor", "platform", "processing_level", "tile_id", "acquired", "crs",
     "footprint_wkt", "source_path", "ard_path", "width", "height", "bands", "transform",
     "source_hash", "ingested", "processing_baseline", "cloud_cover", "relative_orbit",
-    "orbit_direction", "reflectance_offsets", "quantification",
+    "orbit_direction", "reflectance_offsets", "quantification", "cloud_mask", "sun_zenith",
+    "sun_azimuth",
 )
+
+
+ADD_PRODUCT_ATTEMPTS = 5
+
+
+def _renumbered(patches: pa.Table, first: int) -> pa.Table:
+    """`patches` with ids shifted to start at `first`, parents with them."""
+    delta = first - int(patches["patch_id"].to_numpy().min())
+    out = patches
+    for name in ("patch_id", "parent_id"):  # NULL parents stay NULL
+        i = out.schema.get_field_index(name)
+        out = out.set_column(i, name, pc.add(out[name], pa.scalar(delta, out.schema[i].type)))
+    return out
+
+
+def _is_id_conflict(exc: Exception, product: Product) -> bool:
+    """A concurrent ingest took the same patch ids (or MonetDB aborted the commit for
+    it); not the product itself being there already."""
+    msg = str(exc).lower()
+    if product.product_id.lower() in msg:
+        return False
+    return "concurrency" in msg or ("patch" in msg and ("primary key" in msg or "constraint" in msg
+                                                        or "duplicate key" in msg))
 
 
 class CatalogMixin(StoreBase):
     def product_exists(self, product_id: str) -> bool:
         return bool(self.query("SELECT 1 FROM products WHERE product_id = ?", (product_id,)))
 
-    def add_product(self, product: Product, patches: pa.Table) -> None:
-        """Record a product and its patch grid atomically (all rows or none)."""
+    def add_product(self, product: Product, patches: pa.Table) -> pa.Table:
+        """Record a product and its patch grid atomically (all rows or none); returns the
+        patches as stored.
+
+        Patch ids are checked against the table inside the insert's transaction: when
+        another process took the ids the grid was numbered with (two ingests at once on a
+        MonetDB server), the grid is renumbered after the highest id, parents included.
+        A commit that still collides (MonetDB's optimistic concurrency) is retried."""
         row = dict(product.to_row(), ingested=utcnow())
-        with self.transaction():
-            self.execute(
-                f"INSERT INTO products ({', '.join(PRODUCT_COLUMNS)}) "
-                f"VALUES ({', '.join('?' for _ in PRODUCT_COLUMNS)})",
-                [row[c] for c in PRODUCT_COLUMNS],
-            )
-            self.insert_arrow("patches", patches)
+        for attempt in range(1, ADD_PRODUCT_ATTEMPTS + 1):
+            try:
+                with self.transaction():
+                    stored = patches
+                    if self._ids_taken(patches):
+                        stored = _renumbered(patches, self.next_patch_id())
+                    self.execute(
+                        f"INSERT INTO products ({', '.join(PRODUCT_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' for _ in PRODUCT_COLUMNS)})",
+                        [row[c] for c in PRODUCT_COLUMNS],
+                    )
+                    self.insert_arrow("patches", stored)
+                return stored
+            except Exception as exc:
+                if attempt == ADD_PRODUCT_ATTEMPTS or not _is_id_conflict(exc, product):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _ids_taken(self, patches: pa.Table) -> bool:
+        if not patches.num_rows:
+            return False
+        ids = patches["patch_id"].to_numpy()
+        rows = self.query("SELECT COUNT(*) FROM patches WHERE patch_id BETWEEN ? AND ?",
+                          (int(ids.min()), int(ids.max())))
+        return bool(rows[0][0])
 
     def delete_product(self, product_id: str) -> None:
         with self.transaction():
@@ -51,6 +100,7 @@ class CatalogMixin(StoreBase):
             "p.acquired, p.width, p.height, p.crs, p.ard_path, p.source_path, p.bands, "
             "p.footprint_wkt, p.transform, p.processing_baseline, p.cloud_cover, "
             "p.relative_orbit, p.orbit_direction, p.reflectance_offsets, p.quantification, "
+            "p.cloud_mask, p.sun_zenith, p.sun_azimuth, "
             "(SELECT COUNT(*) FROM patches q WHERE q.product_id = p.product_id) AS patches "
             "FROM products p ORDER BY p.acquired, p.product_id"
         )

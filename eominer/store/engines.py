@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from eominer.errors import StoreConnectionError
+from eominer.errors import StoreConnectionError, StoreWriteError
 
 Params = Sequence[Any]
 MONETDB_SCHEMA = "eominer"
@@ -95,98 +97,241 @@ class Engine(abc.ABC):
 
 
 class DuckDBEngine(Engine):
-    """Embedded DuckDB. External file access is off for the whole connection:
-    eominer reads rasters with rasterio and feeds DuckDB Arrow, so SQL never needs files."""
+    """Embedded DuckDB, shared by processes one unit of work at a time.
+
+    DuckDB lets one process open a database file for writing, and nobody else meanwhile.
+    So that `eominer serve`, CLI commands and a batch job can share one workspace, each
+    process holds the file only while it works: a statement, a transaction, a reader or a
+    registered table. The file is released `linger` seconds after the last use (a burst
+    of statements pays one open, ~15-20 ms), and an open that finds the file held retries
+    with backoff for up to `wait` seconds before it tells the user who holds it. DuckDB's
+    write-ahead log makes every commit durable and atomic, so a process killed while it
+    holds the file loses only its uncommitted transaction.
+
+    `:memory:` databases are private to the process: held for the engine's life.
+    External file access is off for the whole connection: eominer reads rasters with
+    rasterio and feeds DuckDB Arrow, so SQL never needs files."""
 
     name = "duckdb"
+    linger = float(os.environ.get("EOMINER_DB_LINGER", "0.05"))  # seconds
+    wait = float(os.environ.get("EOMINER_DB_WAIT", "120"))  # seconds
 
     def __init__(self, path: str, read_only: bool = False) -> None:
         import duckdb
 
         self._duckdb = duckdb
-        try:
-            self.con = duckdb.connect(
-                path, read_only=read_only, config={"enable_external_access": False}
-            )
-        except duckdb.IOException as exc:
-            msg = str(exc)
-            hint = (
-                "another process (a batch job or the app) holds it for writing; wait for it "
-                "to finish or point --db at another file"
-                if "lock" in msg.lower()
-                else "check the path and its permissions"
-            )
-            raise StoreConnectionError(f"cannot open DuckDB database {path}: {msg}; {hint}") from exc
+        self.path, self.read_only = path, read_only
         self.lock = threading.RLock()
         self._n = 0
+        self._con: Any = None
+        self._holds = 0  # statements, transactions, readers, registrations in progress
+        self._last_use = 0.0
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        self.shared = path != ":memory:"
+        self._opened = False
+        with self._held():  # open now: a bad path or permission fails at once
+            pass
+        self._opened = True
 
-    def execute(self, sql: str, params: Params = ()) -> None:
+    # ---- the lease on the file --------------------------------------------------------
+    def _open(self) -> Any:
+        """Connect, retrying while another process holds the file."""
+        if self._opened and self.shared and not os.path.exists(self.path):
+            # connecting would create a new, empty database in its place
+            raise StoreConnectionError(
+                f"the database file {self.path} was deleted or moved while eominer was "
+                "using it; put it back (or restart with --db pointing to where it is now)"
+            )
+        deadline = time.monotonic() + self.wait
+        delay = 0.005
+        while True:
+            try:
+                return self._duckdb.connect(self.path, read_only=self.read_only,
+                                            config={"enable_external_access": False})
+            except self._duckdb.IOException as exc:
+                msg = str(exc)
+                if "lock" not in msg.lower():
+                    raise StoreConnectionError(
+                        f"cannot open DuckDB database {self.path}: {msg}; check the path and "
+                        "its permissions"
+                    ) from exc
+                if time.monotonic() + delay > deadline:
+                    raise StoreConnectionError(
+                        f"the database {self.path} stayed busy for {self.wait:.0f} s: {msg}. "
+                        "Another eominer process (a long query, ingest or extract) holds it; "
+                        "retry when it finishes, or wait longer with EOMINER_DB_WAIT=seconds"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
+    @property
+    def con(self) -> Any:
+        """The open connection (opened on demand; callers hold `lock` and a hold)."""
+        if self._con is None:
+            if self._closed:
+                raise StoreConnectionError(f"the database {self.path} was closed")
+            self._con = self._open()
+        return self._con
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[Any]:
         with self.lock:
-            self.con.execute(sql, [_to_python(p) for p in params])
+            self._holds += 1
+            try:
+                yield self.con
+            except self._duckdb.Error as exc:
+                _raise_if_unwritable(exc, self.path)
+                raise
+            finally:
+                self._release()
+
+    def _hold(self) -> None:
+        """Keep the file across calls (a transaction, a registered table)."""
+        with self.lock:
+            _ = self.con
+            self._holds += 1
+
+    def _release(self) -> None:
+        with self.lock:
+            self._holds -= 1
+            self._last_use = time.monotonic()
+            if self._holds == 0 and self.shared and self._timer is None \
+                    and self._con is not None:
+                self._timer = threading.Timer(self.linger, self._expire)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _expire(self) -> None:
+        """Close the connection once it has been idle for `linger` seconds."""
+        with self.lock:
+            self._timer = None
+            if self._holds or self._con is None:
+                return
+            idle = time.monotonic() - self._last_use
+            if idle < self.linger:
+                self._timer = threading.Timer(self.linger - idle, self._expire)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+            con, self._con = self._con, None
+            con.close()
+
+    # ---- statements ---------------------------------------------------------------------
+    def execute(self, sql: str, params: Params = ()) -> None:
+        with self._held() as con:
+            con.execute(sql, [_to_python(p) for p in params])
 
     def query(self, sql: str, params: Params = ()) -> list[tuple]:
-        with self.lock:
-            return self.con.execute(sql, [_to_python(p) for p in params]).fetchall()
+        with self._held() as con:
+            return con.execute(sql, [_to_python(p) for p in params]).fetchall()
 
     def query_arrow(self, sql: str, params: Params = ()) -> pa.Table:
-        with self.lock:
-            rel = self.con.sql(sql, params=[_to_python(p) for p in params] or None)
+        with self._held() as con:
+            rel = con.sql(sql, params=[_to_python(p) for p in params] or None)
             if rel is None:
                 return pa.table({})
             fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
             return fetch()
 
     def append_arrow(self, table: str, data: pa.Table) -> None:
-        with self.lock:
+        with self._held() as con:
             self._n += 1
             view = f"_eominer_bulk_{self._n}"
-            self.con.register(view, data)
+            con.register(view, data)
             try:
                 cols = ", ".join(data.column_names)
-                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
             finally:
-                self.con.unregister(view)
+                con.unregister(view)
 
     def register(self, name: str, data: pa.Table) -> None:
+        """A view of `data` for later statements: the file is held until `unregister`."""
         with self.lock:
+            self._hold()
             self.con.register(name, data)
 
     def unregister(self, name: str) -> None:
         with self.lock:
             self.con.unregister(name)
+            self._release()
 
     def begin(self) -> None:
-        self.con.begin()
+        with self.lock:
+            self._hold()
+            self.con.begin()
 
     def commit(self) -> None:
-        self.con.commit()
+        with self.lock:
+            try:
+                self.con.commit()
+            except self._duckdb.Error as exc:
+                _raise_if_unwritable(exc, self.path)
+                raise
+            finally:
+                self._release()
 
     def rollback(self) -> None:
-        self.con.rollback()
+        with self.lock:
+            try:
+                self.con.rollback()
+            finally:
+                self._release()
 
     def table_names(self) -> set[str]:
         rows = self.query("SELECT table_name FROM information_schema.tables")
         return {r[0].lower() for r in rows}
 
     def interrupt(self) -> None:
-        self.con.interrupt()
+        con = self._con  # no lock: the statement to cancel holds it
+        if con is not None:
+            con.interrupt()
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Engine]:
         """A connection of its own on the same database (DuckDB's `cursor()`: its own
         transaction, same settings, external access off): a slow user query then holds
-        no lock, and the app's other sessions keep clicking while it runs."""
+        no lock, and the app's other sessions keep clicking while it runs. The file stays
+        held until the reader is done."""
         with self.lock:  # the main connection is not thread-safe, even to branch off it
+            self._hold()
             con = self.con.cursor()
         reader = DuckDBEngine.__new__(DuckDBEngine)
-        reader._duckdb, reader.con, reader.lock, reader._n = self._duckdb, con, threading.RLock(), 0
+        reader._duckdb, reader._con, reader.lock, reader._n = (
+            self._duckdb, con, threading.RLock(), 0)
+        reader.path, reader.read_only, reader.shared = self.path, self.read_only, False
+        reader._holds, reader._timer, reader._closed, reader._last_use = 0, None, False, 0.0
         try:
             yield reader
         finally:
             con.close()
+            self._release()
 
     def close(self) -> None:
-        self.con.close()
+        with self.lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                if self._timer is not threading.current_thread():
+                    self._timer.join()
+                self._timer = None
+            if self._con is not None:
+                con, self._con = self._con, None
+                con.close()
+
+
+_UNWRITABLE = ("could not write", "no space left", "file too large", "disk quota")
+
+
+def _raise_if_unwritable(exc: Exception, path: str) -> None:
+    """A write the file system refused (disk full, quota, file size limit): say so. The
+    transaction was not committed, so nothing of it is in the database."""
+    msg = str(exc)
+    if any(k in msg.lower() for k in _UNWRITABLE):
+        raise StoreWriteError(
+            f"the database {path} could not be written ({msg}); nothing of this change was "
+            "saved. Free space on its disk (or raise the quota), then do it again"
+        ) from exc
 
 
 class _MonetBase(Engine):

@@ -166,6 +166,29 @@ class FeaturesMixin(StoreBase):
             )
         return t["patch_id"].to_numpy().astype(np.int64)
 
+    def feature_coverage(self, product_ids: Sequence[str], level: int,
+                         ) -> dict[str, dict[str, int]]:
+        """For every feature set, how many patches of each product at `level` have
+        features: {feature_set_id: {product_id: n}} (products without any left out)."""
+        out: dict[str, dict[str, int]] = {}
+        if not product_ids:
+            return out
+        for fs in self.feature_sets():
+            rows = self.query(
+                f"SELECT p.product_id, COUNT(*) FROM {fs.table_name} f JOIN patches p "
+                f"ON p.patch_id = f.patch_id WHERE p.level = ? AND p.product_id IN "
+                f"({_in_list(product_ids)}) GROUP BY p.product_id",
+                [int(level), *product_ids],
+            )
+            out[fs.feature_set_id] = {str(r[0]): int(r[1]) for r in rows}
+        return out
+
+    def covering_feature_sets(self, product_ids: Sequence[str], level: int) -> list[str]:
+        """Feature sets with features for every one of `product_ids` at `level`, oldest
+        first: the sets a session over these products can use."""
+        return [fid for fid, per in self.feature_coverage(product_ids, level).items()
+                if product_ids and all(per.get(p) for p in product_ids)]
+
     def read_features(
         self, feature_set_ids: Sequence[str], product_ids: Sequence[str], level: int,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-SESSION_STATUSES = ("open", "closed", "published")
+SESSION_STATUSES = ("open", "closed", "published", "archived")
 LABEL_PURPOSES = ("train", "verify")
 
 
@@ -37,7 +37,7 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
 
 
-def _datetime(value: Any) -> dt.datetime | None:
+def naive_datetime(value: Any) -> dt.datetime | None:
     """A TIMESTAMP cell (datetime, numpy or pandas timestamp, ISO text) as naive UTC."""
     if value is None or (isinstance(value, str) and not value):
         return None
@@ -81,6 +81,11 @@ class Product:
     orbit_direction: str | None = None  # "ASCENDING" / "DESCENDING"
     reflectance_offsets: Mapping[str, float] | None = None  # band -> add-offset applied (DN)
     quantification: float | None = None  # DN per unit reflectance of the source (10000)
+    # schema version 3: the mask the patches' cloud fractions come from ('SCL',
+    # 'MSK_CLASSI', 'MSK_CLOUDS_GML', 's2cloudless'; None: none), solar angles (degrees)
+    cloud_mask: str | None = None
+    sun_zenith: float | None = None
+    sun_azimuth: float | None = None
 
     def __post_init__(self) -> None:
         if not self.product_id or not self.sensor:
@@ -135,8 +140,8 @@ class Product:
             ard_path=row["ard_path"], width=int(row["width"]), height=int(row["height"]),
             bands=bands, transform=t, source_hash=row.get("source_hash") or "",
             platform=row.get("platform"), processing_level=row.get("processing_level"),
-            tile_id=row.get("tile_id"), acquired=_datetime(row.get("acquired")),
-            ingested=_datetime(row.get("ingested")), n_patches=None if n is None else int(n),
+            tile_id=row.get("tile_id"), acquired=naive_datetime(row.get("acquired")),
+            ingested=naive_datetime(row.get("ingested")), n_patches=None if n is None else int(n),
             processing_baseline=row.get("processing_baseline"),
             cloud_cover=_float_or_none(row.get("cloud_cover")),
             relative_orbit=None if row.get("relative_orbit") is None
@@ -145,6 +150,9 @@ class Product:
             reflectance_offsets=_loads(row.get("reflectance_offsets"),
                                        f"reflectance_offsets of product {row['product_id']}"),
             quantification=_float_or_none(row.get("quantification")),
+            cloud_mask=row.get("cloud_mask"),
+            sun_zenith=_float_or_none(row.get("sun_zenith")),
+            sun_azimuth=_float_or_none(row.get("sun_azimuth")),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -192,10 +200,15 @@ class SessionParams:
     model_params: Mapping[str, Any] = field(default_factory=dict)
     publish_threshold: float = 0.5
     parent_session: str | None = None  # cascade: the coarser session this one refines
+    # scope: leave out patches whose cloud_fraction is above this (NULL, unknown, stays in)
+    max_cloud: float | None = None
+    shared: bool = False  # visible to the team (else to its owner only)
 
     def __post_init__(self) -> None:
         if int(self.batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.max_cloud is not None and not 0.0 <= float(self.max_cloud) <= 1.0:
+            raise ValueError(f"max_cloud must be a fraction in [0, 1], got {self.max_cloud}")
         if not 0.0 <= float(self.publish_threshold) <= 1.0:
             raise ValueError(
                 f"publish_threshold must be in [0, 1], got {self.publish_threshold}")
@@ -216,8 +229,11 @@ class SessionParams:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["model_params"] = dict(self.model_params)
-        if d["parent_session"] is None:
-            del d["parent_session"]
+        for optional in ("parent_session", "max_cloud"):  # absent: the text stays as before
+            if d[optional] is None:
+                del d[optional]
+        if not d["shared"]:  # the text of sessions stored before sharing existed
+            del d["shared"]
         return d
 
 
@@ -257,8 +273,8 @@ class SessionRecord:
             feature_signature=row["feature_signature"], model_kind=row["model_kind"],
             strategy=row["strategy"],
             params=SessionParams.from_dict(_loads(row["params"], f"params of session {sid}")),
-            status=row["status"], created=_datetime(row["created"]),  # type: ignore[arg-type]
-            updated=_datetime(row["updated"]),  # type: ignore[arg-type]
+            status=row["status"], created=naive_datetime(row["created"]),  # type: ignore[arg-type]
+            updated=naive_datetime(row["updated"]),  # type: ignore[arg-type]
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -321,7 +337,7 @@ class RoundRecord:
             model_kind=row["model_kind"], strategy=row["strategy"],
             n_labels=int(row["n_labels"]), n_positive=int(row["n_positive"]),
             n_negative=int(row["n_negative"]), seconds=float(row["seconds"]),
-            created=_datetime(row["created"]),  # type: ignore[arg-type]
+            created=naive_datetime(row["created"]),  # type: ignore[arg-type]
             queried=tuple(int(i) for i in _loads(row["queried"], "rounds.queried") or ()),
             ranking_change=_float_or_none(row.get("ranking_change")),
             precision_estimate=_float_or_none(row.get("precision_estimate")),
@@ -356,4 +372,4 @@ class Label:
         return cls(session_id=session_id, patch_id=int(row["patch_id"]),
                    user_name=row["user_name"], label=int(row["label"]),
                    round=int(row["round"]), purpose=row["purpose"],
-                   labelled_at=_datetime(row["labelled_at"]))  # type: ignore[arg-type]
+                   labelled_at=naive_datetime(row["labelled_at"]))  # type: ignore[arg-type]

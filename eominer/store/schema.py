@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -21,12 +21,32 @@ PRODUCT_METADATA_COLUMNS: tuple[tuple[str, str], ...] = (
     ("quantification", "DOUBLE"),
 )
 
+# Cloud mask columns (schema version 3), all nullable. products.cloud_mask names the mask a
+# product's patches were measured with ('SCL', 'MSK_CLASSI', 'MSK_CLOUDS_GML',
+# 's2cloudless'; NULL: none, as for S1); sun_zenith / sun_azimuth are the mean solar
+# angles (degrees) of the granule's MTD_TL.xml (NULL without one). The patches' fractions are NULL where
+# the mask does not observe the class (S1, no mask; shadow from a mask without shadows).
+PRODUCT_CLOUD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("cloud_mask", "VARCHAR(32)"),
+    ("sun_zenith", "DOUBLE"),
+    ("sun_azimuth", "DOUBLE"),
+)
+PATCH_MASK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("shadow_fraction", "REAL"),
+    ("snow_fraction", "REAL"),
+    ("water_fraction", "REAL"),
+)
+
 # Upgrades of an existing database: version -> the statements that bring version - 1 to
 # it. Portable DDL only (ALTER TABLE ... ADD COLUMN runs on DuckDB and MonetDB); run by
 # `init_schema` in one transaction with the new schema_version row.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: tuple(f"ALTER TABLE products ADD COLUMN {name} {kind}"
              for name, kind in PRODUCT_METADATA_COLUMNS),
+    3: tuple(f"ALTER TABLE products ADD COLUMN {name} {kind}"
+             for name, kind in PRODUCT_CLOUD_COLUMNS)
+    + tuple(f"ALTER TABLE patches ADD COLUMN {name} {kind}"
+            for name, kind in PATCH_MASK_COLUMNS),
 }
 
 TABLES: dict[str, str] = {
@@ -59,7 +79,10 @@ TABLES: dict[str, str] = {
             relative_orbit INTEGER,
             orbit_direction VARCHAR(16),
             reflectance_offsets VARCHAR(1000),
-            quantification DOUBLE
+            quantification DOUBLE,
+            cloud_mask VARCHAR(32),
+            sun_zenith DOUBLE,
+            sun_azimuth DOUBLE
         )""",
     "patches": """
         CREATE TABLE patches (
@@ -81,7 +104,10 @@ TABLES: dict[str, str] = {
             max_lat DOUBLE NOT NULL,
             valid_fraction REAL NOT NULL,
             cloud_fraction REAL,
-            parent_id BIGINT
+            parent_id BIGINT,
+            shadow_fraction REAL,
+            snow_fraction REAL,
+            water_fraction REAL
         )""",
     "feature_sets": """
         CREATE TABLE feature_sets (

@@ -89,8 +89,19 @@ class SessionsMixin(StoreBase):
         )
         return [SessionRecord.from_row(r) for r in t.to_pylist()]
 
+    def session_activity(self) -> dict[str, tuple[int, int, Any]]:
+        """Per session: (labels, rounds, last label time or None)."""
+        rows = self.query(
+            "SELECT s.session_id, "
+            "(SELECT COUNT(*) FROM labels l WHERE l.session_id = s.session_id), "
+            "(SELECT COUNT(*) FROM rounds r WHERE r.session_id = s.session_id), "
+            "(SELECT MAX(l.labelled_at) FROM labels l WHERE l.session_id = s.session_id) "
+            "FROM sessions s"
+        )
+        return {r[0]: (int(r[1]), int(r[2]), r[3]) for r in rows}
+
     def update_session(
-        self, session_id: str, *, status: str | None = None,
+        self, session_id: str, *, name: str | None = None, status: str | None = None,
         feature_signature: str | None = None, model_kind: str | None = None,
         strategy: str | None = None, params: SessionParams | None = None,
     ) -> None:
@@ -99,7 +110,7 @@ class SessionsMixin(StoreBase):
             raise ValueError(f"session status must be one of {SESSION_STATUSES}, "
                              f"got {status!r}")
         values: dict[str, Any] = {
-            "status": status, "feature_signature": feature_signature,
+            "name": name, "status": status, "feature_signature": feature_signature,
             "model_kind": model_kind, "strategy": strategy,
             "params": None if params is None else dumps(params.to_dict()),
         }
@@ -177,15 +188,16 @@ class SessionsMixin(StoreBase):
 
     # ---- scope -----------------------------------------------------------------
     def scope_patches(self, product_ids: Sequence[str], level: int) -> pa.Table:
-        """Patch geometry of a session's scope, ordered by patch_id."""
+        """Patch geometry (and cloud fraction) of a session's scope, ordered by patch_id."""
         if not product_ids:
             return self.query_arrow(
                 "SELECT patch_id, product_id, parent_id, x_off, y_off, size_px, min_x, min_y, "
-                "max_x, max_y, min_lon, min_lat, max_lon, max_lat FROM patches WHERE 1 = 0"
+                "max_x, max_y, min_lon, min_lat, max_lon, max_lat, cloud_fraction FROM patches "
+                "WHERE 1 = 0"
             )
         return self.query_arrow(
             "SELECT patch_id, product_id, parent_id, x_off, y_off, size_px, min_x, min_y, "
-            "max_x, max_y, min_lon, min_lat, max_lon, max_lat FROM patches "
+            "max_x, max_y, min_lon, min_lat, max_lon, max_lat, cloud_fraction FROM patches "
             f"WHERE level = ? AND product_id IN ({_marks(len(product_ids))}) ORDER BY patch_id",
             [int(level), *product_ids],
         )

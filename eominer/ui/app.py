@@ -20,6 +20,9 @@ CSS = """
 """
 
 
+SCOPE_TAB, SESSIONS_TAB = 0, 4  # positions in App.tabs
+
+
 class App(Viewer):
     """The whole app for one browser session (or one notebook cell)."""
 
@@ -44,6 +47,7 @@ class App(Viewer):
         from eominer.ui.publish import PublishView
         from eominer.ui.rounds import RoundsView
         from eominer.ui.scope import ScopeView
+        from eominer.ui.sessions import SessionsView
         from eominer.ui.sqlconsole import SQLConsole
         from eominer.ui.state import AppState, shared_store
         from eominer.ui.status import StatusLine
@@ -56,28 +60,57 @@ class App(Viewer):
         self.rounds = RoundsView(state=self.state)
         self.publish = PublishView(state=self.state)
         self.sql = SQLConsole(state=self.state)
+        self.sessions = SessionsView(state=self.state)
         self.tabs = pn.Tabs(
             ("Scope", self.scope),
             ("Mine", pn.Row(
                 pn.Column(self.map, sizing_mode="stretch_both", min_width=500),
-                pn.Column(self.rounds, self.grid, width=560),
+                # scrolls on its own: the thumbnails never run under the status line
+                pn.Column(self.rounds, self.grid, width=560, sizing_mode="stretch_height",
+                          scroll=True, css_classes=["eom-side"]),
                 sizing_mode="stretch_both")),
             ("Publish", self.publish),
             ("SQL", self.sql),
+            ("Sessions", self.sessions),
             dynamic=False, sizing_mode="stretch_both", css_classes=["eom-tabs"])
         self.state.param.watch(self._to_mine, "session")
+        self.tabs.param.watch(self._on_tab, "active")
+        self._open_linked_session()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.add_periodic_callback(self.status.refresh_jobs, period=3000)
+            pn.state.add_periodic_callback(self._poll_jobs, period=3000)
+
+    def _poll_jobs(self) -> None:
+        self.status.refresh_jobs()
+        self.scope.jobs.refresh()
 
     def _to_mine(self, event) -> None:
         if event.new is not None:
             self.tabs.active = 1
 
+    def _on_tab(self, event) -> None:
+        """What other processes added meanwhile (products, feature sets, sessions)
+        appears when its tab is opened: no restart, no reload."""
+        if event.new == SCOPE_TAB:
+            self.scope.reload()
+        elif event.new == SESSIONS_TAB:
+            self.sessions.refresh()
+
+    def _open_linked_session(self) -> None:
+        """`?session=ID` in the URL reopens that session (a link shared in the team)."""
+        args = pn.state.session_args if pn.state.curdoc is not None else {}
+        raw = (args or {}).get("session")
+        if raw:
+            sid = raw[0].decode() if isinstance(raw[0], bytes) else str(raw[0])
+            self.state.open_session(sid.strip())
+            if self.state.session is None:  # unknown, private or stale: say it there
+                self.tabs.active = SESSIONS_TAB
+
     def _error_page(self):
         return pn.Column(
             pn.pane.Alert(f"### The database cannot be opened\n\n{self.error}\n\n"
-                          "Wait for the batch job to finish (or stop it), then reload this "
-                          "page. Nothing you labelled is lost: labels are saved as you click.",
+                          "Wait for the process that holds it to finish (or stop it), then "
+                          "reload this page. Nothing you labelled is lost: labels are saved "
+                          "as you click.",
                           alert_type="danger", css_classes=["eom-db-error"]),
             sizing_mode="stretch_width")
 

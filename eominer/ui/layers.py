@@ -207,28 +207,34 @@ def stretch_of(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lo, np.float32), np.asarray(hi, np.float32)
 
 
-def change_layer(store: Store, product: Product,
-                 max_px: int = MAX_SCREEN_PX,
-                 ) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
-    """The change-detection raster of the newest change pair that contains `product`, as
-    (data, bounds), or None. Pairs come from the store (`product_pairs` rows of kind
-    `change` whose `layer_path` is the probability COG); a pair whose file is gone shows
-    nothing."""
+def change_layer_path(store: Store, product: Product) -> str | None:
+    """The probability COG of the newest change pair that contains `product` (rows of
+    kind `change` in `product_pairs`) whose file exists, or None."""
     from pathlib import Path
-
-    import rasterio
 
     for pair in store.pairs(kind="change", product_id=product.product_id).to_pylist():
         path = pair.get("layer_path")
-        if not path or not Path(path).exists():
-            continue
-        with rasterio.open(path) as ds:
-            scale = max(1.0, max(ds.width, ds.height) / max_px)
-            data = ds.read(1, out_shape=(max(1, int(ds.height / scale)),
-                                         max(1, int(ds.width / scale)))).astype(np.float32)
-            if ds.nodata is not None:
-                data[data == ds.nodata] = np.nan
-            b = ds.bounds
-        data[data <= 0] = np.nan  # no change is transparent
-        return data, (b.left, b.bottom, b.right, b.top)
+        if path and Path(path).exists():
+            return str(path)
     return None
+
+
+def change_layer(store: Store, product: Product,
+                 max_px: int = MAX_SCREEN_PX,
+                 ) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
+    """The change-detection raster of `product` (`change_layer_path`) at screen
+    resolution, as (data, bounds), or None."""
+    import rasterio
+
+    path = change_layer_path(store, product)
+    if path is None:
+        return None
+    with rasterio.open(path) as ds:
+        scale = max(1.0, max(ds.width, ds.height) / max_px)
+        data = ds.read(1, out_shape=(max(1, int(ds.height / scale)),
+                                     max(1, int(ds.width / scale)))).astype(np.float32)
+        if ds.nodata is not None:
+            data[data == ds.nodata] = np.nan
+        b = ds.bounds
+    data[data <= 0] = np.nan  # no change is transparent
+    return data, (b.left, b.bottom, b.right, b.top)

@@ -15,6 +15,7 @@ from eominer.store.records import Product
 from eominer.ui.layers import (
     LEVEL_RANGE,
     PatchGrid,
+    change_layer_path,
     colour_bands,
     patch_grid,
     product_bounds,
@@ -26,6 +27,16 @@ from eominer.ui.state import AppState
 from eominer.ui.thumbnails import product_stretch
 
 LABEL_COLOURS = {1: "#00c853", -1: "#ff1744"}
+CHANGE_RANGE = (0.0, 1.0)  # change probability
+
+# hover on the score layer: the patch under the mouse (ids run row-major over a
+# product's grid, `_hover_geometry`) and its score from the overlay's byte (`levels`)
+_PATCH_JS = """
+const c = Math.floor((value - left) / dx), r = Math.floor((top - special_vars.y) / dy)
+if (!(cols > 0) || c < 0 || r < 0 || c >= cols || r >= rows) return '-'
+return base >= 0 ? String(base + r * cols + c) : `row ${r}, column ${c}`
+"""
+_SCORE_JS = "return value > 0 ? ((value - 1) / 254).toFixed(2) : 'none'"
 
 # runs in the browser when the figure's frame size changes; fits once per figure
 _FIT_JS = """
@@ -45,7 +56,7 @@ class MapView(Viewer):
     false_colour = param.Boolean(default=False, label="False colour (NIR, red, green)")
     opacity = param.Number(default=0.6, bounds=(0.0, 1.0), step=0.05, label="Overlay opacity")
     show_labels = param.Boolean(default=True, label="Labelled patches")
-    show_change = param.Boolean(default=True, label="Change layer")
+    show_change = param.Boolean(default=False, label="Change layer")
     overlay_version = param.Integer(default=0, doc="bumped after the overlay is re-drawn")
 
     def __init__(self, **params) -> None:
@@ -57,6 +68,12 @@ class MapView(Viewer):
         self._outline_dmap = None
         self._overlay_dmap = None
         self._fig = None
+        self._hover_patch = None  # CustomJSHover of the score layer's hover tool
+        self._change_box = pn.widgets.Checkbox.from_param(self.param.show_change,
+                                                          css_classes=["eom-show-change"])
+        self._change_legend = pn.pane.HTML(_change_legend(), visible=False,
+                                           css_classes=["eom-change-legend"])
+        self.param.watch(lambda _: self._change_controls(), "show_change")
         self._product_select = pn.widgets.Select(name="Product on the map", width=420)
         self._product_select.param.watch(self._on_product, "value")
         self._version = pn.pane.HTML("", css_classes=["eom-overlay-version"], width=0,
@@ -70,6 +87,7 @@ class MapView(Viewer):
         self.state.param.watch(self._push_scores, "scores_version")
         self.state.param.watch(self._push_outlines, ["labels_version", "selected"])
         self._products_changed()
+        self._change_controls(self._has_change())
         self._plot.object = self._build()
 
     # ---- what is shown -------------------------------------------------------------
@@ -85,6 +103,7 @@ class MapView(Viewer):
     def _sync_product(self, pid: str) -> None:
         if self._product_select.value != pid:
             self._product_select.value = pid
+        self._change_controls(self._has_change())
         # a new plot: the axes take the new product's extent (it may be another CRS)
         self._plot.object = self._build()
 
@@ -95,6 +114,23 @@ class MapView(Viewer):
     def _product(self) -> Product | None:
         pid = self.state.product_id
         return self.state.store.product(pid) if pid else None
+
+    def _has_change(self) -> bool:
+        product = self._product()
+        try:
+            return product is not None and change_layer_path(self.state.store, product) is not None
+        except Exception as exc:  # an older database without pairs: no change layer
+            self.state.say(f"change layer: {exc}", "warning")
+            return False
+
+    def _change_controls(self, has: bool | None = None) -> None:
+        """The change layer's box is ticked (and can be) only for a product that has
+        one; its legend shows while it is drawn."""
+        if has is not None:
+            self._change_box.disabled = not has
+            self._change_box.label = "Change layer" + ("" if has else " (none for this product)")
+            self.show_change = has
+        self._change_legend.visible = self.show_change and not self._change_box.disabled
 
     def grid(self) -> PatchGrid | None:
         """The patch grid of the product on the map, mapped to the session's scores."""
@@ -152,6 +188,25 @@ class MapView(Viewer):
 
     def _scores_hook(self, plot, element) -> None:
         self._overlay_source = plot.handles.get("source")
+        self._hover(plot)
+
+    def _hover(self, plot) -> None:
+        """Hovering the map shows the patch id and its score (the image's own hover
+        showed a packed RGBA integer): one tool per figure, its geometry kept current."""
+        from bokeh.models import CustomJSHover, HoverTool
+
+        geometry = _hover_geometry(self._safe_grid())
+        fig, renderer = plot.state, plot.handles.get("glyph_renderer")
+        if self._hover_patch is not None and self._hover_patch in _formatters(fig):
+            self._hover_patch.args = geometry
+            return
+        if renderer is None:
+            return
+        self._hover_patch = CustomJSHover(args=geometry, code=_PATCH_JS)
+        fig.add_tools(HoverTool(
+            renderers=[renderer], tooltips=[("patch", "$x{patch}"), ("score", "@image{score}")],
+            formatters={"$x": self._hover_patch, "@image": CustomJSHover(code=_SCORE_JS)},
+            description="Patch and score"))
 
     def _push_scores(self, *_) -> None:
         """New scores: one uint8 per patch (a few ms for 1M patches) replaces the overlay
@@ -166,6 +221,8 @@ class MapView(Viewer):
         # Bokeh images run bottom-up: the grid's first row (north) is the image's last
         src.data = {"image": [np.ascontiguousarray(img[::-1])], "x": [left], "y": [bottom],
                     "dw": [right - left], "dh": [top - bottom]}
+        if self._hover_patch is not None:  # a new session may be at another level
+            self._hover_patch.args = _hover_geometry(g)
         self.overlay_version += 1
 
     def _outlines(self, product_id="", show_labels=True):
@@ -239,7 +296,8 @@ class MapView(Viewer):
             return empty
         data, bounds = layer
         return hv.Image(data, bounds=bounds, kdims=["x", "y"], vdims=["change"]).opts(
-            cmap="Reds", alpha=opacity, clipping_colors={"NaN": (0, 0, 0, 0)})
+            cmap=_change_palette(), clim=CHANGE_RANGE, alpha=opacity,
+            clipping_colors={"NaN": (0, 0, 0, 0)})
 
     def _safe_grid(self) -> PatchGrid | None:
         try:
@@ -265,7 +323,7 @@ class MapView(Viewer):
             prod, hv.streams.Params(self, ["show_labels"])])
         self._outline_dmap = outlines
         return (base * change * overlay * outlines).opts(
-            hv.opts.RGB(data_aspect=1, responsive=True, tools=["tap", "hover"],
+            hv.opts.RGB(data_aspect=1, responsive=True, tools=["tap"],
                         active_tools=["wheel_zoom"], hooks=[self._hook], xaxis=None,
                         yaxis=None, default_tools=["pan", "wheel_zoom", "box_zoom", "reset"]),
             hv.opts.Overlay(data_aspect=1, responsive=True),
@@ -352,11 +410,44 @@ class MapView(Viewer):
             pn.widgets.FloatSlider.from_param(self.param.opacity, width=180),
             pn.widgets.Checkbox.from_param(self.param.show_labels,
                                            css_classes=["eom-show-labels"]),
-            pn.widgets.Checkbox.from_param(self.param.show_change),
-            self.legend(), self._version, sizing_mode="stretch_width")
+            self._change_box, self.legend(), self._change_legend, self._version,
+            sizing_mode="stretch_width")
         self.param.watch(lambda e: setattr(self._version, "object",
                                            f'<span data-v="{e.new}"></span>'), "overlay_version")
         return pn.Column(controls, self._message, self._plot, sizing_mode="stretch_both")
+
+
+def _change_palette() -> list[str]:
+    from bokeh.palettes import Reds256
+
+    return list(reversed(Reds256))  # light: little change, dark red: likely change
+
+
+def _change_legend() -> str:
+    stops = ", ".join(_change_palette()[::32] + [_change_palette()[-1]])
+    return (f'<div style="font-size:12px">change probability {CHANGE_RANGE[0]:g} '
+            f'<span style="display:inline-block;width:140px;height:10px;'
+            f'background:linear-gradient(to right, {stops})"></span> {CHANGE_RANGE[1]:g}</div>')
+
+
+def _hover_geometry(g: PatchGrid | None) -> dict[str, float]:
+    """What the hover's JS needs to name the patch under the mouse: the grid's frame,
+    and its first id when ids run row-major over the grid (-1: they do not)."""
+    if g is None:
+        return {"left": 0.0, "top": 0.0, "dx": 1.0, "dy": 1.0, "cols": 0, "rows": 0, "base": -1}
+    left, bottom, right, top = g.bounds
+    ids = g.patch_ids
+    base = int(ids[0]) if ids.size and ids[0] >= 0 and np.array_equal(
+        ids, ids[0] + np.arange(ids.size)) else -1
+    return {"left": left, "top": top, "dx": (right - left) / g.cols,
+            "dy": (top - bottom) / g.rows, "cols": g.cols, "rows": g.rows, "base": base}
+
+
+def _formatters(fig) -> list:
+    from bokeh.models import HoverTool
+
+    return [f for t in fig.tools if isinstance(t, HoverTool)
+            for f in (t.formatters or {}).values()]
 
 
 def _rect_data(rects: list[tuple], columns) -> dict[str, list]:

@@ -19,8 +19,11 @@ from eominer.ui.thumbnails import patch_thumbnails
 _ESM = """
 const KEYS = {y: 'yes', n: 'no', s: 'skip', l: 'learn', u: 'undo', f: 'false'}
 
-export function render({model, el}) {
+export function render({model, el, view}) {
   let active = 0
+  let offline = false
+  // answers sent but not yet confirmed by the server: shown as such, never as done
+  const pending = new Set()
   const draw = () => {
     const items = model.items
     if (active >= items.length) active = Math.max(0, items.length - 1)
@@ -30,14 +33,18 @@ export function render({model, el}) {
     wrap.style.cssText = 'display:flex;flex-wrap:wrap;gap:8px'
     items.forEach((it, i) => {
       const card = document.createElement('div')
+      const wait = pending.has(it.id)
       card.className = 'eom-card' + (i === active && model.keyboard ? ' eom-active' : '')
+        + (wait ? (offline ? ' eom-unsaved' : ' eom-pending') : '')
       card.dataset.id = it.id
       const ring = i === active && model.keyboard ? '#1565c0' :
         (it.label === 1 ? '#00c853' : (it.label === -1 ? '#ff1744' : '#ccc'))
-      card.style.cssText = `border:3px solid ${ring};border-radius:4px;padding:3px;width:${model.size + 6}px;font:11px sans-serif`
+      card.style.cssText = `border:3px solid ${ring};border-radius:4px;padding:3px;width:${model.size + 6}px;font:11px sans-serif` + (wait ? ';opacity:0.6' : '')
       const score = it.score === null || it.score === undefined ? '' : ` ${it.score.toFixed(2)}`
+      const note = !wait ? '' : (offline ? ' <b class="eom-note" style="color:#b3261e">not saved</b>'
+                                         : ' <i class="eom-note">saving…</i>')
       card.innerHTML = `<img class="eom-thumb" src="${it.src}" width="${model.size}" height="${model.size}" style="cursor:pointer;display:block" title="patch ${it.id}: click to centre the map">`
-        + `<div>#${it.id}${score}</div>`
+        + `<div>#${it.id}${score}${note}</div>`
         + (model.buttons ? `<div style="display:flex;gap:2px">`
           + `<button class="eom-yes" data-act="yes" style="flex:1">yes</button>`
           + `<button class="eom-no" data-act="no" style="flex:1">no</button>`
@@ -46,20 +53,28 @@ export function render({model, el}) {
     })
     el.appendChild(wrap)
   }
+  const send = (act, id) => {
+    if (offline) return
+    if ((act === 'yes' || act === 'no') && id !== null) { pending.add(id); draw() }
+    model.send_msg({action: act, id: id})
+  }
   draw()
   model.on('items', draw)
+  model.on('msg:custom', (msg) => { if (pending.delete(msg.done)) draw() })
+  view.model.document.on_event('connection_lost', () => { offline = true; draw() })
   el.addEventListener('click', (e) => {
     const card = e.target.closest('.eom-card')
     if (!card) return
-    const id = Number(card.dataset.id)
-    const act = e.target.dataset.act
-    model.send_msg({action: act || 'centre', id: id})
+    send(e.target.dataset.act || 'centre', Number(card.dataset.id))
   })
   if (model.keyboard) {
     const onKey = (e) => {
-      const t = e.target
-      if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable ||
-                (t.closest && t.closest('.ace_editor')))) return
+      // only while this grid is on screen (Bokeh hides inactive tabs with visibility:
+      // hidden), not from the Scope, Publish or SQL tab
+      if (!el.checkVisibility({visibilityProperty: true})) return
+      const t = e.composedPath()[0]
+      if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' ||
+                t.isContentEditable || (t.closest && t.closest('.ace_editor')))) return
       if (e.ctrlKey || e.metaKey || e.altKey) return
       const items = model.items
       if (['ArrowRight', 'ArrowDown', 'j'].includes(e.key)) { active = Math.min(active + 1, items.length - 1); draw(); e.preventDefault(); return }
@@ -67,7 +82,7 @@ export function render({model, el}) {
       const act = KEYS[e.key]
       if (!act) return
       const it = items[active]
-      model.send_msg({action: act, id: it ? it.id : null})
+      send(act, it ? it.id : null)
       e.preventDefault()
     }
     document.addEventListener('keydown', onKey)
@@ -92,7 +107,10 @@ class ThumbGrid(JSComponent):
         self._on_action = on_action
 
     def _handle_msg(self, msg) -> None:
-        self._on_action(msg.get("action"), msg.get("id"))
+        try:
+            self._on_action(msg.get("action"), msg.get("id"))
+        finally:  # the browser shows an answer as saving... until this arrives
+            self._send_msg({"done": msg.get("id")})
 
 
 class PatchGridView(Viewer):

@@ -11,6 +11,7 @@ import param
 from panel.viewable import Viewer
 
 from eominer.ui.state import AppState
+from eominer.ui.words import plural
 
 if TYPE_CHECKING:
     from eominer.store import RoundRecord
@@ -52,7 +53,8 @@ class RoundsView(Viewer):
             flip = q.get("flip_rate")
             prec = q.get("precision")
             self._summary.object = (
-                f"<b>{len(rounds)}</b> rounds; your labels: <b>{len(ids)}</b> "
+                f"<b>{len(rounds)}</b> {plural(len(rounds), 'round')}; your labels: "
+                f"<b>{len(ids)}</b> "
                 f"({int((y == 1).sum())} yes, {int((y == -1).sum())} no)"
                 + (f"; ranking change {flip:.1%}" if flip is not None else "")
                 + (f"; precision estimate {prec:.0%}" if prec is not None else "")
@@ -86,7 +88,7 @@ def _percent(values: list) -> np.ndarray:
 def _chart():
     """Labels per round (left axis) and the quality estimates in % (right axis): one
     Bokeh figure per browser session whose data source is updated in place."""
-    from bokeh.models import ColumnDataSource, LinearAxis, Range1d
+    from bokeh.models import ColumnDataSource, Legend, LinearAxis, Range1d
     from bokeh.plotting import figure
 
     src = ColumnDataSource({"round": [], "labels": [], "change": [], "precision": []})
@@ -95,17 +97,19 @@ def _chart():
     fig.xaxis.ticker.min_interval = 1  # rounds are whole numbers
     fig.extra_y_ranges = {"pct": Range1d(0, 100)}
     fig.add_layout(LinearAxis(y_range_name="pct", axis_label="%"), "right")
-    fig.line("round", "labels", source=src, color="#1565c0", line_width=2,
-             legend_label="labels")
+    labels = fig.line("round", "labels", source=src, color="#1565c0", line_width=2)
     fig.scatter("round", "labels", source=src, color="#1565c0", size=5)
-    fig.line("round", "change", source=src, color="#ef6c00", line_width=2,
-             y_range_name="pct", legend_label="ranking change %")
-    fig.line("round", "precision", source=src, color="#2e7d32", line_width=2,
-             y_range_name="pct", legend_label="precision estimate %")
+    change = fig.line("round", "change", source=src, color="#ef6c00", line_width=2,
+                      y_range_name="pct")
+    precision = fig.line("round", "precision", source=src, color="#2e7d32", line_width=2,
+                         y_range_name="pct")
     fig.hover.tooltips = [("round", "@round"), ("labels", "@labels"),
                           ("ranking change", "@change{0.0} %"),
                           ("precision estimate", "@precision{0} %")]
-    fig.legend.location = "top_left"
-    fig.legend.label_text_font_size = "10px"
-    fig.legend.background_fill_alpha = 0.6
+    # one line above the plot: inside it, the legend hid the lines it names
+    fig.add_layout(Legend(items=[("labels", [labels]), ("ranking change %", [change]),
+                                 ("precision estimate %", [precision])],
+                          orientation="horizontal", location="center", margin=0, padding=2,
+                          spacing=12, label_text_font_size="10px", label_height=12,
+                          glyph_height=10, border_line_alpha=0), "above")
     return src, fig

@@ -28,7 +28,8 @@ class ScopeView(Viewer):
             sizing_mode="stretch_width", formatters={"thumbnail": {"type": "html"}},
             css_classes=["eom-products"])
         self._level = pn.widgets.Select(name="Grid level (px)", width=140)
-        self._fs = pn.widgets.MultiChoice(name="Feature sets", sizing_mode="stretch_width")
+        self._fs = pn.widgets.MultiChoice(name="Feature sets", sizing_mode="stretch_width",
+                                          css_classes=["eom-feature-sets"])
         self._concept = pn.widgets.Select(name="Target label", width=260)
         self._new_label = pn.widgets.TextInput(name="...or a new label (snake_case)",
                                                placeholder="flooded_field", width=220)
@@ -37,15 +38,23 @@ class ScopeView(Viewer):
                                         value=self.state.model_kind)
         self._strategy = pn.widgets.Select(name="Strategy", options=list(STRATEGIES),
                                            width=150, value=self.state.strategy)
+        # 1.0 keeps every patch; patches with an unknown cloud fraction are always kept
+        self._max_cloud = pn.widgets.FloatSlider(
+            name="Max cloud fraction", start=0.0, end=1.0, step=0.05, width=200,
+            value=1.0 if self.state.max_cloud is None else self.state.max_cloud)
         self._start = pn.widgets.Button(name="Start session", button_type="primary",
                                         css_classes=["eom-start"], width=160)
         self._start.on_click(lambda _: self._on_start())
         for w in (self._sensor, self._dates, self._bbox):
             w.param.watch(lambda _: self._filter(), "value")
         self._table.param.watch(lambda _: self._on_select(), "selection")
+        self._level.param.watch(lambda _: self._preselect_features(), "value")
         self._products: list[Product] = []
         self._shown: list[Product] = []
         self._thumbs: dict[str, str] = {}
+        from eominer.ui.jobs import JobsView
+
+        self.jobs = JobsView(self.selected_ids, self.reload, state=self.state)
         self.reload()
 
     # ---- data --------------------------------------------------------------------
@@ -64,8 +73,7 @@ class ScopeView(Viewer):
             sets = store.feature_sets()
             self._fs.options = {f"{f.name} v{f.version} ({f.dims}-D) {f.feature_set_id}":
                                 f.feature_set_id for f in sets}
-            if sets and not self._fs.value:
-                self._fs.value = [sets[-1].feature_set_id]
+            self._preselect_features()
             labels = store.taxonomy()
             self._concept.options = {f"{r['title']} ({r['label_name']})": r["label_name"]
                                      for r in labels if r["level"] > 1}
@@ -112,6 +120,21 @@ class ScopeView(Viewer):
         self._level.options = levels
         if levels and self._level.value not in levels:
             self._level.value = 32 if 32 in levels else levels[0]
+        self._preselect_features()
+
+    def _selected_ids(self) -> list[str]:
+        return [self._shown[i].product_id for i in self._table.selection
+                if i < len(self._shown)]
+
+    def _preselect_features(self) -> None:
+        """Tick the feature sets with features for every selected product at the level
+        (not merely the newest set: a change or fusion set covers only some products)."""
+        ids, level = self._selected_ids(), self._level.value
+        if not ids or level is None:
+            self._fs.value = []
+            return
+        with self.state.work("feature sets", quiet=True):
+            self._fs.value = self.state.store.covering_feature_sets(ids, int(level))
 
     def select_products(self, product_ids: list[str]) -> None:
         """Programmatic selection (JupyterLab: `app.scope.select_products([...])`)."""
@@ -119,6 +142,7 @@ class ScopeView(Viewer):
                                  if p.product_id in product_ids]
 
     def _on_start(self) -> None:
+        from eominer.learning.scope import covering_hint
         from eominer.learning.taxonomy import add_label
 
         s = self.state
@@ -130,14 +154,18 @@ class ScopeView(Viewer):
                     add_label(s.store, new, self._parent.value, new.replace("_", " ").title(),
                               user=s.user)
                 concept = new
+            if concept != new:  # refused (the status line says why): nothing starts
+                return
         s.param.update(
-            product_ids=[self._shown[i].product_id for i in self._table.selection],
+            product_ids=self._selected_ids(),
             level=int(self._level.value or 32), feature_set_ids=list(self._fs.value),
             concept=concept or "", model_kind=self._model.value,
             strategy=self._strategy.value,
+            max_cloud=None if self._max_cloud.value >= 1.0 else float(self._max_cloud.value),
         )
-        if not s.feature_set_ids:
-            s.say("no feature set chosen: run `eominer extract` for these products", "error")
+        if s.product_ids and not s.feature_set_ids:
+            s.say("no feature set chosen: "
+                  + covering_hint(s.store, s.product_ids, s.level), "error")
             return
         s.start_session()
 
@@ -146,8 +174,13 @@ class ScopeView(Viewer):
             pn.pane.Markdown("### Products"),
             pn.Row(self._sensor, self._dates, self._bbox),
             self._table,
-            pn.Row(self._level, self._fs),
+            pn.Row(self._level, self._max_cloud, self._fs),
             pn.Row(self._concept, self._new_label, self._parent),
             pn.Row(self._model, self._strategy, self._start),
+            self.jobs,
             sizing_mode="stretch_width",
         )
+
+    def selected_ids(self) -> list[str]:
+        return [self._shown[i].product_id for i in self._table.selection
+                if i < len(self._shown)]

@@ -1,5 +1,7 @@
 """SQL console: read-only SQL on the feature database, with a row limit and a timeout
-(the store's `user_query`); results paged; download as CSV or Parquet; errors inline."""
+(the store's `user_query`); results paged; download as CSV or Parquet; errors inline.
+The result, the info line and the downloads always belong to the latest query: an
+error clears the rows before it, and nothing is offered for download then."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from panel.viewable import Viewer
 
 from eominer.errors import StoreError
 from eominer.ui.state import AppState
+from eominer.ui.words import plural
 
 EXAMPLE = """-- read-only: SELECT / WITH / DESCRIBE / SHOW. Tables: docs/schema.md
 SELECT a.label_name, a.session_id, COUNT(*) AS patches, AVG(a.score) AS mean_score
@@ -40,10 +43,12 @@ class SQLConsole(Viewer):
                                            css_classes=["eom-sql-table"], show_index=False)
         self._result = None
         self._csv = pn.widgets.FileDownload(callback=self._as_csv, filename="query.csv",
-                                            label="CSV", width=90, css_classes=["eom-sql-csv"])
+                                            label="CSV", width=90, css_classes=["eom-sql-csv"],
+                                            disabled=True)
         self._parquet = pn.widgets.FileDownload(callback=self._as_parquet,
                                                 filename="query.parquet", label="Parquet",
-                                                width=90, css_classes=["eom-sql-parquet"])
+                                                width=90, css_classes=["eom-sql-parquet"],
+                                                disabled=True)
 
     def run(self, sql: str | None = None) -> None:
         """Run the editor's query (or `sql`) here and show its result or its error."""
@@ -55,6 +60,7 @@ class SQLConsole(Viewer):
         """The button: the query runs in a worker thread (for DuckDB on a connection of
         its own), so the server keeps answering this and every other session meanwhile."""
         self._run.disabled = self._run.loading = True
+        self._info.object = '<span class="eom-sql-running">running…</span>'
         try:
             outcome = await asyncio.to_thread(self._execute, self._editor.value)
         finally:
@@ -72,15 +78,25 @@ class SQLConsole(Viewer):
 
     def _show(self, outcome) -> None:
         if isinstance(outcome, str):
+            self._result = None
+            self._table.value = None
+            self._csv.disabled = self._parquet.disabled = True
             self._info.object = (f'<span style="color:#b3261e" class="eom-sql-error">'
                                  f"{html.escape(outcome)}</span>")
             return
         self._result = outcome.table
         self._table.value = outcome.table.to_pandas()
-        note = (f" (first {outcome.limit} rows: raise the limit or add WHERE/LIMIT)"
-                if outcome.truncated else "")
-        self._info.object = (f'<span class="eom-sql-ok">{outcome.table.num_rows} rows'
-                             f"{note}</span>")
+        self._csv.disabled = self._parquet.disabled = False
+        n = outcome.table.num_rows
+        self._info.object = (f'<span class="eom-sql-ok">{n} {plural(n, "row")}'
+                             f"{self._cut_note(outcome)}</span>")
+
+    def _cut_note(self, outcome) -> str:
+        if not outcome.truncated:
+            return ""
+        if outcome.limit >= self.param.limit.bounds[1]:  # the limit cannot go higher
+            return f" (first {outcome.limit} rows, the most shown: add LIMIT or WHERE)"
+        return f" (first {outcome.limit} rows: raise the limit or add LIMIT/WHERE)"
 
     def _as_csv(self) -> io.BytesIO:
         import pyarrow.csv as pcsv

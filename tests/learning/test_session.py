@@ -150,7 +150,17 @@ def test_scope_with_missing_features(learn_store, oscd_db):
     _seed_labels(s, oscd_db["truth"][16])
     r = s.run_round()
     assert any("896 patches of the scope have no features" in n for n in r.notes)
-    with pytest.raises(SessionError, match="no features for the 896 patches"):
+    with pytest.raises(SessionError, match=r"no features for the 896 patches .*: run "
+                       r"`eominer extract` for these products \(no feature set covers them"):
+        Session.create(learn_store, "x", "ana", "new_construction", [oscd_db["product2"]], 16,
+                       [oscd_db["fs"]])
+    # a set that does have features for the second date: the message names it
+    ids = learn_store.patch_ids([oscd_db["product2"]], 16)
+    other = learn_store.register_feature_set("second_date", 1, {}, ["x"])
+    learn_store.write_features(other, ids, np.zeros((len(ids), 1), np.float32))
+    with pytest.raises(SessionError, match=r"no features for the 896 patches .*: use the "
+                       r"feature sets with features for these products at level 16: "
+                       rf"{other.feature_set_id}$"):
         Session.create(learn_store, "x", "ana", "new_construction", [oscd_db["product2"]], 16,
                        [oscd_db["fs"]])
 

@@ -20,7 +20,8 @@ T0 = dt.datetime(2024, 5, 1, 10, 30, 0)
 
 def add_product(store, product_id: str, acquired: dt.datetime | None, first: int,
                 levels=(32, 64), n: int = 4) -> list[int]:
-    """A product with `n` patches per level (ids from `first`), through the store API."""
+    """A product with `n` patches per level (ids from `first`, or after the highest id
+    when those are taken), through the store API; returns its patch ids."""
     product = Product(
         product_id=product_id, sensor="S2", platform="S2A", processing_level="L1C",
         tile_id="T30TXQ", acquired=acquired, crs="EPSG:32630",
@@ -52,8 +53,8 @@ def add_product(store, product_id: str, acquired: dt.datetime | None, first: int
         ("max_lat", pa.float64()), ("valid_fraction", pa.float32()),
         ("cloud_fraction", pa.float32()), ("parent_id", pa.int64()),
     ])
-    store.add_product(product, pa.Table.from_pylist(rows, schema=schema))
-    return [r["patch_id"] for r in rows]
+    stored = store.add_product(product, pa.Table.from_pylist(rows, schema=schema))
+    return stored["patch_id"].to_pylist()
 
 
 def as_datetime(value) -> dt.datetime:

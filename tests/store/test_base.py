@@ -72,6 +72,21 @@ def test_read_only_user_sql(store):
     assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 500
 
 
+def test_user_sql_typo_is_a_syntax_error_not_a_refusal(store):
+    """'SELEC 1' is a typo, not a write: it says so. Every statement that is not a query
+    is still refused before it runs."""
+    with pytest.raises(UserSQLError, match=r"SQL syntax error: 'SELEC' does not start an "
+                       r"SQL statement; a query starts with SELECT"):
+        store.user_query("SELEC 1")
+    with pytest.raises(UserSQLError, match="SQL syntax error: 'FROBNICATE'"):
+        store.user_query("-- a comment\nfrobnicate patches")
+    for bad in ("INSTALL httpfs", "SET threads = 1", "PRAGMA version", "DETACH db",
+                "(SELECT 1)"):
+        with pytest.raises(ReadOnlySQLError, match="is not allowed here"):
+            store.user_query(bad)
+    assert store.user_query("select 1 AS one").table.to_pylist() == [{"one": 1}]
+
+
 def test_user_sql_is_cancelled_after_its_timeout(store):
     from eominer.store.engines import Engine
 
@@ -173,10 +188,10 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> 3
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 2
+        assert SCHEMA_VERSION == 3
         old = upgraded.product("OLD")
         assert (old.tile_id, old.width, old.bands, old.n_patches) == ("33UUU", 64, ("B04", "B08"), 2)
         meta = [c for c, _ in PRODUCT_METADATA_COLUMNS]
@@ -184,6 +199,7 @@ def test_version_1_database_is_upgraded_in_place(store):
         assert all(v is None or v != v for v in row)  # NULL (MonetDB: NaN for DOUBLE)
         assert (old.processing_baseline, old.cloud_cover, old.relative_orbit,
                 old.orbit_direction, old.reflectance_offsets, old.quantification) == (None,) * 6
+        assert (old.cloud_mask, old.sun_zenith, old.sun_azimuth) == (None, None, None)
         # a new product fills the new columns
         upgraded.add_product(Product.create(
             product_id="NEW", sensor="S2", crs="EPSG:32633", footprint_wkt=old.footprint_wkt,
@@ -200,3 +216,68 @@ def test_version_1_database_is_upgraded_in_place(store):
         assert new.quantification == 10000.0
         upgraded.init_schema()  # idempotent: nothing to migrate the second time
         assert upgraded.query("SELECT COUNT(*) FROM schema_version")[0][0] == 2
+
+
+def _make_v2(store) -> None:
+    """Turn the fixture's database into one written by schema version 2 (the DDL of
+    tests/store/schema_v2.py, a frozen copy of it) with one S2 product that has its
+    metadata, and two patches, one with a cloud fraction."""
+    from tests.store import schema_v2
+
+    for name in store.engine.table_names():
+        store.execute(f"DROP TABLE {name}")
+    for ddl in schema_v2.TABLES.values():
+        store.execute(ddl)
+    for ddl in schema_v2.INDEXES:
+        store.execute(ddl)
+    t0 = dt.datetime(2023, 6, 1, 9, 45, 49)
+    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (1, "0.9.0", t0))
+    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (2, "0.1.0", t0))
+    store.execute(
+        "INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?)",
+        ("V2", "S2", "S2B", "L1C", "34UDD", t0, "EPSG:32634",
+         "POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))", "/src/V2", "/ard/V2.tif", 64, 32,
+         '["B04", "B08"]', "[10.0, 0.0, 0.0, 0.0, -10.0, 0.0]", "hV2", t0, "05.09", 0.09,
+         79, "DESCENDING", '{"B04": -1000.0, "B08": -1000.0}', 10000.0))
+    rows = patch_rows(2, product="V2")
+    store.insert_arrow("patches", rows.append_column(
+        "cloud_fraction", pa.array([0.25, None], pa.float32())))
+
+
+def test_version_2_database_is_upgraded_in_place(store):
+    """A database written by schema version 2 gains the cloud columns (all NULL for what
+    was there), keeps its rows, and takes new products and patches with masks."""
+    from eominer.store import open_store
+    from eominer.store.records import Product
+    from eominer.store.schema import PATCH_MASK_COLUMNS, PRODUCT_CLOUD_COLUMNS
+
+    _make_v2(store)
+    url = store.url
+    store.close()
+    with open_store(url) as upgraded:  # init_schema migrates 2 -> 3
+        assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
+            (1,), (2,), (3,)]
+        old = upgraded.product("V2")
+        assert (old.processing_baseline, old.relative_orbit, old.n_patches) == ("05.09", 79, 2)
+        assert (old.cloud_mask, old.sun_zenith, old.sun_azimuth) == (None, None, None)
+        new_cols = [c for c, _ in PRODUCT_CLOUD_COLUMNS]
+        row = upgraded.query(f"SELECT {', '.join(new_cols)} FROM products")[0]
+        assert all(v is None or v != v for v in row)  # NULL (MonetDB: NaN for DOUBLE)
+        fractions = ["cloud_fraction", *(c for c, _ in PATCH_MASK_COLUMNS)]
+        got = upgraded.query(f"SELECT {', '.join(fractions)} FROM patches ORDER BY patch_id")
+        assert [tuple(None if v is None or v != v else round(v, 6) for v in r) for r in got] \
+            == [(0.25, None, None, None), (None, None, None, None)]
+        upgraded.add_product(Product.create(
+            product_id="NEW", sensor="S2", crs="EPSG:32634", footprint_wkt=old.footprint_wkt,
+            source_path="/src/NEW", ard_path="/ard/NEW.tif", width=64, height=32,
+            bands=["B04", "B08"], transform=old.transform, cloud_mask="MSK_CLASSI",
+            sun_zenith=36.5, sun_azimuth=151.25,
+        ), patch_rows(1, first=3, product="NEW").append_column(
+            "shadow_fraction", pa.array([0.125], pa.float32())))
+        new = upgraded.product("NEW")
+        assert (new.cloud_mask, new.sun_zenith, new.sun_azimuth) == ("MSK_CLASSI", 36.5, 151.25)
+        assert upgraded.query("SELECT shadow_fraction FROM patches WHERE product_id = 'NEW'") \
+            == [(0.125,)]
+        upgraded.init_schema()  # idempotent
+        assert upgraded.query("SELECT COUNT(*) FROM schema_version")[0][0] == 3

@@ -44,3 +44,16 @@ def test_patch_windows(store):
         store.patch_windows([1, 99])
     with pytest.raises(ValueError, match="expected offsets >= 0 and a positive size"):
         PatchWindow(1, "P1", -1, 0, 32)
+
+
+def test_patch_ids_taken_meanwhile_are_renumbered_in_the_transaction(store):
+    """Two ingests at once numbered their grids from the same MAX(patch_id): the second
+    to commit is renumbered after the first, its parents with it (MonetDB's race)."""
+    first = add_product(store, "P1", T0, 1)  # ids 1..8
+    second = add_product(store, "P2", T0, 1)  # numbered from 1 too: renumbered to 9..16
+    assert first == list(range(1, 9)) and second == list(range(9, 17))
+    rows = store.query("SELECT patch_id, level, parent_id FROM patches WHERE product_id = ? "
+                       "ORDER BY patch_id", ("P2",))
+    assert [r[0] for r in rows] == list(range(9, 17))
+    assert [r[2] for r in rows] == [13, 13, 13, 13, None, None, None, None]  # 32 px -> 64 px
+    assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 16

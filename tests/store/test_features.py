@@ -39,3 +39,23 @@ def test_read_features_to_numpy(store):
     np.testing.assert_array_equal(got_ids, ids)
     np.testing.assert_allclose(X, vals)
     assert names[0].endswith("__a")
+
+
+def test_feature_coverage_names_the_sets_of_each_product(store):
+    """The app preselects the feature sets that cover the chosen products, not the newest
+    set (a change set covers only the first date of its pair)."""
+    store.insert_arrow("patches", patch_rows(100, first=1, product="P1"))
+    store.insert_arrow("patches", patch_rows(50, first=101, product="P2"))
+    both = store.register_feature_set("spectral", 1, {}, ["a"])
+    store.write_features(both, np.arange(1, 151), np.zeros((150, 1), np.float32))
+    change = store.register_feature_set("change_cva", 1, {"first": "P1"}, ["score"])
+    store.write_features(change, np.arange(1, 41), np.ones((40, 1), np.float32))
+    cov = store.feature_coverage(["P1", "P2"], 32)
+    assert cov == {both.feature_set_id: {"P1": 100, "P2": 50},
+                   change.feature_set_id: {"P1": 40}}
+    assert store.covering_feature_sets(["P2"], 32) == [both.feature_set_id]
+    assert store.covering_feature_sets(["P1"], 32) == [both.feature_set_id,
+                                                       change.feature_set_id]
+    assert store.covering_feature_sets(["P1", "P2"], 32) == [both.feature_set_id]
+    assert store.covering_feature_sets(["P1"], 64) == []
+    assert store.covering_feature_sets([], 32) == []

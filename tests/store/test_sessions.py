@@ -148,8 +148,10 @@ def test_scope_patches_and_levels(store):
     t = store.scope_patches(["P2", "P1"], 32)
     assert t.column_names == ["patch_id", "product_id", "parent_id", "x_off", "y_off",
                               "size_px", "min_x", "min_y", "max_x", "max_y", "min_lon",
-                              "min_lat", "max_lon", "max_lat"]
+                              "min_lat", "max_lon", "max_lat", "cloud_fraction"]
     assert t["patch_id"].to_pylist() == [1, 2, 3, 4, 101, 102, 103, 104]
+    cloud = t["cloud_fraction"].to_numpy(zero_copy_only=False)
+    np.testing.assert_allclose(cloud, [np.nan, 0.1, 0.2, 0.3] * 2, rtol=1e-6)  # NULL: NaN
     assert t["product_id"].to_pylist() == ["P1"] * 4 + ["P2"] * 4
     assert t["parent_id"].to_pylist() == [5, 5, 5, 5, 105, 105, 105, 105]
     assert t["x_off"].to_pylist() == [0, 32, 0, 32] * 2

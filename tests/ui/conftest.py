@@ -47,26 +47,40 @@ def start_server(home: Path, db: str, port: int, auth: Path | None) -> subproces
                             stderr=subprocess.STDOUT, text=True)
 
 
-@pytest.fixture(scope="module")
-def ui_db(tmp_path_factory, shared_data) -> tuple[Path, str]:
+@pytest.fixture(scope="session")
+def ui_base(tmp_path_factory, shared_data) -> tuple[Path, Path]:
+    """Built once per test run: (workspace, database file). Modules get a copy."""
     from eominer.store import open_store
 
-    from .fixtures import band_stats, ingest_sample
+    from .fixtures import band_stats, change_pair, ingest_sample
 
     home = tmp_path_factory.mktemp("ui_ws")
     old = os.environ.get("EOMINER_HOME")
     os.environ["EOMINER_HOME"] = str(home)
     try:
-        db = f"duckdb:///{home / 'ui.duckdb'}"
-        with open_store(db) as store:
+        db = home / "ui.duckdb"
+        with open_store(f"duckdb:///{db}") as store:
             ingest_sample(store, shared_data)
             band_stats(store, 32)
+            change_pair(store, home)
     finally:
         if old is None:
             os.environ.pop("EOMINER_HOME", None)
         else:
             os.environ["EOMINER_HOME"] = old
     return home, db
+
+
+@pytest.fixture(scope="module")
+def ui_db(ui_base, tmp_path_factory) -> tuple[Path, str]:
+    """A private copy of the database for one test module (the products' analysis-ready
+    COGs and the change layer stay in the base workspace, read-only)."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("ui_home")
+    db = home / "ui.duckdb"
+    shutil.copy(ui_base[1], db)
+    return home, f"duckdb:///{db}"
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +99,18 @@ def server(ui_db) -> str:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def ui_store(ui_base, tmp_path_factory):
+    """The views without a browser: an open store on a private copy of the database (a
+    module's `server` holds its own copy: DuckDB lets one process open a file)."""
+    import shutil
+
+    from eominer.store import open_store
+
+    home = tmp_path_factory.mktemp("ui_views")
+    shutil.copy(ui_base[1], home / "ui.duckdb")
+    store = open_store(f"duckdb:///{home / 'ui.duckdb'}")
+    yield store
+    store.close()

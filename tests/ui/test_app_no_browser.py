@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 
-def test_app_says_so_when_a_batch_job_holds_the_database(tmp_path):
-    """DuckDB has one writer per file: while another process holds it, the app shows a
-    page saying what is wrong and what to do, instead of failing."""
+def test_app_says_so_when_a_batch_job_holds_the_database(tmp_path, monkeypatch):
+    """DuckDB has one writer per file: eominer processes take turns (each holds it per
+    unit of work), but a foreign process that keeps it open longer than EOMINER_DB_WAIT
+    gets a page saying what is wrong and what to do, instead of a failure."""
     import subprocess
     import sys
 
+    from eominer.store.engines import DuckDBEngine
     from eominer.ui.app import App
+
+    monkeypatch.setattr(DuckDBEngine, "wait", 1.0)
 
     db = tmp_path / "busy.duckdb"
     holder = subprocess.Popen(
@@ -20,7 +24,7 @@ def test_app_says_so_when_a_batch_job_holds_the_database(tmp_path):
         assert holder.stdout.readline().strip() == "open"
         app = App(db=f"duckdb:///{db}")
         assert app.error is not None
-        assert "holds it for writing; wait for it to finish" in app.error
+        assert "stayed busy for 1 s" in app.error and "EOMINER_DB_WAIT" in app.error
         page = app.__panel__()
         alert = page.objects[0]
         assert "The database cannot be opened" in alert.object

@@ -13,3 +13,77 @@ def test_top_rows_match_a_full_sort():
     assert top_rows(scores, 40).tolist() == np.argsort(-scores, kind="stable")[:40].tolist()
     assert top_rows(scores[:5], 40).tolist() == np.argsort(-scores[:5])[:5].tolist()
     assert top_rows(np.empty(0, np.float32), 40).size == 0
+
+
+def test_a_session_reopens_as_it_was(learn_store, oscd_db):
+    from eominer.ui.state import AppState
+    from tests.learning.sessions import _trained
+
+    s = _trained(learn_store, oscd_db, rounds=1)
+    labelled = set(s.labels()[0].tolist())
+    state = AppState(learn_store, user="ana")
+    state.open_session(s.session_id)
+    assert state.session is not None and state.session.session_id == s.session_id
+    assert (state.product_ids, state.level, state.feature_set_ids) == (
+        [oscd_db["product"]], 16, [oscd_db["fs"]])
+    np.testing.assert_array_equal(state.scores, s.current_scores())  # the last ranking
+    pending = [int(i) for i in s.pending_queries() if int(i) not in labelled]
+    assert state.batch == pending and pending  # the next questions
+    assert set(state.labelled()[0].tolist()) == labelled
+    assert f"reopened: {len(labelled)} labels, {len(s.rounds())} rounds" in state.message
+
+
+def test_links_to_unknown_or_private_sessions_say_why(learn_store, oscd_db):
+    from eominer.learning.session import Session
+    from eominer.ui.state import AppState
+
+    private = Session.create(learn_store, "ben's", "ben", "new_construction",
+                             [oscd_db["product"]], 16, [oscd_db["fs"]])
+    state = AppState(learn_store, user="ana")
+    state.open_session("0123456789abcdef")
+    assert state.session is None and state.severity == "error"
+    assert "no session '0123456789abcdef'" in state.message
+    state.open_session(private.session_id)
+    assert state.session is None and "belongs to ben and is not shared" in state.message
+
+
+def test_re_extracted_features_are_never_mixed_silently(learn_store, oscd_db):
+    from eominer.ui.state import AppState
+    from tests.learning.sessions import _trained
+
+    s = _trained(learn_store, oscd_db, rounds=1)
+    n_rounds = len(s.rounds())
+    fs = learn_store.feature_set(oscd_db["fs"])
+    ids, X, _ = learn_store.read_features([fs.feature_set_id], [oscd_db["product"]], 16)
+    learn_store.write_features(fs, ids, X * 1.5 + 0.1)  # a new extract of the same set
+    state = AppState(learn_store, user="ana")
+    state.open_session(s.session_id)
+    assert state.session is None and state.stale_session == s.session_id
+    assert "features of session" in state.message and state.severity == "error"
+    state.open_session(s.session_id, accept_feature_change=True)  # re-rank the same labels
+    assert state.session.session_id == s.session_id and state.stale_session == ""
+    assert len(state.session.rounds()) == n_rounds + 1 and state.scores is not None
+    assert set(state.session.labels()[0].tolist()) == set(s.labels()[0].tolist())
+
+
+def test_a_database_moved_while_the_app_runs_is_a_message_not_a_crash(learn_store, oscd_db,
+                                                                       tmp_path):
+    import time
+    from pathlib import Path
+
+    from eominer.store.engines import DuckDBEngine
+    from eominer.ui.state import AppState
+    from eominer.ui.status import StatusLine
+    from tests.learning.sessions import _trained
+
+    s = _trained(learn_store, oscd_db, rounds=1)
+    state = AppState(learn_store, user="ana")
+    time.sleep(DuckDBEngine.linger * 4 + 0.2)  # the app is idle: the file is released
+    path = Path(learn_store.url.removeprefix("duckdb:///"))
+    path.rename(tmp_path / "elsewhere.duckdb")
+    for _ in range(2):  # every action says it; none raises
+        state.open_session(s.session_id)
+        assert state.session is None and state.severity == "error"
+        assert "was deleted or moved while eominer was using it" in state.message
+    StatusLine(state=state).refresh_jobs()  # the periodic poll keeps quiet
+    assert not path.exists()

@@ -1,0 +1,74 @@
+"""`eominer session rename | share | archive | duplicate`: what the app's Sessions tab
+does, from the terminal (eominer.learning.manage)."""
+
+from __future__ import annotations
+
+import click
+
+from eominer.cli import db_option
+
+
+@click.command("rename")
+@click.argument("session_id")
+@click.argument("name")
+@click.option("--user", required=True, help="Who asks (only the owner renames).")
+@db_option
+def rename(session_id: str, name: str, user: str, db: str | None) -> None:
+    """Rename a session."""
+    from eominer.learning import manage
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        manage.rename(store, session_id, user, name)
+    click.echo(f"{session_id} renamed {name.strip()!r}")
+
+
+@click.command("share")
+@click.argument("session_id")
+@click.option("--user", required=True, help="Who asks (only the owner shares).")
+@click.option("--off", is_flag=True, help="Make it private again.")
+@db_option
+def share(session_id: str, user: str, off: bool, db: str | None) -> None:
+    """Share a session with the team (everyone sees it and may duplicate it)."""
+    from eominer.learning import manage
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        manage.share(store, session_id, user, not off)
+    click.echo(f"{session_id} is {'private' if off else 'shared'}")
+
+
+@click.command("archive")
+@click.argument("session_id")
+@click.option("--user", required=True, help="Who asks (only the owner archives).")
+@click.option("--restore", is_flag=True, help="Bring an archived session back.")
+@db_option
+def archive(session_id: str, user: str, restore: bool, db: str | None) -> None:
+    """Archive a session (labels and rounds stay; `session list` hides it)."""
+    from eominer.learning import manage
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        manage.archive(store, session_id, user, not restore)
+    click.echo(f"{session_id} {'restored' if restore else 'archived'}")
+
+
+@click.command("duplicate")
+@click.argument("session_id")
+@click.option("--user", required=True, help="Owner of the copy.")
+@click.option("--name", default=None, help="Name of the copy (default: '<name> (copy)').")
+@click.option("--features", "feature_sets", multiple=True, help="Other feature set id (repeat).")
+@click.option("--model", "model_kind", default=None, help="Another model kind.")
+@db_option
+def duplicate(session_id: str, user: str, name: str | None, feature_sets: tuple[str, ...],
+              model_kind: str | None, db: str | None) -> None:
+    """A copy of a session with its labels, on other feature sets or with another model;
+    prints the copy's id."""
+    from eominer.learning import manage
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        copy = manage.duplicate(store, session_id, user, name,
+                                feature_set_ids=list(feature_sets) or None,
+                                model_kind=model_kind)
+    click.echo(copy.session_id)

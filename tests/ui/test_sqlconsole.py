@@ -1,0 +1,78 @@
+"""eominer.ui.sqlconsole on a real database, without a browser: the result, the info
+line and the downloads always belong to the latest query."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+
+SLOW = ("SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
+        "WHERE a.range + b.range = 7")
+
+
+def console(store):
+    from eominer.ui.sqlconsole import SQLConsole
+    from eominer.ui.state import AppState
+
+    return SQLConsole(state=AppState(store, user="ana"))
+
+
+def info(c) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", c._info.object))
+
+
+def test_an_error_clears_the_result_and_its_downloads(ui_store):
+    c = console(ui_store)
+    assert c._csv.disabled and c._parquet.disabled  # nothing to download yet
+    c.run("SELECT product_id FROM products ORDER BY product_id")
+    assert info(c) == "3 rows"
+    assert len(c._table.value) == 3 and not c._csv.disabled and not c._parquet.disabled
+    assert c._as_csv().read().decode().splitlines()[0] == '"product_id"'
+    c.run("SELECT * FROM no_such_table")
+    assert info(c).startswith("SQL error: Catalog Error: Table with name no_such_table")
+    assert c._table.value is None or len(c._table.value) == 0
+    assert c._csv.disabled and c._parquet.disabled
+    assert c._as_csv().read() == b""  # were it clicked anyway: not the old rows
+
+
+def test_a_typo_is_a_syntax_error_and_a_write_is_refused(ui_store):
+    c = console(ui_store)
+    c.run("SELEC 1")
+    assert info(c) == ("SQL syntax error: 'SELEC' does not start an SQL statement; a query "
+                       "starts with SELECT, WITH, VALUES, FROM, DESCRIBE, SHOW or EXPLAIN")
+    c.run("DELETE FROM labels")
+    assert info(c).startswith("'DELETE' is not allowed here: the SQL console is read-only")
+
+
+def test_the_cut_note_says_what_can_still_be_done(ui_store):
+    c = console(ui_store)
+    c.limit = 100
+    c.run("SELECT * FROM range(1000)")
+    assert info(c) == "100 rows (first 100 rows: raise the limit or add LIMIT/WHERE)"
+    c.limit = c.param.limit.bounds[1]  # the most the console shows
+    c.run("SELECT * FROM range(1000001)")
+    assert info(c) == ("1000000 rows (first 1000000 rows, the most shown: add LIMIT or "
+                       "WHERE)")
+    assert "raise the limit" not in info(c)
+
+
+def test_the_info_line_says_running_while_the_query_runs(ui_store):
+    c = console(ui_store)
+    c.run("SELECT 1 AS one")
+    assert info(c) == "1 row"
+    c.timeout_s = 2.0
+
+    async def press_run() -> list[str]:
+        seen = []
+        task = asyncio.create_task(c._on_run(None))
+        await asyncio.sleep(0.5)
+        seen.append(info(c))
+        await task
+        seen.append(info(c))
+        return seen
+
+    c._editor.value = SLOW
+    while_running, after = asyncio.run(press_run())
+    assert while_running == "running…"
+    assert after == "query cancelled after 2 s: narrow it with WHERE or LIMIT"

