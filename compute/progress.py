@@ -26,7 +26,7 @@ class JobProgress:
     bar_id: Any = None
 
     def print(self, text: str) -> None:
-        self.bar.console.print(text, highlight=False)
+        self.bar.console.print(text, highlight=False, soft_wrap=True)
 
     def on_start(self, total: int, to_run: int) -> None:
         if total > to_run:

@@ -10,12 +10,16 @@ every job:
 - records a `jobs` row per task and skips tasks already done: a re-run resumes;
 - runs tasks on a pool of one-CPU worker actors (GPU actors for model tasks where the
   cluster has or can start GPUs), two tasks in flight per worker so none idles;
+- holds a task that names others in `after` until they have finished (e.g. ingest's
+  assembly of a product after its bands), then runs it before the queue; a task whose
+  prerequisite failed is reported failed, not run;
 - retries a failed task `retries` times (a worker that died is replaced), then reports
   it by name; the other tasks go on;
 - commits results about once a second: a batch of finished tasks' rows and their
   `done` marks in one transaction, so `done` always means "its rows are there" and a
   killed job (Ctrl-C or SIGKILL) loses at most the last second; upserts rule out
-  duplicates when a task is redone;
+  duplicates when a task is redone; `JobSpec.after_commit` then runs on the batch (file
+  moves that must follow the commit);
 - on Ctrl-C commits what finished, ends the workers and re-raises KeyboardInterrupt
   (the CLI exits 130);
 - counts tasks, patches, queue depth and nodes in the Prometheus metrics
@@ -60,6 +64,7 @@ class Task:
     n_items: int = 0  # patches the task writes
     gpu: bool = False  # a model task: a GPU worker where the cluster has or can start one
     recorded: bool = True  # has a `jobs` row; False: nothing says it was done, always run
+    after: tuple[str, ...] = ()  # ids of tasks that must finish before this one starts
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +91,9 @@ class JobSpec:
     prepare: Callable[[Store], None] | None = None
     # ids of tasks already done (default: `done` in the `jobs` table)
     done_ids: Callable[[Store | None, Sequence[Task]], set[str]] | None = None
+    # runs on each batch once its transaction has committed (also on Ctrl-C): what must
+    # follow the commit, never precede it (ingest renames a product's COG into place)
+    after_commit: Callable[[list[Finished]], None] | None = None
 
 
 @dataclass
@@ -220,14 +228,43 @@ class _Driver:
         self.free_at = [time.perf_counter()] * len(self.actors)
         self.queues: dict[bool, deque[tuple[Task, int]]] = {False: deque(), True: deque()}
         self.inflight: dict[Any, tuple[Task, int, int, Any, float]] = {}
+        # tasks held until the tasks they name in `after` finish (those not done yet)
+        ids = {t.task_id for t in todo}
+        self.needs = {t.task_id: {a for a in t.after if a in ids} for t in todo}
+        self.waiting = {t.task_id: t for t in todo if self.needs[t.task_id]}
         for t in todo:
-            self._enqueue(t, 1)
+            if t.task_id not in self.waiting:
+                self._enqueue(t, 1)
 
-    def _enqueue(self, task: Task, attempt: int) -> None:
-        self.queues[self.gpu and task.gpu].append((task, attempt))
+    def _enqueue(self, task: Task, attempt: int, first: bool = False) -> None:
+        queue = self.queues[self.gpu and task.gpu]
+        if first:
+            queue.appendleft((task, attempt))
+        else:
+            queue.append((task, attempt))
 
     def _queued(self) -> int:
-        return len(self.queues[False]) + len(self.queues[True]) + len(self.inflight)
+        return (len(self.queues[False]) + len(self.queues[True]) + len(self.inflight)
+                + len(self.waiting))
+
+    def _release(self, task_id: str) -> None:
+        """`task_id` finished: tasks waiting for it alone go to the front of the queue
+        (a product's last step first: it frees its staged files and commits its rows)."""
+        for tid, task in list(self.waiting.items()):
+            need = self.needs[tid]
+            need.discard(task_id)
+            if not need:
+                del self.waiting[tid]
+                self._enqueue(task, 1, first=True)
+
+    def _fail(self, task: Task, message: str) -> None:
+        """`task` is out of tries: reported, and so is every task waiting for it."""
+        self.writer.fail(task, message)
+        self.report.failed.append((task.task_id, task.product_id or "", message))
+        for tid, waiting in list(self.waiting.items()):
+            if task.task_id in self.needs[tid] and tid in self.waiting:
+                del self.waiting[tid]
+                self._fail(waiting, f"not run: task {task.task_id}, which it needs, failed")
 
     def _submit(self) -> None:
         slots = range(len(self.actors))
@@ -252,7 +289,13 @@ class _Driver:
         try:
             self._submit()
             while self.inflight:
-                ready, _ = ray.wait(list(self.inflight), num_returns=1)
+                # results waiting for their commit wait at most a second, also while
+                # every task in flight is a long one (an ingest's assembly)
+                ready, _ = ray.wait(list(self.inflight), num_returns=1,
+                                    timeout=self.writer.wait_s())
+                if not ready:
+                    self._committed(self._flush())
+                    continue
                 if len(self.inflight) > 1:  # whatever else is ready joins the same commit
                     rest = [r for r in self.inflight if r != ready[0]]
                     ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
@@ -262,13 +305,13 @@ class _Driver:
                 self._submit()  # workers get their next tasks before the driver writes
                 self.writer.finished(finished)
                 if self.writer.due() or not self.inflight:
-                    self._committed(self.writer.flush())
+                    self._committed(self._flush())
                 now = time.perf_counter()
                 if now - nodes_seen > 5.0:  # a GCS call: not after every task
                     self.metrics.observe_ray_nodes()
                     nodes_seen = now
         except KeyboardInterrupt:
-            self.writer.flush()  # what finished before Ctrl-C is kept; a re-run does the rest
+            self._flush()  # what finished before Ctrl-C is kept; a re-run does the rest
             raise
         finally:
             self.metrics.set_queue_depth(self.spec.kind, self._queued())
@@ -294,11 +337,16 @@ class _Driver:
             if attempt <= self.retries:
                 self._enqueue(task, attempt + 1)
             else:
-                msg = task_error_text(exc)
-                self.writer.fail(task, msg)
-                self.report.failed.append((task.task_id, task.product_id or "", msg))
+                self._fail(task, task_error_text(exc))
             return None
+        self._release(task.task_id)
         return Finished(task, result, worker, now - started)
+
+    def _flush(self) -> list[Finished]:
+        batch = self.writer.flush()
+        if batch and self.spec.after_commit:
+            self.spec.after_commit(batch)
+        return batch
 
     def _committed(self, batch: list[Finished]) -> None:
         report, kind = self.report, self.spec.kind
@@ -333,6 +381,13 @@ class _Writer:
 
     def due(self) -> bool:
         return time.perf_counter() - self.last >= self.every_s
+
+    def wait_s(self) -> float | None:
+        """How long the driver may wait for a result before committing what is pending
+        (None: nothing is pending, wait as long as it takes)."""
+        if not (self.done or self.starts or self.failures):
+            return None
+        return max(0.0, self.every_s - (time.perf_counter() - self.last))
 
     def fail(self, task: Task, message: str) -> None:
         if task.recorded:

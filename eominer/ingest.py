@@ -22,14 +22,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
 from shapely.geometry import box, shape
 
 from eominer.domain import SourceProduct
 from eominer.errors import EominerError, ProductReadError
 from eominer.grid import DEFAULT_LEVELS, expected_patch_count, patch_grid
-from eominer.io.clouds import product_cloud_masks
+from eominer.io.clouds import CloudMasks, product_cloud_masks
 from eominer.io.discover import discover
-from eominer.io.read import product_grid, write_ard
+from eominer.io.parts import write_ard
+from eominer.io.read import Grid, product_grid
 from eominer.store.records import Product
 from eominer.workspace import ard_dir
 
@@ -94,51 +97,95 @@ def ingest_product(
     store: Store, product: SourceProduct, levels: Sequence[int] = DEFAULT_LEVELS,
     progress: Callable[[str], None] | None = None,
 ) -> IngestResult:
+    """Ingest one product in this process (the ingest job runs the same steps as tasks:
+    compute/ingest.py)."""
+    target = resolve(store, product)
+    if isinstance(target, IngestResult):
+        return target
+    product = target
+    dest = ard_dest(product.product_id)
+    staged = dest.with_name(f".{dest.name}.staged")
+    try:
+        grid, valid = write_ard(product, staged, progress)
+        patches, clouds = product_patches(product, grid, valid, levels,
+                                          store.next_patch_id(), staged)
+        store.add_product(product_record(product, grid, dest, clouds.source), patches)
+        staged.replace(dest)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return ingested(product, patches.num_rows, dest, clouds)
+
+
+def resolve(store: Store, product: SourceProduct) -> SourceProduct | IngestResult:
+    """What ingesting `product` means given the database: the product to write (under a
+    crop id when its id is taken by another extent), or the result when there is
+    nothing to write (already ingested, or the same scene under another id)."""
     digest = source_hash(product)
-    acquired = product.acquired.isoformat(sep=" ") if product.acquired else ""
     row = store.product(product.product_id)
     if row is not None:
         known = row.source_hash
         if known != digest and _extent(product) != _row_extent(row):
-            return ingest_product(store, as_crop(product), levels, progress)
+            return resolve(store, as_crop(product))
         if known != digest:
             raise ProductReadError(
                 f"product {product.product_id} is already ingested from other files "
                 f"({row.source_path}) with the same extent: that is another copy of it, "
                 f"not a new product; ingest one copy only, or use another database (--db)"
             )
-        return IngestResult(product.product_id, product.sensor, acquired,
+        return IngestResult(product.product_id, product.sensor, _acquired(product),
                             row.n_patches or 0, "already ingested", row.ard_path)
     twin = _same_scene(store, product)
     if twin is not None:
-        return IngestResult(twin.product_id, product.sensor, acquired, twin.n_patches or 0,
-                            "already ingested", twin.ard_path, same_scene_as=product.product_id)
-    dest = ard_dir() / f"{product.product_id}.tif"
-    staged = dest.with_name(f".{dest.name}.staged")
-    try:
-        grid, valid = write_ard(product, staged, progress)
-        clouds = product_cloud_masks(product, grid, valid, staged)
-        patches = patch_grid(grid.width, grid.height, grid.transform, grid.crs_wkt, valid,
-                             levels, product.product_id, store.next_patch_id(), clouds.masks)
-        assert patches.num_rows == expected_patch_count(grid.width, grid.height, levels)
-        record = Product.create(
-            product_id=product.product_id, sensor=product.sensor,
-            platform=product.platform, processing_level=product.processing_level,
-            tile_id=product.tile_id, acquired=product.acquired, crs=grid.crs_wkt,
-            footprint_wkt=footprint_wkt(grid.crs_wkt, grid.transform, grid.width, grid.height),
-            source_path=str(Path(product.source_path).resolve())
-            if not product.source_path.startswith("/vsi") else product.source_path,
-            ard_path=str(dest), width=grid.width, height=grid.height,
-            bands=list(product.bands), transform=grid.transform, source_hash=digest,
-            cloud_mask=clouds.source, **_metadata_columns(product),
-        )
-        store.add_product(record, patches)
-        staged.replace(dest)
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
-    return IngestResult(product.product_id, product.sensor, acquired, patches.num_rows,
-                        "ingested", str(dest), cloud_mask=clouds.source, cloud_note=clouds.note)
+        return IngestResult(twin.product_id, product.sensor, _acquired(product),
+                            twin.n_patches or 0, "already ingested", twin.ard_path,
+                            same_scene_as=product.product_id)
+    return product
+
+
+def ard_dest(product_id: str) -> Path:
+    """Where a product's ARD COG lives."""
+    return ard_dir() / f"{product_id}.tif"
+
+
+def product_patches(product: SourceProduct, grid: Grid, valid: np.ndarray,
+                    levels: Sequence[int], first_id: int,
+                    ard: str | Path) -> tuple[pa.Table, CloudMasks]:
+    """The product's patch rows, ids from `first_id`, with their cloud fractions (from
+    the product's masks, or from its ARD at `ard`: eominer.io.clouds), and the masks'
+    source. No database access: the ingest job computes them in a worker."""
+    clouds = product_cloud_masks(product, grid, valid, ard)
+    patches = patch_grid(grid.width, grid.height, grid.transform, grid.crs_wkt, valid,
+                         levels, product.product_id, first_id, clouds.masks)
+    assert patches.num_rows == expected_patch_count(grid.width, grid.height, levels)
+    return patches, clouds
+
+
+def product_record(product: SourceProduct, grid: Grid, dest: Path,
+                   cloud_mask: str | None) -> Product:
+    """The `products` row of a product written at `dest`."""
+    return Product.create(
+        product_id=product.product_id, sensor=product.sensor,
+        platform=product.platform, processing_level=product.processing_level,
+        tile_id=product.tile_id, acquired=product.acquired, crs=grid.crs_wkt,
+        footprint_wkt=footprint_wkt(grid.crs_wkt, grid.transform, grid.width, grid.height),
+        source_path=str(Path(product.source_path).resolve())
+        if not product.source_path.startswith("/vsi") else product.source_path,
+        ard_path=str(dest), width=grid.width, height=grid.height,
+        bands=list(product.bands), transform=grid.transform, source_hash=source_hash(product),
+        cloud_mask=cloud_mask, **_metadata_columns(product),
+    )
+
+
+def ingested(product: SourceProduct, patches: int, dest: Path,
+             clouds: CloudMasks) -> IngestResult:
+    return IngestResult(product.product_id, product.sensor, _acquired(product), patches,
+                        "ingested", str(dest), cloud_mask=clouds.source,
+                        cloud_note=clouds.note)
+
+
+def _acquired(product: SourceProduct) -> str:
+    return product.acquired.isoformat(sep=" ") if product.acquired else ""
 
 
 def _metadata_columns(product: SourceProduct) -> dict[str, object]:
@@ -193,18 +240,30 @@ def plan_products(paths: Sequence[str | Path],
 
 
 def _same_scene(store: Store, product: SourceProduct) -> Product | None:
-    """A product already ingested under another id that is this one: same sensor,
-    level, tile, acquisition time and 10 m extent (a SAFE and its IMG_DATA folder, a
-    product and its renamed band folder). None when the product lacks a tile or time."""
-    if not product.tile_id or product.acquired is None:
+    """A product already ingested under another id that is this one (`same_scene`)."""
+    scene = _scene(product)
+    if scene is None:
         return None
     rows = [r for r in store.product_list()
-            if (r.sensor, r.processing_level, r.tile_id, r.acquired)
-            == (product.sensor, product.processing_level, product.tile_id, product.acquired)]
+            if (r.sensor, r.processing_level, r.tile_id, r.acquired) == scene]
     if not rows:
         return None
     extent = _extent(product)
     return next((r for r in rows if _row_extent(r) == extent), None)
+
+
+def same_scene(a: SourceProduct, b: SourceProduct) -> bool:
+    """Two inputs are one scene: same sensor, level, tile, acquisition time and 10 m
+    extent (a SAFE and its IMG_DATA folder, a product and its renamed band folder);
+    never when they lack a tile or time."""
+    scene = _scene(a)
+    return scene is not None and scene == _scene(b) and _extent(a) == _extent(b)
+
+
+def _scene(product: SourceProduct) -> tuple | None:
+    if not product.tile_id or product.acquired is None:
+        return None
+    return product.sensor, product.processing_level, product.tile_id, product.acquired
 
 
 def _extent(product: SourceProduct) -> tuple[float, float, int, int]:

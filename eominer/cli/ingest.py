@@ -18,15 +18,31 @@ from eominer.cli.output import render
               help="Bands of a multi-band GeoTIFF, in the file's order (ids like B02, B2, B8A "
                    "or ESA names like blue, nir, red edge 1). Needed when the file's band "
                    "descriptions do not name the bands; at least 3.")
-def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | None) -> None:
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Join this Ray cluster (host:port, ray://host:10001 or auto); its nodes "
+              "must mount the workspace at the same path. Default: a local Ray.")
+@click.option("--num-cpus", type=click.IntRange(1), default=None,
+              help="CPUs of the local Ray (default: all cores).")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Worker processes; 0: ingest in this process. Default: one per CPU of "
+              "the Ray cluster, or this process for small inputs (under 100 Mpx of bands "
+              "in all, where starting Ray would cost more than it saves).")
+@click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
+              help="Retries of a failed task before its product is reported.")
+@click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
+              help="Also append one JSON line per finished task to this file.")
+def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | None,
+           ray_address: str | None, num_cpus: int | None, workers: int | None, retries: int,
+           progress_log: str | None) -> None:
     """Ingest Sentinel-1/2 products: per-band folders, .SAFE (folder or zip), multi-band
     GeoTIFF/COG, S1 VV/VH folders, STAC Item JSON. Prints one line per product, and for a
-    multi-band GeoTIFF the bands it was read as."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    multi-band GeoTIFF the bands it was read as. Large inputs run as a job on Ray, one task
+    per band (or row block of a 10 m band); interrupted, run the same command again:
+    finished bands are kept."""
+    from compute.ingest import plan_ingest, use_runner
     from eominer.errors import EominerError
     from eominer.grid import parse_levels
-    from eominer.ingest import ingest_product, plan_products
+    from eominer.ingest import plan_products
     from eominer.io.discover import parse_band_list
     from eominer.store import open_store
 
@@ -39,30 +55,79 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | Non
             parse_band_list(bands)
         except EominerError as exc:
             raise click.BadParameter(str(exc), param_hint="--bands") from exc
+    if workers == 0 and ray_address:
+        raise click.BadParameter("0 ingests in this process: drop --ray-address, or give "
+                                 "the cluster's workers a number", param_hint="--workers")
     products = plan_products(paths, bands)
-    with open_store(db) as store, Progress(
+    with open_store(db) as store:
+        plan = plan_ingest(store, products, lv)
+        if use_runner(plan, workers, ray_address):
+            _on_runner(store, plan, products, ray_address, num_cpus, workers, retries,
+                       progress_log)
+        else:
+            _in_process(store, products, lv)
+
+
+def _in_process(store, products, levels) -> None:
+    """Product after product in this process, a bar per product counting its bands."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from eominer.ingest import ingest_product
+
+    with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} bands"),
         TimeElapsedColumn(), transient=True, disable=None,
     ) as bar:
         for prod in products:
             task = bar.add_task(f"{prod.product_id}", total=len(prod.bands))
-            res = ingest_product(store, prod, lv, progress=lambda _b, t=task: bar.advance(t))
+            res = ingest_product(store, prod, levels, progress=lambda _b, t=task: bar.advance(t))
             bar.remove_task(task)
-            note = "" if res.status == "ingested" else f"  ({res.status}, nothing changed)"
-            if res.same_scene_as:
-                note = (f"  (already ingested: {res.same_scene_as} is the same scene, same "
-                        "tile, date and extent; nothing changed)")
-            bar.console.print(
-                f"{res.product_id}  {res.sensor}  {res.acquired or '-'}  {res.patches} patches{note}",
-                soft_wrap=True, highlight=False,
-            )
-            if res.status == "ingested" and prod.sensor == "S2":
-                clouds = (f"{res.cloud_mask} ({res.cloud_note})" if res.cloud_mask else
-                          f"none: {res.cloud_note}; cloud fractions stay NULL")
-                bar.console.print(f"  clouds: {clouds}", soft_wrap=True, highlight=False)
-            if _is_stack(prod):
-                bar.console.print(f"  bands read as: {', '.join(_stack_bands(prod))}",
-                                  soft_wrap=True, highlight=False)
+            for line in _result_lines(res, prod):
+                bar.console.print(line, soft_wrap=True, highlight=False)
+
+
+def _on_runner(store, plan, products, address, num_cpus, workers, retries, log) -> None:
+    """The ingest job on Ray: one bar of tasks; a line per product as it is committed."""
+    from compute.ingest import run_ingest
+    from compute.progress import job_progress
+
+    by_id = {p.product_id: p for p in products} | {j.product_id: j.product for j in plan.jobs}
+    with job_progress("ingest", log) as bar:
+
+        def show(res) -> None:
+            for line in _result_lines(res, by_id.get(res.same_scene_as or res.product_id)):
+                bar.print(line)
+
+        for res in plan.skipped:
+            show(res)
+        report = run_ingest(
+            store, plan, address=address, num_cpus=num_cpus, num_workers=workers,
+            retries=retries, on_start=bar.on_start, on_task=bar.on_task, on_product=show,
+        )
+        bar.print(
+            f"{report.tasks_done} task(s) run on {report.workers} worker(s), "
+            f"{report.tasks_skipped} already done, {len(report.failed)} failed; "
+            f"{len(report.results)} product(s) in {report.seconds:.1f} s; "
+            f"worker peak memory {report.peak_rss_mb:,.0f} MB"
+        )
+        report.raise_for_failures()
+
+
+def _result_lines(res, prod) -> list[str]:
+    """What a user reads about one product: its line, where its cloud fractions come
+    from (a new S2 product), and a stack's band order."""
+    note = "" if res.status == "ingested" else f"  ({res.status}, nothing changed)"
+    if res.same_scene_as:
+        note = (f"  (already ingested: {res.same_scene_as} is the same scene, same "
+                "tile, date and extent; nothing changed)")
+    lines = [f"{res.product_id}  {res.sensor}  {res.acquired or '-'}  {res.patches} patches{note}"]
+    if res.status == "ingested" and res.sensor == "S2":
+        clouds = (f"{res.cloud_mask} ({res.cloud_note})" if res.cloud_mask else
+                  f"none: {res.cloud_note}; cloud fractions stay NULL")
+        lines.append(f"  clouds: {clouds}")
+    if prod is not None and _is_stack(prod):
+        lines.append(f"  bands read as: {', '.join(_stack_bands(prod))}")
+    return lines
 
 
 def _is_stack(prod) -> bool:

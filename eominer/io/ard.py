@@ -3,7 +3,8 @@
 Sentinel-2: uint16 digital numbers (reflectance x 10000), nodata 0, ESA band order, for
 every processing baseline (the >= 04.00 add-offset is applied at ingest: eominer.io.read).
 Sentinel-1: float32 backscatter in dB, nodata NaN, bands VV, VH.
-ZSTD-compressed, 512 px tiles, overviews; JPEG2000 is decoded once, at ingest.
+ZSTD-compressed, 512 px tiles, band-interleaved, overviews (averages); JPEG2000 is decoded
+once, at ingest (eominer.io.parts writes it).
 """
 
 from __future__ import annotations
@@ -16,17 +17,27 @@ import numpy as np
 from eominer.errors import ProductReadError
 
 COG_OPTIONS = {
-    # ZSTD level 1 + horizontal predictor: 5x faster than level 9 for ~10% more bytes
-    "compress": "ZSTD", "level": 1, "predictor": 2, "blocksize": 512,
+    # ZSTD level 1 + horizontal predictor: 5x faster than level 9 for ~10% more bytes;
+    # band-interleaved tiles (GDAL >= 3.11; older GDALs ignore it and interleave pixels):
+    # a 13-band tile compresses to 58% of the pixel-interleaved size, 1.5-2x faster, and
+    # a reader of some bands (RGB, one index) reads only their tiles
+    "compress": "ZSTD", "level": 1, "predictor": 2, "blocksize": 512, "interleave": "BAND",
     "overview_resampling": "average", "num_threads": "ALL_CPUS", "bigtiff": "IF_SAFER",
 }
 
 
+COPY_CACHE_BYTES = 32 * 2**20  # GDAL's block cache while a COG is copied (bytes)
+
+
 def write_cog(src_tmp: str | Path, dest: str | Path) -> None:
-    """Copy a tiled GeoTIFF to a COG (overviews built by GDAL's COG driver)."""
+    """Copy a tiled GeoTIFF or VRT to a COG (its overviews copied when it has them, else
+    built by GDAL's COG driver)."""
     import rasterio.shutil
 
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+    # the copy reads each source tile once: a block cache gains nothing and GDAL's
+    # default one (5% of RAM) filled 2.2 GB with a full tile's tiles (a 32 MB one: peak
+    # memory 2.3 GB -> 0.2 GB, 6.7 s -> 5.7 s)
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=COPY_CACHE_BYTES):
         rasterio.shutil.copy(str(src_tmp), str(dest), driver="COG", **COG_OPTIONS)
 
 

@@ -1,4 +1,4 @@
-"""Read a product's bands onto the grid of its 10 m bands and write its ARD COG.
+"""Read a product's bands onto the grid of its 10 m bands (eominer.io.parts writes the ARD COG).
 
 Sentinel-2 ARD scale: uint16, reflectance x 10000 (the convention of processing
 baselines before 04.00), nodata 0, for every baseline. A product with an add-offset
@@ -13,7 +13,8 @@ is set to the ARD's nodata before conversion and resampling, so it enters the pr
 valid mask (a pixel is valid only where every band is) and patches' valid_fraction.
 
 Sentinel-1 GRD SAFE products (`extra["format"] == "S1_SAFE"`) are calibrated, denoised
-and geocoded to UTM by eominer.io.s1_safe: `product_grid` and `write_ard` hand them over.
+and geocoded to UTM by eominer.io.s1_safe: `product_grid` and `eominer.io.parts.write_ard`
+hand them over.
 
 No reprojection here (but for those): every band is resampled (same CRS, same bounds) onto the grid of
 the reference band (B02 for Sentinel-2, or a stack's finest band; VV for Sentinel-1).
@@ -25,14 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from eominer import sensors as S
 from eominer.domain import BandSource, SourceProduct
 from eominer.errors import GridMismatchError, ProductReadError
-from eominer.io.ard import tmp_path_for, write_cog
 
 
 @dataclass(frozen=True)
@@ -117,22 +116,32 @@ def product_grid(product: SourceProduct) -> Grid:
 
 
 def read_band(src: BandSource, grid: Grid, sensor: str,
-              convert: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+              convert: Callable[[np.ndarray], np.ndarray] | None = None,
+              rows: tuple[int, int] | None = None) -> np.ndarray:
     """One band resampled onto `grid` (bilinear for coarser S2 bands; exact when equal).
 
     `convert` (e.g. the S2 add-offset) runs on the band at its native resolution, before
     resampling: a product of another convention is then resampled from the same values
-    as an older one, and nodata (0) blends into its neighbours the same way in both."""
+    as an older one, and nodata (0) blends into its neighbours the same way in both.
+
+    `rows` (y0, y1): only those rows of the grid, for a band at the grid's own
+    resolution (a row block of a large band; see eominer.io.parts)."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.io import MemoryFile
+    from rasterio.windows import Window
 
     with _open(src) as ds:
         nodata = ds.nodatavals[src.index - 1]
         try:
             if (ds.width, ds.height) == (grid.width, grid.height):
-                band = _blank_nodata(ds.read(src.index), nodata, sensor)
+                window = None if rows is None else Window(0, rows[0], grid.width,
+                                                          rows[1] - rows[0])
+                band = _blank_nodata(ds.read(src.index, window=window), nodata, sensor)
                 return convert(band) if convert else band
+            if rows is not None:
+                raise ValueError(f"rows {rows} of {src.path}: a row block is read only from "
+                                 "a band at the grid's resolution, not from a resampled one")
             if convert is None and _is_ard_nodata(nodata, sensor):
                 return ds.read(
                     src.index, out_shape=(grid.height, grid.width), resampling=Resampling.bilinear
@@ -205,55 +214,6 @@ def to_db(values: np.ndarray) -> tuple[np.ndarray, bool]:
         out[~np.isfinite(out)] = np.nan
         return out, True
     return v, False
-
-
-def write_ard(
-    product: SourceProduct, dest: Path, progress: Callable[[str], None] | None = None,
-) -> tuple[Grid, np.ndarray]:
-    """Write the product's ARD COG at `dest`; return its grid and valid-pixel mask.
-
-    Bands are read and written one at a time (a full tile is 13 x 120 MB), into a tiled
-    GeoTIFF, then copied to a COG; the temporary file never stays behind."""
-    if _is_s1_safe(product):
-        from eominer.io import s1_safe
-
-        return s1_safe.write_ard(product, dest, progress)
-    import rasterio
-    from rasterio.transform import Affine
-
-    grid = product_grid(product)
-    names = list(product.bands)
-    s2 = product.sensor == "S2"
-    profile = {
-        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(names),
-        "dtype": "uint16" if s2 else "float32", "nodata": 0 if s2 else np.nan,
-        "crs": grid.crs_wkt, "transform": Affine(*grid.transform), "tiled": True,
-        "blockxsize": 512, "blockysize": 512, "compress": "ZSTD", "BIGTIFF": "IF_SAFER",
-    }
-    tmp = tmp_path_for(dest)
-    valid = np.ones((grid.height, grid.width), dtype=bool)
-    try:
-        with rasterio.open(tmp, "w", **profile) as out:
-            for i, name in enumerate(names, start=1):
-                if progress:
-                    progress(name)
-                band = read_band(product.bands[name], grid, product.sensor,
-                                 _s2_convert(product, name))
-                if s2:
-                    band = band.astype(np.uint16, copy=False)
-                    valid &= band != 0
-                else:
-                    band, _ = to_db(band)
-                    valid &= np.isfinite(band)
-                out.write(band, i)
-                out.set_band_description(i, name)
-        tmp_cog = dest.with_name(dest.name + ".partial")
-        write_cog(tmp, tmp_cog)
-        tmp_cog.replace(dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-        dest.with_name(dest.name + ".partial").unlink(missing_ok=True)
-    return grid, valid
 
 
 def _s2_convert(product: SourceProduct, band: str) -> Callable[[np.ndarray], np.ndarray] | None:

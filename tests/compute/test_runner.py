@@ -65,3 +65,54 @@ def test_nothing_to_do_starts_no_ray(db_url, tmp_path):
         report = run_job(store, job(tmp_path / "fixed", {}), num_cpus=2,
                          on_start=lambda total, to_run: calls.append((total, to_run)))
     assert calls == [(3, 0)] and report.tasks_skipped == 3 and report.workers == 0
+
+
+def write_file(path: str, text: str) -> str:
+    """A task function: a part of a product, left on disk."""
+    Path(path).write_text(text)
+    return text
+
+
+def read_parts(paths: tuple[str, ...]) -> str:
+    """A task function: a product's last step, which needs every part on disk."""
+    return "".join(Path(p).read_text() for p in paths)
+
+
+def fail_always(name: str) -> None:
+    raise OSError(f"band {name} is unreadable")
+
+
+def test_a_task_runs_after_the_tasks_it_names(db_url, tmp_path):
+    """A's final task runs once both A parts are done; B's final task, whose part
+    fails, is reported failed without running; `after_commit` sees each batch once its
+    transaction is in the database."""
+    a1, a2 = str(tmp_path / "a1"), str(tmp_path / "a2")
+    seen: list[tuple[str, str]] = []  # (task, its status in the database after commit)
+    results: dict[str, object] = {}
+
+    def commit(store, done: list[Finished]) -> None:
+        results.update({f.task.task_id: f.result for f in done})
+
+    with open_store(db_url) as store:
+        def after_commit(done: list[Finished]) -> None:
+            status = store.task_statuses([f.task.task_id for f in done])
+            seen.extend((f.task.task_id, status[f.task.task_id]) for f in done)
+
+        tasks = [
+            # listed first: held until its parts are done all the same
+            Task("A/final", read_parts, ((a1, a2),), product_id="A", after=("A/1", "A/2")),
+            Task("B/final", read_parts, ((a1,),), product_id="B", after=("B/1",)),
+            Task("A/1", write_file, (a1, "x"), product_id="A"),
+            Task("B/1", fail_always, ("B04",), product_id="B"),
+            Task("A/2", write_file, (a2, "y"), product_id="A"),
+        ]
+        report = run_job(store, JobSpec("demo", tasks, commit, after_commit=after_commit),
+                         num_cpus=2, retries=0)
+        statuses = {r["task_id"]: r["status"] for r in store.tasks().to_pylist()}
+    assert results == {"A/1": "x", "A/2": "y", "A/final": "xy"}
+    assert sorted(seen) == [("A/1", "done"), ("A/2", "done"), ("A/final", "done")]
+    assert [t for t, _ in seen].index("A/final") == 2  # committed after its parts
+    assert [(t, p) for t, p, _ in report.failed] == [("B/1", "B"), ("B/final", "B")]
+    assert report.failed[1][2] == "not run: task B/1, which it needs, failed"
+    assert statuses == {"A/1": "done", "A/2": "done", "A/final": "done",
+                        "B/1": "failed", "B/final": "failed"}

