@@ -194,18 +194,35 @@ class Session:
         self.record = dataclasses.replace(self.record, status=status)
 
     # ---- labels ------------------------------------------------------------------
-    def label(self, patch_id: int, label: int, user: str, purpose: str = "train") -> None:
-        """Record one answer (+1 yes, -1 no) at once. `purpose` 'verify' marks answers
-        to a verification sample (kept out of training)."""
+    @staticmethod
+    def _check_label(label: int, user: str, purpose: str) -> None:
         if label not in (1, -1):
             raise SessionError(f"label must be +1 (yes) or -1 (no), got {label!r}")
         if purpose not in ("train", "verify"):
             raise SessionError(f"label purpose must be 'train' or 'verify', got {purpose!r}")
         if not user:
             raise SessionError("a label needs a user name")
+
+    def label(self, patch_id: int, label: int, user: str, purpose: str = "train") -> None:
+        """Record one answer (+1 yes, -1 no) at once. `purpose` 'verify' marks answers
+        to a verification sample (kept out of training)."""
+        self._check_label(label, user, purpose)
         self.data.rows([patch_id])  # raises for a patch outside the scope
         self.store.put_label(self.session_id, int(patch_id), user, int(label),
                              len(self.rounds()), purpose)
+
+    def label_many(self, patch_ids: Sequence[int], label: int, user: str,
+                   purpose: str = "train") -> int:
+        """The same answer for many patches at once (a reviewed selection, a box or a
+        lasso on the map), saved in one transaction. Returns how many were labelled."""
+        self._check_label(label, user, purpose)
+        ids = np.unique(np.asarray(patch_ids, np.int64))
+        if not len(ids):
+            raise SessionError("no patches selected: select some, then label them")
+        self.data.rows(ids)  # raises for a patch outside the scope
+        self.store.put_labels(self.session_id, ids, user, int(label), len(self.rounds()),
+                              purpose)
+        return len(ids)
 
     def undo_last_label(self, user: str) -> Label | None:
         """Remove `user`'s most recent label; returns it (None if there was none)."""

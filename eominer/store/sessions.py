@@ -142,6 +142,34 @@ class SessionsMixin(StoreBase):
                          (when, session_id))
         return when
 
+    def put_labels(
+        self, session_id: str, patch_ids: Sequence[int], user: str, label: int,
+        round_no: int, purpose: str = "train", at: dt.datetime | None = None,
+    ) -> dt.datetime:
+        """The same answer for many patches (a bulk correction), in one transaction:
+        all of them are saved or none. A user's new label replaces their old one."""
+        when = at or utcnow()
+        ids = np.unique(np.asarray(patch_ids, np.int64))
+        with self.transaction():
+            for start in range(0, len(ids), 1000):  # bound parameters, in chunks
+                chunk = [int(i) for i in ids[start:start + 1000]]
+                self.execute(
+                    "DELETE FROM labels WHERE session_id = ? AND user_name = ? AND patch_id IN ("
+                    + ", ".join("?" * len(chunk)) + ")", (session_id, user, *chunk))
+            n = len(ids)
+            self.insert_arrow("labels", pa.table({
+                "session_id": pa.array([session_id] * n, pa.string()),
+                "patch_id": pa.array(ids, pa.int64()),
+                "user_name": pa.array([user] * n, pa.string()),
+                "label": pa.array(np.full(n, label, np.int16), pa.int16()),
+                "round": pa.array(np.full(n, round_no, np.int32), pa.int32()),
+                "purpose": pa.array([purpose] * n, pa.string()),
+                "labelled_at": pa.array([when] * n, pa.timestamp("us")),
+            }))
+            self.execute("UPDATE sessions SET updated = ? WHERE session_id = ?",
+                         (when, session_id))
+        return when
+
     def delete_label(self, session_id: str, patch_id: int, user: str) -> None:
         with self.transaction():
             self.execute(

@@ -207,6 +207,24 @@ class AppState(param.Parameterized):
         if self.learn_on_label:
             self.learn()
 
+    def label_many(self, patch_ids: list[int], value: int) -> int:
+        """The same answer for many patches (review selection, box or lasso on the
+        map): one transaction, then one round re-fits the ranking. Returns the count."""
+        if self.session is None:
+            self.say("start a session in Scope first", "warning")
+            return 0
+        n = 0
+        with self.work("label"):
+            n = self.session.label_many(patch_ids, int(value), self.user)
+            done = set(int(p) for p in patch_ids)
+            self.batch = [p for p in self.batch if p not in done]
+            self.labels_version += 1
+            self.say(f"{n} patches labelled {'yes' if value > 0 else 'no'} by {self.user}",
+                     "success")
+        if n:
+            self.learn()  # a bulk correction always re-fits the ranking
+        return n
+
     def skip(self, patch_id: int) -> None:
         self.batch = [p for p in self.batch if p != int(patch_id)]
 

@@ -120,6 +120,25 @@ def test_conflicting_users_latest_label_wins(learn_store, oscd_db):
     assert dict(zip(ids.tolist(), y.tolist()))[p] == 1 and s.conflicts() == []
 
 
+def test_label_many_is_one_all_or_nothing_write(learn_store, oscd_db):
+    s = _create(learn_store, oscd_db)
+    some = [int(p) for p in s.patch_ids[:30]]
+    s.label(some[0], -1, "ana")
+    assert s.label_many(some + some[:5], 1, "ana") == 30  # duplicates count once
+    ids, y = s.labels()
+    assert dict(zip(ids.tolist(), y.tolist())) == {p: 1 for p in some}  # the -1 replaced
+    assert learn_store.session_labels(s.session_id).num_rows == 30
+    coarse = learn_store.patches(oscd_db["product"], 32)["patch_id"].to_numpy()
+    with pytest.raises(SessionError, match="not in this session's scope"):
+        s.label_many([int(s.patch_ids[40]), int(coarse[0])], -1, "ana")
+    with pytest.raises(SessionError, match="no patches selected"):
+        s.label_many([], 1, "ana")
+    assert learn_store.session_labels(s.session_id).num_rows == 30  # nothing half-written
+    s.label_many(some[:10], -1, "ben", purpose="verify")
+    vids, vy = s.labels("verify")
+    assert vids.tolist() == sorted(some[:10]) and set(vy.tolist()) == {-1}
+
+
 def test_bad_input_is_explicit(learn_store, oscd_db):
     s = _create(learn_store, oscd_db)
     coarse = learn_store.patches(oscd_db["product"], 32)["patch_id"].to_numpy()

@@ -201,3 +201,26 @@ def test_annotations(store):
     assert store.write_annotations("s1", "lake", np.array([], np.int64), np.array([]),
                                    np.array([], bool), "m3", []) == 0
     assert store.annotated_patches("lake").num_rows == 0
+
+
+def test_put_labels_in_bulk(store, monkeypatch):
+    store.insert_session(session_record("s1", "ana", T0))
+    t1, t2 = T0 + dt.timedelta(seconds=10), T0 + dt.timedelta(seconds=20)
+    store.put_label("s1", 3, "ana", -1, 0, at=t1)
+    store.put_label("s1", 3, "bob", -1, 0, at=t1)
+    ids = np.arange(1, 2501, dtype=np.int64)  # more than one chunk of bound parameters
+    assert store.put_labels("s1", ids, "ana", 1, 2, at=t2) == t2
+    got = {(r["patch_id"], r["user_name"]): (r["label"], r["round"], r["purpose"])
+           for r in store.session_labels("s1").to_pylist()}
+    assert len(got) == 2501 and got[(3, "ana")] == (1, 2, "train")  # ana's -1 replaced
+    assert got[(3, "bob")] == (-1, 0, "train") and got[(2500, "ana")] == (1, 2, "train")
+    assert store.session("s1").updated == t2
+    def broken(*_):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "insert_arrow", broken)  # fails after the DELETE
+    with pytest.raises(OSError, match="disk full"):
+        store.put_labels("s1", [7, 8], "ana", -1, 3)
+    assert store.session_labels("s1").num_rows == 2501
+    assert {r["round"] for r in store.session_labels("s1").to_pylist()
+            if r["patch_id"] in (7, 8)} == {2}
