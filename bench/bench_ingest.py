@@ -95,6 +95,7 @@ def ingest_once(folder: Path, workers: int, levels: tuple[int, ...]) -> dict:
             report.raise_for_failures()
             (result,) = report.results
             n_patches = store.query("SELECT COUNT(*) FROM patches")[0][0]
+            cloud_mask = store.query("SELECT cloud_mask FROM products")[0][0]
             ard_mb = Path(result.ard_path).stat().st_size / 1e6
     t_end = max(committed.values())
     t_parts = max(t for tid, t in committed.items() if not tid.endswith("/assemble"))
@@ -105,6 +106,7 @@ def ingest_once(folder: Path, workers: int, levels: tuple[int, ...]) -> dict:
         # commits come about once a second: these two are +- 1 s
         "parts_until_s": report.seconds - (t_end - t_parts), "assemble_s": t_end - t_parts,
         "peak_rss_mb": report.peak_rss_mb, "patches": n_patches, "ard_mb": ard_mb,
+        "cloud_mask": cloud_mask,
     }
 
 
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ingest on {workers} worker(s): {r['job_s']:.1f} s from Ray up to the commit "
               f"(+ Ray start {r['ray_start_s']:.1f} s, planning {r['plan_s']:.1f} s: "
               f"{r['wall_s']:.1f} s in all); {r['parts']} parts, all staged after "
-              f"{r['parts_until_s']:.1f} s; assembly (COG, valid mask, patch grid) "
+              f"{r['parts_until_s']:.1f} s; assembly (COG, valid mask, cloud mask "
+              f"{r['cloud_mask']}, patch grid) "
               f"{r['assemble_s']:.1f} s; {r['patches']:,} patches; COG {r['ard_mb']:,.0f} MB; "
               f"worker peak memory {r['peak_rss_mb']:,.0f} MB")
     two = next((r for r in out["runs"] if r["workers"] == 2), None)

