@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "encoder": "eominer.cli.encoder:encoder",
     "session": "eominer.cli.learn:session",
     "search": "eominer.cli.search:search",
+    "index": "eominer.cli.index:index",
     "change": "eominer.cli.change:change",
     "fusion": "eominer.cli.fusion:fusion",
     "serve": "eominer.cli.serve:serve",

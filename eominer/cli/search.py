@@ -29,6 +29,9 @@ def _ids(text: str) -> list[int]:
 @click.option("--level", type=int, default=None, help="Grid level (default: the examples').")
 @click.option("--product", "products", multiple=True,
               help="Search only these products (repeat; default: all).")
+@click.option("--archive", is_flag=True,
+              help="Rank the whole archive through its nearest-neighbour index (eominer "
+                   "index build); approximate, with the archive's standardisation.")
 @click.option("--save", is_flag=True,
               help="Keep the result in search_results (join it in SQL; the id is printed).")
 @click.option("--owner", default=None, help="User name stored with a saved search.")
@@ -36,8 +39,8 @@ def _ids(text: str) -> list[int]:
 @click.option("--timeout", default=60.0, show_default=True,
               help="Seconds before the WHERE is cancelled.")
 @db_option
-def search(like, where, aoi, top, feature_sets, level, products, save, owner, fmt, timeout,
-           db) -> None:
+def search(like, where, aoi, top, feature_sets, level, products, archive, save, owner, fmt,
+           timeout, db) -> None:
     """Rank the patches most like the examples (--like), among those the area of interest
     and the WHERE keep: prints rank, patch id, product, distance and similarity."""
     from eominer.learning.aoi import read_aoi
@@ -47,6 +50,9 @@ def search(like, where, aoi, top, feature_sets, level, products, save, owner, fm
 
     area = read_aoi(aoi) if aoi else None
     fs = [f for f in (feature_sets or "").split(",") if f] or None
+    if archive:
+        _archive(like, where, aoi, top, fs, level, products, save, fmt, db)
+        return
     with open_store(db) as store:
         r = run_search(store, _ids(like), top=top, where=where, aoi=area, feature_set_ids=fs,
                        level=level, product_ids=list(products) or None, timeout_s=timeout)
@@ -62,3 +68,20 @@ def search(like, where, aoi, top, feature_sets, level, products, save, owner, fm
         click.echo(f"saved as search {r.search_id}: SELECT * FROM search_results JOIN "
                    f"scope_rows USING (patch_id) WHERE search_id = '{r.search_id}' "
                    "ORDER BY rank", err=True)
+
+
+def _archive(like, where, aoi, top, fs, level, products, save, fmt, db) -> None:
+    from eominer.learning.ann import search_archive
+    from eominer.store import open_store
+
+    if where or aoi or products or save:
+        raise click.UsageError("--archive ranks the whole archive: --where, --aoi, --product "
+                               "and --save are for the exact search (leave out --archive)")
+    if not fs or len(fs) != 1:
+        raise click.UsageError("--archive needs the one indexed feature set: --features FS")
+    with open_store(db) as store:
+        m = search_archive(store, _ids(like), fs[0], top=top, level=level)
+        table = m.table(store)
+    click.echo(render(table, fmt))
+    click.echo(f"{m.n_indexed:,} patches indexed at level {m.level} in {m.feature_set_id} "
+               "(approximate nearest neighbours)", err=True)

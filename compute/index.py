@@ -1,0 +1,115 @@
+"""The index job: the archive-wide nearest-neighbour index of one feature set at one
+level (eominer.learning.ann), one runner task per product shard.
+
+The driver computes the standardisation once, in SQL over every indexed row (or keeps
+the manifest's), and writes nothing else to the database but the runner's `jobs` rows. A
+task reads its product's features from the store itself (a unit of work on the shared
+file: eominer.store.engines) and writes its shard file atomically; the driver adds the
+finished shards to the manifest in each commit. A shard already in the manifest with its
+file present is done: a re-run builds only new products' shards (or, after a kill, the
+ones that did not finish).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
+from eominer.errors import ConfigError
+from eominer.learning import ann
+
+if TYPE_CHECKING:
+    from eominer.store import FeatureSet, Store
+
+
+def shard_file(product_id: str) -> str:
+    return f"{product_id}.usearch"
+
+
+def build_product_shard(url: str, feature_set_id: str, product_id: str, level: int,
+                        mean: np.ndarray, std: np.ndarray, path: str) -> tuple[str, int]:
+    """Task: read one product's features at `level`, standardise, write its shard."""
+    from eominer.store import open_store
+
+    with open_store(url, init=False) as store:
+        ids, X, _ = store.read_features([feature_set_id], [product_id], level)
+    n = ann.build_shard(ids, ann.standardise(X, mean, std), Path(path))
+    return product_id, n
+
+
+def column_stats(store: Store, fs: FeatureSet, level: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and population standard deviation of every column over the level's rows."""
+    cols = ", ".join(f"AVG(f.{c}), STDDEV_POP(f.{c})" for c in fs.columns)
+    row = store.query(f"SELECT COUNT(*), {cols} FROM {fs.table_name} f JOIN patches p "
+                      "ON p.patch_id = f.patch_id WHERE p.level = ?", (int(level),))[0]
+    n = int(row[0])
+    vals = np.array([float(v) if v is not None else 0.0 for v in row[1:]]).reshape(-1, 2)
+    return vals[:, 0], vals[:, 1], n
+
+
+def plan_index(store: Store, feature_set_id: str, level: int,
+               product_ids: Sequence[str] | None = None, rebuild: bool = False,
+               ) -> tuple[Path, ann.Manifest, list[Task]]:
+    """The index folder, its manifest (new statistics on a first build or --rebuild) and
+    one task per product with features at `level`. Raises before any write."""
+    fs = store.require_feature_set(feature_set_id)
+    folder = ann.index_dir(store, fs.feature_set_id, level)
+    coverage = store.feature_coverage([p.product_id for p in store.product_list()], level)
+    have = coverage.get(fs.feature_set_id, {})
+    if product_ids:
+        unknown = sorted(set(product_ids) - set(have))
+        if unknown:
+            raise ConfigError(f"product(s) {', '.join(unknown)} have no {fs.feature_set_id} "
+                              f"features at level {level}: run `eominer extract` for them")
+        have = {p: have[p] for p in product_ids}
+    if not have:
+        raise ConfigError(f"no product has {fs.feature_set_id} features at level {level}: "
+                          "run `eominer extract` first, or choose another --level")
+    manifest = None if rebuild else ann.read_manifest(folder)
+    if manifest is not None and manifest.columns != list(fs.columns):
+        raise ConfigError(f"the index in {folder} was built for other columns: rebuild it "
+                          "with --rebuild")
+    if manifest is None:
+        mean, std, _ = column_stats(store, fs, level)
+        manifest = ann.Manifest(fs.feature_set_id, int(level), list(fs.columns),
+                                mean.tolist(), std.tolist())
+    mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)
+    url = store.url
+    tasks = [Task(f"index/{fs.feature_set_id}/L{level}/{pid}", build_product_shard,
+                  (url, fs.feature_set_id, pid, int(level), mean, std,
+                   str(folder / shard_file(pid))),
+                  product_id=pid, feature_set_id=fs.feature_set_id, n_items=int(n))
+             for pid, n in sorted(have.items())]
+    return folder, manifest, tasks
+
+
+def run_index(store: Store, feature_set_id: str, level: int, *,
+              product_ids: Sequence[str] | None = None, rebuild: bool = False,
+              address: str | None = None, num_cpus: int | None = None,
+              num_workers: int | None = None, retries: int = DEFAULT_RETRIES,
+              on_start=None, on_task: TaskCallback | None = None) -> JobReport:
+    """Build the missing shards of the index (all of them with `rebuild`)."""
+    from compute.runner import run_job
+
+    folder, manifest, tasks = plan_index(store, feature_set_id, level, product_ids, rebuild)
+    if rebuild:
+        manifest.shards = {}
+    ann.write_manifest(folder, manifest)
+
+    def done_ids(_store, ts: Sequence[Task]) -> set[str]:
+        return {t.task_id for t in ts if t.product_id in manifest.shards
+                and (folder / manifest.shards[t.product_id]["file"]).exists()}
+
+    def commit(_store, batch: list[Finished]) -> None:
+        for f in batch:
+            pid, n = f.result
+            manifest.shards[pid] = ann.shard_entry(shard_file(pid), n)
+        ann.write_manifest(folder, manifest)
+
+    spec = JobSpec("index", tasks, commit, done_ids=done_ids)
+    return run_job(store, spec, address=address, num_cpus=num_cpus, num_workers=num_workers,
+                   retries=retries, on_start=on_start, on_task=on_task)

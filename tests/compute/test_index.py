@@ -1,0 +1,145 @@
+"""The archive-wide nearest-neighbour index (eominer.learning.ann, compute/index.py) on the
+real OSCD Bordeaux store: both dates' real pair statistics at level 16, one shard per
+product built by runner tasks on a local Ray; answers compared with a numpy brute force
+over every row in the index's own standardised space; resume, a new product, errors, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from compute.index import column_stats, run_index
+from eominer.errors import ConfigError, SearchError
+from eominer.learning import ann
+from tests.cli.process import in_process  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.ray
+LEVEL = 16
+
+
+@pytest.fixture
+def two_dates(learn_store, oscd_db):
+    """Features for the second date too (its own real statistics: date 2 against date 1),
+    so the index has two product shards."""
+    from eominer.evaluation.patches import pair_stats
+    from eominer.io.ard import read_ard
+
+    store = learn_store
+    fs = store.require_feature_set(oscd_db["fs"])
+    p1, p2 = sorted(p.product_id for p in store.product_list())
+    a1, a2 = (read_ard(store.product(p).ard_path) for p in (p1, p2))
+    t = store.patches(p2, LEVEL)
+    order = t["row"].to_numpy() * (a2.shape[2] // LEVEL) + t["col"].to_numpy()
+    store.write_features(fs, t["patch_id"].to_numpy(), pair_stats(a2, a1, LEVEL)[order])
+    return store, fs, (p1, p2)
+
+
+def brute_force(store, fs, manifest, like, k):
+    ids, X, _ = store.read_features([fs.feature_set_id],
+                                    [p.product_id for p in store.product_list()], LEVEL)
+    Z = ann.standardise(X, np.asarray(manifest.mean), np.asarray(manifest.std)).astype(np.float64)
+    centre = Z[np.isin(ids, like)].mean(axis=0)
+    d2 = ((Z - centre) ** 2).sum(axis=1)
+    d2[np.isin(ids, like)] = np.inf
+    order = np.lexsort((ids, d2))[:k]
+    return ids[order], d2[order], ids, X
+
+
+def test_index_answers_like_a_brute_force_and_grows_by_products(two_dates):
+    store, fs, (p1, p2) = two_dates
+    # first only date 1, as an archive that grows: then date 2 is a new product
+    r1 = run_index(store, fs.feature_set_id, LEVEL, product_ids=[p1], num_cpus=2)
+    assert (r1.tasks_done, r1.tasks_skipped, r1.failed) == (1, 0, [])
+    folder = ann.index_dir(store, fs.feature_set_id, LEVEL)
+    first = ann.read_manifest(folder)
+    r2 = run_index(store, fs.feature_set_id, LEVEL, num_cpus=2)
+    assert (r2.tasks_done, r2.tasks_skipped) == (1, 1)  # only the new product's shard
+    m = ann.read_manifest(folder)
+    assert m.mean == first.mean and m.std == first.std  # the statistics stay comparable
+    counts = {p: len(store.feature_patch_ids(fs, p)) for p in (p1, p2)}
+    n16 = {p: store.patches(p, LEVEL).num_rows for p in (p1, p2)}
+    assert {p: e["n"] for p, e in m.shards.items()} == n16 == {
+        p: int(np.isin(store.feature_patch_ids(fs, p), store.patches(p, LEVEL)["patch_id"]
+                       .to_numpy()).sum()) for p in (p1, p2)}
+    assert all(counts[p] >= n16[p] for p in counts)
+
+    like = [int(i) for i in store.patches(p1, LEVEL)["patch_id"].to_numpy()[[40, 41, 95]]]
+    got = ann.search_archive(store, like, fs.feature_set_id, top=50)
+    want, d2, ids, X = brute_force(store, fs, first, like, 50)
+    assert got.level == LEVEL and got.n_indexed == sum(n16.values())
+    assert not set(like) & set(got.patch_ids.tolist())
+    recall = len(set(got.patch_ids.tolist()) & set(want.tolist())) / 50
+    assert recall >= 0.95, recall
+    # distances are those of the float16 vectors: within float16 rounding of the truth
+    common = np.isin(got.patch_ids, want)
+    exact = dict(zip(want.tolist(), d2.tolist(), strict=True))
+    rel = [abs(g ** 2 - exact[int(p)]) / max(exact[int(p)], 1e-9)
+           for p, g in zip(got.patch_ids[common], got.distances[common], strict=True)]
+    assert max(rel) < 0.02, max(rel)
+    assert got.table(store)["product_id"].to_pylist()[0] in (p1, p2)
+    assert set(got.table(store)["product_id"].to_pylist()) == {p1, p2}
+    # the manifest's statistics are the rows' own (the first build's rows: date 1)
+    X1 = X[np.isin(ids, store.patches(p1, LEVEL)["patch_id"].to_numpy())]
+    np.testing.assert_allclose(first.mean, X1.mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(first.std, X1.std(axis=0), rtol=1e-3, atol=1e-5)
+
+
+def test_a_killed_build_resumes_and_rebuild_restarts(two_dates):
+    store, fs, (p1, p2) = two_dates
+    run_index(store, fs.feature_set_id, LEVEL, num_cpus=2)
+    folder = ann.index_dir(store, fs.feature_set_id, LEVEL)
+    (folder / f"{p2}.usearch").unlink()  # as if the job died before that shard's file
+    r = run_index(store, fs.feature_set_id, LEVEL, num_cpus=2)
+    assert (r.tasks_done, r.tasks_skipped) == (1, 1)
+    assert (folder / f"{p2}.usearch").exists()
+    r = run_index(store, fs.feature_set_id, LEVEL, num_cpus=2, rebuild=True)
+    assert (r.tasks_done, r.tasks_skipped) == (2, 0)
+    mean, std, n = column_stats(store, fs, LEVEL)
+    m = ann.read_manifest(folder)
+    assert n == sum(e["n"] for e in m.shards.values())
+    np.testing.assert_allclose(m.mean, mean)  # recomputed over both dates
+    assert not list(folder.glob(".*"))  # no temporary file left
+
+
+def test_bad_input_is_explicit(two_dates, tmp_path):
+    store, fs, (p1, _) = two_dates
+    like = [int(store.patches(p1, LEVEL)["patch_id"].to_numpy()[0])]
+    with pytest.raises(SearchError, match=r"no index of feature set .* build it with "
+                                          r"`eominer index build"):
+        ann.search_archive(store, like, fs.feature_set_id)
+    with pytest.raises(ConfigError, match="no product has .* features at level 64"):
+        run_index(store, fs.feature_set_id, 64, num_cpus=2)
+    with pytest.raises(ConfigError, match=r"product\(s\) nope have no"):
+        run_index(store, fs.feature_set_id, LEVEL, product_ids=["nope"], num_cpus=2)
+    run_index(store, fs.feature_set_id, LEVEL, num_cpus=2)
+    with pytest.raises(SearchError, match=r"example patch\(es\) \[999999999\] are not in"):
+        ann.search_archive(store, [999999999], fs.feature_set_id)
+    coarse = int(store.patches(p1, 32)["patch_id"].to_numpy()[0])
+    with pytest.raises(SearchError, match="no index of feature set .* at level 32"):
+        ann.search_archive(store, [coarse], fs.feature_set_id)
+    folder = ann.index_dir(store, fs.feature_set_id, LEVEL)
+    (folder / ann.MANIFEST).write_text("{not json")
+    with pytest.raises(SearchError, match="unreadable .* --rebuild"):
+        ann.search_archive(store, like, fs.feature_set_id)
+
+
+def test_cli_builds_and_searches_the_archive(two_dates, in_process, tmp_path):  # noqa: F811
+    store, fs, (p1, _) = two_dates
+    url = store.url
+    like = [int(i) for i in store.patches(p1, LEVEL)["patch_id"].to_numpy()[[7, 8]]]
+    r = in_process(["index", "build", fs.feature_set_id, "--level", str(LEVEL), "--db", url,
+                    "--num-cpus", "2"], tmp_path)
+    assert r.code == 0, r.err
+    assert "2 shard(s) built, 0 already there, 0 failed" in r.out + r.err
+    r = in_process(["search", "--like", ",".join(map(str, like)), "--archive", "--features",
+                    fs.feature_set_id, "--top", "20", "--format", "json", "--db", url], tmp_path)
+    assert r.code == 0, r.err
+    rows = json.loads(r.out)
+    want = ann.search_archive(store, like, fs.feature_set_id, top=20)
+    assert [row["patch_id"] for row in rows] == want.patch_ids.tolist()
+    assert "patches indexed at level 16" in r.err
+    r = in_process(["search", "--like", str(like[0]), "--archive", "--features",
+                    fs.feature_set_id, "--where", "level = 16", "--db", url], tmp_path)
+    assert r.code != 0 and "--archive ranks the whole archive" in r.out + r.err
