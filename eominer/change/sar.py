@@ -98,20 +98,33 @@ def polarisation_change(
     if method not in S1_METHODS:
         raise ConfigError(f"unknown Sentinel-1 change method {method!r}: expected one of "
                           f"{', '.join(S1_METHODS)}")
-    w = valid.astype(np.float32)
-    wsum = uniform_filter(w, size=window, mode="reflect")
-    a = np.where(valid, np.maximum(lin1, TINY), 1.0).astype(np.float32)
-    b = np.where(valid, np.maximum(lin2, TINY), 1.0).astype(np.float32)
-    if method == "logratio":
-        r = _window_mean(np.log(b) - np.log(a), w, window, wsum)
-    else:
-        m1 = _window_mean(a, w, window, wsum)
-        m2 = _window_mean(b, w, window, wsum)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.log(m2) - np.log(m1)
-    out = (r * np.float32(DB_PER_NEPER)).astype(np.float32)
-    out[~valid] = np.nan
-    return out
+    full = bool(valid.all())  # the common case: no weights needed
+    a = np.maximum(lin1, TINY, dtype=np.float32)
+    b = np.maximum(lin2, TINY, dtype=np.float32)
+    if not full:
+        a[~valid] = 1.0
+        b[~valid] = 1.0
+        w = valid.astype(np.float32)
+        wsum = uniform_filter(w, size=window, mode="reflect")
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        if full:
+            return uniform_filter(x, size=window, mode="reflect")
+        return _window_mean(x, w, window, wsum)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if method == "logratio":
+            np.log(b, out=b)
+            b -= np.log(a, out=a)
+            r = mean(b)
+        else:
+            r = mean(b)
+            r /= mean(a)
+            np.log(r, out=r)
+    r *= np.float32(DB_PER_NEPER)
+    if not full:
+        r[~valid] = np.nan
+    return r.astype(np.float32, copy=False)
 
 
 def s1_change_magnitude(
@@ -150,30 +163,37 @@ def s1_change(
 ) -> S1Change:
     """Change magnitude, probability and binary map of an S1 pair (linear power); the
     threshold is max(KI, CFAR at `alpha`, `min_db`) (module docstring)."""
+    from eominer.change.normalise import sample_index
     from eominer.change.threshold import kittler_illingworth
 
     d = s1_change_magnitude(x1, x2, valid, method, window)
     ok = valid & np.isfinite(d)
-    ki = kittler_illingworth(d, ok, model="gg", seed=seed)
     if not ok.any():
         raise ConfigError("the Sentinel-1 pair has no pixel with data in both dates")
-    cfar = cfar_level(d, ok, alpha, seed)
+    sample = d.ravel()[sample_index(ok, seed=seed)]  # one seeded sample for both levels
+    ki = kittler_illingworth(sample, model="gg", seed=seed)
+    cfar = cfar_level(sample, alpha=alpha)
     level = max(ki.threshold, cfar, float(min_db))
     prob = ki.posterior(d)
     # below the guard the posterior may not call change: cap it under 0.5 there
-    low = ok & (d <= level)
-    prob[low] = np.minimum(prob[low], np.float32(0.5) * d[low] / np.float32(level))
-    prob[~ok] = np.nan
-    binary = np.where(d > level, 1, 0).astype(np.uint8)
-    binary[~ok] = 255
+    cap = d * np.float32(0.5 / level)
+    np.minimum(prob, cap, out=prob, where=d <= level)
+    del cap
+    binary = (d > level).astype(np.uint8)
+    if not ok.all():
+        prob[~ok] = np.nan
+        binary[~ok] = 255
     return S1Change(d, prob, binary, level, ki.threshold, cfar)
 
 
-def cfar_level(d: np.ndarray, valid: np.ndarray, alpha: float = ALPHA, seed: int = 0) -> float:
+def cfar_level(d: np.ndarray, valid: np.ndarray | None = None, alpha: float = ALPHA,
+               seed: int = 0) -> float:
     """The change magnitude exceeded with probability `alpha` by unchanged ground, if d
     is Rayleigh there with the median of d over the valid area (module docstring)."""
     from eominer.change.normalise import sample_index
 
+    if valid is None:
+        valid = np.isfinite(d)
     med = float(np.median(d.ravel()[sample_index(valid, seed=seed)]))
     return med / RAYLEIGH_MEDIAN * float(np.sqrt(-2.0 * np.log(alpha)))
 

@@ -9,6 +9,7 @@ It needs no parameter and no label; its known weakness is a very small change cl
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,7 @@ def binary_map(prob: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndar
 KI_MODELS: tuple[str, ...] = ("gg", "gaussian")
 
 
+@functools.lru_cache(maxsize=1)
 def _gg_shape_table() -> tuple[np.ndarray, np.ndarray]:
     from scipy.special import gammaln
 
@@ -91,7 +93,7 @@ class KIThreshold:
         """P(change | x) from the two fitted class densities, made non-decreasing in x
         (a heavier-tailed no-change class would otherwise win again far in the tail),
         float32, NaN where x is NaN."""
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
         grid = np.linspace(min(self.mean[0], self.threshold) - 1e-9,
                            max(self.mean[1], self.threshold) + 1e-9, 512)
         l0 = np.log(max(self.prior[0], 1e-12)) + gg_logpdf(grid, self.mean[0], self.std[0],
@@ -101,7 +103,9 @@ class KIThreshold:
         post = 1.0 / (1.0 + np.exp(np.clip(l0 - l1, -50, 50)))
         post = np.maximum.accumulate(post)
         out = np.interp(x, grid, post).astype(np.float32)
-        out[np.isnan(x)] = np.nan
+        nan = np.isnan(x)
+        if nan.any():
+            out[nan] = np.nan
         return out
 
 
