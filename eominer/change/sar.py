@@ -39,10 +39,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eominer import sensors as S
 from eominer.errors import ConfigError
 
 S1_METHODS: tuple[str, ...] = ("logratio", "rom")
-S1_BANDS: tuple[str, ...] = ("VV", "VH")
+S1_BANDS: tuple[str, ...] = tuple(S.S1_BANDS)  # VV, VH (eominer.sensors)
 UNITS: tuple[str, ...] = ("auto", "db", "linear")
 DB_PER_NEPER = 10.0 / np.log(10.0)  # ln ratio -> dB
 WINDOW = 5
