@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from compute.runner import Finished, JobReport, JobSpec, Task
-from eominer.change.maps import check_method
+from eominer.change.maps import DEFAULT_METHOD, check_method
 from eominer.change.run import (
     ChangeRun,
     PairInput,
@@ -58,14 +58,22 @@ class PairsReport(JobReport):
             )
 
 
-def compute_pair(first_in: PairInput, second_in: PairInput, method: str, seed: int,
+def compute_pair(first_in: PairInput, second_in: PairInput, method: str | None, seed: int,
                  windows: dict | None):
     """The task function: one pair, maps written to the workspace's default paths."""
     return compute_change(first_in, second_in, method, None, seed, 1, True, windows)
 
 
+def _method_of(a: PairInput, method: str | None) -> str | None:
+    """The pair's method: the one asked, or the default of an ingested product's sensor
+    (None for a path: the task picks it once the product is read)."""
+    if method is not None or a.product is None:
+        return method
+    return DEFAULT_METHOD.get(a.product.sensor, DEFAULT_METHOD["S2"])
+
+
 def run_pairs(
-    pairs: Sequence[tuple[str, str]], method: str, store: Store | None = None, seed: int = 0,
+    pairs: Sequence[tuple[str, str]], method: str | None, store: Store | None = None, seed: int = 0,
     address: str | None = None, num_cpus: int | None = None,
     on_pair: Callable[[int, ChangeRun, bool], None] | None = None,
 ) -> PairsReport:
@@ -74,19 +82,22 @@ def run_pairs(
     from compute.runner import new_job_id, run_job
     from compute.runtime import import_ray
 
-    check_method(method)
+    if method is not None:
+        check_method(method)
     import_ray(local=not address)
     inputs = [(resolve(a, store), resolve(b, store)) for a, b in pairs]
     report = PairsReport(new_job_id("change"), pairs=list(pairs), runs=[None] * len(inputs))
     tasks: list[Task] = []
+    asked = method
     for i, (a, b) in enumerate(inputs):
-        prior = finished_run(store, a, b, method, seed)
+        method = _method_of(a, asked)
+        prior = finished_run(store, a, b, method, seed) if method else None
         if prior is not None:
             report.runs[i], report.resumed = prior, report.resumed + 1
             if on_pair:
                 on_pair(i, prior, True)
             continue
-        pid = pair_id_of(a, b, method)
+        pid = pair_id_of(a, b, method) if method else None
         task_id = f"{pid}:seed{seed}" if pid else f"{a.ref} -> {b.ref}"
         if task_id in report.index:  # the same pair listed twice: computed once
             continue
@@ -97,7 +108,8 @@ def run_pairs(
             product_id=a.product.product_id if a.product else a.ref,
             n_items=len(windows["patch_id"]) if windows else 0,
             # the encoder trains a network per pair: on a cluster with GPUs it asks for one
-            gpu=method == "encoder", recorded=pid is not None))
+            gpu=method in ("encoder", None) and (a.product is None or a.product.sensor == "S2"),
+            recorded=pid is not None))
 
     def commit(store: Store | None, done: list[Finished]) -> None:
         for f in done:

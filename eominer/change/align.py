@@ -6,13 +6,21 @@ be compared (same sensor, overlapping footprints; dates far apart are only warne
 reprojects the second onto the grid of the first when the grids differ (OSCD's second
 dates are sometimes a few pixels smaller), and returns the common valid area: pixels with
 data in both dates and no cloud in either (`cloud_mask`).
+
+Sentinel-2 pairs give top-of-atmosphere reflectance of `CHANGE_BANDS`; a date that is
+entirely cloud is refused, naming it. Sentinel-1 pairs give linear power of VV and VH
+(dB or linear input, told apart by `change.sar.unit_of`); both products need VV and VH,
+and when both name their relative orbit and pass (SAFE products, ingested products),
+those must agree: another orbit sees the ground from another incidence angle and side,
+which shows as change everywhere. A pair of one S1 and one S2 product is refused: give
+both pairs to `eominer change ... --fuse` instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +67,8 @@ class Scene:
     acquired: dt.datetime | None
     source: str
     product_id: str | None = None
+    relative_orbit: int | None = None  # Sentinel-1: the track, and the pass direction
+    orbit_direction: str | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -80,7 +90,8 @@ class Scene:
 
 @dataclass(frozen=True, eq=False)
 class AlignedPair:
-    """Two dates on the first date's grid, as float32 reflectance of `CHANGE_BANDS`."""
+    """Two dates on the first date's grid: float32 reflectance of `CHANGE_BANDS` (S2) or
+    linear power of VV, VH (S1)."""
 
     x1: np.ndarray
     x2: np.ndarray
@@ -92,6 +103,10 @@ class AlignedPair:
     reprojected: bool
     days_apart: float | None
     overlap_fraction: float
+
+    @property
+    def sensor(self) -> str:
+        return self.first.sensor
 
     @property
     def crs_wkt(self) -> str:
@@ -110,6 +125,7 @@ def scene_from_product(product: Product) -> Scene:
         data=read_ard(product.ard_path), band_names=product.bands, crs_wkt=product.crs,
         transform=product.transform, sensor=product.sensor, acquired=product.acquired,
         source=product.ard_path, product_id=product.product_id,
+        relative_orbit=product.relative_orbit, orbit_direction=product.orbit_direction,
     )
 
 
@@ -134,9 +150,12 @@ def scene_from_path(path: str | Path) -> Scene:
         data = read_bands(product, grid)
     else:
         data = np.stack([read_band(product.bands[b], grid, product.sensor) for b in names])
+    orbit = product.extra.get("relative_orbit")
     return Scene(
         data=data, band_names=tuple(names), crs_wkt=grid.crs_wkt, transform=grid.transform,
         sensor=product.sensor, acquired=product.acquired, source=str(path),
+        relative_orbit=int(orbit) if orbit else None,
+        orbit_direction=product.extra.get("orbit_direction") or None,
     )
 
 
@@ -237,18 +256,54 @@ def days_between(first: Scene, second: Scene) -> float | None:
     return abs((second.acquired - first.acquired).total_seconds()) / 86400.0
 
 
+def _check_s1(first: Scene, second: Scene) -> None:
+    from eominer.change.sar import S1_BANDS
+
+    for scene in (first, second):
+        missing = [b for b in S1_BANDS if b not in scene.band_names]
+        if missing:
+            raise PairingError(
+                f"{scene.source} has polarisations {', '.join(scene.band_names)}: Sentinel-1 "
+                f"change compares {' and '.join(S1_BANDS)} in both dates (missing "
+                f"{', '.join(missing)}); pair two dual-polarisation (1SDV) products"
+            )
+    for what in ("relative_orbit", "orbit_direction"):
+        a, b = getattr(first, what), getattr(second, what)
+        if a is not None and b is not None and a != b:
+            raise PairingError(
+                f"{first.source} has {what.replace('_', ' ')} {a} but {second.source} has "
+                f"{b}: another orbit sees the ground from another incidence angle and side, "
+                "which shows as change everywhere; pair two products of the same relative "
+                "orbit and pass"
+            )
+
+
+def _s1_power(scene: Scene) -> Scene:
+    """The scene's VV and VH as linear power (from dB or linear), NaN = no data."""
+    from eominer.change.sar import S1_BANDS, to_linear
+
+    data = np.stack([to_linear(scene.band(b)) for b in S1_BANDS])
+    data[:, ~np.isfinite(data).all(axis=0)] = np.nan
+    return replace(scene, data=data, band_names=S1_BANDS)
+
+
 def align_pair(first: Scene, second: Scene, *, mask_clouds: bool = True) -> AlignedPair:
     """Check, co-register and mask a pair; see the module docstring."""
     if first.sensor != second.sensor:
         raise PairingError(
             f"{first.source} is {first.sensor} but {second.source} is {second.sensor}: "
-            "change detection compares two dates of the same sensor"
+            "change detection compares two dates of the same sensor; to combine a "
+            "Sentinel-1 pair with a Sentinel-2 pair of the same place give both pairs: "
+            "eominer change S2_BEFORE S2_AFTER --fuse S1_BEFORE S1_AFTER"
         )
-    if first.sensor != "S2":
+    if first.sensor not in ("S2", "S1"):
         raise PairingError(
-            f"{first.source} is {first.sensor}: change detection reads Sentinel-2 products "
-            "(13 optical bands)"
+            f"{first.source} is {first.sensor}: change detection reads Sentinel-2 "
+            "(optical bands) or Sentinel-1 (VV and VH) products"
         )
+    if first.sensor == "S1":
+        _check_s1(first, second)
+        first, second = _s1_power(first), _s1_power(second)
     overlap = overlap_fraction(first, second)
     if overlap <= 0.0:
         raise PairingError(
@@ -271,7 +326,23 @@ def align_pair(first: Scene, second: Scene, *, mask_clouds: bool = True) -> Alig
             f"{first.source} and {second.source} share no valid pixel on the first grid: "
             "check their footprints and nodata"
         )
-    cloud = (cloud_mask(first) | cloud_mask(second)) if mask_clouds else np.zeros_like(has_data)
+    if first.sensor == "S1":
+        return AlignedPair(
+            x1=first.data, x2=second.data, valid=has_data, nodata=~has_data,
+            cloud=np.zeros_like(has_data), first=first, second=second,
+            reprojected=reprojected, days_apart=days, overlap_fraction=overlap,
+        )
+    if mask_clouds:
+        c1, c2 = cloud_mask(first), cloud_mask(second)
+        for scene, c in ((first, c1), (second, c2)):
+            if c[has_data].all():
+                raise PairingError(
+                    f"{scene.source} is cloud over all of the pair's common area: no pixel "
+                    "to compare; pick another date"
+                )
+        cloud = c1 | c2
+    else:
+        cloud = np.zeros_like(has_data)
     cloud &= has_data
     return AlignedPair(
         x1=reflectance(first), x2=reflectance(second), valid=has_data & ~cloud,

@@ -3,6 +3,8 @@
 The methods are pure functions of two co-registered (bands, rows, cols) float32
 reflectance arrays and a valid mask; this module only dispatches, normalises
 (`normalise.to_probability`), thresholds (`threshold.otsu_threshold`) and writes.
+Sentinel-1 methods (`logratio`, `rom`: linear power of VV, VH) bring their own
+probability and threshold (`change.sar.s1_change`: Kittler-Illingworth with a CFAR guard).
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from eominer.change.normalise import to_probability
 from eominer.change.threshold import binary_map, otsu_threshold
 from eominer.errors import ConfigError
 
-METHODS: tuple[str, ...] = ("encoder", "cva", "irmad")
+METHODS: tuple[str, ...] = ("encoder", "cva", "irmad")  # Sentinel-2 pairs
+S2_METHODS = METHODS
+S1_METHODS: tuple[str, ...] = ("logratio", "rom")  # = change.sar.S1_METHODS
+ALL_METHODS: tuple[str, ...] = METHODS + S1_METHODS
+FUSION = "fusion"  # the method name of an S1 + S2 fused map
+DEFAULT_METHOD = {"S2": "encoder", "S1": "rom"}
 BINARY_NODATA = 255
 
 
@@ -29,6 +36,7 @@ class ChangeMap:
     binary: np.ndarray
     threshold: float
     valid: np.ndarray
+    rule: str = "otsu"  # how `threshold` was chosen (its unit follows the rule)
 
     @property
     def changed_fraction(self) -> float:
@@ -36,10 +44,18 @@ class ChangeMap:
         return float(np.count_nonzero(self.binary == 1)) / n if n else 0.0
 
 
-def check_method(method: str) -> str:
-    if method not in METHODS:
+def check_method(method: str, sensor: str | None = None) -> str:
+    """`method` if it is known (and fits `sensor` when given), else ConfigError."""
+    if method not in ALL_METHODS:
         raise ConfigError(
-            f"unknown change method {method!r}: expected one of {', '.join(METHODS)}"
+            f"unknown change method {method!r}: expected one of {', '.join(ALL_METHODS)}"
+        )
+    fits = {"S2": S2_METHODS, "S1": S1_METHODS}.get(sensor or "")
+    if fits is not None and method not in fits:
+        name = "Sentinel-2 bands" if method in S2_METHODS else "Sentinel-1 VV and VH"
+        raise ConfigError(
+            f"change method {method!r} compares {name}, but the pair is {sensor}: use "
+            f"one of {', '.join(fits)} for {sensor} pairs"
         )
     return method
 
@@ -54,6 +70,10 @@ def change_distance(
             f"change inputs must share one grid: got {x1.shape}, {x2.shape} and mask "
             f"{valid.shape}; align the pair first (eominer.change.align.align_pair)"
         )
+    if method in S1_METHODS:
+        from eominer.change.sar import s1_change_magnitude
+
+        return s1_change_magnitude(x1, x2, valid, method)
     if method == "cva":
         from eominer.change.cva import cva_distance
 
@@ -72,6 +92,11 @@ def change_map(
     seed: int = 0, threads: int = 1,
 ) -> ChangeMap:
     """Probability and binary change map of two co-registered dates."""
+    if method in S1_METHODS:
+        from eominer.change.sar import s1_change
+
+        r = s1_change(x1, x2, valid, method, seed=seed)
+        return ChangeMap(method, r.probability, r.binary, r.threshold, valid, "ki-gg+cfar")
     d = change_distance(method, x1, x2, valid, seed, threads)
     prob = to_probability(d, valid, seed)
     th = otsu_threshold(prob, valid, seed)
@@ -99,7 +124,7 @@ def write_maps(
     layers = (
         (cmap.probability, "float32", np.nan, f"change probability ({cmap.method})"),
         (cmap.binary, "uint8", BINARY_NODATA,
-         f"change ({cmap.method}, Otsu threshold {cmap.threshold:.4f})"),
+         f"change ({cmap.method}, {cmap.rule} threshold {cmap.threshold:.4f})"),
     )
     for path, (data, dtype, nodata, desc) in zip(paths, layers):
         tmp = tmp_path_for(path)
@@ -112,7 +137,8 @@ def write_maps(
             with rasterio.open(tmp, "w", **profile) as ds:
                 ds.write(data.astype(dtype, copy=False), 1)
                 ds.set_band_description(1, desc)
-                ds.update_tags(method=cmap.method, threshold=f"{cmap.threshold:.6f}")
+                ds.update_tags(method=cmap.method, threshold=f"{cmap.threshold:.6f}",
+                               threshold_rule=cmap.rule)
             write_cog(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

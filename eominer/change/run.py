@@ -7,6 +7,11 @@ Each date is an ingested product id or a path. When both are ingested products (
 store is given and both ids resolve), the pair is recorded in `product_pairs` (kind
 'change', layer_path = the probability COG, which the app draws as an overlay) and the
 per-patch scores become a feature set on the first product's patches.
+
+The pair's sensor picks the methods: Sentinel-2 pairs `encoder`, `cva`, `irmad`;
+Sentinel-1 pairs `logratio`, `rom` (method None: `encoder` for S2, `rom` for S1).
+`compute_fusion` maps an S2 pair and an S1 pair of the same place and combines their
+probabilities (`change.sar.fuse_probabilities`) on the first S2 date's grid.
 """
 
 from __future__ import annotations
@@ -17,8 +22,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from eominer.change.align import PairWarning, align_pair
-from eominer.change.maps import change_map, check_method, write_maps
+from eominer.change.maps import (
+    DEFAULT_METHOD,
+    FUSION,
+    S1_METHODS,
+    ChangeMap,
+    change_map,
+    check_method,
+    write_maps,
+)
 from eominer.change.scores import SCORE_COLUMNS, patch_scores
 from eominer.errors import ProductReadError
 
@@ -45,6 +60,9 @@ class ChangeRun:
     feature_set_id: str | None = None
     patches_scored: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    sensor: str = "S2"
+    threshold_rule: str = "otsu"
+    extra: dict = field(default_factory=dict)  # fusion: the S1 pair and its method
 
 
 def default_out(first: str, second: str, method: str) -> Path:
@@ -99,41 +117,124 @@ class ComputedPair:
     scores: object = None  # (patch_ids, values) of the first product's patches, or None
 
 
-def compute_change(
-    first_in: PairInput, second_in: PairInput, method: str, out: str | Path | None,
-    seed: int = 0, threads: int = 1, mask_clouds: bool = True,
-    patch_windows: dict | None = None, progress: Callable[[str], None] | None = None,
-) -> ComputedPair:
-    """Read, align, map, write the COGs and score the patches; no database access, so it
-    runs in any process (a Ray worker)."""
-    check_method(method)
-    say = progress or (lambda _msg: None)
-    say(f"reading {first_in.ref} and {second_in.ref}")
+def _aligned(first_in: PairInput, second_in: PairInput, mask_clouds: bool):
+    """Read and align a pair; PairWarnings are collected (and re-emitted)."""
     first, second = first_in.scene(), second_in.scene()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PairWarning)
         pair = align_pair(first, second, mask_clouds=mask_clouds)
     notes = tuple(str(w.message) for w in caught if issubclass(w.category, PairWarning))
     for note in notes:  # re-emit for callers that watch warnings
-        warnings.warn(note, PairWarning, stacklevel=2)
-    say(f"{method} change map on {pair.valid.shape[1]} x {pair.valid.shape[0]} px")
-    cmap = change_map(pair.x1, pair.x2, pair.valid, method, seed, threads)
-    out_path = Path(out) if out else default_out(first_in.ref, second_in.ref, method)
+        warnings.warn(note, PairWarning, stacklevel=3)
+    return first, second, pair, notes
+
+
+def _finish(cmap: ChangeMap, pair, first_in: PairInput, second_in: PairInput, first, second,
+            out, patch_windows, notes, extra=None, sensor=None) -> ComputedPair:
+    out_path = Path(out) if out else default_out(first_in.ref, second_in.ref, cmap.method)
     prob_path, bin_path = write_maps(cmap, pair.crs_wkt, pair.transform, out_path)
     scores = None
     if patch_windows:
         values = patch_scores(cmap.probability, cmap.binary, patch_windows["x_off"],
                               patch_windows["y_off"], patch_windows["size_px"])
         scores = (patch_windows["patch_id"], values)
-    n = pair.valid.size
+    n = cmap.valid.size
     run = ChangeRun(
-        method=method, probability_path=str(prob_path), binary_path=str(bin_path),
+        method=cmap.method, probability_path=str(prob_path), binary_path=str(bin_path),
         threshold=cmap.threshold, changed_fraction=cmap.changed_fraction,
-        valid_fraction=float(pair.valid.sum()) / n, cloud_fraction=float(pair.cloud.sum()) / n,
+        valid_fraction=float(cmap.valid.sum()) / n, cloud_fraction=float(pair.cloud.sum()) / n,
         reprojected=pair.reprojected, days_apart=pair.days_apart, warnings=notes,
+        sensor=sensor or pair.sensor, threshold_rule=cmap.rule, extra=extra or {},
     )
     return ComputedPair(run, first.product_id, second.product_id, pair.overlap_fraction,
                         scores)
+
+
+def compute_change(
+    first_in: PairInput, second_in: PairInput, method: str | None, out: str | Path | None,
+    seed: int = 0, threads: int = 1, mask_clouds: bool = True,
+    patch_windows: dict | None = None, progress: Callable[[str], None] | None = None,
+) -> ComputedPair:
+    """Read, align, map, write the COGs and score the patches; no database access, so it
+    runs in any process (a Ray worker). `method` None: the sensor's default."""
+    if method is not None:
+        check_method(method)
+    say = progress or (lambda _msg: None)
+    say(f"reading {first_in.ref} and {second_in.ref}")
+    first, second, pair, notes = _aligned(first_in, second_in, mask_clouds)
+    method = check_method(method or DEFAULT_METHOD[pair.sensor], pair.sensor)
+    say(f"{method} change map on {pair.valid.shape[1]} x {pair.valid.shape[0]} px")
+    cmap = change_map(pair.x1, pair.x2, pair.valid, method, seed, threads)
+    return _finish(cmap, pair, first_in, second_in, first, second, out, patch_windows, notes)
+
+
+def compute_fusion(
+    first_in: PairInput, second_in: PairInput, s1_first_in: PairInput,
+    s1_second_in: PairInput, method: str | None = None, s1_method: str | None = None,
+    out: str | Path | None = None, seed: int = 0, threads: int = 1, mask_clouds: bool = True,
+    patch_windows: dict | None = None, progress: Callable[[str], None] | None = None,
+) -> ComputedPair:
+    """S1 + S2 change of one place: each pair mapped by its own method, the S1
+    probability brought onto the first S2 date's grid (bilinear, when the grids differ),
+    then `fuse_probabilities` (mean where both see the ground, the one that does
+    elsewhere: radar sees through the optical pair's clouds); binary = fused > 0.5.
+    Either pair may be given first: the S2 pair's grid is the map's grid. `method` is
+    the S2 pair's method, or the S1 pair's when it names one (`logratio`, `rom`)."""
+    from eominer.change.sar import fuse_probabilities
+
+    say = progress or (lambda _msg: None)
+    say(f"reading {first_in.ref}, {second_in.ref}, {s1_first_in.ref} and {s1_second_in.ref}")
+    a = _aligned(first_in, second_in, mask_clouds)
+    b = _aligned(s1_first_in, s1_second_in, mask_clouds)
+    if a[2].sensor == "S1" and b[2].sensor == "S2":
+        a, b = b, a
+        first_in, second_in, s1_first_in, s1_second_in = (s1_first_in, s1_second_in,
+                                                          first_in, second_in)
+    (first, second, pair, notes), (_, _, s1pair, s1notes) = a, b
+    if (pair.sensor, s1pair.sensor) != ("S2", "S1"):
+        from eominer.errors import PairingError
+
+        raise PairingError(
+            f"fusion combines a Sentinel-2 pair and a Sentinel-1 pair of one place; got a "
+            f"{pair.sensor} pair ({first_in.ref}, {second_in.ref}) and a {s1pair.sensor} "
+            f"pair ({s1_first_in.ref}, {s1_second_in.ref})"
+        )
+    if method in S1_METHODS:  # `method` may name the S1 side's method
+        if s1_method not in (None, method):
+            from eominer.errors import ConfigError
+
+            raise ConfigError(f"two Sentinel-1 methods given ({method}, {s1_method}): give "
+                              "the Sentinel-2 method as the method and the S1 one as s1_method")
+        method, s1_method = None, method
+    method = check_method(method or DEFAULT_METHOD["S2"], "S2")
+    s1_method = check_method(s1_method or DEFAULT_METHOD["S1"], "S1")
+    say(f"{method} (S2) and {s1_method} (S1) change maps")
+    m2 = change_map(pair.x1, pair.x2, pair.valid, method, seed, threads)
+    m1 = change_map(s1pair.x1, s1pair.x2, s1pair.valid, s1_method, seed, threads)
+    p1 = _onto(m1.probability, s1pair, pair)
+    fused = fuse_probabilities(p1, m2.probability)
+    valid = np.isfinite(fused)
+    binary = np.where(fused > 0.5, 1, 0).astype(np.uint8)
+    binary[~valid] = 255
+    cmap = ChangeMap(FUSION, fused, binary, 0.5, valid, f"mean({method},{s1_method})>0.5")
+    extra = {"s2_method": method, "s1_method": s1_method, "s1_first": s1_first_in.ref,
+             "s1_second": s1_second_in.ref, "s2_threshold": m2.threshold,
+             "s1_threshold": m1.threshold}
+    return _finish(cmap, pair, first_in, second_in, first, second, out, patch_windows,
+                   notes + s1notes, extra, sensor="S1+S2")
+
+
+def _onto(prob: np.ndarray, src_pair, dst_pair) -> np.ndarray:
+    """A probability map of `src_pair`'s grid on `dst_pair`'s grid (NaN = no data)."""
+    from eominer.change.align import Scene, _same_grid, reproject_onto
+
+    src = Scene(prob[None].astype(np.float32), ("p",), src_pair.crs_wkt, src_pair.transform,
+                "S1", None, "s1 map")
+    dst = Scene(np.zeros((1, *dst_pair.valid.shape), np.float32), ("p",), dst_pair.crs_wkt,
+                dst_pair.transform, "S2", None, "s2 map")
+    if _same_grid(src, dst):
+        return prob
+    return reproject_onto(src, dst).data[0]
 
 
 def patch_windows_of(store: Store | None, first_in: PairInput, second_in: PairInput) -> dict | None:
@@ -158,8 +259,9 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
         fs = store.register_feature_set(
             f"change_{run.method}", FEATURE_SET_VERSION,
             {"method": run.method, "first": computed.first_id, "second": computed.second_id,
-             "seed": seed},
-            SCORE_COLUMNS, sensor="S2",
+             "seed": seed, **{k: v for k, v in run.extra.items()
+                              if k in ("s1_first", "s1_second", "s1_method", "s2_method")}},
+            SCORE_COLUMNS, sensor="S2" if run.sensor == "S1+S2" else run.sensor,
         )
         store.write_features(fs, patch_ids, values)
         pid = store.record_pair(
@@ -167,7 +269,8 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
             overlap_fraction=computed.overlap_fraction, layer_path=run.probability_path,
             method=run.method,
             params={"method": run.method, "binary_path": run.binary_path,
-                    "threshold": run.threshold, "threshold_rule": "otsu",
+                    "threshold": run.threshold, "threshold_rule": run.threshold_rule,
+                    "sensor": run.sensor, **run.extra,
                     "feature_set_id": fs.feature_set_id, "seed": seed,
                     "reprojected": run.reprojected,
                     # the run's summary, so a resumed `--pairs` job can report it
@@ -181,16 +284,26 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
 
 
 def detect_change(
-    before: str, after: str, method: str = "encoder", out: str | Path | None = None,
+    before: str, after: str, method: str | None = None, out: str | Path | None = None,
     store: Store | None = None, seed: int = 0, threads: int = 1, mask_clouds: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, fuse: tuple[str, str] | None = None,
+    s1_method: str | None = None,
 ) -> ChangeRun:
     """One pair in this process: compute, write the COGs, record it when both dates are
-    ingested products of `store`."""
-    check_method(method)
+    ingested products of `store`. `method` None: the pair's sensor default. `fuse`: a
+    second pair (BEFORE, AFTER) of the other sensor over the same place: the S1 + S2
+    fused map (`compute_fusion`)."""
+    if method is not None:
+        check_method(method)
     a, b = resolve(before, store), resolve(after, store)
-    computed = compute_change(a, b, method, out, seed, threads, mask_clouds,
-                              patch_windows_of(store, a, b), progress)
+    if fuse is None:
+        computed = compute_change(a, b, method, out, seed, threads, mask_clouds,
+                                  patch_windows_of(store, a, b), progress)
+        return record_change(store, computed, seed)
+    c, d = resolve(fuse[0], store), resolve(fuse[1], store)
+    s2a, s2b = (c, d) if a.product is not None and a.product.sensor == "S1" else (a, b)
+    computed = compute_fusion(a, b, c, d, method, s1_method, out, seed, threads, mask_clouds,
+                              patch_windows_of(store, s2a, s2b), progress)
     return record_change(store, computed, seed)
 
 
@@ -242,5 +355,6 @@ def finished_run(store: Store | None, first_in: PairInput, second_in: PairInput,
         valid_fraction=p["valid_fraction"], cloud_fraction=p["cloud_fraction"],
         reprojected=p["reprojected"], days_apart=row["days_apart"], pair_id=row["pair_id"],
         feature_set_id=p["feature_set_id"], patches_scored=p["patches_scored"],
-        warnings=tuple(p.get("warnings", ())),
+        warnings=tuple(p.get("warnings", ())), sensor=p.get("sensor", "S2"),
+        threshold_rule=p.get("threshold_rule", "otsu"),
     )

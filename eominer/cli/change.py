@@ -6,11 +6,16 @@ import click
 
 from eominer.cli import db_option
 
+# = eominer.change.maps.ALL_METHODS and S1_METHODS (not imported: this module loads
+# without numpy; tests/cli/test_change.py checks they agree)
+ALL_METHODS = ("encoder", "cva", "irmad", "logratio", "rom")
+S1_METHODS = ("logratio", "rom")
+
 
 def _line(before: str, after: str, run) -> str:
     text = (
         f"{before} -> {after}  {run.method}  changed {run.changed_fraction:.2%} "
-        f"(threshold {run.threshold:.3f})  valid {run.valid_fraction:.1%}  "
+        f"(threshold {run.threshold:.3f}, {run.threshold_rule})  valid {run.valid_fraction:.1%}  "
         f"cloud {run.cloud_fraction:.2%}\n  map {run.probability_path}\n"
         f"  binary {run.binary_path}"
     )
@@ -27,8 +32,14 @@ def _line(before: str, after: str, run) -> str:
 @click.command()
 @click.argument("before", required=False)
 @click.argument("after", required=False)
-@click.option("--method", type=click.Choice(["encoder", "cva", "irmad"]), default="encoder",
-              show_default=True, help="encoder (learned, trained on the pair), cva or irmad.")
+@click.option("--method", type=click.Choice(list(ALL_METHODS)), default=None,
+              help="Sentinel-2 pairs: encoder (learned on the pair; the default), cva or "
+              "irmad. Sentinel-1 pairs: rom (ratio of means; the default) or logratio.")
+@click.option("--fuse", nargs=2, metavar="BEFORE AFTER", default=None,
+              help="A pair of the other sensor over the same place: S1 + S2 fused map "
+              "(mean of the two probabilities; the S2 pair's grid).")
+@click.option("--s1-method", type=click.Choice(list(S1_METHODS)), default=None,
+              help="With --fuse: the Sentinel-1 method (default rom).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Probability COG path (the binary map goes beside it as *_binary.tif); "
               "default: $EOMINER_HOME/layers/change_<method>_<before>__<after>.tif.")
@@ -44,13 +55,16 @@ def _line(before: str, after: str, run) -> str:
               help="With --pairs: also append one JSON line per finished pair to this file.")
 @db_option
 def change(
-    before: str | None, after: str | None, method: str, out: str | None,
+    before: str | None, after: str | None, method: str | None, fuse: tuple[str, str] | None,
+    s1_method: str | None, out: str | None,
     pairs_file: str | None, address: str | None, num_cpus: int | None, seed: int,
     no_cloud_mask: bool, progress_log: str | None, db: str | None,
 ) -> None:
     """Change map between BEFORE and AFTER: ingested product ids or product paths of the
-    same place. Writes a change-probability COG and a binary COG (Otsu threshold); for
-    ingested products also records the pair and its per-patch change scores."""
+    same place, both Sentinel-2 or both Sentinel-1 (same orbit). Writes a
+    change-probability COG and a binary COG (S2: Otsu threshold; S1: Kittler-Illingworth
+    with a CFAR guard); for ingested products also records the pair and its per-patch
+    change scores. --fuse adds a pair of the other sensor: the S1 + S2 fused map."""
     import warnings
 
     from eominer.change.align import PairWarning
@@ -59,8 +73,8 @@ def change(
 
     if pairs_file is None and (before is None or after is None):
         raise click.UsageError("give BEFORE and AFTER, or --pairs FILE")
-    if pairs_file is not None and (before or after or out):
-        raise click.UsageError("--pairs FILE replaces BEFORE AFTER and --out")
+    if pairs_file is not None and (before or after or out or fuse):
+        raise click.UsageError("--pairs FILE replaces BEFORE AFTER, --out and --fuse")
     warnings.simplefilter("ignore", PairWarning)  # reported in the output lines instead
     with open_store(db) as store:
         if pairs_file is not None:
@@ -91,5 +105,6 @@ def change(
         assert before is not None and after is not None
         run = detect_change(before, after, method, out, store, seed,
                             mask_clouds=not no_cloud_mask,
-                            progress=lambda msg: click.echo(msg, err=True))
+                            progress=lambda msg: click.echo(msg, err=True),
+                            fuse=tuple(fuse) if fuse else None, s1_method=s1_method)
         click.echo(_line(before, after, run))

@@ -21,3 +21,48 @@ def test_change_command_needs_two_dates(workspace) -> None:
     r = CliRunner().invoke(cli, ["change", "only_one"])
     assert r.exit_code != 0
     assert "give BEFORE and AFTER, or --pairs FILE" in r.output
+
+
+def test_method_choices_agree_with_the_library() -> None:
+    from eominer.change.maps import ALL_METHODS, S1_METHODS
+    from eominer.cli import change as cli_change
+
+    assert cli_change.ALL_METHODS == ALL_METHODS and cli_change.S1_METHODS == S1_METHODS
+
+
+def test_change_command_on_a_sentinel1_pair(ben, workspace, tmp_path) -> None:
+    """Two S1 products as BigEarthNet folders: date 2 is date 1 with a PLANTED change
+    (a 40 x 40 px block of a second real patch), written to disk; the default S1 method
+    (rom, Kittler-Illingworth + CFAR threshold) maps it."""
+    import rasterio
+
+    (first,) = (ben / "s1-tiny").glob("*_33UUP_61_41")
+    (other,) = (ben / "s1-tiny").glob("*_33UUP_61_40")
+    second = tmp_path / "date2" / first.name
+    second.mkdir(parents=True)
+    for tif in first.glob("*.tif"):
+        pol = tif.name.rsplit("_", 1)[1]
+        with rasterio.open(tif) as ds, rasterio.open(next(other.glob(f"*_{pol}"))) as src:
+            data, profile = ds.read(1), ds.profile
+            data[20:60, 30:70] = src.read(1)[0:40, 0:40]
+        with rasterio.open(second / tif.name, "w", **profile) as out:
+            out.write(data, 1)
+    out = tmp_path / "s1.tif"
+    r = CliRunner().invoke(cli, ["change", str(first), str(second), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert " rom  changed " in r.output and "ki-gg+cfar" in r.output
+    with rasterio.open(tmp_path / "s1_binary.tif") as ds:
+        b = ds.read(1)
+    assert b[20:60, 30:70].mean() > 0.8 and b[70:].mean() < 0.01
+    r = CliRunner().invoke(cli, ["change", str(first), str(second), "--method", "cva"])
+    assert r.exit_code != 0  # the library's error (main() prints it as one line)
+    assert "'cva' compares Sentinel-2 bands, but the pair is S1" in str(r.exception)
+
+
+def test_change_command_refuses_a_mixed_pair(ben, workspace) -> None:
+    (s1,) = (ben / "s1-tiny").glob("*_36_85")
+    (s2,) = (ben / "s2-tiny").glob("*_36_85")
+    r = CliRunner().invoke(cli, ["change", str(s2), str(s1), "--method", "cva"])
+    assert r.exit_code != 0
+    assert "is S2 but" in str(r.exception)
+    assert "--fuse S1_BEFORE S1_AFTER" in str(r.exception)
