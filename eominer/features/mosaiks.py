@@ -222,7 +222,9 @@ def mosaiks_features(stack: np.ndarray, windows: np.ndarray, bank: Bank,
             v = valid[y: y + g, x: x + w]
             if not v.all():
                 resp *= v.reshape(1, -1)
-            sums[:, r, x // g: (x + w) // g] = resp.reshape(2 * K, g, w // g, g).sum(axis=(1, 3))
+            # rows of the cell first (contiguous adds), then the columns of each cell
+            colsum = resp.reshape(2 * K, g, w).sum(axis=1)
+            sums[:, r, x // g: (x + w) // g] = colsum.reshape(2 * K, w // g, g).sum(axis=2)
     # integral images over the cells: a window's sum is four look-ups
     ii = np.zeros((2 * K, nr + 1, nc + 1), np.float64)
     ii[:, 1:, 1:] = sums.cumsum(1).cumsum(2)
