@@ -274,3 +274,30 @@ def run_extract(
             num_workers=num_workers, retries=retries, report=report, on_start=on_start,
             on_task=on_task)
     return report
+
+
+def run_extract_inline(
+    store: Store, features: str | Sequence[str] | None = None,
+    product_ids: Sequence[str] | None = None, *, block_rows: int = DEFAULT_BLOCK_ROWS,
+    params: dict[str, dict[str, Any]] | None = None,
+) -> ExtractReport:
+    """The same plan, block tasks and bulk writes as `run_extract`, computed one after the
+    other in this process, without Ray (and without the job's resume records): for small
+    workspaces such as `eominer eval learning --no-ray` on a machine where a local Ray
+    cannot start."""
+    import time
+
+    from compute.runner import new_job_id
+
+    report = ExtractReport(new_job_id("extract"))
+    t0 = time.perf_counter()
+    blocks, sets = plan(store, features, product_ids, block_rows, report, params)
+    create_feature_sets(store, sets)
+    report.tasks_total, report.workers = len(blocks), 1
+    for block in blocks:
+        ids, values = compute_block(block)
+        store.write_features(sets[block.feature_set_id], ids, values)
+        report.tasks_done += 1
+        report.patches_written += len(ids)
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -40,7 +40,8 @@ def parse_combos(text: str) -> list[list[str]]:
 @click.option("--features", "features", default=DEFAULT_FEATURES, show_default=True,
               help="Feature sets, comma-separated; '+' combines sets in one session.")
 @click.option("--strategies", default="random,margin", show_default=True)
-@click.option("--model", default="logistic", show_default=True, help="Model kind.")
+@click.option("--model", default="rbf_svm", show_default=True,
+              help="Model kind of the sessions (rbf_svm: the best of the old harness).")
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(1))
 @click.option("--budget", default=200, show_default=True, type=click.IntRange(5),
               help="Labels per simulated session (capped to the pool).")
@@ -54,12 +55,15 @@ def parse_combos(text: str) -> list[list[str]]:
               "afterwards).")
 @click.option("--num-cpus", type=click.IntRange(1), default=None,
               help="CPUs of the local Ray that extracts (default: all cores).")
+@click.option("--no-ray", is_flag=True, default=False,
+              help="Extract in this process (the same blocks and writes, without Ray): for a "
+              "machine too busy for a local Ray to start.")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as Markdown.")
 def learning(root, datasets, classes, cities, features, strategies, model, seeds, budget,
-             batch, patch, params, workspace, num_cpus, json_out, markdown_out) -> None:
+             batch, patch, params, workspace, num_cpus, no_ray, json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -84,16 +88,16 @@ def learning(root, datasets, classes, cities, features, strategies, model, seeds
         extra.setdefault("bandstats", dict(BANDSTATS))
     if workspace:
         _run(Path(workspace), root, datasets, classes, cities, combos, names, strats, model,
-             seeds, budget, batch, patch, extra, num_cpus, json_out, markdown_out)
+             seeds, budget, batch, patch, extra, num_cpus, no_ray, json_out, markdown_out)
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
         _run(Path(tmp), root, datasets, classes, cities, combos, names, strats, model, seeds,
-             budget, batch, patch, extra, num_cpus, json_out, markdown_out)
+             budget, batch, patch, extra, num_cpus, no_ray, json_out, markdown_out)
 
 
 def _run(home: Path, root, datasets, classes, cities, combos, names, strats, model, seeds,
-         budget, batch, patch, extra, num_cpus, json_out, markdown_out) -> None:
-    from compute.extract import run_extract
+         budget, batch, patch, extra, num_cpus, no_ray, json_out, markdown_out) -> None:
+    from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
     from eominer.store import open_store
 
@@ -113,7 +117,10 @@ def _run(home: Path, root, datasets, classes, cities, combos, names, strats, mod
                               | {p for t in todo for pair in t.pairs for p in pair})
             click.echo(f"workspace {home}: {len(products)} products ingested at {patch} px; "
                        f"extracting {', '.join(names)}")
-            report = run_extract(store, names, products, num_cpus=num_cpus, params=extra)
+            if no_ray:
+                report = run_extract_inline(store, names, products, params=extra)
+            else:
+                report = run_extract(store, names, products, num_cpus=num_cpus, params=extra)
             report.raise_for_failures()
             for note in report.notes:
                 click.echo(f"note: {note}")
