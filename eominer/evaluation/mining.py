@@ -83,6 +83,11 @@ def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strate
     y = truth_for(task, s.patch_ids)
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
+    if len(pos) < 2 or len(neg) < 2:
+        from eominer.errors import SessionError
+
+        raise SessionError(f"task {task.name}: {len(pos)} positive and {len(neg)} negative "
+                           "patches; a simulated session starts from 2 of each")
     first = np.concatenate([rng.choice(pos, 2, replace=False), rng.choice(neg, 2, replace=False)])
     _answer(s, s.patch_ids[first], y[first])
     counts = schedule(len(first), batch, budget, checkpoints)
