@@ -1,5 +1,7 @@
 """`eominer eval learning` through the real entry point, in-process: a fresh workspace,
-the real ingest and extract (local Ray), real sessions answered from the OSCD labels."""
+the real ingest and extract (its blocks computed in the process, `--no-ray`: the Ray path
+of the same plan is tested in tests/compute), real sessions answered from the OSCD
+labels."""
 
 from __future__ import annotations
 
@@ -9,19 +11,17 @@ import shutil
 import warnings
 
 import numpy as np
-import pytest
 
 from tests.cli.process import in_process
 
 
-@pytest.mark.ray
 def test_eval_runs_the_product_on_one_oscd_city(shared_data, tmp_path, capsys):
     run = in_process(capsys)
     ws, out, md = tmp_path / "ws", tmp_path / "rows.json", tmp_path / "table.md"
     r = run(["eval", "learning", "--data", str(shared_data / "oscd"), "--dataset", "oscd",
              "--cities", "bordeaux", "--features", "spectral,mosaiks,spectral+mosaiks",
              "--param", "mosaiks.n_filters=16", "--strategies", "random,margin",
-             "--seeds", "2", "--budget", "50", "--batch", "10", "--num-cpus", "1",
+             "--seeds", "2", "--budget", "50", "--batch", "10", "--no-ray",
              "--workspace", str(ws), "--json-out", str(out), "--markdown-out", str(md)],
             tmp_path)
     assert r.returncode == 0, r.stderr
