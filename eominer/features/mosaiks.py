@@ -16,8 +16,10 @@ The filter bank (`sample_bank`, seeded):
 
 Features of a patch: for each filter f, with c = f * z (cross-correlation, `valid` on a
 block padded by k // 2, which `blocks.read_block` mirrors at the raster's edges), the
-means over the patch of ReLU(c - b) and ReLU(-c - b) (the paper's two signs, bias b,
-default 1 on these unit-norm filters over standardised bands): 2 K columns. Nodata:
+means over the patch of ReLU(c - b) and ReLU(-c - b) (the paper's two signs, bias b;
+default 0: with unit-norm filters over standardised bands, b = 1 left most responses of
+16 px patches at zero and halved the label efficiency, docs/learning.md): 2 K columns.
+Nodata:
 standardised NaN is 0 (the band mean) in the convolution, and pixels that are nodata in
 any band are left out of the patch means (a patch without valid pixels gets zeros).
 
@@ -54,7 +56,7 @@ KIND = "mosaiks"
 DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
 DEFAULT_FILTERS = 64
 DEFAULT_KSIZE = 3
-DEFAULT_BIAS = 1.0
+DEFAULT_BIAS = 0.0  # see the module doc
 CONTRAST_EPS = 0.01   # added to a patch's variance before dividing (flat patches stay finite)
 ZCA_EPS = 0.1         # added to the eigenvalues before the inverse square root
 CHUNK_PIXELS = 8192   # pixels per GEMM: the (2K, pixels) float32 output stays in cache

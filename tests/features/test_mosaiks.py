@@ -86,7 +86,7 @@ def test_bank_is_deterministic_by_seed(image):
 def test_params_are_the_identity(bank):
     d = build("mosaiks", list(BANDS) + ["B11"], n_filters=8, k=3, seed=3, bank=bank)
     assert d.params == {"n_filters": 8, "k": 3, "seed": 3, "bands": list(BANDS),
-                        "whiten": True, "bias": 1.0, "bank_id": f"bank-{bank.digest()}"}
+                        "whiten": True, "bias": 0.0, "bank_id": f"bank-{bank.digest()}"}
     assert d.dims == 16 and d.halo == 1 and d.bands == BANDS
     assert d.columns[0] == "rcf_000_pos" and d.columns[8] == "rcf_000_neg"
     with pytest.raises(FeatureError, match=r"needs a filter bank"):
