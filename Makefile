@@ -70,7 +70,8 @@ bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 
 # Each evaluation prints its table and writes it under docs/results/ (what the docs quote).
 eval: $(VENV)/.installed
-	$(VENV)/bin/eominer eval learning --data ../shared/data --json-out docs/results/learning_curves.json
+	$(VENV)/bin/eominer eval learning --data ../shared/data --json-out docs/results/learning_curves.json \
+		--markdown-out docs/results/learning_curves.md
 	$(VENV)/bin/eominer eval change --data ../shared/data/oscd --json docs/results/change_oscd.json
 	$(VENV)/bin/eominer eval fusion --data ../shared/data/bigearthnet --format json \
 		> docs/results/fusion_bigearthnet.json

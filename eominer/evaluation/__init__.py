@@ -9,7 +9,10 @@ Readers, one per dataset layout:
 Patch features (`patches`) come from the feature registry (eominer.features, 'bandstats').
 
 Evaluators:
-- `learning_curves` (+ `ranking`): the simulated analyst, active vs. random labelling;
+- `tasks` + `mining` (+ `ranking`): `eominer eval learning`, the simulated analyst in real
+  sessions on an ingested workspace with extracted feature sets (the product's path);
+- `learning_curves`: the former side harness (own `bandstats` matrix, no store), kept as
+  a library; its features are the `bandstats` baseline row of `eominer eval learning`;
 - `change` (+ `change_metrics`): change maps scored on OSCD;
 - `fusion` (+ `crossval`): cross-validated S2 / S1 / fused classification.
 

@@ -37,6 +37,31 @@ def feature_signature(feature_set_ids: Sequence[str], names: list[str], patch_id
     return h.hexdigest()[:16]
 
 
+def set_weights(names: Sequence[str]) -> np.ndarray | None:
+    """Per-set standardisation of a session over several feature sets: after every column
+    is standardised (SessionData), the columns of feature set s are scaled by
+    sqrt(D / (S * d_s)) (D columns in all, S sets, d_s columns in set s), so each set adds
+    the same share D / S of the total variance, whatever its width: a 128-column set does
+    not drown a 24-column one in the distances (RBF, diverse) or the penalty (logistic).
+    The total variance stays D, so one-set sessions are unchanged (None: nothing to do).
+    Columns are `<feature_set_id>__<column>` (Store.read_features); the sets used are
+    the session's `feature_set_ids`."""
+    sets = [n.split("__", 1)[0] for n in names]
+    width = {s: sets.count(s) for s in dict.fromkeys(sets)}
+    if len(width) < 2:
+        return None
+    return np.asarray([np.sqrt(len(sets) / (len(width) * width[s])) for s in sets], np.float32)
+
+
+def weigh_feature_sets(data) -> None:
+    """Apply `set_weights` to a SessionData in place (its `std` absorbs the weights, so
+    `(x - data.mean) / data.std` still maps raw features into the session's space)."""
+    w = set_weights(data.names)
+    if w is not None:
+        data.X *= w.astype(data.X.dtype)
+        data.std = (data.std / w).astype(data.std.dtype)
+
+
 def load_scope(store: Store, product_ids: Sequence[str], level: int,
                feature_set_ids: Sequence[str], within: np.ndarray | None = None,
                max_cloud: float | None = None, aoi_wkt: str | None = None,

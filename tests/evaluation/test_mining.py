@@ -1,0 +1,32 @@
+"""The simulated analyst's schedule and the table's arithmetic (the sessions themselves
+run in tests/cli/test_eval_learning.py)."""
+
+from __future__ import annotations
+
+from eominer.evaluation.mining import Row, _labels_to_random, markdown, schedule
+
+
+def test_schedule_lands_on_every_checkpoint():
+    s = schedule(4, 10, 200, (25, 50, 100, 200))
+    assert s[:5] == [4, 14, 24, 25, 35] and s[-1] == 200
+    assert {25, 50, 100, 200} <= set(s) and all(b - a <= 10 for a, b in zip(s, s[1:]))
+    assert schedule(4, 10, 30, (25, 50)) == [4, 14, 24, 25, 30]
+
+
+def test_labels_to_random_and_the_table():
+    def row(strategy, curves):
+        return Row("t", "spectral", ["fs"], strategy, "rbf_svm", [25, 50], [0.2, 0.4],
+                   [0.0, 0.1], 0.9, 2, curves=curves)
+
+    rnd = row("random", [{"labels": [4, 25, 50], "ap": [0.1, 0.2, 0.3]},
+                         {"labels": [4, 25, 50], "ap": [0.1, 0.2, 0.5]}])
+    act = row("margin", [{"labels": [4, 25, 50], "ap": [0.1, 0.45, 0.6]},
+                         {"labels": [4, 25, 50], "ap": [0.1, 0.3, 0.3]}])
+    _labels_to_random([rnd, act])
+    assert rnd.random_final == act.random_final == 0.4
+    assert (act.labels_to_random, act.reached) == (25.0, 1)
+    assert (rnd.labels_to_random, rnd.reached) == (50.0, 1)
+    lines = markdown([rnd, act]).splitlines()
+    assert lines[0] == ("| task | features | strategy | AP@25 | AP@50 | labels to random's "
+                        "AP@50 | all labels |")
+    assert lines[3] == "| t | spectral | margin | 0.200±0.000 | 0.400±0.100 | 25 (1/2) | 0.900 |"
