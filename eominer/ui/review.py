@@ -154,6 +154,7 @@ class ReviewView(Viewer):
         s.param.watch(self._on_selected, "review_ids")
         self.param.watch(lambda _: self._refresh(), ["shown", "page"])
         self._on_selected()
+        self._refresh()
 
     # ---- callbacks: the core does the work --------------------------------------
     def _toggle(self, pid: int) -> None:
