@@ -193,22 +193,30 @@ class ReviewView(Viewer):
         return [int(i) for i in s.session.patch_ids[rows]]
 
     def _refresh(self, reset: bool = False) -> None:
+        """The count always (one pass over the scores); the sorted page and its
+        thumbnails only while the tab is on screen: a label click with the tab hidden
+        does not sort a million scores."""
         s = self.state
+        if reset and self.page:
+            self.page = 0  # its watcher calls back here
+            return
+        if s.scores is None or s.session is None:
+            self._rows, self._key = np.empty(0, np.int64), None
+            self._count.object = "<i>no ranking yet: label some patches and Learn</i>"
+            if self.shown:
+                self._grid.items = []
+            return
         key = (id(s.session), s.scores_version, float(s.review_threshold))
-        if key != self._key:
+        if self.shown and key != self._key:
             self._key = key
-            self._rows = above(s.scores, s.review_threshold) if s.session is not None \
-                else np.empty(0, np.int64)
-            if reset and self.page:
-                self.page = 0  # its watcher calls back here
-                return
-        n = len(self._rows)
+            self._rows = above(s.scores, s.review_threshold)
+        n = len(self._rows) if key == self._key else \
+            int(np.count_nonzero(s.scores >= np.float32(s.review_threshold)))
         pages = max(1, -(-n // PAGE))
         self._count.object = (
-            "<i>no ranking yet: label some patches and Learn</i>" if s.scores is None else
             f"<b class='eom-above'>{n}</b> patches score &ge; {s.review_threshold:.2f}; page "
-            f"{self.page + 1} of {pages}; click thumbnails to select them")
-        if not self.shown:  # thumbnails only while the tab is on screen
+            f"{min(self.page + 1, pages)} of {pages}; click thumbnails to select them")
+        if not self.shown:
             return
         with s.work("thumbnails", quiet=True):
             self._grid.items = self._thumbs.items(self._page_ids())
@@ -250,8 +258,12 @@ class QualityView(Viewer):
         elif action == "skip":
             self.state.check_ids = [p for p in self.state.check_ids if p != int(pid)]
         elif action == "centre":
-            self.state.focus = None
-            self.state.focus = int(pid)
+            s = self.state
+            w = s.patch_windows([int(pid)])
+            if w and s.product_id != w[0].product_id:
+                s.product_id = w[0].product_id
+            s.focus = None
+            s.focus = int(pid)
 
     def _refresh(self) -> None:
         s = self.state

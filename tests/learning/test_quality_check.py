@@ -10,28 +10,7 @@ import pytest
 from eominer.errors import SessionError
 from eominer.learning import verification as v
 from tests.conftest import positives
-from tests.learning.sessions import _create, _trained
-
-
-def recompute(store, session) -> v.Estimate:
-    """The estimate from the database alone: the round's threshold, the labels table
-    (most recent label per patch) and the round's scores."""
-    r = store.session_rounds(session.session_id)[-1]
-    rows = store.query(
-        "SELECT patch_id, label, purpose, round FROM labels WHERE session_id = ? "
-        "ORDER BY labelled_at, patch_id, user_name", (session.session_id,))
-    latest = {int(p): (int(lab), purpose, int(rnd)) for p, lab, purpose, rnd in rows}
-    index = {int(p): i for i, p in enumerate(session.patch_ids.tolist())}
-    n = len(index)
-    known, known_yes, sampled, sampled_yes = (np.zeros(n, bool) for _ in range(4))
-    for p, (lab, purpose, rnd) in latest.items():
-        if purpose == "verify" and rnd == r.round:
-            sampled[index[p]], sampled_yes[index[p]] = True, lab == 1
-        else:
-            known[index[p]], known_yes[index[p]] = True, lab == 1
-    strata = v.tally(session.current_scores(), r.verify_threshold, known, known_yes,
-                     sampled, sampled_yes)
-    return v.estimate(strata)
+from tests.learning.sessions import _create, _trained, recompute
 
 
 def test_stratified_check_stored_with_the_round(learn_store, oscd_db):
