@@ -41,7 +41,7 @@ lower bound of precision and recall the predicted-positive strata move down and 
 others up, for the upper bound the reverse. Without that, one positive found among four
 answers of a stratum of 1600 patches put the whole recall interval below the truth: the
 simulation's coverage fell to 87 %. Bounds are widened where needed to hold the point
-estimate. Coverage measured by tests/learning/test_verification.py: 94-97 % for both
+estimate. Coverage measured by tests/learning/test_verification.py: 94-96 % for both
 (docs/learning.md, "How good is it").
 
 Assumptions: the answers are the truth (one analyst's judgement, no noise model); the
