@@ -273,7 +273,9 @@ class QualityView(Viewer):
             "slider). A stratified random sample: half among them, half among the others, "
             "more where positives hide; answers are kept out of training. "
             + (f"<b class='eom-check-left'>{left}</b> to answer." if left else ""))
-        if self.shown or not left:
+        if not left and self._grid.items:
+            self._grid.items = []
+        elif left and self.shown:
             with s.work("thumbnails", quiet=True):
                 self._grid.items = self._thumbs.items(list(s.check_ids))
 
