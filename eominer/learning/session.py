@@ -342,21 +342,43 @@ class Session:
         change = q.ranking_change(prev, cur) if cur is not None else {
             "flip_rate": None, "topk_overlap": None}
         self._flips.append(change["flip_rate"])
-        _, v = self.labels("verify")
-        prec = q.precision_estimate(v)
+        # a new ranking has no verification yet: answers to earlier checks were about
+        # other positives (and a stratified check also samples negatives)
+        prec = q.precision_estimate(np.empty(0))
         stop, why = q.suggest_stop(self._flips, prec["precision"])
         return {**change, **prec, "stop": stop, "advice": why}
 
     def quality(self) -> dict[str, Any]:
-        """The latest round's quality estimate, with precision from the current
-        verification labels."""
+        """The latest round's quality estimate: precision and recall of its stored
+        quality check (`check_quality`), else precision from the verification labels
+        given since that round."""
+        from eominer.learning.quality_check import stored
+
         done = self.rounds()
         flips = [r.ranking_change for r in done]
         last = dict(done[-1].quality) if done else {}
-        _, v = self.labels("verify")
-        prec = q.precision_estimate(v)
+        prec = stored(done[-1]) if done else {}
+        if not prec:
+            this = len(done)
+            v = [int(r["label"]) for r in self.store.session_labels(self.session_id).to_pylist()
+                 if r["purpose"] == "verify" and int(r["round"]) == this]
+            prec = q.precision_estimate(np.asarray(v, np.int8))
         stop, why = q.suggest_stop(flips, prec["precision"])
         return {**last, **prec, "stop": stop, "advice": why}
+
+    def quality_sample(self, threshold: float = 0.5, n: int = 40) -> tuple[np.ndarray, float]:
+        """A stratified verification sample of the latest round (patch ids, in random
+        order) and its score threshold: see `learning/quality_check.py`."""
+        from eominer.learning.quality_check import quality_sample
+
+        return quality_sample(self, threshold, n)
+
+    def check_quality(self) -> Any:
+        """Precision and recall (95 % intervals) of the latest round's positives from its
+        verification answers, stored with the round; None while a stratum is unanswered."""
+        from eominer.learning.quality_check import check_quality
+
+        return check_quality(self)
 
     def _last_fitted(self, why: str) -> RoundRecord:
         fitted = [r for r in self.rounds() if r.fitted]

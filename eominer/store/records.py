@@ -290,6 +290,10 @@ class SessionRecord:
         return row
 
 
+VERIFY_FLOATS = ("verify_threshold", "precision_low", "precision_high", "recall_estimate",
+                 "recall_low", "recall_high", "positives_estimate")
+
+
 @dataclass(frozen=True)
 class RoundRecord:
     """One round of a session as stored (a row of `rounds`, its params unpacked)."""
@@ -306,6 +310,15 @@ class RoundRecord:
     queried: tuple[int, ...] = ()
     ranking_change: float | None = None
     precision_estimate: float | None = None
+    # its quality check (schema version 5; None until verified, learning/verification.py)
+    verify_threshold: float | None = None
+    precision_low: float | None = None
+    precision_high: float | None = None
+    recall_estimate: float | None = None
+    recall_low: float | None = None
+    recall_high: float | None = None
+    verified_n: int | None = None
+    positives_estimate: float | None = None
     # what the round ran with (`rounds.params`)
     fitted: bool = False
     seed: int = 0
@@ -346,6 +359,8 @@ class RoundRecord:
             queried=tuple(int(i) for i in _loads(row["queried"], "rounds.queried") or ()),
             ranking_change=_float_or_none(row.get("ranking_change")),
             precision_estimate=_float_or_none(row.get("precision_estimate")),
+            **{k: _float_or_none(row.get(k)) for k in VERIFY_FLOATS},
+            verified_n=None if row.get("verified_n") is None else int(row["verified_n"]),
             fitted=bool(p.get("fitted", False)), seed=int(p.get("seed", 0)),
             n=int(p.get("n", 0)), model_params=dict(p.get("model_params") or {}),
             quality=dict(p.get("quality") or {}), notes=tuple(p.get("notes") or ()),

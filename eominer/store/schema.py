@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -37,6 +37,21 @@ PATCH_MASK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("water_fraction", "REAL"),
 )
 
+# The quality check of a round (schema version 5), all nullable: NULL until the round is
+# verified (learning/verification.py). `precision_estimate` (version 1) holds the point
+# estimate of precision; these hold its interval, recall, the threshold that defines the
+# current positives, the number of sampled patches answered and the estimated positives.
+ROUND_VERIFY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("verify_threshold", "DOUBLE"),
+    ("precision_low", "DOUBLE"),
+    ("precision_high", "DOUBLE"),
+    ("recall_estimate", "DOUBLE"),
+    ("recall_low", "DOUBLE"),
+    ("recall_high", "DOUBLE"),
+    ("verified_n", "INTEGER"),
+    ("positives_estimate", "DOUBLE"),
+)
+
 # Upgrades of an existing database: version -> the statements that bring version - 1 to
 # it. Portable DDL only (ALTER TABLE ... ADD COLUMN runs on DuckDB and MonetDB); run by
 # `init_schema` in one transaction with the new schema_version row.
@@ -50,6 +65,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version 4 adds the tables `searches` and `search_results` (created as missing
     # tables) and the view `scope_rows` (VIEWS, created after the migrations): no ALTER
     4: (),
+    5: tuple(f"ALTER TABLE rounds ADD COLUMN {name} {kind}"
+             for name, kind in ROUND_VERIFY_COLUMNS),
 }
 
 TABLES: dict[str, str] = {
@@ -202,6 +219,14 @@ TABLES: dict[str, str] = {
             precision_estimate DOUBLE,
             queried VARCHAR(100000) NOT NULL,
             created TIMESTAMP NOT NULL,
+            verify_threshold DOUBLE,
+            precision_low DOUBLE,
+            precision_high DOUBLE,
+            recall_estimate DOUBLE,
+            recall_low DOUBLE,
+            recall_high DOUBLE,
+            verified_n INTEGER,
+            positives_estimate DOUBLE,
             PRIMARY KEY (session_id, round)
         )""",
     "annotations": """

@@ -30,7 +30,13 @@ SESSION_COLUMNS = (
 ROUND_COLUMNS = (
     "session_id", "round", "model_kind", "strategy", "params", "n_labels", "n_positive",
     "n_negative", "seconds", "ranking_change", "precision_estimate", "queried", "created",
+    "verify_threshold", "precision_low", "precision_high", "recall_estimate", "recall_low",
+    "recall_high", "verified_n", "positives_estimate",
 )
+# what a round's quality check writes (schema version 5)
+VERIFY_COLUMNS = ("verify_threshold", "precision_estimate", "precision_low", "precision_high",
+                  "recall_estimate", "recall_low", "recall_high", "verified_n",
+                  "positives_estimate")
 
 
 def _marks(n: int) -> str:
@@ -206,6 +212,23 @@ class SessionsMixin(StoreBase):
             )
             self.execute("UPDATE sessions SET updated = ? WHERE session_id = ?",
                          (row["created"], row["session_id"]))
+
+    def set_round_verification(self, session_id: str, round_no: int,
+                               values: dict[str, Any]) -> None:
+        """Store the quality check of a round (precision, recall, their intervals...; the
+        keys of VERIFY_COLUMNS, missing ones become NULL) in one transaction."""
+        unknown = set(values) - set(VERIFY_COLUMNS)
+        if unknown:
+            raise ValueError(f"not a verification column of rounds: {sorted(unknown)}; "
+                             f"expected some of {VERIFY_COLUMNS}")
+        cells = [None if values.get(c) is None else
+                 (int(values[c]) if c == "verified_n" else float(values[c]))
+                 for c in VERIFY_COLUMNS]
+        with self.transaction():
+            self.execute(
+                "UPDATE rounds SET " + ", ".join(f"{c} = ?" for c in VERIFY_COLUMNS)
+                + " WHERE session_id = ? AND round = ?",
+                [*cells, session_id, int(round_no)])
 
     def session_rounds(self, session_id: str) -> list[RoundRecord]:
         """The session's rounds, first first."""

@@ -45,6 +45,7 @@ class App(Viewer):
         from eominer.ui.mapview import MapView
         from eominer.ui.patchgrid import PatchGridView
         from eominer.ui.publish import PublishView
+        from eominer.ui.review import QualityView, ReviewView
         from eominer.ui.rounds import RoundsView
         from eominer.ui.scope import ScopeView
         from eominer.ui.sessions import SessionsView
@@ -58,6 +59,13 @@ class App(Viewer):
         self.map = MapView(state=self.state)
         self.grid = PatchGridView(state=self.state)
         self.rounds = RoundsView(state=self.state)
+        self.review = ReviewView(state=self.state)
+        self.check = QualityView(state=self.state)
+        # beside the questions: review above a threshold, and the quality check
+        self.side = pn.Tabs(("Label", self.grid), ("Review", self.review),
+                            ("Quality", self.check), dynamic=False,
+                            sizing_mode="stretch_width", css_classes=["eom-side-tabs"])
+        self.side.param.watch(self._on_side_tab, "active")
         self.publish = PublishView(state=self.state)
         self.sql = SQLConsole(state=self.state)
         self.sessions = SessionsView(state=self.state)
@@ -66,7 +74,7 @@ class App(Viewer):
             ("Mine", pn.Row(
                 pn.Column(self.map, sizing_mode="stretch_both", min_width=500),
                 # scrolls on its own: the thumbnails never run under the status line
-                pn.Column(self.rounds, self.grid, width=560, sizing_mode="stretch_height",
+                pn.Column(self.rounds, self.side, width=560, sizing_mode="stretch_height",
                           scroll=True, css_classes=["eom-side"]),
                 sizing_mode="stretch_both")),
             ("Publish", self.publish),
@@ -82,6 +90,11 @@ class App(Viewer):
     def _poll_jobs(self) -> None:
         self.status.refresh_jobs()
         self.scope.jobs.refresh()
+
+    def _on_side_tab(self, event) -> None:
+        self.state.reviewing = event.new == 1
+        self.review.shown = event.new == 1
+        self.check.shown = event.new == 2
 
     def _to_mine(self, event) -> None:
         if event.new is not None:

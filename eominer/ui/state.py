@@ -74,6 +74,15 @@ class AppState(param.Parameterized):
     learn_on_label = param.Boolean(default=False, doc="run a round after every label")
     stale_session = param.String(default="", doc="a session whose features were "
                                  "re-extracted: the analyst may re-rank it on the new ones")
+    # review and quality check (ui/review.py)
+    review_threshold = param.Number(default=0.5, bounds=(0.0, 1.0), doc="Review shows the "
+                                    "patches scoring at least this; Check quality's positives")
+    reviewing = param.Boolean(default=False, doc="the Review tab is on screen: the map may "
+                              "mark the patches above review_threshold")
+    review_ids = param.List(default=[], doc="patches selected in Review (the map outlines "
+                            "them); yes / no there labels them all at once")
+    check_ids = param.List(default=[], doc="the verification sample still to answer")
+    quality_version = param.Integer(default=0, doc="bumped when a quality check changes")
 
     def __init__(self, store: Store, **params: Any) -> None:
         super().__init__(**params)
@@ -225,6 +234,37 @@ class AppState(param.Parameterized):
             self.learn()  # a bulk correction always re-fits the ranking
         return n
 
+    def check_quality(self, n: int = 40) -> None:
+        """Ask for a stratified verification sample of the latest round (Quality tab)."""
+        if self.session is None:
+            self.say("start a session in Scope first", "warning")
+            return
+        with self.work("check quality"):
+            ids, t = self.session.quality_sample(self.review_threshold, n)
+            self.check_ids = [int(i) for i in ids]
+            self.quality_version += 1
+            same = abs(t - self.review_threshold) < 1e-9
+            self.say(f"{len(ids)} patches to verify (positives: score >= {t:.2f}"
+                     + ("" if same else ", the threshold of this round's first sample")
+                     + "): answer yes or no; they are not used for training",
+                     "success" if same else "warning")
+
+    def verify(self, patch_id: int, value: int) -> None:
+        """Answer one patch of the verification sample; the estimate follows."""
+        if self.session is None:
+            return
+        with self.work("verify"):
+            self.session.label(int(patch_id), int(value), self.user, purpose="verify")
+            self.check_ids = [p for p in self.check_ids if p != int(patch_id)]
+            est = self.session.check_quality()
+            self.quality_version += 1
+            if est is None:
+                self.say(f"patch {patch_id} verified; the estimate needs an answer in "
+                         "every stratum", "success")
+            else:
+                self.say(f"patch {patch_id} verified: precision {_pct(est.precision)}, "
+                         f"recall {_pct(est.recall)} ({est.verified} answers)", "success")
+
     def skip(self, patch_id: int) -> None:
         self.batch = [p for p in self.batch if p != int(patch_id)]
 
@@ -310,6 +350,10 @@ class AppState(param.Parameterized):
 
     def on_error(self, what: str) -> Callable[[BaseException], None]:
         return lambda exc: self.say(f"{what}: {exc}", "error")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
 def set_url_session(session_id: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from eominer.learning import verification as v
 from eominer.learning.session import Session
 from tests.conftest import positives
 
@@ -42,3 +45,24 @@ def _trained(store, oscd_db, level=16, rounds=2, model_kind="logistic"):
             s.label(int(p), 1 if int(p) in positives(truth) else -1, "ana")
     s.run_round()
     return s
+
+
+def recompute(store, session) -> v.Estimate:
+    """The estimate from the database alone: the round's threshold, the labels table
+    (most recent label per patch) and the round's scores."""
+    r = store.session_rounds(session.session_id)[-1]
+    rows = store.query(
+        "SELECT patch_id, label, purpose, round FROM labels WHERE session_id = ? "
+        "ORDER BY labelled_at, patch_id, user_name", (session.session_id,))
+    latest = {int(p): (int(lab), purpose, int(rnd)) for p, lab, purpose, rnd in rows}
+    index = {int(p): i for i, p in enumerate(session.patch_ids.tolist())}
+    n = len(index)
+    known, known_yes, sampled, sampled_yes = (np.zeros(n, bool) for _ in range(4))
+    for p, (lab, purpose, rnd) in latest.items():
+        if purpose == "verify" and rnd == r.round:
+            sampled[index[p]], sampled_yes[index[p]] = True, lab == 1
+        else:
+            known[index[p]], known_yes[index[p]] = True, lab == 1
+    strata = v.tally(session.current_scores(), r.verify_threshold, known, known_yes,
+                     sampled, sampled_yes)
+    return v.estimate(strata)

@@ -190,10 +190,10 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> 3 -> 4
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> 3 -> 4 -> 5
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 4
+        assert SCHEMA_VERSION == 5
         assert upgraded.query(  # the view of version 4 sees the rows of version 1
             "SELECT COUNT(*), MIN(tile_id) FROM scope_rows WHERE cloud_mask IS NULL") == [
             (2, "33UUU")]
@@ -262,7 +262,7 @@ def test_version_2_database_is_upgraded_in_place(store):
     _make_v2(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 2 -> 3 -> 4
+    with open_store(url) as upgraded:  # init_schema migrates 2 -> 3 -> 4 -> 5
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (2,), (SCHEMA_VERSION,)]
         old = upgraded.product("V2")
@@ -288,3 +288,72 @@ def test_version_2_database_is_upgraded_in_place(store):
             == [(0.125,)]
         upgraded.init_schema()  # idempotent
         assert upgraded.query("SELECT COUNT(*) FROM schema_version")[0][0] == 3
+
+
+def _make_v4(store) -> None:
+    """Turn the fixture's database into one written by schema version 4 (the DDL of
+    tests/store/schema_v4.py, a frozen copy of it) with a session and two rounds, the
+    second with a precision estimate."""
+    from tests.store import schema_v4
+    from tests.store.rows import T0
+
+    for name in store.engine.view_names():  # views first: MonetDB keeps dependencies
+        store.execute(f"DROP VIEW {name}")
+    for name in store.engine.table_names() - store.engine.view_names():
+        store.execute(f"DROP TABLE {name}")
+    for ddl in schema_v4.TABLES.values():
+        store.execute(ddl)
+    for ddl in schema_v4.INDEXES:
+        store.execute(ddl)
+    for ddl in schema_v4.VIEWS.values():
+        store.execute(ddl)
+    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (4, "0.1.0", T0))
+    store.execute(
+        "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ("s4", "find s4", "ana", "lake", 32, '["P1"]', '["fsA"]', "sig", "logistic",
+         "diverse", "{}", "open", T0, T0))
+    for number, precision in ((1, None), (2, 0.75)):
+        store.execute(
+            "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ("s4", number, "logistic", "diverse", '{"fitted": true}', 4, 1, 3, 0.5, None,
+             precision, "[1, 2]", T0 + dt.timedelta(minutes=number)))
+
+
+def test_version_4_database_is_upgraded_in_place(store):
+    """A database written by schema version 4 gains the quality-check columns of rounds
+    (NULL for the rounds it had), keeps its rounds, and stores a round's check."""
+    from eominer.store import open_store
+    from eominer.store.schema import ROUND_VERIFY_COLUMNS
+    from eominer.store.sessions import VERIFY_COLUMNS
+
+    _make_v4(store)
+    url = store.url
+    store.close()
+    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5
+        assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
+            (4,), (SCHEMA_VERSION,)]
+        assert SCHEMA_VERSION == 5
+        cols = [c for c, _ in ROUND_VERIFY_COLUMNS]
+        rows = upgraded.query(f"SELECT {', '.join(cols)} FROM rounds ORDER BY round")
+        assert [[v is None or v != v for v in r] for r in rows] == [[True] * len(cols)] * 2
+        old = upgraded.session_rounds("s4")
+        assert [(r.round, r.precision_estimate, r.recall_estimate, r.verified_n)
+                for r in old] == [(1, None, None, None), (2, 0.75, None, None)]
+        values = {"verify_threshold": 0.5, "precision_estimate": 0.625,
+                  "precision_low": 0.375, "precision_high": 0.8125, "recall_estimate": 0.25,
+                  "recall_low": 0.125, "recall_high": 0.5, "verified_n": 40,
+                  "positives_estimate": 96.5}
+        assert set(values) == set(VERIFY_COLUMNS)
+        upgraded.set_round_verification("s4", 2, values)
+        r1, r2 = upgraded.session_rounds("s4")
+        assert r1.recall_estimate is None and r1.precision_estimate is None
+        assert {k: getattr(r2, "precision_estimate" if k == "precision_estimate" else k)
+                for k in values} == values
+        # a check stored again replaces the first; what it leaves out becomes NULL
+        upgraded.set_round_verification("s4", 2, {"precision_estimate": 0.5})
+        r2 = upgraded.session_rounds("s4")[1]
+        assert (r2.precision_estimate, r2.recall_estimate, r2.verified_n) == (0.5, None, None)
+        with pytest.raises(ValueError, match="not a verification column of rounds"):
+            upgraded.set_round_verification("s4", 2, {"n_labels": 3})
+        upgraded.init_schema()  # idempotent
+        assert upgraded.query("SELECT COUNT(*) FROM schema_version")[0][0] == 2

@@ -14,7 +14,7 @@ def test_the_chart_legend_sits_above_the_plot():
     (legend,) = [r for r in fig.above if isinstance(r, Legend)]
     assert legend.orientation == "horizontal"
     assert [i.label.value for i in legend.items] == ["labels", "ranking change %",
-                                                     "precision estimate %"]
+                                                     "precision %", "recall %"]
 
 
 def test_one_round_is_one_round(ui_store):

@@ -1,0 +1,287 @@
+"""Schema version 4, as eominer wrote it before version 5 (verbatim copy of
+eominer/store/schema.py at commit 3a1be7a: `git show 3a1be7a:eominer/store/schema.py`),
+to build the version-4 databases that the migration tests upgrade. Never edit."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 4
+
+# Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
+# stacks and products ingested by version 1.
+PRODUCT_METADATA_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("processing_baseline", "VARCHAR(8)"),
+    ("cloud_cover", "DOUBLE"),
+    ("relative_orbit", "INTEGER"),
+    ("orbit_direction", "VARCHAR(16)"),
+    ("reflectance_offsets", "VARCHAR(1000)"),
+    ("quantification", "DOUBLE"),
+)
+
+# Cloud mask columns (schema version 3), all nullable. products.cloud_mask names the mask a
+# product's patches were measured with ('SCL', 'MSK_CLASSI', 'MSK_CLOUDS_GML',
+# 's2cloudless'; NULL: none, as for S1); sun_zenith / sun_azimuth are the mean solar
+# angles (degrees) of the granule's MTD_TL.xml (NULL without one). The patches' fractions are NULL where
+# the mask does not observe the class (S1, no mask; shadow from a mask without shadows).
+PRODUCT_CLOUD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("cloud_mask", "VARCHAR(32)"),
+    ("sun_zenith", "DOUBLE"),
+    ("sun_azimuth", "DOUBLE"),
+)
+PATCH_MASK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("shadow_fraction", "REAL"),
+    ("snow_fraction", "REAL"),
+    ("water_fraction", "REAL"),
+)
+
+# Upgrades of an existing database: version -> the statements that bring version - 1 to
+# it. Portable DDL only (ALTER TABLE ... ADD COLUMN runs on DuckDB and MonetDB); run by
+# `init_schema` in one transaction with the new schema_version row.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: tuple(f"ALTER TABLE products ADD COLUMN {name} {kind}"
+             for name, kind in PRODUCT_METADATA_COLUMNS),
+    3: tuple(f"ALTER TABLE products ADD COLUMN {name} {kind}"
+             for name, kind in PRODUCT_CLOUD_COLUMNS)
+    + tuple(f"ALTER TABLE patches ADD COLUMN {name} {kind}"
+            for name, kind in PATCH_MASK_COLUMNS),
+    # version 4 adds the tables `searches` and `search_results` (created as missing
+    # tables) and the view `scope_rows` (VIEWS, created after the migrations): no ALTER
+    4: (),
+}
+
+TABLES: dict[str, str] = {
+    "schema_version": """
+        CREATE TABLE schema_version (
+            version INTEGER NOT NULL,
+            eominer_version VARCHAR(32) NOT NULL,
+            created TIMESTAMP NOT NULL
+        )""",
+    "products": """
+        CREATE TABLE products (
+            product_id VARCHAR(200) PRIMARY KEY,
+            sensor VARCHAR(16) NOT NULL,
+            platform VARCHAR(16),
+            processing_level VARCHAR(16),
+            tile_id VARCHAR(32),
+            acquired TIMESTAMP,
+            crs VARCHAR(2000) NOT NULL,
+            footprint_wkt VARCHAR(100000) NOT NULL,
+            source_path VARCHAR(2000) NOT NULL,
+            ard_path VARCHAR(2000) NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            bands VARCHAR(500) NOT NULL,
+            transform VARCHAR(500) NOT NULL,
+            source_hash VARCHAR(64) NOT NULL,
+            ingested TIMESTAMP NOT NULL,
+            processing_baseline VARCHAR(8),
+            cloud_cover DOUBLE,
+            relative_orbit INTEGER,
+            orbit_direction VARCHAR(16),
+            reflectance_offsets VARCHAR(1000),
+            quantification DOUBLE,
+            cloud_mask VARCHAR(32),
+            sun_zenith DOUBLE,
+            sun_azimuth DOUBLE
+        )""",
+    "patches": """
+        CREATE TABLE patches (
+            patch_id BIGINT PRIMARY KEY,
+            product_id VARCHAR(200) NOT NULL,
+            level INTEGER NOT NULL,
+            size_px INTEGER NOT NULL,
+            row INTEGER NOT NULL,
+            col INTEGER NOT NULL,
+            x_off INTEGER NOT NULL,
+            y_off INTEGER NOT NULL,
+            min_x DOUBLE NOT NULL,
+            min_y DOUBLE NOT NULL,
+            max_x DOUBLE NOT NULL,
+            max_y DOUBLE NOT NULL,
+            min_lon DOUBLE NOT NULL,
+            min_lat DOUBLE NOT NULL,
+            max_lon DOUBLE NOT NULL,
+            max_lat DOUBLE NOT NULL,
+            valid_fraction REAL NOT NULL,
+            cloud_fraction REAL,
+            parent_id BIGINT,
+            shadow_fraction REAL,
+            snow_fraction REAL,
+            water_fraction REAL
+        )""",
+    "feature_sets": """
+        CREATE TABLE feature_sets (
+            feature_set_id VARCHAR(64) PRIMARY KEY,
+            name VARCHAR(64) NOT NULL,
+            version INTEGER NOT NULL,
+            params VARCHAR(10000) NOT NULL,
+            columns VARCHAR(100000) NOT NULL,
+            dims INTEGER NOT NULL,
+            table_name VARCHAR(128) NOT NULL,
+            sensor VARCHAR(16),
+            created TIMESTAMP NOT NULL
+        )""",
+    "models": """
+        CREATE TABLE models (
+            model_id VARCHAR(64) PRIMARY KEY,
+            kind VARCHAR(32) NOT NULL,
+            path VARCHAR(2000) NOT NULL,
+            params VARCHAR(10000) NOT NULL,
+            metrics VARCHAR(10000) NOT NULL,
+            trained_on VARCHAR(100000) NOT NULL,
+            created TIMESTAMP NOT NULL
+        )""",
+    "jobs": """
+        CREATE TABLE jobs (
+            task_id VARCHAR(200) PRIMARY KEY,
+            job_id VARCHAR(64) NOT NULL,
+            kind VARCHAR(32) NOT NULL,
+            product_id VARCHAR(200),
+            feature_set_id VARCHAR(64),
+            block INTEGER,
+            n_items INTEGER,
+            status VARCHAR(16) NOT NULL,
+            attempts INTEGER NOT NULL,
+            error VARCHAR(10000),
+            worker VARCHAR(200),
+            started TIMESTAMP,
+            finished TIMESTAMP
+        )""",
+    "taxonomy": """
+        CREATE TABLE taxonomy (
+            label_name VARCHAR(128) PRIMARY KEY,
+            parent VARCHAR(128),
+            level INTEGER NOT NULL,
+            title VARCHAR(500) NOT NULL,
+            description VARCHAR(2000),
+            created_by VARCHAR(128)
+        )""",
+    "sessions": """
+        CREATE TABLE sessions (
+            session_id VARCHAR(64) PRIMARY KEY,
+            name VARCHAR(200) NOT NULL,
+            owner VARCHAR(128) NOT NULL,
+            concept VARCHAR(128) NOT NULL,
+            level INTEGER NOT NULL,
+            product_ids VARCHAR(100000) NOT NULL,
+            feature_set_ids VARCHAR(10000) NOT NULL,
+            feature_signature VARCHAR(64) NOT NULL,
+            model_kind VARCHAR(32) NOT NULL,
+            strategy VARCHAR(32) NOT NULL,
+            params VARCHAR(10000) NOT NULL,
+            status VARCHAR(16) NOT NULL,
+            created TIMESTAMP NOT NULL,
+            updated TIMESTAMP NOT NULL
+        )""",
+    "labels": """
+        CREATE TABLE labels (
+            session_id VARCHAR(64) NOT NULL,
+            patch_id BIGINT NOT NULL,
+            user_name VARCHAR(128) NOT NULL,
+            label SMALLINT NOT NULL,
+            round INTEGER NOT NULL,
+            purpose VARCHAR(16) NOT NULL,
+            labelled_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (session_id, patch_id, user_name)
+        )""",
+    "rounds": """
+        CREATE TABLE rounds (
+            session_id VARCHAR(64) NOT NULL,
+            round INTEGER NOT NULL,
+            model_kind VARCHAR(32) NOT NULL,
+            strategy VARCHAR(32) NOT NULL,
+            params VARCHAR(10000) NOT NULL,
+            n_labels INTEGER NOT NULL,
+            n_positive INTEGER NOT NULL,
+            n_negative INTEGER NOT NULL,
+            seconds DOUBLE NOT NULL,
+            ranking_change DOUBLE,
+            precision_estimate DOUBLE,
+            queried VARCHAR(100000) NOT NULL,
+            created TIMESTAMP NOT NULL,
+            PRIMARY KEY (session_id, round)
+        )""",
+    "annotations": """
+        CREATE TABLE annotations (
+            patch_id BIGINT NOT NULL,
+            label_name VARCHAR(128) NOT NULL,
+            session_id VARCHAR(64) NOT NULL,
+            score REAL NOT NULL,
+            positive BOOLEAN NOT NULL,
+            model_version VARCHAR(64) NOT NULL,
+            source VARCHAR(32) NOT NULL,
+            created TIMESTAMP NOT NULL,
+            PRIMARY KEY (patch_id, label_name, session_id)
+        )""",
+    "searches": """
+        CREATE TABLE searches (
+            search_id VARCHAR(64) PRIMARY KEY,
+            owner VARCHAR(128),
+            level INTEGER NOT NULL,
+            feature_set_ids VARCHAR(10000) NOT NULL,
+            like_ids VARCHAR(100000) NOT NULL,
+            where_sql VARCHAR(10000),
+            aoi_wkt VARCHAR(100000),
+            top INTEGER NOT NULL,
+            n_candidates INTEGER NOT NULL,
+            created TIMESTAMP NOT NULL
+        )""",
+    "search_results": """
+        CREATE TABLE search_results (
+            search_id VARCHAR(64) NOT NULL,
+            rank INTEGER NOT NULL,
+            patch_id BIGINT NOT NULL,
+            distance DOUBLE NOT NULL,
+            similarity DOUBLE NOT NULL,
+            PRIMARY KEY (search_id, rank)
+        )""",
+    "product_pairs": """
+        CREATE TABLE product_pairs (
+            pair_id VARCHAR(64) PRIMARY KEY,
+            kind VARCHAR(16) NOT NULL,
+            first_id VARCHAR(200) NOT NULL,
+            second_id VARCHAR(200) NOT NULL,
+            days_apart DOUBLE,
+            overlap_fraction DOUBLE,
+            layer_path VARCHAR(2000),
+            params VARCHAR(10000) NOT NULL,
+            created TIMESTAMP NOT NULL
+        )""",
+}
+
+# The relation a scope's or a search's WHERE sees (docs/schema.md, "scope_rows"): every
+# patch with the facts of its product that a filter needs (not the product's paths, CRS
+# or footprint). Views are created after the migrations: they name columns of version 3.
+SCOPE_ROWS_COLUMNS: tuple[str, ...] = (
+    "patch_id", "product_id", "level", "size_px", "row", "col", "x_off", "y_off",
+    "min_x", "min_y", "max_x", "max_y", "min_lon", "min_lat", "max_lon", "max_lat",
+    "valid_fraction", "cloud_fraction", "shadow_fraction", "snow_fraction",
+    "water_fraction", "parent_id",
+)
+SCOPE_ROWS_PRODUCT_COLUMNS: tuple[str, ...] = (
+    "sensor", "platform", "processing_level", "tile_id", "acquired", "cloud_cover",
+    "relative_orbit", "orbit_direction", "processing_baseline", "cloud_mask", "sun_zenith",
+    "sun_azimuth",
+)
+VIEWS: dict[str, str] = {
+    "scope_rows": "CREATE VIEW scope_rows AS SELECT "
+    + ", ".join(f"p.{c}" for c in SCOPE_ROWS_COLUMNS) + ", "
+    + ", ".join(f"pr.{c}" for c in SCOPE_ROWS_PRODUCT_COLUMNS)
+    + " FROM patches p JOIN products pr ON pr.product_id = p.product_id",
+}
+
+INDEXES: tuple[str, ...] = (
+    "CREATE INDEX patches_product_level ON patches (product_id, level)",
+    "CREATE INDEX annotations_label ON annotations (label_name)",
+)
+
+
+def feature_table_ddl(table_name: str, columns: list[str]) -> str:
+    """DDL of one feature set's table: patch_id plus one REAL column per feature.
+
+    Names come from descriptor registries (checked identifiers), never from users.
+    """
+    for name in [table_name, *columns]:
+        if not name.replace("_", "").isalnum() or not name[0].isalpha():
+            raise ValueError(f"not a safe SQL identifier: {name!r}")
+    cols = ",\n    ".join(f"{c} REAL" for c in columns)
+    return f"CREATE TABLE {table_name} (\n    patch_id BIGINT PRIMARY KEY,\n    {cols}\n)"

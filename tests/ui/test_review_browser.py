@@ -1,0 +1,216 @@
+"""Review and the quality check in Debian's Chromium against `eominer serve` on
+127.0.0.1, on the OSCD Bordeaux product: label, learn, review above a threshold, mark 5
+patches no in one action, then answer a stratified verification sample from the OSCD
+reference (a patch is a change when more than 5 % of its pixels changed) and read the
+precision / recall the page shows against the round in the database and the estimator."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .browser import (
+    BORDEAUX_1,
+    batch_ids,
+    browser,
+    local_only,
+    n_labels,
+    shot,
+    start_session,
+    status,
+    tab,
+    text,
+    wait_for,
+)
+from .conftest import USERS
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
+
+CHANGE_SHARE = 0.05  # as tests/conftest.py and eominer.evaluation.oscd
+
+
+def oscd_truth(db: str, data: Path) -> dict[int, bool]:
+    """Per 32 px patch of the first Bordeaux date: more than 5 % changed pixels."""
+    import rasterio
+
+    from eominer.store import open_store
+
+    with rasterio.open(data / "oscd" / "labels" / "bordeaux" / "cm" / "bordeaux-cm.tif") as ds:
+        changed = ds.read(1) == 2
+    with open_store(db, read_only=True) as store:
+        t = store.patches(BORDEAUX_1, 32).to_pylist()
+    return {int(r["patch_id"]): bool(changed[r["y_off"]:r["y_off"] + r["size_px"],
+                                             r["x_off"]:r["x_off"] + r["size_px"]].mean()
+                                     > CHANGE_SHARE) for r in t}
+
+
+def login(b, base_url: str, refused: list[str]):
+    """`browser.new_page` with ana logged in, and patience: the first page of a server
+    builds the app (imports included), which took over 30 s on a loaded 2-core machine."""
+    ctx = b.new_context(viewport={"width": 1600, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(180_000)
+    local_only(page, refused)
+    page.goto(f"{base_url}/login")
+    page.fill("input[name=username]", "ana")
+    page.fill("input[name=password]", USERS["ana"])
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{base_url}/**")
+    page.goto(base_url + "/")
+    page.wait_for_selector(".eom-tabs", timeout=180_000)
+    return page
+
+
+def db_state(db: str, sid: str) -> tuple[dict[int, tuple[int, str]], list]:
+    from eominer.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        labels = {int(r["patch_id"]): (int(r["label"]), r["purpose"])
+                  for r in store.session_labels(sid).to_pylist()}
+        return labels, store.session_rounds(sid)
+
+
+def rounds_done(page) -> int:
+    m = re.findall(r"round (\d+)", status(page))
+    return int(m[-1]) if m else 0
+
+
+def learn(page) -> int:
+    before = rounds_done(page)
+    page.locator(".eom-learn button").click()
+    wait_for(lambda: rounds_done(page) > before, 90, "a new round")
+    return rounds_done(page)
+
+
+def answer(page, grid: str, pid: int, yes: bool) -> None:
+    page.locator(f"{grid} .eom-card[data-id='{pid}'] {'.eom-yes' if yes else '.eom-no'}").click()
+
+
+def review_cards(page) -> list[int]:
+    return [int(v) for v in page.locator(".eom-review-grid .eom-card").evaluate_all(
+        "cs => cs.map(c => c.dataset.id)")]
+
+
+def shown_threshold(page) -> float:
+    return float(re.search(r"score ≥ ([\d.]+)", text(page, ".eom-review-count"))[1])
+
+
+def shown_interval(line: str, what: str) -> tuple[str, str, str]:
+    m = re.search(what + r" ([\d.]+) % \(95 % CI ([\d.]+)–([\d.]+) %\)", line)
+    assert m, line
+    return m.group(1), m.group(2), m.group(3)
+
+
+def test_review_bulk_no_and_quality_check(server, ui_db, shared_data):
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+    from tests.learning.sessions import recompute
+
+    _, db = ui_db
+    truth = oscd_truth(db, shared_data)
+    assert 5 < sum(truth.values()) < len(truth) / 4  # rare changes, as in the field
+    refused: list[str] = []
+    with browser() as b:
+        page = login(b, server, refused)
+        start_session(page, BORDEAUX_1)
+        sid = re.search(r"session ([0-9a-f]{16})", status(page)).group(1)
+        # label a few from the reference: the changes of the batch and 3 others, until
+        # there is a change among the labels (a diverse batch may hold none)
+        yes = 0
+        for _ in range(6):
+            ids = batch_ids(page)
+            pick = [i for i in ids if truth[i]] + [i for i in ids if not truth[i]][:3]
+            for pid in pick:
+                before = n_labels(page)
+                answer(page, ".eom-batch", pid, truth[pid])
+                wait_for(lambda b=before: n_labels(page) > b, 60, f"label of {pid}")
+            yes += sum(truth[i] for i in pick)
+            if yes:
+                break
+            learn(page)
+        assert yes, "no change found in six batches"
+        learned = learn(page)
+        labels, rounds = db_state(db, sid)
+        assert rounds[-1].round == learned and rounds[-1].fitted
+
+        # review: lower the threshold with the slider's keys until 5 unlabelled patches
+        # that are no change show on the first page
+        tab(page, "Review")
+        wait_for(lambda: "patches score" in text(page, ".eom-review-count"), 30, "the count")
+        handle = page.locator(".eom-review-threshold .noUi-handle").first
+        handle.focus()
+        for _ in range(40):
+            shown = shown_threshold(page)
+            handle.press("ArrowLeft")
+            wait_for(lambda s=shown: shown_threshold(page) < s, 30, "the slider to move")
+            page.wait_for_timeout(300)  # the page of thumbnails follows the count
+            cands = [i for i in review_cards(page) if i not in labels and not truth[i]]
+            if len(cands) >= 5:
+                break
+        threshold = shown_threshold(page)
+        assert threshold < 0.5
+        count = int(re.search(r"(\d+) patches score", text(page, ".eom-review-count"))[1])
+        assert count >= len(review_cards(page)) >= 5
+        five = cands[:5]
+        for pid in five:
+            page.locator(f".eom-review-grid .eom-card[data-id='{pid}'] .eom-thumb").click()
+            wait_for(lambda p=pid: page.locator(
+                f".eom-review-grid .eom-card.eom-selected[data-id='{p}']").count() == 1, 30,
+                f"patch {pid} selected")
+        no = page.locator(".eom-review-no button")
+        wait_for(lambda: "No for 5 selected" in no.inner_text(), 30, "5 selected")
+        shot(page, "11_review_selected")
+        no.click()
+        wait_for(lambda: rounds_done(page) == learned + 1, 90, "the re-fit after the bulk no")
+        labels, rounds = db_state(db, sid)
+        assert {p: labels[p] for p in five} == {p: (-1, "train") for p in five}
+        assert rounds[-1].round == learned + 1 and rounds[-1].fitted
+        assert set(five) <= {p for p, v in rounds[-1].labels if v == -1}
+        wait_for(lambda: page.locator(".eom-review-grid .eom-card.eom-selected").count() == 0,
+                 30, "the selection cleared")
+
+        # the quality check: 20 patches, answered from the reference
+        tab(page, "Quality")
+        size = page.locator(".eom-check-n input").first
+        size.fill("20")
+        size.press("Enter")
+        page.locator(".eom-check button").click()
+        grid = ".eom-check-grid"
+        wait_for(lambda: page.locator(f"{grid} .eom-card").count() == 20, 60, "the sample")
+        shot(page, "12_quality_sample")
+        sample = [int(v) for v in page.locator(f"{grid} .eom-card").evaluate_all(
+            "cs => cs.map(c => c.dataset.id)")]
+        assert not set(sample) & set(labels)
+        for k, pid in enumerate(sample):
+            answer(page, grid, pid, truth[pid])
+            wait_for(lambda p=pid: page.locator(f"{grid} .eom-card[data-id='{p}']").count()
+                     == 0, 60, f"answer {k + 1}")
+        wait_for(lambda: "20 answers" in text(page, ".eom-quality"), 60, "the estimate")
+        shot(page, "13_quality_estimate")
+        line = text(page, ".eom-quality")
+        shown_p = shown_interval(line, "precision")
+        shown_r = shown_interval(line, "recall")
+    assert not refused, f"the app tried to leave 127.0.0.1: {refused}"
+
+    labels, rounds = db_state(db, sid)
+    r = rounds[-1]
+    assert r.round == learned + 1 and r.verified_n == 20
+    assert r.verify_threshold == pytest.approx(threshold)
+    assert {p: labels[p] for p in sample} == {p: (1 if truth[p] else -1, "verify")
+                                              for p in sample}
+    # the page shows the round's values (one decimal, in %)
+    assert shown_p == tuple(f"{100 * v:.1f}" for v in (
+        r.precision_estimate, r.precision_low, r.precision_high))
+    assert shown_r == tuple(f"{100 * v:.1f}" for v in (
+        r.recall_estimate, r.recall_low, r.recall_high))
+    # and the estimator, from the labels in the database, gives the same numbers
+    with open_store(db, read_only=True) as store:
+        est = recompute(store, Session.open(store, sid))
+    assert (est.precision, est.precision_low, est.precision_high, est.recall,
+            est.recall_low, est.recall_high, est.verified) == (
+        r.precision_estimate, r.precision_low, r.precision_high, r.recall_estimate,
+        r.recall_low, r.recall_high, r.verified_n)
+    assert np.isfinite([est.precision, est.recall]).all()
