@@ -20,9 +20,10 @@ Work is one task per block of at most `block_patches` patches of one product (de
 Selection: the patches at the model's level (a session's model knows one grid level) of
 `product_ids` (default: every product with the model's features), kept by `where` (SQL
 over the view `scope_rows`, on the read-only user-SQL path) and `aoi` (a patch's WGS84 box
-intersects the area), each evaluated one product at a time. A product named in the
-selection without the model's features is an error that names the feature set and the
-command that computes it; without a selection such products are skipped and noted.
+intersects the area), each evaluated one product at a time. A product named in
+`product_ids` without the model's features is an error that names the feature set and the
+command that computes it; when products are not named, such products are skipped and
+noted (an error only when no product is left).
 
 A block's id names the model, the product, the first and last patch id and a digest of
 its patch ids: another selection makes other blocks, the same selection resumes.
@@ -142,7 +143,7 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
 
     sets = model_feature_sets(store, model)
     area = as_aoi(aoi)
-    explicit = bool(product_ids) or where is not None or area is not None
+    explicit = bool(product_ids)  # named products must have the features; others skip
     products = select_products(store, product_ids)
     level = model.level
     blocks: list[ApplyBlock] = []

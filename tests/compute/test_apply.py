@@ -133,9 +133,13 @@ def test_where_and_aoi_keep_what_sql_keeps(learn_store, oscd_db, model, ray, tmp
     pid = oscd_db["product"]
     report = run_apply(learn_store, mid, where="row < 5 AND col >= 3", block_patches=64)
     expected = {r[0] for r in learn_store.query(
-        "SELECT patch_id FROM scope_rows WHERE level = 16 AND row < 5 AND col >= 3")}
+        "SELECT patch_id FROM scope_rows WHERE level = 16 AND row < 5 AND col >= 3 "
+        "AND product_id = ?", (pid,))}
     assert set(applied(learn_store, mid)) == expected and report.n_selected == len(expected)
     assert 0 < len(expected) < 896
+    # the other date has no features of the model's set: not named, so skipped and noted
+    assert report.products == [pid]
+    assert report.notes[0].startswith(f"skipped: products {oscd_db['product2']} have no")
 
     learn_store.execute("DELETE FROM annotations")
     x0, y0, x1, y1 = learn_store.query(
