@@ -94,6 +94,10 @@ class JobSpec:
     # runs on each batch once its transaction has committed (also on Ctrl-C): what must
     # follow the commit, never precede it (ingest renames a product's COG into place)
     after_commit: Callable[[list[Finished]], None] | None = None
+    # the arguments of a task, read on the driver just before it is submitted (apply
+    # reads a task's block of features from the store here: at most two blocks per
+    # worker are in memory, never the whole input); default: `task.args`
+    load: Callable[[Store | None, Task], tuple[Any, ...]] | None = None
 
 
 @dataclass
@@ -278,7 +282,8 @@ class _Driver:
                 if task.recorded:
                     self.writer.started(task.task_id, attempt)
                 actor = self.actors[slot]
-                ref = actor.run.remote(task.fn, task.args)
+                args = self.spec.load(self.writer.store, task) if self.spec.load else task.args
+                ref = actor.run.remote(task.fn, args)
                 self.inflight[ref] = (task, attempt, slot, actor, time.perf_counter())
                 self.load[slot] += 1
         self.metrics.set_queue_depth(self.spec.kind, self._queued())
@@ -366,8 +371,9 @@ class _Writer:
     their tasks are not marked done, so a re-run redoes them."""
 
     def __init__(self, store: Store | None, spec: JobSpec,
-                 every_s: float = COMMIT_EVERY_S) -> None:
-        self.store, self.spec, self.every_s = store, spec, every_s
+                 every_s: float | None = None) -> None:
+        self.store, self.spec = store, spec
+        self.every_s = COMMIT_EVERY_S if every_s is None else every_s
         self.starts: list[tuple[str, int]] = []
         self.done: list[Finished] = []
         self.failures: list[tuple[str, str]] = []  # (task_id, error), out of retries

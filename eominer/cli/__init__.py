@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "products": "eominer.cli.ingest:products",
     "sql": "eominer.cli.sql:sql",
     "extract": "eominer.cli.extract:extract",
+    "apply": "eominer.cli.apply:apply",
+    "models": "eominer.cli.models:models",
     "encoder": "eominer.cli.encoder:encoder",
     "session": "eominer.cli.learn:session",
     "search": "eominer.cli.search:search",

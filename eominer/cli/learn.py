@@ -177,6 +177,29 @@ def publish(session_id, threshold, db) -> None:
     click.echo(f"published {s.concept} as model {version}: {n} positive patches")
 
 
+@session.command("save-model")
+@click.argument("session_id")
+@db_option
+def save_model_cmd(session_id, db) -> None:
+    """Save the session's current classifier (a row of `models` and a file in the
+    workspace) for `eominer apply`; prints its id, the model version."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        s = _open(store, session_id)
+        mid = s.save_model()
+        m = store.model(mid)
+    met = m["metrics"]
+    ap = met.get("ap_cv")
+    click.echo(mid)
+    click.echo(f"saved {m['params']['model_kind']} classifier of {s.concept} "
+               f"({m['params']['n_labels']} labels"
+               + (f", cross-validated AP {ap:.3f}" if ap is not None else "")
+               + (f", precision {met['precision']:.2f} on {met['n_verified']} verified"
+                  if met.get("precision") is not None else "")
+               + f") to {m['path']}", err=True)
+
+
 @session.command("export")
 @click.argument("session_id")
 @click.option("--to", "folder", type=click.Path(file_okay=False), default=None,

@@ -1,7 +1,9 @@
 """Publishing: the session's result becomes one annotation row per patch.
 
 Then SQL can ask, e.g. "patches labelled flooded_field with score > 0.8 acquired
-after 2017-05-01" (see `Store.annotated_patches` and docs/learning.md).
+after 2017-05-01" (see `Store.annotated_patches` and docs/learning.md). The classifier
+is saved with it (`eominer.learning.saved`), so `eominer apply` can use it on the rest
+of the archive.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 
 
 def publish(session: Session, threshold: float = 0.5) -> str:
+    from eominer.learning.saved import save_model
+
     scores = session.current_scores().astype(np.float32, copy=True)
     positive = scores >= np.float32(threshold)
     source = np.full(len(scores), "model", dtype=object)
@@ -27,5 +31,6 @@ def publish(session: Session, threshold: float = 0.5) -> str:
     version = session.model_version()
     session.store.write_annotations(session.session_id, session.concept, session.patch_ids,
                                     scores, positive, version, source.tolist())
+    save_model(session)
     session.set_status("published")
     return version

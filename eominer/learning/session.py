@@ -68,6 +68,7 @@ class Session:
         self.data = data
         self.missing = missing
         self._scores: np.ndarray | None = None
+        self._model: Any = None  # the fitted model behind `_scores`
         self._scored_round = 0
         self._flips: list[float | None] = []
 
@@ -327,7 +328,7 @@ class Session:
             labels=tuple((int(i), int(v)) for i, v in zip(ids, y)),
         ))
         if scores is not None:
-            self._scores, self._scored_round = scores, number
+            self._scores, self._scored_round, self._model = scores, number, model
         if self.record.status != "open":  # a new round after publishing: work in progress
             self.set_status("open")
         return RoundResult(
@@ -396,18 +397,36 @@ class Session:
         )
         if self._scores is not None and self._scored_round == last.round:
             return self._scores
-        if last.labels is not None:
-            used = np.asarray(last.labels, np.int64).reshape(-1, 2)
-            ids, y = used[:, 0], used[:, 1].astype(np.int8)
-        else:  # rounds recorded before the training set was stored with them
-            ids, y = self.labels(until=last.created)
-        _, scores, _, _ = fit_score_pick(
+        ids, y = self.round_labels(last)
+        model, scores, _, _ = fit_score_pick(
             self.data, self.data.rows(ids), y, model_kind=last.model_kind,
             model_params=dict(last.model_params), strategy="most_relevant", n=1,
             seed=last.seed,
         )
-        self._scores, self._scored_round = scores, last.round
+        self._scores, self._scored_round, self._model = scores, last.round, model
         return scores
+
+    def round_labels(self, record: RoundRecord) -> tuple[np.ndarray, np.ndarray]:
+        """The training set a round used: (patch_ids, y)."""
+        if record.labels is not None:
+            used = np.asarray(record.labels, np.int64).reshape(-1, 2)
+            return used[:, 0], used[:, 1].astype(np.int8)
+        # rounds recorded before the training set was stored with them
+        return self.labels(until=record.created)
+
+    def current_model(self) -> tuple[RoundRecord, Any, np.ndarray]:
+        """The latest fitted round, its fitted model and its scores (refitted after a
+        restart, as `current_scores`)."""
+        scores = self.current_scores()
+        return self._last_fitted("no fitted round"), self._model, scores
+
+    def save_model(self) -> str:
+        """Store the current classifier as a versioned row of `models` (and its file in
+        the workspace), usable by `eominer apply`; returns its id, the model version.
+        Saving the same version again changes nothing."""
+        from eominer.learning.saved import save_model
+
+        return save_model(self).model_id
 
     def pending_queries(self) -> np.ndarray:
         """The batch the latest round asked about (same after a restart)."""

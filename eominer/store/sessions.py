@@ -268,7 +268,9 @@ class SessionsMixin(StoreBase):
         self, session_id: str, label_name: str, patch_ids: np.ndarray, scores: np.ndarray,
         positive: np.ndarray, model_version: str, source: Sequence[str] | np.ndarray,
     ) -> int:
-        """Replace this session's annotations for `label_name` in one transaction."""
+        """Replace this session's annotations for `label_name` in one transaction. Rows
+        that `eominer apply` wrote (source 'apply': other products scored by the saved
+        model) are kept, except for the patches written here."""
         n = len(patch_ids)
         now = utcnow()
         table = pa.table({
@@ -283,10 +285,17 @@ class SessionsMixin(StoreBase):
         })
         with self.transaction():
             self.execute(
-                "DELETE FROM annotations WHERE session_id = ? AND label_name = ?",
-                (session_id, label_name),
+                "DELETE FROM annotations WHERE session_id = ? AND label_name = ? "
+                "AND source <> 'apply'", (session_id, label_name),
             )
-            self.insert_arrow("annotations", table)
+            applied = self.query(
+                "SELECT COUNT(*) FROM annotations WHERE session_id = ? AND label_name = ?",
+                (session_id, label_name))[0][0]
+            if applied:
+                self.upsert_arrow("annotations", table,
+                                  keys=["patch_id", "label_name", "session_id"])
+            else:
+                self.insert_arrow("annotations", table)
         return n
 
     def annotated_patches(

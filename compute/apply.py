@@ -1,0 +1,265 @@
+"""The apply job: a saved classifier scores every selected patch of the archive, on Ray.
+
+    report = run_apply(store, "3f2a91c0-r4-9b1e22aa", product_ids=["S2A_..."])
+
+Work is one task per block of at most `block_patches` patches of one product (default
+65,536: 16 MB of float32 features at 64 columns, 32 MB at 128), run by the job runner
+(`compute.runner`: resume, retries, batched commits, progress, metrics):
+
+- the driver reads a block's features from the store just before it submits the block
+  (`JobSpec.load`): one query per block, so at most two blocks per worker are in memory,
+  never the whole archive; the driver stays the only process that opens the database;
+- the worker standardises the block with the session's mean and standard deviation and
+  scores it with the saved estimator (`eominer.learning.saved.Scorer`, the session's own
+  float32 code); it returns (patch_ids, scores);
+- the driver upserts each batch of scores as `annotations` (label = the model's concept,
+  session = the model's session, model_version = the model id, source 'apply', positive =
+  score >= threshold) and marks the blocks done in the same transaction: a killed job
+  re-run skips the done blocks, and a block written twice leaves one row per patch.
+
+Selection: the patches at the model's level (a session's model knows one grid level) of
+`product_ids` (default: every product with the model's features), kept by `where` (SQL
+over the view `scope_rows`, on the read-only user-SQL path) and `aoi` (a patch's WGS84 box
+intersects the area), each evaluated one product at a time. A product named in
+`product_ids` without the model's features is an error that names the feature set and the
+command that computes it; when products are not named, such products are skipped and
+noted (an error only when no product is left).
+
+A block's id names the model, the product, the first and last patch id and a digest of
+its patch ids: another selection makes other blocks, the same selection resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
+from eominer.errors import ConfigError, FeatureError
+
+if TYPE_CHECKING:
+    from eominer.learning.saved import SavedModel, Scorer
+    from eominer.store import FeatureSet, Store
+
+DEFAULT_BLOCK_PATCHES = 65_536
+SOURCE = "apply"
+
+
+@dataclass(frozen=True, eq=False)
+class ApplyBlock:
+    """One task: patches of one product, ids in [lo, hi]; `ids` lists them when a WHERE
+    or an AOI keeps only some (else every patch of the range with features)."""
+
+    task_id: str
+    index: int
+    product_id: str
+    lo: int
+    hi: int
+    n: int
+    ids: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class ApplyReport(JobReport):
+    kind: str = "apply"
+    model_id: str = ""
+    threshold: float = 0.5
+    products: list[str] = field(default_factory=list)
+    n_selected: int = 0  # patches to score (selected, with features)
+    n_missing: int = 0  # selected patches without features: not scored
+
+
+# ---- worker side ------------------------------------------------------------------
+def score_block(scorer: Scorer, patch_ids: np.ndarray, X: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(patch_ids, float32 scores) of one block of raw features."""
+    return patch_ids, scorer(X)
+
+
+# ---- driver side ------------------------------------------------------------------
+def model_feature_sets(store: Store, model: SavedModel) -> list[FeatureSet]:
+    """The model's feature sets as the store has them; refused when one is gone or has
+    other columns than the model was trained on."""
+    sets = []
+    for fid in model.feature_set_ids:
+        fs = store.feature_set(fid)
+        if fs is None:
+            raise FeatureError(
+                f"feature set {fid} of model {model.model_id} is not in {store.url}: it was "
+                f"deleted, or the features were re-extracted with other parameters (a new "
+                f"feature set id); extract {fid.split('_v')[0]} with the model's parameters "
+                "again, or train a new session on the new features")
+        sets.append(fs)
+    names = tuple(f"{fs.feature_set_id}__{c}" for fs in sets for c in fs.columns)
+    if names != model.columns:
+        raise FeatureError(
+            f"model {model.model_id} was trained on {len(model.columns)} feature columns; "
+            f"its feature sets {', '.join(model.feature_set_ids)} now have {len(names)} "
+            "other ones: refused (train a new session on these features)")
+    return sets
+
+
+def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[str]],
+                     sets: list[FeatureSet]) -> str:
+    """Which products lack which feature set, the command that computes it, and the
+    reason when the products have the same descriptor with other parameters."""
+    by_set: dict[str, list[str]] = {}
+    for pid, fids in missing.items():
+        for fid in fids:
+            by_set.setdefault(fid, []).append(pid)
+    parts = []
+    for fid, pids in by_set.items():
+        fs = next(s for s in sets if s.feature_set_id == fid)
+        shown = ", ".join(pids[:5]) + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
+        text = (f"products {shown} have no features of set {fid} at level {model.level}: run "
+                f"`eominer extract --features {fs.name} --products {','.join(pids[:5])}` first")
+        others = [o for o in store.feature_sets(fs.name) if o.feature_set_id != fid
+                  and len(store.featured_patch_ids(o.table_name, pids[0], model.level))]
+        if others:
+            o = others[-1]
+            text += (f"; they have {fs.name} features extracted with other parameters "
+                     f"({o.feature_set_id}: {o.params}, the model's: {fs.params}), which the "
+                     "model refuses: its weights mean nothing on them")
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _block_id(model_id: str, product_id: str, ids: np.ndarray) -> str:
+    digest = hashlib.sha1(np.ascontiguousarray(ids, np.int64).tobytes()).hexdigest()[:10]
+    pid = product_id if len(product_id) <= 120 else hashlib.sha1(
+        product_id.encode()).hexdigest()[:16]
+    return f"apply/{model_id}/{pid}/{int(ids[0])}-{int(ids[-1])}-{digest}"
+
+
+def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, where: str | None,
+         aoi: Any, block_patches: int, report: ApplyReport) -> list[ApplyBlock]:
+    """Check everything and cut blocks, writing nothing."""
+    from compute.extract import select_products
+    from eominer.learning.aoi import as_aoi, boxes_in_aoi
+
+    sets = model_feature_sets(store, model)
+    area = as_aoi(aoi)
+    explicit = bool(product_ids)  # named products must have the features; others skip
+    products = select_products(store, product_ids)
+    level = model.level
+    blocks: list[ApplyBlock] = []
+    lacking: dict[str, list[str]] = {}
+    n_level = 0
+    for prod in products:
+        pid = prod.product_id
+        ids = store.patch_ids([pid], level)
+        n_level += len(ids)
+        if where is not None and len(ids):
+            ids = ids[np.isin(ids, store.where_patch_ids(where, level, [pid]))]
+        if area is not None and len(ids):
+            boxes = store.lonlat_boxes(level, [pid], bbox=area.bounds)
+            inside = boxes["patch_id"].to_numpy().astype(np.int64)[boxes_in_aoi(
+                *(boxes[c].to_numpy() for c in ("min_lon", "min_lat", "max_lon", "max_lat")),
+                area.geometry)]
+            ids = ids[np.isin(ids, inside)]
+        if not len(ids):
+            continue
+        have = ids
+        gone = []
+        for fs in sets:
+            with_f = store.featured_patch_ids(fs.table_name, pid, level)
+            if not np.isin(ids, with_f).any():
+                gone.append(fs.feature_set_id)
+            have = have[np.isin(have, with_f)]
+        if gone:
+            lacking[pid] = gone
+            continue
+        report.n_missing += len(ids) - len(have)
+        report.products.append(pid)
+        for s in range(0, len(have), block_patches):
+            chunk = have[s:s + block_patches]
+            blocks.append(ApplyBlock(
+                _block_id(model.model_id, pid, chunk), s // block_patches, pid,
+                int(chunk[0]), int(chunk[-1]), len(chunk),
+                chunk if where is not None or area is not None else None))
+    if lacking:
+        message = _lacking_message(store, model, lacking, sets)
+        if explicit or not blocks:
+            raise FeatureError(f"cannot apply model {model.model_id}: {message}")
+        report.notes.append(f"skipped: {message}")
+    if not blocks:
+        sel = "; ".join(x for x in (
+            f"products {', '.join(product_ids)}" if product_ids else f"{len(products)} products",
+            f"WHERE {where!r}" if where is not None else "",
+            f"area of interest {area.source}" if area is not None else "") if x)
+        raise ConfigError(
+            f"nothing to apply model {model.model_id} to: the selection ({sel}) keeps no "
+            f"patch at level {level} (the model's level; {n_level} patches there); loosen it")
+    if report.n_missing:
+        report.notes.append(f"{report.n_missing} selected patches have no features and are "
+                            "not scored")
+    report.n_selected = sum(b.n for b in blocks)
+    return blocks
+
+
+def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyBlock],
+              threshold: float) -> JobSpec:
+    from eominer.store.features import row_major
+
+    tables = [(fs.table_name, fs.columns) for fs in sets]
+    by_id = {b.task_id: b for b in blocks}
+    scorer = model.scorer
+
+    def load(store: Store | None, task: Task) -> tuple[Any, ...]:
+        assert store is not None  # apply always has a database
+        b = by_id[task.task_id]
+        t = store.feature_block(tables, b.product_id, model.level, b.lo, b.hi)
+        ids = t.column(0).to_numpy().astype(np.int64)
+        if b.ids is not None:
+            keep = np.isin(ids, b.ids)
+            t, ids = t.filter(keep), ids[keep]
+        return scorer, ids, row_major(t, first=1)
+
+    def commit(store: Store | None, done: list[Finished]) -> None:
+        assert store is not None
+        ids = np.concatenate([f.result[0] for f in done])
+        scores = np.concatenate([f.result[1] for f in done]).astype(np.float32)
+        store.upsert_annotations(model.session_id, model.concept, ids, scores,
+                                 scores >= np.float32(threshold), model.model_id, SOURCE)
+
+    tasks = [Task(b.task_id, score_block, (), product_id=b.product_id, block=b.index,
+                  n_items=b.n) for b in blocks]
+    return JobSpec("apply", tasks, commit, load=load)
+
+
+def run_apply(
+    store: Store, model_id: str, product_ids: Sequence[str] | None = None, *,
+    where: str | None = None, aoi: Any = None, threshold: float | None = None,
+    address: str | None = None, num_cpus: int | None = None, num_workers: int | None = None,
+    block_patches: int = DEFAULT_BLOCK_PATCHES, retries: int = DEFAULT_RETRIES,
+    rerun: bool = False, on_start: Callable[[int, int], None] | None = None,
+    on_task: TaskCallback | None = None,
+) -> ApplyReport:
+    """Run (or resume) applying saved model `model_id`. `threshold` (default: the
+    session's publish threshold) makes `positive`; `rerun` scores again the blocks a
+    previous run finished. Bad input raises before anything is written. Returns the
+    report; failed tasks are listed there (`report.raise_for_failures()`)."""
+    from compute.runner import new_job_id, run_job
+    from compute.runtime import import_ray
+    from eominer.learning.saved import load_model
+
+    import_ray(local=not address)  # a missing Ray is reported before anything is planned
+    if block_patches < 1:
+        raise ConfigError(f"block_patches must be at least 1, got {block_patches}")
+    model = load_model(store, model_id)
+    t = model.threshold if threshold is None else float(threshold)
+    if not 0.0 <= t <= 1.0:
+        raise ConfigError(f"threshold must be a score in [0, 1], got {t}")
+    report = ApplyReport(new_job_id("apply"), model_id=model_id, threshold=t)
+    blocks = plan(store, model, product_ids, where, aoi, block_patches, report)
+    spec = apply_job(model, model_feature_sets(store, model), blocks, t)
+    if rerun:
+        spec = JobSpec(spec.kind, spec.tasks, spec.commit, load=spec.load,
+                       done_ids=lambda _store, _tasks: set())
+    run_job(store, spec, address=address, num_cpus=num_cpus, num_workers=num_workers,
+            retries=retries, report=report, on_start=on_start, on_task=on_task)
+    return report
