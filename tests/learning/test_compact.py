@@ -138,7 +138,7 @@ def test_loading_holds_no_float32_copy(tmp_path, bordeaux):
     n = 300_000
     X = base[rng.integers(0, len(base), n)]
     X *= 1 + 0.01 * rng.standard_normal(X.shape, dtype=np.float32)
-    X[5, 3] = np.nan
+    X[5, 3], X[9, 4] = np.nan, -np.inf  # MIN/MAX asked again without them
     store, fs, ids = _store_with(tmp_path, X)
     pids = ids[ids != 7]  # one patch left out of the scope
     tracemalloc.start()
@@ -153,7 +153,8 @@ def test_loading_holds_no_float32_copy(tmp_path, bordeaux):
     np.testing.assert_allclose(C.scale, ref.scale, rtol=1e-6)
     assert C.codes.shape == (X.shape[1], len(pids))  # feature-major
     assert (np.abs(C.codes.astype(int) - ref.codes) <= 1).all()  # rounding at .5 only
-    assert C.stats["n_nonfinite"] == 1 and C.nonfinite[0].tolist() == [5]
+    assert C.stats["n_nonfinite"] == 2 and sorted(C.nonfinite[0].tolist()) == [5, 9]
+    assert np.isfinite(C.scale).all() and np.isnan(C.stats["raw_sums"][3])
     fin = np.where(np.isfinite(X[keep]), X[keep], np.nan)
     np.testing.assert_allclose(C.stats["mean"], np.nanmean(fin, 0, dtype=np.float64), rtol=1e-6,
                                atol=1e-6)
