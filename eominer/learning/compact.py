@@ -39,7 +39,8 @@ COMPACT_ABOVE_BYTES = 1 << 30
 DTYPES = ("auto", "float32", "int8")
 
 
-def _cores() -> int:
+def cores() -> int:
+    """CPU cores this process may run on."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                else os.cpu_count() or 1)
 
@@ -212,7 +213,7 @@ class CompactMatrix:
         ws = (self.scale * w).astype(np.float32)
         bias = np.float32(np.dot(self.offset.astype(np.float64), w.astype(np.float64)))
         starts = list(range(0, n, block))
-        threads = max(1, min(threads or _cores(), len(starts)))
+        threads = max(1, min(threads or cores(), len(starts)))
         # each worker takes contiguous stretches, a buffer of its own
         parts = np.array_split(np.asarray(starts, np.int64), threads)
 

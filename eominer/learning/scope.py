@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eominer.errors import SessionError
-from eominer.learning.compact import LEVELS, CompactMatrix, choose_dtype, quant_params
+from eominer.learning.compact import LEVELS, CompactMatrix, choose_dtype, cores, quant_params
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -137,6 +139,7 @@ def check_memory(n: int, d: int, kind: str, available: int | None = None) -> Non
 
 
 def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
+                 threads: int | None = None,
                  ) -> tuple[np.ndarray, CompactMatrix, np.ndarray]:
     """The features of the scope `pids` (sorted) as int8 codes, straight from the store's
     record batches: (patch_ids with features, CompactMatrix of the raw values, mask of
@@ -162,29 +165,19 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
     raw, fsum, s2, cnt = np.zeros(d), np.zeros(d), np.zeros(d), np.zeros(d)
     bad_r: list[np.ndarray] = []
     bad_c: list[np.ndarray] = []
-    tmp = np.empty(0, np.float32)
-    for batch in store.feature_batches(feature_set_ids, first, last, rows=65536,
-                                       memory_limit=LOAD_DB_MEMORY):
-        if batch.num_rows == 0:
-            continue
-        ids = batch.column(0).to_numpy().astype(np.int64)
-        pos = np.minimum(np.searchsorted(pids, ids), max(n - 1, 0))
-        ok = pids[pos] == ids
-        every = bool(ok.all())
-        if not every:  # rows outside the scope
-            pos = pos[ok]
+    bufs: dict[int, np.ndarray] = {}
+
+    def quantise(js, cols, ok, pos, run) -> None:
+        """Columns `js` of one batch into their rows of codes (a thread per half of the
+        columns: numpy releases the GIL in these loops)."""
         m = len(pos)
-        if m == 0:
-            continue
-        present[pos] = True
-        run = int(pos[-1]) - int(pos[0]) == m - 1 and bool((np.diff(pos) == 1).all())
-        if len(tmp) < m:
-            tmp = np.empty(m, np.float32)
-        t = tmp[:m]
-        cnt += m
-        for j in range(d):
-            col = batch.column(j + 1).to_numpy(zero_copy_only=False)
-            if not every:
+        t = bufs.get(threading.get_ident())
+        if t is None or len(t) < m:
+            t = bufs[threading.get_ident()] = np.empty(max(m, 65536), np.float32)
+        t = t[:m]
+        for j in js:
+            col = cols[j].to_numpy(zero_copy_only=False)
+            if ok is not None:
                 col = col[ok]
             sj = float(col.sum(dtype=np.float64))
             raw[j] += sj
@@ -206,6 +199,29 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
                 np.copyto(codes[j, int(pos[0]):int(pos[0]) + m], t, casting="unsafe")
             else:
                 codes[j, pos] = t
+
+    threads = max(1, min(int(threads or cores()), d))
+    parts = [range(k, d, threads) for k in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        for batch in store.feature_batches(feature_set_ids, first, last, rows=65536,
+                                           memory_limit=LOAD_DB_MEMORY):
+            if batch.num_rows == 0:
+                continue
+            ids = batch.column(0).to_numpy().astype(np.int64)
+            pos = np.minimum(np.searchsorted(pids, ids), max(n - 1, 0))
+            ok = pids[pos] == ids
+            every = bool(ok.all())
+            if not every:  # rows outside the scope
+                pos = pos[ok]
+            m = len(pos)
+            if m == 0:
+                continue
+            present[pos] = True
+            run = int(pos[-1]) - int(pos[0]) == m - 1 and bool((np.diff(pos) == 1).all())
+            cnt += m
+            cols = [batch.column(j + 1) for j in range(d)]
+            rest = [[a] * threads for a in (cols, ok if not every else None, pos, run)]
+            list(pool.map(quantise, parts, *rest))
     keep = None if present.all() else np.flatnonzero(present)
     if keep is not None:  # patches without features: close the gaps in place, in order
         for j in range(d):
