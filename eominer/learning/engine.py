@@ -36,7 +36,7 @@ class SessionData:
       of the memory) that reads like one: `X[rows]`, `X[a:b]` and `X[i]` give float32 rows,
       `X @ w` a float32 vector, `X.shape`, `len(X)`; never `np.asarray(X)` on it.
     - 'auto' (the default): int8 when the float32 matrix would take more than
-      `compact.COMPACT_ABOVE_BYTES` (1 GiB: 2M patches at 128-D), float32 below.
+      `compact.COMPACT_ABOVE_BYTES` (1 GiB: above ~2.1M patches at 128-D), float32 below.
     `rows_f32(rows)` gives float32 rows of a subset whatever the form. `X` given as a
     CompactMatrix (the store loader's, raw values) is standardised in place through its
     scale and offset; `stats` are then the loader's exact float64 column statistics
