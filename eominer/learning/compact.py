@@ -190,6 +190,12 @@ class CompactMatrix:
         self.scale = (self.scale.astype(np.float64) * mul).astype(np.float32)
         self.offset = (self.offset.astype(np.float64) * mul + add).astype(np.float32)
 
+    def __imul__(self, w) -> CompactMatrix:
+        """X *= w (a scalar or one factor per dimension): through the scale and offset."""
+        w = np.broadcast_to(np.asarray(w, np.float64), self.scale.shape)
+        self.affine(w, np.zeros_like(w))
+        return self
+
     def max_abs_error(self) -> np.ndarray:
         """Per dimension, the largest |x - dequantised x| of a finite element: scale / 2
         (plus float32 rounding of the dequantised value)."""

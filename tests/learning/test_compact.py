@@ -33,6 +33,10 @@ def test_codes_rows_and_gemv_within_the_rounding_bound(bordeaux):
     # ...and is within sum_j |w_j| err_j of the float32 product
     assert np.abs(got - Z @ w).max() <= float(np.abs(w) @ err) + 1e-3
     np.testing.assert_array_equal(C[rows], C.rows_f32(rows))
+    W = CompactMatrix(C.codes, C.scale, C.offset)
+    f = np.linspace(0.5, 2.0, Z.shape[1]).astype(np.float32)
+    W *= f  # per-feature-set weights (scope.weigh_feature_sets) on the compact form
+    np.testing.assert_allclose(W[rows], C[rows] * f, rtol=1e-5, atol=1e-5)
     assert C.matvec(w, block=1000, threads=2).tolist() == C.matvec(w, threads=1,
                                                                    block=1000).tolist()
 
