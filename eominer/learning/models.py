@@ -2,7 +2,9 @@
 
 scikit-learn fits (it is fast on a few hundred rows); scoring 1M patches is our own
 code (a GEMV against the weights, or chunked GEMMs against support vectors), never
-`predict_proba`, which takes seconds there.
+`predict_proba`, which takes seconds there. X is a float32 ndarray or a `CompactMatrix`
+(int8 codes: `compact.py`); both slice into float32 rows, and the GEMV of the compact form
+runs in blocks converted in a reused buffer.
 
 Scores are in [0, 1]; 0.5 is the decision boundary. Calibration, per kind:
 - logistic: sigmoid(decision), the model's own probability;
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from eominer.errors import SessionError
+from eominer.learning.compact import matvec
 from eominer.learning.strategies import smallest
 
 MODEL_KINDS = ("logistic", "linear_svm", "rbf_svm", "random_forest", "qbe_mean", "qbe_knn")
@@ -122,7 +125,7 @@ class LinearModel(RelevanceModel):
         return self
 
     def decision(self, X, sq_norms=None, out=None):
-        out = np.matmul(X, self.coef_, out=out)
+        out = matvec(X, self.coef_, out=out)
         out += self.intercept_
         return out
 
@@ -278,7 +281,7 @@ class QueryByExample(RelevanceModel):
 
     def decision(self, X, sq_norms=None, out=None):
         if self.mode == "mean":
-            out = np.matmul(X, self.coef_, out=out)
+            out = matvec(X, self.coef_, out=out)
             out += self.intercept_
             return out
         sq = row_sq_norms(X) if sq_norms is None else sq_norms
@@ -324,7 +327,7 @@ def similar_to(X: np.ndarray, query: np.ndarray, k: int,
     (2 x.q - ||x||^2 ranks as -||x - q||^2); without, by dot product. Returns (indices,
     best first; similarities, larger is nearer)."""
     q = np.asarray(query, np.float32)
-    sims = X @ q
+    sims = matvec(X, q)
     if sq_norms is not None:
         sims *= np.float32(2.0)
         sims -= sq_norms

@@ -15,24 +15,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eominer.errors import SessionError
+from eominer.learning.compact import LEVELS, CompactMatrix, choose_dtype, cores, quant_params
 
 if TYPE_CHECKING:
     from eominer.store import Store
 
+LOAD_DB_MEMORY = "512MB"  # DuckDB's buffer pool while a compact session loads (else it
+# keeps the scanned blocks cached: 1.1 GB of RSS at 2M x 128, against 0.26 GB of codes)
+
 
 def feature_signature(feature_set_ids: Sequence[str], names: list[str], patch_ids: np.ndarray,
-                      X: np.ndarray) -> str:
-    """Fingerprint of the raw feature matrix: ids, columns, rows and column sums."""
+                      X) -> str:
+    """Fingerprint of the raw feature matrix: ids, columns, rows and column sums (of a
+    CompactMatrix from `load_compact`: the exact sums its loader took on the way)."""
     h = hashlib.sha1()
     h.update(json.dumps([list(feature_set_ids), names]).encode())
     h.update(np.asarray(patch_ids, np.int64).tobytes())
-    sums = X.sum(axis=0, dtype=np.float64) if X.size else np.zeros(0)
+    if isinstance(X, CompactMatrix):
+        sums = X.stats["raw_sums"]
+    else:
+        sums = X.sum(axis=0, dtype=np.float64) if X.size else np.zeros(0)
     h.update(",".join(f"{v:.6g}" for v in sums.tolist()).encode())
     return h.hexdigest()[:16]
 
@@ -65,13 +75,21 @@ def weigh_feature_sets(data) -> None:
 def load_scope(store: Store, product_ids: Sequence[str], level: int,
                feature_set_ids: Sequence[str], within: np.ndarray | None = None,
                max_cloud: float | None = None, aoi_wkt: str | None = None,
-               where: str | None = None,
-               ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, int]:
-    """Features of the scope: (patch_ids, raw X, names, centres, n_missing)."""
+               where: str | None = None, dtype: str = "auto",
+               ) -> tuple[np.ndarray, np.ndarray | CompactMatrix, list[str], np.ndarray, int]:
+    """Features of the scope: (patch_ids, raw X, names, centres, n_missing).
+
+    `dtype` (`compact.choose_dtype`): 'float32' reads a float32 matrix; 'int8' streams the
+    store's record batches straight into int8 codes (`load_compact`), never holding a
+    float32 copy of the whole; 'auto' picks int8 above 1 GiB of float32. A scope that
+    cannot fit in the memory available is refused before loading (`check_memory`)."""
     for pid in product_ids:
         if not store.product_exists(pid):
             raise SessionError(f"product {pid!r} is not in {store.url}: ingest it first")
-    patches = store.scope_patches(list(product_ids), level)
+    cols = ["patch_id", "min_x", "min_y", "max_x", "max_y"]  # only what is used: at 10M the
+    cols += ["cloud_fraction"] if max_cloud is not None else []  # whole row is ~1 GB
+    cols += ["min_lon", "min_lat", "max_lon", "max_lat"] if aoi_wkt else []
+    patches = store.scope_patches(list(product_ids), level, columns=cols)
     pids = patches["patch_id"].to_numpy().astype(np.int64)
     if within is not None:
         pids = pids[np.isin(pids, within)]
@@ -94,20 +112,165 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
             f"(levels there: {levels or 'none'})"
             + ("; the coarse session published no positive patch" if within is not None else "")
         )
-    ids, X, names = store.read_features(list(feature_set_ids), list(product_ids), level)
-    keep = np.isin(ids, pids)
-    ids, X = ids[keep], X[keep]
+    all_ids = patches["patch_id"].to_numpy().astype(np.int64)
+    at = np.searchsorted(all_ids, pids)
+    centres = np.stack([(patches["min_x"].to_numpy()[at] + patches["max_x"].to_numpy()[at]) / 2,
+                        (patches["min_y"].to_numpy()[at] + patches["max_y"].to_numpy()[at]) / 2],
+                       axis=1)
+    del patches, all_ids, at  # before the features: the loading peak is the matrix
+    sets = [store.require_feature_set(f) for f in feature_set_ids]
+    d = sum(fs.dims for fs in sets)
+    kind = choose_dtype(dtype, len(pids), d)
+    check_memory(len(pids), d, kind)
+    if kind == "int8":
+        ids, X, present = load_compact(store, list(feature_set_ids), pids)
+        names = [f"{fs.feature_set_id}__{c}" for fs in sets for c in fs.columns]
+        centres = centres[present] if not present.all() else centres
+    else:
+        ids, X, names = store.read_features(list(feature_set_ids), list(product_ids), level)
+        keep = np.isin(ids, pids)
+        ids, X = ids[keep], X[keep]
+        centres = centres[np.searchsorted(pids, ids)] if len(ids) else centres[:0]
     if len(ids) == 0:
         raise SessionError(
             f"no features for the {len(pids)} patches of the scope in feature sets "
             f"{list(feature_set_ids)}: " + covering_hint(store, product_ids, level)
         )
-    cx = (patches["min_x"].to_numpy() + patches["max_x"].to_numpy()) / 2
-    cy = (patches["min_y"].to_numpy() + patches["max_y"].to_numpy()) / 2
-    all_ids = patches["patch_id"].to_numpy().astype(np.int64)
-    at = np.searchsorted(all_ids, ids)
-    centres = np.stack([cx[at], cy[at]], axis=1)
     return ids, X, names, centres, int(len(pids) - len(ids))
+
+
+def check_memory(n: int, d: int, kind: str, available: int | None = None) -> None:
+    """Refuse, before loading, a scope whose matrix would not fit in the memory available
+    (MemAvailable of /proc/meminfo; nothing checked where it cannot be read).
+    Estimate: float32 reads the store's Arrow result and the matrix (2 x 4 bytes per
+    value); int8 1 byte per value; both plus ~64 bytes per patch (ids, centres, norms,
+    scores, the patch table while the scope is chosen)."""
+    per_value = 8 if kind == "float32" else 1
+    need = int(n) * (int(d) * per_value + 64)
+    if available is None:
+        try:
+            with open("/proc/meminfo") as f:
+                info = dict(line.split(":", 1) for line in f)
+            available = int(info["MemAvailable"].split()[0]) * 1024
+        except (OSError, KeyError, ValueError):
+            return
+    if need > available:
+        raise SessionError(
+            f"the scope's {n:,} patches x {d} features need ~{need / 2**30:.1f} GiB to load "
+            f"as {kind}, and {available / 2**30:.1f} GiB of memory is available: narrow the "
+            "scope (fewer products, an AOI or a WHERE), use fewer feature sets"
+            + (", or hold the features as int8 (features_dtype='int8')"
+               if kind == "float32" else ", or free memory"))
+
+
+def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
+                 threads: int | None = None,
+                 ) -> tuple[np.ndarray, CompactMatrix, np.ndarray]:
+    """The features of the scope `pids` (sorted) as int8 codes, straight from the store's
+    record batches: (patch_ids with features, CompactMatrix of the raw values, mask of
+    `pids` that have features).
+
+    One aggregate query gives each column's finite range over the patch ids first..last of
+    the scope (the codes' scale and offset); then the store streams record batches of
+    65,536 rows (DuckDB's buffer pool capped at LOAD_DB_MEMORY), and each column of a
+    batch is quantised (a reused float32 buffer of one column) into its row of the
+    feature-major codes, at the batch's sorted places; rows outside the scope are dropped.
+    The exact column sums (signature), the mean and standard deviation of the finite
+    values (float64 sums) and the positions of non-finite values are taken on the way:
+    `X.stats`. `X.exact_rows(patch_ids)` reads exact float32 rows back from the store
+    (what a round fits on)."""
+    first, last = int(pids[0]), int(pids[-1])
+    lo, hi = store.feature_ranges(feature_set_ids, first, last, memory_limit=LOAD_DB_MEMORY)
+    scale, offset = quant_params(lo, hi)
+    d, n = len(lo), len(pids)
+    inv = (1.0 / scale).astype(np.float32)
+    off = offset.astype(np.float32)
+    codes = np.empty((d, n), np.int8)  # feature-major: each column lands in its own row
+    present = np.zeros(n, bool)
+    raw, fsum, s2, cnt = np.zeros(d), np.zeros(d), np.zeros(d), np.zeros(d)
+    bad_r: list[np.ndarray] = []
+    bad_c: list[np.ndarray] = []
+    bufs: dict[int, np.ndarray] = {}
+
+    def quantise(js, cols, ok, pos, run) -> None:
+        """Columns `js` of one batch into their rows of codes (a thread per half of the
+        columns: numpy releases the GIL in these loops)."""
+        m = len(pos)
+        t = bufs.get(threading.get_ident())
+        if t is None or len(t) < m:
+            t = bufs[threading.get_ident()] = np.empty(max(m, 65536), np.float32)
+        t = t[:m]
+        for j in js:
+            col = cols[j].to_numpy(zero_copy_only=False)
+            if ok is not None:
+                col = col[ok]
+            sj = float(col.sum(dtype=np.float64))
+            raw[j] += sj
+            np.subtract(col, off[j], out=t)
+            np.multiply(t, inv[j], out=t)
+            if np.isfinite(sj):  # a finite sum means finite values
+                fsum[j] += sj
+            else:
+                bad = ~np.isfinite(t)
+                fsum[j] += float(col[~bad].sum(dtype=np.float64))
+                bad_r.append(pos[bad])
+                bad_c.append(np.full(int(bad.sum()), j, np.int64))
+                t[bad] = 0.0
+                cnt[j] -= bad.sum()
+            s2[j] += float(np.dot(t, t))
+            np.clip(t, -LEVELS, LEVELS, out=t)
+            np.rint(t, out=t)
+            if run:
+                np.copyto(codes[j, int(pos[0]):int(pos[0]) + m], t, casting="unsafe")
+            else:
+                codes[j, pos] = t
+
+    threads = max(1, min(int(threads or cores()), d))
+    parts = [range(k, d, threads) for k in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        for batch in store.feature_batches(feature_set_ids, first, last, rows=65536,
+                                           memory_limit=LOAD_DB_MEMORY):
+            if batch.num_rows == 0:
+                continue
+            ids = batch.column(0).to_numpy().astype(np.int64)
+            pos = np.minimum(np.searchsorted(pids, ids), max(n - 1, 0))
+            ok = pids[pos] == ids
+            every = bool(ok.all())
+            if not every:  # rows outside the scope
+                pos = pos[ok]
+            m = len(pos)
+            if m == 0:
+                continue
+            present[pos] = True
+            run = int(pos[-1]) - int(pos[0]) == m - 1 and bool((np.diff(pos) == 1).all())
+            cnt += m
+            cols = [batch.column(j + 1) for j in range(d)]
+            rest = [[a] * threads for a in (cols, ok if not every else None, pos, run)]
+            list(pool.map(quantise, parts, *rest))
+    keep = None if present.all() else np.flatnonzero(present)
+    if keep is not None:  # patches without features: close the gaps in place, in order
+        for j in range(d):
+            codes[j, :len(keep)] = codes[j, keep]
+        codes = codes[:, :len(keep)] if len(keep) > 0.9 * n else \
+            np.ascontiguousarray(codes[:, :len(keep)])
+    X = CompactMatrix(codes, scale, offset)
+    if bad_r:
+        r = np.concatenate(bad_r)
+        X.nonfinite = (r if keep is None else np.searchsorted(keep, r),
+                       np.concatenate(bad_c).astype(np.int64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(cnt > 0, fsum / np.maximum(cnt, 1), 0.0)
+        mean_t = (mean - offset) / scale
+        std = scale * np.sqrt(np.maximum(s2 / np.maximum(cnt, 1) - mean_t * mean_t, 0.0))
+    std[~(std > 1e-12)] = 1.0
+    X.stats = {"raw_sums": raw, "mean": mean.astype(np.float32), "std": std.astype(np.float32),
+               "n_nonfinite": int(sum(len(r) for r in bad_r))}
+
+    def exact_rows(patch_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return store.read_feature_rows(feature_set_ids, patch_ids)
+
+    X.exact_rows = exact_rows
+    return (pids if keep is None else pids[keep]), X, present
 
 
 def _clear_enough(patches, pids: np.ndarray, max_cloud: float, product_ids: list[str],

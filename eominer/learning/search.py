@@ -38,7 +38,9 @@ import pyarrow as pa
 
 from eominer.errors import SearchError
 from eominer.learning.aoi import AOI, as_aoi, boxes_in_aoi, no_patch_message, stored_aoi
+from eominer.learning.compact import LEVELS, CompactMatrix
 from eominer.learning.engine import SessionData
+from eominer.learning.models import row_sq_norms
 from eominer.store.base import utcnow
 from eominer.store.scope import check_where
 
@@ -79,20 +81,25 @@ class SearchResult:
 def nearest(X: np.ndarray, patch_ids: np.ndarray, centre: np.ndarray, k: int,
             exclude: np.ndarray | None = None, sq_norms: np.ndarray | None = None,
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the `k` nearest rows of `X` (float32) to `centre` (float64), ranked by the
-    float64 squared distance, then patch_id; returns (rows, squared distances).
+    """Rows of the `k` nearest rows of `X` (float32, or a CompactMatrix: then exact on its
+    float32 rows) to `centre` (float64), ranked by the float64 squared distance, then
+    patch_id; returns (rows, squared distances).
 
     ||x||² - 2 x·c + ||c||² in float32 differs from the exact value by less than
     (2γ_d + 6u)(||x||² + ||c||²) (γ_d = d·u, any summation order); `err` is twice that. Every
     row whose lower bound is within the k-th smallest upper bound is re-ranked exactly."""
     n, d = X.shape
     c32 = centre.astype(np.float32)
-    sq = sq_norms if sq_norms is not None else np.einsum("ij,ij->i", X, X)
+    sq = sq_norms if sq_norms is not None else row_sq_norms(X)
     dist = X @ c32
     dist *= np.float32(-2.0)
     dist += sq
     dist += np.float32(c32 @ c32)
-    err = (sq + np.float32(centre @ centre)) * np.float32(4 * (d + 4) * _U)
+    extra = 0.0
+    if isinstance(X, CompactMatrix):  # its GEMV sums offset and scale * code terms apart
+        a = np.abs(X.offset.astype(np.float64)) + LEVELS * np.abs(X.scale.astype(np.float64))
+        extra = float(a @ a)
+    err = (sq + np.float32(centre @ centre + extra)) * np.float32(4 * (d + 4) * _U)
     if exclude is not None and len(exclude):
         dist[exclude] = np.inf
     k = min(int(k), int(np.isfinite(dist).sum()))

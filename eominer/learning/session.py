@@ -79,7 +79,7 @@ class Session:
         level: int, feature_set_ids: Sequence[str], *, model_kind: str = "logistic",
         strategy: str = "diverse", params: SessionParams | dict[str, Any] | None = None,
         parent_session: str | None = None, max_cloud: float | None = None,
-        aoi: Any = None, where: str | None = None,
+        aoi: Any = None, where: str | None = None, features_dtype: str = "auto",
     ) -> Session:
         """A new session over the patches of `product_ids` at `level`. `max_cloud` (a
         fraction) leaves out patches whose cloud_fraction is above it (unknown, NULL, stays
@@ -87,7 +87,9 @@ class Session:
         geometry or an `AOI`) keeps the patches whose WGS84 box intersects it; `where` (SQL
         over the view `scope_rows`, docs/schema.md) keeps those it holds for. All are stored
         in the session's params, so a reopened session has the same scope; a scope that
-        nothing is left of is refused before anything is written."""
+        nothing is left of is refused before anything is written. `features_dtype`
+        ('auto', 'float32', 'int8': how the matrix is held in memory, `SessionData`) is
+        this process's choice, not the session's: any process may open it either way."""
         require_label(store, concept)
         if model_kind not in MODEL_KINDS:
             raise SessionError(f"unknown model kind {model_kind!r}: one of {MODEL_KINDS}")
@@ -117,7 +119,7 @@ class Session:
         within = cascade_scope(store, p.parent_session, product_ids, level)
         ids, X, names, centres, missing = load_scope(store, product_ids, level,
                                                      feature_set_ids, within, p.max_cloud,
-                                                     p.aoi_wkt, p.where)
+                                                     p.aoi_wkt, p.where, features_dtype)
         now = utcnow()
         record = SessionRecord(
             session_id=uuid.uuid4().hex[:16], name=name, owner=owner, concept=concept,
@@ -131,8 +133,8 @@ class Session:
         return cls(store, record, _session_data(ids, X, names, centres), missing)
 
     @classmethod
-    def open(cls, store: Store, session_id: str, *,
-             accept_feature_change: bool = False) -> Session:
+    def open(cls, store: Store, session_id: str, *, accept_feature_change: bool = False,
+             features_dtype: str = "auto") -> Session:
         record = store.session(session_id)
         if record is None:
             known = ", ".join(r.session_id for r in store.session_list()[-10:]) or "none"
@@ -141,7 +143,8 @@ class Session:
                                record.level)
         ids, X, names, centres, missing = load_scope(
             store, record.product_ids, record.level, record.feature_set_ids, within,
-            record.params.max_cloud, record.params.aoi_wkt, record.params.where)
+            record.params.max_cloud, record.params.aoi_wkt, record.params.where,
+            features_dtype)
         sig = feature_signature(record.feature_set_ids, names, ids, X)
         if sig != record.feature_signature:
             if not accept_feature_change:
@@ -213,9 +216,10 @@ class Session:
         """Record one answer (+1 yes, -1 no) at once. `purpose` 'verify' marks answers
         to a verification sample (kept out of training)."""
         self._check_label(label, user, purpose)
-        self.data.rows([patch_id])  # raises for a patch outside the scope
+        rows = self.data.rows([patch_id])  # raises for a patch outside the scope
         self.store.put_label(self.session_id, int(patch_id), user, int(label),
                              len(self.rounds()), purpose)
+        self.data.rows_f32(rows)  # a compact session reads its exact row now, not in the round
 
     def label_many(self, patch_ids: Sequence[int], label: int, user: str,
                    purpose: str = "train") -> int:
@@ -225,9 +229,10 @@ class Session:
         ids = np.unique(np.asarray(patch_ids, np.int64))
         if not len(ids):
             raise SessionError("no patches selected: select some, then label them")
-        self.data.rows(ids)  # raises for a patch outside the scope
+        rows = self.data.rows(ids)  # raises for a patch outside the scope
         self.store.put_labels(self.session_id, ids, user, int(label), len(self.rounds()),
                               purpose)
+        self.data.rows_f32(rows)  # exact rows of a compact session (up to EXACT_ROWS_MAX)
         return len(ids)
 
     def undo_last_label(self, user: str) -> Label | None:

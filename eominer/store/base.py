@@ -104,6 +104,12 @@ class StoreBase:
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return self.engine.query_arrow(sql, params)
 
+    def query_batches(self, sql: str, params: Sequence[Any] = (), rows: int = 65536,
+                      memory_limit: str | None = None) -> Iterator[pa.RecordBatch]:
+        """The result as Arrow record batches (streamed on DuckDB, its buffer pool capped
+        at `memory_limit` meanwhile): consume them all."""
+        return self.engine.query_batches(sql, params, rows, memory_limit)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing; nested calls join the outer transaction."""

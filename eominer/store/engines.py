@@ -85,6 +85,12 @@ class Engine(abc.ABC):
     def view_names(self) -> set[str]:
         """Names of eominer's views (lower case)."""
 
+    def query_batches(self, sql: str, params: Params = (), rows: int = 65536,
+                      memory_limit: str | None = None) -> Iterator[pa.RecordBatch]:
+        """The result as Arrow record batches of at most `rows` rows. Here the whole result
+        is fetched first; DuckDB streams it (its override)."""
+        yield from self.query_arrow(sql, params).to_batches(rows)
+
     def interrupt(self) -> None:
         """Cancel the running statement, where the engine can."""
 
@@ -239,6 +245,23 @@ class DuckDBEngine(Engine):
                 return pa.table({})
             fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
             return fetch()
+
+    def query_batches(self, sql: str, params: Params = (), rows: int = 65536,
+                      memory_limit: str | None = None) -> Iterator[pa.RecordBatch]:
+        """The result streamed as Arrow record batches (never the whole result in memory);
+        the file stays held, under the lock, until the iteration ends: consume it.
+        `memory_limit` (e.g. '512MB') caps DuckDB's buffer pool meanwhile: a scan of a
+        large table otherwise keeps its blocks cached, up to 80 % of the machine's RAM."""
+        with self._held() as con:
+            if memory_limit:
+                con.execute("SET memory_limit = ?", [memory_limit])
+            try:
+                rel = con.sql(sql, params=[_to_python(p) for p in params] or None)
+                if rel is not None:
+                    yield from rel.to_arrow_reader(rows)
+            finally:
+                if memory_limit:
+                    con.execute("RESET memory_limit")
 
     def append_arrow(self, table: str, data: pa.Table) -> None:
         with self._held() as con:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,6 +211,92 @@ class FeaturesMixin(StoreBase):
         return [fid for fid, per in self.feature_coverage(product_ids, level).items()
                 if product_ids and all(per.get(p) for p in product_ids)]
 
+    def _features_sql(self, feature_set_ids: Sequence[str], product_ids: Sequence[str],
+                      ) -> tuple[list[FeatureSet], str, str]:
+        """(sets, FROM ... WHERE (level and products bound as parameters), column list)."""
+        sets = [self.require_feature_set(f) for f in feature_set_ids]
+        joins = " ".join(
+            f"JOIN {fs.table_name} t{i} ON t{i}.patch_id = t0.patch_id"
+            for i, fs in enumerate(sets) if i
+        )
+        body = (f"FROM {sets[0].table_name} t0 {joins} "
+                f"JOIN patches p ON p.patch_id = t0.patch_id "
+                f"WHERE p.level = ? AND p.product_id IN ({_in_list(product_ids)})")
+        cols = [f"t{i}.{c}" for i, fs in enumerate(sets) for c in fs.columns]
+        return sets, body, ", ".join(cols)
+
+    def _feature_scan(self, feature_set_ids: Sequence[str]) -> tuple[str, list[str]]:
+        """(FROM the feature sets joined on patch_id, the qualified columns)."""
+        sets = [self.require_feature_set(f) for f in feature_set_ids]
+        joins = " ".join(f"JOIN {fs.table_name} t{i} ON t{i}.patch_id = t0.patch_id"
+                         for i, fs in enumerate(sets) if i)
+        return (f"FROM {sets[0].table_name} t0 {joins}",
+                [f"t{i}.{c}" for i, fs in enumerate(sets) for c in fs.columns])
+
+    def feature_ranges(self, feature_set_ids: Sequence[str], first_id: int, last_id: int,
+                       memory_limit: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per column, the smallest and largest finite value (NaN where a column has none)
+        of the features of patch ids first_id..last_id (a range: DuckDB skips the blocks
+        outside it; the patches between that are not in a scope only widen the range).
+        Plain MIN / MAX; the columns where they are not finite (NaN, +-inf stored) are
+        asked again without those values."""
+        src, cols = self._feature_scan(feature_set_ids)
+        where = "WHERE t0.patch_id BETWEEN ? AND ?"
+        params = [int(first_id), int(last_id)]
+
+        def ask(aggs: list[str]) -> list[float]:
+            t = pa.Table.from_batches(list(self.query_batches(
+                f"SELECT {', '.join(aggs)} {src} {where}", params,
+                memory_limit=memory_limit)))
+            return [np.nan if v is None else float(v) for v in t.to_pylist()[0].values()] \
+                if t.num_rows else [np.nan] * len(aggs)
+
+        v = np.asarray(ask([f"{f}({c}) AS a{k}_{f}" for k, c in enumerate(cols)
+                            for f in ("MIN", "MAX")]), np.float64)
+        lo, hi = v[0::2], v[1::2]
+        again = np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))
+        if len(again):
+            aggs = []
+            for k in again.tolist():
+                fin = f"CASE WHEN {cols[k]} BETWEEN -3.4e38 AND 3.4e38 THEN {cols[k]} END"
+                aggs += [f"MIN({fin}) AS b{k}_MIN", f"MAX({fin}) AS b{k}_MAX"]
+            w = np.asarray(ask(aggs), np.float64)
+            lo[again], hi[again] = w[0::2], w[1::2]
+        return lo, hi
+
+    def feature_batches(self, feature_set_ids: Sequence[str], first_id: int, last_id: int,
+                        rows: int = 65536, memory_limit: str | None = None,
+                        ) -> Iterator[pa.RecordBatch]:
+        """The features of patch ids first_id..last_id as record batches (patch_id, then the
+        columns of `read_features`), in no particular order, streamed where the engine can
+        (DuckDB): a session holds them compactly without a float32 copy of the whole. The
+        caller keeps the rows of its scope (no join with `patches`: its hash table would
+        weigh more than the batches)."""
+        src, cols = self._feature_scan(feature_set_ids)
+        return self.query_batches(
+            f"SELECT t0.patch_id, {', '.join(cols)} {src} WHERE t0.patch_id BETWEEN ? AND ?",
+            [int(first_id), int(last_id)], rows, memory_limit)
+
+    def read_feature_rows(self, feature_set_ids: Sequence[str], patch_ids: Sequence[int],
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """(patch_ids found, sorted; their float32 features) for a few patches, in the
+        column order of `read_features` (the exact rows a compact session fits on): point
+        lookups on the primary key, 100 to a statement (an IN list scans the table)."""
+        ids = sorted({int(i) for i in patch_ids})
+        src, cols = self._feature_scan(feature_set_ids)
+        one = f"SELECT t0.patch_id, {', '.join(cols)} {src} WHERE t0.patch_id = ?"
+        got_ids, got_X = [], []
+        for a in range(0, len(ids), 100):
+            part = ids[a:a + 100]
+            t = self.query_arrow(" UNION ALL ".join([one] * len(part)), part)
+            got_ids.append(t.column(0).to_numpy().astype(np.int64))
+            got_X.append(row_major(t, first=1))
+        if not got_ids:
+            return np.empty(0, np.int64), np.empty((0, len(cols)), np.float32)
+        out_ids = np.concatenate(got_ids)
+        order = np.argsort(out_ids, kind="stable")
+        return out_ids[order], np.concatenate(got_X).reshape(-1, len(cols))[order]
+
     def read_features(
         self, feature_set_ids: Sequence[str], product_ids: Sequence[str], level: int,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -221,21 +307,11 @@ class FeaturesMixin(StoreBase):
         """
         if not feature_set_ids or not product_ids:
             return np.empty(0, np.int64), np.empty((0, 0), np.float32), []
-        sets = [self.require_feature_set(f) for f in feature_set_ids]
-        first = sets[0].table_name
+        sets, body, _ = self._features_sql(feature_set_ids, product_ids)
         select = ", ".join(
             f"t{i}.{c} AS {fs.feature_set_id}__{c}" for i, fs in enumerate(sets) for c in fs.columns
         )
-        joins = " ".join(
-            f"JOIN {fs.table_name} t{i} ON t{i}.patch_id = t0.patch_id"
-            for i, fs in enumerate(sets) if i
-        )
-        sql = (
-            f"SELECT t0.patch_id, {select} FROM {first} t0 {joins} "
-            f"JOIN patches p ON p.patch_id = t0.patch_id "
-            f"WHERE p.level = ? AND p.product_id IN ({_in_list(product_ids)})"
-        )
-        table = self.query_arrow(sql, [level, *product_ids])
+        table = self.query_arrow(f"SELECT t0.patch_id, {select} {body}", [level, *product_ids])
         ids = table.column(0).to_numpy().astype(np.int64)
         names = [f"{fs.feature_set_id}__{c}" for fs in sets for c in fs.columns]
         # sorting 1M ids here and filling rows in place is 3x cheaper than ORDER BY over

