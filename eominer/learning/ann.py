@@ -209,7 +209,7 @@ def search_archive(store: Store, like: Sequence[int], feature_set_id: str, *,
     if manifest.columns != list(fs.columns):
         raise SearchError(f"the index of {fs.feature_set_id} was built for other columns: "
                           "rebuild it with `eominer index build --rebuild`")
-    ex_ids, X_ex = store.feature_rows(fs, examples)
+    ex_ids, X_ex = store.read_feature_rows([fs.feature_set_id], examples)
     missing = sorted(set(examples) - set(ex_ids.tolist()))
     if missing:
         raise SearchError(f"example patch(es) {missing} have no features in "

@@ -177,17 +177,6 @@ class FeaturesMixin(StoreBase):
             )
         return t["patch_id"].to_numpy().astype(np.int64)
 
-    def feature_rows(self, fs: FeatureSet, patch_ids: Sequence[int],
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Features of a few given patches: (patch_ids found, sorted; X float32 (n, d))."""
-        ids = sorted({int(i) for i in patch_ids})
-        if not ids:
-            return np.empty(0, np.int64), np.empty((0, len(fs.columns)), np.float32)
-        t = self.query_arrow(
-            f"SELECT patch_id, {', '.join(fs.columns)} FROM {fs.table_name} "
-            f"WHERE patch_id IN ({_in_list(ids)}) ORDER BY patch_id", ids)
-        return t.column(0).to_numpy().astype(np.int64), row_major(t, first=1)
-
     def feature_coverage(self, product_ids: Sequence[str], level: int,
                          ) -> dict[str, dict[str, int]]:
         """For every feature set, how many patches of each product at `level` have
