@@ -8,7 +8,7 @@ faiss, and why DuckDB's `vss` is not an option here).
 
 Layout, beside the database (`index_root`): one folder per (feature set, level) holding
 - `manifest.json`: the feature set, level, columns, the standardisation (mean and standard
-  deviation per column over the products indexed when the index was first built), and one
+  deviation per column over the level's rows when the index was first built), and one
   entry per product shard (file, patch count, built);
 - one usearch file per product: the graph of its standardised vectors, keyed by patch_id.
 
