@@ -133,8 +133,7 @@ class MapView(Viewer):
         self._base_marker = pn.pane.HTML("", css_classes=["eom-base-version"], width=0,
                                          height=0, margin=0)
         self._message = pn.pane.HTML("", css_classes=["eom-map-message"])
-        self._plot = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_both", min_height=520,
-                                   css_classes=["eom-map"])
+        self._plot = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_both", min_height=520)
         self.param.watch(lambda _: self._change_controls(), "show_change")
         self.param.watch(lambda _: self._draw_change(), ["show_change", "opacity"])
         self.param.watch(lambda _: self._draw_bases(self._view), "false_colour")
@@ -236,7 +235,7 @@ class MapView(Viewer):
         fig = figure(x_range=Range1d(0, 1, name="eom-x"), y_range=Range1d(0, 1, name="eom-y"),
                      sizing_mode="stretch_both", min_border=0, toolbar_location="right",
                      tools="pan,wheel_zoom,reset,tap", active_scroll="wheel_zoom",
-                     name="eom-figure", output_backend="canvas")
+                     name="eom-figure", output_backend="canvas", css_classes=["eom-map"])
         fig.axis.visible = False
         fig.grid.visible = False
         fig.outline_line_color = None
