@@ -44,7 +44,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 # ---- the synthetic store ------------------------------------------------------------
-def write_synthetic_cog(dest: Path, size: int, seed: int = 0) -> None:
+def write_synthetic_cog(dest: Path, size: int, seed: int = 0,
+                        transform: list[float] | None = None) -> None:
     """Fields (blocks of ~180 px with their own reflectance) plus noise, written in
     strips to a tiled GeoTIFF, then copied to a COG with overviews (ingest's writer)."""
     import rasterio
@@ -63,7 +64,8 @@ def write_synthetic_cog(dest: Path, size: int, seed: int = 0) -> None:
     profile = {"driver": "GTiff", "width": size, "height": size, "count": 3,
                "dtype": "uint16", "crs": "EPSG:32633", "nodata": 0, "tiled": True,
                "blockxsize": 512, "blockysize": 512, "compress": "ZSTD", "zstd_level": 1,
-               "transform": Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5900040.0),
+               "transform": Affine(*(transform or [10.0, 0.0, 300000.0, 0.0, -10.0,
+                                                   5900040.0])),
                "BIGTIFF": "IF_SAFER"}
     cols = np.arange(size) // cell
     with rasterio.open(tmp, "w", **profile) as ds:

@@ -127,17 +127,17 @@ def test_two_products_on_one_map_click_fly_and_box_label(server, ui_base):
         page.locator('.eom-map [title="Box: label patches or an area"]').first.click()
         f = model(page, "eom-figure")
         cx, cy = box["x"] + f["w"] / 2, box["y"] + f["h"] / 2
-        page.mouse.move(cx - 90, cy - 60)
+        page.mouse.move(cx - 300, cy - 200)
         page.mouse.down()
         page.mouse.move(cx, cy, steps=5)
-        page.mouse.move(cx + 90, cy + 60, steps=5)
+        page.mouse.move(cx + 300, cy + 200, steps=5)
         page.mouse.up()
         info = page.locator(".eom-shape-info")
         wait_for(lambda: "session patches under the shape" in text(page, ".eom-shape-info"),
                  30, "the count under the box")
         n = int(re.search(r'data-n="(\d+)"', info.first.evaluate(
             "e => e.shadowRoot ? e.shadowRoot.innerHTML : e.innerHTML")).group(1))
-        assert n > 3
+        assert n > 8
         labels_before = n_labels(page)
         shot(page, "13_webmap_box")
         page.locator(".eom-shape-yes button").click()
@@ -215,7 +215,7 @@ def test_basemap_tiles_come_from_the_configured_url_only(basemap_server, tile_se
         wait_for(lambda: _Tiles.count > 0, 60, "tile requests to 127.0.0.1")
         assert all(re.fullmatch(re.escape(tile_server) + r"/tiles/\d+/\d+/\d+\.png", u)
                    for u in tiles), tiles
-        assert len(tiles) == _Tiles.count
+        assert len(tiles) >= _Tiles.count  # (a request may still be on its way)
         shot(page, "14_webmap_basemap")
         # the toggle hides the basemap: no more tiles are asked for while zooming
         page.locator(".eom-basemap input").click()
