@@ -134,7 +134,7 @@ def build_store(home: Path, n: int, size: int, level: int, dims: int = 64) -> tu
             ids.append(pid)
         s = Session.create(store, "bench map", owner=getpass.getuser(),
                            concept="arable_land", product_ids=ids, level=level,
-                           feature_set_ids=[fs])
+                           feature_set_ids=[fs.feature_set_id])
         sid = s.session_id
         n_patches = s.data.n
     print(f"  {n} products of {size} x {size} px, {n_patches:,} patches in the session, "

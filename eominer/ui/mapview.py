@@ -45,7 +45,15 @@ SELECTED_COLOUR = "#ffd600"
 CHANGE_RANGE = (0.0, 1.0)  # change probability
 BASEMAP_ENV = "EOMINER_BASEMAP_URL"
 
-_SCORE_JS = "return value > 0 ? ((value - 1) / 254).toFixed(2) : 'none'"
+# hover on the (invisible) patch-id layer: the id under the mouse, and the score byte of
+# the overlay image at the same pixel (both images share shape and order per product)
+_PATCH_JS = "return value >= 0 ? String(value) : '-'"
+_SCORE_JS = """
+const ii = special_vars.image_index
+const img = ii ? src.data.image[ii.index] : null
+const v = img ? img[ii.flat_index] : 0
+return v > 0 ? ((v - 1) / 254).toFixed(2) : 'none'
+"""
 
 # runs in the browser when the figure's frame size changes: the ranges grow to keep
 # pixels square around the extent the server asked for (`fit`, stored on the figure)
@@ -96,6 +104,8 @@ class MapView(Viewer):
         self._pending = np.empty(0, np.int64)
         self._base_src = ColumnDataSource(_empty_images(), name="eom-base")
         self._overlay_src = ColumnDataSource(_empty_images(), name="eom-overlay")
+        self._ids_src = ColumnDataSource(_empty_images(), name="eom-ids")
+        self._ids_key: tuple | None = None
         self._change_src = ColumnDataSource(_empty_images(), name="eom-change")
         self._outline_src = ColumnDataSource({"xs": [], "ys": [], "colour": []},
                                              name="eom-outlines")
@@ -248,6 +258,8 @@ class MapView(Viewer):
             "image", "x", "y", "dw", "dh", source=self._change_src, global_alpha=self.opacity,
                   color_mapper=LinearColorMapper(palette=_change_palette(), low=CHANGE_RANGE[0],
                                                  high=CHANGE_RANGE[1], nan_color=(0, 0, 0, 0)))
+        ids = fig.image("image", "x", "y", "dw", "dh", source=self._ids_src, global_alpha=0,
+                        color_mapper=LinearColorMapper(palette=["#00000000"], low=0, high=1))
         self._overlay_renderer = fig.image(
             "image", "x", "y", "dw", "dh", source=self._overlay_src, global_alpha=self.opacity,
             color_mapper=LinearColorMapper(palette=list(Viridis256), low=LEVEL_RANGE[0],
@@ -261,9 +273,12 @@ class MapView(Viewer):
             BoxSelectTool(renderers=[shape], description="Box: label patches or an area"),
             LassoSelectTool(renderers=[shape], description="Lasso: label patches or an area"),
             PolySelectTool(renderers=[shape], description="Polygon: label patches or an area"),
-            HoverTool(renderers=[self._overlay_renderer], description="Product and score",
-                      tooltips=[("product", "@product"), ("score", "@image{score}")],
-                      formatters={"@image": CustomJSHover(code=_SCORE_JS)}))
+            HoverTool(renderers=[ids], description="Patch, product and score",
+                      tooltips=[("patch", "@image{patch}"), ("product", "@product"),
+                                ("score", "$x{score}")],
+                      formatters={"@image": CustomJSHover(code=_PATCH_JS),
+                                  "$x": CustomJSHover(args={"src": self._overlay_src},
+                                                      code=_SCORE_JS)}))
         fit = CustomJS(args={"xr": fig.x_range, "yr": fig.y_range}, code=_FIT_JS)
         fig.js_on_change("inner_width", fit)
         fig.js_on_change("inner_height", fit)
@@ -363,6 +378,7 @@ class MapView(Viewer):
         through its index map (a few ms for 1M patches), replaces the overlay glyph's
         data in place; the browser colours it."""
         data = _empty_images()
+        self._push_ids()
         for lay in self.layers():
             lf, b, r, t = lay.bounds
             for k, v in zip(("image", "x", "y", "dw", "dh", "product"),
@@ -371,6 +387,20 @@ class MapView(Viewer):
                 data[k].append(v)
         self._overlay_src.data = data
         self.overlay_version += 1
+
+    def _push_ids(self) -> None:
+        """The patch id of every overlay pixel, for the hover: sent once per session."""
+        layers = self.layers()
+        if self._ids_key is not None and self._ids_key == self._layers_key:
+            return
+        data = _empty_images()
+        for lay in layers:
+            lf, b, r, t = lay.bounds
+            for k, v in zip(("image", "x", "y", "dw", "dh", "product"),
+                            (lay.patch_id_image(), lf, b, r - lf, t - b, lay.product_id)):
+                data[k].append(v)
+        self._ids_src.data = data
+        self._ids_key = self._layers_key
 
     def _on_opacity(self, event) -> None:
         self._overlay_renderer.glyph.global_alpha = event.new

@@ -72,6 +72,13 @@ class MercatorLayer:
         lv[:-1] = self.grid.levels(scores).reshape(-1)
         return lv[self.index].reshape(self.shape)
 
+    def patch_id_image(self) -> np.ndarray:
+        """(rows, cols) patch id of each overlay pixel (-1: none), bottom row first;
+        int32 while the ids fit, else float64."""
+        ids = np.append(self.grid.patch_ids, -1)[self.index].reshape(self.shape)
+        fits = not ids.size or ids.max() < 2**31 - 1
+        return ids.astype(np.int32 if fits else np.float64)
+
     def cell_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Grid cell (row-major) under 3857 points, -1 outside the grid."""
         g = self.grid

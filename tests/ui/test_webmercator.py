@@ -74,6 +74,8 @@ def test_the_index_map_sends_each_patch_centre_to_that_patch(two_zones):
             col = int((x - lf) / (r - lf) * w)
             row = int((y - b) / (t - b) * h)  # from the bottom: Bokeh's order
             assert lay.index[row * w + col] == cell, (lay.product_id, cell)
+            # the hover's id image says the same patch
+            assert lay.patch_id_image()[row, col] == lay.grid.patch_ids[cell]
         # about one 3857 pixel per patch, and nothing outside the grid maps to a cell
         assert 0.5 < (lay.index < lay.pad).sum() / (lay.grid.rows * lay.grid.cols) < 2.0
 
