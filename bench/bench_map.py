@@ -102,6 +102,11 @@ def build_store(home: Path, n: int, size: int, level: int, dims: int = 64) -> tu
 
     db = home / "bench_map.duckdb"
     url = f"duckdb:///{db}"
+    if db.exists():  # built by an earlier run (--home): its newest session
+        with open_store(url) as store:
+            (sid,), = store.query("SELECT session_id FROM sessions ORDER BY created DESC "
+                                  "LIMIT 1")
+        return url, str(sid)
     crs = CRS.from_epsg(32633).to_wkt()
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
@@ -223,7 +228,7 @@ def main() -> None:
     try:
         url, sid = build_store(home, args.products, args.size, args.level)
         port = free_port()
-        proc = start_server(home, url, port)
+        proc = start_server(home, url, port, wait_s=600.0)
         r = run_browser(f"http://127.0.0.1:{port}", sid, args.products, args.pans)
     finally:
         if proc is not None:

@@ -134,23 +134,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, url: str, port: int) -> subprocess.Popen:
+def start_server(home: Path, url: str, port: int, wait_s: float = 120.0) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "eominer", "serve", "--db", url, "--port", str(port),
            "--address", "127.0.0.1", "--no-show"]
     env = dict(os.environ, EOMINER_HOME=str(home), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     t0 = time.time()
-    while time.time() - t0 < 120:
+    while time.time() - t0 < wait_s:
         if proc.poll() is not None:
             raise RuntimeError(f"eominer serve exited: {proc.stdout.read()}")
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=wait_s / 2)
             return proc
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise TimeoutError("eominer serve did not answer in 120 s")
+    raise TimeoutError(f"eominer serve did not answer in {wait_s:.0f} s")
 
 
 # ---- in the browser -----------------------------------------------------------------
