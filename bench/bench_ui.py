@@ -330,7 +330,7 @@ def main() -> None:
         url = build_store(home, args.size, args.level)
         port = free_port()
         t0 = time.perf_counter()
-        proc = start_server(home, url, port)
+        proc = start_server(home, url, port, wait_s=600.0)
         print(f"  eominer serve on 127.0.0.1:{port} answered in {time.perf_counter() - t0:.1f} s")
         r = run_browser(f"http://127.0.0.1:{port}", args.clicks)
     finally:

@@ -56,6 +56,7 @@ class MercatorLayer:
     shape: tuple[int, int]  # rows, cols of the overlay image
     index: np.ndarray  # (rows * cols,) int32, bottom row first (Bokeh): grid cell, or pad
     _centres: tuple | None = field(default=None, repr=False)
+    _pixel_rows: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def product_id(self) -> str:
@@ -67,10 +68,27 @@ class MercatorLayer:
 
     def levels(self, scores: np.ndarray | None) -> np.ndarray:
         """(rows, cols) uint8 overlay in 3857, bottom row first (as Bokeh draws images):
-        the grid's bytes (`PatchGrid.levels`) gathered through the index map."""
-        lv = np.zeros(self.pad + 1, np.uint8)
-        lv[:-1] = self.grid.levels(scores).reshape(-1)
-        return lv[self.index].reshape(self.shape)
+        the bytes of `PatchGrid.levels` (0: no score, else 1 + round(score * 254)), one
+        per session patch, gathered through the pixels' session rows: no grid-sized
+        scatter on the way."""
+        g = self.grid
+        n = len(g.flat)
+        q = np.zeros(n + 1, np.uint8)
+        if scores is not None and n:
+            v = np.nan_to_num(scores[g.session_rows], nan=0.0)
+            q[:n] = (np.clip(v, 0.0, 1.0) * 254.0 + 1.5).astype(np.uint8)
+        return q[self.pixel_rows].reshape(self.shape)
+
+    @property
+    def pixel_rows(self) -> np.ndarray:
+        """Per overlay pixel, its patch's position in the grid's session patches
+        (`grid.flat`), or len(grid.flat) where there is none (computed once)."""
+        if self._pixel_rows is None:
+            g = self.grid
+            of_cell = np.full(self.pad + 1, len(g.flat), np.int32)
+            of_cell[g.flat] = np.arange(len(g.flat), dtype=np.int32)
+            self._pixel_rows = of_cell[self.index]
+        return self._pixel_rows
 
     def patch_id_image(self) -> np.ndarray:
         """(rows, cols) patch id of each overlay pixel (-1: none), bottom row first;
