@@ -312,15 +312,25 @@ class MapView(Viewer):
     # ---- layers -------------------------------------------------------------------
     def _draw_bases(self, view) -> None:
         """Each product in view, read at screen resolution and warped to 3857."""
+        from concurrent.futures import ThreadPoolExecutor
+
         self._view = view
         data = _empty_images()
         errors = []
-        for p in self._products:
+        fc = self.false_colour
+
+        def one(p: Product):
             try:
-                out = warp_view(p, self.false_colour, product_stretch(p, self.false_colour),
-                                view)
+                return warp_view(p, fc, product_stretch(p, fc), view)
             except Exception as exc:  # a vanished ARD file: say so, keep the app running
-                errors.append(f"{exc}")
+                return exc
+
+        # GDAL reads and warps release the GIL: a few products at once
+        with ThreadPoolExecutor(max_workers=min(4, max(1, len(self._products)))) as pool:
+            results = list(pool.map(one, self._products))
+        for p, out in zip(self._products, results):
+            if isinstance(out, Exception):
+                errors.append(f"{out}")
                 continue
             if out is None:
                 continue
