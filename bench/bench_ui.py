@@ -44,7 +44,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 # ---- the synthetic store ------------------------------------------------------------
-def write_synthetic_cog(dest: Path, size: int, seed: int = 0) -> None:
+def write_synthetic_cog(dest: Path, size: int, seed: int = 0,
+                        transform: list[float] | None = None) -> None:
     """Fields (blocks of ~180 px with their own reflectance) plus noise, written in
     strips to a tiled GeoTIFF, then copied to a COG with overviews (ingest's writer)."""
     import rasterio
@@ -63,7 +64,8 @@ def write_synthetic_cog(dest: Path, size: int, seed: int = 0) -> None:
     profile = {"driver": "GTiff", "width": size, "height": size, "count": 3,
                "dtype": "uint16", "crs": "EPSG:32633", "nodata": 0, "tiled": True,
                "blockxsize": 512, "blockysize": 512, "compress": "ZSTD", "zstd_level": 1,
-               "transform": Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5900040.0),
+               "transform": Affine(*(transform or [10.0, 0.0, 300000.0, 0.0, -10.0,
+                                                   5900040.0])),
                "BIGTIFF": "IF_SAFER"}
     cols = np.arange(size) // cell
     with rasterio.open(tmp, "w", **profile) as ds:
@@ -132,23 +134,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, url: str, port: int) -> subprocess.Popen:
+def start_server(home: Path, url: str, port: int, wait_s: float = 120.0) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "eominer", "serve", "--db", url, "--port", str(port),
            "--address", "127.0.0.1", "--no-show"]
     env = dict(os.environ, EOMINER_HOME=str(home), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     t0 = time.time()
-    while time.time() - t0 < 120:
+    while time.time() - t0 < wait_s:
         if proc.poll() is not None:
             raise RuntimeError(f"eominer serve exited: {proc.stdout.read()}")
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=wait_s / 2)
             return proc
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise TimeoutError("eominer serve did not answer in 120 s")
+    raise TimeoutError(f"eominer serve did not answer in {wait_s:.0f} s")
 
 
 # ---- in the browser -----------------------------------------------------------------
@@ -328,7 +330,7 @@ def main() -> None:
         url = build_store(home, args.size, args.level)
         port = free_port()
         t0 = time.perf_counter()
-        proc = start_server(home, url, port)
+        proc = start_server(home, url, port, wait_s=600.0)
         print(f"  eominer serve on 127.0.0.1:{port} answered in {time.perf_counter() - t0:.1f} s")
         r = run_browser(f"http://127.0.0.1:{port}", args.clicks)
     finally:

@@ -32,10 +32,15 @@ from eominer.cli import db_option
               help="Secret that signs login cookies (default: a new random one per start).")
 @click.option("--show/--no-show", default=True, show_default=True,
               help="Open the app in a web browser.")
+@click.option("--basemap", default=None, metavar="URL",
+              help="XYZ tile URL of a basemap under the products, e.g. "
+                   "http://tiles.example.org/{z}/{x}/{y}.png (default: $EOMINER_BASEMAP_URL; "
+                   "none: no tile is ever requested).")
 def serve(db: str | None, port: int, address: str, basic_auth: str | None,
           oauth_provider: str | None, oauth_key: str | None, oauth_secret: str | None,
           oauth_redirect_uri: str | None, oauth_extra_params: str | None,
-          oauth_encryption_key: str | None, cookie_secret: str | None, show: bool) -> None:
+          oauth_encryption_key: str | None, cookie_secret: str | None, show: bool,
+          basemap: str | None) -> None:
     """Serve the app: scope, map, patch grid, rounds, publish, SQL. Docs: docs/app.md."""
     import json
     import secrets
@@ -81,6 +86,12 @@ def serve(db: str | None, port: int, address: str, basic_auth: str | None,
         # Prometheus scrapes the batch jobs' progress, as the database records it, here
         handler = metrics_handler(app_registry(lambda: shared_store(db).tasks()))
         kwargs["extra_patterns"] = [(r"/metrics", handler)]
+    if basemap:  # read by every browser session's map (eominer.ui.mapview)
+        import os
+
+        from eominer.ui.mapview import BASEMAP_ENV
+
+        os.environ[BASEMAP_ENV] = basemap
     click.echo(f"eominer app on http://{address}:{port}/ (ctrl-c to stop)")
     pn.serve({"/": lambda: create_app(db)}, port=port, address=address, show=show,
              websocket_origin=[f"{address}:{port}", f"localhost:{port}"],

