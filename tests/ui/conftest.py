@@ -30,7 +30,9 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
         try:
-            urllib.request.urlopen(url, timeout=2)
+            # a page takes seconds to build (every product's map): a short read timeout
+            # would abandon each build and start another, and the server never catches up
+            urllib.request.urlopen(url, timeout=max(2.0, timeout - (time.time() - t0)))
             return
         except OSError:
             time.sleep(0.5)
