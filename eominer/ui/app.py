@@ -74,8 +74,10 @@ class App(Viewer):
             ("Mine", pn.Row(
                 pn.Column(self.map, sizing_mode="stretch_both", min_width=500),
                 # scrolls on its own: the thumbnails never run under the status line
+                # (bounded by the window, not the row: the map's row may be taller)
                 pn.Column(self.rounds, self.side, width=560, sizing_mode="stretch_height",
-                          scroll=True, css_classes=["eom-side"]),
+                          scroll=True, css_classes=["eom-side"],
+                          styles={"max-height": "calc(100vh - 190px)"}),
                 sizing_mode="stretch_both")),
             ("Publish", self.publish),
             ("SQL", self.sql),
