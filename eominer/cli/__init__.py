@@ -33,6 +33,7 @@ EVALS: dict[str, str] = {
     "learning": "eominer.cli.eval_learning:learning",
     "change": "eominer.cli.eval_change:change",
     "fusion": "eominer.cli.eval_fusion:fusion",
+    "cascade": "eominer.cli.eval_cascade:cascade",
 }
 
 

@@ -321,9 +321,9 @@ def taxonomy_cmd(fmt, db) -> None:
 
 
 def _register_admin() -> None:
-    from eominer.cli.session_admin import archive, duplicate, rename, share
+    from eominer.cli.session_admin import archive, duplicate, refine, rename, share
 
-    for cmd in (rename, share, archive, duplicate):
+    for cmd in (rename, share, archive, duplicate, refine):
         session.add_command(cmd)
 
 

@@ -72,3 +72,26 @@ def duplicate(session_id: str, user: str, name: str | None, feature_sets: tuple[
                                 feature_set_ids=list(feature_sets) or None,
                                 model_kind=model_kind)
     click.echo(copy.session_id)
+
+
+@click.command("refine")
+@click.argument("session_id")
+@click.option("--user", required=True, help="Who asks (the owner: refining publishes the session).")
+@click.option("--level", type=int, required=True,
+              help="The finer grid level (px), e.g. 32 under a 128 px session.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Score above which a coarse patch is kept (default: the session's "
+              "publish threshold); lower keeps more of what the coarse model is unsure of.")
+@click.option("--name", default=None, help="Name of the new session (default: '<name> @ Npx').")
+@db_option
+def refine(session_id: str, user: str, level: int, threshold: float | None, name: str | None,
+           db: str | None) -> None:
+    """Cascade: publish the session and start one at a finer level over the patches under
+    its positives; prints the new session's id and scope."""
+    from eominer.learning import manage
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        fine = manage.refine(store, session_id, user, level, threshold=threshold, name=name)
+        click.echo(f"{fine.session_id}  level {fine.level} px  {fine.data.n} patches under "
+                   f"the positives of {session_id}")

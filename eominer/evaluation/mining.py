@@ -81,12 +81,23 @@ def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strate
                        model_kind=model, strategy=strategy,
                        params={"seed": seed, "batch_size": batch})
     y = truth_for(task, s.patch_ids)
+    labels, aps = drive(s, y, seed, budget, batch, checkpoints,
+                        lambda scores: average_precision(y, scores), task.name)
+    s.close()
+    return Run(labels, aps, s.session_id)
+
+
+def drive(s, y: np.ndarray, seed: int, budget: int, batch: int, checkpoints: Sequence[int],
+          ap_of: Callable[[np.ndarray], float], task_name: str = "") -> tuple[list[int], list[float]]:
+    """Answer session `s` from `y` (aligned with its patches): 2 random positives and 2
+    random negatives, then each round's questions up to `budget` labels. Returns the
+    label counts after each round and `ap_of(round scores)` there."""
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
     if len(pos) < 2 or len(neg) < 2:
         from eominer.errors import SessionError
 
-        raise SessionError(f"task {task.name}: {len(pos)} positive and {len(neg)} negative "
+        raise SessionError(f"task {task_name}: {len(pos)} positive and {len(neg)} negative "
                            "patches; a simulated session starts from 2 of each")
     first = np.concatenate([rng.choice(pos, 2, replace=False), rng.choice(neg, 2, replace=False)])
     _answer(s, s.patch_ids[first], y[first])
@@ -96,12 +107,11 @@ def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strate
         step = counts[i + 1] - n if i + 1 < len(counts) else 1
         r = s.run_round(n=step)
         labels.append(n)
-        aps.append(average_precision(y, r.scores))
+        aps.append(ap_of(r.scores))
         if i + 1 < len(counts):
             rows = s.data.rows(r.query_ids[:step])
             _answer(s, r.query_ids[:step], y[rows])
-    s.close()
-    return Run(labels, aps, s.session_id)
+    return labels, aps
 
 
 def truth_for(task: Task, patch_ids: np.ndarray) -> np.ndarray:

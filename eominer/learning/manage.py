@@ -119,3 +119,21 @@ def duplicate(store: Store, session_id: str, user: str, name: str | None = None,
             store.put_label(copy.session_id, int(row["patch_id"]), row["user_name"],
                             int(row["label"]), 0, "train", at=_naive(row["labelled_at"]))
     return copy
+
+
+def refine(store: Store, session_id: str, user: str, level: int, *,
+           threshold: float | None = None, name: str | None = None) -> Session:
+    """The cascade's next step ("refine to level N"): publish the owner's session and
+    start a session of `user` at the finer `level` over the patches under its positives."""
+    from eominer.learning.cascade import cascade
+    from eominer.learning.session import Session
+
+    record = visible_session(store, session_id, user)
+    if record.owner != user:
+        raise SessionError(f"session {session_id} belongs to {record.owner}: refining publishes "
+                           "it, which only its owner does (duplicate it to refine a copy)")
+    coarse = Session.open(store, session_id)
+    if not coarse.rounds():
+        raise SessionError(f"session {session_id} has no round yet: label and run a round "
+                           "before refining (its ranking is what the finer level keeps)")
+    return cascade(coarse, int(level), name=name, owner=user, threshold=threshold)

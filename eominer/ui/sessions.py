@@ -1,5 +1,5 @@
 """Sessions: the user's sessions and the team's shared ones; reopen, rename, share,
-duplicate, archive. A session's link (`?session=ID`) reopens it (see app.py)."""
+duplicate, archive, refine to a finer level (the cascade). A session's link (`?session=ID`) reopens it (see app.py)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ class SessionsView(Viewer):
         self._dup_model = pn.widgets.Select(name="and model", width=150)
         self._duplicate = pn.widgets.Button(name="Duplicate", width=110,
                                             css_classes=["eom-duplicate"])
+        self._refine_level = pn.widgets.Select(name="Refine to level (px)", width=150,
+                                               css_classes=["eom-refine-level"])
+        self._refine = pn.widgets.Button(name="Refine", width=90, css_classes=["eom-refine"])
         self._stale = pn.Column(visible=False, sizing_mode="stretch_width")
         self._rerank = pn.widgets.Button(name="Re-rank the same labels on the new features",
                                          button_type="warning", css_classes=["eom-rerank"])
@@ -45,6 +48,8 @@ class SessionsView(Viewer):
         self._share.on_click(lambda _: self._act("share", self._do_share))
         self._archive.on_click(lambda _: self._act("archive", self._do_archive))
         self._duplicate.on_click(lambda _: self._act("duplicate", self._do_duplicate))
+        self._refine.on_click(lambda _: self._act("refine", self._do_refine))
+        self._table.param.watch(lambda _: self._refine_levels(), "selection")
         self._rerank.on_click(lambda _: self.state.open_session(self.state.stale_session,
                                                                 accept_feature_change=True))
         self.state.param.watch(lambda _: self._show_stale(), "stale_session")
@@ -132,6 +137,30 @@ class SessionsView(Viewer):
         self.state.say(f"session {copy.session_id} is a copy of {row.record.session_id} "
                        "with its labels: reopen it to go on", "success")
 
+    def _refine_levels(self) -> None:
+        """The grid levels finer than the selected session's, for "Refine to level"."""
+        sel = self._table.selection
+        if not sel or sel[0] >= len(self._rows):
+            self._refine_level.param.update(options=[], value=None)
+            return
+        rec = self._rows[sel[0]].record
+        levels = self.state.store.patch_levels(list(rec.product_ids))
+        finer = sorted((v for v in levels if v < rec.level), reverse=True)
+        self._refine_level.param.update(options=finer, value=finer[0] if finer else None)
+
+    def _do_refine(self, row: SessionSummary) -> None:
+        from eominer.learning.manage import refine
+
+        level = self._refine_level.value
+        if not level:
+            self.state.say(f"session {row.record.session_id} is at the finest grid level "
+                           f"({row.record.level} px): nothing to refine to", "warning")
+            return
+        fine = refine(self.state.store, row.record.session_id, self.state.user, int(level))
+        self.state.say(f"session {row.record.session_id} published; session {fine.session_id} "
+                       f"refines it at {level} px over {fine.data.n} patches", "success")
+        self.state.open_session(fine.session_id)
+
     def _show_stale(self) -> None:
         sid = self.state.stale_session
         self._stale.visible = bool(sid)
@@ -148,5 +177,6 @@ class SessionsView(Viewer):
             self._table,
             pn.Row(self._open, self._name, self._rename, self._share, self._archive),
             pn.Row(self._dup_fs, self._dup_model, self._duplicate),
+            pn.Row(self._refine_level, self._refine),
             sizing_mode="stretch_width",
         )

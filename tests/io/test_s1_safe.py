@@ -74,9 +74,12 @@ def backscatter_db(ben: Path, pol: str, shape: tuple[int, int]) -> np.ndarray:
     return np.tile(mosaic, reps)[: shape[0], : shape[1]]
 
 
-def to_dn(db: np.ndarray, cal: s1_safe.Vectors, noise: s1_safe.Noise) -> np.ndarray:
-    """DN whose calibrated, denoised sigma0 is `db`: DN^2 = sigma0 * A^2 + noise."""
-    rows, cols = np.arange(db.shape[0], dtype=float), np.arange(db.shape[1], dtype=float)
+def to_dn(db: np.ndarray, cal: s1_safe.Vectors, noise: s1_safe.Noise,
+          row_off: int = 0) -> np.ndarray:
+    """DN whose calibrated, denoised sigma0 is `db` (image lines from `row_off`):
+    DN^2 = sigma0 * A^2 + noise."""
+    rows = np.arange(row_off, row_off + db.shape[0], dtype=float)
+    cols = np.arange(db.shape[1], dtype=float)
     a = cal.window(rows, cols).astype(np.float64)
     power = 10 ** (db.astype(np.float64) / 10) * a * a + noise.window(rows, cols)
     return np.clip(np.rint(np.sqrt(power)), 1, 65535).astype(np.uint16)

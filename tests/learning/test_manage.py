@@ -61,3 +61,56 @@ def test_duplicate_keeps_the_labels_with_another_model(learn_store, oscd_db):
     assert sorted((r["patch_id"], r["label"]) for r in got) == sorted(zip(ids.tolist(), y.tolist()))
     r = copy.run_round()
     assert r.scores is not None and np.isfinite(r.scores).all()
+
+
+def test_refine_publishes_and_starts_the_finer_level_in_the_api_the_cli_and_the_app(
+        learn_store, oscd_db, capsys, tmp_path):
+    from eominer.ui.sessions import SessionsView
+    from eominer.ui.state import AppState
+    from tests.cli.process import in_process
+
+    coarse = _trained(learn_store, oscd_db, level=32, rounds=1)
+    with pytest.raises(SessionError, match="belongs to ana and is not shared"):
+        manage.refine(learn_store, coarse.session_id, "ben", 16)
+    manage.share(learn_store, coarse.session_id, "ana")
+    with pytest.raises(SessionError, match="belongs to ana: refining publishes it"):
+        manage.refine(learn_store, coarse.session_id, "ben", 16)
+    with pytest.raises(SessionError, match="cannot cascade from level 32 to 64"):
+        manage.refine(learn_store, coarse.session_id, "ana", 64)
+    fresh = Session.create(learn_store, "empty", "ana", "new_construction",
+                           [oscd_db["product"]], 32, [oscd_db["fs"]])
+    with pytest.raises(SessionError, match="no round yet: label and run a round"):
+        manage.refine(learn_store, fresh.session_id, "ana", 16)
+    fine = manage.refine(learn_store, coarse.session_id, "ana", 16, threshold=0.5)
+    pos32 = learn_store.positive_annotations(coarse.session_id)
+    kids = learn_store.patches(oscd_db["product"], 16)
+    under = kids["patch_id"].to_numpy()[np.isin(kids["parent_id"].fill_null(-1).to_numpy(), pos32)]
+    assert 0 < len(under) < len(kids) and np.array_equal(np.sort(fine.patch_ids), np.sort(under))
+    assert learn_store.session(coarse.session_id).status == "published"
+    assert (fine.level, fine.record.owner, fine.params.parent_session) == (16, "ana",
+                                                                          coarse.session_id)
+
+    # the app: the Sessions tab offers the finer levels of the selected session
+    state = AppState(learn_store, user="ana")
+    view = SessionsView(state=state)
+    view.select(coarse.session_id)
+    assert view._refine_level.options == [16]
+    view._refine.clicks += 1
+    assert state.session is not None and state.session.level == 16
+    assert state.session.params.parent_session == coarse.session_id
+    assert np.array_equal(np.sort(state.session.patch_ids), np.sort(under))
+    view.select(state.session.session_id)  # 16 px is the finest level: nothing below
+    assert view._refine_level.options == []
+
+    # the terminal
+    db = learn_store.url
+    learn_store.close()
+    run = in_process(capsys)
+    r = run(["session", "refine", coarse.session_id, "--user", "ana", "--level", "16",
+             "--threshold", "0.5", "--db", db], tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    assert f"level 16 px  {len(under)} patches under the positives of {coarse.session_id}" \
+        in r.stdout
+    r = run(["session", "refine", coarse.session_id, "--user", "ana", "--level", "64",
+             "--db", db], tmp_path / "ws")
+    assert r.returncode == 1 and "cannot cascade from level 32 to 64" in r.stderr
