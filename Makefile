@@ -59,7 +59,7 @@ demo: $(VENV)/.installed
 # finished, prints every thread's Python stack (pytest's own handler is off by then)
 test: $(VENV)/.installed .venv-monetdbe/.installed browser
 	$(VENV)/bin/ruff check eominer compute tests bench
-	PYTHONFAULTHANDLER=1 $(VENV)/bin/pytest -q -p no:cacheprovider
+	PYTHONFAULTHANDLER=1 $(VENV)/bin/pytest -q -p no:cacheprovider --durations=30
 	EOMINER_TEST_ENGINES=monetdbe PYTHONPATH=$(CURDIR) .venv-monetdbe/bin/python -m pytest \
 		-q -p no:cacheprovider tests/store
 
