@@ -1,10 +1,14 @@
 """Publish / export: the session's result becomes a semantic label on the patches
-(queryable in SQL), and downloads as GeoJSON, GeoPackage, or a COG score map."""
+(queryable in SQL), and downloads as GeoJSON, GeoPackage, or a COG score map; or the
+positive patches dissolved into polygons (area, patch count, mean score) as GeoJSON,
+GeoPackage, GeoParquet or FlatGeobuf, zipped with the STAC Item that describes them."""
 
 from __future__ import annotations
 
 import io
+import json
 import tempfile
+import zipfile
 from pathlib import Path
 
 import panel as pn
@@ -17,6 +21,9 @@ from eominer.ui.state import AppState
 FORMATS = {"GeoJSON": (".geojson", "export_geojson"),
            "GeoPackage": (".gpkg", "export_gpkg"),
            "COG score map": (".tif", "export_cogs")}
+# polygon downloads: label -> eominer.learning.polygon_export format
+POLYGON_FORMATS = {"GeoJSON": "geojson", "GeoPackage": "gpkg", "GeoParquet": "parquet",
+                   "FlatGeobuf": "fgb"}
 
 
 class PublishView(Viewer):
@@ -35,6 +42,10 @@ class PublishView(Viewer):
                                     label=fmt, width=150,
                                     css_classes=[f"eom-download-{suffix.strip('.')}"])
             for fmt, (suffix, _) in FORMATS.items()]
+        self._polygon_downloads = [
+            pn.widgets.FileDownload(callback=self._polygons(key), filename=f"polygons-{key}.zip",
+                                    label=fmt, width=150, css_classes=[f"eom-polygons-{key}"])
+            for fmt, key in POLYGON_FORMATS.items()]
         self.state.param.watch(lambda _: self._render(), ["published", "session"])
         self._render()
 
@@ -52,6 +63,8 @@ class PublishView(Viewer):
         name = s.session.concept if s.session is not None else "result"
         for d, (suffix, _) in zip(self._downloads, FORMATS.values()):
             d.filename = f"{name}{suffix}"
+        for d, key in zip(self._polygon_downloads, POLYGON_FORMATS.values()):
+            d.filename = f"{name}-polygons-{key}.zip"
 
     def _exporter(self, fmt: str):
         suffix, func = FORMATS[fmt]
@@ -76,9 +89,41 @@ class PublishView(Viewer):
 
         return export
 
+    def _polygons(self, key: str):
+        """The download callback of one polygon format: the positives of the current
+        ranking at the view's threshold, dissolved, and the STAC Item, in one zip."""
+
+        def export() -> io.BytesIO | None:
+            s = self.state
+            if s.session is None:
+                s.say("start a session and learn first", "warning")
+                return None
+            with s.work(f"export polygons ({key})"):
+                from eominer.learning.polygon_export import export_polygons
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    paths = export_polygons(s.session, tmp, [key], threshold=self.threshold)
+                    buf = io.BytesIO()
+                    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+                        for p in paths:
+                            z.write(p, p.name)
+                    item = json.loads(next(p for p in paths if p.name.endswith(".stac.json"))
+                                      .read_text())["properties"]
+                buf.seek(0)
+                s.say(f"{item['eominer:polygons']} polygons of {item['eominer:patches']} "
+                      f"patches scoring >= {self.threshold:.2f}, {item['eominer:area_ha']:,.1f} ha",
+                      "success")
+                return buf
+            return None
+
+        return export
+
     def __panel__(self):
         return pn.Column(
             pn.Row(pn.widgets.FloatSlider.from_param(self.param.threshold, width=220),
                    self._publish),
             self._info, pn.pane.Markdown("Download the published result:"),
-            pn.Row(*self._downloads), sizing_mode="stretch_width")
+            pn.Row(*self._downloads),
+            pn.pane.Markdown("Positive patches (score above the threshold) as polygons, with "
+                             "their STAC Item:"),
+            pn.Row(*self._polygon_downloads), sizing_mode="stretch_width")

@@ -187,3 +187,39 @@ def test_cli_export_polygons(learn_store, oscd_db, tmp_path, capsys):
     assert not (tmp_path / "empty").exists()
     r = run(["session", "export", sid, "--db", db, "--format", "fgb"], tmp_path / "ws")
     assert r.returncode == 2 and "add --polygons" in r.stderr
+
+
+def test_app_downloads_polygons_with_their_stac_item(learn_store, oscd_db, tmp_path):
+    """The Publish tab's polygon downloads (the callbacks the browser's buttons call):
+    a zip of the format's file and the STAC Item, equal to the API's export."""
+    import zipfile
+
+    from eominer.ui.publish import POLYGON_FORMATS, PublishView
+    from eominer.ui.state import AppState
+
+    s = _trained(learn_store, oscd_db)
+    state = AppState(learn_store, user="ana")
+    state.open_session(s.session_id)
+    view = PublishView(state=state)
+    assert list(POLYGON_FORMATS.values()) == ["geojson", "gpkg", "parquet", "fgb"]
+    for key, button in zip(POLYGON_FORMATS.values(), view._polygon_downloads, strict=True):
+        assert button.filename == f"new_construction-polygons-{key}.zip"
+        buf = button.callback()
+        assert buf is not None, state.message
+        folder = tmp_path / key
+        with zipfile.ZipFile(buf) as z:
+            names = sorted(z.namelist())
+            z.extractall(folder)
+        data = next(folder / n for n in names if not n.endswith(".stac.json"))
+        assert data.suffix == {"geojson": ".geojson", "gpkg": ".gpkg", "parquet": ".parquet",
+                               "fgb": ".fgb"}[key] and len(names) == 2
+        _, fields, geoms = _read_back(data)
+        assert len(geoms) == 42 and fields["patch_count"].sum() == 210  # as the API's export
+        item = json.loads(next(folder.glob("*.stac.json")).read_text())
+        assert item["properties"]["eominer:polygons"] == 42 and list(item["assets"]) == [key]
+        assert "42 polygons of 210 patches scoring >= 0.50" in state.message
+    below_one = _trained(learn_store, oscd_db, model_kind="qbe_mean")  # scores < 1
+    state.open_session(below_one.session_id)
+    view.threshold = 1.0  # nothing scores that high: said, and no file
+    assert view._polygon_downloads[0].callback() is None
+    assert "nothing was written" in state.message and state.severity == "error"
