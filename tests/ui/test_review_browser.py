@@ -1,50 +1,121 @@
-"""Review and the quality check in Debian's Chromium against `eominer serve` on
-127.0.0.1, on the OSCD Bordeaux product: label, learn, review above a threshold, mark 5
-patches no in one action, then answer a stratified verification sample from the OSCD
-reference (a patch is a change when more than 5 % of its pixels changed) and read the
-precision / recall the page shows against the round in the database and the estimator."""
+"""The map-and-review acceptance in Debian's Chromium against `eominer serve` on
+127.0.0.1, on two OSCD city pairs (Paris and Saclay, both dates ingested): an area of
+interest across both cities and a SQL filter that keeps the first dates make the scope;
+label, learn, see both products' overlays on the one map, review above a threshold, mark 5
+patches no in one action, answer a stratified verification sample from the OSCD reference
+(a patch is a change when more than 5 % of its pixels changed) and read the precision /
+recall the page shows against the round in the database and the estimator; then download
+the positives as polygons and read them back."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from .browser import (
-    BORDEAUX_1,
     batch_ids,
     browser,
     local_only,
     n_labels,
     shot,
-    start_session,
     status,
     tab,
     text,
     wait_for,
 )
-from .conftest import USERS
+from .conftest import USERS, free_port, start_server, wait_http
+from .fixtures import band_stats
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
 CHANGE_SHARE = 0.05  # as tests/conftest.py and eominer.evaluation.oscd
 
 
-def oscd_truth(db: str, data: Path) -> dict[int, bool]:
-    """Per 32 px patch of the first Bordeaux date: more than 5 % changed pixels."""
+CITIES = ("paris", "saclay_e")
+# across both cities (Paris: lon 2.31-2.36, lat 48.80-48.85; Saclay: 2.22-2.30, 48.67-48.74)
+AOI = "POLYGON ((2.25 48.70, 2.34 48.70, 2.34 48.83, 2.25 48.83, 2.25 48.70))"
+WHERE = "acquired < TIMESTAMP '2017-01-01' AND valid_fraction > 0.9"  # the first dates
+
+
+@pytest.fixture(scope="module")
+def cities(ui_base, tmp_path_factory, shared_data) -> tuple[Path, str, dict[str, str]]:
+    """A copy of the UI database with both dates of Paris and Saclay ingested at 32 and
+    64 px and their band statistics: (home, db url, {city: first date's product id})."""
+    import os
+
+    from eominer.ingest import ingest_paths
+    from eominer.store import open_store
+
+    home = tmp_path_factory.mktemp("ui_cities")
+    shutil.copy(ui_base[1], home / "ui.duckdb")
+    db = f"duckdb:///{home / 'ui.duckdb'}"
+    old = os.environ.get("EOMINER_HOME")
+    os.environ["EOMINER_HOME"] = str(home)
+    try:
+        with open_store(db) as store:
+            imgs = shared_data / "oscd" / "images"
+            res = ingest_paths(store, [imgs / c / d for c in CITIES for d in ("imgs_1", "imgs_2")],
+                               levels=(32, 64))
+            band_stats(store, 32)
+    finally:
+        if old is None:
+            os.environ.pop("EOMINER_HOME", None)
+        else:
+            os.environ["EOMINER_HOME"] = old
+    return home, db, {c: res[2 * i].product_id for i, c in enumerate(CITIES)}
+
+
+@pytest.fixture(scope="module")
+def server(cities) -> str:
+    home, db, _ = cities
+    auth = home / "users.json"
+    auth.write_text(json.dumps(USERS))
+    port = free_port()
+    proc = start_server(home, db, port, auth)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/login", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def oscd_truth(db: str, data: Path, firsts: dict[str, str]) -> dict[int, bool]:
+    """Per 32 px patch of each city's first date: more than 5 % changed pixels."""
     import rasterio
 
     from eominer.store import open_store
 
-    with rasterio.open(data / "oscd" / "labels" / "bordeaux" / "cm" / "bordeaux-cm.tif") as ds:
-        changed = ds.read(1) == 2
+    out = {}
     with open_store(db, read_only=True) as store:
-        t = store.patches(BORDEAUX_1, 32).to_pylist()
-    return {int(r["patch_id"]): bool(changed[r["y_off"]:r["y_off"] + r["size_px"],
-                                             r["x_off"]:r["x_off"] + r["size_px"]].mean()
-                                     > CHANGE_SHARE) for r in t}
+        for city, pid in firsts.items():
+            with rasterio.open(data / "oscd" / "labels" / city / "cm" / f"{city}-cm.tif") as ds:
+                changed = ds.read(1) == 2
+            for r in store.patches(pid, 32).to_pylist():
+                out[int(r["patch_id"])] = bool(
+                    changed[r["y_off"]:r["y_off"] + r["size_px"],
+                            r["x_off"]:r["x_off"] + r["size_px"]].mean() > CHANGE_SHARE)
+    return out
+
+
+def overlay_products(page) -> list[str]:
+    """Products of the map's score overlay (a Bokeh model found by name)."""
+    return page.evaluate("""() => {
+      const m = Bokeh.documents[0].get_model_by_name('eom-overlay')
+      if (!m) return []
+      const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data
+      return Array.from(d.product || [])
+    }""")
 
 
 def login(b, base_url: str, refused: list[str]):
@@ -104,19 +175,49 @@ def shown_interval(line: str, what: str) -> tuple[str, str, str]:
     return m.group(1), m.group(2), m.group(3)
 
 
-def test_review_bulk_no_and_quality_check(server, ui_db, shared_data):
+def test_area_filter_review_bulk_no_quality_check_and_polygons(server, cities, shared_data,
+                                                                 tmp_path):
+    import pyogrio
+    import shapely
+    from pyproj import Geod
+
+    from eominer.learning.polygons import dissolve, session_positives
     from eominer.learning.session import Session
     from eominer.store import open_store
     from tests.learning.sessions import recompute
 
-    _, db = ui_db
-    truth = oscd_truth(db, shared_data)
+    _, db, firsts = cities
+    truth = oscd_truth(db, shared_data, firsts)
     assert 5 < sum(truth.values()) < len(truth) / 4  # rare changes, as in the field
     refused: list[str] = []
     with browser() as b:
         page = login(b, server, refused)
-        start_session(page, BORDEAUX_1)
+        # the scope: an area across both cities, and a SQL filter keeping the first dates
+        aoi = page.locator(".eom-aoi textarea").first
+        aoi.fill(AOI)
+        aoi.press("Tab")
+        where = page.locator(".eom-where input").first
+        where.fill(WHERE)
+        where.press("Enter")
+        wait_for(lambda: page.locator(".eom-products .tabulator-row.tabulator-selected")
+                 .count() == 4, 60, "the area ticking both cities' products")
+        page.locator(".eom-start button").click()
+        wait_for(lambda: page.locator(".eom-batch .eom-card").count() > 0, 120, "the batch")
+        wait_for(lambda: "session" in status(page) or "Learn" in status(page), 30, "session")
         sid = re.search(r"session ([0-9a-f]{16})", status(page)).group(1)
+        with open_store(db, read_only=True) as store:
+            rec = store.session(sid)
+            scope = Session.open(store, sid).patch_ids
+            rows = store.query_arrow(
+                "SELECT patch_id, product_id, min_lon, min_lat, max_lon, max_lat FROM "
+                "scope_rows WHERE level = 32 AND " + WHERE).to_pylist()
+        area = shapely.from_wkt(AOI)
+        assert shapely.from_wkt(rec.params.aoi_wkt).equals(area) and rec.params.where == WHERE
+        expected = sorted(r["patch_id"] for r in rows if shapely.box(
+            r["min_lon"], r["min_lat"], r["max_lon"], r["max_lat"]).intersects(area))
+        assert scope.tolist() == expected  # the area and the filter, as SQL and shapely say
+        assert {r["product_id"] for r in rows if r["patch_id"] in set(expected)} \
+            == set(firsts.values())
         # label a few from the reference: the changes of the batch and 3 others, until
         # there is a change among the labels (a diverse batch may hold none)
         yes = 0
@@ -135,6 +236,10 @@ def test_review_bulk_no_and_quality_check(server, ui_db, shared_data):
         learned = learn(page)
         labels, rounds = db_state(db, sid)
         assert rounds[-1].round == learned and rounds[-1].fitted
+        # both cities' first dates carry the ranking on the one map
+        wait_for(lambda: set(overlay_products(page)) == set(firsts.values()), 60,
+                 "both products' overlays")
+        shot(page, "10_two_cities_overlays")
 
         # review: lower the threshold with the slider's keys until 5 unlabelled patches
         # that are no change show on the first page
@@ -193,7 +298,28 @@ def test_review_bulk_no_and_quality_check(server, ui_db, shared_data):
         line = text(page, ".eom-quality")
         shown_p = shown_interval(line, "precision")
         shown_r = shown_interval(line, "recall")
+
+        # the positives as polygons, from the Publish tab, read back
+        tab(page, "Publish")
+        with page.expect_download(timeout=120_000) as dl:
+            page.locator(".eom-polygons-geojson button").click()
+        zipped = tmp_path / "polygons.zip"
+        dl.value.save_as(zipped)
     assert not refused, f"the app tried to leave 127.0.0.1: {refused}"
+    with zipfile.ZipFile(zipped) as z:
+        z.extractall(tmp_path / "polygons")
+    (geojson,) = (tmp_path / "polygons").glob("*.geojson")
+    meta, _, geoms, fields = pyogrio.raw.read(geojson)
+    got = dict(zip(meta["fields"].tolist(), fields, strict=True))
+    with open_store(db, read_only=True) as store:
+        s = Session.open(store, sid)
+        polys = dissolve(session_positives(s, 0.5), {p: store.product(p) for p in s.product_ids})
+    assert meta["crs"] == "EPSG:4326" and len(geoms) == len(polys) > 0
+    assert int(got["patch_count"].sum()) == sum(p.patch_count for p in polys)
+    assert set(got["product_id"]) <= set(firsts.values())
+    geodesic = [abs(Geod(ellps="WGS84").geometry_area_perimeter(shapely.from_wkb(g))[0]) / 1e4
+                for g in geoms]
+    assert np.allclose(geodesic, np.asarray(got["area_ha"], np.float64), rtol=1e-6)
 
     labels, rounds = db_state(db, sid)
     r = rounds[-1]
