@@ -120,6 +120,13 @@ class Session:
         ids, X, names, centres, missing = load_scope(store, product_ids, level,
                                                      feature_set_ids, within, p.max_cloud,
                                                      p.aoi_wkt, p.where, features_dtype)
+        if len(product_ids) > 1 and (within is not None or p.max_cloud is not None
+                                     or p.aoi_wkt or p.where):
+            # an area or a filter may leave a product no patch: it is not part of the
+            # session (nor drawn on its map)
+            product_ids = [pid for pid in product_ids if np.isin(
+                store.scope_patches([pid], level, columns=["patch_id"])["patch_id"].to_numpy(),
+                ids).any()]
         now = utcnow()
         record = SessionRecord(
             session_id=uuid.uuid4().hex[:16], name=name, owner=owner, concept=concept,

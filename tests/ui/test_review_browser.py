@@ -238,7 +238,7 @@ def test_area_filter_review_bulk_no_quality_check_and_polygons(server, cities, s
         assert rounds[-1].round == learned and rounds[-1].fitted
         # both cities' first dates carry the ranking on the one map
         wait_for(lambda: set(overlay_products(page)) == set(firsts.values()), 60,
-                 "both products' overlays")
+                 f"both products' overlays ({firsts}; shown: {overlay_products(page)})")
         shot(page, "10_two_cities_overlays")
 
         # review: lower the threshold with the slider's keys until 5 unlabelled patches
