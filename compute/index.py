@@ -7,7 +7,8 @@ task reads its product's features from the store itself (a unit of work on the s
 file: eominer.store.engines) and writes its shard file atomically; the driver adds the
 finished shards to the manifest in each commit. A shard already in the manifest with its
 file present is done: a re-run builds only new products' shards (or, after a kill, the
-ones that did not finish).
+ones that did not finish). A shard whose product's features were re-extracted after it
+was built (a later extract task in `jobs`) is rebuilt; a query refuses it meanwhile.
 """
 
 from __future__ import annotations
@@ -100,14 +101,19 @@ def run_index(store: Store, feature_set_id: str, level: int, *,
         manifest.shards = {}
     ann.write_manifest(folder, manifest)
 
+    # a shard is done when its file exists and its features were not re-extracted since
+    stamps = store.feature_stamps(manifest.feature_set_id)
+    stale = ann.stale_shards(manifest, stamps)
+
     def done_ids(_store, ts: Sequence[Task]) -> set[str]:
         return {t.task_id for t in ts if t.product_id in manifest.shards
+                and t.product_id not in stale
                 and (folder / manifest.shards[t.product_id]["file"]).exists()}
 
     def commit(_store, batch: list[Finished]) -> None:
         for f in batch:
             pid, n = f.result
-            manifest.shards[pid] = ann.shard_entry(shard_file(pid), n)
+            manifest.shards[pid] = ann.shard_entry(shard_file(pid), n, stamps.get(pid))
         ann.write_manifest(folder, manifest)
 
     spec = JobSpec("index", tasks, commit, done_ids=done_ids)

@@ -209,6 +209,7 @@ def search_archive(store: Store, like: Sequence[int], feature_set_id: str, *,
     if manifest.columns != list(fs.columns):
         raise SearchError(f"the index of {fs.feature_set_id} was built for other columns: "
                           "rebuild it with `eominer index build --rebuild`")
+    refuse_stale(store, manifest)
     ex_ids, X_ex = store.read_feature_rows([fs.feature_set_id], examples)
     missing = sorted(set(examples) - set(ex_ids.tolist()))
     if missing:
@@ -224,5 +225,27 @@ def search_archive(store: Store, like: Sequence[int], feature_set_id: str, *,
         level=level, n_indexed=sum(int(e["n"]) for e in manifest.shards.values()))
 
 
-def shard_entry(file: str, n: int) -> dict[str, Any]:
-    return {"file": file, "n": int(n), "built": utcnow().isoformat(timespec="seconds")}
+def shard_entry(file: str, n: int, features: str | None = None) -> dict[str, Any]:
+    """A manifest's shard: its file, vectors, when built, and the stamp of the features
+    it was built from (`Store.feature_stamps`: the last extract task of its product)."""
+    return {"file": file, "n": int(n), "built": utcnow().isoformat(timespec="seconds"),
+            "features": features}
+
+
+def stale_shards(manifest: Manifest, stamps: dict[str, str]) -> dict[str, str]:
+    """Products whose features were written by a task that finished after their shard's
+    features stamp (re-extracted since the shard was built): product -> new stamp."""
+    return {p: stamps[p] for p, e in manifest.shards.items()
+            if p in stamps and (e.get("features") or "") < stamps[p]}
+
+
+def refuse_stale(store: Store, manifest: Manifest) -> None:
+    """Never answer from an index older than the features it covers."""
+    stale = stale_shards(manifest, store.feature_stamps(manifest.feature_set_id))
+    if stale:
+        names = ", ".join(sorted(stale)[:5]) + (" ..." if len(stale) > 5 else "")
+        raise SearchError(
+            f"the index of {manifest.feature_set_id} at level {manifest.level} is older than "
+            f"the features of {len(stale)} product(s) ({names}), re-extracted since it was "
+            f"built: run `eominer index build {manifest.feature_set_id} --level "
+            f"{manifest.level}` (it rebuilds those shards only)")

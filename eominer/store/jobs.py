@@ -67,6 +67,17 @@ class JobsMixin(ModelsMixin):
                 )
         return [t["task_id"] for t in tasks if known.get(t["task_id"]) != "done"]
 
+    def feature_stamps(self, feature_set_id: str) -> dict[str, str]:
+        """Per product, when its latest done task that wrote `feature_set_id` (an extract
+        or change task: the jobs that write features) finished, as ISO text: what an
+        index of those features compares its shards with."""
+        rows = self.query(
+            "SELECT product_id, MAX(finished) FROM jobs WHERE feature_set_id = ? AND "
+            "kind IN ('extract', 'change') AND status = 'done' AND product_id IS NOT NULL "
+            "GROUP BY product_id", (feature_set_id,))
+        return {str(r[0]): r[1].isoformat(timespec="microseconds") for r in rows
+                if r[1] is not None}
+
     def start_task(self, task_id: str, attempt: int) -> None:
         self.start_tasks([(task_id, attempt)])
 

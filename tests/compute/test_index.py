@@ -151,3 +151,47 @@ def test_cli_builds_and_searches_the_archive(two_dates, capsys, tmp_path):
     r = run(["search", "--like", str(like[0]), "--archive", "--features",
                     fs.feature_set_id, "--where", "level = 16", "--db", url], tmp_path)
     assert r.returncode != 0 and "--archive ranks the whole archive" in r.stdout + r.stderr
+
+
+def test_an_index_older_than_its_features_is_refused_then_rebuilt(two_dates):
+    """Date 2 re-extracted after the index was built (its features rewritten, recorded as
+    a finished extract task, as the extract job does): searches refuse the index until
+    `index build` rebuilds that product's shard, and only that one."""
+    from eominer.evaluation.patches import pair_stats
+    from eominer.io.ard import read_ard
+
+    store, fs, (p1, p2) = two_dates
+    extract_done = lambda pid: (store.schedule_tasks(  # noqa: E731
+        "job-x", "extract", [{"task_id": f"extract/{fs.feature_set_id}/{pid}/0",
+                              "product_id": pid, "feature_set_id": fs.feature_set_id,
+                              "block": 0, "n_items": 1}]),
+        store.finish_tasks([(f"extract/{fs.feature_set_id}/{pid}/0", "test")]))
+    extract_done(p1)
+    extract_done(p2)
+    run_index(store, fs.feature_set_id, LEVEL, num_cpus=2)
+    folder = ann.index_dir(store, fs.feature_set_id, LEVEL)
+    built = ann.read_manifest(folder)
+    assert set(built.shards) == {p1, p2} and all(e["features"] for e in built.shards.values())
+    like = [int(i) for i in store.patches(p1, LEVEL)["patch_id"].to_numpy()[[40, 41, 95]]]
+    ann.search_archive(store, like, fs.feature_set_id, top=20)  # fresh: answers
+
+    # re-extracted: date 2's features now compare it with a shifted copy of date 1
+    a1, a2 = (read_ard(store.product(p).ard_path) for p in (p1, p2))
+    t = store.patches(p2, LEVEL)
+    order = t["row"].to_numpy() * (a2.shape[2] // LEVEL) + t["col"].to_numpy()
+    store.write_features(fs, t["patch_id"].to_numpy(),
+                         pair_stats(a2, a1 * 1.5, LEVEL)[order])
+    store.execute("UPDATE jobs SET status = 'pending' WHERE product_id = ?", (p2,))
+    extract_done(p2)
+    with pytest.raises(SearchError, match=rf"older than the features of 1 product\(s\) \({p2}\)"
+                                          rf".*eominer index build {fs.feature_set_id} "
+                                          rf"--level {LEVEL}"):
+        ann.search_archive(store, like, fs.feature_set_id, top=20)
+    r = run_index(store, fs.feature_set_id, LEVEL, num_cpus=2)
+    assert (r.tasks_done, r.tasks_skipped) == (1, 1)  # date 2's shard only
+    after = ann.read_manifest(folder)
+    assert after.shards[p1] == built.shards[p1]
+    assert after.shards[p2]["features"] > built.shards[p2]["features"]
+    got = ann.search_archive(store, like, fs.feature_set_id, top=50)
+    want = brute_force(store, fs, after, like, 50)[0]  # over the new features
+    assert len(set(got.patch_ids.tolist()) & set(want.tolist())) / 50 >= 0.95
