@@ -44,8 +44,10 @@ def collect_patches(store: Store, product_ids: Sequence[str] | None = None,
     per_product = max(1, max_patches // max(len(chosen), 1))
     parts, used = [], []
     for prod in chosen:
-        pt = store.patches(prod.product_id, PATCH)
-        keep = np.asarray(pt["valid_fraction"].to_numpy()) >= min_valid
+        pt = store.patches(prod.product_id)
+        size = training_level(pt["level"].to_numpy())
+        keep = (pt["level"].to_numpy() == size) & (
+            np.asarray(pt["valid_fraction"].to_numpy()) >= min_valid)
         ys = pt["y_off"].to_numpy()[keep]
         xs = pt["x_off"].to_numpy()[keep]
         if not len(ys):
@@ -55,22 +57,51 @@ def collect_patches(store: Store, product_ids: Sequence[str] | None = None,
             ys, xs = ys[pick], xs[pick]
         idx = band_indexes(list(prod.bands), BANDS, prod.product_id)
         for y0 in range(0, prod.height, BLOCK_ROWS):
-            sel = (ys >= y0) & (ys + PATCH <= y0 + BLOCK_ROWS)
+            sel = (ys >= y0) & (ys + size <= y0 + BLOCK_ROWS)
             if not sel.any():
                 continue
             y1 = min(y0 + BLOCK_ROWS, prod.height)
             stack = read_block(prod.ard_path, "S2", idx, y0, y1, 0, prod.width, prod.height)
-            win = np.stack([ys[sel] - y0, xs[sel], np.full(sel.sum(), PATCH),
-                            np.full(sel.sum(), PATCH)], axis=1)
+            win = np.stack([ys[sel] - y0, xs[sel], np.full(sel.sum(), size),
+                            np.full(sel.sum(), size)], axis=1)
             parts.append(patch_tensor(stack, win))
         used.append(prod.product_id)
     if not parts:
         raise FeatureError(
             "no Sentinel-2 patches with bands B02, B03, B04, B08 and at least "
-            f"{min_valid:.0%} valid pixels at level {PATCH} in the database: "
+            f"{min_valid:.0%} valid pixels at a level that divides or is a multiple of "
+            f"{PATCH} px in the database: "
             "ingest Sentinel-2 products first (eominer ingest PATH)"
         )
     return np.concatenate(parts), used
+
+
+def training_level(levels: np.ndarray) -> int:
+    """The level patches are sampled from: 32 px where ingested, else the one nearest to
+    it that `patch_tensor` can resize (a workspace ingested at 16 px only); 0 if none."""
+    usable = sorted({int(v) for v in levels if v % PATCH == 0 or PATCH % v == 0},
+                    key=lambda v: (abs(np.log2(v / PATCH)), -v))
+    return usable[0] if usable else 0
+
+
+def save_model(store: Store, kind: str, model: Any, params: dict[str, Any],
+               metrics: dict[str, Any], used: list[str]) -> dict[str, Any]:
+    """Save `<workspace>/models/<kind>-v<N>.keras`, record its row; return the row.
+    The file is staged and renamed only once its row is committed."""
+    n = len(store.models(kind)) + 1
+    while store.model(f"{kind}-v{n}") is not None:
+        n += 1
+    model_id = f"{kind}-v{n}"
+    dest = models_dir() / f"{model_id}.keras"
+    staged = dest.with_name(f".{model_id}.staged.keras")
+    try:
+        model.save(staged)
+        store.add_model(model_id, kind, str(dest), params, metrics, used)
+        staged.replace(dest)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return store.model(model_id)
 
 
 def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
@@ -90,12 +121,6 @@ def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs
     t0 = time.perf_counter()
     hist = model.fit(z, z, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     seconds = time.perf_counter() - t0
-    n = len(store.models(KIND)) + 1
-    while store.model(f"{KIND}-v{n}") is not None:
-        n += 1
-    model_id = f"{KIND}-v{n}"
-    dest = models_dir() / f"{model_id}.keras"
-    staged = dest.with_name(f".{model_id}.staged.keras")
     params = {"dim": dim, "bands": list(BANDS), "patch_px": PATCH, "epochs": epochs,
               "batch_size": batch_size, "seed": seed, "mean": mean.tolist(),
               "std": std.tolist(), "architecture": "conv16-32-64/dense/deconv"}
@@ -103,11 +128,4 @@ def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs
     metrics = {"loss": losses[-1], "loss_history": losses, "patches": int(len(z)),
                "train_seconds": round(seconds, 3),
                "train_patches_per_s": round(len(z) * epochs / max(seconds, 1e-9), 1)}
-    try:
-        model.save(staged)
-        store.add_model(model_id, KIND, str(dest), params, metrics, used)
-        staged.replace(dest)
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
-    return store.model(model_id)
+    return save_model(store, KIND, model, params, metrics, used)
