@@ -27,7 +27,7 @@ def encoder() -> None:
               help="Embedding size (columns of the feature set; default 32 for the "
               "autoencoder, 64 for ssl).")
 @click.option("--max-patches", type=click.IntRange(10), default=20000, show_default=True,
-              help="Level-32 patches sampled for training.")
+              help="Patches sampled for training (level 32, else the nearest level).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @db_option
 def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
