@@ -72,6 +72,8 @@ bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data --json-out docs/results/learning_curves.json \
 		--markdown-out docs/results/learning_curves.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --features encoder,ssl,spectral \
+		--json-out docs/results/learning_ssl.json --markdown-out docs/results/learning_ssl.md
 	$(VENV)/bin/eominer eval change --data ../shared/data/oscd --json docs/results/change_oscd.json
 	$(VENV)/bin/eominer eval fusion --data ../shared/data/bigearthnet --format json \
 		> docs/results/fusion_bigearthnet.json
