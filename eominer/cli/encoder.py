@@ -29,22 +29,35 @@ def encoder() -> None:
 @click.option("--max-patches", type=click.IntRange(10), default=20000, show_default=True,
               help="Patches sampled for training (level 32, else the nearest level).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ray-address", "--address", "address", default=None, metavar="ADDR",
+              help="Ray cluster to join (default: a local Ray).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray.")
+@click.option("--no-ray", is_flag=True, default=False,
+              help="Train in this process instead of as a runner task (the same training).")
 @db_option
 def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
-          max_patches: int, seed: int, db: str | None) -> None:
-    """Train on the ingested patches (no labels, no downloads), in this process, and
-    save <workspace>/models/encoder-v<N>.keras (or ssl-v<N>.keras with --method ssl);
-    `eominer extract --features encoder` (or `ssl`) uses the newest one."""
+          max_patches: int, seed: int, address: str | None, num_cpus: int | None,
+          no_ray: bool, db: str | None) -> None:
+    """Train on the ingested patches (no labels, no downloads) as a runner task (GPU
+    where the cluster has one) and save <workspace>/models/encoder-v<N>.keras (or
+    ssl-v<N>.keras with --method ssl); `eominer extract --features encoder` (or `ssl`)
+    uses the newest one."""
+    from compute.encoder import train as run
     from eominer.features.encoder_train import train_encoder
     from eominer.features.ssl import train_ssl
     from eominer.store import open_store
 
     ids = [v.strip() for t in products for v in t.split(",") if v.strip()] or None
-    fit = train_ssl if method == "ssl" else train_encoder
+    dim = dim or (64 if method == "ssl" else 32)
     with open_store(db) as store:
-        row = fit(store, ids, epochs=epochs, dim=dim or (64 if method == "ssl" else 32),
-                  max_patches=max_patches, seed=seed,
-                  log=lambda m: click.echo(m, err=True))
+        if no_ray:
+            fit = train_ssl if method == "ssl" else train_encoder
+            row = fit(store, ids, epochs=epochs, dim=dim, max_patches=max_patches,
+                      seed=seed, log=lambda m: click.echo(m, err=True))
+        else:
+            row = run(store, method, ids, epochs=epochs, dim=dim, max_patches=max_patches,
+                      seed=seed, address=address, num_cpus=num_cpus,
+                      progress=lambda m: click.echo(m, err=True))
     m = row["metrics"]
     click.echo(f"{row['model_id']}  {row['path']}  loss {m['loss']:.4f}  "
                f"{m['patches']} patches  {m['train_patches_per_s']:.0f} patches/s")

@@ -182,20 +182,15 @@ def fit_vicreg(x: np.ndarray, mean: np.ndarray, std: np.ndarray, *, dim: int = 6
     return enc, losses
 
 
-def train_ssl(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
-              dim: int = 64, max_patches: int = 20000, batch_size: int = 128,
-              seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train on the ingested patches, save `<workspace>/models/ssl-v<N>.keras`, record
-    it; return its `models` row."""
-    from eominer.features.encoder_train import collect_patches, save_model
+def fit_ssl(x: np.ndarray, epochs: int = 5, dim: int = 64, batch_size: int = 128,
+            seed: int = 0, log: Callable[[str], None] | None = None,
+            ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Train on reflectance patches; (encoder, params, metrics) of its `models` row."""
+    from eominer.features.encoder_train import band_norm
 
-    x, used = collect_patches(store, product_ids, max_patches, seed=seed)
-    mean = np.nanmean(x, axis=(0, 1, 2)).astype(np.float64)
-    std = np.nanstd(x, axis=(0, 1, 2)).astype(np.float64)
-    std[~(std > 1e-6)] = 1.0
+    mean, std = band_norm(x)
     if log:
-        log(f"VICReg training on {len(x)} patches from {len(used)} product(s), "
-            f"{epochs} epoch(s)")
+        log(f"VICReg training on {len(x)} patches, {epochs} epoch(s)")
     t0 = time.perf_counter()
     enc, losses = fit_vicreg(x, mean, std, dim=dim, epochs=epochs, batch_size=batch_size,
                              seed=seed, log=log)
@@ -210,6 +205,18 @@ def train_ssl(store: Store, product_ids: Sequence[str] | None = None, epochs: in
     metrics = {"loss": losses[-1], "loss_history": losses, "patches": int(len(x)),
                "train_seconds": round(seconds, 3),
                "train_patches_per_s": round(len(x) * epochs / max(seconds, 1e-9), 1)}
+    return enc, params, metrics
+
+
+def train_ssl(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
+              dim: int = 64, max_patches: int = 20000, batch_size: int = 128,
+              seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train in this process, save `<workspace>/models/ssl-v<N>.keras`, record it;
+    return its `models` row (`compute.encoder.train` runs the same on the runner)."""
+    from eominer.features.encoder_train import collect_patches, save_model
+
+    x, used = collect_patches(store, product_ids, max_patches, seed=seed)
+    enc, params, metrics = fit_ssl(x, epochs, dim, batch_size, seed, log)
     return save_model(store, KIND, enc, params, metrics, used)
 
 
