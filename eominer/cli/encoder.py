@@ -1,4 +1,5 @@
-"""`eominer encoder`: train and list the patch autoencoder."""
+"""`eominer encoder`: train and list the patch encoders (the autoencoder behind the
+`encoder` feature set, the self-supervised VICReg encoder behind `ssl`)."""
 
 from __future__ import annotations
 
@@ -11,31 +12,52 @@ from eominer.cli.output import render
 
 @click.group()
 def encoder() -> None:
-    """The convolutional autoencoder behind the `encoder` feature set."""
+    """The learned patch encoders: the autoencoder (feature set `encoder`) and the
+    self-supervised VICReg encoder (feature set `ssl`)."""
 
 
 @encoder.command()
 @click.option("--products", "products", multiple=True, metavar="IDS",
               help="Train on these product ids (default: every Sentinel-2 product).")
+@click.option("--method", type=click.Choice(["autoencoder", "ssl"]), default="autoencoder",
+              show_default=True, help="autoencoder: reconstruction (feature set `encoder`); "
+              "ssl: VICReg on augmented views (feature set `ssl`).")
 @click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--dim", type=click.IntRange(2, 512), default=32, show_default=True,
-              help="Embedding size (columns of the feature set).")
+@click.option("--dim", type=click.IntRange(2, 512), default=None,
+              help="Embedding size (columns of the feature set; default 32 for the "
+              "autoencoder, 64 for ssl).")
 @click.option("--max-patches", type=click.IntRange(10), default=20000, show_default=True,
-              help="Level-32 patches sampled for training.")
+              help="Patches sampled for training (level 32, else the nearest level).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ray-address", "--address", "address", default=None, metavar="ADDR",
+              help="Ray cluster to join (default: a local Ray).")
+@click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray.")
+@click.option("--no-ray", is_flag=True, default=False,
+              help="Train in this process instead of as a runner task (the same training).")
 @db_option
-def train(products: tuple[str, ...], epochs: int, dim: int, max_patches: int, seed: int,
-          db: str | None) -> None:
-    """Train on the ingested patches (no labels, no downloads) and save
-    <workspace>/models/encoder-v<N>.keras; `eominer extract --features encoder` uses
-    the newest one."""
+def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
+          max_patches: int, seed: int, address: str | None, num_cpus: int | None,
+          no_ray: bool, db: str | None) -> None:
+    """Train on the ingested patches (no labels, no downloads) as a runner task (GPU
+    where the cluster has one) and save <workspace>/models/encoder-v<N>.keras (or
+    ssl-v<N>.keras with --method ssl); `eominer extract --features encoder` (or `ssl`)
+    uses the newest one."""
+    from compute.encoder import train as run
     from eominer.features.encoder_train import train_encoder
+    from eominer.features.ssl import train_ssl
     from eominer.store import open_store
 
     ids = [v.strip() for t in products for v in t.split(",") if v.strip()] or None
+    dim = dim or (64 if method == "ssl" else 32)
     with open_store(db) as store:
-        row = train_encoder(store, ids, epochs=epochs, dim=dim, max_patches=max_patches,
-                            seed=seed, log=lambda m: click.echo(m, err=True))
+        if no_ray:
+            fit = train_ssl if method == "ssl" else train_encoder
+            row = fit(store, ids, epochs=epochs, dim=dim, max_patches=max_patches,
+                      seed=seed, log=lambda m: click.echo(m, err=True))
+        else:
+            row = run(store, method, ids, epochs=epochs, dim=dim, max_patches=max_patches,
+                      seed=seed, address=address, num_cpus=num_cpus,
+                      progress=lambda m: click.echo(m, err=True))
     m = row["metrics"]
     click.echo(f"{row['model_id']}  {row['path']}  loss {m['loss']:.4f}  "
                f"{m['patches']} patches  {m['train_patches_per_s']:.0f} patches/s")
@@ -45,11 +67,12 @@ def train(products: tuple[str, ...], epochs: int, dim: int, max_patches: int, se
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 def list_models(db: str | None, fmt: str) -> None:
-    """Trained encoders, newest last."""
+    """Trained encoders (both kinds), newest last."""
     from eominer.store import open_store
 
     with open_store(db) as store:
-        rows = store.models("encoder")
+        rows = sorted(store.models("encoder") + store.models("ssl"),
+                      key=lambda r: (r["created"], r["model_id"]))
     cols = ["model_id", "path", "dim", "loss", "patches", "created"]
     data = {c: [] for c in cols}
     for r in rows:

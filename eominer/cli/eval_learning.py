@@ -58,12 +58,17 @@ def parse_combos(text: str) -> list[list[str]]:
 @click.option("--no-ray", is_flag=True, default=False,
               help="Extract in this process (the same blocks and writes, without Ray): for a "
               "machine too busy for a local Ray to start.")
+@click.option("--encoder-epochs", type=click.IntRange(1), default=5, show_default=True,
+              help="Epochs of the encoders trained in the workspace when `encoder` or `ssl` "
+              "is among the feature sets (on the ingested patches, as `eominer encoder "
+              "train` would).")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as Markdown.")
 def learning(root, datasets, classes, cities, features, strategies, model, seeds, budget,
-             batch, patch, params, workspace, num_cpus, no_ray, json_out, markdown_out) -> None:
+             batch, patch, params, workspace, num_cpus, no_ray, encoder_epochs, json_out,
+             markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -88,15 +93,34 @@ def learning(root, datasets, classes, cities, features, strategies, model, seeds
         extra.setdefault("bandstats", dict(BANDSTATS))
     if workspace:
         _run(Path(workspace), root, datasets, classes, cities, combos, names, strats, model,
-             seeds, budget, batch, patch, extra, num_cpus, no_ray, json_out, markdown_out)
+             seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
+             markdown_out)
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
         _run(Path(tmp), root, datasets, classes, cities, combos, names, strats, model, seeds,
-             budget, batch, patch, extra, num_cpus, no_ray, json_out, markdown_out)
+             budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
+             markdown_out)
+
+
+def train_encoders(store, names: list[str], products: list[str], epochs: int) -> None:
+    """The learned feature sets' models, trained on the workspace's own patches (the
+    user's archive here is the task's data); seeded, so each run trains the same."""
+    from eominer.features.encoder import set_single_thread
+    from eominer.features.encoder_train import train_encoder
+    from eominer.features.ssl import train_ssl
+
+    for name, fit in (("encoder", train_encoder), ("ssl", train_ssl)):
+        if name in names:
+            set_single_thread()
+            row = fit(store, products, epochs=epochs, seed=0)
+            m = row["metrics"]
+            click.echo(f"trained {row['model_id']} on {m['patches']} patches, {epochs} "
+                       f"epochs, {m['train_seconds']:.0f} s, loss {m['loss']:.4f}")
 
 
 def _run(home: Path, root, datasets, classes, cities, combos, names, strats, model, seeds,
-         budget, batch, patch, extra, num_cpus, no_ray, json_out, markdown_out) -> None:
+         budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
+         markdown_out) -> None:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
     from eominer.store import open_store
@@ -117,6 +141,7 @@ def _run(home: Path, root, datasets, classes, cities, combos, names, strats, mod
                               | {p for t in todo for pair in t.pairs for p in pair})
             click.echo(f"workspace {home}: {len(products)} products ingested at {patch} px; "
                        f"extracting {', '.join(names)}")
+            train_encoders(store, names, products, encoder_epochs)
             if no_ray:
                 report = run_extract_inline(store, names, products, params=extra)
             else:

@@ -4,7 +4,8 @@ The autoencoder is trained without labels on the user's own level-32 patches
 (`eominer encoder train`); no pretrained weights are needed. Input: 32 x 32 px of
 B02, B03, B04, B08 reflectance, standardised per band with the training set's mean
 and std (stored with the model), nodata set to the band mean (0 after standardising).
-Patches larger than 32 px are averaged down by an integer factor to 32 x 32.
+Patches larger than 32 px are averaged down by an integer factor to 32 x 32; smaller
+ones (a workspace ingested at 16 px) are repeated up to it.
 Architecture: 3 strided 3x3 convolutions (16, 32, 64 filters, ReLU) -> dense
 embedding (`dim`, linear, layer "embedding") -> mirrored transposed convolutions; MSE.
 
@@ -76,15 +77,18 @@ def autoencoder(n_bands: int = len(BANDS), dim: int = 32, seed: int = 0):
 
 
 def patch_tensor(stack: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """(n, 32, 32, bands) float32 patches, larger ones averaged down; NaN kept."""
+    """(n, 32, 32, bands) float32 patches, larger ones averaged down, smaller ones
+    (16, 8 px) repeated up (each pixel a k x k block); NaN kept."""
     out = np.empty((len(windows), PATCH, PATCH, stack.shape[0]), np.float32)
     for i, (y, x, h, w) in enumerate(windows):
-        if h != w or h % PATCH:
-            raise FeatureError(f"encoder patches must be square multiples of {PATCH} px, "
-                               f"got {h} x {w}")
+        if h != w or (h % PATCH and PATCH % h):
+            raise FeatureError(f"encoder patches must be square, a multiple or a divisor "
+                               f"of {PATCH} px, got {h} x {w}")
         p = stack[:, y:y + h, x:x + w]
         k = h // PATCH
-        if k > 1:
+        if h < PATCH:
+            p = np.repeat(np.repeat(p, PATCH // h, axis=1), PATCH // h, axis=2)
+        elif k > 1:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-nodata cells stay NaN
                 p = np.nanmean(p.reshape(p.shape[0], PATCH, k, PATCH, k), axis=(2, 4))

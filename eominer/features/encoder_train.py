@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,10 +27,24 @@ if TYPE_CHECKING:
 BLOCK_ROWS = 1024
 
 
-def collect_patches(store: Store, product_ids: Sequence[str] | None = None,
-                    max_patches: int = 20000, min_valid: float = 0.9, seed: int = 0,
-                    ) -> tuple[np.ndarray, list[str]]:
-    """(n, 32, 32, 4) reflectance patches (NaN = nodata) sampled from S2 products."""
+@dataclass(frozen=True)
+class PatchSource:
+    """Where one product's training patches are: what a worker needs to read them."""
+
+    product_id: str
+    ard_path: str
+    bands: tuple[str, ...]
+    width: int
+    height: int
+    size: int  # the patch level sampled
+    ys: np.ndarray = field(repr=False)
+    xs: np.ndarray = field(repr=False)
+
+
+def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
+                   max_patches: int = 20000, min_valid: float = 0.9, seed: int = 0,
+                   ) -> list[PatchSource]:
+    """The patches to train on, sampled from the S2 products' patch table (no pixels)."""
     rng = np.random.default_rng(seed)
     table = store.product_list()
     known = {p.product_id for p in table}
@@ -42,10 +57,12 @@ def collect_patches(store: Store, product_ids: Sequence[str] | None = None,
               and (not product_ids or p.product_id in product_ids)
               and all(b in p.bands for b in BANDS)]
     per_product = max(1, max_patches // max(len(chosen), 1))
-    parts, used = [], []
+    sources = []
     for prod in chosen:
-        pt = store.patches(prod.product_id, PATCH)
-        keep = np.asarray(pt["valid_fraction"].to_numpy()) >= min_valid
+        pt = store.patches(prod.product_id)
+        size = training_level(pt["level"].to_numpy())
+        keep = (pt["level"].to_numpy() == size) & (
+            np.asarray(pt["valid_fraction"].to_numpy()) >= min_valid)
         ys = pt["y_off"].to_numpy()[keep]
         xs = pt["x_off"].to_numpy()[keep]
         if not len(ys):
@@ -53,49 +70,97 @@ def collect_patches(store: Store, product_ids: Sequence[str] | None = None,
         if len(ys) > per_product:
             pick = np.sort(rng.choice(len(ys), per_product, replace=False))
             ys, xs = ys[pick], xs[pick]
-        idx = band_indexes(list(prod.bands), BANDS, prod.product_id)
-        for y0 in range(0, prod.height, BLOCK_ROWS):
-            sel = (ys >= y0) & (ys + PATCH <= y0 + BLOCK_ROWS)
-            if not sel.any():
-                continue
-            y1 = min(y0 + BLOCK_ROWS, prod.height)
-            stack = read_block(prod.ard_path, "S2", idx, y0, y1, 0, prod.width, prod.height)
-            win = np.stack([ys[sel] - y0, xs[sel], np.full(sel.sum(), PATCH),
-                            np.full(sel.sum(), PATCH)], axis=1)
-            parts.append(patch_tensor(stack, win))
-        used.append(prod.product_id)
-    if not parts:
+        sources.append(PatchSource(prod.product_id, prod.ard_path, tuple(prod.bands),
+                                   prod.width, prod.height, size, ys, xs))
+    if not sources:
         raise FeatureError(
             "no Sentinel-2 patches with bands B02, B03, B04, B08 and at least "
-            f"{min_valid:.0%} valid pixels at level {PATCH} in the database: "
+            f"{min_valid:.0%} valid pixels at a level that divides or is a multiple of "
+            f"{PATCH} px in the database: "
             "ingest Sentinel-2 products first (eominer ingest PATH)"
         )
-    return np.concatenate(parts), used
+    return sources
 
 
-def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
-                  dim: int = 32, max_patches: int = 20000, batch_size: int = 128, seed: int = 0,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train, save `<workspace>/models/encoder-v<N>.keras`, record it; return its row."""
-    from eominer.features.encoder import standardise
+def read_patches(sources: Sequence[PatchSource]) -> tuple[np.ndarray, list[str]]:
+    """(n, 32, 32, 4) reflectance patches (NaN = nodata) read from the ARD files, and the
+    products they came from; block by block, so memory holds one block at a time."""
+    parts = []
+    for src in sources:
+        idx = band_indexes(list(src.bands), BANDS, src.product_id)
+        ys, xs, size = src.ys, src.xs, src.size
+        for y0 in range(0, src.height, BLOCK_ROWS):
+            sel = (ys >= y0) & (ys + size <= y0 + BLOCK_ROWS)
+            if not sel.any():
+                continue
+            y1 = min(y0 + BLOCK_ROWS, src.height)
+            stack = read_block(src.ard_path, "S2", idx, y0, y1, 0, src.width, src.height)
+            win = np.stack([ys[sel] - y0, xs[sel], np.full(sel.sum(), size),
+                            np.full(sel.sum(), size)], axis=1)
+            parts.append(patch_tensor(stack, win))
+    return np.concatenate(parts), [src.product_id for src in sources]
 
-    x, used = collect_patches(store, product_ids, max_patches, seed=seed)
+
+def collect_patches(store: Store, product_ids: Sequence[str] | None = None,
+                    max_patches: int = 20000, min_valid: float = 0.9, seed: int = 0,
+                    ) -> tuple[np.ndarray, list[str]]:
+    """(n, 32, 32, 4) reflectance patches (NaN = nodata) sampled from S2 products."""
+    return read_patches(sample_sources(store, product_ids, max_patches, min_valid, seed))
+
+
+def band_norm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and std of the training patches (std 1 for a constant band)."""
     mean = np.nanmean(x, axis=(0, 1, 2)).astype(np.float64)
     std = np.nanstd(x, axis=(0, 1, 2)).astype(np.float64)
     std[~(std > 1e-6)] = 1.0
+    return mean, std
+
+
+def training_level(levels: np.ndarray) -> int:
+    """The level patches are sampled from: 32 px where ingested, else the one nearest to
+    it that `patch_tensor` can resize (a workspace ingested at 16 px only); 0 if none."""
+    usable = sorted({int(v) for v in levels if v % PATCH == 0 or PATCH % v == 0},
+                    key=lambda v: (abs(np.log2(v / PATCH)), -v))
+    return usable[0] if usable else 0
+
+
+def save_model(store: Store, kind: str, model: Any, params: dict[str, Any],
+               metrics: dict[str, Any], used: list[str]) -> dict[str, Any]:
+    """Save `<workspace>/models/<kind>-v<N>.keras`, record its row; return the row.
+    The file is staged and renamed only once its row is committed."""
+    n = len(store.models(kind)) + 1
+    while store.model(f"{kind}-v{n}") is not None:
+        n += 1
+    model_id = f"{kind}-v{n}"
+    dest = models_dir() / f"{model_id}.keras"
+    staged = dest.with_name(f".{model_id}.staged.keras")
+    try:
+        if isinstance(model, bytes):  # trained on a runner worker: the saved file's bytes
+            staged.write_bytes(model)
+        else:
+            model.save(staged)
+        store.add_model(model_id, kind, str(dest), params, metrics, used)
+        staged.replace(dest)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return store.model(model_id)
+
+
+def fit_autoencoder(x: np.ndarray, epochs: int = 5, dim: int = 32, batch_size: int = 128,
+                    seed: int = 0, log: Callable[[str], None] | None = None,
+                    ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Train on reflectance patches; (model, params, metrics) of its `models` row."""
+    from eominer.features.encoder import standardise
+
+    mean, std = band_norm(x)
     z = standardise(x, mean, std)
     model = autoencoder(len(BANDS), dim, seed)
     if log:
-        log(f"training on {len(z)} patches from {len(used)} product(s), {epochs} epoch(s)")
+        log(f"training on {len(z)} patches, {epochs} epoch(s)")
     t0 = time.perf_counter()
     hist = model.fit(z, z, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     seconds = time.perf_counter() - t0
-    n = len(store.models(KIND)) + 1
-    while store.model(f"{KIND}-v{n}") is not None:
-        n += 1
-    model_id = f"{KIND}-v{n}"
-    dest = models_dir() / f"{model_id}.keras"
-    staged = dest.with_name(f".{model_id}.staged.keras")
     params = {"dim": dim, "bands": list(BANDS), "patch_px": PATCH, "epochs": epochs,
               "batch_size": batch_size, "seed": seed, "mean": mean.tolist(),
               "std": std.tolist(), "architecture": "conv16-32-64/dense/deconv"}
@@ -103,11 +168,14 @@ def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs
     metrics = {"loss": losses[-1], "loss_history": losses, "patches": int(len(z)),
                "train_seconds": round(seconds, 3),
                "train_patches_per_s": round(len(z) * epochs / max(seconds, 1e-9), 1)}
-    try:
-        model.save(staged)
-        store.add_model(model_id, KIND, str(dest), params, metrics, used)
-        staged.replace(dest)
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
-    return store.model(model_id)
+    return model, params, metrics
+
+
+def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
+                  dim: int = 32, max_patches: int = 20000, batch_size: int = 128, seed: int = 0,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train in this process, save `<workspace>/models/encoder-v<N>.keras`, record it;
+    return its row (`compute.encoder.train` runs the same on the runner)."""
+    x, used = collect_patches(store, product_ids, max_patches, seed=seed)
+    model, params, metrics = fit_autoencoder(x, epochs, dim, batch_size, seed, log)
+    return save_model(store, KIND, model, params, metrics, used)

@@ -29,6 +29,8 @@ BUILDERS: dict[str, str] = {
     "wld": "eominer.features.wld:build",
     "sar": "eominer.features.sar:build",
     "encoder": "eominer.features.encoder:build",
+    # the self-supervised (VICReg) encoder; not a default until it wins (docs/learning.md)
+    "ssl": "eominer.features.ssl:build",
     # random convolutional features; the filter bank is sampled from the archive by extract
     "mosaiks": "eominer.features.mosaiks:build",
     # the statistics of the fusion and evaluation paths (never extracted by default)
@@ -38,7 +40,7 @@ BUILDERS: dict[str, str] = {
 }
 DEFAULT_FEATURES: tuple[str, ...] = ("spectral", "gabor", "wld", "sar", "encoder")
 SENSORS: dict[str, str] = {
-    "spectral": "S2", "gabor": "S2", "wld": "S2", "sar": "S1", "encoder": "S2",
+    "spectral": "S2", "gabor": "S2", "wld": "S2", "sar": "S1", "encoder": "S2", "ssl": "S2",
     "mosaiks": "S2", "s2stats": "S2", "s1stats": "S1", "bandstats": "S2",
 }
 

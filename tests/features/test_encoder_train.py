@@ -65,3 +65,28 @@ def test_training_needs_s2_patches(ingested):
     store, _ = ingested
     with pytest.raises(FeatureError, match="not in the database"):
         train_encoder(store, ["S2X_NOPE"], epochs=1)
+
+
+def test_ssl_training_records_its_model_and_extract_uses_the_newest(ingested):
+    from compute.extract import ExtractReport, plan
+    from eominer.features.ssl import train_ssl
+
+    store, home = ingested
+    row = train_ssl(store, epochs=1, dim=8, max_patches=200, batch_size=64, seed=0)
+    assert row["model_id"] == "ssl-v1" and row["kind"] == "ssl"
+    assert Path(row["path"]) == home / "models" / "ssl-v1.keras" and Path(row["path"]).exists()
+    assert row["params"]["method"] == "vicreg" and row["params"]["dim"] == 8
+    assert row["trained_on"] == [store.product_list()[0].product_id]
+    assert row["metrics"]["patches"] == 200 and len(row["metrics"]["loss_history"]) == 1
+
+    prod = store.product_list()[0]
+    d = build("ssl", list(prod.bands), model=row)
+    assert d.columns[0] == "ssl_000" and d.dims == 8
+    stack = read_block(prod.ard_path, "S2", band_indexes(list(prod.bands), d.bands, "p"),
+                       0, 64, 0, prod.width, prod.height)
+    X = d.compute(stack, np.array([[0, 0, 32, 32], [0, 32, 32, 32], [0, 0, 16, 16]]))
+    assert X.shape == (3, 8) and np.isfinite(X).all() and np.abs(X[1] - X[0]).max() > 1e-4
+
+    newer = train_ssl(store, epochs=1, dim=8, max_patches=200, batch_size=64, seed=1)
+    blocks, _ = plan(store, "ssl", None, 512, ExtractReport("j"))
+    assert {b.build_params["model"]["model_id"] for b in blocks} == {newer["model_id"]}

@@ -1,0 +1,104 @@
+"""Training time of the self-supervised (VICReg) encoder per 10k patches, on CPU.
+
+    python bench/bench_ssl_train.py --threads 1
+    python bench/bench_ssl_train.py --threads 2
+
+Real 32 px patches of B02, B03, B04, B08 (OSCD bordeaux and nantes, imgs_1, windows at a
+16 px stride). One epoch of VICReg (two augmented views per patch, `batch` per step) is
+timed after a warm-up that traces the step; the bound from the same run is one epoch of
+the autoencoder (`eominer encoder train`'s default method) on the same patches and
+batches: the figure is printed as seconds per 10k patches and as a ratio to it.
+Augmentation (numpy, in the training process) is timed on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("EOMINER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def patches(n: int):
+    import numpy as np
+    import rasterio
+
+    out = []
+    for city in ("bordeaux", "nantes"):
+        folder = shared_data() / f"oscd/images/{city}/imgs_1"
+        bands = []
+        for b in ("B02", "B03", "B04", "B08"):
+            (path,) = folder.glob(f"*_{b}.tif")
+            with rasterio.open(path) as ds:
+                bands.append(ds.read(1).astype(np.float32) / 10000)
+        img = np.stack(bands, axis=-1)
+        out += [img[y:y + 32, x:x + 32] for y in range(0, img.shape[0] - 31, 16)
+                for x in range(0, img.shape[1] - 31, 16)]
+    x = np.stack(out)
+    return x[np.random.default_rng(0).choice(len(x), min(n, len(x)), replace=False)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1, help="TensorFlow intra-op threads")
+    ap.add_argument("--patches", type=int, default=2048)
+    ap.add_argument("--batch", type=int, default=128)
+    args = ap.parse_args()
+
+    import numpy as np
+
+    from eominer.tfimport import import_tensorflow
+
+    tf = import_tensorflow("the benchmark")
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from eominer.features.encoder import autoencoder, standardise
+    from eominer.features.ssl import augment, fit_vicreg
+
+    x = patches(args.patches)
+    n = len(x)
+    mean, std = x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2))
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for i in range(0, n, args.batch):
+        augment(x[i:i + args.batch], rng)
+        augment(x[i:i + args.batch], rng)
+    aug = time.perf_counter() - t
+
+    # warm-up (traces the step), then one timed epoch; fit_vicreg builds a new model and
+    # step per call, so the timed call's own tracing is measured apart by a 1-batch call
+    t = time.perf_counter()
+    fit_vicreg(x[:args.batch * 2], mean, std, epochs=1, batch_size=args.batch)
+    small = time.perf_counter() - t
+    t = time.perf_counter()
+    fit_vicreg(x, mean, std, epochs=2, batch_size=args.batch)
+    two = time.perf_counter() - t
+    ssl_epoch = two - small  # (trace + 2 epochs) - (trace + 2 batches)
+    ssl_epoch = ssl_epoch / (2 - 2 * args.batch / n)
+
+    z = standardise(x, mean, std)
+    model = autoencoder(4, 32, 0)
+    model.fit(z[:args.batch], z[:args.batch], epochs=1, batch_size=args.batch, verbose=0)
+    t = time.perf_counter()
+    model.fit(z, z, epochs=1, batch_size=args.batch, shuffle=True, verbose=0)
+    ae_epoch = time.perf_counter() - t
+
+    per = 10000 / n
+    print(f"{n} patches, batch {args.batch}, {args.threads} TF thread(s), load "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"ssl (VICReg, 2 views): {ssl_epoch * per:7.1f} s per 10k patches per epoch "
+          f"(augmentation {aug * per:.1f} s of it)")
+    print(f"autoencoder (bound) : {ae_epoch * per:7.1f} s per 10k patches per epoch")
+    print(f"ratio ssl / autoencoder: {ssl_epoch / ae_epoch:.2f}")
+
+
+if __name__ == "__main__":
+    main()

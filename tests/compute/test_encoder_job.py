@@ -1,0 +1,77 @@
+"""`eominer encoder train` as a runner job: one Ray task reads the sampled patches,
+trains, and hands the model back to the driver, which records it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compute.encoder import train
+from eominer.errors import FeatureError
+from eominer.store import open_store
+
+
+@pytest.fixture(scope="module")
+def small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    from eominer.ingest import ingest_paths
+
+    home = tmp_path_factory.mktemp("enc_job")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EOMINER_HOME", str(home))
+        store = open_store(f"duckdb:///{home / 'db.duckdb'}")
+        ingest_paths(store, [shared_data / "oscd/images/bordeaux/imgs_1"], levels=(32,))
+        yield store, home
+        store.close()
+
+
+def test_the_task_trains_what_in_process_training_trains(small):
+    """The task function without Ray: the model bytes it returns, recorded by the
+    driver's `save_model`, embed; its training is the in-process one, value for value."""
+    from compute.encoder import train_task
+    from eominer.features import build
+    from eominer.features.encoder import set_single_thread
+    from eominer.features.encoder_train import sample_sources, save_model
+    from eominer.features.ssl import train_ssl
+
+    store, home = small
+    set_single_thread()
+    sources = sample_sources(store, None, 200, seed=0)
+    blob, params, metrics, used = train_task("ssl", sources, 2, 8, 64, 0)
+    assert isinstance(blob, bytes) and metrics["patches"] == 200 and metrics["gpu"] is False
+    row = save_model(store, "ssl", blob, params, metrics, used)
+    assert row["model_id"] == "ssl-v1" and Path(row["path"]).read_bytes() == blob
+    local = train_ssl(store, epochs=2, dim=8, max_patches=200, batch_size=64)
+    np.testing.assert_allclose(local["metrics"]["loss_history"], metrics["loss_history"],
+                               rtol=1e-4)
+    prod = store.product_list()[0]
+    d1, d2 = build("ssl", list(prod.bands), model=row), build("ssl", list(prod.bands),
+                                                             model=local)
+    from eominer.features.blocks import band_indexes, read_block
+
+    stack = read_block(prod.ard_path, "S2", band_indexes(list(prod.bands), d1.bands, "p"),
+                       0, 64, 0, prod.width, prod.height)
+    w = np.array([[0, 0, 32, 32], [32, 32, 32, 32]])
+    np.testing.assert_allclose(d1.compute(stack, w), d2.compute(stack, w), rtol=1e-3,
+                               atol=1e-4)
+
+
+@pytest.mark.ray
+def test_ssl_trains_as_a_runner_task(small):
+    store, home = small
+    row = train(store, "ssl", epochs=1, dim=8, max_patches=200, batch_size=64, num_cpus=1)
+    assert row["kind"] == "ssl" and Path(row["path"]).exists()
+    assert row["metrics"]["patches"] == 200
+    assert row["trained_on"] == [store.product_list()[0].product_id]
+    tasks = store.tasks()
+    assert "ssl-train" in tasks["kind"].to_pylist()
+    assert set(tasks["status"].to_pylist()) == {"done"}
+
+
+def test_bad_method_and_unknown_products_fail_before_ray(small):
+    store, _ = small
+    with pytest.raises(FeatureError, match="one of autoencoder, ssl"):
+        train(store, "simclr")
+    with pytest.raises(FeatureError, match="not in the database"):
+        train(store, "ssl", ["S2X_NOPE"])
