@@ -10,7 +10,7 @@ import click
               help="OSCD-shaped folder: images/<city>/imgs_1|imgs_2, labels/<city>/cm/.")
 @click.option("--cities", default=None,
               help="Comma-separated city names (default: every city with labels).")
-@click.option("--methods", default="encoder,cva,irmad", show_default=True)
+@click.option("--methods", default="encoder,cva,irmad,selftrain", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the results as JSON to this file.")
