@@ -121,11 +121,22 @@ def context_features(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats) -
     return np.stack([c.ravel() for c in cols], axis=1)
 
 
-def seed_map(m: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def mask_weights(valid: np.ndarray) -> list[np.ndarray]:
+    """G_s(valid) per scale of SCALES: the denominators of `masked_smooth`, computed once
+    for the seed map and the decision."""
+    from scipy.ndimage import gaussian_filter
+
+    w = valid.astype(np.float32)
+    return [gaussian_filter(w, s, truncate=TRUNCATE) for s in SCALES]
+
+
+def seed_map(m: np.ndarray, valid: np.ndarray,
+             dens: list[np.ndarray] | None = None) -> np.ndarray:
     """The unsupervised map that teaches the model: m's masked mean over SCALES."""
+    dens = dens if dens is not None else mask_weights(valid)
     out = np.zeros(m.shape, dtype=np.float32)
-    for s in SCALES:
-        out += masked_smooth(m, valid, s)
+    for s, den in zip(SCALES, dens):
+        out += masked_smooth(m, valid, s, den)
     out /= np.float32(len(SCALES))
     return out
 
@@ -219,7 +230,8 @@ def selftrain_probability(
         d *= d
         m += d
     np.sqrt(m, out=m)
-    fitted = fit_selftrain(x1, x2, valid, stats, seed_map(m, valid), seed)
+    dens = mask_weights(valid)
+    fitted = fit_selftrain(x1, x2, valid, stats, seed_map(m, valid, dens), seed)
     w, bias = fitted.weights()
     nb, ns = bands, len(SCALES)
     w_d, w_abs, w_m = w[:nb], w[nb:2 * nb], w[2 * nb]
@@ -237,14 +249,11 @@ def selftrain_probability(
             comb[k] += np.float32(w_s[k, i]) * d
         np.abs(d, out=d)
         z += np.float32(w_abs[i]) * d
-    from scipy.ndimage import gaussian_filter
-
     for k, s in enumerate(SCALES):
-        den = gaussian_filter(valid.astype(np.float32), s, truncate=TRUNCATE)
         comb[k] += np.float32(w_s[k, nb]) * m  # the smoothed magnitude's weight
-        z += masked_smooth(comb[k], valid, s, den)
+        z += masked_smooth(comb[k], valid, s, dens[k])
         comb[k] = None  # type: ignore[call-overload]
-    del m
+    del m, dens
     np.clip(z, -50, 50, out=z)
     np.negative(z, out=z)
     np.exp(z, out=z)
