@@ -18,7 +18,7 @@ from eominer.change.normalise import to_probability
 from eominer.change.threshold import binary_map, otsu_threshold
 from eominer.errors import ConfigError
 
-METHODS: tuple[str, ...] = ("encoder", "cva", "irmad")  # Sentinel-2 pairs
+METHODS: tuple[str, ...] = ("encoder", "cva", "irmad", "selftrain")  # Sentinel-2 pairs
 S2_METHODS = METHODS
 S1_METHODS: tuple[str, ...] = ("logratio", "rom")  # = change.sar.S1_METHODS
 ALL_METHODS: tuple[str, ...] = METHODS + S1_METHODS
@@ -60,16 +60,20 @@ def check_method(method: str, sensor: str | None = None) -> str:
     return method
 
 
-def change_distance(
-    method: str, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
-    threads: int = 1,
-) -> np.ndarray:
-    check_method(method)
+def _check_grid(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray) -> None:
     if x1.shape != x2.shape or x1.shape[1:] != valid.shape:
         raise ConfigError(
             f"change inputs must share one grid: got {x1.shape}, {x2.shape} and mask "
             f"{valid.shape}; align the pair first (eominer.change.align.align_pair)"
         )
+
+
+def change_distance(
+    method: str, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
+    threads: int = 1,
+) -> np.ndarray:
+    check_method(method)
+    _check_grid(x1, x2, valid)
     if method in S1_METHODS:
         from eominer.change.sar import s1_change_magnitude
 
@@ -82,6 +86,8 @@ def change_distance(
         from eominer.change.irmad import irmad_distance
 
         return irmad_distance(x1, x2, valid, seed)
+    if method == "selftrain":
+        raise ConfigError("selftrain gives a probability, not a distance: use change_map")
     from eominer.change.encoder import EncoderConfig, encoder_distance
 
     return encoder_distance(x1, x2, valid, EncoderConfig(seed=seed, threads=threads))
@@ -97,8 +103,14 @@ def change_map(
 
         r = s1_change(x1, x2, valid, method, seed=seed)
         return ChangeMap(method, r.probability, r.binary, r.threshold, valid, "ki-gg+cfar")
-    d = change_distance(method, x1, x2, valid, seed, threads)
-    prob = to_probability(d, valid, seed)
+    if method == "selftrain":
+        from eominer.change.selftrain import selftrain_probability
+
+        _check_grid(x1, x2, valid)
+        prob, _ = selftrain_probability(x1, x2, valid, seed)
+    else:
+        d = change_distance(method, x1, x2, valid, seed, threads)
+        prob = to_probability(d, valid, seed)
     th = otsu_threshold(prob, valid, seed)
     return ChangeMap(method, prob, binary_map(prob, valid, th), th, valid)
 

@@ -76,3 +76,53 @@ def to_probability(distance: np.ndarray, valid: np.ndarray, seed: int = 0) -> np
     p = p.astype(np.float32)
     p[~valid] = np.nan
     return p
+
+
+# --- relative radiometric normalisation (date 2 onto date 1) -------------------------------
+INVARIANT_P = 0.95  # IR-MAD no-change probability above which a pixel is invariant
+INVARIANT_MIN_SHARE = 0.05  # else the most invariant 5 % of the sample
+
+
+class Normalisation:
+    """Per-band linear map of date 2 onto date 1, x1 ~ gain * x2 + offset, fitted by
+    reduced-major-axis regression on pixels that IR-MAD finds unchanged (both dates are noisy,
+    so neither is the regressor)."""
+
+    def __init__(self, gain: np.ndarray, offset: np.ndarray, n_invariant: int) -> None:
+        self.gain, self.offset, self.n_invariant = gain, offset, n_invariant
+
+    def apply(self, x2: np.ndarray) -> np.ndarray:
+        g = self.gain.astype(np.float32)[:, None, None]
+        return x2.astype(np.float32) * g + self.offset.astype(np.float32)[:, None, None]
+
+
+def radiometric_normalisation(
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
+) -> Normalisation:
+    """Fit IR-MAD on a seeded sample of valid pixels (it is invariant to any affine change
+    of either date, so its no-change pixels do not depend on the radiometry being
+    corrected), keep those with no-change probability > INVARIANT_P (at least the
+    INVARIANT_MIN_SHARE most invariant), and regress each band of date 2 onto date 1."""
+    from scipy.stats import chi2
+
+    from eominer.change.irmad import FIT_SAMPLE, fit_irmad
+
+    bands = x1.shape[0]
+    idx = sample_index(valid, FIT_SAMPLE, seed)
+    X = x1.reshape(bands, -1)[:, idx].T.astype(np.float64)
+    Y = x2.reshape(bands, -1)[:, idx].T.astype(np.float64)
+    z = fit_irmad(X, Y).chi2(X, Y)
+    inv = chi2.sf(z, bands) > INVARIANT_P
+    if inv.sum() < INVARIANT_MIN_SHARE * z.size:
+        inv = z <= np.quantile(z, INVARIANT_MIN_SHARE)
+    gain, offset = np.ones(bands), np.zeros(bands)
+    for i in range(bands):
+        a, b = X[inv, i], Y[inv, i]
+        sa, sb = a.std(), b.std()
+        if sb <= 0:
+            continue
+        cov = float(np.mean((a - a.mean()) * (b - b.mean())))
+        # reduced major axis: slope = sd ratio, sign of covariance
+        gain[i] = (sa / sb) * (1.0 if cov >= 0 else -1.0)
+        offset[i] = a.mean() - gain[i] * b.mean()
+    return Normalisation(gain, offset, int(inv.sum()))

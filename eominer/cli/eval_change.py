@@ -10,7 +10,7 @@ import click
               help="OSCD-shaped folder: images/<city>/imgs_1|imgs_2, labels/<city>/cm/.")
 @click.option("--cities", default=None,
               help="Comma-separated city names (default: every city with labels).")
-@click.option("--methods", default="encoder,cva,irmad", show_default=True)
+@click.option("--methods", default="encoder,cva,irmad,selftrain", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the results as JSON to this file.")
@@ -48,16 +48,16 @@ def change(root: str, cities: str | None, methods: str, seed: int,
     table = pa.table({k: [round(v, 3) if isinstance(v, float) else v for v in
                           (row[k] for row in rows)] for k in rows[0]})
     click.echo(render(table, "table", title="change detection"))
-    if "encoder" in overall:
-        enc = overall["encoder"].f1
+    lead = next((m for m in ("selftrain", "encoder") if m in overall), None)
+    if lead is not None:
         for m, s in overall.items():
-            if m != "encoder":
-                click.echo(f"encoder F1 - {m} F1 = {enc - s.f1:+.3f} overall")
+            if m != lead:
+                click.echo(f"{lead} F1 - {m} F1 = {overall[lead].f1 - s.f1:+.3f} overall")
         for city in dict.fromkeys(r.city for r in results):
             by = {r.method: r.scores.f1 for r in results if r.city == city}
-            worse = [m for m, f in by.items() if m != "encoder" and f > by["encoder"]]
+            worse = [m for m, f in by.items() if m != lead and f > by[lead]]
             if worse:
-                click.echo(f"  {city}: encoder F1 {by['encoder']:.3f} below "
+                click.echo(f"  {city}: {lead} F1 {by[lead]:.3f} below "
                            + ", ".join(f"{m} {by[m]:.3f}" for m in worse))
     if json_out:
         with open(json_out, "w") as fh:

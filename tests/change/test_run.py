@@ -207,3 +207,32 @@ def test_pairs_table_errors(ingested) -> None:
         assert store.pair("change_0000") is None
         with pytest.raises(StoreError, match="pair change_0000 is not in"):
             store.changed_patches("change_0000", level=32)
+
+
+def test_selftrain_gives_a_layer_and_change_selftrain_features(ingested) -> None:
+    """`eominer change --method selftrain` on two ingested products: the pair row with its
+    probability COG (the app's layer) and a `change_selftrain` feature set."""
+    from click.testing import CliRunner
+
+    from eominer.cli import cli
+    from eominer.store import open_store
+
+    url, first, second, home = ingested
+    out = home / "maps" / "bordeaux_selftrain.tif"
+    r = CliRunner().invoke(cli, ["change", first, second, "--method", "selftrain",
+                                 "--out", str(out), "--db", url])
+    assert r.exit_code == 0, r.output
+    assert "selftrain" in r.output and out.exists()
+    import re
+
+    pair_id, fs_id = re.search(r"pair (\S+): \d+ patch scores in feature set (\S+)",
+                               r.output).groups()
+    with open_store(url) as store:
+        fs = store.require_feature_set(fs_id)
+        assert fs.name == "change_selftrain"
+        assert store.pair(pair_id)["layer_path"] == str(out)
+        n = store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?", (first,))[0][0]
+        assert store.count_features(fs) == n > 0
+        lo, hi = store.query(f"SELECT MIN(change_share), MAX(change_share) FROM "
+                             f"{fs.table_name}")[0]
+        assert 0.0 <= lo < hi <= 1.0  # some patches change, some do not
