@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from eominer.errors import SessionError
-from eominer.learning.compact import matvec
+from eominer.learning.compact import CompactMatrix, matvec
 from eominer.learning.strategies import smallest
 
 MODEL_KINDS = ("logistic", "linear_svm", "rbf_svm", "random_forest", "qbe_mean", "qbe_knn")
@@ -60,6 +60,8 @@ def sigmoid(z: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None) ->
 
 def row_sq_norms(X: np.ndarray) -> np.ndarray:
     """||x||^2 per row, float32 (computed once per session for RBF / kNN)."""
+    if isinstance(X, CompactMatrix):  # one fused pass over the codes
+        return X.sq_norms()
     out = np.empty(len(X), np.float32)
     for s in range(0, len(X), 65536):
         blk = X[s:s + 65536]
