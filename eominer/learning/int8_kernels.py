@@ -79,6 +79,48 @@ if numba is not None:
                 codes[pos[i], j] = c
         return raw, fin, s2, bad
 
+    @_jit_exact
+    def _quantise_rows(cols, sel, codes, pos, start, a, b, inv, off, acc):  # pragma: no cover
+        # rows a..b of a batch (cols: one float32 array per feature; row i of the batch is
+        # cols[j][sel[i]], or cols[j][i] when sel is empty) into codes, in tiles
+        # of 256 rows: a tile's codes (32 KB at 128-D) stay in cache while every column
+        # writes into it; acc (4, d): raw sums, finite sums, sums of squared codes,
+        # non-finite counts
+        d = len(cols)
+        run = pos.shape[0] == 0
+        every = sel.shape[0] == 0
+        for t0 in range(a, b, 256):
+            t1 = min(b, t0 + 256)
+            for j in range(d):
+                col = cols[j]
+                raw = 0.0
+                fin = 0.0
+                s2 = 0.0
+                bad = 0
+                for i in range(t0, t1):
+                    x = col[i] if every else col[sel[i]]
+                    raw += x
+                    t = (x - off[j]) * inv[j]
+                    if np.isfinite(t):
+                        fin += x
+                        s2 += np.float64(t) * t
+                        if t > LEVELS:
+                            t = np.float32(LEVELS)
+                        elif t < -LEVELS:
+                            t = np.float32(-LEVELS)
+                        c = np.int8(np.rint(t))
+                    else:
+                        bad += 1
+                        c = np.int8(0)
+                    if run:
+                        codes[start + i, j] = c
+                    else:
+                        codes[pos[i], j] = c
+                acc[0, j] += raw
+                acc[1, j] += fin
+                acc[2, j] += s2
+                acc[3, j] += bad
+
 
 def gemv(codes: np.ndarray, ws: np.ndarray, bias: float, out: np.ndarray, s0: int,
          s1: int) -> None:
@@ -132,6 +174,35 @@ def quantise_column(col: np.ndarray, codes: np.ndarray, j: int, pos: np.ndarray 
     return raw, fin, s2, int((~ok).sum())
 
 
+def as_columns(cols: list[np.ndarray]):
+    """The columns as the compiled `quantise_rows` takes them (a numba typed list; made
+    once per batch, not per worker)."""
+    if numba is None or not isinstance(cols, list):
+        return cols
+    from numba.typed import List
+
+    return List(cols)
+
+
+def quantise_rows(cols: list[np.ndarray], sel: np.ndarray | None, codes: np.ndarray,
+                  pos: np.ndarray | None, start: int, a: int, b: int, inv: np.ndarray,
+                  off: np.ndarray, acc: np.ndarray) -> None:
+    """Rows a..b of a batch of float32 columns `cols` (row i is cols[j][sel[i]], or
+    cols[j][i] when `sel` is None) into `codes` (at rows pos[i], or start + i when `pos`
+    is None), every column; adds to acc (4, d) the raw sums, finite sums, sums of squared
+    unrounded codes and non-finite counts per column."""
+    if numba is not None:
+        p = np.empty(0, np.int64) if pos is None else pos
+        s = np.empty(0, np.int64) if sel is None else sel
+        _quantise_rows(as_columns(cols), s, codes, p, start, a, b, inv, off, acc)
+        return
+    for j, col in enumerate(cols):
+        col = col if sel is None else col[sel]
+        r, f, q, nbad = quantise_column(col[a:b], codes, j, None if pos is None else pos[a:b],
+                                        start + a, float(inv[j]), float(off[j]))
+        acc[:, j] += (r, f, q, nbad)
+
+
 def warm() -> None:
     """Load the compiled kernels (numba's first call in a process reads them from its
     cache, or compiles them: seconds); a loader runs this in a thread while the store
@@ -143,3 +214,6 @@ def warm() -> None:
     sq_norms(codes, one, one, out, 0, 2)
     quantise_column(one, codes, 0, None, 0, 1.0, 0.0)
     quantise_column(one, codes, 0, np.arange(2), 0, 1.0, 0.0)
+    acc = np.zeros((4, 2))
+    quantise_rows([one, one], None, codes, None, 0, 0, 2, one, one, acc)
+    quantise_rows([one, one], np.arange(2), codes, np.arange(2), 0, 0, 2, one, one, acc)

@@ -195,25 +195,15 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
     threads = max(1, int(threads or cores()))
     # per worker: raw sums, finite sums, sums of squared codes, finite counts per column
     acc = np.zeros((threads, 4, d))
+    n_bad = 0.0
     bad_r: list[np.ndarray] = []
     bad_c: list[np.ndarray] = []
 
-    def quantise(k, a, b, cols, ok, pos, run) -> None:
+    def quantise(k, a, b, cols, sel, pos, run) -> None:
         """Rows a..b of one batch, every column, into their rows of codes (a worker per
         stretch of rows, so that no two write the same cache line)."""
-        p = None if run else pos[a:b]
-        for j in range(d):
-            col = cols[j]
-            if ok is not None:
-                col = col[ok]
-            col = col[a:b]
-            r, f, q, nbad = kernels.quantise_column(col, codes, j, p, int(pos[0]) + a,
-                                                    float(inv[j]), float(off[j]))
-            acc[k, :, j] += (r, f, q, b - a - nbad)
-            if nbad:
-                bad = ~np.isfinite((col - off[j]) * inv[j])
-                bad_r.append(pos[a:b][bad])
-                bad_c.append(np.full(int(bad.sum()), j, np.int64))
+        kernels.quantise_rows(cols, sel, codes, None if run else pos, int(pos[0]), a, b,
+                              inv, off, acc[k])
 
     with ThreadPoolExecutor(threads) as pool:
         for batch in store.feature_batches(feature_set_ids, first, last, rows=65536,
@@ -231,12 +221,22 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
                 continue
             present[pos] = True
             run = int(pos[-1]) - int(pos[0]) == m - 1 and bool((np.diff(pos) == 1).all())
-            cols = [batch.column(j + 1).to_numpy(zero_copy_only=False) for j in range(d)]
+            cols = [np.ascontiguousarray(batch.column(j + 1).to_numpy(zero_copy_only=False),
+                                         np.float32) for j in range(d)]
+            sel = None if every else np.flatnonzero(ok)
             cuts = np.linspace(0, m, threads + 1).astype(np.int64).tolist()
-            list(pool.map(quantise, range(threads), cuts[:-1], cuts[1:], [cols] * threads,
-                          [None if every else ok] * threads, [pos] * threads,
-                          [run] * threads))
-    raw, fsum, s2, cnt = acc.sum(0)
+            typed = kernels.as_columns(cols)
+            list(pool.map(quantise, range(threads), cuts[:-1], cuts[1:], [typed] * threads,
+                          [sel] * threads, [pos] * threads, [run] * threads))
+            if acc[:, 3].sum() > n_bad:  # non-finite values in this batch: where (rare)
+                for j, c in enumerate(cols):
+                    bad = ~np.isfinite(((c if every else c[ok]) - off[j]) * inv[j])
+                    if bad.any():
+                        bad_r.append(pos[bad])
+                        bad_c.append(np.full(int(bad.sum()), j, np.int64))
+                n_bad = acc[:, 3].sum()
+    raw, fsum, s2, nbad = acc.sum(0)
+    cnt = present.sum() - nbad
     keep = None if present.all() else np.flatnonzero(present)
     if keep is not None:  # patches without features: close the gaps in place, in order
         for s in range(0, len(keep), 65536):  # keep[i] >= i: reads ahead of the writes

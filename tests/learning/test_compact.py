@@ -10,6 +10,7 @@ import pytest
 
 from eominer.errors import SessionError
 from eominer.evaluation.ranking import average_precision
+from eominer.learning import int8_kernels
 from eominer.learning.coldstart import find_similar
 from eominer.learning.compact import CompactMatrix, choose_dtype
 from eominer.learning.engine import SessionData, fit_score_pick
@@ -147,6 +148,7 @@ def test_loading_holds_no_float32_copy(tmp_path, bordeaux):
     X[5, 3], X[9, 4] = np.nan, -np.inf  # MIN/MAX asked again without them
     store, fs, ids = _store_with(tmp_path, X)
     pids = ids[ids != 7]  # one patch left out of the scope
+    int8_kernels.warm()  # numba's first load of the kernels allocates ~20 MB, once a process
     tracemalloc.start()
     got_ids, C, present = load_compact(store, [fs.feature_set_id], pids)
     _, peak = tracemalloc.get_traced_memory()
