@@ -140,6 +140,15 @@ def session_run(db: Path, n_rounds: int) -> None:
     from eominer.learning.scope import LOAD_DB_MEMORY, load_scope
     from eominer.store import open_store
 
+    t0 = time.perf_counter()
+    import pandas  # noqa: F401  (DuckDB imports it on the first query: not the load's cost)
+
+    from eominer.learning import int8_kernels
+
+    int8_kernels.warm()  # numba's first load of the compiled kernels, once a process
+    t_warm = time.perf_counter() - t0
+    print(f"one-time per process, not in the load below: imports and the kernels' first "
+          f"load {t_warm:.1f} s", flush=True)
     base_rss = rss_mb()
     store = open_store(f"duckdb:///{db}")
     fs = store.feature_sets("bench10m")[0]
