@@ -79,47 +79,61 @@ if numba is not None:
                 codes[pos[i], j] = c
         return raw, fin, s2, bad
 
-    @_jit_exact
+    @_jit
     def _quantise_rows(cols, sel, codes, pos, start, a, b, inv, off, acc):  # pragma: no cover
         # rows a..b of a batch (cols: one float32 array per feature; row i of the batch is
-        # cols[j][sel[i]], or cols[j][i] when sel is empty) into codes, in tiles
-        # of 256 rows: a tile's codes (32 KB at 128-D) stay in cache while every column
-        # writes into it; acc (4, d): raw sums, finite sums, sums of squared codes,
-        # non-finite counts
+        # cols[j][sel[i]], or cols[j][i] when sel is empty) into codes, in tiles of 256
+        # rows: each column's codes of a tile are made in a branch-free (vectorised) loop
+        # into a small feature-major buffer, then the tile is transposed into its rows of
+        # codes (32 KB at 128-D, in cache). acc (4, d): raw sums, finite sums, sums of
+        # squared codes, non-finite counts
         d = len(cols)
         run = pos.shape[0] == 0
         every = sel.shape[0] == 0
+        tile = np.empty((d, 256), np.int8)
+        xs = np.empty(256, np.float32)
+        lim = np.float32(LEVELS)
         for t0 in range(a, b, 256):
             t1 = min(b, t0 + 256)
+            m = t1 - t0
             for j in range(d):
                 col = cols[j]
+                if every:
+                    xs[:m] = col[t0:t1]
+                else:
+                    for i in range(m):
+                        xs[i] = col[sel[t0 + i]]
+                oj = off[j]
+                ij = inv[j]
                 raw = 0.0
                 fin = 0.0
                 s2 = 0.0
                 bad = 0
-                for i in range(t0, t1):
-                    x = col[i] if every else col[sel[i]]
+                for i in range(m):
+                    x = xs[i]
                     raw += x
-                    t = (x - off[j]) * inv[j]
-                    if np.isfinite(t):
-                        fin += x
-                        s2 += np.float64(t) * t
-                        if t > LEVELS:
-                            t = np.float32(LEVELS)
-                        elif t < -LEVELS:
-                            t = np.float32(-LEVELS)
-                        c = np.int8(np.rint(t))
-                    else:
-                        bad += 1
-                        c = np.int8(0)
-                    if run:
-                        codes[start + i, j] = c
-                    else:
-                        codes[pos[i], j] = c
+                    t = (x - oj) * ij
+                    ok = np.isfinite(t)
+                    t = t if ok else np.float32(0.0)
+                    fin += x if ok else np.float32(0.0)
+                    bad += 0 if ok else 1
+                    s2 += np.float64(t) * t
+                    t = min(max(t, -lim), lim)
+                    tile[j, i] = np.int8(np.rint(t))
                 acc[0, j] += raw
                 acc[1, j] += fin
                 acc[2, j] += s2
                 acc[3, j] += bad
+            if run:
+                for i in range(m):
+                    r = start + t0 + i
+                    for j in range(d):
+                        codes[r, j] = tile[j, i]
+            else:
+                for i in range(m):
+                    r = pos[t0 + i]
+                    for j in range(d):
+                        codes[r, j] = tile[j, i]
 
 
 def gemv(codes: np.ndarray, ws: np.ndarray, bias: float, out: np.ndarray, s0: int,
