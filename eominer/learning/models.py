@@ -4,7 +4,7 @@ scikit-learn fits (it is fast on a few hundred rows); scoring 1M patches is our 
 code (a GEMV against the weights, or chunked GEMMs against support vectors), never
 `predict_proba`, which takes seconds there. X is a float32 ndarray or a `CompactMatrix`
 (int8 codes: `compact.py`); both slice into float32 rows, and the GEMV of the compact form
-runs in blocks converted in a reused buffer.
+is a fused compiled loop over the codes (`int8_kernels.py`).
 
 Scores are in [0, 1]; 0.5 is the decision boundary. Calibration, per kind:
 - logistic: sigmoid(decision), the model's own probability;
