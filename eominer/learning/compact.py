@@ -17,8 +17,8 @@ run of bytes, and the products (`X @ w`, the row norms) are fused loops that rea
 code once, compiled with numba (`int8_kernels.py`), a worker thread per core over
 contiguous stretches of rows. (A feature-major layout, (d, n), made loading simpler but
 its GEMV 2.5-5x slower: 148-390 ms against 31-59 ms per 2M x 128 here.) The loader
-writes each column of the store's record batches into its column of codes with the same
-kind of loop (`int8_kernels.quantise_column`).
+quantises the store's record batches in tiles of 256 rows, transposed into their rows of
+codes in cache (`int8_kernels.quantise_rows`).
 
 `CompactMatrix` indexes like a float32 (n, d) matrix: `X[rows]`, `X[a:b]`, `X[i]` give
 float32 rows (dequantised), `X @ w` is the fused GEMV with the weights folded with the
