@@ -51,7 +51,7 @@ def search(like, where, aoi, top, feature_sets, level, products, archive, save, 
     area = read_aoi(aoi) if aoi else None
     fs = [f for f in (feature_sets or "").split(",") if f] or None
     if archive:
-        _archive(like, where, aoi, top, fs, level, products, save, fmt, db)
+        _archive(like, where, area, top, fs, level, products, save, fmt, db, timeout)
         return
     with open_store(db) as store:
         r = run_search(store, _ids(like), top=top, where=where, aoi=area, feature_set_ids=fs,
@@ -70,18 +70,23 @@ def search(like, where, aoi, top, feature_sets, level, products, archive, save, 
                    "ORDER BY rank", err=True)
 
 
-def _archive(like, where, aoi, top, fs, level, products, save, fmt, db) -> None:
+def _archive(like, where, area, top, fs, level, products, save, fmt, db, timeout) -> None:
     from eominer.learning.ann import search_archive
     from eominer.store import open_store
 
-    if where or aoi or products or save:
-        raise click.UsageError("--archive ranks the whole archive: --where, --aoi, --product "
-                               "and --save are for the exact search (leave out --archive)")
+    if save:
+        raise click.UsageError("--archive results are not saved: --save is for the exact "
+                               "search (leave out --archive)")
     if not fs or len(fs) != 1:
         raise click.UsageError("--archive needs the one indexed feature set: --features FS")
     with open_store(db) as store:
-        m = search_archive(store, _ids(like), fs[0], top=top, level=level)
+        m = search_archive(store, _ids(like), fs[0], top=top, level=level, where=where,
+                           aoi=area, product_ids=list(products) or None, timeout_s=timeout)
         table = m.table(store)
     click.echo(render(table, fmt))
+    by = " and ".join(w for w, on in (("the area of interest", area is not None),
+                                       ("the WHERE", bool(where)),
+                                       ("--product", bool(products))) if on)
     click.echo(f"{m.n_indexed:,} patches indexed at level {m.level} in {m.feature_set_id} "
-               "(approximate nearest neighbours)", err=True)
+               "(approximate nearest neighbours)" + (f"; among those kept by {by}" if by else ""),
+               err=True)

@@ -47,6 +47,11 @@ CONNECTIVITY = 16  # graph degree (M); 16 gives recall@100 >= 0.95 at ef 256 (be
 EXPANSION_ADD = 128  # beam width while building
 EXPANSION_SEARCH = 256  # beam width while searching: >= k for the top 100
 MANIFEST = "manifest.json"
+# a filtered query (--where / --aoi) ranks exactly over the kept patches' stored vectors
+# up to this many per shard, or when they are fewer than 1 in OVERFETCH_MAX of the shard;
+# else it over-fetches from the graph and filters
+EXACT_WITHIN = 50_000
+OVERFETCH_MAX = 50
 
 
 def index_root(store: Store) -> Path:
@@ -128,10 +133,14 @@ def build_shard(patch_ids: np.ndarray, Z: np.ndarray, path: Path, threads: int =
     return len(patch_ids)
 
 
-def _search_shard(path: Path, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _open_shard(path: Path):
     from usearch.index import Index
 
-    index = Index.restore(str(path), view=True)  # memory-mapped: opening costs nothing
+    return Index.restore(str(path), view=True)  # memory-mapped: opening costs nothing
+
+
+def _search_shard(path: Path, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    index = _open_shard(path)
     if index is None or len(index) == 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
     index.expansion_search = max(EXPANSION_SEARCH, k)
@@ -139,15 +148,59 @@ def _search_shard(path: Path, query: np.ndarray, k: int) -> tuple[np.ndarray, np
     return np.asarray(m.keys, np.int64), np.asarray(m.distances, np.float64)
 
 
+def _search_shard_within(path: Path, query: np.ndarray, k: int, allowed: np.ndarray,
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` nearest of the shard's patches that are in `allowed` (sorted patch ids).
+
+    usearch's Python API has no predicate, so: a filter that keeps few of the shard
+    (<= EXACT_WITHIN patches, or fewer than 1 in OVERFETCH_MAX) is ranked exactly over
+    their stored vectors (`Index.get`, the graph's own float16 values: the same distances
+    the graph gives); else the graph is asked for k x (shard / kept) x 2 neighbours,
+    filtered, and asked again four times deeper until k are kept."""
+    index = _open_shard(path)
+    if index is None or len(index) == 0 or len(allowed) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    n = len(index)
+    keys = allowed[np.asarray(index.contains(allowed.astype(np.uint64)), bool)]
+    if len(keys) <= EXACT_WITHIN or len(keys) * OVERFETCH_MAX < n:
+        if len(keys) == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        got = index.get(keys.astype(np.uint64), dtype=np.float32)  # a tuple of rows
+        V = np.vstack(got).astype(np.float64) if isinstance(got, tuple) else \
+            np.asarray(got, np.float64).reshape(len(keys), -1)
+        d2 = ((V - query.astype(np.float32).astype(np.float64)) ** 2).sum(axis=1)
+        order = np.lexsort((keys, d2))[:k]
+        return keys[order].astype(np.int64), d2[order]
+    want = min(n, int(k * -(-n // max(len(keys), 1)) * 2))
+    while True:
+        index.expansion_search = max(EXPANSION_SEARCH, want)
+        m = index.search(query.astype(np.float32), want)
+        ids = np.asarray(m.keys, np.int64)
+        ok = np.isin(ids, keys)
+        if ok.sum() >= k or want >= n:
+            return ids[ok][:k], np.asarray(m.distances, np.float64)[ok][:k]
+        want = min(n, want * 4)
+
+
 # ---- queries ----------------------------------------------------------------------------
 def query_index(folder: Path, manifest: Manifest, centre: np.ndarray, k: int,
-                exclude: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+                exclude: Sequence[int] = (), allowed: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The `k` nearest indexed patches to the standardised vector `centre` over every
-    shard: (patch_ids, squared distances), nearest first, smaller id first on a tie."""
+    shard (or, with `allowed`, sorted patch ids, among those only: the shards of other
+    products are not opened): (patch_ids, squared distances), nearest first, smaller id
+    first on a tie."""
     skip = {int(i) for i in exclude}
     ids, dist = [], []
-    for entry in manifest.shards.values():
-        i, d = _search_shard(folder / entry["file"], centre, k + len(skip))
+    for product, entry in manifest.shards.items():
+        path = folder / entry["file"]
+        if allowed is None:
+            i, d = _search_shard(path, centre, k + len(skip))
+        else:
+            mine = allowed.get(product) if isinstance(allowed, dict) else allowed
+            if mine is None or len(mine) == 0:
+                continue
+            i, d = _search_shard_within(path, centre, k + len(skip), mine)
         ids.append(i)
         dist.append(d)
     if not ids:
@@ -182,9 +235,13 @@ class ArchiveMatch:
 
 
 def search_archive(store: Store, like: Sequence[int], feature_set_id: str, *,
-                   top: int = 100, level: int | None = None) -> ArchiveMatch:
+                   top: int = 100, level: int | None = None, where: str | None = None,
+                   aoi: Any = None, product_ids: Sequence[str] | None = None,
+                   timeout_s: float = 60.0) -> ArchiveMatch:
     """The `top` patches of the whole archive most like the examples `like` (the centroid
-    of their standardised vectors), from the index of `feature_set_id` at their level."""
+    of their standardised vectors), from the index of `feature_set_id` at their level;
+    with `where` (over the view scope_rows), `aoi` (an `aoi.AOI`) or `product_ids`, among
+    the patches they keep only (`search.candidate_ids`, then `_search_shard_within`)."""
     examples = sorted({int(i) for i in like})
     if not examples:
         raise SearchError("give at least one example patch id (--like ID,ID)")
@@ -217,7 +274,15 @@ def search_archive(store: Store, like: Sequence[int], feature_set_id: str, *,
                           f"{fs.feature_set_id}: run `eominer extract` for their products")
     Z = standardise(X_ex, np.asarray(manifest.mean), np.asarray(manifest.std))
     centre = Z.astype(np.float64).mean(axis=0)
-    pids, d2 = query_index(folder, manifest, centre, int(top), examples)
+    allowed = None
+    if where or aoi is not None or product_ids:
+        from eominer.learning.search import candidate_ids
+
+        cand, prods = candidate_ids(store, level, where=where, aoi=aoi,
+                                    product_ids=list(product_ids) if product_ids else None,
+                                    timeout_s=timeout_s)
+        allowed = {str(p): cand[prods == p] for p in np.unique(prods.astype(str))}
+    pids, d2 = query_index(folder, manifest, centre, int(top), examples, allowed)
     dims = len(manifest.columns)
     return ArchiveMatch(
         patch_ids=pids, distances=np.sqrt(np.maximum(d2, 0.0)),

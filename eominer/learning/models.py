@@ -4,7 +4,7 @@ scikit-learn fits (it is fast on a few hundred rows); scoring 1M patches is our 
 code (a GEMV against the weights, or chunked GEMMs against support vectors), never
 `predict_proba`, which takes seconds there. X is a float32 ndarray or a `CompactMatrix`
 (int8 codes: `compact.py`); both slice into float32 rows, and the GEMV of the compact form
-runs in blocks converted in a reused buffer.
+is a fused compiled loop over the codes (`int8_kernels.py`).
 
 Scores are in [0, 1]; 0.5 is the decision boundary. Calibration, per kind:
 - logistic: sigmoid(decision), the model's own probability;
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from eominer.errors import SessionError
-from eominer.learning.compact import matvec
+from eominer.learning.compact import CompactMatrix, matvec
 from eominer.learning.strategies import smallest
 
 MODEL_KINDS = ("logistic", "linear_svm", "rbf_svm", "random_forest", "qbe_mean", "qbe_knn")
@@ -60,6 +60,8 @@ def sigmoid(z: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None) ->
 
 def row_sq_norms(X: np.ndarray) -> np.ndarray:
     """||x||^2 per row, float32 (computed once per session for RBF / kNN)."""
+    if isinstance(X, CompactMatrix):  # one fused pass over the codes
+        return X.sq_norms()
     out = np.empty(len(X), np.float32)
     for s in range(0, len(X), 65536):
         blk = X[s:s + 65536]

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from eominer.errors import SessionError
-from eominer.learning.compact import LEVELS, CompactMatrix, choose_dtype, cores, quant_params
+from eominer.learning import int8_kernels as kernels
+from eominer.learning.compact import CompactMatrix, choose_dtype, cores, quant_params
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -173,60 +174,37 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
     One aggregate query gives each column's finite range over the patch ids first..last of
     the scope (the codes' scale and offset); then the store streams record batches of
     65,536 rows (DuckDB's buffer pool capped at LOAD_DB_MEMORY), and each column of a
-    batch is quantised (a reused float32 buffer of one column) into its row of the
-    feature-major codes, at the batch's sorted places; rows outside the scope are dropped.
+    batch is quantised in one compiled pass (`int8_kernels.quantise_column`) into its
+    column of the row-major codes, at the batch's sorted places, a worker thread per
+    stretch of rows; rows outside the scope are dropped.
     The exact column sums (signature), the mean and standard deviation of the finite
     values (float64 sums) and the positions of non-finite values are taken on the way:
     `X.stats`. `X.exact_rows(patch_ids)` reads exact float32 rows back from the store
     (what a round fits on)."""
     first, last = int(pids[0]), int(pids[-1])
+    warming = threading.Thread(target=kernels.warm, daemon=True)  # while DuckDB works
+    warming.start()
     lo, hi = store.feature_ranges(feature_set_ids, first, last, memory_limit=LOAD_DB_MEMORY)
+    warming.join()
     scale, offset = quant_params(lo, hi)
     d, n = len(lo), len(pids)
     inv = (1.0 / scale).astype(np.float32)
     off = offset.astype(np.float32)
-    codes = np.empty((d, n), np.int8)  # feature-major: each column lands in its own row
+    codes = np.empty((n, d), np.int8)  # row-major (compact.py)
     present = np.zeros(n, bool)
-    raw, fsum, s2, cnt = np.zeros(d), np.zeros(d), np.zeros(d), np.zeros(d)
+    threads = max(1, int(threads or cores()))
+    # per worker: raw sums, finite sums, sums of squared codes, finite counts per column
+    acc = np.zeros((threads, 4, d))
+    n_bad = 0.0
     bad_r: list[np.ndarray] = []
     bad_c: list[np.ndarray] = []
-    bufs: dict[int, np.ndarray] = {}
 
-    def quantise(js, cols, ok, pos, run) -> None:
-        """Columns `js` of one batch into their rows of codes (a thread per half of the
-        columns: numpy releases the GIL in these loops)."""
-        m = len(pos)
-        t = bufs.get(threading.get_ident())
-        if t is None or len(t) < m:
-            t = bufs[threading.get_ident()] = np.empty(max(m, 65536), np.float32)
-        t = t[:m]
-        for j in js:
-            col = cols[j].to_numpy(zero_copy_only=False)
-            if ok is not None:
-                col = col[ok]
-            sj = float(col.sum(dtype=np.float64))
-            raw[j] += sj
-            np.subtract(col, off[j], out=t)
-            np.multiply(t, inv[j], out=t)
-            if np.isfinite(sj):  # a finite sum means finite values
-                fsum[j] += sj
-            else:
-                bad = ~np.isfinite(t)
-                fsum[j] += float(col[~bad].sum(dtype=np.float64))
-                bad_r.append(pos[bad])
-                bad_c.append(np.full(int(bad.sum()), j, np.int64))
-                t[bad] = 0.0
-                cnt[j] -= bad.sum()
-            s2[j] += float(np.dot(t, t))
-            np.clip(t, -LEVELS, LEVELS, out=t)
-            np.rint(t, out=t)
-            if run:
-                np.copyto(codes[j, int(pos[0]):int(pos[0]) + m], t, casting="unsafe")
-            else:
-                codes[j, pos] = t
+    def quantise(k, a, b, cols, sel, pos, run) -> None:
+        """Rows a..b of one batch, every column, into their rows of codes (a worker per
+        stretch of rows, so that no two write the same cache line)."""
+        kernels.quantise_rows(cols, sel, codes, None if run else pos, int(pos[0]), a, b,
+                              inv, off, acc[k])
 
-    threads = max(1, min(int(threads or cores()), d))
-    parts = [range(k, d, threads) for k in range(threads)]
     with ThreadPoolExecutor(threads) as pool:
         for batch in store.feature_batches(feature_set_ids, first, last, rows=65536,
                                            memory_limit=LOAD_DB_MEMORY):
@@ -243,16 +221,28 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
                 continue
             present[pos] = True
             run = int(pos[-1]) - int(pos[0]) == m - 1 and bool((np.diff(pos) == 1).all())
-            cnt += m
-            cols = [batch.column(j + 1) for j in range(d)]
-            rest = [[a] * threads for a in (cols, ok if not every else None, pos, run)]
-            list(pool.map(quantise, parts, *rest))
+            cols = [np.ascontiguousarray(batch.column(j + 1).to_numpy(zero_copy_only=False),
+                                         np.float32) for j in range(d)]
+            sel = None if every else np.flatnonzero(ok)
+            cuts = np.linspace(0, m, threads + 1).astype(np.int64).tolist()
+            typed = kernels.as_columns(cols)
+            list(pool.map(quantise, range(threads), cuts[:-1], cuts[1:], [typed] * threads,
+                          [sel] * threads, [pos] * threads, [run] * threads))
+            if acc[:, 3].sum() > n_bad:  # non-finite values in this batch: where (rare)
+                for j, c in enumerate(cols):
+                    bad = ~np.isfinite(((c if every else c[ok]) - off[j]) * inv[j])
+                    if bad.any():
+                        bad_r.append(pos[bad])
+                        bad_c.append(np.full(int(bad.sum()), j, np.int64))
+                n_bad = acc[:, 3].sum()
+    raw, fsum, s2, nbad = acc.sum(0)
+    cnt = present.sum() - nbad
     keep = None if present.all() else np.flatnonzero(present)
     if keep is not None:  # patches without features: close the gaps in place, in order
-        for j in range(d):
-            codes[j, :len(keep)] = codes[j, keep]
-        codes = codes[:, :len(keep)] if len(keep) > 0.9 * n else \
-            np.ascontiguousarray(codes[:, :len(keep)])
+        for s in range(0, len(keep), 65536):  # keep[i] >= i: reads ahead of the writes
+            codes[s:s + 65536] = codes[keep[s:s + 65536]]
+        codes = codes[:len(keep)] if len(keep) > 0.9 * n else \
+            np.ascontiguousarray(codes[:len(keep)])
     X = CompactMatrix(codes, scale, offset)
     if bad_r:
         r = np.concatenate(bad_r)

@@ -269,15 +269,20 @@ class FeaturesMixin(StoreBase):
     def read_feature_rows(self, feature_set_ids: Sequence[str], patch_ids: Sequence[int],
                           ) -> tuple[np.ndarray, np.ndarray]:
         """(patch_ids found, sorted; their float32 features) for a few patches, in the
-        column order of `read_features` (the exact rows a compact session fits on): point
-        lookups on the primary key, 100 to a statement (an IN list scans the table)."""
+        column order of `read_features` (the exact rows a compact session fits on): one
+        statement per 500 ids, `patch_id IN (?, ...)`, which DuckDB pushes into the scan as
+        a filter (it decompresses only the vectors holding those ids: 20 rows of a 2M x 128
+        table in 0.7-1.0 s warm under load ~12, against 1.3-1.5 s for a UNION ALL of point
+        lookups on the primary key, which fetch each row apart)."""
         ids = sorted({int(i) for i in patch_ids})
         src, cols = self._feature_scan(feature_set_ids)
-        one = f"SELECT t0.patch_id, {', '.join(cols)} {src} WHERE t0.patch_id = ?"
         got_ids, got_X = [], []
-        for a in range(0, len(ids), 100):
-            part = ids[a:a + 100]
-            t = self.query_arrow(" UNION ALL ".join([one] * len(part)), part)
+        for a in range(0, len(ids), 500):
+            part = ids[a:a + 500]
+            marks = ", ".join(["?"] * len(part))
+            t = self.query_arrow(
+                f"SELECT t0.patch_id, {', '.join(cols)} {src} WHERE t0.patch_id IN ({marks})",
+                part)
             got_ids.append(t.column(0).to_numpy().astype(np.int64))
             got_X.append(row_major(t, first=1))
         if not got_ids:

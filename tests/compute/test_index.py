@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from compute.index import column_stats, run_index
+from compute.index import column_stats, plan_index, run_index, shard_file
 from eominer.errors import ConfigError, SearchError
 from eominer.learning import ann
 from tests.cli.process import in_process
@@ -149,8 +149,74 @@ def test_cli_builds_and_searches_the_archive(two_dates, capsys, tmp_path):
     assert [row["patch_id"] for row in rows] == want.patch_ids.tolist()
     assert "patches indexed at level 16" in r.stderr
     r = run(["search", "--like", str(like[0]), "--archive", "--features",
-                    fs.feature_set_id, "--where", "level = 16", "--db", url], tmp_path)
-    assert r.returncode != 0 and "--archive ranks the whole archive" in r.stdout + r.stderr
+                    fs.feature_set_id, "--save", "--db", url], tmp_path)
+    assert r.returncode != 0 and "--archive results are not saved" in r.stdout + r.stderr
+
+
+def test_archive_search_under_a_where_and_an_area_equals_brute_force(two_dates, monkeypatch,
+                                                                      capsys, tmp_path):
+    """--where / --aoi on the archive: the kept patches only, ranked as a brute force over
+    them (exactly over the index's own float16 vectors when few are kept; from the graph,
+    over-fetched and filtered, when many are)."""
+    from shapely.geometry import box
+
+    from eominer.learning.aoi import AOI, boxes_in_aoi
+    from tests.learning.test_scope_area import _geojson
+
+    store, fs, (p1, p2) = two_dates
+    # the shards built here, by the index job's own task function (the job on Ray is
+    # tested above; this test is about the query)
+    folder, m, tasks = plan_index(store, fs.feature_set_id, LEVEL)
+    for t in tasks:
+        pid, n = t.fn(*t.args)
+        m.shards[pid] = ann.shard_entry(shard_file(pid), n)
+    ann.write_manifest(folder, m)
+    like = [int(i) for i in store.patches(p1, LEVEL)["patch_id"].to_numpy()[[40, 41, 95]]]
+    _, _, ids, X = brute_force(store, fs, m, like, 1)
+    t = store.query_arrow("SELECT patch_id, valid_fraction, min_lon, min_lat, max_lon, max_lat "
+                          "FROM patches WHERE level = ? ORDER BY patch_id", (LEVEL,))
+    at = np.searchsorted(t["patch_id"].to_numpy(), ids)
+    col = {c: t[c].to_numpy()[at] for c in t.column_names}
+    lon0, lat0, lon1, lat1 = (np.quantile(col[c], q) for c, q in (
+        ("min_lon", 0.1), ("min_lat", 0.1), ("max_lon", 0.8), ("max_lat", 0.8)))
+    area = AOI(box(lon0, lat0, lon1, lat1), "test box")
+    where = "patch_id % 3 <> 0 AND valid_fraction > 0.5"
+    kept = ((ids % 3 != 0) & (col["valid_fraction"] > 0.5)
+            & boxes_in_aoi(col["min_lon"], col["min_lat"], col["max_lon"], col["max_lat"],
+                           area.geometry))
+    assert 300 < kept.sum() < 0.7 * len(ids)  # a real filter, over both products
+    assert {w.product_id for w in store.patch_windows(ids[kept])} == {p1, p2}
+    Z = ann.standardise(X, np.asarray(m.mean), np.asarray(m.std))
+    centre = Z[np.isin(ids, like)].astype(np.float64).mean(axis=0)
+    Z16 = Z.astype(np.float16).astype(np.float64)  # what the graph holds
+    d2 = ((Z16 - centre.astype(np.float32)) ** 2).sum(axis=1)
+    d2[~kept | np.isin(ids, like)] = np.inf
+    want = ids[np.lexsort((ids, d2))[:40]]
+    got = ann.search_archive(store, like, fs.feature_set_id, top=40, where=where, aoi=area)
+    assert got.patch_ids.tolist() == want.tolist()  # exact over the kept rows
+    np.testing.assert_allclose(got.distances ** 2, np.sort(d2)[:40], rtol=1e-6)
+    # many kept: over-fetched from the graph, then filtered (approximate: recall)
+    monkeypatch.setattr(ann, "EXACT_WITHIN", 0)
+    monkeypatch.setattr(ann, "OVERFETCH_MAX", 1)
+    approx = ann.search_archive(store, like, fs.feature_set_id, top=40, where=where, aoi=area)
+    assert np.isin(approx.patch_ids, ids[kept]).all()
+    assert len(np.intersect1d(approx.patch_ids, want)) >= 38
+    monkeypatch.undo()
+    # a product filter: only that product's shard is searched
+    in_p2 = np.isin(ids, store.patches(p2, LEVEL)["patch_id"].to_numpy())
+    d2p = np.where(in_p2, d2, np.inf)
+    only = ann.search_archive(store, like, fs.feature_set_id, top=40, where=where, aoi=area,
+                              product_ids=[p2])
+    assert only.patch_ids.tolist() == ids[np.lexsort((ids, d2p))[:40]].tolist()
+    # the CLI: --where and --aoi with --archive
+    path = _geojson(tmp_path / "a.geojson", [area.geometry])
+    r = in_process(capsys)(["search", "--like", ",".join(map(str, like)), "--archive",
+                            "--features", fs.feature_set_id, "--where", where, "--aoi",
+                            str(path), "--top", "40", "--format", "json", "--db", store.url],
+                           tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [row["patch_id"] for row in json.loads(r.stdout)] == want.tolist()
+    assert "among those kept by the area of interest and the WHERE" in r.stderr
 
 
 def test_an_index_older_than_its_features_is_refused_then_rebuilt(two_dates):

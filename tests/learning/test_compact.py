@@ -10,6 +10,7 @@ import pytest
 
 from eominer.errors import SessionError
 from eominer.evaluation.ranking import average_precision
+from eominer.learning import int8_kernels
 from eominer.learning.coldstart import find_similar
 from eominer.learning.compact import CompactMatrix, choose_dtype
 from eominer.learning.engine import SessionData, fit_score_pick
@@ -37,8 +38,10 @@ def test_codes_rows_and_gemv_within_the_rounding_bound(bordeaux):
     f = np.linspace(0.5, 2.0, Z.shape[1]).astype(np.float32)
     W *= f  # per-feature-set weights (scope.weigh_feature_sets) on the compact form
     np.testing.assert_allclose(W[rows], C[rows] * f, rtol=1e-5, atol=1e-5)
-    assert C.matvec(w, block=1000, threads=2).tolist() == C.matvec(w, threads=1,
-                                                                   block=1000).tolist()
+    assert C.matvec(w, threads=2).tolist() == C.matvec(w, threads=1).tolist()
+    # the fused row norms equal the dequantised rows' own
+    np.testing.assert_allclose(C.sq_norms(threads=2), np.einsum("ij,ij->i", C[:], C[:]),
+                               rtol=1e-4)
 
 
 def test_auto_dtype_and_the_memory_check():
@@ -145,6 +148,7 @@ def test_loading_holds_no_float32_copy(tmp_path, bordeaux):
     X[5, 3], X[9, 4] = np.nan, -np.inf  # MIN/MAX asked again without them
     store, fs, ids = _store_with(tmp_path, X)
     pids = ids[ids != 7]  # one patch left out of the scope
+    int8_kernels.warm()  # numba's first load of the kernels allocates ~20 MB, once a process
     tracemalloc.start()
     got_ids, C, present = load_compact(store, [fs.feature_set_id], pids)
     _, peak = tracemalloc.get_traced_memory()
@@ -155,7 +159,7 @@ def test_loading_holds_no_float32_copy(tmp_path, bordeaux):
     keep = ids != 7
     ref = CompactMatrix.from_array(X[keep])
     np.testing.assert_allclose(C.scale, ref.scale, rtol=1e-6)
-    assert C.codes.shape == (X.shape[1], len(pids))  # feature-major
+    assert C.codes.shape == (len(pids), X.shape[1]) and C.codes.flags.c_contiguous
     assert (np.abs(C.codes.astype(int) - ref.codes) <= 1).all()  # rounding at .5 only
     assert C.stats["n_nonfinite"] == 2 and sorted(C.nonfinite[0].tolist()) == [5, 8]  # id 7 out
     assert np.isfinite(C.scale).all() and np.isnan(C.stats["raw_sums"][3])
