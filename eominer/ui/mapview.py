@@ -42,6 +42,9 @@ from eominer.ui.webmercator import (
 
 LABEL_COLOURS = {1: "#00c853", -1: "#ff1744"}
 SELECTED_COLOUR = "#ffd600"
+REVIEW_COLOUR = "#ff6d00"  # the Review tab's selection (its thumbnails' ring), docs/app.md
+REVIEW_WIDTH = {"selected": 3.5, "above": 1.0}  # label outlines are 2 px
+MAX_ABOVE_OUTLINES = 5000  # above-threshold outlines drawn while reviewing (the best)
 CHANGE_RANGE = (0.0, 1.0)  # change probability
 BASEMAP_ENV = "EOMINER_BASEMAP_URL"
 
@@ -109,6 +112,8 @@ class MapView(Viewer):
         self._change_src = ColumnDataSource(_empty_images(), name="eom-change")
         self._outline_src = ColumnDataSource({"xs": [], "ys": [], "colour": []},
                                              name="eom-outlines")
+        self._review_src = ColumnDataSource({"xs": [], "ys": [], "width": [], "id": []},
+                                            name="eom-review")
         self._shape_src = ColumnDataSource({"xs": [], "ys": []}, name="eom-shape")
         self._fig = None
         self._overlay_renderer = None
@@ -155,6 +160,8 @@ class MapView(Viewer):
         self.state.param.watch(self._centre, "focus")
         self.state.param.watch(self._push_scores, "scores_version")
         self.state.param.watch(self._push_outlines, ["labels_version", "selected"])
+        self.state.param.watch(self._push_review, ["review_ids", "reviewing",
+                                                   "review_threshold", "scores_version"])
         self._scope_changed()
 
     # ---- what is shown -------------------------------------------------------------
@@ -188,6 +195,7 @@ class MapView(Viewer):
         self.fit(self._extent)
         self._push_scores()
         self._push_outlines()
+        self._push_review()
 
     def _has_change(self) -> bool:
         try:
@@ -251,8 +259,9 @@ class MapView(Viewer):
         fig.outline_line_color = None
         fig.background_fill_color = "#f4f4f4"
         if self.basemap_url:
-            self._tiles = fig.add_tile(WMTSTileSource(url=self.basemap_url),
-                                       visible=self.basemap)
+            self._tiles = fig.add_tile(WMTSTileSource(url=self.basemap_url))
+            if not self.basemap:
+                fig.renderers = [r for r in fig.renderers if r is not self._tiles]
         fig.image_rgba("image", "x", "y", "dw", "dh", source=self._base_src)
         self._change_renderer = fig.image(
             "image", "x", "y", "dw", "dh", source=self._change_src, global_alpha=self.opacity,
@@ -266,6 +275,8 @@ class MapView(Viewer):
                                            high=LEVEL_RANGE[1], low_color=(0, 0, 0, 0)))
         fig.patches("xs", "ys", source=self._outline_src, fill_alpha=0, line_color="colour",
                     line_width=2)
+        fig.patches("xs", "ys", source=self._review_src, fill_alpha=0,
+                    line_color=REVIEW_COLOUR, line_width="width", name="eom-review-outlines")
         shape = fig.patches("xs", "ys", source=self._shape_src, fill_color="#1565c0",
                             fill_alpha=0.12, line_color="#1565c0", line_dash="dashed",
                             line_width=2)
@@ -439,9 +450,48 @@ class MapView(Viewer):
                     colours += [SELECTED_COLOUR] * len(found)
         self._outline_src.data = {"xs": xs, "ys": ys, "colour": colours}
 
+    def review_outlines(self) -> tuple[np.ndarray, np.ndarray]:
+        """The patch ids the map outlines in orange: (selected in Review, and, while the
+        Review tab is on screen, the best `MAX_ABOVE_OUTLINES` of those scoring at least
+        its threshold that are not selected)."""
+        s = self.state
+        sel = np.asarray(sorted(set(int(i) for i in s.review_ids)), np.int64)
+        above = np.empty(0, np.int64)
+        if s.reviewing and s.session is not None and s.scores is not None:
+            sc = s.scores
+            rows = np.flatnonzero(sc >= np.float32(s.review_threshold))
+            if len(rows) > MAX_ABOVE_OUTLINES:
+                rows = rows[np.argpartition(-sc[rows], MAX_ABOVE_OUTLINES)[:MAX_ABOVE_OUTLINES]]
+            above = np.setdiff1d(np.asarray(s.session.patch_ids, np.int64)[rows], sel)
+        return sel, above
+
+    def _push_review(self, *_) -> None:
+        """The review as quads in 3857 across products, above the label outlines: the
+        selected patches thick, the others above the threshold thin (docs/app.md)."""
+        xs: list = []
+        ys: list = []
+        width: list[float] = []
+        found_ids: list[int] = []
+        sel, above = self.review_outlines()
+        if len(sel) or len(above):
+            for lay in self.layers():
+                for ids, kind in ((above, "above"), (sel, "selected")):
+                    qx, qy, found = lay.quads(ids)
+                    xs += qx
+                    ys += qy
+                    width += [REVIEW_WIDTH[kind]] * len(found)
+                    found_ids += found.tolist()
+        self._review_src.data = {"xs": xs, "ys": ys, "width": width, "id": found_ids}
+
     def _on_basemap(self, event) -> None:
-        if self._tiles is not None:
-            self._tiles.visible = bool(event.new)
+        """Hidden, the tile renderer leaves the figure: BokehJS fetches the tiles of a
+        hidden (`visible=False`) tile layer all the same on every pan and zoom. Shown, it
+        goes back under everything else."""
+        tiles, fig = self._tiles, self._fig
+        if tiles is None or fig is None:
+            return
+        rest = [r for r in fig.renderers if r is not tiles]
+        fig.renderers = [tiles, *rest] if event.new else rest
 
     # ---- interaction ----------------------------------------------------------------
     def _on_ranges(self, event) -> None:
@@ -472,7 +522,13 @@ class MapView(Viewer):
         pid, product_id = hit
         mods = getattr(event, "modifiers", None) or {}
         self.state.param.update(product_id=product_id, selected=pid)
-        if mods.get("shift"):
+        if self.state.reviewing and not mods.get("shift") and not mods.get("alt") \
+                and not mods.get("ctrl"):
+            ids = list(self.state.review_ids)  # as a thumbnail click in Review does
+            self.state.review_ids = [i for i in ids if i != pid] if pid in ids else [*ids, pid]
+            self.state.say(f"patch {pid} of {product_id} {'un' if pid in ids else ''}selected "
+                           "for review")
+        elif mods.get("shift"):
             self.state.label(pid, 1)
         elif mods.get("alt") or mods.get("ctrl"):
             self.state.label(pid, -1)
@@ -575,7 +631,8 @@ class MapView(Viewer):
             f'<div style="font-size:12px">score 0 <span style="display:inline-block;'
             f'width:140px;height:10px;background:linear-gradient(to right, {stops})">'
             f'</span> 1 &nbsp; <span style="color:{LABEL_COLOURS[1]}">&#9633; yes</span> '
-            f'<span style="color:{LABEL_COLOURS[-1]}">&#9633; no</span></div>')
+            f'<span style="color:{LABEL_COLOURS[-1]}">&#9633; no</span> '
+            f'<span style="color:{REVIEW_COLOUR}">&#9633; review</span></div>')
 
     def __panel__(self):
         controls = pn.FlexBox(
