@@ -103,6 +103,8 @@ class MapView(Viewer):
         self._view: tuple[float, float, float, float] | None = None  # 3857, last drawn
         self._extent: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
         self._change_cache: dict[str, tuple | None] = {}
+        self._scope_ids: tuple[str, ...] | None = None  # the products of the last scope
+        self._bases_key: tuple | None = None  # what the images on the map were drawn for
         self._shape = None  # the box / lasso / polygon waiting for a decision (3857)
         self._pending = np.empty(0, np.int64)
         self._base_src = ColumnDataSource(_empty_images(), name="eom-base")
@@ -169,29 +171,32 @@ class MapView(Viewer):
         """The products on the map: the session's, else the scope's, else every one."""
         s = self.state
         ids = list(s.session.product_ids) if s.session is not None else list(s.product_ids)
+        every = s.store.product_list()  # one query, not one per product
         if not ids:
-            return s.store.product_list()
-        out = []
-        for pid in ids:
-            p = s.store.product(pid)
-            if p is not None:
-                out.append(p)
-        return out
+            return every
+        by_id = {p.product_id: p for p in every}
+        return [by_id[pid] for pid in ids if pid in by_id]
 
     def _scope_changed(self) -> None:
+        """A new scope or session. Reopening a session by its link changes both (and the
+        session twice): what depends on the products alone (extent, change layers, the
+        images of the same view) is done once per set of products."""
         self.clear_shape()
         products = self.products()
         self._products = products
         self._layers_key = None
-        self._change_cache = {}
-        if products and self.state.product_id not in [p.product_id for p in products]:
+        ids = tuple(p.product_id for p in products)
+        if products and self.state.product_id not in ids:
             self.state.product_id = products[0].product_id
-        bounds = [mercator_bounds(p.crs, p.bounds) for p in products]
-        if bounds:
-            b = np.asarray(bounds)
-            self._extent = (float(b[:, 0].min()), float(b[:, 1].min()),
-                            float(b[:, 2].max()), float(b[:, 3].max()))
-        self._change_controls(self._has_change())
+        if ids != self._scope_ids:
+            self._scope_ids = ids
+            self._change_cache = {}
+            bounds = [mercator_bounds(p.crs, p.bounds) for p in products]
+            if bounds:
+                b = np.asarray(bounds)
+                self._extent = (float(b[:, 0].min()), float(b[:, 1].min()),
+                                float(b[:, 2].max()), float(b[:, 3].max()))
+            self._change_controls(self._has_change())
         self.fit(self._extent)
         self._push_scores()
         self._push_outlines()
@@ -326,9 +331,12 @@ class MapView(Viewer):
         from concurrent.futures import ThreadPoolExecutor
 
         self._view = view
+        fc = self.false_colour
+        key = (view, tuple(p.product_id for p in self._products), fc)
+        if key == self._bases_key:  # the same images (a reopened session, a re-fit)
+            return
         data = _empty_images()
         errors = []
-        fc = self.false_colour
 
         def one(p: Product):
             try:
@@ -350,6 +358,7 @@ class MapView(Viewer):
                             (img, x0, y0, x1 - x0, y1 - y0, p.product_id)):
                 data[k].append(v)
         self._base_src.data = data
+        self._bases_key = None if errors else key  # a vanished file is looked for again
         self._message.object = "" if not errors else \
             f'<b style="color:#b3261e">map: {"; ".join(errors)}</b>'
         if errors:
