@@ -23,7 +23,6 @@ import datetime as dt
 import getpass
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,14 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ui import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    JS_HELPERS,
-    free_port,
-    start_server,
-    write_synthetic_cog,
-)
+from bench_ui import write_synthetic_cog  # noqa: E402
+from harness import JS_HELPERS, free_port, local_page, start_server, stop_server  # noqa: E402
 
 YARDSTICK_S = 0.5
 
@@ -153,21 +146,8 @@ def run_browser(base: str, sid: str, n: int, pans: int) -> dict:
     refused: list[str] = []
     out: dict = {}
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        b, page = local_page(p, refused, (JS_HELPERS, JS_MAP))
         try:
-            page = b.new_page(viewport={"width": 1600, "height": 1000})
-
-            def route(r) -> None:
-                if r.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:",
-                                             "blob:")):
-                    r.continue_()
-                else:
-                    refused.append(r.request.url)
-                    r.abort()
-
-            page.route("**/*", route)
-            page.add_init_script(f"({JS_HELPERS})()")
-            page.add_init_script(f"({JS_MAP})()")
             page.goto(f"{base}/?session={sid}", timeout=300_000)
             page.wait_for_function(f"() => window.__eomProducts() === {n}", timeout=300_000,
                                    polling=50)
@@ -231,12 +211,7 @@ def main() -> None:
         proc = start_server(home, url, port, wait_s=600.0)
         r = run_browser(f"http://127.0.0.1:{port}", sid, args.products, args.pans)
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_server(proc)
         if args.home is None:
             shutil.rmtree(home, ignore_errors=True)
     pans = np.asarray(r["pan_s"])

@@ -150,15 +150,55 @@ def round_(session_id, n, model_kind, strategy, accept_feature_change, db) -> No
 
 @session.command("verify")
 @click.argument("session_id")
-@click.option("--n", type=int, default=20, show_default=True)
+@click.option("--n", type=click.IntRange(1, None), default=40, show_default=True,
+              help="Patches in the sample.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5,
+              show_default=True, help="Score of the current positives (a round keeps the "
+              "threshold of its first sample).")
 @db_option
-def verify(session_id, n, db) -> None:
-    """Print a random sample of predicted positives to verify (label with --verify)."""
+def verify(session_id, n, threshold, db) -> None:
+    """Print a stratified verification sample of the latest round (the app's "Check
+    quality"): answer it with `session label --verify`, then `session quality`."""
     from eominer.store import open_store
 
     with open_store(db) as store:
-        ids = _open(store, session_id).verification_sample(n)
+        s = _open(store, session_id)
+        ids, t = s.quality_sample(threshold, n)
+        r = s.rounds()[-1].round
     click.echo(" ".join(str(int(i)) for i in ids))
+    click.echo(f"note: round {r}, positives score >= {t:.2f}"
+               + ("" if abs(t - threshold) < 1e-9 else " (the threshold of this round's "
+                  "first sample)")
+               + f"; answer with: eominer session label {session_id} ID=+1|-1 ... --verify "
+               "--user NAME", err=True)
+
+
+@session.command("quality")
+@click.argument("session_id")
+@db_option
+def quality(session_id, db) -> None:
+    """Precision and recall (95 % intervals) of the latest round's positives from the
+    answers to its verification sample; stored with the round, as the app does."""
+    from eominer.errors import SessionError
+    from eominer.learning.quality_check import interval_text, strata
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        s = _open(store, session_id)
+        est = s.check_quality()
+        r = s.rounds()[-1]
+        if est is None:
+            empty = [st.name for st in strata(s) if not st.answered]
+            raise SessionError(
+                f"round {r.round}: no estimate yet, the sample's strata {', '.join(empty)} "
+                "have no answer: answer more of `eominer session verify` with "
+                "`eominer session label --verify`")
+    click.echo(f"round {r.round}, positives score >= {r.verify_threshold:.2f}, "
+               f"{est.verified} answers")
+    click.echo(f"precision {interval_text(est.precision, est.precision_low, est.precision_high)}")
+    click.echo(f"recall {interval_text(est.recall, est.recall_low, est.recall_high)}")
+    click.echo(f"positives in the scope: ~{est.positives:.0f} "
+               f"({est.predicted_positive} scoring >= {r.verify_threshold:.2f})")
 
 
 @session.command("publish")

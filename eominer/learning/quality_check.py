@@ -128,6 +128,13 @@ def round_values(est: v.Estimate, threshold: float) -> dict[str, Any]:
             "positives_estimate": est.positives}
 
 
+def interval_text(value: float | None, low: float | None, high: float | None) -> str:
+    """'12.3 % (95 % CI 4.5–30.1 %)', or 'n/a' (the app and the CLI say it alike)."""
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f} % (95 % CI {100 * low:.1f}–{100 * high:.1f} %)"
+
+
 def stored(r: RoundRecord) -> dict[str, Any]:
     """A round's stored check, as `Session.quality()` reports it ({} if none)."""
     if r.verified_n is None:

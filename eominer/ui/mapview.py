@@ -42,6 +42,9 @@ from eominer.ui.webmercator import (
 
 LABEL_COLOURS = {1: "#00c853", -1: "#ff1744"}
 SELECTED_COLOUR = "#ffd600"
+REVIEW_COLOUR = "#ff6d00"  # the Review tab's selection (its thumbnails' ring), docs/app.md
+REVIEW_WIDTH = {"selected": 3.5, "above": 1.0}  # label outlines are 2 px
+MAX_ABOVE_OUTLINES = 5000  # above-threshold outlines drawn while reviewing (the best)
 CHANGE_RANGE = (0.0, 1.0)  # change probability
 BASEMAP_ENV = "EOMINER_BASEMAP_URL"
 
@@ -100,6 +103,8 @@ class MapView(Viewer):
         self._view: tuple[float, float, float, float] | None = None  # 3857, last drawn
         self._extent: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
         self._change_cache: dict[str, tuple | None] = {}
+        self._scope_ids: tuple[str, ...] | None = None  # the products of the last scope
+        self._bases_key: tuple | None = None  # what the images on the map were drawn for
         self._shape = None  # the box / lasso / polygon waiting for a decision (3857)
         self._pending = np.empty(0, np.int64)
         self._base_src = ColumnDataSource(_empty_images(), name="eom-base")
@@ -109,6 +114,8 @@ class MapView(Viewer):
         self._change_src = ColumnDataSource(_empty_images(), name="eom-change")
         self._outline_src = ColumnDataSource({"xs": [], "ys": [], "colour": []},
                                              name="eom-outlines")
+        self._review_src = ColumnDataSource({"xs": [], "ys": [], "width": [], "id": []},
+                                            name="eom-review")
         self._shape_src = ColumnDataSource({"xs": [], "ys": []}, name="eom-shape")
         self._fig = None
         self._overlay_renderer = None
@@ -155,6 +162,8 @@ class MapView(Viewer):
         self.state.param.watch(self._centre, "focus")
         self.state.param.watch(self._push_scores, "scores_version")
         self.state.param.watch(self._push_outlines, ["labels_version", "selected"])
+        self.state.param.watch(self._push_review, ["review_ids", "reviewing",
+                                                   "review_threshold", "scores_version"])
         self._scope_changed()
 
     # ---- what is shown -------------------------------------------------------------
@@ -162,32 +171,36 @@ class MapView(Viewer):
         """The products on the map: the session's, else the scope's, else every one."""
         s = self.state
         ids = list(s.session.product_ids) if s.session is not None else list(s.product_ids)
+        every = s.store.product_list()  # one query, not one per product
         if not ids:
-            return s.store.product_list()
-        out = []
-        for pid in ids:
-            p = s.store.product(pid)
-            if p is not None:
-                out.append(p)
-        return out
+            return every
+        by_id = {p.product_id: p for p in every}
+        return [by_id[pid] for pid in ids if pid in by_id]
 
     def _scope_changed(self) -> None:
+        """A new scope or session. Reopening a session by its link changes both (and the
+        session twice): what depends on the products alone (extent, change layers, the
+        images of the same view) is done once per set of products."""
         self.clear_shape()
         products = self.products()
         self._products = products
         self._layers_key = None
-        self._change_cache = {}
-        if products and self.state.product_id not in [p.product_id for p in products]:
+        ids = tuple(p.product_id for p in products)
+        if products and self.state.product_id not in ids:
             self.state.product_id = products[0].product_id
-        bounds = [mercator_bounds(p.crs, p.bounds) for p in products]
-        if bounds:
-            b = np.asarray(bounds)
-            self._extent = (float(b[:, 0].min()), float(b[:, 1].min()),
-                            float(b[:, 2].max()), float(b[:, 3].max()))
-        self._change_controls(self._has_change())
+        if ids != self._scope_ids:
+            self._scope_ids = ids
+            self._change_cache = {}
+            bounds = [mercator_bounds(p.crs, p.bounds) for p in products]
+            if bounds:
+                b = np.asarray(bounds)
+                self._extent = (float(b[:, 0].min()), float(b[:, 1].min()),
+                                float(b[:, 2].max()), float(b[:, 3].max()))
+            self._change_controls(self._has_change())
         self.fit(self._extent)
         self._push_scores()
         self._push_outlines()
+        self._push_review()
 
     def _has_change(self) -> bool:
         try:
@@ -251,8 +264,9 @@ class MapView(Viewer):
         fig.outline_line_color = None
         fig.background_fill_color = "#f4f4f4"
         if self.basemap_url:
-            self._tiles = fig.add_tile(WMTSTileSource(url=self.basemap_url),
-                                       visible=self.basemap)
+            self._tiles = fig.add_tile(WMTSTileSource(url=self.basemap_url))
+            if not self.basemap:
+                fig.renderers = [r for r in fig.renderers if r is not self._tiles]
         fig.image_rgba("image", "x", "y", "dw", "dh", source=self._base_src)
         self._change_renderer = fig.image(
             "image", "x", "y", "dw", "dh", source=self._change_src, global_alpha=self.opacity,
@@ -266,6 +280,8 @@ class MapView(Viewer):
                                            high=LEVEL_RANGE[1], low_color=(0, 0, 0, 0)))
         fig.patches("xs", "ys", source=self._outline_src, fill_alpha=0, line_color="colour",
                     line_width=2)
+        fig.patches("xs", "ys", source=self._review_src, fill_alpha=0,
+                    line_color=REVIEW_COLOUR, line_width="width", name="eom-review-outlines")
         shape = fig.patches("xs", "ys", source=self._shape_src, fill_color="#1565c0",
                             fill_alpha=0.12, line_color="#1565c0", line_dash="dashed",
                             line_width=2)
@@ -315,9 +331,12 @@ class MapView(Viewer):
         from concurrent.futures import ThreadPoolExecutor
 
         self._view = view
+        fc = self.false_colour
+        key = (view, tuple(p.product_id for p in self._products), fc)
+        if key == self._bases_key:  # the same images (a reopened session, a re-fit)
+            return
         data = _empty_images()
         errors = []
-        fc = self.false_colour
 
         def one(p: Product):
             try:
@@ -339,6 +358,7 @@ class MapView(Viewer):
                             (img, x0, y0, x1 - x0, y1 - y0, p.product_id)):
                 data[k].append(v)
         self._base_src.data = data
+        self._bases_key = None if errors else key  # a vanished file is looked for again
         self._message.object = "" if not errors else \
             f'<b style="color:#b3261e">map: {"; ".join(errors)}</b>'
         if errors:
@@ -439,9 +459,48 @@ class MapView(Viewer):
                     colours += [SELECTED_COLOUR] * len(found)
         self._outline_src.data = {"xs": xs, "ys": ys, "colour": colours}
 
+    def review_outlines(self) -> tuple[np.ndarray, np.ndarray]:
+        """The patch ids the map outlines in orange: (selected in Review, and, while the
+        Review tab is on screen, the best `MAX_ABOVE_OUTLINES` of those scoring at least
+        its threshold that are not selected)."""
+        s = self.state
+        sel = np.asarray(sorted(set(int(i) for i in s.review_ids)), np.int64)
+        above = np.empty(0, np.int64)
+        if s.reviewing and s.session is not None and s.scores is not None:
+            sc = s.scores
+            rows = np.flatnonzero(sc >= np.float32(s.review_threshold))
+            if len(rows) > MAX_ABOVE_OUTLINES:
+                rows = rows[np.argpartition(-sc[rows], MAX_ABOVE_OUTLINES)[:MAX_ABOVE_OUTLINES]]
+            above = np.setdiff1d(np.asarray(s.session.patch_ids, np.int64)[rows], sel)
+        return sel, above
+
+    def _push_review(self, *_) -> None:
+        """The review as quads in 3857 across products, above the label outlines: the
+        selected patches thick, the others above the threshold thin (docs/app.md)."""
+        xs: list = []
+        ys: list = []
+        width: list[float] = []
+        found_ids: list[int] = []
+        sel, above = self.review_outlines()
+        if len(sel) or len(above):
+            for lay in self.layers():
+                for ids, kind in ((above, "above"), (sel, "selected")):
+                    qx, qy, found = lay.quads(ids)
+                    xs += qx
+                    ys += qy
+                    width += [REVIEW_WIDTH[kind]] * len(found)
+                    found_ids += found.tolist()
+        self._review_src.data = {"xs": xs, "ys": ys, "width": width, "id": found_ids}
+
     def _on_basemap(self, event) -> None:
-        if self._tiles is not None:
-            self._tiles.visible = bool(event.new)
+        """Hidden, the tile renderer leaves the figure: BokehJS fetches the tiles of a
+        hidden (`visible=False`) tile layer all the same on every pan and zoom. Shown, it
+        goes back under everything else."""
+        tiles, fig = self._tiles, self._fig
+        if tiles is None or fig is None:
+            return
+        rest = [r for r in fig.renderers if r is not tiles]
+        fig.renderers = [tiles, *rest] if event.new else rest
 
     # ---- interaction ----------------------------------------------------------------
     def _on_ranges(self, event) -> None:
@@ -472,7 +531,13 @@ class MapView(Viewer):
         pid, product_id = hit
         mods = getattr(event, "modifiers", None) or {}
         self.state.param.update(product_id=product_id, selected=pid)
-        if mods.get("shift"):
+        if self.state.reviewing and not mods.get("shift") and not mods.get("alt") \
+                and not mods.get("ctrl"):
+            ids = list(self.state.review_ids)  # as a thumbnail click in Review does
+            self.state.review_ids = [i for i in ids if i != pid] if pid in ids else [*ids, pid]
+            self.state.say(f"patch {pid} of {product_id} {'un' if pid in ids else ''}selected "
+                           "for review")
+        elif mods.get("shift"):
             self.state.label(pid, 1)
         elif mods.get("alt") or mods.get("ctrl"):
             self.state.label(pid, -1)
@@ -575,7 +640,8 @@ class MapView(Viewer):
             f'<div style="font-size:12px">score 0 <span style="display:inline-block;'
             f'width:140px;height:10px;background:linear-gradient(to right, {stops})">'
             f'</span> 1 &nbsp; <span style="color:{LABEL_COLOURS[1]}">&#9633; yes</span> '
-            f'<span style="color:{LABEL_COLOURS[-1]}">&#9633; no</span></div>')
+            f'<span style="color:{LABEL_COLOURS[-1]}">&#9633; no</span> '
+            f'<span style="color:{REVIEW_COLOUR}">&#9633; review</span></div>')
 
     def __panel__(self):
         controls = pn.FlexBox(

@@ -110,9 +110,9 @@ def quality_line(rounds: list[RoundRecord]) -> str:
 
 
 def _interval(value: float | None, low: float | None, high: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{100 * value:.1f} % (95 % CI {100 * low:.1f}–{100 * high:.1f} %)"
+    from eominer.learning.quality_check import interval_text
+
+    return interval_text(value, low, high)
 
 
 def _percent(values: list) -> np.ndarray:

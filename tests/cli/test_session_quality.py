@@ -27,3 +27,50 @@ def test_session_show_prints_the_quality_check(learn_store, oscd_db, tmp_path, c
         est.precision, est.precision_low, est.precision_high, est.recall, est.recall_low,
         est.recall_high, 16, 0.5)
     assert q["round"] == 2 and isinstance(q["stop"], bool)
+
+
+def test_session_verify_asks_the_stratified_sample_and_quality_estimates(
+        learn_store, oscd_db, tmp_path, capsys):
+    """`session verify` prints the app's stratified sample of the latest round (the same
+    ids as `Session.quality_sample`); answers given with `session label --verify` feed
+    `session quality`, which prints precision and recall with their 95 % intervals and
+    stores them with the round, equal to the estimator run on the database alone."""
+    from eominer.learning.quality_check import interval_text
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+    from tests.learning.sessions import recompute
+
+    s = _trained(learn_store, oscd_db, rounds=1)
+    db, sid = learn_store.url, s.session_id
+    want, _ = s.quality_sample(0.3, 16)  # what the app asks (fixes the round's threshold)
+    learn_store.close()
+    cli = in_process(capsys)
+    home = tmp_path / "ws"
+    r = cli(["session", "verify", sid, "--n", "16", "--threshold", "0.3", "--db", db], home)
+    assert r.returncode == 0, r.stderr
+    ids = [int(v) for v in r.stdout.split()]
+    assert ids == want.tolist() and len(set(ids)) == 16
+    assert "positives score >= 0.30" in r.stderr
+    # before any answer: no estimate, and a message saying what to do
+    r = cli(["session", "quality", sid, "--db", db], home)
+    assert r.returncode != 0 and "session label --verify" in r.stderr
+    pos = positives(oscd_db["truth"][16])
+    answers = [f"{p}={'+1' if p in pos else '-1'}" for p in ids]
+    r = cli(["session", "label", sid, *answers, "--verify", "--user", "ana", "--db", db], home)
+    assert r.returncode == 0, r.stderr
+    r = cli(["session", "quality", sid, "--db", db], home)
+    assert r.returncode == 0, r.stderr
+    with open_store(db) as store:
+        rnd = store.session_rounds(sid)[-1]
+        est = recompute(store, Session.open(store, sid))
+    assert rnd.verified_n == 16 and rnd.verify_threshold == 0.3
+    assert (rnd.precision_estimate, rnd.precision_low, rnd.precision_high,
+            rnd.recall_estimate, rnd.recall_low, rnd.recall_high) == (
+        est.precision, est.precision_low, est.precision_high, est.recall, est.recall_low,
+        est.recall_high)
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"round {rnd.round}, positives score >= 0.30, 16 answers"
+    assert lines[1] == "precision " + interval_text(est.precision, est.precision_low,
+                                                    est.precision_high)
+    assert lines[2] == "recall " + interval_text(est.recall, est.recall_low, est.recall_high)
+    assert "(95 % CI " in lines[1] and "(95 % CI " in lines[2]

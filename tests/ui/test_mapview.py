@@ -150,3 +150,54 @@ def test_a_thumbnail_click_flies_to_its_patch(two_products):
     assert fig.x_range.end - fig.x_range.start < 25 * (max(qx[0]) - min(qx[0]))
     assert state.selected == pid and state.product_id == BORDEAUX_1
     assert view._base_src.data["product"] == [BORDEAUX_1]  # only what is in view is read
+
+
+def test_the_review_selection_is_outlined_across_products(two_products):
+    """Review's selection (`AppState.review_ids`) is drawn as thick orange quads in 3857
+    around exactly those patches, in both products; while the Review tab is on screen the
+    other patches above the threshold are outlined thinly; a map click then toggles."""
+    from eominer.ui.mapview import REVIEW_WIDTH
+
+    state, view = two_products
+    if state.scores is None:
+        state.learn()
+    a, b = view.layers()
+    picks = [int(a.grid.patch_ids[a.grid.flat[5]]), int(b.grid.patch_ids[b.grid.flat[7]]),
+             int(b.grid.patch_ids[b.grid.flat[9]])]
+    state.reviewing = False
+    state.review_ids = picks
+    d = view._review_src.data
+    assert sorted(d["id"]) == sorted(picks)
+    assert d["width"] == [REVIEW_WIDTH["selected"]] * 3
+    for pid, qx, qy in zip(d["id"], d["xs"], d["ys"]):
+        lay = a if pid == picks[0] else b
+        ids, x, y = lay.centres()
+        k = int(np.flatnonzero(ids == pid)[0])
+        assert min(qx) < x[k] < max(qx) and min(qy) < y[k] < max(qy)
+        assert max(qx) - min(qx) < 320 * 1.8  # one 320 m patch (x 1.4-1.7 in 3857 here)
+    # reviewing: the patches at or above the threshold are outlined too, thinly
+    scores = state.scores
+    t = float(np.quantile(scores, 0.995))
+    state.param.update(review_threshold=t, reviewing=True)
+    above = set(np.asarray(state.session.patch_ids)[scores >= np.float32(t)].tolist())
+    d = view._review_src.data
+    thin = {i for i, w in zip(d["id"], d["width"]) if w == REVIEW_WIDTH["above"]}
+    thick = {i for i, w in zip(d["id"], d["width"]) if w == REVIEW_WIDTH["selected"]}
+    assert thick == set(picks) and thin == above - set(picks) and len(thin) > 3
+    # a plain map click on a patch while reviewing toggles it in the selection
+    x, y = np.mean(d["xs"][d["id"].index(picks[1])]), np.mean(d["ys"][d["id"].index(picks[1])])
+
+    class Tap:
+        modifiers: dict = {}
+
+    tap = Tap()
+    tap.x, tap.y = x, y
+    view._on_tap(tap)
+    assert state.review_ids == [picks[0], picks[2]]
+    assert picks[1] not in [i for i, w in zip(view._review_src.data["id"],
+                                             view._review_src.data["width"])
+                            if w == REVIEW_WIDTH["selected"]]
+    view._on_tap(tap)
+    assert sorted(state.review_ids) == sorted(picks)
+    state.param.update(reviewing=False, review_ids=[])
+    assert view._review_src.data["id"] == []

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eominer.ui.mapview import MAX_ABOVE_OUTLINES
+
 from .browser import (
     batch_ids,
     browser,
@@ -165,6 +167,19 @@ def review_cards(page) -> list[int]:
         "cs => cs.map(c => c.dataset.id)")]
 
 
+def map_review(page) -> dict[str, list[int]]:
+    """The patch ids the map outlines for the review (its Bokeh source), by width."""
+    from eominer.ui.mapview import REVIEW_WIDTH
+
+    d = page.evaluate("""() => {
+      const m = Bokeh.documents[0].get_model_by_name('eom-review')
+      const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data
+      return {id: Array.from(d.id), width: Array.from(d.width)}
+    }""")
+    return {k: [int(i) for i, w in zip(d["id"], d["width"]) if w == v]
+            for k, v in REVIEW_WIDTH.items()}
+
+
 def shown_threshold(page) -> float:
     return float(re.search(r"score ≥ ([\d.]+)", text(page, ".eom-review-count"))[1])
 
@@ -267,6 +282,10 @@ def test_area_filter_review_bulk_no_quality_check_and_polygons(server, cities, s
                 f"patch {pid} selected")
         no = page.locator(".eom-review-no button")
         wait_for(lambda: "No for 5 selected" in no.inner_text(), 30, "5 selected")
+        # the map outlines them (thick), and the other patches above the threshold (thin)
+        wait_for(lambda: set(map_review(page)["selected"]) == set(five), 30,
+                 "the selection outlined on the map")
+        assert len(map_review(page)["above"]) == min(count, MAX_ABOVE_OUTLINES) - 5
         shot(page, "11_review_selected")
         no.click()
         wait_for(lambda: rounds_done(page) == learned + 1, 90, "the re-fit after the bulk no")

@@ -217,9 +217,43 @@ def test_basemap_tiles_come_from_the_configured_url_only(basemap_server, tile_se
                    for u in tiles), tiles
         assert len(tiles) >= _Tiles.count  # (a request may still be on its way)
         shot(page, "14_webmap_basemap")
-        # the toggle hides the basemap (Bokeh may still fetch tiles of a hidden layer)
+        # the toggle hides the basemap: its tile layer leaves the figure (Bokeh fetches
+        # the tiles of a merely invisible one), so a pan and a zoom fetch nothing
         page.locator(".eom-basemap input").click()
-        wait_for(lambda: page.evaluate("""() => Bokeh.documents[0].get_model_by_name(
-            'eom-figure').renderers.filter(r => r.tile_source).every(r => !r.visible)"""),
-                 30, "the basemap hidden")
+        wait_for(lambda: page.evaluate(_TILE_LAYERS) == 0, 30, "the basemap hidden")
+        hidden = _settled(page)  # image requests already made cannot be cancelled
+        box = canvas_box(page)
+        before = model(page, "eom-figure")
+        cx, cy = box["x"] + box["width"] / 3, box["y"] + box["height"] / 2
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        page.mouse.move(cx + 150, cy + 80, steps=5)
+        page.mouse.up()
+        for _ in range(4):  # zoom in past the level Bokeh prefetched: new tiles
+            page.mouse.wheel(0, -600)
+            page.wait_for_timeout(200)
+        page.wait_for_timeout(3000)
+        after = model(page, "eom-figure")
+        assert after["x1"] - after["x0"] < (before["x1"] - before["x0"]) / 5, (before, after)
+        assert _Tiles.count == hidden, f"{_Tiles.count - hidden} tiles fetched while hidden"
+        # shown again: the tiles of the new view are fetched
+        page.locator(".eom-basemap input").click()
+        wait_for(lambda: page.evaluate(_TILE_LAYERS) == 1, 30, "the basemap shown")
+        # (page.route lets a request go only while Playwright runs: pump it)
+        wait_for(lambda: page.wait_for_timeout(100) or _Tiles.count > hidden, 30,
+                 "tiles of the new view")
     assert not refused, refused
+
+
+def _settled(page, quiet_ms: int = 1500) -> int:
+    """The tile server's count once no request arrived for `quiet_ms` (at most 60 s)."""
+    last, waited = -1, 0
+    while _Tiles.count != last and waited < 60_000:
+        last = _Tiles.count
+        page.wait_for_timeout(quiet_ms)
+        waited += quiet_ms
+    return _Tiles.count
+
+
+_TILE_LAYERS = """() => Bokeh.documents[0].get_model_by_name('eom-figure').renderers
+    .filter(r => r.tile_source).length"""
