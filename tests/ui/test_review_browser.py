@@ -9,10 +9,8 @@ the positives as polygons and read them back."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from .browser import (
     text,
     wait_for,
 )
-from .conftest import USERS, free_port, start_server, wait_http
+from .conftest import USERS, served
 from .fixtures import band_stats
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
@@ -77,19 +75,8 @@ def cities(ui_base, tmp_path_factory, shared_data) -> tuple[Path, str, dict[str,
 @pytest.fixture(scope="module")
 def server(cities) -> str:
     home, db, _ = cities
-    auth = home / "users.json"
-    auth.write_text(json.dumps(USERS))
-    port = free_port()
-    proc = start_server(home, db, port, auth)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/login", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with served(home, db) as url:
+        yield url
 
 
 def oscd_truth(db: str, data: Path, firsts: dict[str, str]) -> dict[int, bool]:

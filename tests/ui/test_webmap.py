@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.server
 import re
 import shutil
-import subprocess
 import threading
 
 import pytest
@@ -29,7 +28,7 @@ from .browser import (
     text,
     wait_for,
 )
-from .conftest import USERS, free_port, start_server, wait_http
+from .conftest import USERS, served
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -191,18 +190,9 @@ def basemap_server(ui_base, tmp_path_factory, tile_server):
     home = tmp_path_factory.mktemp("ui_basemap")
     db = home / "ui.duckdb"
     shutil.copy(ui_base[1], db)
-    port = free_port()
-    proc = start_server(home, f"duckdb:///{db}", port, None,
-                        env={"EOMINER_BASEMAP_URL": f"{tile_server}/tiles/{{z}}/{{x}}/{{y}}.png"})
-    try:
-        wait_http(f"http://127.0.0.1:{port}/static/js/bokeh.min.js", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with served(home, f"duckdb:///{db}", users=False, ready="/static/js/bokeh.min.js",
+                env={"EOMINER_BASEMAP_URL": f"{tile_server}/tiles/{{z}}/{{x}}/{{y}}.png"}) as url:
+        yield url
 
 
 def test_basemap_tiles_come_from_the_configured_url_only(basemap_server, tile_server):
