@@ -66,57 +66,52 @@ class PublishView(Viewer):
         for d, key in zip(self._polygon_downloads, POLYGON_FORMATS.values()):
             d.filename = f"{name}-polygons-{key}.zip"
 
+    def _download(self, what: str, write) -> io.BytesIO | None:
+        """A download callback's frame: no session -> say so; else `write(session,
+        folder)` -> the bytes to send, in a temporary folder, errors on the status line."""
+        s = self.state
+        if s.session is None:
+            s.say("start a session and learn first", "warning")
+            return None
+        with s.work(what), tempfile.TemporaryDirectory() as tmp:
+            return io.BytesIO(write(s.session, Path(tmp)))
+        return None
+
     def _exporter(self, fmt: str):
         suffix, func = FORMATS[fmt]
 
-        def export() -> io.BytesIO | None:
-            s = self.state
-            if s.session is None:
-                s.say("start a session and publish first", "warning")
-                return None
-            with s.work(f"export {fmt}"):
-                from eominer.learning import export as exports
+        def write(session, tmp: Path) -> bytes:
+            from eominer.learning import export as exports
 
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / f"{s.session.concept}{suffix}"
-                    if func == "export_cogs":  # one map per product: the one on the map
-                        cogs = exports.export_cogs(s.session, tmp)
-                        path = cogs.get(s.product_id) or next(iter(cogs.values()))
-                    else:
-                        getattr(exports, func)(s.session, path)
-                    return io.BytesIO(path.read_bytes())
-            return None
+            if func == "export_cogs":  # one map per product: the one on the map
+                cogs = exports.export_cogs(session, tmp)
+                return (cogs.get(self.state.product_id) or next(iter(cogs.values()))).read_bytes()
+            path = tmp / f"{session.concept}{suffix}"
+            getattr(exports, func)(session, path)
+            return path.read_bytes()
 
-        return export
+        return lambda: self._download(f"export {fmt}", write)
 
     def _polygons(self, key: str):
         """The download callback of one polygon format: the positives of the current
         ranking at the view's threshold, dissolved, and the STAC Item, in one zip."""
 
-        def export() -> io.BytesIO | None:
-            s = self.state
-            if s.session is None:
-                s.say("start a session and learn first", "warning")
-                return None
-            with s.work(f"export polygons ({key})"):
-                from eominer.learning.polygon_export import export_polygons
+        def write(session, tmp: Path) -> bytes:
+            from eominer.learning.polygon_export import export_polygons
 
-                with tempfile.TemporaryDirectory() as tmp:
-                    paths = export_polygons(s.session, tmp, [key], threshold=self.threshold)
-                    buf = io.BytesIO()
-                    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-                        for p in paths:
-                            z.write(p, p.name)
-                    item = json.loads(next(p for p in paths if p.name.endswith(".stac.json"))
-                                      .read_text())["properties"]
-                buf.seek(0)
-                s.say(f"{item['eominer:polygons']} polygons of {item['eominer:patches']} "
-                      f"patches scoring >= {self.threshold:.2f}, {item['eominer:area_ha']:,.1f} ha",
-                      "success")
-                return buf
-            return None
+            paths = export_polygons(session, tmp, [key], threshold=self.threshold)
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+                for p in paths:
+                    z.write(p, p.name)
+            item = json.loads(next(p for p in paths if p.name.endswith(".stac.json"))
+                              .read_text())["properties"]
+            self.state.say(f"{item['eominer:polygons']} polygons of {item['eominer:patches']} "
+                           f"patches scoring >= {self.threshold:.2f}, "
+                           f"{item['eominer:area_ha']:,.1f} ha", "success")
+            return buf.getvalue()
 
-        return export
+        return lambda: self._download(f"export polygons ({key})", write)
 
     def __panel__(self):
         return pn.Column(
