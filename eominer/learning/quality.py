@@ -22,9 +22,11 @@ def ranking_change(prev: np.ndarray | None, cur: np.ndarray, k: int = 100) -> di
     if prev is None or len(prev) != len(cur):
         return {"flip_rate": None, "topk_overlap": None}
     flips = float(np.count_nonzero((prev >= 0.5) != (cur >= 0.5))) / max(len(cur), 1)
+    from eominer.learning.strategies import smallest  # no partition of 1M scores
+
     k = min(k, len(cur))
-    a = set(np.argpartition(-prev, k - 1)[:k].tolist())
-    b = set(np.argpartition(-cur, k - 1)[:k].tolist())
+    a = set(smallest(-np.asarray(prev), k).tolist())
+    b = set(smallest(-np.asarray(cur), k).tolist())
     return {"flip_rate": flips, "topk_overlap": len(a & b) / k}
 
 

@@ -225,7 +225,7 @@ class Session:
         self._check_label(label, user, purpose)
         rows = self.data.rows([patch_id])  # raises for a patch outside the scope
         self.store.put_label(self.session_id, int(patch_id), user, int(label),
-                             len(self.rounds()), purpose)
+                             self.store.round_count(self.session_id), purpose)
         self.data.rows_f32(rows)  # a compact session reads its exact row now, not in the round
 
     def label_many(self, patch_ids: Sequence[int], label: int, user: str,
@@ -237,8 +237,8 @@ class Session:
         if not len(ids):
             raise SessionError("no patches selected: select some, then label them")
         rows = self.data.rows(ids)  # raises for a patch outside the scope
-        self.store.put_labels(self.session_id, ids, user, int(label), len(self.rounds()),
-                              purpose)
+        self.store.put_labels(self.session_id, ids, user, int(label),
+                              self.store.round_count(self.session_id), purpose)
         self.data.rows_f32(rows)  # exact rows of a compact session (up to EXACT_ROWS_MAX)
         return len(ids)
 
@@ -294,9 +294,8 @@ class Session:
         kind = model_kind or self.record.model_kind
         strat = strategy or self.record.strategy
         n = int(n or self.params.batch_size)
-        done = self.rounds()
-        number = len(done) + 1
-        if self._scores is None and any(r.fitted for r in done):
+        number = self.store.round_count(self.session_id) + 1
+        if self._scores is None and number > 1 and any(r.fitted for r in self.rounds()):
             self.current_scores()  # previous ranking, for the change estimate
         prev = self._scores
         ids, y = self.labels()

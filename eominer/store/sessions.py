@@ -235,6 +235,12 @@ class SessionsMixin(StoreBase):
                 + " WHERE session_id = ? AND round = ?",
                 [*cells, session_id, int(round_no)])
 
+    def round_count(self, session_id: str) -> int:
+        """How many rounds the session has: what a label click and a new round need,
+        without reading and parsing every round's row."""
+        (n,), = self.query("SELECT COUNT(*) FROM rounds WHERE session_id = ?", (session_id,))
+        return int(n)
+
     def session_rounds(self, session_id: str) -> list[RoundRecord]:
         """The session's rounds, first first."""
         t = self.query_arrow(

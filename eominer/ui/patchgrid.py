@@ -13,7 +13,7 @@ from panel.custom import JSComponent
 from panel.viewable import Viewer
 
 from eominer.errors import ProductReadError
-from eominer.ui.state import AppState
+from eominer.ui.state import AppState, Soon
 from eominer.ui.thumbnails import patch_thumbnails
 
 _ESM = """
@@ -126,8 +126,9 @@ class PatchGridView(Viewer):
                               sizing_mode="stretch_width",
                               empty_text="No ranking yet: label some patches and Learn.")
         self._thumbs: dict[tuple[int, bool], str] = {}
-        self.state.param.watch(lambda _: self._render_batch(), ["batch", "labels_version"])
-        self.state.param.watch(lambda _: self._render_top(), ["top", "labels_version"])
+        # drawn after the map's overlay has gone out (`Soon`), once per click
+        self.state.param.watch(Soon(self._render_batch), ["batch", "labels_version"])
+        self.state.param.watch(Soon(self._render_top), ["top", "labels_version"])
         self.param.watch(lambda _: (self._render_batch(), self._render_top()), "false_colour")
         self._tabs = pn.Tabs(("Next batch", self._batch), ("Top results", self._top),
                              dynamic=False, sizing_mode="stretch_width")

@@ -20,7 +20,7 @@ from panel.viewable import Viewer
 
 from eominer.errors import ProductReadError
 from eominer.ui.patchgrid import ThumbGrid
-from eominer.ui.state import AppState
+from eominer.ui.state import AppState, Soon
 from eominer.ui.thumbnails import patch_thumbnails
 
 PAGE = 40
@@ -148,9 +148,12 @@ class ReviewView(Viewer):
         self._clear.on_click(lambda _: setattr(s, "review_ids", []))
         self._yes.on_click(lambda _: self._label(1))
         self._no.on_click(lambda _: self._label(-1))
-        s.param.watch(lambda _: self._refresh(reset=True),
+        # after the map's overlay has gone out (`Soon`), once per click
+        self._reset_due = False
+        self._refresh_soon = Soon(lambda: self._refresh(reset=self._take_reset()))
+        s.param.watch(lambda _: self._refresh_later(reset=True),
                       ["review_threshold", "scores_version", "session"])
-        s.param.watch(lambda _: self._refresh(), ["labels_version"])
+        s.param.watch(lambda _: self._refresh_later(), ["labels_version"])
         s.param.watch(self._on_selected, "review_ids")
         self.param.watch(lambda _: self._refresh(), ["shown", "page"])
         self._on_selected()
@@ -191,6 +194,14 @@ class ReviewView(Viewer):
             return []
         rows = self._rows[self.page * PAGE:(self.page + 1) * PAGE]
         return [int(i) for i in s.session.patch_ids[rows]]
+
+    def _refresh_later(self, reset: bool = False) -> None:
+        self._reset_due = self._reset_due or reset
+        self._refresh_soon()
+
+    def _take_reset(self) -> bool:
+        reset, self._reset_due = self._reset_due, False
+        return reset
 
     def _refresh(self, reset: bool = False) -> None:
         """The count always (one pass over the scores); the sorted page and its

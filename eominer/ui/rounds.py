@@ -12,7 +12,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from eominer.ui.state import AppState
+from eominer.ui.state import AppState, Soon
 from eominer.ui.words import plural
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ class RoundsView(Viewer):
                                     css_classes=["eom-rounds-chart"])
         self._quality = pn.pane.HTML("", css_classes=["eom-quality"])
         self._shown: list | None = None  # the rounds the chart shows
-        self.state.param.watch(lambda _: self._render(),
+        # after the map's overlay has gone out (`Soon`): it reads the rounds from the store
+        self.state.param.watch(Soon(self._render),
                                ["scores_version", "labels_version", "session",
                                 "quality_version"])
         self._render()
