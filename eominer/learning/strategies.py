@@ -13,6 +13,8 @@ import numpy as np
 
 from eominer.errors import SessionError
 
+POOL_FACTOR = 10  # `diverse` picks among this many times n of the most uncertain
+
 
 def smallest(key: np.ndarray, n: int) -> np.ndarray:
     """Indices of the `n` smallest finite keys, smallest first, ties by index: exactly
@@ -93,16 +95,18 @@ def most_relevant(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = No
 
 def diverse(scores: np.ndarray, n: int, *, X: np.ndarray | None = None,
             exclude: np.ndarray | None = None, centres: np.ndarray | None = None,
-            pool_factor: int = 10, density: bool = True, spatial_weight: float = 0.0,
-            **_: object) -> np.ndarray:
+            pool_factor: int = POOL_FACTOR, density: bool = True, spatial_weight: float = 0.0,
+            pool: np.ndarray | None = None, **_: object) -> np.ndarray:
     """Diverse uncertain batch: the `pool_factor * n` most uncertain patches, then a
     greedy core-set (k-centre) pick among them, each candidate weighted by its
     uncertainty and (optionally) its local density, so the batch does not ask n times
     about near-duplicates. With `centres` (patch centres) and `spatial_weight` > 0 the
-    distance also spreads the batch on the map."""
+    distance also spreads the batch on the map. `pool`: that margin pool when the caller
+    has it already (the fused round of a compact session)."""
     if X is None:
         raise SessionError("the diverse strategy needs the feature matrix X")
-    pool = margin(scores, max(n * pool_factor, n), exclude=exclude)
+    if pool is None:
+        pool = margin(scores, max(n * pool_factor, n), exclude=exclude)
     if len(pool) <= n:
         return pool
     F = X[pool].astype(np.float32)
