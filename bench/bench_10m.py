@@ -147,6 +147,8 @@ def session_run(db: Path, n_rounds: int) -> None:
     from eominer.learning import int8_kernels
 
     int8_kernels.warm()  # numba's first load of the compiled kernels, once a process
+    from sklearn.linear_model import LogisticRegression  # noqa: F401  (the first round's
+    # import otherwise: seconds, once a process, not a round's cost)
     t_warm = time.perf_counter() - t0
     print(f"one-time per process, not in the load below: imports and the kernels' first "
           f"load {t_warm:.1f} s", flush=True)
