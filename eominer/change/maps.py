@@ -143,7 +143,10 @@ def write_maps(
         profile = {
             "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
             "dtype": dtype, "nodata": nodata, "crs": crs_wkt, "transform": Affine(*transform[:6]),
-            "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "ZSTD",
+            # uncompressed: the COG copy below compresses (level 1, a thread per core);
+            # GDAL's default ZSTD level 9 here, single-threaded, took most of the ~40 s
+            # a full tile's two maps took to write
+            "tiled": True, "blockxsize": 512, "blockysize": 512,
         }
         try:
             with rasterio.open(tmp, "w", **profile) as ds:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
@@ -43,6 +44,7 @@ PARALLEL_ROWS = 65536
 # float32 matrices above this size are held as int8 by default ("auto")
 COMPACT_ABOVE_BYTES = 1 << 30
 DTYPES = ("auto", "float32", "int8")
+T = TypeVar("T")
 
 
 def cores() -> int:
@@ -209,17 +211,61 @@ class CompactMatrix:
             return self.matvec(w)
         return self.matmul(w)
 
-    def matvec(self, w: np.ndarray, out: np.ndarray | None = None,
-               threads: int | None = None) -> np.ndarray:
-        """X @ w (float32, n): the fused int8 GEMV (`int8_kernels.gemv`) against scale * w,
-        plus offset @ w; a worker thread per core, each over a contiguous stretch."""
+    def _folded(self, w: np.ndarray, b: float) -> tuple[np.ndarray, float]:
+        """(scale * w, offset @ w + b): x @ w + b = codes @ (scale * w) + offset @ w + b."""
         w = np.asarray(w, np.float32)
         ws = (self.scale * w).astype(np.float32)
-        bias = float(np.dot(self.offset.astype(np.float64), w.astype(np.float64)))
+        bias = float(np.dot(self.offset.astype(np.float64), w.astype(np.float64))) + float(b)
+        return ws, bias
+
+    def matvec(self, w: np.ndarray, out: np.ndarray | None = None,
+               threads: int | None = None, bias: float = 0.0) -> np.ndarray:
+        """X @ w + bias (float32, n): the fused int8 GEMV (`int8_kernels.gemv`) against
+        scale * w, plus offset @ w + bias (one float32 rounding); a worker thread per core,
+        each over a contiguous stretch."""
+        ws, b = self._folded(w, bias)
         n = len(self)
         out = np.empty(n, np.float32) if out is None else out
-        _over_rows(n, threads, lambda s, e: kernels.gemv(self.codes, ws, bias, out, s, e))
+        _over_rows(n, threads, lambda s, e: kernels.gemv(self.codes, ws, b, out, s, e))
         return out
+
+    def score_margin(self, w: np.ndarray, bias: float, slope: float, k: int,
+                     exclude: np.ndarray | None = None, out: np.ndarray | None = None,
+                     threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A linear round's scoring and pick in one pass over the codes: (scores, rows),
+        scores = sigmoid(slope * (X @ w + bias)) (float32, n) and rows the k of smallest
+        |score - 0.5| not in `exclude`, smallest first, ties by row: what
+        `models.sigmoid` then `strategies.margin` give, without their five passes over n
+        scores and the vector of keys (`int8_kernels.score_margin`)."""
+        ws, b = self._folded(w, bias)
+        n = len(self)
+        out = np.empty(n, np.float32) if out is None else out
+        ex = np.unique(np.asarray(exclude if exclude is not None else [], np.int64))
+        k = max(0, min(int(k), n))
+        kk = max(k, 1)  # the scores are wanted even when no row is
+        parts = _over_rows(n, threads, lambda s, e: kernels.score_margin(
+            self.codes, ws, b, slope, out, s, e, ex, kk))
+        return out, _merge(parts, k)[1]
+
+    def nearest(self, q: np.ndarray, k: int, sq_norms: np.ndarray | None = None,
+                threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The k rows nearest `q` (Euclidean with the rows' `sq_norms`, else by dot
+        product), nearest first, ties by row, and their similarities (as
+        `models.similar_to`: 2 x.q - ||x||^2 - ||q||^2, or x.q): one pass over the codes
+        keeping a running top k per thread, no vector of n similarities."""
+        q = np.asarray(q, np.float32)
+        ws, b = self._folded(q, 0.0)
+        n = len(self)
+        k = max(0, min(int(k), n))
+        if k == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        sq = (np.empty(0, np.float32) if sq_norms is None
+              else np.ascontiguousarray(sq_norms, np.float32))
+        qq = float(np.float32(q @ q))
+        parts = _over_rows(n, threads, lambda s, e: kernels.nearest(
+            self.codes, ws, b, qq, sq, s, e, k))
+        keys, rows = _merge(parts, k)
+        return rows, -keys
 
     def sq_norms(self, threads: int | None = None) -> np.ndarray:
         """||x||^2 of every (dequantised) row, float32, in one fused pass over the codes."""
@@ -246,16 +292,23 @@ class CompactMatrix:
         return out
 
 
-def _over_rows(n: int, threads: int | None, fn: Callable[[int, int], None]) -> None:
+def _over_rows(n: int, threads: int | None, fn: Callable[[int, int], T]) -> list[T]:
     """fn(start, end) over contiguous stretches of rows 0..n, a worker thread per core
-    (the kernels release the GIL)."""
+    (the kernels release the GIL); the results in row order."""
     threads = max(1, min(threads or cores(), -(-n // PARALLEL_ROWS)))
     if threads == 1:
-        fn(0, n)
-        return
+        return [fn(0, n)]
     cuts = np.linspace(0, n, threads + 1).astype(np.int64).tolist()
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(fn, cuts[:-1], cuts[1:]))
+        return list(pool.map(fn, cuts[:-1], cuts[1:]))
+
+
+def _merge(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest (key, row) pairs of the workers' top-k lists, by key then row."""
+    keys = np.concatenate([p[0] for p in parts])
+    rows = np.concatenate([p[1] for p in parts])
+    order = np.lexsort((rows, keys))[:k]
+    return keys[order], rows[order]
 
 
 def matvec(X, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

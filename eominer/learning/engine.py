@@ -18,7 +18,7 @@ import numpy as np
 from eominer.errors import SessionError
 from eominer.learning.compact import CompactMatrix, choose_dtype
 from eominer.learning.models import RelevanceModel, make_model, row_sq_norms
-from eominer.learning.strategies import get_strategy
+from eominer.learning.strategies import POOL_FACTOR, diverse, get_strategy
 
 EXACT_ROWS_MAX = 5000  # exact rows a compact session keeps (the labelled ones, in practice)
 
@@ -278,6 +278,16 @@ def fit_score_pick(
         )
     model = make_model(model_kind, **(model_params or {}))
     model.fit(fit_X, fit_y)
+    form = model.linear_form() if isinstance(data.X, CompactMatrix) else None
+    if form is not None and strategy in ("margin", "diverse"):
+        # one pass over the codes: score, sigmoid and the margin pool, per thread
+        w, b, slope = form
+        k = n if strategy == "margin" else max(n * POOL_FACTOR, n)
+        scores, pool = data.X.score_margin(w, b, slope, k, exclude=rows, out=scores_out)
+        pick = pool if strategy == "margin" else diverse(
+            scores, n, exclude=rows, X=data.X, centres=data.centres,
+            spatial_weight=spatial_weight, pool=pool)
+        return model, scores, pick, notes
     needs_sq = model_kind in ("rbf_svm", "qbe_knn")
     scores = model.score(data.X, data.sq_norms if needs_sq else None, out=scores_out)
     pick = get_strategy(strategy)(

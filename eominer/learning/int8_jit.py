@@ -16,13 +16,101 @@ _jit_exact = numba.njit(nogil=True, cache=True)
 
 
 @_jit
+def _dot(codes, i, ws):  # pragma: no cover - compiled
+    # codes[i] @ ws in float32; the one dot product every kernel below uses, so that the
+    # fused kernels' values equal the GEMV's (its fast-math flags stay on its own
+    # instructions once inlined into a kernel compiled without them)
+    acc = np.float32(0.0)
+    for j in range(codes.shape[1]):
+        acc += ws[j] * np.float32(codes[i, j])
+    return acc
+
+
+@_jit
 def _gemv(codes, ws, bias, out, s0, s1):  # pragma: no cover - compiled
-    d = codes.shape[1]
     for i in range(s0, s1):
-        acc = np.float32(0.0)
-        for j in range(d):
-            acc += ws[j] * np.float32(codes[i, j])
-        out[i] = acc + bias
+        out[i] = _dot(codes, i, ws) + bias
+
+
+@_jit_exact
+def _offer(key, i, kk, ki, m):  # pragma: no cover - compiled
+    # keeps kk[:m] / ki[:m] the smallest keys offered so far, ascending, ties in the
+    # order offered (rows come in increasing order: ties by row); returns the new m
+    k = kk.shape[0]
+    if m == k:
+        if not key < kk[k - 1]:
+            return m
+        p = k - 1
+    else:
+        p = m
+        m += 1
+    while p > 0 and kk[p - 1] > key:
+        kk[p] = kk[p - 1]
+        ki[p] = ki[p - 1]
+        p -= 1
+    kk[p] = key
+    ki[p] = i
+    return m
+
+
+@_jit_exact
+def _score_margin(codes, ws, bias, nslope, out, s0, s1, excl, kk, ki):  # pragma: no cover
+    # one pass: out[i] = 1 / (1 + exp(clip(nslope * (codes[i] @ ws + bias), -80, 80)))
+    # (the float32 steps of `models.sigmoid`), and the k = len(kk) rows of smallest
+    # |out[i] - 0.5| (`strategies.margin`), leaving out the sorted rows `excl`; no
+    # vector of keys is made. Returns how many of kk / ki are filled.
+    k = kk.shape[0]
+    m = 0
+    e = np.searchsorted(excl, s0)
+    ne = excl.shape[0]
+    lim = np.float32(80.0)
+    one = np.float32(1.0)
+    half = np.float32(0.5)
+    thr = np.float32(np.inf)  # a key must be below this to enter (the k-th, once full)
+    for i in range(s0, s1):
+        u = (_dot(codes, i, ws) + bias) * nslope
+        if u > lim:
+            u = lim
+        elif u < -lim:
+            u = -lim
+        s = one / (one + np.exp(u))
+        out[i] = s
+        key = s - half
+        if key < 0:
+            key = -key
+        if key < thr and key <= half:
+            while e < ne and excl[e] < i:
+                e += 1
+            if e < ne and excl[e] == i:
+                continue
+            m = _offer(key, i, kk, ki, m)
+            if m == k:
+                thr = kk[k - 1]
+    return m
+
+
+@_jit_exact
+def _nearest(codes, ws, bias, qq, sq, s0, s1, kk, ki):  # pragma: no cover - compiled
+    # the k = len(kk) rows of largest similarity (smallest -similarity) without a vector
+    # of them: 2 (codes[i] @ ws + bias) - sq[i] - qq (Euclidean, as `models.similar_to`),
+    # or codes[i] @ ws + bias when sq is empty (dot product)
+    k = kk.shape[0]
+    m = 0
+    euclid = sq.shape[0] > 0
+    two = np.float32(2.0)
+    thr = np.float32(np.inf)  # as in _score_margin
+    for i in range(s0, s1):
+        v = _dot(codes, i, ws) + bias
+        if euclid:
+            v = v * two
+            v = v - sq[i]
+            v = v - qq
+        key = -v
+        if key < thr and key > -np.inf:
+            m = _offer(key, i, kk, ki, m)
+            if m == k:
+                thr = kk[k - 1]
+    return m
 
 
 @_jit

@@ -43,6 +43,57 @@ def gemv(codes: np.ndarray, ws: np.ndarray, bias: float, out: np.ndarray, s0: in
         out[s:e] += np.float32(bias)
 
 
+def score_margin(codes: np.ndarray, ws: np.ndarray, bias: float, slope: float,
+                 out: np.ndarray, s0: int, s1: int, exclude: np.ndarray,
+                 k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over rows s0..s1: out[i] = sigmoid(slope * (codes[i] @ ws + bias)) (the
+    float32 steps of `models.sigmoid`), and the k rows of smallest |out[i] - 0.5| not in
+    `exclude` (sorted int64), smallest first, ties by row: (keys, rows)."""
+    if (c := _compiled()) is not None:
+        kk = np.empty(k, np.float32)
+        ki = np.empty(k, np.int64)
+        m = c._score_margin(codes, ws, np.float32(bias), np.float32(-slope), out, s0, s1,
+                            exclude, kk, ki)
+        return kk[:m], ki[:m]
+    from eominer.learning.strategies import smallest
+
+    gemv(codes, ws, bias, out, s0, s1)
+    z = out[s0:s1]
+    np.multiply(z, np.float32(-slope), out=z)
+    np.clip(z, -80.0, 80.0, out=z)
+    np.exp(z, out=z)
+    z += np.float32(1.0)
+    np.reciprocal(z, out=z)
+    key = np.abs(z - np.float32(0.5))
+    ex = exclude[(exclude >= s0) & (exclude < s1)] - s0
+    key[ex] = np.inf
+    rows = smallest(key, k)
+    return key[rows], rows + s0
+
+
+def nearest(codes: np.ndarray, ws: np.ndarray, bias: float, qq: float, sq: np.ndarray,
+            s0: int, s1: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of s0..s1 of smallest key -(2 (codes[i] @ ws + bias) - sq[i] - qq)
+    (minus the similarity of `models.similar_to`; -(codes[i] @ ws + bias) when `sq` is
+    empty), smallest first, ties by row: (keys, rows). No vector of n keys is made."""
+    if (c := _compiled()) is not None:
+        kk = np.empty(k, np.float32)
+        ki = np.empty(k, np.int64)
+        m = c._nearest(codes, ws, np.float32(bias), np.float32(qq), sq, s0, s1, kk, ki)
+        return kk[:m], ki[:m]
+    from eominer.learning.strategies import smallest
+
+    v = np.empty(s1 - s0, np.float32)
+    gemv(codes[s0:s1], ws, bias, v, 0, s1 - s0)
+    if len(sq):
+        v *= np.float32(2.0)
+        v -= sq[s0:s1]
+        v -= np.float32(qq)
+    np.negative(v, out=v)
+    rows = smallest(v, k)
+    return v[rows], rows + s0
+
+
 def sq_norms(codes: np.ndarray, scale: np.ndarray, offset: np.ndarray, out: np.ndarray,
              s0: int, s1: int) -> None:
     """out[s0:s1] = ||offset + scale * codes[i]||^2 (float32)."""
@@ -120,6 +171,9 @@ def warm() -> None:
     out = np.zeros(2, np.float32)
     one = np.ones(2, np.float32)
     gemv(codes, one, 0.0, out, 0, 2)
+    score_margin(codes, one, 0.0, 1.0, out, 0, 2, np.empty(0, np.int64), 1)
+    nearest(codes, one, 0.0, 0.0, out, 0, 2, 1)
+    nearest(codes, one, 0.0, 0.0, np.empty(0, np.float32), 0, 2, 1)
     sq_norms(codes, one, one, out, 0, 2)
     quantise_column(one, codes, 0, None, 0, 1.0, 0.0)
     quantise_column(one, codes, 0, np.arange(2), 0, 1.0, 0.0)

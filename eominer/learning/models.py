@@ -58,6 +58,16 @@ def sigmoid(z: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None) ->
     return out
 
 
+def _affine(X, w: np.ndarray, b: np.float32, out: np.ndarray | None) -> np.ndarray:
+    """X @ w + b in float32; on a CompactMatrix b joins the offset term (one rounding, as
+    the fused `score_margin` computes it)."""
+    if isinstance(X, CompactMatrix):
+        return X.matvec(w, out=out, bias=float(b))
+    out = matvec(X, w, out=out)
+    out += b
+    return out
+
+
 def row_sq_norms(X: np.ndarray) -> np.ndarray:
     """||x||^2 per row, float32 (computed once per session for RBF / kNN)."""
     if isinstance(X, CompactMatrix):  # one fused pass over the codes
@@ -100,6 +110,11 @@ class RelevanceModel:
         d = self.decision(X, sq_norms, out=out)
         return sigmoid(d, self.calibration, out=d)
 
+    def linear_form(self) -> tuple[np.ndarray, float, float] | None:
+        """(w, b, slope) when score(X) is sigmoid(slope * (X @ w + b)), else None: such a
+        model can be scored and picked from in one fused pass (`CompactMatrix.score_margin`)."""
+        return None
+
 
 class LinearModel(RelevanceModel):
     """Logistic regression or linear SVM; scoring is one float32 GEMV, X @ w + b."""
@@ -127,9 +142,10 @@ class LinearModel(RelevanceModel):
         return self
 
     def decision(self, X, sq_norms=None, out=None):
-        out = matvec(X, self.coef_, out=out)
-        out += self.intercept_
-        return out
+        return _affine(X, self.coef_, self.intercept_, out)
+
+    def linear_form(self) -> tuple[np.ndarray, float, float]:
+        return self.coef_, float(self.intercept_), self.calibration
 
     @property
     def calibration(self) -> float:  # type: ignore[override]
@@ -281,11 +297,14 @@ class QueryByExample(RelevanceModel):
         np.maximum(out, 0.0, out=out)
         return out
 
+    def linear_form(self) -> tuple[np.ndarray, float, float] | None:
+        if self.mode != "mean":
+            return None
+        return self.coef_, float(self.intercept_), self.calibration
+
     def decision(self, X, sq_norms=None, out=None):
         if self.mode == "mean":
-            out = matvec(X, self.coef_, out=out)
-            out += self.intercept_
-            return out
+            return _affine(X, self.coef_, self.intercept_, out)
         sq = row_sq_norms(X) if sq_norms is None else sq_norms
         out = np.empty(len(X), np.float32) if out is None else out
         d_pos = self._min_sq_dist(X, sq, self.pos_, out)
@@ -329,6 +348,8 @@ def similar_to(X: np.ndarray, query: np.ndarray, k: int,
     (2 x.q - ||x||^2 ranks as -||x - q||^2); without, by dot product. Returns (indices,
     best first; similarities, larger is nearer)."""
     q = np.asarray(query, np.float32)
+    if isinstance(X, CompactMatrix):  # one fused pass, a running top k per thread
+        return X.nearest(q, k, sq_norms)
     sims = matvec(X, q)
     if sq_norms is not None:
         sims *= np.float32(2.0)

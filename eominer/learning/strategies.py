@@ -13,6 +13,8 @@ import numpy as np
 
 from eominer.errors import SessionError
 
+POOL_FACTOR = 10  # `diverse` picks among this many times n of the most uncertain
+
 
 def smallest(key: np.ndarray, n: int) -> np.ndarray:
     """Indices of the `n` smallest finite keys, smallest first, ties by index: exactly
@@ -31,13 +33,41 @@ def smallest(key: np.ndarray, n: int) -> np.ndarray:
         t = np.partition(sample, 4 * n - 1)[4 * n - 1]
         if np.isfinite(t):
             cand = np.flatnonzero(key <= t)
-            return cand[np.argsort(key[cand], kind="stable")[:n]].astype(np.int64)
+            return _first(key[cand], cand, n)
     finite = np.flatnonzero(np.isfinite(key))
     if n < len(finite):
         idx = finite[np.argpartition(key[finite], n - 1)[:n]]
         t = key[idx].max()
         finite = finite[key[finite] <= t]  # every tie at the n-th value, in index order
     return finite[np.argsort(key[finite], kind="stable")[:n]].astype(np.int64)
+
+
+def largest(key: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` largest finite keys, largest first, ties by index: exactly
+    `smallest(-key, n)`, without the negated copy of `key` (the same strided sample)."""
+    m = len(key)
+    stride = m // (256 * max(n, 1))
+    if n > 0 and stride >= 2:
+        sample = key[::stride]
+        j = len(sample) - 4 * n
+        t = np.partition(sample, j)[j]
+        if np.isfinite(t):
+            cand = np.flatnonzero(key >= t)
+            return _first(np.negative(key[cand]), cand, n)
+    return smallest(np.negative(key), n)
+
+
+def _first(kc: np.ndarray, cand: np.ndarray, n: int) -> np.ndarray:
+    """cand (ascending rows) ordered by their keys kc, ties by row, the first n: a
+    partition finds the n-th key first, so only those up to it (~n) are sorted, not
+    the ~m / 64 candidates."""
+    if not np.isfinite(kc).all():  # an infinite key passed the threshold's test
+        ok = np.isfinite(kc)
+        cand, kc = cand[ok], kc[ok]
+    if len(cand) > n:
+        keep = kc <= np.partition(kc, n - 1)[n - 1]
+        cand, kc = cand[keep], kc[keep]
+    return cand[np.argsort(kc, kind="stable")[:n]].astype(np.int64)
 
 
 def _lowest(key: np.ndarray, n: int, exclude: np.ndarray | None) -> np.ndarray:
@@ -93,16 +123,18 @@ def most_relevant(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = No
 
 def diverse(scores: np.ndarray, n: int, *, X: np.ndarray | None = None,
             exclude: np.ndarray | None = None, centres: np.ndarray | None = None,
-            pool_factor: int = 10, density: bool = True, spatial_weight: float = 0.0,
-            **_: object) -> np.ndarray:
+            pool_factor: int = POOL_FACTOR, density: bool = True, spatial_weight: float = 0.0,
+            pool: np.ndarray | None = None, **_: object) -> np.ndarray:
     """Diverse uncertain batch: the `pool_factor * n` most uncertain patches, then a
     greedy core-set (k-centre) pick among them, each candidate weighted by its
     uncertainty and (optionally) its local density, so the batch does not ask n times
     about near-duplicates. With `centres` (patch centres) and `spatial_weight` > 0 the
-    distance also spreads the batch on the map."""
+    distance also spreads the batch on the map. `pool`: that margin pool when the caller
+    has it already (the fused round of a compact session)."""
     if X is None:
         raise SessionError("the diverse strategy needs the feature matrix X")
-    pool = margin(scores, max(n * pool_factor, n), exclude=exclude)
+    if pool is None:
+        pool = margin(scores, max(n * pool_factor, n), exclude=exclude)
     if len(pool) <= n:
         return pool
     F = X[pool].astype(np.float32)

@@ -167,3 +167,65 @@ def test_loading_holds_no_float32_copy(tmp_path, bordeaux):
     np.testing.assert_allclose(C.stats["mean"], np.nanmean(fin, 0, dtype=np.float64), rtol=1e-6,
                                atol=1e-6)
     np.testing.assert_allclose(C.stats["std"], np.nanstd(fin, 0, dtype=np.float64), rtol=1e-4)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fused_round_and_search_equal_the_plain_path(bordeaux, monkeypatch, compiled):
+    """The one-pass kernels (score + sigmoid + margin pick; distance + running top k),
+    over two worker threads, give the plain path's values on real OSCD features: the
+    GEMV, `models.sigmoid` and `strategies.margin` / `smallest`, and numpy's float64
+    product of the dequantised rows. Also without numba (the numpy fallback)."""
+    import eominer.learning.compact as compact
+    from eominer.learning.models import make_model, similar_to
+    from eominer.learning.strategies import diverse, margin, smallest
+
+    if not compiled:
+        monkeypatch.setattr(int8_kernels, "_compiled", lambda: None)
+    monkeypatch.setattr(compact, "PARALLEL_ROWS", 300)  # two workers on these 896 rows
+    data, y, rows = bordeaux
+    C = CompactMatrix.from_array(data.X)
+    assert len(C) > 2 * 300
+    X64 = C[:].astype(np.float64)  # the dequantised rows
+    for kind in ("logistic", "linear_svm", "qbe_mean"):
+        m = make_model(kind).fit(data.X[rows], y[rows])
+        w, b, slope = m.linear_form()
+        plain = m.score(C)  # GEMV, then numpy's sigmoid
+        ref = 1.0 / (1.0 + np.exp(-slope * (X64 @ w.astype(np.float64) + b)))
+        for k in (1, 20, 200):
+            got, pick = C.score_margin(w, b, slope, k, exclude=rows, threads=2)
+            # the same float32 steps; exp from libm vs numpy's SIMD one: within 2 ulp
+            np.testing.assert_allclose(got, plain, rtol=0, atol=2.4e-7)
+            np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5)
+            assert pick.tolist() == margin(got, k, exclude=rows).tolist()  # exactly
+            assert pick.tolist() == margin(plain, k, exclude=rows).tolist(), (kind, k)
+            assert pick.tolist() == smallest(np.where(np.isin(np.arange(len(C)), rows),
+                                                      np.inf, np.abs(ref - 0.5)), k).tolist()
+            assert not np.isin(pick, rows).any() and len(pick) == k
+        one, _ = C.score_margin(w, b, slope, 20, exclude=rows, threads=1)
+        assert one.tolist() == got.tolist()  # thread count does not change a value
+    # a round of a compact session: the fused path's picks are the plain strategy's
+    S = SessionData(data.patch_ids, C, standardise=False, stats={"n_nonfinite": 0})
+    for strategy in ("margin", "diverse"):
+        _, s, p, _ = fit_score_pick(S, rows, y[rows], strategy=strategy, n=20)
+        plain = make_model("logistic").fit(S.rows_f32(rows), y[rows]).score(C)
+        want = (margin(plain, 20, exclude=rows) if strategy == "margin"
+                else diverse(plain, 20, X=C, exclude=rows))
+        assert p.tolist() == want.tolist(), strategy
+    # similarity: the kernel's running top k is the plain GEMV's ranking, values equal
+    sq = C.sq_norms(threads=1)
+    for q_row in rows[:3]:
+        q = C[int(q_row)]
+        for use_sq in (sq, None):
+            idx, sims = similar_to(C, q, 50, use_sq)
+            v = C.matvec(q, threads=1)
+            if use_sq is not None:
+                v *= np.float32(2.0)
+                v -= use_sq
+                v -= np.float32(q @ q)
+            top = smallest(-v, 50)
+            assert idx.tolist() == top.tolist() and sims.tolist() == v[top].tolist()
+            if use_sq is not None:  # the query itself first; float64 agrees on the order
+                d64 = ((X64 - X64[int(q_row)]) ** 2).sum(1)
+                assert idx[0] == q_row
+                np.testing.assert_allclose(-sims, d64[idx], rtol=1e-4, atol=1e-3)
+                assert d64[idx].max() <= np.sort(d64)[50] + 1e-3
