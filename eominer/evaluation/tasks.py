@@ -17,6 +17,10 @@ does the ingest and reads the reference labels onto the ingested patch grid.
   `EOLEARN_MIN_POSITIVES` patches, and pair tasks "A vs B" whose pool is only the patches
   whose majority is A or B (A positive; the scope is restricted by a WHERE on patch ids).
   The `temporal` feature set comes from the EOPatch's 68-date NDVI series.
+- BigEarthNet v2 (LMDB, any folder holding `metadata.parquet` under ROOT): each S2 patch
+  is written as a georeferenced GeoTIFF (eominer.evaluation.ben_products) and ingested as a
+  product with one patch at its own size (120 px); one task per BEN-19 class with at
+  least 2 positive and 2 negative patches (the patch's multi-labels are its truth).
 """
 
 from __future__ import annotations
@@ -282,3 +286,55 @@ def _id_where(ids: np.ndarray, keep: np.ndarray) -> str:
         raise SessionError(f"the pool's condition is {len(text)} characters, above the "
                            f"{WHERE_MAX} a session's WHERE may hold: use a coarser --patch")
     return text
+
+
+# ---- BigEarthNet v2 ----------------------------------------------------------------------
+
+def bigearthnet_tasks(store: Store, root: Path, workdir: Path | None = None,
+                      ) -> tuple[list[Task], list[str]]:
+    """Ingest every v2 patch under `root` (written under `workdir`); one task per BEN-19
+    class that has 2 positive and 2 negative patches. Returns (tasks, notes)."""
+    from eominer.evaluation.ben_products import BEN19_TASKS, write_patch
+    from eominer.evaluation.bigearthnet import S2_FUSION_BANDS, read_v2
+    from eominer.ingest import ingest_paths
+    from eominer.workspace import workspace
+
+    base = Path(root) / "bigearthnet" if (Path(root) / "bigearthnet").is_dir() else Path(root)
+    folders = sorted({p.parent for p in base.rglob("metadata.parquet")})
+    if not folders:
+        raise ProductReadError(f"no BigEarthNet v2 folder under {base}: expected a folder "
+                               "with metadata.parquet and its LMDB (BigEarthNet-V2-LMDB)")
+    patches, notes = [], []
+    for f in folders:
+        got, unpaired = read_v2(f)
+        patches += got
+        if unpaired:
+            notes.append(f"bigearthnet: {len(unpaired)} patches of {f} are not in its LMDB")
+    sizes = {p.s2.shape[1] for p in patches}
+    if len(sizes) != 1:
+        raise GridMismatchError(f"BigEarthNet patches under {base} have sizes {sorted(sizes)}"
+                                " px: one size per task")
+    level = sizes.pop()
+    out = Path(workdir or workspace()) / "bigearthnet_src"
+    paths = [write_patch(p.patch_id, p.s2, S2_FUSION_BANDS, out) for p in patches]
+    results = ingest_paths(store, paths, levels=(level,))
+    pid_of = {r.product_id: i for i, r in enumerate(results)}
+    t = store.patches(level=level)
+    ids = t["patch_id"].to_numpy().astype(np.int64)
+    owner = [pid_of.get(p, -1) for p in t["product_id"].to_pylist()]
+    keep = np.asarray(owner) >= 0
+    ids, rows = ids[keep], np.asarray(owner)[keep]
+    order = np.argsort(ids)
+    ids, rows = ids[order], rows[order]
+    products = tuple(r.product_id for r in results)
+    tasks = []
+    for cls, (key, concept) in BEN19_TASKS.items():
+        y = np.array([1 if cls in patches[r].labels else -1 for r in rows], np.int8)
+        pos = int((y == 1).sum())
+        if pos < 2 or len(y) - pos < 2:
+            if pos:
+                notes.append(f"ben_{key}: {pos} of {len(y)} patches; a session needs 2 "
+                             "positive and 2 negative: skipped")
+            continue
+        tasks.append(Task(f"ben_{key}", concept, products, ids, y, level))
+    return tasks, notes
