@@ -194,7 +194,8 @@ def _run(home: Path, root, datasets, classes, cities, eolearn, combos, names, st
             products = sorted({p for t in todo for p in t.product_ids}
                               | {p for t in todo for pair in t.pairs for p in pair})
             own = [n for n in names if n in TASK_FEATURES]
-            click.echo(f"workspace {home}: {len(products)} products ingested at {patch} px; "
+            levels = ", ".join(str(v) for v in sorted({t.level for t in todo}))
+            click.echo(f"workspace {home}: {len(products)} products ingested at {levels} px; "
                        f"extracting {', '.join(n for n in names if n not in own) or 'nothing'}"
                        + (f"; {', '.join(own)} from the time series" if own else ""))
             train_encoders(store, names, products, encoder_epochs)

@@ -185,7 +185,8 @@ def _labels_to_random(rows: list[Row]) -> None:
     for r in rows:
         hits = []
         for c in r.curves:
-            ok = np.flatnonzero(np.asarray(c["ap"]) >= target)
+            # within rounding: a mean of equal APs may exceed each of them by an ulp
+            ok = np.flatnonzero(np.asarray(c["ap"]) >= target - 1e-9)
             if len(ok):
                 hits.append(c["labels"][int(ok[0])])
         r.random_final = target
