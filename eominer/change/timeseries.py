@@ -50,8 +50,9 @@ How they are stored: the time stack is not one product, so these are not a regis
 descriptor (which maps one product's bands to a vector); `patch_descriptors` gives the
 (n_patches, 6) float32 matrix TEMPORAL_COLUMNS for a product's patch windows, which
 `Store.register_feature_set("temporal", 1, params, TEMPORAL_COLUMNS)` and
-`write_features` store on the patches of the stack's last product (params: index,
-the product ids of the stack, harmonics); NaN columns and `reason_code` say why.
+`write_features` store on the patches of a product of the stack
+(`eominer.features.temporal.store_temporal`; params: index, the stack's source and dates,
+harmonics); NaN columns and `reason_code` say why.
 """
 
 from __future__ import annotations

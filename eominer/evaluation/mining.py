@@ -79,7 +79,7 @@ def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strate
     s = Session.create(store, name or f"eval {task.name} {strategy} seed {seed}", USER,
                        task.concept, list(task.product_ids), task.level, list(feature_set_ids),
                        model_kind=model, strategy=strategy,
-                       params={"seed": seed, "batch_size": batch})
+                       params={"seed": seed, "batch_size": batch}, where=task.where)
     y = truth_for(task, s.patch_ids)
     labels, aps = drive(s, y, seed, budget, batch, checkpoints,
                         lambda scores: average_precision(y, scores), task.name)
@@ -134,7 +134,8 @@ def ceiling(store: Store, task: Task, feature_set_ids: Sequence[str], model: str
 
     s = Session.create(store, f"eval {task.name} ceiling", USER, task.concept,
                        list(task.product_ids), task.level, list(feature_set_ids),
-                       model_kind=model, strategy="most_relevant", params={"seed": seed})
+                       model_kind=model, strategy="most_relevant", params={"seed": seed},
+                       where=task.where)
     y = truth_for(task, s.patch_ids)
     rows = np.arange(s.data.n)
     if len(rows) > max_labels:
@@ -184,7 +185,8 @@ def _labels_to_random(rows: list[Row]) -> None:
     for r in rows:
         hits = []
         for c in r.curves:
-            ok = np.flatnonzero(np.asarray(c["ap"]) >= target)
+            # within rounding: a mean of equal APs may exceed each of them by an ulp
+            ok = np.flatnonzero(np.asarray(c["ap"]) >= target - 1e-9)
             if len(ok):
                 hits.append(c["labels"][int(ok[0])])
         r.random_final = target

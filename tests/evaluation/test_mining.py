@@ -3,6 +3,8 @@ run in tests/cli/test_eval_learning.py)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from eominer.evaluation.mining import Row, _labels_to_random, markdown, schedule
 
 
@@ -30,3 +32,13 @@ def test_labels_to_random_and_the_table():
     assert lines[0] == ("| task | features | strategy | AP@25 | AP@50 | labels to random's "
                         "AP@50 | all labels |")
     assert lines[3] == "| t | spectral | margin | 0.200±0.000 | 0.400±0.100 | 25 (1/2) | 0.900 |"
+
+
+def test_labels_to_random_counts_an_equal_ap_as_reached():
+    # three seeds ending on the same AP: their mean is one ulp above it in float64
+    assert np.mean([0.1] * 3) > 0.1
+    curves = [{"labels": [4, 14, 24], "ap": [0.05, 0.08, 0.1]} for _ in range(3)]
+    rnd = Row("t", "spectral", ["fs"], "random", "rbf_svm", [24], [float(np.mean([0.1] * 3))],
+              [0.0], 0.1, 3, curves=curves)  # the mean as `evaluate` computes it
+    _labels_to_random([rnd])
+    assert (rnd.labels_to_random, rnd.reached) == (24.0, 3)
