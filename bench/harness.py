@@ -100,8 +100,10 @@ JS_HELPERS = """
     const v0 = versionOf(vEl), h0 = look(cs).hash
     window.__eomDone = new Promise(res => {
       const t0 = performance.now()
-      const poll = () => {
-        if (versionOf(vEl) > v0 && look(cs).hash !== h0) return res(performance.now())
+      // `frame`: the start of the animation frame whose callback reads the pixels: they
+      // were on the canvas then (reading them back takes ~25 ms on its own)
+      const poll = (frame) => {
+        if (versionOf(vEl) > v0 && look(cs).hash !== h0) return res(frame)
         if (performance.now() - t0 > timeout) return res(null)
         requestAnimationFrame(poll)
       }

@@ -457,7 +457,8 @@ class MapView(Viewer):
                     xs += qx
                     ys += qy
                     colours += [SELECTED_COLOUR] * len(found)
-        self._outline_src.data = {"xs": xs, "ys": ys, "colour": colours}
+        if xs or len(self._outline_src.data["xs"]):  # none before, none now: no message
+            self._outline_src.data = {"xs": xs, "ys": ys, "colour": colours}
 
     def review_outlines(self) -> tuple[np.ndarray, np.ndarray]:
         """The patch ids the map outlines in orange: (selected in Review, and, while the
@@ -490,7 +491,8 @@ class MapView(Viewer):
                     ys += qy
                     width += [REVIEW_WIDTH[kind]] * len(found)
                     found_ids += found.tolist()
-        self._review_src.data = {"xs": xs, "ys": ys, "width": width, "id": found_ids}
+        if xs or len(self._review_src.data["xs"]):
+            self._review_src.data = {"xs": xs, "ys": ys, "width": width, "id": found_ids}
 
     def _on_basemap(self, event) -> None:
         """Hidden, the tile renderer leaves the figure: BokehJS fetches the tiles of a

@@ -55,8 +55,8 @@ export function render({model, el, view}) {
   }
   const send = (act, id) => {
     if (offline) return
+    model.send_msg({action: act, id: id})  // first: redrawing the cards takes ~20 ms
     if ((act === 'yes' || act === 'no') && id !== null) { pending.add(id); draw() }
-    model.send_msg({action: act, id: id})
   }
   draw()
   model.on('items', draw)
