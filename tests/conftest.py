@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,22 @@ def learn_store(oscd_db: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     store = open_store(f"duckdb:///{db}")
     yield store
     store.close()
+
+
+@contextlib.contextmanager
+def fresh_workspace(tmp_path_factory, name: str) -> Iterator[tuple[Path, object]]:
+    """(home, store): a new folder as EOMINER_HOME with a new DuckDB store in it, for a
+    module-scoped fixture (the function-scoped `workspace` cannot serve those)."""
+    from eominer.store import open_store
+
+    home = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EOMINER_HOME", str(home))
+        store = open_store(f"duckdb:///{home / 'ws.duckdb'}")
+        try:
+            yield home, store
+        finally:
+            store.close()
 
 
 def positives(truth: dict[int, float], share: float = 0.05) -> set[int]:

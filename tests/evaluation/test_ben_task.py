@@ -12,6 +12,7 @@ import pytest
 from eominer.errors import ProductReadError
 from eominer.evaluation.ben_products import patch_transform
 from eominer.evaluation.tasks import bigearthnet_tasks
+from tests.conftest import fresh_workspace
 
 
 def test_patch_names_place_the_v1_patches_where_their_geotiffs_are(ben: Path) -> None:
@@ -35,15 +36,9 @@ def test_patch_names_place_the_v1_patches_where_their_geotiffs_are(ben: Path) ->
 
 @pytest.fixture(scope="module")
 def ben_tasks(tmp_path_factory, ben: Path):
-    from eominer.store import open_store
-
-    home = tmp_path_factory.mktemp("ben_ws")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EOMINER_HOME", str(home))
-        store = open_store(f"duckdb:///{home / 'eval.duckdb'}")
+    with fresh_workspace(tmp_path_factory, "ben_ws") as (home, store):
         tasks, notes = bigearthnet_tasks(store, ben / "v2_mock", home)
         yield store, tasks, notes
-        store.close()
 
 
 def test_v2_patches_become_one_patch_products_with_their_labels(ben_tasks, ben) -> None:

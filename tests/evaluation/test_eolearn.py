@@ -15,6 +15,7 @@ from eominer.change.timeseries import TEMPORAL_COLUMNS, day_numbers, temporal_de
 from eominer.errors import GridMismatchError, ProductReadError, SessionError
 from eominer.evaluation import eolearn as E
 from eominer.evaluation.tasks import eolearn_tasks
+from tests.conftest import fresh_workspace
 
 LEVEL = 4
 
@@ -22,17 +23,11 @@ LEVEL = 4
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory, shared_data: Path):
     """(store, EolearnTasks, EOPatch) on a fresh workspace; temporal features written."""
-    from eominer.store import open_store
-
-    home = tmp_path_factory.mktemp("eolearn_ws")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EOMINER_HOME", str(home))
-        store = open_store(f"duckdb:///{home / 'eval.duckdb'}")
+    with fresh_workspace(tmp_path_factory, "eolearn_ws") as (home, store):
         got = eolearn_tasks(store, shared_data, level=LEVEL, workdir=home)
         eop = E.read_eopatch(shared_data)
         fs = E.temporal_feature_set(store, eop, got.product_id, LEVEL)
         yield store, got, eop, fs
-        store.close()
 
 
 def _patch(store, pid: str, row: int, col: int) -> tuple[int, int, int]:

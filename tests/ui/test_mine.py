@@ -90,7 +90,9 @@ def test_map_hover_names_the_patch_and_its_score(server):
             wait_for(lambda i=i: n_labels(page) == i + 1, 30, "a label")
         page.locator(".eom-learn button").click()
         wait_for(lambda: "round 1" in status(page), 60, "round 1")
-        assert text(page, ".eom-rounds-summary").startswith("1 round; your labels: 2")
+        # the rounds summary follows the overlay (state.Soon)
+        wait_for(lambda: text(page, ".eom-rounds-summary").startswith(
+            "1 round; your labels: 2"), 30, "the rounds summary")
         box = page.locator(".eom-map").bounding_box()
         x, y = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.55
         page.mouse.move(x, y)
