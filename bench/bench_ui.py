@@ -1,6 +1,7 @@
 """Benchmark of the app in a real browser (Debian's Chromium, headless, Playwright).
 
     python bench/bench_ui.py [--home DIR] [--size 10980] [--level 10] [--clicks 5]
+    python bench/bench_ui.py --size 12800 --level 4     # 10,240,000 patches (issue 18)
 
 Figures (timestamps taken in the browser: `performance.now()` and the click event's
 `timeStamp`, so neither Playwright's polling nor Python adds to them):
@@ -35,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import free_port, local_page, start_server, stop_server  # noqa: E402
 
 PRODUCT_ID = "SYNTHETIC_S2_T33UUU_full_tile"
-TARGET_CLICK_S = 0.5
+TARGET_CLICK_S = 0.5  # at ~1M patches (DESIGN.md, issue 16)
+TARGET_CLICK_10M_S = 1.0  # from 10M patches on (issue 18)
 
 
 # ---- the synthetic store ------------------------------------------------------------
@@ -139,7 +141,7 @@ def wait_for(cond, timeout: float, what: str):
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
-def run_browser(base: str, clicks: int) -> dict[str, float | list[float]]:
+def run_browser(base: str, clicks: int, level: int = 10) -> dict[str, float | list[float]]:
     from playwright.sync_api import sync_playwright
 
     out: dict[str, float | list[float]] = {}
@@ -161,7 +163,7 @@ def run_browser(base: str, clicks: int) -> dict[str, float | list[float]]:
             page.locator(".bk-tab", has_text="Scope").first.click()
             row = page.locator(".eom-products .tabulator-row", has_text=PRODUCT_ID)
             row.locator("input[type=checkbox]").click()
-            wait_for(lambda: page.locator("select option", has_text="10").count() > 0, 60,
+            wait_for(lambda: page.locator("select option", has_text=str(level)).count() > 0, 60,
                      "grid levels")
             t0 = time.perf_counter()
             page.locator(".eom-start button").click()
@@ -223,7 +225,7 @@ def main() -> None:
         t0 = time.perf_counter()
         proc = start_server(home, url, port, wait_s=600.0)
         print(f"  eominer serve on 127.0.0.1:{port} answered in {time.perf_counter() - t0:.1f} s")
-        r = run_browser(f"http://127.0.0.1:{port}", args.clicks)
+        r = run_browser(f"http://127.0.0.1:{port}", args.clicks, args.level)
     finally:
         stop_server(proc)
         if args.home is None:
@@ -238,10 +240,11 @@ def main() -> None:
     print(f"first paint of the map, full {args.size} px product: "
           f"{r['first_paint_load_s']:.2f} s from page load, "
           f"{r['first_paint_tab_s']:.2f} s from the Mine tab click (reported, no target)")
+    target = TARGET_CLICK_10M_S if n_patches >= 10_000_000 else TARGET_CLICK_S
     print(f"label click -> updated overlay, {n_patches:,} patches: median {med:.3f} s "
-          f"(each: {', '.join(f'{v:.3f}' for v in clicks)}), target {TARGET_CLICK_S} s, "
-          f"ratio {med / TARGET_CLICK_S:.2f}; worst {clicks.max():.3f} s "
-          f"(ratio {clicks.max() / TARGET_CLICK_S:.2f})")
+          f"(each: {', '.join(f'{v:.3f}' for v in clicks)}), target {target} s, "
+          f"ratio {med / target:.2f}; worst {clicks.max():.3f} s "
+          f"(ratio {clicks.max() / target:.2f})")
 
 
 if __name__ == "__main__":
