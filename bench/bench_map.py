@@ -38,26 +38,8 @@ YARDSTICK_S = 0.5
 
 JS_MAP = """
 () => {
-  const deep = (root, sel, out) => {
-    root.querySelectorAll(sel).forEach(e => out.push(e))
-    root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) deep(e.shadowRoot, sel, out) })
-    if (root.shadowRoot) deep(root.shadowRoot, sel, out)
-    return out
-  }
-  const versionOf = (e) => {
-    const m = e ? (e.shadowRoot ? e.shadowRoot.innerHTML : e.innerHTML).match(/data-v="(\\d+)"/) : null
-    return m ? Number(m[1]) : 0
-  }
-  const hashOf = () => {
-    const m = deep(document, '.eom-map', [])[0]
-    const cs = m ? deep(m, 'canvas', []).filter(c => c.width > 0) : []
-    let h = 0
-    for (const c of cs) {
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data
-      for (let i = 0; i < d.length; i += 4 * 97) h = (h * 31 + d[i] + 3 * d[i + 1] + 7 * d[i + 2]) % 2147483647
-    }
-    return h
-  }
+  // deep, versionOf and the canvas hash come from harness.JS_HELPERS (run first)
+  const deep = window.__eomDeep, versionOf = window.__eomVersionOf, hashOf = window.__eomHash
   window.__eomUp = null
   document.addEventListener('pointerup', e => { window.__eomUp = e.timeStamp }, true)
   window.__eomProducts = () => {

@@ -80,6 +80,10 @@ JS_HELPERS = """
     const m = e ? (e.shadowRoot ? e.shadowRoot.innerHTML : e.innerHTML).match(/data-v="(\\d+)"/) : null
     return m ? Number(m[1]) : 0
   }
+  // for the other benchmarks' page scripts (bench_map.py)
+  window.__eomDeep = deep
+  window.__eomVersionOf = versionOf
+  window.__eomHash = () => look(canvases()).hash
   window.__eomClick = null
   document.addEventListener('click', e => { window.__eomClick = e.timeStamp }, true)
   // polls stay cheap (the page shares 2 cores with the server): elements are looked up
