@@ -85,6 +85,15 @@ class SessionError(EominerError, ValueError):
     """A mining session cannot do what was asked (empty scope, bad label...)."""
 
 
+class ScopeTooLargeError(SessionError):
+    """A session's scope would not fit in the memory available (checked before loading);
+    the archive index can still search it (ui/archive.py)."""
+
+    def __init__(self, message: str, n: int, need: int, available: int) -> None:
+        super().__init__(message)
+        self.n, self.need, self.available = n, need, available
+
+
 class AOIError(EominerError, ValueError):
     """An area of interest cannot be read or used (no polygon, unknown CRS...)."""
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from eominer.errors import SessionError
+from eominer.errors import ScopeTooLargeError, SessionError
 from eominer.learning import int8_kernels as kernels
 from eominer.learning.compact import CompactMatrix, choose_dtype, cores, quant_params
 
@@ -140,28 +140,35 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
     return ids, X, names, centres, int(len(pids) - len(ids))
 
 
+def available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def check_memory(n: int, d: int, kind: str, available: int | None = None) -> None:
     """Refuse, before loading, a scope whose matrix would not fit in the memory available
-    (MemAvailable of /proc/meminfo; nothing checked where it cannot be read).
+    (`available_memory`; nothing checked where it cannot be read): ScopeTooLargeError.
     Estimate: float32 reads the store's Arrow result and the matrix (2 x 4 bytes per
     value); int8 1 byte per value; both plus ~64 bytes per patch (ids, centres, norms,
     scores, the patch table while the scope is chosen)."""
     per_value = 8 if kind == "float32" else 1
     need = int(n) * (int(d) * per_value + 64)
     if available is None:
-        try:
-            with open("/proc/meminfo") as f:
-                info = dict(line.split(":", 1) for line in f)
-            available = int(info["MemAvailable"].split()[0]) * 1024
-        except (OSError, KeyError, ValueError):
+        available = available_memory()
+        if available is None:
             return
     if need > available:
-        raise SessionError(
+        raise ScopeTooLargeError(
             f"the scope's {n:,} patches x {d} features need ~{need / 2**30:.1f} GiB to load "
             f"as {kind}, and {available / 2**30:.1f} GiB of memory is available: narrow the "
             "scope (fewer products, an AOI or a WHERE), use fewer feature sets"
             + (", or hold the features as int8 (features_dtype='int8')"
-               if kind == "float32" else ", or free memory"))
+               if kind == "float32" else ", or free memory"), n, need, available)
 
 
 def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,

@@ -68,9 +68,11 @@ class ScopeView(Viewer):
         self._products: list[Product] = []
         self._shown: list[Product] = []
         self._thumbs: dict[str, str] = {}
+        from eominer.ui.archive import ArchiveSearchView
         from eominer.ui.jobs import JobsView
 
         self.jobs = JobsView(self.selected_ids, self.reload, state=self.state)
+        self.archive = ArchiveSearchView(state=self.state)
         self.reload()
 
     # ---- data --------------------------------------------------------------------
@@ -100,6 +102,8 @@ class ScopeView(Viewer):
             self._parent.options = {"(new root)": None, **{
                 r["title"]: r["label_name"] for r in labels if r["level"] == 1}}
             self._filter()
+        if hasattr(self, "archive"):  # a finished index job shows at once
+            self.archive.reload()
         if not self._products:
             self.state.say("no products yet: ingest some (eominer ingest PATH), then reload",
                            "warning")
@@ -232,6 +236,7 @@ class ScopeView(Viewer):
             pn.Row(self._level, self._max_cloud, self._fs),
             pn.Row(self._concept, self._new_label, self._parent),
             pn.Row(self._model, self._strategy, self._start),
+            self.archive,
             self.jobs,
             sizing_mode="stretch_width",
         )

@@ -95,6 +95,9 @@ class AppState(param.Parameterized):
                             "them); yes / no there labels them all at once")
     check_ids = param.List(default=[], doc="the verification sample still to answer")
     quality_version = param.Integer(default=0, doc="bumped when a quality check changes")
+    archive_reason = param.String(default="", doc="why the last scope could not be a session "
+                                  "(too large for this machine's memory): Scope then offers "
+                                  "the archive index's search over it (ui/archive.py)")
 
     def __init__(self, store: Store, **params: Any) -> None:
         super().__init__(**params)
@@ -145,18 +148,27 @@ class AppState(param.Parameterized):
 
     # ---- session actions (the views call these; the core does the work) ----------
     def start_session(self) -> None:
+        from eominer.errors import ScopeTooLargeError
         from eominer.learning.session import Session
 
         with self.work("start session"):
             if not self.product_ids:
                 raise_session("pick at least one product in Scope")
-            s = Session.create(
-                self.store, f"{self.concept} by {self.user}", owner=self.user,
-                concept=self.concept, product_ids=self.product_ids, level=self.level,
-                feature_set_ids=self.feature_set_ids, model_kind=self.model_kind,
-                strategy=self.strategy, max_cloud=self.max_cloud,
-                aoi=self.aoi or None, where=self.where.strip() or None,
-            )
+            try:
+                s = Session.create(
+                    self.store, f"{self.concept} by {self.user}", owner=self.user,
+                    concept=self.concept, product_ids=self.product_ids, level=self.level,
+                    feature_set_ids=self.feature_set_ids, model_kind=self.model_kind,
+                    strategy=self.strategy, max_cloud=self.max_cloud,
+                    aoi=self.aoi or None, where=self.where.strip() or None,
+                )
+            except ScopeTooLargeError as exc:
+                self.archive_reason = ""  # a watcher fires again for the same text
+                self.archive_reason = str(exc)
+                raise ScopeTooLargeError(
+                    f"{exc}; or find more like it through the archive index (Scope, "
+                    "\"Find more like this across the archive\")", exc.n, exc.need,
+                    exc.available) from exc
             self.session = s
             self.last_round = None
             pid = self.product_id if self.product_id in self.product_ids else self.product_ids[0]
