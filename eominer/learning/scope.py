@@ -193,18 +193,35 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
     codes = np.empty((n, d), np.int8)  # row-major (compact.py)
     present = np.zeros(n, bool)
     threads = max(1, int(threads or cores()))
-    # per worker: raw sums, finite sums, sums of squared codes, finite counts per column
-    acc = np.zeros((threads, 4, d))
-    n_bad = 0.0
+    # per batch in flight (two: one quantised while the store produces the next) and
+    # worker: raw sums, finite sums, sums of squared codes, finite counts per column
+    acc = np.zeros((2, threads, 4, d))
+    total = np.zeros((4, d))
     bad_r: list[np.ndarray] = []
     bad_c: list[np.ndarray] = []
 
-    def quantise(k, a, b, cols, sel, pos, run) -> None:
+    def quantise(slot, k, a, b, cols, sel, pos, run) -> None:
         """Rows a..b of one batch, every column, into their rows of codes (a worker per
         stretch of rows, so that no two write the same cache line)."""
         kernels.quantise_rows(cols, sel, codes, None if run else pos, int(pos[0]), a, b,
-                              inv, off, acc[k])
+                              inv, off, acc[slot, k])
 
+    def finish(futures, slot, cols, ok, pos) -> None:
+        """Wait for a batch's workers; take its sums, and where its non-finite values are
+        (rare: a second look at its columns only then)."""
+        for f in futures:
+            f.result()
+        part = acc[slot].sum(0)
+        total[:] += part
+        if part[3].any():
+            for j, c in enumerate(cols):
+                bad = ~np.isfinite(((c if ok is None else c[ok]) - off[j]) * inv[j])
+                if bad.any():
+                    bad_r.append(pos[bad])
+                    bad_c.append(np.full(int(bad.sum()), j, np.int64))
+
+    pending: tuple | None = None  # the batch being quantised while the next is produced
+    slot = 0
     with ThreadPoolExecutor(threads) as pool:
         for batch in store.feature_batches(feature_set_ids, first, last, rows=65536,
                                            memory_limit=LOAD_DB_MEMORY):
@@ -226,16 +243,16 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
             sel = None if every else np.flatnonzero(ok)
             cuts = np.linspace(0, m, threads + 1).astype(np.int64).tolist()
             typed = kernels.as_columns(cols)
-            list(pool.map(quantise, range(threads), cuts[:-1], cuts[1:], [typed] * threads,
-                          [sel] * threads, [pos] * threads, [run] * threads))
-            if acc[:, 3].sum() > n_bad:  # non-finite values in this batch: where (rare)
-                for j, c in enumerate(cols):
-                    bad = ~np.isfinite(((c if every else c[ok]) - off[j]) * inv[j])
-                    if bad.any():
-                        bad_r.append(pos[bad])
-                        bad_c.append(np.full(int(bad.sum()), j, np.int64))
-                n_bad = acc[:, 3].sum()
-    raw, fsum, s2, nbad = acc.sum(0)
+            if pending is not None:  # at most two batches in flight: memory stays flat
+                finish(*pending)
+            acc[slot] = 0.0
+            futures = [pool.submit(quantise, slot, k, cuts[k], cuts[k + 1], typed, sel, pos,
+                                   run) for k in range(threads)]
+            pending = (futures, slot, cols, None if every else ok, pos)
+            slot = 1 - slot
+        if pending is not None:
+            finish(*pending)
+    raw, fsum, s2, nbad = total
     cnt = present.sum() - nbad
     keep = None if present.all() else np.flatnonzero(present)
     if keep is not None:  # patches without features: close the gaps in place, in order
