@@ -29,7 +29,7 @@ from eominer.learning.compact import CompactMatrix, choose_dtype, cores, quant_p
 if TYPE_CHECKING:
     from eominer.store import Store
 
-LOAD_DB_MEMORY = "512MB"  # DuckDB's buffer pool while a compact session loads (else it
+LOAD_DB_MEMORY = "256MB"  # DuckDB's buffer pool while a compact session loads (else it
 # keeps the scanned blocks cached: 1.1 GB of RSS at 2M x 128, against 0.26 GB of codes)
 
 
