@@ -173,14 +173,25 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
 
     One aggregate query gives each column's finite range over the patch ids first..last of
     the scope (the codes' scale and offset); then the store streams record batches of
-    65,536 rows (DuckDB's buffer pool capped at LOAD_DB_MEMORY), and each column of a
-    batch is quantised in one compiled pass (`int8_kernels.quantise_column`) into its
-    column of the row-major codes, at the batch's sorted places, a worker thread per
-    stretch of rows; rows outside the scope are dropped.
+    65,536 rows (DuckDB's buffer pool capped at LOAD_DB_MEMORY), and each batch is
+    quantised in one compiled pass (`int8_kernels.quantise_rows`) into its rows of the
+    row-major codes, at the batch's sorted places, a worker thread per stretch of rows,
+    while the store produces the next batch (two batches in flight: the quantisation of
+    one overlaps the production of the next instead of following it); rows outside the
+    scope are dropped.
     The exact column sums (signature), the mean and standard deviation of the finite
     values (float64 sums) and the positions of non-finite values are taken on the way:
     `X.stats`. `X.exact_rows(patch_ids)` reads exact float32 rows back from the store
-    (what a round fits on)."""
+    (what a round fits on).
+
+    Where the time goes at 10M x 128 (docs/benchmarks.md, "10M-patch sessions"): DuckDB's
+    production of the float32 batches is most of it (~12 s of CPU under load ~7: copying
+    the blocks out of the page cache, decompressing, converting to Arrow, holding the GIL
+    for part of it), then the quantisation (6.2 s of CPU with the previous kernel: 3.6-4.8
+    ns a value on one thread; this one 2.0-3.2 ns), then the range query (1.5-3 s: a
+    second read of every block) and the main thread's glue (~1.7 s of CPU).
+    Computing the codes in DuckDB's SQL was measured and not kept: its arithmetic and
+    casts cost 10-13 ns a value in this DuckDB build, more than the bytes they save."""
     first, last = int(pids[0]), int(pids[-1])
     warming = threading.Thread(target=kernels.warm, daemon=True)  # while DuckDB works
     warming.start()
@@ -228,16 +239,26 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
             if batch.num_rows == 0:
                 continue
             ids = batch.column(0).to_numpy().astype(np.int64)
-            pos = np.minimum(np.searchsorted(pids, ids), max(n - 1, 0))
-            ok = pids[pos] == ids
-            every = bool(ok.all())
-            if not every:  # rows outside the scope
-                pos = pos[ok]
+            p0 = int(np.searchsorted(pids, ids[0]))
+            if np.array_equal(pids[p0:p0 + len(ids)], ids):  # the usual case: a run of the
+                # scope's rows in order (one compare, not a search per id)
+                pos = np.arange(p0, p0 + len(ids))
+                ok, every, run = None, True, True
+            else:
+                pos = np.minimum(np.searchsorted(pids, ids), max(n - 1, 0))
+                ok = pids[pos] == ids
+                every = bool(ok.all())
+                if not every:  # rows outside the scope
+                    pos = pos[ok]
+                run = len(pos) > 0 and int(pos[-1]) - int(pos[0]) == len(pos) - 1 and \
+                    bool((np.diff(pos) == 1).all())
             m = len(pos)
             if m == 0:
                 continue
-            present[pos] = True
-            run = int(pos[-1]) - int(pos[0]) == m - 1 and bool((np.diff(pos) == 1).all())
+            if run:
+                present[pos[0]:pos[-1] + 1] = True
+            else:
+                present[pos] = True
             cols = [np.ascontiguousarray(batch.column(j + 1).to_numpy(zero_copy_only=False),
                                          np.float32) for j in range(d)]
             sel = None if every else np.flatnonzero(ok)
