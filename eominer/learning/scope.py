@@ -29,7 +29,7 @@ from eominer.learning.compact import CompactMatrix, choose_dtype, cores, quant_p
 if TYPE_CHECKING:
     from eominer.store import Store
 
-LOAD_DB_MEMORY = "512MB"  # DuckDB's buffer pool while a compact session loads (else it
+LOAD_DB_MEMORY = "256MB"  # DuckDB's buffer pool while a compact session loads (else it
 # keeps the scanned blocks cached: 1.1 GB of RSS at 2M x 128, against 0.26 GB of codes)
 
 
@@ -180,14 +180,25 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
 
     One aggregate query gives each column's finite range over the patch ids first..last of
     the scope (the codes' scale and offset); then the store streams record batches of
-    65,536 rows (DuckDB's buffer pool capped at LOAD_DB_MEMORY), and each column of a
-    batch is quantised in one compiled pass (`int8_kernels.quantise_column`) into its
-    column of the row-major codes, at the batch's sorted places, a worker thread per
-    stretch of rows; rows outside the scope are dropped.
+    65,536 rows (DuckDB's buffer pool capped at LOAD_DB_MEMORY), and each batch is
+    quantised in one compiled pass (`int8_kernels.quantise_rows`) into its rows of the
+    row-major codes, at the batch's sorted places, a worker thread per stretch of rows,
+    while the store produces the next batch (two batches in flight: the quantisation of
+    one overlaps the production of the next instead of following it); rows outside the
+    scope are dropped.
     The exact column sums (signature), the mean and standard deviation of the finite
     values (float64 sums) and the positions of non-finite values are taken on the way:
     `X.stats`. `X.exact_rows(patch_ids)` reads exact float32 rows back from the store
-    (what a round fits on)."""
+    (what a round fits on).
+
+    Where the time goes at 10M x 128 (docs/benchmarks.md, "10M-patch sessions"): DuckDB's
+    production of the float32 batches is most of it (~12 s of CPU under load ~7: copying
+    the blocks out of the page cache, decompressing, converting to Arrow, holding the GIL
+    for part of it), then the quantisation (6.2 s of CPU with the previous kernel: 3.6-4.8
+    ns a value on one thread; this one 2.0-3.2 ns), then the range query (1.5-3 s: a
+    second read of every block) and the main thread's glue (~1.7 s of CPU).
+    Computing the codes in DuckDB's SQL was measured and not kept: its arithmetic and
+    casts cost 10-13 ns a value in this DuckDB build, more than the bytes they save."""
     first, last = int(pids[0]), int(pids[-1])
     warming = threading.Thread(target=kernels.warm, daemon=True)  # while DuckDB works
     warming.start()
@@ -200,49 +211,76 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
     codes = np.empty((n, d), np.int8)  # row-major (compact.py)
     present = np.zeros(n, bool)
     threads = max(1, int(threads or cores()))
-    # per worker: raw sums, finite sums, sums of squared codes, finite counts per column
-    acc = np.zeros((threads, 4, d))
-    n_bad = 0.0
+    # per batch in flight (two: one quantised while the store produces the next) and
+    # worker: raw sums, finite sums, sums of squared codes, finite counts per column
+    acc = np.zeros((2, threads, 4, d))
+    total = np.zeros((4, d))
     bad_r: list[np.ndarray] = []
     bad_c: list[np.ndarray] = []
 
-    def quantise(k, a, b, cols, sel, pos, run) -> None:
+    def quantise(slot, k, a, b, cols, sel, pos, run) -> None:
         """Rows a..b of one batch, every column, into their rows of codes (a worker per
         stretch of rows, so that no two write the same cache line)."""
         kernels.quantise_rows(cols, sel, codes, None if run else pos, int(pos[0]), a, b,
-                              inv, off, acc[k])
+                              inv, off, acc[slot, k])
 
+    def finish(futures, slot, cols, ok, pos) -> None:
+        """Wait for a batch's workers; take its sums, and where its non-finite values are
+        (rare: a second look at its columns only then)."""
+        for f in futures:
+            f.result()
+        part = acc[slot].sum(0)
+        total[:] += part
+        if part[3].any():
+            for j, c in enumerate(cols):
+                bad = ~np.isfinite(((c if ok is None else c[ok]) - off[j]) * inv[j])
+                if bad.any():
+                    bad_r.append(pos[bad])
+                    bad_c.append(np.full(int(bad.sum()), j, np.int64))
+
+    pending: tuple | None = None  # the batch being quantised while the next is produced
+    slot = 0
     with ThreadPoolExecutor(threads) as pool:
         for batch in store.feature_batches(feature_set_ids, first, last, rows=65536,
                                            memory_limit=LOAD_DB_MEMORY):
             if batch.num_rows == 0:
                 continue
             ids = batch.column(0).to_numpy().astype(np.int64)
-            pos = np.minimum(np.searchsorted(pids, ids), max(n - 1, 0))
-            ok = pids[pos] == ids
-            every = bool(ok.all())
-            if not every:  # rows outside the scope
-                pos = pos[ok]
+            p0 = int(np.searchsorted(pids, ids[0]))
+            if np.array_equal(pids[p0:p0 + len(ids)], ids):  # the usual case: a run of the
+                # scope's rows in order (one compare, not a search per id)
+                pos = np.arange(p0, p0 + len(ids))
+                ok, every, run = None, True, True
+            else:
+                pos = np.minimum(np.searchsorted(pids, ids), max(n - 1, 0))
+                ok = pids[pos] == ids
+                every = bool(ok.all())
+                if not every:  # rows outside the scope
+                    pos = pos[ok]
+                run = len(pos) > 0 and int(pos[-1]) - int(pos[0]) == len(pos) - 1 and \
+                    bool((np.diff(pos) == 1).all())
             m = len(pos)
             if m == 0:
                 continue
-            present[pos] = True
-            run = int(pos[-1]) - int(pos[0]) == m - 1 and bool((np.diff(pos) == 1).all())
+            if run:
+                present[pos[0]:pos[-1] + 1] = True
+            else:
+                present[pos] = True
             cols = [np.ascontiguousarray(batch.column(j + 1).to_numpy(zero_copy_only=False),
                                          np.float32) for j in range(d)]
             sel = None if every else np.flatnonzero(ok)
             cuts = np.linspace(0, m, threads + 1).astype(np.int64).tolist()
             typed = kernels.as_columns(cols)
-            list(pool.map(quantise, range(threads), cuts[:-1], cuts[1:], [typed] * threads,
-                          [sel] * threads, [pos] * threads, [run] * threads))
-            if acc[:, 3].sum() > n_bad:  # non-finite values in this batch: where (rare)
-                for j, c in enumerate(cols):
-                    bad = ~np.isfinite(((c if every else c[ok]) - off[j]) * inv[j])
-                    if bad.any():
-                        bad_r.append(pos[bad])
-                        bad_c.append(np.full(int(bad.sum()), j, np.int64))
-                n_bad = acc[:, 3].sum()
-    raw, fsum, s2, nbad = acc.sum(0)
+            if pending is not None:  # at most two batches in flight: memory stays flat
+                finish(*pending)
+            acc[slot] = 0.0
+            futures = [pool.submit(quantise, slot, k, cuts[k], cuts[k + 1], typed, sel, pos,
+                                   run) for k in range(threads)]
+            pending = (futures, slot, cols, None if every else ok, pos)
+            slot = 1 - slot
+        if pending is not None:
+            finish(*pending)
+    raw, fsum, s2, nbad = total
     cnt = present.sum() - nbad
     keep = None if present.all() else np.flatnonzero(present)
     if keep is not None:  # patches without features: close the gaps in place, in order

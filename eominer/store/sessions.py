@@ -257,11 +257,18 @@ class SessionsMixin(StoreBase):
                                                               if c in set(columns)]
         if not product_ids:
             return self.query_arrow(f"SELECT {', '.join(cols)} FROM patches WHERE 1 = 0")
-        return self.query_arrow(
+        # sorted here, not by ORDER BY: the rows mostly come in patch_id order already
+        # (DuckDB keeps the insertion order), and the sort of 10M rows costs 1.3-4.5 s of
+        # CPU against 0.3-0.6 s for the scan
+        t = self.query_arrow(
             f"SELECT {', '.join(cols)} FROM patches "
-            f"WHERE level = ? AND product_id IN ({_marks(len(product_ids))}) ORDER BY patch_id",
+            f"WHERE level = ? AND product_id IN ({_marks(len(product_ids))})",
             [int(level), *product_ids],
         )
+        ids = t["patch_id"].to_numpy()
+        if len(ids) > 1 and not bool((np.diff(ids) > 0).all()):
+            t = t.take(pa.array(np.argsort(ids, kind="stable")))
+        return t
 
     def patch_levels(self, product_ids: Sequence[str]) -> list[int]:
         if not product_ids:

@@ -160,6 +160,10 @@ def test_scope_patches_and_levels(store):
     assert top["patch_id"].to_pylist() == [5, 6, 7, 8]
     assert top["parent_id"].to_pylist() == [None] * 4
     assert store.scope_patches(["P1"], 128).num_rows == 0
+    add_product(store, "P3", T0, 51)  # stored after P2, ids below its: sorted on reading
+    t = store.scope_patches(["P2", "P3", "P1"], 32, columns=["patch_id", "max_y"])
+    assert t["patch_id"].to_pylist() == [1, 2, 3, 4, 51, 52, 53, 54, 101, 102, 103, 104]
+    np.testing.assert_allclose(t["max_y"].to_numpy(), [1.5, 2.5, 3.5, 4.5] * 3)
 
 
 def test_annotations(store):
