@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
 MERCATOR = "EPSG:3857"
-MAX_OVERLAY_PX = 2048  # longest side of one product's overlay image in 3857
-OVERSAMPLE = 1.25  # overlay pixels per patch (each way): 1.6 bytes per patch on the wire
+MAX_OVERLAY_PX = 2048  # longest side of a whole-product index map (the hover's patch ids)
+OVERSAMPLE = 1.25  # overlay pixels per patch each way, at most (zoomed in: full resolution)
 
 
 def _transformer(src, dst):
