@@ -72,7 +72,10 @@ return v > 0 ? ((v - 1) / 254).toFixed(2) : 'none'
 _FIT_JS = """
 const dpr = window.devicePixelRatio || 1  // the server draws the overlay for it
 if (xr.tags[0] !== dpr) xr.tags = [dpr]
-const w = cb_obj.inner_width, h = cb_obj.inner_height
+// before the first layout the frame's size is unset and reading it throws: a throw
+// here would abort the rest of the server's message (the batch, the scores)
+let w = 0, h = 0
+try { w = cb_obj.inner_width; h = cb_obj.inner_height } catch (e) { return }
 const want = cb_obj.tags && cb_obj.tags.length ? cb_obj.tags[0] : null
 if (!want || !(w > 50 && h > 50) || cb_obj._eom_fitted === want.join(',')) return
 cb_obj._eom_fitted = want.join(',')
