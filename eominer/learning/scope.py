@@ -113,12 +113,15 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
             f"(levels there: {levels or 'none'})"
             + ("; the coarse session published no positive patch" if within is not None else "")
         )
-    all_ids = patches["patch_id"].to_numpy().astype(np.int64)
-    at = np.searchsorted(all_ids, pids)
-    centres = np.stack([(patches["min_x"].to_numpy()[at] + patches["max_x"].to_numpy()[at]) / 2,
-                        (patches["min_y"].to_numpy()[at] + patches["max_y"].to_numpy()[at]) / 2],
-                       axis=1)
-    del patches, all_ids, at  # before the features: the loading peak is the matrix
+    # the centres of the scope's patches; when no filter dropped any (whole products, the
+    # usual case) the rows are all of them: no search and no gather (~1 s at 10M)
+    at = slice(None) if len(pids) == patches.num_rows else \
+        np.searchsorted(patches["patch_id"].to_numpy(), pids)
+    centres = np.empty((len(pids), 2))
+    for k, (a, b) in enumerate((("min_x", "max_x"), ("min_y", "max_y"))):
+        np.add(patches[a].to_numpy()[at], patches[b].to_numpy()[at], out=centres[:, k])
+    centres *= 0.5
+    del patches, at  # before the features: the loading peak is the matrix
     sets = [store.require_feature_set(f) for f in feature_set_ids]
     d = sum(fs.dims for fs in sets)
     kind = choose_dtype(dtype, len(pids), d)
@@ -178,9 +181,10 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
     record batches: (patch_ids with features, CompactMatrix of the raw values, mask of
     `pids` that have features).
 
-    One aggregate query gives each column's finite range over the patch ids first..last of
-    the scope (the codes' scale and offset); then the store streams record batches of
-    65,536 rows (DuckDB's buffer pool capped at LOAD_DB_MEMORY), and each batch is
+    Each column's finite range over the patch ids first..last of the scope (the codes'
+    scale and offset) is read from the ranges every write keeps (milliseconds); then the
+    store streams record batches of 65,536 rows (DuckDB's buffer pool capped at
+    LOAD_DB_MEMORY), and each batch is
     quantised in one compiled pass (`int8_kernels.quantise_rows`) into its rows of the
     row-major codes, at the batch's sorted places, a worker thread per stretch of rows,
     while the store produces the next batch (two batches in flight: the quantisation of
@@ -195,15 +199,16 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
     production of the float32 batches is most of it (~12 s of CPU under load ~7: copying
     the blocks out of the page cache, decompressing, converting to Arrow, holding the GIL
     for part of it), then the quantisation (6.2 s of CPU with the previous kernel: 3.6-4.8
-    ns a value on one thread; this one 2.0-3.2 ns), then the range query (1.5-3 s: a
-    second read of every block) and the main thread's glue (~1.7 s of CPU).
+    ns a value on one thread; this one 2.0-3.2 ns), and the main thread's glue (~1.7 s of
+    CPU).
+    The ranges once came from an aggregate query, a second read of every block (1.5-3
+    s); every write now keeps them per block of patch ids (`Store.feature_ranges`).
     Computing the codes in DuckDB's SQL was measured and not kept: its arithmetic and
     casts cost 10-13 ns a value in this DuckDB build, more than the bytes they save."""
     first, last = int(pids[0]), int(pids[-1])
     warming = threading.Thread(target=kernels.warm, daemon=True)  # while DuckDB works
     warming.start()
-    lo, hi = store.feature_ranges(feature_set_ids, first, last, memory_limit=LOAD_DB_MEMORY)
-    warming.join()
+    lo, hi = store.feature_ranges(feature_set_ids, first, last)  # kept by every write
     scale, offset = quant_params(lo, hi)
     d, n = len(lo), len(pids)
     inv = (1.0 / scale).astype(np.float32)
@@ -273,6 +278,7 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
             typed = kernels.as_columns(cols)
             if pending is not None:  # at most two batches in flight: memory stays flat
                 finish(*pending)
+            warming.join()  # the kernels' first load overlapped the first batch
             acc[slot] = 0.0
             futures = [pool.submit(quantise, slot, k, cuts[k], cuts[k + 1], typed, sel, pos,
                                    run) for k in range(threads)]

@@ -13,7 +13,14 @@ import pyarrow as pa
 from eominer import __version__
 from eominer.errors import ReadOnlySQLError, SchemaVersionError, UserSQLError
 from eominer.store.engines import Engine
-from eominer.store.schema import INDEXES, MIGRATIONS, SCHEMA_VERSION, TABLES, VIEWS
+from eominer.store.schema import (
+    DATA_MIGRATIONS,
+    INDEXES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    VIEWS,
+)
 
 # Statements a user may run from `eominer sql` and the app's console.
 _READ_ONLY_KEYWORDS = ("select", "with", "values", "from", "describe", "show", "explain", "summarize")
@@ -82,6 +89,8 @@ class StoreBase:
                 for version in range(int(found) + 1, SCHEMA_VERSION + 1):
                     for ddl in MIGRATIONS.get(version, ()):
                         self.execute(ddl)
+                    if version in DATA_MIGRATIONS:
+                        getattr(self, DATA_MIGRATIONS[version])()
             for name, ddl in VIEWS.items():  # after the migrations: they name new columns
                 if name not in existing:
                     self.execute(ddl)
@@ -105,10 +114,11 @@ class StoreBase:
         return self.engine.query_arrow(sql, params)
 
     def query_batches(self, sql: str, params: Sequence[Any] = (), rows: int = 65536,
-                      memory_limit: str | None = None) -> Iterator[pa.RecordBatch]:
+                      memory_limit: str | None = None, ordered: bool = True,
+                      ) -> Iterator[pa.RecordBatch]:
         """The result as Arrow record batches (streamed on DuckDB, its buffer pool capped
         at `memory_limit` meanwhile): consume them all."""
-        return self.engine.query_batches(sql, params, rows, memory_limit)
+        return self.engine.query_batches(sql, params, rows, memory_limit, ordered)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -67,7 +67,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: (),
     5: tuple(f"ALTER TABLE rounds ADD COLUMN {name} {kind}"
              for name, kind in ROUND_VERIFY_COLUMNS),
+    # version 6 adds the table `feature_ranges` (created as a missing table), filled from
+    # the features already stored by DATA_MIGRATIONS
+    6: (),
 }
+# Upgrades that compute rows from the data (a Store method, run by `init_schema` after
+# the DDL of that version, in the same transaction).
+DATA_MIGRATIONS: dict[int, str] = {6: "backfill_feature_ranges"}
+
+# Patch ids per block of `feature_ranges` (2**16): a 10M-patch scope is ~150 blocks.
+RANGE_BLOCK_BITS = 16
 
 TABLES: dict[str, str] = {
     "schema_version": """
@@ -262,6 +271,18 @@ TABLES: dict[str, str] = {
             distance DOUBLE NOT NULL,
             similarity DOUBLE NOT NULL,
             PRIMARY KEY (search_id, rank)
+        )""",
+    # per feature set, block of patch ids (patch_id >> RANGE_BLOCK_BITS) and column, the
+    # smallest and largest finite value written (NULL: none), kept by every write: a
+    # session's load takes its int8 scales from here, not from a pass over the features
+    "feature_ranges": """
+        CREATE TABLE feature_ranges (
+            feature_set_id VARCHAR(64) NOT NULL,
+            id_block BIGINT NOT NULL,
+            col_index INTEGER NOT NULL,
+            min_value DOUBLE,
+            max_value DOUBLE,
+            PRIMARY KEY (feature_set_id, id_block, col_index)
         )""",
     "product_pairs": """
         CREATE TABLE product_pairs (

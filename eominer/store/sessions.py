@@ -266,7 +266,7 @@ class SessionsMixin(StoreBase):
             [int(level), *product_ids],
         )
         ids = t["patch_id"].to_numpy()
-        if len(ids) > 1 and not bool((np.diff(ids) > 0).all()):
+        if len(ids) > 1 and not bool((ids[1:] > ids[:-1]).all()):
             t = t.take(pa.array(np.argsort(ids, kind="stable")))
         return t
 

@@ -23,11 +23,12 @@ from panel.viewable import Viewer
 from eominer.store.records import Product
 from eominer.ui.layers import (
     LEVEL_RANGE,
+    MAX_SCREEN_PX,
     change_layer_path,
     patch_grid,
     score_lut,
 )
-from eominer.ui.state import AppState
+from eominer.ui.state import AppState, Soon
 from eominer.ui.thumbnails import product_stretch
 from eominer.ui.webmercator import (
     MERCATOR,
@@ -37,6 +38,7 @@ from eominer.ui.webmercator import (
     selected_patches,
     shape_of,
     to_lonlat,
+    view_layer,
     warp_view,
 )
 
@@ -49,19 +51,31 @@ CHANGE_RANGE = (0.0, 1.0)  # change probability
 BASEMAP_ENV = "EOMINER_BASEMAP_URL"
 
 # hover on the (invisible) patch-id layer: the id under the mouse, and the score byte of
-# the overlay image at the same pixel (both images share shape and order per product)
+# the same product's overlay image under the mouse (the overlay covers the view at the
+# screen's resolution, the id image the whole product: found by position)
 _PATCH_JS = "return value >= 0 ? String(value) : '-'"
 _SCORE_JS = """
 const ii = special_vars.image_index
-const img = ii ? src.data.image[ii.index] : null
-const v = img ? img[ii.flat_index] : 0
+const col = (s, k) => s.data instanceof Map ? s.data.get(k) : s.data[k]
+if (!ii) return 'none'
+const j = Array.from(col(src, 'product')).indexOf(col(ids, 'product')[ii.index])
+if (j < 0) return 'none'
+const img = col(src, 'image')[j], [h, w] = img.shape
+const c = Math.floor((special_vars.x - col(src, 'x')[j]) / col(src, 'dw')[j] * w)
+const r = Math.floor((special_vars.y - col(src, 'y')[j]) / col(src, 'dh')[j] * h)
+const v = c >= 0 && c < w && r >= 0 && r < h ? img[r * w + c] : 0
 return v > 0 ? ((v - 1) / 254).toFixed(2) : 'none'
 """
 
 # runs in the browser when the figure's frame size changes: the ranges grow to keep
 # pixels square around the extent the server asked for (`fit`, stored on the figure)
 _FIT_JS = """
-const w = cb_obj.inner_width, h = cb_obj.inner_height
+const dpr = window.devicePixelRatio || 1  // the server draws the overlay for it
+if (xr.tags[0] !== dpr) xr.tags = [dpr]
+// before the first layout the frame's size is unset and reading it throws: a throw
+// here would abort the rest of the server's message (the batch, the scores)
+let w = 0, h = 0
+try { w = cb_obj.inner_width; h = cb_obj.inner_height } catch (e) { return }
 const want = cb_obj.tags && cb_obj.tags.length ? cb_obj.tags[0] : null
 if (!want || !(w > 50 && h > 50) || cb_obj._eom_fitted === want.join(',')) return
 cb_obj._eom_fitted = want.join(',')
@@ -111,6 +125,9 @@ class MapView(Viewer):
         self._overlay_src = ColumnDataSource(_empty_images(), name="eom-overlay")
         self._ids_src = ColumnDataSource(_empty_images(), name="eom-ids")
         self._ids_key: tuple | None = None
+        self._view_layers: list[MercatorLayer] = []  # the overlay's, for the view
+        self._view_key: tuple | None = None
+        self._overlay_soon = Soon(self._overlay_after_move)  # after a pan or zoom
         self._change_src = ColumnDataSource(_empty_images(), name="eom-change")
         self._outline_src = ColumnDataSource({"xs": [], "ys": [], "colour": []},
                                              name="eom-outlines")
@@ -197,8 +214,7 @@ class MapView(Viewer):
                 self._extent = (float(b[:, 0].min()), float(b[:, 1].min()),
                                 float(b[:, 2].max()), float(b[:, 3].max()))
             self._change_controls(self._has_change())
-        self.fit(self._extent)
-        self._push_scores()
+        self.fit(self._extent)  # draws the overlay of the new layers
         self._push_outlines()
         self._push_review()
 
@@ -293,7 +309,8 @@ class MapView(Viewer):
                       tooltips=[("patch", "@image{patch}"), ("product", "@product"),
                                 ("score", "$x{score}")],
                       formatters={"@image": CustomJSHover(code=_PATCH_JS),
-                                  "$x": CustomJSHover(args={"src": self._overlay_src},
+                                  "$x": CustomJSHover(args={"src": self._overlay_src,
+                                                            "ids": self._ids_src},
                                                       code=_SCORE_JS)}))
         fit = CustomJS(args={"xr": fig.x_range, "yr": fig.y_range}, code=_FIT_JS)
         fig.js_on_change("inner_width", fit)
@@ -324,6 +341,39 @@ class MapView(Viewer):
         fig.tags = [[float(v) for v in bounds]]
         self._draw_bases((lf, b, r, t))
         self._draw_change()
+        self._overlay_for_view()
+
+    def screen(self) -> tuple[int, int]:
+        """The map's frame in device pixels (CSS pixels x devicePixelRatio, as the browser
+        reported them), or MAX_SCREEN_PX a side before it was drawn."""
+        w, h = _frame_size(self._fig)
+        if w <= 50 or h <= 50:
+            return MAX_SCREEN_PX, MAX_SCREEN_PX
+        tags = self._fig.x_range.tags
+        dpr = float(tags[0]) if tags and isinstance(tags[0], (int, float)) else 1.0
+        return int(round(w * dpr)), int(round(h * dpr))
+
+    def overlay_layers(self) -> list[MercatorLayer]:
+        """The overlay's images: each product's visible part at the view's resolution
+        (`view_layer`), index maps made once per view, layers and screen size."""
+        layers = self.layers()
+        screen = self.screen()
+        key = (self._layers_key, self._view, screen)
+        if key != self._view_key:
+            self._view_layers = [v for v in (view_layer(lay, self._view, screen)
+                                             for lay in layers) if v is not None]
+            self._view_key = key
+        return self._view_layers
+
+    def _overlay_after_move(self) -> None:
+        with self.state.work("map", quiet=True):
+            self._overlay_for_view()
+
+    def _overlay_for_view(self) -> None:
+        """Re-draw the overlay when the view (or the screen, or the layers) changed."""
+        layers = self.layers()
+        if (self._layers_key, self._view, self.screen()) != self._view_key or not layers:
+            self._push_scores()
 
     # ---- layers -------------------------------------------------------------------
     def _draw_bases(self, view) -> None:
@@ -404,12 +454,12 @@ class MapView(Viewer):
         return self._change_cache[pid]
 
     def _push_scores(self, *_) -> None:
-        """New scores: one uint8 per patch, gathered into each product's 3857 image
-        through its index map (a few ms for 1M patches), replaces the overlay glyph's
-        data in place; the browser colours it."""
+        """New scores: one uint8 per screen pixel of each product in view, gathered
+        through its index map for the view (a few ms, whatever the number of patches),
+        replaces the overlay glyph's data in place; the browser colours it."""
         data = _empty_images()
         self._push_ids()
-        for lay in self.layers():
+        for lay in self.overlay_layers():
             lf, b, r, t = lay.bounds
             for k, v in zip(("image", "x", "y", "dw", "dh", "product"),
                             (lay.levels(self.state.scores), lf, b, r - lf, t - b,
@@ -511,6 +561,8 @@ class MapView(Viewer):
         with self.state.work("map", quiet=True):
             self._draw_bases((min(event.x0, event.x1), min(event.y0, event.y1),
                               max(event.x0, event.x1), max(event.y0, event.y1)))
+        # the overlay at the new view's resolution, once a burst of wheel zooms is over
+        self._overlay_soon()
 
     def patch_at(self, x: float, y: float) -> tuple[int, str] | None:
         """(patch id, product id) of the session patch under the 3857 point; where

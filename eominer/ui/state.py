@@ -320,13 +320,18 @@ class AppState(param.Parameterized):
             # questions' thumbnails read from the COG, the rounds chart, the review) draw
             # theirs once it has gone (`Soon`): the analyst looks at the map first
             self.scores_version += 1
-            if r.scores is not None:
-                self.top = [int(i) for i in self.session.patch_ids[top_rows(r.scores, 40)]]
+            if r.scores is not None:  # a pass over every score (~50 ms at 10M): after
+                after_this(lambda s=self.session, sc=r.scores: self._set_top(s, sc), SOON_S)
             self.batch = [int(i) for i in r.query_ids]
             notes = "; ".join(r.notes)
             self.say(f"round {r.round}: {r.n_labels} labels ({r.n_positive} yes), "
                      f"{r.seconds * 1000:.0f} ms" + (f". {notes}" if notes else ""),
                      "warning" if r.scores is None else "success")
+
+    def _set_top(self, session, scores: np.ndarray) -> None:
+        """The best 40 of a round's scores (Top results), unless the session changed."""
+        if self.session is session:
+            self.top = [int(i) for i in session.patch_ids[top_rows(scores, 40)]]
 
     def publish(self, threshold: float) -> None:
         if self.session is None:

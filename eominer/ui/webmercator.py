@@ -4,10 +4,11 @@ Each product keeps its own grid (its UTM zone, its patch grid); the map draws th
 together in EPSG:3857:
 - the product image is read at screen resolution for the visible part (`warp_view`)
   and warped to a 3857 grid with rasterio;
-- the score overlay is one byte per patch gathered through an index map from 3857
-  pixels to patch-grid cells (`MercatorLayer.index`), computed once per product and
-  level with `rasterio.warp.reproject` (nearest): a recolour is a numpy gather, never a
-  reproject (1.2M patches in a few ms);
+- the score overlay is one byte per screen pixel of the visible part of a product,
+  gathered through an index map from 3857 pixels to patch-grid cells
+  (`MercatorLayer.index`), computed with `rasterio.warp.reproject` (nearest) once per
+  view (`view_layer`): a recolour is a numpy gather over the screen's pixels, never a
+  reproject, whatever the number of patches (10M patches: ~1 MB a click, not 4);
 - clicks, boxes and lassos drawn in 3857 go back to patches: a point through pyproj into
   the product's CRS and its grid cell (`MercatorLayer.patch_at`), a shape against the
   patch centres projected to 3857 once (`MercatorLayer.inside`, vectorised shapely).
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
 MERCATOR = "EPSG:3857"
-MAX_OVERLAY_PX = 2048  # longest side of one product's overlay image in 3857
-OVERSAMPLE = 1.25  # overlay pixels per patch (each way): 1.6 bytes per patch on the wire
+MAX_OVERLAY_PX = 2048  # longest side of a whole-product index map (the hover's patch ids)
+OVERSAMPLE = 1.25  # overlay pixels per patch each way, at most (zoomed in: full resolution)
 
 
 def _transformer(src, dst):
@@ -57,6 +58,7 @@ class MercatorLayer:
     index: np.ndarray  # (rows * cols,) int32, bottom row first (Bokeh): grid cell, or pad
     _centres: tuple | None = field(default=None, repr=False)
     _pixel_rows: np.ndarray | None = field(default=None, repr=False)
+    _score_rows: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def product_id(self) -> str:
@@ -69,15 +71,25 @@ class MercatorLayer:
     def levels(self, scores: np.ndarray | None) -> np.ndarray:
         """(rows, cols) uint8 overlay in 3857, bottom row first (as Bokeh draws images):
         the bytes of `PatchGrid.levels` (0: no score, else 1 + round(score * 254)), one
-        per session patch, gathered through the pixels' session rows: no grid-sized
-        scatter on the way."""
-        g = self.grid
-        n = len(g.flat)
-        q = np.zeros(n + 1, np.uint8)
-        if scores is not None and n:
-            v = np.nan_to_num(scores[g.session_rows], nan=0.0)
-            q[:n] = (np.clip(v, 0.0, 1.0) * 254.0 + 1.5).astype(np.uint8)
-        return q[self.pixel_rows].reshape(self.shape)
+        per pixel, each its patch's score gathered first: the work follows the image's
+        pixels, not the session's patches (10M scores are never all quantised)."""
+        out = np.zeros(self.shape[0] * self.shape[1], np.uint8)
+        if scores is None or not len(self.grid.flat):
+            return out.reshape(self.shape)
+        rows = self.score_rows
+        hit = rows >= 0
+        v = np.nan_to_num(scores[rows[hit]], nan=0.0)
+        out[hit] = (np.clip(v, 0.0, 1.0) * 254.0 + 1.5).astype(np.uint8)
+        return out.reshape(self.shape)
+
+    @property
+    def score_rows(self) -> np.ndarray:
+        """Per overlay pixel, the row of its patch in the session's scores, or -1 where
+        there is no session patch (computed once)."""
+        if self._score_rows is None:
+            self._score_rows = np.append(self.grid.session_rows.astype(np.int64),
+                                         -1)[self.pixel_rows]
+        return self._score_rows
 
     @property
     def pixel_rows(self) -> np.ndarray:
@@ -194,6 +206,63 @@ def mercator_layer(product: Product, grid: PatchGrid, max_px: int = MAX_OVERLAY_
     b = (dst.c, dst.f + h * dst.e, dst.c + w * dst.a, dst.f)
     return MercatorLayer(product, grid, (float(b[0]), float(min(b[1], b[3])), float(b[2]),
                                          float(max(b[1], b[3]))), (h, w), index)
+
+
+def fine_resolution(product: Product, grid: PatchGrid,
+                    oversample: float = OVERSAMPLE) -> float:
+    """The finest overlay pixel worth drawing, in 3857 metres: `oversample` pixels per
+    patch each way, so that the pixel under a patch's centre is that patch."""
+    from rasterio.warp import calculate_default_transform
+
+    left, bottom, right, top = grid.bounds
+    one, _, _ = calculate_default_transform(product.crs, MERCATOR, grid.cols, grid.rows,
+                                            left=left, bottom=bottom, right=right, top=top)
+    return max(abs(one.a), abs(one.e)) / oversample
+
+
+def view_layer(layer: MercatorLayer, view: tuple[float, float, float, float] | None,
+               screen: tuple[int, int], oversample: float = OVERSAMPLE,
+               ) -> MercatorLayer | None:
+    """The overlay of `layer`'s product for the map showing the 3857 box `view` (None:
+    the whole product) on `screen` (width, height) device pixels: square pixels of the
+    view's resolution, but never finer than `fine_resolution` (zoomed in, the visible
+    part at full patch resolution), over the visible part of the product only. None
+    when the product is out of view. Its index map is reprojected from the grid cells
+    under the view alone, so the cost follows the screen, not the product."""
+    from rasterio.transform import from_origin
+    from rasterio.warp import Resampling, reproject, transform_bounds
+
+    g = layer.grid
+    full = layer.bounds
+    v = full if view is None else view
+    x0, y0 = max(full[0], v[0]), max(full[1], v[1])
+    x1, y1 = min(full[2], v[2]), min(full[3], v[3])
+    if x1 <= x0 or y1 <= y0:
+        return None
+    sw, sh = max(1, int(screen[0])), max(1, int(screen[1]))
+    res = max((v[2] - v[0]) / sw, (v[3] - v[1]) / sh,
+              fine_resolution(layer.product, g, oversample))
+    w, h = max(1, int(np.ceil((x1 - x0) / res))), max(1, int(np.ceil((y1 - y0) / res)))
+    x1, y0 = x0 + w * res, y1 - h * res  # whole pixels from the top-left corner
+    # the grid cells under the view (one cell of margin), in the product's CRS
+    left, bottom, right, top = g.bounds
+    dx, dy = (right - left) / g.cols, (top - bottom) / g.rows
+    sx0, sy0, sx1, sy1 = transform_bounds(MERCATOR, layer.product.crs, x0, y0, x1, y1,
+                                          densify_pts=21)
+    c0 = int(np.clip(np.floor((sx0 - left) / dx) - 1, 0, g.cols - 1))
+    c1 = int(np.clip(np.ceil((sx1 - left) / dx) + 1, c0 + 1, g.cols))
+    r0 = int(np.clip(np.floor((top - sy1) / dy) - 1, 0, g.rows - 1))
+    r1 = int(np.clip(np.ceil((top - sy0) / dy) + 1, r0 + 1, g.rows))
+    cells = (np.arange(r0, r1, dtype=np.int32)[:, None] * np.int32(g.cols)
+             + np.arange(c0, c1, dtype=np.int32)[None, :])
+    out = np.full((h, w), -1, np.int32)
+    reproject(cells, out, src_transform=from_origin(left + c0 * dx, top - r0 * dy, dx, dy),
+              src_crs=layer.product.crs, src_nodata=-1,
+              dst_transform=from_origin(x0, y1, res, res), dst_crs=MERCATOR, dst_nodata=-1,
+              resampling=Resampling.nearest)
+    index = np.where(out >= 0, out, layer.pad)[::-1].reshape(-1).astype(np.int32)
+    return MercatorLayer(layer.product, g, (float(x0), float(y0), float(x1), float(y1)),
+                         (h, w), index)
 
 
 def warp_view(product: Product, false_colour: bool, stretch,

@@ -130,8 +130,7 @@ def _store_with(tmp_path, X):
     fs = store.register_feature_set("mid", 1, {"d": d}, cols)
     # rows shuffled in the table: the loader must put them in patch_id order
     perm = np.random.default_rng(1).permutation(n)
-    store.insert_arrow(fs.table_name, pa.table(
-        {"patch_id": ids[perm], **{c: X[perm, j] for j, c in enumerate(cols)}}))
+    store.write_features(fs, ids[perm], X[perm], replace=False)
     return store, fs, ids
 
 

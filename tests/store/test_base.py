@@ -190,10 +190,10 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> 3 -> 4 -> 5
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 6
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 5
+        assert SCHEMA_VERSION == 6
         assert upgraded.query(  # the view of version 4 sees the rows of version 1
             "SELECT COUNT(*), MIN(tile_id) FROM scope_rows WHERE cloud_mask IS NULL") == [
             (2, "33UUU")]
@@ -262,7 +262,7 @@ def test_version_2_database_is_upgraded_in_place(store):
     _make_v2(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 2 -> 3 -> 4 -> 5
+    with open_store(url) as upgraded:  # init_schema migrates 2 -> 3 -> ... -> 6
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (2,), (SCHEMA_VERSION,)]
         old = upgraded.product("V2")
@@ -329,10 +329,10 @@ def test_version_4_database_is_upgraded_in_place(store):
     _make_v4(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5
+    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> 6
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (4,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 5
+        assert SCHEMA_VERSION == 6
         cols = [c for c, _ in ROUND_VERIFY_COLUMNS]
         rows = upgraded.query(f"SELECT {', '.join(cols)} FROM rounds ORDER BY round")
         assert [[v is None or v != v for v in r] for r in rows] == [[True] * len(cols)] * 2

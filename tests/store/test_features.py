@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,83 @@ def test_feature_coverage_names_the_sets_of_each_product(store):
     assert store.covering_feature_sets(["P1", "P2"], 32) == [both.feature_set_id]
     assert store.covering_feature_sets(["P1"], 64) == []
     assert store.covering_feature_sets([], 32) == []
+
+
+def test_every_write_keeps_the_column_ranges_of_its_blocks(store):
+    """`feature_ranges` (what a session's int8 codes are scaled by) answers from the ranges
+    the writes kept: equal to a pass over the features when nothing was rewritten,
+    never narrower after a rewrite, NaN and +-inf left out, blocks outside the asked ids
+    ignored, two sets in `read_features`' column order."""
+    from eominer.store.features import block_ranges
+
+    rng = np.random.default_rng(3)
+    fs = store.register_feature_set("spectral", 1, {}, ["a", "b", "c"])
+    blk = 1 << 16
+    ids = np.concatenate([np.arange(5, 3000), np.arange(blk + 10, blk + 900),
+                          np.arange(3 * blk, 3 * blk + 50)]).astype(np.int64)
+    X = rng.normal(0.0, 1.0, (len(ids), 3)).astype(np.float32)
+    X[ids >= 3 * blk, 0] += 100.0  # the third block: a far larger range in column a
+    X[7, 1] = np.nan
+    X[8, 1] = np.inf
+    X[:, 2][ids < blk] = -np.inf  # column c has no finite value in the first block
+    X[ids < blk, 2] = np.nan
+    order = rng.permutation(len(ids))  # writes in no order, over several calls
+    for part in np.array_split(order, 4):
+        store.write_features(fs, ids[part], X[part], replace=False)
+    for first, last in ((1, int(ids[-1])), (1, blk + 899), (blk + 10, blk + 20)):
+        kept = store.feature_ranges([fs.feature_set_id], first, last)
+        lo_blk, hi_blk = first >> 16, last >> 16
+        sel = ((ids >> 16) >= lo_blk) & ((ids >> 16) <= hi_blk)
+        fin = np.where(np.isfinite(X[sel]), X[sel], np.nan)
+        want = np.nanmin(fin, axis=0), np.nanmax(fin, axis=0)
+        np.testing.assert_allclose(kept[0], want[0], rtol=1e-6)
+        np.testing.assert_allclose(kept[1], want[1], rtol=1e-6)
+    # the ids asked for: a whole block's range, not only ids 10..20 of block 1
+    kept = store.feature_ranges([fs.feature_set_id], blk + 10, blk + 20)
+    scan = store.scan_feature_ranges([fs.feature_set_id], blk + 10, blk + 20)
+    assert (kept[0] <= scan[0]).all() and (kept[1] >= scan[1]).all()
+    assert kept[1][0] < 50.0  # block 3's +100 stays out of block 1
+    whole = store.feature_ranges([fs.feature_set_id], 1, int(ids[-1]))
+    assert whole[1][0] > 100.0 and np.isfinite(whole[0]).all()
+    # nothing finite in c for the first block alone: NaN, as the scan says
+    first = store.feature_ranges([fs.feature_set_id], 1, 3000)
+    assert np.isnan(first[0][2]) and np.isnan(store.scan_feature_ranges(
+        [fs.feature_set_id], 1, 3000)[0][2])
+    # a rewrite to narrower values keeps the range wide (still a bound), a wider one grows it
+    store.write_features(fs, ids[:100], np.zeros((100, 3), np.float32))
+    store.write_features(fs, ids[100:101], np.full((1, 3), 1e6, np.float32))
+    lo, hi = store.feature_ranges([fs.feature_set_id], 1, 3000)
+    assert hi.tolist() == [1e6, 1e6, 1e6] and lo[0] == pytest.approx(float(X[5:2995, 0].min()))
+    # two sets: the columns of the first, then the second's
+    other = store.register_feature_set("texture", 1, {}, ["t"])
+    store.write_features(other, ids[:10], np.arange(10, dtype=np.float32)[:, None] - 4.0)
+    lo, hi = store.feature_ranges([fs.feature_set_id, other.feature_set_id], 1, 3000)
+    assert len(lo) == 4 and (lo[3], hi[3]) == (-4.0, 5.0)
+    # the pure function: blocks ascending, NaN where a block has no finite value
+    b, lo, hi = block_ranges(np.array([blk + 1, 2, 3]), np.array([[1.0], [np.inf], [2.0]]))
+    assert b.tolist() == [0, 1] and lo[:, 0].tolist() == [2.0, 1.0] and hi[0, 0] == 2.0
+
+
+def test_an_upgrade_to_version_6_fills_the_ranges_from_the_stored_features(store):
+    """A version-5 database (features written, no `feature_ranges`) opened by this
+    version: the migration computes every set's ranges from its rows, equal to a scan."""
+    from eominer.store import open_store
+
+    fs = store.register_feature_set("spectral", 1, {}, ["a", "b"])
+    ids = np.r_[np.arange(1, 2000), np.arange(70_000, 71_000)].astype(np.int64)
+    X = np.random.default_rng(4).normal(0.0, 3.0, (len(ids), 2)).astype(np.float32)
+    X[3, 0] = np.nan
+    store.write_features(fs, ids, X)
+    store.execute("DROP TABLE feature_ranges")  # as version 5 had it
+    store.execute("DELETE FROM schema_version WHERE version = 6")
+    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                  (5, "0.1.0", dt.datetime(2026, 11, 1)))
+    url = store.url
+    store.close()
+    with open_store(url) as upgraded:
+        assert upgraded.query("SELECT MAX(version) FROM schema_version")[0][0] == 6
+        for first, last in ((1, 71_000), (1, 1999), (65_536, 71_000)):  # whole blocks
+            kept = upgraded.feature_ranges([fs.feature_set_id], first, last)
+            scan = upgraded.scan_feature_ranges([fs.feature_set_id], first, last)
+            np.testing.assert_allclose(kept, scan, rtol=1e-6)
+        assert upgraded.query("SELECT COUNT(*) FROM feature_ranges")[0][0] == 4  # 2 x 2

@@ -49,6 +49,10 @@ def new_page(b, base_url: str, refused: list[str], user: tuple[str, str] | None 
     # machine that alone can pass Playwright's default 30 s
     ctx.set_default_navigation_timeout(120_000)
     page = ctx.new_page()
+    # the page's own errors and warnings, shown with a failing test's captured output
+    page.on("pageerror", lambda e: print(f"page error: {str(e)[:800]}", flush=True))
+    page.on("console", lambda m: m.type in ("error", "warning") and print(
+        f"console {m.type}: {m.text[:500]}", flush=True))
     local_only(page, refused)
     if user:
         page.goto(f"{base_url}/login")

@@ -26,11 +26,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# the output of the servers running now: a failing test's report shows its tail
+SERVER_LOGS: list[Path] = []
+
+
+def log_tail(path: Path, chars: int = 6000) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return text[-chars:]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        for log in SERVER_LOGS:
+            rep.sections.append((f"server output ({log.name}, last lines)", log_tail(log)))
+
+
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
+            log = Path(getattr(proc, "log_path", ""))
+            raise RuntimeError(f"server exited with {proc.returncode}: {log_tail(log)}")
         try:
             # a page takes seconds to build (every product's map): a short read timeout
             # would abandon each build and start another, and the server never catches up
@@ -48,8 +67,14 @@ def start_server(home: Path, db: str, port: int, auth: Path | None,
     if auth is not None:
         cmd += ["--basic-auth", str(auth)]
     env = dict(os.environ, EOMINER_HOME=str(home), PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # to a file, never an unread pipe: a full pipe (64 KB of tracebacks or progress bars)
+    # would stop the server in its next write
+    log = home / f"server-{port}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                text=True)
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
 
 
 @contextlib.contextmanager
@@ -63,10 +88,12 @@ def served(home: Path, db: str, *, users: bool = True, env: dict[str, str] | Non
         auth.write_text(json.dumps(USERS))
     port = free_port()
     proc = start_server(home, db, port, auth, env)
+    SERVER_LOGS.append(proc.log_path)
     try:
         wait_http(f"http://127.0.0.1:{port}{ready}", proc)
         yield f"http://127.0.0.1:{port}"
     finally:
+        SERVER_LOGS.remove(proc.log_path)
         proc.terminate()
         try:
             proc.wait(20)

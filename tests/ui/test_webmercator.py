@@ -186,3 +186,78 @@ def test_a_drawn_box_becomes_a_lonlat_area_of_interest():
     assert np.allclose(aoi.bounds, (-0.6, 44.8, -0.5, 44.9), atol=1e-9)
     t = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
     assert np.allclose(t.transform(x[1], y[1]), (-0.5, 44.9))
+
+
+def expected_bytes(layer, scores, bounds, shape) -> np.ndarray:
+    """The overlay byte of each pixel of an image over `bounds` (3857, bottom row first),
+    found independently: its centre through pyproj into the product's grid, then the
+    score of the session patch there (0 where none)."""
+    from pyproj import Transformer
+
+    h, w = shape
+    x0, y0, x1, y1 = bounds
+    r, c = np.mgrid[0:h, 0:w]
+    x = x0 + (c + 0.5) * (x1 - x0) / w
+    y = y0 + (r + 0.5) * (y1 - y0) / h
+    px, py = Transformer.from_crs("EPSG:3857", layer.product.crs,
+                                  always_xy=True).transform(x, y)
+    g = layer.grid
+    left, bottom, right, top = g.bounds
+    col = np.floor((px - left) / (right - left) * g.cols).astype(int)
+    row = np.floor((top - py) / (top - bottom) * g.rows).astype(int)
+    inside = (col >= 0) & (col < g.cols) & (row >= 0) & (row < g.rows)
+    cell = np.where(inside, row * g.cols + col, -1)
+    byte_of = dict(zip(g.flat.tolist(), (np.clip(scores[g.session_rows], 0, 1) * 254
+                                         + 1.5).astype(np.uint8).tolist()))
+    return np.vectorize(lambda k: byte_of.get(int(k), 0), otypes=[np.uint8])(cell)
+
+
+def test_the_overlay_follows_the_view_and_a_zoom_brings_finer_pixels(two_zones):
+    from eominer.ui.webmercator import fine_resolution, view_layer
+
+    _, b = two_zones  # 30 x 60 patches of 80 m, every third in the session
+    rng = np.random.default_rng(1)
+    scores = rng.random(len(b.grid.flat)).astype(np.float32)
+    # the whole product on a 30 px wide screen: pixels of the view, 2 patches across
+    whole = view_layer(b, b.bounds, (30, 30))
+    h, w = whole.shape
+    res = (whole.bounds[2] - whole.bounds[0]) / w
+    assert w == 30 and res == pytest.approx((b.bounds[2] - b.bounds[0]) / 30)
+    assert res > 2 * fine_resolution(b.product, b.grid)
+    lv = whole.levels(scores)
+    assert lv.shape == (h, w) and lv.dtype == np.uint8
+    # each pixel carries the score of the patch under its centre (nearest: agree but
+    # for pixels whose centre is within GDAL's approximation of a patch edge)
+    want = expected_bytes(b, scores, whole.bounds, whole.shape)
+    assert (lv == want).mean() > 0.97 and (lv > 0).sum() > 50
+
+    # zoomed in on ~3 x 3 patches, same screen: pixels at the grid's own resolution
+    # (1.25 a patch each way), not the 30 px the screen could hold
+    cell = 12 * b.grid.cols + 30
+    cx, cy = centre_3857(b, cell)
+    view = (cx - 200.0, cy - 200.0, cx + 200.0, cy + 200.0)
+    zoom = view_layer(b, view, (30, 30))
+    zres = (zoom.bounds[2] - zoom.bounds[0]) / zoom.shape[1]
+    assert zres == pytest.approx(fine_resolution(b.product, b.grid))
+    assert zres < res / 2 and zoom.shape == (4, 4)
+    assert zoom.bounds[0] == pytest.approx(view[0]) and zoom.bounds[3] == pytest.approx(view[3])
+    zl = zoom.levels(scores)
+    assert (zl == expected_bytes(b, scores, zoom.bounds, zoom.shape)).mean() > 0.97
+    # every session patch whose centre is in view shows its own score at its centre
+    x0, y0, x1, y1 = zoom.bounds
+    zh, zw = zoom.shape
+    seen = 0
+    for k, f in enumerate(b.grid.flat.tolist()):
+        x, y = centre_3857(b, f)
+        if x0 < x < x1 and y0 < y < y1:
+            r, c = int((y - y0) / (y1 - y0) * zh), int((x - x0) / (x1 - x0) * zw)
+            assert zl[r, c] == np.uint8(np.clip(scores[k], 0, 1) * 254 + 1.5)
+            seen += 1
+    assert seen >= 2
+    # partly out of the product: only the visible part; wholly out: nothing
+    lf, bt, rt, tp = b.bounds
+    half = view_layer(b, (lf - 5000.0, bt, (lf + rt) / 2, tp), (200, 200))
+    hres = (half.bounds[2] - half.bounds[0]) / half.shape[1]  # whole pixels: <= 1 more
+    assert half.bounds[0] == pytest.approx(lf) and (lf + rt) / 2 <= half.bounds[2] \
+        <= (lf + rt) / 2 + hres
+    assert view_layer(b, (lf - 9000.0, bt, lf - 1000.0, tp), (100, 100)) is None
