@@ -183,10 +183,10 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
 
     Each column's finite range over the patch ids first..last of the scope (the codes'
     scale and offset) is read from the ranges every write keeps (milliseconds); then the
-    store streams record batches of 65,536 rows (DuckDB's buffer pool capped at
-    LOAD_DB_MEMORY), and each batch is
-    quantised in one compiled pass (`int8_kernels.quantise_rows`) into its rows of the
-    row-major codes, at the batch's sorted places, a worker thread per stretch of rows,
+    store streams record batches of 65,536 rows, unordered (DuckDB's buffer pool capped at
+    LOAD_DB_MEMORY), and each batch is quantised in one compiled pass
+    (`int8_kernels.quantise_rows`) into its rows of the row-major codes, at the batch's
+    sorted places, a worker thread per stretch of rows,
     while the store produces the next batch (two batches in flight: the quantisation of
     one overlaps the production of the next instead of following it); rows outside the
     scope are dropped.
