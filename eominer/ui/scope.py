@@ -170,14 +170,18 @@ class ScopeView(Viewer):
             self.state.aoi = stored_aoi(read_aoi(path)).wkt
 
     def _on_select(self) -> None:
-        ids = [self._shown[i].product_id for i in self._table.selection]
-        if self.state.session is None and ids != list(self.state.product_ids):
-            self.state.product_ids = ids  # the map frames the ticked products (no session)
-        levels = self.state.store.patch_levels(ids) if ids else []
-        self._level.options = levels
-        if levels and self._level.value not in levels:
-            self._level.value = 32 if 32 in levels else levels[0]
-        self._preselect_features()
+        # held: a click that comes while this (debounced) change waits makes Panel run it
+        # outside Bokeh's document lock, where the map's first model change raised
+        # "_pending_writes should be non-None"; a hold collects the changes and sends them
+        with pn.io.hold():
+            ids = [self._shown[i].product_id for i in self._table.selection]
+            if self.state.session is None and ids != list(self.state.product_ids):
+                self.state.product_ids = ids  # the map frames the ticked products
+            levels = self.state.store.patch_levels(ids) if ids else []
+            self._level.options = levels
+            if levels and self._level.value not in levels:
+                self._level.value = 32 if 32 in levels else levels[0]
+            self._preselect_features()
 
     def _selected_ids(self) -> list[str]:
         return [self._shown[i].product_id for i in self._table.selection
