@@ -18,7 +18,8 @@ from eominer.change.normalise import to_probability
 from eominer.change.threshold import binary_map, otsu_threshold
 from eominer.errors import ConfigError
 
-METHODS: tuple[str, ...] = ("encoder", "cva", "irmad", "selftrain")  # Sentinel-2 pairs
+# Sentinel-2 pairs
+METHODS: tuple[str, ...] = ("encoder", "cva", "irmad", "selftrain", "selftrain_encoder")
 S2_METHODS = METHODS
 S1_METHODS: tuple[str, ...] = ("logratio", "rom")  # = change.sar.S1_METHODS
 ALL_METHODS: tuple[str, ...] = METHODS + S1_METHODS
@@ -86,8 +87,8 @@ def change_distance(
         from eominer.change.irmad import irmad_distance
 
         return irmad_distance(x1, x2, valid, seed)
-    if method == "selftrain":
-        raise ConfigError("selftrain gives a probability, not a distance: use change_map")
+    if method in ("selftrain", "selftrain_encoder"):
+        raise ConfigError(f"{method} gives a probability, not a distance: use change_map")
     from eominer.change.encoder import EncoderConfig, encoder_distance
 
     return encoder_distance(x1, x2, valid, EncoderConfig(seed=seed, threads=threads))
@@ -108,6 +109,11 @@ def change_map(
 
         _check_grid(x1, x2, valid)
         prob, _ = selftrain_probability(x1, x2, valid, seed)
+    elif method == "selftrain_encoder":  # selftrain seeded and guided by the encoder
+        from eominer.change.selftrain import selftrain_probability
+
+        guide = change_distance("encoder", x1, x2, valid, seed, threads)
+        prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide)
     else:
         d = change_distance(method, x1, x2, valid, seed, threads)
         prob = to_probability(d, valid, seed)

@@ -8,7 +8,8 @@ store is given and both ids resolve), the pair is recorded in `product_pairs` (k
 'change', layer_path = the probability COG, which the app draws as an overlay) and the
 per-patch scores become a feature set on the first product's patches.
 
-The pair's sensor picks the methods: Sentinel-2 pairs `encoder`, `cva`, `irmad`;
+The pair's sensor picks the methods: Sentinel-2 pairs `encoder`, `cva`, `irmad`,
+`selftrain`, `selftrain_encoder`;
 Sentinel-1 pairs `logratio`, `rom` (method None: `encoder` for S2, `rom` for S1).
 `compute_fusion` maps an S2 pair and an S1 pair of the same place and combines their
 probabilities (`change.sar.fuse_probabilities`) on the first S2 date's grid.

@@ -21,6 +21,13 @@ the pair's own confident pixels. Chosen by measurement on OSCD (docs/change.md).
 6. P(change) is smoothed once more (masked Gaussian, sigma 1) and thresholded by Otsu
    (`threshold.otsu_threshold`): no label is used anywhere.
 
+With a `guide` (method `selftrain_encoder`: the `encoder` method's feature distance of the
+same pair), the seed map of step 2 is the guide's masked mean over the three scales
+instead of m's, and the guide and its three masked means are four more features of
+step 4 (still linear filters of one per-pixel map, so step 5 is unchanged). The encoder's
+distance finds the small, scattered changes that the CVA seed misses (bordeaux,
+saclay_e); the logistic regression on the CVA features adds their precision.
+
 Masked pixels (nodata, cloud) take no part in any statistic, seed, sample or threshold:
 the masked smoothing divides by the smoothed mask, so they do not leak zeros into their
 neighbours either.
@@ -96,17 +103,19 @@ def _band_pair(x1, x2, valid, stats, i) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def feature_names(bands: int) -> list[str]:
+def feature_names(bands: int, guide: bool = False) -> list[str]:
     names = [f"d{i}" for i in range(bands)] + [f"absd{i}" for i in range(bands)] + ["m"]
     for s in SCALES:
         names += [f"d{i}_s{s:g}" for i in range(bands)] + [f"m_s{s:g}"]
-    return names + [f"a{i}" for i in range(bands)]
+    names += [f"a{i}" for i in range(bands)]
+    return names + (["g"] + [f"g_s{s:g}" for s in SCALES] if guide else [])
 
 
-def context_features(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats) -> np.ndarray:
+def context_features(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats,
+                     guide: np.ndarray | None = None) -> np.ndarray:
     """(rows * cols, n_features) float32 features of a (small) scene or block, in
-    `feature_names` order. Training uses it on blocks; `selftrain_map` computes the same
-    decision without materialising it."""
+    `feature_names` order (`guide`: the same block of the guide map). Training uses it on
+    blocks; `selftrain_probability` computes the same decision without materialising it."""
     bands = x1.shape[0]
     a, d = zip(*(_band_pair(x1, x2, valid, stats, i) for i in range(bands)))
     d_arr = np.stack(d)
@@ -118,6 +127,9 @@ def context_features(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats) -
         den = gaussian_filter(valid.astype(np.float32), s, truncate=TRUNCATE)
         cols += [masked_smooth(di, valid, s, den) for di in d] + [masked_smooth(m, valid, s, den)]
     cols += list(a)
+    if guide is not None:
+        g = np.where(valid, guide, np.float32(0)).astype(np.float32, copy=False)
+        cols += [g] + [masked_smooth(g, valid, s) for s in SCALES]
     return np.stack([c.ravel() for c in cols], axis=1)
 
 
@@ -171,9 +183,10 @@ class SelfTrained:
         return w.astype(np.float64), float(lr.intercept_[0] - (w * scaler.mean_).sum())
 
 
-def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0) -> SelfTrained:
+def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
+                  guide: np.ndarray | None = None) -> SelfTrained:
     """Pseudo-labels from `seed_values` (quantiles over the valid pixels) and the fitted
-    logistic regression (see module doc)."""
+    logistic regression (see module doc; `guide`: the extra feature map, if any)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -190,7 +203,8 @@ def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0) 
         R0, R1 = max(0, r0 - margin), min(rows, r1 + margin)
         C0, C1 = max(0, c0 - margin), min(cols, c1 + margin)
         v = valid[R0:R1, C0:C1]
-        f = context_features(x1[:, R0:R1, C0:C1], x2[:, R0:R1, C0:C1], v, stats)
+        f = context_features(x1[:, R0:R1, C0:C1], x2[:, R0:R1, C0:C1], v, stats,
+                             None if guide is None else guide[R0:R1, C0:C1])
         inner = np.zeros(v.shape, dtype=bool)
         inner[r0 - R0:r1 - R0, c0 - C0:c1 - C0] = True
         s = seed_values[R0:R1, C0:C1]
@@ -218,10 +232,12 @@ def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0) 
 
 def selftrain_probability(
     x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
-    normalise: str = "standardise",
+    normalise: str = "standardise", guide: np.ndarray | None = None,
 ) -> tuple[np.ndarray, SelfTrained]:
     """(rows, cols) float32 P(change) (NaN outside `valid`) and the fitted model.
-    Band by band: memory stays at a few single-band arrays besides the inputs."""
+    Band by band: memory stays at a few single-band arrays besides the inputs.
+    `guide`: a (rows, cols) change distance of the same pair (the encoder's) that gives
+    the seed map and four more features (module doc); None: the CVA seed alone."""
     bands = x1.shape[0]
     stats = _date_stats(x1, x2, valid, normalise, seed)
     m = np.zeros(valid.shape, dtype=np.float32)
@@ -231,15 +247,28 @@ def selftrain_probability(
         m += d
     np.sqrt(m, out=m)
     dens = mask_weights(valid)
-    fitted = fit_selftrain(x1, x2, valid, stats, seed_map(m, valid, dens), seed)
+    if guide is not None:
+        if guide.shape != valid.shape:
+            from eominer.errors import ConfigError
+
+            raise ConfigError(f"selftrain guide map is {guide.shape}, the pair {valid.shape}")
+        guide = np.where(valid, guide, np.float32(0)).astype(np.float32, copy=False)
+    seeds = seed_map(m if guide is None else guide, valid, dens)
+    fitted = fit_selftrain(x1, x2, valid, stats, seeds, seed, guide)
+    del seeds
     w, bias = fitted.weights()
     nb, ns = bands, len(SCALES)
     w_d, w_abs, w_m = w[:nb], w[nb:2 * nb], w[2 * nb]
     w_s = w[2 * nb + 1:2 * nb + 1 + ns * (nb + 1)].reshape(ns, nb + 1)
-    w_a = w[2 * nb + 1 + ns * (nb + 1):]
+    w_a = w[2 * nb + 1 + ns * (nb + 1):2 * nb + 1 + ns * (nb + 1) + nb]
     z = np.full(valid.shape, np.float32(bias), dtype=np.float32)
     z += np.float32(w_m) * m
     comb = [np.zeros(valid.shape, dtype=np.float32) for _ in SCALES]
+    if guide is not None:  # the guide and its smoothed copies: the last 1 + ns weights
+        w_g = w[-(1 + ns):]
+        z += np.float32(w_g[0]) * guide
+        for k in range(ns):
+            comb[k] += np.float32(w_g[1 + k]) * guide
     for i in range(bands):
         a, d = _band_pair(x1, x2, valid, stats, i)
         z += np.float32(w_a[i]) * a

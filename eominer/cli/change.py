@@ -8,7 +8,7 @@ from eominer.cli import db_option
 
 # = eominer.change.maps.ALL_METHODS and S1_METHODS (not imported: this module loads
 # without numpy; tests/cli/test_change.py checks they agree)
-ALL_METHODS = ("encoder", "cva", "irmad", "selftrain", "logratio", "rom")
+ALL_METHODS = ("encoder", "cva", "irmad", "selftrain", "selftrain_encoder", "logratio", "rom")
 S1_METHODS = ("logratio", "rom")
 
 
@@ -33,8 +33,8 @@ def _line(before: str, after: str, run) -> str:
 @click.argument("before", required=False)
 @click.argument("after", required=False)
 @click.option("--method", type=click.Choice(list(ALL_METHODS)), default=None,
-              help="Sentinel-2 pairs: encoder (learned on the pair; the default), cva, irmad or "
-              "selftrain. Sentinel-1 pairs: rom (ratio of means; the default) or logratio.")
+              help="Sentinel-2 pairs: encoder (learned on the pair; the default), cva, irmad, "
+              "selftrain or selftrain_encoder (selftrain seeded by the encoder). Sentinel-1 pairs: rom (ratio of means; the default) or logratio.")
 @click.option("--fuse", nargs=2, metavar="BEFORE AFTER", default=None,
               help="A pair of the other sensor over the same place: S1 + S2 fused map "
               "(mean of the two probabilities; the S2 pair's grid).")
