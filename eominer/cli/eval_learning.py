@@ -15,7 +15,8 @@ DEFAULT_FEATURES = "spectral,gabor,wld,mosaiks,spectral+gabor,spectral+mosaiks,b
 BANDSTATS = {"indices": ["ndvi", "ndwi", "ndbi"], "stats": ["mean", "std"]}
 # feature sets a task computes itself (not `eominer extract`'s): the time series'
 # descriptors, and the change maps of the OSCD pairs (`eominer change`, per patch)
-CHANGE_FEATURES = ("change_cva", "change_irmad", "change_selftrain", "change_encoder")
+CHANGE_FEATURES = ("change_cva", "change_irmad", "change_selftrain", "change_encoder",
+                   "change_selftrain_encoder")
 TASK_FEATURES = {"temporal": "eolearn", **{n: "oscd" for n in CHANGE_FEATURES}}
 
 
@@ -62,8 +63,9 @@ def parse_combos(text: str) -> list[list[str]]:
 @click.option("--features", "features", default=DEFAULT_FEATURES, show_default=True,
               help="Feature sets, comma-separated; '+' combines sets in one session. "
               "`temporal` (eolearn only): descriptors of the 68-date NDVI series; "
-              "`change_<method>` (oscd only; cva, irmad, selftrain, encoder): the per-patch "
-              "scores of `eominer change` on each city's pair.")
+              "`change_<method>` (oscd only; cva, irmad, selftrain, encoder, "
+              "selftrain_encoder): the per-patch scores of `eominer change` on each city's "
+              "pair.")
 @click.option("--strategies", default="random,margin", show_default=True)
 @click.option("--model", default="rbf_svm", show_default=True,
               help="Model kind of the sessions (rbf_svm: the best of the old harness).")
