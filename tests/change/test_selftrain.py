@@ -15,12 +15,12 @@ from eominer.change.selftrain import (
     masked_smooth,
     selftrain_probability,
 )
+from eominer.evaluation.change_metrics import confusion, from_confusion
 from eominer.evaluation.oscd import load_city
 
 
 def _f1(binary: np.ndarray, truth: np.ndarray) -> float:
-    pred = binary == 1
-    return 2 * float((pred & truth).sum()) / float(pred.sum() + truth.sum())
+    return from_confusion(*confusion(binary == 1, truth), auprc=0.0).f1
 
 
 @pytest.fixture(scope="module")

