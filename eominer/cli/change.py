@@ -33,8 +33,9 @@ def _line(before: str, after: str, run) -> str:
 @click.argument("before", required=False)
 @click.argument("after", required=False)
 @click.option("--method", type=click.Choice(list(ALL_METHODS)), default=None,
-              help="Sentinel-2 pairs: encoder (learned on the pair; the default), cva, irmad, "
-              "selftrain or selftrain_encoder (selftrain seeded by the encoder). Sentinel-1 pairs: rom (ratio of means; the default) or logratio.")
+              help="Sentinel-2 pairs: selftrain_encoder (selftrain seeded and guided by the "
+              "encoder; the default), encoder (learned on the pair), cva, irmad or selftrain. "
+              "Sentinel-1 pairs: rom (ratio of means; the default) or logratio.")
 @click.option("--fuse", nargs=2, metavar="BEFORE AFTER", default=None,
               help="A pair of the other sensor over the same place: S1 + S2 fused map "
               "(mean of the two probabilities; the S2 pair's grid).")

@@ -35,3 +35,32 @@ def test_encoder_is_seeded(bordeaux_pair) -> None:
     a = encoder_distance(x1, x2, valid, cfg)
     b = encoder_distance(x1, x2, valid, cfg)
     assert np.allclose(a, b, atol=1e-5)
+
+
+def test_pooled_encoder_maps_back_onto_the_full_grid(bordeaux_pair) -> None:
+    """pool 2 (selftrain_encoder's 20 m guide): 2 x 2 means in, a bilinear map out on the
+    10 m grid, 0 on masked pixels, and the transplanted block still stands out."""
+    from dataclasses import replace
+
+    from eominer.change.encoder import pooled, upsampled
+
+    ramp = np.add.outer(np.arange(9.0) * 9, np.arange(11.0))[None].astype(np.float32)
+    valid = np.ones((9, 11), dtype=bool)
+    valid[0, 0] = False
+    means, ok = pooled(ramp, valid, 2)
+    assert means.shape == (1, 4, 5) and not ok[0, 0] and ok.sum() == 19
+    assert means[0, 1, 2] == ramp[0, 2:4, 4:6].mean()
+    up = upsampled(means[0], valid, 2)
+    assert up.shape == valid.shape and up[0, 0] == 0.0
+    np.testing.assert_allclose(up[1:7, 1:9], ramp[0, 1:7, 1:9])  # a ramp is exact inside
+
+    x1 = bordeaux_pair.x1[:, :128, :127].copy()  # odd width: the last column is repeated
+    x2 = bordeaux_pair.x2[:, :128, :127].copy()
+    valid = bordeaux_pair.valid[:128, :127].copy()
+    x2[:, 40:72, 60:92] = bordeaux_pair.x2[:, 300:332, 300:332]
+    valid[0:4, 0:4] = False
+    d = encoder_distance(x1, x2, valid, replace(SMALL, pool=2))
+    assert d.shape == valid.shape and (d[~valid] == 0).all()
+    block = np.zeros_like(valid)
+    block[44:68, 64:88] = True
+    assert float(np.median(d[block])) > float(np.percentile(d[valid & ~block], 95))

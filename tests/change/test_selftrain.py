@@ -101,3 +101,38 @@ def test_a_flat_pair_is_refused_with_a_way_out() -> None:
     valid[:3, :3] = True  # 9 valid pixels: no confident pseudo-labels
     with pytest.raises(ConfigError, match="use method cva"):
         selftrain_probability(x, x.copy(), valid)
+
+
+def test_row_blocks_on_threads_equal_the_whole_scene(nantes_crop, monkeypatch) -> None:
+    """selftrain runs by row blocks with a halo on a thread pool; 7 blocks of 48 rows on
+    2 threads (a masked hole across a block edge) give the one-block result."""
+    import eominer.change.rowblocks as rowblocks
+
+    x1, x2, valid, _ = nantes_crop
+    valid = valid.copy()
+    valid[40:60, 100:180] = False
+    guide = np.abs(x1[3] - x2[3]).astype(np.float32)
+    whole = {g is None: selftrain_probability(x1, x2, valid, seed=0, guide=g)[0]
+             for g in (None, guide)}
+    monkeypatch.setattr(rowblocks, "BLOCK_ROWS", 48)
+    for g in (None, guide):
+        p, _ = selftrain_probability(x1, x2, valid, seed=0, guide=g, threads=2)
+        assert np.array_equal(np.isnan(p), ~valid)
+        np.testing.assert_allclose(p[valid], whole[g is None][valid], atol=1e-6)
+        assert p[valid].std() > 0.05  # a real map, not a constant
+
+
+def test_map_row_blocks_reaches_across_block_edges() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    from eominer.change.rowblocks import map_row_blocks
+
+    x = np.random.default_rng(0).random((301, 50)).astype(np.float32)
+    whole = gaussian_filter(x, 4.0, truncate=4.0)
+    for threads in (1, 3):
+        got = map_row_blocks(lambda a0, a1: gaussian_filter(x[a0:a1], 4.0, truncate=4.0),
+                             x.shape, halo=16, threads=threads, block_rows=37)
+        np.testing.assert_array_equal(got, whole)
+    short = map_row_blocks(lambda a0, a1: gaussian_filter(x[a0:a1], 4.0, truncate=4.0),
+                           x.shape, halo=2, block_rows=37)
+    assert np.abs(short - whole).max() > 1e-3  # a halo shorter than the reach shows
