@@ -61,6 +61,18 @@ def check_method(method: str, sensor: str | None = None) -> str:
     return method
 
 
+def method_params(method: str) -> dict:
+    """What besides its name identifies a method's maps, for its feature sets' identity:
+    selftrain_encoder's guide encoder (a new guide gives new feature sets rather than
+    reusing the old guide's). Empty for the other methods: their identities stay."""
+    if method != "selftrain_encoder":
+        return {}
+    from eominer.change.encoder import GUIDE
+
+    return {"guide": {"pool": GUIDE.pool, "hidden": GUIDE.hidden, "crops": GUIDE.crops,
+                      "epochs": GUIDE.epochs}}
+
+
 def _check_grid(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray) -> None:
     if x1.shape != x2.shape or x1.shape[1:] != valid.shape:
         raise ConfigError(

@@ -33,6 +33,7 @@ from eominer.change.maps import (
     ChangeMap,
     change_map,
     check_method,
+    method_params,
     write_maps,
 )
 from eominer.change.scores import SCORE_COLUMNS, patch_scores
@@ -261,7 +262,8 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
             f"change_{run.method}", FEATURE_SET_VERSION,
             {"method": run.method, "first": computed.first_id, "second": computed.second_id,
              "seed": seed, **{k: v for k, v in run.extra.items()
-                              if k in ("s1_first", "s1_second", "s1_method", "s2_method")}},
+                              if k in ("s1_first", "s1_second", "s1_method", "s2_method")},
+             **method_params(run.extra.get("s2_method", run.method))},
             SCORE_COLUMNS, sensor="S2" if run.sensor == "S1+S2" else run.sensor,
         )
         store.write_features(fs, patch_ids, values)

@@ -236,3 +236,31 @@ def test_selftrain_gives_a_layer_and_change_selftrain_features(ingested) -> None
         lo, hi = store.query(f"SELECT MIN(change_share), MAX(change_share) FROM "
                              f"{fs.table_name}")[0]
         assert 0.0 <= lo < hi <= 1.0  # some patches change, some do not
+
+
+def test_the_default_s2_method_is_selftrain_encoder_and_its_guide_is_in_its_identity(
+    ingested,
+) -> None:
+    """No --method on an S2 pair: selftrain_encoder, whose feature set names its guide
+    encoder, so a changed guide would give a new set instead of reusing this one."""
+    import re
+
+    from click.testing import CliRunner
+
+    from eominer.change.encoder import GUIDE
+    from eominer.change.maps import method_params
+    from eominer.cli import cli
+    from eominer.store import open_store
+
+    url, first, second, home = ingested
+    r = CliRunner().invoke(cli, ["change", first, second, "--out",
+                                 str(home / "maps" / "default.tif"), "--db", url])
+    assert r.exit_code == 0, r.output
+    fs_id = re.search(r"in feature set (\S+)", r.output).group(1)
+    with open_store(url) as store:
+        fs = store.require_feature_set(fs_id)
+    assert fs.name == "change_selftrain_encoder"
+    assert fs.params["guide"] == {"pool": GUIDE.pool, "hidden": GUIDE.hidden,
+                                  "crops": GUIDE.crops, "epochs": GUIDE.epochs} == {
+        "pool": 2, "hidden": 16, "crops": 768, "epochs": 6}
+    assert method_params("cva") == method_params("selftrain") == {}
