@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
+from change_variants import BASE, CITIES  # the same cities and baseline F1 (this folder)
 
 from eominer.change.encoder import GUIDE, encoder_distance
 from eominer.change.selftrain import selftrain_probability
@@ -23,9 +24,7 @@ from eominer.change.threshold import binary_map, otsu_threshold
 from eominer.evaluation.change_metrics import confusion, from_confusion
 from eominer.evaluation.oscd import load_city
 
-CITIES = ("abudhabi", "aguasclaras", "bercy", "bordeaux", "hongkong", "nantes", "paris",
-          "rennes", "saclay_e")
-BEST_BASELINE = (.263, .132, .085, .084, .362, .210, .061, .371, .078)  # max(CVA, IR-MAD)
+BEST_BASELINE = tuple(map(max, BASE["cva"], BASE["irmad"]))
 
 
 def run(data: str, pool: int, hidden: int, crops: int, epochs: int, threads: int) -> str:

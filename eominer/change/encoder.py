@@ -146,23 +146,23 @@ def feature_distance(
     """(rows, cols) Euclidean distance of the two dates' feature maps (each feature
     divided by `scale` when given), by row blocks with a halo (so block edges see the
     same context as the interior): memory stays at a few blocks whatever the scene size."""
-    bands, rows, cols = x1.shape
-    infer = graph_of(encoder, bands)
-    d = np.zeros((rows, cols), dtype=np.float32)
-    for r0 in range(0, rows, block_rows):
-        r1 = min(rows, r0 + block_rows)
-        a0, a1 = max(0, r0 - halo), min(rows, r1 + halo)
+    from eominer.change.rowblocks import map_row_blocks
+
+    infer = graph_of(encoder, x1.shape[0])
+
+    def block(a0: int, a1: int) -> np.ndarray:
         v = valid[a0:a1]
         feats = []
         for x, stats in ((x1, stats1), (x2, stats2)):
             z = apply_stats(x[:, a0:a1], v, stats)
-            block = np.ascontiguousarray(z.transpose(1, 2, 0))[None]
-            feats.append(np.asarray(infer(block))[0, r0 - a0:r1 - a0])
+            feats.append(np.asarray(infer(np.ascontiguousarray(z.transpose(1, 2, 0))[None]))[0])
         diff = feats[0] - feats[1]
         if scale is not None:
             diff /= scale
-        d[r0:r1] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-    return d
+        return np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+
+    # one thread: TensorFlow spreads each block over the cores itself
+    return map_row_blocks(block, valid.shape, halo, threads=1, block_rows=block_rows)
 
 
 def train_encoder(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, cfg: EncoderConfig):
