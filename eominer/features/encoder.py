@@ -5,7 +5,8 @@ The autoencoder is trained without labels on the user's own level-32 patches
 B02, B03, B04, B08 reflectance, standardised per band with the training set's mean
 and std (stored with the model), nodata set to the band mean (0 after standardising).
 Patches larger than 32 px are averaged down by an integer factor to 32 x 32; smaller
-ones (a workspace ingested at 16 px) are repeated up to it.
+ones (a workspace ingested at 16 px) are repeated up to it; other sizes (BigEarthNet's
+120 px) are resampled by area.
 Architecture: 3 strided 3x3 convolutions (16, 32, 64 filters, ReLU) -> dense
 embedding (`dim`, linear, layer "embedding") -> mirrored transposed convolutions; MSE.
 
@@ -76,17 +77,40 @@ def autoencoder(n_bands: int = len(BANDS), dim: int = 32, seed: int = 0):
     return model
 
 
+def area_weights(size: int, out: int = PATCH) -> np.ndarray:
+    """(out, size) weights of area resampling: row i is the share of each input pixel in
+    output cell i (the interval [i, i + 1) * size / out), summing to 1."""
+    edges = np.arange(out + 1) * (size / out)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    px = np.arange(size)[None, :]
+    overlap = np.clip(np.minimum(hi, px + 1) - np.maximum(lo, px), 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def _area_resample(p: np.ndarray) -> np.ndarray:
+    """(bands, h, h) -> (bands, 32, 32) by area weights, NaN-aware: a cell averages the
+    valid pixels it covers (by covered area); NaN where it covers none."""
+    a = area_weights(p.shape[1])
+    valid = np.isfinite(p)
+    num = np.einsum("iy,byx,jx->bij", a, np.where(valid, p, 0.0), a)
+    den = np.einsum("iy,byx,jx->bij", a, valid.astype(np.float64), a)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-9, num / den, np.nan).astype(np.float32)
+
+
 def patch_tensor(stack: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """(n, 32, 32, bands) float32 patches, larger ones averaged down, smaller ones
-    (16, 8 px) repeated up (each pixel a k x k block); NaN kept."""
+    """(n, 32, 32, bands) float32 patches, NaN kept: multiples of 32 px averaged down by
+    blocks, divisors (16, 8 px) repeated up (each pixel a k x k block), any other square
+    size (BigEarthNet's 120 px, a 20 px grid) resampled by area."""
     out = np.empty((len(windows), PATCH, PATCH, stack.shape[0]), np.float32)
     for i, (y, x, h, w) in enumerate(windows):
-        if h != w or (h % PATCH and PATCH % h):
-            raise FeatureError(f"encoder patches must be square, a multiple or a divisor "
-                               f"of {PATCH} px, got {h} x {w}")
+        if h != w:
+            raise FeatureError(f"encoder patches must be square, got {h} x {w}")
         p = stack[:, y:y + h, x:x + w]
         k = h // PATCH
-        if h < PATCH:
+        if h % PATCH and PATCH % h:
+            p = _area_resample(p)
+        elif h < PATCH:
             p = np.repeat(np.repeat(p, PATCH // h, axis=1), PATCH // h, axis=2)
         elif k > 1:
             with warnings.catch_warnings():

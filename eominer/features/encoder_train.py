@@ -75,8 +75,7 @@ def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
     if not sources:
         raise FeatureError(
             "no Sentinel-2 patches with bands B02, B03, B04, B08 and at least "
-            f"{min_valid:.0%} valid pixels at a level that divides or is a multiple of "
-            f"{PATCH} px in the database: "
+            f"{min_valid:.0%} valid pixels in the database: "
             "ingest Sentinel-2 products first (eominer ingest PATH)"
         )
     return sources
@@ -117,9 +116,9 @@ def band_norm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def training_level(levels: np.ndarray) -> int:
-    """The level patches are sampled from: 32 px where ingested, else the one nearest to
-    it that `patch_tensor` can resize (a workspace ingested at 16 px only); 0 if none."""
-    usable = sorted({int(v) for v in levels if v % PATCH == 0 or PATCH % v == 0},
+    """The level patches are sampled from: the one nearest to 32 px (in scale; the larger
+    of two equally near), which `patch_tensor` resizes to 32 x 32; 0 if none."""
+    usable = sorted({int(v) for v in levels if v > 0},
                     key=lambda v: (abs(np.log2(v / PATCH)), -v))
     return usable[0] if usable else 0
 
