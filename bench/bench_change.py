@@ -106,12 +106,12 @@ def filter_bound(valid, threads: int) -> float:
     return sum(2 * timed(s) for s in SCALES) + timed(POST_SIGMA)
 
 
-def encoder_macs_per_pixel(bands: int, method: str) -> float:
-    """Multiply-adds of the encoder's inference per 10 m pixel and date (`selftrain_encoder`
-    runs it on 2 x 2 means: a quarter per pixel)."""
-    from eominer.change.encoder import GUIDE, EncoderConfig
+def encoder_macs_per_pixel(bands: int) -> float:
+    """Multiply-adds of the encoder's inference per 10 m pixel and date (on pool x pool
+    means: 1 / pool^2 per pixel); `encoder` and `selftrain_encoder`'s guide are one."""
+    from eominer.change.encoder import EncoderConfig
 
-    c = GUIDE if method == "selftrain_encoder" else EncoderConfig()
+    c = EncoderConfig()
     per = bands * c.hidden * 9 + c.hidden * c.hidden * 9 + c.hidden * c.features
     return per / (c.pool * c.pool)
 
@@ -147,7 +147,7 @@ def main() -> int:
                     f"{total / target:.2f}; vs memory bound {total / bound_mem:.0f}x")
             gemm = fb = 0.0
             if method in ("encoder", "selftrain_encoder"):
-                flops = 2 * 2 * encoder_macs_per_pixel(x1.shape[0], method) * valid.size
+                flops = 2 * 2 * encoder_macs_per_pixel(x1.shape[0]) * valid.size
                 gemm = flops / sgemm_rate(args.threads)
             if method in ("selftrain", "selftrain_encoder"):
                 fb = filter_bound(valid, args.threads)

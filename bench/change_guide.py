@@ -7,7 +7,7 @@
 Each config trains a fresh encoder per city (seed 0, 2 threads) and runs selftrain guided
 by its distance; Otsu threshold, labels only to score. "wins": cities above the better of
 CVA and IR-MAD (their F1 from docs/change.md). The product's choice is
-`eominer.change.encoder.GUIDE`."""
+`eominer.change.encoder.EncoderConfig`'s defaults."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 from change_variants import BASE, CITIES  # the same cities and baseline F1 (this folder)
 
-from eominer.change.encoder import GUIDE, encoder_distance
+from eominer.change.encoder import EncoderConfig, encoder_distance
 from eominer.change.selftrain import selftrain_probability
 from eominer.change.threshold import binary_map, otsu_threshold
 from eominer.evaluation.change_metrics import confusion, from_confusion
@@ -28,7 +28,7 @@ BEST_BASELINE = tuple(map(max, BASE["cva"], BASE["irmad"]))
 
 
 def run(data: str, pool: int, hidden: int, crops: int, epochs: int, threads: int) -> str:
-    cfg = replace(GUIDE, pool=pool, hidden=hidden, crops=crops, epochs=epochs,
+    cfg = replace(EncoderConfig(), pool=pool, hidden=hidden, crops=crops, epochs=epochs,
                   threads=threads)
     pooled_counts = np.zeros(4, dtype=np.int64)
     f1s = []

@@ -63,14 +63,15 @@ def check_method(method: str, sensor: str | None = None) -> str:
 
 def method_params(method: str) -> dict:
     """What besides its name identifies a method's maps, for its feature sets' identity:
-    selftrain_encoder's guide encoder (a new guide gives new feature sets rather than
-    reusing the old guide's). Empty for the other methods: their identities stay."""
-    if method != "selftrain_encoder":
+    the encoder of `encoder` and of `selftrain_encoder`'s guide (a new encoder gives new
+    feature sets rather than reusing the old one's). Empty for the other methods."""
+    if method not in ("encoder", "selftrain_encoder"):
         return {}
-    from eominer.change.encoder import GUIDE
+    from eominer.change.encoder import EncoderConfig
 
-    return {"guide": {"pool": GUIDE.pool, "hidden": GUIDE.hidden, "crops": GUIDE.crops,
-                      "epochs": GUIDE.epochs}}
+    c = EncoderConfig()
+    key = "guide" if method == "selftrain_encoder" else "encoder"
+    return {key: {"pool": c.pool, "hidden": c.hidden, "crops": c.crops, "epochs": c.epochs}}
 
 
 def _check_grid(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray) -> None:
@@ -122,13 +123,9 @@ def change_map(
         _check_grid(x1, x2, valid)
         prob, _ = selftrain_probability(x1, x2, valid, seed, threads=threads)
     elif method == "selftrain_encoder":  # selftrain seeded and guided by the encoder
-        from dataclasses import replace
-
-        from eominer.change.encoder import GUIDE, encoder_distance
         from eominer.change.selftrain import selftrain_probability
 
-        _check_grid(x1, x2, valid)
-        guide = encoder_distance(x1, x2, valid, replace(GUIDE, seed=seed, threads=threads))
+        guide = change_distance("encoder", x1, x2, valid, seed, threads)
         prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide, threads=threads)
     else:
         d = change_distance(method, x1, x2, valid, seed, threads)

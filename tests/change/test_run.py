@@ -247,7 +247,7 @@ def test_the_default_s2_method_is_selftrain_encoder_and_its_guide_is_in_its_iden
 
     from click.testing import CliRunner
 
-    from eominer.change.encoder import GUIDE
+    from eominer.change.encoder import EncoderConfig
     from eominer.change.maps import method_params
     from eominer.cli import cli
     from eominer.store import open_store
@@ -260,7 +260,9 @@ def test_the_default_s2_method_is_selftrain_encoder_and_its_guide_is_in_its_iden
     with open_store(url) as store:
         fs = store.require_feature_set(fs_id)
     assert fs.name == "change_selftrain_encoder"
-    assert fs.params["guide"] == {"pool": GUIDE.pool, "hidden": GUIDE.hidden,
-                                  "crops": GUIDE.crops, "epochs": GUIDE.epochs} == {
+    c = EncoderConfig()
+    assert fs.params["guide"] == {"pool": c.pool, "hidden": c.hidden, "crops": c.crops,
+                                  "epochs": c.epochs} == {
         "pool": 2, "hidden": 16, "crops": 768, "epochs": 6}
+    assert method_params("encoder") == {"encoder": fs.params["guide"]}
     assert method_params("cva") == method_params("selftrain") == {}
