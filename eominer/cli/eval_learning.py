@@ -66,7 +66,8 @@ def parse_combos(text: str) -> list[list[str]]:
               "`change_<method>` (oscd only; cva, irmad, selftrain, encoder, "
               "selftrain_encoder): the per-patch scores of `eominer change` on each city's "
               "pair.")
-@click.option("--strategies", default="random,margin", show_default=True)
+@click.option("--strategies", default="random,margin,diverse", show_default=True,
+              help="Query strategies, comma-separated (diverse: the app's default).")
 @click.option("--model", default="rbf_svm", show_default=True,
               help="Model kind of the sessions (rbf_svm: the best of the old harness).")
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(1))
