@@ -35,6 +35,11 @@ from eominer.store import Product, open_store
 from tests.compute.dbcheck import nothing_written
 
 FAST = "spectral,wld,gabor"
+# The kill tests' job computes in ~2 s on a fast machine, inside two of the driver's
+# one-second commits: a kill at the first progress line could come after the last.
+# Committing every 50 ms (in that driver process only) spreads it over ~40 commits.
+DRIVER = ("import compute.runner as r; r.COMMIT_EVERY_S = 0.05; "
+          "from eominer.cli import main; main()")
 
 
 @pytest.fixture
@@ -196,17 +201,15 @@ def test_kill_midway_then_resume_completes_the_rest_only(home):
             "--workers", "2", "--block-rows", "128", "--progress-log", str(log)]
     # Ctrl-C as in a terminal, even when this suite runs where SIGINT is ignored (a
     # shell's background job: the child would inherit SIG_IGN and never see it)
-    proc = subprocess.Popen([sys.executable, "-c", "from eominer.cli import main; main()",
-                             *args], env=dict(os.environ), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, *args], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if log.exists() and log.read_text().splitlines():
             break
         time.sleep(0.05)
-    # The rest of the job takes ~2 s once its first task is written: freeze the driver
-    # (as Ctrl-Z would) so that the Ctrl-C lands mid-job, however fast this machine
+    # freeze the driver (as Ctrl-Z would) so that the Ctrl-C lands mid-job
     proc.send_signal(signal.SIGSTOP)
     assert proc.poll() is None, "the job ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)  # Ctrl-C, handled as soon as the driver runs again
@@ -239,18 +242,18 @@ def test_sigkill_midway_then_rerun_resumes_without_duplicates(home):
     """A job killed hard (SIGKILL: no handler runs, nothing is flushed): the re-run
     keeps every committed task, redoes the rest, and no patch gets two rows."""
     log = home / "progress.jsonl"
-    args = ["extract", "--db", url(home), "--features", "spectral,wld", "--num-cpus", "2",
+    args = ["extract", "--db", url(home), "--features", FAST, "--num-cpus", "2",
             "--block-rows", "128", "--progress-log", str(log)]
     # its own process group: Ray's processes die with the driver (Ray's reaper), and
     # whatever is left is killed with the group
-    proc = subprocess.Popen([sys.executable, "-c", "from eominer.cli import main; main()",
-                             *args], env=dict(os.environ), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, *args], env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if log.exists() and log.read_text().splitlines():
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert proc.poll() is None, "the job ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -260,10 +263,10 @@ def test_sigkill_midway_then_rerun_resumes_without_duplicates(home):
         status = store.tasks()["status"].to_pylist()
         done_before = status.count("done")
         assert 1 <= done_before < len(status)
-        report = run_extract(store, "spectral,wld", num_cpus=2, block_rows=128)
+        report = run_extract(store, FAST, num_cpus=2, block_rows=128)
         assert not report.failed and report.tasks_skipped == done_before
         assert report.tasks_done == len(status) - done_before
-        assert_complete(store, {"spectral", "wld"})  # one row per patch, none twice
+        assert_complete(store, set(FAST.split(",")))  # one row per patch, none twice
 
 
 @pytest.mark.ray
