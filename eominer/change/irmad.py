@@ -17,6 +17,8 @@ import numpy as np
 from eominer.change.normalise import sample_index
 
 FIT_SAMPLE = 200_000
+MAX_ITER = 30  # reweighting rounds at most
+TOL = 1e-5  # stop when no canonical correlation moves more than this
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +40,7 @@ class MADTransform:
 
 
 def fit_irmad(
-    X: np.ndarray, Y: np.ndarray, max_iter: int = 30, tol: float = 1e-5,
+    X: np.ndarray, Y: np.ndarray, max_iter: int = MAX_ITER, tol: float = TOL,
 ) -> MADTransform:
     """Fit IR-MAD on (n, bands) float arrays of co-registered valid pixels."""
     from scipy.linalg import eigh

@@ -63,15 +63,32 @@ def check_method(method: str, sensor: str | None = None) -> str:
 
 def method_params(method: str) -> dict:
     """What besides its name identifies a method's maps, for its feature sets' identity:
-    the encoder of `encoder` and of `selftrain_encoder`'s guide (a new encoder gives new
-    feature sets rather than reusing the old one's). Empty for the other methods."""
-    if method not in ("encoder", "selftrain_encoder"):
-        return {}
-    from eominer.change.encoder import EncoderConfig
+    its fixed parameters (a release that changes them gives new feature sets rather than
+    reusing maps made with the old ones): the encoder of `encoder` and of
+    `selftrain_encoder`'s guide, the self-training of `selftrain` and
+    `selftrain_encoder`, IR-MAD's fit. Empty for CVA and the Sentinel-1 methods."""
+    params: dict = {}
+    if method in ("encoder", "selftrain_encoder"):
+        from eominer.change.encoder import EncoderConfig
 
-    c = EncoderConfig()
-    key = "guide" if method == "selftrain_encoder" else "encoder"
-    return {key: {"pool": c.pool, "hidden": c.hidden, "crops": c.crops, "epochs": c.epochs}}
+        c = EncoderConfig()
+        key = "guide" if method == "selftrain_encoder" else "encoder"
+        params[key] = {"pool": c.pool, "hidden": c.hidden, "crops": c.crops,
+                       "epochs": c.epochs}
+    if method in ("selftrain", "selftrain_encoder"):
+        from eominer.change import selftrain as st
+
+        params["selftrain"] = {
+            "normalise": "standardise", "scales": list(st.SCALES), "post_sigma": st.POST_SIGMA,
+            "seed_high": st.SEED_HIGH, "seed_low": st.SEED_LOW,
+            "per_class": st.PER_CLASS, "block": st.BLOCK, "max_blocks": st.MAX_BLOCKS,
+            "c": st.C}
+    if method == "irmad":
+        from eominer.change import irmad
+
+        params["irmad"] = {"fit_sample": irmad.FIT_SAMPLE, "max_iter": irmad.MAX_ITER,
+                           "tol": irmad.TOL}
+    return params
 
 
 def _check_grid(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray) -> None:

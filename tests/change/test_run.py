@@ -265,4 +265,9 @@ def test_the_default_s2_method_is_selftrain_encoder_and_its_guide_is_in_its_iden
                                   "epochs": c.epochs} == {
         "pool": 2, "hidden": 16, "crops": 768, "epochs": 6}
     assert method_params("encoder") == {"encoder": fs.params["guide"]}
-    assert method_params("cva") == method_params("selftrain") == {}
+    # the self-training's fixed parameters are in the identity too
+    assert fs.params["selftrain"] == method_params("selftrain")["selftrain"]
+    assert fs.params["selftrain"]["seed_high"] == 0.99 and fs.params["selftrain"]["c"] == 0.1
+    assert method_params("irmad") == {"irmad": {"fit_sample": 200_000, "max_iter": 30,
+                                                "tol": 1e-5}}
+    assert method_params("cva") == method_params("logratio") == {}
