@@ -98,7 +98,7 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
 		--features spectral,temporal,spectral+temporal,mosaiks,spectral+mosaiks --no-ray \
 		--json-out docs/results/learning_eolearn.json --markdown-out docs/results/learning_eolearn.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset eolearn --patch 4 \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
 		--features ssl,spectral+ssl --no-ray --json-out docs/results/learning_eolearn_ssl.json \
 		--markdown-out docs/results/learning_eolearn_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset bigearthnet \
