@@ -25,6 +25,7 @@ from eominer.learning.saved import load_model
 from eominer.learning.session import Session
 from eominer.store import open_store
 from tests.cli.process import in_process
+from tests.compute.jobcli import cli_code
 from tests.learning.sessions import _trained
 
 pytestmark = pytest.mark.ray
@@ -63,12 +64,9 @@ def test_a_killed_job_resumes_without_duplicates(learn_store, oscd_db, model, ra
     url = learn_store.url
     learn_store.close()
     log = tmp_path / "progress.jsonl"
-    # commit after every block (instead of once a second), so that the kill lands
-    # between commits of this small job, however fast the machine
-    code = ("import compute.runner as r; r.COMMIT_EVERY_S = 0.0; "
-            "from eominer.cli import main; main()")
+    # commit after every block, so that the kill lands between commits of this small job
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "apply", mid, "--products", oscd_db["product"],
+        [sys.executable, "-c", cli_code(0.0), "apply", mid, "--products", oscd_db["product"],
          "--block-patches", "16", "--workers", "1", "--num-cpus", "1", "--db", url,
          "--progress-log", str(log)], env=dict(os.environ), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True, start_new_session=True)

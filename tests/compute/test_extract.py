@@ -33,13 +33,13 @@ from eominer.features.encoder_train import train_encoder
 from eominer.features.registry import build
 from eominer.store import Product, open_store
 from tests.compute.dbcheck import nothing_written
+from tests.compute.jobcli import cli_code
 
 FAST = "spectral,wld,gabor"
 # The kill tests' job computes in ~2 s on a fast machine, inside two of the driver's
 # one-second commits: a kill at the first progress line could come after the last.
 # Committing every 50 ms (in that driver process only) spreads it over ~40 commits.
-DRIVER = ("import compute.runner as r; r.COMMIT_EVERY_S = 0.05; "
-          "from eominer.cli import main; main()")
+DRIVER = cli_code(0.05)
 
 
 @pytest.fixture
