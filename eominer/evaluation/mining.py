@@ -10,7 +10,11 @@ ranking of every patch of the scope against the truth.
 Per (task, feature sets, strategy), over the seeds: AP at each checkpoint (mean, std),
 the labels needed to reach the AP that random labelling reaches with the full budget
 (mean over the seeds that reach it, and how many do), and the all-labels ceiling (a
-session given every label of the pool, one round).
+session given every label of the pool, one round). That ceiling is in-sample: the model
+scores the patches it was fitted on, and an RBF SVM on wide histograms memorises them.
+`cv_ceiling` is the honest yardstick beside it: every patch scored by a model fitted on
+the labels of the other folds (5 stratified folds), or of the other products (each
+product held out in turn: for OSCD, a model that never saw that city's labels).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class Row:
     ap_std: list[float]
     ceiling: float
     seeds: int
+    # out-of-fold ceilings (`cv_ceiling`) by mode, when asked for; None: not computable
+    ceiling_cv: dict[str, float | None] = field(default_factory=dict)
     labels_to_random: float | None = None
     reached: int = 0
     random_final: float | None = None
@@ -146,17 +152,82 @@ def ceiling(store: Store, task: Task, feature_set_ids: Sequence[str], model: str
     return average_precision(y, r.scores)
 
 
+CV_MODES = ("folds", "products")
+CV_FOLDS = 5
+
+
+def out_of_fold_scores(X: np.ndarray, y: np.ndarray, model: str,
+                       groups: np.ndarray | None = None, folds: int = CV_FOLDS,
+                       seed: int = 0) -> np.ndarray:
+    """Every row's score by a `model` fitted on the rows of the other folds: `folds`
+    stratified folds, or one fold per distinct value of `groups`. A fold whose training
+    rows hold one class only scores 0.5 (no ranking can be learnt from them)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from eominer.learning.models import make_model
+
+    y = np.where(np.asarray(y) == 1, 1, -1).astype(np.int8)
+    if groups is None:
+        k = min(folds, int((y == 1).sum()), int((y == -1).sum()))
+        if k < 2:
+            raise ValueError(f"{int((y == 1).sum())} positive and {int((y == -1).sum())} "
+                             "negative rows: too few for 2 stratified folds")
+        split = StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y)
+        parts = [test for _, test in split]
+    else:
+        parts = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    out = np.full(len(y), 0.5, np.float32)
+    for test in parts:
+        train = np.setdiff1d(np.arange(len(y)), test)
+        if len(np.unique(y[train])) == 2:
+            out[test] = make_model(model).fit(X[train], y[train]).score(X[test])
+    return out
+
+
+def cv_ceiling(store: Store, task: Task, feature_set_ids: Sequence[str], model: str,
+               by: str = "folds", max_labels: int = 20_000, seed: int = 0) -> float | None:
+    """AP of the pool's out-of-fold scores (`out_of_fold_scores`): `by` 'folds' (5
+    stratified) or 'products' (each of the task's products held out in turn; None when
+    the task has one product). Pools above `max_labels` use a random `max_labels` rows."""
+    from eominer.learning.session import Session
+
+    if by not in CV_MODES:
+        raise ValueError(f"cv ceiling by {by!r}: one of {', '.join(CV_MODES)}")
+    if by == "products" and len(task.product_ids) < 2:
+        return None
+    s = Session.create(store, f"eval {task.name} ceiling by {by}", USER, task.concept,
+                       list(task.product_ids), task.level, list(feature_set_ids),
+                       model_kind=model, strategy="most_relevant", params={"seed": seed},
+                       where=task.where)
+    rows = np.arange(s.data.n)
+    if len(rows) > max_labels:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_labels, replace=False))
+    ids = s.patch_ids[rows]
+    y = truth_for(task, ids)
+    groups = None
+    if by == "products":
+        groups = np.empty(len(ids), object)
+        for pid in task.product_ids:
+            mine = store.scope_patches([pid], task.level, columns=["patch_id"])["patch_id"]
+            groups[np.isin(ids, mine.to_numpy())] = pid
+    scores = out_of_fold_scores(s.data.rows_f32(rows), y, model, groups, seed=seed)
+    s.close()
+    return average_precision(y, scores)
+
+
 def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies: Sequence[str],
              *, model: str, seeds: int, budget: int, batch: int,
-             checkpoints: Sequence[int] = CHECKPOINTS,
+             checkpoints: Sequence[int] = CHECKPOINTS, cv: Sequence[str] = (),
              progress: Callable[[str], None] | None = None) -> list[Row]:
-    """Rows of one task: every combination x strategy, `seeds` sessions each."""
+    """Rows of one task: every combination x strategy, `seeds` sessions each; `cv`
+    (of 'folds', 'products') adds those out-of-fold ceilings (`cv_ceiling`)."""
     cps = [c for c in checkpoints if c <= budget]
     if budget not in cps:
         cps.append(budget)
     out: list[Row] = []
     for label, fids in combos.items():
         top = ceiling(store, task, fids, model)
+        top_cv = {by: cv_ceiling(store, task, fids, model, by) for by in cv}
         rows = []
         for strat in strategies:
             runs = [simulate(store, task, fids, strategy=strat, model=model, seed=s,
@@ -165,12 +236,14 @@ def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies:
                     for s in range(seeds)]
             at = np.asarray([[r.ap[r.labels.index(c)] for c in cps] for r in runs])
             rows.append(Row(task.name, label, list(fids), strat, model, cps,
-                            at.mean(0).tolist(), at.std(0).tolist(), top, seeds,
+                            at.mean(0).tolist(), at.std(0).tolist(), top, seeds, top_cv,
                             curves=[{"labels": r.labels, "ap": r.ap} for r in runs],
                             session_ids=[r.session_id for r in runs]))
             if progress:
+                cv_text = "".join(f", {by} {v:.3f}" for by, v in top_cv.items()
+                                  if v is not None)
                 progress(f"{task.name} {label} {strat}: AP@{cps[-1]} "
-                         f"{rows[-1].ap_mean[-1]:.3f} (ceiling {top:.3f})")
+                         f"{rows[-1].ap_mean[-1]:.3f} (ceiling {top:.3f}{cv_text})")
         _labels_to_random(rows)
         out.extend(rows)
     return out
@@ -199,25 +272,32 @@ def as_json(rows: Sequence[Row]) -> list[dict[str, Any]]:
         "task": r.task, "features": r.features, "feature_set_ids": r.feature_set_ids,
         "strategy": r.strategy, "model": r.model, "seeds": r.seeds,
         "labels": r.checkpoints, "ap_mean": r.ap_mean, "ap_std": r.ap_std,
-        "ceiling": r.ceiling, "random_final_ap": r.random_final,
+        "ceiling": r.ceiling, "ceiling_cv": r.ceiling_cv, "random_final_ap": r.random_final,
         "labels_to_random_final": r.labels_to_random, "seeds_reaching": r.reached,
         "session_ids": r.session_ids, "curves": r.curves,
     } for r in rows]
 
 
-def markdown(rows: Sequence[Row]) -> str:
+CV_HEADS = {"folds": f"all labels, {CV_FOLDS} folds", "products": "all labels, product held out"}
+
+
+def markdown(rows: Sequence[Row], cv: Sequence[str] = ()) -> str:
     """The docs table: AP mean±std at each checkpoint, labels to random's final AP,
-    the all-labels ceiling."""
+    the all-labels ceiling, and the out-of-fold ones of the modes in `cv`."""
     if not rows:
         return ""
     cps = rows[0].checkpoints
     head = ["task", "features", "strategy", *(f"AP@{c}" for c in cps),
             f"labels to random's AP@{cps[-1]}", "all labels"]
+    head += [CV_HEADS[by] for by in cv]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         reach = (f"{r.labels_to_random:.0f} ({r.reached}/{r.seeds})"
                  if r.labels_to_random is not None else f"not reached (0/{r.seeds})")
         aps = [f"{m:.3f}±{s:.3f}" for m, s in zip(r.ap_mean, r.ap_std, strict=True)]
-        lines.append("| " + " | ".join([r.task, r.features, r.strategy, *aps, reach,
-                                        f"{r.ceiling:.3f}"]) + " |")
+        cells = [r.task, r.features, r.strategy, *aps, reach, f"{r.ceiling:.3f}"]
+        for by in cv:
+            v = r.ceiling_cv.get(by)
+            cells.append("-" if v is None else f"{v:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

