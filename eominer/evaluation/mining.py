@@ -132,20 +132,28 @@ def _answer(session, ids: np.ndarray, y: np.ndarray) -> None:
             session.label_many(sel, value, USER)
 
 
+def _pool_session(store: Store, task: Task, feature_set_ids: Sequence[str], model: str,
+                  name: str, max_labels: int, seed: int):
+    """A session over the task's pool, and the rows a ceiling uses: all of them, or a
+    random `max_labels` when the pool is larger."""
+    from eominer.learning.session import Session
+
+    s = Session.create(store, name, USER, task.concept, list(task.product_ids), task.level,
+                       list(feature_set_ids), model_kind=model, strategy="most_relevant",
+                       params={"seed": seed}, where=task.where)
+    rows = np.arange(s.data.n)
+    if len(rows) > max_labels:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_labels, replace=False))
+    return s, rows
+
+
 def ceiling(store: Store, task: Task, feature_set_ids: Sequence[str], model: str,
             max_labels: int = 20_000, seed: int = 0) -> float:
     """AP of a session given every label of the pool (a random `max_labels` of them
     when the pool is larger), one round: what the features allow this model."""
-    from eominer.learning.session import Session
-
-    s = Session.create(store, f"eval {task.name} ceiling", USER, task.concept,
-                       list(task.product_ids), task.level, list(feature_set_ids),
-                       model_kind=model, strategy="most_relevant", params={"seed": seed},
-                       where=task.where)
+    s, rows = _pool_session(store, task, feature_set_ids, model, f"eval {task.name} ceiling",
+                            max_labels, seed)
     y = truth_for(task, s.patch_ids)
-    rows = np.arange(s.data.n)
-    if len(rows) > max_labels:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, max_labels, replace=False))
     _answer(s, s.patch_ids[rows], y[rows])
     r = s.run_round(n=1)
     s.close()
@@ -189,19 +197,12 @@ def cv_ceiling(store: Store, task: Task, feature_set_ids: Sequence[str], model: 
     """AP of the pool's out-of-fold scores (`out_of_fold_scores`): `by` 'folds' (5
     stratified) or 'products' (each of the task's products held out in turn; None when
     the task has one product). Pools above `max_labels` use a random `max_labels` rows."""
-    from eominer.learning.session import Session
-
     if by not in CV_MODES:
         raise ValueError(f"cv ceiling by {by!r}: one of {', '.join(CV_MODES)}")
     if by == "products" and len(task.product_ids) < 2:
         return None
-    s = Session.create(store, f"eval {task.name} ceiling by {by}", USER, task.concept,
-                       list(task.product_ids), task.level, list(feature_set_ids),
-                       model_kind=model, strategy="most_relevant", params={"seed": seed},
-                       where=task.where)
-    rows = np.arange(s.data.n)
-    if len(rows) > max_labels:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, max_labels, replace=False))
+    s, rows = _pool_session(store, task, feature_set_ids, model,
+                            f"eval {task.name} ceiling by {by}", max_labels, seed)
     ids = s.patch_ids[rows]
     y = truth_for(task, ids)
     groups = None
