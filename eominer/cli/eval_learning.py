@@ -95,13 +95,18 @@ def parse_combos(text: str) -> list[list[str]]:
               "scored by a model fitted on the labels of the other folds (folds: 5 "
               "stratified) or of the other products (products: each held out in turn; "
               "OSCD: each city, a model that never saw its labels).")
+@click.option("--spatial-context", "contexts", default="0", show_default=True,
+              metavar="A[,A...]",
+              help="The sessions' spatial context (0: off; 0.3: the measured choice): each "
+              "patch's score mixed with its touching patches'. Several values give one row "
+              "each per strategy, e.g. 0,0.3.")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as Markdown.")
 def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pairs, features, strategies,
              model, seeds, budget, batch, patch, params, workspace, num_cpus, no_ray,
-             encoder_epochs, cv_ceiling, json_out, markdown_out) -> None:
+             encoder_epochs, cv_ceiling, contexts, json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -124,6 +129,7 @@ def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pai
                                  param_hint="--model")
     extra = parse_params(params)
     cv_ceiling = _cv_modes(cv_ceiling)
+    contexts = _contexts(contexts)
     names = list(dict.fromkeys(n for c in combos for n in c))
     for n in names:
         only = TASK_FEATURES.get(n)
@@ -139,12 +145,12 @@ def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pai
     if workspace:
         _run(Path(workspace), root, datasets, (classes, pools), cities, eolearn, combos, names,
              strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs,
-             json_out, markdown_out, cv_ceiling)
+             json_out, markdown_out, cv_ceiling, contexts)
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
         _run(Path(tmp), root, datasets, (classes, pools), cities, eolearn, combos, names, strats,
              model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
-             markdown_out, cv_ceiling)
+             markdown_out, cv_ceiling, contexts)
 
 
 def train_encoders(store, names: list[str], products: list[str], epochs: int) -> None:
@@ -175,6 +181,21 @@ def _cv_modes(text: str) -> tuple[str, ...]:
     return modes
 
 
+def _contexts(text: str) -> tuple[float, ...]:
+    """'0,0.3' -> (0.0, 0.3), each a valid SessionParams.spatial_context."""
+    from eominer.store.records import SessionParams
+
+    out = []
+    for part in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            out.append(SessionParams(spatial_context=float(part)).spatial_context)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc) if "spatial_context" in str(exc) else
+                                     f"{part!r} is not a number",
+                                     param_hint="--spatial-context") from exc
+    return tuple(dict.fromkeys(out)) or (0.0,)
+
+
 def _pairs(text: str) -> list[tuple[str, str]]:
     """'cultivated:grassland,grassland:forest' -> [('cultivated', 'grassland'), ...]."""
     out = []
@@ -189,7 +210,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 
 def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, strats, model,
          seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
-         markdown_out, cv: tuple[str, ...] = ()) -> None:
+         markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,)) -> None:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
     from eominer.store import open_store
@@ -277,7 +298,7 @@ def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, stra
                 rows += mining.evaluate(
                     store, task, {"+".join(c): [fids[n] for n in c] for c in combos}, strats,
                     model=model, seeds=seeds, budget=cap, batch=batch, cv=cv,
-                    progress=lambda m: click.echo(f"  {m}"))
+                    contexts=contexts, progress=lambda m: click.echo(f"  {m}"))
     finally:
         if old is None:
             os.environ.pop("EOMINER_HOME", None)

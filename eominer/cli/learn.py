@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from eominer.cli import db_option
 from eominer.cli.output import render
+from eominer.store.records import SPATIAL_CONTEXT_MAX
 
 if TYPE_CHECKING:
     from eominer.learning.session import Session
@@ -50,9 +51,14 @@ def session() -> None:
               help="Keep the patches for which this WHERE over the view scope_rows holds "
                    "(columns: docs/schema.md), e.g. \"acquired >= DATE '2017-01-01' AND "
                    "cloud_fraction < 0.1\". Runs on the read-only SQL path.")
+@click.option("--spatial-context", type=click.FloatRange(0.0, SPATIAL_CONTEXT_MAX),
+              default=0.0, show_default=True, metavar="A",
+              help="Rank by each patch's score mixed with its touching patches' (A: the "
+                   "neighbours' weight; 0.3 is the measured choice, docs/learning.md): for "
+                   "objects that span several patches.")
 @db_option
 def create(name, owner, concept, products, level, feature_sets, model_kind, strategy, batch,
-           max_cloud, aoi, where, db) -> None:
+           max_cloud, aoi, where, spatial_context, db) -> None:
     """Create a session and print its id."""
     from eominer.learning.aoi import read_aoi, stored_aoi
     from eominer.learning.session import Session
@@ -62,7 +68,8 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
     with open_store(db) as store:
         s = Session.create(store, name, owner, concept, list(products), level,
                            list(feature_sets), model_kind=model_kind, strategy=strategy,
-                           params={"batch_size": batch}, max_cloud=max_cloud, aoi=area,
+                           params={"batch_size": batch, "spatial_context": spatial_context},
+                           max_cloud=max_cloud, aoi=area,
                            where=where)
         click.echo(s.session_id)
         if area is not None and area.note:

@@ -58,6 +58,7 @@ class Row:
     seeds: int
     # out-of-fold ceilings (`cv_ceiling`) by mode, when asked for; None: not computable
     ceiling_cv: dict[str, float | None] = field(default_factory=dict)
+    spatial_context: float = 0.0  # the sessions' SessionParams.spatial_context
     labels_to_random: float | None = None
     reached: int = 0
     random_final: float | None = None
@@ -78,14 +79,16 @@ def schedule(start: int, batch: int, budget: int, checkpoints: Sequence[int]) ->
 
 def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strategy: str,
              model: str, seed: int, budget: int, batch: int,
-             checkpoints: Sequence[int] = CHECKPOINTS, name: str = "") -> Run:
+             checkpoints: Sequence[int] = CHECKPOINTS, name: str = "",
+             spatial_context: float = 0.0) -> Run:
     """One seeded session answered from the truth; AP after each round."""
     from eominer.learning.session import Session
 
     s = Session.create(store, name or f"eval {task.name} {strategy} seed {seed}", USER,
                        task.concept, list(task.product_ids), task.level, list(feature_set_ids),
                        model_kind=model, strategy=strategy,
-                       params={"seed": seed, "batch_size": batch}, where=task.where)
+                       params={"seed": seed, "batch_size": batch,
+                               "spatial_context": spatial_context}, where=task.where)
     y = truth_for(task, s.patch_ids)
     labels, aps = drive(s, y, seed, budget, batch, checkpoints,
                         lambda scores: average_precision(y, scores), task.name)
@@ -219,9 +222,11 @@ def cv_ceiling(store: Store, task: Task, feature_set_ids: Sequence[str], model: 
 def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies: Sequence[str],
              *, model: str, seeds: int, budget: int, batch: int,
              checkpoints: Sequence[int] = CHECKPOINTS, cv: Sequence[str] = (),
+             contexts: Sequence[float] = (0.0,),
              progress: Callable[[str], None] | None = None) -> list[Row]:
-    """Rows of one task: every combination x strategy, `seeds` sessions each; `cv`
-    (of 'folds', 'products') adds those out-of-fold ceilings (`cv_ceiling`)."""
+    """Rows of one task: every combination x strategy x spatial context (`contexts`,
+    the sessions' `spatial_context`), `seeds` sessions each; `cv` (of 'folds',
+    'products') adds those out-of-fold ceilings (`cv_ceiling`), which ignore context."""
     cps = [c for c in checkpoints if c <= budget]
     if budget not in cps:
         cps.append(budget)
@@ -231,27 +236,34 @@ def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies:
         top_cv = {by: cv_ceiling(store, task, fids, model, by) for by in cv}
         rows = []
         for strat in strategies:
-            runs = [simulate(store, task, fids, strategy=strat, model=model, seed=s,
-                             budget=budget, batch=batch, checkpoints=cps,
-                             name=f"eval {task.name} {label} {strat} seed {s}")
-                    for s in range(seeds)]
-            at = np.asarray([[r.ap[r.labels.index(c)] for c in cps] for r in runs])
-            rows.append(Row(task.name, label, list(fids), strat, model, cps,
-                            at.mean(0).tolist(), at.std(0).tolist(), top, seeds, top_cv,
-                            curves=[{"labels": r.labels, "ap": r.ap} for r in runs],
-                            session_ids=[r.session_id for r in runs]))
-            if progress:
-                cv_text = "".join(f", {by} {v:.3f}" for by, v in top_cv.items()
-                                  if v is not None)
-                progress(f"{task.name} {label} {strat}: AP@{cps[-1]} "
-                         f"{rows[-1].ap_mean[-1]:.3f} (ceiling {top:.3f}{cv_text})")
+            for a in contexts:
+                runs = [simulate(store, task, fids, strategy=strat, model=model, seed=s,
+                                 budget=budget, batch=batch, checkpoints=cps,
+                                 name=f"eval {task.name} {label} {strat} seed {s}",
+                                 spatial_context=a)
+                        for s in range(seeds)]
+                at = np.asarray([[r.ap[r.labels.index(c)] for c in cps] for r in runs])
+                rows.append(Row(task.name, label, list(fids), strat, model, cps,
+                                at.mean(0).tolist(), at.std(0).tolist(), top, seeds, top_cv,
+                                float(a), curves=[{"labels": r.labels, "ap": r.ap} for r in runs],
+                                session_ids=[r.session_id for r in runs]))
+                if progress:
+                    cv_text = "".join(f", {by} {v:.3f}" for by, v in top_cv.items()
+                                      if v is not None)
+                    progress(f"{task.name} {label} {_strategy_cell(rows[-1])}: AP@{cps[-1]} "
+                             f"{rows[-1].ap_mean[-1]:.3f} (ceiling {top:.3f}{cv_text})")
         _labels_to_random(rows)
         out.extend(rows)
     return out
 
 
+def _strategy_cell(r: Row) -> str:
+    return r.strategy + (f", context {r.spatial_context:g}" if r.spatial_context else "")
+
+
 def _labels_to_random(rows: list[Row]) -> None:
-    """Fill labels-to-random's-final-AP in the rows of one feature combination."""
+    """Fill labels-to-random's-final-AP in the rows of one feature combination (random
+    is the first random row: without spatial context when that was run)."""
     base = next((r for r in rows if r.strategy == "random"), None)
     if base is None:
         return
@@ -274,6 +286,7 @@ def as_json(rows: Sequence[Row]) -> list[dict[str, Any]]:
         "strategy": r.strategy, "model": r.model, "seeds": r.seeds,
         "labels": r.checkpoints, "ap_mean": r.ap_mean, "ap_std": r.ap_std,
         "ceiling": r.ceiling, "ceiling_cv": r.ceiling_cv, "random_final_ap": r.random_final,
+        "spatial_context": r.spatial_context,
         "labels_to_random_final": r.labels_to_random, "seeds_reaching": r.reached,
         "session_ids": r.session_ids, "curves": r.curves,
     } for r in rows]
@@ -296,7 +309,7 @@ def markdown(rows: Sequence[Row], cv: Sequence[str] = ()) -> str:
         reach = (f"{r.labels_to_random:.0f} ({r.reached}/{r.seeds})"
                  if r.labels_to_random is not None else f"not reached (0/{r.seeds})")
         aps = [f"{m:.3f}±{s:.3f}" for m, s in zip(r.ap_mean, r.ap_std, strict=True)]
-        cells = [r.task, r.features, r.strategy, *aps, reach, f"{r.ceiling:.3f}"]
+        cells = [r.task, r.features, _strategy_cell(r), *aps, reach, f"{r.ceiling:.3f}"]
         for by in cv:
             v = r.ceiling_cv.get(by)
             cells.append("-" if v is None else f"{v:.3f}")

@@ -253,9 +253,12 @@ def fit_score_pick(
     data: SessionData, rows: np.ndarray, y: np.ndarray, *, model_kind: str = "logistic",
     model_params: dict | None = None, strategy: str = "margin", n: int = 20,
     seed: int = 0, scores_out: np.ndarray | None = None, spatial_weight: float = 0.0,
+    context: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[RelevanceModel, np.ndarray, np.ndarray, list[str]]:
     """One round: fit on the labelled `rows` (labels y in {-1, +1}), score all patches,
-    pick `n` new ones. Returns (model, scores, picked row indices, notes)."""
+    pick `n` new ones. Returns (model, scores, picked row indices, notes). `context`
+    maps the model's scores to the ranked ones (spatial context, `context.smooth`)
+    before the strategy picks."""
     rows = np.asarray(rows, np.int64)
     y = np.asarray(y, np.int8)
     notes: list[str] = []
@@ -279,7 +282,7 @@ def fit_score_pick(
     model = make_model(model_kind, **(model_params or {}))
     model.fit(fit_X, fit_y)
     form = model.linear_form() if isinstance(data.X, CompactMatrix) else None
-    if form is not None and strategy in ("margin", "diverse"):
+    if form is not None and strategy in ("margin", "diverse") and context is None:
         # one pass over the codes: score, sigmoid and the margin pool, per thread
         w, b, slope = form
         k = n if strategy == "margin" else max(n * POOL_FACTOR, n)
@@ -290,6 +293,8 @@ def fit_score_pick(
         return model, scores, pick, notes
     needs_sq = model_kind in ("rbf_svm", "qbe_knn")
     scores = model.score(data.X, data.sq_norms if needs_sq else None, out=scores_out)
+    if context is not None:
+        scores[:] = context(scores)
     pick = get_strategy(strategy)(
         scores, n, exclude=rows, X=data.X, rng=rng, centres=data.centres,
         spatial_weight=spatial_weight,

@@ -19,7 +19,9 @@ Rules (docs/learning.md):
   features; the missing count is in `missing` and in the notes of every round;
 - a feature set that changed since the session started (other rows or values): opening
   the session raises SessionError unless `accept_feature_change=True` (which records
-  the new signature).
+  the new signature);
+- `params.spatial_context` A > 0: every ranking (rounds, resumed scores, publish,
+  export) mixes each patch's score with its touching patches' (`context.smooth`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ class Session:
         self._model: Any = None  # the fitted model behind `_scores`
         self._scored_round = 0
         self._flips: list[float | None] = []
+        self._grid: Any = None  # context.PatchGrid of the rows, loaded on first use
+
+    def _context(self):
+        """The spatial-context smoothing of this session's scores, or None (off)."""
+        alpha = float(self.params.spatial_context)
+        if alpha == 0.0:
+            return None
+        from eominer.learning.context import load_grid, smooth
+
+        if self._grid is None:
+            self._grid = load_grid(self.store, self.product_ids, self.level,
+                                   self.data.patch_ids)
+        grid = self._grid
+        return lambda scores: smooth(scores, grid, alpha)
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -314,6 +330,7 @@ class Session:
             model, scores, pick, fit_notes = fit_score_pick(
                 self.data, rows, y, model_kind=kind, model_params=dict(self.params.model_params),
                 strategy=strat, n=n, seed=seed, spatial_weight=self.params.spatial_weight,
+                context=self._context(),
             )
             notes.extend(fit_notes)
         else:
@@ -412,7 +429,7 @@ class Session:
         model, scores, _, _ = fit_score_pick(
             self.data, self.data.rows(ids), y, model_kind=last.model_kind,
             model_params=dict(last.model_params), strategy="most_relevant", n=1,
-            seed=last.seed,
+            seed=last.seed, context=self._context(),
         )
         self._scores, self._scored_round, self._model = scores, last.round, model
         return scores

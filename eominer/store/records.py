@@ -190,6 +190,10 @@ class PatchWindow:
 
 
 # ---- sessions ---------------------------------------------------------------------------
+# above, a patch's rank is mostly its neighbours' and the smoothing converges slowly
+SPATIAL_CONTEXT_MAX = 0.9
+
+
 @dataclass(frozen=True)
 class SessionParams:
     """The tunable parameters of a session (`sessions.params`)."""
@@ -197,6 +201,8 @@ class SessionParams:
     batch_size: int = 20
     seed: int = 0
     spatial_weight: float = 0.0
+    # rank by scores mixed with the touching patches' (learning/context.py); 0: off
+    spatial_context: float = 0.0
     model_params: Mapping[str, Any] = field(default_factory=dict)
     publish_threshold: float = 0.5
     parent_session: str | None = None  # cascade: the coarser session this one refines
@@ -213,6 +219,9 @@ class SessionParams:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.max_cloud is not None and not 0.0 <= float(self.max_cloud) <= 1.0:
             raise ValueError(f"max_cloud must be a fraction in [0, 1], got {self.max_cloud}")
+        if not 0.0 <= float(self.spatial_context) <= SPATIAL_CONTEXT_MAX:
+            raise ValueError(f"spatial_context must be in [0, {SPATIAL_CONTEXT_MAX}] (0: off; "
+                             f"0.3 is the measured choice), got {self.spatial_context}")
         if not 0.0 <= float(self.publish_threshold) <= 1.0:
             raise ValueError(
                 f"publish_threshold must be in [0, 1], got {self.publish_threshold}")
@@ -239,6 +248,8 @@ class SessionParams:
                 del d[optional]
         if not d["shared"]:  # the text of sessions stored before sharing existed
             del d["shared"]
+        if not d["spatial_context"]:  # likewise, before spatial context
+            del d["spatial_context"]
         return d
 
 

@@ -46,6 +46,7 @@ def _marks(n: int) -> str:
 _SCOPE_COLUMNS = ("patch_id", "product_id", "parent_id", "x_off", "y_off", "size_px", "min_x",
                   "min_y", "max_x", "max_y", "min_lon", "min_lat", "max_lon", "max_lat",
                   "cloud_fraction")
+_GRID_COLUMNS = ("row", "col")  # on request only: the cells of the level's grid
 
 
 class SessionsMixin(StoreBase):
@@ -252,9 +253,10 @@ class SessionsMixin(StoreBase):
     def scope_patches(self, product_ids: Sequence[str], level: int,
                       columns: Sequence[str] | None = None) -> pa.Table:
         """Patch geometry (and cloud fraction) of a session's scope, ordered by patch_id;
-        `columns`: only these (of the default list; a 10M-patch scope's full rows are ~1 GB)."""
-        cols = list(_SCOPE_COLUMNS) if columns is None else [c for c in _SCOPE_COLUMNS
-                                                              if c in set(columns)]
+        `columns`: only these (of the default list, or `row`/`col`, the grid cells; a
+        10M-patch scope's full rows are ~1 GB)."""
+        cols = list(_SCOPE_COLUMNS) if columns is None else [
+            c for c in (*_SCOPE_COLUMNS, *_GRID_COLUMNS) if c in set(columns)]
         if not product_ids:
             return self.query_arrow(f"SELECT {', '.join(cols)} FROM patches WHERE 1 = 0")
         # sorted here, not by ORDER BY: the rows mostly come in patch_id order already

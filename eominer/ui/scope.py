@@ -58,6 +58,12 @@ class ScopeView(Viewer):
         self._max_cloud = pn.widgets.FloatSlider(
             name="Max cloud fraction", start=0.0, end=1.0, step=0.05, width=200,
             value=1.0 if self.state.max_cloud is None else self.state.max_cloud)
+        # 0: off; 0.3 is the measured choice (docs/learning.md, "Spatial context")
+        self._context = pn.widgets.FloatSlider(
+            name="Spatial context", start=0.0, end=0.9, step=0.1, width=160,
+            value=self.state.spatial_context, css_classes=["eom-context"])
+        self.state.param.watch(lambda e: setattr(self._context, "value", e.new),
+                               "spatial_context")  # a reopened session's
         self._start = pn.widgets.Button(name="Start session", button_type="primary",
                                         css_classes=["eom-start"], width=160)
         self._start.on_click(lambda _: self._on_start())
@@ -223,6 +229,7 @@ class ScopeView(Viewer):
             concept=concept or "", model_kind=self._model.value,
             strategy=self._strategy.value,
             max_cloud=None if self._max_cloud.value >= 1.0 else float(self._max_cloud.value),
+            spatial_context=float(self._context.value),
         )
         if s.product_ids and not s.feature_set_ids:
             s.say("no feature set chosen: "
@@ -239,7 +246,7 @@ class ScopeView(Viewer):
             self._where,
             pn.Row(self._level, self._max_cloud, self._fs),
             pn.Row(self._concept, self._new_label, self._parent),
-            pn.Row(self._model, self._strategy, self._start),
+            pn.Row(self._model, self._strategy, self._context, self._start),
             self.archive,
             self.jobs,
             sizing_mode="stretch_width",

@@ -68,6 +68,8 @@ class AppState(param.Parameterized):
     aoi = param.String(default="", doc="scope: area of interest, lon/lat WKT (drawn on the "
                        "map or uploaded); empty: the whole products")
     where = param.String(default="", doc="scope: SQL condition over scope_rows (empty: none)")
+    spatial_context = param.Number(default=0.0, bounds=(0.0, 0.9), doc="rank by scores mixed "
+                                   "with the touching patches' (learning/context.py; 0: off)")
     # what is on screen
     product_id = param.String(default="", doc="the product the map shows")
     session = param.Parameter(default=None, doc="eominer.learning.session.Session")
@@ -161,6 +163,7 @@ class AppState(param.Parameterized):
                     feature_set_ids=self.feature_set_ids, model_kind=self.model_kind,
                     strategy=self.strategy, max_cloud=self.max_cloud,
                     aoi=self.aoi or None, where=self.where.strip() or None,
+                    params={"spatial_context": float(self.spatial_context)},
                 )
             except ScopeTooLargeError as exc:
                 self.archive_reason = ""  # a watcher fires again for the same text
@@ -211,7 +214,8 @@ class AppState(param.Parameterized):
                 feature_set_ids=list(s.feature_set_ids), concept=s.concept,
                 model_kind=s.record.model_kind, strategy=s.record.strategy,
                 max_cloud=s.params.max_cloud, aoi=s.params.aoi_wkt or "",
-                where=s.params.where or "", product_id=self.product_id if self.product_id in s.product_ids
+                where=s.params.where or "", spatial_context=float(s.params.spatial_context),
+                product_id=self.product_id if self.product_id in s.product_ids
                 else s.product_ids[0],
                 scores=scores, published="", selected=None, batch=batch,
                 top=[] if scores is None else

@@ -79,3 +79,37 @@ def test_out_of_fold_scores_by_group_hold_each_group_out():
     one = out_of_fold_scores(X[:60], np.r_[np.ones(30), -np.ones(30)], "logistic",
                              groups[:60])
     assert (one == 0.5).all()
+
+
+def test_rows_with_spatial_context_are_marked_and_share_the_random_row():
+    from eominer.evaluation.mining import as_json
+
+    def row(strategy, context, final):
+        return Row("t", "spectral", ["fs"], strategy, "rbf_svm", [25], [final], [0.0], 0.9, 1,
+                   spatial_context=context,
+                   curves=[{"labels": [4, 25], "ap": [0.1, final]}])
+
+    rows = [row("random", 0.0, 0.3), row("random", 0.3, 0.5), row("diverse", 0.3, 0.4)]
+    _labels_to_random(rows)
+    assert [r.random_final for r in rows] == [0.3, 0.3, 0.3]  # random without context
+    cells = [line.split(" | ")[2] for line in markdown(rows).splitlines()[2:]]
+    assert cells == ["random", "random, context 0.3", "diverse, context 0.3"]
+    assert [x["spatial_context"] for x in as_json(rows)] == [0.0, 0.3, 0.3]
+
+
+def test_simulated_sessions_carry_the_spatial_context(learn_store, oscd_db):
+    from eominer.evaluation.mining import simulate
+    from eominer.evaluation.tasks import Task
+    from tests.conftest import positives
+
+    truth = oscd_db["truth"][16]
+    ids = np.asarray(sorted(truth), np.int64)
+    pos = positives(truth)
+    y = np.asarray([1 if int(i) in pos else -1 for i in ids], np.int8)
+    task = Task("bordeaux", "new_construction", (oscd_db["product"],), ids, y, 16)
+    runs = {a: simulate(learn_store, task, [oscd_db["fs"]], strategy="margin", model="rbf_svm",
+                        seed=0, budget=25, batch=10, spatial_context=a) for a in (0.0, 0.3)}
+    for a, r in runs.items():
+        assert learn_store.session(r.session_id).params.spatial_context == a
+        assert r.labels == [4, 14, 24, 25]
+    assert runs[0.0].ap[0] != runs[0.3].ap[0]  # the same 4 labels, another ranking

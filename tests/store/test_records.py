@@ -22,3 +22,7 @@ def test_session_records_check_themselves():
                            "model_params": {}, "publish_threshold": 0.5,
                            "parent_session": "s0"}
     assert "parent_session" not in SessionParams().to_dict()
+    assert SessionParams.from_dict({"spatial_context": 0.3}).to_dict()["spatial_context"] == 0.3
+    assert "spatial_context" not in SessionParams().to_dict()
+    with pytest.raises(ValueError, match=r"spatial_context must be in \[0, 0.9\]"):
+        SessionParams(spatial_context=1.0)

