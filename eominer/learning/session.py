@@ -30,7 +30,7 @@ import dataclasses
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,7 +75,7 @@ class Session:
         self._flips: list[float | None] = []
         self._grid: Any = None  # context.PatchGrid of the rows, loaded on first use
 
-    def _context(self):
+    def _context(self) -> Callable[[np.ndarray], np.ndarray] | None:
         """The spatial-context smoothing of this session's scores, or None (off)."""
         alpha = float(self.params.spatial_context)
         if alpha == 0.0:
