@@ -6,7 +6,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from eominer.store.records import Product
+from eominer.store.records import SPATIAL_CONTEXT_MAX, Product
 from eominer.ui.state import AppState
 
 
@@ -60,7 +60,7 @@ class ScopeView(Viewer):
             value=1.0 if self.state.max_cloud is None else self.state.max_cloud)
         # 0: off; 0.3 is the measured choice (docs/learning.md, "Spatial context")
         self._context = pn.widgets.FloatSlider(
-            name="Spatial context", start=0.0, end=0.9, step=0.1, width=160,
+            name="Spatial context", start=0.0, end=SPATIAL_CONTEXT_MAX, step=0.1, width=160,
             value=self.state.spatial_context, css_classes=["eom-context"])
         self.state.param.watch(lambda e: setattr(self._context, "value", e.new),
                                "spatial_context")  # a reopened session's
