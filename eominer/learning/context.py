@@ -36,12 +36,15 @@ _TOL = 1e-6  # the largest distance of a score from the fixed point
 @dataclass(frozen=True)
 class PatchGrid:
     """Where each row of a session sits: the index of its product's raster (`shapes`)
-    and its cell (row, col) there."""
+    and its cell (row, col) there. `order[bounds[k]:bounds[k + 1]]` are the rows of
+    product k, grouped once so that a round does not scan every row per product."""
 
     product: np.ndarray  # int32, index into shapes
     row: np.ndarray      # int32
     col: np.ndarray      # int32
     shapes: tuple[tuple[int, int], ...]
+    order: np.ndarray    # int64, the rows sorted by product
+    bounds: np.ndarray   # int64, len(shapes) + 1
 
     @classmethod
     def from_cells(cls, product: Sequence, row: Sequence[int], col: Sequence[int]) -> PatchGrid:
@@ -50,9 +53,12 @@ class PatchGrid:
         row, col = np.asarray(row, np.int32), np.asarray(col, np.int32)
         if len(row) and (row.min() < 0 or col.min() < 0):
             raise ValueError("grid rows and columns must be non-negative")
-        shapes = tuple((int(row[idx == k].max()) + 1, int(col[idx == k].max()) + 1)
-                       for k in range(len(names)))
-        return cls(idx.astype(np.int32), row, col, shapes)
+        order = np.argsort(idx, kind="stable")
+        bounds = np.searchsorted(idx[order], np.arange(len(names) + 1))
+        starts = bounds[:-1]
+        shapes = tuple(zip((np.maximum.reduceat(row[order], starts) + 1).tolist(),
+                           (np.maximum.reduceat(col[order], starts) + 1).tolist()))
+        return cls(idx.astype(np.int32), row, col, shapes, order, bounds)
 
 
 def load_grid(store: Store, product_ids: Sequence[str], level: int,
@@ -93,7 +99,7 @@ def smooth(scores: np.ndarray, grid: PatchGrid, alpha: float) -> np.ndarray:
     if a == 0.0:
         return out
     for k, shape in enumerate(grid.shapes):
-        rows = np.flatnonzero(grid.product == k)
+        rows = grid.order[grid.bounds[k]:grid.bounds[k + 1]]
         r, c = grid.row[rows], grid.col[rows]
         present = np.zeros(shape, np.float32)
         present[r, c] = 1.0
