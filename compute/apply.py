@@ -27,6 +27,13 @@ noted (an error only when no product is left).
 
 A block's id names the model, the product, the first and last patch id and a digest of
 its patch ids: another selection makes other blocks, the same selection resumes.
+
+Spatial context: a model saved from a session with `spatial_context` A > 0 scores as the
+session ranked, f = (1 - A) s + A N f over each product's grid of selected patches
+(`eominer.learning.context`). The smoothing needs a product's whole grid, so such a model
+runs one task per product (`block_patches` does not cut it; a full 10980 x 10980 tile at
+16 px is 470,596 patches, ~120 MB of float32 features at 64 columns); a product's scores
+are written together, and a killed job resumes product by product.
 """
 
 from __future__ import annotations
@@ -80,6 +87,17 @@ def score_block(scorer: Scorer, patch_ids: np.ndarray, X: np.ndarray,
     return patch_ids, scorer(X)
 
 
+def score_product_in_context(scorer: Scorer, patch_ids: np.ndarray, X: np.ndarray,
+                             row: np.ndarray, col: np.ndarray, alpha: float,
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """(patch_ids, float32 scores) of one product's selected patches, smoothed on their
+    grid cells (row, col) as the model's session ranked them."""
+    from eominer.learning.context import PatchGrid, smooth
+
+    grid = PatchGrid.from_cells(np.zeros(len(row), np.int32), row, col)
+    return patch_ids, smooth(scorer(X), grid, alpha)
+
+
 # ---- driver side ------------------------------------------------------------------
 def model_feature_sets(store: Store, model: SavedModel) -> list[FeatureSet]:
     """The model's feature sets as the store has them; refused when one is gone or has
@@ -128,6 +146,11 @@ def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[st
     return "; ".join(parts)
 
 
+def spatial_context(model: SavedModel) -> float:
+    """The session's spatial context A (0 for models saved before it existed)."""
+    return float(model.params.get("spatial_context", 0.0))
+
+
 def _block_id(model_id: str, product_id: str, ids: np.ndarray) -> str:
     digest = hashlib.sha1(np.ascontiguousarray(ids, np.int64).tobytes()).hexdigest()[:10]
     pid = product_id if len(product_id) <= 120 else hashlib.sha1(
@@ -143,6 +166,12 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
 
     sets = model_feature_sets(store, model)
     area = as_aoi(aoi)
+    if spatial_context(model) > 0.0:  # the smoothing needs each product's whole grid
+        block_patches = np.iinfo(np.int64).max
+        report.notes.append(
+            f"model {model.model_id} ranks with spatial context "
+            f"{spatial_context(model):g}: one task per product, its selected patches "
+            "scored and smoothed together")
     explicit = bool(product_ids)  # named products must have the features; others skip
     products = select_products(store, product_ids)
     level = model.level
@@ -208,6 +237,7 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
     tables = [(fs.table_name, fs.columns) for fs in sets]
     by_id = {b.task_id: b for b in blocks}
     scorer = model.scorer
+    alpha = spatial_context(model)
 
     def load(store: Store | None, task: Task) -> tuple[Any, ...]:
         assert store is not None  # apply always has a database
@@ -217,7 +247,13 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
         if b.ids is not None:
             keep = np.isin(ids, b.ids)
             t, ids = t.filter(keep), ids[keep]
-        return scorer, ids, row_major(t, first=1)
+        if not alpha:
+            return scorer, ids, row_major(t, first=1)
+        cells = store.scope_patches([b.product_id], model.level,
+                                    columns=["patch_id", "row", "col"])
+        at = np.searchsorted(cells["patch_id"].to_numpy(), ids)
+        return (scorer, ids, row_major(t, first=1), cells["row"].to_numpy()[at],
+                cells["col"].to_numpy()[at], alpha)
 
     def commit(store: Store | None, done: list[Finished]) -> None:
         assert store is not None
@@ -226,7 +262,8 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
         store.upsert_annotations(model.session_id, model.concept, ids, scores,
                                  scores >= np.float32(threshold), model.model_id, SOURCE)
 
-    tasks = [Task(b.task_id, score_block, (), product_id=b.product_id, block=b.index,
+    fn = score_product_in_context if alpha else score_block
+    tasks = [Task(b.task_id, fn, (), product_id=b.product_id, block=b.index,
                   n_items=b.n) for b in blocks]
     return JobSpec("apply", tasks, commit, load=load)
 

@@ -199,7 +199,7 @@ def save_model(session: Session) -> SavedModel:
         "product_ids": session.product_ids, "threshold": threshold, "format": FORMAT,
         "n_labels": int(len(ids)), "n_positive": int((y == 1).sum()),
         "n_negative": int((y == -1).sum()), "seed": int(record.seed),
-        # the session ranked by smoothed scores; the saved model scores patch by patch
+        # the session ranked by smoothed scores; `eominer apply` smooths the same way
         "spatial_context": float(session.params.spatial_context),
     }
     metrics = _metrics(session, scores, rows, np.asarray(y, np.int8), record.model_kind,

@@ -126,6 +126,38 @@ def test_apply_writes_the_sessions_scores(learn_store, oscd_db, model, ray, tmp_
         assert store.query("SELECT COUNT(*) FROM annotations")[0][0] == 896
 
 
+def test_a_context_model_writes_the_sessions_smoothed_scores(learn_store, oscd_db, ray):
+    """A model from a session with spatial context scores as the session ranked: each
+    product's selected patches smoothed together, one task per product."""
+    s = _trained(learn_store, oscd_db, params={"spatial_context": 0.3})
+    mid = s.save_model()
+    pid = oscd_db["product"]
+    scores = dict(zip(s.patch_ids.tolist(), s.current_scores().tolist()))
+    report = run_apply(learn_store, mid, [pid], block_patches=100)
+    assert report.tasks_done == 1 and not report.failed
+    assert "spatial context 0.3: one task per product" in report.notes[0]
+    rows = applied(learn_store, mid)
+    assert set(rows) == set(scores) and len(rows) == 896
+    got = np.asarray([rows[p][0] for p in scores])
+    assert np.abs(got - np.asarray(list(scores.values()))).max() < 1e-5
+    # not the patch-by-patch scores: the smoothing moved them
+    standardised = s.data.rows_f32(np.arange(len(s.patch_ids)))
+    raw = load_model(learn_store, mid).scorer.estimator.score(standardised)
+    assert np.abs(got - raw).max() > 0.05
+
+    # a selection smooths inside itself: a patch's neighbours outside it do not count
+    learn_store.execute("DELETE FROM annotations")
+    run_apply(learn_store, mid, [pid], where="row < 5")
+    part = applied(learn_store, mid)
+    inside = {r[0] for r in learn_store.query(
+        "SELECT patch_id FROM scope_rows WHERE level = 16 AND row < 5 AND product_id = ?",
+        (pid,))}
+    assert set(part) == inside and 0 < len(inside) < 896
+    edge = [r[0] for r in learn_store.query(
+        "SELECT patch_id FROM patches WHERE level = 16 AND row = 4 AND product_id = ?", (pid,))]
+    assert max(abs(part[p][0] - rows[p][0]) for p in edge) > 1e-4
+
+
 def test_where_and_aoi_keep_what_sql_keeps(learn_store, oscd_db, model, ray, tmp_path):
     _, mid = model
     pid = oscd_db["product"]

@@ -29,10 +29,11 @@ def _seed_labels(session, truth, n_pos=2, n_neg=3, user="ana"):
         session.label(p, -1, user)
 
 
-def _trained(store, oscd_db, level=16, rounds=2, model_kind="logistic"):
+def _trained(store, oscd_db, level=16, rounds=2, model_kind="logistic", params=None):
     truth = oscd_db["truth"][level]
     s = Session.create(store, "new buildings", "ana", "new_construction",
-                       [oscd_db["product"]], level, [oscd_db["fs"]], model_kind=model_kind)
+                       [oscd_db["product"]], level, [oscd_db["fs"]], model_kind=model_kind,
+                       params=params)
     pos = sorted(positives(truth))
     neg = sorted(set(truth) - set(pos))
     for p in pos[:3]:
