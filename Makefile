@@ -112,7 +112,7 @@ eval: $(VENV)/.installed
 		--json-out docs/results/learning_eolearn_ssl.json \
 		--markdown-out docs/results/learning_eolearn_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset bigearthnet \
-		--features spectral,mosaiks,spectral+mosaiks --no-ray \
+		--features spectral,mosaiks,spectral+mosaiks --no-ray --cv-ceiling folds \
 		--json-out docs/results/learning_bigearthnet.json \
 		--markdown-out docs/results/learning_bigearthnet.md
 	$(VENV)/bin/eominer eval change --data ../shared/data/oscd --json docs/results/change_oscd.json
