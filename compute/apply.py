@@ -166,8 +166,8 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
 
     sets = model_feature_sets(store, model)
     area = as_aoi(aoi)
-    if spatial_context(model) > 0.0:  # the smoothing needs each product's whole grid
-        block_patches = np.iinfo(np.int64).max
+    whole = spatial_context(model) > 0.0  # the smoothing needs each product's whole grid
+    if whole:
         report.notes.append(
             f"model {model.model_id} ranks with spatial context "
             f"{spatial_context(model):g}: one task per product, its selected patches "
@@ -204,10 +204,11 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
             continue
         report.n_missing += len(ids) - len(have)
         report.products.append(pid)
-        for s in range(0, len(have), block_patches):
-            chunk = have[s:s + block_patches]
+        step = max(len(have), 1) if whole else block_patches
+        for s in range(0, len(have), step):
+            chunk = have[s:s + step]
             blocks.append(ApplyBlock(
-                _block_id(model.model_id, pid, chunk), s // block_patches, pid,
+                _block_id(model.model_id, pid, chunk), s // step, pid,
                 int(chunk[0]), int(chunk[-1]), len(chunk),
                 chunk if where is not None or area is not None else None))
     if lacking:
