@@ -68,10 +68,7 @@ def apply(model_id: str, products: tuple[str, ...], where: str | None, aoi: str 
             f"{report.patches_written} patches scored in {report.seconds:.1f} s "
             f"({rate:,.0f} patches/s)"
         )
-        row = store.query(
-            "SELECT COUNT(*), SUM(CASE WHEN positive THEN 1 ELSE 0 END) FROM annotations "
-            "WHERE model_version = ? AND source = 'apply'", (model_id,))[0]
-        bar.print(f"model {model_id}: {int(row[0])} annotations from apply, "
-                  f"{int(row[1] or 0)} positive (score >= {report.threshold:g}) in "
-                  f"{len(report.products)} product(s)")
+        n, n_pos, _ = store.model_annotation_counts(model_id, "apply")
+        bar.print(f"model {model_id}: {n} annotations from apply, {n_pos} positive "
+                  f"(score >= {report.threshold:g}) in {len(report.products)} product(s)")
         report.raise_for_failures()

@@ -91,3 +91,14 @@ class ModelsMixin(StoreBase):
         })
         return self.upsert_arrow("annotations", table,
                                  keys=["patch_id", "label_name", "session_id"])
+
+    def model_annotation_counts(self, model_version: str, source: str) -> tuple[int, int, int]:
+        """(annotations, positive ones, products) written by `model_version` from
+        `source` ('apply': `eominer apply`)."""
+        n, n_pos, n_prod = self.query(
+            # COUNT, not SUM: MonetDB sums to a 128-bit integer monetdbe cannot read
+            "SELECT COUNT(*), COUNT(CASE WHEN a.positive THEN 1 END), "
+            "COUNT(DISTINCT p.product_id) FROM annotations a JOIN patches p "
+            "ON p.patch_id = a.patch_id WHERE a.model_version = ? AND a.source = ?",
+            (model_version, source))[0]
+        return int(n), int(n_pos), int(n_prod)

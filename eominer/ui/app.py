@@ -93,6 +93,7 @@ class App(Viewer):
     def _poll_jobs(self) -> None:
         self.status.refresh_jobs()
         self.scope.jobs.refresh()
+        self.publish.refresh()
 
     def _on_side_tab(self, event) -> None:
         self.state.reviewing = event.new == 1

@@ -1,5 +1,5 @@
-"""Batch jobs started from the app: `eominer extract` and `eominer change --pairs`, the
-same runner jobs a terminal starts, each in a process of its own (never in the server's
+"""Batch jobs started from the app: `eominer extract`, `eominer change --pairs` and
+`eominer apply` (Publish tab), the same runner jobs a terminal starts, each in a process of its own (never in the server's
 event loop). The app follows them through their progress log and reloads the scope when
 one finishes; the launcher is shared by the browser sessions of one server, so a job
 started twice is refused with the progress of the first.
@@ -37,6 +37,7 @@ class AppJob:
     output: Path  # what the command printed
     started: float = field(default_factory=time.time)
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    done_note: str = "its results are in the scope"  # what the app says when it is done
 
     @property
     def state(self) -> str:
@@ -78,7 +79,8 @@ class JobLauncher:
         self.folder = folder
         self.jobs: dict[tuple[str, ...], AppJob] = {}
 
-    def start(self, key: tuple[str, ...], label: str, args: Sequence[str], user: str) -> AppJob:
+    def start(self, key: tuple[str, ...], label: str, args: Sequence[str], user: str,
+              done_note: str | None = None) -> AppJob:
         running = self.jobs.get(key)
         if running is not None and running.state == "running":
             raise SessionError(f"{label} is already running: {running.describe()}")
@@ -93,6 +95,8 @@ class JobLauncher:
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True)  # a Ctrl-C of the server does not kill it mid-commit
         job = AppJob(key, label, user, proc, log, output)
+        if done_note:
+            job.done_note = done_note
         self.jobs[key] = job
         return job
 
@@ -112,6 +116,13 @@ class JobLauncher:
         pairs.write_text(f"{before} {after}\n", encoding="utf-8")
         return self.start(("change", before, after), f"change {before} -> {after}",
                           ["change", "--pairs", str(pairs)], user)
+
+    def apply(self, model_id: str, threshold: float, user: str) -> AppJob:
+        """Score every product with the model's features (`eominer apply`)."""
+        return self.start(("apply", model_id), f"apply model {model_id}",
+                          ["apply", model_id, "--threshold", f"{threshold:g}"], user,
+                          done_note="its scores are rows of annotations (source 'apply', "
+                          "SQL tab)")
 
     def active(self) -> list[AppJob]:
         return list(self.jobs.values())
@@ -190,7 +201,7 @@ class JobsView(Viewer):
                 self._seen.add(j.job_id)
                 if j.state == "done":
                     self._on_finished()
-                    self.state.say(f"{j.label}: done; its results are in the scope", "success")
+                    self.state.say(f"{j.label}: done; {j.done_note}", "success")
                 else:
                     self.state.say(j.describe(), "error")
 

@@ -1,7 +1,9 @@
 """Publish / export: the session's result becomes a semantic label on the patches
 (queryable in SQL), and downloads as GeoJSON, GeoPackage, or a COG score map; or the
 positive patches dissolved into polygons (area, patch count, mean score) as GeoJSON,
-GeoPackage, GeoParquet or FlatGeobuf, zipped with the STAC Item that describes them."""
+GeoPackage, GeoParquet or FlatGeobuf, zipped with the STAC Item that describes them.
+"Apply to the archive" saves the session's model and scores every product with its
+features as an `eominer apply` job (ui/jobs.py), followed here."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from eominer.ui.jobs import AppJob, launcher
 from eominer.ui.state import AppState
 
 # format -> (file suffix, export function of eominer.learning.export)
@@ -46,8 +49,45 @@ class PublishView(Viewer):
             pn.widgets.FileDownload(callback=self._polygons(key), filename=f"polygons-{key}.zip",
                                     label=fmt, width=150, css_classes=[f"eom-polygons-{key}"])
             for fmt, key in POLYGON_FORMATS.items()]
+        self._apply = pn.widgets.Button(label="Apply to the archive", css_classes=["eom-apply"],
+                                        width=200)
+        self._apply.on_click(lambda _: self.apply())
+        self._applied = pn.pane.HTML("", css_classes=["eom-apply-info"],
+                                     sizing_mode="stretch_width")
+        self._job: AppJob | None = None
         self.state.param.watch(lambda _: self._render(), ["published", "session"])
         self._render()
+
+    def apply(self) -> None:
+        """Save the session's model and start `eominer apply` on every product with the
+        session's features, at the view's threshold."""
+        s = self.state
+        if s.session is None:
+            s.say("start a session and learn first", "warning")
+            return
+        with s.work("apply the model"):
+            model_id = s.session.save_model()
+            self._job = launcher(s.store.url).apply(model_id, self.threshold, s.user)
+            s.say(f"{self._job.label} started in its own process: every product with the "
+                  "session's features; progress below", "success")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """The apply job's progress; when done, what it wrote (the app's periodic poll)."""
+        import html
+
+        job = self._job
+        if job is None:
+            return
+        text = html.escape(job.describe())
+        if job.state == "done":
+            model_id = job.key[1]
+            n, n_pos, n_prod = self.state.store.model_annotation_counts(model_id, "apply")
+            text += (f": <b>{n:,}</b> patches of {n_prod} product(s) scored, "
+                     f"<b>{n_pos:,}</b> positive; SQL <code>SELECT * FROM "
+                     f"annotations WHERE model_version = '{model_id}' AND source = "
+                     "'apply'</code>")
+        self._applied.object = f'<span data-state="{job.state}">{text}</span>'
 
     def _render(self) -> None:
         s = self.state
@@ -121,4 +161,7 @@ class PublishView(Viewer):
             pn.Row(*self._downloads),
             pn.pane.Markdown("Positive patches (score above the threshold) as polygons, with "
                              "their STAC Item:"),
-            pn.Row(*self._polygon_downloads), sizing_mode="stretch_width")
+            pn.Row(*self._polygon_downloads),
+            pn.pane.Markdown("Score every product that has the session's features with its "
+                             "model (a Ray job; the threshold above makes `positive`):"),
+            pn.Row(self._apply, self._applied), sizing_mode="stretch_width")

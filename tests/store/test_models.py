@@ -68,6 +68,10 @@ def test_feature_blocks_and_applied_annotations(store):
         (a[0], 0.9, True, "v1", "model"), (a[1], 0.9, True, "v1", "model"),
         (a[2], 0.1, False, "v2", "apply"), (a[3], 0.7, True, "v2", "apply"),
         (b[0], 0.2, False, "v2", "apply"), (b[1], 0.8, True, "v2", "apply")]
+    # what `eominer apply` and the app report: rows, positives, products
+    assert store.model_annotation_counts("v2", "apply") == (4, 2, 2)
+    assert store.model_annotation_counts("v1", "model") == (2, 2, 1)
+    assert store.model_annotation_counts("v9", "apply") == (0, 0, 0)
     # publishing the session again: its own patches replaced, the applied others kept
     store.write_annotations("S1", "water", np.asarray(a[:4]), np.full(4, 0.4),
                             np.zeros(4, bool), "v3", ["model"] * 4)

@@ -1,0 +1,72 @@
+"""Publish tab's "Apply to the archive" (ui/publish.py, ui/jobs.py) without a browser: the
+button saves the session's model and runs the real `eominer apply` job in a process of
+its own (local Ray); the annotations it writes equal the session's scores, the view
+reports what was written, a second click while it runs is refused, and without a
+session or a model the button says what to do."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from tests.learning.sessions import _create, _trained
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(400)
+def test_apply_to_the_archive_from_the_publish_tab(learn_store, oscd_db):
+    from eominer.ui.jobs import JobsView
+    from eominer.ui.publish import PublishView
+    from eominer.ui.state import AppState
+
+    state = AppState(learn_store, user="ana")
+    view = PublishView(state=state)
+    view.apply()  # no session yet
+    assert state.severity == "warning" and "start a session" in state.message
+
+    state.session = _create(learn_store, oscd_db)  # no round yet: no model to apply
+    view.apply()
+    assert state.severity == "error" and "run a round with labels first" in state.message
+    assert view._job is None
+
+    s = _trained(learn_store, oscd_db)
+    state.session = s
+    view.threshold = 0.6
+    view.apply()
+    assert state.severity == "success", state.message
+    assert "started in its own process" in state.message
+    job = view._job
+    model_id = job.key[1]
+    assert model_id == s.model_version()
+    assert job.state == "running"  # Ray alone takes seconds to start
+    view.apply()  # the same model again while it runs: refused, with its progress
+    assert state.severity == "error" and "is already running" in state.message
+
+    deadline = time.time() + 300
+    while job.state == "running" and time.time() < deadline:
+        time.sleep(1)
+    assert job.state == "done", job.output.read_text()
+
+    scores = dict(zip(s.patch_ids.tolist(), s.current_scores().tolist()))
+    rows = learn_store.query("SELECT patch_id, score, positive FROM annotations "
+                             "WHERE model_version = ? AND source = 'apply'", (model_id,))
+    got = {int(p): (float(v), bool(pos)) for p, v, pos in rows}
+    assert set(got) == set(scores) and len(got) == 896
+    assert max(abs(got[p][0] - scores[p]) for p in scores) < 1e-5
+    n_pos = sum(pos for _, pos in got.values())
+    assert n_pos == int((np.asarray(list(scores.values()), np.float32) >= 0.6).sum()) > 0
+    assert all(pos == (v >= np.float32(0.6)) for v, pos in got.values())
+
+    view.refresh()  # what the app's periodic poll does
+    info = view._applied.object
+    assert 'data-state="done"' in info
+    assert f"<b>896</b> patches of 1 product(s) scored, <b>{n_pos}</b> positive" in info
+    assert f"model_version = '{model_id}'" in info
+
+    jobs = JobsView(lambda: [], lambda: None, state=state)  # Scope's list of the same jobs
+    jobs._seen.clear()
+    jobs.refresh()
+    assert f"apply model {model_id}: done; its scores are rows of annotations" in (
+        state.message)
