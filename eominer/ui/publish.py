@@ -17,6 +17,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from eominer.errors import SessionError
 from eominer.ui.jobs import AppJob, launcher
 from eominer.ui.state import AppState
 
@@ -56,7 +57,23 @@ class PublishView(Viewer):
                                      sizing_mode="stretch_width")
         self._job: AppJob | None = None
         self.state.param.watch(lambda _: self._render(), ["published", "session"])
+        self.state.param.watch(lambda _: self._find_job(), "session")
         self._render()
+        self._find_job()
+
+    def _find_job(self) -> None:
+        """The server's apply job of this session's current model, if one was started
+        (a reloaded page or another tab follows it too)."""
+        s, self._job = self.state, None
+        self._applied.object = ""
+        if s.session is None:
+            return
+        try:
+            key = ("apply", s.session.model_version())
+        except SessionError:  # no model yet
+            return
+        self._job = launcher(s.store.url).jobs.get(key)
+        self.refresh()
 
     def apply(self) -> None:
         """Save the session's model and start `eominer apply` on every product with the

@@ -65,6 +65,10 @@ def test_apply_to_the_archive_from_the_publish_tab(learn_store, oscd_db):
     assert f"<b>896</b> patches of 1 product(s) scored, <b>{n_pos}</b> positive" in info
     assert f"model_version = '{model_id}'" in info
 
+    # a reloaded page (a new view of the same session) follows the same job
+    again = PublishView(state=AppState(learn_store, user="ana", session=s))
+    assert again._job is job and again._applied.object == info
+
     jobs = JobsView(lambda: [], lambda: None, state=state)  # Scope's list of the same jobs
     jobs._seen.clear()
     jobs.refresh()
