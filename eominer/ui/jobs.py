@@ -1,8 +1,9 @@
 """Batch jobs started from the app: `eominer extract`, `eominer change --pairs` and
-`eominer apply` (Publish tab), the same runner jobs a terminal starts, each in a process of its own (never in the server's
-event loop). The app follows them through their progress log and reloads the scope when
-one finishes; the launcher is shared by the browser sessions of one server, so a job
-started twice is refused with the progress of the first.
+`eominer apply` (Publish tab), the same runner jobs a terminal starts, each in a process
+of its own (never in the server's event loop). The app follows them through their
+progress log and reloads the scope when one finishes; the launcher is shared by the
+browser sessions of one server, so a job started twice is refused with the progress of
+the first.
 """
 
 from __future__ import annotations
@@ -94,9 +95,8 @@ class JobLauncher:
                 [sys.executable, "-m", "eominer", *args, "--progress-log", str(log)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True)  # a Ctrl-C of the server does not kill it mid-commit
-        job = AppJob(key, label, user, proc, log, output)
-        if done_note:
-            job.done_note = done_note
+        job = AppJob(key, label, user, proc, log, output,
+                     done_note=done_note or AppJob.done_note)
         self.jobs[key] = job
         return job
 

@@ -1,5 +1,6 @@
 """Sessions: the user's sessions and the team's shared ones; reopen, rename, share,
-duplicate, archive, refine to a finer level (the cascade). A session's link (`?session=ID`) reopens it (see app.py)."""
+duplicate, archive, refine to a finer level (the cascade). A session's link
+(`?session=ID`) reopens it (see app.py)."""
 
 from __future__ import annotations
 

@@ -68,8 +68,9 @@ class AppState(param.Parameterized):
     aoi = param.String(default="", doc="scope: area of interest, lon/lat WKT (drawn on the "
                        "map or uploaded); empty: the whole products")
     where = param.String(default="", doc="scope: SQL condition over scope_rows (empty: none)")
-    spatial_context = param.Number(default=0.0, bounds=(0.0, SPATIAL_CONTEXT_MAX), doc="rank by scores mixed "
-                                   "with the touching patches' (learning/context.py; 0: off)")
+    spatial_context = param.Number(
+        default=0.0, bounds=(0.0, SPATIAL_CONTEXT_MAX),
+        doc="rank by scores mixed with the touching patches' (learning/context.py; 0: off)")
     # what is on screen
     product_id = param.String(default="", doc="the product the map shows")
     session = param.Parameter(default=None, doc="eominer.learning.session.Session")
