@@ -56,6 +56,7 @@ class PublishView(Viewer):
         self._applied = pn.pane.HTML("", css_classes=["eom-apply-info"],
                                      sizing_mode="stretch_width")
         self._job: AppJob | None = None
+        self._shown: tuple[str, str] = ("", "")  # (job id, state) on screen
         self.state.param.watch(lambda _: self._render(), ["published", "session"])
         self.state.param.watch(lambda _: self._find_job(), "session")
         self._render()
@@ -65,7 +66,7 @@ class PublishView(Viewer):
         """The server's apply job of this session's current model, if one was started
         (a reloaded page or another tab follows it too)."""
         s, self._job = self.state, None
-        self._applied.object = ""
+        self._applied.object, self._shown = "", ("", "")
         if s.session is None:
             return
         try:
@@ -94,8 +95,8 @@ class PublishView(Viewer):
         import html
 
         job = self._job
-        if job is None:
-            return
+        if job is None or self._shown == (job.job_id, "done"):
+            return  # a finished job's summary is read once, not at every 3 s poll
         text = html.escape(job.describe())
         if job.state == "done":
             model_id = job.key[1]
@@ -105,6 +106,7 @@ class PublishView(Viewer):
                      f"annotations WHERE model_version = '{model_id}' AND source = "
                      "'apply'</code>")
         self._applied.object = f'<span data-state="{job.state}">{text}</span>'
+        self._shown = (job.job_id, job.state)
 
     def _render(self) -> None:
         s = self.state
