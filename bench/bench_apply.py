@@ -6,6 +6,10 @@ local Ray: the driver reads each block of 65,536 patches from the store, a worke
 it, the driver upserts the annotations and marks the block done), with 1 and then 2
 workers on the same data (annotations and job rows deleted in between).
 
+With `--spatial-context A` the model ranks with spatial context A: its blocks are bands of
+grid rows scored with a halo (compute/apply.py), and the bound reads, scores and smooths
+each product whole in one process (no halo scored twice).
+
 Printed: rows/s for 1 and 2 workers, the scaling efficiency (rate2 / (2 x rate1)), and
 the bound measured in the same run, in one process: reading the same blocks from the store
 with the same queries plus standardising and scoring them (one GEMV per block), without
@@ -75,12 +79,13 @@ def build(store, n: int, seed: int = 0):
     return fs, n
 
 
-def train(store, fs) -> str:
+def train(store, fs, spatial_context: float = 0.0) -> str:
     """A logistic session over the first product, a few labels, one round, saved."""
     from eominer.learning.session import Session
 
     s = Session.create(store, "bench", "ana", "new_construction", ["P00"], 32,
-                       [fs.feature_set_id], model_kind="logistic")
+                       [fs.feature_set_id], model_kind="logistic",
+                       params={"spatial_context": spatial_context})
     X0 = s.data.X[:, 0]
     order = np.argsort(X0)
     for p in s.patch_ids[order[-10:]]:
@@ -101,9 +106,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2_000_000)
     ap.add_argument("--block-patches", type=int, default=65_536)
+    ap.add_argument("--spatial-context", type=float, default=0.0,
+                    help="the model's spatial context A (0: none)")
     args = ap.parse_args()
 
-    from compute.apply import ApplyReport, apply_job, model_feature_sets, plan, run_apply
+    from compute.apply import (
+        ApplyReport,
+        apply_job,
+        model_feature_sets,
+        plan,
+        run_apply,
+        score_band_in_context,
+    )
     from compute.runtime import ray_session
     from eominer.learning.saved import load_model
     from eominer.store import open_store
@@ -113,7 +127,7 @@ def main() -> None:
         store = open_store(f"duckdb:///{Path(tmp) / 'apply.duckdb'}")
         t0 = time.perf_counter()
         fs, n = build(store, args.n)
-        mid = train(store, fs)
+        mid = train(store, fs, args.spatial_context)
         store.execute("CHECKPOINT")
         print(f"built {n:,} patches x {D} features in {PRODUCTS} products, trained and saved "
               f"model {mid} in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -121,21 +135,29 @@ def main() -> None:
         # ---- the bound: the same reads and scoring in one process, nothing written -----
         model = load_model(store, mid)
         sets = model_feature_sets(store, model)
-        blocks = plan(store, model, None, None, None, args.block_patches,
+        context = args.spatial_context > 0
+        # with context, the bound smooths each product whole: one band, no halo
+        blocks = plan(store, model, None, None, None, n if context else args.block_patches,
                       ApplyReport("bench"))
         spec = apply_job(model, sets, blocks, 0.5)
         t_read = t_score = 0.0
         batches = []
         for task in spec.tasks:
             a = time.perf_counter()
-            scorer, ids, X = spec.load(store, task)
+            loaded = spec.load(store, task)
             b = time.perf_counter()
-            scores = scorer(X)
+            if context:
+                _, scores = score_band_in_context(*loaded)
+                ids = loaded[1]
+            else:
+                scorer, ids, X = loaded
+                scores = scorer(X)
             t_read += b - a
             t_score += time.perf_counter() - b
             batches.append((ids, scores))
         bound = n / (t_read + t_score)
         print(f"bound, one process: read {n / t_read:,.0f} rows/s ({t_read:.2f} s), score "
+              f"{'and smooth ' if context else ''}"
               f"{n / t_score:,.0f} rows/s ({t_score:.2f} s): read + score "
               f"{bound:,.0f} rows/s", flush=True)
         # the commits alone, in the batches of a job (about two blocks a commit here)

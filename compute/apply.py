@@ -30,10 +30,12 @@ its patch ids: another selection makes other blocks, the same selection resumes.
 
 Spatial context: a model saved from a session with `spatial_context` A > 0 scores as the
 session ranked, f = (1 - A) s + A N f over each product's grid of selected patches
-(`eominer.learning.context`). The smoothing needs a product's whole grid, so such a model
-runs one task per product (`block_patches` does not cut it; a full 10980 x 10980 tile at
-16 px is 470,596 patches, ~120 MB of float32 features at 64 columns); a product's scores
-are written together, and a killed job resumes product by product.
+(`eominer.learning.context`). Its blocks are bands of whole grid rows (at most
+`block_patches` patches, at least one row), each scored with the selected patches of
+`halo_rows(A)` grid rows on either side and smoothed with them: the session's Jacobi
+iteration moves information one row per step, so the band's kept scores equal those of
+the product's whole grid (13 rows for A = 0.3), and a full tile never has to fit in one
+task. The halo patches are scored twice, by their own band and as a neighbour.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ SOURCE = "apply"
 @dataclass(frozen=True, eq=False)
 class ApplyBlock:
     """One task: patches of one product, ids in [lo, hi]; `ids` lists them when a WHERE
-    or an AOI keeps only some (else every patch of the range with features)."""
+    or an AOI keeps only some (else every patch of the range with features). A spatial-
+    context band also lists its `halo`: neighbours scored for the smoothing, not kept."""
 
     task_id: str
     index: int
@@ -68,6 +71,7 @@ class ApplyBlock:
     hi: int
     n: int
     ids: np.ndarray | None = field(default=None, repr=False)
+    halo: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -87,15 +91,17 @@ def score_block(scorer: Scorer, patch_ids: np.ndarray, X: np.ndarray,
     return patch_ids, scorer(X)
 
 
-def score_product_in_context(scorer: Scorer, patch_ids: np.ndarray, X: np.ndarray,
-                             row: np.ndarray, col: np.ndarray, alpha: float,
-                             ) -> tuple[np.ndarray, np.ndarray]:
-    """(patch_ids, float32 scores) of one product's selected patches, smoothed on their
-    grid cells (row, col) as the model's session ranked them."""
+def score_band_in_context(scorer: Scorer, patch_ids: np.ndarray, X: np.ndarray,
+                          row: np.ndarray, col: np.ndarray, keep: np.ndarray, alpha: float,
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(patch_ids, float32 scores) of a band's kept patches (`keep`), smoothed on their
+    grid cells (row, col) together with the band's halo, as the model's session ranked
+    them."""
     from eominer.learning.context import PatchGrid, smooth
 
-    grid = PatchGrid.from_cells(np.zeros(len(row), np.int32), row, col)
-    return patch_ids, smooth(scorer(X), grid, alpha)
+    # shifted to the band: the raster the smoothing allocates covers the band, not the tile
+    grid = PatchGrid.from_cells(np.zeros(len(row), np.int32), row - row.min(), col - col.min())
+    return patch_ids[keep], smooth(scorer(X), grid, alpha)[keep]
 
 
 # ---- driver side ------------------------------------------------------------------
@@ -151,8 +157,41 @@ def spatial_context(model: SavedModel) -> float:
     return float(model.params.get("spatial_context", 0.0))
 
 
-def _block_id(model_id: str, product_id: str, ids: np.ndarray) -> str:
-    digest = hashlib.sha1(np.ascontiguousarray(ids, np.int64).tobytes()).hexdigest()[:10]
+def halo_rows(alpha: float) -> int:
+    """Grid rows on either side of a band that make its smoothed scores those of the whole
+    grid: each Jacobi step carries a row's error one row further, and the band's outer
+    row is wrong from the start (its neighbour count), hence one more than the steps."""
+    from eominer.learning.context import steps_for
+
+    return steps_for(alpha) + 1
+
+
+def context_bands(have: np.ndarray, rows: np.ndarray, block_patches: int, halo: int,
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kept ids, halo ids), both sorted, of bands of whole grid rows with at most
+    `block_patches` of the patches `have` (at least one row), whose grid rows are
+    `rows`."""
+    order = np.argsort(rows, kind="stable")
+    ids, r = have[order], rows[order]
+    first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])  # each grid row's first index
+    ends = np.r_[first[1:], len(r)]
+    bands, start = [], 0
+    for k in range(len(first)):  # greedy: a row joins the band while the band fits
+        if k + 1 == len(first) or ends[k + 1] - first[start] > block_patches:
+            bands.append((first[start], ends[k]))
+            start = k + 1
+    out = []
+    for a, b in bands:
+        lo = np.searchsorted(r, r[a] - halo)
+        hi = np.searchsorted(r, r[b - 1] + halo, side="right")
+        out.append((np.sort(ids[a:b]), np.sort(np.r_[ids[lo:a], ids[b:hi]])))
+    return out
+
+
+def _block_id(model_id: str, product_id: str, ids: np.ndarray,
+              halo: np.ndarray | None = None) -> str:
+    both = ids if halo is None else np.r_[ids, -1, halo]  # -1: kept and halo are apart
+    digest = hashlib.sha1(np.ascontiguousarray(both, np.int64).tobytes()).hexdigest()[:10]
     pid = product_id if len(product_id) <= 120 else hashlib.sha1(
         product_id.encode()).hexdigest()[:16]
     return f"apply/{model_id}/{pid}/{int(ids[0])}-{int(ids[-1])}-{digest}"
@@ -166,12 +205,13 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
 
     sets = model_feature_sets(store, model)
     area = as_aoi(aoi)
-    whole = spatial_context(model) > 0.0  # the smoothing needs each product's whole grid
-    if whole:
+    alpha = spatial_context(model)
+    halo = halo_rows(alpha) if alpha > 0.0 else 0
+    if halo:
         report.notes.append(
-            f"model {model.model_id} ranks with spatial context "
-            f"{spatial_context(model):g}: one task per product, its selected patches "
-            "scored and smoothed together")
+            f"model {model.model_id} ranks with spatial context {alpha:g}: blocks are "
+            f"bands of grid rows, each smoothed with the selected patches of {halo} rows "
+            "on either side")
     explicit = bool(product_ids)  # named products must have the features; others skip
     products = select_products(store, product_ids)
     level = model.level
@@ -204,11 +244,19 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
             continue
         report.n_missing += len(ids) - len(have)
         report.products.append(pid)
-        step = max(len(have), 1) if whole else block_patches
-        for s in range(0, len(have), step):
-            chunk = have[s:s + step]
+        if halo:
+            cells = store.scope_patches([pid], level, columns=["patch_id", "row"])
+            rows = cells["row"].to_numpy()[np.searchsorted(cells["patch_id"].to_numpy(), have)]
+            for k, (kept, around) in enumerate(context_bands(have, rows, block_patches, halo)):
+                both = np.r_[kept, around]
+                blocks.append(ApplyBlock(
+                    _block_id(model.model_id, pid, kept, around), k, pid, int(both.min()),
+                    int(both.max()), len(kept), kept, around))
+            continue
+        for s in range(0, len(have), block_patches):
+            chunk = have[s:s + block_patches]
             blocks.append(ApplyBlock(
-                _block_id(model.model_id, pid, chunk), s // step, pid,
+                _block_id(model.model_id, pid, chunk), s // block_patches, pid,
                 int(chunk[0]), int(chunk[-1]), len(chunk),
                 chunk if where is not None or area is not None else None))
     if lacking:
@@ -245,16 +293,17 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
         b = by_id[task.task_id]
         t = store.feature_block(tables, b.product_id, model.level, b.lo, b.hi)
         ids = t.column(0).to_numpy().astype(np.int64)
-        if b.ids is not None:
-            keep = np.isin(ids, b.ids)
+        wanted = b.ids if b.halo is None else np.r_[b.ids, b.halo]
+        if wanted is not None:
+            keep = np.isin(ids, wanted)
             t, ids = t.filter(keep), ids[keep]
-        if not alpha:
+        if b.halo is None:
             return scorer, ids, row_major(t, first=1)
         cells = store.scope_patches([b.product_id], model.level,
                                     columns=["patch_id", "row", "col"])
         at = np.searchsorted(cells["patch_id"].to_numpy(), ids)
         return (scorer, ids, row_major(t, first=1), cells["row"].to_numpy()[at],
-                cells["col"].to_numpy()[at], alpha)
+                cells["col"].to_numpy()[at], np.isin(ids, b.ids), alpha)
 
     def commit(store: Store | None, done: list[Finished]) -> None:
         assert store is not None
@@ -263,7 +312,7 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
         store.upsert_annotations(model.session_id, model.concept, ids, scores,
                                  scores >= np.float32(threshold), model.model_id, SOURCE)
 
-    fn = score_product_in_context if alpha else score_block
+    fn = score_band_in_context if alpha else score_block
     tasks = [Task(b.task_id, fn, (), product_id=b.product_id, block=b.index,
                   n_items=b.n) for b in blocks]
     return JobSpec("apply", tasks, commit, load=load)

@@ -127,15 +127,19 @@ def test_apply_writes_the_sessions_scores(learn_store, oscd_db, model, ray, tmp_
 
 
 def test_a_context_model_writes_the_sessions_smoothed_scores(learn_store, oscd_db, ray):
-    """A model from a session with spatial context scores as the session ranked: each
-    product's selected patches smoothed together, one task per product."""
+    """A model from a session with spatial context scores as the session ranked: bands of
+    grid rows, each smoothed with its halo, give the whole product's smoothed scores."""
     s = _trained(learn_store, oscd_db, params={"spatial_context": 0.3})
     mid = s.save_model()
     pid = oscd_db["product"]
     scores = dict(zip(s.patch_ids.tolist(), s.current_scores().tolist()))
     report = run_apply(learn_store, mid, [pid], block_patches=100)
-    assert report.tasks_done == 1 and not report.failed
-    assert "spatial context 0.3: one task per product" in report.notes[0]
+    per_row = learn_store.query("SELECT COUNT(*) FROM patches WHERE level = 16 AND row = 0 "
+                                "AND product_id = ?", (pid,))[0][0]
+    assert report.tasks_done == -(-896 // (100 // per_row * per_row)) > 1
+    assert not report.failed and report.n_selected == 896
+    assert "spatial context 0.3: blocks are bands of grid rows" in report.notes[0]
+    assert "13 rows on either side" in report.notes[0]
     rows = applied(learn_store, mid)
     assert set(rows) == set(scores) and len(rows) == 896
     got = np.asarray([rows[p][0] for p in scores])
@@ -156,6 +160,43 @@ def test_a_context_model_writes_the_sessions_smoothed_scores(learn_store, oscd_d
     edge = [r[0] for r in learn_store.query(
         "SELECT patch_id FROM patches WHERE level = 16 AND row = 4 AND product_id = ?", (pid,))]
     assert max(abs(part[p][0] - rows[p][0]) for p in edge) > 1e-4
+
+
+def test_bands_with_their_halo_smooth_as_the_whole_grid():
+    """The halo claim, exactly: on a grid with holes, each band's kept scores equal the
+    whole grid's smoothing; without the halo they do not."""
+    from compute.apply import context_bands, halo_rows, score_band_in_context
+    from eominer.learning.context import PatchGrid, smooth
+
+    rng = np.random.default_rng(3)
+    rr, cc = np.divmod(np.arange(60 * 7), 7)
+    present = rng.random(len(rr)) > 0.15  # a WHERE that keeps 85 %
+    ids = np.flatnonzero(present).astype(np.int64) + 1000
+    rows, cols = rr[present], cc[present]
+    s = rng.random(len(ids)).astype(np.float32)
+    whole = dict(zip(ids.tolist(), smooth(s, PatchGrid.from_cells(
+        np.zeros(len(ids)), rows, cols), 0.3).tolist()))
+    at = {p: k for k, p in enumerate(ids.tolist())}
+
+    def by_bands(halo: int) -> dict[int, float]:
+        out = {}
+        bands = context_bands(ids, rows, 30, halo)
+        assert all(len(kept) <= 30 for kept, _ in bands)
+        assert sorted(np.concatenate([k for k, _ in bands]).tolist()) == ids.tolist()
+        for kept, around in bands:
+            both = np.r_[kept, around]
+            k = np.array([at[p] for p in both.tolist()])
+            got = score_band_in_context(lambda x: x[:, 0], both, s[k][:, None], rows[k],
+                                        cols[k], np.isin(both, kept), 0.3)
+            out.update(zip(got[0].tolist(), got[1].tolist()))
+        return out
+
+    h = halo_rows(0.3)
+    assert h == 13
+    exact = by_bands(h)
+    assert max(abs(exact[p] - whole[p]) for p in whole) < 1e-7
+    alone = by_bands(0)
+    assert max(abs(alone[p] - whole[p]) for p in whole) > 1e-2
 
 
 def test_where_and_aoi_keep_what_sql_keeps(learn_store, oscd_db, model, ray, tmp_path):
