@@ -39,19 +39,19 @@ class ArchiveSearchView(Viewer):
                                      css_classes=["eom-archive-reason"],
                                      sizing_mode="stretch_width")
         self._examples = pn.widgets.TextInput(
-            name="Example patch ids", placeholder="1204, 1388", width=260,
+            label="Example patch ids", placeholder="1204, 1388", width=260,
             css_classes=["eom-archive-examples"])
-        self._yes = pn.widgets.Button(name="The session's yes labels", width=190,
+        self._yes = pn.widgets.Button(label="The session's yes labels", width=190,
                                       css_classes=["eom-archive-yes"])
-        self._fs = pn.widgets.Select(name="Indexed feature set", width=330,
+        self._fs = pn.widgets.Select(label="Indexed feature set", width=330,
                                      css_classes=["eom-archive-fs"])
-        self._level = pn.widgets.Select(name="Level (px)", width=110)
-        self._top = pn.widgets.IntInput(name="How many", value=40, start=1, end=2000, width=100)
+        self._level = pn.widgets.Select(label="Level (px)", width=110)
+        self._top = pn.widgets.IntInput(label="How many", value=40, start=1, end=2000, width=100)
         self._in_scope = pn.widgets.Checkbox(
-            name="only the scope (ticked products, area, SQL filter)", value=True)
-        self._go = pn.widgets.Button(name="Find more like this", button_type="primary",
+            label="only the scope (ticked products, area, SQL filter)", value=True)
+        self._go = pn.widgets.Button(label="Find more like this", button_type="primary",
                                      width=180, css_classes=["eom-archive-search"])
-        self._build = pn.widgets.Button(name="Build / update the index", width=190,
+        self._build = pn.widgets.Button(label="Build / update the index", width=190,
                                         css_classes=["eom-archive-build"])
         self._index = pn.pane.HTML("", css_classes=["eom-archive-index"],
                                    sizing_mode="stretch_width")

@@ -151,12 +151,12 @@ class JobsView(Viewer):
         self._selected = selected  # () -> the product ids selected in Scope
         self._on_finished = on_finished  # a job finished: reload what it produced
         self._features = pn.widgets.MultiChoice(
-            name="Feature sets to extract", options=available(),
+            label="Feature sets to extract", options=available(),
             value=[f for f in DEFAULT_FEATURES if f != "encoder"], width=420,
             css_classes=["eom-extract-features"])
-        self._extract = pn.widgets.Button(name="Extract for the selected products",
+        self._extract = pn.widgets.Button(label="Extract for the selected products",
                                           css_classes=["eom-run-extract"], width=260)
-        self._change = pn.widgets.Button(name="Change between the 2 selected",
+        self._change = pn.widgets.Button(label="Change between the 2 selected",
                                          css_classes=["eom-run-change"], width=230)
         self._list = pn.pane.HTML("", css_classes=["eom-app-jobs"], sizing_mode="stretch_width")
         # finished jobs this browser session has shown (those of before it opened count)

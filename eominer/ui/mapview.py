@@ -149,14 +149,14 @@ class MapView(Viewer):
             value=self.shape_action, css_classes=["eom-shape-action"])
         self._shape_radio.link(self, value="shape_action")
         self._shape_info = pn.pane.HTML("", css_classes=["eom-shape-info"])
-        self._yes = pn.widgets.Button(name="Label yes", button_type="success",
+        self._yes = pn.widgets.Button(label="Label yes", button_type="success",
                                       css_classes=["eom-shape-yes"], visible=False)
-        self._no = pn.widgets.Button(name="Label no", button_type="danger",
+        self._no = pn.widgets.Button(label="Label no", button_type="danger",
                                      css_classes=["eom-shape-no"], visible=False)
-        self._use_area = pn.widgets.Button(name="Area of interest of a new session",
+        self._use_area = pn.widgets.Button(label="Area of interest of a new session",
                                            button_type="primary", visible=False,
                                            css_classes=["eom-shape-area"])
-        self._clear = pn.widgets.Button(name="Clear", css_classes=["eom-shape-clear"],
+        self._clear = pn.widgets.Button(label="Clear", css_classes=["eom-shape-clear"],
                                         visible=False)
         self._yes.on_click(lambda _: self.label_shape(1))
         self._no.on_click(lambda _: self.label_shape(-1))
@@ -644,7 +644,7 @@ class MapView(Viewer):
             n = len(self._pending)
             self._shape_info.object = (f'<span data-n="{n}">{n} session patches under the '
                                        "shape</span>")
-            self._yes.name, self._no.name = f"Label {n} yes", f"Label {n} no"
+            self._yes.label, self._no.label = f"Label {n} yes", f"Label {n} no"
             self._yes.visible = self._no.visible = n > 0
         else:
             self._yes.visible = self._no.visible = False

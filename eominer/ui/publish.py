@@ -37,7 +37,7 @@ class PublishView(Viewer):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self._publish = pn.widgets.Button(name="Publish as semantic label",
+        self._publish = pn.widgets.Button(label="Publish as semantic label",
                                           button_type="success", css_classes=["eom-publish"])
         self._publish.on_click(lambda _: self.state.publish(self.threshold))
         self._info = pn.pane.HTML("", css_classes=["eom-publish-info"])

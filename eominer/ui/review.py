@@ -127,14 +127,14 @@ class ReviewView(Viewer):
             s.param.review_threshold, name="Score at least", step=0.01,
             css_classes=["eom-review-threshold"], sizing_mode="stretch_width")
         self._count = pn.pane.HTML("", css_classes=["eom-review-count"])
-        self._prev = pn.widgets.Button(name="◀", width=40, css_classes=["eom-review-prev"])
-        self._next = pn.widgets.Button(name="▶", width=40, css_classes=["eom-review-next"])
-        self._all = pn.widgets.Button(name="Select page", width=100,
+        self._prev = pn.widgets.Button(label="◀", width=40, css_classes=["eom-review-prev"])
+        self._next = pn.widgets.Button(label="▶", width=40, css_classes=["eom-review-next"])
+        self._all = pn.widgets.Button(label="Select page", width=100,
                                       css_classes=["eom-review-select-page"])
-        self._clear = pn.widgets.Button(name="Clear", width=70, css_classes=["eom-review-clear"])
-        self._yes = pn.widgets.Button(name="Yes for selected", button_type="success",
+        self._clear = pn.widgets.Button(label="Clear", width=70, css_classes=["eom-review-clear"])
+        self._yes = pn.widgets.Button(label="Yes for selected", button_type="success",
                                       width=150, css_classes=["eom-review-yes"])
-        self._no = pn.widgets.Button(name="No for selected", button_type="danger", width=150,
+        self._no = pn.widgets.Button(label="No for selected", button_type="danger", width=150,
                                      css_classes=["eom-review-no"])
         self._grid = ReviewGrid(self._toggle, css_classes=["eom-review-grid"],
                                 sizing_mode="stretch_width",
@@ -182,8 +182,8 @@ class ReviewView(Viewer):
 
     def _on_selected(self, *_) -> None:
         n = len(self.state.review_ids)
-        self._yes.name = f"Yes for {n} selected"
-        self._no.name = f"No for {n} selected"
+        self._yes.label = f"Yes for {n} selected"
+        self._no.label = f"No for {n} selected"
         self._yes.disabled = self._no.disabled = n == 0
         self._grid.selected = list(self.state.review_ids)
 
@@ -246,9 +246,9 @@ class QualityView(Viewer):
     def __init__(self, **params) -> None:
         super().__init__(**params)
         s = self.state
-        self._n = pn.widgets.IntInput(name="Sample size", value=40, start=4, end=400,
+        self._n = pn.widgets.IntInput(label="Sample size", value=40, start=4, end=400,
                                       width=110, css_classes=["eom-check-n"])
-        self._check = pn.widgets.Button(name="Check quality", button_type="primary",
+        self._check = pn.widgets.Button(label="Check quality", button_type="primary",
                                         width=140, css_classes=["eom-check"])
         self._check.on_click(lambda _: s.check_quality(int(self._n.value)))
         self._info = pn.pane.HTML("", css_classes=["eom-check-info"])

@@ -24,9 +24,9 @@ class RoundsView(Viewer):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self._learn = pn.widgets.Button(name="Learn (l)", button_type="primary", width=120,
+        self._learn = pn.widgets.Button(label="Learn (l)", button_type="primary", width=120,
                                         css_classes=["eom-learn"])
-        self._undo = pn.widgets.Button(name="Undo last label (u)", width=160,
+        self._undo = pn.widgets.Button(label="Undo last label (u)", width=160,
                                        css_classes=["eom-undo"])
         self._auto = pn.widgets.Checkbox.from_param(self.state.param.learn_on_label,
                                                     name="Learn after every label",

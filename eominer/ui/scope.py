@@ -18,20 +18,20 @@ class ScopeView(Viewer):
         from eominer.learning.models import MODEL_KINDS
         from eominer.learning.strategies import STRATEGIES
 
-        self._sensor = pn.widgets.MultiChoice(name="Sensor", options=[], width=160)
-        self._dates = pn.widgets.DatetimeRangePicker(name="Acquired between", width=300)
+        self._sensor = pn.widgets.MultiChoice(label="Sensor", options=[], width=160)
+        self._dates = pn.widgets.DatetimeRangePicker(label="Acquired between", width=300)
         self._bbox = pn.widgets.TextInput(
-            name="Footprint intersects (lon_min, lat_min, lon_max, lat_max)",
+            label="Footprint intersects (lon_min, lat_min, lon_max, lat_max)",
             placeholder="-0.6, 44.8, -0.5, 44.9", width=330)
         self._aoi = pn.widgets.TextAreaInput(
-            name="Area of interest (lon/lat WKT: draw it on the map, or upload a file)",
+            label="Area of interest (lon/lat WKT: draw it on the map, or upload a file)",
             placeholder="POLYGON ((-0.6 44.8, -0.5 44.8, -0.5 44.9, -0.6 44.8))",
             value=self.state.aoi, height=70, sizing_mode="stretch_width",
             css_classes=["eom-aoi"])
         self._aoi_file = pn.widgets.FileInput(accept=".geojson,.json,.gpkg,.kml,.zip",
                                               css_classes=["eom-aoi-file"], width=230)
         self._where = pn.widgets.TextInput(
-            name="SQL filter on the patches (WHERE over scope_rows)",
+            label="SQL filter on the patches (WHERE over scope_rows)",
             placeholder="cloud_fraction < 0.1 AND valid_fraction > 0.9",
             value=self.state.where, sizing_mode="stretch_width", css_classes=["eom-where"])
         self._aoi.param.watch(lambda e: setattr(self.state, "aoi", e.new.strip()), "value")
@@ -43,28 +43,28 @@ class ScopeView(Viewer):
             None, selectable="checkbox", disabled=True, show_index=False, height=260,
             sizing_mode="stretch_width", formatters={"thumbnail": {"type": "html"}},
             css_classes=["eom-products"])
-        self._level = pn.widgets.Select(name="Grid level (px)", width=140)
-        self._fs = pn.widgets.MultiChoice(name="Feature sets", sizing_mode="stretch_width",
+        self._level = pn.widgets.Select(label="Grid level (px)", width=140)
+        self._fs = pn.widgets.MultiChoice(label="Feature sets", sizing_mode="stretch_width",
                                           css_classes=["eom-feature-sets"])
-        self._concept = pn.widgets.Select(name="Target label", width=260)
-        self._new_label = pn.widgets.TextInput(name="...or a new label (snake_case)",
+        self._concept = pn.widgets.Select(label="Target label", width=260)
+        self._new_label = pn.widgets.TextInput(label="...or a new label (snake_case)",
                                                placeholder="flooded_field", width=220)
-        self._parent = pn.widgets.Select(name="under", width=200)
-        self._model = pn.widgets.Select(name="Model", options=list(MODEL_KINDS), width=150,
+        self._parent = pn.widgets.Select(label="under", width=200)
+        self._model = pn.widgets.Select(label="Model", options=list(MODEL_KINDS), width=150,
                                         value=self.state.model_kind)
-        self._strategy = pn.widgets.Select(name="Strategy", options=list(STRATEGIES),
+        self._strategy = pn.widgets.Select(label="Strategy", options=list(STRATEGIES),
                                            width=150, value=self.state.strategy)
         # 1.0 keeps every patch; patches with an unknown cloud fraction are always kept
         self._max_cloud = pn.widgets.FloatSlider(
-            name="Max cloud fraction", start=0.0, end=1.0, step=0.05, width=200,
+            label="Max cloud fraction", start=0.0, end=1.0, step=0.05, width=200,
             value=1.0 if self.state.max_cloud is None else self.state.max_cloud)
         # 0: off; 0.3 is the measured choice (docs/learning.md, "Spatial context")
         self._context = pn.widgets.FloatSlider(
-            name="Spatial context", start=0.0, end=SPATIAL_CONTEXT_MAX, step=0.1, width=160,
+            label="Spatial context", start=0.0, end=SPATIAL_CONTEXT_MAX, step=0.1, width=160,
             value=self.state.spatial_context, css_classes=["eom-context"])
         self.state.param.watch(lambda e: setattr(self._context, "value", e.new),
                                "spatial_context")  # a reopened session's
-        self._start = pn.widgets.Button(name="Start session", button_type="primary",
+        self._start = pn.widgets.Button(label="Start session", button_type="primary",
                                         css_classes=["eom-start"], width=160)
         self._start.on_click(lambda _: self._on_start())
         for w in (self._sensor, self._dates, self._bbox):

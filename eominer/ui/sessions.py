@@ -23,26 +23,26 @@ class SessionsView(Viewer):
         self._table = pn.widgets.Tabulator(
             None, selectable=1, disabled=True, show_index=False, height=300,
             sizing_mode="stretch_width", css_classes=["eom-sessions"])
-        self._archived = pn.widgets.Checkbox(name="show archived", value=False)
+        self._archived = pn.widgets.Checkbox(label="show archived", value=False)
         self._archived.param.watch(lambda _: self.refresh(), "value")
-        self._open = pn.widgets.Button(name="Reopen", button_type="primary", width=110,
+        self._open = pn.widgets.Button(label="Reopen", button_type="primary", width=110,
                                        css_classes=["eom-reopen"])
         self._name = pn.widgets.TextInput(placeholder="new name", width=220,
                                           css_classes=["eom-rename-text"])
-        self._rename = pn.widgets.Button(name="Rename", width=90, css_classes=["eom-rename"])
-        self._share = pn.widgets.Button(name="Share / unshare", width=130,
+        self._rename = pn.widgets.Button(label="Rename", width=90, css_classes=["eom-rename"])
+        self._share = pn.widgets.Button(label="Share / unshare", width=130,
                                         css_classes=["eom-share"])
-        self._archive = pn.widgets.Button(name="Archive / restore", width=140,
+        self._archive = pn.widgets.Button(label="Archive / restore", width=140,
                                           css_classes=["eom-archive"])
-        self._dup_fs = pn.widgets.MultiChoice(name="Duplicate with feature sets", width=360)
-        self._dup_model = pn.widgets.Select(name="and model", width=150)
-        self._duplicate = pn.widgets.Button(name="Duplicate", width=110,
+        self._dup_fs = pn.widgets.MultiChoice(label="Duplicate with feature sets", width=360)
+        self._dup_model = pn.widgets.Select(label="and model", width=150)
+        self._duplicate = pn.widgets.Button(label="Duplicate", width=110,
                                             css_classes=["eom-duplicate"])
-        self._refine_level = pn.widgets.Select(name="Refine to level (px)", width=150,
+        self._refine_level = pn.widgets.Select(label="Refine to level (px)", width=150,
                                                css_classes=["eom-refine-level"])
-        self._refine = pn.widgets.Button(name="Refine", width=90, css_classes=["eom-refine"])
+        self._refine = pn.widgets.Button(label="Refine", width=90, css_classes=["eom-refine"])
         self._stale = pn.Column(visible=False, sizing_mode="stretch_width")
-        self._rerank = pn.widgets.Button(name="Re-rank the same labels on the new features",
+        self._rerank = pn.widgets.Button(label="Re-rank the same labels on the new features",
                                          button_type="warning", css_classes=["eom-rerank"])
         self._open.on_click(lambda _: self._on_open())
         self._rename.on_click(lambda _: self._act("rename", self._do_rename))

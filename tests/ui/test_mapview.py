@@ -110,7 +110,7 @@ def test_a_box_labels_exactly_the_patches_under_it_and_refits(two_products):
     rounds = len(state.session.rounds())
     view.set_shape(box)
     assert view.selection().tolist() == want and len(want) > 10
-    assert view._yes.visible and view._yes.name == f"Label {len(want)} yes"
+    assert view._yes.visible and view._yes.label == f"Label {len(want)} yes"
     assert f'data-n="{len(want)}"' in view._shape_info.object
     assert view.label_shape(-1) == len(want)
     labels = store.session_labels(sid).to_pylist()

@@ -44,7 +44,7 @@ def test_review_and_quality_views(ui_store):
     review._toggle(page1[0])
     review._toggle(page1[1])
     review._toggle(page1[0])
-    assert state.review_ids == [page1[1]] and review._no.name == "No for 1 selected"
+    assert state.review_ids == [page1[1]] and review._no.label == "No for 1 selected"
     review._select_page()
     assert sorted(state.review_ids) == sorted(page1) and review._grid.selected == state.review_ids
     review._clear.clicks += 1
