@@ -49,7 +49,7 @@ class ArchiveSearchView(Viewer):
         self._top = pn.widgets.IntInput(label="How many", value=40, start=1, end=2000, width=100)
         self._in_scope = pn.widgets.Checkbox(
             label="only the scope (ticked products, area, SQL filter)", value=True)
-        self._go = pn.widgets.Button(label="Find more like this", button_type="primary",
+        self._go = pn.widgets.Button(label="Find more like this", color="primary",
                                      width=180, css_classes=["eom-archive-search"])
         self._build = pn.widgets.Button(label="Build / update the index", width=190,
                                         css_classes=["eom-archive-build"])

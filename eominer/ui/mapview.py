@@ -149,12 +149,12 @@ class MapView(Viewer):
             value=self.shape_action, css_classes=["eom-shape-action"])
         self._shape_radio.link(self, value="shape_action")
         self._shape_info = pn.pane.HTML("", css_classes=["eom-shape-info"])
-        self._yes = pn.widgets.Button(label="Label yes", button_type="success",
+        self._yes = pn.widgets.Button(label="Label yes", color="success",
                                       css_classes=["eom-shape-yes"], visible=False)
-        self._no = pn.widgets.Button(label="Label no", button_type="danger",
+        self._no = pn.widgets.Button(label="Label no", color="danger",
                                      css_classes=["eom-shape-no"], visible=False)
         self._use_area = pn.widgets.Button(label="Area of interest of a new session",
-                                           button_type="primary", visible=False,
+                                           color="primary", visible=False,
                                            css_classes=["eom-shape-area"])
         self._clear = pn.widgets.Button(label="Clear", css_classes=["eom-shape-clear"],
                                         visible=False)

@@ -38,7 +38,7 @@ class PublishView(Viewer):
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self._publish = pn.widgets.Button(label="Publish as semantic label",
-                                          button_type="success", css_classes=["eom-publish"])
+                                          color="success", css_classes=["eom-publish"])
         self._publish.on_click(lambda _: self.state.publish(self.threshold))
         self._info = pn.pane.HTML("", css_classes=["eom-publish-info"])
         self._downloads = [

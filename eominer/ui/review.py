@@ -132,9 +132,9 @@ class ReviewView(Viewer):
         self._all = pn.widgets.Button(label="Select page", width=100,
                                       css_classes=["eom-review-select-page"])
         self._clear = pn.widgets.Button(label="Clear", width=70, css_classes=["eom-review-clear"])
-        self._yes = pn.widgets.Button(label="Yes for selected", button_type="success",
+        self._yes = pn.widgets.Button(label="Yes for selected", color="success",
                                       width=150, css_classes=["eom-review-yes"])
-        self._no = pn.widgets.Button(label="No for selected", button_type="danger", width=150,
+        self._no = pn.widgets.Button(label="No for selected", color="danger", width=150,
                                      css_classes=["eom-review-no"])
         self._grid = ReviewGrid(self._toggle, css_classes=["eom-review-grid"],
                                 sizing_mode="stretch_width",
@@ -248,7 +248,7 @@ class QualityView(Viewer):
         s = self.state
         self._n = pn.widgets.IntInput(label="Sample size", value=40, start=4, end=400,
                                       width=110, css_classes=["eom-check-n"])
-        self._check = pn.widgets.Button(label="Check quality", button_type="primary",
+        self._check = pn.widgets.Button(label="Check quality", color="primary",
                                         width=140, css_classes=["eom-check"])
         self._check.on_click(lambda _: s.check_quality(int(self._n.value)))
         self._info = pn.pane.HTML("", css_classes=["eom-check-info"])

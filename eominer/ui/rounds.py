@@ -24,7 +24,7 @@ class RoundsView(Viewer):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self._learn = pn.widgets.Button(label="Learn (l)", button_type="primary", width=120,
+        self._learn = pn.widgets.Button(label="Learn (l)", color="primary", width=120,
                                         css_classes=["eom-learn"])
         self._undo = pn.widgets.Button(label="Undo last label (u)", width=160,
                                        css_classes=["eom-undo"])

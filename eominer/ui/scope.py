@@ -64,7 +64,7 @@ class ScopeView(Viewer):
             value=self.state.spatial_context, css_classes=["eom-context"])
         self.state.param.watch(lambda e: setattr(self._context, "value", e.new),
                                "spatial_context")  # a reopened session's
-        self._start = pn.widgets.Button(label="Start session", button_type="primary",
+        self._start = pn.widgets.Button(label="Start session", color="primary",
                                         css_classes=["eom-start"], width=160)
         self._start.on_click(lambda _: self._on_start())
         for w in (self._sensor, self._dates, self._bbox):

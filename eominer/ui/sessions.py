@@ -25,7 +25,7 @@ class SessionsView(Viewer):
             sizing_mode="stretch_width", css_classes=["eom-sessions"])
         self._archived = pn.widgets.Checkbox(label="show archived", value=False)
         self._archived.param.watch(lambda _: self.refresh(), "value")
-        self._open = pn.widgets.Button(label="Reopen", button_type="primary", width=110,
+        self._open = pn.widgets.Button(label="Reopen", color="primary", width=110,
                                        css_classes=["eom-reopen"])
         self._name = pn.widgets.TextInput(placeholder="new name", width=220,
                                           css_classes=["eom-rename-text"])
@@ -43,7 +43,7 @@ class SessionsView(Viewer):
         self._refine = pn.widgets.Button(label="Refine", width=90, css_classes=["eom-refine"])
         self._stale = pn.Column(visible=False, sizing_mode="stretch_width")
         self._rerank = pn.widgets.Button(label="Re-rank the same labels on the new features",
-                                         button_type="warning", css_classes=["eom-rerank"])
+                                         color="warning", css_classes=["eom-rerank"])
         self._open.on_click(lambda _: self._on_open())
         self._rename.on_click(lambda _: self._act("rename", self._do_rename))
         self._share.on_click(lambda _: self._act("share", self._do_share))

@@ -34,7 +34,7 @@ class SQLConsole(Viewer):
         self._editor = pn.widgets.CodeEditor(value=EXAMPLE, language="sql", height=160,
                                              sizing_mode="stretch_width",
                                              css_classes=["eom-sql-editor"])
-        self._run = pn.widgets.Button(label="Run query", button_type="primary",
+        self._run = pn.widgets.Button(label="Run query", color="primary",
                                       width=140, css_classes=["eom-sql-run"])
         self._run.on_click(self._on_run)
         self._info = pn.pane.HTML("", css_classes=["eom-sql-info"])

@@ -45,7 +45,7 @@ def overlay_version(page) -> int:
     return int(m.group(1)) if m else 0
 
 
-def test_whole_loop(server):
+def test_whole_loop(server, tmp_path):
     refused: list[str] = []
     with browser() as b:
         page = new_page(b, server, refused, user=("ana", USERS["ana"]))
@@ -133,11 +133,16 @@ def test_whole_loop(server):
 
         with page.expect_download(timeout=60_000) as dl:
             page.locator(".eom-download-gpkg button").click()
-        assert pyogrio.read_info(dl.value.path())["features"] == 1152
-        meta, _, _, fields = pyogrio.raw.read(dl.value.path(), columns=["label"])
+        # saved under the name the browser offers, as an analyst's download is
+        gpkg = tmp_path / dl.value.suggested_filename
+        assert gpkg.name == "arable_land.gpkg"  # named for the concept
+        dl.value.save_as(gpkg)
+        assert pyogrio.read_info(gpkg)["features"] == 1152
+        meta, _, _, fields = pyogrio.raw.read(gpkg, columns=["label"])
         assert set(fields[0]) == {"arable_land"}
         with page.expect_download(timeout=60_000) as dl:
             page.locator(".eom-download-tif button").click()
+        assert dl.value.suggested_filename == "arable_land.tif"
         with rasterio.open(dl.value.path()) as ds:
             assert ds.crs.to_epsg() == 32633 and ds.count == 1
             score = ds.read(1, masked=True)
