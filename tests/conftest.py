@@ -109,8 +109,8 @@ CITY = "bordeaux"
 def oscd_db(tmp_path_factory, shared_data: Path) -> dict:
     """Build once per test run; tests get their own copy (`learn_store`)."""
     import numpy as np
-    import rasterio
 
+    from eominer.evaluation.oscd import read_labels
     from eominer.evaluation.patches import block_view, pair_feature_names, pair_stats
     from eominer.ingest import ingest_paths
     from eominer.io.ard import read_ard
@@ -125,8 +125,7 @@ def oscd_db(tmp_path_factory, shared_data: Path) -> dict:
         res = ingest_paths(store, [imgs / "imgs_1", imgs / "imgs_2"], levels=LEVELS)
         p1, p2 = res[0], res[1]
         a1, a2 = read_ard(p1.ard_path), read_ard(p2.ard_path)
-        with rasterio.open(shared_data / "oscd" / "labels" / CITY / "cm" / f"{CITY}-cm.tif") as ds:
-            cm = ds.read(1)
+        changed = read_labels(shared_data / "oscd", CITY)
         names = pair_feature_names()
         fs = store.register_feature_set("oscd_pair_stats", 1, {"pair": "test"}, names, "S2")
         truth = {}
@@ -136,7 +135,7 @@ def oscd_db(tmp_path_factory, shared_data: Path) -> dict:
             order = t["row"].to_numpy() * nc + t["col"].to_numpy()
             X = pair_stats(a1, a2, level)[order]
             store.write_features(fs, t["patch_id"].to_numpy(), X)
-            share = block_view((cm == 2)[None].astype(np.float32), level).mean(2)[:, 0][order]
+            share = block_view(changed[None].astype(np.float32), level).mean(2)[:, 0][order]
             truth[level] = dict(zip(t["patch_id"].to_numpy().tolist(), share.tolist()))
         store.close()
     return {"db": db, "home": home, "product": p1.product_id, "product2": p2.product_id,

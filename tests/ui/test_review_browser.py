@@ -86,15 +86,13 @@ def server(cities) -> str:
 
 def oscd_truth(db: str, data: Path, firsts: dict[str, str]) -> dict[int, bool]:
     """Per 32 px patch of each city's first date: more than 5 % changed pixels."""
-    import rasterio
-
+    from eominer.evaluation.oscd import read_labels
     from eominer.store import open_store
 
     out = {}
     with open_store(db, read_only=True) as store:
         for city, pid in firsts.items():
-            with rasterio.open(data / "oscd" / "labels" / city / "cm" / f"{city}-cm.tif") as ds:
-                changed = ds.read(1) == 2
+            changed = read_labels(data / "oscd", city)
             for r in store.patches(pid, 32).to_pylist():
                 out[int(r["patch_id"])] = bool(
                     changed[r["y_off"]:r["y_off"] + r["size_px"],
