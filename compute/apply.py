@@ -171,6 +171,8 @@ def context_bands(have: np.ndarray, rows: np.ndarray, block_patches: int, halo: 
     """(kept ids, halo ids), both sorted, of bands of whole grid rows with at most
     `block_patches` of the patches `have` (at least one row), whose grid rows are
     `rows`."""
+    if not len(have):
+        return []
     order = np.argsort(rows, kind="stable")
     ids, r = have[order], rows[order]
     first = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])  # each grid row's first index

@@ -197,6 +197,10 @@ def test_bands_with_their_halo_smooth_as_the_whole_grid():
     assert max(abs(exact[p] - whole[p]) for p in whole) < 1e-7
     alone = by_bands(0)
     assert max(abs(alone[p] - whole[p]) for p in whole) > 1e-2
+    # a row longer than the block is a band of its own; nothing selected, no band
+    assert [len(k) for k, _ in context_bands(ids[:20], rows[:20], 3, h)] == [
+        int((rows[:20] == r).sum()) for r in np.unique(rows[:20])]
+    assert context_bands(ids[:0], rows[:0], 30, h) == []
 
 
 def test_where_and_aoi_keep_what_sql_keeps(learn_store, oscd_db, model, ray, tmp_path):
