@@ -43,6 +43,29 @@ def test_read_features_to_numpy(store):
     assert names[0].endswith("__a")
 
 
+def test_read_features_sorts_rows_streamed_in_any_order(store):
+    """Rows written out of order in several blocks, two sets, one of two products: the
+    join's rows (several runs, one per DuckDB thread) come back sorted by patch id, with
+    the sets' columns in the order asked."""
+    n = 200_000
+    store.insert_arrow("patches", patch_rows(n, first=1, product="P1"))
+    store.insert_arrow("patches", patch_rows(1000, first=n + 1, product="P2"))
+    a = store.register_feature_set("spectral", 1, {}, ["a", "b", "c"])
+    b = store.register_feature_set("gabor", 1, {}, ["g0", "g1"])
+    ids = np.arange(1, n + 1001, dtype=np.int64)
+    rng = np.random.default_rng(5)
+    va = rng.random((len(ids), 3)).astype(np.float32)
+    vb = rng.random((len(ids), 2)).astype(np.float32)
+    for part in np.array_split(rng.permutation(len(ids)), 4):
+        store.write_features(a, ids[part], va[part])
+    for part in np.array_split(rng.permutation(len(ids)), 3):
+        store.write_features(b, ids[part], vb[part])
+    got_ids, X, names = store.read_features([b.feature_set_id, a.feature_set_id], ["P1"], 32)
+    np.testing.assert_array_equal(got_ids, ids[:n])
+    np.testing.assert_array_equal(X, np.hstack([vb[:n], va[:n]]))
+    assert [x.split("__")[1] for x in names] == ["g0", "g1", "a", "b", "c"]
+
+
 def test_feature_coverage_names_the_sets_of_each_product(store):
     """The app preselects the feature sets that cover the chosen products, not the newest
     set (a change set covers only the first date of its pair)."""
