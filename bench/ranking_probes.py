@@ -11,6 +11,8 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
   context (those patches lie beside land in no OSM class); the product's version
   (`learning/context.py`, `SessionParams.spatial_context`) leaves them as they are;
 - `spatial_score-A`: the same on the model's scores in [0, 1] instead of its decision;
+- `featknn-A`: the same smoothing over each patch's 10 nearest patches in the session's
+  feature space instead of its grid neighbours;
 - `sumkernel-G`: the RBF SVM on the mean of one RBF kernel per feature set, each with
   gamma_s = G / (d_s var_s) (G = 1: scikit-learn's 'scale' per set), instead of one RBF
   over the concatenated, per-set weighted columns (a product of per-set kernels).
@@ -86,6 +88,18 @@ def grid_adjacency(centres: np.ndarray, product: np.ndarray):
     A = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
     deg = np.asarray(A.sum(axis=1)).ravel()
     return sp.diags(1.0 / np.maximum(deg, 1.0)) @ A
+
+
+def feature_adjacency(X: np.ndarray, k: int = 10):
+    """Row-normalised adjacency of each patch's k nearest patches in feature space
+    (Euclidean on the session's standardised, per-set weighted columns)."""
+    import scipy.sparse as sp
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(X)
+    _, j = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)
+    r, c = np.repeat(np.arange(n), k), j[:, 1:].ravel()
+    return sp.csr_matrix((np.full(len(r), 1.0 / k), (r, c)), shape=(n, n))
 
 
 def spatial_models(alpha: float, adjacency, what: str = "decision"):
@@ -191,7 +205,7 @@ def main() -> None:
         for variant in args.variants.split(","):
             adjacency, groups = [None], [None]
             engine.make_model = plain_make
-            if variant.startswith(("spatial-", "spatial_score-")):
+            if variant.startswith(("spatial-", "spatial_score-", "featknn-")):
                 what = "score" if variant.startswith("spatial_score") else "decision"
                 engine.make_model = spatial_models(float(variant.split("-", 1)[1]), adjacency,
                                                    what)
@@ -201,7 +215,7 @@ def main() -> None:
                     SumKernelSVM(groups, scale) if kind == "rbf_svm" else plain_make(kind, **params))
             elif variant not in ("pool", "per-product"):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
-                                 "spatial_score-A, sumkernel-G")
+                                 "spatial_score-A, featknn-A, sumkernel-G")
             aps = []
             for seed in range(args.seeds):
                 s = Session.create(store, f"{task.name} probe {variant} {seed}", "bench",
@@ -218,6 +232,8 @@ def main() -> None:
                     per_product(s.data.X, product)
                 if variant.startswith(("spatial-", "spatial_score-")):
                     adjacency[0] = grid_adjacency(np.asarray(s.data.centres, float), product)
+                if variant.startswith("featknn-"):
+                    adjacency[0] = feature_adjacency(np.asarray(s.data.X, np.float32))
                 y = mining.truth_for(task, s.patch_ids)
                 labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS,
                                              lambda sc, y=y: average_precision(y, sc))
