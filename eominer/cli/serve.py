@@ -92,6 +92,15 @@ def serve(db: str | None, port: int, address: str, basic_auth: str | None,
         from eominer.ui.mapview import BASEMAP_ENV
 
         os.environ[BASEMAP_ENV] = basemap
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    # rasterio hides this warning of its in-memory datasets with warnings.catch_warnings(),
+    # which is not thread-safe; the map warps a few products at once (each warp is given
+    # its transform: tests/ui/test_webmercator.py), so a spurious line would reach the log
+    warnings.filterwarnings("ignore", "Dataset has no geotransform", NotGeoreferencedWarning,
+                            "rasterio.warp")
     click.echo(f"eominer app on http://{address}:{port}/ (ctrl-c to stop)")
     pn.serve({"/": lambda: create_app(db)}, port=port, address=address, show=show,
              websocket_origin=[f"{address}:{port}", f"localhost:{port}"],

@@ -261,3 +261,31 @@ def test_the_overlay_follows_the_view_and_a_zoom_brings_finer_pixels(two_zones):
     assert half.bounds[0] == pytest.approx(lf) and (lf + rt) / 2 <= half.bounds[2] \
         <= (lf + rt) / 2 + hres
     assert view_layer(b, (lf - 9000.0, bt, lf - 1000.0, tp), (100, 100)) is None
+
+
+def test_warps_on_several_threads_equal_the_same_warps_one_at_a_time(two_zones):
+    """The map warps a few products at once (`MapView._draw_bases`). rasterio then
+    warns, at random, that an in-memory dataset "has no geotransform" (its hiding of
+    that warning is not thread-safe); the images must still be those of serial warps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eominer.ui.webmercator import view_layer
+
+    jobs = []
+    for layer in two_zones:
+        lf, bt, rt, tp = layer.bounds
+        for k in range(8):  # views of every size, from the whole product to a few patches
+            f = 0.5 ** (k / 2)
+            cx, cy = (lf + rt) / 2, (bt + tp) / 2
+            jobs.append((layer, (cx - f * (rt - lf) / 2, cy - f * (tp - bt) / 2,
+                                 cx + f * (rt - lf) / 2, cy + f * (tp - bt) / 2)))
+    jobs *= 12
+
+    def one(job):
+        return view_layer(job[0], job[1], (120, 90)).index
+
+    serial = [one(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(one, jobs))
+    assert len(threaded) == 192 and all(s.size > 0 for s in serial)
+    assert all(np.array_equal(s, t) for s, t in zip(serial, threaded, strict=True))
