@@ -13,6 +13,8 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
 - `spatial_score-A`: the same on the model's scores in [0, 1] instead of its decision;
 - `featknn-A`: the same smoothing over each patch's 10 nearest patches in the session's
   feature space instead of its grid neighbours;
+- `pca-K` / `pcaw-K`: the session's matrix replaced by its first K principal components
+  over the pool (whitened: each scaled to an equal share of the pool's variance);
 - `sumkernel-G`: the RBF SVM on the mean of one RBF kernel per feature set, each with
   gamma_s = G / (d_s var_s) (G = 1: scikit-learn's 'scale' per set), instead of one RBF
   over the concatenated, per-set weighted columns (a product of per-set kernels).
@@ -88,6 +90,19 @@ def grid_adjacency(centres: np.ndarray, product: np.ndarray):
     A = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
     deg = np.asarray(A.sum(axis=1)).ravel()
     return sp.diags(1.0 / np.maximum(deg, 1.0)) @ A
+
+
+def pca_columns(X: np.ndarray, k: int, whiten: bool) -> None:
+    """Replace X, in place, by its first k principal components over the whole pool
+    (no label used), zeros after them: the RBF then sees k directions (whitened: each
+    of unit variance) instead of every column."""
+    from sklearn.decomposition import PCA
+
+    Z = PCA(n_components=k, whiten=whiten, random_state=0).fit_transform(X.astype(np.float64))
+    if whiten:  # keep the pool's total variance, so gamma's scale stays comparable
+        Z *= np.sqrt(X.var(axis=0).sum() / k)
+    X[:] = 0.0
+    X[:, :k] = Z
 
 
 def feature_adjacency(X: np.ndarray, k: int = 10):
@@ -213,9 +228,10 @@ def main() -> None:
                 scale = float(variant.split("-", 1)[1])
                 engine.make_model = lambda kind, scale=scale, groups=groups, **params: (
                     SumKernelSVM(groups, scale) if kind == "rbf_svm" else plain_make(kind, **params))
-            elif variant not in ("pool", "per-product"):
+            elif variant not in ("pool", "per-product") and not variant.startswith(
+                    ("pca-", "pcaw-")):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
-                                 "spatial_score-A, featknn-A, sumkernel-G")
+                                 "spatial_score-A, featknn-A, sumkernel-G, pca-K, pcaw-K")
             aps = []
             for seed in range(args.seeds):
                 s = Session.create(store, f"{task.name} probe {variant} {seed}", "bench",
@@ -230,6 +246,9 @@ def main() -> None:
                 product = np.array([product_of[int(p)] for p in s.patch_ids])
                 if variant == "per-product":
                     per_product(s.data.X, product)
+                if variant.startswith(("pca-", "pcaw-")):
+                    pca_columns(s.data.X, int(variant.split("-", 1)[1]),
+                                variant.startswith("pcaw"))
                 if variant.startswith(("spatial-", "spatial_score-")):
                     adjacency[0] = grid_adjacency(np.asarray(s.data.centres, float), product)
                 if variant.startswith("featknn-"):
