@@ -7,9 +7,10 @@ repeated mirrored (no seams) to size x size. The bank (K filters, k x k x 4 band
 sampled from the source bands; the tile is cut in row blocks of 1024 px (plus the
 k // 2 halo) split over `procs` processes with one BLAS thread each, as extract's Ray
 tasks run; patches of levels 32, 64 and 128 px. Bound: the convolution GEMM's
-floating-point operations (2 x pixels x 2K x (k^2 bands + 1)) at the SGEMM rate measured
-in the same processes (a 2048^3 product), divided over the processes. Printed: time,
-bound, ratio.
+floating-point operations (with the default bias 0, 2 x pixels x K x k^2 bands: the K
+filters only, `mosaiks_features` gets the other K columns from ReLU(-c) = ReLU(c) - c) at
+the SGEMM rate measured in the same processes (a 2048^3 product), divided over the
+processes. Printed: time, bound, ratio.
 """
 
 from __future__ import annotations

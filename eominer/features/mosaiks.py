@@ -24,9 +24,11 @@ standardised NaN is 0 (the band mean) in the convolution, and pixels that are no
 any band are left out of the patch means (a patch without valid pixels gets zeros).
 
 The convolution is one GEMM per chunk of rows (im2col: the k^2 bands shifted copies of
-the chunk times the (2 K, k^2 bands + 1) matrix [F, -b; -F, -b]), ReLU in place, summed
-into cells of the patch grid; patch means come from an integral image over the cells,
-so every level of the grid is pooled from the same pass.
+the chunk times the (K, k^2 bands) filter matrix F), ReLU in place, summed into cells of
+the patch grid; with b = 0 the other sign needs no GEMM (ReLU(-c) = ReLU(c) - c, and a
+cell's sum of c is F times its summed input), with b != 0 the matrix is
+[F, -b; -F, -b] on the copies and a row of ones. Patch means come from an integral image
+over the cells, so every level of the grid is pooled from the same pass.
 
 In `eominer extract` the bank is a row in `models` (kind 'mosaiks', the arrays in
 `<workspace>/models/<model_id>.npz`), sampled once from the S2 products being extracted
@@ -59,7 +61,7 @@ DEFAULT_KSIZE = 3
 DEFAULT_BIAS = 0.0  # see the module doc
 CONTRAST_EPS = 0.01   # added to a patch's variance before dividing (flat patches stay finite)
 ZCA_EPS = 0.1         # added to the eigenvalues before the inverse square root
-CHUNK_PIXELS = 8192   # pixels per GEMM: the (2K, pixels) float32 output stays in cache
+CHUNK_PIXELS = 8192   # pixels per GEMM: its (K or 2K, pixels) float32 output stays in cache
 SAMPLE_WINDOW = 256   # edge of the random windows a bank's pixels are read from
 SAMPLE_WINDOWS = 16   # windows read per product
 
@@ -199,14 +201,28 @@ def mosaiks_features(stack: np.ndarray, windows: np.ndarray, bank: Bank,
     z = np.pad(z, ((0, 0), (0, nr * g - rows), (0, nc * g - cols)))
     valid = np.pad(valid, ((0, nr * g - rows), (0, nc * g - cols)))
     d = b * k * k
-    wmat = np.empty((2 * K, d + 1), np.float32)
     f = bank.filters.reshape(K, d)
-    wmat[:K, :d], wmat[K:, :d] = f, -f
-    wmat[:, d] = -np.float32(bias)
+    # With b = 0, ReLU(-c) = ReLU(c) - c: the GEMM computes c for the K filters only, and
+    # the sum of c over a cell is F times the cell's summed input (linear), so the second
+    # half costs one small product per cell instead of half the GEMM and its ReLU.
+    biased = bias != 0.0
+    if biased:  # [F, -b; -F, -b] on the input with a row of ones
+        wmat = np.empty((2 * K, d + 1), np.float32)
+        wmat[:K, :d], wmat[K:, :d] = f, -f
+        wmat[:, d] = -np.float32(bias)
+    else:
+        wmat = np.ascontiguousarray(f, np.float32)
+    f64 = f.astype(np.float64)
     sums = np.zeros((2 * K, nr, nc), np.float64)
     counts = valid.reshape(nr, g, nc, g).sum(axis=(1, 3)).astype(np.float64)
     cw = max(1, CHUNK_PIXELS // (g * g)) * g  # columns per chunk, whole cells
-    xt = np.empty((d + 1, g, min(cw, nc * g)), np.float32)
+    xt = np.empty((d + 1 if biased else d, g, min(cw, nc * g)), np.float32)
+
+    def pool(a: np.ndarray, w: int) -> np.ndarray:
+        """(m, g, w) -> (m, w // g) sums per cell: the rows of the cell first
+        (contiguous adds), then the columns of each cell."""
+        return a.sum(axis=1).reshape(len(a), w // g, g).sum(axis=2)
+
     for r in range(nr):
         y = r * g
         for x in range(0, nc * g, cw):
@@ -218,15 +234,22 @@ def mosaiks_features(stack: np.ndarray, windows: np.ndarray, bank: Bank,
                     for dx in range(k):
                         buf[j] = z[band, y + dy: y + dy + g, x + dx: x + dx + w]
                         j += 1
-            buf[d] = 1.0
-            resp = wmat @ buf.reshape(d + 1, g * w)
+            if biased:
+                buf[d] = 1.0
+            resp = wmat @ buf.reshape(len(buf), g * w)
             np.maximum(resp, 0, out=resp)
             v = valid[y: y + g, x: x + w]
-            if not v.all():
+            whole = bool(v.all())
+            if not whole:
                 resp *= v.reshape(1, -1)
-            # rows of the cell first (contiguous adds), then the columns of each cell
-            colsum = resp.reshape(2 * K, g, w).sum(axis=1)
-            sums[:, r, x // g: (x + w) // g] = colsum.reshape(2 * K, w // g, g).sum(axis=2)
+            cells = slice(x // g, (x + w) // g)
+            pos = pool(resp.reshape(len(resp), g, w), w)
+            if biased:
+                sums[:, r, cells] = pos
+                continue
+            lin = f64 @ pool(buf if whole else buf * v, w).astype(np.float64)
+            sums[:K, r, cells] = pos
+            sums[K:, r, cells] = pos - lin
     # integral images over the cells: a window's sum is four look-ups
     ii = np.zeros((2 * K, nr + 1, nc + 1), np.float64)
     ii[:, 1:, 1:] = sums.cumsum(1).cumsum(2)
@@ -343,6 +366,10 @@ def ensure_bank(store: Store, products: Sequence[Product], params: dict[str, Any
     return store.model(model_id) or {"model_id": model_id, "path": str(dest), "params": info}
 
 
-def gemm_flops(rows: int, cols: int, bands: int, n_filters: int, k: int) -> float:
-    """Floating-point operations of the convolution GEMM over rows x cols pixels."""
+def gemm_flops(rows: int, cols: int, bands: int, n_filters: int, k: int,
+               bias: float = DEFAULT_BIAS) -> float:
+    """Floating-point operations of the convolution GEMM over rows x cols pixels: the K
+    filters on the k^2 bands shifted copies (b = 0), or 2K rows and a row of ones."""
+    if bias == 0.0:
+        return 2.0 * rows * cols * n_filters * (bands * k * k)
     return 2.0 * rows * cols * (2 * n_filters) * (bands * k * k + 1)

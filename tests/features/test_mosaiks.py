@@ -40,14 +40,15 @@ def reference(img: np.ndarray, windows: np.ndarray, bank, bias: float) -> np.nda
     return out
 
 
-def test_values_equal_the_direct_convolution(image, bank, grid_windows):
+@pytest.mark.parametrize("bias", [0.5, 0.0])  # 0: the default, ReLU(-c) from ReLU(c) - c
+def test_values_equal_the_direct_convolution(image, bank, grid_windows, bias):
     crop = image[:, 100:196, 50:178].copy()  # 96 x 128 px
     crop[1, 10:14, 20:30] = np.nan  # a nodata hole: left out of the patch means
     windows = np.concatenate([grid_windows(96, 128, (16, 32)),
                               [[5, 7, 13, 21]]]).astype(np.int64)  # and one off the grid
     padded = np.pad(crop, ((0, 0), (1, 1), (1, 1)), mode="symmetric")
-    got = mosaiks_features(padded, windows, bank, bias=0.5)
-    want = reference(crop, windows, bank, 0.5)
+    got = mosaiks_features(padded, windows, bank, bias=bias)
+    want = reference(crop, windows, bank, bias)
     assert got.shape == (len(windows), 16)
     assert np.abs(got - want).max() < 1e-4
     assert (got > 0).mean() > 0.3  # the ReLUs are not all off
