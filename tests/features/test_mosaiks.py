@@ -57,7 +57,7 @@ def test_values_equal_the_direct_convolution(image, bank, grid_windows, bias):
 def test_blockwise_equals_whole_band(image, bank, grid_windows):
 
     img = image[:, :256, :192]
-    d = build("mosaiks", list(BANDS), n_filters=8, k=3, seed=3, bank=bank)
+    d = build("mosaiks", list(BANDS), n_filters=8, k=3, seed=3, bands=BANDS, bank=bank)
     whole_pad = np.pad(img, ((0, 0), (1, 1), (1, 1)), mode="symmetric")
     windows = grid_windows(256, 192, (32, 64))
     whole = d.compute(whole_pad, windows)
@@ -85,16 +85,19 @@ def test_bank_is_deterministic_by_seed(image):
 
 
 def test_params_are_the_identity(bank):
-    d = build("mosaiks", list(BANDS) + ["B11"], n_filters=8, k=3, seed=3, bank=bank)
+    d = build("mosaiks", list(BANDS) + ["B11"], n_filters=8, k=3, seed=3, bands=BANDS,
+              bank=bank)
     assert d.params == {"n_filters": 8, "k": 3, "seed": 3, "bands": list(BANDS),
                         "whiten": True, "bias": 0.0, "bank_id": f"bank-{bank.digest()}"}
     assert d.dims == 16 and d.halo == 1 and d.bands == BANDS
     assert d.columns[0] == "rcf_000_pos" and d.columns[8] == "rcf_000_neg"
     with pytest.raises(FeatureError, match=r"needs a filter bank"):
-        build("mosaiks", list(BANDS))
+        build("mosaiks", list(BANDS), bands=BANDS)
     with pytest.raises(FeatureError, match=r"expected \(16, 4, 3, 3\)"):
-        build("mosaiks", list(BANDS), n_filters=16, bank=bank)
-    with pytest.raises(FeatureError, match=r"needs bands B02, B03, B04, B08"):
-        build("mosaiks", ["B02"], bank=bank)
+        build("mosaiks", list(BANDS), n_filters=16, bands=BANDS, bank=bank)
+    # the default: the 10 m bands, then the 20 m ones
+    with pytest.raises(FeatureError, match=r"needs bands B02, B03, B04, B08, B05, B06, B07, "
+                                           r"B8A, B11, B12; .* \(missing B05, B06"):
+        build("mosaiks", list(BANDS) + ["B11"], bank=bank)
     with pytest.raises(FeatureError, match="k must be odd"):
         sample_bank([np.zeros((4, 8, 8), np.float32)], n_filters=2, k=2)
