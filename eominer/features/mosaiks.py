@@ -98,14 +98,24 @@ class Bank:
 
 
 def standardise(stack: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(z float32 with NaN -> 0, valid (rows, cols): every band finite)."""
-    z = (stack.astype(np.float32) - mean[:, None, None].astype(np.float32)) \
-        / std[:, None, None].astype(np.float32)
-    finite = np.isfinite(z)
-    valid = finite.all(axis=0)
-    if not finite.all():
-        z[~finite] = 0.0
+                out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(z float32 with NaN -> 0, valid (rows, cols): every band finite). `out`: a float32
+    (bands, >= rows, >= cols) array to write z into, its top-left part (z is that view).
+    A band at a time, in place: no temporary the size of the stack (fresh memory is
+    slow to touch on our VMs)."""
+    b, r, c = stack.shape
+    z = np.empty((b, r, c), np.float32) if out is None else out[:b, :r, :c]
+    valid = np.ones((r, c), bool)
+    m, s = mean.astype(np.float32), std.astype(np.float32)
+    for i in range(b):
+        zi = z[i]
+        zi[...] = stack[i]
+        zi -= m[i]
+        zi /= s[i]
+        finite = np.isfinite(zi)
+        if not finite.all():
+            zi[~finite] = 0.0
+            valid &= finite
     return z, valid
 
 
@@ -196,13 +206,12 @@ def mosaiks_features(stack: np.ndarray, windows: np.ndarray, bank: Bank,
     out = np.zeros((len(windows), 2 * K), np.float32)
     if not len(windows) or rows <= 0 or cols <= 0:
         return out
-    z, valid = standardise(stack, bank.mean, bank.std)
-    valid = valid[h: h + rows, h: h + cols]
     g = _cell(windows, rows, cols)
     nr, nc = -(-rows // g), -(-cols // g)
-    # pad the interior to whole cells: padded pixels are zeros and not valid
-    z = np.pad(z, ((0, 0), (0, nr * g - rows), (0, nc * g - cols)))
-    valid = np.pad(valid, ((0, nr * g - rows), (0, nc * g - cols)))
+    # the interior padded to whole cells: padded pixels are zeros and not valid
+    z = np.zeros((b, nr * g + 2 * h, nc * g + 2 * h), np.float32)
+    _, valid = standardise(stack, bank.mean, bank.std, out=z)
+    valid = np.pad(valid[h: h + rows, h: h + cols], ((0, nr * g - rows), (0, nc * g - cols)))
     d = b * k * k
     f = bank.filters.reshape(K, d)
     # With b = 0, ReLU(-c) = ReLU(c) - c: the GEMM computes c for the K filters only, and
