@@ -154,6 +154,8 @@ def ui_store(ui_base, tmp_path_factory):
 
     home = tmp_path_factory.mktemp("ui_views")
     shutil.copy(ui_base[1], home / "ui.duckdb")
-    store = open_store(f"duckdb:///{home / 'ui.duckdb'}")
-    yield store
-    store.close()
+    with pytest.MonkeyPatch.context() as mp:  # what the views write goes here too
+        mp.setenv("EOMINER_HOME", str(home))
+        store = open_store(f"duckdb:///{home / 'ui.duckdb'}")
+        yield store
+        store.close()
