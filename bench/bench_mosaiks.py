@@ -4,7 +4,7 @@
 
 Real data made tile-sized as in bench_features.py: OSCD Bordeaux's bands of the default
 bank (the 10 m bands, and the 20 m ones doubled to 10 m as the ARD holds them) repeated
-mirrored (no seams) to size x size. The bank (K filters, k x k x 4 bands) is
+mirrored (no seams) to size x size. The bank (K filters, k x k x bands) is
 sampled from the source bands; the tile is cut in row blocks of 1024 px (plus the
 k // 2 halo) split over `procs` processes with one BLAS thread each, as extract's Ray
 tasks run; patches of levels 32, 64 and 128 px. Bound: the convolution GEMM's
