@@ -336,12 +336,9 @@ def patch_series(values: np.ndarray, clear: np.ndarray, size: int,
     v = np.where(clear, values, np.nan)[:, :ph * size, :pw * size]
     blocks = v.reshape(T, ph, size, pw, size).transpose(0, 1, 3, 2, 4).reshape(T, ph, pw, -1)
     share = np.isfinite(blocks).mean(axis=-1)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(blocks, axis=-1)
+    med = np.full(blocks.shape[:-1], np.nan, blocks.dtype)
+    some = share > 0  # np.nanmedian warns on all-NaN rows; skipping them is thread-safe
+    med[some] = np.nanmedian(blocks[some], axis=-1)
     ok = share >= min_clear_share
     return np.where(ok, med, np.nan), ok
 

@@ -9,7 +9,6 @@ Columns `<band>_mean`, `<band>_std` per band, then `<index>_mean`, `<index>_std`
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,12 +22,17 @@ VERSION = 1
 
 
 def mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std over the last axis, NaN skipped (NaN where nothing is left)."""
+    """Mean and std over the last axis, NaN skipped (NaN where nothing is left).
+    `np.nanmean` would warn on empty rows, and silencing that with `catch_warnings` is
+    not thread-safe; `errstate` is."""
     if not np.isnan(x).any():
         return x.mean(-1), x.std(-1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(x, -1), np.nanstd(x, -1)
+    valid = ~np.isnan(x)
+    n = valid.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(valid, x, 0.0).sum(-1) / n
+        dev = np.where(valid, x - mean[..., None], 0.0)
+        return mean, np.sqrt((dev * dev).sum(-1) / n)
 
 
 def _compute(stack: np.ndarray, windows: np.ndarray, *, bands: list[str],
