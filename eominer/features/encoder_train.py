@@ -37,14 +37,17 @@ class PatchSource:
     width: int
     height: int
     size: int  # the patch level sampled
+    use: tuple[str, ...]  # the bands the encoder reads, in its input order
     ys: np.ndarray = field(repr=False)
     xs: np.ndarray = field(repr=False)
 
 
 def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
                    max_patches: int = 20000, min_valid: float = 0.9, seed: int = 0,
-                   ) -> list[PatchSource]:
-    """The patches to train on, sampled from the S2 products' patch table (no pixels)."""
+                   bands: Sequence[str] = BANDS) -> list[PatchSource]:
+    """The patches to train on, sampled from the S2 products' patch table (no pixels);
+    only products holding all of `bands` are used."""
+    bands = check_bands(bands)
     rng = np.random.default_rng(seed)
     table = store.product_list()
     known = {p.product_id for p in table}
@@ -55,7 +58,7 @@ def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
                                "see `eominer products`")
     chosen = [p for p in table if p.sensor == "S2"
               and (not product_ids or p.product_id in product_ids)
-              and all(b in p.bands for b in BANDS)]
+              and all(b in p.bands for b in bands)]
     per_product = max(1, max_patches // max(len(chosen), 1))
     sources = []
     for prod in chosen:
@@ -71,10 +74,10 @@ def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
             pick = np.sort(rng.choice(len(ys), per_product, replace=False))
             ys, xs = ys[pick], xs[pick]
         sources.append(PatchSource(prod.product_id, prod.ard_path, tuple(prod.bands),
-                                   prod.width, prod.height, size, ys, xs))
+                                   prod.width, prod.height, size, bands, ys, xs))
     if not sources:
         raise FeatureError(
-            "no Sentinel-2 patches with bands B02, B03, B04, B08 and at least "
+            f"no Sentinel-2 patches with bands {', '.join(bands)} and at least "
             f"{min_valid:.0%} valid pixels in the database: "
             "ingest Sentinel-2 products first (eominer ingest PATH)"
         )
@@ -82,11 +85,11 @@ def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
 
 
 def read_patches(sources: Sequence[PatchSource]) -> tuple[np.ndarray, list[str]]:
-    """(n, 32, 32, 4) reflectance patches (NaN = nodata) read from the ARD files, and the
-    products they came from; block by block, so memory holds one block at a time."""
+    """(n, 32, 32, bands) reflectance patches (NaN = nodata) read from the ARD files, and
+    the products they came from; block by block, so memory holds one block at a time."""
     parts = []
     for src in sources:
-        idx = band_indexes(list(src.bands), BANDS, src.product_id)
+        idx = band_indexes(list(src.bands), src.use, src.product_id)
         ys, xs, size = src.ys, src.xs, src.size
         for y0 in range(0, src.height, BLOCK_ROWS):
             sel = (ys >= y0) & (ys + size <= y0 + BLOCK_ROWS)
@@ -102,9 +105,23 @@ def read_patches(sources: Sequence[PatchSource]) -> tuple[np.ndarray, list[str]]
 
 def collect_patches(store: Store, product_ids: Sequence[str] | None = None,
                     max_patches: int = 20000, min_valid: float = 0.9, seed: int = 0,
-                    ) -> tuple[np.ndarray, list[str]]:
-    """(n, 32, 32, 4) reflectance patches (NaN = nodata) sampled from S2 products."""
-    return read_patches(sample_sources(store, product_ids, max_patches, min_valid, seed))
+                    bands: Sequence[str] = BANDS) -> tuple[np.ndarray, list[str]]:
+    """(n, 32, 32, bands) reflectance patches (NaN = nodata) sampled from S2 products."""
+    return read_patches(sample_sources(store, product_ids, max_patches, min_valid, seed,
+                                       bands))
+
+
+def check_bands(bands: Sequence[str]) -> tuple[str, ...]:
+    """The encoder's input bands as a tuple, each an S2 L2A band, none twice."""
+    from eominer.sensors import S2_L2A_BANDS
+
+    out = tuple(b.strip().upper() for b in bands if b.strip())
+    bad = [b for b in out if b not in S2_L2A_BANDS]
+    if bad or not out or len(set(out)) != len(out):
+        raise FeatureError(
+            f"encoder bands {', '.join(bands) or '(none)'}: give distinct Sentinel-2 bands "
+            f"among {', '.join(S2_L2A_BANDS)} (default {', '.join(BANDS)})")
+    return out
 
 
 def band_norm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +130,15 @@ def band_norm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     std = np.nanstd(x, axis=(0, 1, 2)).astype(np.float64)
     std[~(std > 1e-6)] = 1.0
     return mean, std
+
+
+def input_bands(x: np.ndarray, bands: Sequence[str]) -> tuple[str, ...]:
+    """`bands` checked against the patches' last axis (the encoder's input order)."""
+    bands = check_bands(bands)
+    if x.ndim != 4 or x.shape[-1] != len(bands):
+        raise FeatureError(f"training patches must be (n, {PATCH}, {PATCH}, {len(bands)}) "
+                           f"for bands {', '.join(bands)}, got shape {x.shape}")
+    return bands
 
 
 def training_level(levels: np.ndarray) -> int:
@@ -148,19 +174,22 @@ def save_model(store: Store, kind: str, model: Any, params: dict[str, Any],
 
 def fit_autoencoder(x: np.ndarray, epochs: int = 5, dim: int = 32, batch_size: int = 128,
                     seed: int = 0, log: Callable[[str], None] | None = None,
+                    bands: Sequence[str] = BANDS,
                     ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Train on reflectance patches; (model, params, metrics) of its `models` row."""
+    """Train on reflectance patches of `bands` (the last axis of x); (model, params,
+    metrics) of its `models` row."""
     from eominer.features.encoder import standardise
 
+    bands = input_bands(x, bands)
     mean, std = band_norm(x)
     z = standardise(x, mean, std)
-    model = autoencoder(len(BANDS), dim, seed)
+    model = autoencoder(len(bands), dim, seed)
     if log:
         log(f"training on {len(z)} patches, {epochs} epoch(s)")
     t0 = time.perf_counter()
     hist = model.fit(z, z, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
     seconds = time.perf_counter() - t0
-    params = {"dim": dim, "bands": list(BANDS), "patch_px": PATCH, "epochs": epochs,
+    params = {"dim": dim, "bands": list(bands), "patch_px": PATCH, "epochs": epochs,
               "batch_size": batch_size, "seed": seed, "mean": mean.tolist(),
               "std": std.tolist(), "architecture": "conv16-32-64/dense/deconv"}
     losses = [float(v) for v in hist.history["loss"]]
@@ -172,9 +201,10 @@ def fit_autoencoder(x: np.ndarray, epochs: int = 5, dim: int = 32, batch_size: i
 
 def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
                   dim: int = 32, max_patches: int = 20000, batch_size: int = 128, seed: int = 0,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  log: Callable[[str], None] | None = None,
+                  bands: Sequence[str] = BANDS) -> dict[str, Any]:
     """Train in this process, save `<workspace>/models/encoder-v<N>.keras`, record it;
     return its row (`compute.encoder.train` runs the same on the runner)."""
-    x, used = collect_patches(store, product_ids, max_patches, seed=seed)
-    model, params, metrics = fit_autoencoder(x, epochs, dim, batch_size, seed, log)
+    x, used = collect_patches(store, product_ids, max_patches, seed=seed, bands=bands)
+    model, params, metrics = fit_autoencoder(x, epochs, dim, batch_size, seed, log, bands)
     return save_model(store, KIND, model, params, metrics, used)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eominer.errors import FeatureError, ModelNotTrainedError
-from eominer.features.encoder import BANDS, PATCH, _compute, _keras, standardise
+from eominer.features.encoder import BANDS, PATCH, _compute, _keras, model_bands, standardise
 from eominer.features.registry import Descriptor, require_bands
 from eominer.tfimport import import_tensorflow
 
@@ -184,10 +184,12 @@ def fit_vicreg(x: np.ndarray, mean: np.ndarray, std: np.ndarray, *, dim: int = 6
 
 def fit_ssl(x: np.ndarray, epochs: int = 5, dim: int = 64, batch_size: int = 128,
             seed: int = 0, log: Callable[[str], None] | None = None,
-            ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Train on reflectance patches; (encoder, params, metrics) of its `models` row."""
-    from eominer.features.encoder_train import band_norm
+            bands: Sequence[str] = BANDS) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Train on reflectance patches of `bands` (the last axis of x); (encoder, params,
+    metrics) of its `models` row."""
+    from eominer.features.encoder_train import band_norm, input_bands
 
+    bands = input_bands(x, bands)
     mean, std = band_norm(x)
     if log:
         log(f"VICReg training on {len(x)} patches, {epochs} epoch(s)")
@@ -195,7 +197,7 @@ def fit_ssl(x: np.ndarray, epochs: int = 5, dim: int = 64, batch_size: int = 128
     enc, losses = fit_vicreg(x, mean, std, dim=dim, epochs=epochs, batch_size=batch_size,
                              seed=seed, log=log)
     seconds = time.perf_counter() - t0
-    params = {"dim": dim, "bands": list(BANDS), "patch_px": PATCH, "epochs": epochs,
+    params = {"dim": dim, "bands": list(bands), "patch_px": PATCH, "epochs": epochs,
               "batch_size": batch_size, "seed": seed, "mean": mean.tolist(),
               "std": std.tolist(), "method": "vicreg",
               "architecture": f"conv16-32s2-64s2-{dim}/bn/gap; projector "
@@ -210,13 +212,14 @@ def fit_ssl(x: np.ndarray, epochs: int = 5, dim: int = 64, batch_size: int = 128
 
 def train_ssl(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
               dim: int = 64, max_patches: int = 20000, batch_size: int = 128,
-              seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              seed: int = 0, log: Callable[[str], None] | None = None,
+              bands: Sequence[str] = BANDS) -> dict[str, Any]:
     """Train in this process, save `<workspace>/models/ssl-v<N>.keras`, record it;
     return its `models` row (`compute.encoder.train` runs the same on the runner)."""
     from eominer.features.encoder_train import collect_patches, save_model
 
-    x, used = collect_patches(store, product_ids, max_patches, seed=seed)
-    enc, params, metrics = fit_ssl(x, epochs, dim, batch_size, seed, log)
+    x, used = collect_patches(store, product_ids, max_patches, seed=seed, bands=bands)
+    enc, params, metrics = fit_ssl(x, epochs, dim, batch_size, seed, log, bands)
     return save_model(store, KIND, enc, params, metrics, used)
 
 
@@ -228,13 +231,14 @@ def build(product_bands: Sequence[str], model: dict[str, Any] | None = None) -> 
             "no ssl encoder has been trained in this database: run `eominer encoder train "
             "--method ssl` first (it learns from the ingested Sentinel-2 patches)"
         )
-    require_bands("ssl", product_bands, list(BANDS))
     p = model["params"]
+    bands = model_bands(p)
+    require_bands("ssl", product_bands, list(bands))
     dim = int(p["dim"])
     params = {"model_id": model["model_id"], "dim": dim}
     extra = {"path": model["path"], "mean": p["mean"], "std": p["std"]}
     cols = tuple(f"ssl_{i:03d}" for i in range(dim))
-    return Descriptor("ssl", VERSION, "S2", params, BANDS, 0, cols, _compute, extra)
+    return Descriptor("ssl", VERSION, "S2", params, bands, 0, cols, _compute, extra)
 
 
 def latest_ssl(store: Store) -> dict[str, Any] | None:

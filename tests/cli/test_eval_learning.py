@@ -92,6 +92,13 @@ def test_bad_spatial_context_says_why(shared_data, tmp_path, capsys, value, mess
     assert message in r.stderr
 
 
+def test_bad_encoder_bands_say_which_exist(shared_data, tmp_path, capsys):
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data),
+                            "--encoder-bands", "B02,B13"], tmp_path)
+    assert r.returncode == 2 and "--encoder-bands" in r.stderr
+    assert "distinct Sentinel-2 bands among" in r.stderr and "B8A" in r.stderr
+
+
 def test_oscd_labels_missing_or_misaligned_name_the_file(shared_data, tmp_path, capsys):
     import rasterio
 

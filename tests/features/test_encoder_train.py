@@ -90,3 +90,37 @@ def test_ssl_training_records_its_model_and_extract_uses_the_newest(ingested):
     newer = train_ssl(store, epochs=1, dim=8, max_patches=200, batch_size=64, seed=1)
     blocks, _ = plan(store, "ssl", None, 512, ExtractReport("j"))
     assert {b.build_params["model"]["model_id"] for b in blocks} == {newer["model_id"]}
+
+
+TEN = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")
+
+
+def test_the_bands_an_encoder_sees_are_a_training_choice_kept_with_the_model(ingested):
+    """Trained on ten bands, the row records them and their normalisation, extract reads
+    them in that order, and a product without one of them is refused by name."""
+    from eominer.features.encoder import model_bands
+    from eominer.features.ssl import train_ssl
+
+    store, _ = ingested
+    row = train_ssl(store, epochs=1, dim=8, max_patches=100, batch_size=32, seed=0,
+                    bands=[b.lower() for b in TEN])
+    p = row["params"]
+    assert tuple(p["bands"]) == TEN and len(p["mean"]) == len(p["std"]) == 10
+    prod = store.product_list()[0]
+    idx = band_indexes(list(prod.bands), TEN, "p")
+    stack = read_block(prod.ard_path, "S2", idx, 0, 64, 0, prod.width, prod.height)
+    # the stored mean is the training patches' own: the SWIR band's, not the blue one's
+    assert p["mean"][8] == pytest.approx(float(np.nanmean(stack[8])), rel=0.5)
+    assert abs(p["mean"][8] - p["mean"][0]) > 0.02
+
+    d = build("ssl", list(prod.bands), model=row)
+    assert d.bands == TEN and d.dims == 8
+    X = d.compute(stack, np.array([[0, 0, 32, 32], [0, 32, 32, 32]]))
+    assert X.shape == (2, 8) and np.isfinite(X).all() and np.abs(X[1] - X[0]).max() > 1e-4
+    with pytest.raises(FeatureError, match="B11"):
+        build("ssl", [b for b in prod.bands if b != "B11"], model=row)
+    # a row from before the choice existed reads as the four 10 m bands
+    assert model_bands({"dim": 8}) == ("B02", "B03", "B04", "B08")
+    for bad in (["B02", "B99"], ["B02", "B02"], []):
+        with pytest.raises(FeatureError, match="distinct Sentinel-2 bands"):
+            train_ssl(store, epochs=1, dim=8, max_patches=100, bands=bad)
