@@ -1,10 +1,10 @@
 """Training time of the self-supervised (VICReg) encoder per 10k patches, on CPU.
 
     python bench/bench_ssl_train.py --threads 1
-    python bench/bench_ssl_train.py --threads 2
+    python bench/bench_ssl_train.py --threads 2 [--bands B02,B03,B04,B08]
 
-Real 32 px patches of B02, B03, B04, B08 (OSCD bordeaux and nantes, imgs_1, windows at a
-16 px stride). One epoch of VICReg (two augmented views per patch, `batch` per step) is
+Real 32 px patches of B02, B03, B04, B08 (or --bands; OSCD bordeaux and nantes,
+imgs_1, on the 10 m grid as `eominer change` reads them, windows at a 16 px stride). One epoch of VICReg (two augmented views per patch, `batch` per step) is
 timed after a warm-up that traces the step; the bound from the same run is one epoch of
 the autoencoder (`eominer encoder train`'s default method) on the same patches and
 batches: the figure is printed as seconds per 10k patches and as a ratio to it.
@@ -27,19 +27,15 @@ def shared_data() -> Path:
     return Path(os.environ.get("EOMINER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def patches(n: int):
+def patches(n: int, bands: tuple[str, ...]):
     import numpy as np
-    import rasterio
+
+    from eominer.change.align import reflectance, scene_from_path
 
     out = []
     for city in ("bordeaux", "nantes"):
-        folder = shared_data() / f"oscd/images/{city}/imgs_1"
-        bands = []
-        for b in ("B02", "B03", "B04", "B08"):
-            (path,) = folder.glob(f"*_{b}.tif")
-            with rasterio.open(path) as ds:
-                bands.append(ds.read(1).astype(np.float32) / 10000)
-        img = np.stack(bands, axis=-1)
+        scene = scene_from_path(shared_data() / f"oscd/images/{city}/imgs_1")
+        img = np.moveaxis(reflectance(scene, bands), 0, -1)
         out += [img[y:y + 32, x:x + 32] for y in range(0, img.shape[0] - 31, 16)
                 for x in range(0, img.shape[1] - 31, 16)]
     x = np.stack(out)
@@ -51,6 +47,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="TensorFlow intra-op threads")
     ap.add_argument("--patches", type=int, default=2048)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--bands", default="B02,B03,B04,B08",
+                    help="comma-separated, e.g. the ten of `mosaiks`")
     args = ap.parse_args()
 
     import numpy as np
@@ -63,7 +61,8 @@ def main() -> None:
     from eominer.features.encoder import autoencoder, standardise
     from eominer.features.ssl import augment, fit_vicreg
 
-    x = patches(args.patches)
+    bands = tuple(args.bands.split(","))
+    x = patches(args.patches, bands)
     n = len(x)
     mean, std = x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2))
     rng = np.random.default_rng(0)
@@ -85,14 +84,15 @@ def main() -> None:
     ssl_epoch = ssl_epoch / (2 - 2 * args.batch / n)
 
     z = standardise(x, mean, std)
-    model = autoencoder(4, 32, 0)
+    model = autoencoder(len(bands), 32, 0)
     model.fit(z[:args.batch], z[:args.batch], epochs=1, batch_size=args.batch, verbose=0)
     t = time.perf_counter()
     model.fit(z, z, epochs=1, batch_size=args.batch, shuffle=True, verbose=0)
     ae_epoch = time.perf_counter() - t
 
     per = 10000 / n
-    print(f"{n} patches, batch {args.batch}, {args.threads} TF thread(s), load "
+    print(f"{n} patches of {len(bands)} bands, batch {args.batch}, {args.threads} TF "
+          "thread(s), load "
           f"{os.getloadavg()[0]:.1f}")
     print(f"ssl (VICReg, 2 views): {ssl_epoch * per:7.1f} s per 10k patches per epoch "
           f"(augmentation {aug * per:.1f} s of it)")
