@@ -72,7 +72,7 @@ def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] 
     kind = METHODS[method]
     dim = dim or (64 if method == "ssl" else 32)
     sources = sample_sources(store, product_ids, max_patches, seed=seed,  # checks first
-                             bands=bands or BANDS)
+                             bands=bands or BANDS, log=progress)
     job_id = new_job_id(f"{kind}-train")
     saved: list[dict[str, Any]] = []
 

@@ -44,9 +44,11 @@ class PatchSource:
 
 def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
                    max_patches: int = 20000, min_valid: float = 0.9, seed: int = 0,
-                   bands: Sequence[str] = BANDS) -> list[PatchSource]:
-    """The patches to train on, sampled from the S2 products' patch table (no pixels);
-    only products holding all of `bands` are used."""
+                   bands: Sequence[str] = BANDS, log: Callable[[str], None] | None = None,
+                   ) -> list[PatchSource]:
+    """The patches to train on, sampled from the S2 products' patch table (no pixels).
+    Only products holding all of `bands` are used: one named in `product_ids` without
+    them is an error, the others are left out with a note to `log`."""
     bands = check_bands(bands)
     rng = np.random.default_rng(seed)
     table = store.product_list()
@@ -56,9 +58,18 @@ def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
         if unknown:
             raise FeatureError(f"product(s) {', '.join(unknown)} not in the database: "
                                "see `eominer products`")
-    chosen = [p for p in table if p.sensor == "S2"
-              and (not product_ids or p.product_id in product_ids)
-              and all(b in p.bands for b in bands)]
+    wanted = [p for p in table if p.sensor == "S2"
+              and (not product_ids or p.product_id in product_ids)]
+    chosen = [p for p in wanted if all(b in p.bands for b in bands)]
+    lacking = {p.product_id: [b for b in bands if b not in p.bands] for p in wanted
+               if p not in chosen}
+    if lacking and product_ids:
+        pid, miss = next(iter(lacking.items()))
+        raise FeatureError(f"product {pid} lacks band(s) {', '.join(miss)} that the encoder "
+                           "would see: leave it out of --products or choose --bands it has")
+    if lacking and log:
+        log(f"left out {len(lacking)} Sentinel-2 product(s) without all of "
+            f"{', '.join(bands)}: {', '.join(sorted(lacking))}")
     per_product = max(1, max_patches // max(len(chosen), 1))
     sources = []
     for prod in chosen:
@@ -105,10 +116,11 @@ def read_patches(sources: Sequence[PatchSource]) -> tuple[np.ndarray, list[str]]
 
 def collect_patches(store: Store, product_ids: Sequence[str] | None = None,
                     max_patches: int = 20000, min_valid: float = 0.9, seed: int = 0,
-                    bands: Sequence[str] = BANDS) -> tuple[np.ndarray, list[str]]:
+                    bands: Sequence[str] = BANDS, log: Callable[[str], None] | None = None,
+                    ) -> tuple[np.ndarray, list[str]]:
     """(n, 32, 32, bands) reflectance patches (NaN = nodata) sampled from S2 products."""
     return read_patches(sample_sources(store, product_ids, max_patches, min_valid, seed,
-                                       bands))
+                                       bands, log))
 
 
 def check_bands(bands: Sequence[str]) -> tuple[str, ...]:
@@ -205,6 +217,7 @@ def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs
                   bands: Sequence[str] = BANDS) -> dict[str, Any]:
     """Train in this process, save `<workspace>/models/encoder-v<N>.keras`, record it;
     return its row (`compute.encoder.train` runs the same on the runner)."""
-    x, used = collect_patches(store, product_ids, max_patches, seed=seed, bands=bands)
+    x, used = collect_patches(store, product_ids, max_patches, seed=seed, bands=bands,
+                              log=log)
     model, params, metrics = fit_autoencoder(x, epochs, dim, batch_size, seed, log, bands)
     return save_model(store, KIND, model, params, metrics, used)

@@ -218,7 +218,8 @@ def train_ssl(store: Store, product_ids: Sequence[str] | None = None, epochs: in
     return its `models` row (`compute.encoder.train` runs the same on the runner)."""
     from eominer.features.encoder_train import collect_patches, save_model
 
-    x, used = collect_patches(store, product_ids, max_patches, seed=seed, bands=bands)
+    x, used = collect_patches(store, product_ids, max_patches, seed=seed, bands=bands,
+                              log=log)
     enc, params, metrics = fit_ssl(x, epochs, dim, batch_size, seed, log, bands)
     return save_model(store, KIND, enc, params, metrics, used)
 

@@ -124,3 +124,38 @@ def test_the_bands_an_encoder_sees_are_a_training_choice_kept_with_the_model(ing
     for bad in (["B02", "B99"], ["B02", "B02"], []):
         with pytest.raises(FeatureError, match="distinct Sentinel-2 bands"):
             train_ssl(store, epochs=1, dim=8, max_patches=100, bands=bad)
+
+
+def test_products_without_the_encoder_bands_are_left_out_by_name(shared_data, tmp_path,
+                                                                   monkeypatch):
+    """A four-band COG (B02, B03, B04, B08) beside a full product: a ten-band encoder
+    trains on the full one and says which it left out; naming the COG is an error."""
+    import rasterio
+
+    from eominer.features.encoder_train import sample_sources
+    from eominer.ingest import ingest_paths
+
+    monkeypatch.setenv("EOMINER_HOME", str(tmp_path))
+    src = shared_data / "oscd/images/bordeaux/imgs_1"
+    four = ("B02", "B03", "B04", "B08")
+    layers = []
+    for b in four:
+        with rasterio.open(next(src.glob(f"*_{b}.tif"))) as ds:
+            layers.append(ds.read(1))
+            profile = ds.profile
+    cog = tmp_path / "four.tif"
+    with rasterio.open(cog, "w", **{**profile, "count": 4}) as ds:
+        for i, (b, layer) in enumerate(zip(four, layers, strict=True), 1):
+            ds.write(layer, i)
+            ds.set_band_description(i, b)
+    with open_store(f"duckdb:///{tmp_path / 'db.duckdb'}") as store:
+        ingest_paths(store, [src, cog], levels=(32,))
+        ids = {len(p.bands): p.product_id for p in store.product_list()}
+        assert sorted(ids) == [4, 13]
+        notes: list[str] = []
+        got = sample_sources(store, None, 100, bands=TEN, log=notes.append)
+        assert [s.product_id for s in got] == [ids[13]]
+        assert len(notes) == 1 and ids[4] in notes[0] and "B11" in notes[0]
+        with pytest.raises(FeatureError, match=f"product {ids[4]} lacks band.*B05"):
+            sample_sources(store, [ids[4]], 100, bands=TEN)
+        assert len(sample_sources(store, None, 100)) == 2  # four bands: both
