@@ -4,10 +4,11 @@
     python bench/bench_ssl_train.py --threads 2 [--bands B02,B03,B04,B08]
 
 Real 32 px patches of B02, B03, B04, B08 (or --bands; OSCD bordeaux and nantes,
-imgs_1, on the 10 m grid as `eominer change` reads them, windows at a 16 px stride). One epoch of VICReg (two augmented views per patch, `batch` per step) is
-timed after a warm-up that traces the step; the bound from the same run is one epoch of
-the autoencoder (`eominer encoder train`'s default method) on the same patches and
-batches: the figure is printed as seconds per 10k patches and as a ratio to it.
+imgs_1, on the 10 m grid as `eominer change` reads them, windows at a 16 px stride).
+One epoch of VICReg (two augmented views per patch, `batch` per step) is timed after a
+warm-up that traces the step; the bound from the same run is one epoch of the
+autoencoder (`eominer encoder train`'s default method) on the same patches and batches:
+the figure is printed as seconds per 10k patches and as a ratio to it.
 Augmentation (numpy, in the training process) is timed on its own.
 """
 

@@ -60,9 +60,9 @@ def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
                                "see `eominer products`")
     wanted = [p for p in table if p.sensor == "S2"
               and (not product_ids or p.product_id in product_ids)]
-    chosen = [p for p in wanted if all(b in p.bands for b in bands)]
-    lacking = {p.product_id: [b for b in bands if b not in p.bands] for p in wanted
-               if p not in chosen}
+    missing = {p.product_id: [b for b in bands if b not in p.bands] for p in wanted}
+    chosen = [p for p in wanted if not missing[p.product_id]]
+    lacking = {pid: miss for pid, miss in missing.items() if miss}
     if lacking and product_ids:
         pid, miss = next(iter(lacking.items()))
         raise FeatureError(f"product {pid} lacks band(s) {', '.join(miss)} that the encoder "
