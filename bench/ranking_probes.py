@@ -18,6 +18,14 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
 - `sumkernel-G`: the RBF SVM on the mean of one RBF kernel per feature set, each with
   gamma_s = G / (d_s var_s) (G = 1: scikit-learn's 'scale' per set), instead of one RBF
   over the concatenated, per-set weighted columns (a product of per-set kernels).
+- `selftrain-F`: transductive self-training: the RBF SVM is fitted, scores the pool, and
+  is fitted again with F x (its positives) of the top-scored and F x (its negatives) of
+  the bottom-scored unlabelled patches added as pseudo-labels.
+
+`--strategy` takes the product's strategies and two probe-only mixes of exploration and
+exploitation: `top-margin` and `top-diverse` ask half of each round's questions about the
+highest-scored unlabelled patches (`most_relevant`) and the other half by margin or
+diverse.
 
 `--context A` runs every variant's sessions with `spatial_context` A.
 
@@ -146,6 +154,38 @@ def spatial_models(alpha: float, adjacency, what: str = "decision"):
     return make
 
 
+def half_top(second):
+    """A strategy: half the batch `most_relevant`, the rest by `second`."""
+    from eominer.learning import strategies
+
+    def pick(scores, n, *, exclude=None, **kw):
+        top = strategies.most_relevant(scores, n // 2, exclude=exclude)
+        taken = top if exclude is None else np.concatenate([np.asarray(exclude), top])
+        return np.concatenate([top, second(scores, n - len(top), exclude=taken, **kw)])
+
+    return pick
+
+
+def self_trained(factor: float, pool: list):
+    """`make_model` whose RBF SVMs refit with pseudo-labels from the pool (`pool[0]`:
+    the session's matrix and its row norms, set when each session opens)."""
+    from eominer.learning import models
+
+    class SelfTrained(models.RBFSVM):
+        def fit(self, X, y):
+            super().fit(X, y)
+            P, sq = pool[0]
+            order = np.argsort(super().decision(P, sq))
+            n_pos = int(round(factor * (y == 1).sum()))
+            n_neg = int(round(factor * (y != 1).sum()))
+            add = np.concatenate([order[len(order) - n_pos:], order[:n_neg]])
+            y_add = np.concatenate([np.ones(n_pos), -np.ones(n_neg)]).astype(y.dtype)
+            return super().fit(np.vstack([X, P[add]]), np.concatenate([y, y_add]))
+
+    return lambda kind, **params: (SelfTrained(**params) if kind == "rbf_svm"
+                                   else models.make_model(kind, **params))
+
+
 class SumKernelSVM:
     """RBF SVM on K = mean_s exp(-gamma_s ||x_s - y_s||^2) over the column groups of the
     session's feature sets (`groups[0]`, set when each session opens)."""
@@ -209,10 +249,12 @@ def main() -> None:
 
     from eominer.evaluation import mining
     from eominer.evaluation.ranking import average_precision
-    from eominer.learning import engine
+    from eominer.learning import engine, models, strategies
     from eominer.learning.session import Session
     from eominer.store import open_store
 
+    strategies.STRATEGIES["top-margin"] = half_top(strategies.margin)
+    strategies.STRATEGIES["top-diverse"] = half_top(strategies.diverse)
     plain_make = engine.make_model
     with open_store(f"duckdb:///{args.workspace / 'eval.duckdb'}") as store:
         task = load_task(store, args.task, args.data, args.workspace)
@@ -222,7 +264,7 @@ def main() -> None:
         product_of = dict(store.query("SELECT patch_id, product_id FROM patches "
                                       "WHERE level = ?", [task.level]))
         for variant in args.variants.split(","):
-            adjacency, groups = [None], [None]
+            adjacency, groups, pool = [None], [None], [None]
             engine.make_model = plain_make
             if variant.startswith(("spatial-", "spatial_score-", "featknn-")):
                 what = "score" if variant.startswith("spatial_score") else "decision"
@@ -232,10 +274,13 @@ def main() -> None:
                 scale = float(variant.split("-", 1)[1])
                 engine.make_model = lambda kind, scale=scale, groups=groups, **params: (
                     SumKernelSVM(groups, scale) if kind == "rbf_svm" else plain_make(kind, **params))
+            elif variant.startswith("selftrain-"):
+                engine.make_model = self_trained(float(variant.split("-", 1)[1]), pool)
             elif variant not in ("pool", "per-product") and not variant.startswith(
                     ("pca-", "pcaw-")):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
-                                 "spatial_score-A, featknn-A, sumkernel-G, pca-K, pcaw-K")
+                                 "spatial_score-A, featknn-A, sumkernel-G, selftrain-F, "
+                                 "pca-K, pcaw-K")
             aps = []
             for seed in range(args.seeds):
                 s = Session.create(store, f"{task.name} probe {variant} {seed}", "bench",
@@ -257,6 +302,9 @@ def main() -> None:
                     adjacency[0] = grid_adjacency(np.asarray(s.data.centres, float), product)
                 if variant.startswith("featknn-"):
                     adjacency[0] = feature_adjacency(np.asarray(s.data.X, np.float32))
+                if variant.startswith("selftrain-"):
+                    P = np.asarray(s.data.X, np.float32)
+                    pool[0] = (P, models.row_sq_norms(P))
                 y = mining.truth_for(task, s.patch_ids)
                 labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS,
                                              lambda sc, y=y: average_precision(y, sc))

@@ -287,8 +287,11 @@ def _s1_power(scene: Scene) -> Scene:
     return replace(scene, data=data, band_names=S1_BANDS)
 
 
-def align_pair(first: Scene, second: Scene, *, mask_clouds: bool = True) -> AlignedPair:
-    """Check, co-register and mask a pair; see the module docstring."""
+def align_pair(first: Scene, second: Scene, *, mask_clouds: bool = True,
+               notes: list[str] | None = None) -> AlignedPair:
+    """Check, co-register and mask a pair; see the module docstring. A caution (dates
+    far apart) is appended to `notes` when given, else warned as a PairWarning: callers
+    on threads pass a list, since `warnings.catch_warnings` is not thread-safe."""
     if first.sensor != second.sensor:
         raise PairingError(
             f"{first.source} is {first.sensor} but {second.source} is {second.sensor}: "
@@ -312,11 +315,12 @@ def align_pair(first: Scene, second: Scene, *, mask_clouds: bool = True) -> Alig
         )
     days = days_between(first, second)
     if days is not None and days > MAX_DAYS_APART:
-        warnings.warn(
-            f"{first.source} and {second.source} are {days:.0f} days apart "
-            f"(more than {MAX_DAYS_APART:.0f}): seasonal and land-cover drift will show "
-            "as change", PairWarning, stacklevel=2,
-        )
+        note = (f"{first.source} and {second.source} are {days:.0f} days apart (more than "
+                f"{MAX_DAYS_APART:.0f}): seasonal and land-cover drift will show as change")
+        if notes is None:
+            warnings.warn(note, PairWarning, stacklevel=2)
+        else:
+            notes.append(note)
     reprojected = not _same_grid(first, second)
     if reprojected:
         second = reproject_onto(second, first)

@@ -120,13 +120,12 @@ class ComputedPair:
 
 
 def _aligned(first_in: PairInput, second_in: PairInput, mask_clouds: bool):
-    """Read and align a pair; PairWarnings are collected (and re-emitted)."""
+    """Read and align a pair; its cautions are collected (and warned as PairWarnings)."""
     first, second = first_in.scene(), second_in.scene()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PairWarning)
-        pair = align_pair(first, second, mask_clouds=mask_clouds)
-    notes = tuple(str(w.message) for w in caught if issubclass(w.category, PairWarning))
-    for note in notes:  # re-emit for callers that watch warnings
+    collected: list[str] = []
+    pair = align_pair(first, second, mask_clouds=mask_clouds, notes=collected)
+    notes = tuple(collected)
+    for note in notes:  # for callers that watch warnings
         warnings.warn(note, PairWarning, stacklevel=3)
     return first, second, pair, notes
 

@@ -20,9 +20,10 @@ def encoder() -> None:
 @encoder.command()
 @click.option("--products", "products", multiple=True, metavar="IDS",
               help="Train on these product ids (default: every Sentinel-2 product).")
-@click.option("--method", type=click.Choice(["autoencoder", "ssl"]), default="autoencoder",
-              show_default=True, help="autoencoder: reconstruction (feature set `encoder`); "
-              "ssl: VICReg on augmented views (feature set `ssl`).")
+@click.option("--method", type=click.Choice(["ssl", "autoencoder"]), default="ssl",
+              show_default=True, help="ssl: VICReg on augmented views (feature set `ssl`; "
+              "ahead of the autoencoder out of fold, docs/learning.md); autoencoder: "
+              "reconstruction (feature set `encoder`).")
 @click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--dim", type=click.IntRange(2, 512), default=None,
               help="Embedding size (columns of the feature set; default 32 for the "
@@ -44,9 +45,9 @@ def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
           max_patches: int, bands: str, seed: int, address: str | None,
           num_cpus: int | None, no_ray: bool, db: str | None) -> None:
     """Train on the ingested patches (no labels, no downloads) as a runner task (GPU
-    where the cluster has one) and save <workspace>/models/encoder-v<N>.keras (or
-    ssl-v<N>.keras with --method ssl); `eominer extract --features encoder` (or `ssl`)
-    uses the newest one."""
+    where the cluster has one) and save <workspace>/models/ssl-v<N>.keras (or
+    encoder-v<N>.keras with --method autoencoder); `eominer extract --features ssl` (or
+    `encoder`) uses the newest one."""
     from compute.encoder import train as run
     from eominer.features.encoder_train import train_encoder
     from eominer.features.ssl import train_ssl

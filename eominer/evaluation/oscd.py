@@ -61,15 +61,15 @@ def read_labels(root: str | Path, city: str) -> np.ndarray:
 
 def load_city(root: str | Path, city: str):
     """(AlignedPair, labels) of one city."""
-    from eominer.change.align import PairWarning, align_pair, scene_from_path
+    from eominer.change.align import align_pair, scene_from_path
 
     base = Path(root) / "images" / city
     for d in ("imgs_1", "imgs_2"):
         if not (base / d).is_dir():
             raise ProductReadError(f"{city}: {base / d} is missing (expected imgs_1 and imgs_2)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PairWarning)  # OSCD pairs are 9-27 months apart
-        pair = align_pair(scene_from_path(base / "imgs_1"), scene_from_path(base / "imgs_2"))
+    # OSCD pairs are 9-27 months apart: the caution is expected, so it is not passed on
+    pair = align_pair(scene_from_path(base / "imgs_1"), scene_from_path(base / "imgs_2"),
+                      notes=[])
     truth = read_labels(root, city)
     if truth.shape != pair.valid.shape:
         raise GridMismatchError(

@@ -29,11 +29,16 @@ def _reduce(cells: np.ndarray, stats: Sequence[str]) -> list[np.ndarray]:
     """[(k, bands) per stat] of (k, bands, pixels) float32."""
     if not np.isnan(cells).any():
         return [cells.mean(2) if s == "mean" else cells.std(2) for s in stats]
-    import warnings
-
-    with warnings.catch_warnings():  # all-nodata windows: NaN, made 0 by Descriptor
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return [np.nanmean(cells, 2) if s == "mean" else np.nanstd(cells, 2) for s in stats]
+    # all-nodata windows stay NaN (made 0 by Descriptor). Reducing only the others keeps
+    # numpy from warning on empty slices; `catch_warnings` would hide that, but it is not
+    # thread-safe.
+    some = ~np.isnan(cells).all(2)
+    out = []
+    for s in stats:
+        r = np.full(cells.shape[:2], np.nan, cells.dtype)
+        r[some] = np.nanmean(cells[some], 1) if s == "mean" else np.nanstd(cells[some], 1)
+        out.append(r)
+    return out
 
 
 def index_image(stack: np.ndarray, bands: Sequence[str], index: str) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`encoder`: embeddings from a small convolutional autoencoder (TensorFlow/Keras 3).
 
 The autoencoder is trained without labels on the user's own level-32 patches
-(`eominer encoder train`); no pretrained weights are needed. Input: 32 x 32 px of
+(`eominer encoder train --method autoencoder`); no pretrained weights are needed. Input: 32 x 32 px of
 B02, B03, B04, B08 reflectance, standardised per band with the training set's mean
 and std (stored with the model), nodata set to the band mean (0 after standardising).
 Patches larger than 32 px are averaged down by an integer factor to 32 x 32; smaller
@@ -157,8 +157,8 @@ def build(product_bands: Sequence[str], model: dict[str, Any] | None = None) -> 
     """Configured with a `models` row (see `latest_encoder`)."""
     if model is None:
         raise ModelNotTrainedError(
-            "no encoder has been trained in this database: run `eominer encoder train` "
-            "first (it learns from the ingested Sentinel-2 patches)"
+            "no autoencoder has been trained in this database: run `eominer encoder train "
+            "--method autoencoder` first (it learns from the ingested Sentinel-2 patches)"
         )
     p = model["params"]
     bands = model_bands(p)

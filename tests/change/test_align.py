@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -62,9 +63,16 @@ def test_different_sensors_are_refused(bordeaux_pair) -> None:
 
 def test_dates_far_apart_are_a_warning_not_an_error(oscd) -> None:
     base = oscd / "images" / "nantes"  # 2015-08-21 -> 2017-10-14
+    first, second = scene_from_path(base / "imgs_1"), scene_from_path(base / "imgs_2")
     with pytest.warns(PairWarning, match=r"785 days apart"):
-        p = align_pair(scene_from_path(base / "imgs_1"), scene_from_path(base / "imgs_2"))
+        p = align_pair(first, second)
     assert p.valid.any()
+    # with a list the caution is collected there instead (thread-safe: no warning filters)
+    notes: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        align_pair(first, second, notes=notes)
+    assert len(notes) == 1 and "785 days apart" in notes[0]
 
 
 def test_clouds_in_one_date_are_masked(bordeaux_pair) -> None:

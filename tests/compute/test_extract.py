@@ -112,7 +112,8 @@ def test_corrupt_ard_file(store):
 
 
 def test_encoder_requested_before_training(store):
-    with pytest.raises(ModelNotTrainedError, match="eominer encoder train"):
+    with pytest.raises(ModelNotTrainedError,
+                       match="eominer encoder train --method autoencoder"):
         run_extract(store, "spectral,encoder")
     assert nothing_written(store)
 

@@ -92,6 +92,28 @@ def test_ssl_training_records_its_model_and_extract_uses_the_newest(ingested):
     assert {b.build_params["model"]["model_id"] for b in blocks} == {newer["model_id"]}
 
 
+def test_the_command_trains_the_self_supervised_encoder_by_default(ingested, capsys):
+    """`eominer encoder train` with no --method trains `ssl` (ahead out of fold);
+    `--method autoencoder` the other kind."""
+    from tests.cli.process import in_process
+
+    store, home = ingested
+    before = {m["model_id"] for m in store.models("ssl") + store.models("encoder")}
+    call = in_process(capsys)
+    args = ["encoder", "train", "--no-ray", "--epochs", "1", "--dim", "8",
+            "--max-patches", "64", "--db", f"duckdb:///{home / 'db.duckdb'}"]
+    r = call(args, home)
+    assert r.returncode == 0, r.stderr
+    r2 = call([*args, "--method", "autoencoder"], home)
+    assert r2.returncode == 0, r2.stderr
+    new = {m["model_id"]: m["kind"] for m in store.models("ssl") + store.models("encoder")
+           if m["model_id"] not in before}
+    assert sorted(new.values()) == ["encoder", "ssl"]
+    first = r.stdout.split()[0]
+    assert new[first] == "ssl" and first.startswith("ssl-v")
+    assert new[r2.stdout.split()[0]] == "encoder"
+
+
 TEN = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")
 
 

@@ -30,7 +30,7 @@ def test_identity_changes_with_parameters_and_bands():
 
 
 def test_encoder_before_training():
-    with pytest.raises(ModelNotTrainedError, match="eominer encoder train"):
+    with pytest.raises(ModelNotTrainedError, match="eominer encoder train --method autoencoder"):
         build("encoder", ["B02", "B03", "B04", "B08"])
 
 
