@@ -29,7 +29,8 @@ BUILDERS: dict[str, str] = {
     "wld": "eominer.features.wld:build",
     "sar": "eominer.features.sar:build",
     "encoder": "eominer.features.encoder:build",
-    # the self-supervised (VICReg) encoder; not a default until it wins (docs/learning.md)
+    # the self-supervised (VICReg) encoder: ahead of the autoencoder out of fold
+    # (docs/learning.md), the default of `eominer encoder train`
     "ssl": "eominer.features.ssl:build",
     # random convolutional features; the filter bank is sampled from the archive by extract
     "mosaiks": "eominer.features.mosaiks:build",
@@ -38,7 +39,8 @@ BUILDERS: dict[str, str] = {
     "s1stats": "eominer.features.s1stats:build",
     "bandstats": "eominer.features.bandstats:build",
 }
-DEFAULT_FEATURES: tuple[str, ...] = ("spectral", "gabor", "wld", "sar", "encoder")
+# the learned encoders are extracted by default only where a model of theirs is trained
+DEFAULT_FEATURES: tuple[str, ...] = ("spectral", "gabor", "wld", "sar", "encoder", "ssl")
 SENSORS: dict[str, str] = {
     "spectral": "S2", "gabor": "S2", "wld": "S2", "sar": "S1", "encoder": "S2", "ssl": "S2",
     "mosaiks": "S2", "s2stats": "S2", "s1stats": "S1", "bandstats": "S2",

@@ -152,7 +152,7 @@ class JobsView(Viewer):
         self._on_finished = on_finished  # a job finished: reload what it produced
         self._features = pn.widgets.MultiChoice(
             label="Feature sets to extract", options=available(),
-            value=[f for f in DEFAULT_FEATURES if f != "encoder"], width=420,
+            value=[f for f in DEFAULT_FEATURES if f not in ("encoder", "ssl")], width=420,
             css_classes=["eom-extract-features"])
         self._extract = pn.widgets.Button(label="Extract for the selected products",
                                           css_classes=["eom-run-extract"], width=260)

@@ -178,14 +178,17 @@ def test_blocks_equal_the_whole_band(ingested_store, name):
 
 @pytest.mark.ray
 def test_extract_fills_every_feature_set_for_every_patch(home, capsys):
-    with open_store(url(home)) as store:
+    from eominer.features.ssl import train_ssl
+
+    with open_store(url(home)) as store:  # both learned encoders: extracted by default
         train_encoder(store, epochs=1, dim=8, max_patches=300)
+        train_ssl(store, epochs=1, dim=8, max_patches=300, batch_size=64)
     with pytest.raises(SystemExit, match="^0$") as exc:  # `main` exits only on errors
         main(["extract", "--db", url(home), "--num-cpus", "2", "--block-rows", "256"])
         raise SystemExit(0)
     assert exc.value.code == 0, capsys.readouterr().err
     with open_store(url(home)) as store:
-        assert_complete(store, {"spectral", "gabor", "wld", "sar", "encoder"})
+        assert_complete(store, {"spectral", "gabor", "wld", "sar", "encoder", "ssl"})
         assert set(store.tasks()["status"].to_pylist()) == {"done"}
         # nothing left to do: a re-run is a no-op
         again = run_extract(store, block_rows=256)

@@ -10,7 +10,7 @@ from eominer.store import feature_set_id
 
 
 def test_parse_names_defaults_and_dedup():
-    assert parse_feature_names(None) == ["spectral", "gabor", "wld", "sar", "encoder"]
+    assert parse_feature_names(None) == ["spectral", "gabor", "wld", "sar", "encoder", "ssl"]
     assert parse_feature_names("gabor, spectral,gabor") == ["gabor", "spectral"]
 
 
