@@ -59,9 +59,10 @@ def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] 
           batch_size: int = 128, seed: int = 0, bands: Sequence[str] | None = None,
           address: str | None = None,
           num_cpus: int | None = None, progress: Callable[[str], None] | None = None,
+          on_start: Callable[[int, int], None] | None = None, on_task: Any = None,
           ) -> dict[str, Any]:
     """Train on the runner; record the model (`models` row, `<kind>-v<N>.keras`); return
-    its row."""
+    its row. `on_start`, `on_task`: `run_job`'s progress callbacks."""
     from compute.runner import new_job_id, run_job
     from eominer.features.encoder import BANDS
     from eominer.features.encoder_train import sample_sources, save_model
@@ -88,6 +89,7 @@ def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] 
         progress(f"training {method} on Ray ({epochs} epochs, "
                  f"{task.n_items} patches of {len(sources)} product(s))")
     report = run_job(store, JobSpec(f"{kind}-train", [task], commit), address=address,
-                     num_cpus=num_cpus, num_workers=1, retries=1)
+                     num_cpus=num_cpus, num_workers=1, retries=1, on_start=on_start,
+                     on_task=on_task)
     report.raise_for_failures()
     return saved[0] if saved else store.latest_model(kind)

@@ -40,15 +40,19 @@ def encoder() -> None:
 @click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray.")
 @click.option("--no-ray", is_flag=True, default=False,
               help="Train in this process instead of as a runner task (the same training).")
+@click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
+              help="Also append a JSON line to this file when the training task finishes.")
 @db_option
 def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
           max_patches: int, bands: str, seed: int, address: str | None,
-          num_cpus: int | None, no_ray: bool, db: str | None) -> None:
+          num_cpus: int | None, no_ray: bool, progress_log: str | None,
+          db: str | None) -> None:
     """Train on the ingested patches (no labels, no downloads) as a runner task (GPU
     where the cluster has one) and save <workspace>/models/ssl-v<N>.keras (or
     encoder-v<N>.keras with --method autoencoder); `eominer extract --features ssl` (or
     `encoder`) uses the newest one."""
     from compute.encoder import train as run
+    from compute.progress import job_progress
     from eominer.features.encoder_train import train_encoder
     from eominer.features.ssl import train_ssl
     from eominer.store import open_store
@@ -61,10 +65,18 @@ def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
             fit = train_ssl if method == "ssl" else train_encoder
             row = fit(store, ids, epochs=epochs, dim=dim, max_patches=max_patches,
                       seed=seed, log=lambda m: click.echo(m, err=True), bands=use)
+            if progress_log:
+                import json
+
+                with open(progress_log, "a", encoding="utf-8") as log:
+                    log.write(json.dumps({"model_id": row["model_id"], "done": 1,
+                                          "of": 1}) + "\n")
         else:
-            row = run(store, method, ids, epochs=epochs, dim=dim, max_patches=max_patches,
-                      seed=seed, bands=use, address=address, num_cpus=num_cpus,
-                      progress=lambda m: click.echo(m, err=True))
+            with job_progress(f"{method} training", progress_log) as bar:
+                row = run(store, method, ids, epochs=epochs, dim=dim,
+                          max_patches=max_patches, seed=seed, bands=use, address=address,
+                          num_cpus=num_cpus, progress=bar.print, on_start=bar.on_start,
+                          on_task=bar.on_task)
     m = row["metrics"]
     click.echo(f"{row['model_id']}  {row['path']}  loss {m['loss']:.4f}  "
                f"{m['patches']} patches  {m['train_patches_per_s']:.0f} patches/s")

@@ -1,5 +1,5 @@
-"""Batch jobs started from the app: `eominer extract`, `eominer change --pairs` and
-`eominer apply` (Publish tab), the same runner jobs a terminal starts, each in a process
+"""Batch jobs started from the app: `eominer extract`, `eominer change --pairs`,
+`eominer encoder train` and `eominer apply` (Publish tab), the same runner jobs a terminal starts, each in a process
 of its own (never in the server's event loop). The app follows them through their
 progress log and reloads the scope when one finishes; the launcher is shared by the
 browser sessions of one server, so a job started twice is refused with the progress of
@@ -124,6 +124,20 @@ class JobLauncher:
                           done_note="its scores are rows of annotations (source 'apply', "
                           "SQL tab)")
 
+    def train_encoder(self, product_ids: Sequence[str], user: str, epochs: int = 5,
+                      max_patches: int = 20000) -> AppJob:
+        """Train the self-supervised encoder (`eominer encoder train`) on the products'
+        patches; `ssl` can be extracted once it is done."""
+        if not product_ids:
+            raise SessionError("pick the products to train the encoder on in the list")
+        products = sorted(product_ids)
+        return self.start(("encoder", *products),
+                          f"train the ssl encoder on {len(products)} product(s)",
+                          ["encoder", "train", "--products", ",".join(products), "--epochs",
+                           str(epochs), "--max-patches", str(max_patches)], user,
+                          done_note="the ssl encoder is trained: extract `ssl` (Feature sets "
+                          "to extract) to mine with it")
+
     def active(self) -> list[AppJob]:
         return list(self.jobs.values())
 
@@ -140,7 +154,8 @@ def launcher(db_url: str) -> JobLauncher:
 
 
 class JobsView(Viewer):
-    """Start extract or change for the products selected in Scope; follow the jobs."""
+    """Start extract, change or encoder training for the products selected in Scope;
+    follow the jobs."""
 
     state = param.ClassSelector(class_=AppState)
 
@@ -158,11 +173,14 @@ class JobsView(Viewer):
                                           css_classes=["eom-run-extract"], width=260)
         self._change = pn.widgets.Button(label="Change between the 2 selected",
                                          css_classes=["eom-run-change"], width=230)
+        self._encoder = pn.widgets.Button(label="Train the ssl encoder on the selected",
+                                          css_classes=["eom-run-encoder"], width=270)
         self._list = pn.pane.HTML("", css_classes=["eom-app-jobs"], sizing_mode="stretch_width")
         # finished jobs this browser session has shown (those of before it opened count)
         self._seen = {j.job_id for j in self.launcher.active() if j.state != "running"}
         self._extract.on_click(lambda _: self._run_extract())
         self._change.on_click(lambda _: self._run_change())
+        self._encoder.on_click(lambda _: self._run_encoder())
 
     @property
     def launcher(self) -> JobLauncher:
@@ -188,6 +206,12 @@ class JobsView(Viewer):
             self.state.say(f"{job.label} started in its own process", "success")
         self.refresh()
 
+    def _run_encoder(self) -> None:
+        with self.state.work("start encoder training"):
+            job = self.launcher.train_encoder(self._selected(), self.state.user)
+            self.state.say(f"{job.label} started in its own process", "success")
+        self.refresh()
+
     def refresh(self) -> None:
         """Progress of the server's jobs; a job that just finished reloads the scope."""
         import html
@@ -208,5 +232,5 @@ class JobsView(Viewer):
     def __panel__(self):
         return pn.Column(
             pn.pane.Markdown("#### Batch jobs (Ray, in their own processes)"),
-            pn.Row(self._features, self._extract, self._change),
+            pn.Row(self._features, self._extract, self._change, self._encoder),
             self._list, sizing_mode="stretch_width")

