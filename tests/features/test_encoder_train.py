@@ -3,6 +3,7 @@ embeddings through the `encoder` descriptor."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +103,10 @@ def test_the_command_trains_the_self_supervised_encoder_by_default(ingested, cap
     call = in_process(capsys)
     args = ["encoder", "train", "--no-ray", "--epochs", "1", "--dim", "8",
             "--max-patches", "64", "--db", f"duckdb:///{home / 'db.duckdb'}"]
-    r = call(args, home)
+    log = home / "train.progress.jsonl"
+    r = call([*args, "--progress-log", str(log)], home)
     assert r.returncode == 0, r.stderr
+    assert json.loads(log.read_text()) == {"model_id": r.stdout.split()[0], "done": 1, "of": 1}
     r2 = call([*args, "--method", "autoencoder"], home)
     assert r2.returncode == 0, r2.stderr
     new = {m["model_id"]: m["kind"] for m in store.models("ssl") + store.models("encoder")
