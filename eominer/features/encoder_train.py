@@ -60,6 +60,10 @@ def sample_sources(store: Store, product_ids: Sequence[str] | None = None,
                                "see `eominer products`")
     wanted = [p for p in table if p.sensor == "S2"
               and (not product_ids or p.product_id in product_ids)]
+    if product_ids and not wanted:
+        raise FeatureError(f"product(s) {', '.join(product_ids)} are not Sentinel-2: the "
+                           "encoders learn from Sentinel-2 patches; name Sentinel-2 products "
+                           "(see `eominer products`)")
     missing = {p.product_id: [b for b in bands if b not in p.bands] for p in wanted}
     chosen = [p for p in wanted if not missing[p.product_id]]
     lacking = {pid: miss for pid, miss in missing.items() if miss}

@@ -62,10 +62,20 @@ def test_train_saves_versioned_model_with_metadata(ingested):
         d2.name, d2.version, d2.params)
 
 
-def test_training_needs_s2_patches(ingested):
+def test_training_needs_s2_patches(ingested, monkeypatch):
+    import dataclasses
+
+    from eominer.features.encoder_train import sample_sources
+
     store, _ = ingested
     with pytest.raises(FeatureError, match="not in the database"):
         train_encoder(store, ["S2X_NOPE"], epochs=1)
+    # the same product seen as a Sentinel-1 one: named, it is refused as not Sentinel-2
+    (prod,) = store.product_list()
+    radar = dataclasses.replace(prod, sensor="S1")
+    monkeypatch.setattr(store, "product_list", lambda: [radar])
+    with pytest.raises(FeatureError, match=f"{prod.product_id} are not Sentinel-2"):
+        sample_sources(store, [prod.product_id], 100)
 
 
 def test_ssl_training_records_its_model_and_extract_uses_the_newest(ingested):
