@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compute.runner import Finished, JobSpec, Task
+from compute.runner import Finished, JobSpec, Task, TaskCallback
 from eominer.errors import FeatureError
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] 
           batch_size: int = 128, seed: int = 0, bands: Sequence[str] | None = None,
           address: str | None = None,
           num_cpus: int | None = None, progress: Callable[[str], None] | None = None,
-          on_start: Callable[[int, int], None] | None = None, on_task: Any = None,
+          on_start: Callable[[int, int], None] | None = None,
+          on_task: TaskCallback | None = None,
           ) -> dict[str, Any]:
     """Train on the runner; record the model (`models` row, `<kind>-v<N>.keras`); return
     its row. `on_start`, `on_task`: `run_job`'s progress callbacks."""

@@ -1,9 +1,10 @@
 """`encoder`: embeddings from a small convolutional autoencoder (TensorFlow/Keras 3).
 
 The autoencoder is trained without labels on the user's own level-32 patches
-(`eominer encoder train --method autoencoder`); no pretrained weights are needed. Input: 32 x 32 px of
-B02, B03, B04, B08 reflectance, standardised per band with the training set's mean
-and std (stored with the model), nodata set to the band mean (0 after standardising).
+(`eominer encoder train --method autoencoder`); no pretrained weights are needed.
+Input: 32 x 32 px of B02, B03, B04, B08 reflectance, standardised per band with the
+training set's mean and std (stored with the model), nodata set to the band mean (0 after
+standardising).
 Patches larger than 32 px are averaged down by an integer factor to 32 x 32; smaller
 ones (a workspace ingested at 16 px) are repeated up to it; other sizes (BigEarthNet's
 120 px) are resampled by area.

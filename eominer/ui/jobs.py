@@ -1,9 +1,9 @@
 """Batch jobs started from the app: `eominer extract`, `eominer change --pairs`,
-`eominer encoder train` and `eominer apply` (Publish tab), the same runner jobs a terminal starts, each in a process
-of its own (never in the server's event loop). The app follows them through their
-progress log and reloads the scope when one finishes; the launcher is shared by the
-browser sessions of one server, so a job started twice is refused with the progress of
-the first.
+`eominer encoder train` and `eominer apply` (Publish tab), the same runner jobs a
+terminal starts, each in a process of its own (never in the server's event loop). The
+app follows them through their progress log and reloads the scope when one finishes;
+the launcher is shared by the browser sessions of one server, so a job started twice is
+refused with the progress of the first.
 """
 
 from __future__ import annotations
