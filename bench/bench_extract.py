@@ -3,9 +3,9 @@
     python bench/bench_extract.py [--cities all|bordeaux,paris,...] [--features ...]
 
 1. Real OSCD cities (both dates of each, ingested into a temporary workspace) extracted
-   with spectral, gabor and wld on a local Ray of 2 CPUs, once with 1 worker and once
-   with 2 (each on a fresh copy of the database). Scaling efficiency T1 / (2 T2):
-   target >= 85%. Time counts from Ray being up to the last result written (worker
+   with spectral, gabor and wld on a local Ray of 2 CPUs, with 1 worker and with 2,
+   alternated, 3 runs each (each on a fresh copy of the database). Scaling efficiency
+   T1 / (2 T2) of the medians: target >= 85%. Time counts from Ray being up to the last result written (worker
    start-up included, Ray start excluded); printed also from the first result to the
    last, the part of a job that more workers can shorten.
 2. The encoder: training patches/s (2 epochs on the cities' level-32 patches, TF's own
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cities", default="all")
     ap.add_argument("--features", default="spectral,gabor,wld")
     ap.add_argument("--block-rows", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of each worker count, alternated (medians compared)")
     args = ap.parse_args(argv)
     cities = CITIES if args.cities == "all" else tuple(args.cities.split(","))
     print(f"== bench_extract ({len(cities)} OSCD cities x 2 dates, {os.cpu_count()} cores, "
@@ -73,19 +76,27 @@ def main(argv: list[str] | None = None) -> int:
         n_patches = sum(r.patches for r in res)
         print(f"ingested {len(res)} products, {n_patches} patches in "
               f"{time.perf_counter() - t:.0f} s")
-        times, steady = {}, {}
-        for workers in (1, 2):
-            db = Path(tmp) / f"w{workers}.duckdb"
-            shutil.copy(base, db)
-            with open_store(f"duckdb:///{db}") as store:
-                rep = run_extract(store, args.features, num_cpus=2, num_workers=workers,
-                                  block_rows=args.block_rows)
-                rep.raise_for_failures()
-            times[workers] = rep.seconds
-            steady[workers] = rep.seconds - rep.first_result_seconds
-            print(f"extract {args.features}, {workers} worker(s): {rep.seconds:.1f} s, "
-                  f"{rep.tasks_done} tasks, {rep.patches_written / rep.seconds:,.0f} patch rows/s"
-                  f" (first result after {rep.first_result_seconds:.1f} s: worker start-up)")
+        # 1 and 2 workers alternated, `--repeats` each, medians compared: this VM's speed
+        # drifts by 20-40 % within minutes, and one run of each would compare two machines
+        runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+        for r in range(args.repeats):
+            for workers in (1, 2):
+                db = Path(tmp) / f"w{workers}_{r}.duckdb"
+                shutil.copy(base, db)
+                with open_store(f"duckdb:///{db}") as store:
+                    rep = run_extract(store, args.features, num_cpus=2, num_workers=workers,
+                                      block_rows=args.block_rows)
+                    rep.raise_for_failures()
+                db.unlink()
+                runs[workers].append((rep.seconds, rep.seconds - rep.first_result_seconds))
+                print(f"extract {args.features}, {workers} worker(s): {rep.seconds:.1f} s, "
+                      f"{rep.tasks_done} tasks, {rep.patches_written / rep.seconds:,.0f} patch "
+                      f"rows/s (first result after {rep.first_result_seconds:.1f} s: worker "
+                      "start-up)")
+        times = {w: statistics.median(t for t, _ in v) for w, v in runs.items()}
+        steady = {w: statistics.median(u for _, u in v) for w, v in runs.items()}
+        print(f"medians of {args.repeats} alternated runs each: 1 worker {times[1]:.1f} s, "
+              f"2 workers {times[2]:.1f} s")
         eff = times[1] / (2 * times[2])
         print(f"Ray scaling 1 -> 2 workers: efficiency {eff:.0%} (target >= 85%); "
               f"bound (perfect scaling) {times[1] / 2:.1f} s vs {times[2]:.1f} s measured")
