@@ -5,9 +5,9 @@
 1. Real OSCD cities (both dates of each, ingested into a temporary workspace) extracted
    with spectral, gabor and wld on a local Ray of 2 CPUs, with 1 worker and with 2,
    alternated, 3 runs each (each on a fresh copy of the database). Scaling efficiency
-   T1 / (2 T2) of the medians: target >= 85%. Time counts from Ray being up to the last result written (worker
-   start-up included, Ray start excluded); printed also from the first result to the
-   last, the part of a job that more workers can shorten.
+   T1 / (2 T2) of the medians: target >= 85%. Time counts from Ray being up to the last
+   result written (worker start-up included, Ray start excluded); printed also from the
+   first result to the last, the part of a job that more workers can shorten.
 2. The encoder: training patches/s (2 epochs on the cities' level-32 patches, TF's own
    threads) and inference patches/s with one TF thread (as in an extract worker).
    Bound: the model's multiply-adds at the SGEMM rate measured here on one thread.
