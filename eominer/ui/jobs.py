@@ -23,7 +23,16 @@ import param
 from panel.viewable import Viewer
 
 from eominer.errors import SessionError
+from eominer.features import encoder, mosaiks
 from eominer.ui.state import AppState
+
+# What the app's encoder job may see: the four 10 m bands (any S2 product has them), or
+# the ten 10 m and 20 m bands, ahead for land cover (docs/learning.md) where every
+# selected product holds them
+ENCODER_BANDS: dict[str, tuple[str, ...]] = {
+    "4 bands (10 m)": encoder.BANDS,
+    "10 bands (10 and 20 m)": mosaiks.DEFAULT_BANDS,
+}
 
 
 @dataclass
@@ -125,16 +134,18 @@ class JobLauncher:
                           "SQL tab)")
 
     def train_encoder(self, product_ids: Sequence[str], user: str, epochs: int = 5,
-                      max_patches: int = 20000) -> AppJob:
+                      max_patches: int = 20000,
+                      bands: Sequence[str] = ENCODER_BANDS["4 bands (10 m)"]) -> AppJob:
         """Train the self-supervised encoder (`eominer encoder train`) on the products'
-        patches; `ssl` can be extracted once it is done."""
+        patches, seeing `bands`; `ssl` can be extracted once it is done."""
         if not product_ids:
             raise SessionError("pick the products to train the encoder on in the list")
         products = sorted(product_ids)
         return self.start(("encoder", *products),
                           f"train the ssl encoder on {len(products)} product(s)",
                           ["encoder", "train", "--products", ",".join(products), "--epochs",
-                           str(epochs), "--max-patches", str(max_patches)], user,
+                           str(epochs), "--max-patches", str(max_patches), "--bands",
+                           ",".join(bands)], user,
                           done_note="the ssl encoder is trained: extract `ssl` (Feature sets "
                           "to extract) to mine with it")
 
@@ -175,6 +186,12 @@ class JobsView(Viewer):
                                          css_classes=["eom-run-change"], width=230)
         self._encoder = pn.widgets.Button(label="Train the ssl encoder on the selected",
                                           css_classes=["eom-run-encoder"], width=270)
+        self._encoder_bands = pn.widgets.Select(
+            label="Encoder sees", options=list(ENCODER_BANDS), width=190,
+            css_classes=["eom-encoder-bands"])
+        self._encoder_epochs = pn.widgets.IntInput(
+            label="Epochs", value=5, start=1, end=100, width=80,
+            css_classes=["eom-encoder-epochs"])
         self._list = pn.pane.HTML("", css_classes=["eom-app-jobs"], sizing_mode="stretch_width")
         # finished jobs this browser session has shown (those of before it opened count)
         self._seen = {j.job_id for j in self.launcher.active() if j.state != "running"}
@@ -208,7 +225,18 @@ class JobsView(Viewer):
 
     def _run_encoder(self) -> None:
         with self.state.work("start encoder training"):
-            job = self.launcher.train_encoder(self._selected(), self.state.user)
+            ids, bands = self._selected(), ENCODER_BANDS[self._encoder_bands.value]
+            # said here, before a process starts, in the app's words (not --bands)
+            for p in self.state.store.product_list():
+                lacking = [b for b in bands if b not in p.bands]
+                if p.product_id in ids and p.sensor == "S2" and lacking:
+                    raise SessionError(
+                        f"product {p.product_id} lacks band(s) {', '.join(lacking)}: choose "
+                        f"'{next(iter(ENCODER_BANDS))}' in 'Encoder sees', or leave it out "
+                        "of the selection")
+            job = self.launcher.train_encoder(ids, self.state.user,
+                                              epochs=int(self._encoder_epochs.value),
+                                              bands=bands)
             self.state.say(f"{job.label} started in its own process", "success")
         self.refresh()
 
@@ -232,5 +260,6 @@ class JobsView(Viewer):
     def __panel__(self):
         return pn.Column(
             pn.pane.Markdown("#### Batch jobs (Ray, in their own processes)"),
-            pn.Row(self._features, self._extract, self._change, self._encoder),
+            pn.Row(self._features, self._extract, self._change),
+            pn.Row(self._encoder_bands, self._encoder_epochs, self._encoder),
             self._list, sizing_mode="stretch_width")

