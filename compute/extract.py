@@ -183,7 +183,20 @@ def plan(store: Store, features: str | Sequence[str] | None, product_ids: Sequen
     for learned, method in (("encoder", "autoencoder"), ("ssl", "ssl")):
         if learned not in names:
             continue
-        model = store.latest_model(learned)  # the newest model of that kind
+        chosen = build_params[learned].pop("model_id", None)
+        if build_params[learned]:
+            raise ConfigError(f"{learned} takes only the parameter model_id (the trained "
+                              f"model to use; default the newest), got "
+                              f"{', '.join(sorted(build_params[learned]))}")
+        if chosen is not None:
+            model = store.model(str(chosen))
+            if model is None or model["kind"] != learned:
+                have = [m["model_id"] for m in store.models(learned)] or ["none yet"]
+                raise ConfigError(f"no {learned} model {chosen!r} in this database; its "
+                                  f"{learned} models: {', '.join(have)} (`eominer encoder "
+                                  "list`)")
+        else:
+            model = store.latest_model(learned)  # the newest model of that kind
         if model is None:
             if explicit:
                 build(learned, [], model=None)  # raises ModelNotTrainedError

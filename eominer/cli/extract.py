@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from eominer.cli import db_option
+from eominer.features.registry import DEFAULT_FEATURES, available
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -33,13 +34,15 @@ def parse_params(values: tuple[str, ...]) -> dict[str, dict]:
 
 @click.command()
 @click.option("--features", default=None, metavar="NAMES",
-              help="Comma-separated descriptors: spectral,gabor,wld,sar,encoder,mosaiks "
-              "(default: spectral,gabor,wld,sar,encoder; encoder only once trained).")
+              help=f"Comma-separated descriptors: {','.join(available())} (default: "
+              f"{','.join(DEFAULT_FEATURES)}; encoder and ssl only once trained).")
 @click.option("--products", "products", multiple=True, metavar="IDS",
               help="Product ids (comma-separated or repeated; default: all ingested).")
 @click.option("--param", "params", multiple=True, metavar="FEATURE.PARAM=VALUE",
               help="A descriptor parameter (repeatable), e.g. mosaiks.n_filters=128, "
-              "mosaiks.k=5, mosaiks.seed=1: other parameters make another feature set.")
+              "mosaiks.k=5, mosaiks.seed=1: other parameters make another feature set. "
+              "ssl.model_id=ssl-v2 (or encoder.model_id=...) extracts with that trained "
+              "model instead of the newest (`eominer encoder list`).")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Join this Ray cluster (host:port, ray://host:10001 or auto); "
               "default: a local Ray on this machine.")

@@ -199,6 +199,35 @@ def test_extract_fills_every_feature_set_for_every_patch(home, capsys):
 
 
 @pytest.mark.ray
+def test_extract_uses_the_trained_model_it_is_given_else_the_newest(home):
+    """`--param ssl.model_id=...` picks an earlier encoder; a wrong id or another
+    parameter is refused before anything is written, naming what exists."""
+    from eominer.features.ssl import train_ssl
+
+    with open_store(url(home)) as store:
+        first = train_ssl(store, epochs=1, dim=8, max_patches=300, batch_size=64)
+        newest = train_ssl(store, epochs=1, dim=8, max_patches=300, batch_size=64, seed=1)
+        for params, message in (
+                ({"model_id": "ssl-v9"}, f"no ssl model 'ssl-v9' in this database; its "
+                 f"ssl models: {first['model_id']}, {newest['model_id']}"),
+                ({"model_id": "ssl-v9", "dim": 4}, "ssl takes only the parameter model_id"),
+        ):
+            with pytest.raises(ConfigError, match=message):
+                run_extract(store, "ssl", params={"ssl": params})
+            assert nothing_written(store)
+        run_extract(store, "ssl", params={"ssl": {"model_id": first["model_id"]}},
+                    num_cpus=2, block_rows=256)
+        (fs,) = store.feature_sets("ssl")
+        assert fs.params["model_id"] == first["model_id"] != newest["model_id"]
+        (n,), = store.query("SELECT COUNT(*) FROM patches p JOIN products r USING "
+                            "(product_id) WHERE r.sensor = 'S2'")
+        assert store.count_features(fs) == n
+        run_extract(store, "ssl", num_cpus=2, block_rows=256)  # no model named: the newest
+        assert {f.params["model_id"] for f in store.feature_sets("ssl")} == {
+            first["model_id"], newest["model_id"]}
+
+
+@pytest.mark.ray
 def test_kill_midway_then_resume_completes_the_rest_only(home):
     log = home / "progress.jsonl"
     args = ["extract", "--db", url(home), "--features", FAST, "--num-cpus", "2",
