@@ -1,0 +1,98 @@
+"""Label-free thresholds on `selftrain_encoder`'s probability, scored on the 9 OSCD cities
+(issue 19): Otsu (the product's rule) against Kittler-Illingworth (`change/threshold.py`,
+Gaussian and generalised-Gaussian classes) and a two-component Gaussian mixture, on the
+probability and on its logit. The probability maps are
+computed once per city (`change_map`, seed 0) and cached as .npy under --cache.
+
+    python bench/change_thresholds.py [--data ../shared/data/oscd] [--cache DIR]
+
+Labels are used only to score."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+CITIES = ("abudhabi", "aguasclaras", "bercy", "bordeaux", "hongkong", "nantes", "paris",
+          "rennes", "saclay_e")
+CVA_IRMAD = ((.263, .100), (.130, .132), (.085, .041), (.084, .016), (.362, .289),
+             (.210, .092), (.058, .061), (.340, .371), (.076, .078))  # docs/change.md
+
+
+def probability(root: Path, city: str, cache: Path) -> tuple[np.ndarray, ...]:
+    d = cache / city
+    if (d / "prob.npy").exists():
+        return tuple(np.load(d / f"{n}.npy") for n in ("prob", "valid", "truth"))
+    from eominer.change.maps import change_map
+    from eominer.evaluation.oscd import load_city
+
+    pair, truth = load_city(root, city)
+    prob = change_map(pair.x1, pair.x2, pair.valid, "selftrain_encoder", 0).probability
+    d.mkdir(parents=True, exist_ok=True)
+    for n, a in (("prob", prob), ("valid", pair.valid), ("truth", truth)):
+        np.save(d / f"{n}.npy", a)
+    return prob, pair.valid, truth
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def gmm_threshold(v: np.ndarray, seed: int = 0) -> float:
+    """Where the high component's posterior passes 0.5, on a sample of the values."""
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(seed)
+    s = v if v.size <= 200_000 else rng.choice(v, 200_000, replace=False)
+    g = GaussianMixture(2, random_state=seed).fit(s[:, None])
+    hi = int(np.argmax(g.means_.ravel()))
+    grid = np.linspace(s.min(), s.max(), 4001)
+    post = g.predict_proba(grid[:, None])[:, hi]
+    above = np.flatnonzero((post >= 0.5) & (grid >= g.means_.ravel().min()))
+    return float(grid[above[0]]) if above.size else float(s.max())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/oscd")
+    ap.add_argument("--cache", default="/tmp/chg_thresholds")
+    args = ap.parse_args()
+
+    from eominer.change.threshold import kittler_illingworth, otsu_threshold
+    from eominer.evaluation.change_metrics import confusion, from_confusion
+
+    rules = ("otsu", "ki_p", "ki_logit", "kigg_logit", "gmm_p", "gmm_logit")
+    pooled = {r: np.zeros(4, np.int64) for r in rules}
+    f1: dict[str, list[float]] = {r: [] for r in rules}
+    for city in CITIES:
+        prob, valid, truth = probability(Path(args.data), city, Path(args.cache))
+        v = prob[valid].astype(np.float64)
+        lv = logit(v)
+
+        def ki(x, model):
+            return kittler_illingworth(x, None, model=model).threshold
+
+        def back(t):
+            return float(1 / (1 + np.exp(-t)))
+
+        th = {"otsu": otsu_threshold(prob, valid, 0), "ki_p": ki(v, "gaussian"),
+              "ki_logit": back(ki(lv, "gaussian")), "kigg_logit": back(ki(lv, "gg")),
+              "gmm_p": gmm_threshold(v), "gmm_logit": back(gmm_threshold(lv))}
+        for r in rules:
+            c = confusion(valid & (prob > th[r]), truth)
+            pooled[r] += c
+            f1[r].append(from_confusion(*c, float("nan")).f1)
+        print(city, " ".join(f"{r} {th[r]:.3f}:{f1[r][-1]:.3f}" for r in rules), flush=True)
+    print("\nrule       pooled F1  precision  recall  wins  per city")
+    for r in rules:
+        m = from_confusion(*(int(x) for x in pooled[r]), float("nan"))
+        wins = sum(f > max(b) for f, b in zip(f1[r], CVA_IRMAD, strict=True))
+        print(f"{r:10s} {m.f1:.3f}      {m.precision:.3f}      {m.recall:.3f}   {wins}/9   "
+              + " ".join(f"{x:.3f}" for x in f1[r]))
+
+
+if __name__ == "__main__":
+    main()
