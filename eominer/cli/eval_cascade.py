@@ -57,6 +57,9 @@ def cascade(root, classes, features, level, coarse_level, coarse_budget, budget,
     get_strategy(strategy)
     (names,) = parse_combos(features)
     extra = parse_params(params)
+    from eominer.evaluation.provenance import environment, footer
+
+    env = environment()  # when it started, and with what
     with tempfile.TemporaryDirectory(prefix="eominer-eval-cascade-") as tmp:
         rows = _run(Path(tmp), Path(root), [c.strip() for c in classes.split(",") if c.strip()],
                     names, level, coarse_level, coarse_budget, budget, threshold, strategy,
@@ -69,9 +72,10 @@ def cascade(root, classes, features, level, coarse_level, coarse_budget, budget,
                f"labels, published at {threshold}:\n")
     click.echo(table)
     if json_out:
-        Path(json_out).write_text(json.dumps(rows, indent=1))
+        Path(json_out).write_text(json.dumps([{**r, "environment": env} for r in rows],
+                                             indent=1))
     if markdown_out:
-        Path(markdown_out).write_text(table + "\n")
+        Path(markdown_out).write_text(f"{table}\n\n{footer(env)}\n")
 
 
 def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget, threshold,

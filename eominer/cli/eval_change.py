@@ -25,7 +25,9 @@ def change(root: str, cities: str | None, methods: str, seed: int,
 
     from eominer.cli.output import render
     from eominer.evaluation.change import evaluate
+    from eominer.evaluation.provenance import environment
 
+    env = environment()  # when it started, and with what
     chosen = [c.strip() for c in cities.split(",") if c.strip()] if cities else None
     ms = [m.strip() for m in methods.split(",") if m.strip()]
 
@@ -61,5 +63,5 @@ def change(root: str, cities: str | None, methods: str, seed: int,
                            + ", ".join(f"{m} {by[m]:.3f}" for m in worse))
     if json_out:
         with open(json_out, "w") as fh:
-            json.dump({"rows": rows, "overall": {m: asdict(s) for m, s in overall.items()}},
-                      fh, indent=1)
+            json.dump({"rows": rows, "overall": {m: asdict(s) for m, s in overall.items()},
+                       "environment": env}, fh, indent=1)

