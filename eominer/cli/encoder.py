@@ -86,18 +86,22 @@ def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 def list_models(db: str | None, fmt: str) -> None:
-    """Trained encoders (both kinds), newest last."""
+    """Trained encoders (both kinds), newest last: what each sees and how it was trained
+    (`eominer extract --param ssl.model_id=...` picks one)."""
+    from eominer.features.encoder import model_bands
     from eominer.store import open_store
 
     with open_store(db) as store:
         rows = sorted(store.models("encoder") + store.models("ssl"),
                       key=lambda r: (r["created"], r["model_id"]))
-    cols = ["model_id", "path", "dim", "loss", "patches", "created"]
+    cols = ["model_id", "kind", "bands", "dim", "epochs", "seed", "loss", "patches",
+            "created", "path"]
     data = {c: [] for c in cols}
     for r in rows:
-        for c, v in zip(cols, (r["model_id"], r["path"], r["params"]["dim"],
-                               r["metrics"]["loss"], r["metrics"]["patches"], r["created"]),
-                        strict=True):
+        p, m = r["params"], r["metrics"]
+        for c, v in zip(cols, (r["model_id"], r["kind"], ",".join(model_bands(p)), p["dim"],
+                               p.get("epochs"), p.get("seed"), m["loss"], m["patches"],
+                               r["created"], r["path"]), strict=True):
             data[c].append(v)
     click.echo(render(pa.table({c: pa.array(v) for c, v in data.items()}) if rows
                       else pa.table({c: [] for c in cols}), fmt, title="encoders"))

@@ -125,6 +125,16 @@ def test_the_command_trains_the_self_supervised_encoder_by_default(ingested, cap
     first = r.stdout.split()[0]
     assert new[first] == "ssl" and first.startswith("ssl-v")
     assert new[r2.stdout.split()[0]] == "encoder"
+    # the list says which is which: kind, the bands it sees, how it was trained
+    r3 = call(["encoder", "list", "--format", "json", "--db", f"duckdb:///{home / 'db.duckdb'}"],
+              home)
+    assert r3.returncode == 0, r3.stderr
+    listed = {x["model_id"]: x for x in json.loads(r3.stdout)}
+    for model_id, kind in new.items():
+        x = listed[model_id]
+        assert (x["kind"], x["bands"], x["dim"], x["epochs"], x["seed"]) == (
+            kind, "B02,B03,B04,B08", 8, 1, 0)
+        assert x["patches"] <= 64 and Path(x["path"]).is_file()
 
 
 TEN = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")
