@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from change_thresholds import CITIES, CVA_IRMAD, probability  # noqa: E402
+from change_thresholds import CITIES, probability, summary  # noqa: E402
 
 FOUR = (0, 1, 2, 6)  # B02, B03, B04, B08 in CHANGE_BANDS
 
@@ -75,12 +75,7 @@ def main() -> None:
             pooled[v] += c
             f1[v].append(from_confusion(*c, float("nan")).f1)
         print(city, " ".join(f"{v}={f1[v][-1]:.3f}" for v in variants), flush=True)
-    print("\nvariant         pooled F1  precision  recall  wins  per city")
-    for v in variants:
-        m = from_confusion(*(int(x) for x in pooled[v]), float("nan"))
-        wins = sum(f > max(b) for f, b in zip(f1[v], CVA_IRMAD, strict=True))
-        print(f"{v:15s} {m.f1:.3f}      {m.precision:.3f}      {m.recall:.3f}   {wins}/9   "
-              + " ".join(f"{x:.3f}" for x in f1[v]))
+    summary(pooled, f1)
 
 
 if __name__ == "__main__":

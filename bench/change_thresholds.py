@@ -86,12 +86,19 @@ def main() -> None:
             pooled[r] += c
             f1[r].append(from_confusion(*c, float("nan")).f1)
         print(city, " ".join(f"{r} {th[r]:.3f}:{f1[r][-1]:.3f}" for r in rules), flush=True)
-    print("\nrule       pooled F1  precision  recall  wins  per city")
-    for r in rules:
-        m = from_confusion(*(int(x) for x in pooled[r]), float("nan"))
-        wins = sum(f > max(b) for f, b in zip(f1[r], CVA_IRMAD, strict=True))
-        print(f"{r:10s} {m.f1:.3f}      {m.precision:.3f}      {m.recall:.3f}   {wins}/9   "
-              + " ".join(f"{x:.3f}" for x in f1[r]))
+    summary(pooled, f1)
+
+
+def summary(pooled: dict[str, np.ndarray], f1: dict[str, list[float]]) -> None:
+    """Pooled F1, precision, recall, wins over CVA and IR-MAD, and F1 per city."""
+    from eominer.evaluation.change_metrics import from_confusion
+
+    print("\nvariant         pooled F1  precision  recall  wins  per city")
+    for v in pooled:
+        m = from_confusion(*(int(x) for x in pooled[v]), float("nan"))
+        wins = sum(f > max(b) for f, b in zip(f1[v], CVA_IRMAD, strict=True))
+        print(f"{v:15s} {m.f1:.3f}      {m.precision:.3f}      {m.recall:.3f}   {wins}/9   "
+              + " ".join(f"{x:.3f}" for x in f1[v]))
 
 
 if __name__ == "__main__":

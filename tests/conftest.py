@@ -44,6 +44,27 @@ def ben(shared_data: Path) -> Path:
 
 
 @pytest.fixture
+def four_band_pair(shared_data: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """(Bordeaux's first date, a four-band COG of its B02, B03, B04, B08): a real product
+    with every band beside one with the 10 m bands only."""
+    import rasterio
+
+    src = shared_data / "oscd/images/bordeaux/imgs_1"
+    four = ("B02", "B03", "B04", "B08")
+    layers = []
+    for b in four:
+        with rasterio.open(next(src.glob(f"*_{b}.tif"))) as ds:
+            layers.append(ds.read(1))
+            profile = ds.profile
+    cog = tmp_path / "four.tif"
+    with rasterio.open(cog, "w", **{**profile, "count": 4}) as ds:
+        for i, (b, layer) in enumerate(zip(four, layers, strict=True), 1):
+            ds.write(layer, i)
+            ds.set_band_description(i, b)
+    return src, cog
+
+
+@pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh EOMINER_HOME; the default database lives in it."""
     home = tmp_path / "ws"

@@ -171,28 +171,15 @@ def test_the_bands_an_encoder_sees_are_a_training_choice_kept_with_the_model(ing
             train_ssl(store, epochs=1, dim=8, max_patches=100, bands=bad)
 
 
-def test_products_without_the_encoder_bands_are_left_out_by_name(shared_data, tmp_path,
+def test_products_without_the_encoder_bands_are_left_out_by_name(four_band_pair, tmp_path,
                                                                    monkeypatch):
     """A four-band COG (B02, B03, B04, B08) beside a full product: a ten-band encoder
     trains on the full one and says which it left out; naming the COG is an error."""
-    import rasterio
-
     from eominer.features.encoder_train import sample_sources
     from eominer.ingest import ingest_paths
 
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path))
-    src = shared_data / "oscd/images/bordeaux/imgs_1"
-    four = ("B02", "B03", "B04", "B08")
-    layers = []
-    for b in four:
-        with rasterio.open(next(src.glob(f"*_{b}.tif"))) as ds:
-            layers.append(ds.read(1))
-            profile = ds.profile
-    cog = tmp_path / "four.tif"
-    with rasterio.open(cog, "w", **{**profile, "count": 4}) as ds:
-        for i, (b, layer) in enumerate(zip(four, layers, strict=True), 1):
-            ds.write(layer, i)
-            ds.set_band_description(i, b)
+    src, cog = four_band_pair
     with open_store(f"duckdb:///{tmp_path / 'db.duckdb'}") as store:
         ingest_paths(store, [src, cog], levels=(32,))
         ids = {len(p.bands): p.product_id for p in store.product_list()}

@@ -10,28 +10,14 @@ import pytest
 
 
 @pytest.fixture
-def four_band_store(shared_data: Path, tmp_path: Path, monkeypatch):
+def four_band_store(four_band_pair, tmp_path: Path, monkeypatch):
     """A four-band COG (B02, B03, B04, B08 of a real OSCD date) beside the full date."""
-    import rasterio
-
     from eominer.ingest import ingest_paths
     from eominer.store import open_store
 
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path))
-    src = shared_data / "oscd/images/bordeaux/imgs_1"
-    four = ("B02", "B03", "B04", "B08")
-    layers = []
-    for b in four:
-        with rasterio.open(next(src.glob(f"*_{b}.tif"))) as ds:
-            layers.append(ds.read(1))
-            profile = ds.profile
-    cog = tmp_path / "four.tif"
-    with rasterio.open(cog, "w", **{**profile, "count": 4}) as ds:
-        for i, (b, layer) in enumerate(zip(four, layers, strict=True), 1):
-            ds.write(layer, i)
-            ds.set_band_description(i, b)
     with open_store(f"duckdb:///{tmp_path / 'db.duckdb'}") as store:
-        ingest_paths(store, [src, cog], levels=(32,))
+        ingest_paths(store, list(four_band_pair), levels=(32,))
         yield store
 
 
