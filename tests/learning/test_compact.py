@@ -197,8 +197,13 @@ def test_fused_round_and_search_equal_the_plain_path(bordeaux, monkeypatch, comp
             np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5)
             assert pick.tolist() == margin(got, k, exclude=rows).tolist()  # exactly
             assert pick.tolist() == margin(plain, k, exclude=rows).tolist(), (kind, k)
-            assert pick.tolist() == smallest(np.where(np.isin(np.arange(len(C)), rows),
-                                                      np.inf, np.abs(ref - 0.5)), k).tolist()
+            # against float64: the k nearest to 0.5 in order, up to swaps of neighbours
+            # closer than the float32 scores' bound (2e-5 each; the 2026-12-03 install's
+            # fit swapped two whose float64 distances are 4.5e-7 apart)
+            d = np.where(np.isin(np.arange(len(C)), rows), np.inf, np.abs(ref - 0.5))
+            want = smallest(d, k)
+            assert d[pick].max() <= d[want].max() + 4e-5, (kind, k)
+            assert (np.diff(d[pick]) >= -4e-5).all(), (kind, k)
             assert not np.isin(pick, rows).any() and len(pick) == k
         one, _ = C.score_margin(w, b, slope, 20, exclude=rows, threads=1)
         assert one.tolist() == got.tolist()  # thread count does not change a value
