@@ -50,20 +50,58 @@ MAX_ABOVE_OUTLINES = 5000  # above-threshold outlines drawn while reviewing (the
 CHANGE_RANGE = (0.0, 1.0)  # change probability
 BASEMAP_ENV = "EOMINER_BASEMAP_URL"
 
-# hover on the (invisible) patch-id layer: the id under the mouse, and the score byte of
-# the same product's overlay image under the mouse (the overlay covers the view at the
-# screen's resolution, the id image the whole product: found by position)
-_PATCH_JS = "return value >= 0 ? String(value) : '-'"
-_SCORE_JS = """
-const ii = special_vars.image_index
+# hover on the (invisible) per-product layer `_ids_src`: its images are 1 x 1 over each
+# product's box (what the hover hits); the patch comes from the exact grid, as a click's
+# (`webmercator.GridPolynomial`: 3857 -> column, row; the cell's id in `cells`), and the
+# score from the overlay's pixel under that patch's centre (the overlay covers the view
+# at the screen's resolution; the pixel under a patch's centre is that patch)
+_GRID_JS = """
 const col = (s, k) => s.data instanceof Map ? s.data.get(k) : s.data[k]
-if (!ii) return 'none'
-const j = Array.from(col(src, 'product')).indexOf(col(ids, 'product')[ii.index])
+// sum of cf[off + t] * a**i * b**j in webmercator._terms's order
+function poly(g, off, a, b) {
+  const deg = g[4]
+  let s = 0, t = off, ai = 1
+  for (let i = 0; i <= deg; i++) {
+    let p = ai
+    for (let j = 0; j <= deg - i; j++) { s += g[t++] * p; p *= b }
+    ai *= a
+  }
+  return s
+}
+// the grid cell (row-major) under the 3857 point, -1 outside the grid
+function cellAt(g, x, y) {
+  const n = (g[4] + 1) * (g[4] + 2) / 2, cols = g[5], rows = g[6]
+  const a = 2 * (x - g[0]) / (g[2] - g[0]) - 1, b = 2 * (y - g[1]) / (g[3] - g[1]) - 1
+  const c = Math.floor(poly(g, 7, a, b)), r = Math.floor(poly(g, 7 + n, a, b))
+  return c >= 0 && c < cols && r >= 0 && r < rows ? r * cols + c : -1
+}
+// 3857 centre of a grid cell
+function centreOf(g, cell) {
+  const n = (g[4] + 1) * (g[4] + 2) / 2, cols = g[5], rows = g[6]
+  const c = cell % cols + 0.5, r = Math.floor(cell / cols) + 0.5
+  const a = 2 * c / cols - 1, b = 2 * r / rows - 1
+  return [poly(g, 7 + 2 * n, a, b), poly(g, 7 + 3 * n, a, b)]
+}
+const ii = special_vars.image_index
+const k = ii ? ii.index : -1
+const g = k >= 0 ? col(ids, 'grid')[k] : null
+const cell = g ? cellAt(g, special_vars.x, special_vars.y) : -1
+const pid = cell >= 0 ? col(ids, 'cells')[k][cell] : -1
+"""
+_PATCH_JS = _GRID_JS + "return pid >= 0 ? String(pid) : '-'"
+_SCORE_JS = _GRID_JS + """
+if (pid < 0) return 'none'
+const j = Array.from(col(src, 'product')).indexOf(col(ids, 'product')[k])
 if (j < 0) return 'none'
 const img = col(src, 'image')[j], [h, w] = img.shape
-const c = Math.floor((special_vars.x - col(src, 'x')[j]) / col(src, 'dw')[j] * w)
-const r = Math.floor((special_vars.y - col(src, 'y')[j]) / col(src, 'dh')[j] * h)
-const v = c >= 0 && c < w && r >= 0 && r < h ? img[r * w + c] : 0
+const at = (x, y) => {
+  const c = Math.floor((x - col(src, 'x')[j]) / col(src, 'dw')[j] * w)
+  const r = Math.floor((y - col(src, 'y')[j]) / col(src, 'dh')[j] * h)
+  return c >= 0 && c < w && r >= 0 && r < h ? img[r * w + c] : -1
+}
+const [cx, cy] = centreOf(g, cell)
+let v = at(cx, cy)  // the centre out of view: the pixel under the mouse
+if (v < 0) v = Math.max(0, at(special_vars.x, special_vars.y))
 return v > 0 ? ((v - 1) / 254).toFixed(2) : 'none'
 """
 
@@ -89,6 +127,10 @@ yr.setv({start: cy - s * h / 2, end: cy + s * h / 2})
 
 def _empty_images() -> dict[str, list]:
     return {"image": [], "x": [], "y": [], "dw": [], "dh": [], "product": []}
+
+
+def _empty_ids() -> dict[str, list]:
+    return {**_empty_images(), "cells": [], "grid": []}
 
 
 class MapView(Viewer):
@@ -123,7 +165,7 @@ class MapView(Viewer):
         self._pending = np.empty(0, np.int64)
         self._base_src = ColumnDataSource(_empty_images(), name="eom-base")
         self._overlay_src = ColumnDataSource(_empty_images(), name="eom-overlay")
-        self._ids_src = ColumnDataSource(_empty_images(), name="eom-ids")
+        self._ids_src = ColumnDataSource(_empty_ids(), name="eom-ids")
         self._ids_key: tuple | None = None
         self._view_layers: list[MercatorLayer] = []  # the overlay's, for the view
         self._view_key: tuple | None = None
@@ -308,7 +350,8 @@ class MapView(Viewer):
             HoverTool(renderers=[ids], description="Patch, product and score",
                       tooltips=[("patch", "@image{patch}"), ("product", "@product"),
                                 ("score", "$x{score}")],
-                      formatters={"@image": CustomJSHover(code=_PATCH_JS),
+                      formatters={"@image": CustomJSHover(args={"ids": self._ids_src},
+                                                          code=_PATCH_JS),
                                   "$x": CustomJSHover(args={"src": self._overlay_src,
                                                             "ids": self._ids_src},
                                                       code=_SCORE_JS)}))
@@ -469,15 +512,18 @@ class MapView(Viewer):
         self.overlay_version += 1
 
     def _push_ids(self) -> None:
-        """The patch id of every overlay pixel, for the hover: sent once per session."""
+        """What the hover needs, sent once per session: per product its box (a 1 x 1
+        image the hover hits), the patch id of each grid cell and the grid's 3857
+        polynomials (`_GRID_JS`)."""
         layers = self.layers()
         if self._ids_key is not None and self._ids_key == self._layers_key:
             return
-        data = _empty_images()
+        data = _empty_ids()
         for lay in layers:
             lf, b, r, t = lay.bounds
-            for k, v in zip(("image", "x", "y", "dw", "dh", "product"),
-                            (lay.patch_id_image(), lf, b, r - lf, t - b, lay.product_id)):
+            for k, v in zip(("image", "x", "y", "dw", "dh", "product", "cells", "grid"),
+                            (np.zeros((1, 1), np.int32), lf, b, r - lf, t - b,
+                             lay.product_id, lay.cell_ids(), lay.polynomial.packed())):
                 data[k].append(v)
         self._ids_src.data = data
         self._ids_key = self._layers_key

@@ -4,6 +4,9 @@ Each product keeps its own grid (its UTM zone, its patch grid); the map draws th
 together in EPSG:3857:
 - the product image is read at screen resolution for the visible part (`warp_view`)
   and warped to a 3857 grid with rasterio;
+- the hover names the patch under the mouse from the exact grid, as a click does: the
+  browser evaluates a polynomial fit of 3857 -> grid column and row (`GridPolynomial`,
+  < 1e-5 patch off pyproj on a whole tile) and looks the cell up in the grid's patch ids;
 - the score overlay is one byte per screen pixel of the visible part of a product,
   gathered through an index map from 3857 pixels to patch-grid cells
   (`MercatorLayer.index`), computed with `rasterio.warp.reproject` (nearest) once per
@@ -28,8 +31,14 @@ if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
 MERCATOR = "EPSG:3857"
-MAX_OVERLAY_PX = 2048  # longest side of a whole-product index map (the hover's patch ids)
-OVERSAMPLE = 1.25  # overlay pixels per patch each way, at most (zoomed in: full resolution)
+MAX_OVERLAY_PX = 2048  # longest side of a whole-product index map
+OVERSAMPLE = 1.25  # whole-product index map: pixels per patch each way, at most
+# zoomed in, the view's overlay pixels per patch each way, at most: its colour edges lie
+# within 1/8 patch of the patch edges (at 1.25, 0.4 patch off the outlines drawn on it);
+# the bytes stay bounded by the screen's pixels
+VIEW_OVERSAMPLE = 4.0
+HOVER_DEGREE = 4  # of the hover's polynomials: ~1e-6 patch off on a 110 km tile at 72 N
+MAX_HOVER_ERROR = 1e-3  # patches; a higher degree is fitted until the fit is within it
 
 
 def _transformer(src, dst):
@@ -47,6 +56,96 @@ def mercator_bounds(crs: str, bounds: tuple[float, float, float, float],
                                                     densify_pts=21))  # type: ignore[return-value]
 
 
+def _for_the_browser(ids: np.ndarray) -> np.ndarray:
+    """Patch ids as BokehJS takes them: int32 while they fit, else float64 (exact to
+    2**53); JavaScript has no int64 typed array that Bokeh sends."""
+    fits = not ids.size or ids.max() < 2**31 - 1
+    return ids.astype(np.int32 if fits else np.float64)
+
+
+def _terms(a: np.ndarray, b: np.ndarray, degree: int) -> np.ndarray:
+    """(n, terms) a**i * b**j for i = 0..degree, j = 0..degree - i: the order in which
+    the map's hover script (`mapview._GRID_JS`) sums them."""
+    return np.column_stack([a**i * b**j for i in range(degree + 1)
+                            for j in range(degree + 1 - i)])
+
+
+@dataclass(frozen=True)
+class GridPolynomial:
+    """A product's patch grid seen from 3857 by polynomials, for the browser: the
+    grid's column and row (continuous: cell c spans [c, c + 1)) of a 3857 point, and
+    the 3857 point of a grid position. The browser cannot run pyproj; a polynomial of
+    low degree follows the UTM -> Mercator map over a whole tile far below a patch
+    (`error`), so the hover names the same patch as a click (pyproj) but within 1e-3
+    patch of an edge."""
+
+    box: tuple[float, float, float, float]  # 3857 box that x, y are scaled from, to [-1, 1]
+    rows: int
+    cols: int
+    degree: int
+    to_col: np.ndarray  # coefficients over `_terms` of the scaled (x, y)
+    to_row: np.ndarray
+    to_x: np.ndarray  # coefficients over `_terms` of (2 col / cols - 1, 2 row / rows - 1)
+    to_y: np.ndarray
+    error: float  # largest |column or row| off pyproj on points between the fitted ones
+
+    @classmethod
+    def fit(cls, product: Product, grid: PatchGrid, degree: int = HOVER_DEGREE,
+            n: int = 33) -> GridPolynomial:
+        """Least squares on an n x n lattice of grid positions (corners included),
+        checked on the (n - 1) x (n - 1) lattice between them; the degree is raised
+        until the check is within MAX_HOVER_ERROR patch (a product far larger than a
+        tile)."""
+        tr = _transformer(product.crs, MERCATOR)
+        left, bottom, right, top = grid.bounds
+
+        def lattice(u: np.ndarray):
+            c, r = (a.ravel() for a in np.meshgrid(u * grid.cols, u * grid.rows))
+            x, y = tr.transform(left + c / grid.cols * (right - left),
+                                top - r / grid.rows * (top - bottom))
+            return c, r, np.asarray(x), np.asarray(y)
+
+        c, r, x, y = lattice(np.linspace(0.0, 1.0, n))
+        ce, re_, xe, ye = lattice((np.arange(n - 1) + 0.5) / (n - 1))
+        box = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+
+        def scaled(x, y):
+            return (2 * (x - box[0]) / (box[2] - box[0]) - 1,
+                    2 * (y - box[1]) / (box[3] - box[1]) - 1)
+
+        while True:
+            fwd, back = _terms(*scaled(x, y), degree), _terms(2 * c / grid.cols - 1,
+                                                              2 * r / grid.rows - 1, degree)
+            to_col, to_row, to_x, to_y = (np.linalg.lstsq(m, v, rcond=None)[0] for m, v in
+                                          ((fwd, c), (fwd, r), (back, x), (back, y)))
+            m = _terms(*scaled(xe, ye), degree)
+            error = float(max(np.abs(m @ to_col - ce).max(), np.abs(m @ to_row - re_).max()))
+            if error <= MAX_HOVER_ERROR or degree >= 8:
+                return cls(box, grid.rows, grid.cols, degree, to_col, to_row, to_x, to_y,
+                           error)
+            degree += 1
+
+    def grid_at(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(column, row), continuous, of 3857 points: what the browser computes."""
+        b = self.box
+        m = _terms(2 * (np.asarray(x, np.float64) - b[0]) / (b[2] - b[0]) - 1,
+                   2 * (np.asarray(y, np.float64) - b[1]) / (b[3] - b[1]) - 1, self.degree)
+        return m @ self.to_col, m @ self.to_row
+
+    def mercator_at(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """3857 (x, y) of continuous grid positions."""
+        m = _terms(2 * np.asarray(col, np.float64) / self.cols - 1,
+                   2 * np.asarray(row, np.float64) / self.rows - 1, self.degree)
+        return m @ self.to_x, m @ self.to_y
+
+    def packed(self) -> np.ndarray:
+        """One float64 array for the browser: box, degree, cols, rows, then the four
+        coefficient blocks (to_col, to_row, to_x, to_y)."""
+        head = [*self.box, self.degree, self.cols, self.rows]
+        return np.concatenate([np.asarray(head, np.float64), self.to_col, self.to_row,
+                               self.to_x, self.to_y])
+
+
 @dataclass
 class MercatorLayer:
     """One product's patch grid as the map sees it in EPSG:3857."""
@@ -55,14 +154,37 @@ class MercatorLayer:
     grid: PatchGrid
     bounds: tuple[float, float, float, float]  # of the overlay image, in 3857
     shape: tuple[int, int]  # rows, cols of the overlay image
-    index: np.ndarray  # (rows * cols,) int32, bottom row first (Bokeh): grid cell, or pad
+    # (rows * cols,) int32, bottom row first (Bokeh): grid cell, or pad; None: made from
+    # bounds and shape when first asked for (the map uses the views' index maps)
+    _index: np.ndarray | None = field(default=None, repr=False)
     _centres: tuple | None = field(default=None, repr=False)
     _pixel_rows: np.ndarray | None = field(default=None, repr=False)
     _score_rows: np.ndarray | None = field(default=None, repr=False)
+    _polynomial: GridPolynomial | None = field(default=None, repr=False)
 
     @property
     def product_id(self) -> str:
         return self.grid.product_id
+
+    @property
+    def index(self) -> np.ndarray:
+        """Per pixel of the image (`bounds`, `shape`), the grid cell under its centre,
+        or `pad` (reprojected with nearest once, from the whole grid)."""
+        if self._index is None:
+            from rasterio.transform import from_bounds
+            from rasterio.warp import Resampling, reproject
+
+            g, (h, w) = self.grid, self.shape
+            left, bottom, right, top = g.bounds
+            cells = np.arange(g.rows * g.cols, dtype=np.int32).reshape(g.rows, g.cols)
+            out = np.full((h, w), -1, np.int32)
+            reproject(cells, out, src_transform=from_bounds(left, bottom, right, top, g.cols,
+                                                            g.rows),
+                      src_crs=self.product.crs, src_nodata=-1,
+                      dst_transform=from_bounds(*self.bounds, w, h), dst_crs=MERCATOR,
+                      dst_nodata=-1, resampling=Resampling.nearest)
+            self._index = np.where(out >= 0, out, self.pad)[::-1].reshape(-1).astype(np.int32)
+        return self._index
 
     @property
     def pad(self) -> int:
@@ -102,12 +224,17 @@ class MercatorLayer:
             self._pixel_rows = of_cell[self.index]
         return self._pixel_rows
 
-    def patch_id_image(self) -> np.ndarray:
-        """(rows, cols) patch id of each overlay pixel (-1: none), bottom row first;
-        int32 while the ids fit, else float64."""
-        ids = np.append(self.grid.patch_ids, -1)[self.index].reshape(self.shape)
-        fits = not ids.size or ids.max() < 2**31 - 1
-        return ids.astype(np.int32 if fits else np.float64)
+    def cell_ids(self) -> np.ndarray:
+        """The patch id of each grid cell (-1: none), row-major from the top, as the
+        browser's hover reads them: int32 while the ids fit, else float64."""
+        return _for_the_browser(np.asarray(self.grid.patch_ids))
+
+    @property
+    def polynomial(self) -> GridPolynomial:
+        """3857 <-> grid polynomials of this layer's product grid (fitted once)."""
+        if self._polynomial is None:
+            self._polynomial = GridPolynomial.fit(self.product, self.grid)
+        return self._polynomial
 
     def cell_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Grid cell (row-major) under 3857 points, -1 outside the grid."""
@@ -180,12 +307,12 @@ class MercatorLayer:
 
 def mercator_layer(product: Product, grid: PatchGrid, max_px: int = MAX_OVERLAY_PX,
                    oversample: float = OVERSAMPLE) -> MercatorLayer:
-    """The index map of `grid` in 3857: square pixels a little smaller than a patch
-    (`oversample`; at most `max_px` on the longest side), each the grid cell under its
-    centre. Smaller than a patch, so that the pixel under a patch's centre is that patch
-    (the UTM grid is turned by up to ~3 degrees in 3857)."""
-    from rasterio.transform import from_bounds
-    from rasterio.warp import Resampling, calculate_default_transform, reproject
+    """`grid` in 3857: its box, and an image of square pixels a little smaller than a
+    patch (`oversample`; at most `max_px` on the longest side) whose index map (each
+    pixel's grid cell, `MercatorLayer.index`) is made when first asked for. Smaller than
+    a patch, so that the pixel under a patch's centre is that patch (the UTM grid is
+    turned by up to ~3 degrees in 3857)."""
+    from rasterio.warp import calculate_default_transform
 
     left, bottom, right, top = grid.bounds
     one, w, h = calculate_default_transform(product.crs, MERCATOR, grid.cols, grid.rows,
@@ -195,17 +322,9 @@ def mercator_layer(product: Product, grid: PatchGrid, max_px: int = MAX_OVERLAY_
     dst, w, h = calculate_default_transform(
         product.crs, MERCATOR, grid.cols, grid.rows, left=left, bottom=bottom, right=right,
         top=top, resolution=(res, res))
-    cells = np.arange(grid.rows * grid.cols, dtype=np.int32).reshape(grid.rows, grid.cols)
-    out = np.full((h, w), -1, np.int32)
-    reproject(cells, out, src_transform=from_bounds(left, bottom, right, top, grid.cols,
-                                                    grid.rows),
-              src_crs=product.crs, src_nodata=-1, dst_transform=dst, dst_crs=MERCATOR,
-              dst_nodata=-1, resampling=Resampling.nearest)
-    pad = grid.rows * grid.cols
-    index = np.where(out >= 0, out, pad)[::-1].reshape(-1).astype(np.int32)
     b = (dst.c, dst.f + h * dst.e, dst.c + w * dst.a, dst.f)
     return MercatorLayer(product, grid, (float(b[0]), float(min(b[1], b[3])), float(b[2]),
-                                         float(max(b[1], b[3]))), (h, w), index)
+                                         float(max(b[1], b[3]))), (h, w))
 
 
 def fine_resolution(product: Product, grid: PatchGrid,
@@ -221,7 +340,7 @@ def fine_resolution(product: Product, grid: PatchGrid,
 
 
 def view_layer(layer: MercatorLayer, view: tuple[float, float, float, float] | None,
-               screen: tuple[int, int], oversample: float = OVERSAMPLE,
+               screen: tuple[int, int], oversample: float = VIEW_OVERSAMPLE,
                ) -> MercatorLayer | None:
     """The overlay of `layer`'s product for the map showing the 3857 box `view` (None:
     the whole product) on `screen` (width, height) device pixels: square pixels of the

