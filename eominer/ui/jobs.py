@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,15 +109,21 @@ class JobLauncher:
         self.jobs[key] = job
         return job
 
-    def extract(self, product_ids: Sequence[str], features: Sequence[str], user: str) -> AppJob:
+    def extract(self, product_ids: Sequence[str], features: Sequence[str], user: str,
+                params: Mapping[str, str] | None = None) -> AppJob:
+        """`eominer extract` of `features` on the products; `params` are its `--param`s
+        (e.g. {"ssl.model_id": "ssl-v2"}: that encoder instead of the newest)."""
         if not product_ids or not features:
             raise SessionError("pick products in the list and at least one feature set to "
                                "extract")
         products, names = sorted(product_ids), sorted(features)
-        return self.start(("extract", ",".join(names), *products),
-                          f"extract {', '.join(names)} on {len(products)} product(s)",
+        pairs = [f"{k}={v}" for k, v in sorted((params or {}).items())]
+        chosen = f" ({', '.join(pairs)})" if pairs else ""
+        return self.start(("extract", ",".join(names), *pairs, *products),
+                          f"extract {', '.join(names)}{chosen} on {len(products)} product(s)",
                           ["extract", "--features", ",".join(names), "--products",
-                           ",".join(products)], user)
+                           ",".join(products)] + [a for p in pairs for a in ("--param", p)],
+                          user)
 
     def change(self, before: str, after: str, user: str) -> AppJob:
         pairs = self.folder / f"pairs_{before}__{after}.txt"
@@ -153,6 +159,24 @@ class JobLauncher:
         return list(self.jobs.values())
 
 
+NEWEST = "the newest"  # the ssl model choice that leaves it to extract (its default)
+
+
+def ssl_model_options(store) -> dict[str, str]:
+    """The app's choice of ssl encoder for an extract: the newest (extract's default),
+    then every trained one, newest first, named by what it sees and how it was
+    trained (`eominer encoder list`)."""
+    from eominer.features.encoder import model_bands
+
+    out = {NEWEST: ""}
+    for m in reversed(store.models("ssl")):
+        p = m["params"]
+        when = str(m["created"])[:16]
+        out[f"{m['model_id']}: {len(model_bands(p))} bands, {p.get('epochs')} epochs, "
+            f"seed {p.get('seed')}, {when}"] = m["model_id"]
+    return out
+
+
 def launcher(db_url: str) -> JobLauncher:
     """The server's launcher for `db_url` (one per process, like the store)."""
     from eominer.workspace import workspace
@@ -180,6 +204,9 @@ class JobsView(Viewer):
             label="Feature sets to extract", options=available(),
             value=[f for f in DEFAULT_FEATURES if f not in ("encoder", "ssl")], width=420,
             css_classes=["eom-extract-features"])
+        self._ssl_model = pn.widgets.Select(
+            label="ssl encoder", options=ssl_model_options(self.state.store), width=330,
+            css_classes=["eom-ssl-model"])
         self._extract = pn.widgets.Button(label="Extract for the selected products",
                                           css_classes=["eom-run-extract"], width=260)
         self._change = pn.widgets.Button(label="Change between the 2 selected",
@@ -205,7 +232,11 @@ class JobsView(Viewer):
 
     def _run_extract(self) -> None:
         with self.state.work("start extract"):
-            job = self.launcher.extract(self._selected(), self._features.value, self.state.user)
+            chosen = self._ssl_model.value
+            params = {"ssl.model_id": chosen} if chosen and "ssl" in self._features.value \
+                else None
+            job = self.launcher.extract(self._selected(), self._features.value,
+                                        self.state.user, params)
             self.state.say(f"{job.label} started in its own process: progress below",
                            "success")
         self.refresh()
@@ -253,13 +284,21 @@ class JobsView(Viewer):
                 self._seen.add(j.job_id)
                 if j.state == "done":
                     self._on_finished()
+                    self._reload_models()
                     self.state.say(f"{j.label}: done; {j.done_note}", "success")
                 else:
                     self.state.say(j.describe(), "error")
 
+    def _reload_models(self) -> None:
+        """A job may have trained an encoder: list it (the choice stays where it was)."""
+        options = ssl_model_options(self.state.store)
+        keep = self._ssl_model.value if self._ssl_model.value in options.values() else ""
+        self._ssl_model.options = options
+        self._ssl_model.value = keep
+
     def __panel__(self):
         return pn.Column(
             pn.pane.Markdown("#### Batch jobs (Ray, in their own processes)"),
-            pn.Row(self._features, self._extract, self._change),
+            pn.Row(self._features, self._ssl_model, self._extract, self._change),
             pn.Row(self._encoder_bands, self._encoder_epochs, self._encoder),
             self._list, sizing_mode="stretch_width")

@@ -1,6 +1,6 @@
-"""The app's encoder job refuses, before any process starts, a product that lacks the
-bands chosen in 'Encoder sees' (views without a browser; the job itself runs in
-tests/ui/test_workspace.py)."""
+"""The app's batch jobs without a browser: the encoder job refuses, before any process
+starts, a product that lacks the bands chosen in 'Encoder sees'; the extract job uses the
+ssl encoder chosen in the app (the jobs themselves run in tests/ui/test_workspace.py)."""
 
 from __future__ import annotations
 
@@ -39,3 +39,55 @@ def test_the_encoder_job_names_the_product_without_the_chosen_bands(four_band_st
     assert (f"product {ids[4]} lacks band(s) B05, B06, B07, B8A, B11, B12: choose "
             "'4 bands (10 m)' in 'Encoder sees'") in state.message
     assert not [j for j in view.launcher.active() if j.key[0] == "encoder"]  # nothing ran
+
+
+def record_starts(launcher) -> list:
+    """The server's launcher with its process start recorded instead of run: the command
+    the app builds is what is asserted here (`eominer extract --param ssl.model_id` runs
+    for real in tests/compute/test_extract.py)."""
+    from types import SimpleNamespace
+
+    calls: list = []
+    launcher.start = lambda *a, **k: calls.append((a, k)) or SimpleNamespace(label="x")
+    return calls
+
+
+def test_the_extract_job_uses_the_ssl_encoder_chosen_in_the_app(four_band_store):
+    """Two encoders trained for real (one epoch each, seeds 0 and 1) are listed newest
+    first after 'the newest'; choosing the older one puts `--param
+    ssl.model_id=ssl-v1` in the extract command, and only when `ssl` is extracted."""
+    from eominer.features.encoder import set_single_thread
+    from eominer.features.ssl import train_ssl
+    from eominer.ui.jobs import NEWEST, JobsView
+    from eominer.ui.state import AppState
+
+    set_single_thread()
+    state = AppState(four_band_store, user="ana")
+    ids = sorted(p.product_id for p in four_band_store.product_list())
+    view = JobsView(state=state, selected=lambda: ids, on_finished=lambda: None)
+    assert list(view._ssl_model.options) == [NEWEST]  # none trained yet
+    rows = [train_ssl(four_band_store, epochs=1, dim=8, max_patches=32, seed=s)
+            for s in (0, 1)]
+    assert [r["model_id"] for r in rows] == ["ssl-v1", "ssl-v2"]
+    view._reload_models()  # what a finished job does
+    labels = list(view._ssl_model.options)
+    assert labels[0] == NEWEST and [view._ssl_model.options[k] for k in labels[1:]] == \
+        ["ssl-v2", "ssl-v1"]
+    assert labels[2].startswith("ssl-v1: 4 bands, 1 epochs, seed 0, 20")
+    calls = record_starts(view.launcher)
+    view._ssl_model.value = "ssl-v1"
+    view._features.value = ["spectral", "ssl"]
+    view._run_extract()
+    (args, _), = calls
+    assert args[2][-2:] == ["--param", "ssl.model_id=ssl-v1"] and "ssl.model_id=ssl-v1" in args[0]
+    assert args[1] == f"extract spectral, ssl (ssl.model_id=ssl-v1) on {len(ids)} product(s)"
+    view._features.value = ["spectral"]  # no ssl: no encoder to choose
+    view._run_extract()
+    assert "--param" not in calls[1][0][2]
+    view._ssl_model.value = ""  # the newest: extract's own default
+    view._features.value = ["ssl"]
+    view._run_extract()
+    assert "--param" not in calls[2][0][2]
+    view._ssl_model.value = "ssl-v1"
+    view._reload_models()  # another job finished: the choice stays
+    assert view._ssl_model.value == "ssl-v1"

@@ -212,6 +212,11 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
                      "the encoder training to finish")
             assert "train the ssl encoder on 1 product(s): done, 1 tasks" in jobs()
             wait_for(lambda: "extract `ssl`" in status(page), 30, "the next step")
+            # the new encoder is offered for the next extract, after "the newest"
+            choice = lambda: page.locator(".eom-ssl-model option").all_text_contents()  # noqa: E731
+            wait_for(lambda: len(choice()) == 2, 30, "the encoder in the extract's choice")
+            assert choice()[0] == "the newest"
+            assert choice()[1].startswith("ssl-v1: 10 bands, 2 epochs, seed 0, 20"), choice()
     finally:
         server.kill()
         server.wait(30)
