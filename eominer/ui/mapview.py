@@ -52,7 +52,7 @@ BASEMAP_ENV = "EOMINER_BASEMAP_URL"
 
 # hover on the (invisible) per-product layer `_ids_src`: its images are 1 x 1 over each
 # product's box (what the hover hits); the patch comes from the exact grid, as a click's
-# (`webmercator.GridPolynomial`: 3857 -> column, row; the cell's id in `cells`), and the
+# (`webmercator.GridPolynomial`: 3857 -> column, row; the cell's id: `first` + cell, or `cells`), and the
 # score from the overlay's pixel under that patch's centre (the overlay covers the view
 # at the screen's resolution; the pixel under a patch's centre is that patch)
 _GRID_JS = """
@@ -86,7 +86,8 @@ const ii = special_vars.image_index
 const k = ii ? ii.index : -1
 const g = k >= 0 ? col(ids, 'grid')[k] : null
 const cell = g ? cellAt(g, special_vars.x, special_vars.y) : -1
-const pid = cell >= 0 ? col(ids, 'cells')[k][cell] : -1
+const first = k >= 0 ? col(ids, 'first')[k] : -1  // ids first + cell, else looked up
+const pid = cell < 0 ? -1 : first >= 0 ? first + cell : col(ids, 'cells')[k][cell]
 """
 _PATCH_JS = _GRID_JS + "return pid >= 0 ? String(pid) : '-'"
 _SCORE_JS = _GRID_JS + """
@@ -130,7 +131,7 @@ def _empty_images() -> dict[str, list]:
 
 
 def _empty_ids() -> dict[str, list]:
-    return {**_empty_images(), "cells": [], "grid": []}
+    return {**_empty_images(), "first": [], "cells": [], "grid": []}
 
 
 class MapView(Viewer):
@@ -513,17 +514,19 @@ class MapView(Viewer):
 
     def _push_ids(self) -> None:
         """What the hover needs, sent once per session: per product its box (a 1 x 1
-        image the hover hits), the patch id of each grid cell and the grid's 3857
-        polynomials (`_GRID_JS`)."""
+        image the hover hits), its patch ids (`MercatorLayer.cell_ids`: the first, or
+        one per grid cell) and the grid's 3857 polynomials (`_GRID_JS`)."""
         layers = self.layers()
         if self._ids_key is not None and self._ids_key == self._layers_key:
             return
         data = _empty_ids()
         for lay in layers:
             lf, b, r, t = lay.bounds
-            for k, v in zip(("image", "x", "y", "dw", "dh", "product", "cells", "grid"),
+            first, cells = lay.cell_ids()
+            for k, v in zip(("image", "x", "y", "dw", "dh", "product", "first", "cells",
+                             "grid"),
                             (np.zeros((1, 1), np.int32), lf, b, r - lf, t - b,
-                             lay.product_id, lay.cell_ids(), lay.polynomial.packed())):
+                             lay.product_id, first, cells, lay.polynomial.packed())):
                 data[k].append(v)
         self._ids_src.data = data
         self._ids_key = self._layers_key

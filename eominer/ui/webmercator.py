@@ -224,10 +224,16 @@ class MercatorLayer:
             self._pixel_rows = of_cell[self.index]
         return self._pixel_rows
 
-    def cell_ids(self) -> np.ndarray:
-        """The patch id of each grid cell (-1: none), row-major from the top, as the
-        browser's hover reads them: int32 while the ids fit, else float64."""
-        return _for_the_browser(np.asarray(self.grid.patch_ids))
+    def cell_ids(self) -> tuple[float, np.ndarray]:
+        """How the browser's hover finds the patch id of a grid cell (row-major from the
+        top): (first, empty) when every cell has a patch and the ids run first + cell
+        (an ingested product's grid: nothing to send but one number, where a 10M-patch
+        grid's ids would be 40 MB), else (-1, the id of each cell, -1: none; int32
+        while the ids fit, else float64)."""
+        ids = np.asarray(self.grid.patch_ids, np.int64)
+        if ids.size and ids[0] >= 0 and np.array_equal(ids, ids[0] + np.arange(ids.size)):
+            return float(ids[0]), np.empty(0, np.int32)
+        return -1.0, _for_the_browser(ids)
 
     @property
     def polynomial(self) -> GridPolynomial:

@@ -148,7 +148,7 @@ def test_the_hover_names_the_patch_a_click_names_anywhere_in_it(two_zones):
         n = (poly.degree + 1) * (poly.degree + 2) // 2
         assert g[4:7].tolist() == [poly.degree, lay.grid.cols, lay.grid.rows]
         assert len(g) == 7 + 4 * n and np.array_equal(g[7 + n:7 + 2 * n], poly.to_row)
-    assert tile.cell_ids().dtype == np.int32
+    assert tile.cell_ids()[0] == 0.0 and not len(tile.cell_ids()[1])  # ids 0 + cell: none sent
 
 
 def test_the_hover_fit_raises_its_degree_for_a_product_far_larger_than_a_tile():
@@ -335,3 +335,65 @@ def test_warps_on_several_threads_equal_the_same_warps_one_at_a_time(two_zones):
         threaded = list(pool.map(one, jobs))
     assert len(threaded) == 192 and all(s.size > 0 for s in serial)
     assert all(np.array_equal(s, t) for s, t in zip(serial, threaded, strict=True))
+
+
+# the hover's formatters (mapview._PATCH_JS, _SCORE_JS) as functions of plain data
+_RUN_HOVER_JS = """([patchJs, scoreJs, ids, src, points]) => {
+  const image = (d) => { const a = Array.from(d.data); a.shape = d.shape; return a }
+  src.image = src.image.map(image)
+  const patch = new Function('value', 'format', 'special_vars', 'ids', patchJs)
+  const score = new Function('value', 'format', 'special_vars', 'src', 'ids', scoreJs)
+  return points.map(([x, y]) => {
+    const sv = {x: x, y: y, image_index: {index: 0}}
+    return [patch(0, null, sv, {data: ids}), score(0, null, sv, {data: src}, {data: ids})]
+  })
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("ids_run", [True, False], ids=["ids first + cell", "ids per cell"])
+def test_the_browser_hover_names_the_patch_and_score_that_pyproj_gives(two_zones, ids_run):
+    """The hover's JavaScript itself, in Chromium, on 2,000 random points of a product
+    (every third patch in the session, random scores): the patch is the one `patch_at`
+    (pyproj) gives, the score that patch's byte of the overlay. With the grid's ids
+    consecutive the browser gets only the first; shuffled, it gets one per cell."""
+    from dataclasses import replace
+
+    from eominer.ui.mapview import _PATCH_JS, _SCORE_JS
+    from eominer.ui.webmercator import MercatorLayer, view_layer
+
+    from .browser import browser
+
+    b = two_zones[1]
+    if not ids_run:  # the same grid with its ids shuffled (and the session's with them)
+        perm = np.random.default_rng(2).permutation(b.grid.patch_ids)
+        b = MercatorLayer(b.product, replace(b.grid, patch_ids=perm), b.bounds, b.shape)
+    first, cells = b.cell_ids()
+    assert (first >= 0) == ids_run and len(cells) == (0 if ids_run else b.pad)
+    scores = np.random.default_rng(3).random(len(b.grid.flat)).astype(np.float32)
+    over = view_layer(b, None, (400, 400))
+    lv = over.levels(scores)
+    lf, bt, r, t = over.bounds
+    ids = {"product": [b.product_id], "first": [first], "cells": [cells.tolist()],
+           "grid": [b.polynomial.packed().tolist()]}
+    src = {"product": [b.product_id], "image": [{"data": lv.ravel().tolist(),
+                                                 "shape": list(lv.shape)}],
+           "x": [lf], "y": [bt], "dw": [r - lf], "dh": [t - bt]}
+    rng = np.random.default_rng(4)
+    pts = np.column_stack([rng.uniform(b.bounds[0], b.bounds[2], 2000),
+                           rng.uniform(b.bounds[1], b.bounds[3], 2000)])
+    with browser() as br:
+        page = br.new_page()
+        got = page.evaluate(_RUN_HOVER_JS, [_PATCH_JS, _SCORE_JS, ids, src, pts.tolist()])
+    score_of = dict(zip(b.grid.patch_ids[b.grid.flat].tolist(), scores.tolist()))
+    named = 0
+    for (x, y), (pid, score) in zip(pts.tolist(), got):
+        want = b.patch_at(x, y)
+        assert pid == ("-" if want is None else str(want)), (x, y)
+        if want is None:
+            assert score == "none"
+            continue
+        named += 1
+        s = score_of.get(want)  # a patch outside the session has no score
+        assert score == ("none" if s is None else f"{(int(s * 254 + 1.5) - 1) / 254:.2f}")
+    assert named > 1000
