@@ -106,6 +106,22 @@ if (v < 0) v = Math.max(0, at(special_vars.x, special_vars.y))
 return v > 0 ? ((v - 1) / 254).toFixed(2) : 'none'
 """
 
+# the change layer's probability under the mouse (its image of the same product)
+_CHANGE_JS = """
+const col = (s, k) => s.data instanceof Map ? s.data.get(k) : s.data[k]
+const ii = special_vars.image_index
+if (!ii) return 'none'
+const j = Array.from(col(chg, 'product')).indexOf(col(ids, 'product')[ii.index])
+if (j < 0) return 'none'
+const img = col(chg, 'image')[j], [h, w] = img.shape
+const c = Math.floor((special_vars.x - col(chg, 'x')[j]) / col(chg, 'dw')[j] * w)
+const r = Math.floor((special_vars.y - col(chg, 'y')[j]) / col(chg, 'dh')[j] * h)
+const v = c >= 0 && c < w && r >= 0 && r < h ? img[r * w + c] : NaN
+return Number.isFinite(v) ? v.toFixed(2) : 'none'
+"""
+HOVER_ROWS = [("patch", "@image{patch}"), ("product", "@product"), ("score", "$x{score}")]
+CHANGE_ROW = ("change", "$y{change}")  # while the change layer is drawn
+
 # runs in the browser when the figure's frame size changes: the ranges grow to keep
 # pixels square around the extent the server asked for (`fit`, stored on the figure)
 _FIT_JS = """
@@ -277,6 +293,8 @@ class MapView(Viewer):
             self._change_box.label = "Change layer" + ("" if has else " (none on the map)")
             self.show_change = has
         self._change_legend.visible = self.show_change and not self._change_box.disabled
+        if self._hover is not None:  # the hover's "change" row goes with the layer
+            self._hover.tooltips = self._hover_rows()
 
     def layers(self) -> list[MercatorLayer]:
         """The session's patch grids in 3857 (index maps built once per session)."""
@@ -344,18 +362,21 @@ class MapView(Viewer):
         shape = fig.patches("xs", "ys", source=self._shape_src, fill_color="#1565c0",
                             fill_alpha=0.12, line_color="#1565c0", line_dash="dashed",
                             line_width=2)
+        # the rows come and go with the change layer (`_hover_rows`); "$x" and "$y" only
+        # carry the score's and the change's formatters
+        self._hover = HoverTool(
+            renderers=[ids], description="Patch, product, score and change",
+            tooltips=self._hover_rows(),
+            formatters={"@image": CustomJSHover(args={"ids": self._ids_src}, code=_PATCH_JS),
+                        "$x": CustomJSHover(args={"src": self._overlay_src,
+                                                  "ids": self._ids_src}, code=_SCORE_JS),
+                        "$y": CustomJSHover(args={"chg": self._change_src,
+                                                  "ids": self._ids_src}, code=_CHANGE_JS)})
         fig.add_tools(
             BoxSelectTool(renderers=[shape], description="Box: label patches or an area"),
             LassoSelectTool(renderers=[shape], description="Lasso: label patches or an area"),
             PolySelectTool(renderers=[shape], description="Polygon: label patches or an area"),
-            HoverTool(renderers=[ids], description="Patch, product and score",
-                      tooltips=[("patch", "@image{patch}"), ("product", "@product"),
-                                ("score", "$x{score}")],
-                      formatters={"@image": CustomJSHover(args={"ids": self._ids_src},
-                                                          code=_PATCH_JS),
-                                  "$x": CustomJSHover(args={"src": self._overlay_src,
-                                                            "ids": self._ids_src},
-                                                      code=_SCORE_JS)}))
+            self._hover)
         fit = CustomJS(args={"xr": fig.x_range, "yr": fig.y_range}, code=_FIT_JS)
         fig.js_on_change("inner_width", fit)
         fig.js_on_change("inner_height", fit)
@@ -458,6 +479,10 @@ class MapView(Viewer):
         if errors:
             self.state.say(f"map: {errors[0]}", "error")
         self.base_version += 1
+
+    def _hover_rows(self) -> list[tuple[str, str]]:
+        drawn = self.show_change and not self._change_box.disabled
+        return HOVER_ROWS + ([CHANGE_ROW] if drawn else [])
 
     def _draw_change(self) -> None:
         data = _empty_images()

@@ -29,9 +29,13 @@ def test_the_change_layer_is_offered_only_where_there_is_one(ui_store):
     assert view._change_legend.visible
     assert view._change_src.data["product"] == [BORDEAUX_1]
     assert "change probability 0" in view._change_legend.object
+    assert view._hover.tooltips[-1] == ("change", "$y{change}")  # the hover says it
     view.show_change = False  # unticked by hand: the legend goes with the layer
     assert not view._change_legend.visible
     assert len(view._change_src.data["image"]) == 0
+    assert [name for name, _ in view._hover.tooltips] == ["patch", "product", "score"]
+    state.product_ids = [EOBOX]
+    assert [name for name, _ in view._hover.tooltips] == ["patch", "product", "score"]
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +253,52 @@ def test_the_overlay_is_drawn_for_the_view_and_a_zoom_brings_finer_pixels(two_pr
         assert img[r, c] == np.uint8(scores[pos[i]] * 254 + 1.5), ids[i]
         shown += 1
     assert shown >= 30
+
+
+@pytest.mark.browser
+def test_the_hover_reads_the_change_probability_under_the_mouse(ui_store):
+    """The hover's change row (`_CHANGE_JS`) in Chromium, on the fixture's real CVA layer
+    of the first Bordeaux date as the map holds it: at 2,000 random points its text is
+    the layer's pixel there to two decimals (JavaScript's toFixed: halves up), 'none'
+    where the layer has no value."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from eominer.ui.mapview import _CHANGE_JS, MapView
+    from eominer.ui.state import AppState
+
+    from .browser import browser
+
+    state = AppState(ui_store, user="ana")
+    view = MapView(state=state)
+    state.product_ids = [BORDEAUX_1]
+    d = view._change_src.data
+    assert d["product"] == [BORDEAUX_1]
+    img = np.asarray(d["image"][0], np.float32)  # bottom row first, as Bokeh draws it
+    x0, y0, dw, dh = (float(d[k][0]) for k in ("x", "y", "dw", "dh"))
+    rng = np.random.default_rng(5)
+    pts = np.column_stack([rng.uniform(x0 - 0.05 * dw, x0 + 1.05 * dw, 2000),
+                           rng.uniform(y0 - 0.05 * dh, y0 + 1.05 * dh, 2000)])
+    run = """([code, chg, points]) => {
+      const a = Array.from(chg.image[0].data, (v) => v === null ? NaN : v)
+      a.shape = chg.image[0].shape
+      chg.image = [a]
+      const f = new Function('value', 'format', 'special_vars', 'chg', 'ids', code)
+      return points.map(([x, y]) => f(0, null, {x: x, y: y, image_index: {index: 0}},
+                                      {data: chg}, {data: {product: chg.product}}))
+    }"""
+    chg = {"product": [BORDEAUX_1], "x": [x0], "y": [y0], "dw": [dw], "dh": [dh],
+           "image": [{"data": [None if np.isnan(v) else float(v) for v in img.ravel()],
+                      "shape": list(img.shape)}]}
+    with browser() as b:
+        got = b.new_page().evaluate(run, [_CHANGE_JS, chg, pts.tolist()])
+    h, w = img.shape
+    valued = 0
+    for (x, y), text in zip(pts.tolist(), got):
+        c, r = int(np.floor((x - x0) / dw * w)), int(np.floor((y - y0) / dh * h))
+        v = img[r, c] if 0 <= c < w and 0 <= r < h else np.nan
+        if np.isnan(v):
+            assert text == "none", (x, y, text)
+            continue
+        valued += 1
+        assert text == str(Decimal(float(v)).quantize(Decimal("0.01"), ROUND_HALF_UP))
+    assert valued > 1000
