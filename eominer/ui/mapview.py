@@ -52,9 +52,10 @@ BASEMAP_ENV = "EOMINER_BASEMAP_URL"
 
 # hover on the (invisible) per-product layer `_ids_src`: its images are 1 x 1 over each
 # product's box (what the hover hits); the patch comes from the exact grid, as a click's
-# (`webmercator.GridPolynomial`: 3857 -> column, row; the cell's id: `first` + cell, or `cells`), and the
-# score from the overlay's pixel under that patch's centre (the overlay covers the view
-# at the screen's resolution; the pixel under a patch's centre is that patch)
+# (`webmercator.GridPolynomial`: 3857 -> column, row; the cell's id `first` + cell, or
+# from `cells`), and the score from the overlay's pixel under that patch's centre (the
+# overlay covers the view at the screen's resolution; the pixel under a patch's centre
+# is that patch)
 _GRID_JS = """
 const col = (s, k) => s.data instanceof Map ? s.data.get(k) : s.data[k]
 // sum of cf[off + t] * a**i * b**j in webmercator._terms's order

