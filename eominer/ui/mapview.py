@@ -197,6 +197,8 @@ class MapView(Viewer):
         self._fig = None
         self._overlay_renderer = None
         self._tiles = None
+        self._hover = None
+        self._last_tap: tuple[int, str] | None = None  # (patch, product) of the last tap
         self._change_box = pn.widgets.Checkbox.from_param(self.param.show_change,
                                                           css_classes=["eom-show-change"])
         self._change_legend = pn.pane.HTML(_change_legend(), visible=False,
@@ -318,7 +320,7 @@ class MapView(Viewer):
 
     # ---- the figure -----------------------------------------------------------------
     def _figure(self):
-        from bokeh.events import RangesUpdate, SelectionGeometry, Tap
+        from bokeh.events import DoubleTap, RangesUpdate, SelectionGeometry, Tap
         from bokeh.models import (
             BoxSelectTool,
             CustomJS,
@@ -383,6 +385,7 @@ class MapView(Viewer):
         fig.js_on_change("inner_height", fit)
         fig.js_on_change("tags", fit)
         fig.on_event(Tap, self._on_tap)
+        fig.on_event(DoubleTap, self._on_double_tap)
         fig.on_event(RangesUpdate, self._on_ranges)
         fig.on_event(SelectionGeometry, self._on_shape)
         self._fig = fig
@@ -648,6 +651,17 @@ class MapView(Viewer):
                 return pid, lay.product_id
         return None
 
+    def _on_double_tap(self, event) -> None:
+        """BokehJS turns any tap within 300 ms of the previous one into a double tap, with
+        no tap: two quick clicks on two patches (shift-clicks labelling both) would lose
+        the second. On another patch than the last tap's it is that click; on the same
+        patch it is a double-click (closing a polygon), which does nothing more."""
+        if event.x is None:
+            return
+        hit = self.patch_at(event.x, event.y)
+        if hit is not None and hit != self._last_tap:
+            self._on_tap(event)
+
     def _on_tap(self, event) -> None:
         if event.x is None:
             return
@@ -655,6 +669,7 @@ class MapView(Viewer):
             self.state.say("start a session in Scope first", "warning")
             return
         hit = self.patch_at(event.x, event.y)
+        self._last_tap = hit
         if hit is None:
             return
         pid, product_id = hit

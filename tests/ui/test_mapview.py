@@ -203,6 +203,15 @@ def test_the_review_selection_is_outlined_across_products(two_products):
                             if w == REVIEW_WIDTH["selected"]]
     view._on_tap(tap)
     assert sorted(state.review_ids) == sorted(picks)
+    # a double tap (BokehJS: a tap within 300 ms of the last) on the same patch is a
+    # double-click: nothing more; on another patch it is that patch's click
+    view._on_double_tap(tap)
+    assert sorted(state.review_ids) == sorted(picks)
+    other = Tap()
+    other.x, other.y = (np.mean(d["xs"][d["id"].index(picks[2])]),
+                        np.mean(d["ys"][d["id"].index(picks[2])]))
+    view._on_double_tap(other)
+    assert state.review_ids == [picks[0], picks[1]]
     state.param.update(reviewing=False, review_ids=[])
     assert view._review_src.data["id"] == []
 
