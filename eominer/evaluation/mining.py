@@ -40,6 +40,7 @@ class Run:
     labels: list[int]
     ap: list[float]
     session_id: str
+    ap_unlabelled: list[float] = field(default_factory=list)  # see `drive`'s `heldout`
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Row:
     # out-of-fold ceilings (`cv_ceiling`) by mode, when asked for; None: not computable
     ceiling_cv: dict[str, float | None] = field(default_factory=dict)
     spatial_context: float = 0.0  # the sessions' SessionParams.spatial_context
+    # AP over the patches not labelled yet (mean over the seeds that have a positive left)
+    ap_unlabelled_mean: list[float] = field(default_factory=list)
     labels_to_random: float | None = None
     reached: int = 0
     random_final: float | None = None
@@ -90,17 +93,22 @@ def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strate
                        params={"seed": seed, "batch_size": batch,
                                "spatial_context": spatial_context}, where=task.where)
     y = truth_for(task, s.patch_ids)
+    heldout: list[float] = []
     labels, aps = drive(s, y, seed, budget, batch, checkpoints,
-                        lambda scores: average_precision(y, scores), task.name)
+                        lambda scores: average_precision(y, scores), task.name, heldout)
     s.close()
-    return Run(labels, aps, s.session_id)
+    return Run(labels, aps, s.session_id, heldout)
 
 
 def drive(s, y: np.ndarray, seed: int, budget: int, batch: int, checkpoints: Sequence[int],
-          ap_of: Callable[[np.ndarray], float], task_name: str = "") -> tuple[list[int], list[float]]:
+          ap_of: Callable[[np.ndarray], float], task_name: str = "",
+          heldout: list[float] | None = None) -> tuple[list[int], list[float]]:
     """Answer session `s` from `y` (aligned with its patches): 2 random positives and 2
     random negatives, then each round's questions up to `budget` labels. Returns the
-    label counts after each round and `ap_of(round scores)` there."""
+    label counts after each round and `ap_of(round scores)` there. `heldout`, when
+    given, gets each round's AP over the patches not labelled yet (NaN once every
+    positive is labelled): `ap_of` counts the labelled patches too, which a model scores
+    in-sample, and on a small pool 100 labels are a large share of it."""
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
     if len(pos) < 2 or len(neg) < 2:
@@ -110,6 +118,8 @@ def drive(s, y: np.ndarray, seed: int, budget: int, batch: int, checkpoints: Seq
                            "patches; a simulated session starts from 2 of each")
     first = np.concatenate([rng.choice(pos, 2, replace=False), rng.choice(neg, 2, replace=False)])
     _answer(s, s.patch_ids[first], y[first])
+    known = np.zeros(len(y), bool)
+    known[first] = True
     counts = schedule(len(first), batch, budget, checkpoints)
     labels, aps = [], []
     for i, n in enumerate(counts):
@@ -117,9 +127,14 @@ def drive(s, y: np.ndarray, seed: int, budget: int, batch: int, checkpoints: Seq
         r = s.run_round(n=step)
         labels.append(n)
         aps.append(ap_of(r.scores))
+        if heldout is not None:
+            rest = ~known
+            heldout.append(average_precision(y[rest], r.scores[rest])
+                           if (y[rest] == 1).any() else float("nan"))
         if i + 1 < len(counts):
             rows = s.data.rows(r.query_ids[:step])
             _answer(s, r.query_ids[:step], y[rows])
+            known[rows] = True
     return labels, aps
 
 
@@ -243,9 +258,13 @@ def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies:
                                  spatial_context=a)
                         for s in range(seeds)]
                 at = np.asarray([[r.ap[r.labels.index(c)] for c in cps] for r in runs])
+                unl = np.asarray([[r.ap_unlabelled[r.labels.index(c)] for c in cps]
+                                  for r in runs])
                 rows.append(Row(task.name, label, list(fids), strat, model, cps,
                                 at.mean(0).tolist(), at.std(0).tolist(), top, seeds, top_cv,
-                                float(a), curves=[{"labels": r.labels, "ap": r.ap} for r in runs],
+                                float(a), ap_unlabelled_mean=_nanmean(unl),
+                                curves=[{"labels": r.labels, "ap": r.ap,
+                                         "ap_unlabelled": r.ap_unlabelled} for r in runs],
                                 session_ids=[r.session_id for r in runs]))
                 if progress:
                     cv_text = "".join(f", {by} {v:.3f}" for by, v in top_cv.items()
@@ -255,6 +274,13 @@ def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies:
         _labels_to_random(rows)
         out.extend(rows)
     return out
+
+
+def _nanmean(a: np.ndarray) -> list[float]:
+    """Column means over the finite values (NaN where a column has none)."""
+    ok = np.isfinite(a)
+    n = ok.sum(0)
+    return np.where(n > 0, np.where(ok, a, 0.0).sum(0) / np.maximum(n, 1), np.nan).tolist()
 
 
 def _strategy_cell(r: Row) -> str:
@@ -285,11 +311,19 @@ def as_json(rows: Sequence[Row]) -> list[dict[str, Any]]:
         "task": r.task, "features": r.features, "feature_set_ids": r.feature_set_ids,
         "strategy": r.strategy, "model": r.model, "seeds": r.seeds,
         "labels": r.checkpoints, "ap_mean": r.ap_mean, "ap_std": r.ap_std,
+        "ap_unlabelled_mean": _finite(r.ap_unlabelled_mean),
         "ceiling": r.ceiling, "ceiling_cv": r.ceiling_cv, "random_final_ap": r.random_final,
         "spatial_context": r.spatial_context,
         "labels_to_random_final": r.labels_to_random, "seeds_reaching": r.reached,
-        "session_ids": r.session_ids, "curves": r.curves,
+        "session_ids": r.session_ids,
+        "curves": [{**c, "ap_unlabelled": _finite(c.get("ap_unlabelled", []))}
+                   for c in r.curves],
     } for r in rows]
+
+
+def _finite(values: Sequence[float]) -> list[float | None]:
+    """NaN as None: JSON has no NaN (AP over the unlabelled patches once none is left)."""
+    return [None if v != v else v for v in values]
 
 
 CV_HEADS = {"folds": f"all labels, {CV_FOLDS} folds", "products": "all labels, product held out"}
@@ -315,3 +349,29 @@ def markdown(rows: Sequence[Row], cv: Sequence[str] = ()) -> str:
             cells.append("-" if v is None else f"{v:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def across_tasks(rows: Sequence[Row], prefix: str) -> str:
+    """Markdown: per feature combination and strategy, AP at each checkpoint averaged
+    over the tasks named `<prefix>_*` (OSCD's per-city sessions; min-max beside it), then
+    the same for the AP over the patches not labelled yet. Empty when there are none."""
+    mine = [r for r in rows if r.task.startswith(prefix + "_")]
+    if not mine:
+        return ""
+    cps = mine[0].checkpoints
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in mine:
+        groups.setdefault((r.features, _strategy_cell(r)), []).append(r)
+    head = ["features", "strategy", "tasks", *(f"AP@{c}" for c in cps),
+            *(f"AP@{c}, unlabelled" for c in cps)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (features, strategy), rs in groups.items():
+        ap = np.asarray([r.ap_mean for r in rs])
+        unl = np.asarray([r.ap_unlabelled_mean or [np.nan] * len(cps) for r in rs], float)
+        cells = [features, strategy, str(len(rs))]
+        cells += [f"{m:.3f} ({lo:.3f}-{hi:.3f})"
+                  for m, lo, hi in zip(ap.mean(0), ap.min(0), ap.max(0), strict=True)]
+        cells += ["-" if np.isnan(m) else f"{m:.3f}" for m in _nanmean(unl)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+

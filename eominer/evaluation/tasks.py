@@ -178,11 +178,35 @@ def oscd_folder(root: Path) -> Path:
         else root / "oscd"
 
 
+OSCD_TASK = "oscd_new_construction"
+OSCD_SESSIONS = ("pooled", "city", "both")
+
+
 def oscd_task(store: Store, root: Path, cities: Sequence[str] | None = None,
               level: int = 16, workdir: Path | None = None,
               notes: list[str] | None = None) -> Task:
-    """Ingest both dates of each city; the pooled "new construction" task. A second date
-    on another grid than the first (OSCD's abudhabi, hongkong and saclay_e are a few
+    """The pooled "new construction" task: one scope over every city's pair."""
+    return pooled(oscd_city_tasks(store, root, cities, level, workdir, notes), OSCD_TASK)
+
+
+def oscd_tasks(store: Store, root: Path, cities: Sequence[str] | None = None,
+               level: int = 16, workdir: Path | None = None, notes: list[str] | None = None,
+               sessions: str = "pooled") -> list[Task]:
+    """`sessions` 'pooled': one task over every city (one model across cities); 'city':
+    one task per city (`oscd_new_construction_<city>`, the analyst mining one pair with
+    that pair's labels only); 'both'."""
+    if sessions not in OSCD_SESSIONS:
+        raise ValueError(f"OSCD sessions {sessions!r}: one of {', '.join(OSCD_SESSIONS)}")
+    per_city = oscd_city_tasks(store, root, cities, level, workdir, notes)
+    out = [pooled(per_city, OSCD_TASK)] if sessions != "city" else []
+    return out + (per_city if sessions != "pooled" else [])
+
+
+def oscd_city_tasks(store: Store, root: Path, cities: Sequence[str] | None = None,
+                    level: int = 16, workdir: Path | None = None,
+                    notes: list[str] | None = None) -> list[Task]:
+    """Ingest both dates of each city; one "new construction" task per city. A second
+    date on another grid than the first (OSCD's abudhabi, hongkong and saclay_e are a few
     pixels smaller) is resampled onto the first date's grid (bilinear, written under
     `workdir`) and that copy is the pair's second product; `notes` gets a line for it."""
     from eominer.evaluation.oscd import OSCD_CHANGE_SHARE, list_cities, read_labels
@@ -199,7 +223,7 @@ def oscd_task(store: Store, root: Path, cities: Sequence[str] | None = None,
             f" (cities with labels: {', '.join(known) or 'none'})")
     if not cities:
         raise ProductReadError(f"no OSCD city with labels under {base / 'labels'}")
-    pairs, ids_all, y_all = [], [], []
+    out = []
     for city in cities:
         p1 = _ingest(store, base / "images" / city / "imgs_1", level)
         p2 = _ingest(store, base / "images" / city / "imgs_2", level)
@@ -220,13 +244,19 @@ def oscd_task(store: Store, root: Path, cities: Sequence[str] | None = None,
                              f"resampled onto imgs_1's grid ({prod1.width} x {prod1.height}"
                              " px, bilinear) as the pair's second product")
         ids, share = _shares(store, p1, changed, level)
-        pairs.append((p1, p2))
-        ids_all.append(ids)
-        y_all.append(np.where(share > OSCD_CHANGE_SHARE, 1, -1).astype(np.int8))
-    ids, y = np.concatenate(ids_all), np.concatenate(y_all)
+        y = np.where(share > OSCD_CHANGE_SHARE, 1, -1).astype(np.int8)
+        out.append(Task(f"{OSCD_TASK}_{city}", "new_construction", (p1,), ids, y, level,
+                        ((p1, p2),)))
+    return out
+
+
+def pooled(parts: Sequence[Task], name: str) -> Task:
+    """One task over the pools of `parts` (same concept and level)."""
+    ids = np.concatenate([t.patch_ids for t in parts])
+    y = np.concatenate([t.y for t in parts])
     order = np.argsort(ids)
-    return Task("oscd_new_construction", "new_construction", tuple(p for p, _ in pairs),
-                ids[order], y[order], level, tuple(pairs))
+    return Task(name, parts[0].concept, tuple(p for t in parts for p in t.product_ids),
+                ids[order], y[order], parts[0].level, tuple(q for t in parts for q in t.pairs))
 
 
 def aligned_copy(src: str | Path, like: str | Path, out_dir: Path) -> Path:
@@ -286,21 +316,28 @@ def pair_feature_set(store: Store, source: FeatureSet, pairs: Sequence[tuple[str
 
 def change_feature_set(store: Store, pairs: Sequence[tuple[str, str]], method: str,
                        level: int, seed: int = 0,
-                       progress: Callable[[str], None] | None = None) -> FeatureSet:
+                       progress: Callable[[str], None] | None = None,
+                       done: dict[tuple[str, str, str, int], str] | None = None) -> FeatureSet:
     """`change_<method>` of every pair, as `eominer change` makes it (its map, COGs and
     per-patch scores on the pair's first product), gathered into one feature set
     `pairs_change_<method>`: `eominer change` registers one set per pair, and a session
-    over several cities needs one. Idempotent (same id, rows upserted)."""
+    over several cities needs one. Idempotent (same id, rows upserted). `done`: the
+    change feature set of each (before, after, method, seed) computed so far, read and
+    filled, so that tasks sharing a pair compute its map once."""
     from eominer.change.run import detect_change
     from eominer.change.scores import SCORE_COLUMNS
 
+    done = {} if done is None else done
     runs = []
     for p1, p2 in pairs:
-        run = detect_change(p1, p2, method, store=store, seed=seed)
-        runs.append((p1, run.feature_set_id))
-        if progress:
-            progress(f"change {method} {p1}: threshold {run.threshold:.3f}, "
-                     f"{run.changed_fraction:.1%} changed")
+        key = (p1, p2, method, seed)
+        if key not in done:
+            run = detect_change(p1, p2, method, store=store, seed=seed)
+            done[key] = run.feature_set_id
+            if progress:
+                progress(f"change {method} {p1}: threshold {run.threshold:.3f}, "
+                         f"{run.changed_fraction:.1%} changed")
+        runs.append((p1, done[key]))
     fs = store.register_feature_set(
         f"pairs_change_{method}", PAIR_VERSION,
         {"method": method, "seed": seed, "level": level,

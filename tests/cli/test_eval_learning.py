@@ -185,7 +185,9 @@ def test_eolearn_with_no_task_left_says_so(shared_data, tmp_path, capsys):
 
 def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, capsys):
     """`change_cva`: `eominer change` on each city's ingested pair, its per-patch scores
-    gathered into one set over the cities' first dates, mined like any other."""
+    gathered into one set over the cities' first dates, mined like any other. With
+    `--oscd-sessions both`, each city is also a task of its own, reusing its pair's map,
+    and a second table averages the cities."""
     from eominer.store import open_store
 
     ws, out = tmp_path / "ws", tmp_path / "rows.json"
@@ -193,11 +195,17 @@ def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, c
                             "--dataset", "oscd", "--cities", "bercy,rennes", "--features",
                             "change_cva,spectral+change_cva", "--strategies", "margin",
                             "--seeds", "1", "--budget", "30", "--no-ray", "--workspace",
-                            str(ws), "--json-out", str(out)], tmp_path)
+                            str(ws), "--json-out", str(out), "--oscd-sessions", "both"],
+                           tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("change cva ") == 2  # one map per city
+    assert r.stdout.count("change cva ") == 2  # one map per city, for all three tasks
     rows = json.loads(out.read_text())
-    assert [x["features"] for x in rows] == ["change_cva", "spectral+change_cva"]
+    assert [(x["task"], x["features"]) for x in rows] == [
+        (t, f) for t in ("oscd_new_construction", "oscd_new_construction_bercy",
+                         "oscd_new_construction_rennes")
+        for f in ("change_cva", "spectral+change_cva")]
+    _check_per_city(r.stdout, rows)
+    rows = rows[:2]
     with open_store(f"duckdb:///{ws / 'eval.duckdb'}") as store:
         pooled = next(fs for fs in store.feature_sets() if fs.name == "pairs_change_cva")
         assert list(pooled.columns) == ["change_prob_mean", "change_share", "change_valid"]
@@ -216,6 +224,26 @@ def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, c
         assert n == sum(_patches(store, p1) for p1, _ in pairs) > 0  # every patch
         s = store.session(rows[0]["session_ids"][0])
         assert len(store.session_labels(s.session_id)) == 30
+
+
+def _check_per_city(stdout: str, rows: list[dict]) -> None:
+    """Each city's pool is its own pair's patches; the summary averages the cities."""
+    by = {(x["task"], x["features"]): x for x in rows}
+    pooled = by["oscd_new_construction", "change_cva"]
+    bercy = by["oscd_new_construction_bercy", "change_cva"]
+    rennes = by["oscd_new_construction_rennes", "change_cva"]
+    assert "oscd_new_construction_bercy: 528 patches of 16 px, 15 positive (2.8%)" in stdout
+    assert "oscd_new_construction_rennes: " in stdout
+    for x in (bercy, rennes):
+        assert len(x["feature_set_ids"]) == 1 and x["feature_set_ids"] != pooled["feature_set_ids"]
+        assert all(0 <= v <= 1 for v in x["ap_unlabelled_mean"])
+    summary = stdout[stdout.index("OSCD, one session per city"):].splitlines()
+    line = next(x for x in summary if x.startswith("| change_cva | margin | 2 |"))
+    mean = (bercy["ap_mean"][0] + rennes["ap_mean"][0]) / 2
+    lo, hi = sorted((bercy["ap_mean"][0], rennes["ap_mean"][0]))
+    assert f"| {mean:.3f} ({lo:.3f}-{hi:.3f}) |" in line
+    unl = (bercy["ap_unlabelled_mean"][-1] + rennes["ap_unlabelled_mean"][-1]) / 2
+    assert line.endswith(f"| {unl:.3f} |")
 
 
 def _patches(store, product_id: str) -> int:

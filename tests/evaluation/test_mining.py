@@ -113,3 +113,38 @@ def test_simulated_sessions_carry_the_spatial_context(learn_store, oscd_db):
         assert learn_store.session(r.session_id).params.spatial_context == a
         assert r.labels == [4, 14, 24, 25]
     assert runs[0.0].ap[0] != runs[0.3].ap[0]  # the same 4 labels, another ranking
+
+
+def test_heldout_ap_scores_only_the_patches_not_labelled_yet(learn_store, oscd_db):
+    """`drive(heldout=...)`: each round's AP over the patches unlabelled at that round,
+    recomputed here from the round's scores and the session's stored labels."""
+    from eominer.evaluation.mining import drive
+    from eominer.evaluation.ranking import average_precision
+    from eominer.learning.session import Session
+    from tests.conftest import positives
+
+    truth = oscd_db["truth"][16]
+    pos = positives(truth)
+    s = Session.create(learn_store, "heldout", "eval", "new_construction",
+                       [oscd_db["product"]], 16, [oscd_db["fs"]], model_kind="rbf_svm",
+                       strategy="margin", params={"seed": 0, "batch_size": 10})
+    y = np.asarray([1 if int(i) in pos else -1 for i in s.patch_ids], np.int8)
+    scores: list[np.ndarray] = []
+    heldout: list[float] = []
+
+    def ap_of(sc: np.ndarray) -> float:
+        scores.append(sc.copy())
+        return average_precision(y, sc)
+
+    labels, aps = drive(s, y, 0, 34, 10, (25,), ap_of, "bordeaux", heldout)
+    assert labels == [4, 14, 24, 25, 34] and len(heldout) == len(scores) == 5
+    t = learn_store.session_labels(s.session_id).to_pandas()
+    rounds = sorted(t["round"].unique())
+    assert len(rounds) == 5  # the first four, then one batch per round but the last
+    for k, sc in enumerate(scores):
+        known = np.isin(s.patch_ids, t.loc[t["round"] <= rounds[k], "patch_id"].to_numpy())
+        assert known.sum() == labels[k]
+        assert heldout[k] == average_precision(y[~known], sc[~known])
+    # the labelled positives, scored in-sample, lift the AP over every patch
+    assert aps[-1] > heldout[-1]
+    s.close()
