@@ -56,7 +56,7 @@ BASEMAP_ENV = "EOMINER_BASEMAP_URL"
 # from `cells`), and the score from the overlay's pixel under that patch's centre (the
 # overlay covers the view at the screen's resolution; the pixel under a patch's centre
 # is that patch)
-_GRID_JS = """
+_GRID_FUNCS = """
 const col = (s, k) => s.data instanceof Map ? s.data.get(k) : s.data[k]
 // sum of cf[off + t] * a**i * b**j in webmercator._terms's order
 function poly(g, off, a, b) {
@@ -83,6 +83,8 @@ function centreOf(g, cell) {
   const a = 2 * c / cols - 1, b = 2 * r / rows - 1
   return [poly(g, 7 + 2 * n, a, b), poly(g, 7 + 3 * n, a, b)]
 }
+"""
+_GRID_JS = _GRID_FUNCS + """
 const ii = special_vars.image_index
 const k = ii ? ii.index : -1
 const g = k >= 0 ? col(ids, 'grid')[k] : null
@@ -91,6 +93,13 @@ const first = k >= 0 ? col(ids, 'first')[k] : -1  // ids first + cell, else look
 const pid = cell < 0 ? -1 : first >= 0 ? first + cell : col(ids, 'cells')[k][cell]
 """
 _PATCH_JS = _GRID_JS + "return pid >= 0 ? String(pid) : '-'"
+# the hover's filter: a product's tooltip only where its grid is. Its 1 x 1 box is the
+# grid's 3857 bounding box, larger than the (rotated) grid, so where boxes of products
+# overlap, a product whose grid is not under the mouse would show a tooltip of its own
+_IN_GRID_JS = _GRID_FUNCS + """
+const ii = cb_data.vars.image_index
+return ii != null && cellAt(col(ids, 'grid')[ii.index], cb_data.vars.x, cb_data.vars.y) >= 0
+"""
 _SCORE_JS = _GRID_JS + """
 if (pid < 0) return 'none'
 const j = Array.from(col(src, 'product')).indexOf(col(ids, 'product')[k])
@@ -149,6 +158,36 @@ def _empty_images() -> dict[str, list]:
 
 def _empty_ids() -> dict[str, list]:
     return {**_empty_images(), "first": [], "cells": [], "grid": []}
+
+
+def ids_data(layers) -> dict[str, list]:
+    """The hover layer's columns for these `MercatorLayer`s: per product its box (a 1 x 1
+    image), its patch ids (`MercatorLayer.cell_ids`) and its grid's polynomials."""
+    data = _empty_ids()
+    for lay in layers:
+        lf, b, r, t = lay.bounds
+        first, cells = lay.cell_ids()
+        for k, v in zip(("image", "x", "y", "dw", "dh", "product", "first", "cells", "grid"),
+                        (np.zeros((1, 1), np.int32), lf, b, r - lf, t - b, lay.product_id,
+                         first, cells, lay.polynomial.packed())):
+            data[k].append(v)
+    return data
+
+
+def hover_tool(renderer, ids, overlay, change, rows: list[tuple[str, str]]):
+    """The map's HoverTool on the invisible per-product layer `renderer` (source `ids`):
+    patch and product, the score under it from `overlay`, the change probability from
+    `change`. The rows come and go with the change layer (`MapView._hover_rows`); "$x"
+    and "$y" only carry the score's and the change's formatters. A product's tooltip is
+    shown only where its grid is (`_IN_GRID_JS`)."""
+    from bokeh.models import CustomJS, CustomJSHover, HoverTool
+
+    return HoverTool(
+        renderers=[renderer], description="Patch, product, score and change", tooltips=rows,
+        formatters={"@image": CustomJSHover(args={"ids": ids}, code=_PATCH_JS),
+                    "$x": CustomJSHover(args={"src": overlay, "ids": ids}, code=_SCORE_JS),
+                    "$y": CustomJSHover(args={"chg": change, "ids": ids}, code=_CHANGE_JS)},
+        filters={"@product": CustomJS(args={"ids": ids}, code=_IN_GRID_JS)})
 
 
 class MapView(Viewer):
@@ -324,8 +363,6 @@ class MapView(Viewer):
         from bokeh.models import (
             BoxSelectTool,
             CustomJS,
-            CustomJSHover,
-            HoverTool,
             LassoSelectTool,
             LinearColorMapper,
             PolySelectTool,
@@ -365,16 +402,8 @@ class MapView(Viewer):
         shape = fig.patches("xs", "ys", source=self._shape_src, fill_color="#1565c0",
                             fill_alpha=0.12, line_color="#1565c0", line_dash="dashed",
                             line_width=2)
-        # the rows come and go with the change layer (`_hover_rows`); "$x" and "$y" only
-        # carry the score's and the change's formatters
-        self._hover = HoverTool(
-            renderers=[ids], description="Patch, product, score and change",
-            tooltips=self._hover_rows(),
-            formatters={"@image": CustomJSHover(args={"ids": self._ids_src}, code=_PATCH_JS),
-                        "$x": CustomJSHover(args={"src": self._overlay_src,
-                                                  "ids": self._ids_src}, code=_SCORE_JS),
-                        "$y": CustomJSHover(args={"chg": self._change_src,
-                                                  "ids": self._ids_src}, code=_CHANGE_JS)})
+        self._hover = hover_tool(ids, self._ids_src, self._overlay_src, self._change_src,
+                                 self._hover_rows())
         fig.add_tools(
             BoxSelectTool(renderers=[shape], description="Box: label patches or an area"),
             LassoSelectTool(renderers=[shape], description="Lasso: label patches or an area"),
@@ -548,16 +577,7 @@ class MapView(Viewer):
         layers = self.layers()
         if self._ids_key is not None and self._ids_key == self._layers_key:
             return
-        data = _empty_ids()
-        for lay in layers:
-            lf, b, r, t = lay.bounds
-            first, cells = lay.cell_ids()
-            for k, v in zip(("image", "x", "y", "dw", "dh", "product", "first", "cells",
-                             "grid"),
-                            (np.zeros((1, 1), np.int32), lf, b, r - lf, t - b,
-                             lay.product_id, first, cells, lay.polynomial.packed())):
-                data[k].append(v)
-        self._ids_src.data = data
+        self._ids_src.data = ids_data(layers)
         self._ids_key = self._layers_key
 
     def _on_opacity(self, event) -> None:

@@ -5,6 +5,7 @@ computed here independently, with pyproj and shapely."""
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -397,3 +398,91 @@ def test_the_browser_hover_names_the_patch_and_score_that_pyproj_gives(two_zones
         s = score_of.get(want)  # a patch outside the session has no score
         assert score == ("none" if s is None else f"{(int(s * 254 + 1.5) - 1) / 254:.2f}")
     assert named > 1000
+
+
+# the text of each tooltip shown (Bokeh puts them in shadow roots; a hidden one stays in
+# the DOM, empty or undisplayed)
+_SHOWN_TOOLTIPS = """() => {
+  const out = []
+  const walk = (root) => root.querySelectorAll('*').forEach((e) => {
+    if (e.classList.contains('bk-Tooltip') && e.shadowRoot && e.checkVisibility())
+      out.push(Array.from(e.shadowRoot.children).filter((c) => c.tagName !== 'STYLE')
+        .map((c) => c.textContent).join(' '))
+    if (e.shadowRoot) walk(e.shadowRoot)
+  })
+  walk(document)
+  return out.join(' | ')
+}"""
+
+
+@pytest.mark.browser
+def test_where_product_boxes_overlap_only_the_grids_under_the_mouse_have_a_tooltip():
+    """The map's own HoverTool (`mapview.hover_tool`, its filter included) in a Bokeh page
+    in Chromium, over two products in UTM 32N and 33N that overlap by about a kilometre:
+    each grid is rotated inside its 3857 box, so where the boxes overlap a point may be on
+    both grids, on one, or on neither. The tooltip names exactly the products whose grid
+    is under the mouse (`patch_at`, pyproj), never a product outside its grid (before the
+    filter, such a product showed a tooltip of its own, patch '-')."""
+    from bokeh.embed import file_html
+    from bokeh.models import ColumnDataSource, LinearColorMapper, Range1d
+    from bokeh.plotting import figure
+    from bokeh.resources import INLINE
+    from pyproj import Transformer
+
+    from eominer.ui.mapview import HOVER_ROWS, _empty_images, hover_tool, ids_data
+    from eominer.ui.webmercator import mercator_layer
+
+    from .browser import browser, to_screen
+
+    lon, lat = Transformer.from_crs(32632, 4326, always_xy=True).transform(704_000.0,
+                                                                           5_880_000.0)
+    x, y = Transformer.from_crs(4326, 32633, always_xy=True).transform(lon, lat)
+    layers = [mercator_layer(*product_and_grid("UTM32", 32632, 700_000.0, 5_880_000.0, 40,
+                                               50, 1000)),
+              mercator_layer(*product_and_grid("UTM33", 32633, round(x) - 1000.0,
+                                               round(y) - 1000.0, 30, 60, 5000))]
+    a, b = layers
+    x0, y0 = max(a.bounds[0], b.bounds[0]), max(a.bounds[1], b.bounds[1])
+    x1, y1 = min(a.bounds[2], b.bounds[2]), min(a.bounds[3], b.bounds[3])
+    assert x0 < x1 and y0 < y1  # the boxes overlap
+    fig = figure(x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), width=300,
+                 height=round(300 * (y1 - y0) / (x1 - x0)), min_border=0, tools="",
+                 toolbar_location=None, name="eom-figure", css_classes=["eom-map"])
+    fig.axis.visible = False
+    fig.grid.visible = False
+    ids = ColumnDataSource(ids_data(layers))
+    glyph = fig.image("image", "x", "y", "dw", "dh", source=ids, global_alpha=0,
+                      color_mapper=LinearColorMapper(palette=["#00000000"], low=0, high=1))
+    fig.add_tools(hover_tool(glyph, ids, ColumnDataSource(_empty_images()),
+                             ColumnDataSource(_empty_images()), HOVER_ROWS))
+    # candidate points of the overlap, by the grids under them; 2 px from a grid's edge
+    # are left out (a pixel's rounding there is not what this checks)
+    step = (x1 - x0) / 300 * 2
+    rng = np.random.default_rng(6)
+    px, py = rng.uniform(x0, x1, 3000), rng.uniform(y0, y1, 3000)
+    on = np.stack([lay.cell_at(px, py) >= 0 for lay in layers])  # (2, points)
+    steady = np.ones(len(px), bool)
+    for dx in (-step, step):
+        for dy in (-step, step):
+            steady &= (np.stack([lay.cell_at(px + dx, py + dy) >= 0 for lay in layers])
+                       == on).all(0)
+    by: dict[int, list] = {0: [], 1: [], 2: []}
+    for i in np.flatnonzero(steady):
+        want = [lay.product_id for lay, hit in zip(layers, on[:, i]) if hit]
+        by[len(want)].append((px[i], py[i], want))
+    assert len(by[0]) >= 8, {k: len(v) for k, v in by.items()}
+    with browser() as br:
+        page = br.new_page()
+        page.set_content(file_html(fig, INLINE, "hover"))
+        page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
+        page.wait_for_timeout(500)
+        for n_grids, pts in by.items():
+            for x, y, want in pts[:30]:
+                page.mouse.move(*to_screen(page, x, y))
+                page.wait_for_timeout(40)
+                tip = page.evaluate(_SHOWN_TOOLTIPS)
+                got = re.findall(r"patch:\s*(\S+)\s*product:\s*(\S+)", tip)
+                assert sorted(p for _, p in got) == sorted(want), (n_grids, x, y, tip)
+                for pid, product in got:
+                    lay = a if product == a.product_id else b
+                    assert pid == str(lay.patch_at(x, y)), (x, y, tip)
