@@ -20,11 +20,10 @@ Labels are used only to score."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import CITIES, probability, summary
+from change_thresholds import CITIES, arguments, probability, summary, tallies
 
 
 def mean3(a: np.ndarray) -> np.ndarray:
@@ -38,10 +37,7 @@ def index(x: np.ndarray, a: int, b: int) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="../shared/data/oscd")
-    ap.add_argument("--cache", default="/tmp/chg_thresholds")
-    args = ap.parse_args()
+    args = arguments(__doc__)
 
     from eominer.change.align import CHANGE_BANDS
     from eominer.change.threshold import otsu_threshold
@@ -50,8 +46,7 @@ def main() -> None:
 
     b04, b08, b11 = (CHANGE_BANDS.index(b) for b in ("B04", "B08", "B11"))
     rules = ("otsu", "and_ndvi", "and_ndbi", "and_either", "soft_ndvi")
-    pooled = {r: np.zeros(4, np.int64) for r in rules}
-    f1: dict[str, list[float]] = {r: [] for r in rules}
+    pooled, f1 = tallies(rules)
     for city in CITIES:
         prob, valid, truth = probability(Path(args.data), city, Path(args.cache))
         pair, _ = load_city(Path(args.data), city)

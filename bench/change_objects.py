@@ -19,11 +19,10 @@ Labels are used only to score."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import CITIES, probability, summary
+from change_thresholds import CITIES, arguments, probability, summary, tallies
 
 
 def per_component(keep: np.ndarray, lab: np.ndarray) -> np.ndarray:
@@ -32,10 +31,7 @@ def per_component(keep: np.ndarray, lab: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="../shared/data/oscd")
-    ap.add_argument("--cache", default="/tmp/chg_thresholds")
-    args = ap.parse_args()
+    args = arguments(__doc__)
 
     from scipy import ndimage as ndi
 
@@ -43,8 +39,7 @@ def main() -> None:
     from eominer.evaluation.change_metrics import confusion, from_confusion
 
     rules = ("otsu", "hyst2", "mmu4", "mmu9", "compmean", "grow")
-    pooled = {r: np.zeros(4, np.int64) for r in rules}
-    f1: dict[str, list[float]] = {r: [] for r in rules}
+    pooled, f1 = tallies(rules)
     eight = np.ones((3, 3), bool)
     for city in CITIES:
         prob, valid, truth = probability(Path(args.data), city, Path(args.cache))

@@ -55,18 +55,27 @@ def gmm_threshold(v: np.ndarray, seed: int = 0) -> float:
     return float(grid[above[0]]) if above.size else float(s.max())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str) -> argparse.Namespace:
+    """--data (the OSCD folder) and --cache (the probability maps), for these scripts."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/oscd")
     ap.add_argument("--cache", default="/tmp/chg_thresholds")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def tallies(rules: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    """Per rule: the pooled confusion counts and the per-city F1, empty."""
+    return {r: np.zeros(4, np.int64) for r in rules}, {r: [] for r in rules}
+
+
+def main() -> None:
+    args = arguments(__doc__)
 
     from eominer.change.threshold import kittler_illingworth, otsu_threshold
     from eominer.evaluation.change_metrics import confusion, from_confusion
 
     rules = ("otsu", "ki_p", "ki_logit", "kigg_logit", "gmm_p", "gmm_logit")
-    pooled = {r: np.zeros(4, np.int64) for r in rules}
-    f1: dict[str, list[float]] = {r: [] for r in rules}
+    pooled, f1 = tallies(rules)
     for city in CITIES:
         prob, valid, truth = probability(Path(args.data), city, Path(args.cache))
         v = prob[valid].astype(np.float64)

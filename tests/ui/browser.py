@@ -186,3 +186,24 @@ def to_screen(page, x: float, y: float) -> tuple[float, float]:
     box = canvas_box(page)
     return (box["x"] + (x - f["x0"]) / (f["x1"] - f["x0"]) * f["w"],
             box["y"] + (f["y1"] - y) / (f["y1"] - f["y0"]) * f["h"])
+
+
+# the text of each tooltip shown: Bokeh puts them in shadow roots, and a hidden one stays
+# in the DOM
+_TOOLTIPS = """() => {
+  const out = []
+  const walk = (root) => root.querySelectorAll('*').forEach((e) => {
+    if (e.classList.contains('bk-Tooltip') && e.shadowRoot && e.checkVisibility())
+      out.push(Array.from(e.shadowRoot.children).filter((c) => c.tagName !== 'STYLE')
+        .map((c) => c.textContent).join(' '))
+    if (e.shadowRoot) walk(e.shadowRoot)
+  })
+  walk(document)
+  return out.join(' | ')
+}"""
+
+
+def tooltips(page) -> str:
+    """The text of the tooltips shown on the page, ' | ' between them ('' for none)."""
+    return page.evaluate(_TOOLTIPS)
+

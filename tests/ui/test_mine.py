@@ -17,6 +17,7 @@ from .browser import (
     status,
     tab,
     text,
+    tooltips,
     wait_for,
 )
 from .conftest import USERS
@@ -39,19 +40,6 @@ _HITS_BATCH = """([x, y]) => {
       return true
   }
   return false
-}"""
-
-# Bokeh's tooltips live in shadow roots too
-_TOOLTIPS = """() => {
-  const out = []
-  const walk = (root) => root.querySelectorAll('*').forEach((e) => {
-    if (e.classList.contains('bk-Tooltip') && e.shadowRoot)
-      out.push(Array.from(e.shadowRoot.children).filter((c) => c.tagName !== 'STYLE')
-        .map((c) => c.textContent).join(' '))
-    if (e.shadowRoot) walk(e.shadowRoot)
-  })
-  walk(document)
-  return out.join(' | ')
 }"""
 
 
@@ -84,7 +72,7 @@ def hover(page, x: float, y: float) -> tuple[int | None, str | None]:
     """(patch, score) that the map's tooltip names at a screen point."""
     page.mouse.move(x, y)
     page.wait_for_timeout(60)
-    m = re.search(r"patch:\s*(\d+).*?score:\s*(\S+)", page.evaluate(_TOOLTIPS))
+    m = re.search(r"patch:\s*(\d+).*?score:\s*(\S+)", tooltips(page))
     return (int(m.group(1)), m.group(2)) if m else (None, None)
 
 
@@ -104,7 +92,7 @@ def test_map_hover_names_the_patch_and_its_score(server):
         box = page.locator(".eom-map").bounding_box()
         x, y = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.55
         page.mouse.move(x, y)
-        tip = wait_for(lambda: page.evaluate(_TOOLTIPS).strip(), 30, "the tooltip")
+        tip = wait_for(lambda: tooltips(page).strip(), 30, "the tooltip")
         shot(page, "11_map_hover")
         assert "RGBA" not in tip
         m = re.search(r"patch:\s*(\d+)\s*product:\s*(\S+)\s*score:\s*(\d\.\d\d)", tip)

@@ -400,19 +400,6 @@ def test_the_browser_hover_names_the_patch_and_score_that_pyproj_gives(two_zones
     assert named > 1000
 
 
-# the text of each tooltip shown (Bokeh puts them in shadow roots; a hidden one stays in
-# the DOM, empty or undisplayed)
-_SHOWN_TOOLTIPS = """() => {
-  const out = []
-  const walk = (root) => root.querySelectorAll('*').forEach((e) => {
-    if (e.classList.contains('bk-Tooltip') && e.shadowRoot && e.checkVisibility())
-      out.push(Array.from(e.shadowRoot.children).filter((c) => c.tagName !== 'STYLE')
-        .map((c) => c.textContent).join(' '))
-    if (e.shadowRoot) walk(e.shadowRoot)
-  })
-  walk(document)
-  return out.join(' | ')
-}"""
 
 
 @pytest.mark.browser
@@ -432,7 +419,7 @@ def test_where_product_boxes_overlap_only_the_grids_under_the_mouse_have_a_toolt
     from eominer.ui.mapview import HOVER_ROWS, _empty_images, hover_tool, ids_data
     from eominer.ui.webmercator import mercator_layer
 
-    from .browser import browser, to_screen
+    from .browser import browser, to_screen, tooltips
 
     lon, lat = Transformer.from_crs(32632, 4326, always_xy=True).transform(704_000.0,
                                                                            5_880_000.0)
@@ -480,7 +467,7 @@ def test_where_product_boxes_overlap_only_the_grids_under_the_mouse_have_a_toolt
             for x, y, want in pts[:30]:
                 page.mouse.move(*to_screen(page, x, y))
                 page.wait_for_timeout(40)
-                tip = page.evaluate(_SHOWN_TOOLTIPS)
+                tip = tooltips(page)
                 got = re.findall(r"patch:\s*(\S+)\s*product:\s*(\S+)", tip)
                 assert sorted(p for _, p in got) == sorted(want), (n_grids, x, y, tip)
                 for pid, product in got:
