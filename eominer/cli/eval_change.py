@@ -17,14 +17,16 @@ import click
 def change(root: str, cities: str | None, methods: str, seed: int,
            json_out: str | None) -> None:
     """Precision, recall, F1, Cohen's kappa (binary map) and area under the
-    precision-recall curve (probability map) per city and overall, for every method."""
+    precision-recall curve (probability map) per city and overall, for every method;
+    then, with several cities and methods, each city scored with the method that did
+    best on the other cities (an estimate for a city nobody tuned on)."""
     import json
     from dataclasses import asdict
 
     import pyarrow as pa
 
     from eominer.cli.output import render
-    from eominer.evaluation.change import evaluate
+    from eominer.evaluation.change import chosen_elsewhere, evaluate
     from eominer.evaluation.provenance import environment
 
     env = environment()  # when it started, and with what
@@ -61,7 +63,15 @@ def change(root: str, cities: str | None, methods: str, seed: int,
             if worse:
                 click.echo(f"  {city}: {lead} F1 {by[lead]:.3f} below "
                            + ", ".join(f"{m} {by[m]:.3f}" for m in worse))
+    held_out = None
+    if len(ms) > 1 and len({r.city for r in results}) > 1:
+        picks, s = chosen_elsewhere(results)
+        held_out = {"methods": picks, **{k: v for k, v in asdict(s).items() if k != "auprc"}}
+        click.echo("each city with the method of the best F1 on the other cities: "
+                   + ", ".join(f"{c} {m}" for c, m in picks.items()))
+        click.echo(f"  overall F1 {s.f1:.3f} (precision {s.precision:.3f}, recall "
+                   f"{s.recall:.3f}): no method chosen on the city it is scored on")
     if json_out:
         with open(json_out, "w") as fh:
             json.dump({"rows": rows, "overall": {m: asdict(s) for m, s in overall.items()},
-                       "environment": env}, fh, indent=1)
+                       "chosen_elsewhere": held_out, "environment": env}, fh, indent=1)

@@ -74,3 +74,25 @@ def evaluate(
         for m in methods
     }
     return results, overall
+
+
+def chosen_elsewhere(results: Sequence[CityResult]) -> tuple[dict[str, str], ChangeScores]:
+    """Each city's map from the method with the best pooled F1 over the *other* cities,
+    and the pooled scores of those maps (AUPRC left NaN: it needs the maps themselves).
+    No method is chosen on the city it is scored on, so the F1 estimates what the choice
+    gives a city nobody looked at. Needs two cities or more."""
+    cities = list(dict.fromkeys(r.city for r in results))
+    if len(cities) < 2:
+        raise ValueError("choosing on the other cities needs two cities or more")
+    tallies = {(r.city, r.method): np.array([r.scores.tp, r.scores.fp, r.scores.fn,
+                                             r.scores.tn], dtype=np.int64) for r in results}
+    methods = list(dict.fromkeys(r.method for r in results))
+    chosen: dict[str, str] = {}
+    total = np.zeros(4, dtype=np.int64)
+    for city in cities:
+        def f1_elsewhere(m: str, city: str = city) -> float:
+            tp, fp, fn, _ = sum(tallies[c, m] for c in cities if c != city)
+            return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        chosen[city] = max(methods, key=f1_elsewhere)  # ties: the first method asked
+        total += tallies[city, chosen[city]]
+    return chosen, from_confusion(*(int(v) for v in total), float("nan"))

@@ -29,6 +29,25 @@ def test_eval_change_one_city(oscd, tmp_path) -> None:
     # bercy has 1,046 changed pixels: CVA finds some of them, better than chance
     assert rows[("bercy", "cva")]["recall"] > 0.1
     assert rows[("bercy", "cva")]["auprc"] > 1046 / (395 * 360)
+    assert res["chosen_elsewhere"] is None  # one city: nothing to choose on
+
+
+def test_eval_change_scores_each_city_with_the_choice_of_the_other(oscd, tmp_path) -> None:
+    out = tmp_path / "eval.json"
+    r = CliRunner().invoke(cli, ["eval", "change", "--data", str(oscd), "--cities",
+                                 "bercy,saclay_e", "--methods", "cva,irmad", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    f1 = {(x["city"], x["method"]): x["f1"] for x in res["rows"]}
+    held = res["chosen_elsewhere"]
+    # two cities: each is scored with the method that won in the other one
+    for city, other in (("bercy", "saclay_e"), ("saclay_e", "bercy")):
+        assert held["methods"][city] == max(("cva", "irmad"), key=lambda m: f1[other, m])
+    assert held["tp"] + held["fn"] == res["overall"]["cva"]["tp"] + res["overall"]["cva"]["fn"]
+    assert np.isclose(held["f1"], 2 * held["tp"] / (2 * held["tp"] + held["fp"] + held["fn"]))
+    picks = ", ".join(f"{c} {m}" for c, m in held["methods"].items())
+    assert f"each city with the method of the best F1 on the other cities: {picks}" in r.output
+    assert f"overall F1 {held['f1']:.3f}" in r.output
 
 
 def test_eval_change_unknown_city(oscd) -> None:
