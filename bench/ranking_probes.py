@@ -21,6 +21,13 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
 - `laplace-G`: an SVM on the Laplacian kernel exp(-gamma ||x - y||_1) over the
   concatenated columns, gamma = G / (the mean L1 distance between the labelled patches):
   heavier-tailed than the RBF, so one column far off moves the kernel less.
+- `rankgauss`: each column of the session's matrix replaced by the normal scores of its
+  ranks over the pool (no label used), times the column's spread, so per-set weights
+  stay: heavy tails and skew (texture energies, histogram bins) no longer set the RBF's
+  distances;
+- `bagged-B`: the RBF SVM's decision averaged with that of B more, each fitted on a
+  bootstrap of the round's labels (drawn within each class), so one odd label moves the
+  ranking less;
 - `selftrain-F`: transductive self-training: the RBF SVM is fitted, scores the pool, and
   is fitted again with F x (its positives) of the top-scored and F x (its negatives) of
   the bottom-scored unlabelled patches added as pseudo-labels.
@@ -84,6 +91,18 @@ def per_product(X: np.ndarray, product: np.ndarray) -> None:
         mu, sd = X[rows].mean(axis=0), X[rows].std(axis=0)
         sd[sd == 0] = 1.0
         X[rows] = (X[rows] - mu) / sd * scale
+
+
+def rank_gauss(X: np.ndarray) -> None:
+    """Each column, in place, as the normal scores of its ranks over the pool (ties
+    share their mean rank), scaled to the column's standard deviation."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    scale = X.std(axis=0)
+    n = len(X)
+    for j in range(X.shape[1]):
+        X[:, j] = ndtri((rankdata(X[:, j]) - 0.5) / n) * scale[j]
 
 
 def grid_adjacency(centres: np.ndarray, product: np.ndarray):
@@ -186,6 +205,34 @@ def self_trained(factor: float, pool: list):
             return super().fit(np.vstack([X, P[add]]), np.concatenate([y, y_add]))
 
     return lambda kind, **params: (SelfTrained(**params) if kind == "rbf_svm"
+                                   else models.make_model(kind, **params))
+
+
+def bagged(members: int):
+    """`make_model` whose RBF SVMs average their decision with `members` more, each
+    fitted on a per-class bootstrap of the labels (seeded by the label count)."""
+    from eominer.learning import models
+
+    class Bagged(models.RBFSVM):
+        def fit(self, X, y):
+            super().fit(X, y)
+            rng = np.random.default_rng(len(y))
+            self.members_ = []
+            for _ in range(members):
+                take = np.concatenate([rng.choice(np.flatnonzero(y == v), (y == v).sum())
+                                       for v in np.unique(y)])
+                m = models.RBFSVM(self.C, float(self.gamma_))
+                self.members_.append(m.fit(np.asarray(X)[take], np.asarray(y)[take]))
+            return self
+
+        def decision(self, X, sq_norms=None, out=None):
+            d = super().decision(X, sq_norms, out)
+            for m in self.members_:
+                d += m.decision(X, sq_norms)
+            d /= 1 + len(self.members_)
+            return d
+
+    return lambda kind, **params: (Bagged(**params) if kind == "rbf_svm"
                                    else models.make_model(kind, **params))
 
 
@@ -311,11 +358,13 @@ def main() -> None:
                     LaplaceSVM(scale) if kind == "rbf_svm" else plain_make(kind, **params))
             elif variant.startswith("selftrain-"):
                 engine.make_model = self_trained(float(variant.split("-", 1)[1]), pool)
-            elif variant not in ("pool", "per-product") and not variant.startswith(
+            elif variant.startswith("bagged-"):
+                engine.make_model = bagged(int(variant.split("-", 1)[1]))
+            elif variant not in ("pool", "per-product", "rankgauss") and not variant.startswith(
                     ("pca-", "pcaw-")):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
-                                 "pca-K, pcaw-K")
+                                 "pca-K, pcaw-K, rankgauss, bagged-B")
             aps = []
             for seed in range(args.seeds):
                 s = Session.create(store, f"{task.name} probe {variant} {seed}", "bench",
@@ -330,6 +379,8 @@ def main() -> None:
                 product = np.array([product_of[int(p)] for p in s.patch_ids])
                 if variant == "per-product":
                     per_product(s.data.X, product)
+                if variant == "rankgauss":
+                    rank_gauss(s.data.X)
                 if variant.startswith(("pca-", "pcaw-")):
                     pca_columns(s.data.X, int(variant.split("-", 1)[1]),
                                 variant.startswith("pcaw"))
