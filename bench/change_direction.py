@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import CITIES, arguments, probability, summary, tallies
+from change_thresholds import CITIES, add, arguments, probability, summary, tallies
 
 
 def mean3(a: np.ndarray) -> np.ndarray:
@@ -41,7 +41,6 @@ def main() -> None:
 
     from eominer.change.align import CHANGE_BANDS
     from eominer.change.threshold import otsu_threshold
-    from eominer.evaluation.change_metrics import confusion, from_confusion
     from eominer.evaluation.oscd import load_city
 
     b04, b08, b11 = (CHANGE_BANDS.index(b) for b in ("B04", "B08", "B11"))
@@ -62,9 +61,7 @@ def main() -> None:
                 "and_either": base & (lost | built),
                 "soft_ndvi": valid & (soft > otsu_threshold(soft, valid, 0))}
         for r in rules:
-            c = confusion(maps[r], truth)
-            pooled[r] += c
-            f1[r].append(from_confusion(*c, float("nan")).f1)
+            add(pooled, f1, r, maps[r], truth)
         tv, fa = valid & truth, base & ~truth
         print(f"{city:12s} change that lost vegetation {lost[tv].mean():.2f}, false alarms "
               f"{lost[fa].mean():.2f}; NDBI up {built[tv].mean():.2f} / {built[fa].mean():.2f}; "

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import CITIES, arguments, probability, summary, tallies
+from change_thresholds import CITIES, add, arguments, probability, summary, tallies
 
 OTHERS = ("cva", "encoder", "selftrain")
 
@@ -62,7 +62,6 @@ def main() -> None:
     args = arguments(__doc__)
 
     from eominer.change.threshold import otsu_threshold
-    from eominer.evaluation.change_metrics import confusion, from_confusion
 
     rules = ("otsu", "rank-all", "rank-st", "geo-st", "and-st", "vote-3")
     pooled, f1 = tallies(rules)
@@ -78,9 +77,7 @@ def main() -> None:
         for name, f in fused.items():
             binary[name] = valid & (f > otsu_threshold(f, valid, 0))
         for rule in rules:
-            c = confusion(valid & binary[rule], truth)
-            pooled[rule] += c
-            f1[rule].append(from_confusion(*c, float("nan")).f1)
+            add(pooled, f1, rule, valid & binary[rule], truth)
         print(city, " ".join(f"{rule} {f1[rule][-1]:.3f}" for rule in rules), flush=True)
     summary(pooled, f1)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import CITIES, arguments, probability, summary, tallies
+from change_thresholds import CITIES, add, arguments, probability, summary, tallies
 
 
 def per_component(keep: np.ndarray, lab: np.ndarray) -> np.ndarray:
@@ -36,7 +36,6 @@ def main() -> None:
     from scipy import ndimage as ndi
 
     from eominer.change.threshold import otsu_threshold
-    from eominer.evaluation.change_metrics import confusion, from_confusion
 
     rules = ("otsu", "hyst2", "mmu4", "mmu9", "compmean", "grow")
     pooled, f1 = tallies(rules)
@@ -59,9 +58,7 @@ def main() -> None:
                 "compmean": base & (mean > otsu_threshold(mean, base, 0)),
                 "grow": np.isin(lab2, seeds[seeds > 0])}
         for r in rules:
-            c = confusion(maps[r], truth & valid)
-            pooled[r] += c
-            f1[r].append(from_confusion(*c, float("nan")).f1)
+            add(pooled, f1, r, maps[r], truth & valid)
         print(f"{city:12s} {n} components; " + " ".join(f"{r} {f1[r][-1]:.3f}" for r in rules),
               flush=True)
     summary(pooled, f1)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from change_thresholds import CITIES, probability, summary  # noqa: E402
+from change_thresholds import CITIES, add, probability, summary  # noqa: E402
 
 FOUR = (0, 1, 2, 6)  # B02, B03, B04, B08 in CHANGE_BANDS
 
@@ -53,7 +53,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from eominer.change.threshold import otsu_threshold
-    from eominer.evaluation.change_metrics import confusion, from_confusion
     from eominer.evaluation.oscd import load_city
 
     variants = ["plain"] + [f"slic{s}_w{w}" for s in args.sizes.split(",")
@@ -71,9 +70,7 @@ def main() -> None:
                 q = (1 - float(w)) * np.nan_to_num(prob) + float(w) * mean
                 maps[f"slic{s}_w{w}"] = np.where(valid, q, np.nan).astype(np.float32)
         for v, p in maps.items():
-            c = confusion(valid & (p > otsu_threshold(p, valid, 0)), truth)
-            pooled[v] += c
-            f1[v].append(from_confusion(*c, float("nan")).f1)
+            add(pooled, f1, v, valid & (p > otsu_threshold(p, valid, 0)), truth)
         print(city, " ".join(f"{v}={f1[v][-1]:.3f}" for v in variants), flush=True)
     summary(pooled, f1)
 

@@ -68,11 +68,20 @@ def tallies(rules: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, li
     return {r: np.zeros(4, np.int64) for r in rules}, {r: [] for r in rules}
 
 
+def add(pooled: dict[str, np.ndarray], f1: dict[str, list[float]], rule: str,
+        changed: np.ndarray, truth: np.ndarray) -> None:
+    """Tally one city's binary map under `rule`: its confusion counts and its F1."""
+    from eominer.evaluation.change_metrics import confusion, from_confusion
+
+    c = confusion(changed, truth)
+    pooled[rule] += c
+    f1[rule].append(from_confusion(*c, float("nan")).f1)
+
+
 def main() -> None:
     args = arguments(__doc__)
 
     from eominer.change.threshold import kittler_illingworth, otsu_threshold
-    from eominer.evaluation.change_metrics import confusion, from_confusion
 
     rules = ("otsu", "ki_p", "ki_logit", "kigg_logit", "gmm_p", "gmm_logit")
     pooled, f1 = tallies(rules)
@@ -91,9 +100,7 @@ def main() -> None:
               "ki_logit": back(ki(lv, "gaussian")), "kigg_logit": back(ki(lv, "gg")),
               "gmm_p": gmm_threshold(v), "gmm_logit": back(gmm_threshold(lv))}
         for r in rules:
-            c = confusion(valid & (prob > th[r]), truth)
-            pooled[r] += c
-            f1[r].append(from_confusion(*c, float("nan")).f1)
+            add(pooled, f1, r, valid & (prob > th[r]), truth)
         print(city, " ".join(f"{r} {th[r]:.3f}:{f1[r][-1]:.3f}" for r in rules), flush=True)
     summary(pooled, f1)
 
