@@ -376,7 +376,6 @@ def across_tasks(rows: Sequence[Row], prefix: str) -> str:
     return "\n".join(lines)
 
 
-
 def chosen_elsewhere(rows: Sequence[Row], prefix: str, at: int = 100,
                      target: float | None = None) -> str:
     """Markdown: for each task named `<prefix>_*` (a city), the configuration (feature
