@@ -17,8 +17,9 @@ import click
 def change(root: str, cities: str | None, methods: str, seed: int,
            json_out: str | None) -> None:
     """Precision, recall, F1, Cohen's kappa (binary map) and area under the
-    precision-recall curve (probability map) per city and overall, for every method;
-    then, with several cities and methods, each city scored with the method that did
+    precision-recall curve (probability map) per city and overall, for every method,
+    with f1_bound: the best F1 any threshold of the probability gives (labels choose it;
+    overall, one per city), i.e. what no threshold rule can go beyond; then, with several cities and methods, each city scored with the method that did
     best on the other cities (an estimate for a city nobody tuned on)."""
     import json
     from dataclasses import asdict
@@ -41,11 +42,11 @@ def change(root: str, cities: str | None, methods: str, seed: int,
     rows = [
         {"city": r.city, "method": r.method, "precision": r.scores.precision,
          "recall": r.scores.recall, "f1": r.scores.f1, "kappa": r.scores.kappa,
-         "auprc": r.scores.auprc, "seconds": r.seconds}
+         "auprc": r.scores.auprc, "f1_bound": r.scores.f1_bound, "seconds": r.seconds}
         for r in results
     ] + [
         {"city": "overall", "method": m, "precision": s.precision, "recall": s.recall,
-         "f1": s.f1, "kappa": s.kappa, "auprc": s.auprc,
+         "f1": s.f1, "kappa": s.kappa, "auprc": s.auprc, "f1_bound": s.f1_bound,
          "seconds": sum(r.seconds for r in results if r.method == m)}
         for m, s in overall.items()
     ]
@@ -63,6 +64,9 @@ def change(root: str, cities: str | None, methods: str, seed: int,
             if worse:
                 click.echo(f"  {city}: {lead} F1 {by[lead]:.3f} below "
                            + ", ".join(f"{m} {by[m]:.3f}" for m in worse))
+        b = overall[lead]
+        click.echo(f"{lead}: F1 {b.f1:.3f} overall; with each city's threshold chosen on its "
+                   f"labels at most {b.f1_bound:.3f} (the rest is the map's ranking)")
     held_out = None
     if len(ms) > 1 and len({r.city for r in results}) > 1:
         picks, s = chosen_elsewhere(results)

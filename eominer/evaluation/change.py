@@ -1,7 +1,9 @@
 """Change maps scored on OSCD-shaped folders (no database involved; the layout is read
 by eominer.evaluation.oscd). Every method sees the same aligned pair and mask; 'overall'
 pools the pixels of all cities (confusion counts summed; the PR curve over all pixels
-together).
+together). Each score carries `f1_bound`, the best F1 a threshold could give (chosen with
+the labels; overall, one threshold per city): the part of the F1 that no threshold rule
+can fix is the map's ranking.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from eominer.change.maps import METHODS, change_map, check_method
 from eominer.errors import ProductReadError
 from eominer.evaluation.change_metrics import (
     ChangeScores,
+    F1Hull,
     auprc,
+    best_f1,
     confusion,
     from_confusion,
     score_maps,
@@ -54,6 +58,7 @@ def evaluate(
     pooled = {m: np.zeros(4, dtype=np.int64) for m in methods}
     probs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     truths: list[np.ndarray] = []
+    hulls: dict[str, list[F1Hull]] = {m: [] for m in methods}
     for city in chosen:
         pair, truth = load_city(root, city)
         truths.append(truth.ravel())
@@ -61,7 +66,8 @@ def evaluate(
             t0 = time.perf_counter()
             cmap = change_map(pair.x1, pair.x2, pair.valid, m, seed, threads)
             seconds = time.perf_counter() - t0
-            s = score_maps(cmap.probability, cmap.binary, truth)
+            hulls[m].append(F1Hull.of(cmap.probability, truth))
+            s = score_maps(cmap.probability, cmap.binary, truth, hulls[m][-1])
             pooled[m] += confusion(cmap.binary == 1, truth)
             probs[m].append(np.nan_to_num(cmap.probability, nan=0.0).ravel())
             r = CityResult(city, m, s, cmap.threshold, seconds, float(1 - pair.valid.mean()))
@@ -69,8 +75,9 @@ def evaluate(
             if progress:
                 progress(r)
     all_truth = np.concatenate(truths)
-    overall = {
-        m: from_confusion(*(int(v) for v in pooled[m]), auprc(np.concatenate(probs[m]), all_truth))
+    overall = {  # f1_bound: each city's threshold chosen, with labels, for the pooled F1
+        m: from_confusion(*(int(v) for v in pooled[m]), auprc(np.concatenate(probs[m]), all_truth),
+                          best_f1(hulls[m])[0])
         for m in methods
     }
     return results, overall

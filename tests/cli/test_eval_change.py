@@ -22,14 +22,27 @@ def test_eval_change_one_city(oscd, tmp_path) -> None:
     assert set(rows) == {("bercy", "cva"), ("bercy", "irmad"), ("overall", "cva"),
                          ("overall", "irmad")}
     for x in res["rows"]:
-        for k in ("precision", "recall", "f1", "kappa", "auprc"):
+        for k in ("precision", "recall", "f1", "kappa", "auprc", "f1_bound"):
             assert 0.0 <= x[k] <= 1.0 or (k == "kappa" and -1.0 <= x[k] <= 1.0)
+        assert x["f1"] <= x["f1_bound"]  # no rule beats the best threshold
     # one city: 'overall' is that city
-    assert np.isclose(rows[("bercy", "cva")]["f1"], rows[("overall", "cva")]["f1"])
+    for k in ("f1", "f1_bound"):
+        assert np.isclose(rows[("bercy", "cva")][k], rows[("overall", "cva")][k])
     # bercy has 1,046 changed pixels: CVA finds some of them, better than chance
     assert rows[("bercy", "cva")]["recall"] > 0.1
     assert rows[("bercy", "cva")]["auprc"] > 1046 / (395 * 360)
     assert res["chosen_elsewhere"] is None  # one city: nothing to choose on
+
+
+def test_eval_change_says_what_the_best_threshold_would_give(oscd, tmp_path) -> None:
+    out = tmp_path / "eval.json"
+    r = CliRunner().invoke(cli, ["eval", "change", "--data", str(oscd), "--cities", "bercy",
+                                 "--methods", "selftrain", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    o = json.loads(out.read_text())["overall"]["selftrain"]
+    assert o["f1"] < o["f1_bound"] <= 1.0  # bercy: Otsu is below bercy's best threshold
+    assert (f"selftrain: F1 {o['f1']:.3f} overall; with each city's threshold chosen on its "
+            f"labels at most {o['f1_bound']:.3f}") in r.output
 
 
 def test_eval_change_scores_each_city_with_the_choice_of_the_other(oscd, tmp_path) -> None:

@@ -47,6 +47,12 @@ def test_each_city_gets_the_method_that_did_best_on_the_others(oscd_root) -> Non
     # the same changed pixels, whichever map scores them
     assert s.tp + s.fn == overall["cva"].tp + overall["cva"].fn
     assert np.isnan(s.auprc)
+    # Otsu's maps never beat the best threshold, in a city or pooled
+    assert all(r.scores.f1 <= r.scores.f1_bound for r in results)
+    for m, o in overall.items():
+        assert o.f1 <= o.f1_bound
+        # pooled, at least the lowest city's best (a ratio of sums lies between its parts)
+        assert o.f1_bound >= min(r.scores.f1_bound for r in results if r.method == m)
 
 
 def test_a_city_is_never_scored_with_its_own_best_method() -> None:

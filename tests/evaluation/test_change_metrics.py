@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eominer.evaluation.change_metrics import auprc, confusion, from_confusion, score_maps
+from eominer.evaluation.change_metrics import (
+    F1Hull,
+    auprc,
+    best_f1,
+    confusion,
+    from_confusion,
+    score_maps,
+)
 
 
 def test_metrics_from_confusion_by_hand() -> None:
@@ -27,3 +34,56 @@ def test_score_maps_counts_nodata_as_no_change() -> None:
     assert (s.tp, s.fp, s.fn, s.tn, s.n) == (1, 0, 1, 2, 4)
     assert s.auprc == pytest.approx(auprc(np.array([0.9, 0.0, 0.2, 0.1]), truth))
     assert np.isnan(auprc(prob, np.zeros_like(truth)))  # no change at all: undefined
+
+
+def _f1_at(prob: np.ndarray, truth: np.ndarray, level: float) -> tuple[int, int, int]:
+    """2 TP, flagged + positives: the F1's numerator and denominator at one threshold."""
+    pred = prob >= level
+    return 2 * int((pred & truth).sum()), int(pred.sum() + truth.sum())
+
+
+def test_best_f1_of_one_map_is_its_best_threshold() -> None:
+    rng = np.random.default_rng(3)
+    truth = rng.random(400) < 0.1
+    prob = np.round(np.where(truth, rng.beta(3, 2, 400), rng.beta(2, 3, 400)), 2)  # ties
+    prob[:5] = np.nan  # nodata: probability 0, as for the other scores
+    p0 = np.nan_to_num(prob, nan=0.0)
+    levels = [*np.unique(p0), np.inf]
+    by_hand = max(n / d for n, d in (_f1_at(p0, truth, v) for v in levels))
+    f, (level,) = best_f1([F1Hull.of(prob, truth)])
+    assert f == pytest.approx(by_hand)
+    n, d = _f1_at(p0, truth, level)
+    assert n / d == pytest.approx(by_hand)  # the threshold it names gives that F1
+    s = score_maps(prob, (p0 >= 0.5).astype(np.uint8), truth)
+    assert s.f1 <= s.f1_bound == pytest.approx(by_hand)
+
+
+def test_pooled_best_f1_searches_one_threshold_per_map_jointly() -> None:
+    """Three small maps, every combination of thresholds tried: the pooled optimum can
+    flag nothing in a map whose own best F1 is low (here the noisy third one)."""
+    rng = np.random.default_rng(7)
+    maps = []
+    for share, sep in ((0.3, 2.0), (0.2, 1.0), (0.05, 0.2)):
+        truth = rng.random(12) < share
+        truth[0] = True
+        maps.append((rng.normal(sep * truth, 1.0), truth))
+    options = [[_f1_at(p, t, v) for v in (*np.unique(p), np.inf)] for p, t in maps]
+    by_hand = max(
+        (a[0] + b[0] + c[0]) / (a[1] + b[1] + c[1])
+        for a in options[0] for b in options[1] for c in options[2]
+    )
+    f, levels = best_f1([F1Hull.of(p, t) for p, t in maps])
+    assert f == pytest.approx(by_hand)
+    got = [_f1_at(p, t, v) for (p, t), v in zip(maps, levels, strict=True)]
+    assert sum(n for n, _ in got) / sum(d for _, d in got) == pytest.approx(by_hand)
+    # each map's own best threshold, pooled, does worse: the third map's own best flags its
+    # one change among false alarms, and pooled, flagging nothing there is better
+    own = [best_f1([F1Hull.of(p, t)])[1][0] for p, t in maps]
+    mine = [_f1_at(p, t, v) for (p, t), v in zip(maps, own, strict=True)]
+    assert f > sum(n for n, _ in mine) / sum(d for _, d in mine) + 0.01
+    assert levels[2] == np.inf and own[2] < np.inf
+
+
+def test_best_f1_with_no_change_anywhere_is_undefined() -> None:
+    f, levels = best_f1([F1Hull.of(np.array([0.2, 0.9]), np.zeros(2, bool))])
+    assert np.isnan(f) and levels == [np.inf]
