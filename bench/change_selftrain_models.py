@@ -6,8 +6,8 @@ Variants `<model>_<seed>`: model `lr` (the product's standardised logistic regre
 layer of 32); seed `c`: the CVA seed map and features of `selftrain` (`lr_c` is
 `selftrain` itself), `g`: `selftrain_encoder`'s probability (cached by
 `change_thresholds.py`) as the guide, i.e. a second round of self-training. `base` is
-that cached map. Pseudo-labels, feature scales and the final smoothing are the
-product's (`change/selftrain.py`); the threshold is Otsu.
+that cached map. Seed map, pseudo-labels (`pseudo_labels`), features (`context_features`)
+and the final smoothing are the product's (`change/selftrain.py`); the threshold is Otsu.
 
     python bench/change_selftrain_models.py [--data ../shared/data/oscd] [--cache DIR]
         [--variants base,lr_c,hgb_c,mlp_c,lr_g,hgb_g,mlp_g]
@@ -27,35 +27,6 @@ from change_thresholds import CITIES, probability
 VARIANTS = ("base", "lr_c", "hgb_c", "mlp_c", "lr_g", "hgb_g", "mlp_g")
 
 
-def features(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
-             guide: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """`selftrain`'s per-pixel features (with the guide's four when given) and seed map."""
-    from eominer.change.selftrain import (
-        SCALES,
-        _band_pair,
-        _date_stats,
-        mask_weights,
-        masked_smooth,
-        seed_map,
-    )
-
-    stats = _date_stats(x1, x2, valid, "standardise", 0)
-    pairs = [_band_pair(x1, x2, valid, stats, i) for i in range(x1.shape[0])]
-    d = [p[1] for p in pairs]
-    m = np.sqrt(sum(di * di for di in d)).astype(np.float32)
-    dens = mask_weights(valid)
-    cols = [*d, *(np.abs(di) for di in d), m]
-    for s, den in zip(SCALES, dens, strict=True):
-        cols += [masked_smooth(di, valid, s, den) for di in d] + [masked_smooth(m, valid, s, den)]
-    cols += [p[0] for p in pairs]
-    seed = seed_map(m, valid, dens)
-    if guide is not None:
-        g = np.where(valid, np.nan_to_num(guide), 0).astype(np.float32)
-        cols += [g] + [masked_smooth(g, valid, s, den) for s, den in zip(SCALES, dens, strict=True)]
-        seed = seed_map(g, valid, dens)
-    return np.stack([c.ravel() for c in cols], 1).astype(np.float32), seed
-
-
 def model(kind: str):
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -73,23 +44,26 @@ def model(kind: str):
     return make_pipeline(StandardScaler(), last)
 
 
-def self_trained(X: np.ndarray, seed: np.ndarray, valid: np.ndarray, kind: str) -> np.ndarray:
-    """The product's pseudo-labels (top 1 % / bottom 80 % of the seed, 10,000 each),
-    the model fitted on them, its probability smoothed as the product smooths it."""
-    from eominer.change.normalise import sample_index
-    from eominer.change.selftrain import PER_CLASS, POST_SIGMA, SEED_HIGH, SEED_LOW, masked_smooth
+def self_trained(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str,
+                 guide: np.ndarray | None) -> np.ndarray:
+    """The product's seed, pseudo-labels and features (`change/selftrain.py`), `kind`'s
+    model fitted on them, its probability smoothed as the product smooths it."""
+    from eominer.change.selftrain import (
+        POST_SIGMA,
+        _date_stats,
+        _magnitude,
+        context_features,
+        masked_smooth,
+        pseudo_labels,
+        seed_map,
+    )
 
-    s = seed.ravel()[sample_index(valid, seed=0)]
-    high, low = float(np.quantile(s, SEED_HIGH)), float(np.quantile(s, SEED_LOW))
-    rng = np.random.default_rng(0)
-    keep = []
-    for mask in (valid & (seed >= high), valid & (seed <= low)):
-        idx = np.flatnonzero(mask.ravel())
-        keep.append(rng.choice(idx, PER_CLASS, replace=False) if idx.size > PER_CLASS else idx)
-    idx = np.concatenate(keep)
-    y = np.r_[np.ones(keep[0].size, np.int8), np.zeros(keep[1].size, np.int8)]
-    z = model(kind).fit(X[idx], y).predict_proba(X)[:, 1].reshape(valid.shape)
-    p = masked_smooth(z.astype(np.float32), valid, POST_SIGMA)
+    stats = _date_stats(x1, x2, valid, "standardise", 0)
+    g = None if guide is None else np.where(valid, np.nan_to_num(guide), 0).astype(np.float32)
+    seed = seed_map(_magnitude(x1, x2, valid, stats) if g is None else g, valid)
+    X, y, _, _ = pseudo_labels(x1, x2, valid, stats, seed, 0, g)
+    z = model(kind).fit(X, y).predict_proba(context_features(x1, x2, valid, stats, g))[:, 1]
+    p = masked_smooth(z.reshape(valid.shape).astype(np.float32), valid, POST_SIGMA)
     p[~valid] = np.nan
     return p
 
@@ -125,8 +99,7 @@ def main() -> None:
                 p = guide
             else:
                 kind, seed = v.split("_")
-                X, s = features(pair.x1, pair.x2, valid, guide if seed == "g" else None)
-                p = self_trained(X, s, valid, kind)
+                p = self_trained(pair.x1, pair.x2, valid, kind, guide if seed == "g" else None)
             p0 = np.where(valid, np.nan_to_num(p, nan=0.0), 0.0)
             c = confusion(valid & (p0 > otsu_threshold(p, valid, 0)), truth)
             pooled[v] += c

@@ -187,14 +187,10 @@ class SelfTrained:
         return w.astype(np.float64), float(lr.intercept_[0] - (w * scaler.mean_).sum())
 
 
-def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
-                  guide: np.ndarray | None = None) -> SelfTrained:
-    """Pseudo-labels from `seed_values` (quantiles over the valid pixels) and the fitted
-    logistic regression (see module doc; `guide`: the extra feature map, if any)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
+def pseudo_labels(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
+                  guide: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The training set of step 3: (X float64, y int8, high, low), at most PER_CLASS
+    pixels of each kind, with `context_features` of their training blocks."""
     from eominer.errors import ConfigError
 
     sample = seed_values.ravel()[sample_index(valid, seed=seed)]
@@ -229,9 +225,21 @@ def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
             "method cva for such a pair"
         )
     idx = np.concatenate(keep)
+    return X[idx].astype(np.float64), y[idx], high, low
+
+
+def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
+                  guide: np.ndarray | None = None) -> SelfTrained:
+    """Pseudo-labels from `seed_values` (quantiles over the valid pixels) and the fitted
+    logistic regression (see module doc; `guide`: the extra feature map, if any)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, high, low = pseudo_labels(x1, x2, valid, stats, seed_values, seed, guide)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
-    model.fit(X[idx].astype(np.float64), y[idx])
-    return SelfTrained(model, high, low, n1, n0)
+    model.fit(X, y)
+    return SelfTrained(model, high, low, int((y == 1).sum()), int((y == 0).sum()))
 
 
 def _magnitude(x1, x2, valid, stats) -> np.ndarray:
