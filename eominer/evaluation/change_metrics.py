@@ -97,7 +97,12 @@ class F1Hull:
         positives = int(t.sum())
         d = np.r_[positives, flagged + positives]  # the first point: nothing flagged
         n = np.r_[0, 2 * tp]
-        keep = _upper_hull(d, n)
+        # a level that adds no changed pixel moves right at the same height: below the
+        # hull, unless it is the last point. Dropping those first leaves the hull's loop
+        # about as many points as there are changed pixels, not as pixels.
+        rises = np.flatnonzero(np.r_[True, n[1:] > n[:-1]])
+        cand = rises if rises[-1] == len(d) - 1 else np.r_[rises, len(d) - 1]
+        keep = cand[_upper_hull(d[cand], n[cand])]
         return cls(d[keep], n[keep], np.r_[np.inf, ps[ends]][keep])
 
 
