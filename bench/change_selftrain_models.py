@@ -6,7 +6,10 @@ Variants `<model>_<seed>`: model `lr` (the product's standardised logistic regre
 layer of 32); seed `c`: the CVA seed map and features of `selftrain` (`lr_c` is
 `selftrain` itself), `g`: `selftrain_encoder`'s probability (cached by
 `change_thresholds.py`) as the guide, i.e. a second round of self-training. `base` is
-that cached map. Seed map, pseudo-labels (`pseudo_labels`), features (`context_features`)
+that cached map. A `_tex` suffix adds, per band, the change of local texture: log(1 +
+the 3 x 3 standard deviation at date 2) minus the same at date 1, each scaled by its
+median (new buildings add texture at 10 m; crops and seasons change reflectance more than
+texture). Seed map, pseudo-labels (`pseudo_labels`), features (`context_features`)
 and the final smoothing are the product's (`change/selftrain.py`); the threshold is Otsu.
 
     python bench/change_selftrain_models.py [--data ../shared/data/oscd] [--cache DIR]
@@ -24,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from change_thresholds import CITIES, probability
 
-VARIANTS = ("base", "lr_c", "hgb_c", "mlp_c", "lr_g", "hgb_g", "mlp_g")
+VARIANTS = ("base", "lr_c", "hgb_c", "mlp_c", "lr_g", "hgb_g", "mlp_g", "lr_c_tex", "lr_g_tex")
+TEXTURE_WINDOW = 3  # px: the local standard deviation of `_tex` variants
 
 
 def model(kind: str):
@@ -44,8 +48,24 @@ def model(kind: str):
     return make_pipeline(StandardScaler(), last)
 
 
+def texture_change(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(pixels, bands): per band, log1p of the 3 x 3 local std at date 2 minus at date 1."""
+    from scipy.ndimage import uniform_filter
+
+    cols = []
+    for i in range(x1.shape[0]):
+        logs = []
+        for x in (x1[i], x2[i]):
+            a = np.where(valid, x, 0).astype(np.float32)
+            m = uniform_filter(a, TEXTURE_WINDOW)
+            sd = np.sqrt(np.maximum(uniform_filter(a * a, TEXTURE_WINDOW) - m * m, 0))
+            logs.append(np.log1p(sd / (np.median(sd[valid]) + 1e-6)))
+        cols.append((logs[1] - logs[0]).ravel())
+    return np.stack(cols, 1)
+
+
 def self_trained(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str,
-                 guide: np.ndarray | None) -> np.ndarray:
+                 guide: np.ndarray | None, tex: bool = False) -> np.ndarray:
     """The product's seed, pseudo-labels and features (`change/selftrain.py`), `kind`'s
     model fitted on them, its probability smoothed as the product smooths it."""
     from eominer.change.selftrain import (
@@ -61,8 +81,22 @@ def self_trained(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str,
     stats = _date_stats(x1, x2, valid, "standardise", 0)
     g = None if guide is None else np.where(valid, np.nan_to_num(guide), 0).astype(np.float32)
     seed = seed_map(_magnitude(x1, x2, valid, stats) if g is None else g, valid)
-    X, y, _, _ = pseudo_labels(x1, x2, valid, stats, seed, 0, g)
-    z = model(kind).fit(X, y).predict_proba(context_features(x1, x2, valid, stats, g))[:, 1]
+    F = context_features(x1, x2, valid, stats, g)
+    if tex:  # the product's sampler keeps no pixel index, so the same rule is drawn here
+        from eominer.change.normalise import sample_index
+        from eominer.change.selftrain import PER_CLASS, SEED_HIGH, SEED_LOW
+
+        F = np.hstack([F, texture_change(x1, x2, valid)])
+        high, low = np.quantile(seed.ravel()[sample_index(valid, seed=0)], [SEED_HIGH, SEED_LOW])
+        rng = np.random.default_rng(0)
+        keep = [rng.choice(i, PER_CLASS, replace=False) if i.size > PER_CLASS else i
+                for i in (np.flatnonzero((valid & (seed >= high)).ravel()),
+                          np.flatnonzero((valid & (seed <= low)).ravel()))]
+        X = F[np.concatenate(keep)].astype(np.float64)
+        y = np.r_[np.ones(keep[0].size, np.int8), np.zeros(keep[1].size, np.int8)]
+    else:
+        X, y, _, _ = pseudo_labels(x1, x2, valid, stats, seed, 0, g)
+    z = model(kind).fit(X, y).predict_proba(F)[:, 1]
     p = masked_smooth(z.reshape(valid.shape).astype(np.float32), valid, POST_SIGMA)
     p[~valid] = np.nan
     return p
@@ -98,8 +132,9 @@ def main() -> None:
             if v == "base":
                 p = guide
             else:
-                kind, seed = v.split("_")
-                p = self_trained(pair.x1, pair.x2, valid, kind, guide if seed == "g" else None)
+                kind, seed, *tex = v.split("_")
+                p = self_trained(pair.x1, pair.x2, valid, kind, guide if seed == "g" else None,
+                                 bool(tex))
             p0 = np.where(valid, np.nan_to_num(p, nan=0.0), 0.0)
             c = confusion(valid & (p0 > otsu_threshold(p, valid, 0)), truth)
             pooled[v] += c
