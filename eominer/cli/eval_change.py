@@ -19,8 +19,9 @@ def change(root: str, cities: str | None, methods: str, seed: int,
     """Precision, recall, F1, Cohen's kappa (binary map) and area under the
     precision-recall curve (probability map) per city and overall, for every method,
     with f1_bound: the best F1 any threshold of the probability gives (labels choose it;
-    overall, one per city), i.e. what no threshold rule can go beyond; then, with several cities and methods, each city scored with the method that did
-    best on the other cities (an estimate for a city nobody tuned on)."""
+    overall, one per city), which no threshold rule can pass. Then, with several cities
+    and methods, each city scored with the method that did best on the other cities (an
+    estimate for a city nobody tuned on)."""
     import json
     from dataclasses import asdict
 

@@ -108,6 +108,7 @@ class F1Hull:
 
 def _upper_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Indices of the upper concave hull of points with increasing x (monotone chain)."""
+    x, y = x.tolist(), y.tolist()  # Python ints: exact products, and faster than numpy scalars
     hull: list[int] = []
     for i in range(len(x)):
         while len(hull) >= 2:
