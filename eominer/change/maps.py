@@ -19,12 +19,13 @@ from eominer.change.threshold import binary_map, otsu_threshold
 from eominer.errors import ConfigError
 
 # Sentinel-2 pairs
-METHODS: tuple[str, ...] = ("encoder", "cva", "irmad", "selftrain", "selftrain_encoder")
+METHODS: tuple[str, ...] = ("encoder", "cva", "irmad", "selftrain", "selftrain_encoder",
+                            "regression", "selftrain_regression")
 S2_METHODS = METHODS
 S1_METHODS: tuple[str, ...] = ("logratio", "rom")  # = change.sar.S1_METHODS
 ALL_METHODS: tuple[str, ...] = METHODS + S1_METHODS
 FUSION = "fusion"  # the method name of an S1 + S2 fused map
-DEFAULT_METHOD = {"S2": "selftrain_encoder", "S1": "rom"}  # S2: best F1, within 180 s a tile
+DEFAULT_METHOD = {"S2": "selftrain_regression", "S1": "rom"}  # S2: best F1, within 180 s a tile
 BINARY_NODATA = 255
 
 
@@ -65,8 +66,9 @@ def method_params(method: str) -> dict:
     """What besides its name identifies a method's maps, for its feature sets' identity:
     its fixed parameters (a release that changes them gives new feature sets rather than
     reusing maps made with the old ones): the encoder of `encoder` and of
-    `selftrain_encoder`'s guide, the self-training of `selftrain` and
-    `selftrain_encoder`, IR-MAD's fit. Empty for CVA and the Sentinel-1 methods."""
+    `selftrain_encoder`'s guide, the regression of `regression` and of
+    `selftrain_regression`'s guide, the self-training of the `selftrain*` methods, IR-MAD's
+    fit. Empty for CVA and the Sentinel-1 methods."""
     params: dict = {}
     if method in ("encoder", "selftrain_encoder"):
         from eominer.change.encoder import EncoderConfig
@@ -75,7 +77,12 @@ def method_params(method: str) -> dict:
         key = "guide" if method == "selftrain_encoder" else "encoder"
         params[key] = {"pool": c.pool, "hidden": c.hidden, "crops": c.crops,
                        "epochs": c.epochs}
-    if method in ("selftrain", "selftrain_encoder"):
+    if method in ("regression", "selftrain_regression"):
+        from eominer.change import regression
+
+        key = "guide" if method == "selftrain_regression" else "regression"
+        params[key] = {"fit_sample": regression.FIT_SAMPLE}
+    if method in ("selftrain", "selftrain_encoder", "selftrain_regression"):
         from eominer.change import selftrain as st
 
         params["selftrain"] = {
@@ -117,7 +124,11 @@ def change_distance(
         from eominer.change.irmad import irmad_distance
 
         return irmad_distance(x1, x2, valid, seed)
-    if method in ("selftrain", "selftrain_encoder"):
+    if method == "regression":
+        from eominer.change.regression import regression_distance
+
+        return regression_distance(x1, x2, valid, seed)
+    if method in ("selftrain", "selftrain_encoder", "selftrain_regression"):
         raise ConfigError(f"{method} gives a probability, not a distance: use change_map")
     from eominer.change.encoder import EncoderConfig, encoder_distance
 
@@ -125,7 +136,7 @@ def change_distance(
 
 
 def change_map(
-    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, method: str = "selftrain_encoder",
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, method: str = DEFAULT_METHOD["S2"],
     seed: int = 0, threads: int = 1,
 ) -> ChangeMap:
     """Probability and binary change map of two co-registered dates."""
@@ -143,6 +154,11 @@ def change_map(
         from eominer.change.selftrain import selftrain_probability
 
         guide = change_distance("encoder", x1, x2, valid, seed, threads)
+        prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide, threads=threads)
+    elif method == "selftrain_regression":  # selftrain seeded and guided by the regression
+        from eominer.change.selftrain import selftrain_probability
+
+        guide = change_distance("regression", x1, x2, valid, seed, threads)
         prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide, threads=threads)
     else:
         d = change_distance(method, x1, x2, valid, seed, threads)

@@ -9,8 +9,9 @@ store is given and both ids resolve), the pair is recorded in `product_pairs` (k
 per-patch scores become a feature set on the first product's patches.
 
 The pair's sensor picks the methods: Sentinel-2 pairs `encoder`, `cva`, `irmad`,
-`selftrain`, `selftrain_encoder`;
-Sentinel-1 pairs `logratio`, `rom` (method None: `encoder` for S2, `rom` for S1).
+`selftrain`, `selftrain_encoder`, `regression`, `selftrain_regression`;
+Sentinel-1 pairs `logratio`, `rom` (method None: `maps.DEFAULT_METHOD`,
+`selftrain_regression` for S2, `rom` for S1).
 `compute_fusion` maps an S2 pair and an S1 pair of the same place and combines their
 probabilities (`change.sar.fuse_probabilities`) on the first S2 date's grid.
 """

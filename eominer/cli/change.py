@@ -8,7 +8,8 @@ from eominer.cli import db_option
 
 # = eominer.change.maps.ALL_METHODS and S1_METHODS (not imported: this module loads
 # without numpy; tests/cli/test_change.py checks they agree)
-ALL_METHODS = ("encoder", "cva", "irmad", "selftrain", "selftrain_encoder", "logratio", "rom")
+ALL_METHODS = ("encoder", "cva", "irmad", "selftrain", "selftrain_encoder", "regression",
+               "selftrain_regression", "logratio", "rom")
 S1_METHODS = ("logratio", "rom")
 
 
@@ -33,9 +34,10 @@ def _line(before: str, after: str, run) -> str:
 @click.argument("before", required=False)
 @click.argument("after", required=False)
 @click.option("--method", type=click.Choice(list(ALL_METHODS)), default=None,
-              help="Sentinel-2 pairs: selftrain_encoder (selftrain seeded and guided by the "
-              "encoder; the default), encoder (learned on the pair), cva, irmad or selftrain. "
-              "Sentinel-1 pairs: rom (ratio of means; the default) or logratio.")
+              help="Sentinel-2 pairs: selftrain_regression (selftrain seeded and guided by "
+              "the cross-date regression's residual; the default), selftrain_encoder (the "
+              "same guided by an encoder learned on the pair), regression, encoder, cva, irmad "
+              "or selftrain. Sentinel-1 pairs: rom (ratio of means; the default) or logratio.")
 @click.option("--fuse", nargs=2, metavar="BEFORE AFTER", default=None,
               help="A pair of the other sensor over the same place: S1 + S2 fused map "
               "(mean of the two probabilities; the S2 pair's grid).")

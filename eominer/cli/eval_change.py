@@ -10,7 +10,8 @@ import click
               help="OSCD-shaped folder: images/<city>/imgs_1|imgs_2, labels/<city>/cm/.")
 @click.option("--cities", default=None,
               help="Comma-separated city names (default: every city with labels).")
-@click.option("--methods", default="encoder,cva,irmad,selftrain,selftrain_encoder", show_default=True)
+@click.option("--methods", show_default=True,
+              default="encoder,cva,irmad,selftrain,selftrain_encoder,regression,selftrain_regression")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the results as JSON to this file.")
@@ -54,7 +55,8 @@ def change(root: str, cities: str | None, methods: str, seed: int,
     table = pa.table({k: [round(v, 3) if isinstance(v, float) else v for v in
                           (row[k] for row in rows)] for k in rows[0]})
     click.echo(render(table, "table", title="change detection"))
-    lead = next((m for m in ("selftrain_encoder", "selftrain", "encoder") if m in overall), None)
+    lead = next((m for m in ("selftrain_regression", "selftrain_encoder", "selftrain", "encoder")
+                 if m in overall), None)
     if lead is not None:
         for m, s in overall.items():
             if m != lead:

@@ -238,11 +238,12 @@ def test_selftrain_gives_a_layer_and_change_selftrain_features(ingested) -> None
         assert 0.0 <= lo < hi <= 1.0  # some patches change, some do not
 
 
-def test_the_default_s2_method_is_selftrain_encoder_and_its_guide_is_in_its_identity(
+def test_the_default_s2_method_is_selftrain_regression_and_its_guide_is_in_its_identity(
     ingested,
 ) -> None:
-    """No --method on an S2 pair: selftrain_encoder, whose feature set names its guide
-    encoder, so a changed guide would give a new set instead of reusing this one."""
+    """No --method on an S2 pair: selftrain_regression, whose feature set names its guide's
+    fit, so a changed guide would give a new set instead of reusing this one; the
+    encoder-guided method names its encoder the same way."""
     import re
 
     from click.testing import CliRunner
@@ -259,12 +260,14 @@ def test_the_default_s2_method_is_selftrain_encoder_and_its_guide_is_in_its_iden
     fs_id = re.search(r"in feature set (\S+)", r.output).group(1)
     with open_store(url) as store:
         fs = store.require_feature_set(fs_id)
-    assert fs.name == "change_selftrain_encoder"
+    assert fs.name == "change_selftrain_regression"
+    assert fs.params["guide"] == {"fit_sample": 100_000}
+    assert method_params("regression") == {"regression": fs.params["guide"]}
     c = EncoderConfig()
-    assert fs.params["guide"] == {"pool": c.pool, "hidden": c.hidden, "crops": c.crops,
-                                  "epochs": c.epochs} == {
+    assert method_params("selftrain_encoder")["guide"] == {
+        "pool": c.pool, "hidden": c.hidden, "crops": c.crops, "epochs": c.epochs} == {
         "pool": 2, "hidden": 16, "crops": 768, "epochs": 6}
-    assert method_params("encoder") == {"encoder": fs.params["guide"]}
+    assert method_params("encoder") == {"encoder": method_params("selftrain_encoder")["guide"]}
     # the self-training's fixed parameters are in the identity too
     assert fs.params["selftrain"] == method_params("selftrain")["selftrain"]
     assert fs.params["selftrain"]["seed_high"] == 0.99 and fs.params["selftrain"]["c"] == 0.1
