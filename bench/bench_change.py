@@ -1,7 +1,8 @@
 """Benchmark: change map of a full Sentinel-2 tile pair (10980 x 10980 px), per method.
 
     python bench/bench_change.py [--size 10980]
-        [--methods encoder,cva,irmad,selftrain,selftrain_encoder] [--threads 2]
+        [--methods encoder,cva,irmad,selftrain,selftrain_encoder,regression,selftrain_regression]
+        [--threads 2]
 
 The pair is real data made tile-sized: OSCD Bordeaux's two co-registered dates (10 land
 bands, uint16 DN) repeated (mirrored, so no seams) to size x size. Timed per method:
@@ -15,7 +16,8 @@ Bound, measured in the same run: the time to stream both dates once through memo
 selftrain the Gaussian-filter bound: the full-size filters it must run (7: per scale the
 seed map's and the decision's smoothed sums, and the final smoothing), each timed here on
 one full-size band, by row blocks on the same threads; `selftrain_encoder` against the sum of the
-two (it runs the encoder, then selftrain guided by its distance).
+two (it runs the encoder, then selftrain guided by its distance); `selftrain_regression`
+against selftrain's filters (its guide's fit and 10 x 11 product per pixel are a few GFLOP).
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def encoder_macs_per_pixel(bands: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=10980)
-    ap.add_argument("--methods", default="encoder,cva,irmad,selftrain")
+    ap.add_argument("--methods", default="encoder,cva,irmad,selftrain,selftrain_regression")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -154,7 +156,7 @@ def main() -> int:
             if method in ("encoder", "selftrain_encoder"):
                 flops = 2 * 2 * encoder_macs_per_pixel(x1.shape[0]) * valid.size
                 gemm = flops / sgemm_rate(args.threads)
-            if method in ("selftrain", "selftrain_encoder"):
+            if method in ("selftrain", "selftrain_encoder", "selftrain_regression"):
                 fb = filter_bound(valid, args.threads)
             if gemm and fb:  # the encoder's inference, then selftrain's filters
                 line += (f"; vs GEMM bound of the encoder's inference ({gemm:.1f} s) + "

@@ -1,0 +1,128 @@
+"""Cross-date regression as a change map and as `selftrain`'s guide, scored on the 9 OSCD
+cities (issue 19): which regression, chosen by measurement.
+
+Date 2 (each band standardised) is predicted from date 1 on 30,000 random valid pixels;
+the distance is the residual's length, each band scaled by its median absolute residual.
+Regressions: `lin` (least squares on date 1's 10 bands), `lin_ctx` (and their masked
+Gaussian means at sigma 1 and 2), `rlin_ctx` (refitted without the 10 % largest residuals
+of a first fit), `mlp`, `mlp_ctx` (scikit-learn MLPRegressor, 64 x 64). A variant is
+scored alone (its distance averaged over sigma 1, 2, 4, the common probability rule,
+Otsu) or, prefixed `st_`, as the guide of the product's `selftrain_probability`. `cva` is
+CVA's magnitude averaged the same way; `base` the cached `selftrain_encoder` map
+(`change_thresholds.py`).
+
+    python bench/change_regression.py [--data ../shared/data/oscd] [--cache DIR]
+        [--variants cva,lin,lin_ctx,mlp,mlp_ctx,base,st_lin,st_lin_ctx,st_rlin_ctx,st_mlp,st_mlp_ctx]
+
+Prints per city F1 / best-threshold F1, then pooled F1, its bound and AUPRC. Labels are
+used only to score."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from change_thresholds import CITIES, probability
+
+VARIANTS = ("cva", "lin", "lin_ctx", "mlp", "mlp_ctx", "base", "st_lin", "st_lin_ctx",
+            "st_rlin_ctx", "st_mlp", "st_mlp_ctx")
+N_FIT = 30_000
+
+
+def residual(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str) -> np.ndarray:
+    """The scaled residual's length per pixel (0 outside `valid`)."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.neural_network import MLPRegressor
+
+    from eominer.change.selftrain import masked_smooth
+
+    def std(x: np.ndarray) -> np.ndarray:
+        out = np.empty(x.shape, np.float32)
+        for i in range(x.shape[0]):
+            v = x[i][valid]
+            out[i] = (x[i] - np.median(v)) / (np.std(v) + 1e-6)
+        return np.where(valid, out, 0)
+
+    a, b = std(x1), std(x2)
+    cols = list(a)
+    if kind.endswith("_ctx"):
+        cols += [masked_smooth(ai, valid, s) for s in (1.0, 2.0) for ai in a]
+    X = np.stack([c.ravel() for c in cols], 1)
+    Y = np.stack([bi.ravel() for bi in b], 1)
+    idx = np.flatnonzero(valid.ravel())
+    fit = np.random.default_rng(0).choice(idx, min(N_FIT, idx.size), replace=False)
+    if kind.startswith("mlp"):
+        model = MLPRegressor(hidden_layer_sizes=(64, 64), alpha=1e-3, max_iter=200,
+                             early_stopping=True, random_state=0).fit(X[fit], Y[fit])
+    else:
+        model = LinearRegression().fit(X[fit], Y[fit])
+        if kind.startswith("rlin"):
+            r = np.sqrt(((Y[fit] - model.predict(X[fit])) ** 2).sum(1))
+            fit = fit[r <= np.quantile(r, 0.9)]
+            model = LinearRegression().fit(X[fit], Y[fit])
+    R = Y - model.predict(X)
+    scale = np.median(np.abs(R[fit]), axis=0) + 1e-6
+    m = np.sqrt(((R / scale) ** 2).sum(1)).reshape(valid.shape).astype(np.float32)
+    return np.where(valid, m, 0)
+
+
+def probability_of(variant: str, x1, x2, valid, cached: np.ndarray) -> np.ndarray:
+    from eominer.change.cva import cva_distance
+    from eominer.change.normalise import to_probability
+    from eominer.change.selftrain import SCALES, masked_smooth, selftrain_probability
+
+    if variant == "base":
+        return cached
+    if variant.startswith("st_"):
+        return selftrain_probability(x1, x2, valid, 0,
+                                     guide=residual(x1, x2, valid, variant[3:]))[0]
+    d = cva_distance(x1, x2, valid) if variant == "cva" else residual(x1, x2, valid, variant)
+    return to_probability(sum(masked_smooth(d, valid, s) for s in SCALES) / len(SCALES), valid)
+
+
+def main() -> None:
+    from eominer.change.threshold import otsu_threshold
+    from eominer.evaluation.change_metrics import F1Hull, auprc, best_f1, confusion
+    from eominer.evaluation.oscd import load_city
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/oscd")
+    ap.add_argument("--cache", default="/tmp/chg_thresholds")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    args = ap.parse_args()
+    variants = args.variants.split(",")
+    if set(variants) - set(VARIANTS):
+        raise SystemExit(f"unknown variants {set(variants) - set(VARIANTS)}; known: {VARIANTS}")
+    pooled = {v: np.zeros(4, np.int64) for v in variants}
+    hulls: dict[str, list] = {v: [] for v in variants}
+    probs: dict[str, list[np.ndarray]] = {v: [] for v in variants}
+    truths = []
+    for city in CITIES:
+        cached = probability(Path(args.data), city, Path(args.cache))[0]
+        pair, truth = load_city(Path(args.data), city)
+        valid = pair.valid
+        truths.append(truth.ravel())
+        line = []
+        for v in variants:
+            t0 = time.perf_counter()
+            p = probability_of(v, pair.x1, pair.x2, valid, cached)
+            p0 = np.where(valid, np.nan_to_num(p, nan=0.0), 0.0)
+            c = confusion(valid & (p0 > otsu_threshold(p, valid, 0)), truth)
+            pooled[v] += c
+            hulls[v].append(F1Hull.of(p0, truth))
+            probs[v].append(p0.ravel())
+            line.append(f"{v} {2 * c[0] / (2 * c[0] + c[1] + c[2]):.3f}/"
+                        f"{best_f1([hulls[v][-1]])[0]:.3f} ({time.perf_counter() - t0:.0f} s)")
+        print(city, "  ".join(line), flush=True)
+    t = np.concatenate(truths)
+    print("\nvariant      pooled F1  bound  AUPRC")
+    for v in variants:
+        tp, fp, fn, _ = (int(x) for x in pooled[v])
+        print(f"{v:12s} {2 * tp / (2 * tp + fp + fn):.3f}      {best_f1(hulls[v])[0]:.3f}  "
+              f"{auprc(np.concatenate(probs[v]), t):.3f}")
+
+
+if __name__ == "__main__":
+    main()
