@@ -17,7 +17,7 @@ BANDSTATS = {"indices": ["ndvi", "ndwi", "ndbi"], "stats": ["mean", "std"]}
 # feature sets a task computes itself (not `eominer extract`'s): the time series'
 # descriptors, and the change maps of the OSCD pairs (`eominer change`, per patch)
 CHANGE_FEATURES = ("change_cva", "change_irmad", "change_selftrain", "change_encoder",
-                   "change_selftrain_encoder")
+                   "change_selftrain_encoder", "change_regression", "change_selftrain_regression")
 TASK_FEATURES = {"temporal": "eolearn", **{n: "oscd" for n in CHANGE_FEATURES}}
 # issue 17's bar for OSCD "new construction": AP at 100 labels
 OSCD_TARGET = 0.6
