@@ -72,6 +72,15 @@ def _method_of(a: PairInput, method: str | None) -> str | None:
     return DEFAULT_METHOD.get(a.product.sensor, DEFAULT_METHOD["S2"])
 
 
+def wants_gpu(method: str | None, a: PairInput) -> bool:
+    """Whether a pair's task asks the cluster for a GPU: only the methods that train a
+    network per pair do (`encoder`, `selftrain_encoder`). `method` None is a path's, known
+    once the product is read: the S2 default is assumed, as for an S2 product."""
+    if a.product is not None and a.product.sensor != "S2":
+        return False
+    return (method or DEFAULT_METHOD["S2"]) in ("encoder", "selftrain_encoder")
+
+
 def run_pairs(
     pairs: Sequence[tuple[str, str]], method: str | None, store: Store | None = None, seed: int = 0,
     address: str | None = None, num_cpus: int | None = None,
@@ -107,8 +116,7 @@ def run_pairs(
             task_id, compute_pair, (a, b, method, seed, windows),
             product_id=a.product.product_id if a.product else a.ref,
             n_items=len(windows["patch_id"]) if windows else 0,
-            # the encoder trains a network per pair: on a cluster with GPUs it asks for one
-            gpu=method in ("encoder", None) and (a.product is None or a.product.sensor == "S2"),
+            gpu=wants_gpu(method, a),
             recorded=pid is not None))
 
     def commit(store: Store | None, done: list[Finished]) -> None:

@@ -71,3 +71,24 @@ def test_pairs_on_ray_record_each_pair_report_failures_and_resume(
         again = store.pair(pair["pair_id"])
         assert again["created"] == pair["created"]  # not computed a second time
         assert [j["status"] for j in store.tasks().to_pylist()] == ["done"]
+
+
+def test_only_the_methods_that_train_a_network_ask_the_cluster_for_a_gpu() -> None:
+    from compute.change import wants_gpu
+    from eominer.change.run import PairInput
+    from eominer.store import Product
+
+    def side(sensor: str | None) -> PairInput:
+        if sensor is None:
+            return PairInput("some/folder")  # a path: its sensor is known once read
+        return PairInput("p1", Product("p1", sensor, "EPSG:32631", "POLYGON EMPTY", "s", "a",
+                                       10, 10, ("B02",), (10.0, 0.0, 0.0, 0.0, -10.0, 0.0)))
+
+    asks = {(m, s): wants_gpu(m, side(s))
+            for m in (None, "selftrain_regression", "cva", "encoder", "selftrain_encoder")
+            for s in (None, "S2")}
+    # the S2 default (selftrain_regression) trains no network; the encoder methods do
+    assert {k for k, v in asks.items() if v} == {
+        ("encoder", None), ("encoder", "S2"),
+        ("selftrain_encoder", None), ("selftrain_encoder", "S2")}
+    assert not wants_gpu("rom", side("S1")) and not wants_gpu(None, side("S1"))
