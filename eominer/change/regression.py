@@ -63,7 +63,7 @@ def fit_regression(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
     A = np.hstack([a, np.ones((a.shape[0], 1))])
     coef, *_ = np.linalg.lstsq(A, b, rcond=None)
     scale = np.median(np.abs(b - A @ coef), axis=0)
-    scale = np.where(scale > 1e-12, scale, 1.0)  # a band predicted exactly: no weight issue
+    scale = np.where(scale > 1e-12, scale, 1.0)  # a band predicted exactly: unit weight, no 1/0
     return RegressionFit(s1, s2, coef, scale)
 
 
