@@ -20,11 +20,10 @@ used only to score."""
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import CITIES, probability
+from change_thresholds import score_cities
 
 VARIANTS = ("cva", "lin", "lin_ctx", "mlp", "mlp_ctx", "base", "st_lin", "st_lin_ctx",
             "st_rlin_ctx", "st_mlp", "st_mlp_ctx")
@@ -83,10 +82,6 @@ def probability_of(variant: str, x1, x2, valid, cached: np.ndarray) -> np.ndarra
 
 
 def main() -> None:
-    from eominer.change.threshold import otsu_threshold
-    from eominer.evaluation.change_metrics import F1Hull, auprc, best_f1, confusion
-    from eominer.evaluation.oscd import load_city
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/oscd")
     ap.add_argument("--cache", default="/tmp/chg_thresholds")
@@ -95,33 +90,8 @@ def main() -> None:
     variants = args.variants.split(",")
     if set(variants) - set(VARIANTS):
         raise SystemExit(f"unknown variants {set(variants) - set(VARIANTS)}; known: {VARIANTS}")
-    pooled = {v: np.zeros(4, np.int64) for v in variants}
-    hulls: dict[str, list] = {v: [] for v in variants}
-    probs: dict[str, list[np.ndarray]] = {v: [] for v in variants}
-    truths = []
-    for city in CITIES:
-        cached = probability(Path(args.data), city, Path(args.cache))[0]
-        pair, truth = load_city(Path(args.data), city)
-        valid = pair.valid
-        truths.append(truth.ravel())
-        line = []
-        for v in variants:
-            t0 = time.perf_counter()
-            p = probability_of(v, pair.x1, pair.x2, valid, cached)
-            p0 = np.where(valid, np.nan_to_num(p, nan=0.0), 0.0)
-            c = confusion(valid & (p0 > otsu_threshold(p, valid, 0)), truth)
-            pooled[v] += c
-            hulls[v].append(F1Hull.of(p0, truth))
-            probs[v].append(p0.ravel())
-            line.append(f"{v} {2 * c[0] / (2 * c[0] + c[1] + c[2]):.3f}/"
-                        f"{best_f1([hulls[v][-1]])[0]:.3f} ({time.perf_counter() - t0:.0f} s)")
-        print(city, "  ".join(line), flush=True)
-    t = np.concatenate(truths)
-    print("\nvariant      pooled F1  bound  AUPRC")
-    for v in variants:
-        tp, fp, fn, _ = (int(x) for x in pooled[v])
-        print(f"{v:12s} {2 * tp / (2 * tp + fp + fn):.3f}      {best_f1(hulls[v])[0]:.3f}  "
-              f"{auprc(np.concatenate(probs[v]), t):.3f}")
+    score_cities(variants, lambda v, pair, cached: probability_of(
+        v, pair.x1, pair.x2, pair.valid, cached), Path(args.data), Path(args.cache))
 
 
 if __name__ == "__main__":

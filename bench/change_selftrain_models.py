@@ -21,11 +21,10 @@ AUPRC. Labels are used only to score."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import CITIES, probability
+from change_thresholds import score_cities
 
 VARIANTS = ("base", "lr_c", "hgb_c", "mlp_c", "lr_g", "hgb_g", "mlp_g", "lr_c_tex", "lr_g_tex")
 TEXTURE_WINDOW = 3  # px: the local standard deviation of `_tex` variants
@@ -105,10 +104,6 @@ def self_trained(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str,
 def main() -> None:
     import argparse
 
-    from eominer.change.threshold import otsu_threshold
-    from eominer.evaluation.change_metrics import F1Hull, auprc, best_f1, confusion
-    from eominer.evaluation.oscd import load_city
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/oscd")
     ap.add_argument("--cache", default="/tmp/chg_thresholds")
@@ -117,39 +112,15 @@ def main() -> None:
     variants = args.variants.split(",")
     if set(variants) - set(VARIANTS):
         sys.exit(f"unknown variants {set(variants) - set(VARIANTS)}; known: {VARIANTS}")
-    pooled = {v: np.zeros(4, np.int64) for v in variants}
-    hulls: dict[str, list] = {v: [] for v in variants}
-    probs: dict[str, list[np.ndarray]] = {v: [] for v in variants}
-    truths = []
-    for city in CITIES:
-        guide = probability(Path(args.data), city, Path(args.cache))[0]
-        pair, truth = load_city(Path(args.data), city)
-        valid = pair.valid
-        truths.append(truth.ravel())
-        line = []
-        for v in variants:
-            t0 = time.perf_counter()
-            if v == "base":
-                p = guide
-            else:
-                kind, seed, *tex = v.split("_")
-                p = self_trained(pair.x1, pair.x2, valid, kind, guide if seed == "g" else None,
-                                 bool(tex))
-            p0 = np.where(valid, np.nan_to_num(p, nan=0.0), 0.0)
-            c = confusion(valid & (p0 > otsu_threshold(p, valid, 0)), truth)
-            pooled[v] += c
-            hulls[v].append(F1Hull.of(p0, truth))
-            probs[v].append(p0.ravel())
-            f1 = 2 * c[0] / (2 * c[0] + c[1] + c[2])
-            line.append(f"{v} {f1:.3f}/{best_f1([hulls[v][-1]])[0]:.3f} "
-                        f"({time.perf_counter() - t0:.0f} s)")
-        print(city, "  ".join(line), flush=True)
-    t = np.concatenate(truths)
-    print("\nvariant  pooled F1  bound  AUPRC")
-    for v in variants:
-        tp, fp, fn, _ = (int(x) for x in pooled[v])
-        print(f"{v:8s} {2 * tp / (2 * tp + fp + fn):.3f}      {best_f1(hulls[v])[0]:.3f}  "
-              f"{auprc(np.concatenate(probs[v]), t):.3f}")
+
+    def probability_of(v: str, pair, cached: np.ndarray) -> np.ndarray:
+        if v == "base":
+            return cached
+        kind, seed, *tex = v.split("_")
+        return self_trained(pair.x1, pair.x2, pair.valid, kind,
+                            cached if seed == "g" else None, bool(tex))
+
+    score_cities(variants, probability_of, Path(args.data), Path(args.cache))
 
 
 if __name__ == "__main__":

@@ -105,6 +105,44 @@ def main() -> None:
     summary(pooled, f1)
 
 
+def score_cities(variants: list[str], probability_of, data: Path, cache: Path) -> None:
+    """Per city and variant, `probability_of(variant, pair, cached)` (`cached`:
+    `selftrain_encoder`'s map) thresholded by Otsu; prints each city's F1 / best-threshold
+    F1 and seconds, then per variant the pooled F1, its bound (`best_f1`) and AUPRC."""
+    import time
+
+    from eominer.change.threshold import otsu_threshold
+    from eominer.evaluation.change_metrics import F1Hull, auprc, best_f1, confusion
+    from eominer.evaluation.oscd import load_city
+
+    pooled = {v: np.zeros(4, np.int64) for v in variants}
+    hulls: dict[str, list] = {v: [] for v in variants}
+    probs: dict[str, list[np.ndarray]] = {v: [] for v in variants}
+    truths = []
+    for city in CITIES:
+        cached = probability(data, city, cache)[0]
+        pair, truth = load_city(data, city)
+        truths.append(truth.ravel())
+        line = []
+        for v in variants:
+            t0 = time.perf_counter()
+            p = probability_of(v, pair, cached)
+            p0 = np.where(pair.valid, np.nan_to_num(p, nan=0.0), 0.0)
+            c = confusion(pair.valid & (p0 > otsu_threshold(p, pair.valid, 0)), truth)
+            pooled[v] += c
+            hulls[v].append(F1Hull.of(p0, truth))
+            probs[v].append(p0.ravel())
+            line.append(f"{v} {2 * c[0] / (2 * c[0] + c[1] + c[2]):.3f}/"
+                        f"{best_f1([hulls[v][-1]])[0]:.3f} ({time.perf_counter() - t0:.0f} s)")
+        print(city, "  ".join(line), flush=True)
+    t = np.concatenate(truths)
+    print("\nvariant      pooled F1  bound  AUPRC")
+    for v in variants:
+        tp, fp, fn, _ = (int(x) for x in pooled[v])
+        print(f"{v:12s} {2 * tp / (2 * tp + fp + fn):.3f}      {best_f1(hulls[v])[0]:.3f}  "
+              f"{auprc(np.concatenate(probs[v]), t):.3f}")
+
+
 def summary(pooled: dict[str, np.ndarray], f1: dict[str, list[float]]) -> None:
     """Pooled F1, precision, recall, wins over CVA and IR-MAD, and F1 per city."""
     from eominer.evaluation.change_metrics import from_confusion
