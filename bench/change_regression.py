@@ -19,11 +19,10 @@ used only to score."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import score_cities
+from change_thresholds import arguments, score_cities
 
 VARIANTS = ("cva", "lin", "lin_ctx", "mlp", "mlp_ctx", "base", "st_lin", "st_lin_ctx",
             "st_rlin_ctx", "st_mlp", "st_mlp_ctx")
@@ -82,15 +81,8 @@ def probability_of(variant: str, x1, x2, valid, cached: np.ndarray) -> np.ndarra
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="../shared/data/oscd")
-    ap.add_argument("--cache", default="/tmp/chg_thresholds")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
-    args = ap.parse_args()
-    variants = args.variants.split(",")
-    if set(variants) - set(VARIANTS):
-        raise SystemExit(f"unknown variants {set(variants) - set(VARIANTS)}; known: {VARIANTS}")
-    score_cities(variants, lambda v, pair, cached: probability_of(
+    args = arguments(__doc__, VARIANTS)
+    score_cities(args.variants, lambda v, pair, cached: probability_of(
         v, pair.x1, pair.x2, pair.valid, cached), Path(args.data), Path(args.cache))
 
 

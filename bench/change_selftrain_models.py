@@ -20,11 +20,10 @@ AUPRC. Labels are used only to score."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import score_cities
+from change_thresholds import arguments, score_cities
 
 VARIANTS = ("base", "lr_c", "hgb_c", "mlp_c", "lr_g", "hgb_g", "mlp_g", "lr_c_tex", "lr_g_tex")
 TEXTURE_WINDOW = 3  # px: the local standard deviation of `_tex` variants
@@ -102,16 +101,7 @@ def self_trained(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str,
 
 
 def main() -> None:
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="../shared/data/oscd")
-    ap.add_argument("--cache", default="/tmp/chg_thresholds")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
-    args = ap.parse_args()
-    variants = args.variants.split(",")
-    if set(variants) - set(VARIANTS):
-        sys.exit(f"unknown variants {set(variants) - set(VARIANTS)}; known: {VARIANTS}")
+    args = arguments(__doc__, VARIANTS)
 
     def probability_of(v: str, pair, cached: np.ndarray) -> np.ndarray:
         if v == "base":
@@ -120,7 +110,7 @@ def main() -> None:
         return self_trained(pair.x1, pair.x2, pair.valid, kind,
                             cached if seed == "g" else None, bool(tex))
 
-    score_cities(variants, probability_of, Path(args.data), Path(args.cache))
+    score_cities(args.variants, probability_of, Path(args.data), Path(args.cache))
 
 
 if __name__ == "__main__":

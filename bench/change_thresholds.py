@@ -55,12 +55,21 @@ def gmm_threshold(v: np.ndarray, seed: int = 0) -> float:
     return float(grid[above[0]]) if above.size else float(s.max())
 
 
-def arguments(doc: str) -> argparse.Namespace:
-    """--data (the OSCD folder) and --cache (the probability maps), for these scripts."""
+def arguments(doc: str, variants: tuple[str, ...] = ()) -> argparse.Namespace:
+    """--data (the OSCD folder) and --cache (the probability maps), for these scripts; with
+    `variants`, also --variants (comma-separated, default all, checked) as a list."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/oscd")
     ap.add_argument("--cache", default="/tmp/chg_thresholds")
-    return ap.parse_args()
+    if variants:
+        ap.add_argument("--variants", default=",".join(variants))
+    args = ap.parse_args()
+    if variants:
+        args.variants = args.variants.split(",")
+        if set(args.variants) - set(variants):
+            ap.error(f"unknown variants {sorted(set(args.variants) - set(variants))}; "
+                     f"known: {', '.join(variants)}")
+    return args
 
 
 def tallies(rules: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
