@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from compute.runner import Finished, JobReport, JobSpec, Task
-from eominer.change.maps import DEFAULT_METHOD, check_method
+from eominer.change.maps import DEFAULT_METHOD, GUIDES, check_method
 from eominer.change.run import (
     ChangeRun,
     PairInput,
@@ -78,7 +78,8 @@ def wants_gpu(method: str | None, a: PairInput) -> bool:
     once the product is read: the S2 default is assumed, as for an S2 product."""
     if a.product is not None and a.product.sensor != "S2":
         return False
-    return (method or DEFAULT_METHOD["S2"]) in ("encoder", "selftrain_encoder")
+    m = method or DEFAULT_METHOD["S2"]
+    return "encoder" in (m, GUIDES.get(m))
 
 
 def run_pairs(

@@ -25,6 +25,9 @@ S2_METHODS = METHODS
 S1_METHODS: tuple[str, ...] = ("logratio", "rom")  # = change.sar.S1_METHODS
 ALL_METHODS: tuple[str, ...] = METHODS + S1_METHODS
 FUSION = "fusion"  # the method name of an S1 + S2 fused map
+# `selftrain` guided by another method's distance: the guided method -> its guide
+GUIDES = {"selftrain_encoder": "encoder", "selftrain_regression": "regression"}
+SELFTRAIN_METHODS: tuple[str, ...] = ("selftrain", *GUIDES)
 DEFAULT_METHOD = {"S2": "selftrain_regression", "S1": "rom"}  # S2: best F1, within 180 s a tile
 BINARY_NODATA = 255
 
@@ -70,19 +73,18 @@ def method_params(method: str) -> dict:
     `selftrain_regression`'s guide, the self-training of the `selftrain*` methods, IR-MAD's
     fit. Empty for CVA and the Sentinel-1 methods."""
     params: dict = {}
-    if method in ("encoder", "selftrain_encoder"):
+    base, key = (GUIDES[method], "guide") if method in GUIDES else (method, method)
+    if base == "encoder":
         from eominer.change.encoder import EncoderConfig
 
         c = EncoderConfig()
-        key = "guide" if method == "selftrain_encoder" else "encoder"
         params[key] = {"pool": c.pool, "hidden": c.hidden, "crops": c.crops,
                        "epochs": c.epochs}
-    if method in ("regression", "selftrain_regression"):
+    if base == "regression":
         from eominer.change import regression
 
-        key = "guide" if method == "selftrain_regression" else "regression"
         params[key] = {"fit_sample": regression.FIT_SAMPLE}
-    if method in ("selftrain", "selftrain_encoder", "selftrain_regression"):
+    if method in SELFTRAIN_METHODS:
         from eominer.change import selftrain as st
 
         params["selftrain"] = {
@@ -128,7 +130,7 @@ def change_distance(
         from eominer.change.regression import regression_distance
 
         return regression_distance(x1, x2, valid, seed)
-    if method in ("selftrain", "selftrain_encoder", "selftrain_regression"):
+    if method in SELFTRAIN_METHODS:
         raise ConfigError(f"{method} gives a probability, not a distance: use change_map")
     from eominer.change.encoder import EncoderConfig, encoder_distance
 
@@ -150,15 +152,10 @@ def change_map(
 
         _check_grid(x1, x2, valid)
         prob, _ = selftrain_probability(x1, x2, valid, seed, threads=threads)
-    elif method == "selftrain_encoder":  # selftrain seeded and guided by the encoder
+    elif method in GUIDES:  # selftrain seeded and guided by another method's distance
         from eominer.change.selftrain import selftrain_probability
 
-        guide = change_distance("encoder", x1, x2, valid, seed, threads)
-        prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide, threads=threads)
-    elif method == "selftrain_regression":  # selftrain seeded and guided by the regression
-        from eominer.change.selftrain import selftrain_probability
-
-        guide = change_distance("regression", x1, x2, valid, seed, threads)
+        guide = change_distance(GUIDES[method], x1, x2, valid, seed, threads)
         prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide, threads=threads)
     else:
         d = change_distance(method, x1, x2, valid, seed, threads)

@@ -28,6 +28,7 @@ def change(root: str, cities: str | None, methods: str, seed: int,
 
     import pyarrow as pa
 
+    from eominer.change.maps import DEFAULT_METHOD, GUIDES
     from eominer.cli.output import render
     from eominer.evaluation.change import chosen_elsewhere, evaluate
     from eominer.evaluation.provenance import environment
@@ -55,8 +56,8 @@ def change(root: str, cities: str | None, methods: str, seed: int,
     table = pa.table({k: [round(v, 3) if isinstance(v, float) else v for v in
                           (row[k] for row in rows)] for k in rows[0]})
     click.echo(render(table, "table", title="change detection"))
-    lead = next((m for m in ("selftrain_regression", "selftrain_encoder", "selftrain", "encoder")
-                 if m in overall), None)
+    lead = next((m for m in (DEFAULT_METHOD["S2"], *GUIDES, "selftrain", "encoder")
+                 if m in overall), None)  # the method the others are compared with
     if lead is not None:
         for m, s in overall.items():
             if m != lead:

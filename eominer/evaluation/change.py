@@ -66,10 +66,11 @@ def evaluate(
             t0 = time.perf_counter()
             cmap = change_map(pair.x1, pair.x2, pair.valid, m, seed, threads)
             seconds = time.perf_counter() - t0
-            hulls[m].append(F1Hull.of(cmap.probability, truth))
-            s = score_maps(cmap.probability, cmap.binary, truth, hulls[m][-1])
+            p0 = np.nan_to_num(cmap.probability, nan=0.0)  # nodata scores as no change
+            hulls[m].append(F1Hull.of(p0, truth))
+            s = score_maps(p0, cmap.binary, truth, hulls[m][-1])
             pooled[m] += confusion(cmap.binary == 1, truth)
-            probs[m].append(np.nan_to_num(cmap.probability, nan=0.0).ravel())
+            probs[m].append(p0.ravel())
             r = CityResult(city, m, s, cmap.threshold, seconds, float(1 - pair.valid.mean()))
             results.append(r)
             if progress:
