@@ -25,7 +25,8 @@ import numpy as np
 from change_thresholds import arguments, score_cities
 
 VARIANTS = ("cva", "lin", "lin_ctx", "mlp", "mlp_ctx", "base", "st_lin", "st_lin_ctx",
-            "st_rlin_ctx", "st_mlp", "st_mlp_ctx")
+            "st_rlin_ctx", "st_mlp", "st_mlp_ctx", "lin_shift", "lin_shift2", "st_lin_shift",
+            "st_lin_shift2")
 N_FIT = 30_000
 
 
@@ -60,10 +61,32 @@ def residual(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str) -> np
             r = np.sqrt(((Y[fit] - model.predict(X[fit])) ** 2).sum(1))
             fit = fit[r <= np.quantile(r, 0.9)]
             model = LinearRegression().fit(X[fit], Y[fit])
-    R = Y - model.predict(X)
+    P = model.predict(X)
+    R = Y - P
     scale = np.median(np.abs(R[fit]), axis=0) + 1e-6
+    if kind.endswith(("_shift", "_shift2")):
+        shape = (*valid.shape, -1)
+        y, p = (Y / scale).reshape(shape), (P / scale).reshape(shape)
+        m = min_over_shifts(y, p)
+        if kind.endswith("_shift2"):
+            m = np.maximum(m, min_over_shifts(p, y))
+        return np.where(valid, np.sqrt(m), 0).astype(np.float32)
     m = np.sqrt(((R / scale) ** 2).sum(1)).reshape(valid.shape).astype(np.float32)
     return np.where(valid, m, 0)
+
+
+def min_over_shifts(a: np.ndarray, b: np.ndarray, r: int = 1) -> np.ndarray:
+    """Per pixel, min over shifts s in a (2r+1)^2 window of ||a(p) - b(p + s)||^2: a pixel
+    that matches a neighbour of its place on the other date (misregistration, resampled
+    20 m edges) is not called changed."""
+    rows, cols, _ = a.shape
+    bp = np.pad(b, ((r, r), (r, r), (0, 0)), mode="edge")
+    out = np.full((rows, cols), np.inf, np.float32)
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            d = a - bp[dy:dy + rows, dx:dx + cols]
+            np.minimum(out, np.einsum("ijk,ijk->ij", d, d), out=out)
+    return out
 
 
 def probability_of(variant: str, x1, x2, valid, cached: np.ndarray) -> np.ndarray:

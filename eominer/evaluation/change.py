@@ -20,6 +20,7 @@ from eominer.errors import ProductReadError
 from eominer.evaluation.change_metrics import (
     ChangeScores,
     F1Hull,
+    PRPoints,
     auprc,
     best_f1,
     confusion,
@@ -67,8 +68,9 @@ def evaluate(
             cmap = change_map(pair.x1, pair.x2, pair.valid, m, seed, threads)
             seconds = time.perf_counter() - t0
             p0 = np.nan_to_num(cmap.probability, nan=0.0)  # nodata scores as no change
-            hulls[m].append(F1Hull.of(p0, truth))
-            s = score_maps(p0, cmap.binary, truth, hulls[m][-1])
+            points = PRPoints.of(p0, truth)  # one sort of the map for the AUPRC and the bound
+            hulls[m].append(F1Hull.from_points(points))
+            s = score_maps(p0, cmap.binary, truth, points)
             pooled[m] += confusion(cmap.binary == 1, truth)
             probs[m].append(p0.ravel())
             r = CityResult(city, m, s, cmap.threshold, seconds, float(1 - pair.valid.mean()))

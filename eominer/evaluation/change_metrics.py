@@ -1,4 +1,4 @@
-"""Scores of a change map against reference labels (pure numpy + scikit-learn), and the
+"""Scores of a change map against reference labels (pure numpy), and the
 best F1 any threshold of its probability could give (`F1Hull`, `best_f1`): how much of a
 low F1 is the threshold rule and how much the map's ranking itself."""
 
@@ -52,25 +52,60 @@ def from_confusion(tp: int, fp: int, fn: int, tn: int, auprc: float,
     return ChangeScores(precision, recall, f1, kappa, auprc, tp, fp, fn, tn, f1_bound)
 
 
-def auprc(prob: np.ndarray, truth: np.ndarray) -> float:
-    """Average precision (step-wise area under the precision-recall curve)."""
-    from sklearn.metrics import average_precision_score
+@dataclass(frozen=True)
+class PRPoints:
+    """A probability map against its labels at every level where a changed pixel lies
+    (descending): pixels flagged (p >= level) and changed pixels among them. Levels that
+    add only unchanged pixels change neither recall nor a useful threshold, so the PR
+    curve and the F1 hull need only these, as many as there are changed pixels at most."""
 
-    truth = truth.astype(bool).ravel()
-    if not truth.any():
-        return float("nan")
-    return float(average_precision_score(truth, prob.ravel()))
+    level: np.ndarray  # the map's float dtype, descending
+    flagged: np.ndarray  # int64
+    tp: np.ndarray  # int64, increasing to `positives`
+    pixels: int
+    lowest: float  # the map's lowest level (everything flagged)
+
+    @property
+    def positives(self) -> int:
+        return int(self.tp[-1]) if self.tp.size else 0
+
+    @classmethod
+    def of(cls, prob: np.ndarray, truth: np.ndarray) -> PRPoints:
+        # one copy of the map in its own dtype, sorted in place: a labelled full tile
+        # (120 M px of float32) needs ~0.5 GB here, not the ~4 GB of a float64 argsort
+        p = np.asarray(prob).ravel()
+        p = np.nan_to_num(p if p.dtype.kind == "f" else p.astype(np.float64), nan=0.0)
+        t = np.asarray(truth, bool).ravel()
+        level, count = np.unique(p[t], return_counts=True)
+        p.sort()
+        level = level[::-1]
+        flagged = p.size - np.searchsorted(p, level, side="left").astype(np.int64)
+        lowest = float(p[0]) if p.size else 0.0
+        return cls(level, flagged, np.cumsum(count[::-1], dtype=np.int64), p.size, lowest)
+
+    def average_precision(self) -> float:
+        """Step-wise area under the PR curve (scikit-learn's average_precision_score):
+        each changed pixel's level contributes its recall step times its precision."""
+        if not self.positives:
+            return float("nan")
+        step = np.diff(self.tp, prepend=0)
+        return float(np.sum(step * (self.tp / self.flagged)) / self.positives)
+
+
+def auprc(prob: np.ndarray, truth: np.ndarray) -> float:
+    """Average precision (step-wise area under the precision-recall curve); NaN with no
+    changed pixel."""
+    return PRPoints.of(prob, truth).average_precision()
 
 
 def score_maps(prob: np.ndarray, binary: np.ndarray, truth: np.ndarray,
-               hull: F1Hull | None = None) -> ChangeScores:
+               points: PRPoints | None = None) -> ChangeScores:
     """Scores over every labelled pixel. Pixels the map leaves as nodata (clouds, no
     data in one date) count as 'no change' with probability 0: masking is not free.
-    `hull`: the map's `F1Hull.of(prob, truth)` when the caller has it already."""
-    p = np.where(np.isfinite(prob), prob, 0.0)
-    pred = binary == 1
-    hull = hull if hull is not None else F1Hull.of(p, truth)
-    return from_confusion(*confusion(pred, truth), auprc(p, truth), best_f1([hull])[0])
+    `points`: the map's `PRPoints.of(prob, truth)` when the caller has it already."""
+    pts = points if points is not None else PRPoints.of(np.where(np.isfinite(prob), prob, 0.0), truth)
+    return from_confusion(*confusion(binary == 1, truth), pts.average_precision(),
+                          best_f1([F1Hull.from_points(pts)])[0])
 
 
 @dataclass(frozen=True)
@@ -87,23 +122,20 @@ class F1Hull:
 
     @classmethod
     def of(cls, prob: np.ndarray, truth: np.ndarray) -> F1Hull:
-        p = np.nan_to_num(np.asarray(prob, np.float64).ravel(), nan=0.0)
-        t = np.asarray(truth, bool).ravel()
-        order = np.argsort(-p, kind="stable")
-        ps, ts = p[order], t[order]
-        ends = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])  # last pixel of each level
-        tp = np.cumsum(ts, dtype=np.int64)[ends]
-        flagged = ends.astype(np.int64) + 1
-        positives = int(t.sum())
-        d = np.r_[positives, flagged + positives]  # the first point: nothing flagged
-        n = np.r_[0, 2 * tp]
-        # a level that adds no changed pixel moves right at the same height: below the
-        # hull, unless it is the last point. Dropping those first leaves the hull's loop
-        # about as many points as there are changed pixels, not as pixels.
-        rises = np.flatnonzero(np.r_[True, n[1:] > n[:-1]])
-        cand = rises if rises[-1] == len(d) - 1 else np.r_[rises, len(d) - 1]
-        keep = cand[_upper_hull(d[cand], n[cand])]
-        return cls(d[keep], n[keep], np.r_[np.inf, ps[ends]][keep])
+        return cls.from_points(PRPoints.of(prob, truth))
+
+    @classmethod
+    def from_points(cls, pts: PRPoints) -> F1Hull:
+        positives = pts.positives
+        # nothing flagged first; then each level of a changed pixel (a level that adds only
+        # unchanged pixels moves right at the same height: below the hull); then
+        # everything flagged, the last point, when the lowest level holds no changed pixel
+        last = pts.level.size == 0 or pts.lowest < pts.level[-1]
+        d = np.r_[0, pts.flagged, [pts.pixels] if last else []].astype(np.int64) + positives
+        n = 2 * np.r_[0, pts.tp, [positives] if last else []].astype(np.int64)
+        level = np.r_[np.inf, pts.level.astype(np.float64), [pts.lowest] if last else []]
+        keep = _upper_hull(d, n)
+        return cls(d[keep], n[keep], level[keep])
 
 
 def _upper_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:

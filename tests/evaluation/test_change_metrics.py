@@ -36,6 +36,22 @@ def test_score_maps_counts_nodata_as_no_change() -> None:
     assert np.isnan(auprc(prob, np.zeros_like(truth)))  # no change at all: undefined
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_auprc_equals_scikit_learn_with_ties(dtype: type) -> None:
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(5)
+    truth = rng.random(3000) < 0.07
+    prob = np.where(truth, rng.beta(3, 2, 3000), rng.beta(2, 3, 3000))
+    prob = (np.round(prob * 50) if dtype == np.uint8 else np.round(prob, 2)).astype(dtype)
+    truth[np.flatnonzero(prob == prob.min())[:3]] = True  # changed pixels at the lowest level
+    assert auprc(prob, truth) == pytest.approx(average_precision_score(truth, prob), abs=1e-12)
+    assert 0.07 < auprc(prob, truth) < 1
+    levels = [*np.unique(prob), np.inf]  # and the F1 hull with a changed pixel at the bottom
+    by_hand = max(n / d for n, d in (_f1_at(prob, truth, v) for v in levels))
+    assert best_f1([F1Hull.of(prob, truth)])[0] == pytest.approx(by_hand)
+
+
 def _f1_at(prob: np.ndarray, truth: np.ndarray, level: float) -> tuple[int, int, int]:
     """2 TP, flagged + positives: the F1's numerator and denominator at one threshold."""
     pred = prob >= level
