@@ -66,12 +66,19 @@ def grpc_polling_threads() -> list[threading.Thread]:
 
 
 @pytest.mark.ray
-def test_a_port_that_is_not_ray_fails_cleanly_and_leaks_no_grpc_thread():
-    """A real Ray Client connect to a loopback port that accepts TCP but speaks no Ray
-    (Ray gives up after ~30 s): a clear error; the failed connect's gRPC channel is
-    closed (its polling thread would call into gRPC's C core until the interpreter
-    exits, racing its teardown); Ray Client mode is off again, so a local Ray works."""
-    with socket.socket() as silent:
+def test_a_port_that_is_not_ray_fails_cleanly_and_leaks_no_grpc_thread(monkeypatch):
+    """A real Ray Client connect to a loopback port that accepts TCP but speaks no Ray: a
+    clear error; the failed connect's gRPC channel is closed (its polling thread would
+    call into gRPC's C core until the interpreter exits, racing its teardown); Ray Client
+    mode is off again, so a local Ray works. Ray's three connection attempts wait 1 s each
+    here instead of 5-15 s (its timeouts are read when its client module loads, so they
+    are set on the module); the warning it gives when it gives up is expected."""
+    import ray.util.client.worker as client_worker
+
+    monkeypatch.setattr(client_worker, "INITIAL_TIMEOUT_SEC", 1)
+    monkeypatch.setattr(client_worker, "MAX_TIMEOUT_SEC", 1)
+    with socket.socket() as silent, \
+            pytest.warns(UserWarning, match="Ray Client connection timed out"):
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         address = f"ray://127.0.0.1:{silent.getsockname()[1]}"
