@@ -28,6 +28,9 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
 - `bagged-B`: the RBF SVM's decision averaged with that of B more, each fitted on a
   bootstrap of the round's labels (drawn within each class), so one odd label moves the
   ranking less;
+- `qbc-B`, with `--strategy qbc`: query by committee (bagging, Abe and Mamitsuka 1998):
+  the RBF SVM ranks as in `pool`, and each round asks about the patches on which B more
+  SVMs, fitted on per-class bootstraps of the labels, disagree most;
 - `selftrain-F`: transductive self-training: the RBF SVM is fitted, scores the pool, and
   is fitted again with F x (its positives) of the top-scored and F x (its negatives) of
   the bottom-scored unlabelled patches added as pseudo-labels.
@@ -240,6 +243,46 @@ def bagged(members: int):
                                    else models.make_model(kind, **params))
 
 
+def committee(members: int, holder: list):
+    """`make_model` whose RBF SVMs also fit `members` more on per-class bootstraps of the
+    labels and leave, for a scoring of the whole pool, each patch's vote disagreement
+    (share voting yes x share voting no, ties broken by the nearness of the main
+    decision to 0) in `holder[0]`, for the `qbc` strategy. The ranking stays the main
+    SVM's."""
+    from eominer.learning import models
+
+    class Committee(models.RBFSVM):
+        def fit(self, X, y):
+            super().fit(X, y)
+            rng = np.random.default_rng(len(y))
+            self.members_ = []
+            for _ in range(members):
+                take = np.concatenate([rng.choice(np.flatnonzero(y == v), (y == v).sum())
+                                       for v in np.unique(y)])
+                m = models.RBFSVM(self.C, float(self.gamma_))
+                self.members_.append(m.fit(np.asarray(X)[take], np.asarray(y)[take]))
+            return self
+
+        def decision(self, X, sq_norms=None, out=None):
+            d = super().decision(X, sq_norms, out)
+            yes = np.mean([m.decision(X, sq_norms) > 0 for m in self.members_], axis=0)
+            holder[0] = -(yes * (1 - yes)) + 1e-3 * np.abs(d) / (np.abs(d).max() + 1e-12)
+            return d
+
+    return lambda kind, **params: (Committee(**params) if kind == "rbf_svm"
+                                   else models.make_model(kind, **params))
+
+
+def query_by_committee(holder: list):
+    """A strategy: the patches whose committee (`committee`) disagrees most."""
+    from eominer.learning import strategies
+
+    def pick(scores, n, *, exclude=None, **kw):
+        return strategies._lowest(holder[0].astype(np.float32), n, exclude)
+
+    return pick
+
+
 class SumKernelSVM:
     """RBF SVM on K = mean_s exp(-gamma_s ||x_s - y_s||^2) over the column groups of the
     session's feature sets (`groups[0]`, set when each session opens)."""
@@ -381,6 +424,8 @@ def main() -> None:
 
     strategies.STRATEGIES["top-margin"] = half_top(strategies.margin)
     strategies.STRATEGIES["top-diverse"] = half_top(strategies.diverse)
+    votes: list = [None]  # the committee's disagreement over the pool (variant qbc-B)
+    strategies.STRATEGIES["qbc"] = query_by_committee(votes)
     plain_make = engine.make_model
     with open_store(f"duckdb:///{args.workspace / 'eval.duckdb'}") as store:
         task = load_task(store, args.task, args.data, args.workspace)
@@ -415,11 +460,13 @@ def main() -> None:
                 engine.make_model = self_trained(float(variant.split("-", 1)[1]), pool)
             elif variant.startswith("bagged-"):
                 engine.make_model = bagged(int(variant.split("-", 1)[1]))
+            elif variant.startswith("qbc-"):
+                engine.make_model = committee(int(variant.split("-", 1)[1]), votes)
             elif variant not in ("pool", "per-product", "rankgauss") and not variant.startswith(
                     ("pca-", "pcaw-")):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
-                                 "pca-K, pcaw-K, rankgauss, bagged-B")
+                                 "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc)")
             aps = []
             if cls_of:
                 confusions = Confusions(cls_of, task)
