@@ -31,6 +31,11 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
 - `qbc-B`, with `--strategy qbc`: query by committee (bagging, Abe and Mamitsuka 1998):
   the RBF SVM ranks as in `pool`, and each round asks about the patches on which B more
   SVMs, fitted on per-class bootstraps of the labels, disagree most;
+- `prior-B` (a task with one change set among the features): the RBF SVM's decision
+  over the pool plus B x the standardised `change_prob_mean`, the change map's own
+  zero-label ranking, as a prior the labels then move (`prior-B/H`: its weight fades as
+  H / (H + labels)); `rankprior-B[/H]`: the same prior added to the ranking that is
+  scored only, the questions still chosen from the product's own scores;
 - `selftrain-F`: transductive self-training: the RBF SVM is fitted, scores the pool, and
   is fitted again with F x (its positives) of the top-scored and F x (its negatives) of
   the bottom-scored unlabelled patches added as pseudo-labels.
@@ -283,6 +288,29 @@ def query_by_committee(holder: list):
     return pick
 
 
+def with_prior(weight: float, prior: list, half: float = 0.0):
+    """`make_model` whose RBF SVMs add `weight` x the change map's ranking (`prior[0]`:
+    the pool's `change_prob_mean`, standardised, set when each session opens) to their
+    decision over the whole pool: the map's zero-label ranking as a prior that the labels
+    then move. `half` > 0: the weight fades as half / (half + labels)."""
+    from eominer.learning import models
+
+    class WithPrior(models.RBFSVM):
+        def fit(self, X, y):
+            self.labels_ = len(y)
+            return super().fit(X, y)
+
+        def decision(self, X, sq_norms=None, out=None):
+            d = super().decision(X, sq_norms, out)
+            if len(d) == len(prior[0]):
+                fade = half / (half + self.labels_) if half else 1.0
+                d += np.float32(weight * fade) * prior[0]
+            return d
+
+    return lambda kind, **params: (WithPrior(**params) if kind == "rbf_svm"
+                                   else models.make_model(kind, **params))
+
+
 class SumKernelSVM:
     """RBF SVM on K = mean_s exp(-gamma_s ||x_s - y_s||^2) over the column groups of the
     session's feature sets (`groups[0]`, set when each session opens)."""
@@ -424,6 +452,7 @@ def main() -> None:
 
     strategies.STRATEGIES["top-margin"] = half_top(strategies.margin)
     strategies.STRATEGIES["top-diverse"] = half_top(strategies.diverse)
+    prior: list = [None]  # the change map's standardised ranking (variant prior-B)
     votes: list = [None]  # the committee's disagreement over the pool (variant qbc-B)
     strategies.STRATEGIES["qbc"] = query_by_committee(votes)
     plain_make = engine.make_model
@@ -460,13 +489,18 @@ def main() -> None:
                 engine.make_model = self_trained(float(variant.split("-", 1)[1]), pool)
             elif variant.startswith("bagged-"):
                 engine.make_model = bagged(int(variant.split("-", 1)[1]))
+            elif variant.startswith("prior-"):
+                b, _, h = variant.split("-", 1)[1].partition("/")
+                engine.make_model = with_prior(float(b), prior, float(h or 0))
+            elif variant.startswith("rankprior-"):
+                pass  # the product's sessions; the prior joins the ranking in ap_of
             elif variant.startswith("qbc-"):
                 engine.make_model = committee(int(variant.split("-", 1)[1]), votes)
             elif variant not in ("pool", "per-product", "rankgauss") and not variant.startswith(
                     ("pca-", "pcaw-")):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
-                                 "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc)")
+                                 "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B")
             aps = []
             if cls_of:
                 confusions = Confusions(cls_of, task)
@@ -492,15 +526,30 @@ def main() -> None:
                     adjacency[0] = grid_adjacency(np.asarray(s.data.centres, float), product)
                 if variant.startswith("featknn-"):
                     adjacency[0] = feature_adjacency(np.asarray(s.data.X, np.float32))
+                if variant.startswith(("prior-", "rankprior-")):
+                    col = [i for i, n in enumerate(s.data.names)
+                           if n.endswith("__change_prob_mean")]
+                    if len(col) != 1:
+                        raise SystemExit("prior-B needs one change set among the features")
+                    v = np.asarray(s.data.X[:, col[0]], np.float64)
+                    prior[0] = ((v - v.mean()) / (v.std() or 1.0)).astype(np.float32)
                 if variant.startswith("selftrain-"):
                     P = np.asarray(s.data.X, np.float32)
                     pool[0] = (P, models.row_sq_norms(P))
                 y = mining.truth_for(task, s.patch_ids)
                 rounds: list[np.ndarray] = []
 
-                def ap_of(sc, y=y, rounds=rounds):
+                counts = iter(mining.schedule(4, 10, 200, CHECKPOINTS))
+
+                def ap_of(sc, y=y, rounds=rounds, counts=counts, variant=variant):
                     if cls_of:  # the rounds' rankings, for the confusions at 50 labels
                         rounds.append(sc.copy())
+                    n = next(counts)
+                    if variant.startswith("rankprior-"):  # the ranking shown, not the asking
+                        b, _, h = variant.split("-", 1)[1].partition("/")
+                        w = float(b) * (float(h) / (float(h) + n) if h else 1.0)
+                        q = np.clip(sc.astype(np.float64), 1e-6, 1 - 1e-6)
+                        sc = np.log(q / (1 - q)) / 2 + w * prior[0]
                     return average_precision(y, sc)
 
                 labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS, ap_of)
