@@ -220,9 +220,9 @@ def self_trained(factor: float, pool: list):
                                    else models.make_model(kind, **params))
 
 
-def bagged(members: int):
-    """`make_model` whose RBF SVMs average their decision with `members` more, each
-    fitted on a per-class bootstrap of the labels (seeded by the label count)."""
+def _bagged_class(members: int):
+    """An RBF SVM that also fits `members` more, each on a per-class bootstrap of the
+    labels (seeded by the label count), and averages their decisions with its own."""
     from eominer.learning import models
 
     class Bagged(models.RBFSVM):
@@ -244,38 +244,38 @@ def bagged(members: int):
             d /= 1 + len(self.members_)
             return d
 
-    return lambda kind, **params: (Bagged(**params) if kind == "rbf_svm"
+    return Bagged
+
+
+def _only_svm(cls):
+    """`make_model` that builds `cls` for the RBF SVM, the product's model otherwise."""
+    from eominer.learning import models
+
+    return lambda kind, **params: (cls(**params) if kind == "rbf_svm"
                                    else models.make_model(kind, **params))
 
 
+def bagged(members: int):
+    """`make_model` whose RBF SVMs average their decision with `members` bootstrapped
+    ones (`_bagged_class`)."""
+    return _only_svm(_bagged_class(members))
+
+
 def committee(members: int, holder: list):
-    """`make_model` whose RBF SVMs also fit `members` more on per-class bootstraps of the
-    labels and leave, for a scoring of the whole pool, each patch's vote disagreement
-    (share voting yes x share voting no, ties broken by the nearness of the main
-    decision to 0) in `holder[0]`, for the `qbc` strategy. The ranking stays the main
-    SVM's."""
+    """`make_model` whose RBF SVMs rank as the product's, with `members` bootstrapped
+    ones beside them (`_bagged_class`) that leave, for a scoring of the whole pool, each
+    patch's vote disagreement (share voting yes x share voting no, ties broken by the
+    nearness of the main decision to 0) in `holder[0]`, for the `qbc` strategy."""
     from eominer.learning import models
 
-    class Committee(models.RBFSVM):
-        def fit(self, X, y):
-            super().fit(X, y)
-            rng = np.random.default_rng(len(y))
-            self.members_ = []
-            for _ in range(members):
-                take = np.concatenate([rng.choice(np.flatnonzero(y == v), (y == v).sum())
-                                       for v in np.unique(y)])
-                m = models.RBFSVM(self.C, float(self.gamma_))
-                self.members_.append(m.fit(np.asarray(X)[take], np.asarray(y)[take]))
-            return self
-
+    class Committee(_bagged_class(members)):
         def decision(self, X, sq_norms=None, out=None):
-            d = super().decision(X, sq_norms, out)
+            d = models.RBFSVM.decision(self, X, sq_norms, out)
             yes = np.mean([m.decision(X, sq_norms) > 0 for m in self.members_], axis=0)
             holder[0] = -(yes * (1 - yes)) + 1e-3 * np.abs(d) / (np.abs(d).max() + 1e-12)
             return d
 
-    return lambda kind, **params: (Committee(**params) if kind == "rbf_svm"
-                                   else models.make_model(kind, **params))
+    return _only_svm(Committee)
 
 
 def query_by_committee(holder: list):
