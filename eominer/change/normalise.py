@@ -33,9 +33,9 @@ def sample_index(valid: np.ndarray, n: int = SAMPLE, seed: int = 0) -> np.ndarra
     if count <= n:
         return np.flatnonzero(flat)
     ranks = np.sort(np.random.default_rng(seed).choice(count, n, replace=False))
-    step = max(1, SAMPLE_BLOCK // max(1, flat.size // max(1, valid.shape[0])))
     rows = valid.reshape(valid.shape[0], -1)
     width = rows.shape[1]
+    step = max(1, SAMPLE_BLOCK // max(1, width))  # rows per block
     out = np.empty(n, dtype=np.int64)
     done, seen = 0, 0  # ranks placed; valid pixels before the block
     for r0 in range(0, rows.shape[0], step):
