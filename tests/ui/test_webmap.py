@@ -158,7 +158,11 @@ def test_basemap_tiles_come_from_the_configured_url_only(basemap_server, tile_se
         page = new_page(b, basemap_server, refused)
         page.on("request", lambda r: tiles.append(r.url) if "/tiles/" in r.url else None)
         tab(page, "Mine")
-        wait_for(lambda: _Tiles.count > 0, 60, "tile requests to 127.0.0.1")
+        # local_only's route lets a request go only while a Playwright call runs, so the
+        # wait pumps Playwright: a bare sleep held the first tile until the map had
+        # rendered within tab()'s 300 ms, which a loaded 2-core machine may not do
+        wait_for(lambda: page.wait_for_timeout(100) or _Tiles.count > 0, 60,
+                 "tile requests to 127.0.0.1")
         assert all(re.fullmatch(re.escape(tile_server) + r"/tiles/\d+/\d+/\d+\.png", u)
                    for u in tiles), tiles
         assert len(tiles) >= _Tiles.count  # (a request may still be on its way)
@@ -185,7 +189,6 @@ def test_basemap_tiles_come_from_the_configured_url_only(basemap_server, tile_se
         # shown again: the tiles of the new view are fetched
         page.locator(".eom-basemap input").click()
         wait_for(lambda: page.evaluate(_TILE_LAYERS) == 1, 30, "the basemap shown")
-        # (page.route lets a request go only while Playwright runs: pump it)
         wait_for(lambda: page.wait_for_timeout(100) or _Tiles.count > hidden, 30,
                  "tiles of the new view")
     assert not refused, refused
