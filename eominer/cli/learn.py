@@ -56,9 +56,19 @@ def session() -> None:
               help="Rank by each patch's score mixed with its touching patches' (A: the "
                    "neighbours' weight; 0.3 is the measured choice, docs/learning.md): for "
                    "objects that span several patches.")
+@click.option("--prior", default=None, metavar="COLUMN",
+              help="Start the ranking from this feature column (e.g. change_prob_mean of a "
+                   "change set, for new construction), fading as labels come "
+                   "(docs/learning.md, \"A feature column as the prior\").")
+@click.option("--prior-weight", type=float, default=4.0, show_default=True, metavar="W",
+              help="The prior's weight in logit units with no label (negative: low values "
+                   "rank first).")
+@click.option("--prior-half", type=click.FloatRange(0.0), default=20.0, show_default=True,
+              metavar="N", help="Labels at which the prior's weight has halved (0: never fades).")
 @db_option
 def create(name, owner, concept, products, level, feature_sets, model_kind, strategy, batch,
-           max_cloud, aoi, where, spatial_context, db) -> None:
+           max_cloud, aoi, where, spatial_context, prior, prior_weight, prior_half,
+           db) -> None:
     """Create a session and print its id."""
     from eominer.learning.aoi import read_aoi, stored_aoi
     from eominer.learning.session import Session
@@ -68,7 +78,9 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
     with open_store(db) as store:
         s = Session.create(store, name, owner, concept, list(products), level,
                            list(feature_sets), model_kind=model_kind, strategy=strategy,
-                           params={"batch_size": batch, "spatial_context": spatial_context},
+                           params={"batch_size": batch, "spatial_context": spatial_context,
+                                   "prior": prior, "prior_weight": prior_weight,
+                                   "prior_half": prior_half},
                            max_cloud=max_cloud, aoi=area,
                            where=where)
         click.echo(s.session_id)

@@ -257,8 +257,8 @@ def fit_score_pick(
 ) -> tuple[RelevanceModel, np.ndarray, np.ndarray, list[str]]:
     """One round: fit on the labelled `rows` (labels y in {-1, +1}), score all patches,
     pick `n` new ones. Returns (model, scores, picked row indices, notes). `context`
-    maps the model's scores to the ranked ones (spatial context, `context.smooth`)
-    before the strategy picks."""
+    maps the model's scores to the ranked ones (the session's prior, `prior.mix`, and
+    spatial context, `context.smooth`) before the strategy picks."""
     rows = np.asarray(rows, np.int64)
     y = np.asarray(y, np.int8)
     notes: list[str] = []

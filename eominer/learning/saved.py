@@ -28,8 +28,10 @@ joblib bytes in `joblib__model_`, which is unpickled on load, so load forests on
 workspace you trust.
 
 Scoring repeats the session's own float32 steps: standardise with the stored mean and
-standard deviation, non-finite values to 0, then the estimator's `score`, so a loaded
-model gives the session's scores on the session's patches (tested to 1e-6).
+standard deviation, non-finite values to 0, then the estimator's `score`, then the
+session's prior when it has one (`params.prior`: its column, the column's statistics and
+the weight at the model's round; `learning/prior.py`), so a loaded model gives the
+session's scores on the session's patches (tested to 1e-6).
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class Scorer:
     estimator: RelevanceModel
     mean: np.ndarray
     std: np.ndarray
+    # the session's prior at the model's round: (column index, its mean and standard
+    # deviation in the session's space, weight); None: no prior
+    prior: tuple[int, float, float, float] | None = None
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Scores in [0, 1] of raw feature rows (float32; X is standardised in place
@@ -83,7 +88,13 @@ class Scorer:
             X[~np.isfinite(X)] = 0.0
         if len(X) == 0:
             return np.empty(0, np.float32)
-        return self.estimator.score(X)
+        scores = self.estimator.score(X)
+        if self.prior is not None:
+            from eominer.learning.prior import mix
+
+            i, mean, std, weight = self.prior
+            mix(scores, (X[:, i] - np.float32(mean)) / np.float32(std), weight)
+        return scores
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,6 +213,11 @@ def save_model(session: Session) -> SavedModel:
         # the session ranked by smoothed scores; `eominer apply` smooths the same way
         "spatial_context": float(session.params.spatial_context),
     }
+    prior = session.prior()
+    if prior is not None:  # and from the prior's column, with the round's weight
+        p = prior[0]
+        params["prior"] = {"column": p.column, "index": p.index, "mean": p.mean,
+                           "std": p.std, "weight": p.weight_at(len(ids))}
     metrics = _metrics(session, scores, rows, np.asarray(y, np.int8), record.model_kind,
                        model_params, int(record.seed), threshold)
     trained_on = [[int(i), int(v)] for i, v in zip(ids, y)]
@@ -250,7 +266,19 @@ def load_model(store: Store, model_id: str) -> SavedModel:
         session_id=p["session_id"], model_kind=p["model_kind"], level=int(p["level"]),
         feature_set_ids=tuple(p["feature_set_ids"]), columns=columns,
         threshold=float(p["threshold"]),
-        scorer=Scorer(est, arrays["mean"].astype(np.float32), arrays["std"].astype(np.float32)),
+        scorer=Scorer(est, arrays["mean"].astype(np.float32), arrays["std"].astype(np.float32),
+                      _prior(p.get("prior"), columns)),
         label_ids=arrays["label_ids"], label_y=arrays["label_y"], params=p,
         metrics=row["metrics"], created=row["created"],
     )
+
+
+def _prior(saved: dict[str, Any] | None, columns: tuple[str, ...],
+           ) -> tuple[int, float, float, float] | None:
+    if not saved:
+        return None
+    i = int(saved["index"])
+    if columns[i] != saved["column"]:
+        raise SessionError(f"the prior column of a saved model ({saved['column']}) is not its "
+                           f"column {i} ({columns[i]}): save the model again")
+    return i, float(saved["mean"]), float(saved["std"]), float(saved["weight"])

@@ -21,7 +21,9 @@ Rules (docs/learning.md):
   the session raises SessionError unless `accept_feature_change=True` (which records
   the new signature);
 - `params.spatial_context` A > 0: every ranking (rounds, resumed scores, publish,
-  export) mixes each patch's score with its touching patches' (`context.smooth`).
+  export) mixes each patch's score with its touching patches' (`context.smooth`);
+- `params.prior` (a feature column): every ranking starts from that column's and moves
+  to the labels' as they come (`prior.py`), before the spatial context.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from eominer.learning import quality as q
 from eominer.learning.coldstart import diverse_sample, find_similar
 from eominer.learning.engine import RoundResult, SessionData, fit_score_pick
 from eominer.learning.models import MODEL_KINDS
+from eominer.learning.prior import Prior, find_column, mix
 from eominer.learning.publish import publish as publish_session
 from eominer.learning.scope import (
     cascade_scope,
@@ -74,19 +77,45 @@ class Session:
         self._scored_round = 0
         self._flips: list[float | None] = []
         self._grid: Any = None  # context.PatchGrid of the rows, loaded on first use
+        self._prior: tuple[Prior, np.ndarray] | None = None  # and its z over the rows
 
-    def _context(self) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The spatial-context smoothing of this session's scores, or None (off)."""
-        alpha = float(self.params.spatial_context)
-        if alpha == 0.0:
+    def prior(self) -> tuple[Prior, np.ndarray] | None:
+        """The session's prior (`params.prior`) and its standardised column, or None."""
+        if self.params.prior is None:
             return None
-        from eominer.learning.context import load_grid, smooth
+        if self._prior is None:
+            p = Prior.of(self.data.X, self.data.names, self.params.prior,
+                         self.params.prior_weight, self.params.prior_half)
+            self._prior = (p, p.z(self.data.X))
+        return self._prior
 
-        if self._grid is None:
-            self._grid = load_grid(self.store, self.product_ids, self.level,
-                                   self.data.patch_ids)
-        grid = self._grid
-        return lambda scores: smooth(scores, grid, alpha)
+    def _ranking(self, n_labels: int) -> Callable[[np.ndarray], np.ndarray] | None:
+        """What turns the model's scores into the session's ranking after a fit on
+        `n_labels` labels: the prior's mix, then the spatial-context smoothing; None when
+        both are off."""
+        prior = self.prior()
+        alpha = float(self.params.spatial_context)
+        if prior is None and alpha == 0.0:
+            return None
+        grid = None
+        if alpha > 0.0:
+            from eominer.learning.context import load_grid
+
+            if self._grid is None:
+                self._grid = load_grid(self.store, self.product_ids, self.level,
+                                       self.data.patch_ids)
+            grid = self._grid
+
+        def rank(scores: np.ndarray) -> np.ndarray:
+            if prior is not None:
+                mix(scores, prior[1], prior[0].weight_at(n_labels))
+            if grid is not None:
+                from eominer.learning.context import smooth
+
+                scores = smooth(scores, grid, alpha)
+            return scores
+
+        return rank
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -143,6 +172,8 @@ class Session:
             product_ids = [pid for pid in product_ids if np.isin(
                 store.scope_patches([pid], level, columns=["patch_id"])["patch_id"].to_numpy(),
                 ids).any()]
+        if p.prior is not None:
+            find_column(names, p.prior)  # refused before anything is written
         now = utcnow()
         record = SessionRecord(
             session_id=uuid.uuid4().hex[:16], name=name, owner=owner, concept=concept,
@@ -330,7 +361,7 @@ class Session:
             model, scores, pick, fit_notes = fit_score_pick(
                 self.data, rows, y, model_kind=kind, model_params=dict(self.params.model_params),
                 strategy=strat, n=n, seed=seed, spatial_weight=self.params.spatial_weight,
-                context=self._context(),
+                context=self._ranking(len(ids)),
             )
             notes.extend(fit_notes)
         else:
@@ -429,7 +460,7 @@ class Session:
         model, scores, _, _ = fit_score_pick(
             self.data, self.data.rows(ids), y, model_kind=last.model_kind,
             model_params=dict(last.model_params), strategy="most_relevant", n=1,
-            seed=last.seed, context=self._context(),
+            seed=last.seed, context=self._ranking(len(ids)),
         )
         self._scores, self._scored_round, self._model = scores, last.round, model
         return scores

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -213,6 +214,12 @@ class SessionParams:
     # and a WHERE over the view scope_rows (docs/schema.md), run on the read-only path
     aoi_wkt: str | None = None
     where: str | None = None
+    # rank with a feature column as a prior that the labels take over (learning/prior.py):
+    # the column ("set__name" or a name unique in the session), its weight in logit units
+    # at zero labels and the labels at which the weight has halved (0: it never fades)
+    prior: str | None = None
+    prior_weight: float = 4.0
+    prior_half: float = 20.0
 
     def __post_init__(self) -> None:
         if int(self.batch_size) < 1:
@@ -222,6 +229,9 @@ class SessionParams:
         if not 0.0 <= float(self.spatial_context) <= SPATIAL_CONTEXT_MAX:
             raise ValueError(f"spatial_context must be in [0, {SPATIAL_CONTEXT_MAX}] (0: off; "
                              f"0.3 is the measured choice), got {self.spatial_context}")
+        if not (math.isfinite(float(self.prior_weight)) and float(self.prior_half) >= 0.0):
+            raise ValueError(f"prior_weight must be a finite number and prior_half at least 0 "
+                             f"(0: never fades), got {self.prior_weight} and {self.prior_half}")
         if not 0.0 <= float(self.publish_threshold) <= 1.0:
             raise ValueError(
                 f"publish_threshold must be in [0, 1], got {self.publish_threshold}")
@@ -250,6 +260,9 @@ class SessionParams:
             del d["shared"]
         if not d["spatial_context"]:  # likewise, before spatial context
             del d["spatial_context"]
+        if d["prior"] is None:  # likewise, before the prior
+            for key in ("prior", "prior_weight", "prior_half"):
+                del d[key]
         return d
 
 

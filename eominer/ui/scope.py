@@ -64,6 +64,11 @@ class ScopeView(Viewer):
             value=self.state.spatial_context, css_classes=["eom-context"])
         self.state.param.watch(lambda e: setattr(self._context, "value", e.new),
                                "spatial_context")  # a reopened session's
+        # a feature column the ranking starts from (learning/prior.py); empty: none
+        self._prior = pn.widgets.TextInput(
+            label="Prior column (optional)", placeholder="change_prob_mean", width=180,
+            value=self.state.prior, css_classes=["eom-prior"])
+        self.state.param.watch(lambda e: setattr(self._prior, "value", e.new), "prior")
         self._start = pn.widgets.Button(label="Start session", color="primary",
                                         css_classes=["eom-start"], width=160)
         self._start.on_click(lambda _: self._on_start())
@@ -229,7 +234,7 @@ class ScopeView(Viewer):
             concept=concept or "", model_kind=self._model.value,
             strategy=self._strategy.value,
             max_cloud=None if self._max_cloud.value >= 1.0 else float(self._max_cloud.value),
-            spatial_context=float(self._context.value),
+            spatial_context=float(self._context.value), prior=self._prior.value.strip(),
         )
         if s.product_ids and not s.feature_set_ids:
             s.say("no feature set chosen: "
@@ -246,7 +251,7 @@ class ScopeView(Viewer):
             self._where,
             pn.Row(self._level, self._max_cloud, self._fs),
             pn.Row(self._concept, self._new_label, self._parent),
-            pn.Row(self._model, self._strategy, self._context, self._start),
+            pn.Row(self._model, self._strategy, self._context, self._prior, self._start),
             self.archive,
             self.jobs,
             sizing_mode="stretch_width",

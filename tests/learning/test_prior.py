@@ -1,0 +1,110 @@
+"""A feature column as the session's prior (eominer.learning.prior) on the real OSCD
+store: the mix by hand from the raw column, its fading, a resumed session, a saved model,
+and the refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eominer.errors import SessionError
+from eominer.learning.prior import find_column, mix
+from eominer.learning.saved import load_model
+from eominer.learning.session import Session
+from tests.learning.sessions import _answer, _create, _seed_labels
+from tests.learning.test_saved import raw_features
+
+COLUMN = "absdiff_b04"  # |red(date 2) - red(date 1)| per patch
+
+
+def by_hand(plain: np.ndarray, raw: np.ndarray, weight: float) -> np.ndarray:
+    """sigmoid(logit(s) + weight z) in float64, z the column's z-score over the patches."""
+    z = (raw - raw.mean()) / raw.std()
+    s = np.clip(plain.astype(np.float64), 1e-6, 1 - 1e-6)
+    return 1 / (1 + np.exp(-(np.log(s / (1 - s)) + weight * z)))
+
+
+def test_the_ranking_is_the_models_mixed_with_the_column_and_fades(learn_store, oscd_db):
+    truth = oscd_db["truth"][16]
+    plain = _create(learn_store, oscd_db, model_kind="rbf_svm")
+    prior = _create(learn_store, oscd_db, model_kind="rbf_svm",
+                    params={"prior": COLUMN, "prior_weight": 3.0, "prior_half": 10.0})
+    for s in (plain, prior):
+        _seed_labels(s, truth)  # 5 labels
+    col = plain.data.names.index(f"{oscd_db['fs']}__{COLUMN}")
+    raw = raw_features(learn_store, plain)[:, col].astype(np.float64)
+    r0, r1 = plain.run_round(), prior.run_round()
+    np.testing.assert_allclose(r1.scores, by_hand(r0.scores, raw, 3.0 * 10 / 15), atol=2e-6)
+    assert np.abs(r1.scores - r0.scores).max() > 0.1
+    # the next round, resumed in another process: 25 labels
+    _answer(prior, r1.query_ids, truth)
+    r2 = prior.run_round()
+    assert r2.n_labels == 25
+    again = Session.open(learn_store, prior.session_id)
+    assert again.params.prior == COLUMN and again.params.prior_half == 10.0
+    np.testing.assert_array_equal(again.current_scores(), r2.scores)
+    # the same labels without the prior: r2's scores are its scores mixed at weight 3 x 10/35
+    ids, y2 = prior.round_labels(prior.rounds()[-1])
+    bare = _create(learn_store, oscd_db, model_kind="rbf_svm")
+    for p, v in zip(ids.tolist(), y2.tolist()):
+        bare.label(p, v, "ana")
+    np.testing.assert_allclose(r2.scores, by_hand(bare.run_round().scores, raw, 3.0 * 10 / 35),
+                               atol=2e-6)
+
+
+def test_a_saved_model_scores_with_the_prior_at_its_round(learn_store, oscd_db):
+    truth = oscd_db["truth"][16]
+    s = _create(learn_store, oscd_db, model_kind="logistic", params={"prior": COLUMN})
+    _seed_labels(s, truth)
+    s.run_round()
+    m = load_model(learn_store, s.save_model())
+    assert m.params["prior"]["column"] == f"{oscd_db['fs']}__{COLUMN}"
+    assert m.params["prior"]["weight"] == pytest.approx(4.0 * 20 / 25)  # the defaults
+    scores = m.score(raw_features(learn_store, s))
+    assert np.abs(scores - s.current_scores()).max() < 1e-6
+    assert np.abs(m.scorer.estimator.score(s.data.rows_f32(np.arange(len(scores))))
+                  - scores).max() > 0.05  # the model's own scores differ
+
+
+def test_a_fixed_prior_and_the_mix_by_hand():
+    s = np.array([0.5, 0.5, 0.2, 1.0], np.float32)
+    z = np.array([0.0, 1.0, -1.0, 0.0], np.float32)
+    got = mix(s.copy(), z, 2.0)
+    want = [0.5, 1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(-(np.log(0.25) - 2.0))),
+            1 - 1e-6]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_array_equal(mix(s.copy(), z, 0.0), s)
+
+
+def test_a_column_that_is_not_there_or_is_ambiguous_is_refused(learn_store, oscd_db):
+    names = ["a__ndvi_mean", "b__ndvi_mean", "b__ndwi_mean"]
+    assert find_column(names, "ndwi_mean") == 2 and find_column(names, "b__ndvi_mean") == 1
+    with pytest.raises(SessionError, match=r"in several feature sets.*'a__ndvi_mean'"):
+        find_column(names, "ndvi_mean")
+    before = len(learn_store.session_list())
+    with pytest.raises(SessionError, match=r"'change_prob_mean' is not among the session's "
+                                           r"features; its columns are \['absdiff_b01'"):
+        _create(learn_store, oscd_db, params={"prior": "change_prob_mean"})
+    with pytest.raises(SessionError, match="prior_weight must be a finite number"):
+        _create(learn_store, oscd_db, params={"prior": COLUMN, "prior_weight": float("nan")})
+    assert len(learn_store.session_list()) == before  # nothing written
+
+
+def test_cli_prior(learn_store, oscd_db, tmp_path, capsys):
+    from eominer.store import open_store
+    from tests.cli.process import in_process
+
+    db = learn_store.url
+    learn_store.close()
+    run = in_process(capsys)
+    base = ["session", "create", "--db", db, "--name", "sites", "--owner", "ana", "--concept",
+            "new_construction", "--product", oscd_db["product"], "--level", "16",
+            "--features", oscd_db["fs"]]
+    r = run([*base, "--prior", COLUMN, "--prior-half", "0"], tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    with open_store(db) as store:
+        p = Session.open(store, r.stdout.strip()).params
+        assert (p.prior, p.prior_weight, p.prior_half) == (COLUMN, 4.0, 0.0)
+    r = run([*base, "--prior", "nope"], tmp_path / "ws")
+    assert r.returncode != 0 and "prior column 'nope' is not among the session's features" \
+        in r.stderr
