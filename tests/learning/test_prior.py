@@ -108,3 +108,21 @@ def test_cli_prior(learn_store, oscd_db, tmp_path, capsys):
     r = run([*base, "--prior", "nope"], tmp_path / "ws")
     assert r.returncode != 0 and "prior column 'nope' is not among the session's features" \
         in r.stderr
+
+
+def test_before_any_positive_the_prior_chooses_the_questions(learn_store, oscd_db):
+    """The first batch is the column's top (bottom with a negative weight); a round with
+    only negatives asks about the next ones."""
+    up = _create(learn_store, oscd_db, params={"prior": COLUMN, "batch_size": 6})
+    down = _create(learn_store, oscd_db, params={"prior": COLUMN, "prior_weight": -1.0})
+    col = up.data.names.index(f"{oscd_db['fs']}__{COLUMN}")
+    raw = raw_features(learn_store, up)[:, col]
+    order = up.patch_ids[np.argsort(-raw, kind="stable")]
+    assert up.cold_start().tolist() == order[:6].tolist()
+    assert down.cold_start(4).tolist() == up.patch_ids[np.argsort(raw, kind="stable")][
+        :4].tolist()
+    for p in order[:6].tolist():
+        up.label(p, -1, "ana")
+    r = up.run_round()
+    assert r.scores is None and r.query_ids.tolist() == order[6:12].tolist()
+    assert f"the patches {COLUMN} ranks highest" in r.notes[0]
