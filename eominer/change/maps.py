@@ -155,8 +155,18 @@ def change_map(
     elif method in GUIDES:  # selftrain seeded and guided by another method's distance
         from eominer.change.selftrain import selftrain_probability
 
-        guide = change_distance(GUIDES[method], x1, x2, valid, seed, threads)
-        prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide, threads=threads)
+        stats = None
+        if method == "selftrain_regression":  # the regression and the self-training
+            from eominer.change.normalise import band_stats  # standardise each date alike:
+            from eominer.change.regression import regression_distance  # once (~2 s a tile)
+
+            _check_grid(x1, x2, valid)
+            stats = (band_stats(x1, valid, seed), band_stats(x2, valid, seed))
+            guide = regression_distance(x1, x2, valid, seed, stats)
+        else:
+            guide = change_distance(GUIDES[method], x1, x2, valid, seed, threads)
+        prob, _ = selftrain_probability(x1, x2, valid, seed, guide=guide, threads=threads,
+                                        stats=stats)
     else:
         d = change_distance(method, x1, x2, valid, seed, threads)
         prob = to_probability(d, valid, seed)

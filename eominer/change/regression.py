@@ -45,9 +45,11 @@ def _standardised(x: np.ndarray, stats: tuple[np.ndarray, np.ndarray],
     return (x.astype(dtype) - m) / s
 
 
-def fit_regression(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
-                   seed: int = 0) -> RegressionFit:
-    """The least-squares fit of date 2 on date 1 over a sample of the valid pixels."""
+def fit_regression(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
+                   stats: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None,
+                   ) -> RegressionFit:
+    """The least-squares fit of date 2 on date 1 over a sample of the valid pixels
+    (`stats`: each date's `band_stats`, when the caller has them already)."""
     from eominer.errors import ConfigError
 
     bands = x1.shape[0]
@@ -57,7 +59,7 @@ def fit_regression(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
             f"regression needs at least {2 * (bands + 1)} valid pixels to fit {bands} bands; "
             f"the pair has {idx.size}: use method cva for such a pair"
         )
-    s1, s2 = band_stats(x1, valid, seed), band_stats(x2, valid, seed)
+    s1, s2 = stats or (band_stats(x1, valid, seed), band_stats(x2, valid, seed))
     a = _standardised(x1.reshape(bands, -1)[:, idx], s1).T
     b = _standardised(x2.reshape(bands, -1)[:, idx], s2).T
     A = np.hstack([a, np.ones((a.shape[0], 1))])
@@ -67,11 +69,12 @@ def fit_regression(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
     return RegressionFit(s1, s2, coef, scale)
 
 
-def regression_distance(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
-                        seed: int = 0) -> np.ndarray:
+def regression_distance(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
+                        stats: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None,
+                        ) -> np.ndarray:
     """(rows, cols) float32 length of the scaled residual of date 2; 0 outside `valid`.
     By blocks of rows, so memory stays at a few blocks of every band on a full tile."""
-    fit = fit_regression(x1, x2, valid, seed)
+    fit = fit_regression(x1, x2, valid, seed, stats)
     bands, rows, cols = x1.shape
     w = (fit.coef / fit.scale).astype(np.float32)  # residual scaled per band: one product
     inv = (1.0 / fit.scale).astype(np.float32)

@@ -301,16 +301,19 @@ def _probability_block(x1, x2, valid, stats, w: np.ndarray, bias: float,
 def selftrain_probability(
     x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
     normalise: str = "standardise", guide: np.ndarray | None = None, threads: int = 1,
+    stats: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None,
 ) -> tuple[np.ndarray, SelfTrained]:
     """(rows, cols) float32 P(change) (NaN outside `valid`) and the fitted model.
     By row blocks with a halo that covers every filter's reach (`rowblocks`), so the
     result equals the whole-scene computation, memory stays at a few blocks besides the
     inputs, and `threads` blocks run at once.
     `guide`: a (rows, cols) change distance of the same pair (the encoder's) that gives
-    the seed map and four more features (module doc); None: the CVA seed alone."""
+    the seed map and four more features (module doc); None: the CVA seed alone.
+    `stats`: the (median, scale) per band of each date when the caller has them (with
+    `normalise="standardise"`, each date's `band_stats`)."""
     from eominer.change.rowblocks import map_row_blocks
 
-    stats = _date_stats(x1, x2, valid, normalise, seed)
+    stats = stats or _date_stats(x1, x2, valid, normalise, seed)
     if guide is not None:
         if guide.shape != valid.shape:
             from eominer.errors import ConfigError

@@ -85,3 +85,15 @@ def test_selftrain_regression_is_the_default_and_beats_the_baselines(oscd) -> No
     assert f1["selftrain_regression"] > 0.2
     assert f1["selftrain_regression"] > max(f1["selftrain"], f1["cva"], f1["irmad"]) + 0.1
     assert f1["regression"] > max(f1["cva"], f1["irmad"])
+
+
+def test_selftrain_regression_shares_its_band_statistics_and_maps_the_same(bercy) -> None:
+    """change_map computes each date's band statistics once for the guide and the
+    self-training; the map is the one of the two steps run apart, each with its own."""
+    from eominer.change.selftrain import selftrain_probability
+
+    x1, x2, valid, _ = bercy
+    guide = regression_distance(x1, x2, valid, 0)
+    apart, _ = selftrain_probability(x1, x2, valid, 0, guide=guide)
+    np.testing.assert_array_equal(change_map(x1, x2, valid, "selftrain_regression").probability,
+                                  apart)
