@@ -126,3 +126,14 @@ def test_before_any_positive_the_prior_chooses_the_questions(learn_store, oscd_d
     r = up.run_round()
     assert r.scores is None and r.query_ids.tolist() == order[6:12].tolist()
     assert f"the patches {COLUMN} ranks highest" in r.notes[0]
+
+
+def test_an_int8_session_mixes_the_same_prior(learn_store, oscd_db):
+    """A compact session (int8 codes) reads the prior column from its codes: the same
+    z-scores to the quantisation step, and the first batch of the float32 session."""
+    f32 = _create(learn_store, oscd_db, params={"prior": COLUMN}, features_dtype="float32")
+    i8 = _create(learn_store, oscd_db, params={"prior": COLUMN}, features_dtype="int8")
+    assert i8.data.dtype == "int8"
+    z32, z8 = f32.prior()[1], i8.prior()[1]
+    assert np.abs(z8 - z32).max() < 0.05 and np.corrcoef(z8, z32)[0, 1] > 0.999, np.abs(z8 - z32).max()
+    assert len(set(i8.cold_start().tolist()) & set(f32.cold_start().tolist())) >= 18
