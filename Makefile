@@ -124,6 +124,11 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--oscd-sessions both --features spectral+gabor+change_selftrain_regression \
 		--strategies random,margin,diverse --spatial-context 0.3 --seeds 5 \
+		--json-out docs/results/learning_oscd_selftrain_regression.json \
+		--markdown-out docs/results/learning_oscd_selftrain_regression.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
+		--oscd-sessions both --features spectral+gabor+change_selftrain_regression \
+		--strategies random,margin,diverse --spatial-context 0.3 --seeds 5 \
 		--prior change_prob_mean --json-out docs/results/learning_oscd_prior.json \
 		--markdown-out docs/results/learning_oscd_prior.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
