@@ -378,7 +378,7 @@ class Session:
             model, scores = None, None
             pick = self._first_batch(n, rows, seed)
             notes.append("no positive label yet: here are " + (
-                f"the patches {self.params.prior} ranks highest" if self.params.prior
+                f"the patches {self.params.prior} ranks first" if self.params.prior
                 else "a diverse sample of the scope") + "; answer yes for patches that show "
                 "the concept")
         quality = self._quality(prev, scores)

@@ -125,7 +125,7 @@ def test_before_any_positive_the_prior_chooses_the_questions(learn_store, oscd_d
         up.label(p, -1, "ana")
     r = up.run_round()
     assert r.scores is None and r.query_ids.tolist() == order[6:12].tolist()
-    assert f"the patches {COLUMN} ranks highest" in r.notes[0]
+    assert f"the patches {COLUMN} ranks first" in r.notes[0]
 
 
 def test_an_int8_session_mixes_the_same_prior(learn_store, oscd_db):
