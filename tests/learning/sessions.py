@@ -14,6 +14,13 @@ def _create(store, oscd_db, level=16, **kw):
                           [oscd_db["product"]], level, [oscd_db["fs"]], **kw)
 
 
+def create_args(db: str, oscd_db) -> list[str]:
+    """`eominer session create` of the learning store's product and feature set."""
+    return ["session", "create", "--db", db, "--name", "sites", "--owner", "ana", "--concept",
+            "new_construction", "--product", oscd_db["product"], "--level", "16",
+            "--features", oscd_db["fs"]]
+
+
 def _answer(session, ids, truth, user="ana"):
     pos = positives(truth)
     for p in ids:

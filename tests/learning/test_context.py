@@ -9,7 +9,7 @@ import pytest
 from eominer.errors import SessionError
 from eominer.learning.context import PatchGrid, load_grid, smooth
 from eominer.learning.session import Session
-from tests.learning.sessions import _answer, _create, _seed_labels
+from tests.learning.sessions import _answer, _create, _seed_labels, create_args
 
 
 def test_two_touching_patches_by_hand():
@@ -88,9 +88,7 @@ def test_cli_spatial_context(learn_store, oscd_db, tmp_path, capsys):
     db = learn_store.url
     learn_store.close()
     run = in_process(capsys)
-    base = ["session", "create", "--db", db, "--name", "sites", "--owner", "ana", "--concept",
-            "new_construction", "--product", oscd_db["product"], "--level", "16",
-            "--features", oscd_db["fs"]]
+    base = create_args(db, oscd_db)
     r = run([*base, "--spatial-context", "0.3"], tmp_path / "ws")
     assert r.returncode == 0, r.stderr
     from eominer.store import open_store

@@ -11,7 +11,7 @@ from eominer.errors import SessionError
 from eominer.learning.prior import find_column, mix
 from eominer.learning.saved import load_model
 from eominer.learning.session import Session
-from tests.learning.sessions import _answer, _create, _seed_labels
+from tests.learning.sessions import _answer, _create, _seed_labels, create_args
 from tests.learning.test_saved import raw_features
 
 COLUMN = "absdiff_b04"  # |red(date 2) - red(date 1)| per patch
@@ -97,9 +97,7 @@ def test_cli_prior(learn_store, oscd_db, tmp_path, capsys):
     db = learn_store.url
     learn_store.close()
     run = in_process(capsys)
-    base = ["session", "create", "--db", db, "--name", "sites", "--owner", "ana", "--concept",
-            "new_construction", "--product", oscd_db["product"], "--level", "16",
-            "--features", oscd_db["fs"]]
+    base = create_args(db, oscd_db)
     r = run([*base, "--prior", COLUMN, "--prior-half", "0"], tmp_path / "ws")
     assert r.returncode == 0, r.stderr
     with open_store(db) as store:
