@@ -47,6 +47,7 @@ import numpy as np
 
 from eominer.errors import ConfigError, SessionError
 from eominer.learning.models import RelevanceModel, make_model
+from eominer.learning.prior import Prior, mix
 
 if TYPE_CHECKING:
     from eominer.learning.session import Session
@@ -68,9 +69,8 @@ class Scorer:
     estimator: RelevanceModel
     mean: np.ndarray
     std: np.ndarray
-    # the session's prior at the model's round: (column index, its mean and standard
-    # deviation in the session's space, weight); None: no prior
-    prior: tuple[int, float, float, float] | None = None
+    # the session's prior with its weight at the model's round (it no longer fades)
+    prior: Prior | None = None
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Scores in [0, 1] of raw feature rows (float32; X is standardised in place
@@ -90,10 +90,7 @@ class Scorer:
             return np.empty(0, np.float32)
         scores = self.estimator.score(X)
         if self.prior is not None:
-            from eominer.learning.prior import mix
-
-            i, mean, std, weight = self.prior
-            mix(scores, (X[:, i] - np.float32(mean)) / np.float32(std), weight)
+            mix(scores, self.prior.z(X), self.prior.weight)
         return scores
 
 
@@ -273,12 +270,12 @@ def load_model(store: Store, model_id: str) -> SavedModel:
     )
 
 
-def _prior(saved: dict[str, Any] | None, columns: tuple[str, ...],
-           ) -> tuple[int, float, float, float] | None:
+def _prior(saved: dict[str, Any] | None, columns: tuple[str, ...]) -> Prior | None:
     if not saved:
         return None
     i = int(saved["index"])
     if columns[i] != saved["column"]:
         raise SessionError(f"the prior column of a saved model ({saved['column']}) is not its "
                            f"column {i} ({columns[i]}): save the model again")
-    return i, float(saved["mean"]), float(saved["std"]), float(saved["weight"])
+    return Prior(columns[i], i, float(saved["mean"]), float(saved["std"]),
+                 float(saved["weight"]), half=0.0)
