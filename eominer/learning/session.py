@@ -14,7 +14,8 @@ Rules (docs/learning.md):
   and each round reports their number;
 - a round with only positives: random unlabelled patches serve as provisional
   negatives (noted in the result); with only negatives: the round returns a cold-start
-  batch (`cold_start`: diverse, or the prior's top) and no scores (noted);
+  batch (`cold_start`: diverse, or the prior's top) and no scores (noted); until the
+  first fit, a session with a prior has the prior's own ranking (`prior_ranking`);
 - features missing for part of the scope: the session runs over the patches that have
   features; the missing count is in `missing` and in the notes of every round;
 - a feature set that changed since the session started (other rows or values): opening
@@ -116,6 +117,16 @@ class Session:
             return scores
 
         return rank
+
+    def prior_ranking(self) -> np.ndarray | None:
+        """The ranking the prior column gives alone at the session's label count (float32
+        per patch: sigmoid(w z), through the spatial context), or None without a prior:
+        what the map shows before the first fitted round. A model that knows nothing
+        scores 0.5 everywhere, whose logit is 0, so this is the rounds' own mix."""
+        if self.prior() is None:
+            return None
+        rank = self._ranking(len(self.labels()[0]))
+        return rank(np.full(self.data.n, 0.5, np.float32))
 
     # ---- construction ------------------------------------------------------------
     @classmethod

@@ -224,8 +224,9 @@ class ReviewView(Viewer):
         n = len(self._rows) if key == self._key else \
             int(np.count_nonzero(s.scores >= np.float32(s.review_threshold)))
         pages = max(1, -(-n // PAGE))
+        by = f" by {s.session.params.prior} alone (no fitted round yet)" if s.prior_only else ""
         self._count.object = (
-            f"<b class='eom-above'>{n}</b> patches score &ge; {s.review_threshold:.2f}; page "
+            f"<b class='eom-above'>{n}</b> patches score &ge; {s.review_threshold:.2f}{by}; page "
             f"{min(self.page + 1, pages)} of {pages}; click thumbnails to select them")
         if not self.shown:
             return

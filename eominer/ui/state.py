@@ -77,6 +77,8 @@ class AppState(param.Parameterized):
     product_id = param.String(default="", doc="the product the map shows")
     session = param.Parameter(default=None, doc="eominer.learning.session.Session")
     scores = param.Parameter(default=None, doc="float32 per session patch, or None")
+    prior_only = param.Boolean(default=False, doc="`scores` is the prior column's own "
+                               "ranking: the session has no fitted round yet")
     scores_version = param.Integer(default=0)
     labels_version = param.Integer(default=0)
     batch = param.List(default=[], doc="patch ids the model asks about next")
@@ -179,13 +181,17 @@ class AppState(param.Parameterized):
             self.session = s
             self.last_round = None
             pid = self.product_id if self.product_id in self.product_ids else self.product_ids[0]
-            self.param.update(product_id=pid, scores=None, published="", selected=None,
-                              batch=[int(i) for i in s.cold_start()], top=[])
+            scores = s.prior_ranking()
+            self.param.update(product_id=pid, scores=scores, prior_only=scores is not None,
+                              published="", selected=None,
+                              batch=[int(i) for i in s.cold_start()], top=_top(s, scores))
             self.scores_version += 1
             self.labels_version += 1
             set_url_session(s.session_id)
             self.say(f"session {s.session_id}: {s.data.n} patches"
                      + (f", {s.missing} without features" if s.missing else "")
+                     + (f"; the map ranks them by {s.params.prior} until the first yes"
+                        if scores is not None else "")
                      + "; label the patches of the grid, then Learn", "success")
 
     def open_session(self, session_id: str, accept_feature_change: bool = False) -> None:
@@ -207,7 +213,8 @@ class AppState(param.Parameterized):
             self.stale_session = ""
             rounds = s.rounds()
             fitted = any(r.fitted for r in rounds)
-            scores = s.current_scores() if fitted and not accept_feature_change else None
+            scores = s.current_scores() if fitted and not accept_feature_change else \
+                None if fitted else s.prior_ranking()
             done = set(s.labels()[0].tolist())
             batch = [int(i) for i in (s.pending_queries() if rounds else s.cold_start())
                      if int(i) not in done]
@@ -222,9 +229,8 @@ class AppState(param.Parameterized):
                 prior=s.params.prior or "",
                 product_id=self.product_id if self.product_id in s.product_ids
                 else s.product_ids[0],
-                scores=scores, published="", selected=None, batch=batch,
-                top=[] if scores is None else
-                [int(i) for i in s.patch_ids[top_rows(scores, 40)]],
+                scores=scores, prior_only=scores is not None and not fitted,
+                published="", selected=None, batch=batch, top=_top(s, scores),
             )
             self.session = s
             self.scores_version += 1
@@ -323,14 +329,17 @@ class AppState(param.Parameterized):
         with self.work("learn"):
             r = self.session.run_round()
             self.last_round = r
-            if r.scores is not None:
-                self.scores = r.scores
+            # no positive yet: a session with a prior shows the prior's ranking, whose
+            # weight has moved with the labels
+            scores = r.scores if r.scores is not None else self.session.prior_ranking()
+            if scores is not None:
+                self.param.update(scores=scores, prior_only=r.scores is None)
             # the map's overlay goes out with this callback; the other views (the next
             # questions' thumbnails read from the COG, the rounds chart, the review) draw
             # theirs once it has gone (`Soon`): the analyst looks at the map first
             self.scores_version += 1
-            if r.scores is not None:  # a pass over every score (~50 ms at 10M): after
-                after_this(lambda s=self.session, sc=r.scores: self._set_top(s, sc), SOON_S)
+            if scores is not None:  # a pass over every score (~50 ms at 10M): after
+                after_this(lambda s=self.session, sc=scores: self._set_top(s, sc), SOON_S)
             self.batch = [int(i) for i in r.query_ids]
             notes = "; ".join(r.notes)
             self.say(f"round {r.round}: {r.n_labels} labels ({r.n_positive} yes), "
@@ -340,7 +349,7 @@ class AppState(param.Parameterized):
     def _set_top(self, session, scores: np.ndarray) -> None:
         """The best 40 of a round's scores (Top results), unless the session changed."""
         if self.session is session:
-            self.top = [int(i) for i in session.patch_ids[top_rows(scores, 40)]]
+            self.top = _top(session, scores)
 
     def publish(self, threshold: float) -> None:
         if self.session is None:
@@ -410,6 +419,11 @@ def raise_session(text: str) -> None:
     from eominer.errors import SessionError
 
     raise SessionError(text)
+
+
+def _top(session, scores: np.ndarray | None) -> list[int]:
+    """Patch ids of the 40 best `scores` (Top results), none without scores."""
+    return [] if scores is None else [int(i) for i in session.patch_ids[top_rows(scores, 40)]]
 
 
 def top_rows(scores: np.ndarray, n: int) -> np.ndarray:

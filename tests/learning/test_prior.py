@@ -124,6 +124,24 @@ def test_before_any_positive_the_prior_chooses_the_questions(learn_store, oscd_d
     r = up.run_round()
     assert r.scores is None and r.query_ids.tolist() == order[6:12].tolist()
     assert f"the patches {COLUMN} ranks first" in r.notes[0]
+    # what the map shows meanwhile: the column alone, at the weight of 6 labels
+    np.testing.assert_allclose(up.prior_ranking(), by_hand(np.full(len(raw), 0.5), raw,
+                                                           4.0 * 20 / 26), atol=2e-6)
+    np.testing.assert_allclose(down.prior_ranking(), by_hand(np.full(len(raw), 0.5), raw,
+                                                             -1.0), atol=2e-6)
+    assert _create(learn_store, oscd_db).prior_ranking() is None
+
+
+def test_the_prior_ranking_goes_through_the_spatial_context(learn_store, oscd_db):
+    from eominer.learning.context import load_grid, smooth
+
+    s = _create(learn_store, oscd_db, params={"prior": COLUMN, "spatial_context": 0.3})
+    col = s.data.names.index(f"{oscd_db['fs']}__{COLUMN}")
+    raw = raw_features(learn_store, s)[:, col]
+    alone = by_hand(np.full(len(raw), 0.5), raw, 4.0).astype(np.float32)
+    grid = load_grid(learn_store, s.product_ids, s.level, s.data.patch_ids)
+    np.testing.assert_allclose(s.prior_ranking(), smooth(alone, grid, 0.3), atol=2e-6)
+    assert np.abs(s.prior_ranking() - alone).max() > 0.05  # the neighbours moved it
 
 
 def test_an_int8_session_mixes_the_same_prior(learn_store, oscd_db):

@@ -87,3 +87,48 @@ def test_a_database_moved_while_the_app_runs_is_a_message_not_a_crash(learn_stor
         assert "was deleted or moved while eominer was using it" in state.message
     StatusLine(state=state).refresh_jobs()  # the periodic poll keeps quiet
     assert not path.exists()
+
+
+def test_before_the_first_yes_a_prior_session_shows_the_priors_ranking(learn_store, oscd_db):
+    """Start, rounds with only "no", reopen, then the first fit: the map's scores are the
+    prior column's ranking until a round is fitted, and say so."""
+    from eominer.ui.review import ReviewView
+    from eominer.ui.state import AppState, top_rows
+    from tests.learning.test_prior import COLUMN, by_hand
+    from tests.learning.test_saved import raw_features
+
+    state = AppState(learn_store, user="ana", product_ids=[oscd_db["product"]], level=16,
+                     feature_set_ids=[oscd_db["fs"]], concept="new_construction",
+                     model_kind="logistic", prior=COLUMN)
+    review = ReviewView(state=state)
+    state.start_session()
+    s = state.session
+    assert s is not None, state.message
+    raw = raw_features(learn_store, s)[:, s.data.names.index(f"{oscd_db['fs']}__{COLUMN}")]
+    np.testing.assert_allclose(state.scores, by_hand(np.full(len(raw), 0.5), raw, 4.0),
+                               atol=2e-6)
+    assert state.prior_only and f"the map ranks them by {COLUMN} until the first yes" \
+        in state.message
+    # Top results: the column's 40 highest (the very top ties at 1.0 in float32)
+    assert set(state.top) == set(s.patch_ids[np.argsort(-raw, kind="stable")[:40]].tolist())
+    assert f"by {COLUMN} alone (no fitted round yet)" in review._count.object
+    # "no" to the first batch: the prior's ranking at the weight of those labels
+    first = list(state.batch)
+    for p in first:
+        state.label(p, -1)
+    state.learn()
+    assert state.last_round.scores is None and state.prior_only
+    np.testing.assert_allclose(state.scores, by_hand(np.full(len(raw), 0.5), raw,
+                                                     4.0 * 20 / (20 + len(first))), atol=2e-6)
+    state.publish(0.5)  # nothing fitted to publish: said, nothing written
+    assert state.severity == "error" and "no fitted round yet" in state.message
+    other = AppState(learn_store, user="ana")  # another tab reopens it: the same view
+    other.open_session(s.session_id)
+    np.testing.assert_array_equal(other.scores, state.scores)
+    assert other.prior_only
+    # a "yes": the model's ranking (mixed with the prior), no longer the prior alone
+    state.label(int(s.patch_ids[top_rows(state.scores, 1)[0]]), 1)
+    state.learn()
+    assert state.last_round.scores is not None and not state.prior_only
+    np.testing.assert_array_equal(state.scores, state.last_round.scores)
+    assert "alone" not in review._count.object
