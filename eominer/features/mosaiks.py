@@ -312,9 +312,14 @@ def build(product_bands: Sequence[str], n_filters: int = DEFAULT_FILTERS,
             f"({n_filters}, {len(bands)}, {k}, {k}) for K={n_filters}, k={k}, bands {bands}")
     params = {"n_filters": int(n_filters), "k": int(k), "seed": int(seed), "bands": bands,
               "whiten": bool(whiten), "bias": float(bias), "bank_id": bank_id}
-    cols = tuple(f"rcf_{i:03d}_{s}" for s in ("pos", "neg") for i in range(int(n_filters)))
-    return Descriptor("mosaiks", VERSION, "S2", params, tuple(bands), int(k) // 2, cols,
-                      _compute, {"bank": arrays})
+    return Descriptor("mosaiks", VERSION, "S2", params, tuple(bands), int(k) // 2,
+                      column_names(n_filters), _compute, {"bank": arrays})
+
+
+def column_names(n_filters: int) -> tuple[str, ...]:
+    """The columns of K filters (each filter's ReLU of +response and of -response), known
+    before any bank is sampled."""
+    return tuple(f"rcf_{i:03d}_{s}" for s in ("pos", "neg") for i in range(int(n_filters)))
 
 
 # ---- the bank of an archive (driver side of `eominer extract`) ---------------------

