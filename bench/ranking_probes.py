@@ -39,6 +39,11 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
   names another column); `sprior-W/H`: the product's own prior (`SessionParams.prior`,
   `eominer.learning.prior`), W in logit units: `sprior-4/H` is `prior-2/H` for the RBF
   SVM (its scores are sigmoid(2 x decision));
+- `cvprior-W/H`: the product's prior whose weight each round is the one of 0, 0.5, 1, 2,
+  3, 4, 6 (x the sign of W) that gives the lowest class-balanced log-loss of the mix on the
+  round's labels, the model's part scored out of fold (5-fold RBF SVMs on the labels);
+  W x H / (H + labels) while either class has fewer than 3 labels: the labels decide how
+  long the prior stays, not their count;
 - `selftrain-F`: transductive self-training: the RBF SVM is fitted, scores the pool, and
   is fitted again with F x (its positives) of the top-scored and F x (its negatives) of
   the bottom-scored unlabelled patches added as pseudo-labels.
@@ -293,6 +298,55 @@ def query_by_committee(holder: list):
     return pick
 
 
+CV_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
+
+
+def cv_weight(s, z: np.ndarray, scheduled: float, sign: float) -> float:
+    """The prior weight of CV_WEIGHTS (x sign) whose mix sigmoid(2 d_oof + w z) has the
+    lowest class-balanced log-loss on session `s`'s labels (d_oof: 5-fold RBF SVM
+    decisions); `scheduled` while a class has fewer than 3 labels."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from eominer.learning import models
+
+    ids, y = s.labels()
+    y = np.asarray(y)
+    k = min(5, int((y == 1).sum()), int((y != 1).sum()))
+    if k < 3:
+        return scheduled
+    rows = s.data.rows(ids)
+    X, zl = s.data.rows_f32(rows), z[rows].astype(np.float64)
+    oof = np.empty(len(y))
+    for tr, te in StratifiedKFold(k, shuffle=True, random_state=0).split(X, y):
+        oof[te] = 2.0 * models.RBFSVM().fit(X[tr], y[tr]).decision(X[te])
+    pos = y == 1
+
+    def loss(w: float) -> float:
+        t = oof + sign * w * zl
+        return float(np.logaddexp(0, -t[pos]).mean() + np.logaddexp(0, t[~pos]).mean())
+
+    return sign * min(CV_WEIGHTS, key=loss)
+
+
+def cv_prior_ranking(plain):
+    """`Session._ranking` whose prior weight is `cv_weight`'s each time it is called."""
+    from dataclasses import replace
+
+    def _ranking(self, n_labels: int):
+        got = self.prior()
+        if got is None:
+            return plain(self, n_labels)
+        prior, z = got
+        w = cv_weight(self, z, prior.weight_at(n_labels), float(np.sign(prior.weight) or 1))
+        self._prior = (replace(prior, weight=w, half=0.0), z)
+        try:
+            return plain(self, n_labels)
+        finally:
+            self._prior = got
+
+    return _ranking
+
+
 def with_prior(weight: float, prior: list, half: float = 0.0):
     """`make_model` whose RBF SVMs add `weight` x the change map's ranking (`prior[0]`:
     the pool's `change_prob_mean`, standardised, set when each session opens) to their
@@ -464,6 +518,7 @@ def main() -> None:
     votes: list = [None]  # the committee's disagreement over the pool (variant qbc-B)
     strategies.STRATEGIES["qbc"] = query_by_committee(votes)
     plain_make = engine.make_model
+    plain_ranking = Session._ranking
     with open_store(f"duckdb:///{args.workspace / 'eval.duckdb'}") as store:
         task = load_task(store, args.task, args.data, args.workspace)
         names = args.feature_sets or DEFAULT_SETS[args.task.split(":")[0]]
@@ -483,6 +538,7 @@ def main() -> None:
             rank_prior: tuple[float, float] | None = None
             session_prior: dict = {}
             engine.make_model = plain_make
+            Session._ranking = plain_ranking
             if variant.startswith(("spatial-", "spatial_score-", "featknn-")):
                 what = "score" if variant.startswith("spatial_score") else "decision"
                 engine.make_model = spatial_models(float(variant.split("-", 1)[1]), adjacency,
@@ -505,10 +561,12 @@ def main() -> None:
             elif variant.startswith("rankprior-"):  # the product's sessions; the prior
                 b, _, h = variant.split("-", 1)[1].partition("/")  # joins the ranking in ap_of
                 rank_prior = (float(b), float(h or 0))
-            elif variant.startswith("sprior-"):  # the product's SessionParams.prior
+            elif variant.startswith(("sprior-", "cvprior-")):  # SessionParams.prior
                 b, _, h = variant.split("-", 1)[1].partition("/")
                 session_prior = {"prior": args.prior_column, "prior_weight": float(b),
                                  "prior_half": float(h or 0)}
+                if variant.startswith("cvprior-"):
+                    Session._ranking = cv_prior_ranking(plain_ranking)
             elif variant.startswith("qbc-"):
                 engine.make_model = committee(int(variant.split("-", 1)[1]), votes)
             elif variant not in ("pool", "per-product", "rankgauss") and not variant.startswith(
@@ -516,7 +574,7 @@ def main() -> None:
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
                                  "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B, "
-                                 "rankprior-B, sprior-W/H")
+                                 "rankprior-B, sprior-W/H, cvprior-W/H")
             aps, unlabelled = [], []
             if cls_of:
                 confusions = Confusions(cls_of, task)
@@ -585,6 +643,7 @@ def main() -> None:
             if cls_of:
                 confusions.report()
     engine.make_model = plain_make
+    Session._ranking = plain_ranking
 
 
 if __name__ == "__main__":
