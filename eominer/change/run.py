@@ -43,7 +43,7 @@ from eominer.errors import ProductReadError
 if TYPE_CHECKING:
     from eominer.store import Product, Store
 
-FEATURE_SET_VERSION = 1
+FEATURE_SET_VERSION = 2  # 2: change_prob_max and change_prob_top5 (change/scores.py)
 
 
 @dataclass(frozen=True)

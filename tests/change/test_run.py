@@ -68,7 +68,8 @@ def test_change_map_is_georeferenced_like_the_input_and_scores_are_queryable(ing
         assert user.table.num_rows >= top.num_rows
         # the same scores come back through the feature API (relevance feedback)
         ids, X, names = store.read_features([fs.feature_set_id], [first], 32)
-        assert X.shape == (len(ids), 3) and names[1].endswith("change_share")
+        assert X.shape == (len(ids), 5) and names[1].endswith("change_share")
+        assert names[3].endswith("change_prob_max") and names[4].endswith("change_prob_top5")
     with rasterio.open(out) as ds, rasterio.open(product.ard_path) as ard:
         assert ds.crs == ard.crs
         assert ds.transform == ard.transform
@@ -88,10 +89,14 @@ def test_change_map_is_georeferenced_like_the_input_and_scores_are_queryable(ing
     with open_store(url) as store:
         t = store.patches(first, 32)
         pid, x0, y0 = (t[c][5].as_py() for c in ("patch_id", "x_off", "y_off"))
-        got = store.query(f"SELECT change_prob_mean FROM {fs.table_name} WHERE patch_id = ?",
-                          (pid,))[0][0]
+        got, high, top = store.query(
+            f"SELECT change_prob_mean, change_prob_max, change_prob_top5 FROM {fs.table_name} "
+            "WHERE patch_id = ?", (pid,))[0]
     win = p[y0:y0 + 32, x0:x0 + 32]
     assert got == pytest.approx(float(np.nanmean(win)), rel=1e-4)
+    best = np.sort(np.nan_to_num(win, nan=0.0).ravel())[::-1]  # the patch's 51 highest
+    assert high == pytest.approx(float(best[0]), rel=1e-6)
+    assert top == pytest.approx(float(best[:51].mean()), rel=1e-5) and top < high
 
 
 def test_rerun_replaces_rows_instead_of_duplicating(ingested) -> None:

@@ -243,7 +243,8 @@ def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, c
     rows = rows[:2]
     with open_store(f"duckdb:///{ws / 'eval.duckdb'}") as store:
         pooled = next(fs for fs in store.feature_sets() if fs.name == "pairs_change_cva")
-        assert list(pooled.columns) == ["change_prob_mean", "change_share", "change_valid"]
+        assert list(pooled.columns) == ["change_prob_mean", "change_share", "change_valid",
+                                        "change_prob_max", "change_prob_top5"]
         assert rows[0]["feature_set_ids"] == [pooled.feature_set_id]
         assert rows[1]["feature_set_ids"][1] == pooled.feature_set_id
         pairs = pooled.params["pairs"]
