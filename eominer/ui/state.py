@@ -329,9 +329,11 @@ class AppState(param.Parameterized):
         with self.work("learn"):
             r = self.session.run_round()
             self.last_round = r
-            # no positive yet: a session with a prior shows the prior's ranking, whose
-            # weight has moved with the labels
-            scores = r.scores if r.scores is not None else self.session.prior_ranking()
+            # no positive yet, and none fitted before: a session with a prior shows the
+            # prior's ranking, whose weight has moved with the labels
+            scores = r.scores
+            if scores is None and not any(x.fitted for x in self.session.rounds()):
+                scores = self.session.prior_ranking()
             if scores is not None:
                 self.param.update(scores=scores, prior_only=r.scores is None)
             # the map's overlay goes out with this callback; the other views (the next

@@ -132,3 +132,9 @@ def test_before_the_first_yes_a_prior_session_shows_the_priors_ranking(learn_sto
     assert state.last_round.scores is not None and not state.prior_only
     np.testing.assert_array_equal(state.scores, state.last_round.scores)
     assert "alone" not in review._count.object
+    # that "yes" undone: no positive again, but a model was fitted; its ranking stays
+    fitted = state.scores
+    state.undo()
+    state.learn()
+    assert state.last_round.scores is None and not state.prior_only
+    assert state.scores is fitted
