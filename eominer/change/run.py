@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from eominer.change.align import PairWarning, align_pair
+from eominer.change import tails as index_tails
+from eominer.change.align import CHANGE_BANDS, PairWarning, align_pair
 from eominer.change.maps import (
     DEFAULT_METHOD,
     FUSION,
@@ -38,10 +39,10 @@ from eominer.change.maps import (
     write_maps,
 )
 from eominer.change.scores import SCORE_COLUMNS, patch_scores
-from eominer.errors import ProductReadError
+from eominer.errors import PairingError, ProductReadError
 
 if TYPE_CHECKING:
-    from eominer.store import Product, Store
+    from eominer.store import FeatureSet, Product, Store
 
 FEATURE_SET_VERSION = 2  # 2: change_prob_max and change_prob_top5 (change/scores.py)
 
@@ -61,6 +62,7 @@ class ChangeRun:
     days_apart: float | None
     pair_id: str | None = None
     feature_set_id: str | None = None
+    tails_feature_set_id: str | None = None  # S2: the pair's `diff_tails` (change/tails.py)
     patches_scored: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
     sensor: str = "S2"
@@ -118,6 +120,7 @@ class ComputedPair:
     second_id: str | None
     overlap_fraction: float
     scores: object = None  # (patch_ids, values) of the first product's patches, or None
+    tails: np.ndarray | None = None  # S2: `diff_tails` of the same patches
 
 
 def _aligned(first_in: PairInput, second_in: PairInput, mask_clouds: bool):
@@ -135,11 +138,13 @@ def _finish(cmap: ChangeMap, pair, first_in: PairInput, second_in: PairInput, fi
             out, patch_windows, notes, extra=None, sensor=None) -> ComputedPair:
     out_path = Path(out) if out else default_out(first_in.ref, second_in.ref, cmap.method)
     prob_path, bin_path = write_maps(cmap, pair.crs_wkt, pair.transform, out_path)
-    scores = None
+    scores = tails = None
     if patch_windows:
-        values = patch_scores(cmap.probability, cmap.binary, patch_windows["x_off"],
-                              patch_windows["y_off"], patch_windows["size_px"])
+        windows = (patch_windows["x_off"], patch_windows["y_off"], patch_windows["size_px"])
+        values = patch_scores(cmap.probability, cmap.binary, *windows)
         scores = (patch_windows["patch_id"], values)
+        if pair.sensor == "S2":
+            tails = index_tails.pair_tails(pair.x1, pair.x2, pair.valid, CHANGE_BANDS, *windows)
     n = cmap.valid.size
     run = ChangeRun(
         method=cmap.method, probability_path=str(prob_path), binary_path=str(bin_path),
@@ -149,7 +154,7 @@ def _finish(cmap: ChangeMap, pair, first_in: PairInput, second_in: PairInput, fi
         sensor=sensor or pair.sensor, threshold_rule=cmap.rule, extra=extra or {},
     )
     return ComputedPair(run, first.product_id, second.product_id, pair.overlap_fraction,
-                        scores)
+                        scores, tails)
 
 
 def compute_change(
@@ -267,6 +272,10 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
             SCORE_COLUMNS, sensor="S2" if run.sensor == "S1+S2" else run.sensor,
         )
         store.write_features(fs, patch_ids, values)
+        tails = None
+        if computed.tails is not None:
+            tails = write_tails(store, computed.first_id, computed.second_id, patch_ids,
+                                computed.tails).feature_set_id
         pid = store.record_pair(
             "change", computed.first_id, computed.second_id, days_apart=run.days_apart,
             overlap_fraction=computed.overlap_fraction, layer_path=run.probability_path,
@@ -274,7 +283,8 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
             params={"method": run.method, "binary_path": run.binary_path,
                     "threshold": run.threshold, "threshold_rule": run.threshold_rule,
                     "sensor": run.sensor, **run.extra,
-                    "feature_set_id": fs.feature_set_id, "seed": seed,
+                    "feature_set_id": fs.feature_set_id, "tails_feature_set_id": tails,
+                    "seed": seed,
                     "reprojected": run.reprojected,
                     # the run's summary, so a resumed `--pairs` job can report it
                     "changed_fraction": run.changed_fraction,
@@ -283,7 +293,37 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
                     "patches_scored": len(patch_ids), "warnings": list(run.warnings)},
         )
     return replace(run, pair_id=pid, feature_set_id=fs.feature_set_id,
-                   patches_scored=len(patch_ids))
+                   tails_feature_set_id=tails, patches_scored=len(patch_ids))
+
+
+def write_tails(store: Store, first_id: str, second_id: str, patch_ids: np.ndarray,
+                values: np.ndarray) -> FeatureSet:
+    """The pair's `diff_tails` set on the first product's patches (one per pair, whatever
+    the method: the tails do not depend on it). Idempotent: same id, rows upserted."""
+    fs = store.register_feature_set(index_tails.FEATURE_SET, index_tails.VERSION,
+                                    {"first": first_id, "second": second_id},
+                                    index_tails.COLUMNS, sensor="S2")
+    store.write_features(fs, patch_ids, values)
+    return fs
+
+
+def record_tails(store: Store, before: str, after: str) -> FeatureSet:
+    """`diff_tails` of two ingested Sentinel-2 products, without a change map (for
+    `eval learning`; `eominer change` writes them with its map)."""
+    a, b = resolve(before, store), resolve(after, store)
+    windows = patch_windows_of(store, a, b)
+    if windows is None:
+        raise ProductReadError(f"{before} and {after} must both be ingested products with "
+                               "patches: run eominer ingest on both dates first")
+    _, _, pair, _ = _aligned(a, b, True)
+    if pair.sensor != "S2":
+        raise PairingError(f"{before} and {after} are {pair.sensor}: the index tails "
+                           "(diff_tails) need Sentinel-2 bands")
+    values = index_tails.pair_tails(pair.x1, pair.x2, pair.valid, CHANGE_BANDS, windows["x_off"],
+                        windows["y_off"], windows["size_px"])
+    with store.transaction():
+        return write_tails(store, a.product.product_id, b.product.product_id,
+                           windows["patch_id"], values)
 
 
 def detect_change(
@@ -352,12 +392,16 @@ def finished_run(store: Store | None, first_in: PairInput, second_in: PairInput,
     if (p.get("seed") != seed or "changed_fraction" not in p
             or not all(Path(f).exists() for f in (row["layer_path"] or "", p["binary_path"]))):
         return None
+    if p.get("sensor", "S2") != "S1" and p.get("patches_scored") and \
+            not p.get("tails_feature_set_id"):
+        return None  # recorded before the pair's `diff_tails` existed: compute it again
     return ChangeRun(
         method=method, probability_path=row["layer_path"], binary_path=p["binary_path"],
         threshold=p["threshold"], changed_fraction=p["changed_fraction"],
         valid_fraction=p["valid_fraction"], cloud_fraction=p["cloud_fraction"],
         reprojected=p["reprojected"], days_apart=row["days_apart"], pair_id=row["pair_id"],
         feature_set_id=p["feature_set_id"], patches_scored=p["patches_scored"],
+        tails_feature_set_id=p.get("tails_feature_set_id"),
         warnings=tuple(p.get("warnings", ())), sensor=p.get("sensor", "S2"),
         threshold_rule=p.get("threshold_rule", "otsu"),
     )

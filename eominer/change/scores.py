@@ -17,6 +17,8 @@ over the pooled cities both columns lift AP@100 from 0.382 to 0.404 (`diverse`) 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 SCORE_COLUMNS: tuple[str, ...] = ("change_prob_mean", "change_share", "change_valid",
@@ -58,16 +60,14 @@ def patch_scores(
     return np.stack([mean, share, n_valid / area, high, top], axis=1).astype(np.float32)
 
 
-def order_stats(p: np.ndarray, x0: np.ndarray, y0: np.ndarray,
-                size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per window: the highest value of `p` and the mean of its highest TOP_SHARE. Windows
-    of the product grid (whole patches from the top-left corner) are gathered a row of
-    patches at a time, each row one `np.partition`; any other window alone."""
-    high = np.zeros(len(x0), np.float32)
-    top = np.zeros(len(x0), np.float32)
+def window_rows(p: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: np.ndarray,
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pixels of each window of `p`, as (indexes of the windows, their pixels: one row
+    each). Windows of the product grid (whole patches from the top-left corner) come a row
+    of patches at a time, so a per-row numpy call covers a strip; any other window (clipped
+    at the edge, or off the grid) comes alone, with as many pixels as it has."""
     rows, cols = p.shape
     for s in np.unique(size).tolist():
-        k = max(1, round(TOP_SHARE * s * s))
         of = np.flatnonzero(size == s)
         grid = (x0[of] % s == 0) & (y0[of] % s == 0) & (x0[of] + s <= cols) & \
             (y0[of] + s <= rows)
@@ -76,14 +76,23 @@ def order_stats(p: np.ndarray, x0: np.ndarray, y0: np.ndarray,
         for y in np.unique(y0[on]).tolist():
             at = on[y0[on] == y]
             strip = p[y:y + s, :n * s].reshape(s, n, s).transpose(1, 0, 2).reshape(n, s * s)
-            best = np.partition(strip, s * s - k, axis=1)[:, s * s - k:]
-            j = x0[at] // s
-            high[at] = best.max(axis=1)[j]
-            top[at] = best.mean(axis=1, dtype=np.float64)[j]
-        for i in of[~grid].tolist():  # clipped at the edge, or off the grid
-            w = p[y0[i]:y0[i] + s, x0[i]:x0[i] + s].ravel()
+            yield at, strip[x0[at] // s]
+        for i in of[~grid].tolist():
+            w = p[y0[i]:y0[i] + s, x0[i]:x0[i] + s].reshape(1, -1)
             if w.size:
-                m = min(k, w.size)
-                best = np.partition(w, w.size - m)[w.size - m:]
-                high[i], top[i] = best.max(), best.mean(dtype=np.float64)
+                yield np.array([i]), w
+
+
+def order_stats(p: np.ndarray, x0: np.ndarray, y0: np.ndarray,
+                size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: the highest value of `p` and the mean of its highest TOP_SHARE
+    (`window_rows`: one `np.partition` per row of patches)."""
+    high = np.zeros(len(x0), np.float32)
+    top = np.zeros(len(x0), np.float32)
+    for at, px in window_rows(p, x0, y0, size):
+        k = max(1, round(TOP_SHARE * int(size[at[0]]) ** 2))
+        k = min(k, px.shape[1])
+        best = np.partition(px, px.shape[1] - k, axis=1)[:, px.shape[1] - k:]
+        high[at] = best.max(axis=1)
+        top[at] = best.mean(axis=1, dtype=np.float64)
     return high, top

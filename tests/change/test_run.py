@@ -97,6 +97,24 @@ def test_change_map_is_georeferenced_like_the_input_and_scores_are_queryable(ing
     best = np.sort(np.nan_to_num(win, nan=0.0).ravel())[::-1]  # the patch's 51 highest
     assert high == pytest.approx(float(best[0]), rel=1e-6)
     assert top == pytest.approx(float(best[:51].mean()), rel=1e-5) and top < high
+    # the pair's index tails, beside the map's scores (change/tails.py): patch 5 by hand
+    from eominer.change.align import CHANGE_BANDS, align_pair, load_scene
+
+    with open_store(url) as store:
+        assert pair["params"]["tails_feature_set_id"] == run.tails_feature_set_id
+        tails = store.require_feature_set(run.tails_feature_set_id)
+        assert tails.name == "diff_tails" and store.count_features(tails) == run.patches_scored
+        q10, q90 = store.query(f"SELECT q10_ndbi, q90_ndbi FROM {tails.table_name} "
+                               "WHERE patch_id = ?", (pid,))[0]
+        aligned = align_pair(load_scene(first, store), load_scene(second, store))
+
+    def ndbi(x: np.ndarray) -> np.ndarray:
+        swir, nir = x[CHANGE_BANDS.index("B11")], x[CHANGE_BANDS.index("B08")]
+        return (swir - nir) / (swir + nir)
+
+    d = (ndbi(aligned.x2) - ndbi(aligned.x1))[y0:y0 + 32, x0:x0 + 32]
+    d = np.where(aligned.valid[y0:y0 + 32, x0:x0 + 32], d, 0.0)
+    assert (q10, q90) == pytest.approx(tuple(np.quantile(d, [0.1, 0.9])), rel=1e-4, abs=1e-6)
 
 
 def test_rerun_replaces_rows_instead_of_duplicating(ingested) -> None:
@@ -111,6 +129,26 @@ def test_rerun_replaces_rows_instead_of_duplicating(ingested) -> None:
         assert ids.count(a.pair_id) == 1
         fs = store.require_feature_set(b.feature_set_id)
         assert store.count_features(fs) == b.patches_scored
+
+
+def test_a_run_recorded_before_the_index_tails_is_computed_again(ingested) -> None:
+    """A re-run (`--pairs`) resumes a finished pair, but not one recorded before the pair's
+    `diff_tails` existed: that one is computed again, so its session gets the tails."""
+    from eominer.change.run import finished_run, resolve
+    from eominer.store import open_store
+
+    url, first, second, home = ingested
+    with open_store(url) as store:
+        run = detect_change(first, second, "cva", home / "old.tif", store)
+        a, b = resolve(first, store), resolve(second, store)
+        kept = finished_run(store, a, b, "cva", 0)
+        assert kept is not None and kept.tails_feature_set_id == run.tails_feature_set_id
+        row = store.pair(run.pair_id)
+        old = {k: v for k, v in row["params"].items() if k != "tails_feature_set_id"}
+        store.record_pair("change", first, second, days_apart=row["days_apart"],
+                          overlap_fraction=row["overlap_fraction"],
+                          layer_path=row["layer_path"], params=old, method="cva")
+        assert finished_run(store, a, b, "cva", 0) is None
 
 
 def test_the_app_draws_the_change_map_of_either_date(ingested) -> None:

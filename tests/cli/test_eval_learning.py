@@ -200,6 +200,7 @@ def test_eval_runs_the_eolearn_task_with_temporal_features(shared_data, tmp_path
 @pytest.mark.parametrize(("features", "message"), [
     ("spectral+temporal", "'temporal' exists only for --dataset eolearn (a time series)"),
     ("spectral+change_cva", "'change_cva' exists only for --dataset oscd (a pair of dates)"),
+    ("spectral+diff_tails", "'diff_tails' exists only for --dataset oscd (a pair of dates)"),
 ])
 def test_task_features_need_their_dataset(shared_data, tmp_path, capsys, features, message):
     r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
@@ -228,7 +229,8 @@ def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, c
     ws, out = tmp_path / "ws", tmp_path / "rows.json"
     r = in_process(capsys)(["eval", "learning", "--data", str(shared_data / "oscd"),
                             "--dataset", "oscd", "--cities", "bercy,rennes", "--features",
-                            "change_cva,spectral+change_cva", "--strategies", "margin",
+                            "change_cva,spectral+change_cva,change_cva+diff_tails",
+                            "--strategies", "margin",
                             "--seeds", "1", "--budget", "30", "--no-ray", "--workspace",
                             str(ws), "--json-out", str(out), "--oscd-sessions", "both"],
                            tmp_path)
@@ -238,9 +240,9 @@ def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, c
     assert [(x["task"], x["features"]) for x in rows] == [
         (t, f) for t in ("oscd_new_construction", "oscd_new_construction_bercy",
                          "oscd_new_construction_rennes")
-        for f in ("change_cva", "spectral+change_cva")]
+        for f in ("change_cva", "spectral+change_cva", "change_cva+diff_tails")]
     _check_per_city(r.stdout, rows)
-    rows = rows[:2]
+    tails_row, rows = rows[2], rows[:2]
     with open_store(f"duckdb:///{ws / 'eval.duckdb'}") as store:
         pooled = next(fs for fs in store.feature_sets() if fs.name == "pairs_change_cva")
         assert list(pooled.columns) == ["change_prob_mean", "change_share", "change_valid",
@@ -260,6 +262,16 @@ def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, c
         assert n == sum(_patches(store, p1) for p1, _ in pairs) > 0  # every patch
         s = store.session(rows[0]["session_ids"][0])
         assert len(store.session_labels(s.session_id)) == 30
+        # `diff_tails`: the index tails each pair's `eominer change` run wrote, gathered
+        tails = next(fs for fs in store.feature_sets() if fs.name == "pairs_diff_tails")
+        assert tails_row["feature_set_ids"] == [pooled.feature_set_id, tails.feature_set_id]
+        runs = [store.pair(p) for p in store.pairs(kind="change")["pair_id"].to_pylist()]
+        assert tails.params["sources"] == [
+            next(r["params"]["tails_feature_set_id"] for r in runs if r["first_id"] == p1)
+            for p1, _ in pairs]
+        ids, X, _ = store.read_features([tails.feature_set_id], [pairs[0][0]], 16)
+        assert X.shape == (_patches(store, pairs[0][0]), 6)
+        assert (X[:, 0] <= X[:, 1]).all() and (X[:, 2] >= 0).all()  # q10 <= q90, |d| >= 0
 
 
 def _check_per_city(stdout: str, rows: list[dict]) -> None:
@@ -286,7 +298,7 @@ def _check_per_city(stdout: str, rows: list[dict]) -> None:
     for city, other in (("bercy", "rennes"), ("rennes", "bercy")):
         ap = {f: (by[f"oscd_new_construction_{other}", f]["ap_mean"][-1],
                   by[f"oscd_new_construction_{city}", f]["ap_mean"][-1])
-              for f in ("change_cva", "spectral+change_cva")}
+              for f in dict.fromkeys(x["features"] for x in rows)}
         best = max(ap, key=lambda f: ap[f][0])
         here.append(ap[best][1])
         assert (f"| oscd_new_construction_{city} | {best}, margin | {ap[best][0]:.3f} | "

@@ -26,6 +26,9 @@ def test_a_smaller_second_date_is_resampled_onto_the_first(tmp_path_factory,
         (p1, p2), = task.pairs
         first, second = store.product(p1), store.product(p2)
         assert p2.endswith("_aligned") and second.acquired.year == 2018
+        # written under a temporary name, then renamed: nothing else is left beside it
+        copies = sorted(p.name for p in (home / "oscd_aligned" / "hongkong").iterdir())
+        assert copies == [Path(second.source_path).name]
         assert (second.width, second.height) == (first.width, first.height) == (540, 695)
         assert store.patches(p2, 16).num_rows == store.patches(p1, 16).num_rows
         assert len(task.y) == (540 // 16) * (695 // 16) and task.positives > 0
