@@ -80,7 +80,9 @@ class PairsMixin(StoreBase):
         self, pair_id: str, level: int, min_share: float = 0.0, min_valid: float = 0.5,
     ) -> pa.Table:
         """Patches of the pair's first product at `level` whose changed share exceeds
-        `min_share`, most changed first, with their scores and bounding boxes."""
+        `min_share`, most changed first, with their bounding boxes, every column of the
+        pair's change set (3 in sets of version 1, 5 since) and, when the pair has them,
+        its index tails (`diff_tails`, change/tails.py)."""
         row = self.pair(pair_id)
         if row is None:
             raise StoreError(f"pair {pair_id} is not in {self.url}: run `eominer change` first")
@@ -91,10 +93,17 @@ class PairsMixin(StoreBase):
                 f"pair {pair_id} has no per-patch change scores: re-run `eominer change` "
                 "on the two ingested products"
             )
+        cols = "".join(f", f.{c}" for c in fs.columns)  # registered names: identifiers
+        tid = row["params"].get("tails_feature_set_id")
+        tails = self.feature_set(tid) if tid else None  # type: ignore[attr-defined]
+        join = ""
+        if tails is not None:
+            cols += "".join(f", t.{c}" for c in tails.columns)
+            join = f" LEFT JOIN {tails.table_name} t ON t.patch_id = f.patch_id"
         return self.query_arrow(
             f"SELECT p.patch_id, p.level, p.x_off, p.y_off, p.size_px, p.min_lon, p.min_lat, "
-            f"p.max_lon, p.max_lat, f.change_prob_mean, f.change_share, f.change_valid "
-            f"FROM {fs.table_name} f JOIN patches p ON p.patch_id = f.patch_id "
+            f"p.max_lon, p.max_lat{cols} "
+            f"FROM {fs.table_name} f JOIN patches p ON p.patch_id = f.patch_id{join} "
             # CAST: monetdbe binds a marker typed REAL (from the column) wrongly; DuckDB
             # compares REAL with a DOUBLE parameter in DOUBLE anyway, so its result is unchanged
             f"WHERE p.product_id = ? AND p.level = ? AND f.change_share > CAST(? AS DOUBLE) "

@@ -86,3 +86,16 @@ def test_changed_patches(store):
         "patch_id"].to_pylist() == [4, 1, 3]
     assert store.changed_patches(pid, 32, min_share=0.9).num_rows == 0
     assert store.changed_patches(pid, 64)["patch_id"].to_pylist() == [5]
+    # a pair with index tails (change/tails.py) brings them along, on every patch it has
+    tails = store.register_feature_set("diff_tails", 1, {"pair": "AB"},
+                                       ["q10_ndbi", "q90_ndbi"])
+    store.write_features(tails, np.array([1, 4], np.int64),
+                         np.array([[-0.1, 0.2], [-0.05, 0.4]], np.float32))
+    store.record_pair("change", "A", "B", params={
+        "feature_set_id": fs.feature_set_id, "tails_feature_set_id": tails.feature_set_id})
+    t = store.changed_patches(pid, 32, min_share=0.0, min_valid=0.0)
+    assert t.column_names[-3:] == ["change_valid", "q10_ndbi", "q90_ndbi"]
+    assert t["patch_id"].to_pylist() == [4, 1, 3]
+    np.testing.assert_allclose(t["q90_ndbi"].to_numpy(zero_copy_only=False)[:2], [0.4, 0.2],
+                               rtol=1e-6)
+    assert t["q10_ndbi"][2].as_py() is None  # patch 3 has no tails row
