@@ -56,6 +56,12 @@ def test_pairs_on_ray_record_each_pair_report_failures_and_resume(
         pair = store.pair(pairs["pair_id"][0].as_py())
         fs = store.require_feature_set(pair["params"]["feature_set_id"])
         assert store.count_features(fs) == n_patches
+        # the index tails came back from the worker with the map's scores, same patches
+        tails = store.require_feature_set(pair["params"]["tails_feature_set_id"])
+        assert tails.name == "diff_tails" and store.count_features(tails) == n_patches
+        q = store.query(f"SELECT MIN(q90_ndbi - q10_ndbi), MAX(absmean_ndvi) "
+                        f"FROM {tails.table_name}")[0]
+        assert q[0] >= 0 and q[1] > 0
         jobs = store.tasks().to_pylist()
         assert [(j["kind"], j["status"], j["n_items"]) for j in jobs] == [
             ("change", "done", n_patches)]
