@@ -319,8 +319,8 @@ def record_tails(store: Store, before: str, after: str) -> FeatureSet:
     if pair.sensor != "S2":
         raise PairingError(f"{before} and {after} are {pair.sensor}: the index tails "
                            "(diff_tails) need Sentinel-2 bands")
-    values = index_tails.pair_tails(pair.x1, pair.x2, pair.valid, CHANGE_BANDS, windows["x_off"],
-                        windows["y_off"], windows["size_px"])
+    values = index_tails.pair_tails(pair.x1, pair.x2, pair.valid, CHANGE_BANDS,
+                                    windows["x_off"], windows["y_off"], windows["size_px"])
     with store.transaction():
         return write_tails(store, a.product.product_id, b.product.product_id,
                            windows["patch_id"], values)
