@@ -47,13 +47,6 @@ def patch_stats(d: np.ndarray, valid: np.ndarray, windows: np.ndarray) -> np.nda
     return out
 
 
-def index_of(x: np.ndarray, bands: tuple[str, ...], a: str, b: str) -> np.ndarray:
-    """(a - b) / (a + b), 0 where both are 0."""
-    p, q = x[bands.index(a)], x[bands.index(b)]
-    s = p + q
-    return np.where(s > 0, (p - q) / np.where(s > 0, s, 1), 0).astype(np.float32)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", type=Path, required=True)
@@ -63,6 +56,7 @@ def main() -> None:
 
     from eominer.change.align import CHANGE_BANDS, align_pair, load_scene
     from eominer.change.normalise import standardise
+    from eominer.change.tails import normalised_difference
     from eominer.evaluation import tasks
     from eominer.store import open_store
 
@@ -88,10 +82,10 @@ def main() -> None:
                 if kind == "std":
                     a, b = standardise(a, pair.valid), standardise(b, pair.valid)
                 d = b - a
-                di = np.stack([index_of(pair.x2, bands, "B08", "B04")
-                               - index_of(pair.x1, bands, "B08", "B04"),
-                               index_of(pair.x2, bands, "B11", "B08")
-                               - index_of(pair.x1, bands, "B11", "B08")])
+                di = np.stack([normalised_difference(pair.x2, bands, "B08", "B04")
+                               - normalised_difference(pair.x1, bands, "B08", "B04"),
+                               normalised_difference(pair.x2, bands, "B11", "B08")
+                               - normalised_difference(pair.x1, bands, "B11", "B08")])
                 X = np.concatenate([patch_stats(d, pair.valid, win),
                                     patch_stats(di, pair.valid, win)], 1)
                 store.write_features(fs, ids, X)
