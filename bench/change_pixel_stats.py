@@ -14,7 +14,10 @@ sets in a kept `eval learning` workspace:
   city's season or haze shifts no column (36);
 - `pdtails`: `pixdiff_std` without the mean magnitudes (24);
 - `pdidx`: its six index columns only, which became the product's `diff_tails`
-  (`change/tails.py`, where a masked pixel counts as 0 instead of being left out).
+  (`change/tails.py`, where a masked pixel counts as 0 instead of being left out);
+- `pdc_centre`, `pdc_std`: the product's `diff_tails` (`change.tails.pair_tails`) of
+  each pair's index differences centred on their median over the pair, or also divided
+  by their robust scale (MAD), so a city's season shifts no column.
 
 Then `ranking_probes.py --feature-sets pair_spectral,pair_gabor,<change set>,pdidx`
 compares them with the product's sets (docs/learning.md, "The pair's index tails").
@@ -55,8 +58,8 @@ def main() -> None:
     os.environ["EOMINER_HOME"] = str(args.workspace)
 
     from eominer.change.align import CHANGE_BANDS, align_pair, load_scene
-    from eominer.change.normalise import standardise
-    from eominer.change.tails import normalised_difference
+    from eominer.change.normalise import robust_location_scale, sample_index, standardise
+    from eominer.change.tails import COLUMNS, INDICES, normalised_difference, window_tails
     from eominer.evaluation import tasks
     from eominer.store import open_store
 
@@ -71,6 +74,8 @@ def main() -> None:
                    "pdidx": [c for c in cols if c.endswith(("ndvi", "ndbi"))]}
         subsets_fs = {k: store.register_feature_set(k, 1, {"probe": k}, v, sensor="S2")
                       for k, v in subsets.items()}
+        centred = {k: store.register_feature_set(k, 1, {"probe": k}, COLUMNS, sensor="S2")
+                   for k in ("pdc_centre", "pdc_std")}
         for p1, p2 in task.pairs:
             pair = align_pair(load_scene(p1, store), load_scene(p2, store), notes=[])
             t = store.patches(p1, 16)
@@ -93,6 +98,20 @@ def main() -> None:
                     for k, keep in subsets.items():
                         store.write_features(subsets_fs[k], ids,
                                              X[:, [cols.index(c) for c in keep]])
+            parts: dict[str, list[np.ndarray]] = {k: [] for k in centred}
+            x0, y0, size = (t[c].to_numpy().astype(np.int64) for c in ("x_off", "y_off",
+                                                                        "size_px"))
+            for _, a, b in INDICES:
+                d = (normalised_difference(pair.x2, bands, a, b)
+                     - normalised_difference(pair.x1, bands, a, b))
+                med, scale = robust_location_scale(
+                    d.ravel()[sample_index(pair.valid)].astype(np.float64))
+                for k in centred:
+                    e = ((d - med) / (scale if k == "pdc_std" else 1.0)).astype(np.float32)
+                    e[~pair.valid] = 0.0
+                    parts[k].append(window_tails(e, x0, y0, size))
+            for k, fs in centred.items():
+                store.write_features(fs, ids, np.concatenate(parts[k], 1))
             print(f"{p1}: {len(ids)} patches", flush=True)
 
 
