@@ -185,6 +185,21 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
         _run(Path(tmp), *args)
 
 
+def _pair_set(store, task, name: str, source: str | None, patch: int, maps: dict) -> str:
+    """The id of feature set `name` over a paired task's first dates: a change map's
+    per-patch scores, the pairs' index tails, or an extracted set at both dates."""
+    from eominer.evaluation import tasks
+
+    if name in CHANGE_FEATURES:
+        return tasks.change_feature_set(
+            store, task.pairs, name.removeprefix("change_"), patch,
+            progress=lambda m: click.echo(f"  {m}"), done=maps).feature_set_id
+    if name == TAILS_FEATURE:
+        return tasks.tails_feature_set(store, task.pairs, patch).feature_set_id
+    return tasks.pair_feature_set(store, store.require_feature_set(source), task.pairs,
+                                  patch).feature_set_id
+
+
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
             "B12")
 
@@ -380,15 +395,7 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
             for task in todo:
                 fids = {n: by_name.get(n) for n in names}
                 if task.pairs:  # features of both dates; change maps of each pair
-                    fids = {n: tasks.change_feature_set(
-                                store, task.pairs, n.removeprefix("change_"), patch,
-                                progress=lambda m: click.echo(f"  {m}"), done=maps
-                                ).feature_set_id
-                            if n in CHANGE_FEATURES else
-                            tasks.tails_feature_set(store, task.pairs, patch).feature_set_id
-                            if n == TAILS_FEATURE else
-                            tasks.pair_feature_set(store, store.require_feature_set(f),
-                                                   task.pairs, patch).feature_set_id
+                    fids = {n: _pair_set(store, task, n, f, patch, maps)
                             for n, f in fids.items()}
                 cap = min(budget, len(task.y))
                 note = f"; budget capped to the pool: {cap}" if cap < budget else ""

@@ -353,15 +353,8 @@ def change_feature_set(store: Store, pairs: Sequence[tuple[str, str]], method: s
                 progress(f"change {method} {p1}: threshold {run.threshold:.3f}, "
                          f"{run.changed_fraction:.1%} changed")
         runs.append((p1, done[key]))
-    fs = store.register_feature_set(
-        f"pairs_change_{method}", PAIR_VERSION,
-        {"method": method, "seed": seed, "level": level,
-         "sources": [f for _, f in runs], "pairs": [list(p) for p in pairs]},
-        list(SCORE_COLUMNS), sensor="S2")
-    for p1, fid in runs:
-        ids, X, _ = store.read_features([fid], [p1], level)
-        store.write_features(fs, ids, X)
-    return fs
+    return _gathered(store, f"pairs_change_{method}", {"method": method, "seed": seed},
+                     SCORE_COLUMNS, pairs, runs, level)
 
 
 def tails_feature_set(store: Store, pairs: Sequence[tuple[str, str]], level: int,
@@ -378,10 +371,20 @@ def tails_feature_set(store: Store, pairs: Sequence[tuple[str, str]], level: int
                                             {"first": p1, "second": p2}, tails.COLUMNS, "S2")
         known = store.feature_set(planned.feature_set_id)
         sources.append((p1, (known or record_tails(store, p1, p2)).feature_set_id))
+    return _gathered(store, f"pairs_{tails.FEATURE_SET}", {}, tails.COLUMNS, pairs, sources,
+                     level)
+
+
+def _gathered(store: Store, name: str, params: dict, columns: Sequence[str],
+              pairs: Sequence[tuple[str, str]], sources: Sequence[tuple[str, str]],
+              level: int) -> FeatureSet:
+    """One feature set `name` holding the rows of each (first product, per-pair set) of
+    `sources` at `level`: the per-pair sets of several cities, for one session."""
     fs = store.register_feature_set(
-        f"pairs_{tails.FEATURE_SET}", PAIR_VERSION,
-        {"level": level, "sources": [f for _, f in sources], "pairs": [list(p) for p in pairs]},
-        list(tails.COLUMNS), sensor="S2")
+        name, PAIR_VERSION,
+        {**params, "level": level, "sources": [f for _, f in sources],
+         "pairs": [list(p) for p in pairs]},
+        list(columns), sensor="S2")
     for p1, fid in sources:
         ids, X, _ = store.read_features([fid], [p1], level)
         store.write_features(fs, ids, X)
