@@ -25,6 +25,7 @@ from eominer.change.run import (
     patch_windows_of,
     record_change,
     resolve,
+    tails_needed,
 )
 from eominer.errors import JobError
 
@@ -59,9 +60,10 @@ class PairsReport(JobReport):
 
 
 def compute_pair(first_in: PairInput, second_in: PairInput, method: str | None, seed: int,
-                 windows: dict | None):
+                 windows: dict | None, mask_clouds: bool = True, with_tails: bool = True):
     """The task function: one pair, maps written to the workspace's default paths."""
-    return compute_change(first_in, second_in, method, None, seed, 1, True, windows)
+    return compute_change(first_in, second_in, method, None, seed, 1, mask_clouds, windows,
+                          with_tails=with_tails)
 
 
 def _method_of(a: PairInput, method: str | None) -> str | None:
@@ -85,10 +87,11 @@ def wants_gpu(method: str | None, a: PairInput) -> bool:
 def run_pairs(
     pairs: Sequence[tuple[str, str]], method: str | None, store: Store | None = None, seed: int = 0,
     address: str | None = None, num_cpus: int | None = None,
-    on_pair: Callable[[int, ChangeRun, bool], None] | None = None,
+    on_pair: Callable[[int, ChangeRun, bool], None] | None = None, mask_clouds: bool = True,
 ) -> PairsReport:
     """Every pair on the runner; a failed pair does not stop the others (the report
-    lists it). `on_pair(index, run, resumed)` after each pair is recorded."""
+    lists it). `on_pair(index, run, resumed)` after each pair is recorded. A pair whose
+    `diff_tails` another method's run stored is not asked to compute them again."""
     from compute.runner import new_job_id, run_job
     from compute.runtime import import_ray
 
@@ -101,7 +104,7 @@ def run_pairs(
     asked = method
     for i, (a, b) in enumerate(inputs):
         method = _method_of(a, asked)
-        prior = finished_run(store, a, b, method, seed) if method else None
+        prior = finished_run(store, a, b, method, seed, mask_clouds) if method else None
         if prior is not None:
             report.runs[i], report.resumed = prior, report.resumed + 1
             if on_pair:
@@ -114,7 +117,9 @@ def run_pairs(
         report.index[task_id] = i
         windows = patch_windows_of(store, a, b)
         tasks.append(Task(
-            task_id, compute_pair, (a, b, method, seed, windows),
+            task_id, compute_pair,
+            (a, b, method, seed, windows, mask_clouds,
+             tails_needed(store, a, b, windows, mask_clouds)),
             product_id=a.product.product_id if a.product else a.ref,
             n_items=len(windows["patch_id"]) if windows else 0,
             gpu=wants_gpu(method, a),

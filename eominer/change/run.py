@@ -68,6 +68,7 @@ class ChangeRun:
     sensor: str = "S2"
     threshold_rule: str = "otsu"
     extra: dict = field(default_factory=dict)  # fusion: the S1 pair and its method
+    mask_clouds: bool = True  # False: clouds were scored as ground (--no-cloud-mask)
 
 
 def default_out(first: str, second: str, method: str) -> Path:
@@ -135,7 +136,8 @@ def _aligned(first_in: PairInput, second_in: PairInput, mask_clouds: bool):
 
 
 def _finish(cmap: ChangeMap, pair, first_in: PairInput, second_in: PairInput, first, second,
-            out, patch_windows, notes, extra=None, sensor=None) -> ComputedPair:
+            out, patch_windows, notes, extra=None, sensor=None, mask_clouds: bool = True,
+            with_tails: bool = True) -> ComputedPair:
     out_path = Path(out) if out else default_out(first_in.ref, second_in.ref, cmap.method)
     prob_path, bin_path = write_maps(cmap, pair.crs_wkt, pair.transform, out_path)
     scores = tails = None
@@ -143,7 +145,7 @@ def _finish(cmap: ChangeMap, pair, first_in: PairInput, second_in: PairInput, fi
         windows = (patch_windows["x_off"], patch_windows["y_off"], patch_windows["size_px"])
         values = patch_scores(cmap.probability, cmap.binary, *windows)
         scores = (patch_windows["patch_id"], values)
-        if pair.sensor == "S2":
+        if pair.sensor == "S2" and with_tails:
             tails = index_tails.pair_tails(pair.x1, pair.x2, pair.valid, CHANGE_BANDS, *windows)
     n = cmap.valid.size
     run = ChangeRun(
@@ -152,6 +154,7 @@ def _finish(cmap: ChangeMap, pair, first_in: PairInput, second_in: PairInput, fi
         valid_fraction=float(cmap.valid.sum()) / n, cloud_fraction=float(pair.cloud.sum()) / n,
         reprojected=pair.reprojected, days_apart=pair.days_apart, warnings=notes,
         sensor=sensor or pair.sensor, threshold_rule=cmap.rule, extra=extra or {},
+        mask_clouds=mask_clouds,
     )
     return ComputedPair(run, first.product_id, second.product_id, pair.overlap_fraction,
                         scores, tails)
@@ -161,9 +164,11 @@ def compute_change(
     first_in: PairInput, second_in: PairInput, method: str | None, out: str | Path | None,
     seed: int = 0, threads: int = 1, mask_clouds: bool = True,
     patch_windows: dict | None = None, progress: Callable[[str], None] | None = None,
+    with_tails: bool = True,
 ) -> ComputedPair:
     """Read, align, map, write the COGs and score the patches; no database access, so it
-    runs in any process (a Ray worker). `method` None: the sensor's default."""
+    runs in any process (a Ray worker). `method` None: the sensor's default.
+    `with_tails` False: the pair's `diff_tails` are already stored (`stored_tails`)."""
     if method is not None:
         check_method(method)
     say = progress or (lambda _msg: None)
@@ -172,7 +177,8 @@ def compute_change(
     method = check_method(method or DEFAULT_METHOD[pair.sensor], pair.sensor)
     say(f"{method} change map on {pair.valid.shape[1]} x {pair.valid.shape[0]} px")
     cmap = change_map(pair.x1, pair.x2, pair.valid, method, seed, threads)
-    return _finish(cmap, pair, first_in, second_in, first, second, out, patch_windows, notes)
+    return _finish(cmap, pair, first_in, second_in, first, second, out, patch_windows, notes,
+                   mask_clouds=mask_clouds, with_tails=with_tails)
 
 
 def compute_fusion(
@@ -180,6 +186,7 @@ def compute_fusion(
     s1_second_in: PairInput, method: str | None = None, s1_method: str | None = None,
     out: str | Path | None = None, seed: int = 0, threads: int = 1, mask_clouds: bool = True,
     patch_windows: dict | None = None, progress: Callable[[str], None] | None = None,
+    with_tails: bool = True,
 ) -> ComputedPair:
     """S1 + S2 change of one place: each pair mapped by its own method, the S1
     probability brought onto the first S2 date's grid (bilinear, when the grids differ),
@@ -228,7 +235,8 @@ def compute_fusion(
              "s1_second": s1_second_in.ref, "s2_threshold": m2.threshold,
              "s1_threshold": m1.threshold}
     return _finish(cmap, pair, first_in, second_in, first, second, out, patch_windows,
-                   notes + s1notes, extra, sensor="S1+S2")
+                   notes + s1notes, extra, sensor="S1+S2", mask_clouds=mask_clouds,
+                   with_tails=with_tails)
 
 
 def _onto(prob: np.ndarray, src_pair, dst_pair) -> np.ndarray:
@@ -268,14 +276,18 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
             {"method": run.method, "first": computed.first_id, "second": computed.second_id,
              "seed": seed, **{k: v for k, v in run.extra.items()
                               if k in ("s1_first", "s1_second", "s1_method", "s2_method")},
-             **method_params(run.extra.get("s2_method", run.method))},
+             **method_params(run.extra.get("s2_method", run.method)),
+             **_unmasked(run.mask_clouds)},
             SCORE_COLUMNS, sensor="S2" if run.sensor == "S1+S2" else run.sensor,
         )
         store.write_features(fs, patch_ids, values)
         tails = None
         if computed.tails is not None:
             tails = write_tails(store, computed.first_id, computed.second_id, patch_ids,
-                                computed.tails).feature_set_id
+                                computed.tails, run.mask_clouds).feature_set_id
+        elif run.sensor != "S1":  # computed without: another method's run stored them
+            tails = stored_tails(store, computed.first_id, computed.second_id,
+                                 len(patch_ids), run.mask_clouds)
         pid = store.record_pair(
             "change", computed.first_id, computed.second_id, days_apart=run.days_apart,
             overlap_fraction=computed.overlap_fraction, layer_path=run.probability_path,
@@ -284,7 +296,7 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
                     "threshold": run.threshold, "threshold_rule": run.threshold_rule,
                     "sensor": run.sensor, **run.extra,
                     "feature_set_id": fs.feature_set_id, "tails_feature_set_id": tails,
-                    "seed": seed,
+                    "seed": seed, "mask_clouds": run.mask_clouds,
                     "reprojected": run.reprojected,
                     # the run's summary, so a resumed `--pairs` job can report it
                     "changed_fraction": run.changed_fraction,
@@ -296,15 +308,49 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
                    tails_feature_set_id=tails, patches_scored=len(patch_ids))
 
 
+def _unmasked(mask_clouds: bool) -> dict:
+    """The parameter an unmasked run adds to its sets' identity (none for the default,
+    so the ids of masked runs stay what they were)."""
+    return {} if mask_clouds else {"mask_clouds": False}
+
+
+def _tails_params(first_id: str, second_id: str, mask_clouds: bool) -> dict:
+    return {"first": first_id, "second": second_id, **_unmasked(mask_clouds)}
+
+
 def write_tails(store: Store, first_id: str, second_id: str, patch_ids: np.ndarray,
-                values: np.ndarray) -> FeatureSet:
+                values: np.ndarray, mask_clouds: bool = True) -> FeatureSet:
     """The pair's `diff_tails` set on the first product's patches (one per pair, whatever
     the method: the tails do not depend on it). Idempotent: same id, rows upserted."""
     fs = store.register_feature_set(index_tails.FEATURE_SET, index_tails.VERSION,
-                                    {"first": first_id, "second": second_id},
+                                    _tails_params(first_id, second_id, mask_clouds),
                                     index_tails.COLUMNS, sensor="S2")
     store.write_features(fs, patch_ids, values)
     return fs
+
+
+def stored_tails(store: Store | None, first_id: str | None, second_id: str | None,
+                 n_patches: int, mask_clouds: bool = True) -> str | None:
+    """The id of the pair's `diff_tails` when an earlier run stored them for all
+    `n_patches` patches, else None. They do not depend on the method, so a second
+    method's run on the pair reuses them (~15 s a tile saved)."""
+    if store is None or first_id is None or second_id is None or not n_patches:
+        return None
+    fs = store.planned_feature_set(index_tails.FEATURE_SET, index_tails.VERSION,
+                                   _tails_params(first_id, second_id, mask_clouds),
+                                   index_tails.COLUMNS, sensor="S2")
+    if store.feature_set(fs.feature_set_id) is None or store.count_features(fs) != n_patches:
+        return None
+    return fs.feature_set_id
+
+
+def tails_needed(store: Store | None, first_in: PairInput, second_in: PairInput,
+                 windows: dict | None, mask_clouds: bool = True) -> bool:
+    """Whether a run on this pair must compute the pair's `diff_tails`."""
+    if windows is None or first_in.product is None or second_in.product is None:
+        return windows is not None
+    return stored_tails(store, first_in.product.product_id, second_in.product.product_id,
+                        len(windows["patch_id"]), mask_clouds) is None
 
 
 def record_tails(store: Store, before: str, after: str) -> FeatureSet:
@@ -315,6 +361,10 @@ def record_tails(store: Store, before: str, after: str) -> FeatureSet:
     if windows is None:
         raise ProductReadError(f"{before} and {after} must both be ingested products with "
                                "patches: run eominer ingest on both dates first")
+    done = stored_tails(store, a.product.product_id, b.product.product_id,  # type: ignore[union-attr]
+                        len(windows["patch_id"]))
+    if done is not None:
+        return store.require_feature_set(done)
     _, _, pair, _ = _aligned(a, b, True)
     if pair.sensor != "S2":
         raise PairingError(f"{before} and {after} are {pair.sensor}: the index tails "
@@ -340,13 +390,16 @@ def detect_change(
         check_method(method)
     a, b = resolve(before, store), resolve(after, store)
     if fuse is None:
-        computed = compute_change(a, b, method, out, seed, threads, mask_clouds,
-                                  patch_windows_of(store, a, b), progress)
+        windows = patch_windows_of(store, a, b)
+        computed = compute_change(a, b, method, out, seed, threads, mask_clouds, windows,
+                                  progress, tails_needed(store, a, b, windows, mask_clouds))
         return record_change(store, computed, seed)
     c, d = resolve(fuse[0], store), resolve(fuse[1], store)
     s2a, s2b = (c, d) if a.product is not None and a.product.sensor == "S1" else (a, b)
+    windows = patch_windows_of(store, s2a, s2b)
     computed = compute_fusion(a, b, c, d, method, s1_method, out, seed, threads, mask_clouds,
-                              patch_windows_of(store, s2a, s2b), progress)
+                              windows, progress,
+                              tails_needed(store, s2a, s2b, windows, mask_clouds))
     return record_change(store, computed, seed)
 
 
@@ -381,15 +434,16 @@ def pair_id_of(first_in: PairInput, second_in: PairInput, method: str) -> str | 
 
 
 def finished_run(store: Store | None, first_in: PairInput, second_in: PairInput, method: str,
-                 seed: int) -> ChangeRun | None:
-    """What an earlier run recorded for this pair, if it used the same seed and its
-    maps are still on disk; else None (the pair is computed again)."""
+                 seed: int, mask_clouds: bool = True) -> ChangeRun | None:
+    """What an earlier run recorded for this pair, if it used the same seed and cloud
+    masking and its maps are still on disk; else None (the pair is computed again)."""
     pid = pair_id_of(first_in, second_in, method)
     row = store.pair(pid) if store is not None and pid is not None else None
     if row is None:
         return None
     p = row["params"]
     if (p.get("seed") != seed or "changed_fraction" not in p
+            or p.get("mask_clouds", True) != mask_clouds
             or not all(Path(f).exists() for f in (row["layer_path"] or "", p["binary_path"]))):
         return None
     if p.get("sensor", "S2") != "S1" and p.get("patches_scored") and \
@@ -403,5 +457,5 @@ def finished_run(store: Store | None, first_in: PairInput, second_in: PairInput,
         feature_set_id=p["feature_set_id"], patches_scored=p["patches_scored"],
         tails_feature_set_id=p.get("tails_feature_set_id"),
         warnings=tuple(p.get("warnings", ())), sensor=p.get("sensor", "S2"),
-        threshold_rule=p.get("threshold_rule", "otsu"),
+        threshold_rule=p.get("threshold_rule", "otsu"), mask_clouds=mask_clouds,
     )

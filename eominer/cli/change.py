@@ -55,7 +55,8 @@ def _line(before: str, after: str, run) -> str:
               help="Ray cluster to join (with --pairs); default: a local Ray.")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (with --pairs).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--no-cloud-mask", is_flag=True, help="Do not mask clouds (documented test).")
+@click.option("--no-cloud-mask", is_flag=True, help="Score clouded pixels like clear ones (the default masks "
+              "them); the run's feature sets get ids of their own.")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
               help="With --pairs: also append one JSON line per finished pair to this file.")
 @db_option
@@ -101,7 +102,8 @@ def change(
             from compute.change import run_pairs
 
             report = run_pairs(pairs, method, store, seed, address=address,
-                               num_cpus=num_cpus, on_pair=show)
+                               num_cpus=num_cpus, on_pair=show,
+                               mask_clouds=not no_cloud_mask)
             done = sum(r is not None for r in report.runs)
             click.echo(f"{done} of {len(pairs)} pair(s) done ({report.resumed} by an earlier "
                        f"run), {len(report.failed)} failed", err=True)

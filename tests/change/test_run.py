@@ -151,6 +151,56 @@ def test_a_run_recorded_before_the_index_tails_is_computed_again(ingested) -> No
         assert finished_run(store, a, b, "cva", 0) is None
 
 
+def test_a_second_method_reuses_the_pairs_index_tails(ingested, monkeypatch) -> None:
+    """The tails do not depend on the method: a second method's run points at the stored
+    set instead of computing it again (~15 s a tile), unless rows are missing. An
+    unmasked run (--no-cloud-mask) gets sets of its own and is not resumed as a masked one."""
+    from eominer.change import tails as index_tails
+    from eominer.change.run import finished_run, resolve
+    from eominer.store import open_store
+
+    calls: list[int] = []
+    real = index_tails.pair_tails
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(index_tails, "pair_tails", counted)
+    url, first, second, home = ingested
+    with open_store(url) as store:
+        cva = detect_change(first, second, "cva", home / "r_cva.tif", store)
+        before = len(calls)
+        irmad = detect_change(first, second, "irmad", home / "r_irmad.tif", store)
+        assert len(calls) == before  # not computed again
+        assert irmad.tails_feature_set_id == cva.tails_feature_set_id is not None
+        assert store.pair(irmad.pair_id)["params"]["tails_feature_set_id"] == \
+            cva.tails_feature_set_id
+        tails = store.require_feature_set(cva.tails_feature_set_id)
+        kept = store.query(f"SELECT * FROM {tails.table_name} ORDER BY patch_id")
+        # a set missing rows (a run killed while writing elsewhere) is computed again
+        store.execute(f"DELETE FROM {tails.table_name} WHERE patch_id = ?", (kept[0][0],))
+        again = detect_change(first, second, "irmad", home / "r_irmad.tif", store)
+        assert len(calls) == before + 1 and again.tails_feature_set_id == tails.feature_set_id
+        assert store.query(f"SELECT * FROM {tails.table_name} ORDER BY patch_id") == kept
+        # unmasked: other ids, recorded as such, and a masked re-run does not resume it
+        bare = detect_change(first, second, "cva", home / "r_bare.tif", store,
+                             mask_clouds=False)
+        assert len(calls) == before + 2
+        assert bare.feature_set_id != cva.feature_set_id
+        assert bare.tails_feature_set_id != cva.tails_feature_set_id
+        assert store.require_feature_set(bare.feature_set_id).params["mask_clouds"] is False
+        assert store.pair(bare.pair_id)["params"]["mask_clouds"] is False
+        a, b = resolve(first, store), resolve(second, store)
+        assert finished_run(store, a, b, "cva", 0) is None
+        resumed = finished_run(store, a, b, "cva", 0, mask_clouds=False)
+        assert resumed is not None and resumed.mask_clouds is False
+        assert resumed.tails_feature_set_id == bare.tails_feature_set_id
+    for run in (irmad, bare):  # the app's layer tests below draw the cva map
+        Path(run.probability_path).unlink()
+        Path(run.binary_path).unlink()
+
+
 def test_the_app_draws_the_change_map_of_either_date(ingested) -> None:
     """The map is data; the app's layer reader finds it through the pair row."""
     import rasterio

@@ -78,6 +78,18 @@ def test_pairs_on_ray_record_each_pair_report_failures_and_resume(
         assert again["created"] == pair["created"]  # not computed a second time
         assert [j["status"] for j in store.tasks().to_pylist()] == ["done"]
 
+    # --no-cloud-mask reaches the workers: not resumed from the masked run, own sets
+    f.write_text(f"{res[0].product_id} {res[1].product_id}\n")
+    main([*args, "--no-cloud-mask"])
+    out, err = capsys.readouterr()
+    assert out.count(" cva  changed ") == 1 and "done by an earlier run" not in out
+    with open_store(db_url) as store:
+        bare = store.pair(pair["pair_id"])["params"]
+        assert bare["mask_clouds"] is False
+        assert bare["feature_set_id"] != pair["params"]["feature_set_id"]
+        assert bare["tails_feature_set_id"] != pair["params"]["tails_feature_set_id"]
+        assert store.require_feature_set(bare["feature_set_id"]).params["mask_clouds"] is False
+
 
 def test_only_the_methods_that_train_a_network_ask_the_cluster_for_a_gpu() -> None:
     from compute.change import wants_gpu
