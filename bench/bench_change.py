@@ -21,9 +21,9 @@ against selftrain's filters (its guide's fit and 10 x 11 product per pixel are a
 
 Then what `eominer change` adds for an ingested pair, on the map of the default method
 (`selftrain_regression`, when it is among the methods): the per-patch scores
-(`change.scores`) and the index tails (`change.tails`) of every patch of levels 32, 64
-and 128, against the memory bound, and the whole pair (map, COGs, scores, tails) against
-the 180 s target.
+(`change.scores`) and the tails and spreads of the differences (`diff_tails`,
+`change.tails`) of every patch of levels 32, 64 and 128, against the memory bound, and the
+whole pair (map, COGs, scores, tails) against the 180 s target.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def main() -> int:
 
 def patch_columns(cmap, x1, x2, valid, map_total: float, target: float,
                   bound_mem: float) -> None:
-    """Time the per-patch scores and index tails of levels 32, 64, 128 (every window of
+    """Time the per-patch scores and `diff_tails` of levels 32, 64, 128 (every window of
     each level's grid, clipped at the edge, as ingest cuts them)."""
     import numpy as np
 
@@ -202,7 +202,7 @@ def patch_columns(cmap, x1, x2, valid, map_total: float, target: float,
     t_tails = time.perf_counter() - t
     total = map_total + t_scores + t_tails
     print(f"per-patch columns of {len(x0)} patches (levels 32, 64, 128): scores "
-          f"{t_scores:.1f} s, index tails {t_tails:.1f} s; vs memory bound "
+          f"{t_scores:.1f} s, diff_tails {t_tails:.1f} s; vs memory bound "
           f"{(t_scores + t_tails) / bound_mem:.0f}x", flush=True)
     print(f"selftrain_regression pair as `eominer change` runs it (map, COGs, scores, "
           f"tails): {total:.1f} s; target {target:.0f} s: ratio {total / target:.2f}",

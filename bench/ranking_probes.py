@@ -48,6 +48,11 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
   is fitted again with F x (its positives) of the top-scored and F x (its negatives) of
   the bottom-scored unlabelled patches added as pseudo-labels.
 
+- `pickraw`: the strategy asks on the model's own scores; the session's context (spatial
+  smoothing) shapes only the ranking that is scored.
+
+`--per-seed` also prints each seed's AP at the checkpoints (a session that stalls).
+
 `--strategy` takes the product's strategies and two probe-only mixes of exploration and
 exploitation: `top-margin` and `top-diverse` ask half of each round's questions about the
 highest-scored unlabelled patches (`most_relevant`) and the other half by margin or
@@ -200,6 +205,19 @@ def spatial_models(alpha: float, adjacency, what: str = "decision"):
         return base
 
     return make
+
+
+def raw_pick(plain):
+    """`fit_score_pick` whose strategy asks on the model's own scores; the session's
+    context (spatial smoothing, prior) shapes only the ranking it returns."""
+
+    def fit_score_pick(*args, context=None, **kwargs):
+        model, scores, pick, notes = plain(*args, context=None, **kwargs)
+        if context is not None:
+            scores[:] = context(scores)
+        return model, scores, pick, notes
+
+    return fit_score_pick
 
 
 def half_top(second):
@@ -506,6 +524,8 @@ def main() -> None:
     ap.add_argument("--prior-column", default="change_prob_mean",
                     help="the feature column of prior-B and rankprior-B (its name without the "
                          "set, e.g. ndvi_mean; default change_prob_mean)")
+    ap.add_argument("--per-seed", action="store_true",
+                    help="also print each seed's AP at the checkpoints (which sessions stall)")
     ap.add_argument("--cv-ceiling", action="store_true",
                     help="print the out-of-fold ceilings of the feature sets (RBF SVM; 5 "
                          "stratified folds, and each product held out) instead of sessions")
@@ -525,6 +545,9 @@ def main() -> None:
     strategies.STRATEGIES["qbc"] = query_by_committee(votes)
     plain_make = engine.make_model
     plain_ranking = Session._ranking
+    from eominer.learning import session as session_module
+
+    plain_fsp = session_module.fit_score_pick
     with open_store(f"duckdb:///{args.workspace / 'eval.duckdb'}") as store:
         task = load_task(store, args.task, args.data, args.workspace)
         names = args.feature_sets or DEFAULT_SETS[args.task.split(":")[0]]
@@ -551,7 +574,10 @@ def main() -> None:
             session_prior: dict = {}
             engine.make_model = plain_make
             Session._ranking = plain_ranking
-            if variant.startswith(("spatial-", "spatial_score-", "featknn-")):
+            session_module.fit_score_pick = plain_fsp
+            if variant == "pickraw":
+                session_module.fit_score_pick = raw_pick(plain_fsp)
+            elif variant.startswith(("spatial-", "spatial_score-", "featknn-")):
                 what = "score" if variant.startswith("spatial_score") else "decision"
                 engine.make_model = spatial_models(float(variant.split("-", 1)[1]), adjacency,
                                                    what)
@@ -581,7 +607,7 @@ def main() -> None:
                     Session._ranking = cv_prior_ranking(plain_ranking)
             elif variant.startswith("qbc-"):
                 engine.make_model = committee(int(variant.split("-", 1)[1]), votes)
-            elif variant not in ("pool", "per-product", "rankgauss") and not variant.startswith(
+            elif variant not in ("pool", "per-product", "rankgauss", "pickraw") and not variant.startswith(
                     ("pca-", "pcaw-")):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
@@ -647,6 +673,10 @@ def main() -> None:
                     confusions.add(s.patch_ids, y, rounds[labels.index(50)])
                 s.close()
                 aps.append([curve[labels.index(c)] for c in CHECKPOINTS])
+                if args.per_seed:
+                    print(f"  seed {seed}: " + " ".join(f"AP@{c} {a:.3f}" for c, a in
+                                                      zip(CHECKPOINTS, aps[-1], strict=True)),
+                          flush=True)
             m, sd = np.mean(aps, axis=0), np.std(aps, axis=0)
             rest_mean = np.nanmean(unlabelled, axis=0)
             print(f"{task.name} {variant:14s} {args.strategy} context {args.context}: " + "  ".join(

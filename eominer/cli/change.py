@@ -26,7 +26,8 @@ def _line(before: str, after: str, run) -> str:
         text += (f"\n  pair {run.pair_id}: {run.patches_scored} patch scores in feature set "
                  f"{run.feature_set_id}")
         if run.tails_feature_set_id:
-            text += f"\n  index tails (diff_tails) in feature set {run.tails_feature_set_id}"
+            text += (f"\n  tails and spreads of the differences (diff_tails) in feature set "
+                     f"{run.tails_feature_set_id}")
     for note in run.warnings:
         text += f"\n  warning: {note}"
     return text

@@ -18,7 +18,7 @@ BANDSTATS = {"indices": ["ndvi", "ndwi", "ndbi"], "stats": ["mean", "std"]}
 # descriptors, and the change maps of the OSCD pairs (`eominer change`, per patch)
 CHANGE_FEATURES = ("change_cva", "change_irmad", "change_selftrain", "change_encoder",
                    "change_selftrain_encoder", "change_regression", "change_selftrain_regression")
-# the index tails of each pair's pixel differences (change/tails.py)
+# the tails and spreads of each pair's pixel differences (change/tails.py)
 TAILS_FEATURE = "diff_tails"
 TASK_FEATURES = {"temporal": "eolearn", TAILS_FEATURE: "oscd",
                  **{n: "oscd" for n in CHANGE_FEATURES}}
@@ -77,7 +77,7 @@ def parse_combos(text: str) -> list[list[str]]:
               "`change_<method>` (oscd only; cva, irmad, selftrain, encoder, "
               "selftrain_encoder, regression, selftrain_regression): the per-patch scores "
               "of `eominer change` on each city's pair; `diff_tails` (oscd only): the tails "
-              "of each pair's NDVI and NDBI differences per patch, as `eominer change` "
+              "and spreads of each pair's pixel differences per patch, as `eominer change` "
               "writes them.")
 @click.option("--strategies", default="random,margin,diverse", show_default=True,
               help="Query strategies, comma-separated (diverse: the app's default).")

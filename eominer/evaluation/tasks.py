@@ -359,18 +359,14 @@ def change_feature_set(store: Store, pairs: Sequence[tuple[str, str]], method: s
 
 def tails_feature_set(store: Store, pairs: Sequence[tuple[str, str]], level: int,
                       ) -> FeatureSet:
-    """`diff_tails` of every pair (`change.tails`: the index tails `eominer change` writes
-    beside its map, computed here for a pair without one), gathered into one feature set
-    `pairs_diff_tails` for a session over several cities. Idempotent."""
+    """`diff_tails` of every pair (`change.tails`: the tails and spreads of the pixel
+    differences that `eominer change` writes beside its map; `record_tails` computes them
+    for a pair without), gathered into one feature set `pairs_diff_tails` for a session
+    over several cities. Idempotent."""
     from eominer.change import tails
     from eominer.change.run import record_tails
 
-    sources = []
-    for p1, p2 in pairs:
-        planned = store.planned_feature_set(tails.FEATURE_SET, tails.VERSION,
-                                            {"first": p1, "second": p2}, tails.COLUMNS, "S2")
-        known = store.feature_set(planned.feature_set_id)
-        sources.append((p1, (known or record_tails(store, p1, p2)).feature_set_id))
+    sources = [(p1, record_tails(store, p1, p2).feature_set_id) for p1, p2 in pairs]
     return _gathered(store, f"pairs_{tails.FEATURE_SET}", {}, tails.COLUMNS, pairs, sources,
                      level)
 

@@ -133,7 +133,8 @@ def test_rerun_replaces_rows_instead_of_duplicating(ingested) -> None:
 
 def test_a_run_recorded_before_the_index_tails_is_computed_again(ingested) -> None:
     """A re-run (`--pairs`) resumes a finished pair, but not one recorded before the pair's
-    `diff_tails` existed: that one is computed again, so its session gets the tails."""
+    `diff_tails` existed, or with an older version of them: that one is computed again,
+    so its session gets this version's columns."""
     from eominer.change.run import finished_run, resolve
     from eominer.store import open_store
 
@@ -148,6 +149,11 @@ def test_a_run_recorded_before_the_index_tails_is_computed_again(ingested) -> No
         store.record_pair("change", first, second, days_apart=row["days_apart"],
                           overlap_fraction=row["overlap_fraction"],
                           layer_path=row["layer_path"], params=old, method="cva")
+        assert finished_run(store, a, b, "cva", 0) is None
+        v1 = {**old, "tails_feature_set_id": "diff_tails_v1_0123456789"}
+        store.record_pair("change", first, second, days_apart=row["days_apart"],
+                          overlap_fraction=row["overlap_fraction"],
+                          layer_path=row["layer_path"], params=v1, method="cva")
         assert finished_run(store, a, b, "cva", 0) is None
 
 

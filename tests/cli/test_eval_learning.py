@@ -262,7 +262,7 @@ def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, c
         assert n == sum(_patches(store, p1) for p1, _ in pairs) > 0  # every patch
         s = store.session(rows[0]["session_ids"][0])
         assert len(store.session_labels(s.session_id)) == 30
-        # `diff_tails`: the index tails each pair's `eominer change` run wrote, gathered
+        # `diff_tails`: the tails and spreads each pair's `eominer change` run wrote, gathered
         tails = next(fs for fs in store.feature_sets() if fs.name == "pairs_diff_tails")
         assert tails_row["feature_set_ids"] == [pooled.feature_set_id, tails.feature_set_id]
         runs = [store.pair(p) for p in store.pairs(kind="change")["pair_id"].to_pylist()]
@@ -270,8 +270,9 @@ def test_change_maps_are_a_feature_set_of_the_oscd_task(shared_data, tmp_path, c
             next(r["params"]["tails_feature_set_id"] for r in runs if r["first_id"] == p1)
             for p1, _ in pairs]
         ids, X, _ = store.read_features([tails.feature_set_id], [pairs[0][0]], 16)
-        assert X.shape == (_patches(store, pairs[0][0]), 6)
+        assert X.shape == (_patches(store, pairs[0][0]), 18)
         assert (X[:, 0] <= X[:, 1]).all() and (X[:, 2] >= 0).all()  # q10 <= q90, |d| >= 0
+        assert (X[:, 3:4] >= 0).all() and (X[:, 7:] >= 0).all() and X[:, 8:].max() > 0  # stds
 
 
 def _check_per_city(stdout: str, rows: list[dict]) -> None:
