@@ -47,7 +47,6 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
 - `selftrain-F`: transductive self-training: the RBF SVM is fitted, scores the pool, and
   is fitted again with F x (its positives) of the top-scored and F x (its negatives) of
   the bottom-scored unlabelled patches added as pseudo-labels.
-
 - `pickraw`: the strategy asks on the model's own scores; the session's context (spatial
   smoothing) shapes only the ranking that is scored.
 
@@ -607,12 +606,12 @@ def main() -> None:
                     Session._ranking = cv_prior_ranking(plain_ranking)
             elif variant.startswith("qbc-"):
                 engine.make_model = committee(int(variant.split("-", 1)[1]), votes)
-            elif variant not in ("pool", "per-product", "rankgauss", "pickraw") and not variant.startswith(
-                    ("pca-", "pcaw-")):
+            elif variant not in ("pool", "per-product", "rankgauss", "pickraw") and \
+                    not variant.startswith(("pca-", "pcaw-")):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
                                  "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B, "
-                                 "rankprior-B, sprior-W/H, cvprior-W/H")
+                                 "rankprior-B, sprior-W/H, cvprior-W/H, pickraw")
             aps, unlabelled = [], []
             if cls_of:
                 confusions = Confusions(cls_of, task)
@@ -686,6 +685,7 @@ def main() -> None:
                 confusions.report()
     engine.make_model = plain_make
     Session._ranking = plain_ranking
+    session_module.fit_score_pick = plain_fsp
 
 
 if __name__ == "__main__":

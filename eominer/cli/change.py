@@ -56,8 +56,9 @@ def _line(before: str, after: str, run) -> str:
               help="Ray cluster to join (with --pairs); default: a local Ray.")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (with --pairs).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--no-cloud-mask", is_flag=True, help="Score clouded pixels like clear ones (the default masks "
-              "them); the run's feature sets get ids of their own.")
+@click.option("--no-cloud-mask", is_flag=True,
+              help="Score clouded pixels like clear ones (the default masks them); the "
+              "run's feature sets get ids of their own.")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
               help="With --pairs: also append one JSON line per finished pair to this file.")
 @db_option
