@@ -55,7 +55,8 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
 `--strategy` takes the product's strategies and two probe-only mixes of exploration and
 exploitation: `top-margin` and `top-diverse` ask half of each round's questions about the
 highest-scored unlabelled patches (`most_relevant`) and the other half by margin or
-diverse.
+diverse; and `diverse-products`, `diverse` with its margin pool drawn from every product
+(city) alike.
 
 `--context A` runs every variant's sessions with `spatial_context` A.
 
@@ -217,6 +218,31 @@ def raw_pick(plain):
         return model, scores, pick, notes
 
     return fit_score_pick
+
+
+def product_stratified(holder: list):
+    """`diverse` whose margin pool is drawn from every product (city) alike: each product's
+    most uncertain unlabelled patches, ceil(pool / products) of each, so one city's
+    band of uncertain scores cannot fill a round's pool. `holder[0]`: each row's product."""
+    from eominer.learning import strategies
+
+    def pick(scores, n, *, exclude=None, X=None, centres=None, spatial_weight=0.0, **_kw):
+        product = holder[0]
+        u = np.abs(scores.astype(np.float64) - 0.5)
+        if exclude is not None and len(exclude):
+            u[exclude] = np.inf
+        names = np.unique(product)
+        each = -(-n * strategies.POOL_FACTOR // len(names))
+        pool = []
+        for name in names:
+            rows = np.flatnonzero((product == name) & np.isfinite(u))
+            if len(rows) > each:
+                rows = rows[np.argpartition(u[rows], each)[:each]]
+            pool.append(rows)
+        return strategies.diverse(scores, n, X=X, centres=centres,
+                                  spatial_weight=spatial_weight, pool=np.concatenate(pool))
+
+    return pick
 
 
 def half_top(second):
@@ -542,6 +568,8 @@ def main() -> None:
     prior: list = [None]  # the change map's standardised ranking (variant prior-B)
     votes: list = [None]  # the committee's disagreement over the pool (variant qbc-B)
     strategies.STRATEGIES["qbc"] = query_by_committee(votes)
+    products: list = [None]  # each session row's product (strategy diverse-products)
+    strategies.STRATEGIES["diverse-products"] = product_stratified(products)
     plain_make = engine.make_model
     plain_ranking = Session._ranking
     from eominer.learning import session as session_module
@@ -626,6 +654,7 @@ def main() -> None:
                 sets = np.array([n.split("__", 1)[0] for n in s.data.names])
                 groups[0] = [np.flatnonzero(sets == u) for u in dict.fromkeys(sets.tolist())]
                 product = np.array([product_of[int(p)] for p in s.patch_ids])
+                products[0] = product
                 if variant == "per-product":
                     per_product(s.data.X, product)
                 if variant == "rankgauss":
