@@ -59,7 +59,10 @@ def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
 
     ids = [v.strip() for t in products for v in t.split(",") if v.strip()] or None
     use = [b for b in bands.split(",") if b.strip()]
-    dim = dim or (64 if method == "ssl" else 32)
+    from eominer.features import encoder as autoencoder_set
+    from eominer.features import ssl as ssl_set
+
+    dim = dim or (ssl_set.DIM if method == "ssl" else autoencoder_set.DIM)
     with open_store(db) as store:
         if no_ray:
             fit = train_ssl if method == "ssl" else train_encoder

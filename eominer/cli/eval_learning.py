@@ -207,8 +207,9 @@ S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09"
 def known_columns(name: str, extra: dict, pairs: bool) -> set[str] | None:
     """The columns feature set `name` will have in the sessions, known before anything is
     ingested (a descriptor built for all 13 Sentinel-2 bands: no fewer columns than a
-    product gives), or None where only the computed set knows them (a trained encoder,
-    the time series'). `pairs`: OSCD's sets of both dates."""
+    product gives; the encoders at the size this command trains them), or None where
+    only the computed set knows them (the time series'). `pairs`: OSCD's sets of both
+    dates."""
     from eominer.change.scores import SCORE_COLUMNS
     from eominer.errors import EominerError
     from eominer.features.registry import build
@@ -225,6 +226,10 @@ def known_columns(name: str, extra: dict, pairs: bool) -> set[str] | None:
         from eominer.features.mosaiks import bank_params, column_names
 
         cols = column_names(bank_params(extra.get(name, {}))["n_filters"])
+    elif name in ("ssl", "encoder"):  # trained by `train_encoders` at their default size
+        from eominer.features import encoder, ssl
+
+        cols = (ssl if name == "ssl" else encoder).column_names()
     else:
         try:
             cols = build(name, S2_BANDS, **extra.get(name, {})).columns

@@ -37,6 +37,7 @@ VERSION = 1
 BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
 PATCH = 32
 KIND = "encoder"
+DIM = 32  # embedding size: the feature set's columns
 
 
 def _keras():
@@ -56,7 +57,7 @@ def set_single_thread() -> None:
         pass
 
 
-def autoencoder(n_bands: int = len(BANDS), dim: int = 32, seed: int = 0):
+def autoencoder(n_bands: int = len(BANDS), dim: int = DIM, seed: int = 0):
     keras = _keras()
     from keras import layers
 
@@ -154,6 +155,11 @@ def _compute(stack: np.ndarray, windows: np.ndarray, *, model_id: str, dim: int,
     return load_embedder(path)(x)
 
 
+def column_names(dim: int = DIM) -> tuple[str, ...]:
+    """The feature set's columns for an embedding of `dim`, known before training."""
+    return tuple(f"enc_{i:03d}" for i in range(dim))
+
+
 def build(product_bands: Sequence[str], model: dict[str, Any] | None = None) -> Descriptor:
     """Configured with a `models` row (see `latest_encoder`)."""
     if model is None:
@@ -167,8 +173,8 @@ def build(product_bands: Sequence[str], model: dict[str, Any] | None = None) -> 
     dim = int(p["dim"])
     params = {"model_id": model["model_id"], "dim": dim}
     extra = {"path": model["path"], "mean": p["mean"], "std": p["std"]}
-    cols = tuple(f"enc_{i:03d}" for i in range(dim))
-    return Descriptor("encoder", VERSION, "S2", params, bands, 0, cols, _compute, extra)
+    return Descriptor("encoder", VERSION, "S2", params, bands, 0, column_names(dim), _compute,
+                      extra)
 
 
 def model_bands(params: dict[str, Any]) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from eominer.errors import FeatureError
 from eominer.features.blocks import band_indexes, read_block
-from eominer.features.encoder import BANDS, KIND, PATCH, autoencoder, patch_tensor
+from eominer.features.encoder import BANDS, DIM, KIND, PATCH, autoencoder, patch_tensor
 from eominer.workspace import models_dir
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def save_model(store: Store, kind: str, model: Any, params: dict[str, Any],
     return store.model(model_id)
 
 
-def fit_autoencoder(x: np.ndarray, epochs: int = 5, dim: int = 32, batch_size: int = 128,
+def fit_autoencoder(x: np.ndarray, epochs: int = 5, dim: int = DIM, batch_size: int = 128,
                     seed: int = 0, log: Callable[[str], None] | None = None,
                     bands: Sequence[str] = BANDS,
                     ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -216,7 +216,7 @@ def fit_autoencoder(x: np.ndarray, epochs: int = 5, dim: int = 32, batch_size: i
 
 
 def train_encoder(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
-                  dim: int = 32, max_patches: int = 20000, batch_size: int = 128, seed: int = 0,
+                  dim: int = DIM, max_patches: int = 20000, batch_size: int = 128, seed: int = 0,
                   log: Callable[[str], None] | None = None,
                   bands: Sequence[str] = BANDS) -> dict[str, Any]:
     """Train in this process, save `<workspace>/models/encoder-v<N>.keras`, record it;

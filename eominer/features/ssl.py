@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 VERSION = 1
 KIND = "ssl"
+DIM = 64  # embedding size: the feature set's columns
 PROJECTOR = 256
 MIN_BATCH = 16  # the smallest batch whose per-column std VICReg trusts
 # VICReg's weights of invariance, variance and covariance (the paper's defaults)
@@ -101,7 +102,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, *, min_crop: float = 0.75,
 
 
 # ---- model and loss -----------------------------------------------------------------
-def ssl_encoder(n_bands: int = len(BANDS), dim: int = 64, seed: int = 0):
+def ssl_encoder(n_bands: int = len(BANDS), dim: int = DIM, seed: int = 0):
     keras = _keras()
     from keras import layers
 
@@ -142,7 +143,7 @@ def vicreg_loss(za, zb):
     return W_INV * inv + W_VAR * var + W_COV * cov, inv, var, cov
 
 
-def fit_vicreg(x: np.ndarray, mean: np.ndarray, std: np.ndarray, *, dim: int = 64,
+def fit_vicreg(x: np.ndarray, mean: np.ndarray, std: np.ndarray, *, dim: int = DIM,
                epochs: int = 5, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
                log: Callable[[str], None] | None = None) -> tuple[Any, list[float]]:
     """Train on reflectance patches `x` (n, 32, 32, bands); (encoder, loss per epoch)."""
@@ -185,7 +186,7 @@ def fit_vicreg(x: np.ndarray, mean: np.ndarray, std: np.ndarray, *, dim: int = 6
     return enc, losses
 
 
-def fit_ssl(x: np.ndarray, epochs: int = 5, dim: int = 64, batch_size: int = 128,
+def fit_ssl(x: np.ndarray, epochs: int = 5, dim: int = DIM, batch_size: int = 128,
             seed: int = 0, log: Callable[[str], None] | None = None,
             bands: Sequence[str] = BANDS) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Train on reflectance patches of `bands` (the last axis of x); (encoder, params,
@@ -218,7 +219,7 @@ def fit_ssl(x: np.ndarray, epochs: int = 5, dim: int = 64, batch_size: int = 128
 
 
 def train_ssl(store: Store, product_ids: Sequence[str] | None = None, epochs: int = 5,
-              dim: int = 64, max_patches: int = 20000, batch_size: int = 128,
+              dim: int = DIM, max_patches: int = 20000, batch_size: int = 128,
               seed: int = 0, log: Callable[[str], None] | None = None,
               bands: Sequence[str] = BANDS) -> dict[str, Any]:
     """Train in this process, save `<workspace>/models/ssl-v<N>.keras`, record it;
@@ -232,6 +233,11 @@ def train_ssl(store: Store, product_ids: Sequence[str] | None = None, epochs: in
 
 
 # ---- the descriptor -----------------------------------------------------------------
+def column_names(dim: int = DIM) -> tuple[str, ...]:
+    """The feature set's columns for an embedding of `dim`, known before training."""
+    return tuple(f"ssl_{i:03d}" for i in range(dim))
+
+
 def build(product_bands: Sequence[str], model: dict[str, Any] | None = None) -> Descriptor:
     """Configured with a `models` row of kind `ssl` (see `latest_ssl`)."""
     if model is None:
@@ -245,8 +251,8 @@ def build(product_bands: Sequence[str], model: dict[str, Any] | None = None) -> 
     dim = int(p["dim"])
     params = {"model_id": model["model_id"], "dim": dim}
     extra = {"path": model["path"], "mean": p["mean"], "std": p["std"]}
-    cols = tuple(f"ssl_{i:03d}" for i in range(dim))
-    return Descriptor("ssl", VERSION, "S2", params, bands, 0, cols, _compute, extra)
+    return Descriptor("ssl", VERSION, "S2", params, bands, 0, column_names(dim), _compute,
+                      extra)
 
 
 def latest_ssl(store: Store) -> dict[str, Any] | None:

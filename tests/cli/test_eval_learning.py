@@ -106,9 +106,18 @@ def test_prior_columns_known_before_ingest_are_accepted():
     check_prior("b04_mean_d", [["spectral"]], {}, pairs=True)  # OSCD: both dates, difference
     check_prior("pair_spectral__b04_mean_t1", [["spectral", "gabor"]], {}, pairs=True)
     check_prior("rcf_007_neg", [["mosaiks"]], {"mosaiks": {"n_filters": 8}}, pairs=False)
-    check_prior("change_prob_mean", [["ssl"], ["spectral", "change_cva"]], {}, pairs=True)
+    # the encoders this command trains: 64 VICReg columns, 32 of the autoencoder
+    check_prior("ssl_063_d", [["ssl"], ["spectral", "ssl"]], {}, pairs=True)
+    check_prior("enc_031", [["encoder", "mosaiks"]], {}, pairs=False)
+    check_prior("change_prob_mean", [["spectral", "change_cva"]], {}, pairs=True)
     with pytest.raises(Exception, match="the sessions of mosaiks have no such column"):
         check_prior("rcf_008_neg", [["mosaiks"]], {"mosaiks": {"n_filters": 8}}, pairs=False)
+    with pytest.raises(Exception, match="the sessions of encoder have no such column"):
+        check_prior("enc_032", [["encoder"]], {}, pairs=False)
+    with pytest.raises(Exception, match="the sessions of ssl have no such column"):
+        check_prior("change_prob_mean", [["ssl"], ["spectral", "change_cva"]], {}, pairs=True)
+    # only the time series' columns are known once computed: not judged
+    check_prior("no_such_column", [["temporal"]], {}, pairs=False)
 
 
 def test_oscd_sessions_without_oscd_say_so(shared_data, tmp_path, capsys):
