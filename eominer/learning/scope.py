@@ -73,6 +73,18 @@ def weigh_feature_sets(data) -> None:
         data.std = (data.std / w).astype(data.std.dtype)
 
 
+def map_centres(patches, at) -> np.ndarray:
+    """Centres of the rows `at` of a patches table in one frame whatever each product's
+    CRS: WGS84 degrees, the longitude scaled by the cosine of the mean latitude, so that
+    a step east and a step north are about as far on the ground."""
+    lon, lat = ((patches[f"min_{c}"].to_numpy()[at] + patches[f"max_{c}"].to_numpy()[at]) / 2
+                for c in ("lon", "lat"))
+    centres = np.column_stack([lon, lat]).astype(np.float64)
+    if len(centres):
+        centres[:, 0] *= np.cos(np.radians(float(lat.mean())))
+    return centres
+
+
 def load_scope(store: Store, product_ids: Sequence[str], level: int,
                feature_set_ids: Sequence[str], within: np.ndarray | None = None,
                max_cloud: float | None = None, aoi_wkt: str | None = None,
@@ -87,9 +99,9 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
     for pid in product_ids:
         if not store.product_exists(pid):
             raise SessionError(f"product {pid!r} is not in {store.url}: ingest it first")
-    cols = ["patch_id", "min_x", "min_y", "max_x", "max_y"]  # only what is used: at 10M the
-    cols += ["cloud_fraction"] if max_cloud is not None else []  # whole row is ~1 GB
-    cols += ["min_lon", "min_lat", "max_lon", "max_lat"] if aoi_wkt else []
+    # only what is used: at 10M the whole row is ~1 GB
+    cols = ["patch_id", "min_lon", "min_lat", "max_lon", "max_lat"]
+    cols += ["cloud_fraction"] if max_cloud is not None else []
     patches = store.scope_patches(list(product_ids), level, columns=cols)
     pids = patches["patch_id"].to_numpy().astype(np.int64)
     if within is not None:
@@ -117,10 +129,7 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
     # usual case) the rows are all of them: no search and no gather (~1 s at 10M)
     at = slice(None) if len(pids) == patches.num_rows else \
         np.searchsorted(patches["patch_id"].to_numpy(), pids)
-    centres = np.empty((len(pids), 2))
-    for k, (a, b) in enumerate((("min_x", "max_x"), ("min_y", "max_y"))):
-        np.add(patches[a].to_numpy()[at], patches[b].to_numpy()[at], out=centres[:, k])
-    centres *= 0.5
+    centres = map_centres(patches, at)
     del patches, at  # before the features: the loading peak is the matrix
     sets = [store.require_feature_set(f) for f in feature_set_ids]
     d = sum(fs.dims for fs in sets)

