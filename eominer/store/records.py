@@ -193,6 +193,9 @@ class PatchWindow:
 # ---- sessions ---------------------------------------------------------------------------
 # above, a patch's rank is mostly its neighbours' and the smoothing converges slowly
 SPATIAL_CONTEXT_MAX = 0.9
+# `diverse`'s spread on the map that the app and `session create` start from (measured,
+# docs/learning.md "Spreading a batch on the map")
+SPREAD_DEFAULT = 1.0
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,8 @@ class SessionParams:
 
     batch_size: int = 20
     seed: int = 0
+    # how far `diverse` spreads a batch on the map (patch centres beside the features);
+    # 0: by features only. The app and `session create` start from SPREAD_DEFAULT
     spatial_weight: float = 0.0
     # rank by scores mixed with the touching patches' (learning/context.py); 0: off
     spatial_context: float = 0.0
@@ -229,6 +234,10 @@ class SessionParams:
         if not 0.0 <= float(self.spatial_context) <= SPATIAL_CONTEXT_MAX:
             raise ValueError(f"spatial_context must be in [0, {SPATIAL_CONTEXT_MAX}] (0: off; "
                              f"0.3 is the measured choice), got {self.spatial_context}")
+        if not (math.isfinite(float(self.spatial_weight)) and float(self.spatial_weight) >= 0):
+            raise ValueError(f"spatial_weight must be a finite number of at least 0 (0: the "
+                             f"batch by features only; {SPREAD_DEFAULT:g} is the measured "
+                             f"choice), got {self.spatial_weight}")
         if not (math.isfinite(float(self.prior_weight)) and float(self.prior_half) >= 0.0):
             raise ValueError(f"prior_weight must be a finite number and prior_half at least 0 "
                              f"(0: never fades), got {self.prior_weight} and {self.prior_half}")

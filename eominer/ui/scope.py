@@ -64,6 +64,12 @@ class ScopeView(Viewer):
             value=self.state.spatial_context, css_classes=["eom-context"])
         self.state.param.watch(lambda e: setattr(self._context, "value", e.new),
                                "spatial_context")  # a reopened session's
+        # diverse only: 0 spreads a batch by features alone (docs/learning.md)
+        self._spread = pn.widgets.FloatSlider(
+            label="Spread on the map", start=0.0, end=8.0, step=0.5, width=160,
+            value=min(self.state.spatial_weight, 8.0), css_classes=["eom-spread"])
+        self.state.param.watch(lambda e: setattr(self._spread, "value", min(e.new, 8.0)),
+                               "spatial_weight")  # the CLI may have gone further
         # a feature column the ranking starts from (learning/prior.py); empty: none
         self._prior = pn.widgets.TextInput(
             label="Prior column (optional)", placeholder="change_prob_mean", width=180,
@@ -234,7 +240,8 @@ class ScopeView(Viewer):
             concept=concept or "", model_kind=self._model.value,
             strategy=self._strategy.value,
             max_cloud=None if self._max_cloud.value >= 1.0 else float(self._max_cloud.value),
-            spatial_context=float(self._context.value), prior=self._prior.value.strip(),
+            spatial_context=float(self._context.value),
+            spatial_weight=float(self._spread.value), prior=self._prior.value.strip(),
         )
         if s.product_ids and not s.feature_set_ids:
             s.say("no feature set chosen: "
@@ -251,7 +258,8 @@ class ScopeView(Viewer):
             self._where,
             pn.Row(self._level, self._max_cloud, self._fs),
             pn.Row(self._concept, self._new_label, self._parent),
-            pn.Row(self._model, self._strategy, self._context, self._prior, self._start),
+            pn.Row(self._model, self._strategy, self._context, self._spread, self._prior,
+                   self._start),
             self.archive,
             self.jobs,
             sizing_mode="stretch_width",

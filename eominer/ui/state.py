@@ -21,7 +21,7 @@ import numpy as np
 import param
 
 from eominer.errors import EominerError
-from eominer.store.records import SPATIAL_CONTEXT_MAX, PatchWindow
+from eominer.store.records import SPATIAL_CONTEXT_MAX, SPREAD_DEFAULT, PatchWindow
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -71,6 +71,9 @@ class AppState(param.Parameterized):
     spatial_context = param.Number(
         default=0.0, bounds=(0.0, SPATIAL_CONTEXT_MAX),
         doc="rank by scores mixed with the touching patches' (learning/context.py; 0: off)")
+    spatial_weight = param.Number(
+        default=SPREAD_DEFAULT, bounds=(0.0, None),
+        doc="how far the diverse strategy spreads a batch on the map (0: by features only)")
     prior = param.String(default="", doc="a feature column the ranking starts from, fading "
                          "as labels come (learning/prior.py; empty: none)")
     # what is on screen
@@ -169,6 +172,7 @@ class AppState(param.Parameterized):
                     strategy=self.strategy, max_cloud=self.max_cloud,
                     aoi=self.aoi or None, where=self.where.strip() or None,
                     params={"spatial_context": float(self.spatial_context),
+                            "spatial_weight": float(self.spatial_weight),
                             "prior": self.prior.strip() or None},
                 )
             except ScopeTooLargeError as exc:
@@ -226,7 +230,7 @@ class AppState(param.Parameterized):
                 model_kind=s.record.model_kind, strategy=s.record.strategy,
                 max_cloud=s.params.max_cloud, aoi=s.params.aoi_wkt or "",
                 where=s.params.where or "", spatial_context=float(s.params.spatial_context),
-                prior=s.params.prior or "",
+                spatial_weight=float(s.params.spatial_weight), prior=s.params.prior or "",
                 product_id=self.product_id if self.product_id in s.product_ids
                 else s.product_ids[0],
                 scores=scores, prior_only=scores is not None and not fitted,

@@ -134,12 +134,16 @@ def test_unknown_cv_ceiling_says_which_exist(shared_data, tmp_path, capsys):
     assert "loo: give folds or products" in r.stderr
 
 
-@pytest.mark.parametrize("value, message", [
-    ("0,1.2", r"spatial_context must be in [0, 0.9]"), ("0,x", "'x' is not a number")])
-def test_bad_spatial_context_says_why(shared_data, tmp_path, capsys, value, message):
-    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data),
-                            "--spatial-context", value], tmp_path)
-    assert r.returncode == 2 and "--spatial-context" in r.stderr
+@pytest.mark.parametrize("option, value, message", [
+    ("--spatial-context", "0,1.2", r"spatial_context must be in [0, 0.9]"),
+    ("--spatial-context", "0,x", "'x' is not a number"),
+    ("--spatial-weight", "0,-1", "spatial_weight must be a finite number of at least 0"),
+    ("--spatial-weight", "1,y", "'y' is not a number")])
+def test_bad_spatial_context_or_weight_says_why(shared_data, tmp_path, capsys, option, value,
+                                                message):
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), option, value],
+                           tmp_path)
+    assert r.returncode == 2 and option in r.stderr
     assert message in r.stderr
 
 

@@ -99,6 +99,12 @@ def test_rows_with_spatial_context_are_marked_and_share_the_random_row():
     assert markdown(rows).splitlines()[4].split(" | ")[2] == (
         "diverse, context 0.3, prior change_prob_mean")
     assert [x["prior"] for x in as_json(rows)] == [None, None, "change_prob_mean"]
+    # the spread on the map (eval learning --spatial-weight) is named where it acts
+    for r in rows:
+        r.spatial_weight, r.prior = 1.0, None
+    cells = [line.split(" | ")[2] for line in markdown(rows).splitlines()[2:]]
+    assert cells == ["random", "random, context 0.3", "diverse, spread 1, context 0.3"]
+    assert [x["spatial_weight"] for x in as_json(rows)] == [1.0, 1.0, 1.0]
 
 
 def test_simulated_sessions_carry_the_spatial_context(learn_store, oscd_db):
@@ -122,6 +128,13 @@ def test_simulated_sessions_carry_the_spatial_context(learn_store, oscd_db):
                  seed=0, budget=25, batch=10, prior="absdiff_b04")
     assert learn_store.session(p.session_id).params.prior == "absdiff_b04"
     assert p.ap[0] != runs[0.0].ap[0]
+    # and the spread (eval learning --spatial-weight): diverse asks about other patches
+    d = {w: simulate(learn_store, task, [oscd_db["fs"]], strategy="diverse", model="rbf_svm",
+                     seed=0, budget=25, batch=10, spatial_weight=w) for w in (0.0, 1.0)}
+    assert learn_store.session(d[1.0].session_id).params.spatial_weight == 1.0
+    asked = {w: {int(i) for i in learn_store.session_labels(r.session_id)
+                 .column("patch_id").to_pylist()} for w, r in d.items()}
+    assert asked[0.0] != asked[1.0]
 
 
 def test_heldout_ap_scores_only_the_patches_not_labelled_yet(learn_store, oscd_db):

