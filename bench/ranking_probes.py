@@ -49,6 +49,11 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
   the bottom-scored unlabelled patches added as pseudo-labels.
 - `pickraw`: the strategy asks on the model's own scores; the session's context (spatial
   smoothing) shapes only the ranking that is scored.
+- `hgb`, `rbf+hgb`: gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier,
+  balanced, leaves of >= 3 labels) in place of the RBF SVM, or the mean of the two
+  probabilities.
+- `sweight-W`: the sessions' `spatial_weight` W (how far `diverse` spreads a batch on the
+  map; the app's default is 1).
 
 `--per-seed` also prints each seed's AP at the checkpoints (a session that stalls).
 
@@ -315,6 +320,43 @@ def bagged(members: int):
     """`make_model` whose RBF SVMs average their decision with `members` bootstrapped
     ones (`_bagged_class`)."""
     return _only_svm(_bagged_class(members))
+
+
+def boosted(blend: bool):
+    """`make_model` whose RBF SVMs become gradient-boosted trees (scikit-learn's
+    HistGradientBoostingClassifier, balanced class weights, leaves of >= 3 labels), or,
+    with `blend`, whose score is the mean of the SVM's and the trees' probabilities."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from eominer.learning import models
+
+    class Boosted(models.RBFSVM):
+        def fit(self, X, y):
+            if blend:
+                super().fit(X, y)
+            self.trees_ = HistGradientBoostingClassifier(
+                max_iter=100, learning_rate=0.1, min_samples_leaf=3, class_weight="balanced",
+                random_state=0).fit(np.asarray(X, np.float32), np.asarray(y))
+            self.pos_ = int(np.flatnonzero(self.trees_.classes_ == 1)[0])
+            return self
+
+        def score(self, X, sq_norms=None, out=None):
+            p = self.trees_.predict_proba(np.asarray(X, np.float32))[:, self.pos_]
+            if blend:
+                svm = models.sigmoid(models.RBFSVM.decision(self, X, sq_norms),
+                                     self.calibration)
+                p = (p + svm) / 2
+            out = np.empty(len(p), np.float32) if out is None else out
+            out[:] = p
+            return out
+
+        def decision(self, X, sq_norms=None, out=None):
+            p = np.clip(self.score(X, sq_norms).astype(np.float64), 1e-6, 1 - 1e-6)
+            out = np.empty(len(p), np.float32) if out is None else out
+            out[:] = np.log(p / (1 - p))
+            return out
+
+    return _only_svm(Boosted)
 
 
 def committee(members: int, holder: list):
@@ -632,6 +674,10 @@ def main() -> None:
                                  "prior_half": float(h or 0)}
                 if variant.startswith("cvprior-"):
                     Session._ranking = cv_prior_ranking(plain_ranking)
+            elif variant.startswith("sweight-"):  # SessionParams.spatial_weight
+                session_prior = {"spatial_weight": float(variant.split("-", 1)[1])}
+            elif variant in ("hgb", "rbf+hgb"):
+                engine.make_model = boosted(variant == "rbf+hgb")
             elif variant.startswith("qbc-"):
                 engine.make_model = committee(int(variant.split("-", 1)[1]), votes)
             elif variant not in ("pool", "per-product", "rankgauss", "pickraw") and \
@@ -639,7 +685,7 @@ def main() -> None:
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
                                  "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B, "
-                                 "rankprior-B, sprior-W/H, cvprior-W/H, pickraw")
+                                 "rankprior-B, sprior-W/H, cvprior-W/H, pickraw, hgb, rbf+hgb, sweight-W")
             aps, unlabelled = [], []
             if cls_of:
                 confusions = Confusions(cls_of, task)
