@@ -120,9 +120,9 @@ def parse_combos(text: str) -> list[list[str]]:
 @click.option("--spatial-weight", "spreads", default="0", show_default=True,
               metavar="W[,W...]",
               help="How far `diverse` spreads each batch on the map (the sessions' "
-              "spatial_weight; 0: by features only; 1: the app's default, measured in "
-              "docs/learning.md). Several values give one diverse row each, e.g. 0,1 "
-              "(\"diverse, spread 1\"); the other strategies ignore it.")
+              "spatial_weight; 0: by features only; 1: measured in docs/learning.md). "
+              "Several values give one diverse row each, e.g. 0,1 (\"diverse, spread "
+              "1\"); the other strategies ignore it.")
 @click.option("--prior", default=None, metavar="COLUMN",
               help="Every session ranks with this feature column as its prior (default "
               "weights; docs/learning.md, \"A feature column as the prior\"), e.g. "

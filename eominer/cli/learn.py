@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from eominer.cli import db_option
 from eominer.cli.output import render
-from eominer.store.records import SPATIAL_CONTEXT_MAX, SPREAD_DEFAULT
+from eominer.store.records import SPATIAL_CONTEXT_MAX
 
 if TYPE_CHECKING:
     from eominer.learning.session import Session
@@ -56,10 +56,11 @@ def session() -> None:
               help="Rank by each patch's score mixed with its touching patches' (A: the "
                    "neighbours' weight; 0.3 is the measured choice, docs/learning.md): for "
                    "objects that span several patches.")
-@click.option("--spatial-weight", type=click.FloatRange(0.0), default=SPREAD_DEFAULT,
+@click.option("--spatial-weight", type=click.FloatRange(0.0), default=0.0,
               show_default=True, metavar="W",
               help="How far the diverse strategy spreads each batch on the map (patch "
-                   "centres beside the features; 0: by features only; docs/learning.md).")
+                   "centres beside the features; 0: by features only; 1 helps forest a "
+                   "little, measured in docs/learning.md).")
 @click.option("--prior", default=None, metavar="COLUMN",
               help="Start the ranking from this feature column (e.g. change_prob_mean of a "
                    "change set, for new construction), fading as labels come "

@@ -193,9 +193,6 @@ class PatchWindow:
 # ---- sessions ---------------------------------------------------------------------------
 # above, a patch's rank is mostly its neighbours' and the smoothing converges slowly
 SPATIAL_CONTEXT_MAX = 0.9
-# `diverse`'s spread on the map that the app and `session create` start from (measured,
-# docs/learning.md "Spreading a batch on the map")
-SPREAD_DEFAULT = 1.0
 
 
 @dataclass(frozen=True)
@@ -205,7 +202,7 @@ class SessionParams:
     batch_size: int = 20
     seed: int = 0
     # how far `diverse` spreads a batch on the map (patch centres beside the features);
-    # 0: by features only. The app and `session create` start from SPREAD_DEFAULT
+    # 0: by features only (docs/learning.md, "Spreading a batch on the map")
     spatial_weight: float = 0.0
     # rank by scores mixed with the touching patches' (learning/context.py); 0: off
     spatial_context: float = 0.0
@@ -236,8 +233,8 @@ class SessionParams:
                              f"0.3 is the measured choice), got {self.spatial_context}")
         if not (math.isfinite(float(self.spatial_weight)) and float(self.spatial_weight) >= 0):
             raise ValueError(f"spatial_weight must be a finite number of at least 0 (0: the "
-                             f"batch by features only; {SPREAD_DEFAULT:g} is the measured "
-                             f"choice), got {self.spatial_weight}")
+                             f"batch by features only; 1 spreads it on the map as much), "
+                             f"got {self.spatial_weight}")
         if not (math.isfinite(float(self.prior_weight)) and float(self.prior_half) >= 0.0):
             raise ValueError(f"prior_weight must be a finite number and prior_half at least 0 "
                              f"(0: never fades), got {self.prior_weight} and {self.prior_half}")

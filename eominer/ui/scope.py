@@ -64,7 +64,7 @@ class ScopeView(Viewer):
             value=self.state.spatial_context, css_classes=["eom-context"])
         self.state.param.watch(lambda e: setattr(self._context, "value", e.new),
                                "spatial_context")  # a reopened session's
-        # diverse only: 0 spreads a batch by features alone (docs/learning.md)
+        # diverse only; 0 (default): a batch spread by its features alone (docs/learning.md)
         self._spread = pn.widgets.FloatSlider(
             label="Spread on the map", start=0.0, end=8.0, step=0.5, width=160,
             value=min(self.state.spatial_weight, 8.0), css_classes=["eom-spread"])

@@ -21,7 +21,7 @@ import numpy as np
 import param
 
 from eominer.errors import EominerError
-from eominer.store.records import SPATIAL_CONTEXT_MAX, SPREAD_DEFAULT, PatchWindow
+from eominer.store.records import SPATIAL_CONTEXT_MAX, PatchWindow
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -72,7 +72,7 @@ class AppState(param.Parameterized):
         default=0.0, bounds=(0.0, SPATIAL_CONTEXT_MAX),
         doc="rank by scores mixed with the touching patches' (learning/context.py; 0: off)")
     spatial_weight = param.Number(
-        default=SPREAD_DEFAULT, bounds=(0.0, None),
+        default=0.0, bounds=(0.0, None),
         doc="how far the diverse strategy spreads a batch on the map (0: by features only)")
     prior = param.String(default="", doc="a feature column the ranking starts from, fading "
                          "as labels come (learning/prior.py; empty: none)")

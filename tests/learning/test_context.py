@@ -100,7 +100,7 @@ def test_cli_spatial_context(learn_store, oscd_db, tmp_path, capsys):
 
 
 def test_cli_spread_on_the_map(learn_store, oscd_db, tmp_path, capsys):
-    """`session create --spatial-weight`: the measured 1 by default, any W >= 0 given;
+    """`session create --spatial-weight`: 0 (off) by default, any W >= 0 given;
     negative refused by the CLI and by SessionParams."""
     from eominer.store import open_store
     from tests.cli.process import in_process
@@ -110,12 +110,12 @@ def test_cli_spread_on_the_map(learn_store, oscd_db, tmp_path, capsys):
     run = in_process(capsys)
     base = create_args(db, oscd_db)
     weights = []
-    for extra in ([], ["--spatial-weight", "0"], ["--spatial-weight", "2.5"]):
+    for extra in ([], ["--spatial-weight", "1"], ["--spatial-weight", "2.5"]):
         r = run([*base, *extra], tmp_path / "ws")
         assert r.returncode == 0, r.stderr
         with open_store(db) as store:
             weights.append(Session.open(store, r.stdout.strip()).params.spatial_weight)
-    assert weights == [1.0, 0.0, 2.5]
+    assert weights == [0.0, 1.0, 2.5]
     r = run([*base, "--spatial-weight", "-1"], tmp_path / "ws")
     assert r.returncode == 2 and "--spatial-weight" in r.stderr and "x>=0" in r.stderr
     with open_store(db) as store, pytest.raises(SessionError,

