@@ -19,6 +19,7 @@ product held out in turn: for OSCD, a model that never saw that city's labels).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -259,7 +260,7 @@ def evaluate(store: Store, task: Task, combos: dict[str, list[str]], strategies:
         top = ceiling(store, task, fids, model)
         top_cv = {by: cv_ceiling(store, task, fids, model, by) for by in cv}
         rows = []
-        for strat, a in ((s, a) for s in strategies for a in contexts):
+        for strat, a in itertools.product(strategies, contexts):
             for w in spreads if strat == "diverse" else (0.0,):
                 runs = [simulate(store, task, fids, strategy=strat, model=model, seed=s,
                                  budget=budget, batch=batch, checkpoints=cps,
