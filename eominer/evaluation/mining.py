@@ -113,8 +113,9 @@ def drive(s, y: np.ndarray, seed: int, budget: int, batch: int, checkpoints: Seq
     random negatives, then each round's questions up to `budget` labels. Returns the
     label counts after each round and `ap_of(round scores)` there. `heldout`, when
     given, gets each round's AP over the patches not labelled yet (NaN once every
-    positive is labelled): `ap_of` counts the labelled patches too, which a model scores
-    in-sample, and on a small pool 100 labels are a large share of it."""
+    positive is labelled): `ap_of` counts the labelled patches too, which the session's
+    ranking shows as answered (`engine.with_answers`), and on a small pool 100 labels are
+    a large share of it."""
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
     if len(pos) < 2 or len(neg) < 2:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eominer.learning.engine import with_answers
+
 if TYPE_CHECKING:
     from eominer.learning.session import Session
 
@@ -22,10 +24,9 @@ def publish(session: Session, threshold: float = 0.5) -> str:
     scores = session.current_scores().astype(np.float32, copy=True)
     positive = scores >= np.float32(threshold)
     source = np.full(len(scores), "model", dtype=object)
-    ids, y = session.labels()
+    ids, y = session.labels()  # labels given since the last round count too
     rows = session.data.rows(ids)
-    # what the analyst said beats what the model thinks
-    scores[rows] = np.where(y == 1, 1.0, 0.0)
+    with_answers(scores, rows, y)
     positive[rows] = y == 1
     source[rows] = "label"
     version = session.model_version()

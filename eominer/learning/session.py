@@ -41,7 +41,7 @@ import numpy as np
 from eominer.errors import FeaturesChangedError, SessionError
 from eominer.learning import quality as q
 from eominer.learning.coldstart import diverse_sample, find_similar
-from eominer.learning.engine import RoundResult, SessionData, fit_score_pick
+from eominer.learning.engine import RoundResult, SessionData, fit_score_pick, with_answers
 from eominer.learning.models import MODEL_KINDS
 from eominer.learning.prior import Prior, find_column, mix
 from eominer.learning.publish import publish as publish_session
@@ -122,11 +122,13 @@ class Session:
         """The ranking the prior column gives alone at the session's label count (float32
         per patch: sigmoid(w z), through the spatial context), or None without a prior:
         what the map shows before the first fitted round. A model that knows nothing
-        scores 0.5 everywhere, whose logit is 0, so this is the rounds' own mix."""
+        scores 0.5 everywhere, whose logit is 0, so this is the rounds' own mix. The
+        answers given so far show as they are (`with_answers`)."""
         if self.prior() is None:
             return None
-        rank = self._ranking(len(self.labels()[0]))
-        return rank(np.full(self.data.n, 0.5, np.float32))
+        ids, y = self.labels()
+        rank = self._ranking(len(ids))
+        return with_answers(rank(np.full(self.data.n, 0.5, np.float32)), self.data.rows(ids), y)
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -384,6 +386,7 @@ class Session:
                 strategy=strat, n=n, seed=seed, spatial_weight=self.params.spatial_weight,
                 context=self._ranking(len(ids)),
             )
+            with_answers(scores, rows, y)
             notes.extend(fit_notes)
         else:
             model, scores = None, None
@@ -485,6 +488,7 @@ class Session:
             model_params=dict(last.model_params), strategy="most_relevant", n=1,
             seed=last.seed, context=self._ranking(len(ids)),
         )
+        with_answers(scores, self.data.rows(ids), y)
         self._scores, self._scored_round, self._model = scores, last.round, model
         return scores
 

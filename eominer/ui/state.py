@@ -428,8 +428,15 @@ def raise_session(text: str) -> None:
 
 
 def _top(session, scores: np.ndarray | None) -> list[int]:
-    """Patch ids of the 40 best `scores` (Top results), none without scores."""
-    return [] if scores is None else [int(i) for i in session.patch_ids[top_rows(scores, 40)]]
+    """Patch ids of the 40 best `scores` (Top results) among the patches not answered yet:
+    the ranking puts every "yes" first, which the analyst has seen. None without scores."""
+    if scores is None:
+        return []
+    ids, _ = session.labels()
+    if len(ids):
+        scores = scores.copy()
+        scores[session.data.rows(ids)] = -np.inf
+    return [int(i) for i in session.patch_ids[top_rows(scores, 40)]]
 
 
 def top_rows(scores: np.ndarray, n: int) -> np.ndarray:

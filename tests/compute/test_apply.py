@@ -26,7 +26,7 @@ from eominer.learning.session import Session
 from eominer.store import open_store
 from tests.cli.process import in_process
 from tests.compute.jobcli import cli_code
-from tests.learning.sessions import _trained
+from tests.learning.sessions import _trained, answered
 
 pytestmark = pytest.mark.ray
 
@@ -60,7 +60,8 @@ def model(learn_store, oscd_db):
 # ---- kill and resume (first: its subprocess starts a Ray of its own) ----------------------
 def test_a_killed_job_resumes_without_duplicates(learn_store, oscd_db, model, ray, tmp_path):
     s, mid = model
-    scores = dict(zip(s.patch_ids.tolist(), s.current_scores().tolist()))
+    ranking, labels = s.current_scores(), s.round_labels(s.rounds()[-1])
+    scores = dict(zip(s.patch_ids.tolist(), ranking.tolist()))
     url = learn_store.url
     learn_store.close()
     log = tmp_path / "progress.jsonl"
@@ -94,13 +95,16 @@ def test_a_killed_job_resumes_without_duplicates(learn_store, oscd_db, model, ra
         n, distinct = store.query("SELECT COUNT(*), COUNT(DISTINCT patch_id) FROM annotations"
                                   )[0]
         assert n == distinct == len(rows) == 896
-        assert max(abs(rows[p][0] - scores[p]) for p in scores) < 1e-5
+        # the model's scores: with the session's answers over them, its ranking
+        got = np.asarray([rows[p][0] for p in scores])
+        assert np.abs(answered(s, got, labels) - ranking).max() < 1e-5
 
 
 # ---- the session's products ---------------------------------------------------------------
 def test_apply_writes_the_sessions_scores(learn_store, oscd_db, model, ray, tmp_path, capsys):
     s, mid = model
-    scores = dict(zip(s.patch_ids.tolist(), s.current_scores().tolist()))
+    ranking, labels = s.current_scores(), s.round_labels(s.rounds()[-1])
+    scores = dict(zip(s.patch_ids.tolist(), ranking.tolist()))
     url = learn_store.url
     learn_store.close()
     run = in_process(capsys)
@@ -111,7 +115,7 @@ def test_apply_writes_the_sessions_scores(learn_store, oscd_db, model, ray, tmp_
         rows = applied(store, mid)
         assert set(rows) == set(scores) and len(rows) == 896
         got = np.asarray([rows[p][0] for p in scores])
-        assert np.abs(got - np.asarray(list(scores.values()))).max() < 1e-5
+        assert np.abs(answered(s, got, labels) - ranking).max() < 1e-5
         n_pos = sum(pos for _, pos in rows.values())
         assert n_pos == int((got >= np.float32(0.6)).sum()) > 0
         assert f"{len(rows)} annotations from apply, {n_pos} positive (score >= 0.6)" in r.stdout
@@ -143,7 +147,7 @@ def test_a_context_model_writes_the_sessions_smoothed_scores(learn_store, oscd_d
     rows = applied(learn_store, mid)
     assert set(rows) == set(scores) and len(rows) == 896
     got = np.asarray([rows[p][0] for p in scores])
-    assert np.abs(got - np.asarray(list(scores.values()))).max() < 1e-5
+    assert np.abs(answered(s, got) - np.asarray(list(scores.values()))).max() < 1e-5
     # not the patch-by-patch scores: the smoothing moved them
     standardised = s.data.rows_f32(np.arange(len(s.patch_ids)))
     raw = load_model(learn_store, mid).scorer.estimator.score(standardised)
@@ -172,7 +176,7 @@ def test_a_model_with_a_prior_writes_the_sessions_mixed_scores(learn_store, oscd
     assert not report.failed and report.n_selected == 896 and report.tasks_done > 1
     rows = applied(learn_store, mid)
     got = np.asarray([rows[p][0] for p in scores])
-    assert np.abs(got - np.asarray(list(scores.values()))).max() < 1e-5
+    assert np.abs(answered(s, got) - np.asarray(list(scores.values()))).max() < 1e-5
     assert load_model(learn_store, mid).params["prior"]["weight"] == pytest.approx(
         4.0 * 20 / (20 + s.rounds()[-1].n_labels))
 

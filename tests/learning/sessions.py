@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from eominer.learning import verification as v
+from eominer.learning.engine import with_answers
 from eominer.learning.session import Session
 from tests.conftest import positives
 
@@ -19,6 +20,15 @@ def create_args(db: str, oscd_db) -> list[str]:
     return ["session", "create", "--db", db, "--name", "sites", "--owner", "ana", "--concept",
             "new_construction", "--product", oscd_db["product"], "--level", "16",
             "--features", oscd_db["fs"]]
+
+
+def answered(session, scores, labels=None) -> np.ndarray:
+    """A copy of `scores` with the session's answers over them (1 yes, 0 no), as its
+    ranking shows them: the labels of its latest fitted round unless `labels` given."""
+    if labels is None:
+        labels = session.round_labels([r for r in session.rounds() if r.fitted][-1])
+    ids, y = labels
+    return with_answers(np.array(scores, copy=True), session.data.rows(ids), y)
 
 
 def _answer(session, ids, truth, user="ana"):

@@ -8,6 +8,7 @@ import pytest
 
 from eominer.errors import SessionError
 from eominer.learning.context import PatchGrid, load_grid, smooth
+from eominer.learning.engine import with_answers
 from eominer.learning.session import Session
 from tests.learning.sessions import _answer, _create, _seed_labels, create_args
 
@@ -63,11 +64,15 @@ def test_sessions_rank_by_the_smoothed_scores_and_resume_them(learn_store, oscd_
         _seed_labels(s, truth)
     r0 = plain.run_round()
     r1 = ctx.run_round()
-    # the same labels and model: the context session's scores are the plain ones smoothed
-    # over the Bordeaux grid (every patch has neighbours: they differ)
+    # the same labels and model: the context session's scores are the model's smoothed
+    # over the Bordeaux grid (every patch has neighbours: they differ), then the answers
     grid = load_grid(learn_store, ctx.product_ids, 16, ctx.patch_ids)
     assert grid.shapes == ((32, 28),) and len(grid.row) == 896
-    want = smooth(r0.scores, grid, 0.3)
+    raw = r0.model.score(plain.data.X, plain.data.sq_norms)
+    ids, y = ctx.labels()
+    rows = ctx.data.rows(ids)
+    np.testing.assert_array_equal(r0.scores, with_answers(raw.copy(), rows, y))
+    want = with_answers(smooth(raw, grid, 0.3), rows, y)
     np.testing.assert_allclose(r1.scores, want, atol=1e-6)
     assert np.abs(r1.scores - r0.scores).max() > 0.01
     _answer(ctx, r1.query_ids, truth)

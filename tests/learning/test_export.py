@@ -29,6 +29,14 @@ def test_exports_open_back(learn_store, oscd_db, tmp_path):
     assert f0["properties"]["score"] == pytest.approx(float(scores[i0]), abs=1e-6)
     back = pyogrio.read_info(gj)
     assert back["features"] == 896
+    # the analyst's answers as they were given: a "no" is not exported as positive
+    ids, y = s.round_labels(s.rounds()[-1])
+    said = dict(zip(ids.tolist(), y.tolist()))
+    props = [f["properties"] for f in fc["features"] if f["properties"]["patch_id"] in said]
+    assert len(props) == len(said) and {-1, 1} <= set(said.values())
+    for pr in props:
+        yes = said[pr["patch_id"]] == 1
+        assert (pr["source"], pr["score"], pr["positive"]) == ("label", float(yes), yes), pr
 
     gp = export.export_gpkg(s, tmp_path / "r.gpkg", min_score=0.5)
     info = pyogrio.read_info(gp)

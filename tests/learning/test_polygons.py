@@ -149,11 +149,16 @@ def test_session_polygons_in_every_format(learn_store, oscd_db, tmp_path):
 
 def test_published_polygons_and_nothing_to_export(learn_store, oscd_db, tmp_path):
     s = _trained(learn_store, oscd_db, model_kind="qbe_mean")  # its scores stay below 1
-    top = float(s.current_scores().max())
+    scores = s.current_scores()
+    ids, y = s.labels()
+    answered = np.zeros(len(scores), bool)
+    answered[s.data.rows(ids)] = True
+    # the ranking holds the answers (1 and 0) and the model's scores below 1 elsewhere
+    assert set(scores[answered].tolist()) == {0.0, 1.0}
+    assert float(scores[~answered].max()) == pytest.approx(0.9999973, abs=1e-7)
     with pytest.raises(ExportError, match=r"no patch of session \w+ scores >= .*lower "
                                           "--threshold; nothing was written"):
-        export_polygons(s, tmp_path / "none", threshold=top + 1e-6)
-    assert top == pytest.approx(0.9999973, abs=1e-7)
+        export_polygons(s, tmp_path / "none", threshold=1.0 + 1e-6)  # above everything
     assert not (tmp_path / "none").exists()
     with pytest.raises(ExportError, match="has published no 'new_construction' annotation"):
         export_polygons(s, tmp_path / "none", published=True)
@@ -169,8 +174,8 @@ def test_published_polygons_and_nothing_to_export(learn_store, oscd_db, tmp_path
 
 
 def test_cli_export_polygons(learn_store, oscd_db, tmp_path, capsys):
-    s = _trained(learn_store, oscd_db, model_kind="qbe_mean")
-    top = float(s.current_scores().max())
+    s = _trained(learn_store, oscd_db, model_kind="qbe_mean")  # its scores stay below 1
+    n_yes = int((s.labels()[1] == 1).sum())
     db, sid = learn_store.url, s.session_id
     learn_store.close()
     run = in_process(capsys)
@@ -181,9 +186,15 @@ def test_cli_export_polygons(learn_store, oscd_db, tmp_path, capsys):
     assert sorted(p.suffix for p in out.iterdir()) == [".fgb", ".json"]
     crs, fields, geoms = _read_back(next(out.glob("*.fgb")))
     assert crs == "EPSG:4326" and (fields["mean_score"] >= 0.7).all() and len(geoms) > 0
+    # at 1.0 only the analyst's "yes" answers: the model alone never scores 1
+    r = run(["session", "export", sid, "--db", db, "--to", str(tmp_path / "yes"),
+             "--polygons", "--threshold", "1.0", "--format", "fgb"], tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    _, fields, _ = _read_back(next((tmp_path / "yes").glob("*.fgb")))
+    assert fields["patch_count"].sum() == n_yes and (fields["mean_score"] == 1.0).all()
     r = run(["session", "export", sid, "--db", db, "--to", str(tmp_path / "empty"),
-             "--polygons", "--threshold", repr(top + 1e-6)], tmp_path / "ws")
-    assert r.returncode == 1 and "nothing was written" in r.stderr
+             "--polygons", "--threshold", "1.5"], tmp_path / "ws")
+    assert r.returncode == 2 and "1.5" in r.stderr
     assert not (tmp_path / "empty").exists()
     r = run(["session", "export", sid, "--db", db, "--format", "fgb"], tmp_path / "ws")
     assert r.returncode == 2 and "add --polygons" in r.stderr
@@ -220,6 +231,7 @@ def test_app_downloads_polygons_with_their_stac_item(learn_store, oscd_db, tmp_p
         assert "42 polygons of 210 patches scoring >= 0.50" in state.message
     below_one = _trained(learn_store, oscd_db, model_kind="qbe_mean")  # scores < 1
     state.open_session(below_one.session_id)
-    view.threshold = 1.0  # nothing scores that high: said, and no file
-    assert view._polygon_downloads[0].callback() is None
-    assert "nothing was written" in state.message and state.severity == "error"
+    view.threshold = 1.0  # the model never scores that high: the "yes" answers alone
+    n_yes = int((below_one.labels()[1] == 1).sum())
+    assert view._polygon_downloads[0].callback() is not None, state.message
+    assert f"of {n_yes} patches scoring >= 1.00" in state.message

@@ -11,7 +11,7 @@ from eominer.errors import SessionError
 from eominer.learning.prior import find_column, mix
 from eominer.learning.saved import load_model
 from eominer.learning.session import Session
-from tests.learning.sessions import _answer, _create, _seed_labels, create_args
+from tests.learning.sessions import _answer, _create, _seed_labels, answered, create_args
 from tests.learning.test_saved import raw_features
 
 COLUMN = "absdiff_b04"  # |red(date 2) - red(date 1)| per patch
@@ -34,7 +34,8 @@ def test_the_ranking_is_the_models_mixed_with_the_column_and_fades(learn_store, 
     col = plain.data.names.index(f"{oscd_db['fs']}__{COLUMN}")
     raw = raw_features(learn_store, plain)[:, col].astype(np.float64)
     r0, r1 = plain.run_round(), prior.run_round()
-    np.testing.assert_allclose(r1.scores, by_hand(r0.scores, raw, 3.0 * 10 / 15), atol=2e-6)
+    np.testing.assert_allclose(r1.scores, answered(prior, by_hand(r0.scores, raw, 3.0 * 10 / 15)),
+                               atol=2e-6)
     assert np.abs(r1.scores - r0.scores).max() > 0.1
     # the next round, resumed in another process: 25 labels
     _answer(prior, r1.query_ids, truth)
@@ -48,8 +49,8 @@ def test_the_ranking_is_the_models_mixed_with_the_column_and_fades(learn_store, 
     bare = _create(learn_store, oscd_db, model_kind="rbf_svm")
     for p, v in zip(ids.tolist(), y2.tolist()):
         bare.label(p, v, "ana")
-    np.testing.assert_allclose(r2.scores, by_hand(bare.run_round().scores, raw, 3.0 * 10 / 35),
-                               atol=2e-6)
+    np.testing.assert_allclose(r2.scores, answered(prior, by_hand(
+        bare.run_round().scores, raw, 3.0 * 10 / 35)), atol=2e-6)
 
 
 def test_a_saved_model_scores_with_the_prior_at_its_round(learn_store, oscd_db):
@@ -61,7 +62,7 @@ def test_a_saved_model_scores_with_the_prior_at_its_round(learn_store, oscd_db):
     assert m.params["prior"]["column"] == f"{oscd_db['fs']}__{COLUMN}"
     assert m.params["prior"]["weight"] == pytest.approx(4.0 * 20 / 25)  # the defaults
     scores = m.score(raw_features(learn_store, s))
-    assert np.abs(scores - s.current_scores()).max() < 1e-6
+    assert np.abs(answered(s, scores) - s.current_scores()).max() < 1e-6
     assert np.abs(m.scorer.estimator.score(s.data.rows_f32(np.arange(len(scores))))
                   - scores).max() > 0.05  # the model's own scores differ
 
@@ -125,8 +126,9 @@ def test_before_any_positive_the_prior_chooses_the_questions(learn_store, oscd_d
     assert r.scores is None and r.query_ids.tolist() == order[6:12].tolist()
     assert f"the patches {COLUMN} ranks first" in r.notes[0]
     # what the map shows meanwhile: the column alone, at the weight of 6 labels
-    np.testing.assert_allclose(up.prior_ranking(), by_hand(np.full(len(raw), 0.5), raw,
-                                                           4.0 * 20 / 26), atol=2e-6)
+    np.testing.assert_allclose(up.prior_ranking(), answered(up, by_hand(
+        np.full(len(raw), 0.5), raw, 4.0 * 20 / 26), up.labels()), atol=2e-6)
+    assert (up.prior_ranking()[up.data.rows(order[:6])] == 0).all()  # the six "no"
     np.testing.assert_allclose(down.prior_ranking(), by_hand(np.full(len(raw), 0.5), raw,
                                                              -1.0), atol=2e-6)
     assert _create(learn_store, oscd_db).prior_ranking() is None

@@ -93,7 +93,8 @@ def test_before_the_first_yes_a_prior_session_shows_the_priors_ranking(learn_sto
     """Start, rounds with only "no", reopen, then the first fit: the map's scores are the
     prior column's ranking until a round is fitted, and say so."""
     from eominer.ui.review import ReviewView
-    from eominer.ui.state import AppState, top_rows
+    from eominer.ui.state import AppState, _top, top_rows
+    from tests.learning.sessions import answered
     from tests.learning.test_prior import COLUMN, by_hand
     from tests.learning.test_saved import raw_features
 
@@ -118,8 +119,8 @@ def test_before_the_first_yes_a_prior_session_shows_the_priors_ranking(learn_sto
         state.label(p, -1)
     state.learn()
     assert state.last_round.scores is None and state.prior_only
-    np.testing.assert_allclose(state.scores, by_hand(np.full(len(raw), 0.5), raw,
-                                                     4.0 * 20 / (20 + len(first))), atol=2e-6)
+    np.testing.assert_allclose(state.scores, answered(s, by_hand(
+        np.full(len(raw), 0.5), raw, 4.0 * 20 / (20 + len(first))), s.labels()), atol=2e-6)
     state.publish(0.5)  # nothing fitted to publish: said, nothing written
     assert state.severity == "error" and "no fitted round yet" in state.message
     other = AppState(learn_store, user="ana")  # another tab reopens it: the same view
@@ -127,11 +128,22 @@ def test_before_the_first_yes_a_prior_session_shows_the_priors_ranking(learn_sto
     np.testing.assert_array_equal(other.scores, state.scores)
     assert other.prior_only
     # a "yes": the model's ranking (mixed with the prior), no longer the prior alone
-    state.label(int(s.patch_ids[top_rows(state.scores, 1)[0]]), 1)
+    yes = int(s.patch_ids[top_rows(state.scores, 1)[0]])
+    state.label(yes, 1)
     state.learn()
     assert state.last_round.scores is not None and not state.prior_only
     np.testing.assert_array_equal(state.scores, state.last_round.scores)
     assert "alone" not in review._count.object
+    # the ranking shows the answers (the "yes" at 1, the "no" at 0); Top results lists
+    # the best of the patches not answered yet
+    answered_ids = s.labels()[0]
+    rows = s.data.rows(answered_ids)
+    assert state.scores[s.data.rows([yes])[0]] == 1.0 and set(state.scores[rows]) == {0.0, 1.0}
+    top = _top(s, state.scores)
+    assert len(top) == 40 and not set(top) & set(answered_ids.tolist())
+    rest = np.setdiff1d(np.arange(s.data.n), rows)
+    best = rest[np.argsort(-state.scores[rest], kind="stable")[:40]]
+    assert set(top) == set(s.patch_ids[best].tolist())
     # that "yes" undone: no positive again, but a model was fitted; its ranking stays
     fitted = state.scores
     state.undo()
