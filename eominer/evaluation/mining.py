@@ -113,9 +113,11 @@ def drive(s, y: np.ndarray, seed: int, budget: int, batch: int, checkpoints: Seq
     random negatives, then each round's questions up to `budget` labels. Returns the
     label counts after each round and `ap_of(round scores)` there. `heldout`, when
     given, gets each round's AP over the patches not labelled yet (NaN once every
-    positive is labelled): `ap_of` counts the labelled patches too, which the session's
-    ranking shows as answered (`engine.with_answers`), and on a small pool 100 labels are
-    a large share of it."""
+    positive is labelled): `ap_of` counts the labelled patches too, which the model
+    scores in-sample (the session's ranking as the model gives it, without the analyst's
+    answers over it: `Session.show_answers`), and on a small pool 100 labels are a large
+    share of it."""
+    s.show_answers = False  # the model's ranking: what the ceiling bounds
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
     if len(pos) < 2 or len(neg) < 2:
@@ -175,9 +177,11 @@ def _pool_session(store: Store, task: Task, feature_set_ids: Sequence[str], mode
 def ceiling(store: Store, task: Task, feature_set_ids: Sequence[str], model: str,
             max_labels: int = 20_000, seed: int = 0) -> float:
     """AP of a session given every label of the pool (a random `max_labels` of them
-    when the pool is larger), one round: what the features allow this model."""
+    when the pool is larger), one round: what the features allow this model (its own
+    scores, in-sample: `Session.show_answers` off)."""
     s, rows = _pool_session(store, task, feature_set_ids, model, f"eval {task.name} ceiling",
                             max_labels, seed)
+    s.show_answers = False
     y = truth_for(task, s.patch_ids)
     _answer(s, s.patch_ids[rows], y[rows])
     r = s.run_round(n=1)

@@ -76,11 +76,16 @@ def weigh_feature_sets(data) -> None:
 def map_centres(patches, at) -> np.ndarray:
     """Centres of the rows `at` of a patches table in one frame whatever each product's
     CRS: WGS84 degrees, the longitude scaled by the cosine of the mean latitude, so that
-    a step east and a step north are about as far on the ground."""
+    a step east and a step north are about as far on the ground. Longitudes are taken
+    within 180 degrees of their circular mean, so a scope across the antimeridian stays
+    in one piece."""
     lon, lat = ((patches[f"min_{c}"].to_numpy()[at] + patches[f"max_{c}"].to_numpy()[at]) / 2
                 for c in ("lon", "lat"))
     centres = np.column_stack([lon, lat]).astype(np.float64)
     if len(centres):
+        a = np.radians(centres[:, 0])
+        ref = np.degrees(np.arctan2(np.sin(a).mean(), np.cos(a).mean()))
+        centres[:, 0] = ref + (centres[:, 0] - ref + 180.0) % 360.0 - 180.0
         centres[:, 0] *= np.cos(np.radians(float(lat.mean())))
     return centres
 

@@ -79,6 +79,10 @@ class Session:
         self._flips: list[float | None] = []
         self._grid: Any = None  # context.PatchGrid of the rows, loaded on first use
         self._prior: tuple[Prior, np.ndarray] | None = None  # and its z over the rows
+        # the ranking shows the analyst's answers over the model's scores (`with_answers`);
+        # the evaluation sets False to measure the model's own ranking, which its
+        # all-labels ceiling bounds (with the answers, every label would rank right)
+        self.show_answers = True
 
     def prior(self) -> tuple[Prior, np.ndarray] | None:
         """The session's prior (`params.prior`) and its standardised column, or None."""
@@ -118,6 +122,9 @@ class Session:
 
         return rank
 
+    def _answered(self, scores: np.ndarray, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return with_answers(scores, rows, y) if self.show_answers else scores
+
     def prior_ranking(self) -> np.ndarray | None:
         """The ranking the prior column gives alone at the session's label count (float32
         per patch: sigmoid(w z), through the spatial context), or None without a prior:
@@ -128,7 +135,8 @@ class Session:
             return None
         ids, y = self.labels()
         rank = self._ranking(len(ids))
-        return with_answers(rank(np.full(self.data.n, 0.5, np.float32)), self.data.rows(ids), y)
+        return self._answered(rank(np.full(self.data.n, 0.5, np.float32)), self.data.rows(ids),
+                              y)
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -386,7 +394,7 @@ class Session:
                 strategy=strat, n=n, seed=seed, spatial_weight=self.params.spatial_weight,
                 context=self._ranking(len(ids)),
             )
-            with_answers(scores, rows, y)
+            self._answered(scores, rows, y)
             notes.extend(fit_notes)
         else:
             model, scores = None, None
@@ -488,7 +496,7 @@ class Session:
             model_params=dict(last.model_params), strategy="most_relevant", n=1,
             seed=last.seed, context=self._ranking(len(ids)),
         )
-        with_answers(scores, self.data.rows(ids), y)
+        self._answered(scores, self.data.rows(ids), y)
         self._scores, self._scored_round, self._model = scores, last.round, model
         return scores
 

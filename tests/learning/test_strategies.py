@@ -109,3 +109,24 @@ def test_session_centres_share_one_frame_across_crs(ingested):
     ground_km = 2 * 6371.0 * np.arcsin(np.sqrt(h))
     assert 1000 < ground_km < 1600
     assert np.hypot(*(a - b)) * 111.2 == pytest.approx(ground_km, rel=0.05)
+
+
+def test_centres_across_the_antimeridian_stay_in_one_piece():
+    """Fiji's patches on both sides of 180 degrees: 0.2 degrees apart, not 359.8; a
+    scope away from it is untouched."""
+    import pyarrow as pa
+
+    from eominer.learning.scope import map_centres
+
+    def table(lons, lat=-17.0):
+        lons = np.asarray(lons, np.float64)
+        return pa.table({"min_lon": lons - 0.01, "max_lon": lons + 0.01,
+                         "min_lat": np.full(len(lons), lat - 0.01),
+                         "max_lat": np.full(len(lons), lat + 0.01)})
+
+    c = map_centres(table([179.9, -179.9, 179.8]), slice(None))
+    cos = np.cos(np.radians(-17.0))
+    assert np.allclose(np.sort(c[:, 0]) / cos, [179.8, 179.9, 180.1])
+    assert np.ptp(c[:, 0]) / cos == pytest.approx(0.3)
+    far = map_centres(table([10.0, 12.0]), slice(None))
+    assert np.allclose(far[:, 0] / cos, [10.0, 12.0])
