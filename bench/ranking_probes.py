@@ -53,7 +53,11 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
   balanced, leaves of >= 3 labels) in place of the RBF SVM, or the mean of the two
   probabilities.
 - `sweight-W`: the sessions' `spatial_weight` W (how far `diverse` spreads a batch on the
-  map; the app's default is 1).
+  map; 0 by default);
+- `known`: AP of the ranking the product shows, with the analyst's answers over the
+  model's scores (`engine.with_answers`; `eval learning` and `pool` measure the model's
+  own ranking); `known-ctx`: the answers also set before the spatial context's smoothing,
+  so that they reach their neighbours and the questions (not the product's).
 
 `--per-seed` also prints each seed's AP at the checkpoints (a session that stalls).
 
@@ -63,7 +67,8 @@ highest-scored unlabelled patches (`most_relevant`) and the other half by margin
 diverse; and `diverse-products`, `diverse` with its margin pool drawn from every product
 (city) alike.
 
-`--context A` runs every variant's sessions with `spatial_context` A.
+`--context A` runs every variant's sessions with `spatial_context` A, `--spatial-weight W`
+with `spatial_weight` W (all variants but `sweight-W`).
 
 `--cv-ceiling` prints the out-of-fold ceilings of the feature sets (`mining.cv_ceiling`:
 5 stratified folds, and each product held out) instead of running sessions.
@@ -709,7 +714,7 @@ def main() -> None:
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
                                  "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B, "
-                                 "rankprior-B, sprior-W/H, cvprior-W/H, pickraw, hgb, rbf+hgb, sweight-W")
+                                 "rankprior-B, sprior-W/H, cvprior-W/H, pickraw, hgb, rbf+hgb, sweight-W, known, known-ctx")
             aps, unlabelled = [], []
             if cls_of:
                 confusions = Confusions(cls_of, task)
