@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 
 def _result(session: Session) -> dict[str, Any]:
-    scores = session.current_scores()
-    ids, y = session.labels()
+    scores = session.result_scores()
+    ids, _ = session.labels()
     rows = session.data.rows(ids)
     source = np.full(session.data.n, "model", dtype=object)
     source[rows] = "label"

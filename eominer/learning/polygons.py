@@ -58,8 +58,9 @@ class ResultPolygon:
 
 
 def session_positives(session: Session, threshold: float) -> Positives:
-    """Patches of `session` whose current (model) score is >= `threshold`."""
-    scores = session.current_scores().astype(np.float64)
+    """Patches of `session` whose score in its result (the current ranking with every
+    answer over it, `Session.result_scores`) is >= `threshold`."""
+    scores = session.result_scores().astype(np.float64)
     keep = scores >= float(threshold)
     if not keep.any():
         raise ExportError(

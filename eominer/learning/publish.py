@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from eominer.learning.engine import with_answers
-
 if TYPE_CHECKING:
     from eominer.learning.session import Session
 
@@ -21,12 +19,11 @@ if TYPE_CHECKING:
 def publish(session: Session, threshold: float = 0.5) -> str:
     from eominer.learning.saved import save_model
 
-    scores = session.current_scores().astype(np.float32, copy=True)
+    scores = session.result_scores()
     positive = scores >= np.float32(threshold)
     source = np.full(len(scores), "model", dtype=object)
-    ids, y = session.labels()  # labels given since the last round count too
+    ids, y = session.labels()
     rows = session.data.rows(ids)
-    with_answers(scores, rows, y)
     positive[rows] = y == 1
     source[rows] = "label"
     version = session.model_version()

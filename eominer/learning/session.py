@@ -500,6 +500,13 @@ class Session:
         self._scores, self._scored_round, self._model = scores, last.round, model
         return scores
 
+    def result_scores(self) -> np.ndarray:
+        """A copy of the current ranking with every answer so far over it, labels given
+        since the last round too: what publish, the exports and the polygons write."""
+        scores = self.current_scores().astype(np.float32, copy=True)
+        ids, y = self.labels()
+        return with_answers(scores, self.data.rows(ids), y)
+
     def round_labels(self, record: RoundRecord) -> tuple[np.ndarray, np.ndarray]:
         """The training set a round used: (patch_ids, y)."""
         if record.labels is not None:

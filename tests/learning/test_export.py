@@ -37,10 +37,26 @@ def test_exports_open_back(learn_store, oscd_db, tmp_path):
     for pr in props:
         yes = said[pr["patch_id"]] == 1
         assert (pr["source"], pr["score"], pr["positive"]) == ("label", float(yes), yes), pr
+    # a "no" given after the last round, to the best patch not answered yet: exported
+    # as said, and left out of the result polygons at any threshold
+    from eominer.learning.polygons import session_positives
+
+    free = np.setdiff1d(np.arange(len(scores)), s.data.rows(ids))
+    best = int(s.patch_ids[free[np.argmax(scores[free])]])
+    assert scores[free].max() >= 0.5
+    s.label(best, -1, "ana")
+    late = export.export_geojson(s, tmp_path / "late.geojson")
+    pr = next(f["properties"] for f in json.loads(late.read_text())["features"]
+              if f["properties"]["patch_id"] == best)
+    assert (pr["source"], pr["score"], pr["positive"]) == ("label", 0.0, False)
+    assert best not in set(session_positives(s, 0.5).patches["patch_id"].to_pylist())
+    assert s.result_scores()[s.data.rows([best])[0]] == 0.0 and s.current_scores()[
+        s.data.rows([best])[0]] >= 0.5  # the round's ranking is the round's
 
     gp = export.export_gpkg(s, tmp_path / "r.gpkg", min_score=0.5)
     info = pyogrio.read_info(gp)
-    assert info["features"] == int((scores >= 0.5).sum()) and info["crs"] == "EPSG:4326"
+    assert info["features"] == int((s.result_scores() >= 0.5).sum()) == int(
+        (scores >= 0.5).sum()) - 1 and info["crs"] == "EPSG:4326"  # less the late "no"
     meta, _, geoms, fields = pyogrio.raw.read(gp, columns=["score", "label"])
     col = dict(zip(meta["fields"].tolist(), fields))
     assert (col["score"] >= 0.5).all() and set(col["label"]) == {"new_construction"}
@@ -50,7 +66,7 @@ def test_exports_open_back(learn_store, oscd_db, tmp_path):
         grid = ds.read(1)
         assert ds.profile["driver"] == "GTiff" and ds.tags()["label"] == "new_construction"
         assert grid.shape == (517 // 16, 461 // 16) and ds.overviews(1) is not None
-    assert np.allclose(np.sort(grid.ravel()), np.sort(scores), atol=1e-6)
+    assert np.allclose(np.sort(grid.ravel()), np.sort(s.result_scores()), atol=1e-6)
 
     items = export.export_stac(s, tmp_path / "stac", cogs)
     item = pystac.Item.from_file(str(items[0]))
