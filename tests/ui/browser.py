@@ -120,6 +120,9 @@ def start_session(page, product_id: str) -> None:
     wait_for(lambda: page.locator(".eom-batch .eom-card").count() > 0, 90,
              "the first batch of thumbnails")
     wait_for(lambda: "session" in status(page) or "Learn" in status(page), 30, "session")
+    # the rounds summary is drawn after the batch (`ui.state.Soon`): a test that reads
+    # the label count at once must not see the text of no session
+    wait_for(lambda: n_labels(page) >= 0, 30, "the rounds summary")
 
 
 def batch_ids(page) -> list[int]:

@@ -151,9 +151,11 @@ def test_a_session_survives_kill_9_and_reopens_from_the_list_and_its_link(worksp
             row.click()
             page.locator(".eom-reopen button").click()
             wait_for(lambda: "reopened: 5 labels, 1 rounds" in status(page), 90, "reopen")
-            assert n_labels(page) == 5
+            # the summary and the grid are drawn after the status (`ui.state.Soon`)
+            wait_for(lambda: n_labels(page) == 5, 30, "the summary's 5 labels")
             left = [p for p in ranked if p not in clicked]
-            assert batch_ids(page) == left  # the questions of the last round, still open
+            # the questions of the last round, still open
+            wait_for(lambda: batch_ids(page) == left, 30, f"the open questions {left}")
             shot(page, "11_session_reopened")
             # the session's link, in another tab of the same user
             page2 = page.context.new_page()
