@@ -15,6 +15,27 @@ def test_top_rows_match_a_full_sort():
     assert top_rows(np.empty(0, np.float32), 40).size == 0
 
 
+def test_top_rows_order_saturated_scores_by_the_tiebreak():
+    """60 scores at 1.0 (a saturated prior) and 40 asked for: the 40 highest tiebreaks
+    among them, best first, not the first 40 rows."""
+    from eominer.ui.state import top_rows
+
+    rng = np.random.default_rng(5)
+    scores = rng.random(50_000).astype(np.float32) * np.float32(0.9)
+    tied = rng.choice(len(scores), 60, replace=False)
+    scores[tied] = 1.0
+    z = rng.standard_normal(len(scores)).astype(np.float32)
+    want = tied[np.argsort(-z[tied])][:40]
+    assert top_rows(scores, 40, z).tolist() == want.tolist()
+    assert sorted(top_rows(scores, 40).tolist()) == sorted(tied)[:40]  # by row without
+    # below the ties, the scores order; the tiebreak only orders equal scores
+    scores[tied[20:]] = 0.95
+    got = top_rows(scores, 40, z)
+    assert got[:20].tolist() == tied[:20][np.argsort(-z[tied[:20]])].tolist()
+    assert got[20:].tolist() == tied[20:][np.argsort(-z[tied[20:]])][:20].tolist()
+    assert top_rows(scores, 5, z).tolist() == tied[:20][np.argsort(-z[tied[:20]])][:5].tolist()
+
+
 def test_a_session_reopens_as_it_was(learn_store, oscd_db):
     from eominer.ui.state import AppState
     from tests.learning.sessions import _trained
@@ -110,8 +131,10 @@ def test_before_the_first_yes_a_prior_session_shows_the_priors_ranking(learn_sto
                                atol=2e-6)
     assert state.prior_only and f"the map ranks them by {COLUMN} until the first yes" \
         in state.message
-    # Top results: the column's 40 highest (the very top ties at 1.0 in float32)
-    assert set(state.top) == set(s.patch_ids[np.argsort(-raw, kind="stable")[:40]].tolist())
+    # Top results: the column's 40 highest, in its order (the very top ties at 1.0 in
+    # float32: the column orders them, not the row)
+    assert (state.scores == 1.0).sum() > 1
+    assert state.top == s.patch_ids[np.argsort(-raw, kind="stable")[:40]].tolist()
     assert f"by {COLUMN} alone (no fitted round yet)" in review._count.object
     # "no" to the first batch: the prior's ranking at the weight of those labels
     first = list(state.batch)
