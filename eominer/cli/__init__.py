@@ -97,6 +97,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
+def split_ids(values: tuple[str, ...] | str | None) -> list[str]:
+    """Ids given comma-separated, repeated, or both (`--products a,b --products c`), in
+    order, each once."""
+    if not values:
+        return []
+    texts = (values,) if isinstance(values, str) else values
+    return list(dict.fromkeys(v.strip() for t in texts for v in t.split(",") if v.strip()))
+
+
 db_option = click.option(
     "--db", "db", envvar="EOMINER_DB", default=None, metavar="URL",
     help="duckdb:///path/file.duckdb or monetdb://user:password@host:port/database "

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for text in values for v in text.split(",") if v.strip()]
+from eominer.cli import db_option, split_ids
 
 
 @click.command()
@@ -54,7 +50,7 @@ def apply(model_id: str, products: tuple[str, ...], where: str | None, aoi: str 
 
     with open_store(db) as store, job_progress("apply", progress_log) as bar:
         report = run_apply(
-            store, model_id, _split(products) or None, where=where, aoi=aoi,
+            store, model_id, split_ids(products) or None, where=where, aoi=aoi,
             threshold=threshold, address=ray_address, num_cpus=num_cpus,
             num_workers=workers, block_patches=block_patches, retries=retries, rerun=rerun,
             on_start=bar.on_start, on_task=bar.on_task,

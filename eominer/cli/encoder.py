@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
-from eominer.cli import db_option
+from eominer.cli import db_option, split_ids
 from eominer.cli.output import render
 from eominer.features.encoder import BANDS
 
@@ -19,7 +19,8 @@ def encoder() -> None:
 
 @encoder.command()
 @click.option("--products", "products", multiple=True, metavar="IDS",
-              help="Train on these product ids (default: every Sentinel-2 product).")
+              help="Train on these product ids (comma-separated or repeated; default: every "
+              "Sentinel-2 product).")
 @click.option("--method", type=click.Choice(["ssl", "autoencoder"]), default="ssl",
               show_default=True, help="ssl: VICReg on augmented views (feature set `ssl`; "
               "ahead of the autoencoder out of fold, docs/learning.md); autoencoder: "
@@ -57,7 +58,7 @@ def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
     from eominer.features.ssl import train_ssl
     from eominer.store import open_store
 
-    ids = [v.strip() for t in products for v in t.split(",") if v.strip()] or None
+    ids = split_ids(products) or None
     use = [b for b in bands.split(",") if b.strip()]
     from eominer.features import encoder as autoencoder_set
     from eominer.features import ssl as ssl_set

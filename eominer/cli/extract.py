@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option
+from eominer.cli import db_option, split_ids
 from eominer.features.registry import DEFAULT_FEATURES, available
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for text in values for v in text.split(",") if v.strip()]
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, dict]:
@@ -69,7 +65,7 @@ def extract(features: str | None, products: tuple[str, ...], params: tuple[str, 
 
     with open_store(db) as store, job_progress("extract", progress_log) as bar:
         report = run_extract(
-            store, features, _split(products) or None, address=ray_address,
+            store, features, split_ids(products) or None, address=ray_address,
             num_cpus=num_cpus, num_workers=workers, block_rows=block_rows,
             retries=retries, on_start=bar.on_start, on_task=bar.on_task,
             params=parse_params(params),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option
+from eominer.cli import db_option, split_ids
 
 
 @click.group()
@@ -37,7 +37,7 @@ def build(feature_set: str, level: int, products: tuple[str, ...], rebuild: bool
     from eominer.learning.ann import index_dir
     from eominer.store import open_store
 
-    ids = [p.strip() for text in products for p in text.split(",") if p.strip()]
+    ids = split_ids(products)
     with open_store(db) as store, job_progress("index", progress_log) as bar:
         report = run_index(store, feature_set, level, product_ids=ids or None,
                            rebuild=rebuild, address=ray_address, num_cpus=num_cpus,

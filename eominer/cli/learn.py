@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 import pyarrow as pa
 
-from eominer.cli import db_option
+from eominer.cli import db_option, split_ids
 from eominer.cli.output import render
 from eominer.store.records import SPATIAL_CONTEXT_MAX
 
@@ -32,10 +32,11 @@ def session() -> None:
 @click.option("--name", required=True)
 @click.option("--owner", required=True, help="User name of the analyst.")
 @click.option("--concept", required=True, help="Taxonomy label, e.g. new_construction.")
-@click.option("--product", "products", multiple=True, required=True, help="Product id (repeat).")
+@click.option("--product", "products", multiple=True, required=True,
+              help="Product ids (comma-separated or repeated).")
 @click.option("--level", type=int, required=True, help="Patch size of the grid level (px).")
 @click.option("--features", "feature_sets", multiple=True, required=True,
-              help="Feature set id (repeat).")
+              help="Feature set ids (comma-separated or repeated).")
 @click.option("--model", "model_kind", default="logistic", show_default=True,
               help="logistic, linear_svm, rbf_svm, random_forest, qbe_mean, qbe_knn.")
 @click.option("--strategy", default="diverse", show_default=True,
@@ -80,9 +81,10 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
     from eominer.store import open_store
 
     area = stored_aoi(read_aoi(aoi)) if aoi else None
+    products, feature_sets = split_ids(products), split_ids(feature_sets)
     with open_store(db) as store:
-        s = Session.create(store, name, owner, concept, list(products), level,
-                           list(feature_sets), model_kind=model_kind, strategy=strategy,
+        s = Session.create(store, name, owner, concept, products, level,
+                           feature_sets, model_kind=model_kind, strategy=strategy,
                            params={"batch_size": batch, "spatial_context": spatial_context,
                                    "spatial_weight": spatial_weight,
                                    "prior": prior, "prior_weight": prior_weight,
@@ -95,7 +97,7 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
         if area is not None or where:
             by = " and ".join(w for w, on in (("the area of interest", area is not None),
                                                ("the WHERE", bool(where))) if on)
-            total = store.scope_patches(list(products), level).num_rows
+            total = store.scope_patches(products, level).num_rows
             click.echo(f"note: {by} keep {s.data.n + s.missing} of the {total} patches at "
                        f"level {level}", err=True)
         if max_cloud is not None:

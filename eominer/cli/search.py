@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option
+from eominer.cli import db_option, split_ids
 from eominer.cli.output import render
 
 
@@ -28,7 +28,8 @@ def _ids(text: str) -> list[int]:
               help="Feature set ids (default: the one set that has every example).")
 @click.option("--level", type=int, default=None, help="Grid level (default: the examples').")
 @click.option("--product", "products", multiple=True,
-              help="Search only these products (repeat; default: all).")
+              help="Search only these products (comma-separated or repeated; default: "
+              "all).")
 @click.option("--archive", is_flag=True,
               help="Rank the whole archive through its nearest-neighbour index (eominer "
                    "index build); approximate, with the archive's standardisation.")
@@ -49,7 +50,8 @@ def search(like, where, aoi, top, feature_sets, level, products, archive, save, 
     from eominer.store import open_store
 
     area = read_aoi(aoi) if aoi else None
-    fs = [f for f in (feature_sets or "").split(",") if f] or None
+    fs = split_ids(feature_sets) or None
+    products = tuple(split_ids(products))
     if archive:
         _archive(like, where, area, top, fs, level, products, save, fmt, db, timeout)
         return

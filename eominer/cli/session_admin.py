@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option
+from eominer.cli import db_option, split_ids
 
 
 @click.command("rename")
@@ -57,7 +57,8 @@ def archive(session_id: str, user: str, restore: bool, db: str | None) -> None:
 @click.argument("session_id")
 @click.option("--user", required=True, help="Owner of the copy.")
 @click.option("--name", default=None, help="Name of the copy (default: '<name> (copy)').")
-@click.option("--features", "feature_sets", multiple=True, help="Other feature set id (repeat).")
+@click.option("--features", "feature_sets", multiple=True,
+              help="Other feature set ids (comma-separated or repeated).")
 @click.option("--model", "model_kind", default=None, help="Another model kind.")
 @db_option
 def duplicate(session_id: str, user: str, name: str | None, feature_sets: tuple[str, ...],
@@ -69,7 +70,7 @@ def duplicate(session_id: str, user: str, name: str | None, feature_sets: tuple[
 
     with open_store(db) as store:
         copy = manage.duplicate(store, session_id, user, name,
-                                feature_set_ids=list(feature_sets) or None,
+                                feature_set_ids=split_ids(feature_sets) or None,
                                 model_kind=model_kind)
     click.echo(copy.session_id)
 

@@ -60,9 +60,21 @@ def require_label(store: Store, name: str) -> dict[str, Any]:
     ensure_taxonomy(store)
     row = store.taxonomy_label(name)
     if row is None:
-        known = ", ".join(r["label_name"] for r in store.taxonomy() if r["level"] > 1)
+        names = [r["label_name"] for r in store.taxonomy() if r["level"] > 1]
+        near = close_labels(name, names)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
         raise SessionError(
-            f"concept {name!r} is not in the taxonomy (known: {known}); "
+            f"concept {name!r} is not in the taxonomy ({hint}known: {', '.join(names)}); "
             "add it with eominer.learning.taxonomy.add_label or `eominer session add-label`"
         )
     return row
+
+
+def close_labels(name: str, names: list[str]) -> list[str]:
+    """Labels that contain `name` ("water": inland_waters, marine_waters) or are spelt
+    like it ("forests": forest), at most three."""
+    import difflib
+
+    key = name.strip().lower()
+    inside = [n for n in names if key and key in n]
+    return list(dict.fromkeys(inside + difflib.get_close_matches(key, names, 3)))[:3]

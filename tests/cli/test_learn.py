@@ -67,3 +67,30 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     assert [s["session_id"] for s in json.loads(r.stdout)] == [copy]
     r = run(["session", "list", "--archived", "--db", db, "--format", "json"], home)
     assert [(s["session_id"], s["name"]) for s in json.loads(r.stdout)] == [(sid, "roofs")]
+
+
+def test_ids_come_comma_separated_or_repeated(learn_store, oscd_db, tmp_path, capsys):
+    from eominer.cli import split_ids
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    assert split_ids(("a,b", " c ", "a", ",")) == ["a", "b", "c"]
+    assert split_ids("x, y") == ["x", "y"] and split_ids(None) == []
+    db = learn_store.url
+    learn_store.close()
+    run = in_process(capsys)
+    both = f"{oscd_db['product']},{oscd_db['product2']}"
+    r = run(["session", "create", "--db", db, "--name", "two dates", "--owner", "ana",
+             "--concept", "water", "--product", both, "--level", "16",
+             "--features", f"{oscd_db['fs']},"], tmp_path / "ws")
+    assert r.returncode == 1 and "did you mean inland_waters or marine_waters?" in r.stderr
+    r = run(["session", "create", "--db", db, "--name", "two dates", "--owner", "ana",
+             "--concept", "new_construction", "--product", both, "--level", "16",
+             "--features", f"{oscd_db['fs']},"], tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    with open_store(db, read_only=True) as store:
+        s = Session.open(store, r.stdout.strip())
+        assert list(s.product_ids) == [oscd_db["product"], oscd_db["product2"]]
+        assert list(s.feature_set_ids) == [oscd_db["fs"]]
+        n2 = store.patches(oscd_db["product2"], 16).num_rows
+    assert s.missing == n2 and f"note: {n2} patches of the scope have no features" in r.stderr

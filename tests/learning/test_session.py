@@ -148,9 +148,14 @@ def test_bad_input_is_explicit(learn_store, oscd_db):
         s.label(int(s.patch_ids[0]), 0, "ana")
     with pytest.raises(SessionError, match="empty scope: no patches at level 64"):
         _create(learn_store, oscd_db, level=64)
-    with pytest.raises(SessionError, match="not in the taxonomy"):
+    with pytest.raises(SessionError, match="not in the taxonomy") as err:
         Session.create(learn_store, "x", "ana", "no_such_concept", [oscd_db["product"]], 16,
                        [oscd_db["fs"]])
+    assert "did you mean" not in str(err.value)
+    for typed, near in (("water", "inland_waters or marine_waters"), ("forests", "forest")):
+        with pytest.raises(SessionError, match=f"did you mean {near}\\? known: "):
+            Session.create(learn_store, "x", "ana", typed, [oscd_db["product"]], 16,
+                           [oscd_db["fs"]])
     with pytest.raises(SessionError, match="product 'nope' is not in"):
         Session.create(learn_store, "x", "ana", "new_construction", ["nope"], 16,
                        [oscd_db["fs"]])
