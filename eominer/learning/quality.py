@@ -6,13 +6,16 @@
 - precision estimate: the analyst labels a small random sample of the patches the model
   calls positive (purpose 'verify'); those labels are not used for training, so the
   share of confirmed positives is an unbiased precision estimate (Wilson 95% interval).
-- stop suggestion: ranking change below `flip_tol` for `patience` rounds, and, if a
-  verification sample exists, its precision at least `target_precision`.
+- stop suggestion: ranking change below `flip_tol` for `patience` rounds that had new
+  answers, and, if a verification sample exists, its precision at least
+  `target_precision`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +67,20 @@ def verification_sample(scores: np.ndarray, n: int, exclude: np.ndarray,
     return np.sort(rng.choice(pos, size=min(n, len(pos)), replace=False)).astype(np.int64)
 
 
+def stability_evidence(rounds: Sequence[Any]) -> list[float | None]:
+    """The rounds' ranking changes (`ranking_change`) that say something about stability,
+    oldest first. A round fitted on the same answers as the round before it (Learn
+    clicked again, no new label) changes the ranking by ~0 and would read as "stable";
+    it is left out. Rounds stored without their training set always count."""
+    out: list[float | None] = []
+    before = None
+    for r in rounds:
+        if not (r.labels and r.labels == before):
+            out.append(r.ranking_change)
+        before = r.labels
+    return out
+
+
 def suggest_stop(flip_history: list[float | None], precision: float | None,
                  flip_tol: float = 0.01, patience: int = 2,
                  target_precision: float = 0.8) -> tuple[bool, str]:
@@ -71,10 +88,18 @@ def suggest_stop(flip_history: list[float | None], precision: float | None,
     stable = len(recent) == patience and max(recent) < flip_tol
     if not stable:
         last = recent[-1] if recent else None
-        why = ("ranking still changing: "
-               f"{last:.1%} of patches flipped last round" if last is not None
-               else "not enough rounds to judge stability yet")
-        return False, why
+        if last is None:
+            return False, "not enough rounds to judge stability yet"
+        if last >= flip_tol:
+            return False, f"ranking still changing: {last:.1%} of patches flipped last round"
+        calm = 0  # the latest rounds below the tolerance
+        for f in reversed(recent):
+            if f >= flip_tol:
+                break
+            calm += 1
+        more = patience - calm
+        return False, (f"{last:.1%} of patches flipped last round: {more} more round(s) "
+                       "with new answers like it to call the ranking stable")
     if precision is None:
         return True, (f"ranking stable (< {flip_tol:.0%} flips for {patience} rounds); "
                       "verify a random sample to estimate precision before publishing")

@@ -403,7 +403,13 @@ class Session:
                 f"the patches {self.params.prior} ranks first" if self.params.prior
                 else "a diverse sample of the scope") + "; answer yes for patches that show "
                 "the concept")
-        quality = self._quality(prev, scores)
+        trained = tuple((int(i), int(v)) for i, v in zip(ids, y))
+        last = self.rounds()[-1] if number > 1 else None
+        again = last is not None and bool(trained) and last.labels == trained
+        quality = self._quality(prev, scores, counts=not again)
+        if again and quality.get("flip_rate") is not None:
+            notes.append(f"no new answer since round {last.round}: this round's ranking "
+                         "change does not count toward the advice to stop")
         seconds = time.perf_counter() - t0
         query_ids = self.data.patch_ids[pick]
         n_pos, n_neg = int((y == 1).sum()), int((y == -1).sum())
@@ -418,7 +424,7 @@ class Session:
             notes=tuple(notes),
             # the exact training set: a relabel or undo after this round must not
             # change the ranking a resumed session shows
-            labels=tuple((int(i), int(v)) for i, v in zip(ids, y)),
+            labels=trained,
         ))
         if scores is not None:
             self._scores, self._scored_round, self._model = scores, number, model
@@ -430,12 +436,16 @@ class Session:
             n_positive=n_pos, n_negative=n_neg, notes=tuple(notes), model=model,
         )
 
-    def _quality(self, prev: np.ndarray | None, cur: np.ndarray | None) -> dict[str, Any]:
+    def _quality(self, prev: np.ndarray | None, cur: np.ndarray | None,
+                 counts: bool = True) -> dict[str, Any]:
+        """The round's ranking change and stop advice; `counts` False: the round had no
+        new answer, its change is reported but is no evidence of stability."""
         if not self._flips:
-            self._flips = [r.ranking_change for r in self.rounds()]
+            self._flips = q.stability_evidence(self.rounds())
         change = q.ranking_change(prev, cur) if cur is not None else {
             "flip_rate": None, "topk_overlap": None}
-        self._flips.append(change["flip_rate"])
+        if counts:
+            self._flips.append(change["flip_rate"])
         # a new ranking has no verification yet: answers to earlier checks were about
         # other positives (and a stratified check also samples negatives)
         prec = q.precision_estimate(np.empty(0))
@@ -449,7 +459,7 @@ class Session:
         from eominer.learning.quality_check import stored
 
         done = self.rounds()
-        flips = [r.ranking_change for r in done]
+        flips = q.stability_evidence(done)
         last = dict(done[-1].quality) if done else {}
         prec = stored(done[-1]) if done else {}
         if not prec:

@@ -17,3 +17,22 @@ def test_quality_estimates():
     assert suggest_stop([0.2, 0.005, 0.004], 0.9)[0] is True
     assert suggest_stop([0.2, 0.005, 0.004], 0.5)[0] is False
     assert suggest_stop([0.005, 0.2], None)[0] is False
+
+
+def test_rounds_on_the_answers_of_the_round_before_do_not_count():
+    from types import SimpleNamespace as R
+
+    from eominer.learning.quality import stability_evidence
+
+    a, b = ((1, 1), (2, -1)), ((1, 1), (2, -1), (3, -1))
+    rounds = [R(labels=a, ranking_change=None), R(labels=a, ranking_change=0.0),
+              R(labels=b, ranking_change=0.004), R(labels=b, ranking_change=0.0),
+              R(labels=None, ranking_change=0.3), R(labels=None, ranking_change=0.2)]
+    assert stability_evidence(rounds) == [None, 0.004, 0.3, 0.2]
+    assert suggest_stop(stability_evidence(rounds[:4]), None)[0] is False
+    assert suggest_stop([r.ranking_change for r in rounds[:4]], None)[0] is True  # before
+    assert suggest_stop([None, 0.004], None) == (
+        False, "0.4% of patches flipped last round: 1 more round(s) with new answers like "
+        "it to call the ranking stable")
+    assert suggest_stop([0.3, 0.2], None)[1] == \
+        "ranking still changing: 20.0% of patches flipped last round"

@@ -232,3 +232,23 @@ def test_verification_and_stop_advice(learn_store, oscd_db):
     assert isinstance(qual["stop"], bool) and qual["advice"]
     train_ids, _ = s.labels()
     assert not set(sample.tolist()) & set(train_ids.tolist())  # kept out of training
+
+
+def test_rounds_with_no_new_answer_are_no_evidence_of_stability(learn_store, oscd_db):
+    """Learn clicked again and again with no new label: the ranking barely moves, which
+    used to read as "ranking stable" after two such rounds."""
+    s = _create(learn_store, oscd_db, model_kind="logistic")
+    _seed_labels(s, oscd_db["truth"][16])
+    first = s.run_round()
+    again = [s.run_round(), s.run_round()]
+    assert first.quality["flip_rate"] is None  # nothing to compare with
+    for r in again:  # measured and shown, but not counted
+        assert r.quality["flip_rate"] is not None and r.quality["flip_rate"] < 0.01
+        assert r.quality["stop"] is False
+        assert r.quality["advice"] == "not enough rounds to judge stability yet"
+        assert any(n.startswith(f"no new answer since round {r.round - 1}") for n in r.notes)
+    reopened = Session.open(learn_store, s.session_id)  # the same advice from the store
+    assert reopened.quality()["stop"] is False
+    _answer(reopened, first.query_ids[:5], oscd_db["truth"][16])
+    r = reopened.run_round()  # new answers: this round's change counts again
+    assert not any(n.startswith("no new answer") for n in r.notes)
