@@ -36,7 +36,8 @@ def models(kind: str | None, fmt: str, db: str | None) -> None:
             "session": p.get("session_id", "") if clf else "",
             "labels": (f"{p.get('n_labels', 0)} ({p.get('n_positive', 0)}+ / "
                        f"{p.get('n_negative', 0)}-)") if clf else "",
-            "ap_cv": met.get("ap_cv") if clf else None,
+            # three decimals: a cross-validated AP on tens of labels has no more
+            "ap_cv": None if not clf or met.get("ap_cv") is None else round(met["ap_cv"], 3),
             "created": m["created"],
         })
     table = pa.Table.from_pylist(out) if out else pa.table(

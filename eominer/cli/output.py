@@ -12,13 +12,15 @@ from rich.console import Console
 from rich.table import Table
 
 
-def _cell(v: object) -> str:
+def _cell(v: object, seconds: bool = False) -> str:
+    """A value as text; `seconds`: times to the second (the terminal table; CSV keeps
+    what the database holds)."""
     if v is None:
         return ""
     if isinstance(v, float):
         return f"{v:.6g}"
     if isinstance(v, dt.datetime):
-        return v.isoformat(sep=" ")
+        return (v.replace(microsecond=0) if seconds else v).isoformat(sep=" ")
     return str(v)
 
 
@@ -37,7 +39,7 @@ def render(table: pa.Table, fmt: str, title: str | None = None) -> str:
     for c in cols:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*[_cell(r[c]) for c in cols])
+        t.add_row(*[_cell(r[c], seconds=True) for c in cols])
     console = Console(width=200, record=True, file=io.StringIO())
     console.print(t)
     return console.export_text().rstrip("\n")

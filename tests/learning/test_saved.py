@@ -109,7 +109,10 @@ def test_cli_save_model_and_models(learn_store, oscd_db, tmp_path, capsys):
         "concept": "new_construction", "feature_sets": oscd_db["fs"],
         "session": sid}
     assert row["labels"].startswith(f"{n} (")
+    assert row["ap_cv"] is None or row["ap_cv"] == round(row["ap_cv"], 3)
     r = run(["models", "--db", db], tmp_path)
     assert r.returncode == 0 and mid in r.stdout and "linear_svm" in r.stdout
+    created = row["created"][:19]  # the table's time is to the second
+    assert f" {created} " in r.stdout and f"{created}." not in r.stdout, r.stdout
     r = run(["session", "save-model", "nosuch", "--db", db], tmp_path)
     assert r.returncode == 1 and "no session 'nosuch'" in r.stderr
