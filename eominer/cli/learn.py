@@ -241,7 +241,15 @@ def publish(session_id, threshold, db) -> None:
         version = s.publish(threshold)
         n = int(store.query("SELECT COUNT(*) FROM annotations WHERE session_id = ? AND positive",
                             (session_id,))[0][0])
+        q = s.quality()
     click.echo(f"published {s.concept} as model {version}: {n} positive patches")
+    # how far to trust what was written (the app shows it in the rounds summary)
+    if q.get("precision") is not None:
+        click.echo(f"verified precision {q['precision']:.0%} (95 % CI "
+                   f"{q['precision_low']:.0%}-{q['precision_high']:.0%}, "
+                   f"{q['n_verified']} answers)", err=True)
+    if not q.get("stop") and q.get("advice"):
+        click.echo(f"note: {q['advice']}", err=True)
 
 
 @session.command("save-model")

@@ -37,6 +37,8 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     assert r.returncode == 1 and "expected PATCH_ID=+1" in r.stderr
     r = run(["session", "publish", sid, "--db", db], home)
     assert r.returncode == 0 and "published new_construction" in r.stdout, r.stderr
+    # one round, nothing verified: the advice goes with it
+    assert "note: not enough rounds to judge stability yet" in r.stderr, r.stderr
     r = run(["sql", "--db", db, "--format", "json",
              "select count(*) as n from annotations where label_name = 'new_construction'"],
             home)
