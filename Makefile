@@ -31,10 +31,14 @@ uv:
 	@uv --version >/dev/null 2>&1 || $(PY) -m uv --version >/dev/null 2>&1 || \
 		$(PY) -m pip install --quiet --disable-pip-version-check uv
 
+# --compile-bytecode: uv writes the .pyc files once, at install. Without them, a machine
+# with PYTHONDONTWRITEBYTECODE set (ours) compiles every imported module in every process:
+# `import tensorflow` 13.8 s instead of 4.2 s, scikit-learn 5.7 s instead of 1.6 s, in each
+# CLI command, Ray worker and app server.
 $(VENV)/.installed: pyproject.toml | uv
 	@test -n "$(PY)" || { echo "error: Python >= 3.11 not found"; exit 1; }
 	$(UV) venv --allow-existing --no-python-downloads -p $(PY) $(VENV)
-	$(UV) pip install -p $(VENV)/bin/python -e '.[$(EXTRAS)]'
+	$(UV) pip install --compile-bytecode -p $(VENV)/bin/python -e '.[$(EXTRAS)]'
 	@touch $@
 
 # MonetDB's embedded engine has wheels for Python <= 3.10 only: a side environment runs
@@ -42,7 +46,7 @@ $(VENV)/.installed: pyproject.toml | uv
 .venv-monetdbe/.installed: | uv
 	@test -n "$(PY310)" || { echo "error: Python 3.10 not found (pyenv install 3.10)"; exit 1; }
 	$(UV) venv --allow-existing --no-python-downloads -p $(PY310) .venv-monetdbe
-	$(UV) pip install -p .venv-monetdbe/bin/python monetdbe numpy pyarrow pytest \
+	$(UV) pip install --compile-bytecode -p .venv-monetdbe/bin/python monetdbe numpy pyarrow pytest \
 		pytest-timeout 'setuptools<81' click rich
 	@touch $@
 
