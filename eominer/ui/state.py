@@ -436,8 +436,9 @@ def _top(session, scores: np.ndarray | None) -> list[int]:
     if len(ids):
         scores = scores.copy()
         scores[session.data.rows(ids)] = -np.inf
-    prior = session.prior()
-    rows = top_rows(scores, 40, None if prior is None else prior[1])
+    prior = session.prior()  # a negative weight ranks low values first
+    tiebreak = None if prior is None else prior[1] * np.float32(np.sign(prior[0].weight))
+    rows = top_rows(scores, 40, tiebreak)
     return [int(i) for i in session.patch_ids[rows]]
 
 

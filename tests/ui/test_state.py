@@ -173,3 +173,17 @@ def test_before_the_first_yes_a_prior_session_shows_the_priors_ranking(learn_sto
     state.learn()
     assert state.last_round.scores is None and not state.prior_only
     assert state.scores is fitted
+
+
+def test_a_negative_prior_weight_puts_the_lowest_values_first_in_top_results(learn_store,
+                                                                              oscd_db):
+    from eominer.ui.state import _top
+    from tests.learning.sessions import _create
+    from tests.learning.test_prior import COLUMN
+    from tests.learning.test_saved import raw_features
+
+    s = _create(learn_store, oscd_db, params={"prior": COLUMN, "prior_weight": -30.0})
+    raw = raw_features(learn_store, s)[:, s.data.names.index(f"{oscd_db['fs']}__{COLUMN}")]
+    scores = s.prior_ranking()
+    assert (scores == 1.0).sum() > 40  # -30 z saturates well over Top results' 40
+    assert _top(s, scores) == s.patch_ids[np.argsort(raw, kind="stable")[:40]].tolist()
