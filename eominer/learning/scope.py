@@ -152,7 +152,8 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
     if len(ids) == 0:
         raise SessionError(
             f"no features for the {len(pids)} patches of the scope in feature sets "
-            f"{list(feature_set_ids)}: " + covering_hint(store, product_ids, level)
+            f"{list(feature_set_ids)}: " + covering_hint(store, product_ids, level,
+                                                         feature_set_ids)
         )
     return ids, X, names, centres, int(len(pids) - len(ids))
 
@@ -345,14 +346,25 @@ def _clear_enough(patches, pids: np.ndarray, max_cloud: float, product_ids: list
     return kept
 
 
-def covering_hint(store: Store, product_ids: Sequence[str], level: int) -> str:
-    """What to do when the chosen feature sets have no features for a scope: the sets
-    that do cover it, else `eominer extract`."""
+def covering_hint(store: Store, product_ids: Sequence[str], level: int,
+                  wanted: Sequence[str] = ()) -> str:
+    """What to do when the chosen feature sets (`wanted`) have no features for a scope:
+    where a pair's set is (on its first product), the sets that do cover the scope, else
+    `eominer extract`."""
+    pairs = []
+    for fid in wanted:
+        fs = store.feature_set(fid)
+        first = fs.params.get("first") if fs is not None else None
+        if first and first not in product_ids:
+            pairs.append(f"{fid} is a change pair's set, stored on its first product "
+                         f"{first} (-> {fs.params.get('second')}): put that product in the "
+                         "scope; ")
     covering = store.covering_feature_sets(list(product_ids), level)
     if covering:
-        return (f"use the feature sets with features for these products at level {level}: "
-                f"{', '.join(covering)}")
-    return f"run `eominer extract` for these products (no feature set covers them at level {level})"
+        return "".join(pairs) + (f"use the feature sets with features for these products at "
+                                 f"level {level}: {', '.join(covering)}")
+    return "".join(pairs) + (f"run `eominer extract` for these products (no feature set "
+                             f"covers them at level {level})")
 
 
 def _inside(patches, pids: np.ndarray, aoi_wkt: str, product_ids: list[str],

@@ -82,10 +82,12 @@ def test_start_without_features_names_the_sets_that_cover_the_scope(ui_store):
     view._on_start()
     s = view.state
     assert s.session is None and s.severity == "error"
+    pair = ui_store.feature_set(change[0]).params  # a change set: on its pair's first product
     assert s.message == (
         "start session: no features for the 1152 patches of the scope in feature sets "
-        f"{change}: use the feature sets with features for these products at level 32: "
-        f"{covering[0]}")
+        f"{change}: {change[0]} is a change pair's set, stored on its first product "
+        f"{pair['first']} (-> {pair['second']}): put that product in the scope; use the "
+        f"feature sets with features for these products at level 32: {covering[0]}")
     view._fs.value = []
     view._on_start()
     assert s.session is None and s.message == (
