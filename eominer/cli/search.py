@@ -62,8 +62,9 @@ def search(like, where, aoi, top, feature_sets, level, products, archive, save, 
             r = save_search(store, r, owner)
     click.echo(render(r.table(), fmt))
     by = " and ".join(w for w, on in (("the area of interest", area is not None),
-                                       ("the WHERE", bool(where))) if on) or "no filter"
-    click.echo(f"{r.n_candidates} patches kept by {by} at level {r.level}"
+                                       ("the WHERE", bool(where))) if on)
+    click.echo(f"{r.n_candidates} patches " + (f"kept by {by} " if by else "searched ")
+               + f"at level {r.level}"
                + (f", {r.n_missing} without features (not ranked)" if r.n_missing else "")
                + f"; feature sets {', '.join(r.feature_set_ids)}", err=True)
     if r.search_id:

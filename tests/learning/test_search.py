@@ -6,6 +6,7 @@ as a session's "find similar"; saved results joined in SQL; the CLI; bad input."
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -176,4 +177,7 @@ def test_cli_search(learn_store, oscd_db, tmp_path, capsys):
     r = run(["search", "--db", db, "--like", "400", "--where", "ATTACH 'x.db'"],
             tmp_path / "ws")
     assert r.returncode == 1 and "'ATTACH' is not allowed here" in r.stderr
+    r = run(["search", "--db", db, "--like", "400", "--top", "3"], tmp_path / "ws")
+    assert r.returncode == 0 and re.search(r"^\d+ patches searched at level \d+", r.stderr,
+                                           re.M), r.stderr
     assert shapely.from_wkt(expected.aoi_wkt).equals_exact(TRIANGLE, 1e-7)
