@@ -19,7 +19,7 @@ from panel.viewable import Viewer
 
 from eominer.errors import SessionError
 from eominer.ui.jobs import AppJob, launcher
-from eominer.ui.state import AppState
+from eominer.ui.state import AppState, Soon
 
 # format -> (file suffix, export function of eominer.learning.export)
 FORMATS = {"GeoJSON": (".geojson", "export_geojson"),
@@ -41,6 +41,10 @@ class PublishView(Viewer):
                                           color="success", css_classes=["eom-publish"])
         self._publish.on_click(lambda _: self.state.publish(self.threshold))
         self._info = pn.pane.HTML("", css_classes=["eom-publish-info"])
+        # how far to trust what the button writes: the latest quality check and the stop
+        # advice, as `eominer session publish` prints them
+        self._trust = pn.pane.HTML("", css_classes=["eom-publish-quality"],
+                                   sizing_mode="stretch_width")
         self._downloads = [
             pn.widgets.FileDownload(callback=self._exporter(fmt), filename=f"result{suffix}",
                                     label=fmt, width=150,
@@ -58,6 +62,10 @@ class PublishView(Viewer):
         self._job: AppJob | None = None
         self._shown: tuple[str, str] = ("", "")  # (job id, state) on screen
         self.state.param.watch(lambda _: self._render(), ["published", "session"])
+        # after the map's overlay has gone out: it reads the rounds from the store
+        self.state.param.watch(Soon(self._render_trust),
+                               ["session", "scores_version", "quality_version"])
+        self._render_trust()
         self.state.param.watch(lambda _: self._find_job(), "session")
         self._render()
         self._find_job()
@@ -125,6 +133,25 @@ class PublishView(Viewer):
         for d, key in zip(self._polygon_downloads, POLYGON_FORMATS.values()):
             d.filename = f"{name}-polygons-{key}.zip"
 
+    def _render_trust(self) -> None:
+        import html
+
+        from eominer.ui.rounds import quality_line
+
+        s = self.state
+        if s.session is None:
+            self._trust.object = ""
+            return
+        with s.work("quality", quiet=True):
+            rounds = s.session.rounds()
+            if not rounds:
+                self._trust.object = "<i>no round yet</i>"
+                return
+            q = s.session.quality()
+            self._trust.object = (
+                quality_line(rounds) + ("" if q.get("stop") or not q.get("advice")
+                                        else f"<br><i>{html.escape(q['advice'])}</i>"))
+
     def _download(self, what: str, write) -> io.BytesIO | None:
         """A download callback's frame: no session -> say so; else `write(session,
         folder)` -> the bytes to send, in a temporary folder, errors on the status line."""
@@ -176,7 +203,7 @@ class PublishView(Viewer):
         return pn.Column(
             pn.Row(pn.widgets.FloatSlider.from_param(self.param.threshold, width=220),
                    self._publish),
-            self._info, pn.pane.Markdown("Download the published result:"),
+            self._trust, self._info, pn.pane.Markdown("Download the published result:"),
             pn.Row(*self._downloads),
             pn.pane.Markdown("Positive patches (score above the threshold) as polygons, with "
                              "their STAC Item:"),

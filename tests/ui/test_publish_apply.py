@@ -75,3 +75,29 @@ def test_apply_to_the_archive_from_the_publish_tab(learn_store, oscd_db):
     jobs.refresh()
     assert f"apply model {model_id}: done; its scores are rows of annotations" in (
         state.message)
+
+
+def test_the_publish_tab_says_how_far_to_trust_the_result(learn_store, oscd_db):
+    """Beside the button: the latest quality check and, short of the stop advice, the
+    advice (as `eominer session publish` prints them)."""
+    from eominer.learning.quality_check import interval_text
+    from eominer.ui.publish import PublishView
+    from eominer.ui.state import AppState
+
+    state = AppState(learn_store, user="ana")
+    view = PublishView(state=state)
+    assert view._trust.object == ""
+    s = _trained(learn_store, oscd_db)
+    state.session = s
+    view._render_trust()
+    assert "no quality check yet" in view._trust.object
+    assert s.quality()["advice"] in view._trust.object and not s.quality()["stop"]
+    state.check_quality(20)
+    truth = oscd_db["truth"][16]
+    for p in list(state.check_ids):
+        state.verify(p, 1 if truth[p] > 0.05 else -1)
+    view._render_trust()
+    r = s.rounds()[-1]
+    assert r.verified_n and f"{r.verified_n} answers" in view._trust.object
+    assert interval_text(r.precision_estimate, r.precision_low, r.precision_high) in (
+        view._trust.object)
