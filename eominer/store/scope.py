@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from eominer.errors import ReadOnlySQLError, UserSQLError
 from eominer.store.base import StoreBase, _strip_strings, check_read_only
+from eominer.store.schema import SCOPE_ROWS_COLUMNS, SCOPE_ROWS_PRODUCT_COLUMNS
 
 BOX_COLUMNS = ("patch_id", "product_id", "min_lon", "min_lat", "max_lon", "max_lat")
 
@@ -68,8 +69,11 @@ class ScopeMixin(StoreBase):
             text = check_read_only(sql)
             t = self.read_only_arrow(text, params, timeout_s)
         except (ReadOnlySQLError, UserSQLError) as exc:
-            raise type(exc)(f"the WHERE {cond!r} over scope_rows (columns: docs/schema.md): "
-                            f"{exc}") from exc
+            # the view's columns from the schema, not from a query: after a failed
+            # statement MonetDB refuses any other until the transaction is rolled back
+            names = ", ".join((*SCOPE_ROWS_COLUMNS, *SCOPE_ROWS_PRODUCT_COLUMNS))
+            raise type(exc)(f"the WHERE {cond!r} over scope_rows (columns: {names}; "
+                            f"docs/schema.md): {exc}") from exc
         return t.column(0).to_numpy().astype(np.int64) if t.num_rows else np.empty(0, np.int64)
 
     def lonlat_boxes(self, level: int, product_ids: Sequence[str] | None = None,

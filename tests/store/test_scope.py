@@ -42,6 +42,9 @@ def test_where_sees_patches_products_and_labels(store):
      ReadOnlySQLError, "'DELETE' is not allowed"),
     ("EXISTS (SELECT 1 FROM file_loader('/etc/passwd'))", ReadOnlySQLError, "local files"),
     ("level >", UserSQLError, "SQL error"),
+    # a misspelt column: the message lists the ones there are
+    ("cloud_fractio < 0.5", UserSQLError,
+     r"over scope_rows \(columns: patch_id, .*, cloud_fraction, .*; docs/schema.md\): "),
     ("level = ?", UserSQLError, "parameter marker"),
     ("(level = 32", UserSQLError, "unbalanced parentheses"),
     ("  ", UserSQLError, "empty WHERE"),
