@@ -131,9 +131,14 @@ def label(session_id, answers, user, verify, db) -> None:
         parsed.append((int(pid), values[val.lower()]))
     with open_store(db) as store:
         s = _open(store, session_id)
-        for pid, val in parsed:
-            s.label(pid, val, user, purpose="verify" if verify else "train")
+        s.data.rows([pid for pid, _ in parsed])  # every patch in the scope before a write
+        with store.transaction():  # all the answers, or none of them
+            for pid, val in parsed:
+                s.label(pid, val, user, purpose="verify" if verify else "train")
     click.echo(f"{len(parsed)} label(s) recorded")
+    if verify:
+        click.echo(f"note: `eominer session quality {session_id}` estimates precision and "
+                   "recall from the answers", err=True)
 
 
 @session.command("undo")

@@ -30,8 +30,11 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     assert "round 1: logistic/diverse, 5 labels (2+ / 3-)" in r.stdout
     nxt = r.stdout.strip().splitlines()[-1].split()[1:]
     assert len(nxt) == 8 and all(int(p) in truth for p in nxt)
-    r = run(["session", "label", sid, "999999=+1", "--user", "ana", "--db", db], home)
+    r = run(["session", "label", sid, f"{nxt[0]}=y", "999999=+1", "--user", "ana", "--db", db],
+            home)
     assert r.returncode == 1 and "not in this session's scope" in r.stderr
+    r = run(["sql", "--db", db, "--format", "json", "select count(*) as n from labels"], home)
+    assert json.loads(r.stdout)[0]["n"] == 5  # the good answer before it was not written
     assert "Traceback" not in r.stderr
     r = run(["session", "label", sid, "12=maybe", "--user", "ana", "--db", db], home)
     assert r.returncode == 1 and "expected PATCH_ID=+1" in r.stderr
