@@ -317,6 +317,17 @@ def test_blocks_leave_no_seams(s1_safe_dir: Path, monkeypatch):
     assert diff.mean() < 0.1 and np.percentile(diff, 99) < 1.0
 
 
+def test_warp_threads_change_no_pixel(s1_safe_dir: Path, monkeypatch):
+    """GDAL splits a block's warp between its threads: the same pixels, to the bit."""
+    (p,) = discover(s1_safe_dir)
+    grid = s1_safe.product_grid(p)
+    assert s1_safe.WARP_THREADS == 2
+    two = s1_safe.read_bands(p, grid)
+    monkeypatch.setattr(s1_safe, "WARP_THREADS", 1)
+    np.testing.assert_array_equal(s1_safe.read_bands(p, grid), two)
+    assert np.isfinite(two).mean() > 0.5
+
+
 def test_sar_descriptor_on_ingested_safe(store, s1_safe_dir: Path):
     """The `sar` descriptor reads the ingested VV/VH: finite values on a full patch."""
     from eominer.features.registry import build
