@@ -90,12 +90,17 @@ def map_centres(patches, at) -> np.ndarray:
     return centres
 
 
+STORED_AREA = "stored area"  # how an area read back from a session is named
+
+
 def load_scope(store: Store, product_ids: Sequence[str], level: int,
                feature_set_ids: Sequence[str], within: np.ndarray | None = None,
                max_cloud: float | None = None, aoi_wkt: str | None = None,
                where: str | None = None, dtype: str = "auto",
+               aoi_source: str = STORED_AREA,
                ) -> tuple[np.ndarray, np.ndarray | CompactMatrix, list[str], np.ndarray, int]:
-    """Features of the scope: (patch_ids, raw X, names, centres, n_missing).
+    """Features of the scope: (patch_ids, raw X, names, centres, n_missing). `aoi_source`
+    names the area in messages (its file when a session is created).
 
     `dtype` (`compact.choose_dtype`): 'float32' reads a float32 matrix; 'int8' streams the
     store's record batches straight into int8 codes (`load_compact`), never holding a
@@ -114,7 +119,7 @@ def load_scope(store: Store, product_ids: Sequence[str], level: int,
     if max_cloud is not None and len(pids):
         pids = _clear_enough(patches, pids, float(max_cloud), list(product_ids), level)
     if aoi_wkt and len(pids):
-        pids = _inside(patches, pids, aoi_wkt, list(product_ids), level)
+        pids = _inside(patches, pids, aoi_wkt, list(product_ids), level, aoi_source)
     if where and len(pids):
         kept = pids[np.isin(pids, store.where_patch_ids(where, level, list(product_ids)))]
         if len(kept) == 0:
@@ -368,7 +373,7 @@ def covering_hint(store: Store, product_ids: Sequence[str], level: int,
 
 
 def _inside(patches, pids: np.ndarray, aoi_wkt: str, product_ids: list[str],
-            level: int) -> np.ndarray:
+            level: int, source: str = STORED_AREA) -> np.ndarray:
     """`pids` whose WGS84 box intersects the AOI; none: a SessionError that says so."""
     import shapely
 
@@ -382,7 +387,7 @@ def _inside(patches, pids: np.ndarray, aoi_wkt: str, product_ids: list[str],
         bounds = (float(cols[0].min()), float(cols[1].min()), float(cols[2].max()),
                   float(cols[3].max()))
         raise SessionError(no_patch_message(
-            AOI(shapely.from_wkt(aoi_wkt), "stored area"), len(pids),
+            AOI(shapely.from_wkt(aoi_wkt), source), len(pids),
             bounds, f"at level {level} in products {product_ids}"))
     return kept
 

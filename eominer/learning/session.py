@@ -46,6 +46,7 @@ from eominer.learning.models import MODEL_KINDS
 from eominer.learning.prior import Prior, find_column, mix
 from eominer.learning.publish import publish as publish_session
 from eominer.learning.scope import (
+    STORED_AREA,
     cascade_scope,
     feature_signature,
     load_scope,
@@ -181,11 +182,14 @@ class Session:
                 p = dataclasses.replace(p, max_cloud=float(max_cloud))
             except (TypeError, ValueError) as exc:
                 raise SessionError(f"session {name!r}: {exc}") from exc
-        p = _with_scope(p, name, aoi, where)
+        from eominer.learning.aoi import as_aoi
+
+        area = as_aoi(aoi)  # read once; its source (a file's name) names it in messages
+        p = _with_scope(p, name, area, where)
         within = cascade_scope(store, p.parent_session, product_ids, level)
-        ids, X, names, centres, missing = load_scope(store, product_ids, level,
-                                                     feature_set_ids, within, p.max_cloud,
-                                                     p.aoi_wkt, p.where, features_dtype)
+        ids, X, names, centres, missing = load_scope(
+            store, product_ids, level, feature_set_ids, within, p.max_cloud, p.aoi_wkt,
+            p.where, features_dtype, aoi_source=area.source if area else STORED_AREA)
         if len(product_ids) > 1 and (within is not None or p.max_cloud is not None
                                      or p.aoi_wkt or p.where):
             # an area or a filter may leave a product no patch: it is not part of the

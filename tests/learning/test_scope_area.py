@@ -180,7 +180,8 @@ def test_bad_aoi_is_refused_and_creates_nothing(learn_store, oscd_db, tmp_path):
         _create(learn_store, oscd_db, aoi=shp)
     # far from Bordeaux (Paris): says so, names the patches' extent
     paris = _geojson(tmp_path / "paris.geojson", [box(2.30, 48.80, 2.40, 48.90)])
-    with pytest.raises(SessionError, match=r"intersects none of the 896 patches at level 16 "
+    with pytest.raises(SessionError, match=r"the area of interest \(paris.geojson, lon 2.3000"
+                                           r".*intersects none of the 896 patches at level 16 "
                                            r".*they cover lon -0.6010..-0.5523"):
         _create(learn_store, oscd_db, aoi=paris)
     assert _n_sessions(learn_store) == before
@@ -214,6 +215,7 @@ def test_cli_create_with_aoi_and_where(learn_store, oscd_db, tmp_path, capsys):
     far = _geojson(tmp_path / "far.geojson", [box(2.30, 48.80, 2.40, 48.90)])
     r = run([*base, "--aoi", str(far)], tmp_path / "ws")
     assert r.returncode == 1 and "intersects none of the 896 patches" in r.stderr
+    assert "the area of interest (far.geojson," in r.stderr  # named as the analyst gave it
     r = run([*base, "--where", "DROP TABLE patches"], tmp_path / "ws")
     assert r.returncode == 1 and "'DROP' is not allowed here" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
