@@ -33,8 +33,8 @@ uv:
 
 # --compile-bytecode: uv writes the .pyc files once, at install. Without them, a machine
 # with PYTHONDONTWRITEBYTECODE set (ours) compiles every imported module in every process:
-# `import tensorflow` 13.8 s instead of 4.2 s, scikit-learn 5.7 s instead of 1.6 s, in each
-# CLI command, Ray worker and app server.
+# `import tensorflow` 13-14 s instead of 4.5-5 s, scikit-learn 5-6 s instead of 1.6-1.9 s,
+# in each CLI command, Ray worker and app server (docs/benchmarks.md, "Start-up").
 $(VENV)/.installed: pyproject.toml | uv
 	@test -n "$(PY)" || { echo "error: Python >= 3.11 not found"; exit 1; }
 	$(UV) venv --allow-existing --no-python-downloads -p $(PY) $(VENV)
