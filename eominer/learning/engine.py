@@ -254,11 +254,13 @@ def fit_score_pick(
     model_params: dict | None = None, strategy: str = "margin", n: int = 20,
     seed: int = 0, scores_out: np.ndarray | None = None, spatial_weight: float = 0.0,
     context: Callable[[np.ndarray], np.ndarray] | None = None,
+    tiebreak: np.ndarray | None = None,
 ) -> tuple[RelevanceModel, np.ndarray, np.ndarray, list[str]]:
     """One round: fit on the labelled `rows` (labels y in {-1, +1}), score all patches,
     pick `n` new ones. Returns (model, scores, picked row indices, notes). `context`
     maps the model's scores to the ranked ones (the session's prior, `prior.mix`, and
-    spatial context, `context.smooth`) before the strategy picks."""
+    spatial context, `context.smooth`) before the strategy picks; `tiebreak` orders
+    equal scores for `most_relevant` (`strategies.top_rows`)."""
     rows = np.asarray(rows, np.int64)
     y = np.asarray(y, np.int8)
     notes: list[str] = []
@@ -297,7 +299,7 @@ def fit_score_pick(
         scores[:] = context(scores)
     pick = get_strategy(strategy)(
         scores, n, exclude=rows, X=data.X, rng=rng, centres=data.centres,
-        spatial_weight=spatial_weight,
+        spatial_weight=spatial_weight, tiebreak=tiebreak,
     )
     return model, scores, pick, notes
 

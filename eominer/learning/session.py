@@ -95,6 +95,12 @@ class Session:
             self._prior = (p, p.z(self.data.X))
         return self._prior
 
+    def tiebreak(self) -> np.ndarray | None:
+        """What orders equal scores at the top: the prior's standardised column, signed
+        so that the values its weight ranks first come first (None without a prior)."""
+        prior = self.prior()
+        return None if prior is None else prior[1] * np.float32(np.sign(prior[0].weight))
+
     def _ranking(self, n_labels: int) -> Callable[[np.ndarray], np.ndarray] | None:
         """What turns the model's scores into the session's ranking after a fit on
         `n_labels` labels: the prior's mix, then the spatial-context smoothing; None when
@@ -396,7 +402,7 @@ class Session:
             model, scores, pick, fit_notes = fit_score_pick(
                 self.data, rows, y, model_kind=kind, model_params=dict(self.params.model_params),
                 strategy=strat, n=n, seed=seed, spatial_weight=self.params.spatial_weight,
-                context=self._ranking(len(ids)),
+                context=self._ranking(len(ids)), tiebreak=self.tiebreak(),
             )
             self._answered(scores, rows, y)
             notes.extend(fit_notes)

@@ -115,10 +115,25 @@ def random(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None,
     return np.asarray(out, np.int64)
 
 
+def top_rows(scores: np.ndarray, n: int, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Rows of the `n` highest scores, best first (no sort of 1M); equal scores by the
+    higher `tiebreak`, then by row. A strong prior saturates float32 scores (sigmoid of
+    a logit above ~16.6 is 1.0): its column, not the row, then orders the top."""
+    rows = smallest(-np.asarray(scores), n)
+    if tiebreak is None or not len(rows):
+        return rows
+    cand = np.flatnonzero(scores >= scores[rows[-1]])  # every tie at the n-th score
+    return cand[np.lexsort((cand, -tiebreak[cand], -scores[cand]))[:n]]
+
+
 def most_relevant(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None,
-                  **_: object) -> np.ndarray:
-    """Browsing: the highest-scoring unlabelled patches."""
-    return _lowest(-scores.astype(np.float32), n, exclude)
+                  tiebreak: np.ndarray | None = None, **_: object) -> np.ndarray:
+    """Browsing: the highest-scoring unlabelled patches; equal scores by the higher
+    `tiebreak` (the session's prior column), then by row (see `top_rows`)."""
+    key = scores.astype(np.float32)  # a copy: the excluded rows go to -inf in it
+    if exclude is not None and len(exclude):
+        key[exclude] = -np.inf
+    return top_rows(key, n, tiebreak)
 
 
 def diverse(scores: np.ndarray, n: int, *, X: np.ndarray | None = None,

@@ -1,8 +1,10 @@
 """Database URLs: `duckdb:///path/file.duckdb`, `monetdb://user:password@host:port/db`,
-and `monetdbe:///path/dir` (MonetDB's embedded engine, Python <= 3.10; tests only)."""
+and `monetdbe:///path/dir` (MonetDB's embedded engine, Python <= 3.10; tests only).
+A bare path ending in `.duckdb` is a DuckDB file, as the duckdb shell takes it."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
@@ -32,6 +34,8 @@ class DatabaseURL:
 
 def parse_url(url: str) -> DatabaseURL:
     if "://" not in url:
+        if url.endswith(".duckdb"):
+            return DatabaseURL("duckdb", path=os.path.abspath(os.path.expanduser(url)))
         raise ConfigError(f"database URL {url!r} has no scheme; expected {FORMS}")
     parts = urlparse(url)
     scheme = parts.scheme.lower()

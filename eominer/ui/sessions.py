@@ -11,8 +11,10 @@ from panel.viewable import Viewer
 from eominer.learning.manage import SessionSummary
 from eominer.ui.state import AppState
 
-COLUMNS = ["name", "owner", "concept", "created", "products", "feature sets", "labels",
-           "rounds", "last activity", "shared", "status", "session_id"]
+# what tells sessions apart first; the long lists last, cut to a width (whole on hover)
+COLUMNS = ["name", "owner", "concept", "labels", "rounds", "last activity", "shared",
+           "status", "created", "products", "feature sets", "session_id"]
+LONG = {"products": 300, "feature sets": 360}
 
 
 class SessionsView(Viewer):
@@ -22,7 +24,8 @@ class SessionsView(Viewer):
         super().__init__(**params)
         self._table = pn.widgets.Tabulator(
             None, selectable=1, disabled=True, show_index=False, height=300,
-            sizing_mode="stretch_width", css_classes=["eom-sessions"])
+            sizing_mode="stretch_width", css_classes=["eom-sessions"], widths=LONG,
+            configuration={"columnDefaults": {"tooltip": True}})
         self._archived = pn.widgets.Checkbox(label="show archived", value=False)
         self._archived.param.watch(lambda _: self.refresh(), "value")
         self._open = pn.widgets.Button(label="Reopen", color="primary", width=110,
@@ -69,10 +72,11 @@ class SessionsView(Viewer):
         with s.work("list sessions", quiet=True):
             self._rows = session_summaries(s.store, s.user, archived=self._archived.value)
             self._table.value = pd.DataFrame(
-                [[r.record.name, r.record.owner, r.record.concept, r.record.created,
-                  ", ".join(r.record.product_ids), ", ".join(r.record.feature_set_ids),
-                  r.labels, r.rounds, r.last_activity, "yes" if r.shared else "",
-                  r.record.status, r.record.session_id] for r in self._rows],
+                [[r.record.name, r.record.owner, r.record.concept, r.labels, r.rounds,
+                  r.last_activity, "yes" if r.shared else "", r.record.status,
+                  r.record.created, ", ".join(r.record.product_ids),
+                  ", ".join(r.record.feature_set_ids), r.record.session_id]
+                 for r in self._rows],
                 columns=COLUMNS)
             sets = s.store.feature_sets()
             self._dup_fs.options = {f"{f.name} v{f.version} {f.feature_set_id}":

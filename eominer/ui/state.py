@@ -21,6 +21,7 @@ import numpy as np
 import param
 
 from eominer.errors import EominerError
+from eominer.learning.strategies import top_rows
 from eominer.store.records import SPATIAL_CONTEXT_MAX, PatchWindow
 
 if TYPE_CHECKING:
@@ -436,23 +437,8 @@ def _top(session, scores: np.ndarray | None) -> list[int]:
     if len(ids):
         scores = scores.copy()
         scores[session.data.rows(ids)] = -np.inf
-    prior = session.prior()  # a negative weight ranks low values first
-    tiebreak = None if prior is None else prior[1] * np.float32(np.sign(prior[0].weight))
-    rows = top_rows(scores, 40, tiebreak)
+    rows = top_rows(scores, 40, session.tiebreak())
     return [int(i) for i in session.patch_ids[rows]]
-
-
-def top_rows(scores: np.ndarray, n: int, tiebreak: np.ndarray | None = None) -> np.ndarray:
-    """Rows of the `n` highest scores, best first (no sort of 1M); equal scores by the
-    higher `tiebreak`, then by row. A strong prior saturates float32 scores (sigmoid of
-    a logit above ~16.6 is 1.0): its column, not the row, then orders the top."""
-    from eominer.learning.strategies import smallest
-
-    rows = smallest(-np.asarray(scores), n)
-    if tiebreak is None or not len(rows):
-        return rows
-    cand = np.flatnonzero(scores >= scores[rows[-1]])  # every tie at the n-th score
-    return cand[np.lexsort((cand, -tiebreak[cand], -scores[cand]))[:n]]
 
 
 # Panel writes a callback's messages as tasks on the server's loop: a next-tick callback

@@ -155,3 +155,22 @@ def test_an_int8_session_mixes_the_same_prior(learn_store, oscd_db):
     z32, z8 = f32.prior()[1], i8.prior()[1]
     assert np.abs(z8 - z32).max() < 0.05 and np.corrcoef(z8, z32)[0, 1] > 0.999, np.abs(z8 - z32).max()
     assert len(set(i8.cold_start().tolist()) & set(f32.cold_start().tolist())) >= 18
+
+
+def test_under_a_saturated_prior_most_relevant_asks_by_the_column(learn_store, oscd_db):
+    """A prior of weight 60 that never fades saturates the float32 scores of the top at
+    1.0: `most_relevant` then asks about the highest column values first, not the first
+    rows."""
+    truth = oscd_db["truth"][16]
+    s = _create(learn_store, oscd_db, strategy="most_relevant",
+                params={"prior": COLUMN, "prior_weight": 60.0, "prior_half": 0.0})
+    _seed_labels(s, truth)
+    r = s.run_round()
+    ids, _ = s.labels()
+    open_rows = np.setdiff1d(np.arange(s.data.n), s.data.rows(ids))
+    tied = open_rows[r.scores[open_rows] == 1.0]
+    assert len(tied) > len(r.query_ids)  # saturated: more ties than questions
+    col = s.data.names.index(f"{oscd_db['fs']}__{COLUMN}")
+    raw = raw_features(learn_store, s)[:, col]
+    want = tied[np.lexsort((tied, -raw[tied]))][:len(r.query_ids)]
+    assert s.data.rows(r.query_ids).tolist() == want.tolist()

@@ -130,3 +130,27 @@ def test_centres_across_the_antimeridian_stay_in_one_piece():
     assert np.ptp(c[:, 0]) / cos == pytest.approx(0.3)
     far = map_centres(table([10.0, 12.0]), slice(None))
     assert np.allclose(far[:, 0] / cos, [10.0, 12.0])
+
+
+def test_top_rows_order_saturated_scores_by_the_tiebreak():
+    """60 scores at 1.0 (a saturated prior) and 40 asked for: the 40 highest tiebreaks
+    among them, best first, not the first 40 rows."""
+    rng = np.random.default_rng(5)
+    scores = rng.random(50_000).astype(np.float32) * np.float32(0.9)
+    tied = rng.choice(len(scores), 60, replace=False)
+    scores[tied] = 1.0
+    z = rng.standard_normal(len(scores)).astype(np.float32)
+    want = tied[np.argsort(-z[tied])][:40]
+    assert st.top_rows(scores, 40, z).tolist() == want.tolist()
+    assert sorted(st.top_rows(scores, 40).tolist()) == sorted(tied)[:40]  # by row without
+    # below the ties, the scores order; the tiebreak only orders equal scores
+    scores[tied[20:]] = 0.95
+    got = st.top_rows(scores, 40, z)
+    assert got[:20].tolist() == tied[:20][np.argsort(-z[tied[:20]])].tolist()
+    assert got[20:].tolist() == tied[20:][np.argsort(-z[tied[20:]])][:20].tolist()
+    assert st.top_rows(scores, 5, z).tolist() == tied[:20][np.argsort(-z[tied[:20]])][:5].tolist()
+
+    # most_relevant: the same order, less the answered rows
+    answered = want[:3]
+    assert st.most_relevant(scores, 5, exclude=answered, tiebreak=z).tolist() == [
+        r for r in tied[:20][np.argsort(-z[tied[:20]])] if r not in answered][:5]

@@ -14,7 +14,13 @@ def test_url_forms():
     assert "s@cret" not in str(m)  # never print passwords
 
 
-@pytest.mark.parametrize("bad", ["postgres://x/y", "file.duckdb", "monetdb://host"])
+def test_a_bare_duckdb_path_is_a_duckdb_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert parse_url("ws/eo.duckdb") == parse_url(f"duckdb:///{tmp_path}/ws/eo.duckdb")
+    assert parse_url(str(tmp_path / "eo.duckdb")).path == str(tmp_path / "eo.duckdb")
+
+
+@pytest.mark.parametrize("bad", ["postgres://x/y", "file.db", "monetdb://host"])
 def test_bad_urls(bad):
     with pytest.raises(ConfigError, match="expected"):
         parse_url(bad)

@@ -15,27 +15,6 @@ def test_top_rows_match_a_full_sort():
     assert top_rows(np.empty(0, np.float32), 40).size == 0
 
 
-def test_top_rows_order_saturated_scores_by_the_tiebreak():
-    """60 scores at 1.0 (a saturated prior) and 40 asked for: the 40 highest tiebreaks
-    among them, best first, not the first 40 rows."""
-    from eominer.ui.state import top_rows
-
-    rng = np.random.default_rng(5)
-    scores = rng.random(50_000).astype(np.float32) * np.float32(0.9)
-    tied = rng.choice(len(scores), 60, replace=False)
-    scores[tied] = 1.0
-    z = rng.standard_normal(len(scores)).astype(np.float32)
-    want = tied[np.argsort(-z[tied])][:40]
-    assert top_rows(scores, 40, z).tolist() == want.tolist()
-    assert sorted(top_rows(scores, 40).tolist()) == sorted(tied)[:40]  # by row without
-    # below the ties, the scores order; the tiebreak only orders equal scores
-    scores[tied[20:]] = 0.95
-    got = top_rows(scores, 40, z)
-    assert got[:20].tolist() == tied[:20][np.argsort(-z[tied[:20]])].tolist()
-    assert got[20:].tolist() == tied[20:][np.argsort(-z[tied[20:]])][:20].tolist()
-    assert top_rows(scores, 5, z).tolist() == tied[:20][np.argsort(-z[tied[:20]])][:5].tolist()
-
-
 def test_a_session_reopens_as_it_was(learn_store, oscd_db):
     from eominer.ui.state import AppState
     from tests.learning.sessions import _trained
