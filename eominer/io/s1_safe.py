@@ -18,7 +18,7 @@ Processing chain, one polarisation at a time, block by block:
 2. Geocoding from the annotation's geolocation grid: the tie points (line, pixel,
    latitude, longitude) become ground control points in the UTM zone of the scene centre
    and a thin-plate spline through them maps the image onto a north-up 10 m grid
-   (bilinear resampling of linear sigma0). Terrain is NOT corrected: the tie points sit
+   (bilinear resampling of linear sigma0; `s1_geocode`). Terrain is NOT corrected: the tie points sit
    at the heights ESA annotated from a coarse terrain model, positions between them are
    interpolated, and relief displacement inside a tie-point cell (foreshortening, layover,
    about height / tan(incidence)) remains. No DEM is used.
@@ -30,11 +30,11 @@ Polarisations: VV + VH (1SDV) only. HH/HV (1SDH, 1SSH) and single-polarisation p
 are refused: every S1 descriptor (`sar`, `s1stats`) and the S1/S2 fusion read bands VV
 and VH, so a product without them could be ingested but never described.
 
-Memory: the destination is warped in blocks of `BLOCK` x `BLOCK` pixels, each from the
-measurement window it needs; a block costs about 0.2 GB. Besides, the product's valid mask
-(one byte per ARD pixel) and GDAL's block cache: a full IW scene (29,324 x 22,869 px)
-peaked at 2.9 GB with the warp on two threads, in 4.5 minutes on our 2-core machine
-(docs/sentinel1.md).
+Memory: the destination is geocoded in blocks of `BLOCK` x `BLOCK` pixels, each from the
+measurement window it needs, `GEOCODE_THREADS` at a time; a block costs about 0.2 GB
+(its image coordinates in float64 among it). Besides, the product's valid mask (one byte
+per ARD pixel) and GDAL's block cache: a full IW scene (29,324 x 22,869 px) peaked at
+3.0-3.5 GB, in 2.5-2.8 minutes on our 2-core machine (docs/sentinel1.md).
 
 Library choice: `xarray-sentinel` 0.9.6 opens this metadata (also from a zip, through
 fsspec), but its GRD azimuth noise keeps only the first swath's vector (IW2 and IW3
@@ -45,9 +45,7 @@ reads them here, in `_vectors` and `_azimuth_blocks`.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import logging
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -61,19 +59,17 @@ from eominer.domain import BandSource, SourceProduct
 from eominer.errors import ProductReadError, UnsupportedFormatError
 from eominer.io.ard import tmp_path_for, write_cog
 from eominer.io.read import Grid
+from eominer.io.s1_geocode import TiePointSpline, block_coords, image_window, resample
 
 FORMAT = "S1_SAFE"  # SourceProduct.extra["format"] of products read here
 POLARISATIONS = ("VV", "VH")  # the ARD's bands (eominer.sensors.S1_BANDS)
 PIXEL_SIZE = 10.0  # metres, the ARD grid
 SIGMA0_FLOOR = 1e-4  # linear (-40 dB): what noise removal leaves when it goes <= 0
 BLOCK = 2048  # destination pixels per block side (a multiple of the COG's 512 tiles)
-_MARGIN = 16  # source pixels read around a block's footprint (bilinear, inverse TPS)
-# GDAL warps each block on this many threads: the spline warp is ~85 % of a block's time,
-# and one S1 product is one ingest task, so on its own it would leave the second core of
-# a 2-core machine idle (6 central blocks of the full-size IW scene: warp 5.8 s -> 3.2 s,
-# the same pixels to the bit; the whole scene 334 s -> 272 s, peak memory +0.65 GB;
-# docs/sentinel1.md). Several products at once oversubscribe by 2x at most.
-WARP_THREADS = 2
+# blocks geocoded at a time: one S1 product is one ingest task, so one thread would leave
+# the second core of a 2-core machine idle (docs/sentinel1.md). Several products at
+# once oversubscribe by 2x at most.
+GEOCODE_THREADS = 2
 
 
 # ---- where the files are ------------------------------------------------------------------
@@ -342,12 +338,6 @@ class Geolocation:
     lines: int
     samples: int
 
-    def gcps(self, row_off: int = 0, col_off: int = 0) -> list:
-        from rasterio.control import GroundControlPoint
-
-        return [GroundControlPoint(row=r - row_off, col=c - col_off, x=x, y=y)
-                for r, c, x, y in zip(self.rows, self.cols, self.xs, self.ys)]
-
 
 def utm_epsg(lon: float, lat: float) -> int:
     """The UTM zone of a point (standard 6-degree zones, no Norway/Svalbard exceptions)."""
@@ -374,14 +364,12 @@ def read_geolocation(xml: bytes) -> Geolocation:
                        np.array(xs), np.array(ys), lines, samples)
 
 
-def _tps(geo: Geolocation):
+def _spline(geo: Geolocation) -> TiePointSpline:
     # A thin-plate spline passes through every tie point; a global polynomial (GDAL's
     # order <= 3) cannot: the tie points sit at terrain heights up to 1.2 km apart, which
     # shifts them by hundreds of metres, and left-one-out checks on the real grid give
     # a median error of 28 m for the spline against 156 m for the polynomial.
-    from rasterio.transform import GCPTransformer
-
-    return GCPTransformer(geo.gcps(), tps=True)
+    return TiePointSpline(geo.rows, geo.cols, geo.xs, geo.ys)
 
 
 def _border(rows: int, cols: int, step: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -395,10 +383,7 @@ def _border(rows: int, cols: int, step: int = 256) -> tuple[np.ndarray, np.ndarr
 def geocoded_grid(geo: Geolocation) -> Grid:
     """The north-up 10 m UTM grid that holds the whole image, its corners on multiples
     of 10 m (so S1 and S2 grids of one zone align pixel for pixel)."""
-    rows, cols = _border(geo.lines, geo.samples)
-    with _tps(geo) as tps:
-        xs, ys = tps.xy(rows, cols, offset="ul")
-    xs, ys = np.asarray(xs), np.asarray(ys)
+    xs, ys = _spline(geo).xy(*_border(geo.lines, geo.samples))
     x0, x1 = np.floor(xs.min() / PIXEL_SIZE), np.ceil(xs.max() / PIXEL_SIZE)
     y0, y1 = np.floor(ys.min() / PIXEL_SIZE), np.ceil(ys.max() / PIXEL_SIZE)
     return Grid(geo.crs_wkt, (PIXEL_SIZE, 0.0, float(x0 * PIXEL_SIZE), 0.0, -PIXEL_SIZE,
@@ -424,64 +409,54 @@ def _blocks(grid: Grid) -> Iterator[tuple[int, int, int, int]]:
 def geocode(product: SourceProduct, pol: str, grid: Grid
             ) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
     """(window, sigma0 in dB) for every block of `grid` (x_off, y_off, width, height), in
-    order; NaN outside the image."""
+    order; NaN outside the image. `GEOCODE_THREADS` blocks are computed at a time."""
+    import threading
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     import rasterio
-    from rasterio.transform import Affine
-    from rasterio.warp import Resampling, reproject
     from rasterio.windows import Window
 
     safe = _safe(product)
     geo = read_geolocation(safe.read(product.extra[f"{pol}.annotation"]))
     cal = read_calibration(safe.read(product.extra[f"{pol}.calibration"]))
     noise = read_noise(safe.read(product.extra[f"{pol}.noise"]))
-    a, _, c0, _, e, f0 = grid.transform[:6]
+    spline = _spline(geo)
+    read_lock = threading.Lock()  # one dataset handle: its reads one at a time
+
+    def block(src, win: tuple[int, int, int, int]) -> np.ndarray:
+        x_off, y_off, w, h = win
+        out = np.full((h, w), np.nan, dtype=np.float32)
+        coords = block_coords(spline, grid.transform, win)
+        part = image_window(coords, geo.lines, geo.samples)
+        if part is not None:
+            r0, r1, s0, s1 = part
+            with read_lock:
+                dn = src.read(1, window=Window(s0, r0, s1 - s0, r1 - r0))
+            power = sigma0(dn, r0, s0, cal, noise)
+            out = resample(power, coords, r0, s0, geo.lines, geo.samples)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.log10(out, out=out)
+            out *= np.float32(10.0)
+        return out
+
     try:
-        with _tps(geo) as tps, rasterio.open(product.bands[pol].path) as src, _quiet_warp_options():
+        with rasterio.open(product.bands[pol].path) as src, \
+                ThreadPoolExecutor(GEOCODE_THREADS) as pool:
+            ahead: deque = deque()  # blocks in flight, in order, at most threads + 1
             for win in _blocks(grid):
-                x_off, y_off, w, h = win
-                out = np.full((h, w), np.nan, dtype=np.float32)
-                # the image window under the block: its edge mapped back to line/pixel
-                br, bc = _border(h, w, 128)
-                rows, cols = tps.rowcol(c0 + a * (x_off + bc), f0 + e * (y_off + br))
-                r0 = max(int(np.min(rows)) - _MARGIN, 0)
-                r1 = min(int(np.max(rows)) + _MARGIN, geo.lines)
-                s0 = max(int(np.min(cols)) - _MARGIN, 0)
-                s1 = min(int(np.max(cols)) + _MARGIN, geo.samples)
-                if r1 > r0 and s1 > s0:
-                    power = sigma0(src.read(1, window=Window(s0, r0, s1 - s0, r1 - r0)),
-                                   r0, s0, cal, noise)
-                    # the same spline as the grid's: all tie points, shifted to the window
-                    reproject(power, out, gcps=geo.gcps(r0, s0), src_crs=grid.crs_wkt,
-                              src_nodata=np.nan, dst_crs=grid.crs_wkt, dst_nodata=np.nan,
-                              dst_transform=Affine(a, 0.0, c0 + a * x_off, 0.0, e, f0 + e * y_off),
-                              resampling=Resampling.bilinear, SRC_METHOD="GCP_TPS",
-                              XSCALE="1", YSCALE="1", num_threads=WARP_THREADS)
-                    del power
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        out = 10.0 * np.log10(out)
-                yield win, out
+                ahead.append((win, pool.submit(block, src, win)))
+                if len(ahead) > GEOCODE_THREADS:
+                    w, fut = ahead.popleft()
+                    yield w, fut.result()
+            while ahead:
+                w, fut = ahead.popleft()
+                yield w, fut.result()
     except rasterio.errors.RasterioIOError as exc:
         raise ProductReadError(
             f"cannot read {product.bands[pol].path}: {exc}; the file is truncated or corrupt: "
             "download the product again"
         ) from exc
-
-
-class _SrcMethodNote(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "does not support option SRC_METHOD" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _quiet_warp_options() -> Iterator[None]:
-    """rasterio hands SRC_METHOD to the warp options too, which log that they ignore it
-    (the transformer does use it) once per block: keep that line out of the log."""
-    log, note = logging.getLogger("rasterio._env"), _SrcMethodNote()
-    log.addFilter(note)
-    try:
-        yield
-    finally:
-        log.removeFilter(note)
 
 
 def read_bands(product: SourceProduct, grid: Grid) -> np.ndarray:
