@@ -108,6 +108,7 @@ def split_ids(values: tuple[str, ...] | str | None) -> list[str]:
 
 db_option = click.option(
     "--db", "db", envvar="EOMINER_DB", default=None, metavar="URL",
-    help="duckdb:///path/file.duckdb or monetdb://user:password@host:port/database "
-    "(default: $EOMINER_DB, else $EOMINER_HOME/eominer.duckdb).",
+    help="duckdb:///path/file.duckdb (or the bare path file.duckdb) or "
+    "monetdb://user:password@host:port/database (default: $EOMINER_DB, else "
+    "$EOMINER_HOME/eominer.duckdb).",
 )

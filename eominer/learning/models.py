@@ -327,6 +327,21 @@ class QueryByExample(RelevanceModel):
         return d
 
 
+# the library each kind fits with, imported on its first fit (1.5-2 s of scikit-learn)
+_BACKENDS = {"logistic": ("sklearn.linear_model", "sklearn.svm"),
+             "linear_svm": ("sklearn.linear_model", "sklearn.svm"),
+             "rbf_svm": ("sklearn.svm",), "random_forest": ("sklearn.ensemble",)}
+
+
+def import_backend(kind: str) -> None:
+    """Import what `kind` fits with now, so that a round's timing is the round's: a CLI
+    process's first round would otherwise count 1.5-2 s of imports."""
+    import importlib
+
+    for module in _BACKENDS.get(kind, ()):
+        importlib.import_module(module)
+
+
 def make_model(kind: str, **params: Any) -> RelevanceModel:
     """A model by name (MODEL_KINDS), with its parameters."""
     if kind in ("logistic", "linear_svm"):

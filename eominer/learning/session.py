@@ -42,7 +42,7 @@ from eominer.errors import FeaturesChangedError, SessionError
 from eominer.learning import quality as q
 from eominer.learning.coldstart import diverse_sample, find_similar
 from eominer.learning.engine import RoundResult, SessionData, fit_score_pick, with_answers
-from eominer.learning.models import MODEL_KINDS
+from eominer.learning.models import MODEL_KINDS, import_backend
 from eominer.learning.prior import Prior, find_column, mix
 from eominer.learning.publish import publish as publish_session
 from eominer.learning.scope import (
@@ -378,8 +378,9 @@ class Session:
                   strategy: str | None = None) -> RoundResult:
         """Fit on the current labels, score every patch, pick the next batch; the round
         is written to the store. Scores align with `self.patch_ids`."""
-        t0 = time.perf_counter()
         kind = model_kind or self.record.model_kind
+        import_backend(kind)  # before the clock: its seconds are the round's own
+        t0 = time.perf_counter()
         strat = strategy or self.record.strategy
         n = int(n or self.params.batch_size)
         number = self.store.round_count(self.session_id) + 1

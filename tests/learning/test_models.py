@@ -73,3 +73,19 @@ def test_rbf_scoring_is_exact_for_outlier_rows(bordeaux):
     got = rbf.decision(far)
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, ref.decision_function(far), atol=2e-4)
+
+
+def test_a_round_imports_its_library_before_its_clock_starts():
+    """scikit-learn loads on a model's first fit: `import_backend`, which a round calls
+    before it reads the clock, loads it for every kind that fits with it (a fresh
+    process: this one has it already)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from eominer.learning.models import MODEL_KINDS, _BACKENDS, "
+            "import_backend; before = 'sklearn.svm' in sys.modules; "
+            "[import_backend(k) for k in MODEL_KINDS]; "
+            "print(before, all(m in sys.modules for ms in _BACKENDS.values() for m in ms))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "True"]
