@@ -31,8 +31,8 @@ are refused: every S1 descriptor (`sar`, `s1stats`) and the S1/S2 fusion read ba
 and VH, so a product without them could be ingested but never described.
 
 Memory: the destination is geocoded in blocks of `BLOCK` x `BLOCK` pixels, each from the
-measurement window it needs, `GEOCODE_THREADS` at a time; a block costs about 0.2 GB
-(its image coordinates in float64 among it). Besides, the product's valid mask (one byte
+measurement window it needs, `GEOCODE_THREADS` at a time; a block costs about 0.2 GB.
+Besides, the product's valid mask (one byte
 per ARD pixel) and GDAL's block cache: a full IW scene (29,324 x 22,869 px) peaked at
 3.0-3.5 GB, in 2.5-2.8 minutes on our 2-core machine (docs/sentinel1.md).
 
