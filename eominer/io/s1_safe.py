@@ -32,9 +32,9 @@ and VH, so a product without them could be ingested but never described.
 
 Memory: the destination is geocoded in blocks of `BLOCK` x `BLOCK` pixels, each from the
 measurement window it needs, `GEOCODE_THREADS` at a time; a block costs about 0.2 GB.
-Besides, the product's valid mask (one byte
-per ARD pixel) and GDAL's block cache: a full IW scene (29,324 x 22,869 px) peaked at
-3.0-3.5 GB, in 2.5-2.8 minutes on our 2-core machine (docs/sentinel1.md).
+Besides, the product's valid mask (one byte per ARD pixel) and GDAL's block cache: a full
+IW scene (29,324 x 22,869 px) peaked at 3.0-3.5 GB, in 2.5-2.8 minutes on our 2-core
+machine (docs/sentinel1.md).
 
 Library choice: `xarray-sentinel` 0.9.6 opens this metadata (also from a zip, through
 fsspec), but its GRD azimuth noise keeps only the first swath's vector (IW2 and IW3
