@@ -37,8 +37,10 @@ def session() -> None:
 @click.option("--level", type=int, required=True, help="Patch size of the grid level (px).")
 @click.option("--features", "feature_sets", multiple=True, required=True,
               help="Feature set ids (comma-separated or repeated).")
-@click.option("--model", "model_kind", default="logistic", show_default=True,
-              help="logistic, linear_svm, rbf_svm, random_forest, qbe_mean, qbe_knn.")
+@click.option("--model", "model_kind", default="auto", show_default=True,
+              help="auto (rbf_svm up to 1M patches in the scope, logistic above: "
+                   "docs/learning.md), logistic, linear_svm, rbf_svm, random_forest, "
+                   "qbe_mean, qbe_knn.")
 @click.option("--strategy", default="diverse", show_default=True,
               help="margin, entropy, random, most_relevant, diverse.")
 @click.option("--batch", default=20, show_default=True, help="Questions per round.")

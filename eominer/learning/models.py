@@ -33,6 +33,12 @@ from eominer.learning.compact import CompactMatrix, matvec
 from eominer.learning.strategies import smallest
 
 MODEL_KINDS = ("logistic", "linear_svm", "rbf_svm", "random_forest", "qbe_mean", "qbe_knn")
+# `auto` (the default of sessions): the RBF SVM, which ranks best with the few dozen labels
+# of a session (docs/learning.md, "Which model by default"), while a round of it keeps the
+# app's pace (DESIGN.md: <= 300 ms at 1M patches x 128); on larger scopes logistic
+# regression, whose round is a few tens of ms at 1M and has the fused 10M-patch path
+AUTO_MODEL = "auto"
+RBF_AUTO_MAX_PATCHES = 1_000_000
 CHUNK_ROWS = 4096  # rows per GEMM chunk: keeps the kernel block in cache, memory bounded
 
 
@@ -325,6 +331,16 @@ class QueryByExample(RelevanceModel):
         d += 1.0
         d *= 0.5
         return d
+
+
+def resolve_model(kind: str, n_patches: int) -> str:
+    """The model kind a session of `n_patches` gets for `kind` (`auto` resolved)."""
+    if kind == AUTO_MODEL:
+        return "rbf_svm" if n_patches <= RBF_AUTO_MAX_PATCHES else "logistic"
+    if kind not in MODEL_KINDS:
+        raise SessionError(f"unknown model kind {kind!r}: expected {AUTO_MODEL} or one of "
+                           f"{', '.join(MODEL_KINDS)}")
+    return kind
 
 
 # the library each kind fits with, imported on its first fit (1.5-2 s of scikit-learn)

@@ -42,7 +42,7 @@ from eominer.errors import FeaturesChangedError, SessionError
 from eominer.learning import quality as q
 from eominer.learning.coldstart import diverse_sample, find_similar
 from eominer.learning.engine import RoundResult, SessionData, fit_score_pick, with_answers
-from eominer.learning.models import MODEL_KINDS, import_backend
+from eominer.learning.models import AUTO_MODEL, import_backend, resolve_model
 from eominer.learning.prior import Prior, find_column, mix
 from eominer.learning.publish import publish as publish_session
 from eominer.learning.scope import (
@@ -149,7 +149,7 @@ class Session:
     @classmethod
     def create(
         cls, store: Store, name: str, owner: str, concept: str, product_ids: Sequence[str],
-        level: int, feature_set_ids: Sequence[str], *, model_kind: str = "logistic",
+        level: int, feature_set_ids: Sequence[str], *, model_kind: str = AUTO_MODEL,
         strategy: str = "diverse", params: SessionParams | dict[str, Any] | None = None,
         parent_session: str | None = None, max_cloud: float | None = None,
         aoi: Any = None, where: str | None = None, features_dtype: str = "auto",
@@ -162,10 +162,11 @@ class Session:
         in the session's params, so a reopened session has the same scope; a scope that
         nothing is left of is refused before anything is written. `features_dtype`
         ('auto', 'float32', 'int8': how the matrix is held in memory, `SessionData`) is
-        this process's choice, not the session's: any process may open it either way."""
+        this process's choice, not the session's: any process may open it either way.
+        `model_kind` `auto` is stored as the kind it resolves to for the scope's size
+        (`models.resolve_model`)."""
         require_label(store, concept)
-        if model_kind not in MODEL_KINDS:
-            raise SessionError(f"unknown model kind {model_kind!r}: one of {MODEL_KINDS}")
+        resolve_model(model_kind, 0)  # an unknown kind is refused before any work
         if strategy not in STRATEGIES:
             raise SessionError(f"unknown strategy {strategy!r}: one of {list(STRATEGIES)}")
         if not product_ids:
@@ -205,6 +206,7 @@ class Session:
                 ids).any()]
         if p.prior is not None:
             find_column(names, p.prior)  # refused before anything is written
+        model_kind = resolve_model(model_kind, len(ids))
         now = utcnow()
         record = SessionRecord(
             session_id=uuid.uuid4().hex[:16], name=name, owner=owner, concept=concept,

@@ -102,7 +102,7 @@ class Estimate:
     recall: float | None
     recall_low: float | None
     recall_high: float | None
-    verified: int          # sampled patches answered (census strata not counted)
+    verified: int          # sampled patches answered (the labelled strata not counted)
     predicted_positive: int  # N of the current positives
     positives: float       # estimated positives in the whole scope
 
@@ -234,7 +234,9 @@ def estimate(strata: Sequence[Stratum], level: float = 0.95, draws: int = 20_000
         hi_r = max(float(np.quantile(r_hi, 1 - alpha)) if len(r_hi) else recall, recall)
     return Estimate(precision=precision, precision_low=lo_p, precision_high=hi_p,
                     recall=recall, recall_low=lo_r, recall_high=hi_r,
-                    verified=sum(s.answered for s in strata if not s.census),
+                    # a sampled stratum answered whole counts too: every answer the
+                    # analyst gave to this check, as many as the app asked for
+                    verified=sum(s.answered for s in strata if s.name in SAMPLED),
                     predicted_positive=int(n_pred), positives=float(allpos))
 
 

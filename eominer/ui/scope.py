@@ -15,7 +15,7 @@ class ScopeView(Viewer):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        from eominer.learning.models import MODEL_KINDS
+        from eominer.learning.models import AUTO_MODEL, MODEL_KINDS
         from eominer.learning.strategies import STRATEGIES
 
         self._sensor = pn.widgets.MultiChoice(label="Sensor", options=[], width=160)
@@ -50,8 +50,9 @@ class ScopeView(Viewer):
         self._new_label = pn.widgets.TextInput(label="...or a new label (snake_case)",
                                                placeholder="flooded_field", width=220)
         self._parent = pn.widgets.Select(label="under", width=200)
-        self._model = pn.widgets.Select(label="Model", options=list(MODEL_KINDS), width=150,
-                                        value=self.state.model_kind)
+        # auto: RBF SVM up to 1M patches, logistic above (models.resolve_model)
+        self._model = pn.widgets.Select(label="Model", options=[AUTO_MODEL, *MODEL_KINDS],
+                                        width=150, value=self.state.model_kind)
         self._strategy = pn.widgets.Select(label="Strategy", options=list(STRATEGIES),
                                            width=150, value=self.state.strategy)
         # 1.0 keeps every patch; patches with an unknown cloud fraction are always kept

@@ -62,7 +62,7 @@ class AppState(param.Parameterized):
     level = param.Integer(default=32)
     feature_set_ids = param.List(default=[], item_type=str)
     concept = param.String(default="")
-    model_kind = param.String(default="logistic")
+    model_kind = param.String(default="auto")  # models.AUTO_MODEL
     strategy = param.String(default="diverse")
     max_cloud = param.Number(default=None, allow_None=True, bounds=(0.0, 1.0),
                              doc="scope: leave out patches cloudier than this (None: keep all)")

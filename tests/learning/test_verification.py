@@ -106,6 +106,12 @@ def test_census_and_bad_input():
     assert e.precision == pytest.approx(0.7) and e.positives == pytest.approx(85.0)
     assert e.recall == pytest.approx(35 / 85)
     assert e.precision_low < 0.7 < e.precision_high and e.recall_low < e.recall < e.recall_high
+    assert e.verified == 20
+    # a sampled stratum answered whole (2 positives left, both asked) is every answer of
+    # the check too; the labelled strata are not
+    e = v.estimate([v.Stratum("labelled_positive", 10, 10, 8, True),
+                    v.Stratum("positive", 2, 2, 2, True), v.Stratum("far", 500, 18, 1, False)])
+    assert e.verified == 20 and e.precision == pytest.approx(10 / 12)
     with pytest.raises(ValueError, match="no answer yet in the strata far"):
         v.estimate([v.Stratum("positive", 50, 10, 7, True), v.Stratum("far", 500, 0, 0, False)])
     with pytest.raises(ValueError, match="need 0 <= positives"):
