@@ -89,3 +89,20 @@ def test_a_round_imports_its_library_before_its_clock_starts():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_auto_is_the_rbf_svm_up_to_a_million_patches_and_is_stored_resolved(learn_store,
+                                                                           oscd_db):
+    from eominer.learning.models import RBF_AUTO_MAX_PATCHES, resolve_model
+    from tests.learning.sessions import _create
+
+    assert resolve_model("auto", RBF_AUTO_MAX_PATCHES) == "rbf_svm"
+    assert resolve_model("auto", RBF_AUTO_MAX_PATCHES + 1) == "logistic"
+    assert resolve_model("random_forest", 10**8) == "random_forest"
+    with pytest.raises(SessionError, match="expected auto or one of logistic"):
+        resolve_model("svm", 10)
+    s = _create(learn_store, oscd_db)  # the default
+    assert s.record.model_kind == "rbf_svm"
+    from eominer.learning.session import Session
+
+    assert Session.open(learn_store, s.session_id).record.model_kind == "rbf_svm"
