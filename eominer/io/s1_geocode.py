@@ -15,10 +15,10 @@ default transformer approximates the inverse along each row (0.125 px error budg
 and its exact one is ten times slower. On 6 central 2048 px blocks of the full-size IW
 scene this module takes 1.15 s against GDAL's 4.26 s (both on two threads), and differs
 from GDAL's exact warp by 0.004 dB mean, where GDAL's default differs by 0.087 dB
-(`python bench/bench_s1_geocode.py`, docs/sentinel1.md). The spline fitted the other way (UTM -> image, what
-rasterio's `GCPTransformer.rowcol` evaluates) is not the forward spline's inverse: with
-tie points at terrain heights up to 1.2 km apart the two part by up to 1.5 px; here it
-is only Newton's first guess.
+(`python bench/bench_s1_geocode.py`, docs/sentinel1.md). The spline fitted the other
+way (UTM -> image, what rasterio's `GCPTransformer.rowcol` evaluates) is not the forward
+spline's inverse: with tie points at terrain heights up to 1.2 km apart the two part by
+up to 1.5 px; here it is only Newton's first guess.
 """
 
 from __future__ import annotations
@@ -59,8 +59,12 @@ class ThinPlateSpline:
         system[:n, n + 1:], system[n + 1:, :n] = self._centres, self._centres.T
         rhs = np.zeros((n + 3, 2))
         rhs[:n] = dst
-        with threadpool_limits(1, user_api="blas"):
-            coef = np.linalg.solve(system, rhs)
+        try:
+            with threadpool_limits(1, user_api="blas"):
+                coef = np.linalg.solve(system, rhs)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError("no thin-plate spline passes through these points (two of "
+                             "them coincide, or all lie on one line)") from exc
         self._w, self._affine = coef[:n], coef[n:]  # (n, 2); rows 1, u, v
 
     def _sq_dist(self, p: np.ndarray) -> np.ndarray:

@@ -354,8 +354,20 @@ def read_geolocation(xml: bytes) -> Geolocation:
     pts = root.findall("geolocationGrid/geolocationGridPointList/geolocationGridPoint")
     if len(pts) < 3:
         raise ProductReadError(f"annotation has {len(pts)} geolocation grid points: need >= 3")
-    grid = np.array([[float(p.findtext(k, "nan")) for k in ("line", "pixel", "latitude", "longitude")]
-                     for p in pts])
+    damaged = "the annotation is damaged: download the product again"
+    try:
+        grid = np.array([[float(p.findtext(k, "nan")) for k in ("line", "pixel", "latitude",
+                                                                "longitude")] for p in pts])
+    except ValueError as exc:
+        raise ProductReadError(f"a geolocation grid point holds a value that is not a "
+                               f"number ({exc}): {damaged}") from exc
+    lacking = int((~np.isfinite(grid).all(axis=1)).sum())
+    if lacking:
+        raise ProductReadError(f"{lacking} of {len(grid)} geolocation grid points lack a "
+                               f"line, pixel, latitude or longitude: {damaged}")
+    if len(np.unique(grid[:, :2], axis=0)) < len(grid):
+        raise ProductReadError(f"two geolocation grid points share a line and pixel (no "
+                               f"spline passes through both): {damaged}")
     lines, samples = _annotated_size(xml)
     epsg = utm_epsg(float(np.mean(grid[:, 3])), float(np.mean(grid[:, 2])))
     xs, ys = transform("EPSG:4326", f"EPSG:{epsg}", grid[:, 3].tolist(), grid[:, 2].tolist())
@@ -369,7 +381,11 @@ def _spline(geo: Geolocation) -> TiePointSpline:
     # order <= 3) cannot: the tie points sit at terrain heights up to 1.2 km apart, which
     # shifts them by hundreds of metres, and left-one-out checks on the real grid give
     # a median error of 28 m for the spline against 156 m for the polynomial.
-    return TiePointSpline(geo.rows, geo.cols, geo.xs, geo.ys)
+    try:
+        return TiePointSpline(geo.rows, geo.cols, geo.xs, geo.ys)
+    except ValueError as exc:
+        raise ProductReadError(f"{exc}: the annotation is damaged: download the product "
+                               "again") from exc
 
 
 def _border(rows: int, cols: int, step: int = 256) -> tuple[np.ndarray, np.ndarray]:

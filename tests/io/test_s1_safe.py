@@ -369,6 +369,28 @@ def test_missing_calibration_is_refused(store, workspace, s1_copy: Path):
     assert snapshot(store, workspace) == (0, 0, [])
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("latitude", r"1 of 210 geolocation grid points lack a line, pixel, latitude or longitude"),
+    ("duplicate", r"two geolocation grid points share a line and pixel"),
+])
+def test_damaged_tie_points_are_refused(store, workspace, s1_copy: Path, damage, message):
+    """A tie point without its latitude, or one repeated at another's line and pixel (no
+    spline passes through both): the product is refused, naming the annotation's fault,
+    and nothing is written."""
+    ann = next((s1_copy / "annotation").glob("*-vv-*.xml"))
+    root = ET.fromstring(ann.read_bytes())
+    points = list(root.iter("geolocationGridPoint"))
+    if damage == "latitude":
+        points[7].remove(points[7].find("latitude"))
+    else:
+        for tag in ("line", "pixel"):
+            points[8].find(tag).text = points[7].find(tag).text
+    ann.write_bytes(ET.tostring(root, encoding="UTF-8", xml_declaration=True))
+    with pytest.raises(ProductReadError, match=message + r".*download the product again"):
+        ingest_paths(store, [s1_copy])
+    assert snapshot(store, workspace) == (0, 0, [])
+
+
 def test_measurement_size_mismatch_is_refused(store, workspace, tmp_path: Path,
                                               shared_data: Path):
     safe = make_safe(tmp_path / "short", shared_data, shared_data / "bigearthnet",
