@@ -160,7 +160,8 @@ def undo(session_id, user, db) -> None:
 @session.command("round")
 @click.argument("session_id")
 @click.option("--n", type=int, default=None, help="Questions to ask (default: session's).")
-@click.option("--model", "model_kind", default=None)
+@click.option("--model", "model_kind", default=None,
+              help="This round's model (default: the session's; auto as in session create).")
 @click.option("--strategy", default=None)
 @click.option("--accept-feature-change", is_flag=True)
 @db_option

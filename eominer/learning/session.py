@@ -380,7 +380,7 @@ class Session:
                   strategy: str | None = None) -> RoundResult:
         """Fit on the current labels, score every patch, pick the next batch; the round
         is written to the store. Scores align with `self.patch_ids`."""
-        kind = model_kind or self.record.model_kind
+        kind = resolve_model(model_kind or self.record.model_kind, self.data.n)
         import_backend(kind)  # before the clock: its seconds are the round's own
         t0 = time.perf_counter()
         strat = strategy or self.record.strategy

@@ -106,3 +106,8 @@ def test_auto_is_the_rbf_svm_up_to_a_million_patches_and_is_stored_resolved(lear
     from eominer.learning.session import Session
 
     assert Session.open(learn_store, s.session_id).record.model_kind == "rbf_svm"
+    # a round asked for with `auto` (`session round --model auto`) resolves it too
+    from tests.learning.sessions import _seed_labels
+
+    _seed_labels(s, oscd_db["truth"][16])
+    assert s.run_round(model_kind="auto").model_kind == "rbf_svm"
