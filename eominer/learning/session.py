@@ -80,6 +80,7 @@ class Session:
         self._flips: list[float | None] = []
         self._grid: Any = None  # context.PatchGrid of the rows, loaded on first use
         self._prior: tuple[Prior, np.ndarray] | None = None  # and its z over the rows
+        self._tiebreak: np.ndarray | None = None  # that z signed by the weight, made once
         # the ranking shows the analyst's answers over the model's scores (`with_answers`);
         # the evaluation sets False to measure the model's own ranking, which its
         # all-labels ceiling bounds (with the answers, every label would rank right)
@@ -99,7 +100,11 @@ class Session:
         """What orders equal scores at the top: the prior's standardised column, signed
         so that the values its weight ranks first come first (None without a prior)."""
         prior = self.prior()
-        return None if prior is None else prior[1] * np.float32(np.sign(prior[0].weight))
+        if prior is None or prior[0].weight == 0:
+            return None
+        if self._tiebreak is None:  # every round asks: one vector per session, not per round
+            self._tiebreak = prior[1] if prior[0].weight >= 0 else -prior[1]
+        return self._tiebreak
 
     def _ranking(self, n_labels: int) -> Callable[[np.ndarray], np.ndarray] | None:
         """What turns the model's scores into the session's ranking after a fit on
