@@ -1,6 +1,6 @@
 """Benchmark: `eominer ingest` of one full-size Sentinel-1 IW GRDH SAFE on the job runner.
 
-    python bench/bench_ingest_s1.py [--levels 32,64,128]
+    python bench/bench_ingest_s1.py [--levels 32,64,128] [--workers 2]
 
 The product (bench/full_s1.py, built once and cached under bench/data): the real
 product's metadata with 25,931 x 16,854 px VV and VH measurements of real, repeated
@@ -11,8 +11,9 @@ grid. Figures, each beside its bound measured in the same run:
 (a) bound: the I/O no ingest can avoid: reading both measurements once (uint16, block by
     block) plus re-encoding the finished ARD as a COG (eominer.io.ard.write_cog of the
     ARD itself: decode, ZSTD encode, overviews), measured after the ingest;
-(b) ingest end to end on a local Ray (the S1 SAFE is one task: its writer geocodes block
-    by block), from Ray up to the product committed, and the worker's peak memory;
+(b) ingest end to end on a local Ray of 2 CPUs and `--workers` workers (each polarisation
+    in row bands of 2048 rows, a task each, then the assembly), from Ray up to the
+    product committed, and the largest worker's peak memory;
 (c) ratio (b) / (a). No target is set for S1 yet; docs/sentinel1.md quotes 9 min and
     2.7 GB, measured by hand before this benchmark existed.
 
@@ -58,6 +59,7 @@ def recode_ard(ard: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--levels", default="32,64,128")
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     levels = tuple(int(v) for v in args.levels.split(","))
     print(f"== bench_ingest_s1 (a full-size S1 IW GRDH SAFE, {os.cpu_count()} cores, "
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             products = plan_products([safe])
             t0 = time.perf_counter()
             plan = plan_ingest(store, products, levels)
-            report = run_ingest(store, plan, num_cpus=2, num_workers=1)
+            report = run_ingest(store, plan, num_cpus=2, num_workers=args.workers)
             wall = time.perf_counter() - t0
             report.raise_for_failures()
             (result,) = report.results
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         t_read = read_measurements(safe)
         t_cog = recode_ard(ard)
     bound = t_read + t_cog
-    out = {"ingest_s": report.seconds, "wall_s": wall, "peak_rss_mb": report.peak_rss_mb,
+    out = {"workers": args.workers, "ingest_s": report.seconds, "wall_s": wall, "peak_rss_mb": report.peak_rss_mb,
            "patches": n_patches, "ard_px": [width, height], "ard_mb": ard_mb,
            "read_s": t_read, "cog_s": t_cog, "bound_s": bound,
            "ratio": report.seconds / bound, "load": os.getloadavg()[0]}
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
           f"COG {t_cog:.1f} s = {bound:.1f} s")
     print(f"(b) ingest: {report.seconds:.1f} s from Ray up to the commit ({wall:.1f} s with "
           f"Ray's start and planning); ARD {width:,} x {height:,} px, COG {ard_mb:,.0f} MB, "
-          f"{n_patches:,} patches; worker peak memory {report.peak_rss_mb:,.0f} MB")
+          f"{n_patches:,} patches; {args.workers} worker(s), peak memory {report.peak_rss_mb:,.0f} MB")
     print(f"(c) ratio ingest / bound: {report.seconds:.1f} / {bound:.1f} s = "
           f"{out['ratio']:.2f} (load {out['load']:.1f})")
     results = ROOT / "bench" / "results"

@@ -67,7 +67,7 @@ def ours(product, grid, wins) -> list[np.ndarray]:
     from eominer.io import s1_safe
 
     original = s1_safe._blocks
-    s1_safe._blocks = lambda g: iter(wins)
+    s1_safe._blocks = lambda g, rows=None: iter(wins)
     try:
         return [b for _, b in s1_safe.geocode(product, "VV", grid)]
     finally:

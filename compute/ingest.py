@@ -11,8 +11,8 @@ Per product (`ProductJob`):
   parts (GDAL's COG driver on all cores; the valid mask is read meanwhile), the cloud
   masks (eominer.io.clouds: the product's own, or the s2cloudless detector on the COG)
   and the patch grid (patch ids reserved at planning, in input order, as an in-process
-  ingest numbers them). A Sentinel-1 GRD SAFE has no parts: its assemble task writes it
-  whole with eominer.io.s1_safe;
+  ingest numbers them). A Sentinel-1 GRD SAFE's parts are its polarisations in row
+  bands, geocoded by eominer.io.s1_safe;
 - the driver commits the product row and its patches in one transaction together with
   the assemble task's `done` mark; after the commit (`JobSpec.after_commit`) the COG is
   renamed into place and the staging folder removed.
@@ -74,7 +74,6 @@ from eominer.io.parts import (
     assembling,
     plan_ard,
     stage_part,
-    write_ard,
 )
 from eominer.workspace import ard_dir
 
@@ -208,17 +207,12 @@ def stage(job: ProductJob, part: BandPart) -> float:
 
 
 def assemble(job: ProductJob) -> tuple[pa.Table, CloudMasks, float]:
-    """Task: the product's COG (staged) from its parts, or written whole by its own
-    writer (an S1 GRD SAFE); then its cloud masks (some are read from the COG) and patch
-    rows. Returns the patch rows, the masks' source (the masks themselves stay here) and
-    this worker's peak resident memory (MB)."""
+    """Task: the product's COG (staged) from its parts; then its cloud masks (some are
+    read from the COG) and patch rows. Returns the patch rows, the masks' source (the
+    masks themselves stay here) and this worker's peak resident memory (MB)."""
     cog = job.staging / STAGED_COG
-    if job.ard.whole:
-        job.staging.mkdir(parents=True, exist_ok=True)
-        _, valid = write_ard(job.product, cog)
-    else:
-        with assembling(job.ard, job.staging, cog) as valid:
-            pass  # the valid mask is read while the COG is copied
+    with assembling(job.ard, job.staging, cog) as valid:
+        pass  # the valid mask is read while the COG is copied
     patches, clouds = product_patches(job.product, job.ard.grid, valid, job.levels,
                                       job.first_id, cog)
     return patches, replace(clouds, masks={}), _peak_rss_mb()

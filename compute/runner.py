@@ -39,7 +39,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from compute.runtime import limit_worker_threads, task_error_text, worker_name
+from compute.runtime import (
+    limit_worker_threads,
+    release_memory,
+    task_error_text,
+    worker_name,
+)
 from eominer.errors import JobError
 
 if TYPE_CHECKING:
@@ -152,7 +157,10 @@ class Worker:
 
     def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, str, float]:
         t0 = time.perf_counter()
-        result = fn(*args)
+        try:
+            result = fn(*args)
+        finally:
+            release_memory()  # what the task freed, before the next one allocates
         return result, self.name, time.perf_counter() - t0
 
 

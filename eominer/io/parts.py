@@ -17,8 +17,11 @@ pixels. How a product is cut (`plan_ard`):
   full 20 m band).
 - A Sentinel-1 band is one part: whether it is converted to dB is decided on the whole
   band (`to_db`).
-- A Sentinel-1 GRD SAFE has no parts: eominer.io.s1_safe calibrates, geocodes and writes
-  it whole, block by block (`ArdPlan.whole`; one task of the ingest job).
+- A Sentinel-1 GRD SAFE is cut like a 10 m band: each polarisation in row bands of
+  `s1_safe.BLOCK` rows, calibrated, denoised and geocoded by eominer.io.s1_safe
+  (`read_part`; its pixels do not depend on the cut). Before 2026-12-05 it was one task
+  that wrote the product whole: one worker busy, a bar that stood still for minutes, and
+  a killed ingest that started again from nothing.
 
 Staged parts are uncompressed GeoTIFFs in strips of 512 rows (the COG's tile rows), one
 file for the part and one per overview level (`eominer.io.overviews`: a row block starts on a
@@ -101,18 +104,11 @@ class ArdPlan:
 
     product: SourceProduct
     grid: Grid
-    parts: tuple[BandPart, ...]  # none when its own writer writes it whole
-
-    @property
-    def whole(self) -> bool:
-        """Written whole by its own writer (an S1 GRD SAFE: eominer.io.s1_safe)."""
-        return not self.parts
+    parts: tuple[BandPart, ...]
 
     @property
     def pixels(self) -> int:
         """Native pixels to read (what the time goes with)."""
-        if self.whole:
-            return self.grid.width * self.grid.height * len(self.product.bands)
         return sum(p.cost for p in self.parts)
 
     @property
@@ -134,10 +130,10 @@ class ArdPlan:
 def plan_ard(product: SourceProduct, block_rows: int = BLOCK_ROWS) -> ArdPlan:
     """The product's grid and parts (opens each band file; reads no pixels)."""
     grid = product_grid(product)
-    if _is_s1_safe(product):
-        return ArdPlan(product, grid, ())
-    shapes = _native_shapes(product)
     factors = overview_factors(grid.width, grid.height)
+    if _is_s1_safe(product):
+        return ArdPlan(product, grid, _s1_parts(product, grid, factors))
+    shapes = _native_shapes(product)
     parts: list[BandPart] = []
     for index, name in enumerate(product.bands, start=1):
         height, width, tile_rows = shapes[name]
@@ -155,6 +151,22 @@ def plan_ard(product: SourceProduct, block_rows: int = BLOCK_ROWS) -> ArdPlan:
     return ArdPlan(product, grid, tuple(parts))
 
 
+def _s1_parts(product: SourceProduct, grid: Grid, factors: list[int]
+              ) -> tuple[BandPart, ...]:
+    """An S1 SAFE's parts: each polarisation in row bands of whole geocoding blocks (so
+    the pixels are those of the whole product's geocoding), COG tile rows and coarsest
+    overview rows. Cost: the grid pixels geocoded (the measurement has about as many)."""
+    from eominer.io import s1_safe
+
+    step = math.lcm(s1_safe.BLOCK, TILE, factors[-1] if factors else 1)
+    parts = []
+    for index, name in enumerate(product.bands, start=1):
+        for y0 in range(0, grid.height, step):
+            n = grid.width * (min(y0 + step, grid.height) - y0)
+            parts.append(BandPart(name, index, (y0, min(y0 + step, grid.height)), n, n))
+    return tuple(parts)
+
+
 def _native_shapes(product: SourceProduct) -> dict[str, tuple[int, int, int]]:
     """(height, width, tile rows) of each band's file, each file opened once."""
     by_path: dict[str, tuple[int, int, int]] = {}
@@ -168,12 +180,17 @@ def _native_shapes(product: SourceProduct) -> dict[str, tuple[int, int, int]]:
 def stage_part(plan: ArdPlan, part: BandPart, folder: Path) -> Path:
     """Read, convert and resample one part; write it and its overviews in `folder`."""
     product, grid = plan.product, plan.grid
-    band = read_band(product.bands[part.band], grid, product.sensor,
-                     _s2_convert(product, part.band), rows=part.rows)
-    if plan.s2:
-        band = band.astype(np.uint16, copy=False)
+    if _is_s1_safe(product):
+        from eominer.io import s1_safe
+
+        band = s1_safe.read_part(product, part.band, grid, plan.rows_of(part))
     else:
-        band, _ = to_db(band)
+        band = read_band(product.bands[part.band], grid, product.sensor,
+                         _s2_convert(product, part.band), rows=part.rows)
+        if plan.s2:
+            band = band.astype(np.uint16, copy=False)
+        else:
+            band, _ = to_db(band)
     y0, _ = plan.rows_of(part)
     folder.mkdir(parents=True, exist_ok=True)
     factors = overview_factors(grid.width, grid.height)
@@ -309,10 +326,6 @@ def write_ard(
     """Write the product's ARD COG at `dest`, in this process; return its grid and
     valid-pixel mask. Parts are staged one after the other in a folder beside `dest`
     (removed at the end, also on failure); `progress(band)` as each band starts."""
-    if _is_s1_safe(product):
-        from eominer.io import s1_safe
-
-        return s1_safe.write_ard(product, dest, progress)
     plan = plan_ard(product, block_rows)
     folder = dest.with_name(f".{dest.name}.parts")
     partial = dest.with_name(dest.name + ".partial")

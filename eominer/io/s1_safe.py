@@ -30,11 +30,13 @@ Polarisations: VV + VH (1SDV) only. HH/HV (1SDH, 1SSH) and single-polarisation p
 are refused: every S1 descriptor (`sar`, `s1stats`) and the S1/S2 fusion read bands VV
 and VH, so a product without them could be ingested but never described.
 
-Memory: the destination is geocoded in blocks of `BLOCK` x `BLOCK` pixels, each from the
-measurement window it needs, `GEOCODE_THREADS` at a time; a block costs about 0.2 GB.
-Besides, the product's valid mask (one byte per ARD pixel) and GDAL's block cache: a full
-IW scene (29,324 x 22,869 px) peaked at 3.0-3.5 GB, in 2.5-2.8 minutes on our 2-core
-machine (docs/sentinel1.md).
+Ingest writes the ARD in parts (eominer.io.parts): one polarisation of one row band of
+`BLOCK` rows is a part, a task of the ingest job (`read_part`), so a product's parts run
+on every worker, the job's bar moves part by part, and a killed ingest resumes from the
+parts already staged. Memory: a part is geocoded in blocks of `BLOCK` x `BLOCK` pixels,
+each from the measurement window it needs, `GEOCODE_THREADS` at a time; a block costs
+about 0.2 GB, a part's pixels 0.24 GB for a full IW scene (29,324 x 22,869 px;
+docs/sentinel1.md has its time and memory).
 
 Library choice: `xarray-sentinel` 0.9.6 opens this metadata (also from a zip, through
 fsspec), but its GRD azimuth noise keeps only the first swath's vector (IW2 and IW3
@@ -49,7 +51,7 @@ import datetime as dt
 import re
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +59,6 @@ import numpy as np
 
 from eominer.domain import BandSource, SourceProduct
 from eominer.errors import ProductReadError, UnsupportedFormatError
-from eominer.io.ard import tmp_path_for, write_cog
 from eominer.io.read import Grid
 from eominer.io.s1_geocode import TiePointSpline, block_coords, image_window, resample
 
@@ -65,10 +66,12 @@ FORMAT = "S1_SAFE"  # SourceProduct.extra["format"] of products read here
 POLARISATIONS = ("VV", "VH")  # the ARD's bands (eominer.sensors.S1_BANDS)
 PIXEL_SIZE = 10.0  # metres, the ARD grid
 SIGMA0_FLOOR = 1e-4  # linear (-40 dB): what noise removal leaves when it goes <= 0
-BLOCK = 2048  # destination pixels per block side (a multiple of the COG's 512 tiles)
-# blocks geocoded at a time: one S1 product is one ingest task, so one thread would leave
-# the second core of a 2-core machine idle (docs/sentinel1.md). Several products at
-# once oversubscribe by 2x at most.
+# destination pixels per block side, and rows of an ingest part (a multiple of the COG's
+# 512 px tiles and of its coarsest overview factor)
+BLOCK = 2048
+# blocks geocoded at a time: two, so that a product read in this process (a scene for
+# `eominer change`, a small ingest) uses both cores of a 2-core machine; ingest tasks on
+# every core oversubscribe by 2x at most
 GEOCODE_THREADS = 2
 
 
@@ -416,16 +419,21 @@ def product_grid(product: SourceProduct) -> Grid:
     return geocoded_grid(read_geolocation(_safe(product).read(product.extra["VV.annotation"])))
 
 
-def _blocks(grid: Grid) -> Iterator[tuple[int, int, int, int]]:
-    for r in range(0, grid.height, BLOCK):
+def _blocks(grid: Grid, rows: tuple[int, int] | None = None
+            ) -> Iterator[tuple[int, int, int, int]]:
+    y0, y1 = rows or (0, grid.height)
+    for r in range(y0, y1, BLOCK):
         for c in range(0, grid.width, BLOCK):
-            yield c, r, min(BLOCK, grid.width - c), min(BLOCK, grid.height - r)
+            yield c, r, min(BLOCK, grid.width - c), min(BLOCK, y1 - r)
 
 
-def geocode(product: SourceProduct, pol: str, grid: Grid
+def geocode(product: SourceProduct, pol: str, grid: Grid,
+            rows: tuple[int, int] | None = None,
             ) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
     """(window, sigma0 in dB) for every block of `grid` (x_off, y_off, width, height), in
-    order; NaN outside the image. `GEOCODE_THREADS` blocks are computed at a time."""
+    order, or of its rows [y0, y1) only; NaN outside the image. `GEOCODE_THREADS` blocks
+    are computed at a time. A block's pixels depend on its window alone, so a row band
+    starting on a multiple of `BLOCK` gives the pixels of the whole grid's geocoding."""
     import threading
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -460,7 +468,7 @@ def geocode(product: SourceProduct, pol: str, grid: Grid
         with rasterio.open(product.bands[pol].path) as src, \
                 ThreadPoolExecutor(GEOCODE_THREADS) as pool:
             ahead: deque = deque()  # blocks in flight, in order, at most threads + 1
-            for win in _blocks(grid):
+            for win in _blocks(grid, rows):
                 ahead.append((win, pool.submit(block, src, win)))
                 if len(ahead) > GEOCODE_THREADS:
                     w, fut = ahead.popleft()
@@ -484,41 +492,12 @@ def read_bands(product: SourceProduct, grid: Grid) -> np.ndarray:
     return data
 
 
-def write_ard(product: SourceProduct, dest: Path,
-              progress: Callable[[str], None] | None = None) -> tuple[Grid, np.ndarray]:
-    """eominer.io.read.write_ard for an S1 SAFE: calibrated, denoised, geocoded VV and VH
-    in dB, written block by block; returns the grid and the valid-pixel mask."""
-    import rasterio
-    from rasterio.transform import Affine
-    from rasterio.windows import Window
-
-    grid = product_grid(product)
-    profile = {
-        "driver": "GTiff", "width": grid.width, "height": grid.height,
-        "count": len(POLARISATIONS), "dtype": "float32", "nodata": np.nan,
-        "crs": grid.crs_wkt, "transform": Affine(*grid.transform), "tiled": True,
-        "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER",
-        # VV is written whole before VH: in pixel-interleaved tiles (GDAL's default) each
-        # tile came back from disk to take VH and was re-compressed and appended, 148 s and
-        # 6.9 GB for a full-size product; band-interleaved at ZSTD level 1 (the COG copy
-        # below re-encodes anyway), 9 s and 4.6 GB
-        "interleave": "band", "compress": "ZSTD", "zstd_level": 1,
-    }
-    tmp = tmp_path_for(dest)
-    partial = dest.with_name(dest.name + ".partial")
-    valid = np.ones((grid.height, grid.width), dtype=bool)
-    try:
-        with rasterio.open(tmp, "w", **profile) as out:
-            for i, pol in enumerate(POLARISATIONS, start=1):
-                if progress:
-                    progress(pol)
-                for (x, y, w, h), block in geocode(product, pol, grid):
-                    valid[y:y + h, x:x + w] &= np.isfinite(block)
-                    out.write(block, i, window=Window(x, y, w, h))
-                out.set_band_description(i, pol)
-        write_cog(tmp, partial)
-        partial.replace(dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-        partial.unlink(missing_ok=True)
-    return grid, valid
+def read_part(product: SourceProduct, pol: str, grid: Grid, rows: tuple[int, int]
+              ) -> np.ndarray:
+    """Rows [y0, y1) of polarisation `pol` in dB on `grid`: one ingest part
+    (eominer.io.parts)."""
+    y0, y1 = rows
+    data = np.empty((y1 - y0, grid.width), dtype=np.float32)
+    for (x, y, w, h), block in geocode(product, pol, grid, rows):
+        data[y - y0:y - y0 + h, x:x + w] = block
+    return data

