@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
-from eominer.cli import db_option
+from eominer.cli import db_option, split_ids
 from eominer.cli.output import render
 
 
@@ -37,8 +37,8 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | Non
     """Ingest Sentinel-1/2 products: per-band folders, .SAFE (folder or zip), multi-band
     GeoTIFF/COG, S1 VV/VH folders, STAC Item JSON. Prints one line per product, and for a
     multi-band GeoTIFF the bands it was read as. Large inputs run as a job on Ray, one task
-    per band (or row block of a 10 m band); interrupted, run the same command again:
-    finished bands are kept."""
+    per band (or row block of a 10 m band, or of an S1 SAFE's polarisation); interrupted,
+    run the same command again: finished parts are kept."""
     from compute.ingest import plan_ingest, use_runner
     from eominer.errors import EominerError
     from eominer.grid import parse_levels
@@ -140,15 +140,18 @@ def _stack_bands(prod) -> list[str]:
     return [b for b, _ in sorted(prod.bands.items(), key=lambda kv: kv[1].index)]
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-def products(db: str | None, fmt: str) -> None:
+@click.pass_context
+def products(ctx: click.Context, db: str | None, fmt: str) -> None:
     """List ingested products: platform, level, processing baseline, tile, date, cloud
     cover (%), the cloud mask the patches were measured with, relative orbit and
-    direction, size and patch counts."""
+    direction, size and patch counts. `eominer products remove PID` takes one out."""
     from eominer.store import open_store
 
+    if ctx.invoked_subcommand is not None:
+        return
     with open_store(db) as store:
         t = store.products()
     cols = ["product_id", "sensor", "platform", "processing_level", "processing_baseline",
@@ -157,3 +160,31 @@ def products(db: str | None, fmt: str) -> None:
             "width", "height", "patches"]
     out = t.select(cols) if t.num_rows else pa.table({c: [] for c in cols})
     click.echo(render(out, fmt, title="products"))
+
+
+@products.command("remove")
+@click.argument("product_ids", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@click.pass_context
+def remove(ctx: click.Context, product_ids: tuple[str, ...], yes: bool, db: str | None) -> None:
+    """Remove products from the workspace: their rows, patches, features, annotations,
+    saved-search rows and pairs, their nearest-neighbour index shards, their ARD files
+    and pair layers. Refused while a session's scope holds one (nothing is removed).
+    Ingest the product again to have it back."""
+    from eominer.removal import remove_products
+    from eominer.store import open_store
+
+    ids = split_ids(product_ids)
+    db = db or ctx.parent.params.get("db")
+    if not yes:
+        click.confirm(f"Remove {len(ids)} product(s) ({', '.join(ids)}) and everything "
+                      "computed on them?", abort=True)
+    with open_store(db) as store:
+        for r in remove_products(store, ids):
+            d = r.removed
+            click.echo(
+                f"removed {d.product_id}: {d.patches:,} patches, {d.feature_rows:,} feature "
+                f"rows, {d.annotations:,} annotations, {d.search_results:,} saved-search rows, "
+                f"{len(d.pair_ids)} pair(s), {r.index_shards} index shard(s); "
+                f"{len(r.files)} file(s) deleted")

@@ -404,9 +404,9 @@ def taxonomy_cmd(fmt, db) -> None:
 
 
 def _register_admin() -> None:
-    from eominer.cli.session_admin import archive, duplicate, refine, rename, share
+    from eominer.cli.session_admin import archive, delete, duplicate, refine, rename, share
 
-    for cmd in (rename, share, archive, duplicate, refine):
+    for cmd in (rename, share, archive, delete, duplicate, refine):
         session.add_command(cmd)
 
 

@@ -1,4 +1,4 @@
-"""`eominer session rename | share | archive | duplicate`: what the app's Sessions tab
+"""`eominer session rename | share | archive | delete | duplicate`: what the app's Sessions tab
 does, from the terminal (eominer.learning.manage)."""
 
 from __future__ import annotations
@@ -51,6 +51,28 @@ def archive(session_id: str, user: str, restore: bool, db: str | None) -> None:
     with open_store(db) as store:
         manage.archive(store, session_id, user, not restore)
     click.echo(f"{session_id} {'restored' if restore else 'archived'}")
+
+
+@click.command("delete")
+@click.argument("session_id")
+@click.option("--user", required=True, help="Who asks (only the owner deletes).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+def delete(session_id: str, user: str, yes: bool, db: str | None) -> None:
+    """Delete an archived session with its labels, rounds and published annotations
+    (saved models stay). Archive it first: `eominer session archive`."""
+    from eominer.learning import manage
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        if not yes:
+            record = manage.visible_session(store, session_id, user)
+            n = store.session_activity().get(session_id, (0, 0, None))[0]
+            click.confirm(f"Delete session {session_id} ({record.name}) and its {n} label(s)?",
+                          abort=True)
+        n = manage.delete(store, session_id, user)
+    click.echo(f"{session_id} deleted: {n['labels']} label(s), {n['rounds']} round(s), "
+               f"{n['annotations']} annotation(s)")
 
 
 @click.command("duplicate")

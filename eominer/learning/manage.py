@@ -1,7 +1,8 @@
-"""A user's sessions: which they may see, and rename, share, archive, duplicate.
+"""A user's sessions: which they may see, and rename, share, archive, delete, duplicate.
 
 A session belongs to its owner; others see it only when it is shared (the team's
-sessions). Archived sessions leave the default list but keep their labels and rounds.
+sessions). Archived sessions leave the default list but keep their labels and rounds;
+only an archived session can be deleted, and then its labels and rounds go with it.
 The app's Sessions tab and `eominer session` both go through here.
 """
 
@@ -74,7 +75,8 @@ def _own(store: Store, session_id: str, user: str) -> SessionRecord:
     record = visible_session(store, session_id, user)
     if record.owner != user:
         raise SessionError(f"session {session_id} belongs to {record.owner}: only its owner "
-                           "renames, shares or archives it (duplicate it to work on a copy)")
+                           "renames, shares, archives or deletes it (duplicate it to work on "
+                           "a copy)")
     return record
 
 
@@ -95,6 +97,18 @@ def archive(store: Store, session_id: str, user: str, archived: bool = True) -> 
     """Archive (or bring back, as closed) a session; its labels and rounds stay."""
     _own(store, session_id, user)
     store.update_session(session_id, status="archived" if archived else "closed")
+
+
+def delete(store: Store, session_id: str, user: str) -> dict[str, int]:
+    """Delete an archived session of `user` with its labels (everyone's, if it was
+    shared), rounds and published annotations; returns the rows deleted per table. Only
+    an archived session: archiving first is the step that can be undone."""
+    record = _own(store, session_id, user)
+    if record.status != "archived":
+        raise SessionError(f"session {session_id} ({record.name}) is not archived: archive "
+                           f"it first (eominer session archive {session_id} --user {user}), "
+                           "then delete it")
+    return store.delete_session(session_id)
 
 
 def duplicate(store: Store, session_id: str, user: str, name: str | None = None, *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,33 @@ PRODUCT_COLUMNS = (
 
 
 ADD_PRODUCT_ATTEMPTS = 5
+
+
+def _pair_files(layer_path: str | None, params: str) -> list[str]:
+    """A pair's files: its layer and any `*_path` its parameters name (the binary map)."""
+    import json
+
+    try:
+        extra = json.loads(params or "{}")
+    except ValueError:
+        extra = {}
+    named = [v for k, v in extra.items() if k.endswith("_path") and isinstance(v, str)]
+    return [p for p in (layer_path, *named) if p]
+
+
+@dataclass(frozen=True)
+class RemovedProduct:
+    """What `remove_product` took out of the database, and the files it leaves."""
+
+    product_id: str
+    ard_path: str
+    source_path: str
+    patches: int
+    feature_rows: int  # over every feature set
+    annotations: int
+    search_results: int
+    pair_ids: tuple[str, ...]
+    layer_paths: tuple[str, ...]  # change / fusion layers of those pairs
 
 
 def _renumbered(patches: pa.Table, first: int) -> pa.Table:
@@ -83,6 +111,62 @@ class CatalogMixin(StoreBase):
         rows = self.query("SELECT COUNT(*) FROM patches WHERE patch_id BETWEEN ? AND ?",
                           (int(ids.min()), int(ids.max())))
         return bool(rows[0][0])
+
+    def remove_product(self, product_id: str) -> RemovedProduct:
+        """Take a product out of the database in one transaction: its row, its patches,
+        their features in every feature set, their annotations (`eominer apply`'s
+        scores) and saved-search rows, and the pairs it is part of. Refused, writing
+        nothing, while a session's scope holds it (archived ones too: their labels are
+        an analyst's work). Its files are the caller's (eominer.removal)."""
+        rows = self.query("SELECT ard_path, source_path FROM products WHERE product_id = ?",
+                          (product_id,))
+        if not rows:
+            raise StoreError(f"product {product_id!r} is not in {self.url}: `eominer products` "
+                             "lists the ids")
+        users = self.sessions_holding(product_id)
+        if users:
+            named = ", ".join(f"{sid} ({name}{', archived' if st == 'archived' else ''})"
+                              for sid, name, st in users[:5])
+            raise StoreError(
+                f"product {product_id!r} is in the scope of {len(users)} session(s): {named}"
+                f"{' ...' if len(users) > 5 else ''}; their labels would lose their patches. "
+                "Nothing was removed: a session keeps its products, archived too; delete "
+                "those sessions first if they can go (eominer session archive SID, then "
+                "eominer session delete SID)")
+        mine = "SELECT patch_id FROM patches WHERE product_id = ?"
+        pairs = self.query("SELECT pair_id, layer_path, params FROM product_pairs WHERE "
+                           "first_id = ? OR second_id = ? ORDER BY pair_id",
+                           (product_id, product_id))
+        counts: dict[str, int] = {}
+        with self.transaction():
+            feature_rows = 0
+            for (table,) in self.query("SELECT table_name FROM feature_sets ORDER BY table_name"):
+                feature_rows += int(self.query(
+                    f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({mine})",
+                    (product_id,))[0][0])
+                self.execute(f"DELETE FROM {table} WHERE patch_id IN ({mine})", (product_id,))
+            for table in ("annotations", "search_results", "patches"):
+                counts[table] = int(self.query(
+                    f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({mine})",
+                    (product_id,))[0][0])
+                self.execute(f"DELETE FROM {table} WHERE patch_id IN ({mine})", (product_id,))
+            self.execute("DELETE FROM product_pairs WHERE first_id = ? OR second_id = ?",
+                         (product_id, product_id))
+            self.execute("DELETE FROM products WHERE product_id = ?", (product_id,))
+        return RemovedProduct(
+            product_id=product_id, ard_path=rows[0][0], source_path=rows[0][1] or "",
+            patches=counts["patches"],
+            feature_rows=feature_rows, annotations=counts["annotations"],
+            search_results=counts["search_results"], pair_ids=tuple(p[0] for p in pairs),
+            layer_paths=tuple(path for p in pairs for path in _pair_files(*p[1:])))
+
+    def sessions_holding(self, product_id: str) -> list[tuple[str, str, str]]:
+        """(session id, name, status) of the sessions whose scope holds the product."""
+        import json
+
+        return [(sid, name, status) for sid, name, status, pids in self.query(
+            "SELECT session_id, name, status, product_ids FROM sessions "
+            "ORDER BY created, session_id") if product_id in json.loads(pids)]
 
     def delete_product(self, product_id: str) -> None:
         with self.transaction():

@@ -134,6 +134,18 @@ class SessionsMixin(StoreBase):
                 [values[k] for k in names] + [utcnow(), session_id],
             )
 
+    def delete_session(self, session_id: str) -> dict[str, int]:
+        """Delete a session with its labels, rounds and published annotations, in one
+        transaction; returns the rows deleted per table. Saved models keep their rows
+        (their training labels are stored with them)."""
+        counts: dict[str, int] = {}
+        with self.transaction():
+            for table in ("labels", "rounds", "annotations", "sessions"):
+                counts[table] = int(self.query(
+                    f"SELECT COUNT(*) FROM {table} WHERE session_id = ?", (session_id,))[0][0])
+                self.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
+        return counts
+
     # ---- labels ----------------------------------------------------------------
     def put_label(
         self, session_id: str, patch_id: int, user: str, label: int, round_no: int,

@@ -1,5 +1,5 @@
 """Sessions: the user's sessions and the team's shared ones; reopen, rename, share,
-duplicate, archive, refine to a finer level (the cascade). A session's link
+duplicate, archive, delete (archived ones), refine to a finer level (the cascade). A session's link
 (`?session=ID`) reopens it (see app.py)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class SessionsView(Viewer):
             sizing_mode="stretch_width", css_classes=["eom-sessions"], widths=LONG,
             configuration={"columnDefaults": {"tooltip": True}})
         self._archived = pn.widgets.Checkbox(label="show archived", value=False)
-        self._archived.param.watch(lambda _: self.refresh(), "value")
+        self._archived.param.watch(lambda e: self._show_archived(e.new), "value")
         self._open = pn.widgets.Button(label="Reopen", color="primary", width=110,
                                        css_classes=["eom-reopen"])
         self._name = pn.widgets.TextInput(placeholder="new name", width=220,
@@ -37,6 +37,10 @@ class SessionsView(Viewer):
                                         css_classes=["eom-share"])
         self._archive = pn.widgets.Button(label="Archive / restore", width=140,
                                           css_classes=["eom-archive"])
+        # archived sessions only (shown with "show archived"); the first click asks
+        self._delete = pn.widgets.Button(label="Delete", button_type="danger", width=90,
+                                         visible=False, css_classes=["eom-delete"])
+        self._armed: str | None = None  # the session a first Delete click named
         self._dup_fs = pn.widgets.MultiChoice(label="Duplicate with feature sets", width=360)
         self._dup_model = pn.widgets.Select(label="and model", width=150)
         self._duplicate = pn.widgets.Button(label="Duplicate", width=110,
@@ -51,6 +55,7 @@ class SessionsView(Viewer):
         self._rename.on_click(lambda _: self._act("rename", self._do_rename))
         self._share.on_click(lambda _: self._act("share", self._do_share))
         self._archive.on_click(lambda _: self._act("archive", self._do_archive))
+        self._delete.on_click(lambda _: self._act("delete", self._do_delete))
         self._duplicate.on_click(lambda _: self._act("duplicate", self._do_duplicate))
         self._refine.on_click(lambda _: self._act("refine", self._do_refine))
         self._table.param.watch(lambda _: self._refine_levels(), "selection")
@@ -133,6 +138,31 @@ class SessionsView(Viewer):
                        + ("restored" if back else "archived (show archived to see it)"),
                        "success")
 
+    def _show_archived(self, on: bool) -> None:
+        self._delete.visible = on
+        self._armed = None
+        self.refresh()
+
+    def _do_delete(self, row: SessionSummary) -> None:
+        """The first click names what would go; a second click on the same session
+        deletes it (eominer.learning.manage.delete: archived sessions of their owner)."""
+        from eominer.learning.manage import delete
+
+        sid = row.record.session_id
+        if self.state.session is not None and self.state.session.session_id == sid:
+            self.state.say(f"session {sid} is open in this window: open another one (or "
+                           "reload the page) before deleting it", "warning")
+            return
+        if self._armed != sid and row.record.status == "archived":
+            self._armed = sid
+            self.state.say(f"delete session {sid} ({row.record.name}) with its {row.labels} "
+                           f"label(s) and {row.rounds} round(s)? Click Delete again to delete "
+                           "it; this cannot be undone", "warning")
+            return
+        self._armed = None
+        n = delete(self.state.store, sid, self.state.user)
+        self.state.say(f"session {sid} deleted with {n['labels']} label(s)", "success")
+
     def _do_duplicate(self, row: SessionSummary) -> None:
         from eominer.learning.manage import duplicate
 
@@ -180,7 +210,8 @@ class SessionsView(Viewer):
             pn.Row(pn.pane.Markdown("### Sessions"), self._archived),
             self._stale,
             self._table,
-            pn.Row(self._open, self._name, self._rename, self._share, self._archive),
+            pn.Row(self._open, self._name, self._rename, self._share, self._archive,
+                   self._delete),
             pn.Row(self._dup_fs, self._dup_model, self._duplicate),
             pn.Row(self._refine_level, self._refine),
             sizing_mode="stretch_width",

@@ -48,6 +48,27 @@ def test_rename_archive_and_restore_keep_labels(learn_store, oscd_db):
     assert again.status == "open" and again.labels()[0].tolist() == [int(s.patch_ids[3])]
 
 
+def test_only_an_archived_session_of_its_owner_is_deleted(learn_store, oscd_db):
+    s = _create(learn_store, oscd_db)
+    s.label(int(s.patch_ids[0]), 1, "ana")
+    s.label(int(s.patch_ids[1]), -1, "ana")
+    other = _create(learn_store, oscd_db)
+    other.label(int(other.patch_ids[0]), 1, "ana")
+    with pytest.raises(SessionError, match=rf"session {s.session_id} \(.*\) is not archived: "
+                       rf"archive it first \(eominer session archive {s.session_id} --user ana"):
+        manage.delete(learn_store, s.session_id, "ana")
+    manage.archive(learn_store, s.session_id, "ana")
+    manage.share(learn_store, s.session_id, "ana")  # the team sees it; ben may not delete it
+    with pytest.raises(SessionError, match="only its owner renames, shares, archives or deletes"):
+        manage.delete(learn_store, s.session_id, "ben")
+    n = manage.delete(learn_store, s.session_id, "ana")
+    assert (n["labels"], n["sessions"]) == (2, 1)
+    assert learn_store.session(s.session_id) is None
+    with pytest.raises(SessionError, match=f"no session '{s.session_id}'"):
+        manage.delete(learn_store, s.session_id, "ana")
+    assert other.labels()[0].tolist() == [int(other.patch_ids[0])]
+
+
 def test_duplicate_keeps_the_labels_with_another_model(learn_store, oscd_db):
     src = _trained(learn_store, oscd_db, rounds=1)
     ids, y = src.labels()

@@ -57,3 +57,43 @@ def test_patch_ids_taken_meanwhile_are_renumbered_in_the_transaction(store):
     assert [r[0] for r in rows] == list(range(9, 17))
     assert [r[2] for r in rows] == [13, 13, 13, 13, None, None, None, None]  # 32 px -> 64 px
     assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 16
+
+
+def test_remove_product_takes_its_rows_and_leaves_the_others(store):
+    """Every table that names the product or its patches loses those rows, in one
+    transaction; the other product keeps all of its own. A session's product is refused."""
+    import numpy as np
+
+    from tests.store.rows import session_record
+
+    ids = {p: add_product(store, p, T0, first) for p, first in (("P1", 1), ("P2", 101))}
+    fs = store.register_feature_set("spectral", 1, {}, ["a", "b"], "S2")
+    for p in ("P1", "P2"):
+        store.write_features(fs, np.array(ids[p]), np.ones((len(ids[p]), 2), np.float32))
+        store.upsert_annotations("m1", "lake", np.array(ids[p][:2]), np.ones(2), np.ones(2, bool),
+                                 "1", "apply")
+    both = np.array(ids["P1"][:3] + ids["P2"][:3])
+    store.insert_search("s1", owner=None, level=32, feature_set_ids="[]", like_ids="[]",
+                        where_sql=None, aoi_wkt=None, top=6, n_candidates=16, created=T0,
+                        patch_ids=both, distances=np.zeros(6), similarities=np.ones(6))
+    store.record_pair("change", "P1", "P2", layer_path="/layers/p1p2.tif",
+                      params={"binary_path": "/layers/p1p2_binary.tif"}, method="cva")
+    store.insert_session(session_record("S9", "ana", T0, product_ids=("P2",)))
+
+    r = store.remove_product("P1")
+    assert (r.patches, r.feature_rows, r.annotations, r.search_results) == (8, 8, 2, 3)
+    assert r.ard_path == "/ard/P1.tif" and r.source_path == "/src/P1"
+    assert r.layer_paths == ("/layers/p1p2.tif", "/layers/p1p2_binary.tif")
+    assert [p.product_id for p in store.product_list()] == ["P2"]
+    assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 8
+    assert store.query(f"SELECT COUNT(*) FROM {fs.table_name}")[0][0] == 8
+    assert store.query("SELECT COUNT(*) FROM annotations")[0][0] == 2
+    assert [r[0] for r in store.query("SELECT patch_id FROM search_results ORDER BY rank")] == (
+        ids["P2"][:3])
+    assert store.query("SELECT COUNT(*) FROM product_pairs")[0][0] == 0
+    with pytest.raises(StoreError, match=r"product 'P2' is in the scope of 1 session\(s\): S9 "
+                       r"\(find S9\).*Nothing was removed"):
+        store.remove_product("P2")
+    with pytest.raises(StoreError, match="product 'P1' is not in"):
+        store.remove_product("P1")
+    assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 8

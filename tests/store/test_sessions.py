@@ -231,3 +231,24 @@ def test_put_labels_in_bulk(store, monkeypatch):
     assert store.session_labels("s1").num_rows == 2501
     assert {r["round"] for r in store.session_labels("s1").to_pylist()
             if r["patch_id"] in (7, 8)} == {2}
+
+
+def test_delete_session_takes_its_rows_only(store):
+    """Labels, rounds and annotations of the session go in one transaction; another
+    session's stay."""
+    add_product(store, "P1", T0, 1)
+    for sid in ("S1", "S2"):
+        store.insert_session(session_record(sid, "ana", T0))
+        store.put_label(sid, 1, "ana", 1, 0)
+        store.put_label(sid, 2, "ben", -1, 0)
+        store.insert_round(round_record(sid, 1, T0))
+        store.upsert_annotations(sid, "lake", np.array([1, 2, 3]), np.ones(3), np.ones(3, bool),
+                                 "1", "publish")
+    assert store.delete_session("S1") == {"labels": 2, "rounds": 1, "annotations": 3,
+                                          "sessions": 1}
+    assert store.session("S1") is None and store.session("S2") is not None
+    for table, n in (("labels", 2), ("rounds", 1), ("annotations", 3)):
+        assert store.query(f"SELECT session_id, COUNT(*) FROM {table} GROUP BY session_id") == [
+            ("S2", n)]
+    assert store.delete_session("S1") == dict.fromkeys(
+        ("labels", "rounds", "annotations", "sessions"), 0)

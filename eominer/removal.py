@@ -1,0 +1,81 @@
+"""Taking products out of an archive (`eominer products remove`): a product ingested by
+mistake, or one whose disk space is needed back.
+
+Order, so that no step leaves an answer that names a removed patch:
+1. every product is checked first (it exists; no session's scope holds it): one refusal
+   and nothing is removed;
+2. its shards leave the nearest-neighbour indexes (eominer.learning.ann): a crash after
+   this leaves the product in the database and out of the indexes, which `eominer index
+   build` repairs;
+3. the database, in one transaction (`Store.remove_product`): the product, its patches,
+   their features, annotations and saved-search rows, its pairs;
+4. its files: the ARD COG and the layers of its pairs. A crash before this leaves files
+   no row names (disk only).
+The jobs' history and saved models keep their rows: they describe what was done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from eominer.errors import StoreError
+
+if TYPE_CHECKING:
+    from eominer.store import Store
+    from eominer.store.catalog import RemovedProduct
+
+
+@dataclass(frozen=True)
+class Removal:
+    removed: RemovedProduct
+    index_shards: int  # nearest-neighbour index shards dropped
+    files: tuple[str, ...]  # files deleted (the ARD, pair layers)
+
+
+def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
+    """Remove the products (see the module's doc); all are checked before any is touched."""
+    ids = list(dict.fromkeys(product_ids))
+    if not ids:
+        raise StoreError("name the products to remove (`eominer products` lists the ids)")
+    missing = [p for p in ids if not store.product_exists(p)]
+    if missing:
+        raise StoreError(f"product(s) {', '.join(missing)} are not in {store.url}: nothing "
+                         "was removed (`eominer products` lists the ids)")
+    for pid in ids:
+        if store.sessions_holding(pid):
+            store.remove_product(pid)  # raises the refusal, naming the sessions
+    out = []
+    for pid in ids:
+        shards = _drop_index_shards(store, pid)
+        removed = store.remove_product(pid)
+        ard = () if removed.ard_path == removed.source_path else (removed.ard_path,)
+        files = [f for f in (*ard, *removed.layer_paths) if _unlink(f)]  # never a source
+        out.append(Removal(removed, shards, tuple(files)))
+    return out
+
+
+def _drop_index_shards(store: Store, product_id: str) -> int:
+    from eominer.learning.ann import index_root, read_manifest, write_manifest
+
+    n = 0
+    root = index_root(store)
+    for folder in sorted(root.iterdir()) if root.is_dir() else ():
+        manifest = read_manifest(folder) if folder.is_dir() else None
+        entry = manifest.shards.pop(product_id, None) if manifest else None
+        if entry is None:
+            continue
+        write_manifest(folder, manifest)  # first: a reader never meets a missing file
+        (folder / entry["file"]).unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def _unlink(path: str) -> bool:
+    p = Path(path)
+    if p.is_file():
+        p.unlink()
+        return True
+    return False

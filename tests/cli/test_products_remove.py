@@ -1,0 +1,141 @@
+"""`eominer products remove` on a real OSCD pair (bordeaux): everything computed on the
+product goes, the other date keeps all of its own; refusals remove nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from eominer.cli import cli
+from eominer.evaluation.patches import pair_stats
+from eominer.io.ard import read_ard
+from eominer.learning import ann
+from eominer.learning.manage import archive
+from eominer.learning.search import save_search, search
+from eominer.learning.session import Session
+
+LEVEL = 32
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+def counts(store, product_id: str) -> dict[str, int]:
+    """Rows that name the product or its patches, table by table."""
+    mine = "SELECT patch_id FROM patches WHERE product_id = ?"
+    out = {t: store.query(f"SELECT COUNT(*) FROM {t} WHERE patch_id IN ({mine})",
+                          (product_id,))[0][0]
+           for t in ("patches", "annotations", "search_results")}
+    out["features"] = sum(
+        store.query(f"SELECT COUNT(*) FROM {t} WHERE patch_id IN ({mine})", (product_id,))[0][0]
+        for (t,) in store.query("SELECT table_name FROM feature_sets"))
+    out["products"] = store.query("SELECT COUNT(*) FROM products WHERE product_id = ?",
+                                  (product_id,))[0][0]
+    out["pairs"] = store.query("SELECT COUNT(*) FROM product_pairs WHERE first_id = ? OR "
+                               "second_id = ?", (product_id, product_id))[0][0]
+    return out
+
+
+def own_ards(store, folder: Path) -> None:
+    """Copies of the ARD files for this test's database: the fixture's are shared."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in store.product_list():
+        copy = folder / Path(p.ard_path).name
+        shutil.copy(p.ard_path, copy)
+        store.execute("UPDATE products SET ard_path = ? WHERE product_id = ?",
+                      (str(copy), p.product_id))
+
+
+def build_index(store, fs_id: str, folder: Path, products: list[str]) -> ann.Manifest:
+    """One real shard per product, as `eominer index build` lays them out."""
+    ids, X, names = store.read_features([fs_id], products, LEVEL)
+    mean, std = X.mean(axis=0), X.std(axis=0) + 1e-6
+    manifest = ann.Manifest(fs_id, LEVEL, list(names), mean.tolist(), std.tolist())
+    owner = dict(store.query("SELECT patch_id, product_id FROM patches WHERE level = ?",
+                             (LEVEL,)))
+    for p in products:
+        rows = np.array([owner[int(i)] == p for i in ids])
+        file = f"{p}.usearch"
+        n = ann.build_shard(ids[rows], ann.standardise(X[rows], mean, std), folder / file)
+        manifest.shards[p] = ann.shard_entry(file, n)
+    ann.write_manifest(folder, manifest)
+    return manifest
+
+
+def test_remove_takes_out_everything_computed_on_the_product(learn_store, oscd_db, tmp_path):
+    store, url = learn_store, learn_store.url
+    own_ards(store, tmp_path / "ard")
+    p1, p2 = oscd_db["product"], oscd_db["product2"]
+    r = run("change", p1, p2, "--method", "cva", "--db", url)
+    assert r.exit_code == 0, r.output
+    (pair,) = store.pairs(kind="change").to_pylist()
+    layers = [Path(pair["layer_path"]), Path(pair["layer_path"].replace(".tif", "_binary.tif"))]
+    assert all(p.exists() for p in layers)
+    # features of the second date too (date 2 against date 1), a saved search, apply's
+    # annotations and an index over both dates
+    fs = oscd_db["fs"]
+    t1, t2 = store.patches(p1, LEVEL), store.patches(p2, LEVEL)
+    a1, a2 = (read_ard(store.product(p).ard_path) for p in (p1, p2))
+    order = t2["row"].to_numpy() * (a2.shape[2] // LEVEL) + t2["col"].to_numpy()
+    store.write_features(store.require_feature_set(fs), t2["patch_id"].to_numpy(),
+                         pair_stats(a2, a1, LEVEL)[order])
+    like = t1["patch_id"].to_numpy()[:3]
+    saved = save_search(store, search(store, like, top=10_000, feature_set_ids=[fs]))
+    assert set(saved.product_ids) == {p1, p2}
+    for t in (t1, t2):
+        ids = t["patch_id"].to_numpy()[:20]
+        store.upsert_annotations("model-1", "new_construction", ids, np.full(20, 0.9),
+                                 np.ones(20, bool), "1", "apply")
+    folder = ann.index_dir(store, fs, LEVEL)
+    build_index(store, fs, folder, [p1, p2])
+    # a session that holds only the second date
+    Session.create(store, "roofs", "ana", "new_construction", [p2], LEVEL, [fs])
+    ard1, ard2 = (Path(store.product(p).ard_path) for p in (p1, p2))
+    before2, n1 = counts(store, p2), store.patches(p1).num_rows
+    assert counts(store, p1)["annotations"] == 20 and before2["features"] > 0
+
+    r = run("products", "remove", p1, "--yes", "--db", url)
+    assert r.exit_code == 0, r.output
+    assert f"removed {p1}: {n1:,} patches, " in r.output
+    assert "20 annotations" in r.output and "1 pair(s), 1 index shard(s); 3 file(s)" in r.output
+    assert counts(store, p1) == dict.fromkeys(
+        ("patches", "annotations", "search_results", "features", "products", "pairs"), 0)
+    assert counts(store, p2) == {**before2, "pairs": 0}
+    assert not ard1.exists() and ard2.exists() and not any(p.exists() for p in layers)
+    manifest = ann.read_manifest(folder)
+    assert list(manifest.shards) == [p2] and not (folder / f"{p1}.usearch").exists()
+    kept = store.query("SELECT patch_id FROM search_results WHERE search_id = ?",
+                       (saved.search_id,))
+    assert kept and all(store.patch_levels_of([i for (i,) in kept]))
+    assert [p.product_id for p in store.product_list()] == [p2]
+
+
+def test_refusals_remove_nothing(learn_store, oscd_db, tmp_path):
+    store, url = learn_store, learn_store.url
+    own_ards(store, tmp_path / "ard")
+    p1, p2 = oscd_db["product"], oscd_db["product2"]
+    s = Session.create(store, "roofs", "ana", "new_construction", [p1], LEVEL, [oscd_db["fs"]])
+    archive(store, s.session_id, "ana")  # archived sessions keep their labels too
+    before = counts(store, p1), counts(store, p2)
+    r = run("products", "remove", p2, p1, "--yes", "--db", url)
+    assert r.exit_code != 0
+    msg = str(r.exception)
+    assert f"product '{p1}' is in the scope of 1 session(s): {s.session_id} (roofs, archived)" in msg
+    assert "Nothing was removed" in msg
+    r = run("products", "remove", p2, "nope", "--yes", "--db", url)
+    assert r.exit_code != 0 and "product(s) nope are not in" in str(r.exception)
+    assert (counts(store, p1), counts(store, p2)) == before
+    assert all(Path(p.ard_path).exists() for p in store.product_list())
+    r = run("products", "remove", p2, "--db", url, input="n\n")
+    assert r.exit_code != 0 and counts(store, p2) == before[1]
+    # the session deleted (it was archived), the product goes
+    r = run("session", "delete", s.session_id, "--user", "ana", "--yes", "--db", url)
+    assert r.exit_code == 0 and f"{s.session_id} deleted: 0 label(s)" in r.output
+    r = run("products", "remove", p1, "--yes", "--db", url)
+    assert r.exit_code == 0, r.output
+    assert [p.product_id for p in store.product_list()] == [p2]
