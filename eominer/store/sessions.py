@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from eominer.errors import StoreError
 from eominer.store.base import StoreBase, utcnow
 from eominer.store.records import (
     SESSION_STATUSES,
@@ -146,6 +147,14 @@ class SessionsMixin(StoreBase):
                 self.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
         return counts
 
+    def _require_session(self, session_id: str) -> None:
+        """Inside a write's transaction: a session deleted meanwhile (from another window
+        or the CLI) takes no more rows, which nothing would ever read."""
+        if not self.query("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)):
+            raise StoreError(f"session {session_id} is not in {self.url}: it was deleted "
+                             "(eominer session delete, or the app's Sessions tab); nothing "
+                             "was saved: open another session")
+
     # ---- labels ----------------------------------------------------------------
     def put_label(
         self, session_id: str, patch_id: int, user: str, label: int, round_no: int,
@@ -154,6 +163,7 @@ class SessionsMixin(StoreBase):
         """One label, in its own transaction; a user's new label replaces their old one."""
         when = at or utcnow()
         with self.transaction():
+            self._require_session(session_id)
             self.execute(
                 "DELETE FROM labels WHERE session_id = ? AND patch_id = ? AND user_name = ?",
                 (session_id, int(patch_id), user),
@@ -175,6 +185,7 @@ class SessionsMixin(StoreBase):
         when = at or utcnow()
         ids = np.unique(np.asarray(patch_ids, np.int64))
         with self.transaction():
+            self._require_session(session_id)
             for start in range(0, len(ids), 1000):  # bound parameters, in chunks
                 chunk = [int(i) for i in ids[start:start + 1000]]
                 self.execute(
@@ -223,6 +234,7 @@ class SessionsMixin(StoreBase):
     def insert_round(self, record: RoundRecord) -> None:
         row = record.to_row()
         with self.transaction():
+            self._require_session(record.session_id)
             self.execute(
                 f"INSERT INTO rounds ({', '.join(ROUND_COLUMNS)}) "
                 f"VALUES ({_marks(len(ROUND_COLUMNS))})",

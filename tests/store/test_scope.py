@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eominer.errors import ReadOnlySQLError, UserSQLError
-from tests.store.rows import T0, add_product
+from tests.store.rows import T0, add_product, session_record
 
 
 def _two_products(store):
@@ -28,6 +28,7 @@ def test_where_sees_patches_products_and_labels(store):
     assert store.where_patch_ids("tile_id = 'T30TXQ' AND sensor = 'S2' AND "
                                  "processing_level = 'L1C' AND orbit_direction IS NULL",
                                  64).tolist() == a[4:] + b[4:]
+    store.insert_session(session_record("s1", "ana", T0, product_ids=("A",)))
     store.put_label("s1", a[1], "ana", 1, 0)
     store.put_label("s1", a[2], "ana", -1, 0)
     not_yes = ("NOT EXISTS (SELECT 1 FROM labels l WHERE l.patch_id = scope_rows.patch_id "

@@ -8,6 +8,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from eominer.errors import StoreError
 from eominer.store.base import utcnow
 from eominer.store.records import (
     Label,
@@ -252,3 +253,11 @@ def test_delete_session_takes_its_rows_only(store):
             ("S2", n)]
     assert store.delete_session("S1") == dict.fromkeys(
         ("labels", "rounds", "annotations", "sessions"), 0)
+    # a window that still has S1 open saves nothing more in it
+    for write in (lambda: store.put_label("S1", 3, "ana", 1, 0),
+                  lambda: store.put_labels("S1", [3, 4], "ana", 1, 0),
+                  lambda: store.insert_round(round_record("S1", 2, T0))):
+        with pytest.raises(StoreError, match="session S1 is not in .*: it was deleted"):
+            write()
+    assert store.query("SELECT COUNT(*) FROM labels WHERE session_id = 'S1'")[0][0] == 0
+    assert store.query("SELECT COUNT(*) FROM rounds WHERE session_id = 'S1'")[0][0] == 0

@@ -131,7 +131,10 @@ from eominer.errors import StoreWriteError
 from eominer.store import open_store
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write fails, not kills
+from tests.store.rows import T0, session_record
+
 store = open_store(sys.argv[1])
+store.insert_session(session_record("s1", "ana", T0))
 store.put_label("s1", 1, "ana", 1, 0)
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))  # the disk is full from here
