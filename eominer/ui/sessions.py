@@ -38,7 +38,7 @@ class SessionsView(Viewer):
         self._archive = pn.widgets.Button(label="Archive / restore", width=140,
                                           css_classes=["eom-archive"])
         # archived sessions only (shown with "show archived"); the first click asks
-        self._delete = pn.widgets.Button(label="Delete", button_type="danger", width=90,
+        self._delete = pn.widgets.Button(label="Delete", color="danger", width=90,
                                          visible=False, css_classes=["eom-delete"])
         self._armed: str | None = None  # the session a first Delete click named
         self._dup_fs = pn.widgets.MultiChoice(label="Duplicate with feature sets", width=360)
