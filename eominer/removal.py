@@ -45,8 +45,7 @@ def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
         raise StoreError(f"product(s) {', '.join(missing)} are not in {store.url}: nothing "
                          "was removed (`eominer products` lists the ids)")
     for pid in ids:
-        if store.sessions_holding(pid):
-            store.remove_product(pid)  # raises the refusal, naming the sessions
+        store.refuse_if_held(pid)
     out = []
     for pid in ids:
         shards = _drop_index_shards(store, pid)

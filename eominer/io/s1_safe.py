@@ -485,11 +485,8 @@ def geocode(product: SourceProduct, pol: str, grid: Grid,
 
 def read_bands(product: SourceProduct, grid: Grid) -> np.ndarray:
     """(VV, VH) in dB on `grid`, in memory (a scene read without ingest)."""
-    data = np.full((len(POLARISATIONS), grid.height, grid.width), np.nan, dtype=np.float32)
-    for i, pol in enumerate(POLARISATIONS):
-        for (x, y, w, h), block in geocode(product, pol, grid):
-            data[i, y:y + h, x:x + w] = block
-    return data
+    return np.stack([read_part(product, pol, grid, (0, grid.height))
+                     for pol in POLARISATIONS])
 
 
 def read_part(product: SourceProduct, pol: str, grid: Grid, rows: tuple[int, int]

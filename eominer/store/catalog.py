@@ -123,16 +123,7 @@ class CatalogMixin(StoreBase):
         if not rows:
             raise StoreError(f"product {product_id!r} is not in {self.url}: `eominer products` "
                              "lists the ids")
-        users = self.sessions_holding(product_id)
-        if users:
-            named = ", ".join(f"{sid} ({name}{', archived' if st == 'archived' else ''})"
-                              for sid, name, st in users[:5])
-            raise StoreError(
-                f"product {product_id!r} is in the scope of {len(users)} session(s): {named}"
-                f"{' ...' if len(users) > 5 else ''}; their labels would lose their patches. "
-                "Nothing was removed: a session keeps its products, archived too; delete "
-                "those sessions first if they can go (eominer session archive SID, then "
-                "eominer session delete SID)")
+        self.refuse_if_held(product_id)
         mine = "SELECT patch_id FROM patches WHERE product_id = ?"
         pairs = self.query("SELECT pair_id, layer_path, params FROM product_pairs WHERE "
                            "first_id = ? OR second_id = ? ORDER BY pair_id",
@@ -159,6 +150,20 @@ class CatalogMixin(StoreBase):
             feature_rows=feature_rows, annotations=counts["annotations"],
             search_results=counts["search_results"], pair_ids=tuple(p[0] for p in pairs),
             layer_paths=tuple(path for p in pairs for path in _pair_files(*p[1:])))
+
+    def refuse_if_held(self, product_id: str) -> None:
+        """A StoreError naming the sessions whose scope holds the product, if any."""
+        users = self.sessions_holding(product_id)
+        if not users:
+            return
+        named = ", ".join(f"{sid} ({name}{', archived' if st == 'archived' else ''})"
+                          for sid, name, st in users[:5])
+        raise StoreError(
+            f"product {product_id!r} is in the scope of {len(users)} session(s): {named}"
+            f"{' ...' if len(users) > 5 else ''}; their labels would lose their patches. "
+            "Nothing was removed: a session keeps its products, archived too; delete "
+            "those sessions first if they can go (eominer session archive SID, then "
+            "eominer session delete SID)")
 
     def sessions_holding(self, product_id: str) -> list[tuple[str, str, str]]:
         """(session id, name, status) of the sessions whose scope holds the product."""
