@@ -316,7 +316,7 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
 
     fn = score_band_in_context if alpha else score_block
     tasks = [Task(b.task_id, fn, (), product_id=b.product_id, block=b.index,
-                  n_items=b.n) for b in blocks]
+                  n_items=b.n, writes_for=(b.product_id,)) for b in blocks]
     return JobSpec("apply", tasks, commit, load=load)
 
 

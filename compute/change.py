@@ -123,7 +123,8 @@ def run_pairs(
             product_id=a.product.product_id if a.product else a.ref,
             n_items=len(windows["patch_id"]) if windows else 0,
             gpu=wants_gpu(method, a),
-            recorded=pid is not None))
+            recorded=pid is not None,
+            writes_for=tuple(s.product.product_id for s in (a, b) if s.product)))
 
     def commit(store: Store | None, done: list[Finished]) -> None:
         for f in done:

@@ -246,7 +246,7 @@ def create_feature_sets(store: Store, sets: dict[str, Any]) -> None:
 def as_task(block: BlockTask) -> Task:
     return Task(block.task_id, compute_block, (block,), product_id=block.product_id,
                 feature_set_id=block.feature_set_id, block=block.y0, n_items=block.n_patches,
-                gpu=block.descriptor in GPU_DESCRIPTORS)
+                gpu=block.descriptor in GPU_DESCRIPTORS, writes_for=(block.product_id,))
 
 
 def extract_job(store: Store, blocks: Sequence[BlockTask], sets: dict[str, Any]) -> JobSpec:

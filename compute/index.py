@@ -83,7 +83,8 @@ def plan_index(store: Store, feature_set_id: str, level: int,
     tasks = [Task(f"index/{fs.feature_set_id}/L{level}/{pid}", build_product_shard,
                   (url, fs.feature_set_id, pid, int(level), mean, std,
                    str(folder / shard_file(pid))),
-                  product_id=pid, feature_set_id=fs.feature_set_id, n_items=int(n))
+                  product_id=pid, feature_set_id=fs.feature_set_id, n_items=int(n),
+                  writes_for=(pid,))
              for pid, n in sorted(have.items())]
     return folder, manifest, tasks
 

@@ -20,6 +20,8 @@ every job:
   killed job (Ctrl-C or SIGKILL) loses at most the last second; upserts rule out
   duplicates when a task is redone; `JobSpec.after_commit` then runs on the batch (file
   moves that must follow the commit);
+- checks, in that transaction, that the products a result writes for (`Task.writes_for`)
+  are still there: one removed while the job ran gets no rows, and the report says so;
 - on Ctrl-C commits what finished, ends the workers and re-raises KeyboardInterrupt
   (the CLI exits 130);
 - counts tasks, patches, queue depth and nodes in the Prometheus metrics
@@ -70,6 +72,9 @@ class Task:
     gpu: bool = False  # a model task: a GPU worker where the cluster has or can start one
     recorded: bool = True  # has a `jobs` row; False: nothing says it was done, always run
     after: tuple[str, ...] = ()  # ids of tasks that must finish before this one starts
+    # products whose rows the result writes: if one was removed while the job ran
+    # (`eominer products remove`), the result is dropped, not written for a product gone
+    writes_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -327,6 +332,7 @@ class _Driver:
             self._flush()  # what finished before Ctrl-C is kept; a re-run does the rest
             raise
         finally:
+            self._note_removed()
             self.metrics.set_queue_depth(self.spec.kind, self._queued())
             for a in self.actors:
                 ray.kill(a, no_restart=True)
@@ -343,6 +349,8 @@ class _Driver:
             result, worker, _ = self.ray.get(ref)
         except RayError as exc:
             self.metrics.record_task(self.spec.kind, now - started, failed=True)
+            if self.writer.drop_if_removed(task):  # its files went with the product
+                return None
             if isinstance(exc, RayActorError) and self.actors[slot] is actor:
                 # the worker process died: a fresh one takes its place
                 self.ray.kill(actor, no_restart=True)
@@ -360,6 +368,12 @@ class _Driver:
         if batch and self.spec.after_commit:
             self.spec.after_commit(batch)
         return batch
+
+    def _note_removed(self) -> None:
+        for pid, n in sorted(self.writer.removed.items()):
+            self.report.notes.append(
+                f"product {pid} was removed while the job ran: {n} {self.spec.kind} "
+                f"task(s) of it were not written")
 
     def _committed(self, batch: list[Finished]) -> None:
         report, kind = self.report, self.spec.kind
@@ -385,6 +399,7 @@ class _Writer:
         self.starts: list[tuple[str, int]] = []
         self.done: list[Finished] = []
         self.failures: list[tuple[str, str]] = []  # (task_id, error), out of retries
+        self.removed: dict[str, int] = {}  # product removed mid-job -> results dropped
         self.last = time.perf_counter()
 
     def started(self, task_id: str, attempt: int) -> None:
@@ -417,6 +432,7 @@ class _Writer:
             with store.transaction():
                 if self.starts:
                     store.start_tasks(self.starts)
+                done = self._drop_removed(store, done)
                 if done:
                     self.spec.commit(store, done)
                 marks = [(f.task.task_id, f.worker) for f in done if f.task.recorded]
@@ -427,3 +443,35 @@ class _Writer:
         self.starts, self.done, self.failures = [], [], []
         self.last = time.perf_counter()
         return done
+
+    def _drop_removed(self, store: Store, done: list[Finished]) -> list[Finished]:
+        """The results whose products are all still there; the others are marked failed
+        (inside the commit's transaction: a removal cannot slip in between)."""
+        wanted = {pid for f in done for pid in f.task.writes_for}
+        gone = wanted - store.existing_products(sorted(wanted)) if wanted else set()
+        if not gone:
+            return done
+        kept = []
+        for f in done:
+            lost = sorted(gone.intersection(f.task.writes_for))
+            if lost:
+                self._dropped(f.task, lost[0])
+            else:
+                kept.append(f)
+        return kept
+
+    def drop_if_removed(self, task: Task) -> bool:
+        """A failed task whose product was removed while the job ran (its ARD file is
+        gone): dropped like a result of it, not retried nor reported as an error."""
+        if self.store is None or not task.writes_for:
+            return False
+        gone = sorted(set(task.writes_for) - self.store.existing_products(task.writes_for))
+        if gone:
+            self._dropped(task, gone[0])
+        return bool(gone)
+
+    def _dropped(self, task: Task, product_id: str) -> None:
+        self.removed[product_id] = self.removed.get(product_id, 0) + 1
+        if task.recorded:
+            self.failures.append((task.task_id, f"not written: product {product_id} was "
+                                  "removed while the job ran"))

@@ -109,6 +109,8 @@ def change(
             done = sum(r is not None for r in report.runs)
             click.echo(f"{done} of {len(pairs)} pair(s) done ({report.resumed} by an earlier "
                        f"run), {len(report.failed)} failed", err=True)
+            for note in report.notes:
+                click.echo(f"note: {note}", err=True)
             report.raise_for_failures()
             return
         assert before is not None and after is not None

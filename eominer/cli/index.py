@@ -45,4 +45,6 @@ def build(feature_set: str, level: int, products: tuple[str, ...], rebuild: bool
         bar.print(f"{report.tasks_done} shard(s) built, {report.tasks_skipped} already there, "
                   f"{len(report.failed)} failed; {report.patches_written:,} vectors in "
                   f"{report.seconds:.1f} s; index in {index_dir(store, feature_set, level)}")
+        for note in report.notes:
+            bar.print(f"note: {note}")
         report.raise_for_failures()

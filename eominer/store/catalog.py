@@ -77,6 +77,17 @@ class CatalogMixin(StoreBase):
     def product_exists(self, product_id: str) -> bool:
         return bool(self.query("SELECT 1 FROM products WHERE product_id = ?", (product_id,)))
 
+    def existing_products(self, product_ids: Sequence[str]) -> set[str]:
+        """Those of `product_ids` that are in the database."""
+        ids = list(product_ids)
+        out: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            out.update(r[0] for r in self.query(
+                f"SELECT product_id FROM products WHERE product_id IN "
+                f"({', '.join('?' for _ in chunk)})", chunk))
+        return out
+
     def add_product(self, product: Product, patches: pa.Table) -> pa.Table:
         """Record a product and its patch grid atomically (all rows or none); returns the
         patches as stored.

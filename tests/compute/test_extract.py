@@ -382,3 +382,48 @@ def test_plan_computes_what_the_bands_allow_and_says_what_it_skipped(home, tmp_p
         "B02, B03, B04, B11 (missing B08)" for n in ("gabor", "wld")]
     pids, values = compute_block(tasks[0])
     assert values.shape[1] == 4 * 5 + 1 and np.isfinite(values).all()  # + mndwi (B03, B11)
+
+
+@pytest.mark.ray
+def test_a_product_removed_while_the_job_runs_gets_no_rows(home, monkeypatch):
+    """`eominer products remove` while an extract runs (from another process in real use;
+    here from the driver's progress callback, between two commits): the removed
+    product's later results are dropped inside their commit, the others are written,
+    and the report says what was dropped."""
+    import compute.runner
+    from eominer.removal import remove_products
+
+    monkeypatch.setattr(compute.runner, "COMMIT_EVERY_S", 0.02)  # many commits
+    with open_store(url(home)) as store:
+        counts = {p.product_id: int(store.query(
+            "SELECT COUNT(*) FROM patches WHERE product_id = ?", (p.product_id,))[0][0])
+            for p in store.product_list() if p.sensor == "S2"}
+        gone = max(counts, key=counts.get)  # the most tasks: some are left after one commit
+        ids = [int(r[0]) for r in store.query(
+            "SELECT patch_id FROM patches WHERE product_id = ?", (gone,))]
+        removed: list[int] = []
+
+        def remove_once(done, to_run, patches, task, worker):
+            if not removed:
+                remove_products(store, [gone])
+                removed.append(done)
+
+        report = run_extract(store, "spectral", num_cpus=2, block_rows=64,
+                             on_task=remove_once)
+        assert removed and not report.failed
+        dropped = [n for n in report.notes if f"product {gone} was removed" in n]
+        assert len(dropped) == 1, report.notes
+        n_dropped = int(dropped[0].split(": ")[1].split()[0])
+        assert n_dropped >= 1
+        (fs,) = store.feature_sets("spectral")
+        assert store.query(f"SELECT COUNT(*) FROM {fs.table_name} WHERE patch_id IN "
+                           f"({', '.join('?' for _ in ids)})", ids)[0][0] == 0
+        for pid, n in counts.items():  # the other products are whole
+            if pid != gone:
+                assert len(store.feature_patch_ids(fs, pid)) == n
+        # the dropped tasks are marked, not left 'done' or 'running'
+        rows = [r for r in store.tasks().to_pylist() if r["product_id"] == gone]
+        failed = [r for r in rows if r["status"] == "failed"]
+        assert len(failed) == n_dropped
+        assert all("was removed while the job ran" in r["error"] for r in failed)
+        assert report.tasks_done + n_dropped == report.tasks_total - report.tasks_skipped

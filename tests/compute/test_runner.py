@@ -116,3 +116,32 @@ def test_a_task_runs_after_the_tasks_it_names(db_url, tmp_path):
     assert report.failed[1][2] == "not run: task B/1, which it needs, failed"
     assert statuses == {"A/1": "done", "A/2": "done", "A/final": "done",
                         "B/1": "failed", "B/final": "failed"}
+
+
+def test_results_for_a_removed_product_are_dropped_in_their_commit(db_url, tmp_path):
+    """A task's product is checked inside the transaction that would write its result:
+    a product gone by then (`eominer products remove` from another process) gets no
+    rows, and a task that failed because its files went with it is not retried."""
+    results: dict[str, int] = {}
+
+    def commit(store, done: list[Finished]) -> None:
+        results.update({f.task.task_id: f.result for f in done})
+
+    tasks = [Task("demo/kept", area_or_fail, ("A", 2, ""), product_id="A", n_items=2),
+             Task("demo/gone", area_or_fail, ("C", 3, ""), product_id="C", n_items=3,
+                  writes_for=("C",)),
+             Task("demo/unreadable", area_or_fail, ("B", 4, str(tmp_path / "no")),
+                  product_id="B", n_items=4, writes_for=("B",))]
+    with open_store(db_url) as store:  # an empty catalogue: B and C are not there
+        report = run_job(store, JobSpec("demo", tasks, commit), num_cpus=2, retries=2)
+        assert results == {"demo/kept": 4}
+        assert not report.failed and report.tasks_done == 1
+        assert report.notes == [
+            "product B was removed while the job ran: 1 demo task(s) of it were not written",
+            "product C was removed while the job ran: 1 demo task(s) of it were not written"]
+        rows = {r["task_id"]: r for r in store.tasks().to_pylist()}
+        assert {t: r["status"] for t, r in rows.items()} == {
+            "demo/kept": "done", "demo/gone": "failed", "demo/unreadable": "failed"}
+        assert rows["demo/unreadable"]["attempts"] == 1  # not retried
+        assert all("removed while the job ran" in rows[t]["error"]
+                   for t in ("demo/gone", "demo/unreadable"))
