@@ -225,11 +225,9 @@ def _feature_sets(store: Store, examples: list[int],
         for f in given:
             store.require_feature_set(f)
         return list(given)
+    # every set the examples have, together: what the app's scope offers a session
     sets = [fs.feature_set_id for fs in store.feature_sets_holding(examples)]
-    if len(sets) == 1:
-        return sets
     if not sets:
         raise SearchError(f"no feature set has features for every example {examples}: run "
                           "`eominer extract` for their products, or give --features")
-    raise SearchError(f"the examples have features in several sets ({', '.join(sets)}): "
-                      "choose with --features")
+    return sets

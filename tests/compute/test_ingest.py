@@ -174,3 +174,45 @@ def test_a_cog_left_staged_by_a_kill_after_its_commit_is_moved_into_place(
     assert not plan.jobs and plan.skipped[0].status == "already ingested"
     assert Path(res.ard_path).read_bytes() == data
     assert not (workspace / "ard" / ".staging").exists()
+
+
+@pytest.mark.ray
+def test_an_s1_safe_interrupted_mid_job_resumes_from_its_staged_parts(
+        ray, more_inputs, tmp_path, monkeypatch):
+    """Ctrl-C (on the driver, as the CLI gets it) once the first parts of an S1 GRD SAFE
+    are staged: nothing of the product is in the database; the same plan again skips the
+    staged parts, runs the rest and the assembly, and writes the ARD an uninterrupted
+    ingest writes."""
+    import compute.runner
+
+    safe = more_inputs[1]
+    monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "ref"))
+    with open_store(f"duckdb:///{tmp_path / 'ref.duckdb'}") as store:
+        (ref,) = ingest_paths(store, [safe])
+        expected = catalogue(store)
+
+    monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "job"))
+    with open_store(f"duckdb:///{tmp_path / 'job.duckdb'}") as store:
+        (job,) = plan_ingest(store, plan_products([safe])).jobs
+        n_parts = len(job.ard.parts)
+        assert n_parts == 4  # VV and VH, two row bands each
+
+        def ctrl_c(*_):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(compute.runner, "COMMIT_EVERY_S", 0.0)  # Ctrl-C after one part
+        with pytest.raises(KeyboardInterrupt):
+            run_ingest(store, plan_ingest(store, plan_products([safe])), num_workers=1,
+                       on_task=ctrl_c)
+        assert not store.product_list() and not store.query("SELECT * FROM patches")
+        staged = [p for p in job.ard.parts if (job.staging / p.file_name).exists()]
+        assert 1 <= len(staged) < n_parts
+
+        report = run_ingest(store, plan_ingest(store, plan_products([safe])), num_workers=2)
+        assert not report.failed
+        assert (report.tasks_skipped, report.tasks_done) == (len(staged),
+                                                             n_parts - len(staged) + 1)
+        assert catalogue(store) == expected
+    (res,) = report.results
+    assert Path(res.ard_path).read_bytes() == Path(ref.ard_path).read_bytes()
+    assert staged_files(tmp_path / "job") == []

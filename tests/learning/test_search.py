@@ -181,3 +181,23 @@ def test_cli_search(learn_store, oscd_db, tmp_path, capsys):
     assert r.returncode == 0 and re.search(r"^\d+ patches searched at level \d+", r.stderr,
                                            re.M), r.stderr
     assert shapely.from_wkt(expected.aoi_wkt).equals_exact(TRIANGLE, 1e-7)
+
+
+def test_examples_in_several_sets_are_searched_in_all_of_them(learn_store, oscd_db):
+    """No --features and the examples have rows in two sets: both, together (the sets a
+    session over them is offered); a set that lacks one example is not taken."""
+    fs = oscd_db["fs"]
+    ids = np.asarray([r[0] for r in learn_store.query(
+        "SELECT patch_id FROM patches WHERE level = 16 ORDER BY patch_id")], np.int64)
+    rng = np.random.default_rng(7)
+    both = learn_store.register_feature_set("probe", 1, {}, ["a", "b"])
+    learn_store.write_features(both, ids, rng.normal(size=(len(ids), 2)))
+    some = learn_store.register_feature_set("probe", 2, {}, ["c"])
+    learn_store.write_features(some, ids[ids != 532], rng.normal(size=(len(ids) - 1, 1)))
+    r = search(learn_store, [400, 532], top=20)
+    assert r.feature_set_ids == (fs, both.feature_set_id)
+    given = search(learn_store, [400, 532], top=20, feature_set_ids=[fs, both.feature_set_id])
+    assert r.patch_ids.tolist() == given.patch_ids.tolist()
+    assert np.array_equal(r.distances, given.distances)
+    alone = search(learn_store, [400, 532], top=20, feature_set_ids=[fs])
+    assert r.patch_ids.tolist() != alone.patch_ids.tolist()  # the second set counts
