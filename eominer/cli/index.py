@@ -30,7 +30,8 @@ def index() -> None:
 def build(feature_set: str, level: int, products: tuple[str, ...], rebuild: bool,
           ray_address: str | None, num_cpus: int | None, workers: int | None,
           progress_log: str | None, db: str | None) -> None:
-    """Build the index of FEATURE_SET at --level: one shard per product, as runner tasks.
+    """Build the index of FEATURE_SET (its id, or its name when one set has it) at
+    --level: one shard per product, as runner tasks.
     Run it again after new products are extracted: only their shards are built."""
     from compute.index import run_index
     from compute.progress import job_progress
@@ -39,6 +40,7 @@ def build(feature_set: str, level: int, products: tuple[str, ...], rebuild: bool
 
     ids = split_ids(products)
     with open_store(db) as store, job_progress("index", progress_log) as bar:
+        feature_set = store.require_feature_set(feature_set).feature_set_id  # or its name
         report = run_index(store, feature_set, level, product_ids=ids or None,
                            rebuild=rebuild, address=ray_address, num_cpus=num_cpus,
                            num_workers=workers, on_start=bar.on_start, on_task=bar.on_task)

@@ -35,8 +35,10 @@ def session() -> None:
 @click.option("--product", "products", multiple=True, required=True,
               help="Product ids (comma-separated or repeated).")
 @click.option("--level", type=int, required=True, help="Patch size of the grid level (px).")
-@click.option("--features", "feature_sets", multiple=True, required=True,
-              help="Feature set ids (comma-separated or repeated).")
+@click.option("--features", "feature_sets", multiple=True,
+              help="Feature sets (comma-separated or repeated): ids, or names such as "
+                   "spectral where one set has that name. Default: every set with features "
+                   "for all the products at the level, as the app offers.")
 @click.option("--model", "model_kind", default="auto", show_default=True,
               help="auto (rbf_svm up to 1M patches in the scope, logistic above: "
                    "docs/learning.md), logistic, linear_svm, rbf_svm, random_forest, "
@@ -85,6 +87,18 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
     area = stored_aoi(read_aoi(aoi)) if aoi else None
     products, feature_sets = split_ids(products), split_ids(feature_sets)
     with open_store(db) as store:
+        if not feature_sets:
+            missing = [p for p in products if not store.product_exists(p)]
+            if missing:
+                raise click.UsageError(f"product(s) {', '.join(missing)} are not in {store.url}: "
+                                       "`eominer products` lists the ids")
+            feature_sets = store.covering_feature_sets(products, level)
+            if not feature_sets:
+                raise click.UsageError(
+                    f"no feature set has features for all of {', '.join(products)} at level "
+                    f"{level}: run `eominer extract` for them, or give --features")
+            click.echo(f"note: feature sets {', '.join(feature_sets)} (all those covering "
+                       "the products; --features chooses)", err=True)
         s = Session.create(store, name, owner, concept, products, level,
                            feature_sets, model_kind=model_kind, strategy=strategy,
                            params={"batch_size": batch, "spatial_context": spatial_context,

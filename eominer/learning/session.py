@@ -178,8 +178,9 @@ class Session:
             raise SessionError("empty scope: give at least one product id")
         if not feature_set_ids:
             raise SessionError("a session needs at least one feature set")
-        for f in feature_set_ids:
-            store.require_feature_set(f)
+        # ids, or names of sets alone of their name: the session stores the ids
+        feature_set_ids = list(dict.fromkeys(
+            store.require_feature_set(f).feature_set_id for f in feature_set_ids))
         if isinstance(params, SessionParams):
             p = params
         else:

@@ -154,14 +154,24 @@ class FeaturesMixin(StoreBase):
         return [fs for r in rows if (fs := self.feature_set(r[0])) is not None]
 
     def require_feature_set(self, fid: str) -> FeatureSet:
+        """The feature set with id `fid`, or the only one named `fid` (`spectral` for
+        `spectral_v1_85957bc81e`): callers keep its `feature_set_id`, never the name."""
         fs = self.feature_set(fid)
-        if fs is None:
-            known = ", ".join(f.feature_set_id for f in self.feature_sets()) or "none yet"
+        if fs is not None:
+            return fs
+        named = self.feature_sets(fid)
+        if len(named) == 1:
+            return named[0]
+        if named:
             raise FeatureError(
-                f"feature set {fid!r} is not in {self.url} (known: {known}); "
-                "run `eominer extract` first"
-            )
-        return fs
+                f"{len(named)} feature sets are named {fid!r}, with other parameters: "
+                + "; ".join(f"{f.feature_set_id} {json.dumps(f.params, sort_keys=True)}"
+                            for f in named) + ": give one of these ids")
+        known = ", ".join(f.feature_set_id for f in self.feature_sets()) or "none yet"
+        raise FeatureError(
+            f"feature set {fid!r} is not in {self.url} (known: {known}); "
+            "run `eominer extract` first"
+        )
 
     def feature_sets_holding(self, patch_ids: Sequence[int]) -> list[FeatureSet]:
         """The feature sets that have a row for every one of `patch_ids`."""

@@ -99,3 +99,37 @@ def test_ids_come_comma_separated_or_repeated(learn_store, oscd_db, tmp_path, ca
         assert list(s.feature_set_ids) == [oscd_db["fs"]]
         n2 = store.patches(oscd_db["product2"], 16).num_rows
     assert s.missing == n2 and f"note: {n2} patches of the scope have no features" in r.stderr
+
+
+def test_feature_sets_by_name_or_by_default(learn_store, oscd_db, tmp_path, capsys):
+    """`--features spectral` names the one set of that name; no --features takes every
+    set covering the products (what the app offers); the session stores ids. A name two
+    sets share, or products no set covers, are refused with what to do."""
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    fs = learn_store.require_feature_set(oscd_db["fs"])
+    db = learn_store.url
+    learn_store.close()
+    run = in_process(capsys)
+    base = ["session", "create", "--db", db, "--owner", "ana", "--concept",
+            "new_construction", "--level", "16", "--product", oscd_db["product"]]
+    by_name = run([*base, "--name", "by name", "--features", fs.name], tmp_path / "ws")
+    by_default = run([*base, "--name", "by default"], tmp_path / "ws")
+    assert by_name.returncode == by_default.returncode == 0, (by_name.stderr, by_default.stderr)
+    assert f"note: feature sets {fs.feature_set_id} (all those covering" in by_default.stderr
+    with open_store(db, read_only=True) as store:
+        for r in (by_name, by_default):
+            s = Session.open(store, r.stdout.strip())
+            assert list(s.feature_set_ids) == [fs.feature_set_id]
+    r = run([*base, "--name", "x", "--product", oscd_db["product2"]], tmp_path / "ws")
+    assert r.returncode == 2 and "no feature set has features for all of" in r.stderr
+    r = run([*base, "--name", "x", "--product", "S2_NOT_THERE"], tmp_path / "ws")
+    assert r.returncode == 2 and "S2_NOT_THERE are not in" in r.stderr
+
+    with open_store(db) as store:  # a second set of the same name, other parameters
+        other = store.register_feature_set(fs.name, fs.version, {**fs.params, "probe": 1},
+                                           list(fs.columns))
+    r = run([*base, "--name", "x", "--features", fs.name], tmp_path / "ws")
+    assert r.returncode == 1 and f"2 feature sets are named {fs.name!r}" in r.stderr
+    assert fs.feature_set_id in r.stderr and other.feature_set_id in r.stderr

@@ -137,12 +137,14 @@ def test_cli_builds_and_searches_the_archive(two_dates, capsys, tmp_path):
     store, fs, (p1, _) = two_dates
     url = store.url
     like = [int(i) for i in store.patches(p1, LEVEL)["patch_id"].to_numpy()[[7, 8]]]
-    r = run(["index", "build", fs.feature_set_id, "--level", str(LEVEL), "--db", url,
+    # by the set's name (one set has it), as a user types it
+    r = run(["index", "build", fs.name, "--level", str(LEVEL), "--db", url,
                     "--num-cpus", "2"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "2 shard(s) built, 0 already there, 0 failed" in r.stdout + r.stderr
+    assert f"index in {ann.index_dir(store, fs.feature_set_id, LEVEL)}" in r.stdout + r.stderr
     r = run(["search", "--like", ",".join(map(str, like)), "--archive", "--features",
-                    fs.feature_set_id, "--top", "20", "--format", "json", "--db", url], tmp_path)
+                    fs.name, "--top", "20", "--format", "json", "--db", url], tmp_path)
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     want = ann.search_archive(store, like, fs.feature_set_id, top=20)
