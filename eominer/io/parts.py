@@ -25,13 +25,15 @@ pixels. How a product is cut (`plan_ard`):
 
 Staged parts are uncompressed GeoTIFFs in strips of 512 rows (the COG's tile rows), one
 file for the part and one per overview level (`eominer.io.overviews`: a row block starts on a
-multiple of the coarsest factor, so its overviews are rows of the product's). The part's
+multiple of the coarsest factor, so its overviews are rows of the product's), and its
+valid pixels, 8 to a byte (`BandPart.mask_name`). The part's
 own file is written last, under a temporary name renamed once complete: a part whose
 file exists is whole, and a killed ingest resumes from the parts already there.
 
 Assembly: a VRT of the parts, with one VRT per overview level over the parts'
 overviews, copied by GDAL's COG driver (ZSTD) on all cores; meanwhile the valid-pixel
-mask is read back from the parts, block by block. The tasks compute the overviews, in parallel, and
+mask is the AND of the parts' masks (0.05 s for a full S2 tile, against 2.3 s to read
+its 13 bands back; a part staged without one, by an older version, is read back). The tasks compute the overviews, in parallel, and
 the COG driver only copies them: when it computed them from the full-resolution VRT they
 took 2/3 of its time (31 of 48 s for a full tile) and 2.4 GB of memory.
 """
@@ -96,6 +98,11 @@ class BandPart:
 
     def overview_name(self, level: int) -> str:
         return f"{self.stem}.ovr{level}.tif"
+
+    @property
+    def mask_name(self) -> str:
+        """Where its pixels have data, 8 to a byte (`np.packbits` along the rows)."""
+        return f"{self.stem}.valid.npy"
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,15 @@ def stage_part(plan: ArdPlan, part: BandPart, folder: Path) -> Path:
             band, _ = to_db(band)
     y0, _ = plan.rows_of(part)
     folder.mkdir(parents=True, exist_ok=True)
+    # its share of the product's valid mask, while the pixels are in memory: the
+    # assembly then ANDs these instead of reading every band back (S1: 4.6 s)
+    valid = _packed_valid(band, plan.s2)
+
+    def write_mask(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.save adds .npy to a bare name
+            np.save(fh, valid)
+
+    _write_atomic(folder / part.mask_name, write_mask)
     factors = overview_factors(grid.width, grid.height)
     for level, (f, overview) in enumerate(zip(factors, pyramid(band, len(factors)),
                                               strict=True)):
@@ -200,6 +216,17 @@ def stage_part(plan: ArdPlan, part: BandPart, folder: Path) -> Path:
     path = folder / part.file_name
     _write_tif(plan, band, path, y0, 1)  # last: its file says the part is complete
     return path
+
+
+def _packed_valid(band: np.ndarray, s2: bool, chunk_rows: int = 512) -> np.ndarray:
+    """Where `band` has data (S2: not 0; S1: finite), 8 pixels a byte along each row;
+    `chunk_rows` at a time, so the boolean temporary stays small."""
+    h, w = band.shape
+    out = np.empty((h, -(-w // 8)), np.uint8)
+    for r in range(0, h, chunk_rows):
+        rows = band[r:r + chunk_rows]
+        out[r:r + chunk_rows] = np.packbits(rows != 0 if s2 else np.isfinite(rows), axis=1)
+    return out
 
 
 def _write_tif(plan: ArdPlan, data: np.ndarray, path: Path, y0: int, factor: int) -> None:
@@ -210,7 +237,6 @@ def _write_tif(plan: ArdPlan, data: np.ndarray, path: Path, y0: int, factor: int
 
     transform = (Affine(*plan.grid.transform[:6]) @ Affine.translation(0, y0)
                  @ Affine.scale(factor))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     profile = {
         "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
         "dtype": plan.dtype, "nodata": plan.nodata, "crs": plan.grid.crs_wkt,
@@ -218,9 +244,20 @@ def _write_tif(plan: ArdPlan, data: np.ndarray, path: Path, y0: int, factor: int
         # 0.4-0.9 s for a 10 m band), and the COG copy is as fast and the same bytes
         "transform": transform, "tiled": False, "blockysize": TILE, "BIGTIFF": "IF_SAFER",
     }
-    try:
+
+    def write(tmp: Path) -> None:
         with rasterio.open(tmp, "w", **profile) as out:
             out.write(data, 1)
+
+    _write_atomic(path, write)
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` under a temporary name, then renamed to `path`: a file that exists
+    is whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -302,13 +339,25 @@ def _overview_vrt(level: int) -> str:
 
 
 def valid_mask(plan: ArdPlan, folder: Path, chunk_rows: int = 1024) -> np.ndarray:
-    """Where every band has data, read from the staged parts `chunk_rows` at a time."""
+    """Where every band has data: the parts' own masks ANDed, 8 pixels a byte; a part
+    staged without one (by an older version, before a resume) is read back from its
+    file `chunk_rows` at a time."""
     import rasterio
     from rasterio.windows import Window
 
     grid = plan.grid
-    valid = np.ones((grid.height, grid.width), dtype=bool)
+    packed = np.full((grid.height, -(-grid.width // 8)), 0xFF, np.uint8)
+    unread = []
     for part in plan.parts:
+        path = folder / part.mask_name
+        if not path.exists():
+            unread.append(part)
+            continue
+        y0, y1 = plan.rows_of(part)
+        packed[y0:y1] &= np.load(path)
+    valid = np.unpackbits(packed, axis=1, count=grid.width).view(bool)
+    del packed
+    for part in unread:
         y0, y1 = plan.rows_of(part)
         with rasterio.open(folder / part.file_name) as ds:
             for r in range(0, y1 - y0, chunk_rows):

@@ -30,7 +30,7 @@ from eominer.ingest import ingest_paths
 from eominer.io import s1_safe
 from eominer.io.ard import read_ard
 from eominer.io.discover import discover
-from eominer.io.parts import plan_ard, write_ard
+from eominer.io.parts import plan_ard, stage_part, valid_mask, write_ard
 
 NAME = "S1A_IW_GRDH_1SDV_20210119T031653_20210119T031718_036201_043ED0_8255"
 LINE0, PIXEL0 = 2023, 7782  # tie-point line 2023, tie-point pixel 7782
@@ -337,6 +337,27 @@ def test_parts_hold_the_whole_geocoding(s1_safe_dir: Path, tmp_path: Path, monke
     np.testing.assert_array_equal(read_ard(tmp_path / "ard.tif"), whole)
     np.testing.assert_array_equal(valid, np.isfinite(whole).all(axis=0))
     assert 0.5 < valid.mean() < 1.0
+
+
+def test_the_valid_mask_from_the_parts_masks_or_their_pixels(s1_safe_dir: Path,
+                                                             tmp_path: Path, monkeypatch):
+    """Each staged part writes where it has data (8 pixels a byte); the assembly ANDs
+    them. A part staged without one (an older version's, found on a resume) is read back
+    from its pixels: the same mask either way, and it is where both bands are finite."""
+    monkeypatch.setattr(s1_safe, "BLOCK", 512)
+    (p,) = discover(s1_safe_dir)
+    plan = plan_ard(p)
+    folder = tmp_path / "parts"
+    for part in plan.parts:
+        stage_part(plan, part, folder)
+    assert all((folder / part.mask_name).exists() for part in plan.parts)
+    from_masks = valid_mask(plan, folder)
+    for part in plan.parts[1::3]:
+        (folder / part.mask_name).unlink()
+    np.testing.assert_array_equal(valid_mask(plan, folder), from_masks)
+    whole = s1_safe.read_bands(p, plan.grid)
+    np.testing.assert_array_equal(from_masks, np.isfinite(whole).all(axis=0))
+    assert 0.5 < from_masks.mean() < 1.0 and from_masks.dtype == bool
 
 
 def test_geocode_threads_change_no_pixel(s1_safe_dir: Path, monkeypatch):
