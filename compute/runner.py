@@ -278,10 +278,13 @@ class _Driver:
         """`task` is out of tries: reported, and so is every task waiting for it."""
         self.writer.fail(task, message)
         self.report.failed.append((task.task_id, task.product_id or "", message))
+        self._fail_waiting(task, "failed")
+
+    def _fail_waiting(self, task: Task, what: str) -> None:
         for tid, waiting in list(self.waiting.items()):
             if task.task_id in self.needs[tid] and tid in self.waiting:
                 del self.waiting[tid]
-                self._fail(waiting, f"not run: task {task.task_id}, which it needs, failed")
+                self._fail(waiting, f"not run: task {task.task_id}, which it needs, {what}")
 
     def _submit(self) -> None:
         slots = range(len(self.actors))
@@ -350,6 +353,7 @@ class _Driver:
         except RayError as exc:
             self.metrics.record_task(self.spec.kind, now - started, failed=True)
             if self.writer.drop_if_removed(task):  # its files went with the product
+                self._fail_waiting(task, "was dropped: its product was removed")
                 return None
             if isinstance(exc, RayActorError) and self.actors[slot] is actor:
                 # the worker process died: a fresh one takes its place

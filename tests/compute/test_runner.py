@@ -131,17 +131,22 @@ def test_results_for_a_removed_product_are_dropped_in_their_commit(db_url, tmp_p
              Task("demo/gone", area_or_fail, ("C", 3, ""), product_id="C", n_items=3,
                   writes_for=("C",)),
              Task("demo/unreadable", area_or_fail, ("B", 4, str(tmp_path / "no")),
-                  product_id="B", n_items=4, writes_for=("B",))]
+                  product_id="B", n_items=4, writes_for=("B",)),
+             Task("demo/next", area_or_fail, ("A", 1, ""), product_id="B",
+                  after=("demo/unreadable",))]
     with open_store(db_url) as store:  # an empty catalogue: B and C are not there
         report = run_job(store, JobSpec("demo", tasks, commit), num_cpus=2, retries=2)
         assert results == {"demo/kept": 4}
-        assert not report.failed and report.tasks_done == 1
+        assert report.tasks_done == 1
+        assert report.failed == [("demo/next", "B", "not run: task demo/unreadable, which "
+                                  "it needs, was dropped: its product was removed")]
         assert report.notes == [
             "product B was removed while the job ran: 1 demo task(s) of it were not written",
             "product C was removed while the job ran: 1 demo task(s) of it were not written"]
         rows = {r["task_id"]: r for r in store.tasks().to_pylist()}
         assert {t: r["status"] for t, r in rows.items()} == {
-            "demo/kept": "done", "demo/gone": "failed", "demo/unreadable": "failed"}
+            "demo/kept": "done", "demo/gone": "failed", "demo/unreadable": "failed",
+            "demo/next": "failed"}
         assert rows["demo/unreadable"]["attempts"] == 1  # not retried
         assert all("removed while the job ran" in rows[t]["error"]
                    for t in ("demo/gone", "demo/unreadable"))
