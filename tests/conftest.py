@@ -70,6 +70,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "ws"
     monkeypatch.setenv("EOMINER_HOME", str(home))
     monkeypatch.delenv("EOMINER_DB", raising=False)
+    monkeypatch.delenv("EOMINER_RAY_ADDRESS", raising=False)
     return home
 
 

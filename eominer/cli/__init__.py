@@ -106,6 +106,19 @@ def split_ids(values: tuple[str, ...] | str | None) -> list[str]:
     return list(dict.fromkeys(v.strip() for t in texts for v in t.split(",") if v.strip()))
 
 
+def ray_address_option(param: str = "ray_address", note: str = ""):
+    """`--ray-address` of the commands that run a job on Ray (`param`: the function's
+    argument; `note`: what else to say). $EOMINER_RAY_ADDRESS is its default: set it
+    once (say to `auto` after `ray start --head`) and every job joins that Ray instead of
+    starting and stopping one of its own (4-5 s each here)."""
+    names = ("--ray-address",) if param == "ray_address" else ("--ray-address", "--address",
+                                                                 param)
+    return click.option(
+        *names, envvar="EOMINER_RAY_ADDRESS", default=None, metavar="ADDR",
+        help="Join this Ray cluster (host:port, ray://host:10001 or auto)" + note
+        + ". Default: $EOMINER_RAY_ADDRESS, else a local Ray for this command.")
+
+
 db_option = click.option(
     "--db", "db", envvar="EOMINER_DB", default=None, metavar="URL",
     help="duckdb:///path/file.duckdb (or the bare path file.duckdb) or "

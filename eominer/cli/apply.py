@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, split_ids
+from eominer.cli import db_option, ray_address_option, split_ids
 
 
 @click.command()
@@ -21,9 +21,7 @@ from eominer.cli import db_option, split_ids
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="A patch is positive when its score is at least this (default: the "
               "session's publish threshold, 0.5).")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="Join this Ray cluster (host:port, ray://host:10001 or auto); "
-              "default: a local Ray on this machine.")
+@ray_address_option()
 @click.option("--num-cpus", type=click.IntRange(1), default=None,
               help="CPUs of the local Ray (default: all cores).")
 @click.option("--workers", type=click.IntRange(1), default=None,

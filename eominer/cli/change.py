@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option
+from eominer.cli import db_option, ray_address_option
 
 # = eominer.change.maps.ALL_METHODS and S1_METHODS (not imported: this module loads
 # without numpy; tests/cli/test_change.py checks they agree)
@@ -52,8 +52,7 @@ def _line(before: str, after: str, run) -> str:
 @click.option("--pairs", "pairs_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="File of 'BEFORE AFTER' lines: every pair as a Ray "
               "task; a re-run skips the pairs an earlier run finished.")
-@click.option("--ray-address", "--address", "address", default=None, metavar="ADDR",
-              help="Ray cluster to join (with --pairs); default: a local Ray.")
+@ray_address_option("address", ", with --pairs")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of a local Ray (with --pairs).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-cloud-mask", is_flag=True,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
-from eominer.cli import db_option, split_ids
+from eominer.cli import db_option, ray_address_option, split_ids
 from eominer.cli.output import render
 from eominer.features.encoder import BANDS
 
@@ -36,8 +36,7 @@ def encoder() -> None:
               "20 m bands are read from the 10 m ARD). Recorded with the model; `extract` "
               "then needs them in every product.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--ray-address", "--address", "address", default=None, metavar="ADDR",
-              help="Ray cluster to join (default: a local Ray).")
+@ray_address_option("address")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray.")
 @click.option("--no-ray", is_flag=True, default=False,
               help="Train in this process instead of as a runner task (the same training).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, split_ids
+from eominer.cli import db_option, ray_address_option, split_ids
 from eominer.features.registry import DEFAULT_FEATURES, available
 
 
@@ -39,9 +39,7 @@ def parse_params(values: tuple[str, ...]) -> dict[str, dict]:
               "mosaiks.k=5, mosaiks.seed=1: other parameters make another feature set. "
               "ssl.model_id=ssl-v2 (or encoder.model_id=...) extracts with that trained "
               "model instead of the newest (`eominer encoder list`).")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="Join this Ray cluster (host:port, ray://host:10001 or auto); "
-              "default: a local Ray on this machine.")
+@ray_address_option()
 @click.option("--num-cpus", type=click.IntRange(1), default=None,
               help="CPUs of the local Ray (default: all cores).")
 @click.option("--workers", type=click.IntRange(1), default=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option
+from eominer.cli import db_option, ray_address_option
 
 
 def _weights(text: str) -> tuple[float, float]:
@@ -79,8 +79,7 @@ def features(db, level, weights, from_sets) -> None:
               show_default=True, help="Labels present in the data, or all 19 classes.")
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--ray-address", "--address", "address", default=None, metavar="ADDR",
-              help="Ray cluster to join (default: a local Ray).")
+@ray_address_option("address")
 @click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray.")
 def train(db, data_root, vocabulary, epochs, seed, address, num_cpus) -> None:
     """Train the two-branch S1/S2 network as a Ray task (GPU when the cluster has one)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, split_ids
+from eominer.cli import db_option, ray_address_option, split_ids
 
 
 @click.group()
@@ -20,8 +20,7 @@ def index() -> None:
                    "features).")
 @click.option("--rebuild", is_flag=True,
               help="Recompute the standardisation over the archive and rebuild every shard.")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="Join this Ray cluster; default: a local Ray.")
+@ray_address_option()
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Worker processes.")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
-from eominer.cli import db_option, split_ids
+from eominer.cli import db_option, ray_address_option, split_ids
 from eominer.cli.output import render
 
 
@@ -18,9 +18,7 @@ from eominer.cli.output import render
               help="Bands of a multi-band GeoTIFF, in the file's order (ids like B02, B2, B8A "
                    "or ESA names like blue, nir, red edge 1). Needed when the file's band "
                    "descriptions do not name the bands; at least 3.")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="Join this Ray cluster (host:port, ray://host:10001 or auto); its nodes "
-              "must mount the workspace at the same path. Default: a local Ray.")
+@ray_address_option(note="; its nodes must mount the workspace at the same path")
 @click.option("--num-cpus", type=click.IntRange(1), default=None,
               help="CPUs of the local Ray (default: all cores).")
 @click.option("--workers", type=click.IntRange(0), default=None,
@@ -55,6 +53,9 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | Non
             parse_band_list(bands)
         except EominerError as exc:
             raise click.BadParameter(str(exc), param_hint="--bands") from exc
+    source = click.get_current_context().get_parameter_source("ray_address")
+    if workers == 0 and source == click.core.ParameterSource.ENVIRONMENT:
+        ray_address = None  # asked for this process: $EOMINER_RAY_ADDRESS does not apply
     if workers == 0 and ray_address:
         raise click.BadParameter("0 ingests in this process: drop --ray-address, or give "
                                  "the cluster's workers a number", param_hint="--workers")

@@ -9,9 +9,14 @@ import sys
 from pathlib import Path
 
 
-def run(args: list[str], home: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, EOMINER_HOME=str(home), COLUMNS="200")
-    env.pop("EOMINER_DB", None)
+def run(args: list[str], home: Path, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess:
+    """`env`: variables to set; $EOMINER_DB and $EOMINER_RAY_ADDRESS are unset unless
+    given (a developer's shell may set them)."""
+    base = dict(os.environ, EOMINER_HOME=str(home), COLUMNS="200")
+    base.pop("EOMINER_DB", None)
+    base.pop("EOMINER_RAY_ADDRESS", None)
+    env = {**base, **(env or {})}
     return subprocess.run([sys.executable, "-m", "eominer", *args], capture_output=True,
                           text=True, env=env, timeout=300)
 

