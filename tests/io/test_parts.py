@@ -55,9 +55,9 @@ def test_odd_edges_average_what_there_is():
 
 def test_float_overviews_are_the_mean_of_the_finite_pixels(shared_data: Path):
     """Real Sentinel-1 backscatter (BigEarthNet's, in dB), tiled to a band of some size,
-    with NaN holes and an -inf (log of a zero): each level is the mean of the finite pixels of its 2 x 2
-    block; and a block's value does not depend on nodata elsewhere in its rows (blocks
-    without nodata are summed in one order on either path)."""
+    with NaN holes and an -inf (log of a zero): each level is the mean of the finite
+    pixels of its 2 x 2 block; and a block's value does not depend on nodata elsewhere in
+    its rows (blocks without nodata are summed in one order on either path)."""
     folder = next((shared_data / "bigearthnet/s1-tiny").iterdir())
     with rasterio.open(next(folder.glob("*_VV.tif"))) as ds:
         db = ds.read(1)
