@@ -222,7 +222,7 @@ def _level(levels: dict[int, int], level: int | None) -> int:
 def _feature_sets(store: Store, examples: list[int],
                   given: Sequence[str] | None) -> list[str]:
     if given:  # ids, or the names of sets that are alone of their name
-        return list(dict.fromkeys(store.require_feature_set(f).feature_set_id for f in given))
+        return store.resolve_feature_sets(given)
     # every set the examples have, together: what the app's scope offers a session
     sets = [fs.feature_set_id for fs in store.feature_sets_holding(examples)]
     if not sets:

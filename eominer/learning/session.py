@@ -179,8 +179,7 @@ class Session:
         if not feature_set_ids:
             raise SessionError("a session needs at least one feature set")
         # ids, or names of sets alone of their name: the session stores the ids
-        feature_set_ids = list(dict.fromkeys(
-            store.require_feature_set(f).feature_set_id for f in feature_set_ids))
+        feature_set_ids = store.resolve_feature_sets(feature_set_ids)
         if isinstance(params, SessionParams):
             p = params
         else:

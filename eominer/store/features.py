@@ -173,6 +173,10 @@ class FeaturesMixin(StoreBase):
             "run `eominer extract` first"
         )
 
+    def resolve_feature_sets(self, refs: Sequence[str]) -> list[str]:
+        """The ids of `refs` (ids, or names one set alone has), once each, in order."""
+        return list(dict.fromkeys(self.require_feature_set(f).feature_set_id for f in refs))
+
     def feature_sets_holding(self, patch_ids: Sequence[int]) -> list[FeatureSet]:
         """The feature sets that have a row for every one of `patch_ids`."""
         ids = [int(i) for i in patch_ids]
