@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compute.runner import Finished, JobReport, JobSpec, Task
@@ -138,6 +139,16 @@ def run_pairs(
 
     if tasks:
         # every task given here is to run: prior runs were judged above by their maps
-        run_job(store, JobSpec("change", tasks, commit, done_ids=lambda _s, _t: set()),
-                address=address, num_cpus=num_cpus, report=report, on_task=committed)
+        spec = JobSpec("change", tasks, commit, done_ids=lambda _s, _t: set(),
+                       discard=discard_layers)
+        run_job(store, spec, address=address, num_cpus=num_cpus, report=report,
+                on_task=committed)
     return report
+
+
+def discard_layers(f: Finished) -> None:
+    """The layer files of a pair whose product was removed while the job computed it."""
+    run = f.result.run
+    for path in (run.probability_path, run.binary_path):
+        if path:
+            Path(path).unlink(missing_ok=True)

@@ -117,6 +117,9 @@ def run_index(store: Store, feature_set_id: str, level: int, *,
             manifest.shards[pid] = ann.shard_entry(shard_file(pid), n, stamps.get(pid))
         ann.write_manifest(folder, manifest)
 
-    spec = JobSpec("index", tasks, commit, done_ids=done_ids)
+    def discard(f: Finished) -> None:  # a shard of a product removed while it was built
+        (folder / shard_file(f.result[0])).unlink(missing_ok=True)
+
+    spec = JobSpec("index", tasks, commit, done_ids=done_ids, discard=discard)
     return run_job(store, spec, address=address, num_cpus=num_cpus, num_workers=num_workers,
                    retries=retries, on_start=on_start, on_task=on_task)

@@ -21,7 +21,8 @@ every job:
   duplicates when a task is redone; `JobSpec.after_commit` then runs on the batch (file
   moves that must follow the commit);
 - checks, in that transaction, that the products a result writes for (`Task.writes_for`)
-  are still there: one removed while the job ran gets no rows, and the report says so;
+  are still there: one removed while the job ran gets no rows, the files its results
+  wrote go after the commit (`JobSpec.discard`), and the report says so;
 - on Ctrl-C commits what finished, ends the workers and re-raises KeyboardInterrupt
   (the CLI exits 130);
 - counts tasks, patches, queue depth and nodes in the Prometheus metrics
@@ -108,6 +109,9 @@ class JobSpec:
     # reads a task's block of features from the store here: at most two blocks per
     # worker are in memory, never the whole input); default: `task.args`
     load: Callable[[Store | None, Task], tuple[Any, ...]] | None = None
+    # removes what a result dropped for a removed product wrote outside the database (an
+    # index shard, a pair's layer files); runs once the commit that dropped it is done
+    discard: Callable[[Finished], None] | None = None
 
 
 @dataclass
@@ -436,7 +440,7 @@ class _Writer:
             with store.transaction():
                 if self.starts:
                     store.start_tasks(self.starts)
-                done = self._drop_removed(store, done)
+                done, dropped = self._drop_removed(store, done)
                 if done:
                     self.spec.commit(store, done)
                 marks = [(f.task.task_id, f.worker) for f in done if f.task.recorded]
@@ -444,25 +448,30 @@ class _Writer:
                     store.finish_tasks(marks)
                 for task_id, message in self.failures:  # after their start marks
                     store.fail_task(task_id, message)
+            if self.spec.discard:  # no row names them now: their files can go
+                for f in dropped:
+                    self.spec.discard(f)
         self.starts, self.done, self.failures = [], [], []
         self.last = time.perf_counter()
         return done
 
-    def _drop_removed(self, store: Store, done: list[Finished]) -> list[Finished]:
-        """The results whose products are all still there; the others are marked failed
-        (inside the commit's transaction: a removal cannot slip in between)."""
+    def _drop_removed(self, store: Store, done: list[Finished],
+                      ) -> tuple[list[Finished], list[Finished]]:
+        """The results whose products are all still there, and the others, which are
+        marked failed (inside the commit's transaction: a removal cannot slip in between)."""
         wanted = {pid for f in done for pid in f.task.writes_for}
         gone = wanted - store.existing_products(sorted(wanted)) if wanted else set()
         if not gone:
-            return done
-        kept = []
+            return done, []
+        kept, dropped = [], []
         for f in done:
             lost = sorted(gone.intersection(f.task.writes_for))
             if lost:
                 self._dropped(f.task, lost[0])
+                dropped.append(f)
             else:
                 kept.append(f)
-        return kept
+        return kept, dropped
 
     def drop_if_removed(self, task: Task) -> bool:
         """A failed task whose product was removed while the job ran (its ARD file is

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import signal
 import sys
+import threading
 
 import click
 
@@ -80,7 +82,9 @@ def evaluate() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: eominer errors become one clear line and exit code 1."""
+    """Entry point: eominer errors become one clear line and exit code 1; Ctrl-C becomes
+    "interrupted" and exit code 130, also when DuckDB reports it as an error of its own."""
+    pressed = _note_ctrl_c()
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
@@ -89,12 +93,39 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except EominerError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("interrupted; re-run the same command to resume", err=True)
-        sys.exit(130)
+        _interrupted()
+    except Exception as exc:
+        if pressed:  # DuckDB's "Query interrupted" and the like: the user's Ctrl-C
+            _interrupted()
+        if isinstance(exc, EominerError):
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+        raise
+    finally:
+        if pressed is not None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _note_ctrl_c() -> list[bool] | None:
+    """Python's own Ctrl-C handler, plus a note that it ran (None where another handler
+    is in place, or off the main thread: nothing is changed there)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None
+    pressed: list[bool] = []
+
+    def handler(signum: int, frame) -> None:
+        pressed.append(True)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    return pressed
+
+
+def _interrupted() -> None:
+    click.echo("interrupted; re-run the same command to resume", err=True)
+    sys.exit(130)
 
 
 def split_ids(values: tuple[str, ...] | str | None) -> list[str]:

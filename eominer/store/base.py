@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import signal
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -34,6 +35,27 @@ _OTHER_STATEMENTS = frozenset((
     "release", "use", "prepare", "execute", "exec", "deallocate", "comment", "declare",
     "table", "pivot", "unpivot", "trace", "plan", "debug", "lock", "unlock",
 ))
+
+
+@contextlib.contextmanager
+def ctrl_c_after() -> Iterator[None]:
+    """A Ctrl-C during the block is held until the block ends, then delivered (to the
+    handler that was there). A SIGINT that lands inside DuckDB comes out as DuckDB's own
+    error ("Query interrupted", or one wrapping KeyboardInterrupt) and no longer reads as
+    Ctrl-C: the job would end with a traceback instead of "re-run to resume". Only the
+    main thread gets signals, and only a Python-level handler can be held and replayed."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    pressed: list[Any] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if pressed:
+            previous(signal.SIGINT, pressed[0])
 
 
 def utcnow() -> dt.datetime:
@@ -122,8 +144,10 @@ class StoreBase:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """All or nothing; nested calls join the outer transaction."""
-        with self._tx_lock, self.engine.lock:
+        """All or nothing; nested calls join the outer transaction. A Ctrl-C meanwhile
+        takes effect once the outer one has committed (`ctrl_c_after`)."""
+        with self._tx_lock, self.engine.lock, \
+                (ctrl_c_after() if self._tx_depth == 0 else contextlib.nullcontext()):
             outer = self._tx_depth == 0
             if outer:
                 self.engine.begin()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,24 @@ def test_sql_refuses_writes_and_files(home: Path, query: str, message: str):
     assert "Traceback" not in r.stderr
     r = run(["sql", "select count(*) as n from patches", "--format", "json"], home)
     assert json.loads(r.stdout) == [{"n": 2106}]
+
+
+def test_ctrl_c_during_a_query_is_an_interruption_not_an_sql_error(tmp_path: Path, capsys):
+    """DuckDB reports a Ctrl-C inside a query as its error "Query interrupted" (or, when
+    its executing thread does not look, after the query's timeout): the command says
+    interrupted and exits 130, as for a Ctrl-C anywhere else."""
+    from eominer.cli import main
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main(["sql", "--db", str(tmp_path / "x.duckdb"), "--timeout", "5",
+                  "SELECT sum(a * b) FROM range(100000000000) t(a), range(1) u(b)"])
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert stop.value.code == 130, err
+    assert "interrupted" in err and "SQL error" not in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +111,37 @@ def test_only_the_methods_that_train_a_network_ask_the_cluster_for_a_gpu() -> No
         ("encoder", None), ("encoder", "S2"),
         ("selftrain_encoder", None), ("selftrain_encoder", "S2")}
     assert not wants_gpu("rom", side("S1")) and not wants_gpu(None, side("S1"))
+
+
+def test_a_pair_whose_product_is_removed_while_it_is_computed_leaves_no_layer(
+        oscd, workspace, db_url, monkeypatch) -> None:
+    """`eominer products remove` lands while the pair is computed: nothing of it is
+    recorded, its layer files (written by the worker) go, the other pair is whole."""
+    from compute.change import run_pairs
+    from eominer.ingest import ingest_paths
+    from eominer.removal import remove_products
+    from eominer.store import open_store
+    from eominer.workspace import layers_dir
+
+    with open_store(db_url) as store:
+        (a, b), (c, d) = ([r.product_id for r in ingest_paths(
+            store, [oscd / "images" / city / "imgs_1", oscd / "images" / city / "imgs_2"],
+            levels=(64,))] for city in ("paris", "bercy"))
+        check = store.existing_products
+
+        def removed_just_before_the_check(ids):  # the worst moment: its layers are written
+            if d in ids and store.product(d) is not None:
+                remove_products(store, [d])
+            return check(ids)
+
+        monkeypatch.setattr(store, "existing_products", removed_just_before_the_check)
+        report = run_pairs([(a, b), (c, d)], "cva", store, num_cpus=2)
+        assert report.notes == [f"product {d} was removed while the job ran: 1 change "
+                                "task(s) of it were not written"]
+        kept, dropped = report.runs
+        assert dropped is None and kept is not None
+        assert [(p["first_id"], p["second_id"]) for p in store.pairs(kind="change").to_pylist()
+                ] == [(a, b)]
+        assert sorted(layers_dir().glob("*.tif")) == sorted(
+            map(Path, (kept.probability_path, kept.binary_path)))
+        assert {j["status"] for j in store.tasks().to_pylist()} == {"done", "failed"}

@@ -263,3 +263,28 @@ def test_an_index_older_than_its_features_is_refused_then_rebuilt(two_dates):
     got = ann.search_archive(store, like, fs.feature_set_id, top=50)
     want = brute_force(store, fs, after, like, 50)[0]  # over the new features
     assert len(set(got.patch_ids.tolist()) & set(want.tolist())) / 50 >= 0.95
+
+
+def test_a_shard_of_a_product_removed_while_it_is_built_is_not_kept(two_dates, monkeypatch):
+    """`eominer products remove` lands while the job builds the product's shard: the
+    shard's result is dropped in its commit, and its file goes with it (no manifest
+    entry would name it)."""
+    from eominer.removal import remove_products
+
+    store, fs, (p1, p2) = two_dates
+    check = store.existing_products
+
+    def removed_just_before_the_check(ids):  # the worst moment: the shard file is written
+        if p2 in ids and store.product(p2) is not None:
+            remove_products(store, [p2])
+        return check(ids)
+
+    monkeypatch.setattr(store, "existing_products", removed_just_before_the_check)
+    r = run_index(store, fs.feature_set_id, LEVEL, num_cpus=2)
+    assert (r.tasks_done, r.failed) == (1, [])
+    assert r.notes == [f"product {p2} was removed while the job ran: 1 index task(s) of "
+                       "it were not written"]
+    folder = ann.index_dir(store, fs.feature_set_id, LEVEL)
+    assert set(ann.read_manifest(folder).shards) == {p1}
+    assert sorted(f.name for f in folder.glob("*.usearch")) == [shard_file(p1)]
+    assert store.product(p2) is None

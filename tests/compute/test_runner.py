@@ -121,11 +121,18 @@ def test_a_task_runs_after_the_tasks_it_names(db_url, tmp_path):
 def test_results_for_a_removed_product_are_dropped_in_their_commit(db_url, tmp_path):
     """A task's product is checked inside the transaction that would write its result:
     a product gone by then (`eominer products remove` from another process) gets no
-    rows, and a task that failed because its files went with it is not retried."""
+    rows, what its result wrote elsewhere is discarded after the commit, and a task that
+    failed because its files went with it is not retried."""
     results: dict[str, int] = {}
+    discarded: list[tuple[str, int, bool]] = []
 
     def commit(store, done: list[Finished]) -> None:
         results.update({f.task.task_id: f.result for f in done})
+
+    def discard(f: Finished) -> None:  # after the commit: its failed mark is there
+        (status,), = store.query("SELECT status FROM jobs WHERE task_id = ?",
+                                 [f.task.task_id])
+        discarded.append((f.task.task_id, f.result, status == "failed"))
 
     tasks = [Task("demo/kept", area_or_fail, ("A", 2, ""), product_id="A", n_items=2),
              Task("demo/gone", area_or_fail, ("C", 3, ""), product_id="C", n_items=3,
@@ -135,8 +142,10 @@ def test_results_for_a_removed_product_are_dropped_in_their_commit(db_url, tmp_p
              Task("demo/next", area_or_fail, ("A", 1, ""), product_id="B",
                   after=("demo/unreadable",))]
     with open_store(db_url) as store:  # an empty catalogue: B and C are not there
-        report = run_job(store, JobSpec("demo", tasks, commit), num_cpus=2, retries=2)
+        report = run_job(store, JobSpec("demo", tasks, commit, discard=discard),
+                         num_cpus=2, retries=2)
         assert results == {"demo/kept": 4}
+        assert discarded == [("demo/gone", 9, True)]  # a result; the failed task had none
         assert report.tasks_done == 1
         assert report.failed == [("demo/next", "B", "not run: task demo/unreadable, which "
                                   "it needs, was dropped: its product was removed")]
