@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     pressed = _note_ctrl_c()
     try:
         cli.main(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # a prompt answered no, or Ctrl-C (click's)
+        if pressed or isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted()
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
 import signal
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -22,6 +23,8 @@ from eominer.store.schema import (
     TABLES,
     VIEWS,
 )
+
+T = TypeVar("T")
 
 # Statements a user may run from `eominer sql` and the app's console.
 _READ_ONLY_KEYWORDS = ("select", "with", "values", "from", "describe", "show", "explain", "summarize")
@@ -56,6 +59,23 @@ def ctrl_c_after() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if pressed:
             previous(signal.SIGINT, pressed[0])
+
+
+def _ctrl_c_cancels(run: Callable[[], T], cancel: Callable[[], None]) -> T:
+    """`run()`; on the main thread it runs on a helper thread while this one waits, so
+    that a Ctrl-C reaches Python at once: `cancel()`, then KeyboardInterrupt. Left on the
+    main thread, DuckDB looks at signals only now and then: Ctrl-C on `eominer sql`
+    often waited for the query's timeout. (Not for monetdbe: it answers only on the
+    thread that opened it.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return run()
+    with concurrent.futures.ThreadPoolExecutor(1, "eominer-query") as pool:
+        future = pool.submit(run)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            cancel()  # the pool's exit waits for the query to stop
+            raise
 
 
 def utcnow() -> dt.datetime:
@@ -233,7 +253,9 @@ class StoreBase:
             engine.begin()
             timer.start()
             try:
-                return engine.query_arrow(text, params)
+                if type(engine).interrupt is Engine.interrupt:  # cannot cancel: as it is
+                    return engine.query_arrow(text, params)
+                return _ctrl_c_cancels(lambda: engine.query_arrow(text, params), cancel)
             except Exception as exc:
                 if timed_out.is_set():
                     raise UserSQLError(

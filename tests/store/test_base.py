@@ -134,6 +134,28 @@ def test_user_sql_is_cancelled_after_its_timeout(store):
     assert store.user_query("SELECT COUNT(*) AS n FROM patches").table.to_pylist() == [{"n": 500}]
 
 
+def test_ctrl_c_cancels_a_running_user_query(store, ctrl_c):
+    """Ctrl-C on `eominer sql`: the query is cancelled and KeyboardInterrupt comes at
+    once, not DuckDB's "Query interrupted" as an SQL error, nor the query's timeout."""
+    import threading
+
+    from eominer.store.engines import Engine
+
+    if type(store.engine).interrupt is Engine.interrupt:
+        pytest.skip(f"{type(store.engine).__name__} cannot cancel a running statement")
+    store.insert_arrow("patches", patch_rows(500))
+    slow = ("SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
+            "WHERE a.range + b.range = 7")
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.user_query(slow, timeout_s=120)
+    finally:
+        timer.cancel()
+    assert store.user_query("SELECT COUNT(*) AS n FROM patches").table.to_pylist() == [{"n": 500}]
+
+
 def test_a_slow_user_query_does_not_hold_up_writes(store):
     """While one session's query runs (on a connection of its own), labels are written
     and read through the store: the app's other sessions do not wait for it."""
