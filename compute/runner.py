@@ -302,7 +302,13 @@ class _Driver:
                 if task.recorded:
                     self.writer.started(task.task_id, attempt)
                 actor = self.actors[slot]
-                args = self.spec.load(self.writer.store, task) if self.spec.load else task.args
+                if self.spec.load:  # a store read: a Ctrl-C inside it comes after it
+                    from eominer.store.base import ctrl_c_after
+
+                    with ctrl_c_after():
+                        args = self.spec.load(self.writer.store, task)
+                else:
+                    args = task.args
                 ref = actor.run.remote(task.fn, args)
                 self.inflight[ref] = (task, attempt, slot, actor, time.perf_counter())
                 self.load[slot] += 1

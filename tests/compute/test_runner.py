@@ -159,3 +159,30 @@ def test_results_for_a_removed_product_are_dropped_in_their_commit(db_url, tmp_p
         assert rows["demo/unreadable"]["attempts"] == 1  # not retried
         assert all("removed while the job ran" in rows[t]["error"]
                    for t in ("demo/gone", "demo/unreadable"))
+
+
+def test_a_ctrl_c_during_a_tasks_store_read_lands_after_the_read(db_url):
+    """`JobSpec.load` reads a task's input from the store on the driver (apply's feature
+    blocks). A Ctrl-C inside that read is held to its end: landing inside DuckDB it
+    would come out as DuckDB's own error, not as the KeyboardInterrupt the runner and
+    the CLI handle. The read completes, then the job stops as on any Ctrl-C."""
+    import os
+    import signal
+
+    read: list[int] = []
+
+    def load(store, task: Task) -> tuple:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as the read starts
+        (n,), = store.query("SELECT COUNT(*) FROM jobs")
+        read.append(n)
+        return task.args
+
+    tasks = [Task("demo/A", area_or_fail, ("A", 2, ""), product_id="A", n_items=2)]
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open_store(db_url) as store, pytest.raises(KeyboardInterrupt):
+            run_job(store, JobSpec("demo", tasks, lambda _s, _d: None, load=load),
+                    num_cpus=2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert read == [1]  # its `jobs` row was scheduled
