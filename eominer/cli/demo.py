@@ -15,7 +15,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "IMG_DATA"
 @click.command()
 @db_option
 @click.option("--serve/--no-serve", default=True, help="Start the app after extraction.")
-@click.option("--port", default=5006, show_default=True)
+@click.option("--port", default=5006, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--features", default="spectral,gabor,wld", show_default=True,
               help="Descriptors to extract for the sample.")
 @click.pass_context

@@ -25,8 +25,9 @@ def fusion() -> None:
 @db_option
 @click.option("--s2", "s2_id", default=None, help="Pair this S2 product (with --s1).")
 @click.option("--s1", "s1_id", default=None, help="...with this S1 product.")
-@click.option("--max-days", default=3.0, show_default=True, help="Largest time gap.")
-@click.option("--min-overlap", default=0.5, show_default=True,
+@click.option("--max-days", default=3.0, show_default=True, type=click.FloatRange(0),
+              help="Largest time gap.")
+@click.option("--min-overlap", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Smallest share of the S2 footprint the S1 product must cover.")
 @click.option("--s1-scale", type=click.Choice(["auto", "db", "linear"]), default="auto",
               show_default=True, help="Scale of the S1 ARD: auto detects (and converts linear).")
@@ -100,7 +101,8 @@ def train(db, data_root, vocabulary, epochs, seed, address, num_cpus) -> None:
 @click.option("--model", default=None, help="Model id or .keras path (default: latest).")
 @click.option("--level", type=int, default=None,
               help="Grid level (default: the patch size the model was trained on).")
-@click.option("--threshold", default=0.5, show_default=True)
+@click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Probability at or above which a label is given.")
 @click.option("--labels", default=None,
               help="Comma-separated label vocabulary to require (refused if the model was "
                    "trained with another one).")

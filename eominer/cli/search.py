@@ -39,6 +39,7 @@ def _ids(text: str) -> list[int]:
 @click.option("--owner", default=None, help="User name stored with a saved search.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.option("--timeout", default=60.0, show_default=True,
+              type=click.FloatRange(0, min_open=True),
               help="Seconds before the WHERE is cancelled.")
 @db_option
 def search(like, where, aoi, top, feature_sets, level, products, archive, save, owner, fmt,

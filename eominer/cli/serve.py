@@ -11,7 +11,8 @@ from eominer.cli import db_option
 
 @click.command()
 @db_option
-@click.option("--port", default=5006, show_default=True, help="Port to listen on.")
+@click.option("--port", default=5006, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to listen on.")
 @click.option("--address", default="127.0.0.1", show_default=True,
               help="Address to bind (127.0.0.1: this machine only).")
 @click.option("--basic-auth", "basic_auth", default=None, metavar="FILE",

@@ -12,8 +12,11 @@ from eominer.cli.output import render
 @click.argument("query")
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-@click.option("--limit", default=10_000, show_default=True, help="Maximum rows returned.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds before the query is cancelled.")
+@click.option("--limit", default=10_000, show_default=True, type=click.IntRange(min=1),
+              help="Maximum rows returned.")
+@click.option("--timeout", default=60.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds before the query is cancelled.")
 def sql(query: str, db: str | None, fmt: str, limit: int, timeout: float) -> None:
     """Run one read-only SQL query (SELECT/WITH/DESCRIBE/SHOW). Schema: docs/schema.md."""
     from eominer.store import open_store

@@ -35,7 +35,7 @@ def resolve_model(store: Store, model: str | None) -> tuple[str, TwoBranchNet]:
     row = store.model(model) if model else store.latest_model(KIND)
     if row is None or row["kind"] != KIND:
         raise ModelNotTrainedError(
-            f"no fusion network {model or ''} in {store.url}: train one with "
+            f"no fusion network{f' {model}' if model else ''} in {store.url}: train one with "
             "`eominer fusion train --data ROOT`"
         )
     return row["model_id"], TwoBranchNet.load(row["path"])

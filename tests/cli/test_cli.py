@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.cli.process import run
 
 
@@ -35,3 +37,26 @@ def test_jobs_join_the_ray_that_eominer_ray_address_names(tmp_path: Path, shared
     r = run(["sql", "select (select count(*) from products) as p, (select count(*) from "
              "feature_sets) as f", "--format", "csv"], home)
     assert r.stdout.split() == ["p,f", "1,0"], r.stdout
+
+
+@pytest.mark.parametrize("args, option", [
+    (["serve", "--port", "99999"], "--port"),  # was an AssertionError deep in the server
+    (["demo", "--port", "0"], "--port"),
+    (["search", "--like", "1", "--timeout", "-1"], "--timeout"),  # was taken as "no limit"
+    (["sql", "--limit", "0", "SELECT 1"], "--limit"),
+    (["fusion", "pair", "--max-days", "-1"], "--max-days"),  # were 0 pairs, no word why
+    (["fusion", "pair", "--min-overlap", "3"], "--min-overlap"),
+    (["fusion", "classify", "--threshold", "2"], "--threshold"),
+], ids=["serve-port", "demo-port", "search-timeout", "sql-limit", "pair-max-days",
+        "pair-min-overlap", "classify-threshold"])
+def test_a_number_out_of_its_range_is_a_usage_error_before_anything_runs(
+        tmp_path: Path, capsys, args: list[str], option: str):
+    from eominer.cli import main
+
+    db = tmp_path / "never.duckdb"
+    with pytest.raises(SystemExit) as stop:
+        main([*args[:2], "--db", str(db), *args[2:]] if args[0] == "fusion"
+             else [args[0], "--db", str(db), *args[1:]])
+    assert stop.value.code == 2
+    assert f"Invalid value for '{option}'" in capsys.readouterr().err
+    assert not db.exists()  # refused before the database was opened

@@ -44,6 +44,20 @@ def test_sql_refuses_writes_and_files(home: Path, query: str, message: str):
     assert json.loads(r.stdout) == [{"n": 2106}]
 
 
+@pytest.mark.parametrize("option, value", [("--limit", "0"), ("--timeout", "0"),
+                                           ("--timeout", "-1")])
+def test_a_limit_or_timeout_below_its_range_is_a_usage_error(tmp_path: Path, capsys,
+                                                             option: str, value: str):
+    """`--limit 0` printed no row and "first 0 rows shown"; `--timeout 0` raced the query."""
+    from eominer.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["sql", "--db", str(tmp_path / "x.duckdb"), option, value, "SELECT 1"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"Invalid value for '{option}'" in err and value in err
+
+
 def test_ctrl_c_during_a_query_is_an_interruption_not_an_sql_error(tmp_path: Path, capsys):
     """DuckDB reports a Ctrl-C inside a query as its error "Query interrupted" (or, when
     its executing thread does not look, after the query's timeout): the command says
