@@ -20,6 +20,7 @@ from eominer.change.maps import DEFAULT_METHOD, GUIDES, check_method
 from eominer.change.run import (
     ChangeRun,
     PairInput,
+    check_two_dates,
     compute_change,
     finished_run,
     pair_id_of,
@@ -100,6 +101,8 @@ def run_pairs(
         check_method(method)
     import_ray(local=not address)
     inputs = [(resolve(a, store), resolve(b, store)) for a, b in pairs]
+    for a, b in inputs:
+        check_two_dates(a, b)
     report = PairsReport(new_job_id("change"), pairs=list(pairs), runs=[None] * len(inputs))
     tasks: list[Task] = []
     asked = method

@@ -39,7 +39,7 @@ from eominer.change.maps import (
     write_maps,
 )
 from eominer.change.scores import SCORE_COLUMNS, patch_scores
-from eominer.errors import PairingError, ProductReadError
+from eominer.errors import ConfigError, PairingError, ProductReadError
 
 if TYPE_CHECKING:
     from eominer.store import FeatureSet, Product, Store
@@ -215,8 +215,6 @@ def compute_fusion(
         )
     if method in S1_METHODS:  # `method` may name the S1 side's method
         if s1_method not in (None, method):
-            from eominer.errors import ConfigError
-
             raise ConfigError(f"two Sentinel-1 methods given ({method}, {s1_method}): give "
                               "the Sentinel-2 method as the method and the S1 one as s1_method")
         method, s1_method = None, method
@@ -396,12 +394,20 @@ def detect_change(
     if method is not None:
         check_method(method)
     a, b = resolve(before, store), resolve(after, store)
+    check_two_dates(a, b)
+    if out is not None:  # before minutes of computing, not after
+        try:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the map to {out}: {exc.strerror}: give a path "
+                              "in a folder you can write to") from exc
     if fuse is None:
         windows = patch_windows_of(store, a, b)
         computed = compute_change(a, b, method, out, seed, threads, mask_clouds, windows,
                                   progress, tails_needed(store, a, b, windows, mask_clouds))
         return record_change(store, computed, seed)
     c, d = resolve(fuse[0], store), resolve(fuse[1], store)
+    check_two_dates(c, d)
     s2a, s2b = (c, d) if a.product is not None and a.product.sensor == "S1" else (a, b)
     windows = patch_windows_of(store, s2a, s2b)
     computed = compute_fusion(a, b, c, d, method, s1_method, out, seed, threads, mask_clouds,
@@ -410,10 +416,21 @@ def detect_change(
     return record_change(store, computed, seed)
 
 
+def check_two_dates(a: PairInput, b: PairInput) -> None:
+    """Refuse a pair whose two sides are one product (an id twice, or one path twice):
+    its map would say "no change" everywhere, after minutes of work."""
+    if a.product is not None and b.product is not None:
+        same = a.product.product_id == b.product.product_id
+    else:
+        same = a.product is None and b.product is None \
+            and Path(a.ref).resolve() == Path(b.ref).resolve()
+    if same:
+        raise PairingError(f"BEFORE and AFTER are the same product ({a.ref}): give two "
+                           "dates of one place")
+
+
 def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
     """Pairs, one a line: BEFORE AFTER (whitespace or comma separated); # comments."""
-    from eominer.errors import ConfigError
-
     pairs: list[tuple[str, str]] = []
     for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
         text = line.split("#", 1)[0].strip()

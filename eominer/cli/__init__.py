@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, EominerError):
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(1)
+        if isinstance(exc, OSError) and exc.filename:  # a path that cannot be made or read
+            click.secho(f"error: {exc.strerror or exc}: {exc.filename} (check the path and "
+                        "its permissions)", fg="red", err=True)
+            sys.exit(1)
         raise
     finally:
         if pressed is not None:

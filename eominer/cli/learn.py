@@ -333,6 +333,11 @@ def export(session_id, folder, formats, min_score, polygons, threshold, publishe
         raise click.UsageError("--threshold and --published go with --polygons")
     with open_store(db) as store:
         s = _open(store, session_id)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot create the folder {out}: {exc.strerror}; give "
+                                     "a folder you can write to", param_hint="'--to'") from exc
         if polygons:
             kinds = [f for f in formats if f != "stac"] if formats else list(ex.POLYGON_FORMATS)
             if "cog" in kinds:

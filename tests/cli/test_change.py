@@ -66,3 +66,39 @@ def test_change_command_refuses_a_mixed_pair(ben, workspace) -> None:
     assert r.exit_code != 0
     assert "is S2 but" in str(r.exception)
     assert "--fuse S1_BEFORE S1_AFTER" in str(r.exception)
+
+
+def test_one_product_twice_or_an_unwritable_out_is_refused_before_any_work(
+        oscd, workspace, tmp_path, capsys) -> None:
+    """The same product as both dates (a path twice, an id twice, a --pairs line) was
+    computed for minutes into a map of "no change"; an --out that cannot be written was
+    found only once the map was computed, as a traceback. Both are refused up front."""
+    import pytest
+
+    from eominer.cli import main
+    from eominer.ingest import ingest_paths
+    from eominer.store import open_store
+
+    base = oscd / "images" / "paris"
+    with open_store(None) as store:
+        (pid,) = [r.product_id for r in ingest_paths(store, [base / "imgs_1"], levels=(64,))]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"{base / 'imgs_1'} {base / 'imgs_2'}\n{pid} {pid}\n")
+    for args in (["change", str(base / "imgs_1"), f"{base}/./imgs_1/", "--method", "cva"],
+                 ["change", pid, pid, "--method", "cva"],
+                 ["change", "--pairs", str(pairs), "--method", "cva", "--num-cpus", "1"]):
+        with pytest.raises(SystemExit) as stop:
+            main(args)
+        err = capsys.readouterr().err
+        assert stop.value.code == 1, err
+        assert "BEFORE and AFTER are the same product" in err and "two dates" in err
+    with pytest.raises(SystemExit) as stop:
+        main(["change", str(base / "imgs_1"), str(base / "imgs_2"), "--method", "cva",
+              "--out", "/proc/no/map.tif"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 1
+    assert "cannot write the map to /proc/no/map.tif: No such file or directory" in err
+    assert "change map on" not in err and "Traceback" not in err  # nothing was computed
+    with open_store(None) as store:
+        assert store.pairs(kind="change").num_rows == 0
+    assert not any((workspace / "layers").glob("*"))  # no layer file either

@@ -46,6 +46,11 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
              "select count(*) as n from annotations where label_name = 'new_construction'"],
             home)
     assert json.loads(r.stdout)[0]["n"] == 896
+    blocked = tmp_path / "a_file"  # a folder that cannot be made: one clear line
+    blocked.write_text("")
+    r = run(["session", "export", sid, "--to", str(blocked / "exp"), "--db", db], home)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"cannot create the folder {blocked / 'exp'}: Not a directory" in r.stderr
     out = tmp_path / "exp"
     r = run(["session", "export", sid, "--to", str(out), "--db", db], home)
     assert r.returncode == 0, r.stderr
