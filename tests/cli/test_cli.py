@@ -60,3 +60,16 @@ def test_a_number_out_of_its_range_is_a_usage_error_before_anything_runs(
     assert stop.value.code == 2
     assert f"Invalid value for '{option}'" in capsys.readouterr().err
     assert not db.exists()  # refused before the database was opened
+
+
+def test_a_file_system_error_is_one_line_naming_the_path(home: Path):
+    """An OSError with a path (here the progress log's folder cannot exist) was a
+    traceback: now one line that names the path, exit code 1, and no job started."""
+    r = run(["extract", "--features", "spectral", "--progress-log", "/proc/no/p.jsonl"], home)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: No such file or directory: /proc/no/p.jsonl (check the path and its "
+        "permissions)")
+    r = run(["sql", "--format", "json",
+             "select count(*) as n from jobs where kind = 'extract'"], home)
+    assert r.returncode == 0 and '"n": 0' in r.stdout
