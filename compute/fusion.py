@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from eominer.store import Store
 
 
+MIN_PATCHES = 10  # fewer labelled patches to train the fusion network on are refused
+
+
 def train_network(data_root: str, vocabulary: str, epochs: int, seed: int,
                   ) -> tuple[bytes, bytes, dict[str, Any], list[str]]:
     """The task function: read the data, train; (model bytes, sidecar, metrics, patch ids)."""
@@ -35,6 +38,11 @@ def train_network(data_root: str, vocabulary: str, epochs: int, seed: int,
     tf = import_tensorflow("the S1/S2 fusion network")
 
     data = bigearthnet.load(data_root)
+    if len(data) < MIN_PATCHES:  # it would train, and score itself 1.0 on what it saw
+        raise FeatureError(
+            f"{data_root} holds {len(data)} labelled patch(es): the fusion network needs "
+            f"at least {MIN_PATCHES}; give --data a BigEarthNet folder (S1 and S2 patches "
+            "with their labels)")
     vocab = Vocabulary(BEN19) if vocabulary == "ben19" else Vocabulary.present(data.labels)
     Y = vocab.encode(data.labels)
     s2, s1 = stack_patches(data.patches)

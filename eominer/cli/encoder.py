@@ -37,7 +37,7 @@ def encoder() -> None:
               "then needs them in every product.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @ray_address_option("address")
-@click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray.")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of the local Ray.")
 @click.option("--no-ray", is_flag=True, default=False,
               help="Train in this process instead of as a runner task (the same training).")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,

@@ -81,7 +81,7 @@ def features(db, level, weights, from_sets) -> None:
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @ray_address_option("address")
-@click.option("--num-cpus", type=int, default=None, help="CPUs of the local Ray.")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of the local Ray.")
 def train(db, data_root, vocabulary, epochs, seed, address, num_cpus) -> None:
     """Train the two-branch S1/S2 network as a Ray task (GPU when the cluster has one)."""
     from compute.fusion import train as run

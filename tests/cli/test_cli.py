@@ -47,15 +47,16 @@ def test_jobs_join_the_ray_that_eominer_ray_address_names(tmp_path: Path, shared
     (["fusion", "pair", "--max-days", "-1"], "--max-days"),  # were 0 pairs, no word why
     (["fusion", "pair", "--min-overlap", "3"], "--min-overlap"),
     (["fusion", "classify", "--threshold", "2"], "--threshold"),
+    (["encoder", "train", "--num-cpus", "0"], "--num-cpus"),  # was taken as "all"
 ], ids=["serve-port", "demo-port", "search-timeout", "sql-limit", "pair-max-days",
-        "pair-min-overlap", "classify-threshold"])
+        "pair-min-overlap", "classify-threshold", "encoder-num-cpus"])
 def test_a_number_out_of_its_range_is_a_usage_error_before_anything_runs(
         tmp_path: Path, capsys, args: list[str], option: str):
     from eominer.cli import main
 
     db = tmp_path / "never.duckdb"
     with pytest.raises(SystemExit) as stop:
-        main([*args[:2], "--db", str(db), *args[2:]] if args[0] == "fusion"
+        main([*args[:2], "--db", str(db), *args[2:]] if args[0] in ("fusion", "encoder")
              else [args[0], "--db", str(db), *args[1:]])
     assert stop.value.code == 2
     assert f"Invalid value for '{option}'" in capsys.readouterr().err

@@ -45,3 +45,21 @@ def test_train_on_ray_then_classify_every_paired_patch(paired, ben):
         classify(store, level=60)
     with pytest.raises(ModelNotTrainedError, match="no fusion network nope"):
         classify(store, model="nope")
+
+
+@pytest.mark.ray
+def test_training_on_too_few_patches_is_refused(paired, ben, tmp_path):
+    """A folder holding one patch (a stray copy found under --data) trained a network and
+    scored it 1.0 on that patch: now refused, naming the count, and no model is saved."""
+    import shutil
+
+    from eominer.errors import JobError
+
+    store, *_ = paired
+    for sensor, name in (("s2-tiny", S2), ("s1-tiny", S1)):
+        shutil.copytree(ben / sensor / name, tmp_path / "few" / sensor / name)
+    before = store.query("SELECT COUNT(*) FROM models")[0][0]
+    with pytest.raises(JobError, match=r"holds 1 labelled patch\(es\): the fusion network "
+                                       r"needs at least 10"):
+        train(store, tmp_path / "few", epochs=1, num_cpus=1)
+    assert store.query("SELECT COUNT(*) FROM models")[0][0] == before
