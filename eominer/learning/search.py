@@ -117,6 +117,11 @@ def candidate_ids(store: Store, level: int, *, where: str | None = None,
                   timeout_s: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
     """(patch ids, their product ids) of `level` that the AOI and the WHERE keep, sorted.
     The AOI's bounding box prefilters in SQL; the polygon test is exact (shapely)."""
+    if product_ids:
+        unknown = sorted(set(product_ids) - store.existing_products(product_ids))
+        if unknown:
+            raise SearchError(f"product(s) {', '.join(unknown)} are not in {store.url}: "
+                              "`eominer products` lists the ids")
     boxes = store.lonlat_boxes(level, product_ids, bbox=aoi.bounds if aoi else None)
     ids = boxes["patch_id"].to_numpy().astype(np.int64)
     prods = np.asarray(boxes["product_id"].to_pylist(), dtype=object)

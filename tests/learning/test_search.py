@@ -147,6 +147,10 @@ def test_bad_searches(learn_store, oscd_db, tmp_path):
     with pytest.raises(SearchError, match=r"keeps none of the \d+ patches at level 16 inside "
                                           "the area of interest"):
         search(learn_store, [400], aoi=TRIANGLE, where="valid_fraction > 2")
+    # a product id that does not exist: named (it read "none of the 0 patches ... has
+    # features", which sent the user to `eominer extract`)
+    with pytest.raises(SearchError, match=r"product\(s\) nope are not in .*`eominer products`"):
+        search(learn_store, [400], product_ids=["nope"])
     assert learn_store.query("SELECT COUNT(*) FROM searches")[0][0] == 0
     assert learn_store.query("SELECT COUNT(*) FROM patches")[0][0] == 2240
 
