@@ -53,7 +53,8 @@ def _line(before: str, after: str, run) -> str:
               default=None, help="File of 'BEFORE AFTER' lines: every pair as a Ray "
               "task; a re-run skips the pairs an earlier run finished.")
 @ray_address_option("address", ", with --pairs")
-@click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of a local Ray (with --pairs).")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None,
+              help="CPUs of a local Ray (with --pairs).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-cloud-mask", is_flag=True,
               help="Score clouded pixels like clear ones (the default masks them); the "
