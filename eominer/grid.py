@@ -25,7 +25,13 @@ MASK_CLASSES: tuple[str, ...] = ("cloud", "shadow", "snow", "water")
 
 
 def parse_levels(text: str | Sequence[int]) -> tuple[int, ...]:
-    values = [int(v) for v in (text.split(",") if isinstance(text, str) else text)]
+    """Grid levels from "32,64,128" or a sequence of ints: sorted, each once."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        values = [int(str(v).strip()) for v in parts]
+    except ValueError:
+        raise ValueError(f"grid levels are patch sizes in px separated by commas, like "
+                         f"32,64,128; got {text!r}") from None
     if not values or any(v < 4 or v > 4096 for v in values):
         raise ValueError(f"grid levels must be patch sizes between 4 and 4096 px, got {values}")
     return tuple(sorted(set(values)))

@@ -20,6 +20,10 @@ def test_bad_inputs_exit_nonzero_with_one_line(home: Path, tmp_path: Path):
     assert r.returncode == 1 and "cannot reach MonetDB at 127.0.0.1:9/eo" in r.stderr
     r = run(["ingest", "x", "--levels", "1,2"], home)
     assert r.returncode == 2 and "--levels" in r.stderr
+    for text in ("abc", "32,,64"):  # not numbers: said in the user's terms, not int()'s
+        r = run(["ingest", "x", "--levels", text], home)
+        assert r.returncode == 2 and "like 32,64,128" in r.stderr and repr(text) in r.stderr
+        assert "int()" not in r.stderr
 
 
 def test_two_copies_of_one_product_are_refused_before_anything_is_written(
@@ -148,7 +152,7 @@ def test_ctrl_c_then_the_same_command_resumes(shared_data: Path, tmp_path: Path)
     proc.send_signal(signal.SIGCONT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "re-run the same command to resume" in err
+    assert err.count("re-run the same command to resume") == 1, err  # the job's line only
 
     r = run(["sql", "select p.product_id, count(q.patch_id) as n from products p left join "
              "patches q using (product_id) group by 1", "--format", "json"], home)
