@@ -66,8 +66,9 @@ def job_progress(label: str, log_path: str | None = None) -> Iterator[JobProgres
         stack.enter_context(bar)
         try:
             yield JobProgress(label, bar, log)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             bar.stop()
             print(f"{label} interrupted: finished tasks are saved; re-run the same command "
                   "to resume", file=sys.stderr)
+            exc.said = True  # the CLI adds no second line
             raise

@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "demo": "eominer.cli.demo:demo",
     "eval": "eominer.cli:evaluate",
 }
+# Commands whose re-run resumes an interrupted run: what finished is kept.
+RESUMING = frozenset({"ingest", "extract", "apply", "index", "change", "encoder"})
 EVALS: dict[str, str] = {
     "learning": "eominer.cli.eval_learning:learning",
     "change": "eominer.cli.eval_change:change",
@@ -85,21 +87,23 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: eominer errors become one clear line and exit code 1; Ctrl-C becomes
     "interrupted" and exit code 130, also when DuckDB reports it as an error of its own."""
     pressed = _note_ctrl_c()
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), "")
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort as exc:  # a prompt answered no, or Ctrl-C (click's)
         if pressed or isinstance(exc.__cause__, KeyboardInterrupt):
-            _interrupted()
+            _interrupted(command, said=getattr(exc.__cause__, "said", False))
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _interrupted()
+    except KeyboardInterrupt as exc:
+        _interrupted(command, said=getattr(exc, "said", False))
     except Exception as exc:
         if pressed:  # DuckDB's "Query interrupted" and the like: the user's Ctrl-C
-            _interrupted()
+            _interrupted(command)
         if isinstance(exc, EominerError):
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(1)
@@ -129,8 +133,12 @@ def _note_ctrl_c() -> list[bool] | None:
     return pressed
 
 
-def _interrupted() -> None:
-    click.echo("interrupted; re-run the same command to resume", err=True)
+def _interrupted(command: str, said: bool = False) -> None:
+    """Exit 130 with one line: a job's progress bar has said it already (`said`, set on
+    the KeyboardInterrupt), a command that resumes says how, any other just stops."""
+    if not said:
+        click.echo("interrupted; re-run the same command to resume" if command in RESUMING
+                   else "interrupted", err=True)
     sys.exit(130)
 
 

@@ -74,3 +74,30 @@ def test_a_file_system_error_is_one_line_naming_the_path(home: Path):
     r = run(["sql", "--format", "json",
              "select count(*) as n from jobs where kind = 'extract'"], home)
     assert r.returncode == 0 and '"n": 0' in r.stdout
+
+
+@pytest.mark.parametrize("args, said, expected", [
+    (["extract", "--sets", "spectral"], True, ""),  # the job's bar said it: no second line
+    (["change", "a", "b"], False, "interrupted; re-run the same command to resume\n"),
+    (["search", "--examples", "1"], False, "interrupted\n"),
+])
+def test_a_ctrl_c_is_said_once_and_resume_only_where_a_rerun_resumes(
+        args, said, expected, monkeypatch, capsys):
+    """Through click, which turns a KeyboardInterrupt into its Abort (and a blank line)."""
+    import click
+
+    from eominer import cli
+
+    @click.command(context_settings={"ignore_unknown_options": True,
+                                     "allow_extra_args": True})
+    def command() -> None:
+        exc = KeyboardInterrupt()
+        if said:
+            exc.said = True
+        raise exc
+
+    monkeypatch.setattr(cli.LazyGroup, "get_command", lambda self, ctx, name: command)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(args)
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.strip("\n") == expected.strip("\n")

@@ -77,3 +77,4 @@ def test_ctrl_c_during_a_query_is_an_interruption_not_an_sql_error(tmp_path: Pat
     err = capsys.readouterr().err
     assert stop.value.code == 130, err
     assert "interrupted" in err and "SQL error" not in err
+    assert "resume" not in err  # a query has nothing to resume
