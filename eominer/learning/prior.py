@@ -8,7 +8,7 @@ labels. Each score s of the model becomes
     s' = sigmoid(logit(s) + w(n) z),   w(n) = weight * half / (half + n)
 
 where z is the column standardised over the session's patches and n the round's label
-count (half = 0: w stays `weight`). It is a score transform like the spatial context, so
+count (half = 0 or infinite: w stays `weight`). It is a score transform like the spatial context, so
 the strategy picks from the mixed ranking, the ranking shown, published and exported is
 the mixed one, and a saved model carries the column, its statistics and w at its round
 (`eominer apply` scores the archive the same way). Measured on OSCD, docs/learning.md.
@@ -63,7 +63,7 @@ class Prior:
                    float(half))
 
     def weight_at(self, n_labels: int) -> float:
-        if self.half <= 0.0:
+        if self.half <= 0.0 or self.half == float("inf"):  # never fades (inf / inf: NaN)
             return self.weight
         return self.weight * self.half / (self.half + max(int(n_labels), 0))
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eominer.errors import SessionError
-from eominer.learning.prior import find_column, mix
+from eominer.learning.prior import Prior, find_column, mix
 from eominer.learning.saved import load_model
 from eominer.learning.session import Session
 from tests.learning.sessions import _answer, _create, _seed_labels, answered, create_args
@@ -75,6 +75,15 @@ def test_a_fixed_prior_and_the_mix_by_hand():
             1 - 1e-6]
     np.testing.assert_allclose(got, want, rtol=1e-5)
     np.testing.assert_array_equal(mix(s.copy(), z, 0.0), s)
+
+
+def test_the_weight_fades_by_half_and_never_with_a_half_of_0_or_infinity():
+    """`--prior-half inf` was taken and gave NaN weights once labels came: rounds that
+    asked nothing."""
+    fading = Prior("c", 0, 0.0, 1.0, 4.0, 20.0)
+    assert [fading.weight_at(n) for n in (0, 20, 60)] == [4.0, 2.0, 1.0]
+    for half in (0.0, float("inf")):
+        assert Prior("c", 0, 0.0, 1.0, 4.0, half).weight_at(40) == 4.0
 
 
 def test_a_column_that_is_not_there_or_is_ambiguous_is_refused(learn_store, oscd_db):
