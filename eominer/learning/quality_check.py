@@ -99,7 +99,7 @@ def strata(session: Session) -> list[v.Stratum]:
     r = checked_round(session)
     if r.verify_threshold is None:
         raise SessionError(f"round {r.round} has no verification sample yet: ask for one "
-                           "(Check quality)")
+                           "(the app's Check quality, or `eominer session verify`)")
     facts = design_facts(session, r.round)
     return v.tally(session.current_scores(), float(r.verify_threshold), facts["known"],
                    facts["known_yes"], facts["sampled"], facts["sampled_yes"])

@@ -46,6 +46,8 @@ def test_session_verify_asks_the_stratified_sample_and_quality_estimates(
     learn_store.close()
     cli = in_process(capsys)
     home = tmp_path / "ws"
+    r = cli(["session", "quality", sid, "--db", db], home)  # no sample asked yet: how to
+    assert r.returncode == 1 and "`eominer session verify`" in r.stderr
     r = cli(["session", "verify", sid, "--n", "16", "--threshold", "0.3", "--db", db], home)
     assert r.returncode == 0, r.stderr
     ids = [int(v) for v in r.stdout.split()]
