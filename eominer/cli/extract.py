@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from eominer.cli import db_option, ray_address_option, split_ids
+from eominer.features.neighbours import MAX_REACH
 from eominer.features.registry import DEFAULT_FEATURES, available
 
 
@@ -50,15 +51,20 @@ def parse_params(values: tuple[str, ...]) -> dict[str, dict]:
               help="Retries of a failed task before it is reported.")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
               help="Also append one JSON line per finished task to this file.")
+@click.option("--neighbours", type=click.IntRange(1, MAX_REACH), default=None, metavar="R",
+              help="Also write each set's neighbourhood set nbr_<set>: per patch, the "
+              "set's mean over the patches within R grid cells (2: a 5 x 5 block), for "
+              "classes that span many patches (forests, lakes, towns; docs/features.md).")
 @db_option
 def extract(features: str | None, products: tuple[str, ...], params: tuple[str, ...],
             ray_address: str | None,
             num_cpus: int | None, workers: int | None, block_rows: int, retries: int,
-            progress_log: str | None, db: str | None) -> None:
+            progress_log: str | None, neighbours: int | None, db: str | None) -> None:
     """Compute descriptors for every patch, one Ray task per product x feature set x
     block of rows. Interrupted? Run the same command again: finished tasks are kept."""
     from compute.extract import run_extract
     from compute.progress import job_progress
+    from eominer.features.neighbours import build_neighbour_set
     from eominer.store import open_store
 
     with open_store(db) as store, job_progress("extract", progress_log) as bar:
@@ -81,3 +87,8 @@ def extract(features: str | None, products: tuple[str, ...], params: tuple[str, 
             f"({rate:,.0f} patches/s)"
         )
         report.raise_for_failures()
+        for fid, _name in report.feature_sets if neighbours else ():
+            out, n = build_neighbour_set(store, fid, neighbours, split_ids(products) or None)
+            bar.print(f"{out.feature_set_id}  {out.dims} columns  {n} rows written "
+                      f"(the mean of {fid} within {neighbours} "
+                      f"cell{'s' if neighbours > 1 else ''})")

@@ -275,6 +275,19 @@ class FeaturesMixin(StoreBase):
             )
         return t["patch_id"].to_numpy().astype(np.int64)
 
+    def feature_levels(self, fid: str, product_ids: Sequence[str] | None = None,
+                       ) -> list[tuple[str, int]]:
+        """(product_id, level) pairs where feature set `fid` has rows (of `product_ids`
+        only, when given), in that order."""
+        fs = self.require_feature_set(fid)
+        where, params = "", []
+        if product_ids:
+            where, params = f" WHERE p.product_id IN ({_in_list(product_ids)})", list(product_ids)
+        rows = self.query(
+            f"SELECT DISTINCT p.product_id, p.level FROM {fs.table_name} f JOIN patches p "
+            f"ON p.patch_id = f.patch_id{where} ORDER BY 1, 2", params)
+        return [(str(r[0]), int(r[1])) for r in rows]
+
     def feature_coverage(self, product_ids: Sequence[str], level: int,
                          ) -> dict[str, dict[str, int]]:
         """For every feature set, how many patches of each product at `level` have

