@@ -52,6 +52,11 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
 - `hgb`, `rbf+hgb`: gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier,
   balanced, leaves of >= 3 labels) in place of the RBF SVM, or the mean of the two
   probabilities.
+- `nbr-B[/R]`: each patch's features plus, as more columns, the mean of its up to 8
+  touching patches' features (R: of the patches within R rows and columns; `/SET`: of
+  that feature set's columns only) (the same product and level, every patch of it, not only the pool's;
+  standardised as the session's own, times B): the patch's surroundings as features,
+  where `spatial-A` smooths the model's output instead;
 - `sweight-W`: the sessions' `spatial_weight` W (how far `diverse` spreads a batch on the
   map; 0 by default);
 - `known`: AP of the ranking the product shows, with the analyst's answers over the
@@ -165,6 +170,33 @@ def grid_adjacency(centres: np.ndarray, product: np.ndarray):
     A = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
     deg = np.asarray(A.sum(axis=1)).ravel()
     return sp.diags(1.0 / np.maximum(deg, 1.0)) @ A
+
+
+def neighbour_means(store, fids: list[str], product_ids, level: int, reach: int = 1):
+    """(patch_ids, raw features, their neighbourhood means): every patch of the products
+    at the level; a patch's neighbours are the patches of the same grid within `reach`
+    rows and columns (1: the 8 touching ones) that have features (the mean of none: its
+    own features)."""
+    pids, X, _ = store.read_features(fids, product_ids, level)
+    X = np.where(np.isfinite(X), X, np.nan).astype(np.float32)
+    X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+    where = {int(p): i for i, p in enumerate(pids.tolist())}
+    got = store.query("SELECT patch_id, product_id, row, col FROM patches WHERE level = ?",
+                      [level])
+    cell = {(prod, int(r), int(c)): where[int(p)] for p, prod, r, c in got if int(p) in where}
+    total = np.zeros_like(X)
+    count = np.zeros(len(X), np.float32)
+    for (prod, r, c), i in cell.items():
+        for dr in range(-reach, reach + 1):
+            for dc in range(-reach, reach + 1):
+                j = cell.get((prod, r + dr, c + dc)) if (dr or dc) else None
+                if j is not None:
+                    total[i] += X[j]
+                    count[i] += 1
+    alone = count == 0
+    total[alone] = X[alone]
+    count[alone] = 1
+    return pids, X, total / count[:, None]
 
 
 def pca_columns(X: np.ndarray, k: int, whiten: bool) -> None:
@@ -663,6 +695,7 @@ def main() -> None:
         product_of = dict(store.query("SELECT patch_id, product_id FROM patches "
                                       "WHERE level = ?", [task.level]))
         cls_of = osm_classes(store, task, args.data) if args.confusions else None
+        neighbours: list = [None]  # variant nbr-B: (patch_ids, X, neighbour means)
         for variant in args.variants.split(","):
             adjacency, groups, pool = [None], [None], [None]
             rank_prior: tuple[float, float] | None = None
@@ -703,6 +736,11 @@ def main() -> None:
             elif variant in ("known", "known-ctx"):  # the analyst's answers placed above/
                 if variant == "known-ctx":  # below the model's scores in the ranking (ap_of);
                     Session._ranking = answers_first(plain_ranking)  # -ctx: before smoothing
+            elif variant.startswith("nbr-"):  # the neighbours' features as columns
+                reach = int((variant.split("/") + ["1"])[1])
+                if neighbours[0] is None or neighbours[0][3] != reach:
+                    neighbours[0] = (*neighbour_means(store, fids, list(task.product_ids),
+                                                      task.level, reach), reach)
             elif variant.startswith("sweight-"):  # SessionParams.spatial_weight
                 session_prior = {"spatial_weight": float(variant.split("-", 1)[1])}
             elif variant in ("hgb", "rbf+hgb"):
@@ -713,7 +751,7 @@ def main() -> None:
                     not variant.startswith(("pca-", "pcaw-")):
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
-                                 "pca-K, pcaw-K, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B, "
+                                 "pca-K, pcaw-K, nbr-B, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B, "
                                  "rankprior-B, sprior-W/H, cvprior-W/H, pickraw, hgb, rbf+hgb, sweight-W, known, known-ctx")
             aps, unlabelled = [], []
             if cls_of:
@@ -734,6 +772,18 @@ def main() -> None:
                     per_product(s.data.X, product)
                 if variant == "rankgauss":
                     rank_gauss(s.data.X)
+                if variant.startswith("nbr-"):
+                    all_ids, _, means, _ = neighbours[0]
+                    at = np.searchsorted(all_ids, s.patch_ids)
+                    b = float(variant.split("-", 1)[1].partition("/")[0])
+                    z = (means[at] - s.data.mean) / s.data.std * b
+                    only = variant.split("/")[2:]  # nbr-B/R/SET: that set's columns only
+                    cols = [i for i, n in enumerate(s.data.names)
+                            if not only or n.split("__", 1)[0] == by_name.get(only[0], only[0])]
+                    s.data.X = np.ascontiguousarray(np.hstack([s.data.X, z[:, cols]]),
+                                                    np.float32)
+                    s.data.names = s.data.names + [f"nbr_{s.data.names[i]}" for i in cols]
+                    s.data._sq = None
                 if variant.startswith(("pca-", "pcaw-")):
                     pca_columns(s.data.X, int(variant.split("-", 1)[1]),
                                 variant.startswith("pcaw"))
