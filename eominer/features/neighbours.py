@@ -40,9 +40,9 @@ def neighbour_means(X: np.ndarray, row: np.ndarray, col: np.ndarray, reach: int,
     none of them keeps its own row.
 
     Box sums on the grid, separable (rows, then columns), in float64 and a few columns
-    at a time: 1.4-2.4 s for a full tile at 16 px (470,596 patches x 71 columns, R = 2),
-    where gathering each of the 24 neighbours' rows took 10.2 s for the same result to
-    the bit (both beside another job on 2 cores)."""
+    at a time: about 1 s for a full tile at 16 px (470,596 patches x 71 columns, R = 2;
+    `bench/bench_features.py`), where gathering each of the 24 neighbours' rows took
+    10 s for the same result to the bit."""
     X = np.asarray(X, np.float32)
     if not 1 <= int(reach) <= MAX_REACH:
         raise FeatureError(f"neighbourhood reach must be 1-{MAX_REACH} grid cells, got {reach}")
