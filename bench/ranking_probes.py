@@ -174,29 +174,23 @@ def grid_adjacency(centres: np.ndarray, product: np.ndarray):
 
 def neighbour_means(store, fids: list[str], product_ids, level: int, reach: int = 1):
     """(patch_ids, raw features, their neighbourhood means): every patch of the products
-    at the level; a patch's neighbours are the patches of the same grid within `reach`
-    rows and columns (1: the 8 touching ones) that have features (the mean of none: its
-    own features)."""
+    at the level, each product's grid on its own (`eominer.features.neighbours`, the
+    product's `nbr_<set>`); non-finite values are the column's mean first."""
+    from eominer.features.neighbours import neighbour_means as means_on_grid
+
     pids, X, _ = store.read_features(fids, product_ids, level)
     X = np.where(np.isfinite(X), X, np.nan).astype(np.float32)
-    X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
-    where = {int(p): i for i, p in enumerate(pids.tolist())}
-    got = store.query("SELECT patch_id, product_id, row, col FROM patches WHERE level = ?",
-                      [level])
-    cell = {(prod, int(r), int(c)): where[int(p)] for p, prod, r, c in got if int(p) in where}
-    total = np.zeros_like(X)
-    count = np.zeros(len(X), np.float32)
-    for (prod, r, c), i in cell.items():
-        for dr in range(-reach, reach + 1):
-            for dc in range(-reach, reach + 1):
-                j = cell.get((prod, r + dr, c + dc)) if (dr or dc) else None
-                if j is not None:
-                    total[i] += X[j]
-                    count[i] += 1
-    alone = count == 0
-    total[alone] = X[alone]
-    count[alone] = 1
-    return pids, X, total / count[:, None]
+    X = np.where(np.isnan(X), np.nanmean(X, axis=0), X).astype(np.float32)
+    cells = store.scope_patches(list(product_ids), level,
+                                columns=["patch_id", "product_id", "row", "col"])
+    at = np.searchsorted(cells["patch_id"].to_numpy(), pids)
+    prod = np.asarray(cells["product_id"].to_pylist(), dtype=object)[at]
+    row, col = cells["row"].to_numpy()[at], cells["col"].to_numpy()[at]
+    out = np.empty_like(X)
+    for p in np.unique(prod):
+        rows = np.flatnonzero(prod == p)
+        out[rows] = means_on_grid(X[rows], row[rows], col[rows], reach)
+    return pids, X, out
 
 
 def pca_columns(X: np.ndarray, k: int, whiten: bool) -> None:
