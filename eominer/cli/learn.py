@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from eominer.cli import db_option, split_ids
 from eominer.cli.output import render
-from eominer.store.records import SPATIAL_CONTEXT_MAX
+from eominer.store.records import BATCH_MAX, SPATIAL_CONTEXT_MAX
 
 if TYPE_CHECKING:
     from eominer.learning.session import Session
@@ -45,7 +45,8 @@ def session() -> None:
                    "qbe_mean, qbe_knn.")
 @click.option("--strategy", default="diverse", show_default=True,
               help="margin, entropy, random, most_relevant, diverse.")
-@click.option("--batch", default=20, show_default=True, help="Questions per round.")
+@click.option("--batch", type=click.IntRange(1, BATCH_MAX), default=20, show_default=True,
+              help=f"Questions per round (at most {BATCH_MAX}).")
 @click.option("--max-cloud", type=click.FloatRange(0.0, 1.0), default=None, metavar="FRACTION",
               help="Leave out patches whose cloud_fraction is above this (e.g. 0.1); patches "
                    "with an unknown cloud fraction (S1, no cloud mask) stay in.")
@@ -173,7 +174,8 @@ def undo(session_id, user, db) -> None:
 
 @session.command("round")
 @click.argument("session_id")
-@click.option("--n", type=int, default=None, help="Questions to ask (default: session's).")
+@click.option("--n", type=click.IntRange(1, BATCH_MAX), default=None,
+              help="Questions to ask (default: the session's batch).")
 @click.option("--model", "model_kind", default=None,
               help="This round's model (default: the session's; auto as in session create).")
 @click.option("--strategy", default=None)
@@ -194,7 +196,8 @@ def round_(session_id, n, model_kind, strategy, accept_feature_change, db) -> No
         click.echo(f"ranking change: {q['flip_rate']:.2%} flipped, "
                    f"top-100 overlap {q['topk_overlap']:.0%}")
     click.echo(f"advice: {q.get('advice', '')}")
-    click.echo("next: " + " ".join(str(int(i)) for i in r.query_ids))
+    click.echo("next: " + (" ".join(str(int(i)) for i in r.query_ids) if len(r.query_ids)
+                           else "none (see the notes above)"))
 
 
 @session.command("verify")

@@ -55,7 +55,13 @@ from eominer.learning.scope import (
 from eominer.learning.strategies import STRATEGIES, most_relevant
 from eominer.learning.taxonomy import require_label
 from eominer.store.base import utcnow
-from eominer.store.records import Label, RoundRecord, SessionParams, SessionRecord
+from eominer.store.records import (
+    BATCH_MAX,
+    Label,
+    RoundRecord,
+    SessionParams,
+    SessionRecord,
+)
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -187,6 +193,10 @@ class Session:
                 p = SessionParams.from_dict(params)
             except (TypeError, ValueError) as exc:
                 raise SessionError(f"session {name!r}: {exc}") from exc
+        if int(p.batch_size) > BATCH_MAX:
+            raise SessionError(f"session {name!r}: a batch of {p.batch_size} questions; at "
+                               f"most {BATCH_MAX} per round (label a larger selection in "
+                               "bulk instead, e.g. the app's 'label the selection')")
         if parent_session:
             p = dataclasses.replace(p, parent_session=parent_session)
         if max_cloud is not None:
@@ -389,14 +399,25 @@ class Session:
         import_backend(kind)  # before the clock: its seconds are the round's own
         t0 = time.perf_counter()
         strat = strategy or self.record.strategy
-        n = int(n or self.params.batch_size)
+        n = int(self.params.batch_size if n is None else n)
+        if n < 1:
+            raise SessionError(f"a round asks at least 1 question, got {n}")
+        asked, n = n, min(n, BATCH_MAX)  # more: a session stored before the limit
         number = self.store.round_count(self.session_id) + 1
         if self._scores is None and number > 1 and any(r.fitted for r in self.rounds()):
             self.current_scores()  # previous ranking, for the change estimate
         prev = self._scores
         ids, y = self.labels()
         rows = self.data.rows(ids)
+        left = self.data.n - len(np.unique(rows))
         notes: list[str] = []
+        if left == 0:
+            notes.append("every patch of the scope has a label: nothing left to ask")
+        elif asked > left:
+            notes.append(f"{asked} questions asked for, but only {left} patches of the scope "
+                         "are unlabelled: this round asks about them all")
+        elif asked > n:
+            notes.append(f"{asked} questions asked for; a round asks at most {BATCH_MAX}")
         if self.missing:
             notes.append(f"{self.missing} patches of the scope have no features and are "
                          "not ranked")
@@ -430,6 +451,9 @@ class Session:
                          "change does not count toward the advice to stop")
         seconds = time.perf_counter() - t0
         query_ids = self.data.patch_ids[pick]
+        if not len(query_ids) and left:
+            notes.append("no patch could be picked: the model gave no finite score; try "
+                         "another model (--model) or check the session's feature columns")
         n_pos, n_neg = int((y == 1).sum()), int((y == -1).sum())
         self.store.insert_round(RoundRecord(
             session_id=self.session_id, round=number, model_kind=kind, strategy=strat,

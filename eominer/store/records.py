@@ -193,6 +193,9 @@ class PatchWindow:
 # ---- sessions ---------------------------------------------------------------------------
 # above, a patch's rank is mostly its neighbours' and the smoothing converges slowly
 SPATIAL_CONTEXT_MAX = 0.9
+# questions in one round at most: an analyst answers tens per round, and a batch is
+# drawn as thumbnails in the app; a larger selection is labelled in bulk (label_many)
+BATCH_MAX = 1000
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,31 @@ def test_feature_sets_by_name_or_by_default(learn_store, oscd_db, tmp_path, caps
     r = run([*base, "--name", "x", "--features", fs.name], tmp_path / "ws")
     assert r.returncode == 1 and f"2 feature sets are named {fs.name!r}" in r.stderr
     assert fs.feature_set_id in r.stderr and other.feature_set_id in r.stderr
+
+
+def test_a_batch_out_of_range_is_refused_and_an_empty_next_says_why(
+        learn_store, oscd_db, tmp_path, capsys):
+    db = learn_store.url
+    learn_store.close()
+    home = tmp_path / "ws"
+    run = in_process(capsys)
+    base = ["session", "create", "--db", db, "--name", "all of it", "--owner", "ana",
+            "--concept", "new_construction", "--product", oscd_db["product"], "--level", "32",
+            "--features", oscd_db["fs"], "--model", "logistic"]
+    for bad in ("0", "100000"):
+        r = run([*base, "--batch", bad], home)
+        assert r.returncode == 2 and "'--batch': " in r.stderr
+        assert "is not in the range 1<=x<=1000" in r.stderr and "Traceback" not in r.stderr
+    r = run(base, home)
+    sid = r.stdout.strip()
+    r = run(["session", "round", sid, "--n", "-3", "--db", db], home)
+    assert r.returncode == 2 and "'--n': -3 is not in the range 1<=x<=1000" in r.stderr
+    truth = oscd_db["truth"][32]
+    answers = [f"{p}={'y' if p in positives(truth) else 'n'}" for p in sorted(truth)]
+    r = run(["session", "label", sid, *answers, "--user", "ana", "--db", db], home)
+    assert r.returncode == 0, r.stderr
+    r = run(["session", "round", sid, "--db", db], home)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert "note: every patch of the scope has a label: nothing left to ask" in lines
+    assert lines[-1] == "next: none (see the notes above)"

@@ -252,3 +252,30 @@ def test_rounds_with_no_new_answer_are_no_evidence_of_stability(learn_store, osc
     _answer(reopened, first.query_ids[:5], oscd_db["truth"][16])
     r = reopened.run_round()  # new answers: this round's change counts again
     assert not any(n.startswith("no new answer") for n in r.notes)
+
+
+def test_a_round_asks_1_to_BATCH_MAX_questions_and_says_when_the_scope_runs_out(
+        learn_store, oscd_db):
+    from eominer.store.records import BATCH_MAX
+
+    with pytest.raises(SessionError, match=f"at most {BATCH_MAX} per round"):
+        _create(learn_store, oscd_db, params={"batch_size": BATCH_MAX + 1})
+    s = _create(learn_store, oscd_db, level=32)
+    with pytest.raises(SessionError, match="at least 1 question, got 0"):
+        s.run_round(n=0)
+    truth = oscd_db["truth"][32]
+    pos = positives(truth)
+    ids = [int(p) for p in s.patch_ids]
+    assert len(ids) < BATCH_MAX
+    r = s.run_round(n=BATCH_MAX + 500)  # more than a round asks and than the scope holds
+    assert len(r.query_ids) == len(ids)
+    assert f"{BATCH_MAX + 500} questions asked for, but only {len(ids)} patches" in r.notes[0]
+    s.label_many([p for p in ids[5:] if p in pos], 1, "ana")
+    s.label_many([p for p in ids[5:] if p not in pos], -1, "ana")
+    r = s.run_round(n=20)
+    assert sorted(r.query_ids.tolist()) == sorted(ids[:5])
+    assert "but only 5 patches of the scope are unlabelled" in r.notes[0]
+    s.label_many(ids[:5], -1, "ana")
+    r = s.run_round(n=20)
+    assert len(r.query_ids) == 0 and r.scores is not None
+    assert r.notes[0] == "every patch of the scope has a label: nothing left to ask"
