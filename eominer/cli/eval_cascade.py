@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from eominer.store.records import BATCH_MAX
+
 
 @click.command()
 @click.option("--data", "root", required=True, type=click.Path(exists=True, file_okay=False),
@@ -30,7 +32,7 @@ import click
 @click.option("--strategy", default="margin", show_default=True)
 @click.option("--model", default="rbf_svm", show_default=True)
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--batch", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=10, show_default=True, type=click.IntRange(1, BATCH_MAX))
 @click.option("--param", "params", multiple=True, metavar="FEATURE.PARAM=VALUE",
               help="A descriptor parameter for extract (e.g. mosaiks.n_filters=128).")
 @click.option("--no-ray", is_flag=True, default=False,

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import click
 
+from eominer.store.records import BATCH_MAX
+
 DEFAULT_FEATURES = "spectral,gabor,wld,mosaiks,spectral+gabor,spectral+mosaiks,bandstats"
 # the old side harness's statistics, as a registered descriptor: the baseline row
 BANDSTATS = {"indices": ["ndvi", "ndwi", "ndbi"], "stats": ["mean", "std"]}
@@ -95,7 +97,7 @@ def parse_combos(text: str) -> list[list[str]]:
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(1))
 @click.option("--budget", default=200, show_default=True, type=click.IntRange(5),
               help="Labels per simulated session (capped to the pool).")
-@click.option("--batch", default=10, show_default=True, type=click.IntRange(1),
+@click.option("--batch", default=10, show_default=True, type=click.IntRange(1, BATCH_MAX),
               help="Questions per round.")
 @click.option("--patch", default=16, show_default=True, help="Patch size in 10 m pixels.")
 @click.option("--param", "params", multiple=True, metavar="FEATURE.PARAM=VALUE",
