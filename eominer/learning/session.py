@@ -196,7 +196,7 @@ class Session:
         if int(p.batch_size) > BATCH_MAX:
             raise SessionError(f"session {name!r}: a batch of {p.batch_size} questions; at "
                                f"most {BATCH_MAX} per round (label a larger selection in "
-                               "bulk instead, e.g. the app's 'label the selection')")
+                               "bulk instead: the app's Review tab, or label_many)")
         if parent_session:
             p = dataclasses.replace(p, parent_session=parent_session)
         if max_cloud is not None:
@@ -413,7 +413,7 @@ class Session:
         notes: list[str] = []
         if left == 0:
             notes.append("every patch of the scope has a label: nothing left to ask")
-        elif asked > left:
+        elif n > left:
             notes.append(f"{asked} questions asked for, but only {left} patches of the scope "
                          "are unlabelled: this round asks about them all")
         elif asked > n:
@@ -453,7 +453,7 @@ class Session:
         query_ids = self.data.patch_ids[pick]
         if not len(query_ids) and left:
             notes.append("no patch could be picked: the model gave no finite score; try "
-                         "another model (--model) or check the session's feature columns")
+                         "another model or check the session's feature columns")
         n_pos, n_neg = int((y == 1).sum()), int((y == -1).sum())
         self.store.insert_round(RoundRecord(
             session_id=self.session_id, round=number, model_kind=kind, strategy=strat,

@@ -260,6 +260,12 @@ def test_a_round_asks_1_to_BATCH_MAX_questions_and_says_when_the_scope_runs_out(
 
     with pytest.raises(SessionError, match=f"at most {BATCH_MAX} per round"):
         _create(learn_store, oscd_db, params={"batch_size": BATCH_MAX + 1})
+    fine = _create(learn_store, oscd_db)  # 896 patches: the limit lowered below them
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("eominer.learning.session.BATCH_MAX", 500)
+        r = fine.run_round(n=1000)  # as a session stored before the limit would ask
+    assert len(r.query_ids) == 500 and fine.data.n < 1000
+    assert r.notes[0] == "1000 questions asked for; a round asks at most 500"
     s = _create(learn_store, oscd_db, level=32)
     with pytest.raises(SessionError, match="at least 1 question, got 0"):
         s.run_round(n=0)
