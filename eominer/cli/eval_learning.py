@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import click
 
+from eominer.features.neighbours import MAX_REACH
 from eominer.store.records import BATCH_MAX
 
 DEFAULT_FEATURES = "spectral,gabor,wld,mosaiks,spectral+gabor,spectral+mosaiks,bandstats"
@@ -103,7 +104,7 @@ def parse_combos(text: str) -> list[list[str]]:
 @click.option("--param", "params", multiple=True, metavar="FEATURE.PARAM=VALUE",
               help="A descriptor parameter for extract (e.g. mosaiks.n_filters=128).")
 @click.option("--neighbours", "reach", default=2, show_default=True,
-              type=click.IntRange(1, 5), metavar="R",
+              type=click.IntRange(1, MAX_REACH), metavar="R",
               help="Reach of the nbr_<set> feature sets named in --features (grid cells).")
 @click.option("--workspace", type=click.Path(file_okay=False), default=None,
               help="Workspace to ingest and extract into (default: a temporary one, removed "

@@ -126,13 +126,14 @@ def catch_up(store: Store, source_id: str, product_ids: Sequence[str] | None = N
     Returns (set, rows written, products) for each set that needed rows."""
     src = store.require_feature_set(source_id)
     out = []
-    for fs in store.feature_sets(neighbour_set_name(src)):
-        reach = int(fs.params.get("reach", 0))
-        if fs.params.get("of") != src.feature_set_id or reach in skip_reaches:
-            continue
+    sets = [fs for fs in store.feature_sets(neighbour_set_name(src))
+            if fs.params.get("of") == src.feature_set_id
+            and int(fs.params.get("reach", 0)) not in skip_reaches]
+    source_levels = store.feature_levels(src.feature_set_id, product_ids) if sets else []
+    for fs in sets:
+        reach = int(fs.params["reach"])
         have = set(store.feature_levels(fs.feature_set_id, product_ids))
-        lacking = sorted({pid for pid, level in store.feature_levels(source_id, product_ids)
-                          if (pid, level) not in have})
+        lacking = sorted({pid for pid, level in source_levels if (pid, level) not in have})
         if lacking:
             _, n = build_neighbour_set(store, src.feature_set_id, reach, lacking)
             out.append((fs, n, lacking))
