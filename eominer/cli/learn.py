@@ -142,7 +142,7 @@ def label(session_id, answers, user, verify, db) -> None:
     values = {"+1": 1, "1": 1, "y": 1, "yes": 1, "-1": -1, "n": -1, "no": -1}
     parsed = []
     for a in answers:
-        pid, _, val = a.partition("=")
+        pid, _, val = (part.strip() for part in a.partition("="))
         if not pid.isdigit() or val.lower() not in values:
             raise SessionError(f"cannot read answer {a!r}: expected PATCH_ID=+1 or PATCH_ID=-1")
         parsed.append((int(pid), values[val.lower()]))

@@ -31,7 +31,9 @@ def render(table: pa.Table, fmt: str, title: str | None = None) -> str:
         return json.dumps(rows, default=str, indent=1)
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf)
+        # "\n", not the csv module's "\r\n": output is read by shell pipelines (cut, awk,
+        # `eominer session label $(...)`), where a trailing "\r" sticks to the last field
+        w = csv.writer(buf, lineterminator="\n")
         w.writerow(cols)
         w.writerows([[_cell(r[c]) for c in cols] for r in rows])
         return buf.getvalue().rstrip("\n")

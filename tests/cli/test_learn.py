@@ -22,7 +22,9 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     truth = oscd_db["truth"][16]
     pos = sorted(positives(truth))[:2]
     neg = sorted(set(truth) - positives(truth))[:3]
-    answers = [f"{p}=+1" for p in pos] + [f"{p}=n" for p in neg]
+    # answers as a shell builds them from `eominer sql --format csv` (a stray CR or blank
+    # from another tool's output is read, not refused)
+    answers = [f"{p}\r=+1" for p in pos] + [f"{p}= n " for p in neg]
     r = run(["session", "label", sid, *answers, "--user", "ana", "--db", db], home)
     assert r.returncode == 0 and "5 label(s) recorded" in r.stdout, r.stderr
     r = run(["session", "round", sid, "--db", db], home)

@@ -8,8 +8,10 @@ import signal
 import threading
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from eominer.cli.output import render
 from tests.cli.process import run
 
 
@@ -24,6 +26,8 @@ def test_sql_csv_and_products(home: Path):
     r = run(["sql", "select product_id, width, height from products order by width, product_id",
              "--format", "csv"], home)
     assert r.stdout.splitlines()[0] == "product_id,width,height"
+    # lines end in "\n" for shell pipelines (the process's text mode would hide a "\r")
+    assert render(pa.table({"a": [1, 2]}), "csv") == "a\n1\n2"
     assert r.stdout.splitlines()[1] == "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_39,120,120"
     r = run(["products", "--format", "json"], home)
     rows = {p["product_id"]: p["patches"] for p in json.loads(r.stdout)}
