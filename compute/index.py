@@ -68,6 +68,10 @@ def plan_index(store: Store, feature_set_id: str, level: int,
                               f"features at level {level}: run `eominer extract` for them")
         have = {p: have[p] for p in product_ids}
     if not have:
+        levels = store.patch_levels([p.product_id for p in store.product_list()])
+        if int(level) not in levels:  # no extract makes a level: the grid is cut at ingest
+            raise ConfigError(f"no product has patches at level {level}: choose --level "
+                              f"among the grid's levels {levels}")
         raise ConfigError(f"no product has {fs.feature_set_id} features at level {level}: "
                           "run `eominer extract` first, or choose another --level")
     manifest = None if rebuild else ann.read_manifest(folder)

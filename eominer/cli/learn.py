@@ -93,6 +93,11 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
             if missing:
                 raise click.UsageError(f"product(s) {', '.join(missing)} are not in {store.url}: "
                                        "`eominer products` lists the ids")
+            lacking = [p for p in products if level not in store.patch_levels([p])]
+            if lacking:  # before "no feature set", which would send the user to extract
+                raise click.UsageError(
+                    f"no patches at level {level} in {', '.join(lacking)} (levels there: "
+                    f"{store.patch_levels(lacking)}): choose --level among them")
             feature_sets = store.covering_feature_sets(products, level)
             if not feature_sets:
                 raise click.UsageError(

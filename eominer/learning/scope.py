@@ -90,7 +90,7 @@ def map_centres(patches, at) -> np.ndarray:
     return centres
 
 
-STORED_AREA = "stored area"  # how an area read back from a session is named
+STORED_AREA = "the area stored with the session"  # how an area read back is named
 
 
 def load_scope(store: Store, product_ids: Sequence[str], level: int,

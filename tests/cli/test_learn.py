@@ -133,6 +133,11 @@ def test_feature_sets_by_name_or_by_default(learn_store, oscd_db, tmp_path, caps
     assert r.returncode == 2 and "no feature set has features for all of" in r.stderr
     r = run([*base, "--name", "x", "--product", "S2_NOT_THERE"], tmp_path / "ws")
     assert r.returncode == 2 and "S2_NOT_THERE are not in" in r.stderr
+    # a level the grid does not have is named as such, not as a missing extract
+    r = run([*base[:-4], "--level", "24", "--product", oscd_db["product"], "--name", "x"],
+            tmp_path / "ws")
+    assert r.returncode == 2 and "no patches at level 24 in" in r.stderr, r.stderr
+    assert "(levels there: [16" in r.stderr and "extract" not in r.stderr
 
     with open_store(db) as store:  # a second set of the same name, other parameters
         other = store.register_feature_set(fs.name, fs.version, {**fs.params, "probe": 1},

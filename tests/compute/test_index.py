@@ -116,7 +116,13 @@ def test_bad_input_is_explicit(two_dates, tmp_path):
     with pytest.raises(SearchError, match=r"no index of feature set .* build it with "
                                           r"`eominer index build"):
         ann.search_archive(store, like, fs.feature_set_id)
-    with pytest.raises(ConfigError, match="no product has .* features at level 64"):
+    empty = store.register_feature_set("never_extracted", 1, {}, ["a"])
+    with pytest.raises(ConfigError, match="no product has never_extracted.* features at "
+                                          "level 16: run `eominer extract` first"):
+        run_index(store, empty.feature_set_id, LEVEL, num_cpus=2)
+    # a level the grid does not have: no extract would make it
+    with pytest.raises(ConfigError, match=r"no product has patches at level 64: choose "
+                                          r"--level among the grid's levels \[16, 32\]"):
         run_index(store, fs.feature_set_id, 64, num_cpus=2)
     with pytest.raises(ConfigError, match=r"product\(s\) nope have no"):
         run_index(store, fs.feature_set_id, LEVEL, product_ids=["nope"], num_cpus=2)
