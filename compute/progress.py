@@ -29,6 +29,9 @@ class JobProgress:
         self.bar.console.print(text, highlight=False, soft_wrap=True)
 
     def on_start(self, total: int, to_run: int) -> None:
+        if total and not to_run:  # no bar of 0/0 tasks either
+            self.print(f"all {total} tasks already done: nothing to run")
+            return
         if total > to_run:
             self.print(f"{total - to_run} of {total} tasks already done: resuming")
         self.bar_id = self.bar.add_task(self.label, total=to_run, rate="-")

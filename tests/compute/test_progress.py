@@ -29,3 +29,14 @@ def test_ctrl_c_says_how_to_resume(capsys):
         raise KeyboardInterrupt
     assert ("extract interrupted: finished tasks are saved; re-run the same command to "
             "resume") in capsys.readouterr().err
+
+
+def test_a_rerun_with_every_task_done_says_so_and_draws_no_empty_bar(capsys):
+    with job_progress("extract") as progress:
+        progress.on_start(total=6, to_run=0)
+        assert progress.bar.tasks == []  # no "0/0 tasks" bar
+        progress.on_start(total=6, to_run=2)
+        assert [t.total for t in progress.bar.tasks] == [2]
+    out = capsys.readouterr().out
+    assert "all 6 tasks already done: nothing to run" in out
+    assert "4 of 6 tasks already done: resuming" in out and "6 of 6" not in out
