@@ -1,4 +1,5 @@
-"""Where eominer keeps its files: the default database, analysis-ready COGs, models, exports.
+"""Where eominer keeps its files: the default database, analysis-ready COGs, models, exports;
+and who works in it when nobody logs in.
 
 The workspace is `$EOMINER_HOME`, else `~/.eominer`. The default database is
 `<workspace>/eominer.duckdb`; the database URL comes from `--db`, else `$EOMINER_DB`.
@@ -6,8 +7,18 @@ The workspace is `$EOMINER_HOME`, else `~/.eominer`. The default database is
 
 from __future__ import annotations
 
+import getpass
 import os
 from pathlib import Path
+
+
+def os_user() -> str:
+    """The operating-system user: the app's user without a log-in and the CLI's default
+    owner, so that a session made in one is the user's own in the other."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "analyst"
 
 
 def workspace(create: bool = True) -> Path:

@@ -142,6 +142,15 @@ def _interrupted(command: str, said: bool = False) -> None:
     sys.exit(130)
 
 
+def user_option(name: str = "--user", help: str = "Who asks."):
+    """`--user` / `--owner`: defaults to the operating-system user, who the app labels as
+    without a log-in, so sessions made here are the user's own there."""
+    from eominer.workspace import os_user
+
+    return click.option(name, default=os_user, show_default="the operating-system user",
+                        help=help)
+
+
 def split_ids(values: tuple[str, ...] | str | None) -> list[str]:
     """Ids given comma-separated, repeated, or both (`--products a,b --products c`), in
     order, each once."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 import pyarrow as pa
 
-from eominer.cli import db_option, split_ids
+from eominer.cli import db_option, split_ids, user_option
 from eominer.cli.output import render
 from eominer.store.records import BATCH_MAX, SPATIAL_CONTEXT_MAX
 
@@ -30,7 +30,7 @@ def session() -> None:
 
 @session.command("create")
 @click.option("--name", required=True)
-@click.option("--owner", required=True, help="User name of the analyst.")
+@user_option("--owner", help="User name of the analyst (the app's user without a log-in).")
 @click.option("--concept", required=True, help="Taxonomy label, e.g. new_construction.")
 @click.option("--product", "products", multiple=True, required=True,
               help="Product ids (comma-separated or repeated).")
@@ -136,7 +136,7 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
 @session.command("label")
 @click.argument("session_id")
 @click.argument("answers", nargs=-1, required=True)
-@click.option("--user", required=True)
+@user_option(help="Who answers.")
 @click.option("--verify", is_flag=True, help="Answers to a verification sample.")
 @db_option
 def label(session_id, answers, user, verify, db) -> None:
@@ -165,7 +165,7 @@ def label(session_id, answers, user, verify, db) -> None:
 
 @session.command("undo")
 @click.argument("session_id")
-@click.option("--user", required=True)
+@user_option(help="Whose most recent label goes.")
 @db_option
 def undo(session_id, user, db) -> None:
     """Remove the user's most recent label."""
@@ -404,7 +404,7 @@ def show(session_id, db) -> None:
 @click.option("--parent", default=None, help="Parent label (omit for a new root).")
 @click.option("--title", required=True)
 @click.option("--description", default="")
-@click.option("--user", default="user")
+@user_option(help="Who adds it.")
 @db_option
 def add_label_cmd(name, parent, title, description, user, db) -> None:
     """Add a label to the taxonomy."""

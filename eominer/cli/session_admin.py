@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, split_ids
+from eominer.cli import db_option, split_ids, user_option
 
 
 @click.command("rename")
 @click.argument("session_id")
 @click.argument("name")
-@click.option("--user", required=True, help="Who asks (only the owner renames).")
+@user_option(help="Who asks (only the owner renames).")
 @db_option
 def rename(session_id: str, name: str, user: str, db: str | None) -> None:
     """Rename a session."""
@@ -25,7 +25,7 @@ def rename(session_id: str, name: str, user: str, db: str | None) -> None:
 
 @click.command("share")
 @click.argument("session_id")
-@click.option("--user", required=True, help="Who asks (only the owner shares).")
+@user_option(help="Who asks (only the owner shares).")
 @click.option("--off", is_flag=True, help="Make it private again.")
 @db_option
 def share(session_id: str, user: str, off: bool, db: str | None) -> None:
@@ -40,7 +40,7 @@ def share(session_id: str, user: str, off: bool, db: str | None) -> None:
 
 @click.command("archive")
 @click.argument("session_id")
-@click.option("--user", required=True, help="Who asks (only the owner archives).")
+@user_option(help="Who asks (only the owner archives).")
 @click.option("--restore", is_flag=True, help="Bring an archived session back.")
 @db_option
 def archive(session_id: str, user: str, restore: bool, db: str | None) -> None:
@@ -55,7 +55,7 @@ def archive(session_id: str, user: str, restore: bool, db: str | None) -> None:
 
 @click.command("delete")
 @click.argument("session_id")
-@click.option("--user", required=True, help="Who asks (only the owner deletes).")
+@user_option(help="Who asks (only the owner deletes).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @db_option
 def delete(session_id: str, user: str, yes: bool, db: str | None) -> None:
@@ -77,7 +77,7 @@ def delete(session_id: str, user: str, yes: bool, db: str | None) -> None:
 
 @click.command("duplicate")
 @click.argument("session_id")
-@click.option("--user", required=True, help="Owner of the copy.")
+@user_option(help="Owner of the copy.")
 @click.option("--name", default=None, help="Name of the copy (default: '<name> (copy)').")
 @click.option("--features", "feature_sets", multiple=True,
               help="Other feature set ids (comma-separated or repeated).")
@@ -99,7 +99,7 @@ def duplicate(session_id: str, user: str, name: str | None, feature_sets: tuple[
 
 @click.command("refine")
 @click.argument("session_id")
-@click.option("--user", required=True, help="Who asks (the owner: refining publishes the session).")
+@user_option(help="Who asks (the owner: refining publishes the session).")
 @click.option("--level", type=int, required=True,
               help="The finer grid level (px), e.g. 32 under a 128 px session.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,

@@ -67,6 +67,16 @@ def session_summaries(store: Store, user: str, *, archived: bool = False,
     return sorted(out, key=lambda s: (s.last_activity, s.record.session_id), reverse=True)
 
 
+def private_of_others(store: Store, user: str, *, archived: bool = False) -> dict[str, int]:
+    """Owner -> count of the sessions `user` may not see (other users', not shared): what
+    an empty Sessions list hides, e.g. sessions made on the CLI with another --owner."""
+    out: dict[str, int] = {}
+    for r in store.session_list():
+        if not can_see(r, user) and (r.status == "archived") == archived:
+            out[r.owner] = out.get(r.owner, 0) + 1
+    return out
+
+
 def _naive(value) -> dt.datetime | None:
     return naive_datetime(value) if value is not None else None
 

@@ -3,11 +3,11 @@ operating-system user (a local single-user app or a JupyterLab cell)."""
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 
 from eominer.errors import ConfigError
+from eominer.workspace import os_user
 
 
 def current_user(default: str | None = None) -> str:
@@ -18,10 +18,7 @@ def current_user(default: str | None = None) -> str:
         return str(user)
     if default:
         return default
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "analyst"
+    return os_user()
 
 
 def check_basic_auth_file(path: str | Path) -> Path:

@@ -49,6 +49,7 @@ class SessionsView(Viewer):
                                                css_classes=["eom-refine-level"])
         self._refine = pn.widgets.Button(label="Refine", width=90, css_classes=["eom-refine"])
         self._stale = pn.Column(visible=False, sizing_mode="stretch_width")
+        self._hidden = pn.pane.Markdown("", visible=False, css_classes=["eom-hidden-sessions"])
         self._rerank = pn.widgets.Button(label="Re-rank the same labels on the new features",
                                          color="warning", css_classes=["eom-rerank"])
         self._open.on_click(lambda _: self._on_open())
@@ -70,7 +71,7 @@ class SessionsView(Viewer):
         """Read the sessions this user may see (theirs and the shared ones)."""
         import pandas as pd
 
-        from eominer.learning.manage import session_summaries
+        from eominer.learning.manage import private_of_others, session_summaries
         from eominer.learning.models import MODEL_KINDS
 
         s = self.state
@@ -83,6 +84,14 @@ class SessionsView(Viewer):
                   ", ".join(r.record.feature_set_ids), r.record.session_id]
                  for r in self._rows],
                 columns=COLUMNS)
+            others = private_of_others(s.store, s.user, archived=self._archived.value)
+            n = sum(others.values())
+            self._hidden.object = (
+                f"{n} session{'s' if n > 1 else ''} of other users "
+                f"({', '.join(f'{o}: {k}' for o, k in sorted(others.items()))}) "
+                f"{'are' if n > 1 else 'is'} not shared with you ({s.user}): the owner shares "
+                "with Share / unshare, or `eominer session share SID --user OWNER`") if n else ""
+            self._hidden.visible = bool(n)
             sets = s.store.feature_sets()
             self._dup_fs.options = {f"{f.name} v{f.version} {f.feature_set_id}":
                                     f.feature_set_id for f in sets}
@@ -210,6 +219,7 @@ class SessionsView(Viewer):
             pn.Row(pn.pane.Markdown("### Sessions"), self._archived),
             self._stale,
             self._table,
+            self._hidden,
             pn.Row(self._open, self._name, self._rename, self._share, self._archive,
                    self._delete),
             pn.Row(self._dup_fs, self._dup_model, self._duplicate),

@@ -44,3 +44,57 @@ def test_delete_refuses_an_open_or_unarchived_session(learn_store, oscd_db):
     view._delete.clicks += 1
     assert f"session {s.session_id} is open in this window" in state.message
     assert learn_store.session(s.session_id) is not None
+
+
+def test_the_cli_defaults_to_the_apps_user_and_the_list_says_what_it_hides(
+        learn_store, oscd_db, tmp_path, capsys):
+    """Without a log-in the app's user is the operating-system user, and so is the CLI's
+    default --owner / --user: a session made in the terminal is the user's own in the
+    app. Another owner's private session is not listed, and the tab says one is hidden."""
+    from eominer.learning import manage
+    from eominer.store import open_store
+    from eominer.ui.auth import current_user
+    from eominer.ui.sessions import SessionsView
+    from eominer.ui.state import AppState
+    from eominer.workspace import os_user
+    from tests.cli.process import in_process
+    from tests.learning.sessions import _create, create_args
+
+    me = current_user()
+    assert me == os_user() and me != "ana"
+    db = learn_store.url
+    learn_store.close()
+    run = in_process(capsys)
+    args = create_args(db, oscd_db)
+    at = args.index("--owner")
+    r = run(args[:at] + args[at + 2:], tmp_path / "ws")  # no --owner
+    assert r.returncode == 0, r.stderr
+    sid = r.stdout.strip()
+    patch = _store_patch(db, sid)
+    r = run(["session", "label", sid, f"{patch}=y", "--db", db], tmp_path / "ws")  # no --user
+    assert r.returncode == 0, r.stderr
+
+    with open_store(db) as store:
+        assert store.session(sid).owner == me
+        assert store.session_labels(sid)["user_name"].to_pylist() == [me]
+        view = SessionsView(state=AppState(store, user=me))
+        assert [r.record.session_id for r in view._rows] == [sid]
+        assert not view._hidden.visible
+        other = _create(store, oscd_db)  # ana's, private
+        view.refresh()
+        assert [r.record.session_id for r in view._rows] == [sid]
+        assert view._hidden.visible
+        assert (f"1 session of other users (ana: 1) is not shared with you ({me})"
+                in view._hidden.object)
+        manage.share(store, other.session_id, "ana")
+        view.refresh()
+        assert {r.record.session_id for r in view._rows} == {sid, other.session_id}
+        assert not view._hidden.visible
+
+
+def _store_patch(db: str, sid: str) -> int:
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    with open_store(db, read_only=True) as store:
+        return int(Session.open(store, sid).patch_ids[0])
