@@ -173,3 +173,18 @@ def test_a_batch_out_of_range_is_refused_and_an_empty_next_says_why(
     lines = r.stdout.strip().splitlines()
     assert "note: every patch of the scope has a label: nothing left to ask" in lines
     assert lines[-1] == "next: none (see the notes above)"
+
+
+def test_add_label_records_the_operating_system_user_by_default(learn_store, tmp_path, capsys):
+    from eominer.workspace import os_user
+
+    db = learn_store.url
+    learn_store.close()
+    run = in_process(capsys)
+    r = run(["session", "add-label", "solar_parks", "--parent",
+             "industrial_commercial_transport", "--title", "Solar parks", "--db", db],
+            tmp_path / "ws")
+    assert r.returncode == 0 and "added solar_parks (level 3)" in r.stdout, r.stderr
+    r = run(["sql", "--db", db, "--format", "json",
+             "select created_by from taxonomy where label_name = 'solar_parks'"], tmp_path / "ws")
+    assert json.loads(r.stdout) == [{"created_by": os_user()}]
