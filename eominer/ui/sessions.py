@@ -4,6 +4,8 @@ duplicate, archive, delete (archived ones), refine to a finer level (the cascade
 
 from __future__ import annotations
 
+import html
+
 import panel as pn
 import param
 from panel.viewable import Viewer
@@ -86,11 +88,13 @@ class SessionsView(Viewer):
                 columns=COLUMNS)
             others = private_of_others(s.store, s.user, archived=self._archived.value)
             n = sum(others.values())
+            # user names are the users' own text: escaped, as Markdown passes HTML through
             self._hidden.object = (
                 f"{n} session{'s' if n > 1 else ''} of other users "
-                f"({', '.join(f'{o}: {k}' for o, k in sorted(others.items()))}) "
-                f"{'are' if n > 1 else 'is'} not shared with you ({s.user}): the owner shares "
-                "with Share / unshare, or `eominer session share SID --user OWNER`") if n else ""
+                f"({', '.join(f'{html.escape(o)}: {k}' for o, k in sorted(others.items()))}) "
+                f"{'are' if n > 1 else 'is'} not shared with you ({html.escape(s.user)}): the "
+                "owner shares with Share / unshare, or `eominer session share SID --user "
+                "OWNER`") if n else ""
             self._hidden.visible = bool(n)
             sets = s.store.feature_sets()
             self._dup_fs.options = {f"{f.name} v{f.version} {f.feature_set_id}":

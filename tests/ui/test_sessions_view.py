@@ -52,6 +52,7 @@ def test_the_cli_defaults_to_the_apps_user_and_the_list_says_what_it_hides(
     default --owner / --user: a session made in the terminal is the user's own in the
     app. Another owner's private session is not listed, and the tab says one is hidden."""
     from eominer.learning import manage
+    from eominer.learning.session import Session
     from eominer.store import open_store
     from eominer.ui.auth import current_user
     from eominer.ui.sessions import SessionsView
@@ -90,6 +91,12 @@ def test_the_cli_defaults_to_the_apps_user_and_the_list_says_what_it_hides(
         view.refresh()
         assert {r.record.session_id for r in view._rows} == {sid, other.session_id}
         assert not view._hidden.visible
+        # a user name is shown as text, never as the page's HTML
+        Session.create(store, "x", "<img src=x onerror=alert(1)>", "new_construction",
+                       [oscd_db["product"]], 16, [oscd_db["fs"]])
+        view.refresh()
+        assert "&lt;img src=x onerror=alert(1)&gt;: 1" in view._hidden.object
+        assert "<img" not in view._hidden.object
 
 
 def _store_patch(db: str, sid: str) -> int:
