@@ -14,8 +14,10 @@ Work is one task per block of at most `block_patches` patches of one product (de
   float32 code); it returns (patch_ids, scores);
 - the driver upserts each batch of scores as `annotations` (label = the model's concept,
   session = the model's session, model_version = the model id, source 'apply', positive =
-  score >= threshold) and marks the blocks done in the same transaction: a killed job
-  re-run skips the done blocks, and a block written twice leaves one row per patch.
+  score >= threshold; at the patches the model was trained on, the analyst's answers,
+  score 1 or 0, as `publish` writes them) and marks the blocks done in the same
+  transaction: a killed job re-run skips the done blocks, and a block written twice
+  leaves one row per patch.
 
 Selection: the patches at the model's level (a session's model knows one grid level) of
 `product_ids` (default: every product with the model's features), kept by `where` (SQL
@@ -281,6 +283,22 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
     return blocks
 
 
+def with_training_answers(model: SavedModel, ids: np.ndarray, scores: np.ndarray,
+                          positive: np.ndarray) -> None:
+    """In place: at the patches the model was trained on, the analyst's answers (score 1
+    or 0, positive as answered) over its scores, as the session's ranking, `publish` and
+    the exports show them; a "no" the model scores 0.6 is not written as a hit."""
+    if not len(model.label_ids) or not len(ids):
+        return
+    order = np.argsort(model.label_ids)
+    known, y = model.label_ids[order], model.label_y[order]
+    at = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+    hit = known[at] == ids
+    yes = y[at[hit]] == 1
+    scores[hit] = np.where(yes, np.float32(1.0), np.float32(0.0))
+    positive[hit] = yes
+
+
 def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyBlock],
               threshold: float) -> JobSpec:
     from eominer.store.features import row_major
@@ -311,8 +329,10 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
         assert store is not None
         ids = np.concatenate([f.result[0] for f in done])
         scores = np.concatenate([f.result[1] for f in done]).astype(np.float32)
-        store.upsert_annotations(model.session_id, model.concept, ids, scores,
-                                 scores >= np.float32(threshold), model.model_id, SOURCE)
+        positive = scores >= np.float32(threshold)
+        with_training_answers(model, ids, scores, positive)
+        store.upsert_annotations(model.session_id, model.concept, ids, scores, positive,
+                                 model.model_id, SOURCE)
 
     fn = score_band_in_context if alpha else score_block
     tasks = [Task(b.task_id, fn, (), product_id=b.product_id, block=b.index,

@@ -115,7 +115,12 @@ def test_apply_writes_the_sessions_scores(learn_store, oscd_db, model, ray, tmp_
         rows = applied(store, mid)
         assert set(rows) == set(scores) and len(rows) == 896
         got = np.asarray([rows[p][0] for p in scores])
-        assert np.abs(answered(s, got, labels) - ranking).max() < 1e-5
+        # the session's ranking, answers included: at a labelled patch its answer, 1 or 0,
+        # and "positive" as answered, not the model's in-sample score
+        assert np.abs(got - ranking).max() < 1e-5
+        ids, y = labels
+        assert [rows[int(p)] for p in ids] == [(1.0, True) if v == 1 else (0.0, False)
+                                               for v in y]
         n_pos = sum(pos for _, pos in rows.values())
         assert n_pos == int((got >= np.float32(0.6)).sum()) > 0
         assert f"{len(rows)} annotations from apply, {n_pos} positive (score >= 0.6)" in r.stdout
