@@ -356,10 +356,13 @@ def export(session_id, folder, formats, min_score, polygons, threshold, publishe
         else:
             formats = formats or ("geojson", "gpkg", "cog", "stac")
             written = []
+            # the session in the name, as the COGs, STAC Items and polygons have it: two
+            # sessions of one concept exported to one --to folder keep both files
+            stem = f"{s.concept}-{s.session_id}"
             if "geojson" in formats:
-                written.append(ex.export_geojson(s, out / f"{s.concept}.geojson", min_score))
+                written.append(ex.export_geojson(s, out / f"{stem}.geojson", min_score))
             if "gpkg" in formats:
-                written.append(ex.export_gpkg(s, out / f"{s.concept}.gpkg", min_score))
+                written.append(ex.export_gpkg(s, out / f"{stem}.gpkg", min_score))
             cogs = ex.export_cogs(s, out) if {"cog", "stac"} & set(formats) else {}
             written.extend(cogs.values())
             if "stac" in formats:

@@ -57,6 +57,8 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     r = run(["session", "export", sid, "--to", str(out), "--db", db], home)
     assert r.returncode == 0, r.stderr
     assert {p.suffix for p in out.iterdir()} >= {".geojson", ".gpkg", ".tif", ".json"}
+    assert {f"new_construction-{sid}{x}" for x in (".geojson", ".gpkg")} <= {
+        p.name for p in out.iterdir()}  # named for the session: no overwrite in one folder
     r = run(["session", "list", "--db", db, "--format", "json"], home)
     assert [s["session_id"] for s in json.loads(r.stdout)] == [sid]
     r = run(["session", "show", sid, "--db", db], home)
