@@ -283,27 +283,25 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
     return blocks
 
 
-def with_training_answers(model: SavedModel, ids: np.ndarray, scores: np.ndarray,
-                          positive: np.ndarray) -> None:
-    """In place: at the patches the model was trained on, the analyst's answers (score 1
-    or 0, positive as answered) over its scores, as the session's ranking, `publish` and
-    the exports show them; a "no" the model scores 0.6 is not written as a hit."""
-    if not len(model.label_ids) or not len(ids):
-        return
-    order = np.argsort(model.label_ids)
-    known, y = model.label_ids[order], model.label_y[order]
+def answered_rows(known: np.ndarray, answers: np.ndarray, ids: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of `ids` the model was trained on, their answers); `known`: the training
+    patch ids sorted, `answers` in the same order (`apply_job` sorts them once)."""
+    if not len(known) or not len(ids):
+        return np.empty(0, np.int64), np.empty(0, np.int8)
     at = np.minimum(np.searchsorted(known, ids), len(known) - 1)
-    hit = known[at] == ids
-    yes = y[at[hit]] == 1
-    scores[hit] = np.where(yes, np.float32(1.0), np.float32(0.0))
-    positive[hit] = yes
+    rows = np.flatnonzero(known[at] == ids)
+    return rows, answers[at[rows]]
 
 
 def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyBlock],
               threshold: float) -> JobSpec:
+    from eominer.learning.engine import with_answers
     from eominer.store.features import row_major
 
     tables = [(fs.table_name, fs.columns) for fs in sets]
+    order = np.argsort(model.label_ids, kind="stable")
+    known, answers = model.label_ids[order], model.label_y[order]
     by_id = {b.task_id: b for b in blocks}
     scorer = model.scorer
     alpha = spatial_context(model)
@@ -329,8 +327,12 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
         assert store is not None
         ids = np.concatenate([f.result[0] for f in done])
         scores = np.concatenate([f.result[1] for f in done]).astype(np.float32)
+        # the analyst's answers over the model's scores where it was trained, as the
+        # session's ranking, `publish` and the exports show them (engine.with_answers)
+        rows, y = answered_rows(known, answers, ids)
+        with_answers(scores, rows, y)
         positive = scores >= np.float32(threshold)
-        with_training_answers(model, ids, scores, positive)
+        positive[rows] = y == 1
         store.upsert_annotations(model.session_id, model.concept, ids, scores, positive,
                                  model.model_id, SOURCE)
 

@@ -59,7 +59,8 @@ def plan_index(store: Store, feature_set_id: str, level: int,
     one task per product with features at `level`. Raises before any write."""
     fs = store.require_feature_set(feature_set_id)
     folder = ann.index_dir(store, fs.feature_set_id, level)
-    coverage = store.feature_coverage([p.product_id for p in store.product_list()], level)
+    every = [p.product_id for p in store.product_list()]
+    coverage = store.feature_coverage(every, level)
     have = coverage.get(fs.feature_set_id, {})
     if product_ids:
         unknown = sorted(set(product_ids) - set(have))
@@ -68,7 +69,7 @@ def plan_index(store: Store, feature_set_id: str, level: int,
                               f"features at level {level}: run `eominer extract` for them")
         have = {p: have[p] for p in product_ids}
     if not have:
-        levels = store.patch_levels([p.product_id for p in store.product_list()])
+        levels = store.patch_levels(every)
         if int(level) not in levels:  # no extract makes a level: the grid is cut at ingest
             raise ConfigError(f"no product has patches at level {level}: choose --level "
                               f"among the grid's levels {levels}")
