@@ -197,15 +197,31 @@ def positives(truth: dict[int, float], share: float = 0.05) -> set[int]:
     return {p for p, s in truth.items() if s > share}
 
 
+def native_threads() -> dict[str, int]:
+    """The process's threads by their kernel name (Linux): the threads that native
+    libraries (gRPC, TensorFlow, Arrow, OpenBLAS) start are invisible to `threading`."""
+    from collections import Counter
+
+    names = Counter()
+    for comm in Path("/proc/self/task").glob("*/comm"):
+        with contextlib.suppress(OSError):
+            names[comm.read_text().strip()] += 1
+    return dict(sorted(names.items()))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Name the Python threads still alive when the suite ends: a thread inside a native
-    library at interpreter exit can crash the teardown (a gRPC watcher leaked by a failed
-    Ray Client connect did; compute/runtime.py now closes it)."""
+    """Name the threads still alive when the suite ends: a thread inside a native library
+    at interpreter exit can crash the teardown (a gRPC watcher leaked by a failed Ray
+    Client connect did; compute/runtime.py now closes it)."""
     import threading
 
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
     left = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if left:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line("threads alive at the end of the session: " + ", ".join(
-                f"{t.name} (daemon={t.daemon})" for t in left))
+        reporter.write_line("threads alive at the end of the session: " + ", ".join(
+            f"{t.name} (daemon={t.daemon})" for t in left))
+    if Path("/proc/self/task").is_dir():
+        reporter.write_line("native threads at the end of the session: " + ", ".join(
+            f"{name} x{n}" for name, n in native_threads().items()))
