@@ -33,6 +33,19 @@ def default_db_url() -> str:
     return os.environ.get("EOMINER_DB") or f"duckdb:///{workspace() / 'eominer.duckdb'}"
 
 
+def unclaimed(path: Path) -> Path:
+    """`path`, or `<stem>-2<suffix>`, `-3`, ...: the first name that no file holds. A new
+    ARD or encoder file of one database must not replace a file that another database of
+    the same workspace names: the same product ingested into both, or both databases'
+    first encoder, `ssl-v1` (`products remove` in one would delete the other's ARD).
+    The row records the path, so the name need not be predictable."""
+    n, out = 1, path
+    while out.exists() or out.with_name(f".{out.name}.staged").exists():
+        n += 1
+        out = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return out
+
+
 def ard_dir() -> Path:
     return workspace() / "ard"
 

@@ -19,7 +19,7 @@ import numpy as np
 from eominer.errors import FeatureError
 from eominer.features.blocks import band_indexes, read_block
 from eominer.features.encoder import BANDS, DIM, KIND, PATCH, autoencoder, patch_tensor
-from eominer.workspace import models_dir
+from eominer.workspace import models_dir, unclaimed
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -167,14 +167,15 @@ def training_level(levels: np.ndarray) -> int:
 
 def save_model(store: Store, kind: str, model: Any, params: dict[str, Any],
                metrics: dict[str, Any], used: list[str]) -> dict[str, Any]:
-    """Save `<workspace>/models/<kind>-v<N>.keras`, record its row; return the row.
+    """Save `<workspace>/models/<kind>-v<N>.keras` (or `-v<N>-2.keras`, ...: the first free
+    name), record its row; return the row.
     The file is staged and renamed only once its row is committed."""
     n = len(store.models(kind)) + 1
     while store.model(f"{kind}-v{n}") is not None:
         n += 1
     model_id = f"{kind}-v{n}"
-    dest = models_dir() / f"{model_id}.keras"
-    staged = dest.with_name(f".{model_id}.staged.keras")
+    dest = unclaimed(models_dir() / f"{model_id}.keras")  # another database's ssl-v1
+    staged = dest.with_name(f".{dest.stem}.staged.keras")
     try:
         if isinstance(model, bytes):  # trained on a runner worker: the saved file's bytes
             staged.write_bytes(model)

@@ -191,3 +191,33 @@ def test_products_without_the_encoder_bands_are_left_out_by_name(four_band_pair,
         with pytest.raises(FeatureError, match=f"product {ids[4]} lacks band.*B05"):
             sample_sources(store, [ids[4]], 100, bands=TEN)
         assert len(sample_sources(store, None, 100)) == 2  # four bands: both
+
+
+def test_a_second_database_in_the_workspace_never_replaces_the_first_ones_files(
+        ingested, shared_data):
+    """Two databases in one EOMINER_HOME (the default one and another `--db`): the same
+    product ingested into both, and each database's first encoder, get files of their
+    own; removing the product from one leaves the other's ARD as it was."""
+    from eominer.ingest import ingest_paths
+    from eominer.removal import remove_products
+
+    store, home = ingested
+    first = store.model("encoder-v1") or train_encoder(store, epochs=1, dim=8,
+                                                       max_patches=200, seed=0)
+    model_bytes = Path(first["path"]).read_bytes()
+    (product,) = store.product_list()
+    ard_bytes = Path(product.ard_path).read_bytes()
+    other = open_store(f"duckdb:///{home / 'other.duckdb'}")
+    try:
+        (res,) = ingest_paths(other, [shared_data / "oscd/images/bordeaux/imgs_1"])
+        assert res.product_id == product.product_id
+        assert Path(res.ard_path) == home / "ard" / f"{product.product_id}-2.tif"
+        row = train_encoder(other, epochs=1, dim=8, max_patches=200, seed=2)
+        assert row["model_id"] == "encoder-v1"  # this database's first
+        assert Path(row["path"]) == home / "models" / "encoder-v1-2.keras"
+        (removal,) = remove_products(other, [product.product_id])
+        assert removal.files == (res.ard_path,)
+    finally:
+        other.close()
+    assert Path(product.ard_path).read_bytes() == ard_bytes
+    assert Path(first["path"]).read_bytes() == model_bytes
