@@ -23,6 +23,7 @@ from eominer.change.run import (
     check_two_dates,
     compute_change,
     finished_run,
+    layer_out,
     pair_id_of,
     patch_windows_of,
     record_change,
@@ -62,9 +63,11 @@ class PairsReport(JobReport):
 
 
 def compute_pair(first_in: PairInput, second_in: PairInput, method: str | None, seed: int,
-                 windows: dict | None, mask_clouds: bool = True, with_tails: bool = True):
-    """The task function: one pair, maps written to the workspace's default paths."""
-    return compute_change(first_in, second_in, method, None, seed, 1, mask_clouds, windows,
+                 windows: dict | None, mask_clouds: bool = True, with_tails: bool = True,
+                 out: Path | None = None):
+    """The task function: one pair, maps written to `out` (`layer_out`), else the
+    workspace's default paths."""
+    return compute_change(first_in, second_in, method, out, seed, 1, mask_clouds, windows,
                           with_tails=with_tails)
 
 
@@ -123,7 +126,7 @@ def run_pairs(
         tasks.append(Task(
             task_id, compute_pair,
             (a, b, method, seed, windows, mask_clouds,
-             tails_needed(store, a, b, windows, mask_clouds)),
+             tails_needed(store, a, b, windows, mask_clouds), layer_out(store, a, b, method)),
             product_id=a.product.product_id if a.product else a.ref,
             n_items=len(windows["patch_id"]) if windows else 0,
             gpu=wants_gpu(method, a),

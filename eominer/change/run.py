@@ -40,6 +40,7 @@ from eominer.change.maps import (
 )
 from eominer.change.scores import SCORE_COLUMNS, patch_scores
 from eominer.errors import ConfigError, PairingError, ProductReadError
+from eominer.workspace import unclaimed
 
 if TYPE_CHECKING:
     from eominer.store import FeatureSet, Product, Store
@@ -403,6 +404,8 @@ def detect_change(
                               "in a folder you can write to") from exc
     if fuse is None:
         windows = patch_windows_of(store, a, b)
+        if out is None and a.product is not None:
+            out = layer_out(store, a, b, method or DEFAULT_METHOD.get(a.product.sensor))
         computed = compute_change(a, b, method, out, seed, threads, mask_clouds, windows,
                                   progress, tails_needed(store, a, b, windows, mask_clouds))
         return record_change(store, computed, seed)
@@ -410,6 +413,8 @@ def detect_change(
     check_two_dates(c, d)
     s2a, s2b = (c, d) if a.product is not None and a.product.sensor == "S1" else (a, b)
     windows = patch_windows_of(store, s2a, s2b)
+    if out is None:
+        out = layer_out(store, s2a, s2b, FUSION)
     computed = compute_fusion(a, b, c, d, method, s1_method, out, seed, threads, mask_clouds,
                               windows, progress,
                               tails_needed(store, s2a, s2b, windows, mask_clouds))
@@ -445,6 +450,22 @@ def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
     if not pairs:
         raise ConfigError(f"{path} lists no pair: write one 'BEFORE AFTER' line per pair")
     return pairs
+
+
+def layer_out(store: Store | None, first_in: PairInput, second_in: PairInput,
+              method: str | None) -> Path | None:
+    """Where a recorded pair's maps go by default: where this database's earlier run of
+    the pair put them, else `default_out`, or its first free `-N` name when another
+    database of the workspace mapped the same pair there (`products remove` in one must
+    not delete the other's layer). None where nothing is recorded (a path, no store):
+    `default_out`, once the pair's method is known."""
+    pid = pair_id_of(first_in, second_in, method) if method and store is not None else None
+    if pid is None:
+        return None
+    row = store.pair(pid)
+    if row is not None and row["layer_path"]:
+        return Path(row["layer_path"])
+    return unclaimed(default_out(first_in.ref, second_in.ref, method))
 
 
 def pair_id_of(first_in: PairInput, second_in: PairInput, method: str) -> str | None:

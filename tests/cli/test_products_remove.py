@@ -3,6 +3,7 @@ product goes, the other date keeps all of its own; refusals remove nothing."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,10 @@ def counts(store, product_id: str) -> dict[str, int]:
     out["pairs"] = store.query("SELECT COUNT(*) FROM product_pairs WHERE first_id = ? OR "
                                "second_id = ?", (product_id, product_id))[0][0]
     return out
+
+
+def params(pair: dict) -> dict:
+    return json.loads(pair["params"])
 
 
 def own_ards(store, folder: Path) -> None:
@@ -139,3 +144,42 @@ def test_refusals_remove_nothing(learn_store, oscd_db, tmp_path):
     r = run("products", "remove", p1, "--yes", "--db", url)
     assert r.exit_code == 0, r.output
     assert [p.product_id for p in store.product_list()] == [p2]
+
+
+def test_two_databases_of_one_workspace_keep_their_own_change_layers(
+        learn_store, oscd_db, tmp_path):
+    """The same pair mapped in two databases of one workspace (BEFORE AFTER in one,
+    --pairs on Ray in the other) gets a layer per database; removing the product from the
+    second leaves the first's layer; a re-run in the first writes where its row says."""
+    import shutil
+
+    from eominer.store import open_store
+
+    store, p1, p2 = learn_store, oscd_db["product"], oscd_db["product2"]
+    own_ards(store, tmp_path / "ard")
+    shutil.copy(oscd_db["db"], tmp_path / "other.duckdb")
+    other = open_store(f"duckdb:///{tmp_path / 'other.duckdb'}")
+    try:
+        own_ards(other, tmp_path / "ard2")
+        assert run("change", p1, p2, "--method", "cva", "--db", store.url).exit_code == 0
+        (tmp_path / "pairs.txt").write_text(f"{p1} {p2}\n")
+        r = run("change", "--pairs", str(tmp_path / "pairs.txt"), "--method", "cva",
+                "--num-cpus", "1", "--db", other.url)
+        assert r.exit_code == 0, r.output
+        (mine,) = store.pairs(kind="change").to_pylist()
+        (theirs,) = other.pairs(kind="change").to_pylist()
+        first, second = Path(mine["layer_path"]), Path(theirs["layer_path"])
+        assert second == first.with_name(f"{first.stem}-2.tif")
+        kept = {p: p.read_bytes() for p in (first, Path(params(mine)["binary_path"]))}
+        r = run("products", "remove", p1, "--yes", "--db", other.url)
+        assert r.exit_code == 0, r.output
+        assert not second.exists() and not Path(params(theirs)["binary_path"]).exists()
+        assert {p: p.read_bytes() for p in kept} == kept
+        r = run("change", p1, p2, "--method", "cva", "--seed", "1", "--db", store.url)
+        assert r.exit_code == 0, r.output
+        (again,) = store.pairs(kind="change").to_pylist()
+        assert again["layer_path"] == str(first) and params(again)["seed"] == 1
+        assert sorted(p.name for p in first.parent.glob("*.tif")) == sorted(
+            p.name for p in kept)
+    finally:
+        other.close()
