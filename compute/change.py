@@ -24,6 +24,7 @@ from eominer.change.run import (
     compute_change,
     finished_run,
     layer_out,
+    method_of,
     pair_id_of,
     patch_windows_of,
     record_change,
@@ -71,14 +72,6 @@ def compute_pair(first_in: PairInput, second_in: PairInput, method: str | None, 
                           with_tails=with_tails)
 
 
-def _method_of(a: PairInput, method: str | None) -> str | None:
-    """The pair's method: the one asked, or the default of an ingested product's sensor
-    (None for a path: the task picks it once the product is read)."""
-    if method is not None or a.product is None:
-        return method
-    return DEFAULT_METHOD.get(a.product.sensor, DEFAULT_METHOD["S2"])
-
-
 def wants_gpu(method: str | None, a: PairInput) -> bool:
     """Whether a pair's task asks the cluster for a GPU: only the methods that train a
     network per pair do (`encoder`, `selftrain_encoder`). `method` None is a path's, known
@@ -110,7 +103,7 @@ def run_pairs(
     tasks: list[Task] = []
     asked = method
     for i, (a, b) in enumerate(inputs):
-        method = _method_of(a, asked)
+        method = method_of(a, asked)
         prior = finished_run(store, a, b, method, seed, mask_clouds) if method else None
         if prior is not None:
             report.runs[i], report.resumed = prior, report.resumed + 1

@@ -404,8 +404,8 @@ def detect_change(
                               "in a folder you can write to") from exc
     if fuse is None:
         windows = patch_windows_of(store, a, b)
-        if out is None and a.product is not None:
-            out = layer_out(store, a, b, method or DEFAULT_METHOD.get(a.product.sensor))
+        if out is None:
+            out = layer_out(store, a, b, method_of(a, method))
         computed = compute_change(a, b, method, out, seed, threads, mask_clouds, windows,
                                   progress, tails_needed(store, a, b, windows, mask_clouds))
         return record_change(store, computed, seed)
@@ -450,6 +450,14 @@ def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
     if not pairs:
         raise ConfigError(f"{path} lists no pair: write one 'BEFORE AFTER' line per pair")
     return pairs
+
+
+def method_of(a: PairInput, method: str | None) -> str | None:
+    """The pair's method: the one asked, or the default of an ingested product's sensor
+    (None for a path: the task picks it once the product is read)."""
+    if method is not None or a.product is None:
+        return method
+    return DEFAULT_METHOD.get(a.product.sensor, DEFAULT_METHOD["S2"])
 
 
 def layer_out(store: Store | None, first_in: PairInput, second_in: PairInput,
