@@ -34,7 +34,7 @@ from eominer.io.discover import discover
 from eominer.io.parts import write_ard
 from eominer.io.read import Grid, product_grid
 from eominer.store.records import Product
-from eominer.workspace import ard_dir, unclaimed
+from eominer.workspace import ard_dir, claim, unclaimed
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -103,8 +103,7 @@ def ingest_product(
     if isinstance(target, IngestResult):
         return target
     product = target
-    dest = ard_dest(product.product_id)
-    staged = dest.with_name(f".{dest.name}.staged")
+    dest, staged = claim(ard_dir() / f"{product.product_id}.tif")
     try:
         grid, valid = write_ard(product, staged, progress)
         patches, clouds = product_patches(product, grid, valid, levels,

@@ -19,7 +19,7 @@ import numpy as np
 from eominer.errors import FeatureError
 from eominer.features.blocks import band_indexes, read_block
 from eominer.features.encoder import BANDS, DIM, KIND, PATCH, autoencoder, patch_tensor
-from eominer.workspace import models_dir, unclaimed
+from eominer.workspace import claim, models_dir
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -174,8 +174,7 @@ def save_model(store: Store, kind: str, model: Any, params: dict[str, Any],
     while store.model(f"{kind}-v{n}") is not None:
         n += 1
     model_id = f"{kind}-v{n}"
-    dest = unclaimed(models_dir() / f"{model_id}.keras")  # another database's ssl-v1
-    staged = dest.with_name(f".{dest.stem}.staged.keras")
+    dest, staged = claim(models_dir() / f"{model_id}.keras")  # another database's ssl-v1
     try:
         if isinstance(model, bytes):  # trained on a runner worker: the saved file's bytes
             staged.write_bytes(model)
