@@ -138,7 +138,7 @@ def export_cogs(session: Session, folder: str | Path) -> dict[str, Path]:
         grid = np.full((h, w), -1.0, np.float32)
         grid[y_off[sel] // size, x_off[sel] // size] = r["scores"][sel]
         tmp = folder / f".{pid}.scores.tmp.tif"
-        dest = folder / f"{pid}_{session.concept}_{session.session_id}.tif"
+        dest = folder / f"{pid}-{session.concept}-{session.session_id}.tif"  # as its STAC Item
         profile = {"driver": "GTiff", "width": w, "height": h, "count": 1,
                    "dtype": "float32", "nodata": -1.0, "crs": CRS.from_wkt(meta.crs),
                    "transform": Affine(a * size, b * size, c, d * size, e * size, f)}

@@ -71,6 +71,9 @@ def test_exports_open_back(learn_store, oscd_db, tmp_path):
     items = export.export_stac(s, tmp_path / "stac", cogs)
     item = pystac.Item.from_file(str(items[0]))
     item.validate()
+    # the score map and its Item share a stem: <product>-<concept>-<session>
+    assert cogs[oscd_db["product"]].stem == items[0].stem == item.id == (
+        f"{oscd_db['product']}-new_construction-{s.session_id}")
     assert item.properties["eominer:label"] == "new_construction"
     assert item.properties["eominer:labels_used"] == len(s.labels()[0])
     assert item.properties["eominer:feature_sets"] == [oscd_db["fs"]]
