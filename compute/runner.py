@@ -15,9 +15,10 @@ every job:
   prerequisite failed is reported failed, not run;
 - retries a failed task `retries` times (a worker that died is replaced), then reports
   it by name; the other tasks go on;
-- commits results about once a second: a batch of finished tasks' rows and their
-  `done` marks in one transaction, so `done` always means "its rows are there" and a
-  killed job (Ctrl-C or SIGKILL) loses at most the last second; upserts rule out
+- commits results once a second, less often when commits are slow (at most 3 % of the
+  driver's time, `COMMIT_SHARE`; at most every 10 s): a batch of finished tasks' rows and
+  their `done` marks in one transaction, so `done` always means "its rows are there" and
+  a killed job (Ctrl-C or SIGKILL) loses at most the last interval; upserts rule out
   duplicates when a task is redone; `JobSpec.after_commit` then runs on the batch (file
   moves that must follow the commit);
 - checks, in that transaction, that the products a result writes for (`Task.writes_for`)
@@ -55,7 +56,12 @@ if TYPE_CHECKING:
 
 DEFAULT_RETRIES = 2
 IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no idle gap between tasks
-COMMIT_EVERY_S = 1.0  # a commit costs the driver ~10 ms of CPU: not one per task
+COMMIT_EVERY_S = 1.0  # the commits' cadence at least: not one per task
+# A commit of a full tile's results costs the driver ~70 ms (DuckDB: open the file, MERGE
+# each set, commit) and its release ~50 ms more; at one a second that is a tenth of a
+# core, taken from a worker on a laptop. So the cadence stretches until the commits take
+# at most this share of the time, to 10 x COMMIT_EVERY_S (what a crash can lose).
+COMMIT_SHARE = 0.03
 
 
 @dataclass(frozen=True, eq=False)
@@ -320,8 +326,8 @@ class _Driver:
         try:
             self._submit()
             while self.inflight:
-                # results waiting for their commit wait at most a second, also while
-                # every task in flight is a long one (an ingest's assembly)
+                # results waiting for their commit wait at most the commit interval,
+                # also while every task in flight is a long one (an ingest's assembly)
                 ready, _ = ray.wait(list(self.inflight), num_returns=1,
                                     timeout=self.writer.wait_s())
                 if not ready:
@@ -403,13 +409,15 @@ class _Driver:
 
 class _Writer:
     """The driver's writes, grouped: finished tasks' rows and their `done` marks (and the
-    start and failure marks) commit together, about once a second. A crash loses at most the last second's results;
-    their tasks are not marked done, so a re-run redoes them."""
+    start and failure marks) commit together, once a second, or less often where commits
+    are slow (`COMMIT_SHARE`). A crash loses at most the last 1-10 s of results; their
+    tasks are not marked done, so a re-run redoes them."""
 
     def __init__(self, store: Store | None, spec: JobSpec,
                  every_s: float | None = None) -> None:
         self.store, self.spec = store, spec
-        self.every_s = COMMIT_EVERY_S if every_s is None else every_s
+        self.base_s = COMMIT_EVERY_S if every_s is None else every_s
+        self.every_s = self.base_s
         self.starts: list[tuple[str, int]] = []
         self.done: list[Finished] = []
         self.failures: list[tuple[str, str]] = []  # (task_id, error), out of retries
@@ -438,6 +446,7 @@ class _Writer:
 
     def flush(self) -> list[Finished]:
         """Commit what is pending; returns the finished tasks just committed."""
+        t0 = time.perf_counter()
         done, store = self.done, self.store
         if store is None:
             if done:
@@ -459,6 +468,7 @@ class _Writer:
                     self.spec.discard(f)
         self.starts, self.done, self.failures = [], [], []
         self.last = time.perf_counter()
+        self.every_s = min(10 * self.base_s, max(self.base_s, (self.last - t0) / COMMIT_SHARE))
         return done
 
     def _drop_removed(self, store: Store, done: list[Finished],

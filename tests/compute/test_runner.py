@@ -186,3 +186,28 @@ def test_a_ctrl_c_during_a_tasks_store_read_lands_after_the_read(db_url):
     finally:
         signal.signal(signal.SIGINT, previous)
     assert read == [1]  # its `jobs` row was scheduled
+
+
+@pytest.mark.parametrize(("base", "commit_s", "least", "most"), [
+    (1.0, 0.0, 1.0, 1.0),  # a commit with nothing pending: the base cadence (no store)
+    (1.0, 0.06, 0.06 / 0.03, 10.0),  # a slow commit: at most 3 % of the time
+    (1.0, 0.4, 10.0, 10.0),  # capped at 10 x the base: what a crash may lose
+    (0.0, 0.06, 0.0, 0.0),  # a commit per result, as asked (tests of killed jobs)
+])
+def test_slow_commits_are_made_less_often(base, commit_s, least, most):
+    """The driver's commits are stretched apart until they take <= COMMIT_SHARE of its
+    time: on a full tile each costs ~0.1 s of DuckDB work, which at one a second is
+    taken from a worker on a laptop. The sleeps give each commit a known least cost."""
+    import time
+
+    from compute.runner import COMMIT_SHARE, _Writer
+
+    assert COMMIT_SHARE == 0.03
+    task = Task("demo/A", area_or_fail, ("A", 2, ""), product_id="A", n_items=2)
+    writer = _Writer(None, JobSpec("demo", [task], lambda _s, _d: time.sleep(commit_s)),
+                     every_s=base)
+    assert writer.every_s == base
+    if commit_s:
+        writer.finished([Finished(task, None, "here:1", 0.0)])
+    writer.flush()
+    assert least <= writer.every_s <= most
