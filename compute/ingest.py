@@ -13,9 +13,15 @@ Per product (`ProductJob`):
   and the patch grid (patch ids reserved at planning, in input order, as an in-process
   ingest numbers them). A Sentinel-1 GRD SAFE's parts are its polarisations in row
   bands, geocoded by eominer.io.s1_safe;
-- the driver commits the product row and its patches in one transaction together with
-  the assemble task's `done` mark; after the commit (`JobSpec.after_commit`) the COG is
-  renamed into place and the staging folder removed.
+- the driver claims the product's ARD file name (`eominer.workspace.claim`: atomic, so
+  another database of the workspace ingesting the same product at the same moment gets
+  `<id>-2.tif`), then commits the product row and its patches in one transaction together
+  with the assemble task's `done` mark; after the commit (`JobSpec.after_commit`) the COG
+  is renamed into place and the staging folder removed.
+
+Each database stages in its own folders (the staging folder's name ends with a key of
+the database's URL): two databases of one workspace never share or remove each other's
+parts, and a re-run against the same URL resumes its own.
 
 All or nothing per product, as in process: a product whose task fails after its retries
 is absent from the database, its staging folder removed (a re-run starts it afresh),
@@ -41,6 +47,7 @@ tile takes on one worker, about where 2 workers and Ray's start break even), whe
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import resource
 import shutil
@@ -57,7 +64,6 @@ from eominer.errors import ConfigError
 from eominer.grid import DEFAULT_LEVELS, expected_patch_count
 from eominer.ingest import (
     IngestResult,
-    ard_dest,
     ingest_product,
     ingested,
     product_patches,
@@ -75,7 +81,7 @@ from eominer.io.parts import (
     plan_ard,
     stage_part,
 )
-from eominer.workspace import ard_dir
+from eominer.workspace import ard_dir, claim, staged
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -90,7 +96,6 @@ class ProductJob:
 
     ard: ArdPlan
     staging: Path
-    dest: Path
     levels: tuple[int, ...]
     first_id: int  # its patch ids start here
 
@@ -137,10 +142,18 @@ class IngestReport(JobReport):
     peak_rss_mb: float = 0.0  # the largest worker's peak resident memory
 
 
-def staging_dir(product: SourceProduct) -> Path:
-    """Where the product's parts are staged: beside the ARD files, named by the product
-    and its sources (other files never resume these parts)."""
-    return ard_dir() / ".staging" / f"{product.product_id}-{source_hash(product)[:12]}"
+def staging_dir(product: SourceProduct, db_url: str) -> Path:
+    """Where the product's parts are staged: beside the ARD files, named by the product,
+    its sources (other files never resume these parts) and the database (another
+    database of the workspace never shares or removes them)."""
+    db = hashlib.sha256(db_url.encode()).hexdigest()[:8]
+    return ard_dir() / ".staging" / f"{product.product_id}-{source_hash(product)[:12]}-{db}"
+
+
+def ard_name(product_id: str) -> Path:
+    """The ARD file name a product asks for; `claim` gives it, or the first free
+    `<id>-N.tif` when another database of the workspace holds or is writing it."""
+    return ard_dir() / f"{product_id}.tif"
 
 
 def plan_ingest(store: Store, products: Sequence[SourceProduct],
@@ -153,27 +166,29 @@ def plan_ingest(store: Store, products: Sequence[SourceProduct],
     for product in products:
         target = resolve(store, product)
         if isinstance(target, IngestResult):
-            _recover_ard(product, target)
+            _recover_ard(staging_dir(product, store.url), target)
             plan.skipped.append(target)
         elif any(same_scene(target, j.product) for j in plan.jobs):
             plan.deferred.append(product)
         else:
-            job = ProductJob(plan_ard(target, block_rows), staging_dir(target),
-                             ard_dest(target.product_id), plan.levels, first_id)
+            job = ProductJob(plan_ard(target, block_rows), staging_dir(target, store.url),
+                             plan.levels, first_id)
             first_id += job.n_patches
             plan.jobs.append(job)
     return plan
 
 
-def _recover_ard(product: SourceProduct, result: IngestResult) -> None:
+def _recover_ard(staging: Path, result: IngestResult) -> None:
     """A job killed between a product's commit and its COG's rename left the COG
-    staged: move it into place now."""
-    if result.same_scene_as or Path(result.ard_path).exists():
+    staged: move it into place now, and release the name's claim."""
+    dest = Path(result.ard_path)
+    if result.same_scene_as or dest.exists():
         return
-    staged = staging_dir(product) / STAGED_COG
-    if staged.exists():
-        staged.replace(result.ard_path)
-        _remove_staging(staged.parent)
+    cog = staging / STAGED_COG
+    if cog.exists():
+        cog.replace(dest)
+        staged(dest).unlink(missing_ok=True)
+        _remove_staging(staging)
 
 
 def _remove_staging(folder: Path) -> None:
@@ -224,8 +239,11 @@ def _peak_rss_mb() -> float:
 
 # ---- driver side ------------------------------------------------------------------
 def ingest_job(plan: IngestPlan, report: IngestReport,
-               on_product: Callable[[IngestResult], None] | None = None) -> JobSpec:
-    """The runner's job for `plan`; finished products go to `report.results`."""
+               on_product: Callable[[IngestResult], None] | None = None,
+               claims: dict[str, Path] | None = None) -> JobSpec:
+    """The runner's job for `plan`; finished products go to `report.results`. `claims`
+    (assemble task -> ARD name) holds the names claimed and not yet filled, for the
+    caller to release when their commit did not go through."""
     by_id = {j.assemble_id: j for j in plan.jobs}
     # product after product (each one's assembly then starts early and frees its staged
     # parts), the biggest parts first within one (no long part left for the end)
@@ -235,12 +253,13 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
     tasks += [Task(j.assemble_id, assemble, (j,), product_id=j.product_id, block=-1,
                    n_items=j.n_patches, after=tuple(j.part_id(p) for p in j.ard.parts))
               for j in plan.jobs]
-    staged = {j.part_id(p): j.staging / p.file_name for j, p in parts}
+    part_files = {j.part_id(p): j.staging / p.file_name for j, p in parts}
+    dests = claims if claims is not None else {}
 
     def done_ids(store: Store | None, tasks: Sequence[Task]) -> set[str]:
         # a staged part is complete once it exists; a product is done once committed,
         # and then it is not planned at all
-        return {tid for tid, path in staged.items() if path.exists()}
+        return {tid for tid, path in part_files.items() if path.exists()}
 
     def commit(store: Store | None, done: list[Finished]) -> None:
         assert store is not None  # ingest always has a database
@@ -251,7 +270,11 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
                 continue
             patches, clouds, rss = f.result
             report.peak_rss_mb = max(report.peak_rss_mb, rss)
-            store.add_product(product_record(job.product, job.ard.grid, job.dest,
+            # claimed now, not at planning: a name another database took since stays its
+            # own (released by `run_ingest` if this commit does not go through)
+            dest, _ = claim(ard_name(job.product_id))
+            dests[job.assemble_id] = dest
+            store.add_product(product_record(job.product, job.ard.grid, dest,
                                              clouds.source), patches)
 
     def after_commit(done: list[Finished]) -> None:
@@ -259,10 +282,12 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
             job = by_id.get(f.task.task_id)
             if job is None:
                 continue
-            (job.staging / STAGED_COG).replace(job.dest)
+            dest = dests.pop(job.assemble_id)
+            (job.staging / STAGED_COG).replace(dest)
+            staged(dest).unlink()  # the claim, once the file holds the name
             _remove_staging(job.staging)
             patches, clouds, _ = f.result
-            result = ingested(job.product, patches.num_rows, job.dest, clouds)
+            result = ingested(job.product, patches.num_rows, dest, clouds)
             report.results.append(result)
             if on_product:
                 on_product(result)
@@ -284,8 +309,9 @@ def run_ingest(
     from compute.runner import new_job_id, run_job
 
     report = IngestReport(new_job_id("ingest"))
+    claims: dict[str, Path] = {}
     try:
-        run_job(store, ingest_job(plan, report, on_product), address=address,
+        run_job(store, ingest_job(plan, report, on_product, claims), address=address,
                 num_cpus=num_cpus, num_workers=num_workers, retries=retries, report=report,
                 on_start=on_start, on_task=on_task)
     finally:
@@ -293,9 +319,23 @@ def run_ingest(
         for job in plan.jobs:
             if job.product_id in failed:  # restarts afresh on the next run
                 _remove_staging(job.staging)
+        _release(store, plan, claims)
     for product in plan.deferred:  # its twin is in now: reported as already ingested
         result = ingest_product(store, product, plan.levels)
         report.results.append(result)
         if on_product:
             on_product(result)
     return report
+
+
+def _release(store: Store, plan: IngestPlan, claims: dict[str, Path]) -> None:
+    """Free the names claimed by commits that did not go through (an interrupt, a
+    database error). A committed product keeps its claim until `_recover_ard` moves its
+    COG into place."""
+    for job in plan.jobs:
+        dest = claims.get(job.assemble_id)
+        if dest is None:
+            continue
+        with contextlib.suppress(Exception):  # best effort: never hide the job's error
+            if not store.product_exists(job.product_id):
+                staged(dest).unlink(missing_ok=True)

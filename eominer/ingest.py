@@ -34,7 +34,7 @@ from eominer.io.discover import discover
 from eominer.io.parts import write_ard
 from eominer.io.read import Grid, product_grid
 from eominer.store.records import Product
-from eominer.workspace import ard_dir, claim, unclaimed
+from eominer.workspace import ard_dir, claim
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -140,13 +140,6 @@ def resolve(store: Store, product: SourceProduct) -> SourceProduct | IngestResul
                             twin.n_patches or 0, "already ingested", twin.ard_path,
                             same_scene_as=product.product_id)
     return product
-
-
-def ard_dest(product_id: str) -> Path:
-    """Where a new product's ARD COG goes: `<workspace>/ard/<product_id>.tif`, or the
-    first free `<product_id>-N.tif` when another database of the workspace holds that
-    file (the row names the path)."""
-    return unclaimed(ard_dir() / f"{product_id}.tif")
 
 
 def product_patches(product: SourceProduct, grid: Grid, valid: np.ndarray,

