@@ -11,6 +11,7 @@ nothing in the database says it was.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,46 +103,48 @@ def run_pairs(
     report = PairsReport(new_job_id("change"), pairs=list(pairs), runs=[None] * len(inputs))
     tasks: list[Task] = []
     asked = method
-    for i, (a, b) in enumerate(inputs):
-        method = method_of(a, asked)
-        prior = finished_run(store, a, b, method, seed, mask_clouds) if method else None
-        if prior is not None:
-            report.runs[i], report.resumed = prior, report.resumed + 1
+    with ExitStack() as names:  # the layer names claimed, held until the job ends
+        for i, (a, b) in enumerate(inputs):
+            method = method_of(a, asked)
+            prior = finished_run(store, a, b, method, seed, mask_clouds) if method else None
+            if prior is not None:
+                report.runs[i], report.resumed = prior, report.resumed + 1
+                if on_pair:
+                    on_pair(i, prior, True)
+                continue
+            pid = pair_id_of(a, b, method) if method else None
+            task_id = f"{pid}:seed{seed}" if pid else f"{a.ref} -> {b.ref}"
+            if task_id in report.index:  # the same pair listed twice: computed once
+                continue
+            report.index[task_id] = i
+            windows = patch_windows_of(store, a, b)
+            tasks.append(Task(
+                task_id, compute_pair,
+                (a, b, method, seed, windows, mask_clouds,
+                 tails_needed(store, a, b, windows, mask_clouds),
+                 names.enter_context(layer_out(store, a, b, method))),
+                product_id=a.product.product_id if a.product else a.ref,
+                n_items=len(windows["patch_id"]) if windows else 0,
+                gpu=wants_gpu(method, a),
+                recorded=pid is not None,
+                writes_for=tuple(s.product.product_id for s in (a, b) if s.product)))
+
+        def commit(store: Store | None, done: list[Finished]) -> None:
+            for f in done:
+                run = f.result.run if store is None else record_change(store, f.result, seed)
+                report.runs[report.index[f.task.task_id]] = run
+
+        def committed(_done: int, _to_run: int, _patches: int, task: Task, _worker: str) -> None:
             if on_pair:
-                on_pair(i, prior, True)
-            continue
-        pid = pair_id_of(a, b, method) if method else None
-        task_id = f"{pid}:seed{seed}" if pid else f"{a.ref} -> {b.ref}"
-        if task_id in report.index:  # the same pair listed twice: computed once
-            continue
-        report.index[task_id] = i
-        windows = patch_windows_of(store, a, b)
-        tasks.append(Task(
-            task_id, compute_pair,
-            (a, b, method, seed, windows, mask_clouds,
-             tails_needed(store, a, b, windows, mask_clouds), layer_out(store, a, b, method)),
-            product_id=a.product.product_id if a.product else a.ref,
-            n_items=len(windows["patch_id"]) if windows else 0,
-            gpu=wants_gpu(method, a),
-            recorded=pid is not None,
-            writes_for=tuple(s.product.product_id for s in (a, b) if s.product)))
+                i = report.index[task.task_id]
+                on_pair(i, report.runs[i], False)
 
-    def commit(store: Store | None, done: list[Finished]) -> None:
-        for f in done:
-            run = f.result.run if store is None else record_change(store, f.result, seed)
-            report.runs[report.index[f.task.task_id]] = run
-
-    def committed(_done: int, _to_run: int, _patches: int, task: Task, _worker: str) -> None:
-        if on_pair:
-            i = report.index[task.task_id]
-            on_pair(i, report.runs[i], False)
-
-    if tasks:
-        # every task given here is to run: prior runs were judged above by their maps
-        spec = JobSpec("change", tasks, commit, done_ids=lambda _s, _t: set(),
-                       discard=discard_layers)
-        run_job(store, spec, address=address, num_cpus=num_cpus, report=report,
-                on_task=committed)
+        if tasks:
+            # every task given here is to run: prior runs were judged above by their maps
+            spec = JobSpec("change", tasks, commit, done_ids=lambda _s, _t: set(),
+                           discard=discard_layers)
+            run_job(store, spec, address=address, num_cpus=num_cpus, report=report,
+                    on_task=committed)
     return report
 
 

@@ -19,7 +19,8 @@ probabilities (`change.sar.fuse_probabilities`) on the first S2 date's grid.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,7 +41,7 @@ from eominer.change.maps import (
 )
 from eominer.change.scores import SCORE_COLUMNS, patch_scores
 from eominer.errors import ConfigError, PairingError, ProductReadError
-from eominer.workspace import unclaimed
+from eominer.workspace import claim
 
 if TYPE_CHECKING:
     from eominer.store import FeatureSet, Product, Store
@@ -404,21 +405,20 @@ def detect_change(
                               "in a folder you can write to") from exc
     if fuse is None:
         windows = patch_windows_of(store, a, b)
-        if out is None:
-            out = layer_out(store, a, b, method_of(a, method))
-        computed = compute_change(a, b, method, out, seed, threads, mask_clouds, windows,
-                                  progress, tails_needed(store, a, b, windows, mask_clouds))
-        return record_change(store, computed, seed)
+        with nullcontext(out) if out else layer_out(store, a, b, method_of(a, method)) as out:
+            computed = compute_change(a, b, method, out, seed, threads, mask_clouds,
+                                      windows, progress,
+                                      tails_needed(store, a, b, windows, mask_clouds))
+            return record_change(store, computed, seed)
     c, d = resolve(fuse[0], store), resolve(fuse[1], store)
     check_two_dates(c, d)
     s2a, s2b = (c, d) if a.product is not None and a.product.sensor == "S1" else (a, b)
     windows = patch_windows_of(store, s2a, s2b)
-    if out is None:
-        out = layer_out(store, s2a, s2b, FUSION)
-    computed = compute_fusion(a, b, c, d, method, s1_method, out, seed, threads, mask_clouds,
-                              windows, progress,
-                              tails_needed(store, s2a, s2b, windows, mask_clouds))
-    return record_change(store, computed, seed)
+    with nullcontext(out) if out else layer_out(store, s2a, s2b, FUSION) as out:
+        computed = compute_fusion(a, b, c, d, method, s1_method, out, seed, threads,
+                                  mask_clouds, windows, progress,
+                                  tails_needed(store, s2a, s2b, windows, mask_clouds))
+        return record_change(store, computed, seed)
 
 
 def check_two_dates(a: PairInput, b: PairInput) -> None:
@@ -460,20 +460,27 @@ def method_of(a: PairInput, method: str | None) -> str | None:
     return DEFAULT_METHOD.get(a.product.sensor, DEFAULT_METHOD["S2"])
 
 
+@contextmanager
 def layer_out(store: Store | None, first_in: PairInput, second_in: PairInput,
-              method: str | None) -> Path | None:
-    """Where a recorded pair's maps go by default: where this database's earlier run of
-    the pair put them, else `default_out`, or its first free `-N` name when another
-    database of the workspace mapped the same pair there (`products remove` in one must
-    not delete the other's layer). None where nothing is recorded (a path, no store):
+              method: str | None) -> Iterator[Path | None]:
+    """Where a recorded pair's maps go by default, for the time of one run: where this
+    database's earlier run of the pair put them, else `default_out`, or its first free
+    `-N` name when another database of the workspace mapped the same pair there
+    (`products remove` in one must not delete the other's layer). A new name is claimed
+    (`claim`: atomic), so that another database mapping the pair during these minutes
+    takes the next one, and released when the run ends: by then the maps hold the name,
+    or the run failed. None where nothing is recorded (a path, no store):
     `default_out`, once the pair's method is known."""
     pid = pair_id_of(first_in, second_in, method) if method and store is not None else None
-    if pid is None:
-        return None
-    row = store.pair(pid)
-    if row is not None and row["layer_path"]:
-        return Path(row["layer_path"])
-    return unclaimed(default_out(first_in.ref, second_in.ref, method))
+    row = store.pair(pid) if pid is not None else None
+    if pid is None or (row is not None and row["layer_path"]):
+        yield None if pid is None else Path(row["layer_path"])
+        return
+    dest, claimed = claim(default_out(first_in.ref, second_in.ref, method))
+    try:
+        yield dest
+    finally:
+        claimed.unlink(missing_ok=True)
 
 
 def pair_id_of(first_in: PairInput, second_in: PairInput, method: str) -> str | None:

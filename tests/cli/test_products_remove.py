@@ -183,3 +183,29 @@ def test_two_databases_of_one_workspace_keep_their_own_change_layers(
             p.name for p in kept)
     finally:
         other.close()
+
+
+def test_a_layer_name_is_held_while_its_pair_is_mapped(learn_store, oscd_db, tmp_path):
+    """Another database of the workspace that maps the same pair while this one computes
+    it (minutes on a full tile) takes the next name, not this run's; once the run is
+    recorded, no claim is left in the layers folder."""
+    import shutil
+
+    from eominer.change.run import detect_change, layer_out, resolve
+    from eominer.store import open_store
+
+    store, p1, p2 = learn_store, oscd_db["product"], oscd_db["product2"]
+    own_ards(store, tmp_path / "ard")
+    shutil.copy(oscd_db["db"], tmp_path / "other.duckdb")
+    theirs: list[Path] = []
+    with open_store(f"duckdb:///{tmp_path / 'other.duckdb'}") as other:
+        def meanwhile(_message: str) -> None:  # the other database picks its name now
+            if not theirs:
+                with layer_out(other, resolve(p1, other), resolve(p2, other), "cva") as p:
+                    theirs.append(p)
+
+        run = detect_change(p1, p2, method="cva", store=store, progress=meanwhile)
+    ours = Path(run.probability_path)
+    assert theirs == [ours.with_name(f"{ours.stem}-2.tif")]
+    assert (store.pairs(kind="change").to_pylist()[0]["layer_path"]) == str(ours)
+    assert ours.exists() and not list(ours.parent.glob(".*staged*"))
