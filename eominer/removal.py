@@ -10,7 +10,9 @@ Order, so that no step leaves an answer that names a removed patch:
 3. the database, in one transaction (`Store.remove_product`): the product, its patches,
    their features, annotations and saved-search rows, its pairs;
 4. its files: the ARD COG and the layers of its pairs. A crash before this leaves files
-   no row names (disk only).
+   no row names (disk only). A database copied from another that still exists keeps
+   the files its rows named when it was copied: the original names them too
+   (`Store.copied_from`).
 The jobs' history and saved models keep their rows: they describe what was done.
 """
 
@@ -33,6 +35,7 @@ class Removal:
     removed: RemovedProduct
     index_shards: int  # nearest-neighbour index shards dropped
     files: tuple[str, ...]  # files deleted (the ARD, pair layers)
+    kept: tuple[str, ...] = ()  # files kept: the original of this copied database names them
 
 
 def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
@@ -51,8 +54,10 @@ def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
         shards = _drop_index_shards(store, pid)
         removed = store.remove_product(pid)
         ard = () if removed.ard_path == removed.source_path else (removed.ard_path,)
-        files = [f for f in (*ard, *removed.layer_paths) if _unlink(f)]  # never a source
-        out.append(Removal(removed, shards, tuple(files)))
+        ours = [f for f in (*ard, *removed.layer_paths) if f not in removed.shared]
+        files = [f for f in ours if _unlink(f)]  # never a source
+        kept = tuple(f for f in removed.shared if Path(f).is_file())
+        out.append(Removal(removed, shards, tuple(files), kept))
     return out
 
 

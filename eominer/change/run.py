@@ -469,13 +469,19 @@ def layer_out(store: Store | None, first_in: PairInput, second_in: PairInput,
     (`products remove` in one must not delete the other's layer). A new name is claimed
     (`claim`: atomic), so that another database mapping the pair during these minutes
     takes the next one, and released when the run ends: by then the maps hold the name,
-    or the run failed. None where nothing is recorded (a path, no store):
-    `default_out`, once the pair's method is known."""
+    or the run failed. A copied database's earlier layer is its original's too
+    (`Store.copied_from`): a new name, not over it. None where nothing is recorded (a
+    path, no store): `default_out`, once the pair's method is known."""
     pid = pair_id_of(first_in, second_in, method) if method and store is not None else None
     row = store.pair(pid) if pid is not None else None
-    if pid is None or (row is not None and row["layer_path"]):
-        yield None if pid is None else Path(row["layer_path"])
+    if pid is None:
+        yield None
         return
+    if row is not None and row["layer_path"]:
+        origin = store.copied_from()
+        if origin is None or row["created"] >= origin[1]:
+            yield Path(row["layer_path"])
+            return
     dest, claimed = claim(default_out(first_in.ref, second_in.ref, method))
     try:
         yield dest

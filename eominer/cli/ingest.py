@@ -189,3 +189,6 @@ def remove(ctx: click.Context, product_ids: tuple[str, ...], yes: bool, db: str 
                 f"rows, {d.annotations:,} annotations, {d.search_results:,} saved-search rows, "
                 f"{len(d.pair_ids)} pair(s), {r.index_shards} index shard(s); "
                 f"{len(r.files)} file(s) deleted")
+            if r.kept:
+                click.echo(f"kept {len(r.kept)} file(s) that {d.copied_from} names too (this "
+                           f"database is a copy of it): {', '.join(r.kept)}")

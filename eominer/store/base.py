@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime as dt
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -141,6 +142,40 @@ class StoreBase:
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
                     (SCHEMA_VERSION, __version__, utcnow()),
                 )
+            here = self.file_path()
+            if here is not None and self._paths()[-1:] != [here]:
+                self.execute("INSERT INTO database_paths VALUES (?, ?)", (here, utcnow()))
+
+    # ---- where the file has been -------------------------------------------------
+    def file_path(self) -> str | None:
+        """The database's file (DuckDB) or folder (monetdbe), resolved; None for a server
+        or an in-memory database."""
+        from eominer.store.url import parse_url
+
+        url = parse_url(self.url)
+        if url.engine == "monetdb" or not url.path or url.path == ":memory:":
+            return None
+        return os.path.realpath(url.path)
+
+    def _paths(self) -> list[str]:
+        return [r[0] for r in self.query(
+            "SELECT path FROM database_paths ORDER BY since, path")]
+
+    def copied_from(self) -> tuple[str, dt.datetime] | None:
+        """(the original, since when) if this database is a copy of another that still
+        exists: the files its rows named before that moment (ARD COGs, change layers) are
+        the original's too, so it must neither delete nor rewrite them. A database that was
+        moved, or whose original is gone, owns its files: None."""
+        here = self.file_path()
+        rows = self.query("SELECT path, since FROM database_paths ORDER BY since, path")
+        if here is None or not rows:
+            return None
+        if rows[-1][0] != here:  # opened without writing (read-only): as of now
+            rows.append((here, utcnow()))
+        for (path, _), (_, since) in reversed(list(zip(rows, rows[1:]))):
+            if path != here and os.path.exists(path):
+                return path, since
+        return None
 
     def has_table(self, name: str) -> bool:
         return name.lower() in self.engine.table_names()

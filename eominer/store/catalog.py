@@ -51,6 +51,9 @@ class RemovedProduct:
     search_results: int
     pair_ids: tuple[str, ...]
     layer_paths: tuple[str, ...]  # change / fusion layers of those pairs
+    # of those files, the ones this database's original names too (Store.copied_from)
+    shared: tuple[str, ...] = ()
+    copied_from: str | None = None
 
 
 def _renumbered(patches: pa.Table, first: int) -> pa.Table:
@@ -129,16 +132,22 @@ class CatalogMixin(StoreBase):
         scores) and saved-search rows, and the pairs it is part of. Refused, writing
         nothing, while a session's scope holds it (archived ones too: their labels are
         an analyst's work). Its files are the caller's (eominer.removal)."""
-        rows = self.query("SELECT ard_path, source_path FROM products WHERE product_id = ?",
-                          (product_id,))
+        rows = self.query("SELECT ard_path, source_path, ingested FROM products "
+                          "WHERE product_id = ?", (product_id,))
         if not rows:
             raise StoreError(f"product {product_id!r} is not in {self.url}: `eominer products` "
                              "lists the ids")
         self.refuse_if_held(product_id)
         mine = "SELECT patch_id FROM patches WHERE product_id = ?"
-        pairs = self.query("SELECT pair_id, layer_path, params FROM product_pairs WHERE "
-                           "first_id = ? OR second_id = ? ORDER BY pair_id",
+        pairs = self.query("SELECT pair_id, layer_path, params, created FROM product_pairs "
+                           "WHERE first_id = ? OR second_id = ? ORDER BY pair_id",
                            (product_id, product_id))
+        origin = self.copied_from()
+        shared: list[str] = []
+        if origin is not None:  # written before the copy: the original's files too
+            if rows[0][2] < origin[1]:
+                shared.append(rows[0][0])
+            shared += [f for p in pairs if p[3] < origin[1] for f in _pair_files(*p[1:3])]
         counts: dict[str, int] = {}
         with self.transaction():
             feature_rows = 0
@@ -160,7 +169,8 @@ class CatalogMixin(StoreBase):
             patches=counts["patches"],
             feature_rows=feature_rows, annotations=counts["annotations"],
             search_results=counts["search_results"], pair_ids=tuple(p[0] for p in pairs),
-            layer_paths=tuple(path for p in pairs for path in _pair_files(*p[1:])))
+            layer_paths=tuple(path for p in pairs for path in _pair_files(*p[1:3])),
+            shared=tuple(shared), copied_from=origin[0] if origin else None)
 
     def refuse_if_held(self, product_id: str) -> None:
         """A StoreError naming the sessions whose scope holds the product, if any."""

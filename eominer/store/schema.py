@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -70,6 +70,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version 6 adds the table `feature_ranges` (created as a missing table), filled from
     # the features already stored by DATA_MIGRATIONS
     6: (),
+    # version 7 adds the table `database_paths` (created as a missing table; its first
+    # row is written when the database is next opened)
+    7: (),
 }
 # Upgrades that compute rows from the data (a Store method, run by `init_schema` after
 # the DDL of that version, in the same transaction).
@@ -84,6 +87,15 @@ TABLES: dict[str, str] = {
             version INTEGER NOT NULL,
             eominer_version VARCHAR(32) NOT NULL,
             created TIMESTAMP NOT NULL
+        )""",
+    # Where a database file has been opened (schema version 7): a row when it is first
+    # opened at a path. A copy (`cp`) brings its original's rows, so the newest row's path
+    # is not where it is opened now: the files its rows name until then are shared with
+    # the original while the original exists (Store.copied_from).
+    "database_paths": """
+        CREATE TABLE database_paths (
+            path VARCHAR(2000) NOT NULL,
+            since TIMESTAMP NOT NULL
         )""",
     "products": """
         CREATE TABLE products (

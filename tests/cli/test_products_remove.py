@@ -45,7 +45,9 @@ def params(pair: dict) -> dict:
 
 
 def own_ards(store, folder: Path) -> None:
-    """Copies of the ARD files for this test's database: the fixture's are shared."""
+    """Copies of the ARD files for this test's database: the fixture's are shared. The
+    database is a copy of the fixture's file; with files of its own it no longer shares
+    any with it, so it forgets where it was copied from (`Store.copied_from`)."""
     import shutil
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -54,6 +56,7 @@ def own_ards(store, folder: Path) -> None:
         shutil.copy(p.ard_path, copy)
         store.execute("UPDATE products SET ard_path = ? WHERE product_id = ?",
                       (str(copy), p.product_id))
+    store.execute("DELETE FROM database_paths WHERE path <> ?", (store.file_path(),))
 
 
 def build_index(store, fs_id: str, folder: Path, products: list[str]) -> ann.Manifest:
@@ -209,3 +212,55 @@ def test_a_layer_name_is_held_while_its_pair_is_mapped(learn_store, oscd_db, tmp
     assert theirs == [ours.with_name(f"{ours.stem}-2.tif")]
     assert (store.pairs(kind="change").to_pylist()[0]["layer_path"]) == str(ours)
     assert ours.exists() and not list(ours.parent.glob(".*staged*"))
+
+
+def test_a_copied_database_keeps_the_files_its_original_names(learn_store, oscd_db, tmp_path):
+    """`cp` of a database file: the copy's rows name the original's ARD files and change
+    layers. A pair mapped again in the copy gets a new layer, not over the original's;
+    `products remove` in the copy keeps the original's files (and says so) while the
+    original exists, and deletes the files the copy wrote itself; the original still
+    reads its product and layer. Once the original is gone, the copy owns its files."""
+    import shutil
+
+    from eominer.store import open_store
+
+    store, p1, p2 = learn_store, oscd_db["product"], oscd_db["product2"]
+    own_ards(store, tmp_path / "ard")
+    assert run("change", p1, p2, "--method", "cva", "--db", store.url).exit_code == 0
+    (pair,) = store.pairs(kind="change").to_pylist()
+    shared = {Path(store.product(p1).ard_path), Path(pair["layer_path"]),
+              Path(params(pair)["binary_path"])}
+    data = {p: p.read_bytes() for p in shared}
+    copy_path = tmp_path / "copy.duckdb"
+    store.close()
+    shutil.copy(store.file_path(), copy_path)
+    with open_store(f"duckdb:///{copy_path}") as copy:
+        assert copy.copied_from()[0] == store.file_path()
+        copy_url = copy.url
+    for method, seed in (("irmad", "0"), ("cva", "1")):  # a new pair, and the same again
+        r = run("change", p1, p2, "--method", method, "--seed", seed, "--db", copy_url)
+        assert r.exit_code == 0, r.output
+    with open_store(copy_url) as copy:
+        own = copy.pairs(kind="change").to_pylist()
+    own_files = {Path(f) for p in own for f in (p["layer_path"], params(p)["binary_path"])}
+    assert len(own_files) == 4 and all(p.is_file() for p in own_files)
+    assert not own_files & shared  # the cva layer again: beside the original's, not over it
+    assert {p: p.read_bytes() for p in shared} == data
+
+    r = run("products", "remove", p1, "--yes", "--db", copy_url)
+    assert r.exit_code == 0, r.output
+    assert f"kept 1 file(s) that {store.file_path()} names too" in r.output  # p1's ARD
+    assert "4 file(s) deleted" in r.output
+    assert {p: p.read_bytes() for p in shared} == data  # the original's, untouched
+    assert not any(p.exists() for p in own_files)
+    with open_store(store.url) as original:
+        assert read_ard(original.product(p1).ard_path).shape[0] > 0
+        assert Path(original.pair(pair["pair_id"])["layer_path"]).is_file()
+
+    Path(store.file_path()).unlink()  # the original is gone: the copy owns its files
+    with open_store(copy_url) as copy:
+        assert copy.copied_from() is None
+        p2_ard = Path(copy.product(p2).ard_path)
+    r = run("products", "remove", p2, "--yes", "--db", copy_url)
+    assert r.exit_code == 0 and "kept" not in r.output, r.output
+    assert not p2_ard.exists()

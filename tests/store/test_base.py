@@ -245,10 +245,14 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 6
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 7
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 6
+        assert SCHEMA_VERSION == 7
+        # version 7: where the file is opened; an upgraded database is nobody's copy
+        here = upgraded.file_path()  # None for a MonetDB server: no row
+        assert upgraded.query("SELECT path FROM database_paths") == ([(here,)] if here else [])
+        assert upgraded.copied_from() is None
         assert upgraded.query(  # the view of version 4 sees the rows of version 1
             "SELECT COUNT(*), MIN(tile_id) FROM scope_rows WHERE cloud_mask IS NULL") == [
             (2, "33UUU")]
@@ -384,10 +388,10 @@ def test_version_4_database_is_upgraded_in_place(store):
     _make_v4(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> 6
+    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> 6 -> 7
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (4,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 6
+        assert SCHEMA_VERSION == 7
         cols = [c for c, _ in ROUND_VERIFY_COLUMNS]
         rows = upgraded.query(f"SELECT {', '.join(cols)} FROM rounds ORDER BY round")
         assert [[v is None or v != v for v in r] for r in rows] == [[True] * len(cols)] * 2
@@ -412,3 +416,37 @@ def test_version_4_database_is_upgraded_in_place(store):
             upgraded.set_round_verification("s4", 2, {"n_labels": 3})
         upgraded.init_schema()  # idempotent
         assert upgraded.query("SELECT COUNT(*) FROM schema_version")[0][0] == 2
+
+
+def test_a_copied_file_knows_its_original_and_a_moved_one_does_not(tmp_path):
+    """`cp` of a DuckDB file: the copy names the original, and the moment it was first
+    opened as a copy, while the original exists; moved (the old path gone), a database
+    is nobody's copy; a copy of a copy names the nearest original that still exists."""
+    import shutil
+
+    from eominer.store import open_store
+
+    a, b, c = (tmp_path / f"{n}.duckdb" for n in "abc")
+    with open_store(f"duckdb:///{a}") as store:
+        assert store.copied_from() is None and store.file_path() == str(a)
+    shutil.copy(a, b)
+    with open_store(f"duckdb:///{b}") as store:
+        origin, since = store.copied_from()
+        assert origin == str(a)
+        assert store.query("SELECT path, since FROM database_paths ORDER BY since")[-1] == (
+            str(b), since)
+    with open_store(f"duckdb:///{b}") as store:  # opened again: no new row
+        assert store.copied_from() == (str(a), since)
+        assert len(store.query("SELECT * FROM database_paths")) == 2
+    shutil.copy(b, c)
+    with open_store(f"duckdb:///{c}") as store:
+        assert store.copied_from()[0] == str(b)
+    b.unlink()
+    with open_store(f"duckdb:///{c}") as store:  # b gone: b's own original is still there
+        assert store.copied_from() == (str(a), since)
+    a.rename(tmp_path / "moved.duckdb")
+    with open_store(f"duckdb:///{c}") as store:
+        assert store.copied_from() is None
+    with open_store(f"duckdb:///{tmp_path / 'moved.duckdb'}") as store:
+        assert store.copied_from() is None
+

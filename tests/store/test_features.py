@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from eominer.errors import FeatureError
+from eominer.store.schema import SCHEMA_VERSION
 from tests.store.rows import patch_rows
 
 
@@ -156,13 +157,13 @@ def test_an_upgrade_to_version_6_fills_the_ranges_from_the_stored_features(store
     X[3, 0] = np.nan
     store.write_features(fs, ids, X)
     store.execute("DROP TABLE feature_ranges")  # as version 5 had it
-    store.execute("DELETE FROM schema_version WHERE version = 6")
+    store.execute("DELETE FROM schema_version WHERE version >= 6")
     store.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                   (5, "0.1.0", dt.datetime(2026, 11, 1)))
     url = store.url
     store.close()
     with open_store(url) as upgraded:
-        assert upgraded.query("SELECT MAX(version) FROM schema_version")[0][0] == 6
+        assert upgraded.query("SELECT MAX(version) FROM schema_version")[0][0] == SCHEMA_VERSION
         for first, last in ((1, 71_000), (1, 1999), (65_536, 71_000)):  # whole blocks
             kept = upgraded.feature_ranges([fs.feature_set_id], first, last)
             scan = upgraded.scan_feature_ranges([fs.feature_set_id], first, last)
