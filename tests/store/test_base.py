@@ -13,6 +13,7 @@ import pytest
 
 from eominer.errors import ReadOnlySQLError, UserSQLError
 from eominer.store.schema import SCHEMA_VERSION, TABLES
+from tests.store.conftest import ENGINES
 from tests.store.rows import patch_rows
 
 N = 100_000
@@ -418,6 +419,7 @@ def test_version_4_database_is_upgraded_in_place(store):
         assert upgraded.query("SELECT COUNT(*) FROM schema_version")[0][0] == 2
 
 
+@pytest.mark.skipif("duckdb" not in ENGINES, reason="a DuckDB file, copied with cp")
 def test_a_copied_file_knows_its_original_and_a_moved_one_does_not(tmp_path):
     """`cp` of a DuckDB file: the copy names the original, and the moment it was first
     opened as a copy, while the original exists; moved (the old path gone), a database
