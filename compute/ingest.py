@@ -284,7 +284,7 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
                 continue
             dest = dests.pop(job.assemble_id)
             (job.staging / STAGED_COG).replace(dest)
-            staged(dest).unlink()  # the claim, once the file holds the name
+            staged(dest).unlink(missing_ok=True)  # the claim, once the file holds the name
             _remove_staging(job.staging)
             patches, clouds, _ = f.result
             result = ingested(job.product, patches.num_rows, dest, clouds)
