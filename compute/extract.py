@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
+from compute.runner import (
+    DEFAULT_RETRIES,
+    FinishCallback,
+    Finished,
+    JobReport,
+    JobSpec,
+    Task,
+    TaskCallback,
+)
 from eominer.errors import ConfigError, FeatureError, ModelNotTrainedError, ProductReadError
 from eominer.features.registry import SENSORS, Descriptor, build, parse_feature_names
 
@@ -272,10 +280,11 @@ def run_extract(
     num_cpus: int | None = None, num_workers: int | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS, retries: int = DEFAULT_RETRIES,
     on_start: Callable[[int, int], None] | None = None, on_task: TaskCallback | None = None,
-    params: dict[str, dict[str, Any]] | None = None,
+    on_finish: FinishCallback | None = None, params: dict[str, dict[str, Any]] | None = None,
 ) -> ExtractReport:
     """Run (or resume) extraction. `on_start(total, to_run)`; `on_task(done, to_run,
-    patches_done, task, worker)` after each committed task. Returns the report; failed
+    patches_done, task, worker)` after each committed task; `on_finish(finished,
+    to_run)` as results arrive. Returns the report; failed
     tasks are listed there (`report.raise_for_failures()`)."""
     from compute.runner import new_job_id, run_job
     from compute.runtime import import_ray
@@ -285,7 +294,7 @@ def run_extract(
     blocks, sets = plan(store, features, product_ids, block_rows, report, params)
     run_job(store, extract_job(store, blocks, sets), address=address, num_cpus=num_cpus,
             num_workers=num_workers, retries=retries, report=report, on_start=on_start,
-            on_task=on_task)
+            on_task=on_task, on_finish=on_finish)
     return report
 
 

@@ -58,7 +58,15 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
+from compute.runner import (
+    DEFAULT_RETRIES,
+    FinishCallback,
+    Finished,
+    JobReport,
+    JobSpec,
+    Task,
+    TaskCallback,
+)
 from eominer.domain import SourceProduct
 from eominer.errors import ConfigError
 from eominer.grid import DEFAULT_LEVELS, expected_patch_count
@@ -299,7 +307,7 @@ def run_ingest(
     store: Store, plan: IngestPlan, *, address: str | None = None,
     num_cpus: int | None = None, num_workers: int | None = None,
     retries: int = DEFAULT_RETRIES, on_start: Callable[[int, int], None] | None = None,
-    on_task: TaskCallback | None = None,
+    on_task: TaskCallback | None = None, on_finish: FinishCallback | None = None,
     on_product: Callable[[IngestResult], None] | None = None,
 ) -> IngestReport:
     """Run (or resume) the plan on the runner. `on_product(result)` as each product is
@@ -313,7 +321,7 @@ def run_ingest(
     try:
         run_job(store, ingest_job(plan, report, on_product, claims), address=address,
                 num_cpus=num_cpus, num_workers=num_workers, retries=retries, report=report,
-                on_start=on_start, on_task=on_task)
+                on_start=on_start, on_task=on_task, on_finish=on_finish)
     finally:
         failed = {product for _, product, _ in report.failed}
         for job in plan.jobs:

@@ -17,13 +17,16 @@ from compute.runner import Task
 
 @dataclass
 class JobProgress:
-    """`on_start` and `on_task` callbacks of `run_job`, drawing one bar."""
+    """`on_start`, `on_task` and `on_finish` callbacks of `run_job`, drawing one bar: it
+    counts the tasks finished (commits come every 1-10 s, a bar that followed them
+    would stall), the rate and the log lines the tasks committed."""
 
     label: str
     bar: Any  # rich.progress.Progress
     log: IO[str] | None = None
     t0: float = field(default_factory=time.perf_counter)
     bar_id: Any = None
+    finished: int = 0
 
     def print(self, text: str) -> None:
         self.bar.console.print(text, highlight=False, soft_wrap=True)
@@ -37,9 +40,13 @@ class JobProgress:
         self.bar_id = self.bar.add_task(self.label, total=to_run, rate="-")
         self.t0 = time.perf_counter()
 
+    def on_finish(self, finished: int, to_run: int) -> None:
+        self.finished = finished
+        self.bar.update(self.bar_id, completed=finished)
+
     def on_task(self, done: int, to_run: int, patches: int, task: Task, worker: str) -> None:
         rate = patches / max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.update(self.bar_id, completed=done, rate=f"{rate:,.0f}")
+        self.bar.update(self.bar_id, completed=max(done, self.finished), rate=f"{rate:,.0f}")
         if self.log:
             self.log.write(json.dumps({"task_id": task.task_id, "done": done, "of": to_run,
                                        "patches": patches, "worker": worker}) + "\n")

@@ -147,6 +147,8 @@ class JobReport:
 
 # (done, to_run, patches written, task, worker) after each committed task
 TaskCallback = Callable[[int, int, int, Task, str], None]
+# (finished, to_run) as results arrive, before their commit
+FinishCallback = Callable[[int, int], None]
 
 
 def new_job_id(kind: str) -> str:
@@ -184,9 +186,13 @@ def run_job(
     num_cpus: int | None = None, num_workers: int | None = None,
     retries: int = DEFAULT_RETRIES, report: JobReport | None = None,
     on_start: Callable[[int, int], None] | None = None, on_task: TaskCallback | None = None,
+    on_finish: FinishCallback | None = None,
 ) -> JobReport:
     """Run (or resume) a job; returns its report, with failed tasks listed there
-    (`report.raise_for_failures()`). `on_start(total, to_run)` before any work."""
+    (`report.raise_for_failures()`). `on_start(total, to_run)` before any work;
+    `on_task(done, to_run, patches, task, worker)` after each task's commit;
+    `on_finish(finished, to_run)` as results arrive, before their commit (commits come
+    every 1-10 s: a progress bar that follows them would stall)."""
     from compute.runtime import cluster_cpus, import_ray, ray_session
     from eominer.metrics import exporter_from_env
 
@@ -216,7 +222,8 @@ def run_job(
         t0 = time.perf_counter()  # Ray is up: from here on, the job's own time
         try:
             with exporter_from_env():  # Prometheus scrapes progress if asked to
-                _Driver(ray, store, spec, todo, n, retries, report, on_task).run()
+                _Driver(ray, store, spec, todo, n, retries, report, on_task,
+                        on_finish).run()
         finally:
             report.seconds = time.perf_counter() - t0
     return report
@@ -227,12 +234,14 @@ class _Driver:
 
     def __init__(self, ray, store: Store | None, spec: JobSpec, todo: list[Task],
                  n_workers: int, retries: int, report: JobReport,
-                 on_task: TaskCallback | None) -> None:
+                 on_task: TaskCallback | None, on_finish: FinishCallback | None = None,
+                 ) -> None:
         from compute.runtime import gpus_for_models, gpus_in_cluster
         from eominer.metrics import job_metrics
 
         self.ray, self.spec, self.todo = ray, spec, todo
         self.retries, self.report, self.on_task = retries, report, on_task
+        self.on_finish, self.n_finished = on_finish, 0
         self.metrics = job_metrics()
         self.writer = _Writer(store, spec)
         # Model tasks go to workers holding a GPU when the cluster has or can start GPU
@@ -340,6 +349,9 @@ class _Driver:
                     report.first_result_seconds = time.perf_counter() - t_start
                 finished = [f for f in map(self._collect, ready) if f is not None]
                 self._submit()  # workers get their next tasks before the driver writes
+                self.n_finished += len(finished)
+                if finished and self.on_finish:
+                    self.on_finish(self.n_finished, len(self.todo))
                 self.writer.finished(finished)
                 if self.writer.due() or not self.inflight:
                     self._committed(self._flush())

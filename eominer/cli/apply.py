@@ -33,7 +33,7 @@ from eominer.cli import db_option, ray_address_option, split_ids
 @click.option("--rerun", is_flag=True,
               help="Score again the blocks a previous run of this model finished.")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
-              help="Also append one JSON line per finished task to this file.")
+              help="Also append one JSON line per committed task to this file.")
 @db_option
 def apply(model_id: str, products: tuple[str, ...], where: str | None, aoi: str | None,
           threshold: float | None, ray_address: str | None, num_cpus: int | None,
@@ -51,7 +51,7 @@ def apply(model_id: str, products: tuple[str, ...], where: str | None, aoi: str 
             store, model_id, split_ids(products) or None, where=where, aoi=aoi,
             threshold=threshold, address=ray_address, num_cpus=num_cpus,
             num_workers=workers, block_patches=block_patches, retries=retries, rerun=rerun,
-            on_start=bar.on_start, on_task=bar.on_task,
+            on_start=bar.on_start, on_task=bar.on_task, on_finish=bar.on_finish,
         )
         for note in report.notes:
             bar.print(f"note: {note}")

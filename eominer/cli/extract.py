@@ -50,7 +50,7 @@ def parse_params(values: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
               help="Retries of a failed task before it is reported.")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
-              help="Also append one JSON line per finished task to this file.")
+              help="Also append one JSON line per committed task to this file.")
 @click.option("--neighbours", type=click.IntRange(1, MAX_REACH), default=None, metavar="R",
               help="Also write each set's neighbourhood set nbr_<set>: per patch, the "
               "set's mean over the patches within R grid cells (2: a 5 x 5 block), for "
@@ -71,7 +71,7 @@ def extract(features: str | None, products: tuple[str, ...], params: tuple[str, 
         report = run_extract(
             store, features, split_ids(products) or None, address=ray_address,
             num_cpus=num_cpus, num_workers=workers, block_rows=block_rows,
-            retries=retries, on_start=bar.on_start, on_task=bar.on_task,
+            retries=retries, on_start=bar.on_start, on_task=bar.on_task, on_finish=bar.on_finish,
             params=parse_params(params),
         )
         for note in report.notes:

@@ -24,7 +24,7 @@ def index() -> None:
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Worker processes.")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
-              help="Also append one JSON line per finished task to this file.")
+              help="Also append one JSON line per committed task to this file.")
 @db_option
 def build(feature_set: str, level: int, products: tuple[str, ...], rebuild: bool,
           ray_address: str | None, num_cpus: int | None, workers: int | None,
@@ -42,7 +42,7 @@ def build(feature_set: str, level: int, products: tuple[str, ...], rebuild: bool
         feature_set = store.require_feature_set(feature_set).feature_set_id  # or its name
         report = run_index(store, feature_set, level, product_ids=ids or None,
                            rebuild=rebuild, address=ray_address, num_cpus=num_cpus,
-                           num_workers=workers, on_start=bar.on_start, on_task=bar.on_task)
+                           num_workers=workers, on_start=bar.on_start, on_task=bar.on_task, on_finish=bar.on_finish)
         bar.print(f"{report.tasks_done} shard(s) built, {report.tasks_skipped} already there, "
                   f"{len(report.failed)} failed; {report.patches_written:,} vectors in "
                   f"{report.seconds:.1f} s; index in {index_dir(store, feature_set, level)}")

@@ -28,7 +28,7 @@ from eominer.cli.output import render
 @click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
               help="Retries of a failed task before its product is reported.")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
-              help="Also append one JSON line per finished task to this file.")
+              help="Also append one JSON line per committed task to this file.")
 def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | None,
            ray_address: str | None, num_cpus: int | None, workers: int | None, retries: int,
            progress_log: str | None) -> None:
@@ -103,7 +103,7 @@ def _on_runner(store, plan, products, address, num_cpus, workers, retries, log) 
             show(res)
         report = run_ingest(
             store, plan, address=address, num_cpus=num_cpus, num_workers=workers,
-            retries=retries, on_start=bar.on_start, on_task=bar.on_task, on_product=show,
+            retries=retries, on_start=bar.on_start, on_task=bar.on_task, on_finish=bar.on_finish, on_product=show,
         )
         bar.print(
             f"{report.tasks_done} task(s) run on {report.workers} worker(s), "

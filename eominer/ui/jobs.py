@@ -46,7 +46,7 @@ class AppJob:
     label: str
     user: str
     proc: subprocess.Popen
-    log: Path  # the runner's progress log: one JSON line per finished task
+    log: Path  # the runner's progress log: one JSON line per committed task
     output: Path  # what the command printed
     started: float = field(default_factory=time.time)
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])

@@ -40,3 +40,19 @@ def test_a_rerun_with_every_task_done_says_so_and_draws_no_empty_bar(capsys):
     out = capsys.readouterr().out
     assert "all 6 tasks already done: nothing to run" in out
     assert "4 of 6 tasks already done: resuming" in out and "6 of 6" not in out
+
+
+def test_the_bar_counts_finished_tasks_before_their_commit(tmp_path):
+    """Commits come every 1-10 s; the bar follows the results as they arrive and never
+    goes back when a commit reports fewer; the log still has a line per committed task."""
+    log = tmp_path / "progress.jsonl"
+    with job_progress("extract", str(log)) as progress:
+        progress.on_start(total=4, to_run=4)
+        progress.on_finish(1, 4)
+        progress.on_finish(3, 4)
+        assert progress.bar.tasks[0].completed == 3 and not log.read_text()
+        progress.on_task(1, 4, 100, Task("extract/a", len), "host:42")  # the first commit
+        assert progress.bar.tasks[0].completed == 3
+        progress.on_finish(4, 4)
+        assert progress.bar.tasks[0].completed == 4
+    assert [json.loads(line)["done"] for line in log.read_text().splitlines()] == [1]

@@ -211,3 +211,25 @@ def test_slow_commits_are_made_less_often(base, commit_s, least, most):
         writer.finished([Finished(task, None, "here:1", 0.0)])
     writer.flush()
     assert least <= writer.every_s <= most
+
+
+def test_results_are_reported_as_they_arrive_before_their_commit(db_url, monkeypatch):
+    """With commits far apart (a slow database stretches them to 10 s), `on_finish`
+    still counts each result as it comes; `on_task` follows the commit."""
+    import compute.runner
+
+    monkeypatch.setattr(compute.runner, "COMMIT_EVERY_S", 600.0)  # one commit, at the end
+    events: list[tuple[str, int]] = []
+    tasks = [Task(f"demo/{p}", area_or_fail, (p, 2, ""), product_id=p, n_items=4)
+             for p in "ACDE"]
+    with open_store(db_url) as store:
+        report = run_job(store, JobSpec("demo", tasks, lambda _s, _d: None), num_cpus=2,
+                         on_task=lambda done, *_: events.append(("committed", done)),
+                         on_finish=lambda n, of: events.append(("finished", n)))
+    assert report.tasks_done == 4
+    finished = [n for kind, n in events if kind == "finished"]
+    assert finished == sorted(finished) and finished[-1] == 4
+    first_commit = next(i for i, (kind, _) in enumerate(events) if kind == "committed")
+    assert ("finished", 4) in events[:first_commit]  # every result counted before it
+    assert [n for kind, n in events if kind == "committed"] == [1, 2, 3, 4]
+
