@@ -49,15 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compute.runner import (
-    DEFAULT_RETRIES,
-    FinishCallback,
-    Finished,
-    JobReport,
-    JobSpec,
-    Task,
-    TaskCallback,
-)
+from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
 from eominer.errors import ConfigError, FeatureError
 
 if TYPE_CHECKING:
@@ -356,7 +348,7 @@ def run_apply(
     address: str | None = None, num_cpus: int | None = None, num_workers: int | None = None,
     block_patches: int = DEFAULT_BLOCK_PATCHES, retries: int = DEFAULT_RETRIES,
     rerun: bool = False, on_start: Callable[[int, int], None] | None = None,
-    on_task: TaskCallback | None = None, on_finish: FinishCallback | None = None,
+    on_task: TaskCallback | None = None, on_finish: Callable[[int, int], None] | None = None,
 ) -> ApplyReport:
     """Run (or resume) applying saved model `model_id`. `threshold` (default: the
     session's publish threshold) makes `positive`; `rerun` scores again the blocks a

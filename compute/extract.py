@@ -18,15 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compute.runner import (
-    DEFAULT_RETRIES,
-    FinishCallback,
-    Finished,
-    JobReport,
-    JobSpec,
-    Task,
-    TaskCallback,
-)
+from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
 from eominer.errors import ConfigError, FeatureError, ModelNotTrainedError, ProductReadError
 from eominer.features.registry import SENSORS, Descriptor, build, parse_feature_names
 
@@ -280,7 +272,8 @@ def run_extract(
     num_cpus: int | None = None, num_workers: int | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS, retries: int = DEFAULT_RETRIES,
     on_start: Callable[[int, int], None] | None = None, on_task: TaskCallback | None = None,
-    on_finish: FinishCallback | None = None, params: dict[str, dict[str, Any]] | None = None,
+    on_finish: Callable[[int, int], None] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> ExtractReport:
     """Run (or resume) extraction. `on_start(total, to_run)`; `on_task(done, to_run,
     patches_done, task, worker)` after each committed task; `on_finish(finished,

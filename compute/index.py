@@ -13,21 +13,13 @@ was built (a later extract task in `jobs`) is rebuilt; a query refuses it meanwh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from compute.runner import (
-    DEFAULT_RETRIES,
-    FinishCallback,
-    Finished,
-    JobReport,
-    JobSpec,
-    Task,
-    TaskCallback,
-)
+from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
 from eominer.errors import ConfigError
 from eominer.learning import ann
 
@@ -107,7 +99,7 @@ def run_index(store: Store, feature_set_id: str, level: int, *,
               address: str | None = None, num_cpus: int | None = None,
               num_workers: int | None = None, retries: int = DEFAULT_RETRIES,
               on_start=None, on_task: TaskCallback | None = None,
-              on_finish: FinishCallback | None = None) -> JobReport:
+              on_finish: Callable[[int, int], None] | None = None) -> JobReport:
     """Build the missing shards of the index (all of them with `rebuild`)."""
     from compute.runner import run_job
 
@@ -136,4 +128,5 @@ def run_index(store: Store, feature_set_id: str, level: int, *,
 
     spec = JobSpec("index", tasks, commit, done_ids=done_ids, discard=discard)
     return run_job(store, spec, address=address, num_cpus=num_cpus, num_workers=num_workers,
-                   retries=retries, on_start=on_start, on_task=on_task, on_finish=on_finish)
+                   retries=retries, on_start=on_start, on_task=on_task,
+                   on_finish=on_finish)

@@ -58,15 +58,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from compute.runner import (
-    DEFAULT_RETRIES,
-    FinishCallback,
-    Finished,
-    JobReport,
-    JobSpec,
-    Task,
-    TaskCallback,
-)
+from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
 from eominer.domain import SourceProduct
 from eominer.errors import ConfigError
 from eominer.grid import DEFAULT_LEVELS, expected_patch_count
@@ -307,7 +299,7 @@ def run_ingest(
     store: Store, plan: IngestPlan, *, address: str | None = None,
     num_cpus: int | None = None, num_workers: int | None = None,
     retries: int = DEFAULT_RETRIES, on_start: Callable[[int, int], None] | None = None,
-    on_task: TaskCallback | None = None, on_finish: FinishCallback | None = None,
+    on_task: TaskCallback | None = None, on_finish: Callable[[int, int], None] | None = None,
     on_product: Callable[[IngestResult], None] | None = None,
 ) -> IngestReport:
     """Run (or resume) the plan on the runner. `on_product(result)` as each product is
