@@ -239,8 +239,8 @@ def _peak_rss_mb() -> float:
 
 # ---- driver side ------------------------------------------------------------------
 def ingest_job(plan: IngestPlan, report: IngestReport,
-               on_product: Callable[[IngestResult], None] | None = None,
-               claims: dict[str, Path] | None = None) -> JobSpec:
+               on_product: Callable[[IngestResult], None] | None,
+               claims: dict[str, Path]) -> JobSpec:
     """The runner's job for `plan`; finished products go to `report.results`. `claims`
     (assemble task -> ARD name) holds the names claimed and not yet filled, for the
     caller to release when their commit did not go through."""
@@ -254,7 +254,6 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
                    n_items=j.n_patches, after=tuple(j.part_id(p) for p in j.ard.parts))
               for j in plan.jobs]
     part_files = {j.part_id(p): j.staging / p.file_name for j, p in parts}
-    dests = claims if claims is not None else {}
 
     def done_ids(store: Store | None, tasks: Sequence[Task]) -> set[str]:
         # a staged part is complete once it exists; a product is done once committed,
@@ -273,7 +272,7 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
             # claimed now, not at planning: a name another database took since stays its
             # own (released by `run_ingest` if this commit does not go through)
             dest, _ = claim(ard_name(job.product_id))
-            dests[job.assemble_id] = dest
+            claims[job.assemble_id] = dest
             store.add_product(product_record(job.product, job.ard.grid, dest,
                                              clouds.source), patches)
 
@@ -282,7 +281,7 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
             job = by_id.get(f.task.task_id)
             if job is None:
                 continue
-            dest = dests.pop(job.assemble_id)
+            dest = claims.pop(job.assemble_id)
             (job.staging / STAGED_COG).replace(dest)
             staged(dest).unlink(missing_ok=True)  # the claim, once the file holds the name
             _remove_staging(job.staging)

@@ -143,7 +143,7 @@ class StoreBase:
                     (SCHEMA_VERSION, __version__, utcnow()),
                 )
             here = self.file_path()
-            if here is not None and self._paths()[-1:] != [here]:
+            if here is not None and [r[0] for r in self._path_rows()[-1:]] != [here]:
                 self.execute("INSERT INTO database_paths VALUES (?, ?)", (here, utcnow()))
 
     # ---- where the file has been -------------------------------------------------
@@ -157,9 +157,10 @@ class StoreBase:
             return None
         return os.path.realpath(url.path)
 
-    def _paths(self) -> list[str]:
-        return [r[0] for r in self.query(
-            "SELECT path FROM database_paths ORDER BY since, path")]
+    def _path_rows(self) -> list[tuple[str, dt.datetime]]:
+        """`database_paths` oldest first: (path, since)."""
+        return [tuple(r) for r in self.query(
+            "SELECT path, since FROM database_paths ORDER BY since, path")]
 
     def copied_from(self) -> tuple[str, dt.datetime] | None:
         """(the original, since when) if this database is a copy of another that still
@@ -167,7 +168,7 @@ class StoreBase:
         the original's too, so it must neither delete nor rewrite them. A database that was
         moved, or whose original is gone, owns its files: None."""
         here = self.file_path()
-        rows = self.query("SELECT path, since FROM database_paths ORDER BY since, path")
+        rows = self._path_rows()
         if here is None or not rows:
             return None
         if rows[-1][0] != here:  # opened without writing (read-only): as of now
