@@ -16,8 +16,9 @@ Per product (`ProductJob`):
 - the driver claims the product's ARD file name (`eominer.workspace.claim`: atomic, so
   another database of the workspace ingesting the same product at the same moment gets
   `<id>-2.tif`), then commits the product row and its patches in one transaction together
-  with the assemble task's `done` mark; after the commit (`JobSpec.after_commit`) the COG
-  is renamed into place and the staging folder removed.
+  with the assemble task's `done` mark (the claim marked `committing` first: never taken
+  by another writer from then on); after the commit (`JobSpec.after_commit`) the COG is
+  renamed into place, the claim released and the staging folder removed.
 
 Each database stages in its own folders (the staging folder's name ends with a key of
 the database's URL): two databases of one workspace never share or remove each other's
@@ -81,7 +82,7 @@ from eominer.io.parts import (
     plan_ard,
     stage_part,
 )
-from eominer.workspace import ard_dir, claim, staged
+from eominer.workspace import Claim, ard_dir, claim, settle
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -184,10 +185,7 @@ def _recover_ard(staging: Path, result: IngestResult) -> None:
     dest = Path(result.ard_path)
     if result.same_scene_as or dest.exists():
         return
-    cog = staging / STAGED_COG
-    if cog.exists():
-        cog.replace(dest)
-        staged(dest).unlink(missing_ok=True)
+    if settle(dest, staging / STAGED_COG):
         _remove_staging(staging)
 
 
@@ -240,7 +238,7 @@ def _peak_rss_mb() -> float:
 # ---- driver side ------------------------------------------------------------------
 def ingest_job(plan: IngestPlan, report: IngestReport,
                on_product: Callable[[IngestResult], None] | None,
-               claims: dict[str, Path]) -> JobSpec:
+               claims: dict[str, Claim]) -> JobSpec:
     """The runner's job for `plan`; finished products go to `report.results`. `claims`
     (assemble task -> ARD name) holds the names claimed and not yet filled, for the
     caller to release when their commit did not go through."""
@@ -271,9 +269,10 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
             report.peak_rss_mb = max(report.peak_rss_mb, rss)
             # claimed now, not at planning: a name another database took since stays its
             # own (released by `run_ingest` if this commit does not go through)
-            dest, _ = claim(ard_name(job.product_id))
-            claims[job.assemble_id] = dest
-            store.add_product(product_record(job.product, job.ard.grid, dest,
+            name = claim(ard_name(job.product_id))
+            claims[job.assemble_id] = name
+            name.committing()
+            store.add_product(product_record(job.product, job.ard.grid, name.dest,
                                              clouds.source), patches)
 
     def after_commit(done: list[Finished]) -> None:
@@ -281,12 +280,12 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
             job = by_id.get(f.task.task_id)
             if job is None:
                 continue
-            dest = claims.pop(job.assemble_id)
-            (job.staging / STAGED_COG).replace(dest)
-            staged(dest).unlink(missing_ok=True)  # the claim, once the file holds the name
+            name = claims.pop(job.assemble_id)
+            (job.staging / STAGED_COG).replace(name.dest)
+            name.release()  # the file holds the name now
             _remove_staging(job.staging)
             patches, clouds, _ = f.result
-            result = ingested(job.product, patches.num_rows, dest, clouds)
+            result = ingested(job.product, patches.num_rows, name.dest, clouds)
             report.results.append(result)
             if on_product:
                 on_product(result)
@@ -308,7 +307,7 @@ def run_ingest(
     from compute.runner import new_job_id, run_job
 
     report = IngestReport(new_job_id("ingest"))
-    claims: dict[str, Path] = {}
+    claims: dict[str, Claim] = {}
     try:
         run_job(store, ingest_job(plan, report, on_product, claims), address=address,
                 num_cpus=num_cpus, num_workers=num_workers, retries=retries, report=report,
@@ -327,14 +326,18 @@ def run_ingest(
     return report
 
 
-def _release(store: Store, plan: IngestPlan, claims: dict[str, Path]) -> None:
+def _release(store: Store, plan: IngestPlan, claims: dict[str, Claim]) -> None:
     """Free the names claimed by commits that did not go through (an interrupt, a
     database error). A committed product keeps its claim until `_recover_ard` moves its
     COG into place."""
     for job in plan.jobs:
-        dest = claims.get(job.assemble_id)
-        if dest is None:
+        name = claims.get(job.assemble_id)
+        if name is None:
             continue
-        with contextlib.suppress(Exception):  # best effort: never hide the job's error
+        try:  # best effort: never hide the job's error
             if not store.product_exists(job.product_id):
-                staged(dest).unlink(missing_ok=True)
+                name.release()
+        except Exception:
+            pass
+        finally:
+            name.keep()  # committed (or unknown): the claim stays for the re-run

@@ -34,7 +34,7 @@ from eominer.io.discover import discover
 from eominer.io.parts import write_ard
 from eominer.io.read import Grid, product_grid
 from eominer.store.records import Product
-from eominer.workspace import ard_dir, claim
+from eominer.workspace import ard_dir, claim, settle
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -101,19 +101,21 @@ def ingest_product(
     compute/ingest.py)."""
     target = resolve(store, product)
     if isinstance(target, IngestResult):
+        if not target.same_scene_as:  # killed after its commit: the COG is still staged
+            settle(Path(target.ard_path))
         return target
     product = target
-    dest, staged = claim(ard_dir() / f"{product.product_id}.tif")
+    name = claim(ard_dir() / f"{product.product_id}.tif")
     try:
-        grid, valid = write_ard(product, staged, progress)
+        grid, valid = write_ard(product, name.staged, progress)
         patches, clouds = product_patches(product, grid, valid, levels,
-                                          store.next_patch_id(), staged)
-        store.add_product(product_record(product, grid, dest, clouds.source), patches)
-        staged.replace(dest)
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
-    return ingested(product, patches.num_rows, dest, clouds)
+                                          store.next_patch_id(), name.staged)
+        name.committing()
+        store.add_product(product_record(product, grid, name.dest, clouds.source), patches)
+        name.staged.replace(name.dest)
+    finally:
+        name.release()
+    return ingested(product, patches.num_rows, name.dest, clouds)
 
 
 def resolve(store: Store, product: SourceProduct) -> SourceProduct | IngestResult:

@@ -7,6 +7,7 @@ The workspace is `$EOMINER_HOME`, else `~/.eominer`. The default database is
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import itertools
 import os
@@ -47,29 +48,130 @@ def _candidates(path: Path) -> Iterator[Path]:
         yield path.with_name(f"{path.stem}-{n}{path.suffix}")
 
 
-def unclaimed(path: Path) -> Path:
+def _lock(dest: Path) -> Path:
+    return staged(dest).with_name(staged(dest).name + ".lock")
+
+
+_COMMITTING = b"committing"  # the lock file's mark: a row names `dest`
+
+
+class Claim:
+    """A name of the workspace held by this process: `dest`, with its `staged` file
+    (created empty, then written by the caller) and a lock file beside it, flock-ed for
+    as long as the claim lives. The kernel drops the flock when the process dies, so a
+    name whose writer was killed (SIGKILL, a power cut) is free again: the next claimant
+    takes it, and the staged file's partial contents with it (a crop's COG, a model),
+    instead of `-2` and a file nobody removes. A claim marked `committing` is never
+    taken: a row may name `dest`, and the re-run of that database moves its file into
+    place (`settle`)."""
+
+    def __init__(self, dest: Path, fd: int) -> None:
+        self.dest, self.staged, self._fd = dest, staged(dest), fd
+
+    def committing(self) -> None:
+        """Before the commit of the row that names `dest`: from now on the name is not
+        taken back, even when this process dies before the file is in place."""
+        os.pwrite(self._fd, _COMMITTING, 0)
+        os.fsync(self._fd)
+
+    def keep(self) -> None:
+        """Let go of the lock, leaving the claim as it is (committed, its file not yet
+        in place: the re-run settles it)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def release(self) -> None:
+        """Give the name up: the staged file (unless already renamed into place) and
+        the lock file go."""
+        if self._fd < 0:
+            return
+        self.staged.unlink(missing_ok=True)
+        _lock(self.dest).unlink(missing_ok=True)  # unlinked while held (see `_hold`)
+        self.keep()
+
+
+def _hold(lock: Path) -> tuple[int, bool] | None:
+    """An exclusive flock on `lock` (created if missing): (fd, created), or None when a
+    live process holds it. A lock file unlinked by its releaser between our open and our
+    flock is not the name's lock any more: open the new one."""
+    while True:
+        try:
+            fd, created = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            try:
+                fd, created = os.open(lock, os.O_RDWR), False
+            except FileNotFoundError:
+                continue  # released meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd, created
+        os.close(fd)
+
+
+def claim(path: Path) -> Claim:
     """`path`, or `<stem>-2<suffix>`, `-3`, ...: the first name that no file holds, staged
-    or in place. A new ARD or encoder file of one database must not replace a file that
-    another database of the same workspace names: the same product ingested into both,
-    or both databases' first encoder, `ssl-v1` (`products remove` in one would delete
-    the other's ARD). The row records the path, so the name need not be predictable."""
-    return next(p for p in _candidates(path) if not (p.exists() or staged(p).exists()))
-
-
-def claim(path: Path) -> tuple[Path, Path]:
-    """`unclaimed(path)` and its staged file, the staged file created empty in one step
-    (O_EXCL): a writer of another database that looks at the same moment moves on to the
-    next name instead of sharing this one. The caller writes the staged file, then
-    renames it to the name once its row is committed, or unlinks it."""
+    or in place, claimed in one step: a writer of another database (or thread) that looks
+    at the same moment moves on to the next name instead of sharing this one. A new ARD,
+    model or layer of one database must not replace a file that another database of the
+    same workspace names (`products remove` in one would delete the other's ARD); the
+    row records the path, so the name need not be predictable. The caller writes
+    `staged`, marks the claim `committing`, commits its row, renames `staged` to `dest`,
+    and releases the claim (also when anything failed)."""
     for p in _candidates(path):
         if p.exists():
             continue
-        try:
-            staged(p).touch(exist_ok=False)
-        except FileExistsError:
+        held = _hold(_lock(p))
+        if held is None:
+            continue  # a live writer's
+        fd, created = held
+        if p.exists() or os.pread(fd, len(_COMMITTING), 0) == _COMMITTING:
+            # in place meanwhile, or a row names it: not ours (a commit's mark stays)
+            if p.exists():
+                _unlink_and_close(_lock(p), fd)
+            else:
+                os.close(fd)
             continue
-        return p, staged(p)
+        try:
+            os.close(os.open(staged(p), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            if created:  # staged by a version without lock files: leave it be
+                _unlink_and_close(_lock(p), fd)
+                continue
+            os.truncate(staged(p), 0)  # its writer died: the name and the file are ours
+        os.ftruncate(fd, 0)
+        return Claim(p, fd)
     raise AssertionError("unreachable: the candidates never end")
+
+
+def _unlink_and_close(lock: Path, fd: int) -> None:
+    lock.unlink(missing_ok=True)
+    os.close(fd)
+
+
+def settle(dest: Path, source: Path | None = None) -> bool:
+    """For a database whose row names `dest` while `dest` is missing: its writer was
+    killed between the commit and the rename. Move `source` (the staged file by default)
+    into place and drop the claim; True if moved. False, touching nothing, when `dest`
+    is in place, `source` is missing or empty, or the writer is still at work."""
+    source = source or staged(dest)
+    if dest.exists() or not source.exists() or source.stat().st_size == 0:
+        return False
+    held = _hold(_lock(dest))  # also for a claim of a version without lock files
+    if held is None:
+        return False
+    source.replace(dest)
+    staged(dest).unlink(missing_ok=True)
+    _unlink_and_close(_lock(dest), held[0])
+    return True
 
 
 def ard_dir() -> Path:

@@ -2,32 +2,59 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
-from eominer.workspace import claim, staged, unclaimed
+from eominer.workspace import claim, settle, staged
+
+ARD = "S2_MSIL1C_20170216T102101_T33UUU"
+
+
+def in_another_process(tmp_path: Path, body: str, end: str) -> subprocess.CompletedProcess:
+    """Claim `tmp_path/<ARD>.tif` in a Python process of its own, run `body` (with `name`
+    the claim), then end it: "kill" (SIGKILL, nothing cleaned up) or "exit"."""
+    ending = {"kill": "os.kill(os.getpid(), signal.SIGKILL)", "exit": "sys.exit(0)"}[end]
+    code = (f"import os, signal, sys\nfrom pathlib import Path\n"
+            f"from eominer.workspace import claim\n"
+            f"name = claim(Path({str(tmp_path / f'{ARD}.tif')!r}))\n{body}\n{ending}\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
 
 
 def test_a_claimed_name_is_taken_until_its_file_is_gone(tmp_path: Path) -> None:
-    ard = tmp_path / "S2_MSIL1C_20170216T102101_T33UUU.tif"
-    first, first_staged = claim(ard)
-    assert (first, first_staged) == (ard, tmp_path / ".S2_MSIL1C_20170216T102101_T33UUU.staged.tif")
-    assert first_staged.exists() and first_staged.stat().st_size == 0  # created, empty
-    second, _ = claim(ard)  # the first is still being written
-    assert second == tmp_path / "S2_MSIL1C_20170216T102101_T33UUU-2.tif"
-    assert unclaimed(ard) == tmp_path / "S2_MSIL1C_20170216T102101_T33UUU-3.tif"
-    first_staged.write_bytes(b"cog")
-    first_staged.replace(first)  # committed: the name stays taken by the file itself
-    assert unclaimed(ard).name.endswith("-3.tif")
-    staged(second).unlink()  # the second writer failed and cleaned up
-    assert unclaimed(ard) == second
+    ard = tmp_path / f"{ARD}.tif"
+    first = claim(ard)
+    assert (first.dest, first.staged) == (ard, tmp_path / f".{ARD}.staged.tif")
+    assert first.staged.exists() and first.staged.stat().st_size == 0  # created, empty
+    second = claim(ard)  # the first is still being written
+    assert second.dest == tmp_path / f"{ARD}-2.tif"
+    first.staged.write_bytes(b"cog")
+    first.staged.replace(first.dest)  # committed: the name stays taken by the file itself
+    first.release()
+    third = claim(ard)
+    assert third.dest.name.endswith("-3.tif")
+    second.release()  # the second writer failed and cleaned up
+    third.release()
+    assert claim(ard).dest == second.dest
+    assert leftovers(tmp_path) == [f".{ARD}-2.staged.tif", f".{ARD}-2.staged.tif.lock",
+                                   f"{ARD}.tif"]
 
 
 def test_the_encoders_staged_file_counts_as_taken(tmp_path: Path) -> None:
-    # Keras needs the .keras suffix, so the staged name keeps it: .ssl-v1.staged.keras
+    # Keras needs the .keras suffix, so the staged name keeps it: .ssl-v1.staged.keras;
+    # one staged by a version without lock files is left alone
     model = tmp_path / "ssl-v1.keras"
     (tmp_path / ".ssl-v1.staged.keras").write_bytes(b"being saved by another database")
-    assert unclaimed(model) == tmp_path / "ssl-v1-2.keras"
+    name = claim(model)
+    assert name.dest == tmp_path / "ssl-v1-2.keras"
+    assert (tmp_path / ".ssl-v1.staged.keras").read_bytes() == b"being saved by another database"
+    assert not (tmp_path / ".ssl-v1.staged.keras.lock").exists()
 
 
 def test_writers_that_claim_at_the_same_moment_get_names_of_their_own(tmp_path: Path) -> None:
@@ -36,9 +63,9 @@ def test_writers_that_claim_at_the_same_moment_get_names_of_their_own(tmp_path: 
 
     def writer() -> None:
         start.wait()
-        name, _ = claim(target)
+        name = claim(target)
         with lock:
-            names.append(name.name)
+            names.append(name.dest.name)
 
     threads = [threading.Thread(target=writer) for _ in range(n)]
     for t in threads:
@@ -47,3 +74,73 @@ def test_writers_that_claim_at_the_same_moment_get_names_of_their_own(tmp_path: 
         t.join()
     assert sorted(names) == sorted(["encoder-v1.keras"] + [f"encoder-v1-{i}.keras"
                                                            for i in range(2, n + 1)])
+
+
+def test_a_name_whose_writer_was_killed_is_taken_back_with_its_file(tmp_path: Path) -> None:
+    """SIGKILL mid-write: no clean-up ran, 5 MB are staged. The next claimant takes the
+    same name and empties the file, instead of `-2` beside a file nobody removes."""
+    r = in_another_process(tmp_path, "name.staged.write_bytes(bytes(5_000_000))", "kill")
+    assert r.returncode == -9, r.stderr
+    assert (tmp_path / f".{ARD}.staged.tif").stat().st_size == 5_000_000
+    name = claim(tmp_path / f"{ARD}.tif")
+    assert name.dest == tmp_path / f"{ARD}.tif"
+    assert name.staged.stat().st_size == 0
+    name.release()
+    assert leftovers(tmp_path) == []
+
+
+def test_a_live_writer_keeps_its_name_and_one_that_exited_gives_it_up(tmp_path: Path) -> None:
+    """Another process holds the claim while this one claims: this one gets `-2`. Once
+    it exited without releasing (an unhandled error in a foreign caller), it is no
+    writer any more: its name is free."""
+    code = (f"from pathlib import Path\nfrom eominer.workspace import claim\n"
+            f"name = claim(Path({str(tmp_path / f'{ARD}.tif')!r}))\n"
+            f"print('held', flush=True)\ninput()\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    busy = claim(tmp_path / f"{ARD}.tif")
+    assert busy.dest.name == f"{ARD}-2.tif"
+    holder.communicate("\n", timeout=60)
+    assert holder.returncode == 0
+    name = claim(tmp_path / f"{ARD}.tif")
+    assert name.dest.name == f"{ARD}.tif"
+
+
+def test_a_committed_name_is_never_taken_and_its_database_settles_it(tmp_path: Path) -> None:
+    """Killed between the row's commit and the rename: the row names the file, so another
+    claimant moves on to `-2`; the database's re-run (`settle`) moves the staged file
+    into place and drops the claim."""
+    body = "name.staged.write_bytes(b'cog of the committed row')\nname.committing()"
+    assert in_another_process(tmp_path, body, "kill").returncode == -9
+    other = claim(tmp_path / f"{ARD}.tif")
+    assert other.dest.name == f"{ARD}-2.tif"
+    other.release()
+    dest = tmp_path / f"{ARD}.tif"
+    assert settle(dest)
+    assert dest.read_bytes() == b"cog of the committed row"
+    assert leftovers(tmp_path) == [f"{ARD}.tif"]
+    assert not settle(dest)  # in place: nothing to do
+
+
+def test_a_live_writer_is_not_settled(tmp_path: Path) -> None:
+    name = claim(tmp_path / f"{ARD}.tif")
+    name.staged.write_bytes(b"half a cog")
+    name.committing()
+    assert not settle(name.dest)  # its writer is at work: between commit and rename
+    assert name.staged.read_bytes() == b"half a cog" and not name.dest.exists()
+    name.staged.replace(name.dest)
+    name.release()
+    assert leftovers(tmp_path) == [f"{ARD}.tif"]
+
+
+def test_a_claim_released_twice_or_kept_then_released_is_harmless(tmp_path: Path) -> None:
+    name = claim(tmp_path / f"{ARD}.tif")
+    name.keep()
+    name.release()  # kept: the claim stays for the re-run
+    assert staged(name.dest).exists()
+    again = claim(tmp_path / f"{ARD}.tif")  # not committing, its holder let go: free
+    assert again.dest == name.dest
+    again.release()
+    again.release()
+    assert leftovers(tmp_path) == []

