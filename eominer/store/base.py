@@ -166,7 +166,8 @@ class StoreBase:
         """(the original, since when) if this database is a copy of another that still
         exists: the files its rows named before that moment (ARD COGs, change layers) are
         the original's too, so it must neither delete nor rewrite them. A database that was
-        moved, or whose original is gone, owns its files: None."""
+        moved, or whose original is gone, owns its files: None. A path that is this very
+        file (a second mount, a hard link: the same device and inode) is no original."""
         here = self.file_path()
         rows = self._path_rows()
         if here is None or not rows:
@@ -174,7 +175,7 @@ class StoreBase:
         if rows[-1][0] != here:  # opened without writing (read-only): as of now
             rows.append((here, utcnow()))
         for (path, _), (_, since) in reversed(list(zip(rows, rows[1:]))):
-            if path != here and os.path.exists(path):
+            if path != here and os.path.exists(path) and not _same_file(path, here):
                 return path, since
         return None
 
@@ -382,3 +383,10 @@ def _strip_strings(sql: str) -> str:
             continue
         out.append(ch)
     return "".join(out)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them vanished meanwhile
+        return False

@@ -451,4 +451,14 @@ def test_a_copied_file_knows_its_original_and_a_moved_one_does_not(tmp_path):
         assert store.copied_from() is None
     with open_store(f"duckdb:///{tmp_path / 'moved.duckdb'}") as store:
         assert store.copied_from() is None
+    # one file reached by a second path (a hard link here; a second mount of the same
+    # file system is the same device and inode): not a copy, either way round
+    os.link(tmp_path / "moved.duckdb", tmp_path / "linked.duckdb")
+    with open_store(f"duckdb:///{tmp_path / 'linked.duckdb'}") as store:
+        assert store.copied_from() is None
+    with open_store(f"duckdb:///{tmp_path / 'moved.duckdb'}") as store:
+        assert store.copied_from() is None
+        assert [r[0] for r in store.query("SELECT path FROM database_paths ORDER BY since")
+                ][-3:] == [str(tmp_path / n) for n in ("moved.duckdb", "linked.duckdb",
+                                                       "moved.duckdb")]
 
