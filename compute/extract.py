@@ -1,4 +1,5 @@
-"""The extract job: descriptors for every patch of the selected products, on Ray.
+"""The extract job: descriptors for every patch of the selected products, on Ray (or in
+this process with `num_workers` 0: the same tasks, commits and resume records).
 
 Work is one task per (product, feature set, block of patch rows), run by the job
 runner (`compute.runner`: resume, retries, batched commits, progress, metrics). A task
@@ -277,42 +278,16 @@ def run_extract(
 ) -> ExtractReport:
     """Run (or resume) extraction. `on_start(total, to_run)`; `on_task(done, to_run,
     patches_done, task, worker)` after each committed task; `on_finish(finished,
-    to_run)` as results arrive. Returns the report; failed
-    tasks are listed there (`report.raise_for_failures()`)."""
-    from compute.runner import new_job_id, run_job
+    to_run)` as results arrive. `num_workers` 0: in this process, without Ray. Returns
+    the report; failed tasks are listed there (`report.raise_for_failures()`)."""
+    from compute.runner import check_in_process, new_job_id, run_job
     from compute.runtime import import_ray
 
-    import_ray(local=not address)  # a missing Ray is reported before anything is planned
+    if not check_in_process(num_workers, address):
+        import_ray(local=not address)  # a missing Ray is reported before anything is planned
     report = ExtractReport(new_job_id("extract"))
     blocks, sets = plan(store, features, product_ids, block_rows, report, params)
     run_job(store, extract_job(store, blocks, sets), address=address, num_cpus=num_cpus,
             num_workers=num_workers, retries=retries, report=report, on_start=on_start,
             on_task=on_task, on_finish=on_finish)
-    return report
-
-
-def run_extract_inline(
-    store: Store, features: str | Sequence[str] | None = None,
-    product_ids: Sequence[str] | None = None, *, block_rows: int = DEFAULT_BLOCK_ROWS,
-    params: dict[str, dict[str, Any]] | None = None,
-) -> ExtractReport:
-    """The same plan, block tasks and bulk writes as `run_extract`, computed one after the
-    other in this process, without Ray (and without the job's resume records): for small
-    workspaces such as `eominer eval learning --no-ray` on a machine where a local Ray
-    cannot start."""
-    import time
-
-    from compute.runner import new_job_id
-
-    report = ExtractReport(new_job_id("extract"))
-    t0 = time.perf_counter()
-    blocks, sets = plan(store, features, product_ids, block_rows, report, params)
-    create_feature_sets(store, sets)
-    report.tasks_total, report.workers = len(blocks), 1
-    for block in blocks:
-        ids, values = compute_block(block)
-        store.write_features(sets[block.feature_set_id], ids, values)
-        report.tasks_done += 1
-        report.patches_written += len(ids)
-    report.seconds = time.perf_counter() - t0
     return report

@@ -6,7 +6,9 @@ commit finished results (`JobSpec.commit`). The runner does the rest, the same w
 every job:
 
 - starts or joins Ray through `compute.runtime.ray_session`, and writes nothing before
-  Ray is up (an unreachable cluster leaves the database as it was);
+  Ray is up (an unreachable cluster leaves the database as it was); or, with
+  `num_workers` 0, runs the tasks one after the other in this process, everything
+  below unchanged (small inputs; a machine where Ray cannot start);
 - records a `jobs` row per task and skips tasks already done: a re-run resumes;
 - runs tasks on a pool of one-CPU worker actors (GPU actors for model tasks where the
   cluster has or can start GPUs), two tasks in flight per worker so none idles;
@@ -49,7 +51,7 @@ from compute.runtime import (
     task_error_text,
     worker_name,
 )
-from eominer.errors import JobError
+from eominer.errors import ConfigError, JobError
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -131,8 +133,14 @@ class JobReport:
     seconds: float = 0.0  # from Ray being up to the last result (worker start included)
     first_result_seconds: float = 0.0  # from Ray being up to the first result (start-up)
     workers: int = 0
+    in_process: bool = False  # the tasks ran in the driver (`num_workers` 0), not on Ray
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # task, product, error
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def ran_on(self) -> str:
+        """Where the tasks ran, as the summary line says it."""
+        return "in this process" if self.in_process else f"on {self.workers} worker(s)"
 
     def raise_for_failures(self) -> None:
         if self.failed:
@@ -192,11 +200,15 @@ def run_job(
     (`report.raise_for_failures()`). `on_start(total, to_run)` before any work;
     `on_task(done, to_run, patches, task, worker)` after each task's commit;
     `on_finish(finished, to_run)` as results arrive, before their commit (commits come
-    every 1-10 s: a progress bar that follows them would stall)."""
+    every 1-10 s: a progress bar that follows them would stall). `num_workers` 0: the
+    tasks run one after the other in this process, without Ray (small inputs, or a
+    machine where Ray cannot start), with the same commits, resume and retries."""
     from compute.runtime import cluster_cpus, import_ray, ray_session
     from eominer.metrics import exporter_from_env
 
-    import_ray(local=not address)  # a missing Ray is reported before anything is written
+    in_process = check_in_process(num_workers, address)
+    if not in_process:
+        import_ray(local=not address)  # a missing Ray is reported before anything is written
     report = report or JobReport(new_job_id(spec.kind), spec.kind)
     tasks = list(spec.tasks)
     report.tasks_total = len(tasks)
@@ -207,16 +219,18 @@ def run_job(
         on_start(len(tasks), len(todo))
     if not todo:
         return report
+    if in_process:
+        _schedule(store, spec, report, todo)
+        t0 = time.perf_counter()
+        try:
+            with exporter_from_env():
+                _InProcess(store, spec, todo, retries, report, on_task, on_finish).run()
+        finally:
+            report.seconds = time.perf_counter() - t0
+        return report
     # Ray first: a cluster that cannot be reached leaves the database as it was
     with ray_session(address, num_cpus) as ray:
-        if store is not None:
-            with store.transaction():
-                if spec.prepare:
-                    spec.prepare(store)
-                store.schedule_tasks(report.job_id, spec.kind, [
-                    {"task_id": t.task_id, "product_id": t.product_id,
-                     "feature_set_id": t.feature_set_id, "block": t.block,
-                     "n_items": t.n_items} for t in todo if t.recorded])
+        _schedule(store, spec, report, todo)
         n = max(1, min(num_workers or cluster_cpus(ray), len(todo)))
         report.workers = n
         t0 = time.perf_counter()  # Ray is up: from here on, the job's own time
@@ -229,59 +243,66 @@ def run_job(
     return report
 
 
-class _Driver:
-    """The scheduling loop of one job run on a Ray that is up."""
+def check_in_process(num_workers: int | None, address: str | None) -> bool:
+    """Run in this process? `num_workers` 0 says so; it cannot go with a cluster."""
+    if num_workers != 0:
+        return False
+    if address:
+        raise ConfigError("--workers 0 runs the job in this process: drop --ray-address "
+                          "(or $EOMINER_RAY_ADDRESS), or give the cluster's workers a number")
+    return True
 
-    def __init__(self, ray, store: Store | None, spec: JobSpec, todo: list[Task],
-                 n_workers: int, retries: int, report: JobReport,
-                 on_task: TaskCallback | None, on_finish: FinishCallback | None = None,
-                 ) -> None:
-        from compute.runtime import gpus_for_models, gpus_in_cluster
+
+def _schedule(store: Store | None, spec: JobSpec, report: JobReport,
+              todo: list[Task]) -> None:
+    """The job's first writes, once its workers can start: `prepare` and a `jobs` row
+    per task to run, in one transaction."""
+    if store is None:
+        return
+    with store.transaction():
+        if spec.prepare:
+            spec.prepare(store)
+        store.schedule_tasks(report.job_id, spec.kind, [
+            {"task_id": t.task_id, "product_id": t.product_id,
+             "feature_set_id": t.feature_set_id, "block": t.block,
+             "n_items": t.n_items} for t in todo if t.recorded])
+
+
+class _Loop:
+    """What a job run does around its tasks, wherever they run: tasks held until those
+    they name in `after` finish, failures reported with the tasks waiting for them,
+    results committed in batches (`_Writer`), progress reported."""
+
+    def __init__(self, store: Store | None, spec: JobSpec, todo: list[Task], retries: int,
+                 report: JobReport, on_task: TaskCallback | None,
+                 on_finish: FinishCallback | None) -> None:
         from eominer.metrics import job_metrics
 
-        self.ray, self.spec, self.todo = ray, spec, todo
+        self.spec, self.todo = spec, todo
         self.retries, self.report, self.on_task = retries, report, on_task
         self.on_finish, self.n_finished = on_finish, 0
         self.metrics = job_metrics()
         self.writer = _Writer(store, spec)
-        # Model tasks go to workers holding a GPU when the cluster has or can start GPU
-        # nodes: the autoscaler then boots GPU servers only for them.
-        n_model = sum(t.gpu for t in todo)
-        self.gpu = n_model > 0 and gpus_for_models(ray) > 0
-        n_gpu = min(max(1, gpus_in_cluster(ray)), n_model) if self.gpu else 0
-        # no CPU workers when every task goes to a GPU: idle ones would boot CPU nodes
-        n_cpu = n_workers if not self.gpu or n_model < len(todo) else 0
-        self.on_gpu = [False] * n_cpu + [True] * n_gpu
-        self.classes = {
-            False: ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Worker),
-            True: ray.remote(num_cpus=1, num_gpus=1, max_restarts=0,
-                             max_task_retries=0)(Worker),
-        }
-        self.actors = [self.classes[g].remote() for g in self.on_gpu]
-        self.load = [0] * len(self.actors)
-        # a worker runs its tasks one after the other: a task's run time is measured
-        # from its submission or the worker's previous result, whichever is later
-        self.free_at = [time.perf_counter()] * len(self.actors)
-        self.queues: dict[bool, deque[tuple[Task, int]]] = {False: deque(), True: deque()}
-        self.inflight: dict[Any, tuple[Task, int, int, Any, float]] = {}
         # tasks held until the tasks they name in `after` finish (those not done yet)
         ids = {t.task_id for t in todo}
         self.needs = {t.task_id: {a for a in t.after if a in ids} for t in todo}
         self.waiting = {t.task_id: t for t in todo if self.needs[t.task_id]}
-        for t in todo:
+
+    def _enqueue(self, task: Task, attempt: int, first: bool = False) -> None:
+        raise NotImplementedError
+
+    def _enqueue_ready(self) -> None:
+        for t in self.todo:
             if t.task_id not in self.waiting:
                 self._enqueue(t, 1)
 
-    def _enqueue(self, task: Task, attempt: int, first: bool = False) -> None:
-        queue = self.queues[self.gpu and task.gpu]
-        if first:
-            queue.appendleft((task, attempt))
-        else:
-            queue.append((task, attempt))
+    def _args(self, task: Task) -> tuple[Any, ...]:
+        if not self.spec.load:
+            return task.args
+        from eominer.store.base import ctrl_c_after
 
-    def _queued(self) -> int:
-        return (len(self.queues[False]) + len(self.queues[True]) + len(self.inflight)
-                + len(self.waiting))
+        with ctrl_c_after():  # a store read: a Ctrl-C inside it comes after it
+            return self.spec.load(self.writer.store, task)
 
     def _release(self, task_id: str) -> None:
         """`task_id` finished: tasks waiting for it alone go to the front of the queue
@@ -305,6 +326,133 @@ class _Driver:
                 del self.waiting[tid]
                 self._fail(waiting, f"not run: task {task.task_id}, which it needs, {what}")
 
+    def _arrived(self, finished: list[Finished]) -> None:
+        self.n_finished += len(finished)
+        if finished and self.on_finish:
+            self.on_finish(self.n_finished, len(self.todo))
+        self.writer.finished(finished)
+
+    def _flush(self) -> list[Finished]:
+        batch = self.writer.flush()
+        if batch and self.spec.after_commit:
+            self.spec.after_commit(batch)
+        return batch
+
+    def _note_removed(self) -> None:
+        for pid, n in sorted(self.writer.removed.items()):
+            self.report.notes.append(
+                f"product {pid} was removed while the job ran: {n} {self.spec.kind} "
+                f"task(s) of it were not written")
+
+    def _committed(self, batch: list[Finished]) -> None:
+        report, kind = self.report, self.spec.kind
+        for f in batch:
+            report.tasks_done += 1
+            report.patches_written += f.task.n_items
+            self.metrics.record_task(kind, f.seconds)
+            self.metrics.record_patches(kind, f.task.n_items)
+            if self.on_task:
+                self.on_task(report.tasks_done, len(self.todo), report.patches_written,
+                             f.task, f.worker)
+
+
+class _InProcess(_Loop):
+    """The tasks one after the other in this process (`num_workers` 0): no Ray, no
+    worker start-up; numpy and TensorFlow use this process's threads."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.queue: deque[tuple[Task, int]] = deque()
+        self._enqueue_ready()
+
+    def _enqueue(self, task: Task, attempt: int, first: bool = False) -> None:
+        if first:
+            self.queue.appendleft((task, attempt))
+        else:
+            self.queue.append((task, attempt))
+
+    def run(self) -> None:
+        name, t_start = worker_name(), time.perf_counter()
+        self.report.workers, self.report.in_process = 0, True
+        try:
+            while self.queue:
+                task, attempt = self.queue.popleft()
+                if task.recorded:
+                    self.writer.started(task.task_id, attempt)
+                t0 = time.perf_counter()
+                try:
+                    result = task.fn(*self._args(task))
+                except Exception as exc:
+                    self.metrics.record_task(self.spec.kind, time.perf_counter() - t0,
+                                             failed=True)
+                    if self.writer.drop_if_removed(task):
+                        self._fail_waiting(task, "was dropped: its product was removed")
+                    elif attempt <= self.retries:
+                        self._enqueue(task, attempt + 1)
+                    else:
+                        self._fail(task, task_error_text(exc))
+                    continue
+                finally:
+                    release_memory()
+                if not self.report.first_result_seconds:
+                    self.report.first_result_seconds = time.perf_counter() - t_start
+                self._release(task.task_id)
+                self._arrived([Finished(task, result, name, time.perf_counter() - t0)])
+                if self.writer.due() or not self.queue:
+                    self._committed(self._flush())
+            if self.writer.wait_s() is not None:  # failure marks of the last tasks
+                self._committed(self._flush())
+        except KeyboardInterrupt:
+            self._flush()  # what finished before Ctrl-C is kept; a re-run does the rest
+            raise
+        finally:
+            self._note_removed()
+
+
+class _Driver(_Loop):
+    """The scheduling loop of one job run on a Ray that is up."""
+
+    def __init__(self, ray, store: Store | None, spec: JobSpec, todo: list[Task],
+                 n_workers: int, retries: int, report: JobReport,
+                 on_task: TaskCallback | None, on_finish: FinishCallback | None = None,
+                 ) -> None:
+        from compute.runtime import gpus_for_models, gpus_in_cluster
+
+        super().__init__(store, spec, todo, retries, report, on_task, on_finish)
+        self.ray = ray
+        # Model tasks go to workers holding a GPU when the cluster has or can start GPU
+        # nodes: the autoscaler then boots GPU servers only for them.
+        n_model = sum(t.gpu for t in todo)
+        self.gpu = n_model > 0 and gpus_for_models(ray) > 0
+        n_gpu = min(max(1, gpus_in_cluster(ray)), n_model) if self.gpu else 0
+        # no CPU workers when every task goes to a GPU: idle ones would boot CPU nodes
+        n_cpu = n_workers if not self.gpu or n_model < len(todo) else 0
+        self.on_gpu = [False] * n_cpu + [True] * n_gpu
+        self.classes = {
+            False: ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Worker),
+            True: ray.remote(num_cpus=1, num_gpus=1, max_restarts=0,
+                             max_task_retries=0)(Worker),
+        }
+        self.actors = [self.classes[g].remote() for g in self.on_gpu]
+        self.load = [0] * len(self.actors)
+        # a worker runs its tasks one after the other: a task's run time is measured
+        # from its submission or the worker's previous result, whichever is later
+        self.free_at = [time.perf_counter()] * len(self.actors)
+        self.queues: dict[bool, deque[tuple[Task, int]]] = {False: deque(), True: deque()}
+        self.inflight: dict[Any, tuple[Task, int, int, Any, float]] = {}
+        self._enqueue_ready()
+
+    def _enqueue(self, task: Task, attempt: int, first: bool = False) -> None:
+        queue = self.queues[self.gpu and task.gpu]
+        if first:
+            queue.appendleft((task, attempt))
+        else:
+            queue.append((task, attempt))
+
+    def _queued(self) -> int:
+        return (len(self.queues[False]) + len(self.queues[True]) + len(self.inflight)
+                + len(self.waiting))
+
     def _submit(self) -> None:
         slots = range(len(self.actors))
         for kind, queue in self.queues.items():
@@ -317,14 +465,7 @@ class _Driver:
                 if task.recorded:
                     self.writer.started(task.task_id, attempt)
                 actor = self.actors[slot]
-                if self.spec.load:  # a store read: a Ctrl-C inside it comes after it
-                    from eominer.store.base import ctrl_c_after
-
-                    with ctrl_c_after():
-                        args = self.spec.load(self.writer.store, task)
-                else:
-                    args = task.args
-                ref = actor.run.remote(task.fn, args)
+                ref = actor.run.remote(task.fn, self._args(task))
                 self.inflight[ref] = (task, attempt, slot, actor, time.perf_counter())
                 self.load[slot] += 1
         self.metrics.set_queue_depth(self.spec.kind, self._queued())
@@ -349,10 +490,7 @@ class _Driver:
                     report.first_result_seconds = time.perf_counter() - t_start
                 finished = [f for f in map(self._collect, ready) if f is not None]
                 self._submit()  # workers get their next tasks before the driver writes
-                self.n_finished += len(finished)
-                if finished and self.on_finish:
-                    self.on_finish(self.n_finished, len(self.todo))
-                self.writer.finished(finished)
+                self._arrived(finished)
                 if self.writer.due() or not self.inflight:
                     self._committed(self._flush())
                 now = time.perf_counter()
@@ -394,29 +532,6 @@ class _Driver:
             return None
         self._release(task.task_id)
         return Finished(task, result, worker, now - started)
-
-    def _flush(self) -> list[Finished]:
-        batch = self.writer.flush()
-        if batch and self.spec.after_commit:
-            self.spec.after_commit(batch)
-        return batch
-
-    def _note_removed(self) -> None:
-        for pid, n in sorted(self.writer.removed.items()):
-            self.report.notes.append(
-                f"product {pid} was removed while the job ran: {n} {self.spec.kind} "
-                f"task(s) of it were not written")
-
-    def _committed(self, batch: list[Finished]) -> None:
-        report, kind = self.report, self.spec.kind
-        for f in batch:
-            report.tasks_done += 1
-            report.patches_written += f.task.n_items
-            self.metrics.record_task(kind, f.seconds)
-            self.metrics.record_patches(kind, f.task.n_items)
-            if self.on_task:
-                self.on_task(report.tasks_done, len(self.todo), report.patches_written,
-                             f.task, f.worker)
 
 
 class _Writer:

@@ -212,8 +212,9 @@ def _start_local(ray, kwargs: dict[str, Any]) -> None:
                 raise JobError(
                     f"a local Ray did not start in {attempt} tries ({exc}). The machine may "
                     "be too busy for Ray's 30 s start-up window: stop other heavy work, or "
-                    "pass --num-cpus lower, and re-run (finished work is kept). Ray's logs: "
-                    "/tmp/ray/session_latest/logs") from exc
+                    "pass --num-cpus lower, and re-run (finished work is kept); or run the "
+                    "job in this process (--workers 0 of ingest, extract, apply and index "
+                    "build). Ray's logs: /tmp/ray/session_latest/logs") from exc
             logger.warning("local Ray start %d of %d timed out (%s); retrying",
                            attempt, LOCAL_START_ATTEMPTS, exc)
 
@@ -257,8 +258,11 @@ def gpus_for_models(ray) -> int:
 
 
 def task_error_text(exc: BaseException) -> str:
-    """One line for a Ray task's error: our own errors by class and message (they say
-    what to fix), anything else by the last line of Ray's traceback text."""
+    """One line for a task's error (Ray's, whose `cause` is the task's own, or one raised
+    in this process): our own errors by class and message (they say what to fix),
+    anything else by the last line of its text (Ray's: the traceback)."""
+    if not type(exc).__module__.startswith("ray."):  # raised in this process
+        return f"{type(exc).__name__}: {exc}"
     cause = getattr(exc, "cause", None)
     if isinstance(cause, EominerError):
         return f"{type(cause).__name__}: {cause}"

@@ -173,6 +173,12 @@ def ray_address_option(param: str = "ray_address", note: str = ""):
         + ". Default: $EOMINER_RAY_ADDRESS, else a local Ray for this command.")
 
 
+workers_option = click.option(
+    "--workers", type=click.IntRange(0), default=None,
+    help="Worker processes (default: one per CPU of the Ray cluster); 0: run the tasks "
+    "in this process, without Ray (small inputs, where Ray's start-up costs more than it "
+    "saves; a machine where Ray cannot start). Either way a re-run resumes.")
+
 db_option = click.option(
     "--db", "db", envvar="EOMINER_DB", default=None, metavar="URL",
     help="duckdb:///path/file.duckdb (or the bare path file.duckdb) or "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, ray_address_option, split_ids
+from eominer.cli import db_option, ray_address_option, split_ids, workers_option
 
 
 @click.command()
@@ -24,8 +24,7 @@ from eominer.cli import db_option, ray_address_option, split_ids
 @ray_address_option()
 @click.option("--num-cpus", type=click.IntRange(1), default=None,
               help="CPUs of the local Ray (default: all cores).")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Worker processes (default: one per CPU of the Ray cluster).")
+@workers_option
 @click.option("--block-patches", type=click.IntRange(1), default=65_536, show_default=True,
               help="Patches per task (the features of one block are read in one query).")
 @click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
@@ -57,7 +56,7 @@ def apply(model_id: str, products: tuple[str, ...], where: str | None, aoi: str 
             bar.print(f"note: {note}")
         rate = report.patches_written / report.seconds if report.seconds else 0.0
         bar.print(
-            f"{report.tasks_done} task(s) run on {report.workers} worker(s), "
+            f"{report.tasks_done} task(s) run {report.ran_on}, "
             f"{report.tasks_skipped} already done, {len(report.failed)} failed; "
             f"{report.patches_written} patches scored in {report.seconds:.1f} s "
             f"({rate:,.0f} patches/s)"

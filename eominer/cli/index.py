@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, ray_address_option, split_ids
+from eominer.cli import db_option, ray_address_option, split_ids, workers_option
 
 
 @click.group()
@@ -22,7 +22,7 @@ def index() -> None:
               help="Recompute the standardisation over the archive and rebuild every shard.")
 @ray_address_option()
 @click.option("--num-cpus", type=click.IntRange(1), default=None, help="CPUs of the local Ray.")
-@click.option("--workers", type=click.IntRange(1), default=None, help="Worker processes.")
+@workers_option
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
               help="Also append one JSON line per committed task to this file.")
 @db_option

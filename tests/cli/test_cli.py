@@ -144,3 +144,38 @@ def test_a_ctrl_c_is_said_once_and_resume_only_where_a_rerun_resumes(
         cli.main(args)
     assert stop.value.code == 130
     assert capsys.readouterr().err.strip("\n") == expected.strip("\n")
+
+
+def test_extract_in_this_process_writes_what_ray_writes_and_resumes(tmp_path: Path,
+                                                                    shared_data: Path):
+    """`extract --workers 0`: the same tasks without Ray, in this process; the same
+    rows as a Ray run, to the last bit; a re-run resumes from its records. It cannot go
+    with a cluster address."""
+    import json
+
+    rows = {}
+    for where, args in (("ray", ["--num-cpus", "1"]), ("here", ["--workers", "0"])):
+        home = tmp_path / where
+        r = run(["ingest", str(shared_data / "oscd/images/bordeaux/imgs_1"), "--workers",
+                 "0"], home)
+        assert r.returncode == 0, r.stderr
+        r = run(["extract", "--features", "spectral,wld", *args], home)
+        assert r.returncode == 0, r.stderr
+        assert ("task(s) run in this process" in r.stdout) == (where == "here"), r.stdout
+        tables = json.loads(run(["sql", "SELECT table_name FROM feature_sets ORDER BY name",
+                                 "--format", "json"], home).stdout)
+        rows[where] = [run(["sql", f"SELECT * FROM {t['table_name']} ORDER BY patch_id",
+                            "--format", "json", "--limit", "100000"], home).stdout
+                       for t in tables]
+        if where == "here":
+            again = run(["extract", "--features", "spectral,wld", *args], home)
+            assert again.returncode == 0 and "all 2 tasks already done" in again.stdout
+            workers = json.loads(run(["sql", "SELECT DISTINCT worker FROM jobs", "--format",
+                                      "json"], home).stdout)
+            assert len(workers) == 1  # the one process, host:pid
+    assert len(rows["here"]) == 2 and len(json.loads(rows["here"][0])) == 292
+    assert rows["here"] == rows["ray"]
+    r = run(["extract", "--features", "spectral", "--workers", "0"], tmp_path / "here",
+            {"EOMINER_RAY_ADDRESS": "127.0.0.1:1"})
+    assert r.returncode == 1 and ("--workers 0 runs the job in this process: drop "
+                                  "--ray-address (or $EOMINER_RAY_ADDRESS)") in r.stderr

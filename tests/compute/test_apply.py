@@ -135,6 +135,26 @@ def test_apply_writes_the_sessions_scores(learn_store, oscd_db, model, ray, tmp_
         assert store.query("SELECT COUNT(*) FROM annotations")[0][0] == 896
 
 
+def test_apply_in_this_process_writes_the_same_scores(learn_store, oscd_db, model, tmp_path,
+                                                     capsys):
+    """`apply --workers 0`: no Ray; the blocks run in the command's process (their store
+    reads too) and write what the Ray job writes: the session's ranking."""
+    s, mid = model
+    scores = dict(zip(s.patch_ids.tolist(), s.current_scores().tolist()))
+    url = learn_store.url
+    learn_store.close()
+    r = in_process(capsys)(["apply", mid, "--products", oscd_db["product"],
+                            "--block-patches", "100", "--workers", "0", "--db", url], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "9 task(s) run in this process, 0 already done, 0 failed" in r.stdout
+    with open_store(url) as store:
+        rows = applied(store, mid)
+        assert set(rows) == set(scores)
+        assert max(abs(rows[p][0] - v) for p, v in scores.items()) < 1e-5
+        assert {t["worker"] for t in store.tasks().to_pylist()} == {
+            f"{os.uname().nodename}:{os.getpid()}"}
+
+
 def test_a_context_model_writes_the_sessions_smoothed_scores(learn_store, oscd_db, ray):
     """A model from a session with spatial context scores as the session ranked: bands of
     grid rows, each smoothed with its halo, give the whole product's smoothed scores."""

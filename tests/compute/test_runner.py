@@ -1,8 +1,10 @@
 """The job runner on a real local Ray and a real DuckDB store: a failing task is
-reported by product and error while the others finish, and a re-run does only it."""
+reported by product and error while the others finish, and a re-run does only it. The
+same jobs in this process (`num_workers` 0) behave the same way."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,12 @@ from eominer.errors import JobError
 from eominer.store import open_store
 
 pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(params=["ray", "in_process"])
+def where(request) -> dict:
+    """Where a job's tasks run: a local Ray of 2 CPUs, or this process."""
+    return {"num_cpus": 2} if request.param == "ray" else {"num_workers": 0}
 
 
 def area_or_fail(product: str, side: int, fixed: str) -> int:
@@ -30,11 +38,11 @@ def job(fixed: Path, results: dict[str, int]) -> JobSpec:
     return JobSpec("demo", tasks, commit)
 
 
-def test_failed_task_named_with_its_product_and_a_rerun_does_only_it(db_url, tmp_path):
+def test_failed_task_named_with_its_product_and_a_rerun_does_only_it(db_url, tmp_path, where):
     fixed = tmp_path / "fixed"
     results: dict[str, int] = {}
     with open_store(db_url) as store:
-        report = run_job(store, job(fixed, results), num_cpus=2, retries=1)
+        report = run_job(store, job(fixed, results), retries=1, **where)
         assert results == {"demo/A": 4, "demo/C": 16}  # the others finished
         assert report.tasks_done == 2 and report.patches_written == 2 + 4
         assert [(t, p) for t, p, _ in report.failed] == [("demo/B", "B")]
@@ -50,7 +58,7 @@ def test_failed_task_named_with_its_product_and_a_rerun_does_only_it(db_url, tmp
 
         fixed.touch()  # the user fixes the cause and runs the same job again
         results.clear()
-        again = run_job(store, job(fixed, results), num_cpus=2)
+        again = run_job(store, job(fixed, results), **where)
         assert results == {"demo/B": 9}  # only the failed task ran
         assert (again.tasks_skipped, again.tasks_done, again.failed) == (2, 1, [])
         assert set(store.tasks()["status"].to_pylist()) == {"done"}
@@ -82,7 +90,7 @@ def fail_always(name: str) -> None:
     raise OSError(f"band {name} is unreadable")
 
 
-def test_a_task_runs_after_the_tasks_it_names(db_url, tmp_path):
+def test_a_task_runs_after_the_tasks_it_names(db_url, tmp_path, where):
     """A's final task runs once both A parts are done; B's final task, whose part
     fails, is reported failed without running; `after_commit` sees each batch once its
     transaction is in the database."""
@@ -107,7 +115,7 @@ def test_a_task_runs_after_the_tasks_it_names(db_url, tmp_path):
             Task("A/2", write_file, (a2, "y"), product_id="A"),
         ]
         report = run_job(store, JobSpec("demo", tasks, commit, after_commit=after_commit),
-                         num_cpus=2, retries=0)
+                         retries=0, **where)
         statuses = {r["task_id"]: r["status"] for r in store.tasks().to_pylist()}
     assert results == {"A/1": "x", "A/2": "y", "A/final": "xy"}
     assert sorted(seen) == [("A/1", "done"), ("A/2", "done"), ("A/final", "done")]
@@ -118,7 +126,7 @@ def test_a_task_runs_after_the_tasks_it_names(db_url, tmp_path):
                         "B/1": "failed", "B/final": "failed"}
 
 
-def test_results_for_a_removed_product_are_dropped_in_their_commit(db_url, tmp_path):
+def test_results_for_a_removed_product_are_dropped_in_their_commit(db_url, tmp_path, where):
     """A task's product is checked inside the transaction that would write its result:
     a product gone by then (`eominer products remove` from another process) gets no
     rows, what its result wrote elsewhere is discarded after the commit, and a task that
@@ -143,7 +151,7 @@ def test_results_for_a_removed_product_are_dropped_in_their_commit(db_url, tmp_p
                   after=("demo/unreadable",))]
     with open_store(db_url) as store:  # an empty catalogue: B and C are not there
         report = run_job(store, JobSpec("demo", tasks, commit, discard=discard),
-                         num_cpus=2, retries=2)
+                         retries=2, **where)
         assert results == {"demo/kept": 4}
         assert discarded == [("demo/gone", 9, True)]  # a result; the failed task had none
         assert report.tasks_done == 1
@@ -233,3 +241,64 @@ def test_results_are_reported_as_they_arrive_before_their_commit(db_url, monkeyp
     assert ("finished", 4) in events[:first_commit]  # every result counted before it
     assert [n for kind, n in events if kind == "committed"] == [1, 2, 3, 4]
 
+
+
+def interrupt_at(product: str, side: int, stop: str) -> int:
+    """A task function: Ctrl-C while it runs, until the file `stop` is gone."""
+    if product == "B" and Path(stop).exists():
+        raise KeyboardInterrupt
+    return side * side
+
+
+def test_in_this_process_no_ray_starts_and_a_ctrl_c_keeps_what_finished(db_url, tmp_path):
+    """`num_workers` 0: the tasks run in this process (the `jobs` rows name it), with
+    the same resume records. A Ctrl-C in the middle commits what finished before it;
+    the re-run does the rest. Ray is never imported."""
+    import subprocess
+    import sys
+
+    stop = tmp_path / "stop"
+    stop.touch()
+    code = f"""
+import os, sys
+from compute.runner import JobSpec, Task, run_job
+from eominer.store import open_store
+from tests.compute.test_runner import interrupt_at
+results = {{}}
+tasks = [Task(f"demo/{{p}}", interrupt_at, (p, side, {str(stop)!r}), product_id=p,
+              n_items=side) for p, side in (("A", 2), ("B", 3), ("C", 4))]
+spec = JobSpec("demo", tasks, lambda store, done: results.update(
+    {{f.task.task_id: f.result for f in done}}))
+with open_store({db_url!r}) as store:
+    try:
+        report = run_job(store, spec, num_workers=0)
+    except KeyboardInterrupt:
+        print("interrupted", sorted(results))
+    else:
+        print("finished", sorted(results), report.tasks_skipped, report.workers)
+    print("ray" in sys.modules, {{r["task_id"]: (r["status"], r["worker"] or "").__repr__()
+                                  for r in store.tasks().to_pylist()}}, os.getpid())
+"""
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, cwd=Path(__file__).parents[2])
+    assert first.returncode == 0, first.stderr
+    line1, line2 = first.stdout.strip().splitlines()
+    assert line1 == "interrupted ['demo/A']"
+    pid = line2.rsplit(" ", 1)[1]
+    assert line2.startswith("False ")  # no Ray
+    assert f"'demo/A': \"('done', '{socket.gethostname()}:{pid}')\"" in line2
+    stop.unlink()
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, cwd=Path(__file__).parents[2])
+    assert again.returncode == 0, again.stderr
+    line1, line2 = again.stdout.strip().splitlines()
+    assert line1 == "finished ['demo/B', 'demo/C'] 1 0"  # A was done: resumed
+    assert line2.startswith("False ") and line2.count("'done'") == 3
+
+
+def test_in_this_process_cannot_go_with_a_cluster(db_url):
+    from eominer.errors import ConfigError
+
+    with open_store(db_url) as store, pytest.raises(
+            ConfigError, match="--workers 0 runs the job in this process: drop --ray-address"):
+        run_job(store, job(Path("x"), {}), num_workers=0, address="127.0.0.1:6379")

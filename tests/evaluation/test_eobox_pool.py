@@ -73,8 +73,8 @@ def test_unknown_pool_is_refused(pools, shared_data) -> None:
 
 
 def _spectral(store, product_id: str) -> str:
-    from compute.extract import run_extract_inline
+    from compute.extract import run_extract
 
-    report = run_extract_inline(store, ["spectral"], [product_id])
+    report = run_extract(store, ["spectral"], [product_id], num_workers=0)
     report.raise_for_failures()
     return report.feature_sets[0][0]
