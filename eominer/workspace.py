@@ -11,7 +11,10 @@ import fcntl
 import getpass
 import itertools
 import os
+import re
+import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -171,6 +174,49 @@ def settle(dest: Path, source: Path | None = None) -> bool:
     source.replace(dest)
     staged(dest).unlink(missing_ok=True)
     _unlink_and_close(_lock(dest), held[0])
+    return True
+
+
+def scratch_path(dest: Path, kind: str) -> Path:
+    """A hidden file beside `dest` that only this process writes (its host and pid in the
+    name; the suffix kept, for the libraries that choose a format by it)."""
+    tag = f"{socket.gethostname()}-{os.getpid()}"
+    return dest.with_name(f".{dest.name}.{tag}.{kind}{dest.suffix}")
+
+
+@contextmanager
+def replaced_whole(dest: Path) -> Iterator[Path]:
+    """A scratch path to write `dest` to: renamed to `dest` when the block ends, removed
+    when it raises (an error, a Ctrl-C), so `dest` is whole or as it was, never half
+    written. Scratch files of writers of `dest` that died on this machine (SIGKILL: no
+    clean-up ran) are removed first; those of live processes and of other machines
+    stay."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(dest)
+    partial = scratch_path(dest, "partial")
+    try:
+        yield partial
+        partial.replace(dest)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _sweep(dest: Path) -> None:
+    pattern = re.compile(rf"\.{re.escape(dest.name)}\.(.+)-(\d+)\.[a-z]+{re.escape(dest.suffix)}")
+    host = socket.gethostname()
+    for f in dest.parent.glob(f".{dest.name}.*"):
+        m = pattern.fullmatch(f.name)
+        if m and m[1] == host and not _alive(int(m[2])):
+            f.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
     return True
 
 

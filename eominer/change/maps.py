@@ -187,10 +187,9 @@ def write_maps(
     import rasterio
     from rasterio.transform import Affine
 
-    from eominer.io.ard import tmp_path_for, write_cog
+    from eominer.io.ard import write_layer
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     paths = (out, binary_path_for(out))
     layers = (
         (cmap.probability, "float32", np.nan, f"change probability ({cmap.method})"),
@@ -198,22 +197,21 @@ def write_maps(
          f"change ({cmap.method}, {cmap.rule} threshold {cmap.threshold:.4f})"),
     )
     for path, (data, dtype, nodata, desc) in zip(paths, layers):
-        tmp = tmp_path_for(path)
         profile = {
             "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
             "dtype": dtype, "nodata": nodata, "crs": crs_wkt, "transform": Affine(*transform[:6]),
-            # uncompressed: the COG copy below compresses (level 1, a thread per core);
-            # GDAL's default ZSTD level 9 here, on one thread, was a third of the time a
-            # full tile's two maps took to write (10.7 s -> 7.3 s, docs/change.md)
+            # uncompressed: the COG copy compresses (level 1, a thread per core); GDAL's
+            # default ZSTD level 9 here, on one thread, was a third of the time a full
+            # tile's two maps took to write (10.7 s -> 7.3 s, docs/change.md)
             "tiled": True, "blockxsize": 512, "blockysize": 512,
         }
-        try:
+
+        def fill(tmp: Path, data=data, dtype=dtype, desc=desc, profile=profile) -> None:
             with rasterio.open(tmp, "w", **profile) as ds:
                 ds.write(data.astype(dtype, copy=False), 1)
                 ds.set_band_description(1, desc)
                 ds.update_tags(method=cmap.method, threshold=f"{cmap.threshold:.6f}",
                                threshold_rule=cmap.rule)
-            write_cog(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+
+        write_layer(path, fill)
     return paths

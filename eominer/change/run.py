@@ -34,6 +34,7 @@ from eominer.change.maps import (
     FUSION,
     S1_METHODS,
     ChangeMap,
+    binary_path_for,
     change_map,
     check_method,
     method_params,
@@ -485,8 +486,26 @@ def layer_out(store: Store | None, first_in: PairInput, second_in: PairInput,
     name = claim(default_out(first_in.ref, second_in.ref, method))
     try:
         yield name.dest
+    except BaseException:
+        _drop_unrecorded(store, pid, name.dest)
+        raise
     finally:
         name.release()
+
+
+def _drop_unrecorded(store: Store, pid: str, dest: Path) -> None:
+    """A run that failed (an error, Ctrl-C) after writing its maps at the name it claimed
+    and before recording them (the patch scores and `diff_tails` come after the maps):
+    no row names them, so they go, and the name is free again. A pair the run recorded
+    before the failure (a `--pairs` job fails after committing some) keeps its maps; so
+    does one the database cannot say (it is the failure)."""
+    try:
+        row = store.pair(pid)
+    except Exception:
+        return
+    if row is None or row["layer_path"] != str(dest):
+        for path in (dest, binary_path_for(dest)):
+            path.unlink(missing_ok=True)
 
 
 def pair_id_of(first_in: PairInput, second_in: PairInput, method: str) -> str | None:

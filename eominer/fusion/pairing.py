@@ -143,7 +143,7 @@ def s1_layer_on_s2_grid(store: Store, c: Candidate, s1_scale: str = "auto",
     """
     import rasterio
 
-    from eominer.io.ard import read_ard, tmp_path_for, write_cog
+    from eominer.io.ard import read_ard, write_layer
 
     s2, s1 = _product(store, c.s2_id), _product(store, c.s1_id)
     idx = [s1.band_index(b) for b in ("VV", "VH") if b in s1.bands]
@@ -164,19 +164,16 @@ def s1_layer_on_s2_grid(store: Store, c: Candidate, s1_scale: str = "auto",
     dst_crs, dst_tr = _grid(s2)
     out = resample_to_grid(db, src_tr, src_crs, dst_tr, dst_crs, (s2.height, s2.width))
     dest = (dest_dir or layers_dir()) / f"{c.pair_id}_s1_on_s2.tif"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path_for(dest)
     profile = {"driver": "GTiff", "width": s2.width, "height": s2.height, "count": 2,
                "dtype": "float32", "crs": dst_crs, "transform": dst_tr, "nodata": np.nan,
                "tiled": True, "blockxsize": 256, "blockysize": 256}
-    try:
+
+    def fill(tmp: Path) -> None:
         with rasterio.open(tmp, "w", **profile) as ds:
             ds.write(out)
             ds.descriptions = ("VV", "VH")
-        write_cog(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest, found
+
+    return write_layer(dest, fill), found
 
 
 def pair_products(

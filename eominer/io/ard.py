@@ -9,12 +9,13 @@ once, at ingest (eominer.io.parts writes it).
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from eominer.errors import ProductReadError
+from eominer.workspace import replaced_whole, scratch_path
 
 COG_OPTIONS = {
     # ZSTD level 1 + horizontal predictor: 5x faster than level 9 for ~10% more bytes;
@@ -67,5 +68,15 @@ def read_ard(
         ) from exc
 
 
-def tmp_path_for(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.{os.getpid()}.tmp.tif")
+def write_layer(dest: Path, fill: Callable[[Path], None]) -> Path:
+    """A COG at `dest` from the tiled GeoTIFF that `fill(tmp)` writes: `dest` appears
+    whole, by a rename, or not at all (`replaced_whole`: a COG copy half done at `dest`
+    used to stay there after an error or a Ctrl-C, and a layer's name taken by it)."""
+    with replaced_whole(dest) as partial:
+        tmp = scratch_path(dest, "tmp")  # this process's alone: host and pid in its name
+        try:
+            fill(tmp)
+            write_cog(tmp, partial)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return dest

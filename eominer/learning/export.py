@@ -18,6 +18,7 @@ import numpy as np
 
 from eominer.errors import SessionError
 from eominer.learning.polygon_export import POLYGON_FORMATS, export_polygons
+from eominer.workspace import replaced_whole, scratch_path
 
 __all__ = ["POLYGON_FORMATS", "export_cogs", "export_geojson", "export_gpkg", "export_polygons",
            "export_stac"]
@@ -78,8 +79,8 @@ def export_geojson(session: Session, path: str | Path, min_score: float = 0.0) -
         feats.append({"type": "Feature", "id": r["patch_id"], "properties": props,
                       "geometry": {"type": "Polygon", "coordinates": [_ring(r["bbox"])]}})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    with replaced_whole(path) as partial:  # an earlier export stays whole until then
+        partial.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     return path
 
 
@@ -105,11 +106,9 @@ def export_gpkg(session: Session, path: str | Path, min_score: float = 0.0) -> P
         np.asarray([r["model_version"] for r in recs], dtype=object),
     ]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    pyogrio.raw.write(str(path), geoms, data, fields, crs="EPSG:4326",
-                      geometry_type="Polygon", driver="GPKG", layer=session.concept)
+    with replaced_whole(path) as partial:
+        pyogrio.raw.write(str(partial), geoms, data, fields, crs="EPSG:4326",
+                          geometry_type="Polygon", driver="GPKG", layer=session.concept)
     return path
 
 
@@ -137,17 +136,21 @@ def export_cogs(session: Session, folder: str | Path) -> dict[str, Path]:
         h, w = meta.height // size, meta.width // size
         grid = np.full((h, w), -1.0, np.float32)
         grid[y_off[sel] // size, x_off[sel] // size] = r["scores"][sel]
-        tmp = folder / f".{pid}.scores.tmp.tif"
         dest = folder / f"{pid}-{session.concept}-{session.session_id}.tif"  # as its STAC Item
+        tmp = scratch_path(dest, "tmp")
         profile = {"driver": "GTiff", "width": w, "height": h, "count": 1,
                    "dtype": "float32", "nodata": -1.0, "crs": CRS.from_wkt(meta.crs),
                    "transform": Affine(a * size, b * size, c, d * size, e * size, f)}
-        with rasterio.open(tmp, "w", **profile) as ds:
-            ds.write(grid, 1)
-            ds.update_tags(label=session.concept, session_id=session.session_id,
-                           model_version=r["version"], patch_size_px=str(size))
-        rasterio.shutil.copy(str(tmp), str(dest), driver="COG", compress="DEFLATE")
-        tmp.unlink()
+        with replaced_whole(dest) as partial:
+            try:
+                with rasterio.open(tmp, "w", **profile) as ds:
+                    ds.write(grid, 1)
+                    ds.update_tags(label=session.concept, session_id=session.session_id,
+                                   model_version=r["version"], patch_size_px=str(size))
+                # DEFLATE: the score maps leave eominer, for any GIS's GDAL
+                rasterio.shutil.copy(str(tmp), str(partial), driver="COG", compress="DEFLATE")
+            finally:
+                tmp.unlink(missing_ok=True)
         out[pid] = dest
     return out
 

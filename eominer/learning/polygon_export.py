@@ -28,6 +28,7 @@ from eominer.learning.polygons import (
     to_lonlat,
 )
 from eominer.store.base import utcnow
+from eominer.workspace import replaced_whole
 
 if TYPE_CHECKING:
     from eominer.learning.session import Session
@@ -72,15 +73,14 @@ def export_polygons(session: Session, folder: str | Path,
     for name in formats:
         suffix, driver, _ = POLYGON_FORMATS[name]
         path = folder / f"{stem}{suffix}"
-        if path.exists():
-            path.unlink()
-        if name == "geojson":
-            geoms = [to_lonlat(p.geometry, p.crs) for p in polys]
-            _write_ogr(path, driver, geoms, records, "EPSG:4326", stem)
-        elif driver is not None:
-            _write_ogr(path, driver, _in_crs(polys, crs), records, crs, stem)
-        else:
-            write_geoparquet(path, _in_crs(polys, crs), records, crs)
+        with replaced_whole(path) as partial:  # an earlier export stays whole until then
+            if name == "geojson":
+                geoms = [to_lonlat(p.geometry, p.crs) for p in polys]
+                _write_ogr(partial, driver, geoms, records, "EPSG:4326", stem)
+            elif driver is not None:
+                _write_ogr(partial, driver, _in_crs(polys, crs), records, crs, stem)
+            else:
+                write_geoparquet(partial, _in_crs(polys, crs), records, crs)
         written.append(path)
     if stac:
         written.append(_stac_item(session, pos, polys, folder, stem, written))

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from eominer.cli import cli
@@ -212,6 +213,35 @@ def test_a_layer_name_is_held_while_its_pair_is_mapped(learn_store, oscd_db, tmp
     assert theirs == [ours.with_name(f"{ours.stem}-2.tif")]
     assert (store.pairs(kind="change").to_pylist()[0]["layer_path"]) == str(ours)
     assert ours.exists() and not list(ours.parent.glob(".*staged*"))
+
+
+def test_a_run_stopped_after_its_maps_leaves_no_layer_and_no_name_taken(
+        learn_store, oscd_db, tmp_path, monkeypatch):
+    """Ctrl-C after the maps are written, while the patches are scored (their row not
+    recorded yet): the maps go with the claim; the run again writes the layer under the
+    pair's own name, not `-2` beside an orphan."""
+    import eominer.change.run as change_run
+    from eominer.change.run import default_out, detect_change, resolve
+
+    store, p1, p2 = learn_store, oscd_db["product"], oscd_db["product2"]
+    own_ards(store, tmp_path / "ard")
+    name = default_out(resolve(p1, store).ref, resolve(p2, store).ref, "cva")
+    scores = change_run.patch_scores
+
+    def stopped(*args):
+        assert name.exists() and name.with_name(f"{name.stem}_binary.tif").exists()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(change_run, "patch_scores", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        detect_change(p1, p2, method="cva", store=store)
+    assert store.pairs(kind="change").num_rows == 0
+    assert not any(name.parent.iterdir())  # no map, no claim, no hidden file
+    monkeypatch.setattr(change_run, "patch_scores", scores)
+    run = detect_change(p1, p2, method="cva", store=store)
+    assert run.probability_path == str(name)
+    assert sorted(p.name for p in name.parent.iterdir()) == [
+        name.name, f"{name.stem}_binary.tif"]
 
 
 def test_a_copied_database_keeps_the_files_its_original_names(learn_store, oscd_db, tmp_path):

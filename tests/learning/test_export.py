@@ -78,3 +78,38 @@ def test_exports_open_back(learn_store, oscd_db, tmp_path):
     assert item.properties["eominer:labels_used"] == len(s.labels()[0])
     assert item.properties["eominer:feature_sets"] == [oscd_db["fs"]]
     assert "scores" in item.assets
+
+
+def test_an_interrupted_export_leaves_the_earlier_one_whole(learn_store, oscd_db, tmp_path,
+                                                            monkeypatch):
+    """Ctrl-C while a GeoPackage, a score COG or a polygon file is written: the export of
+    before is still there, byte for byte, and no hidden file is left (the GeoPackage was
+    deleted first, and a COG copied straight to its name)."""
+    import pyogrio.raw
+    import rasterio.shutil
+
+    from eominer.learning import export
+    from eominer.learning.polygon_export import export_polygons
+
+    s = _trained(learn_store, oscd_db, model_kind="rbf_svm")
+    out = tmp_path / "exports"
+    written = [export.export_gpkg(s, out / "r.gpkg"), *export.export_cogs(s, out).values(),
+               *export_polygons(s, out, ["fgb"], stac=False)]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == sorted(p.name for p in written) and len(before) == 3
+
+    def stopped(real):
+        def call(*args, **kwargs):
+            real(*args, **kwargs)  # the file written whole, then Ctrl-C before the rename
+            raise KeyboardInterrupt
+        return call
+
+    for module, name, again in (
+            (pyogrio.raw, "write", lambda: export.export_gpkg(s, out / "r.gpkg")),
+            (rasterio.shutil, "copy", lambda: export.export_cogs(s, out)),
+            (pyogrio.raw, "write", lambda: export_polygons(s, out, ["fgb"], stac=False))):
+        with monkeypatch.context() as m:
+            m.setattr(module, name, stopped(getattr(module, name)))
+            with pytest.raises(KeyboardInterrupt):
+                again()
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
