@@ -202,7 +202,9 @@ def replaced_whole(dest: Path) -> Iterator[Path]:
 
 
 def _sweep(dest: Path) -> None:
-    pattern = re.compile(rf"\.{re.escape(dest.name)}\.(.+)-(\d+)\.[a-z]+{re.escape(dest.suffix)}")
+    # a scratch GeoPackage (SQLite) may have its journal beside it
+    pattern = re.compile(rf"\.{re.escape(dest.name)}\.(.+)-(\d+)\.[a-z]+"
+                         rf"{re.escape(dest.suffix)}(-journal|-wal|-shm)?")
     host = socket.gethostname()
     for f in dest.parent.glob(f".{dest.name}.*"):
         m = pattern.fullmatch(f.name)

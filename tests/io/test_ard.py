@@ -91,6 +91,7 @@ def test_the_files_of_a_killed_writer_go_with_the_next_write(tmp_path: Path):
     dead = int(gone.stdout)
     left = {f".{dest.name}.{host}-{dead}.tmp.tif": True,  # name -> removed?
             f".{dest.name}.{host}-{dead}.partial.tif": True,
+            f".{dest.name}.{host}-{dead}.partial.tif-journal": True,  # SQLite's (GPKG)
             f".{dest.name}.{host}-{os.getppid()}.partial.tif": False,  # alive
             f".{dest.name}.other-node-{dead}.tmp.tif": False,
             f".{dest.name}.stats.tif": False}  # not a writer's file
