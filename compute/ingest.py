@@ -22,7 +22,9 @@ Per product (`ProductJob`):
 
 Each database stages in its own folders (the staging folder's name ends with a key of
 the database's URL): two databases of one workspace never share or remove each other's
-parts, and a re-run against the same URL resumes its own.
+parts, and a re-run against the same URL resumes its own. A folder staged before that
+key existed (`<id>-<source hash>`) is taken over by the first database that plans the
+product (`_adopted`).
 
 All or nothing per product, as in process: a product whose task fails after its retries
 is absent from the database, its staging folder removed (a re-run starts it afresh),
@@ -167,16 +169,28 @@ def plan_ingest(store: Store, products: Sequence[SourceProduct],
     for product in products:
         target = resolve(store, product)
         if isinstance(target, IngestResult):
-            _recover_ard(staging_dir(product, store.url), target)
+            _recover_ard(_adopted(staging_dir(product, store.url)), target)
             plan.skipped.append(target)
         elif any(same_scene(target, j.product) for j in plan.jobs):
             plan.deferred.append(product)
         else:
-            job = ProductJob(plan_ard(target, block_rows), staging_dir(target, store.url),
-                             plan.levels, first_id)
+            job = ProductJob(plan_ard(target, block_rows),
+                             _adopted(staging_dir(target, store.url)), plan.levels, first_id)
             first_id += job.n_patches
             plan.jobs.append(job)
     return plan
+
+
+def _adopted(staging: Path) -> Path:
+    """`staging`, after taking over the folder that a version before the database key
+    staged the same product from the same sources in (`<id>-<source hash>`): its parts
+    are the product's whichever database staged them, so a job killed before the upgrade
+    resumes. One rename: of two databases that plan at once, one gets them."""
+    legacy = staging.with_name(staging.name.rsplit("-", 1)[0])
+    if legacy.is_dir() and not staging.exists():
+        with contextlib.suppress(OSError):  # the other database took them
+            legacy.rename(staging)
+    return staging
 
 
 def _recover_ard(staging: Path, result: IngestResult) -> None:

