@@ -49,7 +49,7 @@ def write_synthetic_cog(dest: Path, size: int, seed: int = 0,
     from rasterio.transform import Affine
     from rasterio.windows import Window
 
-    from eominer.io.ard import tmp_path_for, write_cog
+    from eominer.io.ard import write_layer
 
     rng = np.random.default_rng(seed)
     cell = 180
@@ -57,7 +57,6 @@ def write_synthetic_cog(dest: Path, size: int, seed: int = 0,
     base = np.stack([rng.integers(400, 1400, (n, n)),   # B02
                      rng.integers(500, 1800, (n, n)),   # B03
                      rng.integers(300, 2600, (n, n))]).astype(np.uint16)  # B04
-    tmp = tmp_path_for(dest)
     profile = {"driver": "GTiff", "width": size, "height": size, "count": 3,
                "dtype": "uint16", "crs": "EPSG:32633", "nodata": 0, "tiled": True,
                "blockxsize": 512, "blockysize": 512, "compress": "ZSTD", "zstd_level": 1,
@@ -65,18 +64,18 @@ def write_synthetic_cog(dest: Path, size: int, seed: int = 0,
                                                    5900040.0])),
                "BIGTIFF": "IF_SAFER"}
     cols = np.arange(size) // cell
-    with rasterio.open(tmp, "w", **profile) as ds:
-        ds.descriptions = ("B02", "B03", "B04")
-        for r0 in range(0, size, 512):
-            h = min(512, size - r0)
-            rows = np.arange(r0, r0 + h) // cell
-            strip = base[:, rows[:, None], cols[None, :]]
-            strip = strip + rng.integers(0, 250, strip.shape, dtype=np.uint16)
-            ds.write(strip, window=Window(0, r0, size, h))
-    try:
-        write_cog(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    def fill(tmp: Path) -> None:
+        with rasterio.open(tmp, "w", **profile) as ds:
+            ds.descriptions = ("B02", "B03", "B04")
+            for r0 in range(0, size, 512):
+                h = min(512, size - r0)
+                rows = np.arange(r0, r0 + h) // cell
+                strip = base[:, rows[:, None], cols[None, :]]
+                strip = strip + rng.integers(0, 250, strip.shape, dtype=np.uint16)
+                ds.write(strip, window=Window(0, r0, size, h))
+
+    write_layer(dest, fill)
 
 
 def build_store(home: Path, size: int, level: int, dims: int = 64, seed: int = 0) -> str:
