@@ -87,16 +87,19 @@ def run_pairs(
     pairs: Sequence[tuple[str, str]], method: str | None, store: Store | None = None, seed: int = 0,
     address: str | None = None, num_cpus: int | None = None,
     on_pair: Callable[[int, ChangeRun, bool], None] | None = None, mask_clouds: bool = True,
+    num_workers: int | None = None,
 ) -> PairsReport:
     """Every pair on the runner; a failed pair does not stop the others (the report
     lists it). `on_pair(index, run, resumed)` after each pair is recorded. A pair whose
-    `diff_tails` another method's run stored is not asked to compute them again."""
-    from compute.runner import new_job_id, run_job
+    `diff_tails` another method's run stored is not asked to compute them again.
+    `num_workers` 0: one pair after the other in this process, without Ray."""
+    from compute.runner import check_in_process, new_job_id, run_job
     from compute.runtime import import_ray
 
     if method is not None:
         check_method(method)
-    import_ray(local=not address)
+    if not check_in_process(num_workers, address):
+        import_ray(local=not address)
     inputs = [(resolve(a, store), resolve(b, store)) for a, b in pairs]
     for a, b in inputs:
         check_two_dates(a, b)
@@ -143,8 +146,8 @@ def run_pairs(
             # every task given here is to run: prior runs were judged above by their maps
             spec = JobSpec("change", tasks, commit, done_ids=lambda _s, _t: set(),
                            discard=discard_layers)
-            run_job(store, spec, address=address, num_cpus=num_cpus, report=report,
-                    on_task=committed)
+            run_job(store, spec, address=address, num_cpus=num_cpus,
+                    num_workers=num_workers, report=report, on_task=committed)
     return report
 
 

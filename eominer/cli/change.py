@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, ray_address_option
+from eominer.cli import db_option, ray_address_option, workers_option
 
 # = eominer.change.maps.ALL_METHODS and S1_METHODS (not imported: this module loads
 # without numpy; tests/cli/test_change.py checks they agree)
@@ -55,6 +55,7 @@ def _line(before: str, after: str, run) -> str:
 @ray_address_option("address", ", with --pairs")
 @click.option("--num-cpus", type=click.IntRange(min=1), default=None,
               help="CPUs of a local Ray (with --pairs).")
+@workers_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-cloud-mask", is_flag=True,
               help="Score clouded pixels like clear ones (the default masks them); the "
@@ -65,7 +66,8 @@ def _line(before: str, after: str, run) -> str:
 def change(
     before: str | None, after: str | None, method: str | None, fuse: tuple[str, str] | None,
     s1_method: str | None, out: str | None,
-    pairs_file: str | None, address: str | None, num_cpus: int | None, seed: int,
+    pairs_file: str | None, address: str | None, num_cpus: int | None,
+    workers: int | None, seed: int,
     no_cloud_mask: bool, progress_log: str | None, db: str | None,
 ) -> None:
     """Change map between BEFORE and AFTER: ingested product ids or product paths of the
@@ -83,6 +85,9 @@ def change(
         raise click.UsageError("give BEFORE and AFTER, or --pairs FILE")
     if pairs_file is not None and (before or after or out or fuse):
         raise click.UsageError("--pairs FILE replaces BEFORE AFTER, --out and --fuse")
+    if pairs_file is None and workers is not None:
+        raise click.UsageError("--workers goes with --pairs FILE (one pair runs in this "
+                               "process)")
     warnings.simplefilter("ignore", PairWarning)  # reported in the output lines instead
     with open_store(db) as store:
         if pairs_file is not None:
@@ -105,7 +110,7 @@ def change(
 
             report = run_pairs(pairs, method, store, seed, address=address,
                                num_cpus=num_cpus, on_pair=show,
-                               mask_clouds=not no_cloud_mask)
+                               mask_clouds=not no_cloud_mask, num_workers=workers)
             done = sum(r is not None for r in report.runs)
             click.echo(f"{done} of {len(pairs)} pair(s) done ({report.resumed} by an earlier "
                        f"run), {len(report.failed)} failed", err=True)

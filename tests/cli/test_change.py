@@ -23,6 +23,12 @@ def test_change_command_needs_two_dates(workspace) -> None:
     assert "give BEFORE and AFTER, or --pairs FILE" in r.output
 
 
+def test_workers_go_with_a_pairs_file(workspace) -> None:
+    r = CliRunner().invoke(cli, ["change", "a", "b", "--workers", "0"])
+    assert r.exit_code == 2
+    assert "--workers goes with --pairs FILE (one pair runs in this process)" in r.output
+
+
 def test_method_choices_agree_with_the_library() -> None:
     from eominer.change.maps import ALL_METHODS, S1_METHODS
     from eominer.cli import change as cli_change

@@ -22,8 +22,10 @@ def _patches_counted(job: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+@pytest.mark.parametrize("where", [["--num-cpus", "2"], ["--workers", "0"]],
+                         ids=["ray", "in_process"])
 def test_pairs_on_ray_record_each_pair_report_failures_and_resume(
-        oscd, workspace, db_url, tmp_path, capsys) -> None:
+        oscd, workspace, db_url, tmp_path, capsys, where) -> None:
     from eominer.ingest import ingest_paths
     from eominer.store import open_store
 
@@ -40,7 +42,7 @@ def test_pairs_on_ray_record_each_pair_report_failures_and_resume(
     f = tmp_path / "pairs.txt"
     f.write_text(f"{res[0].product_id} {res[1].product_id}\n"
                  f"{bercy / 'imgs_1'} {bercy / 'imgs_2'}\n")
-    args = ["change", "--pairs", str(f), "--method", "cva", "--num-cpus", "2", "--db", db_url]
+    args = ["change", "--pairs", str(f), "--method", "cva", *where, "--db", db_url]
     counted = _patches_counted("change")
 
     with pytest.raises(SystemExit, match="^1$") as exc:
