@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -268,10 +269,11 @@ def _schedule(store: Store | None, spec: JobSpec, report: JobReport,
              "n_items": t.n_items} for t in todo if t.recorded])
 
 
-class _Loop:
+class _Loop(ABC):
     """What a job run does around its tasks, wherever they run: tasks held until those
     they name in `after` finish, failures reported with the tasks waiting for them,
-    results committed in batches (`_Writer`), progress reported."""
+    results committed in batches (`_Writer`), progress reported. Subclasses queue the
+    tasks (`_enqueue`) and run them."""
 
     def __init__(self, store: Store | None, spec: JobSpec, todo: list[Task], retries: int,
                  report: JobReport, on_task: TaskCallback | None,
@@ -288,8 +290,9 @@ class _Loop:
         self.needs = {t.task_id: {a for a in t.after if a in ids} for t in todo}
         self.waiting = {t.task_id: t for t in todo if self.needs[t.task_id]}
 
+    @abstractmethod
     def _enqueue(self, task: Task, attempt: int, first: bool = False) -> None:
-        raise NotImplementedError
+        """Queue `task` (its `attempt`-th try); `first`: ahead of the others."""
 
     def _enqueue_ready(self) -> None:
         for t in self.todo:
