@@ -63,9 +63,10 @@ def train_network(data_root: str, vocabulary: str, epochs: int, seed: int,
 def train(
     store: Store, data_root: str | Path, *, vocabulary: str = "present", epochs: int = 30,
     seed: int = 0, address: str | None = None, num_cpus: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, in_process: bool = False,
 ) -> dict[str, Any]:
-    """Train on a BigEarthNet folder on the runner; record the model; return its row."""
+    """Train on a BigEarthNet folder on the runner; record the model; return its row.
+    `in_process`: the same task in this process, without Ray (`--no-ray`)."""
     import datetime as dt
     import secrets
 
@@ -92,8 +93,9 @@ def train(
 
     task = Task(f"{job_id}/train", train_network, (root, vocabulary, epochs, seed), gpu=True)
     if progress:
-        progress(f"training on Ray ({epochs} epochs, data {root})")
+        where = "in this process" if in_process else "on Ray"
+        progress(f"training {where} ({epochs} epochs, data {root})")
     report = run_job(store, JobSpec("fusion-train", [task], commit), address=address,
-                     num_cpus=num_cpus, num_workers=1, retries=1)
+                     num_cpus=num_cpus, num_workers=0 if in_process else 1, retries=1)
     report.raise_for_failures()
     return store.model(model_id)

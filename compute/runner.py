@@ -249,8 +249,8 @@ def check_in_process(num_workers: int | None, address: str | None) -> bool:
     if num_workers != 0:
         return False
     if address:
-        raise ConfigError("--workers 0 runs the job in this process: drop --ray-address "
-                          "(or $EOMINER_RAY_ADDRESS), or give the cluster's workers a number")
+        raise ConfigError("--workers 0 runs the job in this process: drop --ray-address, "
+                          "or give the cluster's workers a number")
     return True
 
 

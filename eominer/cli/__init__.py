@@ -173,6 +173,17 @@ def ray_address_option(param: str = "ray_address", note: str = ""):
         + ". Default: $EOMINER_RAY_ADDRESS, else a local Ray for this command.")
 
 
+def ray_address_for(in_process: bool, address: str | None,
+                    param: str = "ray_address") -> str | None:
+    """The Ray address a command's job joins: none when it runs in this process and the
+    address came from $EOMINER_RAY_ADDRESS (asked for this process, the variable does
+    not apply; an address given as an option still conflicts, and the job says so)."""
+    source = click.get_current_context().get_parameter_source(param)
+    if in_process and source == click.core.ParameterSource.ENVIRONMENT:
+        return None
+    return address
+
+
 workers_option = click.option(
     "--workers", type=click.IntRange(0), default=None,
     help="Worker processes (default: one per CPU of the Ray cluster); 0: run the tasks "

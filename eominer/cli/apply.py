@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, ray_address_option, split_ids, workers_option
+from eominer.cli import (
+    db_option,
+    ray_address_for,
+    ray_address_option,
+    split_ids,
+    workers_option,
+)
 
 
 @click.command()
@@ -48,7 +54,8 @@ def apply(model_id: str, products: tuple[str, ...], where: str | None, aoi: str 
     with open_store(db) as store, job_progress("apply", progress_log) as bar:
         report = run_apply(
             store, model_id, split_ids(products) or None, where=where, aoi=aoi,
-            threshold=threshold, address=ray_address, num_cpus=num_cpus,
+            threshold=threshold, address=ray_address_for(workers == 0, ray_address),
+            num_cpus=num_cpus,
             num_workers=workers, block_patches=block_patches, retries=retries, rerun=rerun,
             on_start=bar.on_start, on_task=bar.on_task, on_finish=bar.on_finish,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, ray_address_option, workers_option
+from eominer.cli import db_option, ray_address_for, ray_address_option, workers_option
 
 # = eominer.change.maps.ALL_METHODS and S1_METHODS (not imported: this module loads
 # without numpy; tests/cli/test_change.py checks they agree)
@@ -108,7 +108,8 @@ def change(
 
             from compute.change import run_pairs
 
-            report = run_pairs(pairs, method, store, seed, address=address,
+            report = run_pairs(pairs, method, store, seed,
+                               address=ray_address_for(workers == 0, address, "address"),
                                num_cpus=num_cpus, on_pair=show,
                                mask_clouds=not no_cloud_mask, num_workers=workers)
             done = sum(r is not None for r in report.runs)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, ray_address_option, split_ids, workers_option
+from eominer.cli import (
+    db_option,
+    ray_address_for,
+    ray_address_option,
+    split_ids,
+    workers_option,
+)
 from eominer.features.neighbours import MAX_REACH
 from eominer.features.registry import DEFAULT_FEATURES, available
 
@@ -68,7 +74,8 @@ def extract(features: str | None, products: tuple[str, ...], params: tuple[str, 
 
     with open_store(db) as store, job_progress("extract", progress_log) as bar:
         report = run_extract(
-            store, features, split_ids(products) or None, address=ray_address,
+            store, features, split_ids(products) or None,
+            address=ray_address_for(workers == 0, ray_address),
             num_cpus=num_cpus, num_workers=workers, block_rows=block_rows,
             retries=retries, on_start=bar.on_start, on_task=bar.on_task, on_finish=bar.on_finish,
             params=parse_params(params),

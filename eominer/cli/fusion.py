@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, ray_address_option
+from eominer.cli import db_option, ray_address_for, ray_address_option
 
 
 def _weights(text: str) -> tuple[float, float]:
@@ -82,14 +82,21 @@ def features(db, level, weights, from_sets) -> None:
 @click.option("--seed", default=0, show_default=True)
 @ray_address_option("address")
 @click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of the local Ray.")
-def train(db, data_root, vocabulary, epochs, seed, address, num_cpus) -> None:
+@click.option("--no-ray", is_flag=True, default=False,
+              help="Train in this process instead of as a Ray task (a machine where Ray "
+              "cannot start); the same model row.")
+def train(db, data_root, vocabulary, epochs, seed, address, num_cpus, no_ray) -> None:
     """Train the two-branch S1/S2 network as a Ray task (GPU when the cluster has one)."""
     from compute.fusion import train as run
     from eominer.store import open_store
 
+    address = ray_address_for(no_ray, address, "address")
+    if no_ray and address:
+        raise click.UsageError("--no-ray trains in this process: drop --ray-address")
     with open_store(db) as store:
         row = run(store, data_root, vocabulary=vocabulary, epochs=epochs, seed=seed,
-                  address=address, num_cpus=num_cpus, progress=click.echo)
+                  address=address, num_cpus=num_cpus, progress=click.echo,
+                  in_process=no_ray)
     m = row["metrics"]
     click.echo(f"model {row['model_id']}: {m['n_patches']} patches, {m['epochs']} epochs, "
                f"micro F1 on its own training data {m['train_micro_f1']:.3f} "

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from eominer.cli import db_option, ray_address_option, split_ids, workers_option
+from eominer.cli import (
+    db_option,
+    ray_address_for,
+    ray_address_option,
+    split_ids,
+    workers_option,
+)
 
 
 @click.group()
@@ -41,7 +47,9 @@ def build(feature_set: str, level: int, products: tuple[str, ...], rebuild: bool
     with open_store(db) as store, job_progress("index", progress_log) as bar:
         feature_set = store.require_feature_set(feature_set).feature_set_id  # or its name
         report = run_index(store, feature_set, level, product_ids=ids or None,
-                           rebuild=rebuild, address=ray_address, num_cpus=num_cpus,
+                           rebuild=rebuild,
+                           address=ray_address_for(workers == 0, ray_address),
+                           num_cpus=num_cpus,
                            num_workers=workers, on_start=bar.on_start, on_task=bar.on_task, on_finish=bar.on_finish)
         bar.print(f"{report.tasks_done} shard(s) built, {report.tasks_skipped} already there, "
                   f"{len(report.failed)} failed; {report.patches_written:,} vectors in "

@@ -149,8 +149,9 @@ def test_a_ctrl_c_is_said_once_and_resume_only_where_a_rerun_resumes(
 def test_extract_in_this_process_writes_what_ray_writes_and_resumes(tmp_path: Path,
                                                                     shared_data: Path):
     """`extract --workers 0`: the same tasks without Ray, in this process; the same
-    rows as a Ray run, to the last bit; a re-run resumes from its records. It cannot go
-    with a cluster address."""
+    rows as a Ray run, to the last bit; a re-run resumes from its records.
+    $EOMINER_RAY_ADDRESS does not apply to it (as to `ingest --workers 0`); a
+    `--ray-address` given with it is refused."""
     import json
 
     rows = {}
@@ -175,7 +176,11 @@ def test_extract_in_this_process_writes_what_ray_writes_and_resumes(tmp_path: Pa
             assert len(workers) == 1  # the one process, host:pid
     assert len(rows["here"]) == 2 and len(json.loads(rows["here"][0])) == 292
     assert rows["here"] == rows["ray"]
+    unreachable = {"EOMINER_RAY_ADDRESS": "127.0.0.1:1"}
     r = run(["extract", "--features", "spectral", "--workers", "0"], tmp_path / "here",
-            {"EOMINER_RAY_ADDRESS": "127.0.0.1:1"})
+            unreachable)
+    assert r.returncode == 0 and "all 1 tasks already done" in r.stdout, r.stderr
+    r = run(["extract", "--features", "gabor", "--workers", "0", "--ray-address",
+             "127.0.0.1:1"], tmp_path / "here")
     assert r.returncode == 1 and ("--workers 0 runs the job in this process: drop "
-                                  "--ray-address (or $EOMINER_RAY_ADDRESS)") in r.stderr
+                                  "--ray-address") in r.stderr

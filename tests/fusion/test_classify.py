@@ -63,3 +63,26 @@ def test_training_on_too_few_patches_is_refused(paired, ben, tmp_path):
                                        r"needs at least 10"):
         train(store, tmp_path / "few", epochs=1, num_cpus=1)
     assert store.query("SELECT COUNT(*) FROM models")[0][0] == before
+
+
+def test_train_in_this_process_records_its_model(paired, ben, tmp_path, capsys):
+    """`fusion train --no-ray`: the same training task in this process (no Ray), the
+    same model row; with a --ray-address it is a usage error, before any database."""
+    import os
+    import socket
+
+    from eominer.cli import main
+
+    store, *_ = paired
+    row = train(store, ben, epochs=1, in_process=True)
+    assert row["kind"] == "fusion_net" and Path(row["path"]).exists()
+    assert row["metrics"]["n_patches"] == 27 and row["params"]["gpu"] is False
+    (task,) = [t for t in store.tasks().to_pylist() if t["kind"] == "fusion-train"
+               and t["worker"] == f"{socket.gethostname()}:{os.getpid()}"]
+    assert task["status"] == "done"
+    db = tmp_path / "never.duckdb"
+    with pytest.raises(SystemExit) as stop:
+        main(["fusion", "train", "--db", str(db), "--data", str(ben), "--no-ray",
+              "--ray-address", "127.0.0.1:1"])
+    assert stop.value.code == 2 and not db.exists()
+    assert "--no-ray trains in this process: drop --ray-address" in capsys.readouterr().err
