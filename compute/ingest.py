@@ -348,10 +348,7 @@ def _release(store: Store, plan: IngestPlan, claims: dict[str, Claim]) -> None:
         name = claims.get(job.assemble_id)
         if name is None:
             continue
-        try:  # best effort: never hide the job's error
+        with contextlib.suppress(Exception):  # best effort: never hide the job's error
             if not store.product_exists(job.product_id):
                 name.release()
-        except Exception:
-            pass
-        finally:
-            name.keep()  # committed (or unknown): the claim stays for the re-run
+        name.keep()  # committed (or unknown): the claim stays for the re-run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
-from eominer.cli import db_option, ray_address_option, split_ids
+from eominer.cli import db_option, ray_address_for, ray_address_option, split_ids
 from eominer.cli.output import render
 
 
@@ -53,9 +53,7 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | Non
             parse_band_list(bands)
         except EominerError as exc:
             raise click.BadParameter(str(exc), param_hint="--bands") from exc
-    source = click.get_current_context().get_parameter_source("ray_address")
-    if workers == 0 and source == click.core.ParameterSource.ENVIRONMENT:
-        ray_address = None  # asked for this process: $EOMINER_RAY_ADDRESS does not apply
+    ray_address = ray_address_for(workers == 0, ray_address)
     if workers == 0 and ray_address:
         raise click.BadParameter("0 ingests in this process: drop --ray-address, or give "
                                  "the cluster's workers a number", param_hint="--workers")
