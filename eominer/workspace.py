@@ -13,7 +13,8 @@ import itertools
 import os
 import re
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,6 +71,8 @@ class Claim:
 
     def __init__(self, dest: Path, fd: int) -> None:
         self.dest, self.staged, self._fd = dest, staged(dest), fd
+        with _HELD_LOCK:
+            _HELD[dest] = self
 
     def committing(self) -> None:
         """Before the commit of the row that names `dest`: from now on the name is not
@@ -81,6 +84,8 @@ class Claim:
         """Let go of the lock, leaving the claim as it is (committed, its file not yet
         in place: the re-run settles it)."""
         if self._fd >= 0:
+            with _HELD_LOCK:
+                _HELD.pop(self.dest, None)
             os.close(self._fd)
             self._fd = -1
 
@@ -92,6 +97,20 @@ class Claim:
         self.staged.unlink(missing_ok=True)
         _lock(self.dest).unlink(missing_ok=True)  # unlinked while held (see `_hold`)
         self.keep()
+
+
+_HELD: dict[Path, Claim] = {}  # the claims this process holds, by name
+_HELD_LOCK = threading.Lock()
+
+
+def mark_committing(dest: Path) -> None:
+    """`Claim.committing` for the claim this process holds on `dest`, if it holds one:
+    for a writer that puts its file in place before its row (a change layer), where the
+    code that commits the row is handed the path, not the claim."""
+    with _HELD_LOCK:
+        name = _HELD.get(Path(dest))
+    if name is not None:
+        name.committing()
 
 
 def _hold(lock: Path) -> tuple[int, bool] | None:
@@ -120,7 +139,7 @@ def _hold(lock: Path) -> tuple[int, bool] | None:
         os.close(fd)
 
 
-def claim(path: Path) -> Claim:
+def claim(path: Path, also: Callable[[Path], Iterable[Path]] = lambda _: ()) -> Claim:
     """`path`, or `<stem>-2<suffix>`, `-3`, ...: the first name that no file holds, staged
     or in place, claimed in one step: a writer of another database (or thread) that looks
     at the same moment moves on to the next name instead of sharing this one. A new ARD,
@@ -128,20 +147,32 @@ def claim(path: Path) -> Claim:
     same workspace names (`products remove` in one would delete the other's ARD); the
     row records the path, so the name need not be predictable. The caller writes
     `staged`, marks the claim `committing`, commits its row, renames `staged` to `dest`,
-    and releases the claim (also when anything failed)."""
+    and releases the claim (also when anything failed).
+
+    A writer that puts its files in place before its row (a change layer: `dest` and
+    the files `also(dest)` names) and is killed before marking its claim leaves files no
+    row names: the next claimant removes them and takes the name. The lock file and
+    empty staged file of a writer killed after its commit, its file in place, go too."""
     for p in _candidates(path):
-        if p.exists():
-            continue
+        if p.exists() and not _lock(p).exists():
+            continue  # in place, no claim on it
         held = _hold(_lock(p))
         if held is None:
             continue  # a live writer's
         fd, created = held
-        if p.exists() or os.pread(fd, len(_COMMITTING), 0) == _COMMITTING:
-            # in place meanwhile, or a row names it: not ours (a commit's mark stays)
-            if p.exists():
+        committed = os.pread(fd, len(_COMMITTING), 0) == _COMMITTING
+        if p.exists():
+            if created or committed or not staged(p).exists():
+                # in place (meanwhile, or by a writer that died after its commit): not
+                # ours; what the writer's claim left beside it goes
+                if not created and (not staged(p).exists() or staged(p).stat().st_size == 0):
+                    staged(p).unlink(missing_ok=True)
                 _unlink_and_close(_lock(p), fd)
-            else:
-                os.close(fd)
+                continue
+            for f in (p, *also(p)):  # written in place by a writer killed before its row
+                f.unlink(missing_ok=True)
+        elif committed:
+            os.close(fd)  # a row names it, its file not in place yet: `settle` moves it
             continue
         try:
             os.close(os.open(staged(p), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))

@@ -144,3 +144,49 @@ def test_a_claim_released_twice_or_kept_then_released_is_harmless(tmp_path: Path
     again.release()
     again.release()
     assert leftovers(tmp_path) == []
+
+
+def binary_of(p: Path) -> list[Path]:
+    return [p.with_name(f"{p.stem}_binary{p.suffix}")]
+
+
+def test_maps_in_place_of_a_writer_killed_before_its_row_are_removed_with_its_claim(
+        tmp_path: Path) -> None:
+    """A change run writes its maps in place, then its row. SIGKILL between the two: no
+    row names the maps (the row comes after the `committing` mark), so the next claimant
+    removes them, the binary map with them, and takes the name instead of `-2`."""
+    body = ("name.dest.write_bytes(b'probability')\n"
+            "name.dest.with_name(name.dest.stem + '_binary.tif').write_bytes(b'binary')")
+    assert in_another_process(tmp_path, body, "kill").returncode == -9
+    assert (tmp_path / f"{ARD}_binary.tif").exists()
+    name = claim(tmp_path / f"{ARD}.tif", also=binary_of)
+    assert name.dest == tmp_path / f"{ARD}.tif"
+    assert leftovers(tmp_path) == [f".{ARD}.staged.tif", f".{ARD}.staged.tif.lock"]
+    name.release()
+    assert leftovers(tmp_path) == []
+
+
+def test_maps_of_a_writer_killed_after_marking_stay_and_its_claim_goes(tmp_path: Path) -> None:
+    """SIGKILL after the mark (its row may be committed): the maps stay, the next
+    claimant moves on to `-2` and removes what the dead claim left beside them."""
+    body = ("name.dest.write_bytes(b'probability')\n"
+            "name.dest.with_name(name.dest.stem + '_binary.tif').write_bytes(b'binary')\n"
+            "from eominer.workspace import mark_committing\nmark_committing(name.dest)")
+    assert in_another_process(tmp_path, body, "kill").returncode == -9
+    name = claim(tmp_path / f"{ARD}.tif", also=binary_of)
+    assert name.dest.name == f"{ARD}-2.tif"
+    name.release()
+    assert leftovers(tmp_path) == [f"{ARD}.tif", f"{ARD}_binary.tif"]
+    assert (tmp_path / f"{ARD}.tif").read_bytes() == b"probability"
+
+
+def test_a_live_writers_maps_in_place_are_not_touched(tmp_path: Path) -> None:
+    dest = tmp_path / f"{ARD}.tif"
+    first = claim(dest, also=binary_of)
+    dest.write_bytes(b"probability")
+    second = claim(dest, also=binary_of)
+    assert second.dest.name == f"{ARD}-2.tif" and dest.read_bytes() == b"probability"
+    first.release()
+    second.release()
+    assert claim(dest).dest.name == f"{ARD}-2.tif"  # in place, no claim: taken
+    assert not (tmp_path / f".{ARD}.staged.tif.lock").exists()  # and no lock made for it

@@ -42,7 +42,7 @@ from eominer.change.maps import (
 )
 from eominer.change.scores import SCORE_COLUMNS, patch_scores
 from eominer.errors import ConfigError, PairingError, ProductReadError
-from eominer.workspace import claim
+from eominer.workspace import claim, mark_committing
 
 if TYPE_CHECKING:
     from eominer.store import FeatureSet, Product, Store
@@ -271,6 +271,7 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
         return run
     assert computed.first_id is not None and computed.second_id is not None
     patch_ids, values = computed.scores  # type: ignore[misc]
+    mark_committing(Path(run.probability_path))  # a kill from here on: the maps stay
     with store.transaction():
         fs = store.register_feature_set(
             f"change_{run.method}", FEATURE_SET_VERSION,
@@ -470,7 +471,8 @@ def layer_out(store: Store | None, first_in: PairInput, second_in: PairInput,
     (`products remove` in one must not delete the other's layer). A new name is claimed
     (`claim`: atomic), so that another database mapping the pair during these minutes
     takes the next one, and released when the run ends: by then the maps hold the name,
-    or the run failed. A copied database's earlier layer is its original's too
+    or the run failed. The claim is marked `committing` before the row (`record_change`):
+    maps of a run killed before that are removed by the next claimant. A copied database's earlier layer is its original's too
     (`Store.copied_from`): a new name, not over it. None where nothing is recorded (a
     path, no store): `default_out`, once the pair's method is known."""
     pid = pair_id_of(first_in, second_in, method) if method and store is not None else None
@@ -483,7 +485,8 @@ def layer_out(store: Store | None, first_in: PairInput, second_in: PairInput,
         if origin is None or row["created"] >= origin[1]:
             yield Path(row["layer_path"])
             return
-    name = claim(default_out(first_in.ref, second_in.ref, method))
+    name = claim(default_out(first_in.ref, second_in.ref, method),
+                 also=lambda p: [binary_path_for(p)])
     try:
         yield name.dest
     except BaseException:

@@ -244,6 +244,47 @@ def test_a_run_stopped_after_its_maps_leaves_no_layer_and_no_name_taken(
         name.name, f"{name.stem}_binary.tif"]
 
 
+def test_a_run_killed_after_its_maps_leaves_a_name_the_re_run_takes_back(
+        learn_store, oscd_db, tmp_path):
+    """SIGKILL (the OOM killer, `kill -9`) of a real process after the maps are in place
+    and before their row: no clean-up runs, the maps and the dead claim stay. The re-run
+    removes them and writes the pair's own name, not `-2` beside maps nobody names."""
+    import os
+    import subprocess
+    import sys
+
+    from eominer.change.run import default_out, detect_change, resolve
+    from eominer.store import open_store
+
+    store, p1, p2 = learn_store, oscd_db["product"], oscd_db["product2"]
+    own_ards(store, tmp_path / "ard")
+    name = default_out(resolve(p1, store).ref, resolve(p2, store).ref, "cva")
+    url = store.url
+    store.close()  # one writer per DuckDB file: the killed run's turn
+    code = ("import os, signal\nimport eominer.change.run as change_run\n"
+            "from eominer.store import open_store\n"
+            "change_run.patch_scores = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+            f"change_run.detect_change({p1!r}, {p2!r}, method='cva', "
+            f"store=open_store({url!r}))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300, env=os.environ)
+    assert r.returncode == -9, r.stderr
+    left = sorted(p.name for p in name.parent.iterdir())
+    assert left == sorted([name.name, f"{name.stem}_binary.tif", f".{name.stem}.staged.tif",
+                           f".{name.stem}.staged.tif.lock"])
+    again = open_store(url)
+    try:
+        assert again.pairs(kind="change").num_rows == 0
+        run = detect_change(p1, p2, method="cva", store=again)
+        assert run.probability_path == str(name)
+        assert again.pair(again.pairs(kind="change")["pair_id"][0].as_py())["layer_path"] \
+            == str(name)
+    finally:
+        again.close()
+    assert sorted(p.name for p in name.parent.iterdir()) == [
+        name.name, f"{name.stem}_binary.tif"]
+
+
 def test_a_copied_database_keeps_the_files_its_original_names(learn_store, oscd_db, tmp_path):
     """`cp` of a database file: the copy's rows name the original's ARD files and change
     layers. A pair mapped again in the copy gets a new layer, not over the original's;
