@@ -32,8 +32,10 @@ def session() -> None:
 @click.option("--name", required=True)
 @user_option("--owner", help="User name of the analyst (the app's user without a log-in).")
 @click.option("--concept", required=True, help="Taxonomy label, e.g. new_construction.")
-@click.option("--product", "products", multiple=True, required=True,
-              help="Product ids (comma-separated or repeated).")
+@click.option("--product", "products", multiple=True,
+              help="Product ids (comma-separated or repeated). Default: every product with "
+                   "patches at the level (and features of --features), those the --aoi "
+                   "touches when one is given, as the app ticks them.")
 @click.option("--level", type=int, required=True, help="Patch size of the grid level (px).")
 @click.option("--features", "feature_sets", multiple=True,
               help="Feature sets (comma-separated or repeated): ids, or names such as "
@@ -88,6 +90,15 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
     area = stored_aoi(read_aoi(aoi)) if aoi else None
     products, feature_sets = split_ids(products), split_ids(feature_sets)
     with open_store(db) as store:
+        named = bool(products)
+        if not named:
+            from eominer.learning.scope import scope_products
+
+            products, how = scope_products(
+                store, level, store.resolve_feature_sets(feature_sets) if feature_sets else (),
+                area.wkt if area else None)
+            click.echo(f"note: {len(products)} product{'s' if len(products) > 1 else ''} "
+                       f"({how}; --product chooses)", err=True)
         if not feature_sets:
             missing = [p for p in products if not store.product_exists(p)]
             if missing:
@@ -102,7 +113,8 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
             if not feature_sets:
                 raise click.UsageError(
                     f"no feature set has features for all of {', '.join(products)} at level "
-                    f"{level}: run `eominer extract` for them, or give --features")
+                    f"{level}: run `eominer extract` for them, or give --features"
+                    + ("" if named else " or --product"))
             click.echo(f"note: feature sets {', '.join(feature_sets)} (all those covering "
                        "the products; --features chooses)", err=True)
         s = Session.create(store, name, owner, concept, products, level,

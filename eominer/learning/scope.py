@@ -351,6 +351,46 @@ def _clear_enough(patches, pids: np.ndarray, max_cloud: float, product_ids: list
     return kept
 
 
+def scope_products(store: Store, level: int, feature_set_ids: Sequence[str] = (),
+                   aoi_wkt: str | None = None) -> tuple[list[str], str]:
+    """The products of a scope given by an area or a WHERE rather than by ids: those
+    with patches at `level`, with features of every one of `feature_set_ids` there (when
+    given), and whose footprint touches the area (when given), as the app ticks them
+    for an area. Returns (ids, what chose them); none left: a SessionError that says
+    which condition left none, and what to do."""
+    import shapely
+
+    products = [p for p in store.product_list() if p.n_patches]
+    levels = {p.product_id: store.patch_levels([p.product_id]) for p in products}
+    ids = [i for i, lv in levels.items() if level in lv]
+    how = f"every product with patches at level {level}"
+    if not ids:
+        known = sorted({lv for lvs in levels.values() for lv in lvs})
+        raise SessionError(f"no product has patches at level {level} (levels in the "
+                           f"database: {known or 'none: ingest products first'}): choose "
+                           "--level among them")
+    if feature_set_ids:
+        cover = store.feature_coverage(ids, level)
+        ids = [i for i in ids if all(cover.get(f, {}).get(i) for f in feature_set_ids)]
+        how += f" and features of {', '.join(feature_set_ids)}"
+        if not ids:
+            raise SessionError(f"no product has features of every one of "
+                               f"{', '.join(feature_set_ids)} at level {level}: run "
+                               "`eominer extract` for them, or name products with --product")
+    if aoi_wkt:
+        area = shapely.from_wkt(aoi_wkt)
+        at = {p.product_id: p.footprint_wkt for p in products}
+        n = len(ids)
+        ids = [i for i in ids if at[i] and shapely.from_wkt(at[i]).intersects(area)]
+        how += " whose footprint touches the area of interest"
+        if not ids:
+            raise SessionError(f"the area of interest {area.bounds} (lon/lat) touches the "
+                               f"footprint of none of {n} product{'s' if n > 1 else ''} "
+                               f"({how[:how.index(' whose')]}): check its extent, or name "
+                               "products with --product")
+    return ids, how
+
+
 def covering_hint(store: Store, product_ids: Sequence[str], level: int,
                   wanted: Sequence[str] = ()) -> str:
     """What to do when the chosen feature sets (`wanted`) have no features for a scope:

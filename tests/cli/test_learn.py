@@ -190,3 +190,46 @@ def test_add_label_records_the_operating_system_user_by_default(learn_store, tmp
     r = run(["sql", "--db", db, "--format", "json",
              "select created_by from taxonomy where label_name = 'solar_parks'"], tmp_path / "ws")
     assert json.loads(r.stdout) == [{"created_by": os_user()}]
+
+
+def test_without_products_the_scope_takes_those_at_the_level_with_the_features_in_the_area(
+        learn_store, oscd_db, tmp_path, capsys):
+    """No --product: every product with patches at the level and features of --features,
+    those an --aoi touches when given (as the app ticks them); each way of leaving none
+    says which condition did."""
+    import shapely
+
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    p1, p2 = oscd_db["product"], oscd_db["product2"]
+    box = shapely.from_wkt(learn_store.product(p1).footprint_wkt).bounds
+    db = learn_store.url
+    learn_store.close()
+    inside, far = tmp_path / "inside.geojson", tmp_path / "far.geojson"
+    lon, lat = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    for path, (x, y) in ((inside, (lon, lat)), (far, (lon + 20, lat))):
+        ring = [[x - .001, y - .001], [x + .001, y - .001], [x + .001, y + .001],
+                [x - .001, y + .001], [x - .001, y - .001]]
+        path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {
+            "type": "Polygon", "coordinates": [ring]}}))
+    run = in_process(capsys)
+    base = ["session", "create", "--db", db, "--owner", "ana", "--concept",
+            "new_construction", "--level", "16", "--name", "scope"]
+    r = run([*base, "--features", oscd_db["fs"], "--aoi", str(inside)], tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    assert ("note: 1 product (every product with patches at level 16 and features of "
+            f"{oscd_db['fs']} whose footprint touches the area of interest") in r.stderr
+    with open_store(db, read_only=True) as store:
+        s = Session.open(store, r.stdout.strip())
+        assert list(s.product_ids) == [p1]  # the set is on the pair's first product only
+        assert 0 < s.data.n < store.scope_patches([p1], 16).num_rows  # the area's patches
+    r = run([*base, "--features", oscd_db["fs"], "--aoi", str(far)], tmp_path / "ws")
+    assert r.returncode == 1 and "touches the footprint of none of 1 product (" in r.stderr
+    r = run(base, tmp_path / "ws")  # both products; no set covers both
+    assert r.returncode == 2, r.stderr
+    assert "note: 2 products (every product with patches at level 16;" in r.stderr
+    assert f"no feature set has features for all of {p1}, {p2}" in r.stderr
+    assert "--product" in r.stderr.splitlines()[-1]
+    r = run([*base[:-4], "--level", "24", "--name", "x"], tmp_path / "ws")
+    assert r.returncode == 1 and "no product has patches at level 24 (levels in the" in r.stderr
