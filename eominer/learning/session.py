@@ -438,10 +438,10 @@ class Session:
         else:
             model, scores = None, None
             pick = self._first_batch(n, rows, seed)
-            notes.append("no positive label yet: here are " + (
-                f"the patches {self.params.prior} ranks first" if self.params.prior
-                else "a diverse sample of the scope") + "; answer yes for patches that show "
-                "the concept")
+            notes.append("no positive label yet: here " + (
+                f"are the patches {self.params.prior} ranks first" if self.params.prior
+                else "is a diverse sample of the scope") + "; answer yes for patches that "
+                "show the concept")
         trained = tuple((int(i), int(v)) for i, v in zip(ids, y))
         last = self.rounds()[-1] if number > 1 else None
         again = last is not None and bool(trained) and last.labels == trained

@@ -6,6 +6,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -268,11 +269,30 @@ class StoreBase:
         """Run SQL typed by a user: one read-only statement, at most `limit` rows,
         cancelled after `timeout_s`. Nothing it does can change the database."""
         text = check_read_only(sql)
-        table = self.read_only_arrow(
-            f"SELECT * FROM ({text}) AS user_query LIMIT {int(limit) + 1}"
-            if _wrappable(text) else text, (), timeout_s)
+        try:
+            table = self.read_only_arrow(
+                f"SELECT * FROM ({text}) AS user_query LIMIT {int(limit) + 1}"
+                if _wrappable(text) else text, (), timeout_s)
+        except UserSQLError as exc:
+            missing = "table" in str(exc).lower() and re.search(
+                r"does not exist|no such|not found|unknown", str(exc), re.IGNORECASE)
+            hint = self._feature_table_hint(text) if missing else None
+            if hint:
+                raise UserSQLError(f"{exc}; {hint}") from exc
+            raise
         truncated = table.num_rows > limit
         return UserResult(table.slice(0, limit) if truncated else table, truncated, limit)
+
+    def _feature_table_hint(self, text: str) -> str | None:
+        """A query that names a feature set by its id or name where its table is meant
+        (`extract` prints the id; the table is `fs_<id>`): which table to use."""
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text.lower()))
+        named = [fs for fs in self.feature_sets() if fs.table_name.lower() not in words
+                 and {fs.feature_set_id.lower(), fs.name.lower()} & words]
+        if not named:
+            return None
+        return "feature sets are tables named fs_<id>: " + ", ".join(
+            f"{fs.feature_set_id} is {fs.table_name}" for fs in named[:5])
 
     def read_only_arrow(self, text: str, params: Sequence[Any] = (),
                         timeout_s: float = 30.0) -> pa.Table:

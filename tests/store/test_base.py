@@ -121,6 +121,21 @@ def test_user_sql_typo_is_a_syntax_error_not_a_refusal(store):
     assert store.user_query("select 1 AS one").table.to_pylist() == [{"one": 1}]
 
 
+def test_a_feature_set_named_where_its_table_is_meant_gets_the_table_name(store):
+    """`extract` prints the set's id; its table is fs_<id>. A query on the id or the name
+    says which table to use; an unknown table that is no set gets no hint."""
+    fs = store.register_feature_set("spectral", 1, {"probe": "hint"}, ["a", "b"], "S2")
+    for typed in (fs.feature_set_id, "spectral", fs.feature_set_id.upper()):
+        with pytest.raises(UserSQLError) as err:
+            store.user_query(f"SELECT COUNT(*) FROM {typed}")
+        assert f"{fs.feature_set_id} is {fs.table_name}" in str(err.value), str(err.value)
+    with pytest.raises(UserSQLError) as err:
+        store.user_query("SELECT COUNT(*) FROM no_such_table")
+    assert "fs_<id>" not in str(err.value)
+    assert store.user_query(f"SELECT COUNT(*) AS n FROM {fs.table_name}").table \
+        .to_pylist() == [{"n": 0}]
+
+
 def test_user_sql_is_cancelled_after_its_timeout(store):
     from eominer.store.engines import Engine
 
