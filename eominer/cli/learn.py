@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import numpy as np
 import pyarrow as pa
 
 from eominer.cli import db_option, split_ids, user_option
@@ -197,13 +199,30 @@ def undo(session_id, user, db) -> None:
               help="This round's model (default: the session's; auto as in session create).")
 @click.option("--strategy", default=None)
 @click.option("--accept-feature-change", is_flag=True)
+@click.option("--sheet", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
+              help="Also draw the next patches as a contact sheet: each in colour, as on "
+                   "the app's map, under its number in the batch, patch id and score, to "
+                   "look at before answering with `session label`.")
+@click.option("--false-colour", is_flag=True,
+              help="--sheet: NIR, red, green instead of true colour (S1: VV/VH either way).")
+@click.option("--context", type=click.FloatRange(0.0, 2.0), default=0.5, show_default=True,
+              help="--sheet: surroundings shown on each side, in patch widths; the patch "
+                   "is outlined.")
 @db_option
-def round_(session_id, n, model_kind, strategy, accept_feature_change, db) -> None:
+def round_(session_id, n, model_kind, strategy, accept_feature_change, sheet, false_colour,
+           context, db) -> None:
     """Fit, score every patch, and print the next patches to label."""
     from eominer.store import open_store
 
+    if sheet and not sheet.lower().endswith(".png"):
+        raise click.BadParameter("the contact sheet is a PNG: name it FILE.png",
+                                 param_hint="'--sheet'")
     with open_store(db) as store:
-        r = _open(store, session_id, accept_feature_change).run_round(n, model_kind, strategy)
+        s = _open(store, session_id, accept_feature_change)
+        r = s.run_round(n, model_kind, strategy)
+        if sheet and len(r.query_ids):
+            _write_sheet(store, Path(sheet), r.query_ids, _scores_at(
+                s.data.patch_ids, r.scores, r.query_ids), false_colour, context)
     click.echo(f"round {r.round}: {r.model_kind}/{r.strategy}, {r.n_labels} labels "
                f"({r.n_positive}+ / {r.n_negative}-) in {r.seconds * 1e3:.0f} ms")
     for note in r.notes:
@@ -215,6 +234,34 @@ def round_(session_id, n, model_kind, strategy, accept_feature_change, db) -> No
     click.echo(f"advice: {q.get('advice', '')}")
     click.echo("next: " + (" ".join(str(int(i)) for i in r.query_ids) if len(r.query_ids)
                            else "none (see the notes above)"))
+    if sheet and len(r.query_ids):
+        click.echo(f"sheet: {sheet} ({len(r.query_ids)} patches, in this order)")
+
+
+def _scores_at(patch_ids: np.ndarray, scores: np.ndarray | None,
+               ids: np.ndarray) -> list[float | None]:
+    if scores is None:
+        return [None] * len(ids)
+    order = np.argsort(patch_ids)
+    return scores[order[np.searchsorted(patch_ids, ids, sorter=order)]].tolist()
+
+
+def _write_sheet(store: Store, path: Path, ids: np.ndarray, scores: list[float | None],
+                 false_colour: bool, context: float) -> None:
+    """The batch as a contact sheet at `path` (whole or not at all)."""
+    from eominer.ui.thumbnails import contact_sheet, patch_images, png_bytes
+    from eominer.workspace import replaced_whole
+
+    images = patch_images(store, ids.tolist(), false_colour, context=context)
+    captions = [f"{k}. #{int(i)}" + ("" if sc is None else f"  {sc:.2f}")
+                for k, (i, sc) in enumerate(zip(ids, scores), 1)]
+    png = png_bytes(contact_sheet(images, captions))
+    try:
+        with replaced_whole(path.resolve()) as scratch:
+            scratch.write_bytes(png)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {path}: {exc.strerror}; give a path in a "
+                                 "folder you can write to", param_hint="'--sheet'") from exc
 
 
 @session.command("verify")

@@ -1,14 +1,20 @@
-"""Small PNG images of patches and products, for the patch grid and the product list."""
+"""Small PNG images of patches and products, for the patch grid and the product list,
+and contact sheets of patches for the CLI (`session round --sheet`)."""
 
 from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eominer.store.records import Product
 from eominer.ui.layers import colour_bands, read_view, stretch_of, to_rgb
+
+if TYPE_CHECKING:
+    from eominer.store import Store
 
 
 def png_bytes(rgba: np.ndarray) -> bytes:
@@ -96,3 +102,62 @@ def product_thumbnail(product: Product, size: int = 64) -> str:
         return data_url(png_bytes(to_rgb(data, product_stretch(product, False))))
     except Exception:  # a vanished file shows as an empty thumbnail; the map says why
         return ""
+
+
+def patch_images(store: Store, patch_ids: Sequence[int], false_colour: bool = False,
+                 size: int = 128, context: float = 0.0) -> list[np.ndarray]:
+    """(size, size, 4) uint8 images of patches of any products, in the order given,
+    stretched like the map; with `context` > 0, `context` patch widths of surroundings
+    on each side and the patch outlined. Each product's COG is opened once."""
+    from PIL import Image, ImageDraw
+
+    from eominer.errors import ProductReadError
+
+    windows = store.patch_windows(patch_ids)
+    by_product: dict[str, list[int]] = {}
+    for k, w in enumerate(windows):
+        by_product.setdefault(w.product_id, []).append(k)
+    out: list[np.ndarray] = [np.empty(0)] * len(windows)
+    for prod, ks in by_product.items():
+        product = store.product(prod)
+        if product is None:
+            raise ProductReadError(f"product {prod} is no longer in {store.url}: re-ingest it")
+        stretch = product_stretch(product, false_colour)
+        margins = [int(windows[k].size_px * context) for k in ks]
+        blocks = read_windows(product.ard_path, colour_bands(product, false_colour), [
+            (windows[k].x_off - m, windows[k].y_off - m, windows[k].size_px + 2 * m)
+            for k, m in zip(ks, margins)])
+        for k, m, data in zip(ks, margins, blocks):
+            img = Image.fromarray(to_rgb(data, stretch), "RGBA").resize(
+                (size, size), Image.Resampling.NEAREST)
+            if m:
+                at = size * m / data.shape[-1]  # the patch's edge in the resized image
+                ImageDraw.Draw(img).rectangle((at, at, size - 1 - at, size - 1 - at),
+                                              outline=(255, 221, 0, 255))
+            out[k] = np.asarray(img)
+    return out
+
+
+def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], columns: int = 5,
+                  pad: int = 6) -> np.ndarray:
+    """Equal-sized RGBA images in a grid on white, row by row, each with its caption
+    under it: (rows, cols, 4) uint8."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not images:
+        raise ValueError("a contact sheet needs at least one image")
+    h, w = images[0].shape[:2]
+    font = ImageFont.load_default(size=max(10, min(14, w // 9)))
+    line = int(font.size * 1.5)
+    columns = max(1, min(columns, len(images)))
+    rows = -(-len(images) // columns)
+    sheet = Image.new("RGBA", (pad + columns * (w + pad), pad + rows * (h + line + pad)),
+                      (255, 255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for k, (img, text) in enumerate(zip(images, captions, strict=True)):
+        x, y = pad + (k % columns) * (w + pad), pad + (k // columns) * (h + line + pad)
+        tile = Image.new("RGBA", (w, h), (200, 200, 200, 255))  # nodata shows grey
+        tile.alpha_composite(Image.fromarray(np.ascontiguousarray(img), "RGBA"))
+        sheet.paste(tile, (x, y))
+        draw.text((x, y + h + 2), text, fill=(0, 0, 0, 255), font=font)
+    return np.asarray(sheet)

@@ -233,3 +233,52 @@ def test_without_products_the_scope_takes_those_at_the_level_with_the_features_i
     assert "--product" in r.stderr.splitlines()[-1]
     r = run([*base[:-4], "--level", "24", "--name", "x"], tmp_path / "ws")
     assert r.returncode == 1 and "no product has patches at level 24 (levels in the" in r.stderr
+
+
+def test_a_round_draws_its_batch_as_a_contact_sheet(learn_store, oscd_db, tmp_path, capsys):
+    """`round --sheet`: the batch in its order, each patch as the map shows it (the same
+    pixels as `patch_images`), under its number, id and score; a wrong suffix or a
+    folder that cannot be written is refused with what to do."""
+    import numpy as np
+    from PIL import Image
+
+    from eominer.store import open_store
+    from eominer.ui.thumbnails import patch_images
+
+    db = learn_store.url
+    learn_store.close()
+    run = in_process(capsys)
+    r = run(["session", "create", "--db", db, "--name", "sheet", "--concept",
+             "new_construction", "--product", oscd_db["product"], "--level", "16",
+             "--features", oscd_db["fs"], "--batch", "7"], tmp_path / "ws")
+    sid = r.stdout.strip()
+    truth = oscd_db["truth"][16]
+    pos, neg = sorted(positives(truth))[:2], sorted(set(truth) - positives(truth))[:2]
+    run(["session", "label", sid, *[f"{p}=y" for p in pos], *[f"{p}=n" for p in neg],
+         "--db", db], tmp_path / "ws")
+    r = run(["session", "round", sid, "--db", db, "--sheet", str(tmp_path / "a.jpg")],
+            tmp_path / "ws")
+    assert r.returncode == 2 and "the contact sheet is a PNG" in r.stderr
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    r = run(["session", "round", sid, "--db", db, "--sheet", str(blocked / "s.png")],
+            tmp_path / "ws")
+    assert r.returncode == 2 and f"cannot write {blocked / 's.png'}" in r.stderr, r.stderr
+    sheet = tmp_path / "next.png"
+    r = run(["session", "round", sid, "--db", db, "--sheet", str(sheet)], tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    nxt = [int(i) for i in r.stdout.strip().splitlines()[-2].split()[1:]]
+    assert len(nxt) == 7 and f"sheet: {sheet} (7 patches, in this order)" in r.stdout
+    img = np.asarray(Image.open(sheet).convert("RGBA"))
+    pad, size = 6, 128
+    line = (img.shape[0] - pad) // 2 - size - pad  # 7 patches: 2 rows of 5 columns
+    assert img.shape[1] == pad + 5 * (size + pad) and line > 10
+    with open_store(db, read_only=True) as store:
+        want = patch_images(store, nxt, context=0.5)
+    for k in (0, 6):  # the first, and the second of the second row
+        x, y = pad + (k % 5) * (size + pad), pad + (k // 5) * (size + line + pad)
+        tile = img[y:y + size, x:x + size]
+        opaque = want[k][..., 3] == 255
+        assert opaque.mean() > 0.5
+        assert np.array_equal(tile[opaque][:, :3], want[k][opaque][:, :3])
+    assert not np.array_equal(want[0], want[1])

@@ -30,3 +30,23 @@ def test_read_windows_names_a_missing_file(tmp_path):
 
     with pytest.raises(ProductReadError, match=r"gone\.tif is missing: re-ingest"):
         read_windows(str(tmp_path / "gone.tif"), [1], [(0, 0, 4)])
+
+
+def test_a_contact_sheet_lays_images_out_row_by_row_with_their_captions():
+    from eominer.ui.thumbnails import contact_sheet
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    images = [np.full((20, 30, 4), (*c, 255), np.uint8) for c in colours]
+    images[2][:5, :5, 3] = 0  # nodata: grey on the sheet, not white or black
+    sheet = contact_sheet(images, ["1. #10", "2. #11", "3. #12"], columns=2, pad=4)
+    line = (sheet.shape[0] - 4) // 2 - 20 - 4
+    assert sheet.shape[1] == 4 + 2 * (30 + 4) and line > 10
+    for k, c in enumerate(colours):
+        x, y = 4 + (k % 2) * 34, 4 + (k // 2) * (20 + line + 4)
+        assert tuple(sheet[y + 10, x + 10, :3]) == c
+    assert tuple(sheet[4 + 20 + line + 4, 4, :3]) == (200, 200, 200)
+    caption = sheet[4 + 20:4 + 20 + line, 4:34, :3]
+    assert (caption < 128).any() and (caption == 255).mean() > 0.5  # dark text on white
+    assert tuple(sheet[4 + 10, 4 + 2 * 34 - 2, :3]) == (255, 255, 255)  # between tiles
+    with pytest.raises(ValueError):
+        contact_sheet(images, ["one caption short", "x"])
