@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -191,6 +192,34 @@ def undo(session_id, user, db) -> None:
                else "nothing to undo")
 
 
+def sheet_options(f):
+    """--sheet FILE.png, --false-colour, --context: the questions as a contact sheet."""
+    def png(_ctx, _param, value: str | None) -> str | None:
+        if value and not value.lower().endswith(".png"):
+            raise click.BadParameter("the contact sheet is a PNG: name it FILE.png")
+        folder = Path(value or ".").resolve().parent
+        if value and not (folder.is_dir() and os.access(folder, os.W_OK)):
+            # before the round: a round is not run twice for a sheet that cannot be written
+            raise click.BadParameter(f"cannot write {value}: {folder} is not a folder you "
+                                     "can write to")
+        return value
+
+    for option in reversed((
+        click.option("--sheet", type=click.Path(dir_okay=False), default=None,
+                     metavar="FILE.png", callback=png,
+                     help="Also draw the questions as a contact sheet: each in colour, as "
+                          "on the app's map, under its number in the batch, patch id and "
+                          "score, to look at before answering with `session label`."),
+        click.option("--false-colour", is_flag=True, help="--sheet: NIR, red, green "
+                     "instead of true colour (S1: VV/VH either way)."),
+        click.option("--context", type=click.FloatRange(0.0, 2.0), default=0.5,
+                     show_default=True, help="--sheet: surroundings shown on each side, "
+                     "in patch widths; the patch is outlined."),
+    )):
+        f = option(f)
+    return f
+
+
 @session.command("round")
 @click.argument("session_id")
 @click.option("--n", type=click.IntRange(1, BATCH_MAX), default=None,
@@ -199,24 +228,13 @@ def undo(session_id, user, db) -> None:
               help="This round's model (default: the session's; auto as in session create).")
 @click.option("--strategy", default=None)
 @click.option("--accept-feature-change", is_flag=True)
-@click.option("--sheet", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
-              help="Also draw the next patches as a contact sheet: each in colour, as on "
-                   "the app's map, under its number in the batch, patch id and score, to "
-                   "look at before answering with `session label`.")
-@click.option("--false-colour", is_flag=True,
-              help="--sheet: NIR, red, green instead of true colour (S1: VV/VH either way).")
-@click.option("--context", type=click.FloatRange(0.0, 2.0), default=0.5, show_default=True,
-              help="--sheet: surroundings shown on each side, in patch widths; the patch "
-                   "is outlined.")
+@sheet_options
 @db_option
 def round_(session_id, n, model_kind, strategy, accept_feature_change, sheet, false_colour,
            context, db) -> None:
     """Fit, score every patch, and print the next patches to label."""
     from eominer.store import open_store
 
-    if sheet and not sheet.lower().endswith(".png"):
-        raise click.BadParameter("the contact sheet is a PNG: name it FILE.png",
-                                 param_hint="'--sheet'")
     with open_store(db) as store:
         s = _open(store, session_id, accept_feature_change)
         r = s.run_round(n, model_kind, strategy)
@@ -236,6 +254,31 @@ def round_(session_id, n, model_kind, strategy, accept_feature_change, sheet, fa
                            else "none (see the notes above)"))
     if sheet and len(r.query_ids):
         click.echo(f"sheet: {sheet} ({len(r.query_ids)} patches, in this order)")
+
+
+@session.command("next")
+@click.argument("session_id")
+@sheet_options
+@db_option
+def next_(session_id, sheet, false_colour, context, db) -> None:
+    """Print the latest round's questions not answered yet (after a break, in another
+    shell: what the app shows in Mine), without fitting again."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        s = _open(store, session_id)
+        done = set(s.labels()[0].tolist())
+        ids = np.asarray([i for i in s.pending_queries().tolist() if i not in done], np.int64)
+        fitted = any(r.fitted for r in s.rounds())
+        if sheet and len(ids):
+            _write_sheet(store, Path(sheet), ids, _scores_at(
+                s.data.patch_ids, s.current_scores() if fitted else None, ids),
+                false_colour, context)
+        why = "no round yet: run `eominer session round`" if not s.rounds() else \
+            "every question of the latest round is answered: run a round"
+    click.echo("next: " + (" ".join(str(int(i)) for i in ids) if len(ids) else f"none ({why})"))
+    if sheet and len(ids):
+        click.echo(f"sheet: {sheet} ({len(ids)} patches, in this order)")
 
 
 def _scores_at(patch_ids: np.ndarray, scores: np.ndarray | None,

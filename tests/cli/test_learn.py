@@ -238,10 +238,12 @@ def test_without_products_the_scope_takes_those_at_the_level_with_the_features_i
 def test_a_round_draws_its_batch_as_a_contact_sheet(learn_store, oscd_db, tmp_path, capsys):
     """`round --sheet`: the batch in its order, each patch as the map shows it (the same
     pixels as `patch_images`), under its number, id and score; a wrong suffix or a
-    folder that cannot be written is refused with what to do."""
+    folder that cannot be written is refused with what to do. `next` prints (and
+    draws) the questions not answered yet, without a round."""
     import numpy as np
     from PIL import Image
 
+    from eominer.learning.session import Session
     from eominer.store import open_store
     from eominer.ui.thumbnails import patch_images
 
@@ -282,3 +284,19 @@ def test_a_round_draws_its_batch_as_a_contact_sheet(learn_store, oscd_db, tmp_pa
         assert opaque.mean() > 0.5
         assert np.array_equal(tile[opaque][:, :3], want[k][opaque][:, :3])
     assert not np.array_equal(want[0], want[1])
+    # another shell, or tomorrow: the questions not answered yet, without fitting again
+    r = run(["session", "label", sid, f"{nxt[0]}=n", "--db", db], tmp_path / "ws")
+    again = tmp_path / "again.png"
+    r = run(["session", "next", sid, "--db", db, "--sheet", str(again)], tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "next: " + " ".join(map(str, nxt[1:]))
+    first = np.asarray(Image.open(again).convert("RGBA"))[pad:pad + size, pad:pad + size]
+    assert np.array_equal(first, img[pad:pad + size, pad + size + pad:pad + 2 * size + pad])
+    with open_store(db, read_only=True) as store:
+        rounds = len(Session.open(store, sid).rounds())
+    assert rounds == 1
+    for p in nxt[1:]:
+        run(["session", "label", sid, f"{p}=n", "--db", db], tmp_path / "ws")
+    r = run(["session", "next", sid, "--db", db], tmp_path / "ws")
+    assert r.stdout.strip() == ("next: none (every question of the latest round is "
+                                "answered: run a round)")
