@@ -314,17 +314,24 @@ def _write_sheet(store: Store, path: Path, ids: np.ndarray, scores: list[float |
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5,
               show_default=True, help="Score of the current positives (a round keeps the "
               "threshold of its first sample).")
+@sheet_options
 @db_option
-def verify(session_id, n, threshold, db) -> None:
+def verify(session_id, n, threshold, sheet, false_colour, context, db) -> None:
     """Print a stratified verification sample of the latest round (the app's "Check
-    quality"): answer it with `session label --verify`, then `session quality`."""
+    quality"): answer it with `session label --verify`, then `session quality`. Its
+    sheet has no scores, so that the model does not lead the answers."""
     from eominer.store import open_store
 
     with open_store(db) as store:
         s = _open(store, session_id)
         ids, t = s.quality_sample(threshold, n)
         r = s.rounds()[-1].round
+        if sheet and len(ids):
+            _write_sheet(store, Path(sheet), np.asarray(ids, np.int64), [None] * len(ids),
+                         false_colour, context)
     click.echo(" ".join(str(int(i)) for i in ids))
+    if sheet and len(ids):
+        click.echo(f"sheet: {sheet} ({len(ids)} patches, in this order)", err=True)
     click.echo(f"note: round {r}, positives score >= {t:.2f}"
                + ("" if abs(t - threshold) < 1e-9 else " (the threshold of this round's "
                   "first sample)")

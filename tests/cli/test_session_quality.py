@@ -48,11 +48,15 @@ def test_session_verify_asks_the_stratified_sample_and_quality_estimates(
     home = tmp_path / "ws"
     r = cli(["session", "quality", sid, "--db", db], home)  # no sample asked yet: how to
     assert r.returncode == 1 and "`eominer session verify`" in r.stderr
-    r = cli(["session", "verify", sid, "--n", "16", "--threshold", "0.3", "--db", db], home)
+    sheet = tmp_path / "verify.png"
+    r = cli(["session", "verify", sid, "--n", "16", "--threshold", "0.3", "--db", db,
+             "--sheet", str(sheet)], home)
     assert r.returncode == 0, r.stderr
     ids = [int(v) for v in r.stdout.split()]
     assert ids == want.tolist() and len(set(ids)) == 16
     assert "positives score >= 0.30" in r.stderr
+    assert f"sheet: {sheet} (16 patches, in this order)" in r.stderr
+    _first_tile_is(sheet, db, ids[0], rows=4)
     # before any answer: no estimate, and a message saying what to do
     r = cli(["session", "quality", sid, "--db", db], home)
     assert r.returncode != 0 and "session label --verify" in r.stderr
@@ -76,3 +80,20 @@ def test_session_verify_asks_the_stratified_sample_and_quality_estimates(
                                                     est.precision_high)
     assert lines[2] == "recall " + interval_text(est.recall, est.recall_low, est.recall_high)
     assert "(95 % CI " in lines[1] and "(95 % CI " in lines[2]
+
+
+def _first_tile_is(sheet, db, patch_id: int, rows: int) -> None:
+    """The sheet holds `rows` rows of 128 px tiles, the first being `patch_id` as the
+    map shows it."""
+    import numpy as np
+    from PIL import Image
+
+    from eominer.store import open_store
+    from eominer.ui.thumbnails import patch_images
+
+    img = np.asarray(Image.open(sheet).convert("RGBA"))
+    assert img.shape[1] == 6 + 5 * (128 + 6) and (img.shape[0] - 6) % rows == 0
+    with open_store(db, read_only=True) as store:
+        want = patch_images(store, [patch_id], context=0.5)[0]
+    opaque = want[..., 3] == 255
+    assert np.array_equal(img[6:134, 6:134][opaque][:, :3], want[opaque][:, :3])
