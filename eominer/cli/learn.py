@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ import pyarrow as pa
 
 from eominer.cli import db_option, split_ids, user_option
 from eominer.cli.output import render
+from eominer.cli.sheet import scores_at, sheet_options, write_sheet
 from eominer.store.records import BATCH_MAX, SPATIAL_CONTEXT_MAX
 
 if TYPE_CHECKING:
@@ -192,34 +192,6 @@ def undo(session_id, user, db) -> None:
                else "nothing to undo")
 
 
-def sheet_options(f):
-    """--sheet FILE.png, --false-colour, --context: the questions as a contact sheet."""
-    def png(_ctx, _param, value: str | None) -> str | None:
-        if value and not value.lower().endswith(".png"):
-            raise click.BadParameter("the contact sheet is a PNG: name it FILE.png")
-        folder = Path(value or ".").resolve().parent
-        if value and not (folder.is_dir() and os.access(folder, os.W_OK)):
-            # before the round: a round is not run twice for a sheet that cannot be written
-            raise click.BadParameter(f"cannot write {value}: {folder} is not a folder you "
-                                     "can write to")
-        return value
-
-    for option in reversed((
-        click.option("--sheet", type=click.Path(dir_okay=False), default=None,
-                     metavar="FILE.png", callback=png,
-                     help="Also draw the questions as a contact sheet: each in colour, as "
-                          "on the app's map, under its number in the batch, patch id and "
-                          "score, to look at before answering with `session label`."),
-        click.option("--false-colour", is_flag=True, help="--sheet: NIR, red, green "
-                     "instead of true colour (S1: VV/VH either way)."),
-        click.option("--context", type=click.FloatRange(0.0, 2.0), default=0.5,
-                     show_default=True, help="--sheet: surroundings shown on each side, "
-                     "in patch widths; the patch is outlined."),
-    )):
-        f = option(f)
-    return f
-
-
 @session.command("round")
 @click.argument("session_id")
 @click.option("--n", type=click.IntRange(1, BATCH_MAX), default=None,
@@ -239,7 +211,7 @@ def round_(session_id, n, model_kind, strategy, accept_feature_change, sheet, fa
         s = _open(store, session_id, accept_feature_change)
         r = s.run_round(n, model_kind, strategy)
         if sheet and len(r.query_ids):
-            _write_sheet(store, Path(sheet), r.query_ids, _scores_at(
+            write_sheet(store, Path(sheet), r.query_ids, scores_at(
                 s.data.patch_ids, r.scores, r.query_ids), false_colour, context)
     click.echo(f"round {r.round}: {r.model_kind}/{r.strategy}, {r.n_labels} labels "
                f"({r.n_positive}+ / {r.n_negative}-) in {r.seconds * 1e3:.0f} ms")
@@ -271,7 +243,7 @@ def next_(session_id, sheet, false_colour, context, db) -> None:
         ids = np.asarray([i for i in s.pending_queries().tolist() if i not in done], np.int64)
         fitted = any(r.fitted for r in s.rounds())
         if sheet and len(ids):
-            _write_sheet(store, Path(sheet), ids, _scores_at(
+            write_sheet(store, Path(sheet), ids, scores_at(
                 s.data.patch_ids, s.current_scores() if fitted else None, ids),
                 false_colour, context)
         why = "no round yet: run `eominer session round`" if not s.rounds() else \
@@ -279,32 +251,6 @@ def next_(session_id, sheet, false_colour, context, db) -> None:
     click.echo("next: " + (" ".join(str(int(i)) for i in ids) if len(ids) else f"none ({why})"))
     if sheet and len(ids):
         click.echo(f"sheet: {sheet} ({len(ids)} patches, in this order)")
-
-
-def _scores_at(patch_ids: np.ndarray, scores: np.ndarray | None,
-               ids: np.ndarray) -> list[float | None]:
-    if scores is None:
-        return [None] * len(ids)
-    order = np.argsort(patch_ids)
-    return scores[order[np.searchsorted(patch_ids, ids, sorter=order)]].tolist()
-
-
-def _write_sheet(store: Store, path: Path, ids: np.ndarray, scores: list[float | None],
-                 false_colour: bool, context: float) -> None:
-    """The batch as a contact sheet at `path` (whole or not at all)."""
-    from eominer.ui.thumbnails import contact_sheet, patch_images, png_bytes
-    from eominer.workspace import replaced_whole
-
-    images = patch_images(store, ids.tolist(), false_colour, context=context)
-    captions = [f"{k}. #{int(i)}" + ("" if sc is None else f"  {sc:.2f}")
-                for k, (i, sc) in enumerate(zip(ids, scores), 1)]
-    png = png_bytes(contact_sheet(images, captions))
-    try:
-        with replaced_whole(path.resolve()) as scratch:
-            scratch.write_bytes(png)
-    except OSError as exc:
-        raise click.BadParameter(f"cannot write {path}: {exc.strerror}; give a path in a "
-                                 "folder you can write to", param_hint="'--sheet'") from exc
 
 
 @session.command("verify")
@@ -327,7 +273,7 @@ def verify(session_id, n, threshold, sheet, false_colour, context, db) -> None:
         ids, t = s.quality_sample(threshold, n)
         r = s.rounds()[-1].round
         if sheet and len(ids):
-            _write_sheet(store, Path(sheet), np.asarray(ids, np.int64), [None] * len(ids),
+            write_sheet(store, Path(sheet), np.asarray(ids, np.int64), [None] * len(ids),
                          false_colour, context)
     click.echo(" ".join(str(int(i)) for i in ids))
     if sheet and len(ids):

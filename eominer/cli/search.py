@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from eominer.cli import db_option, split_ids
 from eominer.cli.output import render
+from eominer.cli.sheet import sheet_options, write_sheet
 
 
 def _ids(text: str) -> list[int]:
@@ -41,9 +44,10 @@ def _ids(text: str) -> list[int]:
 @click.option("--timeout", default=60.0, show_default=True,
               type=click.FloatRange(0, min_open=True),
               help="Seconds before the WHERE is cancelled.")
+@sheet_options
 @db_option
 def search(like, where, aoi, top, feature_sets, level, products, archive, save, owner, fmt,
-           timeout, db) -> None:
+           timeout, sheet, false_colour, context, db) -> None:
     """Rank the patches most like the examples (--like), among those the area of interest
     and the WHERE keep: prints rank, patch id, product, distance and similarity."""
     from eominer.learning.aoi import read_aoi
@@ -54,15 +58,18 @@ def search(like, where, aoi, top, feature_sets, level, products, archive, save, 
     area = read_aoi(aoi) if aoi else None
     fs = split_ids(feature_sets) or None
     products = tuple(split_ids(products))
+    drawn = (sheet, false_colour, context)
     if archive:
-        _archive(like, where, area, top, fs, level, products, save, fmt, db, timeout)
+        _archive(like, where, area, top, fs, level, products, save, fmt, db, timeout, drawn)
         return
     with open_store(db) as store:
         r = run_search(store, _ids(like), top=top, where=where, aoi=area, feature_set_ids=fs,
                        level=level, product_ids=list(products) or None, timeout_s=timeout)
         if save:
             r = save_search(store, r, owner)
-    click.echo(render(r.table(), fmt))
+        table = r.table()
+        _draw(store, table, *drawn)
+    click.echo(render(table, fmt))
     by = " and ".join(w for w, on in (("the area of interest", area is not None),
                                        ("the WHERE", bool(where))) if on)
     click.echo(f"{r.n_candidates} patches " + (f"kept by {by} " if by else "searched ")
@@ -75,7 +82,16 @@ def search(like, where, aoi, top, feature_sets, level, products, archive, save, 
                    "ORDER BY rank", err=True)
 
 
-def _archive(like, where, area, top, fs, level, products, save, fmt, db, timeout) -> None:
+def _draw(store, table, sheet: str | None, false_colour: bool, context: float) -> None:
+    """The results as a contact sheet (`--sheet`), captioned with their similarity."""
+    if sheet and table.num_rows:
+        write_sheet(store, Path(sheet), table["patch_id"].to_numpy(),
+                    table["similarity"].to_pylist(), false_colour, context)
+        click.echo(f"sheet: {sheet} ({table.num_rows} patches, by rank)", err=True)
+
+
+def _archive(like, where, area, top, fs, level, products, save, fmt, db, timeout,
+             drawn) -> None:
     from eominer.learning.ann import search_archive
     from eominer.store import open_store
 
@@ -88,6 +104,7 @@ def _archive(like, where, area, top, fs, level, products, save, fmt, db, timeout
         m = search_archive(store, _ids(like), fs[0], top=top, level=level, where=where,
                            aoi=area, product_ids=list(products) or None, timeout_s=timeout)
         table = m.table(store)
+        _draw(store, table, *drawn)
     click.echo(render(table, fmt))
     by = " and ".join(w for w, on in (("the area of interest", area is not None),
                                        ("the WHERE", bool(where)),

@@ -300,3 +300,31 @@ def test_a_round_draws_its_batch_as_a_contact_sheet(learn_store, oscd_db, tmp_pa
     r = run(["session", "next", sid, "--db", db], tmp_path / "ws")
     assert r.stdout.strip() == ("next: none (every question of the latest round is "
                                 "answered: run a round)")
+
+
+def test_search_draws_its_results_by_rank(learn_store, oscd_db, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from eominer.store import open_store
+    from eominer.ui.thumbnails import patch_images
+
+    db = learn_store.url
+    learn_store.close()
+    like = sorted(positives(oscd_db["truth"][16]))[:2]
+    sheet = tmp_path / "like.png"
+    r = in_process(capsys)(["search", "--like", ",".join(map(str, like)), "--top", "45",
+                            "--features", oscd_db["fs"], "--format", "json", "--db", db,
+                            "--sheet", str(sheet), "--context", "0"], tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [row["rank"] for row in rows] == list(range(1, 46))
+    assert f"sheet: {sheet} (45 patches, by rank)" in r.stderr
+    img = np.asarray(Image.open(sheet).convert("RGBA"))
+    assert img.shape[1] == 6 + 10 * (128 + 6)  # ten columns past 40 patches
+    with open_store(db, read_only=True) as store:
+        want = patch_images(store, [rows[0]["patch_id"], rows[10]["patch_id"]])
+    line = (img.shape[0] - 6) // 5 - 128 - 6
+    for (x, y), w in zip(((6, 6), (6, 6 + 128 + line + 6)), want):  # ranks 1 and 11
+        opaque = w[..., 3] == 255
+        assert np.array_equal(img[y:y + 128, x:x + 128][opaque][:, :3], w[opaque][:, :3])
