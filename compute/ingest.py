@@ -287,7 +287,7 @@ def ingest_job(plan: IngestPlan, report: IngestReport,
             claims[job.assemble_id] = name
             name.committing()
             store.add_product(product_record(job.product, job.ard.grid, name.dest,
-                                             clouds.source), patches)
+                                             clouds), patches)
 
     def after_commit(done: list[Finished]) -> None:
         for f in done:

