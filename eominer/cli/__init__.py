@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "extract": "eominer.cli.extract:extract",
     "apply": "eominer.cli.apply:apply",
     "models": "eominer.cli.models:models",
+    "jobs": "eominer.cli.jobs:jobs",
     "encoder": "eominer.cli.encoder:encoder",
     "session": "eominer.cli.learn:session",
     "search": "eominer.cli.search:search",

@@ -121,6 +121,24 @@ class JobsMixin(ModelsMixin):
         )
         return {r[0]: int(r[1]) for r in rows}
 
+    def job_list(self, limit: int = 20, kind: str | None = None) -> pa.Table:
+        """The latest `limit` jobs, newest last: per job_id its kind, task counts by
+        status, the patches its done tasks wrote, when it started and last finished. A
+        re-run takes over the tasks its predecessor did not finish (they move to its
+        job_id); the done ones stay with the run that did them."""
+        counts = ", ".join(  # BIGINT: DuckDB's SUM is a 128-bit integer
+            f"CAST(SUM(CASE WHEN status = '{status}' THEN {what} ELSE 0 END) AS BIGINT) "
+            f"AS {name}" for status, what, name in (
+                ("done", 1, "done"), ("failed", 1, "failed"), ("running", 1, "running"),
+                ("pending", 1, "pending"), ("done", "n_items", "patches")))
+        where, params = ("WHERE kind = ? ", [kind]) if kind else ("", [])
+        return self.query_arrow(
+            f"SELECT * FROM (SELECT job_id, MIN(kind) AS kind, CAST(COUNT(*) AS BIGINT) "
+            f"AS tasks, {counts}, MIN(started) AS started, MAX(finished) AS finished "
+            f"FROM jobs {where}GROUP BY job_id ORDER BY MIN(started) DESC NULLS LAST, "
+            "job_id DESC LIMIT ?) AS latest ORDER BY started NULLS FIRST, job_id",
+            [*params, int(limit)])
+
     def tasks(self, job_id: str | None = None) -> pa.Table:
         return self.query_arrow(
             f"SELECT {', '.join(TASK_COLUMNS)} FROM jobs"

@@ -80,3 +80,27 @@ def test_jobs_marked_in_batches(store):
     assert rows[ids[450]]["worker"] is None and rows[ids[450]]["started"] is not None
     assert rows[ids[550]]["started"] is None
     store.start_tasks([])  # nothing to mark: no statement, no error
+
+
+def test_job_list_counts_each_runs_tasks_newest_last(store):
+    assert store.job_list().num_rows == 0
+    store.schedule_tasks("job1", "extract", [task(i) for i in range(3)])
+    store.start_tasks([(task(0)["task_id"], 1), (task(1)["task_id"], 1)])
+    with store.transaction():
+        store.finish_tasks([(task(0)["task_id"], "w")])
+    store.fail_task(task(1)["task_id"], "boom")
+    store.schedule_tasks("job0", "apply", [task(i, "P2") for i in range(2)])  # not started
+    store.schedule_tasks("job2", "extract", [task(i) for i in range(4)])  # takes 1-3 over
+    store.start_tasks([(task(3)["task_id"], 1)])
+    rows = store.job_list().to_pylist()
+    assert [r["job_id"] for r in rows] == ["job0", "job1", "job2"]  # never started first
+    by = {r["job_id"]: r for r in rows}
+    assert {k: by["job1"][k] for k in ("kind", "tasks", "done", "failed", "running",
+                                        "pending", "patches")} == {
+        "kind": "extract", "tasks": 1, "done": 1, "failed": 0, "running": 0, "pending": 0,
+        "patches": 100}
+    assert {k: by["job2"][k] for k in ("tasks", "done", "running", "pending")} == {
+        "tasks": 3, "done": 0, "running": 1, "pending": 2}
+    assert by["job0"]["started"] is None and by["job0"]["pending"] == 2
+    assert [r["job_id"] for r in store.job_list(limit=1).to_pylist()] == ["job2"]
+    assert [r["job_id"] for r in store.job_list(kind="apply").to_pylist()] == ["job0"]

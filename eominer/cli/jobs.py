@@ -1,0 +1,69 @@
+"""`eominer jobs`: the batch jobs of the database (extract, apply, index, change, ingest,
+training) as the runner recorded them, and why a task failed."""
+
+from __future__ import annotations
+
+import click
+import pyarrow as pa
+
+from eominer.cli import db_option
+from eominer.cli.output import render
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]),
+                      default="table")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--last", type=click.IntRange(1), default=20, show_default=True,
+              help="How many of the latest jobs.")
+@click.option("--kind", default=None, help="Only this kind: extract, apply, index, change, "
+              "ingest...")
+@FORMAT
+@db_option
+@click.pass_context
+def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | None) -> None:
+    """List the latest batch jobs, oldest first: tasks done, failed, running, pending,
+    the patches written, when. `eominer jobs show JOB_ID` says why tasks failed; run the
+    job's command again to resume it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        table = store.job_list(last, kind)
+    click.echo(render(table, fmt))
+    stuck = pa.compute.sum(table["running"]).as_py() if table.num_rows else 0
+    if stuck:
+        click.echo(f"note: {stuck} task(s) marked running: a job at work now, or one that "
+                   "was killed; its command, run again, resumes it", err=True)
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--all", "every", is_flag=True, help="Every task, not only the failed ones.")
+@FORMAT
+@db_option
+def show(job_id: str, every: bool, fmt: str, db: str | None) -> None:
+    """The tasks of one job that failed (all of them with --all): product, feature set,
+    block, attempts, where it ran and the error's last line (--format json: all of it)."""
+    from eominer.store import open_store
+
+    with open_store(db) as store:
+        t = store.tasks(job_id)
+    if not t.num_rows:
+        raise click.BadParameter(f"no job {job_id!r} in this database: `eominer jobs` lists "
+                                 "them", param_hint="'JOB_ID'")
+    rows = [r for r in t.to_pylist() if every or r["status"] == "failed"]
+    if fmt != "json":
+        for r in rows:  # a traceback's last line is what went wrong
+            lines = [ln for ln in (r["error"] or "").splitlines() if ln.strip()]
+            r["error"] = lines[-1].strip() if lines else ""
+    cols = ["task_id", "status", "product_id", "feature_set_id", "block", "attempts",
+            "worker", "error"]
+    click.echo(render(pa.Table.from_pylist(rows).select(cols) if rows else
+                      pa.table({c: pa.array([], pa.string()) for c in cols}), fmt))
+    if not every:
+        n = sum(1 for r in t.to_pylist() if r["status"] == "failed")
+        click.echo(f"{n} of {t.num_rows} task(s) failed" + (
+            "; fix what the errors say and run the job's command again: the done tasks "
+            "are kept" if n else ""), err=True)
