@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "search": "eominer.cli.search:search",
     "index": "eominer.cli.index:index",
     "change": "eominer.cli.change:change",
+    "timeseries": "eominer.cli.timeseries:timeseries",
     "fusion": "eominer.cli.fusion:fusion",
     "serve": "eominer.cli.serve:serve",
     "demo": "eominer.cli.demo:demo",

