@@ -1,5 +1,5 @@
-"""Benchmark: `eominer timeseries` (eominer.features.series.store_series) on a stack of
-ingested products.
+"""Benchmark: `eominer timeseries` (compute.series.run_series, in this process: the
+model's own cost, no Ray start) on a stack of ingested products.
 
     python bench/bench_series.py [--dates 20] [--runs 2]
 
@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["EOMINER_HOME"] = tmp
-        from eominer.features.series import store_series
+        from compute.series import run_series
         from eominer.ingest import ingest_paths
         from eominer.io.ard import read_ard
         from eominer.store import open_store
@@ -78,7 +78,8 @@ def main() -> None:
                     read_ard(p.ard_path)
                 bound = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                r = store_series(store, ids)
+                store.execute("DELETE FROM jobs WHERE kind = 'timeseries'")  # not a resume
+                r = run_series(store, ids, num_workers=0)
                 took = time.perf_counter() - t0
                 rate = px / took
                 print(f"run {run}: {took:.2f} s for {len(ids)} dates x {prods[0].width} x "

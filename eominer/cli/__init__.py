@@ -34,7 +34,8 @@ COMMANDS: dict[str, str] = {
     "eval": "eominer.cli:evaluate",
 }
 # Commands whose re-run resumes an interrupted run: what finished is kept.
-RESUMING = frozenset({"ingest", "extract", "apply", "index", "change", "encoder"})
+RESUMING = frozenset({"ingest", "extract", "apply", "index", "change", "encoder",
+                      "timeseries"})
 EVALS: dict[str, str] = {
     "learning": "eominer.cli.eval_learning:learning",
     "change": "eominer.cli.eval_change:change",

@@ -16,9 +16,9 @@ session like any feature set (`eominer timeseries`).
   the largest break (a step in the seasonal model, F > 30, |size| >= `min_size`).
   Patches without enough clear dates get NaN and the reason code (1: fewer than 3, 2:
   fewer than 12, no seasonal model; for breaks 3: no break).
-- **Memory.** The stack is read in bands of whole patch rows sized to `MAX_STACK_BYTES`,
-  so a year of full tiles fits a laptop; the rows are written at the end, in one
-  transaction (a stopped run leaves no part of a set).
+- **Work.** The stack is read in bands of whole patch rows sized to `MAX_STACK_BYTES`
+  (a year of full tiles fits a laptop), one task each (`series_band`, no database):
+  `compute/series.py` runs them as a runner job (Ray, or this process), with resume.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -60,18 +60,39 @@ MAX_STACK_BYTES = 256 * 2**20
 MASK = "data in every band read, and not cloud by eominer change's brightness/cirrus test"
 
 
-@dataclass
-class SeriesResult:
-    """What `store_series` wrote: the two feature sets, per level (patches, with a
-    break, without enough clear dates for a seasonal model), the stack's dates, the
-    products resampled onto the grid."""
+@dataclass(frozen=True)
+class Band:
+    """One task: rows y0..y0+h of the grid and, per level, the patches inside them
+    (ids, x_off, y_off)."""
 
+    y0: int
+    h: int
+    windows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(repr=False)
+
+    @property
+    def n_patches(self) -> int:
+        return sum(len(w[0]) for w in self.windows.values())
+
+
+@dataclass
+class SeriesPlan:
+    """A stack planned on the driver: the products by date, the grid holder `ref`, the
+    feature sets to write (planned, not created), the bands of rows."""
+
+    products: list[Product]
+    ref: Product
+    index: str
+    levels: list[int]
+    dates: list[str]
+    min_size: float
+    grids: dict[str, _Grid]
     temporal: FeatureSet
     breaks: FeatureSet
-    on: str
-    dates: list[str]
-    levels: dict[int, tuple[int, int, int]] = field(default_factory=dict)
-    resampled: list[str] = field(default_factory=list)
+    bands: list[Band]
+
+    @property
+    def resampled(self) -> list[str]:
+        return [p for p, g in self.grids.items() if g.warped]
 
 
 def stack_of(store: Store, product_ids: Sequence[str], on: str | None = None,
@@ -106,12 +127,12 @@ def stack_of(store: Store, product_ids: Sequence[str], on: str | None = None,
     return products, ref
 
 
-def store_series(store: Store, product_ids: Sequence[str], *, on: str | None = None,
-                 index: str = "ndvi", levels: Sequence[int] | None = None,
-                 min_size: float = MIN_SIZE,
-                 progress: Callable[[int, int], None] | None = None) -> SeriesResult:
-    """Descriptors and breaks of the stack on `on`'s patches at `levels` (default all its
-    levels); idempotent (the same stack gives the same feature sets, rows replaced)."""
+def plan_series(store: Store, product_ids: Sequence[str], *, on: str | None = None,
+                index: str = "ndvi", levels: Sequence[int] | None = None,
+                min_size: float = MIN_SIZE) -> SeriesPlan:
+    """Check the stack and plan its bands; nothing is written. The feature sets' params
+    name the index, the products (count and digest), the dates and `on`: the same stack
+    gives the same sets (a re-run resumes), another stack other sets."""
     if index not in INDICES:
         raise ConfigError(f"unknown index {index!r}: one of {', '.join(INDICES)}")
     products, ref = stack_of(store, product_ids, on)
@@ -126,34 +147,54 @@ def store_series(store: Store, product_ids: Sequence[str], *, on: str | None = N
         raise ProductReadError(f"product(s) {', '.join(lacking)} lack band {a} or {b} for "
                                f"{index.upper()}: choose another --index or leave them out")
     dates = [p.acquired.isoformat() for p in products]
-    days = day_numbers(dates)
-    grids = {p.product_id: _Grid.of(p, ref) for p in products}
+    digest = hashlib.sha256("\n".join(f"{p.product_id} {d}" for p, d in
+                                      zip(products, dates)).encode()).hexdigest()[:12]
+    params = {"index": index.upper(), "source": "products", "on": ref.product_id,
+              "products": len(products), "products_sha": digest, "mask": MASK,
+              "dates": len(dates), "first": dates[0], "last": dates[-1],
+              "harmonics": HARMONICS, "min_clear_share": MIN_CLEAR_SHARE}
+    temporal = store.planned_feature_set("temporal", TEMPORAL_VERSION, params,
+                                         list(TEMPORAL_COLUMNS), "S2")
+    breaks = store.planned_feature_set("ts_breaks", BREAKS_VERSION,
+                                       {**params, "min_size": min_size},
+                                       list(BREAK_COLUMNS), "S2")
     patches = {lv: store.patches(ref.product_id, lv) for lv in levels}
     step = math.lcm(*levels)
     rows = max(step, MAX_STACK_BYTES // (len(products) * ref.width * 5) // step * step)
-    out: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {lv: [] for lv in levels}
-    bands = list(range(0, ref.height, rows))
-    for k, y0 in enumerate(bands):
+    bands = []
+    for y0 in range(0, ref.height, rows):
         h = min(rows, ref.height - y0)
-        values, clear = _read_band(products, grids, index, y0, h, ref.width)
-        for lv in levels:
-            t = patches[lv]
-            y_off = t["y_off"].to_numpy()
-            inside = (y_off >= y0) & (y_off + lv <= y0 + h)
-            if not inside.any():
-                continue
-            med, ok = patch_series(values[:, :h // lv * lv], clear[:, :h // lv * lv], lv,
-                                   MIN_CLEAR_SHARE)
-            r = (y_off[inside] - y0) // lv
-            c = t["x_off"].to_numpy()[inside] // lv
-            cols, good = med[:, r, c], ok[:, r, c]
-            desc = temporal_descriptors(cols, good, days).matrix()
-            out[lv].append((t["patch_id"].to_numpy()[inside].astype(np.int64), desc,
-                            _break_columns(largest_break(cols, good, days, min_size), dates)))
-        if progress:
-            progress(k + 1, len(bands))
-    return _write(store, ref, products, index, dates, min_size, out,
-                  [p for p, g in grids.items() if g.warped])
+        windows = {}
+        for lv, t in patches.items():
+            y = t["y_off"].to_numpy()
+            inside = (y >= y0) & (y + lv <= y0 + h)
+            if inside.any():
+                windows[lv] = (t["patch_id"].to_numpy()[inside].astype(np.int64),
+                               t["x_off"].to_numpy()[inside], y[inside])
+        if windows:
+            bands.append(Band(y0, h, windows))
+    return SeriesPlan(products, ref, index, levels, dates, min_size,
+                      {p.product_id: _Grid.of(p, ref) for p in products}, temporal, breaks,
+                      bands)
+
+
+def series_band(plan: SeriesPlan, band: Band,
+                ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A task: per level, (patch ids, TEMPORAL_COLUMNS rows, BREAK_COLUMNS rows) of the
+    band's patches. Reads the products' ARDs; no database."""
+    days = day_numbers(plan.dates)
+    values, clear = _read_band(plan.products, plan.grids, plan.index, band.y0, band.h,
+                               plan.ref.width)
+    out = {}
+    for lv, (ids, x, y) in band.windows.items():
+        rows = band.h // lv * lv
+        med, ok = patch_series(values[:, :rows], clear[:, :rows], lv, MIN_CLEAR_SHARE)
+        r, c = (y - band.y0) // lv, x // lv
+        cols, good = med[:, r, c], ok[:, r, c]
+        out[lv] = (ids, temporal_descriptors(cols, good, days).matrix(),
+                   _break_columns(largest_break(cols, good, days, plan.min_size),
+                                  plan.dates))
+    return out
 
 
 @dataclass(frozen=True)
@@ -226,31 +267,3 @@ def _break_columns(br, dates: list[str]) -> np.ndarray:
     when = np.array([year(i) if np.isfinite(i) else np.nan for i in br.index.ravel()])
     code = np.array([REASONS.index(r) for r in br.reason.ravel()], np.float32)
     return np.column_stack([when, br.size.ravel(), br.stat.ravel(), code]).astype(np.float32)
-
-
-def _write(store: Store, ref: Product, products: list[Product], index: str,
-           dates: list[str], min_size: float, out: dict, resampled: list[str]) -> SeriesResult:
-    digest = hashlib.sha256("\n".join(f"{p.product_id} {d}" for p, d in
-                                      zip(products, dates)).encode()).hexdigest()[:12]
-    params = {"index": index.upper(), "source": "products", "on": ref.product_id,
-              "products": len(products), "products_sha": digest, "mask": MASK,
-              "dates": len(dates), "first": dates[0], "last": dates[-1],
-              "harmonics": HARMONICS, "min_clear_share": MIN_CLEAR_SHARE}
-    result_levels: dict[int, tuple[int, int, int]] = {}
-    with store.transaction():
-        temporal = store.register_feature_set("temporal", TEMPORAL_VERSION, params,
-                                              list(TEMPORAL_COLUMNS), sensor="S2")
-        breaks = store.register_feature_set("ts_breaks", BREAKS_VERSION,
-                                            {**params, "min_size": min_size},
-                                            list(BREAK_COLUMNS), sensor="S2")
-        for lv, parts in out.items():
-            if not parts:
-                continue
-            ids = np.concatenate([p[0] for p in parts])
-            desc = np.concatenate([p[1] for p in parts])
-            brk = np.concatenate([p[2] for p in parts])
-            store.write_features(temporal, ids, desc)
-            store.write_features(breaks, ids, brk)
-            result_levels[lv] = (len(ids), int((brk[:, 3] == 0).sum()),
-                                 int((desc[:, 5] > 0).sum()))
-    return SeriesResult(temporal, breaks, ref.product_id, dates, result_levels, resampled)

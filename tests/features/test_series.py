@@ -15,6 +15,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from compute.series import run_series
 from eominer.change.timeseries import (
     TEMPORAL_COLUMNS,
     day_numbers,
@@ -24,7 +25,7 @@ from eominer.change.timeseries import (
 )
 from eominer.errors import ConfigError
 from eominer.evaluation.eolearn import EPSG, PIXEL_M, REFERENCE_SCENE, read_eopatch
-from eominer.features.series import BREAK_COLUMNS, store_series
+from eominer.features.series import BREAK_COLUMNS
 from eominer.ingest import ingest_paths
 from eominer.io.ard import read_ard
 from eominer.store import open_store
@@ -88,22 +89,26 @@ def test_the_stacks_descriptors_and_breaks_are_the_series_models(stack, monkeypa
     url, home, ids, eop = stack
     monkeypatch.setenv("EOMINER_HOME", str(home))
     with open_store(url) as store:
-        r = store_series(store, list(reversed(ids)))  # any order: sorted by date
+        # on a local Ray of 2 workers, one task per band of rows; any order: by date
+        r = run_series(store, list(reversed(ids)), num_cpus=2)
+        assert (r.tasks_done, r.failed, r.in_process) == (1, [], False)
         values, clear, dates = own_series(store, ids)
-        assert r.dates == dates and r.on == ids[-1] and r.resampled == []
+        plan = r.plan
+        assert plan.dates == dates and plan.ref.product_id == ids[-1]
+        assert plan.resampled == []
         days = day_numbers(dates)
         for level in LEVELS:
             t = store.patches(ids[-1], level)
             x, y, s = (t[c].to_numpy() for c in ("x_off", "y_off", "size_px"))
             want = patch_descriptors(values, clear, days, x, y, s)
-            got = store.read_features([r.temporal.feature_set_id], [ids[-1]], level)[1]
+            got = store.read_features([plan.temporal.feature_set_id], [ids[-1]], level)[1]
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True)
             assert (got[:, 5] == 0).mean() > 0.9  # seasonal models, not NaN with a reason
             assert 0.3 < np.nanmedian(got[:, 0]) < 0.9  # a vegetated valley's mean NDVI
             med, ok = patch_series(values, clear, level)
             br = largest_break(med[:, y // level, x // level], ok[:, y // level, x // level],
                                days)
-            brk = store.read_features([r.breaks.feature_set_id], [ids[-1]], level)[1]
+            brk = store.read_features([plan.breaks.feature_set_id], [ids[-1]], level)[1]
             np.testing.assert_allclose(brk[:, 1], br.size, rtol=1e-5, equal_nan=True)
             inside = (x >= 40) & (x + s <= 60) & (y >= 40) & (y + s <= 60)
             assert inside.sum() == (4 if level == 10 else 1)
@@ -116,15 +121,17 @@ def test_the_stacks_descriptors_and_breaks_are_the_series_models(stack, monkeypa
                 found = int(br.index[k])
                 assert abs(found - first) <= 1, (when[found], when[first])
         assert r.levels[10][0] == 100 and r.levels[10][1] >= 4
+        again = run_series(store, ids, num_workers=0)  # the same stack: nothing to redo
+        assert (again.tasks_skipped, again.tasks_done) == (1, 0)
     assert TEMPORAL_COLUMNS[0] == "ts_mean" and BREAK_COLUMNS[0] == "ts_break_year"
 
 
 def test_the_command_and_its_refusals(stack, tmp_path, capsys):
     url, home, ids, _ = stack
     run = in_process(capsys)
-    r = run(["timeseries", *ids[:30], "--level", "20", "--db", url], home)
+    r = run(["timeseries", *ids[:30], "--level", "20", "--workers", "0", "--db", url], home)
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
+    lines = [ln for ln in r.stdout.splitlines() if not ln.startswith("timeseries ")]  # bar
     assert lines[0].startswith("30 dates, 2015-07-11 to ") and ids[29] in lines[0]
     assert lines[1].startswith("level 20: 25 patches, ")
     with open_store(url, read_only=True) as store:
@@ -141,7 +148,7 @@ def test_the_command_and_its_refusals(stack, tmp_path, capsys):
         ([*ids[:3], "--level", "32"], "has no patches at level(s) [32]"),
         ([*ids[:3], "--index", "ndbi"], "lack band B11 or B08 for NDBI"),
     ):
-        r = run(["timeseries", *args, "--db", url], home)
+        r = run(["timeseries", *args, "--workers", "0", "--db", url], home)
         assert r.returncode == 1 and said in r.stderr, (args, r.stderr)
     r = run(["timeseries", "--db", url], home)
     assert r.returncode == 2 and "give the products' ids, or --tile" in r.stderr
@@ -164,9 +171,9 @@ def test_a_product_on_another_grid_is_resampled_onto_the_stacks(stack, monkeypat
     with open_store(url) as store:
         (c,) = ingest_paths(store, [path], levels=LEVELS)
         stack_ids = [*ids[:10], c.product_id, *ids[11:20]]
-        r = store_series(store, stack_ids, levels=[20])
-        assert r.resampled == [c.product_id]
+        r = run_series(store, stack_ids, levels=[20], num_workers=0)
+        assert r.plan.resampled == [c.product_id]
         assert r.levels[20][0] == 25
         with pytest.raises(ConfigError, match="acquired at the same time"):
-            store_series(store, [*ids[:20], c.product_id])
+            run_series(store, [*ids[:20], c.product_id], num_workers=0)
     assert json.dumps(r.levels)  # plain numbers
