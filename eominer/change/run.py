@@ -472,9 +472,10 @@ def layer_out(store: Store | None, first_in: PairInput, second_in: PairInput,
     (`claim`: atomic), so that another database mapping the pair during these minutes
     takes the next one, and released when the run ends: by then the maps hold the name,
     or the run failed. The claim is marked `committing` before the row (`record_change`):
-    maps of a run killed before that are removed by the next claimant. A copied database's earlier layer is its original's too
-    (`Store.copied_from`): a new name, not over it. None where nothing is recorded (a
-    path, no store): `default_out`, once the pair's method is known."""
+    the maps of a run killed before that are removed by the next claimant. A copied
+    database's earlier layer is its original's too (`Store.copied_from`): a new name,
+    not over it. None where nothing is recorded (a path, no store): `default_out`, once
+    the pair's method is known."""
     pid = pair_id_of(first_in, second_in, method) if method and store is not None else None
     row = store.pair(pid) if pid is not None else None
     if pid is None:
