@@ -38,6 +38,7 @@ from eominer.change.timeseries import (
     MIN_SIZE,
     REASONS,
     TEMPORAL_COLUMNS,
+    Breaks,
     day_numbers,
     largest_break,
     patch_series,
@@ -255,7 +256,7 @@ def _read_band(products: list[Product], grids: dict[str, _Grid], index: str, y0:
     return values, clear
 
 
-def _break_columns(br, dates: list[str]) -> np.ndarray:
+def _break_columns(br: Breaks, dates: list[str]) -> np.ndarray:
     """(n, 4) float32 BREAK_COLUMNS: the break's date as a decimal year, size, F, and the
     reason code (0 found; 1, 2 too few clear dates; 3 no break)."""
     def year(i: float) -> float:
