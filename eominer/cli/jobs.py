@@ -32,7 +32,7 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
     with open_store(db) as store:
         table = store.job_list(last, kind)
     click.echo(render(table, fmt))
-    stuck = pa.compute.sum(table["running"]).as_py() if table.num_rows else 0
+    stuck = sum(table["running"].to_pylist())
     if stuck:
         click.echo(f"note: {stuck} task(s) marked running: a job at work now, or one that "
                    "was killed; its command, run again, resumes it", err=True)
