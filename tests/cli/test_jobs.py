@@ -46,6 +46,15 @@ def test_jobs_lists_each_run_and_show_says_why_a_task_failed(db_url, tmp_path, c
             tmp_path / "ws")
     with open_store(db_url) as store:  # all of it (a Ray task's traceback too)
         assert json.loads(r.stdout)[0]["error"] == store.tasks(failed.job_id)["error"][0].as_py()
+    with open_store(db_url) as store:  # a job killed with a task at work
+        store.schedule_tasks("extract-killed", "extract", [{
+            "task_id": "spectral/P/0-512", "product_id": "P", "feature_set_id": "spectral",
+            "block": 0, "n_items": 10}])
+        store.start_tasks([("spectral/P/0-512", 1)])
+    r = run(["jobs", "--db", db_url, "--kind", "extract", "--format", "csv"], tmp_path / "ws")
+    assert r.stdout.splitlines()[1].startswith("extract-killed,extract,1,0,0,1,0,0,")
+    assert "note: 1 task(s) marked running: a job at work now, or one that was killed" \
+        in r.stderr
     r = run(["jobs", "show", "extract-nope", "--db", db_url], tmp_path / "ws")
     assert r.returncode == 2 and "no job 'extract-nope' in this database" in r.stderr
     assert not Path(tmp_path / "ws" / "eominer.duckdb").exists()  # --db was used
