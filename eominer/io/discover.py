@@ -435,8 +435,13 @@ def _stac_item(p: Path) -> SourceProduct:
     platform = str(props.get("platform", "")).upper().replace("SENTINEL-", "S")
     acquired = item.datetime.replace(tzinfo=None) if item.datetime else None
     if s1 and not s2:
+        # the track and pass: S1 change pairs must share them (change.align refuses others)
+        orbit, state = props.get("sat:relative_orbit"), props.get("sat:orbit_state")
+        extra = {**({"relative_orbit": str(int(orbit))} if isinstance(orbit, int) else {}),
+                 **({"orbit_direction": str(state).upper()} if state else {})}
         return SourceProduct(product_id=item.id, sensor="S1", source_path=str(p), bands=s1,
-                             platform=platform or None, processing_level="GRD", acquired=acquired)
+                             platform=platform or None, processing_level="GRD",
+                             acquired=acquired, extra=extra)
     level = props.get("processing:level") or props.get("s2:processing_level") or (
         "L1C" if "B10" in s2 else "L2A")
     level = "L2A" if "2A" in str(level) else "L1C"

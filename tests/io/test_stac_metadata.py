@@ -127,3 +127,21 @@ def test_an_l2a_items_scene_classification_gives_its_cloud_fractions(
                                      (p.height, p.width)), level)
         np.testing.assert_array_equal(t["cloud_fraction"].to_numpy(), want)
     assert 0.15 < float(np.mean(t["cloud_fraction"].to_numpy())) < 0.35
+
+
+def test_an_s1_items_orbit_is_the_products(store, shared_data, tmp_path):
+    """`sat:relative_orbit` and `sat:orbit_state` name the track and pass that Sentinel-1
+    change pairs must share (real BigEarthNet VV / VH patch)."""
+    folder = (shared_data / "bigearthnet" / "s1-tiny" /
+              "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_39")
+    item = pystac.Item("s1-item", geometry=None, bbox=None,
+                       datetime=dt.datetime(2017, 6, 13, 16, 50, 43),
+                       properties={"platform": "sentinel-1a", "sat:relative_orbit": 117,
+                                   "sat:orbit_state": "ascending"})
+    for pol in ("VV", "VH"):
+        item.add_asset(pol.lower(), pystac.Asset(str(next(folder.glob(f"*_{pol}.tif")))))
+    path = tmp_path / "s1.json"
+    item.save_object(dest_href=str(path), include_self_link=False)
+    (r,) = ingest_paths(store, [path])
+    p = store.product(r.product_id)
+    assert (p.sensor, p.relative_orbit, p.orbit_direction) == ("S1", 117, "ASCENDING")
