@@ -33,10 +33,10 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | Non
            ray_address: str | None, num_cpus: int | None, workers: int | None, retries: int,
            progress_log: str | None) -> None:
     """Ingest Sentinel-1/2 products: per-band folders, .SAFE (folder or zip), multi-band
-    GeoTIFF/COG, S1 VV/VH folders, STAC Item JSON. Prints one line per product, and for a
-    multi-band GeoTIFF the bands it was read as. Large inputs run as a job on Ray, one task
-    per band (or row block of a 10 m band, or of an S1 SAFE's polarisation); interrupted,
-    run the same command again: finished parts are kept."""
+    GeoTIFF/COG, S1 VV/VH folders, STAC Item or ItemCollection JSON. Prints one line per
+    product, and for a multi-band GeoTIFF the bands it was read as. Large inputs run as a
+    job on Ray, one task per band (or row block of a 10 m band, or of an S1 SAFE's
+    polarisation); interrupted, run the same command again: finished parts are kept."""
     from compute.ingest import plan_ingest, use_runner
     from eominer.errors import EominerError
     from eominer.grid import parse_levels

@@ -3,8 +3,9 @@
 Layouts: a folder of per-band GeoTIFF/JPEG2000 files (either Sentinel-2 naming), a
 Sentinel-2 .SAFE folder or .zip (L1C and L2A), a Sentinel-1 GRD .SAFE folder or .zip
 (IW/EW/SM, VV+VH: calibrated, denoised and geocoded at ingest, eominer.io.s1_safe), a
-multi-band GeoTIFF/COG, a folder of Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON) whose assets are local files, http(s)
-URLs (read through GDAL's `/vsicurl/`, by range requests) or `s3://` hrefs (`/vsis3/`).
+multi-band GeoTIFF/COG, a folder of Sentinel-1 VV/VH GeoTIFFs, and a STAC Item (JSON), or
+an ItemCollection of them, whose assets are local files, http(s) URLs (read through
+GDAL's `/vsicurl/`, by range requests) or `s3://` hrefs (`/vsis3/`).
 A folder holding no imagery itself but sub-folders that do is a batch of products.
 
 Sentinel-2 metadata (`MTD_MSIL1C.xml` / `MTD_MSIL2A.xml`, eominer.io.s2_metadata) is
@@ -50,7 +51,8 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SUPPORTED = (
     "a folder of per-band Sentinel-2 GeoTIFF/JPEG2000 files, a Sentinel-2 or Sentinel-1 "
     "GRD .SAFE folder or .zip, a "
-    "multi-band GeoTIFF/COG, a folder of Sentinel-1 VV/VH GeoTIFFs, or a STAC Item .json"
+    "multi-band GeoTIFF/COG, a folder of Sentinel-1 VV/VH GeoTIFFs, or a STAC Item or "
+    "ItemCollection .json"
 )
 
 
@@ -83,7 +85,7 @@ def discover(path: str | Path, bands: Sequence[str] | None = None) -> list[Sourc
     if suffix == ".zip":
         return [_safe_zip(p)]
     if suffix == ".json":
-        return [_stac_item(p)]
+        return _stac_json(p)
     if suffix in (".tif", ".tiff"):
         return [_multiband_file(p, given)]
     raise UnsupportedFormatError(f"{p} is not a supported format ({p.suffix}): expected {SUPPORTED}")
@@ -409,18 +411,34 @@ def _multiband_file(p: Path, given: list[str] | None = None) -> SourceProduct:
     )
 
 
-def _stac_item(p: Path) -> SourceProduct:
+def _stac_json(p: Path) -> list[SourceProduct]:
+    """A STAC Item, or an ItemCollection (a search's results saved as one GeoJSON
+    FeatureCollection, e.g. by pystac-client): one product per item. Relative asset hrefs
+    are taken from the file's folder."""
     import pystac
 
     try:
-        item = pystac.Item.from_file(str(p))
-    except Exception as exc:  # pystac raises several types for a bad document
-        raise UnsupportedFormatError(f"{p} is not a readable STAC Item: {exc}") from exc
+        doc = json.loads(p.read_text(encoding="utf-8"))
+        items = list(pystac.ItemCollection.from_dict(doc)) \
+            if doc.get("type") == "FeatureCollection" else [pystac.Item.from_file(str(p))]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError,
+            pystac.STACError) as exc:  # what a bad document raises, in pystac and json
+        raise UnsupportedFormatError(f"{p} is not a readable STAC Item or ItemCollection: "
+                                     f"{exc}") from exc
+    if not items:
+        raise UnsupportedFormatError(f"STAC ItemCollection {p} holds no item")
+    return [_stac_item(item, p) for item in items]
+
+
+def _stac_item(item, p: Path) -> SourceProduct:
+    """One item of the STAC file `p` (a pystac.Item)."""
     s2, s1, scales, masks = {}, {}, {}, {}
     rank: dict[str, tuple[float, bool]] = {}  # band -> (its asset's metres, a JPEG2000 copy)
     for key, asset in item.assets.items():
-        href = gdal_path(asset.href if _is_remote(asset.href) else
-                         asset.get_absolute_href() or asset.href)
+        local = asset.get_absolute_href() or asset.href
+        if not _is_remote(asset.href) and not Path(local).is_absolute():
+            local = str(p.parent / asset.href)  # an ItemCollection's items have no self href
+        href = gdal_path(asset.href if _is_remote(asset.href) else local)
         stem, metres, copy = _asset_key(key)
         band = _asset_band(stem, asset.extra_fields)
         if band is not None:

