@@ -483,11 +483,6 @@ def _stac_item(item, p: Path) -> SourceProduct:
     )
 
 
-# STAC common names (and Earth Search's keys) of the Sentinel-2 bands
-COMMON_NAMES = {**{v[2]: k for k, v in S.S2_BANDS.items()},
-                "coastal": "B01", "rededge": "B05", "rededge1": "B05", "rededge2": "B06",
-                "rededge3": "B07", "nir08": "B8A", "nir09": "B09", "cirrus": "B10",
-                "swir16": "B11", "swir22": "B12"}
 _KEY_SUFFIX = re.compile(r"^(.*?)(?:[-_](\d{2})m)?(?:[-_](jp2))?$", re.I)
 
 
@@ -502,16 +497,14 @@ def _asset_key(key: str) -> tuple[str, float | None, bool]:
 
 def _asset_band(stem: str, fields: dict) -> str | None:
     """The Sentinel-2 band an asset holds: the name its `eo:bands` (STAC 1.0) or
-    `bands` (1.1) gives, else its key as a band id or a common name."""
+    `bands` (1.1) gives, else its key as a band id or a STAC common name (`red`,
+    `rededge1`, `nir08`: `sensors.s2_band_name`; the ambiguous `rededge` is B05)."""
     named = [b[0] for b in (fields.get("eo:bands"), fields.get("bands"))
              if isinstance(b, list) and len(b) == 1 and isinstance(b[0], dict)]
     for text in (*(str(b.get("name", "")) for b in named), stem):
-        m = re.fullmatch(r"B0?(\d{1,2})(A?)", text.strip(), re.I)
-        band = (f"B{int(m.group(1)):02d}" if not m.group(2) else f"B{int(m.group(1))}A") \
-            if m else None
-        if band in S.S2_BANDS:
+        if band := S.s2_band_name(text):
             return band
-    return COMMON_NAMES.get(stem.lower())
+    return "B05" if stem.lower() == "rededge" else None
 
 
 def _raster_scale(fields: dict) -> tuple[float, float] | None:
