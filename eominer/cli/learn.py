@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from eominer.cli import db_option, split_ids, user_option
 from eominer.cli.output import render
-from eominer.cli.sheet import scores_at, sheet_options, write_sheet
+from eominer.cli.sheet import sheet_options, write_sheet
 from eominer.store.records import BATCH_MAX, SPATIAL_CONTEXT_MAX
 
 if TYPE_CHECKING:
@@ -211,8 +211,9 @@ def round_(session_id, n, model_kind, strategy, accept_feature_change, sheet, fa
         s = _open(store, session_id, accept_feature_change)
         r = s.run_round(n, model_kind, strategy)
         if sheet and len(r.query_ids):
-            write_sheet(store, Path(sheet), r.query_ids, scores_at(
-                s.data.patch_ids, r.scores, r.query_ids), false_colour, context)
+            write_sheet(store, Path(sheet), r.query_ids,
+                        None if r.scores is None else r.scores[s.data.rows(r.query_ids)],
+                        false_colour, context)
     click.echo(f"round {r.round}: {r.model_kind}/{r.strategy}, {r.n_labels} labels "
                f"({r.n_positive}+ / {r.n_negative}-) in {r.seconds * 1e3:.0f} ms")
     for note in r.notes:
@@ -243,9 +244,9 @@ def next_(session_id, sheet, false_colour, context, db) -> None:
         ids = np.asarray([i for i in s.pending_queries().tolist() if i not in done], np.int64)
         fitted = any(r.fitted for r in s.rounds())
         if sheet and len(ids):
-            write_sheet(store, Path(sheet), ids, scores_at(
-                s.data.patch_ids, s.current_scores() if fitted else None, ids),
-                false_colour, context)
+            write_sheet(store, Path(sheet), ids,
+                        s.current_scores()[s.data.rows(ids)] if fitted else None,
+                        false_colour, context)
         why = "no round yet: run `eominer session round`" if not s.rounds() else \
             "every question of the latest round is answered: run a round"
     click.echo("next: " + (" ".join(str(int(i)) for i in ids) if len(ids) else f"none ({why})"))
@@ -273,8 +274,8 @@ def verify(session_id, n, threshold, sheet, false_colour, context, db) -> None:
         ids, t = s.quality_sample(threshold, n)
         r = s.rounds()[-1].round
         if sheet and len(ids):
-            write_sheet(store, Path(sheet), np.asarray(ids, np.int64), [None] * len(ids),
-                         false_colour, context)
+            write_sheet(store, Path(sheet), np.asarray(ids, np.int64), None, false_colour,
+                        context)
     click.echo(" ".join(str(int(i)) for i in ids))
     if sheet and len(ids):
         click.echo(f"sheet: {sheet} ({len(ids)} patches, in this order)", err=True)

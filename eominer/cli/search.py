@@ -86,7 +86,7 @@ def _draw(store, table, sheet: str | None, false_colour: bool, context: float) -
     """The results as a contact sheet (`--sheet`), captioned with their similarity."""
     if sheet and table.num_rows:
         write_sheet(store, Path(sheet), table["patch_id"].to_numpy(),
-                    table["similarity"].to_pylist(), false_colour, context)
+                    table["similarity"].to_numpy(), false_colour, context)
         click.echo(f"sheet: {sheet} ({table.num_rows} patches, by rank)", err=True)
 
 

@@ -43,16 +43,7 @@ def sheet_options(f):
     return f
 
 
-def scores_at(patch_ids: np.ndarray, scores: np.ndarray | None,
-              ids: np.ndarray) -> list[float | None]:
-    """The scores of `ids` among a session's (`scores` aligned with `patch_ids`)."""
-    if scores is None:
-        return [None] * len(ids)
-    order = np.argsort(patch_ids)
-    return scores[order[np.searchsorted(patch_ids, ids, sorter=order)]].tolist()
-
-
-def write_sheet(store: Store, path: Path, ids: np.ndarray, values: list[float | None],
+def write_sheet(store: Store, path: Path, ids: np.ndarray, values: np.ndarray | None,
                 false_colour: bool, context: float) -> None:
     """Patches `ids` as a contact sheet at `path` (whole or not at all), each captioned
     with its place, its id and its value (a score, a similarity; none: left out). Five
@@ -61,8 +52,8 @@ def write_sheet(store: Store, path: Path, ids: np.ndarray, values: list[float | 
     from eominer.workspace import replaced_whole
 
     images = patch_images(store, ids.tolist(), false_colour, context=context)
-    captions = [f"{k}. #{int(i)}" + ("" if v is None else f"  {v:.2f}")
-                for k, (i, v) in enumerate(zip(ids, values, strict=True), 1)]
+    captions = [f"{k}. #{int(i)}" + ("" if values is None else f"  {values[k - 1]:.2f}")
+                for k, i in enumerate(ids, 1)]
     png = png_bytes(contact_sheet(images, captions, columns=5 if len(ids) <= 40 else 10))
     try:
         with replaced_whole(path.resolve()) as scratch:

@@ -35,18 +35,31 @@ def patch_thumbnails(product: Product, windows: list[tuple[int, int, int]], fals
     """Data URLs of patches given as (x_off, y_off, size_px) of one product, stretched
     like the map so that the grid and the map look alike. The COG is opened once for
     the whole batch (opening a full tile's COG costs more than reading one patch)."""
-    from PIL import Image
+    return [data_url(png_bytes(img))
+            for img in product_images(product, windows, false_colour, size, context)]
 
-    bands = colour_bands(product, false_colour)
+
+def product_images(product: Product, windows: list[tuple[int, int, int]],
+                   false_colour: bool, size: int, context: float = 0.0,
+                   outline: bool = False) -> list[np.ndarray]:
+    """(size, size, 4) uint8 images of patches (x_off, y_off, size_px) of one product,
+    with `context` patch widths of surroundings on each side (the patch outlined when
+    `outline`), read from its COG opened once."""
+    from PIL import Image, ImageDraw
+
     stretch = product_stretch(product, false_colour)
-    blocks = read_windows(product.ard_path, bands, [
-        (x - int(s * context), y - int(s * context), s + 2 * int(s * context))
-        for x, y, s in windows])
+    margins = [int(s * context) for _, _, s in windows]
+    blocks = read_windows(product.ard_path, colour_bands(product, false_colour), [
+        (x - m, y - m, s + 2 * m) for (x, y, s), m in zip(windows, margins)])
     out = []
-    for data in blocks:
+    for m, data in zip(margins, blocks):
         img = Image.fromarray(to_rgb(data, stretch), "RGBA").resize(
             (size, size), Image.Resampling.NEAREST)
-        out.append(data_url(png_bytes(np.asarray(img))))
+        if outline and m:
+            at = size * m / data.shape[-1]  # the patch's edge in the resized image
+            ImageDraw.Draw(img).rectangle((at, at, size - 1 - at, size - 1 - at),
+                                          outline=(255, 221, 0, 255))
+        out.append(np.asarray(img))
     return out
 
 
@@ -106,11 +119,8 @@ def product_thumbnail(product: Product, size: int = 64) -> str:
 
 def patch_images(store: Store, patch_ids: Sequence[int], false_colour: bool = False,
                  size: int = 128, context: float = 0.0) -> list[np.ndarray]:
-    """(size, size, 4) uint8 images of patches of any products, in the order given,
-    stretched like the map; with `context` > 0, `context` patch widths of surroundings
-    on each side and the patch outlined. Each product's COG is opened once."""
-    from PIL import Image, ImageDraw
-
+    """`product_images` of patches of any products, in the order given, the patch
+    outlined in its surroundings. Each product's COG is opened once."""
     from eominer.errors import ProductReadError
 
     windows = store.patch_windows(patch_ids)
@@ -122,19 +132,10 @@ def patch_images(store: Store, patch_ids: Sequence[int], false_colour: bool = Fa
         product = store.product(prod)
         if product is None:
             raise ProductReadError(f"product {prod} is no longer in {store.url}: re-ingest it")
-        stretch = product_stretch(product, false_colour)
-        margins = [int(windows[k].size_px * context) for k in ks]
-        blocks = read_windows(product.ard_path, colour_bands(product, false_colour), [
-            (windows[k].x_off - m, windows[k].y_off - m, windows[k].size_px + 2 * m)
-            for k, m in zip(ks, margins)])
-        for k, m, data in zip(ks, margins, blocks):
-            img = Image.fromarray(to_rgb(data, stretch), "RGBA").resize(
-                (size, size), Image.Resampling.NEAREST)
-            if m:
-                at = size * m / data.shape[-1]  # the patch's edge in the resized image
-                ImageDraw.Draw(img).rectangle((at, at, size - 1 - at, size - 1 - at),
-                                              outline=(255, 221, 0, 255))
-            out[k] = np.asarray(img)
+        images = product_images(product, [windows[k].square for k in ks], false_colour,
+                                size, context, outline=True)
+        for k, img in zip(ks, images):
+            out[k] = img
     return out
 
 
