@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -208,12 +209,18 @@ def _bounds(scene: Scene) -> tuple[float, float, float, float]:
 
 
 def _same_grid(a: Scene, b: Scene) -> bool:
+    return same_grid(a.crs_wkt, a.transform, a.shape, b.crs_wkt, b.transform, b.shape)
+
+
+def same_grid(crs_a: str, transform_a: Sequence[float], shape_a: tuple[int, int],
+              crs_b: str, transform_b: Sequence[float], shape_b: tuple[int, int]) -> bool:
+    """One pixel grid: the same shape and CRS, and transforms within 1/1000 pixel."""
     from rasterio.crs import CRS
 
-    if a.shape != b.shape or CRS.from_wkt(a.crs_wkt) != CRS.from_wkt(b.crs_wkt):
+    if tuple(shape_a) != tuple(shape_b) or CRS.from_wkt(crs_a) != CRS.from_wkt(crs_b):
         return False
-    tol = abs(a.transform[0]) * 1e-3
-    return all(abs(x - y) <= tol for x, y in zip(a.transform[:6], b.transform[:6]))
+    tol = abs(transform_a[0]) * 1e-3
+    return all(abs(x - y) <= tol for x, y in zip(transform_a[:6], transform_b[:6]))
 
 
 def overlap_fraction(first: Scene, second: Scene) -> float:

@@ -209,9 +209,10 @@ class _Grid:
 
     @classmethod
     def of(cls, p: Product, ref: Product) -> _Grid:
-        same = (p.crs == ref.crs and (p.width, p.height) == (ref.width, ref.height)
-                and all(abs(x - y) <= abs(ref.transform[0]) * 1e-3
-                        for x, y in zip(p.transform, ref.transform)))
+        from eominer.change.align import same_grid
+
+        same = same_grid(p.crs, p.transform, (p.height, p.width), ref.crs, ref.transform,
+                         (ref.height, ref.width))
         return cls(p.ard_path, {b: i + 1 for i, b in enumerate(p.bands)}, not same,
                    (ref.crs, ref.transform, ref.width, ref.height))
 
