@@ -87,10 +87,13 @@ def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] 
                 (method, sources, epochs, dim, batch_size, seed), gpu=True,
                 n_items=sum(len(s.ys) for s in sources))
     if progress:
-        progress(f"training {method} on Ray ({epochs} epochs, "
+        where = "on Ray" if address else "in this process"
+        progress(f"training {method} {where} ({epochs} epochs, "
                  f"{task.n_items} patches of {len(sources)} product(s))")
+    # one task: on a cluster a (GPU) worker; else this process, with all its threads (a
+    # local Ray worker gets one thread and costs its start-up: 5.5 s)
     report = run_job(store, JobSpec(f"{kind}-train", [task], commit), address=address,
-                     num_cpus=num_cpus, num_workers=1, retries=1, on_start=on_start,
-                     on_task=on_task)
+                     num_cpus=num_cpus, num_workers=1 if address else None, retries=1,
+                     on_start=on_start, on_task=on_task)
     report.raise_for_failures()
     return saved[0] if saved else store.latest_model(kind)

@@ -93,9 +93,11 @@ def train(
 
     task = Task(f"{job_id}/train", train_network, (root, vocabulary, epochs, seed), gpu=True)
     if progress:
-        where = "in this process" if in_process else "on Ray"
+        where = "on Ray" if address and not in_process else "in this process"
         progress(f"training {where} ({epochs} epochs, data {root})")
+    # one task: on a cluster a (GPU) worker; else this process (as `encoder train`)
     report = run_job(store, JobSpec("fusion-train", [task], commit), address=address,
-                     num_cpus=num_cpus, num_workers=0 if in_process else 1, retries=1)
+                     num_cpus=num_cpus, retries=1,
+                     num_workers=0 if in_process else 1 if address else None)
     report.raise_for_failures()
     return store.model(model_id)

@@ -325,7 +325,8 @@ def run_ingest(
     try:
         run_job(store, ingest_job(plan, report, on_product, claims), address=address,
                 num_cpus=num_cpus, num_workers=num_workers, retries=retries, report=report,
-                on_start=on_start, on_task=on_task, on_finish=on_finish)
+                on_start=on_start, on_task=on_task, on_finish=on_finish,
+                try_in_process=False)  # `use_runner` judged by pixels
     finally:
         failed = {product for _, product, _ in report.failed}
         for job in plan.jobs:

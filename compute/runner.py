@@ -9,6 +9,10 @@ every job:
   Ray is up (an unreachable cluster leaves the database as it was); or, with
   `num_workers` 0, runs the tasks one after the other in this process, everything
   below unchanged (small inputs; a machine where Ray cannot start);
+- by default (no number of workers, no cluster, no Ray up in this process) starts in
+  this process and moves the rest to a local Ray only once the tasks done show that the
+  rest would take longer than Ray's start-up saves (`ray_pays_off`): a crop's extract
+  takes 1.6 s instead of 7.1 s, a full tile loses a part of its first task;
 - records a `jobs` row per task and skips tasks already done: a re-run resumes;
 - runs tasks on a pool of one-CPU worker actors (GPU actors for model tasks where the
   cluster has or can start GPUs), two tasks in flight per worker so none idles;
@@ -58,6 +62,10 @@ if TYPE_CHECKING:
     from eominer.store import Store
 
 DEFAULT_RETRIES = 2
+# Starting a local Ray and its workers, measured: the bundled sample's extract
+# (spectral, gabor, wld; 4,536 patch rows) takes 7.1 s on Ray and 1.6 s in this process
+# on a 2-core VM, 2026-12-06 (`eominer extract` against `--workers 0`)
+RAY_START_S = 5.5
 IN_FLIGHT_PER_WORKER = 2  # one running, one queued: no idle gap between tasks
 COMMIT_EVERY_S = 1.0  # the commits' cadence at least: not one per task
 # A commit of a full tile's results costs the driver ~70 ms (DuckDB: open the file, MERGE
@@ -133,15 +141,24 @@ class JobReport:
     patches_written: int = 0
     seconds: float = 0.0  # from Ray being up to the last result (worker start included)
     first_result_seconds: float = 0.0  # from Ray being up to the first result (start-up)
-    workers: int = 0
-    in_process: bool = False  # the tasks ran in the driver (`num_workers` 0), not on Ray
+    workers: int = 0  # Ray workers (0: none started)
+    tasks_in_process: int = 0  # tasks that ran in the driver, before or without Ray
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # task, product, error
     notes: list[str] = field(default_factory=list)
 
     @property
+    def in_process(self) -> bool:
+        """Every task ran in the driver: `num_workers` 0, or a job too small for Ray."""
+        return self.workers == 0 and self.tasks_in_process > 0
+
+    @property
     def ran_on(self) -> str:
         """Where the tasks ran, as the summary line says it."""
-        return "in this process" if self.in_process else f"on {self.workers} worker(s)"
+        if self.in_process:
+            return "in this process"
+        if self.tasks_in_process:
+            return f"{self.tasks_in_process} in this process, then on {self.workers} worker(s)"
+        return f"on {self.workers} worker(s)"
 
     def raise_for_failures(self) -> None:
         if self.failed:
@@ -195,7 +212,7 @@ def run_job(
     num_cpus: int | None = None, num_workers: int | None = None,
     retries: int = DEFAULT_RETRIES, report: JobReport | None = None,
     on_start: Callable[[int, int], None] | None = None, on_task: TaskCallback | None = None,
-    on_finish: FinishCallback | None = None,
+    on_finish: FinishCallback | None = None, try_in_process: bool = True,
 ) -> JobReport:
     """Run (or resume) a job; returns its report, with failed tasks listed there
     (`report.raise_for_failures()`). `on_start(total, to_run)` before any work;
@@ -203,13 +220,19 @@ def run_job(
     `on_finish(finished, to_run)` as results arrive, before their commit (commits come
     every 1-10 s: a progress bar that follows them would stall). `num_workers` 0: the
     tasks run one after the other in this process, without Ray (small inputs, or a
-    machine where Ray cannot start), with the same commits, resume and retries."""
+    machine where Ray cannot start), with the same commits, resume and retries.
+    `num_workers` None with no `address`: this process first, the rest on a local Ray
+    once it pays off (`ray_pays_off`); `try_in_process` False goes to Ray at once (a
+    caller that has already judged the job large)."""
     from compute.runtime import cluster_cpus, import_ray, ray_session
     from eominer.metrics import exporter_from_env
 
     in_process = check_in_process(num_workers, address)
     if not in_process:
         import_ray(local=not address)  # a missing Ray is reported before anything is written
+    # the default: this process first, Ray only if the job proves large enough
+    measure = (not in_process and try_in_process and num_workers is None and not address
+               and not ray_is_up())
     report = report or JobReport(new_job_id(spec.kind), spec.kind)
     tasks = list(spec.tasks)
     report.tasks_total = len(tasks)
@@ -220,28 +243,54 @@ def run_job(
         on_start(len(tasks), len(todo))
     if not todo:
         return report
-    if in_process:
+    before = 0  # tasks finished in this process before the rest went to Ray
+    if in_process or measure:
         _schedule(store, spec, report, todo)
+        local = _InProcess(store, spec, todo, retries, report, on_task, on_finish,
+                           hand_over=ray_pays_off(num_cpus) if measure else None)
         t0 = time.perf_counter()
         try:
             with exporter_from_env():
-                _InProcess(store, spec, todo, retries, report, on_task, on_finish).run()
+                local.run()
         finally:
             report.seconds = time.perf_counter() - t0
-        return report
+        if not local.left:
+            return report
+        before, todo = len(todo) - len(local.left), local.left
     # Ray first: a cluster that cannot be reached leaves the database as it was
     with ray_session(address, num_cpus) as ray:
-        _schedule(store, spec, report, todo)
+        if not measure:
+            _schedule(store, spec, report, todo)
         n = max(1, min(num_workers or cluster_cpus(ray), len(todo)))
         report.workers = n
-        t0 = time.perf_counter()  # Ray is up: from here on, the job's own time
+        t0 = time.perf_counter() - report.seconds  # Ray is up: from here on, the job's own time
         try:
             with exporter_from_env():  # Prometheus scrapes progress if asked to
                 _Driver(ray, store, spec, todo, n, retries, report, on_task,
-                        on_finish).run()
+                        on_finish, before=before).run()
         finally:
             report.seconds = time.perf_counter() - t0
     return report
+
+
+def ray_is_up() -> bool:
+    """Ray already initialised in this process (a notebook, a caller's `ray_session`):
+    a job then costs no start-up and goes to it."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+def ray_pays_off(num_cpus: int | None) -> Callable[[float], bool]:
+    """Given the seconds the tasks left would take in this process, is a local Ray
+    with `num_cpus` workers (default: every core) worth starting? With n workers the
+    rest takes RAY_START_S + rest / n there: more than `rest` itself unless
+    rest > RAY_START_S * n / (n - 1) (11 s on 2 cores, 6 s on 16; never on 1)."""
+    import os
+
+    n = num_cpus or os.cpu_count() or 1
+    return lambda rest: n > 1 and rest > RAY_START_S * n / (n - 1)
 
 
 def check_in_process(num_workers: int | None, address: str | None) -> bool:
@@ -277,12 +326,15 @@ class _Loop(ABC):
 
     def __init__(self, store: Store | None, spec: JobSpec, todo: list[Task], retries: int,
                  report: JobReport, on_task: TaskCallback | None,
-                 on_finish: FinishCallback | None) -> None:
+                 on_finish: FinishCallback | None, before: int = 0) -> None:
         from eominer.metrics import job_metrics
 
         self.spec, self.todo = spec, todo
         self.retries, self.report, self.on_task = retries, report, on_task
-        self.on_finish, self.n_finished = on_finish, 0
+        # progress counts the tasks `before` this run of the loop (done in this process
+        # before the rest went to Ray): one bar from 0 to all the job's tasks
+        self.on_finish, self.n_finished = on_finish, before
+        self.n_todo = before + len(todo)
         self.metrics = job_metrics()
         self.writer = _Writer(store, spec)
         # tasks held until the tasks they name in `after` finish (those not done yet)
@@ -332,7 +384,7 @@ class _Loop(ABC):
     def _arrived(self, finished: list[Finished]) -> None:
         self.n_finished += len(finished)
         if finished and self.on_finish:
-            self.on_finish(self.n_finished, len(self.todo))
+            self.on_finish(self.n_finished, self.n_todo)
         self.writer.finished(finished)
 
     def _flush(self) -> list[Finished]:
@@ -355,17 +407,22 @@ class _Loop(ABC):
             self.metrics.record_task(kind, f.seconds)
             self.metrics.record_patches(kind, f.task.n_items)
             if self.on_task:
-                self.on_task(report.tasks_done, len(self.todo), report.patches_written,
+                self.on_task(report.tasks_done, self.n_todo, report.patches_written,
                              f.task, f.worker)
 
 
 class _InProcess(_Loop):
-    """The tasks one after the other in this process (`num_workers` 0): no Ray, no
-    worker start-up; numpy and TensorFlow use this process's threads."""
+    """The tasks one after the other in this process (`num_workers` 0, or the start of a
+    default job): no Ray, no worker start-up; numpy and TensorFlow use this process's
+    threads. `hand_over(seconds)`: given the time the tasks not run yet would take here
+    (the mean so far times their number), stop for Ray? Those tasks are then `left`."""
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any,
+                 hand_over: Callable[[float], bool] | None = None) -> None:
         super().__init__(*args)
         self.queue: deque[tuple[Task, int]] = deque()
+        self.hand_over = hand_over
+        self.left: list[Task] = []
         self._enqueue_ready()
 
     def _enqueue(self, task: Task, attempt: int, first: bool = False) -> None:
@@ -374,15 +431,20 @@ class _InProcess(_Loop):
         else:
             self.queue.append((task, attempt))
 
+    def _rest_s(self, t_start: float, n_run: int) -> float:
+        """The tasks not run yet, in seconds here, at the pace so far (commits included)."""
+        n_rest = len(self.queue) + len(self.waiting)
+        return (time.perf_counter() - t_start) / max(1, n_run) * n_rest
+
     def run(self) -> None:
-        name, t_start = worker_name(), time.perf_counter()
-        self.report.workers, self.report.in_process = 0, True
+        name, t_start, n_run = worker_name(), time.perf_counter(), 0
         try:
             while self.queue:
                 task, attempt = self.queue.popleft()
                 if task.recorded:
                     self.writer.started(task.task_id, attempt)
                 t0 = time.perf_counter()
+                n_run += 1
                 try:
                     result = task.fn(*self._args(task))
                 except Exception as exc:
@@ -399,8 +461,13 @@ class _InProcess(_Loop):
                     release_memory()
                 if not self.report.first_result_seconds:
                     self.report.first_result_seconds = time.perf_counter() - t_start
+                self.report.tasks_in_process += 1
                 self._release(task.task_id)
                 self._arrived([Finished(task, result, name, time.perf_counter() - t0)])
+                if self.hand_over and self.queue and self.hand_over(
+                        self._rest_s(t_start, n_run)):
+                    self.left = [t for t, _ in self.queue] + list(self.waiting.values())
+                    self.queue.clear()
                 if self.writer.due() or not self.queue:
                     self._committed(self._flush())
             if self.writer.wait_s() is not None:  # failure marks of the last tasks
@@ -418,10 +485,10 @@ class _Driver(_Loop):
     def __init__(self, ray, store: Store | None, spec: JobSpec, todo: list[Task],
                  n_workers: int, retries: int, report: JobReport,
                  on_task: TaskCallback | None, on_finish: FinishCallback | None = None,
-                 ) -> None:
+                 before: int = 0) -> None:
         from compute.runtime import gpus_for_models, gpus_in_cluster
 
-        super().__init__(store, spec, todo, retries, report, on_task, on_finish)
+        super().__init__(store, spec, todo, retries, report, on_task, on_finish, before)
         self.ray = ray
         # Model tasks go to workers holding a GPU when the cluster has or can start GPU
         # nodes: the autoscaler then boots GPU servers only for them.

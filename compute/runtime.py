@@ -214,7 +214,8 @@ def _start_local(ray, kwargs: dict[str, Any]) -> None:
                     "be too busy for Ray's 30 s start-up window: stop other heavy work, or "
                     "pass --num-cpus lower, and re-run (finished work is kept); or run the "
                     "job in this process (--workers 0 of ingest, extract, apply, index "
-                    "build and change --pairs). Ray's logs: /tmp/ray/session_latest/logs"
+                    "build, change --pairs and timeseries). Ray's logs: "
+                    "/tmp/ray/session_latest/logs"
                     ) from exc
             logger.warning("local Ray start %d of %d timed out (%s); retrying",
                            attempt, LOCAL_START_ATTEMPTS, exc)

@@ -189,9 +189,11 @@ def ray_address_for(in_process: bool, address: str | None,
 
 workers_option = click.option(
     "--workers", type=click.IntRange(0), default=None,
-    help="Worker processes (default: one per CPU of the Ray cluster); 0: run the tasks "
-    "in this process, without Ray (small inputs, where Ray's start-up costs more than it "
-    "saves; a machine where Ray cannot start). Either way a re-run resumes.")
+    help="Ray worker processes (default: start in this process, and move the rest to "
+    "a local Ray of one worker per CPU once the first tasks show that Ray's start-up "
+    "pays off; with --ray-address, one per CPU of the cluster); 0: every task in this "
+    "process, without Ray (a machine where Ray cannot start). Either way a re-run "
+    "resumes.")
 
 def workers_or_no_ray(no_ray: bool, workers: int | None) -> int | None:
     """The evals' `--no-ray` is `--workers 0` (its older spelling, kept)."""

@@ -1,4 +1,5 @@
-"""`eominer apply`: score the archive with a saved classifier, on Ray."""
+"""`eominer apply`: score the archive with a saved classifier (a runner job: here, or on
+Ray once it pays off)."""
 
 from __future__ import annotations
 

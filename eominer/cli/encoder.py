@@ -37,9 +37,12 @@ def encoder() -> None:
               "then needs them in every product.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @ray_address_option("address")
-@click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of the local Ray.")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None,
+              help="CPUs of a local Ray (one task: it runs here, no local Ray starts).")
 @click.option("--no-ray", is_flag=True, default=False,
-              help="Train in this process instead of as a runner task (the same training).")
+              help="Train in this process outside the runner (no `jobs` record; the same "
+              "training). Without it the runner task runs here too, unless --ray-address "
+              "names a cluster.")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
               help="Also append a JSON line to this file when the training task finishes.")
 @db_option
@@ -47,8 +50,8 @@ def train(products: tuple[str, ...], method: str, epochs: int, dim: int | None,
           max_patches: int, bands: str, seed: int, address: str | None,
           num_cpus: int | None, no_ray: bool, progress_log: str | None,
           db: str | None) -> None:
-    """Train on the ingested patches (no labels, no downloads) as a runner task (GPU
-    where the cluster has one) and save <workspace>/models/ssl-v<N>.keras (or
+    """Train on the ingested patches (no labels, no downloads) as a runner task (in this
+    process, with all its threads; on a cluster's GPU worker with --ray-address) and save <workspace>/models/ssl-v<N>.keras (or
     encoder-v<N>.keras with --method autoencoder); `eominer extract --features ssl` (or
     `encoder`) uses the newest one."""
     from compute.encoder import train as run

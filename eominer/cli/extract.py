@@ -1,4 +1,5 @@
-"""`eominer extract`: patch descriptors for the ingested products, on Ray."""
+"""`eominer extract`: patch descriptors for the ingested products (a runner job: here, or
+on Ray once it pays off)."""
 
 from __future__ import annotations
 
@@ -65,8 +66,9 @@ def extract(features: str | None, products: tuple[str, ...], params: tuple[str, 
             ray_address: str | None,
             num_cpus: int | None, workers: int | None, block_rows: int, retries: int,
             progress_log: str | None, neighbours: int | None, db: str | None) -> None:
-    """Compute descriptors for every patch, one Ray task per product x feature set x
-    block of rows. Interrupted? Run the same command again: finished tasks are kept."""
+    """Compute descriptors for every patch, one task per product x feature set x block
+    of rows: in this process, the rest on a local Ray once the first tasks show that its
+    start-up pays off (--workers N: Ray; 0: here). Interrupted? Run the same command again: finished tasks are kept."""
     from compute.extract import run_extract
     from compute.progress import job_progress
     from eominer.features.neighbours import build_neighbour_set, catch_up

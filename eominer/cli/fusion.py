@@ -81,12 +81,14 @@ def features(db, level, weights, from_sets) -> None:
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @ray_address_option("address")
-@click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of the local Ray.")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None,
+              help="CPUs of a local Ray (one task: it runs here, no local Ray starts).")
 @click.option("--no-ray", is_flag=True, default=False,
-              help="Train in this process instead of as a Ray task (a machine where Ray "
-              "cannot start); the same model row.")
+              help="Train in this process, never on Ray (the default too, unless "
+              "--ray-address or $EOMINER_RAY_ADDRESS names a cluster); the same model row.")
 def train(db, data_root, vocabulary, epochs, seed, address, num_cpus, no_ray) -> None:
-    """Train the two-branch S1/S2 network as a Ray task (GPU when the cluster has one)."""
+    """Train the two-branch S1/S2 network as a runner task: in this process, or on a
+    cluster's worker with --ray-address (a GPU one when the cluster has one)."""
     from compute.fusion import train as run
     from eominer.store import open_store
 

@@ -37,8 +37,8 @@ def timeseries(products: tuple[str, ...], tile: str | None, on: str | None, inde
     feature set `temporal` (level, trend per year, seasonal amplitude, peak day of year,
     clear dates) and `ts_breaks` (the largest break: date as a decimal year, size, F
     statistic, reason code 0 found / 1-2 too few clear dates / 3 none). Clouds are left
-    out per pixel and date. One task per band of patch rows, on Ray (--workers 0: in
-    this process); interrupted, run the same command again. Both sets are ordinary
+    out per pixel and date. One task per band of patch rows, here or on Ray once it
+    pays off (--workers N: Ray; 0: here); interrupted, run the same command again. Both sets are ordinary
     feature sets: SQL, sessions, search. Docs: docs/change.md, "Time series of one
     place"."""
     from compute.progress import job_progress

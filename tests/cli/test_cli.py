@@ -155,7 +155,7 @@ def test_extract_in_this_process_writes_what_ray_writes_and_resumes(tmp_path: Pa
     import json
 
     rows = {}
-    for where, args in (("ray", ["--num-cpus", "1"]), ("here", ["--workers", "0"])):
+    for where, args in (("ray", ["--workers", "1"]), ("here", ["--workers", "0"])):
         home = tmp_path / where
         r = run(["ingest", str(shared_data / "oscd/images/bordeaux/imgs_1"), "--workers",
                  "0"], home)

@@ -22,7 +22,7 @@ def _patches_counted(job: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
-@pytest.mark.parametrize("where", [["--num-cpus", "2"], ["--workers", "0"]],
+@pytest.mark.parametrize("where", [["--num-cpus", "2", "--workers", "2"], ["--workers", "0"]],
                          ids=["ray", "in_process"])
 def test_pairs_on_ray_record_each_pair_report_failures_and_resume(
         oscd, workspace, db_url, tmp_path, capsys, where) -> None:

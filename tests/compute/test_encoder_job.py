@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from compute.encoder import train
+from compute.runtime import worker_name
 from eominer.errors import FeatureError
 from eominer.store import open_store
 
@@ -67,6 +68,9 @@ def test_ssl_trains_as_a_runner_task(small):
     tasks = store.tasks()
     assert "ssl-train" in tasks["kind"].to_pylist()
     assert set(tasks["status"].to_pylist()) == {"done"}
+    # no cluster named: the one task runs here, with this process's threads, not on a
+    # one-thread local Ray worker that costs its start-up first
+    assert set(tasks["worker"].to_pylist()) == {worker_name()}
 
 
 def test_bad_method_and_unknown_products_fail_before_ray(small):

@@ -262,7 +262,7 @@ def test_kill_midway_then_resume_completes_the_rest_only(home):
                 killed.append(int(worker.rsplit(":", 1)[1]))
                 os.kill(killed[0], signal.SIGKILL)
 
-        report = run_extract(store, FAST, num_cpus=2, block_rows=128,
+        report = run_extract(store, FAST, num_cpus=2, num_workers=2, block_rows=128,
                              on_task=kill_a_worker_once)
         assert killed and not report.failed
         assert report.tasks_skipped == done_before
@@ -276,7 +276,7 @@ def test_sigkill_midway_then_rerun_resumes_without_duplicates(home):
     keeps every committed task, redoes the rest, and no patch gets two rows."""
     log = home / "progress.jsonl"
     args = ["extract", "--db", url(home), "--features", FAST, "--num-cpus", "2",
-            "--block-rows", "128", "--progress-log", str(log)]
+            "--workers", "2", "--block-rows", "128", "--progress-log", str(log)]
     # its own process group: Ray's processes die with the driver (Ray's reaper), and
     # whatever is left is killed with the group
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, *args], env=dict(os.environ),

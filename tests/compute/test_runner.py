@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(params=["ray", "in_process"])
 def where(request) -> dict:
     """Where a job's tasks run: a local Ray of 2 CPUs, or this process."""
-    return {"num_cpus": 2} if request.param == "ray" else {"num_workers": 0}
+    return {"num_cpus": 2, "num_workers": 2} if request.param == "ray" else {"num_workers": 0}
 
 
 def area_or_fail(product: str, side: int, fixed: str) -> int:
@@ -190,7 +190,7 @@ def test_a_ctrl_c_during_a_tasks_store_read_lands_after_the_read(db_url):
     try:
         with open_store(db_url) as store, pytest.raises(KeyboardInterrupt):
             run_job(store, JobSpec("demo", tasks, lambda _s, _d: None, load=load),
-                    num_cpus=2)
+                    num_cpus=2, num_workers=2)
     finally:
         signal.signal(signal.SIGINT, previous)
     assert read == [1]  # its `jobs` row was scheduled
@@ -232,7 +232,7 @@ def test_results_are_reported_as_they_arrive_before_their_commit(db_url, monkeyp
              for p in "ACDE"]
     with open_store(db_url) as store:
         report = run_job(store, JobSpec("demo", tasks, lambda _s, _d: None), num_cpus=2,
-                         on_task=lambda done, *_: events.append(("committed", done)),
+                         num_workers=2, on_task=lambda done, *_: events.append(("committed", done)),
                          on_finish=lambda n, of: events.append(("finished", n)))
     assert report.tasks_done == 4
     finished = [n for kind, n in events if kind == "finished"]
@@ -302,3 +302,80 @@ def test_in_this_process_cannot_go_with_a_cluster(db_url):
     with open_store(db_url) as store, pytest.raises(
             ConfigError, match="--workers 0 runs the job in this process: drop --ray-address"):
         run_job(store, job(Path("x"), {}), num_workers=0, address="127.0.0.1:6379")
+
+
+def test_ray_pays_off_once_the_rest_outlasts_its_start_up():
+    """With n workers the rest takes RAY_START_S + rest / n on Ray: worth it past
+    RAY_START_S * n / (n - 1) seconds of work here, and never with one CPU."""
+    from compute.runner import RAY_START_S, ray_pays_off
+
+    two, sixteen, one = ray_pays_off(2), ray_pays_off(16), ray_pays_off(1)
+    assert not two(2 * RAY_START_S - 0.01) and two(2 * RAY_START_S + 0.01)
+    assert not sixteen(RAY_START_S * 16 / 15 - 0.01) and sixteen(RAY_START_S * 16 / 15 + 0.01)
+    assert not one(1e6)
+
+
+def spec_of(results: dict[str, int]) -> JobSpec:
+    """Four tasks; E waits for D (held across a hand-over to Ray)."""
+    def commit(store, done: list[Finished]) -> None:
+        results.update({f.task.task_id: f.result for f in done})
+
+    tasks = [Task(f"demo/{p}", area_or_fail, (p, side, ""), product_id=p, n_items=side,
+                  after=("demo/D",) if p == "E" else ())
+             for p, side in (("A", 2), ("C", 3), ("D", 4), ("E", 5))]
+    return JobSpec("demo", tasks, commit)
+
+
+def test_a_default_job_starts_here_and_hands_the_rest_to_ray(db_url, monkeypatch):
+    """No workers, no cluster: the first task runs in this process; once the rest is
+    judged long enough (here: always), it goes to a local Ray. One job: one set of
+    `jobs` rows, one progress count from 0 to 4, every result committed once."""
+    import compute.runner
+    from compute.runtime import worker_name
+
+    judged: list[float] = []
+    monkeypatch.setattr(compute.runner, "ray_pays_off",
+                        lambda n: lambda rest: judged.append(rest) or n == 2)
+    results: dict[str, int] = {}
+    progress: list[tuple[int, int]] = []
+    with open_store(db_url) as store:
+        report = run_job(store, spec_of(results), num_cpus=2,
+                         on_finish=lambda n, of: progress.append((n, of)))
+        workers = {r["task_id"]: r["worker"] for r in store.tasks().to_pylist()}
+        statuses = set(store.tasks()["status"].to_pylist())
+    assert results == {"demo/A": 4, "demo/C": 9, "demo/D": 16, "demo/E": 25}
+    assert (report.tasks_in_process, report.workers, report.tasks_done) == (1, 2, 4)
+    assert report.ran_on == "1 in this process, then on 2 worker(s)"
+    assert len(judged) == 1 and judged[0] > 0  # asked once, with the rest's time here
+    assert workers["demo/A"] == worker_name() and statuses == {"done"}
+    assert all(workers[t] != worker_name() for t in ("demo/C", "demo/D", "demo/E"))
+    counts = [n for n, _ in progress]  # results arriving together count together
+    assert counts[0] == 1 and counts == sorted(counts) and counts[-1] == 4
+    assert {of for _, of in progress} == {4}
+
+
+def test_a_small_default_job_runs_here_and_starts_no_ray(db_url, monkeypatch):
+    import sys
+
+    import compute.runner
+
+    monkeypatch.setattr(compute.runner, "ray_pays_off", lambda n: lambda rest: False)
+    results: dict[str, int] = {}
+    with open_store(db_url) as store:
+        report = run_job(store, spec_of(results), num_cpus=2)
+    assert len(results) == 4 and report.in_process and report.ran_on == "in this process"
+    assert report.tasks_in_process == 4 and report.workers == 0
+    assert not sys.modules["ray"].is_initialized()
+
+
+def test_a_default_job_goes_to_a_ray_already_up(db_url, monkeypatch):
+    """A Ray this process started (a notebook, a bench) costs nothing more: no trial
+    here, whatever the job's size."""
+    import compute.runner
+    from compute.runtime import ray_session
+
+    monkeypatch.setattr(compute.runner, "ray_pays_off", lambda n: lambda rest: False)
+    results: dict[str, int] = {}
+    with ray_session(num_cpus=2), open_store(db_url) as store:
+        report = run_job(store, spec_of(results))
+    assert len(results) == 4 and (report.tasks_in_process, report.workers) == (0, 2)

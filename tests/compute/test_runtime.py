@@ -176,7 +176,7 @@ def test_a_local_ray_that_never_starts_says_what_to_do_and_writes_nothing(
     monkeypatch.setattr(ray, "init", counted_init)
     monkeypatch.setenv("RAY_gcs_server_port_wait_time_s", "0")  # every try times out
     with pytest.raises(JobError, match=r"did not start in 3 tries .*stop other heavy work"):
-        run_extract(store, "spectral")
+        run_extract(store, "spectral", num_workers=2)
     assert len(tries) == 3 and nothing_written(store) and not gcs_servers()
 
     monkeypatch.delenv("RAY_gcs_server_port_wait_time_s")
@@ -184,3 +184,29 @@ def test_a_local_ray_that_never_starts_says_what_to_do_and_writes_nothing(
     with not_a_time_out, ray_session(num_cpus=1, num_gpus=-1):
         pass
     assert len(tries) == 4
+
+
+def test_a_job_moving_to_a_ray_that_never_starts_keeps_what_ran_here(store, monkeypatch):
+    """The default job ran its first task here, then judged Ray worth it (forced) and
+    Ray did not start: the error says what to do, the task done here stays committed,
+    and the same call (Ray now up) does only the rest."""
+    import ray
+
+    import compute.runner
+
+    monkeypatch.setattr(compute.runner, "ray_pays_off", lambda n: lambda rest: True)
+    tries: list[int] = []
+    real_init = ray.init
+    monkeypatch.setattr(ray, "init", lambda **kw: tries.append(1) or real_init(**kw))
+    monkeypatch.setenv("RAY_gcs_server_port_wait_time_s", "0")  # the real start times out
+    monkeypatch.setattr(compute.runtime, "LOCAL_START_ATTEMPTS", 1)
+    earlier = {p.pid for p in gcs_servers()}  # an earlier test's Ray may still be going
+    with pytest.raises(JobError, match=r"did not start in 1 tries .*--workers 0"):
+        run_extract(store, "spectral", block_rows=64)
+    status = store.tasks()["status"].to_pylist()
+    assert status.count("done") == 1 and set(status) == {"done", "pending"}
+    assert tries == [1] and not {p.pid for p in gcs_servers()} - earlier
+    monkeypatch.undo()
+    again = run_extract(store, "spectral", block_rows=64, num_workers=0)
+    assert again.tasks_skipped == 1 and again.tasks_done == len(status) - 1
+    assert set(store.tasks()["status"].to_pylist()) == {"done"}

@@ -90,7 +90,7 @@ def test_the_stacks_descriptors_and_breaks_are_the_series_models(stack, monkeypa
     monkeypatch.setenv("EOMINER_HOME", str(home))
     with open_store(url) as store:
         # on a local Ray of 2 workers, one task per band of rows; any order: by date
-        r = run_series(store, list(reversed(ids)), num_cpus=2)
+        r = run_series(store, list(reversed(ids)), num_cpus=2, num_workers=2)
         assert (r.tasks_done, r.failed, r.in_process) == (1, [], False)
         values, clear, dates = own_series(store, ids)
         plan = r.plan

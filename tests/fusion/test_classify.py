@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,13 @@ def test_train_on_ray_then_classify_every_paired_patch(paired, ben):
     store, *_ = paired
     with pytest.raises(ModelNotTrainedError, match="eominer fusion train"):
         classify(store)
-    row = train(store, ben, epochs=1, num_cpus=1)
+    from compute.runtime import ray_session
+
+    with ray_session(num_cpus=1):  # a Ray up in the process: the task goes to a worker
+        row = train(store, ben, epochs=1)
+    (worker,) = {t["worker"] for t in store.tasks().to_pylist()
+                 if t["kind"] == "fusion-train"}
+    assert not worker.endswith(f":{os.getpid()}")
     assert row["kind"] == "fusion_net" and Path(row["path"]).exists()
     assert row["metrics"]["n_patches"] == 27 and len(row["trained_on"]) == 27
     assert row["params"]["gpu"] is False  # no GPU on this machine: a CPU task
@@ -74,10 +81,12 @@ def test_train_in_this_process_records_its_model(paired, ben, tmp_path, capsys):
     from eominer.cli import main
 
     store, *_ = paired
+    before = set(store.tasks()["task_id"].to_pylist())  # the default run trains here too
     row = train(store, ben, epochs=1, in_process=True)
     assert row["kind"] == "fusion_net" and Path(row["path"]).exists()
     assert row["metrics"]["n_patches"] == 27 and row["params"]["gpu"] is False
     (task,) = [t for t in store.tasks().to_pylist() if t["kind"] == "fusion-train"
+               and t["task_id"] not in before
                and t["worker"] == f"{socket.gethostname()}:{os.getpid()}"]
     assert task["status"] == "done"
     db = tmp_path / "never.duckdb"
