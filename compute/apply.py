@@ -354,12 +354,10 @@ def run_apply(
     session's publish threshold) makes `positive`; `rerun` scores again the blocks a
     previous run finished. Bad input raises before anything is written. Returns the
     report; failed tasks are listed there (`report.raise_for_failures()`)."""
-    from compute.runner import check_in_process, new_job_id, run_job
-    from compute.runtime import import_ray
+    from compute.runner import ensure_ray, new_job_id, run_job
     from eominer.learning.saved import load_model
 
-    if not check_in_process(num_workers, address):
-        import_ray(local=not address)  # a missing Ray is reported before anything is planned
+    ensure_ray(num_workers, address)  # a missing Ray, before anything is planned
     if block_patches < 1:
         raise ConfigError(f"block_patches must be at least 1, got {block_patches}")
     model = load_model(store, model_id)

@@ -93,13 +93,11 @@ def run_pairs(
     lists it). `on_pair(index, run, resumed)` after each pair is recorded. A pair whose
     `diff_tails` another method's run stored is not asked to compute them again.
     `num_workers` 0: one pair after the other in this process, without Ray."""
-    from compute.runner import check_in_process, new_job_id, run_job
-    from compute.runtime import import_ray
+    from compute.runner import ensure_ray, new_job_id, run_job
 
     if method is not None:
         check_method(method)
-    if not check_in_process(num_workers, address):
-        import_ray(local=not address)
+    ensure_ray(num_workers, address)  # a missing Ray, before anything is planned
     inputs = [(resolve(a, store), resolve(b, store)) for a, b in pairs]
     for a, b in inputs:
         check_two_dates(a, b)

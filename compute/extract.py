@@ -280,11 +280,9 @@ def run_extract(
     patches_done, task, worker)` after each committed task; `on_finish(finished,
     to_run)` as results arrive. `num_workers` 0: in this process, without Ray. Returns
     the report; failed tasks are listed there (`report.raise_for_failures()`)."""
-    from compute.runner import check_in_process, new_job_id, run_job
-    from compute.runtime import import_ray
+    from compute.runner import ensure_ray, new_job_id, run_job
 
-    if not check_in_process(num_workers, address):
-        import_ray(local=not address)  # a missing Ray is reported before anything is planned
+    ensure_ray(num_workers, address)  # a missing Ray, before anything is planned
     report = ExtractReport(new_job_id("extract"))
     blocks, sets = plan(store, features, product_ids, block_rows, report, params)
     run_job(store, extract_job(store, blocks, sets), address=address, num_cpus=num_cpus,

@@ -157,7 +157,7 @@ class JobReport:
         if self.in_process:
             return "in this process"
         if self.tasks_in_process:
-            return f"{self.tasks_in_process} in this process, then on {self.workers} worker(s)"
+            return f"on {self.workers} worker(s) after {self.tasks_in_process} in this process"
         return f"on {self.workers} worker(s)"
 
     def raise_for_failures(self) -> None:
@@ -224,12 +224,11 @@ def run_job(
     `num_workers` None with no `address`: this process first, the rest on a local Ray
     once it pays off (`ray_pays_off`); `try_in_process` False goes to Ray at once (a
     caller that has already judged the job large)."""
-    from compute.runtime import cluster_cpus, import_ray, ray_session
+    from compute.runtime import cluster_cpus, ray_session
     from eominer.metrics import exporter_from_env
 
     in_process = check_in_process(num_workers, address)
-    if not in_process:
-        import_ray(local=not address)  # a missing Ray is reported before anything is written
+    ensure_ray(num_workers, address)  # a missing Ray is reported before anything is written
     # the default: this process first, Ray only if the job proves large enough
     measure = (not in_process and try_in_process and num_workers is None and not address
                and not ray_is_up())
@@ -291,6 +290,24 @@ def ray_pays_off(num_cpus: int | None) -> Callable[[float], bool]:
 
     n = num_cpus or os.cpu_count() or 1
     return lambda rest: n > 1 and rest > RAY_START_S * n / (n - 1)
+
+
+def ensure_ray(num_workers: int | None, address: str | None) -> None:
+    """Report a missing Ray (`MissingExtraError`) before a job plans or writes anything,
+    wherever the job may use it. A default job only looks for it: importing Ray costs
+    0.3 s, a quarter of a small job that never starts it."""
+    import importlib.util
+
+    from compute.runtime import import_ray
+    from eominer.errors import MissingExtraError
+
+    if check_in_process(num_workers, address):
+        return
+    if num_workers is None and not address:
+        if importlib.util.find_spec("ray") is None:
+            raise MissingExtraError("ray", "ray", "batch jobs (eominer extract)")
+        return
+    import_ray(local=not address)
 
 
 def check_in_process(num_workers: int | None, address: str | None) -> bool:
@@ -431,13 +448,20 @@ class _InProcess(_Loop):
         else:
             self.queue.append((task, attempt))
 
-    def _rest_s(self, t_start: float, n_run: int) -> float:
-        """The tasks not run yet, in seconds here, at the pace so far (commits included)."""
-        n_rest = len(self.queue) + len(self.waiting)
-        return (time.perf_counter() - t_start) / max(1, n_run) * n_rest
+    def _rest_s(self, t_start: float, t_first: float, n_run: int) -> float:
+        """The tasks not run yet, in seconds here, at the pace of the tasks after the
+        first (commits included). The first carries the job's one-time costs (imports,
+        loading a model: 2-3 s for TensorFlow's), so alone it speaks only when it
+        outlasts Ray's start-up; else 0 (no evidence yet)."""
+        n_rest, now = len(self.queue) + len(self.waiting), time.perf_counter()
+        if n_run == 1:
+            first = now - t_start
+            return first * n_rest if first > RAY_START_S else 0.0
+        return (now - t_first) / (n_run - 1) * n_rest
 
     def run(self) -> None:
         name, t_start, n_run = worker_name(), time.perf_counter(), 0
+        t_first = t_start  # when the first task ended
         try:
             while self.queue:
                 task, attempt = self.queue.popleft()
@@ -464,8 +488,10 @@ class _InProcess(_Loop):
                 self.report.tasks_in_process += 1
                 self._release(task.task_id)
                 self._arrived([Finished(task, result, name, time.perf_counter() - t0)])
+                if n_run == 1:
+                    t_first = time.perf_counter()
                 if self.hand_over and self.queue and self.hand_over(
-                        self._rest_s(t_start, n_run)):
+                        self._rest_s(t_start, t_first, n_run)):
                     self.left = [t for t, _ in self.queue] + list(self.waiting.values())
                     self.queue.clear()
                 if self.writer.due() or not self.queue:

@@ -37,13 +37,11 @@ def run_series(
     on_task: TaskCallback | None = None, on_finish: Callable[[int, int], None] | None = None,
 ) -> SeriesReport:
     """Run (or resume) the stack's job; bad input raises before anything is written."""
-    from compute.runner import check_in_process, new_job_id, run_job
-    from compute.runtime import import_ray
+    from compute.runner import ensure_ray, new_job_id, run_job
 
     plan = plan_series(store, product_ids, on=on, index=index, levels=levels,
                        min_size=min_size)
-    if not check_in_process(num_workers, address):
-        import_ray(local=not address)
+    ensure_ray(num_workers, address)  # a missing Ray, before anything is planned
     report = SeriesReport(new_job_id("timeseries"), plan=plan)
     light = dataclasses.replace(plan, bands=[])  # what every task carries besides its band
     tasks = [Task(f"{plan.temporal.feature_set_id}/{plan.ref.product_id}/{b.y0}-{b.y0 + b.h}",
