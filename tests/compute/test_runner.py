@@ -327,15 +327,16 @@ def spec_of(results: dict[str, int]) -> JobSpec:
 
 
 def test_a_default_job_starts_here_and_hands_the_rest_to_ray(db_url, monkeypatch):
-    """No workers, no cluster: the first task runs in this process; once the rest is
-    judged long enough (here: always), it goes to a local Ray. One job: one set of
-    `jobs` rows, one progress count from 0 to 4, every result committed once."""
+    """No workers, no cluster: the tasks start in this process; once the rest is judged
+    long enough (here: as soon as there is a pace), it goes to a local Ray. The first
+    task, short, gives no pace (it carries the one-time costs); the second does. One
+    job: one set of `jobs` rows, one progress count from 0 to 4, each result once."""
     import compute.runner
     from compute.runtime import worker_name
 
     judged: list[float] = []
     monkeypatch.setattr(compute.runner, "ray_pays_off",
-                        lambda n: lambda rest: judged.append(rest) or n == 2)
+                        lambda n: lambda rest: judged.append(rest) or (n == 2 and rest > 0))
     results: dict[str, int] = {}
     progress: list[tuple[int, int]] = []
     with open_store(db_url) as store:
@@ -344,11 +345,11 @@ def test_a_default_job_starts_here_and_hands_the_rest_to_ray(db_url, monkeypatch
         workers = {r["task_id"]: r["worker"] for r in store.tasks().to_pylist()}
         statuses = set(store.tasks()["status"].to_pylist())
     assert results == {"demo/A": 4, "demo/C": 9, "demo/D": 16, "demo/E": 25}
-    assert (report.tasks_in_process, report.workers, report.tasks_done) == (1, 2, 4)
-    assert report.ran_on == "1 in this process, then on 2 worker(s)"
-    assert len(judged) == 1 and judged[0] > 0  # asked once, with the rest's time here
-    assert workers["demo/A"] == worker_name() and statuses == {"done"}
-    assert all(workers[t] != worker_name() for t in ("demo/C", "demo/D", "demo/E"))
+    assert (report.tasks_in_process, report.workers, report.tasks_done) == (2, 2, 4)
+    assert report.ran_on == "on 2 worker(s) after 2 in this process"
+    assert len(judged) == 2 and judged[0] == 0 and judged[1] > 0
+    assert workers["demo/A"] == workers["demo/C"] == worker_name() and statuses == {"done"}
+    assert all(workers[t] != worker_name() for t in ("demo/D", "demo/E"))
     counts = [n for n, _ in progress]  # results arriving together count together
     assert counts[0] == 1 and counts == sorted(counts) and counts[-1] == 4
     assert {of for _, of in progress} == {4}
@@ -379,3 +380,16 @@ def test_a_default_job_goes_to_a_ray_already_up(db_url, monkeypatch):
     with ray_session(num_cpus=2), open_store(db_url) as store:
         report = run_job(store, spec_of(results))
     assert len(results) == 4 and (report.tasks_in_process, report.workers) == (0, 2)
+
+
+def test_a_first_task_longer_than_rays_start_up_speaks_alone(db_url, monkeypatch):
+    """A first task that outlasts Ray's start-up (here made 0 s) is real work, not
+    warm-up: its time alone projects the rest, and the rest goes to Ray after it."""
+    import compute.runner
+
+    monkeypatch.setattr(compute.runner, "RAY_START_S", 0.0)
+    monkeypatch.setattr(compute.runner, "ray_pays_off", lambda n: lambda rest: rest > 0)
+    results: dict[str, int] = {}
+    with open_store(db_url) as store:
+        report = run_job(store, spec_of(results), num_cpus=2)
+    assert len(results) == 4 and (report.tasks_in_process, report.workers) == (1, 2)
