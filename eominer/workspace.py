@@ -265,5 +265,51 @@ def exports_dir() -> Path:
     return workspace() / "exports"
 
 
+EXPORT_OWNER = ".database"  # in a session's export folder: the database file it came from
+
+
+def session_exports(session_id: str, database: str | None) -> Path:
+    """A session's default export folder, `exports/<session>`, made. A copy of a database
+    file (`cp`) holds its original's sessions under the same ids, so each folder names
+    the database it was written from (`.database`): a folder of another database file
+    that still exists is left alone and the copy writes `exports/<session>-2` (-3...).
+    A folder already this database's is reused; one whose database is gone (moved,
+    deleted), or that names none (written before 2026-12-06), is taken over. `database`
+    None (a server: no copies) is always `exports/<session>`."""
+    base = exports_dir() / session_id
+    if database is None:
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+    folders = [base] + sorted(
+        (f for f in base.parent.glob(f"{session_id}-*")
+         if re.fullmatch(rf"{re.escape(session_id)}-\d+", f.name)),
+        key=lambda f: int(f.name.rsplit("-", 1)[1]))
+
+    def owner(folder: Path) -> str | None:
+        try:
+            return (folder / EXPORT_OWNER).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+    def ours(path: str | None) -> bool:
+        try:
+            return path is not None and os.path.samefile(path, database)
+        except OSError:
+            return False
+
+    mine = next((f for f in folders if ours(owner(f))), None)
+    if mine is None:
+        free = (f for f in folders if not (owner(f) and os.path.exists(owner(f))))
+        mine = next(free, None) or base.with_name(f"{session_id}-{_next_number(folders)}")
+    mine.mkdir(parents=True, exist_ok=True)
+    (mine / EXPORT_OWNER).write_text(database + "\n", encoding="utf-8")
+    return mine
+
+
+def _next_number(folders: list[Path]) -> int:
+    numbers = [int(f.name.rsplit("-", 1)[1]) for f in folders[1:]]
+    return max(numbers, default=1) + 1
+
+
 def layers_dir() -> Path:
     return workspace() / "layers"

@@ -364,7 +364,8 @@ def save_model_cmd(session_id, db) -> None:
 @session.command("export")
 @click.argument("session_id")
 @click.option("--to", "folder", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: workspace exports/<session>).")
+              help="Output folder (default: workspace exports/<session>; a copied "
+              "database's: exports/<session>-2, beside its original's).")
 @click.option("--format", "formats", multiple=True,
               type=click.Choice(["geojson", "gpkg", "cog", "stac", "parquet", "fgb"]),
               help="Patches: geojson, gpkg, cog, stac (default all four). With --polygons: "
@@ -388,20 +389,22 @@ def export(session_id, folder, formats, min_score, polygons, threshold, publishe
 
     from eominer.learning import export as ex
     from eominer.store import open_store
-    from eominer.workspace import exports_dir
+    from eominer.workspace import session_exports
 
-    out = Path(folder) if folder else exports_dir() / session_id
     if not polygons and {"parquet", "fgb"} & set(formats):
         raise click.UsageError("parquet and fgb hold polygons: add --polygons")
     if not polygons and (threshold is not None or published):
         raise click.UsageError("--threshold and --published go with --polygons")
     with open_store(db) as store:
         s = _open(store, session_id)
-        try:
+        out = Path(folder) if folder else None
+        try:  # the workspace's folder names the database (a copy writes beside it)
+            out = out or session_exports(session_id, store.file_path())
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise click.BadParameter(f"cannot create the folder {out}: {exc.strerror}; give "
-                                     "a folder you can write to", param_hint="'--to'") from exc
+            raise click.BadParameter(
+                f"cannot create the folder {out or exc.filename}: {exc.strerror}; give a "
+                "folder you can write to", param_hint="'--to'") from exc
         if polygons:
             kinds = [f for f in formats if f != "stac"] if formats else list(ex.POLYGON_FORMATS)
             if "cog" in kinds:

@@ -4,6 +4,7 @@ scikit-learn once; exit codes and messages as a user sees them)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.cli.process import in_process
 from tests.conftest import positives
@@ -328,3 +329,54 @@ def test_search_draws_its_results_by_rank(learn_store, oscd_db, tmp_path, capsys
     for (x, y), w in zip(((6, 6), (6, 6 + 128 + line + 6)), want):  # ranks 1 and 11
         opaque = w[..., 3] == 255
         assert np.array_equal(img[y:y + 128, x:x + 128][opaque][:, :3], w[opaque][:, :3])
+
+
+def test_a_copied_database_exports_beside_its_originals_folder(learn_store, oscd_db, tmp_path,
+                                                                capsys):
+    """A copy (`cp`) holds its original's session under the same id: its export goes to
+    exports/<session>-2 and leaves the original's files as they were; each database
+    keeps its own folder, also once the original is gone."""
+    import shutil
+
+    db = learn_store.url
+    learn_store.close()
+    home = tmp_path / "ws"
+    run = in_process(capsys)
+    r = run(["session", "create", "--db", db, "--name", "roofs", "--concept", "new_construction",
+             "--product", oscd_db["product"], "--level", "16", "--features", oscd_db["fs"],
+             "--model", "logistic"], home)
+    sid = r.stdout.strip()
+    truth = oscd_db["truth"][16]
+    pos, neg = sorted(positives(truth)), sorted(set(truth) - positives(truth))
+    answers = [f"{p}=y" for p in pos[:2]] + [f"{p}=n" for p in neg[:3]]
+    assert run(["session", "label", sid, *answers, "--db", db], home).returncode == 0
+    assert run(["session", "round", sid, "--db", db], home).returncode == 0
+
+    def export(url: str) -> dict[str, bytes]:
+        r = run(["session", "export", sid, "--format", "geojson", "--db", url], home)
+        assert r.returncode == 0, r.stderr
+        (path,) = r.stdout.split()
+        return {path: Path(path).read_bytes()}
+
+    original = export(db)
+    (first,) = original
+    assert first == str(home / "exports" / sid / f"new_construction-{sid}.geojson")
+    copy_file = tmp_path / "copy.duckdb"
+    shutil.copy(db.removeprefix("duckdb:///"), copy_file)
+    copy = f"duckdb:///{copy_file}"
+    # the copy's analyst goes on: more labels, another ranking
+    more = [f"{p}=y" for p in pos[2:6]] + [f"{p}=n" for p in neg[3:12]]
+    assert run(["session", "label", sid, *more, "--db", copy], home).returncode == 0
+    assert run(["session", "round", sid, "--db", copy], home).returncode == 0
+    copied = export(copy)
+    (second,) = copied
+    assert second == str(home / "exports" / f"{sid}-2" / f"new_construction-{sid}.geojson")
+    assert copied[second] != original[first]  # another ranking, written beside
+    assert Path(first).read_bytes() == original[first]  # the original's, as it was
+    assert export(db) == original  # the original keeps its folder
+    names = {f: (home / "exports" / f / ".database").read_text().strip()
+             for f in (sid, f"{sid}-2")}  # each folder names its database
+    assert names == {sid: str(Path(db.removeprefix("duckdb:///")).resolve()),
+                     f"{sid}-2": str(copy_file.resolve())}
+    Path(db.removeprefix("duckdb:///")).unlink()  # the original goes: the copy stays put
+    assert export(copy) == copied
