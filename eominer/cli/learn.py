@@ -240,8 +240,7 @@ def next_(session_id, sheet, false_colour, context, db) -> None:
 
     with open_store(db) as store:
         s = _open(store, session_id)
-        done = set(s.labels()[0].tolist())
-        ids = np.asarray([i for i in s.pending_queries().tolist() if i not in done], np.int64)
+        ids = s.open_questions()
         fitted = any(r.fitted for r in s.rounds())
         if sheet and len(ids):
             write_sheet(store, Path(sheet), ids,

@@ -586,6 +586,13 @@ class Session:
         done = self.rounds()
         return np.asarray(done[-1].queried if done else [], np.int64)
 
+    def open_questions(self) -> np.ndarray:
+        """The latest round's questions not answered yet, in its order: what the app's
+        Mine tab and `eominer session next` ask after a break."""
+        done = set(self.labels()[0].tolist())
+        return np.asarray([i for i in self.pending_queries().tolist() if i not in done],
+                          np.int64)
+
     def verification_sample(self, n: int = 20) -> np.ndarray:
         """Random predicted positives for the analyst to verify (label with
         purpose='verify'); the confirmed share estimates precision."""

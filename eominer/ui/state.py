@@ -221,8 +221,8 @@ class AppState(param.Parameterized):
             scores = s.current_scores() if fitted and not accept_feature_change else \
                 None if fitted else s.prior_ranking()
             done = set(s.labels()[0].tolist())
-            batch = [int(i) for i in (s.pending_queries() if rounds else s.cold_start())
-                     if int(i) not in done]
+            batch = [int(i) for i in s.open_questions()] if rounds else \
+                [int(i) for i in s.cold_start() if int(i) not in done]
             self.last_round = None
             self.session = None  # views drop the old session's overlay first
             self.param.update(
