@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 import pyarrow as pa
 
@@ -142,23 +144,79 @@ def _stack_bands(prod) -> list[str]:
 @click.group(invoke_without_command=True)
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--tile", "tiles", multiple=True, metavar="TILES",
+              help="Only these tiles (MGRS, as 31UDQ or T31UDQ; comma-separated or repeated).")
+@click.option("--sensor", type=click.Choice(["S1", "S2"]), default=None, help="Only this one.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="DATE",
+              help="Acquired on or after this day (YYYY-MM-DD).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="DATE",
+              help="Acquired on or before this day (YYYY-MM-DD).")
+@click.option("--max-cloud", type=click.FloatRange(0, 100), default=None, metavar="PCT",
+              help="Cloud cover at most PCT %% (Sentinel-1 is kept; an optical product "
+              "whose cover is not known is left out).")
+@click.option("--features", "with_features", is_flag=True,
+              help="Add the feature sets extracted for each product: a name alone covers "
+              "all its patches; 'gabor 40%' a part (what `eominer extract` has left).")
 @click.pass_context
-def products(ctx: click.Context, db: str | None, fmt: str) -> None:
+def products(ctx: click.Context, db: str | None, fmt: str, tiles: tuple[str, ...],
+             sensor: str | None, since: dt.datetime | None, until: dt.datetime | None,
+             max_cloud: float | None, with_features: bool) -> None:
     """List ingested products: platform, level, processing baseline, tile, date, cloud
     cover (%), the cloud mask the patches were measured with, relative orbit and
-    direction, size and patch counts. `eominer products remove PID` takes one out."""
+    direction, size and patch counts; those of some tiles, dates, sensor or cloud cover
+    with the options. `eominer products remove PID` takes one out."""
     from eominer.store import open_store
 
     if ctx.invoked_subcommand is not None:
         return
+    if since and until and until < since:
+        raise click.BadParameter(f"{until:%Y-%m-%d} is before --since {since:%Y-%m-%d}",
+                                 param_hint="'--until'")
+    # MGRS tiles are stored without the "T" of the product names
+    wanted = [t[1:] if len(t) == 6 and t[0] in "Tt" else t for t in split_ids(tiles)]
     with open_store(db) as store:
-        t = store.products()
+        t = store.products(tiles=[w.upper() for w in wanted], sensor=sensor, since=since,
+                           before=until + dt.timedelta(days=1) if until else None,
+                           max_cloud=max_cloud)
+        if not t.num_rows and (wanted or sensor or since or until or max_cloud is not None):
+            _say_what_there_is(store)
+        sets = _feature_sets_of(store, t) if with_features else None
     cols = ["product_id", "sensor", "platform", "processing_level", "processing_baseline",
             "tile_id", "acquired", "cloud_cover", "cloud_mask", "relative_orbit",
             "orbit_direction",
             "width", "height", "patches"]
     out = t.select(cols) if t.num_rows else pa.table({c: [] for c in cols})
+    if sets is not None:
+        out = out.append_column("feature_sets", pa.array(sets, pa.string()))
     click.echo(render(out, fmt, title="products"))
+
+
+def _say_what_there_is(store) -> None:
+    """No product matched: what the catalogue holds, so the next filter can."""
+    everything = store.products()
+    if not everything.num_rows:
+        click.echo("note: no product is ingested yet (eominer ingest PATH)", err=True)
+        return
+    tiles = sorted({t for t in everything["tile_id"].to_pylist() if t})
+    days = [d for d in everything["acquired"].to_pylist() if d]
+    span = f", acquired {min(days):%Y-%m-%d} to {max(days):%Y-%m-%d}" if days else ""
+    click.echo(f"note: none of the {everything.num_rows} products matches; tiles "
+               f"{', '.join(tiles) or 'none'}{span}", err=True)
+
+
+def _feature_sets_of(store, table: pa.Table) -> list[str]:
+    """Per product: the feature sets with rows for its patches, by name (by id where two
+    share a name); a set covering part of the patches with its share."""
+    ids, patches = table["product_id"].to_pylist(), table["patches"].to_pylist()
+    sets = {fs.feature_set_id: fs for fs in store.feature_sets()}
+    names = [fs.name for fs in sets.values()]
+    label = {fid: fs.name if names.count(fs.name) == 1 else fid for fid, fs in sets.items()}
+    coverage = store.feature_coverage(ids, None)
+    out = []
+    for pid, n in zip(ids, patches):
+        have = [(label[fid], per[pid]) for fid, per in coverage.items() if per.get(pid)]
+        out.append(", ".join(name if k >= n else f"{name} {k / n:.0%}" for name, k in have))
+    return out
 
 
 @products.command("remove")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -203,8 +204,29 @@ class CatalogMixin(StoreBase):
         rows = self.query("SELECT MAX(patch_id) FROM patches")
         return int(rows[0][0] or 0) + 1
 
-    def products(self) -> pa.Table:
-        """The catalogue as one Arrow table (columnar: tables, CLI output, SQL-like use)."""
+    def products(self, *, tiles: Sequence[str] = (), sensor: str | None = None,
+                 since: dt.datetime | None = None, before: dt.datetime | None = None,
+                 max_cloud: float | None = None) -> pa.Table:
+        """The catalogue as one Arrow table (columnar: tables, CLI output, SQL-like use),
+        oldest first; optionally only `tiles`, one `sensor`, acquired in [since, before),
+        and with cloud cover at most `max_cloud` % (Sentinel-1 has no clouds: kept; an
+        optical product of unknown cover is left out)."""
+        where, params = [], []
+        if tiles:
+            where.append(f"p.tile_id IN ({', '.join('?' * len(tiles))})")
+            params += list(tiles)
+        if sensor:
+            where.append("p.sensor = ?")
+            params.append(sensor)
+        if since is not None:
+            where.append("p.acquired >= ?")
+            params.append(since)
+        if before is not None:
+            where.append("p.acquired < ?")
+            params.append(before)
+        if max_cloud is not None:
+            where.append("(p.sensor = 'S1' OR p.cloud_cover <= ?)")
+            params.append(float(max_cloud))
         return self.query_arrow(
             "SELECT p.product_id, p.sensor, p.platform, p.processing_level, p.tile_id, "
             "p.acquired, p.width, p.height, p.crs, p.ard_path, p.source_path, p.bands, "
@@ -212,8 +234,8 @@ class CatalogMixin(StoreBase):
             "p.relative_orbit, p.orbit_direction, p.reflectance_offsets, p.quantification, "
             "p.cloud_mask, p.sun_zenith, p.sun_azimuth, "
             "(SELECT COUNT(*) FROM patches q WHERE q.product_id = p.product_id) AS patches "
-            "FROM products p ORDER BY p.acquired, p.product_id"
-        )
+            "FROM products p" + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY p.acquired, p.product_id", params)
 
     def product_list(self) -> list[Product]:
         """Every product, oldest acquisition first, with its patch count."""

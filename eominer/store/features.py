@@ -288,19 +288,21 @@ class FeaturesMixin(StoreBase):
             f"ON p.patch_id = f.patch_id{where} ORDER BY 1, 2", params)
         return [(str(r[0]), int(r[1])) for r in rows]
 
-    def feature_coverage(self, product_ids: Sequence[str], level: int,
+    def feature_coverage(self, product_ids: Sequence[str], level: int | None,
                          ) -> dict[str, dict[str, int]]:
-        """For every feature set, how many patches of each product at `level` have
-        features: {feature_set_id: {product_id: n}} (products without any left out)."""
+        """For every feature set, how many patches of each product at `level` (None:
+        at every level) have features: {feature_set_id: {product_id: n}} (products
+        without any left out)."""
         out: dict[str, dict[str, int]] = {}
         if not product_ids:
             return out
+        at, params = ("p.level = ? AND ", [int(level)]) if level is not None else ("", [])
         for fs in self.feature_sets():
             rows = self.query(
                 f"SELECT p.product_id, COUNT(*) FROM {fs.table_name} f JOIN patches p "
-                f"ON p.patch_id = f.patch_id WHERE p.level = ? AND p.product_id IN "
+                f"ON p.patch_id = f.patch_id WHERE {at}p.product_id IN "
                 f"({_in_list(product_ids)}) GROUP BY p.product_id",
-                [int(level), *product_ids],
+                [*params, *product_ids],
             )
             out[fs.feature_set_id] = {str(r[0]): int(r[1]) for r in rows}
         return out

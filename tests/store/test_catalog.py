@@ -34,6 +34,32 @@ def test_products_read_back_typed(store):
                        transform=[1.0, 0.0])
 
 
+def test_products_of_tiles_a_sensor_days_and_a_cloud_cover(store):
+    """`eominer products --tile --sensor --since --until --max-cloud`, as bound
+    parameters: S1 has no clouds (kept), an optical product of unknown cover is not."""
+    day = dt.timedelta(days=1)
+    add_product(store, "P1", T0, 1)
+    add_product(store, "P2", T0 + 3 * day, 101)
+    add_product(store, "P3", T0 + 10 * day, 201)
+    add_product(store, "P4", T0 + 11 * day, 301)
+    store.execute("UPDATE products SET cloud_cover = ? WHERE product_id = ?", (5.0, "P1"))
+    store.execute("UPDATE products SET tile_id = ?, cloud_cover = ? WHERE product_id = ?",
+                  ("31UDQ", 40.0, "P2"))
+    store.execute("UPDATE products SET sensor = ? WHERE product_id = ?", ("S1", "P3"))
+
+    def ids(**kw) -> list[str]:
+        return store.products(**kw)["product_id"].to_pylist()
+
+    assert ids() == ["P1", "P2", "P3", "P4"]
+    assert ids(tiles=["31UDQ"]) == ["P2"] and ids(tiles=["31UDQ", "T30TXQ"]) == ids()
+    assert ids(tiles=["NOPE"]) == [] and ids(sensor="S1") == ["P3"]
+    assert ids(since=T0 + day) == ["P2", "P3", "P4"]
+    assert ids(since=T0 + 3 * day, before=T0 + 10 * day) == ["P2"]  # [since, before)
+    assert ids(max_cloud=10) == ["P1", "P3"]  # P4's cover is not known
+    assert ids(max_cloud=50, sensor="S2") == ["P1", "P2"]
+    assert store.products(tiles=["31UDQ"])["patches"].to_pylist() == [8]
+
+
 def test_patch_windows(store):
     add_product(store, "P1", T0, 1)
     assert store.patch_windows([]) == []
