@@ -75,7 +75,7 @@ class AppJob:
         p = self.progress()
         mins = (time.time() - self.started) / 60
         if self.state == "running":
-            done = f"{p[0]}/{p[1]} tasks" if p else "starting Ray"
+            done = f"{p[0]}/{p[1]} tasks" if p else "starting"  # planning, or Ray starting
             return f"{self.label}: running, {done} ({mins:.0f} min, started by {self.user})"
         if self.state == "done":
             return f"{self.label}: done" + (f", {p[1]} tasks" if p else "")

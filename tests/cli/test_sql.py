@@ -82,3 +82,46 @@ def test_ctrl_c_during_a_query_is_an_interruption_not_an_sql_error(tmp_path: Pat
     assert stop.value.code == 130, err
     assert "interrupted" in err and "SQL error" not in err
     assert "resume" not in err  # a query has nothing to resume
+
+
+def test_sql_writes_every_row_to_a_parquet_csv_or_json_file(home: Path, tmp_path: Path):
+    """`--to FILE`: typed columns in Parquet, every row (not the 10,000 printed), the
+    same rows in CSV and JSON; a bad name or folder is refused before the query, and a
+    failing query leaves the file that was there."""
+    import csv
+
+    import pyarrow.parquet as pq
+
+    q = ("select p.patch_id, p.level, p.valid_fraction, q.acquired from patches p "
+         "join products q using (product_id) order by p.patch_id")
+    printed = json.loads(run(["sql", q, "--format", "json"], home).stdout)
+    out = tmp_path / "rows.parquet"
+    r = run(["sql", q, "--to", str(out)], home)
+    assert r.returncode == 0 and f"wrote 2,106 rows x 4 columns to {out}" in r.stdout
+    t = pq.read_table(out)
+    assert t.schema.field("level").type == pa.int32()
+    assert pa.types.is_timestamp(t.schema.field("acquired").type)
+    assert t["patch_id"].to_pylist() == [p["patch_id"] for p in printed]
+    assert t["valid_fraction"].to_pylist() == [p["valid_fraction"] for p in printed]
+    for suffix in (".csv", ".json"):
+        r = run(["sql", q, "--to", str(tmp_path / f"rows{suffix}")], home)
+        assert r.returncode == 0, r.stderr
+    with open(tmp_path / "rows.csv", newline="") as f:
+        assert [int(row["patch_id"]) for row in csv.DictReader(f)] == t["patch_id"].to_pylist()
+    assert json.loads((tmp_path / "rows.json").read_text()) == printed
+
+    many = "select i from range(25000) t(i)"  # more than a printed query's 10,000
+    r = run(["sql", many, "--to", str(out)], home)
+    assert r.returncode == 0 and pq.read_table(out).num_rows == 25000
+    r = run(["sql", many, "--to", str(out), "--limit", "7"], home)
+    assert pq.read_table(out).num_rows == 7 and "first 7 rows written" in r.stderr
+
+    before = out.read_bytes()
+    r = run(["sql", "select * from nosuchtable", "--to", str(out)], home)
+    assert r.returncode == 1 and "SQL error" in r.stderr and out.read_bytes() == before
+    r = run(["sql", q, "--to", str(tmp_path / "rows.xlsx")], home)
+    assert r.returncode == 2 and "name a .parquet, .csv or .json file" in r.stderr
+    r = run(["sql", q, "--to", str(tmp_path / "missing" / "rows.csv")], home)
+    assert r.returncode == 2 and "give a folder that exists" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if "rows" in p.name) == [
+        "rows.csv", "rows.json", "rows.parquet"]  # no part file left
