@@ -211,22 +211,16 @@ class CatalogMixin(StoreBase):
         oldest first; optionally only `tiles`, one `sensor`, acquired in [since, before),
         and with cloud cover at most `max_cloud` % (Sentinel-1 has no clouds: kept; an
         optical product of unknown cover is left out)."""
-        where, params = [], []
+        given = [(sql, v) for sql, v in (
+            ("p.sensor = ?", sensor or None), ("p.acquired >= ?", since),
+            ("p.acquired < ?", before),
+            ("(p.sensor = 'S1' OR p.cloud_cover <= ?)",
+             None if max_cloud is None else float(max_cloud))) if v is not None]
+        where = [sql for sql, _ in given]
+        params: list[Any] = [v for _, v in given]
         if tiles:
             where.append(f"p.tile_id IN ({', '.join('?' * len(tiles))})")
             params += list(tiles)
-        if sensor:
-            where.append("p.sensor = ?")
-            params.append(sensor)
-        if since is not None:
-            where.append("p.acquired >= ?")
-            params.append(since)
-        if before is not None:
-            where.append("p.acquired < ?")
-            params.append(before)
-        if max_cloud is not None:
-            where.append("(p.sensor = 'S1' OR p.cloud_cover <= ?)")
-            params.append(float(max_cloud))
         return self.query_arrow(
             "SELECT p.product_id, p.sensor, p.platform, p.processing_level, p.tile_id, "
             "p.acquired, p.width, p.height, p.crs, p.ard_path, p.source_path, p.bands, "
