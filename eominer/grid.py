@@ -89,6 +89,11 @@ def patch_grid(
         corner_y = np.concatenate([min_y, min_y, max_y, max_y])
         lon, lat = warp_points(CRS.from_wkt(crs_wkt), "EPSG:4326", corner_x, corner_y)
         lon, lat = np.asarray(lon).reshape(4, n), np.asarray(lat).reshape(4, n)
+        # a patch across the antimeridian (UTM zones 1 and 60: Fiji, Chukotka, the
+        # Aleutians) keeps continuous longitudes, past 180 (179.99 .. 180.01), instead of a
+        # box around the world (-179.99 .. 179.99); `aoi.boxes_in_aoi` tests it both ways
+        across = lon.max(0) - lon.min(0) > 180
+        lon[:, across] = np.where(lon[:, across] < 0, lon[:, across] + 360, lon[:, across])
         coarser = [s for s in ids_by_level if s > size]
         parent = np.full(n, -1, dtype=np.int64)
         if coarser:

@@ -122,7 +122,7 @@ def _to_lonlat(geom: BaseGeometry, crs: str | None, path: Path) -> BaseGeometry:
 
     x0, y0, x1, y1 = geom.bounds
     if crs is None:
-        if -180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90:
+        if _lonlat_like(geom.bounds):
             return geom  # no CRS, lon/lat numbers: taken as EPSG:4326 (docs/learning.md)
         raise AOIError(
             f"the area of interest {path} has no CRS (a shapefile without its .prj?) and its "
@@ -135,8 +135,32 @@ def _to_lonlat(geom: BaseGeometry, crs: str | None, path: Path) -> BaseGeometry:
     step = max(x1 - x0, y1 - y0) / 100 or 1.0
     dense = shapely.segmentize(geom, step)
     to_ll = Transformer.from_crs(src, "EPSG:4326", always_xy=True)
-    out = shapely.transform(dense, lambda xy: np.column_stack(to_ll.transform(xy[:, 0], xy[:, 1])))
-    return shapely.make_valid(out)
+
+    def lonlat(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_ll.transform(xy[:, 0], xy[:, 1])
+        if np.ptp(lon) > 180:  # across the antimeridian: continuous, past 180
+            lon = np.where(lon < 0, lon + 360, lon)
+        return np.column_stack([lon, lat])
+
+    return shapely.make_valid(shapely.transform(dense, lonlat))
+
+
+def _lonlat_like(bounds: tuple[float, float, float, float]) -> bool:
+    """Longitudes and latitudes, those of an area across the antimeridian included:
+    continuous past 180 (or -180), less than a turn wide."""
+    x0, y0, x1, y1 = bounds
+    return -360 <= x0 <= x1 <= 360 and x1 - x0 <= 360 and -90 <= y0 <= y1 <= 90
+
+
+def _wrapped(geom: BaseGeometry) -> BaseGeometry:
+    """An area given past +-180 (179.5 .. 180.5) cut at the antimeridian into parts
+    within -180 .. 180, as GeoJSON (RFC 7946) draws it."""
+    import shapely
+    from shapely.affinity import translate
+
+    parts = [translate(geom.intersection(shapely.box(west, -90, west + 360, 90)), xoff=shift)
+             for west, shift in ((-540, 360), (-180, 0), (180, -360))]
+    return shapely.union_all([p for p in parts if not p.is_empty])
 
 
 def _polygonal(geom: BaseGeometry, source: str) -> AOI:
@@ -148,6 +172,8 @@ def _polygonal(geom: BaseGeometry, source: str) -> AOI:
         raise AOIError(f"the area of interest ({source}) has no polygon with an area: draw "
                        "an area (Polygon or MultiPolygon)")
     merged = shapely.union_all(polys)
+    if _lonlat_like(merged.bounds) and not -180 <= merged.bounds[0] <= merged.bounds[2] <= 180:
+        merged = _wrapped(merged)
     x0, y0, x1, y1 = merged.bounds
     if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
         raise AOIError(f"the area of interest ({source}) is not in longitude/latitude "
@@ -177,15 +203,22 @@ def stored_aoi(aoi: AOI) -> AOI:
 
 def boxes_in_aoi(min_lon: np.ndarray, min_lat: np.ndarray, max_lon: np.ndarray,
                  max_lat: np.ndarray, geometry: BaseGeometry) -> np.ndarray:
-    """Which WGS84 boxes intersect the AOI polygon (exact, vectorised)."""
+    """Which WGS84 boxes intersect the AOI polygon (exact, vectorised). A patch box
+    across the antimeridian runs past 180 (grid.py): its part east of it is tested at
+    -180 too, where the AOI (within -180 .. 180) has it."""
     import shapely
 
     if len(min_lon) == 0:
         return np.zeros(0, bool)
-    boxes = shapely.box(np.asarray(min_lon, np.float64), np.asarray(min_lat, np.float64),
-                        np.asarray(max_lon, np.float64), np.asarray(max_lat, np.float64))
+    x0, x1 = np.asarray(min_lon, np.float64), np.asarray(max_lon, np.float64)
+    y0, y1 = np.asarray(min_lat, np.float64), np.asarray(max_lat, np.float64)
     shapely.prepare(geometry)
-    return shapely.intersects(geometry, boxes)
+    hit = shapely.intersects(geometry, shapely.box(x0, y0, x1, y1))
+    across = x1 > 180
+    if across.any():
+        hit[across] |= shapely.intersects(
+            geometry, shapely.box(x0[across] - 360, y0[across], x1[across] - 360, y1[across]))
+    return hit
 
 
 def no_patch_message(aoi: AOI, n: int, bounds: tuple[float, float, float, float] | None,

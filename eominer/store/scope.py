@@ -91,10 +91,13 @@ class ScopeMixin(StoreBase):
                 params += list(product_ids)
         if bbox is not None:
             x0, y0, x1, y1 = (float(v) for v in bbox)
-            # CAST: monetdbe types a bare marker from the column; keep it DOUBLE everywhere
-            sql += (" AND max_lon >= CAST(? AS DOUBLE) AND min_lon <= CAST(? AS DOUBLE)"
-                    " AND max_lat >= CAST(? AS DOUBLE) AND min_lat <= CAST(? AS DOUBLE)")
-            params += [x0, x1, y0, y1]
+            # CAST: monetdbe types a bare marker from the column; keep it DOUBLE everywhere;
+            # a box across the antimeridian runs past 180 and meets the area shifted back
+            sql += (" AND max_lat >= CAST(? AS DOUBLE) AND min_lat <= CAST(? AS DOUBLE)"
+                    " AND ((max_lon >= CAST(? AS DOUBLE) AND min_lon <= CAST(? AS DOUBLE))"
+                    " OR (max_lon > 180 AND max_lon - 360 >= CAST(? AS DOUBLE)"
+                    " AND min_lon - 360 <= CAST(? AS DOUBLE)))")
+            params += [y0, y1, x0, x1, x0, x1]
         return self.query_arrow(sql + " ORDER BY patch_id", params)
 
     def patch_levels_of(self, patch_ids: Sequence[int]) -> dict[int, int]:

@@ -62,6 +62,13 @@ def test_lonlat_boxes_prefilter_and_saved_search(store):
     t = store.lonlat_boxes(32, bbox=(-0.985, 43.9, -0.975, 44.1))  # meets boxes 1 and 2
     assert t["patch_id"].to_pylist() == [a[1], a[2], b[1], b[2]]
     assert store.lonlat_boxes(64, ["B"])["patch_id"].to_pylist() == b[4:]
+    # a box across the antimeridian runs past 180 (grid.py): an area just east of it
+    # (-180 .. -179.9) meets it shifted back by a turn, one just west of 179.9 does not
+    store.execute("UPDATE patches SET min_lon = ?, max_lon = ? WHERE patch_id = ?",
+                  (179.995, 180.005, a[0]))
+    assert store.lonlat_boxes(32, bbox=(-180.0, 43.9, -179.9, 44.1))["patch_id"].to_pylist() \
+        == [a[0]]
+    assert store.lonlat_boxes(32, bbox=(179.0, 43.9, 179.9, 44.1)).num_rows == 0
     store.insert_search("s9", owner="ana", level=32, feature_set_ids='["fs"]', like_ids="[1]",
                         where_sql="valid_fraction > 0.5", aoi_wkt=None, top=3, n_candidates=7,
                         created=T0, patch_ids=np.asarray([b[2], a[3], b[0]]),
