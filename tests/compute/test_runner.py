@@ -393,3 +393,12 @@ def test_a_first_task_longer_than_rays_start_up_speaks_alone(db_url, monkeypatch
     with open_store(db_url) as store:
         report = run_job(store, spec_of(results), num_cpus=2)
     assert len(results) == 4 and (report.tasks_in_process, report.workers) == (1, 2)
+
+
+def test_a_job_whose_every_task_failed_here_says_so(db_url, tmp_path):
+    results: dict[str, int] = {}
+    spec = job(tmp_path / "never", results)
+    only_b = JobSpec(spec.kind, [t for t in spec.tasks if t.product_id == "B"], spec.commit)
+    with open_store(db_url) as store:
+        report = run_job(store, only_b, num_workers=0, retries=0)
+    assert (report.tasks_done, len(report.failed), report.ran_on) == (0, 1, "in this process")
