@@ -268,14 +268,16 @@ def exports_dir() -> Path:
 EXPORT_OWNER = ".database"  # in a session's export folder: the database file it came from
 
 
-def session_exports(session_id: str, database: str | None) -> Path:
+def session_exports(session_id: str, database: str | None,
+                    copy_of: str | None = None) -> Path:
     """A session's default export folder, `exports/<session>`, made. A copy of a database
     file (`cp`) holds its original's sessions under the same ids, so each folder names
     the database it was written from (`.database`): a folder of another database file
     that still exists is left alone and the copy writes `exports/<session>-2` (-3...).
     A folder already this database's is reused; one whose database is gone (moved,
-    deleted), or that names none (written before 2026-12-06), is taken over. `database`
-    None (a server: no copies) is always `exports/<session>`."""
+    deleted) is taken over. One that names none (written before 2026-12-06) is taken
+    over too, unless this database is a copy of `copy_of` (`Store.copied_from`), whose
+    it then is. `database` None (a server: no copies) is always `exports/<session>`."""
     base = exports_dir() / session_id
     if database is None:
         base.mkdir(parents=True, exist_ok=True)
@@ -288,8 +290,8 @@ def session_exports(session_id: str, database: str | None) -> Path:
     def owner(folder: Path) -> str | None:
         try:
             return (folder / EXPORT_OWNER).read_text(encoding="utf-8").strip() or None
-        except OSError:
-            return None
+        except OSError:  # none named: an older export, the original's if this is a copy
+            return copy_of if folder.exists() else None
 
     def ours(path: str | None) -> bool:
         try:

@@ -398,7 +398,9 @@ def export(session_id, folder, formats, min_score, polygons, threshold, publishe
         s = _open(store, session_id)
         out = Path(folder) if folder else None
         try:  # the workspace's folder names the database (a copy writes beside it)
-            out = out or session_exports(session_id, store.file_path())
+            copied = store.copied_from()
+            out = out or session_exports(session_id, store.file_path(),
+                                         copied[0] if copied else None)
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise click.BadParameter(

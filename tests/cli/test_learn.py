@@ -338,6 +338,10 @@ def test_a_copied_database_exports_beside_its_originals_folder(learn_store, oscd
     keeps its own folder, also once the original is gone."""
     import shutil
 
+    # the learning store is itself a copy of the suite's store: here it is the original
+    learn_store.execute("DELETE FROM database_paths WHERE path <> ?",
+                        (learn_store.file_path(),))
+    assert learn_store.copied_from() is None
     db = learn_store.url
     learn_store.close()
     home = tmp_path / "ws"
@@ -361,6 +365,9 @@ def test_a_copied_database_exports_beside_its_originals_folder(learn_store, oscd
     original = export(db)
     (first,) = original
     assert first == str(home / "exports" / sid / f"new_construction-{sid}.geojson")
+    # as a folder exported before folders named their database: the copy still knows it
+    # is its original's (`Store.copied_from`)
+    (home / "exports" / sid / ".database").unlink()
     copy_file = tmp_path / "copy.duckdb"
     shutil.copy(db.removeprefix("duckdb:///"), copy_file)
     copy = f"duckdb:///{copy_file}"
