@@ -240,7 +240,7 @@ def run_job(
         on_start(len(tasks), len(todo))
     if not todo:
         return report
-    before = 0  # tasks finished in this process before the rest went to Ray
+    before, tried = 0, {}  # tasks finished here, and tries had, before the rest went to Ray
     if in_process or measure:
         _schedule(store, spec, report, todo)
         local = _InProcess(store, spec, todo, retries, report, on_task, on_finish,
@@ -253,7 +253,7 @@ def run_job(
             report.seconds = time.perf_counter() - t0
         if not local.left:
             return report
-        before, todo = len(todo) - len(local.left), local.left
+        before, todo, tried = len(todo) - len(local.left), local.left, local.left_tried
     # Ray first: a cluster that cannot be reached leaves the database as it was
     with ray_session(address, num_cpus) as ray:
         if not measure:
@@ -264,7 +264,7 @@ def run_job(
         try:
             with exporter_from_env():  # Prometheus scrapes progress if asked to
                 _Driver(ray, store, spec, todo, n, retries, report, on_task,
-                        on_finish, before=before).run()
+                        on_finish, before=before, tried=tried).run()
         finally:
             report.seconds = time.perf_counter() - t0
     return report
@@ -341,7 +341,8 @@ class _Loop(ABC):
 
     def __init__(self, store: Store | None, spec: JobSpec, todo: list[Task], retries: int,
                  report: JobReport, on_task: TaskCallback | None,
-                 on_finish: FinishCallback | None, before: int = 0) -> None:
+                 on_finish: FinishCallback | None, before: int = 0,
+                 tried: dict[str, int] | None = None) -> None:
         from eominer.metrics import job_metrics
 
         self.spec, self.todo = spec, todo
@@ -350,6 +351,7 @@ class _Loop(ABC):
         # before the rest went to Ray): one bar from 0 to all the job's tasks
         self.on_finish, self.n_finished = on_finish, before
         self.n_todo = before + len(todo)
+        self.tried = tried or {}  # tries a task already had (in this process, before Ray)
         self.metrics = job_metrics()
         self.writer = _Writer(store, spec)
         # tasks held until the tasks they name in `after` finish (those not done yet)
@@ -364,7 +366,7 @@ class _Loop(ABC):
     def _enqueue_ready(self) -> None:
         for t in self.todo:
             if t.task_id not in self.waiting:
-                self._enqueue(t, 1)
+                self._enqueue(t, self.tried.get(t.task_id, 0) + 1)
 
     def _args(self, task: Task) -> tuple[Any, ...]:
         if not self.spec.load:
@@ -438,6 +440,7 @@ class _InProcess(_Loop):
         self.queue: deque[tuple[Task, int]] = deque()
         self.hand_over = hand_over
         self.left: list[Task] = []
+        self.left_tried: dict[str, int] = {}  # the tries of those `left` that failed here
         self._enqueue_ready()
 
     def _enqueue(self, task: Task, attempt: int, first: bool = False) -> None:
@@ -492,6 +495,7 @@ class _InProcess(_Loop):
                 if self.hand_over and self.queue and self.hand_over(
                         self._rest_s(t_start, t_first, n_run)):
                     self.left = [t for t, _ in self.queue] + list(self.waiting.values())
+                    self.left_tried = {t.task_id: n - 1 for t, n in self.queue if n > 1}
                     self.queue.clear()
                 if self.writer.due() or not self.queue:
                     self._committed(self._flush())
@@ -510,10 +514,11 @@ class _Driver(_Loop):
     def __init__(self, ray, store: Store | None, spec: JobSpec, todo: list[Task],
                  n_workers: int, retries: int, report: JobReport,
                  on_task: TaskCallback | None, on_finish: FinishCallback | None = None,
-                 before: int = 0) -> None:
+                 before: int = 0, tried: dict[str, int] | None = None) -> None:
         from compute.runtime import gpus_for_models, gpus_in_cluster
 
-        super().__init__(store, spec, todo, retries, report, on_task, on_finish, before)
+        super().__init__(store, spec, todo, retries, report, on_task, on_finish, before,
+                         tried)
         self.ray = ray
         # Model tasks go to workers holding a GPU when the cluster has or can start GPU
         # nodes: the autoscaler then boots GPU servers only for them.

@@ -402,3 +402,31 @@ def test_a_job_whose_every_task_failed_here_says_so(db_url, tmp_path):
     with open_store(db_url) as store:
         report = run_job(store, only_b, num_workers=0, retries=0)
     assert (report.tasks_done, len(report.failed), report.ran_on) == (0, 1, "in this process")
+
+
+def fail_and_count(product: str, side: int, log: str) -> int:
+    """A task function: B fails every time; each call leaves a line in `log`."""
+    with open(log, "a") as f:
+        f.write(f"{product}\n")
+    if product == "B":
+        raise ValueError(f"band B04 of {product} is unreadable")
+    return side * side
+
+
+def test_a_task_that_failed_here_keeps_its_tries_on_ray(db_url, tmp_path, monkeypatch):
+    """B fails in this process once, then the rest goes to Ray: it has `retries` more
+    tries in all, not `retries` + 1 more (its count goes with it)."""
+    import compute.runner
+
+    monkeypatch.setattr(compute.runner, "ray_pays_off", lambda n: lambda rest: rest > 0)
+    log = tmp_path / "calls"
+    tasks = [Task(f"demo/{p}", fail_and_count, (p, side, str(log)), product_id=p, n_items=1)
+             for p, side in (("B", 3), ("A", 2), ("C", 4), ("D", 5))]
+    with open_store(db_url) as store:
+        report = run_job(store, JobSpec("demo", tasks, lambda _s, _d: None), num_cpus=2,
+                         retries=2)
+        rows = {r["task_id"]: r for r in store.tasks().to_pylist()}
+    assert report.workers == 2 and report.tasks_in_process == 1  # A here, after B's 1st
+    assert log.read_text().split().count("B") == 3  # 1 + retries, here and on Ray
+    assert rows["demo/B"]["status"] == "failed" and rows["demo/B"]["attempts"] == 3
+    assert [t for t, _, _ in report.failed] == ["demo/B"] and report.tasks_done == 3
