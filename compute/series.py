@@ -52,7 +52,8 @@ def run_series(
 
     def prepare(st: Store) -> None:
         for fs in (plan.temporal, plan.breaks):
-            st.register_feature_set(fs.name, fs.version, fs.params, fs.columns, fs.sensor)
+            st.register_feature_set(fs.name, fs.version, fs.params, fs.columns, fs.sensor,
+                                    sources=[p.product_id for p in plan.products])
 
     def commit(st: Store | None, done: list[Finished]) -> None:
         assert st is not None

@@ -8,7 +8,11 @@ Order, so that no step leaves an answer that names a removed patch:
    this leaves the product in the database and out of the indexes, which `eominer index
    build` repairs;
 3. the database, in one transaction (`Store.remove_product`): the product, its patches,
-   their features, annotations and saved-search rows, its pairs;
+   their features, annotations and saved-search rows, its pairs, and the feature sets
+   computed from its pixels for other products' patches (`feature_set_sources`: a
+   change pair's sets on its first date, a time series' sets on its grid), whole: no
+   row of theirs is right without it. Refused in step 1 while a session uses one;
+   their nearest-neighbour indexes go after the transaction;
 4. its files: the ARD COG and the layers of its pairs. A crash before this leaves files
    no row names (disk only). A database copied from another that still exists keeps
    the files its rows named when it was copied: the original names them too
@@ -36,6 +40,7 @@ class Removal:
     index_shards: int  # nearest-neighbour index shards dropped
     files: tuple[str, ...]  # files deleted (the ARD, pair layers)
     kept: tuple[str, ...] = ()  # files kept: the original of this copied database names them
+    index_folders: int = 0  # indexes of the feature sets dropped with it
 
 
 def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
@@ -57,8 +62,24 @@ def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
         ours = [f for f in (*ard, *removed.layer_paths) if f not in removed.shared]
         files = [f for f in ours if _unlink(f)]  # never a source
         kept = tuple(f for f in removed.shared if Path(f).is_file())
-        out.append(Removal(removed, shards, tuple(files), kept))
+        folders = _drop_indexes(store, removed.dropped_sets)
+        out.append(Removal(removed, shards, tuple(files), kept, folders))
     return out
+
+
+def _drop_indexes(store: Store, feature_set_ids: Sequence[str]) -> int:
+    """The index folders of feature sets that no longer exist."""
+    import shutil
+
+    from eominer.learning.ann import index_root, read_manifest
+
+    root, n = index_root(store), 0
+    for folder in sorted(root.iterdir()) if root.is_dir() and feature_set_ids else ():
+        manifest = read_manifest(folder) if folder.is_dir() else None
+        if manifest is not None and manifest.feature_set_id in feature_set_ids:
+            shutil.rmtree(folder)
+            n += 1
+    return n
 
 
 def _drop_index_shards(store: Store, product_id: str) -> int:

@@ -281,6 +281,9 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
              **method_params(run.extra.get("s2_method", run.method)),
              **_unmasked(run.mask_clouds)},
             SCORE_COLUMNS, sensor="S2" if run.sensor == "S1+S2" else run.sensor,
+            sources=[computed.first_id, computed.second_id,
+                     *(str(run.extra[k]) for k in ("s1_first", "s1_second")
+                       if run.extra.get(k))],
         )
         store.write_features(fs, patch_ids, values)
         tails = None
@@ -326,7 +329,8 @@ def write_tails(store: Store, first_id: str, second_id: str, patch_ids: np.ndarr
     the method: the tails do not depend on it). Idempotent: same id, rows upserted."""
     fs = store.register_feature_set(index_tails.FEATURE_SET, index_tails.VERSION,
                                     _tails_params(first_id, second_id, mask_clouds),
-                                    index_tails.COLUMNS, sensor="S2")
+                                    index_tails.COLUMNS, sensor="S2",
+                                    sources=(first_id, second_id))
     store.write_features(fs, patch_ids, values)
     return fs
 

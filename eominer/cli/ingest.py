@@ -227,7 +227,10 @@ def _feature_sets_of(store, table: pa.Table) -> list[str]:
 def remove(ctx: click.Context, product_ids: tuple[str, ...], yes: bool, db: str | None) -> None:
     """Remove products from the workspace: their rows, patches, features, annotations,
     saved-search rows and pairs, their nearest-neighbour index shards, their ARD files
-    and pair layers. Refused while a session's scope holds one (nothing is removed).
+    and pair layers, and the feature sets computed from their pixels for other
+    products' patches (a change pair's sets on its first date, a time series' sets).
+    Refused while a session's scope holds one, or a session uses such a set (nothing is
+    removed).
     Ingest the product again to have it back."""
     from eominer.removal import remove_products
     from eominer.store import open_store
@@ -245,6 +248,11 @@ def remove(ctx: click.Context, product_ids: tuple[str, ...], yes: bool, db: str 
                 f"rows, {d.annotations:,} annotations, {d.search_results:,} saved-search rows, "
                 f"{len(d.pair_ids)} pair(s), {r.index_shards} index shard(s); "
                 f"{len(r.files)} file(s) deleted")
+            if d.dropped_sets:
+                click.echo(f"dropped {len(d.dropped_sets)} feature set(s) computed from its "
+                           f"pixels for other products' patches: {', '.join(d.dropped_sets)}"
+                           + (f" (and {r.index_folders} index folder(s))"
+                              if r.index_folders else ""))
             if r.kept:
                 click.echo(f"kept {len(r.kept)} file(s) that {d.copied_from} names too (this "
                            f"database is a copy of it): {', '.join(r.kept)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,8 @@ class RemovedProduct:
     # of those files, the ones this database's original names too (Store.copied_from)
     shared: tuple[str, ...] = ()
     copied_from: str | None = None
+    # feature sets computed from its pixels for other products' patches, dropped whole
+    dropped_sets: tuple[str, ...] = ()
 
 
 def _renumbered(patches: pa.Table, first: int) -> pa.Table:
@@ -150,7 +153,10 @@ class CatalogMixin(StoreBase):
                 shared.append(rows[0][0])
             shared += [f for p in pairs if p[3] < origin[1] for f in _pair_files(*p[1:3])]
         counts: dict[str, int] = {}
+        derived = self.feature_sets_from(product_id)
         with self.transaction():
+            for fs in derived:  # computed from its pixels: stale without them
+                self.drop_feature_set(fs.feature_set_id)
             feature_rows = 0
             for (table,) in self.query("SELECT table_name FROM feature_sets ORDER BY table_name"):
                 feature_rows += int(self.query(
@@ -171,12 +177,15 @@ class CatalogMixin(StoreBase):
             feature_rows=feature_rows, annotations=counts["annotations"],
             search_results=counts["search_results"], pair_ids=tuple(p[0] for p in pairs),
             layer_paths=tuple(path for p in pairs for path in _pair_files(*p[1:3])),
-            shared=tuple(shared), copied_from=origin[0] if origin else None)
+            shared=tuple(shared), copied_from=origin[0] if origin else None,
+            dropped_sets=tuple(fs.feature_set_id for fs in derived))
 
     def refuse_if_held(self, product_id: str) -> None:
-        """A StoreError naming the sessions whose scope holds the product, if any."""
+        """A StoreError naming the sessions whose scope holds the product, or that use a
+        feature set computed from it, if any."""
         users = self.sessions_holding(product_id)
         if not users:
+            self._refuse_if_features_used(product_id)
             return
         named = ", ".join(f"{sid} ({name}{', archived' if st == 'archived' else ''})"
                           for sid, name, st in users[:5])
@@ -187,10 +196,25 @@ class CatalogMixin(StoreBase):
             "those sessions first if they can go (eominer session archive SID, then "
             "eominer session delete SID)")
 
+    def _refuse_if_features_used(self, product_id: str) -> None:
+        derived = {fs.feature_set_id for fs in self.feature_sets_from(product_id)}
+        if not derived:
+            return
+        users = [(sid, name, sets) for sid, name, fids in self.query(
+            "SELECT session_id, name, feature_set_ids FROM sessions ORDER BY created, "
+            "session_id") if (sets := sorted(derived & set(json.loads(fids))))]
+        if users:
+            named = ", ".join(f"{sid} ({name}: {', '.join(sets)})"
+                              for sid, name, sets in users[:5])
+            raise StoreError(
+                f"feature sets computed from product {product_id!r}'s pixels are used by "
+                f"{len(users)} session(s): {named}{' ...' if len(users) > 5 else ''}. "
+                "Removing the product drops those sets, and the sessions could not rank "
+                "again. Nothing was removed: delete those sessions first if they can go "
+                "(eominer session archive SID, then eominer session delete SID)")
+
     def sessions_holding(self, product_id: str) -> list[tuple[str, str, str]]:
         """(session id, name, status) of the sessions whose scope holds the product."""
-        import json
-
         return [(sid, name, status) for sid, name, status, pids in self.query(
             "SELECT session_id, name, status, product_ids FROM sessions "
             "ORDER BY created, session_id") if product_id in json.loads(pids)]

@@ -31,6 +31,10 @@ class FeatureSet:
         return len(self.columns)
 
 
+# the params that name the products a set is computed from (schema version 8's backfill)
+SOURCE_PARAMS = ("first", "second", "s1_first", "s1_second", "on")
+
+
 def feature_set_id(name: str, version: int, params: dict[str, Any]) -> str:
     """Stable id: changed parameters give a new id, so old rows never mix with new ones."""
     digest = hashlib.sha1(
@@ -101,21 +105,70 @@ def block_ranges(patch_ids: np.ndarray, values: np.ndarray,
 class FeaturesMixin(StoreBase):
     def register_feature_set(
         self, name: str, version: int, params: dict[str, Any], columns: Sequence[str],
-        sensor: str | None = None,
+        sensor: str | None = None, sources: Sequence[str] = (),
     ) -> FeatureSet:
-        """Create (or find) the feature set and its table; idempotent."""
+        """Create (or find) the feature set and its table; idempotent. `sources`: the
+        products whose pixels it is computed from besides its rows' own (a pair's other
+        date, a stack), recorded in `feature_set_sources` (also for a set that exists:
+        one made before version 8 gains them when its job is re-run)."""
         fs = self.planned_feature_set(name, version, params, columns, sensor)
-        if self.feature_set(fs.feature_set_id) is not None:
-            return fs
         fid = fs.feature_set_id
+        exists = self.feature_set(fid) is not None
+        if exists and not sources:
+            return fs
         with self.transaction():
-            self.execute(feature_table_ddl(fs.table_name, list(fs.columns)))
-            self.execute(
-                "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (fid, name, version, json.dumps(params, sort_keys=True, default=str),
-                 json.dumps(list(columns)), len(columns), fs.table_name, sensor, utcnow()),
-            )
+            if not exists:
+                self.execute(feature_table_ddl(fs.table_name, list(fs.columns)))
+                self.execute(
+                    "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (fid, name, version, json.dumps(params, sort_keys=True, default=str),
+                     json.dumps(list(columns)), len(columns), fs.table_name, sensor,
+                     utcnow()),
+                )
+            self._add_sources(fid, sources)
         return fs
+
+    def _add_sources(self, fid: str, sources: Sequence[str]) -> None:
+        """Record the products among `sources` (a file never ingested is not one)."""
+        have = set(self.feature_set_sources(fid))
+        for p in dict.fromkeys(sources):
+            if p in have or not self.query(
+                    "SELECT COUNT(*) FROM products WHERE product_id = ?", (p,))[0][0]:
+                continue
+            self.execute("INSERT INTO feature_set_sources VALUES (?, ?)", (fid, p))
+
+    def feature_set_sources(self, fid: str) -> list[str]:
+        """The products `fid` was computed from besides its rows' own (none recorded:
+        [])."""
+        return [r[0] for r in self.query(
+            "SELECT product_id FROM feature_set_sources WHERE feature_set_id = ? "
+            "ORDER BY product_id", (fid,))]
+
+    def feature_sets_from(self, product_id: str) -> list[FeatureSet]:
+        """The feature sets computed from the product's pixels for other products'
+        patches (its change pairs' sets, the time series of stacks it is in)."""
+        rows = self.query("SELECT feature_set_id FROM feature_set_sources WHERE "
+                          "product_id = ? ORDER BY feature_set_id", (product_id,))
+        return [fs for (fid,) in rows if (fs := self.feature_set(fid)) is not None]
+
+    def backfill_feature_set_sources(self) -> None:
+        """`feature_set_sources` from the product ids the sets' params name (the upgrade
+        to schema version 8): a change pair's dates (`first`, `second`, `s1_first`,
+        `s1_second`) and a time series' grid (`on`; the rest of its stack is named only
+        by a digest, and is recorded when `eominer timeseries` is re-run)."""
+        for fs in self.feature_sets():
+            self._add_sources(fs.feature_set_id, [
+                str(fs.params[k]) for k in SOURCE_PARAMS if fs.params.get(k)])
+
+    def drop_feature_set(self, fid: str) -> None:
+        """The set's table and every row that describes it (inside the caller's
+        transaction)."""
+        fs = self.feature_set(fid)
+        if fs is None:
+            return
+        for table in ("feature_ranges", "feature_set_sources", "feature_sets"):
+            self.execute(f"DELETE FROM {table} WHERE feature_set_id = ?", (fid,))
+        self.execute(f"DROP TABLE {fs.table_name}")
 
     def planned_feature_set(
         self, name: str, version: int, params: dict[str, Any], columns: Sequence[str],

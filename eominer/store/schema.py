@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -73,10 +73,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version 7 adds the table `database_paths` (created as a missing table; its first
     # row is written when the database is next opened)
     7: (),
+    # version 8 adds the table `feature_set_sources` (created as a missing table), filled
+    # from the product ids that the sets' params name by DATA_MIGRATIONS
+    8: (),
 }
 # Upgrades that compute rows from the data (a Store method, run by `init_schema` after
 # the DDL of that version, in the same transaction).
-DATA_MIGRATIONS: dict[int, str] = {6: "backfill_feature_ranges"}
+DATA_MIGRATIONS: dict[int, str] = {6: "backfill_feature_ranges",
+                                   8: "backfill_feature_set_sources"}
 
 # Patch ids per block of `feature_ranges` (2**16): a 10M-patch scope is ~150 blocks.
 RANGE_BLOCK_BITS = 16
@@ -295,6 +299,15 @@ TABLES: dict[str, str] = {
             min_value DOUBLE,
             max_value DOUBLE,
             PRIMARY KEY (feature_set_id, id_block, col_index)
+        )""",
+    # the products whose pixels a feature set was computed from, when they are not only
+    # the products of its rows (a change pair's second date, a time series' stack):
+    # removing one of them drops the set (eominer.removal)
+    "feature_set_sources": """
+        CREATE TABLE feature_set_sources (
+            feature_set_id VARCHAR(64) NOT NULL,
+            product_id VARCHAR(200) NOT NULL,
+            PRIMARY KEY (feature_set_id, product_id)
         )""",
     "product_pairs": """
         CREATE TABLE product_pairs (

@@ -124,6 +124,49 @@ def test_remove_takes_out_everything_computed_on_the_product(learn_store, oscd_d
     assert [p.product_id for p in store.product_list()] == [p2]
 
 
+def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
+        learn_store, oscd_db, tmp_path):
+    """`change p1 p2` stores its sets on p1's patches from both dates' pixels: removing
+    p2 drops them whole (and their index), p1 keeps its own features. While a session
+    uses one, the removal is refused and nothing goes."""
+    store, url = learn_store, learn_store.url
+    own_ards(store, tmp_path / "ard")
+    p1, p2 = oscd_db["product"], oscd_db["product2"]
+    r = run("change", p1, p2, "--method", "cva", "--db", url)
+    assert r.exit_code == 0, r.output
+    (pair,) = store.pairs(kind="change").to_pylist()
+    sets = sorted([params(pair)["feature_set_id"], params(pair)["tails_feature_set_id"]])
+    assert [f.feature_set_id for f in store.feature_sets_from(p2)] == sets
+    build_index(store, sets[0], ann.index_dir(store, sets[0], LEVEL), [p1])
+    s = Session.create(store, "roofs", "ana", "new_construction", [p1], LEVEL,
+                       [oscd_db["fs"], sets[0]])
+    before = counts(store, p1), counts(store, p2)
+    r = run("products", "remove", p2, "--yes", "--db", url)
+    assert r.exit_code != 0
+    assert (f"computed from product '{p2}''s pixels are used by 1 session(s): "
+            f"{s.session_id} (roofs: {sets[0]})") in str(r.exception)
+    assert (counts(store, p1), counts(store, p2)) == before
+    assert all(store.feature_set(f) is not None for f in sets)
+    archive(store, s.session_id, "ana")
+    assert run("session", "delete", s.session_id, "--user", "ana", "--yes", "--db",
+               url).exit_code == 0
+    fs_table = store.require_feature_set(oscd_db["fs"]).table_name
+    mine = f"SELECT COUNT(*) FROM {fs_table} WHERE patch_id IN (SELECT patch_id FROM " \
+           "patches WHERE product_id = ?)"
+    own_rows = store.query(mine, (p1,))[0][0]
+    assert own_rows > 0
+    r = run("products", "remove", p2, "--yes", "--db", url)
+    assert r.exit_code == 0, r.output
+    assert (f"dropped 2 feature set(s) computed from its pixels for other products' "
+            f"patches: {', '.join(sets)} (and 1 index folder(s))") in r.output
+    assert all(store.feature_set(f) is None for f in sets)
+    assert not ann.index_dir(store, sets[0], LEVEL).exists()
+    p1_rows = counts(store, p1)
+    assert p1_rows["patches"] == before[0]["patches"] and p1_rows["pairs"] == 0
+    assert p1_rows["features"] < before[0]["features"]  # the change sets' rows went
+    assert store.query(mine, (p1,))[0][0] == own_rows
+
+
 def test_refusals_remove_nothing(learn_store, oscd_db, tmp_path):
     store, url = learn_store, learn_store.url
     own_ards(store, tmp_path / "ard")

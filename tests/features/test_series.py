@@ -177,3 +177,34 @@ def test_a_product_on_another_grid_is_resampled_onto_the_stacks(stack, monkeypat
         with pytest.raises(ConfigError, match="acquired at the same time"):
             run_series(store, [*ids[:20], c.product_id], num_workers=0)
     assert json.dumps(r.levels)  # plain numbers
+
+
+def test_removing_a_product_of_the_stack_drops_its_series(stack, tmp_path, capsys):
+    """The series' sets live on the grid product's patches but come from every date's
+    pixels: `products remove` of another date drops both sets whole (a copy of the
+    stack's database, which keeps the ARD files its original names)."""
+    import shutil
+
+    url, home, ids, _ = stack
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(url.removeprefix("duckdb:///"), copy)
+    curl = f"duckdb:///{copy}"
+    with open_store(curl) as store:
+        r = run_series(store, ids[:5], levels=[20], num_workers=0)
+        sets = sorted([r.plan.temporal.feature_set_id, r.plan.breaks.feature_set_id])
+        assert all(store.feature_set_sources(f) == sorted(ids[:5]) for f in sets)
+        # the module's other tests' series hold ids[1] too, when they ran before
+        sourced = [f.feature_set_id for f in store.feature_sets_from(ids[1])]
+        assert set(sets) <= set(sourced)
+        others = {f.feature_set_id for f in store.feature_sets()} - set(sourced)
+    run = in_process(capsys)
+    out = run(["products", "remove", ids[1], "--yes", "--db", curl], home)
+    assert out.returncode == 0, out.stderr
+    assert f"dropped {len(sourced)} feature set(s) computed from its pixels for other " \
+           f"products' patches: {', '.join(sourced)}" in out.stdout
+    with open_store(curl, read_only=True) as store:
+        assert all(store.feature_set(f) is None for f in sourced)
+        assert store.product(ids[4]) is not None  # the grid's product stays
+        assert {f.feature_set_id for f in store.feature_sets()} == others
+    with open_store(url, read_only=True) as original:
+        assert Path(original.product(ids[1]).ard_path).is_file()  # named by the original

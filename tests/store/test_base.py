@@ -264,7 +264,7 @@ def test_version_1_database_is_upgraded_in_place(store):
     with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 7
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 7
+        assert SCHEMA_VERSION == 8
         # version 7: where the file is opened; an upgraded database is nobody's copy
         here = upgraded.file_path()  # None for a MonetDB server: no row
         assert upgraded.query("SELECT path FROM database_paths") == ([(here,)] if here else [])
@@ -404,10 +404,10 @@ def test_version_4_database_is_upgraded_in_place(store):
     _make_v4(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> 6 -> 7
+    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> 6 -> 7 -> 8
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (4,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 7
+        assert SCHEMA_VERSION == 8
         cols = [c for c, _ in ROUND_VERIFY_COLUMNS]
         rows = upgraded.query(f"SELECT {', '.join(cols)} FROM rounds ORDER BY round")
         assert [[v is None or v != v for v in r] for r in rows] == [[True] * len(cols)] * 2
@@ -432,6 +432,36 @@ def test_version_4_database_is_upgraded_in_place(store):
             upgraded.set_round_verification("s4", 2, {"n_labels": 3})
         upgraded.init_schema()  # idempotent
         assert upgraded.query("SELECT COUNT(*) FROM schema_version")[0][0] == 2
+
+
+def test_version_7_database_gains_the_sources_its_sets_name(store):
+    """A database of schema version 7 (today's less `feature_set_sources`) is upgraded
+    with the products that its sets' params name: a change pair's two dates, a time
+    series' grid; a set that names none, or a product not ingested, gets no row."""
+    from eominer.store import open_store
+    from tests.store.rows import T0, add_product
+
+    for p, first in (("P1", 1), ("P2", 101)):
+        add_product(store, p, T0, first)
+    change = store.register_feature_set("change_cva", 1, {"first": "P1", "second": "P2"},
+                                        ["p"], "S2")
+    series = store.register_feature_set("temporal", 1, {"on": "P2", "products_sha": "x"},
+                                        ["amp"], "S2")
+    gone = store.register_feature_set("diff_tails", 1, {"first": "P1", "second": "P0"},
+                                      ["t"], "S2")
+    own = store.register_feature_set("spectral", 1, {"bands": ["B02"]}, ["a"], "S2")
+    store.execute("DROP TABLE feature_set_sources")
+    store.execute("DELETE FROM schema_version WHERE version = 8")
+    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (7, "0.1.0", T0))
+    url = store.url
+    store.close()
+    with open_store(url) as upgraded:
+        assert [v for (v,) in upgraded.query(
+            "SELECT version FROM schema_version ORDER BY version")][-2:] == [7, 8]
+        assert upgraded.feature_set_sources(change.feature_set_id) == ["P1", "P2"]
+        assert upgraded.feature_set_sources(series.feature_set_id) == ["P2"]
+        assert upgraded.feature_set_sources(gone.feature_set_id) == ["P1"]
+        assert upgraded.feature_set_sources(own.feature_set_id) == []
 
 
 @pytest.mark.skipif("duckdb" not in ENGINES, reason="a DuckDB file, copied with cp")

@@ -123,3 +123,51 @@ def test_remove_product_takes_its_rows_and_leaves_the_others(store):
     with pytest.raises(StoreError, match="product 'P1' is not in"):
         store.remove_product("P1")
     assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 8
+
+
+def test_remove_product_drops_the_sets_computed_from_its_pixels(store):
+    """A change pair's set lives on its first date's patches and a time series' on its
+    grid's, but their values come from the other products' pixels too
+    (`feature_set_sources`): removing one of those drops the set whole, table and
+    rows, in the transaction; a set only on its own patches keeps the others' rows. A
+    session that uses such a set refuses the removal first."""
+    import numpy as np
+
+    from tests.store.rows import session_record
+
+    ids = {p: add_product(store, p, T0 + dt.timedelta(days=k), 1 + 100 * k)
+           for k, p in enumerate(("P1", "P2", "P3"))}
+    own = store.register_feature_set("spectral", 1, {}, ["a", "b"], "S2")
+    change = store.register_feature_set("change_cva", 1, {"first": "P1", "second": "P2"},
+                                        ["p"], "S2", sources=("P1", "P2"))
+    series = store.register_feature_set("temporal", 1, {"on": "P3"}, ["amp"], "S2",
+                                        sources=("P1", "P2", "P3", "not-ingested.tif"))
+    for p in ("P1", "P2", "P3"):
+        store.write_features(own, np.array(ids[p]), np.ones((len(ids[p]), 2), np.float32))
+    store.write_features(change, np.array(ids["P1"]), np.ones((8, 1), np.float32))
+    store.write_features(series, np.array(ids["P3"]), np.ones((8, 1), np.float32))
+    assert store.feature_set_sources(series.feature_set_id) == ["P1", "P2", "P3"]
+    # registered again (a re-run): idempotent, and a source named later is added
+    store.register_feature_set("temporal", 1, {"on": "P3"}, ["amp"], "S2", sources=("P2",))
+    assert store.feature_set_sources(series.feature_set_id) == ["P1", "P2", "P3"]
+    assert [f.feature_set_id for f in store.feature_sets_from("P2")] == sorted(
+        [change.feature_set_id, series.feature_set_id])
+    store.insert_session(session_record("S8", "ana", T0, product_ids=("P3",),
+                                        feature_set_ids=(series.feature_set_id,)))
+
+    with pytest.raises(StoreError, match=r"computed from product 'P2''s pixels are used by "
+                       rf"1 session\(s\): S8 \(find S8: {series.feature_set_id}\).*Nothing "
+                       "was removed"):
+        store.remove_product("P2")
+    assert store.product("P2") is not None and store.has_table(series.table_name)
+    store.delete_session("S8")
+    r = store.remove_product("P2")
+    assert r.dropped_sets == tuple(sorted([change.feature_set_id, series.feature_set_id]))
+    assert r.feature_rows == 8  # its own rows of `spectral`; the dropped sets' rows go whole
+    for fs in (change, series):
+        assert not store.has_table(fs.table_name) and store.feature_set(fs.feature_set_id) is None
+        for table in ("feature_sets", "feature_ranges", "feature_set_sources"):
+            assert store.query(f"SELECT COUNT(*) FROM {table} WHERE feature_set_id = ?",
+                               (fs.feature_set_id,))[0][0] == 0
+    assert store.query(f"SELECT COUNT(*) FROM {own.table_name}")[0][0] == 16
+    assert store.feature_sets_from("P1") == [] and store.remove_product("P1").dropped_sets == ()
