@@ -3,7 +3,9 @@ score, a COG score map per product, and STAC Items carrying the model's provenan
 Dissolved result polygons (area, patch count, mean score) in GeoJSON, GeoPackage,
 GeoParquet and FlatGeobuf with their STAC Item: `export_polygons` (polygon_export.py).
 
-Polygons are the patch boxes in WGS84 (lon/lat, EPSG:4326, as GeoJSON requires). The
+Polygons are the patch boxes in WGS84 (lon/lat, EPSG:4326, as GeoJSON requires; a box
+across 180 degrees is cut there into two parts, and a STAC bbox across it has west >
+east: eominer/antimeridian.py). The
 score map has one pixel per patch of the session's level, on the product's grid (its
 transform scaled by the patch size); nodata -1 where a patch is outside the scope.
 """
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eominer import antimeridian
 from eominer.errors import SessionError
 from eominer.learning.polygon_export import POLYGON_FORMATS, export_polygons
 from eominer.workspace import replaced_whole, scratch_path
@@ -66,18 +69,22 @@ def _product(session: Session, product_id: str) -> Product:
     return meta
 
 
-def _ring(b: tuple[float, float, float, float]) -> list[list[float]]:
-    x0, y0, x1, y1 = b
-    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+def _shape(b: tuple[float, float, float, float]) -> Any:
+    """A patch's lon/lat box, cut at 180 degrees when it runs past (grid.py)."""
+    from shapely import box
+
+    return antimeridian.cut(box(*b))
 
 
 def export_geojson(session: Session, path: str | Path, min_score: float = 0.0) -> Path:
     """FeatureCollection of patch polygons (WGS84) with label, score and provenance."""
+    from shapely.geometry import mapping
+
     feats = []
     for r in _records(session, min_score):
         props = {k: v for k, v in r.items() if k != "bbox"}
         feats.append({"type": "Feature", "id": r["patch_id"], "properties": props,
-                      "geometry": {"type": "Polygon", "coordinates": [_ring(r["bbox"])]}})
+                      "geometry": mapping(_shape(r["bbox"]))})
     path = Path(path)
     with replaced_whole(path) as partial:  # an earlier export stays whole until then
         partial.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
@@ -87,12 +94,14 @@ def export_geojson(session: Session, path: str | Path, min_score: float = 0.0) -
 def export_gpkg(session: Session, path: str | Path, min_score: float = 0.0) -> Path:
     """GeoPackage layer `<concept>` with the same polygons and fields (via pyogrio)."""
     import pyogrio.raw
-    from shapely import box, to_wkb
+    from shapely import to_wkb
 
     recs = _records(session, min_score)
     if not recs:
         raise SessionError(f"no patch scores >= {min_score}: nothing to export")
-    geoms = np.asarray([to_wkb(box(*r["bbox"])) for r in recs], dtype=object)
+    shapes = [_shape(r["bbox"]) for r in recs]
+    kind = antimeridian.geometry_type(shapes)
+    geoms = np.asarray(to_wkb(antimeridian.as_type(shapes, kind)), dtype=object)
     fields = ["patch_id", "product_id", "label", "score", "positive", "source",
               "session_id", "model_version"]
     data = [
@@ -108,7 +117,7 @@ def export_gpkg(session: Session, path: str | Path, min_score: float = 0.0) -> P
     path = Path(path)
     with replaced_whole(path) as partial:
         pyogrio.raw.write(str(partial), geoms, data, fields, crs="EPSG:4326",
-                          geometry_type="Polygon", driver="GPKG", layer=session.concept)
+                          geometry_type=kind, driver="GPKG", layer=session.concept)
     return path
 
 
@@ -172,7 +181,7 @@ def export_stac(session: Session, folder: str | Path, cogs: dict[str, Path] | No
         geom = wkt.loads(meta.footprint_wkt)
         item = pystac.Item(
             id=f"{pid}-{session.concept}-{session.session_id}",
-            geometry=geom.__geo_interface__, bbox=list(geom.bounds),
+            geometry=geom.__geo_interface__, bbox=antimeridian.bbox(geom),
             datetime=meta.acquired, properties={
                 "eominer:label": session.concept, "eominer:session_id": session.session_id,
                 "eominer:session_name": session.record.name,

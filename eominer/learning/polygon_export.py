@@ -3,6 +3,9 @@
 
 CRS: GeoJSON is always EPSG:4326 (RFC 7946). The other formats keep the products' own CRS
 when every polygon shares one (their areas can be measured on the file), else EPSG:4326.
+In lon/lat a polygon across 180 degrees is cut there into parts (a MultiPolygon), and
+the bboxes (GeoParquet's, the STAC Item's) run west > east across it
+(eominer/antimeridian.py).
 Every file has one feature per polygon with: polygon_id, product_id, label, level,
 patch_count, area_ha, mean_score, session_id, model_version, source, threshold.
 Nothing is written when there is no polygon (`polygons.py` says so first).
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eominer import antimeridian
 from eominer.errors import ExportError, require
 from eominer.learning.polygons import (
     Positives,
@@ -75,7 +79,7 @@ def export_polygons(session: Session, folder: str | Path,
         path = folder / f"{stem}{suffix}"
         with replaced_whole(path) as partial:  # an earlier export stays whole until then
             if name == "geojson":
-                geoms = [to_lonlat(p.geometry, p.crs) for p in polys]
+                geoms = [antimeridian.cut(to_lonlat(p.geometry, p.crs)) for p in polys]
                 _write_ogr(partial, driver, geoms, records, "EPSG:4326", stem)
             elif driver is not None:
                 _write_ogr(partial, driver, _in_crs(polys, crs), records, crs, stem)
@@ -118,7 +122,8 @@ def _common_crs(polys: list[ResultPolygon]) -> str:
 
 def _in_crs(polys: list[ResultPolygon], crs: str) -> list[Any]:
     """Native geometries when `crs` is the products' own, else lon/lat."""
-    return [to_lonlat(p.geometry, p.crs) if crs == "EPSG:4326" else p.geometry for p in polys]
+    return [antimeridian.cut(to_lonlat(p.geometry, p.crs)) if crs == "EPSG:4326"
+            else p.geometry for p in polys]
 
 
 def _write_ogr(path: Path, driver: str, geoms: list[Any], records: dict[str, np.ndarray],
@@ -126,9 +131,10 @@ def _write_ogr(path: Path, driver: str, geoms: list[Any], records: dict[str, np.
     pyogrio = require("pyogrio", "export", "writing polygons")
     import shapely
 
-    wkb = np.asarray(shapely.to_wkb(geoms), dtype=object)
+    kind = antimeridian.geometry_type(geoms)
+    wkb = np.asarray(shapely.to_wkb(antimeridian.as_type(geoms, kind)), dtype=object)
     pyogrio.raw.write(str(path), wkb, list(records.values()), list(records), crs=crs,
-                      geometry_type="Polygon", driver=driver, layer=layer)
+                      geometry_type=kind, driver=driver, layer=layer)
 
 
 def write_geoparquet(path: Path, geoms: list[Any], records: dict[str, np.ndarray],
@@ -140,11 +146,14 @@ def write_geoparquet(path: Path, geoms: list[Any], records: dict[str, np.ndarray
     import shapely
     from pyproj import CRS
 
-    ref = CRS.from_user_input("OGC:CRS84" if crs == "EPSG:4326" else crs)
-    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    lonlat = crs == "EPSG:4326"
+    ref = CRS.from_user_input("OGC:CRS84" if lonlat else crs)
+    # across 180 degrees a geographic bbox runs west > east (GeoParquet 1.1, as RFC 7946)
+    bounds = antimeridian.bbox(geoms) if lonlat else shapely.total_bounds(geoms).tolist()
+    types = sorted({g.geom_type for g in geoms}) or ["Polygon"]
     geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": {
-        "encoding": "WKB", "geometry_types": ["Polygon"], "crs": ref.to_json_dict(),
-        "bbox": [float(x0), float(y0), float(x1), float(y1)]}}}
+        "encoding": "WKB", "geometry_types": types, "crs": ref.to_json_dict(),
+        "bbox": [float(v) for v in bounds]}}}
     cols = {k: pa.array(v.tolist() if v.dtype == object else v) for k, v in records.items()}
     cols["geometry"] = pa.array(shapely.to_wkb(geoms).tolist(), pa.binary())
     table = pa.table(cols)
@@ -158,10 +167,8 @@ def _stac_item(session: Session, pos: Positives, polys: list[ResultPolygon], fol
     (session, model version and kind, feature sets, threshold, products and their dates),
     when (created), and the files as assets. Validated before it is written."""
     import pystac
-    import shapely
 
-    lonlat = [to_lonlat(p.geometry, p.crs) for p in polys]
-    bounds = [float(v) for v in shapely.total_bounds(lonlat)]
+    bounds = antimeridian.bbox([to_lonlat(p.geometry, p.crs) for p in polys])
     dates = sorted(m.acquired for pid in session.product_ids
                    if (m := session.store.product(pid)) is not None and m.acquired)
     fitted = [r for r in session.rounds() if r.fitted]
@@ -180,7 +187,8 @@ def _stac_item(session: Session, pos: Positives, polys: list[ResultPolygon], fol
     start = dates[0] if dates else utcnow()
     end = dates[-1] if dates else start
     item = pystac.Item(
-        id=stem, geometry=shapely.box(*bounds).__geo_interface__, bbox=bounds, datetime=None,
+        id=stem, geometry=antimeridian.bbox_polygon(bounds).__geo_interface__, bbox=bounds,
+        datetime=None,
         start_datetime=start.replace(tzinfo=dt.UTC),
         end_datetime=end.replace(tzinfo=dt.UTC), properties=props)
     for path in files:

@@ -114,3 +114,101 @@ def test_patch_boxes_stay_a_patch_wide_and_areas_on_either_side_select_theirs(
         kept = store.lonlat_boxes(LEVEL, [pid], bbox=cut_east.bounds)["patch_id"].to_numpy()
         assert set(kept.tolist()) >= east
         assert np.isin(straddling, kept).all()
+
+
+def test_exports_cut_shapes_at_180_and_their_bboxes_run_west_to_east(
+        across, monkeypatch, tmp_path):
+    """Every exported lon/lat shape lies in [-180, 180] (RFC 7946, 3.1.9): a patch box,
+    or a result polygon, across 180 is written as two parts whose areas add up to its
+    own; the bboxes of the STAC Items and of the GeoParquet run west > east across it.
+    Before, a straddling box was written with longitudes past 180 and a dissolved
+    polygon with vertices at 179.9 and -179.9 (a polygon around the world)."""
+    import json
+
+    import pyogrio
+    from pyproj import Geod
+    from shapely import get_coordinates
+    from shapely.geometry import shape
+
+    from eominer.learning import export
+
+    url, pid, home = across
+    monkeypatch.setenv("EOMINER_HOME", str(home))
+    geod = Geod(ellps="WGS84")
+
+    def area_ha(g) -> float:
+        return abs(geod.geometry_area_perimeter(g)[0]) / 1e4
+
+    with open_store(url) as store:
+        p = boxes(store, pid)
+        straddling = set(p["patch_id"][p["max_lon"] > 180].tolist())
+        s = Session.create(store, "reef", "ana", "marine_waters", [pid], LEVEL, ["spectral"])
+        ids = s.patch_ids
+        for i in ids[:2]:
+            s.label(int(i), 1, "ana")
+        for i in ids[-2:]:
+            s.label(int(i), -1, "ana")
+        s.run_round()
+        fc = json.loads(export.export_geojson(s, tmp_path / "p.geojson").read_text())
+        feats = {f["properties"]["patch_id"]: shape(f["geometry"]) for f in fc["features"]}
+        assert len(feats) == len(ids)
+        assert all(abs(get_coordinates(g)[:, 0]).max() <= 180 for g in feats.values())
+        cut = {i for i, g in feats.items() if g.geom_type == "MultiPolygon"}
+        assert cut == straddling and all(len(feats[i].geoms) == 2 for i in cut)
+        i = min(cut)
+        (b,) = store.query("SELECT min_lon, min_lat, max_lon, max_lat FROM patches WHERE "
+                           "patch_id = ?", (i,))
+        assert b[2] > 180 and area_ha(feats[i]) == pytest.approx(area_ha(box(*b)), rel=1e-9)
+        info = pyogrio.read_info(export.export_gpkg(s, tmp_path / "p.gpkg"))
+        assert info["geometry_type"] == "MultiPolygon" and info["features"] == len(ids)
+        (item,) = export.export_stac(s, tmp_path / "stac")
+        west, south, east, north = json.loads(item.read_text())["bbox"]
+        assert 179.9 < west < 180 and -180 < east < -179.8  # west > east: across 180
+
+        # every patch positive: one result polygon, the whole grid across 180
+        paths = export.export_polygons(s, tmp_path / "poly", threshold=0.0)
+        (poly,) = json.loads(paths[0].read_text())["features"]
+        g = shape(poly["geometry"])
+        assert g.geom_type == "MultiPolygon" and len(g.geoms) == 2
+        assert abs(get_coordinates(g)[:, 0]).max() <= 180
+        # area_ha is measured in the product's UTM grid (docs: 10 m pixels); 3 degrees
+        # from zone 60's central meridian its scale factor makes it 0.18 % larger than
+        # the ellipsoid's area of the shape written (around the world before)
+        assert poly["properties"]["area_ha"] == pytest.approx(
+            len(ids) * (LEVEL * 10) ** 2 / 1e4, rel=1e-9)
+        assert area_ha(g) == pytest.approx(poly["properties"]["area_ha"], rel=3e-3)
+        stac = json.loads(paths[-1].read_text())
+        west, _, east, _ = stac["bbox"]
+        assert 179.9 < west < 180 and -180 < east < -179.8
+        assert shape(stac["geometry"]).geom_type == "MultiPolygon"
+
+
+def test_cut_and_bbox_of_lonlat_shapes():
+    """eominer.antimeridian on its own: continuous shapes past 180 (and the same shape
+    with wrapped vertices) are cut into parts in [-180, 180] with the same area; bboxes
+    take the shortest span of longitude; a shape away from 180 is left as it is."""
+    from pyproj import Geod
+
+    from eominer import antimeridian as am
+
+    geod = Geod(ellps="WGS84")
+    past = box(179.9, -17.0, 180.2, -16.9)
+    wrapped = Polygon([(179.9, -17.0), (-179.8, -17.0), (-179.8, -16.9), (179.9, -16.9)])
+    for g in (past, wrapped):
+        parts = am.cut(g)
+        assert parts.geom_type == "MultiPolygon" and len(parts.geoms) == 2
+        assert sorted(round(q.bounds[0], 9) for q in parts.geoms) == [-180.0, 179.9]
+        assert abs(geod.geometry_area_perimeter(parts)[0]) == pytest.approx(
+            abs(geod.geometry_area_perimeter(past)[0]), rel=1e-5)  # a vertex more on 180
+        assert am.bbox(g) == pytest.approx([179.9, -17.0, -179.8, -16.9])
+        assert am.bbox_polygon(am.bbox(g)).equals(parts)
+    assert am.bbox(am.cut(past)) == pytest.approx([179.9, -17.0, -179.8, -16.9])
+    inside = box(10.0, 45.0, 11.0, 46.0)
+    assert am.cut(inside) is inside and am.bbox(inside) == [10.0, 45.0, 11.0, 46.0]
+    assert am.bbox(box(179.5, 0, 180, 1)) == [179.5, 0.0, 180.0, 1.0]  # ends on 180
+    # far apart: Europe and Alaska are nearer across 180 than across 0
+    assert am.bbox([inside, box(-150.0, 60.0, -140.0, 61.0)]) == [-150.0, 45.0, 11.0, 61.0]
+    assert am.bbox([box(170.0, 0, 171.0, 1), box(-160.0, 0, -159.0, 1)]) == [
+        170.0, 0.0, -159.0, 1.0]
+    assert am.geometry_type([inside, am.cut(past)]) == "MultiPolygon"
+    assert [g.geom_type for g in am.as_type([inside], "MultiPolygon")] == ["MultiPolygon"]
