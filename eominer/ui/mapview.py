@@ -31,12 +31,14 @@ from eominer.ui.layers import (
 from eominer.ui.state import AppState, Soon
 from eominer.ui.thumbnails import product_stretch
 from eominer.ui.webmercator import (
-    MERCATOR,
+    Frame,
     MercatorLayer,
+    map_frames,
     mercator_bounds,
     mercator_layer,
     selected_patches,
     shape_of,
+    suggested_transform,
     to_lonlat,
     view_layer,
     warp_view,
@@ -217,6 +219,7 @@ class MapView(Viewer):
         self._extent: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
         self._change_cache: dict[str, tuple | None] = {}
         self._scope_ids: tuple[str, ...] | None = None  # the products of the last scope
+        self._frames: dict[str, Frame] = {}  # each product's on this map (map_frames)
         self._bases_key: tuple | None = None  # what the images on the map were drawn for
         self._shape = None  # the box / lasso / polygon waiting for a decision (3857)
         self._pending = np.empty(0, np.int64)
@@ -309,7 +312,8 @@ class MapView(Viewer):
         if ids != self._scope_ids:
             self._scope_ids = ids
             self._change_cache = {}
-            bounds = [mercator_bounds(p.crs, p.bounds) for p in products]
+            self._frames = dict(zip(ids, map_frames(products)))
+            bounds = [mercator_bounds(self._frames[p.product_id], p.bounds) for p in products]
             if bounds:
                 b = np.asarray(bounds)
                 self._extent = (float(b[:, 0].min()), float(b[:, 1].min()),
@@ -338,6 +342,10 @@ class MapView(Viewer):
         if self._hover is not None:  # the hover's "change" row goes with the layer
             self._hover.tooltips = self._hover_rows()
 
+    def _frame(self, product: Product) -> Frame:
+        """The product's frame on this map (map_frames), EPSG:3857 when unknown."""
+        return self._frames.get(product.product_id) or Frame(product.crs)
+
     def layers(self) -> list[MercatorLayer]:
         """The session's patch grids in 3857 (index maps built once per session)."""
         s = self.state
@@ -354,7 +362,7 @@ class MapView(Viewer):
                 except Exception as exc:  # a product without patches at this level
                     self.state.say(f"patch grid: {exc}", "error")
                     continue
-                self._layers.append(mercator_layer(p, g))
+                self._layers.append(mercator_layer(p, g, frame=self._frame(p)))
         return self._layers
 
     # ---- the figure -----------------------------------------------------------------
@@ -488,7 +496,7 @@ class MapView(Viewer):
 
         def one(p: Product):
             try:
-                return warp_view(p, fc, product_stretch(p, fc), view)
+                return warp_view(p, fc, product_stretch(p, fc), view, frame=self._frame(p))
             except Exception as exc:  # a vanished ARD file: say so, keep the app running
                 return exc
 
@@ -533,7 +541,7 @@ class MapView(Viewer):
     def _change_of(self, product: Product):
         """The change probability of `product` warped to 3857 (once per scope)."""
         from rasterio.transform import from_bounds
-        from rasterio.warp import Resampling, calculate_default_transform, reproject
+        from rasterio.warp import Resampling, reproject
 
         from eominer.ui.layers import change_layer
 
@@ -545,12 +553,12 @@ class MapView(Viewer):
             else:
                 data, (lf, b, r, t) = layer
                 h, w = data.shape
-                dst, dw, dh = calculate_default_transform(product.crs, MERCATOR, w, h,
-                                                          left=lf, bottom=b, right=r, top=t)
+                frame = self._frame(product)
+                dst, dw, dh = suggested_transform(frame, w, h, (lf, b, r, t))
                 out = np.full((dh, dw), np.nan, np.float32)
                 reproject(data, out, src_transform=from_bounds(lf, b, r, t, w, h),
-                          src_crs=product.crs, src_nodata=np.nan, dst_transform=dst,
-                          dst_crs=MERCATOR, dst_nodata=np.nan, resampling=Resampling.nearest)
+                          src_crs=frame.src, src_nodata=np.nan, dst_transform=dst,
+                          dst_crs=frame.dst, dst_nodata=np.nan, resampling=Resampling.nearest)
                 self._change_cache[pid] = (np.ascontiguousarray(out[::-1]), (
                     dst.c, dst.f + dh * dst.e, dst.c + dw * dst.a, dst.f))
         return self._change_cache[pid]

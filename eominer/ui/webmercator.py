@@ -14,11 +14,16 @@ together in EPSG:3857:
   reproject, whatever the number of patches (10M patches: ~1 MB a click, not 4);
 - clicks, boxes and lassos drawn in 3857 go back to patches: a point through pyproj into
   the product's CRS and its grid cell (`MercatorLayer.patch_at`), a shape against the
-  patch centres projected to 3857 once (`MercatorLayer.inside`, vectorised shapely).
+  patch centres projected to 3857 once (`MercatorLayer.inside`, vectorised shapely);
+- a map across 180 degrees (a product across it, or products on either side of it) runs
+  on past 180 instead of wrapping (`Frame`, `map_frames`): its products sit side by side,
+  as on the ground, and the basemap's tiles repeat there.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +36,11 @@ if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
 MERCATOR = "EPSG:3857"
+WORLD_X = 2 * 20037508.342789244  # one turn of the Earth along 3857's x, in metres
+# EPSG:3857 that does not wrap longitudes (PROJ's +over), moved east by x_0
+_MERCATOR_ON = ("+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0={x0!r} +y_0=0 "
+                "+k=1 +units=m +nadgrids=@null +over +no_defs")
+_LONLAT_ON = "+proj=longlat +datum=WGS84 +over +no_defs"  # WGS84 lon/lat, not wrapped
 MAX_OVERLAY_PX = 2048  # longest side of a whole-product index map
 OVERSAMPLE = 1.25  # whole-product index map: pixels per patch each way, at most
 # zoomed in, the view's overlay pixels per patch each way, at most: its colour edges lie
@@ -47,13 +57,93 @@ def _transformer(src, dst):
     return Transformer.from_crs(src, dst, always_xy=True)
 
 
-def mercator_bounds(crs: str, bounds: tuple[float, float, float, float],
+@dataclass(frozen=True)
+class Frame:
+    """How one product's CRS is drawn on the map: `src` to `dst`. Away from 180
+    degrees, the product's CRS to EPSG:3857. On a map across 180 both leave longitudes
+    unwrapped (+over), so a product across 180 stays one piece past x = 20,037 km, and
+    a product east of 180 (longitudes -180 .. 0) is drawn one turn of the Earth further
+    east (`dst`'s false easting), beside its neighbours west of 180."""
+
+    src: str
+    dst: str = MERCATOR
+
+    @property
+    def plain(self) -> bool:
+        return self.dst == MERCATOR
+
+
+def _unwrapped(crs: str) -> str:
+    """`crs` as a PROJ string whose longitudes are not wrapped to +-180 (+over)."""
+    from pyproj import CRS
+
+    with warnings.catch_warnings():  # what a PROJ string drops does not matter here
+        warnings.simplefilter("ignore", UserWarning)
+        return CRS.from_user_input(crs).to_proj4() + " +over"
+
+
+def _lon_range(product: Product) -> tuple[float, float]:
+    """West and east longitude of the product's box, continuous (past +-180 where it
+    crosses), from its edges densified."""
+    left, bottom, right, top = product.bounds
+    t = np.linspace(0.0, 1.0, 21)
+    xs = np.r_[left + t * (right - left), np.full(21, right), right - t * (right - left),
+               np.full(21, left)]
+    ys = np.r_[np.full(21, bottom), bottom + t * (top - bottom), np.full(21, top),
+               top - t * (top - bottom)]
+    lon, _ = _transformer(_unwrapped(product.crs), _LONLAT_ON).transform(xs, ys)
+    lon = np.asarray(lon)
+    return float(lon.min()), float(lon.max())
+
+
+def map_frames(products: Sequence[Product]) -> list[Frame]:
+    """Each product's frame on one map: EPSG:3857, unless the products together lie
+    across 180 degrees (one of them crosses it, or the shortest span of longitude that
+    holds them all does: `antimeridian.bbox`); then the unwrapped frames of `Frame`."""
+    import shapely
+
+    from eominer import antimeridian
+
+    plain = [Frame(p.crs) for p in products]
+    if not products:
+        return plain
+    spans = [_lon_range(p) for p in products]
+    west, _, east, _ = antimeridian.bbox([shapely.box(w, -1, e, 1) for w, e in spans])
+    if west <= east and all(e - w < 180 and w >= -180 and e <= 180 for w, e in spans):
+        return plain
+    return [Frame(_unwrapped(p.crs), _MERCATOR_ON.format(
+        x0=WORLD_X if (w + e) / 2 < 0 else 0.0)) for p, (w, e) in zip(products, spans)]
+
+
+def mercator_bounds(frame: Frame, bounds: tuple[float, float, float, float],
                     ) -> tuple[float, float, float, float]:
-    """left, bottom, right, top in EPSG:3857 of a box in `crs` (edges densified)."""
+    """left, bottom, right, top on the map of a box in the product's CRS (edges
+    densified)."""
     from rasterio.warp import transform_bounds
 
-    return tuple(float(v) for v in transform_bounds(crs, MERCATOR, *bounds,
+    return tuple(float(v) for v in transform_bounds(frame.src, frame.dst, *bounds,
                                                     densify_pts=21))  # type: ignore[return-value]
+
+
+def suggested_transform(frame: Frame, cols: int, rows: int,
+                        bounds: tuple[float, float, float, float],
+                        resolution: float | None = None):
+    """(transform, width, height) of a north-up grid on the map that holds a raster of
+    cols x rows over `bounds` (its CRS): GDAL's suggestion for EPSG:3857; in an
+    unwrapped frame, which GDAL's suggestion wraps, the same rule by hand: the box of
+    the densified edges, and as many pixels along its diagonal as the raster has."""
+    from rasterio.transform import from_origin
+    from rasterio.warp import calculate_default_transform
+
+    left, bottom, right, top = bounds
+    if frame.plain:
+        return calculate_default_transform(
+            frame.src, MERCATOR, cols, rows, left=left, bottom=bottom, right=right, top=top,
+            **({} if resolution is None else {"resolution": (resolution, resolution)}))
+    x0, y0, x1, y1 = mercator_bounds(frame, bounds)
+    res = resolution or float(np.hypot(x1 - x0, y1 - y0) / np.hypot(cols, rows))
+    w, h = max(1, int(np.ceil((x1 - x0) / res))), max(1, int(np.ceil((y1 - y0) / res)))
+    return from_origin(x0, y1, res, res), w, h
 
 
 def _for_the_browser(ids: np.ndarray) -> np.ndarray:
@@ -91,12 +181,13 @@ class GridPolynomial:
 
     @classmethod
     def fit(cls, product: Product, grid: PatchGrid, degree: int = HOVER_DEGREE,
-            n: int = 33) -> GridPolynomial:
+            n: int = 33, frame: Frame | None = None) -> GridPolynomial:
         """Least squares on an n x n lattice of grid positions (corners included),
         checked on the (n - 1) x (n - 1) lattice between them; the degree is raised
         until the check is within MAX_HOVER_ERROR patch (a product far larger than a
         tile)."""
-        tr = _transformer(product.crs, MERCATOR)
+        frame = frame or Frame(product.crs)
+        tr = _transformer(frame.src, frame.dst)
         left, bottom, right, top = grid.bounds
 
         def lattice(u: np.ndarray):
@@ -161,6 +252,11 @@ class MercatorLayer:
     _pixel_rows: np.ndarray | None = field(default=None, repr=False)
     _score_rows: np.ndarray | None = field(default=None, repr=False)
     _polynomial: GridPolynomial | None = field(default=None, repr=False)
+    frame: Frame = None  # type: ignore[assignment]  # None: the product's plain frame
+
+    def __post_init__(self) -> None:
+        if self.frame is None:
+            self.frame = Frame(self.product.crs)
 
     @property
     def product_id(self) -> str:
@@ -180,8 +276,8 @@ class MercatorLayer:
             out = np.full((h, w), -1, np.int32)
             reproject(cells, out, src_transform=from_bounds(left, bottom, right, top, g.cols,
                                                             g.rows),
-                      src_crs=self.product.crs, src_nodata=-1,
-                      dst_transform=from_bounds(*self.bounds, w, h), dst_crs=MERCATOR,
+                      src_crs=self.frame.src, src_nodata=-1,
+                      dst_transform=from_bounds(*self.bounds, w, h), dst_crs=self.frame.dst,
                       dst_nodata=-1, resampling=Resampling.nearest)
             self._index = np.where(out >= 0, out, self.pad)[::-1].reshape(-1).astype(np.int32)
         return self._index
@@ -239,13 +335,14 @@ class MercatorLayer:
     def polynomial(self) -> GridPolynomial:
         """3857 <-> grid polynomials of this layer's product grid (fitted once)."""
         if self._polynomial is None:
-            self._polynomial = GridPolynomial.fit(self.product, self.grid)
+            self._polynomial = GridPolynomial.fit(self.product, self.grid,
+                                                  frame=self.frame)
         return self._polynomial
 
     def cell_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Grid cell (row-major) under 3857 points, -1 outside the grid."""
         g = self.grid
-        px, py = _transformer(MERCATOR, self.product.crs).transform(
+        px, py = _transformer(self.frame.dst, self.frame.src).transform(
             np.asarray(x, np.float64), np.asarray(y, np.float64))
         left, bottom, right, top = g.bounds
         c = np.floor((px - left) / (right - left) * g.cols)
@@ -272,7 +369,7 @@ class MercatorLayer:
             left, bottom, right, top = g.bounds
             px = left + (c + 0.5) * (right - left) / g.cols
             py = top - (r + 0.5) * (top - bottom) / g.rows
-            x, y = _transformer(self.product.crs, MERCATOR).transform(px, py)
+            x, y = _transformer(self.frame.src, self.frame.dst).transform(px, py)
             self._centres = (ids.astype(np.int64), np.asarray(x), np.asarray(y))
         return self._centres
 
@@ -306,42 +403,35 @@ class MercatorLayer:
         y0, y1 = top - (r + 1) * dy, top - r * dy
         cx = np.stack([x0, x1, x1, x0], axis=1).ravel()
         cy = np.stack([y0, y0, y1, y1], axis=1).ravel()
-        mx, my = _transformer(self.product.crs, MERCATOR).transform(cx, cy)
+        mx, my = _transformer(self.frame.src, self.frame.dst).transform(cx, cy)
         mx, my = np.asarray(mx).reshape(-1, 4), np.asarray(my).reshape(-1, 4)
         return mx.tolist(), my.tolist(), found
 
 
 def mercator_layer(product: Product, grid: PatchGrid, max_px: int = MAX_OVERLAY_PX,
-                   oversample: float = OVERSAMPLE) -> MercatorLayer:
+                   oversample: float = OVERSAMPLE, frame: Frame | None = None,
+                   ) -> MercatorLayer:
     """`grid` in 3857: its box, and an image of square pixels a little smaller than a
     patch (`oversample`; at most `max_px` on the longest side) whose index map (each
     pixel's grid cell, `MercatorLayer.index`) is made when first asked for. Smaller than
     a patch, so that the pixel under a patch's centre is that patch (the UTM grid is
     turned by up to ~3 degrees in 3857)."""
-    from rasterio.warp import calculate_default_transform
-
-    left, bottom, right, top = grid.bounds
-    one, w, h = calculate_default_transform(product.crs, MERCATOR, grid.cols, grid.rows,
-                                            left=left, bottom=bottom, right=right, top=top)
+    frame = frame or Frame(product.crs)
+    one, w, h = suggested_transform(frame, grid.cols, grid.rows, grid.bounds)
     res = max(abs(one.a), abs(one.e)) / oversample
     res = max(res, res * max(w, h) * oversample / max_px)
-    dst, w, h = calculate_default_transform(
-        product.crs, MERCATOR, grid.cols, grid.rows, left=left, bottom=bottom, right=right,
-        top=top, resolution=(res, res))
+    dst, w, h = suggested_transform(frame, grid.cols, grid.rows, grid.bounds, res)
     b = (dst.c, dst.f + h * dst.e, dst.c + w * dst.a, dst.f)
     return MercatorLayer(product, grid, (float(b[0]), float(min(b[1], b[3])), float(b[2]),
-                                         float(max(b[1], b[3]))), (h, w))
+                                         float(max(b[1], b[3]))), (h, w), frame=frame)
 
 
 def fine_resolution(product: Product, grid: PatchGrid,
-                    oversample: float = OVERSAMPLE) -> float:
+                    oversample: float = OVERSAMPLE, frame: Frame | None = None) -> float:
     """The finest overlay pixel worth drawing, in 3857 metres: `oversample` pixels per
     patch each way, so that the pixel under a patch's centre is that patch."""
-    from rasterio.warp import calculate_default_transform
-
-    left, bottom, right, top = grid.bounds
-    one, _, _ = calculate_default_transform(product.crs, MERCATOR, grid.cols, grid.rows,
-                                            left=left, bottom=bottom, right=right, top=top)
+    one, _, _ = suggested_transform(frame or Frame(product.crs), grid.cols, grid.rows,
+                                    grid.bounds)
     return max(abs(one.a), abs(one.e)) / oversample
 
 
@@ -366,14 +456,14 @@ def view_layer(layer: MercatorLayer, view: tuple[float, float, float, float] | N
         return None
     sw, sh = max(1, int(screen[0])), max(1, int(screen[1]))
     res = max((v[2] - v[0]) / sw, (v[3] - v[1]) / sh,
-              fine_resolution(layer.product, g, oversample))
+              fine_resolution(layer.product, g, oversample, layer.frame))
     w, h = max(1, int(np.ceil((x1 - x0) / res))), max(1, int(np.ceil((y1 - y0) / res)))
     x1, y0 = x0 + w * res, y1 - h * res  # whole pixels from the top-left corner
     # the grid cells under the view (one cell of margin), in the product's CRS
     left, bottom, right, top = g.bounds
     dx, dy = (right - left) / g.cols, (top - bottom) / g.rows
-    sx0, sy0, sx1, sy1 = transform_bounds(MERCATOR, layer.product.crs, x0, y0, x1, y1,
-                                          densify_pts=21)
+    sx0, sy0, sx1, sy1 = transform_bounds(layer.frame.dst, layer.frame.src, x0, y0, x1,
+                                          y1, densify_pts=21)
     c0 = int(np.clip(np.floor((sx0 - left) / dx) - 1, 0, g.cols - 1))
     c1 = int(np.clip(np.ceil((sx1 - left) / dx) + 1, c0 + 1, g.cols))
     r0 = int(np.clip(np.floor((top - sy1) / dy) - 1, 0, g.rows - 1))
@@ -382,16 +472,17 @@ def view_layer(layer: MercatorLayer, view: tuple[float, float, float, float] | N
              + np.arange(c0, c1, dtype=np.int32)[None, :])
     out = np.full((h, w), -1, np.int32)
     reproject(cells, out, src_transform=from_origin(left + c0 * dx, top - r0 * dy, dx, dy),
-              src_crs=layer.product.crs, src_nodata=-1,
-              dst_transform=from_origin(x0, y1, res, res), dst_crs=MERCATOR, dst_nodata=-1,
-              resampling=Resampling.nearest)
+              src_crs=layer.frame.src, src_nodata=-1,
+              dst_transform=from_origin(x0, y1, res, res), dst_crs=layer.frame.dst,
+              dst_nodata=-1, resampling=Resampling.nearest)
     index = np.where(out >= 0, out, layer.pad)[::-1].reshape(-1).astype(np.int32)
     return MercatorLayer(layer.product, g, (float(x0), float(y0), float(x1), float(y1)),
-                         (h, w), index)
+                         (h, w), index, frame=layer.frame)
 
 
 def warp_view(product: Product, false_colour: bool, stretch,
               view: tuple[float, float, float, float] | None, screen_px: int = MAX_SCREEN_PX,
+              frame: Frame | None = None,
               ) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
     """The product's colour image over the visible 3857 box `view` (None: all of it) at
     about `screen_px` pixels across the view: (rows, cols) uint32 RGBA bottom row first
@@ -399,7 +490,8 @@ def warp_view(product: Product, false_colour: bool, stretch,
     from rasterio.transform import from_bounds
     from rasterio.warp import Resampling, reproject, transform_bounds
 
-    full = mercator_bounds(product.crs, product.bounds)
+    frame = frame or Frame(product.crs)
+    full = mercator_bounds(frame, product.bounds)
     v = full if view is None else view
     x0, y0 = max(full[0], v[0]), max(full[1], v[1])
     x1, y1 = min(full[2], v[2]), min(full[3], v[3])
@@ -408,15 +500,15 @@ def warp_view(product: Product, false_colour: bool, stretch,
     res = max(v[2] - v[0], v[3] - v[1]) / screen_px
     w = int(min(MAX_SCREEN_PX, max(2, np.ceil((x1 - x0) / res))))
     h = int(min(MAX_SCREEN_PX, max(2, np.ceil((y1 - y0) / res))))
-    sx0, sy0, sx1, sy1 = transform_bounds(MERCATOR, product.crs, x0, y0, x1, y1,
+    sx0, sy0, sx1, sy1 = transform_bounds(frame.dst, frame.src, x0, y0, x1, y1,
                                           densify_pts=21)
     data, sb = read_view(product, colour_bands(product, false_colour), (sx0, sx1), (sy0, sy1),
                          max_px=int(max(w, h) * 1.5) + 1)
     rgba = np.moveaxis(to_rgb(data, stretch), -1, 0)
     out = np.zeros((4, h, w), np.uint8)
     reproject(rgba, out, src_transform=from_bounds(*sb, rgba.shape[2], rgba.shape[1]),
-              src_crs=product.crs, dst_transform=from_bounds(x0, y0, x1, y1, w, h),
-              dst_crs=MERCATOR, resampling=Resampling.nearest)
+              src_crs=frame.src, dst_transform=from_bounds(x0, y0, x1, y1, w, h),
+              dst_crs=frame.dst, resampling=Resampling.nearest)
     img = np.ascontiguousarray(np.moveaxis(out, 0, -1)[::-1])
     return img.view(np.uint32).reshape(h, w), (x0, y0, x1, y1)
 
@@ -447,16 +539,19 @@ def shape_of(geometry: dict) -> BaseGeometry | None:
 
 def to_lonlat(shape: BaseGeometry) -> BaseGeometry:
     """A 3857 shape in EPSG:4326 (edges densified first: a straight line on the map stays
-    that line on the ground)."""
+    that line on the ground). Past x = 20,037 km (a map across 180) the longitudes run
+    on past 180, as `aoi.as_aoi` takes them."""
     import shapely
 
     x0, y0, x1, y1 = shape.bounds
     dense = shapely.segmentize(shape, max(x1 - x0, y1 - y0) / 100 or 1.0)
-    tr = _transformer(MERCATOR, "EPSG:4326")
+    tr = _transformer(_MERCATOR_ON.format(x0=0.0), _LONLAT_ON)
     return shapely.transform(dense, lambda xy: np.column_stack(tr.transform(xy[:, 0],
                                                                             xy[:, 1])))
 
 
 def from_lonlat(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x, y = _transformer("EPSG:4326", MERCATOR).transform(np.asarray(lon), np.asarray(lat))
+    """3857 x, y of longitudes and latitudes (past 180: past x = 20,037 km)."""
+    x, y = _transformer(_LONLAT_ON, _MERCATOR_ON.format(x0=0.0)).transform(
+        np.asarray(lon), np.asarray(lat))
     return np.asarray(x), np.asarray(y)

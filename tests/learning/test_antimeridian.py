@@ -212,3 +212,48 @@ def test_cut_and_bbox_of_lonlat_shapes():
         170.0, 0.0, -159.0, 1.0]
     assert am.geometry_type([inside, am.cut(past)]) == "MultiPolygon"
     assert [g.geom_type for g in am.as_type([inside], "MultiPolygon")] == ["MultiPolygon"]
+
+
+def test_the_app_map_draws_a_product_across_180_in_one_piece(across, monkeypatch):
+    """The app's map of the session (eominer.ui.mapview, no browser): the product's
+    extent is its 15 km across the line, not the world; its image and its score overlay
+    are drawn, and each patch centre shows that patch's score. In EPSG:3857 as it wraps,
+    the map's extent was the whole world (-20,037 km .. 20,037 km) and GDAL's suggested
+    overlay for the product 1086 x 0 px."""
+    from eominer.learning.taxonomy import ensure_taxonomy
+    from eominer.ui.mapview import MapView
+    from eominer.ui.state import AppState
+    from eominer.ui.webmercator import WORLD_X
+
+    url, pid, home = across
+    monkeypatch.setenv("EOMINER_HOME", str(home))
+    with open_store(url) as store:
+        ensure_taxonomy(store)
+        state = AppState(store, user="ana")
+        view = MapView(state=state)
+        state.param.update(product_ids=[pid], level=LEVEL, concept="marine_waters",
+                           feature_set_ids=store.covering_feature_sets([pid], LEVEL))
+        state.start_session()
+        assert state.session is not None, state.message
+        x0, y0, x1, y1 = view._extent
+        left, _, right, _ = store.product(pid).bounds
+        assert x0 < WORLD_X / 2 < x1  # scale 1.046 at 17 S, the grid turned 1 degree
+        assert 1.0 * (right - left) < x1 - x0 < 1.1 * (right - left)
+        (lay,) = view.layers()
+        assert lay.shape[0] > 20 and lay.shape[1] > 20
+        view.fit(view._extent)
+        scores = np.random.default_rng(5).random(len(state.session.patch_ids))
+        state.scores = scores.astype(np.float32)
+        state.scores_version += 1
+        d = view._overlay_src.data
+        assert d["product"] == [pid]
+        img, px0, py0 = d["image"][0], d["x"][0], d["y"][0]
+        ids, x, y = lay.centres()
+        assert (x > WORLD_X / 2).any() and (x < WORLD_X / 2).any()
+        pos = np.searchsorted(state.session.patch_ids, ids)
+        rows = ((y - py0) / d["dh"][0] * img.shape[0]).astype(int)
+        cols = ((x - px0) / d["dw"][0] * img.shape[1]).astype(int)
+        want = (np.clip(scores[pos], 0, 1) * 254 + 1.5).astype(np.uint8)
+        assert (img[rows, cols] == want).mean() > 0.95  # a centre near a pixel edge aside
+        base = view._base_src.data
+        assert base["image"] and (base["image"][0] != 0).mean() > 0.9  # the bands drawn

@@ -473,3 +473,80 @@ def test_where_product_boxes_overlap_only_the_grids_under_the_mouse_have_a_toolt
                 for pid, product in got:
                     lay = a if product == a.product_id else b
                     assert pid == str(lay.patch_at(x, y)), (x, y, tip)
+
+
+@pytest.fixture(scope="module")
+def across_180():
+    """A product of UTM 60S whose 4 km of columns cross 180 degrees at 17 S (Fiji), and
+    one of UTM 1S starting 500 m east of its east edge: one map, with their frames."""
+    from pyproj import Transformer
+
+    from eominer.ui.webmercator import map_frames, mercator_layer
+
+    x180, y = Transformer.from_crs(4326, 32760, always_xy=True).transform(180.0, -16.9)
+    a = product_and_grid("UTM60", 32760, round(x180) - 3000.0, round(y), 40, 50, 1000)
+    east, north = a[1].bounds[2], a[1].bounds[3]
+    lon, lat = Transformer.from_crs(32760, 4326, always_xy=True).transform(east, north)
+    x, y1 = Transformer.from_crs(4326, 32701, always_xy=True).transform(lon, lat)
+    b = product_and_grid("UTM01", 32701, round(x) + 500.0, round(y1) + 600.0, 30, 60, 5000, 3)
+    frames = map_frames([a[0], b[0]])
+    return [mercator_layer(*pg, frame=f) for pg, f in zip((a, b), frames)]
+
+
+def map_x(lay, cell: int) -> tuple[float, float]:
+    """A cell centre on a map across 180, found independently: EPSG:3857 with pyproj,
+    moved one turn of the Earth east where it is east of 180 (x < 0)."""
+    from eominer.ui.webmercator import WORLD_X
+
+    x, y = centre_3857(lay, cell)
+    return x + (WORLD_X if x < 0 else 0.0), y
+
+
+def test_a_map_across_180_keeps_its_products_side_by_side(across_180, two_zones):
+    """EPSG:3857 wraps at 180 degrees: the UTM 60 product's box ran from -20,037 km to
+    +20,037 km (around the world, GDAL's suggested overlay 1086 x 0 px) and the UTM 1
+    product sat 40,075 km away from it. On a map across 180 both run on past it: 4 km
+    wide, side by side; clicks, the hover, the index map and a box drawn across the
+    line name the patches that pyproj finds."""
+    import shapely
+
+    from eominer.learning.aoi import as_aoi
+    from eominer.ui.webmercator import (
+        MERCATOR,
+        WORLD_X,
+        Frame,
+        map_frames,
+        selected_patches,
+        to_lonlat,
+    )
+
+    a, b = across_180
+    half = WORLD_X / 2
+    assert a.bounds[0] < half < a.bounds[2] and 4000 < a.bounds[2] - a.bounds[0] < 4500
+    assert 0 < b.bounds[0] - a.bounds[2] < 1000  # 500 m on the ground, boxes turned
+    assert b.frame.dst != a.frame.dst and not a.frame.plain
+    # maps that do not cross keep EPSG:3857 itself
+    assert [f.dst for f in map_frames([lay.product for lay in two_zones])] == [MERCATOR] * 2
+    assert map_frames([b.product]) == [Frame(b.product.crs)]
+    rng = np.random.default_rng(1)
+    for lay in (a, b):
+        h, w = lay.shape
+        lf, bt, r, t = lay.bounds
+        for cell in rng.choice(lay.grid.rows * lay.grid.cols, 40, replace=False).tolist():
+            x, y = map_x(lay, cell)
+            assert lay.patch_at(x, y) == int(lay.grid.patch_ids[cell])
+            col, row = lay.polynomial.grid_at(np.array([x]), np.array([y]))
+            assert (int(row[0]) * lay.grid.cols + int(col[0])) == cell  # the hover's
+            assert lay.index[int((y - bt) / (t - bt) * h) * w + int((x - lf) / (r - lf) * w)
+                             ] == cell
+    # a box across the line, over both products
+    cy = (max(a.bounds[1], b.bounds[1]) + min(a.bounds[3], b.bounds[3])) / 2
+    drawn = shapely.box(half - 1500, cy - 1000, b.bounds[0] + 1500, cy + 1000)
+    want = {int(lay.grid.patch_ids[c]) for lay in (a, b) for c in lay.grid.flat.tolist()
+            if drawn.contains(shapely.Point(*map_x(lay, c)))}
+    assert {i // 5000 for i in want} == {0, 1}  # a's ids from 1000, b's from 5000
+    assert selected_patches([a, b], drawn).tolist() == sorted(want)
+    # as an area of interest: longitudes past 180, cut into its two parts
+    aoi = as_aoi(to_lonlat(drawn)).geometry
+    assert aoi.geom_type == "MultiPolygon" and len(aoi.geoms) == 2
+    assert sorted(round(g.bounds[0]) for g in aoi.geoms) == [-180, 180]
