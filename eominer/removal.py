@@ -41,6 +41,8 @@ class Removal:
     files: tuple[str, ...]  # files deleted (the ARD, pair layers)
     kept: tuple[str, ...] = ()  # files kept: the original of this copied database names them
     index_folders: int = 0  # indexes of the feature sets dropped with it
+    # saved classifiers trained on those sets: kept (the history), no longer applicable
+    stranded_models: tuple[str, ...] = ()
 
 
 def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
@@ -63,8 +65,19 @@ def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
         files = [f for f in ours if _unlink(f)]  # never a source
         kept = tuple(f for f in removed.shared if Path(f).is_file())
         folders = _drop_indexes(store, removed.dropped_sets)
-        out.append(Removal(removed, shards, tuple(files), kept, folders))
+        out.append(Removal(removed, shards, tuple(files), kept, folders,
+                           _models_on(store, removed.dropped_sets)))
     return out
+
+
+def _models_on(store: Store, feature_set_ids: Sequence[str]) -> tuple[str, ...]:
+    """The saved classifiers trained on any of `feature_set_ids`."""
+    from eominer.learning.saved import classifiers
+
+    if not feature_set_ids:
+        return ()
+    return tuple(m["model_id"] for m in classifiers(store)
+                 if set(m["params"].get("feature_set_ids", ())) & set(feature_set_ids))
 
 
 def _drop_indexes(store: Store, feature_set_ids: Sequence[str]) -> int:

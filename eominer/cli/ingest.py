@@ -253,6 +253,10 @@ def remove(ctx: click.Context, product_ids: tuple[str, ...], yes: bool, db: str 
                            f"pixels for other products' patches: {', '.join(d.dropped_sets)}"
                            + (f" (and {r.index_folders} index folder(s))"
                               if r.index_folders else ""))
+            if r.stranded_models:
+                click.echo(f"saved model(s) {', '.join(r.stranded_models)} were trained on "
+                           "those sets: their rows stay, but they can no longer be applied "
+                           "(re-run eominer change / timeseries, then train a new session)")
             if r.kept:
                 click.echo(f"kept {len(r.kept)} file(s) that {d.copied_from} names too (this "
                            f"database is a copy of it): {', '.join(r.kept)}")

@@ -15,6 +15,7 @@ from eominer.evaluation.patches import pair_stats
 from eominer.io.ard import read_ard
 from eominer.learning import ann
 from eominer.learning.manage import archive
+from eominer.learning.saved import save_model
 from eominer.learning.search import save_search, search
 from eominer.learning.session import Session
 
@@ -140,6 +141,10 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
     build_index(store, sets[0], ann.index_dir(store, sets[0], LEVEL), [p1])
     s = Session.create(store, "roofs", "ana", "new_construction", [p1], LEVEL,
                        [oscd_db["fs"], sets[0]])
+    for i, patch in enumerate(s.patch_ids[:4].tolist()):
+        s.label(int(patch), 1 if i < 2 else -1, "ana")
+    s.run_round()
+    model = save_model(s).model_id  # a classifier on the change set, kept after the session
     before = counts(store, p1), counts(store, p2)
     r = run("products", "remove", p2, "--yes", "--db", url)
     assert r.exit_code != 0
@@ -159,6 +164,8 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
     assert r.exit_code == 0, r.output
     assert (f"dropped 2 feature set(s) computed from its pixels for other products' "
             f"patches: {', '.join(sets)} (and 1 index folder(s))") in r.output
+    assert f"saved model(s) {model} were trained on those sets" in r.output
+    assert store.model(model) is not None  # its row stays: what was done
     assert all(store.feature_set(f) is None for f in sets)
     assert not ann.index_dir(store, sets[0], LEVEL).exists()
     p1_rows = counts(store, p1)
