@@ -119,7 +119,7 @@ def build_fused_features(
               "descriptors": descriptor_identity()}
     fs = store.register_feature_set(
         FUSED_NAME, FUSED_VERSION, params, [*S2_FEATURE_NAMES, *S1_FEATURE_NAMES, "s2_usable"],
-        sensor="S1+S2",
+        sensor="S1+S2", sources=[p["s1_id"] for p in pairs],  # the S2 rows' S1 partners
     )
     total = 0
     for pair in pairs:
@@ -188,7 +188,8 @@ def fuse_feature_sets(
               "s1": fs1.feature_set_id}
     cols = [f"s2_{c}" for c in fs2.columns] + [f"s1_{c}" for c in fs1.columns] + ["s2_usable"]
     name = f"fused_{fs2.name}_{fs1.name}"[:64]
-    out = store.register_feature_set(name, FUSED_VERSION, params, cols, sensor="S1+S2")
+    out = store.register_feature_set(name, FUSED_VERSION, params, cols, sensor="S1+S2",
+                                     sources=[p["s1_id"] for p in pairs])
     total = 0
     for pair in pairs:
         ids2, ids1 = colocated(store, pair["s2_id"], pair["s1_id"], level)
