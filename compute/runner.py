@@ -241,6 +241,10 @@ def run_job(
     if not todo:
         return report
     before, tried = 0, {}  # tasks finished here, and tries had, before the rest went to Ray
+    crashed = died_in_process(store, todo) if in_process or measure else []
+    if crashed:  # a crash of the driver itself: this time the tasks go to workers
+        report.notes.append(crash_note(crashed, moved=measure))
+        measure = False
     if in_process or measure:
         _schedule(store, spec, report, todo)
         local = _InProcess(store, spec, todo, retries, report, on_task, on_finish,
@@ -268,6 +272,54 @@ def run_job(
         finally:
             report.seconds = time.perf_counter() - t0
     return report
+
+
+def died_in_process(store: Store | None, tasks: Sequence[Task]) -> list[tuple[str, str]]:
+    """(task_id, worker) of the tasks that a driver of this machine was running when it
+    died: a crash in a library (a segfault in GDAL), the system killing it for memory,
+    kill -9. Its start marks name it (`_InProcess`), one task at a time: of a dead
+    driver's tasks still marked running, the one it started last was running (the
+    others had finished, their results not committed yet). A Ctrl-C takes its mark
+    back. Another machine's processes cannot be looked at: never counted."""
+    import os
+    import socket
+
+    if store is None:
+        return []
+    host, out, seen = socket.gethostname(), [], set()
+    for task_id, worker, _ in store.running_tasks([t.task_id for t in tasks if t.recorded]):
+        where, _, pid = worker.rpartition(":")
+        if worker in seen or where != host or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        seen.add(worker)  # its latest start: the one it died in
+        if not _alive(int(pid)):
+            out.append((task_id, worker))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def crash_note(crashed: list[tuple[str, str]], moved: bool) -> str:
+    task_id, worker = crashed[0]
+    more = f" (and {len(crashed) - 1} more)" if len(crashed) > 1 else ""
+    said = (f"task {task_id}{more} was running in the job's own process ({worker}) when "
+            "that process died (a crash in a library, or the system stopping it for its "
+            "memory)")
+    if moved:
+        return (f"{said}: this run sends the tasks to Ray worker processes, where such a "
+                "crash costs one worker and the task is tried again")
+    return (f"{said}; it runs in this process again (--workers 0): --workers N runs the "
+            "tasks in worker processes, where such a crash is tried again")
 
 
 def ray_is_up() -> bool:
@@ -464,11 +516,12 @@ class _InProcess(_Loop):
         name, t_start, n_run = worker_name(), time.perf_counter(), 0
         t_first = t_start  # when the first task ended
         self.report.in_process = True  # until the rest goes to Ray
+        task: Task | None = None
         try:
             while self.queue:
                 task, attempt = self.queue.popleft()
                 if task.recorded:
-                    self.writer.started(task.task_id, attempt)
+                    self.writer.started_here(task.task_id, attempt, name)
                 t0 = time.perf_counter()
                 n_run += 1
                 try:
@@ -503,6 +556,8 @@ class _InProcess(_Loop):
                 self._committed(self._flush())
         except KeyboardInterrupt:
             self._flush()  # what finished before Ctrl-C is kept; a re-run does the rest
+            if task is not None and task.recorded:  # stopped, not crashed: `died_in_process`
+                self.writer.not_started(task.task_id)
             raise
         finally:
             self._note_removed()
@@ -653,6 +708,21 @@ class _Writer:
 
     def started(self, task_id: str, attempt: int) -> None:
         self.starts.append((task_id, attempt))
+
+    def started_here(self, task_id: str, attempt: int, worker: str) -> None:
+        """A task about to run in the driver: marked running by this process, committed
+        at once, so that a re-run knows which task it was if the process dies with it
+        (`died_in_process`). One small commit a task."""
+        if self.store is not None:
+            with self.store.transaction():
+                self.store.start_tasks([(task_id, attempt)], worker=worker)
+
+    def not_started(self, task_id: str) -> None:
+        """A task stopped by a Ctrl-C while it ran here: pending again, no worker."""
+        if self.store is not None:
+            with self.store.transaction():
+                self.store.execute("UPDATE jobs SET status = 'pending', worker = NULL WHERE "
+                                   "task_id = ? AND status = 'running'", (task_id,))
 
     def finished(self, done: list[Finished]) -> None:
         self.done += done

@@ -60,6 +60,8 @@ def timeseries(products: tuple[str, ...], tile: str | None, on: str | None, inde
                            min_size=min_size, address=ray_address_for(workers == 0, ray_address),
                            num_cpus=num_cpus, num_workers=workers, on_start=bar.on_start,
                            on_task=bar.on_task, on_finish=bar.on_finish)
+            for note in r.notes:
+                bar.print(f"note: {note}")
             r.raise_for_failures()
             plan = r.plan
             lines = [f"{len(plan.dates)} dates, {plan.dates[0][:10]} to "

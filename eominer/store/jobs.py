@@ -81,17 +81,35 @@ class JobsMixin(ModelsMixin):
     def start_task(self, task_id: str, attempt: int) -> None:
         self.start_tasks([(task_id, attempt)])
 
-    def start_tasks(self, starts: Sequence[tuple[str, int]]) -> None:
+    def start_tasks(self, starts: Sequence[tuple[str, int]], worker: str | None = None,
+                    ) -> None:
         """Mark tasks running, (task_id, attempt) each, in one statement (a batch job's
-        driver marks hundreds a second: one UPDATE per task would cost it ~1 ms each)."""
+        driver marks hundreds a second: one UPDATE per task would cost it ~1 ms each);
+        `worker`: the process that runs them, when it is known before they end (the
+        driver's own, for the tasks it runs itself)."""
         last = dict(starts)  # a task retried within one batch: its latest attempt
         now = utcnow()
-        self.upsert_arrow("jobs", pa.table({
+        cols = {
             "task_id": pa.array(list(last), pa.string()),
             "status": pa.array(["running"] * len(last), pa.string()),
             "attempts": pa.array(list(last.values()), pa.int32()),
             "started": pa.array([now] * len(last), pa.timestamp("us")),
-        }), keys=["task_id"], insert=False)
+        }
+        if worker is not None:
+            cols["worker"] = pa.array([worker] * len(last), pa.string())
+        self.upsert_arrow("jobs", pa.table(cols), keys=["task_id"], insert=False)
+
+    def running_tasks(self, task_ids: Sequence[str]) -> list[tuple[str, str, Any]]:
+        """(task_id, worker, started) of these tasks that are marked running by a named
+        process, the latest start first."""
+        ids, out = list(task_ids), []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            out += self.query(
+                "SELECT task_id, worker, started FROM jobs WHERE status = 'running' AND "
+                f"worker IS NOT NULL AND task_id IN ({', '.join('?' for _ in chunk)})", chunk)
+        out.sort(key=lambda r: (r[2] is not None, r[2], r[0]), reverse=True)
+        return [(str(t), str(w), s) for t, w, s in out]
 
     def finish_task(self, task_id: str, worker: str) -> None:
         self.finish_tasks([(task_id, worker)])

@@ -287,6 +287,8 @@ with open_store({db_url!r}) as store:
     pid = line2.rsplit(" ", 1)[1]
     assert line2.startswith("False ")  # no Ray
     assert f"'demo/A': \"('done', '{socket.gethostname()}:{pid}')\"" in line2
+    # stopped, not crashed: B is pending again, no process named (`died_in_process`)
+    assert "'demo/B': \"('pending', '')\"" in line2
     stop.unlink()
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            timeout=120, cwd=Path(__file__).parents[2])
@@ -294,6 +296,64 @@ with open_store({db_url!r}) as store:
     line1, line2 = again.stdout.strip().splitlines()
     assert line1 == "finished ['demo/B', 'demo/C'] 1 0"  # A was done: resumed
     assert line2.startswith("False ") and line2.count("'done'") == 3
+
+
+def crash_in_driver(product: str, side: int) -> int:
+    """A task function: product B crashes the process that runs it (SIGSEGV, as a bug
+    in a C library would) when that process is the job's own driver."""
+    import os
+    import signal
+
+    if product == "B" and str(os.getpid()) == os.environ.get("EOMINER_TEST_DRIVER_PID"):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return side * side
+
+
+def test_a_task_that_crashed_the_jobs_process_runs_on_ray_workers_next_time(db_url):
+    """A default job runs its first tasks in its own process: a segfault there ends the
+    command. The task's start mark names that process, committed before it ran, so the
+    re-run knows which task it was and sends the job to Ray's worker processes (where a
+    crash costs a worker and is tried again), saying why. The tasks that had finished
+    in it but were not committed yet are not blamed; a Ctrl-C is not a crash (below)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os
+os.environ["EOMINER_TEST_DRIVER_PID"] = str(os.getpid())
+from compute.runner import JobSpec, Task, run_job
+from eominer.store import open_store
+from tests.compute.test_runner import crash_in_driver
+results = {{}}
+tasks = [Task(f"demo/{{p}}", crash_in_driver, (p, side), product_id=p, n_items=side)
+         for p, side in (("A", 2), ("B", 3), ("C", 4))]
+spec = JobSpec("demo", tasks, lambda store, done: results.update(
+    {{f.task.task_id: f.result for f in done}}))
+with open_store({db_url!r}) as store:
+    report = run_job(store, spec, num_cpus=2)
+    print(sorted(results.items()), report.tasks_in_process, report.workers, os.getpid())
+    print(report.notes)
+    print({{r["task_id"]: r["worker"] for r in store.tasks().to_pylist()}})
+"""
+    run = [sys.executable, "-X", "faulthandler", "-c", code]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=180,
+                           cwd=Path(__file__).parents[2])
+    assert first.returncode == -11, (first.returncode, first.stderr[-2000:])  # SIGSEGV
+    assert "crash_in_driver" in first.stderr  # faulthandler's trace names the task
+    with open_store(db_url) as store:
+        rows = {r["task_id"]: r for r in store.tasks().to_pylist()}
+    assert rows["demo/B"]["status"] == "running"
+    assert rows["demo/B"]["worker"].startswith(f"{socket.gethostname()}:")
+    again = subprocess.run(run, capture_output=True, text=True, timeout=180,
+                           cwd=Path(__file__).parents[2])
+    assert again.returncode == 0, again.stderr[-3000:]
+    done, notes, workers = again.stdout.strip().splitlines()
+    assert done.startswith("[('demo/A', 4), ('demo/B', 9), ('demo/C', 16)] 0 2 ")
+    pid = done.rsplit(" ", 1)[1]
+    assert notes.startswith(f'["task demo/B was running in the job\'s own process '
+                            f"({rows['demo/B']['worker']}) when that process died")
+    assert "sends the tasks to Ray worker processes" in notes and "(and" not in notes
+    assert not any(w.endswith(f":{pid}") for w in eval(workers).values())  # all on workers
 
 
 def test_in_this_process_cannot_go_with_a_cluster(db_url):
