@@ -241,7 +241,8 @@ def run_job(
     if not todo:
         return report
     before, tried = 0, {}  # tasks finished here, and tries had, before the rest went to Ray
-    crashed = died_in_process(store, todo) if in_process or measure else []
+    crashed = died_in_process(store, [t.task_id for t in todo if t.recorded]) \
+        if in_process or measure else []
     if crashed:  # a crash of the driver itself: this time the tasks go to workers
         report.notes.append(crash_note(crashed, moved=measure))
         measure = False
@@ -274,8 +275,10 @@ def run_job(
     return report
 
 
-def died_in_process(store: Store | None, tasks: Sequence[Task]) -> list[tuple[str, str]]:
-    """(task_id, worker) of the tasks that a driver of this machine was running when it
+def died_in_process(store: Store | None, task_ids: Sequence[str] | None = None,
+                    ) -> list[tuple[str, str]]:
+    """(task_id, worker) of the tasks (of `task_ids`; None: any) that a driver of this
+    machine was running when it
     died: a crash in a library (a segfault in GDAL), the system killing it for memory,
     kill -9. Its start marks name it (`_InProcess`), one task at a time: of a dead
     driver's tasks still marked running, the one it started last was running (the
@@ -287,7 +290,7 @@ def died_in_process(store: Store | None, tasks: Sequence[Task]) -> list[tuple[st
     if store is None:
         return []
     host, out, seen = socket.gethostname(), [], set()
-    for task_id, worker, _ in store.running_tasks([t.task_id for t in tasks if t.recorded]):
+    for task_id, worker, _ in store.running_tasks(task_ids):
         where, _, pid = worker.rpartition(":")
         if worker in seen or where != host or not pid.isdigit() or int(pid) == os.getpid():
             continue

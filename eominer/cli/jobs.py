@@ -27,15 +27,21 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
     job's command again to resume it."""
     if ctx.invoked_subcommand is not None:
         return
+    from compute.runner import died_in_process
     from eominer.store import open_store
 
     with open_store(db) as store:
         table = store.job_list(last, kind)
+        died = died_in_process(store) if sum(table["running"].to_pylist()) else []
     click.echo(render(table, fmt))
     stuck = sum(table["running"].to_pylist())
     if stuck:
         click.echo(f"note: {stuck} task(s) marked running: a job at work now, or one that "
                    "was killed; its command, run again, resumes it", err=True)
+    for task_id, worker in died:
+        click.echo(f"note: task {task_id} was running in the job's own process ({worker}), "
+                   "which has died with it (a crash, or stopped for its memory): the job's "
+                   "command, run again, sends it to Ray's worker processes", err=True)
 
 
 @jobs.command("show")

@@ -99,9 +99,13 @@ class JobsMixin(ModelsMixin):
             cols["worker"] = pa.array([worker] * len(last), pa.string())
         self.upsert_arrow("jobs", pa.table(cols), keys=["task_id"], insert=False)
 
-    def running_tasks(self, task_ids: Sequence[str]) -> list[tuple[str, str, Any]]:
-        """(task_id, worker, started) of these tasks that are marked running by a named
-        process, the latest start first."""
+    def running_tasks(self, task_ids: Sequence[str] | None = None,
+                      ) -> list[tuple[str, str, Any]]:
+        """(task_id, worker, started) of these tasks (None: any) that are marked running
+        by a named process, the latest start first."""
+        if task_ids is None:
+            task_ids = [r[0] for r in self.query(
+                "SELECT task_id FROM jobs WHERE status = 'running' AND worker IS NOT NULL")]
         ids, out = list(task_ids), []
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]

@@ -4,6 +4,8 @@ how far, and why a task failed."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 from compute.runner import JobSpec, Task, run_job
@@ -40,7 +42,10 @@ def test_jobs_lists_each_run_and_show_says_why_a_task_failed(db_url, tmp_path, c
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "task_id,status,product_id,feature_set_id,block,attempts,worker,error"
-    assert lines[1:] == ["broken/B,failed,B,,0,2,,ValueError: band B04 of B is unreadable"]
+    # it ran in this process, which its start mark names (where a crash would be found)
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    assert lines[1:] == [f"broken/B,failed,B,,0,2,{here},ValueError: band B04 of B is "
+                         "unreadable"]
     assert "1 of 1 task(s) failed; fix what the errors say" in r.stderr
     r = run(["jobs", "show", failed.job_id, "--db", db_url, "--format", "json"],
             tmp_path / "ws")

@@ -318,6 +318,10 @@ def test_a_task_that_crashed_the_jobs_process_runs_on_ray_workers_next_time(db_u
     import subprocess
     import sys
 
+    from click.testing import CliRunner
+
+    from eominer.cli import cli
+
     code = f"""
 import os
 os.environ["EOMINER_TEST_DRIVER_PID"] = str(os.getpid())
@@ -344,6 +348,11 @@ with open_store({db_url!r}) as store:
         rows = {r["task_id"]: r for r in store.tasks().to_pylist()}
     assert rows["demo/B"]["status"] == "running"
     assert rows["demo/B"]["worker"].startswith(f"{socket.gethostname()}:")
+    listed = CliRunner().invoke(cli, ["jobs", "--db", db_url])  # what `eominer jobs` says
+    assert listed.exit_code == 0, listed.output
+    assert (f"note: task demo/B was running in the job's own process "
+            f"({rows['demo/B']['worker']}), which has died with it") in listed.output
+    assert "task demo/A was" not in listed.output  # finished, its commit not made yet
     again = subprocess.run(run, capture_output=True, text=True, timeout=180,
                            cwd=Path(__file__).parents[2])
     assert again.returncode == 0, again.stderr[-3000:]
