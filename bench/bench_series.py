@@ -108,9 +108,7 @@ def full_tile_run(args: argparse.Namespace) -> None:
     home = cache_dir() / "series_full"
     home.mkdir(parents=True, exist_ok=True)
     os.environ["EOMINER_HOME"] = str(home / "ws")
-    from compute.series import run_series
     from eominer.ingest import ingest_paths
-    from eominer.io.ard import read_ard
     from eominer.store import open_store
 
     paths = write_full_stack(home / "products", args.dates)
@@ -126,20 +124,31 @@ def full_tile_run(args: argparse.Namespace) -> None:
         ids = [have[str(p)] for p in paths]
         prods = [store.product(p) for p in ids]
         px = prods[0].width * prods[0].height * len(ids)
-        for run in range(1, args.runs + 1):
-            t0 = time.perf_counter()
-            for p in prods:
-                read_ard(p.ard_path)
-            bound = time.perf_counter() - t0
-            store.execute("DELETE FROM jobs WHERE kind = 'timeseries'")  # not a resume
-            t0 = time.perf_counter()
-            r = run_series(store, ids)  # as `eominer timeseries` runs it by default
-            took = time.perf_counter() - t0
+        # as `eominer timeseries` runs it by default: here, then on Ray once it pays off
+        for run, took, bound, r in timed_runs(store, ids, args.runs):
             print(f"run {run}: {took:.1f} s for {len(ids)} dates x {prods[0].width} x "
                   f"{prods[0].height} px ({px / 1e9:.2f} G pixel-dates, "
                   f"{px / took / 1e6:.1f} M/s); {r.tasks_done} task(s) {r.ran_on}; bound "
                   f"(reading the ARDs) {bound:.1f} s; ratio {took / bound:.1f}; patches "
                   f"{r.levels}", flush=True)
+
+
+def timed_runs(store, ids: list[str], runs: int, **series_kw):
+    """(run, seconds, bound seconds, report) per run: the bound (reading every ARD
+    once) first, then the series job, not as a resume."""
+    from compute.series import run_series
+    from eominer.io.ard import read_ard
+
+    prods = [store.product(p) for p in ids]
+    for run in range(1, runs + 1):
+        t0 = time.perf_counter()
+        for p in prods:
+            read_ard(p.ard_path)
+        bound = time.perf_counter() - t0
+        store.execute("DELETE FROM jobs WHERE kind = 'timeseries'")  # not a resume
+        t0 = time.perf_counter()
+        r = run_series(store, ids, **series_kw)
+        yield run, time.perf_counter() - t0, bound, r
 
 
 def main() -> None:
@@ -156,9 +165,7 @@ def main() -> None:
     args.dates, args.runs = args.dates or 20, args.runs or 2
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["EOMINER_HOME"] = tmp
-        from compute.series import run_series
         from eominer.ingest import ingest_paths
-        from eominer.io.ard import read_ard
         from eominer.store import open_store
 
         folder = Path(tmp) / "products"
@@ -167,15 +174,7 @@ def main() -> None:
             ids = [r.product_id for r in ingest_paths(store, write_stack(folder, args.dates))]
             prods = [store.product(p) for p in ids]
             px = prods[0].width * prods[0].height * len(ids)
-            for run in range(1, args.runs + 1):
-                t0 = time.perf_counter()
-                for p in prods:
-                    read_ard(p.ard_path)
-                bound = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                store.execute("DELETE FROM jobs WHERE kind = 'timeseries'")  # not a resume
-                r = run_series(store, ids, num_workers=0)
-                took = time.perf_counter() - t0
+            for run, took, bound, r in timed_runs(store, ids, args.runs, num_workers=0):
                 rate = px / took
                 print(f"run {run}: {took:.2f} s for {len(ids)} dates x {prods[0].width} x "
                       f"{prods[0].height} px ({px / 1e6:.1f} M pixel-dates, "

@@ -60,6 +60,14 @@ class RemovedProduct:
     dropped_sets: tuple[str, ...] = ()
 
 
+_DELETE_THEM = ("delete those sessions first if they can go (eominer session archive SID, "
+                "then eominer session delete SID)")
+
+
+def _first_five(items: list[str]) -> str:
+    return ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
+
+
 def _renumbered(patches: pa.Table, first: int) -> pa.Table:
     """`patches` with ids shifted to start at `first`, parents with them."""
     delta = first - int(patches["patch_id"].to_numpy().min())
@@ -187,14 +195,12 @@ class CatalogMixin(StoreBase):
         if not users:
             self._refuse_if_features_used(product_id)
             return
-        named = ", ".join(f"{sid} ({name}{', archived' if st == 'archived' else ''})"
-                          for sid, name, st in users[:5])
+        named = _first_five([f"{sid} ({name}{', archived' if st == 'archived' else ''})"
+                             for sid, name, st in users])
         raise StoreError(
-            f"product {product_id!r} is in the scope of {len(users)} session(s): {named}"
-            f"{' ...' if len(users) > 5 else ''}; their labels would lose their patches. "
-            "Nothing was removed: a session keeps its products, archived too; delete "
-            "those sessions first if they can go (eominer session archive SID, then "
-            "eominer session delete SID)")
+            f"product {product_id!r} is in the scope of {len(users)} session(s): {named}; "
+            "their labels would lose their patches. Nothing was removed: a session keeps "
+            f"its products, archived too; {_DELETE_THEM}")
 
     def _refuse_if_features_used(self, product_id: str) -> None:
         derived = {fs.feature_set_id for fs in self.feature_sets_from(product_id)}
@@ -204,14 +210,12 @@ class CatalogMixin(StoreBase):
             "SELECT session_id, name, feature_set_ids FROM sessions ORDER BY created, "
             "session_id") if (sets := sorted(derived & set(json.loads(fids))))]
         if users:
-            named = ", ".join(f"{sid} ({name}: {', '.join(sets)})"
-                              for sid, name, sets in users[:5])
+            named = _first_five([f"{sid} ({name}: {', '.join(sets)})"
+                                 for sid, name, sets in users])
             raise StoreError(
                 f"feature sets computed from product {product_id!r}'s pixels are used by "
-                f"{len(users)} session(s): {named}{' ...' if len(users) > 5 else ''}. "
-                "Removing the product drops those sets, and the sessions could not rank "
-                "again. Nothing was removed: delete those sessions first if they can go "
-                "(eominer session archive SID, then eominer session delete SID)")
+                f"{len(users)} session(s): {named}. Removing the product drops those sets, "
+                f"and the sessions could not rank again. Nothing was removed: {_DELETE_THEM}")
 
     def sessions_holding(self, product_id: str) -> list[tuple[str, str, str]]:
         """(session id, name, status) of the sessions whose scope holds the product."""

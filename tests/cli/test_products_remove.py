@@ -77,13 +77,20 @@ def build_index(store, fs_id: str, folder: Path, products: list[str]) -> ann.Man
     return manifest
 
 
-def test_remove_takes_out_everything_computed_on_the_product(learn_store, oscd_db, tmp_path):
-    store, url = learn_store, learn_store.url
+def changed_pair(store, oscd_db, tmp_path: Path) -> tuple[str, str, str, dict]:
+    """(url, first date, second date, pair row) after `eominer change` of the fixture's
+    pair by CVA, in a database with ARD files of its own."""
     own_ards(store, tmp_path / "ard")
     p1, p2 = oscd_db["product"], oscd_db["product2"]
-    r = run("change", p1, p2, "--method", "cva", "--db", url)
+    r = run("change", p1, p2, "--method", "cva", "--db", store.url)
     assert r.exit_code == 0, r.output
     (pair,) = store.pairs(kind="change").to_pylist()
+    return store.url, p1, p2, pair
+
+
+def test_remove_takes_out_everything_computed_on_the_product(learn_store, oscd_db, tmp_path):
+    store = learn_store
+    url, p1, p2, pair = changed_pair(store, oscd_db, tmp_path)
     layers = [Path(pair["layer_path"]), Path(pair["layer_path"].replace(".tif", "_binary.tif"))]
     assert all(p.exists() for p in layers)
     # features of the second date too (date 2 against date 1), a saved search, apply's
@@ -130,12 +137,8 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
     """`change p1 p2` stores its sets on p1's patches from both dates' pixels: removing
     p2 drops them whole (and their index), p1 keeps its own features. While a session
     uses one, the removal is refused and nothing goes."""
-    store, url = learn_store, learn_store.url
-    own_ards(store, tmp_path / "ard")
-    p1, p2 = oscd_db["product"], oscd_db["product2"]
-    r = run("change", p1, p2, "--method", "cva", "--db", url)
-    assert r.exit_code == 0, r.output
-    (pair,) = store.pairs(kind="change").to_pylist()
+    store = learn_store
+    url, p1, p2, pair = changed_pair(store, oscd_db, tmp_path)
     sets = sorted([params(pair)["feature_set_id"], params(pair)["tails_feature_set_id"]])
     assert [f.feature_set_id for f in store.feature_sets_from(p2)] == sets
     build_index(store, sets[0], ann.index_dir(store, sets[0], LEVEL), [p1])
