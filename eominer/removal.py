@@ -45,8 +45,10 @@ class Removal:
     stranded_models: tuple[str, ...] = ()
 
 
-def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
-    """Remove the products (see the module's doc); all are checked before any is touched."""
+def remove_products(store: Store, product_ids: Sequence[str],
+                    dry_run: bool = False) -> list[Removal]:
+    """Remove the products (see the module's doc); all are checked before any is touched.
+    `dry_run`: what would go, the same checks and counts, nothing removed."""
     ids = list(dict.fromkeys(product_ids))
     if not ids:
         raise StoreError("name the products to remove (`eominer products` lists the ids)")
@@ -58,13 +60,13 @@ def remove_products(store: Store, product_ids: Sequence[str]) -> list[Removal]:
         store.refuse_if_held(pid)
     out = []
     for pid in ids:
-        shards = _drop_index_shards(store, pid)
-        removed = store.remove_product(pid)
+        shards = _drop_index_shards(store, pid, dry_run)
+        removed = store.remove_product(pid, dry_run)
         ard = () if removed.ard_path == removed.source_path else (removed.ard_path,)
         ours = [f for f in (*ard, *removed.layer_paths) if f not in removed.shared]
-        files = [f for f in ours if _unlink(f)]  # never a source
+        files = [f for f in ours if (Path(f).is_file() if dry_run else _unlink(f))]
         kept = tuple(f for f in removed.shared if Path(f).is_file())
-        folders = _drop_indexes(store, removed.dropped_sets)
+        folders = _drop_indexes(store, removed.dropped_sets, dry_run)
         out.append(Removal(removed, shards, tuple(files), kept, folders,
                            _models_on(store, removed.dropped_sets)))
     return out
@@ -80,8 +82,8 @@ def _models_on(store: Store, feature_set_ids: Sequence[str]) -> tuple[str, ...]:
                  if set(m["params"].get("feature_set_ids", ())) & set(feature_set_ids))
 
 
-def _drop_indexes(store: Store, feature_set_ids: Sequence[str]) -> int:
-    """The index folders of feature sets that no longer exist."""
+def _drop_indexes(store: Store, feature_set_ids: Sequence[str], dry_run: bool = False) -> int:
+    """The index folders of feature sets that no longer exist (only counted: dry_run)."""
     import shutil
 
     from eominer.learning.ann import index_root, read_manifest
@@ -90,12 +92,13 @@ def _drop_indexes(store: Store, feature_set_ids: Sequence[str]) -> int:
     for folder in sorted(root.iterdir()) if root.is_dir() and feature_set_ids else ():
         manifest = read_manifest(folder) if folder.is_dir() else None
         if manifest is not None and manifest.feature_set_id in feature_set_ids:
-            shutil.rmtree(folder)
+            if not dry_run:
+                shutil.rmtree(folder)
             n += 1
     return n
 
 
-def _drop_index_shards(store: Store, product_id: str) -> int:
+def _drop_index_shards(store: Store, product_id: str, dry_run: bool = False) -> int:
     from eominer.learning.ann import index_root, read_manifest, write_manifest
 
     n = 0
@@ -105,9 +108,11 @@ def _drop_index_shards(store: Store, product_id: str) -> int:
         entry = manifest.shards.pop(product_id, None) if manifest else None
         if entry is None:
             continue
+        n += 1
+        if dry_run:
+            continue
         write_manifest(folder, manifest)  # first: a reader never meets a missing file
         (folder / entry["file"]).unlink(missing_ok=True)
-        n += 1
     return n
 
 

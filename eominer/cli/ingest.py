@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import click
 import pyarrow as pa
 
 from eominer.cli import db_option, ray_address_for, ray_address_option, split_ids
 from eominer.cli.output import render
+
+if TYPE_CHECKING:
+    from eominer.removal import Removal
 
 
 @click.command()
@@ -222,41 +226,54 @@ def _feature_sets_of(store, table: pa.Table) -> list[str]:
 @products.command("remove")
 @click.argument("product_ids", nargs=-1, required=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @db_option
 @click.pass_context
-def remove(ctx: click.Context, product_ids: tuple[str, ...], yes: bool, db: str | None) -> None:
+def remove(ctx: click.Context, product_ids: tuple[str, ...], yes: bool, dry_run: bool,
+           db: str | None) -> None:
     """Remove products from the workspace: their rows, patches, features, annotations,
     saved-search rows and pairs, their nearest-neighbour index shards, their ARD files
     and pair layers, and the feature sets computed from their pixels for other
     products' patches (a change pair's sets on its first date, a time series' sets).
     Refused while a session's scope holds one, or a session uses such a set (nothing is
-    removed).
+    removed). Before asking, it says what would go (--dry-run: only that).
     Ingest the product again to have it back."""
     from eominer.removal import remove_products
     from eominer.store import open_store
 
     ids = split_ids(product_ids)
     db = db or ctx.parent.params.get("db")
-    if not yes:
-        click.confirm(f"Remove {len(ids)} product(s) ({', '.join(ids)}) and everything "
-                      "computed on them?", abort=True)
     with open_store(db) as store:
+        if dry_run or not yes:
+            for r in remove_products(store, ids, dry_run=True):
+                _say_removal(r, dry_run=True)
+            if dry_run:
+                return
+            click.confirm(f"Remove {len(ids)} product(s) ({', '.join(ids)}) and all of the "
+                          "above?", abort=True)
         for r in remove_products(store, ids):
-            d = r.removed
-            click.echo(
-                f"removed {d.product_id}: {d.patches:,} patches, {d.feature_rows:,} feature "
-                f"rows, {d.annotations:,} annotations, {d.search_results:,} saved-search rows, "
-                f"{len(d.pair_ids)} pair(s), {r.index_shards} index shard(s); "
-                f"{len(r.files)} file(s) deleted")
-            if d.dropped_sets:
-                click.echo(f"dropped {len(d.dropped_sets)} feature set(s) computed from its "
-                           f"pixels for other products' patches: {', '.join(d.dropped_sets)}"
-                           + (f" (and {r.index_folders} index folder(s))"
-                              if r.index_folders else ""))
-            if r.stranded_models:
-                click.echo(f"saved model(s) {', '.join(r.stranded_models)} were trained on "
-                           "those sets: their rows stay, but they can no longer be applied "
-                           "(re-run eominer change / timeseries, then train a new session)")
-            if r.kept:
-                click.echo(f"kept {len(r.kept)} file(s) that {d.copied_from} names too (this "
-                           f"database is a copy of it): {', '.join(r.kept)}")
+            _say_removal(r)
+
+
+def _say_removal(r: Removal, dry_run: bool = False) -> None:
+    """What `products remove` took out (or, `dry_run`, would take)."""
+    d = r.removed
+    remove, drop, delete, keep, can = (
+        ("would remove", "would drop", "to delete", "would keep", "could") if dry_run
+        else ("removed", "dropped", "deleted", "kept", "can"))
+    click.echo(
+        f"{remove} {d.product_id}: {d.patches:,} patches, {d.feature_rows:,} feature rows, "
+        f"{d.annotations:,} annotations, {d.search_results:,} saved-search rows, "
+        f"{len(d.pair_ids)} pair(s), {r.index_shards} index shard(s); {len(r.files)} "
+        f"file(s) {delete}")
+    if d.dropped_sets:
+        click.echo(f"{drop} {len(d.dropped_sets)} feature set(s) computed from its pixels "
+                   f"for other products' patches: {', '.join(d.dropped_sets)}"
+                   + (f" (and {r.index_folders} index folder(s))" if r.index_folders else ""))
+    if r.stranded_models:
+        click.echo(f"saved model(s) {', '.join(r.stranded_models)} were trained on those "
+                   f"sets: their rows stay, but they {can} no longer be applied (re-run "
+                   "eominer change / timeseries, then train a new session)")
+    if r.kept:
+        click.echo(f"{keep} {len(r.kept)} file(s) that {d.copied_from} names too (this "
+                   f"database is a copy of it): {', '.join(r.kept)}")

@@ -138,12 +138,14 @@ class CatalogMixin(StoreBase):
                           (int(ids.min()), int(ids.max())))
         return bool(rows[0][0])
 
-    def remove_product(self, product_id: str) -> RemovedProduct:
+    def remove_product(self, product_id: str, dry_run: bool = False) -> RemovedProduct:
         """Take a product out of the database in one transaction: its row, its patches,
         their features in every feature set, their annotations (`eominer apply`'s
-        scores) and saved-search rows, and the pairs it is part of. Refused, writing
-        nothing, while a session's scope holds it (archived ones too: their labels are
-        an analyst's work). Its files are the caller's (eominer.removal)."""
+        scores) and saved-search rows, the pairs it is part of, and the feature sets
+        computed from its pixels for other products' patches (`feature_sets_from`).
+        Refused, writing nothing, while a session's scope holds it (archived ones too:
+        their labels are an analyst's work) or uses such a set. Its files are the
+        caller's (eominer.removal). `dry_run`: what it would take, nothing written."""
         rows = self.query("SELECT ard_path, source_path, ingested FROM products "
                           "WHERE product_id = ?", (product_id,))
         if not rows:
@@ -160,25 +162,27 @@ class CatalogMixin(StoreBase):
             if rows[0][2] < origin[1]:
                 shared.append(rows[0][0])
             shared += [f for p in pairs if p[3] < origin[1] for f in _pair_files(*p[1:3])]
-        counts: dict[str, int] = {}
-        derived = self.feature_sets_from(product_id)
+        derived = self.feature_sets_from(product_id)  # computed from its pixels: stale
+        gone = {fs.table_name for fs in derived}
+        tables = [t for (t,) in self.query("SELECT table_name FROM feature_sets ORDER BY "
+                                           "table_name") if t not in gone]
+
+        def count(table: str) -> int:
+            return int(self.query(f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({mine})",
+                                  (product_id,))[0][0])
+
         with self.transaction():
-            for fs in derived:  # computed from its pixels: stale without them
-                self.drop_feature_set(fs.feature_set_id)
-            feature_rows = 0
-            for (table,) in self.query("SELECT table_name FROM feature_sets ORDER BY table_name"):
-                feature_rows += int(self.query(
-                    f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({mine})",
-                    (product_id,))[0][0])
-                self.execute(f"DELETE FROM {table} WHERE patch_id IN ({mine})", (product_id,))
-            for table in ("annotations", "search_results", "patches"):
-                counts[table] = int(self.query(
-                    f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({mine})",
-                    (product_id,))[0][0])
-                self.execute(f"DELETE FROM {table} WHERE patch_id IN ({mine})", (product_id,))
-            self.execute("DELETE FROM product_pairs WHERE first_id = ? OR second_id = ?",
-                         (product_id, product_id))
-            self.execute("DELETE FROM products WHERE product_id = ?", (product_id,))
+            feature_rows = sum(count(t) for t in tables)  # the dropped sets' rows go whole
+            counts = {t: count(t) for t in ("annotations", "search_results", "patches")}
+            if not dry_run:
+                for fs in derived:
+                    self.drop_feature_set(fs.feature_set_id)
+                for table in (*tables, "annotations", "search_results", "patches"):
+                    self.execute(f"DELETE FROM {table} WHERE patch_id IN ({mine})",
+                                 (product_id,))
+                self.execute("DELETE FROM product_pairs WHERE first_id = ? OR second_id = ?",
+                             (product_id, product_id))
+                self.execute("DELETE FROM products WHERE product_id = ?", (product_id,))
         return RemovedProduct(
             product_id=product_id, ard_path=rows[0][0], source_path=rows[0][1] or "",
             patches=counts["patches"],

@@ -163,8 +163,22 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
            "patches WHERE product_id = ?)"
     own_rows = store.query(mine, (p1,))[0][0]
     assert own_rows > 0
+    # --dry-run: what would go, nothing removed; the real run then says the same numbers
+    before = counts(store, p1), counts(store, p2)
+    dry = run("products", "remove", p2, "--dry-run", "--db", url)
+    assert dry.exit_code == 0, dry.output
+    assert (counts(store, p1), counts(store, p2)) == before
+    assert all(store.feature_set(f) is not None for f in sets)
+    assert ann.index_dir(store, sets[0], LEVEL).exists()
+    assert Path(store.product(p2).ard_path).is_file()
+    assert "would drop 2 feature set(s) computed from its pixels" in dry.output
+    assert f"saved model(s) {model} were trained on those sets: their rows stay, but " \
+           "they could no longer be applied" in dry.output
     r = run("products", "remove", p2, "--yes", "--db", url)
     assert r.exit_code == 0, r.output
+    said = dry.output.splitlines()[0].replace("would remove", "removed").replace(
+        "to delete", "deleted")
+    assert r.output.splitlines()[0] == said and said.endswith("; 3 file(s) deleted")  # ARD, 2 layers
     assert (f"dropped 2 feature set(s) computed from its pixels for other products' "
             f"patches: {', '.join(sets)} (and 1 index folder(s))") in r.output
     assert f"saved model(s) {model} were trained on those sets" in r.output
