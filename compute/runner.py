@@ -278,12 +278,12 @@ def run_job(
 def died_in_process(store: Store | None, task_ids: Sequence[str] | None = None,
                     ) -> list[tuple[str, str]]:
     """(task_id, worker) of the tasks (of `task_ids`; None: any) that a driver of this
-    machine was running when it
-    died: a crash in a library (a segfault in GDAL), the system killing it for memory,
-    kill -9. Its start marks name it (`_InProcess`), one task at a time: of a dead
-    driver's tasks still marked running, the one it started last was running (the
-    others had finished, their results not committed yet). A Ctrl-C takes its mark
-    back. Another machine's processes cannot be looked at: never counted."""
+    machine was running when it died: a crash in a library (a segfault in GDAL), the
+    system killing it for memory, kill -9. Its start marks name it (`_InProcess`), one
+    task at a time: of a dead driver's tasks still marked running, the one it started
+    last was running (the others had finished, their results not committed yet). A
+    Ctrl-C takes its mark back. Another machine's processes cannot be looked at: never
+    counted."""
     import os
     import socket
 
