@@ -34,7 +34,7 @@ from eominer import sensors as S
 from eominer.domain import BandSource, SourceProduct
 from eominer.errors import MissingBandError, ProductReadError, UnsupportedFormatError
 from eominer.io.mask_files import find_mask_files, masks_near
-from eominer.io.s1_safe import SafeFiles, discover_s1_safe, is_s1_safe
+from eominer.io.s1_safe import SafeFiles, discover_s1_safe, discover_s1_stac, is_s1_safe, is_s1_stac
 from eominer.io.s2_metadata import (
     MTD_NAME_RE,
     S2Metadata,
@@ -433,11 +433,13 @@ def _stac_json(p: Path) -> list[SourceProduct]:
 def _stac_item(item, p: Path) -> SourceProduct:
     """One item of the STAC file `p` (a pystac.Item)."""
     s2, s1, scales, masks = {}, {}, {}, {}
+    files: dict[str, str] = {}  # asset key (lower case) -> local path or URL
     rank: dict[str, tuple[float, bool]] = {}  # band -> (its asset's metres, a JPEG2000 copy)
     for key, asset in item.assets.items():
         local = asset.get_absolute_href() or asset.href
         if not _is_remote(asset.href) and not Path(local).is_absolute():
             local = str(p.parent / asset.href)  # an ItemCollection's items have no self href
+        files[key.lower()] = asset.href if _is_remote(asset.href) else str(Path(local).resolve())
         href = gdal_path(asset.href if _is_remote(asset.href) else local)
         stem, metres, copy = _asset_key(key)
         band = _asset_band(stem, asset.extra_fields)
@@ -453,6 +455,8 @@ def _stac_item(item, p: Path) -> SourceProduct:
     props = item.properties
     platform = str(props.get("platform", "")).upper().replace("SENTINEL-", "S")
     acquired = item.datetime.replace(tzinfo=None) if item.datetime else None
+    if s1 and not s2 and is_s1_stac(list(files)):  # measurements in radar geometry
+        return discover_s1_stac(item.id, str(p), files, s1, props)
     if s1 and not s2:
         # the track and pass: S1 change pairs must share them (change.align refuses others)
         orbit, state = props.get("sat:relative_orbit"), props.get("sat:orbit_state")

@@ -92,6 +92,16 @@ def product_grid(product: SourceProduct) -> Grid:
         return s1_safe.product_grid(product)
     ref = product.bands[reference_band(product)]
     with _open(ref) as ds:
+        if ds.crs is None and ds.gcps[0]:
+            raise GridMismatchError(
+                f"{ref.path} is georeferenced by {len(ds.gcps[0])} ground control points only, "
+                "not on a map grid: " + (
+                    "it is a Sentinel-1 GRD measurement in radar geometry; ingest its SAFE "
+                    "(folder or zip), or a STAC item that keeps the SAFE's schema-product, "
+                    "schema-calibration and schema-noise assets: eominer then calibrates and "
+                    "geocodes it" if product.sensor == "S1" else
+                    "warp it onto one first (gdalwarp -t_srs EPSG:<its UTM zone> -tr 10 10)")
+            )
         if ds.crs is None:
             raise GridMismatchError(f"{ref.path} has no CRS: eominer needs georeferenced bands")
         grid = Grid(ds.crs.to_wkt(), tuple(ds.transform)[:6], ds.width, ds.height)
