@@ -282,25 +282,27 @@ def died_in_process(store: Store | None, task_ids: Sequence[str] | None = None,
     system killing it for memory, kill -9. Its start marks name it (`_InProcess`), one
     task at a time: of a dead driver's tasks still marked running, the one it started
     last was running (the others had finished, their results not committed yet). A
-    Ctrl-C takes its mark back. Another machine's processes cannot be looked at: never
-    counted."""
+    Ctrl-C (or SIGTERM, under the CLI) takes its mark back. A process with the pid that
+    started after the mark is another one, the pid reused. Another machine's processes
+    cannot be looked at: never counted."""
     import os
     import socket
 
     if store is None:
         return []
     host, out, seen = socket.gethostname(), [], set()
-    for task_id, worker, _ in store.running_tasks(task_ids):
+    for task_id, worker, started in store.running_tasks(task_ids):
         where, _, pid = worker.rpartition(":")
         if worker in seen or where != host or not pid.isdigit() or int(pid) == os.getpid():
             continue
         seen.add(worker)  # its latest start: the one it died in
-        if not _alive(int(pid)):
+        if not _alive(int(pid), started):
             out.append((task_id, worker))
     return out
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, marked: Any = None) -> bool:
+    """Process `pid` runs, and is the one that wrote a mark at `marked` (naive UTC)."""
     import os
 
     try:
@@ -308,8 +310,26 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
-    return True
+        pass
+    began = process_start(pid)
+    return marked is None or began is None or \
+        began <= marked.replace(tzinfo=dt.UTC).timestamp() + 2.0  # /proc's 1 s steps
+
+
+def process_start(pid: int) -> float | None:
+    """When process `pid` started (Unix time, to about a second) from Linux's /proc; None
+    where there is no /proc or the process is gone."""
+    import os
+    from pathlib import Path
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration):
+        return None
+    ticks = float(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name may hold spaces
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def crash_note(crashed: list[tuple[str, str]], moved: bool) -> str:

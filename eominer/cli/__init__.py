@@ -88,25 +88,27 @@ def evaluate() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: eominer errors become one clear line and exit code 1; Ctrl-C becomes
-    "interrupted" and exit code 130, also when DuckDB reports it as an error of its own."""
+    "interrupted" and exit code 130, also when DuckDB reports it as an error of its own;
+    SIGTERM stops the same way, with "terminated" and exit code 143."""
     pressed = _note_ctrl_c()
+    termed = _sigterm_as_ctrl_c() if pressed is not None else None
     args = sys.argv[1:] if argv is None else argv
     command = next((a for a in args if not a.startswith("-")), "")
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort as exc:  # a prompt answered no, or Ctrl-C (click's)
         if pressed or isinstance(exc.__cause__, KeyboardInterrupt):
-            _interrupted(command, said=getattr(exc.__cause__, "said", False))
+            _interrupted(command, said=getattr(exc.__cause__, "said", False), termed=termed)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
-        _interrupted(command, said=getattr(exc, "said", False))
+        _interrupted(command, said=getattr(exc, "said", False), termed=termed)
     except Exception as exc:
         if pressed:  # DuckDB's "Query interrupted" and the like: the user's Ctrl-C
-            _interrupted(command)
+            _interrupted(command, termed=termed)
         if isinstance(exc, EominerError):
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(1)
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if pressed is not None:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        if termed is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _note_ctrl_c() -> list[bool] | None:
@@ -136,13 +140,35 @@ def _note_ctrl_c() -> list[bool] | None:
     return pressed
 
 
-def _interrupted(command: str, said: bool = False) -> None:
-    """Exit 130 with one line: a job's progress bar has said it already (`said`, set on
-    the KeyboardInterrupt), a command that resumes says how, any other just stops."""
+def _sigterm_as_ctrl_c() -> list[bool] | None:
+    """SIGTERM (`kill`, `timeout`, systemd, a batch scheduler's stop) becomes a Ctrl-C:
+    a job commits what finished and marks the task it was running here pending again.
+    Killed outright, it lost up to a commit interval of results, and the re-run took the
+    stop for a crash of that task (`compute.runner.died_in_process`). The SIGINT is raised
+    rather than KeyboardInterrupt so that it is held where a Ctrl-C is
+    (`eominer.store.base.ctrl_c_after`). Returns a note that it came (None where another
+    handler is in place: nothing is changed there)."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    termed: list[bool] = []
+
+    def handler(signum: int, frame) -> None:
+        termed.append(True)
+        signal.raise_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, handler)
+    return termed
+
+
+def _interrupted(command: str, said: bool = False, termed: list[bool] | None = None) -> None:
+    """Exit 130 (143 after SIGTERM) with one line: a job's progress bar has said it
+    already (`said`, set on the KeyboardInterrupt), a command that resumes says how, any
+    other just stops."""
+    what = "terminated" if termed else "interrupted"
     if not said:
-        click.echo("interrupted; re-run the same command to resume" if command in RESUMING
-                   else "interrupted", err=True)
-    sys.exit(130)
+        click.echo(f"{what}; re-run the same command to resume" if command in RESUMING
+                   else what, err=True)
+    sys.exit(143 if termed else 130)
 
 
 def user_option(name: str = "--user", help: str = "Who asks."):

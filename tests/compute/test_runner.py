@@ -4,7 +4,9 @@ same jobs in this process (`num_workers` 0) behave the same way."""
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -298,6 +300,85 @@ with open_store({db_url!r}) as store:
     assert line2.startswith("False ") and line2.count("'done'") == 3
 
 
+def terminate_at(product: str, side: int, stop: str) -> int:
+    """A task function: SIGTERM to the process running it (`kill`, a scheduler's stop)
+    while it runs product B, until the file `stop` is gone."""
+    import os
+    import signal
+
+    if product == "B" and Path(stop).exists():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler's Ctrl-C lands here
+    return side * side
+
+
+def test_a_sigterm_stops_a_job_like_a_ctrl_c_not_like_a_crash(db_url, tmp_path):
+    """Under the CLI's handlers, SIGTERM is a Ctrl-C: what finished is committed, the task
+    running here is pending again with no process named, so the re-run neither blames it
+    as a crash nor moves the job to Ray; it resumes in this process. Killed outright, the
+    process lost A's uncommitted result and left B marked running by a dead process."""
+    import subprocess
+    import sys
+
+    stop = tmp_path / "stop"
+    stop.touch()
+    code = f"""
+import os
+from compute.runner import JobSpec, Task, run_job
+from eominer.cli import _note_ctrl_c, _sigterm_as_ctrl_c
+from eominer.store import open_store
+from tests.compute.test_runner import terminate_at
+_note_ctrl_c(); termed = _sigterm_as_ctrl_c()
+results = {{}}
+tasks = [Task(f"demo/{{p}}", terminate_at, (p, side, {str(stop)!r}), product_id=p,
+              n_items=side) for p, side in (("A", 2), ("B", 3), ("C", 4))]
+spec = JobSpec("demo", tasks, lambda store, done: results.update(
+    {{f.task.task_id: f.result for f in done}}))
+with open_store({db_url!r}) as store:
+    try:
+        report = run_job(store, spec, num_cpus=2)
+    except KeyboardInterrupt:
+        print("stopped", termed, sorted(results))
+    else:
+        print("finished", sorted(results), report.tasks_in_process, report.workers, report.notes)
+    print({{r["task_id"]: (r["status"], r["worker"] or "") for r in store.tasks().to_pylist()}})
+"""
+    run = [sys.executable, "-c", code]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).parents[2])
+    assert first.returncode == 0, first.stderr[-2000:]
+    said, rows = first.stdout.strip().splitlines()
+    assert said == "stopped [True] ['demo/A']"
+    rows = eval(rows)
+    assert rows["demo/A"][0] == "done" and rows["demo/B"] == ("pending", "")
+    stop.unlink()
+    again = subprocess.run(run, capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).parents[2])
+    assert again.returncode == 0, again.stderr[-2000:]
+    said, rows = again.stdout.strip().splitlines()
+    assert said == "finished ['demo/B', 'demo/C'] 2 0 []"  # here, no crash note
+    assert all(status == "done" for status, _ in eval(rows).values())
+
+
+def test_the_cli_exits_143_on_sigterm(tmp_path):
+    """`kill` during a long query (hours long: the test's timeout fails it if the query
+    is waited for): DuckDB's query is cancelled, one line, exit 143."""
+    import subprocess
+    import sys
+
+    code = """
+import os, signal, threading
+threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+from eominer.cli import main
+main(["sql", "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"])
+"""
+    env = {**os.environ, "EOMINER_HOME": str(tmp_path / "ws")}
+    env.pop("EOMINER_DB", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=Path(__file__).parents[2])
+    assert (done.returncode, done.stderr.strip().splitlines()[-1:]) == (143, ["terminated"])
+
+
 def crash_in_driver(product: str, side: int) -> int:
     """A task function: product B crashes the process that runs it (SIGSEGV, as a bug
     in a C library would) when that process is the job's own driver."""
@@ -363,6 +444,35 @@ with open_store({db_url!r}) as store:
                             f"({rows['demo/B']['worker']}) when that process died")
     assert "sends the tasks to Ray worker processes" in notes and "(and" not in notes
     assert not any(w.endswith(f":{pid}") for w in eval(workers).values())  # all on workers
+
+
+def test_a_pid_reused_since_the_mark_is_not_the_process_that_wrote_it(db_url):
+    """A mark names host:pid. Once its process has died, a newer process may hold the
+    pid: it started after the mark was written, so the marking process is dead all the
+    same (before, the task was taken for running and its crash went unseen)."""
+    import datetime as dt
+    import subprocess
+
+    from compute.runner import died_in_process
+
+    other = subprocess.Popen(["sleep", "60"])  # a live process that holds "the" pid
+    try:
+        worker = f"{socket.gethostname()}:{other.pid}"
+        with open_store(db_url) as store:
+            store.schedule_tasks("demo-1", "demo", [
+                {"task_id": f"demo/{p}", "product_id": p, "feature_set_id": None,
+                 "block": 0, "n_items": 1} for p in ("old", "new")])
+            with store.transaction():
+                store.start_tasks([("demo/old", 1)], worker=worker)
+            assert died_in_process(store) == []  # marked after the process started: alive
+            with store.transaction():  # the same mark, a minute before that process began
+                store.execute("UPDATE jobs SET started = ? WHERE task_id = 'demo/old'",
+                              (dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                               - dt.timedelta(seconds=60),))
+            assert died_in_process(store) == [("demo/old", worker)]
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_in_this_process_cannot_go_with_a_cluster(db_url):
