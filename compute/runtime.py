@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,6 +89,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         # "local" always starts a fresh Ray, never a stray cluster left on this machine
         kwargs.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1)
     kwargs.update(init_kwargs)
+    # ray.init puts its own SIGTERM handler in (sys.exit): the CLI's, which stops a job
+    # as a Ctrl-C does (commit what finished), comes back after it
+    term = signal.getsignal(signal.SIGTERM) \
+        if threading.current_thread() is threading.main_thread() else None
     if address:
         _check_reachable(address)
         try:
@@ -99,6 +105,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
             raise ConfigError(f"cannot reach a Ray cluster at {address}: {exc}") from exc
     else:
         _start_local(ray, kwargs)
+    if callable(term):
+        signal.signal(signal.SIGTERM, term)
     try:
         yield ray
     finally:

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     "interrupted" and exit code 130, also when DuckDB reports it as an error of its own;
     SIGTERM stops the same way, with "terminated" and exit code 143."""
     pressed = _note_ctrl_c()
-    termed = _sigterm_as_ctrl_c() if pressed is not None else None
+    termed = _sigterm_as_ctrl_c()
     args = sys.argv[1:] if argv is None else argv
     command = next((a for a in args if not a.startswith("-")), "")
     try:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as exc:
         _interrupted(command, said=getattr(exc, "said", False), termed=termed)
     except Exception as exc:
-        if pressed:  # DuckDB's "Query interrupted" and the like: the user's Ctrl-C
+        if pressed or termed:  # DuckDB's "Query interrupted" and the like: the user's Ctrl-C
             _interrupted(command, termed=termed)
         if isinstance(exc, EominerError):
             click.secho(f"error: {exc}", fg="red", err=True)
@@ -144,17 +144,19 @@ def _sigterm_as_ctrl_c() -> list[bool] | None:
     """SIGTERM (`kill`, `timeout`, systemd, a batch scheduler's stop) becomes a Ctrl-C:
     a job commits what finished and marks the task it was running here pending again.
     Killed outright, it lost up to a commit interval of results, and the re-run took the
-    stop for a crash of that task (`compute.runner.died_in_process`). The SIGINT is raised
-    rather than KeyboardInterrupt so that it is held where a Ctrl-C is
-    (`eominer.store.base.ctrl_c_after`). Returns a note that it came (None where another
-    handler is in place: nothing is changed there)."""
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    stop for a crash of that task (`compute.runner.died_in_process`). Held during a
+    commit as a Ctrl-C is (`eominer.store.base.ctrl_c_after`). Also where SIGINT is
+    ignored (a command started in the background by a script or `nohup`), the usual way
+    such a command is stopped. Returns a note that it came (None where another handler
+    is in place, or off the main thread: nothing is changed there)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return None
     termed: list[bool] = []
 
     def handler(signum: int, frame) -> None:
         termed.append(True)
-        signal.raise_signal(signal.SIGINT)
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
     return termed

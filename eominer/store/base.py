@@ -44,23 +44,27 @@ _OTHER_STATEMENTS = frozenset((
 
 @contextlib.contextmanager
 def ctrl_c_after() -> Iterator[None]:
-    """A Ctrl-C during the block is held until the block ends, then delivered (to the
-    handler that was there). A SIGINT that lands inside DuckDB comes out as DuckDB's own
-    error ("Query interrupted", or one wrapping KeyboardInterrupt) and no longer reads as
-    Ctrl-C: the job would end with a traceback instead of "re-run to resume". Only the
-    main thread gets signals, and only a Python-level handler can be held and replayed."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+    """A Ctrl-C (or a SIGTERM the CLI takes as one) during the block is held until the
+    block ends, then delivered (to the handler that was there). A SIGINT that lands inside
+    DuckDB comes out as DuckDB's own error ("Query interrupted", or one wrapping
+    KeyboardInterrupt) and no longer reads as Ctrl-C: the job would end with a traceback
+    instead of "re-run to resume". Only the main thread gets signals, and only a
+    Python-level handler can be held and replayed."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    pressed: list[Any] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(frame))
+    held = {n: h for n in (signal.SIGINT, signal.SIGTERM)
+            if callable(h := signal.getsignal(n))}
+    came: list[tuple[int, Any]] = []
+    for n in held:
+        signal.signal(n, lambda signum, frame: came.append((signum, frame)))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if pressed:
-            previous(signal.SIGINT, pressed[0])
+        for n, h in held.items():
+            signal.signal(n, h)
+        if came:
+            held[came[0][0]](*came[0])
 
 
 def _ctrl_c_cancels(run: Callable[[], T], cancel: Callable[[], None]) -> T:

@@ -3,13 +3,15 @@
 terminal starts, each in a process of its own (never in the server's event loop). The
 app follows them through their progress log and reloads the scope when one finishes;
 the launcher is shared by the browser sessions of one server, so a job started twice is
-refused with the progress of the first.
+refused with the progress of the first. Who started a job may stop it: SIGTERM, which the
+CLI takes as a Ctrl-C (finished tasks committed, a re-run resumes).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,11 +53,27 @@ class AppJob:
     started: float = field(default_factory=time.time)
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     done_note: str = "its results are in the scope"  # what the app says when it is done
+    stopped_by: str | None = None
 
     @property
     def state(self) -> str:
         code = self.proc.poll()
-        return "running" if code is None else "done" if code == 0 else "failed"
+        if code is None:
+            return "running"
+        # 143: the CLI's exit on SIGTERM; -15: the signal came before it set its handler
+        return "done" if code == 0 else "stopped" if self.stopped_by and code in (
+            143, -signal.SIGTERM) else "failed"
+
+    def stop(self, user: str) -> None:
+        """SIGTERM to the job's process: it commits what finished and exits; started
+        again, the same job resumes. Only who started it may."""
+        if self.state != "running":
+            raise SessionError(f"{self.label} is not running ({self.state})")
+        if user != self.user:
+            raise SessionError(f"{self.label} was started by {self.user}: only they can "
+                               "stop it")
+        self.stopped_by = user
+        self.proc.send_signal(signal.SIGTERM)
 
     def progress(self) -> tuple[int, int] | None:
         """(tasks done, tasks to run) from the last line of the progress log."""
@@ -79,6 +97,10 @@ class AppJob:
             return f"{self.label}: running, {done} ({mins:.0f} min, started by {self.user})"
         if self.state == "done":
             return f"{self.label}: done" + (f", {p[1]} tasks" if p else "")
+        if self.state == "stopped":
+            kept = f"{p[0]}/{p[1]} tasks finished, kept" if p else "no task finished"
+            return (f"{self.label}: stopped by {self.stopped_by} ({kept}); start it again "
+                    "to resume")
         tail = self.output.read_text(encoding="utf-8", errors="replace").strip()
         last = tail.splitlines()[-1] if tail else ""
         return f"{self.label}: failed ({last[:200]}); full output in {self.output}"
@@ -164,6 +186,14 @@ class JobLauncher:
     def active(self) -> list[AppJob]:
         return list(self.jobs.values())
 
+    def stop(self, job_id: str, user: str) -> AppJob:
+        job = next((j for j in self.jobs.values() if j.job_id == job_id), None)
+        if job is None:
+            raise SessionError("that job is no longer listed: the server was restarted; "
+                               "stop it from a terminal (eominer jobs, then kill its process)")
+        job.stop(user)
+        return job
+
 
 NEWEST = "the newest"  # the ssl model choice that leaves it to extract (its default)
 
@@ -229,6 +259,11 @@ class JobsView(Viewer):
             label="Epochs", value=5, start=1, end=100, width=80,
             css_classes=["eom-encoder-epochs"])
         self._list = pn.pane.HTML("", css_classes=["eom-app-jobs"], sizing_mode="stretch_width")
+        self._running = pn.widgets.Select(label="Running job", options={}, width=420,
+                                          visible=False, css_classes=["eom-running-job"])
+        self._stop = pn.widgets.Button(label="Stop it", visible=False, width=100,
+                                       css_classes=["eom-stop-job"])
+        self._stop.on_click(lambda _: self._stop_job())
         # finished jobs this browser session has shown (those of before it opened count)
         self._seen = {j.job_id for j in self.launcher.active() if j.state != "running"}
         self._extract.on_click(lambda _: self._run_extract())
@@ -280,6 +315,15 @@ class JobsView(Viewer):
             self.state.say(f"{job.label} started in its own process", "success")
         self.refresh()
 
+    def _stop_job(self) -> None:
+        with self.state.work("stop the job"):
+            if not self._running.value:
+                raise SessionError("no job of yours is running")
+            job = self.launcher.stop(self._running.value, self.state.user)
+            self.state.say(f"stopping {job.label}: what finished is kept; start it again "
+                           "to resume", "success")
+        self.refresh()
+
     def refresh(self) -> None:
         """Progress of the server's jobs; a job that just finished reloads the scope."""
         import html
@@ -288,6 +332,14 @@ class JobsView(Viewer):
         self._list.object = "<br>".join(
             f'<span data-state="{j.state}">{html.escape(j.describe())}</span>'
             for j in sorted(jobs, key=lambda j: -j.started)[:8])
+        mine = {f"{j.label} (started {time.strftime('%H:%M:%S', time.localtime(j.started))})":
+                j.job_id for j in jobs
+                if j.state == "running" and j.user == self.state.user and not j.stopped_by}
+        if mine != self._running.options:
+            keep = self._running.value if self._running.value in mine.values() else None
+            self._running.options = mine
+            self._running.value = keep or next(iter(mine.values()), None)
+        self._running.visible = self._stop.visible = bool(mine)
         for j in jobs:
             if j.state != "running" and j.job_id not in self._seen:
                 self._seen.add(j.job_id)
@@ -295,6 +347,9 @@ class JobsView(Viewer):
                     self._on_finished()
                     self._reload_models()
                     self.state.say(f"{j.label}: done; {j.done_note}", "success")
+                elif j.state == "stopped":
+                    self._on_finished()  # what it had finished is in the scope
+                    self.state.say(j.describe(), "warning")
                 else:
                     self.state.say(j.describe(), "error")
 
@@ -311,4 +366,4 @@ class JobsView(Viewer):
             pn.Row(self._features, self._ssl_model, self._neighbours, self._extract,
                    self._change),
             pn.Row(self._encoder_bands, self._encoder_epochs, self._encoder),
-            self._list, sizing_mode="stretch_width")
+            self._list, pn.Row(self._running, self._stop), sizing_mode="stretch_width")

