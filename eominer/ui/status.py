@@ -3,10 +3,13 @@ notice when the connection to the server is lost (`connection.py`)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import panel as pn
 import param
 from panel.viewable import Viewer
 
+from eominer.store.base import utcnow
 from eominer.ui.connection import ConnectionWatch
 from eominer.ui.state import AppState
 
@@ -34,21 +37,41 @@ class StatusLine(Viewer):
         self._spinner.value = s.busy
 
     def refresh_jobs(self) -> None:
-        """Ray batch jobs recorded in the store (extract, change --pairs)."""
+        """Ray batch jobs recorded in the store (extract, change --pairs...): those at
+        work (a task running), and those stopped in the last day with tasks left."""
         try:
             t = self.state.store.tasks().to_pylist()
         except Exception:  # jobs table of an older database: nothing to show
             return
-        running = [r for r in t if r["status"] == "running"]
-        pending = [r for r in t if r["status"] in ("pending", "scheduled")]
-        if running or pending:
-            jobs = sorted({r["job_id"] for r in running + pending})
-            done = sum(1 for r in t if r["job_id"] in jobs and r["status"] == "done")
-            total = sum(1 for r in t if r["job_id"] in jobs)
-            self._jobs.object = (f"Ray jobs: {len(running)} tasks running, {len(pending)} "
-                                 f"waiting ({done}/{total} done)")
-        else:
-            self._jobs.object = ""
+        self._jobs.object = jobs_line(t, utcnow())
+
+
+def jobs_line(tasks: list[dict], now: dt.datetime) -> str:
+    """What the status line says of the `jobs` rows. A job with a task running is at
+    work; one with tasks pending and none running was stopped (Ctrl-C, SIGTERM, the
+    app's Stop it; a re-run resumes it): counted apart, for a day after it last moved,
+    not as tasks "waiting" for ever."""
+    running = {r["job_id"] for r in tasks if r["status"] == "running"}
+    left = {r["job_id"] for r in tasks if r["status"] in ("pending", "scheduled")} - running
+    moved: dict[str, dt.datetime] = {}
+    for r in tasks:
+        for when in (r["started"], r["finished"]):
+            if when is not None and r["job_id"] in left:
+                moved[r["job_id"]] = max(moved.get(r["job_id"], when), when)
+    recent = sorted(j for j in left if now - moved.get(j, now) < dt.timedelta(days=1))
+    parts = []
+    if running:
+        mine = [r for r in tasks if r["job_id"] in running]
+        n = {k: sum(r["status"] in v for r in mine) for k, v in (
+            ("running", ("running",)), ("waiting", ("pending", "scheduled")),
+            ("done", ("done",)))}
+        parts.append(f"Ray jobs: {n['running']} tasks running, {n['waiting']} waiting "
+                     f"({n['done']}/{len(mine)} done)")
+    if recent:
+        n_left = sum(r["job_id"] in recent and r["status"] != "done" for r in tasks)
+        parts.append(f"{len(recent)} job(s) stopped with {n_left} task(s) left: run the "
+                     "same command again to resume (eominer jobs)")
+    return "; ".join(parts)
 
     def __panel__(self):
         return pn.Row(self._spinner, self._link, self._text, self._jobs,

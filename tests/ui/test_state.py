@@ -166,3 +166,36 @@ def test_a_negative_prior_weight_puts_the_lowest_values_first_in_top_results(lea
     scores = s.prior_ranking()
     assert (scores == 1.0).sum() > 40  # -30 z saturates well over Top results' 40
     assert _top(s, scores) == s.patch_ids[np.argsort(raw, kind="stable")[:40]].tolist()
+
+
+def test_the_status_line_tells_jobs_at_work_from_jobs_stopped(db_url):
+    """A job with a task running is at work; one with tasks pending and none running was
+    stopped (a re-run resumes it): said apart for a day after it last moved, then no
+    more (before, its tasks were "waiting" for ever)."""
+    import datetime as dt
+
+    from eominer.store import open_store
+    from eominer.store.base import utcnow
+    from eominer.ui.status import jobs_line
+
+    def tasks(job: str, n: int) -> list[dict]:
+        return [{"task_id": f"{job}/{i}", "product_id": "p", "feature_set_id": None,
+                 "block": i, "n_items": 1} for i in range(n)]
+
+    with open_store(db_url) as store:
+        for job, n in (("live", 4), ("stopped", 3), ("old", 2)):
+            store.schedule_tasks(job, "extract", tasks(job, n))
+        with store.transaction():
+            store.start_tasks([("live/0", 1), ("live/1", 1), ("stopped/0", 1), ("old/0", 1)])
+            store.finish_tasks([("live/0", "w"), ("stopped/0", "w"), ("old/0", "w")])
+            store.execute("UPDATE jobs SET started = ?, finished = ? WHERE task_id = 'old/0'",
+                          (utcnow() - dt.timedelta(days=3),) * 2)
+        rows = store.tasks().to_pylist()
+    now = utcnow()
+    assert jobs_line(rows, now) == (
+        "Ray jobs: 1 tasks running, 2 waiting (1/4 done); 1 job(s) stopped with 2 task(s) "
+        "left: run the same command again to resume (eominer jobs)")
+    # a day later the stopped job is no longer shown; one running alone
+    assert jobs_line(rows, now + dt.timedelta(days=1, minutes=1)) == \
+        "Ray jobs: 1 tasks running, 2 waiting (1/4 done)"
+    assert jobs_line([r for r in rows if r["job_id"] == "old"], now) == ""
