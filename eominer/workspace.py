@@ -28,6 +28,39 @@ def os_user() -> str:
         return "analyst"
 
 
+# This process's eominer command line (set by `eominer.cli.main`): the runner records it
+# with each job it starts, for `eominer jobs resume`. Options left out: --db (a URL may hold
+# a password; the job is resumed from its own database) and the app's --progress-log.
+_COMMAND: list[str] = []
+_PRIVATE = ("--db", "--progress-log")
+
+
+def set_command(args: Iterable[str]) -> None:
+    """`eominer`'s arguments (after the program name), kept without the private options."""
+    kept, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in _PRIVATE:
+            skip = True
+        elif not a.startswith(tuple(f"{o}=" for o in _PRIVATE)):
+            kept.append(a)
+    _COMMAND[:] = kept
+
+
+def command() -> str | None:
+    """The command line set by `set_command`, shell-quoted; None outside the CLI."""
+    import shlex
+
+    return shlex.join(["eominer", *_COMMAND]) if _COMMAND else None
+
+
+def job_user() -> str:
+    """Who starts a job: the app's user for a job it launched (EOMINER_JOB_USER), else the
+    operating-system user."""
+    return os.environ.get("EOMINER_JOB_USER") or os_user()
+
+
 def workspace(create: bool = True) -> Path:
     root = Path(os.environ.get("EOMINER_HOME") or Path.home() / ".eominer").expanduser()
     if create:

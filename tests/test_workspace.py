@@ -190,3 +190,17 @@ def test_a_live_writers_maps_in_place_are_not_touched(tmp_path: Path) -> None:
     second.release()
     assert claim(dest).dest.name == f"{ARD}-2.tif"  # in place, no claim: taken
     assert not (tmp_path / f".{ARD}.staged.tif.lock").exists()  # and no lock made for it
+
+
+def test_a_jobs_command_is_kept_without_its_database_url_and_progress_log():
+    """A MonetDB URL may hold a password; the app's progress log is its own file."""
+    from eominer.workspace import command, set_command
+
+    try:
+        set_command(["extract", "--features", "spectral,gabor", "--db",
+                     "monetdb://ana:secret@db:50000/eo", "--progress-log", "/tmp/p.jsonl",
+                     "--products=A B", "--db=duckdb:///x.duckdb"])
+        assert command() == "eominer extract --features spectral,gabor '--products=A B'"
+    finally:
+        set_command(())
+    assert command() is None

@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     termed = _sigterm_as_ctrl_c()
     args = sys.argv[1:] if argv is None else argv
     command = next((a for a in args if not a.startswith("-")), "")
+    from eominer.workspace import set_command
+
+    set_command(args)  # recorded with the jobs it starts (`eominer jobs resume`)
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort as exc:  # a prompt answered no, or Ctrl-C (click's)
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(1)
         raise
     finally:
+        set_command(())  # a caller that goes on (a test, a notebook) runs no command
         if pressed is not None:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         if termed is not None:

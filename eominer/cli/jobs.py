@@ -23,8 +23,8 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "jso
 @click.pass_context
 def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | None) -> None:
     """List the latest batch jobs, oldest first: tasks done, failed, running, pending,
-    the patches written, when. `eominer jobs show JOB_ID` says why tasks failed; run the
-    job's command again to resume it."""
+    the patches written, when. `eominer jobs show JOB_ID` says why tasks failed;
+    `eominer jobs resume JOB_ID` runs the job's command again, which resumes it."""
     if ctx.invoked_subcommand is not None:
         return
     from compute.runner import died_in_process
@@ -33,7 +33,14 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
     with open_store(db) as store:
         table = store.job_list(last, kind)
         died = died_in_process(store) if sum(table["running"].to_pylist()) else []
+        left = [(r["job_id"], store.job_command(r["job_id"])) for r in table.to_pylist()
+                if (r["pending"] or r["failed"]) and not r["running"]]
     click.echo(render(table, fmt))
+    for job_id, recorded in left:  # stopped, or out of retries: what resumes it
+        click.echo(f"note: job {job_id} has tasks left: " + (
+            f"eominer jobs resume {job_id} runs `{recorded[0]}` again" if recorded else
+            "its command, run again, resumes it (not recorded: started from Python, or "
+            "before eominer recorded commands)"), err=True)
     stuck = sum(table["running"].to_pylist())
     if stuck:
         click.echo(f"note: {stuck} task(s) marked running: a job at work now, or one that "
@@ -56,9 +63,12 @@ def show(job_id: str, every: bool, fmt: str, db: str | None) -> None:
 
     with open_store(db) as store:
         t = store.tasks(job_id)
+        recorded = store.job_command(job_id)
     if not t.num_rows:
-        raise click.BadParameter(f"no job {job_id!r} in this database: `eominer jobs` lists "
-                                 "them", param_hint="'JOB_ID'")
+        raise _no_job(job_id)
+    if recorded:
+        click.echo(f"command: {recorded[0]}" + (f" (by {recorded[1]})" if recorded[1] else ""),
+                   err=True)
     rows = [r for r in t.to_pylist() if every or r["status"] == "failed"]
     if fmt != "json":
         for r in rows:  # a traceback's last line is what went wrong
@@ -73,3 +83,42 @@ def show(job_id: str, every: bool, fmt: str, db: str | None) -> None:
         click.echo(f"{n} of {t.num_rows} task(s) failed" + (
             "; fix what the errors say and run the job's command again: the done tasks "
             "are kept" if n else ""), err=True)
+
+
+def _no_job(job_id: str) -> click.BadParameter:
+    return click.BadParameter(f"no job {job_id!r} in this database: `eominer jobs` lists "
+                              "them", param_hint="'JOB_ID'")
+
+
+@jobs.command("resume")
+@click.argument("job_id")
+@db_option
+def resume(job_id: str, db: str | None) -> None:
+    """Run the command that started JOB_ID again (recorded with the job, without its
+    --db): the job resumes where it stopped, its finished tasks kept. For a job stopped
+    by Ctrl-C, SIGTERM or the app's Stop, or one whose tasks failed."""
+    import shlex
+
+    from eominer.cli import cli
+    from eominer.store import open_store
+    from eominer.workspace import set_command
+
+    with open_store(db) as store:
+        statuses = store.tasks(job_id)["status"].to_pylist()
+        recorded = store.job_command(job_id)
+    if not statuses:
+        raise _no_job(job_id)
+    if recorded is None:
+        raise click.ClickException(
+            f"job {job_id} has no recorded command (started from Python, or before eominer "
+            "recorded commands): run its command again by hand, it resumes the same way")
+    left = sum(s != "done" for s in statuses)
+    if not left:
+        click.echo(f"nothing to resume: the {len(statuses)} task(s) of job {job_id} are done",
+                   err=True)
+        return
+    click.echo(f"resuming job {job_id} ({left} of {len(statuses)} task(s) left): "
+               f"{recorded[0]}", err=True)
+    args = shlex.split(recorded[0])[1:] + (["--db", db] if db else [])
+    set_command(args)
+    cli.main(args=args, standalone_mode=False)

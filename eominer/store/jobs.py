@@ -137,6 +137,19 @@ class JobsMixin(ModelsMixin):
             (error[:9000], utcnow(), task_id),
         )
 
+    def record_job_command(self, job_id: str, command: str, user: str | None) -> None:
+        """The command line that started `job_id` (`eominer jobs resume`)."""
+        self.execute("DELETE FROM job_commands WHERE job_id = ?", (job_id,))
+        self.execute("INSERT INTO job_commands VALUES (?, ?, ?, ?)",
+                     (job_id, command[:4000], user, utcnow()))
+
+    def job_command(self, job_id: str) -> tuple[str, str | None] | None:
+        """(command, user) that started `job_id`; None where none was recorded (a job
+        started from Python, or before schema version 9)."""
+        rows = self.query("SELECT command, user_name FROM job_commands WHERE job_id = ?",
+                          (job_id,))
+        return (str(rows[0][0]), rows[0][1]) if rows else None
+
     def job_summary(self, job_id: str) -> dict[str, int]:
         rows = self.query(
             "SELECT status, COUNT(*) FROM jobs WHERE job_id = ? GROUP BY status", (job_id,),

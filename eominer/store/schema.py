@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -76,6 +76,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version 8 adds the table `feature_set_sources` (created as a missing table), filled
     # from the product ids that the sets' params name by DATA_MIGRATIONS
     8: (),
+    # version 9 adds the table `job_commands` (created as a missing table; jobs of before
+    # have no row: their command was not recorded)
+    9: (),
 }
 # Upgrades that compute rows from the data (a Store method, run by `init_schema` after
 # the DDL of that version, in the same transaction).
@@ -191,6 +194,16 @@ TABLES: dict[str, str] = {
             worker VARCHAR(200),
             started TIMESTAMP,
             finished TIMESTAMP
+        )""",
+    # The command line that started a job (schema version 9), without its --db (it may
+    # hold a password) and the app's --progress-log: `eominer jobs resume JOB_ID` runs it
+    # again. NULL user: not known. Jobs started from Python (not the CLI) have no row.
+    "job_commands": """
+        CREATE TABLE job_commands (
+            job_id VARCHAR(64) PRIMARY KEY,
+            command VARCHAR(4000) NOT NULL,
+            user_name VARCHAR(128),
+            recorded TIMESTAMP NOT NULL
         )""",
     "taxonomy": """
         CREATE TABLE taxonomy (

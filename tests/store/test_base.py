@@ -261,10 +261,10 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 7
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 9
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 8
+        assert SCHEMA_VERSION == 9
         # version 7: where the file is opened; an upgraded database is nobody's copy
         here = upgraded.file_path()  # None for a MonetDB server: no row
         assert upgraded.query("SELECT path FROM database_paths") == ([(here,)] if here else [])
@@ -404,10 +404,10 @@ def test_version_4_database_is_upgraded_in_place(store):
     _make_v4(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> 6 -> 7 -> 8
+    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> ... -> 9
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (4,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 8
+        assert SCHEMA_VERSION == 9
         cols = [c for c, _ in ROUND_VERIFY_COLUMNS]
         rows = upgraded.query(f"SELECT {', '.join(cols)} FROM rounds ORDER BY round")
         assert [[v is None or v != v for v in r] for r in rows] == [[True] * len(cols)] * 2
@@ -451,17 +451,44 @@ def test_version_7_database_gains_the_sources_its_sets_name(store):
                                       ["t"], "S2")
     own = store.register_feature_set("spectral", 1, {"bands": ["B02"]}, ["a"], "S2")
     store.execute("DROP TABLE feature_set_sources")
-    store.execute("DELETE FROM schema_version WHERE version = 8")
+    store.execute("DROP TABLE job_commands")
+    store.execute("DELETE FROM schema_version")
     store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (7, "0.1.0", T0))
     url = store.url
     store.close()
     with open_store(url) as upgraded:
         assert [v for (v,) in upgraded.query(
-            "SELECT version FROM schema_version ORDER BY version")][-2:] == [7, 8]
+            "SELECT version FROM schema_version ORDER BY version")] == [7, SCHEMA_VERSION]
         assert upgraded.feature_set_sources(change.feature_set_id) == ["P1", "P2"]
         assert upgraded.feature_set_sources(series.feature_set_id) == ["P2"]
         assert upgraded.feature_set_sources(gone.feature_set_id) == ["P1"]
         assert upgraded.feature_set_sources(own.feature_set_id) == []
+
+
+def test_version_8_database_gains_the_commands_of_its_next_jobs(store):
+    """A database of schema version 8 (today's less `job_commands`): its jobs keep their
+    rows, have no command (none was recorded), and the next jobs' commands are kept."""
+    from eominer.store import open_store
+    from tests.store.rows import T0
+
+    store.schedule_tasks("extract-old", "extract", [{
+        "task_id": "spectral/P/0-512", "product_id": "P", "feature_set_id": "spectral",
+        "block": 0, "n_items": 10}])
+    store.execute("DROP TABLE job_commands")
+    store.execute("DELETE FROM schema_version")
+    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (8, "0.1.0", T0))
+    url = store.url
+    store.close()
+    with open_store(url) as upgraded:
+        assert [v for (v,) in upgraded.query(
+            "SELECT version FROM schema_version ORDER BY version")] == [8, 9]
+        assert upgraded.tasks("extract-old").num_rows == 1
+        assert upgraded.job_command("extract-old") is None
+        with upgraded.transaction():
+            upgraded.record_job_command("extract-new", "eominer extract --features "
+                                        "'spectral,gabor'", "ana")
+        assert upgraded.job_command("extract-new") == (
+            "eominer extract --features 'spectral,gabor'", "ana")
 
 
 @pytest.mark.skipif("duckdb" not in ENGINES, reason="a DuckDB file, copied with cp")
