@@ -397,6 +397,8 @@ def _schedule(store: Store | None, spec: JobSpec, report: JobReport,
               todo: list[Task]) -> None:
     """The job's first writes, once its workers can start: `prepare` and a `jobs` row
     per task to run, in one transaction."""
+    import os
+
     from eominer.workspace import command, job_user
 
     if store is None:
@@ -405,7 +407,7 @@ def _schedule(store: Store | None, spec: JobSpec, report: JobReport,
         if spec.prepare:
             spec.prepare(store)
         if (line := command()) is not None:  # `eominer jobs resume` runs it again
-            store.record_job_command(report.job_id, line, job_user())
+            store.record_job_command(report.job_id, line, os.getcwd(), job_user())
         store.schedule_tasks(report.job_id, spec.kind, [
             {"task_id": t.task_id, "product_id": t.product_id,
              "feature_set_id": t.feature_set_id, "block": t.block,

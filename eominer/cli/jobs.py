@@ -38,7 +38,7 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
     click.echo(render(table, fmt))
     for job_id, recorded in left:  # stopped, or out of retries: what resumes it
         click.echo(f"note: job {job_id} has tasks left: " + (
-            f"eominer jobs resume {job_id} runs `{recorded[0]}` again" if recorded else
+            f"eominer jobs resume {job_id} runs `{recorded.command}` again" if recorded else
             "its command, run again, resumes it (not recorded: started from Python, or "
             "before eominer recorded commands)"), err=True)
     stuck = sum(table["running"].to_pylist())
@@ -67,7 +67,8 @@ def show(job_id: str, every: bool, fmt: str, db: str | None) -> None:
     if not t.num_rows:
         raise _no_job(job_id)
     if recorded:
-        click.echo(f"command: {recorded[0]}" + (f" (by {recorded[1]})" if recorded[1] else ""),
+        click.echo(f"command: {recorded.command}" + (f" (by {recorded.user})" if recorded.user
+                                                     else "") + f", in {recorded.folder}",
                    err=True)
     rows = [r for r in t.to_pylist() if every or r["status"] == "failed"]
     if fmt != "json":
@@ -97,6 +98,7 @@ def resume(job_id: str, db: str | None) -> None:
     """Run the command that started JOB_ID again (recorded with the job, without its
     --db): the job resumes where it stopped, its finished tasks kept. For a job stopped
     by Ctrl-C, SIGTERM or the app's Stop, or one whose tasks failed."""
+    import os
     import shlex
 
     from eominer.cli import cli
@@ -117,8 +119,17 @@ def resume(job_id: str, db: str | None) -> None:
         click.echo(f"nothing to resume: the {len(statuses)} task(s) of job {job_id} are done",
                    err=True)
         return
+    here = os.getcwd()
+    folder = recorded.folder if recorded.folder and os.path.isdir(recorded.folder) else here
     click.echo(f"resuming job {job_id} ({left} of {len(statuses)} task(s) left): "
-               f"{recorded[0]}", err=True)
-    args = shlex.split(recorded[0])[1:] + (["--db", db] if db else [])
+               f"{recorded.command}" + (f", in {folder}" if folder != here else ""), err=True)
+    if recorded.folder and folder != recorded.folder:
+        click.echo(f"note: it ran in {recorded.folder}, which is gone: its relative paths are "
+                   f"taken from {here}", err=True)
+    args = shlex.split(recorded.command)[1:] + (["--db", db] if db else [])
     set_command(args)
-    cli.main(args=args, standalone_mode=False)
+    os.chdir(folder)  # its relative paths
+    try:
+        cli.main(args=args, standalone_mode=False)
+    finally:
+        os.chdir(here)

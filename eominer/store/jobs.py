@@ -8,7 +8,7 @@ transaction that writes its results, so `done` always means "its rows are there"
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -17,6 +17,14 @@ from eominer.store.models import ModelsMixin
 
 TASK_COLUMNS = ("task_id", "job_id", "kind", "product_id", "feature_set_id", "block",
                 "n_items", "status", "attempts", "error", "worker", "started", "finished")
+
+
+class JobCommand(NamedTuple):
+    """What started a job (`job_commands`)."""
+
+    command: str  # shell-quoted, from `eominer`, without --db and --progress-log
+    folder: str | None  # where it ran: its relative paths are from there
+    user: str | None
 
 
 class JobsMixin(ModelsMixin):
@@ -137,18 +145,20 @@ class JobsMixin(ModelsMixin):
             (error[:9000], utcnow(), task_id),
         )
 
-    def record_job_command(self, job_id: str, command: str, user: str | None) -> None:
-        """The command line that started `job_id` (`eominer jobs resume`)."""
+    def record_job_command(self, job_id: str, command: str, folder: str | None,
+                           user: str | None) -> None:
+        """The command line that started `job_id`, and the folder it ran in
+        (`eominer jobs resume`)."""
         self.execute("DELETE FROM job_commands WHERE job_id = ?", (job_id,))
-        self.execute("INSERT INTO job_commands VALUES (?, ?, ?, ?)",
-                     (job_id, command[:4000], user, utcnow()))
+        self.execute("INSERT INTO job_commands VALUES (?, ?, ?, ?, ?)",
+                     (job_id, command[:4000], folder, user, utcnow()))
 
-    def job_command(self, job_id: str) -> tuple[str, str | None] | None:
-        """(command, user) that started `job_id`; None where none was recorded (a job
-        started from Python, or before schema version 9)."""
-        rows = self.query("SELECT command, user_name FROM job_commands WHERE job_id = ?",
-                          (job_id,))
-        return (str(rows[0][0]), rows[0][1]) if rows else None
+    def job_command(self, job_id: str) -> JobCommand | None:
+        """What started `job_id`; None where nothing was recorded (a job started from
+        Python, or before schema version 9)."""
+        rows = self.query("SELECT command, folder, user_name FROM job_commands WHERE "
+                          "job_id = ?", (job_id,))
+        return JobCommand(*rows[0]) if rows else None
 
     def job_summary(self, job_id: str) -> dict[str, int]:
         rows = self.query(

@@ -196,12 +196,14 @@ TABLES: dict[str, str] = {
             finished TIMESTAMP
         )""",
     # The command line that started a job (schema version 9), without its --db (it may
-    # hold a password) and the app's --progress-log: `eominer jobs resume JOB_ID` runs it
-    # again. NULL user: not known. Jobs started from Python (not the CLI) have no row.
+    # hold a password) and the app's --progress-log, and the folder it ran in (relative
+    # paths): `eominer jobs resume JOB_ID` runs it again. NULL user: not known. Jobs
+    # started from Python (not the CLI) have no row.
     "job_commands": """
         CREATE TABLE job_commands (
             job_id VARCHAR(64) PRIMARY KEY,
             command VARCHAR(4000) NOT NULL,
+            folder VARCHAR(4000),
             user_name VARCHAR(128),
             recorded TIMESTAMP NOT NULL
         )""",

@@ -83,7 +83,7 @@ def damage_tile(path: Path, col: int, row: int) -> bytes:
 
 
 def test_a_job_with_tasks_left_is_resumed_by_its_recorded_command(db_url, workspace, capsys,
-                                                                  shared_data):
+                                                                  shared_data, monkeypatch):
     """Each job records the command line that started it (without --db). A task fails
     (a tile of the scene's ARD damaged on disk): `eominer jobs` names what resumes the
     job; once the file is repaired, `eominer jobs resume JOB_ID` runs that command again:
@@ -105,21 +105,26 @@ def test_a_job_with_tasks_left_is_resumed_by_its_recorded_command(db_url, worksp
     with open_store(db_url) as store:
         (job,) = store.job_list(5, "extract").to_pylist()
         assert (job["done"], job["failed"]) == (2, 1)
-        assert store.job_command(job["job_id"]) == ("eominer " + " ".join(args), os_user())
+        assert store.job_command(job["job_id"]) == ("eominer " + " ".join(args), os.getcwd(),
+                                                   os_user())
     r = run(["jobs", "--db", db_url], workspace)
     assert (f"note: job {job['job_id']} has tasks left: eominer jobs resume {job['job_id']} "
             f"runs `eominer {' '.join(args)}` again") in r.stderr
     with open(ard, "r+b") as f:  # repaired
         f.seek(int(_tile_offset(ard, 0, 1)) + 100)
         f.write(original)
+    started_in = os.getcwd()
+    workspace.mkdir(exist_ok=True)
+    monkeypatch.chdir(workspace)  # resumed from elsewhere: it runs where it ran
     r = run(["jobs", "resume", job["job_id"], "--db", db_url], workspace)
     assert r.returncode == 0, r.stderr
     assert f"resuming job {job['job_id']} (1 of 3 task(s) left): eominer extract" in r.stderr
+    assert f", in {started_in}" in r.stderr and os.getcwd() == str(workspace)
     assert "1 task(s) run in this process, 2 already done, 0 failed" in r.stdout + r.stderr
     with open_store(db_url) as store:
         jobs = store.job_list(5, "extract").to_pylist()
         assert [(j["done"], j["failed"], j["pending"]) for j in jobs] == [(2, 0, 0), (1, 0, 0)]
-        assert store.job_command(jobs[1]["job_id"])[0] == "eominer " + " ".join(args)
+        assert store.job_command(jobs[1]["job_id"]).command == "eominer " + " ".join(args)
         (fs,) = store.feature_sets("spectral")
         assert store.count_features(fs) == n_patches  # every patch, none twice
     r = run(["jobs", "resume", jobs[1]["job_id"], "--db", db_url], workspace)

@@ -486,9 +486,9 @@ def test_version_8_database_gains_the_commands_of_its_next_jobs(store):
         assert upgraded.job_command("extract-old") is None
         with upgraded.transaction():
             upgraded.record_job_command("extract-new", "eominer extract --features "
-                                        "'spectral,gabor'", "ana")
+                                        "'spectral,gabor'", "/data/eo", "ana")
         assert upgraded.job_command("extract-new") == (
-            "eominer extract --features 'spectral,gabor'", "ana")
+            "eominer extract --features 'spectral,gabor'", "/data/eo", "ana")
 
 
 @pytest.mark.skipif("duckdb" not in ENGINES, reason="a DuckDB file, copied with cp")
