@@ -67,9 +67,9 @@ def show(job_id: str, every: bool, fmt: str, db: str | None) -> None:
     if not t.num_rows:
         raise _no_job(job_id)
     if recorded:
-        click.echo(f"command: {recorded.command}" + (f" (by {recorded.user})" if recorded.user
-                                                     else "") + f", in {recorded.folder}",
-                   err=True)
+        by = f" (by {recorded.user})" if recorded.user else ""
+        where = f", in {recorded.folder}" if recorded.folder else ""
+        click.echo(f"command: {recorded.command}{by}{where}", err=True)
     rows = [r for r in t.to_pylist() if every or r["status"] == "failed"]
     if fmt != "json":
         for r in rows:  # a traceback's last line is what went wrong
