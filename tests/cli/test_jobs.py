@@ -110,6 +110,9 @@ def test_a_job_with_tasks_left_is_resumed_by_its_recorded_command(db_url, worksp
     r = run(["jobs", "--db", db_url], workspace)
     assert (f"note: job {job['job_id']} has tasks left: eominer jobs resume {job['job_id']} "
             f"runs `eominer {' '.join(args)}` again") in r.stderr
+    r = run(["jobs", "show", job["job_id"], "--db", db_url], workspace)
+    assert (f"command: eominer {' '.join(args)} (by {os_user()}), in {os.getcwd()}"
+            in r.stderr.splitlines())
     with open(ard, "r+b") as f:  # repaired
         f.seek(int(_tile_offset(ard, 0, 1)) + 100)
         f.write(original)
