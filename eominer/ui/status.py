@@ -45,6 +45,11 @@ class StatusLine(Viewer):
             return
         self._jobs.object = jobs_line(t, utcnow())
 
+    def __panel__(self):
+        return pn.Row(self._spinner, self._link, self._text, self._jobs,
+                      sizing_mode="stretch_width",
+                      styles={"border-top": "1px solid #ddd"})
+
 
 def jobs_line(tasks: list[dict], now: dt.datetime) -> str:
     """What the status line says of the `jobs` rows. A job with a task running is at
@@ -72,11 +77,6 @@ def jobs_line(tasks: list[dict], now: dt.datetime) -> str:
         parts.append(f"{len(recent)} job(s) stopped with {n_left} task(s) left: run the "
                      "same command again to resume (eominer jobs)")
     return "; ".join(parts)
-
-    def __panel__(self):
-        return pn.Row(self._spinner, self._link, self._text, self._jobs,
-                      sizing_mode="stretch_width",
-                      styles={"border-top": "1px solid #ddd"})
 
 
 def _escape(text: str) -> str:
