@@ -212,8 +212,8 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             epochs.fill("100")
             epochs.press("Enter")
             page.locator(".eom-run-encoder button").click()
-            wait_for(lambda: any("training ssl in this process" in f.read_text()
-                                 for f in (home / "jobs").glob("encoder_*.log")), 120,
+            # its task marked running (committed): the status line reads the jobs table
+            wait_for(lambda: "Ray jobs: 1 tasks running" in text(page, ".eom-jobs"), 120,
                      "the long training to start training")
             (running,) = page.locator(".eom-running-job option").all_text_contents()
             assert running.startswith("train the ssl encoder on 1 product(s) (started ")
@@ -222,6 +222,9 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             wait_for(lambda: "stopped by ana" in jobs(), 60, "the training to stop")
             assert ("train the ssl encoder on 1 product(s): stopped by ana (no task finished)"
                     "; start it again to resume") in jobs()
+            wait_for(lambda: text(page, ".eom-jobs").startswith(
+                "1 job(s) stopped with 1 task(s) left: run the same command again"), 30,
+                "the status line to say it")
             wait_for(lambda: not page.locator(".eom-stop-job button").is_visible(), 30,
                      "the stop control to go")
             shot(page, "12b_training_stopped")
