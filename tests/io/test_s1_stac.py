@@ -11,8 +11,6 @@ by a loopback server, nothing else is contacted."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from eominer.io.ard import read_ard
 from eominer.io.discover import discover
 from eominer.store import open_store
 from tests.io.test_s1_safe import NAME, make_safe, snapshot
-from tests.io.test_stac import RangeHandler
+from tests.io.test_stac import serving
 
 
 @pytest.fixture(scope="module")
@@ -119,24 +117,10 @@ def test_an_item_without_its_manifest_takes_its_facts_from_its_properties(
 
 
 @pytest.fixture
-def safe_server(safe: Path, monkeypatch):
+def safe_server(safe: Path, gdal_loopback_only):
     """The SAFE's folder on 127.0.0.1, answering range requests (GDAL's /vsicurl/)."""
-    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
-    monkeypatch.setenv("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tiff")
-    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    handler = type("Handler", (RangeHandler,), {"root": safe.parent, "log": []})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", handler.log
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serving(safe.parent) as served:
+        yield served
 
 
 def test_a_remote_item_ingests_like_its_safe(store, workspace, safe: Path, safe_ard,

