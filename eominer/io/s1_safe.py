@@ -204,8 +204,7 @@ def discover_s1_stac(item_id: str, where: str, hrefs: dict[str, str],
                     "ingest the product's SAFE"
                 )
             extra[f"{pol}.{kind}"] = hrefs[key]
-        lines, samples = _annotated_size(safe.read(hrefs[STAC_ASSETS["annotation"].format(
-            pol=pol.lower())]))
+        lines, samples = _annotated_size(safe.read(extra[f"{pol}.annotation"]))
         _check_size(bands[pol].path, f"asset {pol.lower()!r}", where, samples, lines)
     return SourceProduct(
         product_id=item_id, sensor="S1", source_path=where,
