@@ -223,7 +223,7 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             assert ("train the ssl encoder on 1 product(s): stopped by ana (no task finished)"
                     "; start it again to resume") in jobs()
             wait_for(lambda: text(page, ".eom-jobs").startswith(
-                "1 job(s) stopped with 1 task(s) left: run the same command again"), 30,
+                "1 job(s) stopped with 1 task(s) left: start it again, or eominer jobs resume"), 30,
                 "the status line to say it")
             wait_for(lambda: not page.locator(".eom-stop-job button").is_visible(), 30,
                      "the stop control to go")
