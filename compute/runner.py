@@ -303,14 +303,10 @@ def died_in_process(store: Store | None, task_ids: Sequence[str] | None = None,
 
 def _alive(pid: int, marked: Any = None) -> bool:
     """Process `pid` runs, and is the one that wrote a mark at `marked` (naive UTC)."""
-    import os
+    from eominer.workspace import pid_alive
 
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:  # another user's process
-        pass
     began = process_start(pid)
     return marked is None or began is None or \
         began <= marked.replace(tzinfo=dt.UTC).timestamp() + 2.0  # /proc's 1 s steps

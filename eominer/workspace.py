@@ -272,11 +272,12 @@ def _sweep(dest: Path) -> None:
     host = socket.gethostname()
     for f in dest.parent.glob(f".{dest.name}.*"):
         m = pattern.fullmatch(f.name)
-        if m and m[1] == host and not _alive(int(m[2])):
+        if m and m[1] == host and not pid_alive(int(m[2])):
             f.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process of this machine with that pid exists (another user's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
