@@ -6,7 +6,8 @@ pixels); the task reads them from the ARD COGs itself (the workspace must be rea
 the workers: a shared file system on a cluster), trains, and returns the saved model's
 bytes, so the driver stores the model in its own workspace whichever node trained it.
 The task asks for a GPU where the cluster has or can start one. Each run trains a new
-model (its task id names the run): there is nothing to resume in a single task.
+model; one that was stopped (or failed) leaves its task to the next training of its kind,
+which takes it over: there is nothing to resume in a single task but its row.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] 
           ) -> dict[str, Any]:
     """Train on the runner; record the model (`models` row, `<kind>-v<N>.keras`); return
     its row. `on_start`, `on_task`: `run_job`'s progress callbacks."""
-    from compute.runner import new_job_id, run_job
+    from compute.runner import new_job_id, run_job, task_to_take_over
     from eominer.features.encoder import BANDS
     from eominer.features.encoder_train import sample_sources, save_model
 
@@ -83,7 +84,7 @@ def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] 
         model_bytes, params, metrics, used = done[0].result
         saved.append(save_model(store, kind, model_bytes, params, metrics, used))
 
-    task = Task(f"{job_id}/train", train_task,
+    task = Task(task_to_take_over(store, f"{kind}-train") or f"{job_id}/train", train_task,
                 (method, sources, epochs, dim, batch_size, seed), gpu=True,
                 n_items=sum(len(s.ys) for s in sources))
     if progress:

@@ -4,8 +4,9 @@ The data of a BigEarthNet folder fits one worker. The task asks for a GPU only w
 cluster has or can start one, so the same call works on a laptop and on a cluster with
 GPU nodes; it returns the saved model's bytes, so the driver stores the model in its own
 workspace whichever node trained it (the data folder must be readable by the workers: a
-shared file system on a cluster). Each run trains a new model (its task id names the
-run): there is nothing to resume in a single task.
+shared file system on a cluster). Each run trains a new model; one that was stopped (or
+failed) leaves its task to the next training, which takes it over: there is nothing to
+resume in a single task but its row.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def train(
     import datetime as dt
     import secrets
 
-    from compute.runner import new_job_id, run_job
+    from compute.runner import new_job_id, run_job, task_to_take_over
     from eominer.fusion.network import KIND
     from eominer.workspace import models_dir
 
@@ -91,7 +92,8 @@ def train(
                   "gpu": metrics.pop("gpu")}
         store.add_model(model_id, KIND, str(path), params, metrics, trained_on)
 
-    task = Task(f"{job_id}/train", train_network, (root, vocabulary, epochs, seed), gpu=True)
+    task = Task(task_to_take_over(store, "fusion-train") or f"{job_id}/train", train_network,
+                (root, vocabulary, epochs, seed), gpu=True)
     if progress:
         where = "on Ray" if address and not in_process else "in this process"
         progress(f"training {where} ({epochs} epochs, data {root})")

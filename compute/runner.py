@@ -180,6 +180,18 @@ def new_job_id(kind: str) -> str:
     return f"{kind}-{stamp}-{secrets.token_hex(3)}"
 
 
+def task_to_take_over(store: Store, kind: str) -> str | None:
+    """The task of the latest unfinished run of a one-task job of `kind` (a training
+    stopped, failed, or crashed in a process of this machine), for a new run to take
+    over: its row moves to the new job, as a re-run of an extract takes over the tasks
+    its predecessor left, so the stopped run is no longer listed as one to resume. A
+    task running in a live process (or on another machine) is left to it. None: none."""
+    for task_id, status in store.unfinished_tasks(kind):
+        if status != "running" or died_in_process(store, [task_id]):
+            return task_id
+    return None
+
+
 def recorded_done(store: Store | None, tasks: Sequence[Task]) -> set[str]:
     """Tasks whose `jobs` row says done."""
     if store is None:

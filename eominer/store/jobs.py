@@ -68,12 +68,20 @@ class JobsMixin(ModelsMixin):
                     "started": pa.nulls(n, pa.timestamp("us")),
                     "finished": pa.nulls(n, pa.timestamp("us")),
                 }))
-            for tid in redo:
+            items = {t["task_id"]: int(t["n_items"]) for t in tasks}
+            for tid in redo:  # its items too: a training taken over may see other patches
                 self.execute(
                     "UPDATE jobs SET job_id = ?, status = 'pending', attempts = 0, "
-                    "error = NULL WHERE task_id = ?", (job_id, tid),
+                    "error = NULL, n_items = ? WHERE task_id = ?", (job_id, items[tid], tid),
                 )
         return [t["task_id"] for t in tasks if known.get(t["task_id"]) != "done"]
+
+    def unfinished_tasks(self, kind: str) -> list[tuple[str, str]]:
+        """(task_id, status) of the tasks of `kind` that are not done, the latest first
+        (task ids of one-task jobs start with their job's id, which starts with its time)."""
+        rows = self.query("SELECT task_id, status FROM jobs WHERE kind = ? AND status <> "
+                          "'done' ORDER BY task_id DESC", (kind,))
+        return [(str(r[0]), str(r[1])) for r in rows]
 
     def feature_stamps(self, feature_set_id: str) -> dict[str, str]:
         """Per product, when its latest done task that wrote `feature_set_id` (an extract

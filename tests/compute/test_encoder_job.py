@@ -73,6 +73,58 @@ def test_ssl_trains_as_a_runner_task(small):
     assert set(tasks["worker"].to_pylist()) == {worker_name()}
 
 
+@pytest.mark.ray
+def test_a_training_takes_over_the_task_a_stopped_training_left(small):
+    """A stopped training leaves its one task pending (nothing else to resume); the next
+    training of its kind takes that row over, so the stopped job is no longer listed
+    with tasks left. A training at work in a live process is left alone; the task of
+    one that crashed (marked running by a dead process) is taken over too."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from compute.runner import task_to_take_over
+
+    store, _ = small
+    host = socket.gethostname()
+
+    def leftover(job_id: str, status: str, pid: int | None = None) -> str:
+        task_id = f"{job_id}/train"
+        store.schedule_tasks(job_id, "ssl-train", [{"task_id": task_id, "product_id": None,
+                                                    "feature_set_id": None, "block": 0,
+                                                    "n_items": 200}])
+        if status == "running":  # a start mark, as a driver's
+            store.start_tasks([(task_id, 1)], worker=f"{host}:{pid}")
+        return task_id
+
+    # as the runner leaves them: a stop (pending, no worker); a live training (this
+    # process's mark); the latest: another machine's training at work
+    stopped = leftover("ssl-train-20261201T100000-aaaaaa", "pending")
+    live = leftover("ssl-train-20261201T110000-bbbbbb", "running", os.getpid())
+    store.execute("UPDATE jobs SET worker = 'elsewhere:1' WHERE task_id = ?",
+                  (leftover("ssl-train-20261201T120000-cccccc", "running", 1),))
+    assert task_to_take_over(store, "ssl-train") == stopped
+    assert task_to_take_over(store, "encoder-train") is None  # another kind: its own
+
+    row = train(store, "ssl", epochs=1, dim=8, max_patches=200, batch_size=64, num_cpus=1)
+    assert row["kind"] == "ssl"
+    status = {r["task_id"]: (r["job_id"], r["status"]) for r in store.tasks().to_pylist()}
+    assert status[stopped][1] == "done"
+    assert not status[stopped][0].startswith("ssl-train-20261201T1000")  # moved to the run
+    assert status[live] == ("ssl-train-20261201T110000-bbbbbb", "running")
+    assert store.tasks("ssl-train-20261201T100000-aaaaaa").num_rows == 0
+    assert task_to_take_over(store, "ssl-train") is None
+
+    # a training that crashed: its mark names a process that is gone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    crashed = leftover("ssl-train-20261201T130000-dddddd", "running", int(dead))
+    assert task_to_take_over(store, "ssl-train") == crashed
+    with store.transaction():  # the module's other tests see only their own tasks
+        store.execute("DELETE FROM jobs WHERE job_id LIKE 'ssl-train-20261201T1%'")
+
+
 def test_bad_method_and_unknown_products_fail_before_ray(small):
     store, _ = small
     with pytest.raises(FeatureError, match="one of autoencoder, ssl"):
