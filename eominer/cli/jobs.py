@@ -93,8 +93,10 @@ def _no_job(job_id: str) -> click.BadParameter:
 
 @jobs.command("resume")
 @click.argument("job_id")
+@click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
+              help="Passed on to the job's command where it takes one (the app's log).")
 @db_option
-def resume(job_id: str, db: str | None) -> None:
+def resume(job_id: str, progress_log: str | None, db: str | None) -> None:
     """Run the command that started JOB_ID again (recorded with the job, without its
     --db): the job resumes where it stopped, its finished tasks kept. For a job stopped
     by Ctrl-C, SIGTERM or the app's Stop, or one whose tasks failed."""
@@ -127,9 +129,21 @@ def resume(job_id: str, db: str | None) -> None:
         click.echo(f"note: it ran in {recorded.folder}, which is gone: its relative paths are "
                    f"taken from {here}", err=True)
     args = shlex.split(recorded.command)[1:] + (["--db", db] if db else [])
+    if progress_log and _takes(cli, args, "progress_log"):  # absolute: the chdir below
+        args += ["--progress-log", os.path.abspath(progress_log)]
     set_command(args)
     os.chdir(folder)  # its relative paths
     try:
         cli.main(args=args, standalone_mode=False)
     finally:
         os.chdir(here)
+
+
+def _takes(group: click.Group, args: list[str], param: str) -> bool:
+    """The command that `args` name under `group` has the option `param`."""
+    command: click.Command | None = group
+    for word in args:
+        if not isinstance(command, click.Group):
+            break
+        command = command.get_command(click.Context(command), word)
+    return command is not None and any(p.name == param for p in command.params)

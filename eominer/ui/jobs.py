@@ -4,7 +4,8 @@ terminal starts, each in a process of its own (never in the server's event loop)
 app follows them through their progress log and reloads the scope when one finishes;
 the launcher is shared by the browser sessions of one server, so a job started twice is
 refused with the progress of the first. Who started a job may stop it: SIGTERM, which the
-CLI takes as a Ctrl-C (finished tasks committed, a re-run resumes).
+CLI takes as a Ctrl-C (finished tasks committed, a re-run resumes). A job of the database
+with tasks left (stopped here or in a terminal) is resumed by `eominer jobs resume`.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ class AppJob:
             return f"{self.label}: done" + (f", {p[1]} tasks" if p else "")
         if self.state == "stopped":
             kept = f"{p[0]}/{p[1]} tasks finished, kept" if p else "no task finished"
-            return (f"{self.label}: stopped by {self.stopped_by} ({kept}); start it again "
-                    "to resume")
+            return (f"{self.label}: stopped by {self.stopped_by} ({kept}); Resume it "
+                    "below, or start it again")
         tail = self.output.read_text(encoding="utf-8", errors="replace").strip()
         last = tail.splitlines()[-1] if tail else ""
         return f"{self.label}: failed ({last[:200]}); full output in {self.output}"
@@ -184,6 +185,14 @@ class JobLauncher:
                           done_note="the ssl encoder is trained: extract `ssl` (Feature sets "
                           "to extract) to mine with it")
 
+    def resume(self, job_id: str, command: str, user: str) -> AppJob:
+        """`eominer jobs resume JOB_ID`: the job's recorded command again, from the app;
+        its finished tasks are kept."""
+        shown = command if len(command) <= 90 else command[:87] + "..."
+        return self.start(("resume", job_id), f"resume {shown}",
+                          ["jobs", "resume", job_id], user,
+                          done_note="what it finished is in the scope")
+
     def active(self) -> list[AppJob]:
         return list(self.jobs.values())
 
@@ -211,6 +220,25 @@ def ssl_model_options(store) -> dict[str, str]:
         when = str(m["created"])[:16]
         out[f"{m['model_id']}: {len(model_bands(p))} bands, {p.get('epochs')} epochs, "
             f"seed {p.get('seed')}, {when}"] = m["model_id"]
+    return out
+
+
+def stopped_jobs(store, limit: int = 50) -> dict[str, tuple[str, str]]:
+    """The jobs the app offers to resume: of the latest `limit`, those with tasks left
+    (stopped, or failed past their retries) and none running, whose command was recorded
+    (`eominer jobs resume` runs it again); newest first, label -> (job id, command)."""
+    out: dict[str, tuple[str, str]] = {}
+    for r in reversed(store.job_list(limit).to_pylist()):
+        left = r["pending"] + r["failed"]
+        recorded = store.job_command(r["job_id"]) if left and not r["running"] else None
+        if recorded is None:
+            continue
+        when = r["started"].strftime("%Y-%m-%d %H:%M") if r["started"] else "not started"
+        by = f" by {recorded.user}" if recorded.user else ""
+        shown = recorded.command.removeprefix("eominer ")
+        shown = shown if len(shown) <= 160 else shown[:157] + "..."
+        out[f"{shown} ({left} of {r['tasks']} task(s) left; {when}{by})"] = (
+            r["job_id"], recorded.command)
     return out
 
 
@@ -265,6 +293,12 @@ class JobsView(Viewer):
         self._stop = pn.widgets.Button(label="Stop it", visible=False, width=100,
                                        css_classes=["eom-stop-job"])
         self._stop.on_click(lambda _: self._stop_job())
+        self._stopped = pn.widgets.Select(label="Stopped job (tasks left)", options={},
+                                          width=820, visible=False,
+                                          css_classes=["eom-stopped-job"])
+        self._resume = pn.widgets.Button(label="Resume it", visible=False, width=100,
+                                         align="end", css_classes=["eom-resume-job"])
+        self._resume.on_click(lambda _: self._resume_job())
         # finished jobs this browser session has shown (those of before it opened count)
         self._seen = {j.job_id for j in self.launcher.active() if j.state != "running"}
         self._extract.on_click(lambda _: self._run_extract())
@@ -325,6 +359,31 @@ class JobsView(Viewer):
                            "to resume", "success")
         self.refresh()
 
+    def _resume_job(self) -> None:
+        with self.state.work("resume the job"):
+            if not self._stopped.value:
+                raise SessionError("no stopped job to resume")
+            job_id, command = self._stopped.value
+            job = self.launcher.resume(job_id, command, self.state.user)
+            self.state.say(f"{job.label} started in its own process: its finished tasks "
+                           "are kept", "success")
+        self.refresh()
+
+    def _offer_resume(self, jobs: list[AppJob]) -> None:
+        """The stopped jobs of the database (any user's, the terminal's too), less those
+        this server is resuming now."""
+        resuming = {j.key[1] for j in jobs if j.key[0] == "resume" and j.state == "running"}
+        try:
+            options = {k: v for k, v in stopped_jobs(self.state.store).items()
+                       if v[0] not in resuming}
+        except Exception:  # the jobs tables of an older database: nothing to offer
+            options = {}
+        if options != self._stopped.options:
+            keep = self._stopped.value if self._stopped.value in options.values() else None
+            self._stopped.options = options
+            self._stopped.value = keep or next(iter(options.values()), None)
+        self._stopped.visible = self._resume.visible = bool(options)
+
     def refresh(self) -> None:
         """Progress of the server's jobs; a job that just finished reloads the scope."""
         import html
@@ -341,6 +400,7 @@ class JobsView(Viewer):
             self._running.options = mine
             self._running.value = keep or next(iter(mine.values()), None)
         self._running.visible = self._stop.visible = bool(mine)
+        self._offer_resume(jobs)
         for j in jobs:
             if j.state != "running" and j.job_id not in self._seen:
                 self._seen.add(j.job_id)
@@ -367,4 +427,5 @@ class JobsView(Viewer):
             pn.Row(self._features, self._ssl_model, self._neighbours, self._extract,
                    self._change),
             pn.Row(self._encoder_bands, self._encoder_epochs, self._encoder),
-            self._list, pn.Row(self._running, self._stop), sizing_mode="stretch_width")
+            self._list, pn.Row(self._running, self._stop),
+            pn.Row(self._stopped, self._resume), sizing_mode="stretch_width")

@@ -74,8 +74,8 @@ def jobs_line(tasks: list[dict], now: dt.datetime) -> str:
                      f"({n['done']}/{len(mine)} done)")
     if recent:
         n_left = sum(r["job_id"] in recent and r["status"] != "done" for r in tasks)
-        parts.append(f"{len(recent)} job(s) stopped with {n_left} task(s) left: start it "
-                     "again, or eominer jobs resume JOB_ID (eominer jobs names it)")
+        parts.append(f"{len(recent)} job(s) stopped with {n_left} task(s) left: Resume it "
+                     "under Scope's Batch jobs, or eominer jobs resume JOB_ID")
     return "; ".join(parts)
 
 

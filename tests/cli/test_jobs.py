@@ -10,6 +10,7 @@ from pathlib import Path
 
 from compute.runner import JobSpec, Task, run_job
 from eominer.store import open_store
+from eominer.ui.jobs import stopped_jobs
 from eominer.workspace import os_user
 from tests.cli.process import in_process
 from tests.compute.test_runner import area_or_fail, job
@@ -113,14 +114,22 @@ def test_a_job_with_tasks_left_is_resumed_by_its_recorded_command(db_url, worksp
     r = run(["jobs", "show", job["job_id"], "--db", db_url], workspace)
     assert (f"command: eominer {' '.join(args)} (by {os_user()}), in {os.getcwd()}"
             in r.stderr.splitlines())
+    with open_store(db_url) as store:  # the app offers it under Batch jobs
+        assert stopped_jobs(store) == {
+            f"{' '.join(args)} (1 of 3 task(s) left; {job['started']:%Y-%m-%d %H:%M} by "
+            f"{os_user()})": (job["job_id"], "eominer " + " ".join(args))}
     with open(ard, "r+b") as f:  # repaired
         f.seek(int(_tile_offset(ard, 0, 1)) + 100)
         f.write(original)
     started_in = os.getcwd()
     workspace.mkdir(exist_ok=True)
     monkeypatch.chdir(workspace)  # resumed from elsewhere: it runs where it ran
-    r = run(["jobs", "resume", job["job_id"], "--db", db_url], workspace)
+    # as the app resumes it: its progress log, from here (the command runs where it ran)
+    r = run(["jobs", "resume", job["job_id"], "--db", db_url, "--progress-log",
+             "resumed.jsonl"], workspace)
     assert r.returncode == 0, r.stderr
+    (line,) = (workspace / "resumed.jsonl").read_text().splitlines()
+    assert (json.loads(line)["done"], json.loads(line)["of"]) == (1, 1)
     assert f"resuming job {job['job_id']} (1 of 3 task(s) left): eominer extract" in r.stderr
     assert f", in {started_in}" in r.stderr and os.getcwd() == str(workspace)
     assert "1 task(s) run in this process, 2 already done, 0 failed" in r.stdout + r.stderr
@@ -130,6 +139,7 @@ def test_a_job_with_tasks_left_is_resumed_by_its_recorded_command(db_url, worksp
         assert store.job_command(jobs[1]["job_id"]).command == "eominer " + " ".join(args)
         (fs,) = store.feature_sets("spectral")
         assert store.count_features(fs) == n_patches  # every patch, none twice
+        assert stopped_jobs(store) == {}
     r = run(["jobs", "resume", jobs[1]["job_id"], "--db", db_url], workspace)
     assert r.returncode == 0 and "nothing to resume: the 1 task(s) of job" in r.stderr
 

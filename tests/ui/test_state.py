@@ -194,7 +194,7 @@ def test_the_status_line_tells_jobs_at_work_from_jobs_stopped(db_url):
     now = utcnow()
     assert jobs_line(rows, now) == (
         "Ray jobs: 1 tasks running, 2 waiting (1/4 done); 1 job(s) stopped with 2 task(s) "
-        "left: start it again, or eominer jobs resume JOB_ID (eominer jobs names it)")
+        "left: Resume it under Scope's Batch jobs, or eominer jobs resume JOB_ID")
     # a day later the stopped job is no longer shown; one running alone
     assert jobs_line(rows, now + dt.timedelta(days=1, minutes=1)) == \
         "Ray jobs: 1 tasks running, 2 waiting (1/4 done)"

