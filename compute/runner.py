@@ -31,7 +31,9 @@ every job:
   are still there: one removed while the job ran gets no rows, the files its results
   wrote go after the commit (`JobSpec.discard`), and the report says so;
 - on Ctrl-C commits what finished, ends the workers and re-raises KeyboardInterrupt
-  (the CLI exits 130);
+  (the CLI exits 130); a run that ends so, or on an error (Ray that does not start),
+  marks the tasks it left `stopped`: `pending` and `running` rows are those of a run at
+  work (or of a process that was killed outright);
 - counts tasks, patches, queue depth and nodes in the Prometheus metrics
   (`EOMINER_METRICS_PORT`), and reports progress through `on_task` (the CLI's rich bar,
   `compute.progress`).
@@ -234,9 +236,6 @@ def run_job(
     `num_workers` None with no `address`: this process first, the rest on a local Ray
     once it pays off (`ray_pays_off`); `try_in_process` False goes to Ray at once (a
     caller that has already judged the job large)."""
-    from compute.runtime import cluster_cpus, ray_session
-    from eominer.metrics import exporter_from_env
-
     in_process = check_in_process(num_workers, address)
     ensure_ray(num_workers, address)  # a missing Ray is reported before anything is written
     # the default: this process first, Ray only if the job proves large enough
@@ -252,12 +251,28 @@ def run_job(
         on_start(len(tasks), len(todo))
     if not todo:
         return report
-    before, tried = 0, {}  # tasks finished here, and tries had, before the rest went to Ray
     crashed = died_in_process(store, [t.task_id for t in todo if t.recorded]) \
         if in_process or measure else []
     if crashed:  # a crash of the driver itself: this time the tasks go to workers
         report.notes.append(crash_note(crashed, moved=measure))
         measure = False
+    try:
+        return _run(store, spec, report, todo, in_process, measure, address, num_cpus,
+                    num_workers, retries, on_task, on_finish)
+    except BaseException:
+        _stopped(store, report.job_id)
+        raise
+
+
+def _run(store: Store | None, spec: JobSpec, report: JobReport, todo: list[Task],
+         in_process: bool, measure: bool, address: str | None, num_cpus: int | None,
+         num_workers: int | None, retries: int, on_task: TaskCallback | None,
+         on_finish: FinishCallback | None) -> JobReport:
+    """`run_job`'s runs: here, then (or only) on Ray."""
+    from compute.runtime import cluster_cpus, ray_session
+    from eominer.metrics import exporter_from_env
+
+    before, tried = 0, {}  # tasks finished here, and tries had, before the rest went to Ray
     if in_process or measure:
         _schedule(store, spec, report, todo)
         local = _InProcess(store, spec, todo, retries, report, on_task, on_finish,
@@ -285,6 +300,24 @@ def run_job(
         finally:
             report.seconds = time.perf_counter() - t0
     return report
+
+
+def _stopped(store: Store | None, job_id: str) -> None:
+    """A run that ended before its tasks (Ctrl-C, SIGTERM under the CLI, an error): its
+    tasks not done are `stopped`, no process named (the one that ran here was stopped,
+    not crashed: `died_in_process`), so the app and `eominer jobs` tell it from a run at
+    work. Best effort: the error that ended the run is what the user must see."""
+    from eominer.store.base import utcnow
+
+    if store is None:
+        return
+    try:
+        with store.transaction():
+            store.execute("UPDATE jobs SET status = 'stopped', worker = NULL, finished = ? "
+                          "WHERE job_id = ? AND status IN ('pending', 'running')",
+                          (utcnow(), job_id))
+    except Exception:  # a store that failed: its rows say what they say
+        pass
 
 
 def died_in_process(store: Store | None, task_ids: Sequence[str] | None = None,
@@ -593,9 +626,7 @@ class _InProcess(_Loop):
                 self._committed(self._flush())
         except KeyboardInterrupt:
             self._flush()  # what finished before Ctrl-C is kept; a re-run does the rest
-            if task is not None and task.recorded:  # stopped, not crashed: `died_in_process`
-                self.writer.not_started(task.task_id)
-            raise
+            raise  # `run_job` marks the task that ran here stopped, not crashed
         finally:
             self._note_removed()
 
@@ -753,13 +784,6 @@ class _Writer:
         if self.store is not None:
             with self.store.transaction():
                 self.store.start_tasks([(task_id, attempt)], worker=worker)
-
-    def not_started(self, task_id: str) -> None:
-        """A task stopped by a Ctrl-C while it ran here: pending again, no worker."""
-        if self.store is not None:
-            with self.store.transaction():
-                self.store.execute("UPDATE jobs SET status = 'pending', worker = NULL WHERE "
-                                   "task_id = ? AND status = 'running'", (task_id,))
 
     def finished(self, done: list[Finished]) -> None:
         self.done += done

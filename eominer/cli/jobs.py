@@ -34,7 +34,7 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
         table = store.job_list(last, kind)
         died = died_in_process(store) if sum(table["running"].to_pylist()) else []
         left = [(r["job_id"], store.job_command(r["job_id"])) for r in table.to_pylist()
-                if (r["pending"] or r["failed"]) and not r["running"]]
+                if (r["pending"] or r["failed"] or r["stopped"]) and not r["running"]]
     click.echo(render(table, fmt))
     for job_id, recorded in left:  # stopped, or out of retries: what resumes it
         click.echo(f"note: job {job_id} has tasks left: " + (

@@ -1,5 +1,9 @@
 """SQL for the `jobs` table: one row per batch task, so a killed job resumes.
 
+A task is `pending` (scheduled by a run at work), `running`, `done`, `failed` (out of
+retries) or `stopped` (its run ended before it: Ctrl-C, SIGTERM, an error; a re-run
+takes it over). `pending` and `running` rows whose run was killed outright stay so.
+
 A task's id is its identity (feature set, product, block of rows), stable across runs;
 `job_id` names the run that last scheduled it. A task becomes `done` in the same
 transaction that writes its results, so `done` always means "its rows are there".
@@ -183,7 +187,8 @@ class JobsMixin(ModelsMixin):
             f"CAST(SUM(CASE WHEN status = '{status}' THEN {what} ELSE 0 END) AS BIGINT) "
             f"AS {name}" for status, what, name in (
                 ("done", 1, "done"), ("failed", 1, "failed"), ("running", 1, "running"),
-                ("pending", 1, "pending"), ("done", "n_items", "patches")))
+                ("pending", 1, "pending"), ("stopped", 1, "stopped"),
+                ("done", "n_items", "patches")))
         where, params = ("WHERE kind = ? ", [kind]) if kind else ("", [])
         return self.query_arrow(
             f"SELECT * FROM (SELECT job_id, MIN(kind) AS kind, CAST(COUNT(*) AS BIGINT) "

@@ -224,13 +224,15 @@ def ssl_model_options(store) -> dict[str, str]:
 
 
 def stopped_jobs(store, limit: int = 50) -> dict[str, tuple[str, str]]:
-    """The jobs the app offers to resume: of the latest `limit`, those with tasks left
-    (stopped, or failed past their retries) and none running, whose command was recorded
-    (`eominer jobs resume` runs it again); newest first, label -> (job id, command)."""
+    """The jobs the app offers to resume: of the latest `limit`, those that ended with
+    tasks left (stopped, or failed past their retries), none at work, whose command was
+    recorded (`eominer jobs resume` runs it again); newest first, label -> (job id,
+    command)."""
     out: dict[str, tuple[str, str]] = {}
     for r in reversed(store.job_list(limit).to_pylist()):
-        left = r["pending"] + r["failed"]
-        recorded = store.job_command(r["job_id"]) if left and not r["running"] else None
+        left = r["stopped"] + r["failed"]
+        at_work = r["running"] or r["pending"]
+        recorded = store.job_command(r["job_id"]) if left and not at_work else None
         if recorded is None:
             continue
         when = r["started"].strftime("%Y-%m-%d %H:%M") if r["started"] else "not started"

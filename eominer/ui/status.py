@@ -52,12 +52,12 @@ class StatusLine(Viewer):
 
 
 def jobs_line(tasks: list[dict], now: dt.datetime) -> str:
-    """What the status line says of the `jobs` rows. A job with a task running is at
-    work; one with tasks pending and none running was stopped (Ctrl-C, SIGTERM, the
-    app's Stop it; a re-run resumes it): counted apart, for a day after it last moved,
-    not as tasks "waiting" for ever."""
-    running = {r["job_id"] for r in tasks if r["status"] == "running"}
-    left = {r["job_id"] for r in tasks if r["status"] in ("pending", "scheduled")} - running
+    """What the status line says of the `jobs` rows. A job with a task running or
+    pending is at work; one whose run ended with tasks left `stopped` (Ctrl-C, SIGTERM,
+    the app's Stop it, an error; a re-run resumes it) is counted apart, for a day after
+    it ended, not as tasks "waiting" for ever."""
+    running = {r["job_id"] for r in tasks if r["status"] in ("running", "pending")}
+    left = {r["job_id"] for r in tasks if r["status"] == "stopped"} - running
     moved: dict[str, dt.datetime] = {}
     for r in tasks:
         for when in (r["started"], r["finished"]):
@@ -68,12 +68,12 @@ def jobs_line(tasks: list[dict], now: dt.datetime) -> str:
     if running:
         mine = [r for r in tasks if r["job_id"] in running]
         n = {k: sum(r["status"] in v for r in mine) for k, v in (
-            ("running", ("running",)), ("waiting", ("pending", "scheduled")),
+            ("running", ("running",)), ("waiting", ("pending",)),
             ("done", ("done",)))}
         parts.append(f"Ray jobs: {n['running']} tasks running, {n['waiting']} waiting "
                      f"({n['done']}/{len(mine)} done)")
     if recent:
-        n_left = sum(r["job_id"] in recent and r["status"] != "done" for r in tasks)
+        n_left = sum(r["job_id"] in recent and r["status"] == "stopped" for r in tasks)
         parts.append(f"{len(recent)} job(s) stopped with {n_left} task(s) left: Resume it "
                      "under Scope's Batch jobs, or eominer jobs resume JOB_ID")
     return "; ".join(parts)

@@ -75,7 +75,7 @@ def test_ssl_trains_as_a_runner_task(small):
 
 @pytest.mark.ray
 def test_a_training_takes_over_the_task_a_stopped_training_left(small):
-    """A stopped training leaves its one task pending (nothing else to resume); the next
+    """A stopped training leaves its one task stopped (nothing else to resume); the next
     training of its kind takes that row over, so the stopped job is no longer listed
     with tasks left. A training at work in a live process is left alone; the task of
     one that crashed (marked running by a dead process) is taken over too."""
@@ -96,11 +96,13 @@ def test_a_training_takes_over_the_task_a_stopped_training_left(small):
                                                     "n_items": 200}])
         if status == "running":  # a start mark, as a driver's
             store.start_tasks([(task_id, 1)], worker=f"{host}:{pid}")
+        elif status == "stopped":  # as `run_job` leaves it
+            store.execute("UPDATE jobs SET status = 'stopped' WHERE task_id = ?", (task_id,))
         return task_id
 
-    # as the runner leaves them: a stop (pending, no worker); a live training (this
-    # process's mark); the latest: another machine's training at work
-    stopped = leftover("ssl-train-20261201T100000-aaaaaa", "pending")
+    # as the runner leaves them: a stop (no worker); a live training (this process's
+    # mark); the latest: another machine's training at work
+    stopped = leftover("ssl-train-20261201T100000-aaaaaa", "stopped")
     live = leftover("ssl-train-20261201T110000-bbbbbb", "running", os.getpid())
     store.execute("UPDATE jobs SET worker = 'elsewhere:1' WHERE task_id = ?",
                   (leftover("ssl-train-20261201T120000-cccccc", "running", 1),))

@@ -205,6 +205,40 @@ def test_a_ctrl_c_during_a_tasks_store_read_lands_after_the_read(db_url, sent):
     assert termed == ([True] if sent == "SIGTERM" else [])
 
 
+def stop_the_driver(driver: int, send: bool) -> int:
+    """A task function on a Ray worker: once its start mark is committed, a Ctrl-C to
+    the job's driver process (`send`); then long work."""
+    import signal
+
+    time.sleep(2.0)
+    if send:
+        os.kill(driver, signal.SIGINT)
+    time.sleep(60)
+    return 1
+
+
+def test_a_ray_job_stopped_leaves_its_tasks_in_flight_stopped_not_running(db_url):
+    """Ctrl-C (or SIGTERM, under the CLI) of a job on Ray: what finished is committed, and
+    the tasks that were in flight, marked running (by no process named: a Ray worker's
+    name comes with its result), are `stopped` now. Before, they stayed `running` for
+    ever: the app's status line counted them at work and nothing offered to resume."""
+    import signal
+
+    tasks = [Task(f"demo/{p}", stop_the_driver, (os.getpid(), p == "A"), product_id=p,
+                  n_items=1) for p in "AB"]
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open_store(db_url) as store, pytest.raises(KeyboardInterrupt):
+            run_job(store, JobSpec("demo", tasks, lambda _s, _d: None), num_cpus=2,
+                    num_workers=2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with open_store(db_url) as store:
+        rows = {r["task_id"]: (r["status"], r["worker"], r["attempts"])
+                for r in store.tasks().to_pylist()}
+    assert rows == {"demo/A": ("stopped", None, 1), "demo/B": ("stopped", None, 1)}
+
+
 @pytest.mark.parametrize(("base", "commit_s", "least", "most"), [
     (1.0, 0.0, 1.0, 1.0),  # a commit with nothing pending: the base cadence (no store)
     (1.0, 0.06, 0.06 / 0.03, 10.0),  # a slow commit: at most 3 % of the time
@@ -296,8 +330,9 @@ with open_store({db_url!r}) as store:
     pid = line2.rsplit(" ", 1)[1]
     assert line2.startswith("False ")  # no Ray
     assert f"'demo/A': \"('done', '{socket.gethostname()}:{pid}')\"" in line2
-    # stopped, not crashed: B is pending again, no process named (`died_in_process`)
-    assert "'demo/B': \"('pending', '')\"" in line2
+    # stopped, not crashed: B (and C, never started) stopped, no process named
+    # (`died_in_process`)
+    assert "'demo/B': \"('stopped', '')\"" in line2 and "'demo/C': \"('stopped', '')\"" in line2
     stop.unlink()
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            timeout=120, cwd=Path(__file__).parents[2])
@@ -326,7 +361,7 @@ BACKGROUND = {"foreground": "", "background": "signal.signal(signal.SIGINT, sign
 @pytest.mark.parametrize("where", list(BACKGROUND))
 def test_a_sigterm_stops_a_job_like_a_ctrl_c_not_like_a_crash(db_url, tmp_path, where):
     """Under the CLI's handlers, SIGTERM is a Ctrl-C: what finished is committed, the task
-    running here is pending again with no process named, so the re-run neither blames it
+    running here is stopped with no process named, so the re-run neither blames it
     as a crash nor moves the job to Ray; it resumes in this process. Killed outright, the
     process lost A's uncommitted result and left B marked running by a dead process.
     Also where SIGINT is ignored, as in a command started in the background."""
@@ -364,7 +399,7 @@ with open_store({db_url!r}) as store:
     said, rows = first.stdout.strip().splitlines()
     assert said == "stopped [True] ['demo/A']"
     rows = eval(rows)
-    assert rows["demo/A"][0] == "done" and rows["demo/B"] == ("pending", "")
+    assert rows["demo/A"][0] == "done" and rows["demo/B"] == rows["demo/C"] == ("stopped", "")
     stop.unlink()
     again = subprocess.run(run, capture_output=True, text=True, timeout=120,
                            cwd=Path(__file__).parents[2])

@@ -204,7 +204,7 @@ def test_a_job_moving_to_a_ray_that_never_starts_keeps_what_ran_here(store, monk
     with pytest.raises(JobError, match=r"did not start in 1 tries .*--workers 0"):
         run_extract(store, "spectral", block_rows=64)
     status = store.tasks()["status"].to_pylist()
-    assert status.count("done") == 1 and set(status) == {"done", "pending"}
+    assert status.count("done") == 1 and set(status) == {"done", "stopped"}
     assert tries == [1] and not {p.pid for p in gcs_servers()} - earlier
     monkeypatch.undo()
     again = run_extract(store, "spectral", block_rows=64, num_workers=0)

