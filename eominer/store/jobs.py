@@ -197,6 +197,23 @@ class JobsMixin(ModelsMixin):
             "job_id DESC LIMIT ?) AS latest ORDER BY started NULLS FIRST, job_id",
             [*params, int(limit)])
 
+    def unended_jobs(self) -> list[dict[str, Any]]:
+        """Per job with a task running, pending or stopped: its tasks by those states and
+        done, all of them, and when it last moved (its latest task start or end). One
+        aggregate: the app's status line asks every 3 s, and the table holds a row per
+        task of every job ever run (fetching the rows took 0.4 s at 100k)."""
+        counts = ", ".join(
+            f"CAST(SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS BIGINT) AS {s}"
+            for s in ("running", "pending", "stopped", "done"))
+        rows = self.query_arrow(
+            f"SELECT job_id, {counts}, CAST(COUNT(*) AS BIGINT) AS tasks, MAX(started) AS "
+            "started, MAX(finished) AS finished FROM jobs GROUP BY job_id HAVING "
+            "SUM(CASE WHEN status IN ('running', 'pending', 'stopped') THEN 1 ELSE 0 END) > 0 "
+            "ORDER BY job_id").to_pylist()
+        for r in rows:
+            r["moved"] = max((t for t in (r.pop("started"), r.pop("finished")) if t), default=None)
+        return rows
+
     def tasks(self, job_id: str | None = None) -> pa.Table:
         return self.query_arrow(
             f"SELECT {', '.join(TASK_COLUMNS)} FROM jobs"

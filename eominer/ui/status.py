@@ -40,10 +40,10 @@ class StatusLine(Viewer):
         """Ray batch jobs recorded in the store (extract, change --pairs...): those at
         work (a task running), and those stopped in the last day with tasks left."""
         try:
-            t = self.state.store.tasks().to_pylist()
+            jobs = self.state.store.unended_jobs()
         except Exception:  # jobs table of an older database: nothing to show
             return
-        self._jobs.object = jobs_line(t, utcnow())
+        self._jobs.object = jobs_line(jobs, utcnow())
 
     def __panel__(self):
         return pn.Row(self._spinner, self._link, self._text, self._jobs,
@@ -51,31 +51,23 @@ class StatusLine(Viewer):
                       styles={"border-top": "1px solid #ddd"})
 
 
-def jobs_line(tasks: list[dict], now: dt.datetime) -> str:
-    """What the status line says of the `jobs` rows. A job with a task running or
-    pending is at work; one whose run ended with tasks left `stopped` (Ctrl-C, SIGTERM,
-    the app's Stop it, an error; a re-run resumes it) is counted apart, for a day after
-    it ended, not as tasks "waiting" for ever."""
-    running = {r["job_id"] for r in tasks if r["status"] in ("running", "pending")}
-    left = {r["job_id"] for r in tasks if r["status"] == "stopped"} - running
-    moved: dict[str, dt.datetime] = {}
-    for r in tasks:
-        for when in (r["started"], r["finished"]):
-            if when is not None and r["job_id"] in left:
-                moved[r["job_id"]] = max(moved.get(r["job_id"], when), when)
-    recent = sorted(j for j in left if now - moved.get(j, now) < dt.timedelta(days=1))
+def jobs_line(jobs: list[dict], now: dt.datetime) -> str:
+    """What the status line says of the jobs not ended (`Store.unended_jobs`). A job with
+    a task running or pending is at work; one whose run ended with tasks left `stopped`
+    (Ctrl-C, SIGTERM, the app's Stop it, an error; a re-run resumes it) is counted
+    apart, for a day after it last moved, not as tasks "waiting" for ever."""
+    at_work = [j for j in jobs if j["running"] or j["pending"]]
+    recent = [j for j in jobs if j not in at_work and j["stopped"] and (
+        j["moved"] is None or now - j["moved"] < dt.timedelta(days=1))]
     parts = []
-    if running:
-        mine = [r for r in tasks if r["job_id"] in running]
-        n = {k: sum(r["status"] in v for r in mine) for k, v in (
-            ("running", ("running",)), ("waiting", ("pending",)),
-            ("done", ("done",)))}
-        parts.append(f"Ray jobs: {n['running']} tasks running, {n['waiting']} waiting "
-                     f"({n['done']}/{len(mine)} done)")
+    if at_work:
+        n = {k: sum(j[k] for j in at_work) for k in ("running", "pending", "done", "tasks")}
+        parts.append(f"Ray jobs: {n['running']} tasks running, {n['pending']} waiting "
+                     f"({n['done']}/{n['tasks']} done)")
     if recent:
-        n_left = sum(r["job_id"] in recent and r["status"] == "stopped" for r in tasks)
-        parts.append(f"{len(recent)} job(s) stopped with {n_left} task(s) left: Resume it "
-                     "under Scope's Batch jobs, or eominer jobs resume JOB_ID")
+        parts.append(f"{len(recent)} job(s) stopped with {sum(j['stopped'] for j in recent)} "
+                     "task(s) left: Resume it under Scope's Batch jobs, or eominer jobs resume "
+                     "JOB_ID")
     return "; ".join(parts)
 
 

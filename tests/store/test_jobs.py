@@ -104,3 +104,27 @@ def test_job_list_counts_each_runs_tasks_newest_last(store):
     assert by["job0"]["started"] is None and by["job0"]["pending"] == 2
     assert [r["job_id"] for r in store.job_list(limit=1).to_pylist()] == ["job2"]
     assert [r["job_id"] for r in store.job_list(kind="apply").to_pylist()] == ["job0"]
+
+
+def test_the_jobs_not_ended_and_the_tasks_left_of_a_kind(store):
+    """What the status line asks every 3 s (one aggregate, not every row), and what a
+    training takes over: per job with a task running, pending or stopped, its counts and
+    when it last moved; a kind's tasks not done, the latest first."""
+    store.schedule_tasks("job1", "extract", [task(i) for i in range(3)])
+    store.schedule_tasks("job2", "extract", [task(i, "P2") for i in range(2)])
+    store.schedule_tasks("ended", "extract", [task(i, "P3") for i in range(1)])
+    with store.transaction():
+        store.start_tasks([(task(0)["task_id"], 1), (task(0, "P2")["task_id"], 1),
+                           (task(0, "P3")["task_id"], 1)])
+        store.finish_tasks([(task(0)["task_id"], "w"), (task(0, "P3")["task_id"], "w")])
+        store.execute("UPDATE jobs SET status = 'stopped' WHERE task_id = ?",
+                      (task(2)["task_id"],))
+    jobs = store.unended_jobs()
+    assert [{k: v for k, v in j.items() if k != "moved"} for j in jobs] == [
+        {"job_id": "job1", "running": 0, "pending": 1, "stopped": 1, "done": 1, "tasks": 3},
+        {"job_id": "job2", "running": 1, "pending": 1, "stopped": 0, "done": 0, "tasks": 2}]
+    assert all(as_datetime(j["moved"]) is not None for j in jobs)
+    assert store.unfinished_tasks("extract") == [
+        (task(1, "P2")["task_id"], "pending"), (task(0, "P2")["task_id"], "running"),
+        (task(2)["task_id"], "stopped"), (task(1)["task_id"], "pending")]
+    assert store.unfinished_tasks("ssl-train") == []

@@ -212,15 +212,19 @@ def test_the_status_line_tells_jobs_at_work_from_jobs_stopped(db_url):
             store.execute("UPDATE jobs SET started = ?, finished = ? WHERE job_id = ?",
                           (utcnow() - dt.timedelta(days=3),) * 2 + (old,))
         rows = store.tasks().to_pylist()
+        jobs = store.unended_jobs()
     assert sorted((r["task_id"], r["status"], r["worker"]) for r in rows
                   if r["job_id"] == stopped) == [
         ("stopped/A", "done", worker_name()), ("stopped/B", "stopped", None),
         ("stopped/C", "stopped", None)]
+    assert [(j["job_id"], j["running"], j["pending"], j["stopped"], j["done"], j["tasks"])
+            for j in jobs] == sorted([("between", 0, 1, 0, 1, 2), ("live", 1, 2, 0, 1, 4),
+                                      (old, 0, 0, 2, 1, 3), (stopped, 0, 0, 2, 1, 3)])
     now = utcnow()
-    assert jobs_line(rows, now) == (
+    assert jobs_line(jobs, now) == (
         "Ray jobs: 1 tasks running, 3 waiting (2/6 done); 1 job(s) stopped with 2 task(s) "
         "left: Resume it under Scope's Batch jobs, or eominer jobs resume JOB_ID")
     # a day later the stopped job is no longer shown; those at work are
-    assert jobs_line(rows, now + dt.timedelta(days=1, minutes=1)) == \
+    assert jobs_line(jobs, now + dt.timedelta(days=1, minutes=1)) == \
         "Ray jobs: 1 tasks running, 3 waiting (2/6 done)"
-    assert jobs_line([r for r in rows if r["job_id"] == old], now) == ""
+    assert jobs_line([j for j in jobs if j["job_id"] == old], now) == ""

@@ -1,0 +1,56 @@
+"""Benchmark: what the app's status line costs the server every 3 s per browser session.
+
+    python bench/bench_status_jobs.py [--tasks 100000]
+
+A `jobs` table of `--tasks` rows (1,000-task extract jobs, all done but 4 tasks of one
+still running, as on an archive after a few hundred products) in a fresh DuckDB
+workspace. Timed: `Store.unended_jobs()` (one aggregate per job, what the status line
+asks) and, in the same run, what it asked before: every task row (`Store.tasks()`),
+both followed by `jobs_line`. Each is the median of 5 calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+
+def main() -> None:
+    from eominer.store import open_store
+    from eominer.store.base import utcnow
+    from eominer.ui.status import jobs_line
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=100_000)
+    n = ap.parse_args().tasks
+    with tempfile.TemporaryDirectory() as tmp, open_store(f"duckdb:///{tmp}/db.duckdb") as store:
+        for j in range(max(1, n // 1000)):
+            store.schedule_tasks(f"extract-{j:05d}", "extract", [
+                {"task_id": f"{j}/{i}", "product_id": f"P{j}", "feature_set_id": "fs",
+                 "block": i, "n_items": 4096} for i in range(1000)])
+        with store.transaction():
+            now = utcnow()
+            store.execute("UPDATE jobs SET status = 'done', started = ?, finished = ?",
+                          (now, now))
+            store.execute("UPDATE jobs SET status = 'running' WHERE job_id = 'extract-00000' "
+                          "AND block < 4")
+
+        def timed(fn) -> tuple[float, str]:
+            times, line = [], ""
+            for _ in range(5):
+                t0 = time.perf_counter()
+                line = fn()
+                times.append(time.perf_counter() - t0)
+            return statistics.median(times), line
+
+        now = utcnow()
+        agg, line = timed(lambda: jobs_line(store.unended_jobs(), now))
+        rows, _ = timed(lambda: len(store.tasks().to_pylist()))
+    print(f"{n:,} task rows: the status line's query {agg * 1e3:.1f} ms ({line!r})")
+    print(f"every task row, as before: {rows * 1e3:.0f} ms; ratio {rows / agg:.0f} x")
+
+
+if __name__ == "__main__":
+    main()
