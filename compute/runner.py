@@ -346,6 +346,20 @@ def died_in_process(store: Store | None, task_ids: Sequence[str] | None = None,
     return out
 
 
+def driver_gone(driver: str | None, started: Any = None) -> bool:
+    """The process of a job's run (`job_drivers`: "host:pid", when it scheduled) is a
+    process of this machine that has ended; its tasks still `pending` or `running` were
+    left so by a kill -9, the system stopping it for memory or a crash (a Ctrl-C, a
+    SIGTERM or an error marks them `stopped`). False where that cannot be told: not
+    recorded, or another machine's."""
+    import socket
+
+    if not driver:
+        return False
+    host, _, pid = driver.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid), started)
+
+
 def _alive(pid: int, marked: Any = None) -> bool:
     """Process `pid` runs, and is the one that wrote a mark at `marked` (naive UTC)."""
     from eominer.workspace import pid_alive
@@ -449,6 +463,7 @@ def _schedule(store: Store | None, spec: JobSpec, report: JobReport,
             spec.prepare(store)
         if (line := command()) is not None:  # `eominer jobs resume` runs it again
             store.record_job_command(report.job_id, line, os.getcwd(), job_user())
+        store.record_job_driver(report.job_id, worker_name())  # `driver_gone`
         store.schedule_tasks(report.job_id, spec.kind, [
             {"task_id": t.task_id, "product_id": t.product_id,
              "feature_set_id": t.feature_set_id, "block": t.block,

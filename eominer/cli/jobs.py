@@ -23,25 +23,34 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "jso
 @click.pass_context
 def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | None) -> None:
     """List the latest batch jobs, oldest first: tasks done, failed, running, pending,
-    the patches written, when. `eominer jobs show JOB_ID` says why tasks failed;
+    stopped, the patches written, when. `eominer jobs show JOB_ID` says why tasks failed;
     `eominer jobs resume JOB_ID` runs the job's command again, which resumes it."""
     if ctx.invoked_subcommand is not None:
         return
-    from compute.runner import died_in_process
+    from compute.runner import died_in_process, driver_gone
     from eominer.store import open_store
 
     with open_store(db) as store:
         table = store.job_list(last, kind)
         died = died_in_process(store) if sum(table["running"].to_pylist()) else []
-        left = [(r["job_id"], store.job_command(r["job_id"])) for r in table.to_pylist()
-                if (r["pending"] or r["failed"] or r["stopped"]) and not r["running"]]
+        left, stuck = [], 0
+        for r in table.to_pylist():
+            at_work = r["running"] or r["pending"]
+            driver = store.job_driver(r["job_id"]) if at_work else None
+            killed = driver is not None and driver_gone(*driver)
+            if killed or (not at_work and (r["failed"] or r["stopped"])):
+                left.append((r["job_id"], store.job_command(r["job_id"]),
+                             driver[0] if killed else None))
+            elif at_work and driver is None:  # of before schema 10: not known
+                stuck += r["running"]
     click.echo(render(table, fmt))
-    for job_id, recorded in left:  # stopped, or out of retries: what resumes it
-        click.echo(f"note: job {job_id} has tasks left: " + (
+    for job_id, recorded, killed in left:  # stopped, killed, out of retries: what resumes it
+        said = (f"was killed (its process {killed} is gone: kill -9, out of memory, a "
+                "crash) with tasks left" if killed else "has tasks left")
+        click.echo(f"note: job {job_id} {said}: " + (
             f"eominer jobs resume {job_id} runs `{recorded.command}` again" if recorded else
             "its command, run again, resumes it (not recorded: started from Python, or "
             "before eominer recorded commands)"), err=True)
-    stuck = sum(table["running"].to_pylist())
     if stuck:
         click.echo(f"note: {stuck} task(s) marked running: a job at work now, or one that "
                    "was killed; its command, run again, resumes it", err=True)

@@ -172,6 +172,19 @@ class JobsMixin(ModelsMixin):
                           "job_id = ?", (job_id,))
         return JobCommand(*rows[0]) if rows else None
 
+    def record_job_driver(self, job_id: str, driver: str) -> None:
+        """The process ("host:pid") that runs `job_id`, as it schedules the tasks."""
+        self.execute("DELETE FROM job_drivers WHERE job_id = ?", (job_id,))
+        self.execute("INSERT INTO job_drivers VALUES (?, ?, ?)", (job_id, driver[:300],
+                                                                  utcnow()))
+
+    def job_driver(self, job_id: str) -> tuple[str, Any] | None:
+        """(driver, when it scheduled) of `job_id`; None where not recorded (before schema
+        version 10)."""
+        rows = self.query("SELECT driver, started FROM job_drivers WHERE job_id = ?",
+                          (job_id,))
+        return (str(rows[0][0]), rows[0][1]) if rows else None
+
     def job_summary(self, job_id: str) -> dict[str, int]:
         rows = self.query(
             "SELECT status, COUNT(*) FROM jobs WHERE job_id = ? GROUP BY status", (job_id,),
@@ -199,17 +212,19 @@ class JobsMixin(ModelsMixin):
 
     def unended_jobs(self) -> list[dict[str, Any]]:
         """Per job with a task running, pending or stopped: its tasks by those states and
-        done, all of them, and when it last moved (its latest task start or end). One
+        done, all of them, when it last moved (its latest task start or end), and its
+        process (`driver`, `driver_started`; None before schema version 10). One
         aggregate: the app's status line asks every 3 s, and the table holds a row per
         task of every job ever run (fetching the rows took 0.4 s at 100k)."""
         counts = ", ".join(
             f"CAST(SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS BIGINT) AS {s}"
             for s in ("running", "pending", "stopped", "done"))
         rows = self.query_arrow(
-            f"SELECT job_id, {counts}, CAST(COUNT(*) AS BIGINT) AS tasks, MAX(started) AS "
-            "started, MAX(finished) AS finished FROM jobs GROUP BY job_id HAVING "
-            "SUM(CASE WHEN status IN ('running', 'pending', 'stopped') THEN 1 ELSE 0 END) > 0 "
-            "ORDER BY job_id").to_pylist()
+            f"SELECT j.*, d.driver, d.started AS driver_started FROM (SELECT job_id, "
+            f"{counts}, CAST(COUNT(*) AS BIGINT) AS tasks, MAX(started) AS started, "
+            "MAX(finished) AS finished FROM jobs GROUP BY job_id HAVING SUM(CASE WHEN status "
+            "IN ('running', 'pending', 'stopped') THEN 1 ELSE 0 END) > 0) AS j LEFT JOIN "
+            "job_drivers AS d ON d.job_id = j.job_id ORDER BY j.job_id").to_pylist()
         for r in rows:
             r["moved"] = max((t for t in (r.pop("started"), r.pop("finished")) if t), default=None)
         return rows

@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -79,6 +79,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version 9 adds the table `job_commands` (created as a missing table; jobs of before
     # have no row: their command was not recorded)
     9: (),
+    # version 10 adds the table `job_drivers` (created as a missing table; jobs of before
+    # have no row: whether their process lives is not known)
+    10: (),
 }
 # Upgrades that compute rows from the data (a Store method, run by `init_schema` after
 # the DDL of that version, in the same transaction).
@@ -206,6 +209,15 @@ TABLES: dict[str, str] = {
             folder VARCHAR(4000),
             user_name VARCHAR(128),
             recorded TIMESTAMP NOT NULL
+        )""",
+    # The process that ran a job's run (schema version 10), "host:pid", and when it
+    # scheduled the tasks: a run whose process is gone without marking its tasks stopped
+    # (kill -9, the system stopping it for memory, a crash) is told from one at work.
+    "job_drivers": """
+        CREATE TABLE job_drivers (
+            job_id VARCHAR(64) PRIMARY KEY,
+            driver VARCHAR(300) NOT NULL,
+            started TIMESTAMP NOT NULL
         )""",
     "taxonomy": """
         CREATE TABLE taxonomy (

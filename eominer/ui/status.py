@@ -38,11 +38,16 @@ class StatusLine(Viewer):
 
     def refresh_jobs(self) -> None:
         """Ray batch jobs recorded in the store (extract, change --pairs...): those at
-        work (a task running), and those stopped in the last day with tasks left."""
+        work, and those stopped or killed in the last day with tasks left."""
+        from compute.runner import driver_gone
+
         try:
             jobs = self.state.store.unended_jobs()
         except Exception:  # jobs table of an older database: nothing to show
             return
+        for j in jobs:
+            j["gone"] = bool(j["running"] or j["pending"]) and driver_gone(
+                j["driver"], j["driver_started"])
         self._jobs.object = jobs_line(jobs, utcnow())
 
     def __panel__(self):
@@ -52,22 +57,33 @@ class StatusLine(Viewer):
 
 
 def jobs_line(jobs: list[dict], now: dt.datetime) -> str:
-    """What the status line says of the jobs not ended (`Store.unended_jobs`). A job with
-    a task running or pending is at work; one whose run ended with tasks left `stopped`
-    (Ctrl-C, SIGTERM, the app's Stop it, an error; a re-run resumes it) is counted
-    apart, for a day after it last moved, not as tasks "waiting" for ever."""
-    at_work = [j for j in jobs if j["running"] or j["pending"]]
-    recent = [j for j in jobs if j not in at_work and j["stopped"] and (
-        j["moved"] is None or now - j["moved"] < dt.timedelta(days=1))]
+    """What the status line says of the jobs not ended (`Store.unended_jobs`, with
+    `gone`: its process has ended, `compute.runner.driver_gone`). A job with a task
+    running or pending is at work, unless its process is gone (kill -9, the system
+    stopping it for memory, a crash); one whose run ended with tasks left `stopped`
+    (Ctrl-C, SIGTERM, the app's Stop it, an error) is said apart. A re-run resumes both;
+    they are said for a day after they last moved, not counted as "waiting" for ever."""
+    def recent(j: dict) -> bool:
+        return j["moved"] is None or now - j["moved"] < dt.timedelta(days=1)
+
+    at_work = [j for j in jobs if (j["running"] or j["pending"]) and not j.get("gone")]
+    killed = [j for j in jobs if j.get("gone") and recent(j)]
+    stopped = [j for j in jobs if j["stopped"] and j not in at_work and j not in killed
+               and recent(j)]
     parts = []
     if at_work:
         n = {k: sum(j[k] for j in at_work) for k in ("running", "pending", "done", "tasks")}
         parts.append(f"Ray jobs: {n['running']} tasks running, {n['pending']} waiting "
                      f"({n['done']}/{n['tasks']} done)")
-    if recent:
-        parts.append(f"{len(recent)} job(s) stopped with {sum(j['stopped'] for j in recent)} "
-                     "task(s) left: Resume it under Scope's Batch jobs, or eominer jobs resume "
-                     "JOB_ID")
+    if stopped:
+        parts.append(f"{len(stopped)} job(s) stopped with "
+                     f"{sum(j['stopped'] for j in stopped)} task(s) left")
+    if killed:
+        left = sum(j["running"] + j["pending"] + j["stopped"] for j in killed)
+        parts.append(f"{len(killed)} job(s) killed (the process is gone) with {left} "
+                     "task(s) left")
+    if stopped or killed:
+        parts[-1] += ": Resume it under Scope's Batch jobs, or eominer jobs resume JOB_ID"
     return "; ".join(parts)
 
 

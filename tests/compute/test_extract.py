@@ -291,6 +291,7 @@ def test_sigkill_midway_then_rerun_resumes_without_duplicates(home):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    killed_job(home, proc.pid, args)
 
     with open_store(url(home)) as store:
         status = store.tasks()["status"].to_pylist()
@@ -300,6 +301,41 @@ def test_sigkill_midway_then_rerun_resumes_without_duplicates(home):
         assert not report.failed and report.tasks_skipped == done_before
         assert report.tasks_done == len(status) - done_before
         assert_complete(store, set(FAST.split(",")))  # one row per patch, none twice
+        assert store.unended_jobs() == []
+
+
+def killed_job(home: Path, pid: int, args: list[str]) -> None:
+    """What a user is told of a job whose process was killed outright, its tasks left
+    marked running and pending (no handler ran): killed, not at work (before, the app's
+    status line counted them at work for ever); the app offers to resume it and `eominer
+    jobs` says what happened, both naming its recorded command."""
+    import socket
+
+    from compute.runner import driver_gone
+    from eominer.store.base import utcnow
+    from eominer.ui.jobs import stopped_jobs
+    from eominer.ui.status import jobs_line
+
+    with open_store(url(home)) as store:
+        (job,) = store.unended_jobs()
+        offers = stopped_jobs(store)
+    left = job["running"] + job["pending"]
+    assert job["running"] >= 1 and job["stopped"] == 0 and left + job["done"] == job["tasks"]
+    assert job["driver"] == f"{socket.gethostname()}:{pid}"
+    job["gone"] = driver_gone(job["driver"], job["driver_started"])
+    assert jobs_line([job], utcnow()) == (
+        f"1 job(s) killed (the process is gone) with {left} task(s) left: Resume it under "
+        "Scope's Batch jobs, or eominer jobs resume JOB_ID")
+    command = "eominer " + " ".join(a for a in args if a not in (
+        "--db", url(home), "--progress-log", str(home / "progress.jsonl")))
+    ((label, offer),) = offers.items()
+    assert offer == (job["job_id"], command)
+    assert f" (killed: {left} of {job['tasks']} task(s) left; " in label
+    said = subprocess.run([sys.executable, "-m", "eominer", "jobs", "--db", url(home)],
+                          capture_output=True, text=True, timeout=120)
+    assert (f"note: job {job['job_id']} was killed (its process {job['driver']} is gone: "
+            f"kill -9, out of memory, a crash) with tasks left: eominer jobs resume "
+            f"{job['job_id']} runs `{command}` again") in said.stderr, said.stderr
 
 
 @pytest.mark.ray

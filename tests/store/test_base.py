@@ -262,10 +262,10 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 9
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 10
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 9
+        assert SCHEMA_VERSION == 10
         # version 7: where the file is opened; an upgraded database is nobody's copy
         here = upgraded.file_path()  # None for a MonetDB server: no row
         assert upgraded.query("SELECT path FROM database_paths") == ([(here,)] if here else [])
@@ -405,10 +405,10 @@ def test_version_4_database_is_upgraded_in_place(store):
     _make_v4(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> ... -> 9
+    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> ... -> 10
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (4,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 9
+        assert SCHEMA_VERSION == 10
         cols = [c for c, _ in ROUND_VERIFY_COLUMNS]
         rows = upgraded.query(f"SELECT {', '.join(cols)} FROM rounds ORDER BY round")
         assert [[v is None or v != v for v in r] for r in rows] == [[True] * len(cols)] * 2
@@ -469,7 +469,7 @@ def test_version_7_database_gains_the_sources_its_sets_name(store):
     gone = store.register_feature_set("diff_tails", 1, {"first": "P1", "second": "P0"},
                                       ["t"], "S2")
     own = store.register_feature_set("spectral", 1, {"bands": ["B02"]}, ["a"], "S2")
-    with reopened_as(store, 7, "feature_set_sources", "job_commands") as upgraded:
+    with reopened_as(store, 7, "feature_set_sources", "job_commands", "job_drivers") as upgraded:
         assert upgraded.feature_set_sources(change.feature_set_id) == ["P1", "P2"]
         assert upgraded.feature_set_sources(series.feature_set_id) == ["P2"]
         assert upgraded.feature_set_sources(gone.feature_set_id) == ["P1"]
@@ -482,7 +482,7 @@ def test_version_8_database_gains_the_commands_of_its_next_jobs(store):
     store.schedule_tasks("extract-old", "extract", [{
         "task_id": "spectral/P/0-512", "product_id": "P", "feature_set_id": "spectral",
         "block": 0, "n_items": 10}])
-    with reopened_as(store, 8, "job_commands") as upgraded:
+    with reopened_as(store, 8, "job_commands", "job_drivers") as upgraded:
         assert upgraded.tasks("extract-old").num_rows == 1
         assert upgraded.job_command("extract-old") is None
         with upgraded.transaction():
@@ -490,6 +490,26 @@ def test_version_8_database_gains_the_commands_of_its_next_jobs(store):
                                         "'spectral,gabor'", "/data/eo", "ana")
         assert upgraded.job_command("extract-new") == (
             "eominer extract --features 'spectral,gabor'", "/data/eo", "ana")
+
+
+def test_version_9_database_gains_the_processes_of_its_next_jobs(store):
+    """A database of schema version 9 (today's less `job_drivers`): a job of before at
+    work has no process recorded (whether it lives is not known: never called killed);
+    the next jobs' processes are kept."""
+    from compute.runner import driver_gone
+
+    store.schedule_tasks("extract-old", "extract", [{
+        "task_id": "spectral/P/0-512", "product_id": "P", "feature_set_id": "spectral",
+        "block": 0, "n_items": 10}])
+    with reopened_as(store, 9, "job_drivers") as upgraded:
+        (old,) = upgraded.unended_jobs()
+        assert (old["job_id"], old["pending"], old["driver"]) == ("extract-old", 1, None)
+        assert upgraded.job_driver("extract-old") is None and not driver_gone(None)
+        with upgraded.transaction():
+            upgraded.record_job_driver("extract-new", "node-7:4242")
+        driver, since = upgraded.job_driver("extract-new")
+        assert driver == "node-7:4242" and since is not None
+        assert not driver_gone(driver, since)  # another machine's: not known
 
 
 @pytest.mark.skipif("duckdb" not in ENGINES, reason="a DuckDB file, copied with cp")

@@ -119,10 +119,16 @@ def test_the_jobs_not_ended_and_the_tasks_left_of_a_kind(store):
         store.finish_tasks([(task(0)["task_id"], "w"), (task(0, "P3")["task_id"], "w")])
         store.execute("UPDATE jobs SET status = 'stopped' WHERE task_id = ?",
                       (task(2)["task_id"],))
+    with store.transaction():
+        store.record_job_driver("job2", "node-1:123")
     jobs = store.unended_jobs()
-    assert [{k: v for k, v in j.items() if k != "moved"} for j in jobs] == [
-        {"job_id": "job1", "running": 0, "pending": 1, "stopped": 1, "done": 1, "tasks": 3},
-        {"job_id": "job2", "running": 1, "pending": 1, "stopped": 0, "done": 0, "tasks": 2}]
+    assert [{k: v for k, v in j.items() if k not in ("moved", "driver_started")}
+            for j in jobs] == [
+        {"job_id": "job1", "running": 0, "pending": 1, "stopped": 1, "done": 1, "tasks": 3,
+         "driver": None},
+        {"job_id": "job2", "running": 1, "pending": 1, "stopped": 0, "done": 0, "tasks": 2,
+         "driver": "node-1:123"}]
+    assert jobs[0]["driver_started"] is None and as_datetime(jobs[1]["driver_started"])
     assert all(as_datetime(j["moved"]) is not None for j in jobs)
     assert store.unfinished_tasks("extract") == [
         (task(1, "P2")["task_id"], "pending"), (task(0, "P2")["task_id"], "running"),

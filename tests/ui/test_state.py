@@ -228,3 +228,10 @@ def test_the_status_line_tells_jobs_at_work_from_jobs_stopped(db_url):
     assert jobs_line(jobs, now + dt.timedelta(days=1, minutes=1)) == \
         "Ray jobs: 1 tasks running, 3 waiting (2/6 done)"
     assert jobs_line([j for j in jobs if j["job_id"] == old], now) == ""
+    # the process of a job at work is gone (kill -9: `driver_gone`, tests/compute/
+    # test_extract.py): killed, not at work
+    killed = [dict(j, gone=j["job_id"] == "live") for j in jobs]
+    assert jobs_line(killed, now) == (
+        "Ray jobs: 0 tasks running, 1 waiting (1/2 done); 1 job(s) stopped with 2 task(s) "
+        "left; 1 job(s) killed (the process is gone) with 3 task(s) left: Resume it under "
+        "Scope's Batch jobs, or eominer jobs resume JOB_ID")
