@@ -4,9 +4,10 @@
 
 A `jobs` table of `--tasks` rows (1,000-task extract jobs, all done but 4 tasks of one
 still running, as on an archive after a few hundred products) in a fresh DuckDB
-workspace. Timed: `Store.unended_jobs()` (one aggregate per job, what the status line
-asks) and, in the same run, what it asked before: every task row (`Store.tasks()`),
-both followed by `jobs_line`. Each is the median of 5 calls.
+workspace, one of them stopped with a recorded command. Timed: `Store.unended_jobs()`
+with `jobs_line` (one aggregate per job, what the status line asks), `stopped_jobs`
+(what Batch jobs offers to resume) and, in the same run, what the status line asked
+before: every task row (`Store.tasks()`). Each is the median of 5 calls.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 def main() -> None:
     from eominer.store import open_store
     from eominer.store.base import utcnow
+    from eominer.ui.jobs import stopped_jobs
     from eominer.ui.status import jobs_line
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,6 +38,10 @@ def main() -> None:
                           (now, now))
             store.execute("UPDATE jobs SET status = 'running' WHERE job_id = 'extract-00000' "
                           "AND block < 4")
+            store.execute("UPDATE jobs SET status = 'stopped' WHERE job_id = 'extract-00001' "
+                          "AND block >= 500")
+            store.record_job_command("extract-00001", "eominer extract --features spectral",
+                                     tmp, "ana")
 
         def timed(fn) -> tuple[float, str]:
             times, line = [], ""
@@ -47,9 +53,12 @@ def main() -> None:
 
         now = utcnow()
         agg, line = timed(lambda: jobs_line(store.unended_jobs(), now))
+        offer, offers = timed(lambda: stopped_jobs(store))
         rows, _ = timed(lambda: len(store.tasks().to_pylist()))
     print(f"{n:,} task rows: the status line's query {agg * 1e3:.1f} ms ({line!r})")
-    print(f"every task row, as before: {rows * 1e3:.0f} ms; ratio {rows / agg:.0f} x")
+    print(f"Batch jobs' offer to resume {offer * 1e3:.1f} ms ({list(offers)!r})")
+    print(f"every task row, as the status line read them before: {rows * 1e3:.0f} ms; "
+          f"ratio {rows / agg:.0f} x")
 
 
 if __name__ == "__main__":

@@ -211,20 +211,20 @@ class JobsMixin(ModelsMixin):
             [*params, int(limit)])
 
     def unended_jobs(self) -> list[dict[str, Any]]:
-        """Per job with a task running, pending or stopped: its tasks by those states and
-        done, all of them, when it last moved (its latest task start or end), and its
-        process (`driver`, `driver_started`; None before schema version 10). One
-        aggregate: the app's status line asks every 3 s, and the table holds a row per
+        """Per job with a task not done (running, pending, stopped, failed): its tasks by
+        those states and done, all of them, when it last moved (its latest task start or
+        end), and its process (`driver`, `driver_started`; None before schema version
+        10). One aggregate: the app polls it every 3 s, and the table holds a row per
         task of every job ever run (fetching the rows took 0.4 s at 100k)."""
         counts = ", ".join(
             f"CAST(SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS BIGINT) AS {s}"
-            for s in ("running", "pending", "stopped", "done"))
+            for s in ("running", "pending", "stopped", "failed", "done"))
         rows = self.query_arrow(
             f"SELECT j.*, d.driver, d.started AS driver_started FROM (SELECT job_id, "
             f"{counts}, CAST(COUNT(*) AS BIGINT) AS tasks, MAX(started) AS started, "
             "MAX(finished) AS finished FROM jobs GROUP BY job_id HAVING SUM(CASE WHEN status "
-            "IN ('running', 'pending', 'stopped') THEN 1 ELSE 0 END) > 0) AS j LEFT JOIN "
-            "job_drivers AS d ON d.job_id = j.job_id ORDER BY j.job_id").to_pylist()
+            "<> 'done' THEN 1 ELSE 0 END) > 0) AS j LEFT JOIN job_drivers AS d ON "
+            "d.job_id = j.job_id ORDER BY j.job_id").to_pylist()
         for r in rows:
             r["moved"] = max((t for t in (r.pop("started"), r.pop("finished")) if t), default=None)
         return rows

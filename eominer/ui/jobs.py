@@ -224,29 +224,32 @@ def ssl_model_options(store) -> dict[str, str]:
 
 
 def stopped_jobs(store, limit: int = 50) -> dict[str, tuple[str, str]]:
-    """The jobs the app offers to resume: of the latest `limit`, those that ended with
-    tasks left (stopped, failed past their retries, or killed: their process gone with
-    tasks marked at work), whose command was recorded (`eominer jobs resume` runs it
-    again); newest first, label -> (job id, command)."""
+    """The jobs the app offers to resume: those that ended with tasks left (stopped,
+    failed past their retries, or killed: their process gone with tasks marked at work)
+    whose command was recorded (`eominer jobs resume` runs it again); the `limit` that
+    last ran, newest first, label -> (job id, command)."""
     from compute.runner import driver_gone
 
     out: dict[str, tuple[str, str]] = {}
-    for r in reversed(store.job_list(limit).to_pylist()):
+    jobs = sorted(store.unended_jobs(), key=lambda j: (j["moved"] is not None, j["moved"],
+                                                       j["job_id"]), reverse=True)
+    for r in jobs:
         left, killed = r["stopped"] + r["failed"], ""
         if r["running"] or r["pending"]:  # at work, unless its process is gone
-            driver = store.job_driver(r["job_id"])
-            if driver is None or not driver_gone(*driver):
+            if not driver_gone(r["driver"], r["driver_started"]):
                 continue
             left, killed = left + r["running"] + r["pending"], "killed: "
-        recorded = store.job_command(r["job_id"]) if left else None
+        recorded = store.job_command(r["job_id"])
         if recorded is None:
             continue
-        when = r["started"].strftime("%Y-%m-%d %H:%M") if r["started"] else "not started"
+        when = f"last ran {r['moved']:%Y-%m-%d %H:%M}" if r["moved"] else "never ran"
         by = f" by {recorded.user}" if recorded.user else ""
         shown = recorded.command.removeprefix("eominer ")
         shown = shown if len(shown) <= 160 else shown[:157] + "..."
         out[f"{shown} ({killed}{left} of {r['tasks']} task(s) left; {when}{by})"] = (
             r["job_id"], recorded.command)
+        if len(out) == limit:
+            break
     return out
 
 

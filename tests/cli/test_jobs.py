@@ -115,9 +115,10 @@ def test_a_job_with_tasks_left_is_resumed_by_its_recorded_command(db_url, worksp
     assert (f"command: eominer {' '.join(args)} (by {os_user()}), in {os.getcwd()}"
             in r.stderr.splitlines())
     with open_store(db_url) as store:  # the app offers it under Batch jobs
+        (unended,) = store.unended_jobs()
         assert stopped_jobs(store) == {
-            f"{' '.join(args)} (1 of 3 task(s) left; {job['started']:%Y-%m-%d %H:%M} by "
-            f"{os_user()})": (job["job_id"], "eominer " + " ".join(args))}
+            f"{' '.join(args)} (1 of 3 task(s) left; last ran {unended['moved']:%Y-%m-%d %H:%M}"
+            f" by {os_user()})": (job["job_id"], "eominer " + " ".join(args))}
     with open(ard, "r+b") as f:  # repaired
         f.seek(int(_tile_offset(ard, 0, 1)) + 100)
         f.write(original)

