@@ -36,6 +36,10 @@ COMMANDS: dict[str, str] = {
 # Commands whose re-run resumes an interrupted run: what finished is kept.
 RESUMING = frozenset({"ingest", "extract", "apply", "index", "change", "encoder",
                       "timeseries"})
+# Commands recorded with the jobs they start (`eominer jobs resume` runs them again): those
+# whose re-run is the job's resume, and `fusion train` (it takes a stopped training's task
+# over). Not `eominer demo`, which would serve the app again, nor an evaluation.
+RECORDED = RESUMING | {"fusion"}
 EVALS: dict[str, str] = {
     "learning": "eominer.cli.eval_learning:learning",
     "change": "eominer.cli.eval_change:change",
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     command = next((a for a in args if not a.startswith("-")), "")
     from eominer.workspace import set_command
 
-    set_command(args)  # recorded with the jobs it starts (`eominer jobs resume`)
+    set_command(args if command in RECORDED else ())  # `eominer jobs resume` runs it again
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort as exc:  # a prompt answered no, or Ctrl-C (click's)

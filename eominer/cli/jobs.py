@@ -49,8 +49,8 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
                 "crash) with tasks left" if killed else "has tasks left")
         click.echo(f"note: job {job_id} {said}: " + (
             f"eominer jobs resume {job_id} runs `{recorded.command}` again" if recorded else
-            "its command, run again, resumes it (not recorded: started from Python, or "
-            "before eominer recorded commands)"), err=True)
+            "its command, run again, resumes it (not recorded: started from Python, by "
+            "eominer demo, or before eominer recorded commands)"), err=True)
     if stuck:
         click.echo(f"note: {stuck} task(s) marked running: a job at work now, or one that "
                    "was killed; its command, run again, resumes it", err=True)
@@ -123,8 +123,9 @@ def resume(job_id: str, progress_log: str | None, db: str | None) -> None:
         raise _no_job(job_id)
     if recorded is None:
         raise click.ClickException(
-            f"job {job_id} has no recorded command (started from Python, or before eominer "
-            "recorded commands): run its command again by hand, it resumes the same way")
+            f"job {job_id} has no recorded command (started from Python, by eominer demo, or "
+            "before eominer recorded commands): run its command again by hand, it resumes "
+            "the same way")
     left = sum(s != "done" for s in statuses)
     if not left:
         click.echo(f"nothing to resume: the {len(statuses)} task(s) of job {job_id} are done",

@@ -184,3 +184,29 @@ def test_extract_in_this_process_writes_what_ray_writes_and_resumes(tmp_path: Pa
              "127.0.0.1:1"], tmp_path / "here")
     assert r.returncode == 1 and ("--workers 0 runs the job in this process: drop "
                                   "--ray-address") in r.stderr
+
+
+def test_only_a_command_whose_rerun_resumes_its_job_is_recorded(monkeypatch):
+    """`eominer jobs resume` runs a job's recorded command again: `eominer demo` (it
+    serves the app after its ingest and extract) and the evaluations are not recorded,
+    so the app never offers to resume them; the job commands are, without --db."""
+    import click
+
+    from eominer import cli
+    from eominer.workspace import command
+
+    seen: list[str | None] = []
+
+    @click.command(context_settings={"ignore_unknown_options": True,
+                                     "allow_extra_args": True})
+    def job() -> None:
+        seen.append(command())  # what the runner records with the job it starts
+
+    monkeypatch.setattr(cli.LazyGroup, "get_command", lambda self, ctx, name: job)
+    for args in (["demo", "--port", "0"], ["eval", "learning", "--data", "d"],
+                 ["extract", "--features", "spectral", "--db", "duckdb:///x.duckdb"],
+                 ["fusion", "train", "--data", "ben"]):
+        cli.main(args)
+    assert seen == [None, None, "eominer extract --features spectral",
+                    "eominer fusion train --data ben"]
+    assert command() is None  # cleared when the command ends
