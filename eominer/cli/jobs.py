@@ -22,9 +22,10 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "jso
 @db_option
 @click.pass_context
 def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | None) -> None:
-    """List the latest batch jobs, oldest first: tasks done, failed, running, pending,
-    stopped, the patches written, when. `eominer jobs show JOB_ID` says why tasks failed;
-    `eominer jobs resume JOB_ID` runs the job's command again, which resumes it."""
+    """List the latest batch jobs, oldest first: their state (done, at work, stopped,
+    killed, failed), tasks done, failed, running, pending, stopped, the patches written,
+    when. `eominer jobs show JOB_ID` says why tasks failed; `eominer jobs resume JOB_ID`
+    runs the job's command again, which resumes it."""
     if ctx.invoked_subcommand is not None:
         return
     from compute.runner import died_in_process, driver_gone
@@ -33,7 +34,7 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
     with open_store(db) as store:
         table = store.job_list(last, kind)
         died = died_in_process(store) if sum(table["running"].to_pylist()) else []
-        left, stuck = [], 0
+        left, stuck, states = [], 0, []
         for r in table.to_pylist():
             at_work = r["running"] or r["pending"]
             driver = store.job_driver(r["job_id"]) if at_work else None
@@ -43,6 +44,10 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
                              driver[0] if killed else None))
             elif at_work and driver is None:  # of before schema 10: not known
                 stuck += r["running"]
+            states.append("killed" if killed else "at work" if driver else
+                          "at work or killed" if at_work else "stopped" if r["stopped"]
+                          else "failed" if r["failed"] else "done")
+    table = table.add_column(2, "state", pa.array(states, pa.string()))
     click.echo(render(table, fmt))
     for job_id, recorded, killed in left:  # stopped, killed, out of retries: what resumes it
         said = (f"was killed (its process {killed} is gone: kill -9, out of memory, a "

@@ -8,6 +8,8 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
+
 from compute.runner import JobSpec, Task, run_job
 from eominer.store import open_store
 from eominer.ui.jobs import stopped_jobs
@@ -27,8 +29,10 @@ def test_jobs_lists_each_run_and_show_says_why_a_task_failed(db_url, tmp_path, c
     assert r.returncode == 0, r.stderr
     rows = {j["job_id"]: j for j in json.loads(r.stdout)}
     assert list(rows) == [first.job_id, second.job_id]  # oldest first
-    assert {k: rows[first.job_id][k] for k in ("kind", "tasks", "done", "failed", "patches")} \
-        == {"kind": "demo", "tasks": 2, "done": 2, "failed": 0, "patches": 2 + 4}
+    assert {k: rows[first.job_id][k] for k in ("kind", "state", "tasks", "done", "failed",
+                                              "patches")} \
+        == {"kind": "demo", "state": "done", "tasks": 2, "done": 2, "failed": 0,
+            "patches": 2 + 4}
     assert {k: rows[second.job_id][k] for k in ("tasks", "done", "patches")} == {
         "tasks": 1, "done": 1, "patches": 3}  # the re-run took the failed task over
     r = run(["jobs", "--db", db_url, "--last", "1", "--format", "json"], tmp_path / "ws")
@@ -39,6 +43,15 @@ def test_jobs_lists_each_run_and_show_says_why_a_task_failed(db_url, tmp_path, c
                                    n_items=2) for p in ("B",)], lambda _s, _d: None)
     with open_store(db_url) as store:  # a job that fails, and stays failed
         failed = run_job(store, broken, retries=1, num_workers=0)
+    stopping = JobSpec("demo", [Task(f"stopping/{p}", stop_at, (p,), product_id=p, n_items=1)
+                                for p in "AB"], lambda _s, _d: None)
+    with open_store(db_url) as store, pytest.raises(KeyboardInterrupt):  # a Ctrl-C at B
+        run_job(store, stopping, num_workers=0)
+    r = run(["jobs", "--db", db_url, "--format", "json"], tmp_path / "ws")
+    states = {j["job_id"]: (j["state"], j["stopped"]) for j in json.loads(r.stdout)}
+    assert states[failed.job_id] == ("failed", 0)
+    assert list(states.values())[-1] == ("stopped", 1)
+    assert "has tasks left: its command, run again, resumes it (not recorded" in r.stderr
     r = run(["jobs", "show", failed.job_id, "--db", db_url, "--format", "csv"],
             tmp_path / "ws")
     assert r.returncode == 0, r.stderr
@@ -59,12 +72,21 @@ def test_jobs_lists_each_run_and_show_says_why_a_task_failed(db_url, tmp_path, c
             "block": 0, "n_items": 10}])
         store.start_tasks([("spectral/P/0-512", 1)])
     r = run(["jobs", "--db", db_url, "--kind", "extract", "--format", "csv"], tmp_path / "ws")
-    assert r.stdout.splitlines()[1].startswith("extract-killed,extract,1,0,0,1,0,0,")
+    # its process not recorded (a database of before schema 10): at work, or killed
+    assert r.stdout.splitlines()[1].startswith(
+        "extract-killed,extract,at work or killed,1,0,0,1,0,0,")
     assert "note: 1 task(s) marked running: a job at work now, or one that was killed" \
         in r.stderr
     r = run(["jobs", "show", "extract-nope", "--db", db_url], tmp_path / "ws")
     assert r.returncode == 2 and "no job 'extract-nope' in this database" in r.stderr
     assert not Path(tmp_path / "ws" / "eominer.duckdb").exists()  # --db was used
+
+
+def stop_at(product: str) -> int:
+    """A task function: a Ctrl-C while it runs product B."""
+    if product == "B":
+        raise KeyboardInterrupt
+    return 1
 
 
 def damage_tile(path: Path, col: int, row: int) -> bytes:

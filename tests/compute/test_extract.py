@@ -331,8 +331,9 @@ def killed_job(home: Path, pid: int, args: list[str]) -> None:
     ((label, offer),) = offers.items()
     assert offer == (job["job_id"], command)
     assert f" (killed: {left} of {job['tasks']} task(s) left; " in label
-    said = subprocess.run([sys.executable, "-m", "eominer", "jobs", "--db", url(home)],
-                          capture_output=True, text=True, timeout=120)
+    said = subprocess.run([sys.executable, "-m", "eominer", "jobs", "--db", url(home),
+                           "--format", "csv"], capture_output=True, text=True, timeout=120)
+    assert said.stdout.splitlines()[1].startswith(f"{job['job_id']},extract,killed,")
     assert (f"note: job {job['job_id']} was killed (its process {job['driver']} is gone: "
             f"kill -9, out of memory, a crash) with tasks left: eominer jobs resume "
             f"{job['job_id']} runs `{command}` again") in said.stderr, said.stderr
