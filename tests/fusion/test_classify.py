@@ -81,14 +81,16 @@ def test_train_in_this_process_records_its_model(paired, ben, tmp_path, capsys):
     from eominer.cli import main
 
     store, *_ = paired
-    before = set(store.tasks()["task_id"].to_pylist())  # the default run trains here too
+    # the default run trains here too; a training that failed before (too few patches,
+    # above) leaves its task to this one, which takes it over
+    before = {r["task_id"]: r["status"] for r in store.tasks().to_pylist()}
     row = train(store, ben, epochs=1, in_process=True)
     assert row["kind"] == "fusion_net" and Path(row["path"]).exists()
     assert row["metrics"]["n_patches"] == 27 and row["params"]["gpu"] is False
     (task,) = [t for t in store.tasks().to_pylist() if t["kind"] == "fusion-train"
-               and t["task_id"] not in before
-               and t["worker"] == f"{socket.gethostname()}:{os.getpid()}"]
-    assert task["status"] == "done"
+               and before.get(t["task_id"]) != "done" and t["status"] == "done"]
+    assert task["worker"] == f"{socket.gethostname()}:{os.getpid()}"
+    assert before.get(task["task_id"]) in (None, "failed")
     db = tmp_path / "never.duckdb"
     with pytest.raises(SystemExit) as stop:
         main(["fusion", "train", "--db", str(db), "--data", str(ben), "--no-ray",
