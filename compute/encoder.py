@@ -46,7 +46,10 @@ def train_task(method: str, sources: Sequence[PatchSource], epochs: int, dim: in
 
     tf = import_tensorflow("the encoder")
     x, used = read_patches(sources)
+    # a line per epoch on stdout: in the terminal above the bar, in the app's job list
+    # (`AppJob.said`); on a Ray worker, in its log file (Ray's log_to_driver is off)
     model, params, metrics = fitter(method)(x, epochs, dim, batch_size, seed,
+                                            log=lambda line: print(line, flush=True),
                                             bands=sources[0].use)
     metrics["gpu"] = bool(tf.config.list_physical_devices("GPU"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,15 @@ import numpy as np
 
 from eominer.errors import FeatureError
 from eominer.features.blocks import band_indexes, read_block
-from eominer.features.encoder import BANDS, DIM, KIND, PATCH, autoencoder, patch_tensor
+from eominer.features.encoder import (
+    BANDS,
+    DIM,
+    KIND,
+    PATCH,
+    _keras,
+    autoencoder,
+    patch_tensor,
+)
 from eominer.workspace import claim, models_dir
 
 if TYPE_CHECKING:
@@ -203,7 +211,10 @@ def fit_autoencoder(x: np.ndarray, epochs: int = 5, dim: int = DIM, batch_size: 
     if log:
         log(f"training on {len(z)} patches, {epochs} epoch(s)")
     t0 = time.perf_counter()
-    hist = model.fit(z, z, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+    said = [_keras().callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: log(
+        f"epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}"))] if log else []
+    hist = model.fit(z, z, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0,
+                     callbacks=said)
     seconds = time.perf_counter() - t0
     params = {"dim": dim, "bands": list(bands), "patch_px": PATCH, "epochs": epochs,
               "batch_size": batch_size, "seed": seed, "mean": mean.tolist(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,11 +91,25 @@ class AppJob:
                 continue
         return None
 
+    def said(self) -> str | None:
+        """The job's last line of its own progress (`epoch 3/30: ...`, `training ...`),
+        found in its output among library logs (TensorFlow's)."""
+        try:
+            text = self.output.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        for line in reversed(text.splitlines()[-200:]):
+            if re.match(r"(epoch \d+/\d+|training )", line.strip()):
+                return line.strip()[:160]
+        return None
+
     def describe(self) -> str:
         p = self.progress()
         mins = (time.time() - self.started) / 60
         if self.state == "running":
-            done = f"{p[0]}/{p[1]} tasks" if p else "starting"  # planning, or Ray starting
+            # before its first commit: what the job last said of itself (an encoder's
+            # epochs), or "starting" (planning, Ray starting)
+            done = f"{p[0]}/{p[1]} tasks" if p else self.said() or "starting"
             return f"{self.label}: running, {done} ({mins:.0f} min, started by {self.user})"
         if self.state == "done":
             return f"{self.label}: done" + (f", {p[1]} tasks" if p else "")
@@ -302,7 +317,7 @@ class JobsView(Viewer):
         self._running = pn.widgets.Select(label="Running job", options={}, width=420,
                                           visible=False, css_classes=["eom-running-job"])
         self._stop = pn.widgets.Button(label="Stop it", visible=False, width=100,
-                                       css_classes=["eom-stop-job"])
+                                       align="end", css_classes=["eom-stop-job"])
         self._stop.on_click(lambda _: self._stop_job())
         self._stopped = pn.widgets.Select(label="Stopped job (tasks left)", options={},
                                           width=820, visible=False,

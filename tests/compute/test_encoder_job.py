@@ -27,9 +27,10 @@ def small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
         store.close()
 
 
-def test_the_task_trains_what_in_process_training_trains(small):
+def test_the_task_trains_what_in_process_training_trains(small, capsys):
     """The task function without Ray: the model bytes it returns, recorded by the
-    driver's `save_model`, embed; its training is the in-process one, value for value."""
+    driver's `save_model`, embed; its training is the in-process one, value for value.
+    It prints a line per epoch (what the terminal and the app's job list show)."""
     from compute.encoder import train_task
     from eominer.features import build
     from eominer.features.encoder import set_single_thread
@@ -41,6 +42,8 @@ def test_the_task_trains_what_in_process_training_trains(small):
     sources = sample_sources(store, None, 200, seed=0)
     blob, params, metrics, used = train_task("ssl", sources, 2, 8, 64, 0)
     assert isinstance(blob, bytes) and metrics["patches"] == 200 and metrics["gpu"] is False
+    assert [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch")] == [
+        f"epoch {i + 1}/2: VICReg loss {v:.4f}" for i, v in enumerate(metrics["loss_history"])]
     row = save_model(store, "ssl", blob, params, metrics, used)
     assert row["model_id"] == "ssl-v1" and Path(row["path"]).read_bytes() == blob
     local = train_ssl(store, epochs=2, dim=8, max_patches=200, batch_size=64)

@@ -55,8 +55,11 @@ def test_train_saves_versioned_model_with_metadata(ingested):
     np.testing.assert_allclose(d.compute(stack, w), X, rtol=1e-5, atol=1e-6)
     assert load_embedder.cache_info().currsize >= 1  # loaded once, reused
 
-    again = train_encoder(store, epochs=1, dim=8, max_patches=200, seed=1)
+    said: list[str] = []  # a line per epoch, with the loss the model row keeps
+    again = train_encoder(store, epochs=2, dim=8, max_patches=200, seed=1, log=said.append)
     assert again["model_id"] == "encoder-v2"
+    assert said[-2:] == [f"epoch {i + 1}/2: loss {v:.4f}"
+                         for i, v in enumerate(again["metrics"]["loss_history"])]
     d2 = build("encoder", bands, model=again)
     assert feature_set_id(d.name, d.version, d.params) != feature_set_id(
         d2.name, d2.version, d2.params)

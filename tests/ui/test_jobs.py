@@ -91,3 +91,41 @@ def test_the_extract_job_uses_the_ssl_encoder_chosen_in_the_app(four_band_store)
     view._ssl_model.value = "ssl-v1"
     view._reload_models()  # another job finished: the choice stays
     assert view._ssl_model.value == "ssl-v1"
+
+
+def test_a_running_job_says_its_last_epoch_before_its_first_commit(tmp_path: Path):
+    """An encoder training is one task: no progress line until it ends. The job list
+    says the job's own last line (an epoch and its loss) instead of "starting",
+    passing over library logs; a task committed then counts as before."""
+    import subprocess
+    import sys
+    import time
+
+    from eominer.ui.jobs import AppJob
+
+    output, log = tmp_path / "job.log", tmp_path / "job.progress.jsonl"
+    script = ("import time\n"
+              "print('training ssl in this process (30 epochs, 1152 patches of 1 product(s))')\n"
+              "print('epoch 1/30: VICReg loss 21.9150')\n"
+              "print('epoch 2/30: VICReg loss 18.2076')\n"
+              "print('2026-12-07 01:20:00.0 I tensorflow/core/util/port.cc:153] oneDNN on')\n"
+              "time.sleep(60)\n")
+    with open(output, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen([sys.executable, "-u", "-c", script], stdout=out,
+                                stderr=subprocess.STDOUT)
+    job = AppJob(("encoder", "P"), "train the ssl encoder on 1 product(s)", "ana", proc, log,
+                 output)
+    try:
+        deadline = time.monotonic() + 30
+        while "oneDNN" not in output.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert job.describe().startswith("train the ssl encoder on 1 product(s): running, "
+                                         "epoch 2/30: VICReg loss 18.2076 (0 min, started "
+                                         "by ana)")
+        log.write_text('{"task_id": "t", "done": 1, "of": 1, "patches": 0, "worker": "w"}\n')
+        assert "running, 1/1 tasks (" in job.describe()
+    finally:
+        proc.kill()
+        proc.wait(30)
+    output.write_text("")
+    assert job.said() is None

@@ -217,6 +217,11 @@ def test_an_extract_started_from_the_app_runs_once_and_its_features_appear(works
                      "the long training to start training")
             (running,) = page.locator(".eom-running-job option").all_text_contents()
             assert running.startswith("train the ssl encoder on 1 product(s) (started ")
+            # one task, no commit until it ends: the list says its epochs as they pass
+            wait_for(lambda: re.search(r"train the ssl encoder on 1 product\(s\): running, "
+                                       r"epoch \d+/100: VICReg loss \d+\.\d{4} \(", jobs()),
+                     120, "the training's epochs in the job list")
+            page.locator(".eom-stop-job button").scroll_into_view_if_needed()
             shot(page, "12a_training_to_stop")
             page.locator(".eom-stop-job button").click()
             wait_for(lambda: "stopped by ana" in jobs(), 60, "the training to stop")
