@@ -360,6 +360,19 @@ def driver_gone(driver: str | None, started: Any = None) -> bool:
     return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid), started)
 
 
+def job_state(job: dict[str, Any]) -> str:
+    """What a job is, from its task counts (`running`, `pending`, `stopped`, `failed`)
+    and its process (`driver`, `driver_started`): "at work", "killed" (its process gone
+    with tasks marked at work), "at work or killed" (no process recorded: a job of before
+    schema version 10), "stopped", "failed" or "done". The app and `eominer jobs` say
+    the same of a job."""
+    if job["running"] or job["pending"]:
+        if job.get("driver") is None:
+            return "at work or killed"
+        return "killed" if driver_gone(job["driver"], job.get("driver_started")) else "at work"
+    return "stopped" if job["stopped"] else "failed" if job["failed"] else "done"
+
+
 def _alive(pid: int, marked: Any = None) -> bool:
     """Process `pid` runs, and is the one that wrote a mark at `marked` (naive UTC)."""
     from eominer.workspace import pid_alive

@@ -28,7 +28,7 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
     runs the job's command again, which resumes it."""
     if ctx.invoked_subcommand is not None:
         return
-    from compute.runner import died_in_process, driver_gone
+    from compute.runner import died_in_process, job_state
     from eominer.store import open_store
 
     with open_store(db) as store:
@@ -36,17 +36,14 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
         died = died_in_process(store) if sum(table["running"].to_pylist()) else []
         left, stuck, states = [], 0, []
         for r in table.to_pylist():
-            at_work = r["running"] or r["pending"]
-            driver = store.job_driver(r["job_id"]) if at_work else None
-            killed = driver is not None and driver_gone(*driver)
-            if killed or (not at_work and (r["failed"] or r["stopped"])):
+            driver = store.job_driver(r["job_id"]) if r["running"] or r["pending"] else None
+            r["driver"], r["driver_started"] = driver or (None, None)
+            states.append(state := job_state(r))
+            if state in ("killed", "stopped", "failed"):
                 left.append((r["job_id"], store.job_command(r["job_id"]),
-                             driver[0] if killed else None))
-            elif at_work and driver is None:  # of before schema 10: not known
+                             r["driver"] if state == "killed" else None))
+            elif state == "at work or killed":  # of before schema 10: not known
                 stuck += r["running"]
-            states.append("killed" if killed else "at work" if driver else
-                          "at work or killed" if at_work else "stopped" if r["stopped"]
-                          else "failed" if r["failed"] else "done")
     table = table.add_column(2, "state", pa.array(states, pa.string()))
     click.echo(render(table, fmt))
     for job_id, recorded, killed in left:  # stopped, killed, out of retries: what resumes it

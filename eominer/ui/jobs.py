@@ -243,17 +243,17 @@ def stopped_jobs(store, limit: int = 50) -> dict[str, tuple[str, str]]:
     failed past their retries, or killed: their process gone with tasks marked at work)
     whose command was recorded (`eominer jobs resume` runs it again); the `limit` that
     last ran, newest first, label -> (job id, command)."""
-    from compute.runner import driver_gone
+    from compute.runner import job_state
 
     out: dict[str, tuple[str, str]] = {}
     jobs = sorted(store.unended_jobs(), key=lambda j: (j["moved"] is not None, j["moved"],
                                                        j["job_id"]), reverse=True)
     for r in jobs:
-        left, killed = r["stopped"] + r["failed"], ""
-        if r["running"] or r["pending"]:  # at work, unless its process is gone
-            if not driver_gone(r["driver"], r["driver_started"]):
-                continue
-            left, killed = left + r["running"] + r["pending"], "killed: "
+        state = job_state(r)
+        if state.startswith("at work"):  # its process lives, or cannot be told
+            continue
+        killed = "killed: " if state == "killed" else ""
+        left = r["stopped"] + r["failed"] + r["running"] + r["pending"]
         recorded = store.job_command(r["job_id"])
         if recorded is None:
             continue

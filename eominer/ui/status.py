@@ -39,15 +39,14 @@ class StatusLine(Viewer):
     def refresh_jobs(self) -> None:
         """Ray batch jobs recorded in the store (extract, change --pairs...): those at
         work, and those stopped or killed in the last day with tasks left."""
-        from compute.runner import driver_gone
+        from compute.runner import job_state
 
         try:
             jobs = self.state.store.unended_jobs()
         except Exception:  # jobs table of an older database: nothing to show
             return
         for j in jobs:
-            j["gone"] = bool(j["running"] or j["pending"]) and driver_gone(
-                j["driver"], j["driver_started"])
+            j["gone"] = job_state(j) == "killed"
         self._jobs.object = jobs_line(jobs, utcnow())
 
     def __panel__(self):
@@ -58,7 +57,7 @@ class StatusLine(Viewer):
 
 def jobs_line(jobs: list[dict], now: dt.datetime) -> str:
     """What the status line says of the jobs not ended (`Store.unended_jobs`, with
-    `gone`: its process has ended, `compute.runner.driver_gone`). A job with a task
+    `gone`: killed, `compute.runner.job_state`). A job with a task
     running or pending is at work, unless its process is gone (kill -9, the system
     stopping it for memory, a crash); one whose run ended with tasks left `stopped`
     (Ctrl-C, SIGTERM, the app's Stop it, an error) is said apart. A re-run resumes both;
