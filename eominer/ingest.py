@@ -9,8 +9,9 @@ carry the same product id with different extents. The first keeps the id; anothe
 gets a short hash of its extent appended (`<id>_crop1a2b3c`). The same id with
 the same extent but other files is refused: that is another copy, not another crop.
 Another id with the same sensor, level, tile, acquisition time and extent (a SAFE and
-its own IMG_DATA folder) is the same scene: reported as already ingested under the
-existing id, nothing written.
+its own IMG_DATA folder; for Sentinel-1, with no tile, the same platform: a SAFE and its
+STAC item) is the same scene: reported as already ingested under the existing id,
+nothing written.
 """
 
 from __future__ import annotations
@@ -244,8 +245,7 @@ def _same_scene(store: Store, product: SourceProduct) -> Product | None:
     scene = _scene(product)
     if scene is None:
         return None
-    rows = [r for r in store.product_list()
-            if (r.sensor, r.processing_level, r.tile_id, r.acquired) == scene]
+    rows = [r for r in store.product_list() if _scene(r) == scene]
     if not rows:
         return None
     extent = _extent(product)
@@ -260,10 +260,17 @@ def same_scene(a: SourceProduct, b: SourceProduct) -> bool:
     return scene is not None and scene == _scene(b) and _extent(a) == _extent(b)
 
 
-def _scene(product: SourceProduct) -> tuple | None:
-    if not product.tile_id or product.acquired is None:
+def _scene(product: SourceProduct | Product) -> tuple | None:
+    """What names a scene whatever the catalogue called it: an S2 granule by its MGRS
+    tile, an S1 slice (no tile) by its platform, as one satellite starts one slice at a
+    time (a SAFE and Planetary Computer's item of it, whose id drops the SAFE's CRC)."""
+    if product.acquired is None:
         return None
-    return product.sensor, product.processing_level, product.tile_id, product.acquired
+    if product.tile_id:
+        return product.sensor, product.processing_level, product.tile_id, product.acquired
+    if product.sensor == "S1" and product.platform:
+        return product.sensor, product.processing_level, product.platform, product.acquired
+    return None
 
 
 def _extent(product: SourceProduct) -> tuple[float, float, int, int]:

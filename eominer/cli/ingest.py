@@ -123,8 +123,9 @@ def _result_lines(res, prod) -> list[str]:
     from (a new S2 product), and a stack's band order."""
     note = "" if res.status == "ingested" else f"  ({res.status}, nothing changed)"
     if res.same_scene_as:
+        same = "platform, start" if res.sensor == "S1" else "tile, date"
         note = (f"  (already ingested: {res.same_scene_as} is the same scene, same "
-                "tile, date and extent; nothing changed)")
+                f"{same} and extent; nothing changed)")
     lines = [f"{res.product_id}  {res.sensor}  {res.acquired or '-'}  {res.patches} patches{note}"]
     if res.status == "ingested" and res.sensor == "S2":
         clouds = (f"{res.cloud_mask} ({res.cloud_note})" if res.cloud_mask else

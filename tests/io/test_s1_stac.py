@@ -22,6 +22,7 @@ from eominer.ingest import ingest_paths
 from eominer.io.ard import read_ard
 from eominer.io.discover import discover
 from eominer.store import open_store
+from tests.cli.process import run
 from tests.io.test_s1_safe import NAME, make_safe, snapshot
 from tests.io.test_stac import serving
 
@@ -114,6 +115,49 @@ def test_an_item_without_its_manifest_takes_its_facts_from_its_properties(
     facts, ard = ingested(store, grd_item(tmp_path / "grd.json", hrefs))
     assert facts == safe_ard[0]
     np.testing.assert_array_equal(ard, safe_ard[1])
+
+
+def test_a_safe_and_its_item_in_one_workspace_are_one_product(store, workspace, safe: Path,
+                                                               tmp_path: Path):
+    """Planetary Computer's id drops the SAFE's CRC, so the two names differ; the same
+    platform and start (and so the same slice and grid) make them one scene, either way
+    round: the second is reported as the first, nothing is written twice."""
+    item = grd_item(tmp_path / "grd.json", stactools_assets(safe, str(safe.parent)))
+    (a,) = ingest_paths(store, [safe])
+    before = snapshot(store, workspace)
+    (b,) = ingest_paths(store, [item])
+    assert (b.status, b.product_id, b.same_scene_as) == ("already ingested", NAME, NAME[:-5])
+    assert (b.patches, b.ard_path) == (a.patches, a.ard_path)
+    assert snapshot(store, workspace) == before == (1, a.patches, [f"{NAME}.tif"])
+    store.execute("DELETE FROM patches")
+    store.execute("DELETE FROM products")
+    (c,) = ingest_paths(store, [item])
+    (d,) = ingest_paths(store, [safe])
+    assert (c.status, d.status, d.product_id, d.same_scene_as) == (
+        "ingested", "already ingested", NAME[:-5], NAME)
+    # what the item says of itself, without its manifest: another start is another slice
+    hrefs = stactools_assets(safe, str(safe.parent))
+    del hrefs["safe-manifest"]
+    later = grd_item(tmp_path / "later.json", hrefs, item_id="later",
+                     start_datetime="2021-01-19T03:17:18.495227Z")
+    (e,) = ingest_paths(store, [later])
+    assert (e.status, e.product_id, e.same_scene_as) == ("ingested", "later", None)
+
+
+def test_one_command_with_a_safe_and_its_item_ingests_it_once(safe: Path, tmp_path: Path):
+    """`eominer ingest SAFE ITEM`, a real process through the ingest job: the item waits
+    for its twin's commit, then is reported as it."""
+    item = grd_item(tmp_path / "grd.json", stactools_assets(safe, str(safe.parent)))
+    home = tmp_path / "ws"
+    r = run(["ingest", str(safe), str(item), "--workers", "0"], home)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.startswith(NAME[:-5])]
+    assert len(lines) == 2 and NAME in lines[0] and "already ingested" not in lines[0]
+    assert lines[1].startswith(NAME + " ") and lines[1].endswith(
+        f"(already ingested: {NAME[:-5]} is the same scene, same platform, start and "
+        "extent; nothing changed)")
+    with open_store(f"duckdb:///{home / 'eominer.duckdb'}") as s:
+        assert [p.product_id for p in s.product_list()] == [NAME]
 
 
 @pytest.fixture
