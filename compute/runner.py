@@ -34,6 +34,10 @@ every job:
   (the CLI exits 130); a run that ends so, or on an error (Ray that does not start),
   marks the tasks it left `stopped`: `pending` and `running` rows are those of a run at
   work (or of a process that was killed outright);
+- says that its process lives every `HEARTBEAT_S` (`job_drivers.seen`, from a thread, so
+  a task of an hour in this process does not silence it): on its own machine a killed
+  run is told by its pid, on any other (the team's app beside a cluster's driver) by a
+  silence of `SILENT_AFTER_S`;
 - counts tasks, patches, queue depth and nodes in the Prometheus metrics
   (`EOMINER_METRICS_PORT`), and reports progress through `on_task` (the CLI's rich bar,
   `compute.progress`).
@@ -43,8 +47,11 @@ The driver is the only process that writes to the database (DuckDB has one write
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import secrets
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -75,6 +82,12 @@ COMMIT_EVERY_S = 1.0  # the commits' cadence at least: not one per task
 # core, taken from a worker on a laptop. So the cadence stretches until the commits take
 # at most this share of the time, to 10 x COMMIT_EVERY_S (what a crash can lose).
 COMMIT_SHARE = 0.03
+# A job's process says it lives this often; after SILENT_BEATS beats missed it reads as
+# killed from another machine. Generous: a beat can wait up to EOMINER_DB_WAIT (120 s)
+# for a DuckDB file that a long query holds, and a false "killed" invites a second run.
+HEARTBEAT_S = float(os.environ.get("EOMINER_HEARTBEAT_S") or 30.0)
+SILENT_BEATS = 10
+SILENT_AFTER_S = HEARTBEAT_S * SILENT_BEATS
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,11 +270,38 @@ def run_job(
         report.notes.append(crash_note(crashed, moved=measure))
         measure = False
     try:
-        return _run(store, spec, report, todo, in_process, measure, address, num_cpus,
-                    num_workers, retries, on_task, on_finish)
+        with heartbeat(store, report.job_id):
+            return _run(store, spec, report, todo, in_process, measure, address, num_cpus,
+                        num_workers, retries, on_task, on_finish)
     except BaseException:
         _stopped(store, report.job_id)
         raise
+
+
+@contextlib.contextmanager
+def heartbeat(store: Store | None, job_id: str, every_s: float | None = None):
+    """While the block runs, a thread writes every `every_s` (HEARTBEAT_S) that the job's
+    process lives (`job_drivers.seen`; a no-op until `_schedule` writes its row). One
+    statement, never a transaction (those are the main thread's, with its Ctrl-C
+    handling); a beat that fails (the database busy, unreachable) waits for the next."""
+    if store is None:
+        yield
+        return
+    every = every_s or HEARTBEAT_S
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            with contextlib.suppress(Exception):
+                store.job_driver_lives(job_id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat {job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
 
 
 def _run(store: Store | None, spec: JobSpec, report: JobReport, todo: list[Task],
@@ -330,7 +370,6 @@ def died_in_process(store: Store | None, task_ids: Sequence[str] | None = None,
     Ctrl-C (or SIGTERM, under the CLI) takes its mark back. A process with the pid that
     started after the mark is another one, the pid reused. Another machine's processes
     cannot be looked at: never counted."""
-    import os
     import socket
 
     if store is None:
@@ -346,30 +385,55 @@ def died_in_process(store: Store | None, task_ids: Sequence[str] | None = None,
     return out
 
 
-def driver_gone(driver: str | None, started: Any = None) -> bool:
-    """The process of a job's run (`job_drivers`: "host:pid", when it scheduled) is a
-    process of this machine that has ended; its tasks still `pending` or `running` were
-    left so by a kill -9, the system stopping it for memory or a crash (a Ctrl-C, a
-    SIGTERM or an error marks them `stopped`). False where that cannot be told: not
-    recorded, or another machine's."""
+def driver_gone(driver: str | None, started: Any = None, seen: Any = None,
+                now: dt.datetime | None = None) -> bool:
+    """The process of a job's run (`job_drivers`: "host:pid", when it scheduled, when it
+    last said it lived) has ended; its tasks still `pending` or `running` were left so
+    by a kill -9, the system stopping it for memory or a crash (a Ctrl-C, a SIGTERM or
+    an error marks them `stopped`). A process of this machine is looked at; another
+    machine's is judged by its silence: no heartbeat for `SILENT_AFTER_S`. False where
+    that cannot be told: not recorded, or another machine's run of before schema
+    version 11 (no heartbeat)."""
     import socket
 
     if not driver:
         return False
     host, _, pid = driver.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid), started)
+    if host == socket.gethostname():
+        return pid.isdigit() and not _alive(int(pid), started)
+    return seen is not None and silent_s(seen, now) > SILENT_AFTER_S
+
+
+def silent_s(seen: dt.datetime, now: dt.datetime | None = None) -> float:
+    """Seconds since a job's process last said it lived (naive UTC, as stored)."""
+    from eominer.store.base import utcnow
+
+    return ((now or utcnow()) - seen).total_seconds()
+
+
+def killed_how(driver: str, seen: Any = None) -> str:
+    """Why a job reads as killed, for its note: its process is gone (this machine), or
+    has not been heard from (another machine's)."""
+    import socket
+
+    if driver.rpartition(":")[0] == socket.gethostname() or seen is None:
+        return f"its process {driver} is gone: kill -9, out of memory, a crash"
+    return (f"its process {driver} has not said it lives since {seen:%Y-%m-%d %H:%M:%S} "
+            f"UTC, {silent_s(seen) / 60:.0f} min ago: killed, or its machine is down or cut "
+            "off")
 
 
 def job_state(job: dict[str, Any]) -> str:
     """What a job is, from its task counts (`running`, `pending`, `stopped`, `failed`)
-    and its process (`driver`, `driver_started`): "at work", "killed" (its process gone
-    with tasks marked at work), "at work or killed" (no process recorded: a job of before
-    schema version 10), "stopped", "failed" or "done". The app and `eominer jobs` say
-    the same of a job."""
+    and its process (`driver`, `driver_started`, `driver_seen`): "at work", "killed" (its
+    process gone, or silent, with tasks marked at work), "at work or killed" (no process
+    recorded: a job of before schema version 10), "stopped", "failed" or "done". The app
+    and `eominer jobs` say the same of a job."""
     if job["running"] or job["pending"]:
         if job.get("driver") is None:
             return "at work or killed"
-        return "killed" if driver_gone(job["driver"], job.get("driver_started")) else "at work"
+        gone = driver_gone(job["driver"], job.get("driver_started"), job.get("driver_seen"))
+        return "killed" if gone else "at work"
     return "stopped" if job["stopped"] else "failed" if job["failed"] else "done"
 
 
@@ -387,7 +451,6 @@ def _alive(pid: int, marked: Any = None) -> bool:
 def process_start(pid: int) -> float | None:
     """When process `pid` started (Unix time, to about a second) from Linux's /proc; None
     where there is no /proc or the process is gone."""
-    import os
     from pathlib import Path
 
     try:
@@ -427,8 +490,6 @@ def ray_pays_off(num_cpus: int | None) -> Callable[[float], bool]:
     with `num_cpus` workers (default: every core) worth starting? With n workers the
     rest takes RAY_START_S + rest / n there: more than `rest` itself unless
     rest > RAY_START_S * n / (n - 1) (11 s on 2 cores, 6 s on 16; never on 1)."""
-    import os
-
     n = num_cpus or os.cpu_count() or 1
     return lambda rest: n > 1 and rest > RAY_START_S * n / (n - 1)
 
@@ -465,8 +526,6 @@ def _schedule(store: Store | None, spec: JobSpec, report: JobReport,
               todo: list[Task]) -> None:
     """The job's first writes, once its workers can start: `prepare` and a `jobs` row
     per task to run, in one transaction."""
-    import os
-
     from eominer.workspace import command, job_user
 
     if store is None:

@@ -28,7 +28,7 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
     runs the job's command again, which resumes it."""
     if ctx.invoked_subcommand is not None:
         return
-    from compute.runner import died_in_process, job_state
+    from compute.runner import died_in_process, job_state, killed_how
     from eominer.store import open_store
 
     with open_store(db) as store:
@@ -37,18 +37,17 @@ def jobs(ctx: click.Context, last: int, kind: str | None, fmt: str, db: str | No
         left, stuck, states = [], 0, []
         for r in table.to_pylist():
             driver = store.job_driver(r["job_id"]) if r["running"] or r["pending"] else None
-            r["driver"], r["driver_started"] = driver or (None, None)
+            r["driver"], r["driver_started"], r["driver_seen"] = driver or (None, None, None)
             states.append(state := job_state(r))
             if state in ("killed", "stopped", "failed"):
-                left.append((r["job_id"], store.job_command(r["job_id"]),
-                             r["driver"] if state == "killed" else None))
+                left.append((r["job_id"], store.job_command(r["job_id"]), killed_how(
+                    r["driver"], r["driver_seen"]) if state == "killed" else None))
             elif state == "at work or killed":  # of before schema 10: not known
                 stuck += r["running"]
     table = table.add_column(2, "state", pa.array(states, pa.string()))
     click.echo(render(table, fmt))
     for job_id, recorded, killed in left:  # stopped, killed, out of retries: what resumes it
-        said = (f"was killed (its process {killed} is gone: kill -9, out of memory, a "
-                "crash) with tasks left" if killed else "has tasks left")
+        said = f"was killed ({killed}) with tasks left" if killed else "has tasks left"
         click.echo(f"note: job {job_id} {said}: " + (
             f"eominer jobs resume {job_id} runs `{recorded.command}` again" if recorded else
             "its command, run again, resumes it (not recorded: started from Python, by "

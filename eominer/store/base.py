@@ -136,7 +136,8 @@ class StoreBase:
             if found is not None and found < SCHEMA_VERSION:
                 for version in range(int(found) + 1, SCHEMA_VERSION + 1):
                     for ddl in MIGRATIONS.get(version, ()):
-                        self.execute(ddl)
+                        if self._adds_a_column(ddl):
+                            self.execute(ddl)
                     if version in DATA_MIGRATIONS:
                         getattr(self, DATA_MIGRATIONS[version])()
             for name, ddl in VIEWS.items():  # after the migrations: they name new columns
@@ -150,6 +151,14 @@ class StoreBase:
             here = self.file_path()
             if here is not None and [r[0] for r in self._path_rows()[-1:]] != [here]:
                 self.execute("INSERT INTO database_paths VALUES (?, ?)", (here, utcnow()))
+
+    def _adds_a_column(self, ddl: str) -> bool:
+        """An `ALTER TABLE t ADD COLUMN c ...` migration has work to do: `t` was made
+        above with today's columns when it was missing (a table added by a later version
+        than the database's), and so has `c`."""
+        table, column = ddl.split()[2], ddl.split()[5]
+        names = self.query_arrow(f"SELECT * FROM {table} WHERE 1 = 0").column_names
+        return column not in names
 
     # ---- where the file has been -------------------------------------------------
     def file_path(self) -> str | None:

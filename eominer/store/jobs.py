@@ -174,16 +174,21 @@ class JobsMixin(ModelsMixin):
 
     def record_job_driver(self, job_id: str, driver: str) -> None:
         """The process ("host:pid") that runs `job_id`, as it schedules the tasks."""
+        now = utcnow()
         self.execute("DELETE FROM job_drivers WHERE job_id = ?", (job_id,))
-        self.execute("INSERT INTO job_drivers VALUES (?, ?, ?)", (job_id, driver[:300],
-                                                                  utcnow()))
+        self.execute("INSERT INTO job_drivers (job_id, driver, started, seen) VALUES "
+                     "(?, ?, ?, ?)", (job_id, driver[:300], now, now))
 
-    def job_driver(self, job_id: str) -> tuple[str, Any] | None:
-        """(driver, when it scheduled) of `job_id`; None where not recorded (before schema
-        version 10)."""
-        rows = self.query("SELECT driver, started FROM job_drivers WHERE job_id = ?",
+    def job_driver_lives(self, job_id: str) -> None:
+        """The job's process says it lives (compute.runner's heartbeat)."""
+        self.execute("UPDATE job_drivers SET seen = ? WHERE job_id = ?", (utcnow(), job_id))
+
+    def job_driver(self, job_id: str) -> tuple[str, Any, Any] | None:
+        """(driver, when it scheduled, when it last said it lived) of `job_id`; None
+        where not recorded (before schema version 10); `seen` None before version 11."""
+        rows = self.query("SELECT driver, started, seen FROM job_drivers WHERE job_id = ?",
                           (job_id,))
-        return (str(rows[0][0]), rows[0][1]) if rows else None
+        return (str(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
 
     def job_summary(self, job_id: str) -> dict[str, int]:
         rows = self.query(
@@ -213,14 +218,15 @@ class JobsMixin(ModelsMixin):
     def unended_jobs(self) -> list[dict[str, Any]]:
         """Per job with a task not done (running, pending, stopped, failed): its tasks by
         those states and done, all of them, when it last moved (its latest task start or
-        end), and its process (`driver`, `driver_started`; None before schema version
-        10). One aggregate: the app polls it every 3 s, and the table holds a row per
+        end), and its process (`driver`, `driver_started`, `driver_seen`; None before
+        schema version 10, `driver_seen` before 11). One aggregate: the app polls it every 3 s, and the table holds a row per
         task of every job ever run (fetching the rows took 0.4 s at 100k)."""
         counts = ", ".join(
             f"CAST(SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS BIGINT) AS {s}"
             for s in ("running", "pending", "stopped", "failed", "done"))
         rows = self.query_arrow(
-            f"SELECT j.*, d.driver, d.started AS driver_started FROM (SELECT job_id, "
+            f"SELECT j.*, d.driver, d.started AS driver_started, d.seen AS driver_seen "
+            f"FROM (SELECT job_id, "
             f"{counts}, CAST(COUNT(*) AS BIGINT) AS tasks, MAX(started) AS started, "
             "MAX(finished) AS finished FROM jobs GROUP BY job_id HAVING SUM(CASE WHEN status "
             "<> 'done' THEN 1 ELSE 0 END) > 0) AS j LEFT JOIN job_drivers AS d ON "

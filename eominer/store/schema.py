@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -53,8 +53,9 @@ ROUND_VERIFY_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 # Upgrades of an existing database: version -> the statements that bring version - 1 to
-# it. Portable DDL only (ALTER TABLE ... ADD COLUMN runs on DuckDB and MonetDB); run by
-# `init_schema` in one transaction with the new schema_version row.
+# it. Portable DDL only (ALTER TABLE ... ADD COLUMN runs on DuckDB and MonetDB), skipped
+# where the column is there (a table that was missing is made with today's columns); run
+# by `init_schema` in one transaction with the new schema_version row.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: tuple(f"ALTER TABLE products ADD COLUMN {name} {kind}"
              for name, kind in PRODUCT_METADATA_COLUMNS),
@@ -82,6 +83,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version 10 adds the table `job_drivers` (created as a missing table; jobs of before
     # have no row: whether their process lives is not known)
     10: (),
+    # version 11: when a job's process last said it lives (its runs of before: NULL)
+    11: ("ALTER TABLE job_drivers ADD COLUMN seen TIMESTAMP",),
 }
 # Upgrades that compute rows from the data (a Store method, run by `init_schema` after
 # the DDL of that version, in the same transaction).
@@ -210,14 +213,17 @@ TABLES: dict[str, str] = {
             user_name VARCHAR(128),
             recorded TIMESTAMP NOT NULL
         )""",
-    # The process that ran a job's run (schema version 10), "host:pid", and when it
-    # scheduled the tasks: a run whose process is gone without marking its tasks stopped
-    # (kill -9, the system stopping it for memory, a crash) is told from one at work.
+    # The process that ran a job's run (schema version 10), "host:pid", when it scheduled
+    # the tasks, and when it last said it lives (`seen`, version 11; every
+    # compute.runner.HEARTBEAT_S): a run whose process is gone without marking its tasks
+    # stopped (kill -9, the system stopping it for memory, a crash) is told from one at
+    # work, by its pid on its own machine and by its silence from any other.
     "job_drivers": """
         CREATE TABLE job_drivers (
             job_id VARCHAR(64) PRIMARY KEY,
             driver VARCHAR(300) NOT NULL,
-            started TIMESTAMP NOT NULL
+            started TIMESTAMP NOT NULL,
+            seen TIMESTAMP
         )""",
     "taxonomy": """
         CREATE TABLE taxonomy (

@@ -3,6 +3,7 @@ how far, and why a task failed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from compute.runner import JobSpec, Task, run_job
+from compute.runner import SILENT_AFTER_S, JobSpec, Task, run_job
 from eominer.store import open_store
+from eominer.store.base import utcnow
 from eominer.ui.jobs import stopped_jobs
 from eominer.workspace import os_user
 from tests.cli.process import in_process
@@ -77,6 +79,24 @@ def test_jobs_lists_each_run_and_show_says_why_a_task_failed(db_url, tmp_path, c
         "extract-killed,extract,at work or killed,1,0,0,1,0,0,")
     assert "note: 1 task(s) marked running: a job at work now, or one that was killed" \
         in r.stderr
+    with open_store(db_url) as store:  # two jobs whose processes run on another machine
+        for name in ("remote-alive", "remote-silent"):
+            store.schedule_tasks(name, "index", [{
+                "task_id": f"{name}/P", "product_id": "P", "feature_set_id": None,
+                "block": 0, "n_items": 1}])
+            store.start_tasks([(f"{name}/P", 1)], worker="node-9:77")
+            store.record_job_driver(name, "node-9:77")
+        store.job_driver_lives("remote-alive")
+        quiet = utcnow() - dt.timedelta(seconds=SILENT_AFTER_S + 120)
+        store.execute("UPDATE job_drivers SET seen = ? WHERE job_id = 'remote-silent'",
+                      (quiet,))
+    r = run(["jobs", "--db", db_url, "--kind", "index", "--format", "csv"], tmp_path / "ws")
+    states = {line.split(",")[0]: line.split(",")[2] for line in r.stdout.splitlines()[1:]}
+    assert states == {"remote-alive": "at work", "remote-silent": "killed"}
+    assert (f"note: job remote-silent was killed (its process node-9:77 has not said it "
+            f"lives since {quiet:%Y-%m-%d %H:%M:%S} UTC, 7 min ago: killed, or its machine "
+            "is down or cut off) with tasks left") in r.stderr
+    assert "remote-alive" not in r.stderr
     r = run(["jobs", "show", "extract-nope", "--db", db_url], tmp_path / "ws")
     assert r.returncode == 2 and "no job 'extract-nope' in this database" in r.stderr
     assert not Path(tmp_path / "ws" / "eominer.duckdb").exists()  # --db was used

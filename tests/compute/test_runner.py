@@ -77,6 +77,33 @@ def test_nothing_to_do_starts_no_ray(db_url, tmp_path):
     assert calls == [(3, 0)] and report.tasks_skipped == 3 and report.workers == 0
 
 
+def sleep_then(product: str, seconds: float) -> int:
+    """A task function: a long task (a full tile's band), shortened."""
+    time.sleep(seconds)
+    return 1
+
+
+def test_a_job_says_its_process_lives_while_a_long_task_runs(db_url, where, monkeypatch):
+    """The heartbeat (`job_drivers.seen`) that tells a killed run from one at work on
+    another machine: written from a thread of the job's process while a task of 1.5 s
+    runs, in this process (where the task holds the main thread) or on Ray; it ends
+    with the run."""
+    import threading
+
+    import compute.runner as runner
+    from tests.store.rows import as_datetime
+
+    monkeypatch.setattr(runner, "HEARTBEAT_S", 0.2)
+    spec = JobSpec("beat", [Task("beat/A", sleep_then, ("A", 1.5), product_id="A")],
+                   lambda store, done: None)
+    with open_store(db_url) as store:
+        report = run_job(store, spec, **where)
+        driver, started, seen = store.job_driver(report.job_id)
+        assert driver == f"{socket.gethostname()}:{os.getpid()}"
+        assert (as_datetime(seen) - as_datetime(started)).total_seconds() >= 1.0
+    assert not [t for t in threading.enumerate() if t.name.startswith("heartbeat")]
+
+
 def write_file(path: str, text: str) -> str:
     """A task function: a part of a product, left on disk."""
     Path(path).write_text(text)

@@ -262,10 +262,10 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 10
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 11
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 10
+        assert SCHEMA_VERSION == 11
         # version 7: where the file is opened; an upgraded database is nobody's copy
         here = upgraded.file_path()  # None for a MonetDB server: no row
         assert upgraded.query("SELECT path FROM database_paths") == ([(here,)] if here else [])
@@ -405,10 +405,10 @@ def test_version_4_database_is_upgraded_in_place(store):
     _make_v4(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> ... -> 10
+    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> ... -> 11
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (4,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 10
+        assert SCHEMA_VERSION == 11
         cols = [c for c, _ in ROUND_VERIFY_COLUMNS]
         rows = upgraded.query(f"SELECT {', '.join(cols)} FROM rounds ORDER BY round")
         assert [[v is None or v != v for v in r] for r in rows] == [[True] * len(cols)] * 2
@@ -507,9 +507,38 @@ def test_version_9_database_gains_the_processes_of_its_next_jobs(store):
         assert upgraded.job_driver("extract-old") is None and not driver_gone(None)
         with upgraded.transaction():
             upgraded.record_job_driver("extract-new", "node-7:4242")
-        driver, since = upgraded.job_driver("extract-new")
-        assert driver == "node-7:4242" and since is not None
-        assert not driver_gone(driver, since)  # another machine's: not known
+        driver, since, seen = upgraded.job_driver("extract-new")
+        assert driver == "node-7:4242" and since is not None and seen == since
+        assert not driver_gone(driver, since, seen)  # another machine's, heard from now
+
+
+def test_version_10_database_gains_when_its_next_jobs_processes_were_heard_from(store):
+    """A database of schema version 10 (today's less `job_drivers.seen`): a job of before
+    on another machine has no heartbeat (whether it lives is not known: never called
+    killed); once its process says it lives, a silence of SILENT_AFTER_S reads killed."""
+    from compute.runner import SILENT_AFTER_S, job_state, killed_how
+    from eominer.store.base import utcnow
+
+    store.schedule_tasks("extract-old", "extract", [{
+        "task_id": "spectral/P/0-512", "product_id": "P", "feature_set_id": "spectral",
+        "block": 0, "n_items": 10}])
+    store.execute("ALTER TABLE job_drivers DROP COLUMN seen")
+    store.execute("INSERT INTO job_drivers VALUES (?, ?, ?)",
+                  ("extract-old", "node-7:4242", utcnow() - dt.timedelta(hours=2)))
+    with reopened_as(store, 10) as upgraded:
+        assert upgraded.job_driver("extract-old")[::2] == ("node-7:4242", None)
+        (old,) = upgraded.unended_jobs()
+        assert (old["driver_seen"], job_state(old)) == (None, "at work")
+        upgraded.job_driver_lives("extract-old")
+        (old,) = upgraded.unended_jobs()
+        assert job_state(old) == "at work" and (utcnow() - old["driver_seen"]).seconds < 60
+        quiet = utcnow() - dt.timedelta(seconds=SILENT_AFTER_S + 60)
+        upgraded.execute("UPDATE job_drivers SET seen = ?", (quiet,))
+        (old,) = upgraded.unended_jobs()
+        assert job_state(old) == "killed"
+        assert killed_how("node-7:4242", old["driver_seen"]) == (
+            f"its process node-7:4242 has not said it lives since {quiet:%Y-%m-%d %H:%M:%S} "
+            "UTC, 6 min ago: killed, or its machine is down or cut off")
 
 
 @pytest.mark.skipif("duckdb" not in ENGINES, reason="a DuckDB file, copied with cp")

@@ -124,7 +124,7 @@ def test_the_jobs_not_ended_and_the_tasks_left_of_a_kind(store):
     with store.transaction():
         store.record_job_driver("job2", "node-1:123")
     jobs = store.unended_jobs()
-    assert [{k: v for k, v in j.items() if k not in ("moved", "driver_started")}
+    assert [{k: v for k, v in j.items() if k not in ("moved", "driver_started", "driver_seen")}
             for j in jobs] == [
         {"job_id": "job1", "running": 0, "pending": 1, "stopped": 1, "failed": 0, "done": 1,
          "tasks": 3, "driver": None},
@@ -133,6 +133,8 @@ def test_the_jobs_not_ended_and_the_tasks_left_of_a_kind(store):
         {"job_id": "job3", "running": 0, "pending": 0, "stopped": 0, "failed": 1, "done": 0,
          "tasks": 1, "driver": None}]
     assert jobs[0]["driver_started"] is None and as_datetime(jobs[1]["driver_started"])
+    assert jobs[0]["driver_seen"] is None and as_datetime(
+        jobs[1]["driver_seen"]) == as_datetime(jobs[1]["driver_started"])  # heard at its start
     assert jobs[2]["moved"] is not None  # when it failed
     assert all(as_datetime(j["moved"]) is not None for j in jobs)
     assert store.unfinished_tasks("extract") == [
