@@ -238,16 +238,19 @@ def ssl_model_options(store) -> dict[str, str]:
     return out
 
 
-def stopped_jobs(store, limit: int = 50) -> dict[str, tuple[str, str]]:
+def stopped_jobs(store, limit: int = 50,
+                 unended: list[dict] | None = None) -> dict[str, tuple[str, str]]:
     """The jobs the app offers to resume: those that ended with tasks left (stopped,
     failed past their retries, or killed: their process gone with tasks marked at work)
     whose command was recorded (`eominer jobs resume` runs it again); the `limit` that
-    last ran, newest first, label -> (job id, command)."""
+    last ran, newest first, label -> (job id, command). `unended`: `Store.unended_jobs`
+    already read (the app's poll reads it once for the status line and this)."""
     from compute.runner import job_state
 
     out: dict[str, tuple[str, str]] = {}
-    jobs = sorted(store.unended_jobs(), key=lambda j: (j["moved"] is not None, j["moved"],
-                                                       j["job_id"]), reverse=True)
+    jobs = sorted(store.unended_jobs() if unended is None else unended,
+                  key=lambda j: (j["moved"] is not None, j["moved"], j["job_id"]),
+                  reverse=True)
     for r in jobs:
         state = job_state(r)
         if state.startswith("at work"):  # its process lives, or cannot be told
@@ -395,12 +398,13 @@ class JobsView(Viewer):
                            "are kept", "success")
         self.refresh()
 
-    def _offer_resume(self, jobs: list[AppJob]) -> None:
+    def _offer_resume(self, jobs: list[AppJob], unended: list[dict] | None) -> None:
         """The stopped jobs of the database (any user's, the terminal's too), less those
         this server is resuming now."""
         resuming = {j.key[1] for j in jobs if j.key[0] == "resume" and j.state == "running"}
         try:
-            options = {k: v for k, v in stopped_jobs(self.state.store).items()
+            options = {k: v for k, v in stopped_jobs(self.state.store,
+                                                     unended=unended).items()
                        if v[0] not in resuming}
         except Exception:  # the jobs tables of an older database: nothing to offer
             options = {}
@@ -410,8 +414,9 @@ class JobsView(Viewer):
             self._stopped.value = keep or next(iter(options.values()), None)
         self._stopped.visible = self._resume.visible = bool(options)
 
-    def refresh(self) -> None:
-        """Progress of the server's jobs; a job that just finished reloads the scope."""
+    def refresh(self, unended: list[dict] | None = None) -> None:
+        """Progress of the server's jobs; a job that just finished reloads the scope.
+        `unended`: `Store.unended_jobs` already read by the app's poll."""
         import html
 
         jobs = self.launcher.active()
@@ -426,7 +431,7 @@ class JobsView(Viewer):
             self._running.options = mine
             self._running.value = keep or next(iter(mine.values()), None)
         self._running.visible = self._stop.visible = bool(mine)
-        self._offer_resume(jobs)
+        self._offer_resume(jobs, unended)
         for j in jobs:
             if j.state != "running" and j.job_id not in self._seen:
                 self._seen.add(j.job_id)

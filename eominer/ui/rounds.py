@@ -34,7 +34,8 @@ class RoundsView(Viewer):
         self._learn.on_click(lambda _: self.state.learn())
         self._undo.on_click(lambda _: self.state.undo())
         self._summary = pn.pane.HTML("", css_classes=["eom-rounds-summary"])
-        self._source, fig = _chart()
+        self._source, self._fig = _chart()
+        fig = self._fig
         self._chart = pn.pane.Bokeh(fig, height=170, sizing_mode="stretch_width",
                                     css_classes=["eom-rounds-chart"])
         self._quality = pn.pane.HTML("", css_classes=["eom-quality"])
@@ -74,6 +75,12 @@ class RoundsView(Viewer):
         if key == self._shown:
             return
         self._shown = key
+        # explicit ranges: Bokeh's data ranges of an empty chart (no session, no round
+        # yet) are NaN, and BokehJS warns "could not set initial ranges" on every page
+        steps = [r.round for r in rounds] or [1]
+        self._fig.x_range.update(start=min(steps) - 0.5, end=max(steps) + 0.5)
+        self._fig.y_range.update(start=0, end=max(10.0, 1.1 * max(
+            (r.n_labels for r in rounds), default=0)))
         self._source.data = {
             "round": [r.round for r in rounds],
             "labels": [r.n_labels for r in rounds],
@@ -130,7 +137,8 @@ def _chart():
         "round", "labels", "change", "precision", "precision_low", "precision_high",
         "recall", "recall_low", "recall_high")})
     fig = figure(height=160, sizing_mode="stretch_width", toolbar_location=None,
-                 tools="hover", x_axis_label="round", y_axis_label="labels")
+                 tools="hover", x_axis_label="round", y_axis_label="labels",
+                 x_range=Range1d(0.5, 1.5), y_range=Range1d(0, 10))
     fig.xaxis.ticker.min_interval = 1  # rounds are whole numbers
     fig.extra_y_ranges = {"pct": Range1d(0, 100)}
     fig.add_layout(LinearAxis(y_range_name="pct", axis_label="%"), "right")

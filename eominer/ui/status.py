@@ -36,13 +36,15 @@ class StatusLine(Viewer):
                              f"{_escape(s.message)}</span>")
         self._spinner.value = s.busy
 
-    def refresh_jobs(self) -> None:
+    def refresh_jobs(self, unended: list[dict] | None = None) -> None:
         """Ray batch jobs recorded in the store (extract, change --pairs...): those at
-        work, and those stopped or killed in the last day with tasks left."""
+        work, and those stopped or killed in the last day with tasks left, from
+        `Store.unended_jobs` (`unended`: already read by the app's poll)."""
         from compute.runner import job_state
 
         try:
-            jobs = self.state.store.unended_jobs()
+            jobs = [dict(j) for j in (
+                self.state.store.unended_jobs() if unended is None else unended)]
         except Exception:  # jobs table of an older database: nothing to show
             return
         for j in jobs:
