@@ -11,8 +11,11 @@ Order, so that no step leaves an answer that names a removed patch:
    their features, annotations and saved-search rows, its pairs, and the feature sets
    computed from its pixels for other products' patches (`feature_set_sources`: a
    change pair's sets on its first date, a time series' sets on its grid), whole: no
-   row of theirs is right without it. Refused in step 1 while a session uses one;
-   their nearest-neighbour indexes go after the transaction;
+   row of theirs is right without it; of a fused S1+S2 set, only the rows of the S2
+   products paired with it (the others came from other S1 products). Refused in step 1
+   while a session uses one (a fused set: one over those S2 products); the dropped
+   sets' nearest-neighbour indexes go after the transaction, the partners' shards of a
+   fused set's index before it, with the product's own;
 4. its files: the ARD COG and the layers of its pairs. A crash before this leaves files
    no row names (disk only). A database copied from another that still exists keeps
    the files its rows named when it was copied: the original names them too
@@ -61,6 +64,9 @@ def remove_products(store: Store, product_ids: Sequence[str],
     out = []
     for pid in ids:
         shards = _drop_index_shards(store, pid, dry_run)
+        for fs, partners in store.fused_rows_from(pid):  # their rows go: so do their shards
+            for partner in partners:
+                shards += _drop_index_shards(store, partner, dry_run, fs.feature_set_id)
         removed = store.remove_product(pid, dry_run)
         ard = () if removed.ard_path == removed.source_path else (removed.ard_path,)
         ours = [f for f in (*ard, *removed.layer_paths) if f not in removed.shared]
@@ -98,13 +104,17 @@ def _drop_indexes(store: Store, feature_set_ids: Sequence[str], dry_run: bool = 
     return n
 
 
-def _drop_index_shards(store: Store, product_id: str, dry_run: bool = False) -> int:
+def _drop_index_shards(store: Store, product_id: str, dry_run: bool = False,
+                       feature_set_id: str | None = None) -> int:
+    """The product's shards in every index (of `feature_set_id` only, if given)."""
     from eominer.learning.ann import index_root, read_manifest, write_manifest
 
     n = 0
     root = index_root(store)
     for folder in sorted(root.iterdir()) if root.is_dir() else ():
         manifest = read_manifest(folder) if folder.is_dir() else None
+        if manifest and feature_set_id not in (None, manifest.feature_set_id):
+            continue
         entry = manifest.shards.pop(product_id, None) if manifest else None
         if entry is None:
             continue

@@ -271,6 +271,12 @@ def _say_removal(r: Removal, dry_run: bool = False) -> None:
         click.echo(f"{drop} {len(d.dropped_sets)} feature set(s) computed from its pixels "
                    f"for other products' patches: {', '.join(d.dropped_sets)}"
                    + (f" (and {r.index_folders} index folder(s))" if r.index_folders else ""))
+    for fid, partners in d.thinned_sets:
+        took = "would take" if dry_run else "took"
+        click.echo(f"{took} the rows of {', '.join(partners) or 'no product'} (paired with it) "
+                   f"out of fused set {fid}, which keeps its other rows; to have theirs "
+                   "back: eominer fusion pair (another S1 partner), then eominer fusion "
+                   "features")
     if r.stranded_models:
         click.echo(f"saved model(s) {', '.join(r.stranded_models)} were trained on those "
                    f"sets: their rows stay, but they {can} no longer be applied (re-run "

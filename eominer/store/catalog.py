@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +14,11 @@ import pyarrow.compute as pc
 
 from eominer.errors import StoreError
 from eominer.store.base import StoreBase, utcnow
+from eominer.store.fusion import FUSION_PAIR_KIND
 from eominer.store.records import PatchWindow, Product
+
+if TYPE_CHECKING:
+    from eominer.store.features import FeatureSet
 
 PRODUCT_COLUMNS = (
     "product_id", "sensor", "platform", "processing_level", "tile_id", "acquired", "crs",
@@ -58,6 +62,9 @@ class RemovedProduct:
     copied_from: str | None = None
     # feature sets computed from its pixels for other products' patches, dropped whole
     dropped_sets: tuple[str, ...] = ()
+    # fused S1+S2 sets that keep their other rows: set id -> the S2 products partnered
+    # with this S1 product, whose rows went (`fused_rows_from`)
+    thinned_sets: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 _DELETE_THEM = ("delete those sessions first if they can go (eominer session archive SID, "
@@ -142,7 +149,8 @@ class CatalogMixin(StoreBase):
         """Take a product out of the database in one transaction: its row, its patches,
         their features in every feature set, their annotations (`eominer apply`'s
         scores) and saved-search rows, the pairs it is part of, and the feature sets
-        computed from its pixels for other products' patches (`feature_sets_from`).
+        computed from its pixels for other products' patches (`feature_sets_from`), but
+        of a fused S1+S2 set only its S2 partners' rows (`fused_rows_from`).
         Refused, writing nothing, while a session's scope holds it (archived ones too:
         their labels are an analyst's work) or uses such a set. Its files are the
         caller's (eominer.removal). `dry_run`: what it would take, nothing written."""
@@ -162,21 +170,33 @@ class CatalogMixin(StoreBase):
             if rows[0][2] < origin[1]:
                 shared.append(rows[0][0])
             shared += [f for p in pairs if p[3] < origin[1] for f in _pair_files(*p[1:3])]
-        derived = self.feature_sets_from(product_id)  # computed from its pixels: stale
+        thinned = self.fused_rows_from(product_id)  # its partners' rows only are stale
+        kept = {fs.feature_set_id for fs, _ in thinned}
+        derived = [fs for fs in self.feature_sets_from(product_id)  # stale whole
+                   if fs.feature_set_id not in kept]
         gone = {fs.table_name for fs in derived}
         tables = [t for (t,) in self.query("SELECT table_name FROM feature_sets ORDER BY "
                                            "table_name") if t not in gone]
+        theirs = ("SELECT patch_id FROM patches WHERE product_id IN "
+                  "(SELECT first_id FROM product_pairs WHERE kind = ? AND second_id = ?)")
 
-        def count(table: str) -> int:
-            return int(self.query(f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({mine})",
-                                  (product_id,))[0][0])
+        def count(table: str, rows: str = mine, *params: str) -> int:
+            return int(self.query(f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({rows})",
+                                  params or (product_id,))[0][0])
 
         with self.transaction():
             feature_rows = sum(count(t) for t in tables)  # the dropped sets' rows go whole
+            feature_rows += sum(count(fs.table_name, theirs, FUSION_PAIR_KIND, product_id)
+                                for fs, _ in thinned)
             counts = {t: count(t) for t in ("annotations", "search_results", "patches")}
             if not dry_run:
                 for fs in derived:
                     self.drop_feature_set(fs.feature_set_id)
+                for fs, _ in thinned:  # before the pairs that name the rows go
+                    self.execute(f"DELETE FROM {fs.table_name} WHERE patch_id IN ({theirs})",
+                                 (FUSION_PAIR_KIND, product_id))
+                    self.execute("DELETE FROM feature_set_sources WHERE feature_set_id = ? "
+                                 "AND product_id = ?", (fs.feature_set_id, product_id))
                 for table in (*tables, "annotations", "search_results", "patches"):
                     self.execute(f"DELETE FROM {table} WHERE patch_id IN ({mine})",
                                  (product_id,))
@@ -190,7 +210,8 @@ class CatalogMixin(StoreBase):
             search_results=counts["search_results"], pair_ids=tuple(p[0] for p in pairs),
             layer_paths=tuple(path for p in pairs for path in _pair_files(*p[1:3])),
             shared=tuple(shared), copied_from=origin[0] if origin else None,
-            dropped_sets=tuple(fs.feature_set_id for fs in derived))
+            dropped_sets=tuple(fs.feature_set_id for fs in derived),
+            thinned_sets=tuple((fs.feature_set_id, partners) for fs, partners in thinned))
 
     def refuse_if_held(self, product_id: str) -> None:
         """A StoreError naming the sessions whose scope holds the product, or that use a
@@ -206,20 +227,42 @@ class CatalogMixin(StoreBase):
             "their labels would lose their patches. Nothing was removed: a session keeps "
             f"its products, archived too; {_DELETE_THEM}")
 
+    def fused_rows_from(self, product_id: str) -> list[tuple[FeatureSet, tuple[str, ...]]]:
+        """The fused S1+S2 sets (`sensor` 'S1+S2', eominer.fusion.featureset) computed
+        from this S1 product's pixels, each with the S2 products it is paired with
+        (`product_pairs`): only their rows came from it, the set's other rows stay right
+        without it."""
+        fused = [fs for fs in self.feature_sets_from(product_id) if fs.sensor == "S1+S2"]
+        if not fused:
+            return []
+        partners = tuple(r[0] for r in self.query(
+            "SELECT DISTINCT first_id FROM product_pairs WHERE kind = ? AND second_id = ? "
+            "ORDER BY first_id", (FUSION_PAIR_KIND, product_id)))
+        return [(fs, partners) for fs in fused]
+
     def _refuse_if_features_used(self, product_id: str) -> None:
+        thinned = {fs.feature_set_id: set(partners)
+                   for fs, partners in self.fused_rows_from(product_id)}
         derived = {fs.feature_set_id for fs in self.feature_sets_from(product_id)}
         if not derived:
             return
-        users = [(sid, name, sets) for sid, name, fids in self.query(
-            "SELECT session_id, name, feature_set_ids FROM sessions ORDER BY created, "
-            "session_id") if (sets := sorted(derived & set(json.loads(fids))))]
+
+        def needs(fid: str, scope: set[str]) -> bool:
+            """The session would lose rows: a set dropped whole, or rows of its scope."""
+            return fid in derived and (fid not in thinned or bool(thinned[fid] & scope))
+
+        users = [(sid, name, sets) for sid, name, fids, pids in self.query(
+            "SELECT session_id, name, feature_set_ids, product_ids FROM sessions ORDER BY "
+            "created, session_id")
+            if (sets := sorted(f for f in json.loads(fids) if needs(f, set(json.loads(pids)))))]
         if users:
             named = _first_five([f"{sid} ({name}: {', '.join(sets)})"
                                  for sid, name, sets in users])
             raise StoreError(
                 f"feature sets computed from product {product_id!r}'s pixels are used by "
-                f"{len(users)} session(s): {named}. Removing the product drops those sets, "
-                f"and the sessions could not rank again. Nothing was removed: {_DELETE_THEM}")
+                f"{len(users)} session(s): {named}. Removing the product drops those sets "
+                "(or, of a fused S1+S2 set, the rows of its partners in their scope), and "
+                f"the sessions could not rank again. Nothing was removed: {_DELETE_THEM}")
 
     def sessions_holding(self, product_id: str) -> list[tuple[str, str, str]]:
         """(session id, name, status) of the sessions whose scope holds the product."""

@@ -21,7 +21,8 @@ def test_fused_feature_set(paired, ben):
     store, pairs, *_ = paired
     fs, n = featureset.build_fused_features(store, 120, weights=(1.0, 2.0))
     assert n == 3 and fs.dims == 41 and fs.sensor == "S1+S2"
-    # its S2 rows were computed from their S1 partners too: removing one drops the set
+    # its S2 rows were computed from their S1 partners too: removing one takes its
+    # partners' rows out (test_removal.py)
     assert store.feature_set_sources(fs.feature_set_id) == sorted({p["s1_id"] for p in pairs})
     # the per-sensor descriptors are registered ones: their names + parameters are in the
     # fused set's identity

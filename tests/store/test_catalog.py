@@ -171,3 +171,48 @@ def test_remove_product_drops_the_sets_computed_from_its_pixels(store):
                                (fs.feature_set_id,))[0][0] == 0
     assert store.query(f"SELECT COUNT(*) FROM {own.table_name}")[0][0] == 16
     assert store.feature_sets_from("P1") == [] and store.remove_product("P1").dropped_sets == ()
+
+
+def test_removing_an_s1_product_takes_only_its_partners_rows_out_of_a_fused_set(store):
+    """A fused S1+S2 set holds S2 patches, each computed with its S2 product's S1 partner
+    (`product_pairs`): removing one S1 product takes out the rows of the S2 products
+    paired with it, and keeps the set and every other row (before, the set went whole,
+    for the whole archive). A session over those S2 products with the set refuses it; a
+    session over the others does not."""
+    import numpy as np
+
+    from tests.store.rows import session_record
+
+    ids = {p: add_product(store, p, T0 + dt.timedelta(days=k), 1 + 100 * k)
+           for k, p in enumerate(("A2", "B2", "Q1", "Q2"))}
+    store.put_fusion_pair("A2~Q1", "A2", "Q1", 1.0, 1.0, "/layers/a.tif", {})
+    store.put_fusion_pair("B2~Q2", "B2", "Q2", 2.0, 1.0, "/layers/b.tif", {})
+    fused = store.register_feature_set("fused_s1s2", 1, {"weights": [1, 1]}, ["f", "u"],
+                                       sensor="S1+S2", sources=("Q1", "Q2"))
+    for p in ("A2", "B2"):
+        store.write_features(fused, np.array(ids[p]), np.full((8, 2), 2.0, np.float32))
+    assert store.fused_rows_from("Q1") == [(store.feature_set(fused.feature_set_id), ("A2",))]
+    store.insert_session(session_record("S1", "ana", T0, product_ids=("A2",),
+                                        feature_set_ids=(fused.feature_set_id,)))
+    store.insert_session(session_record("S2", "ana", T0, product_ids=("B2",),
+                                        feature_set_ids=(fused.feature_set_id,)))
+    with pytest.raises(StoreError, match=r"used by 1 session\(s\): S1 \(find S1: .*of a "
+                       r"fused S1\+S2 set, the rows of its partners in their scope"):
+        store.remove_product("Q1")
+    assert store.query(f"SELECT COUNT(*) FROM {fused.table_name}")[0][0] == 16
+    store.delete_session("S1")
+    dry = store.remove_product("Q1", dry_run=True)
+    assert (dry.feature_rows, dry.thinned_sets, dry.dropped_sets) == (
+        8, ((fused.feature_set_id, ("A2",)),), ())
+    assert store.query(f"SELECT COUNT(*) FROM {fused.table_name}")[0][0] == 16
+    r = store.remove_product("Q1")
+    assert (r.feature_rows, r.thinned_sets, r.dropped_sets, r.pair_ids) == (
+        8, ((fused.feature_set_id, ("A2",)),), (), ("A2~Q1",))
+    kept = {pid for (pid,) in store.query(f"SELECT patch_id FROM {fused.table_name}")}
+    assert kept == set(ids["B2"])  # session S2's rows, untouched
+    assert store.feature_set_sources(fused.feature_set_id) == ["Q2"]
+    assert store.fused_rows_from("Q1") == [] and store.product("A2") is not None
+    # removing the last S1 partner leaves a set with no partner's rows, still a set
+    store.delete_session("S2")
+    assert store.remove_product("Q2").thinned_sets == ((fused.feature_set_id, ("B2",)),)
+    assert store.query(f"SELECT COUNT(*) FROM {fused.table_name}")[0][0] == 0
