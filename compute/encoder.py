@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compute.runner import Finished, JobSpec, Task, TaskCallback
+from compute.runner import Finished, JobSpec, Task, TaskCallback, task_says
 from eominer.errors import FeatureError
 
 if TYPE_CHECKING:
@@ -46,11 +46,10 @@ def train_task(method: str, sources: Sequence[PatchSource], epochs: int, dim: in
 
     tf = import_tensorflow("the encoder")
     x, used = read_patches(sources)
-    # a line per epoch on stdout: in the terminal above the bar, in the app's job list
-    # (`AppJob.said`); on a Ray worker, in its log file (Ray's log_to_driver is off)
+    # a line per epoch: in the terminal above the bar, in the app's job list
+    # (`AppJob.said`), from a Ray (GPU) worker too
     model, params, metrics = fitter(method)(x, epochs, dim, batch_size, seed,
-                                            log=lambda line: print(line, flush=True),
-                                            bands=sources[0].use)
+                                            log=task_says, bands=sources[0].use)
     metrics["gpu"] = bool(tf.config.list_physical_devices("GPU"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
@@ -96,8 +95,8 @@ def train(store: Store, method: str = "autoencoder", product_ids: Sequence[str] 
                  f"{task.n_items} patches of {len(sources)} product(s))")
     # one task: on a cluster a (GPU) worker; else this process, with all its threads (a
     # local Ray worker gets one thread and costs its start-up: 5.5 s)
-    report = run_job(store, JobSpec(f"{kind}-train", [task], commit), address=address,
-                     num_cpus=num_cpus, num_workers=1 if address else None, retries=1,
-                     on_start=on_start, on_task=on_task)
+    report = run_job(store, JobSpec(f"{kind}-train", [task], commit, says=True),
+                     address=address, num_cpus=num_cpus, num_workers=1 if address else None,
+                     retries=1, on_start=on_start, on_task=on_task)
     report.raise_for_failures()
     return saved[0] if saved else store.latest_model(kind)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compute.runner import Finished, JobSpec, Task
+from compute.runner import Finished, JobSpec, Task, task_says
 from eominer.errors import FeatureError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def train_network(data_root: str, vocabulary: str, epochs: int, seed: int,
     vocab = Vocabulary(BEN19) if vocabulary == "ben19" else Vocabulary.present(data.labels)
     Y = vocab.encode(data.labels)
     s2, s1 = stack_patches(data.patches)
-    net = TwoBranchNet(vocab, epochs=epochs, seed=seed).fit(s2, s1, Y)
+    net = TwoBranchNet(vocab, epochs=epochs, seed=seed).fit(s2, s1, Y, log=task_says)
     P = net.predict_proba(s2, s1)
     metrics = {
         "n_patches": len(data), "epochs": epochs,
@@ -98,8 +98,8 @@ def train(
         where = "on Ray" if address and not in_process else "in this process"
         progress(f"training {where} ({epochs} epochs, data {root})")
     # one task: on a cluster a (GPU) worker; else this process (as `encoder train`)
-    report = run_job(store, JobSpec("fusion-train", [task], commit), address=address,
-                     num_cpus=num_cpus, retries=1,
+    report = run_job(store, JobSpec("fusion-train", [task], commit, says=True),
+                     address=address, num_cpus=num_cpus, retries=1,
                      num_workers=0 if in_process else 1 if address else None)
     report.raise_for_failures()
     return store.model(model_id)

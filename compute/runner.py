@@ -88,6 +88,7 @@ COMMIT_SHARE = 0.03
 HEARTBEAT_S = float(os.environ.get("EOMINER_HEARTBEAT_S") or 30.0)
 SILENT_BEATS = 10
 SILENT_AFTER_S = HEARTBEAT_S * SILENT_BEATS
+SAY_EVERY_S = 2.0  # how often a driver prints what its Ray tasks said (`task_says`)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,6 +145,9 @@ class JobSpec:
     # removes what a result dropped for a removed product wrote outside the database (an
     # index shard, a pair's layer files); runs once the commit that dropped it is done
     discard: Callable[[Finished], None] | None = None
+    # its tasks say how far they are (`task_says`: a training's epochs); on Ray their
+    # lines reach the driver through a queue (an actor of its own: only where asked)
+    says: bool = False
 
 
 @dataclass
@@ -215,13 +219,37 @@ def recorded_done(store: Store | None, tasks: Sequence[Task]) -> set[str]:
     return {tid for tid, s in status.items() if s == "done"}
 
 
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+_SAY: Callable[[str], None] = _print_line  # where `task_says` goes in this process
+
+
+def task_says(line: str) -> None:
+    """A task's word on how far it is (an epoch and its loss), for the user who waits on
+    one long task: printed where the task runs in the job's own process (the terminal,
+    above the bar; the app's job output, `AppJob.said`); from a Ray worker of a job that
+    `says`, sent to the driver, which prints it the same way (Ray's log_to_driver is off:
+    a worker's own output goes to its log file only)."""
+    _SAY(line)
+
+
 class Worker:
     """A Ray actor (one CPU, one BLAS/TF thread) that runs any task function. A process
-    lives for the whole job, so what a task function caches (a loaded model) is reused."""
+    lives for the whole job, so what a task function caches (a loaded model) is reused.
+    `said`: the job's queue (a `ray.util.queue.Queue`) for its tasks' `task_says`."""
 
-    def __init__(self) -> None:
+    def __init__(self, said: Any = None) -> None:
+        global _SAY
         limit_worker_threads()
         self.name = worker_name()
+        if said is not None:
+            def send(line: str) -> None:  # best effort: a line lost fails no task
+                with contextlib.suppress(Exception):
+                    said.put_nowait(line)
+
+            _SAY = send
 
     def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, str, float]:
         t0 = time.perf_counter()
@@ -743,7 +771,12 @@ class _Driver(_Loop):
             True: ray.remote(num_cpus=1, num_gpus=1, max_restarts=0,
                              max_task_retries=0)(Worker),
         }
-        self.actors = [self.classes[g].remote() for g in self.on_gpu]
+        self.said = None
+        if spec.says:
+            from ray.util.queue import Queue
+
+            self.said = Queue(actor_options={"num_cpus": 0})
+        self.actors = [self._worker(g) for g in self.on_gpu]
         self.load = [0] * len(self.actors)
         # a worker runs its tasks one after the other: a task's run time is measured
         # from its submission or the worker's previous result, whichever is later
@@ -751,6 +784,20 @@ class _Driver(_Loop):
         self.queues: dict[bool, deque[tuple[Task, int]]] = {False: deque(), True: deque()}
         self.inflight: dict[Any, tuple[Task, int, int, Any, float]] = {}
         self._enqueue_ready()
+
+    def _worker(self, gpu: bool):
+        return self.classes[gpu].remote(self.said)
+
+    def _tell(self) -> None:
+        """Print what the tasks said since the last time (`task_says`)."""
+        if self.said is None:
+            return
+        try:
+            lines = self.said.get_nowait_batch(self.said.qsize())
+        except Exception:  # a queue gone with a cluster: the job goes on without it
+            return
+        for line in lines:
+            _SAY(line)
 
     def _enqueue(self, task: Task, attempt: int, first: bool = False) -> None:
         queue = self.queues[self.gpu and task.gpu]
@@ -788,8 +835,11 @@ class _Driver(_Loop):
             while self.inflight:
                 # results waiting for their commit wait at most the commit interval,
                 # also while every task in flight is a long one (an ingest's assembly)
-                ready, _ = ray.wait(list(self.inflight), num_returns=1,
-                                    timeout=self.writer.wait_s())
+                wait = self.writer.wait_s()
+                if self.said is not None:  # what the tasks say, within SAY_EVERY_S
+                    wait = SAY_EVERY_S if wait is None else min(wait, SAY_EVERY_S)
+                ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=wait)
+                self._tell()
                 if not ready:
                     self._committed(self._flush())
                     continue
@@ -811,10 +861,13 @@ class _Driver(_Loop):
             self._flush()  # what finished before Ctrl-C is kept; a re-run does the rest
             raise
         finally:
+            self._tell()
             self._note_removed()
             self.metrics.set_queue_depth(self.spec.kind, self._queued())
             for a in self.actors:
                 ray.kill(a, no_restart=True)
+            if self.said is not None:
+                self.said.shutdown(force=True)
 
     def _collect(self, ref) -> Finished | None:
         """A result, or None when the task failed (retried, or reported once out of tries)."""
@@ -834,7 +887,7 @@ class _Driver(_Loop):
             if isinstance(exc, RayActorError) and self.actors[slot] is actor:
                 # the worker process died: a fresh one takes its place
                 self.ray.kill(actor, no_restart=True)
-                self.actors[slot] = self.classes[self.on_gpu[slot]].remote()
+                self.actors[slot] = self._worker(self.on_gpu[slot])
             if attempt <= self.retries:
                 self._enqueue(task, attempt + 1)
             else:

@@ -19,7 +19,7 @@ training metadata); `load` refuses a model without its sidecar.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,10 @@ class TwoBranchNet:
         self.modality_dropout = modality_dropout
         self.seed = seed
 
-    def fit(self, s2: np.ndarray, s1_db: np.ndarray, Y: np.ndarray) -> TwoBranchNet:
+    def fit(self, s2: np.ndarray, s1_db: np.ndarray, Y: np.ndarray,
+            log: Callable[[str], None] | None = None) -> TwoBranchNet:
+        """Train; `log` gets a line per epoch ("epoch 3/30: loss 0.5213", the mean of the
+        epoch's batches)."""
         a, b = prepare(s2, s1_db)
         Y = np.asarray(Y, np.float32)
         if Y.shape != (a.shape[0], len(self.vocabulary)):
@@ -127,15 +130,19 @@ class TwoBranchNet:
         rng = np.random.default_rng(self.seed)
         # modality dropout: a fresh draw per epoch, so every patch is seen both ways
         # (train_on_batch: Model.fit's per-call set-up costs more than an epoch of 27 patches)
-        for _ in range(self.epochs):
+        for epoch in range(self.epochs):
             drop = rng.random(a.shape[0]) < self.modality_dropout
             order = rng.permutation(a.shape[0])
+            losses = []
             for start in range(0, len(order), self.batch_size):
                 i = order[start:start + self.batch_size]
                 a_b = np.where(drop[i, None, None, None], 0.0, a[i]).astype(np.float32)
                 ok = (~drop[i]).astype(np.float32)[:, None]
-                self.model_.train_on_batch({"s2": a_b, "s1": b[i], "s2_ok": ok},
-                                           {"fused": Y[i], "s1_out": Y[i]})
+                out = self.model_.train_on_batch({"s2": a_b, "s1": b[i], "s2_ok": ok},
+                                                 {"fused": Y[i], "s1_out": Y[i]})
+                losses.append(float(np.ravel(out)[0]))  # the total loss comes first
+            if log:
+                log(f"epoch {epoch + 1}/{self.epochs}: loss {np.mean(losses):.4f}")
         return self
 
     def predict_proba(self, s2: np.ndarray, s1_db: np.ndarray, s2_usable=None,

@@ -104,6 +104,36 @@ def test_a_job_says_its_process_lives_while_a_long_task_runs(db_url, where, monk
     assert not [t for t in threading.enumerate() if t.name.startswith("heartbeat")]
 
 
+def say_steps(product: str, steps: int) -> int:
+    """A task function: a long task that says how far it is."""
+    from compute.runner import task_says
+
+    for k in range(steps):
+        time.sleep(0.3)
+        task_says(f"step {k + 1}/{steps} of {product}")
+    return 1
+
+
+@pytest.mark.parametrize("says", [True, False])
+def test_what_a_ray_task_says_is_printed_by_the_driver(db_url, capsys, says):
+    """A training on a (GPU) Ray worker: its epochs are said in the worker process, whose
+    own output goes to its log file only (log_to_driver is off); a job that `says`
+    passes them to its driver, in order, which prints them as a task in its own process
+    does (the terminal above the bar, the app's job output)."""
+    spec = JobSpec("talk", [Task("talk/A", say_steps, ("A", 3), product_id="A")],
+                   lambda store, done: None, says=says)
+    capsys.readouterr()
+    with open_store(db_url) as store:
+        run_job(store, spec, num_cpus=1, num_workers=1)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("step")]
+    assert lines == ([f"step {k}/3 of A" for k in (1, 2, 3)] if says else [])
+    with open_store(db_url) as store:  # in this process, printed as it is said
+        run_job(store, JobSpec("talk", [Task("talk/B", say_steps, ("B", 2), product_id="B")],
+                               lambda store, done: None, says=says), num_workers=0)
+    assert [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("step")] == [
+        "step 1/2 of B", "step 2/2 of B"]
+
+
 def write_file(path: str, text: str) -> str:
     """A task function: a part of a product, left on disk."""
     Path(path).write_text(text)

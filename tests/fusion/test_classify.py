@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -15,14 +16,17 @@ S1 = "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_36_85"
 
 
 @pytest.mark.ray
-def test_train_on_ray_then_classify_every_paired_patch(paired, ben):
+def test_train_on_ray_then_classify_every_paired_patch(paired, ben, capsys):
     store, *_ = paired
     with pytest.raises(ModelNotTrainedError, match="eominer fusion train"):
         classify(store)
     from compute.runtime import ray_session
 
+    capsys.readouterr()
     with ray_session(num_cpus=1):  # a Ray up in the process: the task goes to a worker
         row = train(store, ben, epochs=1)
+    # its epoch, said on the worker, printed by this process (the terminal, the app)
+    assert re.fullmatch(r"epoch 1/1: loss \d+\.\d{4}", capsys.readouterr().out.strip())
     (worker,) = {t["worker"] for t in store.tasks().to_pylist()
                  if t["kind"] == "fusion-train"}
     assert not worker.endswith(f":{os.getpid()}")
@@ -84,7 +88,9 @@ def test_train_in_this_process_records_its_model(paired, ben, tmp_path, capsys):
     # the default run trains here too; a training that failed before (too few patches,
     # above) leaves its task to this one, which takes it over
     before = {r["task_id"]: r["status"] for r in store.tasks().to_pylist()}
+    capsys.readouterr()
     row = train(store, ben, epochs=1, in_process=True)
+    assert re.fullmatch(r"epoch 1/1: loss \d+\.\d{4}", capsys.readouterr().out.strip())
     assert row["kind"] == "fusion_net" and Path(row["path"]).exists()
     assert row["metrics"]["n_patches"] == 27 and row["params"]["gpu"] is False
     (task,) = [t for t in store.tasks().to_pylist() if t["kind"] == "fusion-train"
