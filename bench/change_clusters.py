@@ -27,20 +27,18 @@ and, prefixed `st_`, as the guide of the product's `selftrain_probability`.
     python bench/change_clusters.py [--data ../shared/data/oscd]
         [--variants lin,gmah,cdiag8,cmah8,st_lin,st_gmah,st_cdiag8,st_cmah8]
 
-Prints per city F1 / best-threshold F1, then pooled F1, its bound and AUPRC. Labels are
-used only to score."""
+Prints per city F1 / best-threshold F1, then pooled F1, its bound and AUPRC
+(`change_thresholds.score_cities`). Labels are used only to score."""
 
 from __future__ import annotations
 
 import argparse
 import re
-import time
 from pathlib import Path
 
 import numpy as np
+from change_thresholds import score_cities
 
-CITIES = ("abudhabi", "aguasclaras", "bercy", "bordeaux", "hongkong", "nantes", "paris",
-          "rennes", "saclay_e")
 N_FIT = 30_000
 
 
@@ -117,45 +115,14 @@ def probability_of(variant: str, x1, x2, valid) -> np.ndarray:
 
 
 def main() -> None:
-    from eominer.change.threshold import otsu_threshold
-    from eominer.evaluation.change_metrics import F1Hull, auprc, best_f1, confusion
-    from eominer.evaluation.oscd import load_city
-
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/oscd")
     ap.add_argument("--variants", default="lin,gmah,cdiag8,cmah8,st_lin,st_gmah,st_cdiag8,"
                                           "st_cmah8")
     args = ap.parse_args()
-    variants = args.variants.split(",")
-    pooled = {v: np.zeros(4, np.int64) for v in variants}
-    hulls: dict[str, list] = {v: [] for v in variants}
-    probs: dict[str, list[np.ndarray]] = {v: [] for v in variants}
-    f1s: dict[str, list[float]] = {v: [] for v in variants}
-    truths = []
-    for city in CITIES:
-        pair, truth = load_city(Path(args.data), city)
-        truths.append(truth.ravel())
-        line = []
-        for v in variants:
-            t0 = time.perf_counter()
-            p = probability_of(v, pair.x1, pair.x2, pair.valid)
-            p0 = np.where(pair.valid, np.nan_to_num(p, nan=0.0), 0.0)
-            c = confusion(pair.valid & (p0 > otsu_threshold(p, pair.valid, 0)), truth)
-            pooled[v] += c
-            hulls[v].append(F1Hull.of(p0, truth))
-            probs[v].append(p0.ravel())
-            f1s[v].append(2 * c[0] / max(2 * c[0] + c[1] + c[2], 1))
-            line.append(f"{v} {f1s[v][-1]:.3f}/{best_f1([hulls[v][-1]])[0]:.3f} "
-                        f"({time.perf_counter() - t0:.0f} s)")
-        print(city, "  ".join(line), flush=True)
-    t = np.concatenate(truths)
-    print("\nvariant      pooled F1  bound  AUPRC  per city")
-    for v in variants:
-        tp, fp, fn, _ = (int(x) for x in pooled[v])
-        print(f"{v:12s} {2 * tp / (2 * tp + fp + fn):.3f}      {best_f1(hulls[v])[0]:.3f}  "
-              f"{auprc(np.concatenate(probs[v]), t):.3f}  "
-              + " ".join(f"{f:.3f}" for f in f1s[v]))
+    score_cities(args.variants.split(","), lambda v, pair, _: probability_of(
+        v, pair.x1, pair.x2, pair.valid), Path(args.data), None)
 
 
 if __name__ == "__main__":

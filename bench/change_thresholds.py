@@ -114,10 +114,11 @@ def main() -> None:
     summary(pooled, f1)
 
 
-def score_cities(variants: list[str], probability_of, data: Path, cache: Path) -> None:
+def score_cities(variants: list[str], probability_of, data: Path, cache: Path | None) -> None:
     """Per city and variant, `probability_of(variant, pair, cached)` (`cached`:
-    `selftrain_encoder`'s map) thresholded by Otsu; prints each city's F1 / best-threshold
-    F1 and seconds, then per variant the pooled F1, its bound (`best_f1`) and AUPRC."""
+    `selftrain_encoder`'s map; None without a `cache`) thresholded by Otsu; prints each
+    city's F1 / best-threshold F1 and seconds, then per variant the pooled F1, its bound
+    (`best_f1`) and AUPRC."""
     import time
 
     from eominer.change.threshold import otsu_threshold
@@ -129,7 +130,7 @@ def score_cities(variants: list[str], probability_of, data: Path, cache: Path) -
     probs: dict[str, list[np.ndarray]] = {v: [] for v in variants}
     truths = []
     for city in CITIES:
-        cached = probability(data, city, cache)[0]
+        cached = probability(data, city, cache)[0] if cache is not None else None
         pair, truth = load_city(data, city)
         truths.append(truth.ravel())
         line = []
