@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compute.runner import Finished, JobReport, JobSpec, Task
+from compute.runner import Finished, JobReport, JobSpec, Task, task_says
 from eominer.change.maps import DEFAULT_METHOD, GUIDES, check_method
 from eominer.change.run import (
     ChangeRun,
@@ -70,7 +70,7 @@ def compute_pair(first_in: PairInput, second_in: PairInput, method: str | None, 
     """The task function: one pair, maps written to `out` (`layer_out`), else the
     workspace's default paths."""
     return compute_change(first_in, second_in, method, out, seed, 1, mask_clouds, windows,
-                          with_tails=with_tails)
+                          progress=task_says, with_tails=with_tails)
 
 
 def wants_gpu(method: str | None, a: PairInput) -> bool:
@@ -143,7 +143,7 @@ def run_pairs(
         if tasks:
             # every task given here is to run: prior runs were judged above by their maps
             spec = JobSpec("change", tasks, commit, done_ids=lambda _s, _t: set(),
-                           discard=discard_layers)
+                           discard=discard_layers, says=True)  # each pair's steps
             run_job(store, spec, address=address, num_cpus=num_cpus,
                     num_workers=num_workers, report=report, on_task=committed)
     return report

@@ -1,6 +1,7 @@
 """What a terminal shows while a runner job works: a rich progress bar with the rate and
-an ETA, and optionally one JSON line per committed task in a log file (for scripts, and
-for the kill-and-resume test, which waits for the first one)."""
+an ETA, and optionally one JSON line per committed task in a log file (for scripts, the
+app's job list, and the kill-and-resume test, which waits for the first one), and one
+per line a task says of itself (`compute.runner.task_says`: `{"said": ...}`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from compute.runner import Task
+from compute.runner import Task, says_to
 
 
 @dataclass
@@ -30,6 +31,14 @@ class JobProgress:
 
     def print(self, text: str) -> None:
         self.bar.console.print(text, highlight=False, soft_wrap=True)
+
+    def said(self, line: str) -> None:
+        """What a task says of itself (`compute.runner.task_says`): above the bar, and a
+        log line `{"said": ...}` (the app's job list shows the last one)."""
+        self.print(line)
+        if self.log:
+            self.log.write(json.dumps({"said": line}) + "\n")
+            self.log.flush()
 
     def on_start(self, total: int, to_run: int) -> None:
         if total and not to_run:  # no bar of 0/0 tasks either
@@ -74,8 +83,10 @@ def job_progress(label: str, log_path: str | None = None) -> Iterator[JobProgres
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(log_path, "a", encoding="utf-8")) if log_path else None
         stack.enter_context(bar)
+        progress = JobProgress(label, bar, log)
+        stack.enter_context(says_to(progress.said))
         try:
-            yield JobProgress(label, bar, log)
+            yield progress
         except KeyboardInterrupt as exc:
             bar.stop()
             print(f"{label} interrupted: finished tasks are saved; re-run the same command "

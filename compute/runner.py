@@ -227,12 +227,25 @@ _SAY: Callable[[str], None] = _print_line  # where `task_says` goes in this proc
 
 
 def task_says(line: str) -> None:
-    """A task's word on how far it is (an epoch and its loss), for the user who waits on
-    one long task: printed where the task runs in the job's own process (the terminal,
-    above the bar; the app's job output, `AppJob.said`); from a Ray worker of a job that
-    `says`, sent to the driver, which prints it the same way (Ray's log_to_driver is off:
-    a worker's own output goes to its log file only)."""
+    """A task's word on how far it is (an epoch and its loss, a change pair's step), for
+    the user who waits on one long task: in the job's own process it goes to the sink
+    of `says_to` (the CLI's bar prints it above itself and logs it for the app,
+    `AppJob.said`), else it is printed; from a Ray worker of a job that `says`, it is
+    sent to the driver, which passes it on the same way (Ray's log_to_driver is off: a
+    worker's own output goes to its log file only)."""
     _SAY(line)
+
+
+@contextlib.contextmanager
+def says_to(sink: Callable[[str], None]):
+    """`task_says` lines of this process (its tasks', and those its driver receives)
+    go to `sink` while the block runs."""
+    global _SAY
+    before, _SAY = _SAY, sink
+    try:
+        yield
+    finally:
+        _SAY = before
 
 
 class Worker:

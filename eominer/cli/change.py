@@ -106,12 +106,22 @@ def change(
                         log.write(json.dumps({"pair": [a, b], "done": len(finished),
                                               "of": len(pairs)}) + "\n")
 
-            from compute.change import run_pairs
+            def said(line: str) -> None:  # a pair's step (`task_says`), for the app too
+                click.echo(line, err=True)
+                if progress_log:
+                    import json
 
-            report = run_pairs(pairs, method, store, seed,
-                               address=ray_address_for(workers == 0, address, "address"),
-                               num_cpus=num_cpus, on_pair=show,
-                               mask_clouds=not no_cloud_mask, num_workers=workers)
+                    with open(progress_log, "a", encoding="utf-8") as log:
+                        log.write(json.dumps({"said": line}) + "\n")
+
+            from compute.change import run_pairs
+            from compute.runner import says_to
+
+            with says_to(said):
+                report = run_pairs(pairs, method, store, seed,
+                                   address=ray_address_for(workers == 0, address, "address"),
+                                   num_cpus=num_cpus, on_pair=show,
+                                   mask_clouds=not no_cloud_mask, num_workers=workers)
             done = sum(r is not None for r in report.runs)
             click.echo(f"{done} of {len(pairs)} pair(s) done ({report.resumed} by an earlier "
                        f"run), {len(report.failed)} failed", err=True)

@@ -10,6 +10,7 @@ with tasks left (stopped here or in a terminal) is resumed by `eominer jobs resu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -92,8 +93,17 @@ class AppJob:
         return None
 
     def said(self) -> str | None:
-        """The job's last line of its own progress (`epoch 3/30: ...`, `training ...`),
-        found in its output among library logs (TensorFlow's)."""
+        """The job's last line of its own progress: what its tasks said of themselves
+        (`task_says`, `{"said": ...}` rows of its progress log: an epoch, a change pair's
+        step), else a `training ...` or `epoch ...` line found in its output among
+        library logs (TensorFlow's)."""
+        try:
+            rows = self.log.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            rows = []
+        for row in reversed(rows):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                return str(json.loads(row)["said"])[:160]
         try:
             text = self.output.read_text(encoding="utf-8", errors="replace")
         except OSError:

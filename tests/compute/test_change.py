@@ -3,6 +3,7 @@ a failed pair does not stop the others, and a re-run does only what is left."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -45,11 +46,19 @@ def test_pairs_on_ray_record_each_pair_report_failures_and_resume(
     args = ["change", "--pairs", str(f), "--method", "cva", *where, "--db", db_url]
     counted = _patches_counted("change")
 
+    log = tmp_path / "progress.jsonl"
     with pytest.raises(SystemExit, match="^1$") as exc:
-        main(args)
+        main([*args, "--progress-log", str(log)])
     out, err = capsys.readouterr()
     assert exc.value.code == 1
     assert out.count(" cva  changed ") == 1  # the good pair is done and reported
+    # each pair's steps, said by its task (on a Ray worker too): in the terminal and in
+    # the log that the app's job list reads (`AppJob.said`)
+    said = [r["said"] for r in map(json.loads, log.read_text().splitlines()) if "said" in r]
+    assert f"reading {res[0].product_id} and {res[1].product_id}" in said
+    assert f"reading {bercy / 'imgs_1'} and {bercy / 'imgs_2'}" in said
+    assert [x for x in said if re.fullmatch(r"cva change map on \d+ x \d+ px", x)]
+    assert all(x in err for x in said)
     assert "1 of 2 pair(s) failed" in err and str(bercy / "imgs_1") in err
     assert "re-run the same command" in err
     with open_store(db_url) as store:

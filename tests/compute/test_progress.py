@@ -56,3 +56,31 @@ def test_the_bar_counts_finished_tasks_before_their_commit(tmp_path):
         progress.on_finish(4, 4)
         assert progress.bar.tasks[0].completed == 4
     assert [json.loads(line)["done"] for line in log.read_text().splitlines()] == [1]
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("where", [{"num_workers": 0}, {"num_cpus": 1, "num_workers": 1}])
+def test_what_a_task_says_is_shown_above_the_bar_and_logged_for_the_app(
+        db_url, tmp_path, capsys, where):
+    """A long task's steps (`task_says`, a job that `says`): in this process or from a Ray
+    worker, printed above the bar and written to the progress log as `{"said": ...}`
+    rows, in order, before the task's own row; the app's job list shows the last one
+    while the job has committed nothing (`AppJob.said`)."""
+    from compute.runner import JobSpec, run_job
+    from eominer.store import open_store
+    from eominer.ui.jobs import AppJob
+    from tests.compute.test_runner import say_steps
+
+    log = tmp_path / "progress.jsonl"
+    spec = JobSpec("talk", [Task("talk/A", say_steps, ("A", 2), product_id="A")],
+                   lambda store, done: None, says=True)
+    with open_store(db_url) as store, job_progress("talk", str(log)) as bar:
+        run_job(store, spec, on_start=bar.on_start, on_task=bar.on_task, **where)
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert rows[:2] == [{"said": "step 1/2 of A"}, {"said": "step 2/2 of A"}]
+    assert [r.get("task_id") for r in rows[2:]] == ["talk/A"]
+    out = capsys.readouterr().out
+    assert out.index("step 1/2 of A") < out.index("step 2/2 of A")
+    log.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n")  # before the commit
+    job = AppJob(("t",), "talk", "ana", None, log, tmp_path / "none.log")
+    assert job.said() == "step 2/2 of A"
