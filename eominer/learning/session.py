@@ -67,6 +67,10 @@ if TYPE_CHECKING:
     from eominer.store import Store
 
 MAX_WHERE_CHARS = 2000  # sessions.params is VARCHAR(10000) on MonetDB
+# An RBF SVM's round grows with its labels (about one support vector each: 0.8 s with
+# 100 labels and 1.7 s with 200 at 1M patches in a slow hour, docs/benchmarks.md); past
+# this a round says how to keep the labels on a model whose rounds stay fast.
+SLOW_ROUND_S = 1.0
 
 __all__ = ["Session", "SessionParams", "feature_signature", "list_sessions", "load_scope"]
 
@@ -450,6 +454,13 @@ class Session:
             notes.append(f"no new answer since round {last.round}: this round's ranking "
                          "change does not count toward the advice to stop")
         seconds = time.perf_counter() - t0
+        if kind == "rbf_svm" and seconds > SLOW_ROUND_S:
+            notes.append(
+                f"this round took {seconds:.1f} s: an RBF SVM's rounds grow with its labels "
+                f"({len(ids)} here, over {self.data.n:,} patches); a copy of the session on "
+                "the logistic model keeps every label and ranks in a fraction of that "
+                f"(eominer session duplicate {self.session_id} --model logistic; the app: "
+                "Sessions tab, Duplicate, and model logistic)")
         query_ids = self.data.patch_ids[pick]
         if not len(query_ids) and left:
             notes.append("no patch could be picked: the model gave no finite score; try "

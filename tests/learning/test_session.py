@@ -94,6 +94,33 @@ def test_only_positives_uses_provisional_negatives(learn_store, oscd_db):
     assert any("provisional negatives" in n for n in r.notes)
 
 
+@pytest.mark.parametrize("model", ["rbf_svm", "logistic"])
+def test_a_slow_rbf_round_says_how_to_keep_the_labels_on_a_fast_model(
+        learn_store, oscd_db, monkeypatch, model):
+    """An RBF SVM's round grows with its labels; past SLOW_ROUND_S (made 0 here: no
+    timing in a test) its notes name the copy on the logistic model. A logistic round,
+    however slow, has no such note."""
+    import eominer.learning.session as session
+
+    monkeypatch.setattr(session, "SLOW_ROUND_S", 0.0)
+    truth = oscd_db["truth"][16]
+    s = _create(learn_store, oscd_db, model_kind=model)
+    _seed_labels(s, truth)
+    r = s.run_round()
+    n_labels = len(s.labels()[0])
+    slow = [n for n in r.notes if n.startswith("this round took ")]
+    if model == "logistic":
+        assert slow == []
+        return
+    (note,) = slow
+    assert note.endswith(
+        f"s: an RBF SVM's rounds grow with its labels ({n_labels} here, over 896 patches); "
+        "a copy of the session on the logistic model keeps every label and ranks in a "
+        f"fraction of that (eominer session duplicate {s.session_id} --model logistic; the "
+        "app: Sessions tab, Duplicate, and model logistic)")
+    assert s.rounds()[-1].notes[-1] == note  # stored with the round
+
+
 def test_only_negatives_gives_a_diverse_batch(learn_store, oscd_db):
     truth = oscd_db["truth"][16]
     s = _create(learn_store, oscd_db)
