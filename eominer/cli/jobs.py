@@ -105,14 +105,18 @@ def _no_job(job_id: str) -> click.BadParameter:
 @click.argument("job_id")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
               help="Passed on to the job's command where it takes one (the app's log).")
+@click.option("--force", is_flag=True,
+              help="Run it again even while its process says it is at work.")
 @db_option
-def resume(job_id: str, progress_log: str | None, db: str | None) -> None:
+def resume(job_id: str, progress_log: str | None, force: bool, db: str | None) -> None:
     """Run the command that started JOB_ID again (recorded with the job, without its
     --db): the job resumes where it stopped, its finished tasks kept. For a job stopped
-    by Ctrl-C, SIGTERM or the app's Stop, or one whose tasks failed."""
+    by Ctrl-C, SIGTERM or the app's Stop, killed, or one whose tasks failed; a job at
+    work is refused (a second run would do its tasks twice)."""
     import os
     import shlex
 
+    from compute.runner import job_state
     from eominer.cli import cli
     from eominer.store import open_store
     from eominer.workspace import set_command
@@ -120,8 +124,15 @@ def resume(job_id: str, progress_log: str | None, db: str | None) -> None:
     with open_store(db) as store:
         statuses = store.tasks(job_id)["status"].to_pylist()
         recorded = store.job_command(job_id)
+        job = next((j for j in store.unended_jobs() if j["job_id"] == job_id), None)
     if not statuses:
         raise _no_job(job_id)
+    if job is not None and job_state(job) == "at work" and not force:
+        raise click.ClickException(
+            f"job {job_id} is at work: its process {job['driver']} lives (or said so "
+            "within the last minutes), and a second run would do its tasks twice. Stop it "
+            "(Ctrl-C in its terminal, the app's Stop it, or kill its pid on its machine), "
+            "or wait for it; --force runs it again all the same")
     if recorded is None:
         raise click.ClickException(
             f"job {job_id} has no recorded command (started from Python, by eominer demo, or "

@@ -204,3 +204,34 @@ def test_resume_says_when_there_is_no_command_to_run(db_url, workspace, capsys):
     assert f"job {failed.job_id} has no recorded command (started from Python" in r.stderr
     r = in_process(capsys)(["jobs", "--db", db_url], workspace)
     assert f"note: job {failed.job_id} has tasks left: its command, run again" in r.stderr
+
+
+def test_resume_refuses_a_job_at_work_unless_forced(db_url, workspace, capsys):
+    """A job whose process lives (here: this one) or said so lately (another machine's,
+    heard from now) is at work: a second run would do its tasks twice. Killed (the
+    other machine silent for SILENT_AFTER_S) it resumes; --force runs it all the same."""
+    with open_store(db_url) as store:
+        for name, driver in (("here", f"{socket.gethostname()}:{os.getpid()}"),
+                             ("there", "node-9:77")):
+            store.schedule_tasks(name, "index", [{
+                "task_id": f"{name}/P", "product_id": "P", "feature_set_id": None,
+                "block": 0, "n_items": 1}])
+            with store.transaction():
+                store.record_job_driver(name, driver)
+                store.record_job_command(name, "eominer jobs --kind nothing", None, "ana")
+    run = in_process(capsys)
+    for name, driver in (("here", f"{socket.gethostname()}:{os.getpid()}"),
+                         ("there", "node-9:77")):
+        r = run(["jobs", "resume", name, "--db", db_url], workspace)
+        assert r.returncode == 1
+        assert (f"job {name} is at work: its process {driver} lives (or said so within the "
+                "last minutes), and a second run would do its tasks twice") in r.stderr
+        assert "--force runs it again all the same" in r.stderr
+    r = run(["jobs", "resume", "here", "--force", "--db", db_url], workspace)
+    assert r.returncode == 0 and "resuming job here (1 of 1 task(s) left): eominer jobs " \
+        "--kind nothing" in r.stderr
+    with open_store(db_url) as store:  # silent past SILENT_AFTER_S: killed, resumable
+        store.execute("UPDATE job_drivers SET seen = ? WHERE job_id = 'there'",
+                      (utcnow() - dt.timedelta(seconds=SILENT_AFTER_S + 1),))
+    r = run(["jobs", "resume", "there", "--db", db_url], workspace)
+    assert r.returncode == 0 and "resuming job there (1 of 1 task(s) left)" in r.stderr
