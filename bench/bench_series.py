@@ -19,6 +19,8 @@ under bench/data/series_full (13 min in all the first time on 2 cores, 11 GB + 8
 disk; reused after), and
 `run_series` run as `eominer timeseries` runs it by default (in this process, then on a
 local Ray once that pays off). Bound: reading the four bands of every date's ARD once.
+It also prints the peak resident memory of the job's Ray workers (sampled from Linux's
+/proc every 0.5 s over this process's descendants) and of this process.
 """
 
 from __future__ import annotations
@@ -102,6 +104,58 @@ def write_full_stack(folder: Path, dates: int) -> list[Path]:
     return names
 
 
+class ChildMemory:
+    """The largest resident memory (MB) seen of each descendant process (Ray's workers,
+    its raylet and GCS), sampled from /proc every `every_s` while the block runs: a
+    worker's own peak, where the job returns none."""
+
+    def __init__(self, every_s: float = 0.5) -> None:
+        self.every_s, self.peak, self.names = every_s, {}, {}
+
+    def __enter__(self) -> ChildMemory:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.sample()
+
+    def sample(self) -> None:
+        parents, stats = {}, {}
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                text = (d / "status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+            parents[int(d.name)] = int(fields.get("PPid", "0"))
+            stats[int(d.name)] = (fields.get("Name", "").strip(),
+                                  int(fields.get("VmRSS", "0 kB").split()[0]) / 1024)
+        for pid in stats:
+            p = pid
+            while p > 1 and p != os.getpid():
+                p = parents.get(p, 0)
+            if p == os.getpid() and pid != p:
+                name, rss = stats[pid]
+                self.names[pid] = name
+                self.peak[pid] = max(self.peak.get(pid, 0.0), rss)
+
+    def workers(self) -> list[float]:
+        """Peaks of the Ray workers (their processes are named ray::...), largest first."""
+        return sorted((mb for pid, mb in self.peak.items()
+                       if self.names[pid].startswith("ray::")), reverse=True)
+
+
 def full_tile_run(args: argparse.Namespace) -> None:
     from full_tile import cache_dir
 
@@ -125,12 +179,20 @@ def full_tile_run(args: argparse.Namespace) -> None:
         prods = [store.product(p) for p in ids]
         px = prods[0].width * prods[0].height * len(ids)
         # as `eominer timeseries` runs it by default: here, then on Ray once it pays off
-        for run, took, bound, r in timed_runs(store, ids, args.runs):
-            print(f"run {run}: {took:.1f} s for {len(ids)} dates x {prods[0].width} x "
-                  f"{prods[0].height} px ({px / 1e9:.2f} G pixel-dates, "
-                  f"{px / took / 1e6:.1f} M/s); {r.tasks_done} task(s) {r.ran_on}; bound "
-                  f"(reading the ARDs) {bound:.1f} s; ratio {took / bound:.1f}; patches "
-                  f"{r.levels}", flush=True)
+        with ChildMemory() as memory:
+            for run, took, bound, r in timed_runs(store, ids, args.runs):
+                print(f"run {run}: {took:.1f} s for {len(ids)} dates x {prods[0].width} x "
+                      f"{prods[0].height} px ({px / 1e9:.2f} G pixel-dates, "
+                      f"{px / took / 1e6:.1f} M/s); {r.tasks_done} task(s) {r.ran_on}; bound "
+                      f"(reading the ARDs) {bound:.1f} s; ratio {took / bound:.1f}; patches "
+                      f"{r.levels}", flush=True)
+        import resource
+
+        peaks = memory.workers()
+        print(f"peak resident memory: Ray workers {', '.join(f'{mb:,.0f}' for mb in peaks)}"
+              f" MB ({len(peaks)} worker(s)); this process "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB (it also "
+              "read every ARD for the bound, and ran the first tasks)", flush=True)
 
 
 def timed_runs(store, ids: list[str], runs: int, **series_kw):
