@@ -95,24 +95,22 @@ def change(
 
             finished = []
 
+            def log_row(row: dict) -> None:  # --progress-log: what the app's job list reads
+                if progress_log:
+                    import json
+
+                    with open(progress_log, "a", encoding="utf-8") as log:
+                        log.write(json.dumps(row) + "\n")
+
             def show(i: int, run, resumed: bool) -> None:
                 a, b = pairs[i]
                 click.echo(_line(a, b, run) + ("\n  (done by an earlier run)" if resumed else ""))
                 finished.append(i)
-                if progress_log:
-                    import json
+                log_row({"pair": [a, b], "done": len(finished), "of": len(pairs)})
 
-                    with open(progress_log, "a", encoding="utf-8") as log:
-                        log.write(json.dumps({"pair": [a, b], "done": len(finished),
-                                              "of": len(pairs)}) + "\n")
-
-            def said(line: str) -> None:  # a pair's step (`task_says`), for the app too
+            def said(line: str) -> None:  # a pair's step (`task_says`)
                 click.echo(line, err=True)
-                if progress_log:
-                    import json
-
-                    with open(progress_log, "a", encoding="utf-8") as log:
-                        log.write(json.dumps({"said": line}) + "\n")
+                log_row({"said": line})
 
             from compute.change import run_pairs
             from compute.runner import says_to
