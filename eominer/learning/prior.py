@@ -42,6 +42,34 @@ def find_column(names: Sequence[str], spec: str) -> int:
                        f"columns are {short[:40]}{' ...' if len(short) > 40 else ''}")
 
 
+def where_column_is(store, spec: str, product_ids: Sequence[str], level: int,
+                    feature_set_ids: Sequence[str]) -> str:
+    """What to do when prior column `spec` is not among a session's sets: the stored
+    sets that have it, and which of the scope's products they have rows for at `level`
+    (a change set has rows on its pair's first date only, so a scope of every product
+    leaves it out). "" when no set has it."""
+    short = spec.split("__", 1)[-1]
+    hints = []
+    for fs in store.feature_sets():
+        if fs.feature_set_id in feature_set_ids or short not in fs.columns:
+            continue
+        covered = sorted({p for p, lv in store.feature_levels(fs.feature_set_id, product_ids)
+                          if lv == int(level)})
+        if len(covered) == len(set(product_ids)):
+            hints.append(f"feature set {fs.feature_set_id} ({fs.name}) has it for every "
+                         f"product of the scope: add it to --features")
+        elif covered:
+            hints.append(f"feature set {fs.feature_set_id} ({fs.name}) has it for "
+                         f"{len(covered)} of the scope's {len(set(product_ids))} products at "
+                         f"level {level} ({', '.join(covered[:5])}"
+                         f"{' ...' if len(covered) > 5 else ''}): give those with --product "
+                         f"and the set with --features")
+        else:
+            hints.append(f"feature set {fs.feature_set_id} ({fs.name}) has it, for none of "
+                         f"the scope's products at level {level}")
+    return "; ".join(hints[:5])
+
+
 @dataclass(frozen=True)
 class Prior:
     """Column `index` of the session's standardised features, its mean and standard

@@ -43,7 +43,7 @@ from eominer.learning import quality as q
 from eominer.learning.coldstart import diverse_sample, find_similar
 from eominer.learning.engine import RoundResult, SessionData, fit_score_pick, with_answers
 from eominer.learning.models import AUTO_MODEL, import_backend, resolve_model
-from eominer.learning.prior import Prior, find_column, mix
+from eominer.learning.prior import Prior, find_column, mix, where_column_is
 from eominer.learning.publish import publish as publish_session
 from eominer.learning.scope import (
     STORED_AREA,
@@ -223,8 +223,13 @@ class Session:
             product_ids = [pid for pid in product_ids if np.isin(
                 store.scope_patches([pid], level, columns=["patch_id"])["patch_id"].to_numpy(),
                 ids).any()]
-        if p.prior is not None:
-            find_column(names, p.prior)  # refused before anything is written
+        if p.prior is not None:  # refused before anything is written
+            try:
+                find_column(names, p.prior)
+            except SessionError as exc:
+                hint = where_column_is(store, p.prior, product_ids, level, feature_set_ids)
+                raise SessionError(f"{exc}{'. ' + hint[0].upper() + hint[1:] if hint else ''}"
+                                   ) from None
         model_kind = resolve_model(model_kind, len(ids))
         now = utcnow()
         record = SessionRecord(
@@ -639,7 +644,34 @@ class Session:
             "missing_features": self.missing, "labels": int(len(ids)),
             "positive": int((y == 1).sum()), "negative": int((y == -1).sum()),
             "rounds": len(self.rounds()), "status": self.status,
+            "settings": self.settings(),
         }
+
+    def settings(self) -> dict[str, Any]:
+        """How the session ranks and what its scope is, as stored: what an analyst who
+        comes back to it (or `session duplicate`s it) needs to know."""
+        p, r = self.params, self.record
+        out: dict[str, Any] = {
+            "feature_sets": {fid: (fs.name if (fs := self.store.feature_set(fid)) else None)
+                             for fid in r.feature_set_ids},
+            "columns": len(self.data.names), "model": r.model_kind,
+            "model_params": dict(p.model_params), "strategy": r.strategy,
+            "batch": p.batch_size, "spatial_context": p.spatial_context,
+            "spatial_weight": p.spatial_weight, "publish_threshold": p.publish_threshold,
+            "shared": p.shared, "created": r.created, "updated": r.updated,
+        }
+        scope = {"max_cloud": p.max_cloud, "where": p.where, "parent_session": p.parent_session}
+        if p.aoi_wkt:
+            from shapely import wkt
+
+            area = wkt.loads(p.aoi_wkt)
+            scope["aoi"] = {"bounds_lonlat": [round(v, 6) for v in area.bounds],
+                            "polygons": len(getattr(area, "geoms", [area]))}
+        out["scope"] = {k: v for k, v in scope.items() if v is not None}
+        if p.prior is not None:
+            out["prior"] = {"column": p.prior, "weight": p.prior_weight,
+                            "half_labels": p.prior_half}
+        return out
 
 
 def _session_data(ids: np.ndarray, X: np.ndarray, names: list[str],

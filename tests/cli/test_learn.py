@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from eominer.evaluation.patches import pair_feature_names
 from tests.cli.process import in_process
 from tests.conftest import positives
 
@@ -65,6 +66,13 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     r = run(["session", "show", sid, "--db", db], home)
     info = json.loads(r.stdout)
     assert info["labels"] == 5 and info["rounds"] == 1 and info["status"] == "published"
+    # how it ranks and what its scope is, for the analyst who comes back to it
+    settings = info["settings"]
+    assert settings["feature_sets"] == {oscd_db["fs"]: "oscd_pair_stats"}
+    assert (settings["model"], settings["strategy"], settings["batch"]) == (
+        "logistic", "diverse", 8)
+    assert settings["columns"] == len(pair_feature_names()) and settings["scope"] == {}
+    assert "prior" not in settings and settings["spatial_context"] == 0.0
     # what the app's Sessions tab does, from the terminal
     r = run(["session", "rename", sid, "roofs", "--user", "ben", "--db", db], home)
     assert r.returncode == 1 and "belongs to ana and is not shared" in r.stderr
@@ -82,6 +90,25 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     assert [s["session_id"] for s in json.loads(r.stdout)] == [copy]
     r = run(["session", "list", "--archived", "--db", db, "--format", "json"], home)
     assert [(s["session_id"], s["name"]) for s in json.loads(r.stdout)] == [(sid, "roofs")]
+
+
+def test_show_says_how_a_session_ranks_and_what_its_scope_is(learn_store, oscd_db, tmp_path,
+                                                              capsys):
+    db = learn_store.url
+    learn_store.close()
+    home = tmp_path / "ws"
+    run = in_process(capsys)
+    r = run(["session", "create", "--db", db, "--name", "scoped", "--owner", "ana",
+             "--concept", "new_construction", "--product", oscd_db["product"], "--level", "16",
+             "--features", oscd_db["fs"], "--max-cloud", "0.5", "--spatial-context", "0.3",
+             "--where", "cloud_fraction <= 1", "--prior", "absdiff_b04"], home)
+    assert r.returncode == 0, r.stderr
+    r = run(["session", "show", r.stdout.strip(), "--db", db], home)
+    settings = json.loads(r.stdout)["settings"]
+    assert settings["scope"] == {"max_cloud": 0.5, "where": "cloud_fraction <= 1"}
+    assert (settings["model"], settings["strategy"], settings["spatial_context"]) == (
+        "rbf_svm", "diverse", 0.3)  # auto resolved for the scope's size, as stored
+    assert settings["prior"] == {"column": "absdiff_b04", "weight": 4.0, "half_labels": 20.0}
 
 
 def test_ids_come_comma_separated_or_repeated(learn_store, oscd_db, tmp_path, capsys):

@@ -100,6 +100,37 @@ def test_a_column_that_is_not_there_or_is_ambiguous_is_refused(learn_store, oscd
     assert len(learn_store.session_list()) == before  # nothing written
 
 
+def test_a_column_of_a_set_left_out_says_which_set_has_it_and_for_which_products(
+        learn_store, oscd_db):
+    """A change set has rows on its pair's first date only: a scope of both dates leaves
+    it out of the default sets, and the refusal says where the column is."""
+    p1, p2 = oscd_db["product"], oscd_db["product2"]
+    ids = {p: learn_store.patches(p, 16)["patch_id"].to_numpy() for p in (p1, p2)}
+    change = learn_store.register_feature_set("change_x", 1, {"first": p1, "second": p2},
+                                              ["change_prob_mean"], "S2")
+    learn_store.write_features(change, ids[p1], np.ones((len(ids[p1]), 1), np.float32))
+    both = learn_store.register_feature_set("both_dates", 1, {}, ["b04_mean"], "S2")
+    every = np.concatenate([ids[p1], ids[p2]])
+    learn_store.write_features(both, every, np.arange(len(every), dtype=np.float32)[:, None])
+    before = len(learn_store.session_list())
+    with pytest.raises(SessionError, match=(
+            rf"'change_prob_mean' is not among the session's features; its columns are "
+            rf"\['b04_mean'\]\. Feature set {change.feature_set_id} \(change_x\) has it for 1 "
+            rf"of the scope's 2 products at level 16 \({p1}\): give those with --product")):
+        Session.create(learn_store, "sites", "ana", "new_construction", [p1, p2], 16,
+                       [both.feature_set_id], params={"prior": "change_prob_mean"})
+    with pytest.raises(SessionError, match=(
+            rf"Feature set {change.feature_set_id} \(change_x\) has it for every product "
+            rf"of the scope: add it to --features")):
+        _create(learn_store, oscd_db, params={"prior": "change_prob_mean"})
+    assert len(learn_store.session_list()) == before  # nothing written
+    s = Session.create(learn_store, "sites", "ana", "new_construction", [p1], 16,
+                       [oscd_db["fs"], change.feature_set_id],
+                       params={"prior": "change_prob_mean"})
+    assert s.settings()["prior"] == {"column": "change_prob_mean", "weight": 4.0,
+                                     "half_labels": 20.0}
+
+
 def test_cli_prior(learn_store, oscd_db, tmp_path, capsys):
     from eominer.store import open_store
     from tests.cli.process import in_process

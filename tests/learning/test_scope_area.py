@@ -89,6 +89,10 @@ def test_aoi_files_select_patches_by_their_geometry(learn_store, oscd_db, tmp_pa
     k = _create(learn_store, oscd_db, aoi=kml)
     assert k.patch_ids.tolist() == _inside(p, TRIANGLE.union(second))
     assert k.data.n > s.data.n
+    # `session show` gives the area's lon/lat box and its polygons
+    assert s.settings()["scope"] == {"aoi": {"bounds_lonlat": list(np.round(
+        TRIANGLE.bounds, 6)), "polygons": 1}}
+    assert k.settings()["scope"]["aoi"]["polygons"] == 2
 
 
 def _set_clouds(store, product):
