@@ -133,6 +133,9 @@ def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[st
                      sets: list[FeatureSet]) -> str:
     """Which products lack which feature set, the command that computes it, and the
     reason when the products have the same descriptor with other parameters."""
+    from eominer.change.archive import is_pair_set
+    from eominer.features.origin import advice_for
+
     by_set: dict[str, list[str]] = {}
     for pid, fids in missing.items():
         for fid in fids:
@@ -141,10 +144,11 @@ def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[st
     for fid, pids in by_set.items():
         fs = next(s for s in sets if s.feature_set_id == fid)
         shown = ", ".join(pids[:5]) + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
-        text = (f"products {shown} have no features of set {fid} at level {model.level}: run "
-                f"`eominer extract --features {fs.name} --products {','.join(pids[:5])}` first")
-        others = [o for o in store.feature_sets(fs.name) if o.feature_set_id != fid
-                  and len(store.featured_patch_ids(o.table_name, pids[0], model.level))]
+        text = (f"products {shown} have no features of set {fid} at level {model.level}: "
+                f"{advice_for(fs, pids)}")
+        others = [] if is_pair_set(fs) else [  # another pair's set is no other parameters
+            o for o in store.feature_sets(fs.name) if o.feature_set_id != fid
+            and len(store.featured_patch_ids(o.table_name, pids[0], model.level))]
         if others:
             o = others[-1]
             text += (f"; they have {fs.name} features extracted with other parameters "

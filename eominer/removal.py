@@ -64,7 +64,7 @@ def remove_products(store: Store, product_ids: Sequence[str],
     out = []
     for pid in ids:
         shards = _drop_index_shards(store, pid, dry_run)
-        for fs, partners in store.fused_rows_from(pid):  # their rows go: so do their shards
+        for fs, partners in store.thinned_rows_from(pid):  # their rows go: so do their shards
             for partner in partners:
                 shards += _drop_index_shards(store, partner, dry_run, fs.feature_set_id)
         removed = store.remove_product(pid, dry_run)

@@ -29,6 +29,7 @@ import numpy as np
 
 from eominer.change import tails as index_tails
 from eominer.change.align import CHANGE_BANDS, PairWarning, align_pair
+from eominer.change.archive import write_archive
 from eominer.change.maps import (
     DEFAULT_METHOD,
     FUSION,
@@ -42,6 +43,7 @@ from eominer.change.maps import (
 )
 from eominer.change.scores import SCORE_COLUMNS, patch_scores
 from eominer.errors import ConfigError, PairingError, ProductReadError
+from eominer.store.pairs import CHANGE_PAIR_KIND
 from eominer.workspace import claim, mark_committing
 
 if TYPE_CHECKING:
@@ -272,6 +274,8 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
     assert computed.first_id is not None and computed.second_id is not None
     patch_ids, values = computed.scores  # type: ignore[misc]
     mark_committing(Path(run.probability_path))  # a kill from here on: the maps stay
+    sources = [computed.first_id, computed.second_id,
+               *(str(run.extra[k]) for k in ("s1_first", "s1_second") if run.extra.get(k))]
     with store.transaction():
         fs = store.register_feature_set(
             f"change_{run.method}", FEATURE_SET_VERSION,
@@ -281,11 +285,10 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
              **method_params(run.extra.get("s2_method", run.method)),
              **_unmasked(run.mask_clouds)},
             SCORE_COLUMNS, sensor="S2" if run.sensor == "S1+S2" else run.sensor,
-            sources=[computed.first_id, computed.second_id,
-                     *(str(run.extra[k]) for k in ("s1_first", "s1_second")
-                       if run.extra.get(k))],
+            sources=sources,
         )
         store.write_features(fs, patch_ids, values)
+        write_archive(store, fs, computed.first_id, sources, patch_ids, values)
         tails = None
         if computed.tails is not None:
             tails = write_tails(store, computed.first_id, computed.second_id, patch_ids,
@@ -294,7 +297,7 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
             tails = stored_tails(store, computed.first_id, computed.second_id,
                                  len(patch_ids), run.mask_clouds)
         pid = store.record_pair(
-            "change", computed.first_id, computed.second_id, days_apart=run.days_apart,
+            CHANGE_PAIR_KIND, computed.first_id, computed.second_id, days_apart=run.days_apart,
             overlap_fraction=computed.overlap_fraction, layer_path=run.probability_path,
             method=run.method,
             params={"method": run.method, "binary_path": run.binary_path,
@@ -332,6 +335,7 @@ def write_tails(store: Store, first_id: str, second_id: str, patch_ids: np.ndarr
                                     index_tails.COLUMNS, sensor="S2",
                                     sources=(first_id, second_id))
     store.write_features(fs, patch_ids, values)
+    write_archive(store, fs, first_id, (first_id, second_id), patch_ids, values)
     return fs
 
 

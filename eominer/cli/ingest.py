@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 import pyarrow as pa
 
+from eominer.change.archive import PREFIX as ARCHIVE_PREFIX
 from eominer.cli import db_option, ray_address_for, ray_address_option, split_ids
 from eominer.cli.output import render
 
@@ -273,6 +274,12 @@ def _say_removal(r: Removal, dry_run: bool = False) -> None:
                    + (f" (and {r.index_folders} index folder(s))" if r.index_folders else ""))
     for fid, partners in d.thinned_sets:
         took = "would take" if dry_run else "took"
+        if fid.startswith(ARCHIVE_PREFIX):
+            if partners:
+                click.echo(f"{took} the rows of {', '.join(partners)} (the first dates of "
+                           f"its change pairs) out of {fid}, which keeps its other rows; to "
+                           "have theirs back: eominer change FIRST ANOTHER_DATE")
+            continue
         click.echo(f"{took} the rows of {', '.join(partners) or 'no product'} (paired with it) "
                    f"out of fused set {fid}, which keeps its other rows; to have theirs "
                    "back: eominer fusion pair (another S1 partner), then eominer fusion "

@@ -396,14 +396,18 @@ def covering_hint(store: Store, product_ids: Sequence[str], level: int,
     """What to do when the chosen feature sets (`wanted`) have no features for a scope:
     where a pair's set is (on its first product), the sets that do cover the scope, else
     `eominer extract`."""
+    from eominer.change.archive import archive_of, is_pair_set
+
     pairs = []
     for fid in wanted:
         fs = store.feature_set(fid)
         first = fs.params.get("first") if fs is not None else None
         if first and first not in product_ids:
+            archive = (f", or use {archive_of(fs)[0]} (every mapped pair's rows, on each "
+                       "pair's first date)") if is_pair_set(fs) else ""
             pairs.append(f"{fid} is a change pair's set, stored on its first product "
                          f"{first} (-> {fs.params.get('second')}): put that product in the "
-                         "scope; ")
+                         f"scope{archive}; ")
     covering = store.covering_feature_sets(list(product_ids), level)
     if covering:
         return "".join(pairs) + (f"use the feature sets with features for these products at "

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from eominer.errors import StoreError
 from eominer.store.base import StoreBase, utcnow
 from eominer.store.fusion import FUSION_PAIR_KIND
+from eominer.store.pairs import CHANGE_PAIR_KIND
 from eominer.store.records import PatchWindow, Product
 
 if TYPE_CHECKING:
@@ -170,15 +171,16 @@ class CatalogMixin(StoreBase):
             if rows[0][2] < origin[1]:
                 shared.append(rows[0][0])
             shared += [f for p in pairs if p[3] < origin[1] for f in _pair_files(*p[1:3])]
-        thinned = self.fused_rows_from(product_id)  # its partners' rows only are stale
+        thinned = self.thinned_rows_from(product_id)  # its partners' rows only are stale
         kept = {fs.feature_set_id for fs, _ in thinned}
         derived = [fs for fs in self.feature_sets_from(product_id)  # stale whole
                    if fs.feature_set_id not in kept]
         gone = {fs.table_name for fs in derived}
         tables = [t for (t,) in self.query("SELECT table_name FROM feature_sets ORDER BY "
                                            "table_name") if t not in gone]
-        theirs = ("SELECT patch_id FROM patches WHERE product_id IN "
-                  "(SELECT first_id FROM product_pairs WHERE kind = ? AND second_id = ?)")
+        def theirs(partners: Sequence[str]) -> str:
+            return ("SELECT patch_id FROM patches WHERE product_id IN "
+                    f"({', '.join('?' for _ in partners)})")
 
         def count(table: str, rows: str = mine, *params: str) -> int:
             return int(self.query(f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({rows})",
@@ -186,15 +188,16 @@ class CatalogMixin(StoreBase):
 
         with self.transaction():
             feature_rows = sum(count(t) for t in tables)  # the dropped sets' rows go whole
-            feature_rows += sum(count(fs.table_name, theirs, FUSION_PAIR_KIND, product_id)
-                                for fs, _ in thinned)
+            feature_rows += sum(count(fs.table_name, theirs(partners), *partners)
+                                for fs, partners in thinned if partners)
             counts = {t: count(t) for t in ("annotations", "search_results", "patches")}
             if not dry_run:
                 for fs in derived:
                     self.drop_feature_set(fs.feature_set_id)
-                for fs, _ in thinned:  # before the pairs that name the rows go
-                    self.execute(f"DELETE FROM {fs.table_name} WHERE patch_id IN ({theirs})",
-                                 (FUSION_PAIR_KIND, product_id))
+                for fs, partners in thinned:
+                    if partners:
+                        self.execute(f"DELETE FROM {fs.table_name} WHERE patch_id IN "
+                                     f"({theirs(partners)})", partners)
                     self.execute("DELETE FROM feature_set_sources WHERE feature_set_id = ? "
                                  "AND product_id = ?", (fs.feature_set_id, product_id))
                 for table in (*tables, "annotations", "search_results", "patches"):
@@ -227,22 +230,35 @@ class CatalogMixin(StoreBase):
             "their labels would lose their patches. Nothing was removed: a session keeps "
             f"its products, archived too; {_DELETE_THEM}")
 
-    def fused_rows_from(self, product_id: str) -> list[tuple[FeatureSet, tuple[str, ...]]]:
-        """The fused S1+S2 sets (`sensor` 'S1+S2', eominer.fusion.featureset) computed
-        from this S1 product's pixels, each with the S2 products it is paired with
-        (`product_pairs`): only their rows came from it, the set's other rows stay right
-        without it."""
-        fused = [fs for fs in self.feature_sets_from(product_id) if fs.sensor == "S1+S2"]
-        if not fused:
-            return []
-        partners = tuple(r[0] for r in self.query(
-            "SELECT DISTINCT first_id FROM product_pairs WHERE kind = ? AND second_id = ? "
-            "ORDER BY first_id", (FUSION_PAIR_KIND, product_id)))
-        return [(fs, partners) for fs in fused]
+    def thinned_rows_from(self, product_id: str) -> list[tuple[FeatureSet, tuple[str, ...]]]:
+        """The sets that keep their other rows without this product, each with the
+        products whose rows came from its pixels (`product_pairs`):
+        - a fused S1+S2 set (`sensor` 'S1+S2', eominer.fusion.featureset): the S2
+          products paired with this S1 product;
+        - an archive change set (eominer.change.archive): the first dates of the change
+          pairs it is a later date of (its own rows, as a first date, go with its patches).
+        Every other set computed from its pixels goes whole (`feature_sets_from`)."""
+        from eominer.change.archive import PAIR_KEYS, is_archive
+
+        sets = self.feature_sets_from(product_id)
+        out = []
+        if fused := [fs for fs in sets if fs.sensor == "S1+S2"]:
+            partners = tuple(r[0] for r in self.query(
+                "SELECT DISTINCT first_id FROM product_pairs WHERE kind = ? AND second_id = ? "
+                "ORDER BY first_id", (FUSION_PAIR_KIND, product_id)))
+            out += [(fs, partners) for fs in fused]
+        if archive := [fs for fs in sets if is_archive(fs)]:
+            firsts = sorted({str(first) for first, second, params in self.query(
+                "SELECT first_id, second_id, params FROM product_pairs WHERE kind = ?",
+                (CHANGE_PAIR_KIND,))
+                if first != product_id and (second == product_id or product_id in {
+                    str(v) for k, v in json.loads(params or "{}").items() if k in PAIR_KEYS})})
+            out += [(fs, tuple(firsts)) for fs in archive]
+        return out
 
     def _refuse_if_features_used(self, product_id: str) -> None:
         thinned = {fs.feature_set_id: set(partners)
-                   for fs, partners in self.fused_rows_from(product_id)}
+                   for fs, partners in self.thinned_rows_from(product_id)}
         derived = {fs.feature_set_id for fs in self.feature_sets_from(product_id)}
         if not derived:
             return

@@ -362,9 +362,17 @@ class FeaturesMixin(StoreBase):
 
     def covering_feature_sets(self, product_ids: Sequence[str], level: int) -> list[str]:
         """Feature sets with features for every one of `product_ids` at `level`, oldest
-        first: the sets a session over these products can use."""
-        return [fid for fid, per in self.feature_coverage(product_ids, level).items()
-                if product_ids and all(per.get(p) for p in product_ids)]
+        first: the sets a session over these products can use (a change pair's own set,
+        where it covers them, rather than the archive's set of its kind:
+        eominer.change.archive)."""
+        from eominer.change.archive import is_archive, same_kind
+
+        covering = [fid for fid, per in self.feature_coverage(product_ids, level).items()
+                    if product_ids and all(per.get(p) for p in product_ids)]
+        sets = [s for fid in covering if (s := self.feature_set(fid)) is not None]
+        # a pair's own set covers the scope (one first date): not its archive set too
+        return [fs.feature_set_id for fs in sets if not (
+            is_archive(fs) and any(same_kind(fs, other) for other in sets))]
 
     def _features_sql(self, feature_set_ids: Sequence[str], product_ids: Sequence[str],
                       ) -> tuple[list[FeatureSet], str, str]:

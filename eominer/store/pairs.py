@@ -16,6 +16,7 @@ import pyarrow as pa
 from eominer.errors import StoreError
 from eominer.store.base import StoreBase, utcnow
 
+CHANGE_PAIR_KIND = "change"  # a change map's pair (`eominer change`)
 
 def pair_id(kind: str, first_id: str, second_id: str, method: str = "") -> str:
     """Stable id of a pair: same products, kind and method give the same row."""

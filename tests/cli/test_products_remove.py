@@ -140,7 +140,10 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
     store = learn_store
     url, p1, p2, pair = changed_pair(store, oscd_db, tmp_path)
     sets = sorted([params(pair)["feature_set_id"], params(pair)["tails_feature_set_id"]])
-    assert [f.feature_set_id for f in store.feature_sets_from(p2)] == sets
+    from_p2 = store.feature_sets_from(p2)
+    archive_sets = sorted(f.feature_set_id for f in from_p2 if f.name.startswith("archive_"))
+    assert sorted(f.feature_set_id for f in from_p2) == sorted([*sets, *archive_sets])
+    assert len(archive_sets) == 2  # eominer.change.archive: every pair's rows
     build_index(store, sets[0], ann.index_dir(store, sets[0], LEVEL), [p1])
     s = Session.create(store, "roofs", "ana", "new_construction", [p1], LEVEL,
                        [oscd_db["fs"], sets[0]])
@@ -185,6 +188,11 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
     assert store.model(model) is not None  # its row stays: what was done
     assert all(store.feature_set(f) is None for f in sets)
     assert not ann.index_dir(store, sets[0], LEVEL).exists()
+    for fid in archive_sets:  # the archive's sets stay, without this pair's rows
+        assert f"took the rows of {p1} (the first dates of its change pairs) out of {fid}" \
+            in r.output
+        fs = store.require_feature_set(fid)
+        assert store.count_features(fs) == 0 and p2 not in store.feature_set_sources(fid)
     p1_rows = counts(store, p1)
     assert p1_rows["patches"] == before[0]["patches"] and p1_rows["pairs"] == 0
     assert p1_rows["features"] < before[0]["features"]  # the change sets' rows went

@@ -191,7 +191,7 @@ def test_removing_an_s1_product_takes_only_its_partners_rows_out_of_a_fused_set(
                                        sensor="S1+S2", sources=("Q1", "Q2"))
     for p in ("A2", "B2"):
         store.write_features(fused, np.array(ids[p]), np.full((8, 2), 2.0, np.float32))
-    assert store.fused_rows_from("Q1") == [(store.feature_set(fused.feature_set_id), ("A2",))]
+    assert store.thinned_rows_from("Q1") == [(store.feature_set(fused.feature_set_id), ("A2",))]
     store.insert_session(session_record("S1", "ana", T0, product_ids=("A2",),
                                         feature_set_ids=(fused.feature_set_id,)))
     store.insert_session(session_record("S2", "ana", T0, product_ids=("B2",),
@@ -211,8 +211,40 @@ def test_removing_an_s1_product_takes_only_its_partners_rows_out_of_a_fused_set(
     kept = {pid for (pid,) in store.query(f"SELECT patch_id FROM {fused.table_name}")}
     assert kept == set(ids["B2"])  # session S2's rows, untouched
     assert store.feature_set_sources(fused.feature_set_id) == ["Q2"]
-    assert store.fused_rows_from("Q1") == [] and store.product("A2") is not None
+    assert store.thinned_rows_from("Q1") == [] and store.product("A2") is not None
     # removing the last S1 partner leaves a set with no partner's rows, still a set
     store.delete_session("S2")
     assert store.remove_product("Q2").thinned_sets == ((fused.feature_set_id, ("B2",)),)
     assert store.query(f"SELECT COUNT(*) FROM {fused.table_name}")[0][0] == 0
+
+
+def test_removing_a_date_takes_its_pairs_rows_out_of_the_archives_change_set(store):
+    """`archive_change_<method>` (eominer.change.archive) holds every change pair's rows on
+    the pair's first date: removing a later date takes out the rows of the first dates
+    it was paired with, by its recorded pairs (a fused change pair's S1 dates in the
+    pair's params too), and keeps the set; removing a first date takes its own rows."""
+    import numpy as np
+
+    ids = {p: add_product(store, p, T0 + dt.timedelta(days=k), 1 + 100 * k)
+           for k, p in enumerate(("A1", "A2", "B1", "B2", "S1"))}
+    store.record_pair("change", "A1", "A2", method="cva")
+    store.record_pair("change", "B1", "B2", method="cva",
+                      params={"s1_first": "S1", "s1_second": "S1"})
+    archive = store.register_feature_set("archive_change_cva", 2, {"method": "cva"},
+                                         ["change_prob_mean"], "S2",
+                                         sources=("A1", "A2", "B1", "B2", "S1"))
+    for p in ("A1", "B1"):
+        store.write_features(archive, np.array(ids[p]), np.ones((8, 1), np.float32))
+    fs = store.feature_set(archive.feature_set_id)
+    assert store.thinned_rows_from("A2") == [(fs, ("A1",))]
+    assert store.thinned_rows_from("S1") == [(fs, ("B1",))]  # the fused pair's S1 date
+    assert store.thinned_rows_from("A1") == [(fs, ())]  # its own rows go with its patches
+    r = store.remove_product("A2")
+    assert (r.feature_rows, r.thinned_sets, r.dropped_sets) == (
+        8, ((archive.feature_set_id, ("A1",)),), ())
+    kept = {pid for (pid,) in store.query(f"SELECT patch_id FROM {archive.table_name}")}
+    assert kept == set(ids["B1"])
+    r = store.remove_product("B1")
+    assert (r.feature_rows, r.dropped_sets) == (8, ())
+    assert store.feature_set(archive.feature_set_id) is not None
+    assert store.query(f"SELECT COUNT(*) FROM {archive.table_name}")[0][0] == 0

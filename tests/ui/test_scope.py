@@ -86,7 +86,8 @@ def test_start_without_features_names_the_sets_that_cover_the_scope(ui_store):
     assert s.message == (
         "start session: no features for the 1152 patches of the scope in feature sets "
         f"{change}: {change[0]} is a change pair's set, stored on its first product "
-        f"{pair['first']} (-> {pair['second']}): put that product in the scope; use the "
+        f"{pair['first']} (-> {pair['second']}): put that product in the scope, or use "
+        "archive_change_cva (every mapped pair's rows, on each pair's first date); use the "
         f"feature sets with features for these products at level 32: {covering[0]}")
     view._fs.value = []
     view._on_start()

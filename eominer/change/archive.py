@@ -1,0 +1,100 @@
+"""The archive's change sets: every pair's change features in one feature set.
+
+`eominer change` stores a pair's per-patch scores (`change_<method>`) and `diff_tails`
+as a set of that pair alone, on its first date's patches: its parameters name both
+dates. A session over several places, or `eominer apply` of its model to a pair mapped
+later, needs one set across pairs. So each pair's rows are also written to
+`archive_<name>` (`archive_change_selftrain_regression`, `archive_diff_tails`): the same
+columns and parameters less the dates, rows on the first date of every pair mapped with
+them. A product that is the first date of two pairs holds the rows of the one mapped
+last. Removing a product takes out only the rows of the pairs it was part of
+(`Store.thinned_rows_from`); the set stays.
+
+A session's default sets (`Store.covering_feature_sets`) leave an archive set out when a
+pair's own set of the same kind covers the scope (one first date: the pair's set, as
+before); over several first dates, the pairs' own sets cover none, and the archive set
+is the one that does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from eominer.store import Store
+    from eominer.store.features import FeatureSet
+
+PREFIX = "archive_"
+# the parameters that name a pair's dates: not part of the archive set's identity
+PAIR_KEYS = ("first", "second", "s1_first", "s1_second")
+
+
+def is_archive(fs: FeatureSet) -> bool:
+    return fs.name.startswith(PREFIX)
+
+
+def is_pair_set(fs: FeatureSet) -> bool:
+    """A set of one change pair (its params name the dates), of which an archive set is
+    made."""
+    return not is_archive(fs) and "first" in fs.params and "second" in fs.params \
+        and (fs.name.startswith("change_") or fs.name == "diff_tails")
+
+
+def archive_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in PAIR_KEYS}
+
+
+def archive_of(pair_set: FeatureSet) -> tuple[str, dict[str, Any]]:
+    """The name and parameters of the archive set that gathers `pair_set`'s kind."""
+    return PREFIX + pair_set.name, archive_params(pair_set.params)
+
+
+def same_kind(archive: FeatureSet, pair_set: FeatureSet) -> bool:
+    return is_pair_set(pair_set) and archive_of(pair_set) == (archive.name, archive.params)
+
+
+def write_archive(store: Store, pair_set: FeatureSet, first_id: str, sources: Sequence[str],
+                  patch_ids: np.ndarray, values: np.ndarray) -> FeatureSet:
+    """`pair_set`'s rows (on `first_id`'s patches) into its archive set, in place of
+    what an earlier pair of `first_id` wrote there. In the caller's transaction."""
+    name, params = archive_of(pair_set)
+    fs = store.register_feature_set(name, pair_set.version, params, list(pair_set.columns),
+                                    sensor=pair_set.sensor, sources=sources)
+    store.execute(f"DELETE FROM {fs.table_name} WHERE patch_id IN "
+                  "(SELECT patch_id FROM patches WHERE product_id = ?)", (first_id,))
+    store.write_features(fs, patch_ids, values)
+    return fs
+
+
+def archive_pair_set(store: Store, pair_set_id: str | None) -> FeatureSet | None:
+    """A pair's set mapped before archive sets existed: its rows join the archive set
+    (a resumed `eominer change --pairs` job; nothing is recomputed). None when there is
+    nothing to do."""
+    pair_set = store.feature_set(pair_set_id) if pair_set_id else None
+    if pair_set is None or not is_pair_set(pair_set):
+        return None
+    name, params = archive_of(pair_set)
+    first = str(pair_set.params["first"])
+    existing = store.planned_feature_set(name, pair_set.version, params,
+                                         list(pair_set.columns), pair_set.sensor)
+    if store.feature_set(existing.feature_set_id) is not None and len(
+            store.feature_patch_ids(existing, first)):
+        return None
+    ids = store.feature_patch_ids(pair_set, first)
+    if not len(ids):
+        return None
+    levels = sorted({lv for _, lv in store.feature_levels(pair_set.feature_set_id, [first])})
+    sources = [first, str(pair_set.params["second"]),
+               *(str(pair_set.params[k]) for k in ("s1_first", "s1_second") if k in pair_set.params)]
+    with store.transaction():
+        out = None
+        for lv in levels:
+            got, X, _ = store.read_features([pair_set.feature_set_id], [first], lv)
+            if out is None:
+                out = write_archive(store, pair_set, first, sources, got, X)
+            else:
+                store.write_features(out, got, X)
+    return out

@@ -1,0 +1,51 @@
+"""Which command makes a stored feature set: the advice an error gives when products
+lack one (`eominer apply` of a model whose sets they do not have, say).
+
+Most sets come from `eominer extract` (the descriptor registry), but not all: the
+change sets and `diff_tails` come from `eominer change` (a pair's own set holds that
+pair alone; the archive's set of its kind takes every pair's rows, on each pair's first
+date: eominer.change.archive), a neighbourhood set from `extract --neighbours`, a fused
+set from `eominer fusion`, and the time-series sets from `eominer timeseries`. Naming
+`extract` for those sends the analyst to a command that refuses the name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eominer.change.archive import archive_of, is_archive, is_pair_set
+from eominer.features.neighbours import PREFIX as NEIGHBOURS
+from eominer.store.features import FeatureSet
+
+SERIES_SETS = ("temporal", "ts_breaks")
+
+
+def advice_for(fs: FeatureSet, product_ids: Sequence[str]) -> str:
+    """What computes `fs` for `product_ids` (the first five named): "run `COMMAND`
+    first", with a short reason where it is not `extract`; for a change pair's own set,
+    which no command computes for other products, the archive's set instead."""
+    shown = ",".join(product_ids[:5])
+    p = fs.params
+    if is_pair_set(fs):
+        name, _ = archive_of(fs)
+        return (f"it holds the pair {p['first']} -> {p['second']} alone; a model "
+                f"that scores other pairs is trained on {name} (every pair's rows: a "
+                f"session over several first dates takes it, or name it with --features), "
+                f"then `eominer change BEFORE AFTER` maps each new pair into it")
+    if is_archive(fs):
+        method = f" --method {p['method']}" if p.get("method") else ""
+        first = product_ids[0] if product_ids else "BEFORE"
+        return (f"run `eominer change {first} AFTER{method}` first, AFTER a later date of "
+                f"the same place, for each product (a change set has rows on the first date "
+                f"of its pairs; `--pairs FILE` maps many)")
+    if fs.name.startswith(NEIGHBOURS) and "of" in p:
+        source = str(p["of"]).split("_v")[0]
+        return (f"run `eominer extract --features {source} --neighbours "
+                f"{p.get('reach', 1)} --products {shown}` first")
+    if fs.sensor == "S1+S2":
+        return ("run `eominer fusion pair` (an S1 partner for each S2 product), then "
+                "`eominer fusion features`")
+    if fs.name in SERIES_SETS:
+        return ("run `eominer timeseries --tile TILE` (a stack of >= 3 dates of the "
+                "products' tile) first")
+    return f"run `eominer extract --features {fs.name} --products {shown}` first"

@@ -1,0 +1,177 @@
+"""The archive's change sets (eominer.change.archive) on two real OSCD cities: every pair's
+rows in one set, a session over both first dates, a model of one pair applied to the
+other, a pair mapped before the archive existed, and a removal that keeps the other
+pair's rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eominer.cli import main
+from eominer.errors import FeatureError
+
+LEVEL = 32
+
+
+@pytest.fixture
+def two_pairs(oscd, db_url, tmp_path, capsys) -> dict:
+    """Paris and Bercy ingested at one level, spectral extracted, both pairs mapped with
+    `eominer change --pairs` in this process."""
+    from eominer.ingest import ingest_paths
+    from eominer.store import open_store
+
+    with open_store(db_url) as store:
+        ids = {c: [r.product_id for r in ingest_paths(
+            store, [oscd / "images" / c / "imgs_1", oscd / "images" / c / "imgs_2"],
+            levels=(LEVEL,))] for c in ("paris", "bercy")}
+    main(["extract", "--features", "spectral", "--workers", "0", "--db", db_url])
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("".join(f"{a} {b}\n" for a, b in ids.values()))
+    args = ["change", "--pairs", str(pairs), "--method", "cva", "--workers", "0",
+            "--db", db_url]
+    main(args)
+    capsys.readouterr()
+    return {"ids": ids, "args": args}
+
+
+def _rows(store, fid: str, product: str) -> tuple[np.ndarray, np.ndarray]:
+    ids, X, _ = store.read_features([fid], [product], LEVEL)
+    return ids, X
+
+
+def _pair_sets(store, first: str) -> dict[str, str]:
+    """name -> id of the pair's own sets on `first` (change_cva, diff_tails)."""
+    p = store.pairs(kind="change").to_pylist()
+    row = store.pair(next(r["pair_id"] for r in p if r["first_id"] == first))["params"]
+    return {"change_cva": row["feature_set_id"], "diff_tails": row["tails_feature_set_id"]}
+
+
+def test_every_pair_in_one_set_and_the_sessions_default_sets(two_pairs, db_url):
+    from eominer.store import open_store
+
+    (p1, _), (b1, b2) = two_pairs["ids"]["paris"], two_pairs["ids"]["bercy"]
+    with open_store(db_url) as store:
+        archive = {fs.name: fs.feature_set_id for fs in store.feature_sets()
+                   if fs.name.startswith("archive_")}
+        assert set(archive) == {"archive_change_cva", "archive_diff_tails"}
+        for first in (p1, b1):
+            own = _pair_sets(store, first)
+            for name, fid in own.items():  # the pair's rows, to the bit
+                ids, X = _rows(store, fid, first)
+                got_ids, got = _rows(store, archive[f"archive_{name}"], first)
+                assert len(ids) > 100
+                np.testing.assert_array_equal(got_ids, ids)
+                np.testing.assert_array_equal(got, X)
+        # both first dates: only the archive's sets cover them (beside spectral)
+        both = store.covering_feature_sets([p1, b1], LEVEL)
+        assert sorted(store.feature_set(f).name for f in both) == [
+            "archive_change_cva", "archive_diff_tails", "spectral"]
+        # one first date: its pair's own sets, as before, and not the archive's twice
+        one = store.covering_feature_sets([p1], LEVEL)
+        assert set(one) == {*_pair_sets(store, p1).values(),
+                            store.feature_sets("spectral")[0].feature_set_id}
+        # a product that is the first date of a second pair: its rows are the last pair's
+        fs = store.feature_set(archive["archive_change_cva"])
+        from eominer.change.archive import write_archive
+
+        other = store.register_feature_set("change_cva", fs.version,
+                                           {**fs.params, "first": p1, "second": b2},
+                                           list(fs.columns), "S2")
+        ids, X = _rows(store, archive["archive_change_cva"], p1)
+        with store.transaction():
+            write_archive(store, other, p1, (p1, b2), ids[:10], X[:10] + 1)
+        got_ids, got = _rows(store, archive["archive_change_cva"], p1)
+        np.testing.assert_array_equal(got_ids, ids[:10])
+        np.testing.assert_array_equal(got, X[:10] + 1)
+        assert _rows(store, archive["archive_change_cva"], b1)[0].size > 100  # untouched
+
+
+def test_a_model_of_one_pair_scores_another_through_the_archive_set(two_pairs, db_url,
+                                                                    capsys):
+    from compute.apply import run_apply
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    (p1, _), (b1, _) = two_pairs["ids"]["paris"], two_pairs["ids"]["bercy"]
+    with open_store(db_url) as store:
+        spectral = store.feature_sets("spectral")[0].feature_set_id
+        archive = store.feature_sets("archive_change_cva")[0].feature_set_id
+        own = _pair_sets(store, p1)["change_cva"]
+        models = {}
+        for name, sets in (("archive", [spectral, archive]), ("own", [spectral, own])):
+            s = Session.create(store, name, "ana", "new_construction", [p1], LEVEL, sets,
+                               model_kind="logistic")
+            ranked = np.argsort(s.data.X[:, -1])  # by a change column: a few of each end
+            for row in ranked[-3:]:
+                s.label(int(s.patch_ids[row]), 1, "ana")
+            for row in ranked[:3]:
+                s.label(int(s.patch_ids[row]), -1, "ana")
+            s.run_round()
+            models[name] = s.save_model()
+        report = run_apply(store, models["archive"], [b1], num_workers=0)
+        report.raise_for_failures()
+        n_b1 = store.scope_patches([b1], LEVEL).num_rows
+        assert (report.n_selected, report.n_missing) == (n_b1, 0)
+        scored = store.query("SELECT COUNT(*), MIN(score), MAX(score) FROM annotations "
+                             "WHERE model_version = ?", (models["archive"],))[0]
+        assert scored[0] == n_b1 and 0 <= scored[1] < scored[2] <= 1
+        with pytest.raises(FeatureError, match=(
+                rf"have no features of set {own} at level {LEVEL}: it holds the pair {p1} -> "
+                rf"\S+ alone; a model that scores other pairs is trained on "
+                r"archive_change_cva")):
+            run_apply(store, models["own"], [b1], num_workers=0)
+
+
+def test_a_pair_mapped_before_the_archive_joins_it_when_its_job_is_run_again(
+        two_pairs, db_url, capsys):
+    from eominer.store import open_store
+
+    (p1, _), (b1, _) = two_pairs["ids"]["paris"], two_pairs["ids"]["bercy"]
+    with open_store(db_url) as store:
+        before = {f: _rows(store, store.feature_sets("archive_change_cva")[0].feature_set_id, f)
+                  for f in (p1, b1)}
+        for fs in store.feature_sets():
+            if fs.name.startswith("archive_"):
+                store.drop_feature_set(fs.feature_set_id)
+    main(two_pairs["args"])
+    out, err = capsys.readouterr()
+    assert out.count("(done by an earlier run)") == 2, out  # nothing computed again
+    with open_store(db_url) as store:
+        fid = store.feature_sets("archive_change_cva")[0].feature_set_id
+        for f in (p1, b1):
+            ids, X = _rows(store, fid, f)
+            np.testing.assert_array_equal(ids, before[f][0])
+            np.testing.assert_array_equal(X, before[f][1])
+        assert store.feature_sets("archive_diff_tails")
+
+
+def test_removing_a_date_takes_its_pairs_rows_out_and_keeps_the_set(two_pairs, db_url,
+                                                                   capsys):
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    (p1, _), (b1, b2) = two_pairs["ids"]["paris"], two_pairs["ids"]["bercy"]
+    with open_store(db_url) as store:
+        fid = store.feature_sets("archive_change_cva")[0].feature_set_id
+        paris = _rows(store, fid, p1)
+        s = Session.create(store, "both", "ana", "new_construction", [p1, b1], LEVEL, [fid])
+        sid = s.session_id
+    # a session over both first dates uses the set: Bercy's second date is refused
+    with pytest.raises(SystemExit, match="^1$"):
+        main(["products", "remove", b2, "--yes", "--db", db_url])
+    err = capsys.readouterr().err
+    assert "used by 1 session(s)" in err and sid in err
+    with open_store(db_url) as store:
+        store.execute("DELETE FROM sessions WHERE session_id = ?", (sid,))
+    main(["products", "remove", b2, "--yes", "--db", db_url])
+    out = capsys.readouterr().out
+    assert (f"took the rows of {b1} (the first dates of its change pairs) out of {fid}, "
+            "which keeps its other rows") in out
+    with open_store(db_url) as store:
+        assert store.feature_set(fid) is not None
+        assert _rows(store, fid, b1)[0].size == 0  # Bercy's pair is gone
+        np.testing.assert_array_equal(_rows(store, fid, p1)[1], paris[1])  # Paris' stays
+        assert b2 not in store.feature_set_sources(fid)
+        assert not [f for f in store.feature_sets("change_cva")
+                    if f.params["first"] == b1]  # the pair's own set went whole
