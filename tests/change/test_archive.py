@@ -87,6 +87,29 @@ def test_every_pair_in_one_set_and_the_sessions_default_sets(two_pairs, db_url):
         assert _rows(store, archive["archive_change_cva"], b1)[0].size > 100  # untouched
 
 
+def test_the_evaluations_gathered_sets_are_the_archives_rows(two_pairs, db_url):
+    """`eval learning` gathers the pairs' sets of a pooled task into sets of its own
+    (`pairs_change_<method>`, `pairs_diff_tails`): the rows a product session over the
+    same first dates now gets by default."""
+    from eominer.evaluation import tasks
+    from eominer.store import open_store
+
+    (p1, _), (b1, _) = two_pairs["ids"]["paris"], two_pairs["ids"]["bercy"]
+    with open_store(db_url) as store:
+        archive = {fs.name: fs.feature_set_id for fs in store.feature_sets()
+                   if fs.name.startswith("archive_")}
+        pairs = [tuple(two_pairs["ids"][c]) for c in ("paris", "bercy")]
+        done = {(f, s, "cva", 0): _pair_sets(store, f)["change_cva"] for f, s in pairs}
+        gathered = {"change_cva": tasks.change_feature_set(store, pairs, "cva", LEVEL,
+                                                           done=done),
+                    "diff_tails": tasks.tails_feature_set(store, pairs, LEVEL)}
+        for name, g in gathered.items():
+            ids, X, _ = store.read_features([g.feature_set_id], [p1, b1], LEVEL)
+            got_ids, got, _ = store.read_features([archive[f"archive_{name}"]], [p1, b1], LEVEL)
+            np.testing.assert_array_equal(got_ids, ids)
+            np.testing.assert_array_equal(got, X)
+
+
 def test_a_model_of_one_pair_scores_another_through_the_archive_set(two_pairs, db_url,
                                                                     capsys):
     from compute.apply import run_apply
