@@ -6,9 +6,10 @@ dates. A session over several places, or `eominer apply` of its model to a pair 
 later, needs one set across pairs. So each pair's rows are also written to
 `archive_<name>` (`archive_change_selftrain_regression`, `archive_diff_tails`): the same
 columns and parameters less the dates, rows on the first date of every pair mapped with
-them. A product that is the first date of two pairs holds the rows of the one mapped
-last. Removing a product takes out only the rows of the pairs it was part of
-(`Store.thinned_rows_from`); the set stays.
+them. A product that is the first date of two pairs holds the rows of the one recorded
+last (`Store.archive_source`). Removing a product takes out the rows that its pairs
+wrote, and puts back those of the first date's other pair, recorded last, where it has
+one (its own set still holds them); the set stays (`Store.thinned_rows_from`).
 
 A session's default sets (`Store.covering_feature_sets`) leave an archive set out when a
 pair's own set of the same kind covers the scope (one first date: the pair's set, as

@@ -275,10 +275,14 @@ def _say_removal(r: Removal, dry_run: bool = False) -> None:
     for fid, partners in d.thinned_sets:
         took = "would take" if dry_run else "took"
         if fid.startswith(ARCHIVE_PREFIX):
-            if partners:
-                click.echo(f"{took} the rows of {', '.join(partners)} (the first dates of "
+            back = {first: src for f, first, src in d.refilled if f == fid}
+            if gone := [p for p in partners if p not in back]:
+                click.echo(f"{took} the rows of {', '.join(gone)} (the first dates of "
                            f"its change pairs) out of {fid}, which keeps its other rows; to "
                            "have theirs back: eominer change FIRST ANOTHER_DATE")
+            for first, src in back.items():
+                click.echo(f"{'would take' if dry_run else 'took'} the rows of {first} in "
+                           f"{fid} from its other pair instead ({src})")
             continue
         click.echo(f"{took} the rows of {', '.join(partners) or 'no product'} (paired with it) "
                    f"out of fused set {fid}, which keeps its other rows; to have theirs "

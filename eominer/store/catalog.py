@@ -45,6 +45,15 @@ def _pair_files(layer_path: str | None, params: str) -> list[str]:
     return [p for p in (layer_path, *named) if p]
 
 
+def _dates(pair_set: FeatureSet | None) -> set[str]:
+    """The products a change pair's own set was computed from (its params name them)."""
+    from eominer.change.archive import PAIR_KEYS
+
+    if pair_set is None:
+        return set()
+    return {str(pair_set.params[k]) for k in PAIR_KEYS if pair_set.params.get(k)}
+
+
 @dataclass(frozen=True)
 class RemovedProduct:
     """What `remove_product` took out of the database, and the files it leaves."""
@@ -63,9 +72,12 @@ class RemovedProduct:
     copied_from: str | None = None
     # feature sets computed from its pixels for other products' patches, dropped whole
     dropped_sets: tuple[str, ...] = ()
-    # fused S1+S2 sets that keep their other rows: set id -> the S2 products partnered
-    # with this S1 product, whose rows went (`fused_rows_from`)
+    # sets that keep their other rows (`thinned_rows_from`): set id -> the products whose
+    # rows went (a fused set's S2 partners; an archive change set's first dates)
     thinned_sets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # of those, archive change sets' first dates whose rows came back from another pair
+    # of theirs: (set id, first date, that pair's own set id)
+    refilled: tuple[tuple[str, str, str], ...] = ()
 
 
 _DELETE_THEM = ("delete those sessions first if they can go (eominer session archive SID, "
@@ -186,6 +198,9 @@ class CatalogMixin(StoreBase):
             return int(self.query(f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({rows})",
                                   params or (product_id,))[0][0])
 
+        # an archive change set's first date refilled from its other pair, last recorded
+        refill = [(fs, first, src) for fs, partners in thinned for first in partners
+                  if (src := self.archive_source(fs, first, without=product_id)) is not None]
         with self.transaction():
             feature_rows = sum(count(t) for t in tables)  # the dropped sets' rows go whole
             feature_rows += sum(count(fs.table_name, theirs(partners), *partners)
@@ -200,6 +215,10 @@ class CatalogMixin(StoreBase):
                                      f"({theirs(partners)})", partners)
                     self.execute("DELETE FROM feature_set_sources WHERE feature_set_id = ? "
                                  "AND product_id = ?", (fs.feature_set_id, product_id))
+                for fs, first, src in refill:
+                    for _, level in self.feature_levels(src.feature_set_id, [first]):
+                        ids, X, _ = self.read_features([src.feature_set_id], [first], level)
+                        self.write_features(fs, ids, X)
                 for table in (*tables, "annotations", "search_results", "patches"):
                     self.execute(f"DELETE FROM {table} WHERE patch_id IN ({mine})",
                                  (product_id,))
@@ -214,7 +233,9 @@ class CatalogMixin(StoreBase):
             layer_paths=tuple(path for p in pairs for path in _pair_files(*p[1:3])),
             shared=tuple(shared), copied_from=origin[0] if origin else None,
             dropped_sets=tuple(fs.feature_set_id for fs in derived),
-            thinned_sets=tuple((fs.feature_set_id, partners) for fs, partners in thinned))
+            thinned_sets=tuple((fs.feature_set_id, partners) for fs, partners in thinned),
+            refilled=tuple((fs.feature_set_id, first, src.feature_set_id)
+                           for fs, first, src in refill))
 
     def refuse_if_held(self, product_id: str) -> None:
         """A StoreError naming the sessions whose scope holds the product, or that use a
@@ -247,14 +268,35 @@ class CatalogMixin(StoreBase):
                 "SELECT DISTINCT first_id FROM product_pairs WHERE kind = ? AND second_id = ? "
                 "ORDER BY first_id", (FUSION_PAIR_KIND, product_id)))
             out += [(fs, partners) for fs in fused]
-        if archive := [fs for fs in sets if is_archive(fs)]:
-            firsts = sorted({str(first) for first, second, params in self.query(
+        for fs in sets:
+            if not is_archive(fs):
+                continue
+            firsts = {str(first) for first, second, params in self.query(
                 "SELECT first_id, second_id, params FROM product_pairs WHERE kind = ?",
                 (CHANGE_PAIR_KIND,))
                 if first != product_id and (second == product_id or product_id in {
-                    str(v) for k, v in json.loads(params or "{}").items() if k in PAIR_KEYS})})
-            out += [(fs, tuple(firsts)) for fs in archive]
+                    str(v) for k, v in json.loads(params or "{}").items() if k in PAIR_KEYS})}
+            # only the first dates whose rows there came from a pair with this product
+            out.append((fs, tuple(sorted(f for f in firsts if product_id in _dates(
+                self.archive_source(fs, f))))))
         return out
+
+    def archive_source(self, archive: FeatureSet, first: str,
+                       without: str | None = None) -> FeatureSet | None:
+        """The pair's own set whose rows `first` holds in `archive` (eominer.change.archive):
+        that of its change pair of the archive's kind recorded last; `without`: the
+        last of those that do not involve that product."""
+        from eominer.change.archive import same_kind
+
+        for (params,) in self.query(
+                "SELECT params FROM product_pairs WHERE kind = ? AND first_id = ? "
+                "ORDER BY created DESC, pair_id", (CHANGE_PAIR_KIND, first)):
+            p = json.loads(params or "{}")
+            for key in ("feature_set_id", "tails_feature_set_id"):
+                fs = self.feature_set(p[key]) if p.get(key) else None
+                if fs is not None and same_kind(archive, fs) and without not in _dates(fs):
+                    return fs
+        return None
 
     def _refuse_if_features_used(self, product_id: str) -> None:
         thinned = {fs.feature_set_id: set(partners)

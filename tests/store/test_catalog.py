@@ -227,9 +227,16 @@ def test_removing_a_date_takes_its_pairs_rows_out_of_the_archives_change_set(sto
 
     ids = {p: add_product(store, p, T0 + dt.timedelta(days=k), 1 + 100 * k)
            for k, p in enumerate(("A1", "A2", "B1", "B2", "S1"))}
-    store.record_pair("change", "A1", "A2", method="cva")
+    own = {first: store.register_feature_set(
+        "change_cva", 2, {"method": "cva", "first": first, "second": second, **extra},
+        ["change_prob_mean"], "S2", sources=(first, second, *extra.values()))
+        for first, second, extra in (("A1", "A2", {}),
+                                     ("B1", "B2", {"s1_first": "S1", "s1_second": "S1"}))}
+    store.record_pair("change", "A1", "A2", method="cva",
+                      params={"feature_set_id": own["A1"].feature_set_id})
     store.record_pair("change", "B1", "B2", method="cva",
-                      params={"s1_first": "S1", "s1_second": "S1"})
+                      params={"s1_first": "S1", "s1_second": "S1",
+                              "feature_set_id": own["B1"].feature_set_id})
     archive = store.register_feature_set("archive_change_cva", 2, {"method": "cva"},
                                          ["change_prob_mean"], "S2",
                                          sources=("A1", "A2", "B1", "B2", "S1"))
@@ -240,11 +247,63 @@ def test_removing_a_date_takes_its_pairs_rows_out_of_the_archives_change_set(sto
     assert store.thinned_rows_from("S1") == [(fs, ("B1",))]  # the fused pair's S1 date
     assert store.thinned_rows_from("A1") == [(fs, ())]  # its own rows go with its patches
     r = store.remove_product("A2")
-    assert (r.feature_rows, r.thinned_sets, r.dropped_sets) == (
-        8, ((archive.feature_set_id, ("A1",)),), ())
+    assert (r.feature_rows, r.thinned_sets, r.dropped_sets) == (  # the pair's own set: whole
+        8, ((archive.feature_set_id, ("A1",)),), (own["A1"].feature_set_id,))
     kept = {pid for (pid,) in store.query(f"SELECT patch_id FROM {archive.table_name}")}
     assert kept == set(ids["B1"])
     r = store.remove_product("B1")
-    assert (r.feature_rows, r.dropped_sets) == (8, ())
+    assert (r.feature_rows, r.dropped_sets) == (8, (own["B1"].feature_set_id,))
     assert store.feature_set(archive.feature_set_id) is not None
     assert store.query(f"SELECT COUNT(*) FROM {archive.table_name}")[0][0] == 0
+
+
+def test_a_first_date_of_two_pairs_keeps_the_rows_of_the_pair_that_stays(store):
+    """A product that is the first date of two change pairs holds, in the archive's set,
+    the rows of the pair recorded last: removing the other pair's later date leaves them;
+    removing that pair's later date takes the other pair's rows in their place (its own
+    set still holds them)."""
+    import numpy as np
+
+    ids = {p: add_product(store, p, T0 + dt.timedelta(days=k), 1 + 100 * k)
+           for k, p in enumerate(("A1", "A2", "A3"))}
+    archive = store.register_feature_set("archive_change_cva", 2, {"method": "cva"},
+                                         ["change_prob_mean"], "S2")
+    for k, later in enumerate(("A2", "A3")):  # A1 -> A2 mapped first, then A1 -> A3
+        own = store.register_feature_set("change_cva", 2,
+                                         {"method": "cva", "first": "A1", "second": later},
+                                         ["change_prob_mean"], "S2", sources=("A1", later))
+        value = np.full((8, 1), float(k + 1), np.float32)
+        store.write_features(own, np.array(ids["A1"]), value)
+        store.register_feature_set(archive.name, 2, archive.params, list(archive.columns),
+                                   "S2", sources=("A1", later))
+        store.write_features(archive, np.array(ids["A1"]), value)
+        pid = store.record_pair("change", "A1", later, method="cva",
+                                params={"feature_set_id": own.feature_set_id})
+        store.execute("UPDATE product_pairs SET created = ? WHERE pair_id = ?",
+                      (T0 + dt.timedelta(hours=k), pid))
+
+    def rows() -> set[float]:
+        return {v for (v,) in store.query(f"SELECT change_prob_mean FROM {archive.table_name}")}
+
+    fs = store.feature_set(archive.feature_set_id)
+    assert store.archive_source(fs, "A1").params["second"] == "A3" and rows() == {2.0}
+    assert store.thinned_rows_from("A2") == [(fs, ())]  # A1's rows are A1 -> A3's
+    r = store.remove_product("A2")
+    assert (r.thinned_sets, r.refilled) == (((archive.feature_set_id, ()),), ())
+    assert rows() == {2.0} and store.count_features(fs) == 8
+    # the pair that wrote them goes: the rows of the one left come back in their place
+    ids["A4"] = add_product(store, "A4", T0 + dt.timedelta(days=9), 901)
+    own = store.register_feature_set("change_cva", 2,
+                                     {"method": "cva", "first": "A1", "second": "A4"},
+                                     ["change_prob_mean"], "S2", sources=("A1", "A4"))
+    store.write_features(own, np.array(ids["A1"]), np.full((8, 1), 4.0, np.float32))
+    pid = store.record_pair("change", "A1", "A4", method="cva",
+                            params={"feature_set_id": own.feature_set_id})
+    store.execute("UPDATE product_pairs SET created = ? WHERE pair_id = ?",
+                  (T0 - dt.timedelta(hours=1), pid))  # recorded before A1 -> A3
+    dry = store.remove_product("A3", dry_run=True)
+    assert dry.refilled == ((archive.feature_set_id, "A1", own.feature_set_id),)
+    assert rows() == {2.0}
+    r = store.remove_product("A3")
+    assert r.thinned_sets == ((archive.feature_set_id, ("A1",)),)
+    assert rows() == {4.0} and store.count_features(fs) == 8
