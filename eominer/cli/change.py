@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
-from eominer.cli import db_option, ray_address_for, ray_address_option, workers_option
+from eominer.cli import (
+    db_option,
+    ray_address_for,
+    ray_address_option,
+    split_ids,
+    workers_option,
+)
 
 # = eominer.change.maps.ALL_METHODS and S1_METHODS (not imported: this module loads
 # without numpy; tests/cli/test_change.py checks they agree)
@@ -33,6 +41,29 @@ def _line(before: str, after: str, run) -> str:
     return text
 
 
+def _consecutive(store, tiles: tuple[str, ...], sensor: str | None,
+                 since: dt.datetime | None, until: dt.datetime | None,
+                 max_cloud: float | None) -> list[tuple[str, str]]:
+    """The pairs of consecutive dates of the chosen products, said before they run."""
+    from eominer.change.consecutive import consecutive_pairs
+
+    wanted = [t[1:] if len(t) == 6 and t[0] in "Tt" else t for t in split_ids(tiles)]
+    rows = store.products(tiles=[w.upper() for w in wanted], sensor=sensor, since=since,
+                          before=until + dt.timedelta(days=1) if until else None,
+                          max_cloud=max_cloud).to_pylist()
+    found = consecutive_pairs(rows)
+    for note in found.notes:
+        click.echo(f"note: {note}", err=True)
+    if not found.pairs:
+        raise click.UsageError(
+            f"no two dates of one place among the {len(rows)} product(s) chosen: "
+            "--consecutive pairs each product with the next date of its S2 tile's grid or "
+            "S1 orbit (`eominer products` lists them; ingest another date)")
+    places = ", ".join(f"{name}: {n}" for name, n in found.places.items())
+    click.echo(f"note: {len(found.pairs)} pair(s) of consecutive dates ({places})", err=True)
+    return found.pairs
+
+
 @click.command()
 @click.argument("before", required=False)
 @click.argument("after", required=False)
@@ -52,6 +83,23 @@ def _line(before: str, after: str, run) -> str:
 @click.option("--pairs", "pairs_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="File of 'BEFORE AFTER' lines: every pair as a Ray "
               "task; a re-run skips the pairs an earlier run finished.")
+@click.option("--consecutive", is_flag=True,
+              help="Instead of --pairs: each ingested product with the next date of its "
+              "place (an S2 tile's grid; an S1 relative orbit and pass, overlapping), "
+              "optionally of some tiles, sensor, dates or cloud cover (the options below, "
+              "as `eominer products` takes them). Runs like --pairs.")
+@click.option("--tile", "tiles", multiple=True, metavar="TILES",
+              help="With --consecutive: only these tiles (31UDQ or T31UDQ; comma-separated "
+              "or repeated).")
+@click.option("--sensor", type=click.Choice(["S1", "S2"]), default=None,
+              help="With --consecutive: only this sensor.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="DATE",
+              help="With --consecutive: acquired on or after this day.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="DATE",
+              help="With --consecutive: acquired on or before this day.")
+@click.option("--max-cloud", type=click.FloatRange(0, 100), default=None, metavar="PCT",
+              help="With --consecutive: leave out optical products whose cloud cover is "
+              "above PCT %% (the pairs bridge over them).")
 @ray_address_option("address", ", with --pairs")
 @click.option("--num-cpus", type=click.IntRange(min=1), default=None,
               help="CPUs of a local Ray (with --pairs).")
@@ -66,8 +114,9 @@ def _line(before: str, after: str, run) -> str:
 def change(
     before: str | None, after: str | None, method: str | None, fuse: tuple[str, str] | None,
     s1_method: str | None, out: str | None,
-    pairs_file: str | None, address: str | None, num_cpus: int | None,
-    workers: int | None, seed: int,
+    pairs_file: str | None, consecutive: bool, tiles: tuple[str, ...], sensor: str | None,
+    since: dt.datetime | None, until: dt.datetime | None, max_cloud: float | None,
+    address: str | None, num_cpus: int | None, workers: int | None, seed: int,
     no_cloud_mask: bool, progress_log: str | None, db: str | None,
 ) -> None:
     """Change map between BEFORE and AFTER: ingested product ids or product paths of the
@@ -81,17 +130,24 @@ def change(
     from eominer.change.run import detect_change, read_pairs_file
     from eominer.store import open_store
 
-    if pairs_file is None and (before is None or after is None):
-        raise click.UsageError("give BEFORE and AFTER, or --pairs FILE")
-    if pairs_file is not None and (before or after or out or fuse):
-        raise click.UsageError("--pairs FILE replaces BEFORE AFTER, --out and --fuse")
-    if pairs_file is None and workers is not None:
-        raise click.UsageError("--workers goes with --pairs FILE (one pair runs in this "
-                               "process)")
+    many = "--consecutive" if consecutive else "--pairs FILE" if pairs_file else None
+    if consecutive and pairs_file:
+        raise click.UsageError("give --pairs FILE or --consecutive, not both")
+    if many is None and (before is None or after is None):
+        raise click.UsageError("give BEFORE and AFTER, --pairs FILE or --consecutive")
+    if many and (before or after or out or fuse):
+        raise click.UsageError(f"{many} replaces BEFORE AFTER, --out and --fuse")
+    if many is None and workers is not None:
+        raise click.UsageError("--workers goes with --pairs FILE or --consecutive (one pair "
+                               "runs in this process)")
+    if not consecutive and (tiles or sensor or since or until or max_cloud is not None):
+        raise click.UsageError("--tile, --sensor, --since, --until and --max-cloud choose "
+                               "the products of --consecutive")
     warnings.simplefilter("ignore", PairWarning)  # reported in the output lines instead
     with open_store(db) as store:
-        if pairs_file is not None:
-            pairs = read_pairs_file(pairs_file)
+        if many:
+            pairs = read_pairs_file(pairs_file) if pairs_file else _consecutive(
+                store, tiles, sensor, since, until, max_cloud)
 
             finished = []
 

@@ -20,13 +20,16 @@ def test_change_command_on_paths(oscd, workspace, tmp_path) -> None:
 def test_change_command_needs_two_dates(workspace) -> None:
     r = CliRunner().invoke(cli, ["change", "only_one"])
     assert r.exit_code != 0
-    assert "give BEFORE and AFTER, or --pairs FILE" in r.output
+    assert "give BEFORE and AFTER, --pairs FILE or --consecutive" in r.output
+    r = CliRunner().invoke(cli, ["change", "--consecutive", "--pairs", __file__])
+    assert r.exit_code == 2 and "give --pairs FILE or --consecutive, not both" in r.output
 
 
 def test_workers_go_with_a_pairs_file(workspace) -> None:
     r = CliRunner().invoke(cli, ["change", "a", "b", "--workers", "0"])
     assert r.exit_code == 2
-    assert "--workers goes with --pairs FILE (one pair runs in this process)" in r.output
+    assert ("--workers goes with --pairs FILE or --consecutive (one pair runs in this "
+            "process)") in r.output
 
 
 def test_method_choices_agree_with_the_library() -> None:
