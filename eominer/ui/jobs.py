@@ -181,11 +181,18 @@ class JobLauncher:
                           user)
 
     def change(self, before: str, after: str, user: str) -> AppJob:
-        pairs = self.folder / f"pairs_{before}__{after}.txt"
+        return self.change_pairs([(before, after)], user)
+
+    def change_pairs(self, pairs: Sequence[tuple[str, str]], user: str) -> AppJob:
+        """`eominer change --pairs` of `pairs` (one job; a re-run keeps the done ones)."""
+        (before, after), more = pairs[0], len(pairs) - 1
+        name = f"pairs_{before}__{after}" + (f"_and_{more}_more" if more else "")
+        listed = self.folder / f"{name}.txt"
         self.folder.mkdir(parents=True, exist_ok=True)
-        pairs.write_text(f"{before} {after}\n", encoding="utf-8")
-        return self.start(("change", before, after), f"change {before} -> {after}",
-                          ["change", "--pairs", str(pairs)], user)
+        listed.write_text("".join(f"{a} {b}\n" for a, b in pairs), encoding="utf-8")
+        label = f"change {before} -> {after}" + (f" and {more} more pair(s)" if more else "")
+        return self.start(("change", *(p for pair in pairs for p in pair)), label,
+                          ["change", "--pairs", str(listed)], user)
 
     def apply(self, model_id: str, threshold: float, user: str) -> AppJob:
         """Score every product with the model's features (`eominer apply`)."""
@@ -316,7 +323,7 @@ class JobsView(Viewer):
             css_classes=["eom-extract-neighbours"])
         self._extract = pn.widgets.Button(label="Extract for the selected products",
                                           css_classes=["eom-run-extract"], width=260)
-        self._change = pn.widgets.Button(label="Change between the 2 selected",
+        self._change = pn.widgets.Button(label="Change of the selected dates",
                                          css_classes=["eom-run-change"], width=230)
         self._encoder = pn.widgets.Button(label="Train the ssl encoder on the selected",
                                           css_classes=["eom-run-encoder"], width=270)
@@ -360,15 +367,28 @@ class JobsView(Viewer):
         self.refresh()
 
     def _run_change(self) -> None:
+        """Two products: their pair, in date order. More: each with the next date of its
+        place among them (`eominer change --consecutive`'s pairs)."""
+        from eominer.change.consecutive import consecutive_pairs
+
         with self.state.work("start change"):
             ids = self._selected()
-            if len(ids) != 2:
-                raise SessionError(f"select exactly 2 products of the same place for change "
-                                   f"detection (selected: {len(ids)})")
-            rows = {p.product_id: p for p in self.state.store.product_list()}
-            before, after = sorted(ids, key=lambda i: (rows[i].acquired is None,
-                                                       rows[i].acquired, i))
-            job = self.launcher.change(before, after, self.state.user)
+            if len(ids) < 2:
+                raise SessionError(f"select 2 products of the same place for change "
+                                   f"detection, or more for each with its next date "
+                                   f"(selected: {len(ids)})")
+            if len(ids) == 2:
+                rows = {p.product_id: p for p in self.state.store.product_list()}
+                pairs = [tuple(sorted(ids, key=lambda i: (rows[i].acquired is None,
+                                                          rows[i].acquired, i)))]
+            else:
+                found = consecutive_pairs([r for r in self.state.store.products().to_pylist()
+                                           if r["product_id"] in set(ids)])
+                if not found.pairs:
+                    raise SessionError(f"no two of the {len(ids)} selected products are dates "
+                                       "of one place (an S2 tile's grid, an S1 orbit)")
+                pairs = found.pairs
+            job = self.launcher.change_pairs(pairs, self.state.user)
             self.state.say(f"{job.label} started in its own process", "success")
         self.refresh()
 

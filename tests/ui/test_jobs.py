@@ -129,3 +129,38 @@ def test_a_running_job_says_its_last_epoch_before_its_first_commit(tmp_path: Pat
         proc.wait(30)
     output.write_text("")
     assert job.said() is None
+
+
+def test_change_of_more_than_two_selected_dates_pairs_each_with_its_next(oscd, tmp_path,
+                                                                        monkeypatch):
+    """Paris and Bercy, two crops of one tile on the same two days: four selected
+    products make two pairs, each place with its own next date, in one job (what
+    `eominer change --consecutive` pairs); two make their pair in date order."""
+    from eominer.ingest import ingest_paths
+    from eominer.store import open_store
+    from eominer.ui.jobs import JobsView
+    from eominer.ui.state import AppState
+
+    monkeypatch.setenv("EOMINER_HOME", str(tmp_path))
+    with open_store(f"duckdb:///{tmp_path / 'db.duckdb'}") as store:
+        ids = {c: [r.product_id for r in ingest_paths(
+            store, [oscd / "images" / c / "imgs_1", oscd / "images" / c / "imgs_2"],
+            levels=(64,))] for c in ("paris", "bercy")}
+        state = AppState(store, user="ana")
+        chosen: list[str] = []
+        view = JobsView(state=state, selected=lambda: chosen, on_finished=lambda: None)
+        calls = record_starts(view.launcher)
+        chosen[:] = [*ids["paris"], *ids["bercy"]]
+        view._run_change()
+        (args, _), = calls
+        listed = Path(args[2][-1]).read_text().splitlines()
+        assert args[2][:2] == ["change", "--pairs"]
+        assert sorted(listed) == sorted(f"{a} {b}" for a, b in ids.values())
+        assert args[1] == f"change {listed[0].replace(' ', ' -> ')} and 1 more pair(s)"
+        chosen[:] = ids["paris"][::-1]  # newest first: still in date order
+        view._run_change()
+        assert Path(calls[1][0][2][-1]).read_text() == " ".join(ids["paris"]) + "\n"
+        chosen[:] = ids["paris"][:1]
+        view._run_change()
+        assert state.severity == "error" and "select 2 products of the same place" in \
+            state.message and len(calls) == 2
