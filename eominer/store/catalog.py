@@ -319,7 +319,8 @@ class CatalogMixin(StoreBase):
             raise StoreError(
                 f"feature sets computed from product {product_id!r}'s pixels are used by "
                 f"{len(users)} session(s): {named}. Removing the product drops those sets "
-                "(or, of a fused S1+S2 set, the rows of its partners in their scope), and "
+                "(or, of a fused S1+S2 set or an archive change set, the rows of its "
+                "partners or pairs in their scope), and "
                 f"the sessions could not rank again. Nothing was removed: {_DELETE_THEM}")
 
     def sessions_holding(self, product_id: str) -> list[tuple[str, str, str]]:

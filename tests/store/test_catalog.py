@@ -197,7 +197,8 @@ def test_removing_an_s1_product_takes_only_its_partners_rows_out_of_a_fused_set(
     store.insert_session(session_record("S2", "ana", T0, product_ids=("B2",),
                                         feature_set_ids=(fused.feature_set_id,)))
     with pytest.raises(StoreError, match=r"used by 1 session\(s\): S1 \(find S1: .*of a "
-                       r"fused S1\+S2 set, the rows of its partners in their scope"):
+                       r"fused S1\+S2 set or an archive change set, the rows of its "
+                       r"partners or pairs in their scope"):
         store.remove_product("Q1")
     assert store.query(f"SELECT COUNT(*) FROM {fused.table_name}")[0][0] == 16
     store.delete_session("S1")
