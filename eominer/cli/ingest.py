@@ -277,9 +277,9 @@ def _say_removal(r: Removal, dry_run: bool = False) -> None:
         if fid.startswith(ARCHIVE_PREFIX):
             back = {first: src for f, first, src in d.refilled if f == fid}
             if gone := [p for p in partners if p not in back]:
-                click.echo(f"{took} the rows of {', '.join(gone)} (the first dates of "
-                           f"its change pairs) out of {fid}, which keeps its other rows; to "
-                           "have theirs back: eominer change FIRST ANOTHER_DATE")
+                click.echo(f"{took} the rows of {', '.join(gone)} (mapped with it by "
+                           f"eominer change) out of {fid}, which keeps its other rows; to "
+                           f"have them back: eominer change {gone[0]} ANOTHER_DATE")
             for first, src in back.items():
                 click.echo(f"{'would take' if dry_run else 'took'} the rows of {first} in "
                            f"{fid} from its other pair instead ({src})")

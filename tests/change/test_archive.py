@@ -189,7 +189,7 @@ def test_removing_a_date_takes_its_pairs_rows_out_and_keeps_the_set(two_pairs, d
         store.execute("DELETE FROM sessions WHERE session_id = ?", (sid,))
     main(["products", "remove", b2, "--yes", "--db", db_url])
     out = capsys.readouterr().out
-    assert (f"took the rows of {b1} (the first dates of its change pairs) out of {fid}, "
+    assert (f"took the rows of {b1} (mapped with it by eominer change) out of {fid}, "
             "which keeps its other rows") in out
     with open_store(db_url) as store:
         assert store.feature_set(fid) is not None

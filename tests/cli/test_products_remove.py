@@ -189,7 +189,7 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
     assert all(store.feature_set(f) is None for f in sets)
     assert not ann.index_dir(store, sets[0], LEVEL).exists()
     for fid in archive_sets:  # the archive's sets stay, without this pair's rows
-        assert f"took the rows of {p1} (the first dates of its change pairs) out of {fid}" \
+        assert f"took the rows of {p1} (mapped with it by eominer change) out of {fid}" \
             in r.output
         fs = store.require_feature_set(fid)
         assert store.count_features(fs) == 0 and p2 not in store.feature_set_sources(fid)
