@@ -273,9 +273,16 @@ def search_archive(store: Store, like: Sequence[int], feature_set_id: str, *,
     folder = index_dir(store, fs.feature_set_id, level)
     manifest = read_manifest(folder)
     if manifest is None or not manifest.shards:
-        raise SearchError(f"no index of feature set {fs.feature_set_id} at level {level}: "
-                          f"build it with `eominer index build {fs.feature_set_id} --level "
-                          f"{level}`")
+        # the examples' level may not be the one indexed: say which are
+        other = sorted(int(p.name.rsplit("-L", 1)[1]) for p in index_root(store).glob(
+            f"{fs.feature_set_id}-L*") if p.name.rsplit("-L", 1)[1].isdigit()
+            and (m := read_manifest(p)) is not None and m.shards)
+        whose = " (the example patches' level)" if found == [level] else ""
+        indexed = (f"; it is indexed at level(s) {', '.join(map(str, other))}: give "
+                   "examples of one of those" if other else "")
+        raise SearchError(f"no index of feature set {fs.feature_set_id} at level {level}"
+                          f"{whose}: build it with `eominer index build {fs.feature_set_id} "
+                          f"--level {level}`{indexed}")
     if manifest.columns != list(fs.columns):
         raise SearchError(f"the index of {fs.feature_set_id} was built for other columns: "
                           "rebuild it with `eominer index build --rebuild`")

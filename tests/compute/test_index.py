@@ -130,7 +130,9 @@ def test_bad_input_is_explicit(two_dates, tmp_path):
     with pytest.raises(SearchError, match=r"example patch\(es\) \[999999999\] are not in"):
         ann.search_archive(store, [999999999], fs.feature_set_id)
     coarse = int(store.patches(p1, 32)["patch_id"].to_numpy()[0])
-    with pytest.raises(SearchError, match="no index of feature set .* at level 32"):
+    with pytest.raises(SearchError, match=r"no index of feature set .* at level 32 \(the "
+                       r"example patches' level\): build it .*; it is indexed at level\(s\) "
+                       rf"{LEVEL}: give examples of one of those"):
         ann.search_archive(store, [coarse], fs.feature_set_id)
     folder = ann.index_dir(store, fs.feature_set_id, LEVEL)
     (folder / ann.MANIFEST).write_text("{not json")
