@@ -30,6 +30,7 @@ import numpy as np
 from eominer.change import tails as index_tails
 from eominer.change.align import CHANGE_BANDS, PairWarning, align_pair
 from eominer.change.archive import write_archive
+from eominer.change.dates import refresh as refresh_dates
 from eominer.change.maps import (
     DEFAULT_METHOD,
     FUSION,
@@ -312,6 +313,8 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
                     "cloud_fraction": run.cloud_fraction,
                     "patches_scored": len(patch_ids), "warnings": list(run.warnings)},
         )
+        # the features of both dates (`dates_` sets) follow the pair recorded last
+        refresh_dates(store, computed.first_id, computed.second_id)
     return replace(run, pair_id=pid, feature_set_id=fs.feature_set_id,
                    tails_feature_set_id=tails, patches_scored=len(patch_ids))
 

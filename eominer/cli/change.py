@@ -64,6 +64,39 @@ def _consecutive(store, tiles: tuple[str, ...], sensor: str | None,
     return found.pairs
 
 
+def _check_dates(store, names: tuple[str, ...], pairs: list[tuple[str, str]]) -> list:
+    """The sets of `--features`, checked before any map is computed: ingested products
+    on one grid, each date with rows of each set (eominer.change.dates)."""
+    from eominer.change.dates import check_sources
+
+    wanted = split_ids(names)
+    if not wanted:
+        return []
+    paths = [p for pair in pairs for p in pair if not store.product_exists(p)]
+    if paths:
+        raise click.UsageError(f"--features needs ingested products; {paths[0]} is not one "
+                               "(`eominer ingest` it first)")
+    sets = [store.require_feature_set(fid) for fid in store.resolve_feature_sets(wanted)]
+    check_sources(store, sets, pairs)
+    return sets
+
+
+def _write_dates(store, sources: list, pairs: list[tuple[str, str]]) -> None:
+    """`--features`: the features of both dates of each pair, one transaction a pair."""
+    from eominer.change.dates import register, write_pair
+
+    if not sources or not pairs:
+        return
+    for fs in sources:
+        dates, rows = register(store, fs), 0
+        for first, second in pairs:
+            with store.transaction():
+                rows += write_pair(store, dates, first, second)
+        click.echo(f"features of both dates: {dates.feature_set_id} ({len(dates.columns)} "
+                   f"columns: {fs.name} at date 1, date 2 and their difference), {rows:,} "
+                   f"patch rows of {len(pairs)} pair(s)")
+
+
 @click.command()
 @click.argument("before", required=False)
 @click.argument("after", required=False)
@@ -108,6 +141,11 @@ def _consecutive(store, tiles: tuple[str, ...], sensor: str | None,
 @click.option("--no-cloud-mask", is_flag=True,
               help="Score clouded pixels like clear ones (the default masks them); the "
               "run's feature sets get ids of their own.")
+@click.option("--features", "dates_of", multiple=True, metavar="SETS",
+              help="Also the features of both dates of these extracted sets (e.g. "
+              "spectral,gabor): per patch of the first date, the set's columns at date 1, "
+              "date 2 and their difference, in the set dates_<name> (every pair's rows; "
+              "ingested products on one grid; a pair done earlier only gets them).")
 @click.option("--progress-log", type=click.Path(dir_okay=False), default=None,
               help="With --pairs: also append one JSON line per finished pair to this file.")
 @db_option
@@ -117,7 +155,8 @@ def change(
     pairs_file: str | None, consecutive: bool, tiles: tuple[str, ...], sensor: str | None,
     since: dt.datetime | None, until: dt.datetime | None, max_cloud: float | None,
     address: str | None, num_cpus: int | None, workers: int | None, seed: int,
-    no_cloud_mask: bool, progress_log: str | None, db: str | None,
+    no_cloud_mask: bool, dates_of: tuple[str, ...], progress_log: str | None,
+    db: str | None,
 ) -> None:
     """Change map between BEFORE and AFTER: ingested product ids or product paths of the
     same place, both Sentinel-2 or both Sentinel-1 (same orbit). Writes a
@@ -148,6 +187,7 @@ def change(
         if many:
             pairs = read_pairs_file(pairs_file) if pairs_file else _consecutive(
                 store, tiles, sensor, since, until, max_cloud)
+            dated = _check_dates(store, dates_of, pairs)
 
             finished = []
 
@@ -181,11 +221,14 @@ def change(
                        f"run), {len(report.failed)} failed", err=True)
             for note in report.notes:
                 click.echo(f"note: {note}", err=True)
+            _write_dates(store, dated, [p for p, r in zip(pairs, report.runs) if r is not None])
             report.raise_for_failures()
             return
         assert before is not None and after is not None
+        dated = _check_dates(store, dates_of, [(before, after)])
         run = detect_change(before, after, method, out, store, seed,
                             mask_clouds=not no_cloud_mask,
                             progress=lambda msg: click.echo(msg, err=True),
                             fuse=tuple(fuse) if fuse else None, s1_method=s1_method)
         click.echo(_line(before, after, run))
+        _write_dates(store, dated, [(before, after)])

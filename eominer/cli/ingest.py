@@ -9,6 +9,7 @@ import click
 import pyarrow as pa
 
 from eominer.change.archive import PREFIX as ARCHIVE_PREFIX
+from eominer.change.dates import PREFIX as DATES_PREFIX
 from eominer.cli import db_option, ray_address_for, ray_address_option, split_ids
 from eominer.cli.output import render
 
@@ -274,7 +275,7 @@ def _say_removal(r: Removal, dry_run: bool = False) -> None:
                    + (f" (and {r.index_folders} index folder(s))" if r.index_folders else ""))
     for fid, partners in d.thinned_sets:
         took = "would take" if dry_run else "took"
-        if fid.startswith(ARCHIVE_PREFIX):
+        if fid.startswith((ARCHIVE_PREFIX, DATES_PREFIX)):
             back = {first: src for f, first, src in d.refilled if f == fid}
             if gone := [p for p in partners if p not in back]:
                 click.echo(f"{took} the rows of {', '.join(gone)} (mapped with it by "

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eominer.change.dates import columns as dates_columns
+from eominer.change.dates import pair_rows
 from eominer.errors import GridMismatchError, ProductReadError, SessionError
 
 if TYPE_CHECKING:
@@ -309,23 +311,17 @@ def pair_feature_set(store: Store, source: FeatureSet, pairs: Sequence[tuple[str
                      level: int) -> FeatureSet:
     """`pair_<name>`: per imgs_1 patch, the source columns at date 1, date 2 and their
     difference (date 2 - date 1), matched by window. Idempotent (same id, rows upserted)."""
-    cols = [f"{c}_{s}" for s in ("t1", "t2", "d") for c in source.columns]
+    cols = dates_columns(source)
     fs = store.register_feature_set(
         f"pair_{source.name}", PAIR_VERSION,
         {"source": source.feature_set_id, "pairs": [list(p) for p in pairs], "level": level},
         cols, sensor=source.sensor)
-    for p1, p2 in pairs:
-        ids1, X1, _ = store.read_features([source.feature_set_id], [p1], level)
-        ids2, X2, _ = store.read_features([source.feature_set_id], [p2], level)
-        key1, key2 = _window_keys(store, p1, ids1), _window_keys(store, p2, ids2)
-        at = {k: i for i, k in enumerate(key2.tolist())}
-        rows = np.asarray([at.get(k, -1) for k in key1.tolist()], np.int64)
-        ok = rows >= 0
-        if not ok.any():
+    for p1, p2 in pairs:  # the product's features of both dates (change.dates), one level
+        ids, X = pair_rows(store, source, p1, p2, level)
+        if not len(ids):
             raise SessionError(f"no common patches between {p1} and {p2} in "
                                f"{source.feature_set_id}: extract both dates first")
-        a, b = X1[ok], X2[rows[ok]]
-        store.write_features(fs, ids1[ok], np.concatenate([a, b, b - a], axis=1))
+        store.write_features(fs, ids, X)
     return fs
 
 
@@ -385,15 +381,6 @@ def _gathered(store: Store, name: str, params: dict, columns: Sequence[str],
         ids, X, _ = store.read_features([fid], [p1], level)
         store.write_features(fs, ids, X)
     return fs
-
-
-def _window_keys(store: Store, product_id: str, ids: np.ndarray) -> np.ndarray:
-    t = store.patches(product_id)
-    pid = t["patch_id"].to_numpy().astype(np.int64)
-    key = (t["level"].to_numpy().astype(np.int64) << 40) \
-        | (t["y_off"].to_numpy().astype(np.int64) << 20) | t["x_off"].to_numpy().astype(np.int64)
-    order = np.argsort(pid)
-    return key[order][np.searchsorted(pid[order], ids)]
 
 
 # ---- eo-learn TestEOPatch --------------------------------------------------------------

@@ -163,10 +163,14 @@ class CatalogMixin(StoreBase):
         their features in every feature set, their annotations (`eominer apply`'s
         scores) and saved-search rows, the pairs it is part of, and the feature sets
         computed from its pixels for other products' patches (`feature_sets_from`), but
-        of a fused S1+S2 set only its S2 partners' rows (`fused_rows_from`).
+        of a fused S1+S2 set, an archive change set or a `dates_` set only the rows that
+        came from it (`thinned_rows_from`; those of a first date's other pair take their
+        place where they can).
         Refused, writing nothing, while a session's scope holds it (archived ones too:
         their labels are an analyst's work) or uses such a set. Its files are the
         caller's (eominer.removal). `dry_run`: what it would take, nothing written."""
+        from eominer.change.dates import write_pair as write_dates
+
         rows = self.query("SELECT ard_path, source_path, ingested FROM products "
                           "WHERE product_id = ?", (product_id,))
         if not rows:
@@ -198,9 +202,10 @@ class CatalogMixin(StoreBase):
             return int(self.query(f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({rows})",
                                   params or (product_id,))[0][0])
 
-        # an archive change set's first date refilled from its other pair, last recorded
+        # a first date refilled from its other pair, last recorded: an archive change
+        # set's rows from that pair's own set, the features of both dates recomputed
         refill = [(fs, first, src) for fs, partners in thinned for first in partners
-                  if (src := self.archive_source(fs, first, without=product_id)) is not None]
+                  if (src := self._refill_source(fs, first, product_id)) is not None]
         with self.transaction():
             feature_rows = sum(count(t) for t in tables)  # the dropped sets' rows go whole
             feature_rows += sum(count(fs.table_name, theirs(partners), *partners)
@@ -216,6 +221,9 @@ class CatalogMixin(StoreBase):
                     self.execute("DELETE FROM feature_set_sources WHERE feature_set_id = ? "
                                  "AND product_id = ?", (fs.feature_set_id, product_id))
                 for fs, first, src in refill:
+                    if isinstance(src, str):  # the other date of the first's pair
+                        write_dates(self, fs, first, src)
+                        continue
                     for _, level in self.feature_levels(src.feature_set_id, [first]):
                         ids, X, _ = self.read_features([src.feature_set_id], [first], level)
                         self.write_features(fs, ids, X)
@@ -234,8 +242,8 @@ class CatalogMixin(StoreBase):
             shared=tuple(shared), copied_from=origin[0] if origin else None,
             dropped_sets=tuple(fs.feature_set_id for fs in derived),
             thinned_sets=tuple((fs.feature_set_id, partners) for fs, partners in thinned),
-            refilled=tuple((fs.feature_set_id, first, src.feature_set_id)
-                           for fs, first, src in refill))
+            refilled=tuple((fs.feature_set_id, first, f"{first} -> {src}" if isinstance(
+                src, str) else src.feature_set_id) for fs, first, src in refill))
 
     def refuse_if_held(self, product_id: str) -> None:
         """A StoreError naming the sessions whose scope holds the product, or that use a
@@ -256,10 +264,12 @@ class CatalogMixin(StoreBase):
         products whose rows came from its pixels (`product_pairs`):
         - a fused S1+S2 set (`sensor` 'S1+S2', eominer.fusion.featureset): the S2
           products paired with this S1 product;
-        - an archive change set (eominer.change.archive): the first dates of the change
-          pairs it is a later date of (its own rows, as a first date, go with its patches).
+        - an archive change set (eominer.change.archive) or the features of both dates
+          (eominer.change.dates): the first dates whose rows a change pair with this
+          product wrote (its own rows, as a first date, go with its patches).
         Every other set computed from its pixels goes whole (`feature_sets_from`)."""
         from eominer.change.archive import PAIR_KEYS, is_archive
+        from eominer.change.dates import is_dates
 
         sets = self.feature_sets_from(product_id)
         out = []
@@ -269,7 +279,7 @@ class CatalogMixin(StoreBase):
                 "ORDER BY first_id", (FUSION_PAIR_KIND, product_id)))
             out += [(fs, partners) for fs in fused]
         for fs in sets:
-            if not is_archive(fs):
+            if not (is_archive(fs) or is_dates(fs)):
                 continue
             firsts = {str(first) for first, second, params in self.query(
                 "SELECT first_id, second_id, params FROM product_pairs WHERE kind = ?",
@@ -277,9 +287,43 @@ class CatalogMixin(StoreBase):
                 if first != product_id and (second == product_id or product_id in {
                     str(v) for k, v in json.loads(params or "{}").items() if k in PAIR_KEYS})}
             # only the first dates whose rows there came from a pair with this product
-            out.append((fs, tuple(sorted(f for f in firsts if product_id in _dates(
-                self.archive_source(fs, f))))))
+            out.append((fs, tuple(sorted(f for f in firsts if product_id in (
+                _dates(self.archive_source(fs, f)) if is_archive(fs)
+                else set(self.last_change_pair(f) or ()))))))
         return out
+
+    def last_change_pair(self, first: str, without: str | None = None,
+                         ) -> tuple[str, ...] | None:
+        """The dates (first, second and a fused pair's S1 dates) of `first`'s change pair
+        recorded last (`without`: of those that do not involve that product): the pair
+        whose features of both dates `first` holds (eominer.change.dates)."""
+        from eominer.change.archive import PAIR_KEYS
+
+        for second, params in self.query(
+                "SELECT second_id, params FROM product_pairs WHERE kind = ? AND first_id = ? "
+                "ORDER BY created DESC, pair_id", (CHANGE_PAIR_KIND, first)):
+            extra = [str(v) for k, v in json.loads(params or "{}").items()
+                     if k in PAIR_KEYS and v]
+            dates = (first, str(second), *extra)
+            if without not in dates:
+                return dates
+        return None
+
+    def _refill_source(self, fs: FeatureSet, first: str,
+                       removed: str) -> FeatureSet | str | None:
+        """What `first`'s rows of `fs` come from once `removed` is gone: an archive change
+        set's other pair's own set; for the features of both dates, the other date of
+        `first`'s last pair left, when the source set has both dates on one grid."""
+        from eominer.change.dates import is_dates, same_grid
+
+        if not is_dates(fs):
+            return self.archive_source(fs, first, without=removed)
+        last = self.last_change_pair(first, without=removed)
+        source = str(fs.params.get("source"))
+        if last is None or not same_grid(self, first, last[1]) or not all(
+                self.feature_levels(source, [p]) for p in (first, last[1])):
+            return None
+        return last[1]
 
     def archive_source(self, archive: FeatureSet, first: str,
                        without: str | None = None) -> FeatureSet | None:

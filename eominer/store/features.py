@@ -364,14 +364,18 @@ class FeaturesMixin(StoreBase):
         """Feature sets with features for every one of `product_ids` at `level`, oldest
         first: the sets a session over these products can use (a change pair's own set,
         where it covers them, rather than the archive's set of its kind:
-        eominer.change.archive)."""
+        eominer.change.archive; the features of both dates of a set rather than the set
+        itself: eominer.change.dates)."""
         from eominer.change.archive import is_archive, same_kind
+        from eominer.change.dates import is_dates
 
         covering = [fid for fid, per in self.feature_coverage(product_ids, level).items()
                     if product_ids and all(per.get(p) for p in product_ids)]
         sets = [s for fid in covering if (s := self.feature_set(fid)) is not None]
+        # the features of both dates hold a set's own columns (date 1): not both
+        dated = {str(fs.params.get("source")) for fs in sets if is_dates(fs)}
         # a pair's own set covers the scope (one first date): not its archive set too
-        return [fs.feature_set_id for fs in sets if not (
+        return [fs.feature_set_id for fs in sets if fs.feature_set_id not in dated and not (
             is_archive(fs) and any(same_kind(fs, other) for other in sets))]
 
     def _features_sql(self, feature_set_ids: Sequence[str], product_ids: Sequence[str],
