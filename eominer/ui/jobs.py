@@ -183,16 +183,23 @@ class JobLauncher:
     def change(self, before: str, after: str, user: str) -> AppJob:
         return self.change_pairs([(before, after)], user)
 
-    def change_pairs(self, pairs: Sequence[tuple[str, str]], user: str) -> AppJob:
-        """`eominer change --pairs` of `pairs` (one job; a re-run keeps the done ones)."""
+    def change_pairs(self, pairs: Sequence[tuple[str, str]], user: str,
+                     both_dates: Sequence[str] = ()) -> AppJob:
+        """`eominer change --pairs` of `pairs` (one job; a re-run keeps the done ones);
+        `both_dates`: extracted sets whose features of both dates it writes too
+        (`--features`, eominer.change.dates)."""
         (before, after), more = pairs[0], len(pairs) - 1
         name = f"pairs_{before}__{after}" + (f"_and_{more}_more" if more else "")
         listed = self.folder / f"{name}.txt"
         self.folder.mkdir(parents=True, exist_ok=True)
         listed.write_text("".join(f"{a} {b}\n" for a, b in pairs), encoding="utf-8")
         label = f"change {before} -> {after}" + (f" and {more} more pair(s)" if more else "")
+        if both_dates:
+            label += f", with both dates' {', '.join(sorted(both_dates))}"
         return self.start(("change", *(p for pair in pairs for p in pair)), label,
-                          ["change", "--pairs", str(listed)], user)
+                          ["change", "--pairs", str(listed)]
+                          + (["--features", ",".join(sorted(both_dates))] if both_dates
+                             else []), user)
 
     def apply(self, model_id: str, threshold: float, user: str) -> AppJob:
         """Score every product with the model's features (`eominer apply`)."""
@@ -325,6 +332,9 @@ class JobsView(Viewer):
                                           css_classes=["eom-run-extract"], width=260)
         self._change = pn.widgets.Button(label="Change of the selected dates",
                                          css_classes=["eom-run-change"], width=230)
+        self._both_dates = pn.widgets.Checkbox(
+            label="with both dates' features of the sets chosen", value=False,
+            css_classes=["eom-change-both-dates"])
         self._encoder = pn.widgets.Button(label="Train the ssl encoder on the selected",
                                           css_classes=["eom-run-encoder"], width=270)
         self._encoder_bands = pn.widgets.Select(
@@ -388,7 +398,12 @@ class JobsView(Viewer):
                     raise SessionError(f"no two of the {len(ids)} selected products are dates "
                                        "of one place (an S2 tile's grid, an S1 orbit)")
                 pairs = found.pairs
-            job = self.launcher.change_pairs(pairs, self.state.user)
+            both = list(self._features.value) if self._both_dates.value else []
+            if self._both_dates.value and not both:
+                raise SessionError("choose the feature sets whose both dates' features to "
+                                   "write (Feature sets to extract), or untick 'with both "
+                                   "dates' features'")
+            job = self.launcher.change_pairs(pairs, self.state.user, both)
             self.state.say(f"{job.label} started in its own process", "success")
         self.refresh()
 
@@ -486,7 +501,7 @@ class JobsView(Viewer):
         return pn.Column(
             pn.pane.Markdown("#### Batch jobs (Ray, in their own processes)"),
             pn.Row(self._features, self._ssl_model, self._neighbours, self._extract,
-                   self._change),
+                   pn.Column(self._change, self._both_dates)),
             pn.Row(self._encoder_bands, self._encoder_epochs, self._encoder),
             self._list, pn.Row(self._running, self._stop),
             pn.Row(self._stopped, self._resume), sizing_mode="stretch_width")

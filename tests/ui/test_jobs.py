@@ -160,7 +160,17 @@ def test_change_of_more_than_two_selected_dates_pairs_each_with_its_next(oscd, t
         chosen[:] = ids["paris"][::-1]  # newest first: still in date order
         view._run_change()
         assert Path(calls[1][0][2][-1]).read_text() == " ".join(ids["paris"]) + "\n"
+        assert "--features" not in calls[1][0][2]
+        view._both_dates.value = True  # and both dates' features of the sets chosen
+        view._features.value = ["spectral", "gabor"]
+        view._run_change()
+        assert calls[2][0][2][-2:] == ["--features", "gabor,spectral"]
+        assert calls[2][0][1].endswith(", with both dates' gabor, spectral")
+        view._features.value = []
+        view._run_change()
+        assert state.severity == "error" and "choose the feature sets whose both dates'" in \
+            state.message and len(calls) == 3
         chosen[:] = ids["paris"][:1]
         view._run_change()
         assert state.severity == "error" and "select 2 products of the same place" in \
-            state.message and len(calls) == 2
+            state.message and len(calls) == 3
