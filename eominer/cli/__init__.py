@@ -195,6 +195,46 @@ def split_ids(values: tuple[str, ...] | str | None) -> list[str]:
     return list(dict.fromkeys(v.strip() for t in texts for v in t.split(",") if v.strip()))
 
 
+def catalogue_options(within: str = ""):
+    """--tile, --sensor, --since, --until and --max-cloud: a part of the catalogue
+    (`eominer products`; `change --consecutive`, whose help says so with `within`)."""
+    cap = (lambda text: f"{within}: {text[0].lower()}{text[1:]}") if within else str
+    options = [
+        click.option("--tile", "tiles", multiple=True, metavar="TILES", help=cap(
+            "Only these tiles (MGRS, as 31UDQ or T31UDQ; comma-separated or repeated).")),
+        click.option("--sensor", type=click.Choice(["S1", "S2"]), default=None,
+                     help=cap("Only this one.")),
+        click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                     metavar="DATE", help=cap("Acquired on or after this day (YYYY-MM-DD).")),
+        click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                     metavar="DATE", help=cap("Acquired on or before this day (YYYY-MM-DD).")),
+        click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
+                     metavar="PCT", help=cap(
+                         "Cloud cover at most PCT % (Sentinel-1 is kept; an optical "
+                         "product whose cover is not known is left out).")),
+    ]
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
+def catalogue(store, tiles, sensor, since, until, max_cloud):
+    """The products `catalogue_options` choose (`Store.products`, oldest first)."""
+    import datetime as dt
+
+    if since and until and until < since:
+        raise click.BadParameter(f"{until:%Y-%m-%d} is before --since {since:%Y-%m-%d}",
+                                 param_hint="'--until'")
+    # MGRS tiles are stored without the "T" of the product names
+    wanted = [t[1:] if len(t) == 6 and t[0] in "Tt" else t for t in split_ids(tiles)]
+    return store.products(tiles=[w.upper() for w in wanted], sensor=sensor, since=since,
+                          before=until + dt.timedelta(days=1) if until else None,
+                          max_cloud=max_cloud)
+
+
 def ray_address_option(param: str = "ray_address", note: str = ""):
     """`--ray-address` of the commands that run a job on Ray (`param`: the function's
     argument; `note`: what else to say). $EOMINER_RAY_ADDRESS is its default: set it

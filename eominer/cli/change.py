@@ -7,6 +7,8 @@ import datetime as dt
 import click
 
 from eominer.cli import (
+    catalogue,
+    catalogue_options,
     db_option,
     ray_address_for,
     ray_address_option,
@@ -47,10 +49,7 @@ def _consecutive(store, tiles: tuple[str, ...], sensor: str | None,
     """The pairs of consecutive dates of the chosen products, said before they run."""
     from eominer.change.consecutive import consecutive_pairs
 
-    wanted = [t[1:] if len(t) == 6 and t[0] in "Tt" else t for t in split_ids(tiles)]
-    rows = store.products(tiles=[w.upper() for w in wanted], sensor=sensor, since=since,
-                          before=until + dt.timedelta(days=1) if until else None,
-                          max_cloud=max_cloud).to_pylist()
+    rows = catalogue(store, tiles, sensor, since, until, max_cloud).to_pylist()
     found = consecutive_pairs(rows)
     for note in found.notes:
         click.echo(f"note: {note}", err=True)
@@ -121,18 +120,7 @@ def _write_dates(store, sources: list, pairs: list[tuple[str, str]]) -> None:
               "place (an S2 tile's grid; an S1 relative orbit and pass, overlapping), "
               "optionally of some tiles, sensor, dates or cloud cover (the options below, "
               "as `eominer products` takes them). Runs like --pairs.")
-@click.option("--tile", "tiles", multiple=True, metavar="TILES",
-              help="With --consecutive: only these tiles (31UDQ or T31UDQ; comma-separated "
-              "or repeated).")
-@click.option("--sensor", type=click.Choice(["S1", "S2"]), default=None,
-              help="With --consecutive: only this sensor.")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="DATE",
-              help="With --consecutive: acquired on or after this day.")
-@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="DATE",
-              help="With --consecutive: acquired on or before this day.")
-@click.option("--max-cloud", type=click.FloatRange(0, 100), default=None, metavar="PCT",
-              help="With --consecutive: leave out optical products whose cloud cover is "
-              "above PCT %% (the pairs bridge over them).")
+@catalogue_options(within="With --consecutive")
 @ray_address_option("address", ", with --pairs")
 @click.option("--num-cpus", type=click.IntRange(min=1), default=None,
               help="CPUs of a local Ray (with --pairs).")

@@ -10,7 +10,14 @@ import pyarrow as pa
 
 from eominer.change.archive import PREFIX as ARCHIVE_PREFIX
 from eominer.change.dates import PREFIX as DATES_PREFIX
-from eominer.cli import db_option, ray_address_for, ray_address_option, split_ids
+from eominer.cli import (
+    catalogue,
+    catalogue_options,
+    db_option,
+    ray_address_for,
+    ray_address_option,
+    split_ids,
+)
 from eominer.cli.output import render
 
 if TYPE_CHECKING:
@@ -151,16 +158,7 @@ def _stack_bands(prod) -> list[str]:
 @click.group(invoke_without_command=True)
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-@click.option("--tile", "tiles", multiple=True, metavar="TILES",
-              help="Only these tiles (MGRS, as 31UDQ or T31UDQ; comma-separated or repeated).")
-@click.option("--sensor", type=click.Choice(["S1", "S2"]), default=None, help="Only this one.")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="DATE",
-              help="Acquired on or after this day (YYYY-MM-DD).")
-@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="DATE",
-              help="Acquired on or before this day (YYYY-MM-DD).")
-@click.option("--max-cloud", type=click.FloatRange(0, 100), default=None, metavar="PCT",
-              help="Cloud cover at most PCT %% (Sentinel-1 is kept; an optical product "
-              "whose cover is not known is left out).")
+@catalogue_options()
 @click.option("--features", "with_features", is_flag=True,
               help="Add the feature sets extracted for each product: a name alone covers "
               "all its patches; 'gabor 40%' a part (what `eominer extract` has left).")
@@ -176,16 +174,9 @@ def products(ctx: click.Context, db: str | None, fmt: str, tiles: tuple[str, ...
 
     if ctx.invoked_subcommand is not None:
         return
-    if since and until and until < since:
-        raise click.BadParameter(f"{until:%Y-%m-%d} is before --since {since:%Y-%m-%d}",
-                                 param_hint="'--until'")
-    # MGRS tiles are stored without the "T" of the product names
-    wanted = [t[1:] if len(t) == 6 and t[0] in "Tt" else t for t in split_ids(tiles)]
     with open_store(db) as store:
-        t = store.products(tiles=[w.upper() for w in wanted], sensor=sensor, since=since,
-                           before=until + dt.timedelta(days=1) if until else None,
-                           max_cloud=max_cloud)
-        if not t.num_rows and (wanted or sensor or since or until or max_cloud is not None):
+        t = catalogue(store, tiles, sensor, since, until, max_cloud)
+        if not t.num_rows and (tiles or sensor or since or until or max_cloud is not None):
             _say_what_there_is(store)
         sets = _feature_sets_of(store, t) if with_features else None
     cols = ["product_id", "sensor", "platform", "processing_level", "processing_baseline",
