@@ -71,9 +71,10 @@ def write_archive(store: Store, pair_set: FeatureSet, first_id: str, sources: Se
 
 
 def archive_pair_set(store: Store, pair_set_id: str | None) -> FeatureSet | None:
-    """A pair's set mapped before archive sets existed: its rows join the archive set
-    (a resumed `eominer change --pairs` job; nothing is recomputed). None when there is
-    nothing to do."""
+    """A pair's set mapped before archive sets existed: its rows join the archive set,
+    unless its first date has rows there already (the upgrade to schema version 12,
+    `Store.backfill_archive_sets`, newest pair first; a resumed `eominer change --pairs`
+    job). Nothing is recomputed. None when there is nothing to do."""
     pair_set = store.feature_set(pair_set_id) if pair_set_id else None
     if pair_set is None or not is_pair_set(pair_set):
         return None

@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -85,11 +85,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     10: (),
     # version 11: when a job's process last said it lives (its runs of before: NULL)
     11: ("ALTER TABLE job_drivers ADD COLUMN seen TIMESTAMP",),
+    # version 12: the archive's change sets (eominer.change.archive), filled from the
+    # pairs recorded before by DATA_MIGRATIONS
+    12: (),
 }
 # Upgrades that compute rows from the data (a Store method, run by `init_schema` after
 # the DDL of that version, in the same transaction).
 DATA_MIGRATIONS: dict[int, str] = {6: "backfill_feature_ranges",
-                                   8: "backfill_feature_set_sources"}
+                                   8: "backfill_feature_set_sources",
+                                   12: "backfill_archive_sets"}
 
 # Patch ids per block of `feature_ranges` (2**16): a 10M-patch scope is ~150 blocks.
 RANGE_BLOCK_BITS = 16

@@ -262,10 +262,10 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 11
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 12
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 11
+        assert SCHEMA_VERSION == 12
         # version 7: where the file is opened; an upgraded database is nobody's copy
         here = upgraded.file_path()  # None for a MonetDB server: no row
         assert upgraded.query("SELECT path FROM database_paths") == ([(here,)] if here else [])
@@ -405,10 +405,10 @@ def test_version_4_database_is_upgraded_in_place(store):
     _make_v4(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> ... -> 11
+    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> ... -> 12
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (4,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 11
+        assert SCHEMA_VERSION == 12
         cols = [c for c, _ in ROUND_VERIFY_COLUMNS]
         rows = upgraded.query(f"SELECT {', '.join(cols)} FROM rounds ORDER BY round")
         assert [[v is None or v != v for v in r] for r in rows] == [[True] * len(cols)] * 2
@@ -584,3 +584,36 @@ def test_a_copied_file_knows_its_original_and_a_moved_one_does_not(tmp_path):
                 ][-3:] == [str(tmp_path / n) for n in ("moved.duckdb", "linked.duckdb",
                                                        "moved.duckdb")]
 
+
+
+def test_version_11_database_gains_the_archives_change_sets(store):
+    """A database of schema version 11 has each change pair's own sets only: upgraded, the
+    archive's sets (eominer.change.archive) hold every pair's rows, a first date of two
+    pairs those of the pair recorded last, and the pairs' own sets are unchanged."""
+    import numpy as np
+
+    from tests.store.rows import T0, add_product
+
+    ids = {p: add_product(store, p, T0 + dt.timedelta(days=k), 1 + 100 * k)
+           for k, p in enumerate(("A1", "A2", "A3", "B1", "B2"))}
+    for k, (first, second) in enumerate((("A1", "A2"), ("A1", "A3"), ("B1", "B2"))):
+        own = store.register_feature_set("change_cva", 2, {"method": "cva", "first": first,
+                                                           "second": second},
+                                         ["change_prob_mean"], "S2", sources=(first, second))
+        store.write_features(own, np.array(ids[first]), np.full((8, 1), k + 1.0, np.float32))
+        pid = store.record_pair("change", first, second, method="cva",
+                                params={"feature_set_id": own.feature_set_id})
+        store.execute("UPDATE product_pairs SET created = ? WHERE pair_id = ?",
+                      (T0 + dt.timedelta(hours=k), pid))
+    assert not store.feature_sets("archive_change_cva")
+    with reopened_as(store, 11) as upgraded:
+        (archive,) = upgraded.feature_sets("archive_change_cva")
+        assert archive.params == {"method": "cva"}
+        values = dict(upgraded.query(
+            f"SELECT p.product_id, MAX(f.change_prob_mean) FROM {archive.table_name} f "
+            "JOIN patches p ON p.patch_id = f.patch_id GROUP BY p.product_id"))
+        assert values == {"A1": 2.0, "B1": 3.0}  # A1 -> A3, recorded after A1 -> A2
+        assert upgraded.count_features(archive) == 16
+        assert sorted(upgraded.feature_set_sources(archive.feature_set_id)) == [
+            "A1", "A3", "B1", "B2"]
+        assert len(upgraded.feature_sets("change_cva")) == 3
