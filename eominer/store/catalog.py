@@ -73,10 +73,11 @@ class RemovedProduct:
     # feature sets computed from its pixels for other products' patches, dropped whole
     dropped_sets: tuple[str, ...] = ()
     # sets that keep their other rows (`thinned_rows_from`): set id -> the products whose
-    # rows went (a fused set's S2 partners; an archive change set's first dates)
+    # rows went (a fused set's S2 partners; an archive change or `dates_` set's first
+    # dates)
     thinned_sets: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    # of those, archive change sets' first dates whose rows came back from another pair
-    # of theirs: (set id, first date, that pair's own set id)
+    # of those first dates, the ones whose rows came back from another pair of theirs:
+    # (set id, first date, that pair's own set id, or "first -> second" for `dates_`)
     refilled: tuple[tuple[str, str, str], ...] = ()
 
 
@@ -194,6 +195,7 @@ class CatalogMixin(StoreBase):
         gone = {fs.table_name for fs in derived}
         tables = [t for (t,) in self.query("SELECT table_name FROM feature_sets ORDER BY "
                                            "table_name") if t not in gone]
+
         def theirs(partners: Sequence[str]) -> str:
             return ("SELECT patch_id FROM patches WHERE product_id IN "
                     f"({', '.join('?' for _ in partners)})")
