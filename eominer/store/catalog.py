@@ -280,15 +280,16 @@ class CatalogMixin(StoreBase):
                 "SELECT DISTINCT first_id FROM product_pairs WHERE kind = ? AND second_id = ? "
                 "ORDER BY first_id", (FUSION_PAIR_KIND, product_id)))
             out += [(fs, partners) for fs in fused]
-        for fs in sets:
-            if not (is_archive(fs) or is_dates(fs)):
-                continue
-            firsts = {str(first) for first, second, params in self.query(
-                "SELECT first_id, second_id, params FROM product_pairs WHERE kind = ?",
-                (CHANGE_PAIR_KIND,))
-                if first != product_id and (second == product_id or product_id in {
-                    str(v) for k, v in json.loads(params or "{}").items() if k in PAIR_KEYS})}
-            # only the first dates whose rows there came from a pair with this product
+        by_pairs = [fs for fs in sets if is_archive(fs) or is_dates(fs)]
+        if not by_pairs:
+            return out
+        # the first dates of the change pairs this product is a later date of
+        firsts = {str(first) for first, second, params in self.query(
+            "SELECT first_id, second_id, params FROM product_pairs WHERE kind = ?",
+            (CHANGE_PAIR_KIND,))
+            if first != product_id and (second == product_id or product_id in {
+                str(v) for k, v in json.loads(params or "{}").items() if k in PAIR_KEYS})}
+        for fs in by_pairs:  # only those whose rows there came from a pair with it
             out.append((fs, tuple(sorted(f for f in firsts if product_id in (
                 _dates(self.archive_source(fs, f)) if is_archive(fs)
                 else set(self.last_change_pair(f) or ()))))))
