@@ -11,11 +11,13 @@ Order, so that no step leaves an answer that names a removed patch:
    their features, annotations and saved-search rows, its pairs, and the feature sets
    computed from its pixels for other products' patches (`feature_set_sources`: a
    change pair's sets on its first date, a time series' sets on its grid), whole: no
-   row of theirs is right without it; of a fused S1+S2 set, only the rows of the S2
-   products paired with it (the others came from other S1 products). Refused in step 1
-   while a session uses one (a fused set: one over those S2 products); the dropped
-   sets' nearest-neighbour indexes go after the transaction, the partners' shards of a
-   fused set's index before it, with the product's own;
+   row of theirs is right without it; of a set kept per product (a fused S1+S2 set, the
+   archive's change sets, the features of both dates), only the rows computed from it
+   (`feature_row_sources`), computed again from another partner or pair where one is
+   left. Refused in step 1 while a session uses one (a set kept per product: one over
+   the products whose rows go); the dropped sets' nearest-neighbour indexes go after
+   the transaction, the shards of those products in a kept set's index before it, with
+   the product's own (`eominer index build` puts back those computed again);
 4. its files: the ARD COG and the layers of its pairs. A crash before this leaves files
    no row names (disk only). A database copied from another that still exists keeps
    the files its rows named when it was copied: the original names them too
@@ -34,7 +36,7 @@ from eominer.errors import StoreError
 
 if TYPE_CHECKING:
     from eominer.store import Store
-    from eominer.store.catalog import RemovedProduct
+    from eominer.store.removal import RemovedProduct
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ later, needs one set across pairs. So each pair's rows are also written to
 `archive_<name>` (`archive_change_selftrain_regression`, `archive_diff_tails`): the same
 columns and parameters less the dates, rows on the first date of every pair mapped with
 them. A product that is the first date of two pairs holds the rows of the one recorded
-last (`Store.archive_source`). Removing a product takes out the rows that its pairs
-wrote, and puts back those of the first date's other pair, recorded last, where it has
-one (its own set still holds them); the set stays (`Store.thinned_rows_from`).
+last (`Store.archive_source`); which dates they were computed from is recorded with them
+(`feature_row_sources`). Removing a product takes out the rows computed from it, and
+puts back those of the first date's other pair, recorded last, where it has one (its
+own set still holds them: `refill`); the set stays (`Store.thinned_rows_from`).
 
 A session's default sets (`Store.covering_feature_sets`) leave an archive set out when a
 pair's own set of the same kind covers the scope (one first date: the pair's set, as
@@ -27,6 +28,7 @@ import numpy as np
 if TYPE_CHECKING:
     from eominer.store import Store
     from eominer.store.features import FeatureSet
+    from eominer.store.removal import Refill
 
 PREFIX = "archive_"
 # the parameters that name a pair's dates: not part of the archive set's identity
@@ -60,21 +62,42 @@ def same_kind(archive: FeatureSet, pair_set: FeatureSet) -> bool:
 def write_archive(store: Store, pair_set: FeatureSet, first_id: str, sources: Sequence[str],
                   patch_ids: np.ndarray, values: np.ndarray) -> FeatureSet:
     """`pair_set`'s rows (on `first_id`'s patches) into its archive set, in place of
-    what an earlier pair of `first_id` wrote there. In the caller's transaction."""
+    what an earlier pair of `first_id` wrote there, with the dates they come from
+    (`sources`). In the caller's transaction."""
     name, params = archive_of(pair_set)
     fs = store.register_feature_set(name, pair_set.version, params, list(pair_set.columns),
                                     sensor=pair_set.sensor, sources=sources)
     store.execute(f"DELETE FROM {fs.table_name} WHERE patch_id IN "
                   "(SELECT patch_id FROM patches WHERE product_id = ?)", (first_id,))
     store.write_features(fs, patch_ids, values)
+    store.record_row_sources(fs.feature_set_id, first_id, sources)
     return fs
+
+
+def pair_dates(pair_set: FeatureSet) -> list[str]:
+    """The products a pair's set was computed from: its dates, a fused pair's S1 dates."""
+    return [str(pair_set.params[k]) for k in PAIR_KEYS if pair_set.params.get(k)]
+
+
+def copy_pair_rows(store: Store, pair_set: FeatureSet, first: str) -> FeatureSet | None:
+    """The rows a pair's own set holds on `first` (every level) into its archive set, in
+    place of `first`'s rows there; nothing is recomputed. None: it holds none."""
+    got = [store.read_features([pair_set.feature_set_id], [first], lv)[:2] for lv in sorted(
+        {lv for _, lv in store.feature_levels(pair_set.feature_set_id, [first])})]
+    got = [(ids, X) for ids, X in got if len(ids)]
+    if not got:
+        return None
+    with store.transaction():
+        return write_archive(store, pair_set, first, pair_dates(pair_set),
+                             np.concatenate([ids for ids, _ in got]),
+                             np.concatenate([X for _, X in got]))
 
 
 def archive_pair_set(store: Store, pair_set_id: str | None) -> FeatureSet | None:
     """A pair's set mapped before archive sets existed: its rows join the archive set,
     unless its first date has rows there already (the upgrade to schema version 12,
     `Store.backfill_archive_sets`, newest pair first; a resumed `eominer change --pairs`
-    job). Nothing is recomputed. None when there is nothing to do."""
+    job). None when there is nothing to do."""
     pair_set = store.feature_set(pair_set_id) if pair_set_id else None
     if pair_set is None or not is_pair_set(pair_set):
         return None
@@ -85,18 +108,15 @@ def archive_pair_set(store: Store, pair_set_id: str | None) -> FeatureSet | None
     if store.feature_set(existing.feature_set_id) is not None and len(
             store.feature_patch_ids(existing, first)):
         return None
-    ids = store.feature_patch_ids(pair_set, first)
-    if not len(ids):
+    return copy_pair_rows(store, pair_set, first)
+
+
+def refill(store: Store, archive: FeatureSet, first: str, removed: str) -> Refill | None:
+    """`first`'s rows of an archive set once `removed` is gone: those of its change pair
+    of the set's kind recorded last without it, from that pair's own set."""
+    from eominer.store.removal import Refill
+
+    src = store.archive_source(archive, first, without=removed)
+    if src is None:
         return None
-    levels = sorted({lv for _, lv in store.feature_levels(pair_set.feature_set_id, [first])})
-    sources = [first, str(pair_set.params["second"]),
-               *(str(pair_set.params[k]) for k in ("s1_first", "s1_second") if k in pair_set.params)]
-    with store.transaction():
-        out = None
-        for lv in levels:
-            got, X, _ = store.read_features([pair_set.feature_set_id], [first], lv)
-            if out is None:
-                out = write_archive(store, pair_set, first, sources, got, X)
-            else:
-                store.write_features(out, got, X)
-    return out
+    return Refill(src.feature_set_id, lambda: copy_pair_rows(store, src, first))

@@ -11,9 +11,10 @@ Like the archive's change sets (eominer.change.archive), one set holds every pai
 on each pair's first date, named `dates_<source set name>` with the source set's id as
 its identity. A first date holds the rows of its change pair recorded last: every
 `eominer change` run of an ingested pair rewrites the first date's rows of each
-`dates_` set whose source both dates have, and removing a product takes out the rows it
-was part of and puts back those of the first date's other pair, where one is left
-(`Store.thinned_rows_from`). Both dates must be on one grid (a patch is matched by its
+`dates_` set whose source both dates have, recording the second date as their source
+(`feature_row_sources`), and removing a product takes out the rows computed from it and
+puts back those of the first date's other pair, where one is left (`refill`,
+`Store.thinned_rows_from`). Both dates must be on one grid (a patch is matched by its
 level and pixel offsets): the pairs of one tile are.
 """
 
@@ -29,6 +30,7 @@ from eominer.errors import FeatureError
 if TYPE_CHECKING:
     from eominer.store import Store
     from eominer.store.features import FeatureSet
+    from eominer.store.removal import Refill
 
 PREFIX = "dates_"
 VERSION = 1
@@ -113,7 +115,21 @@ def write_pair(store: Store, dates: FeatureSet, first: str, second: str) -> int:
         if len(ids):
             store.write_features(dates, ids, X)
             n += len(ids)
+    store.record_row_sources(dates.feature_set_id, first, (second,))
     return n
+
+
+def refill(store: Store, dates: FeatureSet, first: str, removed: str) -> Refill | None:
+    """`first`'s rows once `removed` is gone: from the other date of its change pair
+    recorded last without it, when both dates have the source set on one grid."""
+    from eominer.store.removal import Refill
+
+    last = store.last_change_pair(first, without=removed)
+    source = str(dates.params.get("source"))
+    if last is None or not same_grid(store, first, last[1]) or not all(
+            store.feature_levels(source, [p]) for p in (first, last[1])):
+        return None
+    return Refill(f"{first} -> {last[1]}", lambda: write_pair(store, dates, first, last[1]))
 
 
 def refresh(store: Store, first: str, second: str) -> list[str]:

@@ -266,20 +266,25 @@ def _say_removal(r: Removal, dry_run: bool = False) -> None:
                    + (f" (and {r.index_folders} index folder(s))" if r.index_folders else ""))
     for fid, partners in d.thinned_sets:
         took = "would take" if dry_run else "took"
+        back = {p: src for f, p, src in d.refilled if f == fid}
+        gone = [p for p in partners if p not in back]
         if fid.startswith((ARCHIVE_PREFIX, DATES_PREFIX)):
-            back = {first: src for f, first, src in d.refilled if f == fid}
-            if gone := [p for p in partners if p not in back]:
+            if gone:
                 click.echo(f"{took} the rows of {', '.join(gone)} (mapped with it by "
                            f"eominer change) out of {fid}, which keeps its other rows; to "
                            f"have them back: eominer change {gone[0]} ANOTHER_DATE")
             for first, src in back.items():
-                click.echo(f"{'would take' if dry_run else 'took'} the rows of {first} in "
-                           f"{fid} from its other pair instead ({src})")
+                click.echo(f"{took} the rows of {first} in {fid} from its other pair "
+                           f"instead ({src})")
             continue
-        click.echo(f"{took} the rows of {', '.join(partners) or 'no product'} (paired with it) "
-                   f"out of fused set {fid}, which keeps its other rows; to have theirs "
-                   "back: eominer fusion pair (another S1 partner), then eominer fusion "
-                   "features")
+        if gone or not partners:
+            click.echo(f"{took} the rows of {', '.join(gone) or 'no product'} (paired with "
+                       f"it) out of fused set {fid}, which keeps its other rows; to have "
+                       "theirs back: eominer fusion pair (another S1 partner), then eominer "
+                       "fusion features")
+        for s2, src in back.items():
+            click.echo(f"{'would compute' if dry_run else 'computed'} the rows of {s2} in "
+                       f"fused set {fid} again from its other S1 partner(s) ({src})")
     if r.stranded_models:
         click.echo(f"saved model(s) {', '.join(r.stranded_models)} were trained on those "
                    f"sets: their rows stay, but they {can} no longer be applied (re-run "

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from eominer.change.archive import archive_of, is_archive, is_pair_set
 from eominer.features.neighbours import PREFIX as NEIGHBOURS
 from eominer.store.features import FeatureSet
+from eominer.store.fusion import FUSED_SENSOR
 
 SERIES_SETS = ("temporal", "ts_breaks")
 
@@ -42,7 +43,7 @@ def advice_for(fs: FeatureSet, product_ids: Sequence[str]) -> str:
         source = str(p["of"]).split("_v")[0]
         return (f"run `eominer extract --features {source} --neighbours "
                 f"{p.get('reach', 1)} --products {shown}` first")
-    if fs.sensor == "S1+S2":
+    if fs.sensor == FUSED_SENSOR:
         return ("run `eominer fusion pair` (an S1 partner for each S2 product), then "
                 "`eominer fusion features`")
     if fs.name in SERIES_SETS:

@@ -35,9 +35,11 @@ from eominer.fusion.features import (
     s2_descriptors,
 )
 from eominer.sensors import S2_REFLECTANCE_SCALE
+from eominer.store.fusion import FUSED_SENSOR
 
 if TYPE_CHECKING:
     from eominer.store import FeatureSet, Product, Store
+    from eominer.store.removal import Refill
 
 FUSED_NAME = "fused_s1s2"
 FUSED_VERSION = 1
@@ -119,7 +121,7 @@ def build_fused_features(
               "descriptors": descriptor_identity()}
     fs = store.register_feature_set(
         FUSED_NAME, FUSED_VERSION, params, [*S2_FEATURE_NAMES, *S1_FEATURE_NAMES, "s2_usable"],
-        sensor="S1+S2", sources=[p["s1_id"] for p in pairs],  # the S2 rows' S1 partners
+        sensor=FUSED_SENSOR, sources=[p["s1_id"] for p in pairs],  # the S2 rows' partners
     )
     total = 0
     for pair in pairs:
@@ -133,6 +135,8 @@ def build_fused_features(
             keep = has_valid_pixels(np.where(ok[:, None, None, None], s2p, 1.0), s1p)
             rows = np.hstack([fuse(x2, x1, weights), ok[:, None].astype(np.float32)])
             total += store.write_features(fs, ids[keep], rows[keep])
+        store.record_row_sources(fs.feature_set_id, pair["s2_id"], [pair["s1_id"]],
+                                 replace=False)
         if progress:
             progress(f"{pair['s2_id']}: fused features written")
     return fs, total
@@ -188,7 +192,7 @@ def fuse_feature_sets(
               "s1": fs1.feature_set_id}
     cols = [f"s2_{c}" for c in fs2.columns] + [f"s1_{c}" for c in fs1.columns] + ["s2_usable"]
     name = f"fused_{fs2.name}_{fs1.name}"[:64]
-    out = store.register_feature_set(name, FUSED_VERSION, params, cols, sensor="S1+S2",
+    out = store.register_feature_set(name, FUSED_VERSION, params, cols, sensor=FUSED_SENSOR,
                                      sources=[p["s1_id"] for p in pairs])
     total = 0
     for pair in pairs:
@@ -211,4 +215,32 @@ def fuse_feature_sets(
         A = np.where(ok[:, None], A, 0.0)
         rows = np.hstack([fuse(A, B, weights), ok[:, None].astype(np.float32)])
         total += store.write_features(out, ids2[keep], rows)
+        store.record_row_sources(out.feature_set_id, pair["s2_id"], [pair["s1_id"]],
+                                 replace=False)
     return out, total
+
+
+def refill(store: Store, fused: FeatureSet, s2_id: str, removed: str) -> Refill | None:
+    """`s2_id`'s rows of a fused set once its S1 partner `removed` is gone: computed again
+    from its other partners' pairs, at the levels it had rows at (a set of other
+    descriptors' parameters than today's cannot be: None)."""
+    from eominer.store.removal import Refill
+
+    pairs = [p for p in store.fusion_pairs(s2_id) if p["s1_id"] != removed]
+    levels = sorted({lv for _, lv in store.feature_levels(fused.feature_set_id, [s2_id])})
+    w1, w2 = (float(w) for w in fused.params.get("weights", (1.0, 1.0)))
+    if not pairs or not levels:
+        return None
+    if "s2" in fused.params and "s1" in fused.params:  # fuse_feature_sets'
+        def write() -> None:
+            for lv in levels:
+                fuse_feature_sets(store, str(fused.params["s2"]), str(fused.params["s1"]),
+                                  lv, (w1, w2), pairs)
+    elif fused.name == FUSED_NAME and fused.params.get("descriptors") == descriptor_identity():
+        def write() -> None:
+            for lv in levels:
+                build_fused_features(store, lv, (w1, w2), float(fused.params["min_valid"]),
+                                     pairs)
+    else:
+        return None
+    return Refill(", ".join(p["s1_id"] for p in pairs), write)

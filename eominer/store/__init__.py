@@ -25,13 +25,14 @@ from eominer.store.records import (
     SessionParams,
     SessionRecord,
 )
+from eominer.store.removal import RemovalMixin
 from eominer.store.scope import ScopeMixin
 from eominer.store.sessions import SessionsMixin
 from eominer.store.url import DatabaseURL, parse_url
 
 
-class Store(CatalogMixin, FeaturesMixin, JobsMixin, SessionsMixin, PairsMixin, FusionMixin,
-            ScopeMixin):
+class Store(CatalogMixin, RemovalMixin, FeaturesMixin, JobsMixin, SessionsMixin, PairsMixin,
+            FusionMixin, ScopeMixin):
     """The feature database. Open it with `open_store`; use it as a context manager.
 
     The type of every `store` parameter in eominer (import it under `TYPE_CHECKING`

@@ -144,6 +144,58 @@ class FeaturesMixin(StoreBase):
             "SELECT product_id FROM feature_set_sources WHERE feature_set_id = ? "
             "ORDER BY product_id", (fid,))]
 
+    def record_row_sources(self, fid: str, product_id: str, sources: Sequence[str],
+                           replace: bool = True) -> None:
+        """Of a set kept per product: `product_id`'s rows were computed from `sources`'
+        pixels besides its own (`feature_row_sources`), in place of what was recorded
+        (`replace=False`: as well, for rows written pair by pair). Also recorded as the
+        set's sources. A file never ingested is not a source. In the caller's
+        transaction, if any."""
+        given = [p for p in dict.fromkeys(sources) if p != product_id and self.query(
+            "SELECT COUNT(*) FROM products WHERE product_id = ?", (p,))[0][0]]
+        with self.transaction():
+            if replace:
+                self.execute("DELETE FROM feature_row_sources WHERE feature_set_id = ? AND "
+                             "product_id = ?", (fid, product_id))
+                have: set[str] = set()
+            else:
+                have = set(self.row_sources(fid).get(product_id, ()))
+            for p in given:
+                if p not in have:
+                    self.execute("INSERT INTO feature_row_sources VALUES (?, ?, ?)",
+                                 (fid, product_id, p))
+            self._add_sources(fid, given)
+
+    def row_sources(self, fid: str) -> dict[str, tuple[str, ...]]:
+        """Of a set kept per product: each product with rows in it -> the products its
+        rows were computed from besides its own ({}: a set of another kind, or none
+        recorded)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for product, source in self.query(
+                "SELECT product_id, source_id FROM feature_row_sources WHERE "
+                "feature_set_id = ? ORDER BY product_id, source_id", (fid,)):
+            out[product] = (*out.get(product, ()), source)
+        return out
+
+    def rows_computed_from(self, product_id: str) -> dict[str, tuple[str, ...]]:
+        """Set id -> the products whose rows in it were computed from `product_id`'s
+        pixels, over the sets kept per product that it is a source of."""
+        out: dict[str, tuple[str, ...]] = {}
+        for fid, product in self.query(
+                "SELECT feature_set_id, product_id FROM feature_row_sources WHERE "
+                "source_id = ? ORDER BY feature_set_id, product_id", (product_id,)):
+            out[fid] = (*out.get(fid, ()), product)
+        return out
+
+    def kept_per_product(self, fids: Sequence[str]) -> set[str]:
+        """Those of `fids` that are kept per product (rows in `feature_row_sources`)."""
+        if not fids:
+            return set()
+        marks = ", ".join("?" for _ in fids)
+        return {r[0] for r in self.query(
+            "SELECT DISTINCT feature_set_id FROM feature_row_sources WHERE feature_set_id "
+            f"IN ({marks})", tuple(fids))}
+
     def feature_sets_from(self, product_id: str) -> list[FeatureSet]:
         """The feature sets computed from the product's pixels for other products'
         patches (its change pairs' sets, the time series of stacks it is in)."""
@@ -166,7 +218,8 @@ class FeaturesMixin(StoreBase):
         fs = self.feature_set(fid)
         if fs is None:
             return
-        for table in ("feature_ranges", "feature_set_sources", "feature_sets"):
+        for table in ("feature_ranges", "feature_set_sources", "feature_row_sources",
+                      "feature_sets"):
             self.execute(f"DELETE FROM {table} WHERE feature_set_id = ?", (fid,))
         self.execute(f"DROP TABLE {fs.table_name}")
 

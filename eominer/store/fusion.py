@@ -12,6 +12,7 @@ import pyarrow as pa
 from eominer.store.base import StoreBase, utcnow
 
 FUSION_PAIR_KIND = "s1s2"
+FUSED_SENSOR = "S1+S2"  # the `sensor` of a fused set (eominer.fusion.featureset)
 
 
 class FusionMixin(StoreBase):

@@ -8,7 +8,7 @@ created by `create_feature_table`), so a changed parameter set never mixes rows.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 # Sentinel-2 product metadata columns (schema version 2), all nullable: NULL for S1,
 # stacks and products ingested by version 1.
@@ -88,12 +88,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version 12: the archive's change sets (eominer.change.archive), filled from the
     # pairs recorded before by DATA_MIGRATIONS
     12: (),
+    # version 13 adds the table `feature_row_sources` (created as a missing table), filled
+    # from the pairs that wrote the rows of the sets kept per product by DATA_MIGRATIONS
+    13: (),
 }
 # Upgrades that compute rows from the data (a Store method, run by `init_schema` after
 # the DDL of that version, in the same transaction).
 DATA_MIGRATIONS: dict[int, str] = {6: "backfill_feature_ranges",
                                    8: "backfill_feature_set_sources",
-                                   12: "backfill_archive_sets"}
+                                   12: "backfill_archive_sets",
+                                   13: "backfill_feature_row_sources"}
 
 # Patch ids per block of `feature_ranges` (2**16): a 10M-patch scope is ~150 blocks.
 RANGE_BLOCK_BITS = 16
@@ -345,6 +349,17 @@ TABLES: dict[str, str] = {
             feature_set_id VARCHAR(64) NOT NULL,
             product_id VARCHAR(200) NOT NULL,
             PRIMARY KEY (feature_set_id, product_id)
+        )""",
+    # of a set kept per product (a fused S1+S2 set, the archive's change sets, the
+    # features of both dates): the products whose pixels one product's rows were computed
+    # from besides its own (an S2 product's S1 partners, its change pair's other dates).
+    # Removing a source takes out those rows only; the set stays (Store.thinned_rows_from)
+    "feature_row_sources": """
+        CREATE TABLE feature_row_sources (
+            feature_set_id VARCHAR(64) NOT NULL,
+            product_id VARCHAR(200) NOT NULL,
+            source_id VARCHAR(200) NOT NULL,
+            PRIMARY KEY (feature_set_id, product_id, source_id)
         )""",
     "product_pairs": """
         CREATE TABLE product_pairs (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -74,3 +75,40 @@ def test_an_s1_product_removed_takes_its_partners_rows_not_the_fused_set(archive
     manifest = ann.read_manifest(folder)
     assert sorted(manifest.shards) == sorted(rest)
     assert not (folder / f"{partner}.usearch").exists()
+
+
+def test_an_s2_product_with_two_s1_partners_keeps_rows_from_the_one_that_stays(archive):
+    """An S2 product paired with two S1 products has fused rows computed from both pairs
+    (recorded: `feature_row_sources`). Removing one partner computes them again from the
+    other's pair, on its real pixels, where before the product lost every row. The
+    second partner here is another place's S1 product, with that place's pair layer
+    (every BigEarthNet patch is 120 x 120 px at 10 m, so the windows are the same): the
+    S2 product's S1 block becomes that layer's, its S2 block stays."""
+    from eominer.fusion.features import S2_FEATURE_NAMES
+
+    url, pairs, fs = archive
+    a, b = pairs[0], pairs[1]
+    fid, n2 = fs.feature_set_id, len(S2_FEATURE_NAMES)
+    with open_store(url) as store:
+        (other,) = store.fusion_pairs(b["s2_id"])
+        store.put_fusion_pair("s1s2_second_partner", a["s2_id"], b["s1_id"], 1.0, 1.0,
+                              other["layer_path"], other["params"])
+        assert build_fused_features(store, LEVEL)[0].feature_set_id == fid
+        assert store.row_sources(fid)[a["s2_id"]] == tuple(sorted((a["s1_id"], b["s1_id"])))
+        ids, before, _ = store.read_features([fid], [a["s2_id"]], LEVEL)
+        _, xb, _ = store.read_features([fid], [b["s2_id"]], LEVEL)
+        n_s1 = store.patches(a["s1_id"]).num_rows
+
+    r = CliRunner().invoke(cli, ["products", "remove", a["s1_id"], "--yes", "--db", url])
+    assert r.exit_code == 0, r.output
+    assert (f"removed {a['s1_id']}: {n_s1} patches, {len(ids)} feature rows") in r.output
+    assert (f"computed the rows of {a['s2_id']} in fused set {fid} again from its other S1 "
+            f"partner(s) ({b['s1_id']})") in r.output
+    assert "out of fused set" not in r.output
+    with open_store(url) as store:
+        got, after, _ = store.read_features([fid], [a["s2_id"]], LEVEL)
+        assert store.row_sources(fid)[a["s2_id"]] == (b["s1_id"],)
+        assert store.feature_set_sources(fid) == sorted(p["s1_id"] for p in pairs[1:])
+    np.testing.assert_array_equal(got, ids)  # every patch has its row again
+    np.testing.assert_array_equal(after[:, :n2], before[:, :n2])  # the S2 block
+    np.testing.assert_array_equal(after[:, n2:], xb[:, n2:])  # the other layer's S1 block

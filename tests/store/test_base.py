@@ -262,10 +262,10 @@ def test_version_1_database_is_upgraded_in_place(store):
     _make_v1(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 12
+    with open_store(url) as upgraded:  # init_schema migrates 1 -> 2 -> ... -> 13
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (1,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 12
+        assert SCHEMA_VERSION == 13
         # version 7: where the file is opened; an upgraded database is nobody's copy
         here = upgraded.file_path()  # None for a MonetDB server: no row
         assert upgraded.query("SELECT path FROM database_paths") == ([(here,)] if here else [])
@@ -405,10 +405,10 @@ def test_version_4_database_is_upgraded_in_place(store):
     _make_v4(store)
     url = store.url
     store.close()
-    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> ... -> 12
+    with open_store(url) as upgraded:  # init_schema migrates 4 -> 5 -> ... -> 13
         assert upgraded.query("SELECT version FROM schema_version ORDER BY version") == [
             (4,), (SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 12
+        assert SCHEMA_VERSION == 13
         cols = [c for c, _ in ROUND_VERIFY_COLUMNS]
         rows = upgraded.query(f"SELECT {', '.join(cols)} FROM rounds ORDER BY round")
         assert [[v is None or v != v for v in r] for r in rows] == [[True] * len(cols)] * 2
@@ -617,3 +617,51 @@ def test_version_11_database_gains_the_archives_change_sets(store):
         assert sorted(upgraded.feature_set_sources(archive.feature_set_id)) == [
             "A1", "A3", "B1", "B2"]
         assert len(upgraded.feature_sets("change_cva")) == 3
+        # and where each first date's rows come from (version 13)
+        assert upgraded.row_sources(archive.feature_set_id) == {"A1": ("A3",), "B1": ("B2",)}
+
+
+def test_version_12_database_records_where_its_kept_sets_rows_come_from(store):
+    """A database of schema version 12 (today's less `feature_row_sources`): upgraded, the
+    sets kept per product record what each product's rows were computed from, by the
+    pairs that wrote them. An archive change set's first date: its pair recorded last
+    (A1 -> A3, so removing A2 takes none of A1's rows); a `dates_` set's: that pair's
+    second date; a fused set's S2 product: its S1 partners. Other sets record nothing."""
+    import numpy as np
+
+    from tests.store.rows import T0, add_product
+
+    ids = {p: add_product(store, p, T0 + dt.timedelta(days=k), 1 + 100 * k)
+           for k, p in enumerate(("A1", "A2", "A3", "F2", "Q1", "Q2"))}
+    spectral = store.register_feature_set("spectral", 1, {}, ["a"], "S2")
+    archive = store.register_feature_set("archive_change_cva", 2, {"method": "cva"},
+                                         ["change_prob_mean"], "S2",
+                                         sources=("A1", "A2", "A3"))
+    dates = store.register_feature_set("dates_spectral", 1,
+                                       {"source": spectral.feature_set_id},
+                                       ["a_t1", "a_t2", "a_d"], "S2", sources=("A1", "A3"))
+    fused = store.register_feature_set("fused_s1s2", 1, {"weights": [1, 1]}, ["f"],
+                                       sensor="S1+S2", sources=("Q1", "Q2"))
+    for k, later in enumerate(("A2", "A3")):
+        own = store.register_feature_set("change_cva", 2, {"method": "cva", "first": "A1",
+                                                           "second": later},
+                                         ["change_prob_mean"], "S2", sources=("A1", later))
+        store.write_features(own, np.array(ids["A1"]), np.full((8, 1), k + 1.0, np.float32))
+        pid = store.record_pair("change", "A1", later, method="cva",
+                                params={"feature_set_id": own.feature_set_id})
+        store.execute("UPDATE product_pairs SET created = ? WHERE pair_id = ?",
+                      (T0 + dt.timedelta(hours=k), pid))
+    for fs, product, width in ((archive, "A1", 1), (dates, "A1", 3), (fused, "F2", 1),
+                               (spectral, "A2", 1)):
+        store.write_features(fs, np.array(ids[product]), np.ones((8, width), np.float32))
+    for s1 in ("Q1", "Q2"):
+        store.put_fusion_pair(f"F2~{s1}", "F2", s1, 1.0, 1.0, f"/layers/{s1}.tif", {})
+    with reopened_as(store, 12, "feature_row_sources") as upgraded:
+        assert upgraded.row_sources(archive.feature_set_id) == {"A1": ("A3",)}
+        assert upgraded.row_sources(dates.feature_set_id) == {"A1": ("A3",)}
+        assert upgraded.row_sources(fused.feature_set_id) == {"F2": ("Q1", "Q2")}
+        assert upgraded.row_sources(spectral.feature_set_id) == {}
+        assert {fs.feature_set_id: p for fs, p in upgraded.thinned_rows_from("A2")} == {
+            archive.feature_set_id: ()}
+        assert {fs.feature_set_id: p for fs, p in upgraded.thinned_rows_from("A3")} == {
+            archive.feature_set_id: ("A1",), dates.feature_set_id: ("A1",)}
