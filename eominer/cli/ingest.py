@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 import click
 import pyarrow as pa
 
-from eominer.change.archive import PREFIX as ARCHIVE_PREFIX
-from eominer.change.dates import PREFIX as DATES_PREFIX
 from eominer.cli import (
     catalogue,
     catalogue_options,
@@ -251,44 +249,7 @@ def remove(ctx: click.Context, product_ids: tuple[str, ...], yes: bool, dry_run:
 
 def _say_removal(r: Removal, dry_run: bool = False) -> None:
     """What `products remove` took out (or, `dry_run`, would take)."""
-    d = r.removed
-    remove, drop, delete, keep, can = (
-        ("would remove", "would drop", "to delete", "would keep", "could") if dry_run
-        else ("removed", "dropped", "deleted", "kept", "can"))
-    click.echo(
-        f"{remove} {d.product_id}: {d.patches:,} patches, {d.feature_rows:,} feature rows, "
-        f"{d.annotations:,} annotations, {d.search_results:,} saved-search rows, "
-        f"{len(d.pair_ids)} pair(s), {r.index_shards} index shard(s); {len(r.files)} "
-        f"file(s) {delete}")
-    if d.dropped_sets:
-        click.echo(f"{drop} {len(d.dropped_sets)} feature set(s) computed from its pixels "
-                   f"for other products' patches: {', '.join(d.dropped_sets)}"
-                   + (f" (and {r.index_folders} index folder(s))" if r.index_folders else ""))
-    for fid, partners in d.thinned_sets:
-        took = "would take" if dry_run else "took"
-        back = {p: src for f, p, src in d.refilled if f == fid}
-        gone = [p for p in partners if p not in back]
-        if fid.startswith((ARCHIVE_PREFIX, DATES_PREFIX)):
-            if gone:
-                click.echo(f"{took} the rows of {', '.join(gone)} (mapped with it by "
-                           f"eominer change) out of {fid}, which keeps its other rows; to "
-                           f"have them back: eominer change {gone[0]} ANOTHER_DATE")
-            for first, src in back.items():
-                click.echo(f"{took} the rows of {first} in {fid} from its other pair "
-                           f"instead ({src})")
-            continue
-        if gone or not partners:
-            click.echo(f"{took} the rows of {', '.join(gone) or 'no product'} (paired with "
-                       f"it) out of fused set {fid}, which keeps its other rows; to have "
-                       "theirs back: eominer fusion pair (another S1 partner), then eominer "
-                       "fusion features")
-        for s2, src in back.items():
-            click.echo(f"{'would compute' if dry_run else 'computed'} the rows of {s2} in "
-                       f"fused set {fid} again from its other S1 partner(s) ({src})")
-    if r.stranded_models:
-        click.echo(f"saved model(s) {', '.join(r.stranded_models)} were trained on those "
-                   f"sets: their rows stay, but they {can} no longer be applied (re-run "
-                   "eominer change / timeseries, then train a new session)")
-    if r.kept:
-        click.echo(f"{keep} {len(r.kept)} file(s) that {d.copied_from} names too (this "
-                   f"database is a copy of it): {', '.join(r.kept)}")
+    from eominer.removal import describe
+
+    for line in describe(r, dry_run):
+        click.echo(line)

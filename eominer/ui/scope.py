@@ -88,8 +88,10 @@ class ScopeView(Viewer):
         self._thumbs: dict[str, str] = {}
         from eominer.ui.archive import ArchiveSearchView
         from eominer.ui.jobs import JobsView
+        from eominer.ui.removal import RemoveProductsView
 
         self.jobs = JobsView(self.selected_ids, self.reload, state=self.state)
+        self.removal = RemoveProductsView(self.selected_ids, self.reload, state=self.state)
         self.archive = ArchiveSearchView(state=self.state)
         self.reload()
 
@@ -255,6 +257,7 @@ class ScopeView(Viewer):
             pn.pane.Markdown("### Products"),
             pn.Row(self._sensor, self._dates, self._bbox),
             self._table,
+            self.removal,
             pn.Row(self._aoi, self._aoi_file, sizing_mode="stretch_width"),
             self._where,
             pn.Row(self._level, self._max_cloud, self._fs),
