@@ -102,6 +102,14 @@ def block_ranges(patch_ids: np.ndarray, values: np.ndarray,
             np.fmax.reduceat(v, starts, axis=0).astype(np.float64)
 
 
+def _grouped(rows: Sequence[tuple]) -> dict[str, tuple[str, ...]]:
+    """(key, value) rows, ordered by key, as key -> its values."""
+    out: dict[str, tuple[str, ...]] = {}
+    for key, value in rows:
+        out[key] = (*out.get(key, ()), value)
+    return out
+
+
 class FeaturesMixin(StoreBase):
     def register_feature_set(
         self, name: str, version: int, params: dict[str, Any], columns: Sequence[str],
@@ -170,22 +178,16 @@ class FeaturesMixin(StoreBase):
         """Of a set kept per product: each product with rows in it -> the products its
         rows were computed from besides its own ({}: a set of another kind, or none
         recorded)."""
-        out: dict[str, tuple[str, ...]] = {}
-        for product, source in self.query(
-                "SELECT product_id, source_id FROM feature_row_sources WHERE "
-                "feature_set_id = ? ORDER BY product_id, source_id", (fid,)):
-            out[product] = (*out.get(product, ()), source)
-        return out
+        return _grouped(self.query(
+            "SELECT product_id, source_id FROM feature_row_sources WHERE feature_set_id = ? "
+            "ORDER BY product_id, source_id", (fid,)))
 
     def rows_computed_from(self, product_id: str) -> dict[str, tuple[str, ...]]:
         """Set id -> the products whose rows in it were computed from `product_id`'s
         pixels, over the sets kept per product that it is a source of."""
-        out: dict[str, tuple[str, ...]] = {}
-        for fid, product in self.query(
-                "SELECT feature_set_id, product_id FROM feature_row_sources WHERE "
-                "source_id = ? ORDER BY feature_set_id, product_id", (product_id,)):
-            out[fid] = (*out.get(fid, ()), product)
-        return out
+        return _grouped(self.query(
+            "SELECT feature_set_id, product_id FROM feature_row_sources WHERE source_id = ? "
+            "ORDER BY feature_set_id, product_id", (product_id,)))
 
     def kept_per_product(self, fids: Sequence[str]) -> set[str]:
         """Those of `fids` that are kept per product (rows in `feature_row_sources`)."""
