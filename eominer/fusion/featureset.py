@@ -125,21 +125,30 @@ def build_fused_features(
     )
     total = 0
     for pair in pairs:
-        for ids, s2p, s1p, cf in pair_patches(store, pair, level):
-            ok = usable_flags(s2p, cf, min_valid)
-            x2 = np.zeros((len(s2p), len(S2_FEATURE_NAMES)), np.float32)
-            if ok.any():
-                x2[ok] = s2_descriptors(s2p[ok])
-            x1 = s1_descriptors(s1p)
-            # a patch without valid pixels has no descriptors (the registry's zeros): skip it
-            keep = has_valid_pixels(np.where(ok[:, None, None, None], s2p, 1.0), s1p)
-            rows = np.hstack([fuse(x2, x1, weights), ok[:, None].astype(np.float32)])
-            total += store.write_features(fs, ids[keep], rows[keep])
+        for ids, rows in fused_pair_rows(store, pair, level, weights, min_valid):
+            total += store.write_features(fs, ids, rows)
         store.record_row_sources(fs.feature_set_id, pair["s2_id"], [pair["s1_id"]],
                                  replace=False)
         if progress:
             progress(f"{pair['s2_id']}: fused features written")
     return fs, total
+
+
+def fused_pair_rows(store: Store, pair: dict[str, Any], level: int,
+                    weights: tuple[float, float], min_valid: float,
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The fused rows of one pair's S2 patches at `level`, a row of patches at a time:
+    (patch ids, rows), from the S2 ARD and the pair's S1 layer."""
+    for ids, s2p, s1p, cf in pair_patches(store, pair, level):
+        ok = usable_flags(s2p, cf, min_valid)
+        x2 = np.zeros((len(s2p), len(S2_FEATURE_NAMES)), np.float32)
+        if ok.any():
+            x2[ok] = s2_descriptors(s2p[ok])
+        x1 = s1_descriptors(s1p)
+        # a patch without valid pixels has no descriptors (the registry's zeros): skip it
+        keep = has_valid_pixels(np.where(ok[:, None, None, None], s2p, 1.0), s1p)
+        rows = np.hstack([fuse(x2, x1, weights), ok[:, None].astype(np.float32)])
+        yield ids[keep], rows[keep]
 
 
 def _centres(t) -> tuple[np.ndarray, np.ndarray]:
@@ -231,16 +240,26 @@ def refill(store: Store, fused: FeatureSet, s2_id: str, removed: str) -> Refill 
     w1, w2 = (float(w) for w in fused.params.get("weights", (1.0, 1.0)))
     if not pairs or not levels:
         return None
-    if "s2" in fused.params and "s1" in fused.params:  # fuse_feature_sets'
-        def write() -> None:
+    partners = ", ".join(p["s1_id"] for p in pairs)
+    if "s2" in fused.params and "s1" in fused.params:  # fuse_feature_sets': stored rows
+        def join() -> None:
             for lv in levels:
                 fuse_feature_sets(store, str(fused.params["s2"]), str(fused.params["s1"]),
                                   lv, (w1, w2), pairs)
-    elif fused.name == FUSED_NAME and fused.params.get("descriptors") == descriptor_identity():
-        def write() -> None:
-            for lv in levels:
-                build_fused_features(store, lv, (w1, w2), float(fused.params["min_valid"]),
-                                     pairs)
-    else:
+
+        return Refill(partners, join)
+    if fused.name != FUSED_NAME or fused.params.get("descriptors") != descriptor_identity():
         return None
-    return Refill(", ".join(p["s1_id"] for p in pairs), write)
+    got: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def prepare() -> None:  # the pixels, read before the removal holds the database
+        got[:] = [r for lv in levels for p in pairs for r in fused_pair_rows(
+            store, p, lv, (w1, w2), float(fused.params["min_valid"]))]
+
+    def write() -> None:
+        for ids, rows in got:
+            store.write_features(fused, ids, rows)
+        for p in pairs:
+            store.record_row_sources(fused.feature_set_id, s2_id, [p["s1_id"]], replace=False)
+
+    return Refill(partners, write, prepare)

@@ -36,10 +36,12 @@ def _pair_files(layer_path: str | None, params: str) -> list[str]:
 class Refill:
     """How a product's rows of a set kept per product come back once one of the products
     they were computed from is removed: `write` writes them from `source` (in the
-    removal's transaction; it records their new sources)."""
+    removal's transaction; it records their new sources), after `prepare`, run before
+    that transaction, has read what takes long (pixels)."""
 
     source: str  # for the report: a pair's own set id, "first -> second", S1 partners
     write: Callable[[], object]
+    prepare: Callable[[], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,9 @@ class RemovalMixin(StoreBase):
         # a product's rows computed again without it, by the set's kind (`_refill`)
         refill = [(fs, p, r) for fs, partners in thinned for p in partners
                   if (r := self._refill(fs, p, product_id)) is not None]
+        for _, _, r in refill if not dry_run else ():
+            if r.prepare is not None:
+                r.prepare()
         with self.transaction():
             feature_rows = sum(count(t) for t in tables)  # the dropped sets' rows go whole
             feature_rows += sum(count(fs.table_name, theirs(partners), *partners)

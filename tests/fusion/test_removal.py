@@ -112,3 +112,42 @@ def test_an_s2_product_with_two_s1_partners_keeps_rows_from_the_one_that_stays(a
     np.testing.assert_array_equal(got, ids)  # every patch has its row again
     np.testing.assert_array_equal(after[:, :n2], before[:, :n2])  # the S2 block
     np.testing.assert_array_equal(after[:, n2:], xb[:, n2:])  # the other layer's S1 block
+
+
+def test_a_joined_fused_set_refills_from_the_stored_rows_of_the_other_partner(tmp_path):
+    """A fused set made by joining stored sets (`fuse_feature_sets`) computes an S2
+    product's rows again from its other S1 partner's stored rows, no pixel read: after
+    the partner that wrote them last goes, the rows equal those of a join with the other
+    partner alone. (Catalogue rows through the store API: the S1 products' patches lie
+    on the S2 product's, so each joins its S2 patch.)"""
+    from rasterio.crs import CRS
+
+    from eominer.fusion.featureset import fuse_feature_sets
+    from tests.store.rows import T0, add_product
+
+    with open_store(f"duckdb:///{tmp_path / 'j.duckdb'}") as store:
+        ids = {p: add_product(store, p, T0, 1 + 100 * k)
+               for k, p in enumerate(("A2", "Q1", "Q2"))}
+        store.execute("UPDATE products SET crs = ?", (CRS.from_epsg(32630).to_wkt(),))
+        spectral = store.register_feature_set("spectral", 1, {}, ["a", "b"], "S2")
+        sar = store.register_feature_set("sar", 1, {}, ["vv"], "S1")
+        store.write_features(spectral, np.array(ids["A2"]),
+                             np.arange(16, dtype=np.float32).reshape(8, 2))
+        for k, s1 in enumerate(("Q1", "Q2")):
+            store.write_features(sar, np.array(ids[s1]), np.full((8, 1), k + 1.0, np.float32))
+            store.put_fusion_pair(f"A2~{s1}", "A2", s1, 1.0, 1.0, "", {})
+        only_q1 = [p for p in store.fusion_pairs("A2") if p["s1_id"] == "Q1"]
+        fs, _ = fuse_feature_sets(store, spectral.feature_set_id, sar.feature_set_id, 32,
+                                  pairs=only_q1)
+        _, expected, _ = store.read_features([fs.feature_set_id], ["A2"], 32)
+        fuse_feature_sets(store, spectral.feature_set_id, sar.feature_set_id, 32)
+        _, both, _ = store.read_features([fs.feature_set_id], ["A2"], 32)
+        assert store.row_sources(fs.feature_set_id) == {"A2": ("Q1", "Q2")}
+        assert not np.array_equal(both, expected)  # Q2's rows, written last
+
+        r = store.remove_product("Q2")
+        assert r.refilled == ((fs.feature_set_id, "A2", "Q1"),)
+        got, after, _ = store.read_features([fs.feature_set_id], ["A2"], 32)
+        assert len(got) == 4
+        np.testing.assert_array_equal(after, expected)
+        assert store.row_sources(fs.feature_set_id) == {"A2": ("Q1",)}
