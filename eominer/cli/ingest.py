@@ -226,10 +226,12 @@ def remove(ctx: click.Context, product_ids: tuple[str, ...], yes: bool, dry_run:
     """Remove products from the workspace: their rows, patches, features, annotations,
     saved-search rows and pairs, their nearest-neighbour index shards, their ARD files
     and pair layers, and the feature sets computed from their pixels for other
-    products' patches (a change pair's sets on its first date, a time series' sets).
-    Refused while a session's scope holds one, or a session uses such a set (nothing is
-    removed). Before asking, it says what would go (--dry-run: only that).
-    Ingest the product again to have it back."""
+    products' patches (a change pair's sets on its first date, a time series' sets);
+    of a fused, archive change or both-dates set only the rows computed from them,
+    computed again from another partner or pair where one is left. Refused while a
+    session's scope holds one, or a session uses such a set (nothing is removed).
+    Before asking, it says what would go (--dry-run: only that). Ingest the product
+    again to have it back."""
     from eominer.removal import remove_products
     from eominer.store import open_store
 
