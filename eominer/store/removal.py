@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 def _pair_files(layer_path: str | None, params: str) -> list[str]:
     """A pair's files: its layer and any `*_path` its parameters name (the binary map)."""
-    import json
-
     try:
         extra = json.loads(params or "{}")
     except ValueError:
@@ -66,8 +64,8 @@ class RemovedProduct:
     # rows went (a fused set's S2 partners; an archive change or `dates_` set's first
     # dates)
     thinned_sets: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    # of those products, the ones whose rows came back from another pair of theirs:
-    # (set id, product, what from: `Refill.source`)
+    # of those products, the ones whose rows came back from another partner or pair of
+    # theirs: (set id, product, what from: `Refill.source`)
     refilled: tuple[tuple[str, str, str], ...] = ()
 
 
@@ -85,9 +83,8 @@ class RemovalMixin(StoreBase):
         their features in every feature set, their annotations (`eominer apply`'s
         scores) and saved-search rows, the pairs it is part of, and the feature sets
         computed from its pixels for other products' patches (`feature_sets_from`), but
-        of a fused S1+S2 set, an archive change set or a `dates_` set only the rows that
-        came from it (`thinned_rows_from`; those of a first date's other pair take their
-        place where they can).
+        of a set kept per product only the rows computed from it (`thinned_rows_from`),
+        computed again from another partner or pair where one is left (`Refill`).
         Refused, writing nothing, while a session's scope holds it (archived ones too:
         their labels are an analyst's work) or uses such a set. Its files are the
         caller's (eominer.removal). `dry_run`: what it would take, nothing written."""
@@ -126,9 +123,10 @@ class RemovalMixin(StoreBase):
         # a product's rows computed again without it, by the set's kind (`_refill`)
         refill = [(fs, p, r) for fs, partners in thinned for p in partners
                   if (r := self._refill(fs, p, product_id)) is not None]
-        for _, _, r in refill if not dry_run else ():
-            if r.prepare is not None:
-                r.prepare()
+        if not dry_run:  # what takes long (pixels), before the transaction holds the file
+            for _, _, r in refill:
+                if r.prepare is not None:
+                    r.prepare()
         with self.transaction():
             feature_rows = sum(count(t) for t in tables)  # the dropped sets' rows go whole
             feature_rows += sum(count(fs.table_name, theirs(partners), *partners)
