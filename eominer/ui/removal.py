@@ -68,6 +68,7 @@ class RemoveProductsView(Viewer):
         self._confirm.visible = self._cancel.visible = False
         if not ids:
             return
+        self._account.visible = False  # a refusal now leaves no account of what "would go"
         with self.state.work(WHAT):
             lines = [line for r in remove_products(self.state.store, ids)
                      for line in describe(r)]

@@ -109,6 +109,25 @@ def test_a_product_a_session_holds_is_refused_and_nothing_goes(store):
     assert store.product(EOBOX) is not None
 
 
+def test_a_session_started_after_the_account_still_stops_the_removal(store):
+    """Between the account and the confirmation another window starts a session over the
+    product: Remove them is refused, nothing goes, and the account is gone."""
+    from eominer.learning.session import Session
+
+    later = second_date(store)
+    view = scope_view(store)
+    view.select_products([later])
+    view.removal.ask()
+    assert view.removal._confirm.visible
+    fs = store.feature_sets(FEATURE_SET)[0].feature_set_id
+    Session.create(store, "later fields", "ben", "arable_land", [later], 32, [fs])
+    view.removal.confirm()
+    assert view.state.severity == "error" and "is in the scope of 1 session(s)" in \
+        view.state.message
+    assert store.product(later) is not None
+    assert not view.removal._account.visible and not view.removal._confirm.visible
+
+
 def test_nothing_ticked_says_what_to_do(store):
     view = scope_view(store)
     view.removal.ask()
