@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING
 from eominer.errors import StoreError
 
 if TYPE_CHECKING:
-    from eominer.store import Store
-    from eominer.store.removal import RemovedProduct
+    from eominer.store import FeatureSet, Store
+    from eominer.store.removal import Refill, RemovedProduct
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ def remove_products(store: Store, product_ids: Sequence[str],
         for fs, partners in store.thinned_rows_from(pid):  # their rows go: so do their shards
             for partner in partners:
                 shards += _drop_index_shards(store, partner, dry_run, fs.feature_set_id)
-        removed = store.remove_product(pid, dry_run)
+        removed = store.remove_product(
+            pid, dry_run, refill=lambda fs, p, gone: refill_for(store, fs, p, gone))
         ard = () if removed.ard_path == removed.source_path else (removed.ard_path,)
         ours = [f for f in (*ard, *removed.layer_paths) if f not in removed.shared]
         files = [f for f in ours if (Path(f).is_file() if dry_run else _unlink(f))]
@@ -78,6 +79,26 @@ def remove_products(store: Store, product_ids: Sequence[str],
         out.append(Removal(removed, shards, tuple(files), kept, folders,
                            _models_on(store, removed.dropped_sets)))
     return out
+
+
+def refill_for(store: Store, fs: FeatureSet, product: str, removed: str) -> Refill | None:
+    """How `product`'s rows of a set kept per product, computed from `removed` among
+    others, are computed again without it: the module that writes that kind of set
+    knows how (`refill` of eominer.change.archive, change.dates, fusion.featureset).
+    None: they stay out."""
+    from eominer.change import archive, dates
+    from eominer.store.fusion import FUSED_SENSOR
+
+    if dates.is_dates(fs):
+        return dates.refill(store, fs, product, removed)
+    if archive.is_archive(fs):
+        return archive.refill(store, fs, product, removed)
+    if fs.sensor == FUSED_SENSOR and any(  # (fusion's imports only where there is work)
+            p["s1_id"] != removed for p in store.fusion_pairs(product)):
+        from eominer.fusion.featureset import refill
+
+        return refill(store, fs, product, removed)
+    return None
 
 
 def describe(r: Removal, dry_run: bool = False) -> list[str]:

@@ -7,7 +7,7 @@ later, needs one set across pairs. So each pair's rows are also written to
 `archive_<name>` (`archive_change_selftrain_regression`, `archive_diff_tails`): the same
 columns and parameters less the dates, rows on the first date of every pair mapped with
 them. A product that is the first date of two pairs holds the rows of the one recorded
-last (`Store.archive_source`); which dates they were computed from is recorded with them
+last (`archive_source`); which dates they were computed from is recorded with them
 (`feature_row_sources`). Removing a product takes out the rows computed from it, and
 puts back those of the first date's other pair, recorded last, where it has one (its
 own set still holds them: `refill`); the set stays (`Store.thinned_rows_from`).
@@ -20,10 +20,13 @@ is the one that does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from eominer.store.pairs import CHANGE_PAIR_KIND, PAIR_KEYS
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -31,8 +34,6 @@ if TYPE_CHECKING:
     from eominer.store.removal import Refill
 
 PREFIX = "archive_"
-# the parameters that name a pair's dates: not part of the archive set's identity
-PAIR_KEYS = ("first", "second", "s1_first", "s1_second")
 
 
 def is_archive(fs: FeatureSet) -> bool:
@@ -47,6 +48,8 @@ def is_pair_set(fs: FeatureSet) -> bool:
 
 
 def archive_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A pair set's parameters less those naming its dates (`PAIR_KEYS`): the archive
+    set's identity."""
     return {k: v for k, v in params.items() if k not in PAIR_KEYS}
 
 
@@ -111,12 +114,28 @@ def archive_pair_set(store: Store, pair_set_id: str | None) -> FeatureSet | None
     return copy_pair_rows(store, pair_set, first)
 
 
+def archive_source(store: Store, archive: FeatureSet, first: str,
+                   without: str | None = None) -> FeatureSet | None:
+    """The pair's own set whose rows `first` holds in `archive`: that of its change pair
+    of the archive's kind recorded last; `without`: the last of those that do not
+    involve that product."""
+    for (params,) in store.query(
+            "SELECT params FROM product_pairs WHERE kind = ? AND first_id = ? "
+            "ORDER BY created DESC, pair_id", (CHANGE_PAIR_KIND, first)):
+        p = json.loads(params or "{}")
+        for key in ("feature_set_id", "tails_feature_set_id"):
+            fs = store.feature_set(p[key]) if p.get(key) else None
+            if fs is not None and same_kind(archive, fs) and without not in pair_dates(fs):
+                return fs
+    return None
+
+
 def refill(store: Store, archive: FeatureSet, first: str, removed: str) -> Refill | None:
     """`first`'s rows of an archive set once `removed` is gone: those of its change pair
     of the set's kind recorded last without it, from that pair's own set."""
     from eominer.store.removal import Refill
 
-    src = store.archive_source(archive, first, without=removed)
+    src = archive_source(store, archive, first, without=removed)
     if src is None:
         return None
     return Refill(src.feature_set_id, lambda: copy_pair_rows(store, src, first))

@@ -17,6 +17,8 @@ from eominer.errors import StoreError
 from eominer.store.base import StoreBase, utcnow
 
 CHANGE_PAIR_KIND = "change"  # a change map's pair (`eominer change`)
+# the parameters of a change pair's sets that name its dates (a fused pair's S1 dates too)
+PAIR_KEYS = ("first", "second", "s1_first", "s1_second")
 
 def pair_id(kind: str, first_id: str, second_id: str, method: str = "") -> str:
     """Stable id of a pair: same products, kind and method give the same row."""

@@ -1,8 +1,10 @@
 """Taking a product out of the database (`Store.remove_product`, called by
-eominer.removal for `eominer products remove`), and what a removal would take: the
-sessions that hold it, the feature sets computed from its pixels, which go whole, and
-of the sets kept per product (`feature_row_sources`) the rows computed from it, with
-how they are computed again from another partner or pair (`Refill`)."""
+eominer.removal for `eominer products remove` and the app), and what a removal would
+take: the sessions that hold it, the feature sets computed from its pixels, which go
+whole, and of the sets kept per product (`feature_row_sources`) the rows computed from
+it. How those rows are computed again from another partner or pair (`Refill`) is the
+business of the modules that write such sets; eominer.removal passes it in. Only the
+upgrade to schema version 13 (`backfill_feature_row_sources`) reads the kinds of set."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 from eominer.errors import StoreError
 from eominer.store.base import StoreBase
 from eominer.store.fusion import FUSED_SENSOR
-from eominer.store.pairs import CHANGE_PAIR_KIND
+from eominer.store.pairs import CHANGE_PAIR_KIND, PAIR_KEYS
 
 if TYPE_CHECKING:
     from eominer.store.features import FeatureSet
@@ -40,6 +42,11 @@ class Refill:
     source: str  # for the report: a pair's own set id, "first -> second", S1 partners
     write: Callable[[], object]
     prepare: Callable[[], object] | None = None
+
+
+# how a product's rows of a set kept per product are computed again once the product
+# given last is removed: (set, product, removed) -> a Refill, or None
+RefillFinder = Callable[["FeatureSet", str, str], "Refill | None"]
 
 
 @dataclass(frozen=True)
@@ -78,13 +85,16 @@ def _first_five(items: list[str]) -> str:
 
 
 class RemovalMixin(StoreBase):
-    def remove_product(self, product_id: str, dry_run: bool = False) -> RemovedProduct:
+    def remove_product(self, product_id: str, dry_run: bool = False,
+                       refill: RefillFinder | None = None) -> RemovedProduct:
         """Take a product out of the database in one transaction: its row, its patches,
         their features in every feature set, their annotations (`eominer apply`'s
         scores) and saved-search rows, the pairs it is part of, and the feature sets
         computed from its pixels for other products' patches (`feature_sets_from`), but
         of a set kept per product only the rows computed from it (`thinned_rows_from`),
-        computed again from another partner or pair where one is left (`Refill`).
+        computed again from another partner or pair where one is left: `refill(set,
+        product, removed)` says how (eominer.removal.refill_for, which knows the kinds
+        of set; None: they stay out).
         Refused, writing nothing, while a session's scope holds it (archived ones too:
         their labels are an analyst's work) or uses such a set. Its files are the
         caller's (eominer.removal). `dry_run`: what it would take, nothing written."""
@@ -120,11 +130,11 @@ class RemovalMixin(StoreBase):
             return int(self.query(f"SELECT COUNT(*) FROM {table} WHERE patch_id IN ({rows})",
                                   params or (product_id,))[0][0])
 
-        # a product's rows computed again without it, by the set's kind (`_refill`)
-        refill = [(fs, p, r) for fs, partners in thinned for p in partners
-                  if (r := self._refill(fs, p, product_id)) is not None]
+        # a product's rows computed again without it, by the set's kind
+        refills = [(fs, p, r) for fs, partners in thinned for p in partners
+                   if refill is not None and (r := refill(fs, p, product_id)) is not None]
         if not dry_run:  # what takes long (pixels), before the transaction holds the file
-            for _, _, r in refill:
+            for _, _, r in refills:
                 if r.prepare is not None:
                     r.prepare()
         with self.transaction():
@@ -152,7 +162,7 @@ class RemovalMixin(StoreBase):
                         if p == product_id or p not in left:
                             self.execute("DELETE FROM feature_set_sources WHERE "
                                          "feature_set_id = ? AND product_id = ?", (fid, p))
-                for _, _, r in refill:
+                for _, _, r in refills:
                     r.write()
                 for table in (*tables, "annotations", "search_results", "patches"):
                     self.execute(f"DELETE FROM {table} WHERE patch_id IN ({mine})",
@@ -172,7 +182,7 @@ class RemovalMixin(StoreBase):
             shared=tuple(shared), copied_from=origin[0] if origin else None,
             dropped_sets=tuple(fs.feature_set_id for fs in derived),
             thinned_sets=tuple((fs.feature_set_id, partners) for fs, partners in thinned),
-            refilled=tuple((fs.feature_set_id, p, r.source) for fs, p, r in refill))
+            refilled=tuple((fs.feature_set_id, p, r.source) for fs, p, r in refills))
 
     def refuse_if_held(self, product_id: str) -> None:
         """A StoreError naming the sessions whose scope holds the product, or that use a
@@ -206,8 +216,6 @@ class RemovalMixin(StoreBase):
         """The dates (first, second and a fused pair's S1 dates) of `first`'s change pair
         recorded last (`without`: of those that do not involve that product): the pair
         whose features of both dates `first` holds (eominer.change.dates)."""
-        from eominer.change.archive import PAIR_KEYS
-
         for second, params in self.query(
                 "SELECT second_id, params FROM product_pairs WHERE kind = ? AND first_id = ? "
                 "ORDER BY created DESC, pair_id", (CHANGE_PAIR_KIND, first)):
@@ -218,40 +226,6 @@ class RemovalMixin(StoreBase):
                 return dates
         return None
 
-    def _refill(self, fs: FeatureSet, product: str, removed: str) -> Refill | None:
-        """How `product`'s rows of a set kept per product, computed from `removed` among
-        others, are computed again without it, by the set's kind (the module that writes
-        the set knows how); None: they stay out."""
-        from eominer.change import archive, dates
-
-        if dates.is_dates(fs):
-            return dates.refill(self, fs, product, removed)
-        if archive.is_archive(fs):
-            return archive.refill(self, fs, product, removed)
-        if fs.sensor == FUSED_SENSOR and any(
-                p["s1_id"] != removed for p in self.fusion_pairs(product)):
-            from eominer.fusion.featureset import refill
-
-            return refill(self, fs, product, removed)
-        return None
-
-    def archive_source(self, archive: FeatureSet, first: str,
-                       without: str | None = None) -> FeatureSet | None:
-        """The pair's own set whose rows `first` holds in `archive` (eominer.change.archive):
-        that of its change pair of the archive's kind recorded last; `without`: the
-        last of those that do not involve that product."""
-        from eominer.change.archive import pair_dates, same_kind
-
-        for (params,) in self.query(
-                "SELECT params FROM product_pairs WHERE kind = ? AND first_id = ? "
-                "ORDER BY created DESC, pair_id", (CHANGE_PAIR_KIND, first)):
-            p = json.loads(params or "{}")
-            for key in ("feature_set_id", "tails_feature_set_id"):
-                fs = self.feature_set(p[key]) if p.get(key) else None
-                if fs is not None and same_kind(archive, fs) and without not in pair_dates(fs):
-                    return fs
-        return None
-
     def backfill_feature_row_sources(self) -> None:
         """`feature_row_sources` of the sets kept per product written before they were
         recorded (the upgrade to schema version 13), from the pairs that wrote them: a
@@ -259,7 +233,7 @@ class RemovalMixin(StoreBase):
         kind recorded last; of a `dates_` set, the second date of its change pair
         recorded last; an S2 product's rows of a fused set, its S1 partners among the
         set's sources."""
-        from eominer.change.archive import is_archive, pair_dates
+        from eominer.change.archive import archive_source, is_archive, pair_dates
         from eominer.change.dates import is_dates
 
         for fs in self.feature_sets():
@@ -270,7 +244,7 @@ class RemovalMixin(StoreBase):
                     f"SELECT DISTINCT p.product_id FROM {fs.table_name} f JOIN patches p ON "
                     "p.patch_id = f.patch_id ORDER BY p.product_id"):
                 if is_archive(fs):
-                    src = self.archive_source(fs, product)
+                    src = archive_source(self, fs, product)
                     sources = pair_dates(src) if src is not None else []
                 elif is_dates(fs):
                     last = self.last_change_pair(product)

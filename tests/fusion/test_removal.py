@@ -123,6 +123,7 @@ def test_a_joined_fused_set_refills_from_the_stored_rows_of_the_other_partner(tm
     from rasterio.crs import CRS
 
     from eominer.fusion.featureset import fuse_feature_sets
+    from eominer.removal import refill_for
     from tests.store.rows import T0, add_product
 
     with open_store(f"duckdb:///{tmp_path / 'j.duckdb'}") as store:
@@ -145,7 +146,8 @@ def test_a_joined_fused_set_refills_from_the_stored_rows_of_the_other_partner(tm
         assert store.row_sources(fs.feature_set_id) == {"A2": ("Q1", "Q2")}
         assert not np.array_equal(both, expected)  # Q2's rows, written last
 
-        r = store.remove_product("Q2")
+        r = store.remove_product(  # as `products remove` does it
+            "Q2", refill=lambda f, p, gone: refill_for(store, f, p, gone))
         assert r.refilled == ((fs.feature_set_id, "A2", "Q1"),)
         got, after, _ = store.read_features([fs.feature_set_id], ["A2"], 32)
         assert len(got) == 4

@@ -199,8 +199,14 @@ def test_a_first_date_of_two_pairs_keeps_the_rows_of_the_pair_that_stays(store):
     """A product that is the first date of two change pairs holds, in the archive's set,
     the rows of the pair recorded last: removing the other pair's later date leaves them;
     removing that pair's later date takes the other pair's rows in their place (its own
-    set still holds them)."""
+    set still holds them: eominer.removal.refill_for, which `products remove` passes)."""
     import numpy as np
+
+    from eominer.change.archive import archive_source
+    from eominer.removal import refill_for
+
+    def refill(fs, product, gone):
+        return refill_for(store, fs, product, gone)
 
     ids = {p: add_product(store, p, T0 + dt.timedelta(days=k), 1 + 100 * k)
            for k, p in enumerate(("A1", "A2", "A3"))}
@@ -225,9 +231,9 @@ def test_a_first_date_of_two_pairs_keeps_the_rows_of_the_pair_that_stays(store):
         return {v for (v,) in store.query(f"SELECT change_prob_mean FROM {archive.table_name}")}
 
     fs = store.feature_set(archive.feature_set_id)
-    assert store.archive_source(fs, "A1").params["second"] == "A3" and rows() == {2.0}
+    assert archive_source(store, fs, "A1").params["second"] == "A3" and rows() == {2.0}
     assert store.thinned_rows_from("A2") == [(fs, ())]  # A1's rows are A1 -> A3's
-    r = store.remove_product("A2")
+    r = store.remove_product("A2", refill=refill)
     assert (r.thinned_sets, r.refilled) == (((archive.feature_set_id, ()),), ())
     assert rows() == {2.0} and store.count_features(fs) == 8
     # the pair that wrote them goes: the rows of the one left come back in their place
@@ -240,10 +246,10 @@ def test_a_first_date_of_two_pairs_keeps_the_rows_of_the_pair_that_stays(store):
                             params={"feature_set_id": own.feature_set_id})
     store.execute("UPDATE product_pairs SET created = ? WHERE pair_id = ?",
                   (T0 - dt.timedelta(hours=1), pid))  # recorded before A1 -> A3
-    dry = store.remove_product("A3", dry_run=True)
+    dry = store.remove_product("A3", dry_run=True, refill=refill)
     assert dry.refilled == ((archive.feature_set_id, "A1", own.feature_set_id),)
     assert rows() == {2.0}
-    r = store.remove_product("A3")
+    r = store.remove_product("A3", refill=refill)
     assert r.thinned_sets == ((archive.feature_set_id, ("A1",)),)
     assert rows() == {4.0} and store.count_features(fs) == 8
 
