@@ -166,8 +166,10 @@ class FeaturesMixin(StoreBase):
                 self.execute("DELETE FROM feature_row_sources WHERE feature_set_id = ? AND "
                              "product_id = ?", (fid, product_id))
                 have: set[str] = set()
-            else:
-                have = set(self.row_sources(fid).get(product_id, ()))
+            else:  # this product's entries only: fusion records one per pair
+                have = {r[0] for r in self.query(
+                    "SELECT source_id FROM feature_row_sources WHERE feature_set_id = ? AND "
+                    "product_id = ?", (fid, product_id))}
             for p in given:
                 if p not in have:
                     self.execute("INSERT INTO feature_row_sources VALUES (?, ?, ?)",
