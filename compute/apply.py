@@ -133,8 +133,8 @@ def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[st
                      sets: list[FeatureSet]) -> str:
     """Which products lack which feature set, the command that computes it, and the
     reason when the products have the same descriptor with other parameters."""
-    from eominer.change.archive import is_pair_set
     from eominer.features.origin import advice_for
+    from eominer.store.archive import is_pair_set
 
     by_set: dict[str, list[str]] = {}
     for pid, fids in missing.items():

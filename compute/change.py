@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compute.runner import Finished, JobReport, JobSpec, Task, task_says
-from eominer.change.archive import archive_pair_set
 from eominer.change.maps import DEFAULT_METHOD, GUIDES, check_method
 from eominer.change.run import (
     ChangeRun,
@@ -112,7 +111,7 @@ def run_pairs(
             if prior is not None:
                 if store is not None:  # mapped before the archive's sets: its rows join them
                     for fid in (prior.feature_set_id, prior.tails_feature_set_id):
-                        archive_pair_set(store, fid)
+                        store.archive_pair_set(fid)
                 report.runs[i], report.resumed = prior, report.resumed + 1
                 if on_pair:
                     on_pair(i, prior, True)

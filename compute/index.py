@@ -24,7 +24,7 @@ from eominer.errors import ConfigError
 from eominer.learning import ann
 
 if TYPE_CHECKING:
-    from eominer.store import FeatureSet, Store
+    from eominer.store import Store
 
 
 def shard_file(product_id: str) -> str:
@@ -40,16 +40,6 @@ def build_product_shard(url: str, feature_set_id: str, product_id: str, level: i
         ids, X, _ = store.read_features([feature_set_id], [product_id], level)
     n = ann.build_shard(ids, ann.standardise(X, mean, std), Path(path))
     return product_id, n
-
-
-def column_stats(store: Store, fs: FeatureSet, level: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean and population standard deviation of every column over the level's rows."""
-    cols = ", ".join(f"AVG(f.{c}), STDDEV_POP(f.{c})" for c in fs.columns)
-    row = store.query(f"SELECT COUNT(*), {cols} FROM {fs.table_name} f JOIN patches p "
-                      "ON p.patch_id = f.patch_id WHERE p.level = ?", (int(level),))[0]
-    n = int(row[0])
-    vals = np.array([float(v) if v is not None else 0.0 for v in row[1:]]).reshape(-1, 2)
-    return vals[:, 0], vals[:, 1], n
 
 
 def plan_index(store: Store, feature_set_id: str, level: int,
@@ -80,7 +70,7 @@ def plan_index(store: Store, feature_set_id: str, level: int,
         raise ConfigError(f"the index in {folder} was built for other columns: rebuild it "
                           "with --rebuild")
     if manifest is None:
-        mean, std, _ = column_stats(store, fs, level)
+        mean, std, _ = store.column_stats(fs, level)
         manifest = ann.Manifest(fs.feature_set_id, int(level), list(fs.columns),
                                 mean.tolist(), std.tolist())
     mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)

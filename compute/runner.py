@@ -388,17 +388,10 @@ def _stopped(store: Store | None, job_id: str) -> None:
     tasks not done are `stopped`, no process named (the one that ran here was stopped,
     not crashed: `died_in_process`), so the app and `eominer jobs` tell it from a run at
     work. Best effort: the error that ended the run is what the user must see."""
-    from eominer.store.base import utcnow
-
     if store is None:
         return
-    try:
-        with store.transaction():
-            store.execute("UPDATE jobs SET status = 'stopped', worker = NULL, finished = ? "
-                          "WHERE job_id = ? AND status IN ('pending', 'running')",
-                          (utcnow(), job_id))
-    except Exception:  # a store that failed: its rows say what they say
-        pass
+    with contextlib.suppress(Exception):  # a store that failed: its rows say what they say
+        store.stop_job(job_id)
 
 
 def died_in_process(store: Store | None, task_ids: Sequence[str] | None = None,

@@ -1,5 +1,5 @@
 """The time-series job: a stack of >= 3 ingested Sentinel-2 products of one place,
-modelled per patch (`eominer.features.series`), one task per band of patch rows, on Ray
+modelled per patch (`eominer.change.series`), one task per band of patch rows, on Ray
 or in this process (`num_workers` 0), through the job runner: resume, retries, batched
 commits, progress. The two feature sets are created once the workers are up; each batch
 of finished bands is written as one upsert per set."""
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
+from eominer.change.series import SeriesPlan, plan_series, series_band
 from eominer.change.timeseries import MIN_SIZE
-from eominer.features.series import SeriesPlan, plan_series, series_band
 
 if TYPE_CHECKING:
     from eominer.store import Store

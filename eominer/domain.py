@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from eominer.io.s2_metadata import S2Metadata
 
 
 @dataclass(frozen=True)
@@ -17,6 +14,36 @@ class BandSource:
 
     path: str
     index: int = 1
+
+
+@dataclass(frozen=True)
+class S2Metadata:
+    """The facts of one MTD_MSIL*.xml that ingest needs and `products` stores (read by
+    eominer.io.s2_metadata)."""
+
+    path: str
+    product_uri: str | None
+    processing_level: str  # "L1C" or "L2A"
+    product_type: str | None  # "S2MSI1C", "S2MSI2A"
+    processing_baseline: str | None  # "05.09"
+    platform: str | None  # "S2A", "S2B", "S2C"
+    relative_orbit: int | None
+    orbit_direction: str | None  # "ASCENDING" / "DESCENDING"
+    cloud_cover: float | None  # Cloud_Coverage_Assessment, percent
+    quantification: float  # DN per unit reflectance (10000)
+    offsets: Mapping[str, float] = field(default_factory=dict)  # band -> add-offset (DN)
+    tile_id: str | None = None  # MGRS, e.g. "34UDD"
+    sun_zenith: float | None = None  # mean over the tile, degrees (MTD_TL.xml)
+    sun_azimuth: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantification <= 0:
+            raise ValueError(f"{self.path}: quantification value must be positive, got "
+                             f"{self.quantification}")
+
+    def offset(self, band: str) -> float:
+        """The add-offset of `band` in DN (0 for products before baseline 04.00)."""
+        return float(self.offsets.get(band, 0.0))
 
 
 @dataclass(frozen=True)

@@ -84,15 +84,17 @@ def remove_products(store: Store, product_ids: Sequence[str],
 def refill_for(store: Store, fs: FeatureSet, product: str, removed: str) -> Refill | None:
     """How `product`'s rows of a set kept per product, computed from `removed` among
     others, are computed again without it: the module that writes that kind of set
-    knows how (`refill` of eominer.change.archive, change.dates, fusion.featureset).
-    None: they stay out."""
-    from eominer.change import archive, dates
+    knows how (`refill` of eominer.change.dates and fusion.featureset; an archive set's
+    rows are copied from the pair's own set: `Store.archive_refill`). None: they stay
+    out."""
+    from eominer.change import dates
+    from eominer.store.archive import is_archive, is_dates
     from eominer.store.fusion import FUSED_SENSOR
 
-    if dates.is_dates(fs):
+    if is_dates(fs):
         return dates.refill(store, fs, product, removed)
-    if archive.is_archive(fs):
-        return archive.refill(store, fs, product, removed)
+    if is_archive(fs):
+        return store.archive_refill(fs, product, removed)
     if fs.sensor == FUSED_SENSOR and any(  # (fusion's imports only where there is work)
             p["s1_id"] != removed for p in store.fusion_pairs(product)):
         from eominer.fusion.featureset import refill
@@ -104,8 +106,7 @@ def refill_for(store: Store, fs: FeatureSet, product: str, removed: str) -> Refi
 def describe(r: Removal, dry_run: bool = False) -> list[str]:
     """What a removal took out (`dry_run`: would take), a line per fact: what
     `eominer products remove` prints and the app shows."""
-    from eominer.change.archive import PREFIX as ARCHIVE_PREFIX
-    from eominer.change.dates import PREFIX as DATES_PREFIX
+    from eominer.store.archive import ARCHIVE_PREFIX, DATES_PREFIX
 
     out: list[str] = []
     d = r.removed

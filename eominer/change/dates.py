@@ -7,7 +7,7 @@ OSCD's nine pairs the features of both dates lift a session's AP by 0.025-0.036 
 product session over the nine pairs"). `eominer change ... --features spectral,gabor`
 writes them for its pairs, from the sets extracted on both dates (no pixel is read).
 
-Like the archive's change sets (eominer.change.archive), one set holds every pair's rows,
+Like the archive's change sets (eominer.store.archive), one set holds every pair's rows,
 on each pair's first date, named `dates_<source set name>` with the source set's id as
 its identity. A first date holds the rows of its change pair recorded last: every
 `eominer change` run of an ingested pair rewrites the first date's rows of each
@@ -26,19 +26,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from eominer.errors import FeatureError
+from eominer.store.archive import DATES_PREFIX as PREFIX
+from eominer.store.archive import is_dates
 
 if TYPE_CHECKING:
     from eominer.store import Store
     from eominer.store.features import FeatureSet
     from eominer.store.removal import Refill
 
-PREFIX = "dates_"
 VERSION = 1
 PARTS = ("t1", "t2", "d")  # date 1, date 2, date 2 - date 1
-
-
-def is_dates(fs: FeatureSet) -> bool:
-    return fs.name.startswith(PREFIX)
 
 
 def columns(source: FeatureSet) -> list[str]:
@@ -107,8 +104,7 @@ def write_pair(store: Store, dates: FeatureSet, first: str, second: str) -> int:
     source = store.require_feature_set(str(dates.params["source"]))
     store.register_feature_set(dates.name, dates.version, dates.params, list(dates.columns),
                                sensor=dates.sensor, sources=(first, second))
-    store.execute(f"DELETE FROM {dates.table_name} WHERE patch_id IN "
-                  "(SELECT patch_id FROM patches WHERE product_id = ?)", (first,))
+    store.delete_product_rows(dates, first)
     n = 0
     for _, level in store.feature_levels(source.feature_set_id, [first]):
         ids, X = pair_rows(store, source, first, second, level)

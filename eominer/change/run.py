@@ -29,7 +29,6 @@ import numpy as np
 
 from eominer.change import tails as index_tails
 from eominer.change.align import CHANGE_BANDS, PairWarning, align_pair
-from eominer.change.archive import write_archive
 from eominer.change.dates import refresh as refresh_dates
 from eominer.change.maps import (
     DEFAULT_METHOD,
@@ -289,7 +288,7 @@ def record_change(store: Store | None, computed: ComputedPair, seed: int = 0) ->
             sources=sources,
         )
         store.write_features(fs, patch_ids, values)
-        write_archive(store, fs, computed.first_id, sources, patch_ids, values)
+        store.write_archive(fs, computed.first_id, sources, patch_ids, values)
         tails = None
         if computed.tails is not None:
             tails = write_tails(store, computed.first_id, computed.second_id, patch_ids,
@@ -338,7 +337,7 @@ def write_tails(store: Store, first_id: str, second_id: str, patch_ids: np.ndarr
                                     index_tails.COLUMNS, sensor="S2",
                                     sources=(first_id, second_id))
     store.write_features(fs, patch_ids, values)
-    write_archive(store, fs, first_id, (first_id, second_id), patch_ids, values)
+    store.write_archive(fs, first_id, (first_id, second_id), patch_ids, values)
     return fs
 
 

@@ -51,7 +51,7 @@ descriptor (which maps one product's bands to a vector); `patch_descriptors` giv
 (n_patches, 6) float32 matrix TEMPORAL_COLUMNS for a product's patch windows, which
 `Store.register_feature_set("temporal", 1, params, TEMPORAL_COLUMNS)` and
 `write_features` store on the patches of a product of the stack
-(`eominer.features.temporal.store_temporal`; params: index, the stack's source and dates,
+(`eominer.change.temporal.store_temporal`; params: index, the stack's source and dates,
 harmonics); NaN columns and `reason_code` say why.
 """
 

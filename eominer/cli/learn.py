@@ -138,10 +138,7 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
             click.echo(f"note: {by} keep {s.data.n + s.missing} of the {total} patches at "
                        f"level {level}", err=True)
         if max_cloud is not None:
-            marks = ", ".join("?" for _ in products)
-            n = store.query(
-                f"SELECT COUNT(*) FROM patches WHERE level = ? AND product_id IN ({marks}) "
-                "AND cloud_fraction > CAST(? AS REAL)", [int(level), *products, float(max_cloud)])[0][0]
+            n = store.cloudy_patches(products, level, max_cloud)
             click.echo(f"note: {n} patches with cloud_fraction > {max_cloud:g} left out",
                        err=True)
         if s.missing:
@@ -324,8 +321,7 @@ def publish(session_id, threshold, db) -> None:
     with open_store(db) as store:
         s = _open(store, session_id)
         version = s.publish(threshold)
-        n = int(store.query("SELECT COUNT(*) FROM annotations WHERE session_id = ? AND positive",
-                            (session_id,))[0][0])
+        n = len(store.positive_annotations(session_id))
         q = s.quality()
     click.echo(f"published {s.concept} as model {version}: {n} positive patches")
     # how far to trust what was written (the app shows it in the rounds summary)

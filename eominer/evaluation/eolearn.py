@@ -16,7 +16,7 @@ raster, as a mining task on the product's own path.
   (no data, 0, counts as a class: a patch mostly without data belongs to none; ties go
   to the smaller id).
 - **The time series.** NDVI of the 68 dates, clear where `IS_VALID` and `CLM == 0`: the
-  `temporal` feature set (eominer.features.temporal).
+  `temporal` feature set (eominer.change.temporal).
 """
 
 from __future__ import annotations
@@ -155,8 +155,8 @@ def majority_classes(lulc: np.ndarray, x_off: np.ndarray, y_off: np.ndarray,
 def temporal_feature_set(store: Store, eop: EOPatch, product_id: str,
                          level: int) -> FeatureSet:
     """The `temporal` feature set of the EOPatch's NDVI series on the patches of the
-    ingested reference product (eominer.features.temporal)."""
-    from eominer.features.temporal import store_temporal
+    ingested reference product (eominer.change.temporal)."""
+    from eominer.change.temporal import store_temporal
 
     return store_temporal(store, product_id, level, eop.ndvi, eop.clear, eop.dates,
                           index="NDVI", source=f"{eop.folder.name}/TestEOPatch",

@@ -4,7 +4,7 @@ lack one (`eominer apply` of a model whose sets they do not have, say).
 Most sets come from `eominer extract` (the descriptor registry), but not all: the
 change sets and `diff_tails` come from `eominer change` (a pair's own set holds that
 pair alone; the archive's set of its kind takes every pair's rows, on each pair's first
-date: eominer.change.archive), a neighbourhood set from `extract --neighbours`, a fused
+date: eominer.store.archive), a neighbourhood set from `extract --neighbours`, a fused
 set from `eominer fusion`, and the time-series sets from `eominer timeseries`. Naming
 `extract` for those sends the analyst to a command that refuses the name.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eominer.change.archive import archive_of, is_archive, is_pair_set
 from eominer.features.neighbours import PREFIX as NEIGHBOURS
+from eominer.store.archive import archive_of, is_archive, is_pair_set
 from eominer.store.features import FeatureSet
 from eominer.store.fusion import FUSED_SENSOR
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from eominer import sensors as S
+from eominer.domain import S2Metadata
 from eominer.errors import ProductReadError
 
 # Names the metadata file has in a SAFE, or renamed after its product (`<id>_MTD_MSIL1C.xml`).
@@ -32,35 +33,6 @@ MTD_NAME_RE = re.compile(r"(?:^|_)MTD_MSIL(1C|2A)\.xml$", re.I)
 # Processing baseline in product names: S2B_MSIL1C_20230601T094549_N0509_R079_T34UDD_...
 BASELINE_IN_NAME_RE = re.compile(r"MSIL(?:1C|2A)_\d{8}T\d{6}_N(\d{2})(\d{2})_")
 OFFSET_BASELINE = "04.00"  # first baseline with a radiometric add-offset
-
-
-@dataclass(frozen=True)
-class S2Metadata:
-    """The facts of one MTD_MSIL*.xml that ingest needs and `products` stores."""
-
-    path: str
-    product_uri: str | None
-    processing_level: str  # "L1C" or "L2A"
-    product_type: str | None  # "S2MSI1C", "S2MSI2A"
-    processing_baseline: str | None  # "05.09"
-    platform: str | None  # "S2A", "S2B", "S2C"
-    relative_orbit: int | None
-    orbit_direction: str | None  # "ASCENDING" / "DESCENDING"
-    cloud_cover: float | None  # Cloud_Coverage_Assessment, percent
-    quantification: float  # DN per unit reflectance (10000)
-    offsets: Mapping[str, float] = field(default_factory=dict)  # band -> add-offset (DN)
-    tile_id: str | None = None  # MGRS, e.g. "34UDD"
-    sun_zenith: float | None = None  # mean over the tile, degrees (MTD_TL.xml)
-    sun_azimuth: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.quantification <= 0:
-            raise ValueError(f"{self.path}: quantification value must be positive, got "
-                             f"{self.quantification}")
-
-    def offset(self, band: str) -> float:
-        """The add-offset of `band` in DN (0 for products before baseline 04.00)."""
-        return float(self.offsets.get(band, 0.0))
 
 
 def _text(root: ET.Element, tag: str) -> str | None:

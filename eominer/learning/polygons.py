@@ -66,7 +66,7 @@ def session_positives(session: Session, threshold: float) -> Positives:
         raise ExportError(
             f"no patch of session {session.session_id} scores >= {threshold:g} (highest "
             f"{scores.max():.3f}): lower --threshold; nothing was written")
-    t = _patch_rows(session.store, session.patch_ids[keep])
+    t = session.store.patches_by_id(session.patch_ids[keep])
     return Positives(t, scores[keep], "ranking", session.model_version(), float(threshold))
 
 
@@ -74,9 +74,7 @@ def published_positives(store: Store, session_id: str, label: str,
                         threshold: float | None = None) -> Positives:
     """Patches `session_id` published as `label`: positive ones, or those whose published
     score is >= `threshold` when one is given."""
-    t = store.query_arrow(
-        "SELECT patch_id, score, positive, model_version FROM annotations "
-        "WHERE session_id = ? AND label_name = ? ORDER BY patch_id", (session_id, label))
+    t = store.published_annotations(session_id, label)
     if t.num_rows == 0:
         raise ExportError(f"session {session_id} has published no {label!r} annotation: "
                           "publish it first (eominer session publish); nothing was written")
@@ -88,19 +86,8 @@ def published_positives(store: Store, session_id: str, label: str,
         raise ExportError(f"no published {label!r} patch of session {session_id} is {what} "
                           f"(highest score {scores.max():.3f}); nothing was written")
     ids = t["patch_id"].to_numpy().astype(np.int64)[keep]
-    return Positives(_patch_rows(store, ids), scores[keep], "published",
+    return Positives(store.patches_by_id(ids), scores[keep], "published",
                      str(t["model_version"][0].as_py()), threshold)
-
-
-def _patch_rows(store: Store, ids: np.ndarray) -> pa.Table:
-    """Grid position of patches `ids` (sorted), ordered by patch_id."""
-    rows = []
-    for s in range(0, len(ids), 10_000):  # bounded IN lists
-        part = [int(i) for i in ids[s:s + 10_000]]
-        rows.append(store.query_arrow(
-            "SELECT patch_id, product_id, x_off, y_off, size_px FROM patches WHERE patch_id "
-            f"IN ({', '.join('?' for _ in part)}) ORDER BY patch_id", part))
-    return pa.concat_tables(rows)
 
 
 def dissolve(positives: Positives, products: dict[str, Product]) -> list[ResultPolygon]:

@@ -396,7 +396,7 @@ def covering_hint(store: Store, product_ids: Sequence[str], level: int,
     """What to do when the chosen feature sets (`wanted`) have no features for a scope:
     where a pair's set is (on its first product), the sets that do cover the scope, else
     `eominer extract`."""
-    from eominer.change.archive import archive_of, is_pair_set
+    from eominer.store.archive import archive_of, is_pair_set
 
     pairs = []
     for fid in wanted:

@@ -163,9 +163,7 @@ def search(store: Store, like: Sequence[int], *, top: int = 100, where: str | No
     cond = check_where(where) if where else None
     cand, cand_prods = candidate_ids(store, level, where=cond, aoi=area,
                                      product_ids=product_ids, timeout_s=timeout_s)
-    ex_prods = [r[0] for r in store.query(
-        f"SELECT DISTINCT product_id FROM patches WHERE patch_id IN "
-        f"({', '.join('?' for _ in examples)})", examples)]
+    ex_prods = store.products_of_patches(examples)
     products = sorted(set(cand_prods.tolist()) | set(ex_prods))
     ids, X, _ = store.read_features(fs_ids, products, level)
     ex_at = np.searchsorted(ids, examples)

@@ -10,6 +10,7 @@ Importable on Python 3.10 (the monetdbe side environment runs its contract tests
 from __future__ import annotations
 
 from eominer.errors import StoreConnectionError
+from eominer.store.archive import ArchiveMixin
 from eominer.store.base import UserResult, check_read_only
 from eominer.store.catalog import CatalogMixin
 from eominer.store.engines import DuckDBEngine, Engine, MonetDBeEngine, MonetDBEngine
@@ -32,7 +33,7 @@ from eominer.store.url import DatabaseURL, parse_url
 
 
 class Store(CatalogMixin, RemovalMixin, FeaturesMixin, JobsMixin, SessionsMixin, PairsMixin,
-            FusionMixin, ScopeMixin):
+            ArchiveMixin, FusionMixin, ScopeMixin):
     """The feature database. Open it with `open_store`; use it as a context manager.
 
     The type of every `store` parameter in eominer (import it under `TYPE_CHECKING`

@@ -182,6 +182,36 @@ class CatalogMixin(StoreBase):
                              "products first (eominer ingest PATH)")
         return [found[i] for i in ids]
 
+    def patches_by_id(self, patch_ids: Sequence[int]) -> pa.Table:
+        """patch_id, product_id, x_off, y_off, size_px of `patch_ids`, by patch_id (ids
+        not in the database are left out)."""
+        ids = sorted({int(i) for i in patch_ids})
+        parts = [self.query_arrow(
+            "SELECT patch_id, product_id, x_off, y_off, size_px FROM patches WHERE patch_id "
+            f"IN ({', '.join('?' for _ in part)}) ORDER BY patch_id", part)
+            for s in range(0, len(ids), 10_000) if (part := ids[s:s + 10_000])]
+        if not parts:
+            return self.query_arrow("SELECT patch_id, product_id, x_off, y_off, size_px "
+                                    "FROM patches WHERE 1 = 0")
+        return pa.concat_tables(parts)
+
+    def products_of_patches(self, patch_ids: Sequence[int]) -> list[str]:
+        """The products that `patch_ids` belong to (unknown ids: none), sorted."""
+        return sorted(set(self.patches_by_id(patch_ids)["product_id"].to_pylist()))
+
+    def cloudy_patches(self, product_ids: Sequence[str], level: int, max_cloud: float) -> int:
+        """How many of the products' patches at `level` have a cloud fraction above
+        `max_cloud` (those a session's `max_cloud` leaves out)."""
+        if not product_ids:
+            return 0
+        marks = ", ".join("?" for _ in product_ids)
+        # REAL as the column (0.2 stored is not above 0.2 given), through DOUBLE: monetdbe
+        # compares a REAL with a float parameter cast straight to REAL wrongly
+        return int(self.query(
+            f"SELECT COUNT(*) FROM patches WHERE level = ? AND product_id IN ({marks}) "
+            "AND cloud_fraction > CAST(CAST(? AS DOUBLE) AS REAL)",
+            [int(level), *product_ids, float(max_cloud)])[0][0])
+
     def patch_ids(self, product_ids: list[str], level: int) -> np.ndarray:
         ids: list[np.ndarray] = []
         for pid in product_ids:

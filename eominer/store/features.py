@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from eominer.errors import FeatureError
+from eominer.store.archive import is_archive, is_dates, same_kind
 from eominer.store.base import StoreBase, utcnow
 from eominer.store.schema import RANGE_BLOCK_BITS, feature_table_ddl
 
@@ -320,6 +321,21 @@ class FeaturesMixin(StoreBase):
                 return self.upsert_arrow(fs.table_name, pa.table(cols), keys=["patch_id"])
             return self.insert_arrow(fs.table_name, pa.table(cols))
 
+    def column_stats(self, fs: FeatureSet, level: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Mean and population standard deviation of every column of `fs` over its rows at
+        `level` (0 for a column without values), and the number of rows."""
+        cols = ", ".join(f"AVG(f.{c}), STDDEV_POP(f.{c})" for c in fs.columns)
+        row = self.query(f"SELECT COUNT(*), {cols} FROM {fs.table_name} f JOIN patches p "
+                         "ON p.patch_id = f.patch_id WHERE p.level = ?", (int(level),))[0]
+        vals = np.array([float(v) if v is not None else 0.0 for v in row[1:]]).reshape(-1, 2)
+        return vals[:, 0], vals[:, 1], int(row[0])
+
+    def delete_product_rows(self, fs: FeatureSet, product_id: str) -> None:
+        """Take a product's rows (every level) out of `fs`; its ranges stay (they only
+        grow). In the caller's transaction, before the rows that replace them."""
+        self.execute(f"DELETE FROM {fs.table_name} WHERE patch_id IN "
+                     "(SELECT patch_id FROM patches WHERE product_id = ?)", (product_id,))
+
     def _grow_ranges(self, fid: str, blocks: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                      ) -> None:
         """Widen the stored ranges of `blocks` to take in lo / hi (a rewrite that narrows a
@@ -421,11 +437,8 @@ class FeaturesMixin(StoreBase):
         """Feature sets with features for every one of `product_ids` at `level`, oldest
         first: the sets a session over these products can use (a change pair's own set,
         where it covers them, rather than the archive's set of its kind:
-        eominer.change.archive; the features of both dates of a set rather than the set
+        eominer.store.archive; the features of both dates of a set rather than the set
         itself: eominer.change.dates)."""
-        from eominer.change.archive import is_archive, same_kind
-        from eominer.change.dates import is_dates
-
         covering = [fid for fid, per in self.feature_coverage(product_ids, level).items()
                     if product_ids and all(per.get(p) for p in product_ids)]
         sets = [s for fid in covering if (s := self.feature_set(fid)) is not None]

@@ -190,6 +190,14 @@ class JobsMixin(ModelsMixin):
                           (job_id,))
         return (str(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
 
+    def stop_job(self, job_id: str) -> None:
+        """The job's tasks not done become `stopped`, no worker named (a run that ended
+        before them: Ctrl-C, SIGTERM, an error)."""
+        with self.transaction():
+            self.execute("UPDATE jobs SET status = 'stopped', worker = NULL, finished = ? "
+                         "WHERE job_id = ? AND status IN ('pending', 'running')",
+                         (utcnow(), job_id))
+
     def job_summary(self, job_id: str) -> dict[str, int]:
         rows = self.query(
             "SELECT status, COUNT(*) FROM jobs WHERE job_id = ? GROUP BY status", (job_id,),

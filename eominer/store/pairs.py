@@ -54,20 +54,6 @@ class PairsMixin(StoreBase):
         self.upsert_arrow("product_pairs", row, keys=["pair_id"])
         return pid
 
-    def backfill_archive_sets(self) -> None:
-        """The archive's change sets from the change pairs recorded before they existed
-        (the upgrade to schema version 12): each pair's own sets' rows, the pair
-        recorded last of each first date first, so that it is the one a first date
-        holds (eominer.change.archive)."""
-        from eominer.change.archive import archive_pair_set
-
-        for (params,) in self.query(
-                "SELECT params FROM product_pairs WHERE kind = ? ORDER BY created DESC, "
-                "pair_id", (CHANGE_PAIR_KIND,)):
-            p = json.loads(params or "{}")
-            for key in ("feature_set_id", "tails_feature_set_id"):
-                archive_pair_set(self, p.get(key))  # type: ignore[arg-type]
-
     def pair(self, pair_id: str) -> dict[str, Any] | None:
         t = self.query_arrow("SELECT * FROM product_pairs WHERE pair_id = ?", (pair_id,))
         if not t.num_rows:

@@ -4,7 +4,8 @@ take: the sessions that hold it, the feature sets computed from its pixels, whic
 whole, and of the sets kept per product (`feature_row_sources`) the rows computed from
 it. How those rows are computed again from another partner or pair (`Refill`) is the
 business of the modules that write such sets; eominer.removal passes it in. Only the
-upgrade to schema version 13 (`backfill_feature_row_sources`) reads the kinds of set."""
+upgrade to schema version 13 (`backfill_feature_row_sources`) reads the kinds of set
+(eominer.store.archive)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eominer.errors import StoreError
+from eominer.store.archive import is_archive, is_dates, pair_dates
 from eominer.store.base import StoreBase
 from eominer.store.fusion import FUSED_SENSOR
 from eominer.store.pairs import CHANGE_PAIR_KIND, PAIR_KEYS
@@ -233,9 +235,6 @@ class RemovalMixin(StoreBase):
         kind recorded last; of a `dates_` set, the second date of its change pair
         recorded last; an S2 product's rows of a fused set, its S1 partners among the
         set's sources."""
-        from eominer.change.archive import archive_source, is_archive, pair_dates
-        from eominer.change.dates import is_dates
-
         for fs in self.feature_sets():
             fid = fs.feature_set_id
             if not (is_archive(fs) or is_dates(fs) or fs.sensor == FUSED_SENSOR):
@@ -244,7 +243,7 @@ class RemovalMixin(StoreBase):
                     f"SELECT DISTINCT p.product_id FROM {fs.table_name} f JOIN patches p ON "
                     "p.patch_id = f.patch_id ORDER BY p.product_id"):
                 if is_archive(fs):
-                    src = archive_source(self, fs, product)
+                    src = self.archive_source(fs, product)
                     sources = pair_dates(src) if src is not None else []
                 elif is_dates(fs):
                     last = self.last_change_pair(product)

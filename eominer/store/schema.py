@@ -85,7 +85,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     10: (),
     # version 11: when a job's process last said it lives (its runs of before: NULL)
     11: ("ALTER TABLE job_drivers ADD COLUMN seen TIMESTAMP",),
-    # version 12: the archive's change sets (eominer.change.archive), filled from the
+    # version 12: the archive's change sets (eominer.store.archive), filled from the
     # pairs recorded before by DATA_MIGRATIONS
     12: (),
     # version 13 adds the table `feature_row_sources` (created as a missing table), filled

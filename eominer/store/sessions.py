@@ -361,6 +361,13 @@ class SessionsMixin(StoreBase):
             params.append(acquired_after)
         return self.query_arrow(sql + " ORDER BY a.score DESC, a.patch_id", params)
 
+    def published_annotations(self, session_id: str, label: str) -> pa.Table:
+        """patch_id, score, positive, model_version of what `session_id` published as
+        `label`, by patch_id."""
+        return self.query_arrow(
+            "SELECT patch_id, score, positive, model_version FROM annotations "
+            "WHERE session_id = ? AND label_name = ? ORDER BY patch_id", (session_id, label))
+
     def positive_annotations(self, session_id: str) -> np.ndarray:
         """Patch ids a session published as positive (the cascade carries these down)."""
         t = self.query_arrow(

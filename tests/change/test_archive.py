@@ -1,4 +1,4 @@
-"""The archive's change sets (eominer.change.archive) on two real OSCD cities: every pair's
+"""The archive's change sets (eominer.store.archive) on two real OSCD cities: every pair's
 rows in one set, a session over both first dates, a model of one pair applied to the
 other, a pair mapped before the archive existed, and a removal that keeps the other
 pair's rows."""
@@ -73,14 +73,12 @@ def test_every_pair_in_one_set_and_the_sessions_default_sets(two_pairs, db_url):
                             store.feature_sets("spectral")[0].feature_set_id}
         # a product that is the first date of a second pair: its rows are the last pair's
         fs = store.feature_set(archive["archive_change_cva"])
-        from eominer.change.archive import write_archive
-
         other = store.register_feature_set("change_cva", fs.version,
                                            {**fs.params, "first": p1, "second": b2},
                                            list(fs.columns), "S2")
         ids, X = _rows(store, archive["archive_change_cva"], p1)
         with store.transaction():
-            write_archive(store, other, p1, (p1, b2), ids[:10], X[:10] + 1)
+            store.write_archive(other, p1, (p1, b2), ids[:10], X[:10] + 1)
         got_ids, got = _rows(store, archive["archive_change_cva"], p1)
         np.testing.assert_array_equal(got_ids, ids[:10])
         np.testing.assert_array_equal(got, X[:10] + 1)

@@ -143,7 +143,7 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
     from_p2 = store.feature_sets_from(p2)
     archive_sets = sorted(f.feature_set_id for f in from_p2 if f.name.startswith("archive_"))
     assert sorted(f.feature_set_id for f in from_p2) == sorted([*sets, *archive_sets])
-    assert len(archive_sets) == 2  # eominer.change.archive: every pair's rows
+    assert len(archive_sets) == 2  # eominer.store.archive: every pair's rows
     build_index(store, sets[0], ann.index_dir(store, sets[0], LEVEL), [p1])
     s = Session.create(store, "roofs", "ana", "new_construction", [p1], LEVEL,
                        [oscd_db["fs"], sets[0]])

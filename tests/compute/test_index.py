@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from compute.index import column_stats, plan_index, run_index, shard_file
+from compute.index import plan_index, run_index, shard_file
 from eominer.errors import ConfigError, SearchError
 from eominer.learning import ann
 from tests.cli.process import in_process
@@ -103,7 +103,7 @@ def test_a_killed_build_resumes_and_rebuild_restarts(two_dates):
     assert (folder / f"{p2}.usearch").exists()
     r = run_index(store, fs.feature_set_id, LEVEL, num_cpus=2, rebuild=True)
     assert (r.tasks_done, r.tasks_skipped) == (2, 0)
-    mean, std, n = column_stats(store, fs, LEVEL)
+    mean, std, n = store.column_stats(fs, LEVEL)
     m = ann.read_manifest(folder)
     assert n == sum(e["n"] for e in m.shards.values())
     np.testing.assert_allclose(m.mean, mean)  # recomputed over both dates

@@ -588,7 +588,7 @@ def test_a_copied_file_knows_its_original_and_a_moved_one_does_not(tmp_path):
 
 def test_version_11_database_gains_the_archives_change_sets(store):
     """A database of schema version 11 has each change pair's own sets only: upgraded, the
-    archive's sets (eominer.change.archive) hold every pair's rows, a first date of two
+    archive's sets (eominer.store.archive) hold every pair's rows, a first date of two
     pairs those of the pair recorded last, and the pairs' own sets are unchanged."""
     import numpy as np
 

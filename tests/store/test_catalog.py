@@ -83,3 +83,21 @@ def test_patch_ids_taken_meanwhile_are_renumbered_in_the_transaction(store):
     assert [r[0] for r in rows] == list(range(9, 17))
     assert [r[2] for r in rows] == [13, 13, 13, 13, None, None, None, None]  # 32 px -> 64 px
     assert store.query("SELECT COUNT(*) FROM patches")[0][0] == 16
+
+
+def test_patches_by_id_their_products_and_the_cloudy_ones(store):
+    """The patch rows other layers ask for (an export's polygons, a search's examples, a
+    session's `max_cloud` note), as bound parameters."""
+    p1 = add_product(store, "P1", T0, 1)  # level 32: clouds None, 0.1, 0.2, 0.3
+    p2 = add_product(store, "P2", T0 + dt.timedelta(days=3), 101)
+    t = store.patches_by_id([p2[1], p1[2], 999, p1[2]])  # any order, repeats, unknown
+    assert t.column_names == ["patch_id", "product_id", "x_off", "y_off", "size_px"]
+    assert t["patch_id"].to_pylist() == [p1[2], p2[1]]
+    assert t["product_id"].to_pylist() == ["P1", "P2"]
+    assert (t["x_off"].to_pylist(), t["y_off"].to_pylist()) == ([0, 32], [32, 0])
+    assert store.patches_by_id([]).num_rows == 0 and store.patches_by_id([999]).num_rows == 0
+    assert store.products_of_patches([p2[0], p1[0], p1[3]]) == ["P1", "P2"]
+    assert store.products_of_patches([999]) == []
+    assert store.cloudy_patches(["P1"], 32, 0.15) == 2  # 0.2 and 0.3; unknown is not cloudy
+    assert store.cloudy_patches(["P1", "P2"], 32, 0.25) == 2
+    assert store.cloudy_patches(["P1"], 64, 0.0) == 3 and store.cloudy_patches([], 32, 0) == 0

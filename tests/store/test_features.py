@@ -9,7 +9,7 @@ import pytest
 
 from eominer.errors import FeatureError
 from eominer.store.schema import SCHEMA_VERSION
-from tests.store.rows import patch_rows
+from tests.store.rows import T0, add_product, patch_rows
 
 
 def test_features_upsert_with_merge_is_idempotent(store):
@@ -169,3 +169,24 @@ def test_an_upgrade_to_version_6_fills_the_ranges_from_the_stored_features(store
             scan = upgraded.scan_feature_ranges([fs.feature_set_id], first, last)
             np.testing.assert_allclose(kept, scan, rtol=1e-6)
         assert upgraded.query("SELECT COUNT(*) FROM feature_ranges")[0][0] == 4  # 2 x 2
+
+
+def test_column_stats_and_a_products_rows_taken_out(store):
+    """`eominer index build`'s standardisation (mean, population std per column at a
+    level) and the rows of one product taken out of a set (an archive or `dates_` set's
+    first date, before the rows of its new pair)."""
+
+    p1 = add_product(store, "P1", T0, 1)
+    p2 = add_product(store, "P2", T0, 101)
+    fs = store.register_feature_set("spectral", 1, {}, ["a", "b"])
+    store.write_features(fs, np.array(p1[:4] + p2[:2], np.int64),  # level 32
+                         np.array([[1, 0], [2, 0], [3, 0], [4, 0], [5, 0], [6, 0]], np.float32))
+    store.write_features(fs, np.array(p1[4:5], np.int64), np.array([[100, 7]], np.float32))
+    mean, std, n = store.column_stats(fs, 32)
+    assert n == 6
+    np.testing.assert_allclose(mean, [3.5, 0.0])
+    np.testing.assert_allclose(std, [np.std([1, 2, 3, 4, 5, 6]), 0.0], rtol=1e-6)
+    with store.transaction():
+        store.delete_product_rows(fs, "P1")
+    assert store.feature_patch_ids(fs).tolist() == p2[:2]  # every level of P1 went
+    assert store.column_stats(fs, 64)[2] == 0

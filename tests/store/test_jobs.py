@@ -141,3 +141,23 @@ def test_the_jobs_not_ended_and_the_tasks_left_of_a_kind(store):
         (task(0, "P4")["task_id"], "failed"), (task(1, "P2")["task_id"], "pending"), (task(0, "P2")["task_id"], "running"),
         (task(2)["task_id"], "stopped"), (task(1)["task_id"], "pending")]
     assert store.unfinished_tasks("ssl-train") == []
+
+
+def test_a_stopped_run_marks_its_tasks_not_done(store):
+    """`compute.runner`: a run ended by Ctrl-C or an error leaves its pending and running
+    tasks `stopped`, no worker named; done and failed ones stay."""
+    tasks = [task(i) for i in range(4)]
+    store.schedule_tasks("job1", "extract", tasks)
+    store.schedule_tasks("job2", "extract", [task(9)])
+    store.start_tasks([(tasks[0]["task_id"], 1), (tasks[1]["task_id"], 1),
+                       (tasks[2]["task_id"], 1)], worker="w1")
+    with store.transaction():
+        store.finish_task(tasks[0]["task_id"], "w1")
+    store.fail_task(tasks[1]["task_id"], "boom")
+    store.stop_job("job1")
+    rows = {r["task_id"]: r for r in store.tasks("job1").to_pylist()}
+    assert [rows[t["task_id"]]["status"] for t in tasks] == ["done", "failed", "stopped",
+                                                             "stopped"]
+    assert rows[tasks[2]["task_id"]]["worker"] is None
+    assert rows[tasks[2]["task_id"]]["finished"] is not None
+    assert store.job_summary("job2") == {"pending": 1}

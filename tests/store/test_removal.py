@@ -156,7 +156,7 @@ def test_removing_an_s1_product_takes_only_its_partners_rows_out_of_a_fused_set(
 
 
 def test_removing_a_date_takes_its_pairs_rows_out_of_the_archives_change_set(store):
-    """`archive_change_<method>` (eominer.change.archive) holds every change pair's rows on
+    """`archive_change_<method>` (eominer.store.archive) holds every change pair's rows on
     the pair's first date: removing a later date takes out the rows of the first dates
     it was paired with, by its recorded pairs (a fused change pair's S1 dates in the
     pair's params too), and keeps the set; removing a first date takes its own rows."""
@@ -202,7 +202,6 @@ def test_a_first_date_of_two_pairs_keeps_the_rows_of_the_pair_that_stays(store):
     set still holds them: eominer.removal.refill_for, which `products remove` passes)."""
     import numpy as np
 
-    from eominer.change.archive import archive_source
     from eominer.removal import refill_for
 
     def refill(fs, product, gone):
@@ -231,7 +230,7 @@ def test_a_first_date_of_two_pairs_keeps_the_rows_of_the_pair_that_stays(store):
         return {v for (v,) in store.query(f"SELECT change_prob_mean FROM {archive.table_name}")}
 
     fs = store.feature_set(archive.feature_set_id)
-    assert archive_source(store, fs, "A1").params["second"] == "A3" and rows() == {2.0}
+    assert store.archive_source(fs, "A1").params["second"] == "A3" and rows() == {2.0}
     assert store.thinned_rows_from("A2") == [(fs, ())]  # A1's rows are A1 -> A3's
     r = store.remove_product("A2", refill=refill)
     assert (r.thinned_sets, r.refilled) == (((archive.feature_set_id, ()),), ())

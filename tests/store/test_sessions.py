@@ -185,6 +185,12 @@ def test_annotations(store):
     pos = store.positive_annotations("s1")
     assert pos.dtype == np.int64 and pos.tolist() == [1, 3, 101]
     assert store.positive_annotations("s2").tolist() == [1]
+    pub = store.published_annotations("s1", "lake")  # an export's polygons read these
+    assert pub.column_names == ["patch_id", "score", "positive", "model_version"]
+    assert pub["patch_id"].to_pylist() == [1, 2, 3, 101, 102]
+    assert pub["positive"].to_pylist() == [True, False, True, True, False]
+    assert set(pub["model_version"].to_pylist()) == {"m1"}
+    assert store.published_annotations("s1", "water").num_rows == 0
 
     t = store.annotated_patches("lake", min_score=0.5)
     assert t.column_names == ["patch_id", "score", "session_id", "model_version",

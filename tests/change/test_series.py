@@ -16,6 +16,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from compute.series import run_series
+from eominer.change.series import BREAK_COLUMNS
 from eominer.change.timeseries import (
     TEMPORAL_COLUMNS,
     day_numbers,
@@ -25,7 +26,6 @@ from eominer.change.timeseries import (
 )
 from eominer.errors import ConfigError
 from eominer.evaluation.eolearn import EPSG, PIXEL_M, REFERENCE_SCENE, read_eopatch
-from eominer.features.series import BREAK_COLUMNS
 from eominer.ingest import ingest_paths
 from eominer.io.ard import read_ard
 from eominer.store import open_store

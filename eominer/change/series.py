@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eominer.change.temporal import MIN_CLEAR_SHARE, TEMPORAL_VERSION
 from eominer.change.timeseries import (
     HARMONICS,
     MIN_DATES,
@@ -45,7 +46,6 @@ from eominer.change.timeseries import (
     temporal_descriptors,
 )
 from eominer.errors import ConfigError, ProductReadError
-from eominer.features.temporal import MIN_CLEAR_SHARE, TEMPORAL_VERSION
 
 if TYPE_CHECKING:
     from eominer.store import FeatureSet, Store
