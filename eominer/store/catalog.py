@@ -205,11 +205,10 @@ class CatalogMixin(StoreBase):
         if not product_ids:
             return 0
         marks = ", ".join("?" for _ in product_ids)
-        # REAL as the column (0.2 stored is not above 0.2 given), through DOUBLE: monetdbe
-        # compares a REAL with a float parameter cast straight to REAL wrongly
+        # as REAL, the column's type: 0.2 stored is not above 0.2 given
         return int(self.query(
             f"SELECT COUNT(*) FROM patches WHERE level = ? AND product_id IN ({marks}) "
-            "AND cloud_fraction > CAST(CAST(? AS DOUBLE) AS REAL)",
+            "AND cloud_fraction > CAST(? AS REAL)",
             [int(level), *product_ids, float(max_cloud)])[0][0])
 
     def patch_ids(self, product_ids: list[str], level: int) -> np.ndarray:

@@ -570,9 +570,12 @@ class MonetDBeEngine(_MonetBase):
         self.con.consistent = True
 
     def _bind(self, sql: str, params: Params) -> tuple[str, list[Any] | None]:
-        """monetdbe cannot bind None: such markers become the NULL literal."""
+        """monetdbe cannot bind None: such markers become the NULL literal. Nor a float
+        where the statement types the marker REAL (against a REAL column, or `CAST(? AS
+        REAL)`): it reads the double's bytes as a float (0.15 became 4.2e-08), so a float
+        is bound as a DOUBLE and converted by the statement."""
         values = [_to_python(p) for p in params]
-        if all(v is not None for v in values):
+        if all(v is not None and not isinstance(v, float) for v in values):
             return sql, values or None
         it = iter(values)
         kept: list[Any] = []
@@ -584,7 +587,7 @@ class MonetDBeEngine(_MonetBase):
             if v is None:
                 return "NULL"
             kept.append(v)
-            return "?"
+            return "CAST(? AS DOUBLE)" if isinstance(v, float) else "?"
 
         return _PLACEHOLDER_RE.sub(swap, sql), kept or None
 
