@@ -105,3 +105,16 @@ def test_sql_is_written_in_the_store_only() -> None:
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
              and node.func.attr in RAW_SQL]
     assert calls == []
+
+
+# docs/architecture.md: the commands that start jobs, and what asks the runner about a
+# job (`compute.runner.died_in_process`, `job_state`; no Ray)
+IMPORT_COMPUTE = {"apply", "change", "encoder", "eval_cascade", "eval_learning", "extract",
+                  "fusion", "index", "ingest", "jobs", "timeseries"}
+
+
+def test_only_the_job_commands_and_views_import_compute() -> None:
+    got = {module_name(p) for p in SOURCES if module_name(p).startswith("eominer.")
+           for _, mod in imported(p) if mod.split(".")[0] == "compute"}
+    assert got == {*(f"eominer.cli.{m}" for m in IMPORT_COMPUTE), "eominer.ui.jobs",
+                   "eominer.ui.status"}
