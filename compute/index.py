@@ -22,13 +22,10 @@ import numpy as np
 from compute.runner import DEFAULT_RETRIES, Finished, JobReport, JobSpec, Task, TaskCallback
 from eominer.errors import ConfigError
 from eominer.learning import ann
+from eominer.learning.ann import shard_file
 
 if TYPE_CHECKING:
     from eominer.store import Store
-
-
-def shard_file(product_id: str) -> str:
-    return f"{product_id}.usearch"
 
 
 def build_product_shard(url: str, feature_set_id: str, product_id: str, level: int,

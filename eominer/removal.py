@@ -17,7 +17,7 @@ Order, so that no step leaves an answer that names a removed patch:
    left. Refused in step 1 while a session uses one (a set kept per product: one over
    the products whose rows go); the dropped sets' nearest-neighbour indexes go after
    the transaction, the shards of those products in a kept set's index before it, with
-   the product's own (`eominer index build` puts back those computed again);
+   the product's own, and those computed again are built again after it;
 4. its files: the ARD COG and the layers of its pairs. A crash before this leaves files
    no row names (disk only). A database copied from another that still exists keeps
    the files its rows named when it was copied: the original names them too
@@ -46,6 +46,8 @@ class Removal:
     files: tuple[str, ...]  # files deleted (the ARD, pair layers)
     kept: tuple[str, ...] = ()  # files kept: the original of this copied database names them
     index_folders: int = 0  # indexes of the feature sets dropped with it
+    # shards built again: of the products whose rows of a kept set were computed again
+    index_shards_rebuilt: int = 0
     # saved classifiers trained on those sets: kept (the history), no longer applicable
     stranded_models: tuple[str, ...] = ()
 
@@ -65,19 +67,26 @@ def remove_products(store: Store, product_ids: Sequence[str],
         store.refuse_if_held(pid)
     out = []
     for pid in ids:
-        shards = _drop_index_shards(store, pid, dry_run)
-        for fs, partners in store.thinned_rows_from(pid):  # their rows go: so do their shards
+        shards = len(_drop_index_shards(store, pid, dry_run))
+        partners_shards = []  # their rows go: so do their shards
+        for fs, partners in store.thinned_rows_from(pid):
             for partner in partners:
-                shards += _drop_index_shards(store, partner, dry_run, fs.feature_set_id)
+                partners_shards += _drop_index_shards(store, partner, dry_run,
+                                                      fs.feature_set_id)
         removed = store.remove_product(
             pid, dry_run, refill=lambda fs, p, gone: refill_for(store, fs, p, gone))
+        back = {(fid, p) for fid, p, _ in removed.refilled}
+        rebuilt = [(folder, p) for folder, fid, p in partners_shards if (fid, p) in back]
+        if not dry_run:
+            _rebuild_index_shards(store, rebuilt)
         ard = () if removed.ard_path == removed.source_path else (removed.ard_path,)
         ours = [f for f in (*ard, *removed.layer_paths) if f not in removed.shared]
         files = [f for f in ours if (Path(f).is_file() if dry_run else _unlink(f))]
         kept = tuple(f for f in removed.shared if Path(f).is_file())
         folders = _drop_indexes(store, removed.dropped_sets, dry_run)
-        out.append(Removal(removed, shards, tuple(files), kept, folders,
-                           _models_on(store, removed.dropped_sets)))
+        out.append(Removal(removed, shards + len(partners_shards), tuple(files), kept,
+                           index_folders=folders, index_shards_rebuilt=len(rebuilt),
+                           stranded_models=_models_on(store, removed.dropped_sets)))
     return out
 
 
@@ -118,6 +127,9 @@ def describe(r: Removal, dry_run: bool = False) -> list[str]:
         f"{d.annotations:,} annotations, {d.search_results:,} saved-search rows, "
         f"{len(d.pair_ids)} pair(s), {r.index_shards} index shard(s); {len(r.files)} "
         f"file(s) {delete}")
+    if r.index_shards_rebuilt:
+        out.append(f"{'would build' if dry_run else 'built'} {r.index_shards_rebuilt} index "
+                   "shard(s) again, of the products whose rows were computed again")
     if d.dropped_sets:
         out.append(f"{drop} {len(d.dropped_sets)} feature set(s) computed from its pixels "
                    f"for other products' patches: {', '.join(d.dropped_sets)}"
@@ -180,11 +192,12 @@ def _drop_indexes(store: Store, feature_set_ids: Sequence[str], dry_run: bool = 
 
 
 def _drop_index_shards(store: Store, product_id: str, dry_run: bool = False,
-                       feature_set_id: str | None = None) -> int:
-    """The product's shards in every index (of `feature_set_id` only, if given)."""
+                       feature_set_id: str | None = None) -> list[tuple[Path, str, str]]:
+    """The product's shards in every index (of `feature_set_id` only, if given): (index
+    folder, its feature set, the product) of each."""
     from eominer.learning.ann import index_root, read_manifest, write_manifest
 
-    n = 0
+    dropped = []
     root = index_root(store)
     for folder in sorted(root.iterdir()) if root.is_dir() else ():
         manifest = read_manifest(folder) if folder.is_dir() else None
@@ -193,12 +206,23 @@ def _drop_index_shards(store: Store, product_id: str, dry_run: bool = False,
         entry = manifest.shards.pop(product_id, None) if manifest else None
         if entry is None:
             continue
-        n += 1
+        dropped.append((folder, manifest.feature_set_id, product_id))
         if dry_run:
             continue
         write_manifest(folder, manifest)  # first: a reader never meets a missing file
         (folder / entry["file"]).unlink(missing_ok=True)
-    return n
+    return dropped
+
+
+def _rebuild_index_shards(store: Store, shards: Sequence[tuple[Path, str]]) -> None:
+    """The shards of products whose rows came back, computed again from another partner
+    or pair: built from those rows as `eominer index build` builds a new product's."""
+    from eominer.learning.ann import read_manifest, rebuild_shard
+
+    for folder, product in shards:
+        manifest = read_manifest(folder)
+        if manifest is not None:
+            rebuild_shard(store, folder, manifest, product)
 
 
 def _unlink(path: str) -> bool:

@@ -310,6 +310,26 @@ def search_archive(store: Store, like: Sequence[int], feature_set_id: str, *,
         level=level, n_indexed=sum(int(e["n"]) for e in manifest.shards.values()))
 
 
+def shard_file(product_id: str) -> str:
+    return f"{product_id}.usearch"
+
+
+def rebuild_shard(store: Store, folder: Path, manifest: Manifest, product_id: str) -> int:
+    """The product's shard of the index in `folder`, from its features now, with the
+    index's own standardisation, into the manifest (written after the file: a reader
+    never meets a shard without its file). Returns the vectors indexed."""
+    ids, X, _ = store.read_features([manifest.feature_set_id], [product_id], manifest.level)
+    if not len(ids):
+        return 0
+    file = shard_file(product_id)
+    n = build_shard(ids, standardise(X, np.asarray(manifest.mean), np.asarray(manifest.std)),
+                    folder / file)
+    stamp = store.feature_stamps(manifest.feature_set_id).get(product_id)
+    manifest.shards[product_id] = shard_entry(file, n, stamp)
+    write_manifest(folder, manifest)
+    return n
+
+
 def shard_entry(file: str, n: int, features: str | None = None) -> dict[str, Any]:
     """A manifest's shard: its file, vectors, when built, and the stamp of the features
     it was built from (`Store.feature_stamps`: the last extract task of its product)."""

@@ -105,10 +105,22 @@ def test_an_s2_product_with_two_s1_partners_keeps_rows_from_the_one_that_stays(a
     assert (f"computed the rows of {a['s2_id']} in fused set {fid} again from its other S1 "
             f"partner(s) ({b['s1_id']})") in r.output
     assert "out of fused set" not in r.output
+    # its shard of the set's index went with its rows, and came back with them
+    assert "built 1 index shard(s) again, of the products whose rows were computed again" \
+        in r.output
     with open_store(url) as store:
         got, after, _ = store.read_features([fid], [a["s2_id"]], LEVEL)
         assert store.row_sources(fid)[a["s2_id"]] == (b["s1_id"],)
         assert store.feature_set_sources(fid) == sorted(p["s1_id"] for p in pairs[1:])
+        folder = ann.index_dir(store, fid, LEVEL)
+        manifest = ann.read_manifest(folder)
+        assert sorted(manifest.shards) == sorted(p["s2_id"] for p in pairs)
+        assert manifest.shards[a["s2_id"]]["n"] == len(ids)
+        assert (folder / manifest.shards[a["s2_id"]]["file"]).is_file()
+        # the shard answers queries: the patch nearest one of its new rows is that patch
+        z = ann.standardise(after[:1], np.asarray(manifest.mean), np.asarray(manifest.std))
+        near, _ = ann.query_index(folder, manifest, z[0], 1)
+        assert near.tolist() == [int(ids[0])]
     np.testing.assert_array_equal(got, ids)  # every patch has its row again
     np.testing.assert_array_equal(after[:, :n2], before[:, :n2])  # the S2 block
     np.testing.assert_array_equal(after[:, n2:], xb[:, n2:])  # the other layer's S1 block
