@@ -48,6 +48,7 @@ class Removal:
     index_folders: int = 0  # indexes of the feature sets dropped with it
     # shards built again: of the products whose rows of a kept set were computed again
     index_shards_rebuilt: int = 0
+    index_rebuild_failed: str | None = None  # why they could not be (the rest is done)
     # saved classifiers trained on those sets: kept (the history), no longer applicable
     stranded_models: tuple[str, ...] = ()
 
@@ -75,17 +76,17 @@ def remove_products(store: Store, product_ids: Sequence[str],
                                                       fs.feature_set_id)
         removed = store.remove_product(
             pid, dry_run, refill=lambda fs, p, gone: refill_for(store, fs, p, gone))
-        back = {(fid, p) for fid, p, _ in removed.refilled}
-        rebuilt = [(folder, p) for folder, fid, p in partners_shards if (fid, p) in back]
-        if not dry_run:
-            _rebuild_index_shards(store, rebuilt)
         ard = () if removed.ard_path == removed.source_path else (removed.ard_path,)
         ours = [f for f in (*ard, *removed.layer_paths) if f not in removed.shared]
         files = [f for f in ours if (Path(f).is_file() if dry_run else _unlink(f))]
         kept = tuple(f for f in removed.shared if Path(f).is_file())
         folders = _drop_indexes(store, removed.dropped_sets, dry_run)
+        back = {(fid, p) for fid, p, _ in removed.refilled}
+        rebuilt = [(folder, p) for folder, fid, p in partners_shards if (fid, p) in back]
+        failed = None if dry_run else _rebuild_index_shards(store, rebuilt)
         out.append(Removal(removed, shards + len(partners_shards), tuple(files), kept,
                            index_folders=folders, index_shards_rebuilt=len(rebuilt),
+                           index_rebuild_failed=failed,
                            stranded_models=_models_on(store, removed.dropped_sets)))
     return out
 
@@ -127,7 +128,11 @@ def describe(r: Removal, dry_run: bool = False) -> list[str]:
         f"{d.annotations:,} annotations, {d.search_results:,} saved-search rows, "
         f"{len(d.pair_ids)} pair(s), {r.index_shards} index shard(s); {len(r.files)} "
         f"file(s) {delete}")
-    if r.index_shards_rebuilt:
+    if r.index_shards_rebuilt and r.index_rebuild_failed:
+        out.append(f"could not build {r.index_shards_rebuilt} index shard(s) again, of the "
+                   f"products whose rows were computed again ({r.index_rebuild_failed}): "
+                   "eominer index build puts them back")
+    elif r.index_shards_rebuilt:
         out.append(f"{'would build' if dry_run else 'built'} {r.index_shards_rebuilt} index "
                    "shard(s) again, of the products whose rows were computed again")
     if d.dropped_sets:
@@ -214,15 +219,20 @@ def _drop_index_shards(store: Store, product_id: str, dry_run: bool = False,
     return dropped
 
 
-def _rebuild_index_shards(store: Store, shards: Sequence[tuple[Path, str]]) -> None:
+def _rebuild_index_shards(store: Store, shards: Sequence[tuple[Path, str]]) -> str | None:
     """The shards of products whose rows came back, computed again from another partner
-    or pair: built from those rows as `eominer index build` builds a new product's."""
+    or pair: built from those rows as `eominer index build` builds a new product's. Last,
+    when the removal is done: a failure is reported (None: none), not raised."""
     from eominer.learning.ann import read_manifest, rebuild_shard
 
-    for folder, product in shards:
-        manifest = read_manifest(folder)
-        if manifest is not None:
-            rebuild_shard(store, folder, manifest, product)
+    try:
+        for folder, product in shards:
+            manifest = read_manifest(folder)
+            if manifest is not None:
+                rebuild_shard(store, folder, manifest, product)
+    except Exception as exc:  # the product is removed: say what is left to do
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _unlink(path: str) -> bool:

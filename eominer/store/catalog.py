@@ -166,16 +166,9 @@ class CatalogMixin(StoreBase):
         ids = [int(i) for i in patch_ids]
         if not ids:
             return []
-        found: dict[int, PatchWindow] = {}
-        for start in range(0, len(ids), 1000):
-            part = sorted(set(ids[start:start + 1000]))
-            t = self.query_arrow(
-                "SELECT patch_id, product_id, x_off, y_off, size_px FROM patches "
-                f"WHERE patch_id IN ({', '.join('?' for _ in part)})", part)
-            for r in t.to_pylist():
-                found[int(r["patch_id"])] = PatchWindow(
-                    int(r["patch_id"]), r["product_id"], int(r["x_off"]), int(r["y_off"]),
-                    int(r["size_px"]))
+        found = {int(r["patch_id"]): PatchWindow(
+            int(r["patch_id"]), r["product_id"], int(r["x_off"]), int(r["y_off"]),
+            int(r["size_px"])) for r in self.patches_by_id(ids).to_pylist()}
         missing = [i for i in ids if i not in found]
         if missing:
             raise StoreError(f"patch(es) {missing[:5]} are not in {self.url}: ingest their "
@@ -189,7 +182,7 @@ class CatalogMixin(StoreBase):
         parts = [self.query_arrow(
             "SELECT patch_id, product_id, x_off, y_off, size_px FROM patches WHERE patch_id "
             f"IN ({', '.join('?' for _ in part)}) ORDER BY patch_id", part)
-            for s in range(0, len(ids), 10_000) if (part := ids[s:s + 10_000])]
+            for s in range(0, len(ids), 1000) if (part := ids[s:s + 1000])]
         if not parts:
             return self.query_arrow("SELECT patch_id, product_id, x_off, y_off, size_px "
                                     "FROM patches WHERE 1 = 0")

@@ -165,3 +165,36 @@ def test_a_joined_fused_set_refills_from_the_stored_rows_of_the_other_partner(tm
         assert len(got) == 4
         np.testing.assert_array_equal(after, expected)
         assert store.row_sources(fs.feature_set_id) == {"A2": ("Q1",)}
+
+
+def test_a_shard_that_cannot_be_built_again_is_said_and_the_removal_is_done(archive,
+                                                                           monkeypatch):
+    """The shards are built again last, once the product is out and its files gone: a
+    failure there (a full disk) is reported with what puts them back, not raised."""
+    url, pairs, fs = archive
+    a, b = pairs[0], pairs[1]
+    with open_store(url) as store:
+        (other,) = store.fusion_pairs(b["s2_id"])
+        store.put_fusion_pair("s1s2_second_partner", a["s2_id"], b["s1_id"], 1.0, 1.0,
+                              other["layer_path"], other["params"])
+        build_fused_features(store, LEVEL)
+
+    def full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ann, "build_shard", full)
+    r = CliRunner().invoke(cli, ["products", "remove", a["s1_id"], "--yes", "--db", url])
+    assert r.exit_code == 0, r.output
+    assert ("could not build 1 index shard(s) again, of the products whose rows were "
+            "computed again (OSError: [Errno 28] No space left on device): eominer index "
+            "build puts them back") in r.output
+    with open_store(url) as store:
+        assert not store.product_exists(a["s1_id"])
+        assert len(store.read_features([fs.feature_set_id], [a["s2_id"]], LEVEL)[0])
+        manifest = ann.read_manifest(ann.index_dir(store, fs.feature_set_id, LEVEL))
+    assert a["s2_id"] not in manifest.shards  # out until `eominer index build`
+    with open_store(url) as store:
+        monkeypatch.undo()
+        run_index(store, fs.feature_set_id, LEVEL, num_workers=0)
+        manifest = ann.read_manifest(ann.index_dir(store, fs.feature_set_id, LEVEL))
+    assert sorted(manifest.shards) == sorted(p["s2_id"] for p in pairs)
