@@ -101,3 +101,14 @@ def test_patches_by_id_their_products_and_the_cloudy_ones(store):
     assert store.cloudy_patches(["P1"], 32, 0.15) == 2  # 0.2 and 0.3; unknown is not cloudy
     assert store.cloudy_patches(["P1", "P2"], 32, 0.25) == 2
     assert store.cloudy_patches(["P1"], 64, 0.0) == 3 and store.cloudy_patches([], 32, 0) == 0
+
+
+def test_which_products_exist_and_the_next_patch_id(store):
+    assert store.next_patch_id() == 1 and not store.product_exists("P1")
+    add_product(store, "P1", T0, 1)
+    add_product(store, "P2", T0, 101)
+    assert store.product_exists("P1") and not store.product_exists("P9")
+    many = [f"X{i}" for i in range(1200)] + ["P2", "P1"]  # past one statement's 500
+    assert store.existing_products(many) == {"P1", "P2"}
+    assert store.existing_products([]) == set()
+    assert store.next_patch_id() == 109  # P2's 8 patches from 101

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from eominer.errors import FeatureError
@@ -190,3 +191,42 @@ def test_column_stats_and_a_products_rows_taken_out(store):
         store.delete_product_rows(fs, "P1")
     assert store.feature_patch_ids(fs).tolist() == p2[:2]  # every level of P1 went
     assert store.column_stats(fs, 64)[2] == 0
+
+
+def test_streamed_and_point_reads_of_the_features(store):
+    """What a compact (10M-patch) session reads, on every engine: the rows of an id range
+    as record batches (any order), a few rows by id, and which sets hold given patches;
+    a set dropped takes its table and every row that describes it."""
+    store.insert_arrow("patches", patch_rows(300))
+    a = store.register_feature_set("spectral", 1, {}, ["a", "b"])
+    b = store.register_feature_set("gabor", 1, {}, ["g"])
+    ids = np.arange(1, 301, dtype=np.int64)
+    va = np.column_stack([ids, -ids]).astype(np.float32)
+    store.write_features(a, ids, va)
+    store.write_features(b, ids[:200], (ids[:200] * 0.5).astype(np.float32)[:, None])
+    both = [a.feature_set_id, b.feature_set_id]
+
+    batches = list(store.feature_batches(both, 50, 250, rows=64))
+    assert all(bt.num_rows <= 64 for bt in batches)
+    got = pa.Table.from_batches(batches).to_pydict()
+    order = np.argsort(got["patch_id"])
+    assert np.asarray(got["patch_id"])[order].tolist() == list(range(50, 201))  # both sets
+    cols = [k for k in got if k != "patch_id"]
+    X = np.column_stack([np.asarray(got[k])[order] for k in cols])
+    np.testing.assert_array_equal(X[:, 0], np.arange(50, 201))
+    np.testing.assert_array_equal(X[:, 2], np.arange(50, 201) * 0.5)
+
+    rid, rX = store.read_feature_rows(both, [150, 7, 999, 7, 260])
+    assert rid.tolist() == [7, 150]  # 260 has no gabor row, 999 no row at all
+    np.testing.assert_array_equal(rX, [[7, -7, 3.5], [150, -150, 75]])
+    assert store.read_feature_rows(both, [])[1].shape == (0, 3)
+
+    assert [fs.feature_set_id for fs in store.feature_sets_holding([3, 150])] == both
+    assert [fs.name for fs in store.feature_sets_holding([250])] == ["spectral"]
+    assert store.resolve_feature_sets(["gabor", a.feature_set_id, "gabor"]) == [
+        b.feature_set_id, a.feature_set_id]
+    with store.transaction():
+        store.drop_feature_set(b.feature_set_id)
+    assert store.feature_set(b.feature_set_id) is None
+    assert not store.has_table(b.table_name)
+    assert [fs.name for fs in store.feature_sets_holding([3])] == ["spectral"]

@@ -161,3 +161,26 @@ def test_a_stopped_run_marks_its_tasks_not_done(store):
     assert rows[tasks[2]["task_id"]]["worker"] is None
     assert rows[tasks[2]["task_id"]]["finished"] is not None
     assert store.job_summary("job2") == {"pending": 1}
+
+
+def test_feature_stamps_and_the_tasks_running(store):
+    """What an index compares its shards with (the last done extract or change task of
+    each product for a set) and the tasks marked running by a named process."""
+    store.schedule_tasks("job1", "extract", [task(0, "P1"), task(1, "P1"), task(2, "P2")])
+    store.schedule_tasks("job2", "apply", [task(3, "P3")])
+    ids = {i: task(i, p)["task_id"] for i, p in ((0, "P1"), (1, "P1"), (2, "P2"), (3, "P3"))}
+    store.start_tasks([(ids[0], 1), (ids[1], 1)], worker="w1")
+    store.start_tasks([(ids[2], 1), (ids[3], 1)])  # no process named yet
+    assert store.feature_stamps("fsA") == {}
+    assert sorted(t for t, _, _ in store.running_tasks()) == sorted([ids[0], ids[1]])
+    assert [(t, w) for t, w, _ in store.running_tasks([ids[1], ids[2], "nope"])] == [
+        (ids[1], "w1")]
+    with store.transaction():
+        store.finish_task(ids[0], "w1")
+        store.finish_task(ids[3], "w2")  # an apply task writes no features
+    first = store.feature_stamps("fsA")
+    assert list(first) == ["P1"] and first["P1"].startswith("20")
+    with store.transaction():
+        store.finish_task(ids[1], "w1")
+    assert store.feature_stamps("fsA")["P1"] >= first["P1"]
+    assert store.running_tasks() == []

@@ -267,3 +267,20 @@ def test_delete_session_takes_its_rows_only(store):
             write()
     assert store.query("SELECT COUNT(*) FROM labels WHERE session_id = 'S1'")[0][0] == 0
     assert store.query("SELECT COUNT(*) FROM rounds WHERE session_id = 'S1'")[0][0] == 0
+
+
+def test_activity_and_round_counts_of_the_sessions(store):
+    """The Sessions tab's table (labels, rounds, last label per session) and the count a
+    label click reads instead of every round."""
+    t1, t2 = T0, T0 + dt.timedelta(minutes=5)
+    store.insert_session(session_record("s1", "ana", t1))
+    store.insert_session(session_record("s2", "bob", t1))
+    store.put_label("s1", 5, "ana", 1, 0, at=t1)
+    store.put_label("s1", 7, "ana", -1, 0, at=t2)
+    store.insert_round(round_record("s1", 1, t2))
+    store.insert_round(round_record("s1", 2, t2))
+    act = store.session_activity()
+    assert {k: v[:2] for k, v in act.items()} == {"s1": (2, 2), "s2": (0, 0)}
+    assert as_datetime(act["s1"][2]) == t2 and act["s2"][2] is None
+    assert (store.round_count("s1"), store.round_count("s2"), store.round_count("x")) == (
+        2, 0, 0)
