@@ -57,6 +57,10 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
   that feature set's columns only) (the same product and level, every patch of it, not only the pool's;
   standardised as the session's own, times B): the patch's surroundings as features,
   where `spatial-A` smooths the model's output instead;
+- `city-A`: a multi-task kernel: the RBF between patches of two products (cities) is
+  multiplied by A, between patches of one product by 1 (columns of each patch's product,
+  one-hot, scaled so that the RBF's own gamma makes exp(-2 gamma B^2) = A), so a city's
+  labels weigh more for its own patches than for the other cities';
 - `sweight-W`: the sessions' `spatial_weight` W (how far `diverse` spreads a batch on the
   map; 0 by default);
 - `known`: AP of the ranking the product shows, with the analyst's answers over the
@@ -735,6 +739,8 @@ def main() -> None:
                 if neighbours[0] is None or neighbours[0][3] != reach:
                     neighbours[0] = (*neighbour_means(store, fids, list(task.product_ids),
                                                       task.level, reach), reach)
+            elif variant.startswith("city-"):  # product columns: added per session below
+                pass
             elif variant.startswith("sweight-"):  # SessionParams.spatial_weight
                 session_prior = {"spatial_weight": float(variant.split("-", 1)[1])}
             elif variant in ("hgb", "rbf+hgb"):
@@ -746,7 +752,8 @@ def main() -> None:
                 raise SystemExit(f"unknown variant {variant!r}: pool, per-product, spatial-A, "
                                  "spatial_score-A, featknn-A, sumkernel-G, laplace-G, selftrain-F, "
                                  "pca-K, pcaw-K, nbr-B, rankgauss, bagged-B, qbc-B (with --strategy qbc), prior-B, "
-                                 "rankprior-B, sprior-W/H, cvprior-W/H, pickraw, hgb, rbf+hgb, sweight-W, known, known-ctx")
+                                 "rankprior-B, sprior-W/H, cvprior-W/H, pickraw, hgb, rbf+hgb, city-A, sweight-W, known, "
+                                 "known-ctx")
             aps, unlabelled = [], []
             if cls_of:
                 confusions = Confusions(cls_of, task)
@@ -777,6 +784,16 @@ def main() -> None:
                     s.data.X = np.ascontiguousarray(np.hstack([s.data.X, z[:, cols]]),
                                                     np.float32)
                     s.data.names = s.data.names + [f"nbr_{s.data.names[i]}" for i in cols]
+                    s.data._sq = None
+                if variant.startswith("city-"):  # one-hot product columns of height B
+                    a, d = float(variant.split("-", 1)[1]), s.data.X.shape[1]
+                    # the RBF's gamma is 1 / (columns x variance), the variance ~1 here
+                    b = np.sqrt(-np.log(a) * d / 2.0)
+                    codes = {p: i for i, p in enumerate(sorted(set(product.tolist())))}
+                    onehot = np.zeros((len(product), len(codes)), np.float32)
+                    onehot[np.arange(len(product)), [codes[p] for p in product]] = b
+                    s.data.X = np.ascontiguousarray(np.hstack([s.data.X, onehot]), np.float32)
+                    s.data.names = s.data.names + [f"city__{p}" for p in codes]
                     s.data._sq = None
                 if variant.startswith(("pca-", "pcaw-")):
                     pca_columns(s.data.X, int(variant.split("-", 1)[1]),
