@@ -61,6 +61,8 @@ The same simulated sessions (seeds, strategy, 200 labels) are run once per varia
   multiplied by A, between patches of one product by 1 (columns of each patch's product,
   one-hot, scaled so that the RBF's own gamma makes exp(-2 gamma B^2) = A), so a city's
   labels weigh more for its own patches than for the other cities';
+  (`--strategy diverse-nocity`: `diverse` without those columns, so that they shape
+  the kernel only);
 - `sweight-W`: the sessions' `spatial_weight` W (how far `diverse` spreads a batch on the
   map; 0 by default);
 - `known`: AP of the ranking the product shows, with the analyst's answers over the
@@ -281,6 +283,18 @@ def product_stratified(holder: list):
             pool.append(rows)
         return strategies.diverse(scores, n, X=X, centres=centres,
                                   spatial_weight=spatial_weight, pool=np.concatenate(pool))
+
+    return pick
+
+
+def without_last(holder: list):
+    """`diverse` on the session's columns less the last `holder[0]` (a `city-A` variant's
+    product columns: they then shape the model's kernel only, not the questions' spread)."""
+    from eominer.learning import strategies
+
+    def pick(scores, n, *, X=None, **kw):
+        k = holder[0] or 0
+        return strategies.diverse(scores, n, X=X if X is None or not k else X[:, :-k], **kw)
 
     return pick
 
@@ -668,6 +682,8 @@ def main() -> None:
     strategies.STRATEGIES["qbc"] = query_by_committee(votes)
     products: list = [None]  # each session row's product (strategy diverse-products)
     strategies.STRATEGIES["diverse-products"] = product_stratified(products)
+    city_columns: list = [0]  # the product columns a city-A variant added (diverse-nocity)
+    strategies.STRATEGIES["diverse-nocity"] = without_last(city_columns)
     plain_make = engine.make_model
     plain_ranking = Session._ranking
     from eominer.learning import session as session_module
@@ -795,6 +811,7 @@ def main() -> None:
                     s.data.X = np.ascontiguousarray(np.hstack([s.data.X, onehot]), np.float32)
                     s.data.names = s.data.names + [f"city__{p}" for p in codes]
                     s.data._sq = None
+                    city_columns[0] = len(codes)
                 if variant.startswith(("pca-", "pcaw-")):
                     pca_columns(s.data.X, int(variant.split("-", 1)[1]),
                                 variant.startswith("pcaw"))
