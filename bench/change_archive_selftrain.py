@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from change_thresholds import CITIES
+from change_thresholds import CITIES, score_maps
 
 VARIANTS = ("pair", "archive", "mean", "loo")
 
@@ -75,9 +75,6 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/oscd")
     args = ap.parse_args()
 
-    from eominer.change.threshold import otsu_threshold
-    from eominer.evaluation.change_metrics import F1Hull, auprc, best_f1, confusion
-
     t0 = time.perf_counter()
     cities = {c: prepared(Path(args.data), c) for c in CITIES}
     print(f"prepared in {time.perf_counter() - t0:.0f} s; pseudo-labels per city: "
@@ -85,35 +82,18 @@ def main() -> None:
                      for k, c in cities.items()), flush=True)
     every = fit(np.concatenate([c["X"] for c in cities.values()]),
                 np.concatenate([c["y"] for c in cities.values()]))
-    pooled = {v: np.zeros(4, np.int64) for v in VARIANTS}
-    hulls: dict[str, list] = {v: [] for v in VARIANTS}
-    probs: dict[str, list[np.ndarray]] = {v: [] for v in VARIANTS}
-    truths = []
-    for name, c in cities.items():
-        others = [o for k, o in cities.items() if k != name]
-        p = {"pair": probability(c, fit(c["X"], c["y"])),
-             "archive": probability(c, every),
-             "loo": probability(c, fit(np.concatenate([o["X"] for o in others]),
-                                       np.concatenate([o["y"] for o in others])))}
-        p["mean"] = (p["pair"] + p["archive"]) / 2
-        valid, truth = c["valid"], c["truth"]
-        truths.append(truth.ravel())
-        line = []
-        for v in VARIANTS:
-            p0 = np.where(valid, np.nan_to_num(p[v], nan=0.0), 0.0)
-            k = confusion(valid & (p0 > otsu_threshold(p[v], valid, 0)), truth)
-            pooled[v] += k
-            hulls[v].append(F1Hull.of(p0, truth))
-            probs[v].append(p0.ravel())
-            line.append(f"{v} {2 * k[0] / (2 * k[0] + k[1] + k[2]):.3f}/"
-                        f"{best_f1([hulls[v][-1]])[0]:.3f}")
-        print(name, "  ".join(line), flush=True)
-    t = np.concatenate(truths)
-    print("\nvariant      pooled F1  bound  AUPRC")
-    for v in VARIANTS:
-        tp, fp, fn, _ = (int(x) for x in pooled[v])
-        print(f"{v:12s} {2 * tp / (2 * tp + fp + fn):.3f}      {best_f1(hulls[v])[0]:.3f}  "
-              f"{auprc(np.concatenate(probs[v]), t):.3f}")
+
+    def maps():
+        for name, c in cities.items():
+            others = [o for k, o in cities.items() if k != name]
+            p = {"pair": probability(c, fit(c["X"], c["y"])),
+                 "archive": probability(c, every),
+                 "loo": probability(c, fit(np.concatenate([o["X"] for o in others]),
+                                           np.concatenate([o["y"] for o in others])))}
+            p["mean"] = (p["pair"] + p["archive"]) / 2
+            yield name, c["valid"], c["truth"], {v: (p[v], None) for v in VARIANTS}
+
+    score_maps(list(VARIANTS), maps())
     print(f"{time.perf_counter() - t0:.0f} s")
 
 

@@ -121,29 +121,45 @@ def score_cities(variants: list[str], probability_of, data: Path, cache: Path | 
     (`best_f1`) and AUPRC."""
     import time
 
+    from eominer.evaluation.oscd import load_city
+
+    def maps():
+        for city in CITIES:
+            cached = probability(data, city, cache)[0] if cache is not None else None
+            pair, truth = load_city(data, city)
+            out = {}
+            for v in variants:
+                t0 = time.perf_counter()
+                out[v] = (probability_of(v, pair, cached), time.perf_counter() - t0)
+            yield city, pair.valid, truth, out
+
+    score_maps(variants, maps())
+
+
+def score_maps(variants: list[str], cities) -> None:
+    """`cities`: per city, (name, valid, truth, {variant: (probability, seconds or
+    None)}). Each map thresholded by Otsu; prints each city's F1 / best-threshold F1 (and
+    seconds), then per variant the pooled F1, its bound (`best_f1`) and AUPRC."""
     from eominer.change.threshold import otsu_threshold
     from eominer.evaluation.change_metrics import F1Hull, auprc, best_f1, confusion
-    from eominer.evaluation.oscd import load_city
 
     pooled = {v: np.zeros(4, np.int64) for v in variants}
     hulls: dict[str, list] = {v: [] for v in variants}
     probs: dict[str, list[np.ndarray]] = {v: [] for v in variants}
     truths = []
-    for city in CITIES:
-        cached = probability(data, city, cache)[0] if cache is not None else None
-        pair, truth = load_city(data, city)
+    for city, valid, truth, maps in cities:
         truths.append(truth.ravel())
         line = []
         for v in variants:
-            t0 = time.perf_counter()
-            p = probability_of(v, pair, cached)
-            p0 = np.where(pair.valid, np.nan_to_num(p, nan=0.0), 0.0)
-            c = confusion(pair.valid & (p0 > otsu_threshold(p, pair.valid, 0)), truth)
+            p, seconds = maps[v]
+            p0 = np.where(valid, np.nan_to_num(p, nan=0.0), 0.0)
+            c = confusion(valid & (p0 > otsu_threshold(p, valid, 0)), truth)
             pooled[v] += c
             hulls[v].append(F1Hull.of(p0, truth))
             probs[v].append(p0.ravel())
             line.append(f"{v} {2 * c[0] / (2 * c[0] + c[1] + c[2]):.3f}/"
-                        f"{best_f1([hulls[v][-1]])[0]:.3f} ({time.perf_counter() - t0:.0f} s)")
+                        f"{best_f1([hulls[v][-1]])[0]:.3f}"
+                        + (f" ({seconds:.0f} s)" if seconds is not None else ""))
         print(city, "  ".join(line), flush=True)
     t = np.concatenate(truths)
     print("\nvariant      pooled F1  bound  AUPRC")
