@@ -42,12 +42,16 @@ $(VENV)/.installed: pyproject.toml | uv
 	@touch $@
 
 # MonetDB's embedded engine has wheels for Python <= 3.10 only: a side environment runs
-# the store's contract tests on it (setuptools<81 because monetdbe imports pkg_resources).
-.venv-monetdbe/.installed: | uv
+# the store's contract tests on it, and the analyst's CLI flow against DuckDB's answers
+# (tests/store/test_product_flow.py: the core dependencies, Ray, scikit-image, the
+# export and index libraries; setuptools<81 because monetdbe imports pkg_resources). It
+# depends on this Makefile, which holds its list: a package added here is installed.
+.venv-monetdbe/.installed: Makefile | uv
 	@test -n "$(PY310)" || { echo "error: Python 3.10 not found (pyenv install 3.10)"; exit 1; }
 	$(UV) venv --allow-existing --no-python-downloads -p $(PY310) .venv-monetdbe
 	$(UV) pip install --compile-bytecode -p .venv-monetdbe/bin/python monetdbe numpy pyarrow pytest \
-		pytest-timeout 'setuptools<81' click rich
+		pytest-timeout 'setuptools<81' click rich scipy rasterio duckdb shapely pystac \
+		scikit-learn numba ray threadpoolctl scikit-image pyogrio pyproj usearch
 	@touch $@
 
 # Debian's Chromium for the browser tests (never a downloaded browser build).

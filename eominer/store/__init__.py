@@ -52,13 +52,14 @@ def open_store(url: str | None = None, *, read_only: bool = False, init: bool = 
     text = url or default_db_url()
     parsed = parse_url(text)
     engine: Engine
+    if parsed.engine in ("duckdb", "monetdbe") and parsed.path and parsed.path != ":memory:":
+        # the workspace's folder may not exist yet (monetdbe said only "Cannot add farm")
+        Path(parsed.path).parent.mkdir(parents=True, exist_ok=True)
+        if read_only and not Path(parsed.path).exists():
+            raise StoreConnectionError(
+                f"no database at {parsed.path}: ingest a product first (eominer ingest PATH)"
+            )
     if parsed.engine == "duckdb":
-        if parsed.path and parsed.path != ":memory:":
-            Path(parsed.path).parent.mkdir(parents=True, exist_ok=True)
-            if read_only and not Path(parsed.path).exists():
-                raise StoreConnectionError(
-                    f"no database at {parsed.path}: ingest a product first (eominer ingest PATH)"
-                )
         engine = DuckDBEngine(parsed.path or ":memory:", read_only=read_only)
     elif parsed.engine == "monetdbe":
         engine = MonetDBeEngine(parsed.path)

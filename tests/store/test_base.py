@@ -28,6 +28,23 @@ def test_schema_created_with_version(store):
     assert store.query("SELECT COUNT(*) FROM schema_version")[0][0] == 1
 
 
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e in ("duckdb", "monetdbe")])
+def test_a_database_in_a_folder_not_made_yet(engine, tmp_path):
+    """A new workspace's folder is made for either embedded engine (monetdbe said only
+    "Cannot add farm ... (code -2)"); read-only, a database not there yet is said, not
+    made."""
+    from eominer.errors import StoreConnectionError
+    from eominer.store import open_store
+
+    path = tmp_path / "new" / "ws" / ("eominer.duckdb" if engine == "duckdb" else "monetdbe")
+    with pytest.raises(StoreConnectionError, match="no database at .*: ingest a product"):
+        open_store(f"{engine}:///{path}", read_only=True)
+    assert not path.exists()
+    with open_store(f"{engine}:///{path}") as store:
+        assert store.query("SELECT MAX(version) FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert path.exists()
+
+
 def test_bulk_load_100k_patches_and_read_back(store):
     t = patch_rows(N)
     assert store.insert_arrow("patches", t) == N
