@@ -4,9 +4,11 @@ lack one (`eominer apply` of a model whose sets they do not have, say).
 Most sets come from `eominer extract` (the descriptor registry), but not all: the
 change sets and `diff_tails` come from `eominer change` (a pair's own set holds that
 pair alone; the archive's set of its kind takes every pair's rows, on each pair's first
-date: eominer.store.archive), a neighbourhood set from `extract --neighbours`, a fused
-set from `eominer fusion`, and the time-series sets from `eominer timeseries`. Naming
-`extract` for those sends the analyst to a command that refuses the name.
+date: eominer.store.archive), as do the features of both dates (`dates_<name>`: `eominer
+change --features NAME`, eominer.change.dates); a neighbourhood set comes from `extract
+--neighbours`, a fused set from `eominer fusion`, and the time-series sets from `eominer
+timeseries`. Naming `extract` for those sends the analyst to a command that refuses the
+name.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from eominer.features.neighbours import PREFIX as NEIGHBOURS
-from eominer.store.archive import archive_of, is_archive, is_pair_set
+from eominer.store.archive import DATES_PREFIX, archive_of, is_archive, is_dates, is_pair_set
 from eominer.store.features import FeatureSet
 from eominer.store.fusion import FUSED_SENSOR
 
@@ -39,6 +41,12 @@ def advice_for(fs: FeatureSet, product_ids: Sequence[str]) -> str:
         return (f"run `eominer change {first} AFTER{method}` first, AFTER a later date of "
                 f"the same place, for each product (a change set has rows on the first date "
                 f"of its pairs; `--pairs FILE` maps many)")
+    if is_dates(fs):
+        source = fs.name.removeprefix(DATES_PREFIX)
+        first = product_ids[0] if product_ids else "BEFORE"
+        return (f"run `eominer change {first} AFTER --features {source}` first, AFTER a "
+                f"later date on the same grid, for each product (the features of both "
+                f"dates have rows on the first date of a pair)")
     if fs.name.startswith(NEIGHBOURS) and "of" in p:
         source = str(p["of"]).split("_v")[0]
         return (f"run `eominer extract --features {source} --neighbours "
