@@ -2,9 +2,11 @@
 level (eominer.learning.ann), one runner task per product shard.
 
 The driver computes the standardisation once, in SQL over every indexed row (or keeps
-the manifest's), and writes nothing else to the database but the runner's `jobs` rows. A
-task reads its product's features from the store itself (a unit of work on the shared
-file: eominer.store.engines) and writes its shard file atomically; the driver adds the
+the manifest's), and writes nothing else to the database but the runner's `jobs` rows. The
+driver reads a task's product's features just before it is submitted (the runner's
+`load`, as apply reads its blocks), so no worker opens the database: monetdbe is one
+process's, and a worker on another node may not reach a DuckDB file on the head. A
+task standardises them and writes its shard file atomically; the driver adds the
 finished shards to the manifest in each commit. A shard already in the manifest with its
 file present is done: a re-run builds only new products' shards (or, after a kill, the
 ones that did not finish). A shard whose product's features were re-extracted after it
@@ -28,15 +30,24 @@ if TYPE_CHECKING:
     from eominer.store import Store
 
 
-def build_product_shard(url: str, feature_set_id: str, product_id: str, level: int,
-                        mean: np.ndarray, std: np.ndarray, path: str) -> tuple[str, int]:
-    """Task: read one product's features at `level`, standardise, write its shard."""
-    from eominer.store import open_store
+def build_product_shard(product_id: str, ids: np.ndarray, X: np.ndarray, mean: np.ndarray,
+                        std: np.ndarray, path: str) -> tuple[str, int]:
+    """Task: standardise one product's features (read on the driver: `load_features`) and
+    write its shard."""
+    return product_id, ann.build_shard(ids, ann.standardise(X, mean, std), Path(path))
 
-    with open_store(url, init=False) as store:
+
+def load_features(feature_set_id: str, level: int):
+    """The runner's `load` of an index job: a task's (product, mean, std, path) with the
+    product's features at `level` read from the driver's store."""
+
+    def load(store: Store | None, task: Task) -> tuple:
+        assert store is not None
+        product_id, mean, std, path = task.args
         ids, X, _ = store.read_features([feature_set_id], [product_id], level)
-    n = ann.build_shard(ids, ann.standardise(X, mean, std), Path(path))
-    return product_id, n
+        return product_id, ids, X, mean, std, path
+
+    return load
 
 
 def plan_index(store: Store, feature_set_id: str, level: int,
@@ -71,10 +82,8 @@ def plan_index(store: Store, feature_set_id: str, level: int,
         manifest = ann.Manifest(fs.feature_set_id, int(level), list(fs.columns),
                                 mean.tolist(), std.tolist())
     mean, std = np.asarray(manifest.mean), np.asarray(manifest.std)
-    url = store.url
     tasks = [Task(f"index/{fs.feature_set_id}/L{level}/{pid}", build_product_shard,
-                  (url, fs.feature_set_id, pid, int(level), mean, std,
-                   str(folder / shard_file(pid))),
+                  (pid, mean, std, str(folder / shard_file(pid))),
                   product_id=pid, feature_set_id=fs.feature_set_id, n_items=int(n),
                   writes_for=(pid,))
              for pid, n in sorted(have.items())]
@@ -113,7 +122,8 @@ def run_index(store: Store, feature_set_id: str, level: int, *,
     def discard(f: Finished) -> None:  # a shard of a product removed while it was built
         (folder / shard_file(f.result[0])).unlink(missing_ok=True)
 
-    spec = JobSpec("index", tasks, commit, done_ids=done_ids, discard=discard)
+    spec = JobSpec("index", tasks, commit, done_ids=done_ids, discard=discard,
+                   load=load_features(manifest.feature_set_id, int(level)))
     return run_job(store, spec, address=address, num_cpus=num_cpus, num_workers=num_workers,
                    retries=retries, on_start=on_start, on_task=on_task,
                    on_finish=on_finish)

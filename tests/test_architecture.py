@@ -118,3 +118,17 @@ def test_only_the_job_commands_and_views_import_compute() -> None:
            for _, mod in imported(p) if mod.split(".")[0] == "compute"}
     assert got == {*(f"eominer.cli.{m}" for m in IMPORT_COMPUTE), "eominer.ui.jobs",
                    "eominer.ui.status"}
+
+
+def test_compute_opens_no_database() -> None:
+    """docs/cluster.md: the driver is the only one that reads and writes the database; a
+    task gets what it reads from it through the runner's `load`. A worker that opened the
+    store failed on monetdbe (one process's) and needs the head's DuckDB file on every
+    node; the commands open the store and hand it to the job."""
+    calls = [f"{p.relative_to(ROOT)}:{node.lineno}"
+             for p in SOURCES if module_name(p).startswith("compute")
+             for node in ast.walk(ast.parse(p.read_text()))
+             if isinstance(node, ast.Call) and getattr(node.func, "id",
+                                                       getattr(node.func, "attr", None))
+             == "open_store"]
+    assert calls == []

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from compute.index import plan_index, run_index, shard_file
+from compute.index import load_features, plan_index, run_index, shard_file
 from eominer.errors import ConfigError, SearchError
 from eominer.learning import ann
 from tests.cli.process import in_process
@@ -177,8 +177,9 @@ def test_archive_search_under_a_where_and_an_area_equals_brute_force(two_dates, 
     # the shards built here, by the index job's own task function (the job on Ray is
     # tested above; this test is about the query)
     folder, m, tasks = plan_index(store, fs.feature_set_id, LEVEL)
+    load = load_features(fs.feature_set_id, LEVEL)
     for t in tasks:
-        pid, n = t.fn(*t.args)
+        pid, n = t.fn(*load(store, t))
         m.shards[pid] = ann.shard_entry(shard_file(pid), n)
     ann.write_manifest(folder, m)
     like = [int(i) for i in store.patches(p1, LEVEL)["patch_id"].to_numpy()[[40, 41, 95]]]
