@@ -502,7 +502,12 @@ class MonetDBeEngine(_MonetBase):
         try:
             self.con = monetdbe.connect(path or ":memory:", autocommit=False)
         except Exception as exc:  # monetdbe raises its own DatabaseError family
-            raise StoreConnectionError(f"cannot open monetdbe database {path}: {exc}") from exc
+            held = ("; another process may have it open: MonetDB's embedded engine serves "
+                    "one process at a time, so for the app and the commands at once use a "
+                    "MonetDB server (monetdb://...) or DuckDB"
+                    if path and os.path.exists(path) else "")
+            raise StoreConnectionError(
+                f"cannot open monetdbe database {path}: {exc}{held}") from exc
         self.lock = threading.RLock()
         self._in_tx = False
         self._use_schema()

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +44,28 @@ def test_a_database_in_a_folder_not_made_yet(engine, tmp_path):
     with open_store(f"{engine}:///{path}") as store:
         assert store.query("SELECT MAX(version) FROM schema_version") == [(SCHEMA_VERSION,)]
     assert path.exists()
+
+
+@pytest.mark.skipif("monetdbe" not in ENGINES, reason="monetdbe runs in the Python 3.10 "
+                    "side environment (EOMINER_TEST_ENGINES=monetdbe)")
+def test_a_monetdbe_database_open_in_another_process_is_said(tmp_path):
+    """monetdbe serves one process: a second one (`eominer serve` while a command runs)
+    is told why it cannot open the database and what to use instead, not only
+    "GDKinit() failed"."""
+    import subprocess
+    import sys
+
+    from eominer.store import open_store
+
+    url = f"monetdbe:///{tmp_path / 'db'}"
+    code = (f"from eominer.store import open_store\ntry:\n    open_store({url!r})\n"
+            "except Exception as exc:\n    print(exc)")
+    with open_store(url):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+                             timeout=120).stdout
+    assert f"cannot open monetdbe database {tmp_path / 'db'}" in out
+    assert "another process may have it open" in out and "MonetDB server" in out
 
 
 def test_bulk_load_100k_patches_and_read_back(store):
