@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from tests.store.conftest import ENGINES
@@ -44,6 +45,11 @@ class Flow:
     published: tuple[int, int]  # annotations, positives
     polygons: tuple[int, float]  # count, area (ha)
     applied: int  # annotations written by `eominer apply`
+    quality: str  # `session quality` after the verification sample's answers
+    copy_questions: list[int]  # a copy of the session on the logistic model, its round
+    refined: int  # patches of `session refine` to level 16 (the cascade)
+    saved_search: int  # rows of `search --save` in search_results
+    exported: list[dict]  # `sql ... --to FILE.parquet`
     similar: list[int]  # `search --like`: exact
     indexed: list[int]  # `search --like --archive`: through the index
     removal: list[str]  # what `products remove` said, paths left out
@@ -80,7 +86,7 @@ def run_flow(engine: str, home: Path, oscd: Path) -> Flow:
     env = {"EOMINER_HOME": str(home), "EOMINER_DB": url}
     images = oscd / "images" / "bordeaux"
     _cli(["ingest", str(images / "imgs_1"), str(images / "imgs_2"), "--levels",
-          f"{LEVEL},64"], env)
+          f"16,{LEVEL},64"], env)
     _cli(["extract", "--features", "spectral,gabor"], env)
     _cli(["change", FIRST, SECOND, "--features", "spectral"], env)
 
@@ -112,7 +118,17 @@ def run_flow(engine: str, home: Path, oscd: Path) -> Flow:
         _cli(["session", "label", sid, *(f"{i}={'y' if truth[i] else 'n'}" for i in asked)],
              env)
     _cli(["session", "round", sid], env)
+    sample = [int(i) for i in _cli(["session", "verify", sid], env).split("\n")[0].split()]
+    _cli(["session", "label", sid, "--verify",
+          *(f"{i}={'y' if truth[i] else 'n'}" for i in sample)], env)
+    quality = _cli(["session", "quality", sid], env)
+    copy = _cli(["session", "duplicate", sid, "--model", "logistic"], env).split()[0]
+    out = _cli(["session", "round", copy], env)
+    copy_questions = [int(i) for i in out.split("next:")[1].split()]
     _cli(["session", "publish", sid], env)
+    # "FINE  level 16 px N patches under the positives of SID"
+    fine, *refined_said = _cli(["session", "refine", sid, "--level", "16"], env).split()
+    refined = int(refined_said[3])
     out = _cli(["session", "export", sid, "--polygons", "--format", "geojson", "--to",
                 str(home / "out")], env)
     shapes = json.loads(Path(out.split()[-1]).read_text())["features"]
@@ -120,7 +136,8 @@ def run_flow(engine: str, home: Path, oscd: Path) -> Flow:
     model = _cli(["session", "save-model", sid], env).split()[0]
     positives = [i for q in questions for i in q if truth[i]][:2]
     similar = _ids(_cli(["search", "--like", ",".join(map(str, positives)), "--top", "8",
-                         "--level", str(LEVEL), "--features", "spectral", "--format", "csv"], env))
+                         "--level", str(LEVEL), "--features", "spectral", "--format", "csv",
+                         "--save"], env))
     # on a local Ray: its workers never open the database (monetdbe is one process's)
     _cli(["index", "build", "spectral", "--level", str(LEVEL), "--workers", "2"], env)
     indexed = _ids(_cli(["search", "--like", ",".join(map(str, positives)), "--top", "8",
@@ -137,14 +154,20 @@ def run_flow(engine: str, home: Path, oscd: Path) -> Flow:
     with open_store(url) as store:
         (applied,) = store.query("SELECT COUNT(*) FROM annotations WHERE model_version = ? "
                                  "AND source = 'apply'", (model,))[0]
+        (saved,) = store.query("SELECT COUNT(*) FROM search_results")[0]
+    _cli(["sql", "SELECT source, COUNT(*) AS n, ROUND(AVG(score), 4) AS mean_score FROM "
+          "annotations GROUP BY source ORDER BY source", "--to", str(home / "a.parquet")], env)
+    exported = pq.read_table(home / "a.parquet").to_pylist()
 
-    _cli(["session", "archive", sid], env)
-    _cli(["session", "delete", sid, "--yes"], env)
+    for session in (sid, copy, fine):
+        _cli(["session", "archive", session], env)
+        _cli(["session", "delete", session, "--yes"], env)
     said = _cli(["products", "remove", SECOND, "--yes"], env)
     with open_store(url) as store:
         left = sorted(fs.name for fs in store.feature_sets())
     return Flow(patches, sums, change, questions, truth, scores, published, polygons,
-                int(applied), similar, indexed,
+                int(applied), quality, copy_questions, refined, int(saved), exported,
+                similar, indexed,
                 [ln.replace(str(home), "HOME") for ln in said.splitlines()], left)
 
 
@@ -168,10 +191,12 @@ def _ap(truth: dict[int, bool], scores: dict[int, float], skip: set[int]) -> flo
 def test_the_flow_finds_new_construction_in_bordeaux(duckdb_flow: Flow) -> None:
     f = duckdb_flow
     assert f.patches[f"{FIRST}@{LEVEL}"] == f.patches[f"{SECOND}@{LEVEL}"] == 224
-    assert f.feature_sums["spectral"][0] == f.feature_sums["gabor"][0] == 2 * (224 + 56)
-    assert f.feature_sums["dates_spectral"][0] == 224 + 56  # the first date's patches
+    first = sum(n for k, n in f.patches.items() if k.startswith(FIRST))  # 16, 32, 64 px
+    assert first == 896 + 224 + 56 == sum(f.patches.values()) / 2
+    assert f.feature_sums["spectral"][0] == f.feature_sums["gabor"][0] == 2 * first
+    assert f.feature_sums["dates_spectral"][0] == first  # on the first date's patches
     threshold, changed, archive_rows = f.change
-    assert 0.005 < changed < 0.15 and 0 < threshold < 1 and archive_rows == 224 + 56
+    assert 0.005 < changed < 0.15 and 0 < threshold < 1 and archive_rows == first
     # every question is new; the rounds found new construction (12 of the 224 patches)
     # more often than chance would, and the ranking of the patches not asked about finds
     # it well above its share
@@ -186,10 +211,14 @@ def test_the_flow_finds_new_construction_in_bordeaux(duckdb_flow: Flow) -> None:
     assert n == 224 and 0 < positives < 224
     assert f.polygons[0] >= 1 and f.polygons[1] > 0
     assert f.applied == 224
+    assert "precision" in f.quality and len(f.copy_questions) == BATCH
+    assert not set(f.copy_questions) & set(asked)  # the copy keeps the labels
+    assert 4 <= f.refined <= 4 * positives and f.saved_search == 8  # 4 finer under each
+    assert {r["source"]: r["n"] for r in f.exported} == {"apply": 224}
     assert len(f.similar) == len(f.indexed) == 8
     # the two most alike by spectral are found exactly and through the index
     assert f.similar[:2] == f.indexed[:2]
-    assert f.removal[0].startswith(f"removed {SECOND}: 280 patches")
+    assert f.removal[0].startswith(f"removed {SECOND}: 1,176 patches")
     assert "change_selftrain_regression" not in f.sets_left
     assert {"archive_change_selftrain_regression", "dates_spectral", "spectral",
             "gabor"} <= set(f.sets_left)
@@ -210,6 +239,9 @@ def test_each_engine_gives_duckdbs_answers(engine: str, duckdb_flow: Flow,
     np.testing.assert_allclose([f.scores[i] for i in d.scores], list(d.scores.values()),
                                atol=1e-5)
     assert f.published == d.published and f.applied == d.applied
+    assert f.quality == d.quality and f.copy_questions == d.copy_questions
+    assert f.refined == d.refined and f.saved_search == d.saved_search
+    assert f.exported == d.exported
     assert f.polygons == d.polygons
     assert f.similar == d.similar and f.indexed == d.indexed
     assert f.removal == d.removal and f.sets_left == d.sets_left
