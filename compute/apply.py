@@ -74,6 +74,9 @@ class ApplyBlock:
     n: int
     ids: np.ndarray | None = field(default=None, repr=False)
     halo: np.ndarray | None = field(default=None, repr=False)
+    # the tables read, in the model's set order: a pair's own set is read from the
+    # archive's set of its kind for another product (`product_sets`)
+    tables: tuple[str, ...] = ()
 
 
 @dataclass
@@ -127,6 +130,23 @@ def model_feature_sets(store: Store, model: SavedModel) -> list[FeatureSet]:
             f"its feature sets {', '.join(model.feature_set_ids)} now have {len(names)} "
             "other ones: refused (train a new session on these features)")
     return sets
+
+
+def product_sets(store: Store, sets: list[FeatureSet], product_id: str, level: int,
+                 ) -> list[FeatureSet]:
+    """The sets to read a product's features from, in the model's order: the model's own,
+    but for a change pair's own set (its first date's rows alone) without rows for the
+    product, the archive's set of its kind (every mapped pair's rows, the same method and
+    parameters: eominer.store.archive) where there is one: a model trained on one pair
+    scores the others."""
+    from eominer.store.archive import is_pair_set
+
+    out = []
+    for fs in sets:
+        archive = store.archive_set_of(fs) if is_pair_set(fs) and not len(
+            store.featured_patch_ids(fs.table_name, product_id, level)) else None
+        out.append(fs if archive is None else archive)
+    return out
 
 
 def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[str]],
@@ -225,6 +245,8 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
     level = model.level
     blocks: list[ApplyBlock] = []
     lacking: dict[str, list[str]] = {}
+    lacking_sets = {fs.feature_set_id: fs for fs in sets}
+    via: dict[tuple[str, str], list[str]] = {}  # (pair's own set, archive set): products
     n_level = 0
     for prod in products:
         pid = prod.product_id
@@ -242,14 +264,20 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
             continue
         have = ids
         gone = []
-        for fs in sets:
+        read = product_sets(store, sets, pid, level)
+        for fs in read:
             with_f = store.featured_patch_ids(fs.table_name, pid, level)
             if not np.isin(ids, with_f).any():
                 gone.append(fs.feature_set_id)
+                lacking_sets[fs.feature_set_id] = fs
             have = have[np.isin(have, with_f)]
         if gone:
             lacking[pid] = gone
             continue
+        for fs, own in zip(read, sets, strict=True):
+            if fs is not own:
+                via.setdefault((own.feature_set_id, fs.feature_set_id), []).append(pid)
+        tables = tuple(fs.table_name for fs in read)
         report.n_missing += len(ids) - len(have)
         report.products.append(pid)
         if halo:
@@ -259,16 +287,21 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
                 both = np.r_[kept, around]
                 blocks.append(ApplyBlock(
                     _block_id(model.model_id, pid, kept, around), k, pid, int(both.min()),
-                    int(both.max()), len(kept), kept, around))
+                    int(both.max()), len(kept), kept, around, tables))
             continue
         for s in range(0, len(have), block_patches):
             chunk = have[s:s + block_patches]
             blocks.append(ApplyBlock(
                 _block_id(model.model_id, pid, chunk), s // block_patches, pid,
                 int(chunk[0]), int(chunk[-1]), len(chunk),
-                chunk if where is not None or area is not None else None))
+                chunk if where is not None or area is not None else None, tables=tables))
+    for (own, archive), pids in via.items():
+        shown = ", ".join(pids[:5]) + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
+        report.notes.append(
+            f"{own} holds the pair the model was trained on alone: products {shown} are "
+            f"read from {archive}, their own pairs' rows of the same method and parameters")
     if lacking:
-        message = _lacking_message(store, model, lacking, sets)
+        message = _lacking_message(store, model, lacking, list(lacking_sets.values()))
         if explicit or not blocks:
             raise FeatureError(f"cannot apply model {model.model_id}: {message}")
         report.notes.append(f"skipped: {message}")
@@ -303,7 +336,6 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
     from eominer.learning.engine import with_answers
     from eominer.store.features import row_major
 
-    tables = [(fs.table_name, fs.columns) for fs in sets]
     order = np.argsort(model.label_ids, kind="stable")
     known, answers = model.label_ids[order], model.label_y[order]
     by_id = {b.task_id: b for b in blocks}
@@ -313,6 +345,8 @@ def apply_job(model: SavedModel, sets: list[FeatureSet], blocks: Sequence[ApplyB
     def load(store: Store | None, task: Task) -> tuple[Any, ...]:
         assert store is not None  # apply always has a database
         b = by_id[task.task_id]
+        tables = [(table, fs.columns) for table, fs in zip(
+            b.tables or [fs.table_name for fs in sets], sets, strict=True)]
         t = store.feature_block(tables, b.product_id, model.level, b.lo, b.hi)
         ids = t.column(0).to_numpy().astype(np.int64)
         wanted = b.ids if b.halo is None else np.r_[b.ids, b.halo]

@@ -25,16 +25,18 @@ SERIES_SETS = ("temporal", "ts_breaks")
 
 def advice_for(fs: FeatureSet, product_ids: Sequence[str]) -> str:
     """What computes `fs` for `product_ids` (the first five named): "run `COMMAND`
-    first", with a short reason where it is not `extract`; for a change pair's own set,
-    which no command computes for other products, the archive's set instead."""
+    first", with a short reason where it is not `extract` (a change pair's own set: the
+    pair of each product that writes the archive's set of its kind)."""
     shown = ",".join(product_ids[:5])
     p = fs.params
-    if is_pair_set(fs):
+    if is_pair_set(fs):  # (apply reads another product's rows from the archive's set)
         name, _ = archive_of(fs)
-        return (f"it holds the pair {p['first']} -> {p['second']} alone; a model "
-                f"that scores other pairs is trained on {name} (every pair's rows: a "
-                f"session over several first dates takes it, or name it with --features), "
-                f"then `eominer change BEFORE AFTER` maps each new pair into it")
+        method = f" --method {p['method']}" if p.get("method") else ""
+        first = product_ids[0] if product_ids else "BEFORE"
+        return (f"it holds the pair {p['first']} -> {p['second']} alone; run `eominer "
+                f"change {first} AFTER{method}` first, AFTER a later date of the same "
+                f"place, for each product: it writes their rows into {name} (every "
+                f"mapped pair's rows), which is read for them")
     if is_archive(fs):
         method = f" --method {p['method']}" if p.get("method") else ""
         first = product_ids[0] if product_ids else "BEFORE"

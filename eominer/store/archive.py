@@ -113,14 +113,19 @@ class ArchiveMixin(StoreBase):
         pair_set = self.feature_set(pair_set_id) if pair_set_id else None
         if pair_set is None or not is_pair_set(pair_set):
             return None
-        name, params = archive_of(pair_set)
         first = str(pair_set.params["first"])
-        existing = self.planned_feature_set(name, pair_set.version, params,
-                                            list(pair_set.columns), pair_set.sensor)
-        if self.feature_set(existing.feature_set_id) is not None and len(
-                self.feature_patch_ids(existing, first)):
+        existing = self.archive_set_of(pair_set)
+        if existing is not None and len(self.feature_patch_ids(existing, first)):
             return None
         return self.copy_pair_rows(pair_set, first)
+
+    def archive_set_of(self, pair_set: FeatureSet) -> FeatureSet | None:
+        """The archive's set of a pair's own set's kind (same method and parameters, every
+        mapped pair's rows), if one was written."""
+        name, params = archive_of(pair_set)
+        planned = self.planned_feature_set(name, pair_set.version, params,
+                                           list(pair_set.columns), pair_set.sensor)
+        return self.feature_set(planned.feature_set_id)
 
     def backfill_archive_sets(self) -> None:
         """The archive's change sets from the change pairs recorded before they existed

@@ -110,11 +110,16 @@ def test_the_evaluations_gathered_sets_are_the_archives_rows(two_pairs, db_url):
 
 def test_a_model_of_one_pair_scores_another_through_the_archive_set(two_pairs, db_url,
                                                                     capsys):
+    """A model trained with the archive's set scores a pair mapped with the same method;
+    so does one trained with its pair's own set (a session over one first date takes
+    it): apply reads the other products' rows from the archive's set of its kind, the
+    same method and parameters, and gives the same scores. A product no pair of that
+    kind was mapped from is told to map one."""
     from compute.apply import run_apply
     from eominer.learning.session import Session
     from eominer.store import open_store
 
-    (p1, _), (b1, _) = two_pairs["ids"]["paris"], two_pairs["ids"]["bercy"]
+    (p1, p2), (b1, _) = two_pairs["ids"]["paris"], two_pairs["ids"]["bercy"]
     with open_store(db_url) as store:
         spectral = store.feature_sets("spectral")[0].feature_set_id
         archive = store.feature_sets("archive_change_cva")[0].feature_set_id
@@ -130,18 +135,27 @@ def test_a_model_of_one_pair_scores_another_through_the_archive_set(two_pairs, d
                 s.label(int(s.patch_ids[row]), -1, "ana")
             s.run_round()
             models[name] = s.save_model()
-        report = run_apply(store, models["archive"], [b1], num_workers=0)
-        report.raise_for_failures()
         n_b1 = store.scope_patches([b1], LEVEL).num_rows
-        assert (report.n_selected, report.n_missing) == (n_b1, 0)
-        scored = store.query("SELECT COUNT(*), MIN(score), MAX(score) FROM annotations "
-                             "WHERE model_version = ?", (models["archive"],))[0]
-        assert scored[0] == n_b1 and 0 <= scored[1] < scored[2] <= 1
+        scores = {}
+        for name, model in models.items():
+            report = run_apply(store, model, [b1], num_workers=0)
+            report.raise_for_failures()
+            assert (report.n_selected, report.n_missing) == (n_b1, 0)
+            scores[name] = np.asarray(store.query(
+                "SELECT score FROM annotations WHERE model_version = ? ORDER BY patch_id",
+                (model,)), np.float32)[:, 0]
+            if name == "own":
+                assert report.notes == [
+                    f"{own} holds the pair the model was trained on alone: products {b1} "
+                    f"are read from {archive}, their own pairs' rows of the same method "
+                    "and parameters"]
+        assert len(scores["own"]) == n_b1 and 0 <= scores["own"].min() < scores["own"].max()
+        np.testing.assert_array_equal(scores["own"], scores["archive"])
+        # p2 is the second date of its pair: no pair of this kind starts from it
         with pytest.raises(FeatureError, match=(
-                rf"have no features of set {own} at level {LEVEL}: it holds the pair {p1} -> "
-                rf"\S+ alone; a model that scores other pairs is trained on "
-                r"archive_change_cva")):
-            run_apply(store, models["own"], [b1], num_workers=0)
+                rf"have no features of set {archive} at level {LEVEL}: run `eominer change "
+                rf"{p2} AFTER --method cva` first")):
+            run_apply(store, models["own"], [p2], num_workers=0)
 
 
 def test_a_pair_mapped_before_the_archive_joins_it_when_its_job_is_run_again(
