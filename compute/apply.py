@@ -111,11 +111,14 @@ def score_band_in_context(scorer: Scorer, patch_ids: np.ndarray, X: np.ndarray,
 
 # ---- driver side ------------------------------------------------------------------
 def model_feature_sets(store: Store, model: SavedModel) -> list[FeatureSet]:
-    """The model's feature sets as the store has them; refused when one is gone or has
-    other columns than the model was trained on."""
+    """The model's feature sets as the store has them (a change pair's own set that is
+    gone, a date of its pair removed: the archive's set of its kind, recorded when the
+    model was saved); refused when one is gone or has other columns than the model was
+    trained on."""
     sets = []
+    archives = model.params.get("archive_sets", {})
     for fid in model.feature_set_ids:
-        fs = store.feature_set(fid)
+        fs = store.feature_set(fid) or store.feature_set(archives.get(fid, ""))
         if fs is None:
             raise FeatureError(
                 f"feature set {fid} of model {model.model_id} is not in {store.url}: it was "
@@ -123,7 +126,8 @@ def model_feature_sets(store: Store, model: SavedModel) -> list[FeatureSet]:
                 f"feature set id); extract {fid.split('_v')[0]} with the model's parameters "
                 "again, or train a new session on the new features")
         sets.append(fs)
-    names = tuple(f"{fs.feature_set_id}__{c}" for fs in sets for c in fs.columns)
+    names = tuple(f"{fid}__{c}" for fid, fs in zip(model.feature_set_ids, sets, strict=True)
+                  for c in fs.columns)
     if names != model.columns:
         raise FeatureError(
             f"model {model.model_id} was trained on {len(model.columns)} feature columns; "
@@ -295,6 +299,12 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
                 _block_id(model.model_id, pid, chunk), s // block_patches, pid,
                 int(chunk[0]), int(chunk[-1]), len(chunk),
                 chunk if where is not None or area is not None else None, tables=tables))
+    for fid, fs in zip(model.feature_set_ids, sets, strict=True):
+        if fs.feature_set_id != fid:
+            report.notes.append(
+                f"{fid}, the pair the model was trained on, is gone (a date of it was "
+                f"removed): every product is read from {fs.feature_set_id}, its pairs' rows "
+                "of the same method and parameters")
     for (own, archive), pids in via.items():
         shown = ", ".join(pids[:5]) + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
         report.notes.append(

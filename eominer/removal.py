@@ -171,13 +171,20 @@ def describe(r: Removal, dry_run: bool = False) -> list[str]:
 
 
 def _models_on(store: Store, feature_set_ids: Sequence[str]) -> tuple[str, ...]:
-    """The saved classifiers trained on any of `feature_set_ids`."""
+    """The saved classifiers trained on any of `feature_set_ids`, but for a change pair's
+    own set whose archive set of its kind (recorded with the model) is still there:
+    `apply` reads that one instead."""
     from eominer.learning.saved import classifiers
 
     if not feature_set_ids:
         return ()
-    return tuple(m["model_id"] for m in classifiers(store)
-                 if set(m["params"].get("feature_set_ids", ())) & set(feature_set_ids))
+    out = []
+    for m in classifiers(store):
+        archives = m["params"].get("archive_sets", {})
+        if any(fid in feature_set_ids and store.feature_set(archives.get(fid, "")) is None
+               for fid in m["params"].get("feature_set_ids", ())):
+            out.append(m["model_id"])
+    return tuple(out)
 
 
 def _drop_indexes(store: Store, feature_set_ids: Sequence[str], dry_run: bool = False) -> int:

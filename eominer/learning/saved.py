@@ -40,6 +40,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -209,6 +210,9 @@ def save_model(session: Session) -> SavedModel:
         "n_negative": int((y == -1).sum()), "seed": int(record.seed),
         # the session ranked by smoothed scores; `eominer apply` smooths the same way
         "spatial_context": float(session.params.spatial_context),
+        # a change pair's own set -> the archive's set of its kind: what `apply` reads
+        # once the pair's set is gone (a date of the pair removed)
+        "archive_sets": archive_sets(store, session.feature_set_ids),
     }
     prior = session.prior()
     if prior is not None:  # and from the prior's column, with the round's weight
@@ -223,6 +227,20 @@ def save_model(session: Session) -> SavedModel:
         params["trained_on_in_file_only"] = True
     store.add_model(version, KIND, str(path), params, metrics, trained_on)
     return load_model(store, version)
+
+
+def archive_sets(store: Store, feature_set_ids: Sequence[str]) -> dict[str, str]:
+    """Of these sets, each change pair's own one -> the archive's set of its kind (the same
+    method and parameters, every mapped pair's rows: eominer.store.archive)."""
+    from eominer.store.archive import is_pair_set
+
+    out = {}
+    for fid in feature_set_ids:
+        fs = store.feature_set(fid)
+        archive = store.archive_set_of(fs) if fs is not None and is_pair_set(fs) else None
+        if archive is not None:
+            out[fid] = archive.feature_set_id
+    return out
 
 
 # ---- loading ----------------------------------------------------------------------------

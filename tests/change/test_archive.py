@@ -210,3 +210,52 @@ def test_removing_a_date_takes_its_pairs_rows_out_and_keeps_the_set(two_pairs, d
         assert b2 not in store.feature_set_sources(fid)
         assert not [f for f in store.feature_sets("change_cva")
                     if f.params["first"] == b1]  # the pair's own set went whole
+
+
+def test_a_model_of_a_removed_pair_scores_the_others_through_the_archive_set(
+        two_pairs, db_url, capsys):
+    """A model trained on a pair's own set records the archive's set of its kind: once a
+    date of that pair is removed (its own set goes whole), the model is not stranded:
+    `apply` reads every product from the archive's set, with the scores it gave before."""
+    from compute.apply import run_apply
+    from eominer.learning.session import Session
+    from eominer.store import open_store
+
+    (p1, p2), (b1, _) = two_pairs["ids"]["paris"], two_pairs["ids"]["bercy"]
+    with open_store(db_url) as store:
+        spectral = store.feature_sets("spectral")[0].feature_set_id
+        archive = store.feature_sets("archive_change_cva")[0].feature_set_id
+        own = _pair_sets(store, p1)["change_cva"]
+        s = Session.create(store, "own", "ana", "new_construction", [p1], LEVEL,
+                           [spectral, own], model_kind="logistic")
+        ranked = np.argsort(s.data.X[:, -1])
+        for row, answer in ((ranked[-1], 1), (ranked[-2], 1), (ranked[0], -1),
+                            (ranked[1], -1)):
+            s.label(int(s.patch_ids[row]), answer, "ana")
+        s.run_round()
+        model = s.save_model()
+        assert store.model(model)["params"]["archive_sets"] == {own: archive}
+
+        def scores() -> np.ndarray:
+            return np.asarray(store.query(
+                "SELECT score FROM annotations WHERE model_version = ? ORDER BY patch_id",
+                (model,)), np.float32)[:, 0]
+
+        run_apply(store, model, [b1], num_workers=0).raise_for_failures()
+        before = scores()
+        assert len(before) == store.scope_patches([b1], LEVEL).num_rows
+        store.execute("DELETE FROM sessions WHERE session_id = ?", (s.session_id,))
+    main(["products", "remove", p2, "--yes", "--db", db_url])
+    out = capsys.readouterr().out
+    assert "dropped 2 feature set(s)" in out and own in out
+    assert "can no longer be applied" not in out  # not stranded
+    with open_store(db_url) as store:
+        assert store.feature_set(own) is None
+        store.execute("DELETE FROM annotations WHERE model_version = ?", (model,))
+        report = run_apply(store, model, [b1], num_workers=0, rerun=True)
+        report.raise_for_failures()
+        assert report.notes == [
+            f"{own}, the pair the model was trained on, is gone (a date of it was removed): "
+            f"every product is read from {archive}, its pairs' rows of the same method and "
+            "parameters"]
+        np.testing.assert_array_equal(scores(), before)

@@ -151,6 +151,12 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
         s.label(int(patch), 1 if i < 2 else -1, "ana")
     s.run_round()
     model = save_model(s).model_id  # a classifier on the change set, kept after the session
+    # the same saved before models recorded the archive's set of their pair's set kind
+    row = store.model(model)
+    old = "0ld-" + model
+    store.add_model(old, row["kind"], row["path"], {
+        k: v for k, v in row["params"].items() if k != "archive_sets"}, row["metrics"],
+        row["trained_on"])
     before = counts(store, p1), counts(store, p2)
     r = run("products", "remove", p2, "--yes", "--db", url)
     assert r.exit_code != 0
@@ -175,7 +181,8 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
     assert ann.index_dir(store, sets[0], LEVEL).exists()
     assert Path(store.product(p2).ard_path).is_file()
     assert "would drop 2 feature set(s) computed from its pixels" in dry.output
-    assert f"saved model(s) {model} were trained on those sets: their rows stay, but " \
+    # the model reads the archive's set once its pair's set is gone; the older one cannot
+    assert f"saved model(s) {old} were trained on those sets: their rows stay, but " \
            "they could no longer be applied" in dry.output
     r = run("products", "remove", p2, "--yes", "--db", url)
     assert r.exit_code == 0, r.output
@@ -184,8 +191,8 @@ def test_removing_the_second_date_drops_the_pairs_sets_on_the_first(
     assert r.output.splitlines()[0] == said and said.endswith("; 3 file(s) deleted")  # ARD, 2 layers
     assert (f"dropped 2 feature set(s) computed from its pixels for other products' "
             f"patches: {', '.join(sets)} (and 1 index folder(s))") in r.output
-    assert f"saved model(s) {model} were trained on those sets" in r.output
-    assert store.model(model) is not None  # its row stays: what was done
+    assert f"saved model(s) {old} were trained on those sets" in r.output
+    assert store.model(old) is not None  # its row stays: what was done
     assert all(store.feature_set(f) is None for f in sets)
     assert not ann.index_dir(store, sets[0], LEVEL).exists()
     for fid in archive_sets:  # the archive's sets stay, without this pair's rows
