@@ -29,7 +29,7 @@ def _ids(text: str) -> list[int]:
 @click.option("--top", default=100, show_default=True, help="How many patches to return.")
 @click.option("--features", "feature_sets", default=None, metavar="FS,FS",
               help="Feature set ids (default: every set with features for all the "
-                   "examples, together, each column standardised).")
+                   "examples, together, each once, each column standardised).")
 @click.option("--level", type=int, default=None, help="Grid level (default: the examples').")
 @click.option("--product", "products", multiple=True,
               help="Search only these products (comma-separated or repeated; default: "

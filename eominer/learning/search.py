@@ -224,10 +224,18 @@ def _level(levels: dict[int, int], level: int | None) -> int:
 
 def _feature_sets(store: Store, examples: list[int],
                   given: Sequence[str] | None) -> list[str]:
+    from eominer.store.archive import is_archive, is_dates, same_kind
+
     if given:  # ids, or the names of sets that are alone of their name
         return store.resolve_feature_sets(given)
-    # every set the examples have, together: what the app's scope offers a session
-    sets = [fs.feature_set_id for fs in store.feature_sets_holding(examples)]
+    # every set the examples have, together, each once: a set whose features of both
+    # dates are there (they hold its columns at date 1) goes, as in a session's default
+    # sets, and so does a change pair's own set whose archive set is there (the same rows
+    # on its first date, and the archive's cover every other pair's first date too)
+    held = store.feature_sets_holding(examples)
+    dated = {str(fs.params.get("source")) for fs in held if is_dates(fs)}
+    sets = [fs.feature_set_id for fs in held if fs.feature_set_id not in dated and not any(
+        is_archive(a) and same_kind(a, fs) for a in held)]
     if not sets:
         raise SearchError(f"no feature set has features for every example {examples}: run "
                           "`eominer extract` for their products, or give --features")

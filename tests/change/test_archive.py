@@ -259,3 +259,33 @@ def test_a_model_of_a_removed_pair_scores_the_others_through_the_archive_set(
             f"every product is read from {archive}, its pairs' rows of the same method and "
             "parameters"]
         np.testing.assert_array_equal(scores(), before)
+
+
+def test_search_takes_each_set_once_and_the_archive_reaches_every_first_date(
+        two_pairs, db_url, capsys):
+    """`search --like` without --features: a change pair's own set and its archive set
+    hold the same rows on the examples' product, and a set's features of both dates hold
+    its columns at date 1; each is taken once, so no column weighs twice, and the archive
+    set lets the other pair's first date be ranked (with the pair's own set only its
+    first date was)."""
+    from eominer.learning.search import search
+    from eominer.store import open_store
+
+    (p1, p2), (b1, b2) = two_pairs["ids"]["paris"], two_pairs["ids"]["bercy"]
+    with open_store(db_url) as store:
+        like = [int(i) for i in store.patch_ids([p1], LEVEL)[:2]]
+        name = {fs.feature_set_id: fs.name for fs in store.feature_sets()}
+        r = search(store, like, top=5000)
+        assert [name[f] for f in r.feature_set_ids] == [
+            "spectral", "archive_change_cva", "archive_diff_tails"]
+        assert set(r.product_ids) == {p1, b1}  # both first dates, none of the others
+        n_first = sum(len(store.patch_ids([p], LEVEL)) for p in (p1, b1))
+        assert len(r.patch_ids) == n_first - len(like)
+        assert r.n_missing == sum(len(store.patch_ids([p], LEVEL)) for p in (p2, b2))
+    main([*two_pairs["args"], "--features", "spectral"])  # and both dates' spectral
+    capsys.readouterr()
+    with open_store(db_url) as store:
+        name = {fs.feature_set_id: fs.name for fs in store.feature_sets()}
+        r = search(store, like, top=10)
+        assert [name[f] for f in r.feature_set_ids] == [
+            "archive_change_cva", "archive_diff_tails", "dates_spectral"]
