@@ -136,21 +136,16 @@ def model_feature_sets(store: Store, model: SavedModel) -> list[FeatureSet]:
     return sets
 
 
-def product_sets(store: Store, sets: list[FeatureSet], product_id: str, level: int,
-                 ) -> list[FeatureSet]:
+def product_sets(store: Store, sets: list[FeatureSet], archives: dict[str, FeatureSet],
+                 product_id: str, level: int) -> list[FeatureSet]:
     """The sets to read a product's features from, in the model's order: the model's own,
     but for a change pair's own set (its first date's rows alone) without rows for the
-    product, the archive's set of its kind (every mapped pair's rows, the same method and
-    parameters: eominer.store.archive) where there is one: a model trained on one pair
-    scores the others."""
-    from eominer.store.archive import is_pair_set
-
-    out = []
-    for fs in sets:
-        archive = store.archive_set_of(fs) if is_pair_set(fs) and not len(
-            store.featured_patch_ids(fs.table_name, product_id, level)) else None
-        out.append(fs if archive is None else archive)
-    return out
+    product, the archive's set of its kind (`archives`: `Store.archive_sets_of`, the same
+    method and parameters, every mapped pair's rows): a model of one pair scores the
+    others."""
+    return [archives[fs.feature_set_id] if fs.feature_set_id in archives and not len(
+                store.featured_patch_ids(fs.table_name, product_id, level)) else fs
+            for fs in sets]
 
 
 def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[str]],
@@ -250,6 +245,7 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
     blocks: list[ApplyBlock] = []
     lacking: dict[str, list[str]] = {}
     lacking_sets = {fs.feature_set_id: fs for fs in sets}
+    archives = store.archive_sets_of([fs.feature_set_id for fs in sets])
     via: dict[tuple[str, str], list[str]] = {}  # (pair's own set, archive set): products
     n_level = 0
     for prod in products:
@@ -268,7 +264,7 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
             continue
         have = ids
         gone = []
-        read = product_sets(store, sets, pid, level)
+        read = product_sets(store, sets, archives, pid, level)
         for fs in read:
             with_f = store.featured_patch_ids(fs.table_name, pid, level)
             if not np.isin(ids, with_f).any():

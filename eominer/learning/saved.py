@@ -40,7 +40,6 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -212,7 +211,8 @@ def save_model(session: Session) -> SavedModel:
         "spatial_context": float(session.params.spatial_context),
         # a change pair's own set -> the archive's set of its kind: what `apply` reads
         # once the pair's set is gone (a date of the pair removed)
-        "archive_sets": archive_sets(store, session.feature_set_ids),
+        "archive_sets": {fid: a.feature_set_id for fid, a in store.archive_sets_of(
+            session.feature_set_ids).items()},
     }
     prior = session.prior()
     if prior is not None:  # and from the prior's column, with the round's weight
@@ -227,20 +227,6 @@ def save_model(session: Session) -> SavedModel:
         params["trained_on_in_file_only"] = True
     store.add_model(version, KIND, str(path), params, metrics, trained_on)
     return load_model(store, version)
-
-
-def archive_sets(store: Store, feature_set_ids: Sequence[str]) -> dict[str, str]:
-    """Of these sets, each change pair's own one -> the archive's set of its kind (the same
-    method and parameters, every mapped pair's rows: eominer.store.archive)."""
-    from eominer.store.archive import is_pair_set
-
-    out = {}
-    for fid in feature_set_ids:
-        fs = store.feature_set(fid)
-        archive = store.archive_set_of(fs) if fs is not None and is_pair_set(fs) else None
-        if archive is not None:
-            out[fid] = archive.feature_set_id
-    return out
 
 
 # ---- loading ----------------------------------------------------------------------------

@@ -119,6 +119,17 @@ class ArchiveMixin(StoreBase):
             return None
         return self.copy_pair_rows(pair_set, first)
 
+    def archive_sets_of(self, feature_set_ids: Sequence[str]) -> dict[str, FeatureSet]:
+        """Of these sets, each change pair's own one -> the archive's set of its kind,
+        where one was written (what a model of a pair's set reads for other products)."""
+        out = {}
+        for fid in feature_set_ids:
+            fs = self.feature_set(fid)
+            archive = self.archive_set_of(fs) if fs is not None and is_pair_set(fs) else None
+            if archive is not None:
+                out[fid] = archive
+        return out
+
     def archive_set_of(self, pair_set: FeatureSet) -> FeatureSet | None:
         """The archive's set of a pair's own set's kind (same method and parameters, every
         mapped pair's rows), if one was written."""

@@ -195,6 +195,30 @@ def test_removing_a_date_takes_its_pairs_rows_out_of_the_archives_change_set(sto
     assert store.query(f"SELECT COUNT(*) FROM {archive.table_name}")[0][0] == 0
 
 
+def test_the_archive_set_of_each_pair_set(store):
+    """`archive_sets_of`: of a model's sets, each change pair's own one -> the archive's
+    set of its kind (its parameters less the dates), where one was written: what `apply`
+    reads for a product the pair's set has no rows of."""
+    for k, p in enumerate(("A1", "A2", "B1", "B2")):
+        add_product(store, p, T0 + dt.timedelta(days=k), 1 + 100 * k)
+    own = {first: store.register_feature_set(
+        "change_cva", 2, {"method": "cva", "first": first, "second": second},
+        ["change_prob_mean"], "S2", sources=(first, second))
+        for first, second in (("A1", "A2"), ("B1", "B2"))}
+    irmad = store.register_feature_set(
+        "change_irmad", 2, {"method": "irmad", "first": "A1", "second": "A2"},
+        ["change_prob_mean"], "S2", sources=("A1", "A2"))
+    spectral = store.register_feature_set("spectral", 1, {}, ["b04_mean"], "S2")
+    ids = [own["A1"].feature_set_id, irmad.feature_set_id, spectral.feature_set_id, "gone"]
+    assert store.archive_sets_of(ids) == {}  # no archive set written yet
+    archive = store.register_feature_set("archive_change_cva", 2, {"method": "cva"},
+                                         ["change_prob_mean"], "S2", sources=("A1", "A2"))
+    got = store.archive_sets_of([*ids, own["B1"].feature_set_id])
+    assert {k: v.feature_set_id for k, v in got.items()} == {
+        own["A1"].feature_set_id: archive.feature_set_id,
+        own["B1"].feature_set_id: archive.feature_set_id}  # irmad: another kind, none
+
+
 def test_a_first_date_of_two_pairs_keeps_the_rows_of_the_pair_that_stays(store):
     """A product that is the first date of two change pairs holds, in the archive's set,
     the rows of the pair recorded last: removing the other pair's later date leaves them;
