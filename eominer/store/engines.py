@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from eominer.errors import StoreConnectionError, StoreWriteError
+from eominer.errors import StoreConnectionError, StoreError, StoreWriteError
 
 Params = Sequence[Any]
 MONETDB_SCHEMA = "eominer"
@@ -391,11 +391,14 @@ class _MonetBase(Engine):
         values = [_to_python(p) for p in params]
         return (self._sql(sql), values) if values else (sql, None)
 
+    def _run(self, cur: Any, sql: str, params: Params) -> None:
+        cur.execute(*self._bind(sql, params))
+
     def execute(self, sql: str, params: Params = ()) -> None:
         with self.lock:
             cur = self.con.cursor()
             try:
-                cur.execute(*self._bind(sql, params))
+                self._run(cur, sql, params)
             finally:
                 cur.close()
             if not self._in_tx:  # outside a transaction every statement commits
@@ -405,7 +408,7 @@ class _MonetBase(Engine):
         with self.lock:
             cur = self.con.cursor()
             try:
-                cur.execute(*self._bind(sql, params))
+                self._run(cur, sql, params)
                 return [tuple(r) for r in cur.fetchall()]
             finally:
                 cur.close()
@@ -414,7 +417,7 @@ class _MonetBase(Engine):
         with self.lock:
             cur = self.con.cursor()
             try:
-                cur.execute(*self._bind(sql, params))
+                self._run(cur, sql, params)
                 names = [d[0] for d in cur.description or []]
                 rows = cur.fetchall()
             finally:
@@ -516,7 +519,7 @@ class MonetDBeEngine(_MonetBase):
         with self.lock:
             cur = self.con.cursor()
             try:
-                cur.execute(*self._bind(sql, params))
+                self._run(cur, sql, params)
                 names = [d[0] for d in cur.description or []]
                 if not names:
                     return pa.table({})
@@ -573,6 +576,15 @@ class MonetDBeEngine(_MonetBase):
         # monetdbe's wrapper then refuses every fetch ("state inconsistent", a leftover of
         # the sqlite test suite it mimics); ROLLBACK succeeded, so the session is clean.
         self.con.consistent = True
+
+    def _run(self, cur: Any, sql: str, params: Params) -> None:
+        try:
+            super()._run(cur, sql, params)
+        except KeyError as exc:  # the driver's table of result types has no entry
+            raise StoreError(
+                f"the result has a column of a type monetdbe's Python driver cannot return "
+                f"(type code {exc.args[0]}; 5 is HUGEINT, which MonetDB gives a SUM over "
+                "integers): CAST it, e.g. CAST(SUM(x) AS BIGINT)") from exc
 
     def _bind(self, sql: str, params: Params) -> tuple[str, list[Any] | None]:
         """monetdbe cannot bind None: such markers become the NULL literal. Nor a float

@@ -31,3 +31,22 @@ def test_a_float_parameter_against_a_real_column(store) -> None:
     assert abs(store.query("SELECT CAST(? AS REAL)", (0.15,))[0][0] - 0.15) < 1e-7
     assert store.query("SELECT COUNT(*) FROM t_real WHERE x > ? AND x < ?",
                        (np.float32(0.15), 0.35)) == [(2,)]
+
+
+def test_a_sum_over_integers_in_the_sql_console(store) -> None:
+    """MonetDB gives a SUM over integers as a HUGEINT, which monetdbe's Python driver
+    cannot return (it failed with "SQL error: 5"): the console says to CAST it, and the
+    CAST works on every engine."""
+    from eominer.errors import UserSQLError
+
+    store.execute("CREATE TABLE t_int (x INTEGER)")
+    store.execute("INSERT INTO t_int VALUES (1), (2), (3)")
+    cast = store.read_only_arrow("SELECT CAST(SUM(x) AS BIGINT) AS s FROM t_int")
+    assert cast["s"].to_pylist() == [6]
+    try:
+        got = store.read_only_arrow("SELECT SUM(x) AS s FROM t_int")
+    except UserSQLError as exc:
+        assert store.engine.name == "monetdbe", exc
+        assert "HUGEINT" in str(exc) and "CAST(SUM(x) AS BIGINT)" in str(exc)
+    else:
+        assert int(got["s"][0].as_py()) == 6
