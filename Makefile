@@ -42,8 +42,9 @@ $(VENV)/.installed: pyproject.toml | uv
 	@touch $@
 
 # MonetDB's embedded engine has wheels for Python <= 3.10 only: a side environment runs
-# the store's contract tests on it, and the analyst's CLI flow against DuckDB's answers
-# (tests/store/test_product_flow.py: the core dependencies, Ray, scikit-image, the
+# the store's contract tests on it, the sessions' tests (tests/learning, whose shared
+# workspace is a monetdbe database there), and the analyst's CLI flow against DuckDB's
+# answers (tests/store/test_product_flow.py: the core dependencies, Ray, scikit-image, the
 # export and index libraries; setuptools<81 because monetdbe imports pkg_resources). It
 # depends on this Makefile, which holds its list: a package added here is installed.
 .venv-monetdbe/.installed: Makefile | uv
@@ -69,7 +70,7 @@ test: $(VENV)/.installed .venv-monetdbe/.installed browser
 	$(VENV)/bin/ruff check eominer compute tests bench
 	PYTHONFAULTHANDLER=1 $(VENV)/bin/pytest -q -p no:cacheprovider --durations=30
 	EOMINER_TEST_ENGINES=monetdbe PYTHONPATH=$(CURDIR) .venv-monetdbe/bin/python -m pytest \
-		-q -p no:cacheprovider tests/store
+		-q -p no:cacheprovider tests/store tests/learning
 
 bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 	@mkdir -p bench/results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import shutil
 from collections.abc import Iterator
@@ -10,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
+if not hasattr(datetime, "UTC"):
+    # make test's side environment is Python 3.10, because monetdbe has no wheel for
+    # 3.11+. The product is 3.11 code; of 3.11's names, what runs there (tests/store,
+    # tests/learning) uses only datetime.UTC.
+    datetime.UTC = datetime.timezone.utc  # type: ignore[attr-defined]  # noqa: UP017
+
 ROOT = Path(__file__).resolve().parents[1]
+# the store of the shared learning workspace (`oscd_db`, `learn_store`): monetdbe where
+# the run lists it (make test's Python 3.10 side environment), else DuckDB
+LEARN_ENGINE = "monetdbe" if "monetdbe" in os.environ.get(
+    "EOMINER_TEST_ENGINES", "").split(",") else "duckdb"
 
 # Every Ray a test starts (local, or the fake multi-node cluster) stays on 127.0.0.1:
 # set before anything imports Ray (see compute.runtime.LOCAL_RAY_ENV).
@@ -141,8 +152,8 @@ def oscd_db(tmp_path_factory, shared_data: Path) -> dict:
     home = tmp_path_factory.mktemp("learn_ws")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EOMINER_HOME", str(home))
-        db = home / "base.duckdb"
-        store = open_store(f"duckdb:///{db}")
+        db = home / ("base.duckdb" if LEARN_ENGINE == "duckdb" else "base_monetdbe")
+        store = open_store(f"{LEARN_ENGINE}:///{db}")
         imgs = shared_data / "oscd" / "images" / CITY
         res = ingest_paths(store, [imgs / "imgs_1", imgs / "imgs_2"], levels=LEVELS)
         p1, p2 = res[0], res[1]
@@ -170,9 +181,13 @@ def learn_store(oscd_db: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "ws"))
     os.makedirs(tmp_path / "ws", exist_ok=True)
-    db = tmp_path / "t.duckdb"
-    shutil.copy(oscd_db["db"], db)
-    store = open_store(f"duckdb:///{db}")
+    if LEARN_ENGINE == "duckdb":
+        db = tmp_path / "t.duckdb"
+        shutil.copy(oscd_db["db"], db)
+    else:  # monetdbe's database is a folder (closed: the copy is whole)
+        db = tmp_path / "t_monetdbe"
+        shutil.copytree(oscd_db["db"], db)
+    store = open_store(f"{LEARN_ENGINE}:///{db}")
     yield store
     store.close()
 

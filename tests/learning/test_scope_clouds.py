@@ -37,8 +37,9 @@ def test_max_cloud_leaves_out_exactly_the_cloudier_patches(learn_store, oscd_db)
     s = _create(learn_store, oscd_db, max_cloud=0.3)
     expected = _expected(learn_store, pid, 0.3)
     above, null = learn_store.query(
-        "SELECT SUM(CASE WHEN cloud_fraction > CAST(0.3 AS REAL) THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN cloud_fraction IS NULL THEN 1 ELSE 0 END) FROM patches "
+        "SELECT CAST(SUM(CASE WHEN cloud_fraction > CAST(0.3 AS REAL) THEN 1 ELSE 0 END) "
+        "AS BIGINT), CAST(SUM(CASE WHEN cloud_fraction IS NULL THEN 1 ELSE 0 END) AS BIGINT) "
+        "FROM patches "
         "WHERE product_id = ? AND level = ?", (pid, LEVEL))[0]
     assert everything.data.n == 896 and (above, null) == (463, 128)
     assert s.data.n == len(expected) == 896 - 463

@@ -5,16 +5,9 @@ is compared with DuckDB's (test_product_flow)."""
 
 from __future__ import annotations
 
-import datetime
 import os
 
 import pytest
-
-if not hasattr(datetime, "UTC"):
-    # The side environment is Python 3.10 because monetdbe has no wheel for 3.11+. The
-    # product is 3.11 code; of 3.11's names, the flows run here (test_product_flow) use
-    # only datetime.UTC.
-    datetime.UTC = datetime.timezone.utc  # type: ignore[attr-defined]  # noqa: UP017
 
 ENGINES = [e for e in os.environ.get("EOMINER_TEST_ENGINES", "duckdb").split(",") if e]
 if os.environ.get("EOMINER_MONETDB_URL"):
