@@ -56,13 +56,14 @@ OVERFETCH_MAX = 50
 
 
 def index_root(store: Store) -> Path:
-    """Where a database's indexes live: `<file>.indexes/` beside a DuckDB file, else
+    """Where a database's indexes live: `<database>.indexes/` beside an embedded one (a
+    DuckDB file, a monetdbe folder: wherever $EOMINER_HOME points), else
     `$EOMINER_HOME/indexes/<database>` for a server."""
     from eominer.store.url import parse_url
     from eominer.workspace import workspace
 
     parsed = parse_url(store.url)
-    if parsed.engine == "duckdb" and parsed.path and parsed.path != ":memory:":
+    if parsed.engine in ("duckdb", "monetdbe") and parsed.path and parsed.path != ":memory:":
         return Path(parsed.path).with_suffix(".indexes")
     key = re.sub(r"[^A-Za-z0-9_.-]+", "_", store.url.split("@")[-1])[:60]
     return workspace() / "indexes" / f"{key}-{hashlib.sha1(store.url.encode()).hexdigest()[:8]}"
