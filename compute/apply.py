@@ -75,7 +75,7 @@ class ApplyBlock:
     ids: np.ndarray | None = field(default=None, repr=False)
     halo: np.ndarray | None = field(default=None, repr=False)
     # the tables read, in the model's set order: a pair's own set is read from the
-    # archive's set of its kind for another product (`product_sets`)
+    # archive's set of its kind for another product (`plan`)
     tables: tuple[str, ...] = ()
 
 
@@ -134,18 +134,6 @@ def model_feature_sets(store: Store, model: SavedModel) -> list[FeatureSet]:
             f"its feature sets {', '.join(model.feature_set_ids)} now have {len(names)} "
             "other ones: refused (train a new session on these features)")
     return sets
-
-
-def product_sets(store: Store, sets: list[FeatureSet], archives: dict[str, FeatureSet],
-                 product_id: str, level: int) -> list[FeatureSet]:
-    """The sets to read a product's features from, in the model's order: the model's own,
-    but for a change pair's own set (its first date's rows alone) without rows for the
-    product, the archive's set of its kind (`archives`: `Store.archive_sets_of`, the same
-    method and parameters, every mapped pair's rows): a model of one pair scores the
-    others."""
-    return [archives[fs.feature_set_id] if fs.feature_set_id in archives and not len(
-                store.featured_patch_ids(fs.table_name, product_id, level)) else fs
-            for fs in sets]
 
 
 def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[str]],
@@ -263,10 +251,16 @@ def plan(store: Store, model: SavedModel, product_ids: Sequence[str] | None, whe
         if not len(ids):
             continue
         have = ids
-        gone = []
-        read = product_sets(store, sets, archives, pid, level)
-        for fs in read:
+        gone, read = [], []
+        for fs in sets:
             with_f = store.featured_patch_ids(fs.table_name, pid, level)
+            # a change pair's own set (its first date's rows alone) without rows of this
+            # product: the archive's set of its kind (`archives`, the same method and
+            # parameters, every mapped pair's rows): a model of one pair scores the others
+            if fs.feature_set_id in archives and not len(with_f):
+                fs = archives[fs.feature_set_id]
+                with_f = store.featured_patch_ids(fs.table_name, pid, level)
+            read.append(fs)
             if not np.isin(ids, with_f).any():
                 gone.append(fs.feature_set_id)
                 lacking_sets[fs.feature_set_id] = fs
