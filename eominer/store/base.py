@@ -282,10 +282,19 @@ class StoreBase:
         """Run SQL typed by a user: one read-only statement, at most `limit` rows,
         cancelled after `timeout_s`. Nothing it does can change the database."""
         text = check_read_only(sql)
+        wrapped = _wrappable(text)
         try:
-            table = self.read_only_arrow(
-                f"SELECT * FROM ({text}) AS user_query LIMIT {int(limit) + 1}"
-                if _wrappable(text) else text, (), timeout_s)
+            try:
+                table = self.read_only_arrow(
+                    f"SELECT * FROM ({text}) AS user_query LIMIT {int(limit) + 1}"
+                    if wrapped else text, (), timeout_s)
+            except UserSQLError as exc:
+                if not (wrapped and _SYNTAX_ERROR.search(str(exc))):
+                    raise
+                # the row limit's wrapper is then in the message ("near ')'", "in: select *
+                # from (..."), which the user never typed: their own text alone says where
+                # their error is (a parse error runs nothing), or runs if the wrapper was it
+                table = self.read_only_arrow(text, (), timeout_s)
         except UserSQLError as exc:
             missing = "table" in str(exc).lower() and re.search(
                 r"does not exist|no such|not found|unknown", str(exc), re.IGNORECASE)
@@ -358,6 +367,10 @@ def first_line(exc: BaseException) -> str:
 def _strip_comments(sql: str) -> str:
     lines = [ln.split("--", 1)[0] for ln in sql.splitlines()]
     return " ".join(lines).strip()
+
+
+# how DuckDB and MonetDB word a syntax error
+_SYNTAX_ERROR = re.compile(r"syntax error|parser error", re.IGNORECASE)
 
 
 def _wrappable(sql: str) -> bool:

@@ -162,6 +162,25 @@ def test_user_sql_typo_is_a_syntax_error_not_a_refusal(store):
     assert store.user_query("select 1 AS one").table.to_pylist() == [{"one": 1}]
 
 
+
+def test_a_syntax_error_quotes_the_users_text_not_the_row_limit(store):
+    """The console runs a query inside `SELECT * FROM (...) LIMIT n`. A query that ends
+    early ("... AND") made both engines point at that wrapper's ')', which the user never
+    typed; the error now comes from their own text."""
+    store.insert_arrow("patches", patch_rows(5))
+    for bad, near in (("SELECT patch_id FROM patches WHERE level = 32 AND", "and"),
+                      ("SELECT (patch_id FROM patches", "from")):
+        with pytest.raises(UserSQLError, match="SQL error") as err:
+            store.user_query(bad)
+        msg = str(err.value)
+        assert "select * from (" not in msg.lower() and "user_query" not in msg, msg
+        assert near in msg.lower(), msg
+        if near == "and":  # the user's query has no ')': none in the message either
+            assert "')'" not in msg and '")"' not in msg, msg
+    # a query the wrapper accepts is still limited by it
+    res = store.user_query("SELECT patch_id FROM patches ORDER BY patch_id", limit=3)
+    assert res.table.column("patch_id").to_pylist() == [1, 2, 3] and res.truncated
+
 def test_a_feature_set_named_where_its_table_is_meant_gets_the_table_name(store):
     """`extract` prints the set's id; its table is fs_<id>. A query on the id or the name
     says which table to use; an unknown table that is no set gets no hint."""
