@@ -289,7 +289,7 @@ class StoreBase:
                     f"SELECT * FROM ({text}) AS user_query LIMIT {int(limit) + 1}"
                     if wrapped else text, (), timeout_s)
             except UserSQLError as exc:
-                if not (wrapped and _SYNTAX_ERROR.search(str(exc))):
+                if not (wrapped and SYNTAX_ERROR.search(str(exc))):
                     raise
                 # the row limit's wrapper is then in the message ("near ')'", "in: select *
                 # from (..."), which the user never typed: their own text alone says where
@@ -370,7 +370,7 @@ def _strip_comments(sql: str) -> str:
 
 
 # how DuckDB and MonetDB word a syntax error
-_SYNTAX_ERROR = re.compile(r"syntax error|parser error", re.IGNORECASE)
+SYNTAX_ERROR = re.compile(r"syntax error|parser error", re.IGNORECASE)
 
 
 def _wrappable(sql: str) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from eominer.errors import ReadOnlySQLError, UserSQLError
-from eominer.store.base import StoreBase, _strip_strings, check_read_only
+from eominer.store.base import SYNTAX_ERROR, StoreBase, _strip_strings, check_read_only
 from eominer.store.schema import SCOPE_ROWS_COLUMNS, SCOPE_ROWS_PRODUCT_COLUMNS
 
 BOX_COLUMNS = ("patch_id", "product_id", "min_lon", "min_lat", "max_lon", "max_lat")
@@ -69,6 +69,15 @@ class ScopeMixin(StoreBase):
             text = check_read_only(sql)
             t = self.read_only_arrow(text, params, timeout_s)
         except (ReadOnlySQLError, UserSQLError) as exc:
+            if isinstance(exc, UserSQLError) and SYNTAX_ERROR.search(str(exc)):
+                # the parenthesis around the condition is then in the message ("near
+                # ')'"), which the user never typed: the condition alone says where (on
+                # one line: the messages keep their first line only)
+                try:
+                    self.read_only_arrow(f"SELECT COUNT(*) FROM scope_rows WHERE {cond}",
+                                         (), timeout_s)
+                except UserSQLError as own:
+                    exc = own
             # the view's columns from the schema, not from a query: after a failed
             # statement MonetDB refuses any other until the transaction is rolled back
             names = ", ".join((*SCOPE_ROWS_COLUMNS, *SCOPE_ROWS_PRODUCT_COLUMNS))

@@ -43,6 +43,9 @@ def test_where_sees_patches_products_and_labels(store):
      ReadOnlySQLError, "'DELETE' is not allowed"),
     ("EXISTS (SELECT 1 FROM file_loader('/etc/passwd'))", ReadOnlySQLError, "local files"),
     ("level >", UserSQLError, "SQL error"),
+    # an unfinished condition: the error is on the user's text, never on the ')' that
+    # closes it inside the product's query
+    ("cloud_fraction < 0.1 AND", UserSQLError, r"SQL error: (?!.*('\)'|\"\)\")).*(?i:and)"),
     # a misspelt column: the message lists the ones there are
     ("cloud_fractio < 0.5", UserSQLError,
      r"over scope_rows \(columns: patch_id, .*, cloud_fraction, .*; docs/schema.md\): "),
