@@ -161,7 +161,8 @@ def label(session_id, answers, user, verify, db) -> None:
     for a in answers:
         pid, _, val = (part.strip() for part in a.partition("="))
         if not pid.isdigit() or val.lower() not in values:
-            raise SessionError(f"cannot read answer {a!r}: expected PATCH_ID=+1 or PATCH_ID=-1")
+            raise SessionError(f"cannot read answer {a!r}: expected PATCH_ID=+1 (or =y, "
+                               "=yes) for yes, PATCH_ID=-1 (or =n, =no) for no, e.g. 237=y")
         parsed.append((int(pid), values[val.lower()]))
     with open_store(db) as store:
         s = _open(store, session_id)

@@ -41,7 +41,7 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     assert json.loads(r.stdout)[0]["n"] == 5  # the good answer before it was not written
     assert "Traceback" not in r.stderr
     r = run(["session", "label", sid, "12=maybe", "--user", "ana", "--db", db], home)
-    assert r.returncode == 1 and "expected PATCH_ID=+1" in r.stderr
+    assert r.returncode == 1 and "expected PATCH_ID=+1 (or =y, =yes) for yes" in r.stderr
     r = run(["session", "publish", sid, "--db", db], home)
     assert r.returncode == 0 and "published new_construction" in r.stdout, r.stderr
     # one round, nothing verified: the advice goes with it
