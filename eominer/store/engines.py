@@ -138,6 +138,9 @@ class DuckDBEngine(Engine):
         self._holds = 0  # statements, transactions, readers, registrations in progress
         self._last_use = 0.0
         self._timer: threading.Timer | None = None
+        # the timer thread that last closed the connection: its frame still drops DuckDB's
+        # connection object after the lock is released, and `close` waits for it
+        self._closer: threading.Thread | None = None
         self._closed = False
         self.shared = path != ":memory:"
         self._opened = False
@@ -227,6 +230,7 @@ class DuckDBEngine(Engine):
                 self._timer.daemon = True
                 self._timer.start()
                 return
+            self._closer = threading.current_thread()
             con, self._con = self._con, None
             con.close()
 
@@ -342,6 +346,7 @@ class DuckDBEngine(Engine):
             self._duckdb, con, threading.RLock(), 0)
         reader.path, reader.read_only, reader.shared = self.path, self.read_only, False
         reader._holds, reader._timer, reader._closed, reader._last_use = 0, None, False, 0.0
+        reader._closer = None
         try:
             yield reader
         finally:
@@ -359,9 +364,16 @@ class DuckDBEngine(Engine):
         if timer is not None and timer is not threading.current_thread():
             timer.join()
         with self.lock:
+            closer, self._closer = self._closer, None
             if self._con is not None:
                 con, self._con = self._con, None
                 con.close()
+        # a timer that closed the connection may still be dropping DuckDB's object; if the
+        # interpreter exits meanwhile, that daemon thread is stopped inside DuckDB's C++
+        # destructor and the process aborts ("terminate called ... FATAL: exception not
+        # rethrown", exit code 134, one `eominer session export` in 5-25 here)
+        if closer is not None and closer is not threading.current_thread():
+            closer.join()
 
 
 _UNWRITABLE = ("could not write", "no space left", "file too large", "disk quota")

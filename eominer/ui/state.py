@@ -10,6 +10,7 @@ app's units of work (docs/architecture.md).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import time
@@ -50,6 +51,9 @@ def shared_store(url: str | None) -> Store:
             # workspace); other processes still get the file between clicks
             store.engine.linger = APP_LINGER_S
         pn.state.cache[key] = store
+        # closed before the interpreter stops its threads: a linger timer still releasing
+        # the file then would abort the server's exit (DuckDBEngine.close)
+        atexit.register(store.close)
     return store
 
 

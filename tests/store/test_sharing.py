@@ -111,6 +111,37 @@ def test_the_file_is_released_when_idle(url: str):
         assert store.query("SELECT COUNT(*) FROM clicks") == [(0,)]  # reopened on demand
 
 
+def test_close_waits_for_the_timer_that_released_the_file(url: str, monkeypatch):
+    """The linger timer closes the connection under the lock, but its thread drops
+    DuckDB's connection object only as it returns. A command that closed its store and
+    exited meanwhile aborted in that C++ destructor (exit code 134, "terminate called ...
+    FATAL: exception not rethrown": `eominer session export` once in 5-60 runs, seen in a
+    core dump). Here the thread's return is held up on purpose: `close` must wait for it."""
+    import threading
+
+    from eominer.store import open_store
+    from eominer.store.engines import DuckDBEngine
+
+    released, finish = threading.Event(), threading.Event()
+    expire = DuckDBEngine._expire
+
+    def slow_return(self: DuckDBEngine) -> None:
+        expire(self)
+        if self._con is None:  # it closed the connection: now as slow as a destructor
+            released.set()
+            finish.wait(5)
+
+    monkeypatch.setattr(DuckDBEngine, "_expire", slow_return)
+    store = open_store(url)
+    store.query("SELECT 1")
+    assert released.wait(10)  # the timer closed the connection and is still returning
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert timers
+    threading.Timer(0.3, finish.set).start()
+    store.close()
+    assert finish.is_set() and not any(t.is_alive() for t in timers)
+
+
 def test_a_database_deleted_while_in_use_is_reported_not_recreated(url: str, tmp_path: Path):
     from eominer.errors import StoreConnectionError
     from eominer.store import open_store
