@@ -74,7 +74,8 @@ def search(like, where, aoi, top, feature_sets, level, products, archive, save, 
                                        ("the WHERE", bool(where))) if on)
     click.echo(f"{r.n_candidates} patches " + (f"kept by {by} " if by else "searched ")
                + f"at level {r.level}"
-               + (f", {r.n_missing} without features (not ranked)" if r.n_missing else "")
+               + (f", {r.n_missing} without features (not ranked; {r.missing_hint})"
+                  if r.n_missing else "")
                + f"; feature sets {', '.join(r.feature_set_ids)}", err=True)
     if r.search_id:
         click.echo(f"saved as search {r.search_id}: SELECT * FROM search_results JOIN "

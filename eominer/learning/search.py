@@ -67,6 +67,7 @@ class SearchResult:
     n_candidates: int  # patches the AOI and the WHERE keep
     n_missing: int  # of those, without features (not ranked)
     search_id: str | None = None  # once saved
+    missing_hint: str = ""  # where n_missing: which products lack the sets, what covers them
 
     def table(self) -> pa.Table:
         return pa.table({
@@ -187,12 +188,27 @@ def search(store: Store, like: Sequence[int], *, top: int = 100, where: str | No
     rows, d2 = nearest(data.X, data.patch_ids, centre, top, skip, data.sq_norms)
     pids = data.patch_ids[rows]
     prod_of = dict(zip(cand.tolist(), cand_prods.tolist()))
+    hint = _missing_hint(store, cand, cand_prods, ids, products, level) \
+        if n_have < len(cand) else ""
     return SearchResult(
         patch_ids=pids, product_ids=tuple(prod_of[int(p)] for p in pids),
         distances=np.sqrt(d2), similarities=1.0 / (1.0 + d2 / data.X.shape[1]),
         like=tuple(examples), level=level, feature_set_ids=tuple(fs_ids), where=cond,
         aoi_wkt=area.wkt if area else None, top=int(top), n_candidates=len(cand),
-        n_missing=len(cand) - n_have)
+        n_missing=len(cand) - n_have, missing_hint=hint)
+
+
+def _missing_hint(store: Store, cand: np.ndarray, cand_prods: np.ndarray, ids: np.ndarray,
+                  products: list[str], level: int) -> str:
+    """The products whose patches the sets leave unranked (a change pair's sets hold its
+    first date only), and the sets that would rank every product searched."""
+    lacking = sorted(set(cand_prods[~np.isin(cand, ids)].tolist()))
+    covering = store.covering_feature_sets(products, level)
+    named = ", ".join(lacking[:3]) + (f" and {len(lacking) - 3} more" if len(lacking) > 3
+                                      else "")
+    return f"products without them: {named}; " + (
+        f"--features {','.join(covering)} covers every product searched" if covering
+        else "no feature set covers every product searched: run `eominer extract` for them")
 
 
 def save_search(store: Store, result: SearchResult, owner: str | None = None) -> SearchResult:

@@ -283,6 +283,10 @@ def test_search_takes_each_set_once_and_the_archive_reaches_every_first_date(
         n_first = sum(len(store.patch_ids([p], LEVEL)) for p in (p1, b1))
         assert len(r.patch_ids) == n_first - len(like)
         assert r.n_missing == sum(len(store.patch_ids([p], LEVEL)) for p in (p2, b2))
+        # and it says which products those are, and which sets would rank them too
+        spectral = r.feature_set_ids[0]
+        assert r.missing_hint == (f"products without them: {', '.join(sorted([p2, b2]))}; "
+                                  f"--features {spectral} covers every product searched")
     main([*two_pairs["args"], "--features", "spectral"])  # and both dates' spectral
     capsys.readouterr()
     with open_store(db_url) as store:
