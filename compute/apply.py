@@ -140,29 +140,47 @@ def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[st
                      sets: list[FeatureSet]) -> str:
     """Which products lack which feature set, the command that computes it, and the
     reason when the products have the same descriptor with other parameters."""
-    from eominer.features.origin import advice_for
+    from eominer.features.origin import advice_for, change_advice
     from eominer.store.archive import is_pair_set
 
     by_set: dict[str, list[str]] = {}
     for pid, fids in missing.items():
         for fid in fids:
             by_set.setdefault(fid, []).append(pid)
-    parts = []
-    for fid, pids in by_set.items():
-        fs = next(s for s in sets if s.feature_set_id == fid)
-        shown = ", ".join(pids[:5]) + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
-        text = (f"products {shown} have no features of set {fid} at level {model.level}: "
-                f"{advice_for(fs, pids)}")
+    of = {s.feature_set_id: s for s in sets}
+
+    def other_params(fs: FeatureSet, pids: list[str]) -> str:
         others = [] if is_pair_set(fs) else [  # another pair's set is no other parameters
-            o for o in store.feature_sets(fs.name) if o.feature_set_id != fid
+            o for o in store.feature_sets(fs.name) if o.feature_set_id != fs.feature_set_id
             and len(store.featured_patch_ids(o.table_name, pids[0], model.level))]
-        if others:
-            o = others[-1]
-            text += (f"; they have {fs.name} features extracted with other parameters "
-                     f"({o.feature_set_id}: {o.params}, the model's: {fs.params}), which the "
-                     "model refuses: its weights mean nothing on them")
-        parts.append(text)
+        if not others:
+            return ""
+        o = others[-1]
+        return (f"; they have {fs.name} features extracted with other parameters "
+                f"({o.feature_set_id}: {o.params}, the model's: {fs.params}), which the "
+                "model refuses: its weights mean nothing on them")
+
+    parts = []
+    # the sets that one `eominer change` run writes, lacked by the same products: one
+    # command for them all
+    by_products: dict[tuple[str, ...], list[str]] = {}
+    for fid, pids in by_set.items():
+        by_products.setdefault(tuple(pids), []).append(fid)
+    for pids_t, fids in by_products.items():
+        advice = change_advice([of[f] for f in fids], pids_t) if len(fids) > 1 else None
+        if advice and not any(other_params(of[f], list(pids_t)) for f in fids):
+            parts.append(f"products {_shown(list(pids_t))} have no features of sets "
+                         f"{', '.join(fids)} at level {model.level}: {advice}")
+            for f in fids:
+                del by_set[f]
+    for fid, pids in by_set.items():
+        parts.append(f"products {_shown(pids)} have no features of set {fid} at level "
+                     f"{model.level}: {advice_for(of[fid], pids)}{other_params(of[fid], pids)}")
     return "; ".join(parts)
+
+
+def _shown(pids: list[str]) -> str:
+    return ", ".join(pids[:5]) + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
 
 
 def spatial_context(model: SavedModel) -> float:

@@ -60,3 +60,23 @@ def advice_for(fs: FeatureSet, product_ids: Sequence[str]) -> str:
         return ("run `eominer timeseries --tile TILE` (a stack of >= 3 dates of the "
                 "products' tile) first")
     return f"run `eominer extract --features {fs.name} --products {shown}` first"
+
+
+def change_advice(sets: Sequence[FeatureSet], product_ids: Sequence[str]) -> str | None:
+    """One `eominer change` command that writes every set of `sets` for `product_ids`
+    when all are the archive's change sets or features of both dates (one run of a pair
+    writes its map's set, `diff_tails` and the `dates_` sets of its --features), with at
+    most one method among them; None otherwise (each set then has its own advice)."""
+    if not sets or not all(is_archive(fs) or is_dates(fs) for fs in sets):
+        return None
+    methods = {str(fs.params["method"]) for fs in sets if fs.params.get("method")}
+    if len(methods) > 1:
+        return None
+    sources = [fs.name.removeprefix(DATES_PREFIX) for fs in sets if is_dates(fs)]
+    first = product_ids[0] if product_ids else "BEFORE"
+    method = f" --method {methods.pop()}" if methods else ""
+    features = f" --features {','.join(sources)}" if sources else ""
+    grid = " on the same grid" if sources else ""
+    return (f"run `eominer change {first} AFTER{method}{features}` first, AFTER a later "
+            f"date of the same place{grid}, for each product: one run writes these sets' "
+            f"rows on the pair's first date (`--pairs FILE` maps many)")

@@ -157,6 +157,18 @@ def test_a_model_of_one_pair_scores_another_through_the_archive_set(two_pairs, d
                 rf"have no features of set {archive} at level {LEVEL}: run `eominer change "
                 rf"{p2} AFTER --method cva` first")):
             run_apply(store, models["own"], [p2], num_workers=0)
+        # it lacks the archive's diff_tails too: one run writes both, one command says so
+        tails = store.feature_sets("archive_diff_tails")[0].feature_set_id
+        s = Session.create(store, "tails", "ana", "new_construction", [p1], LEVEL,
+                           [spectral, archive, tails], model_kind="logistic")
+        for k, row in enumerate(np.argsort(s.data.X[:, -1])[[0, 1, -2, -1]]):
+            s.label(int(s.patch_ids[row]), 1 if k > 1 else -1, "ana")
+        s.run_round()
+        with pytest.raises(FeatureError, match=(
+                rf"products {p2} have no features of sets {archive}, {tails} at level "
+                rf"{LEVEL}: run `eominer change {p2} AFTER --method cva` first")) as err:
+            run_apply(store, s.save_model(), [p2], num_workers=0)
+        assert str(err.value).count("eominer change") == 1
 
 
 def test_a_pair_mapped_before_the_archive_joins_it_when_its_job_is_run_again(
