@@ -152,12 +152,17 @@ class _SpectraCache:
         with self.lock:
             if size > self.max_bytes or key in self.items:  # too big, or another thread's
                 return spectra
-            while self.bytes + size > self.max_bytes:
+            while self.items and self.bytes + size > self.max_bytes:
                 _, old = self.items.popitem(last=False)
                 self.bytes -= sum(a.nbytes for a in old)
             self.items[key] = spectra
             self.bytes += size
         return spectra
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+            self.bytes = 0
 
 
 _SPECTRA = _SpectraCache(SPECTRA_CACHE_BYTES)
