@@ -16,12 +16,21 @@ robust no-change scale on the training crops, averaged over a 3 x 3 window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eominer.change.normalise import apply_stats, band_stats
 from eominer.tfimport import import_tensorflow
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from keras import Model
+    from keras.layers import Conv2D
+    from tensorflow import Tensor
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,7 @@ class EncoderConfig:
     pool: int = 2
 
 
-def _keras(threads: int):
+def _keras(threads: int) -> ModuleType:
     tf = import_tensorflow("the encoder change method")
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -62,12 +71,13 @@ def _keras(threads: int):
     return keras
 
 
-def build_models(bands: int, cfg: EncoderConfig):
+def build_models(bands: int, cfg: EncoderConfig) -> tuple[Model, Model]:
     """(encoder, trainer): the encoder maps (H, W, bands) to (H, W, features)."""
     keras = _keras(cfg.threads)
     L = keras.layers
 
-    def conv(n, k, act, name, dilation=1):
+    def conv(n: int, k: int, act: str | None, name: str,
+             dilation: int = 1) -> Conv2D:
         return L.Conv2D(n, k, padding="same", activation=act, name=name,
                         dilation_rate=dilation)
 
@@ -77,7 +87,7 @@ def build_models(bands: int, cfg: EncoderConfig):
     f = conv(cfg.features, 1, None, "enc_out")(h)
     encoder = keras.Model(x_in, f, name="encoder")
 
-    def decoder(name):
+    def decoder(name: str) -> Model:
         z = keras.Input((None, None, cfg.features))
         g = conv(cfg.hidden, 3, "relu", f"{name}_1")(z)
         g = conv(bands, 1, None, f"{name}_out")(g)
@@ -98,7 +108,8 @@ def build_models(bands: int, cfg: EncoderConfig):
 
 
 def sample_crops(
-    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats1, stats2, cfg: EncoderConfig,
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats1: tuple[np.ndarray, np.ndarray],
+    stats2: tuple[np.ndarray, np.ndarray], cfg: EncoderConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random crops (n, crop, crop, bands), standardised, of both dates at the same
     places, kept when at least 90% of the crop is valid."""
@@ -110,7 +121,7 @@ def sample_crops(
     keep = [(y, x) for y, x in zip(ys, xs) if valid[y:y + c, x:x + c].mean() >= 0.9]
     keep = keep[: cfg.crops] or [(int(ys[0]), int(xs[0]))]
 
-    def crops(x, stats):
+    def crops(x: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         out = [apply_stats(x[:, y:y + c, x0:x0 + c], valid[y:y + c, x0:x0 + c], stats)
                for y, x0 in keep]
         return np.ascontiguousarray(np.stack(out).transpose(0, 2, 3, 1))
@@ -118,7 +129,7 @@ def sample_crops(
     return crops(x1, stats1), crops(x2, stats2)
 
 
-def graph_of(encoder, bands: int):
+def graph_of(encoder: Model, bands: int) -> Callable[[np.ndarray], Tensor]:
     """The encoder's inference as one TensorFlow graph for any block size: half the time
     of calling the Keras model eagerly (0.50 s against 0.95 s on a 272 x 5490 block)."""
     tf = import_tensorflow("the encoder change method")
@@ -126,7 +137,7 @@ def graph_of(encoder, bands: int):
     return tf.function(lambda x: encoder(x, training=False), input_signature=[spec])
 
 
-def difference_scale(encoder, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def difference_scale(encoder: Model, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Robust scale (scaled MAD) of each feature's date-to-date difference on the
     training crops: mostly unchanged pixels, so it measures each feature's no-change
     noise, and dividing by it keeps noisy features from dominating the distance."""
@@ -139,7 +150,8 @@ def difference_scale(encoder, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def feature_distance(
-    encoder, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats1, stats2,
+    encoder: Model, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+    stats1: tuple[np.ndarray, np.ndarray], stats2: tuple[np.ndarray, np.ndarray],
     block_rows: int, halo: int = 8, scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """(rows, cols) Euclidean distance of the two dates' feature maps (each feature
@@ -164,7 +176,10 @@ def feature_distance(
     return map_row_blocks(block, valid.shape, halo, threads=1, block_rows=block_rows)
 
 
-def train_encoder(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, cfg: EncoderConfig):
+def train_encoder(
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, cfg: EncoderConfig,
+) -> tuple[Model, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray],
+           np.ndarray | None]:
     """(encoder, stats1, stats2, scale): the encoder trained on this pair (seeded) and
     its per-feature difference scale (None unless `cfg.whiten`)."""
     keras = _keras(cfg.threads)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -206,7 +207,8 @@ def write_maps(
             "tiled": True, "blockxsize": 512, "blockysize": 512,
         }
 
-        def fill(tmp: Path, data=data, dtype=dtype, desc=desc, profile=profile) -> None:
+        def fill(tmp: Path, data: np.ndarray = data, dtype: str = dtype, desc: str = desc,
+                 profile: dict[str, Any] = profile) -> None:
             with rasterio.open(tmp, "w", **profile) as ds:
                 ds.write(data.astype(dtype, copy=False), 1)
                 ds.set_band_description(1, desc)

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 BLOCK_ROWS = 512
 
 
 def map_row_blocks(
     fn: Callable[[int, int], np.ndarray], shape: tuple[int, int], halo: int,
-    threads: int = 1, block_rows: int | None = None, dtype=np.float32,
+    threads: int = 1, block_rows: int | None = None, dtype: DTypeLike = np.float32,
 ) -> np.ndarray:
     """(rows, cols) array whose rows r0:r1 are fn(a0, a1)[r0 - a0 : r1 - a0], with
     a0 = max(0, r0 - halo) and a1 = min(rows, r1 + halo); `fn` returns rows a0:a1."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,7 @@ from eominer.store.pairs import CHANGE_PAIR_KIND
 from eominer.workspace import claim, mark_committing
 
 if TYPE_CHECKING:
+    from eominer.change.align import AlignedPair, Scene
     from eominer.store import FeatureSet, Product, Store
 
 FEATURE_SET_VERSION = 2  # 2: change_prob_max and change_prob_top5 (change/scores.py)
@@ -94,7 +95,7 @@ class PairInput:
     ref: str
     product: Product | None = None
 
-    def scene(self):
+    def scene(self) -> Scene:
         from eominer.change.align import scene_from_path, scene_from_product
 
         if self.product is not None:
@@ -129,7 +130,8 @@ class ComputedPair:
     tails: np.ndarray | None = None  # S2: `diff_tails` of the same patches
 
 
-def _aligned(first_in: PairInput, second_in: PairInput, mask_clouds: bool):
+def _aligned(first_in: PairInput, second_in: PairInput,
+             mask_clouds: bool) -> tuple[Scene, Scene, AlignedPair, tuple[str, ...]]:
     """Read and align a pair; its cautions are collected (and warned as PairWarnings)."""
     first, second = first_in.scene(), second_in.scene()
     collected: list[str] = []
@@ -140,9 +142,11 @@ def _aligned(first_in: PairInput, second_in: PairInput, mask_clouds: bool):
     return first, second, pair, notes
 
 
-def _finish(cmap: ChangeMap, pair, first_in: PairInput, second_in: PairInput, first, second,
-            out, patch_windows, notes, extra=None, sensor=None, mask_clouds: bool = True,
-            with_tails: bool = True) -> ComputedPair:
+def _finish(cmap: ChangeMap, pair: AlignedPair, first_in: PairInput, second_in: PairInput,
+            first: Scene, second: Scene, out: str | Path | None,
+            patch_windows: dict[str, np.ndarray] | None, notes: tuple[str, ...],
+            extra: dict[str, Any] | None = None, sensor: str | None = None,
+            mask_clouds: bool = True, with_tails: bool = True) -> ComputedPair:
     out_path = Path(out) if out else default_out(first_in.ref, second_in.ref, cmap.method)
     prob_path, bin_path = write_maps(cmap, pair.crs_wkt, pair.transform, out_path)
     scores = tails = None
@@ -242,7 +246,7 @@ def compute_fusion(
                    with_tails=with_tails)
 
 
-def _onto(prob: np.ndarray, src_pair, dst_pair) -> np.ndarray:
+def _onto(prob: np.ndarray, src_pair: AlignedPair, dst_pair: AlignedPair) -> np.ndarray:
     """A probability map of `src_pair`'s grid on `dst_pair`'s grid (NaN = no data)."""
     from eominer.change.align import Scene, _same_grid, reproject_onto
 

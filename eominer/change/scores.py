@@ -32,7 +32,7 @@ def _integral(a: np.ndarray) -> np.ndarray:
     return s
 
 
-def _window_sums(s: np.ndarray, x0, y0, size) -> np.ndarray:
+def _window_sums(s: np.ndarray, x0: np.ndarray, y0: np.ndarray, size: np.ndarray) -> np.ndarray:
     h, w = s.shape[0] - 1, s.shape[1] - 1
     x1 = np.minimum(x0 + size, w)
     y1 = np.minimum(y0 + size, h)

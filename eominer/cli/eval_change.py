@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from eominer.evaluation.change import CityResult
 
 
 @click.command()
@@ -37,7 +42,7 @@ def change(root: str, cities: str | None, methods: str, seed: int,
     chosen = [c.strip() for c in cities.split(",") if c.strip()] if cities else None
     ms = [m.strip() for m in methods.split(",") if m.strip()]
 
-    def show(r) -> None:
+    def show(r: CityResult) -> None:
         click.echo(f"{r.city:12s} {r.method:8s} F1 {r.scores.f1:.3f}  ({r.seconds:.1f} s)",
                    err=True)
 

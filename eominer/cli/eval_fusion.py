@@ -16,7 +16,8 @@ import click
               help="Also train and score the two-branch network per fold (slow: minutes).")
 @click.option("--epochs", default=30, show_default=True, help="Network epochs per fold.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-def fusion(data_root, k, repeats, seed, no_cloudy, network, epochs, fmt) -> None:
+def fusion(data_root: str, k: int, repeats: int, seed: int, no_cloudy: bool, network: bool,
+           epochs: int, fmt: str) -> None:
     """Micro/macro F1 and mAP (mean ± std over folds) for S2 alone, S1 alone, feature fusion
     and decision fusion, with the caveats the sample size imposes."""
     import pyarrow as pa

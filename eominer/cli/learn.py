@@ -82,9 +82,11 @@ def session() -> None:
 @click.option("--prior-half", type=click.FloatRange(0.0), default=20.0, show_default=True,
               metavar="N", help="Labels at which the prior's weight has halved (0: never fades).")
 @db_option
-def create(name, owner, concept, products, level, feature_sets, model_kind, strategy, batch,
-           max_cloud, aoi, where, spatial_context, spatial_weight, prior, prior_weight,
-           prior_half, db) -> None:
+def create(name: str, owner: str, concept: str, products: tuple[str, ...], level: int,
+           feature_sets: tuple[str, ...], model_kind: str, strategy: str, batch: int,
+           max_cloud: float | None, aoi: str | None, where: str | None, spatial_context: float,
+           spatial_weight: float, prior: str | None, prior_weight: float, prior_half: float,
+           db: str | None) -> None:
     """Create a session and print its id."""
     from eominer.learning.aoi import read_aoi, stored_aoi
     from eominer.learning.session import Session
@@ -151,7 +153,8 @@ def create(name, owner, concept, products, level, feature_sets, model_kind, stra
 @user_option(help="Who answers.")
 @click.option("--verify", is_flag=True, help="Answers to a verification sample.")
 @db_option
-def label(session_id, answers, user, verify, db) -> None:
+def label(session_id: str, answers: tuple[str, ...], user: str, verify: bool,
+          db: str | None) -> None:
     """Record answers as PATCH_ID=+1 / PATCH_ID=-1 (also y/n)."""
     from eominer.errors import SessionError
     from eominer.store import open_store
@@ -180,7 +183,7 @@ def label(session_id, answers, user, verify, db) -> None:
 @click.argument("session_id")
 @user_option(help="Whose most recent label goes.")
 @db_option
-def undo(session_id, user, db) -> None:
+def undo(session_id: str, user: str, db: str | None) -> None:
     """Remove the user's most recent label."""
     from eominer.store import open_store
 
@@ -200,8 +203,9 @@ def undo(session_id, user, db) -> None:
 @click.option("--accept-feature-change", is_flag=True)
 @sheet_options
 @db_option
-def round_(session_id, n, model_kind, strategy, accept_feature_change, sheet, false_colour,
-           context, db) -> None:
+def round_(session_id: str, n: int | None, model_kind: str | None, strategy: str | None,
+           accept_feature_change: bool, sheet: str | None, false_colour: bool, context: float,
+           db: str | None) -> None:
     """Fit, score every patch, and print the next patches to label."""
     from eominer.store import open_store
 
@@ -231,7 +235,8 @@ def round_(session_id, n, model_kind, strategy, accept_feature_change, sheet, fa
 @click.argument("session_id")
 @sheet_options
 @db_option
-def next_(session_id, sheet, false_colour, context, db) -> None:
+def next_(session_id: str, sheet: str | None, false_colour: bool, context: float,
+          db: str | None) -> None:
     """Print the latest round's questions not answered yet (after a break, in another
     shell: what the app shows in Mine), without fitting again."""
     from eominer.store import open_store
@@ -260,7 +265,8 @@ def next_(session_id, sheet, false_colour, context, db) -> None:
               "threshold of its first sample).")
 @sheet_options
 @db_option
-def verify(session_id, n, threshold, sheet, false_colour, context, db) -> None:
+def verify(session_id: str, n: int, threshold: float, sheet: str | None, false_colour: bool,
+           context: float, db: str | None) -> None:
     """Print a stratified verification sample of the latest round (the app's "Check
     quality"): answer it with `session label --verify`, then `session quality`. Its
     sheet has no scores, so that the model does not lead the answers."""
@@ -286,7 +292,7 @@ def verify(session_id, n, threshold, sheet, false_colour, context, db) -> None:
 @session.command("quality")
 @click.argument("session_id")
 @db_option
-def quality(session_id, db) -> None:
+def quality(session_id: str, db: str | None) -> None:
     """Precision and recall (95 % intervals) of the latest round's positives from the
     answers to its verification sample; stored with the round, as the app does."""
     from eominer.errors import SessionError
@@ -315,7 +321,7 @@ def quality(session_id, db) -> None:
 @click.argument("session_id")
 @click.option("--threshold", type=float, default=None, help="Score for 'positive' (0.5).")
 @db_option
-def publish(session_id, threshold, db) -> None:
+def publish(session_id: str, threshold: float | None, db: str | None) -> None:
     """Write the result as annotations (queryable with `eominer sql`)."""
     from eominer.store import open_store
 
@@ -337,7 +343,7 @@ def publish(session_id, threshold, db) -> None:
 @session.command("save-model")
 @click.argument("session_id")
 @db_option
-def save_model_cmd(session_id, db) -> None:
+def save_model_cmd(session_id: str, db: str | None) -> None:
     """Save the session's current classifier (a row of `models` and a file in the
     workspace) for `eominer apply`; prints its id, the model version."""
     from eominer.store import open_store
@@ -378,7 +384,8 @@ def save_model_cmd(session_id, db) -> None:
               help="--polygons: dissolve the published positive annotations instead of the "
                    "current ranking (with --threshold: published scores at least this).")
 @db_option
-def export(session_id, folder, formats, min_score, polygons, threshold, published, db) -> None:
+def export(session_id: str, folder: str | None, formats: tuple[str, ...], min_score: float,
+           polygons: bool, threshold: float | None, published: bool, db: str | None) -> None:
     """Export the ranking: GeoJSON, GeoPackage, COG score maps, STAC Items; or, with
     --polygons, the positive patches dissolved into polygons."""
     from pathlib import Path
@@ -433,7 +440,7 @@ def export(session_id, folder, formats, min_score, polygons, threshold, publishe
 @click.option("--archived", is_flag=True, help="List the archived sessions instead.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @db_option
-def list_(owner, archived, fmt, db) -> None:
+def list_(owner: str | None, archived: bool, fmt: str, db: str | None) -> None:
     """List sessions (archived ones with --archived)."""
     from eominer.store import open_store
 
@@ -449,7 +456,7 @@ def list_(owner, archived, fmt, db) -> None:
 @session.command("show")
 @click.argument("session_id")
 @db_option
-def show(session_id, db) -> None:
+def show(session_id: str, db: str | None) -> None:
     """Summary, quality estimate and conflicts of a session."""
     from eominer.store import open_store
 
@@ -466,7 +473,8 @@ def show(session_id, db) -> None:
 @click.option("--description", default="")
 @user_option(help="Who adds it.")
 @db_option
-def add_label_cmd(name, parent, title, description, user, db) -> None:
+def add_label_cmd(name: str, parent: str | None, title: str, description: str, user: str,
+                  db: str | None) -> None:
     """Add a label to the taxonomy."""
     from eominer.learning.taxonomy import add_label
     from eominer.store import open_store
@@ -479,7 +487,7 @@ def add_label_cmd(name, parent, title, description, user, db) -> None:
 @session.command("taxonomy")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @db_option
-def taxonomy_cmd(fmt, db) -> None:
+def taxonomy_cmd(fmt: str, db: str | None) -> None:
     """Print the label taxonomy."""
     from eominer.learning.taxonomy import ensure_taxonomy
     from eominer.store import open_store

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from eominer.cli import db_option, split_ids
 from eominer.cli.output import render
 from eominer.cli.sheet import sheet_options, write_sheet
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from eominer.learning.aoi import AOI
+    from eominer.store import Store
 
 
 def _ids(text: str) -> list[int]:
@@ -46,8 +53,10 @@ def _ids(text: str) -> list[int]:
               help="Seconds before the WHERE is cancelled.")
 @sheet_options
 @db_option
-def search(like, where, aoi, top, feature_sets, level, products, archive, save, owner, fmt,
-           timeout, sheet, false_colour, context, db) -> None:
+def search(like: str, where: str | None, aoi: str | None, top: int, feature_sets: str | None,
+           level: int | None, products: tuple[str, ...], archive: bool, save: bool,
+           owner: str | None, fmt: str, timeout: float, sheet: str | None, false_colour: bool,
+           context: float, db: str | None) -> None:
     """Rank the patches most like the examples (--like), among those the area of interest
     and the WHERE keep: prints rank, patch id, product, distance and similarity."""
     from eominer.learning.aoi import read_aoi
@@ -83,7 +92,8 @@ def search(like, where, aoi, top, feature_sets, level, products, archive, save, 
                    "ORDER BY rank", err=True)
 
 
-def _draw(store, table, sheet: str | None, false_colour: bool, context: float) -> None:
+def _draw(store: Store, table: pa.Table, sheet: str | None, false_colour: bool,
+          context: float) -> None:
     """The results as a contact sheet (`--sheet`), captioned with their similarity."""
     if sheet and table.num_rows:
         write_sheet(store, Path(sheet), table["patch_id"].to_numpy(),
@@ -91,8 +101,9 @@ def _draw(store, table, sheet: str | None, false_colour: bool, context: float) -
         click.echo(f"sheet: {sheet} ({table.num_rows} patches, by rank)", err=True)
 
 
-def _archive(like, where, area, top, fs, level, products, save, fmt, db, timeout,
-             drawn) -> None:
+def _archive(like: str, where: str | None, area: AOI | None, top: int, fs: list[str] | None,
+             level: int | None, products: tuple[str, ...], save: bool, fmt: str,
+             db: str | None, timeout: float, drawn: tuple[str | None, bool, float]) -> None:
     from eominer.learning.ann import search_archive
     from eominer.store import open_store
 

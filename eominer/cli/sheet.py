@@ -11,13 +11,15 @@ import click
 import numpy as np
 
 if TYPE_CHECKING:
+    from click.decorators import FC
+
     from eominer.store import Store
 
 
-def sheet_options(f):
+def sheet_options(f: FC) -> FC:
     """--sheet FILE.png, --false-colour, --context: the patches as a contact sheet."""
 
-    def png(_ctx, _param, value: str | None) -> str | None:
+    def png(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
         if value and not value.lower().endswith(".png"):
             raise click.BadParameter("the contact sheet is a PNG: name it FILE.png")
         folder = Path(value or ".").resolve().parent

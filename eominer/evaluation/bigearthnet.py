@@ -21,6 +21,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from eominer.errors import GridMismatchError, MissingBandError, ProductReadError
 from eominer.fusion.bands import S2_FUSION_BANDS
 from eominer.fusion.labels import to_ben19
 from eominer.fusion.sar import require_db
+
+if TYPE_CHECKING:
+    import re
 
 __all__ = ["S2_FUSION_BANDS", "Dataset", "PairedPatch", "load", "read_v1", "read_v2"]
 
@@ -95,7 +99,7 @@ def _read_tif(path: Path) -> np.ndarray:
         raise ProductReadError(f"cannot read {path}: {exc}") from exc
 
 
-def _v1_folder_bands(folder: Path, pattern) -> dict[str, np.ndarray]:
+def _v1_folder_bands(folder: Path, pattern: re.Pattern[str]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for f in sorted(folder.glob("*.tif")):
         if m := pattern.search(f.name):

@@ -27,6 +27,7 @@ from eominer.evaluation.ranking import average_precision
 from eominer.evaluation.tasks import Task
 
 if TYPE_CHECKING:
+    from eominer.evaluation.mining import Run
     from eominer.store import Store
 
 
@@ -160,7 +161,8 @@ def summary(c: Comparison, checkpoints: Sequence[int] = CHECKPOINTS) -> dict[str
     cps = [n for n in checkpoints if n <= c.direct[0].labels[-1]] if c.direct else []
     target = float(np.mean([r.ap[-1] for r in c.direct])) if c.direct else float("nan")
 
-    def mean_at(runs, n):
+    def mean_at(runs: Sequence[Run | CascadeRun],
+                n: int) -> tuple[float, float] | tuple[None, None]:
         v = [at_labels(r.labels, r.ap, n) for r in runs]
         v = [x for x in v if x == x]
         return (float(np.mean(v)), float(np.std(v))) if v else (None, None)
@@ -189,10 +191,10 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
             *(["all labels, 5 folds"] if ceiling else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
-    def fmt(v):
+    def fmt(v: Sequence[float | None]) -> str:
         return "-" if v[0] is None else f"{v[0]:.3f}±{v[1]:.3f}"
 
-    def reach(v):
+    def reach(v: Sequence[int | None]) -> str:
         hit = [x for x in v if x is not None]
         return f"{np.mean(hit):.0f} ({len(hit)}/{len(v)})" if hit else f"not reached (0/{len(v)})"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from eominer.fusion.decision import DecisionFusion, FeatureFusion
 from eominer.fusion.features import dataset_descriptors, s2_descriptors
 from eominer.fusion.labels import Vocabulary
 from eominer.fusion.models import MultiLabelLogistic, PriorBaseline
+
+if TYPE_CHECKING:
+    from eominer.fusion.network import TwoBranchNet
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def _cloudy_s2_descriptors(dataset: Dataset, rows: np.ndarray) -> tuple[np.ndarr
 
 
 def _fit_network(dataset: Dataset, vocab: Vocabulary, Y: np.ndarray, tr: np.ndarray,
-                 epochs: int, seed: int):
+                 epochs: int, seed: int) -> TwoBranchNet:
     from eominer.fusion.network import TwoBranchNet, stack_patches
 
     s2, s1 = stack_patches([dataset.patches[i] for i in tr])

@@ -8,6 +8,7 @@ the ranking of all patches is scored by average precision (AP) and F1 at score 0
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +64,7 @@ def simulate(data: SessionData, y: np.ndarray, *, strategy: str, model: str = "l
 
 def learning_curves(ds: LabelledPatches, strategies: list[str], *, model: str = "logistic",
                     seeds: int = 5, budget: int = 200, batch: int = 10,
-                    progress=None) -> list[Curve]:
+                    progress: Callable[[Curve], None] | None = None) -> list[Curve]:
     data = SessionData(np.arange(len(ds.X)), ds.X.copy())
     y = ds.y.astype(np.int8)
     out = []

@@ -30,6 +30,7 @@ from eominer.evaluation.ranking import average_precision
 from eominer.evaluation.tasks import Task
 
 if TYPE_CHECKING:
+    from eominer.learning.session import Session
     from eominer.store import Store
 
 CHECKPOINTS: tuple[int, ...] = (25, 50, 100, 200)
@@ -106,7 +107,7 @@ def simulate(store: Store, task: Task, feature_set_ids: Sequence[str], *, strate
     return Run(labels, aps, s.session_id, heldout)
 
 
-def drive(s, y: np.ndarray, seed: int, budget: int, batch: int, checkpoints: Sequence[int],
+def drive(s: Session, y: np.ndarray, seed: int, budget: int, batch: int, checkpoints: Sequence[int],
           ap_of: Callable[[np.ndarray], float], task_name: str = "",
           heldout: list[float] | None = None) -> tuple[list[int], list[float]]:
     """Answer session `s` from `y` (aligned with its patches): 2 random positives and 2
@@ -152,7 +153,7 @@ def truth_for(task: Task, patch_ids: np.ndarray) -> np.ndarray:
     return task.y[np.minimum(at, len(task.y) - 1)]
 
 
-def _answer(session, ids: np.ndarray, y: np.ndarray) -> None:
+def _answer(session: Session, ids: np.ndarray, y: np.ndarray) -> None:
     for value in (1, -1):
         sel = ids[y == value]
         if len(sel):
@@ -160,7 +161,7 @@ def _answer(session, ids: np.ndarray, y: np.ndarray) -> None:
 
 
 def _pool_session(store: Store, task: Task, feature_set_ids: Sequence[str], model: str,
-                  name: str, max_labels: int, seed: int):
+                  name: str, max_labels: int, seed: int) -> tuple[Session, np.ndarray]:
     """A session over the task's pool, and the rows a ceiling uses: all of them, or a
     random `max_labels` when the pool is larger."""
     from eominer.learning.session import Session

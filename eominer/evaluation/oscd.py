@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from eominer.evaluation.patches import (
     pair_feature_names,
     pair_stats,
 )
+
+if TYPE_CHECKING:
+    from eominer.change.align import AlignedPair
 
 OSCD_CITIES: tuple[str, ...] = (
     "abudhabi", "aguasclaras", "bercy", "bordeaux", "hongkong", "nantes", "paris", "rennes",
@@ -59,7 +63,7 @@ def read_labels(root: str | Path, city: str) -> np.ndarray:
     return lab == 2 if (lab == 2).any() or lab.max() > 1 else lab == 1
 
 
-def load_city(root: str | Path, city: str):
+def load_city(root: str | Path, city: str) -> tuple[AlignedPair, np.ndarray]:
     """(AlignedPair, labels) of one city."""
     from eominer.change.align import align_pair, scene_from_path
 

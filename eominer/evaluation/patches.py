@@ -10,6 +10,7 @@ the index means. The harness's own column names are kept (`single_feature_names`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,14 +48,14 @@ def label_share(mask: np.ndarray, size: int) -> np.ndarray:
     return block_view(mask[None].astype(np.float32), size).mean(2)[:, 0]
 
 
-def single_stats(a: np.ndarray, size: int, bands=S2_BAND_ORDER) -> np.ndarray:
+def single_stats(a: np.ndarray, size: int, bands: Sequence[str] = S2_BAND_ORDER) -> np.ndarray:
     """'bandstats' of every whole size x size patch of one date, row-major:
     (n, 2 * bands + 2 * len(INDICES)), columns in `single_feature_names` order."""
     d = build("bandstats", bands, indices=INDICES, stats=("mean", "std"))
     return d.compute(a, grid_windows(a.shape[1:], size))
 
 
-def pair_stats(a1: np.ndarray, a2: np.ndarray, size: int, bands=S2_BAND_ORDER,
+def pair_stats(a1: np.ndarray, a2: np.ndarray, size: int, bands: Sequence[str] = S2_BAND_ORDER,
                ) -> np.ndarray:
     """Change features of two co-registered dates, per patch: band mean/std of both
     dates, difference of the band means, mean absolute per-pixel difference per band,
@@ -71,13 +72,13 @@ def pair_stats(a1: np.ndarray, a2: np.ndarray, size: int, bands=S2_BAND_ORDER,
                            i2[:, 0::2] - i1[:, 0::2]], axis=1)
 
 
-def single_feature_names(bands=S2_BAND_ORDER) -> list[str]:
+def single_feature_names(bands: Sequence[str] = S2_BAND_ORDER) -> list[str]:
     """Names of the `single_stats` columns of one date."""
     return ([f"mean_{b}" for b in bands] + [f"std_{b}" for b in bands]
             + [f"{s}_{i}" for i in INDICES for s in ("mean", "std")])
 
 
-def pair_feature_names(bands=S2_BAND_ORDER) -> list[str]:
+def pair_feature_names(bands: Sequence[str] = S2_BAND_ORDER) -> list[str]:
     """Names of the `pair_stats` columns (valid SQL identifiers)."""
     idx = [f"{s}_{i}" for i in INDICES for s in ("mean", "std")]
     return ([f"{s}_{b.lower()}" for s in ("mean1", "std1") for b in bands]

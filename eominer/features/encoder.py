@@ -31,6 +31,10 @@ from eominer.features.registry import Descriptor, require_bands
 from eominer.tfimport import import_tensorflow
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
+    from keras import Model
+
     from eominer.store import Store
 
 VERSION = 1
@@ -40,7 +44,7 @@ KIND = "encoder"
 DIM = 32  # embedding size: the feature set's columns
 
 
-def _keras():
+def _keras() -> ModuleType:
     import_tensorflow("the encoder")
     import keras
 
@@ -57,7 +61,7 @@ def set_single_thread() -> None:
         pass
 
 
-def autoencoder(n_bands: int = len(BANDS), dim: int = DIM, seed: int = 0):
+def autoencoder(n_bands: int = len(BANDS), dim: int = DIM, seed: int = 0) -> Model:
     keras = _keras()
     from keras import layers
 

@@ -37,6 +37,9 @@ from eominer.features.registry import Descriptor, require_bands
 from eominer.tfimport import import_tensorflow
 
 if TYPE_CHECKING:
+    from keras import Model, Sequential
+    from tensorflow import Tensor
+
     from eominer.store import Store
 
 VERSION = 1
@@ -102,7 +105,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, *, min_crop: float = 0.75,
 
 
 # ---- model and loss -----------------------------------------------------------------
-def ssl_encoder(n_bands: int = len(BANDS), dim: int = DIM, seed: int = 0):
+def ssl_encoder(n_bands: int = len(BANDS), dim: int = DIM, seed: int = 0) -> Model:
     keras = _keras()
     from keras import layers
 
@@ -117,7 +120,7 @@ def ssl_encoder(n_bands: int = len(BANDS), dim: int = DIM, seed: int = 0):
     return keras.Model(inp, z, name="eominer_ssl_encoder")
 
 
-def projector(dim: int, width: int = PROJECTOR):
+def projector(dim: int, width: int = PROJECTOR) -> Sequential:
     keras = _keras()
     from keras import layers
 
@@ -126,7 +129,8 @@ def projector(dim: int, width: int = PROJECTOR):
                             name="projector")
 
 
-def vicreg_loss(za, zb):
+def vicreg_loss(za: Tensor,
+                zb: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(total, invariance, variance, covariance) of two (n, d) batches of projections."""
     from keras import ops
 
@@ -160,7 +164,7 @@ def fit_vicreg(x: np.ndarray, mean: np.ndarray, std: np.ndarray, *, dim: int = D
     weights = enc.trainable_variables + proj.trainable_variables
 
     @tf.function(reduce_retracing=True)
-    def step(a, b):
+    def step(a: Tensor, b: Tensor) -> Tensor:
         with tf.GradientTape() as tape:
             za = proj(enc(a, training=True), training=True)
             zb = proj(enc(b, training=True), training=True)

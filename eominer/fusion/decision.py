@@ -30,7 +30,7 @@ def _split(X: np.ndarray, n_s2: int) -> tuple[np.ndarray, np.ndarray]:
     return X[:, :n_s2], X[:, n_s2:]
 
 
-def _usable(s2_usable, n: int) -> np.ndarray:
+def _usable(s2_usable: np.ndarray | None, n: int) -> np.ndarray:
     if s2_usable is None:
         return np.ones(n, dtype=bool)
     u = np.asarray(s2_usable, dtype=bool)
@@ -72,7 +72,7 @@ class FeatureFusion(BaseEstimator, ClassifierMixin):
         self.s1_ = MultiLabelLogistic(C=self.C).fit(X1, Y)
         return self
 
-    def predict_proba(self, X: np.ndarray, s2_usable=None) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray, s2_usable: np.ndarray | None = None) -> np.ndarray:
         if not hasattr(self, "fused_"):
             raise ModelNotTrainedError("FeatureFusion is not fitted: call fit(X, Y) first")
         X = np.asarray(X, dtype=np.float64)
@@ -83,7 +83,8 @@ class FeatureFusion(BaseEstimator, ClassifierMixin):
             P[u] = self.fused_.predict_proba(fuse(X2[u], X1[u], self.weights))
         return P
 
-    def predict(self, X: np.ndarray, s2_usable=None, threshold: float = 0.5) -> np.ndarray:
+    def predict(self, X: np.ndarray, s2_usable: np.ndarray | None = None,
+                threshold: float = 0.5) -> np.ndarray:
         return (self.predict_proba(X, s2_usable) >= threshold).astype(np.uint8)
 
 
@@ -140,7 +141,7 @@ class DecisionFusion(BaseEstimator, ClassifierMixin):
                 out[:, j] = st.predict_proba(Z)[:, 1]
         return out
 
-    def predict_proba(self, X: np.ndarray, s2_usable=None) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray, s2_usable: np.ndarray | None = None) -> np.ndarray:
         if not hasattr(self, "s2_"):
             raise ModelNotTrainedError("DecisionFusion is not fitted: call fit(X, Y) first")
         X = np.asarray(X, dtype=np.float64)
@@ -151,5 +152,6 @@ class DecisionFusion(BaseEstimator, ClassifierMixin):
             P[u] = self.combine(self.s2_.predict_proba(_fill_cloudy(X2, u)[u]), P[u])
         return P
 
-    def predict(self, X: np.ndarray, s2_usable=None, threshold: float = 0.5) -> np.ndarray:
+    def predict(self, X: np.ndarray, s2_usable: np.ndarray | None = None,
+                threshold: float = 0.5) -> np.ndarray:
         return (self.predict_proba(X, s2_usable) >= threshold).astype(np.uint8)

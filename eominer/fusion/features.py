@@ -18,7 +18,8 @@ the weights; distance- and kernel-based models (RBF SVM, similarity search) are 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,18 @@ from eominer.errors import FeatureError, GridMismatchError
 from eominer.features.registry import Descriptor, build
 from eominer.features.windows import tile_patches
 from eominer.fusion.bands import S1_FUSION_BANDS, S2_FUSION_BANDS
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class PairedArrays(Protocol):
+        """A patch seen by both sensors (evaluation.bigearthnet.PairedPatch)."""
+
+        @property
+        def s2(self) -> np.ndarray: ...
+
+        @property
+        def s1(self) -> np.ndarray: ...
 
 
 def s2_descriptor() -> Descriptor:
@@ -113,7 +126,7 @@ def fused_names(s2_names: Sequence[str], s1_names: Sequence[str]) -> list[str]:
     return [*s2_names, *s1_names]
 
 
-def dataset_descriptors(patches) -> tuple[np.ndarray, np.ndarray]:
+def dataset_descriptors(patches: Iterable[PairedArrays]) -> tuple[np.ndarray, np.ndarray]:
     """(n, 30) S2 and (n, 10) S1 descriptors of paired patches (objects with `.s2` and
     `.s1` arrays of one size), computed as one batch."""
     patches = list(patches)

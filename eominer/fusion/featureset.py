@@ -38,6 +38,8 @@ from eominer.sensors import S2_REFLECTANCE_SCALE
 from eominer.store.fusion import FUSED_SENSOR
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from eominer.store import FeatureSet, Product, Store
     from eominer.store.removal import Refill
 
@@ -151,7 +153,7 @@ def fused_pair_rows(store: Store, pair: dict[str, Any], level: int,
         yield ids[keep], rows[keep]
 
 
-def _centres(t) -> tuple[np.ndarray, np.ndarray]:
+def _centres(t: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     d = t.to_pydict()
     return ((np.asarray(d["min_x"]) + np.asarray(d["max_x"])) / 2,
             (np.asarray(d["min_y"]) + np.asarray(d["max_y"])) / 2)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,11 +31,16 @@ from eominer.fusion.labels import Vocabulary
 from eominer.fusion.sar import require_db
 from eominer.tfimport import import_tensorflow
 
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from keras import KerasTensor, Model
+
 KIND = "fusion_net"
 VERSION = 1
 
 
-def _keras():
+def _keras() -> ModuleType:
     tf = import_tensorflow("the S1/S2 fusion network")
     try:  # one thread: on these machines processes beat threads (compute/runtime.py)
         tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -75,13 +80,13 @@ def prepare(s2: np.ndarray, s1_db: np.ndarray, size: int | None = None,
     return a.astype(np.float32), b.astype(np.float32)
 
 
-def build(n_labels: int, size: int, seed: int = 0):
+def build(n_labels: int, size: int, seed: int = 0) -> Model:
     keras = _keras()
     from keras import layers
 
     keras.utils.set_random_seed(seed)
 
-    def branch(x, name: str):
+    def branch(x: KerasTensor, name: str) -> KerasTensor:
         x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu",
                           name=f"{name}_conv1")(x)
         x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu",
@@ -145,7 +150,8 @@ class TwoBranchNet:
                 log(f"epoch {epoch + 1}/{self.epochs}: loss {np.mean(losses):.4f}")
         return self
 
-    def predict_proba(self, s2: np.ndarray, s1_db: np.ndarray, s2_usable=None,
+    def predict_proba(self, s2: np.ndarray, s1_db: np.ndarray,
+                      s2_usable: np.ndarray | None = None,
                       vocabulary: Vocabulary | None = None) -> np.ndarray:
         """(n, n_labels) scores; rows with unusable S2 get the S1 head's scores."""
         if not hasattr(self, "model_"):

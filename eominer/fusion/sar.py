@@ -10,11 +10,15 @@ biases dark areas), converted back to dB afterwards.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from eominer.errors import GridMismatchError, ProductReadError
+
+if TYPE_CHECKING:
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
 
 Scale = Literal["db", "linear"]
 _EPS = 1e-6  # linear floor before log10: -60 dB, below any S1 noise floor
@@ -64,7 +68,8 @@ def as_db(values: np.ndarray, scale: Scale | Literal["auto"] = "auto") -> np.nda
 
 
 def resample_to_grid(
-    s1_db: np.ndarray, src_transform, src_crs, dst_transform, dst_crs, dst_shape: tuple[int, int],
+    s1_db: np.ndarray, src_transform: Affine, src_crs: CRS, dst_transform: Affine, dst_crs: CRS,
+    dst_shape: tuple[int, int],
 ) -> np.ndarray:
     """(bands, rows, cols) dB on the S1 grid -> (bands, *dst_shape) dB on the S2 grid.
 

@@ -32,11 +32,15 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eominer import sensors as S
 from eominer.errors import MissingExtraError
+
+if TYPE_CHECKING:
+    from lightgbm import Booster
 
 DETECTOR_BANDS: tuple[str, ...] = (
     "B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")
@@ -59,7 +63,7 @@ def model_path() -> Path:
     raise MissingExtraError("s2cloudless", "clouds", "the cloud detector's model")
 
 
-def load_model():
+def load_model() -> Booster:
     """The s2cloudless LightGBM booster."""
     path = model_path()
     try:
@@ -69,7 +73,7 @@ def load_model():
     return Booster(model_file=str(path))
 
 
-def cloud_probability(reflectance: np.ndarray, model=None) -> np.ndarray:
+def cloud_probability(reflectance: np.ndarray, model: Booster | None = None) -> np.ndarray:
     """Cloud probability (float32, shape without the last axis) of TOA reflectance
     `(..., 10)` in DETECTOR_BANDS order (0..1, not DN)."""
     x = np.asarray(reflectance, dtype=np.float64)
@@ -141,7 +145,7 @@ def _cell_sum(a: np.ndarray, cell: int) -> np.ndarray:
 
 
 def detect_clouds(ard_path: str | Path, bands: Sequence[str], valid: np.ndarray,
-                  model=None) -> np.ndarray:
+                  model: Booster | None = None) -> np.ndarray:
     """Cloud mask (bool, the 10 m grid's shape) of an L1C product's ARD whose bands are
     `bands` in COG order; only valid pixels are flagged."""
     missing = [b for b in DETECTOR_BANDS if b not in bands]

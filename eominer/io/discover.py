@@ -27,8 +27,9 @@ import datetime as dt
 import json
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eominer import sensors as S
 from eominer.domain import BandSource, SourceProduct
@@ -46,6 +47,9 @@ from eominer.io.s2_metadata import (
     read_sun_angles,
     stac_s2_metadata,
 )
+
+if TYPE_CHECKING:
+    import pystac
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SUPPORTED = (
@@ -241,7 +245,8 @@ def _s1_product(folder: Path, bands: dict[str, BandSource]) -> SourceProduct:
 
 
 # ---- SAFE -----------------------------------------------------------------------------
-def _safe_product(root: Path, display: Path, resolve, files: list[str], read) -> SourceProduct:
+def _safe_product(root: Path, display: Path, resolve: Callable[[str], str], files: list[str],
+                  read: Callable[[str], bytes]) -> SourceProduct:
     """Bands of a SAFE: L1C IMG_DATA/*_Bxx.jp2, L2A IMG_DATA/R10m|R20m|R60m/*_Bxx_10m.jp2
     (for each band, the finest resolution the product has); its MTD_MSIL*.xml at the root
     (`read(rel)` gives a file's bytes)."""
@@ -430,7 +435,7 @@ def _stac_json(p: Path) -> list[SourceProduct]:
     return [_stac_item(item, p) for item in items]
 
 
-def _stac_item(item, p: Path) -> SourceProduct:
+def _stac_item(item: pystac.Item, p: Path) -> SourceProduct:
     """One item of the STAC file `p` (a pystac.Item)."""
     s2, s1, scales, masks = {}, {}, {}, {}
     files: dict[str, str] = {}  # asset key (lower case) -> local path or URL

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eominer import sensors as S
 from eominer.domain import BandSource, SourceProduct
 from eominer.errors import GridMismatchError, ProductReadError
+
+if TYPE_CHECKING:
+    from rasterio.io import DatasetReader
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def reference_band(product: SourceProduct) -> str:
     return min(product.bands, key=lambda b: S.S2_BANDS[b][0])
 
 
-def _open(src: BandSource):
+def _open(src: BandSource) -> DatasetReader:
     import rasterio
 
     from eominer.io.discover import remote_href

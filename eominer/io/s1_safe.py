@@ -57,6 +57,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -64,6 +65,9 @@ from eominer.domain import BandSource, SourceProduct
 from eominer.errors import ProductReadError, UnsupportedFormatError
 from eominer.io.read import Grid
 from eominer.io.s1_geocode import TiePointSpline, block_coords, image_window, resample
+
+if TYPE_CHECKING:
+    from rasterio.io import DatasetReader
 
 FORMAT = "S1_SAFE"  # SourceProduct.extra["format"] of products read here
 POLARISATIONS = ("VV", "VH")  # the ARD's bands (eominer.sensors.S1_BANDS)
@@ -559,7 +563,7 @@ def geocode(product: SourceProduct, pol: str, grid: Grid,
     spline = _spline(geo)
     read_lock = threading.Lock()  # one dataset handle: its reads one at a time
 
-    def block(src, win: tuple[int, int, int, int]) -> np.ndarray:
+    def block(src: DatasetReader, win: tuple[int, int, int, int]) -> np.ndarray:
         x_off, y_off, w, h = win
         out = np.full((h, w), np.nan, dtype=np.float32)
         coords = block_coords(spline, grid.transform, win)

@@ -42,6 +42,8 @@ from eominer.errors import SearchError
 from eominer.store.base import utcnow
 
 if TYPE_CHECKING:
+    from usearch.index import Index
+
     from eominer.store import Store
 
 CONNECTIVITY = 16  # graph degree (M); 16 gives recall@100 >= 0.95 at ef 256 (bench_ann.py)
@@ -135,7 +137,7 @@ def build_shard(patch_ids: np.ndarray, Z: np.ndarray, path: Path, threads: int =
     return len(patch_ids)
 
 
-def _open_shard(path: Path):
+def _open_shard(path: Path) -> Index | None:
     """The shard memory-mapped, opened once per process and file version: mapping a
     view costs 30-50 ms for a 100,000-vector shard (a query itself 1-3 ms), so a query
     over ten shards would otherwise spend most of its time opening them."""
@@ -147,7 +149,7 @@ def _open_shard(path: Path):
 
 
 @functools.lru_cache(maxsize=256)
-def _open_version(path: str, mtime_ns: int, size: int):
+def _open_version(path: str, mtime_ns: int, size: int) -> Index | None:
     from usearch.index import Index
 
     return Index.restore(path, view=True)

@@ -29,7 +29,7 @@ memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -164,7 +164,7 @@ class CompactMatrix:
     def __len__(self) -> int:
         return self.codes.shape[0]
 
-    def __getitem__(self, key) -> np.ndarray:
+    def __getitem__(self, key: int | slice | np.ndarray) -> np.ndarray:
         """float32 rows: X[i] (d,), X[a:b] and X[rows] (k, d)."""
         if isinstance(key, tuple):
             raise TypeError("a CompactMatrix is indexed by rows only: X[rows], X[a:b], X[i]")
@@ -173,7 +173,7 @@ class CompactMatrix:
         out += self.offset
         return out
 
-    def rows_f32(self, rows) -> np.ndarray:
+    def rows_f32(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """float32 rows (dequantised) of the row indices `rows`."""
         return self[np.asarray(rows, np.int64)]
 
@@ -192,7 +192,7 @@ class CompactMatrix:
         self.scale = (self.scale.astype(np.float64) * mul).astype(np.float32)
         self.offset = (self.offset.astype(np.float64) * mul + add).astype(np.float32)
 
-    def __imul__(self, w) -> CompactMatrix:
+    def __imul__(self, w: float | np.ndarray) -> CompactMatrix:
         """X *= w (a scalar or one factor per dimension): through the scale and offset."""
         w = np.broadcast_to(np.asarray(w, np.float64), self.scale.shape)
         self.affine(w, np.zeros_like(w))
@@ -311,7 +311,8 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarr
     return keys[order], rows[order]
 
 
-def matvec(X, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def matvec(X: np.ndarray | CompactMatrix, w: np.ndarray,
+           out: np.ndarray | None = None) -> np.ndarray:
     """X @ w into `out` for a float32 ndarray or a CompactMatrix."""
     if isinstance(X, CompactMatrix):
         return X.matvec(w, out=out)

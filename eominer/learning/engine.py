@@ -9,7 +9,7 @@ rows, score every patch, pick the next batch. Only labels travel per round.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,8 @@ class SessionData:
     session (the loader's `X.exact_rows` reads them from the store).
     """
 
-    def __init__(self, patch_ids: np.ndarray, X, names: list[str] | None = None,
+    def __init__(self, patch_ids: np.ndarray, X: np.ndarray | CompactMatrix,
+                 names: list[str] | None = None,
                  centres: np.ndarray | None = None, standardise: bool = True,
                  dtype: str = "auto", stats: dict | None = None,
                  exact_rows: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
@@ -91,7 +92,8 @@ class SessionData:
             X[~np.isfinite(X)] = 0.0
         return np.ascontiguousarray(X)
 
-    def _compact(self, X, standardise: bool, stats: dict | None) -> CompactMatrix:
+    def _compact(self, X: np.ndarray | CompactMatrix, standardise: bool,
+                 stats: dict | None) -> CompactMatrix:
         d = X.shape[1]
         if isinstance(X, CompactMatrix):
             C = X
@@ -120,7 +122,7 @@ class SessionData:
             C.set(rows, cols, np.zeros(len(rows)))
         return C
 
-    def rows_f32(self, rows) -> np.ndarray:
+    def rows_f32(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """float32 rows (standardised) of the row indices `rows`, whatever the form of X.
 
         A compact session loaded from the store gives the exact rows, read back from the
@@ -162,7 +164,7 @@ class SessionData:
             self._sq = row_sq_norms(self.X)
         return self._sq
 
-    def rows(self, patch_ids) -> np.ndarray:
+    def rows(self, patch_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Row indices of `patch_ids`; raises naming the patches outside the scope."""
         ids = np.asarray(patch_ids, np.int64).ravel()
         if self._index is not None:
@@ -313,7 +315,9 @@ def with_answers(scores: np.ndarray, rows: np.ndarray, y: np.ndarray) -> np.ndar
     return scores
 
 
-def timed_round(data: SessionData, rows, y, **kwargs):
+def timed_round(
+    data: SessionData, rows: np.ndarray, y: np.ndarray, **kwargs: Any,
+) -> tuple[RelevanceModel, np.ndarray, np.ndarray, list[str], float]:
     """`fit_score_pick` with its wall time in seconds appended."""
     t0 = time.perf_counter()
     out = fit_score_pick(data, rows, y, **kwargs)

@@ -16,7 +16,7 @@ _jit_exact = numba.njit(nogil=True, cache=True)
 
 
 @_jit
-def _dot(codes, i, ws):  # pragma: no cover - compiled
+def _dot(codes: np.ndarray, i: int, ws: np.ndarray) -> np.float32:  # pragma: no cover - compiled
     # codes[i] @ ws in float32; the one dot product every kernel below uses, so that the
     # fused kernels' values equal the GEMV's (its fast-math flags stay on its own
     # instructions once inlined into a kernel compiled without them)
@@ -27,13 +27,15 @@ def _dot(codes, i, ws):  # pragma: no cover - compiled
 
 
 @_jit
-def _gemv(codes, ws, bias, out, s0, s1):  # pragma: no cover - compiled
+def _gemv(codes: np.ndarray, ws: np.ndarray, bias: np.float32, out: np.ndarray, s0: int,
+          s1: int) -> None:  # pragma: no cover - compiled
     for i in range(s0, s1):
         out[i] = _dot(codes, i, ws) + bias
 
 
 @_jit_exact
-def _offer(key, i, kk, ki, m):  # pragma: no cover - compiled
+def _offer(key: np.float32, i: int, kk: np.ndarray, ki: np.ndarray,
+           m: int) -> int:  # pragma: no cover - compiled
     # keeps kk[:m] / ki[:m] the smallest keys offered so far, ascending, ties in the
     # order offered (rows come in increasing order: ties by row); returns the new m
     k = kk.shape[0]
@@ -54,7 +56,9 @@ def _offer(key, i, kk, ki, m):  # pragma: no cover - compiled
 
 
 @_jit_exact
-def _score_margin(codes, ws, bias, nslope, out, s0, s1, excl, kk, ki):  # pragma: no cover
+def _score_margin(codes: np.ndarray, ws: np.ndarray, bias: np.float32, nslope: np.float32,
+                  out: np.ndarray, s0: int, s1: int, excl: np.ndarray, kk: np.ndarray,
+                  ki: np.ndarray) -> int:  # pragma: no cover
     # one pass: out[i] = 1 / (1 + exp(clip(nslope * (codes[i] @ ws + bias), -80, 80)))
     # (the float32 steps of `models.sigmoid`), and the k = len(kk) rows of smallest
     # |out[i] - 0.5| (`strategies.margin`), leaving out the sorted rows `excl`; no
@@ -90,7 +94,9 @@ def _score_margin(codes, ws, bias, nslope, out, s0, s1, excl, kk, ki):  # pragma
 
 
 @_jit_exact
-def _nearest(codes, ws, bias, qq, sq, s0, s1, kk, ki):  # pragma: no cover - compiled
+def _nearest(codes: np.ndarray, ws: np.ndarray, bias: np.float32, qq: np.float32,
+             sq: np.ndarray, s0: int, s1: int, kk: np.ndarray,
+             ki: np.ndarray) -> int:  # pragma: no cover - compiled
     # the k = len(kk) rows of largest similarity (smallest -similarity) without a vector
     # of them: 2 (codes[i] @ ws + bias) - sq[i] - qq (Euclidean, as `models.similar_to`),
     # or codes[i] @ ws + bias when sq is empty (dot product)
@@ -114,7 +120,8 @@ def _nearest(codes, ws, bias, qq, sq, s0, s1, kk, ki):  # pragma: no cover - com
 
 
 @_jit
-def _sq_norms(codes, scale, offset, out, s0, s1):  # pragma: no cover - compiled
+def _sq_norms(codes: np.ndarray, scale: np.ndarray, offset: np.ndarray, out: np.ndarray,
+              s0: int, s1: int) -> None:  # pragma: no cover - compiled
     d = codes.shape[1]
     for i in range(s0, s1):
         acc = np.float32(0.0)
@@ -125,7 +132,9 @@ def _sq_norms(codes, scale, offset, out, s0, s1):  # pragma: no cover - compiled
 
 
 @_jit_exact
-def _quantise_column(col, codes, j, pos, start, inv, off):  # pragma: no cover
+def _quantise_column(col: np.ndarray, codes: np.ndarray, j: int, pos: np.ndarray, start: int,
+                     inv: np.float32,
+                     off: np.float32) -> tuple[float, float, float, int]:  # pragma: no cover
     # (raw sum, sum of the finite values, sum of squares of their unrounded codes,
     # count of non-finite values); pos[i] or start + i is the row of col[i]
     raw = 0.0
@@ -157,7 +166,9 @@ def _quantise_column(col, codes, j, pos, start, inv, off):  # pragma: no cover
 
 
 @_jit
-def _quantise_rows(cols, sel, codes, pos, start, a, b, inv, off, acc):  # pragma: no cover
+def _quantise_rows(cols: numba.typed.List[np.ndarray], sel: np.ndarray, codes: np.ndarray,
+                   pos: np.ndarray, start: int, a: int, b: int, inv: np.ndarray, off: np.ndarray,
+                   acc: np.ndarray) -> None:  # pragma: no cover
     # rows a..b of a batch (cols: one float32 array per feature; row i of the batch is
     # cols[j][sel[i]], or cols[j][i] when sel is empty) into codes, in tiles of 256
     # rows: each column's codes of a tile are made in a branch-free (vectorised) loop

@@ -15,14 +15,20 @@ block: same results up to float32 summation order, slower.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from numba.typed import List
 
 LEVELS = 127  # codes in -127..127
 
 
 @functools.cache
-def _compiled():
+def _compiled() -> ModuleType | None:
     """The compiled loops (`int8_jit`), or None without numba; imported on first use."""
     try:
         from eominer.learning import int8_jit
@@ -134,7 +140,7 @@ def quantise_column(col: np.ndarray, codes: np.ndarray, j: int, pos: np.ndarray 
     return raw, fin, s2, int((~ok).sum())
 
 
-def as_columns(cols: list[np.ndarray]):
+def as_columns(cols: list[np.ndarray]) -> list[np.ndarray] | List[np.ndarray]:
     """The columns as the compiled `quantise_rows` takes them (a numba typed list; made
     once per batch, not per worker)."""
     if _compiled() is None or not isinstance(cols, list):

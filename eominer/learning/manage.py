@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eominer.errors import SessionError
 from eominer.store.records import SessionRecord, naive_datetime
@@ -77,7 +77,7 @@ def private_of_others(store: Store, user: str, *, archived: bool = False) -> dic
     return out
 
 
-def _naive(value) -> dt.datetime | None:
+def _naive(value: Any) -> dt.datetime | None:
     return naive_datetime(value) if value is not None else None
 
 

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eominer.errors import SessionError
 from eominer.learning.compact import CompactMatrix, matvec
 from eominer.learning.strategies import smallest
+
+if TYPE_CHECKING:
+    from threadpoolctl import threadpool_limits
 
 MODEL_KINDS = ("logistic", "linear_svm", "rbf_svm", "random_forest", "qbe_mean", "qbe_knn")
 # `auto` (the default of sessions): the RBF SVM, which ranks best with the few dozen labels
@@ -42,7 +45,7 @@ RBF_AUTO_MAX_PATCHES = 1_000_000
 CHUNK_ROWS = 4096  # rows per GEMM chunk: keeps the kernel block in cache, memory bounded
 
 
-def _one_blas_thread():
+def _one_blas_thread() -> threadpool_limits:
     """Chunked small GEMMs run faster on one BLAS thread (threads scale poorly here)."""
     from threadpoolctl import threadpool_limits
 
@@ -64,7 +67,8 @@ def sigmoid(z: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None) ->
     return out
 
 
-def _affine(X, w: np.ndarray, b: np.float32, out: np.ndarray | None) -> np.ndarray:
+def _affine(X: np.ndarray | CompactMatrix, w: np.ndarray, b: np.float32,
+            out: np.ndarray | None) -> np.ndarray:
     """X @ w + b in float32; on a CompactMatrix b joins the offset term (one rounding, as
     the fused `score_margin` computes it)."""
     if isinstance(X, CompactMatrix):
@@ -147,7 +151,8 @@ class LinearModel(RelevanceModel):
         self.intercept_ = np.float32(m.intercept_[0])
         return self
 
-    def decision(self, X, sq_norms=None, out=None):
+    def decision(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
         return _affine(X, self.coef_, self.intercept_, out)
 
     def linear_form(self) -> tuple[np.ndarray, float, float]:
@@ -184,7 +189,8 @@ class RBFSVM(RelevanceModel):
         self.sv_sq_ = row_sq_norms(self.support_vectors_)
         return self
 
-    def decision(self, X, sq_norms=None, out=None):
+    def decision(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
         # exp(-g |x - sv|^2) = exp(-g |x|^2) * exp(2g x.sv - g |sv|^2): the row factor is
         # applied after the GEMV, so each chunk costs one GEMM, one add, one exp.
         # 2g x.sv - g|sv|^2 <= g|x|^2, so exp cannot overflow while g|x|^2 < 80.
@@ -238,13 +244,15 @@ class RandomForest(RelevanceModel):
         self.pos_col_ = int(np.flatnonzero(self.model_.classes_ == 1)[0])
         return self
 
-    def score(self, X, sq_norms=None, out=None):
+    def score(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
         out = np.empty(len(X), np.float32) if out is None else out
         for s in range(0, len(X), 65536):
             out[s:s + 65536] = self.model_.predict_proba(X[s:s + 65536])[:, self.pos_col_]
         return out
 
-    def decision(self, X, sq_norms=None, out=None):
+    def decision(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
         p = self.score(X, sq_norms, out)
         p *= 2.0
         p -= 1.0
@@ -291,7 +299,8 @@ class QueryByExample(RelevanceModel):
             raise SessionError(f"unknown query-by-example mode {self.mode!r}: mean or knn")
         return self
 
-    def _min_sq_dist(self, X, sq, ref, out):
+    def _min_sq_dist(self, X: np.ndarray | CompactMatrix, sq: np.ndarray, ref: np.ndarray,
+                     out: np.ndarray) -> np.ndarray:
         ref_t = np.ascontiguousarray(ref.T * np.float32(-2.0))
         ref_sq = row_sq_norms(ref)
         with _one_blas_thread():
@@ -308,7 +317,8 @@ class QueryByExample(RelevanceModel):
             return None
         return self.coef_, float(self.intercept_), self.calibration
 
-    def decision(self, X, sq_norms=None, out=None):
+    def decision(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
         if self.mode == "mean":
             return _affine(X, self.coef_, self.intercept_, out)
         sq = row_sq_norms(X) if sq_norms is None else sq_norms
@@ -324,7 +334,8 @@ class QueryByExample(RelevanceModel):
         out /= total
         return out
 
-    def score(self, X, sq_norms=None, out=None):
+    def score(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
         if self.mode == "mean":
             return super().score(X, sq_norms, out)
         d = self.decision(X, sq_norms, out)

@@ -29,6 +29,7 @@ from eominer.errors import ExportError, require
 
 if TYPE_CHECKING:
     from shapely.geometry import Polygon
+    from shapely.geometry.base import BaseGeometry
 
     from eominer.learning.session import Session
     from eominer.store import Product, Store
@@ -152,7 +153,7 @@ def _area_ha(geom: Polygon, crs: str, planar: float) -> float:
     return planar * unit * unit / 1e4
 
 
-def to_lonlat(geom, crs: str):
+def to_lonlat(geom: BaseGeometry, crs: str) -> BaseGeometry:
     """`geom` from `crs` to EPSG:4326 (lon, lat)."""
     import shapely
     from pyproj import CRS, Transformer

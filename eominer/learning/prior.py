@@ -18,10 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eominer.errors import SessionError
+
+if TYPE_CHECKING:
+    from eominer.learning.compact import CompactMatrix
+    from eominer.store import Store
 
 EPS = 1e-6  # scores are clipped to [EPS, 1 - EPS] before the logit
 
@@ -42,7 +47,7 @@ def find_column(names: Sequence[str], spec: str) -> int:
                        f"columns are {short[:40]}{' ...' if len(short) > 40 else ''}")
 
 
-def where_column_is(store, spec: str, product_ids: Sequence[str], level: int,
+def where_column_is(store: Store, spec: str, product_ids: Sequence[str], level: int,
                     feature_set_ids: Sequence[str]) -> str:
     """What to do when prior column `spec` is not among a session's sets: the stored
     sets that have it, and which of the scope's products they have rows for at `level`
@@ -83,7 +88,8 @@ class Prior:
     half: float
 
     @classmethod
-    def of(cls, X, names: Sequence[str], spec: str, weight: float, half: float) -> Prior:
+    def of(cls, X: np.ndarray | CompactMatrix, names: Sequence[str], spec: str, weight: float,
+           half: float) -> Prior:
         """The prior of column `spec` over the session matrix X (float32 or compact)."""
         i = find_column(names, spec)
         v = column(X, i).astype(np.float64)
@@ -95,7 +101,7 @@ class Prior:
             return self.weight
         return self.weight * self.half / (self.half + max(int(n_labels), 0))
 
-    def z(self, X) -> np.ndarray:
+    def z(self, X: np.ndarray | CompactMatrix) -> np.ndarray:
         """The standardised prior column of session-space rows X (float32)."""
         out = column(X, self.index)
         out -= np.float32(self.mean)
@@ -103,7 +109,7 @@ class Prior:
         return out
 
 
-def column(X, i: int) -> np.ndarray:
+def column(X: np.ndarray | CompactMatrix, i: int) -> np.ndarray:
     """Column i of a float32 matrix or a `CompactMatrix`, as a new float32 array."""
     codes = getattr(X, "codes", None)
     if codes is not None:  # int8 codes: offset + scale * code

@@ -27,6 +27,12 @@ from eominer.learning import int8_kernels as kernels
 from eominer.learning.compact import CompactMatrix, choose_dtype, cores, quant_params
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    import pyarrow as pa
+    from numba.typed import List
+
+    from eominer.learning.engine import SessionData
     from eominer.store import Store
 
 LOAD_DB_MEMORY = "256MB"  # DuckDB's buffer pool while a compact session loads (else it
@@ -34,7 +40,7 @@ LOAD_DB_MEMORY = "256MB"  # DuckDB's buffer pool while a compact session loads (
 
 
 def feature_signature(feature_set_ids: Sequence[str], names: list[str], patch_ids: np.ndarray,
-                      X) -> str:
+                      X: np.ndarray | CompactMatrix) -> str:
     """Fingerprint of the raw feature matrix: ids, columns, rows and column sums (of a
     CompactMatrix from `load_compact`: the exact sums its loader took on the way)."""
     h = hashlib.sha1()
@@ -64,7 +70,7 @@ def set_weights(names: Sequence[str]) -> np.ndarray | None:
     return np.asarray([np.sqrt(len(sets) / (len(width) * width[s])) for s in sets], np.float32)
 
 
-def weigh_feature_sets(data) -> None:
+def weigh_feature_sets(data: SessionData) -> None:
     """Apply `set_weights` to a SessionData in place (its `std` absorbs the weights, so
     `(x - data.mean) / data.std` still maps raw features into the session's space)."""
     w = set_weights(data.names)
@@ -73,7 +79,7 @@ def weigh_feature_sets(data) -> None:
         data.std = (data.std / w).astype(data.std.dtype)
 
 
-def map_centres(patches, at) -> np.ndarray:
+def map_centres(patches: pa.Table, at: slice | np.ndarray) -> np.ndarray:
     """Centres of the rows `at` of a patches table in one frame whatever each product's
     CRS: WGS84 degrees, the longitude scaled by the cosine of the mean latitude, so that
     a step east and a step north are about as far on the ground. Longitudes are taken
@@ -243,13 +249,15 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
     bad_r: list[np.ndarray] = []
     bad_c: list[np.ndarray] = []
 
-    def quantise(slot, k, a, b, cols, sel, pos, run) -> None:
+    def quantise(slot: int, k: int, a: int, b: int, cols: list[np.ndarray] | List[np.ndarray],
+                 sel: np.ndarray | None, pos: np.ndarray, run: bool) -> None:
         """Rows a..b of one batch, every column, into their rows of codes (a worker per
         stretch of rows, so that no two write the same cache line)."""
         kernels.quantise_rows(cols, sel, codes, None if run else pos, int(pos[0]), a, b,
                               inv, off, acc[slot, k])
 
-    def finish(futures, slot, cols, ok, pos) -> None:
+    def finish(futures: list[Future[None]], slot: int, cols: list[np.ndarray],
+               ok: np.ndarray | None, pos: np.ndarray) -> None:
         """Wait for a batch's workers; take its sums, and where its non-finite values are
         (rare: a second look at its columns only then)."""
         for f in futures:
@@ -334,7 +342,7 @@ def load_compact(store: Store, feature_set_ids: list[str], pids: np.ndarray,
     return (pids if keep is None else pids[keep]), X, present
 
 
-def _clear_enough(patches, pids: np.ndarray, max_cloud: float, product_ids: list[str],
+def _clear_enough(patches: pa.Table, pids: np.ndarray, max_cloud: float, product_ids: list[str],
                   level: int) -> np.ndarray:
     """`pids` without the patches whose cloud fraction is above `max_cloud` (NULL kept;
     MonetDB may read a NULL REAL back as NaN, kept too). Compared at the column's precision
@@ -416,7 +424,7 @@ def covering_hint(store: Store, product_ids: Sequence[str], level: int,
                              f"covers them at level {level})")
 
 
-def _inside(patches, pids: np.ndarray, aoi_wkt: str, product_ids: list[str],
+def _inside(patches: pa.Table, pids: np.ndarray, aoi_wkt: str, product_ids: list[str],
             level: int, source: str = STORED_AREA) -> np.ndarray:
     """`pids` whose WGS84 box intersects the AOI; none: a SessionError that says so."""
     import shapely

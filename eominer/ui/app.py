@@ -9,6 +9,8 @@ Each browser session gets its own `App` (state, views); the process shares one s
 
 from __future__ import annotations
 
+from typing import Any
+
 import panel as pn
 import param
 from panel.viewable import Viewer
@@ -29,7 +31,7 @@ class App(Viewer):
     db = param.String(default=None, allow_None=True, doc="database URL (default: workspace)")
     user = param.String(default=None, allow_None=True, doc="label author (default: login)")
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         from eominer.ui.auth import current_user
 
@@ -101,21 +103,21 @@ class App(Viewer):
         self.scope.jobs.refresh(unended)
         self.publish.refresh()
 
-    def _on_side_tab(self, event) -> None:
+    def _on_side_tab(self, event: param.parameterized.Event) -> None:
         self.state.reviewing = event.new == 1
         self.review.shown = event.new == 1
         self.check.shown = event.new == 2
 
-    def _to_mine(self, event) -> None:
+    def _to_mine(self, event: param.parameterized.Event) -> None:
         if event.new is not None:
             self.tabs.active = 1
 
-    def _to_scope(self, event) -> None:
+    def _to_scope(self, event: param.parameterized.Event) -> None:
         """An area drawn on the map: on to Scope, where it starts the next session."""
         if event.new and self.tabs.active == 1:
             self.tabs.active = SCOPE_TAB
 
-    def _on_tab(self, event) -> None:
+    def _on_tab(self, event: param.parameterized.Event) -> None:
         """What other processes added meanwhile (products, feature sets, sessions)
         appears when its tab is opened: no restart, no reload."""
         if event.new == SCOPE_TAB:
@@ -133,7 +135,7 @@ class App(Viewer):
             if self.state.session is None:  # unknown, private or stale: say it there
                 self.tabs.active = SESSIONS_TAB
 
-    def _error_page(self):
+    def _error_page(self) -> pn.Column:
         return pn.Column(
             pn.pane.Alert(f"### The database cannot be opened\n\n{self.error}\n\n"
                           "Wait for the process that holds it to finish (or stop it), then "
@@ -142,7 +144,7 @@ class App(Viewer):
                           alert_type="danger", css_classes=["eom-db-error"]),
             sizing_mode="stretch_width")
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         if self.error:
             return self._error_page()
         return pn.Column(self.tabs, self.status, sizing_mode="stretch_both", min_height=700)

@@ -7,6 +7,7 @@ machine's memory (`AppState.archive_reason`, set when Start session is refused).
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import panel as pn
@@ -16,6 +17,9 @@ from panel.viewable import Viewer
 from eominer.errors import SearchError
 from eominer.ui.patchgrid import ThumbGrid
 from eominer.ui.state import AppState
+
+if TYPE_CHECKING:
+    from eominer.learning.ann import Manifest
 
 
 def parse_ids(text: str) -> list[int]:
@@ -33,7 +37,7 @@ def parse_ids(text: str) -> list[int]:
 class ArchiveSearchView(Viewer):
     state = param.ClassSelector(class_=AppState)
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._reason = pn.pane.Alert("", alert_type="warning", visible=False,
                                      css_classes=["eom-archive-reason"],
@@ -99,7 +103,7 @@ class ArchiveSearchView(Viewer):
                 self._level.value = s.level if s.level in levels else levels[0]
             self._show_index()
 
-    def _manifest(self):
+    def _manifest(self) -> Manifest | None:
         from eominer.learning.ann import index_dir, read_manifest
 
         if not self._fs.value or self._level.value is None:
@@ -117,7 +121,7 @@ class ArchiveSearchView(Viewer):
                     f"of {len(m.shards)} product(s).")
         self._index.object = f"<small>{html.escape(text)}</small>"
 
-    def _on_reason(self, event) -> None:
+    def _on_reason(self, event: param.parameterized.Event) -> None:
         """Start session was refused for memory: open this card on the same scope."""
         if not event.new:
             return
@@ -147,7 +151,7 @@ class ArchiveSearchView(Viewer):
             if s.session.level in (self._level.options or []):
                 self._level.value = s.session.level
 
-    def _act(self, action: str | None, pid) -> None:
+    def _act(self, action: str | None, pid: int | None) -> None:
         """A result clicked: it becomes one more example (refine, then Find again)."""
         if pid is None:
             return
@@ -214,5 +218,5 @@ class ArchiveSearchView(Viewer):
             s.say(f"{job.label} started in its own process: progress under Batch jobs",
                   "success")
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Card:
         return self.card

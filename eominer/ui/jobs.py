@@ -19,9 +19,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import panel as pn
 import param
@@ -30,6 +31,9 @@ from panel.viewable import Viewer
 from eominer.errors import SessionError
 from eominer.features import encoder, mosaiks
 from eominer.ui.state import AppState
+
+if TYPE_CHECKING:
+    from eominer.store import Store
 
 # What the app's encoder job may see: the four 10 m bands (any S2 product has them), or
 # the ten 10 m and 20 m bands, ahead for land cover (docs/learning.md) where every
@@ -247,7 +251,7 @@ class JobLauncher:
 NEWEST = "the newest"  # the ssl model choice that leaves it to extract (its default)
 
 
-def ssl_model_options(store) -> dict[str, str]:
+def ssl_model_options(store: Store) -> dict[str, str]:
     """The app's choice of ssl encoder for an extract: the newest (extract's default),
     then every trained one, newest first, named by what it sees and how it was
     trained (`eominer encoder list`)."""
@@ -262,7 +266,7 @@ def ssl_model_options(store) -> dict[str, str]:
     return out
 
 
-def stopped_jobs(store, limit: int = 50,
+def stopped_jobs(store: Store, limit: int = 50,
                  unended: list[dict] | None = None) -> dict[str, tuple[str, str]]:
     """The jobs the app offers to resume: those that ended with tasks left (stopped,
     failed past their retries, or killed: their process gone with tasks marked at work)
@@ -312,7 +316,8 @@ class JobsView(Viewer):
 
     state = param.ClassSelector(class_=AppState)
 
-    def __init__(self, selected, on_finished, **params) -> None:
+    def __init__(self, selected: Callable[[], list[str]], on_finished: Callable[[], None],
+                 **params: Any) -> None:
         super().__init__(**params)
         from eominer.features.registry import DEFAULT_FEATURES, available
 
@@ -497,7 +502,7 @@ class JobsView(Viewer):
         self._ssl_model.options = options
         self._ssl_model.value = keep
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(
             pn.pane.Markdown("#### Batch jobs (Ray, in their own processes)"),
             pn.Row(self._features, self._ssl_model, self._neighbours, self._extract,

@@ -14,6 +14,8 @@ replaces only the data of its glyphs.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import panel as pn
@@ -43,6 +45,13 @@ from eominer.ui.webmercator import (
     view_layer,
     warp_view,
 )
+
+if TYPE_CHECKING:
+    from bokeh.events import DoubleTap, RangesUpdate, SelectionGeometry, Tap
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.models.renderers import GlyphRenderer
+    from bokeh.plotting import figure
+    from shapely.geometry.base import BaseGeometry
 
 LABEL_COLOURS = {1: "#00c853", -1: "#ff1744"}
 SELECTED_COLOUR = "#ffd600"
@@ -162,7 +171,7 @@ def _empty_ids() -> dict[str, list]:
     return {**_empty_images(), "first": [], "cells": [], "grid": []}
 
 
-def ids_data(layers) -> dict[str, list]:
+def ids_data(layers: Iterable[MercatorLayer]) -> dict[str, list]:
     """The hover layer's columns for these `MercatorLayer`s: per product its box (a 1 x 1
     image), its patch ids (`MercatorLayer.cell_ids`) and its grid's polynomials."""
     data = _empty_ids()
@@ -176,7 +185,8 @@ def ids_data(layers) -> dict[str, list]:
     return data
 
 
-def hover_tool(renderer, ids, overlay, change, rows: list[tuple[str, str]]):
+def hover_tool(renderer: GlyphRenderer, ids: ColumnDataSource, overlay: ColumnDataSource,
+               change: ColumnDataSource, rows: list[tuple[str, str]]) -> HoverTool:
     """The map's HoverTool on the invisible per-product layer `renderer` (source `ids`):
     patch and product, the score under it from `overlay`, the change probability from
     `change`. The rows come and go with the change layer (`MapView._hover_rows`); "$x"
@@ -206,7 +216,7 @@ class MapView(Viewer):
     overlay_version = param.Integer(default=0, doc="bumped after the overlay is re-drawn")
     base_version = param.Integer(default=0, doc="bumped after the images are re-drawn")
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         from bokeh.models import ColumnDataSource
 
@@ -366,7 +376,7 @@ class MapView(Viewer):
         return self._layers
 
     # ---- the figure -----------------------------------------------------------------
-    def _figure(self):
+    def _figure(self) -> figure:
         from bokeh.events import DoubleTap, RangesUpdate, SelectionGeometry, Tap
         from bokeh.models import (
             BoxSelectTool,
@@ -482,7 +492,7 @@ class MapView(Viewer):
             self._push_scores()
 
     # ---- layers -------------------------------------------------------------------
-    def _draw_bases(self, view) -> None:
+    def _draw_bases(self, view: tuple[float, float, float, float] | None) -> None:
         """Each product in view, read at screen resolution and warped to 3857."""
         from concurrent.futures import ThreadPoolExecutor
 
@@ -494,7 +504,8 @@ class MapView(Viewer):
         data = _empty_images()
         errors = []
 
-        def one(p: Product):
+        def one(p: Product,
+                ) -> tuple[np.ndarray, tuple[float, float, float, float]] | None | Exception:
             try:
                 return warp_view(p, fc, product_stretch(p, fc), view, frame=self._frame(p))
             except Exception as exc:  # a vanished ARD file: say so, keep the app running
@@ -538,7 +549,8 @@ class MapView(Viewer):
                     data[k].append(v)
         self._change_src.data = data
 
-    def _change_of(self, product: Product):
+    def _change_of(self, product: Product,
+                   ) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
         """The change probability of `product` warped to 3857 (once per scope)."""
         from rasterio.transform import from_bounds
         from rasterio.warp import Resampling, reproject
@@ -563,7 +575,7 @@ class MapView(Viewer):
                     dst.c, dst.f + dh * dst.e, dst.c + dw * dst.a, dst.f))
         return self._change_cache[pid]
 
-    def _push_scores(self, *_) -> None:
+    def _push_scores(self, *_: param.parameterized.Event) -> None:
         """New scores: one uint8 per screen pixel of each product in view, gathered
         through its index map for the view (a few ms, whatever the number of patches),
         replaces the overlay glyph's data in place; the browser colours it."""
@@ -588,11 +600,11 @@ class MapView(Viewer):
         self._ids_src.data = ids_data(layers)
         self._ids_key = self._layers_key
 
-    def _on_opacity(self, event) -> None:
+    def _on_opacity(self, event: param.parameterized.Event) -> None:
         self._overlay_renderer.glyph.global_alpha = event.new
         self._change_renderer.glyph.global_alpha = event.new
 
-    def _push_outlines(self, *_) -> None:
+    def _push_outlines(self, *_: param.parameterized.Event) -> None:
         """This user's labelled patches (green yes, red no) and the selected one
         (yellow), as quads in 3857 across products."""
         xs: list = []
@@ -631,7 +643,7 @@ class MapView(Viewer):
             above = np.setdiff1d(np.asarray(s.session.patch_ids, np.int64)[rows], sel)
         return sel, above
 
-    def _push_review(self, *_) -> None:
+    def _push_review(self, *_: param.parameterized.Event) -> None:
         """The review as quads in 3857 across products, above the label outlines: the
         selected patches thick, the others above the threshold thin (docs/app.md)."""
         xs: list = []
@@ -650,7 +662,7 @@ class MapView(Viewer):
         if xs or len(self._review_src.data["xs"]):
             self._review_src.data = {"xs": xs, "ys": ys, "width": width, "id": found_ids}
 
-    def _on_basemap(self, event) -> None:
+    def _on_basemap(self, event: param.parameterized.Event) -> None:
         """Hidden, the tile renderer leaves the figure: BokehJS fetches the tiles of a
         hidden (`visible=False`) tile layer all the same on every pan and zoom. Shown, it
         goes back under everything else."""
@@ -661,7 +673,7 @@ class MapView(Viewer):
         fig.renderers = [tiles, *rest] if event.new else rest
 
     # ---- interaction ----------------------------------------------------------------
-    def _on_ranges(self, event) -> None:
+    def _on_ranges(self, event: RangesUpdate) -> None:
         if None in (event.x0, event.x1, event.y0, event.y1):
             return
         with self.state.work("map", quiet=True):
@@ -679,7 +691,7 @@ class MapView(Viewer):
                 return pid, lay.product_id
         return None
 
-    def _on_double_tap(self, event) -> None:
+    def _on_double_tap(self, event: DoubleTap) -> None:
         """BokehJS turns any tap within 300 ms of the previous one into a double tap, with
         no tap: two quick clicks on two patches (shift-clicks labelling both) would lose
         the second. On another patch than the last tap's it is that click; on the same
@@ -690,7 +702,7 @@ class MapView(Viewer):
         if hit is not None and hit != self._last_tap:
             self._on_tap(event)
 
-    def _on_tap(self, event) -> None:
+    def _on_tap(self, event: Tap | DoubleTap) -> None:
         if event.x is None:
             return
         if self.state.session is None:
@@ -717,7 +729,7 @@ class MapView(Viewer):
             self.state.say(f"patch {pid} of {product_id} selected (shift-click: yes, "
                            "alt-click: no)")
 
-    def _centre(self, event) -> None:
+    def _centre(self, event: param.parameterized.Event) -> None:
         """Fly to a patch (a thumbnail was clicked), whichever product: ~8 patches
         across, pixels square."""
         pid = event.new
@@ -734,14 +746,14 @@ class MapView(Viewer):
                 self.state.selected = int(pid)
                 return
 
-    def _on_shape(self, event) -> None:
+    def _on_shape(self, event: SelectionGeometry) -> None:
         if not getattr(event, "final", True):
             return
         shape = shape_of(event.geometry or {})
         with self.state.work("map selection", quiet=True):
             self.set_shape(shape)
 
-    def set_shape(self, shape) -> None:
+    def set_shape(self, shape: BaseGeometry | None) -> None:
         """A box, lasso or polygon (3857) was drawn: show it, and what it would do."""
         self._shape = shape
         if shape is None:
@@ -815,7 +827,7 @@ class MapView(Viewer):
             f'<span style="color:{LABEL_COLOURS[-1]}">&#9633; no</span> '
             f'<span style="color:{REVIEW_COLOUR}">&#9633; review</span></div>')
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         controls = pn.FlexBox(
             pn.widgets.Checkbox.from_param(self.param.false_colour),
             pn.widgets.FloatSlider.from_param(self.param.opacity, width=180),
@@ -833,7 +845,7 @@ class MapView(Viewer):
                          sizing_mode="stretch_both")
 
 
-def _frame_size(fig) -> tuple[int, int]:
+def _frame_size(fig: figure) -> tuple[int, int]:
     """The figure's frame in screen pixels as the browser last reported it (0, 0 before
     it was drawn)."""
     from bokeh.core.property.descriptors import UnsetValueError

@@ -7,6 +7,9 @@ thumbnail), arrows or j/k move the highlight, l learn, u undo, f false colour.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import panel as pn
 import param
 from panel.custom import JSComponent
@@ -102,11 +105,12 @@ class ThumbGrid(JSComponent):
     empty_text = param.String(default="")
     _esm = _ESM
 
-    def __init__(self, on_action, **params) -> None:
+    def __init__(self, on_action: Callable[[str | None, int | None], None],
+                 **params: Any) -> None:
         super().__init__(**params)
         self._on_action = on_action
 
-    def _handle_msg(self, msg) -> None:
+    def _handle_msg(self, msg: dict[str, Any]) -> None:
         try:
             self._on_action(msg.get("action"), msg.get("id"))
         finally:  # the browser shows an answer as saving... until this arrives
@@ -117,7 +121,7 @@ class PatchGridView(Viewer):
     state = param.ClassSelector(class_=AppState)
     false_colour = param.Boolean(default=False, label="False colour")
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._batch = ThumbGrid(self._act, keyboard=True, css_classes=["eom-batch"],
                                 sizing_mode="stretch_width",
@@ -134,7 +138,7 @@ class PatchGridView(Viewer):
                              dynamic=False, sizing_mode="stretch_width")
         self._tabs.param.watch(lambda _: self._render_top(), "active")
 
-    def _act(self, action: str | None, pid) -> None:
+    def _act(self, action: str | None, pid: int | None) -> None:
         s = self.state
         if action == "learn":
             s.learn()
@@ -196,7 +200,7 @@ class PatchGridView(Viewer):
         with self.state.work("thumbnails", quiet=True):
             self._top.items = self._items(list(self.state.top)[:24])
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(
             pn.FlexBox(pn.widgets.Checkbox.from_param(self.param.false_colour),
                    pn.pane.HTML('<small>keys: <b>y</b> yes, <b>n</b> no, <b>s</b> skip, '

@@ -11,7 +11,9 @@ import io
 import json
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import panel as pn
 import param
@@ -20,6 +22,9 @@ from panel.viewable import Viewer
 from eominer.errors import SessionError
 from eominer.ui.jobs import AppJob, launcher
 from eominer.ui.state import AppState, Soon
+
+if TYPE_CHECKING:
+    from eominer.learning.session import Session
 
 # format -> (file suffix, export function of eominer.learning.export)
 FORMATS = {"GeoJSON": (".geojson", "export_geojson"),
@@ -35,7 +40,7 @@ class PublishView(Viewer):
     threshold = param.Number(default=0.5, bounds=(0.0, 1.0), step=0.05,
                              label="Positive above score")
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._publish = pn.widgets.Button(label="Publish as semantic label",
                                           color="success", css_classes=["eom-publish"])
@@ -152,7 +157,8 @@ class PublishView(Viewer):
                 quality_line(rounds) + ("" if q.get("stop") or not q.get("advice")
                                         else f"<br><i>{html.escape(q['advice'])}</i>"))
 
-    def _download(self, what: str, write) -> io.BytesIO | None:
+    def _download(self, what: str,
+                  write: Callable[[Session, Path], bytes]) -> io.BytesIO | None:
         """A download callback's frame: no session -> say so; else `write(session,
         folder)` -> the bytes to send, in a temporary folder, errors on the status line."""
         s = self.state
@@ -163,10 +169,10 @@ class PublishView(Viewer):
             return io.BytesIO(write(s.session, Path(tmp)))
         return None
 
-    def _exporter(self, fmt: str):
+    def _exporter(self, fmt: str) -> Callable[[], io.BytesIO | None]:
         suffix, func = FORMATS[fmt]
 
-        def write(session, tmp: Path) -> bytes:
+        def write(session: Session, tmp: Path) -> bytes:
             from eominer.learning import export as exports
 
             if func == "export_cogs":  # one map per product: the one on the map
@@ -178,11 +184,11 @@ class PublishView(Viewer):
 
         return lambda: self._download(f"export {fmt}", write)
 
-    def _polygons(self, key: str):
+    def _polygons(self, key: str) -> Callable[[], io.BytesIO | None]:
         """The download callback of one polygon format: the positives of the current
         ranking at the view's threshold, dissolved, and the STAC Item, in one zip."""
 
-        def write(session, tmp: Path) -> bytes:
+        def write(session: Session, tmp: Path) -> bytes:
             from eominer.learning.polygon_export import export_polygons
 
             paths = export_polygons(session, tmp, [key], threshold=self.threshold)
@@ -199,7 +205,7 @@ class PublishView(Viewer):
 
         return lambda: self._download(f"export polygons ({key})", write)
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(
             pn.Row(pn.widgets.FloatSlider.from_param(self.param.threshold, width=220),
                    self._publish),

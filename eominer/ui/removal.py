@@ -7,6 +7,7 @@ pixels: the status line names the sessions. The catalogue is read again afterwar
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import panel as pn
 import param
@@ -21,7 +22,7 @@ class RemoveProductsView(Viewer):
     state = param.ClassSelector(class_=AppState)
 
     def __init__(self, selected: Callable[[], list[str]], reload: Callable[[], None],
-                 **params) -> None:
+                 **params: Any) -> None:
         super().__init__(**params)
         self._selected, self._reload = selected, reload
         self._pending: list[str] = []  # the products the shown account is of
@@ -86,6 +87,6 @@ class RemoveProductsView(Viewer):
         self._account.alert_type = kind
         self._account.visible = True
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(pn.Row(self._ask, self._confirm, self._cancel), self._account,
                          sizing_mode="stretch_width")

@@ -12,6 +12,9 @@ for training), and the precision / recall estimate beside the rounds chart follo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import panel as pn
 import param
@@ -68,11 +71,11 @@ class ReviewGrid(JSComponent):
     empty_text = param.String(default="")
     _esm = _ESM
 
-    def __init__(self, on_toggle, **params) -> None:
+    def __init__(self, on_toggle: Callable[[int], None], **params: Any) -> None:
         super().__init__(**params)
         self._on_toggle = on_toggle
 
-    def _handle_msg(self, msg) -> None:
+    def _handle_msg(self, msg: dict[str, Any]) -> None:
         if msg.get("action") == "toggle" and msg.get("id") is not None:
             self._on_toggle(int(msg["id"]))
 
@@ -120,7 +123,7 @@ class ReviewView(Viewer):
     shown = param.Boolean(default=False, doc="its tab is on screen (set by the app)")
     page = param.Integer(default=0)
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         s = self.state
         self._slider = pn.widgets.FloatSlider.from_param(
@@ -180,7 +183,7 @@ class ReviewView(Viewer):
         if self.state.label_many(ids, value):
             self.state.review_ids = []
 
-    def _on_selected(self, *_) -> None:
+    def _on_selected(self, *_: param.parameterized.Event) -> None:
         n = len(self.state.review_ids)
         self._yes.label = f"Yes for {n} selected"
         self._no.label = f"No for {n} selected"
@@ -233,7 +236,7 @@ class ReviewView(Viewer):
         with s.work("thumbnails", quiet=True):
             self._grid.items = self._thumbs.items(self._page_ids())
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(
             self._slider, self._count,
             pn.FlexBox(self._prev, self._next, self._all, self._clear, self._yes, self._no),
@@ -244,7 +247,7 @@ class QualityView(Viewer):
     state = param.ClassSelector(class_=AppState)
     shown = param.Boolean(default=False, doc="its tab is on screen (set by the app)")
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         s = self.state
         self._n = pn.widgets.IntInput(label="Sample size", value=40, start=4, end=400,
@@ -262,7 +265,7 @@ class QualityView(Viewer):
         self.param.watch(lambda _: self._refresh(), "shown")
         self._refresh()
 
-    def _act(self, action: str | None, pid) -> None:
+    def _act(self, action: str | None, pid: int | None) -> None:
         if pid is None:
             return
         if action in ("yes", "no"):
@@ -291,6 +294,6 @@ class QualityView(Viewer):
             with s.work("thumbnails", quiet=True):
                 self._grid.items = self._thumbs.items(list(s.check_ids))
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(pn.Row(self._n, self._check), self._info, self._grid,
                          sizing_mode="stretch_width", css_classes=["eom-quality-check"])

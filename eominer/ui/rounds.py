@@ -5,7 +5,7 @@ their 95 % intervals, as stored with the round: learning/quality_check.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import panel as pn
@@ -16,13 +16,16 @@ from eominer.ui.state import AppState, Soon
 from eominer.ui.words import plural
 
 if TYPE_CHECKING:
+    from bokeh.models import ColumnDataSource
+    from bokeh.plotting import figure
+
     from eominer.store import RoundRecord
 
 
 class RoundsView(Viewer):
     state = param.ClassSelector(class_=AppState)
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._learn = pn.widgets.Button(label="Learn (l)", color="primary", width=120,
                                         css_classes=["eom-learn"])
@@ -94,7 +97,7 @@ class RoundsView(Viewer):
             "recall_high": _percent([r.recall_high for r in rounds]),
         }
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(pn.Row(self._learn, self._undo, self._auto), self._summary,
                          self._chart, self._quality, sizing_mode="stretch_width")
 
@@ -127,7 +130,7 @@ def _percent(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else 100.0 * v for v in values], np.float64)
 
 
-def _chart():
+def _chart() -> tuple[ColumnDataSource, figure]:
     """Labels per round (left axis) and the quality estimates in % (right axis): one
     Bokeh figure per browser session whose data source is updated in place."""
     from bokeh.models import ColumnDataSource, Legend, LinearAxis, Range1d

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import panel as pn
 import param
 from panel.viewable import Viewer
@@ -13,7 +15,7 @@ from eominer.ui.state import AppState
 class ScopeView(Viewer):
     state = param.ClassSelector(class_=AppState)
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         from eominer.learning.models import AUTO_MODEL, MODEL_KINDS
         from eominer.learning.strategies import STRATEGIES
@@ -157,7 +159,7 @@ class ScopeView(Viewer):
         if keep:
             self._table.selection = [i for i, p in enumerate(rows) if p.product_id in keep]
 
-    def _on_state_aoi(self, event) -> None:
+    def _on_state_aoi(self, event: param.parameterized.Event) -> None:
         """An area (drawn on the map, typed, or uploaded): shown here, and the products
         it touches are ticked."""
         if self._aoi.value.strip() != event.new:
@@ -252,7 +254,7 @@ class ScopeView(Viewer):
             return
         s.start_session()
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(
             pn.pane.Markdown("### Products"),
             pn.Row(self._sensor, self._dates, self._bbox),

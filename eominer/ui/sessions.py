@@ -5,6 +5,8 @@ duplicate, archive, delete (archived ones), refine to a finer level (the cascade
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
+from typing import Any
 
 import panel as pn
 import param
@@ -22,7 +24,7 @@ LONG = {"products": 300, "feature sets": 360}
 class SessionsView(Viewer):
     state = param.ClassSelector(class_=AppState)
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._table = pn.widgets.Tabulator(
             None, selectable=1, disabled=True, show_index=False, height=300,
@@ -119,7 +121,7 @@ class SessionsView(Viewer):
         if row is not None:
             self.state.open_session(row.record.session_id)
 
-    def _act(self, what: str, fn) -> None:
+    def _act(self, what: str, fn: Callable[[SessionSummary], None]) -> None:
         row = self._selected()
         if row is None:
             return
@@ -218,7 +220,7 @@ class SessionsView(Viewer):
             "new session.", alert_type="warning", css_classes=["eom-stale"]),
             self._rerank] if sid else []
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(
             pn.Row(pn.pane.Markdown("### Sessions"), self._archived),
             self._stale,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import html
 import io
+from typing import TYPE_CHECKING, Any
 
 import panel as pn
 import param
@@ -16,6 +17,9 @@ from panel.viewable import Viewer
 from eominer.errors import StoreError
 from eominer.ui.state import AppState
 from eominer.ui.words import plural
+
+if TYPE_CHECKING:
+    from eominer.store import UserResult
 
 EXAMPLE = """-- read-only: SELECT / WITH / DESCRIBE / SHOW. Tables: docs/schema.md
 SELECT a.label_name, a.session_id, COUNT(*) AS patches, AVG(a.score) AS mean_score
@@ -29,7 +33,7 @@ class SQLConsole(Viewer):
     limit = param.Integer(default=10_000, bounds=(1, 1_000_000), label="Row limit")
     timeout_s = param.Number(default=30.0, bounds=(1, 600), label="Timeout (s)")
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._editor = pn.widgets.CodeEditor(value=EXAMPLE, language="sql", height=160,
                                              sizing_mode="stretch_width",
@@ -56,7 +60,7 @@ class SQLConsole(Viewer):
             self._editor.value = sql
         self._show(self._execute(self._editor.value))
 
-    async def _on_run(self, _event) -> None:
+    async def _on_run(self, _event: param.parameterized.Event) -> None:
         """The button: the query runs in a worker thread (for DuckDB on a connection of
         its own), so the server keeps answering this and every other session meanwhile."""
         self._run.disabled = self._run.loading = True
@@ -67,7 +71,7 @@ class SQLConsole(Viewer):
             self._run.disabled = self._run.loading = False
         self._show(outcome)
 
-    def _execute(self, text: str):
+    def _execute(self, text: str) -> UserResult | str:
         """The query's UserResult, or the error text to show inline."""
         try:
             return self.state.store.user_query(text, limit=self.limit, timeout_s=self.timeout_s)
@@ -76,7 +80,7 @@ class SQLConsole(Viewer):
         except Exception as exc:  # the console must survive anything a query does
             return f"query failed: {exc}"
 
-    def _show(self, outcome) -> None:
+    def _show(self, outcome: UserResult | str) -> None:
         if isinstance(outcome, str):
             self._result = None
             self._table.value = None
@@ -91,7 +95,7 @@ class SQLConsole(Viewer):
         self._info.object = (f'<span class="eom-sql-ok">{n} {plural(n, "row")}'
                              f"{self._cut_note(outcome)}</span>")
 
-    def _cut_note(self, outcome) -> str:
+    def _cut_note(self, outcome: UserResult) -> str:
         if not outcome.truncated:
             return ""
         if outcome.limit >= self.param.limit.bounds[1]:  # the limit cannot go higher
@@ -116,7 +120,7 @@ class SQLConsole(Viewer):
         buf.seek(0)
         return buf
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Column:
         return pn.Column(
             self._editor,
             pn.Row(self._run, pn.widgets.IntInput.from_param(self.param.limit, width=120),

@@ -26,6 +26,7 @@ from eominer.learning.strategies import top_rows
 from eominer.store.records import SPATIAL_CONTEXT_MAX, PatchWindow
 
 if TYPE_CHECKING:
+    from eominer.learning.session import Session
     from eominer.store import Store
 
 
@@ -357,7 +358,7 @@ class AppState(param.Parameterized):
                      f"{r.seconds * 1000:.0f} ms" + (f". {notes}" if notes else ""),
                      "warning" if r.scores is None else "success")
 
-    def _set_top(self, session, scores: np.ndarray) -> None:
+    def _set_top(self, session: Session, scores: np.ndarray) -> None:
         """The best 40 of a round's scores (Top results), unless the session changed."""
         if self.session is session:
             self.top = _top(session, scores)
@@ -432,7 +433,7 @@ def raise_session(text: str) -> None:
     raise SessionError(text)
 
 
-def _top(session, scores: np.ndarray | None) -> list[int]:
+def _top(session: Session, scores: np.ndarray | None) -> list[int]:
     """Patch ids of the 40 best `scores` (Top results) among the patches not answered yet:
     the ranking puts every "yes" first, which the analyst has seen. None without scores."""
     if scores is None:

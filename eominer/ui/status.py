@@ -4,6 +4,7 @@ notice when the connection to the server is lost (`connection.py`)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import panel as pn
 import param
@@ -19,7 +20,7 @@ _COLOURS = {"info": "#2a6099", "success": "#1e7b34", "warning": "#9a6700", "erro
 class StatusLine(Viewer):
     state = param.ClassSelector(class_=AppState)
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._text = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["eom-status"],
                                   margin=(0, 10))
@@ -29,7 +30,7 @@ class StatusLine(Viewer):
         self.state.param.watch(self._render, ["message", "severity", "busy"])
         self._render()
 
-    def _render(self, *_) -> None:
+    def _render(self, *_: param.parameterized.Event) -> None:
         s = self.state
         colour = _COLOURS[s.severity]
         self._text.object = (f'<span style="color:{colour}" data-severity="{s.severity}">'
@@ -51,7 +52,7 @@ class StatusLine(Viewer):
             j["gone"] = job_state(j) == "killed"
         self._jobs.object = jobs_line(jobs, utcnow())
 
-    def __panel__(self):
+    def __panel__(self) -> pn.Row:
         return pn.Row(self._spinner, self._link, self._text, self._jobs,
                       sizing_mode="stretch_width",
                       styles={"border-top": "1px solid #ddd"})

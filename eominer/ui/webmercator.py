@@ -33,6 +33,8 @@ from eominer.store.records import Product
 from eominer.ui.layers import MAX_SCREEN_PX, PatchGrid, colour_bands, read_view, to_rgb
 
 if TYPE_CHECKING:
+    from pyproj import Transformer
+    from rasterio.transform import Affine
     from shapely.geometry.base import BaseGeometry
 
 MERCATOR = "EPSG:3857"
@@ -51,7 +53,7 @@ HOVER_DEGREE = 4  # of the hover's polynomials: ~1e-6 patch off on a 110 km tile
 MAX_HOVER_ERROR = 1e-3  # patches; a higher degree is fitted until the fit is within it
 
 
-def _transformer(src, dst):
+def _transformer(src: str, dst: str) -> Transformer:
     from pyproj import Transformer
 
     return Transformer.from_crs(src, dst, always_xy=True)
@@ -127,7 +129,7 @@ def mercator_bounds(frame: Frame, bounds: tuple[float, float, float, float],
 
 def suggested_transform(frame: Frame, cols: int, rows: int,
                         bounds: tuple[float, float, float, float],
-                        resolution: float | None = None):
+                        resolution: float | None = None) -> tuple[Affine, int, int]:
     """(transform, width, height) of a north-up grid on the map that holds a raster of
     cols x rows over `bounds` (its CRS): GDAL's suggestion for EPSG:3857; in an
     unwrapped frame, which GDAL's suggestion wraps, the same rule by hand: the box of
@@ -190,7 +192,7 @@ class GridPolynomial:
         tr = _transformer(frame.src, frame.dst)
         left, bottom, right, top = grid.bounds
 
-        def lattice(u: np.ndarray):
+        def lattice(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             c, r = (a.ravel() for a in np.meshgrid(u * grid.cols, u * grid.rows))
             x, y = tr.transform(left + c / grid.cols * (right - left),
                                 top - r / grid.rows * (top - bottom))
@@ -200,7 +202,7 @@ class GridPolynomial:
         ce, re_, xe, ye = lattice((np.arange(n - 1) + 0.5) / (n - 1))
         box = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
 
-        def scaled(x, y):
+        def scaled(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return (2 * (x - box[0]) / (box[2] - box[0]) - 1,
                     2 * (y - box[1]) / (box[3] - box[1]) - 1)
 
@@ -480,7 +482,7 @@ def view_layer(layer: MercatorLayer, view: tuple[float, float, float, float] | N
                          (h, w), index, frame=layer.frame)
 
 
-def warp_view(product: Product, false_colour: bool, stretch,
+def warp_view(product: Product, false_colour: bool, stretch: tuple[np.ndarray, np.ndarray],
               view: tuple[float, float, float, float] | None, screen_px: int = MAX_SCREEN_PX,
               frame: Frame | None = None,
               ) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
