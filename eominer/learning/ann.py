@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,17 @@ def _open_shard(path: Path) -> Index | None:
     return _open_version(str(path), st.st_mtime_ns, st.st_size)
 
 
+# a shard's beam width is a property of its shared Index: set and searched under one lock,
+# or two app sessions searching it at once would each search at the other's width
+_SEARCH_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _search_lock(path: Path) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _SEARCH_LOCKS.setdefault(str(path), threading.Lock())
+
+
 @functools.lru_cache(maxsize=256)
 def _open_version(path: str, mtime_ns: int, size: int) -> Index | None:
     from usearch.index import Index
@@ -159,8 +171,9 @@ def _search_shard(path: Path, query: np.ndarray, k: int) -> tuple[np.ndarray, np
     index = _open_shard(path)
     if index is None or len(index) == 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
-    index.expansion_search = max(EXPANSION_SEARCH, k)
-    m = index.search(query.astype(np.float32), min(k, len(index)))
+    with _search_lock(path):
+        index.expansion_search = max(EXPANSION_SEARCH, k)
+        m = index.search(query.astype(np.float32), min(k, len(index)))
     return np.asarray(m.keys, np.int64), np.asarray(m.distances, np.float64)
 
 
@@ -189,8 +202,9 @@ def _search_shard_within(path: Path, query: np.ndarray, k: int, allowed: np.ndar
         return keys[order].astype(np.int64), d2[order]
     want = min(n, int(k * -(-n // max(len(keys), 1)) * 2))
     while True:
-        index.expansion_search = max(EXPANSION_SEARCH, want)
-        m = index.search(query.astype(np.float32), want)
+        with _search_lock(path):
+            index.expansion_search = max(EXPANSION_SEARCH, want)
+            m = index.search(query.astype(np.float32), want)
         ids = np.asarray(m.keys, np.int64)
         ok = np.isin(ids, keys)
         if ok.sum() >= k or want >= n:
