@@ -8,7 +8,6 @@ rows, score every patch, pick the next batch. Only labels travel per round.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -313,12 +312,3 @@ def with_answers(scores: np.ndarray, rows: np.ndarray, y: np.ndarray) -> np.ndar
     show what the analyst said."""
     scores[np.asarray(rows, np.int64)] = np.where(np.asarray(y) == 1, 1.0, 0.0)
     return scores
-
-
-def timed_round(
-    data: SessionData, rows: np.ndarray, y: np.ndarray, **kwargs: Any,
-) -> tuple[RelevanceModel, np.ndarray, np.ndarray, list[str], float]:
-    """`fit_score_pick` with its wall time in seconds appended."""
-    t0 = time.perf_counter()
-    out = fit_score_pick(data, rows, y, **kwargs)
-    return (*out, time.perf_counter() - t0)
