@@ -313,7 +313,7 @@ def _probability_block(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
 def selftrain_probability(
     x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, seed: int = 0,
     normalise: str = "standardise", guide: np.ndarray | None = None, threads: int = 1,
-    stats: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None,
+    stats: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, SelfTrained]:
     """(rows, cols) float32 P(change) (NaN outside `valid`) and the fitted model.
     By row blocks with a halo that covers every filter's reach (`rowblocks`), so the
