@@ -8,11 +8,13 @@ parameter markers, bulk-loads columnar data and reads results as Arrow.
 from __future__ import annotations
 
 import abc
+import atexit
 import contextlib
 import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -147,6 +149,7 @@ class DuckDBEngine(Engine):
         with self._held():  # open now: a bad path or permission fails at once
             pass
         self._opened = True
+        _OPEN_DUCKDB.add(self)
 
     # ---- the lease on the file --------------------------------------------------------
     def _open(self) -> Any:
@@ -374,6 +377,19 @@ class DuckDBEngine(Engine):
         # rethrown", exit code 134, one `eominer session export` in 5-25 here)
         if closer is not None and closer is not threading.current_thread():
             closer.join()
+
+
+# every DuckDB engine not closed yet, closed at exit (a store a caller never closed, the
+# app's): while atexit runs the interpreter still runs threads, so a linger timer that is
+# releasing the file finishes; after it, one inside DuckDB's destructor aborts the exit
+_OPEN_DUCKDB: weakref.WeakSet[DuckDBEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for engine in list(_OPEN_DUCKDB):
+        with contextlib.suppress(Exception):
+            engine.close()
 
 
 _UNWRITABLE = ("could not write", "no space left", "file too large", "disk quota")

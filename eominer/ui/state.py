@@ -10,7 +10,6 @@ app's units of work (docs/architecture.md).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import time
@@ -51,10 +50,7 @@ def shared_store(url: str | None) -> Store:
             # open of the file per click, not one per gap of 50 ms (~40 ms each on a 1M
             # workspace); other processes still get the file between clicks
             store.engine.linger = APP_LINGER_S
-        pn.state.cache[key] = store
-        # closed before the interpreter stops its threads: a linger timer still releasing
-        # the file then would abort the server's exit (DuckDBEngine.close)
-        atexit.register(store.close)
+        pn.state.cache[key] = store  # closed at exit (store.engines._close_at_exit)
     return store
 
 

@@ -142,6 +142,47 @@ def test_close_waits_for_the_timer_that_released_the_file(url: str, monkeypatch)
     assert finish.is_set() and not any(t.is_alive() for t in timers)
 
 
+NEVER_CLOSED = """
+import sys, threading
+from pathlib import Path
+from eominer.store import open_store
+from eominer.store.engines import DuckDBEngine
+
+released = threading.Event()
+expire = DuckDBEngine._expire
+
+
+def slow_return(self):
+    expire(self)
+    if self._con is None:  # it released the file: now as slow as DuckDB's destructor
+        released.set()
+        threading.Event().wait(0.5)
+        Path(sys.argv[2]).write_text("finished")
+
+
+DuckDBEngine._expire = slow_return
+store = open_store(sys.argv[1])  # and never closed, as a careless caller leaves it
+store.query("SELECT 1")
+released.wait(10)
+"""
+
+
+def test_a_store_never_closed_is_closed_at_exit_after_its_timer(url: str, tmp_path: Path):
+    """A store its caller never closes (the app's lives as long as the server) is closed
+    at exit, while threads still run: the timer releasing the file finishes first. Here
+    its return is held up on purpose and writes a file when it finishes; without the
+    close at exit the interpreter stopped it before (in DuckDB's destructor: abort)."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "finished"
+    done = subprocess.run([sys.executable, "-c", NEVER_CLOSED, url, str(marker)],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "finished"
+
+
 def test_a_database_deleted_while_in_use_is_reported_not_recreated(url: str, tmp_path: Path):
     from eominer.errors import StoreConnectionError
     from eominer.store import open_store
