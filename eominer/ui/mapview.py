@@ -280,6 +280,12 @@ class MapView(Viewer):
                                      height=0, margin=0)
         self._base_marker = pn.pane.HTML("", css_classes=["eom-base-version"], width=0,
                                          height=0, margin=0)
+        # the versions as markers the browser tests wait on (watched once, here: not in
+        # __panel__, which would add a watcher each time the view is laid out)
+        self.param.watch(lambda e: setattr(self._version, "object",
+                                           f'<span data-v="{e.new}"></span>'), "overlay_version")
+        self.param.watch(lambda e: setattr(self._base_marker, "object",
+                                           f'<span data-v="{e.new}"></span>'), "base_version")
         self._message = pn.pane.HTML("", css_classes=["eom-map-message"])
         self._plot = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_both", min_height=520)
         self.param.watch(lambda _: self._change_controls(), "show_change")
@@ -837,10 +843,6 @@ class MapView(Viewer):
             self._version, self._base_marker, sizing_mode="stretch_width")
         shapes = pn.FlexBox(self._shape_radio, self._shape_info, self._yes, self._no,
                             self._use_area, self._clear, sizing_mode="stretch_width")
-        self.param.watch(lambda e: setattr(self._version, "object",
-                                           f'<span data-v="{e.new}"></span>'), "overlay_version")
-        self.param.watch(lambda e: setattr(self._base_marker, "object",
-                                           f'<span data-v="{e.new}"></span>'), "base_version")
         return pn.Column(controls, shapes, self._message, self._plot,
                          sizing_mode="stretch_both")
 
