@@ -35,6 +35,7 @@ from eominer.change.run import (
 from eominer.errors import JobError
 
 if TYPE_CHECKING:
+    from eominer.change.run import ComputedPair
     from eominer.store import Store
 
 
@@ -66,7 +67,7 @@ class PairsReport(JobReport):
 
 def compute_pair(first_in: PairInput, second_in: PairInput, method: str | None, seed: int,
                  windows: dict | None, mask_clouds: bool = True, with_tails: bool = True,
-                 out: Path | None = None):
+                 out: Path | None = None) -> ComputedPair:
     """The task function: one pair, maps written to `out` (`layer_out`), else the
     workspace's default paths."""
     return compute_change(first_in, second_in, method, out, seed, 1, mask_clouds, windows,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,7 +37,8 @@ def build_product_shard(product_id: str, ids: np.ndarray, X: np.ndarray, mean: n
     return product_id, ann.build_shard(ids, ann.standardise(X, mean, std), Path(path))
 
 
-def load_features(feature_set_id: str, level: int):
+def load_features(feature_set_id: str,
+                  level: int) -> Callable[[Store | None, Task], tuple[Any, ...]]:
     """The runner's `load` of an index job: a task's (product, mean, std, path) with the
     product's features at `level` read from the driver's store."""
 
@@ -94,7 +95,8 @@ def run_index(store: Store, feature_set_id: str, level: int, *,
               product_ids: Sequence[str] | None = None, rebuild: bool = False,
               address: str | None = None, num_cpus: int | None = None,
               num_workers: int | None = None, retries: int = DEFAULT_RETRIES,
-              on_start=None, on_task: TaskCallback | None = None,
+              on_start: Callable[[int, int], None] | None = None,
+              on_task: TaskCallback | None = None,
               on_finish: Callable[[int, int], None] | None = None) -> JobReport:
     """Build the missing shards of the index (all of them with `rebuild`)."""
     from compute.runner import run_job
@@ -108,12 +110,12 @@ def run_index(store: Store, feature_set_id: str, level: int, *,
     stamps = store.feature_stamps(manifest.feature_set_id)
     stale = ann.stale_shards(manifest, stamps)
 
-    def done_ids(_store, ts: Sequence[Task]) -> set[str]:
+    def done_ids(_store: Store | None, ts: Sequence[Task]) -> set[str]:
         return {t.task_id for t in ts if t.product_id in manifest.shards
                 and t.product_id not in stale
                 and (folder / manifest.shards[t.product_id]["file"]).exists()}
 
-    def commit(_store, batch: list[Finished]) -> None:
+    def commit(_store: Store | None, batch: list[Finished]) -> None:
         for f in batch:
             pid, n = f.result
             manifest.shards[pid] = ann.shard_entry(shard_file(pid), n, stamps.get(pid))

@@ -55,7 +55,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,11 @@ from compute.runtime import (
 from eominer.errors import ConfigError, JobError
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
+    from ray import ObjectRef
+    from ray.actor import ActorHandle
+
     from eominer.store import Store
 
 DEFAULT_RETRIES = 2
@@ -237,7 +242,7 @@ def task_says(line: str) -> None:
 
 
 @contextlib.contextmanager
-def says_to(sink: Callable[[str], None]):
+def says_to(sink: Callable[[str], None]) -> Iterator[None]:
     """`task_says` lines of this process (its tasks', and those its driver receives)
     go to `sink` while the block runs."""
     global _SAY
@@ -320,7 +325,8 @@ def run_job(
 
 
 @contextlib.contextmanager
-def heartbeat(store: Store | None, job_id: str, every_s: float | None = None):
+def heartbeat(store: Store | None, job_id: str,
+              every_s: float | None = None) -> Iterator[None]:
     """While the block runs, a thread writes every `every_s` (HEARTBEAT_S) that the job's
     process lives (`job_drivers.seen`; a no-op until `_schedule` writes its row). One
     statement, never a transaction (those are the main thread's, with its Ctrl-C
@@ -755,7 +761,7 @@ class _InProcess(_Loop):
 class _Driver(_Loop):
     """The scheduling loop of one job run on a Ray that is up."""
 
-    def __init__(self, ray, store: Store | None, spec: JobSpec, todo: list[Task],
+    def __init__(self, ray: ModuleType, store: Store | None, spec: JobSpec, todo: list[Task],
                  n_workers: int, retries: int, report: JobReport,
                  on_task: TaskCallback | None, on_finish: FinishCallback | None = None,
                  before: int = 0, tried: dict[str, int] | None = None) -> None:
@@ -791,7 +797,7 @@ class _Driver(_Loop):
         self.inflight: dict[Any, tuple[Task, int, int, Any, float]] = {}
         self._enqueue_ready()
 
-    def _worker(self, gpu: bool):
+    def _worker(self, gpu: bool) -> ActorHandle:
         return self.classes[gpu].remote(self.said)
 
     def _tell(self) -> None:
@@ -875,7 +881,7 @@ class _Driver(_Loop):
             if self.said is not None:
                 self.said.shutdown(force=True)
 
-    def _collect(self, ref) -> Finished | None:
+    def _collect(self, ref: ObjectRef) -> Finished | None:
         """A result, or None when the task failed (retried, or reported once out of tries)."""
         from ray.exceptions import RayActorError, RayError
 

@@ -30,9 +30,14 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eominer.errors import ConfigError, EominerError, JobError, require
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import psutil
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ WORKER_ENV: dict[str, str] = {
 LOCAL_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
-def import_ray(local: bool = False):
+def import_ray(local: bool = False) -> ModuleType:
     """Ray, or MissingExtraError naming the `ray` extra. `local`: this process will start
     a local Ray (no cluster address), so keep it on loopback."""
     if local and "ray" not in sys.modules:
@@ -201,7 +206,7 @@ def release_memory(above: int = RELEASE_ABOVE_BYTES) -> None:
         trim(0)
 
 
-def _start_local(ray, kwargs: dict[str, Any]) -> None:
+def _start_local(ray: ModuleType, kwargs: dict[str, Any]) -> None:
     """`ray.init` a local Ray, retrying a start-up that timed out (see module doc)."""
     import psutil  # Ray ships it (ray/thirdparty_files) and puts it on sys.path
 
@@ -235,7 +240,7 @@ def _is_start_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or "timed out" in str(exc).lower()
 
 
-def _kill_new_children(me, before: set[int]) -> None:
+def _kill_new_children(me: psutil.Process, before: set[int]) -> None:
     """Kill this process's descendants that a failed start left (GCS, raylet, workers),
     and reap them: their Popen objects died with the failed start, so no one else will."""
     import psutil
@@ -247,16 +252,16 @@ def _kill_new_children(me, before: set[int]) -> None:
     psutil.wait_procs(left, timeout=5)
 
 
-def cluster_cpus(ray) -> int:
+def cluster_cpus(ray: ModuleType) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def gpus_in_cluster(ray) -> int:
+def gpus_in_cluster(ray: ModuleType) -> int:
     """GPUs of the nodes up now."""
     return int(ray.cluster_resources().get("GPU", 0))
 
 
-def gpus_for_models(ray) -> int:
+def gpus_for_models(ray: ModuleType) -> int:
     """GPUs a model task (encoder, fusion network) should ask for: 1 if the cluster has
     a GPU now, or can start one (`EOMINER_GPU_NODES=1`, set on the head of an
     autoscaling cluster whose GPU nodes are all down: the request makes the autoscaler
