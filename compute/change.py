@@ -104,6 +104,7 @@ def run_pairs(
         check_two_dates(a, b)
     report = PairsReport(new_job_id("change"), pairs=list(pairs), runs=[None] * len(inputs))
     tasks: list[Task] = []
+    twins: dict[str, list[int]] = {}  # task id -> its later input positions (listed again)
     asked = method
     with ExitStack() as names:  # the layer names claimed, held until the job ends
         for i, (a, b) in enumerate(inputs):
@@ -120,6 +121,7 @@ def run_pairs(
             pid = pair_id_of(a, b, method) if method else None
             task_id = f"{pid}:seed{seed}" if pid else f"{a.ref} -> {b.ref}"
             if task_id in report.index:  # the same pair listed twice: computed once
+                twins.setdefault(task_id, []).append(i)
                 continue
             report.index[task_id] = i
             windows = patch_windows_of(store, a, b)
@@ -137,12 +139,13 @@ def run_pairs(
         def commit(store: Store | None, done: list[Finished]) -> None:
             for f in done:
                 run = f.result.run if store is None else record_change(store, f.result, seed)
-                report.runs[report.index[f.task.task_id]] = run
+                for i in (report.index[f.task.task_id], *twins.get(f.task.task_id, ())):
+                    report.runs[i] = run
 
         def committed(_done: int, _to_run: int, _patches: int, task: Task, _worker: str) -> None:
             if on_pair:
-                i = report.index[task.task_id]
-                on_pair(i, report.runs[i], False)
+                for i in (report.index[task.task_id], *twins.get(task.task_id, ())):
+                    on_pair(i, report.runs[i], False)
 
         if tasks:
             # every task given here is to run: prior runs were judged above by their maps

@@ -111,3 +111,30 @@ def test_one_product_twice_or_an_unwritable_out_is_refused_before_any_work(
     with open_store(None) as store:
         assert store.pairs(kind="change").num_rows == 0
     assert not any((workspace / "layers").glob("*"))  # no layer file either
+
+
+def test_a_pair_listed_twice_is_mapped_once_and_counted_done_at_both_places(
+        oscd, workspace, tmp_path, capsys) -> None:
+    """A --pairs file that lists one pair twice: the map is computed once, and both
+    lines are done. The second line was left at None, so the command said "1 of 2 pair(s)
+    done" and its features of both dates skipped it."""
+    from eominer.cli import main
+    from eominer.ingest import ingest_paths
+    from eominer.store import open_store
+
+    base = oscd / "images" / "bercy"
+    with open_store(None) as store:
+        a, b = (r.product_id for r in ingest_paths(
+            store, [base / "imgs_1", base / "imgs_2"], levels=(64,)))
+    main(["extract", "--features", "spectral", "--workers", "0"])
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"{a} {b}\n{a} {b}\n")
+    capsys.readouterr()
+    main(["change", "--pairs", str(pairs), "--method", "cva", "--workers", "0",
+          "--features", "spectral"])
+    err = capsys.readouterr().err
+    assert "2 of 2 pair(s) done (0 by an earlier run), 0 failed" in err, err
+    with open_store(None) as store:
+        assert store.pairs(kind="change").num_rows == 1
+        dated = store.feature_sets("dates_spectral")[0]
+        assert len(store.featured_patch_ids(dated.table_name, a, 64)) > 0
