@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import ModuleType
 
     from numba.typed import List
@@ -150,7 +151,7 @@ def as_columns(cols: list[np.ndarray]) -> list[np.ndarray] | List[np.ndarray]:
     return List(cols)
 
 
-def quantise_rows(cols: list[np.ndarray], sel: np.ndarray | None, codes: np.ndarray,
+def quantise_rows(cols: Sequence[np.ndarray] | List, sel: np.ndarray | None, codes: np.ndarray,
                   pos: np.ndarray | None, start: int, a: int, b: int, inv: np.ndarray,
                   off: np.ndarray, acc: np.ndarray) -> None:
     """Rows a..b of a batch of float32 columns `cols` (row i is cols[j][sel[i]], or

@@ -78,7 +78,7 @@ def _affine(X: np.ndarray | CompactMatrix, w: np.ndarray, b: np.float32,
     return out
 
 
-def row_sq_norms(X: np.ndarray) -> np.ndarray:
+def row_sq_norms(X: np.ndarray | CompactMatrix) -> np.ndarray:
     """||x||^2 per row, float32 (computed once per session for RBF / kNN)."""
     if isinstance(X, CompactMatrix):  # one fused pass over the codes
         return X.sq_norms()
@@ -111,11 +111,11 @@ class RelevanceModel:
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
-    def decision(self, X: np.ndarray, sq_norms: np.ndarray | None = None,
+    def decision(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:
         raise SessionError(f"{type(self).__name__} cannot score")
 
-    def score(self, X: np.ndarray, sq_norms: np.ndarray | None = None,
+    def score(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
               out: np.ndarray | None = None) -> np.ndarray:
         d = self.decision(X, sq_norms, out=out)
         return sigmoid(d, self.calibration, out=d)
