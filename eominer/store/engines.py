@@ -374,7 +374,7 @@ class DuckDBEngine(Engine):
         # a timer that closed the connection may still be dropping DuckDB's object; if the
         # interpreter exits meanwhile, that daemon thread is stopped inside DuckDB's C++
         # destructor and the process aborts ("terminate called ... FATAL: exception not
-        # rethrown", exit code 134, one `eominer session export` in 5-25 here)
+        # rethrown", exit code 134: one `eominer session export` in 5 to 60 here)
         if closer is not None and closer is not threading.current_thread():
             closer.join()
 
@@ -386,8 +386,13 @@ _OPEN_DUCKDB: weakref.WeakSet[DuckDBEngine] = weakref.WeakSet()
 
 
 @atexit.register
-def _close_at_exit() -> None:
+def _close_at_exit(wait_s: float = 5.0) -> None:
     for engine in list(_OPEN_DUCKDB):
+        # a daemon thread's statement that still holds the engine (a slow query of the
+        # app's when it is stopped): leave it rather than hold up the exit until it ends
+        if not engine.lock.acquire(timeout=wait_s):
+            continue
+        engine.lock.release()
         with contextlib.suppress(Exception):
             engine.close()
 

@@ -183,6 +183,40 @@ def test_a_store_never_closed_is_closed_at_exit_after_its_timer(url: str, tmp_pa
     assert marker.read_text() == "finished"
 
 
+HELD_AT_EXIT = """
+import sys, threading, time
+from eominer.store import engines, open_store
+
+engines._close_at_exit.__defaults__ = (0.5,)  # the wait for a busy engine, shortened
+store = open_store(sys.argv[1])
+store.query("SELECT 1")
+held = threading.Event()
+
+
+def slow_statement():  # a daemon thread's statement that outlives the command
+    with store.engine.lock:
+        held.set()
+        time.sleep(3600)
+
+
+threading.Thread(target=slow_statement, daemon=True).start()
+held.wait(10)
+"""
+
+
+def test_the_close_at_exit_does_not_wait_for_a_statement_that_outlives_the_command(
+        url: str):
+    """A daemon thread that still holds the engine at exit (the app's slow query when it
+    is stopped) is left to the interpreter: the exit does not wait for it."""
+    import subprocess
+    import sys
+
+    # (waiting for it would hang until the statement's hour is up: the timeout fails it)
+    done = subprocess.run([sys.executable, "-c", HELD_AT_EXIT, url], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_database_deleted_while_in_use_is_reported_not_recreated(url: str, tmp_path: Path):
     from eominer.errors import StoreConnectionError
     from eominer.store import open_store
