@@ -160,6 +160,7 @@ def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[st
                 f"({o.feature_set_id}: {o.params}, the model's: {fs.params}), which the "
                 "model refuses: its weights mean nothing on them")
 
+    refused = {fid: other_params(of[fid], pids) for fid, pids in by_set.items()}
     parts = []
     # the sets that one `eominer change` run writes, lacked by the same products: one
     # command for them all
@@ -168,14 +169,14 @@ def _lacking_message(store: Store, model: SavedModel, missing: dict[str, list[st
         by_products.setdefault(tuple(pids), []).append(fid)
     for pids_t, fids in by_products.items():
         advice = change_advice([of[f] for f in fids], pids_t) if len(fids) > 1 else None
-        if advice and not any(other_params(of[f], list(pids_t)) for f in fids):
+        if advice and not any(refused[f] for f in fids):
             parts.append(f"products {_shown(list(pids_t))} have no features of sets "
                          f"{', '.join(fids)} at level {model.level}: {advice}")
             for f in fids:
                 del by_set[f]
     for fid, pids in by_set.items():
         parts.append(f"products {_shown(pids)} have no features of set {fid} at level "
-                     f"{model.level}: {advice_for(of[fid], pids)}{other_params(of[fid], pids)}")
+                     f"{model.level}: {advice_for(of[fid], pids)}{refused[fid]}")
     return "; ".join(parts)
 
 
