@@ -132,6 +132,10 @@ class CatalogMixin(StoreBase):
             "FROM products p" + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY p.acquired, p.product_id", params)
 
+    def product_count(self) -> int:
+        """How many products the catalogue holds (one aggregate: cheap to poll)."""
+        return int(self.query("SELECT COUNT(*) FROM products")[0][0])
+
     def product_list(self) -> list[Product]:
         """Every product, oldest acquisition first, with its patch count."""
         return [Product.from_row(r) for r in self._product_rows()]

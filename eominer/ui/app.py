@@ -9,6 +9,7 @@ Each browser session gets its own `App` (state, views); the process shares one s
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import panel as pn
@@ -94,7 +95,8 @@ class App(Viewer):
 
     def _poll_jobs(self) -> None:
         """Every 3 s: the jobs not ended, read once (one aggregate, ~10 ms at 100k task
-        rows) for the status line and the Resume offer."""
+        rows) for the status line and the Resume offer; while the workspace is empty,
+        whether products came."""
         try:
             unended = self.state.store.unended_jobs()
         except Exception:  # the jobs tables of an older database: each view says nothing
@@ -102,6 +104,8 @@ class App(Viewer):
         self.status.refresh_jobs(unended)
         self.scope.jobs.refresh(unended)
         self.publish.refresh()
+        with contextlib.suppress(Exception):  # busy: the next poll asks again
+            self.scope.check_new_products()  # the first ingest shows without a reload
 
     def _on_side_tab(self, event: param.parameterized.Event) -> None:
         self.state.reviewing = event.new == 1

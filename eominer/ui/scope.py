@@ -10,6 +10,11 @@ from panel.viewable import Viewer
 
 from eominer.store.records import SPATIAL_CONTEXT_MAX, Product
 from eominer.ui.state import AppState
+from eominer.ui.tables import table_frame
+
+# the types of the product table's columns when no product is shown (ui/tables.py)
+PRODUCT_DTYPES = {"acquired": "datetime64[ns]", "width": "int64", "height": "int64",
+                  "patches": "int64"}
 
 
 class ScopeView(Viewer):
@@ -45,6 +50,9 @@ class ScopeView(Viewer):
             None, selectable="checkbox", disabled=True, show_index=False, height=260,
             sizing_mode="stretch_width", formatters={"thumbnail": {"type": "html"}},
             css_classes=["eom-products"])
+        # an empty workspace says what to do where the products would be
+        self._empty = pn.pane.Alert("", alert_type="info", visible=False,
+                                    sizing_mode="stretch_width", css_classes=["eom-empty"])
         self._level = pn.widgets.Select(label="Grid level (px)", width=140)
         self._fs = pn.widgets.MultiChoice(label="Feature sets", sizing_mode="stretch_width",
                                           css_classes=["eom-feature-sets"])
@@ -126,12 +134,41 @@ class ScopeView(Viewer):
             self._filter()
         if hasattr(self, "archive"):  # a finished index job shows at once
             self.archive.reload()
+        self._empty.object = "" if self._products else self._empty_text()
+        self._empty.visible = not self._products
         if not self._products:
-            self.state.say("no products yet: ingest some (eominer ingest PATH), then reload",
-                           "warning")
+            self.state.say("no products yet: ingest some (eominer ingest PATH); they appear "
+                           "here when the ingest ends", "warning")
+
+    def _empty_text(self) -> str:
+        from eominer.store.url import parse_url
+        from eominer.workspace import default_db_url
+
+        url = self.state.store.url
+        # the default workspace needs no --db; another database is named (a MonetDB
+        # URL's password is shown as ***: the user types their own)
+        db = "" if url == str(parse_url(default_db_url())) else f" --db {url}"
+        return ("#### This workspace has no products yet\n\n"
+                "Ingest Sentinel-2 or Sentinel-1 products from a shell, for example\n\n"
+                f"`eominer ingest{db} S2A_MSIL2A_....SAFE`\n\n"
+                "(a .SAFE folder or zip, a folder of band files, a multi-band GeoTIFF or "
+                "a STAC item), or the bundled sample scene with "
+                f"`eominer demo --no-serve{db}`. They "
+                "appear in this table when the ingest ends; then extract their features "
+                "(`eominer extract`, or Batch jobs below) and start a session.")
+
+    def check_new_products(self) -> bool:
+        """While the workspace is empty: products another process has ingested since
+        are read in (one COUNT, polled by the app). True when they were."""
+        if self._products or not self.state.store.product_count():
+            return False
+        self.reload()
+        n = len(self._products)
+        self.state.say(f"{n} product{'s' if n > 1 else ''} ingested: tick them here, extract "
+                       "their features and start a session")
+        return True
 
     def _filter(self) -> None:
-        import pandas as pd
         from shapely import wkt
         from shapely.geometry import box
 
@@ -153,9 +190,10 @@ class ScopeView(Viewer):
         self._shown = rows
         cols = ["thumbnail", "acquired", "sensor", "tile_id", "product_id", "width",
                 "height", "patches"]
-        self._table.value = pd.DataFrame(
+        self._table.value = table_frame(
             [[self._thumbs.get(p.product_id, ""), p.acquired, p.sensor, p.tile_id,
-              p.product_id, p.width, p.height, p.n_patches] for p in rows], columns=cols)
+              p.product_id, p.width, p.height, p.n_patches] for p in rows], cols,
+            PRODUCT_DTYPES)
         if keep:
             self._table.selection = [i for i, p in enumerate(rows) if p.product_id in keep]
 
@@ -258,6 +296,7 @@ class ScopeView(Viewer):
         return pn.Column(
             pn.pane.Markdown("### Products"),
             pn.Row(self._sensor, self._dates, self._bbox),
+            self._empty,
             self._table,
             self.removal,
             pn.Row(self._aoi, self._aoi_file, sizing_mode="stretch_width"),

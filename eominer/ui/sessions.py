@@ -14,11 +14,15 @@ from panel.viewable import Viewer
 
 from eominer.learning.manage import SessionSummary
 from eominer.ui.state import AppState
+from eominer.ui.tables import table_frame
 
 # what tells sessions apart first; the long lists last, cut to a width (whole on hover)
 COLUMNS = ["name", "owner", "concept", "labels", "rounds", "last activity", "shared",
            "status", "created", "products", "feature sets", "session_id"]
 LONG = {"products": 300, "feature sets": 360}
+# their types when no session is listed (ui/tables.py)
+SESSION_DTYPES = {"labels": "int64", "rounds": "int64", "last activity": "datetime64[ns]",
+                  "created": "datetime64[ns]"}
 
 
 class SessionsView(Viewer):
@@ -73,21 +77,19 @@ class SessionsView(Viewer):
     # ---- data --------------------------------------------------------------------
     def refresh(self) -> None:
         """Read the sessions this user may see (theirs and the shared ones)."""
-        import pandas as pd
-
         from eominer.learning.manage import private_of_others, session_summaries
         from eominer.learning.models import MODEL_KINDS
 
         s = self.state
         with s.work("list sessions", quiet=True):
             self._rows = session_summaries(s.store, s.user, archived=self._archived.value)
-            self._table.value = pd.DataFrame(
+            self._table.value = table_frame(
                 [[r.record.name, r.record.owner, r.record.concept, r.labels, r.rounds,
                   r.last_activity, "yes" if r.shared else "", r.record.status,
                   r.record.created, ", ".join(r.record.product_ids),
                   ", ".join(r.record.feature_set_ids), r.record.session_id]
                  for r in self._rows],
-                columns=COLUMNS)
+                COLUMNS, SESSION_DTYPES)
             others = private_of_others(s.store, s.user, archived=self._archived.value)
             n = sum(others.values())
             # user names are the users' own text: escaped, as Markdown passes HTML through

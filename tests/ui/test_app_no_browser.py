@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from eominer.store.base import utcnow
 
+from .test_sessions_view import formatters
+
 
 def test_app_says_so_when_a_batch_job_holds_the_database(tmp_path, monkeypatch):
     """DuckDB has one writer per file: eominer processes take turns (each holds it per
@@ -65,3 +67,49 @@ def test_the_poll_reads_the_jobs_not_ended_once_for_the_status_line_and_the_offe
     (label,) = app.scope.jobs._stopped.options
     assert label.startswith("extract --features spectral (3 of 3 task(s) left; last ran ")
     assert app.scope.jobs._stopped.value == ("extract-x", "eominer extract --features spectral")
+
+
+def test_an_empty_workspace_says_how_to_fill_it_and_shows_what_the_cli_ingests(
+        tmp_path, monkeypatch, shared_data):
+    """A first start: the Scope tab says what to run (with the app's own --db when it is
+    not the default workspace), and a product ingested by another process meanwhile
+    appears at the next poll, without a page reload."""
+    import os
+    import subprocess
+    import sys
+
+    from eominer.ui.app import App
+
+    monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("EOMINER_DB", raising=False)
+    url = f"duckdb:///{tmp_path / 'team.duckdb'}"
+    app = App(db=url, user="ana")
+    empty = app.scope._empty
+    assert empty.visible and "has no products yet" in empty.object
+    assert f"`eominer ingest --db {url} S2A_MSIL2A_....SAFE`" in empty.object
+    assert f"`eominer demo --no-serve --db {url}`" in empty.object
+    assert app.state.message.startswith("no products yet")
+    app._poll_jobs()  # nothing came: nothing read again
+    assert empty.visible and app.scope._table.value.empty
+    shown = app.scope._table.get_root()  # the table as a browser gets it, empty
+
+    first = shared_data / "oscd" / "images" / "bordeaux" / "imgs_1"
+    env = {**os.environ, "EOMINER_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-m", "eominer", "ingest", "--db", url, "--levels", "64",
+         "--workers", "0", str(first)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    app._poll_jobs()
+    assert not empty.visible and empty.object == ""
+    assert app.state.message == ("1 product ingested: tick them here, extract their "
+                                 "features and start a session")
+    table = app.scope._table.value
+    assert list(table["product_id"]) == [p.product_id for p in app.state.store.product_list()]
+    assert len(table) == 1 and table["patches"].iloc[0] > 0
+    # its date shows as a date, not as epoch milliseconds (ui/tables.py)
+    assert formatters(shown) == {"acquired": "DateFormatter", "width": "NumberFormatter",
+                                 "height": "NumberFormatter", "patches": "NumberFormatter"}
+
+    # the default workspace: the command needs no --db
+    default = App(db=None, user="ben")
+    assert "`eominer ingest S2A_MSIL2A_....SAFE`" in default.scope._empty.object

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def formatters(model) -> dict[str, str]:
+    """The Tabulator model's formatters that are not plain text, by column (Panel sends
+    each as a dict with its Bokeh type)."""
+    kinds = {c.field: c.formatter["type"] for c in model.columns if c.field != "index"}
+    return {field: kind for field, kind in kinds.items() if kind != "StringFormatter"}
+
+
 def test_delete_shows_with_the_archived_list_and_asks_once(learn_store, oscd_db):
     from eominer.learning import manage
     from eominer.ui.sessions import SessionsView
@@ -14,8 +21,12 @@ def test_delete_shows_with_the_archived_list_and_asks_once(learn_store, oscd_db)
     manage.archive(learn_store, s.session_id, "ana")
     view = SessionsView(state=AppState(learn_store, user="ana"))
     assert not view._delete.visible and view._rows == []
+    shown = view._table.get_root()  # the table as a browser gets it, empty
     view._archived.value = True
     assert view._delete.visible and [r.record.session_id for r in view._rows] == [s.session_id]
+    # rows that came into an empty table show dates as dates, not epoch milliseconds
+    assert formatters(shown) == {"labels": "NumberFormatter", "rounds": "NumberFormatter",
+                                 "last activity": "DateFormatter", "created": "DateFormatter"}
     view.select(s.session_id)
     view._delete.clicks += 1  # the first click asks
     assert learn_store.session(s.session_id) is not None
