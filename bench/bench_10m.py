@@ -28,8 +28,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from eominer.learning.engine import SessionData
+    from eominer.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/realdata.py
 HERE = Path(__file__).resolve().parent
@@ -98,7 +105,7 @@ def build(db: Path, n: int, d: int, chunk: int = 1_000_000) -> None:
           f"{db.stat().st_size / 1e9:.2f} GB on disk", flush=True)
 
 
-def add_product(store) -> None:
+def add_product(store: Store) -> None:
     """The one product row the scope check needs (a synthetic product 'P')."""
     if store.product_exists("P"):
         return
@@ -269,7 +276,8 @@ def bench_overlay(n: int) -> None:
     line(f"overlay colouring of {cells:,} patch scores", t, None, ref, "the bare lookup")
 
 
-def paired_rounds(a, b, y: np.ndarray, kind: str, seed: int):
+def paired_rounds(a: SessionData, b: SessionData, y: np.ndarray, kind: str,
+                  seed: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(labels, float32 scores, int8 scores) per round of the simulated analyst: 2 + 2
     labels, then 12 a round picked by margin on the float32 session, up to 100."""
     from eominer.learning.engine import fit_score_pick
@@ -376,7 +384,7 @@ def ap_check_jittered(root: Path, n: int, jitter: float = 0.1, seeds: int = 2) -
               f"real patches behind the top 1,000 shared (min) {worst_ov:.2f}; AP float32/int8 at ~100 labels: {', '.join(last)}", flush=True)
 
 
-def _times(fn, repeat: int) -> list[float]:
+def _times(fn: Callable[[], object], repeat: int) -> list[float]:
     out = []
     for _ in range(repeat):
         t0 = time.perf_counter()

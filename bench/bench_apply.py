@@ -26,14 +26,18 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from eominer.store import FeatureSet, Store
 
 D = 64
 PRODUCTS = 8
 
 
-def build(store, n: int, seed: int = 0):
+def build(store: Store, n: int, seed: int = 0) -> tuple[FeatureSet, int]:
     """PRODUCTS products of n / PRODUCTS level-32 patches each, D features per patch."""
     import pyarrow as pa
 
@@ -79,7 +83,7 @@ def build(store, n: int, seed: int = 0):
     return fs, n
 
 
-def train(store, fs, spatial_context: float = 0.0) -> str:
+def train(store: Store, fs: FeatureSet, spatial_context: float = 0.0) -> str:
     """A logistic session over the first product, a few labels, one round, saved."""
     from eominer.learning.session import Session
 
@@ -96,7 +100,7 @@ def train(store, fs, spatial_context: float = 0.0) -> str:
     return s.save_model()
 
 
-def reset(store) -> None:
+def reset(store: Store) -> None:
     store.execute("DELETE FROM annotations")
     store.execute("DELETE FROM jobs")
     store.execute("CHECKPOINT")

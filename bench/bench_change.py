@@ -35,9 +35,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from eominer.change.align import Scene
+    from eominer.change.maps import ChangeMap
 
 
-def build_pair(size: int):
+def build_pair(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, tuple[float, ...]]:
     import numpy as np
 
     from eominer.change.align import CHANGE_BANDS, align_pair, scene_from_path
@@ -51,10 +58,10 @@ def build_pair(size: int):
         warnings.simplefilter("ignore")
         pair = align_pair(scene_from_path(base / "imgs_1"), scene_from_path(base / "imgs_2"))
 
-    def dn(scene):
+    def dn(scene: Scene) -> np.ndarray:
         return np.stack([scene.band(b) for b in CHANGE_BANDS]).astype(np.uint16)
 
-    def tile(a):
+    def tile(a: np.ndarray) -> np.ndarray:
         _, h, w = a.shape
         row = np.concatenate([a, a[:, :, ::-1]], axis=2)
         block = np.concatenate([row, row[:, ::-1, :]], axis=1)  # 2h x 2w, mirrored
@@ -69,7 +76,7 @@ def build_pair(size: int):
     return x1, x2, valid, pair.crs_wkt, pair.transform
 
 
-def memory_bound(x1, x2) -> float:
+def memory_bound(x1: np.ndarray, x2: np.ndarray) -> float:
     import numpy as np
 
     t = time.perf_counter()
@@ -96,7 +103,7 @@ def sgemm_rate(threads: int) -> float:
     return 2 * 2048**3 / best
 
 
-def filter_bound(valid, threads: int) -> float:
+def filter_bound(valid: np.ndarray, threads: int) -> float:
     """Seconds for the full-size Gaussian filters selftrain cannot avoid on a scene with no
     masked pixel (the benchmark's): per scale the seed map's and the decision's smoothed
     sums (3 x 2), and the final sigma-1 smoothing (1); each timed on one full-size band by
@@ -178,8 +185,8 @@ def main() -> int:
     return 0
 
 
-def patch_columns(cmap, x1, x2, valid, map_total: float, target: float,
-                  bound_mem: float) -> None:
+def patch_columns(cmap: ChangeMap, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+                  map_total: float, target: float, bound_mem: float) -> None:
     """Time the per-patch scores and `diff_tails` of levels 32, 64, 128 (every window of
     each level's grid, clipped at the edge, as ingest cuts them)."""
     import numpy as np

@@ -18,9 +18,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
-def build_pair(size: int):
+def build_pair(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, tuple[float, ...]]:
     import numpy as np
 
     from eominer.change.align import align_pair, scene_from_path
@@ -37,7 +41,7 @@ def build_pair(size: int):
 
     pair = align_pair(a, dataclasses.replace(a, data=data))
 
-    def tile(x):
+    def tile(x: np.ndarray) -> np.ndarray:
         _, h, w = x.shape
         row = np.concatenate([x, x[:, :, ::-1]], axis=2)
         block = np.concatenate([row, row[:, ::-1, :]], axis=1)

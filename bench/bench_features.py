@@ -33,6 +33,12 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one thread per process, as in extract's workers
@@ -45,14 +51,14 @@ def shared_data() -> Path:
     return Path(os.environ.get("EOMINER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def mirror_index(n_out: int, n_src: int, start: int = 0):
+def mirror_index(n_out: int, n_src: int, start: int = 0) -> np.ndarray:
     import numpy as np
 
     i = np.arange(start, start + n_out) % (2 * n_src)
     return np.where(i < n_src, i, 2 * n_src - 1 - i)
 
 
-def source_b08():
+def source_b08() -> np.ndarray:
     import numpy as np
     import rasterio
 
@@ -61,7 +67,7 @@ def source_b08():
         return ds.read(1).astype(np.float32) / np.float32(10000)
 
 
-def tiled_rows(src, size: int, r0: int, r1: int):
+def tiled_rows(src: np.ndarray, size: int, r0: int, r1: int) -> np.ndarray:
     """Rows [r0, r1) (may run past the edges: mirrored) of the size x size tiling,
     columns -halo..size+halo handled by the caller through `cols`."""
     import numpy as np
@@ -70,7 +76,7 @@ def tiled_rows(src, size: int, r0: int, r1: int):
     return np.take(src, rows, axis=-2)
 
 
-def block_padded(src, size: int, y0: int, y1: int, halo: int):
+def block_padded(src: np.ndarray, size: int, y0: int, y1: int, halo: int) -> np.ndarray:
     """Block rows [y0, y1) of the tiled band with `halo`, mirrored at the tile's edges
     (what extract's read_block gives)."""
     import numpy as np
@@ -82,7 +88,7 @@ def block_padded(src, size: int, y0: int, y1: int, halo: int):
     return np.pad(block, pad, mode="symmetric")
 
 
-def windows_for(rows: int, cols: int, levels=LEVELS):
+def windows_for(rows: int, cols: int, levels: tuple[int, ...] = LEVELS) -> np.ndarray:
     import numpy as np
 
     out = []
@@ -94,7 +100,7 @@ def windows_for(rows: int, cols: int, levels=LEVELS):
 
 
 # ---- 1. Gabor ----------------------------------------------------------------------
-def _gabor_half(args) -> tuple[float, float, int]:
+def _gabor_half(args: tuple[int, int, int]) -> tuple[float, float, int]:
     size, y0, y1 = args
     from scipy import fft
 
@@ -160,7 +166,7 @@ def bench_gabor(size: int, procs: int) -> None:
 
 
 # ---- 2./3. per-band reductions and WLD ---------------------------------------------------
-def _band_half(args) -> tuple[float, float]:
+def _band_half(args: tuple[int, int, int]) -> tuple[float, float]:
     """Mean/std (level 32) and WLD (3 levels) of rows [y0, y1) of the tiled band."""
     size, y0, y1 = args
     import numpy as np
@@ -194,18 +200,18 @@ def bench_band(size: int, procs: int) -> None:
           f"1 process, {p_wld:.2f} s in {procs} (target <= 1 s)")
 
 
-def _read_bound(band) -> float:
+def _read_bound(band: np.ndarray) -> float:
     return min(_timed(band.sum) for _ in range(3))
 
 
-def _timed(fn) -> float:
+def _timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
 
 
 # ---- 4. a whole product ------------------------------------------------------------------
-def _product_block(args) -> float:
+def _product_block(args: tuple[str, int, int, int]) -> float:
     ard, size, y0, y1 = args
     import numpy as np
 

@@ -35,8 +35,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from full_tile import ROOT, full_tile
+
+if TYPE_CHECKING:
+    from compute.runner import Task
+    from eominer.domain import SourceProduct
 
 TARGET_S = 180.0
 TARGET_RATIO = 1.5
@@ -58,7 +63,7 @@ def _decode(path: str, index: int, rows: tuple[int, int] | None) -> float:
     return time.perf_counter() - t
 
 
-def decode_bound(product, procs: int) -> tuple[float, float]:
+def decode_bound(product: SourceProduct, procs: int) -> tuple[float, float]:
     """(wall, CPU-seconds summed over parts) of decoding every part on `procs` processes."""
     from eominer.io.parts import plan_ard
 
@@ -80,7 +85,7 @@ def ingest_once(folder: Path, workers: int, levels: tuple[int, ...]) -> dict:
 
     committed: dict[str, float] = {}  # task id -> when the driver committed it
 
-    def on_task(done, to_run, patches, task, worker) -> None:
+    def on_task(done: int, to_run: int, patches: int, task: Task, worker: str) -> None:
         committed[task.task_id] = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as home:

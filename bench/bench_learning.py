@@ -26,11 +26,15 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def best(fn, repeat: int = 5) -> float:
+
+def best(fn: Callable[[], object], repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -39,7 +43,7 @@ def best(fn, repeat: int = 5) -> float:
     return min(times)
 
 
-def median(fn, repeat: int = 7) -> float:
+def median(fn: Callable[[], object], repeat: int = 7) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -156,7 +160,8 @@ def bench_load(n: int, d: int) -> None:
         pq.write_table(pa.table({"patch_id": ids, **{c: X[:, j] for j, c in enumerate(cols)}}),
                        parquet, compression="none")
 
-        def arrow_path():  # the same columns, the same conversion as read_features
+        def arrow_path() -> tuple[np.ndarray, np.ndarray]:
+            # the same columns, the same conversion as read_features
             t = pq.read_table(parquet)
             return t.column(0).to_numpy(), row_major(t, first=1)
 

@@ -22,6 +22,12 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from eominer.features.mosaiks import Bank
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -32,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 BLOCK = 1024
 
 
-def source_bands():
+def source_bands() -> np.ndarray:
     import numpy as np
     import rasterio
     from bench_features import shared_data
@@ -61,7 +67,7 @@ def sgemm_rate() -> float:
     return 3 * 2 * 2048 ** 3 / (time.perf_counter() - t0)
 
 
-def _part(args) -> tuple[float, float, int]:
+def _part(args: tuple[np.ndarray, Bank, int, int, int]) -> tuple[float, float, int]:
     from bench_features import block_padded, windows_for
 
     from eominer.features.mosaiks import mosaiks_features

@@ -20,12 +20,18 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from full_s1 import full_s1
 
+if TYPE_CHECKING:
+    from eominer.domain import SourceProduct
+    from eominer.io.read import Grid
 
-def gdal_blocks(product, grid, wins, tolerance: float) -> list[np.ndarray]:
+
+def gdal_blocks(product: SourceProduct, grid: Grid, wins: list[tuple[int, int, int, int]],
+                tolerance: float) -> list[np.ndarray]:
     """GDAL's warp of each block, from the window of the measurement under it."""
     import rasterio
     from rasterio.control import GroundControlPoint
@@ -63,7 +69,8 @@ def gdal_blocks(product, grid, wins, tolerance: float) -> list[np.ndarray]:
     return out
 
 
-def ours(product, grid, wins) -> list[np.ndarray]:
+def ours(product: SourceProduct, grid: Grid, wins: list[tuple[int, int, int, int]]
+         ) -> list[np.ndarray]:
     from eominer.io import s1_safe
 
     original = s1_safe._blocks

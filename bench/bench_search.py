@@ -22,14 +22,25 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from shapely.geometry.base import BaseGeometry
+
+    from eominer.learning.aoi import AOI
+    from eominer.learning.search import SearchResult
+    from eominer.store import FeatureSet, Store
 
 PRODUCTS = 16
 D = 128
 
 
-def median(fn, repeat: int = 3) -> float:
+def median(fn: Callable[[], object], repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -38,7 +49,7 @@ def median(fn, repeat: int = 3) -> float:
     return statistics.median(times)
 
 
-def best(fn, repeat: int = 5) -> float:
+def best(fn: Callable[[], object], repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -47,7 +58,8 @@ def best(fn, repeat: int = 5) -> float:
     return min(times)
 
 
-def build(store, n: int, seed: int = 0):
+def build(store: Store, n: int, seed: int = 0
+          ) -> tuple[FeatureSet, np.ndarray, np.ndarray, dict[str, Any]]:
     """16 products side by side (0.8 degree each), dates 2016-2018, patches with random
     cloud and valid fractions, and n x 128 features; returns the columns for the check."""
     import pyarrow as pa
@@ -96,7 +108,8 @@ def build(store, n: int, seed: int = 0):
                         "valid": valid, "year": year}
 
 
-def reference(ids, X, cols, aoi, like, top):
+def reference(ids: np.ndarray, X: np.ndarray, cols: dict[str, Any], aoi: BaseGeometry,
+              like: list[int], top: int) -> tuple[np.ndarray, int]:
     """Brute force over every row: numpy filter, shapely over all boxes, float64 sort."""
     import shapely
 
@@ -141,7 +154,7 @@ def main() -> None:
               f"{time.perf_counter() - t0:.1f} s", flush=True)
         like = [int(ids[n // 2 + 17]), int(ids[n // 2 + 900]), int(ids[3 * n // 4 + 5])]
 
-        def run():
+        def run() -> SearchResult:
             return search(store, like, top=args.top, where=where, aoi=aoi,
                           feature_set_ids=[fs.feature_set_id])
 
@@ -167,7 +180,7 @@ def main() -> None:
           f"{(t_mm + t_read) * 1e3:.0f} ms; ratio {t_search / (t_mm + t_read):.2f}")
 
 
-def run_aoi(geom):
+def run_aoi(geom: BaseGeometry) -> AOI:
     from eominer.learning.aoi import as_aoi, stored_aoi
 
     return stored_aoi(as_aoi(geom))

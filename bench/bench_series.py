@@ -32,6 +32,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from compute.series import SeriesReport
+    from eominer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -195,7 +203,8 @@ def full_tile_run(args: argparse.Namespace) -> None:
               "read every ARD for the bound, and ran the first tasks)", flush=True)
 
 
-def timed_runs(store, ids: list[str], runs: int, **series_kw):
+def timed_runs(store: Store, ids: list[str], runs: int, **series_kw: Any
+               ) -> Iterator[tuple[int, float, float, SeriesReport]]:
     """(run, seconds, bound seconds, report) per run: the bound (reading every ARD
     once) first, then the series job, not as a resume."""
     from compute.series import run_series

@@ -19,6 +19,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,7 +32,7 @@ def shared_data() -> Path:
     return Path(os.environ.get("EOMINER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def patches(n: int, bands: tuple[str, ...]):
+def patches(n: int, bands: tuple[str, ...]) -> np.ndarray:
     import numpy as np
 
     from eominer.change.align import reflectance, scene_from_path

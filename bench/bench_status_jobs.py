@@ -16,6 +16,11 @@ import argparse
 import statistics
 import tempfile
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def main() -> None:
@@ -43,7 +48,7 @@ def main() -> None:
             store.record_job_command("extract-00001", "eominer extract --features spectral",
                                      tmp, "ana")
 
-        def timed(fn) -> tuple[float, str]:
+        def timed(fn: Callable[[], Any]) -> tuple[float, str]:
             times, line = [], ""
             for _ in range(5):
                 t0 = time.perf_counter()

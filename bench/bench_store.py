@@ -14,9 +14,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from eominer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,7 +77,7 @@ def bench_engine(engine: str) -> None:
           f"{(N / dt_f) / 260:,.0f}x")
 
 
-def lease_cost(store, reps: int = 15) -> None:
+def lease_cost(store: Store, reps: int = 15) -> None:
     """The price of sharing the file (eominer.store.engines.DuckDBEngine): a label write
     (one transaction) when the file was released since the last use, so it reopens it,
     against the same write with the file held, as when one process owned it. Interleaved,
@@ -127,7 +133,7 @@ def bench_rasters() -> None:
         store = open_store(f"duckdb:///{tmp}/r.duckdb")
         (res,) = ingest_paths(store, [sample])
 
-        def best(fn, repeat: int = 7) -> float:
+        def best(fn: Callable[[], object], repeat: int = 7) -> float:
             times = []
             for _ in range(repeat):
                 t = time.perf_counter()

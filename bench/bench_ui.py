@@ -29,8 +29,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from playwright.sync_api import Page
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import free_port, local_page, start_server, stop_server  # noqa: E402
@@ -123,14 +130,14 @@ def build_store(home: Path, size: int, level: int, dims: int = 64, seed: int = 0
     return url
 
 
-def status_text(page) -> str:
+def status_text(page: Page) -> str:
     return page.locator(".eom-status").first.evaluate(
         "e => e.shadowRoot ? Array.from(e.shadowRoot.children).filter("
         "c => !['STYLE', 'LINK'].includes(c.tagName)).map(c => c.innerText).join(' ')"
         " : e.innerText")
 
 
-def wait_for(cond, timeout: float, what: str):
+def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
     t0 = time.time()
     while time.time() - t0 < timeout:
         v = cond()

@@ -15,13 +15,17 @@ import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from full_tile import ROOT, cache_dir, shared_data
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 BLOCK_LINES = 2400  # a multiple of the backscatter mosaic's 240 rows: blocks repeat it
 
 
-def full_s1(log=print) -> Path:
+def full_s1(log: Callable[[str], None] = print) -> Path:
     """The .SAFE folder of the full-size product, built on first use."""
     sys.path.insert(0, str(ROOT))  # the measurement helpers of the SAFE tests
     from tests.io.test_s1_safe import NAME, backscatter_db, to_dn

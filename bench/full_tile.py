@@ -15,6 +15,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 GRANULE_M = 109_800  # a Sentinel-2 granule is 109.8 km square
@@ -32,7 +36,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EOMINER_BENCH_DATA", ROOT / "bench" / "data"))
 
 
-def full_tile(log=print) -> Path:
+def full_tile(log: Callable[[str], None] = print) -> Path:
     """The IMG_DATA folder of the full-size granule, built on first use, with its cloud
     mask in QI_DATA beside it (as a product carries it)."""
     folder = cache_dir() / "T33UUU_full" / "IMG_DATA"

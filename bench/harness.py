@@ -11,6 +11,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Playwright, Route
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -129,14 +133,15 @@ def stop_server(proc: subprocess.Popen | None) -> None:
         proc.kill()
 
 
-def local_page(p, refused: list[str], scripts: tuple[str, ...] = (JS_HELPERS,)):
+def local_page(p: Playwright, refused: list[str], scripts: tuple[str, ...] = (JS_HELPERS,)
+               ) -> tuple[Browser, Page]:
     """(browser, page): headless Chromium, a 1600 x 1000 page whose requests outside
     127.0.0.1 are refused (and listed in `refused`), with `scripts` run in every
     document. Close the browser when done."""
     b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     page = b.new_page(viewport={"width": 1600, "height": 1000})
 
-    def route(r) -> None:
+    def route(r: Route) -> None:
         if r.request.url.startswith(LOCAL):
             r.continue_()
         else:

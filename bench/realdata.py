@@ -10,8 +10,12 @@ labelled rows, an exact search chunk by chunk) without holding the n x d matrix.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _SQRT12 = np.float32(np.sqrt(12.0))
 
@@ -44,7 +48,8 @@ def jittered_rows(real: np.ndarray, rows: np.ndarray, jitter: float) -> np.ndarr
     return real[rows % len(real)] + noise
 
 
-def jittered_chunks(real: np.ndarray, n: int, jitter: float, chunk: int = 1_000_000):
+def jittered_chunks(real: np.ndarray, n: int, jitter: float, chunk: int = 1_000_000
+                    ) -> Iterator[tuple[int, np.ndarray]]:
     """(first row, rows) of the n x d jittered matrix, chunk by chunk."""
     for a in range(0, n, chunk):
         yield a, jittered_rows(real, np.arange(a, min(n, a + chunk)), jitter)
