@@ -17,8 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from eominer.evaluation.tasks import Task
+    from eominer.store import Store
 
 
 def main() -> None:
@@ -57,7 +62,7 @@ def main() -> None:
                 flush=True)
 
 
-def ranking(store, task, fids: list[str]) -> np.ndarray | None:
+def ranking(store: Store, task: Task, fids: list[str]) -> np.ndarray | None:
     """`change_prob_mean` of the task's patches, in their order, from the set among
     `fids` that covers them all (None: no such set, the task was not run with it)."""
     for fid in fids:

@@ -21,9 +21,15 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from change_thresholds import CITIES, score_maps
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from eominer.change.selftrain import SelfTrained
 
 VARIANTS = ("pair", "archive", "mean", "loo")
 
@@ -49,7 +55,7 @@ def prepared(data: Path, city: str) -> dict:
             "guide": guide, "X": X, "y": y}
 
 
-def fit(X: np.ndarray, y: np.ndarray):
+def fit(X: np.ndarray, y: np.ndarray) -> SelfTrained:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -61,7 +67,7 @@ def fit(X: np.ndarray, y: np.ndarray):
     return st.SelfTrained(model, 0.0, 0.0, int((y == 1).sum()), int((y == 0).sum()))
 
 
-def probability(c: dict, fitted) -> np.ndarray:
+def probability(c: dict, fitted: SelfTrained) -> np.ndarray:
     """The product's whole-scene probability of `fitted` on a city (step 5 of selftrain)."""
     from eominer.change import selftrain as st
 
@@ -83,7 +89,8 @@ def main() -> None:
     every = fit(np.concatenate([c["X"] for c in cities.values()]),
                 np.concatenate([c["y"] for c in cities.values()]))
 
-    def maps():
+    def maps() -> Iterator[tuple[str, np.ndarray, np.ndarray,
+                                 dict[str, tuple[np.ndarray, None]]]]:
         for name, c in cities.items():
             others = [o for k, o in cities.items() if k != name]
             p = {"pair": probability(c, fit(c["X"], c["y"])),

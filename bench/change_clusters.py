@@ -103,7 +103,8 @@ def distance(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str) -> np
     return np.where(valid, d.reshape(valid.shape), 0).astype(np.float32)
 
 
-def probability_of(variant: str, x1, x2, valid) -> np.ndarray:
+def probability_of(variant: str, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray
+                   ) -> np.ndarray:
     from eominer.change.normalise import to_probability
     from eominer.change.selftrain import SCALES, masked_smooth, selftrain_probability
 

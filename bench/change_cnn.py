@@ -21,9 +21,15 @@ to score). ~1 min a city for each student on 2 cores."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from change_thresholds import arguments, score_cities  # this folder
+
+if TYPE_CHECKING:
+    from tensorflow import Tensor
+
+    from eominer.change.align import AlignedPair
 
 VARIANTS = ("regression", "cnn", "cnn_mean")
 TEACHER_HIGH, TEACHER_LOW = 0.98, 0.80
@@ -49,7 +55,8 @@ def pseudo_labels(teacher: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return y
 
 
-def student_probability(x1, x2, valid, teacher, seed: int = 0) -> np.ndarray:
+def student_probability(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, teacher: np.ndarray,
+                        seed: int = 0) -> np.ndarray:
     import tensorflow as tf
 
     from eominer.change.selftrain import POST_SIGMA, masked_smooth
@@ -89,7 +96,7 @@ def student_probability(x1, x2, valid, teacher, seed: int = 0) -> np.ndarray:
     opt = tf.keras.optimizers.Adam(1e-3)
 
     @tf.function
-    def step(xb, yb):
+    def step(xb: Tensor, yb: Tensor) -> None:
         labelled = tf.cast(yb >= 0, tf.float32)
         target = tf.cast(yb > 0, tf.float32)
         weight = labelled * (1.0 + (w_change - 1.0) * target)
@@ -113,7 +120,8 @@ def main() -> None:
     args = arguments(__doc__, VARIANTS)
     maps: dict[tuple, dict[str, np.ndarray]] = {}
 
-    def probability_of(variant: str, pair, _cached) -> np.ndarray:
+    def probability_of(variant: str, pair: AlignedPair, _cached: np.ndarray | None
+                       ) -> np.ndarray:
         # one teacher and one student a city, shared by its variants (its pixels name it)
         key = (pair.x1.shape, float(pair.x1[:, ::37, ::41].sum()))
         if key not in maps:

@@ -50,7 +50,7 @@ def main() -> None:
         cm = change_map(pair.x1, pair.x2, pair.valid, "selftrain_regression", 0)
         r, c = truth.shape[0] // PATCH, truth.shape[1] // PATCH
 
-        def blocks(a: np.ndarray, r=r, c=c) -> np.ndarray:
+        def blocks(a: np.ndarray, r: int = r, c: int = c) -> np.ndarray:
             return a[:r * PATCH, :c * PATCH].reshape(r, PATCH, c, PATCH).transpose(
                 0, 2, 1, 3).reshape(r * c, PATCH * PATCH)
 

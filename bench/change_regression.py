@@ -89,7 +89,8 @@ def min_over_shifts(a: np.ndarray, b: np.ndarray, r: int = 1) -> np.ndarray:
     return out
 
 
-def probability_of(variant: str, x1, x2, valid, cached: np.ndarray) -> np.ndarray:
+def probability_of(variant: str, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+                   cached: np.ndarray) -> np.ndarray:
     from eominer.change.cva import cva_distance
     from eominer.change.normalise import to_probability
     from eominer.change.selftrain import SCALES, masked_smooth, selftrain_probability

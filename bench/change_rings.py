@@ -22,7 +22,12 @@ used only to score."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from eominer.change.align import AlignedPair
 
 VARIANTS = ("ring", "ringvote", "st_ring", "st_reg", "st_both")
 
@@ -53,7 +58,7 @@ def ring_maps(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, rings: int,
     return [np.where(valid, m / x1.shape[0], 0).astype(np.float32) for m in out]
 
 
-def probability_of(variant: str, pair, rings: int, reach: int) -> np.ndarray:
+def probability_of(variant: str, pair: AlignedPair, rings: int, reach: int) -> np.ndarray:
     from scipy import ndimage
 
     from eominer.change.normalise import to_probability

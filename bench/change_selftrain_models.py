@@ -21,15 +21,22 @@ AUPRC. Labels are used only to score."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from change_thresholds import arguments, score_cities
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+
+    from eominer.change.align import AlignedPair
 
 VARIANTS = ("base", "lr_c", "hgb_c", "mlp_c", "lr_g", "hgb_g", "mlp_g", "lr_c_tex", "lr_g_tex")
 TEXTURE_WINDOW = 3  # px: the local standard deviation of `_tex` variants
 
 
-def model(kind: str):
+def model(kind: str) -> HistGradientBoostingClassifier | Pipeline:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -103,7 +110,7 @@ def self_trained(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str,
 def main() -> None:
     args = arguments(__doc__, VARIANTS)
 
-    def probability_of(v: str, pair, cached: np.ndarray) -> np.ndarray:
+    def probability_of(v: str, pair: AlignedPair, cached: np.ndarray) -> np.ndarray:
         if v == "base":
             return cached
         kind, seed, *tex = v.split("_")

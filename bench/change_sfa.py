@@ -84,7 +84,8 @@ def sfa_distance(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, kind: str = 
     return np.where(valid, np.sqrt(t), 0).astype(np.float32)
 
 
-def probability_of(variant: str, x1, x2, valid) -> np.ndarray:
+def probability_of(variant: str, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray
+                   ) -> np.ndarray:
     from eominer.change.normalise import to_probability
     from eominer.change.selftrain import SCALES, masked_smooth, selftrain_probability
 

@@ -18,8 +18,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from keras import Model
 
 CITIES = ("abudhabi", "aguasclaras", "bercy", "bordeaux", "hongkong", "nantes", "paris",
           "rennes", "saclay_e")
@@ -41,7 +45,7 @@ def windows(x: np.ndarray, valid: np.ndarray, stride: int = 16) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def fully_convolutional(enc, n_bands: int):
+def fully_convolutional(enc: Model, n_bands: int) -> Model:
     """The trained encoder's layers on any image size; outputs: each block's ReLU."""
     import keras
 
@@ -61,7 +65,8 @@ def fully_convolutional(enc, n_bands: int):
     return model
 
 
-def dcva(model, x1, x2, valid, mean, std, layers) -> np.ndarray:
+def dcva(model: Model, x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, mean: np.ndarray,
+         std: np.ndarray, layers: list[int]) -> np.ndarray:
     """(rows, cols) distance: per layer, channel differences over their robust scale,
     upsampled to 10 m and robust-z'd on the valid pixels; mean over `layers`."""
     from scipy.ndimage import uniform_filter, zoom
@@ -71,7 +76,7 @@ def dcva(model, x1, x2, valid, mean, std, layers) -> np.ndarray:
     h, w = valid.shape
     H, W = -(-h // 4) * 4, -(-w // 4) * 4  # strides 2 x 2: a multiple of 4 maps back
 
-    def feats(x):
+    def feats(x: np.ndarray) -> list[np.ndarray]:
         z = ((x.transpose(1, 2, 0) - mean) / std).astype(np.float32)
         z = np.pad(z, ((0, H - h), (0, W - w), (0, 0)), mode="reflect")
         return [np.asarray(f)[0] for f in model(z[None], training=False)]

@@ -28,7 +28,7 @@ def segments(x1: np.ndarray, x2: np.ndarray, valid: np.ndarray, size: int) -> np
     """SLIC labels (rows, cols), about `size` px a segment, on the valid pixels."""
     from skimage.segmentation import slic
 
-    def z(x):
+    def z(x: np.ndarray) -> np.ndarray:
         v = x[:, valid]
         return (x - np.median(v, axis=1)[:, None, None]) / (v.std(axis=1)[:, None, None] + 1e-6)
 

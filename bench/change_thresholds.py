@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+
+    from eominer.change.align import AlignedPair
 
 CITIES = ("abudhabi", "aguasclaras", "bercy", "bordeaux", "hongkong", "nantes", "paris",
           "rennes", "saclay_e")
@@ -99,10 +105,10 @@ def main() -> None:
         v = prob[valid].astype(np.float64)
         lv = logit(v)
 
-        def ki(x, model):
+        def ki(x: np.ndarray, model: str) -> float:
             return kittler_illingworth(x, None, model=model).threshold
 
-        def back(t):
+        def back(t: float) -> float:
             return float(1 / (1 + np.exp(-t)))
 
         th = {"otsu": otsu_threshold(prob, valid, 0), "ki_p": ki(v, "gaussian"),
@@ -114,7 +120,9 @@ def main() -> None:
     summary(pooled, f1)
 
 
-def score_cities(variants: list[str], probability_of, data: Path, cache: Path | None) -> None:
+def score_cities(variants: list[str],
+                 probability_of: Callable[[str, AlignedPair, np.ndarray | None], np.ndarray],
+                 data: Path, cache: Path | None) -> None:
     """Per city and variant, `probability_of(variant, pair, cached)` (`cached`:
     `selftrain_encoder`'s map; None without a `cache`) thresholded by Otsu; prints each
     city's F1 / best-threshold F1 and seconds, then per variant the pooled F1, its bound
@@ -123,7 +131,8 @@ def score_cities(variants: list[str], probability_of, data: Path, cache: Path | 
 
     from eominer.evaluation.oscd import load_city
 
-    def maps():
+    def maps() -> Iterator[tuple[str, np.ndarray, np.ndarray,
+                                 dict[str, tuple[np.ndarray, float]]]]:
         for city in CITIES:
             cached = probability(data, city, cache)[0] if cache is not None else None
             pair, truth = load_city(data, city)
@@ -136,7 +145,10 @@ def score_cities(variants: list[str], probability_of, data: Path, cache: Path | 
     score_maps(variants, maps())
 
 
-def score_maps(variants: list[str], cities) -> None:
+def score_maps(variants: list[str],
+               cities: Iterable[tuple[str, np.ndarray, np.ndarray,
+                                      Mapping[str, tuple[np.ndarray, float | None]]]]
+               ) -> None:
     """`cities`: per city, (name, valid, truth, {variant: (probability, seconds or
     None)}). Each map thresholded by Otsu; prints each city's F1 / best-threshold F1 (and
     seconds), then per variant the pooled F1, its bound (`best_f1`) and AUPRC."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from eominer.change.selftrain import (
 )
 from eominer.change.threshold import binary_map, otsu_threshold
 from eominer.evaluation.change_metrics import confusion, from_confusion
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 CITIES = ("abudhabi", "aguasclaras", "bercy", "bordeaux", "hongkong", "nantes", "paris",
           "rennes", "saclay_e")
@@ -94,12 +98,17 @@ def rank01(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return r
 
 
-def ms(x: np.ndarray, valid: np.ndarray, dens) -> np.ndarray:
+def ms(x: np.ndarray, valid: np.ndarray, dens: list[np.ndarray | None]) -> np.ndarray:
     """Masked mean over SCALES (seed_map of any per-pixel map)."""
     return seed_map(x, valid, dens)
 
 
-def selftrain_general(x1, x2, valid, seed_kind="cva", extra=(), seed=0, a=None):
+def selftrain_general(
+    x1: np.ndarray, x2: np.ndarray, valid: np.ndarray,
+    seed_kind: str | Callable[[np.ndarray, list[np.ndarray | None]],
+                              np.ndarray | tuple[np.ndarray, np.ndarray]] = "cva",
+    extra: Iterable[np.ndarray] = (), seed: int = 0, a: object = None,
+) -> np.ndarray:
     """selftrain with an optional other seed map and extra per-pixel features (each also
     smoothed at SCALES, like m). Explicit features (fine at OSCD size)."""
     from sklearn.linear_model import LogisticRegression
@@ -147,7 +156,7 @@ def selftrain_general(x1, x2, valid, seed_kind="cva", extra=(), seed=0, a=None):
     return p
 
 
-def otsu_binary(p, valid):
+def otsu_binary(p: np.ndarray, valid: np.ndarray) -> np.ndarray:
     th = otsu_threshold(p, valid, 0)
     return binary_map(p, valid, th)
 
@@ -157,12 +166,12 @@ def run_variant(name: str, A: dict[str, np.ndarray], memo: dict) -> np.ndarray:
     x1, x2, valid = A["x1"], A["x2"], A["valid"]
     dens = mask_weights(valid)
 
-    def p_self():
+    def p_self() -> np.ndarray:
         if "self" not in memo:
             memo["self"] = selftrain_general(x1, x2, valid)
         return memo["self"]
 
-    def p_enc():
+    def p_enc() -> np.ndarray:
         return to_probability(A["enc"], valid, 0)
 
     enc = A["enc"]
@@ -203,7 +212,7 @@ def run_variant(name: str, A: dict[str, np.ndarray], memo: dict) -> np.ndarray:
             rank01(ms(m, valid, dn), valid) + rank01(enc_ms, valid)),
             extra=[enc, *np.abs(A["encdiff"])])
     elif name in ("agree", "agree_dist"):  # change: both seeds high (min rank); no change: both low (max rank)
-        def sk(m, dn):
+        def sk(m: np.ndarray, dn: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
             r1, r2 = rank01(ms(m, valid, dn), valid), rank01(enc_ms, valid)
             return np.minimum(r1, r2), np.maximum(r1, r2)
         p = selftrain_general(x1, x2, valid, sk, extra=[enc] if name == "agree_dist" else ())

