@@ -222,6 +222,8 @@ def session_run(db: Path, n_rounds: int) -> None:
         fetch.append(time.perf_counter() - t0)
         rows = np.concatenate([rows, pick])
         y = np.concatenate([y, truth(pick)])
+    # `s` is `scores` itself, which the timings below overwrite: the last round's copy
+    last_round = s.copy()
     line(f"round logistic (fit + score {n:,} + pick 20)", statistics.median(times), 0.3,
          read_t, "reading the codes once")
     print(f"  rounds: {', '.join(f'{t * 1e3:.0f}' for t in times)} ms; reading the 20 new "
@@ -238,8 +240,8 @@ def session_run(db: Path, n_rounds: int) -> None:
          "reading the codes once")
     from eominer.learning.quality import ranking_change
 
-    prev = s.copy()  # the last round's scores; `Session.run_round` compares each round's
-    change = statistics.median(_times(lambda: ranking_change(prev, scores), 5))
+    # `Session.run_round` compares each round's scores with the last round's
+    change = statistics.median(_times(lambda: ranking_change(last_round, scores), 5))
     line("  + ranking change vs the previous round (Session.run_round)", change, None,
          read_t, "reading the codes once")
     t0 = time.perf_counter()
