@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import click
 
 from eominer.cli import db_option
+
+# why the server's socket could not be bound, and what to do
+BIND_HINTS = {
+    errno.EADDRINUSE: "another program uses this port (another eominer serve?): choose "
+                      "another with --port N, or stop the one that holds it",
+    errno.EADDRNOTAVAIL: "this machine has no such address: --address 127.0.0.1 (this "
+                         "machine only), or 0.0.0.0 (every interface; with a log-in, "
+                         "--basic-auth or --oauth-provider)",
+    errno.EACCES: "ports below 1024 need administrator rights: choose --port 1024 or above",
+}
 
 
 @click.command()
@@ -103,6 +114,13 @@ def serve(db: str | None, port: int, address: str, basic_auth: str | None,
     warnings.filterwarnings("ignore", "Dataset has no geotransform", NotGeoreferencedWarning,
                             "rasterio.warp")
     click.echo(f"eominer app on http://{address}:{port}/ (ctrl-c to stop)")
-    pn.serve({"/": lambda: create_app(db)}, port=port, address=address, show=show,
-             websocket_origin=[f"{address}:{port}", f"localhost:{port}"],
-             title="eominer", threaded=False, **kwargs)
+    try:
+        pn.serve({"/": lambda: create_app(db)}, port=port, address=address, show=show,
+                 websocket_origin=[f"{address}:{port}", f"localhost:{port}"],
+                 title="eominer", threaded=False, **kwargs)
+    except OSError as exc:  # the socket could not be bound: say why, not a traceback
+        hint = BIND_HINTS.get(exc.errno or 0)
+        if hint is None:
+            raise
+        raise click.ClickException(
+            f"cannot listen on {address}:{port}: {exc.strerror}; {hint}") from exc

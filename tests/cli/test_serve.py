@@ -25,3 +25,27 @@ def test_serve_refuses_bad_auth_options(args, message, tmp_path, monkeypatch):
                                         "--no-show", *args])
     assert result.exit_code == 2, result.output
     assert re.search(message, result.output), result.output
+
+
+@pytest.mark.timeout(120)
+def test_serve_on_a_port_in_use_says_so_without_a_traceback(tmp_path, monkeypatch):
+    """A second `eominer serve` on the same port (the usual cause): exit 1 with what to do,
+    instead of tornado's OSError traceback."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from eominer.cli.serve import serve
+
+    monkeypatch.setenv("EOMINER_HOME", str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(serve, ["--db", f"duckdb:///{tmp_path / 'x.duckdb'}",
+                                            "--no-show", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; another " \
+           "program uses this port (another eominer serve?): choose another with --port N" \
+           in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
