@@ -20,6 +20,25 @@ BIND_HINTS = {
 }
 
 
+def exposure_warning(address: str, login: bool) -> str | None:
+    """What to say when the app listens beyond this machine with no log-in: whoever
+    reaches the port labels under the server's user and runs SQL on the database."""
+    import ipaddress
+
+    if login:
+        return None
+    try:
+        local = ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a host name: local only if it is localhost
+        local = address == "localhost"
+    if local:
+        return None
+    return (f"warning: the app listens on {address} without a log-in: anyone who reaches "
+            "this port labels as this server's user and runs SQL on the database. Add "
+            "--basic-auth FILE or --oauth-provider NAME, or use --address 127.0.0.1 behind "
+            "a reverse proxy that logs users in.")
+
+
 @click.command()
 @db_option
 @click.option("--port", default=5006, show_default=True, type=click.IntRange(1, 65535),
@@ -113,6 +132,9 @@ def serve(db: str | None, port: int, address: str, basic_auth: str | None,
     # its transform: tests/ui/test_webmercator.py), so a spurious line would reach the log
     warnings.filterwarnings("ignore", "Dataset has no geotransform", NotGeoreferencedWarning,
                             "rasterio.warp")
+    exposed = exposure_warning(address, bool(basic_auth or oauth_provider))
+    if exposed:
+        click.secho(exposed, fg="yellow", err=True)
     click.echo(f"eominer app on http://{address}:{port}/ (ctrl-c to stop)")
     try:
         pn.serve({"/": lambda: create_app(db)}, port=port, address=address, show=show,

@@ -49,3 +49,19 @@ def test_serve_on_a_port_in_use_says_so_without_a_traceback(tmp_path, monkeypatc
            "program uses this port (another eominer serve?): choose another with --port N" \
            in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(("address", "login", "warned"), [
+    ("127.0.0.1", False, False), ("::1", False, False), ("localhost", False, False),
+    ("0.0.0.0", False, True), ("192.168.1.20", False, True), ("eo.example.org", False, True),
+    ("0.0.0.0", True, False),
+])
+def test_serve_warns_when_the_app_listens_beyond_this_machine_without_a_log_in(
+        address, login, warned):
+    from eominer.cli.serve import exposure_warning
+
+    said = exposure_warning(address, login)
+    assert (said is not None) == warned
+    if warned:
+        assert said.startswith(f"warning: the app listens on {address} without a log-in")
+        assert "--basic-auth FILE or --oauth-provider NAME" in said
