@@ -43,16 +43,19 @@ $(VENV)/.installed: pyproject.toml | uv
 
 # MonetDB's embedded engine has wheels for Python <= 3.10 only: a side environment runs
 # the store's contract tests on it, the sessions' tests (tests/learning, whose shared
-# workspace is a monetdbe database there), and the analyst's CLI flow against DuckDB's
+# workspace is a monetdbe database there), the analyst's CLI flow against DuckDB's
 # answers (tests/store/test_product_flow.py: the core dependencies, Ray, scikit-image, the
-# export and index libraries; setuptools<81 because monetdbe imports pkg_resources). It
+# export and index libraries; setuptools<81 because monetdbe imports pkg_resources), and
+# the app's views without a browser on a monetdbe store (UI_MONETDBE: the `ui` extra's
+# Panel, HoloViews and Pillow; tests/ui/conftest.py skips the browser tests there). It
 # depends on this Makefile, which holds its list: a package added here is installed.
 .venv-monetdbe/.installed: Makefile | uv
 	@test -n "$(PY310)" || { echo "error: Python 3.10 not found (pyenv install 3.10)"; exit 1; }
 	$(UV) venv --allow-existing --no-python-downloads -p $(PY310) .venv-monetdbe
 	$(UV) pip install --compile-bytecode -p .venv-monetdbe/bin/python monetdbe numpy pyarrow pytest \
 		pytest-timeout 'setuptools<81' click rich scipy rasterio duckdb shapely pystac \
-		scikit-learn numba ray threadpoolctl scikit-image pyogrio pyproj usearch
+		scikit-learn numba ray threadpoolctl scikit-image pyogrio pyproj usearch \
+		'panel>=1.5' 'holoviews>=1.19' 'pillow>=10'
 	@touch $@
 
 # Debian's Chromium for the browser tests (never a downloaded browser build).
@@ -64,13 +67,20 @@ browser:
 demo: $(VENV)/.installed
 	$(VENV)/bin/eominer demo
 
+# The app's tests without a browser that reach the store (docs/app.md); left out: the
+# browser-only files and those of rasters and geometry alone (layers, thumbnails,
+# webmercator), where the engine plays no part
+UI_MONETDBE := $(addprefix tests/ui/test_,app_no_browser.py archive.py jobs.py mapview.py \
+	publish_apply.py removal.py review.py rounds.py scope.py sessions_view.py sqlconsole.py \
+	state.py)
+
 # PYTHONFAULTHANDLER: a native crash, even in interpreter shutdown after pytest has
 # finished, prints every thread's Python stack (pytest's own handler is off by then)
 test: $(VENV)/.installed .venv-monetdbe/.installed browser
 	$(VENV)/bin/ruff check eominer compute tests bench
 	PYTHONFAULTHANDLER=1 $(VENV)/bin/pytest -q -p no:cacheprovider --durations=30
 	EOMINER_TEST_ENGINES=monetdbe PYTHONPATH=$(CURDIR) .venv-monetdbe/bin/python -m pytest \
-		-q -p no:cacheprovider tests/store tests/learning
+		-q -p no:cacheprovider tests/store tests/learning $(UI_MONETDBE)
 
 bench: $(VENV)/.installed .venv-monetdbe/.installed browser
 	@mkdir -p bench/results

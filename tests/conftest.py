@@ -18,10 +18,33 @@ if not hasattr(datetime, "UTC"):
     datetime.UTC = datetime.timezone.utc  # type: ignore[attr-defined]  # noqa: UP017
 
 ROOT = Path(__file__).resolve().parents[1]
-# the store of the shared learning workspace (`oscd_db`, `learn_store`): monetdbe where
-# the run lists it (make test's Python 3.10 side environment), else DuckDB
+# the store of the shared learning workspace (`oscd_db`, `learn_store`) and of the app's
+# views (tests/ui: `ui_base`, `ui_store`): monetdbe where the run lists it (make test's
+# Python 3.10 side environment), else DuckDB
 LEARN_ENGINE = "monetdbe" if "monetdbe" in os.environ.get(
     "EOMINER_TEST_ENGINES", "").split(",") else "duckdb"
+
+
+def engine_db(folder: Path, stem: str) -> Path:
+    """Where a LEARN_ENGINE database named `stem` lives in `folder`: a DuckDB file, or
+    monetdbe's folder."""
+    return folder / (f"{stem}.duckdb" if LEARN_ENGINE == "duckdb" else f"{stem}_monetdbe")
+
+
+def engine_url(db: Path) -> str:
+    return f"{LEARN_ENGINE}:///{db}"
+
+
+def copy_engine_db(src: Path, folder: Path, stem: str) -> str:
+    """A copy of the (closed) LEARN_ENGINE database `src` in `folder`: its URL. monetdbe
+    serves one database per process: open one copy at a time."""
+    db = engine_db(folder, stem)
+    if LEARN_ENGINE == "duckdb":
+        shutil.copy(src, db)
+    else:  # monetdbe's database is a folder (closed: the copy is whole)
+        shutil.copytree(src, db)
+    return engine_url(db)
+
 
 # Every Ray a test starts (local, or the fake multi-node cluster) stays on 127.0.0.1:
 # set before anything imports Ray (see compute.runtime.LOCAL_RAY_ENV).
@@ -152,8 +175,8 @@ def oscd_db(tmp_path_factory, shared_data: Path) -> dict:
     home = tmp_path_factory.mktemp("learn_ws")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EOMINER_HOME", str(home))
-        db = home / ("base.duckdb" if LEARN_ENGINE == "duckdb" else "base_monetdbe")
-        store = open_store(f"{LEARN_ENGINE}:///{db}")
+        db = engine_db(home, "base")
+        store = open_store(engine_url(db))
         imgs = shared_data / "oscd" / "images" / CITY
         res = ingest_paths(store, [imgs / "imgs_1", imgs / "imgs_2"], levels=LEVELS)
         p1, p2 = res[0], res[1]
@@ -181,13 +204,7 @@ def learn_store(oscd_db: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path / "ws"))
     os.makedirs(tmp_path / "ws", exist_ok=True)
-    if LEARN_ENGINE == "duckdb":
-        db = tmp_path / "t.duckdb"
-        shutil.copy(oscd_db["db"], db)
-    else:  # monetdbe's database is a folder (closed: the copy is whole)
-        db = tmp_path / "t_monetdbe"
-        shutil.copytree(oscd_db["db"], db)
-    store = open_store(f"{LEARN_ENGINE}:///{db}")
+    store = open_store(copy_engine_db(oscd_db["db"], tmp_path, "t"))
     yield store
     store.close()
 

@@ -193,8 +193,6 @@ def test_the_app_map_draws_a_product_across_180_in_one_piece(across, monkeypatch
     the map's extent was the whole world (-20,037 km .. 20,037 km) and GDAL's suggested
     overlay for the product 1086 x 0 px."""
     from eominer.learning.taxonomy import ensure_taxonomy
-    pytest.importorskip("panel", reason="the app's views need Panel, which make test's "
-                        "monetdbe side environment does not install")
     from eominer.ui.mapview import MapView
     from eominer.ui.state import AppState
     from eominer.ui.webmercator import WORLD_X

@@ -86,8 +86,6 @@ def test_duplicate_keeps_the_labels_with_another_model(learn_store, oscd_db):
 
 def test_refine_publishes_and_starts_the_finer_level_in_the_api_the_cli_and_the_app(
         learn_store, oscd_db, capsys, tmp_path):
-    pytest.importorskip("panel", reason="the app's views need Panel, which make test's "
-                        "monetdbe side environment does not install")
     from eominer.ui.sessions import SessionsView
     from eominer.ui.state import AppState
     from tests.cli.process import in_process

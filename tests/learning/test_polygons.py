@@ -205,8 +205,6 @@ def test_app_downloads_polygons_with_their_stac_item(learn_store, oscd_db, tmp_p
     a zip of the format's file and the STAC Item, equal to the API's export."""
     import zipfile
 
-    pytest.importorskip("panel", reason="the app's views need Panel, which make test's "
-                        "monetdbe side environment does not install")
     from eominer.ui.publish import POLYGON_FORMATS, PublishView
     from eominer.ui.state import AppState
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import engine_db, engine_url
+
 
 @pytest.fixture
 def four_band_store(four_band_pair, tmp_path: Path, monkeypatch):
@@ -16,7 +18,7 @@ def four_band_store(four_band_pair, tmp_path: Path, monkeypatch):
     from eominer.store import open_store
 
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path))
-    with open_store(f"duckdb:///{tmp_path / 'db.duckdb'}") as store:
+    with open_store(engine_url(engine_db(tmp_path, "db"))) as store:
         ingest_paths(store, list(four_band_pair), levels=(32,))
         yield store
 
@@ -56,6 +58,8 @@ def test_the_extract_job_uses_the_ssl_encoder_chosen_in_the_app(four_band_store)
     """Two encoders trained for real (one epoch each, seeds 0 and 1) are listed newest
     first after 'the newest'; choosing the older one puts `--param
     ssl.model_id=ssl-v1` in the extract command, and only when `ssl` is extracted."""
+    pytest.importorskip("tensorflow", reason="training an encoder needs TensorFlow (not in "
+                        "the monetdbe side environment)")
     from eominer.features.encoder import set_single_thread
     from eominer.features.ssl import train_ssl
     from eominer.ui.jobs import NEWEST, JobsView
@@ -142,7 +146,7 @@ def test_change_of_more_than_two_selected_dates_pairs_each_with_its_next(oscd, t
     from eominer.ui.state import AppState
 
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path))
-    with open_store(f"duckdb:///{tmp_path / 'db.duckdb'}") as store:
+    with open_store(engine_url(engine_db(tmp_path, "db"))) as store:
         ids = {c: [r.product_id for r in ingest_paths(
             store, [oscd / "images" / c / "imgs_1", oscd / "images" / c / "imgs_2"],
             levels=(64,))] for c in ("paris", "bercy")}

@@ -13,7 +13,10 @@ import pytest
 
 from tests.learning.sessions import _create, _trained, answered
 
+from .conftest import job_process
 
+
+@job_process
 @pytest.mark.ray
 @pytest.mark.timeout(400)
 def test_apply_to_the_archive_from_the_publish_tab(learn_store, oscd_db):

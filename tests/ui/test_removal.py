@@ -5,9 +5,9 @@ against `eominer serve`."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+
+from tests.conftest import copy_engine_db
 
 from .browser import (
     BORDEAUX_1,
@@ -29,8 +29,7 @@ def store(ui_base, tmp_path, monkeypatch):
     from eominer.store import open_store
 
     monkeypatch.setenv("EOMINER_HOME", str(tmp_path))
-    shutil.copy(ui_base[1], tmp_path / "ui.duckdb")
-    with open_store(f"duckdb:///{tmp_path / 'ui.duckdb'}") as s:
+    with open_store(copy_engine_db(ui_base[1], tmp_path, "ui")) as s:
         yield s
 
 
