@@ -319,10 +319,11 @@ class StoreBase:
     def read_only_arrow(self, text: str, params: Sequence[Any] = (),
                         timeout_s: float = 30.0) -> pa.Table:
         """The user-SQL path: `text` (already through `check_read_only`) runs on the
-        engine's reader in a transaction that is rolled back, cancelled after `timeout_s`;
-        DuckDB's reader cannot touch files. Errors become ReadOnlySQLError / UserSQLError."""
+        engine's reader in a transaction that is rolled back, cancelled after `timeout_s`
+        (DuckDB: interrupted from a timer; MonetDB: its own query timeout); DuckDB's reader
+        cannot touch files. Errors become ReadOnlySQLError / UserSQLError."""
         timed_out = threading.Event()
-        with self.engine.reader() as engine:
+        with self.engine.reader() as engine, engine.statement_timeout(timeout_s):
 
             def cancel() -> None:
                 timed_out.set()
@@ -332,11 +333,11 @@ class StoreBase:
             engine.begin()
             timer.start()
             try:
-                if type(engine).interrupt is Engine.interrupt:  # cannot cancel: as it is
+                if type(engine).interrupt is Engine.interrupt:  # MonetDB: its own timeout
                     return engine.query_arrow(text, params)
                 return _ctrl_c_cancels(lambda: engine.query_arrow(text, params), cancel)
             except Exception as exc:
-                if timed_out.is_set():
+                if timed_out.is_set() or _TIMED_OUT.search(str(exc)):
                     raise UserSQLError(
                         f"query cancelled after {timeout_s:g} s: narrow it with WHERE or LIMIT"
                     ) from exc
@@ -368,6 +369,9 @@ def _strip_comments(sql: str) -> str:
     lines = [ln.split("--", 1)[0] for ln in sql.splitlines()]
     return " ".join(lines).strip()
 
+
+# how MonetDB says that its query timeout (`Engine.statement_timeout`) ended a statement
+_TIMED_OUT = re.compile(r"aborted due to timeout", re.IGNORECASE)
 
 # how DuckDB and MonetDB word a syntax error
 SYNTAX_ERROR = re.compile(r"syntax error|parser error", re.IGNORECASE)

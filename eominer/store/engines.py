@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import atexit
 import contextlib
+import math
 import os
 import re
 import threading
@@ -96,6 +97,12 @@ class Engine(abc.ABC):
 
     def interrupt(self) -> None:
         """Cancel the running statement, where the engine can."""
+
+    @contextlib.contextmanager
+    def statement_timeout(self, seconds: float) -> Iterator[None]:
+        """Meanwhile the engine itself ends a statement that runs longer than `seconds`,
+        where it can (MonetDB); elsewhere a timer calls `interrupt` (DuckDB)."""
+        yield
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Engine]:
@@ -518,6 +525,21 @@ class _MonetBase(Engine):
         finally:
             cur.close()
         self.con.commit()
+
+    @contextlib.contextmanager
+    def statement_timeout(self, seconds: float) -> Iterator[None]:
+        """MonetDB's session query timeout, in whole seconds (at least 1), checked
+        between the instructions of a plan: a statement that runs longer ends with "Query
+        aborted due to timeout" and aborts its transaction. These adapters cannot
+        interrupt a statement, so this is what ends a slow user query; 0 (none, the
+        default) again after."""
+        with self.lock:
+            self.execute("CALL sys.setquerytimeout(CAST(? AS INTEGER))",
+                         (max(1, math.ceil(seconds)),))
+            try:
+                yield
+            finally:
+                self.execute("CALL sys.setquerytimeout(0)")
 
     def close(self) -> None:
         self.con.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import time
 
 import pytest
 
@@ -13,6 +14,14 @@ from tests.conftest import LEARN_ENGINE
 
 SLOW = ("SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
         "WHERE a.range + b.range = 7")
+# MonetDB has no range(), and checks its timeout between the instructions of a plan:
+# many short ones here, each the edit distance of ~2000-character strings for a few
+# patches (100 of them: ~9 s on monetdbe here, in ~250 MB; a cross join as long takes
+# gigabytes)
+def slow_monetdb(parts: int = 100) -> str:
+    return "SELECT MAX(d) AS n FROM (" + " UNION ALL ".join(
+        "SELECT MAX(levenshtein(repeat('ab', 1000 + level), repeat('ba', 1000))) AS d "
+        f"FROM patches WHERE patch_id % 400 = {k}" for k in range(parts)) + ") AS t"
 # how each engine says that a table is missing
 NO_TABLE = {"duckdb": "SQL error: Catalog Error: Table with name no_such_table",
             "monetdbe": "SQL error: SELECT: no such table 'no_such_table'"}
@@ -88,3 +97,26 @@ def test_the_info_line_says_running_while_the_query_runs(ui_store):
     while_running, after = asyncio.run(press_run())
     assert while_running == "running…"
     assert after == "query cancelled after 2 s: narrow it with WHERE or LIMIT"
+
+
+def test_a_slow_query_is_cancelled_at_its_timeout(ui_store):
+    """On every engine: DuckDB is interrupted by a timer, MonetDB (which cannot be
+    interrupted) ends it with its own query timeout, which is lifted after: the next
+    query runs as usual, a long one too."""
+    monetdb = ui_store.engine_name != "duckdb"
+    c = console(ui_store)
+    c.timeout_s = 2.0
+    t0 = time.monotonic()
+    c.run(slow_monetdb() if monetdb else SLOW)
+    took = time.monotonic() - t0
+    assert info(c) == "query cancelled after 2 s: narrow it with WHERE or LIMIT"
+    assert took >= 2.0
+    assert c._csv.disabled and c._result is None
+    c.timeout_s = 30.0
+    c.run("SELECT COUNT(*) AS n FROM products")
+    assert info(c) == "1 row" and c._result.to_pylist() == [{"n": 3}]
+    if monetdb:  # ~4 s: longer than the timeout before, which no longer holds
+        t0 = time.monotonic()
+        c.run(slow_monetdb(50))
+        assert info(c) == "1 row" and c._result.to_pylist() == [{"n": 128}]
+        assert time.monotonic() - t0 > 2.5
