@@ -432,7 +432,15 @@ class _MonetBase(Engine):
         return (self._sql(sql), values) if values else (sql, None)
 
     def _run(self, cur: Any, sql: str, params: Params) -> None:
-        cur.execute(*self._bind(sql, params))
+        try:
+            cur.execute(*self._bind(sql, params))
+        except Exception:
+            # outside a transaction a statement that fails ends its own, as on DuckDB:
+            # else the connection (autocommit off) refuses every later statement,
+            # "Current transaction is aborted (please ROLLBACK)"
+            if not self._in_tx:
+                self.rollback()
+            raise
 
     def execute(self, sql: str, params: Params = ()) -> None:
         with self.lock:

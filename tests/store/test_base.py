@@ -103,6 +103,25 @@ def ctrl_c():
     signal.signal(signal.SIGINT, previous)
 
 
+def test_a_failed_statement_outside_a_transaction_leaves_the_store_usable(store):
+    """Outside `transaction()` each statement is its own transaction on every engine:
+    one that fails (a table another client dropped, a bad name) ends it. MonetDB, whose
+    connections do not autocommit here, refused every later statement of the process
+    ("Current transaction is aborted (please ROLLBACK)"): the app's, for all its users."""
+    store.insert_arrow("patches", patch_rows(5))
+    with pytest.raises(Exception, match="no_such_table"):
+        store.query("SELECT * FROM no_such_table")
+    assert store.query("SELECT COUNT(*) FROM patches") == [(5,)]
+    with pytest.raises(Exception, match="no_such_table"):
+        store.execute("DELETE FROM no_such_table")
+    store.execute("INSERT INTO taxonomy (label_name, level, title) VALUES (?, ?, ?)",
+                  ("water", 1, "Water"))
+    with pytest.raises(Exception, match="no_such_table"):
+        store.query_arrow("SELECT * FROM no_such_table")
+    assert store.query_arrow("SELECT label_name, title FROM taxonomy").to_pylist() == [
+        {"label_name": "water", "title": "Water"}]
+
+
 def test_ctrl_c_in_a_transaction_lands_after_its_commit(store, ctrl_c):
     """CI once saw a Ctrl-C land inside DuckDB, in the schema read of an upsert's staged
     table: DuckDB raised its own error around the KeyboardInterrupt, and the job's Ctrl-C
