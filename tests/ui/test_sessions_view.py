@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 def formatters(model) -> dict[str, str]:
-    """The Tabulator model's formatters that are not plain text, by column (Panel sends
-    each as a dict with its Bokeh type)."""
-    kinds = {c.field: c.formatter["type"] for c in model.columns if c.field != "index"}
+    """The Tabulator model's formatters that are not plain text, by column (Panel 1.10
+    sends each as a dict with its Bokeh type, Panel 1.9 as the Bokeh model)."""
+    kinds = {c.field: c.formatter["type"] if isinstance(c.formatter, dict)
+             else type(c.formatter).__name__ for c in model.columns if c.field != "index"}
     return {field: kind for field, kind in kinds.items() if kind != "StringFormatter"}
 
 
