@@ -457,9 +457,11 @@ class _MonetBase(Engine):
             cur = self.con.cursor()
             try:
                 self._run(cur, sql, params)
-                return [tuple(r) for r in cur.fetchall()]
+                rows = [tuple(r) for r in cur.fetchall()]
             finally:
                 cur.close()
+            self._end_read()
+            return rows
 
     def query_arrow(self, sql: str, params: Params = ()) -> pa.Table:
         with self.lock:
@@ -470,8 +472,16 @@ class _MonetBase(Engine):
                 rows = cur.fetchall()
             finally:
                 cur.close()
+            self._end_read()
         cols = list(zip(*rows)) if rows else [[] for _ in names]
         return pa.table({n: pa.array(list(c)) for n, c in zip(names, cols)})
+
+    def _end_read(self) -> None:
+        """Outside a transaction a read ends its own, as on DuckDB. With autocommit off it
+        began one, and MonetDB keeps a transaction's snapshot: a process that only read
+        (the app between clicks, its 3 s poll) never saw what others committed since."""
+        if not self._in_tx:
+            self.con.commit()
 
     def begin(self) -> None:
         self._in_tx = True
@@ -585,6 +595,7 @@ class MonetDBeEngine(_MonetBase):
                 self._run(cur, sql, params)
                 names = [d[0] for d in cur.description or []]
                 if not names:
+                    self._end_read()
                     return pa.table({})
                 arrays = cur.fetchnumpy()
                 # the arrays view the result's memory, which close() frees: copy first
@@ -599,6 +610,7 @@ class MonetDBeEngine(_MonetBase):
                     out[n] = pa.array(data, mask=mask) if mask.any() else pa.array(data)
             finally:
                 cur.close()
+            self._end_read()
         return pa.table(out)
 
     def query(self, sql: str, params: Params = ()) -> list[tuple]:

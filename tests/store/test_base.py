@@ -182,6 +182,29 @@ def test_user_sql_typo_is_a_syntax_error_not_a_refusal(store):
 
 
 
+def test_a_process_that_only_reads_sees_what_another_one_commits(store):
+    """The app between clicks only reads (its 3 s poll, the Scope tab) while the CLI
+    writes. MonetDB keeps a transaction's snapshot, and with autocommit off a read began
+    one that lasted until the next write: the app never saw the CLI's products or its
+    jobs' progress. Every read outside a transaction now ends its own."""
+    from eominer.store import open_store
+
+    url = os.environ["EOMINER_MONETDB_URL"] if store.url.startswith("monetdb://") else store.url
+    other = open_store(url)  # a second connection: another process, for the database
+    try:
+        other.execute("CREATE TABLE seen_by_readers (x INTEGER)")
+        assert store.query("SELECT COUNT(*) FROM seen_by_readers")[0][0] == 0
+        other.execute("INSERT INTO seen_by_readers VALUES (1)")
+        assert store.query("SELECT COUNT(*) FROM seen_by_readers")[0][0] == 1
+        for n in (2, 3):  # the Arrow path ends its read too
+            other.execute("INSERT INTO seen_by_readers VALUES (?)", (n,))
+            assert store.query_arrow("SELECT COUNT(*) AS n FROM seen_by_readers").column(
+                "n").to_pylist() == [n]
+        other.execute("DROP TABLE seen_by_readers")
+    finally:
+        other.close()
+
+
 def test_a_syntax_error_quotes_the_users_text_not_the_row_limit(store):
     """The console runs a query inside `SELECT * FROM (...) LIMIT n`. A query that ends
     early ("... AND") made both engines point at that wrapper's ')', which the user never
