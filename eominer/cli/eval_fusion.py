@@ -20,11 +20,14 @@ def fusion(data_root: str, k: int, repeats: int, seed: int, no_cloudy: bool, net
            epochs: int, fmt: str) -> None:
     """Micro/macro F1 and mAP (mean ± std over folds) for S2 alone, S1 alone, feature fusion
     and decision fusion, with the caveats the sample size imposes."""
+    import json
+
     import pyarrow as pa
 
     from eominer.cli.output import render
     from eominer.evaluation import bigearthnet
     from eominer.evaluation.fusion import default_methods, evaluate, network_methods
+    from eominer.evaluation.provenance import environment, footer
 
     data = bigearthnet.load(data_root)
     methods = default_methods(include_cloudy=not no_cloudy)
@@ -33,8 +36,12 @@ def fusion(data_root: str, k: int, repeats: int, seed: int, no_cloudy: bool, net
     report = evaluate(data, k=k, repeats=repeats, seed=seed, methods=methods,
                       network_epochs=epochs)
     rows = report.summary()
-    click.echo(render(pa.Table.from_pylist(rows), fmt,
-                      title=f"S1/S2 fusion, {report.n_patches} patches, {k}-fold x {repeats}"))
+    env = environment()
+    if fmt == "json":  # each row names where it ran, as `eval learning`'s rows do
+        click.echo(json.dumps([{**r, "environment": env} for r in rows], indent=1))
+    else:
+        click.echo(render(pa.Table.from_pylist(rows), fmt,
+                          title=f"S1/S2 fusion, {report.n_patches} patches, {k}-fold x {repeats}"))
     if fmt == "table":
         if report.unpaired:
             click.echo(f"({report.unpaired} patches without a partner were skipped)")
@@ -43,3 +50,4 @@ def fusion(data_root: str, k: int, repeats: int, seed: int, no_cloudy: bool, net
         click.echo("caveats:")
         for c in report.caveats():
             click.echo(f"- {c}")
+        click.echo(footer(env))

@@ -30,6 +30,13 @@ def test_eval_fusion_prints_the_table_and_caveats(ben):
     assert float(rows["S2 alone, S2 clouded"]["micro_f1"].split()[0]) < float(
         rows["S2 alone"]["micro_f1"].split()[0]) - 0.1
     assert rows["S2 alone"]["folds"] == 3
+    # where it ran, in each row and under the table (docs/learning.md, "names its
+    # environment")
+    env = rows["S2 alone"]["environment"]
+    assert {"date", "eominer", "commit", "python", "machine", "cpus", "packages"} <= set(env)
+    assert "scikit-learn" in env["packages"]
+    last = out.output.splitlines()[-1]
+    assert last.startswith("_Run ") and f"with eominer {env['eominer']}" in last
 
 
 def test_eval_fusion_bad_folder(tmp_path):
