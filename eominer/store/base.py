@@ -299,6 +299,11 @@ class StoreBase:
             missing = "table" in str(exc).lower() and re.search(
                 r"does not exist|no such|not found|unknown", str(exc), re.IGNORECASE)
             hint = self._feature_table_hint(text) if missing else None
+            first = text.split(None, 1)[0].lower()
+            if hint is None and self.engine.name != "duckdb" and first in DUCKDB_ONLY:
+                hint = (f"{first.upper()} is DuckDB's; on MonetDB start with SELECT, e.g. "
+                        "the columns of a table: SELECT c.name, c.type FROM sys.columns c "
+                        "JOIN sys.tables t ON c.table_id = t.id WHERE t.name = 'products'")
             if hint:
                 raise UserSQLError(f"{exc}; {hint}") from exc
             raise
@@ -372,6 +377,9 @@ def _strip_comments(sql: str) -> str:
 
 # how MonetDB says that its query timeout (`Engine.statement_timeout`) ended a statement
 _TIMED_OUT = re.compile(r"aborted due to timeout", re.IGNORECASE)
+
+# what starts a read-only query on DuckDB only (MonetDB says "syntax error" to them)
+DUCKDB_ONLY = ("describe", "show", "summarize", "from")
 
 # how DuckDB and MonetDB word a syntax error
 SYNTAX_ERROR = re.compile(r"syntax error|parser error", re.IGNORECASE)

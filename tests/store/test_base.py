@@ -205,6 +205,22 @@ def test_a_process_that_only_reads_sees_what_another_one_commits(store):
         other.close()
 
 
+@pytest.mark.parametrize("query", ["DESCRIBE products", "SHOW TABLES",
+                                   "FROM products", "SUMMARIZE products"])
+def test_duckdbs_own_statements_say_what_monetdb_takes_instead(store, query):
+    """The console's example and the docs offer DESCRIBE, SHOW and FROM-first queries,
+    which are DuckDB's: on MonetDB the syntax error says so and gives the SELECT."""
+    if store.engine_name == "duckdb":
+        assert store.user_query(query).table.num_columns > 0  # it runs there
+        return
+    with pytest.raises(UserSQLError) as err:
+        store.user_query(query)
+    assert f"{query.split()[0]} is DuckDB's; on MonetDB start with SELECT" in str(err.value)
+    hint = str(err.value).split("e.g. the columns of a table: ")[1]
+    columns = store.user_query(hint).table.column("name").to_pylist()
+    assert columns[:2] == ["product_id", "sensor"]
+
+
 def test_a_syntax_error_quotes_the_users_text_not_the_row_limit(store):
     """The console runs a query inside `SELECT * FROM (...) LIMIT n`. A query that ends
     early ("... AND") made both engines point at that wrapper's ')', which the user never
