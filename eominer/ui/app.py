@@ -108,7 +108,7 @@ class App(Viewer):
         self.status.refresh_jobs(unended)
         self.scope.jobs.refresh(unended)
         self.publish.refresh()
-        with contextlib.suppress(Exception):  # busy: the next poll asks again
+        with contextlib.suppress(EominerError):  # busy: the next poll asks again
             self.scope.check_new_products()  # the first ingest shows without a reload
 
     def _on_side_tab(self, event: param.parameterized.Event) -> None:

@@ -258,7 +258,9 @@ def test_user_sql_is_cancelled_after_its_timeout(store):
     from eominer.store.engines import Engine
 
     if type(store.engine).interrupt is Engine.interrupt:
-        pytest.skip(f"{type(store.engine).__name__} cannot cancel a running statement")
+        pytest.skip("MonetDB's adapters cannot interrupt a statement from a timer: its own "
+                    "query timeout ends user SQL there (tests/ui/test_sqlconsole.py, both "
+                    "engines), and this slow query uses DuckDB's range()")
     store.insert_arrow("patches", patch_rows(500))
     slow = ("SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
             "WHERE a.range + b.range = 7")
@@ -276,7 +278,8 @@ def test_ctrl_c_cancels_a_running_user_query(store, ctrl_c):
     from eominer.store.engines import Engine
 
     if type(store.engine).interrupt is Engine.interrupt:
-        pytest.skip(f"{type(store.engine).__name__} cannot cancel a running statement")
+        pytest.skip("MonetDB's adapters cannot interrupt a running statement, so Ctrl-C "
+                    "waits for it there (a MonetDB server ends it at the query timeout)")
     store.insert_arrow("patches", patch_rows(500))
     slow = ("SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
             "WHERE a.range + b.range = 7")
@@ -298,7 +301,8 @@ def test_a_slow_user_query_does_not_hold_up_writes(store):
     from eominer.store.engines import Engine
 
     if type(store.engine).reader is Engine.reader:
-        pytest.skip(f"{type(store.engine).__name__} runs user SQL on its main connection")
+        pytest.skip("MonetDB runs user SQL on its one connection (DuckDB opens a reader of "
+                    "its own): a slow query there holds writes up to its timeout")
     store.insert_arrow("patches", patch_rows(500))
     slow = ("SELECT COUNT(*) AS n FROM range(100000000) a, range(100000) b "
             "WHERE a.range + b.range = 7")
