@@ -21,11 +21,18 @@ from eominer.ui.words import plural
 if TYPE_CHECKING:
     from eominer.store import UserResult
 
-EXAMPLE = """-- read-only: SELECT / WITH / DESCRIBE / SHOW. Tables: docs/schema.md
+EXAMPLE = """-- read-only: {statements}. Tables: docs/schema.md
 SELECT a.label_name, a.session_id, COUNT(*) AS patches, AVG(a.score) AS mean_score
 FROM annotations a
 GROUP BY a.label_name, a.session_id
 ORDER BY patches DESC"""
+
+
+def example_sql(engine_name: str) -> str:
+    """The editor's first text: DESCRIBE and SHOW are DuckDB's, so MonetDB's offers
+    SELECT and WITH only (its error for DESCRIBE says how to list columns)."""
+    statements = "SELECT / WITH" + (" / DESCRIBE / SHOW" if engine_name == "duckdb" else "")
+    return EXAMPLE.format(statements=statements)
 
 
 class SQLConsole(Viewer):
@@ -35,7 +42,8 @@ class SQLConsole(Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._editor = pn.widgets.CodeEditor(value=EXAMPLE, language="sql", height=160,
+        self._editor = pn.widgets.CodeEditor(value=example_sql(self.state.store.engine_name),
+                                             language="sql", height=160,
                                              sizing_mode="stretch_width",
                                              css_classes=["eom-sql-editor"])
         self._run = pn.widgets.Button(label="Run query", color="primary",

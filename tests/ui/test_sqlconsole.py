@@ -114,3 +114,18 @@ def test_a_slow_query_is_cancelled_at_its_timeout(ui_store):
     if monetdb:  # the query cancelled above, whole: the 2 s timeout no longer holds
         c.run(slow_monetdb())
         assert info(c) == "1 row" and c._result.to_pylist() == [{"n": 128}]
+
+
+def test_the_example_runs_and_names_only_statements_this_engine_answers(ui_store):
+    c = console(ui_store)
+    example = c._editor.value
+    c.run()  # the editor's own text, as a first click on Run
+    assert re.fullmatch(r"\d+ rows?", info(c)), info(c)
+    named = re.match(r"-- read-only: ([A-Z /]+)\.", example).group(1).split(" / ")
+    assert named == (["SELECT", "WITH", "DESCRIBE", "SHOW"] if LEARN_ENGINE == "duckdb"
+                     else ["SELECT", "WITH"])
+    probes = {"SELECT": "SELECT 1 AS one", "WITH": "WITH t AS (SELECT 1 AS one) SELECT * FROM t",
+              "DESCRIBE": "DESCRIBE products", "SHOW": "SHOW TABLES"}
+    for word in named:
+        c.run(probes[word])
+        assert not info(c).startswith("SQL"), (word, info(c))
