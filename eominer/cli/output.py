@@ -24,6 +24,10 @@ def _cell(v: object, seconds: bool = False) -> str:
     return str(v)
 
 
+def _is_id(column: str) -> bool:
+    return column == "id" or column.endswith("_id")
+
+
 def render(table: pa.Table, fmt: str, title: str | None = None) -> str:
     rows = table.to_pylist()
     cols = table.column_names
@@ -38,10 +42,18 @@ def render(table: pa.Table, fmt: str, title: str | None = None) -> str:
         w.writerows([[_cell(r[c]) for c in cols] for r in rows])
         return buf.getvalue().rstrip("\n")
     t = Table(title=title, show_lines=False)
-    for c in cols:
-        t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*[_cell(r[c], seconds=True) for c in cols])
+    cells = [[_cell(r[c], seconds=True) for c in cols] for r in rows]
+    for i, c in enumerate(cols):
+        # identifiers stay on one line, to be copied into the next command (a full
+        # Sentinel-2 name is 60 characters), and times and numbers to be read right;
+        # text and headers fold
+        kind = table.schema.field(c).type
+        keep = _is_id(c) or pa.types.is_temporal(kind) or pa.types.is_integer(kind) \
+            or pa.types.is_floating(kind)
+        whole = max((len(row[i]) for row in cells), default=0) if keep else None
+        t.add_column(c, overflow="fold", min_width=whole, no_wrap=whole is not None)
+    for row in cells:
+        t.add_row(*row)
     console = Console(width=200, record=True, file=io.StringIO())
     console.print(t)
     return console.export_text().rstrip("\n")
