@@ -44,8 +44,9 @@ $(VENV)/.installed: pyproject.toml | uv
 # MonetDB's embedded engine has wheels for Python <= 3.10 only: a side environment runs
 # the store's contract tests on it, the sessions' tests (tests/learning, whose shared
 # workspace is a monetdbe database there), the analyst's CLI flow against DuckDB's
-# answers (tests/store/test_product_flow.py: the core dependencies, Ray, scikit-image, the
-# export and index libraries; setuptools<81 because monetdbe imports pkg_resources), and
+# answers (tests/store/test_product_flow*.py: the core dependencies, Ray, scikit-image, the
+# export and index libraries, the cloud detector of L1C products; setuptools<81 because
+# monetdbe imports pkg_resources), and
 # the app's views without a browser on a monetdbe store (UI_MONETDBE: the `ui` extra's
 # Panel, HoloViews and Pillow; tests/ui/conftest.py skips the browser tests there). It
 # depends on this Makefile, which holds its list: a package added here is installed.
@@ -55,7 +56,7 @@ $(VENV)/.installed: pyproject.toml | uv
 	$(UV) pip install --compile-bytecode -p .venv-monetdbe/bin/python monetdbe numpy pyarrow pytest \
 		pytest-timeout 'setuptools<81' click rich scipy rasterio duckdb shapely pystac \
 		scikit-learn numba ray threadpoolctl scikit-image pyogrio pyproj usearch \
-		'panel>=1.5' 'holoviews>=1.19' 'pillow>=10'
+		'panel>=1.5' 'holoviews>=1.19' 'pillow>=10' 's2cloudless>=1.7.3,<2' 'lightgbm>=4'
 	@touch $@
 
 # Debian's Chromium for the browser tests (never a downloaded browser build).
