@@ -1,4 +1,5 @@
-"""The terminal table: identifiers and times on one line each, whatever the width."""
+"""The terminal table: identifiers, times and numbers whole on one line, whatever the
+width (text and headers fold)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ IDS = ["S2B_MSIL2A_20240612T103629_N0510_R008_T32TQM_20240612T134531",
        "S1A_IW_GRDH_1SDV_20240613T053312_20240613T053337_054284_069A2B_3F1C"]
 
 
-def test_ids_and_times_stay_whole_in_a_wide_listing():
+def test_ids_times_and_numbers_stay_whole_in_a_wide_listing():
     # the columns of `eominer products`: too many for 200 characters at their widths
     t = pa.table({
         "product_id": IDS, "sensor": ["S2", "S1"], "platform": ["S2B", "S1A"],
