@@ -6,6 +6,8 @@ patch 33UUP_61_40 (its dark water corner), written as a product 12 days later.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,17 +17,14 @@ DATE1 = "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_41"
 DATE2 = "S1A_IW_GRDH_1SDV_20170625T165043_33UUP_61_41"
 
 
-@pytest.fixture
-def s1_store(ben, workspace, tmp_path):
+def planted_second_date(ben: Path, folder: Path) -> Path:
+    """Date 2 in `folder`: DATE1's real patch with a 40 x 40 px block of its neighbour."""
     import rasterio
-
-    from eominer.ingest import ingest_paths
-    from eominer.store import open_store
 
     first = ben / "s1-tiny" / DATE1
     (other,) = (ben / "s1-tiny").glob("*_33UUP_61_40")
-    second = tmp_path / DATE2
-    second.mkdir()
+    second = folder / DATE2
+    second.mkdir(parents=True)
     for pol in ("VV", "VH"):
         with rasterio.open(first / f"{DATE1}_{pol}.tif") as ds, \
                 rasterio.open(next(other.glob(f"*_{pol}.tif"))) as src:
@@ -33,6 +32,16 @@ def s1_store(ben, workspace, tmp_path):
             data[20:60, 30:70] = src.read(1)[0:40, 0:40]
         with rasterio.open(second / f"{DATE2}_{pol}.tif", "w", **profile) as out:
             out.write(data, 1)
+    return second
+
+
+@pytest.fixture
+def s1_store(ben, workspace, tmp_path):
+    from eominer.ingest import ingest_paths
+    from eominer.store import open_store
+
+    first = ben / "s1-tiny" / DATE1
+    second = planted_second_date(ben, tmp_path)
     url = f"duckdb:///{workspace / 's1.duckdb'}"
     with open_store(url) as store:
         res = ingest_paths(store, [first, second], levels=(20,))

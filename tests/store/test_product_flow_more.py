@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.change.test_run_s1 import DATE1 as S1_DATE1
+from tests.change.test_run_s1 import DATE2 as S1_DATE2
+from tests.change.test_run_s1 import planted_second_date
 from tests.cli.test_jobs import damage_tile
 from tests.store.test_product_flow import OTHERS
 
-S1_DATE1 = "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_61_41"
-S1_DATE2 = "S1A_IW_GRDH_1SDV_20170625T165043_33UUP_61_41"
 S1_LEVEL = 20
 FUSION_LEVEL = 60
 # TestEOPatch dates with >= 70 % clear pixels; its planted break is at date 44
@@ -77,30 +78,12 @@ class S1Flow:
     fused_sums: list[float]
 
 
-def _planted_s1(ben: Path, folder: Path) -> Path:
-    """Date 2: the real patch of date 1 with a 40 x 40 px block of its neighbour."""
-    import rasterio
-
-    first = ben / "s1-tiny" / S1_DATE1
-    (other,) = (ben / "s1-tiny").glob("*_33UUP_61_40")
-    second = folder / S1_DATE2
-    second.mkdir(parents=True)
-    for pol in ("VV", "VH"):
-        with rasterio.open(first / f"{S1_DATE1}_{pol}.tif") as ds, \
-                rasterio.open(next(other.glob(f"*_{pol}.tif"))) as src:
-            data, profile = ds.read(1), ds.profile
-            data[20:60, 30:70] = src.read(1)[0:40, 0:40]
-        with rasterio.open(second / f"{S1_DATE2}_{pol}.tif", "w", **profile) as out:
-            out.write(data, 1)
-    return second
-
-
 def run_s1(engine: str, home: Path, ben: Path) -> S1Flow:
     from eominer.store import open_store
 
     url = _url(engine, home)
     env = {"EOMINER_HOME": str(home), "EOMINER_DB": url}
-    second = _planted_s1(ben, home / "planted")
+    second = planted_second_date(ben, home / "planted")
     out, _ = _run(["ingest", *map(str, sorted((ben / "s2-tiny").iterdir())),
                    *map(str, sorted((ben / "s1-tiny").iterdir())), str(second),
                    "--levels", f"{S1_LEVEL},{FUSION_LEVEL}", "--workers", "0"], env)
