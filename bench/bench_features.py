@@ -118,8 +118,8 @@ def _gabor_half(args: tuple[int, int, int]) -> tuple[float, float, int]:
     import numpy as np
 
     t = time.perf_counter()
-    for _ in conv.tiles():
-        spec = fft.fft2(np.zeros((conv.ny, conv.nx), np.float32))
+    for _y, _x, th, tw in conv.tiles():
+        spec = fft.fft2(np.zeros(conv.shape(th, tw), np.float32))
         for _k in kernels:
             fft.ifft2(spec)
     t_fft = time.perf_counter() - t

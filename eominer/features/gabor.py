@@ -8,7 +8,8 @@ but are computed once per band with FFT convolution over overlapping tiles
 (overlap-save) instead of per patch: each tile's spectrum is taken once and reused by
 every filter; the tile's mean is removed before the FFT (and its exact response added
 back) so float32 FFTs keep 1e-6 accuracy. Tiles are aligned with the patch grid, so
-per-patch statistics are reduced tile by tile without a full-size response image.
+per-patch statistics are reduced tile by tile without a full-size response image; the
+tiles cut short at a block's edges take FFTs of their own, smaller size.
 
 Input: one band (default B08, 10 m NIR) or `luminance` (0.2125 B04 + 0.7154 B03 +
 0.0721 B02, ITU-R BT.709 weights). Nodata pixels are filled with the block's valid
@@ -32,9 +33,9 @@ LUMINANCE = {"B04": 0.2125, "B03": 0.7154, "B02": 0.0721}
 DEFAULT_FREQUENCIES = (0.05, 0.1, 0.2, 0.4)
 TILE = 1024  # FFT tile edge: large enough to amortise the halo, small enough for cache
 # Kernel spectra kept between calls (an extract worker runs block after block of the
-# same shape): 24 kernel FFTs cost ~25% of a small block's time. Bounded by bytes, so
-# one full-tile bank (24 x 1100^2 complex64, ~230 MB) fits and evicts the others.
-SPECTRA_CACHE_BYTES = 256 * 2**20
+# same shapes): 24 kernel FFTs cost ~25% of a small block's time. Bounded by bytes, so
+# one full-tile bank (24 x 968^2 complex64, 180 MB) and its edge tiles' banks fit.
+SPECTRA_CACHE_BYTES = 384 * 2**20
 
 
 def sigma_for(frequency: float, bandwidth: float) -> float:
@@ -86,19 +87,33 @@ class _TiledFFT:
         self.fft = fft
         self.p, self.h, self.workers = padded, halo, workers
         self.rows, self.cols = padded.shape[0] - 2 * halo, padded.shape[1] - 2 * halo
+        self.kernels, self.align = list(kernels), align
         step = max(align, (tile - 2 * halo) // align * align)
         self.ty = min(step, -(-self.rows // align) * align)
         self.tx = min(step, -(-self.cols // align) * align)
-        self.ny = fft.next_fast_len(self.ty + 2 * halo)
-        self.nx = fft.next_fast_len(self.tx + 2 * halo)
-        self.spectra = _SPECTRA.get(self, kernels)
         self.sums = [complex(k.sum()) for k in kernels]
+        # this call's banks, one per FFT shape, held here whatever the cache evicts
+        self.banks: dict[tuple[int, int], list[np.ndarray]] = {}
 
-    def kernel_spectrum(self, k: np.ndarray) -> np.ndarray:
+    def shape(self, th: int, tw: int) -> tuple[int, int]:
+        """FFT shape of a tile of th x tw output pixels: its size rounded up to the patch
+        grid, plus the halo. So the tiles cut short at the block's bottom and right edges
+        get FFTs of their own size instead of a full tile's (a 10980-px row of 896-px
+        tiles ends with 228 px), and a block of one tile keeps the shape it always had."""
+        a = self.align
+        return (self.fft.next_fast_len(-(-th // a) * a + 2 * self.h),
+                self.fft.next_fast_len(-(-tw // a) * a + 2 * self.h))
+
+    def spectra(self, ny: int, nx: int) -> list[np.ndarray]:
+        if (ny, nx) not in self.banks:
+            self.banks[ny, nx] = _SPECTRA.get(self, ny, nx)
+        return self.banks[ny, nx]
+
+    def kernel_spectrum(self, k: np.ndarray, ny: int, nx: int) -> np.ndarray:
         # centre the kernel on (0, 0) (wrapped) so output pixel i sees inputs i - h .. i + h
-        rows = (np.arange(k.shape[0]) - k.shape[0] // 2) % self.ny
-        cols = (np.arange(k.shape[1]) - k.shape[1] // 2) % self.nx
-        buf = np.zeros((self.ny, self.nx), np.complex64)
+        rows = (np.arange(k.shape[0]) - k.shape[0] // 2) % ny
+        cols = (np.arange(k.shape[1]) - k.shape[1] // 2) % nx
+        buf = np.zeros((ny, nx), np.complex64)
         buf[np.ix_(rows, cols)] = k
         return self.fft.fft2(buf, overwrite_x=True, workers=self.workers)
 
@@ -111,26 +126,25 @@ class _TiledFFT:
         """Complex64 (th, tw) response of each kernel at output tile (y, x). The array
         yielded is overwritten by the next kernel's: use or copy it before moving on."""
         fft, h, w = self.fft, self.h, self.workers
+        ny, nx = self.shape(th, tw)
         src = self.p[y: y + th + 2 * h, x: x + tw + 2 * h]
         mean = float(src.mean(dtype=np.float64))
-        tile = np.zeros((self.ny, self.nx), np.float32)
+        tile = np.zeros((ny, nx), np.float32)
         tile[: src.shape[0], : src.shape[1]] = src - np.float32(mean)
         spec = fft.fft2(tile, workers=w)
-        # two buffers reused by every kernel: fresh 7 MB outputs per transform cost more in
-        # page faults than the copy between the passes
-        buf = np.empty((self.ny, self.nx), np.complex64)
-        cols = np.empty((self.ny, tw), np.complex64)
-        for kspec, ksum in zip(self.spectra, self.sums, strict=True):
+        # one buffer reused by every kernel: a fresh 7 MB output per transform costs page
+        # faults
+        buf = np.empty((ny, nx), np.complex64)
+        for kspec, ksum in zip(self.spectra(ny, nx), self.sums, strict=True):
             np.multiply(spec, kspec, out=buf)
             # 2-D inverse as two 1-D passes: along x, then along y for the output columns
-            # only (the halo columns are never needed)
+            # only (the halo columns are never needed), in place on that strided view
             fft.ifft(buf, axis=1, overwrite_x=True, workers=w)
-            cols[...] = buf[:, h: h + tw]
+            cols = buf[:, h: h + tw]
             # the tile mean's exact response (mean x kernel sum, the same at every pixel)
             # enters as the DC term of the y pass instead of a pass over the output
-            cols[0] += np.complex64(mean * ksum * self.ny)
-            fft.ifft(cols, axis=0, overwrite_x=True, workers=w)
-            yield cols[h: h + th]
+            cols[0] += np.complex64(mean * ksum * ny)
+            yield fft.ifft(cols, axis=0, overwrite_x=True, workers=w)[h: h + th]
 
 
 class _SpectraCache:
@@ -141,13 +155,13 @@ class _SpectraCache:
         self.items: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
         self.bytes = 0
 
-    def get(self, conv: _TiledFFT, kernels: Sequence[np.ndarray]) -> list[np.ndarray]:
-        key = (conv.ny, conv.nx, tuple((k.shape, k.tobytes()) for k in kernels))
+    def get(self, conv: _TiledFFT, ny: int, nx: int) -> list[np.ndarray]:
+        key = (ny, nx, tuple((k.shape, k.tobytes()) for k in conv.kernels))
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
-        spectra = [conv.kernel_spectrum(k) for k in kernels]
+        spectra = [conv.kernel_spectrum(k, ny, nx) for k in conv.kernels]
         size = sum(a.nbytes for a in spectra)
         with self.lock:
             if size > self.max_bytes or key in self.items:  # too big, or another thread's

@@ -44,15 +44,25 @@ def test_responses_match_skimage_within_1e5_on_real_patches(bordeaux):
         assert feats[i, col + 1] == pytest.approx(mag[y:y + s, x:x + s].std(), abs=1e-5)
 
 
-def test_tiling_does_not_change_the_features(bordeaux, grid_windows):
+@pytest.mark.parametrize("edge", [128, 256])
+def test_tiling_does_not_change_the_features(bordeaux, grid_windows, edge):
+    """One tile, or tiles of `edge` px whose last row and column are cut short and so
+    take FFTs of their own, smaller size (384 = 256 + 128, 448 = 256 + 192)."""
+    from eominer.features.gabor import _TiledFFT
+
     band = bordeaux["B08"][:384, :448]
     kernels = bank((0.1, 0.4), 2)
     h = halo_for(kernels)
     padded = np.pad(band, h, mode="symmetric")
     w = grid_windows(384, 448, sizes=(32, 64, 128))
     one = gabor_features(padded, h, kernels, w, tile=4096)
-    many = gabor_features(padded, h, kernels, w, tile=128 + 2 * h)  # 3 x 4 tiles
+    many = gabor_features(padded, h, kernels, w, tile=edge + 2 * h)
     np.testing.assert_allclose(one, many, atol=1e-6)
+    # FFT shapes with 256-px tiles (halo 17): the 128-row edge gets its own, smaller one;
+    # the 192-column edge rounds up to the 128-px grid, so it keeps the full width
+    conv = _TiledFFT(padded, h, kernels, align=128, tile=256 + 2 * h)
+    assert [conv.shape(th, tw) for _, _, th, tw in conv.tiles()] == [
+        (294, 294), (294, 294), (162, 294), (162, 294)]  # next_fast_len(290, 162)
 
 
 def test_descriptor_columns_and_nodata(bordeaux, grid_windows):
@@ -85,18 +95,18 @@ def test_kernel_spectra_are_reused_within_their_byte_budget(bordeaux, grid_windo
     cache = g._SpectraCache(max_bytes=1 << 30)
     fresh = g._SpectraCache(max_bytes=0)  # keeps nothing: every call computes afresh
     conv = g._TiledFFT(padded, h, kernels)
-    first = cache.get(conv, kernels)
-    assert cache.get(g._TiledFFT(padded, h, kernels), kernels) is first
-    assert cache.get(conv, other) is not first
-    np.testing.assert_array_equal(first[1], fresh.get(conv, kernels)[1])
+    first = cache.get(conv, 128, 160)
+    assert cache.get(g._TiledFFT(padded, h, kernels), 128, 160) is first
+    assert cache.get(g._TiledFFT(padded, h, other), 128, 160) is not first
+    np.testing.assert_array_equal(first[1], fresh.get(conv, 128, 160)[1])
     assert not fresh.items
     small = g._SpectraCache(max_bytes=sum(a.nbytes for a in first))  # room for one bank
-    small.get(conv, kernels)
-    small.get(g._TiledFFT(padded[:200], h, kernels), kernels)  # another FFT shape
+    small.get(conv, 128, 160)
+    small.get(conv, 100, 160)  # another FFT shape
     assert len(small.items) == 1 and small.bytes <= small.max_bytes
     small.bytes = small.max_bytes  # counted, but the items gone: nothing to evict, no error
     small.items.clear()
-    assert len(small.get(conv, kernels)) == len(kernels)
+    assert len(small.get(conv, 128, 160)) == len(kernels)
     # the descriptor's values do not depend on what the cache held
     # (clearing the items alone left the budget counting them: a later extract in this
     # process then evicted from an empty cache, "KeyError: 'dictionary is empty'")
