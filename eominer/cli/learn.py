@@ -378,8 +378,9 @@ def save_model_cmd(session_id: str, db: str | None) -> None:
               help="Dissolve the positive patches into polygons (area in ha, patch count, "
                    "mean score) instead of one box per patch.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="--polygons: a patch is positive when its score is at least this "
-                   "(default: the session's publish threshold, 0.5).")
+              help="A patch is positive when its score is at least this (default: the "
+                   "session's publish threshold, 0.5): the `positive` field of geojson "
+                   "and gpkg, and with --polygons which patches are dissolved.")
 @click.option("--published", is_flag=True,
               help="--polygons: dissolve the published positive annotations instead of the "
                    "current ranking (with --threshold: published scores at least this).")
@@ -396,8 +397,8 @@ def export(session_id: str, folder: str | None, formats: tuple[str, ...], min_sc
 
     if not polygons and {"parquet", "fgb"} & set(formats):
         raise click.UsageError("parquet and fgb hold polygons: add --polygons")
-    if not polygons and (threshold is not None or published):
-        raise click.UsageError("--threshold and --published go with --polygons")
+    if not polygons and published:
+        raise click.UsageError("--published goes with --polygons")
     with open_store(db) as store:
         s = _open(store, session_id)
         out = Path(folder) if folder else None
@@ -424,9 +425,10 @@ def export(session_id: str, folder: str | None, formats: tuple[str, ...], min_sc
             # sessions of one concept exported to one --to folder keep both files
             stem = f"{s.concept}-{s.session_id}"
             if "geojson" in formats:
-                written.append(ex.export_geojson(s, out / f"{stem}.geojson", min_score))
+                written.append(ex.export_geojson(s, out / f"{stem}.geojson", min_score,
+                                                 threshold))
             if "gpkg" in formats:
-                written.append(ex.export_gpkg(s, out / f"{stem}.gpkg", min_score))
+                written.append(ex.export_gpkg(s, out / f"{stem}.gpkg", min_score, threshold))
             cogs = ex.export_cogs(s, out) if {"cog", "stac"} & set(formats) else {}
             written.extend(cogs.values())
             if "stac" in formats:

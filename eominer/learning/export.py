@@ -31,20 +31,22 @@ if TYPE_CHECKING:
     from eominer.store import Product
 
 
-def _result(session: Session) -> dict[str, Any]:
-    scores = session.result_scores()
-    ids, _ = session.labels()
-    rows = session.data.rows(ids)
-    source = np.full(session.data.n, "model", dtype=object)
-    source[rows] = "label"
+def _result(session: Session, threshold: float | None = None) -> dict[str, Any]:
+    """Scores, positives (at `threshold`, default the session's publish threshold, as
+    `publish` decides them), sources and patch rows of the session's result."""
+    from eominer.learning.publish import decide
+
+    scores, positive, source = decide(session, session.params.publish_threshold
+                                      if threshold is None else threshold)
     t = session.store.scope_patches(session.product_ids, session.level)
     at = np.searchsorted(t["patch_id"].to_numpy(), session.patch_ids)
-    return {"scores": scores, "source": source, "patches": t.take(at),
-            "version": session.model_version()}
+    return {"scores": scores, "positive": positive, "source": source,
+            "patches": t.take(at), "version": session.model_version()}
 
 
-def _records(session: Session, min_score: float) -> list[dict[str, Any]]:
-    r = _result(session)
+def _records(session: Session, min_score: float, threshold: float | None,
+             ) -> list[dict[str, Any]]:
+    r = _result(session, threshold)
     p = r["patches"].to_pydict()
     out = []
     for i, pid in enumerate(session.patch_ids.tolist()):
@@ -53,7 +55,8 @@ def _records(session: Session, min_score: float) -> list[dict[str, Any]]:
             continue
         out.append({
             "patch_id": int(pid), "product_id": p["product_id"][i],
-            "label": session.concept, "score": round(s, 6), "positive": s >= 0.5,
+            "label": session.concept, "score": round(s, 6),
+            "positive": bool(r["positive"][i]),
             "source": r["source"][i], "session_id": session.session_id,
             "model_version": r["version"],
             "bbox": (p["min_lon"][i], p["min_lat"][i], p["max_lon"][i], p["max_lat"][i]),
@@ -93,10 +96,13 @@ def _geometry(b: tuple[float, float, float, float]) -> dict[str, Any]:
     return mapping(_shapes([b])[0])
 
 
-def export_geojson(session: Session, path: str | Path, min_score: float = 0.0) -> Path:
-    """FeatureCollection of patch polygons (WGS84) with label, score and provenance."""
+def export_geojson(session: Session, path: str | Path, min_score: float = 0.0,
+                   threshold: float | None = None) -> Path:
+    """FeatureCollection of patch polygons (WGS84) with label, score, positive (score at
+    least `threshold`, default the session's publish threshold; or the analyst's answer)
+    and provenance, for the patches scoring at least `min_score`."""
     feats = []
-    for r in _records(session, min_score):
+    for r in _records(session, min_score, threshold):
         props = {k: v for k, v in r.items() if k != "bbox"}
         feats.append({"type": "Feature", "id": r["patch_id"], "properties": props,
                       "geometry": _geometry(r["bbox"])})
@@ -106,12 +112,13 @@ def export_geojson(session: Session, path: str | Path, min_score: float = 0.0) -
     return path
 
 
-def export_gpkg(session: Session, path: str | Path, min_score: float = 0.0) -> Path:
+def export_gpkg(session: Session, path: str | Path, min_score: float = 0.0,
+                threshold: float | None = None) -> Path:
     """GeoPackage layer `<concept>` with the same polygons and fields (via pyogrio)."""
     import pyogrio.raw
     from shapely import to_wkb
 
-    recs = _records(session, min_score)
+    recs = _records(session, min_score, threshold)
     if not recs:
         raise SessionError(f"no patch scores >= {min_score}: nothing to export")
     shapes = _shapes([r["bbox"] for r in recs])

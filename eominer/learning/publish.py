@@ -16,9 +16,12 @@ if TYPE_CHECKING:
     from eominer.learning.session import Session
 
 
-def publish(session: Session, threshold: float = 0.5) -> str:
-    from eominer.learning.saved import save_model
-
+def decide(session: Session, threshold: float,
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores, positive, source) per patch of the session's result: positive where the
+    score (float32) is at least `threshold`, or where the analyst said yes; source
+    "label" where an answer decides, else "model". Publishing and the exports both
+    decide so, so a download says what the annotations say."""
     scores = session.result_scores()
     positive = scores >= np.float32(threshold)
     source = np.full(len(scores), "model", dtype=object)
@@ -26,6 +29,13 @@ def publish(session: Session, threshold: float = 0.5) -> str:
     rows = session.data.rows(ids)
     positive[rows] = y == 1
     source[rows] = "label"
+    return scores, positive, source
+
+
+def publish(session: Session, threshold: float = 0.5) -> str:
+    from eominer.learning.saved import save_model
+
+    scores, positive, source = decide(session, threshold)
     version = session.model_version()
     session.store.write_annotations(session.session_id, session.concept, session.patch_ids,
                                     scores, positive, version, source.tolist())

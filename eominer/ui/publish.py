@@ -144,18 +144,26 @@ class PublishView(Viewer):
         from eominer.ui.rounds import quality_line
 
         s = self.state
+        self._enable(False)  # until a round has made a model
         if s.session is None:
             self._trust.object = ""
             return
         with s.work("quality", quiet=True):
             rounds = s.session.rounds()
             if not rounds:
-                self._trust.object = "<i>no round yet</i>"
+                self._trust.object = "<i>no round yet: label some patches and Learn</i>"
                 return
+            self._enable(True)
             q = s.session.quality()
             self._trust.object = (
                 quality_line(rounds) + ("" if q.get("stop") or not q.get("advice")
                                         else f"<br><i>{html.escape(q['advice'])}</i>"))
+
+    def _enable(self, on: bool) -> None:
+        """Publish, downloads and Apply need a model: greyed out before the first round
+        (a click said "run a round with labels first")."""
+        for w in (self._publish, self._apply, *self._downloads, *self._polygon_downloads):
+            w.disabled = not on
 
     def _download(self, what: str,
                   write: Callable[[Session, Path], bytes]) -> io.BytesIO | None:
@@ -179,7 +187,7 @@ class PublishView(Viewer):
                 cogs = exports.export_cogs(session, tmp)
                 return (cogs.get(self.state.product_id) or next(iter(cogs.values()))).read_bytes()
             path = tmp / f"{session.concept}{suffix}"
-            getattr(exports, func)(session, path)
+            getattr(exports, func)(session, path, threshold=self.threshold)
             return path.read_bytes()
 
         return lambda: self._download(f"export {fmt}", write)
@@ -209,7 +217,9 @@ class PublishView(Viewer):
         return pn.Column(
             pn.Row(pn.widgets.FloatSlider.from_param(self.param.threshold, width=220),
                    self._publish),
-            self._trust, self._info, pn.pane.Markdown("Download the published result:"),
+            self._trust, self._info,
+            pn.pane.Markdown("Every patch with its score, and `positive` at the threshold "
+                             "above (as publishing writes it):"),
             pn.Row(*self._downloads),
             pn.pane.Markdown("Positive patches (score above the threshold) as polygons, with "
                              "their STAC Item:"),

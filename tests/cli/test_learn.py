@@ -61,6 +61,19 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     assert {p.suffix for p in out.iterdir()} >= {".geojson", ".gpkg", ".tif", ".json"}
     assert {f"new_construction-{sid}{x}" for x in (".geojson", ".gpkg")} <= {
         p.name for p in out.iterdir()}  # named for the session: no overwrite in one folder
+    # `positive` at the analyst's threshold, as publishing decides it (the model's scores
+    # against it; the answers as given); --published stays with --polygons
+    r = run(["session", "export", sid, "--format", "geojson", "--threshold", "0.9", "--to",
+             str(tmp_path / "exp09"), "--db", db], home)
+    assert r.returncode == 0, r.stderr
+    feats = [f["properties"] for f in json.loads(Path(r.stdout.split()[0]).read_text())[
+        "features"]]
+    assert all(f["positive"] == (f["score"] >= 0.9) for f in feats if f["source"] == "model")
+    said = {**dict.fromkeys(pos, True), **dict.fromkeys(neg, False)}
+    assert {f["patch_id"]: f["positive"] for f in feats if f["source"] == "label"} == said
+    assert any(0.5 <= f["score"] < 0.9 for f in feats)  # positive at 0.5, not at 0.9
+    r = run(["session", "export", sid, "--published", "--db", db], home)
+    assert r.returncode == 2 and "--published goes with --polygons" in r.stderr
     r = run(["session", "list", "--db", db, "--format", "json"], home)
     assert [s["session_id"] for s in json.loads(r.stdout)] == [sid]
     r = run(["session", "show", sid, "--db", db], home)

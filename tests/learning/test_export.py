@@ -113,3 +113,39 @@ def test_an_interrupted_export_leaves_the_earlier_one_whole(learn_store, oscd_db
             with pytest.raises(KeyboardInterrupt):
                 again()
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_positive_in_the_downloads_is_what_publishing_writes(learn_store, oscd_db, tmp_path):
+    """The `positive` field of the GeoJSON and GeoPackage follows a threshold (default the
+    session's publish threshold) as `publish` decides it: at 0.7 the download and the
+    published annotations agree patch by patch, and differ from 0.5's (the old exports
+    said positive at 0.5 whatever was published)."""
+    import pyogrio.raw
+
+    from eominer.learning import export
+
+    s = _trained(learn_store, oscd_db, model_kind="rbf_svm")
+    scores = s.result_scores()
+    assert ((scores >= 0.5) & (scores < 0.7)).sum() > 0  # the thresholds differ here
+    s.publish(0.7)
+    rows = learn_store.query("SELECT patch_id, positive FROM annotations WHERE "
+                             "session_id = ? AND model_version = ?",
+                             (s.session_id, s.model_version()))
+    published = {int(p): bool(v) for p, v in rows}
+    assert len(published) == len(scores) == 896
+
+    def positives(path) -> dict[int, bool]:
+        return {f["properties"]["patch_id"]: f["properties"]["positive"]
+                for f in json.loads(path.read_text())["features"]}
+
+    at_07 = positives(export.export_geojson(s, tmp_path / "a.geojson", threshold=0.7))
+    assert at_07 == published
+    default = positives(export.export_geojson(s, tmp_path / "b.geojson"))
+    assert s.params.publish_threshold == 0.5 and default != published
+    assert sum(default.values()) > sum(at_07.values())
+    meta, _, _, fields = pyogrio.raw.read(
+        export.export_gpkg(s, tmp_path / "c.gpkg", threshold=0.7),
+        columns=["patch_id", "positive"])
+    col = dict(zip(meta["fields"].tolist(), fields))
+    assert dict(zip(col["patch_id"].tolist(), col["positive"].astype(bool).tolist())) == (
+        published)

@@ -104,3 +104,36 @@ def test_the_publish_tab_says_how_far_to_trust_the_result(learn_store, oscd_db):
     assert r.verified_n and f"{r.verified_n} answers" in view._trust.object
     assert interval_text(r.precision_estimate, r.precision_low, r.precision_high) in (
         view._trust.object)
+
+
+def test_publish_and_downloads_wait_for_a_round_and_follow_the_threshold(learn_store, oscd_db):
+    """Before a round the tab greys out Publish, the downloads and Apply (a click could
+    only say "run a round first"); after one they are live, and the GeoJSON download's
+    `positive` is the view's threshold as publishing decides it."""
+    import json
+
+    from eominer.learning.publish import decide
+    from eominer.ui.publish import PublishView
+    from eominer.ui.state import AppState
+
+    state = AppState(learn_store, user="ana")
+    view = PublishView(state=state)
+    controls = [view._publish, view._apply, *view._downloads, *view._polygon_downloads]
+    assert len(controls) == 9 and all(w.disabled for w in controls)
+    state.session = _create(learn_store, oscd_db)
+    assert all(w.disabled for w in controls)
+    assert "no round yet" in view._trust.object
+    s = _trained(learn_store, oscd_db)
+    state.session = s
+    assert not any(w.disabled for w in controls), [w for w in controls if w.disabled]
+    view.threshold = 0.6
+    geojson = view._downloads[0]
+    assert geojson.label == "GeoJSON"
+    fc = json.loads(geojson.callback().getvalue())
+    got = {f["properties"]["patch_id"]: f["properties"]["positive"] for f in fc["features"]}
+    _, positive, _ = decide(s, 0.6)
+    assert got == dict(zip(s.patch_ids.tolist(), positive.tolist()))
+    _, at_half, _ = decide(s, 0.5)
+    assert positive.sum() < at_half.sum()  # 0.6 is not the old exports' fixed 0.5
+    state.session = None
+    assert all(w.disabled for w in controls)
