@@ -101,12 +101,15 @@ class App(Viewer):
         """Every 3 s: the jobs not ended, read once (one aggregate, ~10 ms at 100k task
         rows) for the status line and the Resume offer; while the workspace is empty,
         whether products came."""
+        from eominer.ui.state import poll_failed
+
         try:
             unended = self.state.store.unended_jobs()
-        except Exception:  # the jobs tables of an older database: each view says nothing
-            unended = None
-        self.status.refresh_jobs(unended)
-        self.scope.jobs.refresh(unended)
+        except Exception as exc:  # a poll must not stop the app: logged, asked again
+            poll_failed("reading the unended jobs", exc)
+        else:
+            self.status.refresh_jobs(unended)
+            self.scope.jobs.refresh(unended)
         self.publish.refresh()
         with contextlib.suppress(EominerError):  # busy: the next poll asks again
             self.scope.check_new_products()  # the first ingest shows without a reload

@@ -30,7 +30,7 @@ from panel.viewable import Viewer
 
 from eominer.errors import SessionError
 from eominer.features import encoder, mosaiks
-from eominer.ui.state import AppState
+from eominer.ui.state import AppState, poll_failed
 
 if TYPE_CHECKING:
     from eominer.store import Store
@@ -457,7 +457,8 @@ class JobsView(Viewer):
             options = {k: v for k, v in stopped_jobs(self.state.store,
                                                      unended=unended).items()
                        if v[0] not in resuming}
-        except Exception:  # the jobs tables of an older database: nothing to offer
+        except Exception as exc:  # a poll must not stop the app: logged, asked again
+            poll_failed("listing the stopped jobs", exc)
             options = {}
         if options != self._stopped.options:
             keep = self._stopped.value if self._stopped.value in options.values() else None

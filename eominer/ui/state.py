@@ -480,3 +480,18 @@ def after_this(fn: Callable[[], None], delay_s: float = 0.0) -> None:
         doc.add_timeout_callback(fn, int(delay_s * 1000))
     else:
         doc.add_next_tick_callback(fn)
+
+
+_POLL_FAILURES: set[tuple[str, str]] = set()
+
+
+def poll_failed(what: str, exc: BaseException) -> None:
+    """A periodic read failed (a dropped connection, a file another process holds, a
+    bug): the app stays up and the next poll asks again. The first failure of each kind
+    goes to the server's log with its traceback, so a bug does not hide behind a line
+    that merely stays empty."""
+    key = (what, f"{type(exc).__name__}: {exc}")
+    if key not in _POLL_FAILURES:
+        _POLL_FAILURES.add(key)
+        print(f"eominer app: {what} failed; asking again at the next poll", flush=True)
+        traceback.print_exception(exc)

@@ -12,7 +12,7 @@ from panel.viewable import Viewer
 
 from eominer.store.base import utcnow
 from eominer.ui.connection import ConnectionWatch
-from eominer.ui.state import AppState
+from eominer.ui.state import AppState, poll_failed
 
 _COLOURS = {"info": "#2a6099", "success": "#1e7b34", "warning": "#9a6700", "error": "#b3261e"}
 
@@ -46,7 +46,8 @@ class StatusLine(Viewer):
         try:
             jobs = [dict(j) for j in (
                 self.state.store.unended_jobs() if unended is None else unended)]
-        except Exception:  # jobs table of an older database: nothing to show
+        except Exception as exc:  # a poll must not stop the app: logged, asked again
+            poll_failed("reading the jobs for the status line", exc)
             return
         for j in jobs:
             j["gone"] = job_state(j) == "killed"

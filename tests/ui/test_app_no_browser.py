@@ -76,6 +76,25 @@ def test_the_poll_reads_the_jobs_not_ended_once_for_the_status_line_and_the_offe
         assert label.startswith("extract --features spectral (3 of 3 task(s) left; last ran ")
         assert app.scope.jobs._stopped.value == ("extract-x",
                                                  "eominer extract --features spectral")
+        # a poll that fails (a dropped connection, a bug) keeps the app up and what it
+        # showed; the server's log gets the first failure of its kind, not one every 3 s
+        import contextlib
+        import io
+
+        def broken() -> list:
+            raise RuntimeError("connection to the database lost")
+
+        monkeypatch.setattr(app.state.store, "unended_jobs", broken)
+        seen = []
+        monkeypatch.setattr(app.publish, "refresh", lambda: seen.append(1))
+        log = io.StringIO()
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            app._poll_jobs()
+            app._poll_jobs()
+        assert log.getvalue().count("reading the unended jobs failed") == 1
+        assert "RuntimeError: connection to the database lost" in log.getvalue()
+        assert len(seen) == 2  # the rest of the poll went on
+        assert "1 job(s) stopped with 3 task(s) left" in app.status._jobs.object
     finally:  # the server's store, kept for the process: monetdbe opens one database a
         # process, and the next tests open theirs
         store = pn.state.cache.pop(f"eominer-store:{url}", None)
