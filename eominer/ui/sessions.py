@@ -33,7 +33,10 @@ class SessionsView(Viewer):
         self._table = pn.widgets.Tabulator(
             None, selectable=1, disabled=True, show_index=False, height=300,
             sizing_mode="stretch_width", css_classes=["eom-sessions"], widths=LONG,
-            configuration={"columnDefaults": {"tooltip": True}})
+            configuration={"columnDefaults": {"tooltip": True},
+                           # an empty list says how to fill it (short: Tabulator centres
+                           # it over all the columns, wider than a laptop's window)
+                           "placeholder": "No session here: start one in Scope"})
         self._archived = pn.widgets.Checkbox(label="show archived", value=False)
         self._archived.param.watch(lambda e: self._show_archived(e.new), "value")
         self._open = pn.widgets.Button(label="Reopen", color="primary", width=110,

@@ -23,6 +23,8 @@ def test_delete_shows_with_the_archived_list_and_asks_once(learn_store, oscd_db)
     view = SessionsView(state=AppState(learn_store, user="ana"))
     assert not view._delete.visible and view._rows == []
     shown = view._table.get_root()  # the table as a browser gets it, empty
+    # an empty list says where sessions come from (Tabulator draws it in the table)
+    assert shown.configuration["placeholder"] == "No session here: start one in Scope"
     view._archived.value = True
     assert view._delete.visible and [r.record.session_id for r in view._rows] == [s.session_id]
     # rows that came into an empty table show dates as dates, not epoch milliseconds
