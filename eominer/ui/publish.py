@@ -153,15 +153,16 @@ class PublishView(Viewer):
             if not rounds:
                 self._trust.object = "<i>no round yet: label some patches and Learn</i>"
                 return
-            self._enable(True)
+            # a round on answers of one kind only fits no model
+            self._enable(any(r.fitted for r in rounds))
             q = s.session.quality()
             self._trust.object = (
                 quality_line(rounds) + ("" if q.get("stop") or not q.get("advice")
                                         else f"<br><i>{html.escape(q['advice'])}</i>"))
 
     def _enable(self, on: bool) -> None:
-        """Publish, downloads and Apply need a model: greyed out before the first round
-        (a click said "run a round with labels first")."""
+        """Publish, downloads and Apply need a model: greyed out until a round has fitted
+        one (a click said "run a round with labels first")."""
         for w in (self._publish, self._apply, *self._downloads, *self._polygon_downloads):
             w.disabled = not on
 

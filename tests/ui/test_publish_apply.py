@@ -120,9 +120,17 @@ def test_publish_and_downloads_wait_for_a_round_and_follow_the_threshold(learn_s
     view = PublishView(state=state)
     controls = [view._publish, view._apply, *view._downloads, *view._polygon_downloads]
     assert len(controls) == 9 and all(w.disabled for w in controls)
-    state.session = _create(learn_store, oscd_db)
+    first = _create(learn_store, oscd_db)
+    state.session = first
     assert all(w.disabled for w in controls)
     assert "no round yet" in view._trust.object
+    for p in first.patch_ids[:2]:  # a round without a "yes" fits no model
+        first.label(int(p), -1, "ana")
+    first.run_round()
+    assert [r.fitted for r in first.rounds()] == [False]
+    state.session = None
+    state.session = first
+    assert "no round yet" not in view._trust.object and all(w.disabled for w in controls)
     s = _trained(learn_store, oscd_db)
     state.session = s
     assert not any(w.disabled for w in controls), [w for w in controls if w.disabled]
