@@ -36,8 +36,7 @@ def _result(session: Session, threshold: float | None = None) -> dict[str, Any]:
     `publish` decides them), sources and patch rows of the session's result."""
     from eominer.learning.publish import decide
 
-    scores, positive, source = decide(session, session.params.publish_threshold
-                                      if threshold is None else threshold)
+    scores, positive, source = decide(session, threshold)
     t = session.store.scope_patches(session.product_ids, session.level)
     at = np.searchsorted(t["patch_id"].to_numpy(), session.patch_ids)
     return {"scores": scores, "positive": positive, "source": source,

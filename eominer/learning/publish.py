@@ -16,12 +16,15 @@ if TYPE_CHECKING:
     from eominer.learning.session import Session
 
 
-def decide(session: Session, threshold: float,
+def decide(session: Session, threshold: float | None = None,
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scores, positive, source) per patch of the session's result: positive where the
-    score (float32) is at least `threshold`, or where the analyst said yes; source
-    "label" where an answer decides, else "model". Publishing and the exports both
-    decide so, so a download says what the annotations say."""
+    score (float32) is at least `threshold` (default the session's publish threshold),
+    or where the analyst said yes; source "label" where an answer decides, else "model".
+    Publishing and the exports both decide so, so a download says what the annotations
+    say."""
+    if threshold is None:
+        threshold = session.params.publish_threshold
     scores = session.result_scores()
     positive = scores >= np.float32(threshold)
     source = np.full(len(scores), "model", dtype=object)
