@@ -27,7 +27,7 @@ from eominer.cli import (
               "keeps the patches whose lon/lat box intersects it.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="A patch is positive when its score is at least this (default: the "
-              "session's publish threshold, 0.5).")
+              "model's threshold, the one its session was last published at; 0.5 if never).")
 @ray_address_option()
 @click.option("--num-cpus", type=click.IntRange(1), default=None,
               help="CPUs of the local Ray (default: all cores).")

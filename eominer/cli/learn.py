@@ -319,7 +319,10 @@ def quality(session_id: str, db: str | None) -> None:
 
 @session.command("publish")
 @click.argument("session_id")
-@click.option("--threshold", type=float, default=None, help="Score for 'positive' (0.5).")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Score for 'positive' (default: the session's publish threshold, the "
+                   "one it was last published at, 0.5 at first). It becomes the session's "
+                   "publish threshold: the default of export, refine and apply.")
 @db_option
 def publish(session_id: str, threshold: float | None, db: str | None) -> None:
     """Write the result as annotations (queryable with `eominer sql`)."""
@@ -379,7 +382,8 @@ def save_model_cmd(session_id: str, db: str | None) -> None:
                    "mean score) instead of one box per patch.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="A patch is positive when its score is at least this (default: the "
-                   "session's publish threshold, 0.5): the `positive` field of geojson "
+                   "session's publish threshold, the last one published at, 0.5 at first): "
+                   "the `positive` field of geojson "
                    "and gpkg, and with --polygons which patches are dissolved.")
 @click.option("--published", is_flag=True,
               help="--polygons: dissolve the published positive annotations instead of the "

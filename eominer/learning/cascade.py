@@ -29,6 +29,9 @@ def cascade(coarse: Session, fine_level: int, *, name: str | None = None,
             f"cannot cascade from level {coarse.level} to {fine_level}: the finer level must "
             f"be smaller than {coarse.level} and one of the grid levels {levels}"
         )
+    # the fine session starts from the coarse one's parameters as they were: the
+    # threshold that prunes the coarse ranking is not the fine ranking's
+    params = dataclasses.replace(coarse.params, parent_session=None)
     coarse.publish(threshold)
     rec = coarse.record
     return Session.create(
@@ -36,6 +39,5 @@ def cascade(coarse: Session, fine_level: int, *, name: str | None = None,
         coarse.concept, coarse.product_ids, fine_level,
         feature_set_ids or coarse.feature_set_ids,
         model_kind=model_kind or rec.model_kind, strategy=strategy or rec.strategy,
-        params=dataclasses.replace(coarse.params, parent_session=None),
-        parent_session=coarse.session_id,
+        params=params, parent_session=coarse.session_id,
     )

@@ -36,12 +36,24 @@ def decide(session: Session, threshold: float | None = None,
 
 
 def publish(session: Session, threshold: float = 0.5) -> str:
+    """Write the annotations at `threshold`, which becomes the session's publish
+    threshold: the default of its exports, polygons, refinement and saved models (so
+    `eominer apply MODEL` marks positives as the session was published), in the same
+    transaction. Then save the model."""
+    import dataclasses
+
     from eominer.learning.saved import save_model
 
     scores, positive, source = decide(session, threshold)
     version = session.model_version()
-    session.store.write_annotations(session.session_id, session.concept, session.patch_ids,
-                                    scores, positive, version, source.tolist())
+    store = session.store
+    params = dataclasses.replace(session.params, publish_threshold=float(threshold))
+    with store.transaction():
+        store.write_annotations(session.session_id, session.concept, session.patch_ids,
+                                scores, positive, version, source.tolist())
+        if params != session.params:
+            store.update_session(session.session_id, params=params)
+    session.record = dataclasses.replace(session.record, params=params)
     save_model(session)
     session.set_status("published")
     return version

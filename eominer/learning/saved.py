@@ -141,15 +141,10 @@ def _metrics(session: Session, scores: np.ndarray, rows: np.ndarray, y: np.ndarr
     from sklearn.metrics import average_precision_score
     from sklearn.model_selection import StratifiedKFold
 
-    from eominer.learning.quality import wilson
-
     pos = y == 1
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    m: dict[str, Any] = {
-        "n_patches": int(len(scores)), "threshold": float(threshold),
-        "n_predicted_positive": int((scores >= np.float32(threshold)).sum()),
-        "ap_train": None, "ap_cv": None, "cv_folds": 0,
-    }
+    m: dict[str, Any] = {"n_patches": int(len(scores)), "ap_train": None, "ap_cv": None,
+                         "cv_folds": 0}
     if n_pos and n_neg:
         m["ap_train"] = float(average_precision_score(pos, scores[rows]))
     k = min(5, n_pos, n_neg)
@@ -160,6 +155,17 @@ def _metrics(session: Session, scores: np.ndarray, rows: np.ndarray, y: np.ndarr
             est = make_model(kind, **model_params).fit(X[rows[train]], y[train])
             oof[test] = est.score(np.ascontiguousarray(X[rows[test]]))
         m["ap_cv"], m["cv_folds"] = float(average_precision_score(pos, oof)), k
+    return m | _at_threshold(session, scores, threshold)
+
+
+def _at_threshold(session: Session, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    """The metrics that depend on the threshold: predicted positives and, with
+    verification answers, precision (Wilson 95 % interval) and recall on them."""
+    from eominer.learning.quality import wilson
+
+    m: dict[str, Any] = {
+        "threshold": float(threshold),
+        "n_predicted_positive": int((scores >= np.float32(threshold)).sum())}
     vids, vy = session.labels("verify")
     m["n_verified"] = int(len(vids))
     if len(vids):
@@ -177,18 +183,25 @@ def _metrics(session: Session, scores: np.ndarray, rows: np.ndarray, y: np.ndarr
 
 
 def save_model(session: Session) -> SavedModel:
-    """Store the session's current classifier (row + file); an already saved version is
-    returned as it is."""
+    """Store the session's current classifier (row + file) with the session's publish
+    threshold (the one it was last published at). An already saved version is returned
+    as it is, its threshold and the metrics at it brought up to date when the session was
+    published at another since."""
     from eominer.workspace import models_dir
 
     store = session.store
     version = session.model_version()  # raises when nothing was fitted yet
-    if store.model(version) is not None:
+    threshold = float(session.params.publish_threshold)
+    row = store.model(version)
+    if row is not None:
+        if float(row["params"]["threshold"]) != threshold:
+            scores = session.current_model()[2]
+            store.update_model(version, row["params"] | {"threshold": threshold},
+                               row["metrics"] | _at_threshold(session, scores, threshold))
         return load_model(store, version)
     record, model, scores = session.current_model()
     ids, y = session.round_labels(record)
     rows = session.data.rows(ids)
-    threshold = float(session.params.publish_threshold)
     model_params = dict(record.model_params)
     columns = list(session.data.names)
     path = models_dir() / f"{KIND}-{version}.npz"

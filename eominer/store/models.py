@@ -28,6 +28,14 @@ class ModelsMixin(StoreBase):
                  utcnow()),
             )
 
+    def update_model(self, model_id: str, params: dict[str, Any],
+                     metrics: dict[str, Any]) -> None:
+        """Replace a saved model's params and metrics (its threshold, republished)."""
+        with self.transaction():
+            self.execute("UPDATE models SET params = ?, metrics = ? WHERE model_id = ?",
+                         (json.dumps(params, sort_keys=True, default=str),
+                          json.dumps(metrics, sort_keys=True, default=str), model_id))
+
     def models(self, kind: str | None = None) -> list[dict[str, Any]]:
         rows = self.query(
             "SELECT model_id, kind, path, params, metrics, trained_on, created FROM models"

@@ -72,8 +72,15 @@ class PublishView(Viewer):
                                ["session", "scores_version", "quality_version"])
         self._render_trust()
         self.state.param.watch(lambda _: self._find_job(), "session")
+        self.state.param.watch(lambda _: self._session_threshold(), "session")
+        self._session_threshold()
         self._render()
         self._find_job()
+
+    def _session_threshold(self) -> None:
+        """The slider starts where the session was last published (0.5 at first)."""
+        if self.state.session is not None:
+            self.threshold = float(self.state.session.params.publish_threshold)
 
     def _find_job(self) -> None:
         """The server's apply job of this session's current model, if one was started

@@ -138,9 +138,12 @@ def test_apply_writes_the_sessions_scores(learn_store, oscd_db, model, ray, tmp_
 def test_apply_in_this_process_writes_the_same_scores(learn_store, oscd_db, model, tmp_path,
                                                      capsys):
     """`apply --workers 0`: no Ray; the blocks run in the command's process (their store
-    reads too) and write what the Ray job writes: the session's ranking."""
+    reads too) and write what the Ray job writes: the session's ranking. With no
+    --threshold, `positive` is at the threshold the session was published at."""
     s, mid = model
     scores = dict(zip(s.patch_ids.tolist(), s.current_scores().tolist()))
+    assert s.publish(0.35) == mid  # the saved model now says 0.35 (it said 0.5)
+    assert any(0.35 <= v < 0.5 for v in scores.values())
     url = learn_store.url
     learn_store.close()
     r = in_process(capsys)(["apply", mid, "--products", oscd_db["product"],
@@ -151,6 +154,7 @@ def test_apply_in_this_process_writes_the_same_scores(learn_store, oscd_db, mode
         rows = applied(store, mid)
         assert set(rows) == set(scores)
         assert max(abs(rows[p][0] - v) for p, v in scores.items()) < 1e-5
+        assert all(pos == (v >= np.float32(0.35)) for v, pos in rows.values())
         assert {t["worker"] for t in store.tasks().to_pylist()} == {
             f"{os.uname().nodename}:{os.getpid()}"}
 

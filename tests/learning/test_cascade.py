@@ -15,7 +15,9 @@ def test_cascade_coarse_to_fine(learn_store, oscd_db):
     coarse = _trained(learn_store, oscd_db, level=32, rounds=1)
     with pytest.raises(SessionError, match="cannot cascade from level 32 to 64"):
         cascade(coarse, 64)
-    fine = cascade(coarse, 16)
+    fine = cascade(coarse, 16, threshold=0.4)
+    # the pruning threshold is the coarse session's published one, not the fine one's
+    assert coarse.params.publish_threshold == 0.4 and fine.params.publish_threshold == 0.5
     pos32 = learn_store.positive_annotations(coarse.session_id)
     assert 0 < len(pos32) < 224
     kids = learn_store.patches(oscd_db["product"], 16)

@@ -117,9 +117,9 @@ def test_an_interrupted_export_leaves_the_earlier_one_whole(learn_store, oscd_db
 
 def test_positive_in_the_downloads_is_what_publishing_writes(learn_store, oscd_db, tmp_path):
     """The `positive` field of the GeoJSON and GeoPackage follows a threshold (default the
-    session's publish threshold) as `publish` decides it: at 0.7 the download and the
-    published annotations agree patch by patch, and differ from 0.5's (the old exports
-    said positive at 0.5 whatever was published)."""
+    session's publish threshold, the last one published at) as `publish` decides it: at
+    0.7 the download and the published annotations agree patch by patch, and differ from
+    0.5's (the old exports said positive at 0.5 whatever was published)."""
     import pyogrio.raw
 
     from eominer.learning import export
@@ -140,9 +140,11 @@ def test_positive_in_the_downloads_is_what_publishing_writes(learn_store, oscd_d
 
     at_07 = positives(export.export_geojson(s, tmp_path / "a.geojson", threshold=0.7))
     assert at_07 == published
-    default = positives(export.export_geojson(s, tmp_path / "b.geojson"))
-    assert s.params.publish_threshold == 0.5 and default != published
-    assert sum(default.values()) > sum(at_07.values())
+    at_05 = positives(export.export_geojson(s, tmp_path / "b.geojson", threshold=0.5))
+    assert at_05 != published and sum(at_05.values()) > sum(at_07.values())
+    # publishing at 0.7 made it the session's threshold: the default download agrees
+    assert s.params.publish_threshold == 0.7
+    assert positives(export.export_geojson(s, tmp_path / "d.geojson")) == published
     meta, _, _, fields = pyogrio.raw.read(
         export.export_gpkg(s, tmp_path / "c.gpkg", threshold=0.7),
         columns=["patch_id", "positive"])

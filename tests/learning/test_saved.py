@@ -80,6 +80,28 @@ def test_publishing_saves_the_model(learn_store, oscd_db):
     assert [m["model_id"] for m in learn_store.models("classifier")] == [version]
 
 
+def test_the_model_keeps_the_threshold_it_was_published_at(learn_store, oscd_db):
+    """Publishing at T makes T the session's publish threshold (kept in the store) and the
+    saved model's: `eominer apply MODEL` then marks positives as the session was
+    published. Publishing the same round again at another threshold updates the model's
+    threshold and the metrics at it, not its id. (Before, the model said 0.5 whatever
+    the session was published at.)"""
+    s = _trained(learn_store, oscd_db, model_kind="rbf_svm")
+    scores = s.current_scores()
+    mid = s.publish(0.7)
+    assert Session.open(learn_store, s.session_id).params.publish_threshold == 0.7
+    m = load_model(learn_store, mid)
+    assert m.threshold == m.params["threshold"] == m.metrics["threshold"] == 0.7
+    assert m.metrics["n_predicted_positive"] == int((scores >= np.float32(0.7)).sum())
+    ap_cv = m.metrics["ap_cv"]
+    assert s.publish(0.3) == mid and len(learn_store.models("classifier")) == 1
+    m = load_model(learn_store, mid)
+    assert m.threshold == m.metrics["threshold"] == 0.3 and m.metrics["ap_cv"] == ap_cv
+    assert m.metrics["n_predicted_positive"] == int((scores >= np.float32(0.3)).sum()) > (
+        int((scores >= np.float32(0.7)).sum()))
+    assert s.save_model() == mid and load_model(learn_store, mid).threshold == 0.3
+
+
 def test_unknown_model_is_refused_with_the_saved_ones(learn_store, oscd_db):
     s = _trained(learn_store, oscd_db)
     mid = s.save_model()

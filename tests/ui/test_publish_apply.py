@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from eominer.learning.session import Session
 from tests.learning.sessions import _create, _trained, answered
 
 from .conftest import job_process
@@ -145,3 +146,14 @@ def test_publish_and_downloads_wait_for_a_round_and_follow_the_threshold(learn_s
     assert positive.sum() < at_half.sum()  # 0.6 is not the old exports' fixed 0.5
     state.session = None
     assert all(w.disabled for w in controls)
+    # published at 0.6, the session comes back tomorrow: the slider starts at 0.6
+    state.session = s
+    assert view.threshold == 0.5  # where the session stands: never published yet
+    view.threshold = 0.6
+    view._publish.clicks += 1
+    assert state.severity == "success", state.message
+    again = PublishView(state=AppState(learn_store, user="ana"))
+    again.state.session = Session.open(learn_store, s.session_id)
+    assert again.threshold == 0.6 and view.threshold == 0.6
+    state.session = first  # another session: its own threshold
+    assert view.threshold == 0.5
