@@ -333,7 +333,8 @@ def publish(session_id: str, threshold: float | None, db: str | None) -> None:
         version = s.publish(threshold)
         n = len(store.positive_annotations(session_id))
         q = s.quality()
-    click.echo(f"published {s.concept} as model {version}: {n} positive patches")
+    click.echo(f"published {s.concept} as model {version}: {n} positive patches (score >= "
+               f"{s.params.publish_threshold:g}, or answered yes)")
     # how far to trust what was written (the app shows it in the rounds summary)
     if q.get("precision") is not None:
         click.echo(f"verified precision {q['precision']:.0%} (95 % CI "

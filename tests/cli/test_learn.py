@@ -44,6 +44,7 @@ def test_session_commands(learn_store, oscd_db, tmp_path, capsys):
     assert r.returncode == 1 and "expected PATCH_ID=+1 (or =y, =yes) for yes" in r.stderr
     r = run(["session", "publish", sid, "--db", db], home)
     assert r.returncode == 0 and "published new_construction" in r.stdout, r.stderr
+    assert "positive patches (score >= 0.5, or answered yes)" in r.stdout
     # one round, nothing verified: the advice goes with it
     assert "note: not enough rounds to judge stability yet" in r.stderr, r.stderr
     r = run(["sql", "--db", db, "--format", "json",
