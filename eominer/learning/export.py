@@ -24,7 +24,7 @@ from eominer.learning.polygon_export import POLYGON_FORMATS, export_polygons
 from eominer.workspace import replaced_whole, scratch_path
 
 __all__ = ["POLYGON_FORMATS", "export_cogs", "export_geojson", "export_gpkg", "export_polygons",
-           "export_stac"]
+           "export_stac", "patch_columns", "write_geojson", "write_gpkg"]
 
 if TYPE_CHECKING:
     from eominer.learning.session import Session
@@ -43,7 +43,7 @@ def _result(session: Session, threshold: float | None = None) -> dict[str, Any]:
             "patches": t.take(at), "version": session.model_version()}
 
 
-def _columns(session: Session, min_score: float, threshold: float | None,
+def patch_columns(session: Session, min_score: float, threshold: float | None,
              ) -> dict[str, Any]:
     """The patches scoring at least `min_score`, column by column: `patch_id`,
     `product_id`, `score` (rounded to 6 decimals), `positive`, `source`, `bbox` (n x 4
@@ -101,9 +101,14 @@ def export_geojson(session: Session, path: str | Path, min_score: float = 0.0,
     """FeatureCollection of patch polygons (WGS84) with label, score, positive (score at
     least `threshold`, default the session's publish threshold; or the analyst's answer)
     and provenance, for the patches scoring at least `min_score`."""
+    return write_geojson(patch_columns(session, min_score, threshold), path)
+
+
+def write_geojson(c: dict[str, Any], path: str | Path) -> Path:
+    """`export_geojson`'s file from its `patch_columns` (no store: a worker thread may
+    write it)."""
     from shapely.geometry import mapping
 
-    c = _columns(session, min_score, threshold)
     q = {v: json.dumps(v) for v in {*c["product_id"].tolist(), *c["source"].tolist()}}
     label, sid, version = (json.dumps(c[k]) for k in ("label", "session_id", "model_version"))
     b = c["bbox"]
@@ -126,13 +131,19 @@ def export_geojson(session: Session, path: str | Path, min_score: float = 0.0,
 def export_gpkg(session: Session, path: str | Path, min_score: float = 0.0,
                 threshold: float | None = None) -> Path:
     """GeoPackage layer `<concept>` with the same polygons and fields (via pyogrio)."""
+    c = patch_columns(session, min_score, threshold)
+    if not len(c["patch_id"]):
+        raise SessionError(f"no patch scores >= {min_score}: nothing to export")
+    return write_gpkg(c, path)
+
+
+def write_gpkg(c: dict[str, Any], path: str | Path) -> Path:
+    """`export_gpkg`'s file from its `patch_columns` (no store: a worker thread may
+    write it)."""
     import pyogrio.raw
     from shapely import to_wkb
 
-    c = _columns(session, min_score, threshold)
     n = len(c["patch_id"])
-    if not n:
-        raise SessionError(f"no patch scores >= {min_score}: nothing to export")
     shapes = _shapes(c["bbox"])
     kind = antimeridian.geometry_type(shapes)
     geoms = np.asarray(to_wkb(antimeridian.as_type(shapes, kind)), dtype=object)
@@ -145,7 +156,7 @@ def export_gpkg(session: Session, path: str | Path, min_score: float = 0.0,
     path = Path(path)
     with replaced_whole(path) as partial:
         pyogrio.raw.write(str(partial), geoms, data, fields, crs="EPSG:4326",
-                          geometry_type=kind, driver="GPKG", layer=session.concept)
+                          geometry_type=kind, driver="GPKG", layer=c["label"])
     return path
 
 

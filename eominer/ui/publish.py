@@ -7,6 +7,7 @@ features as an `eominer apply` job (ui/jobs.py), followed here."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import tempfile
@@ -185,20 +186,37 @@ class PublishView(Viewer):
             return io.BytesIO(write(s.session, Path(tmp)))
         return None
 
-    def _exporter(self, fmt: str) -> Callable[[], io.BytesIO | None]:
+    def _exporter(self, fmt: str) -> Callable[[], Any]:
         suffix, func = FORMATS[fmt]
+        if func == "export_cogs":  # one map per product, the one on the map: 0.1 s a tile
 
-        def write(session: Session, tmp: Path) -> bytes:
+            def write(session: Session, tmp: Path) -> bytes:
+                from eominer.learning.export import export_cogs
+
+                cogs = export_cogs(session, tmp)
+                return (cogs.get(self.state.product_id) or next(iter(cogs.values()))).read_bytes()
+
+            return lambda: self._download(f"export {fmt}", write)
+
+        async def download() -> io.BytesIO | None:
+            """The patches' columns are read here (monetdbe answers only on this thread),
+            the file is written in a worker thread: a tile's 117,649 patches take seconds,
+            and the server answers the other browser sessions meanwhile."""
             from eominer.learning import export as exports
 
-            if func == "export_cogs":  # one map per product: the one on the map
-                cogs = exports.export_cogs(session, tmp)
-                return (cogs.get(self.state.product_id) or next(iter(cogs.values()))).read_bytes()
-            path = tmp / f"{session.concept}{suffix}"
-            getattr(exports, func)(session, path, threshold=self.threshold)
-            return path.read_bytes()
+            s = self.state
+            if s.session is None:
+                s.say("start a session and learn first", "warning")
+                return None
+            writer = exports.write_geojson if func == "export_geojson" else exports.write_gpkg
+            with s.working(f"export {fmt}"), tempfile.TemporaryDirectory() as tmp:
+                columns = exports.patch_columns(s.session, 0.0, self.threshold)
+                path = Path(tmp) / f"{s.session.concept}{suffix}"
+                await asyncio.to_thread(writer, columns, path)
+                return io.BytesIO(path.read_bytes())
+            return None  # an error: on the status line
 
-        return lambda: self._download(f"export {fmt}", write)
+        return download
 
     def _polygons(self, key: str) -> Callable[[], io.BytesIO | None]:
         """The download callback of one polygon format: the positives of the current

@@ -139,6 +139,13 @@ class AppState(param.Parameterized):
             yield
 
     @contextlib.contextmanager
+    def working(self, what: str) -> Iterator[None]:
+        """`work` for a coroutine that awaits inside it: the document is not held, since
+        holding it across the await would hold this session's other updates too."""
+        with self._work(what, False):
+            yield
+
+    @contextlib.contextmanager
     def _work(self, what: str, quiet: bool) -> Iterator[None]:
         self.busy = True
         if not quiet:

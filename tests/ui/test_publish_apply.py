@@ -6,6 +6,8 @@ session or a model the button says what to do."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import numpy as np
@@ -138,7 +140,7 @@ def test_publish_and_downloads_wait_for_a_round_and_follow_the_threshold(learn_s
     view.threshold = 0.6
     geojson = view._downloads[0]
     assert geojson.label == "GeoJSON"
-    fc = json.loads(geojson.callback().getvalue())
+    fc = json.loads(asyncio.run(geojson.callback()).getvalue())
     got = {f["properties"]["patch_id"]: f["properties"]["positive"] for f in fc["features"]}
     _, positive, _ = decide(s, 0.6)
     assert got == dict(zip(s.patch_ids.tolist(), positive.tolist()))
@@ -157,3 +159,63 @@ def test_publish_and_downloads_wait_for_a_round_and_follow_the_threshold(learn_s
     assert again.threshold == 0.6 and view.threshold == 0.6
     state.session = first  # another session: its own threshold
     assert view.threshold == 0.5
+
+
+def test_a_download_is_written_while_the_server_answers_others(learn_store, oscd_db,
+                                                               monkeypatch, tmp_path):
+    """The GeoJSON and GeoPackage downloads read the session's columns on the server's
+    thread and write the file in a worker thread: other coroutines of the server's loop
+    (every other browser session) run meanwhile. The writer is slowed here so that the
+    loop has time to show it; the GeoJSON is the export's own, byte for byte."""
+    import pyogrio.raw
+
+    from eominer.learning import export
+    from eominer.ui.publish import PublishView
+    from eominer.ui.state import AppState
+
+    real = {".geojson": export.write_geojson, ".gpkg": export.write_gpkg}
+    threads: list[str] = []
+
+    def slowed(write):
+        def slow(columns, path):
+            threads.append(threading.current_thread().name)
+            time.sleep(0.5)
+            return write(columns, path)
+        return slow
+
+    state = AppState(learn_store, user="ana")
+    view = PublishView(state=state)
+    state.session = s = _trained(learn_store, oscd_db)
+    refs = {".geojson": export.export_geojson(s, tmp_path / "ref.geojson"),
+            ".gpkg": export.export_gpkg(s, tmp_path / "ref.gpkg")}
+    monkeypatch.setattr(export, "write_geojson", slowed(real[".geojson"]))
+    monkeypatch.setattr(export, "write_gpkg", slowed(real[".gpkg"]))
+
+    async def download(button) -> tuple[bytes, int]:
+        ticks, done = 0, False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        tick = asyncio.create_task(ticker())
+        data = (await button.callback()).getvalue()
+        done = True
+        await tick
+        return data, ticks
+
+    for button, suffix in zip(view._downloads[:2], real):
+        data, ticks = asyncio.run(download(button))
+        assert ticks >= 10, ticks  # the loop ran while the file was written
+        assert state.severity == "success", state.message
+        got = tmp_path / f"got{suffix}"
+        got.write_bytes(data)
+        ref = refs[suffix]
+        if suffix == ".geojson":
+            assert data == ref.read_bytes()
+        else:
+            a, b = (pyogrio.raw.read(p, columns=["patch_id", "positive"])[3] for p in (got, ref))
+            assert len(a[0]) == 896 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert len(threads) == 2 and threading.main_thread().name not in threads
