@@ -368,6 +368,15 @@ class SessionsMixin(StoreBase):
             "SELECT patch_id, score, positive, model_version FROM annotations "
             "WHERE session_id = ? AND label_name = ? ORDER BY patch_id", (session_id, label))
 
+    def last_published(self, session_id: str, label: str) -> tuple[str, Any] | None:
+        """(model version, when) of the session's latest annotations of `label`, its
+        own publish or `eominer apply` of its model; None when it never published."""
+        rows = self.query(
+            "SELECT model_version, MAX(created) AS t FROM annotations WHERE session_id = ? "
+            "AND label_name = ? GROUP BY model_version ORDER BY t DESC LIMIT 1",
+            (session_id, label))
+        return (str(rows[0][0]), rows[0][1]) if rows else None
+
     def positive_annotations(self, session_id: str) -> np.ndarray:
         """Patch ids a session published as positive (the cascade carries these down)."""
         t = self.query_arrow(

@@ -67,7 +67,7 @@ class PublishView(Viewer):
                                      sizing_mode="stretch_width")
         self._job: AppJob | None = None
         self._shown: tuple[str, str] = ("", "")  # (job id, state) on screen
-        self.state.param.watch(lambda _: self._render(), ["published", "session"])
+        self.state.param.watch(lambda _: self._render(), ["published", "session", "scores_version"])
         # after the map's overlay has gone out: it reads the rounds from the store
         self.state.param.watch(Soon(self._render_trust),
                                ["session", "scores_version", "quality_version"])
@@ -131,20 +131,37 @@ class PublishView(Viewer):
 
     def _render(self) -> None:
         s = self.state
-        if s.session is None:
-            self._info.object = "<i>no session yet</i>"
-        elif s.published:
-            self._info.object = (f"published <b>{s.session.concept}</b> as model "
-                                 f"<code>{s.published}</code>: try SQL "
-                                 f"<code>SELECT * FROM annotations WHERE label_name = "
-                                 f"'{s.session.concept}'</code>")
-        else:
-            self._info.object = "not published yet"
+        self._info.object = self._published_text()
         name = s.session.concept if s.session is not None else "result"
         for d, (suffix, _) in zip(self._downloads, FORMATS.values()):
             d.filename = f"{name}{suffix}"
         for d, key in zip(self._polygon_downloads, POLYGON_FORMATS.values()):
             d.filename = f"{name}-polygons-{key}.zip"
+
+    def _published_text(self) -> str:
+        """What the session has published (in this app or before, from the CLI), and
+        whether the ranking has moved on since."""
+        from eominer.errors import SessionError
+
+        sess = self.state.session
+        if sess is None:
+            return "<i>no session yet</i>"
+        last = self.state.store.last_published(sess.session_id, sess.concept)
+        if last is None:
+            return "not published yet"
+        version, when = last
+        text = (f"published <b>{sess.concept}</b> as model <code>{version}</code> "
+                f"(score >= {sess.params.publish_threshold:g}, {str(when)[:16]} UTC): "
+                f"try SQL <code>SELECT * FROM annotations WHERE label_name = "
+                f"'{sess.concept}'</code>")
+        try:
+            current = sess.model_version()
+        except SessionError:  # no fitted round any more (labels undone)
+            return text
+        if current != version:
+            text += ("<br><b>the ranking has changed since</b> (a newer round): publish "
+                     "again to write it")
+        return text
 
     def _render_trust(self) -> None:
         import html

@@ -154,9 +154,25 @@ def test_publish_and_downloads_wait_for_a_round_and_follow_the_threshold(learn_s
     view.threshold = 0.6
     view._publish.clicks += 1
     assert state.severity == "success", state.message
+    version = s.model_version()
+    assert f"as model <code>{version}</code> (score >= 0.6, " in view._info.object
     again = PublishView(state=AppState(learn_store, user="ana"))
-    again.state.session = Session.open(learn_store, s.session_id)
+    assert again._info.object == "<i>no session yet</i>"
+    again.state.session = reopened = Session.open(learn_store, s.session_id)
     assert again.threshold == 0.6 and view.threshold == 0.6
+    # what was published shows in a new page too (it said "not published yet")
+    info = again._info.object
+    assert f"as model <code>{version}</code> (score >= 0.6, " in info
+    assert "changed since" not in info
+    ids, _ = reopened.labels()
+    reopened.label(int(next(p for p in reopened.patch_ids if p not in set(ids.tolist()))), -1,
+                   "ana")
+    again.state.session = None
+    again.state.session = reopened
+    reopened.run_round()
+    again.state.scores_version += 1  # as the Mine view's round does
+    assert reopened.model_version() != version
+    assert "<b>the ranking has changed since</b>" in again._info.object
     state.session = first  # another session: its own threshold
     assert view.threshold == 0.5
 
