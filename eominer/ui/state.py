@@ -244,6 +244,8 @@ class AppState(param.Parameterized):
                 else s.product_ids[0],
                 scores=scores, prior_only=scores is not None and not fitted,
                 published="", selected=None, batch=batch, top=_top(s, scores),
+                # review (and check) the positives where the session was last published
+                review_threshold=float(s.params.publish_threshold),
             )
             self.session = s
             self.scores_version += 1

@@ -34,6 +34,11 @@ def test_a_session_reopens_as_it_was(learn_store, oscd_db):
     assert state.batch == pending and pending  # the next questions
     assert set(state.labelled()[0].tolist()) == labelled
     assert f"reopened: {len(labelled)} labels, {len(s.rounds())} rounds" in state.message
+    assert state.review_threshold == 0.5
+    s.publish(0.65)  # review and quality check start where the session was published
+    state.review_threshold = 0.2
+    state.open_session(s.session_id)
+    assert state.review_threshold == 0.65
 
 
 def test_links_to_unknown_or_private_sessions_say_why(learn_store, oscd_db):
