@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import panel as pn
 import param
@@ -11,6 +11,9 @@ from panel.viewable import Viewer
 from eominer.store.records import SPATIAL_CONTEXT_MAX, Product
 from eominer.ui.state import AppState
 from eominer.ui.tables import table_frame
+
+if TYPE_CHECKING:
+    from eominer.learning.session import Session
 
 # the types of the product table's columns when no product is shown (ui/tables.py)
 PRODUCT_DTYPES = {"acquired": "datetime64[ns]", "width": "int64", "height": "int64",
@@ -93,6 +96,8 @@ class ScopeView(Viewer):
             w.param.watch(lambda _: self._filter(), "value")
         self._table.param.watch(lambda _: self._on_select(), "selection")
         self._level.param.watch(lambda _: self._preselect_features(), "value")
+        self.state.param.watch(lambda e: e.new is not None and self._show_session(e.new),
+                               "session")
         self._products: list[Product] = []
         self._shown: list[Product] = []
         self._thumbs: dict[str, str] = {}
@@ -242,6 +247,25 @@ class ScopeView(Viewer):
             if levels and self._level.value not in levels:
                 self._level.value = 32 if 32 in levels else levels[0]
             self._preselect_features()
+
+    def _show_session(self, session: Session) -> None:
+        """The open session's scope as it was chosen: products ticked, grid level, feature
+        sets, label, model, strategy, cloud limit (a reopened session showed the choices
+        of the last start here, or none). Products the filters above hide stay unticked."""
+        with pn.io.hold():
+            self.select_products(session.product_ids)  # their levels and covering sets
+            if session.level in self._level.options:
+                self._level.value = session.level
+            known = set(self._fs.options.values())
+            self._fs.value = [f for f in session.feature_set_ids if f in known]
+            if session.concept in self._concept.options.values():
+                self._concept.value = session.concept
+            if session.record.model_kind in self._model.options:
+                self._model.value = session.record.model_kind
+            if session.record.strategy in self._strategy.options:
+                self._strategy.value = session.record.strategy
+            cloud = session.params.max_cloud
+            self._max_cloud.value = 1.0 if cloud is None else float(cloud)
 
     def _selected_ids(self) -> list[str]:
         return [self._shown[i].product_id for i in self._table.selection

