@@ -10,7 +10,7 @@ from eominer.cli import db_option
 from eominer.cli.output import render
 
 COLUMNS = ("model_id", "kind", "model", "concept", "feature_sets", "session", "labels",
-           "ap_cv", "created")
+           "ap_cv", "threshold", "created")
 
 
 @click.command()
@@ -38,6 +38,8 @@ def models(kind: str | None, fmt: str, db: str | None) -> None:
                        f"{p.get('n_negative', 0)}-)") if clf else "",
             # three decimals: a cross-validated AP on tens of labels has no more
             "ap_cv": None if not clf or met.get("ap_cv") is None else round(met["ap_cv"], 3),
+            # `eominer apply`'s default: where the session was last published
+            "threshold": p.get("threshold") if clf else None,
             "created": m["created"],
         })
     table = pa.Table.from_pylist(out) if out else pa.table(

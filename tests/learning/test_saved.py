@@ -132,6 +132,7 @@ def test_cli_save_model_and_models(learn_store, oscd_db, tmp_path, capsys):
         "session": sid}
     assert row["labels"].startswith(f"{n} (")
     assert row["ap_cv"] is None or row["ap_cv"] == round(row["ap_cv"], 3)
+    assert row["threshold"] == 0.5  # never published: the session's default
     r = run(["models", "--db", db], tmp_path)
     assert r.returncode == 0 and mid in r.stdout and "linear_svm" in r.stdout
     created = row["created"][:19]  # the table's time is to the second
