@@ -107,6 +107,9 @@ class SessionsView(Viewer):
             self._dup_fs.options = {f"{f.name} v{f.version} {f.feature_set_id}":
                                     f.feature_set_id for f in sets}
             self._dup_model.options = list(MODEL_KINDS)
+            if s.session is not None and not self._table.selection:
+                # the open session, selected: Rename, Refine... act on it by default
+                self.select(s.session.session_id)
 
     def _selected(self) -> SessionSummary | None:
         sel = self._table.selection

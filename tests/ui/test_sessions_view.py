@@ -119,3 +119,24 @@ def _store_patch(db: str, sid: str) -> int:
 
     with open_store(db, read_only=True) as store:
         return int(Session.open(store, sid).patch_ids[0])
+
+
+def test_the_open_session_is_selected_in_the_list(learn_store, oscd_db):
+    """Opening the Sessions tab (refresh) selects the session open in this window, so
+    Refine, Rename... act on it without a search through the list; a row the analyst
+    selected stays selected."""
+    from eominer.ui.sessions import SessionsView
+    from eominer.ui.state import AppState
+    from tests.learning.sessions import _create
+
+    first, s = _create(learn_store, oscd_db), _create(learn_store, oscd_db)
+    state = AppState(learn_store, user="ana")
+    view = SessionsView(state=state)
+    assert view._table.selection == []
+    state.open_session(s.session_id)
+    view.refresh()
+    assert [view._rows[i].record.session_id for i in view._table.selection] == [s.session_id]
+    view.select(first.session_id)
+    view.refresh()
+    assert [view._rows[i].record.session_id for i in view._table.selection] == [
+        first.session_id]
