@@ -132,7 +132,9 @@ class PublishView(Viewer):
     def _render(self) -> None:
         s = self.state
         self._info.object = self._published_text()
-        name = s.session.concept if s.session is not None else "result"
+        # named for the session, as `eominer session export` names its files: downloads
+        # of two sessions of one label do not meet as "name (1)" in the same folder
+        name = "result" if s.session is None else f"{s.session.concept}-{s.session.session_id}"
         for d, (suffix, _) in zip(self._downloads, FORMATS.values()):
             d.filename = f"{name}{suffix}"
         for d, key in zip(self._polygon_downloads, POLYGON_FORMATS.values()):

@@ -135,14 +135,15 @@ def test_whole_loop(server, tmp_path):
             page.locator(".eom-download-gpkg button").click()
         # saved under the name the browser offers, as an analyst's download is
         gpkg = tmp_path / dl.value.suggested_filename
-        assert gpkg.name == "arable_land.gpkg"  # named for the concept
+        sid = page.url.split("session=")[1]
+        assert gpkg.name == f"arable_land-{sid}.gpkg"  # named for the concept and session
         dl.value.save_as(gpkg)
         assert pyogrio.read_info(gpkg)["features"] == 1152
         meta, _, _, fields = pyogrio.raw.read(gpkg, columns=["label"])
         assert set(fields[0]) == {"arable_land"}
         with page.expect_download(timeout=60_000) as dl:
             page.locator(".eom-download-tif button").click()
-        assert dl.value.suggested_filename == "arable_land.tif"
+        assert dl.value.suggested_filename == f"arable_land-{sid}.tif"
         with rasterio.open(dl.value.path()) as ds:
             assert ds.crs.to_epsg() == 32633 and ds.count == 1
             score = ds.read(1, masked=True)
