@@ -408,9 +408,10 @@ def run_apply(
     on_task: TaskCallback | None = None, on_finish: Callable[[int, int], None] | None = None,
 ) -> ApplyReport:
     """Run (or resume) applying saved model `model_id`. `threshold` (default: the
-    model's, the threshold its session was last published at) makes `positive`; `rerun` scores again the blocks a
-    previous run finished. Bad input raises before anything is written. Returns the
-    report; failed tasks are listed there (`report.raise_for_failures()`)."""
+    model's, the one its session was last published at) makes `positive`; `rerun`
+    scores again the blocks a previous run finished. Bad input raises before anything is
+    written. Returns the report; failed tasks are listed there
+    (`report.raise_for_failures()`)."""
     from compute.runner import ensure_ray, new_job_id, run_job
     from eominer.learning.saved import load_model
 

@@ -44,7 +44,7 @@ def _result(session: Session, threshold: float | None = None) -> dict[str, Any]:
 
 
 def patch_columns(session: Session, min_score: float, threshold: float | None,
-             ) -> dict[str, Any]:
+                  ) -> dict[str, Any]:
     """The patches scoring at least `min_score`, column by column: `patch_id`,
     `product_id`, `score` (rounded to 6 decimals), `positive`, `source`, `bbox` (n x 4
     lon/lat), and the scalars `label`, `session_id`, `model_version`."""
