@@ -85,6 +85,10 @@ class SessionsView(Viewer):
 
         s = self.state
         with s.work("list sessions", quiet=True):
+            # the selection is a row index: kept by session id across a new order (the
+            # rows go by last activity, and another window may have added one)
+            chosen = [self._rows[i].record.session_id for i in self._table.selection
+                      if i < len(self._rows)][:1]
             self._rows = session_summaries(s.store, s.user, archived=self._archived.value)
             self._table.value = table_frame(
                 [[r.record.name, r.record.owner, r.record.concept, r.labels, r.rounds,
@@ -107,9 +111,10 @@ class SessionsView(Viewer):
             self._dup_fs.options = {f"{f.name} v{f.version} {f.feature_set_id}":
                                     f.feature_set_id for f in sets}
             self._dup_model.options = list(MODEL_KINDS)
-            if s.session is not None and not self._table.selection:
+            if not chosen and s.session is not None:
                 # the open session, selected: Rename, Refine... act on it by default
-                self.select(s.session.session_id)
+                chosen = [s.session.session_id]
+            self.select(chosen[0] if chosen else "")
 
     def _selected(self) -> SessionSummary | None:
         sel = self._table.selection

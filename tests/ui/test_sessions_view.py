@@ -123,8 +123,8 @@ def _store_patch(db: str, sid: str) -> int:
 
 def test_the_open_session_is_selected_in_the_list(learn_store, oscd_db):
     """Opening the Sessions tab (refresh) selects the session open in this window, so
-    Refine, Rename... act on it without a search through the list; a row the analyst
-    selected stays selected."""
+    Refine, Rename... act on it without a search through the list; a session the analyst
+    selected stays selected, wherever its row goes."""
     from eominer.ui.sessions import SessionsView
     from eominer.ui.state import AppState
     from tests.learning.sessions import _create
@@ -137,6 +137,12 @@ def test_the_open_session_is_selected_in_the_list(learn_store, oscd_db):
     view.refresh()
     assert [view._rows[i].record.session_id for i in view._table.selection] == [s.session_id]
     view.select(first.session_id)
+    view.refresh()
+    assert [view._rows[i].record.session_id for i in view._table.selection] == [
+        first.session_id]
+    # another window starts a session: it comes first in the list, and the selection
+    # stays on the same session, not on the same row
+    _create(learn_store, oscd_db).label(int(s.patch_ids[0]), 1, "ana")
     view.refresh()
     assert [view._rows[i].record.session_id for i in view._table.selection] == [
         first.session_id]
