@@ -214,7 +214,7 @@ def test_app_downloads_polygons_with_their_stac_item(learn_store, oscd_db, tmp_p
     view = PublishView(state=state)
     assert list(POLYGON_FORMATS.values()) == ["geojson", "gpkg", "parquet", "fgb"]
     for key, button in zip(POLYGON_FORMATS.values(), view._polygon_downloads, strict=True):
-        assert button.filename == f"new_construction-polygons-{key}.zip"
+        assert button.filename == f"new_construction-{s.session_id}-polygons-{key}.zip"
         buf = button.callback()
         assert buf is not None, state.message
         folder = tmp_path / key
