@@ -67,6 +67,7 @@ class PublishView(Viewer):
                                      sizing_mode="stretch_width")
         self._job: AppJob | None = None
         self._shown: tuple[str, str] = ("", "")  # (job id, state) on screen
+        self._last_published: tuple[Any, Any] = (None, None)  # (session, publish) -> row
         self.state.param.watch(lambda _: self._render(), ["published", "session", "scores_version"])
         # after the map's overlay has gone out: it reads the rounds from the store
         self.state.param.watch(Soon(self._render_trust),
@@ -101,8 +102,7 @@ class PublishView(Viewer):
         """Save the session's model and start `eominer apply` on every product with the
         session's features, at the view's threshold."""
         s = self.state
-        if s.session is None:
-            s.say("start a session and learn first", "warning")
+        if self._no_session():
             return
         with s.work("apply the model"):
             model_id = s.session.save_model()
@@ -148,7 +148,12 @@ class PublishView(Viewer):
         sess = self.state.session
         if sess is None:
             return "<i>no session yet</i>"
-        last = self.state.store.last_published(sess.session_id, sess.concept)
+        # read once per session and publish: a round (which re-renders this) needs none
+        key = (sess.session_id, self.state.published)
+        if self._last_published[0] != key:
+            self._last_published = (key, self.state.store.last_published(sess.session_id,
+                                                                          sess.concept))
+        last = self._last_published[1]
         if last is None:
             return "not published yet"
         version, when = last
@@ -198,12 +203,16 @@ class PublishView(Viewer):
         """A download callback's frame: no session -> say so; else `write(session,
         folder)` -> the bytes to send, in a temporary folder, errors on the status line."""
         s = self.state
-        if s.session is None:
-            s.say("start a session and learn first", "warning")
+        if self._no_session():
             return None
         with s.work(what), tempfile.TemporaryDirectory() as tmp:
             return io.BytesIO(write(s.session, Path(tmp)))
         return None
+
+    def _no_session(self) -> bool:
+        if self.state.session is None:
+            self.state.say("start a session and learn first", "warning")
+        return self.state.session is None
 
     def _exporter(self, fmt: str) -> Callable[[], Any]:
         suffix, func = FORMATS[fmt]
@@ -224,8 +233,7 @@ class PublishView(Viewer):
             from eominer.learning import export as exports
 
             s = self.state
-            if s.session is None:
-                s.say("start a session and learn first", "warning")
+            if self._no_session():
                 return None
             writer = exports.write_geojson if func == "export_geojson" else exports.write_gpkg
             with s.working(f"export {fmt}"), tempfile.TemporaryDirectory() as tmp:
